@@ -1,0 +1,18 @@
+//! The tensor IR: SSA functions over concrete shapes and dtypes.
+//!
+//! `op` lists the primitives, `func` holds functions and builds them,
+//! `text` prints them, `verify` checks them and `interp` defines what they mean.
+//! Lowering, autodiff, the optimizer and every backend share this one IR.
+
+pub mod func;
+pub mod interp;
+pub mod op;
+pub mod tensor;
+pub mod text;
+pub mod types;
+pub mod verify;
+
+pub use func::{Builder, Func, Inst, ValueId};
+pub use op::Op;
+pub use tensor::{Data, Tensor};
+pub use types::{DType, Shape, Type};

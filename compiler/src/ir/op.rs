@@ -1,0 +1,129 @@
+//! The primitive operations of the tensor IR.
+//!
+//! A small set in the spirit of JAX's `lax`: everything the language offers
+//! (softmax, losses, optimizers, layers) is a composition of these, so that
+//! the interpreter, autodiff, the optimizer and every backend have few rules
+//! to get right. `interp.rs` defines what each op means.
+//!
+//! Every `match` on `Op` in the crate is exhaustive (no `_ =>` arm), so adding
+//! an op makes `cargo check` list each pass that must learn it.
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// The `i`-th input of the function. Invariant: `insts[i]` is `Param(i)`.
+    Param(u32),
+    /// A scalar constant of the result dtype. Result shape is `[]`.
+    Constant(f64),
+    /// Each element is its index along `axis` (result dtype i32 or float).
+    Iota { axis: usize },
+
+    // Unary elementwise, float operand, same type out.
+    Neg,
+    Exp,
+    Log,
+    Tanh,
+    Sqrt,
+
+    // Binary elementwise: both operands have the result's exact type.
+    // Broadcasting is always explicit, through `Broadcast`.
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+    Pow,
+
+    // Comparisons: operands of one type, result `bool` of the same shape.
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+
+    /// `select(cond, on_true, on_false)`: cond is bool, branches share the result type.
+    Select,
+    /// Element type conversion to the result dtype (float -> int truncates toward zero).
+    Convert,
+    /// Operand dim `i` becomes result dim `dims[i]`; it must equal that dim or be 1.
+    /// Invariant: `dims` strictly increasing, `dims.len() == operand rank`.
+    Broadcast { dims: Vec<usize> },
+    /// Same elements, row-major order, new shape (the result type's).
+    Reshape,
+    /// Result dim `i` is operand dim `perm[i]`.
+    Transpose { perm: Vec<usize> },
+    /// Sum over `axes`, which are removed from the shape. Invariant: sorted, unique.
+    ReduceSum { axes: Vec<usize> },
+    /// Maximum over `axes`, which are removed. Invariant: sorted, unique.
+    ReduceMax { axes: Vec<usize> },
+    /// Matrix product `[m, k] x [k, n] -> [m, n]` of floats.
+    MatMul,
+}
+
+/// How many arguments an op takes.
+pub fn arity(op: &Op) -> usize {
+    match op {
+        Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => 0,
+        Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => 1,
+        Op::Convert
+        | Op::Broadcast { .. }
+        | Op::Reshape
+        | Op::Transpose { .. }
+        | Op::ReduceSum { .. }
+        | Op::ReduceMax { .. } => 1,
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => 2,
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => 2,
+        Op::MatMul => 2,
+        Op::Select => 3,
+    }
+}
+
+/// The op's name in the IR text form.
+pub fn name(op: &Op) -> &'static str {
+    match op {
+        Op::Param(_) => "param",
+        Op::Constant(_) => "constant",
+        Op::Iota { .. } => "iota",
+        Op::Neg => "neg",
+        Op::Exp => "exp",
+        Op::Log => "log",
+        Op::Tanh => "tanh",
+        Op::Sqrt => "sqrt",
+        Op::Add => "add",
+        Op::Sub => "sub",
+        Op::Mul => "mul",
+        Op::Div => "div",
+        Op::Max => "max",
+        Op::Min => "min",
+        Op::Pow => "pow",
+        Op::Lt => "lt",
+        Op::Le => "le",
+        Op::Gt => "gt",
+        Op::Ge => "ge",
+        Op::Eq => "eq",
+        Op::Ne => "ne",
+        Op::Select => "select",
+        Op::Convert => "convert",
+        Op::Broadcast { .. } => "broadcast",
+        Op::Reshape => "reshape",
+        Op::Transpose { .. } => "transpose",
+        Op::ReduceSum { .. } => "reduce_sum",
+        Op::ReduceMax { .. } => "reduce_max",
+        Op::MatMul => "matmul",
+    }
+}
+
+/// True for ops whose result is computed element by element from operands of
+/// the same shape (the ops a CPU kernel can fuse into one loop).
+pub fn is_elementwise(op: &Op) -> bool {
+    match op {
+        Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => true,
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => true,
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => true,
+        Op::Select | Op::Convert => true,
+        Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
+        Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
+        Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
+    }
+}

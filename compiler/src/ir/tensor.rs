@@ -1,0 +1,145 @@
+//! Host tensors: the values the interpreter computes and the runtime passes
+//! in and out of compiled programs.
+//!
+//! Data is row-major and dense. Floats of both widths, i32 and bool each have
+//! their own storage so that float32 semantics are exact (every f32 result is
+//! rounded to f32, never carried in f64).
+
+use super::types::{DType, Shape, Type};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I32(Vec<i32>),
+    Bool(Vec<bool>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub shape: Shape,
+    pub data: Data,
+}
+
+impl Tensor {
+    pub fn zeros(ty: &Type) -> Tensor {
+        let n = ty.shape.num_elements();
+        let data = match ty.dtype {
+            DType::F32 => Data::F32(vec![0.0; n]),
+            DType::F64 => Data::F64(vec![0.0; n]),
+            DType::I32 => Data::I32(vec![0; n]),
+            DType::Bool => Data::Bool(vec![false; n]),
+        };
+        Tensor { shape: ty.shape.clone(), data }
+    }
+    pub fn f32(dims: &[usize], values: Vec<f32>) -> Tensor {
+        assert_eq!(dims.iter().product::<usize>(), values.len(), "tensor data length");
+        Tensor { shape: Shape(dims.to_vec()), data: Data::F32(values) }
+    }
+    pub fn f64(dims: &[usize], values: Vec<f64>) -> Tensor {
+        assert_eq!(dims.iter().product::<usize>(), values.len(), "tensor data length");
+        Tensor { shape: Shape(dims.to_vec()), data: Data::F64(values) }
+    }
+    pub fn i32(dims: &[usize], values: Vec<i32>) -> Tensor {
+        assert_eq!(dims.iter().product::<usize>(), values.len(), "tensor data length");
+        Tensor { shape: Shape(dims.to_vec()), data: Data::I32(values) }
+    }
+    pub fn bool(dims: &[usize], values: Vec<bool>) -> Tensor {
+        assert_eq!(dims.iter().product::<usize>(), values.len(), "tensor data length");
+        Tensor { shape: Shape(dims.to_vec()), data: Data::Bool(values) }
+    }
+    pub fn scalar_f32(v: f32) -> Tensor {
+        Tensor::f32(&[], vec![v])
+    }
+    pub fn dtype(&self) -> DType {
+        match self.data {
+            Data::F32(_) => DType::F32,
+            Data::F64(_) => DType::F64,
+            Data::I32(_) => DType::I32,
+            Data::Bool(_) => DType::Bool,
+        }
+    }
+    pub fn ty(&self) -> Type {
+        Type { dtype: self.dtype(), shape: self.shape.clone() }
+    }
+    pub fn len(&self) -> usize {
+        self.shape.num_elements()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Every element widened to f64 (bool as 0/1). For tests and printing.
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        match &self.data {
+            Data::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            Data::F64(v) => v.clone(),
+            Data::I32(v) => v.iter().map(|&x| x as f64).collect(),
+            Data::Bool(v) => v.iter().map(|&x| if x { 1.0 } else { 0.0 }).collect(),
+        }
+    }
+    /// Builds a tensor of `dtype` from f64 values (rounding to the dtype).
+    pub fn from_f64(dtype: DType, dims: &[usize], values: &[f64]) -> Tensor {
+        let shape = Shape(dims.to_vec());
+        assert_eq!(shape.num_elements(), values.len(), "tensor data length");
+        let data = match dtype {
+            DType::F32 => Data::F32(values.iter().map(|&x| x as f32).collect()),
+            DType::F64 => Data::F64(values.to_vec()),
+            DType::I32 => Data::I32(values.iter().map(|&x| x as i32).collect()),
+            DType::Bool => Data::Bool(values.iter().map(|&x| x != 0.0).collect()),
+        };
+        Tensor { shape, data }
+    }
+    /// The single element of a scalar (or one-element) tensor, as f64.
+    pub fn scalar_value(&self) -> f64 {
+        self.to_f64_vec()[0]
+    }
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            Data::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values = self.to_f64_vec();
+        let fmt_one = |x: f64| match self.dtype() {
+            DType::I32 => format!("{}", x as i64),
+            DType::Bool => format!("{}", x != 0.0),
+            _ => format!("{x:.6}"),
+        };
+        if self.shape.rank() == 0 {
+            return write!(f, "{}", fmt_one(values[0]));
+        }
+        // Nested brackets, row-major; long tensors are elided in the middle.
+        fn rec(
+            f: &mut std::fmt::Formatter<'_>,
+            dims: &[usize],
+            values: &[f64],
+            fmt_one: &dyn Fn(f64) -> String,
+        ) -> std::fmt::Result {
+            write!(f, "[")?;
+            let n = dims[0];
+            let inner: usize = dims[1..].iter().product();
+            for i in 0..n {
+                if n > 8 && i == 3 {
+                    write!(f, "..., ")?;
+                }
+                if n > 8 && (3..n - 3).contains(&i) {
+                    continue;
+                }
+                if i > 0 && !(n > 8 && i == n - 3) {
+                    write!(f, ", ")?;
+                }
+                if dims.len() == 1 {
+                    write!(f, "{}", fmt_one(values[i]))?;
+                } else {
+                    rec(f, &dims[1..], &values[i * inner..(i + 1) * inner], fmt_one)?;
+                }
+            }
+            write!(f, "]")
+        }
+        rec(f, self.shape.dims(), &values, &fmt_one)
+    }
+}

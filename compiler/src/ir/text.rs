@@ -1,0 +1,41 @@
+//! The IR's text form, as `jlc dump --stage ir` prints it.
+//!
+//! ```text
+//! func @loss(%0: f32[8, 4], %1: f32[4]) {
+//!   %2 = broadcast{dims=[1]} %1 : f32[8, 4]
+//!   %3 = add %0, %2 : f32[8, 4]
+//!   return %3
+//! }
+//! ```
+
+use super::func::Func;
+use super::op::{name, Op};
+use std::fmt::Write;
+
+pub fn print(func: &Func) -> String {
+    let mut out = String::new();
+    let params = (0..func.n_params)
+        .map(|i| format!("%{i}: {}", func.insts[i].ty))
+        .collect::<Vec<_>>()
+        .join(", ");
+    writeln!(out, "func @{}({params}) {{", func.name).unwrap();
+    for (i, inst) in func.insts.iter().enumerate().skip(func.n_params) {
+        let attrs = match &inst.op {
+            Op::Constant(v) => format!("{{value={v:?}}}"),
+            Op::Iota { axis } => format!("{{axis={axis}}}"),
+            Op::Broadcast { dims } => format!("{{dims={dims:?}}}"),
+            Op::Transpose { perm } => format!("{{perm={perm:?}}}"),
+            Op::ReduceSum { axes } | Op::ReduceMax { axes } => format!("{{axes={axes:?}}}"),
+            Op::Param(_) | Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => String::new(),
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => String::new(),
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => String::new(),
+            Op::Select | Op::Convert | Op::Reshape | Op::MatMul => String::new(),
+        };
+        let args = inst.args.iter().map(|a| format!("%{}", a.0)).collect::<Vec<_>>().join(", ");
+        let sep = if args.is_empty() { "" } else { " " };
+        writeln!(out, "  %{i} = {}{attrs}{sep}{args} : {}", name(&inst.op), inst.ty).unwrap();
+    }
+    let outs = func.outputs.iter().map(|v| format!("%{}", v.0)).collect::<Vec<_>>().join(", ");
+    writeln!(out, "  return {outs}\n}}").unwrap();
+    out
+}

@@ -1,0 +1,103 @@
+//! The IR verifier: checks every structural and typing invariant of a `Func`.
+//!
+//! Run after every pass in tests and debug builds. A failure is a compiler
+//! bug, never a user error, so callers panic with the pass name and the dump.
+
+use super::func::Func;
+use super::op::{arity, Op};
+use super::types::{DType, Type};
+
+pub fn verify(func: &Func) -> Result<(), String> {
+    for (i, inst) in func.insts.iter().enumerate() {
+        let err = |msg: String| Err(format!("%{i} = {}: {msg}", super::op::name(&inst.op)));
+        if inst.args.len() != arity(&inst.op) {
+            return err(format!("expects {} args, has {}", arity(&inst.op), inst.args.len()));
+        }
+        if let Some(bad) = inst.args.iter().find(|a| a.index() >= i) {
+            return err(format!("uses %{} before its definition", bad.0));
+        }
+        let is_param = matches!(inst.op, Op::Param(_));
+        if is_param != (i < func.n_params) || (is_param && inst.op != Op::Param(i as u32)) {
+            return err("params must be exactly the first instructions, in order".into());
+        }
+        let arg = |k: usize| &func.insts[inst.args[k].index()].ty;
+        if let Err(msg) = check_type(&inst.op, &inst.ty, &(0..inst.args.len()).map(arg).collect::<Vec<_>>()) {
+            return err(msg);
+        }
+    }
+    if let Some(bad) = func.outputs.iter().find(|o| o.index() >= func.insts.len()) {
+        return Err(format!("output %{} is not defined", bad.0));
+    }
+    Ok(())
+}
+
+fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
+    let want = |cond: bool, what: &str| if cond { Ok(()) } else { Err(what.to_string()) };
+    match op {
+        Op::Param(_) => Ok(()),
+        Op::Constant(_) => want(ty.shape.rank() == 0, "constant must be a scalar"),
+        Op::Iota { axis } => want(*axis < ty.shape.rank() && ty.dtype != DType::Bool, "iota axis/dtype"),
+        Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => {
+            want(args[0] == ty, "result type must equal operand type")?;
+            want(op == &Op::Neg || ty.dtype.is_float(), "transcendental op needs a float operand")
+        }
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => {
+            want(args[0] == ty && args[1] == ty, "operands and result must have one type")?;
+            want(ty.dtype != DType::Bool, "arithmetic on bool")
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => {
+            want(args[0] == args[1], "compared operands must have one type")?;
+            want(ty == &args[0].with_dtype(DType::Bool), "comparison yields bool of operand shape")
+        }
+        Op::Select => {
+            want(args[0] == &ty.with_dtype(DType::Bool), "select condition must be bool of result shape")?;
+            want(args[1] == ty && args[2] == ty, "select branches must have the result type")
+        }
+        Op::Convert => want(args[0].shape == ty.shape, "convert keeps the shape"),
+        Op::Broadcast { dims } => {
+            want(args[0].dtype == ty.dtype, "broadcast keeps the dtype")?;
+            want(dims.len() == args[0].shape.rank(), "one target dim per operand dim")?;
+            want(dims.windows(2).all(|w| w[0] < w[1]), "dims must increase")?;
+            for (i, &d) in dims.iter().enumerate() {
+                want(d < ty.shape.rank(), "dim out of range")?;
+                let (src, dst) = (args[0].shape.0[i], ty.shape.0[d]);
+                want(src == dst || src == 1, "operand dim must equal target or be 1")?;
+            }
+            Ok(())
+        }
+        Op::Reshape => {
+            want(args[0].dtype == ty.dtype, "reshape keeps the dtype")?;
+            want(args[0].shape.num_elements() == ty.shape.num_elements(), "reshape keeps the size")
+        }
+        Op::Transpose { perm } => {
+            let mut sorted = perm.clone();
+            sorted.sort();
+            want(sorted == (0..args[0].shape.rank()).collect::<Vec<_>>(), "perm must be a permutation")?;
+            let dims: Vec<usize> = perm.iter().map(|&p| args[0].shape.0[p]).collect();
+            want(ty == &Type::new(args[0].dtype, &dims), "transpose result type")
+        }
+        Op::ReduceSum { axes } | Op::ReduceMax { axes } => {
+            want(axes.windows(2).all(|w| w[0] < w[1]), "axes must be sorted and unique")?;
+            want(axes.iter().all(|&a| a < args[0].shape.rank()), "axis out of range")?;
+            let dims: Vec<usize> = (0..args[0].shape.rank())
+                .filter(|d| !axes.contains(d))
+                .map(|d| args[0].shape.0[d])
+                .collect();
+            want(ty == &Type::new(args[0].dtype, &dims), "reduce result type")
+        }
+        Op::MatMul => {
+            let (a, b) = (args[0], args[1]);
+            want(a.shape.rank() == 2 && b.shape.rank() == 2, "matmul operands are rank 2")?;
+            want(a.dtype == b.dtype && a.dtype == ty.dtype && ty.dtype.is_float(), "matmul dtypes")?;
+            want(a.shape.0[1] == b.shape.0[0], "matmul inner dims")?;
+            want(ty.shape.0 == vec![a.shape.0[0], b.shape.0[1]], "matmul result shape")
+        }
+    }
+}
+
+/// Panics with the pass name and the IR dump if `func` is malformed.
+pub fn assert_valid(func: &Func, pass: &str) {
+    if let Err(msg) = verify(func) {
+        panic!("IR verifier failed after `{pass}`: {msg}\n{}", super::text::print(func));
+    }
+}

@@ -1,0 +1,1 @@
+//! The trainer: Lightning's loop around one compiled step program.
