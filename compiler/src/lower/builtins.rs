@@ -1,0 +1,412 @@
+//! Built-in functions: math, reductions, `where`, conversions, `print`,
+//! `log`, initializers, transformations and `optimizer`.
+//!
+//! Everything else users call (relu, softmax, losses, layers, optimizers)
+//! is written in the language, in `stdlib/`.
+
+use super::elab::{CallArg, Elaborator, Env, LogEntry, PrintItem};
+use super::ops::{known, Reduce};
+use super::value::{FnRef, Init, Optimizer, TVal, Val};
+use crate::check::{shape_rules, Dim, Ty};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{DType, Op, Shape, Type};
+use crate::span::Span;
+
+pub const NAMES: &[&str] = &[
+    "exp", "log", "tanh", "sqrt", "sum", "mean", "max", "min", "where", "float", "one_hot", "linspace", "transpose",
+    "print", "zeros", "ones", "uniform", "normal", "glorot_uniform", "grad", "value_and_grad", "optimizer",
+];
+
+pub fn lookup(name: &str) -> Option<&'static str> {
+    NAMES.iter().copied().find(|n| *n == name)
+}
+
+pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<CallArg>, span: Span) -> Val {
+    if args.iter().any(|a| matches!(a.value, Val::Poison)) {
+        return Val::Poison;
+    }
+    match name {
+        "exp" | "tanh" | "sqrt" => unary_math(el, name, &args, span),
+        "log" => {
+            if matches!(args.first().map(|a| &a.value), Some(Val::Str(_))) {
+                log_metric(el, args, span)
+            } else {
+                unary_math(el, name, &args, span)
+            }
+        }
+        "sum" | "mean" => reduction(el, if name == "sum" { Reduce::Sum } else { Reduce::Mean }, args, span, name),
+        "max" | "min" => {
+            let positional = args.iter().filter(|a| a.name.is_none()).count();
+            if positional == 2 {
+                elementwise_max_min(el, name, &args, span)
+            } else if name == "max" {
+                reduction(el, Reduce::Max, args, span, name)
+            } else {
+                // min(x) = -max(-x): exact in floating point.
+                let Some(t) = first_tensor(el, &args, span, name) else { return Val::Poison };
+                let neg = el.unary(crate::syntax::ast::UnOp::Neg, Val::Tensor(t), span);
+                let mut rest = args.clone();
+                rest[0].value = neg;
+                let m = reduction(el, Reduce::Max, rest, span, name);
+                el.unary(crate::syntax::ast::UnOp::Neg, m, span)
+            }
+        }
+        "where" => where_(el, &args, span),
+        "float" => {
+            let Some(t) = first_tensor(el, &args, span, name) else { return Val::Poison };
+            let id = t.id.map(|x| el.b().convert(x, DType::F32));
+            Val::Tensor(TVal { ty: t.ty.with_dtype(DType::F32), id })
+        }
+        "one_hot" => one_hot(el, &args, span),
+        "linspace" => linspace(el, &args, span),
+        "transpose" => {
+            let Some(t) = first_tensor(el, &args, span, name) else { return Val::Poison };
+            el.transpose_all(t, span)
+        }
+        "print" => print(el, args, span),
+        "zeros" => Val::Init(Init::Zeros),
+        "ones" => Val::Init(Init::Ones),
+        "glorot_uniform" => Val::Init(Init::GlorotUniform),
+        "uniform" => match (num(args.first()), num(args.get(1))) {
+            (Some(low), Some(high)) if low <= high => Val::Init(Init::Uniform { low, high }),
+            _ => bad(el, "uniform(low, high) needs two compile-time numbers with low <= high", span),
+        },
+        "normal" => {
+            let std = args.iter().find(|a| a.name.as_deref() == Some("std")).or(args.first());
+            let mean = args.iter().find(|a| a.name.as_deref() == Some("mean"));
+            match (num(std), mean.map_or(Some(0.0), |m| num(Some(m)))) {
+                (Some(std), Some(mean)) if std >= 0.0 => Val::Init(Init::Normal { mean, std }),
+                _ => bad(el, "normal(std, mean = 0.0) needs compile-time numbers, std >= 0", span),
+            }
+        }
+        "grad" | "value_and_grad" => {
+            let Some(CallArg { value: Val::Fn(f), .. }) = args.first() else {
+                return bad(el, &format!("{name}(f, wrt = ...) needs a named function as its first argument"), span);
+            };
+            let wrt = match args.iter().find(|a| a.name.as_deref() == Some("wrt")) {
+                Some(CallArg { value: Val::Tuple(items), .. }) => items.iter().filter_map(|v| if let Val::Str(s) = v { Some(s.clone()) } else { None }).collect(),
+                Some(_) => return bad(el, "`wrt` names the parameters to differentiate, e.g. `wrt = (w, b)`", span),
+                None => {
+                    let decl = el.prog.fn_decl(f.module, f.item);
+                    decl.params.first().map(|p| vec![p.name.name.clone()]).unwrap_or_default()
+                }
+            };
+            Val::Grad { f: *f, wrt, with_value: name == "value_and_grad" }
+        }
+        "optimizer" => {
+            let Some(CallArg { value: Val::Fn(update), .. }) = args.first() else {
+                return bad(el, "optimizer(update_fn, hyperparameters...) needs a named update function", span);
+            };
+            let hyper = args.iter().skip(1).filter_map(|a| a.name.clone().map(|n| (n, a.value.clone()))).collect();
+            let name = el.prog.fn_decl(update.module, update.item).name.name.trim_end_matches("_update").to_string();
+            Val::Optimizer(Optimizer { name, update: FnRef { ..*update }, hyper })
+        }
+        other => unreachable!("builtin `{other}` listed but not implemented"),
+    }
+}
+
+fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
+    el.error(Diagnostic::error(Code::BadCall, msg.to_string()).with_label(span, "in this call"))
+}
+
+fn num(a: Option<&CallArg>) -> Option<f64> {
+    match a.map(|a| &a.value) {
+        Some(Val::Float(x)) => Some(*x),
+        Some(Val::Int(Dim::Known(n))) => Some(*n as f64),
+        _ => None,
+    }
+}
+
+fn first_tensor(el: &mut Elaborator, args: &[CallArg], span: Span, name: &str) -> Option<TVal> {
+    match args.first() {
+        Some(CallArg { value: Val::Tensor(t), .. }) => Some(t.clone()),
+        Some(a) => {
+            let d = a.value.describe();
+            el.error(Diagnostic::error(Code::TypeMismatch, format!("`{name}` expects a tensor, found {d}")).with_label(a.span, format!("this is {d}")));
+            None
+        }
+        None => {
+            el.error(Diagnostic::error(Code::BadCall, format!("`{name}` needs an argument")).with_label(span, "in this call"));
+            None
+        }
+    }
+}
+
+fn unary_math(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Val {
+    if args.len() != 1 {
+        return bad(el, &format!("`{name}` takes exactly one argument"), span);
+    }
+    if let Val::Float(x) | Val::Int(Dim::Known(_)) = &args[0].value {
+        let x = match &args[0].value {
+            Val::Float(x) => *x,
+            Val::Int(Dim::Known(n)) => *n as f64,
+            _ => unreachable!(),
+        };
+        let _ = x;
+        let x = num(Some(&args[0])).expect("number");
+        return Val::Float(match name {
+            "exp" => x.exp(),
+            "log" => x.ln(),
+            "tanh" => x.tanh(),
+            _ => x.sqrt(),
+        });
+    }
+    let Some(t) = first_tensor(el, args, span, name) else { return Val::Poison };
+    if !t.ty.dtype.is_float() {
+        return el.error(
+            Diagnostic::error(Code::TypeMismatch, format!("`{name}` needs a float tensor, found {}", t.ty))
+                .with_label(args[0].span, format!("this is {}", t.ty))
+                .with_help("convert with `float(x)`"),
+        );
+    }
+    let op = match name {
+        "exp" => Op::Exp,
+        "log" => Op::Log,
+        "tanh" => Op::Tanh,
+        _ => Op::Sqrt,
+    };
+    let id = t.id.map(|x| el.b().unary(op, x));
+    Val::Tensor(TVal { ty: t.ty, id })
+}
+
+fn reduction(el: &mut Elaborator, kind: Reduce, args: Vec<CallArg>, span: Span, name: &str) -> Val {
+    let Some(t) = first_tensor(el, &args, span, name) else { return Val::Poison };
+    let mut axes = None;
+    let mut keepdims = false;
+    for a in args.iter().skip(1) {
+        match (a.name.as_deref(), &a.value) {
+            (Some("axis") | None, Val::Int(Dim::Known(n))) => axes = Some(vec![*n as i64]),
+            (Some("axis") | None, Val::Float(x)) if x.fract() == 0.0 && *x < 0.0 => axes = Some(vec![*x as i64]),
+            (Some("axis") | None, Val::Tuple(items)) => {
+                let mut v = Vec::new();
+                for it in items {
+                    match it {
+                        Val::Int(Dim::Known(n)) => v.push(*n as i64),
+                        Val::Float(x) if x.fract() == 0.0 => v.push(*x as i64),
+                        _ => return bad(el, "axes must be integers", a.span),
+                    }
+                }
+                axes = Some(v);
+            }
+            (Some("keepdims"), Val::Bool(b)) => keepdims = *b,
+            _ => return bad(el, &format!("`{name}` takes (x, axis = int or tuple, keepdims = bool)"), a.span),
+        }
+    }
+    let axes = match axes {
+        None => None,
+        Some(list) => {
+            let mut out = Vec::new();
+            for ax in list {
+                match shape_rules::axis(ax, t.ty.rank()) {
+                    Ok(a) if !out.contains(&a) => out.push(a),
+                    Ok(_) => return bad(el, "an axis is listed twice", span),
+                    Err(msg) => {
+                        return el.error(Diagnostic::error(Code::ShapeMismatch, msg).with_label(args[0].span, format!("this is {}", t.ty)).with_label(span, "in this reduction"))
+                    }
+                }
+            }
+            out.sort();
+            Some(out)
+        }
+    };
+    if kind == Reduce::Mean && !t.ty.dtype.is_float() {
+        return bad(el, "`mean` needs a float tensor; convert with `float(x)`", span);
+    }
+    el.reduce(kind, t, axes, keepdims)
+}
+
+fn elementwise_max_min(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Val {
+    // max(a, b) = select(a >= b, a, b), built from the IR's Max/Min.
+    let (a, b) = (&args[0], &args[1]);
+    let dtype = match (&a.value, &b.value) {
+        (Val::Tensor(t), _) | (_, Val::Tensor(t)) => t.ty.dtype,
+        _ => {
+            let (x, y) = (num(Some(a)), num(Some(b)));
+            return match (x, y) {
+                (Some(x), Some(y)) => Val::Float(if name == "max" { x.max(y) } else { x.min(y) }),
+                _ => bad(el, &format!("`{name}` needs numbers or tensors"), span),
+            };
+        }
+    };
+    let (Some(x), Some(y)) = (el.as_tensor(&a.value, dtype, a.span), el.as_tensor(&b.value, dtype, b.span)) else { return Val::Poison };
+    if x.ty.dtype != y.ty.dtype {
+        return el.error(
+            Diagnostic::error(Code::TypeMismatch, format!("`{name}` needs operands of one dtype"))
+                .with_label(a.span, format!("this is {}", x.ty))
+                .with_label(b.span, format!("this is {}", y.ty)),
+        );
+    }
+    let dims = match shape_rules::broadcast(&x.ty.dims, &y.ty.dims) {
+        Ok(d) => d,
+        Err(msg) => {
+            return el.error(
+                Diagnostic::error(Code::ShapeMismatch, format!("shapes {} and {} cannot be broadcast for `{name}`", x.ty, y.ty))
+                    .with_label(a.span, format!("this is {}", x.ty))
+                    .with_label(b.span, format!("this is {}", y.ty))
+                    .with_note(msg),
+            )
+        }
+    };
+    let id = match (x.id, y.id) {
+        (Some(xi), Some(yi)) => {
+            let shape = Shape(dims.iter().map(known).collect());
+            let bld = el.b();
+            let xb = bld.broadcast_to(xi, &shape);
+            let yb = bld.broadcast_to(yi, &shape);
+            Some(bld.binary(if name == "max" { Op::Max } else { Op::Min }, xb, yb))
+        }
+        _ => None,
+    };
+    Val::Tensor(TVal { ty: Ty { dtype, dims }, id })
+}
+
+fn where_(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    if args.len() != 3 {
+        return bad(el, "where(cond, a, b) takes three arguments", span);
+    }
+    let Some(c) = first_tensor(el, args, span, "where") else { return Val::Poison };
+    if c.ty.dtype != DType::Bool {
+        return el.error(Diagnostic::error(Code::TypeMismatch, "the condition of `where` must be a bool tensor").with_label(args[0].span, format!("this is {}", c.ty)));
+    }
+    let dtype = match (&args[1].value, &args[2].value) {
+        (Val::Tensor(t), _) | (_, Val::Tensor(t)) => t.ty.dtype,
+        _ => DType::F32,
+    };
+    let (Some(x), Some(y)) = (el.as_tensor(&args[1].value, dtype, args[1].span), el.as_tensor(&args[2].value, dtype, args[2].span)) else { return Val::Poison };
+    if x.ty.dtype != y.ty.dtype {
+        return el.error(
+            Diagnostic::error(Code::TypeMismatch, "the branches of `where` must have one dtype")
+                .with_label(args[1].span, format!("this is {}", x.ty))
+                .with_label(args[2].span, format!("this is {}", y.ty)),
+        );
+    }
+    let dims = shape_rules::broadcast(&c.ty.dims, &x.ty.dims).and_then(|d| shape_rules::broadcast(&d, &y.ty.dims));
+    let dims = match dims {
+        Ok(d) => d,
+        Err(msg) => {
+            return el.error(
+                Diagnostic::error(Code::ShapeMismatch, format!("`where` operands {}, {} and {} cannot be broadcast together", c.ty, x.ty, y.ty))
+                    .with_label(args[0].span, format!("this is {}", c.ty))
+                    .with_label(args[1].span, format!("this is {}", x.ty))
+                    .with_label(args[2].span, format!("this is {}", y.ty))
+                    .with_note(msg),
+            )
+        }
+    };
+    let id = match (c.id, x.id, y.id) {
+        (Some(ci), Some(xi), Some(yi)) => {
+            let shape = Shape(dims.iter().map(known).collect());
+            let b = el.b();
+            let cb = b.broadcast_to(ci, &shape);
+            let xb = b.broadcast_to(xi, &shape);
+            let yb = b.broadcast_to(yi, &shape);
+            Some(b.select(cb, xb, yb))
+        }
+        _ => None,
+    };
+    Val::Tensor(TVal { ty: Ty { dtype, dims }, id })
+}
+
+fn one_hot(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    let Some(t) = first_tensor(el, args, span, "one_hot") else { return Val::Poison };
+    if t.ty.dtype != DType::I32 {
+        return el.error(Diagnostic::error(Code::TypeMismatch, "one_hot needs integer labels").with_label(args[0].span, format!("this is {}", t.ty)));
+    }
+    let n = match args.get(1).map(|a| &a.value) {
+        Some(Val::Int(d)) => d.clone(),
+        _ => return bad(el, "one_hot(labels, n) needs the number of classes as a compile-time integer", span),
+    };
+    let mut dims = t.ty.dims.clone();
+    dims.push(n.clone());
+    let id = t.id.map(|x| {
+        // one_hot(y, n)[..., j] = float(y[...] == j)
+        let n = known(&n);
+        let b = el.b();
+        let src = b.ty(x).shape.clone();
+        let mut out = src.0.clone();
+        out.push(n);
+        let out = Shape(out);
+        let yb = b.broadcast(x, &out, (0..src.rank()).collect());
+        let idx = b.iota(Type { dtype: DType::I32, shape: out.clone() }, src.rank());
+        let eq = b.binary(Op::Eq, yb, idx);
+        b.convert(eq, DType::F32)
+    });
+    Val::Tensor(TVal { ty: Ty { dtype: DType::F32, dims }, id })
+}
+
+fn linspace(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    let (Some(start), Some(end), Some(CallArg { value: Val::Int(Dim::Known(n)), .. })) = (num(args.first()), num(args.get(1)), args.get(2)) else {
+        return bad(el, "linspace(start, end, n) needs two numbers and a compile-time integer count", span);
+    };
+    let n = *n;
+    if n < 2 {
+        return bad(el, "linspace needs n >= 2", span);
+    }
+    let id = if el.building() {
+        let b = el.b();
+        let ty = Type::new(DType::F32, &[n]);
+        let i = b.iota(ty.clone(), 0);
+        let step = b.full((end - start) / (n - 1) as f64, &ty);
+        let s = b.full(start, &ty);
+        let scaled = b.mul(i, step);
+        Some(b.add(scaled, s))
+    } else {
+        None
+    };
+    Val::Tensor(TVal { ty: Ty { dtype: DType::F32, dims: vec![Dim::Known(n)] }, id })
+}
+
+fn print(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
+    if el.prints.is_none() {
+        return el.error(Diagnostic::error(Code::NotAllowed, "`print` is only allowed in `fn main`").with_label(span, "printed here"));
+    }
+    let mut items = Vec::new();
+    for a in args {
+        match a.value {
+            Val::Str(s) => items.push(PrintItem::Text(s)),
+            Val::Float(x) => items.push(PrintItem::Text(format!("{x}"))),
+            Val::Int(d) => items.push(PrintItem::Text(d.to_string())),
+            Val::Bool(b) => items.push(PrintItem::Text(b.to_string())),
+            Val::Tensor(t) => {
+                items.push(PrintItem::Value(el.printed.len()));
+                el.printed.push(t);
+            }
+            other => {
+                return el.error(Diagnostic::error(Code::TypeMismatch, format!("cannot print {}", other.describe())).with_label(a.span, "here"));
+            }
+        }
+    }
+    el.prints.as_mut().expect("checked above").push(items);
+    Val::Unit
+}
+
+fn log_metric(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
+    if el.logs.is_none() {
+        return el.error(
+            Diagnostic::error(Code::NotAllowed, "`log(name, value)` is only allowed inside step methods")
+                .with_label(span, "logged here")
+                .with_help("log from `training_step` or `validation_step`; for the natural logarithm pass a tensor, `log(x)`"),
+        );
+    }
+    let Some(Val::Str(name)) = args.first().map(|a| a.value.clone()) else { unreachable!("checked by caller") };
+    let value = match args.get(1).map(|a| &a.value) {
+        Some(Val::Tensor(t)) if t.ty.rank() == 0 && t.ty.dtype.is_float() => t.clone(),
+        Some(Val::Tensor(t)) => {
+            let d = format!("a logged value must be a float scalar, found {}", t.ty);
+            return el.error(Diagnostic::error(Code::TypeMismatch, d).with_label(args[1].span, format!("this is {}", t.ty)).with_help("reduce it first, e.g. `mean(x)`"));
+        }
+        Some(v @ (Val::Float(_) | Val::Int(Dim::Known(_)))) => {
+            let v = v.clone();
+            match el.scalar_tensor(&v, DType::F32) {
+                Some(t) => t,
+                None => return Val::Poison,
+            }
+        }
+        _ => return bad(el, "log(name, value, prog_bar = false) needs a value", span),
+    };
+    let prog_bar = args.iter().any(|a| a.name.as_deref() == Some("prog_bar") && matches!(a.value, Val::Bool(true)));
+    if let Some(logs) = el.logs.as_mut() {
+        logs.push(LogEntry { name, value, prog_bar });
+    }
+    Val::Unit
+}

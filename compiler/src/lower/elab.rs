@@ -1,0 +1,743 @@
+//! The elaborator: walks the AST once per use, computing values.
+//!
+//! In check mode (`builder == None`) tensors have front-end types with
+//! possibly symbolic dims and no IR is built: that is type and shape
+//! checking. In build mode every dim is known and each tensor operation
+//! appends IR: that is lowering. One walk serves both, so the checker and
+//! the lowering can never disagree about a rule.
+//!
+//! Functions are instantiated per call (like templates): a generic function
+//! is checked with its arguments' types, and calls are inlined into the IR.
+
+use super::program::{Global, Program};
+use super::value::{FnRef, ModelInst, ParamSpec, TVal, Val};
+use crate::check::{Dim, Ty};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{Builder, DType, ValueId};
+use crate::span::Span;
+use crate::syntax::ast::{self, Expr, ExprKind, Pattern, Stmt};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+/// The deepest call nesting allowed (recursion is not supported).
+const MAX_CALL_DEPTH: usize = 64;
+
+/// A value logged with `log(name, value)` inside a step method.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    pub name: String,
+    pub value: TVal,
+    pub prog_bar: bool,
+}
+
+/// One `print(...)` call in `main`: strings and indices of printed outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PrintItem {
+    Text(String),
+    Value(usize),
+}
+
+pub struct Elaborator<'p> {
+    pub prog: &'p Program,
+    pub diags: Vec<Diagnostic>,
+    /// `None` in check mode.
+    pub builder: Option<Builder>,
+    /// `Some` while elaborating a step method: where `log(...)` goes.
+    pub logs: Option<Vec<LogEntry>>,
+    /// `Some` while elaborating `main`: where `print(...)` goes.
+    pub prints: Option<Vec<Vec<PrintItem>>>,
+    pub printed: Vec<TVal>,
+    /// Parameters collected while instantiating a model (build mode).
+    pub param_specs: Vec<ParamSpec>,
+    /// IR values of model parameters by path (build mode).
+    pub param_values: HashMap<String, ValueId>,
+    pub(crate) depth: usize,
+    /// Fresh names for symbolic dims created while checking.
+    pub(crate) fresh: usize,
+}
+
+/// Local variables of one function invocation.
+pub struct Env {
+    pub module: usize,
+    scopes: Vec<HashMap<String, Val>>,
+}
+
+impl Env {
+    pub fn new(module: usize) -> Env {
+        Env { module, scopes: vec![HashMap::new()] }
+    }
+    pub fn bind(&mut self, name: &str, v: Val) {
+        self.scopes.last_mut().expect("env has a scope").insert(name.to_string(), v);
+    }
+    pub fn lookup(&self, name: &str) -> Option<&Val> {
+        self.scopes.iter().rev().find_map(|s| s.get(name))
+    }
+    /// Rebinds an existing local (`x = ...`); false if there is none.
+    fn rebind(&mut self, name: &str, v: Val) -> bool {
+        for scope in self.scopes.iter_mut().rev() {
+            if let Some(slot) = scope.get_mut(name) {
+                *slot = v;
+                return true;
+            }
+        }
+        false
+    }
+    fn names(&self) -> Vec<String> {
+        self.scopes.iter().flat_map(|s| s.keys().cloned()).collect()
+    }
+}
+
+impl<'p> Elaborator<'p> {
+    pub fn new(prog: &'p Program, builder: Option<Builder>) -> Elaborator<'p> {
+        Elaborator {
+            prog,
+            diags: Vec::new(),
+            builder,
+            logs: None,
+            prints: None,
+            printed: Vec::new(),
+            param_specs: Vec::new(),
+            param_values: HashMap::new(),
+            depth: 0,
+            fresh: 0,
+        }
+    }
+
+    pub fn error(&mut self, d: Diagnostic) -> Val {
+        self.diags.push(d);
+        Val::Poison
+    }
+
+    pub fn building(&self) -> bool {
+        self.builder.is_some()
+    }
+
+    pub fn b(&mut self) -> &mut Builder {
+        self.builder.as_mut().expect("IR builder in build mode")
+    }
+
+    // ---- statements and blocks ----
+
+    pub fn block(&mut self, env: &mut Env, block: &ast::Block) -> Val {
+        env.scopes.push(HashMap::new());
+        let mut last = Val::Unit;
+        for stmt in &block.stmts {
+            last = self.stmt(env, stmt);
+        }
+        env.scopes.pop();
+        last
+    }
+
+    fn stmt(&mut self, env: &mut Env, stmt: &Stmt) -> Val {
+        match stmt {
+            Stmt::Let { pattern, value, .. } => {
+                let v = self.expr(env, value);
+                self.bind_pattern(env, pattern, v, value.span);
+                Val::Unit
+            }
+            Stmt::Assign { name, value, .. } => {
+                let v = self.expr(env, value);
+                if env.lookup(&name.name).is_none() {
+                    let mut d = Diagnostic::error(Code::UnknownName, format!("cannot assign to `{}`: no such variable", name.name))
+                        .with_label(name.span, "not defined in this function");
+                    d = d.with_help(format!("use `let {} = ...` to define a new variable", name.name));
+                    return self.error(d);
+                }
+                let old = env.lookup(&name.name).cloned().expect("checked above");
+                if let (Val::Tensor(a), Val::Tensor(b)) = (&old, &v) {
+                    if a.ty != b.ty {
+                        return self.error(
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                format!("`{}` changes type from {} to {}", name.name, a.ty, b.ty),
+                            )
+                            .with_label(value.span, format!("this is {}", b.ty))
+                            .with_help("a rebinding must keep the variable's type; use `let` for a new variable"),
+                        );
+                    }
+                }
+                env.rebind(&name.name, v);
+                Val::Unit
+            }
+            Stmt::For { var, start, end, body, span } => {
+                let lo = self.expr(env, start);
+                let hi = self.expr(env, end);
+                let (lo, hi) = match (lo, hi) {
+                    (Val::Int(Dim::Known(a)), Val::Int(Dim::Known(b))) => (a, b),
+                    (Val::Poison, _) | (_, Val::Poison) => return Val::Poison,
+                    (a, b) => {
+                        return self.error(
+                            Diagnostic::error(Code::TypeMismatch, "a `for` range must have compile-time integer bounds")
+                                .with_label(start.span.to(end.span), format!("this is {} .. {}", a.describe(), b.describe())),
+                        )
+                    }
+                };
+                // Static loops are unrolled. In check mode one iteration checks the body.
+                let count = if self.building() { hi.saturating_sub(lo) } else { hi.saturating_sub(lo).min(1) };
+                const MAX_UNROLL: usize = 100_000;
+                if count > MAX_UNROLL {
+                    return self.error(
+                        Diagnostic::error(Code::NotAllowed, format!("this loop runs {count} times; at most {MAX_UNROLL} are supported"))
+                            .with_label(*span, "too many iterations"),
+                    );
+                }
+                for i in 0..count {
+                    env.scopes.push(HashMap::new());
+                    env.bind(&var.name, Val::Int(Dim::Known(lo + i)));
+                    for s in &body.stmts {
+                        self.stmt(env, s);
+                    }
+                    env.scopes.pop();
+                    if self.diags.len() > 100 {
+                        break;
+                    }
+                }
+                Val::Unit
+            }
+            Stmt::Expr(e) => self.expr(env, e),
+        }
+    }
+
+    fn bind_pattern(&mut self, env: &mut Env, pattern: &Pattern, v: Val, span: Span) {
+        match pattern {
+            Pattern::Name(id) => env.bind(&id.name, v),
+            Pattern::Tuple(pats, pspan) => match v {
+                Val::Tuple(items) if items.len() == pats.len() => {
+                    for (p, item) in pats.iter().zip(items) {
+                        self.bind_pattern(env, p, item, span);
+                    }
+                }
+                Val::Poison => {
+                    for p in pats {
+                        self.bind_pattern(env, p, Val::Poison, span);
+                    }
+                }
+                other => {
+                    self.error(
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!("cannot destructure {} into {} names", other.describe(), pats.len()),
+                        )
+                        .with_label(*pspan, format!("expects a tuple of {}", pats.len()))
+                        .with_label(span, format!("this is {}", other.describe())),
+                    );
+                    for p in pats {
+                        self.bind_pattern(env, p, Val::Poison, span);
+                    }
+                }
+            },
+        }
+    }
+
+    // ---- expressions ----
+
+    pub fn expr(&mut self, env: &mut Env, e: &Expr) -> Val {
+        match &e.kind {
+            ExprKind::Int(v) => {
+                if *v < 0 {
+                    Val::Poison
+                } else {
+                    Val::Int(Dim::Known(*v as usize))
+                }
+            }
+            ExprKind::Float(x) => Val::Float(*x),
+            ExprKind::Bool(b) => Val::Bool(*b),
+            ExprKind::Str(s) => Val::Str(s.clone()),
+            ExprKind::Name(name) => self.name(env, name, e.span),
+            ExprKind::Unary(op, x) => {
+                let v = self.expr(env, x);
+                self.unary(*op, v, e.span)
+            }
+            ExprKind::Binary(op, a, b) => {
+                let va = self.expr(env, a);
+                let vb = self.expr(env, b);
+                self.binary(*op, va, a.span, vb, b.span, e.span)
+            }
+            ExprKind::Call { callee, args } => {
+                let f = self.expr(env, callee);
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    // `grad(f, wrt = (w, b))` names parameters: keep names unevaluated.
+                    let v = if a.name.as_ref().is_some_and(|n| n.name == "wrt") && matches!(f, Val::Builtin("grad" | "value_and_grad")) {
+                        names_of(&a.value).map(|ns| Val::Tuple(ns.into_iter().map(Val::Str).collect())).unwrap_or(Val::Poison)
+                    } else {
+                        self.expr(env, &a.value)
+                    };
+                    vals.push(CallArg { name: a.name.as_ref().map(|n| n.name.clone()), name_span: a.name.as_ref().map(|n| n.span), value: v, span: a.value.span });
+                }
+                self.call(env, f, callee.span, vals, e.span)
+            }
+            ExprKind::Field(base, field) => {
+                let v = self.expr(env, base);
+                self.field(v, field, e.span)
+            }
+            ExprKind::Tuple(items) => Val::Tuple(items.iter().map(|x| self.expr(env, x)).collect()),
+            ExprKind::Array(items) => {
+                let vals: Vec<Val> = items.iter().map(|x| self.expr(env, x)).collect();
+                self.array_literal(vals, e.span)
+            }
+            ExprKind::Block(b) => self.block(env, b),
+            ExprKind::If { cond, then, otherwise } => match self.expr(env, cond) {
+                Val::Bool(true) => self.block(env, then),
+                Val::Bool(false) => match otherwise {
+                    Some(b) => self.block(env, b),
+                    None => Val::Unit,
+                },
+                Val::Poison => Val::Poison,
+                other => self.error(
+                    Diagnostic::error(Code::TypeMismatch, "an `if` condition must be known at compile time")
+                        .with_label(cond.span, format!("this is {}", other.describe()))
+                        .with_help("to choose between tensors element by element, use `where(cond, a, b)`"),
+                ),
+            },
+            ExprKind::Error => Val::Poison,
+        }
+    }
+
+    fn name(&mut self, env: &Env, name: &str, span: Span) -> Val {
+        if let Some(v) = env.lookup(name) {
+            return v.clone();
+        }
+        match self.prog.modules[env.module].scope.get(name) {
+            Some(Global::Fn { module, item }) => return Val::Fn(FnRef { module: *module, item: *item }),
+            Some(Global::Model { module, item }) => return Val::ModelDecl { module: *module, item: *item },
+            None => {}
+        }
+        if let Some(b) = super::builtins::lookup(name) {
+            return Val::Builtin(b);
+        }
+        let mut candidates: Vec<String> = env.names();
+        candidates.extend(self.prog.modules[env.module].scope.keys().cloned());
+        candidates.extend(super::builtins::NAMES.iter().map(|s| s.to_string()));
+        let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`")).with_label(span, "not found in this scope");
+        if let Some(s) = super::suggest::closest(name, candidates.iter().map(|s| s.as_str())) {
+            d = d.with_help(format!("did you mean `{s}`?"));
+        }
+        self.error(d)
+    }
+
+    fn field(&mut self, base: Val, field: &ast::Ident, span: Span) -> Val {
+        match base {
+            Val::Model(m) => {
+                if let Some(p) = m.params.get(&field.name) {
+                    return Val::Tensor(p.clone());
+                }
+                if let Some(s) = m.subs.get(&field.name) {
+                    return Val::Model(s.clone());
+                }
+                if let Some(c) = m.config.get(&field.name) {
+                    return c.clone();
+                }
+                let decl = self.prog.model_decl(m.module, m.item);
+                if decl.methods.iter().any(|f| f.name.name == field.name) {
+                    return Val::Method { model: m.clone(), name: field.name.clone() };
+                }
+                let mut names: Vec<String> = m.params.keys().chain(m.subs.keys()).chain(m.config.keys()).cloned().collect();
+                names.extend(decl.methods.iter().map(|f| f.name.name.clone()));
+                let mut d = Diagnostic::error(Code::UnknownName, format!("model `{}` has no field or method `{}`", m.name, field.name))
+                    .with_label(field.span, "unknown field");
+                if let Some(s) = super::suggest::closest(&field.name, names.iter().map(|s| s.as_str())) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                }
+                self.error(d)
+            }
+            Val::Tensor(t) if field.name == "T" => self.transpose_all(t, span),
+            Val::Poison => Val::Poison,
+            other => self.error(
+                Diagnostic::error(Code::TypeMismatch, format!("{} has no field `{}`", other.describe(), field.name))
+                    .with_label(span, "no such field"),
+            ),
+        }
+    }
+
+    /// Instantiates a model declaration with constructor arguments.
+    pub fn instantiate(&mut self, module: usize, item: usize, args: Vec<CallArg>, path: &str, span: Span) -> Val {
+        let decl = self.prog.model_decl(module, item);
+        let Some(bound) = self.bind_args(&decl.name.name, &decl.config, args, span, module) else {
+            return Val::Poison;
+        };
+        let mut env = Env::new(module);
+        let mut config = BTreeMap::new();
+        for (p, v) in decl.config.iter().zip(bound) {
+            env.bind(&p.name.name, v.clone());
+            config.insert(p.name.name.clone(), v);
+        }
+        let mut params = BTreeMap::new();
+        let mut subs = BTreeMap::new();
+        for field in &decl.fields {
+            let field_path = if path.is_empty() { field.name.name.clone() } else { format!("{path}.{}", field.name.name) };
+            match &field.kind {
+                ast::FieldKind::Param { ty, init } => {
+                    let Some(t) = self.resolve_type(&env, ty, true) else { continue };
+                    let Some(ir_ty) = t.to_ir() else {
+                        self.error(
+                            Diagnostic::error(Code::TypeMismatch, format!("the shape of parameter `{}` must be known at compile time", field.name.name))
+                                .with_label(ty.span, format!("this is {t}")),
+                        );
+                        continue;
+                    };
+                    let init_val = match init {
+                        Some(e) => self.expr(&mut env, e),
+                        None => Val::Init(super::value::Init::Zeros),
+                    };
+                    let init = match init_val {
+                        Val::Init(i) => i,
+                        Val::Poison => continue,
+                        other => {
+                            self.error(
+                                Diagnostic::error(Code::TypeMismatch, "a parameter's initializer must be an initializer such as `zeros()` or `uniform(-a, a)`")
+                                    .with_label(init.as_ref().map_or(ty.span, |e| e.span), format!("this is {}", other.describe())),
+                            );
+                            continue;
+                        }
+                    };
+                    if ir_ty.dtype != DType::F32 && ir_ty.dtype != DType::F64 {
+                        self.error(
+                            Diagnostic::error(Code::TypeMismatch, "trainable parameters must be floating point")
+                                .with_label(ty.span, format!("this is {t}")),
+                        );
+                        continue;
+                    }
+                    self.param_specs.push(ParamSpec { path: field_path.clone(), ty: ir_ty, init });
+                    let id = self.param_values.get(&field_path).copied();
+                    params.insert(field.name.name.clone(), TVal { ty: t, id });
+                }
+                ast::FieldKind::Submodule { model, args, span } => {
+                    let target = match self.prog.modules[module].scope.get(&model.name) {
+                        Some(Global::Model { module, item }) => (*module, *item),
+                        _ => {
+                            let names: Vec<&str> = self.prog.modules[module]
+                                .scope
+                                .iter()
+                                .filter(|(_, g)| matches!(g, Global::Model { .. }))
+                                .map(|(k, _)| k.as_str())
+                                .collect();
+                            let mut d = Diagnostic::error(Code::UnknownName, format!("unknown model `{}`", model.name)).with_label(model.span, "not a model in scope");
+                            if let Some(s) = super::suggest::closest(&model.name, names.into_iter()) {
+                                d = d.with_help(format!("did you mean `{s}`?"));
+                            }
+                            self.error(d);
+                            continue;
+                        }
+                    };
+                    let vals: Vec<CallArg> = args
+                        .iter()
+                        .map(|a| {
+                            let v = self.expr(&mut env, &a.value);
+                            CallArg { name: a.name.as_ref().map(|n| n.name.clone()), name_span: a.name.as_ref().map(|n| n.span), value: v, span: a.value.span }
+                        })
+                        .collect();
+                    if let Val::Model(m) = self.instantiate(target.0, target.1, vals, &field_path, *span) {
+                        subs.insert(field.name.name.clone(), m);
+                    }
+                }
+            }
+        }
+        Val::Model(Rc::new(ModelInst {
+            name: decl.name.name.clone(),
+            module,
+            item,
+            path: path.to_string(),
+            config,
+            params,
+            subs,
+            span,
+        }))
+    }
+
+    /// Resolves a written type in `env` (config values and bound dims).
+    /// `bind_free`: unknown dim names become symbolic dims (checking a
+    /// signature) instead of errors.
+    pub fn resolve_type(&mut self, env: &Env, ty: &ast::TypeExpr, bind_free: bool) -> Option<Ty> {
+        let dtype = match ty.name.name.as_str() {
+            "f32" | "float" => DType::F32,
+            "f64" => DType::F64,
+            "i32" | "int" => DType::I32,
+            "bool" => DType::Bool,
+            other => {
+                let mut d = Diagnostic::error(Code::UnknownName, format!("unknown type `{other}`")).with_label(ty.name.span, "not a type");
+                if let Some(s) = super::suggest::closest(other, ["f32", "f64", "i32", "bool", "int", "float"].into_iter()) {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                }
+                self.error(d);
+                return None;
+            }
+        };
+        let mut dims = Vec::new();
+        for d in ty.dims.iter().flatten() {
+            match d {
+                ast::DimExpr::Lit(n, _) => dims.push(Dim::Known(*n as usize)),
+                ast::DimExpr::Name(id) => match env.lookup(&id.name) {
+                    Some(Val::Int(dim)) => dims.push(dim.clone()),
+                    Some(other) => {
+                        let desc = other.describe();
+                        self.error(
+                            Diagnostic::error(Code::TypeMismatch, format!("dimension `{}` is {desc}, not an integer", id.name)).with_label(id.span, "used as a dimension"),
+                        );
+                        return None;
+                    }
+                    None if bind_free => dims.push(Dim::Sym(id.name.clone())),
+                    None => {
+                        self.error(Diagnostic::error(Code::UnknownName, format!("unknown dimension `{}`", id.name)).with_label(id.span, "not bound here"));
+                        return None;
+                    }
+                },
+            }
+        }
+        Some(Ty { dtype, dims })
+    }
+
+    /// Function values: calls of named functions, methods, models, builtins
+    /// and transformations.
+    pub fn call(&mut self, env: &mut Env, f: Val, f_span: Span, args: Vec<CallArg>, span: Span) -> Val {
+        match f {
+            Val::ModelDecl { module, item } => self.instantiate(module, item, args, "", span),
+            Val::Fn(r) => self.call_fn(r, None, args, span),
+            Val::Method { model, name } => {
+                let decl = self.prog.model_decl(model.module, model.item);
+                let idx = decl.methods.iter().position(|m| m.name.name == name).expect("method exists");
+                self.call_method(model.clone(), idx, args, span)
+            }
+            Val::Model(m) => {
+                let decl = self.prog.model_decl(m.module, m.item);
+                match decl.methods.iter().position(|f| f.name.name == "__call__" || f.name.name == "forward") {
+                    Some(idx) => self.call_method(m.clone(), idx, args, span),
+                    None => self.error(
+                        Diagnostic::error(Code::BadCall, format!("model `{}` cannot be called: it has no `__call__` or `forward` method", m.name)).with_label(f_span, "called here"),
+                    ),
+                }
+            }
+            Val::Builtin(name) => super::builtins::call(self, env, name, args, span),
+            Val::Grad { f, wrt, with_value } => super::transform::call_grad(self, f, &wrt, with_value, args, span),
+            Val::Poison => Val::Poison,
+            other => self.error(
+                Diagnostic::error(Code::BadCall, format!("{} is not a function", other.describe())).with_label(f_span, "called here"),
+            ),
+        }
+    }
+
+    pub fn call_method(&mut self, model: Rc<ModelInst>, idx: usize, args: Vec<CallArg>, span: Span) -> Val {
+        let r = FnRef { module: model.module, item: idx };
+        self.call_fn_decl(r, self.prog.model_decl(model.module, model.item).methods.get(idx).expect("method"), Some(model), args, span)
+    }
+
+    pub fn call_fn(&mut self, r: FnRef, model: Option<Rc<ModelInst>>, args: Vec<CallArg>, span: Span) -> Val {
+        let decl = self.prog.fn_decl(r.module, r.item);
+        self.call_fn_decl(r, decl, model, args, span)
+    }
+
+    fn call_fn_decl(&mut self, r: FnRef, decl: &'p ast::FnDecl, model: Option<Rc<ModelInst>>, args: Vec<CallArg>, span: Span) -> Val {
+        if self.depth >= MAX_CALL_DEPTH {
+            return self.error(
+                Diagnostic::error(Code::NotAllowed, format!("calls nest deeper than {MAX_CALL_DEPTH} levels at `{}`", decl.name.name))
+                    .with_label(span, "in this call")
+                    .with_note("recursive functions are not supported"),
+            );
+        }
+        let mut env = Env::new(r.module);
+        let params: Vec<ast::Param> = decl.params.iter().filter(|p| p.name.name != "self").cloned().collect();
+        if let Some(m) = &model {
+            env.bind("self", Val::Model(m.clone()));
+            for (k, v) in &m.config {
+                env.bind(k, v.clone());
+            }
+        }
+        let Some(bound) = self.bind_args(&decl.name.name, &params, args.clone(), span, r.module) else {
+            return Val::Poison;
+        };
+        // Check declared parameter types, binding symbolic dims as we go.
+        for ((p, v), arg) in params.iter().zip(bound.iter()).zip(args.iter().map(Some).chain(std::iter::repeat(None))) {
+            let arg_span = arg.map_or(span, |a| a.span);
+            let v = match &p.ty {
+                Some(ty) => self.coerce_to_declared(&mut env, ty, v.clone(), arg_span, &decl.name.name, &p.name),
+                None => v.clone(),
+            };
+            env.bind(&p.name.name, v);
+        }
+        self.depth += 1;
+        let res = self.expr(&mut env, &decl.body);
+        self.depth -= 1;
+        if let (Some(ret), Val::Tensor(t)) = (&decl.ret, &res) {
+            if let Some(want) = self.resolve_type(&env, ret, true) {
+                if !self.type_fits(&want, &t.ty) {
+                    return self.error(
+                        Diagnostic::error(Code::TypeMismatch, format!("`{}` returns {} but declares {}", decl.name.name, t.ty, want))
+                            .with_label(decl.body.span, format!("this is {}", t.ty))
+                            .with_label(ret.span, format!("declared as {want}")),
+                    );
+                }
+            }
+        }
+        res
+    }
+
+    /// Does a value of type `got` fit the declared `want`? Dims named in
+    /// `want` but not bound are accepted (the return type may use fresh names).
+    fn type_fits(&self, want: &Ty, got: &Ty) -> bool {
+        want.dtype == got.dtype
+            && want.dims.len() == got.dims.len()
+            && want.dims.iter().zip(&got.dims).all(|(w, g)| w == g || matches!(w, Dim::Sym(_)) && matches!(g, Dim::Sym(_)))
+    }
+
+    /// Converts an argument to a declared parameter type, unifying symbolic
+    /// dims (`B`) with the argument's dims and binding them in `env`.
+    fn coerce_to_declared(&mut self, env: &mut Env, ty: &ast::TypeExpr, v: Val, arg_span: Span, fn_name: &str, pname: &ast::Ident) -> Val {
+        if ty.dims.is_none() && matches!(ty.name.name.as_str(), "int") {
+            return match v {
+                Val::Int(_) | Val::Poison => v,
+                other => self.error(
+                    Diagnostic::error(Code::TypeMismatch, format!("`{}` of `{fn_name}` must be an integer known at compile time", pname.name))
+                        .with_label(arg_span, format!("this is {}", other.describe())),
+                ),
+            };
+        }
+        if ty.dims.is_none() && ty.name.name == "float" {
+            return match v {
+                Val::Float(_) | Val::Poison => v,
+                Val::Int(Dim::Known(n)) => Val::Float(n as f64),
+                other => self.error(
+                    Diagnostic::error(Code::TypeMismatch, format!("`{}` of `{fn_name}` must be a number known at compile time", pname.name))
+                        .with_label(arg_span, format!("this is {}", other.describe())),
+                ),
+            };
+        }
+        let Some(dtype) = DType::from_name(&ty.name.name) else {
+            self.resolve_type(env, ty, true);
+            return Val::Poison;
+        };
+        let t = match v {
+            Val::Poison => return Val::Poison,
+            Val::Tensor(t) => t,
+            Val::Float(_) | Val::Int(Dim::Known(_)) | Val::Bool(_) if ty.dims.as_ref().is_none_or(|d| d.is_empty()) => {
+                match self.scalar_tensor(&v, dtype) {
+                    Some(t) => t,
+                    None => return Val::Poison,
+                }
+            }
+            other => {
+                return self.error(
+                    Diagnostic::error(Code::TypeMismatch, format!("argument `{}` of `{fn_name}` expects a tensor, got {}", pname.name, other.describe()))
+                        .with_label(arg_span, format!("this is {}", other.describe()))
+                        .with_label(ty.span, "declared here"),
+                )
+            }
+        };
+        let declared = ty.dims.clone().unwrap_or_default();
+        let mismatch = t.ty.dtype != dtype || declared.len() != t.ty.rank();
+        if !mismatch {
+            for (d, got) in declared.iter().zip(&t.ty.dims) {
+                match d {
+                    ast::DimExpr::Lit(n, _) => {
+                        if got != &Dim::Known(*n as usize) {
+                            return self.declared_mismatch(ty, &t, arg_span, fn_name, pname, None);
+                        }
+                    }
+                    ast::DimExpr::Name(id) => match env.lookup(&id.name) {
+                        Some(Val::Int(bound)) => {
+                            if bound != got {
+                                let note = format!("`{}` is {bound} here", id.name);
+                                return self.declared_mismatch(ty, &t, arg_span, fn_name, pname, Some(note));
+                            }
+                        }
+                        Some(_) => {}
+                        None => env.bind(&id.name, Val::Int(got.clone())),
+                    },
+                }
+            }
+            return Val::Tensor(t);
+        }
+        self.declared_mismatch(ty, &t, arg_span, fn_name, pname, None)
+    }
+
+    fn declared_mismatch(&mut self, ty: &ast::TypeExpr, t: &TVal, arg_span: Span, fn_name: &str, pname: &ast::Ident, note: Option<String>) -> Val {
+        let mut d = Diagnostic::error(
+            Code::ShapeMismatch,
+            format!("argument `{}` of `{fn_name}` has type {}, which does not fit its declared type", pname.name, t.ty),
+        )
+        .with_label(arg_span, format!("this is {}", t.ty))
+        .with_label(ty.span, "declared here");
+        if let Some(n) = note {
+            d = d.with_note(n);
+        }
+        self.error(d)
+    }
+
+    /// Matches call arguments (positional, then keyword, then defaults) to
+    /// declared parameters. Returns one value per parameter.
+    pub fn bind_args(&mut self, fn_name: &str, params: &[ast::Param], args: Vec<CallArg>, span: Span, module: usize) -> Option<Vec<Val>> {
+        let mut slots: Vec<Option<Val>> = vec![None; params.len()];
+        let mut ok = true;
+        let mut positional = 0;
+        for a in args {
+            match &a.name {
+                None => {
+                    if positional >= params.len() {
+                        self.error(
+                            Diagnostic::error(Code::BadCall, format!("`{fn_name}` takes {} arguments but more were given", params.len())).with_label(a.span, "extra argument"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    slots[positional] = Some(a.value);
+                    positional += 1;
+                }
+                Some(n) => match params.iter().position(|p| &p.name.name == n) {
+                    Some(i) if slots[i].is_none() => slots[i] = Some(a.value),
+                    Some(_) => {
+                        self.error(Diagnostic::error(Code::BadCall, format!("argument `{n}` of `{fn_name}` is given twice")).with_label(a.name_span.unwrap_or(a.span), "given again here"));
+                        ok = false;
+                    }
+                    None => {
+                        let mut d = Diagnostic::error(Code::BadCall, format!("`{fn_name}` has no parameter named `{n}`")).with_label(a.name_span.unwrap_or(a.span), "unknown keyword argument");
+                        if let Some(s) = super::suggest::closest(n, params.iter().map(|p| p.name.name.as_str())) {
+                            d = d.with_help(format!("did you mean `{s}`?"));
+                        }
+                        self.error(d);
+                        ok = false;
+                    }
+                },
+            }
+        }
+        let mut out = Vec::with_capacity(params.len());
+        for (p, slot) in params.iter().zip(slots) {
+            match slot {
+                Some(v) => out.push(v),
+                None => match &p.default {
+                    Some(e) => {
+                        let mut env = Env::new(module);
+                        out.push(self.expr(&mut env, e));
+                    }
+                    None => {
+                        self.error(Diagnostic::error(Code::BadCall, format!("missing argument `{}` of `{fn_name}`", p.name.name)).with_label(span, "in this call"));
+                        ok = false;
+                    }
+                },
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// A fresh symbolic dim (check mode only).
+    pub fn fresh_dim(&mut self, base: &str) -> Dim {
+        self.fresh += 1;
+        Dim::Sym(format!("{base}{}", self.fresh))
+    }
+}
+
+/// An evaluated call argument.
+#[derive(Clone, Debug)]
+pub struct CallArg {
+    pub name: Option<String>,
+    pub name_span: Option<Span>,
+    pub value: Val,
+    pub span: Span,
+}
+
+/// The names in `wrt = x` or `wrt = (x, y)`.
+fn names_of(e: &Expr) -> Option<Vec<String>> {
+    match &e.kind {
+        ExprKind::Name(n) => Some(vec![n.clone()]),
+        ExprKind::Tuple(items) => items.iter().map(|i| if let ExprKind::Name(n) = &i.kind { Some(n.clone()) } else { None }).collect(),
+        _ => None,
+    }
+}

@@ -1,0 +1,530 @@
+//! Entry points of checking and lowering: what `jlc check`, `jlc run` on a
+//! script, and the trainer ask of the front end.
+
+use super::elab::{CallArg, Elaborator, Env, LogEntry, PrintItem};
+use super::program::{Global, Program};
+use super::transform::inline;
+use super::value::{ParamSpec, TVal, Val};
+use crate::check::{Dim, Ty};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{Builder, DType, Func, Type, ValueId};
+use crate::span::Span;
+use crate::syntax::ast::{self, Item};
+use std::rc::Rc;
+
+/// Checks every function and model of the user's file (and the stdlib
+/// modules it uses) on their declared types. Returns all diagnostics.
+pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
+    let mut el = Elaborator::new(prog, None);
+    for (m, module) in prog.modules.iter().enumerate() {
+        for (i, item) in module.ast.items.iter().enumerate() {
+            match item {
+                Item::Fn(f) if f.params.iter().all(|p| p.ty.is_some() || p.default.is_some()) => {
+                    if f.name.name == "main" && m == 0 {
+                        el.prints = Some(Vec::new());
+                    }
+                    check_fn(&mut el, m, f, None);
+                    el.prints = None;
+                }
+                Item::Model(decl) if decl.config.iter().all(|p| p.default.is_some()) => {
+                    if let Val::Model(inst) = el.instantiate(m, i, vec![], "", decl.span) {
+                        for method in &decl.methods {
+                            if method.params.iter().all(|p| p.name.name == "self" || p.ty.is_some() || p.default.is_some()) {
+                                let is_step = method.name.name.ends_with("_step");
+                                if is_step {
+                                    el.logs = Some(Vec::new());
+                                }
+                                check_fn(&mut el, m, method, Some(inst.clone()));
+                                el.logs = None;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Err(mut d) = training_sections(prog) {
+        el.diags.append(&mut d);
+    }
+    dedup(el.diags)
+}
+
+/// Checks one function on its declared parameter types (symbolic dims).
+fn check_fn(el: &mut Elaborator, module: usize, f: &ast::FnDecl, model: Option<Rc<super::value::ModelInst>>) {
+    let mut env = Env::new(module);
+    if let Some(m) = &model {
+        for (k, v) in &m.config {
+            env.bind(k, v.clone());
+        }
+    }
+    let mut args = Vec::new();
+    for p in f.params.iter().filter(|p| p.name.name != "self") {
+        let Some(ty) = &p.ty else { continue };
+        let v = match ty.name.name.as_str() {
+            "int" if ty.dims.is_none() => Val::Int(Dim::Sym(p.name.name.clone())),
+            "float" if ty.dims.is_none() => Val::Float(1.0),
+            _ => match el.resolve_type(&env, ty, true) {
+                Some(t) => Val::Tensor(TVal { ty: t, id: None }),
+                None => return,
+            },
+        };
+        args.push(CallArg { name: Some(p.name.name.clone()), name_span: None, value: v, span: p.name.span });
+    }
+    let r = super::value::FnRef { module, item: 0 };
+    match model {
+        Some(m) => {
+            let decl = el.prog.model_decl(m.module, m.item);
+            let idx = decl.methods.iter().position(|x| std::ptr::eq(x, f)).expect("method of model");
+            el.call_method(m, idx, args, f.span);
+        }
+        None => {
+            let item = el.prog.modules[module].ast.items.iter().position(|it| matches!(it, Item::Fn(x) if std::ptr::eq(x, f))).expect("fn item");
+            el.call_fn(super::value::FnRef { item, ..r }, None, args, f.span);
+        }
+    }
+}
+
+/// Removes repeated reports of one mistake (a generic function checked on
+/// its own and again at each call reports the same error once).
+fn dedup(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut seen = std::collections::HashSet::new();
+    diags.into_iter().filter(|d| seen.insert((d.code.as_str(), d.primary_span(), d.message.clone()))).collect()
+}
+
+/// A script's `main`, lowered: a function without inputs whose outputs are
+/// the printed values, and the print layout.
+pub struct Script {
+    pub func: Func,
+    pub prints: Vec<Vec<PrintItem>>,
+}
+
+pub fn lower_main(prog: &Program) -> Result<Script, Vec<Diagnostic>> {
+    let Some(Global::Fn { module, item }) = prog.user().scope.get("main").copied() else {
+        return Err(vec![Diagnostic::error(Code::BadSection, "this file has no `fn main()` and no `trainer` section: nothing to run")
+            .with_label(Span::new(prog.user().file, 0, 0), "in this file")
+            .with_help("add `fn main() { ... }` to run a script, or `model`, `data` and `trainer` sections to train")]);
+    };
+    let decl = prog.fn_decl(module, item);
+    if !decl.params.is_empty() {
+        return Err(vec![Diagnostic::error(Code::BadCall, "`main` must take no parameters").with_label(decl.name.span, "defined here")]);
+    }
+    let mut el = Elaborator::new(prog, Some(Builder::new("main", &[])));
+    el.prints = Some(Vec::new());
+    el.call_fn(super::value::FnRef { module, item }, None, vec![], decl.span);
+    if el.diags.iter().any(Diagnostic::is_error) {
+        return Err(dedup(el.diags));
+    }
+    let outputs: Vec<ValueId> = el.printed.iter().map(|t| t.id.expect("built")).collect();
+    let func = el.builder.take().expect("builder").finish(outputs);
+    crate::ir::verify::assert_valid(&func, "lower (main)");
+    Ok(Script { func: crate::ir::dce::dce(&func), prints: el.prints.take().unwrap_or_default() })
+}
+
+/// A compile-time value in a `data` or `trainer` section.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConstValue {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    /// A call such as `csv("file.csv.gz", label = "last")` or `Mlp(hidden = 32)`.
+    Call { name: String, args: Vec<(Option<String>, ConstValue)> },
+}
+
+#[derive(Clone, Debug)]
+pub struct SettingEntry {
+    pub key: String,
+    pub key_span: Span,
+    pub value: ConstValue,
+    pub value_span: Span,
+}
+
+/// A `data = source { ... }` or `trainer { ... }` section, evaluated.
+#[derive(Clone, Debug)]
+pub struct Section {
+    pub span: Span,
+    pub source: Option<(ConstValue, Span)>,
+    pub entries: Vec<SettingEntry>,
+}
+
+pub struct Sections {
+    pub data: Option<Section>,
+    pub trainer: Option<Section>,
+}
+
+/// Evaluates the `data` and `trainer` sections of the user's file.
+pub fn training_sections(prog: &Program) -> Result<Sections, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut data = None;
+    let mut trainer = None;
+    for item in &prog.user().ast.items {
+        match item {
+            Item::Data(d) => {
+                if data.is_some() {
+                    diags.push(Diagnostic::error(Code::BadSection, "a file has at most one `data` section").with_label(d.span, "second `data` section"));
+                }
+                let source = const_value(&d.source, &mut diags).map(|v| (v, d.source.span));
+                data = Some(Section { span: d.span, source, entries: settings(&d.settings, &mut diags) });
+            }
+            Item::Trainer(t) => {
+                if trainer.is_some() {
+                    diags.push(Diagnostic::error(Code::BadSection, "a file has at most one `trainer` section").with_label(t.span, "second `trainer` section"));
+                }
+                trainer = Some(Section { span: t.span, source: None, entries: settings(&t.settings, &mut diags) });
+            }
+            Item::Use(_) | Item::Fn(_) | Item::Model(_) => {}
+        }
+    }
+    if diags.is_empty() {
+        Ok(Sections { data, trainer })
+    } else {
+        Err(diags)
+    }
+}
+
+fn settings(list: &[ast::Setting], diags: &mut Vec<Diagnostic>) -> Vec<SettingEntry> {
+    let mut out: Vec<SettingEntry> = Vec::new();
+    for s in list {
+        if let Some(prev) = out.iter().find(|e| e.key == s.key.name) {
+            diags.push(
+                Diagnostic::error(Code::BadSection, format!("`{}` is set twice", s.key.name))
+                    .with_label(s.key.span, "set again here")
+                    .with_label(prev.key_span, "first set here"),
+            );
+            continue;
+        }
+        if let Some(v) = const_value(&s.value, diags) {
+            out.push(SettingEntry { key: s.key.name.clone(), key_span: s.key.span, value: v, value_span: s.value.span });
+        }
+    }
+    out
+}
+
+/// Evaluates a section value: literals, negation, arithmetic on numbers, calls.
+fn const_value(e: &ast::Expr, diags: &mut Vec<Diagnostic>) -> Option<ConstValue> {
+    use ast::ExprKind as K;
+    Some(match &e.kind {
+        K::Int(i) => ConstValue::Int(*i),
+        K::Float(x) => ConstValue::Float(*x),
+        K::Bool(b) => ConstValue::Bool(*b),
+        K::Str(s) => ConstValue::Str(s.clone()),
+        K::Unary(ast::UnOp::Neg, x) => match const_value(x, diags)? {
+            ConstValue::Int(i) => ConstValue::Int(-i),
+            ConstValue::Float(f) => ConstValue::Float(-f),
+            _ => return bad_const(e, diags),
+        },
+        K::Binary(op, a, b) => {
+            let (a, b) = (const_value(a, diags)?, const_value(b, diags)?);
+            let num = |v: &ConstValue| match v {
+                ConstValue::Int(i) => Some(*i as f64),
+                ConstValue::Float(f) => Some(*f),
+                _ => None,
+            };
+            let (Some(x), Some(y)) = (num(&a), num(&b)) else { return bad_const(e, diags) };
+            match (op, &a, &b) {
+                (ast::BinOp::Add, ConstValue::Int(i), ConstValue::Int(j)) => ConstValue::Int(i.checked_add(*j)?),
+                (ast::BinOp::Mul, ConstValue::Int(i), ConstValue::Int(j)) => ConstValue::Int(i.checked_mul(*j)?),
+                (ast::BinOp::Sub, ConstValue::Int(i), ConstValue::Int(j)) => ConstValue::Int(i.checked_sub(*j)?),
+                (ast::BinOp::Add, ..) => ConstValue::Float(x + y),
+                (ast::BinOp::Sub, ..) => ConstValue::Float(x - y),
+                (ast::BinOp::Mul, ..) => ConstValue::Float(x * y),
+                (ast::BinOp::Div, ..) => ConstValue::Float(x / y),
+                _ => return bad_const(e, diags),
+            }
+        }
+        K::Call { callee, args } => {
+            let K::Name(name) = &callee.kind else { return bad_const(e, diags) };
+            let mut vals = Vec::new();
+            for a in args {
+                vals.push((a.name.as_ref().map(|n| n.name.clone()), const_value(&a.value, diags)?));
+            }
+            ConstValue::Call { name: name.clone(), args: vals }
+        }
+        _ => return bad_const(e, diags),
+    })
+}
+
+fn bad_const(e: &ast::Expr, diags: &mut Vec<Diagnostic>) -> Option<ConstValue> {
+    diags.push(
+        Diagnostic::error(Code::BadSection, "settings must be literals, arithmetic on numbers, or calls such as `csv(\"file.csv\")`")
+            .with_label(e.span, "not a compile-time setting"),
+    );
+    None
+}
+
+/// The compiled programs of a training run.
+#[derive(Clone, Debug)]
+pub struct TrainPrograms {
+    pub model_name: String,
+    /// Trainable parameters, in order: the first inputs and outputs of `train_step`.
+    pub params: Vec<ParamSpec>,
+    pub optimizer: String,
+    /// Optimizer state tensors per parameter (each of the parameter's type).
+    pub states_per_param: usize,
+    /// Inputs: params, states (param-major), step (f32 scalar, 1-based), x, y.
+    /// Outputs: new params, new states, loss, then the logged values.
+    pub train_step: Func,
+    pub train_logs: Vec<(String, bool)>,
+    /// Inputs: params, x, y. Outputs: the logged values. Cannot change parameters.
+    pub val_step: Option<Func>,
+    pub val_logs: Vec<(String, bool)>,
+}
+
+/// Finds the model to train: `model = Name(args)` in the trainer section, or
+/// the last model of the user's file that has a `training_step`.
+fn find_model(prog: &Program, model_setting: Option<&SettingEntry>) -> Result<(usize, usize, Vec<(Option<String>, ConstValue)>), Diagnostic> {
+    if let Some(entry) = model_setting {
+        let (name, args) = match &entry.value {
+            ConstValue::Call { name, args } => (name.clone(), args.clone()),
+            ConstValue::Str(s) => (s.clone(), vec![]),
+            _ => return Err(Diagnostic::error(Code::BadSection, "`model` must name a model, e.g. `model = Mlp(hidden = 64)`").with_label(entry.value_span, "here")),
+        };
+        return match prog.user().scope.get(&name) {
+            Some(Global::Model { module, item }) => Ok((*module, *item, args)),
+            _ => Err(Diagnostic::error(Code::UnknownName, format!("unknown model `{name}`")).with_label(entry.value_span, "not a model in this file")),
+        };
+    }
+    prog.user()
+        .ast
+        .items
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, it)| matches!(it, Item::Model(m) if m.methods.iter().any(|f| f.name.name == "training_step")))
+        .map(|(i, _)| (0, i, vec![]))
+        .ok_or_else(|| {
+            Diagnostic::error(Code::BadSection, "the file has a `trainer` section but no model with a `training_step` method")
+                .with_label(Span::new(prog.user().file, 0, 0), "in this file")
+        })
+}
+
+fn const_to_val(v: &ConstValue) -> Val {
+    match v {
+        ConstValue::Int(i) if *i >= 0 => Val::Int(Dim::Known(*i as usize)),
+        ConstValue::Int(i) => Val::Float(*i as f64),
+        ConstValue::Float(x) => Val::Float(*x),
+        ConstValue::Bool(b) => Val::Bool(*b),
+        ConstValue::Str(s) => Val::Str(s.clone()),
+        ConstValue::Call { .. } => Val::Poison,
+    }
+}
+
+/// Lowers the training and validation steps for batches of types `x_ty`, `y_ty`.
+pub fn lower_training(prog: &Program, trainer: Option<&Section>, x_ty: &Type, y_ty: &Type) -> Result<TrainPrograms, Vec<Diagnostic>> {
+    let model_setting = trainer.and_then(|t| t.entries.iter().find(|e| e.key == "model"));
+    let (module, item, cfg) = find_model(prog, model_setting).map_err(|d| vec![d])?;
+    let decl = prog.model_decl(module, item);
+    let cfg_args: Vec<CallArg> = cfg
+        .iter()
+        .map(|(n, v)| CallArg { name: n.clone(), name_span: None, value: const_to_val(v), span: model_setting.map_or(decl.span, |e| e.value_span) })
+        .collect();
+
+    // 1. Discover the parameters (a dry instantiation in check mode).
+    let mut probe = Elaborator::new(prog, None);
+    let inst = probe.instantiate(module, item, cfg_args.clone(), "", decl.name.span);
+    if probe.diags.iter().any(Diagnostic::is_error) {
+        return Err(dedup(probe.diags));
+    }
+    let Val::Model(inst) = inst else { return Err(dedup(probe.diags)) };
+    let params = probe.param_specs.clone();
+    let n_params = params.len();
+    if n_params == 0 {
+        return Err(vec![Diagnostic::error(Code::BadSection, format!("model `{}` has no trainable parameters", decl.name.name)).with_label(decl.name.span, "defined here")]);
+    }
+
+    // 2. The optimizer.
+    let Some(opt_idx) = decl.methods.iter().position(|f| f.name.name == "configure_optimizers") else {
+        return Err(vec![Diagnostic::error(Code::BadSection, format!("model `{}` has no `configure_optimizers` method", decl.name.name))
+            .with_label(decl.name.span, "defined here")
+            .with_help("add e.g. `fn configure_optimizers(self) = adam(lr = 1e-3)`")]);
+    };
+    let opt = match probe.call_method(inst.clone(), opt_idx, vec![], decl.methods[opt_idx].span) {
+        Val::Optimizer(o) => o,
+        other => {
+            let mut diags = dedup(probe.diags);
+            diags.push(Diagnostic::error(Code::TypeMismatch, format!("`configure_optimizers` must return an optimizer such as `adam(lr = 1e-3)`, not {}", other.describe()))
+                .with_label(decl.methods[opt_idx].body.span, "returned here"));
+            return Err(diags);
+        }
+    };
+    let update_decl = prog.fn_decl(opt.update.module, opt.update.item);
+    let step_pos = update_decl.params.iter().position(|p| p.name.name == "step");
+    let n_states = match step_pos {
+        Some(k) if k >= 2 => k - 2,
+        _ => {
+            return Err(vec![Diagnostic::error(Code::BadSection, format!("optimizer update `{}` must take (p, g, states..., step, hyperparameters...)", update_decl.name.name))
+                .with_label(update_decl.name.span, "defined here")])
+        }
+    };
+
+    // 3. The forward + loss function F(params, x, y) -> (loss, logs...).
+    let mut fwd_types: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
+    fwd_types.push(x_ty.clone());
+    fwd_types.push(y_ty.clone());
+    let Some(train_idx) = decl.methods.iter().position(|f| f.name.name == "training_step") else {
+        return Err(vec![Diagnostic::error(Code::BadSection, format!("model `{}` has no `training_step` method", decl.name.name)).with_label(decl.name.span, "defined here")]);
+    };
+    let (fwd, train_logs) = lower_step(prog, module, item, &cfg_args, &params, &fwd_types, train_idx, true)?;
+
+    // 4. Differentiate with respect to the parameters only.
+    let grad = crate::autodiff::grad(&fwd, &(0..n_params).collect::<Vec<_>>());
+    crate::ir::verify::assert_valid(&grad, "autodiff::grad (training step)");
+
+    // 5. The whole step: gradients, then the optimizer update per parameter.
+    let mut step_types: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
+    for p in &params {
+        for _ in 0..n_states {
+            step_types.push(p.ty.clone());
+        }
+    }
+    step_types.push(Type::scalar(DType::F32));
+    step_types.push(x_ty.clone());
+    step_types.push(y_ty.clone());
+    let mut el = Elaborator::new(prog, Some(Builder::new("train_step", &step_types)));
+    let b = el.b();
+    let param_ids: Vec<ValueId> = (0..n_params).map(|i| b.param(i)).collect();
+    let step_id = b.param(n_params * (1 + n_states));
+    let x_id = b.param(n_params * (1 + n_states) + 1);
+    let y_id = b.param(n_params * (1 + n_states) + 2);
+    let mut grad_args = param_ids.clone();
+    grad_args.push(x_id);
+    grad_args.push(y_id);
+    let outs = inline(b, &grad, &grad_args);
+    let n_logs = train_logs.len();
+    let loss = outs[0];
+    let logs: Vec<ValueId> = outs[1..1 + n_logs].to_vec();
+    let grads: Vec<ValueId> = outs[1 + n_logs..].to_vec();
+    let mut new_params = Vec::new();
+    let mut new_states = Vec::new();
+    for (i, p) in params.iter().enumerate() {
+        let t = |id: ValueId| Val::Tensor(TVal { ty: Ty::known(&p.ty), id: Some(id) });
+        let mut args = vec![
+            CallArg { name: None, name_span: None, value: t(param_ids[i]), span: update_decl.span },
+            CallArg { name: None, name_span: None, value: t(grads[i]), span: update_decl.span },
+        ];
+        for s in 0..n_states {
+            let sid = ValueId((n_params + i * n_states + s) as u32);
+            args.push(CallArg { name: None, name_span: None, value: t(sid), span: update_decl.span });
+        }
+        args.push(CallArg { name: None, name_span: None, value: Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) }), span: update_decl.span });
+        for (k, v) in &opt.hyper {
+            args.push(CallArg { name: Some(k.clone()), name_span: None, value: v.clone(), span: update_decl.span });
+        }
+        let res = el.call_fn(opt.update, None, args, update_decl.span);
+        let items = match res {
+            Val::Tuple(items) if items.len() == 1 + n_states => items,
+            other => {
+                let mut diags = dedup(std::mem::take(&mut el.diags));
+                diags.push(Diagnostic::error(Code::TypeMismatch, format!("optimizer update `{}` must return a tuple (p, states...) of {} values, not {}", update_decl.name.name, 1 + n_states, other.describe()))
+                    .with_label(update_decl.body.span, "returned here"));
+                return Err(diags);
+            }
+        };
+        for (k, it) in items.into_iter().enumerate() {
+            match it {
+                Val::Tensor(TVal { ty, id: Some(id) }) if ty == Ty::known(&p.ty) => {
+                    if k == 0 {
+                        new_params.push(id)
+                    } else {
+                        new_states.push(id)
+                    }
+                }
+                other => {
+                    let mut diags = dedup(std::mem::take(&mut el.diags));
+                    diags.push(Diagnostic::error(Code::TypeMismatch, format!("optimizer update `{}` returned {} for parameter `{}` of type {}", update_decl.name.name, other.describe(), p.path, p.ty))
+                        .with_label(update_decl.body.span, "returned here"));
+                    return Err(diags);
+                }
+            }
+        }
+    }
+    if el.diags.iter().any(Diagnostic::is_error) {
+        return Err(dedup(el.diags));
+    }
+    let mut outputs = new_params;
+    outputs.extend(new_states);
+    outputs.push(loss);
+    outputs.extend(logs);
+    let train_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
+    crate::ir::verify::assert_valid(&train_step, "lower (train step)");
+
+    // 6. Validation: F(params, x, y) -> logs, a separate program.
+    let (val_step, val_logs) = match decl.methods.iter().position(|f| f.name.name == "validation_step") {
+        Some(idx) => {
+            let (f, logs) = lower_step(prog, module, item, &cfg_args, &params, &fwd_types, idx, false)?;
+            (Some(crate::ir::dce::dce(&f)), logs)
+        }
+        None => (None, vec![]),
+    };
+    Ok(TrainPrograms {
+        model_name: decl.name.name.clone(),
+        params,
+        optimizer: opt.name,
+        states_per_param: n_states,
+        train_step,
+        train_logs,
+        val_step,
+        val_logs,
+    })
+}
+
+/// Lowers a step method on (params, x, y). Training steps return
+/// `(loss, logs...)`; other steps return their logs.
+#[allow(clippy::too_many_arguments)]
+fn lower_step(
+    prog: &Program,
+    module: usize,
+    item: usize,
+    cfg_args: &[CallArg],
+    params: &[ParamSpec],
+    types: &[Type],
+    method: usize,
+    is_train: bool,
+) -> Result<(Func, Vec<(String, bool)>), Vec<Diagnostic>> {
+    let decl = prog.model_decl(module, item);
+    let mdecl = &decl.methods[method];
+    let mut el = Elaborator::new(prog, Some(Builder::new(&mdecl.name.name, types)));
+    for (i, p) in params.iter().enumerate() {
+        el.param_values.insert(p.path.clone(), ValueId(i as u32));
+    }
+    let Val::Model(inst) = el.instantiate(module, item, cfg_args.to_vec(), "", decl.name.span) else {
+        return Err(dedup(el.diags));
+    };
+    let n = params.len();
+    let x = TVal { ty: Ty::known(&types[n]), id: Some(ValueId(n as u32)) };
+    let y = TVal { ty: Ty::known(&types[n + 1]), id: Some(ValueId(n as u32 + 1)) };
+    let n_args = mdecl.params.iter().filter(|p| p.name.name != "self").count();
+    if n_args != 2 {
+        return Err(vec![Diagnostic::error(Code::BadSection, format!("`{}` must take (self, x, y): the batch's inputs and labels", mdecl.name.name))
+            .with_label(mdecl.name.span, "defined here")]);
+    }
+    let args = vec![
+        CallArg { name: None, name_span: None, value: Val::Tensor(x), span: mdecl.params[1].name.span },
+        CallArg { name: None, name_span: None, value: Val::Tensor(y), span: mdecl.params[2.min(mdecl.params.len() - 1)].name.span },
+    ];
+    el.logs = Some(Vec::new());
+    let out = el.call_method(inst, method, args, mdecl.span);
+    let logs: Vec<LogEntry> = el.logs.take().unwrap_or_default();
+    if el.diags.iter().any(Diagnostic::is_error) {
+        let mut diags = dedup(el.diags);
+        for d in &mut diags {
+            d.notes.push(format!("while compiling `{}` for batches x: {}, y: {}", mdecl.name.name, types[n], types[n + 1]));
+        }
+        return Err(diags);
+    }
+    let mut outputs = Vec::new();
+    if is_train {
+        match out {
+            Val::Tensor(t) if t.ty.rank() == 0 && t.ty.dtype.is_float() => outputs.push(t.id.expect("built")),
+            other => {
+                return Err(vec![Diagnostic::error(Code::TypeMismatch, format!("`training_step` must return the loss, a float scalar, not {}", other.describe()))
+                    .with_label(mdecl.body.span, "returned here")])
+            }
+        }
+    }
+    outputs.extend(logs.iter().map(|l| l.value.id.expect("built")));
+    let func = el.builder.take().expect("builder").finish(outputs);
+    crate::ir::verify::assert_valid(&func, "lower (step)");
+    Ok((func, logs.into_iter().map(|l| (l.name, l.prog_bar)).collect()))
+}

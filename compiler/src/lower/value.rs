@@ -1,0 +1,113 @@
+//! The values the elaborator computes while walking the AST.
+//!
+//! Tensors carry a front-end type and, when building IR, the IR value that
+//! holds them. Everything else (integers, literals, functions, models,
+//! optimizers, initializers) is known at compile time.
+
+use crate::check::{Dim, Ty};
+use crate::ir::ValueId;
+use crate::span::Span;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+#[derive(Clone, Debug)]
+pub struct TVal {
+    pub ty: Ty,
+    /// The IR value; `None` in check mode.
+    pub id: Option<ValueId>,
+}
+
+/// A named function: its module and index in that module's items.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FnRef {
+    pub module: usize,
+    pub item: usize,
+}
+
+#[derive(Clone, Debug)]
+pub enum Val {
+    Tensor(TVal),
+    /// A compile-time integer (a literal, a config value, a dim).
+    Int(Dim),
+    /// A compile-time float literal: weakly typed, it takes the dtype of the
+    /// tensor it meets (as in JAX).
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Tuple(Vec<Val>),
+    Fn(FnRef),
+    /// A model declaration: calling it instantiates the model.
+    ModelDecl { module: usize, item: usize },
+    Builtin(&'static str),
+    /// `grad(f, wrt = ...)` or `value_and_grad(...)`, waiting for arguments.
+    Grad { f: FnRef, wrt: Vec<String>, with_value: bool },
+    Model(Rc<ModelInst>),
+    Method { model: Rc<ModelInst>, name: String },
+    Init(Init),
+    Optimizer(Optimizer),
+    Unit,
+    /// The result of an expression that already produced a diagnostic;
+    /// absorbs further errors so one mistake gives one report.
+    Poison,
+}
+
+impl Val {
+    pub fn describe(&self) -> String {
+        match self {
+            Val::Tensor(t) => format!("a tensor of type {}", t.ty),
+            Val::Int(d) => format!("the integer {d}"),
+            Val::Float(x) => format!("the number {x}"),
+            Val::Bool(b) => format!("the boolean {b}"),
+            Val::Str(s) => format!("the string {s:?}"),
+            Val::Tuple(items) => format!("a tuple of {} values", items.len()),
+            Val::ModelDecl { .. } => "a model declaration".into(),
+            Val::Fn(_) | Val::Builtin(_) | Val::Grad { .. } | Val::Method { .. } => "a function".into(),
+            Val::Model(m) => format!("a `{}` model", m.name),
+            Val::Init(_) => "an initializer".into(),
+            Val::Optimizer(_) => "an optimizer".into(),
+            Val::Unit => "nothing (`()`)".into(),
+            Val::Poison => "an erroneous value".into(),
+        }
+    }
+}
+
+/// How a parameter's initial value is drawn (by the trainer, on the host).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    Zeros,
+    Ones,
+    Uniform { low: f64, high: f64 },
+    Normal { mean: f64, std: f64 },
+    /// Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)) from the first two dims.
+    GlorotUniform,
+}
+
+/// An optimizer: the update function (`fn f(p, g, states..., step, hyper...)`
+/// returning `(p', states'...)`) and the hyperparameters given by the user.
+#[derive(Clone, Debug)]
+pub struct Optimizer {
+    pub name: String,
+    pub update: FnRef,
+    pub hyper: Vec<(String, Val)>,
+}
+
+/// One trainable parameter of an instantiated model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    /// Dotted path: `l1.weight`.
+    pub path: String,
+    pub ty: crate::ir::Type,
+    pub init: Init,
+}
+
+#[derive(Debug)]
+pub struct ModelInst {
+    pub name: String,
+    pub module: usize,
+    pub item: usize,
+    pub path: String,
+    pub config: BTreeMap<String, Val>,
+    pub params: BTreeMap<String, TVal>,
+    pub subs: BTreeMap<String, Rc<ModelInst>>,
+    pub span: Span,
+}

@@ -1,0 +1,229 @@
+//! The abstract syntax tree, with a span on every node.
+//!
+//! `syntax` knows nothing about types or IR: this is the program exactly as
+//! written, and `print.rs` can print it back.
+
+use crate::span::Span;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Module {
+    pub items: Vec<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Use(UseDecl),
+    Fn(FnDecl),
+    Model(ModelDecl),
+    Data(DataDecl),
+    Trainer(TrainerDecl),
+}
+
+/// `use nn.{Linear, relu}`, `use losses.cross_entropy`, `use optim`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UseDecl {
+    pub module: Ident,
+    /// `None` imports every public name of the module.
+    pub names: Option<Vec<Ident>>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FnDecl {
+    pub name: Ident,
+    pub params: Vec<Param>,
+    pub ret: Option<TypeExpr>,
+    pub body: Expr,
+    pub span: Span,
+}
+
+/// A function or model parameter: `x: f32[B, 784]`, `hidden: int = 256`, `self`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: Ident,
+    pub ty: Option<TypeExpr>,
+    pub default: Option<Expr>,
+}
+
+/// `f32`, `i32[B]`, `f32[B, 784]`, `int`, `float`, `bool`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeExpr {
+    pub name: Ident,
+    /// `None` for a scalar type; `Some` for a tensor type, possibly `[]`.
+    pub dims: Option<Vec<DimExpr>>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum DimExpr {
+    Lit(i64, Span),
+    Name(Ident),
+}
+
+impl DimExpr {
+    pub fn span(&self) -> Span {
+        match self {
+            DimExpr::Lit(_, s) => *s,
+            DimExpr::Name(id) => id.span,
+        }
+    }
+}
+
+/// `model Mlp(hidden: int = 256) { fields and methods }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelDecl {
+    pub name: Ident,
+    pub config: Vec<Param>,
+    pub fields: Vec<Field>,
+    pub methods: Vec<FnDecl>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    pub name: Ident,
+    pub kind: FieldKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldKind {
+    /// A trainable parameter: `weight: f32[fan_in, fan_out] = glorot_uniform()`.
+    Param { ty: TypeExpr, init: Option<Expr> },
+    /// A submodule: `l1: Linear(784, hidden)`.
+    Submodule { model: Ident, args: Vec<Arg>, span: Span },
+}
+
+/// `data = digits("examples/data/digits.csv.gz") { batch_size = 64 }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataDecl {
+    pub source: Expr,
+    pub settings: Vec<Setting>,
+    pub span: Span,
+}
+
+/// `trainer { max_epochs = 5 }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainerDecl {
+    pub settings: Vec<Setting>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setting {
+    pub key: Ident,
+    pub value: Expr,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    pub stmts: Vec<Stmt>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// `let pattern = value`
+    Let { pattern: Pattern, value: Expr, span: Span },
+    /// `name = value`: rebinding an existing name (not mutation).
+    Assign { name: Ident, value: Expr, span: Span },
+    /// `for var in start..end { body }` over a compile-time range.
+    For { var: Ident, start: Expr, end: Expr, body: Block, span: Span },
+    Expr(Expr),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pattern {
+    Name(Ident),
+    Tuple(Vec<Pattern>, Span),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    MatMul,
+    Pow,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+impl BinOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::MatMul => "@",
+            BinOp::Pow => "^",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::And => "&&",
+            BinOp::Or => "||",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnOp {
+    Neg,
+    Not,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg {
+    /// `Some` for a keyword argument `name = value`.
+    pub name: Option<Ident>,
+    pub value: Expr,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Name(String),
+    Unary(UnOp, Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    Call { callee: Box<Expr>, args: Vec<Arg> },
+    Field(Box<Expr>, Ident),
+    Tuple(Vec<Expr>),
+    Array(Vec<Expr>),
+    Block(Block),
+    If { cond: Box<Expr>, then: Block, otherwise: Option<Block> },
+    /// Stands in for an expression that failed to parse (error recovery).
+    Error,
+}
+
+/// A member of a model body, as the parser sees it (split into fields and
+/// methods in `ModelDecl`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Member {
+    Field(Field),
+    Method(FnDecl),
+}

@@ -1,0 +1,238 @@
+//! The lexer: source text -> tokens with byte spans (logos).
+//!
+//! Statements end at a newline, as in Go: a newline becomes a `;` token when
+//! the line's last token can end an expression (a name, a literal, `)`, `]`,
+//! `}`), unless we are inside `( )` or `[ ]`, where lines continue freely.
+//! Invalid characters become `LexError`s; lexing never stops early.
+
+use logos::Logos;
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct LexError;
+
+#[derive(Logos, Clone, Debug, PartialEq)]
+#[logos(skip r"[ \t\r\f]+", error = LexError)]
+pub enum Token {
+    #[token("fn")]
+    Fn,
+    #[token("let")]
+    Let,
+    #[token("model")]
+    Model,
+    #[token("use")]
+    Use,
+    #[token("data")]
+    Data,
+    #[token("trainer")]
+    Trainer,
+    #[token("for")]
+    For,
+    #[token("in")]
+    In,
+    #[token("if")]
+    If,
+    #[token("else")]
+    Else,
+    #[token("true")]
+    True,
+    #[token("false")]
+    False,
+
+    #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
+    Ident(String),
+    #[regex(r"[0-9][0-9_]*", |lex| lex.slice().replace('_', "").parse::<i64>().ok())]
+    Int(i64),
+    #[regex(r"[0-9][0-9_]*\.[0-9][0-9_]*([eE][+-]?[0-9]+)?", |lex| lex.slice().replace('_', "").parse::<f64>().ok())]
+    #[regex(r"[0-9][0-9_]*[eE][+-]?[0-9]+", |lex| lex.slice().replace('_', "").parse::<f64>().ok())]
+    Float(f64),
+    #[regex(r#""([^"\\\n]|\\.)*""#, |lex| unescape(lex.slice()))]
+    Str(String),
+
+    #[token("(")]
+    LParen,
+    #[token(")")]
+    RParen,
+    #[token("[")]
+    LBracket,
+    #[token("]")]
+    RBracket,
+    #[token("{")]
+    LBrace,
+    #[token("}")]
+    RBrace,
+    #[token(",")]
+    Comma,
+    #[token(".")]
+    Dot,
+    #[token("..")]
+    DotDot,
+    #[token(":")]
+    Colon,
+    #[token(";")]
+    Semi,
+    #[token("->")]
+    Arrow,
+    #[token("=")]
+    Assign,
+    #[token("+")]
+    Plus,
+    #[token("-")]
+    Minus,
+    #[token("*")]
+    Star,
+    #[token("/")]
+    Slash,
+    #[token("@")]
+    At,
+    #[token("^")]
+    Caret,
+    #[token("==")]
+    EqEq,
+    #[token("!=")]
+    NotEq,
+    #[token("<")]
+    Lt,
+    #[token("<=")]
+    Le,
+    #[token(">")]
+    Gt,
+    #[token(">=")]
+    Ge,
+    #[token("&&")]
+    AndAnd,
+    #[token("||")]
+    OrOr,
+    #[token("!")]
+    Bang,
+    #[token("\n")]
+    Newline,
+    /// `# ...` to the end of the line; dropped by `lex`.
+    #[regex(r"#[^\n]*", allow_greedy = true)]
+    Comment,
+}
+
+fn unescape(quoted: &str) -> String {
+    let inner = &quoted[1..quoted.len() - 1];
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Token::Ident(s) => write!(f, "name `{s}`"),
+            Token::Int(i) => write!(f, "integer `{i}`"),
+            Token::Float(x) => write!(f, "number `{x}`"),
+            Token::Str(s) => write!(f, "string {s:?}"),
+            Token::Newline => write!(f, "end of line"),
+            Token::Comment => write!(f, "comment"),
+            other => write!(f, "`{}`", token_text(other)),
+        }
+    }
+}
+
+/// The fixed spelling of a punctuation or keyword token.
+pub fn token_text(t: &Token) -> &'static str {
+    match t {
+        Token::Fn => "fn",
+        Token::Let => "let",
+        Token::Model => "model",
+        Token::Use => "use",
+        Token::Data => "data",
+        Token::Trainer => "trainer",
+        Token::For => "for",
+        Token::In => "in",
+        Token::If => "if",
+        Token::Else => "else",
+        Token::True => "true",
+        Token::False => "false",
+        Token::LParen => "(",
+        Token::RParen => ")",
+        Token::LBracket => "[",
+        Token::RBracket => "]",
+        Token::LBrace => "{",
+        Token::RBrace => "}",
+        Token::Comma => ",",
+        Token::Dot => ".",
+        Token::DotDot => "..",
+        Token::Colon => ":",
+        Token::Semi => ";",
+        Token::Arrow => "->",
+        Token::Assign => "=",
+        Token::Plus => "+",
+        Token::Minus => "-",
+        Token::Star => "*",
+        Token::Slash => "/",
+        Token::At => "@",
+        Token::Caret => "^",
+        Token::EqEq => "==",
+        Token::NotEq => "!=",
+        Token::Lt => "<",
+        Token::Le => "<=",
+        Token::Gt => ">",
+        Token::Ge => ">=",
+        Token::AndAnd => "&&",
+        Token::OrOr => "||",
+        Token::Bang => "!",
+        Token::Ident(_) | Token::Int(_) | Token::Float(_) | Token::Str(_) | Token::Newline | Token::Comment => "",
+    }
+}
+
+/// A token with its byte span.
+pub type Spanned = (usize, Token, usize);
+
+/// Lexes `text`; returns the tokens (newlines already turned into `;` or
+/// dropped) and the byte ranges of invalid input.
+pub fn lex(text: &str) -> (Vec<Spanned>, Vec<std::ops::Range<usize>>) {
+    let mut tokens = Vec::new();
+    let mut errors = Vec::new();
+    // Depth of ( and [ nesting: newlines inside them never end a statement.
+    let mut depth: Vec<Token> = Vec::new();
+    for (res, span) in Token::lexer(text).spanned() {
+        let token = match res {
+            Ok(t) => t,
+            Err(_) => {
+                errors.push(span);
+                continue;
+            }
+        };
+        if token == Token::Comment {
+            continue;
+        }
+        match &token {
+            Token::LParen | Token::LBracket | Token::LBrace => depth.push(token.clone()),
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                depth.pop();
+            }
+            _ => {}
+        }
+        if token == Token::Newline {
+            let inside_parens = matches!(depth.last(), Some(Token::LParen | Token::LBracket));
+            let ends_expr = matches!(
+                tokens.last(),
+                Some((_, Token::Ident(_) | Token::Int(_) | Token::Float(_) | Token::Str(_) | Token::True
+                    | Token::False | Token::RParen | Token::RBracket | Token::RBrace, _))
+            );
+            if ends_expr && !inside_parens {
+                tokens.push((span.start, Token::Semi, span.end));
+            }
+            continue;
+        }
+        tokens.push((span.start, token, span.end));
+    }
+    (tokens, errors)
+}

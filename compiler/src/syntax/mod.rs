@@ -1,0 +1,14 @@
+//! Source text -> tokens -> AST. Parsing never fails: it returns a tree plus
+//! diagnostics (an item that does not parse is dropped and reported).
+
+pub mod ast;
+pub mod lexer;
+pub mod parse;
+
+lalrpop_util::lalrpop_mod!(
+    #[allow(clippy::all, unused_parens, dead_code)]
+    grammar,
+    "/syntax/grammar.rs"
+);
+
+pub use parse::parse;

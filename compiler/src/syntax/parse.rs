@@ -1,0 +1,78 @@
+//! Runs the lexer and the LALRPOP parser over one file and turns every lexer
+//! and parser error into a `Diagnostic`. Never fails: a broken item is
+//! skipped (error recovery) and the rest of the file still parses.
+
+use super::ast::Module;
+use super::grammar::ModuleParser;
+use super::lexer::{lex, token_text, LexError, Token};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::span::{FileId, Span};
+use lalrpop_util::ParseError;
+
+pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
+    let (tokens, lex_errors) = lex(text);
+    for range in lex_errors {
+        let snippet: String = text.get(range.clone()).unwrap_or("").chars().take(20).collect();
+        diags.push(
+            Diagnostic::error(Code::InvalidToken, format!("invalid token `{}`", snippet.escape_debug()))
+                .with_label(Span::new(file, range.start, range.end), "not valid here"),
+        );
+    }
+    let end = text.len();
+    let mut recovered = Vec::new();
+    let stream = tokens.into_iter().map(Ok::<_, LexError>);
+    let result = ModuleParser::new().parse(file, &mut recovered, stream);
+    for err in recovered {
+        diags.push(to_diagnostic(file, err.error, end));
+    }
+    match result {
+        Ok(module) => module,
+        Err(err) => {
+            diags.push(to_diagnostic(file, err, end));
+            Module::default()
+        }
+    }
+}
+
+fn describe_expected(expected: &[String]) -> String {
+    let names: Vec<String> = expected.iter().map(|e| pretty_terminal(e)).collect();
+    match names.len() {
+        0 => String::new(),
+        1 => format!("expected {}", names[0]),
+        n if n <= 6 => format!("expected one of {}", names.join(", ")),
+        _ => format!("expected one of {}, ...", names[..6].join(", ")),
+    }
+}
+
+/// LALRPOP names terminals by their quoted grammar spelling; show them as users write them.
+fn pretty_terminal(t: &str) -> String {
+    match t {
+        "\"ident\"" => "a name".into(),
+        "\"int\"" => "an integer".into(),
+        "\"float\"" => "a number".into(),
+        "\"str\"" => "a string".into(),
+        "\";\"" => "end of statement".into(),
+        other => format!("`{}`", other.trim_matches('"').replace("\\\"", "\"")),
+    }
+}
+
+fn to_diagnostic(file: FileId, err: ParseError<usize, Token, LexError>, end: usize) -> Diagnostic {
+    match err {
+        ParseError::InvalidToken { location } => Diagnostic::error(Code::InvalidToken, "invalid token")
+            .with_label(Span::new(file, location, location + 1), "not valid here"),
+        ParseError::UnrecognizedEof { location, expected } => {
+            let loc = location.min(end);
+            Diagnostic::error(Code::Syntax, "unexpected end of file")
+                .with_label(Span::new(file, loc, loc), describe_expected(&expected))
+        }
+        ParseError::UnrecognizedToken { token: (l, tok, r), expected } => {
+            let what = if tok == Token::Semi && token_text(&tok) == ";" { "end of line".to_string() } else { tok.to_string() };
+            Diagnostic::error(Code::Syntax, format!("unexpected {what}"))
+                .with_label(Span::new(file, l, r), describe_expected(&expected))
+        }
+        ParseError::ExtraToken { token: (l, tok, r) } => Diagnostic::error(Code::Syntax, format!("unexpected {tok}"))
+            .with_label(Span::new(file, l, r), "nothing more was expected here"),
+        ParseError::User { error: LexError } => Diagnostic::error(Code::InvalidToken, "invalid token")
+            .with_label(Span::new(file, 0, 0), "here"),
+    }
+}
