@@ -5,4 +5,5 @@
 //!
 //! No stage does IO. Only `codegen::cpu` links Cranelift.
 
+pub mod autodiff;
 pub mod ir;
