@@ -28,8 +28,7 @@ pub(super) fn grad(func: &Func, wrt: &[usize]) -> Func {
 }
 
 pub(super) fn vjp(func: &Func, wrt: &[usize]) -> Func {
-    let float_outputs: Vec<ValueId> =
-        func.outputs.iter().copied().filter(|&o| func.ty(o).dtype.is_float()).collect();
+    let float_outputs: Vec<ValueId> = func.outputs.iter().copied().filter(|&o| func.ty(o).dtype.is_float()).collect();
     let mut param_types = func.param_types();
     param_types.extend(float_outputs.iter().map(|&o| func.ty(o).clone()));
     let mut b = Builder::new(&format!("{}_vjp", func.name), &param_types);
@@ -51,7 +50,13 @@ fn finish(b: Builder, func: &Func, primal: &[ValueId], cts: Vec<ValueId>) -> Fun
 /// value `v`; `seeds` pairs `func` values with their incoming cotangents (new
 /// values; a value seeded twice gets their sum). Returns the cotangent of each
 /// param in `wrt`, zeros where no gradient reaches it.
-fn backward(b: &mut Builder, func: &Func, primal: &[ValueId], seeds: &[(ValueId, ValueId)], wrt: &[usize]) -> Vec<ValueId> {
+fn backward(
+    b: &mut Builder,
+    func: &Func,
+    primal: &[ValueId],
+    seeds: &[(ValueId, ValueId)],
+    wrt: &[usize],
+) -> Vec<ValueId> {
     for &p in wrt {
         assert!(p < func.n_params, "wrt param {p} out of range for `{}`", func.name);
     }
