@@ -3,12 +3,13 @@
 //! source -lex-> tokens -parse-> ast -check-> checked ast -lower-> ir
 //!   -differentiate-> ir (with grads) -optimize-> ir -emit-> machine code
 //!
-//! No stage does IO except `stdlib`'s loading of module files. Only
+//! No stage does IO: stdlib modules are embedded in the binary. Only
 //! `codegen::cpu` links Cranelift.
 
+pub mod autodiff;
+pub mod check;
 pub mod diagnostic;
 pub mod ir;
+pub mod lower;
 pub mod span;
 pub mod syntax;
-pub mod check;
-pub mod lower;

@@ -4,6 +4,7 @@
 //! `text` prints them, `verify` checks them and `interp` defines what they mean.
 //! Lowering, autodiff, the optimizer and every backend share this one IR.
 
+pub mod dce;
 pub mod func;
 pub mod interp;
 pub mod op;

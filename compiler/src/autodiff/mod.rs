@@ -1,0 +1,55 @@
+//! Automatic differentiation as IR-to-IR transforms: a `Func` in, a new `Func`
+//! out that computes the primal outputs plus derivatives.
+//!
+//! - `grad` and `vjp` are reverse mode (`reverse.rs`, rules in `vjp_rules.rs`).
+//! - `jvp` is forward mode (`forward.rs`, rules in `jvp_rules.rs`).
+//!
+//! The result is ordinary IR built with `ir::Builder`, so the transforms
+//! compose: `grad` of a function that calls a `grad` result gives second
+//! derivatives. Only float values carry tangents and cotangents; integer and
+//! bool values, comparisons and conversions from them are piecewise constant.
+//! Every result is passed through `ir::dce::dce`, so computation that no
+//! output needs (e.g. the gradient w.r.t. input data) never appears.
+//! Autodiff sees only IR, never the AST, and does no IO.
+
+mod forward;
+mod jvp_rules;
+mod reverse;
+mod vjp_rules;
+
+#[cfg(test)]
+mod tests;
+
+use crate::ir::{Builder, Func, ValueId};
+
+/// Reverse mode. `func`'s output 0 must be a float scalar. Result: same params; outputs =
+/// func's outputs, then d(output 0)/d(param i) for each i in `wrt` (same type as the param).
+pub fn grad(func: &Func, wrt: &[usize]) -> Func {
+    reverse::grad(func, wrt)
+}
+
+/// Reverse mode, general: params = func's params, then one cotangent per float output of func
+/// (same type as that output, in output order); outputs = func's outputs, then the cotangent of
+/// each param in `wrt`.
+pub fn vjp(func: &Func, wrt: &[usize]) -> Func {
+    reverse::vjp(func, wrt)
+}
+
+/// Forward mode: params = func's params, then one tangent per param in `wrt` (same type);
+/// outputs = func's outputs, then the tangent of each float output.
+pub fn jvp(func: &Func, wrt: &[usize]) -> Func {
+    forward::jvp(func, wrt)
+}
+
+/// Appends `func`'s non-param instructions to `b`, with `func`'s params bound
+/// to `args`. Returns the new value of every instruction of `func` (params
+/// map to `args`), indexed by the old `ValueId`.
+pub(crate) fn inline(b: &mut Builder, func: &Func, args: &[ValueId]) -> Vec<ValueId> {
+    assert_eq!(args.len(), func.n_params, "inline: wrong number of arguments");
+    let mut map: Vec<ValueId> = args.to_vec();
+    for inst in &func.insts[func.n_params..] {
+        let new_args = inst.args.iter().map(|a| map[a.index()]).collect();
+        map.push(b.push(inst.op.clone(), new_args, inst.ty.clone()));
+    }
+    map
+}

@@ -1,0 +1,205 @@
+//! One vector-Jacobian product rule per primitive: given an instruction's
+//! operands, primal result and result cotangent, emit IR (into a `Builder`)
+//! for the cotangents of its operands.
+//!
+//! Each rule carries its math; `x`, `y` for operands, `z` for the primal
+//! result, `ct` for the result's cotangent. A rule emits only the operand
+//! cotangents that `needs` asks for, so that no gradient w.r.t. data is built.
+//! `jvp_rules.rs` holds the matching tangent rules; each VJP rule is the
+//! transpose of its JVP rule (tested to 1e-12 in `tests.rs`).
+
+use crate::ir::{Builder, DType, Op, ValueId};
+
+/// The cotangents of one instruction's operands, one entry per operand.
+/// `None` means "no gradient flows there" (or it was not needed).
+pub(super) type ArgCts = Vec<Option<ValueId>>;
+
+/// Vector-Jacobian product of one instruction `z = op(args)`.
+/// `needs[k]` says whether operand `k` needs a cotangent.
+pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: ValueId, needs: &[bool]) -> ArgCts {
+    let need = |k: usize| needs[k];
+    let ty = b.ty(z).clone();
+    match op {
+        // Leaves: nothing upstream.
+        Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => vec![],
+
+        // d(-x) = -dx
+        Op::Neg => vec![Some(b.neg(ct))],
+        // d exp(x) = exp(x) dx; reuse the primal result z = exp(x).
+        Op::Exp => vec![Some(b.mul(ct, z))],
+        // d log(x) = dx / x
+        Op::Log => vec![Some(b.div(ct, args[0]))],
+        // d tanh(x) = (1 - z^2) dx
+        Op::Tanh => {
+            let one = b.full(1.0, &ty);
+            let z2 = b.mul(z, z);
+            let slope = b.sub(one, z2);
+            vec![Some(b.mul(ct, slope))]
+        }
+        // d sqrt(x) = dx / (2 z)
+        Op::Sqrt => {
+            let two = b.full(2.0, &ty);
+            let denom = b.mul(two, z);
+            vec![Some(b.div(ct, denom))]
+        }
+
+        // d(x + y) = dx + dy
+        Op::Add => vec![need(0).then_some(ct), need(1).then_some(ct)],
+        // d(x - y) = dx - dy
+        Op::Sub => vec![need(0).then_some(ct), need(1).then(|| b.neg(ct))],
+        // d(x * y) = y dx + x dy
+        Op::Mul => {
+            let dx = need(0).then(|| b.mul(ct, args[1]));
+            let dy = need(1).then(|| b.mul(ct, args[0]));
+            vec![dx, dy]
+        }
+        // d(x / y) = dx / y - (z / y) dy, with z = x / y.
+        Op::Div => {
+            let dx = need(0).then(|| b.div(ct, args[1]));
+            let dy = need(1).then(|| {
+                let ct_z = b.mul(ct, z);
+                let q = b.div(ct_z, args[1]);
+                b.neg(q)
+            });
+            vec![dx, dy]
+        }
+        // d max(x, y) = dx where x >= y, else dy. Ties (x == y) send the whole
+        // cotangent to x, the left operand. See Note [Ties].
+        Op::Max => select_branch_cts(b, Op::Ge, args, ct, needs),
+        // d min(x, y) = dx where x <= y, else dy. Ties go to x, as for max.
+        Op::Min => select_branch_cts(b, Op::Le, args, ct, needs),
+        // d x^y = y x^(y-1) dx + log(x) x^y dy. The dy term needs x > 0 and is
+        // built only when y needs a gradient (a constant exponent is common).
+        Op::Pow => {
+            let dx = need(0).then(|| {
+                let one = b.full(1.0, &ty);
+                let y_minus_1 = b.sub(args[1], one);
+                let p = b.binary(Op::Pow, args[0], y_minus_1);
+                let slope = b.mul(args[1], p);
+                b.mul(ct, slope)
+            });
+            let dy = need(1).then(|| {
+                let log_x = b.unary(Op::Log, args[0]);
+                let slope = b.mul(log_x, z);
+                b.mul(ct, slope)
+            });
+            vec![dx, dy]
+        }
+
+        // Comparisons are piecewise constant: no gradient.
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => vec![None, None],
+
+        // d select(c, x, y) = select(c, dx, dy); c is bool and gets nothing.
+        Op::Select => {
+            let zeros = b.full(0.0, &ty);
+            let dx = need(1).then(|| b.select(args[0], ct, zeros));
+            let dy = need(2).then(|| b.select(args[0], zeros, ct));
+            vec![None, dx, dy]
+        }
+        // float -> float: d convert(x) = convert(dx), so the cotangent converts
+        // back. From int/bool the result is piecewise constant: no gradient.
+        Op::Convert => {
+            let src = b.ty(args[0]).dtype;
+            vec![(src.is_float() && need(0)).then(|| b.convert(ct, src))]
+        }
+        // Broadcast copies each operand element to many result elements, so
+        // the adjoint sums them: over new dims and over size-1 dims that were
+        // expanded, then reshapes to restore the size-1 dims.
+        Op::Broadcast { dims } => {
+            let src = b.ty(args[0]).shape.clone();
+            let mut axes: Vec<usize> = (0..ty.shape.rank()).filter(|d| !dims.contains(d)).collect();
+            for (i, &d) in dims.iter().enumerate() {
+                if src.0[i] == 1 && ty.shape.0[d] != 1 {
+                    axes.push(d);
+                }
+            }
+            axes.sort_unstable();
+            let summed = b.reduce_sum(ct, axes);
+            vec![Some(b.reshape(summed, &src))]
+        }
+        // Reshape moves no element: reshape the cotangent back.
+        Op::Reshape => {
+            let src = b.ty(args[0]).shape.clone();
+            vec![Some(b.reshape(ct, &src))]
+        }
+        // Transpose by `perm` is undone by the inverse permutation:
+        // inv[perm[i]] = i.
+        Op::Transpose { perm } => {
+            let mut inv = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inv[p] = i;
+            }
+            vec![Some(b.transpose(ct, inv))]
+        }
+        // d sum_axes(x) = sum_axes(dx): every summed element gets the cotangent
+        // of its sum, i.e. broadcast back along the reduced axes.
+        Op::ReduceSum { axes } => {
+            let src = b.ty(args[0]).shape.clone();
+            let kept = kept_dims(src.rank(), axes);
+            vec![Some(b.broadcast(ct, &src, kept))]
+        }
+        // d max_axes(x) = sum_axes(m dx) / sum_axes(m), m = (x == broadcast(z)):
+        // the cotangent goes to the positions holding the max, split evenly
+        // among ties. See Note [Ties].
+        Op::ReduceMax { axes } => {
+            let src = b.ty(args[0]).shape.clone();
+            let mask = reduce_max_mask(b, args[0], z, axes);
+            let count = b.reduce_sum(mask, axes.clone());
+            let share = b.div(ct, count);
+            let kept = kept_dims(src.rank(), axes);
+            let share_b = b.broadcast(share, &src, kept);
+            vec![Some(b.mul(share_b, mask))]
+        }
+        // d(x @ y) = dx @ y + x @ dy, so ct_x = ct @ y^T and ct_y = x^T @ ct.
+        Op::MatMul => {
+            let dx = need(0).then(|| {
+                let y_t = b.transpose(args[1], vec![1, 0]);
+                b.matmul(ct, y_t)
+            });
+            let dy = need(1).then(|| {
+                let x_t = b.transpose(args[0], vec![1, 0]);
+                b.matmul(x_t, ct)
+            });
+            vec![dx, dy]
+        }
+    }
+}
+
+/// Cotangents for `max`/`min`: the whole `ct` goes to `x` where `cmp(x, y)`
+/// holds and to `y` elsewhere.
+fn select_branch_cts(b: &mut Builder, cmp: Op, args: &[ValueId], ct: ValueId, needs: &[bool]) -> ArgCts {
+    let ty = b.ty(ct).clone();
+    let picks_x = b.binary(cmp, args[0], args[1]);
+    let zeros = b.full(0.0, &ty);
+    let dx = needs[0].then(|| b.select(picks_x, ct, zeros));
+    let dy = needs[1].then(|| b.select(picks_x, zeros, ct));
+    vec![dx, dy]
+}
+
+/// The operand dims that a reduction over `axes` keeps, in order.
+pub(super) fn kept_dims(rank: usize, axes: &[usize]) -> Vec<usize> {
+    (0..rank).filter(|d| !axes.contains(d)).collect()
+}
+
+/// `convert(x == broadcast(z), float)`: 1 where `x` holds the reduced max `z`.
+pub(super) fn reduce_max_mask(b: &mut Builder, x: ValueId, z: ValueId, axes: &[usize]) -> ValueId {
+    let ty = b.ty(x).clone();
+    let kept = kept_dims(ty.shape.rank(), axes);
+    let z_b = b.broadcast(z, &ty.shape, kept);
+    let hit = b.binary(Op::Eq, x, z_b);
+    debug_assert!(ty.dtype != DType::Bool);
+    b.convert(hit, ty.dtype)
+}
+
+// Note [Ties]
+// ~~~~~~~~~~~
+// max/min are not differentiable where the operands are equal; any convex
+// combination of the one-sided derivatives is a valid subgradient.
+// - Binary `max(x, y)` / `min(x, y)`: the tie goes wholly to the left operand
+//   `x` (`x >= y` for max, `x <= y` for min). So `max(x, x)` has gradient 1
+//   w.r.t. x, as the total derivative should. A NaN operand makes the
+//   comparison false, sending the cotangent to `y`.
+// - `reduce_max`: the cotangent is split evenly among all positions equal to
+//   the max (as JAX does), so the weights sum to 1 and the gradient does not
+//   depend on element order.
+// The JVP rules make the same choices, so JVP and VJP stay exact transposes.
