@@ -1,1 +1,75 @@
-//! The runtime: devices, buffers and executing compiled programs.
+//! The runtime: executing compiled programs on a device.
+//!
+//! `Executable` is one compiled IR function, run either by the Cranelift JIT
+//! (`Backend::Cpu`, the default) or by the reference interpreter
+//! (`Backend::Interpreter`, the oracle). The runtime knows nothing of syntax.
+
+use compiler::ir::{Func, Tensor, Type};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Machine code from Cranelift, with GEMM calls for matrix products.
+    Cpu,
+    /// The reference interpreter: slow, obviously correct.
+    Interpreter,
+}
+
+impl Backend {
+    pub fn parse(name: &str) -> Option<Backend> {
+        match name {
+            "cpu" | "jit" => Some(Backend::Cpu),
+            "interp" | "interpreter" => Some(Backend::Interpreter),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("code generation failed: {0}")]
+    Codegen(String),
+    #[error("input {index} has type {found}, but the program expects {expected}")]
+    InputType { index: usize, expected: Type, found: Type },
+    #[error("the program takes {expected} inputs, {found} were given")]
+    InputCount { expected: usize, found: usize },
+}
+
+enum Engine {
+    Jit(Box<compiler::codegen::cpu::CpuFunc>),
+    Interp,
+}
+
+pub struct Executable {
+    func: Func,
+    engine: Engine,
+}
+
+impl Executable {
+    pub fn compile(func: Func, backend: Backend) -> Result<Executable, Error> {
+        let engine = match backend {
+            Backend::Cpu => Engine::Jit(Box::new(compiler::codegen::cpu::compile(&func).map_err(|e| Error::Codegen(e.to_string()))?)),
+            Backend::Interpreter => Engine::Interp,
+        };
+        Ok(Executable { func, engine })
+    }
+
+    pub fn func(&self) -> &Func {
+        &self.func
+    }
+
+    /// Runs the program; checks the inputs' types first.
+    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, Error> {
+        if inputs.len() != self.func.n_params {
+            return Err(Error::InputCount { expected: self.func.n_params, found: inputs.len() });
+        }
+        for (index, (input, expected)) in inputs.iter().zip(self.func.param_types()).enumerate() {
+            if input.ty() != expected {
+                return Err(Error::InputType { index, expected, found: input.ty() });
+            }
+        }
+        Ok(match &mut self.engine {
+            Engine::Jit(f) => f.run(inputs),
+            Engine::Interp => compiler::ir::interp::run(&self.func, inputs),
+        })
+    }
+}

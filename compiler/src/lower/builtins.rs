@@ -136,14 +136,7 @@ fn unary_math(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> 
     if args.len() != 1 {
         return bad(el, &format!("`{name}` takes exactly one argument"), span);
     }
-    if let Val::Float(x) | Val::Int(Dim::Known(_)) = &args[0].value {
-        let x = match &args[0].value {
-            Val::Float(x) => *x,
-            Val::Int(Dim::Known(n)) => *n as f64,
-            _ => unreachable!(),
-        };
-        let _ = x;
-        let x = num(Some(&args[0])).expect("number");
+    if let Some(x) = num(args.first()) {
         return Val::Float(match name {
             "exp" => x.exp(),
             "log" => x.ln(),

@@ -5,9 +5,9 @@
 
 use super::elab::{CallArg, Elaborator};
 use super::value::{FnRef, TVal, Val};
-use crate::check::Ty;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::ir::{Builder, DType, Func, ValueId};
+use crate::autodiff::inline;
+use crate::ir::{Builder, DType, ValueId};
 use crate::span::Span;
 
 pub fn call_grad(el: &mut Elaborator, f: FnRef, wrt: &[String], with_value: bool, args: Vec<CallArg>, span: Span) -> Val {
@@ -111,23 +111,3 @@ fn package(with_value: bool, value: Val, grads: Vec<TVal>) -> Val {
     }
 }
 
-/// Copies `func`'s instructions into `b`, with `args` for its params;
-/// returns the values of its outputs.
-pub fn inline(b: &mut Builder, func: &Func, args: &[ValueId]) -> Vec<ValueId> {
-    assert_eq!(args.len(), func.n_params, "inline: argument count");
-    let mut map: Vec<ValueId> = Vec::with_capacity(func.insts.len());
-    for (i, inst) in func.insts.iter().enumerate() {
-        if i < func.n_params {
-            map.push(args[i]);
-            continue;
-        }
-        let new_args = inst.args.iter().map(|a| map[a.index()]).collect();
-        map.push(b.push(inst.op.clone(), new_args, inst.ty.clone()));
-    }
-    func.outputs.iter().map(|o| map[o.index()]).collect()
-}
-
-#[allow(dead_code)]
-fn ty_of(t: &TVal) -> &Ty {
-    &t.ty
-}

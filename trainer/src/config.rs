@@ -1,0 +1,192 @@
+//! The run's configuration, read from the model file's `data` and `trainer`
+//! sections (with `--set section.key=value` overrides applied first).
+//! Unknown keys and wrong types are diagnostics with spans.
+
+use compiler::diagnostic::{Code, Diagnostic};
+use compiler::lower::{ConstValue, Section, SettingEntry};
+use compiler::span::Span;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataConfig {
+    pub path: String,
+    /// Multiplies every feature (e.g. 1/16 for 4-bit pixel counts).
+    pub scale: f64,
+    pub batch_size: usize,
+    /// Examples held out for validation.
+    pub val_split: usize,
+    pub shuffle: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainerConfig {
+    pub max_epochs: usize,
+    pub seed: u64,
+    pub log_every_n_steps: usize,
+    pub default_root_dir: String,
+    pub name: String,
+    /// Stop each training epoch after this many batches (0: no limit).
+    pub limit_train_batches: usize,
+}
+
+const DATA_KEYS: &[&str] = &["batch_size", "val_split", "shuffle"];
+const TRAINER_KEYS: &[&str] = &["max_epochs", "seed", "log_every_n_steps", "default_root_dir", "name", "limit_train_batches", "model"];
+
+pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let (path, scale) = match &section.source {
+        Some((ConstValue::Call { name, args }, span)) if name == "csv" => {
+            let path = match args.first() {
+                Some((None, ConstValue::Str(p))) => p.clone(),
+                _ => {
+                    diags.push(Diagnostic::error(Code::BadSection, "csv(path, scale = 1.0) needs the file's path as a string").with_label(*span, "here"));
+                    String::new()
+                }
+            };
+            let mut scale = 1.0;
+            for (k, v) in args.iter().skip(1) {
+                match (k.as_deref(), v) {
+                    (Some("scale"), ConstValue::Float(x)) => scale = *x,
+                    (Some("scale"), ConstValue::Int(i)) => scale = *i as f64,
+                    _ => diags.push(Diagnostic::error(Code::BadSection, "csv takes (path, scale = number)").with_label(*span, "unexpected argument")),
+                }
+            }
+            (path, scale)
+        }
+        Some((_, span)) => {
+            diags.push(
+                Diagnostic::error(Code::BadSection, "unknown data source")
+                    .with_label(*span, "expected `csv(\"path.csv.gz\", scale = ...)`")
+                    .with_note("the CSV holds one example per line: features, then an integer label"),
+            );
+            (String::new(), 1.0)
+        }
+        None => {
+            diags.push(Diagnostic::error(Code::BadSection, "the data section names no source").with_label(section.span, "here"));
+            (String::new(), 1.0)
+        }
+    };
+    let mut cfg = DataConfig { path, scale, batch_size: 32, val_split: 0, shuffle: true };
+    for e in &section.entries {
+        match e.key.as_str() {
+            "batch_size" => cfg.batch_size = positive(e, &mut diags),
+            "val_split" => cfg.val_split = non_negative(e, &mut diags),
+            "shuffle" => cfg.shuffle = boolean(e, &mut diags),
+            _ => diags.push(unknown_key(e, "data", DATA_KEYS)),
+        }
+    }
+    if diags.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(diags)
+    }
+}
+
+pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut cfg = TrainerConfig {
+        max_epochs: 10,
+        seed: 0,
+        log_every_n_steps: 10,
+        default_root_dir: ".".into(),
+        name: "lightning_logs".into(),
+        limit_train_batches: 0,
+    };
+    for e in section.map(|s| s.entries.as_slice()).unwrap_or_default() {
+        match e.key.as_str() {
+            "max_epochs" => cfg.max_epochs = non_negative(e, &mut diags),
+            "seed" => cfg.seed = non_negative(e, &mut diags) as u64,
+            "log_every_n_steps" => cfg.log_every_n_steps = positive(e, &mut diags),
+            "limit_train_batches" => cfg.limit_train_batches = non_negative(e, &mut diags),
+            "default_root_dir" => cfg.default_root_dir = string(e, &mut diags),
+            "name" => cfg.name = string(e, &mut diags),
+            "model" => {}
+            _ => diags.push(unknown_key(e, "trainer", TRAINER_KEYS)),
+        }
+    }
+    if diags.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(diags)
+    }
+}
+
+fn unknown_key(e: &SettingEntry, section: &str, known: &[&str]) -> Diagnostic {
+    let mut d = Diagnostic::error(Code::BadSection, format!("unknown {section} setting `{}`", e.key)).with_label(e.key_span, "not a setting");
+    d = match compiler::lower::suggest::closest(&e.key, known.iter().copied()) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None => d.with_help(format!("the {section} settings are: {}", known.join(", "))),
+    };
+    d
+}
+
+fn non_negative(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> usize {
+    match e.value {
+        ConstValue::Int(i) if i >= 0 => i as usize,
+        _ => {
+            diags.push(type_error(e, "a non-negative integer"));
+            0
+        }
+    }
+}
+
+fn positive(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> usize {
+    match e.value {
+        ConstValue::Int(i) if i > 0 => i as usize,
+        _ => {
+            diags.push(type_error(e, "a positive integer"));
+            1
+        }
+    }
+}
+
+fn boolean(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> bool {
+    match e.value {
+        ConstValue::Bool(b) => b,
+        _ => {
+            diags.push(type_error(e, "`true` or `false`"));
+            false
+        }
+    }
+}
+
+fn string(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> String {
+    match &e.value {
+        ConstValue::Str(s) => s.clone(),
+        _ => {
+            diags.push(type_error(e, "a string"));
+            String::new()
+        }
+    }
+}
+
+fn type_error(e: &SettingEntry, expected: &str) -> Diagnostic {
+    Diagnostic::error(Code::BadSection, format!("`{}` must be {expected}", e.key)).with_label(e.value_span, format!("found {:?}", e.value))
+}
+
+/// Applies a command-line override `section.key=value` to the sections,
+/// replacing or adding the entry. The value is parsed as an int, a float, a
+/// bool, or else taken as a string.
+pub fn apply_override(data: &mut Option<Section>, trainer: &mut Option<Section>, spec: &str) -> Result<(), String> {
+    let (lhs, value) = spec.split_once('=').ok_or_else(|| format!("--set expects section.key=value, got {spec:?}"))?;
+    let (section, key) = lhs.split_once('.').ok_or_else(|| format!("--set expects section.key=value, got {spec:?}"))?;
+    let target = match section {
+        "data" => data,
+        "trainer" => trainer,
+        other => return Err(format!("--set: unknown section `{other}` (expected `data` or `trainer`)")),
+    };
+    let value = if let Ok(i) = value.parse::<i64>() {
+        ConstValue::Int(i)
+    } else if let Ok(x) = value.parse::<f64>() {
+        ConstValue::Float(x)
+    } else if let Ok(b) = value.parse::<bool>() {
+        ConstValue::Bool(b)
+    } else {
+        ConstValue::Str(value.to_string())
+    };
+    let sec = target.get_or_insert_with(|| Section { span: Span::default(), source: None, entries: vec![] });
+    match sec.entries.iter_mut().find(|e| e.key == key) {
+        Some(e) => e.value = value,
+        None => sec.entries.push(SettingEntry { key: key.to_string(), key_span: sec.span, value, value_span: sec.span }),
+    }
+    Ok(())
+}
