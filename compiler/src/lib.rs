@@ -5,4 +5,5 @@
 //!
 //! No stage does IO. Only `codegen::cpu` links Cranelift.
 
+pub mod codegen;
 pub mod ir;
