@@ -223,7 +223,6 @@ impl CpuFunc {
         // Safety: `Line` is plain bytes with no padding.
         unsafe { std::slice::from_raw_parts(self.arena.as_ptr() as *const u8, self.arena.len() * 64) }
     }
-
 }
 
 fn arena_bytes_mut(arena: &mut [Line]) -> &mut [u8] {
@@ -231,30 +230,42 @@ fn arena_bytes_mut(arena: &mut [Line]) -> &mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(arena.as_mut_ptr() as *mut u8, arena.len() * 64) }
 }
 
-/// Writes tensor data into a buffer in the arena's native layout.
+/// Writes tensor data into the start of `dst` in the arena's layout.
 fn write_data(dst: &mut [u8], data: &Data) {
-    fn put<const N: usize, T: Copy>(dst: &mut [u8], values: &[T], to_bytes: impl Fn(T) -> [u8; N]) {
-        for (chunk, &value) in dst.chunks_exact_mut(N).zip(values) {
-            chunk.copy_from_slice(&to_bytes(value));
-        }
+    fn put<T: Copy>(dst: &mut [u8], values: &[T]) {
+        let bytes = std::mem::size_of_val(values);
+        assert!(dst.len() >= bytes, "cpu: buffer too small");
+        // Safety: `T` is a primitive number type and `dst` holds `bytes` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr() as *const u8, dst.as_mut_ptr(), bytes) };
     }
     match data {
-        Data::F32(values) => put(dst, values, f32::to_ne_bytes),
-        Data::F64(values) => put(dst, values, f64::to_ne_bytes),
-        Data::I32(values) => put(dst, values, i32::to_ne_bytes),
-        Data::Bool(values) => put(dst, values, |b: bool| [b as u8]),
+        Data::F32(values) => put(dst, values),
+        Data::F64(values) => put(dst, values),
+        Data::I32(values) => put(dst, values),
+        Data::Bool(values) => {
+            for (byte, &value) in dst.iter_mut().zip(values) {
+                *byte = value as u8;
+            }
+        }
     }
 }
 
-/// Reads a tensor of type `ty` from the start of `src`.
+/// Reads a tensor of type `ty` from the start of `src`, a 64-byte-aligned
+/// buffer in the arena.
 fn read_tensor(src: &[u8], ty: &ir::Type) -> Tensor {
+    fn get<T: Copy>(src: &[u8], n: usize) -> Vec<T> {
+        assert!(src.len() >= n * std::mem::size_of::<T>(), "cpu: buffer too small");
+        assert_eq!(src.as_ptr() as usize % std::mem::align_of::<T>(), 0, "cpu: misaligned buffer");
+        // Safety: checked size and alignment; `T` is a primitive number type,
+        // valid for any bit pattern.
+        unsafe { std::slice::from_raw_parts(src.as_ptr() as *const T, n) }.to_vec()
+    }
     let n = ty.shape.num_elements();
-    let src = &src[..n * ty.dtype.size_bytes()];
     let data = match ty.dtype {
-        DType::F32 => Data::F32(src.chunks_exact(4).map(|c| f32::from_ne_bytes(c.try_into().unwrap())).collect()),
-        DType::F64 => Data::F64(src.chunks_exact(8).map(|c| f64::from_ne_bytes(c.try_into().unwrap())).collect()),
-        DType::I32 => Data::I32(src.chunks_exact(4).map(|c| i32::from_ne_bytes(c.try_into().unwrap())).collect()),
-        DType::Bool => Data::Bool(src.iter().map(|&b| b != 0).collect()),
+        DType::F32 => Data::F32(get(src, n)),
+        DType::F64 => Data::F64(get(src, n)),
+        DType::I32 => Data::I32(get(src, n)),
+        DType::Bool => Data::Bool(src[..n].iter().map(|&b| b != 0).collect()),
     };
     Tensor { shape: ty.shape.clone(), data }
 }

@@ -415,7 +415,11 @@ fn reductions_match_interp_bitwise_over_every_axis_set() {
                 for is_max in [false, true] {
                     let ty = Type::new(dtype, &dims);
                     let mut b = Builder::new("reduce", std::slice::from_ref(&ty));
-                    let res = if is_max { b.reduce_max(b.param(0), axes.clone()) } else { b.reduce_sum(b.param(0), axes.clone()) };
+                    let res = if is_max {
+                        b.reduce_max(b.param(0), axes.clone())
+                    } else {
+                        b.reduce_sum(b.param(0), axes.clone())
+                    };
                     let func = b.finish(vec![res]);
                     // Values spanning magnitudes make f32 sums order-sensitive.
                     let values: Vec<f64> = (0..ty.shape.num_elements())
@@ -443,8 +447,11 @@ fn reductions_handle_nan_inf_signed_zero_and_empty_dims() {
             values.extend(specials.iter().map(|&x| if x.is_nan() { -0.0 } else { -x }));
             let mut b = Builder::new("reduce", std::slice::from_ref(&ty));
             let x = b.param(0);
-            let (r0, r1) =
-                if is_max { (b.reduce_max(x, vec![0]), b.reduce_max(x, vec![1])) } else { (b.reduce_sum(x, vec![0]), b.reduce_sum(x, vec![1])) };
+            let (r0, r1) = if is_max {
+                (b.reduce_max(x, vec![0]), b.reduce_max(x, vec![1]))
+            } else {
+                (b.reduce_sum(x, vec![0]), b.reduce_sum(x, vec![1]))
+            };
             let func = b.finish(vec![r0, r1]);
             assert_same(&format!("specials {dtype} max={is_max}"), &func, &[tensor_of(dtype, &[2, n], &values)]);
         }
@@ -460,7 +467,12 @@ fn reductions_handle_nan_inf_signed_zero_and_empty_dims() {
         let ty = Type::new(dtype, &[0, 3]);
         let mut b = Builder::new("empty", std::slice::from_ref(&ty));
         let x = b.param(0);
-        let outs = vec![b.reduce_sum(x, vec![0]), b.reduce_max(x, vec![0]), b.reduce_sum(x, vec![1]), b.reduce_max(x, vec![0, 1])];
+        let outs = vec![
+            b.reduce_sum(x, vec![0]),
+            b.reduce_max(x, vec![0]),
+            b.reduce_sum(x, vec![1]),
+            b.reduce_max(x, vec![0, 1]),
+        ];
         let func = b.finish(outs);
         assert_same(&format!("empty {dtype}"), &func, &[Tensor::zeros(&ty)]);
     }
@@ -641,7 +653,11 @@ fn random_step(rng: &mut Rng, b: &mut Builder, pool: &[ValueId], x: ValueId, flo
         5 => {
             let y = partner(rng, b, pool, x);
             let c = b.binary(cmp_ops[rng.below(6)].clone(), x, y);
-            if rng.chance(0.7) { b.select(c, x, y) } else { b.convert(c, float) }
+            if rng.chance(0.7) {
+                b.select(c, x, y)
+            } else {
+                b.convert(c, float)
+            }
         }
         // An i32 detour.
         6 => {
@@ -704,14 +720,22 @@ fn random_step(rng: &mut Rng, b: &mut Builder, pool: &[ValueId], x: ValueId, flo
         }
         // Reshape: flatten or reverse the dims.
         10 if rank >= 1 => {
-            let dims: Vec<usize> = if rng.chance(0.5) { vec![ty.shape.num_elements()] } else { ty.shape.0.iter().rev().copied().collect() };
+            let dims: Vec<usize> = if rng.chance(0.5) {
+                vec![ty.shape.num_elements()]
+            } else {
+                ty.shape.0.iter().rev().copied().collect()
+            };
             b.reshape(x, &Shape(dims))
         }
         // Reduce over a random nonempty axis set.
         11 if rank >= 1 => {
             let subsets = axis_subsets(rank);
             let axes = subsets[rng.below(subsets.len())].clone();
-            if rng.chance(0.5) { b.reduce_sum(x, axes) } else { b.reduce_max(x, axes) }
+            if rng.chance(0.5) {
+                b.reduce_sum(x, axes)
+            } else {
+                b.reduce_max(x, axes)
+            }
         }
         // Iota plus x.
         12 if rank >= 1 => {
@@ -747,7 +771,8 @@ fn random_programs_match_interp() {
         let func = random_func(&mut rng, n_steps);
         crate::ir::verify::assert_valid(&func, "random_func");
         insts += func.insts.len();
-        let mut cpu = compile(&func).unwrap_or_else(|err| panic!("seed {seed}: compile failed: {err}\n{}", text::print(&func)));
+        let mut cpu =
+            compile(&func).unwrap_or_else(|err| panic!("seed {seed}: compile failed: {err}\n{}", text::print(&func)));
         for input_index in 0..INPUTS_PER_PROGRAM {
             let inputs: Vec<Tensor> = func.param_types().iter().map(|ty| random_input(ty, &mut rng)).collect();
             let want = interp::run(&func, &inputs);

@@ -71,7 +71,10 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::Neg | Op::Sqrt | Op::Convert | Op::Select => self.emit_elementwise(index),
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => self.emit_elementwise(index),
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.emit_elementwise(index),
-            Op::Exp | Op::Log | Op::Tanh | Op::Pow => self.emit_host_elementwise(index)?,
+            Op::Exp => self.emit_host_elementwise(index, [HostFn::ExpF32, HostFn::ExpF64], None)?,
+            Op::Log => self.emit_host_elementwise(index, [HostFn::LogF32, HostFn::LogF64], None)?,
+            Op::Tanh => self.emit_host_elementwise(index, [HostFn::TanhF32, HostFn::TanhF64], None)?,
+            Op::Pow => self.emit_host_elementwise(index, [HostFn::PowF32, HostFn::PowF64], Some(HostFn::PowI32))?,
             Op::Broadcast { dims } => {
                 let src_ty = self.func.ty(inst.args[0]);
                 let src_strides = src_ty.shape.strides();
@@ -124,11 +127,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
         // Pointers: [dst, position along axis]; the position is an integer
         // carried like a pointer with stride 1 on the axis dim.
         let nest_dims = [outer, dims[axis], inner];
-        let strides = [
-            vec![dims[axis] as i64 * inner as i64 * size, 0],
-            vec![inner as i64 * size, 1],
-            vec![size, 0],
-        ];
+        let strides = [vec![dims[axis] as i64 * inner as i64 * size, 0], vec![inner as i64 * size, 1], vec![size, 0]];
         emit_nest(&mut self.b, &nest_dims, &strides, &[dst, zero], &[], &mut |b, ptrs, _| {
             let value = match dtype {
                 DType::F32 => b.ins().fcvt_from_sint(types::F32, ptrs[1]),
@@ -164,8 +163,10 @@ impl<'a, 'm> Emitter<'a, 'm> {
             let steps: Vec<i64> = dtypes.iter().map(|d| (d.size_bytes() * lanes) as i64).collect();
             let vector_ty = clif_type(compute_dtype).by(lanes as u32).unwrap();
             emit_loop(&mut self.b, n_vector, &bases, &steps, &[], &mut |b, ptrs, _| {
-                let args: Vec<clif::Value> =
-                    ptrs[..ptrs.len() - 1].iter().map(|&p| b.ins().load(vector_ty, MemFlagsData::trusted(), p, 0)).collect();
+                let args: Vec<clif::Value> = ptrs[..ptrs.len() - 1]
+                    .iter()
+                    .map(|&p| b.ins().load(vector_ty, MemFlagsData::trusted(), p, 0))
+                    .collect();
                 let res = scalar_op(b, &op, compute_dtype, out_dtype, &args);
                 store(b, res, ptrs[ptrs.len() - 1]);
                 vec![]
@@ -173,8 +174,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
         }
         let done = n_vector * lanes;
         if done < n {
-            let tail: Vec<clif::Value> =
-                bases.iter().zip(&dtypes).map(|(&p, d)| self.b.ins().iadd_imm_s(p, (done * d.size_bytes()) as i64)).collect();
+            let tail: Vec<clif::Value> = bases
+                .iter()
+                .zip(&dtypes)
+                .map(|(&p, d)| self.b.ins().iadd_imm_s(p, (done * d.size_bytes()) as i64))
+                .collect();
             let steps: Vec<i64> = dtypes.iter().map(|d| d.size_bytes() as i64).collect();
             emit_loop(&mut self.b, n - done, &tail, &steps, &[], &mut |b, ptrs, _| {
                 let args: Vec<clif::Value> = ptrs[..ptrs.len() - 1]
@@ -190,20 +194,19 @@ impl<'a, 'm> Emitter<'a, 'm> {
     }
 
     /// Exp, Log, Tanh, Pow: one call to a host routine for the whole array.
-    fn emit_host_elementwise(&mut self, index: usize) -> Result<(), CodegenError> {
+    /// `floats` holds the f32 and f64 routines, `int` the i32 one if any.
+    fn emit_host_elementwise(
+        &mut self,
+        index: usize,
+        floats: [HostFn; 2],
+        int: Option<HostFn>,
+    ) -> Result<(), CodegenError> {
         let inst = &self.func.insts[index];
-        let dtype = inst.ty.dtype;
-        let host = match (&inst.op, dtype) {
-            (Op::Exp, DType::F32) => HostFn::ExpF32,
-            (Op::Exp, DType::F64) => HostFn::ExpF64,
-            (Op::Log, DType::F32) => HostFn::LogF32,
-            (Op::Log, DType::F64) => HostFn::LogF64,
-            (Op::Tanh, DType::F32) => HostFn::TanhF32,
-            (Op::Tanh, DType::F64) => HostFn::TanhF64,
-            (Op::Pow, DType::F32) => HostFn::PowF32,
-            (Op::Pow, DType::F64) => HostFn::PowF64,
-            (Op::Pow, DType::I32) => HostFn::PowI32,
-            (op, dtype) => unreachable!("no host routine for {op:?} on {dtype} (the verifier rejects it)"),
+        let host = match (inst.ty.dtype, int) {
+            (DType::F32, _) => floats[0],
+            (DType::F64, _) => floats[1],
+            (DType::I32, Some(int)) => int,
+            (dtype, _) => unreachable!("no host routine for {:?} on {dtype} (the verifier rejects it)", inst.op),
         };
         let n = inst.ty.shape.num_elements() as i64;
         let src = self.base(inst.args[0].index());
@@ -416,41 +419,49 @@ fn scalar_op(b: &mut FunctionBuilder, op: &Op, dtype: DType, out: DType, args: &
         Op::Max => b.ins().smax(args[0], args[1]),
         Op::Min if float => b.ins().fmin(args[0], args[1]),
         Op::Min => b.ins().smin(args[0], args[1]),
-        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => {
-            let (x, y) = (args[0], args[1]);
-            if float {
-                let cc = match op {
-                    Op::Lt => FloatCC::LessThan,
-                    Op::Le => FloatCC::LessThanOrEqual,
-                    Op::Gt => FloatCC::GreaterThan,
-                    Op::Ge => FloatCC::GreaterThanOrEqual,
-                    Op::Eq => FloatCC::Equal,
-                    _ => FloatCC::NotEqual,
-                };
-                b.ins().fcmp(cc, x, y)
-            } else {
-                let signed = dtype == DType::I32;
-                let cc = match (op, signed) {
-                    (Op::Lt, true) => IntCC::SignedLessThan,
-                    (Op::Le, true) => IntCC::SignedLessThanOrEqual,
-                    (Op::Gt, true) => IntCC::SignedGreaterThan,
-                    (Op::Ge, true) => IntCC::SignedGreaterThanOrEqual,
-                    (Op::Lt, false) => IntCC::UnsignedLessThan,
-                    (Op::Le, false) => IntCC::UnsignedLessThanOrEqual,
-                    (Op::Gt, false) => IntCC::UnsignedGreaterThan,
-                    (Op::Ge, false) => IntCC::UnsignedGreaterThanOrEqual,
-                    (Op::Eq, _) => IntCC::Equal,
-                    _ => IntCC::NotEqual,
-                };
-                b.ins().icmp(cc, x, y)
-            }
-        }
+        Op::Lt => compare(b, dtype, args, FloatCC::LessThan, IntCC::SignedLessThan, IntCC::UnsignedLessThan),
+        Op::Le => compare(
+            b,
+            dtype,
+            args,
+            FloatCC::LessThanOrEqual,
+            IntCC::SignedLessThanOrEqual,
+            IntCC::UnsignedLessThanOrEqual,
+        ),
+        Op::Gt => compare(b, dtype, args, FloatCC::GreaterThan, IntCC::SignedGreaterThan, IntCC::UnsignedGreaterThan),
+        Op::Ge => compare(
+            b,
+            dtype,
+            args,
+            FloatCC::GreaterThanOrEqual,
+            IntCC::SignedGreaterThanOrEqual,
+            IntCC::UnsignedGreaterThanOrEqual,
+        ),
+        Op::Eq => compare(b, dtype, args, FloatCC::Equal, IntCC::Equal, IntCC::Equal),
+        Op::Ne => compare(b, dtype, args, FloatCC::NotEqual, IntCC::NotEqual, IntCC::NotEqual),
         Op::Select => b.ins().select(args[0], args[1], args[2]),
         Op::Convert => convert(b, args[0], dtype, out),
         Op::Exp | Op::Log | Op::Tanh | Op::Pow => unreachable!("{op:?} runs as a host routine"),
         Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => unreachable!("{op:?} is not elementwise"),
         Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => unreachable!("{op:?} is not elementwise"),
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => unreachable!("{op:?} is not elementwise"),
+    }
+}
+
+/// A comparison yielding a 0/1 byte: `float` for f32/f64 operands, `signed`
+/// for i32, `unsigned` for bool.
+fn compare(
+    b: &mut FunctionBuilder,
+    dtype: DType,
+    args: &[clif::Value],
+    float: FloatCC,
+    signed: IntCC,
+    unsigned: IntCC,
+) -> clif::Value {
+    match dtype {
+        DType::F32 | DType::F64 => b.ins().fcmp(float, args[0], args[1]),
+        DType::I32 => b.ins().icmp(signed, args[0], args[1]),
+        DType::Bool => b.ins().icmp(unsigned, args[0], args[1]),
     }
 }
 
@@ -548,14 +559,18 @@ fn emit_loop(
     let exit_accs: Vec<clif::Value> = acc_types.iter().map(|&t| b.append_block_param(exit, t)).collect();
 
     let zero = b.ins().iconst(PTR, 0);
-    let entry_args: Vec<BlockArg> = std::iter::once(zero).chain(ptrs.iter().copied()).chain(accs.iter().copied()).map(BlockArg::from).collect();
+    let entry_args: Vec<BlockArg> =
+        std::iter::once(zero).chain(ptrs.iter().copied()).chain(accs.iter().copied()).map(BlockArg::from).collect();
     b.ins().jump(header, &entry_args);
 
     b.switch_to_block(header);
     let next_accs = body(b, &loop_ptrs, &loop_accs);
     let next_counter = b.ins().iadd_imm_s(counter, 1);
-    let next_ptrs: Vec<clif::Value> =
-        loop_ptrs.iter().zip(steps).map(|(&p, &step)| if step == 0 { p } else { b.ins().iadd_imm_s(p, step) }).collect();
+    let next_ptrs: Vec<clif::Value> = loop_ptrs
+        .iter()
+        .zip(steps)
+        .map(|(&p, &step)| if step == 0 { p } else { b.ins().iadd_imm_s(p, step) })
+        .collect();
     let more = b.ins().icmp_imm_s(IntCC::SignedLessThan, next_counter, trip as i64);
     let back_args: Vec<BlockArg> =
         std::iter::once(next_counter).chain(next_ptrs).chain(next_accs.iter().copied()).map(BlockArg::from).collect();
