@@ -9,6 +9,7 @@
 pub mod autodiff;
 pub mod check;
 pub mod diagnostic;
+pub mod codegen;
 pub mod ir;
 pub mod lower;
 pub mod span;

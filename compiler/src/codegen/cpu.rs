@@ -1,0 +1,271 @@
+//! The CPU backend: JIT-compiles an `ir::Func` to host machine code with
+//! Cranelift and runs it on host tensors.
+//!
+//! Consumes a verified `ir::Func`; produces a `CpuFunc` that owns the machine
+//! code and a buffer arena. It agrees with `ir::interp::run` bitwise on every
+//! op except `MatMul`, whose summation order is the `gemm` crate's.
+//!
+//! Memory model: one arena with a 64-byte-aligned buffer per instruction
+//! result (no reuse yet). `Reshape` and same-dtype `Convert` alias their
+//! operand's buffer. The compiled function takes one argument, a table of
+//! buffer base pointers indexed by `ValueId`; `run` copies the inputs into the
+//! parameter buffers, calls it, and copies the outputs out. Bools are stored
+//! as one byte, 0 or 1.
+//!
+//! Code shape: one Cranelift function, one loop nest per instruction, in
+//! program order (`emit.rs`). Exp, Log, Tanh, Pow and MatMul call host
+//! routines once per array (`kernels.rs`).
+
+mod emit;
+mod kernels;
+
+use std::mem::ManuallyDrop;
+
+use cranelift_codegen::ir::{types, AbiParam, UserFuncName};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+
+use crate::ir::{self, DType, Data, Func, Op, Tensor};
+use kernels::HostFn;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodegenError {
+    #[error("invalid IR function: {0}")]
+    InvalidFunc(String),
+    #[error("%{inst} = {op}: not supported by the CPU backend on {ty}")]
+    Unsupported { inst: usize, op: &'static str, ty: ir::Type },
+    #[error("host CPU not supported: {0}")]
+    Host(String),
+    #[error("cranelift setting: {0}")]
+    Setting(#[from] settings::SetError),
+    #[error("cranelift: {0}")]
+    Codegen(#[from] cranelift_codegen::CodegenError),
+    #[error("cranelift module: {0}")]
+    Module(Box<cranelift_module::ModuleError>),
+}
+
+impl From<cranelift_module::ModuleError> for CodegenError {
+    fn from(err: cranelift_module::ModuleError) -> CodegenError {
+        CodegenError::Module(Box::new(err))
+    }
+}
+
+/// One 64-byte line of the arena; a `Vec` of these is 64-byte aligned.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// The signature of the compiled function: a table of buffer base pointers.
+type EntryFn = unsafe extern "C" fn(*const *mut u8);
+
+/// A compiled function, ready to run on host tensors.
+pub struct CpuFunc {
+    /// Owns the machine code; freed in `Drop`, after which `entry` dangles.
+    module: ManuallyDrop<JITModule>,
+    entry: EntryFn,
+    arena: Vec<Line>,
+    /// Byte offset in the arena of each instruction's result buffer.
+    offsets: Vec<usize>,
+    param_types: Vec<ir::Type>,
+    output_types: Vec<ir::Type>,
+    outputs: Vec<ir::ValueId>,
+}
+
+impl Drop for CpuFunc {
+    fn drop(&mut self) {
+        // Safety: `entry` points into this module's memory and is never called
+        // again: `self` is going away.
+        unsafe { ManuallyDrop::take(&mut self.module).free_memory() };
+    }
+}
+
+/// Compiles `func` for the host CPU.
+pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
+    ir::verify::verify(func).map_err(CodegenError::InvalidFunc)?;
+    check_supported(func)?;
+    let (offsets, arena_bytes) = layout(func);
+
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed")?;
+    flags.set("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
+    // The JIT places host routines anywhere in the address space.
+    flags.set("use_colocated_libcalls", "false")?;
+    flags.set("is_pic", "false")?;
+    let isa = cranelift_native::builder()
+        .map_err(|msg| CodegenError::Host(msg.to_string()))?
+        .finish(settings::Flags::new(flags))?;
+    if isa.pointer_type() != types::I64 {
+        return Err(CodegenError::Host("the CPU backend needs 64-bit pointers".into()));
+    }
+    let mut jit_builder = JITBuilder::with_isa(isa, default_libcall_names());
+    for host in HostFn::ALL {
+        jit_builder.symbol(host.name(), host.address());
+    }
+    let mut module = JITModule::new(jit_builder);
+
+    let mut sig = module.make_signature();
+    sig.params.push(AbiParam::new(types::I64));
+    let func_id = module.declare_function("jl_entry", Linkage::Local, &sig)?;
+    let mut ctx = module.make_context();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, func_id.as_u32());
+    let mut builder_ctx = FunctionBuilderContext::new();
+    {
+        let builder = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
+        let mut emitter = emit::Emitter::new(builder, &mut module, func);
+        for index in 0..func.insts.len() {
+            emitter.emit_inst(index)?;
+        }
+        emitter.finish();
+    }
+    module.define_function(func_id, &mut ctx)?;
+    module.clear_context(&mut ctx);
+    module.finalize_definitions()?;
+    let code = module.get_finalized_function(func_id);
+    // Safety: `code` was compiled from a function with exactly this signature
+    // in the host's default calling convention (`extern "C"`).
+    let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
+
+    Ok(CpuFunc {
+        module: ManuallyDrop::new(module),
+        entry,
+        arena: vec![Line([0; 64]); arena_bytes.div_ceil(64).max(1)],
+        offsets,
+        param_types: func.param_types(),
+        output_types: func.output_types(),
+        outputs: func.outputs.clone(),
+    })
+}
+
+/// Rejects the typings the verifier allows but the interpreter does not
+/// define (it panics on them), so that no such program reaches codegen.
+fn check_supported(func: &Func) -> Result<(), CodegenError> {
+    for (index, inst) in func.insts.iter().enumerate() {
+        let unsupported = match &inst.op {
+            Op::Neg | Op::ReduceSum { .. } | Op::ReduceMax { .. } => inst.ty.dtype == DType::Bool,
+            Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
+            Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => false,
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => false,
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => false,
+            Op::Select | Op::Convert | Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
+            Op::MatMul => false,
+        };
+        if unsupported {
+            return Err(CodegenError::Unsupported { inst: index, op: ir::op::name(&inst.op), ty: inst.ty.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Assigns each instruction's result a byte offset in the arena; returns the
+/// offsets and the arena size. Views alias their operand.
+fn layout(func: &Func) -> (Vec<usize>, usize) {
+    let mut offsets = Vec::with_capacity(func.insts.len());
+    let mut end = 0usize;
+    for inst in &func.insts {
+        let aliases = match &inst.op {
+            // Same bytes in the same order: a view of the operand.
+            Op::Reshape => true,
+            Op::Convert => func.ty(inst.args[0]).dtype == inst.ty.dtype,
+            Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
+            Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => false,
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => false,
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => false,
+            Op::Select | Op::Broadcast { .. } | Op::Transpose { .. } => false,
+            Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
+        };
+        if aliases {
+            offsets.push(offsets[inst.args[0].index()]);
+        } else {
+            let start = end.next_multiple_of(64);
+            offsets.push(start);
+            end = start + inst.ty.shape.num_elements() * inst.ty.dtype.size_bytes();
+        }
+    }
+    (offsets, end)
+}
+
+impl CpuFunc {
+    /// Runs on host tensors; panics if input types differ from the params
+    /// (the caller checks).
+    pub fn run(&mut self, inputs: &[Tensor]) -> Vec<Tensor> {
+        assert_eq!(inputs.len(), self.param_types.len(), "cpu: wrong number of inputs");
+        for (index, (input, ty)) in inputs.iter().zip(&self.param_types).enumerate() {
+            assert_eq!(&input.ty(), ty, "cpu: input {index} has the wrong type");
+            let offset = self.offsets[index];
+            write_data(&mut arena_bytes_mut(&mut self.arena)[offset..], &input.data);
+        }
+        let base = self.arena.as_mut_ptr() as *mut u8;
+        // Safety: every offset lies inside the arena (see `layout`).
+        let table: Vec<*mut u8> = self.offsets.iter().map(|&offset| unsafe { base.add(offset) }).collect();
+        // Safety: the table has one valid, aligned buffer per instruction, each
+        // as large as its result type, which is all the compiled code touches.
+        unsafe { (self.entry)(table.as_ptr()) };
+        let bytes = self.arena_bytes();
+        self.outputs
+            .iter()
+            .zip(&self.output_types)
+            .map(|(value, ty)| read_tensor(&bytes[self.offsets[value.index()]..], ty))
+            .collect()
+    }
+
+    pub fn param_types(&self) -> &[ir::Type] {
+        &self.param_types
+    }
+
+    pub fn output_types(&self) -> &[ir::Type] {
+        &self.output_types
+    }
+
+    fn arena_bytes(&self) -> &[u8] {
+        // Safety: `Line` is plain bytes with no padding.
+        unsafe { std::slice::from_raw_parts(self.arena.as_ptr() as *const u8, self.arena.len() * 64) }
+    }
+}
+
+fn arena_bytes_mut(arena: &mut [Line]) -> &mut [u8] {
+    // Safety: `Line` is plain bytes with no padding.
+    unsafe { std::slice::from_raw_parts_mut(arena.as_mut_ptr() as *mut u8, arena.len() * 64) }
+}
+
+/// Writes tensor data into the start of `dst` in the arena's layout.
+fn write_data(dst: &mut [u8], data: &Data) {
+    fn put<T: Copy>(dst: &mut [u8], values: &[T]) {
+        let bytes = std::mem::size_of_val(values);
+        assert!(dst.len() >= bytes, "cpu: buffer too small");
+        // Safety: `T` is a primitive number type and `dst` holds `bytes` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr() as *const u8, dst.as_mut_ptr(), bytes) };
+    }
+    match data {
+        Data::F32(values) => put(dst, values),
+        Data::F64(values) => put(dst, values),
+        Data::I32(values) => put(dst, values),
+        Data::Bool(values) => {
+            for (byte, &value) in dst.iter_mut().zip(values) {
+                *byte = value as u8;
+            }
+        }
+    }
+}
+
+/// Reads a tensor of type `ty` from the start of `src`, a 64-byte-aligned
+/// buffer in the arena.
+fn read_tensor(src: &[u8], ty: &ir::Type) -> Tensor {
+    fn get<T: Copy>(src: &[u8], n: usize) -> Vec<T> {
+        assert!(src.len() >= n * std::mem::size_of::<T>(), "cpu: buffer too small");
+        assert_eq!(src.as_ptr() as usize % std::mem::align_of::<T>(), 0, "cpu: misaligned buffer");
+        // Safety: checked size and alignment; `T` is a primitive number type,
+        // valid for any bit pattern.
+        unsafe { std::slice::from_raw_parts(src.as_ptr() as *const T, n) }.to_vec()
+    }
+    let n = ty.shape.num_elements();
+    let data = match ty.dtype {
+        DType::F32 => Data::F32(get(src, n)),
+        DType::F64 => Data::F64(get(src, n)),
+        DType::I32 => Data::I32(get(src, n)),
+        DType::Bool => Data::Bool(src[..n].iter().map(|&b| b != 0).collect()),
+    };
+    Tensor { shape: ty.shape.clone(), data }
+}

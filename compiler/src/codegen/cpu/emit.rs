@@ -1,0 +1,582 @@
+//! Instruction selection for the CPU backend: one loop nest per IR
+//! instruction, all inside the single Cranelift function `compile` builds.
+//!
+//! Consumes a verified `ir::Func` whose buffers `cpu::layout` has placed;
+//! produces CLIF in a `FunctionBuilder`. Loops are counted loops with
+//! compile-time trip counts (shapes are concrete) whose pointers are carried
+//! as block parameters and advanced by constant byte strides.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{self as clif, types, AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData};
+use cranelift_frontend::FunctionBuilder;
+use cranelift_jit::JITModule;
+use cranelift_module::{Linkage, Module};
+
+use super::kernels::{HostFn, HostSig};
+use super::CodegenError;
+use crate::ir::{DType, Func, Op, Tensor};
+
+/// Every pointer and loop counter is a 64-bit integer (`compile` checks the
+/// host's pointer width).
+const PTR: clif::Type = types::I64;
+
+/// A loop body: gets the current pointers and carried values, returns the
+/// next carried values.
+type Body<'a> = &'a mut dyn FnMut(&mut FunctionBuilder, &[clif::Value], &[clif::Value]) -> Vec<clif::Value>;
+
+pub(super) struct Emitter<'a, 'm> {
+    b: FunctionBuilder<'a>,
+    module: &'m mut JITModule,
+    func: &'m Func,
+    /// The entry parameter: a table of buffer base pointers, one per value.
+    table: clif::Value,
+    host_refs: HashMap<HostFn, FuncRef>,
+}
+
+impl<'a, 'm> Emitter<'a, 'm> {
+    pub(super) fn new(mut b: FunctionBuilder<'a>, module: &'m mut JITModule, func: &'m Func) -> Emitter<'a, 'm> {
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let table = b.block_params(entry)[0];
+        Emitter { b, module, func, table, host_refs: HashMap::new() }
+    }
+
+    pub(super) fn finish(mut self) {
+        self.b.ins().return_(&[]);
+        self.b.seal_all_blocks();
+        let config = self.module.target_config();
+        self.b.finalize(config);
+    }
+
+    /// Emits the code computing instruction `index` into its buffer.
+    pub(super) fn emit_inst(&mut self, index: usize) -> Result<(), CodegenError> {
+        let inst = &self.func.insts[index];
+        if inst.ty.shape.num_elements() == 0 {
+            return Ok(());
+        }
+        match &inst.op {
+            // `run` fills parameter buffers; views share their operand's buffer.
+            Op::Param(_) | Op::Reshape => {}
+            Op::Constant(value) => {
+                let scalar = Tensor::from_f64(inst.ty.dtype, &[], &[*value]);
+                let value = self.constant(inst.ty.dtype, scalar.scalar_value());
+                let dst = self.base(index);
+                store(&mut self.b, value, dst);
+            }
+            Op::Iota { axis } => self.emit_iota(index, *axis),
+            Op::Convert if self.func.ty(inst.args[0]).dtype == inst.ty.dtype => {}
+            Op::Neg | Op::Sqrt | Op::Convert | Op::Select => self.emit_elementwise(index),
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => self.emit_elementwise(index),
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.emit_elementwise(index),
+            Op::Exp => self.emit_host_elementwise(index, [HostFn::ExpF32, HostFn::ExpF64], None)?,
+            Op::Log => self.emit_host_elementwise(index, [HostFn::LogF32, HostFn::LogF64], None)?,
+            Op::Tanh => self.emit_host_elementwise(index, [HostFn::TanhF32, HostFn::TanhF64], None)?,
+            Op::Pow => self.emit_host_elementwise(index, [HostFn::PowF32, HostFn::PowF64], Some(HostFn::PowI32))?,
+            Op::Broadcast { dims } => {
+                let src_ty = self.func.ty(inst.args[0]);
+                let src_strides = src_ty.shape.strides();
+                // Output dim d reads operand dim i where dims[i] == d; size-1
+                // operand dims and new dims have stride 0.
+                let mut strides = vec![0i64; inst.ty.shape.rank()];
+                for (i, &d) in dims.iter().enumerate() {
+                    if src_ty.shape.0[i] != 1 {
+                        strides[d] = src_strides[i] as i64;
+                    }
+                }
+                self.emit_strided_copy(index, &strides);
+            }
+            Op::Transpose { perm } => {
+                let src_strides = self.func.ty(inst.args[0]).shape.strides();
+                let strides: Vec<i64> = perm.iter().map(|&p| src_strides[p] as i64).collect();
+                self.emit_strided_copy(index, &strides);
+            }
+            Op::ReduceSum { axes } => self.emit_reduce(index, axes, ReduceKind::Sum),
+            Op::ReduceMax { axes } => self.emit_reduce(index, axes, ReduceKind::Max),
+            Op::MatMul => self.emit_matmul(index)?,
+        }
+        Ok(())
+    }
+
+    /// Loads the base pointer of value `index`'s buffer from the table.
+    fn base(&mut self, index: usize) -> clif::Value {
+        self.b.ins().load(PTR, MemFlagsData::trusted(), self.table, (index * 8) as i32)
+    }
+
+    fn constant(&mut self, dtype: DType, value: f64) -> clif::Value {
+        match dtype {
+            DType::F32 => self.b.ins().f32const(value as f32),
+            DType::F64 => self.b.ins().f64const(value),
+            DType::I32 => self.b.ins().iconst(types::I32, value as i32 as i64),
+            DType::Bool => self.b.ins().iconst(types::I8, (value != 0.0) as i64),
+        }
+    }
+
+    /// Result `[d0.., n, inner..]` where element = its index along `axis`.
+    fn emit_iota(&mut self, index: usize, axis: usize) {
+        let ty = &self.func.insts[index].ty;
+        let dims = ty.shape.dims();
+        let outer: usize = dims[..axis].iter().product();
+        let inner: usize = dims[axis + 1..].iter().product();
+        let size = ty.dtype.size_bytes() as i64;
+        let dtype = ty.dtype;
+        let dst = self.base(index);
+        let zero = self.b.ins().iconst(PTR, 0);
+        // Pointers: [dst, position along axis]; the position is an integer
+        // carried like a pointer with stride 1 on the axis dim.
+        let nest_dims = [outer, dims[axis], inner];
+        let strides = [vec![dims[axis] as i64 * inner as i64 * size, 0], vec![inner as i64 * size, 1], vec![size, 0]];
+        emit_nest(&mut self.b, &nest_dims, &strides, &[dst, zero], &[], &mut |b, ptrs, _| {
+            let value = match dtype {
+                DType::F32 => b.ins().fcvt_from_sint(types::F32, ptrs[1]),
+                DType::F64 => b.ins().fcvt_from_sint(types::F64, ptrs[1]),
+                DType::I32 => b.ins().ireduce(types::I32, ptrs[1]),
+                DType::Bool => unreachable!("the verifier rejects bool iota"),
+            };
+            store(b, value, ptrs[0]);
+            vec![]
+        });
+    }
+
+    /// A flat loop over contiguous same-shape operands, f32x4/f64x2 SIMD
+    /// where `is_vectorizable`, with a scalar tail.
+    fn emit_elementwise(&mut self, index: usize) {
+        let inst = &self.func.insts[index];
+        let n = inst.ty.shape.num_elements();
+        let op = inst.op.clone();
+        // The dtype the operation computes in: the branches' for select, the
+        // operands' for comparisons and converts.
+        let operand_dtypes: Vec<DType> = inst.args.iter().map(|a| self.func.ty(*a).dtype).collect();
+        let compute_dtype = *operand_dtypes.last().unwrap();
+        let out_dtype = inst.ty.dtype;
+        let arg_indices: Vec<usize> = inst.args.iter().map(|a| a.index()).collect();
+        let mut bases: Vec<clif::Value> = arg_indices.into_iter().map(|a| self.base(a)).collect();
+        bases.push(self.base(index));
+        let mut dtypes = operand_dtypes.clone();
+        dtypes.push(out_dtype);
+
+        let lanes = if is_vectorizable(&op, compute_dtype) { 16 / compute_dtype.size_bytes() } else { 1 };
+        let n_vector = if lanes > 1 { n / lanes } else { 0 };
+        if n_vector > 0 {
+            let steps: Vec<i64> = dtypes.iter().map(|d| (d.size_bytes() * lanes) as i64).collect();
+            let vector_ty = clif_type(compute_dtype).by(lanes as u32).unwrap();
+            emit_loop(&mut self.b, n_vector, &bases, &steps, &[], &mut |b, ptrs, _| {
+                let args: Vec<clif::Value> = ptrs[..ptrs.len() - 1]
+                    .iter()
+                    .map(|&p| b.ins().load(vector_ty, MemFlagsData::trusted(), p, 0))
+                    .collect();
+                let res = scalar_op(b, &op, compute_dtype, out_dtype, &args);
+                store(b, res, ptrs[ptrs.len() - 1]);
+                vec![]
+            });
+        }
+        let done = n_vector * lanes;
+        if done < n {
+            let tail: Vec<clif::Value> = bases
+                .iter()
+                .zip(&dtypes)
+                .map(|(&p, d)| self.b.ins().iadd_imm_s(p, (done * d.size_bytes()) as i64))
+                .collect();
+            let steps: Vec<i64> = dtypes.iter().map(|d| d.size_bytes() as i64).collect();
+            emit_loop(&mut self.b, n - done, &tail, &steps, &[], &mut |b, ptrs, _| {
+                let args: Vec<clif::Value> = ptrs[..ptrs.len() - 1]
+                    .iter()
+                    .zip(&operand_dtypes)
+                    .map(|(&p, &d)| b.ins().load(clif_type(d), MemFlagsData::trusted(), p, 0))
+                    .collect();
+                let res = scalar_op(b, &op, compute_dtype, out_dtype, &args);
+                store(b, res, ptrs[ptrs.len() - 1]);
+                vec![]
+            });
+        }
+    }
+
+    /// Exp, Log, Tanh, Pow: one call to a host routine for the whole array.
+    /// `floats` holds the f32 and f64 routines, `int` the i32 one if any.
+    fn emit_host_elementwise(
+        &mut self,
+        index: usize,
+        floats: [HostFn; 2],
+        int: Option<HostFn>,
+    ) -> Result<(), CodegenError> {
+        let inst = &self.func.insts[index];
+        let host = match (inst.ty.dtype, int) {
+            (DType::F32, _) => floats[0],
+            (DType::F64, _) => floats[1],
+            (DType::I32, Some(int)) => int,
+            (dtype, _) => unreachable!("no host routine for {:?} on {dtype} (the verifier rejects it)", inst.op),
+        };
+        let n = inst.ty.shape.num_elements() as i64;
+        let src = self.base(inst.args[0].index());
+        // Unary routines ignore their second source.
+        let src2 = self.base(inst.args[inst.args.len() - 1].index());
+        let dst = self.base(index);
+        let n = self.b.ins().iconst(PTR, n);
+        self.call_host(host, &[src, src2, dst, n])
+    }
+
+    fn emit_matmul(&mut self, index: usize) -> Result<(), CodegenError> {
+        let inst = &self.func.insts[index];
+        let host = match inst.ty.dtype {
+            DType::F32 => HostFn::MatMulF32,
+            DType::F64 => HostFn::MatMulF64,
+            other => unreachable!("matmul on {other} (the verifier rejects it)"),
+        };
+        let (lhs, rhs) = (inst.args[0], inst.args[1]);
+        let (m, k) = (self.func.ty(lhs).shape.0[0], self.func.ty(lhs).shape.0[1]);
+        let n = self.func.ty(rhs).shape.0[1];
+        let a = self.base(lhs.index());
+        let b = self.base(rhs.index());
+        let c = self.base(index);
+        let dims: Vec<clif::Value> = [m, k, n].iter().map(|&d| self.b.ins().iconst(PTR, d as i64)).collect();
+        self.call_host(host, &[a, b, c, dims[0], dims[1], dims[2]])
+    }
+
+    fn call_host(&mut self, host: HostFn, args: &[clif::Value]) -> Result<(), CodegenError> {
+        let func_ref = match self.host_refs.get(&host) {
+            Some(&func_ref) => func_ref,
+            None => {
+                let mut sig = self.module.make_signature();
+                let n_params = match host.signature() {
+                    HostSig::Array => 4,
+                    HostSig::MatMul => 6,
+                };
+                sig.params.extend(std::iter::repeat_n(AbiParam::new(PTR), n_params));
+                let id = self.module.declare_function(host.name(), Linkage::Import, &sig)?;
+                let func_ref = self.module.declare_func_in_func(id, self.b.func);
+                self.host_refs.insert(host, func_ref);
+                func_ref
+            }
+        };
+        self.b.ins().call(func_ref, args);
+        Ok(())
+    }
+
+    /// Result element at multi-index `idx` = operand element at flat index
+    /// `sum(idx[d] * src_strides[d])` (strides in elements).
+    fn emit_strided_copy(&mut self, index: usize, src_strides: &[i64]) {
+        let inst = &self.func.insts[index];
+        let size = inst.ty.dtype.size_bytes() as i64;
+        let dst_strides = inst.ty.shape.strides();
+        let per_dim: Vec<Vec<i64>> =
+            src_strides.iter().zip(&dst_strides).map(|(&s, &d)| vec![s * size, d as i64 * size]).collect();
+        let (dims, strides) = merge_dims(inst.ty.shape.dims(), &per_dim);
+        let ty = clif_type(inst.ty.dtype);
+        let src = self.base(inst.args[0].index());
+        let dst = self.base(index);
+        emit_nest(&mut self.b, &dims, &strides, &[src, dst], &[], &mut |b, ptrs, _| {
+            let value = b.ins().load(ty, MemFlagsData::trusted(), ptrs[0], 0);
+            store(b, value, ptrs[1]);
+            vec![]
+        });
+    }
+
+    /// Fills the output with the identity, then walks the source in row-major
+    /// order combining each element into its output element: exactly the
+    /// interpreter's order, so results are bitwise equal. The trailing run of
+    /// reduced dims accumulates in a register.
+    fn emit_reduce(&mut self, index: usize, axes: &[usize], kind: ReduceKind) {
+        let inst = &self.func.insts[index];
+        let src_ty = self.func.ty(inst.args[0]).clone();
+        let dtype = inst.ty.dtype;
+        let size = dtype.size_bytes() as i64;
+        let ty = clif_type(dtype);
+        let dst = self.base(index);
+        let identity = match (kind, dtype) {
+            (ReduceKind::Sum, DType::F32 | DType::F64) => self.constant(dtype, 0.0),
+            (ReduceKind::Max, DType::F32 | DType::F64) => self.constant(dtype, f64::NEG_INFINITY),
+            (ReduceKind::Sum, DType::I32) => self.b.ins().iconst(types::I32, 0),
+            (ReduceKind::Max, DType::I32) => self.b.ins().iconst(types::I32, i32::MIN as i64),
+            (_, DType::Bool) => unreachable!("check_supported rejects bool reductions"),
+        };
+        emit_loop(&mut self.b, inst.ty.shape.num_elements(), &[dst], &[size], &[], &mut |b, ptrs, _| {
+            store(b, identity, ptrs[0]);
+            vec![]
+        });
+        if src_ty.shape.num_elements() == 0 {
+            return;
+        }
+
+        // Byte strides per source dim: [source, output (0 on reduced dims)].
+        let src_strides = src_ty.shape.strides();
+        let out_strides = inst.ty.shape.strides();
+        let mut kept = 0;
+        let per_dim: Vec<Vec<i64>> = (0..src_ty.shape.rank())
+            .map(|d| {
+                let out = if axes.contains(&d) {
+                    0
+                } else {
+                    kept += 1;
+                    out_strides[kept - 1] as i64 * size
+                };
+                vec![src_strides[d] as i64 * size, out]
+            })
+            .collect();
+        // The suffix: trailing dims that are reduced or of size 1 (both leave
+        // the output pointer where it is).
+        let mut split = src_ty.shape.rank();
+        while split > 0 && (per_dim[split - 1][1] == 0 || src_ty.shape.0[split - 1] == 1) {
+            split -= 1;
+        }
+        let (outer_dims, outer_strides) = merge_dims(&src_ty.shape.0[..split], &per_dim[..split]);
+        let inner_per_dim: Vec<Vec<i64>> = per_dim[split..].iter().map(|s| vec![s[0]]).collect();
+        let (inner_dims, inner_strides) = merge_dims(&src_ty.shape.0[split..], &inner_per_dim);
+
+        let src = self.base(inst.args[0].index());
+        emit_nest(&mut self.b, &outer_dims, &outer_strides, &[src, dst], &[], &mut |b, ptrs, _| {
+            let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[1], 0);
+            let res = emit_nest(b, &inner_dims, &inner_strides, &[ptrs[0]], &[acc], &mut |b, inner, accs| {
+                let value = b.ins().load(ty, MemFlagsData::trusted(), inner[0], 0);
+                let combined = match (kind, dtype.is_float()) {
+                    (ReduceKind::Sum, true) => b.ins().fadd(accs[0], value),
+                    (ReduceKind::Max, true) => b.ins().fmax(accs[0], value),
+                    (ReduceKind::Sum, false) => b.ins().iadd(accs[0], value),
+                    (ReduceKind::Max, false) => b.ins().smax(accs[0], value),
+                };
+                vec![combined]
+            });
+            store(b, res[0], ptrs[1]);
+            vec![]
+        });
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReduceKind {
+    Sum,
+    Max,
+}
+
+fn clif_type(dtype: DType) -> clif::Type {
+    match dtype {
+        DType::F32 => types::F32,
+        DType::F64 => types::F64,
+        DType::I32 => types::I32,
+        DType::Bool => types::I8,
+    }
+}
+
+fn store(b: &mut FunctionBuilder, value: clif::Value, ptr: clif::Value) {
+    b.ins().store(MemFlagsData::trusted(), value, ptr, 0);
+}
+
+/// Ops whose CLIF instructions work lane-wise on f32x4 / f64x2 with the same
+/// IEEE results as the scalar ones.
+fn is_vectorizable(op: &Op, dtype: DType) -> bool {
+    let op_ok = match op {
+        Op::Neg | Op::Sqrt | Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => true,
+        Op::Exp | Op::Log | Op::Tanh | Op::Pow => false,
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::Select | Op::Convert => false,
+        Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
+        Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
+        Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
+    };
+    op_ok && dtype.is_float()
+}
+
+/// One element (or one vector of elements) of an elementwise op. `dtype` is
+/// the dtype the op computes in (the operands', or the branches' for select);
+/// `out` is the result dtype.
+///
+/// Rules, matching `ir::interp`:
+///   float arithmetic: IEEE ops; max/min: `fmax`/`fmin` (NaN-propagating,
+///     -0 < +0, the interpreter's rule);
+///   i32 arithmetic wraps; x / 0 = 0 and MIN / -1 = 0 (`checked_div`);
+///   comparisons: ordered for floats except `ne` (true on NaN), signed for
+///     i32, unsigned for bool (false < true);
+///   float -> i32 truncates and saturates, NaN -> 0 (Rust `as`);
+///   x -> bool is x != 0 (NaN -> true); bool -> x is 0 or 1.
+fn scalar_op(b: &mut FunctionBuilder, op: &Op, dtype: DType, out: DType, args: &[clif::Value]) -> clif::Value {
+    let float = dtype.is_float();
+    match op {
+        Op::Neg if float => b.ins().fneg(args[0]),
+        Op::Neg => b.ins().ineg(args[0]),
+        Op::Sqrt => b.ins().sqrt(args[0]),
+        Op::Add if float => b.ins().fadd(args[0], args[1]),
+        Op::Add => b.ins().iadd(args[0], args[1]),
+        Op::Sub if float => b.ins().fsub(args[0], args[1]),
+        Op::Sub => b.ins().isub(args[0], args[1]),
+        Op::Mul if float => b.ins().fmul(args[0], args[1]),
+        Op::Mul => b.ins().imul(args[0], args[1]),
+        Op::Div if float => b.ins().fdiv(args[0], args[1]),
+        Op::Div => {
+            let (x, y) = (args[0], args[1]);
+            let by_zero = b.ins().icmp_imm_s(IntCC::Equal, y, 0);
+            let x_min = b.ins().icmp_imm_s(IntCC::Equal, x, i32::MIN as i64);
+            let y_neg_one = b.ins().icmp_imm_s(IntCC::Equal, y, -1);
+            let overflow = b.ins().band(x_min, y_neg_one);
+            let undefined = b.ins().bor(by_zero, overflow);
+            let one = b.ins().iconst(types::I32, 1);
+            let zero = b.ins().iconst(types::I32, 0);
+            // Divide by 1 where undefined so that `sdiv` never traps.
+            let safe_y = b.ins().select(undefined, one, y);
+            let quotient = b.ins().sdiv(x, safe_y);
+            b.ins().select(undefined, zero, quotient)
+        }
+        Op::Max if float => b.ins().fmax(args[0], args[1]),
+        Op::Max => b.ins().smax(args[0], args[1]),
+        Op::Min if float => b.ins().fmin(args[0], args[1]),
+        Op::Min => b.ins().smin(args[0], args[1]),
+        Op::Lt => compare(b, dtype, args, FloatCC::LessThan, IntCC::SignedLessThan, IntCC::UnsignedLessThan),
+        Op::Le => compare(
+            b,
+            dtype,
+            args,
+            FloatCC::LessThanOrEqual,
+            IntCC::SignedLessThanOrEqual,
+            IntCC::UnsignedLessThanOrEqual,
+        ),
+        Op::Gt => compare(b, dtype, args, FloatCC::GreaterThan, IntCC::SignedGreaterThan, IntCC::UnsignedGreaterThan),
+        Op::Ge => compare(
+            b,
+            dtype,
+            args,
+            FloatCC::GreaterThanOrEqual,
+            IntCC::SignedGreaterThanOrEqual,
+            IntCC::UnsignedGreaterThanOrEqual,
+        ),
+        Op::Eq => compare(b, dtype, args, FloatCC::Equal, IntCC::Equal, IntCC::Equal),
+        Op::Ne => compare(b, dtype, args, FloatCC::NotEqual, IntCC::NotEqual, IntCC::NotEqual),
+        Op::Select => b.ins().select(args[0], args[1], args[2]),
+        Op::Convert => convert(b, args[0], dtype, out),
+        Op::Exp | Op::Log | Op::Tanh | Op::Pow => unreachable!("{op:?} runs as a host routine"),
+        Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => unreachable!("{op:?} is not elementwise"),
+        Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => unreachable!("{op:?} is not elementwise"),
+        Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => unreachable!("{op:?} is not elementwise"),
+    }
+}
+
+/// A comparison yielding a 0/1 byte: `float` for f32/f64 operands, `signed`
+/// for i32, `unsigned` for bool.
+fn compare(
+    b: &mut FunctionBuilder,
+    dtype: DType,
+    args: &[clif::Value],
+    float: FloatCC,
+    signed: IntCC,
+    unsigned: IntCC,
+) -> clif::Value {
+    match dtype {
+        DType::F32 | DType::F64 => b.ins().fcmp(float, args[0], args[1]),
+        DType::I32 => b.ins().icmp(signed, args[0], args[1]),
+        DType::Bool => b.ins().icmp(unsigned, args[0], args[1]),
+    }
+}
+
+/// Element conversion between distinct dtypes (same-dtype converts alias).
+fn convert(b: &mut FunctionBuilder, x: clif::Value, from: DType, to: DType) -> clif::Value {
+    match (from, to) {
+        (DType::F32, DType::F64) => b.ins().fpromote(types::F64, x),
+        (DType::F64, DType::F32) => b.ins().fdemote(types::F32, x),
+        (DType::F32 | DType::F64, DType::I32) => b.ins().fcvt_to_sint_sat(types::I32, x),
+        (DType::I32, DType::F32 | DType::F64) => b.ins().fcvt_from_sint(clif_type(to), x),
+        (DType::Bool, DType::I32) => b.ins().uextend(types::I32, x),
+        (DType::Bool, DType::F32 | DType::F64) => {
+            let wide = b.ins().uextend(types::I32, x);
+            b.ins().fcvt_from_sint(clif_type(to), wide)
+        }
+        (DType::F32, DType::Bool) => {
+            let zero = b.ins().f32const(0.0);
+            b.ins().fcmp(FloatCC::NotEqual, x, zero)
+        }
+        (DType::F64, DType::Bool) => {
+            let zero = b.ins().f64const(0.0);
+            b.ins().fcmp(FloatCC::NotEqual, x, zero)
+        }
+        (DType::I32, DType::Bool) => b.ins().icmp_imm_s(IntCC::NotEqual, x, 0),
+        (DType::F32, DType::F32) | (DType::F64, DType::F64) | (DType::I32, DType::I32) | (DType::Bool, DType::Bool) => {
+            unreachable!("same-dtype convert aliases its operand")
+        }
+    }
+}
+
+/// Merges adjacent dims that every pointer walks contiguously (outer stride
+/// = inner stride * inner size) and drops size-1 dims. The iteration order is
+/// unchanged. `strides[d][k]` is pointer k's byte stride along dim d.
+fn merge_dims(dims: &[usize], strides: &[Vec<i64>]) -> (Vec<usize>, Vec<Vec<i64>>) {
+    let mut res_dims: Vec<usize> = Vec::new();
+    let mut res_strides: Vec<Vec<i64>> = Vec::new();
+    for (&dim, stride) in dims.iter().zip(strides) {
+        if dim == 1 {
+            continue;
+        }
+        if let (Some(last_dim), Some(last_stride)) = (res_dims.last_mut(), res_strides.last_mut()) {
+            if last_stride.iter().zip(stride).all(|(&outer, &inner)| outer == inner * dim as i64) {
+                *last_dim *= dim;
+                last_stride.clone_from(stride);
+                continue;
+            }
+        }
+        res_dims.push(dim);
+        res_strides.push(stride.clone());
+    }
+    (res_dims, res_strides)
+}
+
+/// Emits a row-major loop nest over `dims`: pointer k starts at `ptrs[k]` and
+/// moves by `strides[d][k]` bytes per step of dim d. `accs` are threaded
+/// through every iteration. Returns the final carried values. Every dim must
+/// be non-zero (callers skip empty arrays).
+fn emit_nest(
+    b: &mut FunctionBuilder,
+    dims: &[usize],
+    strides: &[Vec<i64>],
+    ptrs: &[clif::Value],
+    accs: &[clif::Value],
+    body: Body,
+) -> Vec<clif::Value> {
+    match dims.split_first() {
+        None => body(b, ptrs, accs),
+        Some((&trip, inner_dims)) => emit_loop(b, trip, ptrs, &strides[0], accs, &mut |b, ptrs, accs| {
+            emit_nest(b, inner_dims, &strides[1..], ptrs, accs, body)
+        }),
+    }
+}
+
+/// Emits `trip` iterations of `body` (a do-while loop: `trip >= 1`), with
+/// pointer k advanced by `steps[k]` each iteration and `accs` carried.
+/// Returns the carried values after the last iteration.
+fn emit_loop(
+    b: &mut FunctionBuilder,
+    trip: usize,
+    ptrs: &[clif::Value],
+    steps: &[i64],
+    accs: &[clif::Value],
+    body: Body,
+) -> Vec<clif::Value> {
+    assert!(trip >= 1, "empty loops are skipped by the callers");
+    if trip == 1 {
+        return body(b, ptrs, accs);
+    }
+    let acc_types: Vec<clif::Type> = accs.iter().map(|&a| b.func.dfg.value_type(a)).collect();
+    let header = b.create_block();
+    let counter = b.append_block_param(header, PTR);
+    let loop_ptrs: Vec<clif::Value> = ptrs.iter().map(|_| b.append_block_param(header, PTR)).collect();
+    let loop_accs: Vec<clif::Value> = acc_types.iter().map(|&t| b.append_block_param(header, t)).collect();
+    let exit = b.create_block();
+    let exit_accs: Vec<clif::Value> = acc_types.iter().map(|&t| b.append_block_param(exit, t)).collect();
+
+    let zero = b.ins().iconst(PTR, 0);
+    let entry_args: Vec<BlockArg> =
+        std::iter::once(zero).chain(ptrs.iter().copied()).chain(accs.iter().copied()).map(BlockArg::from).collect();
+    b.ins().jump(header, &entry_args);
+
+    b.switch_to_block(header);
+    let next_accs = body(b, &loop_ptrs, &loop_accs);
+    let next_counter = b.ins().iadd_imm_s(counter, 1);
+    let next_ptrs: Vec<clif::Value> = loop_ptrs
+        .iter()
+        .zip(steps)
+        .map(|(&p, &step)| if step == 0 { p } else { b.ins().iadd_imm_s(p, step) })
+        .collect();
+    let more = b.ins().icmp_imm_s(IntCC::SignedLessThan, next_counter, trip as i64);
+    let back_args: Vec<BlockArg> =
+        std::iter::once(next_counter).chain(next_ptrs).chain(next_accs.iter().copied()).map(BlockArg::from).collect();
+    let exit_args: Vec<BlockArg> = next_accs.iter().copied().map(BlockArg::from).collect();
+    b.ins().brif(more, header, &back_args, exit, &exit_args);
+
+    b.switch_to_block(exit);
+    exit_accs
+}

@@ -1,0 +1,785 @@
+//! Tests of the CPU backend against the oracle, `ir::interp::run`.
+//!
+//! Every op and dtype gets a hand-built program with special values (NaN,
+//! ±inf, ±0, saturating conversions, i32 division by zero), compared bitwise
+//! with NaNs canonicalized. Matmul is compared with a tolerance (see
+//! `assert_matmul_close`). A generator of random well-typed programs covers
+//! op combinations; its seeds are fixed and printed on failure.
+
+use super::{compile, CodegenError};
+use crate::ir::{interp, text, Builder, DType, Data, Func, Op, Shape, Tensor, Type, ValueId};
+
+// ---------------------------------------------------------------- helpers
+
+/// splitmix64: a tiny deterministic PRNG for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    /// Uniform in [lo, hi).
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        self.uniform(0.0, 1.0) < p
+    }
+}
+
+/// Element bits with every NaN mapped to one marker, so that NaN payload and
+/// sign (unspecified for Cranelift's fmin/fmax) do not count as differences.
+fn canonical_bits(t: &Tensor) -> Vec<u64> {
+    const NAN: u64 = u64::MAX;
+    match &t.data {
+        Data::F32(v) => v.iter().map(|x| if x.is_nan() { NAN } else { x.to_bits() as u64 }).collect(),
+        Data::F64(v) => v.iter().map(|x| if x.is_nan() { NAN } else { x.to_bits() }).collect(),
+        Data::I32(v) => v.iter().map(|&x| x as u32 as u64).collect(),
+        Data::Bool(v) => v.iter().map(|&x| x as u64).collect(),
+    }
+}
+
+fn jit_run(func: &Func, inputs: &[Tensor]) -> Vec<Tensor> {
+    let mut cpu = compile(func).unwrap_or_else(|err| panic!("compile failed: {err}\n{}", text::print(func)));
+    cpu.run(inputs)
+}
+
+/// Asserts the JIT's outputs equal the interpreter's, bitwise up to NaNs.
+#[track_caller]
+fn assert_same(label: &str, func: &Func, inputs: &[Tensor]) {
+    let want = interp::run(func, inputs);
+    let got = jit_run(func, inputs);
+    assert_outputs_equal(label, func, inputs, &want, &got);
+}
+
+#[track_caller]
+fn assert_outputs_equal(label: &str, func: &Func, inputs: &[Tensor], want: &[Tensor], got: &[Tensor]) {
+    assert_eq!(want.len(), got.len(), "{label}: output count");
+    for (k, (w, g)) in want.iter().zip(got).enumerate() {
+        assert_eq!(w.ty(), g.ty(), "{label}: output {k} type");
+        let (wb, gb) = (canonical_bits(w), canonical_bits(g));
+        if let Some(i) = (0..wb.len()).find(|&i| wb[i] != gb[i]) {
+            panic!(
+                "{label}: output {k} differs at flat index {i}: interp {} vs jit {}\n{}\ninputs: {inputs:?}",
+                w.to_f64_vec()[i],
+                g.to_f64_vec()[i],
+                text::print(func)
+            );
+        }
+    }
+}
+
+/// Float specials: signed zeros, infinities, NaN, subnormals, values that
+/// saturate or just fit when converted to i32, and ordinary numbers.
+fn float_specials() -> Vec<f64> {
+    vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        -2.5,
+        7.9,
+        -7.9,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        1e-40,
+        3.0e38,
+        -3.0e38,
+        2147483520.0,
+        2147483648.0,
+        -2147483904.0,
+        1e300,
+    ]
+}
+
+fn i32_specials() -> Vec<i32> {
+    vec![0, 1, -1, 2, -2, 7, -7, 100, i32::MAX, i32::MIN, i32::MIN + 1, 46341, -65536]
+}
+
+fn tensor_of(dtype: DType, dims: &[usize], values: &[f64]) -> Tensor {
+    Tensor::from_f64(dtype, dims, values)
+}
+
+/// `n` values of `dtype`: the specials first, then random ones.
+fn values_for(dtype: DType, n: usize, rng: &mut Rng) -> Vec<f64> {
+    let specials: Vec<f64> = match dtype {
+        DType::F32 | DType::F64 => float_specials(),
+        DType::I32 => i32_specials().into_iter().map(f64::from).collect(),
+        DType::Bool => vec![0.0, 1.0],
+    };
+    (0..n)
+        .map(|i| match dtype {
+            _ if i < specials.len() => specials[i],
+            DType::F32 | DType::F64 => rng.uniform(-10.0, 10.0),
+            DType::I32 => (rng.uniform(-1000.0, 1000.0)).floor(),
+            DType::Bool => rng.below(2) as f64,
+        })
+        .collect()
+}
+
+fn random_tensor(ty: &Type, rng: &mut Rng) -> Tensor {
+    let n = ty.shape.num_elements();
+    let values: Vec<f64> = (0..n)
+        .map(|_| match ty.dtype {
+            DType::F32 | DType::F64 => rng.uniform(-5.0, 5.0),
+            DType::I32 => rng.uniform(-50.0, 50.0).floor(),
+            DType::Bool => rng.below(2) as f64,
+        })
+        .collect();
+    tensor_of(ty.dtype, ty.shape.dims(), &values)
+}
+
+const ALL_DTYPES: [DType; 4] = [DType::F32, DType::F64, DType::I32, DType::Bool];
+const FLOATS: [DType; 2] = [DType::F32, DType::F64];
+
+// ---------------------------------------------------------------- elementwise
+
+#[test]
+fn unary_float_ops_match_interp() {
+    let mut rng = Rng(1);
+    for dtype in FLOATS {
+        for op in [Op::Neg, Op::Exp, Op::Log, Op::Tanh, Op::Sqrt] {
+            // 18 specials + random: exercises the SIMD body and scalar tail.
+            for dims in [vec![], vec![23], vec![3, 9]] {
+                let ty = Type::new(dtype, &dims);
+                let mut b = Builder::new("unary", std::slice::from_ref(&ty));
+                let res = b.unary(op.clone(), b.param(0));
+                let func = b.finish(vec![res]);
+                let values = values_for(dtype, ty.shape.num_elements(), &mut rng);
+                assert_same(&format!("{op:?} {ty}"), &func, &[tensor_of(dtype, &dims, &values)]);
+            }
+        }
+    }
+}
+
+#[test]
+fn neg_i32_wraps() {
+    let mut rng = Rng(2);
+    let ty = Type::new(DType::I32, &[20]);
+    let mut b = Builder::new("neg", std::slice::from_ref(&ty));
+    let res = b.neg(b.param(0));
+    let func = b.finish(vec![res]);
+    let values = values_for(DType::I32, 20, &mut rng);
+    assert_same("neg i32", &func, &[tensor_of(DType::I32, &[20], &values)]);
+}
+
+/// Every pair of `values` as two flat operands.
+fn all_pairs(values: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut lhs = Vec::new();
+    let mut rhs = Vec::new();
+    for &x in values {
+        for &y in values {
+            lhs.push(x);
+            rhs.push(y);
+        }
+    }
+    (lhs, rhs)
+}
+
+fn binary_func(op: Op, ty: &Type) -> Func {
+    let mut b = Builder::new("binary", &[ty.clone(), ty.clone()]);
+    let res = b.binary(op, b.param(0), b.param(1));
+    b.finish(vec![res])
+}
+
+#[test]
+fn binary_float_ops_match_interp_on_all_special_pairs() {
+    for dtype in FLOATS {
+        let (lhs, rhs) = all_pairs(&float_specials());
+        let n = lhs.len();
+        let inputs = [tensor_of(dtype, &[n], &lhs), tensor_of(dtype, &[n], &rhs)];
+        for op in [Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Max, Op::Min, Op::Pow] {
+            let func = binary_func(op.clone(), &Type::new(dtype, &[n]));
+            assert_same(&format!("{op:?} {dtype}"), &func, &inputs);
+        }
+    }
+}
+
+#[test]
+fn max_min_order_signed_zeros_and_propagate_nan() {
+    // Checked against fixed expectations too, not only the interpreter.
+    let ty = Type::new(DType::F32, &[4]);
+    let lhs = Tensor::f32(&[4], vec![-0.0, 0.0, f32::NAN, 1.0]);
+    let rhs = Tensor::f32(&[4], vec![0.0, -0.0, 1.0, f32::NAN]);
+    let max = jit_run(&binary_func(Op::Max, &ty), &[lhs.clone(), rhs.clone()]);
+    let min = jit_run(&binary_func(Op::Min, &ty), &[lhs, rhs]);
+    let (max, min) = (max[0].as_f32().unwrap(), min[0].as_f32().unwrap());
+    assert!(max[0].to_bits() == 0.0f32.to_bits() && max[1].to_bits() == 0.0f32.to_bits());
+    assert!(min[0].to_bits() == (-0.0f32).to_bits() && min[1].to_bits() == (-0.0f32).to_bits());
+    assert!(max[2].is_nan() && max[3].is_nan() && min[2].is_nan() && min[3].is_nan());
+}
+
+#[test]
+fn binary_i32_ops_match_interp_including_division_by_zero() {
+    let mut values: Vec<f64> = i32_specials().into_iter().map(f64::from).collect();
+    values.push(3.0);
+    let (lhs, rhs) = all_pairs(&values);
+    let n = lhs.len();
+    let inputs = [tensor_of(DType::I32, &[n], &lhs), tensor_of(DType::I32, &[n], &rhs)];
+    for op in [Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Max, Op::Min, Op::Pow] {
+        let func = binary_func(op.clone(), &Type::new(DType::I32, &[n]));
+        assert_same(&format!("{op:?} i32"), &func, &inputs);
+    }
+    // And fixed expectations for the undefined divisions.
+    let ty = Type::new(DType::I32, &[3]);
+    let out = jit_run(
+        &binary_func(Op::Div, &ty),
+        &[Tensor::i32(&[3], vec![5, i32::MIN, -7]), Tensor::i32(&[3], vec![0, -1, 2])],
+    );
+    assert_eq!(out[0], Tensor::i32(&[3], vec![0, 0, -3]));
+}
+
+#[test]
+fn comparisons_match_interp_for_every_dtype() {
+    for dtype in ALL_DTYPES {
+        let values: Vec<f64> = match dtype {
+            DType::F32 | DType::F64 => float_specials(),
+            DType::I32 => i32_specials().into_iter().map(f64::from).collect(),
+            DType::Bool => vec![0.0, 1.0],
+        };
+        let (lhs, rhs) = all_pairs(&values);
+        let n = lhs.len();
+        let inputs = [tensor_of(dtype, &[n], &lhs), tensor_of(dtype, &[n], &rhs)];
+        for op in [Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::Eq, Op::Ne] {
+            let func = binary_func(op.clone(), &Type::new(dtype, &[n]));
+            assert_same(&format!("{op:?} {dtype}"), &func, &inputs);
+        }
+    }
+}
+
+#[test]
+fn select_matches_interp_for_every_dtype() {
+    let mut rng = Rng(3);
+    for dtype in ALL_DTYPES {
+        for dims in [vec![], vec![11], vec![2, 5]] {
+            let ty = Type::new(dtype, &dims);
+            let cond_ty = ty.with_dtype(DType::Bool);
+            let mut b = Builder::new("select", &[cond_ty.clone(), ty.clone(), ty.clone()]);
+            let res = b.select(b.param(0), b.param(1), b.param(2));
+            let func = b.finish(vec![res]);
+            let n = ty.shape.num_elements();
+            let inputs = [
+                random_tensor(&cond_ty, &mut rng),
+                tensor_of(dtype, &dims, &values_for(dtype, n, &mut rng)),
+                random_tensor(&ty, &mut rng),
+            ];
+            assert_same(&format!("select {ty}"), &func, &inputs);
+        }
+    }
+}
+
+#[test]
+fn convert_matches_interp_for_every_dtype_pair() {
+    let mut rng = Rng(4);
+    for from in ALL_DTYPES {
+        for to in ALL_DTYPES {
+            let n = 25;
+            let ty = Type::new(from, &[n]);
+            let mut b = Builder::new("convert", std::slice::from_ref(&ty));
+            // `push`, not `convert`: the builder elides same-dtype converts.
+            let res = b.push(Op::Convert, vec![b.param(0)], ty.with_dtype(to));
+            let func = b.finish(vec![res]);
+            let values = values_for(from, n, &mut rng);
+            assert_same(&format!("convert {from} -> {to}"), &func, &[tensor_of(from, &[n], &values)]);
+        }
+    }
+}
+
+#[test]
+fn float_to_i32_saturates_and_maps_nan_to_zero() {
+    let ty = Type::new(DType::F32, &[5]);
+    let mut b = Builder::new("sat", std::slice::from_ref(&ty));
+    let res = b.convert(b.param(0), DType::I32);
+    let func = b.finish(vec![res]);
+    let input = Tensor::f32(&[5], vec![f32::NAN, 3e9, -3e9, -7.9, f32::INFINITY]);
+    let out = jit_run(&func, &[input]);
+    assert_eq!(out[0], Tensor::i32(&[5], vec![0, i32::MAX, i32::MIN, -7, i32::MAX]));
+}
+
+// ---------------------------------------------------------------- fills
+
+#[test]
+fn constants_match_interp_for_every_dtype() {
+    for dtype in ALL_DTYPES {
+        for value in [0.0, -0.0, 2.75, -3.5, f64::NAN, f64::INFINITY, 1e10, -1e10] {
+            let ty = Type::new(dtype, &[2, 3]);
+            let mut b = Builder::new("constant", &[]);
+            let scalar = b.constant(value, dtype);
+            let filled = b.full(value, &ty);
+            let func = b.finish(vec![scalar, filled]);
+            assert_same(&format!("constant {value} {dtype}"), &func, &[]);
+        }
+    }
+}
+
+#[test]
+fn iota_matches_interp_on_every_axis() {
+    for dtype in [DType::F32, DType::F64, DType::I32] {
+        for dims in [vec![7], vec![2, 3, 4], vec![1, 5, 1]] {
+            for axis in 0..dims.len() {
+                let mut b = Builder::new("iota", &[]);
+                let res = b.iota(Type::new(dtype, &dims), axis);
+                let func = b.finish(vec![res]);
+                assert_same(&format!("iota {dtype} {dims:?} axis {axis}"), &func, &[]);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- data movement
+
+#[test]
+fn broadcast_matches_interp_including_size_one_dims() {
+    let mut rng = Rng(5);
+    // (operand dims, result dims, dims map)
+    let cases: Vec<(Vec<usize>, Vec<usize>, Vec<usize>)> = vec![
+        (vec![], vec![2, 3], vec![]),
+        (vec![3], vec![2, 3], vec![1]),
+        (vec![3], vec![3, 2], vec![0]),
+        (vec![2, 1], vec![2, 4], vec![0, 1]),
+        (vec![1, 3, 1], vec![2, 3, 4], vec![0, 1, 2]),
+        (vec![1, 1], vec![5, 1, 6], vec![0, 2]),
+        (vec![4], vec![2, 4, 3], vec![1]),
+        (vec![2, 3], vec![2, 5, 3], vec![0, 2]),
+    ];
+    for dtype in ALL_DTYPES {
+        for (src, dst, dims) in &cases {
+            let ty = Type::new(dtype, src);
+            let mut b = Builder::new("broadcast", std::slice::from_ref(&ty));
+            let res = b.broadcast(b.param(0), &Shape(dst.clone()), dims.clone());
+            let func = b.finish(vec![res]);
+            assert_same(&format!("broadcast {ty} -> {dst:?} {dims:?}"), &func, &[random_tensor(&ty, &mut rng)]);
+        }
+    }
+}
+
+#[test]
+fn transpose_matches_interp_for_every_rank_3_perm() {
+    let mut rng = Rng(6);
+    let perms = [[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+    for dtype in ALL_DTYPES {
+        for perm in perms {
+            for dims in [[2, 3, 4], [1, 5, 3]] {
+                let ty = Type::new(dtype, &dims);
+                let mut b = Builder::new("transpose", std::slice::from_ref(&ty));
+                let res = b.transpose(b.param(0), perm.to_vec());
+                let func = b.finish(vec![res]);
+                assert_same(&format!("transpose {ty} {perm:?}"), &func, &[random_tensor(&ty, &mut rng)]);
+            }
+        }
+        let ty = Type::new(dtype, &[3, 7]);
+        let mut b = Builder::new("transpose2", std::slice::from_ref(&ty));
+        let res = b.transpose(b.param(0), vec![1, 0]);
+        let func = b.finish(vec![res]);
+        assert_same(&format!("transpose {ty}"), &func, &[random_tensor(&ty, &mut rng)]);
+    }
+}
+
+#[test]
+fn reshape_aliases_and_outputs_of_params_work() {
+    let mut rng = Rng(7);
+    for dtype in ALL_DTYPES {
+        let ty = Type::new(dtype, &[2, 3]);
+        let mut b = Builder::new("reshape", std::slice::from_ref(&ty));
+        let x = b.param(0);
+        let r1 = b.reshape(x, &Shape(vec![3, 2]));
+        let r2 = b.reshape(r1, &Shape(vec![6]));
+        let t = b.transpose(r1, vec![1, 0]);
+        // Outputs: a view of a view, a param itself, and a copy of a view.
+        let func = b.finish(vec![r2, x, t, r1]);
+        assert_same(&format!("reshape {dtype}"), &func, &[random_tensor(&ty, &mut rng)]);
+    }
+}
+
+// ---------------------------------------------------------------- reductions
+
+fn axis_subsets(rank: usize) -> Vec<Vec<usize>> {
+    (1..(1usize << rank)).map(|mask| (0..rank).filter(|a| mask & (1 << a) != 0).collect()).collect()
+}
+
+#[test]
+fn reductions_match_interp_bitwise_over_every_axis_set() {
+    let mut rng = Rng(8);
+    for dtype in [DType::F32, DType::F64, DType::I32] {
+        for dims in [vec![2, 3, 4], vec![3, 1, 5], vec![9]] {
+            for axes in axis_subsets(dims.len()) {
+                for is_max in [false, true] {
+                    let ty = Type::new(dtype, &dims);
+                    let mut b = Builder::new("reduce", std::slice::from_ref(&ty));
+                    let res = if is_max {
+                        b.reduce_max(b.param(0), axes.clone())
+                    } else {
+                        b.reduce_sum(b.param(0), axes.clone())
+                    };
+                    let func = b.finish(vec![res]);
+                    // Values spanning magnitudes make f32 sums order-sensitive.
+                    let values: Vec<f64> = (0..ty.shape.num_elements())
+                        .map(|_| match dtype {
+                            DType::I32 => rng.uniform(-2e9, 2e9).floor(),
+                            _ => rng.uniform(-1.0, 1.0) * 10f64.powi(rng.below(8) as i32),
+                        })
+                        .collect();
+                    let label = format!("{} {ty} {axes:?}", if is_max { "max" } else { "sum" });
+                    assert_same(&label, &func, &[tensor_of(dtype, &dims, &values)]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reductions_handle_nan_inf_signed_zero_and_empty_dims() {
+    for dtype in FLOATS {
+        let specials = float_specials();
+        let n = specials.len();
+        for is_max in [false, true] {
+            let ty = Type::new(dtype, &[2, n]);
+            let mut values = specials.clone();
+            values.extend(specials.iter().map(|&x| if x.is_nan() { -0.0 } else { -x }));
+            let mut b = Builder::new("reduce", std::slice::from_ref(&ty));
+            let x = b.param(0);
+            let (r0, r1) = if is_max {
+                (b.reduce_max(x, vec![0]), b.reduce_max(x, vec![1]))
+            } else {
+                (b.reduce_sum(x, vec![0]), b.reduce_sum(x, vec![1]))
+            };
+            let func = b.finish(vec![r0, r1]);
+            assert_same(&format!("specials {dtype} max={is_max}"), &func, &[tensor_of(dtype, &[2, n], &values)]);
+        }
+        // All -0.0: a sum starts from +0.0 and stays +0.0; a max gives -0.0.
+        let ty = Type::new(dtype, &[3]);
+        let mut b = Builder::new("zeros", std::slice::from_ref(&ty));
+        let (s, m) = (b.reduce_sum(b.param(0), vec![0]), b.reduce_max(b.param(0), vec![0]));
+        let func = b.finish(vec![s, m]);
+        assert_same(&format!("negative zeros {dtype}"), &func, &[tensor_of(dtype, &[3], &[-0.0; 3])]);
+    }
+    // Empty reduced dims give the identity; empty kept dims give nothing.
+    for dtype in [DType::F32, DType::F64, DType::I32] {
+        let ty = Type::new(dtype, &[0, 3]);
+        let mut b = Builder::new("empty", std::slice::from_ref(&ty));
+        let x = b.param(0);
+        let outs = vec![
+            b.reduce_sum(x, vec![0]),
+            b.reduce_max(x, vec![0]),
+            b.reduce_sum(x, vec![1]),
+            b.reduce_max(x, vec![0, 1]),
+        ];
+        let func = b.finish(outs);
+        assert_same(&format!("empty {dtype}"), &func, &[Tensor::zeros(&ty)]);
+    }
+}
+
+// ---------------------------------------------------------------- matmul
+
+/// Matmul tolerance: gemm sums in a different (blocked, FMA) order than the
+/// interpreter's sequential dot product. A reordered sum of k products has an
+/// error of a few `eps * sqrt(k)` times the sum of their magnitudes in
+/// practice, so each element must satisfy
+///   |jit - interp| <= c * sqrt(k) * sum_p |a_ip * b_pj|
+/// with c = 1e-6 (f32, eps 6e-8 with headroom) or 1e-14 (f64).
+#[track_caller]
+fn assert_matmul_close(label: &str, a: &Tensor, b: &Tensor, got: &Tensor, want: &Tensor) {
+    let (m, k, n) = (a.shape.0[0], a.shape.0[1], b.shape.0[1]);
+    let c = if a.dtype() == DType::F32 { 1e-6 } else { 1e-14 };
+    let (av, bv, gv, wv) = (a.to_f64_vec(), b.to_f64_vec(), got.to_f64_vec(), want.to_f64_vec());
+    assert_eq!(got.ty(), want.ty(), "{label}: type");
+    for i in 0..m {
+        for j in 0..n {
+            let scale: f64 = (0..k).map(|p| (av[i * k + p] * bv[p * n + j]).abs()).sum();
+            let tol = c * (k as f64).sqrt().max(1.0) * scale;
+            let (g, w) = (gv[i * n + j], wv[i * n + j]);
+            assert!((g - w).abs() <= tol, "{label}: [{i},{j}] jit {g} vs interp {w} (tol {tol})");
+        }
+    }
+}
+
+#[test]
+fn matmul_matches_interp_within_tolerance() {
+    let mut rng = Rng(9);
+    for dtype in FLOATS {
+        for (m, k, n) in [(1, 1, 1), (3, 4, 5), (17, 33, 9), (64, 64, 64), (2, 0, 3), (0, 4, 2), (8, 300, 1)] {
+            let (ta, tb) = (Type::new(dtype, &[m, k]), Type::new(dtype, &[k, n]));
+            let mut b = Builder::new("matmul", &[ta.clone(), tb.clone()]);
+            let res = b.matmul(b.param(0), b.param(1));
+            let func = b.finish(vec![res]);
+            let inputs = [random_tensor(&ta, &mut rng), random_tensor(&tb, &mut rng)];
+            let want = interp::run(&func, &inputs);
+            let mut cpu = compile(&func).unwrap();
+            // Twice: the second run must not see the first run's results.
+            for _ in 0..2 {
+                let got = cpu.run(&inputs);
+                assert_matmul_close(&format!("matmul {dtype} {m}x{k}x{n}"), &inputs[0], &inputs[1], &got[0], &want[0]);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- errors, reuse
+
+#[test]
+fn unsupported_and_invalid_functions_are_errors_not_panics() {
+    let ty = Type::new(DType::Bool, &[3]);
+    let mut b = Builder::new("neg_bool", std::slice::from_ref(&ty));
+    let res = b.neg(b.param(0));
+    let func = b.finish(vec![res]);
+    assert!(matches!(compile(&func), Err(CodegenError::Unsupported { inst: 1, .. })));
+
+    let ty = Type::new(DType::F32, &[3]);
+    let mut b = Builder::new("bad", std::slice::from_ref(&ty));
+    // Wrong result type: the verifier must reject it.
+    let res = b.push(Op::Exp, vec![b.param(0)], Type::new(DType::F32, &[4]));
+    let func = b.finish(vec![res]);
+    assert!(matches!(compile(&func), Err(CodegenError::InvalidFunc(_))));
+}
+
+#[test]
+fn compiling_twice_and_running_twice_give_identical_results() {
+    let mut rng = Rng(10);
+    let func = random_func(&mut Rng(0xC0FFEE), 15);
+    let inputs: Vec<Tensor> = func.param_types().iter().map(|ty| random_tensor(ty, &mut rng)).collect();
+    let other: Vec<Tensor> = func.param_types().iter().map(|ty| random_tensor(ty, &mut rng)).collect();
+    let mut first = compile(&func).unwrap();
+    let mut second = compile(&func).unwrap();
+    assert_eq!(first.param_types(), &func.param_types()[..]);
+    assert_eq!(first.output_types(), &func.output_types()[..]);
+    let a = first.run(&inputs);
+    let _ = first.run(&other);
+    let b = first.run(&inputs);
+    let c = second.run(&inputs);
+    let bits = |ts: &[Tensor]| ts.iter().map(canonical_bits).collect::<Vec<_>>();
+    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(bits(&a), bits(&c));
+    assert_outputs_equal("compile twice", &func, &inputs, &interp::run(&func, &inputs), &a);
+}
+
+// ---------------------------------------------------------------- random programs
+
+/// Generates a random well-typed program: a chain of `n_steps` steps over a
+/// few shapes, each adding one or more instructions. The pool of reusable
+/// values holds only values of the program's float dtype; i32 and bool
+/// values appear inside steps and are converted back. Log, sqrt and pow get
+/// guarded operands so that most values stay finite.
+fn random_func(rng: &mut Rng, n_steps: usize) -> Func {
+    let float = if rng.chance(0.7) { DType::F32 } else { DType::F64 };
+    let shapes: [&[usize]; 6] = [&[], &[5], &[2, 3], &[3, 1, 4], &[2, 3, 4], &[9]];
+    let main = Type::new(float, shapes[rng.below(shapes.len())]);
+    let other = Type::new(float, shapes[rng.below(shapes.len())]);
+    let mut b = Builder::new("random", &[main.clone(), main.clone(), other]);
+    let mut pool: Vec<ValueId> = vec![b.param(0), b.param(1), b.param(2)];
+    for _ in 0..n_steps {
+        // Prefer recent values so that chains get deep.
+        let x = pool[pool.len() - 1 - rng.below(pool.len().min(4))];
+        let res = random_step(rng, &mut b, &pool, x, float);
+        pool.push(res);
+    }
+    let mut outputs = vec![*pool.last().unwrap()];
+    for _ in 0..rng.below(3) {
+        outputs.push(pool[rng.below(pool.len())]);
+    }
+    b.finish(outputs)
+}
+
+/// A value of `x`'s type to combine with it: another pool value of that
+/// type when there is one, else something computed from `x`.
+fn partner(rng: &mut Rng, b: &mut Builder, pool: &[ValueId], x: ValueId) -> ValueId {
+    let ty = b.ty(x).clone();
+    let same: Vec<ValueId> = pool.iter().copied().filter(|&v| v != x && b.ty(v) == &ty).collect();
+    if !same.is_empty() && rng.chance(0.8) {
+        return same[rng.below(same.len())];
+    }
+    match rng.below(3) {
+        0 => b.full(rng.uniform(-3.0, 3.0).round() / 2.0, &ty),
+        1 => b.unary(Op::Tanh, x),
+        _ => {
+            if ty.shape.rank() == 0 {
+                b.neg(x)
+            } else {
+                let axis = rng.below(ty.shape.rank());
+                let i = b.iota(ty.clone(), axis);
+                b.sub(x, i)
+            }
+        }
+    }
+}
+
+fn random_step(rng: &mut Rng, b: &mut Builder, pool: &[ValueId], x: ValueId, float: DType) -> ValueId {
+    let ty = b.ty(x).clone();
+    let rank = ty.shape.rank();
+    let cmp_ops = [Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::Eq, Op::Ne];
+    match rng.below(14) {
+        // Unary: exp of a value capped at 10.
+        0 => match rng.below(3) {
+            0 => b.neg(x),
+            1 => b.unary(Op::Tanh, x),
+            _ => {
+                let cap = b.full(10.0, &ty);
+                let capped = b.binary(Op::Min, x, cap);
+                b.unary(Op::Exp, capped)
+            }
+        },
+        // Guarded log and sqrt.
+        1 => {
+            let floor = b.full(if rng.chance(0.5) { 1e-3 } else { 0.0 }, &ty);
+            let guarded = b.binary(Op::Max, x, floor);
+            b.unary(if rng.chance(0.5) { Op::Log } else { Op::Sqrt }, guarded)
+        }
+        // Arithmetic.
+        2 | 3 => {
+            let y = partner(rng, b, pool, x);
+            let ops = [Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Max, Op::Min];
+            b.binary(ops[rng.below(ops.len())].clone(), x, y)
+        }
+        // Guarded pow: base >= 0.1, exponent in [-3, 3].
+        4 => {
+            let y = partner(rng, b, pool, x);
+            let floor = b.full(0.1, &ty);
+            let base = b.binary(Op::Max, x, floor);
+            let three = b.full(3.0, &ty);
+            let minus_three = b.full(-3.0, &ty);
+            let e = b.binary(Op::Min, y, three);
+            let e = b.binary(Op::Max, e, minus_three);
+            b.binary(Op::Pow, base, e)
+        }
+        // Compare and select.
+        5 => {
+            let y = partner(rng, b, pool, x);
+            let c = b.binary(cmp_ops[rng.below(6)].clone(), x, y);
+            if rng.chance(0.7) {
+                b.select(c, x, y)
+            } else {
+                b.convert(c, float)
+            }
+        }
+        // An i32 detour.
+        6 => {
+            let y = partner(rng, b, pool, x);
+            let scale = b.full(4.0, &ty);
+            let xs = b.mul(x, scale);
+            let xi = b.convert(xs, DType::I32);
+            let yi = b.convert(y, DType::I32);
+            let ops = [Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Max, Op::Min, Op::Pow, Op::Neg];
+            let zi = match ops[rng.below(ops.len())].clone() {
+                Op::Neg => b.neg(xi),
+                op => b.binary(op, xi, yi),
+            };
+            let zi = if rng.chance(0.3) {
+                let c = b.binary(cmp_ops[rng.below(6)].clone(), zi, yi);
+                b.select(c, zi, xi)
+            } else {
+                zi
+            };
+            b.convert(zi, float)
+        }
+        // A bool or other-float detour.
+        7 => {
+            if rng.chance(0.5) {
+                let xb = b.convert(x, DType::Bool);
+                let xi = b.convert(xb, DType::I32);
+                b.convert(xi, float)
+            } else {
+                let wide = if float == DType::F32 { DType::F64 } else { DType::F32 };
+                let xw = b.convert(x, wide);
+                let yw = b.unary(Op::Tanh, xw);
+                let zw = b.add(xw, yw);
+                b.convert(zw, float)
+            }
+        }
+        // Broadcast to a new leading dim, or reduce-then-broadcast back
+        // through size-1 dims.
+        8 => {
+            if rank > 0 && rng.chance(0.6) {
+                let axis = rng.below(rank);
+                let r = if rng.chance(0.5) { b.reduce_sum(x, vec![axis]) } else { b.reduce_max(x, vec![axis]) };
+                let mut kept = ty.shape.0.clone();
+                kept[axis] = 1;
+                let r = b.reshape(r, &Shape(kept));
+                let back = b.broadcast(r, &ty.shape, (0..rank).collect());
+                b.sub(x, back)
+            } else {
+                let mut dims = vec![2];
+                dims.extend(&ty.shape.0);
+                b.broadcast(x, &Shape(dims), (1..=rank).collect())
+            }
+        }
+        // Transpose.
+        9 if rank >= 2 => {
+            let mut perm: Vec<usize> = (0..rank).collect();
+            for i in (1..rank).rev() {
+                perm.swap(i, rng.below(i + 1));
+            }
+            b.transpose(x, perm)
+        }
+        // Reshape: flatten or reverse the dims.
+        10 if rank >= 1 => {
+            let dims: Vec<usize> = if rng.chance(0.5) {
+                vec![ty.shape.num_elements()]
+            } else {
+                ty.shape.0.iter().rev().copied().collect()
+            };
+            b.reshape(x, &Shape(dims))
+        }
+        // Reduce over a random nonempty axis set.
+        11 if rank >= 1 => {
+            let subsets = axis_subsets(rank);
+            let axes = subsets[rng.below(subsets.len())].clone();
+            if rng.chance(0.5) {
+                b.reduce_sum(x, axes)
+            } else {
+                b.reduce_max(x, axes)
+            }
+        }
+        // Iota plus x.
+        12 if rank >= 1 => {
+            let i = b.iota(ty.clone(), rng.below(rank));
+            b.add(x, i)
+        }
+        // Constant times x, or a scalar broadcast.
+        _ => {
+            let c = b.full(rng.uniform(-2.0, 2.0), &ty);
+            b.mul(x, c)
+        }
+    }
+}
+
+/// Random input for the differential test: mostly moderate values, with a
+/// few specials (NaN, ±inf, ±0).
+fn random_input(ty: &Type, rng: &mut Rng) -> Tensor {
+    let specials = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -0.0];
+    let values: Vec<f64> = (0..ty.shape.num_elements())
+        .map(|_| if rng.chance(0.03) { specials[rng.below(specials.len())] } else { rng.uniform(-3.0, 3.0) })
+        .collect();
+    tensor_of(ty.dtype, ty.shape.dims(), &values)
+}
+
+#[test]
+fn random_programs_match_interp() {
+    const PROGRAMS: u64 = 250;
+    const INPUTS_PER_PROGRAM: usize = 4;
+    let mut insts = 0;
+    for seed in 0..PROGRAMS {
+        let mut rng = Rng(seed);
+        let n_steps = 5 + rng.below(16);
+        let func = random_func(&mut rng, n_steps);
+        crate::ir::verify::assert_valid(&func, "random_func");
+        insts += func.insts.len();
+        let mut cpu =
+            compile(&func).unwrap_or_else(|err| panic!("seed {seed}: compile failed: {err}\n{}", text::print(&func)));
+        for input_index in 0..INPUTS_PER_PROGRAM {
+            let inputs: Vec<Tensor> = func.param_types().iter().map(|ty| random_input(ty, &mut rng)).collect();
+            let want = interp::run(&func, &inputs);
+            let got = cpu.run(&inputs);
+            assert_outputs_equal(&format!("seed {seed}, input {input_index}"), &func, &inputs, &want, &got);
+        }
+    }
+    // The generator must produce real programs, not trivial ones.
+    assert!(insts > PROGRAMS as usize * 15, "programs too small: {insts} instructions in all");
+}
