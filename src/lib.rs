@@ -1,4 +1,97 @@
-//! JaxLightning: Lightning's structure, JAX's transformations, one compiled step.
+//! JaxLightning: Lightning's structure, JAX's transformations, one compiled
+//! training step.
+//!
+//! This facade re-exports the three crates and offers the entry points the
+//! `jlc` binary and embedding programs use.
+
 pub use compiler;
 pub use runtime;
 pub use trainer;
+
+use compiler::diagnostic::{render_all, Diagnostic};
+use compiler::lower::PrintItem;
+use compiler::span::SourceMap;
+
+/// Parses and checks a model file; returns its diagnostics and sources.
+pub fn check_source(name: &str, text: &str) -> (Vec<Diagnostic>, SourceMap) {
+    let (prog, mut diags) = compiler::lower::load(name, text);
+    diags.extend(compiler::lower::check_program(&prog));
+    (diags, prog.sources)
+}
+
+/// Does the file have a `trainer` section (so `jlc run` trains it)?
+pub fn has_trainer(text: &str) -> bool {
+    let (tokens, _) = compiler::syntax::lexer::lex(text);
+    tokens.iter().any(|(_, t, _)| *t == compiler::syntax::lexer::Token::Trainer)
+}
+
+/// Compiles and runs a script's `fn main`; returns the printed lines, or the
+/// rendered diagnostics.
+pub fn run_script(name: &str, text: &str, backend: runtime::Backend, color: bool) -> Result<Vec<String>, String> {
+    let (prog, mut diags) = compiler::lower::load(name, text);
+    diags.extend(compiler::lower::check_program(&prog));
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(render_all(&diags, &prog.sources, color));
+    }
+    let script = compiler::lower::lower_main(&prog).map_err(|d| render_all(&d, &prog.sources, color))?;
+    let mut exe = runtime::Executable::compile(script.func, backend).map_err(|e| format!("error: {e}\n"))?;
+    let values = exe.run(&[]).map_err(|e| format!("error: {e}\n"))?;
+    Ok(script
+        .prints
+        .iter()
+        .map(|items| {
+            items
+                .iter()
+                .map(|it| match it {
+                    PrintItem::Text(s) => s.clone(),
+                    PrintItem::Value(i) => values[*i].to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect())
+}
+
+/// The text of one pipeline stage: tokens, AST, or the IR of `main` / the
+/// training step (before or after differentiation).
+pub fn dump(name: &str, text: &str, tokens: bool, ast: bool, grad: bool, batch: usize, color: bool) -> Result<String, String> {
+    if tokens {
+        let (toks, _) = compiler::syntax::lexer::lex(text);
+        return Ok(toks.iter().map(|(l, t, r)| format!("{l}..{r} {t}\n")).collect());
+    }
+    let (prog, mut diags) = compiler::lower::load(name, text);
+    if ast {
+        return Ok(format!("{:#?}\n", prog.user().ast));
+    }
+    diags.extend(compiler::lower::check_program(&prog));
+    if diags.iter().any(Diagnostic::is_error) {
+        return Err(render_all(&diags, &prog.sources, color));
+    }
+    if has_trainer(text) {
+        let sections = compiler::lower::training_sections(&prog).map_err(|d| render_all(&d, &prog.sources, color))?;
+        // The feature count is not known without the data; dump with the
+        // model's own declared input width when it is a literal.
+        let d = input_width(&prog).ok_or("error: cannot tell the input width of `training_step`; declare `x: f32[B, N]` with a literal N\n")?;
+        let x = compiler::ir::Type::new(compiler::ir::DType::F32, &[batch, d]);
+        let y = compiler::ir::Type::new(compiler::ir::DType::I32, &[batch]);
+        let progs = compiler::lower::lower_training(&prog, sections.trainer.as_ref(), &x, &y).map_err(|d| render_all(&d, &prog.sources, color))?;
+        let _ = grad;
+        return Ok(compiler::ir::text::print(&progs.train_step));
+    }
+    let script = compiler::lower::lower_main(&prog).map_err(|d| render_all(&d, &prog.sources, color))?;
+    Ok(compiler::ir::text::print(&script.func))
+}
+
+fn input_width(prog: &compiler::lower::Program) -> Option<usize> {
+    use compiler::syntax::ast::{DimExpr, Item};
+    prog.user().ast.items.iter().rev().find_map(|it| match it {
+        Item::Model(m) => m.methods.iter().find(|f| f.name.name == "training_step").and_then(|f| {
+            let ty = f.params.iter().find(|p| p.name.name != "self")?.ty.as_ref()?;
+            match ty.dims.as_ref()?.last()? {
+                DimExpr::Lit(n, _) => Some(*n as usize),
+                DimExpr::Name(_) => None,
+            }
+        }),
+        _ => None,
+    })
+}

@@ -1,1 +1,164 @@
-fn main() {}
+//! `jlc`: the JaxLightning command line.
+//!
+//! `jlc run FILE` trains a model file (or runs its `fn main`), `jlc check FILE`
+//! reports every error without running anything, `jlc dump FILE --stage S`
+//! prints one stage of the pipeline. Exit codes: 0 success, 1 user error
+//! (diagnostics, bad data, bad options), 101 internal compiler error.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "jlc", version, about = "JaxLightning: train model files with a compiled step")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the model file (or run its `fn main` if it has no trainer section).
+    Run {
+        file: PathBuf,
+        /// Override a setting: `--set trainer.max_epochs=3`.
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Execution backend.
+        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        backend: BackendArg,
+    },
+    /// Check the file for errors without running it (exit 1 on errors).
+    Check { file: PathBuf },
+    /// Print one stage of the pipeline.
+    Dump {
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        stage: Stage,
+        /// Batch size used to lower the training step (`--stage ir|grad` on a model file).
+        #[arg(long, default_value_t = 2)]
+        batch: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    /// Cranelift machine code.
+    Cpu,
+    /// The reference interpreter.
+    Interp,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Stage {
+    Tokens,
+    Ast,
+    Ir,
+    Grad,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A panic is a compiler bug, never the user's fault: say so and exit 101.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal compiler error: {info}");
+        let trace = std::backtrace::Backtrace::capture();
+        if trace.status() == std::backtrace::BacktraceStatus::Captured {
+            eprintln!("{trace}");
+        }
+        eprintln!("note: this is a bug in jlc, please report it with the model file that triggered it");
+    }));
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(code) => code,
+        Err(_) => ExitCode::from(101),
+    }
+}
+
+fn read(file: &PathBuf) -> Result<String, ExitCode> {
+    std::fs::read(file)
+        .map_err(|e| {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            ExitCode::from(1)
+        })
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn run(cli: Cli) -> ExitCode {
+    let color = std::io::stderr().is_terminal();
+    match cli.command {
+        Command::Check { file } => {
+            let text = match read(&file) {
+                Ok(t) => t,
+                Err(c) => return c,
+            };
+            let (diags, sources) = jaxlightning::check_source(&file.display().to_string(), &text);
+            eprint!("{}", compiler::diagnostic::render_all(&diags, &sources, color));
+            let errors = diags.iter().filter(|d| d.is_error()).count();
+            if errors > 0 {
+                eprintln!("error: {} found {errors} error{}", file.display(), if errors == 1 { "" } else { "s" });
+                ExitCode::from(1)
+            } else {
+                eprintln!("{}: no errors", file.display());
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Run { file, overrides, backend } => {
+            let text = match read(&file) {
+                Ok(t) => t,
+                Err(c) => return c,
+            };
+            let backend = match backend {
+                BackendArg::Cpu => runtime::Backend::Cpu,
+                BackendArg::Interp => runtime::Backend::Interpreter,
+            };
+            if jaxlightning::has_trainer(&text) {
+                let opts = trainer::FitOptions { overrides, backend, color, progress: std::io::stderr().is_terminal() };
+                match trainer::fit(&file, &text, &opts) {
+                    Ok(summary) => {
+                        let metrics: Vec<String> = summary.final_metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
+                        println!("finished {} epochs ({} steps): {}", summary.epochs, summary.steps, metrics.join(" "));
+                        println!("logs: {}", summary.log_dir.join("metrics.csv").display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprint!("{e}");
+                        if !e.to_string().ends_with('\n') {
+                            eprintln!();
+                        }
+                        ExitCode::from(1)
+                    }
+                }
+            } else {
+                match jaxlightning::run_script(&file.display().to_string(), &text, backend, color) {
+                    Ok(lines) => {
+                        for l in lines {
+                            println!("{l}");
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(msg) => {
+                        eprint!("{msg}");
+                        ExitCode::from(1)
+                    }
+                }
+            }
+        }
+        Command::Dump { file, stage, batch } => {
+            let text = match read(&file) {
+                Ok(t) => t,
+                Err(c) => return c,
+            };
+            match jaxlightning::dump(&file.display().to_string(), &text, stage == Stage::Tokens, stage == Stage::Ast, stage == Stage::Grad, batch, color) {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(msg) => {
+                    eprint!("{msg}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

@@ -53,3 +53,10 @@ pub(crate) fn inline(b: &mut Builder, func: &Func, args: &[ValueId]) -> Vec<Valu
     }
     map
 }
+
+/// Inlines `func` into `b` with `args` for its params; returns the values of
+/// its outputs (a call site, where `inline` returns every value).
+pub fn inline_outputs(b: &mut Builder, func: &Func, args: &[ValueId]) -> Vec<ValueId> {
+    let map = inline(b, func, args);
+    func.outputs.iter().map(|o| map[o.index()]).collect()
+}

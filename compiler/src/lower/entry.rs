@@ -3,7 +3,7 @@
 
 use super::elab::{CallArg, Elaborator, Env, LogEntry, PrintItem};
 use super::program::{Global, Program};
-use crate::autodiff::inline;
+use crate::autodiff::inline_outputs as inline;
 use super::value::{ParamSpec, TVal, Val};
 use crate::check::{Dim, Ty};
 use crate::diagnostic::{Code, Diagnostic};

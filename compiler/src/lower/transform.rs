@@ -6,7 +6,7 @@
 use super::elab::{CallArg, Elaborator};
 use super::value::{FnRef, TVal, Val};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::autodiff::inline;
+use crate::autodiff::inline_outputs as inline;
 use crate::ir::{Builder, DType, ValueId};
 use crate::span::Span;
 
