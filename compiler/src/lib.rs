@@ -6,3 +6,4 @@
 //! No stage does IO. Only `codegen::cpu` links Cranelift.
 
 pub mod ir;
+pub mod opt;
