@@ -7,9 +7,12 @@
 //!
 //! `egraph.rs` converts between the IR and egg and holds the analysis (types,
 //! constant folding); `rules.rs` is the rewrite table; `cost.rs` the cost.
-//! Common subexpressions are merged for free by hash-consing. The run has no
-//! time limit, only iteration and node limits, so the result is a function
-//! of the input alone: two compiles of one program give identical IR.
+//! Common subexpressions are merged for free by hash-consing, scalar
+//! constants are folded by the analysis, and extraction starts from the
+//! outputs, so dead instructions are dropped (params are always kept). The
+//! run has no time limit, only iteration and node limits, so the result is a
+//! function of the input alone: two compiles of one program give identical IR.
+//! Which rules are not exactly value-preserving, and why: `rules::INEXACT`.
 
 pub mod cost;
 pub mod egraph;

@@ -42,9 +42,14 @@ pub fn rules() -> Vec<Rule> {
         rewrite!("transpose-id"; "(transpose ?p ?x)" => "?x" if is_identity("?p")),  // T_id x = x
         rewrite!("transpose-matmul"; "(transpose ?p (matmul ?a ?b))" => "(matmul (transpose ?p ?b) (transpose ?p ?a))" if is_swap("?p")), // (AB)^T = B^T A^T (same k-order sum)
         rewrite!("broadcast-broadcast"; "(broadcast ?s ?d (broadcast ?t ?e ?x))" => { ComposeBroadcasts::new("?s", "?d", "?e", "?x") }), // B_{s,d}(B_{t,e} x) = B_{s,d.e} x
-        rewrite!("broadcast-id"; "(broadcast ?s ?d ?x)" => "?x" if has_shape("?x", "?s")), // broadcast to x's own shape = x
+        rewrite!("broadcast-id"; "(broadcast ?s ?d ?x)" => "?x" if has_shape("?x", "?s")), // same shape forces dims = identity, so = x
     ]
 }
+
+// Left out on purpose, as unsound in floating point:
+//   x - x = 0 and x * 0 = 0 (false for inf and NaN; x * 0 is -0 for x < 0),
+//   sum(sum x) = sum x over the union of axes (reorders the additions),
+//   exp(log x) = x (false for x <= 0), x / x = 1 (false for 0, inf, NaN).
 
 /// The names of all rules, in table order.
 pub fn names() -> Vec<&'static str> {

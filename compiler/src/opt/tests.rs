@@ -372,7 +372,7 @@ impl Gen<'_> {
         let mut dims = vec![];
         let mut rest = n;
         for _ in 1..rank {
-            let divisors: Vec<usize> = (1..=rest).filter(|d| rest % d == 0).collect();
+            let divisors: Vec<usize> = (1..=rest).filter(|&d| rest.is_multiple_of(d)).collect();
             let d = self.rng.pick(&divisors);
             dims.push(d);
             rest /= d;
@@ -454,7 +454,7 @@ impl Gen<'_> {
                 let x2 = if rank == 2 {
                     x
                 } else {
-                    let d = self.rng.pick(&(1..=n).filter(|d| n % d == 0).collect::<Vec<_>>());
+                    let d = self.rng.pick(&(1..=n).filter(|&d| n.is_multiple_of(d)).collect::<Vec<_>>());
                     self.b.reshape(x, &Shape(vec![n / d, d]))
                 };
                 let k = self.b.ty(x2).shape.0[1];
@@ -580,6 +580,8 @@ fn random_programs_agree_with_unoptimized() {
     let n_programs = 1000;
     let (mut n_exact, mut n_shrunk) = (0, 0);
     let mut fired_total: Vec<(String, usize)> = vec![];
+    let exact_only =
+        Options { disabled_rules: INEXACT.iter().map(|(name, _)| name.to_string()).collect(), ..Options::default() };
     for seed in 0..n_programs {
         let mut rng = Rng(0xD1FF_0000 + seed);
         let f = random_func(&mut rng);
@@ -589,6 +591,8 @@ fn random_programs_agree_with_unoptimized() {
         verify::verify(&opt).unwrap_or_else(|e| panic!("optimized IR invalid: {e}\n{}", ctx()));
         assert_eq!(opt.param_types(), f.param_types(), "{}", ctx());
         assert_eq!(opt.output_types(), f.output_types(), "{}", ctx());
+        // Not an invariant (B^T A^T can be cheaper than (A B)^T with one more
+        // instruction), but true of these programs: a check on the cost model.
         assert!(report.nodes_after <= report.nodes_before, "optimizer grew the program\n{}", ctx());
         let exact = report.rules_fired.iter().all(|(name, _)| !is_inexact(name));
         let tol = match (exact, f.insts[0].ty.dtype) {
@@ -604,10 +608,17 @@ fn random_programs_agree_with_unoptimized() {
                 None => fired_total.push((name.clone(), *n)),
             }
         }
+        // The same program with the inexact rules off must agree bitwise.
+        let (exact_opt, exact_report) = optimize(&f, &exact_only);
+        assert!(exact_report.rules_fired.iter().all(|(name, _)| !is_inexact(name)));
+        verify::verify(&exact_opt).unwrap_or_else(|e| panic!("optimized IR invalid: {e}\n{}", ctx()));
         for trial in 0..4 {
             let inputs = random_inputs(&f, &mut rng);
-            agree(&interp::run(&f, &inputs), &interp::run(&opt, &inputs), tol)
-                .unwrap_or_else(|e| panic!("trial {trial}: {e}\n{}", ctx()));
+            let want = interp::run(&f, &inputs);
+            agree(&want, &interp::run(&opt, &inputs), tol).unwrap_or_else(|e| panic!("trial {trial}: {e}\n{}", ctx()));
+            agree(&want, &interp::run(&exact_opt, &inputs), 0.0).unwrap_or_else(|e| {
+                panic!("trial {trial}, exact rules only: {e}\n{}after:\n{}", ctx(), text::print(&exact_opt))
+            });
         }
     }
     // The generator exercises the rules: most programs shrink, every rule fires somewhere.
@@ -643,4 +654,31 @@ fn param_order_and_unused_params_survive() {
     assert_eq!(opt.outputs.len(), 3);
     assert_eq!(opt.outputs[1], ValueId(0));
     assert_eq!(opt.outputs[0], opt.outputs[2]);
+}
+
+#[test]
+fn limits_stop_early_and_result_stays_correct() {
+    let mut rng = Rng(42);
+    let param_types = vec![f64_ty(&[2, 3]); 3];
+    let mut gen = Gen { b: Builder::new("big", &param_types), pool: vec![], rng: &mut rng };
+    gen.pool = (0..3).map(|i| gen.b.param(i)).collect();
+    for _ in 0..300 {
+        let v = gen.step();
+        gen.pool.push(v);
+    }
+    let outputs = gen.pool[gen.pool.len() - 5..].to_vec();
+    let f = gen.b.finish(outputs);
+    let exact = INEXACT.iter().map(|(name, _)| name.to_string()).collect::<Vec<_>>();
+    for (opts, want) in [
+        (Options { node_limit: 200, disabled_rules: exact.clone(), ..Options::default() }, "NodeLimit"),
+        (Options { iter_limit: 1, disabled_rules: exact.clone(), ..Options::default() }, "IterationLimit(1)"),
+        (Options { disabled_rules: exact.clone(), ..Options::default() }, "Saturated"),
+    ] {
+        let (opt, report) = optimize(&f, &opts);
+        assert!(report.stop_reason.starts_with(want), "{opts:?}: {report:?}");
+        verify::verify(&opt).unwrap();
+        assert!(report.nodes_after < report.nodes_before, "{report:?}");
+        let inputs = random_inputs(&f, &mut Rng(7));
+        agree(&interp::run(&f, &inputs), &interp::run(&opt, &inputs), 0.0).unwrap();
+    }
 }
