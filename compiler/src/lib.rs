@@ -14,3 +14,4 @@ pub mod ir;
 pub mod lower;
 pub mod span;
 pub mod syntax;
+pub mod opt;

@@ -1,0 +1,543 @@
+//! IR <-> egg: the e-graph language `Node`, its `IrAnalysis`, and the two
+//! conversions `to_recexpr` (an `ir::Func` in) and `to_func` (an extracted
+//! e-graph out, as an `ir::Func` in a deterministic topological order).
+//!
+//! Op attributes (perm, dims, axes, target shape, target dtype) are attribute
+//! leaves (`Node::Attr`), passed as the first children of the node that uses
+//! them, so rewrite patterns can bind them (`(transpose ?p ?x)`). Value leaves
+//! (`Param`, `Const`, `Iota`) carry their data directly. `Outputs` is the
+//! variadic root. Result types are not stored: `IrAnalysis` infers each
+//! e-class's `ir::Type` from the children with the IR's shape rules, so every
+//! e-node a rule adds is type-checked, and `merge` asserts that two merged
+//! classes have one type (a mismatch is an unsound rule, a compiler bug).
+
+use crate::ir::{self, DType, Func, Inst, Op, Shape, Type, ValueId};
+use egg::{define_language, Analysis, DidMerge, EGraph, Id, RecExpr};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+define_language! {
+    /// One e-node kind per IR op. Children are attribute leaves first, then operands.
+    pub enum Node {
+        "neg" = Neg([Id; 1]),
+        "exp" = Exp([Id; 1]),
+        "log" = Log([Id; 1]),
+        "tanh" = Tanh([Id; 1]),
+        "sqrt" = Sqrt([Id; 1]),
+        "add" = Add([Id; 2]),
+        "sub" = Sub([Id; 2]),
+        "mul" = Mul([Id; 2]),
+        "div" = Div([Id; 2]),
+        "max" = Max([Id; 2]),
+        "min" = Min([Id; 2]),
+        "pow" = Pow([Id; 2]),
+        "lt" = Lt([Id; 2]),
+        "le" = Le([Id; 2]),
+        "gt" = Gt([Id; 2]),
+        "ge" = Ge([Id; 2]),
+        "eq" = Eq([Id; 2]),
+        "ne" = Ne([Id; 2]),
+        // (select cond on_true on_false)
+        "select" = Select([Id; 3]),
+        // (convert <dtype> x)
+        "convert" = Convert([Id; 2]),
+        // (broadcast <shape> <dims> x)
+        "broadcast" = Broadcast([Id; 3]),
+        // (reshape <shape> x)
+        "reshape" = Reshape([Id; 2]),
+        // (transpose <perm> x)
+        "transpose" = Transpose([Id; 2]),
+        // (reduce_sum <axes> x)
+        "reduce_sum" = ReduceSum([Id; 2]),
+        // (reduce_max <axes> x)
+        "reduce_max" = ReduceMax([Id; 2]),
+        "matmul" = MatMul([Id; 2]),
+        // The function's results, in order: the root of the e-graph.
+        "outputs" = Outputs(Box<[Id]>),
+        Param(ParamLeaf),
+        Const(ConstLeaf),
+        Iota(IotaLeaf),
+        Attr(Attr),
+    }
+}
+
+/// An op attribute: a list of ints (perm, dims, axes, shape) or a dtype.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Attr {
+    Ints(Vec<usize>),
+    DType(DType),
+}
+
+/// `Param(index)` of type `ty`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ParamLeaf {
+    pub index: u32,
+    pub ty: Type,
+}
+
+/// `Constant(value)` of scalar type `dtype`. The value is kept by its bits so
+/// that -0.0 and +0.0 are different nodes and NaN equals itself.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConstLeaf {
+    pub bits: u64,
+    pub dtype: DType,
+}
+
+impl ConstLeaf {
+    pub fn new(value: f64, dtype: DType) -> ConstLeaf {
+        ConstLeaf { bits: value.to_bits(), dtype }
+    }
+    pub fn value(&self) -> f64 {
+        f64::from_bits(self.bits)
+    }
+}
+
+/// `Iota { axis }` of type `ty`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IotaLeaf {
+    pub axis: usize,
+    pub ty: Type,
+}
+
+// Text forms (egg prints and parses leaves with these): `[1,0]`, `f32`,
+// `%0:f32[2,3]`, `1.5:f64`, `iota0:f32[3,4]`. No spaces: they are s-expression atoms.
+
+fn type_text(ty: &Type) -> String {
+    let dims = ty.shape.0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+    format!("{}[{dims}]", ty.dtype)
+}
+
+fn parse_ints(s: &str) -> Result<Vec<usize>, String> {
+    let inner = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).ok_or("expected [..]")?;
+    if inner.is_empty() {
+        return Ok(vec![]);
+    }
+    inner.split(',').map(|d| d.parse::<usize>().map_err(|e| e.to_string())).collect()
+}
+
+fn parse_type(s: &str) -> Result<Type, String> {
+    let open = s.find('[').ok_or("expected dtype[dims]")?;
+    let dtype = DType::from_name(&s[..open]).ok_or("unknown dtype")?;
+    Ok(Type { dtype, shape: Shape(parse_ints(&s[open..])?) })
+}
+
+impl fmt::Display for Attr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Attr::Ints(v) => {
+                let items = v.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+                write!(f, "[{items}]")
+            }
+            Attr::DType(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+impl FromStr for Attr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Attr, String> {
+        match DType::from_name(s) {
+            Some(d) => Ok(Attr::DType(d)),
+            None => parse_ints(s).map(Attr::Ints),
+        }
+    }
+}
+
+impl fmt::Display for ParamLeaf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}:{}", self.index, type_text(&self.ty))
+    }
+}
+
+impl FromStr for ParamLeaf {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ParamLeaf, String> {
+        let (index, ty) = s.strip_prefix('%').and_then(|s| s.split_once(':')).ok_or("expected %i:type")?;
+        Ok(ParamLeaf { index: index.parse().map_err(|_| "bad param index")?, ty: parse_type(ty)? })
+    }
+}
+
+impl fmt::Display for ConstLeaf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}:{}", self.value(), self.dtype)
+    }
+}
+
+impl FromStr for ConstLeaf {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ConstLeaf, String> {
+        let (value, dtype) = s.split_once(':').ok_or("expected value:dtype")?;
+        let value: f64 = value.parse().map_err(|_| "bad constant")?;
+        Ok(ConstLeaf::new(value, DType::from_name(dtype).ok_or("unknown dtype")?))
+    }
+}
+
+impl fmt::Display for IotaLeaf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "iota{}:{}", self.axis, type_text(&self.ty))
+    }
+}
+
+impl FromStr for IotaLeaf {
+    type Err = String;
+    fn from_str(s: &str) -> Result<IotaLeaf, String> {
+        let (axis, ty) = s.strip_prefix("iota").and_then(|s| s.split_once(':')).ok_or("expected iotaN:type")?;
+        Ok(IotaLeaf { axis: axis.parse().map_err(|_| "bad iota axis")?, ty: parse_type(ty)? })
+    }
+}
+
+/// What an e-class is: an attribute, a tensor value, or the outputs root.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    Attr(Attr),
+    /// `konst`: when known, the value of *every* element (exact, in `ty.dtype`,
+    /// widened to f64). Set for constants and things computed only from them.
+    Value { ty: Type, konst: Option<f64> },
+    Root,
+}
+
+pub type IrEGraph = EGraph<Node, IrAnalysis>;
+
+/// The e-class analysis: types, uniform constant values, constant folding.
+#[derive(Default)]
+pub struct IrAnalysis;
+
+/// The type of the value in e-class `id`. Panics on a non-value class (a
+/// malformed e-node: compiler bug).
+pub fn ty_of(egraph: &IrEGraph, id: Id) -> &Type {
+    match &egraph[id].data {
+        Data::Value { ty, .. } => ty,
+        other => panic!("e-class {id} is not a value: {other:?}"),
+    }
+}
+
+/// The known uniform value of e-class `id`, if any.
+pub fn konst_of(egraph: &IrEGraph, id: Id) -> Option<f64> {
+    match &egraph[id].data {
+        Data::Value { konst, .. } => *konst,
+        Data::Attr(_) | Data::Root => None,
+    }
+}
+
+/// The int-list attribute in e-class `id`.
+pub fn ints_of(egraph: &IrEGraph, id: Id) -> &[usize] {
+    match &egraph[id].data {
+        Data::Attr(Attr::Ints(v)) => v,
+        other => panic!("e-class {id} is not an int-list attribute: {other:?}"),
+    }
+}
+
+fn dtype_attr_of(egraph: &IrEGraph, id: Id) -> DType {
+    match &egraph[id].data {
+        Data::Attr(Attr::DType(d)) => *d,
+        other => panic!("e-class {id} is not a dtype attribute: {other:?}"),
+    }
+}
+
+/// The IR op an e-node stands for, with its attributes, and its operand
+/// classes (attribute children dropped). `None` for the `Outputs` root and
+/// attribute leaves.
+pub fn node_op(egraph: &IrEGraph, node: &Node) -> Option<(Op, Vec<Id>)> {
+    let ints = |id: &Id| ints_of(egraph, *id).to_vec();
+    let res = match node {
+        Node::Neg([x]) => (Op::Neg, vec![*x]),
+        Node::Exp([x]) => (Op::Exp, vec![*x]),
+        Node::Log([x]) => (Op::Log, vec![*x]),
+        Node::Tanh([x]) => (Op::Tanh, vec![*x]),
+        Node::Sqrt([x]) => (Op::Sqrt, vec![*x]),
+        Node::Add(ab) => (Op::Add, ab.to_vec()),
+        Node::Sub(ab) => (Op::Sub, ab.to_vec()),
+        Node::Mul(ab) => (Op::Mul, ab.to_vec()),
+        Node::Div(ab) => (Op::Div, ab.to_vec()),
+        Node::Max(ab) => (Op::Max, ab.to_vec()),
+        Node::Min(ab) => (Op::Min, ab.to_vec()),
+        Node::Pow(ab) => (Op::Pow, ab.to_vec()),
+        Node::Lt(ab) => (Op::Lt, ab.to_vec()),
+        Node::Le(ab) => (Op::Le, ab.to_vec()),
+        Node::Gt(ab) => (Op::Gt, ab.to_vec()),
+        Node::Ge(ab) => (Op::Ge, ab.to_vec()),
+        Node::Eq(ab) => (Op::Eq, ab.to_vec()),
+        Node::Ne(ab) => (Op::Ne, ab.to_vec()),
+        Node::Select(abc) => (Op::Select, abc.to_vec()),
+        Node::Convert([_, x]) => (Op::Convert, vec![*x]),
+        Node::Broadcast([_, dims, x]) => (Op::Broadcast { dims: ints(dims) }, vec![*x]),
+        Node::Reshape([_, x]) => (Op::Reshape, vec![*x]),
+        Node::Transpose([perm, x]) => (Op::Transpose { perm: ints(perm) }, vec![*x]),
+        Node::ReduceSum([axes, x]) => (Op::ReduceSum { axes: ints(axes) }, vec![*x]),
+        Node::ReduceMax([axes, x]) => (Op::ReduceMax { axes: ints(axes) }, vec![*x]),
+        Node::MatMul(ab) => (Op::MatMul, ab.to_vec()),
+        Node::Param(p) => (Op::Param(p.index), vec![]),
+        Node::Const(c) => (Op::Constant(c.value()), vec![]),
+        Node::Iota(i) => (Op::Iota { axis: i.axis }, vec![]),
+        Node::Outputs(_) | Node::Attr(_) => return None,
+    };
+    Some(res)
+}
+
+/// The result type of a value e-node, from its children's types and its
+/// attributes (the IR's shape rules, as in `ir::verify`). Panics on an
+/// ill-typed e-node: every e-node comes from verified IR or from a rule, so
+/// that is a compiler bug (an unsound rule).
+pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
+    let ty = |id: &Id| ty_of(egraph, *id).clone();
+    let same = |a: &Id, b: &Id| {
+        let (ta, tb) = (ty(a), ty(b));
+        assert_eq!(ta, tb, "ill-typed e-node {node:?}");
+        ta
+    };
+    let res = match node {
+        Node::Neg([x]) | Node::Exp([x]) | Node::Log([x]) | Node::Tanh([x]) | Node::Sqrt([x]) => ty(x),
+        Node::Add([a, b])
+        | Node::Sub([a, b])
+        | Node::Mul([a, b])
+        | Node::Div([a, b])
+        | Node::Max([a, b])
+        | Node::Min([a, b])
+        | Node::Pow([a, b]) => same(a, b),
+        Node::Lt([a, b]) | Node::Le([a, b]) | Node::Gt([a, b]) | Node::Ge([a, b]) | Node::Eq([a, b]) | Node::Ne([a, b]) => {
+            same(a, b).with_dtype(DType::Bool)
+        }
+        Node::Select([c, t, f]) => {
+            let res = same(t, f);
+            assert_eq!(ty(c), res.with_dtype(DType::Bool), "ill-typed select {node:?}");
+            res
+        }
+        Node::Convert([dtype, x]) => ty(x).with_dtype(dtype_attr_of(egraph, *dtype)),
+        Node::Broadcast([shape, dims, x]) => {
+            let (src, dst, dims) = (ty(x), ints_of(egraph, *shape).to_vec(), ints_of(egraph, *dims));
+            assert!(
+                dims.len() == src.shape.rank()
+                    && dims.windows(2).all(|w| w[0] < w[1])
+                    && dims.iter().zip(&src.shape.0).all(|(&d, &s)| d < dst.len() && (s == 1 || s == dst[d])),
+                "ill-typed broadcast {node:?}"
+            );
+            Type { dtype: src.dtype, shape: Shape(dst) }
+        }
+        Node::Reshape([shape, x]) => {
+            let (src, dst) = (ty(x), Shape(ints_of(egraph, *shape).to_vec()));
+            assert_eq!(src.shape.num_elements(), dst.num_elements(), "ill-typed reshape {node:?}");
+            Type { dtype: src.dtype, shape: dst }
+        }
+        Node::Transpose([perm, x]) => {
+            let (src, perm) = (ty(x), ints_of(egraph, *perm));
+            assert_eq!(perm.len(), src.shape.rank(), "ill-typed transpose {node:?}");
+            Type { dtype: src.dtype, shape: Shape(perm.iter().map(|&p| src.shape.0[p]).collect()) }
+        }
+        Node::ReduceSum([axes, x]) | Node::ReduceMax([axes, x]) => {
+            let (src, axes) = (ty(x), ints_of(egraph, *axes));
+            let dims = (0..src.shape.rank()).filter(|d| !axes.contains(d)).map(|d| src.shape.0[d]).collect();
+            Type { dtype: src.dtype, shape: Shape(dims) }
+        }
+        Node::MatMul([a, b]) => {
+            let (ta, tb) = (ty(a), ty(b));
+            assert!(
+                ta.dtype == tb.dtype && ta.shape.rank() == 2 && tb.shape.rank() == 2 && ta.shape.0[1] == tb.shape.0[0],
+                "ill-typed matmul {node:?}"
+            );
+            Type::new(ta.dtype, &[ta.shape.0[0], tb.shape.0[1]])
+        }
+        Node::Param(p) => p.ty.clone(),
+        Node::Const(c) => Type::scalar(c.dtype),
+        Node::Iota(i) => i.ty.clone(),
+        Node::Outputs(_) | Node::Attr(_) => return None,
+    };
+    Some(res)
+}
+
+/// The uniform value of a value e-node whose operands are uniform, computed
+/// by the reference interpreter on scalars (so it is bitwise what the
+/// unoptimized program computes for every element). `None` when unknown.
+fn fold(egraph: &IrEGraph, node: &Node, ty: &Type) -> Option<f64> {
+    match node {
+        Node::Const(c) => return Some(ir::Tensor::from_f64(c.dtype, &[], &[c.value()]).scalar_value()),
+        // Pure data movement keeps a uniform value.
+        Node::Broadcast([_, _, x]) | Node::Reshape([_, x]) | Node::Transpose([_, x]) => return konst_of(egraph, *x),
+        // max(-inf, c, c, ...) = c, if anything is reduced at all.
+        Node::ReduceMax([_, x]) => {
+            let n_in = ty_of(egraph, *x).shape.num_elements();
+            return if n_in > 0 && ty.shape.num_elements() > 0 { konst_of(egraph, *x) } else { None };
+        }
+        // A sum of n copies is not n*c in floating point; matmul likewise.
+        Node::ReduceSum(_) | Node::MatMul(_) | Node::Param(_) | Node::Iota(_) => return None,
+        Node::Outputs(_) | Node::Attr(_) => return None,
+        Node::Neg(_) | Node::Exp(_) | Node::Log(_) | Node::Tanh(_) | Node::Sqrt(_) => {}
+        Node::Add(_) | Node::Sub(_) | Node::Mul(_) | Node::Div(_) | Node::Max(_) | Node::Min(_) | Node::Pow(_) => {}
+        Node::Lt(_) | Node::Le(_) | Node::Gt(_) | Node::Ge(_) | Node::Eq(_) | Node::Ne(_) => {}
+        Node::Select(_) | Node::Convert(_) => {}
+    }
+    // Elementwise: evaluate the op once on scalars.
+    let (op, operands) = node_op(egraph, node)?;
+    let values = operands.iter().map(|&id| konst_of(egraph, id)).collect::<Option<Vec<f64>>>()?;
+    let param_types: Vec<Type> = operands.iter().map(|&id| Type::scalar(ty_of(egraph, id).dtype)).collect();
+    let mut b = ir::Builder::new("fold", &param_types);
+    let args = (0..operands.len()).map(|i| b.param(i)).collect();
+    let res = b.push(op, args, Type::scalar(ty.dtype));
+    let func = b.finish(vec![res]);
+    let inputs: Vec<ir::Tensor> =
+        param_types.iter().zip(&values).map(|(t, &v)| ir::Tensor::from_f64(t.dtype, &[], &[v])).collect();
+    Some(ir::interp::run(&func, &inputs)[0].scalar_value())
+}
+
+impl Analysis<Node> for IrAnalysis {
+    type Data = Data;
+
+    fn make(egraph: &mut IrEGraph, enode: &Node, _id: Id) -> Data {
+        match enode {
+            Node::Attr(a) => return Data::Attr(a.clone()),
+            Node::Outputs(_) => return Data::Root,
+            _ => {}
+        }
+        let ty = node_type(egraph, enode).expect("value node has a type");
+        let konst = fold(egraph, enode, &ty);
+        Data::Value { ty, konst }
+    }
+
+    fn merge(&mut self, a: &mut Data, b: Data) -> DidMerge {
+        match (a, b) {
+            (Data::Value { ty: ta, konst: ka }, Data::Value { ty: tb, konst: kb }) => {
+                // Merging values of different types means a rule is unsound.
+                assert_eq!(*ta, tb, "e-graph merged values of different types: unsound rewrite");
+                match (*ka, kb) {
+                    (Some(x), Some(y)) if x.to_bits() == y.to_bits() => DidMerge(false, false),
+                    // Two different known values: only a rule documented as not
+                    // value-preserving (e.g. x + 0 -> x at x = -0) gets here.
+                    // Forget the value (the lattice top), so merging stays monotone.
+                    (Some(_), Some(_)) => {
+                        *ka = None;
+                        DidMerge(true, true)
+                    }
+                    (None, Some(y)) => {
+                        *ka = Some(y);
+                        DidMerge(true, false)
+                    }
+                    (Some(_), None) => DidMerge(false, true),
+                    (None, None) => DidMerge(false, false),
+                }
+            }
+            (Data::Attr(x), Data::Attr(y)) => {
+                assert_eq!(*x, y, "e-graph merged different attributes: unsound rewrite");
+                DidMerge(false, false)
+            }
+            (Data::Root, Data::Root) => DidMerge(false, false),
+            (a, b) => panic!("e-graph merged different kinds of class ({a:?} and {b:?}): unsound rewrite"),
+        }
+    }
+
+    /// Constant folding: a class whose every element is known gets the
+    /// constant node (`c`, or `broadcast(c)` for a non-scalar) as a member.
+    fn modify(egraph: &mut IrEGraph, id: Id) {
+        let (ty, value) = match &egraph[id].data {
+            Data::Value { ty, konst: Some(v) } => (ty.clone(), *v),
+            Data::Value { konst: None, .. } | Data::Attr(_) | Data::Root => return,
+        };
+        let mut folded = egraph.add(Node::Const(ConstLeaf::new(value, ty.dtype)));
+        if ty.shape.rank() > 0 {
+            let shape = egraph.add(Node::Attr(Attr::Ints(ty.shape.0.clone())));
+            let dims = egraph.add(Node::Attr(Attr::Ints(vec![])));
+            folded = egraph.add(Node::Broadcast([shape, dims, folded]));
+        }
+        egraph.union(id, folded);
+    }
+}
+
+/// The function as an egg expression; its last node is the `Outputs` root.
+pub fn to_recexpr(func: &Func) -> RecExpr<Node> {
+    let mut expr = RecExpr::default();
+    let mut ids: Vec<Id> = Vec::with_capacity(func.insts.len());
+    for inst in &func.insts {
+        let arg = |k: usize| ids[inst.args[k].index()];
+        let mut attr = |a: Attr| expr.add(Node::Attr(a));
+        let node = match &inst.op {
+            Op::Param(i) => Node::Param(ParamLeaf { index: *i, ty: inst.ty.clone() }),
+            Op::Constant(v) => Node::Const(ConstLeaf::new(*v, inst.ty.dtype)),
+            Op::Iota { axis } => Node::Iota(IotaLeaf { axis: *axis, ty: inst.ty.clone() }),
+            Op::Neg => Node::Neg([arg(0)]),
+            Op::Exp => Node::Exp([arg(0)]),
+            Op::Log => Node::Log([arg(0)]),
+            Op::Tanh => Node::Tanh([arg(0)]),
+            Op::Sqrt => Node::Sqrt([arg(0)]),
+            Op::Add => Node::Add([arg(0), arg(1)]),
+            Op::Sub => Node::Sub([arg(0), arg(1)]),
+            Op::Mul => Node::Mul([arg(0), arg(1)]),
+            Op::Div => Node::Div([arg(0), arg(1)]),
+            Op::Max => Node::Max([arg(0), arg(1)]),
+            Op::Min => Node::Min([arg(0), arg(1)]),
+            Op::Pow => Node::Pow([arg(0), arg(1)]),
+            Op::Lt => Node::Lt([arg(0), arg(1)]),
+            Op::Le => Node::Le([arg(0), arg(1)]),
+            Op::Gt => Node::Gt([arg(0), arg(1)]),
+            Op::Ge => Node::Ge([arg(0), arg(1)]),
+            Op::Eq => Node::Eq([arg(0), arg(1)]),
+            Op::Ne => Node::Ne([arg(0), arg(1)]),
+            Op::Select => Node::Select([arg(0), arg(1), arg(2)]),
+            Op::Convert => Node::Convert([attr(Attr::DType(inst.ty.dtype)), arg(0)]),
+            Op::Broadcast { dims } => {
+                let shape = attr(Attr::Ints(inst.ty.shape.0.clone()));
+                Node::Broadcast([shape, attr(Attr::Ints(dims.clone())), arg(0)])
+            }
+            Op::Reshape => Node::Reshape([attr(Attr::Ints(inst.ty.shape.0.clone())), arg(0)]),
+            Op::Transpose { perm } => Node::Transpose([attr(Attr::Ints(perm.clone())), arg(0)]),
+            Op::ReduceSum { axes } => Node::ReduceSum([attr(Attr::Ints(axes.clone())), arg(0)]),
+            Op::ReduceMax { axes } => Node::ReduceMax([attr(Attr::Ints(axes.clone())), arg(0)]),
+            Op::MatMul => Node::MatMul([arg(0), arg(1)]),
+        };
+        ids.push(expr.add(node));
+    }
+    expr.add(Node::Outputs(func.outputs.iter().map(|v| ids[v.index()]).collect()));
+    expr
+}
+
+/// Rebuilds a `Func` from the e-node `best(class)` chosen for each e-class
+/// reachable from `root` (the `Outputs` class). Params come first, in order
+/// (all of them, used or not); then every other value in post-order of a
+/// depth-first walk from the outputs, children left to right. The walk only
+/// looks values up in the map, never iterates it, so the result depends on
+/// nothing but the e-graph and `best`.
+pub fn to_func(
+    egraph: &IrEGraph,
+    root: Id,
+    name: &str,
+    param_types: &[Type],
+    best: impl Fn(Id) -> Node,
+) -> Func {
+    let mut b = ir::Builder::new(name, param_types);
+    let mut done: HashMap<Id, ValueId> = HashMap::new();
+    let mut visiting: HashSet<Id> = HashSet::new();
+    let outputs = match best(root) {
+        Node::Outputs(outs) => outs.to_vec(),
+        other => panic!("the root class holds {other:?}, not the outputs"),
+    };
+    // Iterative post-order (gradient graphs are deep enough to overflow the stack).
+    let mut stack: Vec<(Id, bool)> = outputs.iter().rev().map(|&id| (egraph.find(id), false)).collect();
+    while let Some((id, children_done)) = stack.pop() {
+        if done.contains_key(&id) {
+            continue;
+        }
+        let node = best(id);
+        let (op, operands) = node_op(egraph, &node).expect("a value class's best node is a value");
+        let operands: Vec<Id> = operands.iter().map(|&c| egraph.find(c)).collect();
+        if !children_done {
+            // Positive node costs make the extractor's choice acyclic.
+            assert!(visiting.insert(id), "extracted term has a cycle through e-class {id}");
+            stack.push((id, true));
+            stack.extend(operands.iter().rev().filter(|c| !done.contains_key(c)).map(|&c| (c, false)));
+            continue;
+        }
+        let ty = ty_of(egraph, id).clone();
+        let value = match op {
+            Op::Param(i) => {
+                assert_eq!(&ty, &param_types[i as usize], "param class type");
+                ValueId(i)
+            }
+            op => {
+                let args = operands.iter().map(|c| done[c]).collect();
+                b.func.insts.push(Inst { op, args, ty });
+                ValueId(b.func.insts.len() as u32 - 1)
+            }
+        };
+        done.insert(id, value);
+    }
+    let outputs = outputs.iter().map(|&id| done[&egraph.find(id)]).collect();
+    b.finish(outputs)
+}
