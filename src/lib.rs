@@ -33,7 +33,7 @@ pub fn run_script(name: &str, text: &str, backend: runtime::Backend, color: bool
     if diags.iter().any(Diagnostic::is_error) {
         return Err(render_all(&diags, &prog.sources, color));
     }
-    let script = compiler::lower::lower_main(&prog).map_err(|d| render_all(&d, &prog.sources, color))?;
+    let script = compiler::compile_script(&prog, &compiler::Options::default()).map_err(|d| render_all(&d, &prog.sources, color))?;
     let mut exe = runtime::Executable::compile(script.func, backend).map_err(|e| format!("error: {e}\n"))?;
     let values = exe.run(&[]).map_err(|e| format!("error: {e}\n"))?;
     Ok(script

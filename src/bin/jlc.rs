@@ -28,6 +28,9 @@ enum Command {
         /// Execution backend.
         #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
         backend: BackendArg,
+        /// Skip the e-graph optimizer.
+        #[arg(long)]
+        no_opt: bool,
     },
     /// Check the file for errors without running it (exit 1 on errors).
     Check { file: PathBuf },
@@ -103,7 +106,7 @@ fn run(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Command::Run { file, overrides, backend } => {
+        Command::Run { file, overrides, backend, no_opt } => {
             let text = match read(&file) {
                 Ok(t) => t,
                 Err(c) => return c,
@@ -113,7 +116,7 @@ fn run(cli: Cli) -> ExitCode {
                 BackendArg::Interp => runtime::Backend::Interpreter,
             };
             if jaxlightning::has_trainer(&text) {
-                let opts = trainer::FitOptions { overrides, backend, color, progress: std::io::stderr().is_terminal() };
+                let opts = trainer::FitOptions { overrides, backend, color, progress: std::io::stderr().is_terminal(), compiler: compiler::Options { no_opt, ..Default::default() } };
                 match trainer::fit(&file, &text, &opts) {
                     Ok(summary) => {
                         let metrics: Vec<String> = summary.final_metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();

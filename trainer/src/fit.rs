@@ -39,6 +39,7 @@ pub struct FitOptions {
     pub color: bool,
     /// Show the progress bar (off when stderr is not a terminal, in tests).
     pub progress: bool,
+    pub compiler: compiler::Options,
 }
 
 /// What a finished run reports.
@@ -97,7 +98,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     let compile_start = Instant::now();
     let x_ty = Type::new(DType::F32, &[bs, d]);
     let y_ty = Type::new(DType::I32, &[bs]);
-    let progs = compiler::lower::lower_training(&prog, trainer_sec.as_ref(), &x_ty, &y_ty).map_err(err)?;
+    let progs = compiler::compile_training(&prog, trainer_sec.as_ref(), &x_ty, &y_ty, &opts.compiler).map_err(err)?;
     let mut step_exe = Executable::compile(progs.train_step.clone(), opts.backend)?;
     let mut val_exes = Vec::new();
     if let Some(v) = &progs.val_step {
@@ -105,7 +106,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let rem = val.len() % bs;
         if rem > 0 {
             // Static shapes per compile: the last, smaller batch gets its own program.
-            let small = compiler::lower::lower_training(&prog, trainer_sec.as_ref(), &Type::new(DType::F32, &[rem, d]), &Type::new(DType::I32, &[rem]))
+            let small = compiler::compile_training(&prog, trainer_sec.as_ref(), &Type::new(DType::F32, &[rem, d]), &Type::new(DType::I32, &[rem]), &opts.compiler)
                 .map_err(err)?;
             if let Some(vs) = small.val_step {
                 val_exes.push((rem, Executable::compile(vs, opts.backend)?));
