@@ -13,9 +13,16 @@ use compiler::lower::PrintItem;
 use compiler::span::SourceMap;
 
 /// Parses and checks a model file; returns its diagnostics and sources.
+/// The `data` and `trainer` sections are checked too (unknown keys, types).
 pub fn check_source(name: &str, text: &str) -> (Vec<Diagnostic>, SourceMap) {
     let (prog, mut diags) = compiler::lower::load(name, text);
     diags.extend(compiler::lower::check_program(&prog));
+    if let Ok(sections) = compiler::lower::training_sections(&prog) {
+        if let Some(data) = &sections.data {
+            diags.extend(trainer::config::data_config(data).err().unwrap_or_default());
+        }
+        diags.extend(trainer::config::trainer_config(sections.trainer.as_ref()).err().unwrap_or_default());
+    }
     (diags, prog.sources)
 }
 

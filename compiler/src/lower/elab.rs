@@ -562,7 +562,7 @@ impl<'p> Elaborator<'p> {
                 if !self.type_fits(&want, &t.ty) {
                     return self.error(
                         Diagnostic::error(Code::TypeMismatch, format!("`{}` returns {} but declares {}", decl.name.name, t.ty, want))
-                            .with_label(decl.body.span, format!("this is {}", t.ty))
+                            .with_label(tail_span(&decl.body), format!("this is {}", t.ty))
                             .with_label(ret.span, format!("declared as {want}")),
                     );
                 }
@@ -731,6 +731,17 @@ pub struct CallArg {
     pub name_span: Option<Span>,
     pub value: Val,
     pub span: Span,
+}
+
+/// The span of the expression that gives a body its value (the block's last statement).
+pub fn tail_span(body: &Expr) -> Span {
+    match &body.kind {
+        ExprKind::Block(b) => match b.stmts.last() {
+            Some(Stmt::Expr(e)) => tail_span(e),
+            _ => body.span,
+        },
+        _ => body.span,
+    }
 }
 
 /// The names in `wrt = x` or `wrt = (x, y)`.

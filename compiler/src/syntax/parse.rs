@@ -11,6 +11,12 @@ use lalrpop_util::ParseError;
 
 pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
     let (tokens, lex_errors) = lex(text);
+    // A parse error later on the line of an invalid token is a consequence
+    // of it (the token was dropped): report the invalid token only.
+    let shadows: Vec<std::ops::Range<usize>> = lex_errors
+        .iter()
+        .map(|r| r.start..text[r.start..].find('\n').map_or(text.len(), |i| r.start + i))
+        .collect();
     for range in lex_errors {
         let snippet: String = text.get(range.clone()).unwrap_or("").chars().take(20).collect();
         diags.push(
@@ -22,13 +28,19 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
     let mut recovered = Vec::new();
     let stream = tokens.into_iter().map(Ok::<_, LexError>);
     let result = ModuleParser::new().parse(file, &mut recovered, stream);
+    let mut push = |d: Diagnostic| {
+        let at = d.primary_span().map_or(0, |s| s.start as usize);
+        if !shadows.iter().any(|r| r.contains(&at)) {
+            diags.push(d);
+        }
+    };
     for err in recovered {
-        diags.push(to_diagnostic(file, err.error, end));
+        push(to_diagnostic(file, err.error, end));
     }
     match result {
         Ok(module) => module,
         Err(err) => {
-            diags.push(to_diagnostic(file, err, end));
+            push(to_diagnostic(file, err, end));
             Module::default()
         }
     }

@@ -1,0 +1,3 @@
+fn rows(x: f32[B, 8]) -> f32[B, 8] {
+    sum(x, axis = 1)
+}

@@ -1,0 +1,1 @@
+use nnn.{Linear}
