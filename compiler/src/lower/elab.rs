@@ -655,7 +655,7 @@ impl<'p> Elaborator<'p> {
             format!("argument `{}` of `{fn_name}` has type {}, which does not fit its declared type", pname.name, t.ty),
         )
         .with_label(arg_span, format!("this is {}", t.ty))
-        .with_label(ty.span, "declared here");
+        .with_label(ty.span, format!("declared as {ty}"));
         if let Some(n) = note {
             d = d.with_note(n);
         }

@@ -60,6 +60,23 @@ pub struct TypeExpr {
     pub span: Span,
 }
 
+impl std::fmt::Display for TypeExpr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.name.name)?;
+        if let Some(dims) = &self.dims {
+            let parts: Vec<String> = dims
+                .iter()
+                .map(|d| match d {
+                    DimExpr::Lit(n, _) => n.to_string(),
+                    DimExpr::Name(id) => id.name.clone(),
+                })
+                .collect();
+            write!(f, "[{}]", parts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum DimExpr {
     Lit(i64, Span),

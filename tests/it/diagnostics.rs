@@ -1,0 +1,55 @@
+//! Golden diagnostics: every `tests/data/diagnostics/*.jl` is checked and
+//! its rendered report (no colour, ASCII) compared with the `.stderr` file
+//! beside it. `UPDATE_EXPECT=1 cargo test` blesses changes.
+
+use std::path::Path;
+
+#[test]
+fn golden_diagnostics() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/diagnostics");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "jl")).collect();
+    files.sort();
+    assert!(files.len() >= 10, "expected the golden inputs in {}", dir.display());
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let (diags, sources) = jaxlightning::check_source(name, &text);
+        assert!(diags.iter().any(|d| d.is_error()), "{name}: expected at least one error");
+        for d in &diags {
+            assert!(d.primary_span().is_some(), "{name}: every diagnostic needs a span: {d:?}");
+        }
+        let rendered = compiler::diagnostic::render_all(&diags, &sources, false);
+        expect_test::expect_file![file.with_extension("stderr")].assert_eq(&rendered);
+    }
+}
+
+#[test]
+fn matmul_mismatch_names_both_shapes_and_exits_1() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/diagnostics/matmul_inner_dims_mismatch.jl");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jlc")).arg("check").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("f32[B, 784]") && stderr.contains("f32[10, 784]"), "{stderr}");
+    assert!(stderr.contains("matmul_inner_dims_mismatch.jl:3:5"), "line and column: {stderr}");
+}
+
+#[test]
+fn check_accepts_the_examples_and_stdlib() {
+    for ex in ["examples/digits_mlp.jl", "examples/linreg.jl"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(ex);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_jlc")).arg("check").arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{ex}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Every stdlib module checks cleanly as ordinary source.
+    for (name, text) in compiler::lower::program::STDLIB {
+        let (diags, sources) = jaxlightning::check_source(&format!("{name}.jl"), text);
+        assert!(diags.is_empty(), "stdlib {name}:\n{}", compiler::diagnostic::render_all(&diags, &sources, false));
+    }
+}
+
+#[test]
+fn missing_file_is_a_user_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jlc")).args(["check", "/nonexistent/model.jl"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model.jl"));
+}

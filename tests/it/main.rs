@@ -1,0 +1,7 @@
+//! End-to-end tests: model files in, numbers and diagnostics out.
+//! One integration binary; each module is one area.
+
+mod backends;
+mod diagnostics;
+mod examples;
+mod fuzz;
