@@ -142,8 +142,11 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let order = if data_cfg.shuffle { Rng::derive(trainer_cfg.seed.wrapping_add(epoch as u64), "shuffle").permutation(train.len()) } else { (0..train.len()).collect() };
         let bar = if opts.progress { ProgressBar::new(n_batches as u64) } else { ProgressBar::hidden() };
         bar.set_style(
-            ProgressStyle::with_template("Epoch {prefix}: {percent:>3}%|{bar:25}| {pos}/{len} [{elapsed}<{eta}, {per_sec}] {msg}")
+            ProgressStyle::with_template("Epoch {prefix}: {percent:>3}%|{bar:25}| {pos}/{len} [{elapsed}<{eta}, {its}] {msg}")
                 .expect("valid template")
+                .with_key("its", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.2}it/s", state.per_sec());
+                })
                 .progress_chars("█▉ "),
         );
         bar.set_prefix(epoch.to_string());
@@ -243,9 +246,9 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
 
 fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &Dataset) {
     let total: usize = progs.params.iter().map(|p| p.ty.shape.num_elements()).sum();
-    eprintln!("  | Name{:<20} | Type{:<12} | Params", "", "");
+    eprintln!("   | {:<24} | {:<16} | {:>8}", "Name", "Type", "Params");
     for (i, p) in progs.params.iter().enumerate() {
-        eprintln!("{i:<3}| {:<24} | {:<16} | {}", p.path, p.ty.to_string(), p.ty.shape.num_elements());
+        eprintln!("{i:<3}| {:<24} | {:<16} | {:>8}", p.path, p.ty.to_string(), p.ty.shape.num_elements());
     }
     eprintln!("{total} trainable params in model `{}`; optimizer {}", progs.model_name, progs.optimizer);
     eprintln!(
