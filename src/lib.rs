@@ -12,9 +12,29 @@ use compiler::diagnostic::{render_all, Diagnostic};
 use compiler::lower::PrintItem;
 use compiler::span::SourceMap;
 
+/// Stack size for compiling: the front end recurses over the syntax tree
+/// (nesting is limited to `syntax::depth::MAX_DEPTH`, and dropping a deep
+/// tree before that limit is applied recurses too).
+pub const COMPILER_STACK_BYTES: usize = 1 << 30;
+
+/// Runs `f` on a thread with `COMPILER_STACK_BYTES` of stack (reserved, not committed).
+pub fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new().stack_size(COMPILER_STACK_BYTES).spawn_scoped(scope, f).expect("spawn the compiler thread");
+        match handle.join() {
+            Ok(v) => v,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    })
+}
+
 /// Parses and checks a model file; returns its diagnostics and sources.
 /// The `data` and `trainer` sections are checked too (unknown keys, types).
 pub fn check_source(name: &str, text: &str) -> (Vec<Diagnostic>, SourceMap) {
+    with_big_stack(|| check_source_here(name, text))
+}
+
+fn check_source_here(name: &str, text: &str) -> (Vec<Diagnostic>, SourceMap) {
     let (prog, mut diags) = compiler::lower::load(name, text);
     diags.extend(compiler::lower::check_program(&prog));
     if let Ok(sections) = compiler::lower::training_sections(&prog) {

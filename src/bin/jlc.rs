@@ -72,7 +72,8 @@ fn main() -> ExitCode {
         }
         eprintln!("note: this is a bug in jlc, please report it with the model file that triggered it");
     }));
-    match std::panic::catch_unwind(|| run(cli)) {
+    // The whole command runs on a thread with a large stack (see `with_big_stack`).
+    match std::panic::catch_unwind(|| jaxlightning::with_big_stack(|| run(cli))) {
         Ok(code) => code,
         Err(_) => ExitCode::from(101),
     }

@@ -135,3 +135,16 @@ fn random_bytes_never_panic() {
     std::panic::set_hook(hook);
     eprintln!("fuzz (random): seed {seed:#x}, {n} inputs in {:?}, slowest {slowest:?}", start.elapsed());
 }
+
+#[test]
+fn deeply_nested_input_is_an_error_not_a_crash() {
+    for text in [
+        format!("fn main() {{ print({}1.0) }}", "-".repeat(200_000)),
+        format!("fn f(x: f32[2]) -> f32 {{ sum(x{}) }}", " + x".repeat(200_000)),
+        format!("fn main() {{ print({}1.0{}) }}", "(".repeat(100_000), ")".repeat(100_000)),
+    ] {
+        let (diags, _) = jaxlightning::check_source("deep.jl", &text);
+        let deep = diags.iter().any(|d| d.message.contains("nests more than"));
+        assert!(deep || text.contains("(((("), "expected a nesting diagnostic, got {diags:?}");
+    }
+}

@@ -57,14 +57,18 @@ impl From<cranelift_module::ModuleError> for CodegenError {
 #[repr(C, align(64))]
 struct Line([u8; 64]);
 
+/// Instructions per Cranelift function (see `compile`).
+const INSTS_PER_FUNCTION: usize = 64;
+
 /// The signature of the compiled function: a table of buffer base pointers.
 type EntryFn = unsafe extern "C" fn(*const *mut u8);
 
 /// A compiled function, ready to run on host tensors.
 pub struct CpuFunc {
-    /// Owns the machine code; freed in `Drop`, after which `entry` dangles.
+    /// Owns the machine code; freed in `Drop`, after which `entries` dangle.
     module: ManuallyDrop<JITModule>,
-    entry: EntryFn,
+    /// The chunks of the program, called in order.
+    entries: Vec<EntryFn>,
     arena: Vec<Line>,
     /// Byte offset in the arena of each instruction's result buffer.
     offsets: Vec<usize>,
@@ -105,32 +109,45 @@ pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
     }
     let mut module = JITModule::new(jit_builder);
 
+    // One Cranelift function per chunk of instructions, called in order:
+    // compile time stays linear in program size (register allocation over
+    // one huge function is not: an unrolled 10,000-step loop took minutes).
     let mut sig = module.make_signature();
     sig.params.push(AbiParam::new(types::I64));
-    let func_id = module.declare_function("jl_entry", Linkage::Local, &sig)?;
     let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, func_id.as_u32());
     let mut builder_ctx = FunctionBuilderContext::new();
-    {
-        let builder = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-        let mut emitter = emit::Emitter::new(builder, &mut module, func);
-        for index in 0..func.insts.len() {
-            emitter.emit_inst(index)?;
+    let mut func_ids = Vec::new();
+    let n_insts = func.insts.len();
+    for (chunk, start) in (0..n_insts.max(1)).step_by(INSTS_PER_FUNCTION).enumerate() {
+        let func_id = module.declare_function(&format!("jl_chunk{chunk}"), Linkage::Local, &sig)?;
+        ctx.func.signature = sig.clone();
+        ctx.func.name = UserFuncName::user(0, func_id.as_u32());
+        {
+            let builder = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
+            let mut emitter = emit::Emitter::new(builder, &mut module, func);
+            for index in start..(start + INSTS_PER_FUNCTION).min(n_insts) {
+                emitter.emit_inst(index)?;
+            }
+            emitter.finish();
         }
-        emitter.finish();
+        module.define_function(func_id, &mut ctx)?;
+        module.clear_context(&mut ctx);
+        func_ids.push(func_id);
     }
-    module.define_function(func_id, &mut ctx)?;
-    module.clear_context(&mut ctx);
     module.finalize_definitions()?;
-    let code = module.get_finalized_function(func_id);
-    // Safety: `code` was compiled from a function with exactly this signature
-    // in the host's default calling convention (`extern "C"`).
-    let entry = unsafe { std::mem::transmute::<*const u8, EntryFn>(code) };
+    let entries = func_ids
+        .iter()
+        .map(|&id| {
+            let code = module.get_finalized_function(id);
+            // Safety: `code` was compiled from a function with exactly this signature
+            // in the host's default calling convention (`extern "C"`).
+            unsafe { std::mem::transmute::<*const u8, EntryFn>(code) }
+        })
+        .collect();
 
     Ok(CpuFunc {
         module: ManuallyDrop::new(module),
-        entry,
+        entries,
         arena: vec![Line([0; 64]); arena_bytes.div_ceil(64).max(1)],
         offsets,
         param_types: func.param_types(),
@@ -202,7 +219,9 @@ impl CpuFunc {
         let table: Vec<*mut u8> = self.offsets.iter().map(|&offset| unsafe { base.add(offset) }).collect();
         // Safety: the table has one valid, aligned buffer per instruction, each
         // as large as its result type, which is all the compiled code touches.
-        unsafe { (self.entry)(table.as_ptr()) };
+        for entry in &self.entries {
+            unsafe { entry(table.as_ptr()) };
+        }
         let bytes = self.arena_bytes();
         self.outputs
             .iter()

@@ -174,7 +174,7 @@ impl<'p> Elaborator<'p> {
                 };
                 // Static loops are unrolled. In check mode one iteration checks the body.
                 let count = if self.building() { hi.saturating_sub(lo) } else { hi.saturating_sub(lo).min(1) };
-                const MAX_UNROLL: usize = 100_000;
+                const MAX_UNROLL: usize = 10_000;
                 if count > MAX_UNROLL {
                     return self.error(
                         Diagnostic::error(Code::NotAllowed, format!("this loop runs {count} times; at most {MAX_UNROLL} are supported"))

@@ -2,6 +2,7 @@
 //! diagnostics (an item that does not parse is dropped and reported).
 
 pub mod ast;
+pub mod depth;
 pub mod lexer;
 pub mod parse;
 

@@ -38,7 +38,10 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
         push(to_diagnostic(file, err.error, end));
     }
     match result {
-        Ok(module) => module,
+        Ok(mut module) => {
+            super::depth::limit_depth(&mut module, diags);
+            module
+        }
         Err(err) => {
             push(to_diagnostic(file, err, end));
             Module::default()
