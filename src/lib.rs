@@ -55,6 +55,10 @@ pub fn has_trainer(text: &str) -> bool {
 /// Compiles and runs a script's `fn main`; returns the printed lines, or the
 /// rendered diagnostics.
 pub fn run_script(name: &str, text: &str, backend: runtime::Backend, color: bool) -> Result<Vec<String>, String> {
+    with_big_stack(|| run_script_here(name, text, backend, color))
+}
+
+fn run_script_here(name: &str, text: &str, backend: runtime::Backend, color: bool) -> Result<Vec<String>, String> {
     let (prog, mut diags) = compiler::lower::load(name, text);
     diags.extend(compiler::lower::check_program(&prog));
     if diags.iter().any(Diagnostic::is_error) {
@@ -80,8 +84,13 @@ pub fn run_script(name: &str, text: &str, backend: runtime::Backend, color: bool
 }
 
 /// The text of one pipeline stage: tokens, AST, or the IR of `main` / the
-/// training step (before or after differentiation).
-pub fn dump(name: &str, text: &str, tokens: bool, ast: bool, grad: bool, batch: usize, color: bool) -> Result<String, String> {
+/// training step (after autodiff), optionally after the e-graph optimizer.
+pub fn dump(name: &str, text: &str, tokens: bool, ast: bool, optimized: bool, batch: usize, color: bool) -> Result<String, String> {
+    with_big_stack(|| dump_here(name, text, tokens, ast, optimized, batch, color))
+}
+
+fn dump_here(name: &str, text: &str, tokens: bool, ast: bool, optimized: bool, batch: usize, color: bool) -> Result<String, String> {
+    let opts = compiler::Options { no_opt: !optimized, ..Default::default() };
     if tokens {
         let (toks, _) = compiler::syntax::lexer::lex(text);
         return Ok(toks.iter().map(|(l, t, r)| format!("{l}..{r} {t}\n")).collect());
@@ -101,11 +110,10 @@ pub fn dump(name: &str, text: &str, tokens: bool, ast: bool, grad: bool, batch: 
         let d = input_width(&prog).ok_or("error: cannot tell the input width of `training_step`; declare `x: f32[B, N]` with a literal N\n")?;
         let x = compiler::ir::Type::new(compiler::ir::DType::F32, &[batch, d]);
         let y = compiler::ir::Type::new(compiler::ir::DType::I32, &[batch]);
-        let progs = compiler::lower::lower_training(&prog, sections.trainer.as_ref(), &x, &y).map_err(|d| render_all(&d, &prog.sources, color))?;
-        let _ = grad;
+        let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &x, &y, &opts).map_err(|d| render_all(&d, &prog.sources, color))?;
         return Ok(compiler::ir::text::print(&progs.train_step));
     }
-    let script = compiler::lower::lower_main(&prog).map_err(|d| render_all(&d, &prog.sources, color))?;
+    let script = compiler::compile_script(&prog, &opts).map_err(|d| render_all(&d, &prog.sources, color))?;
     Ok(compiler::ir::text::print(&script.func))
 }
 

@@ -39,7 +39,7 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_enum)]
         stage: Stage,
-        /// Batch size used to lower the training step (`--stage ir|grad` on a model file).
+        /// Batch size used to lower the training step (`--stage ir|opt` on a model file).
         #[arg(long, default_value_t = 2)]
         batch: usize,
     },
@@ -57,8 +57,10 @@ enum BackendArg {
 enum Stage {
     Tokens,
     Ast,
+    /// The lowered IR (for a model file: the whole training step, after autodiff).
     Ir,
-    Grad,
+    /// The IR after the e-graph optimizer.
+    Opt,
 }
 
 fn main() -> ExitCode {
@@ -153,7 +155,7 @@ fn run(cli: Cli) -> ExitCode {
                 Ok(t) => t,
                 Err(c) => return c,
             };
-            match jaxlightning::dump(&file.display().to_string(), &text, stage == Stage::Tokens, stage == Stage::Ast, stage == Stage::Grad, batch, color) {
+            match jaxlightning::dump(&file.display().to_string(), &text, stage == Stage::Tokens, stage == Stage::Ast, stage == Stage::Opt, batch, color) {
                 Ok(out) => {
                     print!("{out}");
                     ExitCode::SUCCESS
