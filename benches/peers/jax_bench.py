@@ -2,6 +2,7 @@
 of sum(gelu_tanh(x*w+b)^2)) in JAX, jit-compiled, on the CPU. Prints one JSON
 line per workload: median step time over --runs calls after warm-up, and the
 compile time (trace + lower + XLA compile)."""
+import os
 import time
 
 import jax
@@ -48,7 +49,8 @@ def bench_w1(runs):
         loss.block_until_ready()
         if i >= 5:
             times.append(time.perf_counter() - t0)
-    report("jax", "w1", times, compile_ms=round(compile_s * 1e3, 2), version=jax.__version__)
+    report("jax", "w1", times, compile_ms=round(compile_s * 1e3, 2), version=jax.__version__,
+           xla_flags=os.environ.get("XLA_FLAGS", ""))
 
 
 def gelu_tanh(x):
@@ -71,7 +73,8 @@ def bench_w4(runs):
         jax.block_until_ready((value, gw, gb))
         if i >= 3:
             times.append(time.perf_counter() - t0)
-    report("jax", "w4", times, compile_ms=round(compile_s * 1e3, 2), version=jax.__version__)
+    report("jax", "w4", times, compile_ms=round(compile_s * 1e3, 2), version=jax.__version__,
+           xla_flags=os.environ.get("XLA_FLAGS", ""))
 
 
 if __name__ == "__main__":
