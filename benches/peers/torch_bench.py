@@ -1,0 +1,62 @@
+"""Peer benchmark: W1 (MLP train step with Adam) and W4 (value and gradient
+of sum(gelu_tanh(x*w+b)^2)) in PyTorch eager mode on the CPU. Prints one JSON
+line per workload: median step time over --runs calls after warm-up."""
+import time
+
+import torch
+import torch.nn.functional as F
+
+from common import parse_args, report, w1_data, w1_init, w4_data
+
+
+def bench_w1(runs):
+    x, y = w1_data()
+    x, y = torch.from_numpy(x), torch.from_numpy(y).long()
+    init = w1_init()
+    # Weights stored [fan_in, fan_out] as in our model files: h @ W + b.
+    params = [torch.from_numpy(p).clone().requires_grad_() for p in init]
+    opt = torch.optim.Adam(params, lr=1e-3)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        h = x
+        for i in range(0, len(params) - 2, 2):
+            h = torch.relu(h @ params[i] + params[i + 1])
+        logits = h @ params[-2] + params[-1]
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    times = []
+    for i in range(5 + runs):
+        t0 = time.perf_counter()
+        step()
+        if i >= 5:
+            times.append(time.perf_counter() - t0)
+    report("torch", "w1", times, version=torch.__version__, threads=torch.get_num_threads())
+
+
+def gelu_tanh(x):
+    return 0.5 * x * (1.0 + torch.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))
+
+
+def bench_w4(runs):
+    w, b, x = (torch.from_numpy(a) for a in w4_data())
+    w.requires_grad_()
+    b.requires_grad_()
+    times = []
+    for i in range(3 + runs):
+        t0 = time.perf_counter()
+        loss = torch.sum(gelu_tanh(x * w + b) ** 2)
+        gw, gb = torch.autograd.grad(loss, (w, b))
+        loss.item()
+        if i >= 3:
+            times.append(time.perf_counter() - t0)
+    report("torch", "w4", times, version=torch.__version__, threads=torch.get_num_threads())
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    for w in args.workloads:
+        {"w1": bench_w1, "w4": bench_w4}[w](args.runs)

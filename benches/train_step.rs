@@ -1,0 +1,425 @@
+//! Benchmark: compile time and step time of whole compiled programs.
+//!
+//! Consumes model files (the digits example, and W1/W4 of
+//! shared/design/PERFORMANCE.md written here as source strings); produces a
+//! table on stdout (or one JSON object per workload with `--json`, for
+//! `benches/run_peers.sh`). Times are medians over repeated runs after a
+//! warm-up; the memcpy baseline for W4 is measured in the same process, right
+//! before W4, so that the GB/s ratio is immune to the VM's drift.
+//!
+//! Run: `cargo bench --bench train_step [-- [digits] [w1] [w4] [--json] [--runs N] [--interp]]`.
+//! Not a test: nothing here asserts speed.
+
+use compiler::check::Ty;
+use compiler::diagnostic::Diagnostic;
+use compiler::ir::{self, DType, Func, Op, Tensor, Type, ValueId};
+use compiler::lower::elab::{CallArg, Elaborator};
+use compiler::lower::program::Global;
+use compiler::lower::value::{FnRef, TVal, Val};
+use compiler::lower::{self, Program};
+use runtime::{Backend, Executable};
+use std::time::Instant;
+
+/// W1 of PERFORMANCE.md: 784-256-256-10 ReLU MLP, softmax cross-entropy, Adam 1e-3.
+/// No logged metrics: the peers compute the loss only.
+const W1_SRC: &str = r#"
+use nn.{Linear, relu}
+use losses.cross_entropy
+use optim.adam
+
+model W1 {
+    l1: Linear(784, 256)
+    l2: Linear(256, 256)
+    head: Linear(256, 10)
+
+    fn training_step(self, x: f32[B, 784], y: i32[B]) -> f32 {
+        cross_entropy(self.head(relu(self.l2(relu(self.l1(x))))), y)
+    }
+
+    fn configure_optimizers(self) = adam(lr = 1e-3)
+}
+
+trainer { seed = 0 }
+"#;
+
+/// W4 of PERFORMANCE.md: value and gradient w.r.t. (w, b) of
+/// sum(gelu_tanh(x*w + b)^2), tanh-GELU written out as in the peers.
+const W4_SRC: &str = r#"
+fn gelu_tanh(x) = 0.5 * x * (1.0 + tanh(0.7978845608 * (x + 0.044715 * x ^ 3)))
+
+fn loss(w: f32[N], b: f32[N], x: f32[N]) -> f32 {
+    sum(gelu_tanh(x * w + b) ^ 2)
+}
+
+fn w4(w: f32[N], b: f32[N], x: f32[N]) = value_and_grad(loss, wrt = (w, b))(w, b, x)
+"#;
+
+const W4_N: usize = 4_194_304;
+
+struct Args {
+    which: Vec<String>,
+    json: bool,
+    runs: usize,
+    interp: bool,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args { which: vec![], json: false, runs: 30, interp: false };
+    let mut it = std::env::args().skip(1);
+    while let Some(s) = it.next() {
+        match s.as_str() {
+            "--json" => a.json = true,
+            "--interp" => a.interp = true,
+            "--runs" => a.runs = it.next().and_then(|n| n.parse().ok()).expect("--runs N"),
+            // `cargo bench` passes `--bench` to every bench target.
+            "--bench" => {}
+            w @ ("digits" | "w1" | "w4") => a.which.push(w.to_string()),
+            other => panic!("unknown argument `{other}` (expected digits, w1, w4, --json, --runs N, --interp)"),
+        }
+    }
+    if a.which.is_empty() {
+        a.which = vec!["digits".into(), "w1".into(), "w4".into()];
+    }
+    a.runs = a.runs.max(20);
+    a
+}
+
+/// SplitMix64: fixed-seed random data without the `rand` crate.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+fn ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn die(what: &str, prog: &Program, diags: &[Diagnostic]) -> ! {
+    panic!("{what}:\n{}", compiler::diagnostic::render_all(diags, &prog.sources, false))
+}
+
+/// Compile-time split of one program, in milliseconds.
+#[derive(Default)]
+struct CompileTimes {
+    front: f64,
+    lower_ad: f64,
+    opt: f64,
+    codegen: f64,
+}
+impl CompileTimes {
+    fn total(&self) -> f64 {
+        self.front + self.lower_ad + self.opt + self.codegen
+    }
+}
+
+struct Result {
+    name: String,
+    compile: CompileTimes,
+    ir_insts: usize,
+    step_ms: Vec<f64>,
+    interp_ms: Option<f64>,
+    extra: Vec<(String, f64)>,
+}
+
+/// Front end for a training file: load, check, read its sections.
+fn front_end(name: &str, src: &str) -> (Program, Option<lower::Section>) {
+    let (prog, mut diags) = lower::load(name, src);
+    diags.extend(lower::check_program(&prog));
+    if diags.iter().any(Diagnostic::is_error) {
+        die(name, &prog, &diags);
+    }
+    let sections = lower::training_sections(&prog).unwrap_or_else(|d| die(name, &prog, &d));
+    (prog, sections.trainer)
+}
+
+/// Compiles a training step stage by stage (the same stages as
+/// `compiler::compile_training` + `Executable::compile`, timed separately;
+/// only the training step, not the validation step, is optimized and emitted).
+fn compile_train(name: &str, src: &str, x_ty: &Type, y_ty: &Type) -> (lower::TrainPrograms, Executable, CompileTimes) {
+    let mut t = CompileTimes::default();
+    let start = Instant::now();
+    let (prog, trainer) = front_end(name, src);
+    t.front = ms(start);
+    let start = Instant::now();
+    let mut progs = lower::lower_training(&prog, trainer.as_ref(), x_ty, y_ty).unwrap_or_else(|d| die(name, &prog, &d));
+    t.lower_ad = ms(start);
+    let start = Instant::now();
+    let (optimized, _) = compiler::opt::optimize(&progs.train_step, &compiler::opt::Options::default());
+    ir::verify::assert_valid(&optimized, "opt::optimize");
+    progs.train_step = optimized;
+    t.opt = ms(start);
+    let start = Instant::now();
+    let exe = Executable::compile(progs.train_step.clone(), Backend::Cpu).expect("codegen");
+    t.codegen = ms(start);
+    (progs, exe, t)
+}
+
+/// Runs a training step as the trainer does (outputs become the next inputs)
+/// and times each call.
+fn time_train(progs: &lower::TrainPrograms, exe: &mut Executable, x: &Tensor, y: &Tensor, runs: usize) -> Vec<f64> {
+    let n_params = progs.params.len();
+    let n_states = n_params * progs.states_per_param;
+    let mut params = trainer::fit::init_params(&progs.params, 0);
+    let mut states: Vec<Tensor> = progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
+    let warmup = 5;
+    let mut times = Vec::with_capacity(runs);
+    for step in 0..warmup + runs {
+        let mut inputs = Vec::with_capacity(n_params + n_states + 3);
+        inputs.append(&mut params);
+        inputs.append(&mut states);
+        inputs.push(Tensor::scalar_f32((step + 1) as f32));
+        inputs.push(x.clone());
+        inputs.push(y.clone());
+        let start = Instant::now();
+        let outs = exe.run(&inputs).expect("step");
+        let elapsed = ms(start);
+        if step >= warmup {
+            times.push(elapsed);
+        }
+        let mut outs = outs.into_iter();
+        params = outs.by_ref().take(n_params).collect();
+        states = outs.by_ref().take(n_states).collect();
+        let loss = outs.next().expect("loss").scalar_value();
+        assert!(loss.is_finite(), "loss diverged: {loss}");
+    }
+    times
+}
+
+fn random_batch(rng: &mut Rng, b: usize, d: usize, classes: usize) -> (Tensor, Tensor) {
+    let x = Tensor::f32(&[b, d], (0..b * d).map(|_| rng.uniform()).collect());
+    let y = Tensor::i32(&[b], (0..b).map(|_| (rng.next() % classes as u64) as i32).collect());
+    (x, y)
+}
+
+fn bench_train(name: &str, src: &str, b: usize, d: usize, args: &Args) -> Result {
+    let mut rng = Rng(42);
+    let (x, y) = random_batch(&mut rng, b, d, 10);
+    let (progs, mut exe, compile) = compile_train(name, src, &x.ty(), &y.ty());
+    let step_ms = time_train(&progs, &mut exe, &x, &y, args.runs);
+    let interp_ms = args.interp.then(|| {
+        let mut interp = Executable::compile(progs.train_step.clone(), Backend::Interpreter).expect("interp");
+        median(time_train(&progs, &mut interp, &x, &y, 1))
+    });
+    // The bytes `CpuFunc::run` copies in and out per call (params, states, batch; new params, states).
+    let io_bytes: usize = progs.train_step.param_types().iter().chain(progs.train_step.output_types().iter()).map(|t| t.shape.num_elements() * t.dtype.size_bytes()).sum();
+    let arena_bytes: usize = progs.train_step.insts.iter().map(|i| i.ty.shape.num_elements() * i.ty.dtype.size_bytes()).sum();
+    let mut extra = vec![("io_MB".to_string(), io_bytes as f64 / 1e6), ("arena_MB".to_string(), arena_bytes as f64 / 1e6)];
+    if std::env::var_os("BENCH_OPS").is_some() {
+        print_op_histogram(name, &progs.train_step);
+    }
+    let flops = matmul_flops(&progs.train_step);
+    extra.push(("matmul_GFLOP".into(), flops / 1e9));
+    Result { name: name.into(), compile, ir_insts: progs.train_step.insts.len(), step_ms, interp_ms, extra }
+}
+
+fn matmul_flops(f: &Func) -> f64 {
+    f.insts
+        .iter()
+        .filter(|i| matches!(i.op, Op::MatMul))
+        .map(|i| {
+            let k = f.ty(i.args[0]).shape.dims()[1];
+            2.0 * (i.ty.shape.num_elements() * k) as f64
+        })
+        .sum()
+}
+
+/// Instruction count and result megabytes per op kind (set BENCH_OPS=1).
+fn print_op_histogram(name: &str, f: &Func) {
+    let mut rows: std::collections::BTreeMap<&'static str, (usize, usize)> = Default::default();
+    for inst in &f.insts {
+        let e = rows.entry(ir::op::name(&inst.op)).or_default();
+        e.0 += 1;
+        e.1 += inst.ty.shape.num_elements() * inst.ty.dtype.size_bytes();
+    }
+    eprintln!("{name}: op histogram (count, result MB)");
+    for (op, (n, bytes)) in rows {
+        eprintln!("  {op:<12} {n:>4} {:>9.3}", bytes as f64 / 1e6);
+    }
+}
+
+/// Lowers the user function `name` on concrete argument types: the entry
+/// point scripts lack (`fn main()` takes no inputs, and a `main` that built
+/// its own data would be constant-folded by the optimizer). Tuple results
+/// are flattened into the function's outputs.
+fn lower_fn(prog: &Program, name: &str, types: &[Type]) -> std::result::Result<Func, Vec<Diagnostic>> {
+    let Some(Global::Fn { module, item }) = prog.user().scope.get(name).copied() else {
+        panic!("no function `{name}`");
+    };
+    let decl = prog.fn_decl(module, item);
+    let mut el = Elaborator::new(prog, Some(ir::Builder::new(name, types)));
+    let args = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| CallArg { name: None, name_span: None, value: Val::Tensor(TVal { ty: Ty::known(t), id: Some(ValueId(i as u32)) }), span: decl.span })
+        .collect();
+    let out = el.call_fn(FnRef { module, item }, None, args, decl.span);
+    if el.diags.iter().any(Diagnostic::is_error) {
+        return Err(el.diags);
+    }
+    fn flatten(v: &Val, ids: &mut Vec<ValueId>) {
+        match v {
+            Val::Tensor(t) => ids.push(t.id.expect("built")),
+            Val::Tuple(items) => items.iter().for_each(|i| flatten(i, ids)),
+            other => panic!("unexpected result {}", other.describe()),
+        }
+    }
+    let mut outputs = Vec::new();
+    flatten(&out, &mut outputs);
+    let func = el.builder.take().expect("builder").finish(outputs);
+    ir::verify::assert_valid(&func, "bench lower_fn");
+    Ok(ir::dce::dce(&func))
+}
+
+fn bench_w4(args: &Args) -> Result {
+    let n = W4_N;
+    let ty = Type::new(DType::F32, &[n]);
+    let types = [ty.clone(), ty.clone(), ty.clone()];
+    let mut t = CompileTimes::default();
+    let start = Instant::now();
+    let (prog, mut diags) = lower::load("w4.jl", W4_SRC);
+    diags.extend(lower::check_program(&prog));
+    if diags.iter().any(Diagnostic::is_error) {
+        die("w4", &prog, &diags);
+    }
+    t.front = ms(start);
+    let start = Instant::now();
+    let func = lower_fn(&prog, "w4", &types).unwrap_or_else(|d| die("w4", &prog, &d));
+    t.lower_ad = ms(start);
+    let start = Instant::now();
+    let (func, _) = compiler::opt::optimize(&func, &compiler::opt::Options::default());
+    ir::verify::assert_valid(&func, "opt::optimize");
+    t.opt = ms(start);
+    let start = Instant::now();
+    let mut exe = Executable::compile(func.clone(), Backend::Cpu).expect("codegen");
+    t.codegen = ms(start);
+    if std::env::var_os("BENCH_OPS").is_some() {
+        print_op_histogram("w4", &func);
+    }
+
+    let mut rng = Rng(7);
+    let mut data = |lo: f32, hi: f32| Tensor::f32(&[n], (0..n).map(|_| lo + (hi - lo) * rng.uniform()).collect());
+    let inputs = vec![data(-1.0, 1.0), data(-0.5, 0.5), data(-2.0, 2.0)];
+
+    // The memcpy baseline: the same 20 bytes per element (84 MB) copied once.
+    let bytes = 20 * n;
+    let src = vec![1u8; bytes];
+    let mut dst = vec![0u8; bytes];
+    let mut copy_ms = Vec::new();
+    for i in 0..args.runs + 3 {
+        let start = Instant::now();
+        dst.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut dst);
+        if i >= 3 {
+            copy_ms.push(ms(start));
+        }
+    }
+    let warmup = 3;
+    let mut step_ms = Vec::new();
+    for i in 0..warmup + args.runs {
+        let start = Instant::now();
+        let outs = exe.run(&inputs).expect("w4");
+        let elapsed = ms(start);
+        assert!(outs[0].scalar_value().is_finite());
+        if i >= warmup {
+            step_ms.push(elapsed);
+        }
+    }
+    let step = median(step_ms.clone());
+    let copy = median(copy_ms);
+    let gbs = bytes as f64 / (step * 1e6);
+    let copy_gbs = bytes as f64 / (copy * 1e6);
+    let interp_ms = args.interp.then(|| {
+        let start = Instant::now();
+        ir::interp::run(&func, &inputs);
+        ms(start)
+    });
+    Result {
+        name: "w4".into(),
+        compile: t,
+        ir_insts: func.insts.len(),
+        step_ms,
+        interp_ms,
+        extra: vec![("GB/s".into(), gbs), ("memcpy_ms".into(), copy), ("memcpy_GB/s".into(), copy_gbs), ("of_memcpy".into(), gbs / copy_gbs)],
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    let mut results = Vec::new();
+    for w in &args.which {
+        let r = match w.as_str() {
+            "digits" => bench_train("digits", include_str!("../examples/digits_mlp.jl"), 64, 64, &args),
+            "w1" => bench_train("w1", W1_SRC, 128, 784, &args),
+            "w4" => bench_w4(&args),
+            _ => unreachable!("checked in parse_args"),
+        };
+        if args.json {
+            let mut fields = vec![
+                format!("\"impl\": \"ours\""),
+                format!("\"workload\": \"{}\"", r.name),
+                format!("\"step_ms\": {:.4}", median(r.step_ms.clone())),
+                format!("\"step_min_ms\": {:.4}", r.step_ms.iter().cloned().fold(f64::INFINITY, f64::min)),
+                format!("\"runs\": {}", r.step_ms.len()),
+                format!("\"compile_ms\": {:.2}", r.compile.total()),
+                format!("\"front_ms\": {:.2}", r.compile.front),
+                format!("\"lower_autodiff_ms\": {:.2}", r.compile.lower_ad),
+                format!("\"opt_ms\": {:.2}", r.compile.opt),
+                format!("\"codegen_ms\": {:.2}", r.compile.codegen),
+                format!("\"ir_insts\": {}", r.ir_insts),
+            ];
+            fields.extend(r.extra.iter().map(|(k, v)| format!("\"{k}\": {v:.4}")));
+            println!("{{{}}}", fields.join(", "));
+        }
+        results.push(r);
+    }
+    if !args.json {
+        print_table(&results);
+    }
+}
+
+fn print_table(results: &[Result]) {
+    println!(
+        "{:<8} {:>9} {:>8} {:>9} {:>8} {:>9} {:>6} {:>10} {:>10} {:>11}  extra",
+        "workload", "compile", "front", "lower+AD", "opt", "codegen", "insts", "step med", "step min", "interp"
+    );
+    for r in results {
+        let c = &r.compile;
+        let min = r.step_ms.iter().cloned().fold(f64::INFINITY, f64::min);
+        let interp = r.interp_ms.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+        let extra: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k}={v:.3}")).collect();
+        println!(
+            "{:<8} {:>6.1} ms {:>8.1} {:>9.1} {:>8.1} {:>9.1} {:>6} {:>7.3} ms {:>7.3} ms {:>11}  {}",
+            r.name,
+            c.total(),
+            c.front,
+            c.lower_ad,
+            c.opt,
+            c.codegen,
+            r.ir_insts,
+            median(r.step_ms.clone()),
+            min,
+            interp,
+            extra.join(" ")
+        );
+    }
+    println!("(compile split in ms; step times over {} runs after warm-up, median and min)", results.first().map_or(0, |r| r.step_ms.len()));
+}
