@@ -361,6 +361,12 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
         Node::Concat(children) => {
             let axis = single(ints_of(egraph, children[0]));
             let first = ty(&children[1]);
+            let fits = |t: &Type| {
+                t.dtype == first.dtype
+                    && t.shape.rank() == first.shape.rank()
+                    && (0..t.shape.rank()).all(|d| d == axis || t.shape.0[d] == first.shape.0[d])
+            };
+            assert!(axis < first.shape.rank() && children[1..].iter().all(|c| fits(&ty(c))), "ill-typed concat {node:?}");
             let mut dims = first.shape.0.clone();
             dims[axis] = children[1..].iter().map(|c| ty(c).shape.0[axis]).sum();
             Type { dtype: first.dtype, shape: Shape(dims) }
