@@ -762,9 +762,12 @@ fn argmax_gradients() {
     check_all(cases);
 }
 
+/// (operand dims, and start/limit/stride or low/high/interior per dim).
+type WindowSpec = (&'static [usize], Vec<usize>, Vec<usize>, Vec<usize>);
+
 #[test]
 fn slice_gradients() {
-    let specs: Vec<(&[usize], Vec<usize>, Vec<usize>, Vec<usize>)> = vec![
+    let specs: Vec<WindowSpec> = vec![
         (&[5], vec![1], vec![4], vec![1]),
         (&[7], vec![1], vec![7], vec![3]),
         (&[3, 4], vec![0, 1], vec![3, 4], vec![2, 2]),
@@ -790,7 +793,7 @@ fn slice_gradients() {
 
 #[test]
 fn pad_gradients() {
-    let specs: Vec<(&[usize], Vec<usize>, Vec<usize>, Vec<usize>)> = vec![
+    let specs: Vec<WindowSpec> = vec![
         (&[3], vec![1], vec![2], vec![0]),
         (&[3], vec![0], vec![0], vec![2]),
         (&[2, 3], vec![1, 0], vec![0, 1], vec![1, 1]),

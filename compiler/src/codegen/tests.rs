@@ -886,7 +886,7 @@ fn argmax_matches_interp_on_every_axis_with_nan_and_ties() {
     let func = b.finish(vec![res]);
     let inf = f32::INFINITY;
     let input = Tensor::f32(&[4, 3], vec![1.0, 3.0, 3.0, 2.0, f32::NAN, f32::NAN, -inf, -inf, -inf, 0.0, -0.0, 0.0]);
-    assert_eq!(jit_run(&func, &[input.clone()])[0], Tensor::i32(&[4], vec![1, 1, 0, 0]));
+    assert_eq!(jit_run(&func, std::slice::from_ref(&input))[0], Tensor::i32(&[4], vec![1, 1, 0, 0]));
     assert_eq!(interp::run(&func, &[input])[0], Tensor::i32(&[4], vec![1, 1, 0, 0]));
 }
 
@@ -906,7 +906,7 @@ fn slice_pad_concat_match_interp_for_every_dtype() {
             let mut b = Builder::new("slice", std::slice::from_ref(&ty));
             let res = b.slice(b.param(0), start.clone(), limit.clone(), stride.clone());
             let func = b.finish(vec![res]);
-            assert_same(&format!("slice {ty} {start:?} {limit:?} {stride:?}"), &func, &[x.clone()]);
+            assert_same(&format!("slice {ty} {start:?} {limit:?} {stride:?}"), &func, std::slice::from_ref(&x));
         }
         let pads: [(Vec<usize>, Vec<usize>, Vec<usize>); 3] =
             [(vec![1, 0, 2], vec![0, 2, 1], vec![0, 0, 0]), (vec![0, 1, 0], vec![1, 0, 0], vec![1, 2, 0]), (vec![0; 3], vec![0; 3], vec![0, 0, 1])];
@@ -918,7 +918,7 @@ fn slice_pad_concat_match_interp_for_every_dtype() {
             let want = interp::run(&func, std::slice::from_ref(&x));
             let mut cpu = compile(&func).unwrap();
             let _ = cpu.run(&[random_tensor(&ty, &mut rng)]);
-            assert_outputs_equal(&format!("pad {ty} {low:?} {high:?} {interior:?}"), &func, &[x.clone()], &want, &cpu.run(std::slice::from_ref(&x)));
+            assert_outputs_equal(&format!("pad {ty} {low:?} {high:?} {interior:?}"), &func, std::slice::from_ref(&x), &want, &cpu.run(std::slice::from_ref(&x)));
         }
         for axis in 0..3 {
             let mut other_dims = vec![3, 4, 5];
