@@ -14,7 +14,8 @@ model Linear(fan_in: int, fan_out: int) {
 
 fn relu(x) = max(x, 0.0)
 
-fn sigmoid(x) = 1.0 / (1.0 + exp(-x))
+# The builtin logistic op: stable for large |x| (no exp overflow).
+fn sigmoid(x) = logistic(x)
 
 # log(sum(exp(x))) over the last axis, shifted by the maximum for stability.
 fn logsumexp(x) {

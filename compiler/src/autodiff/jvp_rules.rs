@@ -44,6 +44,86 @@ pub(super) fn jvp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ts: &[
             Some(b.div(t, denom))
         }
 
+        // d log1p(x) = dx / (1 + x)
+        Op::Log1p => {
+            let t = t0?;
+            let one = b.full(1.0, &ty);
+            let denom = b.add(one, args[0]);
+            Some(b.div(t, denom))
+        }
+        // d expm1(x) = (z + 1) dx
+        Op::Expm1 => {
+            let t = t0?;
+            let one = b.full(1.0, &ty);
+            let slope = b.add(z, one);
+            Some(b.mul(t, slope))
+        }
+        // d logistic(x) = z (1 - z) dx
+        Op::Logistic => {
+            let t = t0?;
+            let one = b.full(1.0, &ty);
+            let one_minus_z = b.sub(one, z);
+            let slope = b.mul(z, one_minus_z);
+            Some(b.mul(t, slope))
+        }
+        // d sin(x) = cos(x) dx
+        Op::Sin => {
+            let t = t0?;
+            let slope = b.unary(Op::Cos, args[0]);
+            Some(b.mul(t, slope))
+        }
+        // d cos(x) = -sin(x) dx
+        Op::Cos => {
+            let t = t0?;
+            let s = b.unary(Op::Sin, args[0]);
+            let slope = b.neg(s);
+            Some(b.mul(t, slope))
+        }
+        // d x^(-1/2) = (-1/2) (z / x) dx
+        Op::Rsqrt => {
+            let t = t0?;
+            let minus_half = b.full(-0.5, &ty);
+            let z_over_x = b.div(z, args[0]);
+            let slope = b.mul(minus_half, z_over_x);
+            Some(b.mul(t, slope))
+        }
+        // d erf(x) = 2/sqrt(pi) exp(-x^2) dx
+        Op::Erf => {
+            let t = t0?;
+            let x2 = b.mul(args[0], args[0]);
+            let neg_x2 = b.neg(x2);
+            let e = b.unary(Op::Exp, neg_x2);
+            let scale = b.full(std::f64::consts::FRAC_2_SQRT_PI, &ty);
+            let slope = b.mul(scale, e);
+            Some(b.mul(t, slope))
+        }
+        // d |x| = sign(x) dx
+        Op::Abs => {
+            let t = t0?;
+            let slope = b.unary(Op::Sign, args[0]);
+            Some(b.mul(t, slope))
+        }
+        // Zero tangent: sign is piecewise constant, stop_gradient is defined
+        // so, argmax is an integer.
+        Op::Sign | Op::StopGradient | Op::ArgMax { .. } => None,
+        // Linear: d slice(x) = slice(dx), d pad(x) = pad(dx) (padding is a
+        // constant zero), d concat(x, y) = concat(dx, dy).
+        Op::Slice { start, limit, stride } => Some(b.slice(t0?, start.clone(), limit.clone(), stride.clone())),
+        Op::Pad { low, high, interior } => Some(b.pad(t0?, low.clone(), high.clone(), interior.clone())),
+        Op::Concat { axis } => {
+            let pieces: Vec<ValueId> = args
+                .iter()
+                .zip(ts)
+                .map(|(&a, t)| {
+                    t.unwrap_or_else(|| {
+                        let ty = b.ty(a).clone();
+                        b.full(0.0, &ty)
+                    })
+                })
+                .collect();
+            Some(b.concat(pieces, *axis))
+        }
+
         // d(x + y) = dx + dy
         Op::Add => sum(b, ts[0], ts[1]),
         // d(x - y) = dx - dy

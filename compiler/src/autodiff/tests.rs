@@ -661,6 +661,195 @@ fn leaf_gradients() {
     check_all(cases);
 }
 
+#[test]
+fn log1p_gradients() {
+    check_all(unary_cases(Op::Log1p, Domain::Positive));
+}
+
+#[test]
+fn expm1_gradients() {
+    check_all(unary_cases(Op::Expm1, Domain::Any));
+}
+
+#[test]
+fn logistic_gradients() {
+    check_all(unary_cases(Op::Logistic, Domain::Any));
+}
+
+#[test]
+fn sin_and_cos_gradients() {
+    let mut cases = unary_cases(Op::Sin, Domain::Any);
+    cases.extend(unary_cases(Op::Cos, Domain::Any));
+    check_all(cases);
+}
+
+#[test]
+fn rsqrt_gradients() {
+    check_all(unary_cases(Op::Rsqrt, Domain::Positive));
+}
+
+#[test]
+fn erf_gradients() {
+    check_all(unary_cases(Op::Erf, Domain::Any));
+}
+
+#[test]
+fn abs_and_sign_gradients() {
+    // Away from 0, where abs has slope ±1 and sign is flat.
+    let mut cases = unary_cases(Op::Abs, Domain::NonZero);
+    cases.extend(unary_cases(Op::Sign, Domain::NonZero));
+    // sign(x) * x^2: the flat factor must not block the other path.
+    cases.push(case(
+        "sign_times_square",
+        vec![(&[3, 4], Domain::NonZero)],
+        Box::new(|b, p| {
+            let s = b.unary(Op::Sign, p[0]);
+            let sq = b.mul(p[0], p[0]);
+            b.mul(s, sq)
+        }),
+    ));
+    check_all(cases);
+}
+
+#[test]
+fn stop_gradient_blocks_derivatives() {
+    // f(x) = sum(x * stop_gradient(x)): the gradient is stop_gradient(x) = x,
+    // not the 2x that finite differences of the values would give.
+    let mut b = Builder::new("sg", &[f32_ty(&[3])]);
+    let x = b.param(0);
+    let sg = b.unary(Op::StopGradient, x);
+    let prod = b.mul(x, sg);
+    let s = sum_all(&mut b, prod);
+    let func = b.finish(vec![s]);
+    let g = grad(&func, &[0]);
+    assert_valid(&g, "grad");
+    let x_v = Tensor::f64(&[3], vec![1.0, -2.0, 0.5]);
+    assert_eq!(eval(&g, std::slice::from_ref(&x_v))[1], x_v);
+    let fj = jvp(&func, &[0]);
+    let t = Tensor::f64(&[3], vec![1.0, 1.0, 2.0]);
+    assert_eq!(eval(&fj, &[x_v.clone(), t.clone()])[1].scalar_value(), 1.0 - 2.0 + 1.0);
+    // Only through stop_gradient: zero, in both modes.
+    let mut b = Builder::new("sg_only", &[f32_ty(&[3])]);
+    let sg = b.unary(Op::StopGradient, b.param(0));
+    let e = b.unary(Op::Exp, sg);
+    let func = b.finish(vec![e]);
+    check_transpose(&func, &[0], std::slice::from_ref(&x_v), &[t], &mut Rng(SEED), "stop_gradient identity");
+    let gv = eval(&vjp(&func, &[0]), &[x_v.clone(), Tensor::f64(&[3], vec![1.0; 3])]);
+    assert_eq!(gv[1], Tensor::f64(&[3], vec![0.0; 3]));
+}
+
+#[test]
+fn argmax_gradients() {
+    // x * broadcast(float(argmax(x))): argmax is flat, so the gradient is
+    // the index itself; ties have probability zero on random inputs.
+    let cases = [(&[3, 4][..], 1), (&[3, 4][..], 0), (&[2, 3, 4][..], 2), (&[5][..], 0)]
+        .into_iter()
+        .map(|(s, axis)| {
+            case(
+                format!("argmax{s:?} axis {axis}"),
+                vec![(s, Domain::Any)],
+                Box::new(move |b, p| {
+                    let shape = b.ty(p[0]).shape.clone();
+                    let a = b.argmax(p[0], axis);
+                    let af = b.convert(a, DType::F32);
+                    let kept: Vec<usize> = (0..shape.rank()).filter(|&d| d != axis).collect();
+                    let ab = b.broadcast(af, &shape, kept);
+                    b.mul(p[0], ab)
+                }),
+            )
+        })
+        .collect();
+    check_all(cases);
+}
+
+/// (operand dims, and start/limit/stride or low/high/interior per dim).
+type WindowSpec = (&'static [usize], Vec<usize>, Vec<usize>, Vec<usize>);
+
+#[test]
+fn slice_gradients() {
+    let specs: Vec<WindowSpec> = vec![
+        (&[5], vec![1], vec![4], vec![1]),
+        (&[7], vec![1], vec![7], vec![3]),
+        (&[3, 4], vec![0, 1], vec![3, 4], vec![2, 2]),
+        (&[2, 3, 4], vec![1, 0, 1], vec![2, 3, 3], vec![1, 2, 1]),
+        (&[3, 4], vec![1, 2], vec![2, 2], vec![1, 1]),
+        (&[4, 1], vec![3, 0], vec![4, 1], vec![5, 1]),
+    ];
+    let cases = specs
+        .into_iter()
+        .map(|(src, start, limit, stride)| {
+            case(
+                format!("slice{src:?}{start:?}{limit:?}{stride:?}"),
+                vec![(src, Domain::Any)],
+                Box::new(move |b, p| {
+                    let y = b.slice(p[0], start.clone(), limit.clone(), stride.clone());
+                    b.mul(y, y)
+                }),
+            )
+        })
+        .collect();
+    check_all(cases);
+}
+
+#[test]
+fn pad_gradients() {
+    let specs: Vec<WindowSpec> = vec![
+        (&[3], vec![1], vec![2], vec![0]),
+        (&[3], vec![0], vec![0], vec![2]),
+        (&[2, 3], vec![1, 0], vec![0, 1], vec![1, 1]),
+        (&[2, 1, 3], vec![0, 2, 0], vec![1, 0, 0], vec![0, 3, 1]),
+        (&[], vec![], vec![], vec![]),
+    ];
+    let cases = specs
+        .into_iter()
+        .map(|(src, low, high, interior)| {
+            case(
+                format!("pad{src:?}{low:?}{high:?}{interior:?}"),
+                vec![(src, Domain::Any)],
+                Box::new(move |b, p| {
+                    let y = b.pad(p[0], low.clone(), high.clone(), interior.clone());
+                    b.unary(Op::Tanh, y)
+                }),
+            )
+        })
+        .collect();
+    check_all(cases);
+}
+
+#[test]
+fn concat_gradients() {
+    let cases = vec![
+        case(
+            "concat axis 0",
+            vec![(&[2, 3], Domain::Any), (&[1, 3], Domain::Any)],
+            Box::new(|b, p| {
+                let y = b.concat(vec![p[0], p[1]], 0);
+                b.mul(y, y)
+            }),
+        ),
+        // One operand used twice: its cotangent pieces must add.
+        case(
+            "concat axis 1, repeated operand",
+            vec![(&[2, 3], Domain::Any), (&[2, 1], Domain::Any)],
+            Box::new(|b, p| {
+                let y = b.concat(vec![p[0], p[1], p[0]], 1);
+                b.unary(Op::Tanh, y)
+            }),
+        ),
+        // A constant operand: no cotangent for it, a zero tangent in jvp.
+        case(
+            "concat with a constant",
+            vec![(&[4], Domain::Any)],
+            Box::new(|b, p| {
+                let c = b.full(1.5, &f32_ty(&[2]));
+                let y = b.concat(vec![c, p[0]], 0);
+                b.mul(y, y)
+            }),
+        ),
+    ];
+    check_all(cases);
+}
+
 // ---------------------------------------------------------------- models
 
 /// A 2-layer MLP with a softmax cross-entropy loss built from primitives:

@@ -43,6 +43,109 @@ pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: Va
             vec![Some(b.div(ct, denom))]
         }
 
+        // d log1p(x) = dx / (1 + x)
+        Op::Log1p => {
+            let one = b.full(1.0, &ty);
+            let denom = b.add(one, args[0]);
+            vec![Some(b.div(ct, denom))]
+        }
+        // d expm1(x) = exp(x) dx = (z + 1) dx
+        Op::Expm1 => {
+            let one = b.full(1.0, &ty);
+            let slope = b.add(z, one);
+            vec![Some(b.mul(ct, slope))]
+        }
+        // d logistic(x) = z (1 - z) dx
+        Op::Logistic => {
+            let one = b.full(1.0, &ty);
+            let one_minus_z = b.sub(one, z);
+            let slope = b.mul(z, one_minus_z);
+            vec![Some(b.mul(ct, slope))]
+        }
+        // d sin(x) = cos(x) dx
+        Op::Sin => {
+            let slope = b.unary(Op::Cos, args[0]);
+            vec![Some(b.mul(ct, slope))]
+        }
+        // d cos(x) = -sin(x) dx
+        Op::Cos => {
+            let s = b.unary(Op::Sin, args[0]);
+            let slope = b.neg(s);
+            vec![Some(b.mul(ct, slope))]
+        }
+        // d x^(-1/2) = -1/2 x^(-3/2) dx = (-1/2) (z / x) dx
+        Op::Rsqrt => {
+            let minus_half = b.full(-0.5, &ty);
+            let z_over_x = b.div(z, args[0]);
+            let slope = b.mul(minus_half, z_over_x);
+            vec![Some(b.mul(ct, slope))]
+        }
+        // d erf(x) = 2/sqrt(pi) exp(-x^2) dx
+        Op::Erf => {
+            let x2 = b.mul(args[0], args[0]);
+            let neg_x2 = b.neg(x2);
+            let e = b.unary(Op::Exp, neg_x2);
+            let scale = b.full(std::f64::consts::FRAC_2_SQRT_PI, &ty);
+            let slope = b.mul(scale, e);
+            vec![Some(b.mul(ct, slope))]
+        }
+        // d |x| = sign(x) dx (0 at x = 0: the subgradient of least norm)
+        Op::Abs => {
+            let slope = b.unary(Op::Sign, args[0]);
+            vec![Some(b.mul(ct, slope))]
+        }
+        // sign is piecewise constant, and stop_gradient is defined to have
+        // zero derivative: no gradient.
+        Op::Sign | Op::StopGradient => vec![None],
+        // argmax yields an i32: piecewise constant.
+        Op::ArgMax { .. } => vec![None],
+        // Slice picks elements; its adjoint puts the cotangent back in place
+        // and zeros elsewhere: pad(ct, low = start, interior = stride - 1,
+        // high = dim - (start + (n - 1) stride + 1)), or everything low-padded
+        // when the slice is empty along some dim.
+        Op::Slice { start, stride, .. } => {
+            let src = b.ty(args[0]).shape.clone();
+            let mut low = start.clone();
+            let mut high = Vec::with_capacity(src.rank());
+            let mut interior = Vec::with_capacity(src.rank());
+            for d in 0..src.rank() {
+                let n = ty.shape.0[d];
+                interior.push(if n > 1 { stride[d] - 1 } else { 0 });
+                let used = if n == 0 { 0 } else { start[d] + (n - 1) * stride[d] + 1 };
+                if n == 0 {
+                    low[d] = 0;
+                }
+                high.push(src.0[d] - used.max(low[d]));
+            }
+            vec![Some(b.pad(ct, low, high, interior))]
+        }
+        // Pad's adjoint reads the operand's positions back out of ct:
+        // slice(ct, start = low, stride = interior + 1).
+        Op::Pad { low, interior, .. } => {
+            let src = b.ty(args[0]).shape.clone();
+            let stride: Vec<usize> = interior.iter().map(|i| i + 1).collect();
+            let limit: Vec<usize> = (0..src.rank())
+                .map(|d| if src.0[d] == 0 { low[d] } else { low[d] + (src.0[d] - 1) * stride[d] + 1 })
+                .collect();
+            vec![Some(b.slice(ct, low.clone(), limit, stride))]
+        }
+        // Concat's adjoint cuts ct into the operands' pieces along the axis.
+        Op::Concat { axis } => {
+            let mut offset = 0;
+            let mut cts = Vec::with_capacity(args.len());
+            for (k, &a) in args.iter().enumerate() {
+                let shape = b.ty(a).shape.clone();
+                let mut start = vec![0; shape.rank()];
+                let mut limit = shape.0.clone();
+                start[*axis] = offset;
+                limit[*axis] = offset + shape.0[*axis];
+                offset = limit[*axis];
+                let stride = vec![1; shape.rank()];
+                cts.push(need(k).then(|| b.slice(ct, start, limit, stride)));
+            }
+            cts
+        }
+
         // d(x + y) = dx + dy
         Op::Add => vec![need(0).then_some(ct), need(1).then_some(ct)],
         // d(x - y) = dx - dy

@@ -10,11 +10,12 @@
 //! operand's buffer. The compiled function takes one argument, a table of
 //! buffer base pointers indexed by `ValueId`; `run` copies the inputs into the
 //! parameter buffers, calls it, and copies the outputs out. Bools are stored
-//! as one byte, 0 or 1.
+//! as one byte, 0 or 1. `StopGradient` aliases too (it is the identity).
 //!
 //! Code shape: one Cranelift function, one loop nest per instruction, in
-//! program order (`emit.rs`). Exp, Log, Tanh, Pow and MatMul call host
-//! routines once per array (`kernels.rs`).
+//! program order (`emit.rs`). The transcendentals (exp, log, tanh, pow,
+//! log1p, expm1, logistic, sin, cos, erf) and MatMul call host routines once
+//! per array (`kernels.rs`).
 
 mod emit;
 mod kernels;
@@ -164,10 +165,12 @@ fn check_supported(func: &Func) -> Result<(), CodegenError> {
             Op::Neg | Op::ReduceSum { .. } | Op::ReduceMax { .. } => inst.ty.dtype == DType::Bool,
             Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
             Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => false,
+            Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => false,
+            Op::Abs | Op::Sign | Op::StopGradient => false,
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => false,
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => false,
             Op::Select | Op::Convert | Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
-            Op::MatMul => false,
+            Op::MatMul | Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
         };
         if unsupported {
             return Err(CodegenError::Unsupported { inst: index, op: ir::op::name(&inst.op), ty: inst.ty.clone() });
@@ -184,14 +187,17 @@ fn layout(func: &Func) -> (Vec<usize>, usize) {
     for inst in &func.insts {
         let aliases = match &inst.op {
             // Same bytes in the same order: a view of the operand.
-            Op::Reshape => true,
+            Op::Reshape | Op::StopGradient => true,
             Op::Convert => func.ty(inst.args[0]).dtype == inst.ty.dtype,
             Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
             Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => false,
+            Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => false,
+            Op::Abs | Op::Sign => false,
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => false,
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => false,
             Op::Select | Op::Broadcast { .. } | Op::Transpose { .. } => false,
             Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
+            Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
         };
         if aliases {
             offsets.push(offsets[inst.args[0].index()]);

@@ -783,3 +783,179 @@ fn random_programs_match_interp() {
     // The generator must produce real programs, not trivial ones.
     assert!(insts > PROGRAMS as usize * 15, "programs too small: {insts} instructions in all");
 }
+
+// ---------------------------------------------------------------- newer ops
+
+#[test]
+fn newer_unary_float_ops_match_interp() {
+    let mut rng = Rng(11);
+    let ops = [
+        Op::Log1p,
+        Op::Expm1,
+        Op::Logistic,
+        Op::Sin,
+        Op::Cos,
+        Op::Rsqrt,
+        Op::Erf,
+        Op::Abs,
+        Op::Sign,
+        Op::StopGradient,
+    ];
+    for dtype in FLOATS {
+        for op in &ops {
+            // 18 specials + random; 23 elements exercise SIMD body and tail.
+            for dims in [vec![], vec![23], vec![3, 9]] {
+                let ty = Type::new(dtype, &dims);
+                let mut b = Builder::new("unary", std::slice::from_ref(&ty));
+                let res = b.unary(op.clone(), b.param(0));
+                // Also through a copy, so a view (stop_gradient) feeds real code.
+                let two = b.full(2.0, &ty);
+                let scaled = b.mul(res, two);
+                let func = b.finish(vec![res, scaled]);
+                let values = values_for(dtype, ty.shape.num_elements(), &mut rng);
+                assert_same(&format!("{op:?} {ty}"), &func, &[tensor_of(dtype, &dims, &values)]);
+            }
+        }
+    }
+}
+
+#[test]
+fn sign_keeps_signed_zero_and_nan_and_logistic_does_not_overflow() {
+    let ty = Type::new(DType::F64, &[6]);
+    let input = Tensor::f64(&[6], vec![-0.0, 0.0, f64::NAN, -3.0, 1e-300, -800.0]);
+    let mut b = Builder::new("sign", std::slice::from_ref(&ty));
+    let s = b.unary(Op::Sign, b.param(0));
+    let l = b.unary(Op::Logistic, b.param(0));
+    let out = jit_run(&b.finish(vec![s, l]), &[input]);
+    let s = out[0].to_f64_vec();
+    assert_eq!(s[0].to_bits(), (-0.0f64).to_bits());
+    assert_eq!(s[1].to_bits(), 0.0f64.to_bits());
+    assert!(s[2].is_nan());
+    assert_eq!(&s[3..], &[-1.0, 1.0, -1.0]);
+    let l = out[1].to_f64_vec();
+    assert_eq!((l[0], l[1], l[5]), (0.5, 0.5, 0.0));
+    assert!(l[2].is_nan());
+}
+
+#[test]
+fn abs_and_sign_on_i32_match_interp() {
+    let mut rng = Rng(12);
+    for op in [Op::Abs, Op::Sign, Op::StopGradient] {
+        let ty = Type::new(DType::I32, &[20]);
+        let mut b = Builder::new("i32", std::slice::from_ref(&ty));
+        let res = b.unary(op.clone(), b.param(0));
+        let func = b.finish(vec![res]);
+        let values = values_for(DType::I32, 20, &mut rng);
+        assert_same(&format!("{op:?} i32"), &func, &[tensor_of(DType::I32, &[20], &values)]);
+    }
+    let ty = Type::new(DType::I32, &[4]);
+    let mut b = Builder::new("abs", std::slice::from_ref(&ty));
+    let a = b.unary(Op::Abs, b.param(0));
+    let s = b.unary(Op::Sign, b.param(0));
+    let out = jit_run(&b.finish(vec![a, s]), &[Tensor::i32(&[4], vec![i32::MIN, -5, 0, 7])]);
+    assert_eq!(out[0], Tensor::i32(&[4], vec![i32::MIN, 5, 0, 7]));
+    assert_eq!(out[1], Tensor::i32(&[4], vec![-1, -1, 0, 1]));
+}
+
+#[test]
+fn argmax_matches_interp_on_every_axis_with_nan_and_ties() {
+    let mut rng = Rng(13);
+    for dtype in [DType::F32, DType::F64, DType::I32] {
+        for dims in [vec![7], vec![2, 3, 4], vec![3, 1, 5], vec![1, 6]] {
+            for axis in 0..dims.len() {
+                let ty = Type::new(dtype, &dims);
+                let mut b = Builder::new("argmax", std::slice::from_ref(&ty));
+                let res = b.argmax(b.param(0), axis);
+                let func = b.finish(vec![res]);
+                // Few distinct values (ties), and specials for floats.
+                let values: Vec<f64> = (0..ty.shape.num_elements())
+                    .map(|_| match dtype {
+                        DType::I32 => rng.below(4) as f64 - 2.0,
+                        _ if rng.chance(0.15) => [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0][rng.below(4)],
+                        _ => rng.below(4) as f64,
+                    })
+                    .collect();
+                assert_same(&format!("argmax {ty} axis {axis}"), &func, &[tensor_of(dtype, &dims, &values)]);
+            }
+        }
+    }
+    // Fixed expectations: first max, NaN beats numbers, all -inf gives 0.
+    let ty = Type::new(DType::F32, &[4, 3]);
+    let mut b = Builder::new("argmax", std::slice::from_ref(&ty));
+    let res = b.argmax(b.param(0), 1);
+    let func = b.finish(vec![res]);
+    let inf = f32::INFINITY;
+    let input = Tensor::f32(&[4, 3], vec![1.0, 3.0, 3.0, 2.0, f32::NAN, f32::NAN, -inf, -inf, -inf, 0.0, -0.0, 0.0]);
+    assert_eq!(jit_run(&func, std::slice::from_ref(&input))[0], Tensor::i32(&[4], vec![1, 1, 0, 0]));
+    assert_eq!(interp::run(&func, &[input])[0], Tensor::i32(&[4], vec![1, 1, 0, 0]));
+}
+
+#[test]
+fn slice_pad_concat_match_interp_for_every_dtype() {
+    let mut rng = Rng(14);
+    for dtype in ALL_DTYPES {
+        let ty = Type::new(dtype, &[3, 4, 5]);
+        let x = random_tensor(&ty, &mut rng);
+        let slices: [(Vec<usize>, Vec<usize>, Vec<usize>); 4] = [
+            (vec![0, 1, 0], vec![3, 4, 5], vec![1, 1, 1]),
+            (vec![1, 0, 1], vec![3, 4, 5], vec![2, 3, 2]),
+            (vec![0, 2, 4], vec![2, 2, 5], vec![1, 1, 1]),
+            (vec![2, 3, 0], vec![3, 4, 5], vec![1, 1, 4]),
+        ];
+        for (start, limit, stride) in slices {
+            let mut b = Builder::new("slice", std::slice::from_ref(&ty));
+            let res = b.slice(b.param(0), start.clone(), limit.clone(), stride.clone());
+            let func = b.finish(vec![res]);
+            assert_same(&format!("slice {ty} {start:?} {limit:?} {stride:?}"), &func, std::slice::from_ref(&x));
+        }
+        let pads: [(Vec<usize>, Vec<usize>, Vec<usize>); 3] =
+            [(vec![1, 0, 2], vec![0, 2, 1], vec![0, 0, 0]), (vec![0, 1, 0], vec![1, 0, 0], vec![1, 2, 0]), (vec![0; 3], vec![0; 3], vec![0, 0, 1])];
+        for (low, high, interior) in pads {
+            let mut b = Builder::new("pad", std::slice::from_ref(&ty));
+            let res = b.pad(b.param(0), low.clone(), high.clone(), interior.clone());
+            let func = b.finish(vec![res]);
+            // Twice on one compiled function: padding must be rewritten each run.
+            let want = interp::run(&func, std::slice::from_ref(&x));
+            let mut cpu = compile(&func).unwrap();
+            let _ = cpu.run(&[random_tensor(&ty, &mut rng)]);
+            assert_outputs_equal(&format!("pad {ty} {low:?} {high:?} {interior:?}"), &func, std::slice::from_ref(&x), &want, &cpu.run(std::slice::from_ref(&x)));
+        }
+        for axis in 0..3 {
+            let mut other_dims = vec![3, 4, 5];
+            other_dims[axis] = 2;
+            let mut empty_dims = vec![3, 4, 5];
+            empty_dims[axis] = 0;
+            let (t2, t0) = (Type::new(dtype, &other_dims), Type::new(dtype, &empty_dims));
+            let mut b = Builder::new("concat", &[ty.clone(), t2.clone(), t0.clone()]);
+            let res = b.concat(vec![b.param(1), b.param(0), b.param(2), b.param(1)], axis);
+            let func = b.finish(vec![res]);
+            let inputs = [x.clone(), random_tensor(&t2, &mut rng), Tensor::zeros(&t0)];
+            assert_same(&format!("concat {dtype} axis {axis}"), &func, &inputs);
+        }
+    }
+    // Empty results compile and run.
+    let ty = Type::new(DType::F32, &[2, 3]);
+    let mut b = Builder::new("empty", std::slice::from_ref(&ty));
+    let res = b.slice(b.param(0), vec![1, 2], vec![1, 3], vec![1, 1]);
+    let padded = b.pad(res, vec![1, 0], vec![0, 0], vec![0, 0]);
+    let func = b.finish(vec![res, padded]);
+    assert_same("empty slice", &func, &[random_tensor(&ty, &mut rng)]);
+}
+
+#[test]
+fn generated_programs_match_interp() {
+    use crate::ir::generate::{random_func as generate, random_inputs, GenOptions};
+    const PROGRAMS: u64 = 300;
+    let opts = GenOptions { matmul: false, ..GenOptions::default() };
+    for seed in 0..PROGRAMS {
+        let func = generate(0xC0DE_0000 + seed, &opts);
+        let mut cpu =
+            compile(&func).unwrap_or_else(|err| panic!("seed {seed}: compile failed: {err}\n{}", text::print(&func)));
+        for input_index in 0..3u64 {
+            let inputs = random_inputs(&func, seed * 16 + input_index);
+            let want = interp::run(&func, &inputs);
+            let got = cpu.run(&inputs);
+            assert_outputs_equal(&format!("generated seed {seed}, input {input_index}"), &func, &inputs, &want, &got);
+        }
+    }
+}

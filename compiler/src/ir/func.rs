@@ -209,6 +209,55 @@ impl Builder {
         let ty = Type::new(ta.dtype, &[ta.shape.0[0], tb.shape.0[1]]);
         self.push(Op::MatMul, vec![a, b], ty)
     }
+    /// Index of the first maximum along `axis` (i32; the axis is removed).
+    pub fn argmax(&mut self, x: ValueId, axis: usize) -> ValueId {
+        let src = self.ty(x).clone();
+        assert!(axis < src.shape.rank(), "argmax axis out of range");
+        let dims: Vec<usize> = (0..src.shape.rank()).filter(|&d| d != axis).map(|d| src.shape.0[d]).collect();
+        self.push(Op::ArgMax { axis }, vec![x], Type::new(DType::I32, &dims))
+    }
+    /// Per-dim strided window `start..limit` by `stride` (see `Op::Slice`).
+    pub fn slice(&mut self, x: ValueId, start: Vec<usize>, limit: Vec<usize>, stride: Vec<usize>) -> ValueId {
+        let src = self.ty(x).clone();
+        assert!(
+            start.len() == src.shape.rank() && limit.len() == start.len() && stride.len() == start.len(),
+            "slice needs one start, limit and stride per dim"
+        );
+        let dims: Vec<usize> = (0..start.len())
+            .map(|d| {
+                assert!(start[d] <= limit[d] && limit[d] <= src.shape.0[d] && stride[d] >= 1, "slice bounds");
+                (limit[d] - start[d]).div_ceil(stride[d])
+            })
+            .collect();
+        if dims == src.shape.0 && start.iter().all(|&s| s == 0) {
+            return x;
+        }
+        self.push(Op::Slice { start, limit, stride }, vec![x], Type::new(src.dtype, &dims))
+    }
+    /// Zero padding `low` before, `high` after, `interior` between elements (see `Op::Pad`).
+    pub fn pad(&mut self, x: ValueId, low: Vec<usize>, high: Vec<usize>, interior: Vec<usize>) -> ValueId {
+        let src = self.ty(x).clone();
+        assert!(
+            low.len() == src.shape.rank() && high.len() == low.len() && interior.len() == low.len(),
+            "pad needs one low, high and interior per dim"
+        );
+        if low.iter().chain(&high).chain(&interior).all(|&p| p == 0) {
+            return x;
+        }
+        let dims: Vec<usize> = (0..low.len()).map(|d| padded_dim(src.shape.0[d], low[d], high[d], interior[d])).collect();
+        self.push(Op::Pad { low, high, interior }, vec![x], Type::new(src.dtype, &dims))
+    }
+    /// Concatenation of `xs` (at least one) along `axis`.
+    pub fn concat(&mut self, xs: Vec<ValueId>, axis: usize) -> ValueId {
+        let first = self.ty(xs[0]).clone();
+        assert!(axis < first.shape.rank(), "concat axis out of range");
+        let mut dims = first.shape.0.clone();
+        dims[axis] = xs.iter().map(|&x| self.ty(x).shape.0[axis]).sum();
+        if xs.len() == 1 {
+            return xs[0];
+        }
+        self.push(Op::Concat { axis }, xs, Type::new(first.dtype, &dims))
+    }
     /// Sums `x` down to `shape` (the adjoint of `broadcast_to`): trailing
     /// alignment, size-1 dims of `shape` summed and kept.
     pub fn sum_to_shape(&mut self, x: ValueId, shape: &Shape) -> ValueId {
@@ -226,4 +275,9 @@ impl Builder {
         let summed = self.reduce_sum(x, axes);
         self.reshape(summed, shape)
     }
+}
+
+/// The size of a dim of `n` elements after `Op::Pad` (see its doc).
+pub fn padded_dim(n: usize, low: usize, high: usize, interior: usize) -> usize {
+    low + n + n.saturating_sub(1) * interior + high
 }

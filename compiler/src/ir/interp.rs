@@ -7,7 +7,10 @@
 //!
 //! Semantics worth knowing: `max`/`min` propagate NaN and order -0 < +0 (as
 //! Cranelift's `fmax`/`fmin` do); float -> i32 conversion truncates toward
-//! zero and saturates, NaN converts to 0 (as Rust's `as`).
+//! zero and saturates, NaN converts to 0 (as Rust's `as`). `sign` keeps ±0
+//! and NaN; `abs` clears the sign bit. `erf` is libm's (`erf` for f64, `erff`
+//! for f32; both under 1 ulp); sin, cos, log1p and expm1 are Rust's `std`.
+//! The CPU backend's host routines call these very functions.
 
 use super::func::Func;
 use super::op::Op;
@@ -44,6 +47,19 @@ fn eval(op: &Op, args: &[&Tensor], ty: &Type, inputs: &[Tensor]) -> Tensor {
             Tensor::from_f64(ty.dtype, ty.shape.dims(), &values)
         }
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => unary(op, args[0]),
+        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => unary(op, args[0]),
+        Op::Abs | Op::Sign => unary(op, args[0]),
+        Op::StopGradient => args[0].clone(),
+        Op::ArgMax { axis } => argmax(args[0], *axis, ty),
+        Op::Slice { start, stride, .. } => {
+            let src_strides = args[0].shape.strides();
+            let index_map = |out_idx: &[usize]| -> usize {
+                (0..out_idx.len()).map(|d| (start[d] + out_idx[d] * stride[d]) * src_strides[d]).sum()
+            };
+            gather_by(args[0], &ty.shape, index_map)
+        }
+        Op::Pad { low, interior, .. } => pad(args[0], low, interior, ty),
+        Op::Concat { axis } => concat(args, *axis, ty),
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => binary(op, args[0], args[1]),
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => compare(op, args[0], args[1]),
         Op::Select => {
@@ -116,9 +132,81 @@ macro_rules! float_unary {
             Op::Log => $x.ln(),
             Op::Tanh => $x.tanh(),
             Op::Sqrt => $x.sqrt(),
+            Op::Log1p => $x.ln_1p(),
+            Op::Expm1 => $x.exp_m1(),
+            Op::Logistic => logistic($x),
+            Op::Sin => $x.sin(),
+            Op::Cos => $x.cos(),
+            Op::Rsqrt => 1.0 / $x.sqrt(),
+            Op::Erf => Erf::erf($x),
+            Op::Abs => $x.abs(),
+            Op::Sign => sign($x),
             other => unreachable!("not a unary op: {other:?}"),
         }
     };
+}
+
+/// Float types the scalar helpers below work on.
+pub trait Float: Copy + PartialOrd + std::ops::Neg<Output = Self> + std::ops::Div<Output = Self> + std::ops::Add<Output = Self> {
+    const ZERO: Self;
+    const ONE: Self;
+    fn exp(self) -> Self;
+}
+
+impl Float for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+    fn exp(self) -> f32 {
+        f32::exp(self)
+    }
+}
+
+impl Float for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+    fn exp(self) -> f64 {
+        f64::exp(self)
+    }
+}
+
+/// The logistic sigmoid without overflow: `1 / (1 + exp(-x))` for `x >= 0`
+/// (exp(-x) <= 1), `e / (1 + e)` with `e = exp(x)` for `x < 0` (e < 1). NaN
+/// takes the second branch and stays NaN.
+pub fn logistic<T: Float>(x: T) -> T {
+    if x >= T::ZERO {
+        T::ONE / (T::ONE + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::ONE + e)
+    }
+}
+
+/// -1, 1, or `x` itself for ±0 and NaN.
+pub fn sign<T: Float>(x: T) -> T {
+    if x > T::ZERO {
+        T::ONE
+    } else if x < T::ZERO {
+        -T::ONE
+    } else {
+        x
+    }
+}
+
+/// libm's error function at each float width.
+pub trait Erf {
+    fn erf(self) -> Self;
+}
+
+impl Erf for f32 {
+    fn erf(self) -> f32 {
+        libm::erff(self)
+    }
+}
+
+impl Erf for f64 {
+    fn erf(self) -> f64 {
+        libm::erf(self)
+    }
 }
 
 fn unary(op: &Op, x: &Tensor) -> Tensor {
@@ -126,6 +214,8 @@ fn unary(op: &Op, x: &Tensor) -> Tensor {
         Data::F32(v) => Data::F32(v.iter().map(|&a| float_unary!(op, a)).collect()),
         Data::F64(v) => Data::F64(v.iter().map(|&a| float_unary!(op, a)).collect()),
         Data::I32(v) if *op == Op::Neg => Data::I32(v.iter().map(|&a| a.wrapping_neg()).collect()),
+        Data::I32(v) if *op == Op::Abs => Data::I32(v.iter().map(|&a| a.wrapping_abs()).collect()),
+        Data::I32(v) if *op == Op::Sign => Data::I32(v.iter().map(|&a| a.signum()).collect()),
         other => panic!("unary {op:?} on {other:?}"),
     };
     Tensor { shape: x.shape.clone(), data }
@@ -290,6 +380,96 @@ fn reduce(x: &Tensor, axes: &[usize], ty: &Type, is_max: bool) -> Tensor {
         other => panic!("reduce on {other:?}"),
     };
     Tensor { shape: ty.shape.clone(), data }
+}
+
+/// First index of the maximum along `axis`: a later element wins only if it
+/// is greater, or is NaN while the best so far is not (so NaN beats numbers
+/// and the first NaN stays).
+fn argmax(x: &Tensor, axis: usize, ty: &Type) -> Tensor {
+    let dims = x.shape.dims();
+    let outer: usize = dims[..axis].iter().product();
+    let n = dims[axis];
+    let inner: usize = dims[axis + 1..].iter().product();
+    fn run<T: Copy + PartialOrd>(v: &[T], lowest: T, outer: usize, n: usize, inner: usize) -> Vec<i32> {
+        #[allow(clippy::eq_op)]
+        let is_nan = |a: T| a != a;
+        let mut res = Vec::with_capacity(outer * inner);
+        for o in 0..outer {
+            for i in 0..inner {
+                let (mut best, mut best_idx) = (lowest, 0);
+                for k in 0..n {
+                    let value = v[(o * n + k) * inner + i];
+                    if value > best || (is_nan(value) && !is_nan(best)) {
+                        best = value;
+                        best_idx = k as i32;
+                    }
+                }
+                res.push(best_idx);
+            }
+        }
+        res
+    }
+    let res = match &x.data {
+        Data::F32(v) => run(v, f32::NEG_INFINITY, outer, n, inner),
+        Data::F64(v) => run(v, f64::NEG_INFINITY, outer, n, inner),
+        Data::I32(v) => run(v, i32::MIN, outer, n, inner),
+        other => panic!("argmax on {other:?}"),
+    };
+    Tensor { shape: ty.shape.clone(), data: Data::I32(res) }
+}
+
+/// Zero padding: the result starts as zeros and each operand element lands at
+/// `low[d] + idx[d] * (interior[d] + 1)` along every dim.
+fn pad(x: &Tensor, low: &[usize], interior: &[usize], ty: &Type) -> Tensor {
+    let out_strides = ty.shape.strides();
+    let mut res = Tensor::zeros(ty);
+    let mut idx = vec![0usize; x.shape.rank()];
+    for flat in 0..x.shape.num_elements() {
+        let dst: usize = (0..idx.len()).map(|d| (low[d] + idx[d] * (interior[d] + 1)) * out_strides[d]).sum();
+        copy_element(&x.data, flat, &mut res.data, dst);
+        advance(&mut idx, x.shape.dims());
+    }
+    res
+}
+
+/// Operands placed one after another along `axis`.
+fn concat(xs: &[&Tensor], axis: usize, ty: &Type) -> Tensor {
+    let out_strides = ty.shape.strides();
+    let mut res = Tensor::zeros(ty);
+    let mut offset = 0;
+    for x in xs {
+        let mut idx = vec![0usize; x.shape.rank()];
+        for flat in 0..x.shape.num_elements() {
+            let dst: usize =
+                (0..idx.len()).map(|d| (idx[d] + if d == axis { offset } else { 0 }) * out_strides[d]).sum();
+            copy_element(&x.data, flat, &mut res.data, dst);
+            advance(&mut idx, x.shape.dims());
+        }
+        offset += x.shape.0[axis];
+    }
+    res
+}
+
+/// `dst[j] = src[i]` for two buffers of one dtype.
+fn copy_element(src: &Data, i: usize, dst: &mut Data, j: usize) {
+    match (src, dst) {
+        (Data::F32(s), Data::F32(d)) => d[j] = s[i],
+        (Data::F64(s), Data::F64(d)) => d[j] = s[i],
+        (Data::I32(s), Data::I32(d)) => d[j] = s[i],
+        (Data::Bool(s), Data::Bool(d)) => d[j] = s[i],
+        (s, d) => panic!("copy between {s:?} and {d:?}"),
+    }
+}
+
+/// Advances a multi-index over `dims` in row-major order.
+fn advance(idx: &mut [usize], dims: &[usize]) {
+    for axis in (0..dims.len()).rev() {
+        idx[axis] += 1;
+        if idx[axis] < dims[axis] {
+            return;
+        }
+        idx[axis] = 0;
+    }
 }
 
 fn matmul(a: &Tensor, b: &Tensor) -> Tensor {

@@ -1,13 +1,15 @@
 //! The tensor IR: SSA functions over concrete shapes and dtypes.
 //!
 //! `op` lists the primitives, `func` holds functions and builds them,
-//! `text` prints them, `verify` checks them and `interp` defines what they mean.
+//! `text` prints them, `parse` reads them back, `verify` checks them and `interp` defines what they mean.
 //! Lowering, autodiff, the optimizer and every backend share this one IR.
 
 pub mod dce;
 pub mod func;
+pub mod generate;
 pub mod interp;
 pub mod op;
+pub mod parse;
 pub mod tensor;
 pub mod text;
 pub mod types;

@@ -23,6 +23,29 @@ pub enum Op {
     Log,
     Tanh,
     Sqrt,
+    /// `log(1 + x)`, accurate for small `x`.
+    Log1p,
+    /// `exp(x) - 1`, accurate for small `x`.
+    Expm1,
+    /// The logistic sigmoid `1 / (1 + exp(-x))`, computed without overflow:
+    /// `e / (1 + e)` with `e = exp(x)` for `x < 0` (see `interp::logistic_f64`).
+    Logistic,
+    Sin,
+    Cos,
+    /// `1 / sqrt(x)` (one square root, one correctly rounded division).
+    Rsqrt,
+    /// The error function (libm's `erf` / `erff`, under 1 ulp).
+    Erf,
+
+    // Unary elementwise on float or i32, same type out.
+    /// `|x|`; clears the sign bit of floats; i32 wraps (`|MIN| = MIN`).
+    Abs,
+    /// `-1`, `0` or `1` by the sign of `x`; floats keep `±0` and NaN as they are.
+    Sign,
+
+    /// The identity on values, of any dtype, whose derivative is zero:
+    /// autodiff treats its result as a constant.
+    StopGradient,
 
     // Binary elementwise: both operands have the result's exact type.
     // Broadcasting is always explicit, through `Broadcast`.
@@ -59,13 +82,34 @@ pub enum Op {
     ReduceMax { axes: Vec<usize> },
     /// Matrix product `[m, k] x [k, n] -> [m, n]` of floats.
     MatMul,
+    /// Index (i32) of the first maximum along `axis`, which is removed. Operand
+    /// float or i32, `axis` non-empty. NaN counts as larger than any number, so
+    /// a slice holding NaN gives its first NaN (as NumPy). -0 and +0 tie.
+    ArgMax { axis: usize },
+    /// Strided window, per dim `d`: elements `start[d], start[d] + stride[d], ...`
+    /// below `limit[d]`. Invariant: one entry per dim, `start <= limit <= dim`,
+    /// `stride >= 1`; result dim `ceil((limit - start) / stride)`.
+    Slice { start: Vec<usize>, limit: Vec<usize>, stride: Vec<usize> },
+    /// Zero padding, per dim `d`: `low[d]` zeros before, `high[d]` after and
+    /// `interior[d]` between adjacent elements (XLA's pad without negative
+    /// padding). Result dim `low + n + (n - 1) * interior + high` (`low + high`
+    /// when `n = 0`). The transpose of `Slice` (strides need `interior`).
+    Pad { low: Vec<usize>, high: Vec<usize>, interior: Vec<usize> },
+    /// Concatenation of one or more operands along `axis`: same dtype, same
+    /// dims except `axis`, whose sizes add up.
+    Concat { axis: usize },
 }
 
-/// How many arguments an op takes.
-pub fn arity(op: &Op) -> usize {
-    match op {
+/// How many arguments an op takes; `None` for `Concat`, which takes any
+/// number from one up.
+pub fn arity(op: &Op) -> Option<usize> {
+    let n = match op {
         Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => 0,
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => 1,
+        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => 1,
+        Op::Abs | Op::Sign | Op::StopGradient => 1,
+        Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } => 1,
+        Op::Concat { .. } => return None,
         Op::Convert
         | Op::Broadcast { .. }
         | Op::Reshape
@@ -76,7 +120,8 @@ pub fn arity(op: &Op) -> usize {
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => 2,
         Op::MatMul => 2,
         Op::Select => 3,
-    }
+    };
+    Some(n)
 }
 
 /// The op's name in the IR text form.
@@ -111,6 +156,20 @@ pub fn name(op: &Op) -> &'static str {
         Op::ReduceSum { .. } => "reduce_sum",
         Op::ReduceMax { .. } => "reduce_max",
         Op::MatMul => "matmul",
+        Op::Log1p => "log1p",
+        Op::Expm1 => "expm1",
+        Op::Logistic => "logistic",
+        Op::Sin => "sin",
+        Op::Cos => "cos",
+        Op::Rsqrt => "rsqrt",
+        Op::Erf => "erf",
+        Op::Abs => "abs",
+        Op::Sign => "sign",
+        Op::StopGradient => "stop_gradient",
+        Op::ArgMax { .. } => "argmax",
+        Op::Slice { .. } => "slice",
+        Op::Pad { .. } => "pad",
+        Op::Concat { .. } => "concat",
     }
 }
 
@@ -119,11 +178,14 @@ pub fn name(op: &Op) -> &'static str {
 pub fn is_elementwise(op: &Op) -> bool {
     match op {
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => true,
+        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => true,
+        Op::Abs | Op::Sign | Op::StopGradient => true,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => true,
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => true,
         Op::Select | Op::Convert => true,
         Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
         Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
+        Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
     }
 }

@@ -1,4 +1,5 @@
-//! The IR's text form, as `jlc dump --stage ir` prints it.
+//! The IR's text form, as `jlc dump --stage ir` prints it; `parse.rs` reads
+//! it back (`parse(print(f)) == f`).
 //!
 //! ```text
 //! func @loss(%0: f32[8, 4], %1: f32[4]) {
@@ -26,6 +27,11 @@ pub fn print(func: &Func) -> String {
             Op::Broadcast { dims } => format!("{{dims={dims:?}}}"),
             Op::Transpose { perm } => format!("{{perm={perm:?}}}"),
             Op::ReduceSum { axes } | Op::ReduceMax { axes } => format!("{{axes={axes:?}}}"),
+            Op::ArgMax { axis } | Op::Concat { axis } => format!("{{axis={axis}}}"),
+            Op::Slice { start, limit, stride } => format!("{{start={start:?}, limit={limit:?}, stride={stride:?}}}"),
+            Op::Pad { low, high, interior } => format!("{{low={low:?}, high={high:?}, interior={interior:?}}}"),
+            Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => String::new(),
+            Op::Abs | Op::Sign | Op::StopGradient => String::new(),
             Op::Param(_) | Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => String::new(),
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => String::new(),
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => String::new(),

@@ -8,25 +8,35 @@ use super::op::{arity, Op};
 use super::types::{DType, Type};
 
 pub fn verify(func: &Func) -> Result<(), String> {
-    for (i, inst) in func.insts.iter().enumerate() {
-        let err = |msg: String| Err(format!("%{i} = {}: {msg}", super::op::name(&inst.op)));
-        if inst.args.len() != arity(&inst.op) {
-            return err(format!("expects {} args, has {}", arity(&inst.op), inst.args.len()));
-        }
-        if let Some(bad) = inst.args.iter().find(|a| a.index() >= i) {
-            return err(format!("uses %{} before its definition", bad.0));
-        }
-        let is_param = matches!(inst.op, Op::Param(_));
-        if is_param != (i < func.n_params) || (is_param && inst.op != Op::Param(i as u32)) {
-            return err("params must be exactly the first instructions, in order".into());
-        }
-        let arg = |k: usize| &func.insts[inst.args[k].index()].ty;
-        if let Err(msg) = check_type(&inst.op, &inst.ty, &(0..inst.args.len()).map(arg).collect::<Vec<_>>()) {
-            return err(msg);
-        }
+    for i in 0..func.insts.len() {
+        check_inst(func, i)?;
     }
     if let Some(bad) = func.outputs.iter().find(|o| o.index() >= func.insts.len()) {
         return Err(format!("output %{} is not defined", bad.0));
+    }
+    Ok(())
+}
+
+/// Checks instruction `i` of `func`, given that the ones before it are valid
+/// (the parser checks each line as it reads it).
+pub fn check_inst(func: &Func, i: usize) -> Result<(), String> {
+    let inst = &func.insts[i];
+    let err = |msg: String| Err(format!("%{i} = {}: {msg}", super::op::name(&inst.op)));
+    match arity(&inst.op) {
+        Some(n) if inst.args.len() != n => return err(format!("expects {n} args, has {}", inst.args.len())),
+        None if inst.args.is_empty() => return err("expects at least one arg".into()),
+        Some(_) | None => {}
+    }
+    if let Some(bad) = inst.args.iter().find(|a| a.index() >= i) {
+        return err(format!("uses %{} before its definition", bad.0));
+    }
+    let is_param = matches!(inst.op, Op::Param(_));
+    if is_param != (i < func.n_params) || (is_param && inst.op != Op::Param(i as u32)) {
+        return err("params must be exactly the first instructions, in order".into());
+    }
+    let arg = |k: usize| &func.insts[inst.args[k].index()].ty;
+    if let Err(msg) = check_type(&inst.op, &inst.ty, &(0..inst.args.len()).map(arg).collect::<Vec<_>>()) {
+        return err(msg);
     }
     Ok(())
 }
@@ -40,6 +50,67 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => {
             want(args[0] == ty, "result type must equal operand type")?;
             want(op == &Op::Neg || ty.dtype.is_float(), "transcendental op needs a float operand")
+        }
+        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => {
+            want(args[0] == ty, "result type must equal operand type")?;
+            want(ty.dtype.is_float(), "transcendental op needs a float operand")
+        }
+        Op::Abs | Op::Sign => {
+            want(args[0] == ty, "result type must equal operand type")?;
+            want(ty.dtype != DType::Bool, "abs/sign need a float or i32 operand")
+        }
+        Op::StopGradient => want(args[0] == ty, "result type must equal operand type"),
+        Op::ArgMax { axis } => {
+            let src = args[0];
+            want(src.dtype != DType::Bool, "argmax needs a float or i32 operand")?;
+            want(*axis < src.shape.rank(), "axis out of range")?;
+            want(src.shape.0[*axis] > 0, "argmax over an empty axis")?;
+            let dims: Vec<usize> = (0..src.shape.rank()).filter(|d| d != axis).map(|d| src.shape.0[d]).collect();
+            want(ty == &Type::new(DType::I32, &dims), "argmax yields i32 with the axis removed")
+        }
+        Op::Slice { start, limit, stride } => {
+            let src = args[0];
+            let rank = src.shape.rank();
+            want(start.len() == rank && limit.len() == rank && stride.len() == rank, "one start, limit, stride per dim")?;
+            let mut dims = Vec::with_capacity(rank);
+            for d in 0..rank {
+                want(start[d] <= limit[d] && limit[d] <= src.shape.0[d], "need start <= limit <= dim")?;
+                want(stride[d] >= 1, "stride must be at least 1")?;
+                dims.push((limit[d] - start[d]).div_ceil(stride[d]));
+            }
+            want(ty == &Type::new(src.dtype, &dims), "slice result type")
+        }
+        Op::Pad { low, high, interior } => {
+            let src = args[0];
+            let rank = src.shape.rank();
+            want(low.len() == rank && high.len() == rank && interior.len() == rank, "one low, high, interior per dim")?;
+            let mut dims = Vec::with_capacity(rank);
+            for d in 0..rank {
+                // Checked: the parser hands us arbitrary attribute values.
+                let n = src.shape.0[d];
+                let size = n
+                    .saturating_sub(1)
+                    .checked_mul(interior[d])
+                    .and_then(|i| i.checked_add(n))
+                    .and_then(|s| s.checked_add(low[d]))
+                    .and_then(|s| s.checked_add(high[d]));
+                dims.push(size.ok_or_else(|| "padded size overflows".to_string())?);
+            }
+            want(ty == &Type::new(src.dtype, &dims), "pad result type")
+        }
+        Op::Concat { axis } => {
+            let first = args[0];
+            want(*axis < first.shape.rank(), "axis out of range")?;
+            let mut total: usize = 0;
+            for a in args {
+                want(a.dtype == first.dtype && a.shape.rank() == first.shape.rank(), "operands differ in dtype or rank")?;
+                let same_off_axis = (0..first.shape.rank()).all(|d| d == *axis || a.shape.0[d] == first.shape.0[d]);
+                want(same_off_axis, "operands differ off the concat axis")?;
+                total = total.checked_add(a.shape.0[*axis]).ok_or_else(|| "concat size overflows".to_string())?;
+            }
+            let mut dims = first.shape.0.clone();
+            dims[*axis] = total;
+            want(ty == &Type::new(first.dtype, &dims), "concat result type")
         }
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => {
             want(args[0] == ty && args[1] == ty, "operands and result must have one type")?;

@@ -14,7 +14,8 @@ use crate::span::Span;
 
 pub const NAMES: &[&str] = &[
     "exp", "log", "tanh", "sqrt", "sum", "mean", "max", "min", "where", "float", "one_hot", "linspace", "transpose",
-    "print", "zeros", "ones", "uniform", "normal", "glorot_uniform", "grad", "value_and_grad", "optimizer",
+    "print", "zeros", "ones", "uniform", "normal", "glorot_uniform", "grad", "value_and_grad", "optimizer", "log1p",
+    "expm1", "sigmoid", "logistic", "sin", "cos", "rsqrt", "erf", "abs", "sign", "stop_gradient", "argmax",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -26,7 +27,25 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         return Val::Poison;
     }
     match name {
-        "exp" | "tanh" | "sqrt" => unary_math(el, name, &args, span),
+        "exp" | "tanh" | "sqrt" | "log1p" | "expm1" | "sigmoid" | "logistic" | "sin" | "cos" | "rsqrt" | "erf" => {
+            unary_math(el, name, &args, span)
+        }
+        "abs" | "sign" => signed_math(el, name, &args, span),
+        "stop_gradient" => {
+            if args.len() != 1 {
+                return bad(el, "`stop_gradient` takes exactly one argument", span);
+            }
+            match &args[0].value {
+                Val::Tensor(t) => {
+                    let t = t.clone();
+                    let id = t.id.map(|x| el.b().unary(Op::StopGradient, x));
+                    Val::Tensor(TVal { ty: t.ty, id })
+                }
+                // Compile-time values have no gradient anyway.
+                other => other.clone(),
+            }
+        }
+        "argmax" => argmax(el, &args, span),
         "log" => {
             if matches!(args.first().map(|a| &a.value), Some(Val::Str(_))) {
                 log_metric(el, args, span)
@@ -132,17 +151,28 @@ fn first_tensor(el: &mut Elaborator, args: &[CallArg], span: Span, name: &str) -
     }
 }
 
+/// The float-only elementwise functions: each is one IR op (`sigmoid` and
+/// `logistic` are both `Op::Logistic`).
 fn unary_math(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Val {
     if args.len() != 1 {
         return bad(el, &format!("`{name}` takes exactly one argument"), span);
     }
+    let (op, on_number): (Op, fn(f64) -> f64) = match name {
+        "exp" => (Op::Exp, f64::exp),
+        "log" => (Op::Log, f64::ln),
+        "tanh" => (Op::Tanh, f64::tanh),
+        "sqrt" => (Op::Sqrt, f64::sqrt),
+        "log1p" => (Op::Log1p, f64::ln_1p),
+        "expm1" => (Op::Expm1, f64::exp_m1),
+        "sigmoid" | "logistic" => (Op::Logistic, crate::ir::interp::logistic::<f64>),
+        "sin" => (Op::Sin, f64::sin),
+        "cos" => (Op::Cos, f64::cos),
+        "rsqrt" => (Op::Rsqrt, |x: f64| 1.0 / x.sqrt()),
+        "erf" => (Op::Erf, <f64 as crate::ir::interp::Erf>::erf),
+        other => unreachable!("`{other}` is not a unary math builtin"),
+    };
     if let Some(x) = num(args.first()) {
-        return Val::Float(match name {
-            "exp" => x.exp(),
-            "log" => x.ln(),
-            "tanh" => x.tanh(),
-            _ => x.sqrt(),
-        });
+        return Val::Float(on_number(x));
     }
     let Some(t) = first_tensor(el, args, span, name) else { return Val::Poison };
     if !t.ty.dtype.is_float() {
@@ -152,14 +182,62 @@ fn unary_math(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> 
                 .with_help("convert with `float(x)`"),
         );
     }
-    let op = match name {
-        "exp" => Op::Exp,
-        "log" => Op::Log,
-        "tanh" => Op::Tanh,
-        _ => Op::Sqrt,
-    };
     let id = t.id.map(|x| el.b().unary(op, x));
     Val::Tensor(TVal { ty: t.ty, id })
+}
+
+/// `abs` and `sign`: float or int tensors (or numbers).
+fn signed_math(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Val {
+    if args.len() != 1 {
+        return bad(el, &format!("`{name}` takes exactly one argument"), span);
+    }
+    let op = if name == "abs" { Op::Abs } else { Op::Sign };
+    if let Some(x) = num(args.first()) {
+        return Val::Float(if name == "abs" { x.abs() } else { crate::ir::interp::sign(x) });
+    }
+    let Some(t) = first_tensor(el, args, span, name) else { return Val::Poison };
+    if t.ty.dtype == DType::Bool {
+        return el.error(
+            Diagnostic::error(Code::TypeMismatch, format!("`{name}` needs a float or int tensor, found {}", t.ty))
+                .with_label(args[0].span, format!("this is {}", t.ty)),
+        );
+    }
+    let id = t.id.map(|x| el.b().unary(op, x));
+    Val::Tensor(TVal { ty: t.ty, id })
+}
+
+/// `argmax(x, axis = -1)`: the i32 index of the first maximum along `axis`,
+/// which is removed (NaN counts as the largest; see `ir::Op::ArgMax`).
+fn argmax(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    let Some(t) = first_tensor(el, args, span, "argmax") else { return Val::Poison };
+    let mut axis: i64 = -1;
+    for a in args.iter().skip(1) {
+        match (a.name.as_deref(), &a.value) {
+            (Some("axis") | None, Val::Int(Dim::Known(n))) => axis = *n as i64,
+            (Some("axis") | None, Val::Float(x)) if x.fract() == 0.0 && *x < 0.0 => axis = *x as i64,
+            _ => return bad(el, "`argmax` takes (x, axis = int)", a.span),
+        }
+    }
+    if t.ty.dtype == DType::Bool {
+        return bad(el, "`argmax` needs a float or int tensor", span);
+    }
+    let axis = match shape_rules::axis(axis, t.ty.rank()) {
+        Ok(a) => a,
+        Err(msg) => {
+            return el.error(
+                Diagnostic::error(Code::ShapeMismatch, msg)
+                    .with_label(args[0].span, format!("this is {}", t.ty))
+                    .with_label(span, "in this argmax"),
+            )
+        }
+    };
+    if t.ty.dims[axis] == Dim::Known(0) {
+        return bad(el, "`argmax` over an empty axis has no answer", span);
+    }
+    let mut dims = t.ty.dims.clone();
+    dims.remove(axis);
+    let id = t.id.map(|x| el.b().argmax(x, axis));
+    Val::Tensor(TVal { ty: Ty { dtype: DType::I32, dims }, id })
 }
 
 fn reduction(el: &mut Elaborator, kind: Reduce, args: Vec<CallArg>, span: Span, name: &str) -> Val {

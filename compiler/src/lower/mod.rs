@@ -18,3 +18,6 @@ pub use elab::PrintItem;
 pub use entry::{check_program, lower_main, lower_training, training_sections, ConstValue, Script, Section, Sections, SettingEntry, TrainPrograms};
 pub use program::{load, Program};
 pub use value::{Init, ParamSpec};
+
+#[cfg(test)]
+mod tests;

@@ -33,10 +33,24 @@ impl FlopsAndBytes<'_> {
             Node::Param(_) => return 0.0, // already in memory
             Node::Const(_) => 1.0,
             Node::Iota(_) => n + out_bytes,
-            Node::Neg([x]) => n + in_bytes(x) + out_bytes,
+            Node::Neg([x]) | Node::Abs([x]) | Node::Sign([x]) => n + in_bytes(x) + out_bytes,
             Node::Exp([x]) | Node::Log([x]) | Node::Tanh([x]) | Node::Sqrt([x]) => {
                 TRANSCENDENTAL_FLOPS * n + in_bytes(x) + out_bytes
             }
+            Node::Log1p([x])
+            | Node::Expm1([x])
+            | Node::Logistic([x])
+            | Node::Sin([x])
+            | Node::Cos([x])
+            | Node::Rsqrt([x])
+            | Node::Erf([x]) => TRANSCENDENTAL_FLOPS * n + in_bytes(x) + out_bytes,
+            // The identity: the CPU backend aliases it, no data moves.
+            Node::StopGradient(_) => 1.0,
+            Node::ArgMax([_, x]) => ty_of(eg, *x).shape.num_elements() as f64 + in_bytes(x) + out_bytes,
+            // Data movement: reads what it keeps, writes the result.
+            Node::Slice(_) => 2.0 * out_bytes,
+            Node::Pad([_, _, _, x]) => in_bytes(x) + out_bytes,
+            Node::Concat(children) => children[1..].iter().map(in_bytes).sum::<f64>() + out_bytes,
             Node::Pow([a, b]) => TRANSCENDENTAL_FLOPS * n + in_bytes(a) + in_bytes(b) + out_bytes,
             Node::Add([a, b])
             | Node::Sub([a, b])

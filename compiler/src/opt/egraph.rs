@@ -25,6 +25,16 @@ define_language! {
         "log" = Log([Id; 1]),
         "tanh" = Tanh([Id; 1]),
         "sqrt" = Sqrt([Id; 1]),
+        "log1p" = Log1p([Id; 1]),
+        "expm1" = Expm1([Id; 1]),
+        "logistic" = Logistic([Id; 1]),
+        "sin" = Sin([Id; 1]),
+        "cos" = Cos([Id; 1]),
+        "rsqrt" = Rsqrt([Id; 1]),
+        "erf" = Erf([Id; 1]),
+        "abs" = Abs([Id; 1]),
+        "sign" = Sign([Id; 1]),
+        "stop_gradient" = StopGradient([Id; 1]),
         "add" = Add([Id; 2]),
         "sub" = Sub([Id; 2]),
         "mul" = Mul([Id; 2]),
@@ -53,6 +63,14 @@ define_language! {
         // (reduce_max <axes> x)
         "reduce_max" = ReduceMax([Id; 2]),
         "matmul" = MatMul([Id; 2]),
+        // (argmax <[axis]> x)
+        "argmax" = ArgMax([Id; 2]),
+        // (slice <start> <limit> <stride> x)
+        "slice" = Slice([Id; 4]),
+        // (pad <low> <high> <interior> x)
+        "pad" = Pad([Id; 4]),
+        // (concat <[axis]> x y ...): one or more operands.
+        "concat" = Concat(Box<[Id]>),
         // The function's results, in order: the root of the e-graph.
         "outputs" = Outputs(Box<[Id]>),
         Param(ParamLeaf),
@@ -235,6 +253,14 @@ fn dtype_attr_of(egraph: &IrEGraph, id: Id) -> DType {
     }
 }
 
+/// The one element of a `[n]` attribute (an axis).
+fn single(ints: &[usize]) -> usize {
+    match ints {
+        [n] => *n,
+        other => panic!("expected a one-element attribute, found {other:?}"),
+    }
+}
+
 /// The IR op an e-node stands for, with its attributes, and its operand
 /// classes (attribute children dropped). `None` for the `Outputs` root and
 /// attribute leaves.
@@ -246,6 +272,24 @@ pub fn node_op(egraph: &IrEGraph, node: &Node) -> Option<(Op, Vec<Id>)> {
         Node::Log([x]) => (Op::Log, vec![*x]),
         Node::Tanh([x]) => (Op::Tanh, vec![*x]),
         Node::Sqrt([x]) => (Op::Sqrt, vec![*x]),
+        Node::Log1p([x]) => (Op::Log1p, vec![*x]),
+        Node::Expm1([x]) => (Op::Expm1, vec![*x]),
+        Node::Logistic([x]) => (Op::Logistic, vec![*x]),
+        Node::Sin([x]) => (Op::Sin, vec![*x]),
+        Node::Cos([x]) => (Op::Cos, vec![*x]),
+        Node::Rsqrt([x]) => (Op::Rsqrt, vec![*x]),
+        Node::Erf([x]) => (Op::Erf, vec![*x]),
+        Node::Abs([x]) => (Op::Abs, vec![*x]),
+        Node::Sign([x]) => (Op::Sign, vec![*x]),
+        Node::StopGradient([x]) => (Op::StopGradient, vec![*x]),
+        Node::ArgMax([axis, x]) => (Op::ArgMax { axis: single(ints_of(egraph, *axis)) }, vec![*x]),
+        Node::Slice([start, limit, stride, x]) => {
+            (Op::Slice { start: ints(start), limit: ints(limit), stride: ints(stride) }, vec![*x])
+        }
+        Node::Pad([low, high, interior, x]) => {
+            (Op::Pad { low: ints(low), high: ints(high), interior: ints(interior) }, vec![*x])
+        }
+        Node::Concat(children) => (Op::Concat { axis: single(ints_of(egraph, children[0])) }, children[1..].to_vec()),
         Node::Add(ab) => (Op::Add, ab.to_vec()),
         Node::Sub(ab) => (Op::Sub, ab.to_vec()),
         Node::Mul(ab) => (Op::Mul, ab.to_vec()),
@@ -288,6 +332,45 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
     };
     let res = match node {
         Node::Neg([x]) | Node::Exp([x]) | Node::Log([x]) | Node::Tanh([x]) | Node::Sqrt([x]) => ty(x),
+        Node::Log1p([x]) | Node::Expm1([x]) | Node::Logistic([x]) | Node::Sin([x]) | Node::Cos([x]) => ty(x),
+        Node::Rsqrt([x]) | Node::Erf([x]) | Node::Abs([x]) | Node::Sign([x]) | Node::StopGradient([x]) => ty(x),
+        Node::ArgMax([axis, x]) => {
+            let (src, axis) = (ty(x), single(ints_of(egraph, *axis)));
+            assert!(axis < src.shape.rank(), "ill-typed argmax {node:?}");
+            let dims = (0..src.shape.rank()).filter(|&d| d != axis).map(|d| src.shape.0[d]).collect();
+            Type { dtype: DType::I32, shape: Shape(dims) }
+        }
+        Node::Slice([start, limit, stride, x]) => {
+            let src = ty(x);
+            let (start, limit, stride) = (ints_of(egraph, *start), ints_of(egraph, *limit), ints_of(egraph, *stride));
+            let dims = (0..src.shape.rank())
+                .map(|d| {
+                    assert!(start[d] <= limit[d] && limit[d] <= src.shape.0[d] && stride[d] >= 1, "ill-typed slice {node:?}");
+                    (limit[d] - start[d]).div_ceil(stride[d])
+                })
+                .collect();
+            Type { dtype: src.dtype, shape: Shape(dims) }
+        }
+        Node::Pad([low, high, interior, x]) => {
+            let src = ty(x);
+            let (low, high, interior) = (ints_of(egraph, *low), ints_of(egraph, *high), ints_of(egraph, *interior));
+            let dims =
+                (0..src.shape.rank()).map(|d| ir::func::padded_dim(src.shape.0[d], low[d], high[d], interior[d])).collect();
+            Type { dtype: src.dtype, shape: Shape(dims) }
+        }
+        Node::Concat(children) => {
+            let axis = single(ints_of(egraph, children[0]));
+            let first = ty(&children[1]);
+            let fits = |t: &Type| {
+                t.dtype == first.dtype
+                    && t.shape.rank() == first.shape.rank()
+                    && (0..t.shape.rank()).all(|d| d == axis || t.shape.0[d] == first.shape.0[d])
+            };
+            assert!(axis < first.shape.rank() && children[1..].iter().all(|c| fits(&ty(c))), "ill-typed concat {node:?}");
+            let mut dims = first.shape.0.clone();
+            dims[axis] = children[1..].iter().map(|c| ty(c).shape.0[axis]).sum();
+            Type { dtype: first.dtype, shape: Shape(dims) }
+        }
         Node::Add([a, b])
         | Node::Sub([a, b])
         | Node::Mul([a, b])
@@ -360,8 +443,20 @@ fn fold(egraph: &IrEGraph, node: &Node, ty: &Type) -> Option<f64> {
         }
         // A sum of n copies is not n*c in floating point; matmul likewise.
         Node::ReduceSum(_) | Node::MatMul(_) | Node::Param(_) | Node::Iota(_) => return None,
+        // A window of a uniform value is uniform.
+        Node::Slice([_, _, _, x]) => return konst_of(egraph, *x),
+        // Uniform pieces of one value (bitwise) make a uniform whole.
+        Node::Concat(children) => {
+            let first = konst_of(egraph, children[1])?;
+            let same = children[2..].iter().all(|&c| konst_of(egraph, c).map(f64::to_bits) == Some(first.to_bits()));
+            return same.then_some(first);
+        }
+        // Padding mixes in zeros; argmax of a uniform row is 0, but not worth a rule.
+        Node::Pad(_) | Node::ArgMax(_) => return None,
         Node::Outputs(_) | Node::Attr(_) => return None,
         Node::Neg(_) | Node::Exp(_) | Node::Log(_) | Node::Tanh(_) | Node::Sqrt(_) => {}
+        Node::Log1p(_) | Node::Expm1(_) | Node::Logistic(_) | Node::Sin(_) | Node::Cos(_) | Node::Rsqrt(_) => {}
+        Node::Erf(_) | Node::Abs(_) | Node::Sign(_) | Node::StopGradient(_) => {}
         Node::Add(_) | Node::Sub(_) | Node::Mul(_) | Node::Div(_) | Node::Max(_) | Node::Min(_) | Node::Pow(_) => {}
         Node::Lt(_) | Node::Le(_) | Node::Gt(_) | Node::Ge(_) | Node::Eq(_) | Node::Ne(_) => {}
         Node::Select(_) | Node::Convert(_) => {}
@@ -457,6 +552,30 @@ pub fn to_recexpr(func: &Func) -> RecExpr<Node> {
             Op::Log => Node::Log([arg(0)]),
             Op::Tanh => Node::Tanh([arg(0)]),
             Op::Sqrt => Node::Sqrt([arg(0)]),
+            Op::Log1p => Node::Log1p([arg(0)]),
+            Op::Expm1 => Node::Expm1([arg(0)]),
+            Op::Logistic => Node::Logistic([arg(0)]),
+            Op::Sin => Node::Sin([arg(0)]),
+            Op::Cos => Node::Cos([arg(0)]),
+            Op::Rsqrt => Node::Rsqrt([arg(0)]),
+            Op::Erf => Node::Erf([arg(0)]),
+            Op::Abs => Node::Abs([arg(0)]),
+            Op::Sign => Node::Sign([arg(0)]),
+            Op::StopGradient => Node::StopGradient([arg(0)]),
+            Op::ArgMax { axis } => Node::ArgMax([attr(Attr::Ints(vec![*axis])), arg(0)]),
+            Op::Slice { start, limit, stride } => {
+                let (start, limit) = (attr(Attr::Ints(start.clone())), attr(Attr::Ints(limit.clone())));
+                Node::Slice([start, limit, attr(Attr::Ints(stride.clone())), arg(0)])
+            }
+            Op::Pad { low, high, interior } => {
+                let (low, high) = (attr(Attr::Ints(low.clone())), attr(Attr::Ints(high.clone())));
+                Node::Pad([low, high, attr(Attr::Ints(interior.clone())), arg(0)])
+            }
+            Op::Concat { axis } => {
+                let mut children = vec![attr(Attr::Ints(vec![*axis]))];
+                children.extend((0..inst.args.len()).map(arg));
+                Node::Concat(children.into_boxed_slice())
+            }
             Op::Add => Node::Add([arg(0), arg(1)]),
             Op::Sub => Node::Sub([arg(0), arg(1)]),
             Op::Mul => Node::Mul([arg(0), arg(1)]),

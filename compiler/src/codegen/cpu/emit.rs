@@ -59,7 +59,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
         }
         match &inst.op {
             // `run` fills parameter buffers; views share their operand's buffer.
-            Op::Param(_) | Op::Reshape => {}
+            Op::Param(_) | Op::Reshape | Op::StopGradient => {}
             Op::Constant(value) => {
                 let scalar = Tensor::from_f64(inst.ty.dtype, &[], &[*value]);
                 let value = self.constant(inst.ty.dtype, scalar.scalar_value());
@@ -69,6 +69,47 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::Iota { axis } => self.emit_iota(index, *axis),
             Op::Convert if self.func.ty(inst.args[0]).dtype == inst.ty.dtype => {}
             Op::Neg | Op::Sqrt | Op::Convert | Op::Select => self.emit_elementwise(index),
+            Op::Abs | Op::Sign | Op::Rsqrt => self.emit_elementwise(index),
+            Op::Log1p => self.emit_host_elementwise(index, [HostFn::Log1pF32, HostFn::Log1pF64], None)?,
+            Op::Expm1 => self.emit_host_elementwise(index, [HostFn::Expm1F32, HostFn::Expm1F64], None)?,
+            Op::Logistic => self.emit_host_elementwise(index, [HostFn::LogisticF32, HostFn::LogisticF64], None)?,
+            Op::Sin => self.emit_host_elementwise(index, [HostFn::SinF32, HostFn::SinF64], None)?,
+            Op::Cos => self.emit_host_elementwise(index, [HostFn::CosF32, HostFn::CosF64], None)?,
+            Op::Erf => self.emit_host_elementwise(index, [HostFn::ErfF32, HostFn::ErfF64], None)?,
+            Op::ArgMax { axis } => self.emit_argmax(index, *axis),
+            Op::Slice { start, stride, .. } => {
+                // Result dim d walks the operand from start[d] by stride[d].
+                let src_strides = self.func.ty(inst.args[0]).shape.strides();
+                let offset: usize = start.iter().zip(&src_strides).map(|(s, t)| s * t).sum();
+                let strides: Vec<i64> = src_strides.iter().zip(stride).map(|(&t, &k)| (t * k) as i64).collect();
+                let dst_strides: Vec<i64> = inst.ty.shape.strides().iter().map(|&t| t as i64).collect();
+                let dims = inst.ty.shape.0.clone();
+                self.emit_copy(inst.args[0].index(), offset, &strides, index, 0, &dst_strides, &dims);
+            }
+            Op::Pad { low, interior, .. } => {
+                self.emit_fill_zero(index);
+                // Operand element idx lands at low + idx * (interior + 1).
+                let src_ty = self.func.ty(inst.args[0]).clone();
+                let out_strides = inst.ty.shape.strides();
+                let offset: usize = low.iter().zip(&out_strides).map(|(l, t)| l * t).sum();
+                let dst_strides: Vec<i64> =
+                    out_strides.iter().zip(interior).map(|(&t, &i)| (t * (i + 1)) as i64).collect();
+                let src_strides: Vec<i64> = src_ty.shape.strides().iter().map(|&t| t as i64).collect();
+                self.emit_copy(inst.args[0].index(), 0, &src_strides, index, offset, &dst_strides, &src_ty.shape.0);
+            }
+            Op::Concat { axis } => {
+                // Each operand is copied into its band along the axis.
+                let out_strides = inst.ty.shape.strides();
+                let dst_strides: Vec<i64> = out_strides.iter().map(|&t| t as i64).collect();
+                let mut at = 0;
+                for arg in inst.args.clone() {
+                    let src_ty = self.func.ty(arg).clone();
+                    let src_strides: Vec<i64> = src_ty.shape.strides().iter().map(|&t| t as i64).collect();
+                    let offset = at * out_strides[*axis];
+                    self.emit_copy(arg.index(), 0, &src_strides, index, offset, &dst_strides, &src_ty.shape.0);
+                    at += src_ty.shape.0[*axis];
+                }
+            }
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => self.emit_elementwise(index),
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.emit_elementwise(index),
             Op::Exp => self.emit_host_elementwise(index, [HostFn::ExpF32, HostFn::ExpF64], None)?,
@@ -86,12 +127,12 @@ impl<'a, 'm> Emitter<'a, 'm> {
                         strides[d] = src_strides[i] as i64;
                     }
                 }
-                self.emit_strided_copy(index, &strides);
+                self.emit_gather(index, &strides);
             }
             Op::Transpose { perm } => {
                 let src_strides = self.func.ty(inst.args[0]).shape.strides();
                 let strides: Vec<i64> = perm.iter().map(|&p| src_strides[p] as i64).collect();
-                self.emit_strided_copy(index, &strides);
+                self.emit_gather(index, &strides);
             }
             Op::ReduceSum { axes } => self.emit_reduce(index, axes, ReduceKind::Sum),
             Op::ReduceMax { axes } => self.emit_reduce(index, axes, ReduceKind::Max),
@@ -256,19 +297,102 @@ impl<'a, 'm> Emitter<'a, 'm> {
 
     /// Result element at multi-index `idx` = operand element at flat index
     /// `sum(idx[d] * src_strides[d])` (strides in elements).
-    fn emit_strided_copy(&mut self, index: usize, src_strides: &[i64]) {
+    fn emit_gather(&mut self, index: usize, src_strides: &[i64]) {
         let inst = &self.func.insts[index];
-        let size = inst.ty.dtype.size_bytes() as i64;
-        let dst_strides = inst.ty.shape.strides();
+        let dst_strides: Vec<i64> = inst.ty.shape.strides().iter().map(|&t| t as i64).collect();
+        let dims = inst.ty.shape.0.clone();
+        self.emit_copy(inst.args[0].index(), 0, src_strides, index, 0, &dst_strides, &dims);
+    }
+
+    /// Copies a `dims`-shaped block of elements (of `dst`'s dtype) from value
+    /// `src` to value `dst`: element `idx` moves from flat index `src_offset +
+    /// sum(idx[d] * src_strides[d])` to `dst_offset + sum(idx[d] *
+    /// dst_strides[d])` (offsets and strides in elements).
+    #[allow(clippy::too_many_arguments)]
+    fn emit_copy(
+        &mut self,
+        src: usize,
+        src_offset: usize,
+        src_strides: &[i64],
+        dst: usize,
+        dst_offset: usize,
+        dst_strides: &[i64],
+        dims: &[usize],
+    ) {
+        if dims.iter().product::<usize>() == 0 {
+            return;
+        }
+        let dtype = self.func.insts[dst].ty.dtype;
+        let size = dtype.size_bytes() as i64;
         let per_dim: Vec<Vec<i64>> =
-            src_strides.iter().zip(&dst_strides).map(|(&s, &d)| vec![s * size, d as i64 * size]).collect();
-        let (dims, strides) = merge_dims(inst.ty.shape.dims(), &per_dim);
-        let ty = clif_type(inst.ty.dtype);
-        let src = self.base(inst.args[0].index());
-        let dst = self.base(index);
-        emit_nest(&mut self.b, &dims, &strides, &[src, dst], &[], &mut |b, ptrs, _| {
+            src_strides.iter().zip(dst_strides).map(|(&s, &d)| vec![s * size, d * size]).collect();
+        let (dims, strides) = merge_dims(dims, &per_dim);
+        let ty = clif_type(dtype);
+        let src_base = self.base(src);
+        let src_ptr = self.b.ins().iadd_imm_s(src_base, src_offset as i64 * size);
+        let dst_base = self.base(dst);
+        let dst_ptr = self.b.ins().iadd_imm_s(dst_base, dst_offset as i64 * size);
+        emit_nest(&mut self.b, &dims, &strides, &[src_ptr, dst_ptr], &[], &mut |b, ptrs, _| {
             let value = b.ins().load(ty, MemFlagsData::trusted(), ptrs[0], 0);
             store(b, value, ptrs[1]);
+            vec![]
+        });
+    }
+
+    /// Stores zero (of the value's dtype) into every element of value `index`.
+    fn emit_fill_zero(&mut self, index: usize) {
+        let ty = &self.func.insts[index].ty;
+        let (n, dtype) = (ty.shape.num_elements(), ty.dtype);
+        let zero = self.constant(dtype, 0.0);
+        let dst = self.base(index);
+        emit_loop(&mut self.b, n, &[dst], &[dtype.size_bytes() as i64], &[], &mut |b, ptrs, _| {
+            store(b, zero, ptrs[0]);
+            vec![]
+        });
+    }
+
+    /// For each output position, a loop along `axis` carrying the best value
+    /// and its index; a later element wins if it is greater, or is NaN while
+    /// the best is not (the interpreter's rule).
+    fn emit_argmax(&mut self, index: usize, axis: usize) {
+        let inst = &self.func.insts[index];
+        let src_ty = self.func.ty(inst.args[0]).clone();
+        let dims = src_ty.shape.dims();
+        let outer: usize = dims[..axis].iter().product();
+        let n = dims[axis];
+        let inner: usize = dims[axis + 1..].iter().product();
+        let dtype = src_ty.dtype;
+        let size = dtype.size_bytes() as i64;
+        let ty = clif_type(dtype);
+        let lowest = match dtype {
+            DType::F32 | DType::F64 => self.constant(dtype, f64::NEG_INFINITY),
+            DType::I32 => self.b.ins().iconst(types::I32, i32::MIN as i64),
+            DType::Bool => unreachable!("the verifier rejects bool argmax"),
+        };
+        let src = self.base(inst.args[0].index());
+        let dst = self.base(index);
+        // Output pointer steps 4 bytes (i32) per (outer, inner) position.
+        let strides = [vec![n as i64 * inner as i64 * size, inner as i64 * 4], vec![size, 4]];
+        emit_nest(&mut self.b, &[outer, inner], &strides, &[src, dst], &[], &mut |b, ptrs, _| {
+            let zero = b.ins().iconst(PTR, 0);
+            // Pointers: [element, its index along the axis (stride 1)].
+            let best = emit_loop(b, n, &[ptrs[0], zero], &[inner as i64 * size, 1], &[lowest, zero], &mut |b, p, acc| {
+                let value = b.ins().load(ty, MemFlagsData::trusted(), p[0], 0);
+                let take = if dtype.is_float() {
+                    let greater = b.ins().fcmp(FloatCC::GreaterThan, value, acc[0]);
+                    let value_nan = b.ins().fcmp(FloatCC::Unordered, value, value);
+                    let best_number = b.ins().fcmp(FloatCC::Ordered, acc[0], acc[0]);
+                    let nan_wins = b.ins().band(value_nan, best_number);
+                    b.ins().bor(greater, nan_wins)
+                } else {
+                    b.ins().icmp(IntCC::SignedGreaterThan, value, acc[0])
+                };
+                let new_best = b.ins().select(take, value, acc[0]);
+                let new_index = b.ins().select(take, p[1], acc[1]);
+                vec![new_best, new_index]
+            });
+            let best_index = b.ins().ireduce(types::I32, best[1]);
+            store(b, best_index, ptrs[1]);
             vec![]
         });
     }
@@ -367,7 +491,12 @@ fn store(b: &mut FunctionBuilder, value: clif::Value, ptr: clif::Value) {
 fn is_vectorizable(op: &Op, dtype: DType) -> bool {
     let op_ok = match op {
         Op::Neg | Op::Sqrt | Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => true,
+        Op::Abs => true,
+        // Scalar constants and compare-and-select: not lane-wise as written.
+        Op::Sign | Op::Rsqrt => false,
         Op::Exp | Op::Log | Op::Tanh | Op::Pow => false,
+        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Erf | Op::StopGradient => false,
+        Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::Select | Op::Convert => false,
         Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
         Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
@@ -394,6 +523,30 @@ fn scalar_op(b: &mut FunctionBuilder, op: &Op, dtype: DType, out: DType, args: &
         Op::Neg if float => b.ins().fneg(args[0]),
         Op::Neg => b.ins().ineg(args[0]),
         Op::Sqrt => b.ins().sqrt(args[0]),
+        // 1 / sqrt(x): two correctly rounded steps, as the interpreter.
+        Op::Rsqrt => {
+            let root = b.ins().sqrt(args[0]);
+            let one = float_const(b, dtype, 1.0);
+            b.ins().fdiv(one, root)
+        }
+        Op::Abs if float => b.ins().fabs(args[0]),
+        Op::Abs => b.ins().iabs(args[0]),
+        // x > 0 ? 1 : (x < 0 ? -1 : x), keeping ±0 and NaN.
+        Op::Sign if float => {
+            let zero = float_const(b, dtype, 0.0);
+            let (one, minus_one) = (float_const(b, dtype, 1.0), float_const(b, dtype, -1.0));
+            let positive = b.ins().fcmp(FloatCC::GreaterThan, args[0], zero);
+            let negative = b.ins().fcmp(FloatCC::LessThan, args[0], zero);
+            let res = b.ins().select(negative, minus_one, args[0]);
+            b.ins().select(positive, one, res)
+        }
+        // clamp(x, -1, 1) is the sign of an integer.
+        Op::Sign => {
+            let lo = b.ins().iconst(types::I32, -1);
+            let hi = b.ins().iconst(types::I32, 1);
+            let clamped = b.ins().smax(args[0], lo);
+            b.ins().smin(clamped, hi)
+        }
         Op::Add if float => b.ins().fadd(args[0], args[1]),
         Op::Add => b.ins().iadd(args[0], args[1]),
         Op::Sub if float => b.ins().fsub(args[0], args[1]),
@@ -442,9 +595,25 @@ fn scalar_op(b: &mut FunctionBuilder, op: &Op, dtype: DType, out: DType, args: &
         Op::Select => b.ins().select(args[0], args[1], args[2]),
         Op::Convert => convert(b, args[0], dtype, out),
         Op::Exp | Op::Log | Op::Tanh | Op::Pow => unreachable!("{op:?} runs as a host routine"),
+        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Erf => {
+            unreachable!("{op:?} runs as a host routine")
+        }
+        Op::StopGradient => unreachable!("stop_gradient aliases its operand"),
+        Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => {
+            unreachable!("{op:?} is not elementwise")
+        }
         Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => unreachable!("{op:?} is not elementwise"),
         Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => unreachable!("{op:?} is not elementwise"),
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => unreachable!("{op:?} is not elementwise"),
+    }
+}
+
+/// A scalar float constant of `dtype`.
+fn float_const(b: &mut FunctionBuilder, dtype: DType, value: f64) -> clif::Value {
+    match dtype {
+        DType::F32 => b.ins().f32const(value as f32),
+        DType::F64 => b.ins().f64const(value),
+        DType::I32 | DType::Bool => unreachable!("float constant of {dtype}"),
     }
 }
 

@@ -4,11 +4,14 @@
 //! filled destination buffers. Each routine runs once per array, never once
 //! per element, so the call overhead is paid once per instruction.
 //!
-//! The transcendentals use Rust's `f32::exp` etc., the very functions the
-//! interpreter calls, so their results are bitwise equal to `ir::interp`.
+//! The transcendentals use Rust's `f32::exp` etc. (and `interp::logistic`,
+//! libm's erf through `interp::Erf`), the very functions the interpreter
+//! calls, so their results are bitwise equal to `ir::interp`.
 //! Matmul goes through the `gemm` crate, whose summation order differs from
 //! the interpreter's sequential dot products (see `codegen::tests` for the
 //! tolerance).
+
+use crate::ir::interp;
 
 /// One host routine. `signature` and `address` are exhaustive matches so that
 /// adding a routine lists every place to update.
@@ -23,6 +26,18 @@ pub(super) enum HostFn {
     PowF32,
     PowF64,
     PowI32,
+    Log1pF32,
+    Log1pF64,
+    Expm1F32,
+    Expm1F64,
+    LogisticF32,
+    LogisticF64,
+    SinF32,
+    SinF64,
+    CosF32,
+    CosF64,
+    ErfF32,
+    ErfF64,
     MatMulF32,
     MatMulF64,
 }
@@ -38,7 +53,7 @@ pub(super) enum HostSig {
 }
 
 impl HostFn {
-    pub(super) const ALL: [HostFn; 11] = [
+    pub(super) const ALL: [HostFn; 23] = [
         HostFn::ExpF32,
         HostFn::ExpF64,
         HostFn::LogF32,
@@ -48,6 +63,18 @@ impl HostFn {
         HostFn::PowF32,
         HostFn::PowF64,
         HostFn::PowI32,
+        HostFn::Log1pF32,
+        HostFn::Log1pF64,
+        HostFn::Expm1F32,
+        HostFn::Expm1F64,
+        HostFn::LogisticF32,
+        HostFn::LogisticF64,
+        HostFn::SinF32,
+        HostFn::SinF64,
+        HostFn::CosF32,
+        HostFn::CosF64,
+        HostFn::ErfF32,
+        HostFn::ErfF64,
         HostFn::MatMulF32,
         HostFn::MatMulF64,
     ];
@@ -64,6 +91,18 @@ impl HostFn {
             HostFn::PowF32 => "jl_pow_f32",
             HostFn::PowF64 => "jl_pow_f64",
             HostFn::PowI32 => "jl_pow_i32",
+            HostFn::Log1pF32 => "jl_log1p_f32",
+            HostFn::Log1pF64 => "jl_log1p_f64",
+            HostFn::Expm1F32 => "jl_expm1_f32",
+            HostFn::Expm1F64 => "jl_expm1_f64",
+            HostFn::LogisticF32 => "jl_logistic_f32",
+            HostFn::LogisticF64 => "jl_logistic_f64",
+            HostFn::SinF32 => "jl_sin_f32",
+            HostFn::SinF64 => "jl_sin_f64",
+            HostFn::CosF32 => "jl_cos_f32",
+            HostFn::CosF64 => "jl_cos_f64",
+            HostFn::ErfF32 => "jl_erf_f32",
+            HostFn::ErfF64 => "jl_erf_f64",
             HostFn::MatMulF32 => "jl_matmul_f32",
             HostFn::MatMulF64 => "jl_matmul_f64",
         }
@@ -74,6 +113,10 @@ impl HostFn {
             HostFn::ExpF32 | HostFn::ExpF64 | HostFn::LogF32 | HostFn::LogF64 => HostSig::Array,
             HostFn::TanhF32 | HostFn::TanhF64 => HostSig::Array,
             HostFn::PowF32 | HostFn::PowF64 | HostFn::PowI32 => HostSig::Array,
+            HostFn::Log1pF32 | HostFn::Log1pF64 | HostFn::Expm1F32 | HostFn::Expm1F64 => HostSig::Array,
+            HostFn::LogisticF32 | HostFn::LogisticF64 => HostSig::Array,
+            HostFn::SinF32 | HostFn::SinF64 | HostFn::CosF32 | HostFn::CosF64 => HostSig::Array,
+            HostFn::ErfF32 | HostFn::ErfF64 => HostSig::Array,
             HostFn::MatMulF32 | HostFn::MatMulF64 => HostSig::MatMul,
         }
     }
@@ -89,6 +132,18 @@ impl HostFn {
             HostFn::PowF32 => jl_pow_f32 as *const u8,
             HostFn::PowF64 => jl_pow_f64 as *const u8,
             HostFn::PowI32 => jl_pow_i32 as *const u8,
+            HostFn::Log1pF32 => jl_log1p_f32 as *const u8,
+            HostFn::Log1pF64 => jl_log1p_f64 as *const u8,
+            HostFn::Expm1F32 => jl_expm1_f32 as *const u8,
+            HostFn::Expm1F64 => jl_expm1_f64 as *const u8,
+            HostFn::LogisticF32 => jl_logistic_f32 as *const u8,
+            HostFn::LogisticF64 => jl_logistic_f64 as *const u8,
+            HostFn::SinF32 => jl_sin_f32 as *const u8,
+            HostFn::SinF64 => jl_sin_f64 as *const u8,
+            HostFn::CosF32 => jl_cos_f32 as *const u8,
+            HostFn::CosF64 => jl_cos_f64 as *const u8,
+            HostFn::ErfF32 => jl_erf_f32 as *const u8,
+            HostFn::ErfF64 => jl_erf_f64 as *const u8,
             HostFn::MatMulF32 => jl_matmul_f32 as *const u8,
             HostFn::MatMulF64 => jl_matmul_f64 as *const u8,
         }
@@ -134,6 +189,18 @@ unary_routine!(jl_log_f32, f32, f32::ln);
 unary_routine!(jl_log_f64, f64, f64::ln);
 unary_routine!(jl_tanh_f32, f32, f32::tanh);
 unary_routine!(jl_tanh_f64, f64, f64::tanh);
+unary_routine!(jl_log1p_f32, f32, f32::ln_1p);
+unary_routine!(jl_log1p_f64, f64, f64::ln_1p);
+unary_routine!(jl_expm1_f32, f32, f32::exp_m1);
+unary_routine!(jl_expm1_f64, f64, f64::exp_m1);
+unary_routine!(jl_logistic_f32, f32, interp::logistic::<f32>);
+unary_routine!(jl_logistic_f64, f64, interp::logistic::<f64>);
+unary_routine!(jl_sin_f32, f32, f32::sin);
+unary_routine!(jl_sin_f64, f64, f64::sin);
+unary_routine!(jl_cos_f32, f32, f32::cos);
+unary_routine!(jl_cos_f64, f64, f64::cos);
+unary_routine!(jl_erf_f32, f32, <f32 as interp::Erf>::erf);
+unary_routine!(jl_erf_f64, f64, <f64 as interp::Erf>::erf);
 binary_routine!(jl_pow_f32, f32, f32::powf);
 binary_routine!(jl_pow_f64, f64, f64::powf);
 // Integer pow goes through f64 and saturates back, as the interpreter does.
