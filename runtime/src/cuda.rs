@@ -91,7 +91,10 @@ impl CudaExecutable {
                 continue;
             }
             let slice = stream.alloc_zeros::<u8>(b.bytes()).map_err(cuda_err("allocating device memory"))?;
-            let (ptr, _sync) = slice.device_ptr(&stream);
+            let ptr = {
+                let (ptr, _sync) = slice.device_ptr(&stream);
+                ptr
+            };
             ptrs.push(ptr);
             buffers.push(Some(slice));
         }

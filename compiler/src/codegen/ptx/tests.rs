@@ -110,7 +110,7 @@ fn assemble(label: &str, prog: &PtxProgram) -> bool {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{label}.ptx"));
     std::fs::write(&file, &prog.ptx).unwrap();
-    let out = Command::new(&ptxas).args(["-arch=sm_90", "-o", "/dev/null"]).arg(&file).output().unwrap();
+    let out = Command::new(&ptxas).args(["-arch=sm_90", "-o", "/dev/null"]).arg(&file).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", ptxas.display()));
     assert!(
         out.status.success(),
         "ptxas rejected {label} ({}):\n{}",
@@ -430,6 +430,57 @@ fn simulated_reductions_match_interp_bitwise() {
                     let label = format!("{} {ty} {axes:?}", if is_max { "max" } else { "sum" });
                     assert_sim(&label, &func, &[Tensor::from_f64(dtype, &dims, &v)], Tol::Bitwise);
                 }
+            }
+        }
+    }
+}
+
+/// The digits training step (the program `jlc run examples/digits_mlp.jl`
+/// runs) assembles and, simulated, agrees with the interpreter as the CPU JIT must
+/// (rtol 1e-5: exp/log differ by an ULP, and so does everything after).
+#[test]
+fn simulated_digits_training_step_matches_interp() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits_mlp.jl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (prog, diags) = crate::lower::load("digits_mlp.jl", &text);
+    assert!(diags.is_empty());
+    let (x_ty, y_ty) = (Type::new(DType::F32, &[8, 64]), Type::new(DType::I32, &[8]));
+    let progs = crate::compile_training(&prog, None, &x_ty, &y_ty, &crate::Options::default()).unwrap();
+    let mut seed = 15u64;
+    let mut inputs: Vec<Tensor> = progs
+        .params
+        .iter()
+        .map(|p| {
+            let v: Vec<f64> = (0..p.ty.shape.num_elements()).map(|_| rand01(&mut seed) * 0.4 - 0.2).collect();
+            Tensor::from_f64(DType::F32, p.ty.shape.dims(), &v)
+        })
+        .collect();
+    for p in &progs.params {
+        for _ in 0..progs.states_per_param {
+            let v: Vec<f64> = (0..p.ty.shape.num_elements()).map(|_| rand01(&mut seed) * 0.01).collect();
+            inputs.push(Tensor::from_f64(DType::F32, p.ty.shape.dims(), &v));
+        }
+    }
+    inputs.push(Tensor::scalar_f32(3.0));
+    inputs.push(Tensor::f32(&[8, 64], (0..512).map(|i| ((i * 37 % 17) as f32) / 16.0).collect()));
+    inputs.push(Tensor::i32(&[8], (0..8).map(|i| i % 10).collect()));
+    for func in [&progs.train_step, progs.val_step.as_ref().unwrap()] {
+        let ins: Vec<Tensor> = if std::ptr::eq(func, &progs.train_step) {
+            inputs.clone()
+        } else {
+            let mut v = inputs[..progs.params.len()].to_vec();
+            v.extend(inputs[inputs.len() - 2..].iter().cloned());
+            v
+        };
+        let want = interp::run(func, &ins);
+        let ptx = emit(func).unwrap();
+        assemble(&format!("digits_{}", func.name), &ptx);
+        let got = super::sim::run(&ptx, &ins);
+        assert_eq!(want.len(), got.len());
+        for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(w.ty(), g.ty());
+            for (i, (p, q)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
+                assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs().max(q.abs())), "{}: output {k}[{i}]: interp {p} vs ptx {q}", func.name);
             }
         }
     }
