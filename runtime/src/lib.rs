@@ -1,10 +1,15 @@
 //! The runtime: executing compiled programs on a device.
 //!
-//! `Executable` is one compiled IR function, run either by the Cranelift JIT
-//! (`Backend::Cpu`, the default) or by the reference interpreter
-//! (`Backend::Interpreter`, the oracle). The runtime knows nothing of syntax.
+//! `Executable` is one compiled IR function, run by the Cranelift JIT
+//! (`Backend::Cpu`, the default), by the reference interpreter
+//! (`Backend::Interpreter`, the oracle), or on an NVIDIA GPU
+//! (`Backend::Cuda`, only in builds with the `cuda` feature: `cuda.rs`).
+//! The runtime knows nothing of syntax.
 
 use compiler::ir::{Func, Tensor, Type};
+
+#[cfg(feature = "cuda")]
+pub mod cuda;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -12,6 +17,8 @@ pub enum Backend {
     Cpu,
     /// The reference interpreter: slow, obviously correct.
     Interpreter,
+    /// PTX kernels and cuBLAS on an NVIDIA GPU (needs the `cuda` feature).
+    Cuda,
 }
 
 impl Backend {
@@ -19,6 +26,7 @@ impl Backend {
         match name {
             "cpu" | "jit" => Some(Backend::Cpu),
             "interp" | "interpreter" => Some(Backend::Interpreter),
+            "cuda" | "gpu" => Some(Backend::Cuda),
             _ => None,
         }
     }
@@ -32,11 +40,18 @@ pub enum Error {
     InputType { index: usize, expected: Type, found: Type },
     #[error("the program takes {expected} inputs, {found} were given")]
     InputCount { expected: usize, found: usize },
+    #[error("CUDA backend: {0}")]
+    Cuda(String),
 }
+
+/// True when this binary was built with the CUDA backend.
+pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
 
 enum Engine {
     Jit(Box<compiler::codegen::cpu::CpuFunc>),
     Interp,
+    #[cfg(feature = "cuda")]
+    Cuda(Box<cuda::CudaExecutable>),
 }
 
 pub struct Executable {
@@ -49,6 +64,12 @@ impl Executable {
         let engine = match backend {
             Backend::Cpu => Engine::Jit(Box::new(compiler::codegen::cpu::compile(&func).map_err(|e| Error::Codegen(e.to_string()))?)),
             Backend::Interpreter => Engine::Interp,
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Engine::Cuda(Box::new(cuda::CudaExecutable::compile(&func)?)),
+            #[cfg(not(feature = "cuda"))]
+            Backend::Cuda => {
+                return Err(Error::Cuda("this binary was built without CUDA support (rebuild with `--features cuda`)".into()))
+            }
         };
         Ok(Executable { func, engine })
     }
@@ -70,6 +91,8 @@ impl Executable {
         Ok(match &mut self.engine {
             Engine::Jit(f) => f.run(inputs),
             Engine::Interp => compiler::ir::interp::run(&self.func, inputs),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(exe) => exe.run(inputs)?,
         })
     }
 }

@@ -51,6 +51,8 @@ enum BackendArg {
     Cpu,
     /// The reference interpreter.
     Interp,
+    /// PTX kernels and cuBLAS on an NVIDIA GPU (binaries built with `--features cuda`).
+    Cuda,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -117,6 +119,7 @@ fn run(cli: Cli) -> ExitCode {
             let backend = match backend {
                 BackendArg::Cpu => runtime::Backend::Cpu,
                 BackendArg::Interp => runtime::Backend::Interpreter,
+                BackendArg::Cuda => runtime::Backend::Cuda,
             };
             if jaxlightning::has_trainer(&text) {
                 let opts = trainer::FitOptions { overrides, backend, color, progress: std::io::stderr().is_terminal(), compiler: compiler::Options { no_opt, ..Default::default() } };

@@ -70,3 +70,12 @@ fn validation_step_has_no_parameter_outputs() {
     assert_eq!(val.outputs.len(), opt.val_logs.len(), "validation returns only its logged values");
     assert!(val.output_types().iter().all(|t| t.shape.rank() == 0));
 }
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn cuda_backend_in_a_build_without_cuda_is_an_error() {
+    let (_, opt) = digits_step();
+    let err = runtime::Executable::compile(opt.train_step, runtime::Backend::Cuda).err().expect("built without CUDA");
+    assert!(err.to_string().contains("built without CUDA"), "{err}");
+    assert_eq!(runtime::Backend::parse("cuda"), Some(runtime::Backend::Cuda));
+}

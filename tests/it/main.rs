@@ -5,3 +5,5 @@ mod backends;
 mod diagnostics;
 mod examples;
 mod fuzz;
+#[cfg(feature = "cuda")]
+mod gpu;

@@ -4,6 +4,7 @@
 //! with `ir::interp::run`, the definition of each op.
 
 pub mod cpu;
+pub mod ptx;
 
 pub use cpu::{compile, CodegenError, CpuFunc};
 

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The GPU device check: runs the prebuilt binaries from target-gpu-dist/
+# (made by benches/gpu/build.sh) on a machine with an NVIDIA GPU and no Rust
+# toolchain. Run from the repository root:  bash benches/gpu/check.sh
+#
+#   1. it gpu_*           every op on the GPU vs the interpreter, and three
+#                         digits training steps + validation (JLC_REQUIRE_GPU=1:
+#                         a missing GPU fails instead of skipping)
+#   2. jlc --backend cuda trains examples/digits_mlp.jl; val_acc >= 0.90
+#   3. compute-sanitizer  memcheck over 1 and over a 1-epoch jlc run, initcheck
+#                         over 1 (skipped with a note if not installed)
+# Exits non-zero if any check fails; prints a summary table at the end.
+# Environment: DIST (default target-gpu-dist), CHECK_LOG_DIR (default
+# $DIST/logs), SKIP_SANITIZER=1 to skip step 3.
+set -u
+cd "$(dirname "$0")/../.."
+DIST=${DIST:-target-gpu-dist}
+LOGS=${CHECK_LOG_DIR:-$DIST/logs}
+mkdir -p "$LOGS"
+
+if [ ! -x "$DIST/it" ] || [ ! -x "$DIST/jlc" ]; then
+    echo "check.sh: $DIST/it and $DIST/jlc are missing: run benches/gpu/build.sh first" >&2
+    exit 2
+fi
+[ -f "$DIST/BUILD_INFO" ] && cat "$DIST/BUILD_INFO"
+
+# cudarc dlopens libcuda (from the driver) and libcublas.so.12: add the usual
+# places of the latter (CUDA toolkit, pip wheels that JAX installs).
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+    $(python3 -c 'import nvidia.cublas as m; print(list(m.__path__)[0] + "/lib")' 2>/dev/null); do
+    [ -d "$d" ] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+export LD_LIBRARY_PATH
+export JLC_REQUIRE_GPU=1 JLC_REPO_ROOT="$PWD" RUST_BACKTRACE=1
+nvidia-smi -L 2>/dev/null || echo "(nvidia-smi not available)"
+
+SUMMARY=()
+FAILED=0
+# run NAME TIMEOUT CMD...: runs CMD with a time limit, logs to $LOGS/NAME.log.
+run() {
+    local name=$1 limit=$2
+    shift 2
+    local start=$SECONDS
+    echo "=== $name: $*"
+    timeout "$limit" "$@" >"$LOGS/$name.log" 2>&1
+    local rc=$?
+    local secs=$((SECONDS - start))
+    if [ $rc -eq 0 ]; then
+        SUMMARY+=("PASS  $name (${secs}s)")
+        tail -n 3 "$LOGS/$name.log"
+    else
+        SUMMARY+=("FAIL  $name (rc $rc, ${secs}s, log $LOGS/$name.log)")
+        FAILED=1
+        tail -n 60 "$LOGS/$name.log"
+    fi
+    return $rc
+}
+
+# 1. Every op and the digits step against the interpreter.
+run gpu-tests 300 "$DIST/it" gpu_ --test-threads=1
+
+# 2. Train the digits classifier on the GPU.
+TRAIN_DIR=$(mktemp -d)
+if run digits-train 300 "$DIST/jlc" run examples/digits_mlp.jl --backend cuda --set "trainer.default_root_dir=$TRAIN_DIR"; then
+    ACC=$(grep -o 'val_acc=[0-9.]*' "$LOGS/digits-train.log" | tail -n 1 | cut -d= -f2)
+    if python3 -c "import sys; sys.exit(0 if float('${ACC:-0}') >= 0.90 else 1)"; then
+        SUMMARY+=("PASS  digits val_acc = $ACC (>= 0.90)")
+    else
+        SUMMARY+=("FAIL  digits val_acc = ${ACC:-missing} (< 0.90)")
+        FAILED=1
+    fi
+fi
+
+# 3. The same under compute-sanitizer.
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+if [ "${SKIP_SANITIZER:-0}" = 1 ]; then
+    SUMMARY+=("SKIP  compute-sanitizer (SKIP_SANITIZER=1)")
+elif [ -z "$SAN" ]; then
+    SUMMARY+=("SKIP  compute-sanitizer (not installed)")
+else
+    run memcheck-tests 400 "$SAN" --tool memcheck --error-exitcode 1 "$DIST/it" gpu_ --test-threads=1
+    run memcheck-train 300 "$SAN" --tool memcheck --error-exitcode 1 "$DIST/jlc" run examples/digits_mlp.jl --backend cuda \
+        --set trainer.max_epochs=1 --set "trainer.default_root_dir=$TRAIN_DIR"
+    run initcheck-tests 400 "$SAN" --tool initcheck --error-exitcode 1 "$DIST/it" gpu_ --test-threads=1
+fi
+rm -rf "$TRAIN_DIR"
+
+echo
+echo "===== GPU check summary ====="
+for line in "${SUMMARY[@]}"; do echo "$line"; done
+if [ $FAILED -ne 0 ]; then
+    echo "GPU check: FAILED"
+    exit 1
+fi
+echo "GPU check: all passed"

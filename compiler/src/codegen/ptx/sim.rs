@@ -1,0 +1,392 @@
+//! A test-only simulator for the PTX subset that `ptx.rs` emits, so the
+//! emitted kernels can be checked against the interpreter without a GPU.
+//!
+//! Consumes a `PtxProgram` and host tensors; produces the outputs, running
+//! every kernel with one thread (the grid-stride loops cover all elements)
+//! and GEMM steps by a plain host loop. Each instruction is modelled by its
+//! IEEE-754 meaning in Rust (`mul_add` for `fma.rn`, `round_ties_even` for
+//! `.rni`, `as` for saturating `.rzi.sat` conversions), so this checks our
+//! algorithms and operand plumbing; the GPU check checks the hardware.
+
+use std::collections::HashMap;
+
+use super::{PtxProgram, Step};
+use crate::ir::{DType, Data, Tensor};
+
+/// Device memory: one byte vector per buffer; address = (index + 1) << 40.
+struct Memory {
+    bufs: Vec<Vec<u8>>,
+}
+
+impl Memory {
+    fn locate(&mut self, addr: u64, size: usize) -> &mut [u8] {
+        let buf = (addr >> 40) as usize - 1;
+        let off = (addr & ((1 << 40) - 1)) as usize;
+        let b = &mut self.bufs[buf];
+        assert!(off + size <= b.len(), "out-of-bounds access: buffer {buf} offset {off} size {size} len {}", b.len());
+        &mut b[off..off + size]
+    }
+}
+
+/// Parses an operand to raw bits; `ty` is the instruction's operand type.
+fn value(regs: &HashMap<String, u64>, op: &str, ty: &str) -> u64 {
+    let op = op.trim();
+    if let Some(hex) = op.strip_prefix("0d") {
+        return u64::from_str_radix(hex, 16).expect("f64 immediate");
+    }
+    if let Some(hex) = op.strip_prefix("0f") {
+        return u64::from_str_radix(hex, 16).expect("f32 immediate");
+    }
+    match op {
+        "%ctaid.x" | "%tid.x" => return 0,
+        "%ntid.x" | "%nctaid.x" => return 1,
+        _ => {}
+    }
+    if op.starts_with('%') {
+        return *regs.get(op).unwrap_or_else(|| panic!("read of unset register {op}"));
+    }
+    let v: i64 = op.parse().unwrap_or_else(|_| panic!("bad operand {op}"));
+    match ty {
+        "f32" => (v as f32).to_bits() as u64,
+        "f64" => (v as f64).to_bits(),
+        _ => v as u64,
+    }
+}
+
+fn f32_of(b: u64) -> f32 {
+    f32::from_bits(b as u32)
+}
+fn f64_of(b: u64) -> f64 {
+    f64::from_bits(b)
+}
+
+/// Runs one kernel with one thread. `params` are the pointer arguments.
+fn run_kernel(ptx: &str, name: &str, params: &[u64], mem: &mut Memory) {
+    let start = ptx.find(&format!(".entry {name}(")).unwrap_or_else(|| panic!("no kernel {name}"));
+    let body_start = start + ptx[start..].find('{').expect("kernel body");
+    let body_end = body_start + ptx[body_start..].find("\n}").expect("kernel end");
+    let lines: Vec<&str> = ptx[body_start + 1..body_end].lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with(".reg")).collect();
+    let labels: HashMap<&str, usize> = lines.iter().enumerate().filter_map(|(i, l)| l.strip_suffix(':').map(|n| (n, i))).collect();
+    let mut regs: HashMap<String, u64> = HashMap::new();
+    let mut pc = 0;
+    let mut steps = 0u64;
+    while pc < lines.len() {
+        steps += 1;
+        assert!(steps < 50_000_000, "kernel {name} does not terminate");
+        let line = lines[pc];
+        pc += 1;
+        if line.ends_with(':') {
+            continue;
+        }
+        let mut text = line.trim_end_matches(';');
+        if let Some(rest) = text.strip_prefix('@') {
+            let (pred, instr) = rest.split_once(' ').expect("guarded instruction");
+            if value(&regs, pred, "pred") == 0 {
+                continue;
+            }
+            text = instr;
+        }
+        let (opcode, operands) = text.split_once(' ').unwrap_or((text, ""));
+        if opcode == "ret" {
+            return;
+        }
+        if opcode == "bra" {
+            pc = labels[operands.trim()];
+            continue;
+        }
+        // Split operands at top-level commas (not inside `{...}` or `[...]`).
+        let mut ops: Vec<String> = Vec::new();
+        let mut depth = 0;
+        let mut cur = String::new();
+        for ch in operands.chars() {
+            match ch {
+                '{' | '[' => depth += 1,
+                '}' | ']' => depth -= 1,
+                _ => {}
+            }
+            if ch == ',' && depth == 0 {
+                ops.push(cur.trim().to_string());
+                cur.clear();
+            } else {
+                cur.push(ch);
+            }
+        }
+        if !cur.trim().is_empty() {
+            ops.push(cur.trim().to_string());
+        }
+        let parts: Vec<&str> = opcode.split('.').collect();
+        let ty = *parts.last().expect("typed opcode");
+        let get = |regs: &HashMap<String, u64>, k: usize| value(regs, &ops[k], ty);
+        let result: u64 = match parts[0] {
+            "ld" if parts[1] == "param" => {
+                let pname = ops[1].trim_matches(|c| c == '[' || c == ']');
+                let k: usize = pname.rsplit_once("_p").expect("param name").1.parse().expect("param index");
+                params[k]
+            }
+            "ld" => {
+                let addr = value(&regs, ops[1].trim_matches(|c| c == '[' || c == ']'), "u64");
+                let size = match ty {
+                    "u8" => 1,
+                    "f64" => 8,
+                    _ => 4,
+                };
+                let bytes = mem.locate(addr, size);
+                let mut raw = [0u8; 8];
+                raw[..size].copy_from_slice(bytes);
+                u64::from_le_bytes(raw)
+            }
+            "st" => {
+                let addr = value(&regs, ops[0].trim_matches(|c| c == '[' || c == ']'), "u64");
+                let v = get(&regs, 1);
+                let size = match ty {
+                    "u8" => 1,
+                    "f64" => 8,
+                    _ => 4,
+                };
+                mem.locate(addr, size).copy_from_slice(&v.to_le_bytes()[..size]);
+                continue;
+            }
+            "cvta" => get(&regs, 1),
+            "mov" if ops[0].starts_with('{') => {
+                // mov.b64 {lo, hi}, x
+                let v = get(&regs, 1);
+                let names: Vec<&str> = ops[0].trim_matches(|c| c == '{' || c == '}').split(',').map(str::trim).collect();
+                regs.insert(names[0].to_string(), v & 0xffff_ffff);
+                regs.insert(names[1].to_string(), v >> 32);
+                continue;
+            }
+            "mov" if ops[1].starts_with('{') => {
+                let names: Vec<&str> = ops[1].trim_matches(|c| c == '{' || c == '}').split(',').map(str::trim).collect();
+                (value(&regs, names[0], "b32") & 0xffff_ffff) | (value(&regs, names[1], "b32") << 32)
+            }
+            "mov" => {
+                let v = get(&regs, 1);
+                if ty.ends_with("32") {
+                    v & 0xffff_ffff
+                } else {
+                    v
+                }
+            }
+            "selp" => {
+                if get(&regs, 3) != 0 {
+                    get(&regs, 1)
+                } else {
+                    get(&regs, 2)
+                }
+            }
+            "setp" => {
+                let (a, b) = (get(&regs, 1), get(&regs, 2));
+                let cmp = parts[1];
+                let r = match ty {
+                    "f32" | "f64" => {
+                        let (x, y) = if ty == "f32" { (f32_of(a) as f64, f32_of(b) as f64) } else { (f64_of(a), f64_of(b)) };
+                        let unord = x.is_nan() || y.is_nan();
+                        match cmp {
+                            "lt" => x < y,
+                            "le" => x <= y,
+                            "gt" => x > y,
+                            "ge" => x >= y,
+                            "eq" => x == y,
+                            "ne" => !unord && x != y,
+                            "neu" => unord || x != y,
+                            "nan" => unord,
+                            "num" => !unord,
+                            other => panic!("setp.{other}"),
+                        }
+                    }
+                    "s32" | "s64" => {
+                        let (x, y) = if ty == "s32" { (a as u32 as i32 as i64, b as u32 as i32 as i64) } else { (a as i64, b as i64) };
+                        match cmp {
+                            "lt" => x < y,
+                            "le" => x <= y,
+                            "gt" => x > y,
+                            "ge" => x >= y,
+                            "eq" => x == y,
+                            "ne" => x != y,
+                            other => panic!("setp.{other}"),
+                        }
+                    }
+                    _ => {
+                        let (x, y) = if ty == "u32" { (a & 0xffff_ffff, b & 0xffff_ffff) } else { (a, b) };
+                        match cmp {
+                            "lt" => x < y,
+                            "le" => x <= y,
+                            "gt" => x > y,
+                            "ge" => x >= y,
+                            "eq" => x == y,
+                            "ne" => x != y,
+                            other => panic!("setp.{other}"),
+                        }
+                    }
+                };
+                r as u64
+            }
+            "and" | "or" if ty == "pred" => {
+                let (a, b) = (get(&regs, 1), get(&regs, 2));
+                (if parts[0] == "and" { a & b } else { a | b }) & 1
+            }
+            "cvt" => convert(&parts, get(&regs, 1)),
+            _ => arith(&parts, &(1..ops.len()).map(|k| get(&regs, k)).collect::<Vec<_>>()),
+        };
+        regs.insert(ops[0].clone(), result);
+    }
+}
+
+fn convert(parts: &[&str], v: u64) -> u64 {
+    // cvt[.rnd][.sat].dst.src
+    let (dst, src) = (parts[parts.len() - 2], parts[parts.len() - 1]);
+    let rnd = parts.iter().find(|p| ["rn", "rni", "rzi"].contains(p)).copied();
+    let x: f64 = match src {
+        "f32" => f32_of(v) as f64,
+        "f64" => f64_of(v),
+        "s32" => v as u32 as i32 as f64,
+        "u32" => (v & 0xffff_ffff) as f64,
+        "u64" => v as f64,
+        other => panic!("cvt from {other}"),
+    };
+    match (dst, src) {
+        ("u64", "u32") => v & 0xffff_ffff,
+        ("u32", "u64") => v & 0xffff_ffff,
+        ("f32", "u64") => (v as f32).to_bits() as u64,
+        ("f64", "u64") => (v as f64).to_bits(),
+        ("f32", "f64") => (f64_of(v) as f32).to_bits() as u64,
+        ("f32", "s32") => (v as u32 as i32 as f32).to_bits() as u64,
+        ("f32", "u32") => ((v & 0xffff_ffff) as u32 as f32).to_bits() as u64,
+        ("f32", _) => (x as f32).to_bits() as u64,
+        ("f64", _) => match rnd {
+            Some("rni") => x.round_ties_even().to_bits(),
+            Some("rzi") => x.trunc().to_bits(),
+            _ => x.to_bits(),
+        },
+        ("s32", _) => {
+            let r = match rnd {
+                Some("rni") => x.round_ties_even(),
+                _ => x.trunc(),
+            };
+            (r as i32) as u32 as u64
+        }
+        other => panic!("cvt {other:?}"),
+    }
+}
+
+fn arith(parts: &[&str], a: &[u64]) -> u64 {
+    let ty = *parts.last().expect("typed");
+    let op = parts[0];
+    if parts.get(1) == Some(&"wide") {
+        return (a[0] & 0xffff_ffff) * (a[1] & 0xffff_ffff);
+    }
+    match ty {
+        "f64" => {
+            let x: Vec<f64> = a.iter().map(|&b| f64_of(b)).collect();
+            let r = match op {
+                "add" => x[0] + x[1],
+                "sub" => x[0] - x[1],
+                "mul" => x[0] * x[1],
+                "div" => x[0] / x[1],
+                "fma" => x[0].mul_add(x[1], x[2]),
+                "neg" => -x[0],
+                "abs" => x[0].abs(),
+                "sqrt" => x[0].sqrt(),
+                "max" => x[0].max(x[1]),
+                "min" => x[0].min(x[1]),
+                "copysign" => x[1].copysign(x[0]),
+                other => panic!("{other}.f64"),
+            };
+            r.to_bits()
+        }
+        "f32" => {
+            let x: Vec<f32> = a.iter().map(|&b| f32_of(b)).collect();
+            let r = match op {
+                "add" => x[0] + x[1],
+                "sub" => x[0] - x[1],
+                "mul" => x[0] * x[1],
+                "div" => x[0] / x[1],
+                "neg" => -x[0],
+                "sqrt" => x[0].sqrt(),
+                other => panic!("{other}.f32"),
+            };
+            r.to_bits() as u64
+        }
+        "s32" | "u32" | "b32" => {
+            let x: Vec<u32> = a.iter().map(|&b| b as u32).collect();
+            let s: Vec<i32> = x.iter().map(|&b| b as i32).collect();
+            let r: u32 = match op {
+                "add" => x[0].wrapping_add(x[1]),
+                "sub" => x[0].wrapping_sub(x[1]),
+                "mul" => x[0].wrapping_mul(x[1]),
+                "div" => s[0].wrapping_div(s[1]) as u32,
+                "neg" => s[0].wrapping_neg() as u32,
+                "max" => s[0].max(s[1]) as u32,
+                "min" => s[0].min(s[1]) as u32,
+                "and" => x[0] & x[1],
+                "or" => x[0] | x[1],
+                "shr" if ty == "s32" => (s[0] >> x[1]) as u32,
+                "shr" => x[0] >> x[1],
+                other => panic!("{other}.{ty}"),
+            };
+            r as u64
+        }
+        "u64" | "b64" | "s64" => {
+            match op {
+                "mad" => a[0].wrapping_mul(a[1]).wrapping_add(a[2]),
+                "add" => a[0].wrapping_add(a[1]),
+                "div" => a[0] / a[1],
+                "rem" => a[0] % a[1],
+                "shl" => a[0] << a[1],
+                "and" => a[0] & a[1],
+                "or" => a[0] | a[1],
+                other => panic!("{other}.{ty}"),
+            }
+        }
+        other => panic!("{op}.{other}"),
+    }
+}
+
+fn to_bytes(t: &Tensor) -> Vec<u8> {
+    match &t.data {
+        Data::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Data::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Data::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Data::Bool(v) => v.iter().map(|&x| x as u8).collect(),
+    }
+}
+
+fn from_bytes(dtype: DType, dims: &[usize], b: &[u8]) -> Tensor {
+    let data = match dtype {
+        DType::F32 => Data::F32(b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
+        DType::F64 => Data::F64(b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()),
+        DType::I32 => Data::I32(b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect()),
+        DType::Bool => Data::Bool(b.iter().map(|&x| x != 0).collect()),
+    };
+    Tensor { shape: crate::ir::Shape(dims.to_vec()), data }
+}
+
+/// Runs `prog` on `inputs` as the CUDA runtime would, on the host.
+pub fn run(prog: &PtxProgram, inputs: &[Tensor]) -> Vec<Tensor> {
+    let mut mem = Memory { bufs: prog.buffers.iter().map(|b| vec![0u8; b.bytes()]).collect() };
+    for (t, &b) in inputs.iter().zip(&prog.params) {
+        mem.bufs[b] = to_bytes(t);
+    }
+    let addr = |b: usize| ((b as u64) + 1) << 40;
+    for step in &prog.steps {
+        match step {
+            Step::Kernel { name, args, .. } => {
+                let params: Vec<u64> = args.iter().map(|&b| addr(b)).collect();
+                run_kernel(&prog.ptx, name, &params, &mut mem);
+            }
+            Step::Gemm { dtype, m, n, k, a, b, c, .. } => {
+                let ta = from_bytes(*dtype, &[*m, *k], &mem.bufs[*a]);
+                let tb = from_bytes(*dtype, &[*k, *n], &mem.bufs[*b]);
+                let mut bld = crate::ir::Builder::new("gemm", &[ta.ty(), tb.ty()]);
+                let r = bld.matmul(bld.param(0), bld.param(1));
+                let out = crate::ir::interp::run(&bld.finish(vec![r]), &[ta, tb]);
+                mem.bufs[*c] = to_bytes(&out[0]);
+            }
+        }
+    }
+    prog.outputs
+        .iter()
+        .zip(&prog.output_types)
+        .map(|(&b, ty)| from_bytes(ty.dtype, ty.shape.dims(), &mem.bufs[b]))
+        .collect()
+}

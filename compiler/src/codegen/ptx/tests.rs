@@ -1,0 +1,487 @@
+//! Tests of the PTX emitter that need no GPU: the plan (buffers, aliases,
+//! steps), determinism, errors, and — when `ptxas` is installed — that the
+//! PTX for every op and dtype assembles for sm_90.
+//!
+//! `ptxas` is found through `JLC_PTXAS`, then `PATH`, then the
+//! `nvidia-cuda-nvcc-cu12` Python wheel (`pip install nvidia-cuda-nvcc-cu12`).
+//! Without it the assembly check is skipped with a printed reason. Numerical
+//! agreement with the interpreter is tested on a GPU (`tests/it/gpu.rs`).
+
+use super::{emit, PtxError, PtxProgram, Step};
+use crate::ir::{Builder, DType, Func, Op, Shape, Type, ValueId};
+use std::path::PathBuf;
+use std::process::Command;
+
+const ALL_DTYPES: [DType; 4] = [DType::F32, DType::F64, DType::I32, DType::Bool];
+
+/// One function per dtype holding every op that accepts it, in the shapes
+/// the CPU backend's tests use (scalars, vectors, rank 3, size-1 dims).
+fn op_zoo(dtype: DType) -> Func {
+    let dims = [2usize, 3, 4];
+    let ty = Type::new(dtype, &dims);
+    let cond_ty = ty.with_dtype(DType::Bool);
+    let mut b = Builder::new(&format!("zoo_{dtype}"), &[ty.clone(), ty.clone(), cond_ty, Type::scalar(dtype)]);
+    let (x, y, c, s) = (b.param(0), b.param(1), b.param(2), b.param(3));
+    let mut outs: Vec<ValueId> = Vec::new();
+    let float = dtype.is_float();
+    if dtype != DType::Bool {
+        outs.push(b.neg(x));
+        for op in [Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Max, Op::Min, Op::Pow] {
+            outs.push(b.binary(op, x, y));
+        }
+        let axis_sets: [&[usize]; 7] = [&[0], &[1], &[2], &[0, 1], &[0, 2], &[1, 2], &[0, 1, 2]];
+        for axes in axis_sets {
+            outs.push(b.reduce_sum(x, axes.to_vec()));
+            outs.push(b.reduce_max(x, axes.to_vec()));
+        }
+        for axis in 0..3 {
+            outs.push(b.iota(ty.clone(), axis));
+        }
+    }
+    if float {
+        for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sqrt] {
+            outs.push(b.unary(op, x));
+        }
+        let m = b.reshape(x, &Shape(vec![6, 4]));
+        let t = b.transpose(m, vec![1, 0]);
+        outs.push(b.matmul(m, t));
+        // Empty inner dim: a zero fill; empty outer dims: no step.
+        let p = b.iota(Type::new(dtype, &[3, 0]), 0);
+        let q = b.iota(Type::new(dtype, &[0, 2]), 0);
+        outs.push(b.matmul(p, q));
+        let r = b.iota(Type::new(dtype, &[0, 3]), 0);
+        outs.push(b.matmul(r, p));
+    }
+    for op in [Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::Eq, Op::Ne] {
+        outs.push(b.binary(op, x, y));
+    }
+    outs.push(b.select(c, x, y));
+    for to in ALL_DTYPES {
+        outs.push(b.push(Op::Convert, vec![x], ty.with_dtype(to)));
+    }
+    let perms: [&[usize]; 5] = [&[0, 2, 1], &[1, 0, 2], &[1, 2, 0], &[2, 0, 1], &[2, 1, 0]];
+    for perm in perms {
+        outs.push(b.transpose(x, perm.to_vec()));
+    }
+    outs.push(b.broadcast(s, &Shape(vec![2, 3]), vec![]));
+    let v = b.reshape(x, &Shape(vec![24]));
+    outs.push(v);
+    outs.push(b.broadcast(v, &Shape(vec![2, 24]), vec![1]));
+    let col = b.reshape(x, &Shape(vec![2, 1, 12]));
+    outs.push(b.broadcast(col, &Shape(vec![2, 5, 12]), vec![0, 1, 2]));
+    for value in [0.0, -0.0, 2.75, f64::NAN, f64::INFINITY, -1e10] {
+        outs.push(b.full(value, &Type::new(dtype, &[3, 2])));
+    }
+    outs.push(x);
+    b.finish(outs)
+}
+
+/// The `ptxas` binary, or why there is none.
+fn find_ptxas() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("JLC_PTXAS") {
+        return Ok(PathBuf::from(p));
+    }
+    if Command::new("ptxas").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return Ok(PathBuf::from("ptxas"));
+    }
+    let py = Command::new("python3")
+        .args(["-c", "import nvidia.cuda_nvcc as m; print(list(m.__path__)[0])"])
+        .output()
+        .map_err(|e| format!("no ptxas on PATH, JLC_PTXAS unset, python3 not runnable: {e}"))?;
+    let dir = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    let path = PathBuf::from(dir).join("bin/ptxas");
+    if py.status.success() && path.exists() {
+        Ok(path)
+    } else {
+        Err("no ptxas on PATH, JLC_PTXAS unset, and no nvidia-cuda-nvcc-cu12 wheel (pip install nvidia-cuda-nvcc-cu12)".into())
+    }
+}
+
+/// Assembles `prog` for sm_90 with ptxas; `Ok(false)` when ptxas is absent.
+fn assemble(label: &str, prog: &PtxProgram) -> bool {
+    let ptxas = match find_ptxas() {
+        Ok(p) => p,
+        Err(why) => {
+            println!("skipping ptxas check of {label}: {why}");
+            return false;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("jlc-ptx-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{label}.ptx"));
+    std::fs::write(&file, &prog.ptx).unwrap();
+    let out = Command::new(&ptxas).args(["-arch=sm_90", "-o", "/dev/null"]).arg(&file).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", ptxas.display()));
+    assert!(
+        out.status.success(),
+        "ptxas rejected {label} ({}):\n{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_file(&file);
+    true
+}
+
+/// Structural checks every program must pass.
+fn check_plan(func: &Func, prog: &PtxProgram) {
+    assert_eq!(prog.value_buffers.len(), func.insts.len());
+    assert_eq!(prog.params.len(), func.n_params);
+    assert_eq!(prog.outputs.len(), func.outputs.len());
+    for (v, &b) in prog.value_buffers.iter().enumerate() {
+        let ty = &func.insts[v].ty;
+        assert_eq!(prog.buffers[b].dtype, ty.dtype, "value %{v}");
+        assert_eq!(prog.buffers[b].len, ty.shape.num_elements(), "value %{v}");
+    }
+    for step in &prog.steps {
+        match step {
+            Step::Kernel { name, grid, args, inst } => {
+                assert!(prog.ptx.contains(&format!(".visible .entry {name}(")), "kernel {name} missing");
+                assert!(*grid >= 1 && *grid <= super::MAX_GRID);
+                assert_eq!(args[0], prog.value_buffers[*inst], "output buffer first");
+                assert_eq!(args.len(), 1 + func.insts[*inst].args.len());
+            }
+            Step::Gemm { m, n, k, a, b, c, inst, .. } => {
+                assert!(*m > 0 && *n > 0 && *k > 0);
+                assert_eq!(prog.buffers[*a].len, m * k);
+                assert_eq!(prog.buffers[*b].len, k * n);
+                assert_eq!(*c, prog.value_buffers[*inst]);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_op_and_dtype_emits_deterministic_ptx_that_assembles() {
+    for dtype in ALL_DTYPES {
+        let func = op_zoo(dtype);
+        let prog = emit(&func).unwrap_or_else(|e| panic!("{dtype}: {e}"));
+        assert_eq!(emit(&func).unwrap(), prog, "{dtype}: emitting twice differs");
+        check_plan(&func, &prog);
+        assert!(prog.ptx.starts_with("//") && prog.ptx.contains(".target sm_80"));
+        assert!(!prog.ptx.contains(".approx") && !prog.ptx.contains(".ftz"), "only IEEE-exact arithmetic");
+        assemble(&format!("zoo_{dtype}"), &prog);
+    }
+}
+
+#[test]
+fn reshape_and_same_dtype_convert_alias_and_matmul_is_a_gemm_step() {
+    let ty = Type::new(DType::F32, &[2, 3]);
+    let mut b = Builder::new("plan", std::slice::from_ref(&ty));
+    let x = b.param(0);
+    let r = b.reshape(x, &Shape(vec![3, 2]));
+    let same = b.push(Op::Convert, vec![r], Type::new(DType::F32, &[3, 2]));
+    let mm = b.matmul(x, same);
+    let func = b.finish(vec![mm, r, x]);
+    let prog = emit(&func).unwrap();
+    check_plan(&func, &prog);
+    assert_eq!(prog.value_buffers, vec![0, 0, 0, 1]);
+    assert_eq!(prog.buffers.len(), 2);
+    assert_eq!(prog.steps, vec![Step::Gemm { inst: 3, dtype: DType::F32, m: 2, n: 2, k: 3, a: 0, b: 0, c: 1 }]);
+    assert_eq!(prog.params, vec![0]);
+    assert_eq!(prog.outputs, vec![1, 0, 0]);
+}
+
+#[test]
+fn unsupported_and_invalid_functions_are_errors() {
+    let ty = Type::new(DType::Bool, &[3]);
+    let mut b = Builder::new("neg_bool", std::slice::from_ref(&ty));
+    let res = b.neg(b.param(0));
+    assert!(matches!(emit(&b.finish(vec![res])), Err(PtxError::Unsupported { inst: 1, .. })));
+
+    let mut b = Builder::new("sum_bool", std::slice::from_ref(&ty));
+    let res = b.reduce_sum(b.param(0), vec![0]);
+    assert!(matches!(emit(&b.finish(vec![res])), Err(PtxError::Unsupported { inst: 1, .. })));
+
+    let ty = Type::new(DType::F32, &[3]);
+    let mut b = Builder::new("bad", std::slice::from_ref(&ty));
+    let res = b.push(Op::Exp, vec![b.param(0)], Type::new(DType::F32, &[4]));
+    assert!(matches!(emit(&b.finish(vec![res])), Err(PtxError::InvalidFunc(_))));
+}
+
+#[test]
+fn large_outputs_are_covered_by_a_capped_grid() {
+    let ty = Type::new(DType::F32, &[4096, 1024]);
+    let mut b = Builder::new("big", std::slice::from_ref(&ty));
+    let res = b.unary(Op::Exp, b.param(0));
+    let prog = emit(&b.finish(vec![res])).unwrap();
+    match &prog.steps[..] {
+        [Step::Kernel { grid, .. }] => assert_eq!(*grid, super::MAX_GRID),
+        other => panic!("unexpected steps {other:?}"),
+    }
+    // The bound is baked into the loop: 4096 * 1024 elements.
+    assert!(prog.ptx.contains("4194304"));
+}
+
+// ---------------------------------------------------------------- simulated
+
+use crate::ir::{interp, Tensor};
+
+/// How close a simulated result must be to the interpreter's (the bounds
+/// documented in `math.rs`).
+#[derive(Clone, Copy, Debug)]
+enum Tol {
+    Bitwise,
+    Ulps(u64),
+    /// pow: 4 + 2 |y ln|x|| ULP.
+    Pow,
+}
+
+/// pow's bound: 4 + 2 |y ln|x|| ULP (0 * inf counts as 0).
+fn pow_allowed_ulps(x: f64, y: f64) -> f64 {
+    let m = (y * x.abs().ln()).abs();
+    4.0 + if m.is_nan() { 0.0 } else { 2.0 * m }
+}
+
+fn ulps(dtype: DType, a: f64, b: f64) -> u64 {
+    let ord = |bits: u64, sign: u64| -> i128 { if bits & sign != 0 { -((bits & !sign) as i128) } else { bits as i128 } };
+    match dtype {
+        DType::F32 => (ord((a as f32).to_bits() as u64, 1 << 31) - ord((b as f32).to_bits() as u64, 1 << 31)).unsigned_abs() as u64,
+        _ => (ord(a.to_bits(), 1 << 63) - ord(b.to_bits(), 1 << 63)).unsigned_abs() as u64,
+    }
+}
+
+#[track_caller]
+fn assert_sim(label: &str, func: &Func, inputs: &[Tensor], tol: Tol) {
+    let want = interp::run(func, inputs);
+    let got = super::sim::run(&emit(func).unwrap(), inputs);
+    assert_eq!(want.len(), got.len(), "{label}");
+    for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(w.ty(), g.ty(), "{label}: output {k}");
+        let (wv, gv) = (w.to_f64_vec(), g.to_f64_vec());
+        for i in 0..wv.len() {
+            let (x, y) = (wv[i], gv[i]);
+            let ok = if x.is_nan() || y.is_nan() {
+                x.is_nan() && y.is_nan()
+            } else if !w.dtype().is_float() || x.is_infinite() || y.is_infinite() {
+                x == y
+            } else {
+                match tol {
+                    Tol::Bitwise => ulps(w.dtype(), x, y) == 0 && x.is_sign_negative() == y.is_sign_negative(),
+                    Tol::Ulps(n) => ulps(w.dtype(), x, y) <= n,
+                    Tol::Pow => {
+                        let (a, b) = (inputs[0].to_f64_vec()[i], inputs[1].to_f64_vec()[i]);
+                        ulps(w.dtype(), x, y) as f64 <= pow_allowed_ulps(a, b)
+                    }
+                }
+            };
+            let args: Vec<f64> = inputs.iter().filter(|t| t.len() == wv.len()).map(|t| t.to_f64_vec()[i]).collect();
+            assert!(ok, "{label}: output {k}[{i}] interp {x:e} vs ptx {y:e} ({} ULP, tol {tol:?}), args {args:?}", ulps(w.dtype(), x, y));
+        }
+    }
+}
+
+fn specials(dtype: DType) -> Vec<f64> {
+    match dtype {
+        DType::F32 | DType::F64 => vec![
+            0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 7.9, -7.9, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e-40, 3.0e38, -3.0e38,
+            2147483520.0, 2147483648.0, -2147483904.0, 1e300, 1e-310, 88.7, -103.9, 709.7, -745.0, 0.3, 1e-8, 3.0, 2.0, -20.0,
+        ],
+        DType::I32 => [0, 1, -1, 2, -2, 7, -7, 100, i32::MAX, i32::MIN, i32::MIN + 1, 46341, -65536, 3, 31, -31].iter().map(|&x| x as f64).collect(),
+        DType::Bool => vec![0.0, 1.0],
+    }
+}
+
+/// splitmix64 in [0, 1).
+fn rand01(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn math_tol(op: &Op, dtype: DType) -> Tol {
+    match (op, dtype) {
+        (Op::Pow, DType::I32) => Tol::Bitwise,
+        (Op::Tanh, DType::F32) => Tol::Ulps(3),
+        (Op::Exp | Op::Log | Op::Pow, DType::F32) => Tol::Ulps(1),
+        (Op::Exp | Op::Log, _) => Tol::Ulps(2),
+        (Op::Tanh, _) => Tol::Ulps(4),
+        (Op::Pow, _) => Tol::Pow,
+        _ => Tol::Bitwise,
+    }
+}
+
+#[test]
+fn simulated_unary_ops_match_interp_within_documented_bounds() {
+    let mut seed = 11u64;
+    for dtype in [DType::F32, DType::F64] {
+        let mut v = specials(dtype);
+        for _ in 0..1500 {
+            let mag = 10f64.powf(rand01(&mut seed) * 8.5 - 6.0);
+            v.push(if rand01(&mut seed) < 0.5 { -mag } else { mag });
+        }
+        let ty = Type::new(dtype, &[v.len()]);
+        for op in [Op::Neg, Op::Exp, Op::Log, Op::Tanh, Op::Sqrt] {
+            let mut b = Builder::new("unary", std::slice::from_ref(&ty));
+            let r = b.unary(op.clone(), b.param(0));
+            let func = b.finish(vec![r]);
+            assert_sim(&format!("{op:?} {dtype} (seed 11)"), &func, &[Tensor::from_f64(dtype, &[v.len()], &v)], math_tol(&op, dtype));
+        }
+    }
+}
+
+#[test]
+fn simulated_binary_compare_select_convert_match_interp_on_special_pairs() {
+    let mut seed = 12u64;
+    for dtype in ALL_DTYPES {
+        let mut vals = specials(dtype);
+        if dtype.is_float() {
+            vals.extend((0..10).map(|_| rand01(&mut seed) * 8.0 - 4.0));
+        }
+        let mut lhs = Vec::new();
+        let mut rhs = Vec::new();
+        for &x in &vals {
+            for &y in &vals {
+                lhs.push(x);
+                rhs.push(y);
+            }
+        }
+        let n = lhs.len();
+        let ty = Type::new(dtype, &[n]);
+        let inputs = [Tensor::from_f64(dtype, &[n], &lhs), Tensor::from_f64(dtype, &[n], &rhs)];
+        let mut ops = vec![Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::Eq, Op::Ne];
+        if dtype != DType::Bool {
+            ops.extend([Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Max, Op::Min, Op::Pow]);
+        }
+        for op in ops {
+            let mut b = Builder::new("binary", &[ty.clone(), ty.clone()]);
+            let r = b.binary(op.clone(), b.param(0), b.param(1));
+            let func = b.finish(vec![r]);
+            assert_sim(&format!("{op:?} {dtype}"), &func, &inputs, math_tol(&op, dtype));
+        }
+        let cond: Vec<bool> = (0..n).map(|i| i % 3 == 0).collect();
+        let mut b = Builder::new("select", &[ty.with_dtype(DType::Bool), ty.clone(), ty.clone()]);
+        let r = b.select(b.param(0), b.param(1), b.param(2));
+        let func = b.finish(vec![r]);
+        assert_sim(&format!("select {dtype}"), &func, &[Tensor::bool(&[n], cond), inputs[0].clone(), inputs[1].clone()], Tol::Bitwise);
+        for to in ALL_DTYPES {
+            let mut b = Builder::new("convert", std::slice::from_ref(&ty));
+            let r = b.push(Op::Convert, vec![b.param(0)], ty.with_dtype(to));
+            let func = b.finish(vec![r]);
+            assert_sim(&format!("convert {dtype} -> {to}"), &func, &inputs[..1], Tol::Bitwise);
+        }
+    }
+}
+
+#[test]
+fn simulated_zoo_matches_interp_for_every_dtype() {
+    let mut seed = 13u64;
+    for dtype in ALL_DTYPES {
+        let func = op_zoo(dtype);
+        let inputs: Vec<Tensor> = func
+            .param_types()
+            .iter()
+            .map(|ty| {
+                let sp = specials(ty.dtype);
+                let v: Vec<f64> = (0..ty.shape.num_elements())
+                    .map(|i| if i % 2 == 0 { sp[(i / 2) % sp.len()] } else { ((rand01(&mut seed) * 20.0 - 10.0) * 4.0).round() / 4.0 })
+                    .map(|x| if ty.dtype == DType::Bool { (x != 0.0) as u8 as f64 } else { x })
+                    .collect();
+                Tensor::from_f64(ty.dtype, ty.shape.dims(), &v)
+            })
+            .collect();
+        // The zoo mixes exact ops with exp/log/tanh/pow: compare those
+        // outputs by ULP, everything else bitwise.
+        let want = interp::run(&func, &inputs);
+        let got = super::sim::run(&emit(&func).unwrap(), &inputs);
+        for (k, (&o, (w, g))) in func.outputs.iter().zip(want.iter().zip(&got)).enumerate() {
+            let op = &func.insts[o.index()].op;
+            let tol = math_tol(op, dtype);
+            let (wv, gv) = (w.to_f64_vec(), g.to_f64_vec());
+            for i in 0..wv.len() {
+                let (x, y) = (wv[i], gv[i]);
+                let ok = (x.is_nan() && y.is_nan())
+                    || match tol {
+                        Tol::Bitwise => x.to_bits() == y.to_bits(),
+                        Tol::Ulps(n) => x == y || ulps(dtype, x, y) <= n,
+                        // Checked precisely in the pair test; here only plumbing.
+                        Tol::Pow => x == y || ((x - y) / x).abs() < 1e-12,
+                    };
+                assert!(ok, "zoo {dtype}: output {k} ({op:?})[{i}]: interp {x:e} vs ptx {y:e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn simulated_reductions_match_interp_bitwise() {
+    let mut seed = 14u64;
+    for dtype in [DType::F32, DType::F64, DType::I32] {
+        for dims in [vec![2, 3, 4], vec![3, 1, 5], vec![9], vec![0, 3], vec![5, 0]] {
+            let rank = dims.len();
+            for mask in 1..(1usize << rank) {
+                let axes: Vec<usize> = (0..rank).filter(|a| mask & (1 << a) != 0).collect();
+                for is_max in [false, true] {
+                    let ty = Type::new(dtype, &dims);
+                    let mut b = Builder::new("reduce", std::slice::from_ref(&ty));
+                    let r = if is_max { b.reduce_max(b.param(0), axes.clone()) } else { b.reduce_sum(b.param(0), axes.clone()) };
+                    let func = b.finish(vec![r]);
+                    let mut v: Vec<f64> = (0..ty.shape.num_elements())
+                        .map(|_| match dtype {
+                            DType::I32 => (rand01(&mut seed) * 4e9 - 2e9).floor(),
+                            _ => (rand01(&mut seed) * 2.0 - 1.0) * 10f64.powi((rand01(&mut seed) * 8.0) as i32),
+                        })
+                        .collect();
+                    if dtype.is_float() && v.len() >= 24 {
+                        v[5] = -0.0;
+                        v[11] = f64::NAN;
+                        v[17] = f64::INFINITY;
+                    }
+                    let label = format!("{} {ty} {axes:?}", if is_max { "max" } else { "sum" });
+                    assert_sim(&label, &func, &[Tensor::from_f64(dtype, &dims, &v)], Tol::Bitwise);
+                }
+            }
+        }
+    }
+}
+
+/// The digits training step (the program `jlc run examples/digits_mlp.jl`
+/// runs) assembles and, simulated, agrees with the interpreter as the CPU JIT must
+/// (rtol 1e-5: exp/log differ by an ULP, and so does everything after).
+#[test]
+fn simulated_digits_training_step_matches_interp() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits_mlp.jl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (prog, diags) = crate::lower::load("digits_mlp.jl", &text);
+    assert!(diags.is_empty());
+    let (x_ty, y_ty) = (Type::new(DType::F32, &[8, 64]), Type::new(DType::I32, &[8]));
+    let progs = crate::compile_training(&prog, None, &x_ty, &y_ty, &crate::Options::default()).unwrap();
+    let mut seed = 15u64;
+    let mut inputs: Vec<Tensor> = progs
+        .params
+        .iter()
+        .map(|p| {
+            let v: Vec<f64> = (0..p.ty.shape.num_elements()).map(|_| rand01(&mut seed) * 0.4 - 0.2).collect();
+            Tensor::from_f64(DType::F32, p.ty.shape.dims(), &v)
+        })
+        .collect();
+    for p in &progs.params {
+        for _ in 0..progs.states_per_param {
+            let v: Vec<f64> = (0..p.ty.shape.num_elements()).map(|_| rand01(&mut seed) * 0.01).collect();
+            inputs.push(Tensor::from_f64(DType::F32, p.ty.shape.dims(), &v));
+        }
+    }
+    inputs.push(Tensor::scalar_f32(3.0));
+    inputs.push(Tensor::f32(&[8, 64], (0..512).map(|i| ((i * 37 % 17) as f32) / 16.0).collect()));
+    inputs.push(Tensor::i32(&[8], (0..8).map(|i| i % 10).collect()));
+    for func in [&progs.train_step, progs.val_step.as_ref().unwrap()] {
+        let ins: Vec<Tensor> = if std::ptr::eq(func, &progs.train_step) {
+            inputs.clone()
+        } else {
+            let mut v = inputs[..progs.params.len()].to_vec();
+            v.extend(inputs[inputs.len() - 2..].iter().cloned());
+            v
+        };
+        let want = interp::run(func, &ins);
+        let ptx = emit(func).unwrap();
+        assemble(&format!("digits_{}", func.name), &ptx);
+        let got = super::sim::run(&ptx, &ins);
+        assert_eq!(want.len(), got.len());
+        for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(w.ty(), g.ty());
+            for (i, (p, q)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
+                assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs().max(q.abs())), "{}: output {k}[{i}]: interp {p} vs ptx {q}", func.name);
+            }
+        }
+    }
+}

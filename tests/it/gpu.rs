@@ -1,0 +1,488 @@
+//! The CUDA backend against the reference interpreter, on a real GPU.
+//!
+//! Built only with `--features cuda`. Every test first probes for a driver
+//! and a device and, without one, prints why and returns (so
+//! `cargo test --features cuda` passes on a machine without a GPU) — unless
+//! `JLC_REQUIRE_GPU=1`, which the device check (`benches/gpu/check.sh`) sets
+//! so that a skipped run cannot pass as a green one.
+//!
+//! Tolerances (the bounds documented in `compiler/src/codegen/ptx/math.rs`):
+//! bitwise (NaNs canonicalized) for every op except exp/log/tanh/pow
+//! (f32: <= 1 ULP; f64: exp/log <= 2 ULP, tanh <= 4 ULP, pow <= 4 + 2|y ln|x||
+//! ULP) and matmul (cuBLAS order: |gpu - interp| <= c sqrt(k) sum|a b|,
+//! c = 1e-6 for f32, 1e-14 for f64). The digits training step is compared
+//! with rtol 1e-5, as the CPU JIT is.
+
+use compiler::ir::{interp, text, Builder, DType, Func, Op, Shape, Tensor, Type};
+use runtime::{Backend, Executable};
+
+/// Whether a GPU is usable; prints the reason when not. Panics instead when
+/// `JLC_REQUIRE_GPU=1`.
+fn gpu() -> bool {
+    match runtime::cuda::probe() {
+        Ok(()) => true,
+        Err(e) if std::env::var("JLC_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("JLC_REQUIRE_GPU=1 but {e}"),
+        Err(e) => {
+            println!("skipping GPU test: {e}");
+            false
+        }
+    }
+}
+
+fn gpu_run(func: &Func, inputs: &[Tensor]) -> Vec<Tensor> {
+    let mut exe = Executable::compile(func.clone(), Backend::Cuda).unwrap_or_else(|e| panic!("{e}\n{}", text::print(func)));
+    exe.run(inputs).unwrap_or_else(|e| panic!("{e}\n{}", text::print(func)))
+}
+
+/// How close a GPU result must be to the interpreter's.
+#[derive(Clone, Copy, Debug)]
+enum Tol {
+    Bitwise,
+    /// At most this many units in the last place (inf and NaN exact).
+    Ulps(u64),
+    /// pow: 4 + 2 |y ln|x|| ULP.
+    Pow,
+}
+
+/// Floats as integers whose order and distance are the floats' (±0 equal).
+fn ordered(bits: u64, sign_bit: u64) -> i128 {
+    if bits & sign_bit != 0 {
+        -((bits & !sign_bit) as i128)
+    } else {
+        bits as i128
+    }
+}
+
+/// pow's bound: 4 + 2 |y ln|x|| ULP (0 * inf counts as 0).
+fn pow_allowed_ulps(x: f64, y: f64) -> f64 {
+    let m = (y * x.abs().ln()).abs();
+    4.0 + if m.is_nan() { 0.0 } else { 2.0 * m }
+}
+
+fn ulp_distance(dtype: DType, a: f64, b: f64) -> u64 {
+    match dtype {
+        DType::F32 => (ordered((a as f32).to_bits() as u64, 1 << 31) - ordered((b as f32).to_bits() as u64, 1 << 31)).unsigned_abs() as u64,
+        _ => (ordered(a.to_bits(), 1 << 63) - ordered(b.to_bits(), 1 << 63)).unsigned_abs() as u64,
+    }
+}
+
+/// Compares outputs; returns a description of the first mismatch.
+fn compare(func: &Func, inputs: &[Tensor], want: &[Tensor], got: &[Tensor], tol: Tol) -> Result<(), String> {
+    if want.len() != got.len() {
+        return Err(format!("{} outputs, expected {}", got.len(), want.len()));
+    }
+    for (k, (w, g)) in want.iter().zip(got).enumerate() {
+        if w.ty() != g.ty() {
+            return Err(format!("output {k} has type {}, expected {}", g.ty(), w.ty()));
+        }
+        let (wv, gv) = (w.to_f64_vec(), g.to_f64_vec());
+        for i in 0..wv.len() {
+            let (x, y) = (wv[i], gv[i]);
+            let ok = if x.is_nan() || y.is_nan() {
+                x.is_nan() && y.is_nan()
+            } else if !w.dtype().is_float() || x.is_infinite() || y.is_infinite() {
+                x == y
+            } else {
+                match tol {
+                    Tol::Bitwise => x.to_bits() == y.to_bits() || (w.dtype() == DType::F32 && (x as f32).to_bits() == (y as f32).to_bits()),
+                    Tol::Ulps(n) => ulp_distance(w.dtype(), x, y) <= n,
+                    Tol::Pow => {
+                        let (a, b) = (inputs[0].to_f64_vec()[i], inputs[1].to_f64_vec()[i]);
+                        ulp_distance(w.dtype(), x, y) as f64 <= pow_allowed_ulps(a, b)
+                    }
+                }
+            };
+            if !ok {
+                let args: Vec<f64> = inputs.iter().filter(|t| t.len() == wv.len()).map(|t| t.to_f64_vec()[i]).collect();
+                return Err(format!(
+                    "output {k}[{i}]: interp {x:e} vs gpu {y:e} ({} ULP; tol {tol:?}; elementwise args {args:?})\n{}",
+                    if w.dtype().is_float() { ulp_distance(w.dtype(), x, y) } else { 0 },
+                    text::print(func)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `cases` (label, func, inputs, tolerance) and reports every failure.
+fn check_all(cases: Vec<(String, Func, Vec<Tensor>, Tol)>) {
+    let mut failures = Vec::new();
+    let n = cases.len();
+    for (label, func, inputs, tol) in cases {
+        let want = interp::run(&func, &inputs);
+        let got = gpu_run(&func, &inputs);
+        if let Err(msg) = compare(&func, &inputs, &want, &got, tol) {
+            failures.push(format!("{label}: {msg}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {n} cases differ:\n{}", failures.len(), failures.join("\n"));
+    println!("{n} cases agree with the interpreter");
+}
+
+fn float_specials() -> Vec<f64> {
+    vec![
+        0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 7.9, -7.9, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e-40, 3.0e38, -3.0e38, 2147483520.0,
+        2147483648.0, -2147483904.0, 1e300, 1e-310, 88.7, -103.9, 709.7, -745.0, 0.3, 1e-8, -20.0, 3.0, 2.0,
+    ]
+}
+
+fn i32_specials() -> Vec<f64> {
+    [0, 1, -1, 2, -2, 7, -7, 100, i32::MAX, i32::MIN, i32::MIN + 1, 46341, -65536, 3, 31, -31].iter().map(|&x| x as f64).collect()
+}
+
+fn specials(dtype: DType) -> Vec<f64> {
+    match dtype {
+        DType::F32 | DType::F64 => float_specials(),
+        DType::I32 => i32_specials(),
+        DType::Bool => vec![0.0, 1.0],
+    }
+}
+
+/// splitmix64, for test data.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next()
+    }
+}
+
+/// Specials, then `n_random` values spread over magnitudes.
+fn unary_values(dtype: DType, n_random: usize, rng: &mut Rng) -> Vec<f64> {
+    let mut v = specials(dtype);
+    for _ in 0..n_random {
+        v.push(match dtype {
+            DType::I32 => rng.uniform(-1000.0, 1000.0).floor(),
+            DType::Bool => (rng.next() < 0.5) as u8 as f64,
+            _ => rng.uniform(-1.0, 1.0) * 10f64.powf(rng.uniform(-6.0, 2.5)),
+        });
+    }
+    v
+}
+
+fn all_pairs(values: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut lhs = Vec::new();
+    let mut rhs = Vec::new();
+    for &x in values {
+        for &y in values {
+            lhs.push(x);
+            rhs.push(y);
+        }
+    }
+    (lhs, rhs)
+}
+
+fn unary_func(op: Op, ty: &Type) -> Func {
+    let mut b = Builder::new("unary", std::slice::from_ref(ty));
+    let r = b.unary(op, b.param(0));
+    b.finish(vec![r])
+}
+
+fn binary_func(op: Op, ty: &Type) -> Func {
+    let mut b = Builder::new("binary", &[ty.clone(), ty.clone()]);
+    let r = b.binary(op, b.param(0), b.param(1));
+    b.finish(vec![r])
+}
+
+fn transcendental_tol(op: &Op, dtype: DType) -> Tol {
+    match (op, dtype) {
+        (Op::Pow, DType::I32) => Tol::Bitwise,
+        (Op::Tanh, DType::F32) => Tol::Ulps(3),
+        (Op::Exp | Op::Log | Op::Pow, DType::F32) => Tol::Ulps(1),
+        (Op::Exp | Op::Log, _) => Tol::Ulps(2),
+        (Op::Tanh, _) => Tol::Ulps(4),
+        (Op::Pow, _) => Tol::Pow,
+        _ => Tol::Bitwise,
+    }
+}
+
+#[test]
+fn gpu_elementwise_ops_match_interpreter() {
+    if !gpu() {
+        return;
+    }
+    let mut rng = Rng(1);
+    let mut cases = Vec::new();
+    for dtype in [DType::F32, DType::F64] {
+        let values = unary_values(dtype, 4000, &mut rng);
+        let ty = Type::new(dtype, &[values.len()]);
+        for op in [Op::Neg, Op::Exp, Op::Log, Op::Tanh, Op::Sqrt] {
+            let input = Tensor::from_f64(dtype, &[values.len()], &values);
+            cases.push((format!("{op:?} {dtype}"), unary_func(op.clone(), &ty), vec![input], transcendental_tol(&op, dtype)));
+        }
+    }
+    let ivals = unary_values(DType::I32, 100, &mut rng);
+    cases.push(("Neg i32".into(), unary_func(Op::Neg, &Type::new(DType::I32, &[ivals.len()])), vec![Tensor::from_f64(DType::I32, &[ivals.len()], &ivals)], Tol::Bitwise));
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::Bool] {
+        let mut vals = specials(dtype);
+        if dtype.is_float() {
+            vals.extend((0..12).map(|_| rng.uniform(-4.0, 4.0)));
+        }
+        let (lhs, rhs) = all_pairs(&vals);
+        let n = lhs.len();
+        let ty = Type::new(dtype, &[n]);
+        let inputs = vec![Tensor::from_f64(dtype, &[n], &lhs), Tensor::from_f64(dtype, &[n], &rhs)];
+        let mut ops = vec![Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::Eq, Op::Ne];
+        if dtype != DType::Bool {
+            ops.extend([Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Max, Op::Min, Op::Pow]);
+        }
+        for op in ops {
+            let tol = transcendental_tol(&op, dtype);
+            cases.push((format!("{op:?} {dtype}"), binary_func(op, &ty), inputs.clone(), tol));
+        }
+        // Select with a mixed condition.
+        let cond: Vec<bool> = (0..n).map(|i| (i * 7919) % 3 == 0).collect();
+        let mut b = Builder::new("select", &[ty.with_dtype(DType::Bool), ty.clone(), ty.clone()]);
+        let r = b.select(b.param(0), b.param(1), b.param(2));
+        let func = b.finish(vec![r]);
+        cases.push((format!("select {dtype}"), func, vec![Tensor::bool(&[n], cond), inputs[0].clone(), inputs[1].clone()], Tol::Bitwise));
+        // Conversions to every dtype.
+        for to in [DType::F32, DType::F64, DType::I32, DType::Bool] {
+            let mut b = Builder::new("convert", std::slice::from_ref(&ty));
+            let r = b.push(Op::Convert, vec![b.param(0)], ty.with_dtype(to));
+            let func = b.finish(vec![r]);
+            cases.push((format!("convert {dtype} -> {to}"), func, vec![inputs[0].clone()], Tol::Bitwise));
+        }
+    }
+    check_all(cases);
+}
+
+#[test]
+fn gpu_fills_and_data_movement_match_interpreter() {
+    if !gpu() {
+        return;
+    }
+    let mut rng = Rng(2);
+    let mut cases = Vec::new();
+    let random = |ty: &Type, rng: &mut Rng| {
+        let v: Vec<f64> = (0..ty.shape.num_elements())
+            .map(|_| match ty.dtype {
+                DType::Bool => (rng.next() < 0.5) as u8 as f64,
+                DType::I32 => rng.uniform(-50.0, 50.0).floor(),
+                _ => rng.uniform(-5.0, 5.0),
+            })
+            .collect();
+        Tensor::from_f64(ty.dtype, ty.shape.dims(), &v)
+    };
+    let bcasts: Vec<(Vec<usize>, Vec<usize>, Vec<usize>)> = vec![
+        (vec![], vec![2, 3], vec![]),
+        (vec![3], vec![2, 3], vec![1]),
+        (vec![3], vec![3, 2], vec![0]),
+        (vec![2, 1], vec![2, 4], vec![0, 1]),
+        (vec![1, 3, 1], vec![2, 3, 4], vec![0, 1, 2]),
+        (vec![1, 1], vec![5, 1, 6], vec![0, 2]),
+        (vec![2, 3], vec![2, 5, 3], vec![0, 2]),
+        (vec![300], vec![64, 300], vec![1]),
+    ];
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::Bool] {
+        for value in [0.0, -0.0, 2.75, -3.5, f64::NAN, f64::INFINITY, 1e10, -1e10] {
+            let mut b = Builder::new("constant", &[]);
+            let s = b.constant(value, dtype);
+            let f = b.full(value, &Type::new(dtype, &[2, 3]));
+            cases.push((format!("constant {value} {dtype}"), b.finish(vec![s, f]), vec![], Tol::Bitwise));
+        }
+        if dtype != DType::Bool {
+            for dims in [vec![7], vec![2, 3, 4], vec![1, 5, 1], vec![70, 1000]] {
+                for axis in 0..dims.len() {
+                    let mut b = Builder::new("iota", &[]);
+                    let r = b.iota(Type::new(dtype, &dims), axis);
+                    cases.push((format!("iota {dtype} {dims:?} {axis}"), b.finish(vec![r]), vec![], Tol::Bitwise));
+                }
+            }
+        }
+        for (src, dst, dims) in &bcasts {
+            let ty = Type::new(dtype, src);
+            let mut b = Builder::new("broadcast", std::slice::from_ref(&ty));
+            let r = b.broadcast(b.param(0), &Shape(dst.clone()), dims.clone());
+            cases.push((format!("broadcast {ty} -> {dst:?}"), b.finish(vec![r]), vec![random(&ty, &mut rng)], Tol::Bitwise));
+        }
+        for perm in [[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+            for dims in [[2, 3, 4], [1, 5, 3], [33, 17, 65]] {
+                let ty = Type::new(dtype, &dims);
+                let mut b = Builder::new("transpose", std::slice::from_ref(&ty));
+                let r = b.transpose(b.param(0), perm.to_vec());
+                cases.push((format!("transpose {ty} {perm:?}"), b.finish(vec![r]), vec![random(&ty, &mut rng)], Tol::Bitwise));
+            }
+        }
+        let ty = Type::new(dtype, &[2, 3]);
+        let mut b = Builder::new("reshape", std::slice::from_ref(&ty));
+        let x = b.param(0);
+        let r1 = b.reshape(x, &Shape(vec![3, 2]));
+        let r2 = b.reshape(r1, &Shape(vec![6]));
+        let t = b.transpose(r1, vec![1, 0]);
+        cases.push((format!("reshape {dtype}"), b.finish(vec![r2, x, t, r1]), vec![random(&ty, &mut rng)], Tol::Bitwise));
+    }
+    check_all(cases);
+}
+
+#[test]
+fn gpu_reductions_match_interpreter_bitwise() {
+    if !gpu() {
+        return;
+    }
+    let mut rng = Rng(3);
+    let mut cases = Vec::new();
+    for dtype in [DType::F32, DType::F64, DType::I32] {
+        for dims in [vec![2, 3, 4], vec![3, 1, 5], vec![9], vec![64, 10], vec![0, 3], vec![16, 33, 7]] {
+            let rank = dims.len();
+            for mask in 1..(1usize << rank) {
+                let axes: Vec<usize> = (0..rank).filter(|a| mask & (1 << a) != 0).collect();
+                for is_max in [false, true] {
+                    let ty = Type::new(dtype, &dims);
+                    let mut b = Builder::new("reduce", std::slice::from_ref(&ty));
+                    let r = if is_max { b.reduce_max(b.param(0), axes.clone()) } else { b.reduce_sum(b.param(0), axes.clone()) };
+                    let func = b.finish(vec![r]);
+                    let mut values: Vec<f64> = (0..ty.shape.num_elements())
+                        .map(|_| match dtype {
+                            DType::I32 => rng.uniform(-2e9, 2e9).floor(),
+                            _ => rng.uniform(-1.0, 1.0) * 10f64.powi((rng.next() * 8.0) as i32),
+                        })
+                        .collect();
+                    if dtype.is_float() && values.len() > 20 {
+                        // Specials in the middle: NaN, ±inf, ±0.
+                        for (j, s) in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 0.0].iter().enumerate() {
+                            values[7 + 3 * j] = *s;
+                        }
+                    }
+                    let label = format!("{} {ty} {axes:?}", if is_max { "max" } else { "sum" });
+                    cases.push((label, func, vec![Tensor::from_f64(dtype, &dims, &values)], Tol::Bitwise));
+                }
+            }
+        }
+    }
+    check_all(cases);
+}
+
+/// Matmul tolerance, as the CPU backend's tests: cuBLAS sums in another
+/// order than the interpreter.
+fn matmul_close(a: &Tensor, b: &Tensor, got: &Tensor, want: &Tensor) -> Result<(), String> {
+    let (m, k, n) = (a.shape.0[0], a.shape.0[1], b.shape.0[1]);
+    let c = if a.dtype() == DType::F32 { 1e-6 } else { 1e-14 };
+    let (av, bv, gv, wv) = (a.to_f64_vec(), b.to_f64_vec(), got.to_f64_vec(), want.to_f64_vec());
+    if got.ty() != want.ty() {
+        return Err(format!("type {} vs {}", got.ty(), want.ty()));
+    }
+    for i in 0..m {
+        for j in 0..n {
+            let scale: f64 = (0..k).map(|p| (av[i * k + p] * bv[p * n + j]).abs()).sum();
+            let tol = c * (k as f64).sqrt().max(1.0) * scale;
+            let (g, w) = (gv[i * n + j], wv[i * n + j]);
+            if (g - w).abs() > tol {
+                return Err(format!("[{i},{j}] gpu {g} vs interp {w} (tol {tol})"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn gpu_matmul_matches_interpreter_within_tolerance() {
+    if !gpu() {
+        return;
+    }
+    let mut rng = Rng(4);
+    let mut failures = Vec::new();
+    for dtype in [DType::F32, DType::F64] {
+        for (m, k, n) in [(1, 1, 1), (3, 4, 5), (17, 33, 9), (64, 64, 64), (2, 0, 3), (0, 4, 2), (8, 300, 1), (128, 256, 96)] {
+            let (ta, tb) = (Type::new(dtype, &[m, k]), Type::new(dtype, &[k, n]));
+            let mut b = Builder::new("matmul", &[ta.clone(), tb.clone()]);
+            let r = b.matmul(b.param(0), b.param(1));
+            let func = b.finish(vec![r]);
+            let gen = |ty: &Type, rng: &mut Rng| {
+                let v: Vec<f64> = (0..ty.shape.num_elements()).map(|_| rng.uniform(-5.0, 5.0)).collect();
+                Tensor::from_f64(dtype, ty.shape.dims(), &v)
+            };
+            let inputs = [gen(&ta, &mut rng), gen(&tb, &mut rng)];
+            let want = interp::run(&func, &inputs);
+            let mut exe = Executable::compile(func.clone(), Backend::Cuda).unwrap();
+            // Twice: the second run must not see the first run's results.
+            for run in 0..2 {
+                let got = exe.run(&inputs).unwrap();
+                if let Err(msg) = matmul_close(&inputs[0], &inputs[1], &got[0], &want[0]) {
+                    failures.push(format!("matmul {dtype} {m}x{k}x{n} run {run}: {msg}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The repository root: `JLC_REPO_ROOT` (set by the device check, whose
+/// prebuilt binary runs in another checkout) or the build's.
+fn repo_root() -> std::path::PathBuf {
+    std::env::var_os("JLC_REPO_ROOT").map(Into::into).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
+fn digits_programs() -> compiler::lower::TrainPrograms {
+    let path = repo_root().join("examples/digits_mlp.jl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (prog, diags) = compiler::lower::load("digits_mlp.jl", &text);
+    assert!(diags.is_empty());
+    let x = Type::new(DType::F32, &[64, 64]);
+    let y = Type::new(DType::I32, &[64]);
+    compiler::compile_training(&prog, None, &x, &y, &compiler::Options::default()).unwrap()
+}
+
+#[test]
+fn gpu_digits_training_steps_match_interpreter() {
+    if !gpu() {
+        return;
+    }
+    let progs = digits_programs();
+    let mut inputs = trainer::fit::init_params(&progs.params, 7);
+    let n_params = inputs.len();
+    let states: Vec<Tensor> = progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
+    let n_states = states.len();
+    inputs.extend(states);
+    inputs.push(Tensor::scalar_f32(1.0));
+    let mut rng = Rng(5);
+    inputs.push(Tensor::f32(&[64, 64], (0..64 * 64).map(|_| (rng.next() * 17.0).floor() as f32 / 16.0).collect()));
+    inputs.push(Tensor::i32(&[64], (0..64).map(|i| (i * 7 % 10) as i32).collect()));
+    let mut exe = Executable::compile(progs.train_step.clone(), Backend::Cuda).unwrap();
+    // Three chained steps, each compared with the interpreter on the same inputs.
+    for step in 1..=3 {
+        inputs[n_params + n_states] = Tensor::scalar_f32(step as f32);
+        let want = interp::run(&progs.train_step, &inputs);
+        let got = exe.run(&inputs).unwrap();
+        assert_eq!(want.len(), got.len());
+        for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(w.ty(), g.ty(), "step {step} output {k}");
+            for (i, (p, q)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
+                assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs().max(q.abs())), "step {step} output {k}[{i}]: interp {p} vs gpu {q}");
+            }
+        }
+        // Continue from the interpreter's parameters and states.
+        for (slot, value) in want.into_iter().take(n_params + n_states).enumerate() {
+            inputs[slot] = value;
+        }
+    }
+    let val = progs.val_step.expect("digits has a validation step");
+    let mut val_inputs: Vec<Tensor> = inputs[..n_params].to_vec();
+    val_inputs.extend(inputs[inputs.len() - 2..].iter().cloned());
+    let want = interp::run(&val, &val_inputs);
+    let got = Executable::compile(val.clone(), Backend::Cuda).unwrap().run(&val_inputs).unwrap();
+    for (w, g) in want.iter().zip(&got) {
+        let (p, q) = (w.scalar_value(), g.scalar_value());
+        assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "validation: interp {p} vs gpu {q}");
+    }
+}
+
+#[test]
+fn without_a_gpu_compiling_for_cuda_is_an_error_not_a_panic() {
+    if runtime::cuda::probe().is_ok() {
+        println!("a GPU is present: nothing to check here");
+        return;
+    }
+    let ty = Type::new(DType::F32, &[3]);
+    let func = unary_func(Op::Exp, &ty);
+    let err = Executable::compile(func, Backend::Cuda).err().expect("no GPU: compile must fail");
+    let msg = err.to_string();
+    assert!(msg.contains("no CUDA"), "unexpected error: {msg}");
+}
