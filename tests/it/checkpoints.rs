@@ -242,7 +242,7 @@ model Quadrants {
     }
     fn configure_optimizers(self) = adam(lr = 1e-1)
 }
-data = idx(".", scale = 1.0 / 255.0) { batch_size = 50, val_split = 100 }
+data = idx(".", scale = 1.0 / 255.0) { batch_size = 50; val_split = 100 }
 trainer { max_epochs = 5 }
 "#;
     let path = dir.join("quadrants.jl");
