@@ -217,8 +217,6 @@ fn mutated_idx_and_csv_inputs_never_panic() {
     // (bytes, which input it replaces: 0 images, 1 labels, 2 csv)
     let bases: Vec<(Vec<u8>, usize)> =
         vec![(images.clone(), 0), (gzip(&images), 0), (labels.clone(), 1), (gzip(&labels), 1), (csv.clone(), 2), (gzip(&csv), 2)];
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     let start = Instant::now();
     let (mut errors, mut truncations) = (0usize, 0usize);
     for case in 0..n {
@@ -229,8 +227,9 @@ fn mutated_idx_and_csv_inputs_never_panic() {
             1 => trainer::data::parse_idx_pair("img", &images, "lab", &bytes, 1.0).map(|_| ()),
             _ => trainer::data::parse_csv_bytes("x.csv", &bytes, 1.0).map(|_| ()),
         }));
+        // No quiet panic hook here: a panic is a failure, and its message
+        // should print (the hook is global, so swapping it races other tests).
         let Ok(res) = res else {
-            std::panic::set_hook(hook);
             panic!("panic on fuzz input (seed {seed:#x}, case {case}): {bytes:?}");
         };
         if let Err(e) = &res {
@@ -244,7 +243,6 @@ fn mutated_idx_and_csv_inputs_never_panic() {
             assert!(res.is_err(), "truncation accepted (seed {seed:#x}, case {case}): {bytes:?}");
         }
     }
-    std::panic::set_hook(hook);
     eprintln!("fuzz (idx/csv): seed {seed:#x}, {n} inputs ({errors} rejected, {truncations} truncated IDX all rejected) in {:?}", start.elapsed());
 }
 
@@ -274,14 +272,11 @@ fn mutated_checkpoints_never_panic_and_truncations_are_detected() {
     let tensors = vec![("l.weight".to_string(), &w), ("l.bias".to_string(), &b), ("opt.l.weight.0".to_string(), &m)];
     let base = trainer::checkpoint::encode(&meta, &tensors).unwrap();
     let original = trainer::checkpoint::decode("ok.safetensors", &base).unwrap();
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     let start = Instant::now();
     let (mut unchanged, mut truncations, mut flips) = (0usize, 0usize, 0usize);
     for case in 0..n {
         let (bytes, kind) = mutate_bytes(&mut rng, &base);
         let Ok(res) = catch_unwind(AssertUnwindSafe(|| trainer::checkpoint::decode("c.safetensors", &bytes))) else {
-            std::panic::set_hook(hook);
             panic!("panic on fuzz input (seed {seed:#x}, case {case}): {bytes:?}");
         };
         match (&res, kind) {
@@ -301,7 +296,6 @@ fn mutated_checkpoints_never_panic_and_truncations_are_detected() {
             }
         }
     }
-    std::panic::set_hook(hook);
     eprintln!(
         "fuzz (checkpoints): seed {seed:#x}, {n} inputs in {:?}: all rejected ({truncations} truncations, {flips} bit flips) except {unchanged} that decode to the original (same bytes, or whitespace in the header padding)",
         start.elapsed()
