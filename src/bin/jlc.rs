@@ -31,6 +31,12 @@ enum Command {
         /// Skip the e-graph optimizer.
         #[arg(long)]
         no_opt: bool,
+        /// Continue training from a checkpoint: a `.safetensors` path, or
+        /// `last` (the newest `version_N/checkpoints/last.safetensors` under
+        /// the run's `default_root_dir/name`). Bit-exact, also mid-epoch;
+        /// logs go to a new version directory.
+        #[arg(long, value_name = "PATH|last")]
+        resume: Option<String>,
     },
     /// Check the file for errors without running it (exit 1 on errors).
     Check { file: PathBuf },
@@ -111,7 +117,7 @@ fn run(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Command::Run { file, overrides, backend, no_opt } => {
+        Command::Run { file, overrides, backend, no_opt, resume } => {
             let text = match read(&file) {
                 Ok(t) => t,
                 Err(c) => return c,
@@ -122,12 +128,24 @@ fn run(cli: Cli) -> ExitCode {
                 BackendArg::Cuda => runtime::Backend::Cuda,
             };
             if jaxlightning::has_trainer(&text) {
-                let opts = trainer::FitOptions { overrides, backend, color, progress: std::io::stderr().is_terminal(), compiler: compiler::Options { no_opt, ..Default::default() } };
+                let resume = resume.map(|r| if r == "last" { trainer::Resume::Last } else { trainer::Resume::Path(PathBuf::from(r)) });
+                let opts = trainer::FitOptions {
+                    overrides,
+                    backend,
+                    color,
+                    progress: std::io::stderr().is_terminal(),
+                    compiler: compiler::Options { no_opt, ..Default::default() },
+                    resume,
+                };
                 match trainer::fit(&file, &text, &opts) {
                     Ok(summary) => {
                         let metrics: Vec<String> = summary.final_metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
-                        println!("finished {} epochs ({} steps): {}", summary.epochs, summary.steps, metrics.join(" "));
+                        let verb = if summary.stopped_at_max_steps { "stopped at max_steps after" } else { "finished" };
+                        println!("{verb} {} epochs ({} steps): {}", summary.epochs, summary.steps, metrics.join(" "));
                         println!("logs: {}", summary.log_dir.join("metrics.csv").display());
+                        if let Some(ck) = &summary.last_checkpoint {
+                            println!("checkpoint: {}", ck.display());
+                        }
                         ExitCode::SUCCESS
                     }
                     Err(e) => {

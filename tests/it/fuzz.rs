@@ -157,4 +157,169 @@ fn deeply_nested_input_is_an_error_not_a_crash() {
         let deep = diags.iter().any(|d| d.message.contains("nests more than"));
         assert!(deep || text.contains("(((("), "expected a nesting diagnostic, got {diags:?}");
     }
+
+/// One mutation of a binary file; the kinds are chosen so that headers
+/// (the first bytes) are hit often.
+enum Mutation {
+    Truncate,
+    FlipBit,
+    Other,
+}
+
+fn mutate_bytes(rng: &mut SplitMix, base: &[u8]) -> (Vec<u8>, Mutation) {
+    let mut b = base.to_vec();
+    // Half the positions in the first 32 bytes (magic, dims, length fields).
+    let pos = |rng: &mut SplitMix, len: usize| if rng.below(2) == 0 { rng.below(len.min(32)) } else { rng.below(len) };
+    let kind = rng.below(6);
+    match kind {
+        0 => {
+            b.truncate(rng.below(base.len()));
+            return (b, Mutation::Truncate);
+        }
+        1 => {
+            let i = pos(rng, b.len());
+            b[i] ^= 1 << rng.below(8);
+            return (b, Mutation::FlipBit);
+        }
+        2 => {
+            for _ in 0..1 + rng.below(8) {
+                let i = pos(rng, b.len());
+                b[i] = rng.next() as u8;
+            }
+        }
+        3 => {
+            let i = pos(rng, b.len() + 1);
+            let extra: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next() as u8).collect();
+            b.splice(i..i, extra);
+        }
+        4 => {
+            let i = pos(rng, b.len());
+            let end = (i + 1 + rng.below(16)).min(b.len());
+            b.drain(i..end);
+        }
+        _ => {
+            // A 4-byte big-endian or 8-byte little-endian field set to an extreme.
+            let i = pos(rng, b.len().saturating_sub(8));
+            let v = [0u64, 1, u32::MAX as u64, u64::MAX, 1 << 40, rng.next()][rng.below(6)];
+            if rng.below(2) == 0 {
+                b[i..i + 4].copy_from_slice(&(v as u32).to_be_bytes());
+            } else {
+                b[i..i + 8].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    (b, Mutation::Other)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn idx_file(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        out.extend(d.to_be_bytes());
+    }
+    out.extend(data);
+    out
+}
+
+#[test]
+fn mutated_idx_and_csv_inputs_never_panic() {
+    let seed = 0x5eed_0003;
+    let n = budget(100_000);
+    let mut rng = SplitMix(seed);
+    let pixels: Vec<u8> = (0..5 * 4 * 3).map(|_| rng.next() as u8).collect();
+    let images = idx_file(&[5, 4, 3], &pixels);
+    let labels = idx_file(&[5], &[1, 0, 3, 9, 2]);
+    let csv = b"0.5,1,2,0\n3,4e-1,5,1\n-6,7,8.25,2\n".to_vec();
+    // (bytes, which input it replaces: 0 images, 1 labels, 2 csv)
+    let bases: Vec<(Vec<u8>, usize)> =
+        vec![(images.clone(), 0), (gzip(&images), 0), (labels.clone(), 1), (gzip(&labels), 1), (csv.clone(), 2), (gzip(&csv), 2)];
+    let start = Instant::now();
+    let (mut errors, mut truncations) = (0usize, 0usize);
+    for case in 0..n {
+        let (base, which) = &bases[case % bases.len()];
+        let (bytes, kind) = mutate_bytes(&mut rng, base);
+        let res = catch_unwind(AssertUnwindSafe(|| match which {
+            0 => trainer::data::parse_idx_pair("img", &bytes, "lab", &labels, 1.0).map(|_| ()),
+            1 => trainer::data::parse_idx_pair("img", &images, "lab", &bytes, 1.0).map(|_| ()),
+            _ => trainer::data::parse_csv_bytes("x.csv", &bytes, 1.0).map(|_| ()),
+        }));
+        // No quiet panic hook here: a panic is a failure, and its message
+        // should print (the hook is global, so swapping it races other tests).
+        let Ok(res) = res else {
+            panic!("panic on fuzz input (seed {seed:#x}, case {case}): {bytes:?}");
+        };
+        if let Err(e) = &res {
+            errors += 1;
+            let msg = e.to_string();
+            assert!(msg.starts_with("img") || msg.starts_with("lab") || msg.starts_with("x.csv"), "error names no file: {msg}");
+        }
+        // A truncated IDX file is always an error (a CSV cut at a line end is still a CSV).
+        if matches!(kind, Mutation::Truncate) && *which < 2 {
+            truncations += 1;
+            assert!(res.is_err(), "truncation accepted (seed {seed:#x}, case {case}): {bytes:?}");
+        }
+    }
+    eprintln!("fuzz (idx/csv): seed {seed:#x}, {n} inputs ({errors} rejected, {truncations} truncated IDX all rejected) in {:?}", start.elapsed());
+}
+
+#[test]
+fn mutated_checkpoints_never_panic_and_truncations_are_detected() {
+    use compiler::ir::Tensor;
+    let seed = 0x5eed_0004;
+    let n = budget(100_000);
+    let mut rng = SplitMix(seed);
+    let meta = trainer::checkpoint::Meta {
+        format_version: trainer::checkpoint::FORMAT_VERSION,
+        jlc_version: "0.1.0".into(),
+        model_name: "Mlp".into(),
+        model_hash: trainer::checkpoint::model_hash("model"),
+        seed: 3,
+        epoch: 1,
+        batch: 2,
+        global_step: 9,
+        loss_sum: 1.25,
+        log_sums: vec![0.5],
+        data_order: "batch_size=2".into(),
+        config: "x: 1\n".into(),
+    };
+    let w = Tensor::f32(&[3, 2], (0..6).map(|i| i as f32 * 0.37).collect());
+    let b = Tensor::f32(&[2], vec![0.25, -1.0]);
+    let m = Tensor::f32(&[3, 2], vec![1e-3; 6]);
+    let tensors = vec![("l.weight".to_string(), &w), ("l.bias".to_string(), &b), ("opt.l.weight.0".to_string(), &m)];
+    let base = trainer::checkpoint::encode(&meta, &tensors).unwrap();
+    let original = trainer::checkpoint::decode("ok.safetensors", &base).unwrap();
+    let start = Instant::now();
+    let (mut unchanged, mut truncations, mut flips) = (0usize, 0usize, 0usize);
+    for case in 0..n {
+        let (bytes, kind) = mutate_bytes(&mut rng, &base);
+        let Ok(res) = catch_unwind(AssertUnwindSafe(|| trainer::checkpoint::decode("c.safetensors", &bytes))) else {
+            panic!("panic on fuzz input (seed {seed:#x}, case {case}): {bytes:?}");
+        };
+        match (&res, kind) {
+            (Ok(_), Mutation::Truncate) => panic!("truncation to {} bytes accepted (seed {seed:#x}, case {case})", bytes.len()),
+            (Ok(_), Mutation::FlipBit) => panic!("bit flip accepted (seed {seed:#x}, case {case})"),
+            (Ok(ck), Mutation::Other) => {
+                // Only a mutation that changes nothing decoded may pass: a
+                // byte overwritten with its own value, or header padding
+                // (spaces) changed into other JSON whitespace.
+                assert!(*ck == original, "corrupt checkpoint accepted (seed {seed:#x}, case {case}): {bytes:?}");
+                unchanged += 1;
+            }
+            (Err(e), k) => {
+                assert!(e.to_string().starts_with("checkpoint c.safetensors: "), "{e}");
+                truncations += matches!(k, Mutation::Truncate) as usize;
+                flips += matches!(k, Mutation::FlipBit) as usize;
+            }
+        }
+    }
+    eprintln!(
+        "fuzz (checkpoints): seed {seed:#x}, {n} inputs in {:?}: all rejected ({truncations} truncations, {flips} bit flips) except {unchanged} that decode to the original (same bytes, or whitespace in the header padding)",
+        start.elapsed()
+    );
 }

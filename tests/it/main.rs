@@ -2,6 +2,7 @@
 //! One integration binary; each module is one area.
 
 mod backends;
+mod checkpoints;
 mod diagnostics;
 mod examples;
 mod fuzz;

@@ -8,6 +8,8 @@ use compiler::span::Span;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataConfig {
+    pub source: SourceKind,
+    /// The CSV file, or the IDX directory (relative to the model file's directory).
     pub path: String,
     /// Multiplies every feature (e.g. 1/16 for 4-bit pixel counts).
     pub scale: f64,
@@ -15,6 +17,16 @@ pub struct DataConfig {
     /// Examples held out for validation.
     pub val_split: usize,
     pub shuffle: bool,
+}
+
+/// The built-in data sources.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SourceKind {
+    /// `csv("file.csv[.gz]", scale = s)`: one example per line, the label last.
+    Csv,
+    /// `idx("dir", scale = s)`: `train-images-idx3-ubyte[.gz]` and
+    /// `train-labels-idx1-ubyte[.gz]` in `dir` (the MNIST family).
+    Idx,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -26,19 +38,25 @@ pub struct TrainerConfig {
     pub name: String,
     /// Stop each training epoch after this many batches (0: no limit).
     pub limit_train_batches: usize,
+    /// Stop after this many optimizer steps in all (0: no limit), saving a
+    /// checkpoint there, even mid-epoch.
+    pub max_steps: usize,
+    /// Save `last.safetensors` and one checkpoint per epoch.
+    pub enable_checkpointing: bool,
 }
 
 const DATA_KEYS: &[&str] = &["batch_size", "val_split", "shuffle"];
-const TRAINER_KEYS: &[&str] = &["max_epochs", "seed", "log_every_n_steps", "default_root_dir", "name", "limit_train_batches", "model"];
+const TRAINER_KEYS: &[&str] = &["max_epochs", "seed", "log_every_n_steps", "default_root_dir", "name", "limit_train_batches", "max_steps", "enable_checkpointing", "model"];
 
 pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
     let mut diags = Vec::new();
-    let (path, scale) = match &section.source {
-        Some((ConstValue::Call { name, args }, span)) if name == "csv" => {
+    let (source, path, scale) = match &section.source {
+        Some((ConstValue::Call { name, args }, span)) if name == "csv" || name == "idx" => {
+            let (kind, what) = if name == "csv" { (SourceKind::Csv, "file") } else { (SourceKind::Idx, "directory") };
             let path = match args.first() {
                 Some((None, ConstValue::Str(p))) => p.clone(),
                 _ => {
-                    diags.push(Diagnostic::error(Code::BadSection, "csv(path, scale = 1.0) needs the file's path as a string").with_label(*span, "here"));
+                    diags.push(Diagnostic::error(Code::BadSection, format!("{name}(path, scale = 1.0) needs the {what}'s path as a string")).with_label(*span, "here"));
                     String::new()
                 }
             };
@@ -47,25 +65,26 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                 match (k.as_deref(), v) {
                     (Some("scale"), ConstValue::Float(x)) => scale = *x,
                     (Some("scale"), ConstValue::Int(i)) => scale = *i as f64,
-                    _ => diags.push(Diagnostic::error(Code::BadSection, "csv takes (path, scale = number)").with_label(*span, "unexpected argument")),
+                    _ => diags.push(Diagnostic::error(Code::BadSection, format!("{name} takes (path, scale = number)")).with_label(*span, "unexpected argument")),
                 }
             }
-            (path, scale)
+            (kind, path, scale)
         }
         Some((_, span)) => {
             diags.push(
                 Diagnostic::error(Code::BadSection, "unknown data source")
-                    .with_label(*span, "expected `csv(\"path.csv.gz\", scale = ...)`")
-                    .with_note("the CSV holds one example per line: features, then an integer label"),
+                    .with_label(*span, "expected `csv(\"path.csv.gz\", scale = ...)` or `idx(\"directory\", scale = ...)`")
+                    .with_note("the CSV holds one example per line: features, then an integer label")
+                    .with_note("the IDX directory holds train-images-idx3-ubyte and train-labels-idx1-ubyte (raw or .gz)"),
             );
-            (String::new(), 1.0)
+            (SourceKind::Csv, String::new(), 1.0)
         }
         None => {
             diags.push(Diagnostic::error(Code::BadSection, "the data section names no source").with_label(section.span, "here"));
-            (String::new(), 1.0)
+            (SourceKind::Csv, String::new(), 1.0)
         }
     };
-    let mut cfg = DataConfig { path, scale, batch_size: 32, val_split: 0, shuffle: true };
+    let mut cfg = DataConfig { source, path, scale, batch_size: 32, val_split: 0, shuffle: true };
     for e in &section.entries {
         match e.key.as_str() {
             "batch_size" => cfg.batch_size = positive(e, &mut diags),
@@ -90,6 +109,8 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         default_root_dir: ".".into(),
         name: "lightning_logs".into(),
         limit_train_batches: 0,
+        max_steps: 0,
+        enable_checkpointing: true,
     };
     for e in section.map(|s| s.entries.as_slice()).unwrap_or_default() {
         match e.key.as_str() {
@@ -97,6 +118,8 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "seed" => cfg.seed = non_negative(e, &mut diags) as u64,
             "log_every_n_steps" => cfg.log_every_n_steps = positive(e, &mut diags),
             "limit_train_batches" => cfg.limit_train_batches = non_negative(e, &mut diags),
+            "max_steps" => cfg.max_steps = non_negative(e, &mut diags),
+            "enable_checkpointing" => cfg.enable_checkpointing = boolean(e, &mut diags),
             "default_root_dir" => cfg.default_root_dir = string(e, &mut diags),
             "name" => cfg.name = string(e, &mut diags),
             "model" => {}

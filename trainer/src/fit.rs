@@ -5,7 +5,8 @@
 //! optimizer state. Validation runs a separately compiled program that has
 //! no parameter outputs, so it cannot train.
 
-use crate::config::{self, DataConfig, TrainerConfig};
+use crate::checkpoint::{self, CheckpointError, Meta};
+use crate::config::{self, DataConfig, SourceKind, TrainerConfig};
 use crate::data::{self, Dataset};
 use crate::logger::CsvLogger;
 use crate::rng::Rng;
@@ -29,8 +30,18 @@ pub enum FitError {
     Runtime(#[from] runtime::Error),
     #[error("{0}")]
     Config(String),
+    #[error("{0}")]
+    Checkpoint(#[from] CheckpointError),
     #[error("cannot write logs: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Where `--resume` continues from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resume {
+    /// `last.safetensors` of the newest `version_N` under `<root>/<name>` that has one.
+    Last,
+    Path(PathBuf),
 }
 
 pub struct FitOptions {
@@ -40,17 +51,26 @@ pub struct FitOptions {
     /// Show the progress bar (off when stderr is not a terminal, in tests).
     pub progress: bool,
     pub compiler: compiler::Options,
+    /// Continue a run from a checkpoint (bit-exactly, also mid-epoch).
+    pub resume: Option<Resume>,
 }
 
 /// What a finished run reports.
 #[derive(Clone, Debug)]
 pub struct FitSummary {
     pub log_dir: PathBuf,
+    /// Epochs completed, counting those before a resume.
     pub epochs: usize,
     pub steps: usize,
     /// The last epoch's aggregated metrics (`train_loss_epoch`, `val_acc`, ...).
     pub final_metrics: Vec<(String, f64)>,
     pub params: Vec<(ParamSpec, Tensor)>,
+    /// Optimizer state by checkpoint name (`opt.<path>.<k>`).
+    pub states: Vec<(String, Tensor)>,
+    /// The `last.safetensors` this run wrote (None if it wrote none).
+    pub last_checkpoint: Option<PathBuf>,
+    /// The run ended at `trainer.max_steps` before `max_epochs`.
+    pub stopped_at_max_steps: bool,
 }
 
 fn diagnostics(diags: Vec<Diagnostic>, sources: &SourceMap, color: bool) -> FitError {
@@ -72,14 +92,17 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         config::apply_override(&mut data_sec, &mut trainer_sec, spec).map_err(FitError::Config)?;
     }
     let Some(data_sec) = data_sec else {
-        return Err(FitError::Config(format!("{}: a training run needs a `data = csv(...)` section", path.display())));
+        return Err(FitError::Config(format!("{}: a training run needs a `data = csv(...)` or `data = idx(...)` section", path.display())));
     };
     let data_cfg = config::data_config(&data_sec).map_err(err)?;
     let trainer_cfg = config::trainer_config(trainer_sec.as_ref()).map_err(err)?;
 
-    // Data paths are relative to the model file's directory.
+    // Data paths are relative to the model file's directory (absolute ones replace it).
     let data_path = path.parent().unwrap_or(Path::new(".")).join(&data_cfg.path);
-    let dataset = data::load_csv(&data_path, data_cfg.scale as f32)?;
+    let dataset = match data_cfg.source {
+        SourceKind::Csv => data::load_csv(&data_path, data_cfg.scale as f32)?,
+        SourceKind::Idx => data::load_idx_dir(&data_path, data_cfg.scale as f32)?,
+    };
     if data_cfg.val_split >= dataset.len() {
         return Err(FitError::Config(format!(
             "val_split = {} leaves no training data: {} has {} examples",
@@ -89,11 +112,12 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         )));
     }
     let (train, val) = data::split(&dataset, data_cfg.val_split, trainer_cfg.seed);
+    drop(dataset);
     let bs = data_cfg.batch_size;
     if train.len() < bs {
         return Err(FitError::Config(format!("batch_size = {bs} is larger than the {} training examples", train.len())));
     }
-    let d = dataset.n_features;
+    let d = train.n_features;
 
     let compile_start = Instant::now();
     let x_ty = Type::new(DType::F32, &[bs, d]);
@@ -116,8 +140,67 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     let compile_ms = compile_start.elapsed().as_secs_f64() * 1e3;
     print_summary(&progs, compile_ms, &train, &val);
 
+    let n_batches = {
+        let full = train.len() / bs;
+        if trainer_cfg.limit_train_batches > 0 { full.min(trainer_cfg.limit_train_batches) } else { full }
+    };
+    // Everything besides the seed that decides which examples batch `b` of epoch `e` holds.
+    let data_order =
+        format!("batch_size={bs},val_split={},shuffle={},n_train={},n_batches={n_batches}", data_cfg.val_split, data_cfg.shuffle, train.len());
+    let n_params = progs.params.len();
+    let names: Vec<(String, Type)> = progs
+        .params
+        .iter()
+        .map(|p| (p.path.clone(), p.ty.clone()))
+        .chain(progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|k| (checkpoint::state_name(&p.path, k), p.ty.clone()))))
+        .collect();
+
+    let base = Path::new(&trainer_cfg.default_root_dir).join(&trainer_cfg.name);
+    remove_stray_checkpoint_temps(&base)?;
+
     let mut params = init_params(&progs.params, trainer_cfg.seed);
     let mut states: Vec<Tensor> = progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
+    let mut pos = Position { epoch: 0, batch: 0, global_step: 0, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
+    let mut resumed_from = None;
+    if let Some(resume) = &opts.resume {
+        let ck_path = match resume {
+            Resume::Last => checkpoint::find_last(&base).ok_or_else(|| {
+                FitError::Config(format!("--resume last: no checkpoint to resume from: no {}/version_*/checkpoints/last.safetensors", base.display()))
+            })?,
+            Resume::Path(p) => p.clone(),
+        };
+        let name = ck_path.display().to_string();
+        let mut ck = checkpoint::load(&ck_path)?;
+        let m = ck.meta.clone();
+        let mut problems = Vec::new();
+        if m.seed != trainer_cfg.seed {
+            problems.push(format!("it was trained with seed {}, this run has seed {} (set trainer.seed = {})", m.seed, trainer_cfg.seed, m.seed));
+        }
+        if m.data_order != data_order {
+            problems.push(format!("its data order was `{}`, this run's is `{data_order}`", m.data_order));
+        }
+        if m.log_sums.len() != progs.train_logs.len() || m.batch >= n_batches.max(1) {
+            problems.push(format!(
+                "its position (epoch {}, batch {} with {} logged values) does not fit this run ({n_batches} batches per epoch, {} logged values)",
+                m.epoch,
+                m.batch,
+                m.log_sums.len(),
+                progs.train_logs.len()
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(FitError::Config(format!("cannot resume bit-exactly from {name}:\n  {}", problems.join("\n  "))));
+        }
+        if m.model_hash != checkpoint::model_hash(text) {
+            eprintln!("warning: {} changed since {name} was saved; resuming anyway (the parameters fit)", path.display());
+        }
+        let mut tensors = ck.take_strict(&name, &names)?;
+        states = tensors.split_off(n_params);
+        params = tensors;
+        pos = Position { epoch: m.epoch, batch: m.batch, global_step: m.global_step, loss_sum: m.loss_sum, log_sums: m.log_sums };
+        eprintln!("resuming from {name}: epoch {}, batch {}, global step {}", pos.epoch, pos.batch, pos.global_step);
+        resumed_from = Some(ck_path);
+    }
 
     let mut metric_names: Vec<String> = Vec::new();
     metric_names.push("train_loss_step".into());
@@ -127,18 +210,45 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         metric_names.push(format!("{n}_epoch"));
     }
     metric_names.extend(progs.val_logs.iter().map(|(n, _)| n.clone()));
-    let hparams = hparams_yaml(&data_cfg, &trainer_cfg, &progs, path);
-    let mut logger = CsvLogger::create(&Path::new(&trainer_cfg.default_root_dir).to_path_buf(), &trainer_cfg.name, &metric_names, &hparams)?;
-
-    let n_batches = {
-        let full = train.len() / bs;
-        if trainer_cfg.limit_train_batches > 0 { full.min(trainer_cfg.limit_train_batches) } else { full }
+    let mut hparams = hparams_yaml(&data_cfg, &trainer_cfg, &progs, path);
+    if let Some(p) = &resumed_from {
+        hparams.push_str(&format!("resumed_from: {:?}\n", p.display().to_string()));
+    }
+    let mut logger = CsvLogger::create(Path::new(&trainer_cfg.default_root_dir), &trainer_cfg.name, &metric_names, &hparams)?;
+    let ckpt_dir = logger.dir.join("checkpoints");
+    if trainer_cfg.enable_checkpointing {
+        std::fs::create_dir_all(&ckpt_dir)?;
+    }
+    let saver = Saver {
+        dir: ckpt_dir,
+        names: &names,
+        meta: Meta {
+            format_version: checkpoint::FORMAT_VERSION,
+            jlc_version: env!("CARGO_PKG_VERSION").to_string(),
+            model_name: progs.model_name.clone(),
+            model_hash: checkpoint::model_hash(text),
+            seed: trainer_cfg.seed,
+            epoch: 0,
+            batch: 0,
+            global_step: 0,
+            loss_sum: 0.0,
+            log_sums: vec![],
+            data_order,
+            config: hparams.clone(),
+        },
     };
-    let mut global_step = 0usize;
+
+    let mut global_step = pos.global_step;
     let mut final_metrics = Vec::new();
-    let n_params = progs.params.len();
+    let mut last_checkpoint = None;
+    let mut stopped_at_max_steps = false;
+    let mut epochs_done = pos.epoch;
+    // Trained since the last checkpoint was written.
+    let mut dirty = false;
+    let max_steps_reached = |step: usize| trainer_cfg.max_steps > 0 && step >= trainer_cfg.max_steps;
     let n_states = states.len();
-    for epoch in 0..trainer_cfg.max_epochs {
+    'epochs: for epoch in pos.epoch..trainer_cfg.max_epochs {
+        // The data order is a pure function of (seed, epoch): resuming mid-epoch re-derives it.
         let order = if data_cfg.shuffle { Rng::derive(trainer_cfg.seed.wrapping_add(epoch as u64), "shuffle").permutation(train.len()) } else { (0..train.len()).collect() };
         let bar = if opts.progress { ProgressBar::new(n_batches as u64) } else { ProgressBar::hidden() };
         bar.set_style(
@@ -150,9 +260,21 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                 .progress_chars("█▉ "),
         );
         bar.set_prefix(epoch.to_string());
-        let mut loss_sum = 0.0;
-        let mut log_sums = vec![0.0; progs.train_logs.len()];
-        for b in 0..n_batches {
+        let resumed_epoch = epoch == pos.epoch;
+        let first = if resumed_epoch { pos.batch } else { 0 };
+        bar.set_position(first as u64);
+        let mut loss_sum = if resumed_epoch { pos.loss_sum } else { 0.0 };
+        let mut log_sums = if resumed_epoch { pos.log_sums.clone() } else { vec![0.0; progs.train_logs.len()] };
+        for b in first..n_batches {
+            if max_steps_reached(global_step) {
+                bar.abandon();
+                stopped_at_max_steps = true;
+                if dirty && trainer_cfg.enable_checkpointing {
+                    let at = Position { epoch, batch: b, global_step, loss_sum, log_sums: log_sums.clone() };
+                    last_checkpoint = Some(saver.save(&[], &at, &params, &states)?);
+                }
+                break 'epochs;
+            }
             let (x, y) = train.batch(&order, b * bs, bs);
             let mut inputs = Vec::with_capacity(n_params + n_states + 3);
             inputs.append(&mut params);
@@ -166,6 +288,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             let loss = outs.next().expect("loss output").scalar_value();
             let logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
             global_step += 1;
+            dirty = true;
             loss_sum += loss;
             for (s, v) in log_sums.iter_mut().zip(&logs) {
                 *s += v;
@@ -214,10 +337,67 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             eprintln!("epoch {epoch}: {}", shown.join(" "));
         }
         final_metrics = epoch_metrics;
+        epochs_done = epoch + 1;
+        if trainer_cfg.enable_checkpointing {
+            // Resuming from here starts the next epoch.
+            let at = Position { epoch: epoch + 1, batch: 0, global_step, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
+            last_checkpoint = Some(saver.save(&[format!("epoch={epoch}-step={global_step}.safetensors")], &at, &params, &states)?);
+            dirty = false;
+        }
     }
     logger.flush()?;
+    if stopped_at_max_steps {
+        let saved = last_checkpoint.as_ref().map(|p| format!("; checkpoint {}", p.display())).unwrap_or_default();
+        eprintln!("stopped at max_steps = {} (global step {global_step}){saved}", trainer_cfg.max_steps);
+    }
+    let states = names[n_params..].iter().map(|(n, _)| n.clone()).zip(states).collect();
     let params = progs.params.iter().cloned().zip(params).collect();
-    Ok(FitSummary { log_dir: logger.dir.clone(), epochs: trainer_cfg.max_epochs, steps: global_step, final_metrics, params })
+    Ok(FitSummary { log_dir: logger.dir.clone(), epochs: epochs_done, steps: global_step, final_metrics, params, states, last_checkpoint, stopped_at_max_steps })
+}
+
+/// The loop's position: what a checkpoint must hold besides tensors.
+struct Position {
+    epoch: usize,
+    batch: usize,
+    global_step: usize,
+    loss_sum: f64,
+    log_sums: Vec<f64>,
+}
+
+/// Writes a run's checkpoints: the named files first, `last.safetensors` last.
+struct Saver<'a> {
+    dir: PathBuf,
+    /// Checkpoint names of the parameters, then of the optimizer states.
+    names: &'a [(String, Type)],
+    /// The run's constant metadata; the position is filled in per save.
+    meta: Meta,
+}
+
+impl Saver<'_> {
+    fn save(&self, files: &[String], at: &Position, params: &[Tensor], states: &[Tensor]) -> Result<PathBuf, FitError> {
+        let meta = Meta { epoch: at.epoch, batch: at.batch, global_step: at.global_step, loss_sum: at.loss_sum, log_sums: at.log_sums.clone(), ..self.meta.clone() };
+        let tensors: Vec<(String, &Tensor)> = self.names.iter().map(|(n, _)| n.clone()).zip(params.iter().chain(states)).collect();
+        let bytes = checkpoint::encode(&meta, &tensors)?;
+        let last = self.dir.join("last.safetensors");
+        for name in files.iter().map(|f| self.dir.join(f)).chain([last.clone()]) {
+            checkpoint::write_atomic(&name, &bytes).map_err(|e| CheckpointError { path: name.display().to_string(), message: format!("cannot write: {e}") })?;
+        }
+        Ok(last)
+    }
+}
+
+/// Removes the temp files that interrupted checkpoint writes left in any
+/// `<base>/version_*/checkpoints/`.
+fn remove_stray_checkpoint_temps(base: &Path) -> Result<(), FitError> {
+    let Ok(entries) = std::fs::read_dir(base) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let dir = entry.path().join("checkpoints");
+        let n = checkpoint::remove_stray_temps(&dir)?;
+        if n > 0 {
+            eprintln!("removed {n} unfinished checkpoint file{} in {}", if n == 1 { "" } else { "s" }, dir.display());
+        }
+    }
+    Ok(())
 }
 
 /// Draws every parameter's initial value from one seeded stream, in order.
@@ -261,10 +441,11 @@ fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &
 
 fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainPrograms, path: &Path) -> String {
     format!(
-        "model_file: {:?}\nmodel: {}\noptimizer: {}\ndata:\n  path: {:?}\n  scale: {}\n  batch_size: {}\n  val_split: {}\n  shuffle: {}\ntrainer:\n  max_epochs: {}\n  seed: {}\n  log_every_n_steps: {}\n  limit_train_batches: {}\n",
+        "model_file: {:?}\nmodel: {}\noptimizer: {}\ndata:\n  source: {:?}\n  path: {:?}\n  scale: {}\n  batch_size: {}\n  val_split: {}\n  shuffle: {}\ntrainer:\n  max_epochs: {}\n  seed: {}\n  log_every_n_steps: {}\n  limit_train_batches: {}\n  max_steps: {}\n  enable_checkpointing: {}\n",
         path.display().to_string(),
         progs.model_name,
         progs.optimizer,
+        data.source,
         data.path,
         data.scale,
         data.batch_size,
@@ -273,6 +454,8 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         trainer.max_epochs,
         trainer.seed,
         trainer.log_every_n_steps,
-        trainer.limit_train_batches
+        trainer.limit_train_batches,
+        trainer.max_steps,
+        trainer.enable_checkpointing
     )
 }

@@ -1,0 +1,277 @@
+//! Checkpoints and resuming: an interrupted and resumed run is bitwise the
+//! uninterrupted one; bad checkpoints are clear errors (never panics); the
+//! IDX source trains end to end.
+
+use crate::examples::tempdir;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn digits() -> (PathBuf, String) {
+    let path = root().join("examples/digits_mlp.jl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    (path, text)
+}
+
+fn fit(path: &Path, text: &str, logs: &Path, extra: &[String], resume: Option<trainer::Resume>) -> trainer::FitSummary {
+    let mut overrides = extra.to_vec();
+    overrides.push(format!("trainer.default_root_dir={}", logs.display()));
+    let opts = trainer::FitOptions { overrides, backend: runtime::Backend::Cpu, color: false, progress: false, compiler: Default::default(), resume };
+    trainer::fit(path, text, &opts).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn bits(t: &compiler::ir::Tensor) -> Vec<u64> {
+    t.to_f64_vec().iter().map(|x| x.to_bits()).collect()
+}
+
+/// The rows of metrics.csv (header first).
+fn rows(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.csv")).unwrap().lines().map(str::to_string).collect()
+}
+
+struct SplitMix(u64);
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+#[test]
+fn interrupted_and_resumed_training_is_bitwise_the_uninterrupted_run() {
+    let (path, text) = digits();
+    let epochs = vec!["trainer.max_epochs=2".to_string()];
+    let logs_a = tempdir("resume-uninterrupted");
+    let full = fit(&path, &text, &logs_a, &epochs, None);
+    // 1,500 training examples in batches of 64: 23 steps per epoch.
+    assert_eq!(full.steps, 46);
+    let per_epoch = full.steps / 2;
+
+    // Stop points: exact epoch boundaries (23 = the end of epoch 0, 24 = one
+    // batch into epoch 1, 46 = the very end) plus random ones.
+    let seed = 0x5eed_c4ec;
+    let mut rng = SplitMix(seed);
+    let mut stops = vec![per_epoch, per_epoch + 1, full.steps];
+    while stops.len() < 8 {
+        stops.push(1 + (rng.next() % (full.steps as u64 - 1)) as usize);
+    }
+    stops.sort();
+    stops.dedup();
+    eprintln!("seed {seed:#x}: stopping at global steps {stops:?}");
+
+    let logs_b = tempdir("resume-interrupted");
+    let mut resume = None;
+    let mut segments = Vec::new();
+    for &stop in &stops {
+        let mut o = epochs.clone();
+        o.push(format!("trainer.max_steps={stop}"));
+        let s = fit(&path, &text, &logs_b, &o, resume.take());
+        assert_eq!(s.steps, stop, "seed {seed:#x}: stop at {stop}");
+        assert!(s.last_checkpoint.is_some(), "a run that trained saves last.safetensors");
+        segments.push(s.log_dir.clone());
+        resume = Some(trainer::Resume::Last);
+    }
+    // The last segment has nothing left to train: no new checkpoint.
+    let end = fit(&path, &text, &logs_b, &epochs, Some(trainer::Resume::Last));
+    assert_eq!((end.steps, end.epochs, end.last_checkpoint.is_none()), (46, 2, true));
+    let end2 = fit(&path, &text, &logs_b, &epochs, Some(trainer::Resume::Path(segments.last().unwrap().join("checkpoints/last.safetensors"))));
+
+    for resumed in [&end, &end2] {
+        for ((spec, a), (_, b)) in full.params.iter().zip(&resumed.params) {
+            assert_eq!(bits(a), bits(b), "seed {seed:#x}: parameter {} differs", spec.path);
+        }
+        assert_eq!(full.states.len(), resumed.states.len());
+        for ((name, a), (name_b, b)) in full.states.iter().zip(&resumed.states) {
+            assert_eq!(name, name_b);
+            assert_eq!(bits(a), bits(b), "seed {seed:#x}: optimizer state {name} differs");
+        }
+    }
+    // The final checkpoints hold the same tensors and position.
+    let a = trainer::checkpoint::load(&full.last_checkpoint.clone().unwrap()).unwrap();
+    let b = trainer::checkpoint::load(&segments.last().unwrap().join("checkpoints/last.safetensors")).unwrap();
+    assert_eq!(a.tensors.len(), 3 * 4, "4 parameters, 2 Adam states each");
+    assert_eq!(format!("{:?}", a.tensors), format!("{:?}", b.tensors));
+    assert_eq!((b.meta.epoch, b.meta.batch, b.meta.global_step), (2, 0, 46));
+    assert_eq!(a.meta.data_order, b.meta.data_order);
+
+    // metrics.csv: each resumed run writes a new version directory holding
+    // the rows from its resume point on; the segments' rows, concatenated,
+    // are the uninterrupted run's rows.
+    let want = rows(&full.log_dir);
+    let mut got = vec![want[0].clone()];
+    for dir in &segments {
+        let r = rows(dir);
+        assert_eq!(r[0], want[0], "same header");
+        got.extend(r[1..].iter().cloned());
+    }
+    assert_eq!(got.len(), want.len(), "seed {seed:#x}: stops {stops:?}");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "seed {seed:#x}: metrics.csv row {i} (stops {stops:?})");
+    }
+    // Per-epoch checkpoints where epochs ended, hparams name the source.
+    assert!(full.log_dir.join("checkpoints/epoch=0-step=23.safetensors").is_file());
+    assert!(full.log_dir.join("checkpoints/epoch=1-step=46.safetensors").is_file());
+    let hp = std::fs::read_to_string(segments[1].join("hparams.yaml")).unwrap();
+    assert!(hp.contains("resumed_from: ") && hp.contains(&segments[0].display().to_string()), "{hp}");
+}
+
+fn jlc(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_jlc")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn cli_resume_errors_are_clear_and_never_panics() {
+    let logs = tempdir("resume-cli");
+    let logs_arg = format!("trainer.default_root_dir={}", logs.display());
+    let file = root().join("examples/digits_mlp.jl");
+    let file = file.to_str().unwrap();
+    let (code, err) = jlc(&["run", file, "--set", &logs_arg, "--resume", "last"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--resume last: no checkpoint to resume from"), "{err}");
+
+    let (code, err) = jlc(&["run", file, "--set", &logs_arg, "--set", "trainer.max_steps=5"]);
+    assert_eq!(code, 0, "{err}");
+    let last = logs.join("lightning_logs/version_0/checkpoints/last.safetensors");
+    assert!(last.is_file());
+
+    // Another seed would not continue the same run.
+    let (code, err) = jlc(&["run", file, "--set", &logs_arg, "--set", "trainer.seed=3", "--resume", "last"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot resume bit-exactly") && err.contains("trained with seed 0, this run has seed 3"), "{err}");
+
+    // A model with another hidden size: every tensor is listed.
+    let dir = tempdir("resume-cli-model");
+    let data = root().join("examples/data/digits.csv.gz");
+    let other = std::fs::read_to_string(file).unwrap().replace("hidden: int = 64", "hidden: int = 32").replace("data/digits.csv.gz", data.to_str().unwrap());
+    let other_path = dir.join("mlp32.jl");
+    std::fs::write(&other_path, other).unwrap();
+    let (code, err) = jlc(&["run", other_path.to_str().unwrap(), "--set", &logs_arg, "--resume", last.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("checkpoint {}: does not fit this model (9 problems)", last.display())), "{err}");
+    for name in ["l1.weight", "l1.bias", "head.weight", "opt.l1.weight.0", "opt.l1.weight.1", "opt.l1.bias.1"] {
+        assert!(err.contains(&format!("mis-shaped: `{name}`")), "{name}: {err}");
+    }
+
+    // A truncated and a bit-flipped checkpoint: errors that name the file.
+    let bytes = std::fs::read(&last).unwrap();
+    for (what, corrupt) in [("truncated", bytes[..bytes.len() - 7].to_vec()), ("flipped", {
+        let mut b = bytes.clone();
+        let at = b.len() - 100;
+        b[at] ^= 0x10;
+        b
+    })] {
+        let bad = dir.join(format!("{what}.safetensors"));
+        std::fs::write(&bad, corrupt).unwrap();
+        let (code, err) = jlc(&["run", file, "--set", &logs_arg, "--resume", bad.to_str().unwrap()]);
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(err.contains(&format!("checkpoint {}: ", bad.display())), "{what}: {err}");
+    }
+}
+
+#[test]
+fn stray_temp_files_are_removed_when_a_run_starts() {
+    let logs = tempdir("resume-stray");
+    let ck = logs.join("lightning_logs/version_0/checkpoints");
+    std::fs::create_dir_all(&ck).unwrap();
+    // pid 0 is never a live user process.
+    std::fs::write(ck.join(".last.safetensors.tmp-0"), b"half a checkpoint").unwrap();
+    let (path, text) = digits();
+    let s = fit(&path, &text, &logs, &["trainer.max_epochs=1".into()], None);
+    assert!(!ck.join(".last.safetensors.tmp-0").exists());
+    assert!(s.log_dir.ends_with("version_1"));
+    let names: Vec<String> =
+        std::fs::read_dir(s.log_dir.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect::<Vec<_>>();
+    let mut names = names;
+    names.sort();
+    assert_eq!(names, vec!["epoch=0-step=23.safetensors", "last.safetensors"]);
+}
+
+/// Builds a tiny IDX dataset in which the label is the brightest quadrant
+/// of a 4x4 image, so that a model can learn it.
+fn write_idx_dir(dir: &Path, n: usize) {
+    let mut rng = SplitMix(42);
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for _ in 0..n {
+        let label = (rng.next() % 4) as usize;
+        for r in 0..4 {
+            for c in 0..4 {
+                let quadrant = (r / 2) * 2 + c / 2;
+                let base = if quadrant == label { 160 } else { 0 };
+                pixels.push((base + rng.next() % 96) as u8);
+            }
+        }
+        labels.push(label as u8);
+    }
+    let header = |dims: &[u32]| {
+        let mut h = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            h.extend(d.to_be_bytes());
+        }
+        h
+    };
+    let mut img = header(&[n as u32, 4, 4]);
+    img.extend(pixels);
+    let mut lab = header(&[n as u32]);
+    lab.extend(labels);
+    std::fs::write(dir.join("train-images-idx3-ubyte"), img).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), lab).unwrap();
+}
+
+#[test]
+fn idx_source_trains_end_to_end() {
+    let dir = tempdir("idx-train");
+    write_idx_dir(&dir, 600);
+    let model = r#"
+use nn.Linear
+use losses.cross_entropy
+use metrics.accuracy
+use optim.adam
+model Quadrants {
+    l: Linear(16, 4)
+    fn training_step(self, x: f32[B, 16], y: i32[B]) -> f32 = cross_entropy(self.l(x), y)
+    fn validation_step(self, x: f32[B, 16], y: i32[B]) {
+        log("val_acc", accuracy(self.l(x), y))
+    }
+    fn configure_optimizers(self) = adam(lr = 1e-1)
+}
+data = idx(".", scale = 1.0 / 255.0) { batch_size = 50; val_split = 100 }
+trainer { max_epochs = 5 }
+"#;
+    let path = dir.join("quadrants.jl");
+    std::fs::write(&path, model).unwrap();
+    let s = fit(&path, model, &dir.join("logs"), &[], None);
+    let acc = s.final_metrics.iter().find(|(k, _)| k == "val_acc").unwrap().1;
+    assert!(acc >= 0.95, "val_acc = {acc}");
+    let hp = std::fs::read_to_string(s.log_dir.join("hparams.yaml")).unwrap();
+    assert!(hp.contains("source: Idx"), "{hp}");
+}
+
+const FASHION: &str = "/usr/share/datasets/fashion-mnist";
+
+#[test]
+fn fashion_mnist_example_trains_on_the_real_files() {
+    if !Path::new(FASHION).is_dir() {
+        eprintln!("skipped: {FASHION} is absent (apt-get install dataset-fashion-mnist)");
+        return;
+    }
+    // The real files load and validate: 60,000 28x28 images.
+    let d = trainer::data::load_idx_dir(Path::new(FASHION), 1.0 / 255.0).unwrap();
+    assert_eq!((d.len(), d.n_features), (60_000, 784));
+    assert!(d.labels.iter().all(|&l| (0..10).contains(&l)));
+    let path = root().join("examples/fashion_mnist_mlp.jl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let logs = tempdir("fashion");
+    let s = fit(&path, &text, &logs, &["trainer.max_epochs=1".into(), "trainer.limit_train_batches=40".into()], None);
+    assert_eq!(s.steps, 40);
+    let acc = s.final_metrics.iter().find(|(k, _)| k == "val_acc").unwrap().1;
+    // 40 Adam steps already beat chance (0.1) by far.
+    assert!(acc >= 0.6, "val_acc = {acc}");
+}

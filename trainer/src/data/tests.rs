@@ -1,0 +1,105 @@
+//! Loader tests: IDX and CSV, raw and gzip, and the exact error for each
+//! kind of bad file.
+
+use super::*;
+use std::io::Write;
+
+/// An IDX file of unsigned bytes with the given dims and data.
+pub fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        out.extend(d.to_be_bytes());
+    }
+    out.extend(data);
+    out
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn images() -> Vec<u8> {
+    idx(&[3, 2, 2], &[0, 1, 2, 3, 10, 11, 12, 13, 255, 254, 253, 252])
+}
+
+fn labels() -> Vec<u8> {
+    idx(&[3], &[7, 0, 9])
+}
+
+fn err(r: Result<Dataset, DataError>) -> String {
+    r.expect_err("expected an error").to_string()
+}
+
+#[test]
+fn idx_raw_and_gzip_load_the_same_dataset() {
+    let raw = parse_idx_pair("img", &images(), "lab", &labels(), 0.5).unwrap();
+    let zipped = parse_idx_pair("img.gz", &gz(&images()), "lab.gz", &gz(&labels()), 0.5).unwrap();
+    assert_eq!(raw, zipped);
+    assert_eq!((raw.len(), raw.n_features), (3, 4));
+    assert_eq!(raw.labels, vec![7, 0, 9]);
+    // Bytes are scaled when the batch is formed.
+    let (x, y) = raw.batch(&[2, 0], 0, 2);
+    assert_eq!(x, Tensor::f32(&[2, 4], vec![127.5, 127.0, 126.5, 126.0, 0.0, 0.5, 1.0, 1.5]));
+    assert_eq!(y, Tensor::i32(&[2], vec![9, 7]));
+    // A subset keeps bytes and batches like the original.
+    let sub = raw.subset(&[1, 2]);
+    assert!(matches!(sub.features, Features::U8 { .. }));
+    assert_eq!(sub.batch(&[1], 0, 1).0, raw.batch(&[2], 0, 1).0);
+}
+
+#[test]
+fn idx_errors_name_the_file_the_offset_and_the_expectation() {
+    let cases: Vec<(Vec<u8>, Vec<u8>, &str)> = vec![
+        ({ let mut b = images(); b[0] = 1; b }, labels(), "img: at byte 0: bad magic 01 00: an IDX file starts with 00 00"),
+        ({ let mut b = images(); b[2] = 0x0d; b }, labels(), "img: at byte 2: element type 0x0d (f32): expected 0x08 (unsigned byte)"),
+        (images()[..2].to_vec(), labels(), "img: at byte 2: the file ends after 2 bytes: expected the 4-byte IDX magic (00 00 08 rank)"),
+        (images()[..10].to_vec(), labels(), "img: at byte 10: the file ends inside the header: expected 3 dimensions (a 16-byte header)"),
+        (images()[..20].to_vec(), labels(), "img: at byte 20: truncated: the file ends here but dimensions [3, 2, 2] need 12 data bytes after the 16-byte header (28 bytes in all)"),
+        ({ let mut b = images(); b.push(0); b }, labels(), "img: at byte 28: 1 trailing bytes: dimensions [3, 2, 2] end the data here"),
+        (images(), idx(&[2], &[1, 2]), "lab: at byte 4: holds 2 labels but img holds 3 images: expected one label per image"),
+        (labels(), labels(), "img: at byte 3: expected an images file (at least 2 dimensions: count, then each image's size), found 1 dimension"),
+        (images(), images(), "lab: at byte 3: expected a labels file (1 dimension), found 3 dimensions"),
+        (idx(&[0, 2, 2], &[]), idx(&[0], &[]), "img: at byte 4: the file holds no images"),
+        (idx(&[0xffff_ffff, 0xffff_ffff, 0xffff_ffff], &[]), labels(), "img: at byte 4: dimensions [4294967295, 4294967295, 4294967295] overflow"),
+    ];
+    for (img, lab, want) in cases {
+        assert_eq!(err(parse_idx_pair("img", &img, "lab", &lab, 1.0)), want);
+    }
+    // In a gzip file the offset is in the decompressed data, and says so.
+    let e = err(parse_idx_pair("img.gz", &gz(&images()[..20]), "lab", &labels(), 1.0));
+    assert!(e.starts_with("img.gz: at byte 20: truncated") && e.ends_with("(of the decompressed data)"), "{e}");
+    // A truncated gzip stream, and bytes after one.
+    let z = gz(&images());
+    assert!(err(parse_idx_pair("img.gz", &z[..z.len() - 3], "lab", &labels(), 1.0)).starts_with("img.gz: the gzip stream is corrupt or truncated"));
+    let mut z2 = z.clone();
+    z2.extend([1, 2, 3]);
+    assert_eq!(err(parse_idx_pair("img.gz", &z2, "lab", &labels(), 1.0)), format!("img.gz: 3 trailing bytes after the gzip stream (which ends at byte {})", z.len()));
+}
+
+#[test]
+fn idx_directory_lookup_accepts_raw_and_gz_names() {
+    let dir = std::env::temp_dir().join(format!("jlc-idx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let e = err(load_idx_dir(&dir, 1.0));
+    assert!(e.contains("no IDX file found: expected one of train-images-idx3-ubyte, train-images.idx3-ubyte"), "{e}");
+    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gz(&images())).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), labels()).unwrap();
+    let d = load_idx_dir(&dir, 1.0).unwrap();
+    assert_eq!(d.labels, vec![7, 0, 9]);
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), idx(&[2], &[0, 1])).unwrap();
+    let e = err(load_idx_dir(&dir, 1.0));
+    assert!(e.contains("train-labels-idx1-ubyte: at byte 4: holds 2 labels") && e.contains("train-images-idx3-ubyte.gz holds 3 images"), "{e}");
+}
+
+#[test]
+fn csv_bytes_raw_and_gzip_agree_and_errors_name_the_line() {
+    let text = b"1,2,0\n3,4,1\n";
+    let a = parse_csv_bytes("a.csv", text, 0.5).unwrap();
+    assert_eq!(a, parse_csv_bytes("a.csv.gz", &gz(text), 0.5).unwrap());
+    assert_eq!(a.batch(&[1, 0], 0, 2).0, Tensor::f32(&[2, 2], vec![1.5, 2.0, 0.5, 1.0]));
+    assert_eq!(err(parse_csv_bytes("b.csv", b"1,2,0\n3,x,1\n", 1.0)), "b.csv:2: column 2: expected a number, found \"x\"");
+    assert_eq!(err(parse_csv_bytes("b.csv", b"1,2\xff", 1.0)), "b.csv: not UTF-8 text (byte 3)");
+}
