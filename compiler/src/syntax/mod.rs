@@ -2,8 +2,10 @@
 //! diagnostics (an item that does not parse is dropped and reported).
 
 pub mod ast;
+pub mod generate;
 pub mod lexer;
 pub mod parse;
+pub mod print;
 
 lalrpop_util::lalrpop_mod!(
     #[allow(clippy::all, unused_parens, dead_code)]
@@ -12,3 +14,7 @@ lalrpop_util::lalrpop_mod!(
 );
 
 pub use parse::parse;
+pub use print::{format_source, print_module};
+
+#[cfg(test)]
+mod tests;
