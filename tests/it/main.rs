@@ -4,4 +4,5 @@
 mod backends;
 mod diagnostics;
 mod examples;
+mod format;
 mod fuzz;

@@ -38,7 +38,7 @@ impl Rng {
 // sees real calls too.
 const NAMES: &[&str] = &[
     "x", "y", "w", "b", "z1", "_t", "self", "B", "N", "loss", "relu", "sum", "mean", "exp", "max", "grad", "logits", "T",
-    "forward", "Linear", "a_b_c", "fn_", "iff", "lets",
+    "forward", "Linear", "a_b_c", "fn_", "iff", "lets", "main", "training_step", "i",
 ];
 const TYPES: &[&str] = &["f32", "f64", "i32", "bool", "int", "float", "T"];
 const STR_CHARS: &[&str] = &["a", "Z", " ", "\"", "\\", "\n", "\t", "#", "é", "{", "..", "0"];

@@ -157,6 +157,15 @@ impl<'a> Printer<'a> {
         Printer { out: String::new(), indent: 0, src, prev_end: None, flushed: false }
     }
 
+    /// The source spelling of a number literal, when it is exactly one
+    /// number token (not `(1.0)`, whose span includes the parentheses).
+    fn literal_text(&self, e: &Expr) -> Option<&'a str> {
+        let text = self.src.as_ref()?.text.get(e.span.range())?;
+        let number = text.starts_with(|c: char| c.is_ascii_digit())
+            && text.chars().all(|c| c.is_ascii_digit() || matches!(c, '_' | '.' | 'e' | 'E' | '+' | '-'));
+        number.then_some(text)
+    }
+
     fn w(&mut self, s: &str) {
         self.out.push_str(s);
     }
@@ -473,6 +482,11 @@ impl<'a> Printer<'a> {
             self.w("(");
         }
         match &e.kind {
+            // `jlc fmt` keeps a number as the user spelled it (`1e-2`, `1_000`).
+            ExprKind::Int(_) | ExprKind::Float(_) if self.literal_text(e).is_some() => {
+                let text = self.literal_text(e).expect("checked").to_string();
+                self.w(&text);
+            }
             ExprKind::Int(v) => self.w(&v.to_string()),
             ExprKind::Float(x) => self.w(&float_text(*x)),
             ExprKind::Bool(b) => self.w(if *b { "true" } else { "false" }),
