@@ -3,6 +3,7 @@
 
 mod backends;
 mod diagnostics;
+mod docs;
 mod examples;
 mod format;
 mod fuzz;
