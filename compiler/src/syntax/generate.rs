@@ -100,7 +100,13 @@ impl Gen {
     }
 
     fn settings(&mut self) -> Vec<Setting> {
-        (0..self.rng.below(4)).map(|_| Setting { key: self.ident(), value: self.expr() }).collect()
+        (0..self.rng.below(4))
+            .map(|_| {
+                // `model` is a keyword everywhere but as a setting key.
+                let key = if self.rng.chance(10) { Ident { name: "model".into(), span: sp() } } else { self.ident() };
+                Setting { key, value: self.expr() }
+            })
+            .collect()
     }
 
     fn fn_decl(&mut self) -> FnDecl {

@@ -166,11 +166,12 @@ fn the_generator_covers_every_form() {
             ("\\\"", "escaped quote"),
             (" -> ", "return type"),
             ("e-8", "exponent float"),
+            ("    model = ", "model setting"),
         ] {
             if text.contains(needle) {
                 seen.insert(what);
             }
         }
     }
-    assert_eq!(seen.len(), 19, "{seen:?}");
+    assert_eq!(seen.len(), 20, "{seen:?}");
 }
