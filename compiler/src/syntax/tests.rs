@@ -175,3 +175,11 @@ fn the_generator_covers_every_form() {
     }
     assert_eq!(seen.len(), 20, "{seen:?}");
 }
+
+#[test]
+fn an_unclosed_bracket_is_pointed_at() {
+    let mut diags = Vec::new();
+    parse(FileId(0), "fn f(x) {\n    let s = sum(x * (x + 1.0)\n    s\n}\n", &mut diags);
+    let d = diags.first().expect("a syntax error");
+    assert!(d.labels.iter().any(|(span, msg)| span.start == 25 && msg == "this `(` is not closed"), "{d:#?}");
+}
