@@ -9,9 +9,9 @@ fn main() {
     let x = linspace(0.0, 1.0, 64)
     let y = 3.0 * x + 2.0
     let (w, b) = (0.0, 0.0)
-    for step in 0..200 {                 # loop-carried values: w, b
+    for step in 0..200 {  # loop-carried values: w, b
         let (gw, gb) = grad(loss, wrt = (w, b))(w, b, x, y)
-        w = w - 0.5 * gw                 # rebinding, not mutation
+        w = w - 0.5 * gw  # rebinding, not mutation
         b = b - 0.5 * gb
     }
     print("w", w, "b", b)

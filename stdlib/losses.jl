@@ -1,5 +1,5 @@
 # stdlib/losses.jl: loss functions.
-use nn.{log_softmax}
+use nn.log_softmax
 
 # Mean softmax cross-entropy of logits against integer class labels.
 fn cross_entropy(logits: f32[B, C], labels: i32[B]) -> f32 {

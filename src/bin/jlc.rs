@@ -1,7 +1,8 @@
 //! `jlc`: the JaxLightning command line.
 //!
 //! `jlc run FILE` trains a model file (or runs its `fn main`), `jlc check FILE`
-//! reports every error without running anything, `jlc dump FILE --stage S`
+//! reports every error without running anything, `jlc fmt FILE` prints
+//! it in canonical form, `jlc dump FILE --stage S`
 //! prints one stage of the pipeline. Exit codes: 0 success, 1 user error
 //! (diagnostics, bad data, bad options), 101 internal compiler error.
 
@@ -40,6 +41,13 @@ enum Command {
     },
     /// Check the file for errors without running it (exit 1 on errors).
     Check { file: PathBuf },
+    /// Print the file in canonical form (`--write`: rewrite it in place).
+    /// A file with syntax errors is not formatted (exit 1).
+    Fmt {
+        file: PathBuf,
+        #[arg(long)]
+        write: bool,
+    },
     /// Print one stage of the pipeline.
     Dump {
         file: PathBuf,
@@ -168,6 +176,34 @@ fn run(cli: Cli) -> ExitCode {
                         eprint!("{msg}");
                         ExitCode::from(1)
                     }
+                }
+            }
+        }
+        Command::Fmt { file, write } => {
+            let text = match read(&file) {
+                Ok(t) => t,
+                Err(c) => return c,
+            };
+            let mut sources = compiler::span::SourceMap::default();
+            let id = sources.add(&file.display().to_string(), &text);
+            match compiler::syntax::format_source(id, &text) {
+                Ok(out) if write => {
+                    if out != text {
+                        if let Err(e) = std::fs::write(&file, out) {
+                            eprintln!("error: cannot write {}: {e}", file.display());
+                            return ExitCode::from(1);
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(diags) => {
+                    eprint!("{}", compiler::diagnostic::render_all(&diags, &sources, color));
+                    eprintln!("error: {} has syntax errors; not formatted", file.display());
+                    ExitCode::from(1)
                 }
             }
         }

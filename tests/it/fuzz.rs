@@ -322,4 +322,24 @@ fn mutated_checkpoints_never_panic_and_truncations_are_detected() {
         "fuzz (checkpoints): seed {seed:#x}, {n} inputs in {:?}: all rejected ({truncations} truncations, {flips} bit flips) except {unchanged} that decode to the original (same bytes, or whitespace in the header padding)",
         start.elapsed()
     );
+/// Random syntactically valid programs (`compiler::syntax::generate`): the
+/// checker reports errors, never panics. Programs that check cleanly and
+/// have a `main` are lowered too.
+#[test]
+fn generated_programs_never_panic_the_checker() {
+    let n = budget(20_000) as u64;
+    let mut slowest = Duration::ZERO;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let start = Instant::now();
+    for seed in 0..n {
+        let text = compiler::syntax::print_module(&compiler::syntax::generate::module(seed, 1 + (seed % 4) as usize));
+        // A stack overflow aborts without unwinding: JLC_TRACE=1 names the seed.
+        if std::env::var("JLC_TRACE").is_ok() {
+            eprintln!("seed {seed}");
+        }
+        run_case(seed, 0, &text, &mut slowest);
+    }
+    std::panic::set_hook(hook);
+    eprintln!("fuzz (generated): seeds 0..{n} in {:?}, slowest {slowest:?}", start.elapsed());
 }

@@ -4,7 +4,9 @@
 mod backends;
 mod checkpoints;
 mod diagnostics;
+mod docs;
 mod examples;
+mod format;
 mod fuzz;
 #[cfg(feature = "cuda")]
 mod gpu;

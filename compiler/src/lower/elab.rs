@@ -352,6 +352,11 @@ impl<'p> Elaborator<'p> {
 
     /// Instantiates a model declaration with constructor arguments.
     pub fn instantiate(&mut self, module: usize, item: usize, args: Vec<CallArg>, path: &str, span: Span) -> Val {
+        let name = self.prog.model_decl(module, item).name.name.clone();
+        self.nested(&name, span, "models", |el| el.instantiate_inner(module, item, args, path, span))
+    }
+
+    fn instantiate_inner(&mut self, module: usize, item: usize, args: Vec<CallArg>, path: &str, span: Span) -> Val {
         let decl = self.prog.model_decl(module, item);
         let Some(bound) = self.bind_args(&decl.name.name, &decl.config, args, span, module) else {
             return Val::Poison;
@@ -526,14 +531,28 @@ impl<'p> Elaborator<'p> {
         self.call_fn_decl(r, decl, model, args, span)
     }
 
-    fn call_fn_decl(&mut self, r: FnRef, decl: &'p ast::FnDecl, model: Option<Rc<ModelInst>>, args: Vec<CallArg>, span: Span) -> Val {
+    /// Guards against unbounded recursion: a call, a default argument that
+    /// calls its own function (`fn f(x = f()) = x`), or a model that
+    /// contains itself (`model M { s: M() }`) all nest through here.
+    fn nested(&mut self, name: &str, span: Span, what: &str, f: impl FnOnce(&mut Self) -> Val) -> Val {
         if self.depth >= MAX_CALL_DEPTH {
             return self.error(
-                Diagnostic::error(Code::NotAllowed, format!("calls nest deeper than {MAX_CALL_DEPTH} levels at `{}`", decl.name.name))
+                Diagnostic::error(Code::NotAllowed, format!("calls nest deeper than {MAX_CALL_DEPTH} levels at `{name}`"))
                     .with_label(span, "in this call")
-                    .with_note("recursive functions are not supported"),
+                    .with_note(format!("recursive {what} are not supported")),
             );
         }
+        self.depth += 1;
+        let res = f(self);
+        self.depth -= 1;
+        res
+    }
+
+    fn call_fn_decl(&mut self, r: FnRef, decl: &'p ast::FnDecl, model: Option<Rc<ModelInst>>, args: Vec<CallArg>, span: Span) -> Val {
+        self.nested(&decl.name.name, span, "functions", |el| el.call_fn_decl_inner(r, decl, model, args, span))
+    }
+
+    fn call_fn_decl_inner(&mut self, r: FnRef, decl: &'p ast::FnDecl, model: Option<Rc<ModelInst>>, args: Vec<CallArg>, span: Span) -> Val {
         let mut env = Env::new(r.module);
         let params: Vec<ast::Param> = decl.params.iter().filter(|p| p.name.name != "self").cloned().collect();
         if let Some(m) = &model {
@@ -554,9 +573,7 @@ impl<'p> Elaborator<'p> {
             };
             env.bind(&p.name.name, v);
         }
-        self.depth += 1;
         let res = self.expr(&mut env, &decl.body);
-        self.depth -= 1;
         if let (Some(ret), Val::Tensor(t)) = (&decl.ret, &res) {
             if let Some(want) = self.resolve_type(&env, ret, true) {
                 if !self.type_fits(&want, &t.ty) {

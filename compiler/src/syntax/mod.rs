@@ -3,8 +3,10 @@
 
 pub mod ast;
 pub mod depth;
+pub mod generate;
 pub mod lexer;
 pub mod parse;
+pub mod print;
 
 lalrpop_util::lalrpop_mod!(
     #[allow(clippy::all, unused_parens, dead_code)]
@@ -13,3 +15,7 @@ lalrpop_util::lalrpop_mod!(
 );
 
 pub use parse::parse;
+pub use print::{format_source, print_module};
+
+#[cfg(test)]
+mod tests;

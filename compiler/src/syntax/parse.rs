@@ -26,6 +26,7 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
     }
     let end = text.len();
     let mut recovered = Vec::new();
+    let opened = tokens.clone();
     let stream = tokens.into_iter().map(Ok::<_, LexError>);
     let result = ModuleParser::new().parse(file, &mut recovered, stream);
     let mut push = |d: Diagnostic| {
@@ -35,7 +36,7 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
         }
     };
     for err in recovered {
-        push(to_diagnostic(file, err.error, end));
+        push(with_unclosed(to_diagnostic(file, err.error.clone(), end), file, &err.error, &opened));
     }
     match result {
         Ok(mut module) => {
@@ -43,7 +44,7 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
             module
         }
         Err(err) => {
-            push(to_diagnostic(file, err, end));
+            push(with_unclosed(to_diagnostic(file, err.clone(), end), file, &err, &opened));
             Module::default()
         }
     }
@@ -90,4 +91,37 @@ fn to_diagnostic(file: FileId, err: ParseError<usize, Token, LexError>, end: usi
         ParseError::User { error: LexError } => Diagnostic::error(Code::InvalidToken, "invalid token")
             .with_label(Span::new(file, 0, 0), "here"),
     }
+}
+
+/// A missing closing bracket is reported where the parser noticed it, often
+/// a line later; point at the bracket that is still open too, when the
+/// parser would have accepted its closer there.
+fn with_unclosed(d: Diagnostic, file: FileId, err: &ParseError<usize, Token, LexError>, tokens: &[(usize, Token, usize)]) -> Diagnostic {
+    let (location, expected) = match err {
+        ParseError::UnrecognizedToken { token: (l, _, _), expected } => (*l, expected),
+        ParseError::UnrecognizedEof { location, expected } => (*location, expected),
+        _ => return d,
+    };
+    let mut open: Vec<&(usize, Token, usize)> = Vec::new();
+    for t in tokens.iter().take_while(|t| t.0 < location) {
+        match t.1 {
+            Token::LParen | Token::LBracket | Token::LBrace => open.push(t),
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    let Some((l, tok, r)) = open.last() else { return d };
+    let closer = match tok {
+        Token::LParen => ")",
+        Token::LBracket => "]",
+        _ => "}",
+    };
+    if !expected.iter().any(|e| e.trim_matches('"') == closer) {
+        return d;
+    }
+    let opener = token_text(tok);
+    d.with_label(Span::new(file, *l, *r), format!("this `{opener}` is not closed"))
+        .with_help(format!("add the missing `{closer}`"))
 }

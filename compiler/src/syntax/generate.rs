@@ -1,0 +1,385 @@
+//! Random syntactically valid programs, for testing: a seed -> an AST
+//! (`Module`) with every item, member, statement and expression form and
+//! every operator at every nesting, plus `erase_spans`, which zeroes every
+//! span so that trees from different sources compare with `==`.
+//!
+//! The trees are syntactically valid, not well typed: they exercise the
+//! printer and parser (round trip), and the checker's robustness (it must
+//! report errors, never panic).
+
+use super::ast::*;
+use crate::span::Span;
+
+/// splitmix64: a tiny deterministic PRNG (no `rand` dependency).
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len())]
+    }
+}
+
+// Names avoid keywords; a few are builtins or stdlib names so the checker
+// sees real calls too.
+const NAMES: &[&str] = &[
+    "x", "y", "w", "b", "z1", "_t", "self", "B", "N", "loss", "relu", "sum", "mean", "exp", "max", "grad", "logits", "T",
+    "forward", "Linear", "a_b_c", "fn_", "iff", "lets", "main", "training_step", "i",
+];
+const TYPES: &[&str] = &["f32", "f64", "i32", "bool", "int", "float", "T"];
+const STR_CHARS: &[&str] = &["a", "Z", " ", "\"", "\\", "\n", "\t", "#", "é", "{", "..", "0"];
+const BINOPS: &[BinOp] = &[
+    BinOp::Add,
+    BinOp::Sub,
+    BinOp::Mul,
+    BinOp::Div,
+    BinOp::MatMul,
+    BinOp::Pow,
+    BinOp::Eq,
+    BinOp::Ne,
+    BinOp::Lt,
+    BinOp::Le,
+    BinOp::Gt,
+    BinOp::Ge,
+    BinOp::And,
+    BinOp::Or,
+];
+
+fn sp() -> Span {
+    Span::default()
+}
+
+/// A random program from `seed`; `size` (1 to ~10) scales the item count
+/// and nesting depth.
+pub fn module(seed: u64, size: usize) -> Module {
+    let mut g = Gen { rng: Rng(seed), depth: 0, max_depth: 1 + size.min(6) / 2 };
+    let n = 1 + g.rng.below(size.max(1));
+    Module { items: (0..n).map(|_| g.item()).collect() }
+}
+
+struct Gen {
+    rng: Rng,
+    depth: usize,
+    max_depth: usize,
+}
+
+impl Gen {
+    fn ident(&mut self) -> Ident {
+        Ident { name: self.rng.pick(NAMES).to_string(), span: sp() }
+    }
+
+    fn item(&mut self) -> Item {
+        match self.rng.below(8) {
+            0 => Item::Use(UseDecl {
+                module: self.ident(),
+                names: match self.rng.below(3) {
+                    0 => None,
+                    _ => Some((0..self.rng.below(4)).map(|_| self.ident()).collect()),
+                },
+                span: sp(),
+            }),
+            1 | 2 | 3 => Item::Fn(self.fn_decl()),
+            4 | 5 => Item::Model(self.model()),
+            6 => Item::Data(DataDecl { source: self.expr(), settings: self.settings(), span: sp() }),
+            _ => Item::Trainer(TrainerDecl { settings: self.settings(), span: sp() }),
+        }
+    }
+
+    fn settings(&mut self) -> Vec<Setting> {
+        (0..self.rng.below(4))
+            .map(|_| {
+                // `model` is a keyword everywhere but as a setting key.
+                let key = if self.rng.chance(10) { Ident { name: "model".into(), span: sp() } } else { self.ident() };
+                Setting { key, value: self.expr() }
+            })
+            .collect()
+    }
+
+    fn fn_decl(&mut self) -> FnDecl {
+        let params = (0..self.rng.below(4)).map(|_| self.param()).collect();
+        let ret = self.rng.chance(40).then(|| self.type_expr());
+        let body = if self.rng.chance(60) { Expr { kind: ExprKind::Block(self.block()), span: sp() } } else { self.expr() };
+        FnDecl { name: self.ident(), params, ret, body, span: sp() }
+    }
+
+    fn param(&mut self) -> Param {
+        Param {
+            name: self.ident(),
+            ty: self.rng.chance(60).then(|| self.type_expr()),
+            default: self.rng.chance(25).then(|| self.expr()),
+        }
+    }
+
+    fn type_expr(&mut self) -> TypeExpr {
+        let dims = self.rng.chance(60).then(|| {
+            (0..self.rng.below(4))
+                .map(|_| {
+                    if self.rng.chance(50) {
+                        DimExpr::Lit(self.rng.below(1000) as i64, sp())
+                    } else {
+                        DimExpr::Name(self.ident())
+                    }
+                })
+                .collect()
+        });
+        TypeExpr { name: Ident { name: self.rng.pick(TYPES).to_string(), span: sp() }, dims, span: sp() }
+    }
+
+    fn model(&mut self) -> ModelDecl {
+        let config = (0..self.rng.below(3)).map(|_| self.param()).collect();
+        let fields = (0..self.rng.below(4))
+            .map(|_| Field {
+                name: self.ident(),
+                kind: if self.rng.chance(60) {
+                    FieldKind::Param { ty: self.type_expr(), init: self.rng.chance(60).then(|| self.expr()) }
+                } else {
+                    FieldKind::Submodule { model: self.ident(), args: self.args(), span: sp() }
+                },
+            })
+            .collect();
+        let methods = (0..self.rng.below(3)).map(|_| self.fn_decl()).collect();
+        ModelDecl { name: self.ident(), config, fields, methods, span: sp() }
+    }
+
+    fn block(&mut self) -> Block {
+        self.depth += 1;
+        let n = if self.depth > self.max_depth { self.rng.below(2) } else { self.rng.below(4) };
+        let stmts = (0..n).map(|_| self.stmt()).collect();
+        self.depth -= 1;
+        Block { stmts, span: sp() }
+    }
+
+    fn stmt(&mut self) -> Stmt {
+        match self.rng.below(6) {
+            0 | 1 => Stmt::Let { pattern: self.pattern(0), value: self.expr(), span: sp() },
+            2 => Stmt::Assign { name: self.ident(), value: self.expr(), span: sp() },
+            3 if self.depth <= self.max_depth => {
+                Stmt::For { var: self.ident(), start: self.expr(), end: self.expr(), body: self.block(), span: sp() }
+            }
+            _ => Stmt::Expr(self.expr()),
+        }
+    }
+
+    fn pattern(&mut self, depth: usize) -> Pattern {
+        if depth < 2 && self.rng.chance(30) {
+            Pattern::Tuple((0..self.rng.below(4)).map(|_| self.pattern(depth + 1)).collect(), sp())
+        } else {
+            Pattern::Name(self.ident())
+        }
+    }
+
+    fn args(&mut self) -> Vec<Arg> {
+        (0..self.rng.below(4)).map(|_| Arg { name: self.rng.chance(30).then(|| self.ident()), value: self.expr() }).collect()
+    }
+
+    fn exprs(&mut self, max: usize) -> Vec<Expr> {
+        (0..self.rng.below(max + 1)).map(|_| self.expr()).collect()
+    }
+
+    fn leaf(&mut self) -> ExprKind {
+        match self.rng.below(6) {
+            0 => ExprKind::Int(match self.rng.below(4) {
+                0 => i64::MAX,
+                1 => self.rng.below(1 << 40) as i64,
+                _ => self.rng.below(100) as i64,
+            }),
+            1 => ExprKind::Float(match self.rng.below(5) {
+                0 => 1e-8,
+                1 => 2.5e300,
+                2 => 0.1,
+                _ => (self.rng.next_u64() >> 11) as f64 / (1u64 << 40) as f64,
+            }),
+            2 => ExprKind::Bool(self.rng.chance(50)),
+            3 => ExprKind::Str((0..self.rng.below(5)).map(|_| self.rng.pick(STR_CHARS)).collect()),
+            _ => ExprKind::Name(self.rng.pick(NAMES).to_string()),
+        }
+    }
+
+    fn expr(&mut self) -> Expr {
+        self.depth += 1;
+        let kind = if self.depth > self.max_depth + 2 || self.rng.chance(30) {
+            self.leaf()
+        } else {
+            match self.rng.below(12) {
+                0 => ExprKind::Unary(if self.rng.chance(60) { UnOp::Neg } else { UnOp::Not }, Box::new(self.expr())),
+                1..=4 => {
+                    let op = BINOPS[self.rng.below(BINOPS.len())];
+                    ExprKind::Binary(op, Box::new(self.expr()), Box::new(self.expr()))
+                }
+                5 => ExprKind::Call { callee: Box::new(self.expr()), args: self.args() },
+                6 => ExprKind::Field(Box::new(self.expr()), self.ident()),
+                7 => ExprKind::Tuple(self.exprs(3)),
+                8 => ExprKind::Array(self.exprs(3)),
+                9 if self.depth <= self.max_depth => ExprKind::Block(self.block()),
+                10 if self.depth <= self.max_depth => ExprKind::If {
+                    cond: Box::new(self.expr()),
+                    then: self.block(),
+                    otherwise: self.rng.chance(50).then(|| self.block()),
+                },
+                _ => self.leaf(),
+            }
+        };
+        self.depth -= 1;
+        Expr { kind, span: sp() }
+    }
+}
+
+/// Sets every span in the module to `Span::default()` (so two parses of
+/// differently formatted text compare equal with `==`).
+pub fn erase_spans(m: &mut Module) {
+    for item in &mut m.items {
+        match item {
+            Item::Use(u) => {
+                u.span = sp();
+                ident(&mut u.module);
+                u.names.iter_mut().flatten().for_each(ident);
+            }
+            Item::Fn(f) => fn_decl(f),
+            Item::Model(md) => {
+                md.span = sp();
+                ident(&mut md.name);
+                md.config.iter_mut().for_each(param);
+                for f in &mut md.fields {
+                    ident(&mut f.name);
+                    match &mut f.kind {
+                        FieldKind::Param { ty, init } => {
+                            type_expr(ty);
+                            init.iter_mut().for_each(expr);
+                        }
+                        FieldKind::Submodule { model, args, span } => {
+                            *span = sp();
+                            ident(model);
+                            args.iter_mut().for_each(arg);
+                        }
+                    }
+                }
+                md.methods.iter_mut().for_each(fn_decl);
+            }
+            Item::Data(d) => {
+                d.span = sp();
+                expr(&mut d.source);
+                d.settings.iter_mut().for_each(setting);
+            }
+            Item::Trainer(t) => {
+                t.span = sp();
+                t.settings.iter_mut().for_each(setting);
+            }
+        }
+    }
+}
+
+fn ident(i: &mut Ident) {
+    i.span = sp();
+}
+
+fn setting(s: &mut Setting) {
+    ident(&mut s.key);
+    expr(&mut s.value);
+}
+
+fn fn_decl(f: &mut FnDecl) {
+    f.span = sp();
+    ident(&mut f.name);
+    f.params.iter_mut().for_each(param);
+    f.ret.iter_mut().for_each(type_expr);
+    expr(&mut f.body);
+}
+
+fn param(p: &mut Param) {
+    ident(&mut p.name);
+    p.ty.iter_mut().for_each(type_expr);
+    p.default.iter_mut().for_each(expr);
+}
+
+fn type_expr(t: &mut TypeExpr) {
+    t.span = sp();
+    ident(&mut t.name);
+    for d in t.dims.iter_mut().flatten() {
+        match d {
+            DimExpr::Lit(_, s) => *s = sp(),
+            DimExpr::Name(i) => ident(i),
+        }
+    }
+}
+
+fn arg(a: &mut Arg) {
+    a.name.iter_mut().for_each(ident);
+    expr(&mut a.value);
+}
+
+fn block(b: &mut Block) {
+    b.span = sp();
+    for s in &mut b.stmts {
+        match s {
+            Stmt::Let { pattern: p, value, span } => {
+                *span = sp();
+                pattern(p);
+                expr(value);
+            }
+            Stmt::Assign { name, value, span } => {
+                *span = sp();
+                ident(name);
+                expr(value);
+            }
+            Stmt::For { var, start, end, body, span } => {
+                *span = sp();
+                ident(var);
+                expr(start);
+                expr(end);
+                block(body);
+            }
+            Stmt::Expr(e) => expr(e),
+        }
+    }
+}
+
+fn pattern(p: &mut Pattern) {
+    match p {
+        Pattern::Name(i) => ident(i),
+        Pattern::Tuple(ps, s) => {
+            *s = sp();
+            ps.iter_mut().for_each(pattern);
+        }
+    }
+}
+
+fn expr(e: &mut Expr) {
+    e.span = sp();
+    match &mut e.kind {
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Name(_) | ExprKind::Error => {}
+        ExprKind::Unary(_, x) => expr(x),
+        ExprKind::Binary(_, a, b) => {
+            expr(a);
+            expr(b);
+        }
+        ExprKind::Call { callee, args } => {
+            expr(callee);
+            args.iter_mut().for_each(arg);
+        }
+        ExprKind::Field(base, f) => {
+            expr(base);
+            ident(f);
+        }
+        ExprKind::Tuple(items) | ExprKind::Array(items) => items.iter_mut().for_each(expr),
+        ExprKind::Block(b) => block(b),
+        ExprKind::If { cond, then, otherwise } => {
+            expr(cond);
+            block(then);
+            otherwise.iter_mut().for_each(block);
+        }
+    }
+}

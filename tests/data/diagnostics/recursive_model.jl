@@ -1,0 +1,8 @@
+# A model that contains itself.
+model M {
+    inner: M()
+}
+
+fn main() {
+    let m = M()
+}

@@ -1,0 +1,70 @@
+//! Every example in docs/language.md is real: each ```jl block checks
+//! without errors, and each ```jl,error block produces at least one error.
+//! A failure lists every offending block with its line and diagnostics.
+
+use std::path::Path;
+
+/// A ```jl block: the line of its fence, whether it must fail (`jl,error`),
+/// whether it is exempt from the canonical-form check (`jl,unformatted`,
+/// for examples about layout), and its text.
+struct DocBlock {
+    line: usize,
+    error: bool,
+    unformatted: bool,
+    text: String,
+}
+
+fn blocks(doc: &str) -> Vec<DocBlock> {
+    let mut out = Vec::new();
+    let mut current: Option<DocBlock> = None;
+    for (i, line) in doc.lines().enumerate() {
+        match &mut current {
+            None => {
+                let fence = line.trim_end();
+                if matches!(fence, "```jl" | "```jl,error" | "```jl,unformatted") {
+                    current = Some(DocBlock { line: i + 1, error: fence.ends_with(",error"), unformatted: fence.ends_with(",unformatted"), text: String::new() });
+                } else {
+                    assert!(!fence.starts_with("```jl"), "line {}: unknown fence `{fence}`", i + 1);
+                }
+            }
+            Some(block) => {
+                if line.trim_end() == "```" {
+                    out.push(current.take().expect("open block"));
+                } else {
+                    block.text.push_str(line);
+                    block.text.push('\n');
+                }
+            }
+        }
+    }
+    assert!(current.is_none(), "unterminated ```jl block");
+    out
+}
+
+#[test]
+fn every_language_reference_example_checks() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let blocks = blocks(&doc);
+    assert!(blocks.len() >= 30, "expected the reference's examples, found {}", blocks.len());
+    assert!(blocks.iter().filter(|b| b.error).count() >= 10);
+    let mut failures = Vec::new();
+    for DocBlock { line, error: want_error, unformatted, text } in &blocks {
+        let name = format!("language.md:{line}");
+        let (diags, sources) = jaxlightning::check_source(&name, text);
+        let errors = diags.iter().any(|d| d.is_error());
+        if errors != *want_error {
+            let rendered = compiler::diagnostic::render_all(&diags, &sources, false);
+            let want = if *want_error { "an error" } else { "no errors" };
+            failures.push(format!("block at line {line}: expected {want}\n{text}\n{rendered}"));
+        }
+        // The examples are written in canonical form.
+        if !*want_error && !*unformatted {
+            let formatted = compiler::syntax::format_source(compiler::span::FileId(0), text).unwrap_or_default();
+            if !errors && &formatted != text {
+                failures.push(format!("block at line {line} is not in `jlc fmt` form:\n{formatted}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
