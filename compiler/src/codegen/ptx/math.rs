@@ -76,6 +76,19 @@ fn pow2(k: &mut Kernel, e: &str) -> String {
     k.op1("mov.b64", Class::F64, &bits)
 }
 
+/// The logistic sigmoid as the interpreter's stable formula: with
+/// `e = exp(-|x|)` (<= 1, so no overflow), `1 / (1 + e)` for `x >= 0` and
+/// `e / (1 + e)` for `x < 0` (where `e = exp(x)`). NaN gives NaN.
+pub fn logistic_f64(k: &mut Kernel, x: &str) -> String {
+    let ax = k.op1("abs.f64", Class::F64, x);
+    let nax = k.op1("neg.f64", Class::F64, &ax);
+    let e = exp_f64(k, &nax);
+    let den = add(k, &e, &c(1.0));
+    let nonneg = setp(k, "ge", x, &c(0.0));
+    let num = sel(k, &c(1.0), &e, &nonneg);
+    div(k, &num, &den)
+}
+
 /// e^x in f64 (fdlibm `e_exp.c`): x = k ln2 + r, |r| <= ln2/2, a rational
 /// approximation of e^r, then scaling by 2^k in two steps (so subnormal
 /// results are rounded once).
