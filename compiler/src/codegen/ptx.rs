@@ -8,8 +8,8 @@
 //! (`runtime::cuda`) loads the module and executes the steps; this module
 //! needs no GPU and no CUDA library.
 //!
-//! Memory model (as the CPU arena): one device buffer per value; `Reshape`
-//! and same-dtype `Convert` alias their operand's buffer. Bools are one byte,
+//! Memory model (as the CPU arena): one device buffer per value; `Reshape`,
+//! `StopGradient` and same-dtype `Convert` alias their operand's buffer. Bools are one byte,
 //! 0 or 1. Shapes are static, so every size, stride and divisor is a
 //! constant baked into the PTX; kernels take only buffer pointers, output
 //! first.
@@ -18,17 +18,21 @@
 //! - elementwise ops, iota, constant fills, broadcast and transpose: a
 //!   grid-stride loop over output elements (64-bit indices); broadcast and
 //!   transpose map the output index to the source index by div/rem by the
-//!   output dims and the source strides;
+//!   output dims and the source strides; `Slice` likewise, plus a constant
+//!   offset; `Pad` gathers (each output element decides whether it is
+//!   padding from its coordinates, else loads its source element);
+//!   `Concat` branches on the coordinate along the axis to the operand
+//!   that supplies it;
 //! - reductions: one thread per output element, looping over the reduced
 //!   elements in row-major order, starting from the interpreter's identity:
 //!   the same order of float additions as `ir::interp`, so results are
 //!   bitwise equal (slow for large reductions to few outputs: a first
-//!   version);
+//!   version); `ArgMax` the same, scanning the axis in order;
 //! - `MatMul`: a `Step::Gemm` for cuBLAS (FP32/FP64 GEMM, not in PTX), or a
 //!   zero fill when the inner dim is 0.
 //!
 //! Semantics match `ir::interp` bitwise except the transcendental ops
-//! (bounds in `math.rs`) and `MatMul` (cuBLAS summation order): `.rn`
+//! (exp, log, tanh, pow, logistic: bounds in `math.rs`) and `MatMul` (cuBLAS summation order): `.rn`
 //! arithmetic without FMA contraction, no flush-to-zero, correctly rounded
 //! `div.rn`/`sqrt.rn`, the interpreter's max/min on NaN and signed zeros,
 //! saturating float->i32 conversion with NaN -> 0, wrapping i32 arithmetic,

@@ -304,8 +304,8 @@ fn rand01(state: &mut u64) -> f64 {
 }
 
 /// Logistic's documented bounds (`math.rs`).
-const LOGISTIC_F32_ULPS: u64 = 1000;
-const LOGISTIC_F64_ULPS: u64 = 1000;
+const LOGISTIC_F32_ULPS: u64 = 3;
+const LOGISTIC_F64_ULPS: u64 = 4;
 
 fn math_tol(op: &Op, dtype: DType) -> Tol {
     match (op, dtype) {
@@ -377,6 +377,8 @@ fn simulated_abs_and_sign_keep_nan_payloads_and_signed_zeros() {
     }
 }
 
+/// (The zoo above assembles these kernels with ptxas; here only the
+/// simulator runs, as one ptxas call per case would take most of a minute.)
 #[test]
 fn simulated_slice_pad_concat_argmax_match_interp_bitwise() {
     let mut seed = 16u64;
@@ -436,7 +438,6 @@ fn simulated_slice_pad_concat_argmax_match_interp_bitwise() {
                 }
             }
             for (label, func, inputs) in cases {
-                assemble(&format!("dm_{}", label.replace([' ', '[', ']', ','], "_")), &emit(&func).unwrap());
                 assert_sim(&label, &func, &inputs, Tol::Bitwise);
             }
         }
@@ -627,3 +628,4 @@ fn simulated_digits_training_step_matches_interp() {
         }
     }
 }
+
