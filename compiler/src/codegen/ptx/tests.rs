@@ -205,7 +205,14 @@ fn unsupported_and_invalid_functions_are_errors() {
     let res = b.reduce_sum(b.param(0), vec![0]);
     assert!(matches!(emit(&b.finish(vec![res])), Err(PtxError::Unsupported { inst: 1, .. })));
 
+    // TODO(gpu): these have no PTX rules yet.
     let ty = Type::new(DType::F32, &[3]);
+    for op in [Op::Log1p, Op::Expm1, Op::Sin, Op::Cos, Op::Erf] {
+        let mut b = Builder::new("todo", std::slice::from_ref(&ty));
+        let res = b.unary(op.clone(), b.param(0));
+        assert!(matches!(emit(&b.finish(vec![res])), Err(PtxError::Unsupported { inst: 1, .. })), "{op:?}");
+    }
+
     let mut b = Builder::new("bad", std::slice::from_ref(&ty));
     let res = b.push(Op::Exp, vec![b.param(0)], Type::new(DType::F32, &[4]));
     assert!(matches!(emit(&b.finish(vec![res])), Err(PtxError::InvalidFunc(_))));
@@ -404,7 +411,7 @@ fn simulated_slice_pad_concat_argmax_match_interp_bitwise() {
             // Slices: a middle window with stride 2, and a tail.
             let mut b = Builder::new("slice", std::slice::from_ref(&ty));
             let start: Vec<usize> = dims.iter().map(|&d| d.min(1)).collect();
-            let stride: Vec<usize> = (0..rank).map(|d| 1 + d % 2 * 1 + (d == 0) as usize).collect();
+            let stride: Vec<usize> = (0..rank).map(|d| 1 + d % 2 + (d == 0) as usize).collect();
             let r1 = b.slice(b.param(0), start.clone(), dims.to_vec(), stride);
             let r2 = b.slice(b.param(0), start, dims.to_vec(), vec![1; rank]);
             cases.push((format!("slice {ty}"), b.finish(vec![r1, r2]), vec![x.clone()]));
@@ -428,8 +435,8 @@ fn simulated_slice_pad_concat_argmax_match_interp_bitwise() {
                 cases.push((format!("concat {ty} axis {axis}"), b.finish(vec![r]), vec![x.clone(), random(&oty), random(&ety)]));
             }
             if dtype != DType::Bool {
-                for axis in 0..rank {
-                    if dims[axis] == 0 {
+                for (axis, &len) in dims.iter().enumerate() {
+                    if len == 0 {
                         continue;
                     }
                     let mut b = Builder::new("argmax", std::slice::from_ref(&ty));
