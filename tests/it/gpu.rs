@@ -7,9 +7,9 @@
 //! so that a skipped run cannot pass as a green one.
 //!
 //! Tolerances (the bounds documented in `compiler/src/codegen/ptx/math.rs`):
-//! bitwise (NaNs canonicalized) for every op except exp/log/tanh/pow
-//! (f32: <= 1 ULP; f64: exp/log <= 2 ULP, tanh <= 4 ULP, pow <= 4 + 2|y ln|x||
-//! ULP) and matmul (cuBLAS order: |gpu - interp| <= c sqrt(k) sum|a b|,
+//! bitwise (NaNs canonicalized) for every op except exp/log/tanh/pow/logistic
+//! (f32: <= 1 ULP, logistic <= 3 ULP; f64: exp/log <= 2 ULP, tanh and
+//! logistic <= 4 ULP, pow <= 4 + 2|y ln|x|| ULP) and matmul (cuBLAS order: |gpu - interp| <= c sqrt(k) sum|a b|,
 //! c = 1e-6 for f32, 1e-14 for f64). The digits training step is compared
 //! with rtol 1e-5, as the CPU JIT is.
 
@@ -194,7 +194,8 @@ fn binary_func(op: Op, ty: &Type) -> Func {
 fn transcendental_tol(op: &Op, dtype: DType) -> Tol {
     match (op, dtype) {
         (Op::Pow, DType::I32) => Tol::Bitwise,
-        (Op::Tanh, DType::F32) => Tol::Ulps(3),
+        (Op::Tanh | Op::Logistic, DType::F32) => Tol::Ulps(3),
+        (Op::Logistic, _) => Tol::Ulps(4),
         (Op::Exp | Op::Log | Op::Pow, DType::F32) => Tol::Ulps(1),
         (Op::Exp | Op::Log, _) => Tol::Ulps(2),
         (Op::Tanh, _) => Tol::Ulps(4),
@@ -213,13 +214,15 @@ fn gpu_elementwise_ops_match_interpreter() {
     for dtype in [DType::F32, DType::F64] {
         let values = unary_values(dtype, 4000, &mut rng);
         let ty = Type::new(dtype, &[values.len()]);
-        for op in [Op::Neg, Op::Exp, Op::Log, Op::Tanh, Op::Sqrt] {
+        for op in [Op::Neg, Op::Exp, Op::Log, Op::Tanh, Op::Sqrt, Op::Rsqrt, Op::Logistic, Op::Abs, Op::Sign, Op::StopGradient] {
             let input = Tensor::from_f64(dtype, &[values.len()], &values);
             cases.push((format!("{op:?} {dtype}"), unary_func(op.clone(), &ty), vec![input], transcendental_tol(&op, dtype)));
         }
     }
     let ivals = unary_values(DType::I32, 100, &mut rng);
-    cases.push(("Neg i32".into(), unary_func(Op::Neg, &Type::new(DType::I32, &[ivals.len()])), vec![Tensor::from_f64(DType::I32, &[ivals.len()], &ivals)], Tol::Bitwise));
+    for op in [Op::Neg, Op::Abs, Op::Sign, Op::StopGradient] {
+        cases.push((format!("{op:?} i32"), unary_func(op, &Type::new(DType::I32, &[ivals.len()])), vec![Tensor::from_f64(DType::I32, &[ivals.len()], &ivals)], Tol::Bitwise));
+    }
     for dtype in [DType::F32, DType::F64, DType::I32, DType::Bool] {
         let mut vals = specials(dtype);
         if dtype.is_float() {
@@ -309,6 +312,43 @@ fn gpu_fills_and_data_movement_match_interpreter() {
                 let mut b = Builder::new("transpose", std::slice::from_ref(&ty));
                 let r = b.transpose(b.param(0), perm.to_vec());
                 cases.push((format!("transpose {ty} {perm:?}"), b.finish(vec![r]), vec![random(&ty, &mut rng)], Tol::Bitwise));
+            }
+        }
+        for dims in [vec![7], vec![2, 3, 4], vec![1, 5, 1], vec![33, 17, 65]] {
+            let ty = Type::new(dtype, &dims);
+            let rank = dims.len();
+            let x = random(&ty, &mut rng);
+            let mut b = Builder::new("slice", std::slice::from_ref(&ty));
+            let start: Vec<usize> = dims.iter().map(|&d| d.min(1)).collect();
+            let stride: Vec<usize> = (0..rank).map(|d| 1 + d % 2 + (d == 0) as usize).collect();
+            let r1 = b.slice(b.param(0), start.clone(), dims.clone(), stride);
+            let r2 = b.slice(b.param(0), start, dims.clone(), vec![1; rank]);
+            cases.push((format!("slice {ty}"), b.finish(vec![r1, r2]), vec![x.clone()], Tol::Bitwise));
+            for (lo, hi, int) in [(1, 0, 0), (0, 2, 1), (2, 1, 3)] {
+                let mut b = Builder::new("pad", std::slice::from_ref(&ty));
+                let low: Vec<usize> = (0..rank).map(|d| if d % 2 == 0 { lo } else { hi }).collect();
+                let high: Vec<usize> = (0..rank).map(|d| if d % 2 == 0 { hi } else { lo }).collect();
+                let r = b.pad(b.param(0), low, high, vec![int; rank]);
+                cases.push((format!("pad {ty} {lo} {hi} {int}"), b.finish(vec![r]), vec![x.clone()], Tol::Bitwise));
+            }
+            for axis in 0..rank {
+                let mut other = dims.clone();
+                other[axis] = 2;
+                let mut empty = dims.clone();
+                empty[axis] = 0;
+                let (oty, ety) = (Type::new(dtype, &other), Type::new(dtype, &empty));
+                let mut b = Builder::new("concat", &[ty.clone(), oty.clone(), ety.clone()]);
+                let r = b.concat(vec![b.param(0), b.param(2), b.param(1), b.param(0)], axis);
+                let inputs = vec![x.clone(), random(&oty, &mut rng), random(&ety, &mut rng)];
+                cases.push((format!("concat {ty} axis {axis}"), b.finish(vec![r]), inputs, Tol::Bitwise));
+                if dtype != DType::Bool {
+                    let mut b = Builder::new("argmax", std::slice::from_ref(&ty));
+                    let r = b.argmax(b.param(0), axis);
+                    // Rounded values so the scan sees ties; plus specials.
+                    let sp = specials(dtype);
+                    let v: Vec<f64> = x.to_f64_vec().iter().enumerate().map(|(i, &a)| if i % 7 == 0 { sp[(i / 7) % sp.len()] } else { a.round() }).collect();
+                    cases.push((format!("argmax {ty} axis {axis}"), b.finish(vec![r]), vec![Tensor::from_f64(dtype, &dims, &v)], Tol::Bitwise));
+                }
             }
         }
         let ty = Type::new(dtype, &[2, 3]);

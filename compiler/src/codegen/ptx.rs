@@ -8,8 +8,8 @@
 //! (`runtime::cuda`) loads the module and executes the steps; this module
 //! needs no GPU and no CUDA library.
 //!
-//! Memory model (as the CPU arena): one device buffer per value; `Reshape`
-//! and same-dtype `Convert` alias their operand's buffer. Bools are one byte,
+//! Memory model (as the CPU arena): one device buffer per value; `Reshape`,
+//! `StopGradient` and same-dtype `Convert` alias their operand's buffer. Bools are one byte,
 //! 0 or 1. Shapes are static, so every size, stride and divisor is a
 //! constant baked into the PTX; kernels take only buffer pointers, output
 //! first.
@@ -18,17 +18,21 @@
 //! - elementwise ops, iota, constant fills, broadcast and transpose: a
 //!   grid-stride loop over output elements (64-bit indices); broadcast and
 //!   transpose map the output index to the source index by div/rem by the
-//!   output dims and the source strides;
+//!   output dims and the source strides; `Slice` likewise, plus a constant
+//!   offset; `Pad` gathers (each output element decides whether it is
+//!   padding from its coordinates, else loads its source element);
+//!   `Concat` branches on the coordinate along the axis to the operand
+//!   that supplies it;
 //! - reductions: one thread per output element, looping over the reduced
 //!   elements in row-major order, starting from the interpreter's identity:
 //!   the same order of float additions as `ir::interp`, so results are
 //!   bitwise equal (slow for large reductions to few outputs: a first
-//!   version);
+//!   version); `ArgMax` the same, scanning the axis in order;
 //! - `MatMul`: a `Step::Gemm` for cuBLAS (FP32/FP64 GEMM, not in PTX), or a
 //!   zero fill when the inner dim is 0.
 //!
 //! Semantics match `ir::interp` bitwise except the transcendental ops
-//! (bounds in `math.rs`) and `MatMul` (cuBLAS summation order): `.rn`
+//! (exp, log, tanh, pow, logistic: bounds in `math.rs`) and `MatMul` (cuBLAS summation order): `.rn`
 //! arithmetic without FMA contraction, no flush-to-zero, correctly rounded
 //! `div.rn`/`sqrt.rn`, the interpreter's max/min on NaN and signed zeros,
 //! saturating float->i32 conversion with NaN -> 0, wrapping i32 arithmetic,
@@ -110,7 +114,7 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
     for (i, inst) in func.insts.iter().enumerate() {
         // Aliases first: they get no buffer and no step.
         let alias = match &inst.op {
-            Op::Reshape => Some(value_buffers[inst.args[0].index()]),
+            Op::Reshape | Op::StopGradient => Some(value_buffers[inst.args[0].index()]),
             Op::Convert if func.ty(inst.args[0]).dtype == inst.ty.dtype => Some(value_buffers[inst.args[0].index()]),
             _ => None,
         };
@@ -142,9 +146,9 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
         if let Op::Param(_) = inst.op {
             continue;
         }
-        // TODO(gpu): the primitives added in the IR's second slice (#4) have
-        // no PTX rules yet; they are rejected here, so `kernel_for` and
-        // `scalar_op` never see them.
+        // TODO(gpu): log1p, expm1, sin, cos and erf (added in the IR's second
+        // slice, #4) have no PTX rules yet; they are rejected here, so
+        // `kernel_for` and `scalar_op` never see them.
         if is_not_yet_in_ptx(&inst.op) {
             return Err(unsupported());
         }
@@ -252,7 +256,7 @@ fn mapped_index(k: &mut Kernel, i: &str, dims: &[usize], strides: &[usize]) -> S
 
 /// Ops the PTX backend does not emit yet (see `emit`).
 fn is_not_yet_in_ptx(op: &Op) -> bool {
-    matches!(op, Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf | Op::Abs | Op::Sign | Op::StopGradient | Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. })
+    matches!(op, Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf)
 }
 
 /// The kernel text for instruction `i` (which needs one).
@@ -265,8 +269,26 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
     let out = k.param_ptr(0);
     let ins: Vec<String> = (1..n_params).map(|p| k.param_ptr(p)).collect();
     match &inst.op {
-        Op::Param(_) | Op::Reshape => unreachable!("{:?} has no kernel", inst.op),
-        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf | Op::Abs | Op::Sign | Op::StopGradient | Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => unreachable!("{:?} is rejected by `emit`", inst.op),
+        Op::Param(_) | Op::Reshape | Op::StopGradient => unreachable!("{:?} has no kernel", inst.op),
+        Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => unreachable!("{:?} is rejected by `emit`", inst.op),
+        Op::Slice { start, stride, .. } => {
+            // out[idx] = src[sum_d (start[d] + idx[d] * stride[d]) * src_strides[d]]
+            let src_strides = arg_ty(0).shape.strides();
+            let strides: Vec<usize> = (0..stride.len()).map(|d| stride[d] * src_strides[d]).collect();
+            let offset: usize = (0..start.len()).map(|d| start[d] * src_strides[d]).sum();
+            k.grid_stride_loop(n, |k, i| {
+                let s = mapped_index(k, i, ty.shape.dims(), &strides);
+                let s = k.op2("add.u64", Class::B64, &s, &offset.to_string());
+                let v = load(k, ty.dtype, &ins[0], &s);
+                store(k, ty.dtype, &out, i, &v);
+            });
+        }
+        Op::Pad { low, interior, .. } => pad(&mut k, &arg_ty(0), ty, low, interior, &out, &ins[0]),
+        Op::Concat { axis } => {
+            let sizes: Vec<usize> = inst.args.iter().map(|a| func.ty(*a).shape.0[*axis]).collect();
+            concat(&mut k, ty, *axis, &sizes, &out, &ins);
+        }
+        Op::ArgMax { axis } => argmax(&mut k, &arg_ty(0), ty, *axis, &out, &ins[0]),
         Op::Constant(v) => {
             let v = *v;
             k.grid_stride_loop(n, |k, i| {
@@ -319,6 +341,7 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
         Op::ReduceSum { axes } => reduce(&mut k, &arg_ty(0), ty, axes, false, &out, &ins[0]),
         Op::ReduceMax { axes } => reduce(&mut k, &arg_ty(0), ty, axes, true, &out, &ins[0]),
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => elementwise(&mut k, inst, func, n, &out, &ins),
+        Op::Logistic | Op::Rsqrt | Op::Abs | Op::Sign => elementwise(&mut k, inst, func, n, &out, &ins),
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => elementwise(&mut k, inst, func, n, &out, &ins),
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => elementwise(&mut k, inst, func, n, &out, &ins),
         Op::Select | Op::Convert => elementwise(&mut k, inst, func, n, &out, &ins),
@@ -364,8 +387,42 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
     let t = arith(dt);
     let cls = class(dt);
     match op {
-        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf | Op::Abs | Op::Sign | Op::StopGradient | Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => unreachable!("{op:?} is rejected by `emit`"),
+        Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => unreachable!("{op:?} is rejected by `emit`"),
         Op::Neg => k.op1(&format!("neg.{t}"), cls, &a[0]),
+        Op::Logistic => via_f64(k, dt, a, |k, x| math::logistic_f64(k, &x[0])),
+        // 1 / sqrt(x), two correctly rounded steps, as the interpreter.
+        Op::Rsqrt => {
+            let s = k.op1(&format!("sqrt.rn.{t}"), cls, &a[0]);
+            let one = constant(k, dt, 1.0);
+            k.op2(&format!("div.rn.{t}"), cls, &one, &s)
+        }
+        // Floats: clear the sign bit (NaN payloads kept, as `f64::abs`);
+        // i32: `abs.s32` wraps MIN to MIN, as `wrapping_abs`.
+        Op::Abs => match dt {
+            DType::F32 => {
+                let bits = k.op1("mov.b32", Class::B32, &a[0]);
+                let cleared = k.op2("and.b32", Class::B32, &bits, "2147483647");
+                k.op1("mov.b32", Class::F32, &cleared)
+            }
+            DType::F64 => {
+                let bits = k.op1("mov.b64", Class::B64, &a[0]);
+                let cleared = k.op2("and.b64", Class::B64, &bits, "9223372036854775807");
+                k.op1("mov.b64", Class::F64, &cleared)
+            }
+            DType::I32 => k.op1("abs.s32", cls, &a[0]),
+            DType::Bool => unreachable!("the verifier rejects abs on bool"),
+        },
+        // x > 0 -> 1, x < 0 -> -1, else x itself (±0, NaN; 0 for i32).
+        Op::Sign => {
+            let (pos, neg) = (k.reg(Class::Pred), k.reg(Class::Pred));
+            let zero = constant(k, dt, 0.0);
+            k.ins(&format!("setp.gt.{t} {pos}, {}, {zero}", a[0]));
+            k.ins(&format!("setp.lt.{t} {neg}, {}, {zero}", a[0]));
+            let st = if dt == DType::I32 { "s32" } else { t };
+            let (one, m1) = (constant(k, dt, 1.0), constant(k, dt, -1.0));
+            let r = k.op3(&format!("selp.{st}"), cls, &m1, &a[0], &neg);
+            k.op3(&format!("selp.{st}"), cls, &one, &r, &pos)
+        }
         Op::Exp => via_f64(k, dt, a, |k, x| math::exp_f64(k, &x[0])),
         Op::Log => via_f64(k, dt, a, |k, x| math::log_f64(k, &x[0])),
         Op::Tanh => via_f64(k, dt, a, |k, x| math::tanh_f64(k, &x[0])),
@@ -433,7 +490,12 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
         | Op::Transpose { .. }
         | Op::ReduceSum { .. }
         | Op::ReduceMax { .. }
-        | Op::MatMul => unreachable!("{op:?} is not elementwise"),
+        | Op::MatMul
+        | Op::StopGradient
+        | Op::ArgMax { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Concat { .. } => unreachable!("{op:?} is not elementwise"),
     }
 }
 
@@ -520,6 +582,157 @@ fn reduce(k: &mut Kernel, src: &Type, ty: &Type, axes: &[usize], is_max: bool, o
         k.ins(&format!("setp.lt.u64 {more}, {r}, {n_red}"));
         k.ins(&format!("@{more} bra {head}"));
         store(k, dtype, out, o, &acc);
+    });
+}
+
+/// The coordinate (u64 register) along each axis of the flat row-major
+/// index `i` into `dims`.
+fn coords(k: &mut Kernel, i: &str, dims: &[usize]) -> Vec<String> {
+    let mut out = vec![String::new(); dims.len()];
+    let mut rem = i.to_string();
+    for axis in (0..dims.len()).rev() {
+        out[axis] = if axis == 0 { rem.clone() } else { k.op2("rem.u64", Class::B64, &rem, &dims[axis].to_string()) };
+        if axis > 0 {
+            rem = k.op2("div.u64", Class::B64, &rem, &dims[axis].to_string());
+        }
+    }
+    out
+}
+
+/// A pad kernel, gathering: output coord `c` along dim `d` holds source
+/// coord `(c - low) / (interior + 1)` when `c >= low`, `(c - low)` is a
+/// multiple of `interior + 1` and the quotient is below the source dim;
+/// otherwise zero. The load index is clamped to 0 where the element is
+/// padding, so every load stays in bounds.
+fn pad(k: &mut Kernel, src: &Type, ty: &Type, low: &[usize], interior: &[usize], out: &str, input: &str) {
+    let dtype = ty.dtype;
+    let n = ty.shape.num_elements() as u64;
+    let src_strides = src.shape.strides();
+    let empty_src = src.shape.num_elements() == 0;
+    k.grid_stride_loop(n, |k, i| {
+        let zero = constant(k, dtype, 0.0);
+        if empty_src {
+            store(k, dtype, out, i, &zero);
+            return;
+        }
+        let cs = coords(k, i, ty.shape.dims());
+        let valid = k.reg(Class::Pred);
+        // Starts true (`i == i`); each dim's conditions are and-ed in.
+        k.ins(&format!("setp.eq.u64 {valid}, {i}, {i}"));
+        let mut s = k.op1("mov.u64", Class::B64, "0");
+        for d in 0..cs.len() {
+            let step = interior[d] + 1;
+            let (ge, rem0, inside) = (k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred));
+            k.ins(&format!("setp.ge.u64 {ge}, {}, {}", cs[d], low[d]));
+            let t = k.op2("sub.u64", Class::B64, &cs[d], &low[d].to_string());
+            let r = k.op2("rem.u64", Class::B64, &t, &step.to_string());
+            let q = k.op2("div.u64", Class::B64, &t, &step.to_string());
+            k.ins(&format!("setp.eq.u64 {rem0}, {r}, 0"));
+            k.ins(&format!("setp.lt.u64 {inside}, {q}, {}", src.shape.0[d]));
+            k.ins(&format!("and.pred {valid}, {valid}, {ge}"));
+            k.ins(&format!("and.pred {valid}, {valid}, {rem0}"));
+            k.ins(&format!("and.pred {valid}, {valid}, {inside}"));
+            s = k.op3("mad.lo.u64", Class::B64, &q, &src_strides[d].to_string(), &s);
+        }
+        let at = k.op3("selp.u64", Class::B64, &s, "0", &valid);
+        let v = load(k, dtype, input, &at);
+        let st = match dtype {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::I32 | DType::Bool => "b32",
+        };
+        let r = k.op3(&format!("selp.{st}"), class(dtype), &v, &zero, &valid);
+        store(k, dtype, out, i, &r);
+    });
+}
+
+/// A concat kernel: the output coord `c` along `axis` picks operand `j`
+/// with `offset_j <= c < offset_j + sizes[j]` (a chain of branches), which
+/// supplies element `(outer, c - offset_j, inner)`.
+fn concat(k: &mut Kernel, ty: &Type, axis: usize, sizes: &[usize], out: &str, ins: &[String]) {
+    let dtype = ty.dtype;
+    let n = ty.shape.num_elements() as u64;
+    let dims = ty.shape.dims();
+    let inner: usize = dims[axis + 1..].iter().product();
+    let total = dims[axis];
+    k.grid_stride_loop(n, |k, i| {
+        let inner_i = k.op2("rem.u64", Class::B64, i, &inner.to_string());
+        let rows = k.op2("div.u64", Class::B64, i, &inner.to_string());
+        let c = k.op2("rem.u64", Class::B64, &rows, &total.to_string());
+        let outer = k.op2("div.u64", Class::B64, &rows, &total.to_string());
+        let done = k.label("cat_done");
+        let mut cases = Vec::new();
+        let mut end = 0;
+        for (j, &size) in sizes.iter().enumerate() {
+            end += size;
+            if size == 0 {
+                continue;
+            }
+            let p = k.reg(Class::Pred);
+            k.ins(&format!("setp.lt.u64 {p}, {c}, {end}"));
+            let case = k.label("cat");
+            k.ins(&format!("@{p} bra {case}"));
+            cases.push((j, end - size, case));
+        }
+        k.ins(&format!("bra {done}"));
+        for (j, offset, case) in cases {
+            k.place(&case);
+            let local = k.op2("sub.u64", Class::B64, &c, &offset.to_string());
+            let row = k.op3("mad.lo.u64", Class::B64, &outer, &sizes[j].to_string(), &local);
+            let at = k.op3("mad.lo.u64", Class::B64, &row, &inner.to_string(), &inner_i);
+            let v = load(k, dtype, &ins[j], &at);
+            store(k, dtype, out, i, &v);
+            k.ins(&format!("bra {done}"));
+        }
+        k.place(&done);
+    });
+}
+
+/// An argmax kernel: one thread per output element scanning the axis in
+/// order, as the interpreter: element `v` replaces the best if `v > best`
+/// or `v` is NaN and the best is not (so the first NaN wins).
+fn argmax(k: &mut Kernel, src: &Type, ty: &Type, axis: usize, out: &str, input: &str) {
+    let dtype = src.dtype;
+    let dims = src.shape.dims();
+    let len = dims[axis];
+    let inner: usize = dims[axis + 1..].iter().product();
+    let n = ty.shape.num_elements() as u64;
+    let t = arith(dtype);
+    let cls = class(dtype);
+    k.grid_stride_loop(n, |k, o| {
+        let inner_i = k.op2("rem.u64", Class::B64, o, &inner.to_string());
+        let outer = k.op2("div.u64", Class::B64, o, &inner.to_string());
+        let base = k.op3("mad.lo.u64", Class::B64, &outer, &(len * inner).to_string(), &inner_i);
+        let best = match dtype {
+            DType::F32 => k.op1("mov.f32", cls, &imm_f32(f32::NEG_INFINITY)),
+            DType::F64 => k.op1("mov.f64", cls, &imm_f64(f64::NEG_INFINITY)),
+            DType::I32 => k.op1("mov.b32", cls, "-2147483648"),
+            DType::Bool => unreachable!("the verifier rejects argmax on bool"),
+        };
+        let best_idx = k.op1("mov.b32", Class::B32, "0");
+        let r = k.op1("mov.u64", Class::B64, "0");
+        let head = k.label("argmax");
+        k.place(&head);
+        let at = k.op3("mad.lo.u64", Class::B64, &r, &inner.to_string(), &base);
+        let v = load(k, dtype, input, &at);
+        let better = k.reg(Class::Pred);
+        k.ins(&format!("setp.gt.{t} {better}, {v}, {best}"));
+        if dtype.is_float() {
+            let (v_nan, best_num, nan_wins) = (k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred));
+            k.ins(&format!("setp.nan.{t} {v_nan}, {v}, {v}"));
+            k.ins(&format!("setp.num.{t} {best_num}, {best}, {best}"));
+            k.ins(&format!("and.pred {nan_wins}, {v_nan}, {best_num}"));
+            k.ins(&format!("or.pred {better}, {better}, {nan_wins}"));
+        }
+        let idx32 = k.op1("cvt.u32.u64", Class::B32, &r);
+        let st = if dtype == DType::I32 { "s32" } else { t };
+        k.ins(&format!("selp.{st} {best}, {v}, {best}, {better}"));
+        k.ins(&format!("selp.s32 {best_idx}, {idx32}, {best_idx}, {better}"));
+        k.ins(&format!("add.u64 {r}, {r}, 1"));
+        let more = k.reg(Class::Pred);
+        k.ins(&format!("setp.lt.u64 {more}, {r}, {len}"));
+        k.ins(&format!("@{more} bra {head}"));
+        store(k, DType::I32, out, o, &best_idx);
     });
 }
 

@@ -316,6 +316,7 @@ fn arith(parts: &[&str], a: &[u64]) -> u64 {
                 "mul" => x[0].wrapping_mul(x[1]),
                 "div" => s[0].wrapping_div(s[1]) as u32,
                 "neg" => s[0].wrapping_neg() as u32,
+                "abs" => s[0].wrapping_abs() as u32,
                 "max" => s[0].max(s[1]) as u32,
                 "min" => s[0].min(s[1]) as u32,
                 "and" => x[0] & x[1],
@@ -330,6 +331,7 @@ fn arith(parts: &[&str], a: &[u64]) -> u64 {
             match op {
                 "mad" => a[0].wrapping_mul(a[1]).wrapping_add(a[2]),
                 "add" => a[0].wrapping_add(a[1]),
+                "sub" => a[0].wrapping_sub(a[1]),
                 "div" => a[0] / a[1],
                 "rem" => a[0] % a[1],
                 "shl" => a[0] << a[1],

@@ -36,10 +36,24 @@ fn op_zoo(dtype: DType) -> Func {
         }
         for axis in 0..3 {
             outs.push(b.iota(ty.clone(), axis));
+            outs.push(b.argmax(x, axis));
         }
+        outs.push(b.unary(Op::Abs, x));
+        outs.push(b.unary(Op::Sign, x));
     }
+    outs.push(b.unary(Op::StopGradient, x));
+    outs.push(b.slice(x, vec![0, 1, 1], vec![2, 3, 4], vec![1, 1, 2]));
+    outs.push(b.slice(x, vec![1, 0, 0], vec![2, 3, 4], vec![1, 2, 3]));
+    outs.push(b.slice(x, vec![0, 2, 0], vec![2, 2, 4], vec![1, 1, 1]));
+    outs.push(b.pad(x, vec![1, 0, 2], vec![0, 2, 1], vec![0, 1, 2]));
+    outs.push(b.pad(x, vec![0, 0, 0], vec![0, 0, 1], vec![0, 0, 0]));
+    let e = b.slice(x, vec![0, 0, 0], vec![2, 0, 4], vec![1, 1, 1]);
+    outs.push(b.pad(e, vec![0, 1, 0], vec![0, 1, 0], vec![0, 3, 0]));
+    outs.push(b.concat(vec![x, y, x], 0));
+    outs.push(b.concat(vec![x, e, y], 1));
+    outs.push(b.concat(vec![y, x], 2));
     if float {
-        for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sqrt] {
+        for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sqrt, Op::Rsqrt, Op::Logistic] {
             outs.push(b.unary(op, x));
         }
         let m = b.reshape(x, &Shape(vec![6, 4]));
@@ -191,7 +205,14 @@ fn unsupported_and_invalid_functions_are_errors() {
     let res = b.reduce_sum(b.param(0), vec![0]);
     assert!(matches!(emit(&b.finish(vec![res])), Err(PtxError::Unsupported { inst: 1, .. })));
 
+    // TODO(gpu): these have no PTX rules yet.
     let ty = Type::new(DType::F32, &[3]);
+    for op in [Op::Log1p, Op::Expm1, Op::Sin, Op::Cos, Op::Erf] {
+        let mut b = Builder::new("todo", std::slice::from_ref(&ty));
+        let res = b.unary(op.clone(), b.param(0));
+        assert!(matches!(emit(&b.finish(vec![res])), Err(PtxError::Unsupported { inst: 1, .. })), "{op:?}");
+    }
+
     let mut b = Builder::new("bad", std::slice::from_ref(&ty));
     let res = b.push(Op::Exp, vec![b.param(0)], Type::new(DType::F32, &[4]));
     assert!(matches!(emit(&b.finish(vec![res])), Err(PtxError::InvalidFunc(_))));
@@ -289,10 +310,16 @@ fn rand01(state: &mut u64) -> f64 {
     ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Logistic's documented bounds (`math.rs`).
+const LOGISTIC_F32_ULPS: u64 = 3;
+const LOGISTIC_F64_ULPS: u64 = 4;
+
 fn math_tol(op: &Op, dtype: DType) -> Tol {
     match (op, dtype) {
         (Op::Pow, DType::I32) => Tol::Bitwise,
         (Op::Tanh, DType::F32) => Tol::Ulps(3),
+        (Op::Logistic, DType::F32) => Tol::Ulps(LOGISTIC_F32_ULPS),
+        (Op::Logistic, _) => Tol::Ulps(LOGISTIC_F64_ULPS),
         (Op::Exp | Op::Log | Op::Pow, DType::F32) => Tol::Ulps(1),
         (Op::Exp | Op::Log, _) => Tol::Ulps(2),
         (Op::Tanh, _) => Tol::Ulps(4),
@@ -311,11 +338,134 @@ fn simulated_unary_ops_match_interp_within_documented_bounds() {
             v.push(if rand01(&mut seed) < 0.5 { -mag } else { mag });
         }
         let ty = Type::new(dtype, &[v.len()]);
-        for op in [Op::Neg, Op::Exp, Op::Log, Op::Tanh, Op::Sqrt] {
+        for op in [Op::Neg, Op::Exp, Op::Log, Op::Tanh, Op::Sqrt, Op::Rsqrt, Op::Logistic, Op::Abs, Op::Sign, Op::StopGradient] {
             let mut b = Builder::new("unary", std::slice::from_ref(&ty));
             let r = b.unary(op.clone(), b.param(0));
             let func = b.finish(vec![r]);
             assert_sim(&format!("{op:?} {dtype} (seed 11)"), &func, &[Tensor::from_f64(dtype, &[v.len()], &v)], math_tol(&op, dtype));
+        }
+    }
+}
+
+#[test]
+fn simulated_i32_abs_sign_neg_match_interp_bitwise() {
+    let v = specials(DType::I32);
+    let ty = Type::new(DType::I32, &[v.len()]);
+    for op in [Op::Neg, Op::Abs, Op::Sign, Op::StopGradient] {
+        let mut b = Builder::new("unary_i32", std::slice::from_ref(&ty));
+        let r = b.unary(op.clone(), b.param(0));
+        let func = b.finish(vec![r]);
+        assert_sim(&format!("{op:?} i32"), &func, &[Tensor::from_f64(DType::I32, &[v.len()], &v)], Tol::Bitwise);
+    }
+}
+
+/// Float NaN payloads: abs clears only the sign bit; sign passes NaN
+/// through; both bitwise as the interpreter (which `assert_sim` cannot see:
+/// it treats all NaNs alike).
+#[test]
+fn simulated_abs_and_sign_keep_nan_payloads_and_signed_zeros() {
+    let bits = [0x7fc0_0001u32, 0xffc0_0002, 0x8000_0000, 0x0000_0000, 0xff80_0000, 0x8000_0001];
+    let v: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+    let ty = Type::new(DType::F32, &[v.len()]);
+    for op in [Op::Abs, Op::Sign] {
+        let mut b = Builder::new("bits", std::slice::from_ref(&ty));
+        let r = b.unary(op.clone(), b.param(0));
+        let func = b.finish(vec![r]);
+        let inputs = [Tensor::f32(&[v.len()], v.clone())];
+        let want = interp::run(&func, &inputs);
+        let got = super::sim::run(&emit(&func).unwrap(), &inputs);
+        match (&want[0].data, &got[0].data) {
+            (crate::ir::Data::F32(w), crate::ir::Data::F32(g)) => {
+                let (w, g): (Vec<u32>, Vec<u32>) = (w.iter().map(|x| x.to_bits()).collect(), g.iter().map(|x| x.to_bits()).collect());
+                assert_eq!(w, g, "{op:?}: interp vs ptx bits");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// (The zoo above assembles these kernels with ptxas; here only the
+/// simulator runs, as one ptxas call per case would take most of a minute.)
+#[test]
+fn simulated_slice_pad_concat_argmax_match_interp_bitwise() {
+    let mut seed = 16u64;
+    let mut random = |ty: &Type| {
+        let sp = specials(ty.dtype);
+        let v: Vec<f64> = (0..ty.shape.num_elements())
+            .map(|i| match ty.dtype {
+                DType::Bool => (rand01(&mut seed) < 0.5) as u8 as f64,
+                // Small integers so argmax sees ties; some specials.
+                _ if i % 5 == 0 => sp[(i / 5) % sp.len()],
+                _ => (rand01(&mut seed) * 6.0 - 3.0).round(),
+            })
+            .collect();
+        Tensor::from_f64(ty.dtype, ty.shape.dims(), &v)
+    };
+    for dtype in ALL_DTYPES {
+        let shapes: [&[usize]; 5] = [&[7], &[2, 3, 4], &[1, 5, 1], &[4, 0, 3], &[3, 1]];
+        for dims in shapes {
+            let ty = Type::new(dtype, dims);
+            let rank = dims.len();
+            let x = random(&ty);
+            let mut cases: Vec<(String, Func, Vec<Tensor>)> = Vec::new();
+            // Slices: a middle window with stride 2, and a tail.
+            let mut b = Builder::new("slice", std::slice::from_ref(&ty));
+            let start: Vec<usize> = dims.iter().map(|&d| d.min(1)).collect();
+            let stride: Vec<usize> = (0..rank).map(|d| 1 + d % 2 + (d == 0) as usize).collect();
+            let r1 = b.slice(b.param(0), start.clone(), dims.to_vec(), stride);
+            let r2 = b.slice(b.param(0), start, dims.to_vec(), vec![1; rank]);
+            cases.push((format!("slice {ty}"), b.finish(vec![r1, r2]), vec![x.clone()]));
+            // Pads: low/high/interior mixed per dim.
+            for (lo, hi, int) in [(1, 0, 0), (0, 2, 1), (2, 1, 3)] {
+                let mut b = Builder::new("pad", std::slice::from_ref(&ty));
+                let low: Vec<usize> = (0..rank).map(|d| if d % 2 == 0 { lo } else { hi }).collect();
+                let high: Vec<usize> = (0..rank).map(|d| if d % 2 == 0 { hi } else { lo }).collect();
+                let r = b.pad(b.param(0), low, high, vec![int; rank]);
+                cases.push((format!("pad {ty} {lo} {hi} {int}"), b.finish(vec![r]), vec![x.clone()]));
+            }
+            // Concats along every axis: three operands, one empty on that axis.
+            for axis in 0..rank {
+                let mut other = dims.to_vec();
+                other[axis] = 2;
+                let mut empty = dims.to_vec();
+                empty[axis] = 0;
+                let (oty, ety) = (Type::new(dtype, &other), Type::new(dtype, &empty));
+                let mut b = Builder::new("concat", &[ty.clone(), oty.clone(), ety.clone()]);
+                let r = b.concat(vec![b.param(0), b.param(2), b.param(1), b.param(0)], axis);
+                cases.push((format!("concat {ty} axis {axis}"), b.finish(vec![r]), vec![x.clone(), random(&oty), random(&ety)]));
+            }
+            if dtype != DType::Bool {
+                for (axis, &len) in dims.iter().enumerate() {
+                    if len == 0 {
+                        continue;
+                    }
+                    let mut b = Builder::new("argmax", std::slice::from_ref(&ty));
+                    let r = b.argmax(b.param(0), axis);
+                    cases.push((format!("argmax {ty} axis {axis}"), b.finish(vec![r]), vec![x.clone()]));
+                }
+            }
+            for (label, func, inputs) in cases {
+                assert_sim(&label, &func, &inputs, Tol::Bitwise);
+            }
+        }
+    }
+    // Argmax corner cases: NaN first/later, ties, -0 vs +0, all -inf.
+    let rows: [[f64; 4]; 6] = [
+        [1.0, f64::NAN, 3.0, f64::NAN],
+        [f64::NAN, 5.0, f64::NAN, 1.0],
+        [2.0, 2.0, 1.0, 2.0],
+        [-0.0, 0.0, -0.0, 0.0],
+        [f64::NEG_INFINITY; 4],
+        [-1.0, f64::INFINITY, f64::INFINITY, -5.0],
+    ];
+    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    for dtype in [DType::F32, DType::F64] {
+        let ty = Type::new(dtype, &[6, 4]);
+        for axis in 0..2 {
+            let mut b = Builder::new("argmax_nan", std::slice::from_ref(&ty));
+            let r = b.argmax(b.param(0), axis);
+            let func = b.finish(vec![r]);
+            assert_sim(&format!("argmax specials {dtype} axis {axis}"), &func, &[Tensor::from_f64(dtype, &[6, 4], &flat)], Tol::Bitwise);
         }
     }
 }
@@ -485,3 +635,4 @@ fn simulated_digits_training_step_matches_interp() {
         }
     }
 }
+
