@@ -115,6 +115,9 @@ fn mutated_model_files_never_panic() {
     for case in 0..n {
         let base = &corpus[rng.below(corpus.len())];
         let text = mutate(&mut rng, base);
+        if std::env::var_os("JLC_TRACE").is_some() {
+            eprintln!("case {case}: {text:?}");
+        }
         run_case(seed, case, &text, &mut slowest);
     }
     std::panic::set_hook(hook);
@@ -157,6 +160,7 @@ fn deeply_nested_input_is_an_error_not_a_crash() {
         let deep = diags.iter().any(|d| d.message.contains("nests more than"));
         assert!(deep || text.contains("(((("), "expected a nesting diagnostic, got {diags:?}");
     }
+}
 
 /// One mutation of a binary file; the kinds are chosen so that headers
 /// (the first bytes) are hit often.
@@ -322,6 +326,8 @@ fn mutated_checkpoints_never_panic_and_truncations_are_detected() {
         "fuzz (checkpoints): seed {seed:#x}, {n} inputs in {:?}: all rejected ({truncations} truncations, {flips} bit flips) except {unchanged} that decode to the original (same bytes, or whitespace in the header padding)",
         start.elapsed()
     );
+}
+
 /// Random syntactically valid programs (`compiler::syntax::generate`): the
 /// checker reports errors, never panics. Programs that check cleanly and
 /// have a `main` are lowered too.

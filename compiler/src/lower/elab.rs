@@ -52,6 +52,8 @@ pub struct Elaborator<'p> {
     /// IR values of model parameters by path (build mode).
     pub param_values: HashMap<String, ValueId>,
     pub(crate) depth: usize,
+    /// Set when `MAX_CALL_DEPTH` was exceeded; elaboration then winds down.
+    pub(crate) recursion_limit_hit: bool,
     /// Fresh names for symbolic dims created while checking.
     pub(crate) fresh: usize,
 }
@@ -99,6 +101,7 @@ impl<'p> Elaborator<'p> {
             param_specs: Vec::new(),
             param_values: HashMap::new(),
             depth: 0,
+            recursion_limit_hit: false,
             fresh: 0,
         }
     }
@@ -535,7 +538,14 @@ impl<'p> Elaborator<'p> {
     /// calls its own function (`fn f(x = f()) = x`), or a model that
     /// contains itself (`model M { s: M() }`) all nest through here.
     fn nested(&mut self, name: &str, span: Span, what: &str, f: impl FnOnce(&mut Self) -> Val) -> Val {
+        // Once the limit was hit, every further call gives up at once:
+        // recursion that branches (`fn f(x = f()) { f() }`) would otherwise
+        // make exponentially many calls on the way back up.
+        if self.recursion_limit_hit {
+            return Val::Poison;
+        }
         if self.depth >= MAX_CALL_DEPTH {
+            self.recursion_limit_hit = true;
             return self.error(
                 Diagnostic::error(Code::NotAllowed, format!("calls nest deeper than {MAX_CALL_DEPTH} levels at `{name}`"))
                     .with_label(span, "in this call")
