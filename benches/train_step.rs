@@ -179,7 +179,8 @@ fn time_train(progs: &lower::TrainPrograms, exe: &mut Executable, x: &Tensor, y:
     let n_params = progs.params.len();
     let n_states = n_params * progs.states_per_param;
     let mut params = trainer::fit::init_params(&progs.params, 0);
-    let mut states: Vec<Tensor> = progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
+    let mut states: Vec<Tensor> =
+        progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
     let warmup = 5;
     let mut times = Vec::with_capacity(runs);
     for step in 0..warmup + runs {
@@ -220,9 +221,17 @@ fn bench_train(name: &str, src: &str, b: usize, d: usize, args: &Args) -> Result
         median(time_train(&progs, &mut interp, &x, &y, 1))
     });
     // The bytes `CpuFunc::run` copies in and out per call (params, states, batch; new params, states).
-    let io_bytes: usize = progs.train_step.param_types().iter().chain(progs.train_step.output_types().iter()).map(|t| t.shape.num_elements() * t.dtype.size_bytes()).sum();
-    let arena_bytes: usize = progs.train_step.insts.iter().map(|i| i.ty.shape.num_elements() * i.ty.dtype.size_bytes()).sum();
-    let mut extra = vec![("io_MB".to_string(), io_bytes as f64 / 1e6), ("arena_MB".to_string(), arena_bytes as f64 / 1e6)];
+    let io_bytes: usize = progs
+        .train_step
+        .param_types()
+        .iter()
+        .chain(progs.train_step.output_types().iter())
+        .map(|t| t.shape.num_elements() * t.dtype.size_bytes())
+        .sum();
+    let arena_bytes: usize =
+        progs.train_step.insts.iter().map(|i| i.ty.shape.num_elements() * i.ty.dtype.size_bytes()).sum();
+    let mut extra =
+        vec![("io_MB".to_string(), io_bytes as f64 / 1e6), ("arena_MB".to_string(), arena_bytes as f64 / 1e6)];
     if std::env::var_os("BENCH_OPS").is_some() {
         print_op_histogram(name, &progs.train_step);
     }
@@ -269,7 +278,12 @@ fn lower_fn(prog: &Program, name: &str, types: &[Type]) -> std::result::Result<F
     let args = types
         .iter()
         .enumerate()
-        .map(|(i, t)| CallArg { name: None, name_span: None, value: Val::Tensor(TVal { ty: Ty::known(t), id: Some(ValueId(i as u32)) }), span: decl.span })
+        .map(|(i, t)| CallArg {
+            name: None,
+            name_span: None,
+            value: Val::Tensor(TVal { ty: Ty::known(t), id: Some(ValueId(i as u32)) }),
+            span: decl.span,
+        })
         .collect();
     let out = el.call_fn(FnRef { module, item }, None, args, decl.span);
     if el.diags.iter().any(Diagnostic::is_error) {
@@ -358,7 +372,12 @@ fn bench_w4(args: &Args) -> Result {
         ir_insts: func.insts.len(),
         step_ms,
         interp_ms,
-        extra: vec![("GB/s".into(), gbs), ("memcpy_ms".into(), copy), ("memcpy_GB/s".into(), copy_gbs), ("of_memcpy".into(), gbs / copy_gbs)],
+        extra: vec![
+            ("GB/s".into(), gbs),
+            ("memcpy_ms".into(), copy),
+            ("memcpy_GB/s".into(), copy_gbs),
+            ("of_memcpy".into(), gbs / copy_gbs),
+        ],
     }
 }
 
@@ -421,5 +440,8 @@ fn print_table(results: &[Result]) {
             extra.join(" ")
         );
     }
-    println!("(compile split in ms; step times over {} runs after warm-up, median and min)", results.first().map_or(0, |r| r.step_ms.len()));
+    println!(
+        "(compile split in ms; step times over {} runs after warm-up, median and min)",
+        results.first().map_or(0, |r| r.step_ms.len())
+    );
 }

@@ -20,7 +20,10 @@ pub const COMPILER_STACK_BYTES: usize = 1 << 30;
 /// Runs `f` on a thread with `COMPILER_STACK_BYTES` of stack (reserved, not committed).
 pub fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| {
-        let handle = std::thread::Builder::new().stack_size(COMPILER_STACK_BYTES).spawn_scoped(scope, f).expect("spawn the compiler thread");
+        let handle = std::thread::Builder::new()
+            .stack_size(COMPILER_STACK_BYTES)
+            .spawn_scoped(scope, f)
+            .expect("spawn the compiler thread");
         match handle.join() {
             Ok(v) => v,
             Err(payload) => std::panic::resume_unwind(payload),
@@ -64,7 +67,8 @@ fn run_script_here(name: &str, text: &str, backend: runtime::Backend, color: boo
     if diags.iter().any(Diagnostic::is_error) {
         return Err(render_all(&diags, &prog.sources, color));
     }
-    let script = compiler::compile_script(&prog, &compiler::Options::default()).map_err(|d| render_all(&d, &prog.sources, color))?;
+    let script = compiler::compile_script(&prog, &compiler::Options::default())
+        .map_err(|d| render_all(&d, &prog.sources, color))?;
     let mut exe = runtime::Executable::compile(script.func, backend).map_err(|e| format!("error: {e}\n"))?;
     let values = exe.run(&[]).map_err(|e| format!("error: {e}\n"))?;
     Ok(script
@@ -85,11 +89,27 @@ fn run_script_here(name: &str, text: &str, backend: runtime::Backend, color: boo
 
 /// The text of one pipeline stage: tokens, AST, or the IR of `main` / the
 /// training step (after autodiff), optionally after the e-graph optimizer.
-pub fn dump(name: &str, text: &str, tokens: bool, ast: bool, optimized: bool, batch: usize, color: bool) -> Result<String, String> {
+pub fn dump(
+    name: &str,
+    text: &str,
+    tokens: bool,
+    ast: bool,
+    optimized: bool,
+    batch: usize,
+    color: bool,
+) -> Result<String, String> {
     with_big_stack(|| dump_here(name, text, tokens, ast, optimized, batch, color))
 }
 
-fn dump_here(name: &str, text: &str, tokens: bool, ast: bool, optimized: bool, batch: usize, color: bool) -> Result<String, String> {
+fn dump_here(
+    name: &str,
+    text: &str,
+    tokens: bool,
+    ast: bool,
+    optimized: bool,
+    batch: usize,
+    color: bool,
+) -> Result<String, String> {
     let opts = compiler::Options { no_opt: !optimized, ..Default::default() };
     if tokens {
         let (toks, _) = compiler::syntax::lexer::lex(text);
@@ -107,10 +127,13 @@ fn dump_here(name: &str, text: &str, tokens: bool, ast: bool, optimized: bool, b
         let sections = compiler::lower::training_sections(&prog).map_err(|d| render_all(&d, &prog.sources, color))?;
         // The feature count is not known without the data; dump with the
         // model's own declared input width when it is a literal.
-        let d = input_width(&prog).ok_or("error: cannot tell the input width of `training_step`; declare `x: f32[B, N]` with a literal N\n")?;
+        let d = input_width(&prog).ok_or(
+            "error: cannot tell the input width of `training_step`; declare `x: f32[B, N]` with a literal N\n",
+        )?;
         let x = compiler::ir::Type::new(compiler::ir::DType::F32, &[batch, d]);
         let y = compiler::ir::Type::new(compiler::ir::DType::I32, &[batch]);
-        let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &x, &y, &opts).map_err(|d| render_all(&d, &prog.sources, color))?;
+        let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &x, &y, &opts)
+            .map_err(|d| render_all(&d, &prog.sources, color))?;
         return Ok(compiler::ir::text::print(&progs.train_step));
     }
     let script = compiler::compile_script(&prog, &opts).map_err(|d| render_all(&d, &prog.sources, color))?;

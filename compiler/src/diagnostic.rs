@@ -64,7 +64,14 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(code: Code, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Error, code, message: message.into(), labels: vec![], notes: vec![], help: None }
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            labels: vec![],
+            notes: vec![],
+            help: None,
+        }
     }
     pub fn with_label(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
         self.labels.push((span, message.into()));
@@ -94,10 +101,11 @@ impl Diagnostic {
         };
         let name_of = |s: Span| sources.get(s.file).name.clone();
         let primary = self.primary_span().unwrap_or_default();
-        let config = Config::default()
-            .with_index_type(IndexType::Byte)
-            .with_color(color)
-            .with_char_set(if color { ariadne::CharSet::Unicode } else { ariadne::CharSet::Ascii });
+        let config = Config::default().with_index_type(IndexType::Byte).with_color(color).with_char_set(if color {
+            ariadne::CharSet::Unicode
+        } else {
+            ariadne::CharSet::Ascii
+        });
         let mut report = Report::build(kind, (name_of(primary), clamp(primary, sources)))
             .with_config(config)
             .with_code(self.code.as_str())

@@ -9,13 +9,13 @@
 
 pub mod autodiff;
 pub mod check;
-pub mod diagnostic;
 pub mod codegen;
+pub mod diagnostic;
 pub mod ir;
 pub mod lower;
+pub mod opt;
 pub mod span;
 pub mod syntax;
-pub mod opt;
 
 use diagnostic::Diagnostic;
 use ir::{Func, Type};

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use compiler::codegen::ptx::{self, PtxProgram, Step};
 use compiler::ir::{DType, Data, Func, Tensor, Type};
 use cudarc::cublas::sys::cublasOperation_t;
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
+};
 
 use crate::Error;
 
@@ -81,7 +83,9 @@ impl CudaExecutable {
         // synchronization is needed.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
-        let module = ctx.load_module(cudarc::nvrtc::Ptx::from_src(prog.ptx.clone())).map_err(cuda_err("loading the PTX module"))?;
+        let module = ctx
+            .load_module(cudarc::nvrtc::Ptx::from_src(prog.ptx.clone()))
+            .map_err(cuda_err("loading the PTX module"))?;
         let mut buffers = Vec::with_capacity(prog.buffers.len());
         let mut ptrs = Vec::with_capacity(prog.buffers.len());
         for b in &prog.buffers {
@@ -115,9 +119,14 @@ impl CudaExecutable {
         let blas = if needs_blas {
             // Safety: only tries to dlopen the library.
             if !unsafe { cudarc::cublas::sys::is_culib_present() } {
-                return Err(Error::Cuda("cuBLAS not found (libcublas.so.12 could not be loaded; add its folder to LD_LIBRARY_PATH)".into()));
+                return Err(Error::Cuda(
+                    "cuBLAS not found (libcublas.so.12 could not be loaded; add its folder to LD_LIBRARY_PATH)".into(),
+                ));
             }
-            Some(cudarc::cublas::CudaBlas::new(stream.clone()).map_err(|e| Error::Cuda(format!("creating a cuBLAS handle: {e:?}")))?)
+            Some(
+                cudarc::cublas::CudaBlas::new(stream.clone())
+                    .map_err(|e| Error::Cuda(format!("creating a cuBLAS handle: {e:?}")))?,
+            )
         } else {
             None
         };
@@ -142,7 +151,8 @@ impl CudaExecutable {
                     for a in args {
                         builder.arg(&self.ptrs[*a]);
                     }
-                    let cfg = LaunchConfig { grid_dim: (*grid, 1, 1), block_dim: (ptx::BLOCK, 1, 1), shared_mem_bytes: 0 };
+                    let cfg =
+                        LaunchConfig { grid_dim: (*grid, 1, 1), block_dim: (ptx::BLOCK, 1, 1), shared_mem_bytes: 0 };
                     // Safety: the kernel takes exactly these pointers (output
                     // first), and every buffer has the size the PTX assumes.
                     unsafe { builder.launch(cfg) }.map_err(cuda_err("launching a kernel"))?;
@@ -169,8 +179,17 @@ impl CudaExecutable {
 /// Row-major `c[m, n] = a[m, k] · b[k, n]` with cuBLAS, which is
 /// column-major: a row-major matrix is its transpose in column-major, so
 /// compute `cᵀ[n, m] = bᵀ[n, k] · aᵀ[k, m]` by swapping the operands.
-fn gemm(blas: &cudarc::cublas::CudaBlas, dtype: DType, (m, n, k): (usize, usize, usize), a: u64, b: u64, c: u64) -> Result<(), Error> {
-    let dim = |x: usize| i32::try_from(x).map_err(|_| Error::Cuda(format!("matrix dimension {x} exceeds cuBLAS's i32 range")));
+fn gemm(
+    blas: &cudarc::cublas::CudaBlas,
+    dtype: DType,
+    (m, n, k): (usize, usize, usize),
+    a: u64,
+    b: u64,
+    c: u64,
+) -> Result<(), Error> {
+    let dim = |x: usize| {
+        i32::try_from(x).map_err(|_| Error::Cuda(format!("matrix dimension {x} exceeds cuBLAS's i32 range")))
+    };
     let (mi, ni, ki) = (dim(m)?, dim(n)?, dim(k)?);
     let op = cublasOperation_t::CUBLAS_OP_N;
     let handle = *blas.handle();
@@ -180,11 +199,41 @@ fn gemm(blas: &cudarc::cublas::CudaBlas, dtype: DType, (m, n, k): (usize, usize,
         match dtype {
             DType::F32 => {
                 let (alpha, beta) = (1.0f32, 0.0f32);
-                cudarc::cublas::result::sgemm(handle, op, op, ni, mi, ki, &alpha, b as *const f32, ni, a as *const f32, ki, &beta, c as *mut f32, ni)
+                cudarc::cublas::result::sgemm(
+                    handle,
+                    op,
+                    op,
+                    ni,
+                    mi,
+                    ki,
+                    &alpha,
+                    b as *const f32,
+                    ni,
+                    a as *const f32,
+                    ki,
+                    &beta,
+                    c as *mut f32,
+                    ni,
+                )
             }
             DType::F64 => {
                 let (alpha, beta) = (1.0f64, 0.0f64);
-                cudarc::cublas::result::dgemm(handle, op, op, ni, mi, ki, &alpha, b as *const f64, ni, a as *const f64, ki, &beta, c as *mut f64, ni)
+                cudarc::cublas::result::dgemm(
+                    handle,
+                    op,
+                    op,
+                    ni,
+                    mi,
+                    ki,
+                    &alpha,
+                    b as *const f64,
+                    ni,
+                    a as *const f64,
+                    ki,
+                    &beta,
+                    c as *mut f64,
+                    ni,
+                )
             }
             other => unreachable!("the PTX emitter plans GEMMs of floats only, not {other}"),
         }
@@ -204,9 +253,15 @@ fn to_bytes(t: &Tensor) -> Vec<u8> {
 
 fn from_bytes(ty: &Type, bytes: &[u8]) -> Tensor {
     let data = match ty.dtype {
-        DType::F32 => Data::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()),
-        DType::F64 => Data::F64(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()),
-        DType::I32 => Data::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes"))).collect()),
+        DType::F32 => {
+            Data::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+        }
+        DType::F64 => {
+            Data::F64(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+        }
+        DType::I32 => {
+            Data::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+        }
         DType::Bool => Data::Bool(bytes.iter().map(|&b| b != 0).collect()),
     };
     Tensor { shape: ty.shape.clone(), data }

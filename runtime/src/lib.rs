@@ -62,13 +62,17 @@ pub struct Executable {
 impl Executable {
     pub fn compile(func: Func, backend: Backend) -> Result<Executable, Error> {
         let engine = match backend {
-            Backend::Cpu => Engine::Jit(Box::new(compiler::codegen::cpu::compile(&func).map_err(|e| Error::Codegen(e.to_string()))?)),
+            Backend::Cpu => Engine::Jit(Box::new(
+                compiler::codegen::cpu::compile(&func).map_err(|e| Error::Codegen(e.to_string()))?,
+            )),
             Backend::Interpreter => Engine::Interp,
             #[cfg(feature = "cuda")]
             Backend::Cuda => Engine::Cuda(Box::new(cuda::CudaExecutable::compile(&func)?)),
             #[cfg(not(feature = "cuda"))]
             Backend::Cuda => {
-                return Err(Error::Cuda("this binary was built without CUDA support (rebuild with `--features cuda`)".into()))
+                return Err(Error::Cuda(
+                    "this binary was built without CUDA support (rebuild with `--features cuda`)".into(),
+                ))
             }
         };
         Ok(Executable { func, engine })

@@ -136,7 +136,13 @@ fn run(cli: Cli) -> ExitCode {
                 BackendArg::Cuda => runtime::Backend::Cuda,
             };
             if jaxlightning::has_trainer(&text) {
-                let resume = resume.map(|r| if r == "last" { trainer::Resume::Last } else { trainer::Resume::Path(PathBuf::from(r)) });
+                let resume = resume.map(|r| {
+                    if r == "last" {
+                        trainer::Resume::Last
+                    } else {
+                        trainer::Resume::Path(PathBuf::from(r))
+                    }
+                });
                 let opts = trainer::FitOptions {
                     overrides,
                     backend,
@@ -147,7 +153,8 @@ fn run(cli: Cli) -> ExitCode {
                 };
                 match trainer::fit(&file, &text, &opts) {
                     Ok(summary) => {
-                        let metrics: Vec<String> = summary.final_metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
+                        let metrics: Vec<String> =
+                            summary.final_metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
                         let verb = if summary.stopped_at_max_steps { "stopped at max_steps after" } else { "finished" };
                         println!("{verb} {} epochs ({} steps): {}", summary.epochs, summary.steps, metrics.join(" "));
                         println!("logs: {}", summary.log_dir.join("metrics.csv").display());
@@ -212,7 +219,15 @@ fn run(cli: Cli) -> ExitCode {
                 Ok(t) => t,
                 Err(c) => return c,
             };
-            match jaxlightning::dump(&file.display().to_string(), &text, stage == Stage::Tokens, stage == Stage::Ast, stage == Stage::Opt, batch, color) {
+            match jaxlightning::dump(
+                &file.display().to_string(),
+                &text,
+                stage == Stage::Tokens,
+                stage == Stage::Ast,
+                stage == Stage::Opt,
+                batch,
+                color,
+            ) {
                 Ok(out) => {
                     print!("{out}");
                     ExitCode::SUCCESS

@@ -19,7 +19,14 @@ fn digits() -> (PathBuf, String) {
 fn fit(path: &Path, text: &str, logs: &Path, extra: &[String], resume: Option<trainer::Resume>) -> trainer::FitSummary {
     let mut overrides = extra.to_vec();
     overrides.push(format!("trainer.default_root_dir={}", logs.display()));
-    let opts = trainer::FitOptions { overrides, backend: runtime::Backend::Cpu, color: false, progress: false, compiler: Default::default(), resume };
+    let opts = trainer::FitOptions {
+        overrides,
+        backend: runtime::Backend::Cpu,
+        color: false,
+        progress: false,
+        compiler: Default::default(),
+        resume,
+    };
     trainer::fit(path, text, &opts).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -32,16 +39,8 @@ fn rows(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("metrics.csv")).unwrap().lines().map(str::to_string).collect()
 }
 
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
+/// The project's splitmix64 (same sequence for a seed as every other generator).
+use compiler::ir::generate::Rng as SplitMix;
 
 #[test]
 fn interrupted_and_resumed_training_is_bitwise_the_uninterrupted_run() {
@@ -59,7 +58,7 @@ fn interrupted_and_resumed_training_is_bitwise_the_uninterrupted_run() {
     let mut rng = SplitMix(seed);
     let mut stops = vec![per_epoch, per_epoch + 1, full.steps];
     while stops.len() < 8 {
-        stops.push(1 + (rng.next() % (full.steps as u64 - 1)) as usize);
+        stops.push(1 + (rng.next_u64() % (full.steps as u64 - 1)) as usize);
     }
     stops.sort();
     stops.dedup();
@@ -80,7 +79,13 @@ fn interrupted_and_resumed_training_is_bitwise_the_uninterrupted_run() {
     // The last segment has nothing left to train: no new checkpoint.
     let end = fit(&path, &text, &logs_b, &epochs, Some(trainer::Resume::Last));
     assert_eq!((end.steps, end.epochs, end.last_checkpoint.is_none()), (46, 2, true));
-    let end2 = fit(&path, &text, &logs_b, &epochs, Some(trainer::Resume::Path(segments.last().unwrap().join("checkpoints/last.safetensors"))));
+    let end2 = fit(
+        &path,
+        &text,
+        &logs_b,
+        &epochs,
+        Some(trainer::Resume::Path(segments.last().unwrap().join("checkpoints/last.safetensors"))),
+    );
 
     for resumed in [&end, &end2] {
         for ((spec, a), (_, b)) in full.params.iter().zip(&resumed.params) {
@@ -144,15 +149,22 @@ fn cli_resume_errors_are_clear_and_never_panics() {
     // Another seed would not continue the same run.
     let (code, err) = jlc(&["run", file, "--set", &logs_arg, "--set", "trainer.seed=3", "--resume", "last"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("cannot resume bit-exactly") && err.contains("trained with seed 0, this run has seed 3"), "{err}");
+    assert!(
+        err.contains("cannot resume bit-exactly") && err.contains("trained with seed 0, this run has seed 3"),
+        "{err}"
+    );
 
     // A model with another hidden size: every tensor is listed.
     let dir = tempdir("resume-cli-model");
     let data = root().join("examples/data/digits.csv.gz");
-    let other = std::fs::read_to_string(file).unwrap().replace("hidden: int = 64", "hidden: int = 32").replace("data/digits.csv.gz", data.to_str().unwrap());
+    let other = std::fs::read_to_string(file)
+        .unwrap()
+        .replace("hidden: int = 64", "hidden: int = 32")
+        .replace("data/digits.csv.gz", data.to_str().unwrap());
     let other_path = dir.join("mlp32.jl");
     std::fs::write(&other_path, other).unwrap();
-    let (code, err) = jlc(&["run", other_path.to_str().unwrap(), "--set", &logs_arg, "--resume", last.to_str().unwrap()]);
+    let (code, err) =
+        jlc(&["run", other_path.to_str().unwrap(), "--set", &logs_arg, "--resume", last.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&format!("checkpoint {}: does not fit this model (9 problems)", last.display())), "{err}");
     for name in ["l1.weight", "l1.bias", "head.weight", "opt.l1.weight.0", "opt.l1.weight.1", "opt.l1.bias.1"] {
@@ -161,12 +173,15 @@ fn cli_resume_errors_are_clear_and_never_panics() {
 
     // A truncated and a bit-flipped checkpoint: errors that name the file.
     let bytes = std::fs::read(&last).unwrap();
-    for (what, corrupt) in [("truncated", bytes[..bytes.len() - 7].to_vec()), ("flipped", {
-        let mut b = bytes.clone();
-        let at = b.len() - 100;
-        b[at] ^= 0x10;
-        b
-    })] {
+    for (what, corrupt) in [
+        ("truncated", bytes[..bytes.len() - 7].to_vec()),
+        ("flipped", {
+            let mut b = bytes.clone();
+            let at = b.len() - 100;
+            b[at] ^= 0x10;
+            b
+        }),
+    ] {
         let bad = dir.join(format!("{what}.safetensors"));
         std::fs::write(&bad, corrupt).unwrap();
         let (code, err) = jlc(&["run", file, "--set", &logs_arg, "--resume", bad.to_str().unwrap()]);
@@ -186,8 +201,10 @@ fn stray_temp_files_are_removed_when_a_run_starts() {
     let s = fit(&path, &text, &logs, &["trainer.max_epochs=1".into()], None);
     assert!(!ck.join(".last.safetensors.tmp-0").exists());
     assert!(s.log_dir.ends_with("version_1"));
-    let names: Vec<String> =
-        std::fs::read_dir(s.log_dir.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect::<Vec<_>>();
+    let names: Vec<String> = std::fs::read_dir(s.log_dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
     let mut names = names;
     names.sort();
     assert_eq!(names, vec!["epoch=0-step=23.safetensors", "last.safetensors"]);
@@ -200,12 +217,12 @@ fn write_idx_dir(dir: &Path, n: usize) {
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
     for _ in 0..n {
-        let label = (rng.next() % 4) as usize;
+        let label = (rng.next_u64() % 4) as usize;
         for r in 0..4 {
             for c in 0..4 {
                 let quadrant = (r / 2) * 2 + c / 2;
                 let base = if quadrant == label { 160 } else { 0 };
-                pixels.push((base + rng.next() % 96) as u8);
+                pixels.push((base + rng.next_u64() % 96) as u8);
             }
         }
         labels.push(label as u8);

@@ -7,7 +7,11 @@ use std::path::Path;
 #[test]
 fn golden_diagnostics() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/diagnostics");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "jl")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jl"))
+        .collect();
     files.sort();
     assert!(files.len() >= 10, "expected the golden inputs in {}", dir.display());
     for file in files {
@@ -49,7 +53,10 @@ fn check_accepts_the_examples_and_stdlib() {
 
 #[test]
 fn missing_file_is_a_user_error() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jlc")).args(["check", "/nonexistent/model.jl"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jlc"))
+        .args(["check", "/nonexistent/model.jl"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model.jl"));
 }

@@ -22,7 +22,12 @@ fn blocks(doc: &str) -> Vec<DocBlock> {
             None => {
                 let fence = line.trim_end();
                 if matches!(fence, "```jl" | "```jl,error" | "```jl,unformatted") {
-                    current = Some(DocBlock { line: i + 1, error: fence.ends_with(",error"), unformatted: fence.ends_with(",unformatted"), text: String::new() });
+                    current = Some(DocBlock {
+                        line: i + 1,
+                        error: fence.ends_with(",error"),
+                        unformatted: fence.ends_with(",unformatted"),
+                        text: String::new(),
+                    });
                 } else {
                     assert!(!fence.starts_with("```jl"), "line {}: unknown fence `{fence}`", i + 1);
                 }

@@ -23,7 +23,14 @@ fn fit_digits(extra: &[&str], log_root: &Path) -> trainer::FitSummary {
     let text = std::fs::read_to_string(&path).unwrap();
     let mut overrides: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     overrides.push(format!("trainer.default_root_dir={}", log_root.display()));
-    let opts = trainer::FitOptions { overrides, backend: runtime::Backend::Cpu, color: false, progress: false, compiler: Default::default(), resume: None };
+    let opts = trainer::FitOptions {
+        overrides,
+        backend: runtime::Backend::Cpu,
+        color: false,
+        progress: false,
+        compiler: Default::default(),
+        resume: None,
+    };
     trainer::fit(&path, &text, &opts).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -39,7 +46,10 @@ fn digits_classifier_reaches_090_validation_accuracy() {
     assert!(acc >= 0.90, "val_acc = {acc}");
     let csv = std::fs::read_to_string(summary.log_dir.join("metrics.csv")).unwrap();
     let header = csv.lines().next().unwrap();
-    assert!(header.starts_with("epoch,step,") && header.contains("val_acc") && header.contains("train_loss_step"), "{header}");
+    assert!(
+        header.starts_with("epoch,step,") && header.contains("val_acc") && header.contains("train_loss_step"),
+        "{header}"
+    );
     assert!(summary.log_dir.join("hparams.yaml").exists());
     assert!(summary.log_dir.ends_with("lightning_logs/version_0"), "{}", summary.log_dir.display());
 }
@@ -65,7 +75,19 @@ fn interpreter_and_jit_train_the_same_model() {
     let text = std::fs::read_to_string(&path).unwrap();
     let run = |backend| {
         let overrides = vec!["trainer.max_epochs=2".into(), format!("trainer.default_root_dir={}", logs.display())];
-        trainer::fit(&path, &text, &trainer::FitOptions { overrides, backend, color: false, progress: false, compiler: Default::default(), resume: None }).unwrap()
+        trainer::fit(
+            &path,
+            &text,
+            &trainer::FitOptions {
+                overrides,
+                backend,
+                color: false,
+                progress: false,
+                compiler: Default::default(),
+                resume: None,
+            },
+        )
+        .unwrap()
     };
     let jit = run(runtime::Backend::Cpu);
     let interp = run(runtime::Backend::Interpreter);

@@ -5,19 +5,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+/// The project's splitmix64 (same sequence for a seed as every other generator).
+use compiler::ir::generate::Rng as SplitMix;
 
 /// Inputs per CI run (raise with JLC_FUZZ_INPUTS for longer local runs).
 fn budget(default: usize) -> usize {
@@ -39,10 +28,64 @@ fn corpus() -> Vec<String> {
 }
 
 const FRAGMENTS: &[&str] = &[
-    "(", ")", "[", "]", "{", "}", ",", ".", "..", ":", "=", "->", "+", "-", "*", "/", "@", "^", "==", "<", ">=", "&&", "!",
-    "\n", " ", "fn", "let", "model", "use", "data", "trainer", "for", "in", "if", "else", "x", "self", "B", "f32", "i32[",
-    "f32[B, 3]", "0", "1", "-1", "1e-3", "99999999999999999999", "\"s\"", "#", "grad(", "sum(", "max(", "one_hot(", "log(\"a\", ",
-    "mean(x, axis = 5)", "x @ x", "linspace(0.0, 1.0, 0)", "é", "\u{0}",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ".",
+    "..",
+    ":",
+    "=",
+    "->",
+    "+",
+    "-",
+    "*",
+    "/",
+    "@",
+    "^",
+    "==",
+    "<",
+    ">=",
+    "&&",
+    "!",
+    "\n",
+    " ",
+    "fn",
+    "let",
+    "model",
+    "use",
+    "data",
+    "trainer",
+    "for",
+    "in",
+    "if",
+    "else",
+    "x",
+    "self",
+    "B",
+    "f32",
+    "i32[",
+    "f32[B, 3]",
+    "0",
+    "1",
+    "-1",
+    "1e-3",
+    "99999999999999999999",
+    "\"s\"",
+    "#",
+    "grad(",
+    "sum(",
+    "max(",
+    "one_hot(",
+    "log(\"a\", ",
+    "mean(x, axis = 5)",
+    "x @ x",
+    "linspace(0.0, 1.0, 0)",
+    "é",
+    "\u{0}",
 ];
 
 fn mutate(rng: &mut SplitMix, text: &str) -> String {
@@ -137,7 +180,7 @@ fn random_bytes_never_panic() {
         let len = rng.below(64);
         let text: String = if case % 2 == 0 {
             // Raw bytes (lossily decoded, as `jlc` reads files).
-            let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
             String::from_utf8_lossy(&bytes).into_owned()
         } else {
             // Token soup: more likely to reach the parser and checker.
@@ -188,12 +231,12 @@ fn mutate_bytes(rng: &mut SplitMix, base: &[u8]) -> (Vec<u8>, Mutation) {
         2 => {
             for _ in 0..1 + rng.below(8) {
                 let i = pos(rng, b.len());
-                b[i] = rng.next() as u8;
+                b[i] = rng.next_u64() as u8;
             }
         }
         3 => {
             let i = pos(rng, b.len() + 1);
-            let extra: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next() as u8).collect();
+            let extra: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next_u64() as u8).collect();
             b.splice(i..i, extra);
         }
         4 => {
@@ -204,7 +247,7 @@ fn mutate_bytes(rng: &mut SplitMix, base: &[u8]) -> (Vec<u8>, Mutation) {
         _ => {
             // A 4-byte big-endian or 8-byte little-endian field set to an extreme.
             let i = pos(rng, b.len().saturating_sub(8));
-            let v = [0u64, 1, u32::MAX as u64, u64::MAX, 1 << 40, rng.next()][rng.below(6)];
+            let v = [0u64, 1, u32::MAX as u64, u64::MAX, 1 << 40, rng.next_u64()][rng.below(6)];
             if rng.below(2) == 0 {
                 b[i..i + 4].copy_from_slice(&(v as u32).to_be_bytes());
             } else {
@@ -236,13 +279,19 @@ fn mutated_idx_and_csv_inputs_never_panic() {
     let seed = 0x5eed_0003;
     let n = budget(100_000);
     let mut rng = SplitMix(seed);
-    let pixels: Vec<u8> = (0..5 * 4 * 3).map(|_| rng.next() as u8).collect();
+    let pixels: Vec<u8> = (0..5 * 4 * 3).map(|_| rng.next_u64() as u8).collect();
     let images = idx_file(&[5, 4, 3], &pixels);
     let labels = idx_file(&[5], &[1, 0, 3, 9, 2]);
     let csv = b"0.5,1,2,0\n3,4e-1,5,1\n-6,7,8.25,2\n".to_vec();
     // (bytes, which input it replaces: 0 images, 1 labels, 2 csv)
-    let bases: Vec<(Vec<u8>, usize)> =
-        vec![(images.clone(), 0), (gzip(&images), 0), (labels.clone(), 1), (gzip(&labels), 1), (csv.clone(), 2), (gzip(&csv), 2)];
+    let bases: Vec<(Vec<u8>, usize)> = vec![
+        (images.clone(), 0),
+        (gzip(&images), 0),
+        (labels.clone(), 1),
+        (gzip(&labels), 1),
+        (csv.clone(), 2),
+        (gzip(&csv), 2),
+    ];
     let start = Instant::now();
     let (mut errors, mut truncations) = (0usize, 0usize);
     for case in 0..n {
@@ -261,7 +310,10 @@ fn mutated_idx_and_csv_inputs_never_panic() {
         if let Err(e) = &res {
             errors += 1;
             let msg = e.to_string();
-            assert!(msg.starts_with("img") || msg.starts_with("lab") || msg.starts_with("x.csv"), "error names no file: {msg}");
+            assert!(
+                msg.starts_with("img") || msg.starts_with("lab") || msg.starts_with("x.csv"),
+                "error names no file: {msg}"
+            );
         }
         // A truncated IDX file is always an error (a CSV cut at a line end is still a CSV).
         if matches!(kind, Mutation::Truncate) && *which < 2 {
@@ -306,7 +358,9 @@ fn mutated_checkpoints_never_panic_and_truncations_are_detected() {
             panic!("panic on fuzz input (seed {seed:#x}, case {case}): {bytes:?}");
         };
         match (&res, kind) {
-            (Ok(_), Mutation::Truncate) => panic!("truncation to {} bytes accepted (seed {seed:#x}, case {case})", bytes.len()),
+            (Ok(_), Mutation::Truncate) => {
+                panic!("truncation to {} bytes accepted (seed {seed:#x}, case {case})", bytes.len())
+            }
             (Ok(_), Mutation::FlipBit) => panic!("bit flip accepted (seed {seed:#x}, case {case})"),
             (Ok(ck), Mutation::Other) => {
                 // Only a mutation that changes nothing decoded may pass: a

@@ -30,7 +30,8 @@ fn gpu() -> bool {
 }
 
 fn gpu_run(func: &Func, inputs: &[Tensor]) -> Vec<Tensor> {
-    let mut exe = Executable::compile(func.clone(), Backend::Cuda).unwrap_or_else(|e| panic!("{e}\n{}", text::print(func)));
+    let mut exe =
+        Executable::compile(func.clone(), Backend::Cuda).unwrap_or_else(|e| panic!("{e}\n{}", text::print(func)));
     exe.run(inputs).unwrap_or_else(|e| panic!("{e}\n{}", text::print(func)))
 }
 
@@ -61,7 +62,8 @@ fn pow_allowed_ulps(x: f64, y: f64) -> f64 {
 
 fn ulp_distance(dtype: DType, a: f64, b: f64) -> u64 {
     match dtype {
-        DType::F32 => (ordered((a as f32).to_bits() as u64, 1 << 31) - ordered((b as f32).to_bits() as u64, 1 << 31)).unsigned_abs() as u64,
+        DType::F32 => (ordered((a as f32).to_bits() as u64, 1 << 31) - ordered((b as f32).to_bits() as u64, 1 << 31))
+            .unsigned_abs() as u64,
         _ => (ordered(a.to_bits(), 1 << 63) - ordered(b.to_bits(), 1 << 63)).unsigned_abs() as u64,
     }
 }
@@ -84,7 +86,10 @@ fn compare(func: &Func, inputs: &[Tensor], want: &[Tensor], got: &[Tensor], tol:
                 x == y
             } else {
                 match tol {
-                    Tol::Bitwise => x.to_bits() == y.to_bits() || (w.dtype() == DType::F32 && (x as f32).to_bits() == (y as f32).to_bits()),
+                    Tol::Bitwise => {
+                        x.to_bits() == y.to_bits()
+                            || (w.dtype() == DType::F32 && (x as f32).to_bits() == (y as f32).to_bits())
+                    }
                     Tol::Ulps(n) => ulp_distance(w.dtype(), x, y) <= n,
                     Tol::Pow => {
                         let (a, b) = (inputs[0].to_f64_vec()[i], inputs[1].to_f64_vec()[i]);
@@ -122,13 +127,42 @@ fn check_all(cases: Vec<(String, Func, Vec<Tensor>, Tol)>) {
 
 fn float_specials() -> Vec<f64> {
     vec![
-        0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 7.9, -7.9, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e-40, 3.0e38, -3.0e38, 2147483520.0,
-        2147483648.0, -2147483904.0, 1e300, 1e-310, 88.7, -103.9, 709.7, -745.0, 0.3, 1e-8, -20.0, 3.0, 2.0,
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        -2.5,
+        7.9,
+        -7.9,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        1e-40,
+        3.0e38,
+        -3.0e38,
+        2147483520.0,
+        2147483648.0,
+        -2147483904.0,
+        1e300,
+        1e-310,
+        88.7,
+        -103.9,
+        709.7,
+        -745.0,
+        0.3,
+        1e-8,
+        -20.0,
+        3.0,
+        2.0,
     ]
 }
 
 fn i32_specials() -> Vec<f64> {
-    [0, 1, -1, 2, -2, 7, -7, 100, i32::MAX, i32::MIN, i32::MIN + 1, 46341, -65536, 3, 31, -31].iter().map(|&x| x as f64).collect()
+    [0, 1, -1, 2, -2, 7, -7, 100, i32::MAX, i32::MIN, i32::MIN + 1, 46341, -65536, 3, 31, -31]
+        .iter()
+        .map(|&x| x as f64)
+        .collect()
 }
 
 fn specials(dtype: DType) -> Vec<f64> {
@@ -214,14 +248,35 @@ fn gpu_elementwise_ops_match_interpreter() {
     for dtype in [DType::F32, DType::F64] {
         let values = unary_values(dtype, 4000, &mut rng);
         let ty = Type::new(dtype, &[values.len()]);
-        for op in [Op::Neg, Op::Exp, Op::Log, Op::Tanh, Op::Sqrt, Op::Rsqrt, Op::Logistic, Op::Abs, Op::Sign, Op::StopGradient] {
+        for op in [
+            Op::Neg,
+            Op::Exp,
+            Op::Log,
+            Op::Tanh,
+            Op::Sqrt,
+            Op::Rsqrt,
+            Op::Logistic,
+            Op::Abs,
+            Op::Sign,
+            Op::StopGradient,
+        ] {
             let input = Tensor::from_f64(dtype, &[values.len()], &values);
-            cases.push((format!("{op:?} {dtype}"), unary_func(op.clone(), &ty), vec![input], transcendental_tol(&op, dtype)));
+            cases.push((
+                format!("{op:?} {dtype}"),
+                unary_func(op.clone(), &ty),
+                vec![input],
+                transcendental_tol(&op, dtype),
+            ));
         }
     }
     let ivals = unary_values(DType::I32, 100, &mut rng);
     for op in [Op::Neg, Op::Abs, Op::Sign, Op::StopGradient] {
-        cases.push((format!("{op:?} i32"), unary_func(op, &Type::new(DType::I32, &[ivals.len()])), vec![Tensor::from_f64(DType::I32, &[ivals.len()], &ivals)], Tol::Bitwise));
+        cases.push((
+            format!("{op:?} i32"),
+            unary_func(op, &Type::new(DType::I32, &[ivals.len()])),
+            vec![Tensor::from_f64(DType::I32, &[ivals.len()], &ivals)],
+            Tol::Bitwise,
+        ));
     }
     for dtype in [DType::F32, DType::F64, DType::I32, DType::Bool] {
         let mut vals = specials(dtype);
@@ -245,7 +300,12 @@ fn gpu_elementwise_ops_match_interpreter() {
         let mut b = Builder::new("select", &[ty.with_dtype(DType::Bool), ty.clone(), ty.clone()]);
         let r = b.select(b.param(0), b.param(1), b.param(2));
         let func = b.finish(vec![r]);
-        cases.push((format!("select {dtype}"), func, vec![Tensor::bool(&[n], cond), inputs[0].clone(), inputs[1].clone()], Tol::Bitwise));
+        cases.push((
+            format!("select {dtype}"),
+            func,
+            vec![Tensor::bool(&[n], cond), inputs[0].clone(), inputs[1].clone()],
+            Tol::Bitwise,
+        ));
         // Conversions to every dtype.
         for to in [DType::F32, DType::F64, DType::I32, DType::Bool] {
             let mut b = Builder::new("convert", std::slice::from_ref(&ty));
@@ -304,14 +364,24 @@ fn gpu_fills_and_data_movement_match_interpreter() {
             let ty = Type::new(dtype, src);
             let mut b = Builder::new("broadcast", std::slice::from_ref(&ty));
             let r = b.broadcast(b.param(0), &Shape(dst.clone()), dims.clone());
-            cases.push((format!("broadcast {ty} -> {dst:?}"), b.finish(vec![r]), vec![random(&ty, &mut rng)], Tol::Bitwise));
+            cases.push((
+                format!("broadcast {ty} -> {dst:?}"),
+                b.finish(vec![r]),
+                vec![random(&ty, &mut rng)],
+                Tol::Bitwise,
+            ));
         }
         for perm in [[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
             for dims in [[2, 3, 4], [1, 5, 3], [33, 17, 65]] {
                 let ty = Type::new(dtype, &dims);
                 let mut b = Builder::new("transpose", std::slice::from_ref(&ty));
                 let r = b.transpose(b.param(0), perm.to_vec());
-                cases.push((format!("transpose {ty} {perm:?}"), b.finish(vec![r]), vec![random(&ty, &mut rng)], Tol::Bitwise));
+                cases.push((
+                    format!("transpose {ty} {perm:?}"),
+                    b.finish(vec![r]),
+                    vec![random(&ty, &mut rng)],
+                    Tol::Bitwise,
+                ));
             }
         }
         for dims in [vec![7], vec![2, 3, 4], vec![1, 5, 1], vec![33, 17, 65]] {
@@ -346,8 +416,18 @@ fn gpu_fills_and_data_movement_match_interpreter() {
                     let r = b.argmax(b.param(0), axis);
                     // Rounded values so the scan sees ties; plus specials.
                     let sp = specials(dtype);
-                    let v: Vec<f64> = x.to_f64_vec().iter().enumerate().map(|(i, &a)| if i % 7 == 0 { sp[(i / 7) % sp.len()] } else { a.round() }).collect();
-                    cases.push((format!("argmax {ty} axis {axis}"), b.finish(vec![r]), vec![Tensor::from_f64(dtype, &dims, &v)], Tol::Bitwise));
+                    let v: Vec<f64> = x
+                        .to_f64_vec()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &a)| if i % 7 == 0 { sp[(i / 7) % sp.len()] } else { a.round() })
+                        .collect();
+                    cases.push((
+                        format!("argmax {ty} axis {axis}"),
+                        b.finish(vec![r]),
+                        vec![Tensor::from_f64(dtype, &dims, &v)],
+                        Tol::Bitwise,
+                    ));
                 }
             }
         }
@@ -357,7 +437,12 @@ fn gpu_fills_and_data_movement_match_interpreter() {
         let r1 = b.reshape(x, &Shape(vec![3, 2]));
         let r2 = b.reshape(r1, &Shape(vec![6]));
         let t = b.transpose(r1, vec![1, 0]);
-        cases.push((format!("reshape {dtype}"), b.finish(vec![r2, x, t, r1]), vec![random(&ty, &mut rng)], Tol::Bitwise));
+        cases.push((
+            format!("reshape {dtype}"),
+            b.finish(vec![r2, x, t, r1]),
+            vec![random(&ty, &mut rng)],
+            Tol::Bitwise,
+        ));
     }
     check_all(cases);
 }
@@ -377,7 +462,11 @@ fn gpu_reductions_match_interpreter_bitwise() {
                 for is_max in [false, true] {
                     let ty = Type::new(dtype, &dims);
                     let mut b = Builder::new("reduce", std::slice::from_ref(&ty));
-                    let r = if is_max { b.reduce_max(b.param(0), axes.clone()) } else { b.reduce_sum(b.param(0), axes.clone()) };
+                    let r = if is_max {
+                        b.reduce_max(b.param(0), axes.clone())
+                    } else {
+                        b.reduce_sum(b.param(0), axes.clone())
+                    };
                     let func = b.finish(vec![r]);
                     let mut values: Vec<f64> = (0..ty.shape.num_elements())
                         .map(|_| match dtype {
@@ -430,7 +519,9 @@ fn gpu_matmul_matches_interpreter_within_tolerance() {
     let mut rng = Rng(4);
     let mut failures = Vec::new();
     for dtype in [DType::F32, DType::F64] {
-        for (m, k, n) in [(1, 1, 1), (3, 4, 5), (17, 33, 9), (64, 64, 64), (2, 0, 3), (0, 4, 2), (8, 300, 1), (128, 256, 96)] {
+        for (m, k, n) in
+            [(1, 1, 1), (3, 4, 5), (17, 33, 9), (64, 64, 64), (2, 0, 3), (0, 4, 2), (8, 300, 1), (128, 256, 96)]
+        {
             let (ta, tb) = (Type::new(dtype, &[m, k]), Type::new(dtype, &[k, n]));
             let mut b = Builder::new("matmul", &[ta.clone(), tb.clone()]);
             let r = b.matmul(b.param(0), b.param(1));
@@ -478,7 +569,8 @@ fn gpu_digits_training_steps_match_interpreter() {
     let progs = digits_programs();
     let mut inputs = trainer::fit::init_params(&progs.params, 7);
     let n_params = inputs.len();
-    let states: Vec<Tensor> = progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
+    let states: Vec<Tensor> =
+        progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
     let n_states = states.len();
     inputs.extend(states);
     inputs.push(Tensor::scalar_f32(1.0));
@@ -495,7 +587,10 @@ fn gpu_digits_training_steps_match_interpreter() {
         for (k, (w, g)) in want.iter().zip(&got).enumerate() {
             assert_eq!(w.ty(), g.ty(), "step {step} output {k}");
             for (i, (p, q)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
-                assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs().max(q.abs())), "step {step} output {k}[{i}]: interp {p} vs gpu {q}");
+                assert!(
+                    (p - q).abs() <= 1e-5 * (1.0 + p.abs().max(q.abs())),
+                    "step {step} output {k}[{i}]: interp {p} vs gpu {q}"
+                );
             }
         }
         // Continue from the interpreter's parameters and states.

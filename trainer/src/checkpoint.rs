@@ -56,8 +56,20 @@ pub struct Meta {
 }
 
 /// The metadata keys besides `crc32`.
-pub const META_KEYS: &[&str] =
-    &["format_version", "jlc_version", "model_name", "model_hash", "seed", "epoch", "batch", "global_step", "loss_sum", "log_sums", "data_order", "config"];
+pub const META_KEYS: &[&str] = &[
+    "format_version",
+    "jlc_version",
+    "model_name",
+    "model_hash",
+    "seed",
+    "epoch",
+    "batch",
+    "global_step",
+    "loss_sum",
+    "log_sums",
+    "data_order",
+    "config",
+];
 
 /// A decoded checkpoint: its metadata and tensors sorted by name.
 #[derive(Clone, Debug, PartialEq)]
@@ -119,7 +131,8 @@ impl Meta {
     }
 
     fn from_map(path: &str, m: &HashMap<String, String>) -> Result<Meta, CheckpointError> {
-        let get = |k: &str| m.get(k).map(String::as_str).ok_or_else(|| cerr(path, format!("metadata key `{k}` is missing")));
+        let get =
+            |k: &str| m.get(k).map(String::as_str).ok_or_else(|| cerr(path, format!("metadata key `{k}` is missing")));
         let int = |k: &str| -> Result<u64, CheckpointError> {
             let v = get(k)?;
             v.parse::<u64>().map_err(|_| cerr(path, format!("metadata `{k}` = {v:?}: expected a non-negative integer")))
@@ -129,16 +142,23 @@ impl Meta {
         };
         let format_version = int("format_version")?;
         if format_version != FORMAT_VERSION as u64 {
-            return Err(cerr(path, format!("format version {format_version} is not supported (this jlc reads version {FORMAT_VERSION})")));
+            return Err(cerr(
+                path,
+                format!("format version {format_version} is not supported (this jlc reads version {FORMAT_VERSION})"),
+            ));
         }
-        let loss_sum = parse_f64_hex(get("loss_sum")?).ok_or_else(|| cerr(path, "metadata `loss_sum`: expected 16 hex digits"))?;
+        let loss_sum =
+            parse_f64_hex(get("loss_sum")?).ok_or_else(|| cerr(path, "metadata `loss_sum`: expected 16 hex digits"))?;
         let log_sums_text = get("log_sums")?;
         let log_sums = if log_sums_text.is_empty() {
             vec![]
         } else {
             log_sums_text
                 .split(',')
-                .map(|s| parse_f64_hex(s).ok_or_else(|| cerr(path, "metadata `log_sums`: expected comma-separated 16-digit hex numbers")))
+                .map(|s| {
+                    parse_f64_hex(s)
+                        .ok_or_else(|| cerr(path, "metadata `log_sums`: expected comma-separated 16-digit hex numbers"))
+                })
                 .collect::<Result<Vec<_>, _>>()?
         };
         Ok(Meta {
@@ -216,7 +236,9 @@ pub fn encode(meta: &Meta, tensors: &[(String, &Tensor)]) -> Result<Vec<u8>, Che
     let views = encoded
         .iter()
         .map(|(n, dt, bytes, shape)| {
-            safetensors::tensor::TensorView::new(*dt, shape.to_vec(), bytes).map(|v| (n.to_string(), v)).map_err(|e| cerr("(in memory)", format!("tensor `{n}`: {e}")))
+            safetensors::tensor::TensorView::new(*dt, shape.to_vec(), bytes)
+                .map(|v| (n.to_string(), v))
+                .map_err(|e| cerr("(in memory)", format!("tensor `{n}`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     safetensors::serialize(views, Some(info)).map_err(|e| cerr("(in memory)", e.to_string()))
@@ -225,34 +247,58 @@ pub fn encode(meta: &Meta, tensors: &[(String, &Tensor)]) -> Result<Vec<u8>, Che
 /// Reads a checkpoint from bytes; `path` names it in errors. Never panics.
 pub fn decode(path: &str, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
     precheck_offsets(path, bytes)?;
-    let st = SafeTensors::deserialize(bytes).map_err(|e| cerr(path, format!("not a valid safetensors file ({} bytes): {e}", bytes.len())))?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| cerr(path, format!("not a valid safetensors file ({} bytes): {e}", bytes.len())))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| cerr(path, e.to_string()))?;
     let Some(info) = header.metadata() else {
         return Err(cerr(path, "the file has no `__metadata__`: not a jlc checkpoint"));
     };
-    let mut raw: Vec<(String, String, Vec<usize>, &[u8], Dtype)> =
-        st.iter().map(|(n, v)| (n.to_string(), format!("{}", v.dtype()), v.shape().to_vec(), v.data(), v.dtype())).collect();
+    let mut raw: Vec<(String, String, Vec<usize>, &[u8], Dtype)> = st
+        .iter()
+        .map(|(n, v)| (n.to_string(), format!("{}", v.dtype()), v.shape().to_vec(), v.data(), v.dtype()))
+        .collect();
     raw.sort_by(|a, b| a.0.cmp(&b.0));
-    let for_crc: Vec<(&str, String, &[usize], &[u8])> = raw.iter().map(|(n, dn, s, b, _)| (n.as_str(), dn.clone(), s.as_slice(), *b)).collect();
+    let for_crc: Vec<(&str, String, &[usize], &[u8])> =
+        raw.iter().map(|(n, dn, s, b, _)| (n.as_str(), dn.clone(), s.as_slice(), *b)).collect();
     let stored = info.get("crc32").ok_or_else(|| cerr(path, "metadata key `crc32` is missing"))?;
     let actual = checksum(info.iter().map(|(k, v)| (k.as_str(), v.as_str())), &for_crc);
     if *stored != format!("{actual:08x}") {
-        return Err(cerr(path, format!("checksum mismatch (stored crc32 {stored}, computed {actual:08x}): the file is corrupt")));
+        return Err(cerr(
+            path,
+            format!("checksum mismatch (stored crc32 {stored}, computed {actual:08x}): the file is corrupt"),
+        ));
     }
     let meta = Meta::from_map(path, info)?;
     let mut tensors = Vec::with_capacity(raw.len());
     for (name, _, shape, bytes, dtype) in raw {
         let data = match dtype {
-            Dtype::F32 => Data::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
-            Dtype::F64 => Data::F64(bytes.chunks_exact(8).map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect()),
-            Dtype::I32 => Data::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+            Dtype::F32 => {
+                Data::F32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
+            Dtype::F64 => Data::F64(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect(),
+            ),
+            Dtype::I32 => {
+                Data::I32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            }
             Dtype::BOOL => {
                 if let Some(pos) = bytes.iter().position(|&b| b > 1) {
-                    return Err(cerr(path, format!("tensor `{name}`: element {pos} is {} but a bool must be 0 or 1", bytes[pos])));
+                    return Err(cerr(
+                        path,
+                        format!("tensor `{name}`: element {pos} is {} but a bool must be 0 or 1", bytes[pos]),
+                    ));
                 }
                 Data::Bool(bytes.iter().map(|&b| b == 1).collect())
             }
-            other => return Err(cerr(path, format!("tensor `{name}` has dtype {other}; jlc checkpoints hold F32, F64, I32 and BOOL"))),
+            other => {
+                return Err(cerr(
+                    path,
+                    format!("tensor `{name}` has dtype {other}; jlc checkpoints hold F32, F64, I32 and BOOL"),
+                ))
+            }
         };
         tensors.push((name, Tensor { shape: Shape(shape), data }));
     }
@@ -264,12 +310,18 @@ pub fn decode(path: &str, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
 /// size first so that it never sees such a file.
 fn precheck_offsets(path: &str, bytes: &[u8]) -> Result<(), CheckpointError> {
     let Some(len_bytes) = bytes.get(..8) else {
-        return Err(cerr(path, format!("truncated: {} bytes, a safetensors file starts with an 8-byte header length", bytes.len())));
+        return Err(cerr(
+            path,
+            format!("truncated: {} bytes, a safetensors file starts with an 8-byte header length", bytes.len()),
+        ));
     };
     let n = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes"));
     let rest = (bytes.len() - 8) as u64;
     if n > rest {
-        return Err(cerr(path, format!("truncated: the header claims {n} bytes but only {rest} follow the length field")));
+        return Err(cerr(
+            path,
+            format!("truncated: the header claims {n} bytes but only {rest} follow the length field"),
+        ));
     }
     let header = &bytes[8..8 + n as usize];
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(header) else {
@@ -303,7 +355,8 @@ impl Checkpoint {
         for (name, ty) in expected {
             match have.remove(name.as_str()) {
                 None => problems.push(format!("missing: `{name}` ({ty})")),
-                Some(t) if t.ty() != *ty => problems.push(format!("mis-shaped: `{name}` is {} in the checkpoint, the model expects {ty}", t.ty())),
+                Some(t) if t.ty() != *ty => problems
+                    .push(format!("mis-shaped: `{name}` is {} in the checkpoint, the model expects {ty}", t.ty())),
                 Some(t) => out.push(t.clone()),
             }
         }
@@ -315,7 +368,15 @@ impl Checkpoint {
         if problems.is_empty() {
             Ok(out)
         } else {
-            Err(cerr(path, format!("does not fit this model ({} problem{}):\n  {}", problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "))))
+            Err(cerr(
+                path,
+                format!(
+                    "does not fit this model ({} problem{}):\n  {}",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" },
+                    problems.join("\n  ")
+                ),
+            ))
         }
     }
 }
@@ -383,7 +444,8 @@ pub fn remove_stray_temps(dir: &Path) -> std::io::Result<usize> {
             continue;
         }
         let pid = &name[pos + TEMP_MARK.len()..];
-        let alive = proc_fs && pid.parse::<u32>().is_ok_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists());
+        let alive = proc_fs
+            && pid.parse::<u32>().is_ok_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists());
         if !alive {
             std::fs::remove_file(entry.path())?;
             removed += 1;

@@ -46,7 +46,17 @@ pub struct TrainerConfig {
 }
 
 const DATA_KEYS: &[&str] = &["batch_size", "val_split", "shuffle"];
-const TRAINER_KEYS: &[&str] = &["max_epochs", "seed", "log_every_n_steps", "default_root_dir", "name", "limit_train_batches", "max_steps", "enable_checkpointing", "model"];
+const TRAINER_KEYS: &[&str] = &[
+    "max_epochs",
+    "seed",
+    "log_every_n_steps",
+    "default_root_dir",
+    "name",
+    "limit_train_batches",
+    "max_steps",
+    "enable_checkpointing",
+    "model",
+];
 
 pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
     let mut diags = Vec::new();
@@ -56,7 +66,13 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
             let path = match args.first() {
                 Some((None, ConstValue::Str(p))) => p.clone(),
                 _ => {
-                    diags.push(Diagnostic::error(Code::BadSection, format!("{name}(path, scale = 1.0) needs the {what}'s path as a string")).with_label(*span, "here"));
+                    diags.push(
+                        Diagnostic::error(
+                            Code::BadSection,
+                            format!("{name}(path, scale = 1.0) needs the {what}'s path as a string"),
+                        )
+                        .with_label(*span, "here"),
+                    );
                     String::new()
                 }
             };
@@ -65,7 +81,10 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                 match (k.as_deref(), v) {
                     (Some("scale"), ConstValue::Float(x)) => scale = *x,
                     (Some("scale"), ConstValue::Int(i)) => scale = *i as f64,
-                    _ => diags.push(Diagnostic::error(Code::BadSection, format!("{name} takes (path, scale = number)")).with_label(*span, "unexpected argument")),
+                    _ => diags.push(
+                        Diagnostic::error(Code::BadSection, format!("{name} takes (path, scale = number)"))
+                            .with_label(*span, "unexpected argument"),
+                    ),
                 }
             }
             (kind, path, scale)
@@ -73,14 +92,22 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
         Some((_, span)) => {
             diags.push(
                 Diagnostic::error(Code::BadSection, "unknown data source")
-                    .with_label(*span, "expected `csv(\"path.csv.gz\", scale = ...)` or `idx(\"directory\", scale = ...)`")
+                    .with_label(
+                        *span,
+                        "expected `csv(\"path.csv.gz\", scale = ...)` or `idx(\"directory\", scale = ...)`",
+                    )
                     .with_note("the CSV holds one example per line: features, then an integer label")
-                    .with_note("the IDX directory holds train-images-idx3-ubyte and train-labels-idx1-ubyte (raw or .gz)"),
+                    .with_note(
+                        "the IDX directory holds train-images-idx3-ubyte and train-labels-idx1-ubyte (raw or .gz)",
+                    ),
             );
             (SourceKind::Csv, String::new(), 1.0)
         }
         None => {
-            diags.push(Diagnostic::error(Code::BadSection, "the data section names no source").with_label(section.span, "here"));
+            diags.push(
+                Diagnostic::error(Code::BadSection, "the data section names no source")
+                    .with_label(section.span, "here"),
+            );
             (SourceKind::Csv, String::new(), 1.0)
         }
     };
@@ -134,7 +161,8 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
 }
 
 fn unknown_key(e: &SettingEntry, section: &str, known: &[&str]) -> Diagnostic {
-    let mut d = Diagnostic::error(Code::BadSection, format!("unknown {section} setting `{}`", e.key)).with_label(e.key_span, "not a setting");
+    let mut d = Diagnostic::error(Code::BadSection, format!("unknown {section} setting `{}`", e.key))
+        .with_label(e.key_span, "not a setting");
     d = match compiler::lower::suggest::closest(&e.key, known.iter().copied()) {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
         None => d.with_help(format!("the {section} settings are: {}", known.join(", "))),
@@ -183,7 +211,8 @@ fn string(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> String {
 }
 
 fn type_error(e: &SettingEntry, expected: &str) -> Diagnostic {
-    Diagnostic::error(Code::BadSection, format!("`{}` must be {expected}", e.key)).with_label(e.value_span, format!("found {:?}", e.value))
+    Diagnostic::error(Code::BadSection, format!("`{}` must be {expected}", e.key))
+        .with_label(e.value_span, format!("found {:?}", e.value))
 }
 
 /// Applies a command-line override `section.key=value` to the sections,
@@ -209,7 +238,9 @@ pub fn apply_override(data: &mut Option<Section>, trainer: &mut Option<Section>,
     let sec = target.get_or_insert_with(|| Section { span: Span::default(), source: None, entries: vec![] });
     match sec.entries.iter_mut().find(|e| e.key == key) {
         Some(e) => e.value = value,
-        None => sec.entries.push(SettingEntry { key: key.to_string(), key_span: sec.span, value, value_span: sec.span }),
+        None => {
+            sec.entries.push(SettingEntry { key: key.to_string(), key_span: sec.span, value, value_span: sec.span })
+        }
     }
     Ok(())
 }

@@ -51,10 +51,13 @@ impl Dataset {
         let d = self.n_features;
         let labels = indices.iter().map(|&i| self.labels[i]).collect();
         let features = match &self.features {
-            Features::F32(v) => Features::F32(indices.iter().flat_map(|&i| v[i * d..(i + 1) * d].iter().copied()).collect()),
-            Features::U8 { values, scale } => {
-                Features::U8 { values: indices.iter().flat_map(|&i| values[i * d..(i + 1) * d].iter().copied()).collect(), scale: *scale }
+            Features::F32(v) => {
+                Features::F32(indices.iter().flat_map(|&i| v[i * d..(i + 1) * d].iter().copied()).collect())
             }
+            Features::U8 { values, scale } => Features::U8 {
+                values: indices.iter().flat_map(|&i| values[i * d..(i + 1) * d].iter().copied()).collect(),
+                scale: *scale,
+            },
         };
         Dataset { features, labels, n_features: d }
     }
@@ -88,12 +91,19 @@ fn decompress(name: &str, raw: &[u8]) -> Result<Vec<u8>, DataError> {
     }
     let mut out = Vec::new();
     let mut dec = flate2::bufread::GzDecoder::new(raw);
-    dec.read_to_end(&mut out).map_err(|e| DataError::Invalid { path: name.into(), message: format!("the gzip stream is corrupt or truncated: {e}") })?;
+    dec.read_to_end(&mut out).map_err(|e| DataError::Invalid {
+        path: name.into(),
+        message: format!("the gzip stream is corrupt or truncated: {e}"),
+    })?;
     let rest = dec.into_inner();
     if !rest.is_empty() {
         return Err(DataError::Invalid {
             path: name.into(),
-            message: format!("{} trailing bytes after the gzip stream (which ends at byte {})", rest.len(), raw.len() - rest.len()),
+            message: format!(
+                "{} trailing bytes after the gzip stream (which ends at byte {})",
+                rest.len(),
+                raw.len() - rest.len()
+            ),
         });
     }
     Ok(out)
@@ -110,8 +120,10 @@ pub fn load_csv(path: &Path, scale: f32) -> Result<Dataset, DataError> {
 /// `load_csv` on bytes in memory (raw or gzip); `name` names them in errors.
 pub fn parse_csv_bytes(name: &str, raw: &[u8], scale: f32) -> Result<Dataset, DataError> {
     let bytes = decompress(name, raw)?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| DataError::Invalid { path: name.into(), message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()) })?;
+    let text = String::from_utf8(bytes).map_err(|e| DataError::Invalid {
+        path: name.into(),
+        message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+    })?;
     parse_csv(name, &text, scale)
 }
 
@@ -127,12 +139,20 @@ pub fn parse_csv(name: &str, text: &str, scale: f32) -> Result<Dataset, DataErro
         }
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
         if cells.len() < 2 {
-            return Err(DataError::Parse { path: name.into(), line: line_no, message: "expected at least two columns (features, then the label)".into() });
+            return Err(DataError::Parse {
+                path: name.into(),
+                line: line_no,
+                message: "expected at least two columns (features, then the label)".into(),
+            });
         }
         match n_cols {
             None => n_cols = Some(cells.len()),
             Some(n) if n != cells.len() => {
-                return Err(DataError::Parse { path: name.into(), line: line_no, message: format!("expected {n} columns like the first line, found {}", cells.len()) })
+                return Err(DataError::Parse {
+                    path: name.into(),
+                    line: line_no,
+                    message: format!("expected {n} columns like the first line, found {}", cells.len()),
+                })
             }
             Some(_) => {}
         }
@@ -143,7 +163,11 @@ pub fn parse_csv(name: &str, text: &str, scale: f32) -> Result<Dataset, DataErro
                 message: format!("column {}: expected a number, found {cell:?}", col + 1),
             })?;
             if !v.is_finite() {
-                return Err(DataError::Parse { path: name.into(), line: line_no, message: format!("column {}: value {cell} is not finite", col + 1) });
+                return Err(DataError::Parse {
+                    path: name.into(),
+                    line: line_no,
+                    message: format!("column {}: value {cell} is not finite", col + 1),
+                });
             }
             features.push(v * scale);
         }
@@ -154,7 +178,11 @@ pub fn parse_csv(name: &str, text: &str, scale: f32) -> Result<Dataset, DataErro
             message: format!("last column: expected an integer class label, found {label_cell:?}"),
         })?;
         if label.fract() != 0.0 || !(0.0..=i32::MAX as f64).contains(&label) {
-            return Err(DataError::Parse { path: name.into(), line: line_no, message: format!("last column: expected a non-negative integer class label, found {label_cell}") });
+            return Err(DataError::Parse {
+                path: name.into(),
+                line: line_no,
+                message: format!("last column: expected a non-negative integer class label, found {label_cell}"),
+            });
         }
         labels.push(label as i32);
     }
@@ -181,7 +209,10 @@ fn find_in_dir(dir: &Path, stems: &[&str]) -> Result<std::path::PathBuf, DataErr
     }
     Err(DataError::Invalid {
         path: dir.display().to_string(),
-        message: format!("no IDX file found: expected one of {} (optionally with .gz) in this directory", stems.join(", ")),
+        message: format!(
+            "no IDX file found: expected one of {} (optionally with .gz) in this directory",
+            stems.join(", ")
+        ),
     })
 }
 
@@ -192,18 +223,33 @@ pub fn load_idx_dir(dir: &Path, scale: f32) -> Result<Dataset, DataError> {
     let images = find_in_dir(dir, IDX_TRAIN_IMAGES)?;
     let labels = find_in_dir(dir, IDX_TRAIN_LABELS)?;
     let read = |p: &Path| std::fs::read(p).map_err(|source| DataError::Io { path: p.display().to_string(), source });
-    parse_idx_pair(&images.display().to_string(), &read(&images)?, &labels.display().to_string(), &read(&labels)?, scale)
+    parse_idx_pair(
+        &images.display().to_string(),
+        &read(&images)?,
+        &labels.display().to_string(),
+        &read(&labels)?,
+        scale,
+    )
 }
 
 /// An images file (rank >= 2: count, then each image's dims) and a labels
 /// file (rank 1) in memory, raw or gzip, as one dataset.
-pub fn parse_idx_pair(images_name: &str, images: &[u8], labels_name: &str, labels: &[u8], scale: f32) -> Result<Dataset, DataError> {
+pub fn parse_idx_pair(
+    images_name: &str,
+    images: &[u8],
+    labels_name: &str,
+    labels: &[u8],
+    scale: f32,
+) -> Result<Dataset, DataError> {
     let (img_dims, pixels) = parse_idx(images_name, images)?;
     if img_dims.len() < 2 {
         return Err(DataError::At {
             path: images_name.into(),
             offset: 3,
-            message: format!("expected an images file (at least 2 dimensions: count, then each image's size), found {} dimension", img_dims.len()),
+            message: format!(
+                "expected an images file (at least 2 dimensions: count, then each image's size), found {} dimension",
+                img_dims.len()
+            ),
         });
     }
     let (lab_dims, label_bytes) = parse_idx(labels_name, labels)?;
@@ -218,7 +264,10 @@ pub fn parse_idx_pair(images_name: &str, images: &[u8], labels_name: &str, label
         return Err(DataError::At {
             path: labels_name.into(),
             offset: 4,
-            message: format!("holds {} labels but {images_name} holds {} images: expected one label per image", lab_dims[0], img_dims[0]),
+            message: format!(
+                "holds {} labels but {images_name} holds {} images: expected one label per image",
+                lab_dims[0], img_dims[0]
+            ),
         });
     }
     if img_dims[0] == 0 {
@@ -226,9 +275,17 @@ pub fn parse_idx_pair(images_name: &str, images: &[u8], labels_name: &str, label
     }
     let n_features = img_dims[1..].iter().product();
     if n_features == 0 {
-        return Err(DataError::At { path: images_name.into(), offset: 8, message: "the images are empty (a dimension is 0)".into() });
+        return Err(DataError::At {
+            path: images_name.into(),
+            offset: 8,
+            message: "the images are empty (a dimension is 0)".into(),
+        });
     }
-    Ok(Dataset { features: Features::U8 { values: pixels, scale }, labels: label_bytes.iter().map(|&b| b as i32).collect(), n_features })
+    Ok(Dataset {
+        features: Features::U8 { values: pixels, scale },
+        labels: label_bytes.iter().map(|&b| b as i32).collect(),
+        n_features,
+    })
 }
 
 /// Parses one IDX file of unsigned bytes: magic `00 00 08 <rank>`, `rank`
@@ -237,9 +294,16 @@ pub fn parse_idx_pair(images_name: &str, images: &[u8], labels_name: &str, label
 pub fn parse_idx(name: &str, raw: &[u8]) -> Result<(Vec<usize>, Vec<u8>), DataError> {
     let bytes = decompress(name, raw)?;
     let gz = if raw.starts_with(&[0x1f, 0x8b]) { " (of the decompressed data)" } else { "" };
-    let at = |offset: usize, message: String| DataError::At { path: name.into(), offset: offset as u64, message: format!("{message}{gz}") };
+    let at = |offset: usize, message: String| DataError::At {
+        path: name.into(),
+        offset: offset as u64,
+        message: format!("{message}{gz}"),
+    };
     if bytes.len() < 4 {
-        return Err(at(bytes.len(), format!("the file ends after {} bytes: expected the 4-byte IDX magic (00 00 08 rank)", bytes.len())));
+        return Err(at(
+            bytes.len(),
+            format!("the file ends after {} bytes: expected the 4-byte IDX magic (00 00 08 rank)", bytes.len()),
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(at(0, format!("bad magic {:02x} {:02x}: an IDX file starts with 00 00", bytes[0], bytes[1])));
@@ -261,9 +325,14 @@ pub fn parse_idx(name: &str, raw: &[u8]) -> Result<(Vec<usize>, Vec<u8>), DataEr
     }
     let header = 4 + 4 * rank;
     if bytes.len() < header {
-        return Err(at(bytes.len(), format!("the file ends inside the header: expected {rank} dimensions (a {header}-byte header)")));
+        return Err(at(
+            bytes.len(),
+            format!("the file ends inside the header: expected {rank} dimensions (a {header}-byte header)"),
+        ));
     }
-    let dims: Vec<usize> = (0..rank).map(|k| u32::from_be_bytes(bytes[4 + 4 * k..8 + 4 * k].try_into().expect("4 bytes")) as usize).collect();
+    let dims: Vec<usize> = (0..rank)
+        .map(|k| u32::from_be_bytes(bytes[4 + 4 * k..8 + 4 * k].try_into().expect("4 bytes")) as usize)
+        .collect();
     let Some(n) = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
         return Err(at(4, format!("dimensions {dims:?} overflow")));
     };

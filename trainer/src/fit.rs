@@ -92,7 +92,10 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         config::apply_override(&mut data_sec, &mut trainer_sec, spec).map_err(FitError::Config)?;
     }
     let Some(data_sec) = data_sec else {
-        return Err(FitError::Config(format!("{}: a training run needs a `data = csv(...)` or `data = idx(...)` section", path.display())));
+        return Err(FitError::Config(format!(
+            "{}: a training run needs a `data = csv(...)` or `data = idx(...)` section",
+            path.display()
+        )));
     };
     let data_cfg = config::data_config(&data_sec).map_err(err)?;
     let trainer_cfg = config::trainer_config(trainer_sec.as_ref()).map_err(err)?;
@@ -115,7 +118,10 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     drop(dataset);
     let bs = data_cfg.batch_size;
     if train.len() < bs {
-        return Err(FitError::Config(format!("batch_size = {bs} is larger than the {} training examples", train.len())));
+        return Err(FitError::Config(format!(
+            "batch_size = {bs} is larger than the {} training examples",
+            train.len()
+        )));
     }
     let d = train.n_features;
 
@@ -130,8 +136,14 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let rem = val.len() % bs;
         if rem > 0 {
             // Static shapes per compile: the last, smaller batch gets its own program.
-            let small = compiler::compile_training(&prog, trainer_sec.as_ref(), &Type::new(DType::F32, &[rem, d]), &Type::new(DType::I32, &[rem]), &opts.compiler)
-                .map_err(err)?;
+            let small = compiler::compile_training(
+                &prog,
+                trainer_sec.as_ref(),
+                &Type::new(DType::F32, &[rem, d]),
+                &Type::new(DType::I32, &[rem]),
+                &opts.compiler,
+            )
+            .map_err(err)?;
             if let Some(vs) = small.val_step {
                 val_exes.push((rem, Executable::compile(vs, opts.backend)?));
             }
@@ -142,30 +154,48 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
 
     let n_batches = {
         let full = train.len() / bs;
-        if trainer_cfg.limit_train_batches > 0 { full.min(trainer_cfg.limit_train_batches) } else { full }
+        if trainer_cfg.limit_train_batches > 0 {
+            full.min(trainer_cfg.limit_train_batches)
+        } else {
+            full
+        }
     };
     // Everything besides the seed that decides which examples batch `b` of epoch `e` holds.
-    let data_order =
-        format!("batch_size={bs},val_split={},shuffle={},n_train={},n_batches={n_batches}", data_cfg.val_split, data_cfg.shuffle, train.len());
+    let data_order = format!(
+        "batch_size={bs},val_split={},shuffle={},n_train={},n_batches={n_batches}",
+        data_cfg.val_split,
+        data_cfg.shuffle,
+        train.len()
+    );
     let n_params = progs.params.len();
     let names: Vec<(String, Type)> = progs
         .params
         .iter()
         .map(|p| (p.path.clone(), p.ty.clone()))
-        .chain(progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|k| (checkpoint::state_name(&p.path, k), p.ty.clone()))))
+        .chain(
+            progs
+                .params
+                .iter()
+                .flat_map(|p| (0..progs.states_per_param).map(|k| (checkpoint::state_name(&p.path, k), p.ty.clone()))),
+        )
         .collect();
 
     let base = Path::new(&trainer_cfg.default_root_dir).join(&trainer_cfg.name);
     remove_stray_checkpoint_temps(&base)?;
 
     let mut params = init_params(&progs.params, trainer_cfg.seed);
-    let mut states: Vec<Tensor> = progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
-    let mut pos = Position { epoch: 0, batch: 0, global_step: 0, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
+    let mut states: Vec<Tensor> =
+        progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
+    let mut pos =
+        Position { epoch: 0, batch: 0, global_step: 0, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
     let mut resumed_from = None;
     if let Some(resume) = &opts.resume {
         let ck_path = match resume {
             Resume::Last => checkpoint::find_last(&base).ok_or_else(|| {
-                FitError::Config(format!("--resume last: no checkpoint to resume from: no {}/version_*/checkpoints/last.safetensors", base.display()))
+                FitError::Config(format!(
+                    "--resume last: no checkpoint to resume from: no {}/version_*/checkpoints/last.safetensors",
+                    base.display()
+                ))
             })?,
             Resume::Path(p) => p.clone(),
         };
@@ -174,7 +204,10 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let m = ck.meta.clone();
         let mut problems = Vec::new();
         if m.seed != trainer_cfg.seed {
-            problems.push(format!("it was trained with seed {}, this run has seed {} (set trainer.seed = {})", m.seed, trainer_cfg.seed, m.seed));
+            problems.push(format!(
+                "it was trained with seed {}, this run has seed {} (set trainer.seed = {})",
+                m.seed, trainer_cfg.seed, m.seed
+            ));
         }
         if m.data_order != data_order {
             problems.push(format!("its data order was `{}`, this run's is `{data_order}`", m.data_order));
@@ -189,15 +222,27 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             ));
         }
         if !problems.is_empty() {
-            return Err(FitError::Config(format!("cannot resume bit-exactly from {name}:\n  {}", problems.join("\n  "))));
+            return Err(FitError::Config(format!(
+                "cannot resume bit-exactly from {name}:\n  {}",
+                problems.join("\n  ")
+            )));
         }
         if m.model_hash != checkpoint::model_hash(text) {
-            eprintln!("warning: {} changed since {name} was saved; resuming anyway (the parameters fit)", path.display());
+            eprintln!(
+                "warning: {} changed since {name} was saved; resuming anyway (the parameters fit)",
+                path.display()
+            );
         }
         let mut tensors = ck.take_strict(&name, &names)?;
         states = tensors.split_off(n_params);
         params = tensors;
-        pos = Position { epoch: m.epoch, batch: m.batch, global_step: m.global_step, loss_sum: m.loss_sum, log_sums: m.log_sums };
+        pos = Position {
+            epoch: m.epoch,
+            batch: m.batch,
+            global_step: m.global_step,
+            loss_sum: m.loss_sum,
+            log_sums: m.log_sums,
+        };
         eprintln!("resuming from {name}: epoch {}, batch {}, global step {}", pos.epoch, pos.batch, pos.global_step);
         resumed_from = Some(ck_path);
     }
@@ -214,7 +259,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     if let Some(p) = &resumed_from {
         hparams.push_str(&format!("resumed_from: {:?}\n", p.display().to_string()));
     }
-    let mut logger = CsvLogger::create(Path::new(&trainer_cfg.default_root_dir), &trainer_cfg.name, &metric_names, &hparams)?;
+    let mut logger =
+        CsvLogger::create(Path::new(&trainer_cfg.default_root_dir), &trainer_cfg.name, &metric_names, &hparams)?;
     let ckpt_dir = logger.dir.join("checkpoints");
     if trainer_cfg.enable_checkpointing {
         std::fs::create_dir_all(&ckpt_dir)?;
@@ -249,15 +295,21 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     let n_states = states.len();
     'epochs: for epoch in pos.epoch..trainer_cfg.max_epochs {
         // The data order is a pure function of (seed, epoch): resuming mid-epoch re-derives it.
-        let order = if data_cfg.shuffle { Rng::derive(trainer_cfg.seed.wrapping_add(epoch as u64), "shuffle").permutation(train.len()) } else { (0..train.len()).collect() };
+        let order = if data_cfg.shuffle {
+            Rng::derive(trainer_cfg.seed.wrapping_add(epoch as u64), "shuffle").permutation(train.len())
+        } else {
+            (0..train.len()).collect()
+        };
         let bar = if opts.progress { ProgressBar::new(n_batches as u64) } else { ProgressBar::hidden() };
         bar.set_style(
-            ProgressStyle::with_template("Epoch {prefix}: {percent:>3}%|{bar:25}| {pos}/{len} [{elapsed}<{eta}, {its}] {msg}")
-                .expect("valid template")
-                .with_key("its", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                    let _ = write!(w, "{:.2}it/s", state.per_sec());
-                })
-                .progress_chars("█▉ "),
+            ProgressStyle::with_template(
+                "Epoch {prefix}: {percent:>3}%|{bar:25}| {pos}/{len} [{elapsed}<{eta}, {its}] {msg}",
+            )
+            .expect("valid template")
+            .with_key("its", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.2}it/s", state.per_sec());
+            })
+            .progress_chars("█▉ "),
         );
         bar.set_prefix(epoch.to_string());
         let resumed_epoch = epoch == pos.epoch;
@@ -309,7 +361,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         }
         let denom = n_batches.max(1) as f64;
         let mut epoch_metrics = vec![("train_loss_epoch".to_string(), loss_sum / denom)];
-        epoch_metrics.extend(progs.train_logs.iter().zip(&log_sums).map(|((n, _), s)| (format!("{n}_epoch"), s / denom)));
+        epoch_metrics
+            .extend(progs.train_logs.iter().zip(&log_sums).map(|((n, _), s)| (format!("{n}_epoch"), s / denom)));
         // Validation: every logged value averaged over examples (weighted by batch size).
         if !val_exes.is_empty() && !val.is_empty() {
             let order: Vec<usize> = (0..val.len()).collect();
@@ -340,8 +393,15 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         epochs_done = epoch + 1;
         if trainer_cfg.enable_checkpointing {
             // Resuming from here starts the next epoch.
-            let at = Position { epoch: epoch + 1, batch: 0, global_step, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
-            last_checkpoint = Some(saver.save(&[format!("epoch={epoch}-step={global_step}.safetensors")], &at, &params, &states)?);
+            let at = Position {
+                epoch: epoch + 1,
+                batch: 0,
+                global_step,
+                loss_sum: 0.0,
+                log_sums: vec![0.0; progs.train_logs.len()],
+            };
+            last_checkpoint =
+                Some(saver.save(&[format!("epoch={epoch}-step={global_step}.safetensors")], &at, &params, &states)?);
             dirty = false;
         }
     }
@@ -352,7 +412,16 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     }
     let states = names[n_params..].iter().map(|(n, _)| n.clone()).zip(states).collect();
     let params = progs.params.iter().cloned().zip(params).collect();
-    Ok(FitSummary { log_dir: logger.dir.clone(), epochs: epochs_done, steps: global_step, final_metrics, params, states, last_checkpoint, stopped_at_max_steps })
+    Ok(FitSummary {
+        log_dir: logger.dir.clone(),
+        epochs: epochs_done,
+        steps: global_step,
+        final_metrics,
+        params,
+        states,
+        last_checkpoint,
+        stopped_at_max_steps,
+    })
 }
 
 /// The loop's position: what a checkpoint must hold besides tensors.
@@ -375,12 +444,23 @@ struct Saver<'a> {
 
 impl Saver<'_> {
     fn save(&self, files: &[String], at: &Position, params: &[Tensor], states: &[Tensor]) -> Result<PathBuf, FitError> {
-        let meta = Meta { epoch: at.epoch, batch: at.batch, global_step: at.global_step, loss_sum: at.loss_sum, log_sums: at.log_sums.clone(), ..self.meta.clone() };
-        let tensors: Vec<(String, &Tensor)> = self.names.iter().map(|(n, _)| n.clone()).zip(params.iter().chain(states)).collect();
+        let meta = Meta {
+            epoch: at.epoch,
+            batch: at.batch,
+            global_step: at.global_step,
+            loss_sum: at.loss_sum,
+            log_sums: at.log_sums.clone(),
+            ..self.meta.clone()
+        };
+        let tensors: Vec<(String, &Tensor)> =
+            self.names.iter().map(|(n, _)| n.clone()).zip(params.iter().chain(states)).collect();
         let bytes = checkpoint::encode(&meta, &tensors)?;
         let last = self.dir.join("last.safetensors");
         for name in files.iter().map(|f| self.dir.join(f)).chain([last.clone()]) {
-            checkpoint::write_atomic(&name, &bytes).map_err(|e| CheckpointError { path: name.display().to_string(), message: format!("cannot write: {e}") })?;
+            checkpoint::write_atomic(&name, &bytes).map_err(|e| CheckpointError {
+                path: name.display().to_string(),
+                message: format!("cannot write: {e}"),
+            })?;
         }
         Ok(last)
     }

@@ -139,7 +139,16 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
                 continue;
             }
             if k > 0 {
-                steps.push(Step::Gemm { inst: i, dtype: inst.ty.dtype, m, n: nn, k, a: arg_bufs[0], b: arg_bufs[1], c: out });
+                steps.push(Step::Gemm {
+                    inst: i,
+                    dtype: inst.ty.dtype,
+                    m,
+                    n: nn,
+                    k,
+                    a: arg_bufs[0],
+                    b: arg_bufs[1],
+                    c: out,
+                });
                 continue;
             }
         }
@@ -154,7 +163,8 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
         }
         // Neg and reductions on bool pass the verifier but mean nothing
         // (the interpreter rejects them too).
-        let bool_reduce = matches!(inst.op, Op::ReduceSum { .. } | Op::ReduceMax { .. }) && inst.ty.dtype == DType::Bool;
+        let bool_reduce =
+            matches!(inst.op, Op::ReduceSum { .. } | Op::ReduceMax { .. }) && inst.ty.dtype == DType::Bool;
         if (inst.op == Op::Neg && inst.ty.dtype == DType::Bool) || bool_reduce {
             return Err(unsupported());
         }
@@ -342,7 +352,9 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
         Op::ReduceMax { axes } => reduce(&mut k, &arg_ty(0), ty, axes, true, &out, &ins[0]),
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => elementwise(&mut k, inst, func, n, &out, &ins),
         Op::Logistic | Op::Rsqrt | Op::Abs | Op::Sign => elementwise(&mut k, inst, func, n, &out, &ins),
-        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => elementwise(&mut k, inst, func, n, &out, &ins),
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => {
+            elementwise(&mut k, inst, func, n, &out, &ins)
+        }
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => elementwise(&mut k, inst, func, n, &out, &ins),
         Op::Select | Op::Convert => elementwise(&mut k, inst, func, n, &out, &ins),
     }
@@ -441,7 +453,8 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
         Op::Div if dt.is_float() => k.op2(&format!("div.rn.{t}"), cls, &a[0], &a[1]),
         Op::Div => {
             // q == 0 or (p == MIN and q == -1) -> 0, as `checked_div`.
-            let (zero, min, m1, ovf, bad) = (k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred));
+            let (zero, min, m1, ovf, bad) =
+                (k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred));
             k.ins(&format!("setp.eq.s32 {zero}, {}, 0", a[1]));
             k.ins(&format!("setp.eq.s32 {min}, {}, -2147483648", a[0]));
             k.ins(&format!("setp.eq.s32 {m1}, {}, -1", a[1]));

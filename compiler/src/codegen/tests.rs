@@ -789,18 +789,8 @@ fn random_programs_match_interp() {
 #[test]
 fn newer_unary_float_ops_match_interp() {
     let mut rng = Rng(11);
-    let ops = [
-        Op::Log1p,
-        Op::Expm1,
-        Op::Logistic,
-        Op::Sin,
-        Op::Cos,
-        Op::Rsqrt,
-        Op::Erf,
-        Op::Abs,
-        Op::Sign,
-        Op::StopGradient,
-    ];
+    let ops =
+        [Op::Log1p, Op::Expm1, Op::Logistic, Op::Sin, Op::Cos, Op::Rsqrt, Op::Erf, Op::Abs, Op::Sign, Op::StopGradient];
     for dtype in FLOATS {
         for op in &ops {
             // 18 specials + random; 23 elements exercise SIMD body and tail.
@@ -908,8 +898,11 @@ fn slice_pad_concat_match_interp_for_every_dtype() {
             let func = b.finish(vec![res]);
             assert_same(&format!("slice {ty} {start:?} {limit:?} {stride:?}"), &func, std::slice::from_ref(&x));
         }
-        let pads: [(Vec<usize>, Vec<usize>, Vec<usize>); 3] =
-            [(vec![1, 0, 2], vec![0, 2, 1], vec![0, 0, 0]), (vec![0, 1, 0], vec![1, 0, 0], vec![1, 2, 0]), (vec![0; 3], vec![0; 3], vec![0, 0, 1])];
+        let pads: [(Vec<usize>, Vec<usize>, Vec<usize>); 3] = [
+            (vec![1, 0, 2], vec![0, 2, 1], vec![0, 0, 0]),
+            (vec![0, 1, 0], vec![1, 0, 0], vec![1, 2, 0]),
+            (vec![0; 3], vec![0; 3], vec![0, 0, 1]),
+        ];
         for (low, high, interior) in pads {
             let mut b = Builder::new("pad", std::slice::from_ref(&ty));
             let res = b.pad(b.param(0), low.clone(), high.clone(), interior.clone());
@@ -918,7 +911,13 @@ fn slice_pad_concat_match_interp_for_every_dtype() {
             let want = interp::run(&func, std::slice::from_ref(&x));
             let mut cpu = compile(&func).unwrap();
             let _ = cpu.run(&[random_tensor(&ty, &mut rng)]);
-            assert_outputs_equal(&format!("pad {ty} {low:?} {high:?} {interior:?}"), &func, std::slice::from_ref(&x), &want, &cpu.run(std::slice::from_ref(&x)));
+            assert_outputs_equal(
+                &format!("pad {ty} {low:?} {high:?} {interior:?}"),
+                &func,
+                std::slice::from_ref(&x),
+                &want,
+                &cpu.run(std::slice::from_ref(&x)),
+            );
         }
         for axis in 0..3 {
             let mut other_dims = vec![3, 4, 5];

@@ -76,9 +76,7 @@ impl Builder {
             .enumerate()
             .map(|(i, ty)| Inst { op: Op::Param(i as u32), args: vec![], ty: ty.clone() })
             .collect();
-        Builder {
-            func: Func { name: name.to_string(), insts, n_params: param_types.len(), outputs: vec![] },
-        }
+        Builder { func: Func { name: name.to_string(), insts, n_params: param_types.len(), outputs: vec![] } }
     }
     pub fn finish(mut self, outputs: Vec<ValueId>) -> Func {
         self.func.outputs = outputs;
@@ -185,10 +183,7 @@ impl Builder {
     }
     fn reduce(&mut self, x: ValueId, axes: Vec<usize>, is_max: bool) -> ValueId {
         let src = self.ty(x).clone();
-        let dims = (0..src.shape.rank())
-            .filter(|d| !axes.contains(d))
-            .map(|d| src.shape.0[d])
-            .collect::<Vec<_>>();
+        let dims = (0..src.shape.rank()).filter(|d| !axes.contains(d)).map(|d| src.shape.0[d]).collect::<Vec<_>>();
         if axes.is_empty() {
             return x;
         }
@@ -244,7 +239,8 @@ impl Builder {
         if low.iter().chain(&high).chain(&interior).all(|&p| p == 0) {
             return x;
         }
-        let dims: Vec<usize> = (0..low.len()).map(|d| padded_dim(src.shape.0[d], low[d], high[d], interior[d])).collect();
+        let dims: Vec<usize> =
+            (0..low.len()).map(|d| padded_dim(src.shape.0[d], low[d], high[d], interior[d])).collect();
         self.push(Op::Pad { low, high, interior }, vec![x], Type::new(src.dtype, &dims))
     }
     /// Concatenation of `xs` (at least one) along `axis`.

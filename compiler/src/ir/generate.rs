@@ -26,9 +26,9 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    /// Uniform in `0..n` (`n > 0`).
+    /// Uniform in `0..n`; 0 when `n` is 0.
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
     /// Uniform in `[lo, hi)`.
     pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
@@ -72,8 +72,10 @@ pub fn random_func(seed: u64, opts: &GenOptions) -> Func {
     let float = opts.dtype.unwrap_or(if rng.chance(0.7) { DType::F32 } else { DType::F64 });
     let shapes: [&[usize]; 7] = [&[], &[5], &[2, 3], &[3, 1, 4], &[2, 3, 4], &[9], &[4, 2]];
     let n_params = 1 + rng.below(3);
-    let param_types: Vec<Type> =
-        (0..n_params).map(|_| Type::new(float, rng.pick(&shapes))).filter(|t| t.shape.num_elements() <= opts.max_elements).collect();
+    let param_types: Vec<Type> = (0..n_params)
+        .map(|_| Type::new(float, rng.pick(&shapes)))
+        .filter(|t| t.shape.num_elements() <= opts.max_elements)
+        .collect();
     let param_types = if param_types.is_empty() { vec![Type::scalar(float)] } else { param_types };
     let mut gen = Gen { rng, b: Builder::new("random", &param_types), pool: vec![], float, opts: opts.clone() };
     gen.pool = (0..param_types.len()).map(|i| gen.b.param(i)).collect();
@@ -139,7 +141,11 @@ impl Gen {
     fn constant(&mut self) -> f64 {
         if self.opts.wild_constants && self.rng.chance(0.5) {
             let v = f64::from_bits(self.rng.next_u64());
-            if v.is_nan() { -0.0 } else { v }
+            if v.is_nan() {
+                -0.0
+            } else {
+                v
+            }
         } else {
             self.rng.uniform(-3.0, 3.0).round() / 2.0
         }
@@ -369,7 +375,11 @@ impl Gen {
             9 => {
                 if rank > 0 && self.rng.chance(0.6) {
                     let axis = self.rng.below(rank);
-                    let r = if self.rng.chance(0.5) { self.b.reduce_sum(x, vec![axis]) } else { self.b.reduce_max(x, vec![axis]) };
+                    let r = if self.rng.chance(0.5) {
+                        self.b.reduce_sum(x, vec![axis])
+                    } else {
+                        self.b.reduce_max(x, vec![axis])
+                    };
                     let mut kept = ty.shape.0.clone();
                     kept[axis] = 1;
                     let r = self.b.reshape(r, &Shape(kept));
@@ -394,7 +404,11 @@ impl Gen {
             // Reduce over a random axis set (possibly empty: no instruction).
             12 if rank >= 1 => {
                 let axes: Vec<usize> = (0..rank).filter(|_| self.rng.chance(0.5)).collect();
-                if self.rng.chance(0.5) { self.b.reduce_sum(x, axes) } else { self.b.reduce_max(x, axes) }
+                if self.rng.chance(0.5) {
+                    self.b.reduce_sum(x, axes)
+                } else {
+                    self.b.reduce_max(x, axes)
+                }
             }
             13 if rank >= 1 => {
                 let axis = self.rng.below(rank);

@@ -41,9 +41,8 @@ fn eval(op: &Op, args: &[&Tensor], ty: &Type, inputs: &[Tensor]) -> Tensor {
         Op::Constant(v) => Tensor::from_f64(ty.dtype, &[], &[*v]),
         Op::Iota { axis } => {
             let strides = ty.shape.strides();
-            let values: Vec<f64> = (0..ty.shape.num_elements())
-                .map(|flat| ((flat / strides[*axis]) % ty.shape.0[*axis]) as f64)
-                .collect();
+            let values: Vec<f64> =
+                (0..ty.shape.num_elements()).map(|flat| ((flat / strides[*axis]) % ty.shape.0[*axis]) as f64).collect();
             Tensor::from_f64(ty.dtype, ty.shape.dims(), &values)
         }
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => unary(op, args[0]),
@@ -78,18 +77,16 @@ fn eval(op: &Op, args: &[&Tensor], ty: &Type, inputs: &[Tensor]) -> Tensor {
             let src_strides = src.strides();
             // Result index -> source index: broadcast dims of size 1 contribute nothing.
             let index_map = |out_idx: &[usize]| -> usize {
-                dims.iter()
-                    .enumerate()
-                    .map(|(i, &d)| if src.0[i] == 1 { 0 } else { out_idx[d] * src_strides[i] })
-                    .sum()
+                dims.iter().enumerate().map(|(i, &d)| if src.0[i] == 1 { 0 } else { out_idx[d] * src_strides[i] }).sum()
             };
             gather_by(args[0], &ty.shape, index_map)
         }
         Op::Reshape => Tensor { shape: ty.shape.clone(), data: args[0].data.clone() },
         Op::Transpose { perm } => {
             let src_strides = args[0].shape.strides();
-            let index_map =
-                |out_idx: &[usize]| -> usize { perm.iter().enumerate().map(|(i, &p)| out_idx[i] * src_strides[p]).sum() };
+            let index_map = |out_idx: &[usize]| -> usize {
+                perm.iter().enumerate().map(|(i, &p)| out_idx[i] * src_strides[p]).sum()
+            };
             gather_by(args[0], &ty.shape, index_map)
         }
         Op::ReduceSum { axes } => reduce(args[0], axes, ty, false),
@@ -103,7 +100,11 @@ pub fn fmax(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == b {
-        if a.is_sign_negative() { b } else { a }
+        if a.is_sign_negative() {
+            b
+        } else {
+            a
+        }
     } else if a > b {
         a
     } else {
@@ -116,7 +117,11 @@ pub fn fmin(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == b {
-        if a.is_sign_negative() { a } else { b }
+        if a.is_sign_negative() {
+            a
+        } else {
+            b
+        }
     } else if a < b {
         a
     } else {
@@ -147,7 +152,9 @@ macro_rules! float_unary {
 }
 
 /// Float types the scalar helpers below work on.
-pub trait Float: Copy + PartialOrd + std::ops::Neg<Output = Self> + std::ops::Div<Output = Self> + std::ops::Add<Output = Self> {
+pub trait Float:
+    Copy + PartialOrd + std::ops::Neg<Output = Self> + std::ops::Div<Output = Self> + std::ops::Add<Output = Self>
+{
     const ZERO: Self;
     const ONE: Self;
     fn exp(self) -> Self;
@@ -238,8 +245,12 @@ macro_rules! float_binary {
 
 fn binary(op: &Op, a: &Tensor, b: &Tensor) -> Tensor {
     let data = match (&a.data, &b.data) {
-        (Data::F32(x), Data::F32(y)) => Data::F32(x.iter().zip(y).map(|(&p, &q)| float_binary!(op, p, q, f32)).collect()),
-        (Data::F64(x), Data::F64(y)) => Data::F64(x.iter().zip(y).map(|(&p, &q)| float_binary!(op, p, q, f64)).collect()),
+        (Data::F32(x), Data::F32(y)) => {
+            Data::F32(x.iter().zip(y).map(|(&p, &q)| float_binary!(op, p, q, f32)).collect())
+        }
+        (Data::F64(x), Data::F64(y)) => {
+            Data::F64(x.iter().zip(y).map(|(&p, &q)| float_binary!(op, p, q, f64)).collect())
+        }
         (Data::I32(x), Data::I32(y)) => Data::I32(
             x.iter()
                 .zip(y)
@@ -288,9 +299,15 @@ fn compare(op: &Op, a: &Tensor, b: &Tensor) -> Tensor {
 
 fn select_data(t: &Data, f: &Data, cond: &[bool], ty: &Type, pick: impl Fn(&[f64], &[f64]) -> Vec<f64>) -> Tensor {
     let data = match (t, f) {
-        (Data::F32(x), Data::F32(y)) => Data::F32(cond.iter().zip(x.iter().zip(y)).map(|(&c, (&p, &q))| if c { p } else { q }).collect()),
-        (Data::F64(x), Data::F64(y)) => Data::F64(cond.iter().zip(x.iter().zip(y)).map(|(&c, (&p, &q))| if c { p } else { q }).collect()),
-        (Data::I32(x), Data::I32(y)) => Data::I32(cond.iter().zip(x.iter().zip(y)).map(|(&c, (&p, &q))| if c { p } else { q }).collect()),
+        (Data::F32(x), Data::F32(y)) => {
+            Data::F32(cond.iter().zip(x.iter().zip(y)).map(|(&c, (&p, &q))| if c { p } else { q }).collect())
+        }
+        (Data::F64(x), Data::F64(y)) => {
+            Data::F64(cond.iter().zip(x.iter().zip(y)).map(|(&c, (&p, &q))| if c { p } else { q }).collect())
+        }
+        (Data::I32(x), Data::I32(y)) => {
+            Data::I32(cond.iter().zip(x.iter().zip(y)).map(|(&c, (&p, &q))| if c { p } else { q }).collect())
+        }
         (Data::Bool(_), Data::Bool(_)) => {
             let x = Tensor { shape: ty.shape.clone(), data: t.clone() }.to_f64_vec();
             let y = Tensor { shape: ty.shape.clone(), data: f.clone() }.to_f64_vec();
@@ -371,7 +388,9 @@ fn reduce(x: &Tensor, axes: &[usize], ty: &Type, is_max: bool) -> Tensor {
         }};
     }
     let data = match &x.data {
-        Data::F32(v) if is_max => Data::F32(run_reduce!(v, f32, f32::NEG_INFINITY, |a: f32, b: f32| fmax(a as f64, b as f64) as f32)),
+        Data::F32(v) if is_max => {
+            Data::F32(run_reduce!(v, f32, f32::NEG_INFINITY, |a: f32, b: f32| fmax(a as f64, b as f64) as f32))
+        }
         Data::F32(v) => Data::F32(run_reduce!(v, f32, 0.0f32, |a: f32, b: f32| a + b)),
         Data::F64(v) if is_max => Data::F64(run_reduce!(v, f64, f64::NEG_INFINITY, fmax)),
         Data::F64(v) => Data::F64(run_reduce!(v, f64, 0.0f64, |a: f64, b: f64| a + b)),

@@ -15,7 +15,9 @@ pub enum Op {
     /// A scalar constant of the result dtype. Result shape is `[]`.
     Constant(f64),
     /// Each element is its index along `axis` (result dtype i32 or float).
-    Iota { axis: usize },
+    Iota {
+        axis: usize,
+    },
 
     // Unary elementwise, float operand, same type out.
     Neg,
@@ -71,33 +73,53 @@ pub enum Op {
     Convert,
     /// Operand dim `i` becomes result dim `dims[i]`; it must equal that dim or be 1.
     /// Invariant: `dims` strictly increasing, `dims.len() == operand rank`.
-    Broadcast { dims: Vec<usize> },
+    Broadcast {
+        dims: Vec<usize>,
+    },
     /// Same elements, row-major order, new shape (the result type's).
     Reshape,
     /// Result dim `i` is operand dim `perm[i]`.
-    Transpose { perm: Vec<usize> },
+    Transpose {
+        perm: Vec<usize>,
+    },
     /// Sum over `axes`, which are removed from the shape. Invariant: sorted, unique.
-    ReduceSum { axes: Vec<usize> },
+    ReduceSum {
+        axes: Vec<usize>,
+    },
     /// Maximum over `axes`, which are removed. Invariant: sorted, unique.
-    ReduceMax { axes: Vec<usize> },
+    ReduceMax {
+        axes: Vec<usize>,
+    },
     /// Matrix product `[m, k] x [k, n] -> [m, n]` of floats.
     MatMul,
     /// Index (i32) of the first maximum along `axis`, which is removed. Operand
     /// float or i32, `axis` non-empty. NaN counts as larger than any number, so
     /// a slice holding NaN gives its first NaN (as NumPy). -0 and +0 tie.
-    ArgMax { axis: usize },
+    ArgMax {
+        axis: usize,
+    },
     /// Strided window, per dim `d`: elements `start[d], start[d] + stride[d], ...`
     /// below `limit[d]`. Invariant: one entry per dim, `start <= limit <= dim`,
     /// `stride >= 1`; result dim `ceil((limit - start) / stride)`.
-    Slice { start: Vec<usize>, limit: Vec<usize>, stride: Vec<usize> },
+    Slice {
+        start: Vec<usize>,
+        limit: Vec<usize>,
+        stride: Vec<usize>,
+    },
     /// Zero padding, per dim `d`: `low[d]` zeros before, `high[d]` after and
     /// `interior[d]` between adjacent elements (XLA's pad without negative
     /// padding). Result dim `low + n + (n - 1) * interior + high` (`low + high`
     /// when `n = 0`). The transpose of `Slice` (strides need `interior`).
-    Pad { low: Vec<usize>, high: Vec<usize>, interior: Vec<usize> },
+    Pad {
+        low: Vec<usize>,
+        high: Vec<usize>,
+        interior: Vec<usize>,
+    },
     /// Concatenation of one or more operands along `axis`: same dtype, same
     /// dims except `axis`, whose sizes add up.
-    Concat { axis: usize },
+    Concat {
+        axis: usize,
+    },
 }
 
 /// How many arguments an op takes; `None` for `Concat`, which takes any

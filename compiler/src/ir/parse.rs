@@ -56,7 +56,9 @@ pub fn parse(text: &str) -> Result<Func, String> {
     }
     match lines.next() {
         Some((_, l)) if l.trim() == "}" => {}
-        Some((line_no, l)) => return Err(format!("line {line_no}: expected `}}` after `return`, found `{}`", l.trim())),
+        Some((line_no, l)) => {
+            return Err(format!("line {line_no}: expected `}}` after `return`, found `{}`", l.trim()))
+        }
         None => return Err(format!("line {}: missing `}}`", last_line + 1)),
     }
     if let Some((line_no, l)) = lines.next() {
@@ -165,7 +167,9 @@ fn parse_inst(cur: &mut Cursor, index: usize) -> Result<Inst, String> {
         "reduce_max" => Op::ReduceMax { axes: attrs.ints("axes")? },
         "matmul" => Op::MatMul,
         "argmax" => Op::ArgMax { axis: attrs.int("axis")? },
-        "slice" => Op::Slice { start: attrs.ints("start")?, limit: attrs.ints("limit")?, stride: attrs.ints("stride")? },
+        "slice" => {
+            Op::Slice { start: attrs.ints("start")?, limit: attrs.ints("limit")?, stride: attrs.ints("stride")? }
+        }
         "pad" => Op::Pad { low: attrs.ints("low")?, high: attrs.ints("high")?, interior: attrs.ints("interior")? },
         "concat" => Op::Concat { axis: attrs.int("axis")? },
         "param" => return Err("params are declared in the `func` header, not as instructions".into()),

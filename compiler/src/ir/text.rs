@@ -15,10 +15,7 @@ use std::fmt::Write;
 
 pub fn print(func: &Func) -> String {
     let mut out = String::new();
-    let params = (0..func.n_params)
-        .map(|i| format!("%{i}: {}", func.insts[i].ty))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let params = (0..func.n_params).map(|i| format!("%{i}: {}", func.insts[i].ty)).collect::<Vec<_>>().join(", ");
     writeln!(out, "func @{}({params}) {{", func.name).unwrap();
     for (i, inst) in func.insts.iter().enumerate().skip(func.n_params) {
         let attrs = match &inst.op {

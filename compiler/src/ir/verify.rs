@@ -71,7 +71,10 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
         Op::Slice { start, limit, stride } => {
             let src = args[0];
             let rank = src.shape.rank();
-            want(start.len() == rank && limit.len() == rank && stride.len() == rank, "one start, limit, stride per dim")?;
+            want(
+                start.len() == rank && limit.len() == rank && stride.len() == rank,
+                "one start, limit, stride per dim",
+            )?;
             let mut dims = Vec::with_capacity(rank);
             for d in 0..rank {
                 want(start[d] <= limit[d] && limit[d] <= src.shape.0[d], "need start <= limit <= dim")?;
@@ -103,7 +106,10 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
             want(*axis < first.shape.rank(), "axis out of range")?;
             let mut total: usize = 0;
             for a in args {
-                want(a.dtype == first.dtype && a.shape.rank() == first.shape.rank(), "operands differ in dtype or rank")?;
+                want(
+                    a.dtype == first.dtype && a.shape.rank() == first.shape.rank(),
+                    "operands differ in dtype or rank",
+                )?;
                 let same_off_axis = (0..first.shape.rank()).all(|d| d == *axis || a.shape.0[d] == first.shape.0[d]);
                 want(same_off_axis, "operands differ off the concat axis")?;
                 total = total.checked_add(a.shape.0[*axis]).ok_or_else(|| "concat size overflows".to_string())?;
@@ -150,10 +156,8 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
         Op::ReduceSum { axes } | Op::ReduceMax { axes } => {
             want(axes.windows(2).all(|w| w[0] < w[1]), "axes must be sorted and unique")?;
             want(axes.iter().all(|&a| a < args[0].shape.rank()), "axis out of range")?;
-            let dims: Vec<usize> = (0..args[0].shape.rank())
-                .filter(|d| !axes.contains(d))
-                .map(|d| args[0].shape.0[d])
-                .collect();
+            let dims: Vec<usize> =
+                (0..args[0].shape.rank()).filter(|d| !axes.contains(d)).map(|d| args[0].shape.0[d]).collect();
             want(ty == &Type::new(args[0].dtype, &dims), "reduce result type")
         }
         Op::MatMul => {

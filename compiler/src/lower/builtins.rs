@@ -13,9 +13,40 @@ use crate::ir::{DType, Op, Shape, Type};
 use crate::span::Span;
 
 pub const NAMES: &[&str] = &[
-    "exp", "log", "tanh", "sqrt", "sum", "mean", "max", "min", "where", "float", "one_hot", "linspace", "transpose",
-    "print", "zeros", "ones", "uniform", "normal", "glorot_uniform", "grad", "value_and_grad", "optimizer", "log1p",
-    "expm1", "sigmoid", "logistic", "sin", "cos", "rsqrt", "erf", "abs", "sign", "stop_gradient", "argmax",
+    "exp",
+    "log",
+    "tanh",
+    "sqrt",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "where",
+    "float",
+    "one_hot",
+    "linspace",
+    "transpose",
+    "print",
+    "zeros",
+    "ones",
+    "uniform",
+    "normal",
+    "glorot_uniform",
+    "grad",
+    "value_and_grad",
+    "optimizer",
+    "log1p",
+    "expm1",
+    "sigmoid",
+    "logistic",
+    "sin",
+    "cos",
+    "rsqrt",
+    "erf",
+    "abs",
+    "sign",
+    "stop_gradient",
+    "argmax",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -103,7 +134,9 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
                 return bad(el, &format!("{name}(f, wrt = ...) needs a named function as its first argument"), span);
             };
             let wrt = match args.iter().find(|a| a.name.as_deref() == Some("wrt")) {
-                Some(CallArg { value: Val::Tuple(items), .. }) => items.iter().filter_map(|v| if let Val::Str(s) = v { Some(s.clone()) } else { None }).collect(),
+                Some(CallArg { value: Val::Tuple(items), .. }) => {
+                    items.iter().filter_map(|v| if let Val::Str(s) = v { Some(s.clone()) } else { None }).collect()
+                }
                 Some(_) => return bad(el, "`wrt` names the parameters to differentiate, e.g. `wrt = (w, b)`", span),
                 None => {
                     let decl = el.prog.fn_decl(f.module, f.item);
@@ -141,11 +174,17 @@ fn first_tensor(el: &mut Elaborator, args: &[CallArg], span: Span, name: &str) -
         Some(CallArg { value: Val::Tensor(t), .. }) => Some(t.clone()),
         Some(a) => {
             let d = a.value.describe();
-            el.error(Diagnostic::error(Code::TypeMismatch, format!("`{name}` expects a tensor, found {d}")).with_label(a.span, format!("this is {d}")));
+            el.error(
+                Diagnostic::error(Code::TypeMismatch, format!("`{name}` expects a tensor, found {d}"))
+                    .with_label(a.span, format!("this is {d}")),
+            );
             None
         }
         None => {
-            el.error(Diagnostic::error(Code::BadCall, format!("`{name}` needs an argument")).with_label(span, "in this call"));
+            el.error(
+                Diagnostic::error(Code::BadCall, format!("`{name}` needs an argument"))
+                    .with_label(span, "in this call"),
+            );
             None
         }
     }
@@ -272,7 +311,11 @@ fn reduction(el: &mut Elaborator, kind: Reduce, args: Vec<CallArg>, span: Span, 
                     Ok(a) if !out.contains(&a) => out.push(a),
                     Ok(_) => return bad(el, "an axis is listed twice", span),
                     Err(msg) => {
-                        return el.error(Diagnostic::error(Code::ShapeMismatch, msg).with_label(args[0].span, format!("this is {}", t.ty)).with_label(span, "in this reduction"))
+                        return el.error(
+                            Diagnostic::error(Code::ShapeMismatch, msg)
+                                .with_label(args[0].span, format!("this is {}", t.ty))
+                                .with_label(span, "in this reduction"),
+                        )
                     }
                 }
             }
@@ -299,7 +342,9 @@ fn elementwise_max_min(el: &mut Elaborator, name: &str, args: &[CallArg], span: 
             };
         }
     };
-    let (Some(x), Some(y)) = (el.as_tensor(&a.value, dtype, a.span), el.as_tensor(&b.value, dtype, b.span)) else { return Val::Poison };
+    let (Some(x), Some(y)) = (el.as_tensor(&a.value, dtype, a.span), el.as_tensor(&b.value, dtype, b.span)) else {
+        return Val::Poison;
+    };
     if x.ty.dtype != y.ty.dtype {
         return el.error(
             Diagnostic::error(Code::TypeMismatch, format!("`{name}` needs operands of one dtype"))
@@ -311,10 +356,13 @@ fn elementwise_max_min(el: &mut Elaborator, name: &str, args: &[CallArg], span: 
         Ok(d) => d,
         Err(msg) => {
             return el.error(
-                Diagnostic::error(Code::ShapeMismatch, format!("shapes {} and {} cannot be broadcast for `{name}`", x.ty, y.ty))
-                    .with_label(a.span, format!("this is {}", x.ty))
-                    .with_label(b.span, format!("this is {}", y.ty))
-                    .with_note(msg),
+                Diagnostic::error(
+                    Code::ShapeMismatch,
+                    format!("shapes {} and {} cannot be broadcast for `{name}`", x.ty, y.ty),
+                )
+                .with_label(a.span, format!("this is {}", x.ty))
+                .with_label(b.span, format!("this is {}", y.ty))
+                .with_note(msg),
             )
         }
     };
@@ -337,13 +385,20 @@ fn where_(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     }
     let Some(c) = first_tensor(el, args, span, "where") else { return Val::Poison };
     if c.ty.dtype != DType::Bool {
-        return el.error(Diagnostic::error(Code::TypeMismatch, "the condition of `where` must be a bool tensor").with_label(args[0].span, format!("this is {}", c.ty)));
+        return el.error(
+            Diagnostic::error(Code::TypeMismatch, "the condition of `where` must be a bool tensor")
+                .with_label(args[0].span, format!("this is {}", c.ty)),
+        );
     }
     let dtype = match (&args[1].value, &args[2].value) {
         (Val::Tensor(t), _) | (_, Val::Tensor(t)) => t.ty.dtype,
         _ => DType::F32,
     };
-    let (Some(x), Some(y)) = (el.as_tensor(&args[1].value, dtype, args[1].span), el.as_tensor(&args[2].value, dtype, args[2].span)) else { return Val::Poison };
+    let (Some(x), Some(y)) =
+        (el.as_tensor(&args[1].value, dtype, args[1].span), el.as_tensor(&args[2].value, dtype, args[2].span))
+    else {
+        return Val::Poison;
+    };
     if x.ty.dtype != y.ty.dtype {
         return el.error(
             Diagnostic::error(Code::TypeMismatch, "the branches of `where` must have one dtype")
@@ -356,11 +411,14 @@ fn where_(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         Ok(d) => d,
         Err(msg) => {
             return el.error(
-                Diagnostic::error(Code::ShapeMismatch, format!("`where` operands {}, {} and {} cannot be broadcast together", c.ty, x.ty, y.ty))
-                    .with_label(args[0].span, format!("this is {}", c.ty))
-                    .with_label(args[1].span, format!("this is {}", x.ty))
-                    .with_label(args[2].span, format!("this is {}", y.ty))
-                    .with_note(msg),
+                Diagnostic::error(
+                    Code::ShapeMismatch,
+                    format!("`where` operands {}, {} and {} cannot be broadcast together", c.ty, x.ty, y.ty),
+                )
+                .with_label(args[0].span, format!("this is {}", c.ty))
+                .with_label(args[1].span, format!("this is {}", x.ty))
+                .with_label(args[2].span, format!("this is {}", y.ty))
+                .with_note(msg),
             )
         }
     };
@@ -381,7 +439,10 @@ fn where_(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
 fn one_hot(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     let Some(t) = first_tensor(el, args, span, "one_hot") else { return Val::Poison };
     if t.ty.dtype != DType::I32 {
-        return el.error(Diagnostic::error(Code::TypeMismatch, "one_hot needs integer labels").with_label(args[0].span, format!("this is {}", t.ty)));
+        return el.error(
+            Diagnostic::error(Code::TypeMismatch, "one_hot needs integer labels")
+                .with_label(args[0].span, format!("this is {}", t.ty)),
+        );
     }
     let n = match args.get(1).map(|a| &a.value) {
         Some(Val::Int(d)) => d.clone(),
@@ -406,7 +467,9 @@ fn one_hot(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
 }
 
 fn linspace(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
-    let (Some(start), Some(end), Some(CallArg { value: Val::Int(Dim::Known(n)), .. })) = (num(args.first()), num(args.get(1)), args.get(2)) else {
+    let (Some(start), Some(end), Some(CallArg { value: Val::Int(Dim::Known(n)), .. })) =
+        (num(args.first()), num(args.get(1)), args.get(2))
+    else {
         return bad(el, "linspace(start, end, n) needs two numbers and a compile-time integer count", span);
     };
     let n = *n;
@@ -429,7 +492,10 @@ fn linspace(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
 
 fn print(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
     if el.prints.is_none() {
-        return el.error(Diagnostic::error(Code::NotAllowed, "`print` is only allowed in `fn main`").with_label(span, "printed here"));
+        return el.error(
+            Diagnostic::error(Code::NotAllowed, "`print` is only allowed in `fn main`")
+                .with_label(span, "printed here"),
+        );
     }
     let mut items = Vec::new();
     for a in args {
@@ -443,7 +509,10 @@ fn print(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
                 el.printed.push(t);
             }
             other => {
-                return el.error(Diagnostic::error(Code::TypeMismatch, format!("cannot print {}", other.describe())).with_label(a.span, "here"));
+                return el.error(
+                    Diagnostic::error(Code::TypeMismatch, format!("cannot print {}", other.describe()))
+                        .with_label(a.span, "here"),
+                );
             }
         }
     }
@@ -456,7 +525,9 @@ fn log_metric(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
         return el.error(
             Diagnostic::error(Code::NotAllowed, "`log(name, value)` is only allowed inside step methods")
                 .with_label(span, "logged here")
-                .with_help("log from `training_step` or `validation_step`; for the natural logarithm pass a tensor, `log(x)`"),
+                .with_help(
+                    "log from `training_step` or `validation_step`; for the natural logarithm pass a tensor, `log(x)`",
+                ),
         );
     }
     let Some(Val::Str(name)) = args.first().map(|a| a.value.clone()) else { unreachable!("checked by caller") };
@@ -464,7 +535,11 @@ fn log_metric(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
         Some(Val::Tensor(t)) if t.ty.rank() == 0 && t.ty.dtype.is_float() => t.clone(),
         Some(Val::Tensor(t)) => {
             let d = format!("a logged value must be a float scalar, found {}", t.ty);
-            return el.error(Diagnostic::error(Code::TypeMismatch, d).with_label(args[1].span, format!("this is {}", t.ty)).with_help("reduce it first, e.g. `mean(x)`"));
+            return el.error(
+                Diagnostic::error(Code::TypeMismatch, d)
+                    .with_label(args[1].span, format!("this is {}", t.ty))
+                    .with_help("reduce it first, e.g. `mean(x)`"),
+            );
         }
         Some(v @ (Val::Float(_) | Val::Int(Dim::Known(_)))) => {
             let v = v.clone();

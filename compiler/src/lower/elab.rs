@@ -141,8 +141,11 @@ impl<'p> Elaborator<'p> {
             Stmt::Assign { name, value, .. } => {
                 let v = self.expr(env, value);
                 if env.lookup(&name.name).is_none() {
-                    let mut d = Diagnostic::error(Code::UnknownName, format!("cannot assign to `{}`: no such variable", name.name))
-                        .with_label(name.span, "not defined in this function");
+                    let mut d = Diagnostic::error(
+                        Code::UnknownName,
+                        format!("cannot assign to `{}`: no such variable", name.name),
+                    )
+                    .with_label(name.span, "not defined in this function");
                     d = d.with_help(format!("use `let {} = ...` to define a new variable", name.name));
                     return self.error(d);
                 }
@@ -170,8 +173,14 @@ impl<'p> Elaborator<'p> {
                     (Val::Poison, _) | (_, Val::Poison) => return Val::Poison,
                     (a, b) => {
                         return self.error(
-                            Diagnostic::error(Code::TypeMismatch, "a `for` range must have compile-time integer bounds")
-                                .with_label(start.span.to(end.span), format!("this is {} .. {}", a.describe(), b.describe())),
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                "a `for` range must have compile-time integer bounds",
+                            )
+                            .with_label(
+                                start.span.to(end.span),
+                                format!("this is {} .. {}", a.describe(), b.describe()),
+                            ),
                         )
                     }
                 };
@@ -180,8 +189,11 @@ impl<'p> Elaborator<'p> {
                 const MAX_UNROLL: usize = 10_000;
                 if count > MAX_UNROLL {
                     return self.error(
-                        Diagnostic::error(Code::NotAllowed, format!("this loop runs {count} times; at most {MAX_UNROLL} are supported"))
-                            .with_label(*span, "too many iterations"),
+                        Diagnostic::error(
+                            Code::NotAllowed,
+                            format!("this loop runs {count} times; at most {MAX_UNROLL} are supported"),
+                        )
+                        .with_label(*span, "too many iterations"),
                     );
                 }
                 for i in 0..count {
@@ -261,12 +273,21 @@ impl<'p> Elaborator<'p> {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
                     // `grad(f, wrt = (w, b))` names parameters: keep names unevaluated.
-                    let v = if a.name.as_ref().is_some_and(|n| n.name == "wrt") && matches!(f, Val::Builtin("grad" | "value_and_grad")) {
-                        names_of(&a.value).map(|ns| Val::Tuple(ns.into_iter().map(Val::Str).collect())).unwrap_or(Val::Poison)
+                    let v = if a.name.as_ref().is_some_and(|n| n.name == "wrt")
+                        && matches!(f, Val::Builtin("grad" | "value_and_grad"))
+                    {
+                        names_of(&a.value)
+                            .map(|ns| Val::Tuple(ns.into_iter().map(Val::Str).collect()))
+                            .unwrap_or(Val::Poison)
                     } else {
                         self.expr(env, &a.value)
                     };
-                    vals.push(CallArg { name: a.name.as_ref().map(|n| n.name.clone()), name_span: a.name.as_ref().map(|n| n.span), value: v, span: a.value.span });
+                    vals.push(CallArg {
+                        name: a.name.as_ref().map(|n| n.name.clone()),
+                        name_span: a.name.as_ref().map(|n| n.span),
+                        value: v,
+                        span: a.value.span,
+                    });
                 }
                 self.call(env, f, callee.span, vals, e.span)
             }
@@ -312,7 +333,8 @@ impl<'p> Elaborator<'p> {
         let mut candidates: Vec<String> = env.names();
         candidates.extend(self.prog.modules[env.module].scope.keys().cloned());
         candidates.extend(super::builtins::NAMES.iter().map(|s| s.to_string()));
-        let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`")).with_label(span, "not found in this scope");
+        let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"))
+            .with_label(span, "not found in this scope");
         if let Some(s) = super::suggest::closest(name, candidates.iter().map(|s| s.as_str())) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }
@@ -335,10 +357,14 @@ impl<'p> Elaborator<'p> {
                 if decl.methods.iter().any(|f| f.name.name == field.name) {
                     return Val::Method { model: m.clone(), name: field.name.clone() };
                 }
-                let mut names: Vec<String> = m.params.keys().chain(m.subs.keys()).chain(m.config.keys()).cloned().collect();
+                let mut names: Vec<String> =
+                    m.params.keys().chain(m.subs.keys()).chain(m.config.keys()).cloned().collect();
                 names.extend(decl.methods.iter().map(|f| f.name.name.clone()));
-                let mut d = Diagnostic::error(Code::UnknownName, format!("model `{}` has no field or method `{}`", m.name, field.name))
-                    .with_label(field.span, "unknown field");
+                let mut d = Diagnostic::error(
+                    Code::UnknownName,
+                    format!("model `{}` has no field or method `{}`", m.name, field.name),
+                )
+                .with_label(field.span, "unknown field");
                 if let Some(s) = super::suggest::closest(&field.name, names.iter().map(|s| s.as_str())) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
@@ -373,14 +399,18 @@ impl<'p> Elaborator<'p> {
         let mut params = BTreeMap::new();
         let mut subs = BTreeMap::new();
         for field in &decl.fields {
-            let field_path = if path.is_empty() { field.name.name.clone() } else { format!("{path}.{}", field.name.name) };
+            let field_path =
+                if path.is_empty() { field.name.name.clone() } else { format!("{path}.{}", field.name.name) };
             match &field.kind {
                 ast::FieldKind::Param { ty, init } => {
                     let Some(t) = self.resolve_type(&env, ty, true) else { continue };
                     let Some(ir_ty) = t.to_ir() else {
                         self.error(
-                            Diagnostic::error(Code::TypeMismatch, format!("the shape of parameter `{}` must be known at compile time", field.name.name))
-                                .with_label(ty.span, format!("this is {t}")),
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                format!("the shape of parameter `{}` must be known at compile time", field.name.name),
+                            )
+                            .with_label(ty.span, format!("this is {t}")),
                         );
                         continue;
                     };
@@ -420,7 +450,8 @@ impl<'p> Elaborator<'p> {
                                 .filter(|(_, g)| matches!(g, Global::Model { .. }))
                                 .map(|(k, _)| k.as_str())
                                 .collect();
-                            let mut d = Diagnostic::error(Code::UnknownName, format!("unknown model `{}`", model.name)).with_label(model.span, "not a model in scope");
+                            let mut d = Diagnostic::error(Code::UnknownName, format!("unknown model `{}`", model.name))
+                                .with_label(model.span, "not a model in scope");
                             if let Some(s) = super::suggest::closest(&model.name, names.into_iter()) {
                                 d = d.with_help(format!("did you mean `{s}`?"));
                             }
@@ -432,7 +463,12 @@ impl<'p> Elaborator<'p> {
                         .iter()
                         .map(|a| {
                             let v = self.expr(&mut env, &a.value);
-                            CallArg { name: a.name.as_ref().map(|n| n.name.clone()), name_span: a.name.as_ref().map(|n| n.span), value: v, span: a.value.span }
+                            CallArg {
+                                name: a.name.as_ref().map(|n| n.name.clone()),
+                                name_span: a.name.as_ref().map(|n| n.span),
+                                value: v,
+                                span: a.value.span,
+                            }
                         })
                         .collect();
                     if let Val::Model(m) = self.instantiate(target.0, target.1, vals, &field_path, *span) {
@@ -463,8 +499,11 @@ impl<'p> Elaborator<'p> {
             "i32" | "int" => DType::I32,
             "bool" => DType::Bool,
             other => {
-                let mut d = Diagnostic::error(Code::UnknownName, format!("unknown type `{other}`")).with_label(ty.name.span, "not a type");
-                if let Some(s) = super::suggest::closest(other, ["f32", "f64", "i32", "bool", "int", "float"].into_iter()) {
+                let mut d = Diagnostic::error(Code::UnknownName, format!("unknown type `{other}`"))
+                    .with_label(ty.name.span, "not a type");
+                if let Some(s) =
+                    super::suggest::closest(other, ["f32", "f64", "i32", "bool", "int", "float"].into_iter())
+                {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
                 self.error(d);
@@ -480,13 +519,20 @@ impl<'p> Elaborator<'p> {
                     Some(other) => {
                         let desc = other.describe();
                         self.error(
-                            Diagnostic::error(Code::TypeMismatch, format!("dimension `{}` is {desc}, not an integer", id.name)).with_label(id.span, "used as a dimension"),
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                format!("dimension `{}` is {desc}, not an integer", id.name),
+                            )
+                            .with_label(id.span, "used as a dimension"),
                         );
                         return None;
                     }
                     None if bind_free => dims.push(Dim::Sym(id.name.clone())),
                     None => {
-                        self.error(Diagnostic::error(Code::UnknownName, format!("unknown dimension `{}`", id.name)).with_label(id.span, "not bound here"));
+                        self.error(
+                            Diagnostic::error(Code::UnknownName, format!("unknown dimension `{}`", id.name))
+                                .with_label(id.span, "not bound here"),
+                        );
                         return None;
                     }
                 },
@@ -511,7 +557,11 @@ impl<'p> Elaborator<'p> {
                 match decl.methods.iter().position(|f| f.name.name == "__call__" || f.name.name == "forward") {
                     Some(idx) => self.call_method(m.clone(), idx, args, span),
                     None => self.error(
-                        Diagnostic::error(Code::BadCall, format!("model `{}` cannot be called: it has no `__call__` or `forward` method", m.name)).with_label(f_span, "called here"),
+                        Diagnostic::error(
+                            Code::BadCall,
+                            format!("model `{}` cannot be called: it has no `__call__` or `forward` method", m.name),
+                        )
+                        .with_label(f_span, "called here"),
                     ),
                 }
             }
@@ -519,14 +569,21 @@ impl<'p> Elaborator<'p> {
             Val::Grad { f, wrt, with_value } => super::transform::call_grad(self, f, &wrt, with_value, args, span),
             Val::Poison => Val::Poison,
             other => self.error(
-                Diagnostic::error(Code::BadCall, format!("{} is not a function", other.describe())).with_label(f_span, "called here"),
+                Diagnostic::error(Code::BadCall, format!("{} is not a function", other.describe()))
+                    .with_label(f_span, "called here"),
             ),
         }
     }
 
     pub fn call_method(&mut self, model: Rc<ModelInst>, idx: usize, args: Vec<CallArg>, span: Span) -> Val {
         let r = FnRef { module: model.module, item: idx };
-        self.call_fn_decl(r, self.prog.model_decl(model.module, model.item).methods.get(idx).expect("method"), Some(model), args, span)
+        self.call_fn_decl(
+            r,
+            self.prog.model_decl(model.module, model.item).methods.get(idx).expect("method"),
+            Some(model),
+            args,
+            span,
+        )
     }
 
     pub fn call_fn(&mut self, r: FnRef, model: Option<Rc<ModelInst>>, args: Vec<CallArg>, span: Span) -> Val {
@@ -547,9 +604,12 @@ impl<'p> Elaborator<'p> {
         if self.depth >= MAX_CALL_DEPTH {
             self.recursion_limit_hit = true;
             return self.error(
-                Diagnostic::error(Code::NotAllowed, format!("calls nest deeper than {MAX_CALL_DEPTH} levels at `{name}`"))
-                    .with_label(span, "in this call")
-                    .with_note(format!("recursive {what} are not supported")),
+                Diagnostic::error(
+                    Code::NotAllowed,
+                    format!("calls nest deeper than {MAX_CALL_DEPTH} levels at `{name}`"),
+                )
+                .with_label(span, "in this call")
+                .with_note(format!("recursive {what} are not supported")),
             );
         }
         self.depth += 1;
@@ -558,11 +618,25 @@ impl<'p> Elaborator<'p> {
         res
     }
 
-    fn call_fn_decl(&mut self, r: FnRef, decl: &'p ast::FnDecl, model: Option<Rc<ModelInst>>, args: Vec<CallArg>, span: Span) -> Val {
+    fn call_fn_decl(
+        &mut self,
+        r: FnRef,
+        decl: &'p ast::FnDecl,
+        model: Option<Rc<ModelInst>>,
+        args: Vec<CallArg>,
+        span: Span,
+    ) -> Val {
         self.nested(&decl.name.name, span, "functions", |el| el.call_fn_decl_inner(r, decl, model, args, span))
     }
 
-    fn call_fn_decl_inner(&mut self, r: FnRef, decl: &'p ast::FnDecl, model: Option<Rc<ModelInst>>, args: Vec<CallArg>, span: Span) -> Val {
+    fn call_fn_decl_inner(
+        &mut self,
+        r: FnRef,
+        decl: &'p ast::FnDecl,
+        model: Option<Rc<ModelInst>>,
+        args: Vec<CallArg>,
+        span: Span,
+    ) -> Val {
         let mut env = Env::new(r.module);
         let params: Vec<ast::Param> = decl.params.iter().filter(|p| p.name.name != "self").cloned().collect();
         if let Some(m) = &model {
@@ -588,9 +662,12 @@ impl<'p> Elaborator<'p> {
             if let Some(want) = self.resolve_type(&env, ret, true) {
                 if !self.type_fits(&want, &t.ty) {
                     return self.error(
-                        Diagnostic::error(Code::TypeMismatch, format!("`{}` returns {} but declares {}", decl.name.name, t.ty, want))
-                            .with_label(tail_span(&decl.body), format!("this is {}", t.ty))
-                            .with_label(ret.span, format!("declared as {want}")),
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!("`{}` returns {} but declares {}", decl.name.name, t.ty, want),
+                        )
+                        .with_label(tail_span(&decl.body), format!("this is {}", t.ty))
+                        .with_label(ret.span, format!("declared as {want}")),
                     );
                 }
             }
@@ -603,18 +680,33 @@ impl<'p> Elaborator<'p> {
     fn type_fits(&self, want: &Ty, got: &Ty) -> bool {
         want.dtype == got.dtype
             && want.dims.len() == got.dims.len()
-            && want.dims.iter().zip(&got.dims).all(|(w, g)| w == g || matches!(w, Dim::Sym(_)) && matches!(g, Dim::Sym(_)))
+            && want
+                .dims
+                .iter()
+                .zip(&got.dims)
+                .all(|(w, g)| w == g || matches!(w, Dim::Sym(_)) && matches!(g, Dim::Sym(_)))
     }
 
     /// Converts an argument to a declared parameter type, unifying symbolic
     /// dims (`B`) with the argument's dims and binding them in `env`.
-    fn coerce_to_declared(&mut self, env: &mut Env, ty: &ast::TypeExpr, v: Val, arg_span: Span, fn_name: &str, pname: &ast::Ident) -> Val {
+    fn coerce_to_declared(
+        &mut self,
+        env: &mut Env,
+        ty: &ast::TypeExpr,
+        v: Val,
+        arg_span: Span,
+        fn_name: &str,
+        pname: &ast::Ident,
+    ) -> Val {
         if ty.dims.is_none() && matches!(ty.name.name.as_str(), "int") {
             return match v {
                 Val::Int(_) | Val::Poison => v,
                 other => self.error(
-                    Diagnostic::error(Code::TypeMismatch, format!("`{}` of `{fn_name}` must be an integer known at compile time", pname.name))
-                        .with_label(arg_span, format!("this is {}", other.describe())),
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("`{}` of `{fn_name}` must be an integer known at compile time", pname.name),
+                    )
+                    .with_label(arg_span, format!("this is {}", other.describe())),
                 ),
             };
         }
@@ -623,8 +715,11 @@ impl<'p> Elaborator<'p> {
                 Val::Float(_) | Val::Poison => v,
                 Val::Int(Dim::Known(n)) => Val::Float(n as f64),
                 other => self.error(
-                    Diagnostic::error(Code::TypeMismatch, format!("`{}` of `{fn_name}` must be a number known at compile time", pname.name))
-                        .with_label(arg_span, format!("this is {}", other.describe())),
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("`{}` of `{fn_name}` must be a number known at compile time", pname.name),
+                    )
+                    .with_label(arg_span, format!("this is {}", other.describe())),
                 ),
             };
         }
@@ -643,9 +738,12 @@ impl<'p> Elaborator<'p> {
             }
             other => {
                 return self.error(
-                    Diagnostic::error(Code::TypeMismatch, format!("argument `{}` of `{fn_name}` expects a tensor, got {}", pname.name, other.describe()))
-                        .with_label(arg_span, format!("this is {}", other.describe()))
-                        .with_label(ty.span, "declared here"),
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("argument `{}` of `{fn_name}` expects a tensor, got {}", pname.name, other.describe()),
+                    )
+                    .with_label(arg_span, format!("this is {}", other.describe()))
+                    .with_label(ty.span, "declared here"),
                 )
             }
         };
@@ -676,7 +774,15 @@ impl<'p> Elaborator<'p> {
         self.declared_mismatch(ty, &t, arg_span, fn_name, pname, None)
     }
 
-    fn declared_mismatch(&mut self, ty: &ast::TypeExpr, t: &TVal, arg_span: Span, fn_name: &str, pname: &ast::Ident, note: Option<String>) -> Val {
+    fn declared_mismatch(
+        &mut self,
+        ty: &ast::TypeExpr,
+        t: &TVal,
+        arg_span: Span,
+        fn_name: &str,
+        pname: &ast::Ident,
+        note: Option<String>,
+    ) -> Val {
         let mut d = Diagnostic::error(
             Code::ShapeMismatch,
             format!("argument `{}` of `{fn_name}` has type {}, which does not fit its declared type", pname.name, t.ty),
@@ -691,7 +797,14 @@ impl<'p> Elaborator<'p> {
 
     /// Matches call arguments (positional, then keyword, then defaults) to
     /// declared parameters. Returns one value per parameter.
-    pub fn bind_args(&mut self, fn_name: &str, params: &[ast::Param], args: Vec<CallArg>, span: Span, module: usize) -> Option<Vec<Val>> {
+    pub fn bind_args(
+        &mut self,
+        fn_name: &str,
+        params: &[ast::Param],
+        args: Vec<CallArg>,
+        span: Span,
+        module: usize,
+    ) -> Option<Vec<Val>> {
         let mut slots: Vec<Option<Val>> = vec![None; params.len()];
         let mut ok = true;
         let mut positional = 0;
@@ -700,7 +813,11 @@ impl<'p> Elaborator<'p> {
                 None => {
                     if positional >= params.len() {
                         self.error(
-                            Diagnostic::error(Code::BadCall, format!("`{fn_name}` takes {} arguments but more were given", params.len())).with_label(a.span, "extra argument"),
+                            Diagnostic::error(
+                                Code::BadCall,
+                                format!("`{fn_name}` takes {} arguments but more were given", params.len()),
+                            )
+                            .with_label(a.span, "extra argument"),
                         );
                         ok = false;
                         continue;
@@ -711,11 +828,16 @@ impl<'p> Elaborator<'p> {
                 Some(n) => match params.iter().position(|p| &p.name.name == n) {
                     Some(i) if slots[i].is_none() => slots[i] = Some(a.value),
                     Some(_) => {
-                        self.error(Diagnostic::error(Code::BadCall, format!("argument `{n}` of `{fn_name}` is given twice")).with_label(a.name_span.unwrap_or(a.span), "given again here"));
+                        self.error(
+                            Diagnostic::error(Code::BadCall, format!("argument `{n}` of `{fn_name}` is given twice"))
+                                .with_label(a.name_span.unwrap_or(a.span), "given again here"),
+                        );
                         ok = false;
                     }
                     None => {
-                        let mut d = Diagnostic::error(Code::BadCall, format!("`{fn_name}` has no parameter named `{n}`")).with_label(a.name_span.unwrap_or(a.span), "unknown keyword argument");
+                        let mut d =
+                            Diagnostic::error(Code::BadCall, format!("`{fn_name}` has no parameter named `{n}`"))
+                                .with_label(a.name_span.unwrap_or(a.span), "unknown keyword argument");
                         if let Some(s) = super::suggest::closest(n, params.iter().map(|p| p.name.name.as_str())) {
                             d = d.with_help(format!("did you mean `{s}`?"));
                         }
@@ -735,7 +857,13 @@ impl<'p> Elaborator<'p> {
                         out.push(self.expr(&mut env, e));
                     }
                     None => {
-                        self.error(Diagnostic::error(Code::BadCall, format!("missing argument `{}` of `{fn_name}`", p.name.name)).with_label(span, "in this call"));
+                        self.error(
+                            Diagnostic::error(
+                                Code::BadCall,
+                                format!("missing argument `{}` of `{fn_name}`", p.name.name),
+                            )
+                            .with_label(span, "in this call"),
+                        );
                         ok = false;
                     }
                 },
@@ -775,7 +903,9 @@ pub fn tail_span(body: &Expr) -> Span {
 fn names_of(e: &Expr) -> Option<Vec<String>> {
     match &e.kind {
         ExprKind::Name(n) => Some(vec![n.clone()]),
-        ExprKind::Tuple(items) => items.iter().map(|i| if let ExprKind::Name(n) = &i.kind { Some(n.clone()) } else { None }).collect(),
+        ExprKind::Tuple(items) => {
+            items.iter().map(|i| if let ExprKind::Name(n) = &i.kind { Some(n.clone()) } else { None }).collect()
+        }
         _ => None,
     }
 }

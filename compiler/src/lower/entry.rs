@@ -3,8 +3,8 @@
 
 use super::elab::{CallArg, Elaborator, Env, LogEntry, PrintItem};
 use super::program::{Global, Program};
-use crate::autodiff::inline_outputs as inline;
 use super::value::{ParamSpec, TVal, Val};
+use crate::autodiff::inline_outputs as inline;
 use crate::check::{Dim, Ty};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{Builder, DType, Func, Type, ValueId};
@@ -29,7 +29,11 @@ pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
                 Item::Model(decl) if decl.config.iter().all(|p| p.default.is_some()) => {
                     if let Val::Model(inst) = el.instantiate(m, i, vec![], "", decl.span) {
                         for method in &decl.methods {
-                            if method.params.iter().all(|p| p.name.name == "self" || p.ty.is_some() || p.default.is_some()) {
+                            if method
+                                .params
+                                .iter()
+                                .all(|p| p.name.name == "self" || p.ty.is_some() || p.default.is_some())
+                            {
                                 let is_step = method.name.name.ends_with("_step");
                                 if is_step {
                                     el.logs = Some(Vec::new());
@@ -79,7 +83,12 @@ fn check_fn(el: &mut Elaborator, module: usize, f: &ast::FnDecl, model: Option<R
             el.call_method(m, idx, args, f.span);
         }
         None => {
-            let item = el.prog.modules[module].ast.items.iter().position(|it| matches!(it, Item::Fn(x) if std::ptr::eq(x, f))).expect("fn item");
+            let item = el.prog.modules[module]
+                .ast
+                .items
+                .iter()
+                .position(|it| matches!(it, Item::Fn(x) if std::ptr::eq(x, f)))
+                .expect("fn item");
             el.call_fn(super::value::FnRef { item, ..r }, None, args, f.span);
         }
     }
@@ -101,13 +110,17 @@ pub struct Script {
 
 pub fn lower_main(prog: &Program) -> Result<Script, Vec<Diagnostic>> {
     let Some(Global::Fn { module, item }) = prog.user().scope.get("main").copied() else {
-        return Err(vec![Diagnostic::error(Code::BadSection, "this file has no `fn main()` and no `trainer` section: nothing to run")
-            .with_label(Span::new(prog.user().file, 0, 0), "in this file")
-            .with_help("add `fn main() { ... }` to run a script, or `model`, `data` and `trainer` sections to train")]);
+        return Err(vec![Diagnostic::error(
+            Code::BadSection,
+            "this file has no `fn main()` and no `trainer` section: nothing to run",
+        )
+        .with_label(Span::new(prog.user().file, 0, 0), "in this file")
+        .with_help("add `fn main() { ... }` to run a script, or `model`, `data` and `trainer` sections to train")]);
     };
     let decl = prog.fn_decl(module, item);
     if !decl.params.is_empty() {
-        return Err(vec![Diagnostic::error(Code::BadCall, "`main` must take no parameters").with_label(decl.name.span, "defined here")]);
+        return Err(vec![Diagnostic::error(Code::BadCall, "`main` must take no parameters")
+            .with_label(decl.name.span, "defined here")]);
     }
     let mut el = Elaborator::new(prog, Some(Builder::new("main", &[])));
     el.prints = Some(Vec::new());
@@ -129,7 +142,10 @@ pub enum ConstValue {
     Bool(bool),
     Str(String),
     /// A call such as `csv("file.csv.gz", label = "last")` or `Mlp(hidden = 32)`.
-    Call { name: String, args: Vec<(Option<String>, ConstValue)> },
+    Call {
+        name: String,
+        args: Vec<(Option<String>, ConstValue)>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -162,14 +178,20 @@ pub fn training_sections(prog: &Program) -> Result<Sections, Vec<Diagnostic>> {
         match item {
             Item::Data(d) => {
                 if data.is_some() {
-                    diags.push(Diagnostic::error(Code::BadSection, "a file has at most one `data` section").with_label(d.span, "second `data` section"));
+                    diags.push(
+                        Diagnostic::error(Code::BadSection, "a file has at most one `data` section")
+                            .with_label(d.span, "second `data` section"),
+                    );
                 }
                 let source = const_value(&d.source, &mut diags).map(|v| (v, d.source.span));
                 data = Some(Section { span: d.span, source, entries: settings(&d.settings, &mut diags) });
             }
             Item::Trainer(t) => {
                 if trainer.is_some() {
-                    diags.push(Diagnostic::error(Code::BadSection, "a file has at most one `trainer` section").with_label(t.span, "second `trainer` section"));
+                    diags.push(
+                        Diagnostic::error(Code::BadSection, "a file has at most one `trainer` section")
+                            .with_label(t.span, "second `trainer` section"),
+                    );
                 }
                 trainer = Some(Section { span: t.span, source: None, entries: settings(&t.settings, &mut diags) });
             }
@@ -195,7 +217,12 @@ fn settings(list: &[ast::Setting], diags: &mut Vec<Diagnostic>) -> Vec<SettingEn
             continue;
         }
         if let Some(v) = const_value(&s.value, diags) {
-            out.push(SettingEntry { key: s.key.name.clone(), key_span: s.key.span, value: v, value_span: s.value.span });
+            out.push(SettingEntry {
+                key: s.key.name.clone(),
+                key_span: s.key.span,
+                value: v,
+                value_span: s.value.span,
+            });
         }
     }
     out
@@ -247,8 +274,11 @@ fn const_value(e: &ast::Expr, diags: &mut Vec<Diagnostic>) -> Option<ConstValue>
 
 fn bad_const(e: &ast::Expr, diags: &mut Vec<Diagnostic>) -> Option<ConstValue> {
     diags.push(
-        Diagnostic::error(Code::BadSection, "settings must be literals, arithmetic on numbers, or calls such as `csv(\"file.csv\")`")
-            .with_label(e.span, "not a compile-time setting"),
+        Diagnostic::error(
+            Code::BadSection,
+            "settings must be literals, arithmetic on numbers, or calls such as `csv(\"file.csv\")`",
+        )
+        .with_label(e.span, "not a compile-time setting"),
     );
     None
 }
@@ -273,16 +303,26 @@ pub struct TrainPrograms {
 
 /// Finds the model to train: `model = Name(args)` in the trainer section, or
 /// the last model of the user's file that has a `training_step`.
-fn find_model(prog: &Program, model_setting: Option<&SettingEntry>) -> Result<(usize, usize, Vec<(Option<String>, ConstValue)>), Diagnostic> {
+fn find_model(
+    prog: &Program,
+    model_setting: Option<&SettingEntry>,
+) -> Result<(usize, usize, Vec<(Option<String>, ConstValue)>), Diagnostic> {
     if let Some(entry) = model_setting {
         let (name, args) = match &entry.value {
             ConstValue::Call { name, args } => (name.clone(), args.clone()),
             ConstValue::Str(s) => (s.clone(), vec![]),
-            _ => return Err(Diagnostic::error(Code::BadSection, "`model` must name a model, e.g. `model = Mlp(hidden = 64)`").with_label(entry.value_span, "here")),
+            _ => {
+                return Err(Diagnostic::error(
+                    Code::BadSection,
+                    "`model` must name a model, e.g. `model = Mlp(hidden = 64)`",
+                )
+                .with_label(entry.value_span, "here"))
+            }
         };
         return match prog.user().scope.get(&name) {
             Some(Global::Model { module, item }) => Ok((*module, *item, args)),
-            _ => Err(Diagnostic::error(Code::UnknownName, format!("unknown model `{name}`")).with_label(entry.value_span, "not a model in this file")),
+            _ => Err(Diagnostic::error(Code::UnknownName, format!("unknown model `{name}`"))
+                .with_label(entry.value_span, "not a model in this file")),
         };
     }
     prog.user()
@@ -294,8 +334,11 @@ fn find_model(prog: &Program, model_setting: Option<&SettingEntry>) -> Result<(u
         .find(|(_, it)| matches!(it, Item::Model(m) if m.methods.iter().any(|f| f.name.name == "training_step")))
         .map(|(i, _)| (0, i, vec![]))
         .ok_or_else(|| {
-            Diagnostic::error(Code::BadSection, "the file has a `trainer` section but no model with a `training_step` method")
-                .with_label(Span::new(prog.user().file, 0, 0), "in this file")
+            Diagnostic::error(
+                Code::BadSection,
+                "the file has a `trainer` section but no model with a `training_step` method",
+            )
+            .with_label(Span::new(prog.user().file, 0, 0), "in this file")
         })
 }
 
@@ -311,13 +354,23 @@ fn const_to_val(v: &ConstValue) -> Val {
 }
 
 /// Lowers the training and validation steps for batches of types `x_ty`, `y_ty`.
-pub fn lower_training(prog: &Program, trainer: Option<&Section>, x_ty: &Type, y_ty: &Type) -> Result<TrainPrograms, Vec<Diagnostic>> {
+pub fn lower_training(
+    prog: &Program,
+    trainer: Option<&Section>,
+    x_ty: &Type,
+    y_ty: &Type,
+) -> Result<TrainPrograms, Vec<Diagnostic>> {
     let model_setting = trainer.and_then(|t| t.entries.iter().find(|e| e.key == "model"));
     let (module, item, cfg) = find_model(prog, model_setting).map_err(|d| vec![d])?;
     let decl = prog.model_decl(module, item);
     let cfg_args: Vec<CallArg> = cfg
         .iter()
-        .map(|(n, v)| CallArg { name: n.clone(), name_span: None, value: const_to_val(v), span: model_setting.map_or(decl.span, |e| e.value_span) })
+        .map(|(n, v)| CallArg {
+            name: n.clone(),
+            name_span: None,
+            value: const_to_val(v),
+            span: model_setting.map_or(decl.span, |e| e.value_span),
+        })
         .collect();
 
     // 1. Discover the parameters (a dry instantiation in check mode).
@@ -330,21 +383,36 @@ pub fn lower_training(prog: &Program, trainer: Option<&Section>, x_ty: &Type, y_
     let params = probe.param_specs.clone();
     let n_params = params.len();
     if n_params == 0 {
-        return Err(vec![Diagnostic::error(Code::BadSection, format!("model `{}` has no trainable parameters", decl.name.name)).with_label(decl.name.span, "defined here")]);
+        return Err(vec![Diagnostic::error(
+            Code::BadSection,
+            format!("model `{}` has no trainable parameters", decl.name.name),
+        )
+        .with_label(decl.name.span, "defined here")]);
     }
 
     // 2. The optimizer.
     let Some(opt_idx) = decl.methods.iter().position(|f| f.name.name == "configure_optimizers") else {
-        return Err(vec![Diagnostic::error(Code::BadSection, format!("model `{}` has no `configure_optimizers` method", decl.name.name))
-            .with_label(decl.name.span, "defined here")
-            .with_help("add e.g. `fn configure_optimizers(self) = adam(lr = 1e-3)`")]);
+        return Err(vec![Diagnostic::error(
+            Code::BadSection,
+            format!("model `{}` has no `configure_optimizers` method", decl.name.name),
+        )
+        .with_label(decl.name.span, "defined here")
+        .with_help("add e.g. `fn configure_optimizers(self) = adam(lr = 1e-3)`")]);
     };
     let opt = match probe.call_method(inst.clone(), opt_idx, vec![], decl.methods[opt_idx].span) {
         Val::Optimizer(o) => o,
         other => {
             let mut diags = dedup(probe.diags);
-            diags.push(Diagnostic::error(Code::TypeMismatch, format!("`configure_optimizers` must return an optimizer such as `adam(lr = 1e-3)`, not {}", other.describe()))
-                .with_label(decl.methods[opt_idx].body.span, "returned here"));
+            diags.push(
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!(
+                        "`configure_optimizers` must return an optimizer such as `adam(lr = 1e-3)`, not {}",
+                        other.describe()
+                    ),
+                )
+                .with_label(decl.methods[opt_idx].body.span, "returned here"),
+            );
             return Err(diags);
         }
     };
@@ -353,8 +421,14 @@ pub fn lower_training(prog: &Program, trainer: Option<&Section>, x_ty: &Type, y_
     let n_states = match step_pos {
         Some(k) if k >= 2 => k - 2,
         _ => {
-            return Err(vec![Diagnostic::error(Code::BadSection, format!("optimizer update `{}` must take (p, g, states..., step, hyperparameters...)", update_decl.name.name))
-                .with_label(update_decl.name.span, "defined here")])
+            return Err(vec![Diagnostic::error(
+                Code::BadSection,
+                format!(
+                    "optimizer update `{}` must take (p, g, states..., step, hyperparameters...)",
+                    update_decl.name.name
+                ),
+            )
+            .with_label(update_decl.name.span, "defined here")])
         }
     };
 
@@ -363,7 +437,11 @@ pub fn lower_training(prog: &Program, trainer: Option<&Section>, x_ty: &Type, y_
     fwd_types.push(x_ty.clone());
     fwd_types.push(y_ty.clone());
     let Some(train_idx) = decl.methods.iter().position(|f| f.name.name == "training_step") else {
-        return Err(vec![Diagnostic::error(Code::BadSection, format!("model `{}` has no `training_step` method", decl.name.name)).with_label(decl.name.span, "defined here")]);
+        return Err(vec![Diagnostic::error(
+            Code::BadSection,
+            format!("model `{}` has no `training_step` method", decl.name.name),
+        )
+        .with_label(decl.name.span, "defined here")]);
     };
     let (fwd, train_logs) = lower_step(prog, module, item, &cfg_args, &params, &fwd_types, train_idx, true)?;
 
@@ -407,7 +485,12 @@ pub fn lower_training(prog: &Program, trainer: Option<&Section>, x_ty: &Type, y_
             let sid = ValueId((n_params + i * n_states + s) as u32);
             args.push(CallArg { name: None, name_span: None, value: t(sid), span: update_decl.span });
         }
-        args.push(CallArg { name: None, name_span: None, value: Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) }), span: update_decl.span });
+        args.push(CallArg {
+            name: None,
+            name_span: None,
+            value: Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) }),
+            span: update_decl.span,
+        });
         for (k, v) in &opt.hyper {
             args.push(CallArg { name: Some(k.clone()), name_span: None, value: v.clone(), span: update_decl.span });
         }
@@ -416,8 +499,18 @@ pub fn lower_training(prog: &Program, trainer: Option<&Section>, x_ty: &Type, y_
             Val::Tuple(items) if items.len() == 1 + n_states => items,
             other => {
                 let mut diags = dedup(std::mem::take(&mut el.diags));
-                diags.push(Diagnostic::error(Code::TypeMismatch, format!("optimizer update `{}` must return a tuple (p, states...) of {} values, not {}", update_decl.name.name, 1 + n_states, other.describe()))
-                    .with_label(update_decl.body.span, "returned here"));
+                diags.push(
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!(
+                            "optimizer update `{}` must return a tuple (p, states...) of {} values, not {}",
+                            update_decl.name.name,
+                            1 + n_states,
+                            other.describe()
+                        ),
+                    )
+                    .with_label(update_decl.body.span, "returned here"),
+                );
                 return Err(diags);
             }
         };
@@ -432,8 +525,19 @@ pub fn lower_training(prog: &Program, trainer: Option<&Section>, x_ty: &Type, y_
                 }
                 other => {
                     let mut diags = dedup(std::mem::take(&mut el.diags));
-                    diags.push(Diagnostic::error(Code::TypeMismatch, format!("optimizer update `{}` returned {} for parameter `{}` of type {}", update_decl.name.name, other.describe(), p.path, p.ty))
-                        .with_label(update_decl.body.span, "returned here"));
+                    diags.push(
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!(
+                                "optimizer update `{}` returned {} for parameter `{}` of type {}",
+                                update_decl.name.name,
+                                other.describe(),
+                                p.path,
+                                p.ty
+                            ),
+                        )
+                        .with_label(update_decl.body.span, "returned here"),
+                    );
                     return Err(diags);
                 }
             }
@@ -496,12 +600,20 @@ fn lower_step(
     let y = TVal { ty: Ty::known(&types[n + 1]), id: Some(ValueId(n as u32 + 1)) };
     let n_args = mdecl.params.iter().filter(|p| p.name.name != "self").count();
     if n_args != 2 {
-        return Err(vec![Diagnostic::error(Code::BadSection, format!("`{}` must take (self, x, y): the batch's inputs and labels", mdecl.name.name))
-            .with_label(mdecl.name.span, "defined here")]);
+        return Err(vec![Diagnostic::error(
+            Code::BadSection,
+            format!("`{}` must take (self, x, y): the batch's inputs and labels", mdecl.name.name),
+        )
+        .with_label(mdecl.name.span, "defined here")]);
     }
     let args = vec![
         CallArg { name: None, name_span: None, value: Val::Tensor(x), span: mdecl.params[1].name.span },
-        CallArg { name: None, name_span: None, value: Val::Tensor(y), span: mdecl.params[2.min(mdecl.params.len() - 1)].name.span },
+        CallArg {
+            name: None,
+            name_span: None,
+            value: Val::Tensor(y),
+            span: mdecl.params[2.min(mdecl.params.len() - 1)].name.span,
+        },
     ];
     el.logs = Some(Vec::new());
     let out = el.call_method(inst, method, args, mdecl.span);
@@ -509,7 +621,12 @@ fn lower_step(
     if el.diags.iter().any(Diagnostic::is_error) {
         let mut diags = dedup(el.diags);
         for d in &mut diags {
-            d.notes.push(format!("while compiling `{}` for batches x: {}, y: {}", mdecl.name.name, types[n], types[n + 1]));
+            d.notes.push(format!(
+                "while compiling `{}` for batches x: {}, y: {}",
+                mdecl.name.name,
+                types[n],
+                types[n + 1]
+            ));
         }
         return Err(diags);
     }
@@ -518,8 +635,11 @@ fn lower_step(
         match out {
             Val::Tensor(t) if t.ty.rank() == 0 && t.ty.dtype.is_float() => outputs.push(t.id.expect("built")),
             other => {
-                return Err(vec![Diagnostic::error(Code::TypeMismatch, format!("`training_step` must return the loss, a float scalar, not {}", other.describe()))
-                    .with_label(mdecl.body.span, "returned here")])
+                return Err(vec![Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!("`training_step` must return the loss, a float scalar, not {}", other.describe()),
+                )
+                .with_label(mdecl.body.span, "returned here")])
             }
         }
     }

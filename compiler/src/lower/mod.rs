@@ -15,7 +15,10 @@ pub mod transform;
 pub mod value;
 
 pub use elab::PrintItem;
-pub use entry::{check_program, lower_main, lower_training, training_sections, ConstValue, Script, Section, Sections, SettingEntry, TrainPrograms};
+pub use entry::{
+    check_program, lower_main, lower_training, training_sections, ConstValue, Script, Section, Sections, SettingEntry,
+    TrainPrograms,
+};
 pub use program::{load, Program};
 pub use value::{Init, ParamSpec};
 

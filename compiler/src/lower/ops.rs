@@ -58,7 +58,8 @@ impl<'p> Elaborator<'p> {
             (op, other) => {
                 let sym = if op == UnOp::Neg { "-" } else { "!" };
                 self.error(
-                    Diagnostic::error(Code::TypeMismatch, format!("cannot apply `{sym}` to {}", other.describe())).with_label(span, "here"),
+                    Diagnostic::error(Code::TypeMismatch, format!("cannot apply `{sym}` to {}", other.describe()))
+                        .with_label(span, "here"),
                 )
             }
         }
@@ -85,10 +86,18 @@ impl<'p> Elaborator<'p> {
             (Val::Tensor(x), Val::Tensor(y)) => {
                 if x.ty.dtype != y.ty.dtype {
                     return self.error(
-                        Diagnostic::error(Code::TypeMismatch, format!("`{}` needs operands of one dtype, found {} and {}", op.symbol(), x.ty.dtype, y.ty.dtype))
-                            .with_label(a_span, format!("this is {}", x.ty))
-                            .with_label(b_span, format!("this is {}", y.ty))
-                            .with_help("convert one side explicitly, e.g. `float(x)`"),
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!(
+                                "`{}` needs operands of one dtype, found {} and {}",
+                                op.symbol(),
+                                x.ty.dtype,
+                                y.ty.dtype
+                            ),
+                        )
+                        .with_label(a_span, format!("this is {}", x.ty))
+                        .with_label(b_span, format!("this is {}", y.ty))
+                        .with_help("convert one side explicitly, e.g. `float(x)`"),
                     );
                 }
                 x.ty.dtype
@@ -98,18 +107,24 @@ impl<'p> Elaborator<'p> {
                 // a float literal becomes an error below).
                 if matches!(other, Val::Float(_)) && !x.ty.dtype.is_float() {
                     return self.error(
-                        Diagnostic::error(Code::TypeMismatch, format!("cannot combine a {} tensor with a float literal", x.ty.dtype))
-                            .with_label(span, "here")
-                            .with_help("convert the tensor first, e.g. `float(x)`"),
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!("cannot combine a {} tensor with a float literal", x.ty.dtype),
+                        )
+                        .with_label(span, "here")
+                        .with_help("convert the tensor first, e.g. `float(x)`"),
                     );
                 }
                 x.ty.dtype
             }
             _ => {
                 return self.error(
-                    Diagnostic::error(Code::TypeMismatch, format!("cannot apply `{}` to {} and {}", op.symbol(), a.describe(), b.describe()))
-                        .with_label(a_span, format!("this is {}", a.describe()))
-                        .with_label(b_span, format!("this is {}", b.describe())),
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("cannot apply `{}` to {} and {}", op.symbol(), a.describe(), b.describe()),
+                    )
+                    .with_label(a_span, format!("this is {}", a.describe()))
+                    .with_label(b_span, format!("this is {}", b.describe())),
                 )
             }
         };
@@ -123,22 +138,28 @@ impl<'p> Elaborator<'p> {
             Ok(d) => d,
             Err(msg) => {
                 return self.error(
-                    Diagnostic::error(Code::ShapeMismatch, format!("shapes {} and {} cannot be broadcast for `{}`", x.ty, y.ty, op.symbol()))
-                        .with_label(a_span, format!("this is {}", x.ty))
-                        .with_label(b_span, format!("this is {}", y.ty))
-                        .with_note(msg)
-                        .with_help("trailing dimensions must be equal, or one of them 1"),
+                    Diagnostic::error(
+                        Code::ShapeMismatch,
+                        format!("shapes {} and {} cannot be broadcast for `{}`", x.ty, y.ty, op.symbol()),
+                    )
+                    .with_label(a_span, format!("this is {}", x.ty))
+                    .with_label(b_span, format!("this is {}", y.ty))
+                    .with_note(msg)
+                    .with_help("trailing dimensions must be equal, or one of them 1"),
                 )
             }
         };
         let is_cmp = matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge);
         if !is_cmp && dtype == DType::Bool {
             return self.error(
-                Diagnostic::error(Code::TypeMismatch, format!("`{}` is not defined on bool tensors", op.symbol())).with_label(span, "here").with_help("convert with `float(x)`"),
+                Diagnostic::error(Code::TypeMismatch, format!("`{}` is not defined on bool tensors", op.symbol()))
+                    .with_label(span, "here")
+                    .with_help("convert with `float(x)`"),
             );
         }
         if op == BinOp::Pow && !dtype.is_float() {
-            return self.error(Diagnostic::error(Code::TypeMismatch, "`^` needs float operands").with_label(span, "here"));
+            return self
+                .error(Diagnostic::error(Code::TypeMismatch, "`^` needs float operands").with_label(span, "here"));
         }
         let ty = Ty { dtype: if is_cmp { DType::Bool } else { dtype }, dims: dims.clone() };
         let id = match (x.id, y.id) {
@@ -169,7 +190,8 @@ impl<'p> Elaborator<'p> {
     }
 
     fn logical(&mut self, op: BinOp, a: Val, a_span: Span, b: Val, b_span: Span) -> Val {
-        let (Some(x), Some(y)) = (self.as_tensor(&a, DType::Bool, a_span), self.as_tensor(&b, DType::Bool, b_span)) else {
+        let (Some(x), Some(y)) = (self.as_tensor(&a, DType::Bool, a_span), self.as_tensor(&b, DType::Bool, b_span))
+        else {
             return Val::Poison;
         };
         if x.ty.dtype != DType::Bool || y.ty.dtype != DType::Bool {
@@ -218,7 +240,10 @@ impl<'p> Elaborator<'p> {
             Val::Float(_) | Val::Int(Dim::Known(_)) | Val::Bool(_) => self.scalar_tensor(v, dtype),
             Val::Poison => None,
             other => {
-                self.error(Diagnostic::error(Code::TypeMismatch, format!("expected a tensor, found {}", other.describe())).with_label(span, "here"));
+                self.error(
+                    Diagnostic::error(Code::TypeMismatch, format!("expected a tensor, found {}", other.describe()))
+                        .with_label(span, "here"),
+                );
                 None
             }
         }
@@ -226,7 +251,10 @@ impl<'p> Elaborator<'p> {
 
     fn matmul(&mut self, x: TVal, a_span: Span, y: TVal, b_span: Span) -> Val {
         if !x.ty.dtype.is_float() {
-            return self.error(Diagnostic::error(Code::TypeMismatch, "`@` needs float operands").with_label(a_span, format!("this is {}", x.ty)));
+            return self.error(
+                Diagnostic::error(Code::TypeMismatch, "`@` needs float operands")
+                    .with_label(a_span, format!("this is {}", x.ty)),
+            );
         }
         let dims = match shape_rules::matmul(&x.ty.dims, &y.ty.dims) {
             Ok(d) => d,
@@ -313,7 +341,11 @@ impl<'p> Elaborator<'p> {
                 Val::Poison => return Val::Poison,
                 other => {
                     return self.error(
-                        Diagnostic::error(Code::TypeMismatch, format!("array literals hold numbers, found {}", other.describe())).with_label(span, "in this array"),
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!("array literals hold numbers, found {}", other.describe()),
+                        )
+                        .with_label(span, "in this array"),
                     )
                 }
             }

@@ -80,11 +80,8 @@ fn add_module(prog: &mut Program, name: &str, file: FileId, module: ast::Module,
             Item::Use(_) | Item::Data(_) | Item::Trainer(_) => {}
         }
     }
-    let uses: Vec<ast::UseDecl> = module
-        .items
-        .iter()
-        .filter_map(|it| if let Item::Use(u) = it { Some(u.clone()) } else { None })
-        .collect();
+    let uses: Vec<ast::UseDecl> =
+        module.items.iter().filter_map(|it| if let Item::Use(u) = it { Some(u.clone()) } else { None }).collect();
     prog.modules.push(ModuleInfo { name: name.to_string(), file, ast: module, scope });
     for u in uses {
         let Some(target) = load_stdlib(prog, &u.module.name, diags) else {
@@ -121,7 +118,9 @@ fn add_module(prog: &mut Program, name: &str, file: FileId, module: ast::Module,
                                 format!("module `{}` has no item named `{}`", u.module.name, n.name),
                             )
                             .with_label(n.span, "not found in the module");
-                            if let Some(s) = crate::lower::suggest::closest(&n.name, own.iter().map(|(k, _)| k.as_str())) {
+                            if let Some(s) =
+                                crate::lower::suggest::closest(&n.name, own.iter().map(|(k, _)| k.as_str()))
+                            {
                                 d = d.with_help(format!("did you mean `{s}`?"));
                             }
                             diags.push(d);

@@ -23,7 +23,9 @@ fn main() {
 }
 ",
     );
-    for op in [Op::Logistic, Op::Abs, Op::Sign, Op::Erf, Op::Log1p, Op::Expm1, Op::Sin, Op::Cos, Op::Rsqrt, Op::StopGradient] {
+    for op in
+        [Op::Logistic, Op::Abs, Op::Sign, Op::Erf, Op::Log1p, Op::Expm1, Op::Sin, Op::Cos, Op::Rsqrt, Op::StopGradient]
+    {
         assert!(func.insts.iter().any(|i| i.op == op), "no {op:?} in\n{}", crate::ir::text::print(&func));
     }
     let x = [-2.0f32, -1.0, 0.0, 1.0, 2.0];

@@ -37,12 +37,22 @@ pub enum Val {
     Tuple(Vec<Val>),
     Fn(FnRef),
     /// A model declaration: calling it instantiates the model.
-    ModelDecl { module: usize, item: usize },
+    ModelDecl {
+        module: usize,
+        item: usize,
+    },
     Builtin(&'static str),
     /// `grad(f, wrt = ...)` or `value_and_grad(...)`, waiting for arguments.
-    Grad { f: FnRef, wrt: Vec<String>, with_value: bool },
+    Grad {
+        f: FnRef,
+        wrt: Vec<String>,
+        with_value: bool,
+    },
     Model(Rc<ModelInst>),
-    Method { model: Rc<ModelInst>, name: String },
+    Method {
+        model: Rc<ModelInst>,
+        name: String,
+    },
     Init(Init),
     Optimizer(Optimizer),
     Unit,
@@ -76,8 +86,14 @@ impl Val {
 pub enum Init {
     Zeros,
     Ones,
-    Uniform { low: f64, high: f64 },
-    Normal { mean: f64, std: f64 },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
     /// Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)) from the first two dims.
     GlorotUniform,
 }

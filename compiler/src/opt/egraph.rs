@@ -211,7 +211,10 @@ pub enum Data {
     Attr(Attr),
     /// `konst`: when known, the value of *every* element (exact, in `ty.dtype`,
     /// widened to f64). Set for constants and things computed only from them.
-    Value { ty: Type, konst: Option<f64> },
+    Value {
+        ty: Type,
+        konst: Option<f64>,
+    },
     Root,
 }
 
@@ -345,7 +348,10 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
             let (start, limit, stride) = (ints_of(egraph, *start), ints_of(egraph, *limit), ints_of(egraph, *stride));
             let dims = (0..src.shape.rank())
                 .map(|d| {
-                    assert!(start[d] <= limit[d] && limit[d] <= src.shape.0[d] && stride[d] >= 1, "ill-typed slice {node:?}");
+                    assert!(
+                        start[d] <= limit[d] && limit[d] <= src.shape.0[d] && stride[d] >= 1,
+                        "ill-typed slice {node:?}"
+                    );
                     (limit[d] - start[d]).div_ceil(stride[d])
                 })
                 .collect();
@@ -354,8 +360,9 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
         Node::Pad([low, high, interior, x]) => {
             let src = ty(x);
             let (low, high, interior) = (ints_of(egraph, *low), ints_of(egraph, *high), ints_of(egraph, *interior));
-            let dims =
-                (0..src.shape.rank()).map(|d| ir::func::padded_dim(src.shape.0[d], low[d], high[d], interior[d])).collect();
+            let dims = (0..src.shape.rank())
+                .map(|d| ir::func::padded_dim(src.shape.0[d], low[d], high[d], interior[d]))
+                .collect();
             Type { dtype: src.dtype, shape: Shape(dims) }
         }
         Node::Concat(children) => {
@@ -366,7 +373,10 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
                     && t.shape.rank() == first.shape.rank()
                     && (0..t.shape.rank()).all(|d| d == axis || t.shape.0[d] == first.shape.0[d])
             };
-            assert!(axis < first.shape.rank() && children[1..].iter().all(|c| fits(&ty(c))), "ill-typed concat {node:?}");
+            assert!(
+                axis < first.shape.rank() && children[1..].iter().all(|c| fits(&ty(c))),
+                "ill-typed concat {node:?}"
+            );
             let mut dims = first.shape.0.clone();
             dims[axis] = children[1..].iter().map(|c| ty(c).shape.0[axis]).sum();
             Type { dtype: first.dtype, shape: Shape(dims) }
@@ -378,9 +388,12 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
         | Node::Max([a, b])
         | Node::Min([a, b])
         | Node::Pow([a, b]) => same(a, b),
-        Node::Lt([a, b]) | Node::Le([a, b]) | Node::Gt([a, b]) | Node::Ge([a, b]) | Node::Eq([a, b]) | Node::Ne([a, b]) => {
-            same(a, b).with_dtype(DType::Bool)
-        }
+        Node::Lt([a, b])
+        | Node::Le([a, b])
+        | Node::Gt([a, b])
+        | Node::Ge([a, b])
+        | Node::Eq([a, b])
+        | Node::Ne([a, b]) => same(a, b).with_dtype(DType::Bool),
         Node::Select([c, t, f]) => {
             let res = same(t, f);
             assert_eq!(ty(c), res.with_dtype(DType::Bool), "ill-typed select {node:?}");
@@ -613,13 +626,7 @@ pub fn to_recexpr(func: &Func) -> RecExpr<Node> {
 /// depth-first walk from the outputs, children left to right. The walk only
 /// looks values up in the map, never iterates it, so the result depends on
 /// nothing but the e-graph and `best`.
-pub fn to_func(
-    egraph: &IrEGraph,
-    root: Id,
-    name: &str,
-    param_types: &[Type],
-    best: impl Fn(Id) -> Node,
-) -> Func {
+pub fn to_func(egraph: &IrEGraph, root: Id, name: &str, param_types: &[Type], best: impl Fn(Id) -> Node) -> Func {
     let mut b = ir::Builder::new(name, param_types);
     let mut done: HashMap<Id, ValueId> = HashMap::new();
     let mut visiting: HashSet<Id> = HashSet::new();

@@ -71,9 +71,7 @@ pub fn optimize(func: &Func, opts: &Options) -> (Func, Report) {
     let egraph = &runner.egraph;
     let root = egraph.find(runner.roots[0]);
     let extractor = Extractor::new(egraph, cost::FlopsAndBytes { egraph });
-    let res = egraph::to_func(egraph, root, &func.name, &func.param_types(), |id| {
-        extractor.find_best_node(id).clone()
-    });
+    let res = egraph::to_func(egraph, root, &func.name, &func.param_types(), |id| extractor.find_best_node(id).clone());
     if cfg!(debug_assertions) {
         ir::verify::assert_valid(&res, "optimize");
         assert_eq!(res.output_types(), func.output_types(), "optimize changed the output types");
@@ -97,7 +95,8 @@ pub fn optimize(func: &Func, opts: &Options) -> (Func, Report) {
         StopReason::TimeLimit(t) => format!("TimeLimit({t})"),
         StopReason::Other(s) => format!("Other({s})"),
     };
-    let report = Report { nodes_before: func.insts.len(), nodes_after: res.insts.len(), rules_fired: fired, stop_reason };
+    let report =
+        Report { nodes_before: func.insts.len(), nodes_after: res.insts.len(), rules_fired: fired, stop_reason };
     (res, report)
 }
 

@@ -24,22 +24,22 @@ pub const INEXACT: &[(&str, &str)] = &[
 /// The rewrite table.
 pub fn rules() -> Vec<Rule> {
     vec![
-        rewrite!("mul-one-r"; "(mul ?x ?c)" => "?x" if is_uniform("?c", 1.0)),       // x * 1 = x
-        rewrite!("mul-one-l"; "(mul ?c ?x)" => "?x" if is_uniform("?c", 1.0)),       // 1 * x = x
-        rewrite!("div-one"; "(div ?x ?c)" => "?x" if is_uniform("?c", 1.0)),         // x / 1 = x
-        rewrite!("add-zero-r"; "(add ?x ?c)" => "?x" if is_uniform("?c", 0.0)),      // x + 0 = x (up to the sign of zero)
-        rewrite!("add-zero-l"; "(add ?c ?x)" => "?x" if is_uniform("?c", 0.0)),      // 0 + x = x (up to the sign of zero)
-        rewrite!("sub-zero"; "(sub ?x ?c)" => "?x" if is_pos_zero("?c")),            // x - (+0) = x, also for x = -0
-        rewrite!("add-comm"; "(add ?a ?b)" => "(add ?b ?a)"),                        // a + b = b + a
-        rewrite!("mul-comm"; "(mul ?a ?b)" => "(mul ?b ?a)"),                        // a * b = b * a
-        rewrite!("neg-neg"; "(neg (neg ?x))" => "?x"),                               // -(-x) = x
-        rewrite!("log-exp"; "(log (exp ?x))" => "?x"),                               // ln(e^x) = x (inexact, see INEXACT)
-        rewrite!("select-same"; "(select ?c ?x ?x)" => "?x"),                        // (c ? x : x) = x
+        rewrite!("mul-one-r"; "(mul ?x ?c)" => "?x" if is_uniform("?c", 1.0)), // x * 1 = x
+        rewrite!("mul-one-l"; "(mul ?c ?x)" => "?x" if is_uniform("?c", 1.0)), // 1 * x = x
+        rewrite!("div-one"; "(div ?x ?c)" => "?x" if is_uniform("?c", 1.0)),   // x / 1 = x
+        rewrite!("add-zero-r"; "(add ?x ?c)" => "?x" if is_uniform("?c", 0.0)), // x + 0 = x (up to the sign of zero)
+        rewrite!("add-zero-l"; "(add ?c ?x)" => "?x" if is_uniform("?c", 0.0)), // 0 + x = x (up to the sign of zero)
+        rewrite!("sub-zero"; "(sub ?x ?c)" => "?x" if is_pos_zero("?c")),      // x - (+0) = x, also for x = -0
+        rewrite!("add-comm"; "(add ?a ?b)" => "(add ?b ?a)"),                  // a + b = b + a
+        rewrite!("mul-comm"; "(mul ?a ?b)" => "(mul ?b ?a)"),                  // a * b = b * a
+        rewrite!("neg-neg"; "(neg (neg ?x))" => "?x"),                         // -(-x) = x
+        rewrite!("log-exp"; "(log (exp ?x))" => "?x"),                         // ln(e^x) = x (inexact, see INEXACT)
+        rewrite!("select-same"; "(select ?c ?x ?x)" => "?x"),                  // (c ? x : x) = x
         rewrite!("convert-same"; "(convert ?d ?x)" => "?x" if has_dtype("?x", "?d")), // convert_T(x: T) = x
         rewrite!("reshape-reshape"; "(reshape ?s (reshape ?t ?x))" => "(reshape ?s ?x)"), // reshape_s . reshape_t = reshape_s
-        rewrite!("reshape-id"; "(reshape ?s ?x)" => "?x" if has_shape("?x", "?s")),  // reshape to x's own shape = x
+        rewrite!("reshape-id"; "(reshape ?s ?x)" => "?x" if has_shape("?x", "?s")), // reshape to x's own shape = x
         rewrite!("transpose-transpose"; "(transpose ?p (transpose ?q ?x))" => { ComposeTransposes::new("?p", "?q", "?x") }), // T_p(T_q x) = T_r x, r[i] = q[p[i]]
-        rewrite!("transpose-id"; "(transpose ?p ?x)" => "?x" if is_identity("?p")),  // T_id x = x
+        rewrite!("transpose-id"; "(transpose ?p ?x)" => "?x" if is_identity("?p")), // T_id x = x
         rewrite!("transpose-matmul"; "(transpose ?p (matmul ?a ?b))" => "(matmul (transpose ?p ?b) (transpose ?p ?a))" if is_swap("?p")), // (AB)^T = B^T A^T (same k-order sum)
         rewrite!("broadcast-broadcast"; "(broadcast ?s ?d (broadcast ?t ?e ?x))" => { ComposeBroadcasts::new("?s", "?d", "?e", "?x") }), // B_{s,d}(B_{t,e} x) = B_{s,d.e} x
         rewrite!("broadcast-id"; "(broadcast ?s ?d ?x)" => "?x" if has_shape("?x", "?s")), // same shape forces dims = identity, so = x
@@ -123,7 +123,14 @@ impl ComposeTransposes {
 }
 
 impl Applier<Node, IrAnalysis> for ComposeTransposes {
-    fn apply_one(&self, eg: &mut IrEGraph, eclass: Id, subst: &Subst, _: Option<&PatternAst<Node>>, _: Symbol) -> Vec<Id> {
+    fn apply_one(
+        &self,
+        eg: &mut IrEGraph,
+        eclass: Id,
+        subst: &Subst,
+        _: Option<&PatternAst<Node>>,
+        _: Symbol,
+    ) -> Vec<Id> {
         let (p, q) = (ints_of(eg, subst[self.outer]), ints_of(eg, subst[self.inner]));
         let perm: Vec<usize> = p.iter().map(|&i| q[i]).collect();
         let perm = eg.add(Node::Attr(Attr::Ints(perm)));
@@ -150,7 +157,14 @@ impl ComposeBroadcasts {
 }
 
 impl Applier<Node, IrAnalysis> for ComposeBroadcasts {
-    fn apply_one(&self, eg: &mut IrEGraph, eclass: Id, subst: &Subst, _: Option<&PatternAst<Node>>, _: Symbol) -> Vec<Id> {
+    fn apply_one(
+        &self,
+        eg: &mut IrEGraph,
+        eclass: Id,
+        subst: &Subst,
+        _: Option<&PatternAst<Node>>,
+        _: Symbol,
+    ) -> Vec<Id> {
         let (d, e) = (ints_of(eg, subst[self.outer]), ints_of(eg, subst[self.inner]));
         let dims: Vec<usize> = e.iter().map(|&i| d[i]).collect();
         let dims = eg.add(Node::Attr(Attr::Ints(dims)));

@@ -40,7 +40,11 @@ fn random_inputs(func: &Func, rng: &mut Rng) -> Vec<Tensor> {
                 .map(|_| match ty.dtype {
                     DType::F32 | DType::F64 => {
                         let mag = rng.uniform(0.25, 4.0);
-                        if rng.below(2) == 0 { mag } else { -mag }
+                        if rng.below(2) == 0 {
+                            mag
+                        } else {
+                            -mag
+                        }
                     }
                     DType::I32 => rng.below(11) as f64 - 5.0,
                     DType::Bool => rng.below(2) as f64,
@@ -100,12 +104,48 @@ fn rule_case(rule: &str) -> (Func, Func) {
     let full = |b: &mut Builder, v: f64| b.full(v, &f64_ty(&[2, 3]));
     let id = |_: &mut Builder, p: &[ValueId]| p[0];
     match rule {
-        "mul-one-r" => (func(&x23, |b, p| { let c = full(b, 1.0); b.mul(p[0], c) }), func(&x23, id)),
-        "mul-one-l" => (func(&x23, |b, p| { let c = full(b, 1.0); b.mul(c, p[0]) }), func(&x23, id)),
-        "div-one" => (func(&x23, |b, p| { let c = full(b, 1.0); b.div(p[0], c) }), func(&x23, id)),
-        "add-zero-r" => (func(&x23, |b, p| { let c = full(b, 0.0); b.add(p[0], c) }), func(&x23, id)),
-        "add-zero-l" => (func(&x23, |b, p| { let c = full(b, 0.0); b.add(c, p[0]) }), func(&x23, id)),
-        "sub-zero" => (func(&x23, |b, p| { let c = full(b, 0.0); b.sub(p[0], c) }), func(&x23, id)),
+        "mul-one-r" => (
+            func(&x23, |b, p| {
+                let c = full(b, 1.0);
+                b.mul(p[0], c)
+            }),
+            func(&x23, id),
+        ),
+        "mul-one-l" => (
+            func(&x23, |b, p| {
+                let c = full(b, 1.0);
+                b.mul(c, p[0])
+            }),
+            func(&x23, id),
+        ),
+        "div-one" => (
+            func(&x23, |b, p| {
+                let c = full(b, 1.0);
+                b.div(p[0], c)
+            }),
+            func(&x23, id),
+        ),
+        "add-zero-r" => (
+            func(&x23, |b, p| {
+                let c = full(b, 0.0);
+                b.add(p[0], c)
+            }),
+            func(&x23, id),
+        ),
+        "add-zero-l" => (
+            func(&x23, |b, p| {
+                let c = full(b, 0.0);
+                b.add(c, p[0])
+            }),
+            func(&x23, id),
+        ),
+        "sub-zero" => (
+            func(&x23, |b, p| {
+                let c = full(b, 0.0);
+                b.sub(p[0], c)
+            }),
+            func(&x23, id),
+        ),
         "add-comm" => {
             let xy = [f64_ty(&[2, 3]), f64_ty(&[2, 3])];
             (func(&xy, |b, p| b.add(p[0], p[1])), func(&xy, |b, p| b.add(p[1], p[0])))
@@ -114,8 +154,20 @@ fn rule_case(rule: &str) -> (Func, Func) {
             let xy = [f64_ty(&[2, 3]), f64_ty(&[2, 3])];
             (func(&xy, |b, p| b.mul(p[0], p[1])), func(&xy, |b, p| b.mul(p[1], p[0])))
         }
-        "neg-neg" => (func(&x23, |b, p| { let n = b.neg(p[0]); b.neg(n) }), func(&x23, id)),
-        "log-exp" => (func(&x23, |b, p| { let e = b.unary(Op::Exp, p[0]); b.unary(Op::Log, e) }), func(&x23, id)),
+        "neg-neg" => (
+            func(&x23, |b, p| {
+                let n = b.neg(p[0]);
+                b.neg(n)
+            }),
+            func(&x23, id),
+        ),
+        "log-exp" => (
+            func(&x23, |b, p| {
+                let e = b.unary(Op::Exp, p[0]);
+                b.unary(Op::Log, e)
+            }),
+            func(&x23, id),
+        ),
         "select-same" => {
             let cx = [Type::new(DType::Bool, &[2, 3]), f64_ty(&[2, 3])];
             (func(&cx, |b, p| b.select(p[0], p[1], p[1])), func(&cx, |_, p| p[1]))
@@ -124,7 +176,10 @@ fn rule_case(rule: &str) -> (Func, Func) {
         "reshape-reshape" => {
             let x = [f64_ty(&[2, 3, 4])];
             (
-                func(&x, |b, p| { let r = b.reshape(p[0], &Shape(vec![6, 4])); b.reshape(r, &Shape(vec![4, 6])) }),
+                func(&x, |b, p| {
+                    let r = b.reshape(p[0], &Shape(vec![6, 4]));
+                    b.reshape(r, &Shape(vec![4, 6]))
+                }),
                 func(&x, |b, p| b.reshape(p[0], &Shape(vec![4, 6]))),
             )
         }
@@ -133,7 +188,10 @@ fn rule_case(rule: &str) -> (Func, Func) {
             // Outer [1,0,2] after inner [1,2,0] is [2,1,0]: r[i] = q[p[i]].
             let x = [f64_ty(&[2, 3, 4])];
             (
-                func(&x, |b, p| { let t = b.transpose(p[0], vec![1, 2, 0]); b.transpose(t, vec![1, 0, 2]) }),
+                func(&x, |b, p| {
+                    let t = b.transpose(p[0], vec![1, 2, 0]);
+                    b.transpose(t, vec![1, 0, 2])
+                }),
                 func(&x, |b, p| b.transpose(p[0], vec![2, 1, 0])),
             )
         }
@@ -143,7 +201,10 @@ fn rule_case(rule: &str) -> (Func, Func) {
         "transpose-matmul" => {
             let ab = [f64_ty(&[2, 3]), f64_ty(&[3, 4])];
             (
-                func(&ab, |b, p| { let m = b.matmul(p[0], p[1]); b.transpose(m, vec![1, 0]) }),
+                func(&ab, |b, p| {
+                    let m = b.matmul(p[0], p[1]);
+                    b.transpose(m, vec![1, 0])
+                }),
                 func(&ab, |b, p| {
                     let (bt, at) = (b.transpose(p[1], vec![1, 0]), b.transpose(p[0], vec![1, 0]));
                     b.matmul(bt, at)
@@ -346,7 +407,11 @@ impl Gen<'_> {
     /// A pool value, biased to recent ones.
     fn pick(&mut self) -> ValueId {
         let n = self.pool.len();
-        if self.rng.below(2) == 0 { self.pool[n - 1 - self.rng.below(n.min(4))] } else { self.rng.pick(&self.pool) }
+        if self.rng.below(2) == 0 {
+            self.pool[n - 1 - self.rng.below(n.min(4))]
+        } else {
+            self.rng.pick(&self.pool)
+        }
     }
     /// A pool value of `ty`, or `x` when there is none.
     fn partner(&mut self, x: ValueId) -> ValueId {
@@ -447,7 +512,11 @@ impl Gen<'_> {
             }
             12 if rank >= 1 => {
                 let axes: Vec<usize> = (0..rank).filter(|_| self.rng.below(2) == 0).collect();
-                if self.rng.below(2) == 0 { self.b.reduce_sum(x, axes) } else { self.b.reduce_max(x, axes) }
+                if self.rng.below(2) == 0 {
+                    self.b.reduce_sum(x, axes)
+                } else {
+                    self.b.reduce_max(x, axes)
+                }
             }
             13 => {
                 // matmul(x2, y) with y a pool value of shape [k, _] or x2^T.
@@ -473,7 +542,11 @@ impl Gen<'_> {
                     self.rng.pick(&cands)
                 };
                 let m = self.b.matmul(x2, y);
-                if self.rng.below(3) == 0 { self.b.transpose(m, vec![1, 0]) } else { m }
+                if self.rng.below(3) == 0 {
+                    self.b.transpose(m, vec![1, 0])
+                } else {
+                    m
+                }
             }
             14 => {
                 let y = self.partner(x);
@@ -585,7 +658,8 @@ fn random_programs_agree_with_unoptimized() {
     for seed in 0..n_programs {
         let mut rng = Rng(0xD1FF_0000 + seed);
         let f = random_func(&mut rng);
-        verify::verify(&f).unwrap_or_else(|e| panic!("seed {seed}: generator made invalid IR: {e}\n{}", text::print(&f)));
+        verify::verify(&f)
+            .unwrap_or_else(|e| panic!("seed {seed}: generator made invalid IR: {e}\n{}", text::print(&f)));
         let (opt, report) = optimize(&f, &Options::default());
         let ctx = || format!("seed {seed}\nbefore:\n{}after:\n{}{report:?}", text::print(&f), text::print(&opt));
         verify::verify(&opt).unwrap_or_else(|e| panic!("optimized IR invalid: {e}\n{}", ctx()));

@@ -146,11 +146,25 @@ pub struct Block {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
     /// `let pattern = value`
-    Let { pattern: Pattern, value: Expr, span: Span },
+    Let {
+        pattern: Pattern,
+        value: Expr,
+        span: Span,
+    },
     /// `name = value`: rebinding an existing name (not mutation).
-    Assign { name: Ident, value: Expr, span: Span },
+    Assign {
+        name: Ident,
+        value: Expr,
+        span: Span,
+    },
     /// `for var in start..end { body }` over a compile-time range.
-    For { var: Ident, start: Expr, end: Expr, body: Block, span: Span },
+    For {
+        var: Ident,
+        start: Expr,
+        end: Expr,
+        body: Block,
+        span: Span,
+    },
     Expr(Expr),
 }
 
@@ -227,12 +241,19 @@ pub enum ExprKind {
     Name(String),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
-    Call { callee: Box<Expr>, args: Vec<Arg> },
+    Call {
+        callee: Box<Expr>,
+        args: Vec<Arg>,
+    },
     Field(Box<Expr>, Ident),
     Tuple(Vec<Expr>),
     Array(Vec<Expr>),
     Block(Block),
-    If { cond: Box<Expr>, then: Block, otherwise: Option<Block> },
+    If {
+        cond: Box<Expr>,
+        then: Block,
+        otherwise: Option<Block>,
+    },
     /// Stands in for an expression that failed to parse (error recovery).
     Error,
 }

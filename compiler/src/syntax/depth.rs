@@ -18,9 +18,12 @@ pub fn limit_depth(module: &mut Module, diags: &mut Vec<Diagnostic>) {
         match item_too_deep(&item) {
             Some(span) => {
                 diags.push(
-                    Diagnostic::error(Code::NotAllowed, format!("this expression nests more than {MAX_DEPTH} levels deep"))
-                        .with_label(span, "too deeply nested")
-                        .with_help("split it with `let` bindings"),
+                    Diagnostic::error(
+                        Code::NotAllowed,
+                        format!("this expression nests more than {MAX_DEPTH} levels deep"),
+                    )
+                    .with_label(span, "too deeply nested")
+                    .with_help("split it with `let` bindings"),
                 );
                 // Dropping a deep tree recurses too; callers run on a large stack.
                 drop(item);
@@ -52,7 +55,10 @@ fn item_too_deep(item: &Item) -> Option<Span> {
                     }
                 }
             }
-            m.methods.iter().find_map(|f| expr(&f.body, 0).err().or_else(|| params(&f.params))).or_else(|| params(&m.config))
+            m.methods
+                .iter()
+                .find_map(|f| expr(&f.body, 0).err().or_else(|| params(&f.params)))
+                .or_else(|| params(&m.config))
         }
         Item::Data(d) => expr(&d.source, 0).err().or_else(|| d.settings.iter().find_map(|s| expr(&s.value, 0).err())),
         Item::Trainer(t) => t.settings.iter().find_map(|s| expr(&s.value, 0).err()),
@@ -71,7 +77,12 @@ fn expr(e: &Expr, depth: usize) -> Result<(), Span> {
     }
     let d = depth + 1;
     match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Name(_) | ExprKind::Error => Ok(()),
+        ExprKind::Int(_)
+        | ExprKind::Float(_)
+        | ExprKind::Bool(_)
+        | ExprKind::Str(_)
+        | ExprKind::Name(_)
+        | ExprKind::Error => Ok(()),
         ExprKind::Unary(_, x) => expr(x, d),
         ExprKind::Binary(_, a, b) => {
             expr(a, d)?;

@@ -37,8 +37,33 @@ impl Rng {
 // Names avoid keywords; a few are builtins or stdlib names so the checker
 // sees real calls too.
 const NAMES: &[&str] = &[
-    "x", "y", "w", "b", "z1", "_t", "self", "B", "N", "loss", "relu", "sum", "mean", "exp", "max", "grad", "logits", "T",
-    "forward", "Linear", "a_b_c", "fn_", "iff", "lets", "main", "training_step", "i",
+    "x",
+    "y",
+    "w",
+    "b",
+    "z1",
+    "_t",
+    "self",
+    "B",
+    "N",
+    "loss",
+    "relu",
+    "sum",
+    "mean",
+    "exp",
+    "max",
+    "grad",
+    "logits",
+    "T",
+    "forward",
+    "Linear",
+    "a_b_c",
+    "fn_",
+    "iff",
+    "lets",
+    "main",
+    "training_step",
+    "i",
 ];
 const TYPES: &[&str] = &["f32", "f64", "i32", "bool", "int", "float", "T"];
 const STR_CHARS: &[&str] = &["a", "Z", " ", "\"", "\\", "\n", "\t", "#", "é", "{", "..", "0"];
@@ -112,7 +137,8 @@ impl Gen {
     fn fn_decl(&mut self) -> FnDecl {
         let params = (0..self.rng.below(4)).map(|_| self.param()).collect();
         let ret = self.rng.chance(40).then(|| self.type_expr());
-        let body = if self.rng.chance(60) { Expr { kind: ExprKind::Block(self.block()), span: sp() } } else { self.expr() };
+        let body =
+            if self.rng.chance(60) { Expr { kind: ExprKind::Block(self.block()), span: sp() } } else { self.expr() };
         FnDecl { name: self.ident(), params, ret, body, span: sp() }
     }
 
@@ -183,7 +209,9 @@ impl Gen {
     }
 
     fn args(&mut self) -> Vec<Arg> {
-        (0..self.rng.below(4)).map(|_| Arg { name: self.rng.chance(30).then(|| self.ident()), value: self.expr() }).collect()
+        (0..self.rng.below(4))
+            .map(|_| Arg { name: self.rng.chance(30).then(|| self.ident()), value: self.expr() })
+            .collect()
     }
 
     fn exprs(&mut self, max: usize) -> Vec<Expr> {
@@ -360,7 +388,12 @@ fn pattern(p: &mut Pattern) {
 fn expr(e: &mut Expr) {
     e.span = sp();
     match &mut e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Name(_) | ExprKind::Error => {}
+        ExprKind::Int(_)
+        | ExprKind::Float(_)
+        | ExprKind::Bool(_)
+        | ExprKind::Str(_)
+        | ExprKind::Name(_)
+        | ExprKind::Error => {}
         ExprKind::Unary(_, x) => expr(x),
         ExprKind::Binary(_, a, b) => {
             expr(a);

@@ -224,8 +224,19 @@ pub fn lex(text: &str) -> (Vec<Spanned>, Vec<std::ops::Range<usize>>) {
             let inside_parens = matches!(depth.last(), Some(Token::LParen | Token::LBracket));
             let ends_expr = matches!(
                 tokens.last(),
-                Some((_, Token::Ident(_) | Token::Int(_) | Token::Float(_) | Token::Str(_) | Token::True
-                    | Token::False | Token::RParen | Token::RBracket | Token::RBrace, _))
+                Some((
+                    _,
+                    Token::Ident(_)
+                        | Token::Int(_)
+                        | Token::Float(_)
+                        | Token::Str(_)
+                        | Token::True
+                        | Token::False
+                        | Token::RParen
+                        | Token::RBracket
+                        | Token::RBrace,
+                    _
+                ))
             );
             if ends_expr && !inside_parens {
                 tokens.push((span.start, Token::Semi, span.end));

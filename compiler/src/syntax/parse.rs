@@ -13,10 +13,8 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
     let (tokens, lex_errors) = lex(text);
     // A parse error later on the line of an invalid token is a consequence
     // of it (the token was dropped): report the invalid token only.
-    let shadows: Vec<std::ops::Range<usize>> = lex_errors
-        .iter()
-        .map(|r| r.start..text[r.start..].find('\n').map_or(text.len(), |i| r.start + i))
-        .collect();
+    let shadows: Vec<std::ops::Range<usize>> =
+        lex_errors.iter().map(|r| r.start..text[r.start..].find('\n').map_or(text.len(), |i| r.start + i)).collect();
     for range in lex_errors {
         let snippet: String = text.get(range.clone()).unwrap_or("").chars().take(20).collect();
         diags.push(
@@ -82,21 +80,28 @@ fn to_diagnostic(file: FileId, err: ParseError<usize, Token, LexError>, end: usi
                 .with_label(Span::new(file, loc, loc), describe_expected(&expected))
         }
         ParseError::UnrecognizedToken { token: (l, tok, r), expected } => {
-            let what = if tok == Token::Semi && token_text(&tok) == ";" { "end of line".to_string() } else { tok.to_string() };
+            let what =
+                if tok == Token::Semi && token_text(&tok) == ";" { "end of line".to_string() } else { tok.to_string() };
             Diagnostic::error(Code::Syntax, format!("unexpected {what}"))
                 .with_label(Span::new(file, l, r), describe_expected(&expected))
         }
         ParseError::ExtraToken { token: (l, tok, r) } => Diagnostic::error(Code::Syntax, format!("unexpected {tok}"))
             .with_label(Span::new(file, l, r), "nothing more was expected here"),
-        ParseError::User { error: LexError } => Diagnostic::error(Code::InvalidToken, "invalid token")
-            .with_label(Span::new(file, 0, 0), "here"),
+        ParseError::User { error: LexError } => {
+            Diagnostic::error(Code::InvalidToken, "invalid token").with_label(Span::new(file, 0, 0), "here")
+        }
     }
 }
 
 /// A missing closing bracket is reported where the parser noticed it, often
 /// a line later; point at the bracket that is still open too, when the
 /// parser would have accepted its closer there.
-fn with_unclosed(d: Diagnostic, file: FileId, err: &ParseError<usize, Token, LexError>, tokens: &[(usize, Token, usize)]) -> Diagnostic {
+fn with_unclosed(
+    d: Diagnostic,
+    file: FileId,
+    err: &ParseError<usize, Token, LexError>,
+    tokens: &[(usize, Token, usize)],
+) -> Diagnostic {
     let (location, expected) = match err {
         ParseError::UnrecognizedToken { token: (l, _, _), expected } => (*l, expected),
         ParseError::UnrecognizedEof { location, expected } => (*location, expected),

@@ -31,8 +31,13 @@ fn print_then_parse_gives_the_same_tree_on_random_programs() {
         let ast = module(seed, 1 + (seed % 4) as usize);
         let text = print_module(&ast);
         bytes += text.len();
-        let back = parse_clean(&text).unwrap_or_else(|d| panic!("seed {seed}: printed program does not parse:\n{text}\n{d}"));
-        assert!(back == ast, "seed {seed}: round trip changed the tree:\n{text}\n--- reprinted:\n{}", print_module(&back));
+        let back =
+            parse_clean(&text).unwrap_or_else(|d| panic!("seed {seed}: printed program does not parse:\n{text}\n{d}"));
+        assert!(
+            back == ast,
+            "seed {seed}: round trip changed the tree:\n{text}\n--- reprinted:\n{}",
+            print_module(&back)
+        );
         // Idempotence, print(parse(print(x))) == print(x), follows from the
         // equality above; `format_source` (the position-aware path `jlc fmt`
         // uses) must agree with it. It parses again, so every 8th program.

@@ -55,7 +55,10 @@ fn round_trip_is_bitwise() {
     assert_eq!(format!("{:?}", ck.tensors), format!("{want:?}"));
     for ((_, a), (_, b)) in ck.tensors.iter().zip(&want) {
         if let (Some(a), Some(b)) = (a.as_f32(), b.as_f32()) {
-            assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+            assert_eq!(
+                a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
         }
     }
 }
@@ -132,7 +135,8 @@ fn save_is_atomic_and_load_reads_it_back() {
     save(&path, &meta(), &refs).unwrap();
     assert_eq!(load(&path).unwrap().meta, meta());
     // Nothing but the target is left in the directory.
-    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names, vec!["last.safetensors".to_string()]);
     let err = load(&dir.join("absent.safetensors")).unwrap_err().to_string();
     assert!(err.contains("absent.safetensors: cannot read"), "{err}");
@@ -147,7 +151,8 @@ fn stray_temps_of_dead_processes_are_removed() {
     std::fs::write(dir.join(format!(".e.safetensors.tmp-{}", std::process::id())), b"x").unwrap();
     std::fs::write(dir.join("keep.safetensors"), b"x").unwrap();
     assert_eq!(remove_stray_temps(&dir).unwrap(), 2);
-    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names, vec!["keep.safetensors".to_string()]);
     assert_eq!(remove_stray_temps(&dir.join("absent")).unwrap(), 0);
 }

@@ -72,10 +72,14 @@ fn idx_errors_name_the_file_the_offset_and_the_expectation() {
     assert!(e.starts_with("img.gz: at byte 20: truncated") && e.ends_with("(of the decompressed data)"), "{e}");
     // A truncated gzip stream, and bytes after one.
     let z = gz(&images());
-    assert!(err(parse_idx_pair("img.gz", &z[..z.len() - 3], "lab", &labels(), 1.0)).starts_with("img.gz: the gzip stream is corrupt or truncated"));
+    assert!(err(parse_idx_pair("img.gz", &z[..z.len() - 3], "lab", &labels(), 1.0))
+        .starts_with("img.gz: the gzip stream is corrupt or truncated"));
     let mut z2 = z.clone();
     z2.extend([1, 2, 3]);
-    assert_eq!(err(parse_idx_pair("img.gz", &z2, "lab", &labels(), 1.0)), format!("img.gz: 3 trailing bytes after the gzip stream (which ends at byte {})", z.len()));
+    assert_eq!(
+        err(parse_idx_pair("img.gz", &z2, "lab", &labels(), 1.0)),
+        format!("img.gz: 3 trailing bytes after the gzip stream (which ends at byte {})", z.len())
+    );
 }
 
 #[test]
@@ -91,7 +95,11 @@ fn idx_directory_lookup_accepts_raw_and_gz_names() {
     assert_eq!(d.labels, vec![7, 0, 9]);
     std::fs::write(dir.join("train-labels-idx1-ubyte"), idx(&[2], &[0, 1])).unwrap();
     let e = err(load_idx_dir(&dir, 1.0));
-    assert!(e.contains("train-labels-idx1-ubyte: at byte 4: holds 2 labels") && e.contains("train-images-idx3-ubyte.gz holds 3 images"), "{e}");
+    assert!(
+        e.contains("train-labels-idx1-ubyte: at byte 4: holds 2 labels")
+            && e.contains("train-images-idx3-ubyte.gz holds 3 images"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -100,6 +108,9 @@ fn csv_bytes_raw_and_gzip_agree_and_errors_name_the_line() {
     let a = parse_csv_bytes("a.csv", text, 0.5).unwrap();
     assert_eq!(a, parse_csv_bytes("a.csv.gz", &gz(text), 0.5).unwrap());
     assert_eq!(a.batch(&[1, 0], 0, 2).0, Tensor::f32(&[2, 2], vec![1.5, 2.0, 0.5, 1.0]));
-    assert_eq!(err(parse_csv_bytes("b.csv", b"1,2,0\n3,x,1\n", 1.0)), "b.csv:2: column 2: expected a number, found \"x\"");
+    assert_eq!(
+        err(parse_csv_bytes("b.csv", b"1,2,0\n3,x,1\n", 1.0)),
+        "b.csv:2: column 2: expected a number, found \"x\""
+    );
     assert_eq!(err(parse_csv_bytes("b.csv", b"1,2\xff", 1.0)), "b.csv: not UTF-8 text (byte 3)");
 }

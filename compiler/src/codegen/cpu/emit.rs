@@ -376,21 +376,22 @@ impl<'a, 'm> Emitter<'a, 'm> {
         emit_nest(&mut self.b, &[outer, inner], &strides, &[src, dst], &[], &mut |b, ptrs, _| {
             let zero = b.ins().iconst(PTR, 0);
             // Pointers: [element, its index along the axis (stride 1)].
-            let best = emit_loop(b, n, &[ptrs[0], zero], &[inner as i64 * size, 1], &[lowest, zero], &mut |b, p, acc| {
-                let value = b.ins().load(ty, MemFlagsData::trusted(), p[0], 0);
-                let take = if dtype.is_float() {
-                    let greater = b.ins().fcmp(FloatCC::GreaterThan, value, acc[0]);
-                    let value_nan = b.ins().fcmp(FloatCC::Unordered, value, value);
-                    let best_number = b.ins().fcmp(FloatCC::Ordered, acc[0], acc[0]);
-                    let nan_wins = b.ins().band(value_nan, best_number);
-                    b.ins().bor(greater, nan_wins)
-                } else {
-                    b.ins().icmp(IntCC::SignedGreaterThan, value, acc[0])
-                };
-                let new_best = b.ins().select(take, value, acc[0]);
-                let new_index = b.ins().select(take, p[1], acc[1]);
-                vec![new_best, new_index]
-            });
+            let best =
+                emit_loop(b, n, &[ptrs[0], zero], &[inner as i64 * size, 1], &[lowest, zero], &mut |b, p, acc| {
+                    let value = b.ins().load(ty, MemFlagsData::trusted(), p[0], 0);
+                    let take = if dtype.is_float() {
+                        let greater = b.ins().fcmp(FloatCC::GreaterThan, value, acc[0]);
+                        let value_nan = b.ins().fcmp(FloatCC::Unordered, value, value);
+                        let best_number = b.ins().fcmp(FloatCC::Ordered, acc[0], acc[0]);
+                        let nan_wins = b.ins().band(value_nan, best_number);
+                        b.ins().bor(greater, nan_wins)
+                    } else {
+                        b.ins().icmp(IntCC::SignedGreaterThan, value, acc[0])
+                    };
+                    let new_best = b.ins().select(take, value, acc[0]);
+                    let new_index = b.ins().select(take, p[1], acc[1]);
+                    vec![new_best, new_index]
+                });
             let best_index = b.ins().ireduce(types::I32, best[1]);
             store(b, best_index, ptrs[1]);
             vec![]

@@ -65,8 +65,13 @@ fn run_kernel(ptx: &str, name: &str, params: &[u64], mem: &mut Memory) {
     let start = ptx.find(&format!(".entry {name}(")).unwrap_or_else(|| panic!("no kernel {name}"));
     let body_start = start + ptx[start..].find('{').expect("kernel body");
     let body_end = body_start + ptx[body_start..].find("\n}").expect("kernel end");
-    let lines: Vec<&str> = ptx[body_start + 1..body_end].lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with(".reg")).collect();
-    let labels: HashMap<&str, usize> = lines.iter().enumerate().filter_map(|(i, l)| l.strip_suffix(':').map(|n| (n, i))).collect();
+    let lines: Vec<&str> = ptx[body_start + 1..body_end]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(".reg"))
+        .collect();
+    let labels: HashMap<&str, usize> =
+        lines.iter().enumerate().filter_map(|(i, l)| l.strip_suffix(':').map(|n| (n, i))).collect();
     let mut regs: HashMap<String, u64> = HashMap::new();
     let mut pc = 0;
     let mut steps = 0u64;
@@ -150,13 +155,15 @@ fn run_kernel(ptx: &str, name: &str, params: &[u64], mem: &mut Memory) {
             "mov" if ops[0].starts_with('{') => {
                 // mov.b64 {lo, hi}, x
                 let v = get(&regs, 1);
-                let names: Vec<&str> = ops[0].trim_matches(|c| c == '{' || c == '}').split(',').map(str::trim).collect();
+                let names: Vec<&str> =
+                    ops[0].trim_matches(|c| c == '{' || c == '}').split(',').map(str::trim).collect();
                 regs.insert(names[0].to_string(), v & 0xffff_ffff);
                 regs.insert(names[1].to_string(), v >> 32);
                 continue;
             }
             "mov" if ops[1].starts_with('{') => {
-                let names: Vec<&str> = ops[1].trim_matches(|c| c == '{' || c == '}').split(',').map(str::trim).collect();
+                let names: Vec<&str> =
+                    ops[1].trim_matches(|c| c == '{' || c == '}').split(',').map(str::trim).collect();
                 (value(&regs, names[0], "b32") & 0xffff_ffff) | (value(&regs, names[1], "b32") << 32)
             }
             "mov" => {
@@ -179,7 +186,8 @@ fn run_kernel(ptx: &str, name: &str, params: &[u64], mem: &mut Memory) {
                 let cmp = parts[1];
                 let r = match ty {
                     "f32" | "f64" => {
-                        let (x, y) = if ty == "f32" { (f32_of(a) as f64, f32_of(b) as f64) } else { (f64_of(a), f64_of(b)) };
+                        let (x, y) =
+                            if ty == "f32" { (f32_of(a) as f64, f32_of(b) as f64) } else { (f64_of(a), f64_of(b)) };
                         let unord = x.is_nan() || y.is_nan();
                         match cmp {
                             "lt" => x < y,
@@ -195,7 +203,11 @@ fn run_kernel(ptx: &str, name: &str, params: &[u64], mem: &mut Memory) {
                         }
                     }
                     "s32" | "s64" => {
-                        let (x, y) = if ty == "s32" { (a as u32 as i32 as i64, b as u32 as i32 as i64) } else { (a as i64, b as i64) };
+                        let (x, y) = if ty == "s32" {
+                            (a as u32 as i32 as i64, b as u32 as i32 as i64)
+                        } else {
+                            (a as i64, b as i64)
+                        };
                         match cmp {
                             "lt" => x < y,
                             "le" => x <= y,
@@ -327,19 +339,17 @@ fn arith(parts: &[&str], a: &[u64]) -> u64 {
             };
             r as u64
         }
-        "u64" | "b64" | "s64" => {
-            match op {
-                "mad" => a[0].wrapping_mul(a[1]).wrapping_add(a[2]),
-                "add" => a[0].wrapping_add(a[1]),
-                "sub" => a[0].wrapping_sub(a[1]),
-                "div" => a[0] / a[1],
-                "rem" => a[0] % a[1],
-                "shl" => a[0] << a[1],
-                "and" => a[0] & a[1],
-                "or" => a[0] | a[1],
-                other => panic!("{other}.{ty}"),
-            }
-        }
+        "u64" | "b64" | "s64" => match op {
+            "mad" => a[0].wrapping_mul(a[1]).wrapping_add(a[2]),
+            "add" => a[0].wrapping_add(a[1]),
+            "sub" => a[0].wrapping_sub(a[1]),
+            "div" => a[0] / a[1],
+            "rem" => a[0] % a[1],
+            "shl" => a[0] << a[1],
+            "and" => a[0] & a[1],
+            "or" => a[0] | a[1],
+            other => panic!("{other}.{ty}"),
+        },
         other => panic!("{op}.{other}"),
     }
 }

@@ -107,7 +107,8 @@ fn find_ptxas() -> Result<PathBuf, String> {
     if py.status.success() && path.exists() {
         Ok(path)
     } else {
-        Err("no ptxas on PATH, JLC_PTXAS unset, and no nvidia-cuda-nvcc-cu12 wheel (pip install nvidia-cuda-nvcc-cu12)".into())
+        Err("no ptxas on PATH, JLC_PTXAS unset, and no nvidia-cuda-nvcc-cu12 wheel (pip install nvidia-cuda-nvcc-cu12)"
+            .into())
     }
 }
 
@@ -124,7 +125,11 @@ fn assemble(label: &str, prog: &PtxProgram) -> bool {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{label}.ptx"));
     std::fs::write(&file, &prog.ptx).unwrap();
-    let out = Command::new(&ptxas).args(["-arch=sm_90", "-o", "/dev/null"]).arg(&file).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", ptxas.display()));
+    let out = Command::new(&ptxas)
+        .args(["-arch=sm_90", "-o", "/dev/null"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", ptxas.display()));
     assert!(
         out.status.success(),
         "ptxas rejected {label} ({}):\n{}",
@@ -253,9 +258,16 @@ fn pow_allowed_ulps(x: f64, y: f64) -> f64 {
 }
 
 fn ulps(dtype: DType, a: f64, b: f64) -> u64 {
-    let ord = |bits: u64, sign: u64| -> i128 { if bits & sign != 0 { -((bits & !sign) as i128) } else { bits as i128 } };
+    let ord = |bits: u64, sign: u64| -> i128 {
+        if bits & sign != 0 {
+            -((bits & !sign) as i128)
+        } else {
+            bits as i128
+        }
+    };
     match dtype {
-        DType::F32 => (ord((a as f32).to_bits() as u64, 1 << 31) - ord((b as f32).to_bits() as u64, 1 << 31)).unsigned_abs() as u64,
+        DType::F32 => (ord((a as f32).to_bits() as u64, 1 << 31) - ord((b as f32).to_bits() as u64, 1 << 31))
+            .unsigned_abs() as u64,
         _ => (ord(a.to_bits(), 1 << 63) - ord(b.to_bits(), 1 << 63)).unsigned_abs() as u64,
     }
 }
@@ -285,7 +297,11 @@ fn assert_sim(label: &str, func: &Func, inputs: &[Tensor], tol: Tol) {
                 }
             };
             let args: Vec<f64> = inputs.iter().filter(|t| t.len() == wv.len()).map(|t| t.to_f64_vec()[i]).collect();
-            assert!(ok, "{label}: output {k}[{i}] interp {x:e} vs ptx {y:e} ({} ULP, tol {tol:?}), args {args:?}", ulps(w.dtype(), x, y));
+            assert!(
+                ok,
+                "{label}: output {k}[{i}] interp {x:e} vs ptx {y:e} ({} ULP, tol {tol:?}), args {args:?}",
+                ulps(w.dtype(), x, y)
+            );
         }
     }
 }
@@ -293,10 +309,39 @@ fn assert_sim(label: &str, func: &Func, inputs: &[Tensor], tol: Tol) {
 fn specials(dtype: DType) -> Vec<f64> {
     match dtype {
         DType::F32 | DType::F64 => vec![
-            0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 7.9, -7.9, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e-40, 3.0e38, -3.0e38,
-            2147483520.0, 2147483648.0, -2147483904.0, 1e300, 1e-310, 88.7, -103.9, 709.7, -745.0, 0.3, 1e-8, 3.0, 2.0, -20.0,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            -2.5,
+            7.9,
+            -7.9,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            1e-40,
+            3.0e38,
+            -3.0e38,
+            2147483520.0,
+            2147483648.0,
+            -2147483904.0,
+            1e300,
+            1e-310,
+            88.7,
+            -103.9,
+            709.7,
+            -745.0,
+            0.3,
+            1e-8,
+            3.0,
+            2.0,
+            -20.0,
         ],
-        DType::I32 => [0, 1, -1, 2, -2, 7, -7, 100, i32::MAX, i32::MIN, i32::MIN + 1, 46341, -65536, 3, 31, -31].iter().map(|&x| x as f64).collect(),
+        DType::I32 => [0, 1, -1, 2, -2, 7, -7, 100, i32::MAX, i32::MIN, i32::MIN + 1, 46341, -65536, 3, 31, -31]
+            .iter()
+            .map(|&x| x as f64)
+            .collect(),
         DType::Bool => vec![0.0, 1.0],
     }
 }
@@ -338,11 +383,27 @@ fn simulated_unary_ops_match_interp_within_documented_bounds() {
             v.push(if rand01(&mut seed) < 0.5 { -mag } else { mag });
         }
         let ty = Type::new(dtype, &[v.len()]);
-        for op in [Op::Neg, Op::Exp, Op::Log, Op::Tanh, Op::Sqrt, Op::Rsqrt, Op::Logistic, Op::Abs, Op::Sign, Op::StopGradient] {
+        for op in [
+            Op::Neg,
+            Op::Exp,
+            Op::Log,
+            Op::Tanh,
+            Op::Sqrt,
+            Op::Rsqrt,
+            Op::Logistic,
+            Op::Abs,
+            Op::Sign,
+            Op::StopGradient,
+        ] {
             let mut b = Builder::new("unary", std::slice::from_ref(&ty));
             let r = b.unary(op.clone(), b.param(0));
             let func = b.finish(vec![r]);
-            assert_sim(&format!("{op:?} {dtype} (seed 11)"), &func, &[Tensor::from_f64(dtype, &[v.len()], &v)], math_tol(&op, dtype));
+            assert_sim(
+                &format!("{op:?} {dtype} (seed 11)"),
+                &func,
+                &[Tensor::from_f64(dtype, &[v.len()], &v)],
+                math_tol(&op, dtype),
+            );
         }
     }
 }
@@ -376,7 +437,8 @@ fn simulated_abs_and_sign_keep_nan_payloads_and_signed_zeros() {
         let got = super::sim::run(&emit(&func).unwrap(), &inputs);
         match (&want[0].data, &got[0].data) {
             (crate::ir::Data::F32(w), crate::ir::Data::F32(g)) => {
-                let (w, g): (Vec<u32>, Vec<u32>) = (w.iter().map(|x| x.to_bits()).collect(), g.iter().map(|x| x.to_bits()).collect());
+                let (w, g): (Vec<u32>, Vec<u32>) =
+                    (w.iter().map(|x| x.to_bits()).collect(), g.iter().map(|x| x.to_bits()).collect());
                 assert_eq!(w, g, "{op:?}: interp vs ptx bits");
             }
             other => panic!("{other:?}"),
@@ -432,7 +494,11 @@ fn simulated_slice_pad_concat_argmax_match_interp_bitwise() {
                 let (oty, ety) = (Type::new(dtype, &other), Type::new(dtype, &empty));
                 let mut b = Builder::new("concat", &[ty.clone(), oty.clone(), ety.clone()]);
                 let r = b.concat(vec![b.param(0), b.param(2), b.param(1), b.param(0)], axis);
-                cases.push((format!("concat {ty} axis {axis}"), b.finish(vec![r]), vec![x.clone(), random(&oty), random(&ety)]));
+                cases.push((
+                    format!("concat {ty} axis {axis}"),
+                    b.finish(vec![r]),
+                    vec![x.clone(), random(&oty), random(&ety)],
+                ));
             }
             if dtype != DType::Bool {
                 for (axis, &len) in dims.iter().enumerate() {
@@ -465,7 +531,12 @@ fn simulated_slice_pad_concat_argmax_match_interp_bitwise() {
             let mut b = Builder::new("argmax_nan", std::slice::from_ref(&ty));
             let r = b.argmax(b.param(0), axis);
             let func = b.finish(vec![r]);
-            assert_sim(&format!("argmax specials {dtype} axis {axis}"), &func, &[Tensor::from_f64(dtype, &[6, 4], &flat)], Tol::Bitwise);
+            assert_sim(
+                &format!("argmax specials {dtype} axis {axis}"),
+                &func,
+                &[Tensor::from_f64(dtype, &[6, 4], &flat)],
+                Tol::Bitwise,
+            );
         }
     }
 }
@@ -503,7 +574,12 @@ fn simulated_binary_compare_select_convert_match_interp_on_special_pairs() {
         let mut b = Builder::new("select", &[ty.with_dtype(DType::Bool), ty.clone(), ty.clone()]);
         let r = b.select(b.param(0), b.param(1), b.param(2));
         let func = b.finish(vec![r]);
-        assert_sim(&format!("select {dtype}"), &func, &[Tensor::bool(&[n], cond), inputs[0].clone(), inputs[1].clone()], Tol::Bitwise);
+        assert_sim(
+            &format!("select {dtype}"),
+            &func,
+            &[Tensor::bool(&[n], cond), inputs[0].clone(), inputs[1].clone()],
+            Tol::Bitwise,
+        );
         for to in ALL_DTYPES {
             let mut b = Builder::new("convert", std::slice::from_ref(&ty));
             let r = b.push(Op::Convert, vec![b.param(0)], ty.with_dtype(to));
@@ -524,7 +600,13 @@ fn simulated_zoo_matches_interp_for_every_dtype() {
             .map(|ty| {
                 let sp = specials(ty.dtype);
                 let v: Vec<f64> = (0..ty.shape.num_elements())
-                    .map(|i| if i % 2 == 0 { sp[(i / 2) % sp.len()] } else { ((rand01(&mut seed) * 20.0 - 10.0) * 4.0).round() / 4.0 })
+                    .map(|i| {
+                        if i % 2 == 0 {
+                            sp[(i / 2) % sp.len()]
+                        } else {
+                            ((rand01(&mut seed) * 20.0 - 10.0) * 4.0).round() / 4.0
+                        }
+                    })
                     .map(|x| if ty.dtype == DType::Bool { (x != 0.0) as u8 as f64 } else { x })
                     .collect();
                 Tensor::from_f64(ty.dtype, ty.shape.dims(), &v)
@@ -564,7 +646,11 @@ fn simulated_reductions_match_interp_bitwise() {
                 for is_max in [false, true] {
                     let ty = Type::new(dtype, &dims);
                     let mut b = Builder::new("reduce", std::slice::from_ref(&ty));
-                    let r = if is_max { b.reduce_max(b.param(0), axes.clone()) } else { b.reduce_sum(b.param(0), axes.clone()) };
+                    let r = if is_max {
+                        b.reduce_max(b.param(0), axes.clone())
+                    } else {
+                        b.reduce_sum(b.param(0), axes.clone())
+                    };
                     let func = b.finish(vec![r]);
                     let mut v: Vec<f64> = (0..ty.shape.num_elements())
                         .map(|_| match dtype {
@@ -630,9 +716,12 @@ fn simulated_digits_training_step_matches_interp() {
         for (k, (w, g)) in want.iter().zip(&got).enumerate() {
             assert_eq!(w.ty(), g.ty());
             for (i, (p, q)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
-                assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs().max(q.abs())), "{}: output {k}[{i}]: interp {p} vs ptx {q}", func.name);
+                assert!(
+                    (p - q).abs() <= 1e-5 * (1.0 + p.abs().max(q.abs())),
+                    "{}: output {k}[{i}]: interp {p} vs ptx {q}",
+                    func.name
+                );
             }
         }
     }
 }
-

@@ -18,7 +18,9 @@ fn assert_same_func(f: &Func, g: &Func, what: &str) {
     for (a, b) in f.insts.iter().zip(&g.insts) {
         assert_eq!((&a.args, &a.ty), (&b.args, &b.ty), "{what}");
         match (&a.op, &b.op) {
-            (Op::Constant(x), Op::Constant(y)) => assert_eq!(x.to_bits(), y.to_bits(), "{what}: constant {x:?} vs {y:?}"),
+            (Op::Constant(x), Op::Constant(y)) => {
+                assert_eq!(x.to_bits(), y.to_bits(), "{what}: constant {x:?} vs {y:?}")
+            }
             (x, y) => assert_eq!(x, y, "{what}"),
         }
     }
@@ -101,9 +103,43 @@ fn errors_name_the_line() {
 /// One random edit of `text`.
 fn mutate(text: &str, rng: &mut Rng) -> String {
     const PIECES: &[&str] = &[
-        "%", "%0", "%99", "%4294967296", ",", ":", "=", "{", "}", "[", "]", "(", ")", "@", " ", "\n", "0", "1", "-1",
-        "99999999999999999999", "f32", "i32", "bool", "f64[", "axis=", "value=nan", "start=[", "concat", "pad", "slice",
-        "argmax", "return", "func", "é", "\t", "1e400", "inf",
+        "%",
+        "%0",
+        "%99",
+        "%4294967296",
+        ",",
+        ":",
+        "=",
+        "{",
+        "}",
+        "[",
+        "]",
+        "(",
+        ")",
+        "@",
+        " ",
+        "\n",
+        "0",
+        "1",
+        "-1",
+        "99999999999999999999",
+        "f32",
+        "i32",
+        "bool",
+        "f64[",
+        "axis=",
+        "value=nan",
+        "start=[",
+        "concat",
+        "pad",
+        "slice",
+        "argmax",
+        "return",
+        "func",
+        "é",
+        "\t",
+        "1e400",
+        "inf",
     ];
     let mut chars: Vec<char> = text.chars().collect();
     let at = |rng: &mut Rng, len: usize| rng.below(len + 1);
