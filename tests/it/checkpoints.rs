@@ -26,6 +26,7 @@ fn fit(path: &Path, text: &str, logs: &Path, extra: &[String], resume: Option<tr
         progress: false,
         compiler: Default::default(),
         resume,
+        interrupt: None,
     };
     trainer::fit(path, text, &opts).unwrap_or_else(|e| panic!("{e}"))
 }
