@@ -5,6 +5,7 @@ mod backends;
 mod checkpoints;
 mod diagnostics;
 mod docs;
+mod evaluate;
 mod examples;
 mod format;
 mod fuzz;
