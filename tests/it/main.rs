@@ -11,3 +11,4 @@ mod format;
 mod fuzz;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod stopping;
