@@ -251,9 +251,13 @@ fn run(cli: Cli) -> ExitCode {
                             trainer::Stop::MaxEpochs => "finished",
                             trainer::Stop::MaxSteps => "stopped at max_steps after",
                             trainer::Stop::Callback => "stopped early after",
+                            trainer::Stop::MaxTime => "stopped at max_time after",
                         };
                         println!("{verb} {} epochs ({} steps): {}", summary.epochs, summary.steps, metrics.join(" "));
-                        println!("logs: {}", summary.log_dir.join("metrics.csv").display());
+                        let csv = summary.log_dir.join("metrics.csv");
+                        if csv.is_file() {
+                            println!("logs: {}", csv.display());
+                        }
                         if let Some(ck) = &summary.last_checkpoint {
                             println!("checkpoint: {}", ck.display());
                         }

@@ -79,6 +79,13 @@ fn test_runs_after_fit_and_from_a_checkpoint_without_changing_it() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Test metric") && out.contains("DataLoader 0"), "{out}");
     assert!(err.contains("230 test"), "the summary counts the test split: {err}");
+    // The model summary: one row per parameter with its type and count.
+    for (name, ty, count) in [("l.weight", "f32[16, 4]", "64"), ("l.bias", "f32[4]", "4")] {
+        let row = err.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{err}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[1..], [name, ty, count], "{row}");
+    }
+    assert!(err.contains("68 trainable params in model `Quadrants`"), "{err}");
     let ckpt = dir.join("logs/lightning_logs/version_0/checkpoints/last.safetensors");
     let after_fit = table_value(&out, "test_acc");
     let want = oracle_accuracy(&dir, "t10k", &ckpt);
@@ -173,7 +180,7 @@ fn csv_test_split_and_clear_errors() {
     let fresh = format!("trainer.default_root_dir={}", dir.join("fresh").display());
     let (code, _, err) = jlc_out(&["validate", model, "--set", &fresh]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("--ckpt: no checkpoint found"), "{err}");
+    assert!(err.contains("--ckpt last: no checkpoint to evaluate: no "), "{err}");
     // `test` is a CSV setting only.
     let (code, _, err) = jlc_out(&["check", root().join("examples/digits_mlp.jl").to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

@@ -233,7 +233,7 @@ fn early_stopping_and_top_k_decide_the_same_after_resumes() {
 
     // `--resume best` / `--ckpt best` name ModelCheckpoint's best file.
     let base = logs_a.join("lightning_logs");
-    let best = trainer::fit::resolve_checkpoint(&trainer::Resume::Best, &base, "--ckpt").unwrap();
+    let best = trainer::fit::resolve_checkpoint(&trainer::Resume::Best, &base, "--ckpt", "evaluate").unwrap();
     assert_eq!(best.file_name().unwrap().to_string_lossy(), best_name);
     let logs_arg = format!("trainer.default_root_dir={}", logs_a.display());
     let mut args = vec!["validate", path.to_str().unwrap(), "--ckpt", "best", "--set", &logs_arg];
@@ -346,4 +346,63 @@ fn sigint_stops_after_a_step_with_last_written_and_resumes_bit_exactly() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
     trainer::checkpoint::load(&last).unwrap();
+}
+
+/// Accuracy of the digits MLP in the checkpoint on `data`, in f64 (ties count as hits).
+fn mlp_accuracy(ckpt: &Path, data: &trainer::data::Dataset) -> f64 {
+    let ck = trainer::checkpoint::load(ckpt).unwrap();
+    let get = |n: &str| ck.tensors.iter().find(|(k, _)| k == n).unwrap().1.to_f64_vec();
+    let (w1, b1, w2, b2) = (get("l1.weight"), get("l1.bias"), get("head.weight"), get("head.bias"));
+    let (d, h) = (64, b1.len());
+    let trainer::data::Features::F32(x) = &data.features else { unreachable!() };
+    let mut hits = 0;
+    for (i, &label) in data.labels.iter().enumerate() {
+        let row = &x[i * d..(i + 1) * d];
+        let hidden: Vec<f64> =
+            (0..h).map(|j| (b1[j] + (0..d).map(|k| row[k] as f64 * w1[k * h + j]).sum::<f64>()).max(0.0)).collect();
+        let logits: Vec<f64> =
+            (0..10).map(|c| b2[c] + (0..h).map(|j| hidden[j] * w2[j * 10 + c]).sum::<f64>()).collect();
+        let max = logits.iter().copied().fold(f64::MIN, f64::max);
+        hits += (logits[label as usize] >= max) as usize;
+    }
+    hits as f64 / data.len() as f64
+}
+
+#[test]
+fn fast_dev_run_val_limits_and_max_time() {
+    let (path, text) = digits();
+    // fast_dev_run: two batches of training and validation, nothing written.
+    let logs = tempdir("fast-dev-run");
+    let s = fit(&path, &text, &logs, &["trainer.fast_dev_run=2".into()], None);
+    assert_eq!((s.epochs, s.steps, s.last_checkpoint.is_none()), (1, 2, true));
+    assert!(s.final_metrics.iter().any(|(k, _)| k == "val_acc"));
+    assert!(!logs.join("lightning_logs").exists(), "a dev run writes no logs or checkpoints");
+
+    // Validation every second epoch, on its first two batches (128 of 297 examples).
+    let logs = tempdir("val-limits");
+    let o: Vec<String> = ["trainer.max_epochs=4", "trainer.check_val_every_n_epoch=2", "trainer.limit_val_batches=2"]
+        .map(String::from)
+        .into();
+    let s = fit(&path, &text, &logs, &o, None);
+    let vals = epoch_rows(&[s.log_dir.clone()]);
+    assert_eq!(vals.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3], "validated after epochs 1 and 3 only");
+    let data = trainer::data::load_csv(&root().join("examples/data/digits.csv.gz"), 1.0 / 16.0).unwrap();
+    let (_, val) = trainer::data::split(&data, 297, 0);
+    let first_128 = val.subset(&(0..128).collect::<Vec<_>>());
+    for (epoch, acc, _) in vals {
+        let ck = s.log_dir.join(format!("checkpoints/epoch={epoch}-step={}.safetensors", 23 * (epoch + 1)));
+        let want = mlp_accuracy(&ck.canonicalize().unwrap(), &first_128);
+        assert!((acc - want).abs() < 1e-6, "epoch {epoch}: val_acc {acc}, f64 oracle on 128 examples {want}");
+    }
+
+    // max_time: stops between steps, saving `last` at the step reached.
+    let logs = tempdir("max-time");
+    let o: Vec<String> =
+        ["trainer.max_epochs=1000000", "trainer.max_time=1", "trainer.save_top_k=0"].map(String::from).into();
+    let start = Instant::now();
+    let s = fit(&path, &text, &logs, &o, None);
+    assert_eq!(s.stop, trainer::Stop::MaxTime);
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    let ck = trainer::checkpoint::load(s.last_checkpoint.as_ref().unwrap()).unwrap();
+    assert_eq!(ck.meta.global_step, s.steps);
 }

@@ -46,6 +46,15 @@ pub struct TrainerConfig {
     pub max_steps: usize,
     /// Save `last.safetensors` and one checkpoint per epoch.
     pub enable_checkpointing: bool,
+    /// Validate on at most this many batches (0: all).
+    pub limit_val_batches: usize,
+    /// Validate after every n-th epoch (Lightning counts `(epoch + 1) % n == 0`).
+    pub check_val_every_n_epoch: usize,
+    /// Stop (saving `last`) once training has run this long, checked between steps.
+    pub max_time: Option<std::time::Duration>,
+    /// A smoke run: this many batches of training, validation and test in one
+    /// epoch, with no checkpoints, callbacks or logs (0: off).
+    pub fast_dev_run: usize,
     /// After `fit`, run `test_step` on the test split (when both exist).
     pub test_after_fit: bool,
     /// Stop when the loss is NaN or infinite.
@@ -102,6 +111,10 @@ const TRAINER_KEYS: &[&str] = &[
     "max_steps",
     "enable_checkpointing",
     "model",
+    "limit_val_batches",
+    "check_val_every_n_epoch",
+    "max_time",
+    "fast_dev_run",
     "test_after_fit",
     "stop_on_nonfinite",
     "nonfinite_metrics",
@@ -204,6 +217,10 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         limit_train_batches: 0,
         max_steps: 0,
         enable_checkpointing: true,
+        limit_val_batches: 0,
+        check_val_every_n_epoch: 1,
+        max_time: None,
+        fast_dev_run: 0,
         test_after_fit: true,
         stop_on_nonfinite: true,
         nonfinite_metrics: vec![],
@@ -229,6 +246,15 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "default_root_dir" => cfg.default_root_dir = string(e, &mut diags),
             "name" => cfg.name = string(e, &mut diags),
             "model" => {}
+            "limit_val_batches" => cfg.limit_val_batches = non_negative(e, &mut diags),
+            "check_val_every_n_epoch" => cfg.check_val_every_n_epoch = positive(e, &mut diags),
+            "max_time" => cfg.max_time = duration(e, &mut diags),
+            "fast_dev_run" => {
+                cfg.fast_dev_run = match e.value {
+                    ConstValue::Bool(b) => b as usize,
+                    _ => non_negative(e, &mut diags),
+                }
+            }
             "test_after_fit" => cfg.test_after_fit = boolean(e, &mut diags),
             "stop_on_nonfinite" => cfg.stop_on_nonfinite = boolean(e, &mut diags),
             "nonfinite_metrics" => cfg.nonfinite_metrics = names(e, &mut diags),
@@ -311,6 +337,30 @@ fn string(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> String {
             String::new()
         }
     }
+}
+
+/// Seconds (a number) or Lightning's `"DD:HH:MM:SS"` (also `"HH:MM:SS"`, `"MM:SS"`).
+fn duration(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> Option<std::time::Duration> {
+    let seconds = match &e.value {
+        ConstValue::Int(i) if *i > 0 => Some(*i as f64),
+        ConstValue::Float(x) if *x > 0.0 && x.is_finite() => Some(*x),
+        ConstValue::Str(s) => {
+            let parts: Option<Vec<u64>> = s.split(':').map(|p| p.trim().parse::<u64>().ok()).collect();
+            match parts {
+                Some(p) if (2..=4).contains(&p.len()) => {
+                    // Right to left: seconds, minutes, hours, days.
+                    let total: u64 = p.iter().rev().zip([1, 60, 3600, 86400]).map(|(v, unit)| v * unit).sum();
+                    (total > 0).then_some(total as f64)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if seconds.is_none() {
+        diags.push(type_error(e, "a positive number of seconds or \"DD:HH:MM:SS\""));
+    }
+    seconds.map(std::time::Duration::from_secs_f64)
 }
 
 /// `-1` (keep all) or a non-negative count.

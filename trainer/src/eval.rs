@@ -117,7 +117,7 @@ pub fn run(stage: Stage, path: &Path, text: &str, opts: &EvalOptions) -> Result<
             ))
         })?,
     };
-    let ck_path = resolve_checkpoint(opts.ckpt.as_ref().unwrap_or(&Resume::Last), &setup.base, "--ckpt")?;
+    let ck_path = resolve_checkpoint(opts.ckpt.as_ref().unwrap_or(&Resume::Last), &setup.base, "--ckpt", "evaluate")?;
     let name = ck_path.display().to_string();
     let mut ck = checkpoint::load(&ck_path)?;
     if ck.meta.model_hash != checkpoint::model_hash(text) {

@@ -70,12 +70,15 @@ impl Resume {
     }
 }
 
-/// The file a `Resume` names, for a run whose version directories are in `base`.
-pub fn resolve_checkpoint(which: &Resume, base: &Path, flag: &str) -> Result<PathBuf, FitError> {
+/// The file a `Resume` names, for a run whose version directories are in
+/// `base`; `flag` (`--resume`, `--ckpt`) and `purpose` (`resume from`,
+/// `evaluate`) word the errors.
+pub fn resolve_checkpoint(which: &Resume, base: &Path, flag: &str, purpose: &str) -> Result<PathBuf, FitError> {
     let last = || {
+        let name = if *which == Resume::Best { "best" } else { "last" };
         checkpoint::find_last(base).ok_or_else(|| {
             FitError::Config(format!(
-                "{flag}: no checkpoint found: no {}/version_*/checkpoints/last.safetensors",
+                "{flag} {name}: no checkpoint to {purpose}: no {}/version_*/checkpoints/last.safetensors",
                 base.display()
             ))
         })
@@ -118,6 +121,8 @@ pub enum Stop {
     MaxEpochs,
     /// `trainer.max_steps` steps are done (possibly mid-epoch).
     MaxSteps,
+    /// `trainer.max_time` has passed (checked between steps).
+    MaxTime,
     /// A callback asked to stop (EarlyStopping).
     Callback,
 }
@@ -137,7 +142,7 @@ pub struct FitSummary {
     /// The `last.safetensors` this run wrote (else the last checkpoint file it wrote; None if none).
     pub last_checkpoint: Option<PathBuf>,
     pub stop: Stop,
-    /// ModelCheckpoint's best file (without a monitor: the newest epoch file).
+    /// ModelCheckpoint's best file (None without `checkpoint_monitor`).
     pub best_checkpoint: Option<PathBuf>,
     /// `test_step`'s metrics on the test split after training (when run).
     pub test_metrics: Vec<(String, f64)>,
@@ -181,9 +186,35 @@ fn non_finite<'a>(values: impl IntoIterator<Item = (&'a str, f64)>) -> Option<(&
 /// Trains the model file at `path` (whose text is `text`) as its `data` and `trainer` sections say.
 pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, FitError> {
     let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler)?;
-    let (data_cfg, trainer_cfg, progs) = (&setup.data_cfg, &setup.trainer_cfg, &setup.progs);
-    let (train, val) = (&setup.train, &setup.val);
+    let (data_cfg, progs) = (&setup.data_cfg, &setup.progs);
     let bs = data_cfg.batch_size;
+    let mut trainer_cfg = setup.trainer_cfg.clone();
+    let dev_run = trainer_cfg.fast_dev_run;
+    if dev_run > 0 {
+        if opts.resume.is_some() {
+            return Err(FitError::Config("fast_dev_run is a fresh smoke run: it cannot --resume".into()));
+        }
+        // Lightning's fast_dev_run: n batches of each loop, one epoch, nothing saved.
+        trainer_cfg.limit_train_batches = dev_run;
+        trainer_cfg.limit_val_batches = dev_run;
+        trainer_cfg.max_epochs = 1;
+        trainer_cfg.max_steps = 0;
+        trainer_cfg.max_time = None;
+        trainer_cfg.check_val_every_n_epoch = 1;
+        trainer_cfg.enable_checkpointing = false;
+        trainer_cfg.early_stopping = None;
+    }
+    let trainer_cfg = &trainer_cfg;
+    let train = &setup.train;
+    // limit_val_batches: the first batches of the (fixed) validation order.
+    let limit = |d: &Dataset, batches: usize| {
+        if batches > 0 && batches * bs < d.len() {
+            d.subset(&(0..batches * bs).collect::<Vec<_>>())
+        } else {
+            d.clone()
+        }
+    };
+    let val = &limit(&setup.val, trainer_cfg.limit_val_batches);
     let mut step_exe = Executable::compile(progs.train_step.clone(), opts.backend)?;
     let mut val_exes = if val.is_empty() {
         vec![]
@@ -236,7 +267,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         Position { epoch: 0, batch: 0, global_step: 0, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
     let mut resumed_from = None;
     if let Some(resume) = &opts.resume {
-        let ck_path = resolve_checkpoint(resume, base, "--resume")?;
+        let ck_path = resolve_checkpoint(resume, base, "--resume", "resume from")?;
         let name = ck_path.display().to_string();
         let mut ck = checkpoint::load(&ck_path)?;
         let m = ck.meta.clone();
@@ -303,8 +334,11 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     if let Some(p) = &resumed_from {
         hparams.push_str(&format!("resumed_from: {:?}\n", p.display().to_string()));
     }
-    let mut logger =
-        CsvLogger::create(Path::new(&trainer_cfg.default_root_dir), &trainer_cfg.name, &metric_names, &hparams)?;
+    let mut logger = if dev_run > 0 {
+        CsvLogger::disabled(base.join("fast_dev_run"))
+    } else {
+        CsvLogger::create(Path::new(&trainer_cfg.default_root_dir), &trainer_cfg.name, &metric_names, &hparams)?
+    };
     let mut ckpt_dir = logger.dir.join("checkpoints");
     if trainer_cfg.enable_checkpointing {
         std::fs::create_dir_all(&ckpt_dir)?;
@@ -339,6 +373,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     // Trained since the last checkpoint was written.
     let mut dirty = false;
     let max_steps_reached = |step: usize| trainer_cfg.max_steps > 0 && step >= trainer_cfg.max_steps;
+    let train_start = std::time::Instant::now();
+    let out_of_time = || trainer_cfg.max_time.is_some_and(|t| train_start.elapsed() >= t);
     let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
     let n_states = states.len();
     let watched = |name: &str| trainer_cfg.nonfinite_metrics.iter().any(|m| m == name);
@@ -364,7 +400,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let mut log_sums = if resumed_epoch { pos.log_sums.clone() } else { vec![0.0; progs.train_logs.len()] };
         for b in first..n_batches {
             let stop_now = interrupted();
-            if stop_now || max_steps_reached(global_step) {
+            let time_up = out_of_time();
+            if stop_now || time_up || max_steps_reached(global_step) {
                 bar.abandon();
                 if dirty && trainer_cfg.enable_checkpointing {
                     let at = Position { epoch, batch: b, global_step, loss_sum, log_sums: log_sums.clone() };
@@ -381,7 +418,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                         logger.dir.join("metrics.csv").display()
                     )));
                 }
-                stop = Stop::MaxSteps;
+                stop = if time_up { Stop::MaxTime } else { Stop::MaxSteps };
                 break 'epochs;
             }
             let (x, y) = train.batch(&order, b * bs, bs);
@@ -437,7 +474,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let mut epoch_metrics = vec![("train_loss_epoch".to_string(), loss_sum / denom)];
         epoch_metrics
             .extend(progs.train_logs.iter().zip(&log_sums).map(|((n, _), s)| (format!("{n}_epoch"), s / denom)));
-        if !val_exes.is_empty() {
+        let validate = !val_exes.is_empty() && (epoch + 1) % trainer_cfg.check_val_every_n_epoch == 0;
+        if validate {
             epoch_metrics.extend(eval::evaluate(&mut val_exes, &params, val, bs, &progs.val_logs)?);
         }
         logger.log(epoch, global_step.saturating_sub(1), &epoch_metrics)?;
@@ -466,8 +504,11 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         final_metrics = epoch_metrics;
         epochs_done = epoch + 1;
         let mut ctx = Ctx::new(epoch, global_step, &final_metrics, &ckpt_dir);
-        for c in callbacks.iter_mut() {
-            c.on_validation_end(&mut ctx);
+        // Epochs that skip validation (check_val_every_n_epoch) have no validation end.
+        if validate || val_exes.is_empty() {
+            for c in callbacks.iter_mut() {
+                c.on_validation_end(&mut ctx);
+            }
         }
         for m in &ctx.messages {
             eprintln!("{m}");
@@ -505,16 +546,24 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         }
     }
     logger.flush()?;
-    if stop == Stop::MaxSteps {
-        let saved = last_checkpoint.as_ref().map(|p| format!("; checkpoint {}", p.display())).unwrap_or_default();
-        eprintln!("stopped at max_steps = {} (global step {global_step}){saved}", trainer_cfg.max_steps);
+    let saved = last_checkpoint.as_ref().map(|p| format!("; checkpoint {}", p.display())).unwrap_or_default();
+    match stop {
+        Stop::MaxSteps => {
+            eprintln!("stopped at max_steps = {} (global step {global_step}){saved}", trainer_cfg.max_steps)
+        }
+        Stop::MaxTime => eprintln!(
+            "stopped at max_time = {:?} after {:.1} s of training (global step {global_step}){saved}",
+            trainer_cfg.max_time.unwrap_or_default(),
+            train_start.elapsed().as_secs_f64()
+        ),
+        Stop::MaxEpochs | Stop::Callback => {}
     }
     let mut test_metrics = Vec::new();
     if will_test {
         // Lightning runs `trainer.test` only when asked; `jlc run` runs it
         // after training (trainer.test_after_fit = false turns it off), on
         // the final parameters.
-        let test = setup.test.as_ref().expect("checked by will_test");
+        let test = &limit(setup.test.as_ref().expect("checked by will_test"), dev_run);
         let mut exes = setup.eval_programs(Stage::Test, test, opts.backend, &opts.compiler, opts.color)?;
         test_metrics = eval::evaluate(&mut exes, &params, test, bs, &progs.test_logs)?;
         logger.log(epochs_done.saturating_sub(1), global_step.saturating_sub(1), &test_metrics)?;
@@ -522,6 +571,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     }
     let best_checkpoint = callbacks
         .iter()
+        .filter(|_| trainer_cfg.checkpoint.monitor.is_some())
         .find(|c| c.name() == "ModelCheckpoint")
         .and_then(|c| ModelCheckpoint::best_path_in(&format!("{{\"ModelCheckpoint\":{}}}", c.state_dict())));
     let states = names[n_params..].iter().map(|(n, _)| n.clone()).zip(states).collect();
@@ -707,31 +757,43 @@ fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &
 }
 
 fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainPrograms, path: &Path) -> String {
-    format!(
-        "model_file: {:?}\nmodel: {}\noptimizer: {}\ndata:\n  source: {:?}\n  path: {:?}\n  scale: {}\n  batch_size: {}\n  val_split: {}\n  shuffle: {}\ntrainer:\n  max_epochs: {}\n  seed: {}\n  log_every_n_steps: {}\n  limit_train_batches: {}\n  max_steps: {}\n  enable_checkpointing: {}\n  test_after_fit: {}\n  stop_on_nonfinite: {}\n  nonfinite_metrics: {:?}\n  checkpoint_monitor: {:?}\n  checkpoint_mode: {:?}\n  checkpoint_filename: {:?}\n  save_top_k: {}\n  save_last: {}\n  early_stopping: {:?}\n",
-        path.display().to_string(),
-        progs.model_name,
-        progs.optimizer,
-        data.source,
-        data.path,
-        data.scale,
-        data.batch_size,
-        data.val_split,
-        data.shuffle,
-        trainer.max_epochs,
-        trainer.seed,
-        trainer.log_every_n_steps,
-        trainer.limit_train_batches,
-        trainer.max_steps,
-        trainer.enable_checkpointing,
-        trainer.test_after_fit,
-        trainer.stop_on_nonfinite,
-        trainer.nonfinite_metrics.join(","),
-        trainer.checkpoint.monitor.as_deref().unwrap_or(""),
-        trainer.checkpoint.mode,
-        trainer.checkpoint.filename,
-        trainer.checkpoint.save_top_k.map_or(-1, |k| k as i64),
-        trainer.checkpoint.save_last,
-        trainer.early_stopping
-    )
+    let ck = &trainer.checkpoint;
+    let mut lines = vec![
+        format!("model_file: {:?}", path.display().to_string()),
+        format!("model: {}", progs.model_name),
+        format!("optimizer: {}", progs.optimizer),
+        "data:".into(),
+        format!("  source: {:?}", data.source),
+        format!("  path: {:?}", data.path),
+        format!("  scale: {}", data.scale),
+        format!("  batch_size: {}", data.batch_size),
+        format!("  val_split: {}", data.val_split),
+        format!("  shuffle: {}", data.shuffle),
+        format!("  test: {:?}", data.test.as_deref().unwrap_or("")),
+        "trainer:".into(),
+        format!("  max_epochs: {}", trainer.max_epochs),
+        format!("  seed: {}", trainer.seed),
+        format!("  log_every_n_steps: {}", trainer.log_every_n_steps),
+        format!("  limit_train_batches: {}", trainer.limit_train_batches),
+        format!("  limit_val_batches: {}", trainer.limit_val_batches),
+        format!("  check_val_every_n_epoch: {}", trainer.check_val_every_n_epoch),
+        format!("  max_steps: {}", trainer.max_steps),
+        format!("  max_time_s: {}", trainer.max_time.map_or(0.0, |t| t.as_secs_f64())),
+        format!("  enable_checkpointing: {}", trainer.enable_checkpointing),
+        format!("  test_after_fit: {}", trainer.test_after_fit),
+        format!("  stop_on_nonfinite: {}", trainer.stop_on_nonfinite),
+        format!("  nonfinite_metrics: {:?}", trainer.nonfinite_metrics.join(",")),
+        format!("  checkpoint_monitor: {:?}", ck.monitor.as_deref().unwrap_or("")),
+        format!("  checkpoint_mode: {:?}", ck.mode),
+        format!("  checkpoint_filename: {:?}", ck.filename),
+        format!("  save_top_k: {}", ck.save_top_k.map_or(-1, |k| k as i64)),
+        format!("  save_last: {}", ck.save_last),
+    ];
+    if let Some(es) = &trainer.early_stopping {
+        lines.push(format!("  early_stopping_monitor: {:?}", es.monitor));
+        lines.push(format!("  early_stopping_mode: {:?}", es.mode));
+        lines.push(format!("  early_stopping_patience: {}", es.patience));
+        lines.push(format!("  early_stopping_min_delta: {}", es.min_delta));
+    }
+    lines.join("\n") + "\n"
 }
