@@ -456,3 +456,6 @@ pub fn apply_override(data: &mut Option<Section>, trainer: &mut Option<Section>,
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
