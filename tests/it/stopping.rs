@@ -183,7 +183,7 @@ fn early_stopping_and_top_k_decide_the_same_after_resumes() {
     assert!(full.epochs < 20, "stops early: {} epochs", full.epochs);
 
     // Oracle from metrics.csv: EarlyStopping's rule and the top-2 by val_acc.
-    let rows_a = epoch_rows(&[full.log_dir.clone()]);
+    let rows_a = epoch_rows(std::slice::from_ref(&full.log_dir));
     assert_eq!(rows_a.len(), full.epochs);
     let (mut best, mut wait, mut stop_at) = (f64::INFINITY, 0, None);
     for &(epoch, _, loss) in &rows_a {
@@ -255,7 +255,7 @@ fn early_stopping_and_top_k_decide_the_same_after_resumes() {
     let resumed = fit(&path, &text, &logs_a, &settings, Some(trainer::Resume::Best));
     let hp = std::fs::read_to_string(resumed.log_dir.join("hparams.yaml")).unwrap();
     assert!(hp.contains(&format!("resumed_from: {:?}", best.display().to_string())), "{hp}");
-    assert!(epoch_rows(&[resumed.log_dir.clone()]).first().is_none_or(|r| r.0 == ranked[0].0 + 1));
+    assert!(epoch_rows(std::slice::from_ref(&resumed.log_dir)).first().is_none_or(|r| r.0 == ranked[0].0 + 1));
 
     // A monitor that is not a metric is a clear error.
     let (code, _, err) = jlc_out(&[
@@ -384,7 +384,7 @@ fn fast_dev_run_val_limits_and_max_time() {
         .map(String::from)
         .into();
     let s = fit(&path, &text, &logs, &o, None);
-    let vals = epoch_rows(&[s.log_dir.clone()]);
+    let vals = epoch_rows(std::slice::from_ref(&s.log_dir));
     assert_eq!(vals.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3], "validated after epochs 1 and 3 only");
     let data = trainer::data::load_csv(&root().join("examples/data/digits.csv.gz"), 1.0 / 16.0).unwrap();
     let (_, val) = trainer::data::split(&data, 297, 0);

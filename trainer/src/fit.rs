@@ -546,6 +546,17 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         }
     }
     logger.flush()?;
+    if interrupted() {
+        // Stopped during the last epoch's end: its checkpoint is written; skip the test.
+        let saved = match &last_checkpoint {
+            Some(p) => format!("checkpoint {}", p.display()),
+            None => "no checkpoint (checkpointing is off)".to_string(),
+        };
+        return Err(FitError::Interrupted(format!(
+            "interrupted after training (global step {global_step}): {saved}; logs {}",
+            logger.dir.join("metrics.csv").display()
+        )));
+    }
     let saved = last_checkpoint.as_ref().map(|p| format!("; checkpoint {}", p.display())).unwrap_or_default();
     match stop {
         Stop::MaxSteps => {

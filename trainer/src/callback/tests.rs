@@ -65,7 +65,7 @@ fn model_checkpoint_top_k_matches_sorting_all_scores() {
         let mut on_disk: Vec<String> = Vec::new();
         for epoch in 0..40 {
             // Few distinct values, so ties happen; sometimes NaN.
-            let score = if rng.next_u64() % 10 == 0 { f64::NAN } else { (rng.next_u64() % 8) as f64 / 8.0 };
+            let score = if rng.next_u64().is_multiple_of(10) { f64::NAN } else { (rng.next_u64() % 8) as f64 / 8.0 };
             let (save, remove, _) = epoch_end(&mut cb, epoch, &[("val_acc", score)]);
             on_disk.extend(save);
             for r in &remove {
