@@ -304,4 +304,8 @@ fn fashion_mnist_example_trains_on_the_real_files() {
     let acc = s.final_metrics.iter().find(|(k, _)| k == "val_acc").unwrap().1;
     // 40 Adam steps already beat chance (0.1) by far.
     assert!(acc >= 0.6, "val_acc = {acc}");
+    // The t10k files are the test split, run after training.
+    let test_acc = s.test_metrics.iter().find(|(k, _)| k == "test_acc").unwrap().1;
+    assert!(test_acc >= 0.6, "test_acc = {test_acc}");
+    assert!(s.best_checkpoint.unwrap().ends_with("epoch=0-step=40.safetensors"));
 }
