@@ -79,8 +79,8 @@ pub struct CheckpointConfig {
     /// The metric that ranks checkpoints; `None`: every epoch's checkpoint is kept.
     pub monitor: Option<String>,
     pub mode: Mode,
-    /// How many epoch checkpoints to keep: `None` keeps all (the default
-    /// without a monitor; with one the default is 1), 0 none.
+    /// How many epoch checkpoints to keep: `None` (`-1`) keeps all (the
+    /// default without a monitor; with one the default is 1), 0 none.
     pub save_top_k: Option<usize>,
     /// Write `last.safetensors` too.
     pub save_last: bool,
@@ -235,6 +235,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
     };
     let mut es = EarlyStoppingConfig { monitor: String::new(), mode: Mode::Min, patience: 3, min_delta: 0.0 };
     let mut es_keys = Vec::new();
+    let mut top_k_setting = None;
     for e in section.map(|s| s.entries.as_slice()).unwrap_or_default() {
         match e.key.as_str() {
             "max_epochs" => cfg.max_epochs = non_negative(e, &mut diags),
@@ -261,7 +262,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "checkpoint_monitor" => cfg.checkpoint.monitor = Some(string(e, &mut diags)),
             "checkpoint_mode" => cfg.checkpoint.mode = mode(e, &mut diags),
             "checkpoint_filename" => cfg.checkpoint.filename = filename(e, &mut diags),
-            "save_top_k" => cfg.checkpoint.save_top_k = top_k(e, &mut diags),
+            "save_top_k" => top_k_setting = Some(top_k(e, &mut diags)),
             "save_last" => cfg.checkpoint.save_last = boolean(e, &mut diags),
             "early_stopping_monitor" => es.monitor = string(e, &mut diags),
             "early_stopping_mode" => es.mode = mode(e, &mut diags),
@@ -273,6 +274,12 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             es_keys.push(e);
         }
     }
+    // Lightning's default: the best checkpoint with a monitor, every one without.
+    cfg.checkpoint.save_top_k = match top_k_setting {
+        Some(k) => k,
+        None if cfg.checkpoint.monitor.is_some() => Some(1),
+        None => None,
+    };
     if !es.monitor.is_empty() {
         cfg.early_stopping = Some(es);
     } else if let Some(e) = es_keys.first() {

@@ -28,6 +28,11 @@ fn defaults_keep_every_epoch_and_stop_on_a_non_finite_loss() {
     assert_eq!(c.early_stopping, None);
     assert!(c.stop_on_nonfinite && c.test_after_fit && c.nonfinite_metrics.is_empty());
     assert_eq!((c.limit_val_batches, c.check_val_every_n_epoch, c.max_time, c.fast_dev_run), (0, 1, None, 0));
+    // With a monitor, Lightning keeps the best one unless told otherwise.
+    let c = trainer(r#"trainer { checkpoint_monitor = "val_acc" }"#).unwrap();
+    assert_eq!(c.checkpoint.save_top_k, Some(1));
+    let c = trainer(r#"trainer { checkpoint_monitor = "val_acc"; save_top_k = -1 }"#).unwrap();
+    assert_eq!(c.checkpoint.save_top_k, None);
 }
 
 #[test]
