@@ -267,55 +267,9 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         Position { epoch: 0, batch: 0, global_step: 0, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
     let mut resumed_from = None;
     if let Some(resume) = &opts.resume {
+        let run = RunShape { names: &names, n_params, n_batches, data_order: &data_order, seed: trainer_cfg.seed };
         let ck_path = resolve_checkpoint(resume, base, "--resume", "resume from")?;
-        let name = ck_path.display().to_string();
-        let mut ck = checkpoint::load(&ck_path)?;
-        let m = ck.meta.clone();
-        let mut problems = Vec::new();
-        if m.seed != trainer_cfg.seed {
-            problems.push(format!(
-                "it was trained with seed {}, this run has seed {} (set trainer.seed = {})",
-                m.seed, trainer_cfg.seed, m.seed
-            ));
-        }
-        if m.data_order != data_order {
-            problems.push(format!("its data order was `{}`, this run's is `{data_order}`", m.data_order));
-        }
-        if m.log_sums.len() != progs.train_logs.len() || m.batch >= n_batches.max(1) {
-            problems.push(format!(
-                "its position (epoch {}, batch {} with {} logged values) does not fit this run ({n_batches} batches per epoch, {} logged values)",
-                m.epoch,
-                m.batch,
-                m.log_sums.len(),
-                progs.train_logs.len()
-            ));
-        }
-        if !problems.is_empty() {
-            return Err(FitError::Config(format!(
-                "cannot resume bit-exactly from {name}:\n  {}",
-                problems.join("\n  ")
-            )));
-        }
-        if m.model_hash != checkpoint::model_hash(text) {
-            eprintln!(
-                "warning: {} changed since {name} was saved; resuming anyway (the parameters fit)",
-                path.display()
-            );
-        }
-        let mut tensors = ck.take_strict(&name, &names)?;
-        states = tensors.split_off(n_params);
-        params = tensors;
-        for w in callback::load_states(&mut callbacks, &m.callbacks) {
-            eprintln!("warning: {name}: {w}");
-        }
-        pos = Position {
-            epoch: m.epoch,
-            batch: m.batch,
-            global_step: m.global_step,
-            loss_sum: m.loss_sum,
-            log_sums: m.log_sums,
-        };
-        eprintln!("resuming from {name}: epoch {}, batch {}, global step {}", pos.epoch, pos.batch, pos.global_step);
+        (params, states, pos) = load_for_resume(&ck_path, &run, progs, path, text, &mut callbacks)?;
         resumed_from = Some(ck_path);
     }
 
@@ -651,6 +605,71 @@ fn check_metric_names(cfg: &TrainerConfig, epoch_names: &[String], progs: &Train
         }
     }
     Ok(())
+}
+
+/// What a checkpoint must match to continue this run bit-exactly.
+struct RunShape<'a> {
+    names: &'a [(String, Type)],
+    n_params: usize,
+    n_batches: usize,
+    data_order: &'a str,
+    seed: u64,
+}
+
+/// Loads a checkpoint to continue from: checks that it continues this run
+/// (seed, data order, position), takes its tensors strictly and restores
+/// the callbacks' states. Returns the parameters, optimizer states and position.
+fn load_for_resume(
+    ck_path: &Path,
+    run: &RunShape,
+    progs: &TrainPrograms,
+    path: &Path,
+    text: &str,
+    callbacks: &mut [Box<dyn Callback>],
+) -> Result<(Vec<Tensor>, Vec<Tensor>, Position), FitError> {
+    let name = ck_path.display().to_string();
+    let mut ck = checkpoint::load(ck_path)?;
+    let m = ck.meta.clone();
+    let (n_batches, data_order) = (run.n_batches, run.data_order);
+    let mut problems = Vec::new();
+    if m.seed != run.seed {
+        problems.push(format!(
+            "it was trained with seed {}, this run has seed {} (set trainer.seed = {})",
+            m.seed, run.seed, m.seed
+        ));
+    }
+    if m.data_order != data_order {
+        problems.push(format!("its data order was `{}`, this run's is `{data_order}`", m.data_order));
+    }
+    if m.log_sums.len() != progs.train_logs.len() || m.batch >= n_batches.max(1) {
+        problems.push(format!(
+            "its position (epoch {}, batch {} with {} logged values) does not fit this run ({n_batches} batches per epoch, {} logged values)",
+            m.epoch,
+            m.batch,
+            m.log_sums.len(),
+            progs.train_logs.len()
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(FitError::Config(format!("cannot resume bit-exactly from {name}:\n  {}", problems.join("\n  "))));
+    }
+    if m.model_hash != checkpoint::model_hash(text) {
+        eprintln!("warning: {} changed since {name} was saved; resuming anyway (the parameters fit)", path.display());
+    }
+    let mut params = ck.take_strict(&name, run.names)?;
+    let states = params.split_off(run.n_params);
+    for w in callback::load_states(callbacks, &m.callbacks) {
+        eprintln!("warning: {name}: {w}");
+    }
+    let pos = Position {
+        epoch: m.epoch,
+        batch: m.batch,
+        global_step: m.global_step,
+        loss_sum: m.loss_sum,
+        log_sums: m.log_sums,
+    };
+    eprintln!("resuming from {name}: epoch {}, batch {}, global step {}", pos.epoch, pos.batch, pos.global_step);
+    Ok((params, states, pos))
 }
 
 /// The loop's position: what a checkpoint must hold besides tensors.
