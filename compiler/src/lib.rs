@@ -43,6 +43,7 @@ pub fn compile_training(
     if !opts.no_opt {
         progs.train_step = optimize_stage(&progs.train_step, &opts.opt);
         progs.val_step = progs.val_step.as_ref().map(|f| optimize_stage(f, &opts.opt));
+        progs.test_step = progs.test_step.as_ref().map(|f| optimize_stage(f, &opts.opt));
     }
     Ok(progs)
 }

@@ -1,15 +1,18 @@
 //! `jlc`: the JaxLightning command line.
 //!
-//! `jlc run FILE` trains a model file (or runs its `fn main`), `jlc check FILE`
-//! reports every error without running anything, `jlc fmt FILE` prints
-//! it in canonical form, `jlc dump FILE --stage S`
-//! prints one stage of the pipeline. Exit codes: 0 success, 1 user error
-//! (diagnostics, bad data, bad options), 101 internal compiler error.
+//! `jlc run FILE` trains a model file (or runs its `fn main`), `jlc test` and
+//! `jlc validate` evaluate a checkpoint, `jlc check FILE` reports every error
+//! without running anything, `jlc fmt FILE` prints it in canonical form,
+//! `jlc dump FILE --stage S` prints one stage of the pipeline. Exit codes: 0
+//! success, 1 user error (diagnostics, bad data, bad options, a non-finite
+//! loss), 101 internal compiler error, 130 interrupted (SIGINT/SIGTERM).
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "jlc", version, about = "JaxLightning: train model files with a compiled step")]
@@ -32,12 +35,35 @@ enum Command {
         /// Skip the e-graph optimizer.
         #[arg(long)]
         no_opt: bool,
-        /// Continue training from a checkpoint: a `.safetensors` path, or
+        /// Continue training from a checkpoint: a `.safetensors` path,
         /// `last` (the newest `version_N/checkpoints/last.safetensors` under
-        /// the run's `default_root_dir/name`). Bit-exact, also mid-epoch;
-        /// logs go to a new version directory.
-        #[arg(long, value_name = "PATH|last")]
+        /// the run's `default_root_dir/name`) or `best` (ModelCheckpoint's
+        /// best file, as that `last` records it). Bit-exact, also
+        /// mid-epoch; logs go to a new version directory.
+        #[arg(long, value_name = "PATH|last|best")]
         resume: Option<String>,
+    },
+    /// Run `test_step` on the test split with a checkpoint's parameters.
+    Test {
+        file: PathBuf,
+        /// The checkpoint: a path, `last` (default) or `best`.
+        #[arg(long, value_name = "PATH|last|best")]
+        ckpt: Option<String>,
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        overrides: Vec<String>,
+        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        backend: BackendArg,
+    },
+    /// Run `validation_step` on the validation split with a checkpoint's parameters.
+    Validate {
+        file: PathBuf,
+        /// The checkpoint: a path, `last` (default) or `best`.
+        #[arg(long, value_name = "PATH|last|best")]
+        ckpt: Option<String>,
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        overrides: Vec<String>,
+        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        backend: BackendArg,
     },
     /// Check the file for errors without running it (exit 1 on errors).
     Check { file: PathBuf },
@@ -106,9 +132,85 @@ fn read(file: &PathBuf) -> Result<String, ExitCode> {
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
+fn backend_of(b: BackendArg) -> runtime::Backend {
+    match b {
+        BackendArg::Cpu => runtime::Backend::Cpu,
+        BackendArg::Interp => runtime::Backend::Interpreter,
+        BackendArg::Cuda => runtime::Backend::Cuda,
+    }
+}
+
+/// Prints a trainer error; returns its exit code (130 for an interrupt).
+fn fit_error(e: &trainer::FitError) -> ExitCode {
+    eprint!("{e}");
+    if !e.to_string().ends_with('\n') {
+        eprintln!();
+    }
+    match e {
+        trainer::FitError::Interrupted(_) => ExitCode::from(130),
+        _ => ExitCode::from(1),
+    }
+}
+
+/// SIGINT/SIGTERM (and SIGHUP): the first asks the loop to stop after the
+/// current step (it writes `last` and flushes the logs, then jlc exits 130);
+/// a second exits at once. Checkpoint writes are atomic, so even then no
+/// file is torn.
+fn install_interrupt_handler() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let seen = flag.clone();
+    let result = ctrlc::set_handler(move || {
+        if seen.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: stopping after this step (interrupt again to exit at once)");
+    });
+    if let Err(e) = result {
+        eprintln!("warning: cannot install the interrupt handler: {e}");
+    }
+    flag
+}
+
+/// `jlc test` / `jlc validate`: the results table on stdout.
+fn evaluate(
+    stage: trainer::setup::Stage,
+    file: PathBuf,
+    ckpt: Option<String>,
+    overrides: Vec<String>,
+    backend: BackendArg,
+    color: bool,
+) -> ExitCode {
+    let text = match read(&file) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    let opts = trainer::eval::EvalOptions {
+        overrides,
+        backend: backend_of(backend),
+        color,
+        compiler: Default::default(),
+        ckpt: ckpt.map(|c| trainer::Resume::parse(&c)),
+    };
+    match trainer::eval::run(stage, &file, &text, &opts) {
+        Ok(summary) => {
+            eprintln!("{} examples; checkpoint {}", summary.examples, summary.checkpoint.display());
+            print!("{}", trainer::eval::results_table(stage, &summary.metrics));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fit_error(&e),
+    }
+}
+
 fn run(cli: Cli) -> ExitCode {
     let color = std::io::stderr().is_terminal();
     match cli.command {
+        Command::Test { file, ckpt, overrides, backend } => {
+            evaluate(trainer::setup::Stage::Test, file, ckpt, overrides, backend, color)
+        }
+        Command::Validate { file, ckpt, overrides, backend } => {
+            evaluate(trainer::setup::Stage::Validate, file, ckpt, overrides, backend, color)
+        }
         Command::Check { file } => {
             let text = match read(&file) {
                 Ok(t) => t,
@@ -130,46 +232,51 @@ fn run(cli: Cli) -> ExitCode {
                 Ok(t) => t,
                 Err(c) => return c,
             };
-            let backend = match backend {
-                BackendArg::Cpu => runtime::Backend::Cpu,
-                BackendArg::Interp => runtime::Backend::Interpreter,
-                BackendArg::Cuda => runtime::Backend::Cuda,
-            };
+            let backend = backend_of(backend);
             if jaxlightning::has_trainer(&text) {
-                let resume = resume.map(|r| {
-                    if r == "last" {
-                        trainer::Resume::Last
-                    } else {
-                        trainer::Resume::Path(PathBuf::from(r))
-                    }
-                });
                 let opts = trainer::FitOptions {
                     overrides,
                     backend,
                     color,
                     progress: std::io::stderr().is_terminal(),
                     compiler: compiler::Options { no_opt, ..Default::default() },
-                    resume,
+                    resume: resume.map(|r| trainer::Resume::parse(&r)),
+                    interrupt: Some(install_interrupt_handler()),
                 };
                 match trainer::fit(&file, &text, &opts) {
                     Ok(summary) => {
                         let metrics: Vec<String> =
                             summary.final_metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
-                        let verb = if summary.stopped_at_max_steps { "stopped at max_steps after" } else { "finished" };
+                        let verb = match summary.stop {
+                            trainer::Stop::MaxEpochs => "finished",
+                            trainer::Stop::MaxSteps => "stopped at max_steps after",
+                            trainer::Stop::Callback => "stopped early after",
+                            trainer::Stop::MaxTime => "stopped at max_time after",
+                        };
                         println!("{verb} {} epochs ({} steps): {}", summary.epochs, summary.steps, metrics.join(" "));
-                        println!("logs: {}", summary.log_dir.join("metrics.csv").display());
+                        let csv = summary.log_dir.join("metrics.csv");
+                        if csv.is_file() {
+                            println!("logs: {}", csv.display());
+                        }
                         if let Some(ck) = &summary.last_checkpoint {
                             println!("checkpoint: {}", ck.display());
                         }
+                        if let Some(best) = summary
+                            .best_checkpoint
+                            .as_ref()
+                            .filter(|_| summary.best_checkpoint != summary.last_checkpoint)
+                        {
+                            println!("best checkpoint: {}", best.display());
+                        }
+                        if !summary.test_metrics.is_empty() {
+                            print!(
+                                "{}",
+                                trainer::eval::results_table(trainer::setup::Stage::Test, &summary.test_metrics)
+                            );
+                        }
                         ExitCode::SUCCESS
                     }
-                    Err(e) => {
-                        eprint!("{e}");
-                        if !e.to_string().ends_with('\n') {
-                            eprintln!();
-                        }
-                        ExitCode::from(1)
-                    }
+                    Err(e) => fit_error(&e),
                 }
             } else {
                 match jaxlightning::run_script(&file.display().to_string(), &text, backend, color) {

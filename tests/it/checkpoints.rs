@@ -6,17 +6,23 @@ use crate::examples::tempdir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> &'static Path {
+pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn digits() -> (PathBuf, String) {
+pub fn digits() -> (PathBuf, String) {
     let path = root().join("examples/digits_mlp.jl");
     let text = std::fs::read_to_string(&path).unwrap();
     (path, text)
 }
 
-fn fit(path: &Path, text: &str, logs: &Path, extra: &[String], resume: Option<trainer::Resume>) -> trainer::FitSummary {
+pub fn fit(
+    path: &Path,
+    text: &str,
+    logs: &Path,
+    extra: &[String],
+    resume: Option<trainer::Resume>,
+) -> trainer::FitSummary {
     let mut overrides = extra.to_vec();
     overrides.push(format!("trainer.default_root_dir={}", logs.display()));
     let opts = trainer::FitOptions {
@@ -26,16 +32,17 @@ fn fit(path: &Path, text: &str, logs: &Path, extra: &[String], resume: Option<tr
         progress: false,
         compiler: Default::default(),
         resume,
+        interrupt: None,
     };
     trainer::fit(path, text, &opts).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn bits(t: &compiler::ir::Tensor) -> Vec<u64> {
+pub fn bits(t: &compiler::ir::Tensor) -> Vec<u64> {
     t.to_f64_vec().iter().map(|x| x.to_bits()).collect()
 }
 
 /// The rows of metrics.csv (header first).
-fn rows(dir: &Path) -> Vec<String> {
+pub fn rows(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("metrics.csv")).unwrap().lines().map(str::to_string).collect()
 }
 
@@ -126,7 +133,7 @@ fn interrupted_and_resumed_training_is_bitwise_the_uninterrupted_run() {
     assert!(hp.contains("resumed_from: ") && hp.contains(&segments[0].display().to_string()), "{hp}");
 }
 
-fn jlc(args: &[&str]) -> (i32, String) {
+pub fn jlc(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_jlc")).args(args).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -213,7 +220,13 @@ fn stray_temp_files_are_removed_when_a_run_starts() {
 /// Builds a tiny IDX dataset in which the label is the brightest quadrant
 /// of a 4x4 image, so that a model can learn it.
 fn write_idx_dir(dir: &Path, n: usize) {
-    let mut rng = SplitMix(42);
+    write_idx(dir, "train", n, 42);
+}
+
+/// Writes `<prefix>-images-idx3-ubyte` and `<prefix>-labels-idx1-ubyte`
+/// (`prefix`: `train` or `t10k`) of `n` quadrant images drawn with `seed`.
+pub fn write_idx(dir: &Path, prefix: &str, n: usize, seed: u64) {
+    let mut rng = SplitMix(seed);
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
     for _ in 0..n {
@@ -238,8 +251,8 @@ fn write_idx_dir(dir: &Path, n: usize) {
     img.extend(pixels);
     let mut lab = header(&[n as u32]);
     lab.extend(labels);
-    std::fs::write(dir.join("train-images-idx3-ubyte"), img).unwrap();
-    std::fs::write(dir.join("train-labels-idx1-ubyte"), lab).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), img).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), lab).unwrap();
 }
 
 #[test]
@@ -291,4 +304,8 @@ fn fashion_mnist_example_trains_on_the_real_files() {
     let acc = s.final_metrics.iter().find(|(k, _)| k == "val_acc").unwrap().1;
     // 40 Adam steps already beat chance (0.1) by far.
     assert!(acc >= 0.6, "val_acc = {acc}");
+    // The t10k files are the test split, run after training.
+    let test_acc = s.test_metrics.iter().find(|(k, _)| k == "test_acc").unwrap().1;
+    assert!(test_acc >= 0.6, "test_acc = {test_acc}");
+    assert!(s.best_checkpoint.unwrap().ends_with("epoch=0-step=40.safetensors"));
 }

@@ -30,6 +30,7 @@ fn fit_digits(extra: &[&str], log_root: &Path) -> trainer::FitSummary {
         progress: false,
         compiler: Default::default(),
         resume: None,
+        interrupt: None,
     };
     trainer::fit(&path, &text, &opts).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -85,6 +86,7 @@ fn interpreter_and_jit_train_the_same_model() {
                 progress: false,
                 compiler: Default::default(),
                 resume: None,
+                interrupt: None,
             },
         )
         .unwrap()

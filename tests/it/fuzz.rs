@@ -343,6 +343,7 @@ fn mutated_checkpoints_never_panic_and_truncations_are_detected() {
         log_sums: vec![0.5],
         data_order: "batch_size=2".into(),
         config: "x: 1\n".into(),
+        callbacks: r#"{"EarlyStopping":{"best":null,"monitor":"val_loss","wait":0}}"#.into(),
     };
     let w = Tensor::f32(&[3, 2], (0..6).map(|i| i as f32 * 0.37).collect());
     let b = Tensor::f32(&[2], vec![0.25, -1.0]);

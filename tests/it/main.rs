@@ -5,8 +5,10 @@ mod backends;
 mod checkpoints;
 mod diagnostics;
 mod docs;
+mod evaluate;
 mod examples;
 mod format;
 mod fuzz;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod stopping;

@@ -53,6 +53,10 @@ pub struct Meta {
     pub data_order: String,
     /// The resolved configuration (hparams.yaml's text), for humans.
     pub config: String,
+    /// The callbacks' states (`callback::states_json`): a JSON object by
+    /// callback name. Files without the key (written before callbacks
+    /// existed) read as `""`.
+    pub callbacks: String,
 }
 
 /// The metadata keys besides `crc32`.
@@ -69,6 +73,7 @@ pub const META_KEYS: &[&str] = &[
     "log_sums",
     "data_order",
     "config",
+    "callbacks",
 ];
 
 /// A decoded checkpoint: its metadata and tensors sorted by name.
@@ -127,6 +132,7 @@ impl Meta {
             ("log_sums", self.log_sums.iter().map(|x| f64_hex(*x)).collect::<Vec<_>>().join(",")),
             ("data_order", self.data_order.clone()),
             ("config", self.config.clone()),
+            ("callbacks", self.callbacks.clone()),
         ]
     }
 
@@ -174,6 +180,7 @@ impl Meta {
             log_sums,
             data_order: get("data_order")?.to_string(),
             config: get("config")?.to_string(),
+            callbacks: m.get("callbacks").cloned().unwrap_or_default(),
         })
     }
 }

@@ -17,6 +17,9 @@ pub struct DataConfig {
     /// Examples held out for validation.
     pub val_split: usize,
     pub shuffle: bool,
+    /// The CSV source's test split: `test = "file.csv[.gz]"` (the IDX source
+    /// reads `t10k-*` files from its directory instead).
+    pub test: Option<String>,
 }
 
 /// The built-in data sources.
@@ -43,9 +46,61 @@ pub struct TrainerConfig {
     pub max_steps: usize,
     /// Save `last.safetensors` and one checkpoint per epoch.
     pub enable_checkpointing: bool,
+    /// Validate on at most this many batches (0: all).
+    pub limit_val_batches: usize,
+    /// Validate after every n-th epoch (Lightning counts `(epoch + 1) % n == 0`).
+    pub check_val_every_n_epoch: usize,
+    /// Stop (saving `last`) once training has run this long, checked between steps.
+    pub max_time: Option<std::time::Duration>,
+    /// A smoke run: this many batches of training, validation and test in one
+    /// epoch, with no checkpoints, callbacks or logs (0: off).
+    pub fast_dev_run: usize,
+    /// After `fit`, run `test_step` on the test split (when both exist).
+    pub test_after_fit: bool,
+    /// Stop when the loss is NaN or infinite.
+    pub stop_on_nonfinite: bool,
+    /// Logged values (training or validation) that must stay finite too.
+    pub nonfinite_metrics: Vec<String>,
+    pub checkpoint: CheckpointConfig,
+    /// `None`: no early stopping (no `early_stopping_monitor`).
+    pub early_stopping: Option<EarlyStoppingConfig>,
 }
 
-const DATA_KEYS: &[&str] = &["batch_size", "val_split", "shuffle"];
+/// Min or max: which direction of a monitored metric is better.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    Min,
+    Max,
+}
+
+/// ModelCheckpoint's settings (`checkpoint_*`, `save_top_k`, `save_last`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointConfig {
+    /// The metric that ranks checkpoints; `None`: every epoch's checkpoint is kept.
+    pub monitor: Option<String>,
+    pub mode: Mode,
+    /// How many epoch checkpoints to keep: `None` (`-1`) keeps all (the
+    /// default without a monitor; with one the default is 1), 0 none.
+    pub save_top_k: Option<usize>,
+    /// Write `last.safetensors` too.
+    pub save_last: bool,
+    /// The file name without `.safetensors`: `{epoch}`, `{step}` and
+    /// metrics, optionally with a precision (`{val_acc:.4}`).
+    pub filename: String,
+}
+
+/// EarlyStopping's settings (`early_stopping_*`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyStoppingConfig {
+    pub monitor: String,
+    pub mode: Mode,
+    /// Validation checks without improvement before stopping.
+    pub patience: usize,
+    /// An improvement must exceed this.
+    pub min_delta: f64,
+}
+
+const DATA_KEYS: &[&str] = &["batch_size", "val_split", "shuffle", "test"];
 const TRAINER_KEYS: &[&str] = &[
     "max_epochs",
     "seed",
@@ -56,6 +111,22 @@ const TRAINER_KEYS: &[&str] = &[
     "max_steps",
     "enable_checkpointing",
     "model",
+    "limit_val_batches",
+    "check_val_every_n_epoch",
+    "max_time",
+    "fast_dev_run",
+    "test_after_fit",
+    "stop_on_nonfinite",
+    "nonfinite_metrics",
+    "checkpoint_monitor",
+    "checkpoint_mode",
+    "checkpoint_filename",
+    "save_top_k",
+    "save_last",
+    "early_stopping_monitor",
+    "early_stopping_mode",
+    "early_stopping_patience",
+    "early_stopping_min_delta",
 ];
 
 pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
@@ -111,12 +182,20 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
             (SourceKind::Csv, String::new(), 1.0)
         }
     };
-    let mut cfg = DataConfig { source, path, scale, batch_size: 32, val_split: 0, shuffle: true };
+    let mut cfg = DataConfig { source, path, scale, batch_size: 32, val_split: 0, shuffle: true, test: None };
     for e in &section.entries {
         match e.key.as_str() {
             "batch_size" => cfg.batch_size = positive(e, &mut diags),
             "val_split" => cfg.val_split = non_negative(e, &mut diags),
             "shuffle" => cfg.shuffle = boolean(e, &mut diags),
+            "test" if source == SourceKind::Csv => cfg.test = Some(string(e, &mut diags)),
+            "test" => diags.push(
+                Diagnostic::error(Code::BadSection, "`test` names the CSV source's test file")
+                    .with_label(e.key_span, "not a setting of `idx`")
+                    .with_note(
+                        "the IDX source reads t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte as its test split",
+                    ),
+            ),
             _ => diags.push(unknown_key(e, "data", DATA_KEYS)),
         }
     }
@@ -138,7 +217,25 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         limit_train_batches: 0,
         max_steps: 0,
         enable_checkpointing: true,
+        limit_val_batches: 0,
+        check_val_every_n_epoch: 1,
+        max_time: None,
+        fast_dev_run: 0,
+        test_after_fit: true,
+        stop_on_nonfinite: true,
+        nonfinite_metrics: vec![],
+        checkpoint: CheckpointConfig {
+            monitor: None,
+            mode: Mode::Min,
+            save_top_k: None,
+            save_last: true,
+            filename: "epoch={epoch}-step={step}".into(),
+        },
+        early_stopping: None,
     };
+    let mut es = EarlyStoppingConfig { monitor: String::new(), mode: Mode::Min, patience: 3, min_delta: 0.0 };
+    let mut es_keys = Vec::new();
+    let mut top_k_setting = None;
     for e in section.map(|s| s.entries.as_slice()).unwrap_or_default() {
         match e.key.as_str() {
             "max_epochs" => cfg.max_epochs = non_negative(e, &mut diags),
@@ -150,8 +247,47 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "default_root_dir" => cfg.default_root_dir = string(e, &mut diags),
             "name" => cfg.name = string(e, &mut diags),
             "model" => {}
+            "limit_val_batches" => cfg.limit_val_batches = non_negative(e, &mut diags),
+            "check_val_every_n_epoch" => cfg.check_val_every_n_epoch = positive(e, &mut diags),
+            "max_time" => cfg.max_time = duration(e, &mut diags),
+            "fast_dev_run" => {
+                cfg.fast_dev_run = match e.value {
+                    ConstValue::Bool(b) => b as usize,
+                    _ => non_negative(e, &mut diags),
+                }
+            }
+            "test_after_fit" => cfg.test_after_fit = boolean(e, &mut diags),
+            "stop_on_nonfinite" => cfg.stop_on_nonfinite = boolean(e, &mut diags),
+            "nonfinite_metrics" => cfg.nonfinite_metrics = names(e, &mut diags),
+            "checkpoint_monitor" => cfg.checkpoint.monitor = Some(string(e, &mut diags)),
+            "checkpoint_mode" => cfg.checkpoint.mode = mode(e, &mut diags),
+            "checkpoint_filename" => cfg.checkpoint.filename = filename(e, &mut diags),
+            "save_top_k" => top_k_setting = Some(top_k(e, &mut diags)),
+            "save_last" => cfg.checkpoint.save_last = boolean(e, &mut diags),
+            "early_stopping_monitor" => es.monitor = string(e, &mut diags),
+            "early_stopping_mode" => es.mode = mode(e, &mut diags),
+            "early_stopping_patience" => es.patience = non_negative(e, &mut diags),
+            "early_stopping_min_delta" => es.min_delta = number(e, &mut diags),
             _ => diags.push(unknown_key(e, "trainer", TRAINER_KEYS)),
         }
+        if e.key.starts_with("early_stopping_") {
+            es_keys.push(e);
+        }
+    }
+    // Lightning's default: the best checkpoint with a monitor, every one without.
+    cfg.checkpoint.save_top_k = match top_k_setting {
+        Some(k) => k,
+        None if cfg.checkpoint.monitor.is_some() => Some(1),
+        None => None,
+    };
+    if !es.monitor.is_empty() {
+        cfg.early_stopping = Some(es);
+    } else if let Some(e) = es_keys.first() {
+        diags.push(
+            Diagnostic::error(Code::BadSection, format!("`{}` needs `early_stopping_monitor`", e.key))
+                .with_label(e.key_span, "early stopping is off without a monitored metric")
+                .with_help("add e.g. `early_stopping_monitor = \"val_loss\"`"),
+        );
     }
     if diags.is_empty() {
         Ok(cfg)
@@ -210,6 +346,89 @@ fn string(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> String {
     }
 }
 
+/// Seconds (a number) or Lightning's `"DD:HH:MM:SS"` (also `"HH:MM:SS"`, `"MM:SS"`).
+fn duration(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> Option<std::time::Duration> {
+    let seconds = match &e.value {
+        ConstValue::Int(i) if *i > 0 => Some(*i as f64),
+        ConstValue::Float(x) if *x > 0.0 && x.is_finite() => Some(*x),
+        ConstValue::Str(s) => {
+            let parts: Option<Vec<u64>> = s.split(':').map(|p| p.trim().parse::<u64>().ok()).collect();
+            match parts {
+                Some(p) if (2..=4).contains(&p.len()) => {
+                    // Right to left: seconds, minutes, hours, days.
+                    let total: u64 = p.iter().rev().zip([1, 60, 3600, 86400]).map(|(v, unit)| v * unit).sum();
+                    (total > 0).then_some(total as f64)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if seconds.is_none() {
+        diags.push(type_error(e, "a positive number of seconds or \"DD:HH:MM:SS\""));
+    }
+    seconds.map(std::time::Duration::from_secs_f64)
+}
+
+/// `-1` (keep all) or a non-negative count.
+fn top_k(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> Option<usize> {
+    match e.value {
+        ConstValue::Int(-1) => None,
+        ConstValue::Int(i) if i >= 0 => Some(i as usize),
+        _ => {
+            diags.push(type_error(e, "-1 (keep all) or a non-negative integer"));
+            None
+        }
+    }
+}
+
+fn mode(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> Mode {
+    match &e.value {
+        ConstValue::Str(s) if s == "min" => Mode::Min,
+        ConstValue::Str(s) if s == "max" => Mode::Max,
+        _ => {
+            diags.push(type_error(e, "\"min\" or \"max\""));
+            Mode::Min
+        }
+    }
+}
+
+fn number(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> f64 {
+    match e.value {
+        ConstValue::Int(i) => i as f64,
+        ConstValue::Float(x) if x.is_finite() => x,
+        _ => {
+            diags.push(type_error(e, "a number"));
+            0.0
+        }
+    }
+}
+
+/// A comma-separated list of names in one string (the settings have no lists).
+fn names(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> Vec<String> {
+    string(e, diags).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+/// A file name template: its placeholders must be well-formed; which
+/// metrics exist is checked once the model is compiled.
+fn filename(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> String {
+    let s = string(e, diags);
+    if let Err(msg) = crate::callback::parse_template(&s) {
+        diags.push(
+            Diagnostic::error(Code::BadSection, format!("`{}`: {msg}", e.key))
+                .with_label(e.value_span, "this file name template")
+                .with_help("write e.g. \"epoch={epoch}-val_acc={val_acc:.4}\""),
+        );
+    }
+    if s.contains('/') || s.contains('\\') {
+        diags.push(
+            Diagnostic::error(Code::BadSection, format!("`{}` must be a file name, not a path", e.key))
+                .with_label(e.value_span, "contains a path separator"),
+        );
+    }
+    s
+}
+
 fn type_error(e: &SettingEntry, expected: &str) -> Diagnostic {
     Diagnostic::error(Code::BadSection, format!("`{}` must be {expected}", e.key))
         .with_label(e.value_span, format!("found {:?}", e.value))
@@ -244,3 +463,6 @@ pub fn apply_override(data: &mut Option<Section>, trainer: &mut Option<Section>,
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

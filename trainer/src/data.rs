@@ -198,6 +198,10 @@ pub fn parse_csv(name: &str, text: &str, scale: f32) -> Result<Dataset, DataErro
 pub const IDX_TRAIN_IMAGES: &[&str] = &["train-images-idx3-ubyte", "train-images.idx3-ubyte"];
 pub const IDX_TRAIN_LABELS: &[&str] = &["train-labels-idx1-ubyte", "train-labels.idx1-ubyte"];
 
+/// The IDX test split's file names (MNIST's `t10k-*`), raw or with `.gz`.
+pub const IDX_TEST_IMAGES: &[&str] = &["t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"];
+pub const IDX_TEST_LABELS: &[&str] = &["t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"];
+
 fn find_in_dir(dir: &Path, stems: &[&str]) -> Result<std::path::PathBuf, DataError> {
     for stem in stems {
         for ext in ["", ".gz"] {
@@ -230,6 +234,28 @@ pub fn load_idx_dir(dir: &Path, scale: f32) -> Result<Dataset, DataError> {
         &read(&labels)?,
         scale,
     )
+}
+
+/// Loads the IDX test split in `dir` (`t10k-images-idx3-ubyte` and
+/// `t10k-labels-idx1-ubyte`, raw or `.gz`); `None` when neither file is
+/// there (a directory without a test split). One without the other is an error.
+pub fn load_idx_test_dir(dir: &Path, scale: f32) -> Result<Option<Dataset>, DataError> {
+    let images = find_in_dir(dir, IDX_TEST_IMAGES);
+    let labels = find_in_dir(dir, IDX_TEST_LABELS);
+    let (images, labels) = match (images, labels) {
+        (Err(_), Err(_)) => return Ok(None),
+        (Ok(i), Ok(l)) => (i, l),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
+    };
+    let read = |p: &Path| std::fs::read(p).map_err(|source| DataError::Io { path: p.display().to_string(), source });
+    parse_idx_pair(
+        &images.display().to_string(),
+        &read(&images)?,
+        &labels.display().to_string(),
+        &read(&labels)?,
+        scale,
+    )
+    .map(Some)
 }
 
 /// An images file (rank >= 2: count, then each image's dims) and a labels

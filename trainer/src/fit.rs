@@ -3,21 +3,27 @@
 //! Per batch the trainer calls the compiled step once (forward, backward and
 //! optimizer update are all inside it), then swaps in the new parameters and
 //! optimizer state. Validation runs a separately compiled program that has
-//! no parameter outputs, so it cannot train.
+//! no parameter outputs, so it cannot train. Callbacks (`callback.rs`)
+//! decide which epoch checkpoints to keep and when to stop early; a
+//! non-finite loss, an interrupt (SIGINT/SIGTERM through
+//! `FitOptions::interrupt`) or `max_steps` end the loop with every file
+//! already written intact.
 
+use crate::callback::{self, Callback, Ctx, EarlyStopping, ModelCheckpoint};
 use crate::checkpoint::{self, CheckpointError, Meta};
-use crate::config::{self, DataConfig, SourceKind, TrainerConfig};
+use crate::config::{DataConfig, TrainerConfig};
 use crate::data::{self, Dataset};
+use crate::eval;
 use crate::logger::CsvLogger;
 use crate::rng::Rng;
-use compiler::diagnostic::Diagnostic;
-use compiler::ir::{DType, Tensor, Type};
+use crate::setup::{self, Stage};
+use compiler::ir::{Tensor, Type};
 use compiler::lower::{Init, ParamSpec, TrainPrograms};
-use compiler::span::SourceMap;
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime::{Backend, Executable};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FitError {
@@ -34,14 +40,64 @@ pub enum FitError {
     Checkpoint(#[from] CheckpointError),
     #[error("cannot write logs: {0}")]
     Io(#[from] std::io::Error),
+    /// The loss or a watched logged value became NaN or infinite; nothing
+    /// was saved after the last good step.
+    #[error("{0}")]
+    NonFinite(String),
+    /// Stopped by SIGINT/SIGTERM after finishing a step; `last` was written.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
-/// Where `--resume` continues from.
+/// A checkpoint named on the command line: `--resume`, `--ckpt`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Resume {
     /// `last.safetensors` of the newest `version_N` under `<root>/<name>` that has one.
     Last,
+    /// ModelCheckpoint's best file, as recorded in that `last.safetensors`.
+    Best,
     Path(PathBuf),
+}
+
+impl Resume {
+    /// `last`, `best`, or a path.
+    pub fn parse(s: &str) -> Resume {
+        match s {
+            "last" => Resume::Last,
+            "best" => Resume::Best,
+            p => Resume::Path(PathBuf::from(p)),
+        }
+    }
+}
+
+/// The file a `Resume` names, for a run whose version directories are in
+/// `base`; `flag` (`--resume`, `--ckpt`) and `purpose` (`resume from`,
+/// `evaluate`) word the errors.
+pub fn resolve_checkpoint(which: &Resume, base: &Path, flag: &str, purpose: &str) -> Result<PathBuf, FitError> {
+    let last = || {
+        let name = if *which == Resume::Best { "best" } else { "last" };
+        checkpoint::find_last(base).ok_or_else(|| {
+            FitError::Config(format!(
+                "{flag} {name}: no checkpoint to {purpose}: no {}/version_*/checkpoints/last.safetensors",
+                base.display()
+            ))
+        })
+    };
+    match which {
+        Resume::Last => last(),
+        Resume::Best => {
+            let last = last()?;
+            let ck = checkpoint::load(&last)?;
+            ModelCheckpoint::best_path_in(&ck.meta.callbacks).ok_or_else(|| {
+                FitError::Config(format!(
+                    "{flag} best: {} records no best checkpoint (ModelCheckpoint kept none: \
+                     set trainer.checkpoint_monitor and save_top_k >= 1)",
+                    last.display()
+                ))
+            })
+        }
+        Resume::Path(p) => Ok(p.clone()),
+    }
 }
 
 pub struct FitOptions {
@@ -53,6 +109,22 @@ pub struct FitOptions {
     pub compiler: compiler::Options,
     /// Continue a run from a checkpoint (bit-exactly, also mid-epoch).
     pub resume: Option<Resume>,
+    /// Set (by a signal handler) to stop after the current step: `last` is
+    /// written, logs are flushed, and `fit` returns `FitError::Interrupted`.
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+/// Why the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stop {
+    /// `max_epochs` epochs are done.
+    MaxEpochs,
+    /// `trainer.max_steps` steps are done (possibly mid-epoch).
+    MaxSteps,
+    /// `trainer.max_time` has passed (checked between steps).
+    MaxTime,
+    /// A callback asked to stop (EarlyStopping).
+    Callback,
 }
 
 /// What a finished run reports.
@@ -67,90 +139,90 @@ pub struct FitSummary {
     pub params: Vec<(ParamSpec, Tensor)>,
     /// Optimizer state by checkpoint name (`opt.<path>.<k>`).
     pub states: Vec<(String, Tensor)>,
-    /// The `last.safetensors` this run wrote (None if it wrote none).
+    /// The `last.safetensors` this run wrote (else the last checkpoint file it wrote; None if none).
     pub last_checkpoint: Option<PathBuf>,
-    /// The run ended at `trainer.max_steps` before `max_epochs`.
-    pub stopped_at_max_steps: bool,
+    pub stop: Stop,
+    /// ModelCheckpoint's best file (None without `checkpoint_monitor`).
+    pub best_checkpoint: Option<PathBuf>,
+    /// `test_step`'s metrics on the test split after training (when run).
+    pub test_metrics: Vec<(String, f64)>,
 }
 
-fn diagnostics(diags: Vec<Diagnostic>, sources: &SourceMap, color: bool) -> FitError {
-    FitError::Diagnostics { rendered: compiler::diagnostic::render_all(&diags, sources, color), count: diags.len() }
+/// Checkpoint names of the parameters, then of the optimizer states.
+pub fn checkpoint_names(progs: &TrainPrograms) -> Vec<(String, Type)> {
+    progs
+        .params
+        .iter()
+        .map(|p| (p.path.clone(), p.ty.clone()))
+        .chain(
+            progs
+                .params
+                .iter()
+                .flat_map(|p| (0..progs.states_per_param).map(|k| (checkpoint::state_name(&p.path, k), p.ty.clone()))),
+        )
+        .collect()
+}
+
+fn progress_bar(show: bool, len: usize) -> ProgressBar {
+    let bar = if show { ProgressBar::new(len as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "Epoch {prefix}: {percent:>3}%|{bar:25}| {pos}/{len} [{elapsed}<{eta}, {its}] {msg}",
+        )
+        .expect("valid template")
+        .with_key("its", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.2}it/s", state.per_sec());
+        })
+        .progress_chars("█▉ "),
+    );
+    bar
+}
+
+/// The first non-finite value among `watched` (name, value) pairs.
+fn non_finite<'a>(values: impl IntoIterator<Item = (&'a str, f64)>) -> Option<(&'a str, f64)> {
+    values.into_iter().find(|(_, v)| !v.is_finite())
 }
 
 /// Trains the model file at `path` (whose text is `text`) as its `data` and `trainer` sections say.
 pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, FitError> {
-    let (prog, diags) = compiler::lower::load(&path.display().to_string(), text);
-    let err = |d: Vec<Diagnostic>| diagnostics(d, &prog.sources, opts.color);
-    let mut all = diags;
-    all.extend(compiler::lower::check_program(&prog));
-    if all.iter().any(Diagnostic::is_error) {
-        return Err(err(all));
-    }
-    let sections = compiler::lower::training_sections(&prog).map_err(err)?;
-    let (mut data_sec, mut trainer_sec) = (sections.data, sections.trainer);
-    for spec in &opts.overrides {
-        config::apply_override(&mut data_sec, &mut trainer_sec, spec).map_err(FitError::Config)?;
-    }
-    let Some(data_sec) = data_sec else {
-        return Err(FitError::Config(format!(
-            "{}: a training run needs a `data = csv(...)` or `data = idx(...)` section",
-            path.display()
-        )));
-    };
-    let data_cfg = config::data_config(&data_sec).map_err(err)?;
-    let trainer_cfg = config::trainer_config(trainer_sec.as_ref()).map_err(err)?;
-
-    // Data paths are relative to the model file's directory (absolute ones replace it).
-    let data_path = path.parent().unwrap_or(Path::new(".")).join(&data_cfg.path);
-    let dataset = match data_cfg.source {
-        SourceKind::Csv => data::load_csv(&data_path, data_cfg.scale as f32)?,
-        SourceKind::Idx => data::load_idx_dir(&data_path, data_cfg.scale as f32)?,
-    };
-    if data_cfg.val_split >= dataset.len() {
-        return Err(FitError::Config(format!(
-            "val_split = {} leaves no training data: {} has {} examples",
-            data_cfg.val_split,
-            data_path.display(),
-            dataset.len()
-        )));
-    }
-    let (train, val) = data::split(&dataset, data_cfg.val_split, trainer_cfg.seed);
-    drop(dataset);
+    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler)?;
+    let (data_cfg, progs) = (&setup.data_cfg, &setup.progs);
     let bs = data_cfg.batch_size;
-    if train.len() < bs {
-        return Err(FitError::Config(format!(
-            "batch_size = {bs} is larger than the {} training examples",
-            train.len()
-        )));
-    }
-    let d = train.n_features;
-
-    let compile_start = Instant::now();
-    let x_ty = Type::new(DType::F32, &[bs, d]);
-    let y_ty = Type::new(DType::I32, &[bs]);
-    let progs = compiler::compile_training(&prog, trainer_sec.as_ref(), &x_ty, &y_ty, &opts.compiler).map_err(err)?;
-    let mut step_exe = Executable::compile(progs.train_step.clone(), opts.backend)?;
-    let mut val_exes = Vec::new();
-    if let Some(v) = &progs.val_step {
-        val_exes.push((bs, Executable::compile(v.clone(), opts.backend)?));
-        let rem = val.len() % bs;
-        if rem > 0 {
-            // Static shapes per compile: the last, smaller batch gets its own program.
-            let small = compiler::compile_training(
-                &prog,
-                trainer_sec.as_ref(),
-                &Type::new(DType::F32, &[rem, d]),
-                &Type::new(DType::I32, &[rem]),
-                &opts.compiler,
-            )
-            .map_err(err)?;
-            if let Some(vs) = small.val_step {
-                val_exes.push((rem, Executable::compile(vs, opts.backend)?));
-            }
+    let mut trainer_cfg = setup.trainer_cfg.clone();
+    let dev_run = trainer_cfg.fast_dev_run;
+    if dev_run > 0 {
+        if opts.resume.is_some() {
+            return Err(FitError::Config("fast_dev_run is a fresh smoke run: it cannot --resume".into()));
         }
+        // Lightning's fast_dev_run: n batches of each loop, one epoch, nothing saved.
+        trainer_cfg.limit_train_batches = dev_run;
+        trainer_cfg.limit_val_batches = dev_run;
+        trainer_cfg.max_epochs = 1;
+        trainer_cfg.max_steps = 0;
+        trainer_cfg.max_time = None;
+        trainer_cfg.check_val_every_n_epoch = 1;
+        trainer_cfg.enable_checkpointing = false;
+        trainer_cfg.early_stopping = None;
     }
-    let compile_ms = compile_start.elapsed().as_secs_f64() * 1e3;
-    print_summary(&progs, compile_ms, &train, &val);
+    let trainer_cfg = &trainer_cfg;
+    let train = &setup.train;
+    // limit_val_batches: the first batches of the (fixed) validation order.
+    let limit = |d: &Dataset, batches: usize| {
+        if batches > 0 && batches * bs < d.len() {
+            d.subset(&(0..batches * bs).collect::<Vec<_>>())
+        } else {
+            d.clone()
+        }
+    };
+    let val = &limit(&setup.val, trainer_cfg.limit_val_batches);
+    let mut step_exe = Executable::compile(progs.train_step.clone(), opts.backend)?;
+    let mut val_exes = if val.is_empty() {
+        vec![]
+    } else {
+        setup.eval_programs(Stage::Validate, val, opts.backend, &opts.compiler, opts.color)?
+    };
+    let will_test = trainer_cfg.test_after_fit && progs.test_step.is_some() && setup.test.is_some();
+    print_summary(progs, setup.compile_ms, train, val, setup.test.as_ref().filter(|_| will_test));
 
     let n_batches = {
         let full = train.len() / bs;
@@ -168,20 +240,25 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         train.len()
     );
     let n_params = progs.params.len();
-    let names: Vec<(String, Type)> = progs
-        .params
-        .iter()
-        .map(|p| (p.path.clone(), p.ty.clone()))
-        .chain(
-            progs
-                .params
-                .iter()
-                .flat_map(|p| (0..progs.states_per_param).map(|k| (checkpoint::state_name(&p.path, k), p.ty.clone()))),
-        )
-        .collect();
+    let names = checkpoint_names(progs);
 
-    let base = Path::new(&trainer_cfg.default_root_dir).join(&trainer_cfg.name);
-    remove_stray_checkpoint_temps(&base)?;
+    // The metrics each epoch end has: what monitors and file names may use.
+    let mut epoch_names = vec!["train_loss_epoch".to_string()];
+    epoch_names.extend(progs.train_logs.iter().map(|(n, _)| format!("{n}_epoch")));
+    if !val_exes.is_empty() {
+        epoch_names.extend(progs.val_logs.iter().map(|(n, _)| n.clone()));
+    }
+    check_metric_names(trainer_cfg, &epoch_names, progs)?;
+    let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
+    if let Some(es) = &trainer_cfg.early_stopping {
+        callbacks.push(Box::new(EarlyStopping::new(es.clone())));
+    }
+    if trainer_cfg.enable_checkpointing {
+        callbacks.push(Box::new(ModelCheckpoint::new(trainer_cfg.checkpoint.clone())));
+    }
+
+    let base = &setup.base;
+    remove_stray_checkpoint_temps(base)?;
 
     let mut params = init_params(&progs.params, trainer_cfg.seed);
     let mut states: Vec<Tensor> =
@@ -190,60 +267,9 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         Position { epoch: 0, batch: 0, global_step: 0, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
     let mut resumed_from = None;
     if let Some(resume) = &opts.resume {
-        let ck_path = match resume {
-            Resume::Last => checkpoint::find_last(&base).ok_or_else(|| {
-                FitError::Config(format!(
-                    "--resume last: no checkpoint to resume from: no {}/version_*/checkpoints/last.safetensors",
-                    base.display()
-                ))
-            })?,
-            Resume::Path(p) => p.clone(),
-        };
-        let name = ck_path.display().to_string();
-        let mut ck = checkpoint::load(&ck_path)?;
-        let m = ck.meta.clone();
-        let mut problems = Vec::new();
-        if m.seed != trainer_cfg.seed {
-            problems.push(format!(
-                "it was trained with seed {}, this run has seed {} (set trainer.seed = {})",
-                m.seed, trainer_cfg.seed, m.seed
-            ));
-        }
-        if m.data_order != data_order {
-            problems.push(format!("its data order was `{}`, this run's is `{data_order}`", m.data_order));
-        }
-        if m.log_sums.len() != progs.train_logs.len() || m.batch >= n_batches.max(1) {
-            problems.push(format!(
-                "its position (epoch {}, batch {} with {} logged values) does not fit this run ({n_batches} batches per epoch, {} logged values)",
-                m.epoch,
-                m.batch,
-                m.log_sums.len(),
-                progs.train_logs.len()
-            ));
-        }
-        if !problems.is_empty() {
-            return Err(FitError::Config(format!(
-                "cannot resume bit-exactly from {name}:\n  {}",
-                problems.join("\n  ")
-            )));
-        }
-        if m.model_hash != checkpoint::model_hash(text) {
-            eprintln!(
-                "warning: {} changed since {name} was saved; resuming anyway (the parameters fit)",
-                path.display()
-            );
-        }
-        let mut tensors = ck.take_strict(&name, &names)?;
-        states = tensors.split_off(n_params);
-        params = tensors;
-        pos = Position {
-            epoch: m.epoch,
-            batch: m.batch,
-            global_step: m.global_step,
-            loss_sum: m.loss_sum,
-            log_sums: m.log_sums,
-        };
-        eprintln!("resuming from {name}: epoch {}, batch {}, global step {}", pos.epoch, pos.batch, pos.global_step);
+        let run = RunShape { names: &names, n_params, n_batches, data_order: &data_order, seed: trainer_cfg.seed };
+        let ck_path = resolve_checkpoint(resume, base, "--resume", "resume from")?;
+        (params, states, pos) = load_for_resume(&ck_path, &run, progs, path, text, &mut callbacks)?;
         resumed_from = Some(ck_path);
     }
 
@@ -255,18 +281,26 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         metric_names.push(format!("{n}_epoch"));
     }
     metric_names.extend(progs.val_logs.iter().map(|(n, _)| n.clone()));
-    let mut hparams = hparams_yaml(&data_cfg, &trainer_cfg, &progs, path);
+    if will_test {
+        metric_names.extend(progs.test_logs.iter().map(|(n, _)| n.clone()));
+    }
+    let mut hparams = hparams_yaml(data_cfg, trainer_cfg, progs, path);
     if let Some(p) = &resumed_from {
         hparams.push_str(&format!("resumed_from: {:?}\n", p.display().to_string()));
     }
-    let mut logger =
-        CsvLogger::create(Path::new(&trainer_cfg.default_root_dir), &trainer_cfg.name, &metric_names, &hparams)?;
-    let ckpt_dir = logger.dir.join("checkpoints");
+    let mut logger = if dev_run > 0 {
+        CsvLogger::disabled(base.join("fast_dev_run"))
+    } else {
+        CsvLogger::create(Path::new(&trainer_cfg.default_root_dir), &trainer_cfg.name, &metric_names, &hparams)?
+    };
+    let mut ckpt_dir = logger.dir.join("checkpoints");
     if trainer_cfg.enable_checkpointing {
         std::fs::create_dir_all(&ckpt_dir)?;
+        // Absolute, so that the paths callbacks record stay valid from any directory.
+        ckpt_dir = ckpt_dir.canonicalize()?;
     }
     let saver = Saver {
-        dir: ckpt_dir,
+        dir: ckpt_dir.clone(),
         names: &names,
         meta: Meta {
             format_version: checkpoint::FORMAT_VERSION,
@@ -281,18 +315,29 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             log_sums: vec![],
             data_order,
             config: hparams.clone(),
+            callbacks: String::new(),
         },
     };
 
     let mut global_step = pos.global_step;
     let mut final_metrics = Vec::new();
     let mut last_checkpoint = None;
-    let mut stopped_at_max_steps = false;
+    let mut stop = Stop::MaxEpochs;
     let mut epochs_done = pos.epoch;
     // Trained since the last checkpoint was written.
     let mut dirty = false;
     let max_steps_reached = |step: usize| trainer_cfg.max_steps > 0 && step >= trainer_cfg.max_steps;
+    let train_start = std::time::Instant::now();
+    let out_of_time = || trainer_cfg.max_time.is_some_and(|t| train_start.elapsed() >= t);
+    let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
     let n_states = states.len();
+    let watched = |name: &str| trainer_cfg.nonfinite_metrics.iter().any(|m| m == name);
+    {
+        let mut ctx = Ctx::new(pos.epoch, global_step, &[], &ckpt_dir);
+        for c in callbacks.iter_mut() {
+            c.on_train_start(&mut ctx);
+        }
+    }
     'epochs: for epoch in pos.epoch..trainer_cfg.max_epochs {
         // The data order is a pure function of (seed, epoch): resuming mid-epoch re-derives it.
         let order = if data_cfg.shuffle {
@@ -300,17 +345,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         } else {
             (0..train.len()).collect()
         };
-        let bar = if opts.progress { ProgressBar::new(n_batches as u64) } else { ProgressBar::hidden() };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "Epoch {prefix}: {percent:>3}%|{bar:25}| {pos}/{len} [{elapsed}<{eta}, {its}] {msg}",
-            )
-            .expect("valid template")
-            .with_key("its", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{:.2}it/s", state.per_sec());
-            })
-            .progress_chars("█▉ "),
-        );
+        let bar = progress_bar(opts.progress, n_batches);
         bar.set_prefix(epoch.to_string());
         let resumed_epoch = epoch == pos.epoch;
         let first = if resumed_epoch { pos.batch } else { 0 };
@@ -318,13 +353,26 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let mut loss_sum = if resumed_epoch { pos.loss_sum } else { 0.0 };
         let mut log_sums = if resumed_epoch { pos.log_sums.clone() } else { vec![0.0; progs.train_logs.len()] };
         for b in first..n_batches {
-            if max_steps_reached(global_step) {
+            let stop_now = interrupted();
+            let time_up = out_of_time();
+            if stop_now || time_up || max_steps_reached(global_step) {
                 bar.abandon();
-                stopped_at_max_steps = true;
                 if dirty && trainer_cfg.enable_checkpointing {
                     let at = Position { epoch, batch: b, global_step, loss_sum, log_sums: log_sums.clone() };
-                    last_checkpoint = Some(saver.save(&[], &at, &params, &states)?);
+                    last_checkpoint = saver.save(&[], true, &at, &params, &states, &callbacks)?;
                 }
+                logger.flush()?;
+                if stop_now {
+                    let saved = match &last_checkpoint {
+                        Some(p) => format!("checkpoint {}; continue with --resume last", p.display()),
+                        None => "no checkpoint (checkpointing is off)".to_string(),
+                    };
+                    return Err(FitError::Interrupted(format!(
+                        "interrupted at global step {global_step} (epoch {epoch}, batch {b}): {saved}; logs {}",
+                        logger.dir.join("metrics.csv").display()
+                    )));
+                }
+                stop = if time_up { Stop::MaxTime } else { Stop::MaxSteps };
                 break 'epochs;
             }
             let (x, y) = train.batch(&order, b * bs, bs);
@@ -339,6 +387,15 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             states = outs.by_ref().take(n_states).collect();
             let loss = outs.next().expect("loss output").scalar_value();
             let logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
+            let bad =
+                non_finite(std::iter::once(("train_loss", loss)).filter(|_| trainer_cfg.stop_on_nonfinite).chain(
+                    progs.train_logs.iter().zip(&logs).map(|((n, _), v)| (n.as_str(), *v)).filter(|(n, _)| watched(n)),
+                ));
+            if let Some((name, value)) = bad {
+                bar.abandon();
+                logger.flush()?;
+                return Err(non_finite_error(name, value, global_step, epoch, b, &last_checkpoint));
+            }
             global_step += 1;
             dirty = true;
             loss_sum += loss;
@@ -358,29 +415,22 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             }
             bar.set_message(msg);
             bar.inc(1);
+            if !callbacks.is_empty() {
+                let mut step_metrics = vec![("train_loss".to_string(), loss)];
+                step_metrics.extend(progs.train_logs.iter().zip(&logs).map(|((n, _), v)| (n.clone(), *v)));
+                let mut ctx = Ctx::new(epoch, global_step, &step_metrics, &ckpt_dir);
+                for c in callbacks.iter_mut() {
+                    c.on_train_batch_end(&mut ctx);
+                }
+            }
         }
         let denom = n_batches.max(1) as f64;
         let mut epoch_metrics = vec![("train_loss_epoch".to_string(), loss_sum / denom)];
         epoch_metrics
             .extend(progs.train_logs.iter().zip(&log_sums).map(|((n, _), s)| (format!("{n}_epoch"), s / denom)));
-        // Validation: every logged value averaged over examples (weighted by batch size).
-        if !val_exes.is_empty() && !val.is_empty() {
-            let order: Vec<usize> = (0..val.len()).collect();
-            let mut sums = vec![0.0; progs.val_logs.len()];
-            let mut start = 0;
-            while start < val.len() {
-                let size = (val.len() - start).min(bs);
-                let exe = &mut val_exes.iter_mut().find(|(s, _)| *s == size).expect("a program per batch size").1;
-                let (x, y) = val.batch(&order, start, size);
-                let mut inputs: Vec<Tensor> = params.clone();
-                inputs.push(x);
-                inputs.push(y);
-                for (s, t) in sums.iter_mut().zip(exe.run(&inputs)?) {
-                    *s += t.scalar_value() * size as f64;
-                }
-                start += size;
-            }
-            epoch_metrics.extend(progs.val_logs.iter().zip(&sums).map(|((n, _), s)| (n.clone(), s / val.len() as f64)));
+        let validate = !val_exes.is_empty() && (epoch + 1) % trainer_cfg.check_val_every_n_epoch == 0;
+        if validate {
+            epoch_metrics.extend(eval::evaluate(&mut val_exes, &params, val, bs, &progs.val_logs)?);
         }
         logger.log(epoch, global_step.saturating_sub(1), &epoch_metrics)?;
         logger.flush()?;
@@ -389,8 +439,34 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         if !opts.progress {
             eprintln!("epoch {epoch}: {}", shown.join(" "));
         }
+        let bad = non_finite(
+            epoch_metrics
+                .iter()
+                .map(|(n, v)| (n.as_str(), *v))
+                .filter(|(n, _)| watched(n.trim_end_matches("_epoch")) || watched(n)),
+        );
+        if let Some((name, value)) = bad {
+            return Err(non_finite_error(
+                name,
+                value,
+                global_step.saturating_sub(1),
+                epoch,
+                n_batches,
+                &last_checkpoint,
+            ));
+        }
         final_metrics = epoch_metrics;
         epochs_done = epoch + 1;
+        let mut ctx = Ctx::new(epoch, global_step, &final_metrics, &ckpt_dir);
+        // Epochs that skip validation (check_val_every_n_epoch) have no validation end.
+        if validate || val_exes.is_empty() {
+            for c in callbacks.iter_mut() {
+                c.on_validation_end(&mut ctx);
+            }
+        }
+        for m in &ctx.messages {
+            eprintln!("{m}");
+        }
         if trainer_cfg.enable_checkpointing {
             // Resuming from here starts the next epoch.
             let at = Position {
@@ -400,16 +476,69 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                 loss_sum: 0.0,
                 log_sums: vec![0.0; progs.train_logs.len()],
             };
-            last_checkpoint =
-                Some(saver.save(&[format!("epoch={epoch}-step={global_step}.safetensors")], &at, &params, &states)?);
+            let save_last = trainer_cfg.checkpoint.save_last;
+            if let Some(p) = saver.save(&ctx.save, save_last, &at, &params, &states, &callbacks)? {
+                last_checkpoint = Some(p);
+            }
+            for old in &ctx.remove {
+                match std::fs::remove_file(old) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
             dirty = false;
+        }
+        if ctx.should_stop {
+            stop = Stop::Callback;
+            break;
+        }
+    }
+    {
+        let mut ctx = Ctx::new(epochs_done, global_step, &final_metrics, &ckpt_dir);
+        for c in callbacks.iter_mut() {
+            c.on_train_end(&mut ctx);
         }
     }
     logger.flush()?;
-    if stopped_at_max_steps {
-        let saved = last_checkpoint.as_ref().map(|p| format!("; checkpoint {}", p.display())).unwrap_or_default();
-        eprintln!("stopped at max_steps = {} (global step {global_step}){saved}", trainer_cfg.max_steps);
+    if interrupted() {
+        // Stopped during the last epoch's end: its checkpoint is written; skip the test.
+        let saved = match &last_checkpoint {
+            Some(p) => format!("checkpoint {}", p.display()),
+            None => "no checkpoint (checkpointing is off)".to_string(),
+        };
+        return Err(FitError::Interrupted(format!(
+            "interrupted after training (global step {global_step}): {saved}; logs {}",
+            logger.dir.join("metrics.csv").display()
+        )));
     }
+    let saved = last_checkpoint.as_ref().map(|p| format!("; checkpoint {}", p.display())).unwrap_or_default();
+    match stop {
+        Stop::MaxSteps => {
+            eprintln!("stopped at max_steps = {} (global step {global_step}){saved}", trainer_cfg.max_steps)
+        }
+        Stop::MaxTime => eprintln!(
+            "stopped at max_time = {:?} after {:.1} s of training (global step {global_step}){saved}",
+            trainer_cfg.max_time.unwrap_or_default(),
+            train_start.elapsed().as_secs_f64()
+        ),
+        Stop::MaxEpochs | Stop::Callback => {}
+    }
+    let mut test_metrics = Vec::new();
+    if will_test {
+        // Lightning runs `trainer.test` only when asked; `jlc run` runs it
+        // after training (trainer.test_after_fit = false turns it off), on
+        // the final parameters.
+        let test = &limit(setup.test.as_ref().expect("checked by will_test"), dev_run);
+        let mut exes = setup.eval_programs(Stage::Test, test, opts.backend, &opts.compiler, opts.color)?;
+        test_metrics = eval::evaluate(&mut exes, &params, test, bs, &progs.test_logs)?;
+        logger.log(epochs_done.saturating_sub(1), global_step.saturating_sub(1), &test_metrics)?;
+        logger.flush()?;
+    }
+    let best_checkpoint = callbacks
+        .iter()
+        .filter(|_| trainer_cfg.checkpoint.monitor.is_some())
+        .find(|c| c.name() == "ModelCheckpoint")
+        .and_then(|c| ModelCheckpoint::best_path_in(&format!("{{\"ModelCheckpoint\":{}}}", c.state_dict())));
     let states = names[n_params..].iter().map(|(n, _)| n.clone()).zip(states).collect();
     let params = progs.params.iter().cloned().zip(params).collect();
     Ok(FitSummary {
@@ -420,8 +549,127 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         params,
         states,
         last_checkpoint,
-        stopped_at_max_steps,
+        stop,
+        best_checkpoint,
+        test_metrics,
     })
+}
+
+/// `step` counts as metrics.csv's `step` column does (0-based).
+fn non_finite_error(
+    name: &str,
+    value: f64,
+    step: usize,
+    epoch: usize,
+    batch: usize,
+    last: &Option<PathBuf>,
+) -> FitError {
+    let saved = match last {
+        Some(p) => format!("the last good checkpoint is {} (continue with --resume PATH after a fix)", p.display()),
+        None => "no checkpoint was saved before it".to_string(),
+    };
+    FitError::NonFinite(format!(
+        "error: {name} is {value} at global step {step} (epoch {epoch}, batch {batch}): training stopped \
+         (trainer.stop_on_nonfinite); nothing was saved after it; {saved}"
+    ))
+}
+
+/// Monitors and file name templates must name metrics that exist at an
+/// epoch's end; nonfinite_metrics must name logged values.
+fn check_metric_names(cfg: &TrainerConfig, epoch_names: &[String], progs: &TrainPrograms) -> Result<(), FitError> {
+    let available = epoch_names.join(", ");
+    let mut wanted: Vec<(&str, String)> = Vec::new();
+    if let Some(m) = &cfg.checkpoint.monitor {
+        wanted.push(("checkpoint_monitor", m.clone()));
+    }
+    if let Some(es) = &cfg.early_stopping {
+        wanted.push(("early_stopping_monitor", es.monitor.clone()));
+    }
+    let template = callback::parse_template(&cfg.checkpoint.filename).expect("checked by config");
+    for m in callback::template_metrics(&template) {
+        wanted.push(("checkpoint_filename", m.to_string()));
+    }
+    for (key, m) in wanted {
+        if !epoch_names.contains(&m) {
+            return Err(FitError::Config(format!(
+                "trainer.{key}: no metric `{m}` at the end of an epoch; the epoch's metrics are: {available}"
+            )));
+        }
+    }
+    for m in &cfg.nonfinite_metrics {
+        let logged = progs.train_logs.iter().chain(&progs.val_logs).any(|(n, _)| n == m);
+        if !logged && m != "train_loss" {
+            return Err(FitError::Config(format!(
+                "trainer.nonfinite_metrics: `{m}` is not logged by training_step or validation_step"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What a checkpoint must match to continue this run bit-exactly.
+struct RunShape<'a> {
+    names: &'a [(String, Type)],
+    n_params: usize,
+    n_batches: usize,
+    data_order: &'a str,
+    seed: u64,
+}
+
+/// Loads a checkpoint to continue from: checks that it continues this run
+/// (seed, data order, position), takes its tensors strictly and restores
+/// the callbacks' states. Returns the parameters, optimizer states and position.
+fn load_for_resume(
+    ck_path: &Path,
+    run: &RunShape,
+    progs: &TrainPrograms,
+    path: &Path,
+    text: &str,
+    callbacks: &mut [Box<dyn Callback>],
+) -> Result<(Vec<Tensor>, Vec<Tensor>, Position), FitError> {
+    let name = ck_path.display().to_string();
+    let mut ck = checkpoint::load(ck_path)?;
+    let m = ck.meta.clone();
+    let (n_batches, data_order) = (run.n_batches, run.data_order);
+    let mut problems = Vec::new();
+    if m.seed != run.seed {
+        problems.push(format!(
+            "it was trained with seed {}, this run has seed {} (set trainer.seed = {})",
+            m.seed, run.seed, m.seed
+        ));
+    }
+    if m.data_order != data_order {
+        problems.push(format!("its data order was `{}`, this run's is `{data_order}`", m.data_order));
+    }
+    if m.log_sums.len() != progs.train_logs.len() || m.batch >= n_batches.max(1) {
+        problems.push(format!(
+            "its position (epoch {}, batch {} with {} logged values) does not fit this run ({n_batches} batches per epoch, {} logged values)",
+            m.epoch,
+            m.batch,
+            m.log_sums.len(),
+            progs.train_logs.len()
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(FitError::Config(format!("cannot resume bit-exactly from {name}:\n  {}", problems.join("\n  "))));
+    }
+    if m.model_hash != checkpoint::model_hash(text) {
+        eprintln!("warning: {} changed since {name} was saved; resuming anyway (the parameters fit)", path.display());
+    }
+    let mut params = ck.take_strict(&name, run.names)?;
+    let states = params.split_off(run.n_params);
+    for w in callback::load_states(callbacks, &m.callbacks) {
+        eprintln!("warning: {name}: {w}");
+    }
+    let pos = Position {
+        epoch: m.epoch,
+        batch: m.batch,
+        global_step: m.global_step,
+        loss_sum: m.loss_sum,
+        log_sums: m.log_sums,
+    };
+    eprintln!("resuming from {name}: epoch {}, batch {}, global step {}", pos.epoch, pos.batch, pos.global_step);
+    Ok((params, states, pos))
 }
 
 /// The loop's position: what a checkpoint must hold besides tensors.
@@ -443,26 +691,43 @@ struct Saver<'a> {
 }
 
 impl Saver<'_> {
-    fn save(&self, files: &[String], at: &Position, params: &[Tensor], states: &[Tensor]) -> Result<PathBuf, FitError> {
+    /// Writes `files` (names in the checkpoint directory), then
+    /// `last.safetensors` if `last`, all with the callbacks' current state.
+    /// Returns the file written last.
+    fn save(
+        &self,
+        files: &[String],
+        last: bool,
+        at: &Position,
+        params: &[Tensor],
+        states: &[Tensor],
+        callbacks: &[Box<dyn Callback>],
+    ) -> Result<Option<PathBuf>, FitError> {
+        if files.is_empty() && !last {
+            return Ok(None);
+        }
         let meta = Meta {
             epoch: at.epoch,
             batch: at.batch,
             global_step: at.global_step,
             loss_sum: at.loss_sum,
             log_sums: at.log_sums.clone(),
+            callbacks: callback::states_json(callbacks),
             ..self.meta.clone()
         };
         let tensors: Vec<(String, &Tensor)> =
             self.names.iter().map(|(n, _)| n.clone()).zip(params.iter().chain(states)).collect();
         let bytes = checkpoint::encode(&meta, &tensors)?;
-        let last = self.dir.join("last.safetensors");
-        for name in files.iter().map(|f| self.dir.join(f)).chain([last.clone()]) {
+        let last = last.then(|| "last.safetensors".to_string());
+        let mut written = None;
+        for name in files.iter().chain(&last).map(|f| self.dir.join(f)) {
             checkpoint::write_atomic(&name, &bytes).map_err(|e| CheckpointError {
                 path: name.display().to_string(),
                 message: format!("cannot write: {e}"),
             })?;
+            written = Some(name);
         }
-        Ok(last)
+        Ok(written)
     }
 }
 
@@ -504,15 +769,17 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
         .collect()
 }
 
-fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &Dataset) {
+/// The model summary: one row per parameter (name, type, count), then the totals.
+fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &Dataset, test: Option<&Dataset>) {
     let total: usize = progs.params.iter().map(|p| p.ty.shape.num_elements()).sum();
     eprintln!("   | {:<24} | {:<16} | {:>8}", "Name", "Type", "Params");
     for (i, p) in progs.params.iter().enumerate() {
         eprintln!("{i:<3}| {:<24} | {:<16} | {:>8}", p.path, p.ty.to_string(), p.ty.shape.num_elements());
     }
     eprintln!("{total} trainable params in model `{}`; optimizer {}", progs.model_name, progs.optimizer);
+    let test = test.map(|t| format!(", {} test", t.len())).unwrap_or_default();
     eprintln!(
-        "train step: {} IR instructions; compiled in {compile_ms:.0} ms; {} training and {} validation examples",
+        "train step: {} IR instructions; compiled in {compile_ms:.0} ms; {} training and {} validation examples{test}",
         progs.train_step.insts.len(),
         train.len(),
         val.len()
@@ -520,22 +787,43 @@ fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &
 }
 
 fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainPrograms, path: &Path) -> String {
-    format!(
-        "model_file: {:?}\nmodel: {}\noptimizer: {}\ndata:\n  source: {:?}\n  path: {:?}\n  scale: {}\n  batch_size: {}\n  val_split: {}\n  shuffle: {}\ntrainer:\n  max_epochs: {}\n  seed: {}\n  log_every_n_steps: {}\n  limit_train_batches: {}\n  max_steps: {}\n  enable_checkpointing: {}\n",
-        path.display().to_string(),
-        progs.model_name,
-        progs.optimizer,
-        data.source,
-        data.path,
-        data.scale,
-        data.batch_size,
-        data.val_split,
-        data.shuffle,
-        trainer.max_epochs,
-        trainer.seed,
-        trainer.log_every_n_steps,
-        trainer.limit_train_batches,
-        trainer.max_steps,
-        trainer.enable_checkpointing
-    )
+    let ck = &trainer.checkpoint;
+    let mut lines = vec![
+        format!("model_file: {:?}", path.display().to_string()),
+        format!("model: {}", progs.model_name),
+        format!("optimizer: {}", progs.optimizer),
+        "data:".into(),
+        format!("  source: {:?}", data.source),
+        format!("  path: {:?}", data.path),
+        format!("  scale: {}", data.scale),
+        format!("  batch_size: {}", data.batch_size),
+        format!("  val_split: {}", data.val_split),
+        format!("  shuffle: {}", data.shuffle),
+        format!("  test: {:?}", data.test.as_deref().unwrap_or("")),
+        "trainer:".into(),
+        format!("  max_epochs: {}", trainer.max_epochs),
+        format!("  seed: {}", trainer.seed),
+        format!("  log_every_n_steps: {}", trainer.log_every_n_steps),
+        format!("  limit_train_batches: {}", trainer.limit_train_batches),
+        format!("  limit_val_batches: {}", trainer.limit_val_batches),
+        format!("  check_val_every_n_epoch: {}", trainer.check_val_every_n_epoch),
+        format!("  max_steps: {}", trainer.max_steps),
+        format!("  max_time_s: {}", trainer.max_time.map_or(0.0, |t| t.as_secs_f64())),
+        format!("  enable_checkpointing: {}", trainer.enable_checkpointing),
+        format!("  test_after_fit: {}", trainer.test_after_fit),
+        format!("  stop_on_nonfinite: {}", trainer.stop_on_nonfinite),
+        format!("  nonfinite_metrics: {:?}", trainer.nonfinite_metrics.join(",")),
+        format!("  checkpoint_monitor: {:?}", ck.monitor.as_deref().unwrap_or("")),
+        format!("  checkpoint_mode: {:?}", ck.mode),
+        format!("  checkpoint_filename: {:?}", ck.filename),
+        format!("  save_top_k: {}", ck.save_top_k.map_or(-1, |k| k as i64)),
+        format!("  save_last: {}", ck.save_last),
+    ];
+    if let Some(es) = &trainer.early_stopping {
+        lines.push(format!("  early_stopping_monitor: {:?}", es.monitor));
+        lines.push(format!("  early_stopping_mode: {:?}", es.mode));
+        lines.push(format!("  early_stopping_patience: {}", es.patience));
+        lines.push(format!("  early_stopping_min_delta: {}", es.min_delta));
+    }
+    lines.join("\n") + "\n"
 }

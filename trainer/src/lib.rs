@@ -1,16 +1,22 @@
 //! The trainer: Lightning's loop around one compiled step program.
 //!
 //! `config` reads the model file's `data` and `trainer` sections, `data`
-//! loads (CSV, IDX) and batches examples, `fit` runs the loop, `logger`
-//! writes Lightning-layout CSV logs, `checkpoint` saves and strictly loads
-//! the run's state (safetensors) so that `--resume` continues bit-exactly. The trainer uses only the compiler's front-end
-//! entry points and the runtime's `Executable`.
+//! loads (CSV, IDX) and batches examples, `setup` checks, loads and compiles
+//! what every command needs, `fit` runs the loop, `eval` runs validation
+//! and test over a split (`jlc validate`, `jlc test`), `callback` holds the
+//! hooks (ModelCheckpoint, EarlyStopping), `logger` writes Lightning-layout
+//! CSV logs, `checkpoint` saves and strictly loads the run's state
+//! (safetensors) so that `--resume` continues bit-exactly. The trainer uses
+//! only the compiler's front-end entry points and the runtime's `Executable`.
 
+pub mod callback;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod eval;
 pub mod fit;
 pub mod logger;
 pub mod rng;
+pub mod setup;
 
-pub use fit::{fit, FitError, FitOptions, FitSummary, Resume};
+pub use fit::{fit, FitError, FitOptions, FitSummary, Resume, Stop};

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 pub struct CsvLogger {
     pub dir: PathBuf,
     columns: Vec<String>,
-    out: BufWriter<File>,
+    /// `None`: a disabled logger (`fast_dev_run`) that writes nothing.
+    out: Option<BufWriter<File>>,
 }
 
 impl CsvLogger {
@@ -35,19 +36,28 @@ impl CsvLogger {
         columns.extend(names);
         let mut out = BufWriter::new(File::create(dir.join("metrics.csv"))?);
         writeln!(out, "{}", columns.join(","))?;
-        Ok(CsvLogger { dir, columns, out })
+        Ok(CsvLogger { dir, columns, out: Some(out) })
+    }
+
+    /// A logger that writes nothing; `dir` is only reported.
+    pub fn disabled(dir: PathBuf) -> CsvLogger {
+        CsvLogger { dir, columns: vec![], out: None }
     }
 
     /// Writes one row; metrics not given are left empty.
     pub fn log(&mut self, epoch: usize, step: usize, metrics: &[(String, f64)]) -> std::io::Result<()> {
+        let Some(out) = self.out.as_mut() else { return Ok(()) };
         let mut cells = vec![epoch.to_string(), step.to_string()];
         for col in &self.columns[2..] {
             cells.push(metrics.iter().find(|(k, _)| k == col).map(|(_, v)| format!("{v}")).unwrap_or_default());
         }
-        writeln!(self.out, "{}", cells.join(","))
+        writeln!(out, "{}", cells.join(","))
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+        match self.out.as_mut() {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        }
     }
 }

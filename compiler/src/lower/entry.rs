@@ -299,6 +299,9 @@ pub struct TrainPrograms {
     /// Inputs: params, x, y. Outputs: the logged values. Cannot change parameters.
     pub val_step: Option<Func>,
     pub val_logs: Vec<(String, bool)>,
+    /// `test_step`, lowered like `val_step`: inputs params, x, y; outputs the logged values.
+    pub test_step: Option<Func>,
+    pub test_logs: Vec<(String, bool)>,
 }
 
 /// Finds the model to train: `model = Name(args)` in the trainer section, or
@@ -553,14 +556,18 @@ pub fn lower_training(
     let train_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
     crate::ir::verify::assert_valid(&train_step, "lower (train step)");
 
-    // 6. Validation: F(params, x, y) -> logs, a separate program.
-    let (val_step, val_logs) = match decl.methods.iter().position(|f| f.name.name == "validation_step") {
-        Some(idx) => {
-            let (f, logs) = lower_step(prog, module, item, &cfg_args, &params, &fwd_types, idx, false)?;
-            (Some(crate::ir::dce::dce(&f)), logs)
+    // 6. Validation and test: F(params, x, y) -> logs, separate programs.
+    let eval_step = |name: &str| -> Result<(Option<Func>, Vec<(String, bool)>), Vec<Diagnostic>> {
+        match decl.methods.iter().position(|f| f.name.name == name) {
+            Some(idx) => {
+                let (f, logs) = lower_step(prog, module, item, &cfg_args, &params, &fwd_types, idx, false)?;
+                Ok((Some(crate::ir::dce::dce(&f)), logs))
+            }
+            None => Ok((None, vec![])),
         }
-        None => (None, vec![]),
     };
+    let (val_step, val_logs) = eval_step("validation_step")?;
+    let (test_step, test_logs) = eval_step("test_step")?;
     Ok(TrainPrograms {
         model_name: decl.name.name.clone(),
         params,
@@ -570,6 +577,8 @@ pub fn lower_training(
         train_logs,
         val_step,
         val_logs,
+        test_step,
+        test_logs,
     })
 }
 

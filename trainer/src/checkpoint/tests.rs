@@ -18,6 +18,7 @@ fn meta() -> Meta {
         log_sums: vec![1.0 / 3.0, -0.0, f64::MIN_POSITIVE],
         data_order: "batch_size=4,val_split=0,shuffle=true,n_train=8,n_batches=2".into(),
         config: "trainer:\n  seed: 7\n".into(),
+        callbacks: r#"{"EarlyStopping":{"best":"3fd5555555555555","monitor":"val_loss","wait":2}}"#.into(),
     }
 }
 

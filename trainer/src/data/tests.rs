@@ -114,3 +114,23 @@ fn csv_bytes_raw_and_gzip_agree_and_errors_name_the_line() {
     );
     assert_eq!(err(parse_csv_bytes("b.csv", b"1,2\xff", 1.0)), "b.csv: not UTF-8 text (byte 3)");
 }
+
+#[test]
+fn idx_test_split_is_the_t10k_files_or_none() {
+    let dir = std::env::temp_dir().join(format!("jlc-idx-test-split-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("train-images-idx3-ubyte"), images()).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), labels()).unwrap();
+    assert_eq!(load_idx_test_dir(&dir, 1.0).unwrap(), None, "no t10k files: no test split");
+    let test_images = idx(&[2, 2, 2], &[5, 6, 7, 8, 9, 10, 11, 12]);
+    std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), gz(&test_images)).unwrap();
+    let e = load_idx_test_dir(&dir, 1.0).expect_err("images without labels");
+    assert!(e.to_string().contains("t10k-labels-idx1-ubyte"), "{e}");
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx(&[2], &[3, 4])).unwrap();
+    let test = load_idx_test_dir(&dir, 0.5).unwrap().expect("a test split");
+    assert_eq!(test, parse_idx_pair("i", &test_images, "l", &idx(&[2], &[3, 4]), 0.5).unwrap());
+    // The training split is still the train-* files.
+    assert_eq!(load_idx_dir(&dir, 1.0).unwrap().len(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,413 @@
+//! How runs end: a non-finite loss stops with a clear message and loses
+//! nothing saved; EarlyStopping and ModelCheckpoint decide the same after
+//! a resume as without one; SIGINT/SIGTERM stop after a step with `last`
+//! written, and the run resumes bit-exactly.
+
+use crate::checkpoints::{bits, digits, fit, root, rows};
+use crate::evaluate::jlc_out;
+use crate::examples::tempdir;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A loss that grows 121-fold per SGD step: with x = 1 and s = w + b,
+/// loss = s^2 and the update s -= 3 * (2s + 2s) gives s' = -11 s, so the
+/// f32 loss overflows after about 19 steps (two per epoch).
+const DIVERGE: &str = r#"
+use nn.Linear
+use optim.sgd
+model Diverge {
+    l: Linear(1, 1)
+    fn training_step(self, x: f32[B, 1], y: i32[B]) -> f32 {
+        let out = self.l(x)
+        log("s", mean(out))
+        mean(out * out)
+    }
+    fn configure_optimizers(self) = sgd(lr = 3.0)
+}
+data = csv("ones.csv") { batch_size = 4; shuffle = false }
+trainer { max_epochs = 40; log_every_n_steps = 1 }
+"#;
+
+/// The 0-based step "NAME is VALUE at global step N" names.
+fn reported_step(err: &str) -> usize {
+    let at = err.find("at global step ").unwrap_or_else(|| panic!("{err}")) + "at global step ".len();
+    err[at..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// The first step (0-based) at or after `from` whose value of `f(s)` is not
+/// finite, simulating the SGD update in f32 from the checkpoint's w and b.
+fn oracle_first_non_finite(ckpt: &Path, f: impl Fn(f32) -> f32) -> usize {
+    let ck = trainer::checkpoint::load(ckpt).unwrap();
+    let get = |n: &str| ck.tensors.iter().find(|(k, _)| k == n).unwrap().1.to_f64_vec()[0] as f32;
+    let (mut w, mut b) = (get("l.weight"), get("l.bias"));
+    let mut step = ck.meta.global_step;
+    loop {
+        let s = w + b;
+        if !f(s).is_finite() {
+            return step;
+        }
+        let g = 2.0 * s;
+        w -= 3.0 * g;
+        b -= 3.0 * g;
+        step += 1;
+    }
+}
+
+#[test]
+fn a_non_finite_loss_stops_with_the_step_and_the_last_good_checkpoint() {
+    let dir = tempdir("nonfinite");
+    std::fs::write(dir.join("ones.csv"), "1,0\n".repeat(8)).unwrap();
+    let model = dir.join("diverge.jl");
+    std::fs::write(&model, DIVERGE).unwrap();
+    let model = model.to_str().unwrap();
+    let logs = format!("trainer.default_root_dir={}", dir.join("logs").display());
+    let (code, _, err) = jlc_out(&["run", model, "--set", &logs]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("error: train_loss is inf at global step"), "{err}");
+    let step = reported_step(&err);
+    let version = dir.join("logs/lightning_logs/version_0");
+    let ck_dir = version.join("checkpoints").canonicalize().unwrap();
+    // Two steps per epoch: the last epoch that ended before the bad step.
+    let epoch = step / 2;
+    let good = ck_dir.join(format!("epoch={}-step={}.safetensors", epoch - 1, epoch * 2));
+    let last = ck_dir.join("last.safetensors");
+    assert!(err.contains(&format!("the last good checkpoint is {}", last.display())), "{err}");
+    // `mean` sums the batch's four equal rows first: 4 s^2 overflows before s^2 does.
+    let mean_sq = |s: f32| (s * s + s * s + s * s + s * s) / 4.0;
+    assert_eq!(oracle_first_non_finite(&good, mean_sq), step, "the f32 simulation overflows at the same step");
+    // Nothing after the last good step was saved: `last` is that epoch's file.
+    assert_eq!(std::fs::read(&last).unwrap(), std::fs::read(&good).unwrap());
+    let ck = trainer::checkpoint::load(&good).unwrap();
+    assert!(ck.tensors.iter().all(|(_, t)| t.to_f64_vec().iter().all(|x| x.is_finite())));
+    // The logs are flushed up to the bad step (one row per step, plus the epoch rows).
+    let r = rows(&version);
+    let last_step_row = r.iter().rev().find(|l| l.split(',').nth(1).is_some()).unwrap();
+    assert_eq!(last_step_row.split(',').nth(1).unwrap(), (step - 1).to_string(), "{r:?}");
+
+    // A watched logged value: `s` itself overflows later than s^2.
+    let (code, _, err) = jlc_out(&[
+        "run",
+        model,
+        "--set",
+        &logs,
+        "--set",
+        "trainer.stop_on_nonfinite=false",
+        "--set",
+        "trainer.nonfinite_metrics=s",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("error: s is "), "{err}");
+    let s_step = reported_step(&err);
+    assert!(s_step > step, "{s_step} vs {step}");
+    let version = dir.join("logs/lightning_logs/version_1/checkpoints");
+    let last_good = std::fs::read_dir(&version)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("epoch="))
+        .max_by_key(|p| trainer::checkpoint::load(p).unwrap().meta.global_step)
+        .unwrap();
+    assert_eq!(oracle_first_non_finite(&last_good, |s| (s + s + s + s) / 4.0), s_step);
+
+    // Off: the run goes on through the overflow and ends normally.
+    let (code, out, err) = jlc_out(&["run", model, "--set", &logs, "--set", "trainer.stop_on_nonfinite=false"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("finished 40 epochs") && out.contains("train_loss_epoch=NaN"), "{out}");
+
+    // A watched name that is not logged is a configuration error.
+    let (code, _, err) = jlc_out(&["run", model, "--set", &logs, "--set", "trainer.nonfinite_metrics=nope"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("trainer.nonfinite_metrics: `nope` is not logged"), "{err}");
+}
+
+fn callback_settings() -> Vec<String> {
+    [
+        "trainer.max_epochs=20",
+        "trainer.checkpoint_monitor=val_acc",
+        "trainer.checkpoint_mode=max",
+        "trainer.save_top_k=2",
+        "trainer.checkpoint_filename=epoch={epoch}-val_acc={val_acc:.4}",
+        "trainer.early_stopping_monitor=val_loss",
+        "trainer.early_stopping_patience=2",
+        "trainer.early_stopping_min_delta=0.005",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Epoch-end rows of metrics.csv: (epoch, val_acc, val_loss).
+fn epoch_rows(dirs: &[PathBuf]) -> Vec<(usize, f64, f64)> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let r = rows(dir);
+        let header: Vec<&str> = r[0].split(',').collect();
+        let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+        for line in &r[1..] {
+            let cells: Vec<&str> = line.split(',').collect();
+            if !cells[col("val_acc")].is_empty() {
+                out.push((
+                    cells[0].parse().unwrap(),
+                    cells[col("val_acc")].parse().unwrap(),
+                    cells[col("val_loss")].parse().unwrap(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The checkpoint files of all version directories under `root`, sorted.
+fn epoch_files(logs: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for v in std::fs::read_dir(logs.join("lightning_logs")).unwrap() {
+        let Ok(entries) = std::fs::read_dir(v.unwrap().path().join("checkpoints")) else { continue };
+        for e in entries {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            if n.starts_with("epoch=") {
+                names.push(n);
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+#[test]
+fn early_stopping_and_top_k_decide_the_same_after_resumes() {
+    let (path, text) = digits();
+    let settings = callback_settings();
+    let logs_a = tempdir("callbacks-full");
+    let full = fit(&path, &text, &logs_a, &settings, None);
+    assert_eq!(full.stop, trainer::Stop::Callback);
+    assert!(full.epochs < 20, "stops early: {} epochs", full.epochs);
+
+    // Oracle from metrics.csv: EarlyStopping's rule and the top-2 by val_acc.
+    let rows_a = epoch_rows(std::slice::from_ref(&full.log_dir));
+    assert_eq!(rows_a.len(), full.epochs);
+    let (mut best, mut wait, mut stop_at) = (f64::INFINITY, 0, None);
+    for &(epoch, _, loss) in &rows_a {
+        if loss < best - 0.005 {
+            (best, wait) = (loss, 0);
+        } else {
+            wait += 1;
+            if wait >= 2 {
+                stop_at = Some(epoch);
+                break;
+            }
+        }
+    }
+    assert_eq!(stop_at, Some(full.epochs - 1), "EarlyStopping stops where its rule says: {rows_a:?}");
+    let mut ranked = rows_a.clone();
+    ranked.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
+    let mut want: Vec<String> =
+        ranked.iter().take(2).map(|(e, acc, _)| format!("epoch={e}-val_acc={acc:.4}.safetensors")).collect();
+    let best_name = want[0].clone();
+    want.sort();
+    assert_eq!(epoch_files(&logs_a), want);
+    assert_eq!(full.best_checkpoint.as_ref().unwrap().file_name().unwrap().to_string_lossy(), best_name);
+
+    // The same run, interrupted by max_steps at several points and resumed from `last`.
+    let logs_b = tempdir("callbacks-resumed");
+    let mut resume = None;
+    let mut dirs = Vec::new();
+    for stop in [10, 23, 47, 80] {
+        let mut o = settings.clone();
+        o.push(format!("trainer.max_steps={stop}"));
+        let s = fit(&path, &text, &logs_b, &o, resume.take());
+        dirs.push(s.log_dir.clone());
+        resume = Some(trainer::Resume::Last);
+        if s.stop == trainer::Stop::Callback {
+            break;
+        }
+    }
+    let end = fit(&path, &text, &logs_b, &settings, resume);
+    dirs.push(end.log_dir.clone());
+    assert_eq!((end.stop, end.epochs, end.steps), (full.stop, full.epochs, full.steps));
+    for ((spec, a), (_, b)) in full.params.iter().zip(&end.params) {
+        assert_eq!(bits(a), bits(b), "parameter {} differs", spec.path);
+    }
+    assert_eq!(epoch_rows(&dirs), rows_a, "the same validation results");
+    assert_eq!(epoch_files(&logs_b), want, "the same top-2 files, across the version directories");
+    assert_eq!(end.best_checkpoint.unwrap().file_name(), full.best_checkpoint.as_ref().unwrap().file_name());
+
+    // `--resume best` / `--ckpt best` name ModelCheckpoint's best file.
+    let base = logs_a.join("lightning_logs");
+    let best = trainer::fit::resolve_checkpoint(&trainer::Resume::Best, &base, "--ckpt", "evaluate").unwrap();
+    assert_eq!(best.file_name().unwrap().to_string_lossy(), best_name);
+    let logs_arg = format!("trainer.default_root_dir={}", logs_a.display());
+    let mut args = vec!["validate", path.to_str().unwrap(), "--ckpt", "best", "--set", &logs_arg];
+    let extra: Vec<String> = settings.iter().flat_map(|s| ["--set".to_string(), s.clone()]).collect();
+    args.extend(extra.iter().map(String::as_str));
+    let (code, out, err) = jlc_out(&args);
+    assert_eq!(code, 0, "{err}");
+    let shown: f64 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("val_acc"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(shown, ranked[0].1, "the best checkpoint's val_acc, as logged at its epoch");
+    // Resuming from it continues after its epoch (and stops where EarlyStopping's restored state says).
+    let resumed = fit(&path, &text, &logs_a, &settings, Some(trainer::Resume::Best));
+    let hp = std::fs::read_to_string(resumed.log_dir.join("hparams.yaml")).unwrap();
+    assert!(hp.contains(&format!("resumed_from: {:?}", best.display().to_string())), "{hp}");
+    assert!(epoch_rows(std::slice::from_ref(&resumed.log_dir)).first().is_none_or(|r| r.0 == ranked[0].0 + 1));
+
+    // A monitor that is not a metric is a clear error.
+    let (code, _, err) = jlc_out(&[
+        "run",
+        path.to_str().unwrap(),
+        "--set",
+        &logs_arg,
+        "--set",
+        "trainer.checkpoint_monitor=val_accuracy",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("trainer.checkpoint_monitor: no metric `val_accuracy`") && err.contains("val_acc"), "{err}");
+}
+
+/// Polls until `path` exists (or panics after a minute).
+fn wait_for(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill(signal: &str, pid: u32) {
+    let status = Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sigint_stops_after_a_step_with_last_written_and_resumes_bit_exactly() {
+    let logs = tempdir("sigint");
+    let file = root().join("examples/digits_mlp.jl");
+    let logs_arg = format!("trainer.default_root_dir={}", logs.display());
+    let child = Command::new(env!("CARGO_BIN_EXE_jlc"))
+        .args(["run", file.to_str().unwrap(), "--set", &logs_arg])
+        .args(["--set", "trainer.max_epochs=100000", "--set", "trainer.save_top_k=0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let last = logs.join("lightning_logs/version_0/checkpoints/last.safetensors");
+    wait_for(&last);
+    std::thread::sleep(Duration::from_millis(50));
+    kill("-INT", child.id());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let g = reported_step(&err);
+    assert!(err.contains("continue with --resume last"), "{err}");
+    let ck = trainer::checkpoint::load(&last).unwrap();
+    assert_eq!(ck.meta.global_step, g, "`last` holds the step the message names");
+    // metrics.csv was flushed whole: every row has the header's columns.
+    let r = rows(&logs.join("lightning_logs/version_0"));
+    let n = r[0].split(',').count();
+    assert!(r.iter().all(|l| l.split(',').count() == n), "{r:?}");
+
+    // Resume 30 more steps; compare with an uninterrupted run of as many steps.
+    let (path, text) = digits();
+    let more = vec![
+        "trainer.max_epochs=100000".to_string(),
+        "trainer.save_top_k=0".to_string(),
+        format!("trainer.max_steps={}", g + 30),
+    ];
+    let resumed = fit(&path, &text, &logs, &more, Some(trainer::Resume::Last));
+    let straight = fit(&path, &text, &tempdir("sigint-straight"), &more, None);
+    assert_eq!((resumed.steps, straight.steps), (g + 30, g + 30));
+    for ((spec, a), (_, b)) in straight.params.iter().zip(&resumed.params) {
+        assert_eq!(bits(a), bits(b), "parameter {} differs after SIGINT at step {g} and resume", spec.path);
+    }
+    for ((name, a), (_, b)) in straight.states.iter().zip(&resumed.states) {
+        assert_eq!(bits(a), bits(b), "optimizer state {name} differs");
+    }
+
+    // A second signal exits at once. SIGINT then SIGTERM (two kinds, so the
+    // kernel cannot merge them into one pending signal), from one shell.
+    let logs2 = tempdir("sigterm");
+    let logs_arg = format!("trainer.default_root_dir={}", logs2.display());
+    let child = Command::new(env!("CARGO_BIN_EXE_jlc"))
+        .args(["run", file.to_str().unwrap(), "--set", &logs_arg])
+        .args(["--set", "trainer.max_epochs=100000", "--set", "trainer.save_top_k=0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let last = logs2.join("lightning_logs/version_0/checkpoints/last.safetensors");
+    wait_for(&last);
+    let pid = child.id();
+    let status = Command::new("sh").args(["-c", &format!("kill -INT {pid}; kill -TERM {pid}")]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted again: exiting now"), "{err}");
+    // Checkpoint writes are atomic: whatever `last` holds loads.
+    trainer::checkpoint::load(&last).unwrap();
+}
+
+/// Accuracy of the digits MLP in the checkpoint on `data`, in f64 (ties count as hits).
+fn mlp_accuracy(ckpt: &Path, data: &trainer::data::Dataset) -> f64 {
+    let ck = trainer::checkpoint::load(ckpt).unwrap();
+    let get = |n: &str| ck.tensors.iter().find(|(k, _)| k == n).unwrap().1.to_f64_vec();
+    let (w1, b1, w2, b2) = (get("l1.weight"), get("l1.bias"), get("head.weight"), get("head.bias"));
+    let (d, h) = (64, b1.len());
+    let trainer::data::Features::F32(x) = &data.features else { unreachable!() };
+    let mut hits = 0;
+    for (i, &label) in data.labels.iter().enumerate() {
+        let row = &x[i * d..(i + 1) * d];
+        let hidden: Vec<f64> =
+            (0..h).map(|j| (b1[j] + (0..d).map(|k| row[k] as f64 * w1[k * h + j]).sum::<f64>()).max(0.0)).collect();
+        let logits: Vec<f64> =
+            (0..10).map(|c| b2[c] + (0..h).map(|j| hidden[j] * w2[j * 10 + c]).sum::<f64>()).collect();
+        let max = logits.iter().copied().fold(f64::MIN, f64::max);
+        hits += (logits[label as usize] >= max) as usize;
+    }
+    hits as f64 / data.len() as f64
+}
+
+#[test]
+fn fast_dev_run_val_limits_and_max_time() {
+    let (path, text) = digits();
+    // fast_dev_run: two batches of training and validation, nothing written.
+    let logs = tempdir("fast-dev-run");
+    let s = fit(&path, &text, &logs, &["trainer.fast_dev_run=2".into()], None);
+    assert_eq!((s.epochs, s.steps, s.last_checkpoint.is_none()), (1, 2, true));
+    assert!(s.final_metrics.iter().any(|(k, _)| k == "val_acc"));
+    assert!(!logs.join("lightning_logs").exists(), "a dev run writes no logs or checkpoints");
+
+    // Validation every second epoch, on its first two batches (128 of 297 examples).
+    let logs = tempdir("val-limits");
+    let o: Vec<String> = ["trainer.max_epochs=4", "trainer.check_val_every_n_epoch=2", "trainer.limit_val_batches=2"]
+        .map(String::from)
+        .into();
+    let s = fit(&path, &text, &logs, &o, None);
+    let vals = epoch_rows(std::slice::from_ref(&s.log_dir));
+    assert_eq!(vals.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3], "validated after epochs 1 and 3 only");
+    let data = trainer::data::load_csv(&root().join("examples/data/digits.csv.gz"), 1.0 / 16.0).unwrap();
+    let (_, val) = trainer::data::split(&data, 297, 0);
+    let first_128 = val.subset(&(0..128).collect::<Vec<_>>());
+    for (epoch, acc, _) in vals {
+        let ck = s.log_dir.join(format!("checkpoints/epoch={epoch}-step={}.safetensors", 23 * (epoch + 1)));
+        let want = mlp_accuracy(&ck.canonicalize().unwrap(), &first_128);
+        assert!((acc - want).abs() < 1e-6, "epoch {epoch}: val_acc {acc}, f64 oracle on 128 examples {want}");
+    }
+
+    // max_time: stops between steps, saving `last` at the step reached.
+    let logs = tempdir("max-time");
+    let o: Vec<String> =
+        ["trainer.max_epochs=1000000", "trainer.max_time=1", "trainer.save_top_k=0"].map(String::from).into();
+    let start = Instant::now();
+    let s = fit(&path, &text, &logs, &o, None);
+    assert_eq!(s.stop, trainer::Stop::MaxTime);
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    let ck = trainer::checkpoint::load(s.last_checkpoint.as_ref().unwrap()).unwrap();
+    assert_eq!(ck.meta.global_step, s.steps);
+}

@@ -1,0 +1,384 @@
+//! Callbacks: small objects the loop calls at fixed points (Lightning's
+//! hooks), with a state that is saved into every checkpoint and restored on
+//! `--resume`, so that a resumed run decides exactly as the uninterrupted
+//! one (the same patience count, best score and top-k list).
+//!
+//! A callback never touches tensors or files itself: it asks the loop, through
+//! `Ctx`, to write checkpoint files, to delete evicted ones, or to stop. The
+//! loop runs every callback's hook, then writes the files with every
+//! callback's updated state in their metadata, so a file always holds the
+//! state of the moment it was written.
+//!
+//! The two built-in callbacks are `ModelCheckpoint` (which epoch
+//! checkpoints to keep, ranked by a monitored metric) and `EarlyStopping`
+//! (stop when a monitored metric stops improving). Both are configured from
+//! the `trainer` section (see `config::CheckpointConfig` and
+//! `config::EarlyStoppingConfig`).
+
+use crate::config::{CheckpointConfig, EarlyStoppingConfig, Mode};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// What a hook sees of the loop, and what it asks of it.
+pub struct Ctx<'a> {
+    /// The epoch in progress (at `on_validation_end`: the epoch that just ended).
+    pub epoch: usize,
+    /// Optimizer steps taken so far.
+    pub global_step: usize,
+    /// At `on_validation_end`: the epoch's aggregated metrics (training
+    /// `*_epoch` averages and validation values); at a batch end: the step's
+    /// loss (`train_loss`) and logged values.
+    pub metrics: &'a [(String, f64)],
+    /// The directory checkpoint files go to (absolute).
+    pub ckpt_dir: &'a Path,
+    /// Set to end training after this hook.
+    pub should_stop: bool,
+    /// Checkpoint files to write now, as file names in `ckpt_dir`.
+    pub save: Vec<String>,
+    /// Checkpoint files to delete once the new ones are written.
+    pub remove: Vec<PathBuf>,
+    /// Lines for the user (printed on stderr).
+    pub messages: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(epoch: usize, global_step: usize, metrics: &'a [(String, f64)], ckpt_dir: &'a Path) -> Ctx<'a> {
+        Ctx {
+            epoch,
+            global_step,
+            metrics,
+            ckpt_dir,
+            should_stop: false,
+            save: vec![],
+            remove: vec![],
+            messages: vec![],
+        }
+    }
+
+    fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+}
+
+/// Lightning's callback hooks, the few this loop has. Every hook has a
+/// default that does nothing.
+pub trait Callback {
+    /// The key of this callback's state in the checkpoint metadata.
+    fn name(&self) -> &'static str;
+    fn on_train_start(&mut self, _ctx: &mut Ctx) {}
+    fn on_train_batch_end(&mut self, _ctx: &mut Ctx) {}
+    /// After each epoch's validation (after the training epoch when the
+    /// model has no `validation_step`).
+    fn on_validation_end(&mut self, _ctx: &mut Ctx) {}
+    fn on_train_end(&mut self, _ctx: &mut Ctx) {}
+    /// Everything the callback's future decisions depend on, as JSON.
+    fn state_dict(&self) -> Value;
+    /// Restores `state_dict`'s output; an error says why it does not fit.
+    fn load_state_dict(&mut self, state: &Value) -> Result<(), String>;
+}
+
+/// Floats in states are the hex of their bits: exact, and NaN survives.
+fn f64_hex(x: f64) -> String {
+    format!("{:016x}", x.to_bits())
+}
+
+fn parse_f64_hex(v: &Value) -> Option<f64> {
+    let s = v.as_str()?;
+    (s.len() == 16).then(|| u64::from_str_radix(s, 16).ok().map(f64::from_bits)).flatten()
+}
+
+/// Is `a` better than `b` by more than `delta`?
+fn better(mode: Mode, a: f64, b: f64, delta: f64) -> bool {
+    match mode {
+        Mode::Min => a < b - delta,
+        Mode::Max => a > b + delta,
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Min => "min",
+        Mode::Max => "max",
+    }
+}
+
+/// One piece of a file name template.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Piece {
+    Text(String),
+    /// `{name}` or `{name:.precision}`.
+    Field {
+        name: String,
+        precision: Option<usize>,
+    },
+}
+
+/// Parses `epoch={epoch}-val_acc={val_acc:.4}`.
+pub fn parse_template(s: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = s;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest.as_bytes()[open] == b'}' {
+            return Err(format!("unmatched `}}` at byte {}", s.len() - rest.len() + open));
+        }
+        if open > 0 {
+            pieces.push(Piece::Text(rest[..open].to_string()));
+        }
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!("unclosed `{{` at byte {}", s.len() - rest.len() + open));
+        };
+        let field = &rest[open + 1..open + close];
+        let (name, precision) = match field.split_once(':') {
+            None => (field, None),
+            Some((n, p)) => match p.strip_prefix('.').and_then(|d| d.parse::<usize>().ok()) {
+                Some(d) if d <= 17 => (n, Some(d)),
+                _ => return Err(format!("`{{{field}}}`: a precision is written `:.N` with N at most 17")),
+            },
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("`{{{field}}}`: expected a metric name such as `{{val_acc}}`"));
+        }
+        pieces.push(Piece::Field { name: name.to_string(), precision });
+        rest = &rest[open + close + 1..];
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest.to_string()));
+    }
+    Ok(pieces)
+}
+
+/// The names a template refers to (besides `epoch` and `step`).
+pub fn template_metrics(pieces: &[Piece]) -> Vec<&str> {
+    pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Field { name, .. } if name != "epoch" && name != "step" => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Fills a template: `epoch` and `step` are integers, metrics floats (with
+/// the precision, if given). A metric the epoch did not log is `nan`.
+pub fn format_template(pieces: &[Piece], epoch: usize, step: usize, metrics: &[(String, f64)]) -> String {
+    let mut out = String::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Field { name, .. } if name == "epoch" => out.push_str(&epoch.to_string()),
+            Piece::Field { name, .. } if name == "step" => out.push_str(&step.to_string()),
+            Piece::Field { name, precision } => {
+                let v = metrics.iter().find(|(k, _)| k == name).map_or(f64::NAN, |(_, v)| *v);
+                match precision {
+                    Some(d) => out.push_str(&format!("{v:.d$}")),
+                    None => out.push_str(&format!("{v}")),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Keeps the epoch checkpoints: all of them, the newest `k` (without a
+/// monitor), or the best `k` by the monitored metric.
+pub struct ModelCheckpoint {
+    cfg: CheckpointConfig,
+    template: Vec<Piece>,
+    /// Invariant: best first (newest first without a monitor); at most
+    /// `save_top_k` entries when that is set. Scores are NaN without a monitor.
+    kept: Vec<(f64, PathBuf)>,
+}
+
+impl ModelCheckpoint {
+    pub fn new(cfg: CheckpointConfig) -> ModelCheckpoint {
+        let template = parse_template(&cfg.filename).expect("checked by config::trainer_config");
+        ModelCheckpoint { cfg, template, kept: vec![] }
+    }
+
+    /// The best checkpoint so far (without a monitor: the newest).
+    pub fn best_model_path(&self) -> Option<&Path> {
+        self.kept.first().map(|(_, p)| p.as_path())
+    }
+
+    /// The kept checkpoints and their scores, best first.
+    pub fn kept(&self) -> &[(f64, PathBuf)] {
+        &self.kept
+    }
+
+    /// Reads the best path out of a checkpoint's `callbacks` metadata.
+    pub fn best_path_in(callbacks: &str) -> Option<PathBuf> {
+        let all: Value = serde_json::from_str(callbacks).ok()?;
+        let kept = all.get("ModelCheckpoint")?.get("kept")?.as_array()?;
+        kept.first()?.get(1)?.as_str().map(PathBuf::from)
+    }
+}
+
+impl Callback for ModelCheckpoint {
+    fn name(&self) -> &'static str {
+        "ModelCheckpoint"
+    }
+
+    fn on_validation_end(&mut self, ctx: &mut Ctx) {
+        if self.cfg.save_top_k == Some(0) {
+            return;
+        }
+        let name = format!("{}.safetensors", format_template(&self.template, ctx.epoch, ctx.global_step, ctx.metrics));
+        let path = ctx.ckpt_dir.join(&name);
+        // A template without `{epoch}` names one file again: it replaces its entry.
+        self.kept.retain(|(_, p)| *p != path);
+        let score = match &self.cfg.monitor {
+            None => f64::NAN,
+            Some(m) => ctx.metric(m).unwrap_or(f64::NAN),
+        };
+        let pos = match &self.cfg.monitor {
+            None => 0,
+            // NaN ranks last; ties keep the older checkpoint first.
+            Some(_) => self
+                .kept
+                .iter()
+                .position(|(s, _)| !score.is_nan() && (s.is_nan() || better(self.cfg.mode, score, *s, 0.0)))
+                .unwrap_or(self.kept.len()),
+        };
+        self.kept.insert(pos, (score, path.clone()));
+        let mut evicted = match self.cfg.save_top_k {
+            Some(k) if self.kept.len() > k => self.kept.split_off(k),
+            _ => vec![],
+        };
+        if let Some(i) = evicted.iter().position(|(_, p)| *p == path) {
+            // Not among the best: never written.
+            evicted.remove(i);
+        } else {
+            ctx.save.push(name);
+        }
+        ctx.remove.extend(evicted.into_iter().map(|(_, p)| p));
+    }
+
+    fn state_dict(&self) -> Value {
+        let kept: Vec<Value> = self.kept.iter().map(|(s, p)| json!([f64_hex(*s), p.display().to_string()])).collect();
+        json!({ "monitor": self.cfg.monitor, "mode": mode_name(self.cfg.mode), "kept": kept })
+    }
+
+    fn load_state_dict(&mut self, state: &Value) -> Result<(), String> {
+        let monitor = state.get("monitor").and_then(|m| m.as_str()).map(str::to_string);
+        let mode = state.get("mode").and_then(|m| m.as_str()).unwrap_or("");
+        if monitor != self.cfg.monitor || mode != mode_name(self.cfg.mode) {
+            return Err(format!(
+                "it ranked checkpoints by {} ({mode}), this run by {} ({})",
+                monitor.as_deref().unwrap_or("nothing"),
+                self.cfg.monitor.as_deref().unwrap_or("nothing"),
+                mode_name(self.cfg.mode)
+            ));
+        }
+        let bad = || "ModelCheckpoint: malformed `kept` list".to_string();
+        let mut kept = Vec::new();
+        for entry in state.get("kept").and_then(|k| k.as_array()).ok_or_else(bad)? {
+            let score = entry.get(0).and_then(parse_f64_hex).ok_or_else(bad)?;
+            let path = entry.get(1).and_then(|p| p.as_str()).ok_or_else(bad)?;
+            kept.push((score, PathBuf::from(path)));
+        }
+        self.kept = kept;
+        Ok(())
+    }
+}
+
+/// Stops training when the monitored metric has not improved by more than
+/// `min_delta` for `patience` validation checks in a row, or is not finite.
+pub struct EarlyStopping {
+    cfg: EarlyStoppingConfig,
+    /// Checks since the last improvement.
+    wait: usize,
+    best: Option<f64>,
+}
+
+impl EarlyStopping {
+    pub fn new(cfg: EarlyStoppingConfig) -> EarlyStopping {
+        EarlyStopping { cfg, wait: 0, best: None }
+    }
+    pub fn wait_count(&self) -> usize {
+        self.wait
+    }
+    pub fn best_score(&self) -> Option<f64> {
+        self.best
+    }
+}
+
+impl Callback for EarlyStopping {
+    fn name(&self) -> &'static str {
+        "EarlyStopping"
+    }
+
+    fn on_validation_end(&mut self, ctx: &mut Ctx) {
+        let m = &self.cfg.monitor;
+        let Some(current) = ctx.metric(m) else { return };
+        if !current.is_finite() {
+            ctx.should_stop = true;
+            ctx.messages
+                .push(format!("EarlyStopping: {m} = {current} is not finite; stopping after epoch {}", ctx.epoch));
+            return;
+        }
+        match self.best {
+            Some(best) if !better(self.cfg.mode, current, best, self.cfg.min_delta) => {
+                self.wait += 1;
+                if self.wait >= self.cfg.patience {
+                    ctx.should_stop = true;
+                    ctx.messages.push(format!(
+                        "EarlyStopping: {m} did not improve by more than {} for {} epoch{} (best {best:.6}); stopping after epoch {}",
+                        self.cfg.min_delta,
+                        self.wait,
+                        if self.wait == 1 { "" } else { "s" },
+                        ctx.epoch
+                    ));
+                }
+            }
+            _ => {
+                self.best = Some(current);
+                self.wait = 0;
+            }
+        }
+    }
+
+    fn state_dict(&self) -> Value {
+        json!({ "monitor": self.cfg.monitor, "wait": self.wait, "best": self.best.map(f64_hex) })
+    }
+
+    fn load_state_dict(&mut self, state: &Value) -> Result<(), String> {
+        let monitor = state.get("monitor").and_then(|m| m.as_str()).unwrap_or("");
+        if monitor != self.cfg.monitor {
+            return Err(format!("it monitored {monitor}, this run monitors {}", self.cfg.monitor));
+        }
+        let bad = || "EarlyStopping: malformed state".to_string();
+        self.wait = state.get("wait").and_then(|w| w.as_u64()).ok_or_else(bad)? as usize;
+        self.best = match state.get("best") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(parse_f64_hex(v).ok_or_else(bad)?),
+        };
+        Ok(())
+    }
+}
+
+/// Every callback's state, as the checkpoint's `callbacks` metadata (a JSON object by name).
+pub fn states_json(callbacks: &[Box<dyn Callback>]) -> String {
+    let map: serde_json::Map<String, Value> =
+        callbacks.iter().map(|c| (c.name().to_string(), c.state_dict())).collect();
+    Value::Object(map).to_string()
+}
+
+/// Restores each callback whose state the checkpoint holds. Returns the
+/// warnings for states that did not fit (those callbacks start fresh).
+pub fn load_states(callbacks: &mut [Box<dyn Callback>], json: &str) -> Vec<String> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(json) else {
+        return if json.is_empty() { vec![] } else { vec!["the callbacks' state is not a JSON object".into()] };
+    };
+    let mut warnings = Vec::new();
+    for c in callbacks.iter_mut() {
+        if let Some(state) = map.get(c.name()) {
+            if let Err(e) = c.load_state_dict(state) {
+                warnings.push(format!("{}: {e}; it starts afresh", c.name()));
+            }
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests;

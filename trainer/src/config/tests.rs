@@ -1,0 +1,112 @@
+//! The `data` and `trainer` sections: defaults, every new setting, `--set`
+//! overrides, and the diagnostic for each bad value.
+
+use super::*;
+use std::time::Duration;
+
+/// The sections of a source file (which must parse and evaluate).
+fn sections(src: &str) -> (Option<Section>, Option<Section>) {
+    let (prog, _) = compiler::lower::load("t.jl", src);
+    let s = compiler::lower::training_sections(&prog).unwrap_or_else(|d| panic!("{d:?}"));
+    (s.data, s.trainer)
+}
+
+fn trainer(src: &str) -> Result<TrainerConfig, Vec<Diagnostic>> {
+    trainer_config(sections(src).1.as_ref())
+}
+
+fn errors(src: &str) -> Vec<String> {
+    trainer(src).expect_err("expected errors").iter().map(|d| d.message.clone()).collect()
+}
+
+#[test]
+fn defaults_keep_every_epoch_and_stop_on_a_non_finite_loss() {
+    let c = trainer("trainer { max_epochs = 2 }").unwrap();
+    assert_eq!(c.checkpoint.monitor, None);
+    assert_eq!((c.checkpoint.save_top_k, c.checkpoint.save_last), (None, true));
+    assert_eq!(c.checkpoint.filename, "epoch={epoch}-step={step}");
+    assert_eq!(c.early_stopping, None);
+    assert!(c.stop_on_nonfinite && c.test_after_fit && c.nonfinite_metrics.is_empty());
+    assert_eq!((c.limit_val_batches, c.check_val_every_n_epoch, c.max_time, c.fast_dev_run), (0, 1, None, 0));
+    // With a monitor, Lightning keeps the best one unless told otherwise.
+    let c = trainer(r#"trainer { checkpoint_monitor = "val_acc" }"#).unwrap();
+    assert_eq!(c.checkpoint.save_top_k, Some(1));
+    let c = trainer(r#"trainer { checkpoint_monitor = "val_acc"; save_top_k = -1 }"#).unwrap();
+    assert_eq!(c.checkpoint.save_top_k, None);
+}
+
+#[test]
+fn callback_settings_and_overrides() {
+    let src = r#"trainer {
+    checkpoint_monitor = "val_acc"
+    checkpoint_mode = "max"
+    save_top_k = 3
+    save_last = false
+    checkpoint_filename = "epoch={epoch}-val_acc={val_acc:.4}"
+    early_stopping_monitor = "val_loss"
+    early_stopping_patience = 5
+    early_stopping_min_delta = 0.001
+    nonfinite_metrics = "val_loss, train_acc"
+    max_time = "00:01:30:05"
+    fast_dev_run = true
+}"#;
+    let c = trainer(src).unwrap();
+    assert_eq!(
+        c.checkpoint,
+        CheckpointConfig {
+            monitor: Some("val_acc".into()),
+            mode: Mode::Max,
+            save_top_k: Some(3),
+            save_last: false,
+            filename: "epoch={epoch}-val_acc={val_acc:.4}".into(),
+        }
+    );
+    assert_eq!(
+        c.early_stopping,
+        Some(EarlyStoppingConfig { monitor: "val_loss".into(), mode: Mode::Min, patience: 5, min_delta: 0.001 })
+    );
+    assert_eq!(c.nonfinite_metrics, ["val_loss", "train_acc"]);
+    assert_eq!(c.max_time, Some(Duration::from_secs(3600 + 30 * 60 + 5)));
+    assert_eq!(c.fast_dev_run, 1);
+
+    // `--set` values are parsed as int, float, bool, then string.
+    let (mut data, mut tr) = sections(src);
+    for spec in [
+        "trainer.save_top_k=-1",
+        "trainer.checkpoint_mode=min",
+        "trainer.max_time=2.5",
+        "trainer.early_stopping_patience=0",
+        "trainer.fast_dev_run=4",
+    ] {
+        apply_override(&mut data, &mut tr, spec).unwrap();
+    }
+    let c = trainer_config(tr.as_ref()).unwrap();
+    assert_eq!((c.checkpoint.save_top_k, c.checkpoint.mode), (None, Mode::Min));
+    assert_eq!(c.max_time, Some(Duration::from_secs_f64(2.5)));
+    assert_eq!((c.early_stopping.unwrap().patience, c.fast_dev_run), (0, 4));
+}
+
+#[test]
+fn bad_settings_are_diagnostics() {
+    let cases: &[(&str, &str)] = &[
+        ("early_stopping_patience = 3", "`early_stopping_patience` needs `early_stopping_monitor`"),
+        (r#"checkpoint_mode = "up""#, "`checkpoint_mode` must be \"min\" or \"max\""),
+        ("save_top_k = -2", "`save_top_k` must be -1 (keep all) or a non-negative integer"),
+        (r#"checkpoint_filename = "epoch={epoch""#, "`checkpoint_filename`: unclosed `{` at byte 6"),
+        (r#"checkpoint_filename = "a/{epoch}""#, "`checkpoint_filename` must be a file name, not a path"),
+        (r#"max_time = "1:2:3:4:5""#, "`max_time` must be a positive number of seconds or \"DD:HH:MM:SS\""),
+        ("max_time = 0", "`max_time` must be a positive number of seconds"),
+        ("check_val_every_n_epoch = 0", "`check_val_every_n_epoch` must be a positive integer"),
+        ("early_stoping_monitor = 1", "unknown trainer setting `early_stoping_monitor`"),
+    ];
+    for (setting, want) in cases {
+        let errs = errors(&format!("trainer {{ {setting} }}"));
+        assert!(errs.iter().any(|e| e.starts_with(want)), "{setting}: {errs:?}");
+    }
+    // `test` belongs to the CSV source.
+    let (data, _) = sections(r#"data = idx("d") { test = "t.csv" }"#);
+    let errs = data_config(&data.unwrap()).unwrap_err();
+    assert!(errs[0].message.contains("`test` names the CSV source's test file"), "{errs:?}");
+    let (data, _) = sections(r#"data = csv("d.csv") { test = "t.csv" }"#);
+    assert_eq!(data_config(&data.unwrap()).unwrap().test.as_deref(), Some("t.csv"));
+}

@@ -1,0 +1,188 @@
+//! What `fit`, `test` and `validate` share before their loops: the model
+//! file checked, its `data` and `trainer` sections read (with `--set`
+//! overrides), the data loaded and split, and the programs compiled.
+//!
+//! Consumes the model file's text and the command-line options; produces a
+//! `Setup`. Never trains and never writes files.
+
+use crate::config::{self, DataConfig, SourceKind, TrainerConfig};
+use crate::data::{self, Dataset};
+use crate::fit::FitError;
+use compiler::diagnostic::Diagnostic;
+use compiler::ir::{DType, Func, Type};
+use compiler::lower::{Program, Section, TrainPrograms};
+use runtime::{Backend, Executable};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct Setup {
+    pub prog: Program,
+    pub trainer_sec: Option<Section>,
+    pub data_cfg: DataConfig,
+    pub trainer_cfg: TrainerConfig,
+    pub train: Dataset,
+    pub val: Dataset,
+    /// `None`: the data source has no test split.
+    pub test: Option<Dataset>,
+    /// The programs for full batches of `batch_size`.
+    pub progs: TrainPrograms,
+    pub compile_ms: f64,
+    /// `<default_root_dir>/<name>`: where the run's version directories live.
+    pub base: PathBuf,
+}
+
+/// Which evaluation program a loop runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stage {
+    Validate,
+    Test,
+}
+
+impl Stage {
+    pub fn method(self) -> &'static str {
+        match self {
+            Stage::Validate => "validation_step",
+            Stage::Test => "test_step",
+        }
+    }
+}
+
+fn diagnostics(diags: Vec<Diagnostic>, prog: &Program, color: bool) -> FitError {
+    FitError::Diagnostics {
+        rendered: compiler::diagnostic::render_all(&diags, &prog.sources, color),
+        count: diags.len(),
+    }
+}
+
+/// Checks, configures, loads and compiles (the training step for full batches).
+pub fn prepare(
+    path: &Path,
+    text: &str,
+    overrides: &[String],
+    color: bool,
+    opts: &compiler::Options,
+) -> Result<Setup, FitError> {
+    let (prog, diags) = compiler::lower::load(&path.display().to_string(), text);
+    let mut all = diags;
+    all.extend(compiler::lower::check_program(&prog));
+    if all.iter().any(Diagnostic::is_error) {
+        return Err(diagnostics(all, &prog, color));
+    }
+    let sections = compiler::lower::training_sections(&prog).map_err(|d| diagnostics(d, &prog, color))?;
+    let (mut data_sec, mut trainer_sec) = (sections.data, sections.trainer);
+    for spec in overrides {
+        config::apply_override(&mut data_sec, &mut trainer_sec, spec).map_err(FitError::Config)?;
+    }
+    let Some(data_sec) = data_sec else {
+        return Err(FitError::Config(format!(
+            "{}: a training run needs a `data = csv(...)` or `data = idx(...)` section",
+            path.display()
+        )));
+    };
+    let data_cfg = config::data_config(&data_sec).map_err(|d| diagnostics(d, &prog, color))?;
+    let trainer_cfg = config::trainer_config(trainer_sec.as_ref()).map_err(|d| diagnostics(d, &prog, color))?;
+
+    // Data paths are relative to the model file's directory (absolute ones replace it).
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let data_path = dir.join(&data_cfg.path);
+    let (dataset, test) = match data_cfg.source {
+        SourceKind::Csv => {
+            let test = match &data_cfg.test {
+                Some(t) => Some(data::load_csv(&dir.join(t), data_cfg.scale as f32)?),
+                None => None,
+            };
+            (data::load_csv(&data_path, data_cfg.scale as f32)?, test)
+        }
+        SourceKind::Idx => (
+            data::load_idx_dir(&data_path, data_cfg.scale as f32)?,
+            data::load_idx_test_dir(&data_path, data_cfg.scale as f32)?,
+        ),
+    };
+    if data_cfg.val_split >= dataset.len() {
+        return Err(FitError::Config(format!(
+            "val_split = {} leaves no training data: {} has {} examples",
+            data_cfg.val_split,
+            data_path.display(),
+            dataset.len()
+        )));
+    }
+    if let Some(t) = &test {
+        if t.n_features != dataset.n_features {
+            return Err(FitError::Config(format!(
+                "the test split has {} features per example, the training data {}",
+                t.n_features, dataset.n_features
+            )));
+        }
+    }
+    let (train, val) = data::split(&dataset, data_cfg.val_split, trainer_cfg.seed);
+    drop(dataset);
+    let bs = data_cfg.batch_size;
+    if train.len() < bs {
+        return Err(FitError::Config(format!(
+            "batch_size = {bs} is larger than the {} training examples",
+            train.len()
+        )));
+    }
+    let compile_start = Instant::now();
+    let progs = compile(&prog, trainer_sec.as_ref(), bs, train.n_features, opts, color)?;
+    let compile_ms = compile_start.elapsed().as_secs_f64() * 1e3;
+    let base = Path::new(&trainer_cfg.default_root_dir).join(&trainer_cfg.name);
+    Ok(Setup { prog, trainer_sec, data_cfg, trainer_cfg, train, val, test, progs, compile_ms, base })
+}
+
+fn compile(
+    prog: &Program,
+    trainer_sec: Option<&Section>,
+    bs: usize,
+    d: usize,
+    opts: &compiler::Options,
+    color: bool,
+) -> Result<TrainPrograms, FitError> {
+    let x_ty = Type::new(DType::F32, &[bs, d]);
+    let y_ty = Type::new(DType::I32, &[bs]);
+    compiler::compile_training(prog, trainer_sec, &x_ty, &y_ty, opts).map_err(|d| diagnostics(d, prog, color))
+}
+
+impl Setup {
+    /// The evaluation programs for `data` (full batches, and the last,
+    /// smaller batch, which static shapes give its own program). Empty when
+    /// the model has no such step. Each has inputs params, x, y and outputs
+    /// only logged values: it cannot change the parameters.
+    pub fn eval_programs(
+        &self,
+        stage: Stage,
+        data: &Dataset,
+        backend: Backend,
+        opts: &compiler::Options,
+        color: bool,
+    ) -> Result<Vec<(usize, Executable)>, FitError> {
+        let pick = |p: &TrainPrograms| -> Option<Func> {
+            match stage {
+                Stage::Validate => p.val_step.clone(),
+                Stage::Test => p.test_step.clone(),
+            }
+        };
+        let Some(full) = pick(&self.progs) else { return Ok(vec![]) };
+        let bs = self.data_cfg.batch_size;
+        let mut exes = Vec::new();
+        if data.len() >= bs {
+            exes.push((bs, Executable::compile(full, backend)?));
+        }
+        let rem = data.len() % bs;
+        if rem > 0 {
+            let small = compile(&self.prog, self.trainer_sec.as_ref(), rem, data.n_features, opts, color)?;
+            if let Some(f) = pick(&small) {
+                exes.push((rem, Executable::compile(f, backend)?));
+            }
+        }
+        Ok(exes)
+    }
+
+    /// The logged names of `stage`'s step.
+    pub fn eval_logs(&self, stage: Stage) -> &[(String, bool)] {
+        match stage {
+            Stage::Validate => &self.progs.val_logs,
+            Stage::Test => &self.progs.test_logs,
+        }
+    }
+}
