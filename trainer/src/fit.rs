@@ -79,7 +79,9 @@ fn diagnostics(diags: Vec<Diagnostic>, sources: &SourceMap, color: bool) -> FitE
 
 /// Trains the model file at `path` (whose text is `text`) as its `data` and `trainer` sections say.
 pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, FitError> {
-    let (prog, diags) = compiler::lower::load(&path.display().to_string(), text);
+    // Files the model imports (`use "layers.jl"`) are read from disk.
+    let mut read = |p: &str| std::fs::read_to_string(p).map_err(|e| e.to_string());
+    let (prog, diags) = compiler::lower::load_with(&path.display().to_string(), text, &mut read);
     let err = |d: Vec<Diagnostic>| diagnostics(d, &prog.sources, opts.color);
     let mut all = diags;
     all.extend(compiler::lower::check_program(&prog));
