@@ -56,6 +56,9 @@ pub struct Elaborator<'p> {
     pub(crate) recursion_limit_hit: bool,
     /// Fresh names for symbolic dims created while checking.
     pub(crate) fresh: usize,
+    /// The `const`s being evaluated (module, item), innermost last: a const
+    /// met again while on this stack depends on itself.
+    consts_active: Vec<(usize, usize)>,
 }
 
 /// Local variables of one function invocation.
@@ -108,6 +111,7 @@ impl<'p> Elaborator<'p> {
             depth: 0,
             recursion_limit_hit: false,
             fresh: 0,
+            consts_active: Vec::new(),
         }
     }
 
@@ -532,6 +536,7 @@ impl<'p> Elaborator<'p> {
                 ast::DimExpr::Lit(n, _) => dims.push(Dim::Known(*n as usize)),
                 ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
                     Some(Val::Int(dim)) => dims.push(dim.clone()),
+                    Some(Val::Poison) => return None,
                     Some(other) => {
                         let desc = other.describe();
                         self.error(
@@ -952,10 +957,30 @@ impl<'p> Elaborator<'p> {
     /// own module's scope, with no local variables).
     pub fn const_value(&mut self, module: usize, item: usize, span: Span) -> Val {
         let decl = self.prog.const_decl(module, item);
-        self.nested(&decl.name.name, span, "constants", |el| {
+        if let Some(start) = self.consts_active.iter().position(|&c| c == (module, item)) {
+            // One report per cycle: from the const that comes first in the source.
+            if self.consts_active[start..].iter().any(|&c| c < (module, item)) {
+                return Val::Poison;
+            }
+            let chain: Vec<String> = self.consts_active[start..]
+                .iter()
+                .chain(std::iter::once(&(module, item)))
+                .map(|&(m, i)| self.prog.const_decl(m, i).name.name.clone())
+                .collect();
+            return self.error(
+                Diagnostic::error(Code::NotAllowed, format!("constant `{}` depends on itself", decl.name.name))
+                    .with_label(span, "used here")
+                    .with_label(decl.name.span, "defined here")
+                    .with_note(format!("the cycle: {}", chain.join(" -> "))),
+            );
+        }
+        self.consts_active.push((module, item));
+        let v = self.nested(&decl.name.name, span, "constants", |el| {
             let mut env = Env::new(module);
             el.expr(&mut env, &decl.value)
-        })
+        });
+        self.consts_active.pop();
+        v
     }
 
     /// A fresh symbolic dim (check mode only).

@@ -137,9 +137,8 @@ fn load_file(
         let mut chain: Vec<String> = loader.stack[start..].to_vec();
         chain.push(path.clone());
         diags.push(
-            Diagnostic::error(Code::UnknownModule, format!("import cycle: `{path}` imports itself"))
+            Diagnostic::error(Code::UnknownModule, format!("import cycle: {}", chain.join(" -> ")))
                 .with_label(u.module.span, "this import closes the cycle")
-                .with_note(format!("the cycle: {}", chain.join(" -> ")))
                 .with_help("move what both files need into a third file that imports neither"),
         );
         return None;
