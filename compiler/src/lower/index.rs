@@ -291,3 +291,6 @@ fn static_int(el: &mut Elaborator, env: &mut Env, e: &Expr) -> Option<Num> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
