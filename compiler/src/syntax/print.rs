@@ -242,7 +242,11 @@ impl<'a> Printer<'a> {
         let mut prev: Option<&Item> = None;
         for item in &m.items {
             let (start, end) = item_range(item);
-            let blank = prev.is_some_and(|p| !(matches!(p, Item::Use(_)) && matches!(item, Item::Use(_))));
+            // Consecutive `use` lines stay together, and so do consecutive `const`s.
+            let blank = prev.is_some_and(|p| {
+                !(matches!(p, Item::Use(_)) && matches!(item, Item::Use(_))
+                    || matches!(p, Item::Const(_)) && matches!(item, Item::Const(_)))
+            });
             self.line_for(start, blank);
             self.item(item);
             self.prev_end = Some(end);
