@@ -168,10 +168,18 @@ fn int_parameters_in_conditions_are_checked_per_call() {
               fn main() {\n    print(pick(linspace(0.0, 1.0, 3), 2))\n}\n";
     let (diags, rendered) = check(&[], ok);
     assert!(diags.is_empty(), "{rendered}");
-    let bad = "fn pick(x: f32[N], k: int) {\n    if k > 0 {\n        x[k + 5]\n    } else {\n        x[0]\n    }\n}\n\n\
+    let bad =
+        "fn pick(x: f32[N], k: int) {\n    if k > 0 {\n        x[k + 5]\n    } else {\n        x[0]\n    }\n}\n\n\
                fn main() {\n    print(pick(linspace(0.0, 1.0, 3), 2))\n}\n";
     let (_, rendered) = check(&[], bad);
     assert!(rendered.contains("index 7 is out of bounds"), "{rendered}");
+    // Loops over an `int` parameter likewise.
+    let looped = "fn total(x: f32[N], k: int) -> f32 {\n    let acc = 0.0 * x[0]\n    for i in 0..k {\n        acc = acc + x[i]\n    }\n    acc\n}\n";
+    let (diags, rendered) = check(&[], looped);
+    assert!(diags.is_empty(), "{rendered}");
+    let wrong = looped.replace("x[i]", "x[i + 3]");
+    let (_, rendered) = check(&[], &format!("{wrong}\nfn main() {{\n    print(total(linspace(0.0, 1.0, 3), 1))\n}}\n"));
+    assert!(rendered.contains("index 3 is out of bounds"), "{rendered}");
     // A tensor condition is still an error in a function checked alone.
     let (_, rendered) = check(&[], "fn f(x: f32[N], k: int) = if x > 0.0 { x } else { x }\n");
     assert!(rendered.contains("must be known at compile time"), "{rendered}");

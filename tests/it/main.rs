@@ -7,7 +7,7 @@ mod diagnostics;
 mod docs;
 mod examples;
 mod format;
-mod language;
 mod fuzz;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod language;

@@ -180,6 +180,9 @@ impl<'p> Elaborator<'p> {
                 let (lo, hi) = match (lo, hi) {
                     (Val::Int(Dim::Known(a)), Val::Int(Dim::Known(b))) => (a, b),
                     (Val::Poison, _) | (_, Val::Poison) => return Val::Poison,
+                    // Bounds from `int` parameters of a function checked alone:
+                    // like an `if` on them, the loop is checked at each call.
+                    (Val::Int(_), Val::Int(_)) => return Val::Unit,
                     (a, b) => {
                         return self.error(
                             Diagnostic::error(

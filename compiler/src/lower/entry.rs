@@ -198,7 +198,8 @@ pub fn training_sections(prog: &Program) -> Result<Sections, Vec<Diagnostic>> {
                             .with_label(t.span, "second `trainer` section"),
                     );
                 }
-                trainer = Some(Section { span: t.span, source: None, entries: settings(&t.settings, &consts, &mut diags) });
+                trainer =
+                    Some(Section { span: t.span, source: None, entries: settings(&t.settings, &consts, &mut diags) });
             }
             Item::Use(_) | Item::Fn(_) | Item::Model(_) | Item::Const(_) => {}
         }

@@ -13,12 +13,12 @@
 
 use super::elab::{CallArg, Elaborator};
 use super::value::{Callee, LambdaVal, ModelInst, TVal, Val};
-use std::collections::HashMap;
-use std::rc::Rc;
 use crate::autodiff::inline_outputs as inline;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{Builder, DType, Func, ValueId};
 use crate::span::Span;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 /// `grad(f, wrt = ...)` / `value_and_grad(f, wrt = ...)`: the function value
 /// waiting for its arguments. `args[0]` is `f`; `wrt` arrives as a tuple of
@@ -27,9 +27,7 @@ pub fn make_grad(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) 
     let f = match args.first().map(|a| &a.value) {
         Some(Val::Fn(r)) => Callee::Named(*r),
         Some(Val::Lambda(l)) => Callee::Lambda(l.clone()),
-        _ => {
-            return bad(el, &format!("{name}(f, wrt = ...) needs a function (named, or `fn(x) = ...`) first"), span)
-        }
+        _ => return bad(el, &format!("{name}(f, wrt = ...) needs a function (named, or `fn(x) = ...`) first"), span),
     };
     let wrt = match args.iter().find(|a| a.name.as_deref() == Some("wrt")) {
         Some(CallArg { value: Val::Tuple(items), .. }) => {
@@ -55,8 +53,9 @@ pub fn call_grad(
         match params.iter().position(|p| &p.name.name == w) {
             Some(i) => wrt_idx.push(i),
             None => {
-                let mut d = Diagnostic::error(Code::BadCall, format!("{fname} has no parameter `{w}` to differentiate"))
-                    .with_label(span, "in this grad");
+                let mut d =
+                    Diagnostic::error(Code::BadCall, format!("{fname} has no parameter `{w}` to differentiate"))
+                        .with_label(span, "in this grad");
                 if let Some(s) = super::suggest::closest(w, params.iter().map(|p| p.name.name.as_str())) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
@@ -222,10 +221,8 @@ pub fn call_pullback(
     if !el.building() {
         return Val::Tuple(primals.into_iter().map(|p| Val::Tensor(TVal { ty: p.ty, id: None })).collect());
     }
-    let primal_args: Vec<CallArg> = primals
-        .iter()
-        .map(|t| CallArg { name: None, name_span: None, value: Val::Tensor(t.clone()), span })
-        .collect();
+    let primal_args: Vec<CallArg> =
+        primals.iter().map(|t| CallArg { name: None, name_span: None, value: Val::Tensor(t.clone()), span }).collect();
     let Some((func, _, captured)) = lower_alone(el, &f, &fname, &primals, &primal_args, span, false) else {
         return Val::Poison;
     };
@@ -240,7 +237,11 @@ pub fn call_pullback(
         .collect();
     let outs = inline(el.b(), &vjp_func, &ids);
     Val::Tuple(
-        primals.iter().enumerate().map(|(k, p)| Val::Tensor(TVal { ty: p.ty.clone(), id: Some(outs[1 + k]) })).collect(),
+        primals
+            .iter()
+            .enumerate()
+            .map(|(k, p)| Val::Tensor(TVal { ty: p.ty.clone(), id: Some(outs[1 + k]) }))
+            .collect(),
     )
 }
 
@@ -250,8 +251,9 @@ fn callee_of(el: &mut Elaborator, a: &CallArg, what: &str) -> Option<Callee> {
         Val::Lambda(l) => Some(Callee::Lambda(l.clone())),
         Val::Poison => None,
         other => {
-            let d = Diagnostic::error(Code::BadCall, format!("{what} needs a function first, not {}", other.describe()))
-                .with_label(a.span, "not a function");
+            let d =
+                Diagnostic::error(Code::BadCall, format!("{what} needs a function first, not {}", other.describe()))
+                    .with_label(a.span, "not a function");
             el.error(d);
             None
         }
@@ -314,11 +316,8 @@ fn lower_alone(
         .map(|t| t.ty.to_ir().expect("known dims in build mode"))
         .chain(captured.iter().map(|(_, t)| t.clone()))
         .collect();
-    let map: HashMap<ValueId, ValueId> = captured
-        .iter()
-        .enumerate()
-        .map(|(k, (outer, _))| (*outer, ValueId((tensors.len() + k) as u32)))
-        .collect();
+    let map: HashMap<ValueId, ValueId> =
+        captured.iter().enumerate().map(|(k, (outer, _))| (*outer, ValueId((tensors.len() + k) as u32))).collect();
     let f = match f {
         Callee::Lambda(l) => Callee::Lambda(Rc::new(LambdaVal {
             module: l.module,
@@ -465,7 +464,9 @@ fn remap_model(m: &ModelInst, map: &HashMap<ValueId, ValueId>) -> Rc<ModelInst> 
         params: m
             .params
             .iter()
-            .map(|(k, x)| (k.clone(), TVal { ty: x.ty.clone(), id: x.id.map(|id| map.get(&id).copied().unwrap_or(id)) }))
+            .map(|(k, x)| {
+                (k.clone(), TVal { ty: x.ty.clone(), id: x.id.map(|id| map.get(&id).copied().unwrap_or(id)) })
+            })
             .collect(),
         subs: m.subs.iter().map(|(k, s)| (k.clone(), remap_model(s, map))).collect(),
         span: m.span,

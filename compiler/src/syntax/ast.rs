@@ -287,11 +287,7 @@ pub enum IndexItem {
     /// `i`: picks one element and drops the axis.
     At(Expr),
     /// `start:end:step`, each part optional; keeps the axis.
-    Slice {
-        start: Option<Expr>,
-        end: Option<Expr>,
-        step: Option<Expr>,
-    },
+    Slice { start: Option<Expr>, end: Option<Expr>, step: Option<Expr> },
     /// `...`: as many full slices `:` as the axes not indexed otherwise.
     Ellipsis(Span),
 }

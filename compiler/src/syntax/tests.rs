@@ -2,10 +2,10 @@
 //! erased) on random programs from `generate.rs`, formatting is idempotent,
 //! and formatting real files keeps their tree and their comments.
 
-use super::generate::{erase_spans, module, Rng};
-use super::print::{format_source, print_expr, print_module};
 use super::ast::{ExprKind, IndexItem, Item, Module};
+use super::generate::{erase_spans, module, Rng};
 use super::parse;
+use super::print::{format_source, print_expr, print_module};
 use crate::span::FileId;
 
 fn parse_clean(text: &str) -> Result<Module, String> {

@@ -51,7 +51,11 @@ fn program(items: &str) -> super::super::Program {
 }
 
 /// Elaborates `t(x)` with `x` of type `ty`: built (`input` given) or checked.
-fn elaborate(prog: &super::super::Program, ty: Ty, build: bool) -> (Val, Option<Builder>, Vec<crate::diagnostic::Diagnostic>) {
+fn elaborate(
+    prog: &super::super::Program,
+    ty: Ty,
+    build: bool,
+) -> (Val, Option<Builder>, Vec<crate::diagnostic::Diagnostic>) {
     let builder = build.then(|| Builder::new("t", &[ty.to_ir().expect("known")]));
     let mut el = Elaborator::new(prog, builder);
     let id = build.then_some(ValueId(0));
