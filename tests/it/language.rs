@@ -110,6 +110,16 @@ fn consts_work_in_shapes_expressions_and_settings() {
     assert_eq!(data.batch_size, 16);
     let t = trainer::config::trainer_config(sections.trainer.as_ref()).unwrap_or_else(|d| panic!("{d:?}"));
     assert_eq!(t.max_epochs, 3);
+    // An imported constant works in settings too.
+    let (prog, diags) = compiler::lower::load_with(
+        "t.jl",
+        "use \"cfg.jl\".EPOCHS\n\ntrainer {\n    max_epochs = EPOCHS\n}\n",
+        &mut |_| Ok("const EPOCHS = 7\n".to_string()),
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    let sections = compiler::lower::training_sections(&prog).unwrap_or_else(|d| panic!("{d:?}"));
+    let t = trainer::config::trainer_config(sections.trainer.as_ref()).unwrap_or_else(|d| panic!("{d:?}"));
+    assert_eq!(t.max_epochs, 7);
 }
 
 #[test]

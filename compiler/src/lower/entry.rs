@@ -177,8 +177,15 @@ pub fn training_sections(prog: &Program) -> Result<Sections, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut data = None;
     let mut trainer = None;
-    let consts: Vec<&ast::ConstDecl> =
-        prog.user().ast.items.iter().filter_map(|it| if let Item::Const(c) = it { Some(c) } else { None }).collect();
+    // The constants visible in the user's file, its own and imported ones.
+    let consts: Vec<&ast::ConstDecl> = prog
+        .user()
+        .scope
+        .values()
+        .filter_map(
+            |g| if let Global::Const { module, item } = g { Some(prog.const_decl(*module, *item)) } else { None },
+        )
+        .collect();
     for item in &prog.user().ast.items {
         match item {
             Item::Data(d) => {
