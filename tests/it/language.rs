@@ -164,6 +164,18 @@ fn a_lambda_captures_its_scope_including_a_model() {
         "model M {\n    w: f32[3] = ones()\n\n    fn f(self, x: f32[3]) -> f32 = sum(grad(fn(v) = sum(v * self.w * x))(x))\n}\n",
     );
     assert!(diags.is_empty(), "{rendered}");
+    // Lowered inside a training step, the captured parameters become inputs of the transformed function.
+    let src = "use nn.Linear\nuse optim.sgd\n\nmodel M {\n    l: Linear(4, 2)\n\n\
+               fn training_step(self, x: f32[B, 4], y: i32[B]) -> f32 {\n\
+               \x20       let pen = sum(grad(fn(v) = sum(v * self.l.weight))(self.l.weight))\n\
+               \x20       mean(self.l(x)[:, 0]) + 0.0 * pen\n    }\n\n\
+               \x20   fn configure_optimizers(self) = sgd(lr = 0.1)\n}\n";
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let x = compiler::ir::Type::new(compiler::ir::DType::F32, &[2, 4]);
+    let y = compiler::ir::Type::new(compiler::ir::DType::I32, &[2]);
+    let progs = compiler::compile_training(&prog, None, &x, &y, &compiler::Options::default());
+    assert!(progs.is_ok(), "{:?}", progs.err());
     // sum(v * x) over v = x gives x; summed: 0 + 0.5 + 1.
     let out = run_main(
         "fn main() {\n    let x = linspace(0.0, 1.0, 3)\n    let k = 2.0\n    print(grad(fn(v) = k * sum(v * x))(x))\n}\n",
