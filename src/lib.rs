@@ -31,14 +31,32 @@ pub fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// Parses and checks a model file; returns its diagnostics and sources.
-/// The `data` and `trainer` sections are checked too (unknown keys, types).
-pub fn check_source(name: &str, text: &str) -> (Vec<Diagnostic>, SourceMap) {
-    with_big_stack(|| check_source_here(name, text))
+/// Reads a file imported with `use "path.jl"` from disk. `path` is already
+/// resolved against the importing file's directory (`name` of the file
+/// given to `check_source`, `run_script` or `dump`).
+pub fn read_import(path: &str) -> Result<String, String> {
+    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).map_err(|e| e.to_string())
 }
 
-fn check_source_here(name: &str, text: &str) -> (Vec<Diagnostic>, SourceMap) {
-    let (prog, mut diags) = compiler::lower::load(name, text);
+/// Parses and checks a model file; returns its diagnostics and sources.
+/// The `data` and `trainer` sections are checked too (unknown keys, types).
+/// Files it imports are read from disk, relative to `name`'s directory.
+pub fn check_source(name: &str, text: &str) -> (Vec<Diagnostic>, SourceMap) {
+    check_source_with(name, text, &mut read_import)
+}
+
+/// `check_source` with `read` giving the text of imported files (tests
+/// serve them from memory).
+pub fn check_source_with(
+    name: &str,
+    text: &str,
+    read: &mut (dyn FnMut(&str) -> Result<String, String> + Send),
+) -> (Vec<Diagnostic>, SourceMap) {
+    with_big_stack(|| check_source_here(name, text, read))
+}
+
+fn check_source_here(name: &str, text: &str, read: &mut compiler::lower::ReadFile) -> (Vec<Diagnostic>, SourceMap) {
+    let (prog, mut diags) = compiler::lower::load_with(name, text, read);
     diags.extend(compiler::lower::check_program(&prog));
     if let Ok(sections) = compiler::lower::training_sections(&prog) {
         if let Some(data) = &sections.data {
@@ -62,7 +80,7 @@ pub fn run_script(name: &str, text: &str, backend: runtime::Backend, color: bool
 }
 
 fn run_script_here(name: &str, text: &str, backend: runtime::Backend, color: bool) -> Result<Vec<String>, String> {
-    let (prog, mut diags) = compiler::lower::load(name, text);
+    let (prog, mut diags) = compiler::lower::load_with(name, text, &mut read_import);
     diags.extend(compiler::lower::check_program(&prog));
     if diags.iter().any(Diagnostic::is_error) {
         return Err(render_all(&diags, &prog.sources, color));
@@ -115,7 +133,7 @@ fn dump_here(
         let (toks, _) = compiler::syntax::lexer::lex(text);
         return Ok(toks.iter().map(|(l, t, r)| format!("{l}..{r} {t}\n")).collect());
     }
-    let (prog, mut diags) = compiler::lower::load(name, text);
+    let (prog, mut diags) = compiler::lower::load_with(name, text, &mut read_import);
     if ast {
         return Ok(format!("{:#?}\n", prog.user().ast));
     }

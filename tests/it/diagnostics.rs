@@ -60,3 +60,14 @@ fn missing_file_is_a_user_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model.jl"));
 }
+
+#[test]
+fn an_import_cycle_across_files_shows_the_chain() {
+    // Relative to the package root (the working directory of tests), as `jlc check` would be run.
+    let path = "tests/data/imports/cycle_a.jl";
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+    let (diags, sources) = jaxlightning::check_source(path, &text);
+    let rendered = compiler::diagnostic::render_all(&diags, &sources, false);
+    expect_test::expect_file![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/imports/cycle_a.stderr")]
+        .assert_eq(&rendered);
+}

@@ -6,11 +6,13 @@ use std::path::Path;
 
 /// A ```jl block: the line of its fence, whether it must fail (`jl,error`),
 /// whether it is exempt from the canonical-form check (`jl,unformatted`,
-/// for examples about layout), and its text.
+/// for examples about layout), the file name it defines for later blocks
+/// to import (`jl,file=layers.jl`), and its text.
 struct DocBlock {
     line: usize,
     error: bool,
     unformatted: bool,
+    file: Option<String>,
     text: String,
 }
 
@@ -21,11 +23,13 @@ fn blocks(doc: &str) -> Vec<DocBlock> {
         match &mut current {
             None => {
                 let fence = line.trim_end();
-                if matches!(fence, "```jl" | "```jl,error" | "```jl,unformatted") {
+                let file = fence.strip_prefix("```jl,file=").map(str::to_string);
+                if matches!(fence, "```jl" | "```jl,error" | "```jl,unformatted") || file.is_some() {
                     current = Some(DocBlock {
                         line: i + 1,
                         error: fence.ends_with(",error"),
                         unformatted: fence.ends_with(",unformatted"),
+                        file,
                         text: String::new(),
                     });
                 } else {
@@ -54,9 +58,16 @@ fn every_language_reference_example_checks() {
     assert!(blocks.len() >= 30, "expected the reference's examples, found {}", blocks.len());
     assert!(blocks.iter().filter(|b| b.error).count() >= 10);
     let mut failures = Vec::new();
-    for DocBlock { line, error: want_error, unformatted, text } in &blocks {
+    // Files defined by `jl,file=NAME` blocks, importable by the blocks after them.
+    let mut files: std::collections::HashMap<String, String> = Default::default();
+    for DocBlock { line, error: want_error, unformatted, file, text } in &blocks {
         let name = format!("language.md:{line}");
-        let (diags, sources) = jaxlightning::check_source(&name, text);
+        let known = files.clone();
+        let mut read = move |p: &str| known.get(p).cloned().ok_or_else(|| "no such file in the docs".to_string());
+        let (diags, sources) = jaxlightning::check_source_with(&name, text, &mut read);
+        if let Some(f) = file {
+            files.insert(f.clone(), text.clone());
+        }
         let errors = diags.iter().any(|d| d.is_error());
         if errors != *want_error {
             let rendered = compiler::diagnostic::render_all(&diags, &sources, false);

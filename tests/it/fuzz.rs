@@ -16,7 +16,7 @@ fn budget(default: usize) -> usize {
 fn corpus() -> Vec<String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut texts: Vec<String> = compiler::lower::program::STDLIB.iter().map(|(_, t)| t.to_string()).collect();
-    for dir in ["examples", "tests/data/diagnostics"] {
+    for dir in ["examples", "tests/data/diagnostics", "tests/data/imports", "tests/data/imports/lib"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "jl") {
@@ -84,6 +84,17 @@ const FRAGMENTS: &[&str] = &[
     "mean(x, axis = 5)",
     "x @ x",
     "linspace(0.0, 1.0, 0)",
+    "...",
+    "::",
+    "[-1]",
+    "[:, 0:2]",
+    "[1:-1:2]",
+    "const ",
+    "fn(x) = ",
+    "fn(w) { ",
+    "jvp(",
+    "vjp(",
+    "use \"lib.jl\"",
     "é",
     "\u{0}",
 ];
@@ -117,11 +128,20 @@ fn mutate(rng: &mut SplitMix, text: &str) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// What every imported file contains, whatever its path (no disk access):
+/// it imports itself relative to its own path, so imports nest and then
+/// close a cycle.
+const IMPORTED: &str = "use \"lib.jl\"\nuse nn.relu\nconst K = 2\nfn f(x) = relu(x)[0]\nfn g(x) = x[..., -1:]\n";
+
+fn read_import(_path: &str) -> Result<String, String> {
+    Ok(IMPORTED.to_string())
+}
+
 /// Runs the whole front end (and lowering of `main` when it checks) on `text`.
 fn front_end(text: &str) {
-    let (diags, _) = jaxlightning::check_source("fuzz.jl", text);
+    let (diags, _) = jaxlightning::check_source_with("fuzz.jl", text, &mut read_import);
     if !diags.iter().any(|d| d.is_error()) && text.contains("fn main") {
-        let (prog, _) = compiler::lower::load("fuzz.jl", text);
+        let (prog, _) = compiler::lower::load_with("fuzz.jl", text, &mut read_import);
         let _ = compiler::lower::lower_main(&prog);
     }
 }

@@ -11,4 +11,5 @@ mod format;
 mod fuzz;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod language;
 mod stopping;

@@ -62,7 +62,9 @@ pub fn prepare(
     color: bool,
     opts: &compiler::Options,
 ) -> Result<Setup, FitError> {
-    let (prog, diags) = compiler::lower::load(&path.display().to_string(), text);
+    // Files the model imports (`use "layers.jl"`) are read from disk.
+    let mut read = |p: &str| std::fs::read_to_string(p).map_err(|e| e.to_string());
+    let (prog, diags) = compiler::lower::load_with(&path.display().to_string(), text, &mut read);
     let mut all = diags;
     all.extend(compiler::lower::check_program(&prog));
     if all.iter().any(Diagnostic::is_error) {

@@ -34,6 +34,8 @@ pub const NAMES: &[&str] = &[
     "glorot_uniform",
     "grad",
     "value_and_grad",
+    "jvp",
+    "vjp",
     "optimizer",
     "log1p",
     "expm1",
@@ -129,22 +131,9 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
                 _ => bad(el, "normal(std, mean = 0.0) needs compile-time numbers, std >= 0", span),
             }
         }
-        "grad" | "value_and_grad" => {
-            let Some(CallArg { value: Val::Fn(f), .. }) = args.first() else {
-                return bad(el, &format!("{name}(f, wrt = ...) needs a named function as its first argument"), span);
-            };
-            let wrt = match args.iter().find(|a| a.name.as_deref() == Some("wrt")) {
-                Some(CallArg { value: Val::Tuple(items), .. }) => {
-                    items.iter().filter_map(|v| if let Val::Str(s) = v { Some(s.clone()) } else { None }).collect()
-                }
-                Some(_) => return bad(el, "`wrt` names the parameters to differentiate, e.g. `wrt = (w, b)`", span),
-                None => {
-                    let decl = el.prog.fn_decl(f.module, f.item);
-                    decl.params.first().map(|p| vec![p.name.name.clone()]).unwrap_or_default()
-                }
-            };
-            Val::Grad { f: *f, wrt, with_value: name == "value_and_grad" }
-        }
+        "grad" | "value_and_grad" => super::transform::make_grad(el, name, &args, span),
+        "jvp" => super::transform::call_jvp(el, args, span),
+        "vjp" => super::transform::call_vjp(el, args, span),
         "optimizer" => {
             let Some(CallArg { value: Val::Fn(update), .. }) = args.first() else {
                 return bad(el, "optimizer(update_fn, hyperparameters...) needs a named update function", span);

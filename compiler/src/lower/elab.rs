@@ -10,7 +10,7 @@
 //! is checked with its arguments' types, and calls are inlined into the IR.
 
 use super::program::{Global, Program};
-use super::value::{FnRef, ModelInst, ParamSpec, TVal, Val};
+use super::value::{Callee, FnRef, LambdaVal, ModelInst, ParamSpec, TVal, Val};
 use crate::check::{Dim, Ty};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{Builder, DType, ValueId};
@@ -56,6 +56,9 @@ pub struct Elaborator<'p> {
     pub(crate) recursion_limit_hit: bool,
     /// Fresh names for symbolic dims created while checking.
     pub(crate) fresh: usize,
+    /// The `const`s being evaluated (module, item), innermost last: a const
+    /// met again while on this stack depends on itself.
+    consts_active: Vec<(usize, usize)>,
 }
 
 /// Local variables of one function invocation.
@@ -87,6 +90,11 @@ impl Env {
     fn names(&self) -> Vec<String> {
         self.scopes.iter().flat_map(|s| s.keys().cloned()).collect()
     }
+    /// Every visible variable, outer scopes first (a lambda's capture:
+    /// binding them in this order lets inner bindings shadow outer ones).
+    fn snapshot(&self) -> Vec<(String, Val)> {
+        self.scopes.iter().flat_map(|s| s.iter().map(|(k, v)| (k.clone(), v.clone()))).collect()
+    }
 }
 
 impl<'p> Elaborator<'p> {
@@ -103,6 +111,7 @@ impl<'p> Elaborator<'p> {
             depth: 0,
             recursion_limit_hit: false,
             fresh: 0,
+            consts_active: Vec::new(),
         }
     }
 
@@ -171,6 +180,9 @@ impl<'p> Elaborator<'p> {
                 let (lo, hi) = match (lo, hi) {
                     (Val::Int(Dim::Known(a)), Val::Int(Dim::Known(b))) => (a, b),
                     (Val::Poison, _) | (_, Val::Poison) => return Val::Poison,
+                    // Bounds from `int` parameters of a function checked alone:
+                    // like an `if` on them, the loop is checked at each call.
+                    (Val::Int(_), Val::Int(_)) => return Val::Unit,
                     (a, b) => {
                         return self.error(
                             Diagnostic::error(
@@ -295,6 +307,16 @@ impl<'p> Elaborator<'p> {
                 let v = self.expr(env, base);
                 self.field(v, field, e.span)
             }
+            ExprKind::Index { base, items } => {
+                let v = self.expr(env, base);
+                super::index::index(self, env, v, base.span, items, e.span)
+            }
+            ExprKind::Lambda(l) => Val::Lambda(Rc::new(LambdaVal {
+                module: env.module,
+                lambda: (**l).clone(),
+                captured: env.snapshot(),
+                span: e.span,
+            })),
             ExprKind::Tuple(items) => Val::Tuple(items.iter().map(|x| self.expr(env, x)).collect()),
             ExprKind::Array(items) => {
                 let vals: Vec<Val> = items.iter().map(|x| self.expr(env, x)).collect();
@@ -325,6 +347,7 @@ impl<'p> Elaborator<'p> {
         match self.prog.modules[env.module].scope.get(name) {
             Some(Global::Fn { module, item }) => return Val::Fn(FnRef { module: *module, item: *item }),
             Some(Global::Model { module, item }) => return Val::ModelDecl { module: *module, item: *item },
+            Some(Global::Const { module, item }) => return self.const_value(*module, *item, span),
             None => {}
         }
         if let Some(b) = super::builtins::lookup(name) {
@@ -514,8 +537,9 @@ impl<'p> Elaborator<'p> {
         for d in ty.dims.iter().flatten() {
             match d {
                 ast::DimExpr::Lit(n, _) => dims.push(Dim::Known(*n as usize)),
-                ast::DimExpr::Name(id) => match env.lookup(&id.name) {
+                ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
                     Some(Val::Int(dim)) => dims.push(dim.clone()),
+                    Some(Val::Poison) => return None,
                     Some(other) => {
                         let desc = other.describe();
                         self.error(
@@ -567,6 +591,8 @@ impl<'p> Elaborator<'p> {
             }
             Val::Builtin(name) => super::builtins::call(self, env, name, args, span),
             Val::Grad { f, wrt, with_value } => super::transform::call_grad(self, f, &wrt, with_value, args, span),
+            Val::Lambda(l) => self.call_lambda(l, args, span),
+            Val::Pullback { f, primals, out } => super::transform::call_pullback(self, f, primals, out, args, span),
             Val::Poison => Val::Poison,
             other => self.error(
                 Diagnostic::error(Code::BadCall, format!("{} is not a function", other.describe()))
@@ -645,28 +671,74 @@ impl<'p> Elaborator<'p> {
                 env.bind(k, v.clone());
             }
         }
-        let Some(bound) = self.bind_args(&decl.name.name, &params, args.clone(), span, r.module) else {
+        self.call_body(&decl.name.name, &params, decl.ret.as_ref(), &decl.body, env, args, span)
+    }
+
+    /// Calls a lambda: its body runs in the scope it captured.
+    pub fn call_lambda(&mut self, l: Rc<LambdaVal>, args: Vec<CallArg>, span: Span) -> Val {
+        self.nested("fn(...)", span, "functions", |el| {
+            let mut env = Env::new(l.module);
+            for (k, v) in &l.captured {
+                env.bind(k, v.clone());
+            }
+            el.call_body("fn(...)", &l.lambda.params, l.lambda.ret.as_ref(), &l.lambda.body, env, args, span)
+        })
+    }
+
+    /// Calls a named function or a lambda.
+    pub fn call_callee(&mut self, f: &Callee, args: Vec<CallArg>, span: Span) -> Val {
+        match f {
+            Callee::Named(r) => self.call_fn(*r, None, args, span),
+            Callee::Lambda(l) => self.call_lambda(l.clone(), args, span),
+        }
+    }
+
+    /// The name (for messages) and parameters of a callee.
+    pub fn callee_sig(&self, f: &Callee) -> (String, Vec<ast::Param>) {
+        match f {
+            Callee::Named(r) => {
+                let d = self.prog.fn_decl(r.module, r.item);
+                (format!("`{}`", d.name.name), d.params.clone())
+            }
+            Callee::Lambda(l) => ("the anonymous function".into(), l.lambda.params.clone()),
+        }
+    }
+
+    /// Binds arguments to parameters in `env` (checking declared types) and
+    /// elaborates the body, checking the declared return type.
+    #[allow(clippy::too_many_arguments)]
+    fn call_body(
+        &mut self,
+        name: &str,
+        params: &[ast::Param],
+        ret: Option<&ast::TypeExpr>,
+        body: &Expr,
+        mut env: Env,
+        args: Vec<CallArg>,
+        span: Span,
+    ) -> Val {
+        let Some(bound) = self.bind_args(name, params, args.clone(), span, env.module) else {
             return Val::Poison;
         };
         // Check declared parameter types, binding symbolic dims as we go.
         for ((p, v), arg) in params.iter().zip(bound.iter()).zip(args.iter().map(Some).chain(std::iter::repeat(None))) {
             let arg_span = arg.map_or(span, |a| a.span);
             let v = match &p.ty {
-                Some(ty) => self.coerce_to_declared(&mut env, ty, v.clone(), arg_span, &decl.name.name, &p.name),
+                Some(ty) => self.coerce_to_declared(&mut env, ty, v.clone(), arg_span, name, &p.name),
                 None => v.clone(),
             };
             env.bind(&p.name.name, v);
         }
-        let res = self.expr(&mut env, &decl.body);
-        if let (Some(ret), Val::Tensor(t)) = (&decl.ret, &res) {
+        let res = self.expr(&mut env, body);
+        if let (Some(ret), Val::Tensor(t)) = (ret, &res) {
             if let Some(want) = self.resolve_type(&env, ret, true) {
                 if !self.type_fits(&want, &t.ty) {
                     return self.error(
                         Diagnostic::error(
                             Code::TypeMismatch,
-                            format!("`{}` returns {} but declares {}", decl.name.name, t.ty, want),
+                            format!("`{name}` returns {} but declares {}", t.ty, want),
                         )
-                        .with_label(tail_span(&decl.body), format!("this is {}", t.ty))
+                        .with_label(tail_span(body), format!("this is {}", t.ty))
                         .with_label(ret.span, format!("declared as {want}")),
                     );
                 }
@@ -757,9 +829,9 @@ impl<'p> Elaborator<'p> {
                             return self.declared_mismatch(ty, &t, arg_span, fn_name, pname, None);
                         }
                     }
-                    ast::DimExpr::Name(id) => match env.lookup(&id.name) {
+                    ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
                         Some(Val::Int(bound)) => {
-                            if bound != got {
+                            if &bound != got {
                                 let note = format!("`{}` is {bound} here", id.name);
                                 return self.declared_mismatch(ty, &t, arg_span, fn_name, pname, Some(note));
                             }
@@ -870,6 +942,48 @@ impl<'p> Elaborator<'p> {
             }
         }
         ok.then_some(out)
+    }
+
+    /// What a name in a type's dims means: a variable (a config value, a
+    /// bound dim) or else a `const` of the module.
+    fn dim_binding(&mut self, env: &Env, name: &str, span: Span) -> Option<Val> {
+        if let Some(v) = env.lookup(name) {
+            return Some(v.clone());
+        }
+        match self.prog.modules[env.module].scope.get(name) {
+            Some(Global::Const { module, item }) => Some(self.const_value(*module, *item, span)),
+            _ => None,
+        }
+    }
+
+    /// The value of `const NAME = expr`, evaluated where it is used (in its
+    /// own module's scope, with no local variables).
+    pub fn const_value(&mut self, module: usize, item: usize, span: Span) -> Val {
+        let decl = self.prog.const_decl(module, item);
+        if let Some(start) = self.consts_active.iter().position(|&c| c == (module, item)) {
+            // One report per cycle: from the const that comes first in the source.
+            if self.consts_active[start..].iter().any(|&c| c < (module, item)) {
+                return Val::Poison;
+            }
+            let chain: Vec<String> = self.consts_active[start..]
+                .iter()
+                .chain(std::iter::once(&(module, item)))
+                .map(|&(m, i)| self.prog.const_decl(m, i).name.name.clone())
+                .collect();
+            return self.error(
+                Diagnostic::error(Code::NotAllowed, format!("constant `{}` depends on itself", decl.name.name))
+                    .with_label(span, "used here")
+                    .with_label(decl.name.span, "defined here")
+                    .with_note(format!("the cycle: {}", chain.join(" -> "))),
+            );
+        }
+        self.consts_active.push((module, item));
+        let v = self.nested(&decl.name.name, span, "constants", |el| {
+            let mut env = Env::new(module);
+            el.expr(&mut env, &decl.value)
+        });
+        self.consts_active.pop();
+        v
     }
 
     /// A fresh symbolic dim (check mode only).

@@ -26,6 +26,9 @@ pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
                     check_fn(&mut el, m, f, None);
                     el.prints = None;
                 }
+                Item::Const(c) => {
+                    el.const_value(m, i, c.span);
+                }
                 Item::Model(decl) if decl.config.iter().all(|p| p.default.is_some()) => {
                     if let Val::Model(inst) = el.instantiate(m, i, vec![], "", decl.span) {
                         for method in &decl.methods {
@@ -174,6 +177,15 @@ pub fn training_sections(prog: &Program) -> Result<Sections, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut data = None;
     let mut trainer = None;
+    // The constants visible in the user's file, its own and imported ones.
+    let consts: Vec<&ast::ConstDecl> = prog
+        .user()
+        .scope
+        .values()
+        .filter_map(
+            |g| if let Global::Const { module, item } = g { Some(prog.const_decl(*module, *item)) } else { None },
+        )
+        .collect();
     for item in &prog.user().ast.items {
         match item {
             Item::Data(d) => {
@@ -183,8 +195,8 @@ pub fn training_sections(prog: &Program) -> Result<Sections, Vec<Diagnostic>> {
                             .with_label(d.span, "second `data` section"),
                     );
                 }
-                let source = const_value(&d.source, &mut diags).map(|v| (v, d.source.span));
-                data = Some(Section { span: d.span, source, entries: settings(&d.settings, &mut diags) });
+                let source = const_value(&d.source, &consts, &mut diags).map(|v| (v, d.source.span));
+                data = Some(Section { span: d.span, source, entries: settings(&d.settings, &consts, &mut diags) });
             }
             Item::Trainer(t) => {
                 if trainer.is_some() {
@@ -193,9 +205,10 @@ pub fn training_sections(prog: &Program) -> Result<Sections, Vec<Diagnostic>> {
                             .with_label(t.span, "second `trainer` section"),
                     );
                 }
-                trainer = Some(Section { span: t.span, source: None, entries: settings(&t.settings, &mut diags) });
+                trainer =
+                    Some(Section { span: t.span, source: None, entries: settings(&t.settings, &consts, &mut diags) });
             }
-            Item::Use(_) | Item::Fn(_) | Item::Model(_) => {}
+            Item::Use(_) | Item::Fn(_) | Item::Model(_) | Item::Const(_) => {}
         }
     }
     if diags.is_empty() {
@@ -205,7 +218,7 @@ pub fn training_sections(prog: &Program) -> Result<Sections, Vec<Diagnostic>> {
     }
 }
 
-fn settings(list: &[ast::Setting], diags: &mut Vec<Diagnostic>) -> Vec<SettingEntry> {
+fn settings(list: &[ast::Setting], consts: &[&ast::ConstDecl], diags: &mut Vec<Diagnostic>) -> Vec<SettingEntry> {
     let mut out: Vec<SettingEntry> = Vec::new();
     for s in list {
         if let Some(prev) = out.iter().find(|e| e.key == s.key.name) {
@@ -216,7 +229,7 @@ fn settings(list: &[ast::Setting], diags: &mut Vec<Diagnostic>) -> Vec<SettingEn
             );
             continue;
         }
-        if let Some(v) = const_value(&s.value, diags) {
+        if let Some(v) = const_value(&s.value, consts, diags) {
             out.push(SettingEntry {
                 key: s.key.name.clone(),
                 key_span: s.key.span,
@@ -229,20 +242,30 @@ fn settings(list: &[ast::Setting], diags: &mut Vec<Diagnostic>) -> Vec<SettingEn
 }
 
 /// Evaluates a section value: literals, negation, arithmetic on numbers, calls.
-fn const_value(e: &ast::Expr, diags: &mut Vec<Diagnostic>) -> Option<ConstValue> {
+/// A setting's value. A name is a `const` of the file; it is resolved
+/// without itself, so a cycle (`const A = B`, `const B = A`) is an error.
+fn const_value(e: &ast::Expr, consts: &[&ast::ConstDecl], diags: &mut Vec<Diagnostic>) -> Option<ConstValue> {
     use ast::ExprKind as K;
     Some(match &e.kind {
+        K::Name(n) => match consts.iter().position(|c| &c.name.name == n) {
+            Some(i) => {
+                let rest: Vec<&ast::ConstDecl> =
+                    consts.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, c)| *c).collect();
+                const_value(&consts[i].value, &rest, diags)?
+            }
+            None => return bad_const(e, diags),
+        },
         K::Int(i) => ConstValue::Int(*i),
         K::Float(x) => ConstValue::Float(*x),
         K::Bool(b) => ConstValue::Bool(*b),
         K::Str(s) => ConstValue::Str(s.clone()),
-        K::Unary(ast::UnOp::Neg, x) => match const_value(x, diags)? {
+        K::Unary(ast::UnOp::Neg, x) => match const_value(x, consts, diags)? {
             ConstValue::Int(i) => ConstValue::Int(-i),
             ConstValue::Float(f) => ConstValue::Float(-f),
             _ => return bad_const(e, diags),
         },
         K::Binary(op, a, b) => {
-            let (a, b) = (const_value(a, diags)?, const_value(b, diags)?);
+            let (a, b) = (const_value(a, consts, diags)?, const_value(b, consts, diags)?);
             let num = |v: &ConstValue| match v {
                 ConstValue::Int(i) => Some(*i as f64),
                 ConstValue::Float(f) => Some(*f),
@@ -264,7 +287,7 @@ fn const_value(e: &ast::Expr, diags: &mut Vec<Diagnostic>) -> Option<ConstValue>
             let K::Name(name) = &callee.kind else { return bad_const(e, diags) };
             let mut vals = Vec::new();
             for a in args {
-                vals.push((a.name.as_ref().map(|n| n.name.clone()), const_value(&a.value, diags)?));
+                vals.push((a.name.as_ref().map(|n| n.name.clone()), const_value(&a.value, consts, diags)?));
             }
             ConstValue::Call { name: name.clone(), args: vals }
         }

@@ -2,12 +2,13 @@
 //!
 //! `program` gathers the user's file and the stdlib modules it uses;
 //! `elab` walks the AST (check mode: types only; build mode: IR too), with
-//! `ops` for operators, `builtins` for built-in functions and `transform`
-//! for `grad`; `entry` has the entry points used by `jlc` and the trainer.
+//! `ops` for operators, `index` for `x[...]`, `builtins` for built-in
+//! functions and `transform` for `grad`, `jvp` and `vjp`; `entry` has the entry points used by `jlc` and the trainer.
 
 pub mod builtins;
 pub mod elab;
 pub mod entry;
+pub mod index;
 pub mod ops;
 pub mod program;
 pub mod suggest;
@@ -19,7 +20,7 @@ pub use entry::{
     check_program, lower_main, lower_training, training_sections, ConstValue, Script, Section, Sections, SettingEntry,
     TrainPrograms,
 };
-pub use program::{load, Program};
+pub use program::{load, load_with, Program, ReadFile};
 pub use value::{Init, ParamSpec};
 
 #[cfg(test)]

@@ -421,6 +421,13 @@ fn fold_scalars(op: BinOp, a: &Val, b: &Val) -> Option<Val> {
         }
     }
     if let (Val::Int(Dim::Sym(_)), Val::Int(_)) | (Val::Int(_), Val::Int(Dim::Sym(_))) = (a, b) {
+        // A comparison of symbolic integers (a function checked alone, with
+        // its `int` parameters unknown): the answer is known only at each
+        // call, where the function is checked again with the real values.
+        // So it is unknown here, silently: `if k > 0 { ... }` is not an error.
+        if matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge) {
+            return Some(Val::Poison);
+        }
         // Symbolic arithmetic (check mode): the result is an unknown integer.
         return Some(Val::Int(Dim::Sym(format!("({} {} {})", describe_dim(a), op.symbol(), describe_dim(b)))));
     }

@@ -1,8 +1,18 @@
-//! The program: the user's file plus the stdlib modules it `use`s, parsed,
-//! with one scope of global names per module.
+//! The program: the user's file plus the stdlib modules and user files it
+//! `use`s, parsed, with one scope of global names per module.
 //!
 //! Stdlib modules are ordinary source files under `stdlib/`, embedded in the
 //! binary so that `jlc` is one file. The compiler special-cases none of them.
+//!
+//! User files are imported with a string, `use "layers.jl"`, resolved
+//! relative to the directory of the importing file. A string keeps the two
+//! kinds of import apart without a search order (a file `nn.jl` beside the
+//! model cannot shadow the stdlib's `nn`), and allows any relative path
+//! (`use "../common/blocks.jl"`). The compiler never opens files itself: it
+//! asks the caller's `read` function for exactly the files the user imports
+//! (the `jaxlightning` facade reads them from disk; tests serve them from
+//! memory). A file imported twice is loaded once; an import cycle is an error
+//! that lists the chain.
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::span::{FileId, SourceMap};
@@ -21,6 +31,7 @@ pub const STDLIB: &[(&str, &str)] = &[
 pub enum Global {
     Fn { module: usize, item: usize },
     Model { module: usize, item: usize },
+    Const { module: usize, item: usize },
 }
 
 pub struct ModuleInfo {
@@ -50,23 +61,120 @@ impl Program {
             other => panic!("item {item} of module {module} is not a model: {other:?}"),
         }
     }
+    pub fn const_decl(&self, module: usize, item: usize) -> &ast::ConstDecl {
+        match &self.modules[module].ast.items[item] {
+            Item::Const(c) => c,
+            other => panic!("item {item} of module {module} is not a const: {other:?}"),
+        }
+    }
     pub fn user(&self) -> &ModuleInfo {
         &self.modules[0]
     }
 }
 
+/// Reads the user file at a resolved path (`dir/of/importer/layers.jl`);
+/// an error is a message such as the OS's "No such file or directory".
+pub type ReadFile<'a> = dyn FnMut(&str) -> Result<String, String> + 'a;
+
 /// Parses the user's file and every stdlib module it uses, and resolves
-/// `use` declarations. Returns the program and its diagnostics.
+/// `use` declarations. Importing a user file is an error here (there is no
+/// file reader); see `load_with`. Returns the program and its diagnostics.
 pub fn load(file_name: &str, text: &str) -> (Program, Vec<Diagnostic>) {
+    load_with(file_name, text, &mut |_| Err("this compilation cannot read other files".into()))
+}
+
+/// Like `load`, with `read` giving the text of imported user files.
+pub fn load_with(file_name: &str, text: &str, read: &mut ReadFile) -> (Program, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let mut prog = Program { sources: SourceMap::default(), modules: Vec::new() };
     let file = prog.sources.add(file_name, text);
     let module = crate::syntax::parse(file, text, &mut diags);
-    add_module(&mut prog, "main", file, module, &mut diags);
+    let mut loader = Loader { read, stack: vec![normalize(file_name)] };
+    add_module(&mut prog, "main", file, module, &mut diags, &mut loader);
     (prog, diags)
 }
 
-fn add_module(prog: &mut Program, name: &str, file: FileId, module: ast::Module, diags: &mut Vec<Diagnostic>) -> usize {
+/// The file reader and the chain of files being loaded (for cycles).
+struct Loader<'r, 'a> {
+    read: &'r mut ReadFile<'a>,
+    stack: Vec<String>,
+}
+
+/// `importer`'s directory joined with `path`, with `.` and `dir/..`
+/// removed lexically, so one file has one name however it is reached.
+pub fn resolve(importer: &str, path: &str) -> String {
+    let dir = std::path::Path::new(importer).parent().unwrap_or(std::path::Path::new(""));
+    normalize(&dir.join(path).to_string_lossy())
+}
+
+fn normalize(path: &str) -> String {
+    use std::path::Component;
+    let mut parts: Vec<Component> = Vec::new();
+    for c in std::path::Path::new(path).components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    let p: std::path::PathBuf = parts.iter().collect();
+    p.to_string_lossy().into_owned()
+}
+
+/// The module of the user file `u` imports: loaded (once), or `None` after
+/// reporting a missing file or a cycle.
+fn load_file(
+    prog: &mut Program,
+    importer: FileId,
+    u: &ast::UseDecl,
+    diags: &mut Vec<Diagnostic>,
+    loader: &mut Loader,
+) -> Option<usize> {
+    let path = resolve(&prog.sources.get(importer).name, &u.module.name);
+    if let Some(start) = loader.stack.iter().position(|p| *p == path) {
+        let mut chain: Vec<String> = loader.stack[start..].to_vec();
+        chain.push(path.clone());
+        diags.push(
+            Diagnostic::error(Code::UnknownModule, format!("import cycle: {}", chain.join(" -> ")))
+                .with_label(u.module.span, "this import closes the cycle")
+                .with_help("move what both files need into a third file that imports neither"),
+        );
+        return None;
+    }
+    let key = format!("file:{path}");
+    if let Some(i) = prog.modules.iter().position(|m| m.name == key) {
+        return Some(i);
+    }
+    let text = match (loader.read)(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(
+                Diagnostic::error(Code::UnknownModule, format!("cannot read the imported file `{path}`"))
+                    .with_label(u.module.span, "imported here")
+                    .with_note(format!("reading `{path}`: {e}"))
+                    .with_help("a path in `use \"...\"` is relative to the directory of the file that imports it"),
+            );
+            return None;
+        }
+    };
+    let file = prog.sources.add(&path, &text);
+    let module = crate::syntax::parse(file, &text, diags);
+    loader.stack.push(path);
+    let id = add_module(prog, &key, file, module, diags, loader);
+    loader.stack.pop();
+    Some(id)
+}
+
+fn add_module(
+    prog: &mut Program,
+    name: &str,
+    file: FileId,
+    module: ast::Module,
+    diags: &mut Vec<Diagnostic>,
+    loader: &mut Loader,
+) -> usize {
     let id = prog.modules.len();
     let mut scope = BTreeMap::new();
     for (item, it) in module.items.iter().enumerate() {
@@ -77,6 +185,9 @@ fn add_module(prog: &mut Program, name: &str, file: FileId, module: ast::Module,
             Item::Model(m) => {
                 scope.insert(m.name.name.clone(), Global::Model { module: id, item });
             }
+            Item::Const(c) => {
+                scope.insert(c.name.name.clone(), Global::Const { module: id, item });
+            }
             Item::Use(_) | Item::Data(_) | Item::Trainer(_) => {}
         }
     }
@@ -84,7 +195,11 @@ fn add_module(prog: &mut Program, name: &str, file: FileId, module: ast::Module,
         module.items.iter().filter_map(|it| if let Item::Use(u) = it { Some(u.clone()) } else { None }).collect();
     prog.modules.push(ModuleInfo { name: name.to_string(), file, ast: module, scope });
     for u in uses {
-        let Some(target) = load_stdlib(prog, &u.module.name, diags) else {
+        let target = if u.file { load_file(prog, file, &u, diags, loader) } else { None };
+        if u.file && target.is_none() {
+            continue;
+        }
+        let Some(target) = target.or_else(|| load_stdlib(prog, &u.module.name, diags, loader)) else {
             let known: Vec<&str> = STDLIB.iter().map(|(n, _)| *n).collect();
             let mut d = Diagnostic::error(Code::UnknownModule, format!("no stdlib module named `{}`", u.module.name))
                 .with_label(u.module.span, "unknown module");
@@ -98,7 +213,10 @@ fn add_module(prog: &mut Program, name: &str, file: FileId, module: ast::Module,
         let exported = prog.modules[target].scope.clone();
         let own: Vec<(String, Global)> = exported
             .into_iter()
-            .filter(|(_, g)| matches!(g, Global::Fn { module, .. } | Global::Model { module, .. } if *module == target))
+            .filter(|(_, g)| {
+                matches!(g, Global::Fn { module, .. } | Global::Model { module, .. } | Global::Const { module, .. }
+                    if *module == target)
+            })
             .collect();
         match &u.names {
             None => {
@@ -115,7 +233,7 @@ fn add_module(prog: &mut Program, name: &str, file: FileId, module: ast::Module,
                         None => {
                             let mut d = Diagnostic::error(
                                 Code::UnknownName,
-                                format!("module `{}` has no item named `{}`", u.module.name, n.name),
+                                format!("module `{}` has no item named `{}`", module_label(&u), n.name),
                             )
                             .with_label(n.span, "not found in the module");
                             if let Some(s) =
@@ -133,13 +251,22 @@ fn add_module(prog: &mut Program, name: &str, file: FileId, module: ast::Module,
     id
 }
 
+/// `nn`, or `"layers.jl"` for a file.
+fn module_label(u: &ast::UseDecl) -> String {
+    if u.file {
+        format!("{:?}", u.module.name)
+    } else {
+        u.module.name.clone()
+    }
+}
+
 /// Loads (once) the stdlib module `name`; returns its module id.
-fn load_stdlib(prog: &mut Program, name: &str, diags: &mut Vec<Diagnostic>) -> Option<usize> {
+fn load_stdlib(prog: &mut Program, name: &str, diags: &mut Vec<Diagnostic>, loader: &mut Loader) -> Option<usize> {
     if let Some(i) = prog.modules.iter().position(|m| m.name == name) {
         return Some(i);
     }
     let (_, text) = STDLIB.iter().find(|(n, _)| *n == name)?;
     let file = prog.sources.add(&format!("stdlib/{name}.jl"), text);
     let module = crate::syntax::parse(file, text, diags);
-    Some(add_module(prog, name, file, module, diags))
+    Some(add_module(prog, name, file, module, diags, loader))
 }

@@ -1,68 +1,77 @@
-//! Transformations called from source: `grad(f, wrt = ...)(args)` and
-//! `value_and_grad`. In build mode the function is lowered on its own,
-//! differentiated by `autodiff` (IR to IR), and the result is inlined at the
-//! call site.
+//! Transformations called from source: `grad(f, wrt = ...)(args)`,
+//! `value_and_grad`, `jvp(f, primals, tangents)` and `vjp(f, primals...)`.
+//! `f` is a named function or a lambda (`fn(w) = loss(w, x, y)`).
+//!
+//! In build mode the function is lowered on its own (`lower_alone`: a fresh
+//! IR function whose params are the arguments), transformed by `autodiff`
+//! (IR to IR), and the result is inlined at the call site. In check mode
+//! the function is checked on the arguments' types and the results get the
+//! types the transformation gives them:
+//!   grad:  d f / d x_i  has x_i's type
+//!   jvp:   (f(x), J v)  with J v of f(x)'s type; tangents have the primals' types
+//!   vjp:   (f(x), pullback), pullback(ct) = (ct J)_i per primal, ct of f(x)'s type
 
 use super::elab::{CallArg, Elaborator};
-use super::value::{FnRef, TVal, Val};
+use super::value::{Callee, LambdaVal, ModelInst, TVal, Val};
 use crate::autodiff::inline_outputs as inline;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::ir::{Builder, DType, ValueId};
+use crate::ir::{Builder, DType, Func, ValueId};
 use crate::span::Span;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// `grad(f, wrt = ...)` / `value_and_grad(f, wrt = ...)`: the function value
+/// waiting for its arguments. `args[0]` is `f`; `wrt` arrives as a tuple of
+/// names (the elaborator keeps them unevaluated).
+pub fn make_grad(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Val {
+    let f = match args.first().map(|a| &a.value) {
+        Some(Val::Fn(r)) => Callee::Named(*r),
+        Some(Val::Lambda(l)) => Callee::Lambda(l.clone()),
+        _ => return bad(el, &format!("{name}(f, wrt = ...) needs a function (named, or `fn(x) = ...`) first"), span),
+    };
+    let wrt = match args.iter().find(|a| a.name.as_deref() == Some("wrt")) {
+        Some(CallArg { value: Val::Tuple(items), .. }) => {
+            items.iter().filter_map(|v| if let Val::Str(s) = v { Some(s.clone()) } else { None }).collect()
+        }
+        Some(_) => return bad(el, "`wrt` names the parameters to differentiate, e.g. `wrt = (w, b)`", span),
+        None => el.callee_sig(&f).1.first().map(|p| vec![p.name.name.clone()]).unwrap_or_default(),
+    };
+    Val::Grad { f, wrt, with_value: name == "value_and_grad" }
+}
 
 pub fn call_grad(
     el: &mut Elaborator,
-    f: FnRef,
+    f: Callee,
     wrt: &[String],
     with_value: bool,
     args: Vec<CallArg>,
     span: Span,
 ) -> Val {
-    let decl = el.prog.fn_decl(f.module, f.item);
+    let (fname, params) = el.callee_sig(&f);
     let mut wrt_idx = Vec::new();
     for w in wrt {
-        match decl.params.iter().position(|p| &p.name.name == w) {
+        match params.iter().position(|p| &p.name.name == w) {
             Some(i) => wrt_idx.push(i),
             None => {
-                let mut d = Diagnostic::error(
-                    Code::BadCall,
-                    format!("`{}` has no parameter `{w}` to differentiate", decl.name.name),
-                )
-                .with_label(span, "in this grad");
-                if let Some(s) = super::suggest::closest(w, decl.params.iter().map(|p| p.name.name.as_str())) {
+                let mut d =
+                    Diagnostic::error(Code::BadCall, format!("{fname} has no parameter `{w}` to differentiate"))
+                        .with_label(span, "in this grad");
+                if let Some(s) = super::suggest::closest(w, params.iter().map(|p| p.name.name.as_str())) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
                 return el.error(d);
             }
         }
     }
-    if args.len() != decl.params.len() || args.iter().any(|a| a.name.is_some()) {
-        return el.error(
-            Diagnostic::error(
-                Code::BadCall,
-                format!("a gradient of `{}` takes its {} arguments by position", decl.name.name, decl.params.len()),
-            )
-            .with_label(span, "in this call"),
-        );
-    }
-    // Every argument becomes a tensor (scalars as f32), so the function can be lowered alone.
-    let mut tensors = Vec::new();
-    for a in &args {
-        let dtype = match &a.value {
-            Val::Tensor(t) => t.ty.dtype,
-            _ => DType::F32,
-        };
-        match el.as_tensor(&a.value, dtype, a.span) {
-            Some(t) => tensors.push(t),
-            None => return Val::Poison,
-        }
-    }
+    let Some(tensors) = positional_tensors(el, &fname, params.len(), &args, span) else {
+        return Val::Poison;
+    };
     for &i in &wrt_idx {
         if !tensors[i].ty.dtype.is_float() {
             return el.error(
                 Diagnostic::error(
                     Code::TypeMismatch,
-                    format!("cannot differentiate with respect to `{}`: it is {}", wrt[0], tensors[i].ty),
+                    format!("cannot differentiate with respect to `{}`: it is {}", params[i].name.name, tensors[i].ty),
                 )
                 .with_label(args[i].span, "not a float"),
             );
@@ -70,8 +79,8 @@ pub fn call_grad(
     }
     if !el.building() {
         // Check mode: check the function on these types; the gradients have the inputs' types.
-        let out = el.call_fn(f, None, args.clone(), span);
-        if let Err(d) = scalar_output(&out, &decl.name.name, span) {
+        let out = el.call_callee(&f, args.clone(), span);
+        if let Err(d) = float_output(&out, &fname, span, true) {
             return el.error(d);
         }
         return package(
@@ -80,35 +89,12 @@ pub fn call_grad(
             wrt_idx.iter().map(|&i| TVal { ty: tensors[i].ty.clone(), id: None }).collect(),
         );
     }
-    // Build mode: lower `f` alone on the argument types.
-    let param_types: Vec<_> = tensors.iter().map(|t| t.ty.to_ir().expect("known dims in build mode")).collect();
-    let saved_builder = el.builder.replace(Builder::new(&decl.name.name, &param_types));
-    let saved_logs = el.logs.take();
-    let saved_prints = el.prints.take();
-    let inner_args: Vec<CallArg> = tensors
-        .iter()
-        .enumerate()
-        .zip(&args)
-        .map(|((i, t), a)| CallArg {
-            name: None,
-            name_span: None,
-            value: Val::Tensor(TVal { ty: t.ty.clone(), id: Some(ValueId(i as u32)) }),
-            span: a.span,
-        })
-        .collect();
-    let out = el.call_fn(f, None, inner_args, span);
-    let inner = std::mem::replace(&mut el.builder, saved_builder).expect("inner builder");
-    el.logs = saved_logs;
-    el.prints = saved_prints;
-    let out_t = match scalar_output(&out, &decl.name.name, span) {
-        Ok(t) => t,
-        Err(d) => return el.error(d),
+    let Some((func, out_t, captured)) = lower_alone(el, &f, &fname, &tensors, &args, span, true) else {
+        return Val::Poison;
     };
-    let func = inner.finish(vec![out_t.id.expect("built")]);
-    crate::ir::verify::assert_valid(&func, "lower (grad body)");
     let grad_func = crate::autodiff::grad(&func, &wrt_idx);
     crate::ir::verify::assert_valid(&grad_func, "autodiff::grad");
-    let arg_ids: Vec<ValueId> = tensors.iter().map(|t| t.id.expect("built")).collect();
+    let arg_ids: Vec<ValueId> = tensors.iter().map(|t| t.id.expect("built")).chain(captured).collect();
     let outs = inline(el.b(), &grad_func, &arg_ids);
     let value = TVal { ty: out_t.ty.clone(), id: Some(outs[0]) };
     let grads =
@@ -116,15 +102,393 @@ pub fn call_grad(
     package(with_value, Val::Tensor(value), grads)
 }
 
-fn scalar_output(out: &Val, name: &str, span: Span) -> Result<TVal, Diagnostic> {
+/// `jvp(f, primals, tangents)`: `(f(primals...), J_f(primals) tangents)`,
+/// forward mode. `primals` and `tangents` are tuples with one float tensor
+/// per parameter of `f` (a single tensor stands for a 1-tuple).
+pub fn call_jvp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
+    if args.len() != 3 || args.iter().any(|a| a.name.is_some()) {
+        return bad(el, "jvp(f, primals, tangents) takes three arguments by position", span);
+    }
+    let Some(f) = callee_of(el, &args[0], "jvp") else { return Val::Poison };
+    let (fname, params) = el.callee_sig(&f);
+    let as_args = |a: &CallArg| -> Vec<CallArg> {
+        let items = match &a.value {
+            Val::Tuple(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        items.into_iter().map(|value| CallArg { name: None, name_span: None, value, span: a.span }).collect()
+    };
+    let (primal_args, tangent_args) = (as_args(&args[1]), as_args(&args[2]));
+    let Some(primals) = positional_tensors(el, &fname, params.len(), &primal_args, args[1].span) else {
+        return Val::Poison;
+    };
+    let Some(tangents) = positional_tensors(el, &fname, params.len(), &tangent_args, args[2].span) else {
+        return Val::Poison;
+    };
+    for (i, (p, t)) in primals.iter().zip(&tangents).enumerate() {
+        if !p.ty.dtype.is_float() || p.ty != t.ty {
+            return el.error(
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!("tangent {i} must have its primal's float type {}, but it is {}", p.ty, t.ty),
+                )
+                .with_label(args[2].span, format!("tangent {i} is {}", t.ty))
+                .with_label(args[1].span, format!("primal {i} is {}", p.ty)),
+            );
+        }
+    }
+    if !el.building() {
+        let out = el.call_callee(&f, primal_args, span);
+        return match float_output(&out, &fname, span, false) {
+            Ok(t) => Val::Tuple(vec![out, Val::Tensor(TVal { ty: t.ty, id: None })]),
+            Err(d) => el.error(d),
+        };
+    }
+    let Some((func, out_t, captured)) = lower_alone(el, &f, &fname, &primals, &primal_args, span, false) else {
+        return Val::Poison;
+    };
+    let wrt: Vec<usize> = (0..primals.len()).collect();
+    let jvp_func = crate::autodiff::jvp(&func, &wrt);
+    crate::ir::verify::assert_valid(&jvp_func, "autodiff::jvp");
+    let ids: Vec<ValueId> = primals
+        .iter()
+        .map(|t| t.id.expect("built"))
+        .chain(captured)
+        .chain(tangents.iter().map(|t| t.id.expect("built")))
+        .collect();
+    let outs = inline(el.b(), &jvp_func, &ids);
+    Val::Tuple(vec![
+        Val::Tensor(TVal { ty: out_t.ty.clone(), id: Some(outs[0]) }),
+        Val::Tensor(TVal { ty: out_t.ty, id: Some(outs[1]) }),
+    ])
+}
+
+/// `vjp(f, primals...)`: `(f(primals...), pullback)`; `pullback(ct)` is the
+/// tuple of cotangents `ct J_f`, one per primal (as in JAX).
+pub fn call_vjp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
+    if args.is_empty() || args.iter().any(|a| a.name.is_some()) {
+        return bad(el, "vjp(f, primals...) takes the function and its arguments by position", span);
+    }
+    let Some(f) = callee_of(el, &args[0], "vjp") else { return Val::Poison };
+    let (fname, params) = el.callee_sig(&f);
+    let primal_args: Vec<CallArg> = args[1..].to_vec();
+    let Some(primals) = positional_tensors(el, &fname, params.len(), &primal_args, span) else {
+        return Val::Poison;
+    };
+    if let Some((i, p)) = primals.iter().enumerate().find(|(_, p)| !p.ty.dtype.is_float()) {
+        return el.error(
+            Diagnostic::error(Code::TypeMismatch, format!("cannot differentiate with respect to {}", p.ty))
+                .with_label(primal_args[i].span, "not a float"),
+        );
+    }
+    let tensor_args: Vec<CallArg> = primals
+        .iter()
+        .zip(&primal_args)
+        .map(|(t, a)| CallArg { name: None, name_span: None, value: Val::Tensor(t.clone()), span: a.span })
+        .collect();
+    let out = el.call_callee(&f, tensor_args, span);
+    match float_output(&out, &fname, span, false) {
+        Ok(t) => Val::Tuple(vec![out, Val::Pullback { f, primals, out: t }]),
+        Err(d) => el.error(d),
+    }
+}
+
+/// Calls the pullback of `vjp` with the output's cotangent.
+pub fn call_pullback(
+    el: &mut Elaborator,
+    f: Callee,
+    primals: Vec<TVal>,
+    out: TVal,
+    args: Vec<CallArg>,
+    span: Span,
+) -> Val {
+    let (fname, _) = el.callee_sig(&f);
+    if args.len() != 1 || args[0].name.is_some() {
+        return bad(el, "the pullback of `vjp` takes one argument: the cotangent of the output", span);
+    }
+    let Some(ct) = el.as_tensor(&args[0].value, out.ty.dtype, args[0].span) else {
+        return Val::Poison;
+    };
+    if ct.ty != out.ty {
+        return el.error(
+            Diagnostic::error(
+                Code::ShapeMismatch,
+                format!("the cotangent must have the output's type {}, but it is {}", out.ty, ct.ty),
+            )
+            .with_label(args[0].span, format!("this is {}", ct.ty)),
+        );
+    }
+    if !el.building() {
+        return Val::Tuple(primals.into_iter().map(|p| Val::Tensor(TVal { ty: p.ty, id: None })).collect());
+    }
+    let primal_args: Vec<CallArg> =
+        primals.iter().map(|t| CallArg { name: None, name_span: None, value: Val::Tensor(t.clone()), span }).collect();
+    let Some((func, _, captured)) = lower_alone(el, &f, &fname, &primals, &primal_args, span, false) else {
+        return Val::Poison;
+    };
+    let wrt: Vec<usize> = (0..primals.len()).collect();
+    let vjp_func = crate::autodiff::vjp(&func, &wrt);
+    crate::ir::verify::assert_valid(&vjp_func, "autodiff::vjp");
+    let ids: Vec<ValueId> = primals
+        .iter()
+        .map(|t| t.id.expect("built"))
+        .chain(captured)
+        .chain(std::iter::once(ct.id.expect("built")))
+        .collect();
+    let outs = inline(el.b(), &vjp_func, &ids);
+    Val::Tuple(
+        primals
+            .iter()
+            .enumerate()
+            .map(|(k, p)| Val::Tensor(TVal { ty: p.ty.clone(), id: Some(outs[1 + k]) }))
+            .collect(),
+    )
+}
+
+fn callee_of(el: &mut Elaborator, a: &CallArg, what: &str) -> Option<Callee> {
+    match &a.value {
+        Val::Fn(r) => Some(Callee::Named(*r)),
+        Val::Lambda(l) => Some(Callee::Lambda(l.clone())),
+        Val::Poison => None,
+        other => {
+            let d =
+                Diagnostic::error(Code::BadCall, format!("{what} needs a function first, not {}", other.describe()))
+                    .with_label(a.span, "not a function");
+            el.error(d);
+            None
+        }
+    }
+}
+
+/// The arguments as tensors (numbers become `f32` scalars), so the function
+/// can be lowered alone; they must be all of `f`'s parameters, by position.
+fn positional_tensors(
+    el: &mut Elaborator,
+    fname: &str,
+    n_params: usize,
+    args: &[CallArg],
+    span: Span,
+) -> Option<Vec<TVal>> {
+    if args.len() != n_params || args.iter().any(|a| a.name.is_some()) {
+        el.error(
+            Diagnostic::error(
+                Code::BadCall,
+                format!("a transformation of {fname} takes its {n_params} arguments by position"),
+            )
+            .with_label(span, format!("{} given", args.len())),
+        );
+        return None;
+    }
+    let mut tensors = Vec::new();
+    for a in args {
+        let dtype = match &a.value {
+            Val::Tensor(t) => t.ty.dtype,
+            _ => DType::F32,
+        };
+        tensors.push(el.as_tensor(&a.value, dtype, a.span)?);
+    }
+    Some(tensors)
+}
+
+/// Build mode: lowers `f` alone, its params being the arguments' types.
+/// A lambda's captured tensors are IR values of the enclosing function: they
+/// become extra params after the arguments (closure conversion), so the
+/// transformed function is self-contained; the caller passes the returned
+/// outer values for them. Returns the function (one output), its output
+/// and those captured values.
+fn lower_alone(
+    el: &mut Elaborator,
+    f: &Callee,
+    fname: &str,
+    tensors: &[TVal],
+    args: &[CallArg],
+    span: Span,
+    scalar: bool,
+) -> Option<(Func, TVal, Vec<ValueId>)> {
+    let mut captured: Vec<(ValueId, crate::ir::Type)> = Vec::new();
+    if let Callee::Lambda(l) = f {
+        for (_, v) in &l.captured {
+            collect_ids(el, v, &mut captured);
+        }
+    }
+    let param_types: Vec<_> = tensors
+        .iter()
+        .map(|t| t.ty.to_ir().expect("known dims in build mode"))
+        .chain(captured.iter().map(|(_, t)| t.clone()))
+        .collect();
+    let map: HashMap<ValueId, ValueId> =
+        captured.iter().enumerate().map(|(k, (outer, _))| (*outer, ValueId((tensors.len() + k) as u32))).collect();
+    let f = match f {
+        Callee::Lambda(l) => Callee::Lambda(Rc::new(LambdaVal {
+            module: l.module,
+            lambda: l.lambda.clone(),
+            captured: l.captured.iter().map(|(k, v)| (k.clone(), remap(v, &map))).collect(),
+            span: l.span,
+        })),
+        named => named.clone(),
+    };
+    let f = &f;
+    let saved_builder = el.builder.replace(Builder::new("transformed", &param_types));
+    let saved_logs = el.logs.take();
+    let saved_prints = el.prints.take();
+    let inner_args: Vec<CallArg> = tensors
+        .iter()
+        .enumerate()
+        .zip(args)
+        .map(|((i, t), a)| CallArg {
+            name: None,
+            name_span: None,
+            value: Val::Tensor(TVal { ty: t.ty.clone(), id: Some(ValueId(i as u32)) }),
+            span: a.span,
+        })
+        .collect();
+    let out = el.call_callee(f, inner_args, span);
+    let inner = std::mem::replace(&mut el.builder, saved_builder).expect("inner builder");
+    el.logs = saved_logs;
+    el.prints = saved_prints;
+    let out_t = match float_output(&out, fname, span, scalar) {
+        Ok(t) => t,
+        Err(d) => {
+            el.error(d);
+            return None;
+        }
+    };
+    let func = inner.finish(vec![out_t.id.expect("built")]);
+    crate::ir::verify::assert_valid(&func, "lower (transformed body)");
+    Some((func, out_t, captured.into_iter().map(|(id, _)| id).collect()))
+}
+
+/// Every distinct IR value inside `v` (tensors, also inside tuples, models,
+/// lambdas and pending transformations), with its type.
+fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, crate::ir::Type)>) {
+    let tensor = |el: &mut Elaborator, t: &TVal, out: &mut Vec<(ValueId, crate::ir::Type)>| {
+        if let Some(id) = t.id {
+            if !out.iter().any(|(x, _)| *x == id) {
+                out.push((id, el.b().ty(id).clone()));
+            }
+        }
+    };
+    match v {
+        Val::Tensor(t) => tensor(el, t, out),
+        Val::Tuple(items) => items.iter().for_each(|x| collect_ids(el, x, out)),
+        Val::Lambda(l) => l.captured.iter().for_each(|(_, x)| collect_ids(el, x, out)),
+        Val::Grad { f, .. } => {
+            if let Callee::Lambda(l) = f {
+                l.captured.iter().for_each(|(_, x)| collect_ids(el, x, out));
+            }
+        }
+        Val::Pullback { f, primals, out: o } => {
+            if let Callee::Lambda(l) = f {
+                l.captured.iter().for_each(|(_, x)| collect_ids(el, x, out));
+            }
+            primals.iter().chain(std::iter::once(o)).for_each(|t| tensor(el, t, out));
+        }
+        Val::Model(m) | Val::Method { model: m, .. } => collect_model(el, m, out),
+        Val::Optimizer(o) => o.hyper.iter().for_each(|(_, x)| collect_ids(el, x, out)),
+        Val::Int(_)
+        | Val::Float(_)
+        | Val::Bool(_)
+        | Val::Str(_)
+        | Val::Fn(_)
+        | Val::ModelDecl { .. }
+        | Val::Builtin(_)
+        | Val::Init(_)
+        | Val::Unit
+        | Val::Poison => {}
+    }
+}
+
+fn collect_model(el: &mut Elaborator, m: &ModelInst, out: &mut Vec<(ValueId, crate::ir::Type)>) {
+    for t in m.params.values() {
+        collect_ids(el, &Val::Tensor(t.clone()), out);
+    }
+    for c in m.config.values() {
+        collect_ids(el, c, out);
+    }
+    for s in m.subs.values() {
+        collect_model(el, s, out);
+    }
+}
+
+/// `v` with its IR values renamed by `map` (outer value -> inner param).
+fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
+    let t = |t: &TVal| TVal { ty: t.ty.clone(), id: t.id.map(|id| map.get(&id).copied().unwrap_or(id)) };
+    let callee = |f: &Callee| match f {
+        Callee::Lambda(l) => Callee::Lambda(remap_lambda(l, map)),
+        named => named.clone(),
+    };
+    match v {
+        Val::Tensor(x) => Val::Tensor(t(x)),
+        Val::Tuple(items) => Val::Tuple(items.iter().map(|x| remap(x, map)).collect()),
+        Val::Lambda(l) => Val::Lambda(remap_lambda(l, map)),
+        Val::Grad { f, wrt, with_value } => Val::Grad { f: callee(f), wrt: wrt.clone(), with_value: *with_value },
+        Val::Pullback { f, primals, out } => {
+            Val::Pullback { f: callee(f), primals: primals.iter().map(t).collect(), out: t(out) }
+        }
+        Val::Model(m) => Val::Model(remap_model(m, map)),
+        Val::Method { model, name } => Val::Method { model: remap_model(model, map), name: name.clone() },
+        Val::Optimizer(o) => Val::Optimizer(super::value::Optimizer {
+            name: o.name.clone(),
+            update: o.update,
+            hyper: o.hyper.iter().map(|(k, x)| (k.clone(), remap(x, map))).collect(),
+        }),
+        Val::Int(_)
+        | Val::Float(_)
+        | Val::Bool(_)
+        | Val::Str(_)
+        | Val::Fn(_)
+        | Val::ModelDecl { .. }
+        | Val::Builtin(_)
+        | Val::Init(_)
+        | Val::Unit
+        | Val::Poison => v.clone(),
+    }
+}
+
+fn remap_lambda(l: &LambdaVal, map: &HashMap<ValueId, ValueId>) -> Rc<LambdaVal> {
+    Rc::new(LambdaVal {
+        module: l.module,
+        lambda: l.lambda.clone(),
+        captured: l.captured.iter().map(|(k, v)| (k.clone(), remap(v, map))).collect(),
+        span: l.span,
+    })
+}
+
+fn remap_model(m: &ModelInst, map: &HashMap<ValueId, ValueId>) -> Rc<ModelInst> {
+    Rc::new(ModelInst {
+        name: m.name.clone(),
+        module: m.module,
+        item: m.item,
+        path: m.path.clone(),
+        config: m.config.iter().map(|(k, v)| (k.clone(), remap(v, map))).collect(),
+        params: m
+            .params
+            .iter()
+            .map(|(k, x)| {
+                (k.clone(), TVal { ty: x.ty.clone(), id: x.id.map(|id| map.get(&id).copied().unwrap_or(id)) })
+            })
+            .collect(),
+        subs: m.subs.iter().map(|(k, s)| (k.clone(), remap_model(s, map))).collect(),
+        span: m.span,
+    })
+}
+
+/// The function's output must be a float tensor (a scalar for `grad`).
+fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> Result<TVal, Diagnostic> {
     match out {
-        Val::Tensor(t) if t.ty.rank() == 0 && t.ty.dtype.is_float() => Ok(t.clone()),
-        other => Err(Diagnostic::error(
-            Code::TypeMismatch,
-            format!("`grad` needs `{name}` to return a float scalar, but it returns {}", other.describe()),
-        )
-        .with_label(span, "differentiated here")
-        .with_help("reduce the output first, e.g. with `sum` or `mean`")),
+        Val::Tensor(t) if t.ty.dtype.is_float() && (!scalar || t.ty.rank() == 0) => Ok(t.clone()),
+        other => {
+            let want = if scalar { "a float scalar" } else { "a float tensor" };
+            let mut d = Diagnostic::error(
+                Code::TypeMismatch,
+                format!("differentiating needs {name} to return {want}, but it returns {}", other.describe()),
+            )
+            .with_label(span, "differentiated here");
+            if scalar {
+                d = d.with_help("reduce the output first, e.g. with `sum` or `mean`");
+            }
+            Err(d)
+        }
     }
 }
 
@@ -139,4 +503,8 @@ fn package(with_value: bool, value: Val, grads: Vec<TVal>) -> Val {
     } else {
         grads
     }
+}
+
+fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
+    el.error(Diagnostic::error(Code::BadCall, msg).with_label(span, "in this call"))
 }

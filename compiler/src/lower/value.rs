@@ -24,6 +24,23 @@ pub struct FnRef {
     pub item: usize,
 }
 
+/// A lambda value: its syntax (cloned out of the AST, so a value does not
+/// borrow the program) and the variables of the scope that created it.
+#[derive(Debug)]
+pub struct LambdaVal {
+    pub module: usize,
+    pub lambda: crate::syntax::ast::Lambda,
+    pub captured: Vec<(String, Val)>,
+    pub span: Span,
+}
+
+/// Something a transformation can be applied to: a named function or a lambda.
+#[derive(Clone, Debug)]
+pub enum Callee {
+    Named(FnRef),
+    Lambda(Rc<LambdaVal>),
+}
+
 #[derive(Clone, Debug)]
 pub enum Val {
     Tensor(TVal),
@@ -42,11 +59,20 @@ pub enum Val {
         item: usize,
     },
     Builtin(&'static str),
+    /// An anonymous function `fn(w) = ...` with the values it captured.
+    Lambda(Rc<LambdaVal>),
     /// `grad(f, wrt = ...)` or `value_and_grad(...)`, waiting for arguments.
     Grad {
-        f: FnRef,
+        f: Callee,
         wrt: Vec<String>,
         with_value: bool,
+    },
+    /// The pullback returned by `vjp(f, primals...)`: called with the
+    /// cotangent of `f`'s output, it returns one cotangent per primal.
+    Pullback {
+        f: Callee,
+        primals: Vec<TVal>,
+        out: TVal,
     },
     Model(Rc<ModelInst>),
     Method {
@@ -71,7 +97,12 @@ impl Val {
             Val::Str(s) => format!("the string {s:?}"),
             Val::Tuple(items) => format!("a tuple of {} values", items.len()),
             Val::ModelDecl { .. } => "a model declaration".into(),
-            Val::Fn(_) | Val::Builtin(_) | Val::Grad { .. } | Val::Method { .. } => "a function".into(),
+            Val::Fn(_)
+            | Val::Builtin(_)
+            | Val::Grad { .. }
+            | Val::Method { .. }
+            | Val::Lambda(_)
+            | Val::Pullback { .. } => "a function".into(),
             Val::Model(m) => format!("a `{}` model", m.name),
             Val::Init(_) => "an initializer".into(),
             Val::Optimizer(_) => "an optimizer".into(),

@@ -23,12 +23,28 @@ pub enum Item {
     Model(ModelDecl),
     Data(DataDecl),
     Trainer(TrainerDecl),
+    Const(ConstDecl),
 }
 
-/// `use nn.{Linear, relu}`, `use losses.cross_entropy`, `use optim`.
+/// `const HIDDEN = 64`: a compile-time value, visible in the whole module
+/// (and to modules that import it), usable in shapes when it is an integer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConstDecl {
+    pub name: Ident,
+    pub value: Expr,
+    pub span: Span,
+}
+
+/// `use nn.{Linear, relu}`, `use losses.cross_entropy`, `use optim`, and
+/// user files: `use "layers.jl"`, `use "lib/layers.jl".{Block, act}`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UseDecl {
+    /// A stdlib module name, or for a file (`file == true`) the path as
+    /// written between the quotes.
     pub module: Ident,
+    /// `true` for `use "path.jl"`: a user file, resolved relative to the
+    /// directory of the importing file.
+    pub file: bool,
     /// `None` imports every public name of the module.
     pub names: Option<Vec<Ident>>,
     pub span: Span,
@@ -254,8 +270,35 @@ pub enum ExprKind {
         then: Block,
         otherwise: Option<Block>,
     },
+    /// `x[i]`, `x[:, 0:10]`, `x[..., -1]`, `x[::2]`.
+    Index {
+        base: Box<Expr>,
+        items: Vec<IndexItem>,
+    },
+    /// An anonymous function: `fn(w) = loss(w, x)` or `fn(w) { ... }`.
+    Lambda(Box<Lambda>),
     /// Stands in for an expression that failed to parse (error recovery).
     Error,
+}
+
+/// One entry of an index `x[...]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IndexItem {
+    /// `i`: picks one element and drops the axis.
+    At(Expr),
+    /// `start:end:step`, each part optional; keeps the axis.
+    Slice { start: Option<Expr>, end: Option<Expr>, step: Option<Expr> },
+    /// `...`: as many full slices `:` as the axes not indexed otherwise.
+    Ellipsis(Span),
+}
+
+/// `fn(params) -> ret = body`, a function value without a name. It sees
+/// the variables of the scope it is written in (captured by value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lambda {
+    pub params: Vec<Param>,
+    pub ret: Option<TypeExpr>,
+    pub body: Expr,
 }
 
 /// A member of a model body, as the parser sees it (split into fields and

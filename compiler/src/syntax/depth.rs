@@ -5,7 +5,7 @@
 //! the stack. Items nested deeper than `MAX_DEPTH` are reported and dropped
 //! before checking. The walk stops at the limit, so it is itself bounded.
 
-use super::ast::{Block, Expr, ExprKind, FieldKind, Item, Module, Stmt};
+use super::ast::{Block, Expr, ExprKind, FieldKind, IndexItem, Item, Module, Stmt};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::span::Span;
 
@@ -62,6 +62,7 @@ fn item_too_deep(item: &Item) -> Option<Span> {
         }
         Item::Data(d) => expr(&d.source, 0).err().or_else(|| d.settings.iter().find_map(|s| expr(&s.value, 0).err())),
         Item::Trainer(t) => t.settings.iter().find_map(|s| expr(&s.value, 0).err()),
+        Item::Const(c) => expr(&c.value, 0).err(),
         Item::Use(_) => None,
     }
 }
@@ -93,6 +94,20 @@ fn expr(e: &Expr, depth: usize) -> Result<(), Span> {
             args.iter().try_for_each(|a| expr(&a.value, d))
         }
         ExprKind::Field(base, _) => expr(base, d),
+        ExprKind::Index { base, items } => {
+            expr(base, d)?;
+            items.iter().try_for_each(|it| match it {
+                IndexItem::At(x) => expr(x, d),
+                IndexItem::Slice { start, end, step } => {
+                    [start, end, step].into_iter().flatten().try_for_each(|x| expr(x, d))
+                }
+                IndexItem::Ellipsis(_) => Ok(()),
+            })
+        }
+        ExprKind::Lambda(l) => {
+            expr(&l.body, d)?;
+            params(&l.params).map_or(Ok(()), Err)
+        }
         ExprKind::Tuple(items) | ExprKind::Array(items) => items.iter().try_for_each(|x| expr(x, d)),
         ExprKind::Block(b) => block(b, d),
         ExprKind::If { cond, then, otherwise } => {

@@ -108,8 +108,9 @@ impl Gen {
     }
 
     fn item(&mut self) -> Item {
-        match self.rng.below(8) {
+        match self.rng.below(9) {
             0 => Item::Use(UseDecl {
+                file: self.rng.chance(30),
                 module: self.ident(),
                 names: match self.rng.below(3) {
                     0 => None,
@@ -120,6 +121,7 @@ impl Gen {
             1 | 2 | 3 => Item::Fn(self.fn_decl()),
             4 | 5 => Item::Model(self.model()),
             6 => Item::Data(DataDecl { source: self.expr(), settings: self.settings(), span: sp() }),
+            7 => Item::Const(ConstDecl { name: self.ident(), value: self.expr(), span: sp() }),
             _ => Item::Trainer(TrainerDecl { settings: self.settings(), span: sp() }),
         }
     }
@@ -214,6 +216,18 @@ impl Gen {
             .collect()
     }
 
+    fn index_item(&mut self) -> IndexItem {
+        match self.rng.below(4) {
+            0 => IndexItem::Ellipsis(sp()),
+            1 => IndexItem::At(self.expr()),
+            _ => IndexItem::Slice {
+                start: self.rng.chance(50).then(|| self.expr()),
+                end: self.rng.chance(50).then(|| self.expr()),
+                step: self.rng.chance(30).then(|| self.expr()),
+            },
+        }
+    }
+
     fn exprs(&mut self, max: usize) -> Vec<Expr> {
         (0..self.rng.below(max + 1)).map(|_| self.expr()).collect()
     }
@@ -242,7 +256,7 @@ impl Gen {
         let kind = if self.depth > self.max_depth + 2 || self.rng.chance(30) {
             self.leaf()
         } else {
-            match self.rng.below(12) {
+            match self.rng.below(14) {
                 0 => ExprKind::Unary(if self.rng.chance(60) { UnOp::Neg } else { UnOp::Not }, Box::new(self.expr())),
                 1..=4 => {
                     let op = BINOPS[self.rng.below(BINOPS.len())];
@@ -258,6 +272,21 @@ impl Gen {
                     then: self.block(),
                     otherwise: self.rng.chance(50).then(|| self.block()),
                 },
+                12 => {
+                    let base = Box::new(self.expr());
+                    let items = (0..self.rng.below(4)).map(|_| self.index_item()).collect();
+                    ExprKind::Index { base, items }
+                }
+                13 if self.depth <= self.max_depth => {
+                    let params = (0..self.rng.below(3)).map(|_| self.param()).collect();
+                    let ret = self.rng.chance(20).then(|| self.type_expr());
+                    let body = if self.rng.chance(40) {
+                        Expr { kind: ExprKind::Block(self.block()), span: sp() }
+                    } else {
+                        self.expr()
+                    };
+                    ExprKind::Lambda(Box::new(Lambda { params, ret, body }))
+                }
                 _ => self.leaf(),
             }
         };
@@ -305,6 +334,11 @@ pub fn erase_spans(m: &mut Module) {
             Item::Trainer(t) => {
                 t.span = sp();
                 t.settings.iter_mut().for_each(setting);
+            }
+            Item::Const(c) => {
+                c.span = sp();
+                ident(&mut c.name);
+                expr(&mut c.value);
             }
         }
     }
@@ -406,6 +440,23 @@ fn expr(e: &mut Expr) {
         ExprKind::Field(base, f) => {
             expr(base);
             ident(f);
+        }
+        ExprKind::Index { base, items } => {
+            expr(base);
+            for it in items {
+                match it {
+                    IndexItem::At(x) => expr(x),
+                    IndexItem::Slice { start, end, step } => {
+                        [start, end, step].into_iter().flatten().for_each(expr);
+                    }
+                    IndexItem::Ellipsis(s) => *s = sp(),
+                }
+            }
+        }
+        ExprKind::Lambda(l) => {
+            l.params.iter_mut().for_each(param);
+            l.ret.iter_mut().for_each(type_expr);
+            expr(&mut l.body);
         }
         ExprKind::Tuple(items) | ExprKind::Array(items) => items.iter_mut().for_each(expr),
         ExprKind::Block(b) => block(b),

@@ -38,6 +38,8 @@ pub enum Token {
     True,
     #[token("false")]
     False,
+    #[token("const")]
+    Const,
 
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
     Ident(String),
@@ -67,6 +69,9 @@ pub enum Token {
     Dot,
     #[token("..")]
     DotDot,
+    /// `...` in an index: all the axes not indexed explicitly.
+    #[token("...")]
+    Ellipsis,
     #[token(":")]
     Colon,
     #[token(";")]
@@ -160,6 +165,7 @@ pub fn token_text(t: &Token) -> &'static str {
         Token::Else => "else",
         Token::True => "true",
         Token::False => "false",
+        Token::Const => "const",
         Token::LParen => "(",
         Token::RParen => ")",
         Token::LBracket => "[",
@@ -169,6 +175,7 @@ pub fn token_text(t: &Token) -> &'static str {
         Token::Comma => ",",
         Token::Dot => ".",
         Token::DotDot => "..",
+        Token::Ellipsis => "...",
         Token::Colon => ":",
         Token::Semi => ";",
         Token::Arrow => "->",

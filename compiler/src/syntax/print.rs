@@ -83,7 +83,9 @@ struct Printer<'a> {
 //   6 -a, !a                operand: 6
 //   7 a ^ b                 left: 8 (a postfix form)  right: 6 (right-assoc, -x allowed)
 //   8 f(x), a.b             callee / base: 8
+//   0 fn(x) = body          a full expression (the body extends to the right)
 //   9 literals, names, (tuples), [arrays], { blocks }, if
+const TOP: u8 = 0;
 const OR: u8 = 1;
 const AND: u8 = 2;
 const CMP: u8 = 3;
@@ -109,7 +111,8 @@ fn level(e: &Expr) -> u8 {
     match &e.kind {
         ExprKind::Binary(op, _, _) => binop_level(*op).0,
         ExprKind::Unary(..) => UNARY,
-        ExprKind::Call { .. } | ExprKind::Field(..) => POSTFIX,
+        ExprKind::Call { .. } | ExprKind::Field(..) | ExprKind::Index { .. } => POSTFIX,
+        ExprKind::Lambda(_) => TOP,
         ExprKind::Int(_)
         | ExprKind::Float(_)
         | ExprKind::Bool(_)
@@ -239,7 +242,11 @@ impl<'a> Printer<'a> {
         let mut prev: Option<&Item> = None;
         for item in &m.items {
             let (start, end) = item_range(item);
-            let blank = prev.is_some_and(|p| !(matches!(p, Item::Use(_)) && matches!(item, Item::Use(_))));
+            // Consecutive `use` lines stay together, and so do consecutive `const`s.
+            let blank = prev.is_some_and(|p| {
+                !(matches!(p, Item::Use(_)) && matches!(item, Item::Use(_))
+                    || matches!(p, Item::Const(_)) && matches!(item, Item::Const(_)))
+            });
             self.line_for(start, blank);
             self.item(item);
             self.prev_end = Some(end);
@@ -255,7 +262,11 @@ impl<'a> Printer<'a> {
         match item {
             Item::Use(u) => {
                 self.w("use ");
-                self.w(&u.module.name);
+                if u.file {
+                    self.w(&string_text(&u.module.name));
+                } else {
+                    self.w(&u.module.name);
+                }
                 match &u.names {
                     None => {}
                     Some(names) if names.len() == 1 => {
@@ -274,7 +285,7 @@ impl<'a> Printer<'a> {
             Item::Model(m) => self.model(m),
             Item::Data(d) => {
                 self.w("data = ");
-                self.expr(&d.source, OR);
+                self.expr(&d.source, TOP);
                 if !d.settings.is_empty() {
                     self.w(" ");
                     self.settings(&d.settings, d.span.end as usize);
@@ -283,6 +294,12 @@ impl<'a> Printer<'a> {
             Item::Trainer(t) => {
                 self.w("trainer ");
                 self.settings(&t.settings, t.span.end as usize);
+            }
+            Item::Const(c) => {
+                self.w("const ");
+                self.w(&c.name.name);
+                self.w(" = ");
+                self.expr(&c.value, TOP);
             }
         }
     }
@@ -294,7 +311,7 @@ impl<'a> Printer<'a> {
             self.line_for(s.key.span.start as usize, false);
             self.w(&s.key.name);
             self.w(" = ");
-            self.expr(&s.value, OR);
+            self.expr(&s.value, TOP);
             self.prev_end = Some(s.value.span.end as usize);
         }
         self.close_brace(end, !settings.is_empty());
@@ -321,19 +338,25 @@ impl<'a> Printer<'a> {
     fn fn_decl(&mut self, f: &FnDecl) {
         self.w("fn ");
         self.w(&f.name.name);
-        self.params(&f.params);
-        if let Some(ret) = &f.ret {
+        self.signature(&f.params, f.ret.as_ref(), &f.body);
+    }
+
+    /// `(params) -> ret = body` or `(params) -> ret { body }`: the part a
+    /// function and a lambda share.
+    fn signature(&mut self, params: &[Param], ret: Option<&TypeExpr>, body: &Expr) {
+        self.params(params);
+        if let Some(ret) = ret {
             self.w(" -> ");
             self.type_expr(ret);
         }
-        match &f.body.kind {
+        match &body.kind {
             ExprKind::Block(b) => {
                 self.w(" ");
                 self.block(b);
             }
             _ => {
                 self.w(" = ");
-                self.expr(&f.body, OR);
+                self.expr(body, TOP);
             }
         }
     }
@@ -351,7 +374,7 @@ impl<'a> Printer<'a> {
             }
             if let Some(d) = &p.default {
                 self.w(" = ");
-                self.expr(d, OR);
+                self.expr(d, TOP);
             }
         }
         self.w(")");
@@ -405,7 +428,7 @@ impl<'a> Printer<'a> {
                 self.type_expr(ty);
                 if let Some(e) = init {
                     self.w(" = ");
-                    self.expr(e, OR);
+                    self.expr(e, TOP);
                 }
             }
             FieldKind::Submodule { model, args, .. } => {
@@ -434,20 +457,20 @@ impl<'a> Printer<'a> {
                 self.w("let ");
                 self.pattern(pattern);
                 self.w(" = ");
-                self.expr(value, OR);
+                self.expr(value, TOP);
             }
             Stmt::Assign { name, value, .. } => {
                 self.w(&name.name);
                 self.w(" = ");
-                self.expr(value, OR);
+                self.expr(value, TOP);
             }
             Stmt::For { var, start, end, body, .. } => {
                 self.w("for ");
                 self.w(&var.name);
                 self.w(" in ");
-                self.expr(start, OR);
+                self.expr(start, TOP);
                 self.w("..");
-                self.expr(end, OR);
+                self.expr(end, TOP);
                 self.w(" ");
                 self.block(body);
             }
@@ -516,6 +539,37 @@ impl<'a> Printer<'a> {
                 self.w(".");
                 self.w(&field.name);
             }
+            ExprKind::Index { base, items } => {
+                self.expr(base, POSTFIX);
+                self.w("[");
+                for (i, it) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.w(", ");
+                    }
+                    match it {
+                        IndexItem::At(x) => self.expr(x, TOP),
+                        IndexItem::Slice { start, end, step } => {
+                            if let Some(x) = start {
+                                self.expr(x, TOP);
+                            }
+                            self.w(":");
+                            if let Some(x) = end {
+                                self.expr(x, TOP);
+                            }
+                            if let Some(x) = step {
+                                self.w(":");
+                                self.expr(x, TOP);
+                            }
+                        }
+                        IndexItem::Ellipsis(_) => self.w("..."),
+                    }
+                }
+                self.w("]");
+            }
+            ExprKind::Lambda(l) => {
+                self.w("fn");
+                self.signature(&l.params, l.ret.as_ref(), &l.body);
+            }
             ExprKind::Tuple(items) => {
                 self.w("(");
                 self.expr_list(items);
@@ -532,7 +586,7 @@ impl<'a> Printer<'a> {
             ExprKind::Block(b) => self.block(b),
             ExprKind::If { cond, then, otherwise } => {
                 self.w("if ");
-                self.expr(cond, OR);
+                self.expr(cond, TOP);
                 self.w(" ");
                 self.block(then);
                 if let Some(b) = otherwise {
@@ -553,7 +607,7 @@ impl<'a> Printer<'a> {
             if i > 0 {
                 self.w(", ");
             }
-            self.expr(x, OR);
+            self.expr(x, TOP);
         }
     }
 
@@ -567,7 +621,7 @@ impl<'a> Printer<'a> {
                 self.w(&n.name);
                 self.w(" = ");
             }
-            self.expr(&a.value, OR);
+            self.expr(&a.value, TOP);
         }
         self.w(")");
     }
@@ -580,6 +634,7 @@ fn item_range(item: &Item) -> (usize, usize) {
         Item::Model(m) => m.span,
         Item::Data(d) => d.span,
         Item::Trainer(t) => t.span,
+        Item::Const(c) => c.span,
     };
     (span.start as usize, span.end as usize)
 }

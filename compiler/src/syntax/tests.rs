@@ -2,9 +2,10 @@
 //! erased) on random programs from `generate.rs`, formatting is idempotent,
 //! and formatting real files keeps their tree and their comments.
 
+use super::ast::{ExprKind, IndexItem, Item, Module};
 use super::generate::{erase_spans, module, Rng};
+use super::parse;
 use super::print::{format_source, print_expr, print_module};
-use super::{ast::Module, parse};
 use crate::span::FileId;
 
 fn parse_clean(text: &str) -> Result<Module, String> {
@@ -172,13 +173,18 @@ fn the_generator_covers_every_form() {
             (" -> ", "return type"),
             ("e-8", "exponent float"),
             ("    model = ", "model setting"),
+            ("const ", "const"),
+            ("use \"", "use of a file"),
+            ("...", "ellipsis index"),
+            (":", "slice or type"),
+            ("fn(", "lambda"),
         ] {
             if text.contains(needle) {
                 seen.insert(what);
             }
         }
     }
-    assert_eq!(seen.len(), 20, "{seen:?}");
+    assert_eq!(seen.len(), 25, "{seen:?}");
 }
 
 #[test]
@@ -187,4 +193,44 @@ fn an_unclosed_bracket_is_pointed_at() {
     parse(FileId(0), "fn f(x) {\n    let s = sum(x * (x + 1.0)\n    s\n}\n", &mut diags);
     let d = diags.first().expect("a syntax error");
     assert!(d.labels.iter().any(|(span, msg)| span.start == 25 && msg == "this `(` is not closed"), "{d:#?}");
+}
+
+#[test]
+fn new_forms_parse_print_and_parse_back() {
+    // Indexing, slices, lambdas, consts and file imports, spelled by hand:
+    // the printed form is the canonical one and parses to the same tree.
+    let text = "use \"lib/layers.jl\".{Block, act}
+
+const HIDDEN = 2 * 32
+
+fn f(x: f32[B, HIDDEN]) = x[0, :, 1:-1, ::2, ..., 3:, :5:2][-1]
+
+fn g(x) = grad(fn(w) = sum(w * x))(x) + (fn(a, b: f32 = 1.0) -> f32 = a * b)(1.0)
+";
+    let mut diags = Vec::new();
+    let m = parse(FileId(0), text, &mut diags);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(print_module(&m), text);
+    match &m.items[2] {
+        Item::Fn(f) => match &f.body.kind {
+            ExprKind::Index { base, items } => {
+                assert_eq!(items.len(), 1);
+                let ExprKind::Index { items, .. } = &base.kind else { panic!("nested index: {base:?}") };
+                assert_eq!(items.len(), 7);
+                assert!(matches!(items[0], IndexItem::At(_)));
+                assert!(matches!(items[4], IndexItem::Ellipsis(_)));
+                assert!(
+                    matches!(&items[3], IndexItem::Slice { start: None, end: None, step: Some(_) }),
+                    "{:?}",
+                    items[3]
+                );
+            }
+            other => panic!("expected an index, got {other:?}"),
+        },
+        other => panic!("expected a fn, got {other:?}"),
+    }
+    // A lambda is the loosest form: as an operand it needs parentheses.
+    let m = parse(FileId(0), "fn h() = (fn(x) = x) || y\n", &mut diags);
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(print_module(&m), "fn h() = (fn(x) = x) || y\n");
 }

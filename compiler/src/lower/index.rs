@@ -1,0 +1,296 @@
+//! Indexing and slicing with static integers: `x[i]`, `x[:, 0:10]`,
+//! `x[..., -1]`, `x[::2]`.
+//!
+//! Consumes the index items of one `x[...]` and the indexed tensor; produces
+//! the result tensor. In build mode it emits one IR `Slice` (start, limit,
+//! stride per axis) and, when some axes were picked by a single index, a
+//! `Reshape` that drops them. In check mode dims may be symbolic: a bound is
+//! checked against a dim only when that dim is known, and a slice of a
+//! symbolic dim has a length that is known when it does not depend on the
+//! dim (`x[0:3]`, `x[-2:]`), else a fresh symbolic dim.
+//!
+//! The rules, for an axis of size `d` (negative numbers count from the end,
+//! `i < 0` means `d + i`, as in NumPy):
+//!   `i`          -> keeps element i, drops the axis;   needs 0 <= i < d
+//!   `a:b:s`      -> elements a, a+s, ... < b;          needs 0 <= a < b <= d, s >= 1
+//!                   length ceil((b - a) / s); `a` defaults to 0, `b` to d, `s` to 1
+//!   `...`        -> `:` for every axis not indexed otherwise (at most one `...`)
+//! Axes after the last item are kept whole. Unlike NumPy, a bound past the
+//! end is an error, not clamped: silently shortening a slice hides bugs.
+//! An empty slice and negative steps are errors too (the IR has no reverse).
+
+use super::elab::{Elaborator, Env};
+use super::value::{TVal, Val};
+use crate::check::{Dim, Ty};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::span::Span;
+use crate::syntax::ast::{Expr, ExprKind, IndexItem, UnOp};
+
+/// A static integer in an index: known, or (check mode) symbolic.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Num {
+    Known(i64),
+    Unknown,
+}
+
+/// One axis of the index after `...` has been expanded.
+enum AxisIndex {
+    At(Num, Span),
+    Slice { start: Option<Num>, end: Option<Num>, step: i64, span: Span },
+}
+
+pub fn index(el: &mut Elaborator, env: &mut Env, base: Val, base_span: Span, items: &[IndexItem], span: Span) -> Val {
+    // Evaluate every index expression first, so errors in them are reported.
+    let mut axes: Vec<Option<AxisIndex>> = Vec::new(); // `None` marks the ellipsis
+    let mut ok = true;
+    for it in items {
+        match it {
+            IndexItem::At(e) => match static_int(el, env, e) {
+                Some(n) => axes.push(Some(AxisIndex::At(n, e.span))),
+                None => ok = false,
+            },
+            IndexItem::Slice { start, end, step } => {
+                let parts: Vec<&Expr> = [start, end, step].into_iter().flatten().collect();
+                let item_span = match (parts.first(), parts.last()) {
+                    (Some(a), Some(b)) => a.span.to(b.span),
+                    _ => span,
+                };
+                let mut eval = |el: &mut Elaborator, e: &Option<Expr>| -> Result<Option<Num>, ()> {
+                    match e {
+                        None => Ok(None),
+                        Some(e) => static_int(el, env, e).map(Some).ok_or(()),
+                    }
+                };
+                let (Ok(s), Ok(en), Ok(st)) = (eval(el, start), eval(el, end), eval(el, step)) else {
+                    ok = false;
+                    continue;
+                };
+                let step_val = match st {
+                    None => 1,
+                    Some(Num::Known(k)) if k >= 1 => k,
+                    Some(Num::Known(k)) => {
+                        let step_span = step.as_ref().map_or(item_span, |e| e.span);
+                        el.error(
+                            Diagnostic::error(Code::BadCall, format!("a slice step must be at least 1, not {k}"))
+                                .with_label(step_span, "this step")
+                                .with_note("negative steps (reversing an axis) are not supported"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    Some(Num::Unknown) => {
+                        let step_span = step.as_ref().map_or(item_span, |e| e.span);
+                        el.error(
+                            Diagnostic::error(Code::TypeMismatch, "a slice step must be known where it is checked")
+                                .with_label(step_span, "this step depends on a parameter"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                };
+                axes.push(Some(AxisIndex::Slice { start: s, end: en, step: step_val, span: item_span }));
+            }
+            IndexItem::Ellipsis(s) => {
+                if axes.iter().any(Option::is_none) {
+                    el.error(
+                        Diagnostic::error(Code::BadCall, "an index can have only one `...`")
+                            .with_label(*s, "a second `...`"),
+                    );
+                    ok = false;
+                }
+                axes.push(None);
+            }
+        }
+    }
+    let t = match base {
+        Val::Tensor(t) => t,
+        Val::Poison => return Val::Poison,
+        other => {
+            return el.error(
+                Diagnostic::error(Code::TypeMismatch, format!("cannot index {}", other.describe()))
+                    .with_label(base_span, format!("this is {}", other.describe()))
+                    .with_help("only tensors can be indexed"),
+            )
+        }
+    };
+    if !ok {
+        return Val::Poison;
+    }
+    let rank = t.ty.rank();
+    let explicit = axes.iter().filter(|a| a.is_some()).count();
+    if explicit > rank {
+        return el.error(
+            Diagnostic::error(
+                Code::ShapeMismatch,
+                format!("{explicit} indices for a tensor of type {}, which has {rank} axes", t.ty),
+            )
+            .with_label(span, format!("{explicit} indices"))
+            .with_label(base_span, format!("this is {}", t.ty)),
+        );
+    }
+    // Expand `...` (or the implicit trailing one) into full slices.
+    let mut full: Vec<AxisIndex> = Vec::with_capacity(rank);
+    let mut expanded = false;
+    for a in axes {
+        match a {
+            Some(a) => full.push(a),
+            None => {
+                expanded = true;
+                for _ in 0..rank - explicit {
+                    full.push(AxisIndex::Slice { start: None, end: None, step: 1, span });
+                }
+            }
+        }
+    }
+    if !expanded {
+        while full.len() < rank {
+            full.push(AxisIndex::Slice { start: None, end: None, step: 1, span });
+        }
+    }
+    let mut start = Vec::with_capacity(rank);
+    let mut limit = Vec::with_capacity(rank);
+    let mut stride = Vec::with_capacity(rank);
+    let mut kept: Vec<Dim> = Vec::new();
+    for (axis, (ix, dim)) in full.iter().zip(&t.ty.dims).enumerate() {
+        let size = match dim {
+            Dim::Known(n) => Some(*n as i64),
+            Dim::Sym(_) => None,
+        };
+        let out_of_bounds = |el: &mut Elaborator, what: String, at: Span| {
+            el.error(
+                Diagnostic::error(
+                    Code::ShapeMismatch,
+                    format!("{what} is out of bounds for axis {axis} of {}, which has size {dim}", t.ty),
+                )
+                .with_label(at, what.clone())
+                .with_label(base_span, format!("this is {}", t.ty)),
+            )
+        };
+        match *ix {
+            AxisIndex::At(n, at) => {
+                if let (Num::Known(i), Some(d)) = (n, size) {
+                    let j = if i < 0 { i + d } else { i };
+                    if j < 0 || j >= d {
+                        return out_of_bounds(el, format!("index {i}"), at);
+                    }
+                    start.push(j as usize);
+                    limit.push(j as usize + 1);
+                    stride.push(1);
+                } else {
+                    // Check mode with a symbolic dim or index: the axis is dropped either way.
+                    start.push(0);
+                    limit.push(0);
+                    stride.push(1);
+                }
+            }
+            AxisIndex::Slice { start: s, end: e, step, span: at } => {
+                let text = slice_text(s, e, step);
+                match size {
+                    Some(d) => {
+                        let norm = |v: Option<Num>, default: i64| match v {
+                            None => Num::Known(default),
+                            Some(Num::Known(i)) if i < 0 => Num::Known(i + d),
+                            Some(other) => other,
+                        };
+                        match (norm(s, 0), norm(e, d)) {
+                            (Num::Known(a), Num::Known(b)) => {
+                                if a < 0 || b < 0 || a > d || b > d {
+                                    return out_of_bounds(el, format!("slice {text}"), at);
+                                }
+                                if a >= b {
+                                    return el.error(
+                                        Diagnostic::error(
+                                            Code::ShapeMismatch,
+                                            format!("slice {text} of axis {axis} of {} is empty", t.ty),
+                                        )
+                                        .with_label(at, format!("selects elements {a} to {b} (exclusive)"))
+                                        .with_label(base_span, format!("this is {}", t.ty)),
+                                    );
+                                }
+                                start.push(a as usize);
+                                limit.push(b as usize);
+                                stride.push(step as usize);
+                                kept.push(Dim::Known(((b - a) as usize).div_ceil(step as usize)));
+                            }
+                            _ => {
+                                start.push(0);
+                                limit.push(0);
+                                stride.push(1);
+                                kept.push(el.fresh_dim("S"));
+                            }
+                        }
+                    }
+                    None => {
+                        // A symbolic dim: the length is known when it does not depend on the dim.
+                        let len = match (s, e) {
+                            (None | Some(Num::Known(0)), None) if step == 1 => Some(dim.clone()),
+                            (Some(Num::Known(a)), Some(Num::Known(b))) if (a < 0) == (b < 0) && a < b => {
+                                Some(Dim::Known(((b - a) as usize).div_ceil(step as usize)))
+                            }
+                            (Some(Num::Known(a)), None) if a < 0 => {
+                                Some(Dim::Known((a.unsigned_abs() as usize).div_ceil(step as usize)))
+                            }
+                            _ => None,
+                        };
+                        start.push(0);
+                        limit.push(0);
+                        stride.push(1);
+                        kept.push(len.unwrap_or_else(|| el.fresh_dim("S")));
+                    }
+                }
+            }
+        }
+    }
+    let ty = Ty { dtype: t.ty.dtype, dims: kept };
+    let id = match t.id {
+        Some(x) if el.building() => {
+            let b = el.b();
+            let sliced = b.slice(x, start, limit, stride);
+            let shape = ty.to_ir().expect("known dims in build mode").shape;
+            Some(b.reshape(sliced, &shape))
+        }
+        _ => None,
+    };
+    Val::Tensor(TVal { ty, id })
+}
+
+/// `a:b:s` as the user would write it (for messages).
+fn slice_text(s: Option<Num>, e: Option<Num>, step: i64) -> String {
+    let part = |n: Option<Num>| match n {
+        None => String::new(),
+        Some(Num::Known(i)) => i.to_string(),
+        Some(Num::Unknown) => "?".into(),
+    };
+    let mut out = format!("{}:{}", part(s), part(e));
+    if step != 1 {
+        out.push_str(&format!(":{step}"));
+    }
+    out
+}
+
+/// An index must be an integer known at compile time. A leading `-` is
+/// read here (compile-time integers are non-negative, so `-1` would
+/// otherwise become a float).
+fn static_int(el: &mut Elaborator, env: &mut Env, e: &Expr) -> Option<Num> {
+    if let ExprKind::Unary(UnOp::Neg, inner) = &e.kind {
+        return match static_int(el, env, inner)? {
+            Num::Known(n) => Some(Num::Known(-n)),
+            Num::Unknown => Some(Num::Unknown),
+        };
+    }
+    match el.expr(env, e) {
+        Val::Int(Dim::Known(n)) => Some(Num::Known(n as i64)),
+        Val::Int(Dim::Sym(_)) => Some(Num::Unknown),
+        Val::Poison => None,
+        other => {
+            el.error(
+                Diagnostic::error(Code::TypeMismatch, "an index must be an integer known at compile time")
+                    .with_label(e.span, format!("this is {}", other.describe())),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

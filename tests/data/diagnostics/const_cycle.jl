@@ -1,0 +1,4 @@
+const WIDTH = HEIGHT * 2
+const HEIGHT = WIDTH + 1
+
+fn f(x: f32[WIDTH]) = x

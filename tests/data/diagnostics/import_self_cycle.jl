@@ -1,0 +1,3 @@
+use "import_self_cycle.jl"
+
+fn f(x) = x

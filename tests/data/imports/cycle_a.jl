@@ -1,0 +1,3 @@
+use "lib/cycle_b.jl".{b}
+
+fn a() = b()

@@ -1,0 +1,3 @@
+use "../cycle_a.jl"
+
+fn b() = 1.0

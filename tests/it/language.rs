@@ -1,0 +1,208 @@
+//! The language features added on top of the core: `use` of user files,
+//! `const`, lambdas with `grad`/`jvp`/`vjp`, and `int` parameters in `if`
+//! conditions. Numbers are compared with values computed here by hand
+//! (derivatives written out analytically), never with our own output.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Checks `main.jl` with imported files served from `files`.
+fn check(files: &[(&str, &str)], main: &str) -> (Vec<compiler::diagnostic::Diagnostic>, String) {
+    let map: HashMap<String, String> = files.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut read = move |p: &str| map.get(p).cloned().ok_or_else(|| "not found".to_string());
+    let (diags, sources) = jaxlightning::check_source_with("dir/main.jl", main, &mut read);
+    let rendered = compiler::diagnostic::render_all(&diags, &sources, false);
+    (diags, rendered)
+}
+
+/// Compiles `fn main` (no imports) and runs it on the interpreter; returns the printed tensors as f32.
+fn run_main(src: &str) -> Vec<Vec<f32>> {
+    let (prog, mut diags) = compiler::lower::load("t.jl", src);
+    diags.extend(compiler::lower::check_program(&prog));
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
+    let script = compiler::compile_script(&prog, &compiler::Options::default()).unwrap_or_else(|d| panic!("{d:?}"));
+    compiler::ir::interp::run(&script.func, &[]).iter().map(|t| t.as_f32().expect("f32 output").to_vec()).collect()
+}
+
+fn close(got: &[f32], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!((*g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()), "{what}: {got:?} vs {want:?}");
+    }
+}
+
+fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
+    (0..n).map(|i| a + (b - a) * i as f64 / (n - 1) as f64).collect()
+}
+
+#[test]
+fn imports_resolve_relative_to_the_importing_file_and_load_once() {
+    let layers = "use \"../common/act.jl\"\nconst WIDTH = 3\nfn layer(x: f32[WIDTH]) -> f32[WIDTH] = act(x)\n";
+    let act = "fn act(x) = x * 2.0\nfn unused(x) = x\n";
+    let main = "use \"lib/layers.jl\".{layer, WIDTH}\nuse \"common/act.jl\".act\n\n\
+                fn main() {\n    print(layer(linspace(0.0, 1.0, WIDTH)), act(1.0))\n}\n";
+    let files = [("dir/lib/layers.jl", layers), ("dir/common/act.jl", act)];
+    let (diags, rendered) = check(&files, main);
+    assert!(diags.is_empty(), "{rendered}");
+    // Both paths name one file: it is read and parsed once.
+    let mut reads = Vec::new();
+    let (prog, _) = compiler::lower::load_with("dir/main.jl", main, &mut |p: &str| {
+        reads.push(p.to_string());
+        files.iter().find(|(k, _)| *k == p).map(|(_, v)| v.to_string()).ok_or_else(|| "not found".to_string())
+    });
+    assert_eq!(reads, ["dir/lib/layers.jl", "dir/common/act.jl"]);
+    assert_eq!(prog.sources.files.len(), 3);
+    // Only the names listed are imported.
+    let (diags, rendered) = check(&files, "use \"lib/layers.jl\".layer\n\nfn main() {\n    print(unused(1.0))\n}\n");
+    assert!(rendered.contains("unknown name `unused`"), "{rendered}");
+    assert_eq!(diags.len(), 1, "{rendered}");
+}
+
+#[test]
+fn a_missing_file_names_the_path_tried_and_a_cycle_shows_the_chain() {
+    let (_, rendered) = check(&[], "use \"lib/nope.jl\"\n");
+    assert!(rendered.contains("E0102") && rendered.contains("`dir/lib/nope.jl`"), "{rendered}");
+    let (_, rendered) = check(
+        &[("dir/a.jl", "use \"b.jl\"\nfn fa() = 1.0\n"), ("dir/b.jl", "use \"main.jl\".{x}\nfn fb() = 1.0\n")],
+        "use \"a.jl\"\nfn x() = 1.0\n",
+    );
+    assert!(rendered.contains("import cycle: dir/main.jl -> dir/a.jl -> dir/b.jl -> dir/main.jl"), "{rendered}");
+    // `check_source` (no reader given) reads from disk; the compiler itself opens no file.
+    let (_, diags) = compiler::lower::load("x.jl", "use \"Cargo.toml\"\n");
+    assert!(diags.iter().any(|d| d.message.contains("cannot read")), "{diags:?}");
+}
+
+#[test]
+fn jlc_runs_and_checks_files_with_imports() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jlc"))
+        .args(["run", "--backend", "interp"])
+        .arg(root.join("tests/data/imports/main.jl"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // scaled(x) = 2x + 1 at x = 1; twice(x)[1:3] = 2 * [0.25, 0.5].
+    assert_eq!(stdout.trim(), "3.000000 [0.500000, 1.000000]");
+    let cycle = root.join("tests/data/imports/cycle_a.jl");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jlc")).arg("check").arg(&cycle).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("import cycle") && stderr.contains("lib/cycle_b.jl"), "{stderr}");
+}
+
+#[test]
+fn consts_work_in_shapes_expressions_and_settings() {
+    let out = run_main(
+        "const N = 4\nconst SCALE = 0.5 * 2\n\n\
+         fn head(x: f32[N]) -> f32[2] = x[:2] * SCALE\n\n\
+         fn main() {\n    print(head(linspace(0.0, 3.0, N)), linspace(0.0, 1.0, N + 1))\n}\n",
+    );
+    close(&out[0], &[0.0, 1.0], "head");
+    assert_eq!(out[1].len(), 5);
+    let (prog, diags) = compiler::lower::load(
+        "t.jl",
+        "const EPOCHS = 3\nconst BATCH = 8 * 2\n\ndata = csv(\"d.csv\") {\n    batch_size = BATCH\n}\n\ntrainer {\n    max_epochs = EPOCHS\n}\n",
+    );
+    assert!(diags.is_empty());
+    let sections = compiler::lower::training_sections(&prog).unwrap_or_else(|d| panic!("{d:?}"));
+    let data = trainer::config::data_config(sections.data.as_ref().unwrap()).unwrap_or_else(|d| panic!("{d:?}"));
+    assert_eq!(data.batch_size, 16);
+    let t = trainer::config::trainer_config(sections.trainer.as_ref()).unwrap_or_else(|d| panic!("{d:?}"));
+    assert_eq!(t.max_epochs, 3);
+    // An imported constant works in settings too.
+    let (prog, diags) = compiler::lower::load_with(
+        "t.jl",
+        "use \"cfg.jl\".EPOCHS\n\ntrainer {\n    max_epochs = EPOCHS\n}\n",
+        &mut |_| Ok("const EPOCHS = 7\n".to_string()),
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    let sections = compiler::lower::training_sections(&prog).unwrap_or_else(|d| panic!("{d:?}"));
+    let t = trainer::config::trainer_config(sections.trainer.as_ref()).unwrap_or_else(|d| panic!("{d:?}"));
+    assert_eq!(t.max_epochs, 7);
+}
+
+#[test]
+fn grad_jvp_and_vjp_of_lambdas_match_hand_derivatives() {
+    // loss(w) = sum((w * y - 1)^2), y = 3x:  d/dw = 2 (w y - 1) y.
+    // jvp of f(a, b) = a * sin(b) with tangents (ta, tb): ta sin(b) + a cos(b) tb.
+    // vjp of the same with cotangent c: (c sin(b), c a cos(b)).
+    let out = run_main(
+        "fn loss(w: f32[N], x: f32[N], y: f32[N]) -> f32 = sum((w * y - 1.0) ^ 2)\n\n\
+         fn main() {\n\
+         \x20   let x = linspace(0.0, 1.0, 5)\n\
+         \x20   let y = 3.0 * x\n\
+         \x20   let w = linspace(-1.0, 1.0, 5)\n\
+         \x20   let g = grad(fn(v) = loss(v, x, y))(w)\n\
+         \x20   let (value, g2) = value_and_grad(fn(a) { sum(a * a) })(w)\n\
+         \x20   let (p, t) = jvp(fn(a, b) = a * sin(b), (w, x), (x, y))\n\
+         \x20   let (q, pull) = vjp(fn(a, b) = a * sin(b), w, x)\n\
+         \x20   let (ca, cb) = pull(y)\n\
+         \x20   print(g, value, g2, p, t, q, ca, cb)\n\
+         }\n",
+    );
+    let x = linspace(0.0, 1.0, 5);
+    let y: Vec<f64> = x.iter().map(|v| 3.0 * v).collect();
+    let w = linspace(-1.0, 1.0, 5);
+    let z = |f: &dyn Fn(usize) -> f64| (0..5).map(f).collect::<Vec<f64>>();
+    close(&out[0], &z(&|i| 2.0 * (w[i] * y[i] - 1.0) * y[i]), "grad of a lambda");
+    close(&out[1], &[w.iter().map(|v| v * v).sum()], "value");
+    close(&out[2], &z(&|i| 2.0 * w[i]), "value_and_grad");
+    close(&out[3], &z(&|i| w[i] * x[i].sin()), "jvp primal");
+    close(&out[4], &z(&|i| x[i] * x[i].sin() + w[i] * x[i].cos() * y[i]), "jvp tangent");
+    close(&out[5], &z(&|i| w[i] * x[i].sin()), "vjp primal");
+    close(&out[6], &z(&|i| y[i] * x[i].sin()), "vjp cotangent a");
+    close(&out[7], &z(&|i| y[i] * w[i] * x[i].cos()), "vjp cotangent b");
+}
+
+#[test]
+fn a_lambda_captures_its_scope_including_a_model() {
+    // A method differentiates a lambda over `self`'s parameter: the
+    // captured model's tensors become inputs of the differentiated function.
+    let (diags, rendered) = check(
+        &[],
+        "model M {\n    w: f32[3] = ones()\n\n    fn f(self, x: f32[3]) -> f32 = sum(grad(fn(v) = sum(v * self.w * x))(x))\n}\n",
+    );
+    assert!(diags.is_empty(), "{rendered}");
+    // Lowered inside a training step, the captured parameters become inputs of the transformed function.
+    let src = "use nn.Linear\nuse optim.sgd\n\nmodel M {\n    l: Linear(4, 2)\n\n\
+               fn training_step(self, x: f32[B, 4], y: i32[B]) -> f32 {\n\
+               \x20       let pen = sum(grad(fn(v) = sum(v * self.l.weight))(self.l.weight))\n\
+               \x20       mean(self.l(x)[:, 0]) + 0.0 * pen\n    }\n\n\
+               \x20   fn configure_optimizers(self) = sgd(lr = 0.1)\n}\n";
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let x = compiler::ir::Type::new(compiler::ir::DType::F32, &[2, 4]);
+    let y = compiler::ir::Type::new(compiler::ir::DType::I32, &[2]);
+    let progs = compiler::compile_training(&prog, None, &x, &y, &compiler::Options::default());
+    assert!(progs.is_ok(), "{:?}", progs.err());
+    // sum(v * x) over v = x gives x; summed: 0 + 0.5 + 1.
+    let out = run_main(
+        "fn main() {\n    let x = linspace(0.0, 1.0, 3)\n    let k = 2.0\n    print(grad(fn(v) = k * sum(v * x))(x))\n}\n",
+    );
+    close(&out[0], &[0.0, 1.0, 2.0], "captured tensor and number");
+}
+
+#[test]
+fn int_parameters_in_conditions_are_checked_per_call() {
+    // Checked alone, `k` is unknown: no error. Each call checks the branch taken.
+    let ok = "fn pick(x: f32[N], k: int) {\n    if k > 0 {\n        x[k - 1]\n    } else {\n        x[0]\n    }\n}\n\n\
+              fn main() {\n    print(pick(linspace(0.0, 1.0, 3), 2))\n}\n";
+    let (diags, rendered) = check(&[], ok);
+    assert!(diags.is_empty(), "{rendered}");
+    let bad =
+        "fn pick(x: f32[N], k: int) {\n    if k > 0 {\n        x[k + 5]\n    } else {\n        x[0]\n    }\n}\n\n\
+               fn main() {\n    print(pick(linspace(0.0, 1.0, 3), 2))\n}\n";
+    let (_, rendered) = check(&[], bad);
+    assert!(rendered.contains("index 7 is out of bounds"), "{rendered}");
+    // Loops over an `int` parameter likewise.
+    let looped = "fn total(x: f32[N], k: int) -> f32 {\n    let acc = 0.0 * x[0]\n    for i in 0..k {\n        acc = acc + x[i]\n    }\n    acc\n}\n";
+    let (diags, rendered) = check(&[], looped);
+    assert!(diags.is_empty(), "{rendered}");
+    let wrong = looped.replace("x[i]", "x[i + 3]");
+    let (_, rendered) = check(&[], &format!("{wrong}\nfn main() {{\n    print(total(linspace(0.0, 1.0, 3), 1))\n}}\n"));
+    assert!(rendered.contains("index 3 is out of bounds"), "{rendered}");
+    // A tensor condition is still an error in a function checked alone.
+    let (_, rendered) = check(&[], "fn f(x: f32[N], k: int) = if x > 0.0 { x } else { x }\n");
+    assert!(rendered.contains("must be known at compile time"), "{rendered}");
+}
