@@ -527,3 +527,6 @@ fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
     };
     Tensor { shape: Shape(vec![m, n]), data }
 }
+
+#[cfg(test)]
+mod tests;
