@@ -10,7 +10,9 @@ pub mod elab;
 pub mod entry;
 pub mod ops;
 pub mod program;
+mod random;
 pub mod suggest;
+mod tensor_ops;
 pub mod transform;
 pub mod value;
 
