@@ -18,11 +18,16 @@ fn i32_tensor(b: &mut Builder, dims: &[usize], values: &[i32]) -> ValueId {
     b.reshape(flat, &Shape(dims.to_vec()))
 }
 
+/// (table dims, index dims, indices).
+type GatherSpec = (&'static [usize], &'static [usize], Vec<i32>);
+/// (update dims, index dims, indices, result rows).
+type ScatterSpec = (&'static [usize], &'static [usize], Vec<i32>, usize);
+
 #[test]
 fn gather_gradients() {
     // Duplicates (1 three times) and out-of-range indices (-2, 7 clamp to 0, 4)
     // make the VJP accumulate several cotangent rows into one table row.
-    let specs: Vec<(&'static [usize], &'static [usize], Vec<i32>)> = vec![
+    let specs: Vec<GatherSpec> = vec![
         (&[5, 3], &[2, 4], vec![1, 3, 1, -2, 7, 4, 0, 1]),
         (&[5], &[6], vec![4, 4, 0, 2, 9, -1]),
         (&[4, 2, 3], &[], vec![2]),
@@ -47,7 +52,7 @@ fn gather_gradients() {
 
 #[test]
 fn scatter_add_gradients() {
-    let specs: Vec<(&'static [usize], &'static [usize], Vec<i32>, usize)> = vec![
+    let specs: Vec<ScatterSpec> = vec![
         (&[6, 3], &[6], vec![1, 3, 1, -2, 7, 1], 4),
         (&[2, 3], &[2, 3], vec![0, 1, 0, 1, 1, 5], 2),
         (&[3], &[3], vec![2, 2, 2], 3),

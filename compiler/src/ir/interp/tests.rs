@@ -30,7 +30,13 @@ fn gather_picks_clamped_rows() {
     let (t, out) = (table.to_f64_vec(), got.to_f64_vec());
     for (k, &i) in INDICES.iter().enumerate() {
         // Clamping, written as the contract says: below 0 -> 0, past V-1 -> V-1.
-        let row = if i < 0 { 0 } else if i as usize >= v { v - 1 } else { i as usize };
+        let row = if i < 0 {
+            0
+        } else if i as usize >= v {
+            v - 1
+        } else {
+            i as usize
+        };
         for e in 0..r * c {
             assert_eq!(out[k * r * c + e], t[row * r * c + e], "index {i} element {e}");
         }
@@ -96,7 +102,8 @@ fn reduce_min_mirrors_reduce_max() {
         let mx = b.reduce_max(n, axes.clone());
         let neg_max = b.neg(mx);
         let outs = interp::run(&b.finish(vec![m, neg_max]), std::slice::from_ref(&x));
-        let bits = |t: &Tensor| t.to_f64_vec().iter().map(|v| if v.is_nan() { 1 } else { v.to_bits() }).collect::<Vec<_>>();
+        let bits =
+            |t: &Tensor| t.to_f64_vec().iter().map(|v| if v.is_nan() { 1 } else { v.to_bits() }).collect::<Vec<_>>();
         assert_eq!(bits(&outs[0]), bits(&outs[1]), "axes {axes:?}");
     }
     // i32: an explicit loop over the reduced axis.
