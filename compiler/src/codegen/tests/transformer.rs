@@ -136,3 +136,28 @@ fn batch_matmul_matches_interp_within_tolerance() {
         }
     }
 }
+
+#[test]
+fn ptx_rejects_the_new_ops_cleanly() {
+    use crate::codegen::ptx::{emit, PtxError};
+    let (table, idx, key) = (Type::new(DType::F32, &[4, 3]), Type::new(DType::I32, &[5]), Type::new(DType::I32, &[2]));
+    let mut b = Builder::new("new_ops", &[table, idx, key, Type::new(DType::F32, &[5, 3])]);
+    let (t, i, k, u) = (b.param(0), b.param(1), b.param(2), b.param(3));
+    let mut values = vec![b.gather(t, i), b.reduce_min(t, vec![1]), b.random_bits(k, &Shape(vec![3]))];
+    values.push(b.scatter_add(u, i, 4));
+    let tt = b.transpose_last2(t);
+    values.push(b.batch_matmul(t, tt));
+    values.push(b.random_split(k, &Shape(vec![2])));
+    values.push(b.random_uniform(k, &Type::new(DType::F32, &[2])));
+    let full = b.finish(vec![]);
+    for v in values {
+        // A function whose only non-param instruction (with its operands) is v.
+        let mut one = full.clone();
+        one.outputs = vec![v];
+        let one = crate::ir::dce::dce(&one);
+        match emit(&one) {
+            Err(PtxError::Unsupported { op, .. }) => assert_eq!(op, crate::ir::op::name(&full.insts[v.index()].op)),
+            other => panic!("{:?}: expected Unsupported, got {:?}", full.insts[v.index()].op, other.map(|_| ())),
+        }
+    }
+}
