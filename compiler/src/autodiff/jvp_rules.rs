@@ -209,6 +209,31 @@ pub(super) fn jvp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ts: &[
             let c = ts[1].map(|t| b.matmul(args[0], t));
             sum(b, a, c)
         }
+        // d min_axes(x) = sum_axes(m dx) / sum_axes(m), m = (x == broadcast(z))
+        Op::ReduceMin { axes } => {
+            let t = t0?;
+            let mask = reduce_max_mask(b, args[0], z, axes);
+            let picked = b.mul(t, mask);
+            let total = b.reduce_sum(picked, axes.clone());
+            let count = b.reduce_sum(mask, axes.clone());
+            Some(b.div(total, count))
+        }
+        // Linear in the data operand; the indices are integers.
+        // d gather(x, i) = gather(dx, i)
+        Op::Gather => Some(b.gather(t0?, args[1])),
+        // d scatter_add(u, i) = scatter_add(du, i)
+        Op::ScatterAdd => {
+            let rows = ty.shape.0[0];
+            Some(b.scatter_add(t0?, args[1], rows))
+        }
+        // d(x @ y) = dx @ y + x @ dy, per batch element.
+        Op::BatchMatMul => {
+            let a = ts[0].map(|t| b.batch_matmul(t, args[1]));
+            let c = ts[1].map(|t| b.batch_matmul(args[0], t));
+            sum(b, a, c)
+        }
+        // Functions of an integer key: zero tangent.
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => None,
     }
 }
 

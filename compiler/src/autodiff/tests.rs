@@ -1152,3 +1152,5 @@ fn mlp_grad_runs_in_float32() {
         }
     }
 }
+
+mod transformer;

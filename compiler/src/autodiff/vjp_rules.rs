@@ -265,6 +265,40 @@ pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: Va
             });
             vec![dx, dy]
         }
+        // d min_axes(x) = sum_axes(m dx) / sum_axes(m), m = (x == broadcast(z)):
+        // as `ReduceMax`, ties share evenly. See Note [Ties].
+        Op::ReduceMin { axes } => {
+            let src = b.ty(args[0]).shape.clone();
+            let mask = reduce_max_mask(b, args[0], z, axes);
+            let count = b.reduce_sum(mask, axes.clone());
+            let share = b.div(ct, count);
+            let kept = kept_dims(src.rank(), axes);
+            let share_b = b.broadcast(share, &src, kept);
+            vec![Some(b.mul(share_b, mask))]
+        }
+        // gather(x, i) is linear in x, a row selection G: ct_x = G^T ct adds
+        // each cotangent row into the (clamped) row it was read from, which is
+        // scatter_add(ct, i). Indices are integers: no cotangent.
+        Op::Gather => {
+            let rows = b.ty(args[0]).shape.0[0];
+            vec![need(0).then(|| b.scatter_add(ct, args[1], rows)), None]
+        }
+        // scatter_add(u, i) = G^T u, so ct_u = G ct = gather(ct, i).
+        Op::ScatterAdd => vec![need(0).then(|| b.gather(ct, args[1])), None],
+        // As `MatMul`, per batch element: ct_x = ct @ y^T, ct_y = x^T @ ct.
+        Op::BatchMatMul => {
+            let dx = need(0).then(|| {
+                let y_t = b.transpose_last2(args[1]);
+                b.batch_matmul(ct, y_t)
+            });
+            let dy = need(1).then(|| {
+                let x_t = b.transpose_last2(args[0]);
+                b.batch_matmul(x_t, ct)
+            });
+            vec![dx, dy]
+        }
+        // The key is an integer: random values are constants to autodiff.
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => vec![None],
     }
 }
 

@@ -17,8 +17,12 @@
 //! log1p, expm1, logistic, sin, cos, erf) and MatMul call host routines once
 //! per array (`kernels.rs`).
 
+mod batch_matmul;
 mod emit;
+mod gather;
+mod host_ops;
 mod kernels;
+mod random;
 
 use std::mem::ManuallyDrop;
 
@@ -162,7 +166,11 @@ pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
 fn check_supported(func: &Func) -> Result<(), CodegenError> {
     for (index, inst) in func.insts.iter().enumerate() {
         let unsupported = match &inst.op {
-            Op::Neg | Op::ReduceSum { .. } | Op::ReduceMax { .. } => inst.ty.dtype == DType::Bool,
+            Op::Neg | Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. } => {
+                inst.ty.dtype == DType::Bool
+            }
+            Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
+            Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
             Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
             Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => false,
             Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => false,
@@ -198,6 +206,8 @@ fn layout(func: &Func) -> (Vec<usize>, usize) {
             Op::Select | Op::Broadcast { .. } | Op::Transpose { .. } => false,
             Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
             Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
+            Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
+            Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
         };
         if aliases {
             offsets.push(offsets[inst.args[0].index()]);

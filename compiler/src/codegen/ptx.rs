@@ -266,7 +266,19 @@ fn mapped_index(k: &mut Kernel, i: &str, dims: &[usize], strides: &[usize]) -> S
 
 /// Ops the PTX backend does not emit yet (see `emit`).
 fn is_not_yet_in_ptx(op: &Op) -> bool {
-    matches!(op, Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf)
+    // TODO(gpu): the transformer/RNG primitives of #4 (gather, scatter_add,
+    // batch_matmul, reduce_min, random_*) have no PTX rules yet either.
+    let transformer_ops = matches!(
+        op,
+        Op::ReduceMin { .. }
+            | Op::Gather
+            | Op::ScatterAdd
+            | Op::BatchMatMul
+            | Op::RandomBits
+            | Op::RandomSplit
+            | Op::RandomUniform
+    );
+    transformer_ops || matches!(op, Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf)
 }
 
 /// The kernel text for instruction `i` (which needs one).
@@ -281,6 +293,10 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
     match &inst.op {
         Op::Param(_) | Op::Reshape | Op::StopGradient => unreachable!("{:?} has no kernel", inst.op),
         Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => unreachable!("{:?} is rejected by `emit`", inst.op),
+        Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => {
+            unreachable!("{:?} is rejected by `emit`", inst.op)
+        }
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => unreachable!("{:?} is rejected by `emit`", inst.op),
         Op::Slice { start, stride, .. } => {
             // out[idx] = src[sum_d (start[d] + idx[d] * stride[d]) * src_strides[d]]
             let src_strides = arg_ty(0).shape.strides();
@@ -509,6 +525,10 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
         | Op::Slice { .. }
         | Op::Pad { .. }
         | Op::Concat { .. } => unreachable!("{op:?} is not elementwise"),
+        Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => {
+            unreachable!("{op:?} is not elementwise")
+        }
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => unreachable!("{op:?} is not elementwise"),
     }
 }
 

@@ -958,3 +958,5 @@ fn generated_programs_match_interp() {
         }
     }
 }
+
+mod transformer;

@@ -9,6 +9,8 @@
 //! steps and are converted back. Log, sqrt, rsqrt, log1p and pow get guarded
 //! operands and exp/expm1 capped ones, so most values stay finite.
 
+mod transformer_ops;
+
 use super::func::{Builder, Func, ValueId};
 use super::op::Op;
 use super::tensor::Tensor;
@@ -455,6 +457,8 @@ impl Gen {
                     self.b.neg(x)
                 }
             }
+            // Gather, scatter_add, batch_matmul, reduce_min, random numbers.
+            19 | 20 => self.transformer_step(x),
             // A constant (maybe a wild one) times x.
             _ => {
                 let c = self.constant();

@@ -12,6 +12,11 @@
 //! for f32; both under 1 ulp); sin, cos, log1p and expm1 are Rust's `std`.
 //! The CPU backend's host routines call these very functions.
 
+mod batch_matmul;
+pub mod gather;
+mod random;
+mod reduce_min;
+
 use super::func::Func;
 use super::op::Op;
 use super::tensor::{Data, Tensor};
@@ -92,6 +97,13 @@ fn eval(op: &Op, args: &[&Tensor], ty: &Type, inputs: &[Tensor]) -> Tensor {
         Op::ReduceSum { axes } => reduce(args[0], axes, ty, false),
         Op::ReduceMax { axes } => reduce(args[0], axes, ty, true),
         Op::MatMul => matmul(args[0], args[1]),
+        Op::ReduceMin { axes } => reduce_min::reduce_min(args[0], axes, ty),
+        Op::Gather => gather::gather(args[0], args[1], ty),
+        Op::ScatterAdd => gather::scatter_add(args[0], args[1], ty),
+        Op::BatchMatMul => batch_matmul::batch_matmul(args[0], args[1], ty),
+        Op::RandomBits => random::random_bits(args[0], ty),
+        Op::RandomSplit => random::random_split(args[0], ty),
+        Op::RandomUniform => random::random_uniform(args[0], ty),
     }
 }
 
@@ -515,3 +527,6 @@ fn matmul(a: &Tensor, b: &Tensor) -> Tensor {
     };
     Tensor { shape: Shape(vec![m, n]), data }
 }
+
+#[cfg(test)]
+mod tests;

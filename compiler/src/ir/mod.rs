@@ -4,6 +4,7 @@
 //! `text` prints them, `parse` reads them back, `verify` checks them and `interp` defines what they mean.
 //! Lowering, autodiff, the optimizer and every backend share this one IR.
 
+mod builder_ext;
 pub mod dce;
 pub mod func;
 pub mod generate;
@@ -12,8 +13,10 @@ pub mod op;
 pub mod parse;
 pub mod tensor;
 pub mod text;
+pub mod threefry;
 pub mod types;
 pub mod verify;
+mod verify_ext;
 
 pub use func::{Builder, Func, Inst, ValueId};
 pub use op::Op;

@@ -120,6 +120,48 @@ pub enum Op {
     Concat {
         axis: usize,
     },
+
+    // Primitives for transformers, embeddings and random numbers (issue #4).
+    /// Minimum over `axes`, which are removed. Invariant: sorted, unique. The
+    /// mirror image of `ReduceMax`: NaN propagates, -0 < +0 (so -0 wins a tie
+    /// with +0), the empty minimum is +inf (`i32::MAX` for i32).
+    ReduceMin {
+        axes: Vec<usize>,
+    },
+    /// `gather(operand, indices)`: rows along axis 0 (an embedding lookup).
+    /// Operand `[V, rest...]` of any dtype with `V >= 1`, indices i32 of any
+    /// shape `I`; result `[I..., rest...]` with `result[i.., r..] =
+    /// operand[clamp(indices[i..], 0, V - 1), r..]`. Out-of-range indices
+    /// clamp into range, as XLA's gather does, so no index faults.
+    Gather,
+    /// `scatter_add(updates, indices)`: the transpose of `Gather`. Updates
+    /// `[I..., rest...]` (float or i32), indices i32 `[I...]`; the result
+    /// `[V, rest...]` (`V >= 1`, read from the result type) starts as zeros and,
+    /// for each index position `i` in row-major order, `result[clamp(indices[i],
+    /// 0, V - 1), r..] += updates[i.., r..]`. Duplicate indices accumulate in
+    /// that order, so the result is deterministic.
+    ScatterAdd,
+    /// Batched matrix product `[b.., m, k] x [b.., k, n] -> [b.., m, n]` of
+    /// floats: equal ranks >= 2, equal batch dims (no broadcasting). Each batch
+    /// element is a `MatMul` (same sequential accumulation order).
+    BatchMatMul,
+    /// `random_bits(key)`: JAX's `random_bits(key, 32, shape)` for the
+    /// threefry2x32 PRNG with `jax_threefry_partitionable` (JAX's default since
+    /// 0.5). `key` is i32[2] (the two u32 key words as bit patterns); the
+    /// result is i32 of any shape: element `n` (row-major) is `y0 ^ y1` where
+    /// `(y0, y1) = threefry2x32(key, (n >> 32, n & 0xffffffff))`. See
+    /// `ir::threefry`.
+    RandomBits,
+    /// `split(key)`: JAX's `random.split(key, shape)` (partitionable
+    /// threefry). Result i32 `[S.., 2]`: the key at `[s..]` is `(y0, y1) =
+    /// threefry2x32(key, (n >> 32, n & 0xffffffff))`, `n` the row-major index
+    /// of `s` in `S`.
+    RandomSplit,
+    /// `uniform(key)`: JAX's `random.uniform(key, shape, dtype)` on [0, 1).
+    /// f32: the 32 random bits `b` of `RandomBits` become `from_bits((b >> 9) |
+    /// 0x3f80_0000) - 1`; f64: 64 bits `(y0 << 32) | y1` become `from_bits((b
+    /// >> 12) | 0x3ff0_0000_0000_0000) - 1` (JAX with x64 enabled).
+    RandomUniform,
 }
 
 /// How many arguments an op takes; `None` for `Concat`, which takes any
@@ -142,6 +184,8 @@ pub fn arity(op: &Op) -> Option<usize> {
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => 2,
         Op::MatMul => 2,
         Op::Select => 3,
+        Op::ReduceMin { .. } | Op::RandomBits | Op::RandomSplit | Op::RandomUniform => 1,
+        Op::Gather | Op::ScatterAdd | Op::BatchMatMul => 2,
     };
     Some(n)
 }
@@ -192,6 +236,13 @@ pub fn name(op: &Op) -> &'static str {
         Op::Slice { .. } => "slice",
         Op::Pad { .. } => "pad",
         Op::Concat { .. } => "concat",
+        Op::ReduceMin { .. } => "reduce_min",
+        Op::Gather => "gather",
+        Op::ScatterAdd => "scatter_add",
+        Op::BatchMatMul => "batch_matmul",
+        Op::RandomBits => "random_bits",
+        Op::RandomSplit => "random_split",
+        Op::RandomUniform => "random_uniform",
     }
 }
 
@@ -209,5 +260,7 @@ pub fn is_elementwise(op: &Op) -> bool {
         Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
         Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
+        Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
     }
 }

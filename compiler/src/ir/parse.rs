@@ -172,6 +172,13 @@ fn parse_inst(cur: &mut Cursor, index: usize) -> Result<Inst, String> {
         }
         "pad" => Op::Pad { low: attrs.ints("low")?, high: attrs.ints("high")?, interior: attrs.ints("interior")? },
         "concat" => Op::Concat { axis: attrs.int("axis")? },
+        "reduce_min" => Op::ReduceMin { axes: attrs.ints("axes")? },
+        "gather" => Op::Gather,
+        "scatter_add" => Op::ScatterAdd,
+        "batch_matmul" => Op::BatchMatMul,
+        "random_bits" => Op::RandomBits,
+        "random_split" => Op::RandomSplit,
+        "random_uniform" => Op::RandomUniform,
         "param" => return Err("params are declared in the `func` header, not as instructions".into()),
         other => return Err(format!("unknown op `{other}`")),
     };

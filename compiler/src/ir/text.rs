@@ -23,7 +23,7 @@ pub fn print(func: &Func) -> String {
             Op::Iota { axis } => format!("{{axis={axis}}}"),
             Op::Broadcast { dims } => format!("{{dims={dims:?}}}"),
             Op::Transpose { perm } => format!("{{perm={perm:?}}}"),
-            Op::ReduceSum { axes } | Op::ReduceMax { axes } => format!("{{axes={axes:?}}}"),
+            Op::ReduceSum { axes } | Op::ReduceMax { axes } | Op::ReduceMin { axes } => format!("{{axes={axes:?}}}"),
             Op::ArgMax { axis } | Op::Concat { axis } => format!("{{axis={axis}}}"),
             Op::Slice { start, limit, stride } => format!("{{start={start:?}, limit={limit:?}, stride={stride:?}}}"),
             Op::Pad { low, high, interior } => format!("{{low={low:?}, high={high:?}, interior={interior:?}}}"),
@@ -33,6 +33,8 @@ pub fn print(func: &Func) -> String {
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => String::new(),
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => String::new(),
             Op::Select | Op::Convert | Op::Reshape | Op::MatMul => String::new(),
+            Op::Gather | Op::ScatterAdd | Op::BatchMatMul => String::new(),
+            Op::RandomBits | Op::RandomSplit | Op::RandomUniform => String::new(),
         };
         let args = inst.args.iter().map(|a| format!("%{}", a.0)).collect::<Vec<_>>().join(", ");
         let sep = if args.is_empty() { "" } else { " " };

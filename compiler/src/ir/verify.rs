@@ -153,7 +153,7 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
             let dims: Vec<usize> = perm.iter().map(|&p| args[0].shape.0[p]).collect();
             want(ty == &Type::new(args[0].dtype, &dims), "transpose result type")
         }
-        Op::ReduceSum { axes } | Op::ReduceMax { axes } => {
+        Op::ReduceSum { axes } | Op::ReduceMax { axes } | Op::ReduceMin { axes } => {
             want(axes.windows(2).all(|w| w[0] < w[1]), "axes must be sorted and unique")?;
             want(axes.iter().all(|&a| a < args[0].shape.rank()), "axis out of range")?;
             let dims: Vec<usize> =
@@ -167,6 +167,10 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
             want(a.shape.0[1] == b.shape.0[0], "matmul inner dims")?;
             want(ty.shape.0 == vec![a.shape.0[0], b.shape.0[1]], "matmul result shape")
         }
+        Op::Gather => super::verify_ext::gather(ty, args),
+        Op::ScatterAdd => super::verify_ext::scatter_add(ty, args),
+        Op::BatchMatMul => super::verify_ext::batch_matmul(ty, args),
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => super::verify_ext::random(op, ty, args),
     }
 }
 

@@ -49,6 +49,10 @@ pub const NAMES: &[&str] = &[
     "sign",
     "stop_gradient",
     "argmax",
+    "take",
+    "random_key",
+    "split",
+    "random_bits",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -79,6 +83,10 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             }
         }
         "argmax" => argmax(el, &args, span),
+        "take" => super::tensor_ops::take(el, &args, span),
+        "random_key" => super::random::random_key(el, &args, span),
+        "split" => super::random::split(el, &args, span),
+        "random_bits" => super::random::random_bits(el, &args, span),
         "log" => {
             if matches!(args.first().map(|a| &a.value), Some(Val::Str(_))) {
                 log_metric(el, args, span)
@@ -94,13 +102,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             } else if name == "max" {
                 reduction(el, Reduce::Max, args, span, name)
             } else {
-                // min(x) = -max(-x): exact in floating point.
-                let Some(t) = first_tensor(el, &args, span, name) else { return Val::Poison };
-                let neg = el.unary(crate::syntax::ast::UnOp::Neg, Val::Tensor(t), span);
-                let mut rest = args.clone();
-                rest[0].value = neg;
-                let m = reduction(el, Reduce::Max, rest, span, name);
-                el.unary(crate::syntax::ast::UnOp::Neg, m, span)
+                reduction(el, Reduce::Min, args, span, name)
             }
         }
         "where" => where_(el, &args, span),
@@ -119,6 +121,10 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "zeros" => Val::Init(Init::Zeros),
         "ones" => Val::Init(Init::Ones),
         "glorot_uniform" => Val::Init(Init::GlorotUniform),
+        // With a key first: random numbers; with numbers: an initializer.
+        "uniform" | "normal" if matches!(args.first().map(|a| &a.value), Some(Val::Tensor(_))) => {
+            super::random::sample(el, name, &args, span)
+        }
         "uniform" => match (num(args.first()), num(args.get(1))) {
             (Some(low), Some(high)) if low <= high => Val::Init(Init::Uniform { low, high }),
             _ => bad(el, "uniform(low, high) needs two compile-time numbers with low <= high", span),
@@ -146,7 +152,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
     }
 }
 
-fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
+pub(super) fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
     el.error(Diagnostic::error(Code::BadCall, msg.to_string()).with_label(span, "in this call"))
 }
 
@@ -312,6 +318,9 @@ fn reduction(el: &mut Elaborator, kind: Reduce, args: Vec<CallArg>, span: Span, 
             Some(out)
         }
     };
+    if matches!(kind, Reduce::Max | Reduce::Min) && t.ty.dtype == DType::Bool {
+        return bad(el, &format!("`{name}` needs a float or int tensor"), span);
+    }
     if kind == Reduce::Mean && !t.ty.dtype.is_float() {
         return bad(el, "`mean` needs a float tensor; convert with `float(x)`", span);
     }

@@ -11,7 +11,9 @@ pub mod entry;
 pub mod index;
 pub mod ops;
 pub mod program;
+mod random;
 pub mod suggest;
+mod tensor_ops;
 pub mod transform;
 pub mod value;
 

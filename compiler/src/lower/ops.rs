@@ -256,6 +256,9 @@ impl<'p> Elaborator<'p> {
                     .with_label(a_span, format!("this is {}", x.ty)),
             );
         }
+        if y.ty.rank() >= 3 {
+            return super::tensor_ops::batched_matmul(self, x, a_span, y, b_span);
+        }
         let dims = match shape_rules::matmul(&x.ty.dims, &y.ty.dims) {
             Ok(d) => d,
             Err(msg) => {
@@ -313,6 +316,7 @@ impl<'p> Elaborator<'p> {
             let src = b.ty(x).clone();
             let r = match kind {
                 Reduce::Max => b.reduce_max(x, axes.clone()),
+                Reduce::Min => b.reduce_min(x, axes.clone()),
                 Reduce::Sum | Reduce::Mean => b.reduce_sum(x, axes.clone()),
             };
             let r = if kind == Reduce::Mean {
@@ -381,6 +385,7 @@ pub enum Reduce {
     Sum,
     Mean,
     Max,
+    Min,
 }
 
 /// A known dim (build mode guarantees every dim is known).

@@ -77,6 +77,17 @@ impl FlopsAndBytes<'_> {
                 let k = ty_of(eg, *a).shape.0[1] as f64;
                 2.0 * n * k + in_bytes(a) + in_bytes(b) + out_bytes
             }
+            Node::ReduceMin([_, x]) => ty_of(eg, *x).shape.num_elements() as f64 + in_bytes(x) + out_bytes,
+            // Data movement: reads the rows it picks and the indices, writes the result.
+            Node::Gather([_, i]) => 2.0 * out_bytes + in_bytes(i),
+            Node::ScatterAdd([_, u, i]) => n + in_bytes(u) + in_bytes(i) + out_bytes,
+            Node::BatchMatMul([a, b]) => {
+                let ta = ty_of(eg, *a);
+                let k = ta.shape.0[ta.shape.rank() - 1] as f64;
+                2.0 * n * k + in_bytes(a) + in_bytes(b) + out_bytes
+            }
+            // About 100 integer operations per threefry block.
+            Node::RandomBits(_) | Node::RandomSplit(_) | Node::RandomUniform(_) => 100.0 * n + out_bytes,
             Node::Outputs(_) | Node::Attr(_) => 0.0,
         };
         // Everything but params and attributes costs at least 1 (see the module doc).

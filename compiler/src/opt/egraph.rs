@@ -71,6 +71,18 @@ define_language! {
         "pad" = Pad([Id; 4]),
         // (concat <[axis]> x y ...): one or more operands.
         "concat" = Concat(Box<[Id]>),
+        // (reduce_min <axes> x)
+        "reduce_min" = ReduceMin([Id; 2]),
+        // (gather table indices)
+        "gather" = Gather([Id; 2]),
+        // (scatter_add <[rows]> updates indices)
+        "scatter_add" = ScatterAdd([Id; 3]),
+        "batch_matmul" = BatchMatMul([Id; 2]),
+        // (random_bits <shape> key), (random_split <shape> key): shape of the result.
+        "random_bits" = RandomBits([Id; 2]),
+        "random_split" = RandomSplit([Id; 2]),
+        // (random_uniform <dtype> <shape> key)
+        "random_uniform" = RandomUniform([Id; 3]),
         // The function's results, in order: the root of the e-graph.
         "outputs" = Outputs(Box<[Id]>),
         Param(ParamLeaf),
@@ -314,6 +326,13 @@ pub fn node_op(egraph: &IrEGraph, node: &Node) -> Option<(Op, Vec<Id>)> {
         Node::ReduceSum([axes, x]) => (Op::ReduceSum { axes: ints(axes) }, vec![*x]),
         Node::ReduceMax([axes, x]) => (Op::ReduceMax { axes: ints(axes) }, vec![*x]),
         Node::MatMul(ab) => (Op::MatMul, ab.to_vec()),
+        Node::ReduceMin([axes, x]) => (Op::ReduceMin { axes: ints(axes) }, vec![*x]),
+        Node::Gather(ab) => (Op::Gather, ab.to_vec()),
+        Node::ScatterAdd([_, u, i]) => (Op::ScatterAdd, vec![*u, *i]),
+        Node::BatchMatMul(ab) => (Op::BatchMatMul, ab.to_vec()),
+        Node::RandomBits([_, key]) => (Op::RandomBits, vec![*key]),
+        Node::RandomSplit([_, key]) => (Op::RandomSplit, vec![*key]),
+        Node::RandomUniform([_, _, key]) => (Op::RandomUniform, vec![*key]),
         Node::Param(p) => (Op::Param(p.index), vec![]),
         Node::Const(c) => (Op::Constant(c.value()), vec![]),
         Node::Iota(i) => (Op::Iota { axis: i.axis }, vec![]),
@@ -420,7 +439,7 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
             assert_eq!(perm.len(), src.shape.rank(), "ill-typed transpose {node:?}");
             Type { dtype: src.dtype, shape: Shape(perm.iter().map(|&p| src.shape.0[p]).collect()) }
         }
-        Node::ReduceSum([axes, x]) | Node::ReduceMax([axes, x]) => {
+        Node::ReduceSum([axes, x]) | Node::ReduceMax([axes, x]) | Node::ReduceMin([axes, x]) => {
             let (src, axes) = (ty(x), ints_of(egraph, *axes));
             let dims = (0..src.shape.rank()).filter(|d| !axes.contains(d)).map(|d| src.shape.0[d]).collect();
             Type { dtype: src.dtype, shape: Shape(dims) }
@@ -433,12 +452,54 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
             );
             Type::new(ta.dtype, &[ta.shape.0[0], tb.shape.0[1]])
         }
+        // The typing rules of `verify_ext`, through a one-instruction function.
+        Node::Gather([a, i]) => {
+            let (ta, ti) = (ty(a), ty(i));
+            let mut dims = ti.shape.0.clone();
+            dims.extend(&ta.shape.0[1..]);
+            checked(Op::Gather, &[ta.clone(), ti], Type::new(ta.dtype, &dims), node)
+        }
+        Node::ScatterAdd([rows, u, i]) => {
+            let (tu, ti) = (ty(u), ty(i));
+            let mut dims = vec![single(ints_of(egraph, *rows))];
+            dims.extend(&tu.shape.0[ti.shape.rank().min(tu.shape.rank())..]);
+            checked(Op::ScatterAdd, &[tu.clone(), ti], Type::new(tu.dtype, &dims), node)
+        }
+        Node::BatchMatMul([a, b]) => {
+            let (ta, tb) = (ty(a), ty(b));
+            let mut dims = ta.shape.0[..ta.shape.rank().saturating_sub(1)].to_vec();
+            dims.extend(tb.shape.0.last());
+            checked(Op::BatchMatMul, &[ta.clone(), tb], Type::new(ta.dtype, &dims), node)
+        }
+        Node::RandomBits([shape, key]) => {
+            checked(Op::RandomBits, &[ty(key)], Type::new(DType::I32, ints_of(egraph, *shape)), node)
+        }
+        Node::RandomSplit([shape, key]) => {
+            checked(Op::RandomSplit, &[ty(key)], Type::new(DType::I32, ints_of(egraph, *shape)), node)
+        }
+        Node::RandomUniform([dtype, shape, key]) => {
+            let res = Type::new(dtype_attr_of(egraph, *dtype), ints_of(egraph, *shape));
+            checked(Op::RandomUniform, &[ty(key)], res, node)
+        }
         Node::Param(p) => p.ty.clone(),
         Node::Const(c) => Type::scalar(c.dtype),
         Node::Iota(i) => i.ty.clone(),
         Node::Outputs(_) | Node::Attr(_) => return None,
     };
     Some(res)
+}
+
+/// `res` if `op` on operands of `args` types may yield it (the verifier's
+/// rule); panics on an ill-typed e-node (an unsound rule).
+fn checked(op: Op, args: &[Type], res: Type, node: &Node) -> Type {
+    let mut b = ir::Builder::new("node", args);
+    let operands = (0..args.len()).map(|k| b.param(k)).collect();
+    let v = b.push(op, operands, res.clone());
+    let func = b.finish(vec![v]);
+    if let Err(msg) = ir::verify::verify(&func) {
+        panic!("ill-typed e-node {node:?}: {msg}");
+    }
+    res
 }
 
 /// The uniform value of a value e-node whose operands are uniform, computed
@@ -466,6 +527,16 @@ fn fold(egraph: &IrEGraph, node: &Node, ty: &Type) -> Option<f64> {
         }
         // Padding mixes in zeros; argmax of a uniform row is 0, but not worth a rule.
         Node::Pad(_) | Node::ArgMax(_) => return None,
+        // min(+inf, c, c, ...) = c, if anything is reduced at all.
+        Node::ReduceMin([_, x]) => {
+            let n_in = ty_of(egraph, *x).shape.num_elements();
+            return if n_in > 0 && ty.shape.num_elements() > 0 { konst_of(egraph, *x) } else { None };
+        }
+        // Rows of a uniform table are uniform; sums of rows and products are not exact.
+        Node::Gather([x, _]) => return konst_of(egraph, *x),
+        Node::ScatterAdd(_) | Node::BatchMatMul(_) => return None,
+        // A key is never uniform in a useful way; random values are not.
+        Node::RandomBits(_) | Node::RandomSplit(_) | Node::RandomUniform(_) => return None,
         Node::Outputs(_) | Node::Attr(_) => return None,
         Node::Neg(_) | Node::Exp(_) | Node::Log(_) | Node::Tanh(_) | Node::Sqrt(_) => {}
         Node::Log1p(_) | Node::Expm1(_) | Node::Logistic(_) | Node::Sin(_) | Node::Cos(_) | Node::Rsqrt(_) => {}
@@ -613,6 +684,16 @@ pub fn to_recexpr(func: &Func) -> RecExpr<Node> {
             Op::ReduceSum { axes } => Node::ReduceSum([attr(Attr::Ints(axes.clone())), arg(0)]),
             Op::ReduceMax { axes } => Node::ReduceMax([attr(Attr::Ints(axes.clone())), arg(0)]),
             Op::MatMul => Node::MatMul([arg(0), arg(1)]),
+            Op::ReduceMin { axes } => Node::ReduceMin([attr(Attr::Ints(axes.clone())), arg(0)]),
+            Op::Gather => Node::Gather([arg(0), arg(1)]),
+            Op::ScatterAdd => Node::ScatterAdd([attr(Attr::Ints(vec![inst.ty.shape.0[0]])), arg(0), arg(1)]),
+            Op::BatchMatMul => Node::BatchMatMul([arg(0), arg(1)]),
+            Op::RandomBits => Node::RandomBits([attr(Attr::Ints(inst.ty.shape.0.clone())), arg(0)]),
+            Op::RandomSplit => Node::RandomSplit([attr(Attr::Ints(inst.ty.shape.0.clone())), arg(0)]),
+            Op::RandomUniform => {
+                let shape = attr(Attr::Ints(inst.ty.shape.0.clone()));
+                Node::RandomUniform([attr(Attr::DType(inst.ty.dtype)), shape, arg(0)])
+            }
         };
         ids.push(expr.add(node));
     }

@@ -137,6 +137,9 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::ReduceSum { axes } => self.emit_reduce(index, axes, ReduceKind::Sum),
             Op::ReduceMax { axes } => self.emit_reduce(index, axes, ReduceKind::Max),
             Op::MatMul => self.emit_matmul(index)?,
+            Op::ReduceMin { axes } => self.emit_reduce(index, axes, ReduceKind::Min),
+            Op::Gather | Op::ScatterAdd | Op::BatchMatMul => self.emit_host_op(index)?,
+            Op::RandomBits | Op::RandomSplit | Op::RandomUniform => self.emit_host_op(index)?,
         }
         Ok(())
     }
@@ -275,6 +278,19 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.call_host(host, &[a, b, c, dims[0], dims[1], dims[2]])
     }
 
+    /// A whole-array host routine chosen by `host_ops::plan`, called with the
+    /// operands' and the result's base pointers, then its integer arguments.
+    fn emit_host_op(&mut self, index: usize) -> Result<(), CodegenError> {
+        let (host, ints) = super::host_ops::plan(self.func, index);
+        let operands: Vec<usize> = self.func.insts[index].args.iter().map(|a| a.index()).collect();
+        let mut args: Vec<clif::Value> = operands.into_iter().map(|a| self.base(a)).collect();
+        args.push(self.base(index));
+        for n in ints {
+            args.push(self.b.ins().iconst(PTR, n as i64));
+        }
+        self.call_host(host, &args)
+    }
+
     fn call_host(&mut self, host: HostFn, args: &[clif::Value]) -> Result<(), CodegenError> {
         let func_ref = match self.host_refs.get(&host) {
             Some(&func_ref) => func_ref,
@@ -283,6 +299,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 let n_params = match host.signature() {
                     HostSig::Array => 4,
                     HostSig::MatMul => 6,
+                    HostSig::Ptrs(n) => n,
                 };
                 sig.params.extend(std::iter::repeat_n(AbiParam::new(PTR), n_params));
                 let id = self.module.declare_function(host.name(), Linkage::Import, &sig)?;
@@ -414,6 +431,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
             (ReduceKind::Max, DType::F32 | DType::F64) => self.constant(dtype, f64::NEG_INFINITY),
             (ReduceKind::Sum, DType::I32) => self.b.ins().iconst(types::I32, 0),
             (ReduceKind::Max, DType::I32) => self.b.ins().iconst(types::I32, i32::MIN as i64),
+            (ReduceKind::Min, DType::F32 | DType::F64) => self.constant(dtype, f64::INFINITY),
+            (ReduceKind::Min, DType::I32) => self.b.ins().iconst(types::I32, i32::MAX as i64),
             (_, DType::Bool) => unreachable!("check_supported rejects bool reductions"),
         };
         emit_loop(&mut self.b, inst.ty.shape.num_elements(), &[dst], &[size], &[], &mut |b, ptrs, _| {
@@ -459,6 +478,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
                     (ReduceKind::Max, true) => b.ins().fmax(accs[0], value),
                     (ReduceKind::Sum, false) => b.ins().iadd(accs[0], value),
                     (ReduceKind::Max, false) => b.ins().smax(accs[0], value),
+                    (ReduceKind::Min, true) => b.ins().fmin(accs[0], value),
+                    (ReduceKind::Min, false) => b.ins().smin(accs[0], value),
                 };
                 vec![combined]
             });
@@ -472,6 +493,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
 enum ReduceKind {
     Sum,
     Max,
+    Min,
 }
 
 fn clif_type(dtype: DType) -> clif::Type {
@@ -502,6 +524,8 @@ fn is_vectorizable(op: &Op, dtype: DType) -> bool {
         Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
         Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
+        Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
     };
     op_ok && dtype.is_float()
 }
@@ -606,6 +630,10 @@ fn scalar_op(b: &mut FunctionBuilder, op: &Op, dtype: DType, out: DType, args: &
         Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => unreachable!("{op:?} is not elementwise"),
         Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => unreachable!("{op:?} is not elementwise"),
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => unreachable!("{op:?} is not elementwise"),
+        Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => {
+            unreachable!("{op:?} is not elementwise")
+        }
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => unreachable!("{op:?} is not elementwise"),
     }
 }
 

@@ -11,6 +11,7 @@
 //! the interpreter's sequential dot products (see `codegen::tests` for the
 //! tolerance).
 
+use super::{batch_matmul, gather, random};
 use crate::ir::interp;
 
 /// One host routine. `signature` and `address` are exhaustive matches so that
@@ -40,6 +41,16 @@ pub(super) enum HostFn {
     ErfF64,
     MatMulF32,
     MatMulF64,
+    Gather,
+    ScatterAddF32,
+    ScatterAddF64,
+    ScatterAddI32,
+    BatchMatMulF32,
+    BatchMatMulF64,
+    RandomBits,
+    RandomSplit,
+    RandomUniformF32,
+    RandomUniformF64,
 }
 
 /// The argument lists a host routine can take (all pointer-sized integers).
@@ -50,10 +61,13 @@ pub(super) enum HostSig {
     Array,
     /// `fn(a, b, c, m, k, n)`: `c[m,n] = a[m,k] x b[k,n]`, all row-major.
     MatMul,
+    /// `fn(operand pointers.., dst, integer args..)`: this many pointer-sized
+    /// arguments (see `host_ops::plan`).
+    Ptrs(usize),
 }
 
 impl HostFn {
-    pub(super) const ALL: [HostFn; 23] = [
+    pub(super) const ALL: [HostFn; 33] = [
         HostFn::ExpF32,
         HostFn::ExpF64,
         HostFn::LogF32,
@@ -77,6 +91,16 @@ impl HostFn {
         HostFn::ErfF64,
         HostFn::MatMulF32,
         HostFn::MatMulF64,
+        HostFn::Gather,
+        HostFn::ScatterAddF32,
+        HostFn::ScatterAddF64,
+        HostFn::ScatterAddI32,
+        HostFn::BatchMatMulF32,
+        HostFn::BatchMatMulF64,
+        HostFn::RandomBits,
+        HostFn::RandomSplit,
+        HostFn::RandomUniformF32,
+        HostFn::RandomUniformF64,
     ];
 
     /// The symbol name registered with the JIT linker.
@@ -105,6 +129,16 @@ impl HostFn {
             HostFn::ErfF64 => "jl_erf_f64",
             HostFn::MatMulF32 => "jl_matmul_f32",
             HostFn::MatMulF64 => "jl_matmul_f64",
+            HostFn::Gather => "jl_gather",
+            HostFn::ScatterAddF32 => "jl_scatter_add_f32",
+            HostFn::ScatterAddF64 => "jl_scatter_add_f64",
+            HostFn::ScatterAddI32 => "jl_scatter_add_i32",
+            HostFn::BatchMatMulF32 => "jl_batch_matmul_f32",
+            HostFn::BatchMatMulF64 => "jl_batch_matmul_f64",
+            HostFn::RandomBits => "jl_random_bits",
+            HostFn::RandomSplit => "jl_random_split",
+            HostFn::RandomUniformF32 => "jl_random_uniform_f32",
+            HostFn::RandomUniformF64 => "jl_random_uniform_f64",
         }
     }
 
@@ -118,6 +152,10 @@ impl HostFn {
             HostFn::SinF32 | HostFn::SinF64 | HostFn::CosF32 | HostFn::CosF64 => HostSig::Array,
             HostFn::ErfF32 | HostFn::ErfF64 => HostSig::Array,
             HostFn::MatMulF32 | HostFn::MatMulF64 => HostSig::MatMul,
+            HostFn::Gather | HostFn::ScatterAddF32 | HostFn::ScatterAddF64 | HostFn::ScatterAddI32 => HostSig::Ptrs(6),
+            HostFn::BatchMatMulF32 | HostFn::BatchMatMulF64 => HostSig::Ptrs(7),
+            HostFn::RandomBits | HostFn::RandomSplit => HostSig::Ptrs(3),
+            HostFn::RandomUniformF32 | HostFn::RandomUniformF64 => HostSig::Ptrs(3),
         }
     }
 
@@ -146,6 +184,16 @@ impl HostFn {
             HostFn::ErfF64 => jl_erf_f64 as *const u8,
             HostFn::MatMulF32 => jl_matmul_f32 as *const u8,
             HostFn::MatMulF64 => jl_matmul_f64 as *const u8,
+            HostFn::Gather => gather::jl_gather as *const u8,
+            HostFn::ScatterAddF32 => gather::jl_scatter_add_f32 as *const u8,
+            HostFn::ScatterAddF64 => gather::jl_scatter_add_f64 as *const u8,
+            HostFn::ScatterAddI32 => gather::jl_scatter_add_i32 as *const u8,
+            HostFn::BatchMatMulF32 => batch_matmul::jl_batch_matmul_f32 as *const u8,
+            HostFn::BatchMatMulF64 => batch_matmul::jl_batch_matmul_f64 as *const u8,
+            HostFn::RandomBits => random::jl_random_bits as *const u8,
+            HostFn::RandomSplit => random::jl_random_split as *const u8,
+            HostFn::RandomUniformF32 => random::jl_random_uniform_f32 as *const u8,
+            HostFn::RandomUniformF64 => random::jl_random_uniform_f64 as *const u8,
         }
     }
 }

@@ -52,9 +52,16 @@ fn op_kind(op: &Op) -> usize {
         Op::Slice { .. } => 40,
         Op::Pad { .. } => 41,
         Op::Concat { .. } => 42,
+        Op::ReduceMin { .. } => 43,
+        Op::Gather => 44,
+        Op::ScatterAdd => 45,
+        Op::BatchMatMul => 46,
+        Op::RandomBits => 47,
+        Op::RandomSplit => 48,
+        Op::RandomUniform => 49,
     }
 }
-const N_KINDS: usize = 43;
+const N_KINDS: usize = 50;
 
 #[test]
 fn every_op_is_generated() {

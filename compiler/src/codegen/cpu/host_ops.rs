@@ -1,0 +1,72 @@
+//! Which host routine computes each whole-array op that the CPU backend does
+//! not open-code (gather, scatter-add, batched matmul, random numbers), and
+//! its integer arguments.
+//!
+//! Consumes a verified `Func` and an instruction index; produces the routine
+//! and the sizes that `Emitter::emit_host_op` passes after the buffer
+//! pointers (operands', then the result's). The routines live in `gather.rs`,
+//! `batch_matmul.rs` and `random.rs`.
+
+use super::kernels::HostFn;
+use crate::ir::{DType, Func, Op};
+
+/// The routine and trailing integer arguments for instruction `index`.
+pub(super) fn plan(func: &Func, index: usize) -> (HostFn, Vec<usize>) {
+    let inst = &func.insts[index];
+    let ty = &inst.ty;
+    let arg = |k: usize| func.ty(inst.args[k]);
+    let dtype_pick = |f32_fn, f64_fn, i32_fn: Option<HostFn>| match (ty.dtype, i32_fn) {
+        (DType::F32, _) => f32_fn,
+        (DType::F64, _) => f64_fn,
+        (DType::I32, Some(i)) => i,
+        (other, _) => unreachable!("{:?} on {other} (the verifier rejects it)", inst.op),
+    };
+    match &inst.op {
+        // gather(operand [V, row], indices [n]): (v, row bytes, n)
+        Op::Gather => {
+            let src = arg(0);
+            let row: usize = src.shape.0[1..].iter().product();
+            let n = arg(1).shape.num_elements();
+            (HostFn::Gather, vec![src.shape.0[0], row * src.dtype.size_bytes(), n])
+        }
+        // scatter_add(updates [n, row], indices [n]) -> [V, row]: (v, row, n)
+        Op::ScatterAdd => {
+            let row: usize = ty.shape.0[1..].iter().product();
+            let n = arg(1).shape.num_elements();
+            let host = dtype_pick(HostFn::ScatterAddF32, HostFn::ScatterAddF64, Some(HostFn::ScatterAddI32));
+            (host, vec![ty.shape.0[0], row, n])
+        }
+        // [batch, m, k] x [batch, k, n]: (batch, m, k, n)
+        Op::BatchMatMul => {
+            let a = arg(0);
+            let r = a.shape.rank();
+            let batch: usize = a.shape.0[..r - 2].iter().product();
+            let dims = vec![batch, a.shape.0[r - 2], a.shape.0[r - 1], ty.shape.0[r - 1]];
+            (dtype_pick(HostFn::BatchMatMulF32, HostFn::BatchMatMulF64, None), dims)
+        }
+        Op::RandomBits => (HostFn::RandomBits, vec![ty.shape.num_elements()]),
+        Op::RandomSplit => (HostFn::RandomSplit, vec![ty.shape.num_elements() / 2]),
+        Op::RandomUniform => {
+            (dtype_pick(HostFn::RandomUniformF32, HostFn::RandomUniformF64, None), vec![ty.shape.num_elements()])
+        }
+        Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => unreachable!("{:?} is open-coded", inst.op),
+        Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => unreachable!("{:?} is open-coded", inst.op),
+        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => {
+            unreachable!("{:?} is open-coded", inst.op)
+        }
+        Op::Abs | Op::Sign | Op::StopGradient => unreachable!("{:?} is open-coded", inst.op),
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => {
+            unreachable!("{:?} is open-coded", inst.op)
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => unreachable!("{:?} is open-coded", inst.op),
+        Op::Select | Op::Convert | Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => {
+            unreachable!("{:?} is open-coded", inst.op)
+        }
+        Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. } | Op::MatMul => {
+            unreachable!("{:?} is open-coded", inst.op)
+        }
+        Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => {
+            unreachable!("{:?} is open-coded", inst.op)
+        }
+    }
+}
