@@ -47,6 +47,7 @@ pub const NAMES: &[&str] = &[
     "sign",
     "stop_gradient",
     "argmax",
+    "ndim",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -77,6 +78,13 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             }
         }
         "argmax" => argmax(el, &args, span),
+        // The rank, a compile-time integer (for `if ndim(p) >= 2 { ... }`,
+        // e.g. weight decay on matrices only); compile-time numbers are scalars.
+        "ndim" => match args.as_slice() {
+            [CallArg { value: Val::Tensor(t), .. }] => Val::Int(Dim::Known(t.ty.rank())),
+            [CallArg { value: Val::Float(_) | Val::Int(_), .. }] => Val::Int(Dim::Known(0)),
+            _ => bad(el, "`ndim(x)` takes one tensor", span),
+        },
         "log" => {
             if matches!(args.first().map(|a| &a.value), Some(Val::Str(_))) {
                 log_metric(el, args, span)
