@@ -360,3 +360,258 @@ fn schedule_hyperparameters_are_evaluated_on_the_step() {
         assert_ne!(run_train(&scheduled, 1.0)[0], run_train(&scheduled, 5.0)[0], "{opt}");
     }
 }
+
+// ---- losses and activations ----
+
+fn random(rng: &mut compiler::ir::generate::Rng, dims: &[usize], lo: f64, hi: f64) -> Tensor {
+    let n = dims.iter().product();
+    Tensor::f64(dims, (0..n).map(|_| rng.uniform(lo, hi)).collect())
+}
+
+/// Rows of probabilities (each sums to 1, some entries exactly 0).
+fn probabilities(rng: &mut compiler::ir::generate::Rng, rows: usize, cols: usize) -> Tensor {
+    let mut v = Vec::new();
+    for r in 0..rows {
+        let row: Vec<f64> = (0..cols).map(|c| if (r + c) % 5 == 3 { 0.0 } else { rng.uniform(0.1, 1.0) }).collect();
+        let s: f64 = row.iter().sum();
+        v.extend(row.iter().map(|x| x / s));
+    }
+    Tensor::f64(&[rows, cols], v)
+}
+
+/// Checks the reverse-mode gradient of `f` (a float64 scalar function in
+/// `src`) with respect to the inputs `wrt` against float64 central finite
+/// differences at `inputs`.
+fn grad_check(what: &str, src: &str, inputs: &[Tensor], wrt: &[usize]) {
+    let func = lower(src, "f");
+    let grad = compiler::autodiff::grad(&func, wrt);
+    let out = interp::run(&grad, inputs);
+    let value = |inputs: &[Tensor]| f64s(&interp::run(&func, inputs)[0])[0];
+    for (k, &i) in wrt.iter().enumerate() {
+        let ad = f64s(&out[1 + k]);
+        let x = f64s(&inputs[i]);
+        for j in 0..x.len() {
+            let h = 1e-6 * x[j].abs().max(1.0);
+            let at = |d: f64| {
+                let mut moved = inputs.to_vec();
+                let mut v = x.clone();
+                v[j] += d;
+                moved[i] = Tensor::f64(&inputs[i].ty().shape.0, v);
+                value(&moved)
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            assert!(
+                (ad[j] - fd).abs() <= 1e-6 * fd.abs().max(1.0),
+                "{what}: d/d(input {i})[{j}] = {} by autodiff, {fd} by finite differences\n{src}",
+                ad[j]
+            );
+        }
+    }
+}
+
+#[test]
+fn activation_gradients_match_finite_differences() {
+    let mut rng = compiler::ir::generate::Rng(11);
+    for act in [
+        "leaky_relu(x, negative_slope = 0.1)",
+        "elu(x, alpha = 1.5)",
+        "softplus(x)",
+        "silu(x)",
+        "gelu(x)",
+        "gelu(x, approximate = false)",
+        "sigmoid(x)",
+        "softmax(x)",
+        "log_softmax(x)",
+        "logsumexp(x)",
+    ] {
+        let src = format!("use nn\nfn f(x: f64[3, 4], w: f64[3, 4]) -> f64 = sum(w * {act})\n");
+        let inputs = [random(&mut rng, &[3, 4], -3.0, 3.0), random(&mut rng, &[3, 4], -1.0, 1.0)];
+        grad_check(act, &src, &inputs, &[0]);
+    }
+    // layer_norm, with respect to its input, scale and bias.
+    let src = "use nn\nfn f(x: f64[3, 4], s: f64[4], b: f64[4], w: f64[3, 4]) -> f64 = sum(w * layer_norm(x, s, b))\n";
+    let inputs = [
+        random(&mut rng, &[3, 4], -2.0, 2.0),
+        random(&mut rng, &[4], 0.5, 1.5),
+        random(&mut rng, &[4], -0.5, 0.5),
+        random(&mut rng, &[3, 4], -1.0, 1.0),
+    ];
+    grad_check("layer_norm", src, &inputs, &[0, 1, 2]);
+}
+
+#[test]
+fn loss_gradients_match_finite_differences() {
+    let mut rng = compiler::ir::generate::Rng(12);
+    for (loss, target) in [
+        ("mse(x, t)", "any"),
+        ("l1_loss(x, t)", "any"),
+        ("huber_loss(x, t, delta = 0.5)", "any"),
+        ("binary_cross_entropy_with_logits(x, t)", "unit"),
+        ("softmax_cross_entropy(x, t)", "probs"),
+        ("kl_divergence(log_softmax(x), t)", "probs"),
+    ] {
+        let src = format!("use nn\nuse losses\nfn f(x: f64[3, 4], t: f64[3, 4]) -> f64 = {loss}\n");
+        let t = match target {
+            "any" => random(&mut rng, &[3, 4], -2.0, 2.0),
+            "unit" => random(&mut rng, &[3, 4], 0.0, 1.0),
+            _ => probabilities(&mut rng, 3, 4),
+        };
+        let inputs = [random(&mut rng, &[3, 4], -3.0, 3.0), t];
+        // The targets too, where the loss is smooth in them.
+        let wrt: &[usize] = if target == "probs" && loss.starts_with("kl") { &[0] } else { &[0, 1] };
+        grad_check(loss, &src, &inputs, wrt);
+    }
+}
+
+/// Each activation's values against its formula evaluated here, including
+/// inputs large enough to overflow a naive form.
+#[test]
+fn activation_values_match_their_formulas() {
+    let x = [-1000.0, -30.0, -2.5, -1.0, -1e-3, 0.0, 1e-3, 0.7, 1.0, 3.0, 30.0, 1000.0];
+    let erf = <f64 as interp::Erf>::erf;
+    let sigmoid = |v: f64| if v >= 0.0 { 1.0 / (1.0 + (-v).exp()) } else { v.exp() / (1.0 + v.exp()) };
+    let softplus = |v: f64| {
+        if v.abs() < 30.0 {
+            (1.0 + v.exp()).ln()
+        } else if v > 0.0 {
+            v + (-v).exp()
+        } else {
+            v.exp()
+        }
+    };
+    let cases: [(&str, Box<dyn Fn(f64) -> f64>); 8] = [
+        ("leaky_relu(x)", Box::new(|v| if v >= 0.0 { v } else { 0.01 * v })),
+        ("elu(x, alpha = 2.0)", Box::new(|v| if v > 0.0 { v } else { 2.0 * (v.exp() - 1.0) })),
+        ("softplus(x)", Box::new(softplus)),
+        ("silu(x)", Box::new(move |v| v * sigmoid(v))),
+        (
+            "gelu(x)",
+            Box::new(|v: f64| {
+                0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh())
+            }),
+        ),
+        ("gelu(x, approximate = false)", Box::new(move |v| 0.5 * v * (1.0 + erf(v / std::f64::consts::SQRT_2)))),
+        ("relu(x)", Box::new(|v: f64| v.max(0.0))),
+        ("sigmoid(x)", Box::new(sigmoid)),
+    ];
+    for (act, want) in cases {
+        let func = lower(&format!("use nn\nfn f(x: f64[{}]) = {act}\n", x.len()), "f");
+        let got = f64s(&interp::run(&func, &[Tensor::f64(&[x.len()], x.to_vec())])[0]);
+        for (&v, &g) in x.iter().zip(&got) {
+            let w = want(v);
+            assert!((g - w).abs() <= 1e-12 * w.abs().max(1e-300) || (g - w).abs() <= 1e-300, "{act} at {v}: {g}, want {w}");
+        }
+    }
+}
+
+/// Each loss's value against its formula evaluated here.
+#[test]
+fn loss_values_match_their_formulas() {
+    let mut rng = compiler::ir::generate::Rng(13);
+    let x = random(&mut rng, &[3, 4], -4.0, 4.0);
+    let any = random(&mut rng, &[3, 4], -4.0, 4.0);
+    let unit = random(&mut rng, &[3, 4], 0.0, 1.0);
+    let probs = probabilities(&mut rng, 3, 4);
+    let xv = f64s(&x);
+    let mean = |f: &dyn Fn(usize) -> f64, n: usize| (0..n).map(f).sum::<f64>() / n as f64;
+    let log_softmax = |r: usize, c: usize| {
+        let row = &xv[4 * r..4 * r + 4];
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        row[c] - m - row.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+    };
+    let (a, u, p) = (f64s(&any), f64s(&unit), f64s(&probs));
+    let huber = |e: f64| if e.abs() <= 0.5 { 0.5 * e * e } else { 0.5 * (e.abs() - 0.25) };
+    let cases: [(&str, &Tensor, f64); 5] = [
+        ("l1_loss(x, t)", &any, mean(&|i| (xv[i] - a[i]).abs(), 12)),
+        ("huber_loss(x, t, delta = 0.5)", &any, mean(&|i| huber(xv[i] - a[i]), 12)),
+        (
+            "binary_cross_entropy_with_logits(x, t)",
+            &unit,
+            mean(&|i| -u[i] * (1.0 / (1.0 + (-xv[i]).exp())).ln() - (1.0 - u[i]) * (1.0 / (1.0 + xv[i].exp())).ln(), 12),
+        ),
+        ("softmax_cross_entropy(x, t)", &probs, mean(&|r| -(0..4).map(|c| p[4 * r + c] * log_softmax(r, c)).sum::<f64>(), 3)),
+        (
+            "kl_divergence(log_softmax(x), t)",
+            &probs,
+            mean(
+                &|r| {
+                    (0..4)
+                        .map(|c| {
+                            let q = p[4 * r + c];
+                            if q > 0.0 {
+                                q * (q.ln() - log_softmax(r, c))
+                            } else {
+                                0.0
+                            }
+                        })
+                        .sum::<f64>()
+                },
+                3,
+            ),
+        ),
+    ];
+    for (loss, t, want) in cases {
+        let func = lower(&format!("use nn\nuse losses\nfn f(x: f64[3, 4], t: f64[3, 4]) = {loss}\n"), "f");
+        let got = f64s(&interp::run(&func, &[x.clone(), t.clone()])[0])[0];
+        assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{loss}: {got}, want {want}");
+    }
+    // Stable for logits far beyond exp's range: the loss is |x| where the label disagrees.
+    let func = lower("use losses\nfn f(x: f64[2], t: f64[2]) = binary_cross_entropy_with_logits(x, t)\n", "f");
+    let got = f64s(&interp::run(&func, &[Tensor::f64(&[2], vec![1000.0, -800.0]), Tensor::f64(&[2], vec![0.0, 1.0])])[0]);
+    assert_eq!(got, vec![900.0]);
+}
+
+/// nll_loss and top_k_accuracy take integer labels (f32 programs): their
+/// values and nll's gradient, -one_hot(labels) / B, are exact.
+#[test]
+fn nll_loss_and_top_k_accuracy() {
+    let src = "use losses.nll_loss
+use metrics.top_k_accuracy
+fn nll(lp: f32[4, 5], y: i32[4]) -> f32 = nll_loss(lp, y)
+fn top2(logits: f32[4, 5], y: i32[4]) = top_k_accuracy(logits, y, 2)
+fn top1(logits: f32[4, 5], y: i32[4]) = top_k_accuracy(logits, y, 1)
+";
+    let logits: Vec<f32> = vec![
+        0.1, 0.5, 0.3, 0.2, 0.4, // label 1: the largest -> top1, top2
+        0.9, 0.5, 0.3, 0.8, 0.0, // label 8's logit 0.8 is second -> top2 only (label 3)
+        0.0, 0.0, 0.0, 0.0, 0.0, // all tied -> hit (ties count)
+        0.1, 0.2, 0.3, 0.4, 0.5, // label 0: the smallest -> miss
+    ];
+    let y = Tensor::i32(&[4], vec![1, 3, 2, 0]);
+    let lt = Tensor::f32(&[4, 5], logits.clone());
+    let run = |name: &str| interp::run(&lower(src, name), &[lt.clone(), y.clone()])[0].to_f64_vec()[0];
+    assert_eq!(run("top1"), 0.5);
+    assert_eq!(run("top2"), 0.75);
+    let nll = lower(src, "nll");
+    let want = -(0.5f32 + 0.8 + 0.0 + 0.1) / 4.0;
+    assert_eq!(run("nll") as f32, want);
+    let g = interp::run(&compiler::autodiff::grad(&nll, &[0]), &[lt.clone(), y.clone()]);
+    let labels = [1, 3, 2, 0];
+    let want_g: Vec<f32> = (0..20).map(|i| if labels[i / 5] == i % 5 { -0.25 } else { 0.0 }).collect();
+    assert_eq!(g[1].as_f32().unwrap(), &want_g[..]);
+}
+
+#[test]
+fn layer_norm_model_trains() {
+    let src = "use nn.{Linear, LayerNorm, gelu}
+use losses.cross_entropy
+use optim.adamw
+
+model M {
+    l: Linear(2, 8)
+    norm: LayerNorm(8)
+    head: Linear(8, 3)
+
+    fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 = cross_entropy(self.head(gelu(self.norm(self.l(x)))), y)
+
+    fn configure_optimizers(self) = adamw(lr = 0.01, weight_decay = 0.1)
+}
+";
+    let p = compile_train(src);
+    let paths: Vec<&str> = p.params.iter().map(|s| s.path.as_str()).collect();
+    assert!(paths.contains(&"norm.scale") && paths.contains(&"norm.bias"), "{paths:?}");
+    let scale = p.params.iter().find(|s| s.path == "norm.scale").unwrap();
+    assert_eq!(scale.init, compiler::lower::Init::Ones);
+    let out = run_train(&p, 1.0);
+    assert!(out.iter().all(|t| t.to_f64_vec().iter().all(|v| v.is_finite())));
+}
