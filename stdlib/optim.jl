@@ -68,15 +68,7 @@ fn adamw_update(p, g, m, v, step, lr = 0.001, b1 = 0.9, b2 = 0.999, eps = 1e-8, 
 }
 
 fn adamw(lr = 0.001, b1 = 0.9, b2 = 0.999, eps = 1e-8, weight_decay = 1e-4, decay_min_rank = 2) {
-    optimizer(
-        adamw_update,
-        lr = lr,
-        b1 = b1,
-        b2 = b2,
-        eps = eps,
-        weight_decay = weight_decay,
-        decay_min_rank = decay_min_rank,
-    )
+    optimizer(adamw_update, lr = lr, b1 = b1, b2 = b2, eps = eps, weight_decay = weight_decay, decay_min_rank = decay_min_rank)
 }
 
 # RMSProp as optax.rmsprop (not centered, no momentum):

@@ -327,8 +327,14 @@ fn every_stdlib_optimizer_compiles_into_a_training_step() {
         ("adagrad(lr = 0.1)", 1, "adagrad"),
         ("adam(lr = warmup_cosine_decay_schedule(0.0, 0.01, 10, 100))", 2, "adam"),
         ("sgd(lr = cosine_onecycle_schedule(100, 0.1))", 0, "sgd"),
+        ("sgd(lr = inverse_sqrt, momentum = 0.9)", 1, "sgd_momentum"),
+        ("rmsprop(lr = exponential_decay(0.1, 10, 0.5, end_value = 0.01))", 1, "rmsprop"),
+        ("adagrad(lr = piecewise_constant_schedule(0.1, 10, 0.5))", 1, "adagrad"),
+        ("adam(lr = linear_schedule(0.0, 0.01, 10), b1 = constant_schedule(0.8))", 2, "adam"),
     ] {
-        let p = compile_train(&train_src(opt, ""));
+        // The user-defined schedule of docs/language.md.
+        let extra = "fn inverse_sqrt(step) = 0.1 * min(1.0, sqrt(100.0 / step))";
+        let p = compile_train(&train_src(opt, extra));
         assert_eq!((p.states_per_param, p.optimizer.as_str()), (states, name), "{opt}");
         let out = run_train(&p, 3.0);
         assert!(out.iter().all(|t| t.to_f64_vec().iter().all(|v| v.is_finite())), "{opt}: non-finite output");
