@@ -8,6 +8,6 @@ mod docs;
 mod examples;
 mod format;
 mod fuzz;
-mod stdlib;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod stdlib;

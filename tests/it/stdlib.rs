@@ -192,10 +192,8 @@ fn schedule_call(schedule: &str, n_args: usize) -> (String, String) {
 #[test]
 fn optimizers_match_optax_trajectories_in_float64() {
     let data = reference("optimizers.json");
-    let shapes: Vec<Vec<usize>> = ["w_shape", "b_shape"]
-        .iter()
-        .map(|k| data.get(k).nums().into_iter().map(|x| x as usize).collect())
-        .collect();
+    let shapes: Vec<Vec<usize>> =
+        ["w_shape", "b_shape"].iter().map(|k| data.get(k).nums().into_iter().map(|x| x as usize).collect()).collect();
     let starts = [data.get("w0").nums(), data.get("b0").nums()];
     let grads = data.get("grads").arr();
     let cases = data.get("cases").arr();
@@ -505,7 +503,10 @@ fn activation_values_match_their_formulas() {
         let got = f64s(&interp::run(&func, &[Tensor::f64(&[x.len()], x.to_vec())])[0]);
         for (&v, &g) in x.iter().zip(&got) {
             let w = want(v);
-            assert!((g - w).abs() <= 1e-12 * w.abs().max(1e-300) || (g - w).abs() <= 1e-300, "{act} at {v}: {g}, want {w}");
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs().max(1e-300) || (g - w).abs() <= 1e-300,
+                "{act} at {v}: {g}, want {w}"
+            );
         }
     }
 }
@@ -533,9 +534,16 @@ fn loss_values_match_their_formulas() {
         (
             "binary_cross_entropy_with_logits(x, t)",
             &unit,
-            mean(&|i| -u[i] * (1.0 / (1.0 + (-xv[i]).exp())).ln() - (1.0 - u[i]) * (1.0 / (1.0 + xv[i].exp())).ln(), 12),
+            mean(
+                &|i| -u[i] * (1.0 / (1.0 + (-xv[i]).exp())).ln() - (1.0 - u[i]) * (1.0 / (1.0 + xv[i].exp())).ln(),
+                12,
+            ),
         ),
-        ("softmax_cross_entropy(x, t)", &probs, mean(&|r| -(0..4).map(|c| p[4 * r + c] * log_softmax(r, c)).sum::<f64>(), 3)),
+        (
+            "softmax_cross_entropy(x, t)",
+            &probs,
+            mean(&|r| -(0..4).map(|c| p[4 * r + c] * log_softmax(r, c)).sum::<f64>(), 3),
+        ),
         (
             "kl_divergence(log_softmax(x), t)",
             &probs,
@@ -563,7 +571,8 @@ fn loss_values_match_their_formulas() {
     }
     // Stable for logits far beyond exp's range: the loss is |x| where the label disagrees.
     let func = lower("use losses\nfn f(x: f64[2], t: f64[2]) = binary_cross_entropy_with_logits(x, t)\n", "f");
-    let got = f64s(&interp::run(&func, &[Tensor::f64(&[2], vec![1000.0, -800.0]), Tensor::f64(&[2], vec![0.0, 1.0])])[0]);
+    let got =
+        f64s(&interp::run(&func, &[Tensor::f64(&[2], vec![1000.0, -800.0]), Tensor::f64(&[2], vec![0.0, 1.0])])[0]);
     assert_eq!(got, vec![900.0]);
 }
 
