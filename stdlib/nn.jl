@@ -12,7 +12,49 @@ model Linear(fan_in: int, fan_out: int) {
     }
 }
 
+# Layer normalization (Ba et al., 2016) over the last axis, with a learned
+# elementwise scale (starting at 1) and bias (starting at 0), as PyTorch's
+# nn.LayerNorm(dim, eps).
+model LayerNorm(dim: int, eps: float = 1e-5) {
+    scale: f32[dim] = ones()
+    bias: f32[dim]
+
+    fn __call__(self, x) = layer_norm(x, self.scale, self.bias, eps)
+}
+
+# (x - mean) / sqrt(var + eps) * scale + bias over the last axis (the biased variance).
+fn layer_norm(x, scale, bias, eps = 1e-5) {
+    let xc = x - mean(x, axis = -1, keepdims = true)
+    let var = mean(xc * xc, axis = -1, keepdims = true)
+    xc * rsqrt(var + eps) * scale + bias
+}
+
 fn relu(x) = max(x, 0.0)
+
+# x where x >= 0, else negative_slope * x (jax.nn.leaky_relu).
+fn leaky_relu(x, negative_slope = 0.01) = where(x >= 0.0, x, negative_slope * x)
+
+# x where x > 0, else alpha * (exp(x) - 1). The exp branch sees 0 where x > 0,
+# so that its unused value (and gradient) cannot overflow (as jax.nn.elu).
+fn elu(x, alpha = 1.0) = where(x > 0.0, x, alpha * expm1(where(x > 0.0, 0.0, x)))
+
+# log(1 + exp(x)), stable for large |x|: max(x, 0) + log1p(exp(-|x|)).
+fn softplus(x) = max(x, 0.0) + log1p(exp(-abs(x)))
+
+# x * sigmoid(x), also known as swish.
+fn silu(x) = x * logistic(x)
+
+# Gaussian error linear unit (Hendrycks and Gimpel, 2016). The default is the
+# tanh approximation, 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), as
+# jax.nn.gelu; `approximate = false` is exact, 0.5 x (1 + erf(x / sqrt(2))),
+# as PyTorch's default.
+fn gelu(x, approximate = true) {
+    if approximate {
+        0.5 * x * (1.0 + tanh(sqrt(2.0 / 3.141592653589793) * (x + 0.044715 * x * x * x)))
+    } else {
+        0.5 * x * (1.0 + erf(x / sqrt(2.0)))
+    }
+}
 
 # The builtin logistic op: stable for large |x| (no exp overflow).
 fn sigmoid(x) = logistic(x)

@@ -53,6 +53,7 @@ pub const NAMES: &[&str] = &[
     "random_key",
     "split",
     "random_bits",
+    "ndim",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -87,6 +88,13 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "random_key" => super::random::random_key(el, &args, span),
         "split" => super::random::split(el, &args, span),
         "random_bits" => super::random::random_bits(el, &args, span),
+        // The rank, a compile-time integer (for `if ndim(p) >= 2 { ... }`,
+        // e.g. weight decay on matrices only); compile-time numbers are scalars.
+        "ndim" => match args.as_slice() {
+            [CallArg { value: Val::Tensor(t), .. }] => Val::Int(Dim::Known(t.ty.rank())),
+            [CallArg { value: Val::Float(_) | Val::Int(_), .. }] => Val::Int(Dim::Known(0)),
+            _ => bad(el, "`ndim(x)` takes one tensor", span),
+        },
         "log" => {
             if matches!(args.first().map(|a| &a.value), Some(Val::Str(_))) {
                 log_metric(el, args, span)

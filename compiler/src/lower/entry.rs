@@ -137,6 +137,70 @@ pub fn lower_main(prog: &Program) -> Result<Script, Vec<Diagnostic>> {
     Ok(Script { func: crate::ir::dce::dce(&func), prints: el.prints.take().unwrap_or_default() })
 }
 
+/// Lowers the user's function `name`, every parameter of which has a fully
+/// known tensor type, to a `Func` with those inputs. The outputs are the
+/// result: a tensor or a (nested) tuple of tensors, flattened in order. The
+/// parameter types choose the dtype, so `fn f(x: f64[3])` gives a float64
+/// program: this is how the tests run stdlib code (optimizers, losses) in
+/// float64 against references and finite differences.
+pub fn lower_fn(prog: &Program, name: &str) -> Result<Func, Vec<Diagnostic>> {
+    let Some(Global::Fn { module, item }) = prog.user().scope.get(name).copied() else {
+        return Err(vec![Diagnostic::error(Code::UnknownName, format!("no function `{name}` in this file"))
+            .with_label(Span::new(prog.user().file, 0, 0), "in this file")]);
+    };
+    let decl = prog.fn_decl(module, item);
+    let mut probe = Elaborator::new(prog, None);
+    let env = Env::new(module);
+    let mut types = Vec::new();
+    for p in &decl.params {
+        let ty = p.ty.as_ref().and_then(|t| probe.resolve_type(&env, t, false)).and_then(|t| t.to_ir());
+        let Some(ty) = ty else {
+            return Err(vec![Diagnostic::error(
+                Code::TypeMismatch,
+                format!("parameter `{}` needs a tensor type with known dims", p.name.name),
+            )
+            .with_label(p.name.span, "here")]);
+        };
+        types.push(ty);
+    }
+    let mut el = Elaborator::new(prog, Some(Builder::new(name, &types)));
+    let args = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| CallArg {
+            name: None,
+            name_span: None,
+            value: Val::Tensor(TVal { ty: Ty::known(t), id: Some(ValueId(i as u32)) }),
+            span: decl.params[i].name.span,
+        })
+        .collect();
+    let out = el.call_fn(super::value::FnRef { module, item }, None, args, decl.span);
+    if el.diags.iter().any(Diagnostic::is_error) {
+        return Err(dedup(el.diags));
+    }
+    fn flatten(v: &Val, out: &mut Vec<ValueId>) -> bool {
+        match v {
+            Val::Tensor(TVal { id: Some(id), .. }) => {
+                out.push(*id);
+                true
+            }
+            Val::Tuple(items) => items.iter().all(|x| flatten(x, out)),
+            _ => false,
+        }
+    }
+    let mut outputs = Vec::new();
+    if !flatten(&out, &mut outputs) {
+        return Err(vec![Diagnostic::error(
+            Code::TypeMismatch,
+            format!("`{name}` must return tensors, not {}", out.describe()),
+        )
+        .with_label(decl.body.span, "returned here")]);
+    }
+    let func = el.builder.take().expect("builder").finish(outputs);
+    crate::ir::verify::assert_valid(&func, "lower (fn)");
+    Ok(func)
+}
+
 /// A compile-time value in a `data` or `trainer` section.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConstValue {
@@ -499,6 +563,25 @@ pub fn lower_training(
     let loss = outs[0];
     let logs: Vec<ValueId> = outs[1..1 + n_logs].to_vec();
     let grads: Vec<ValueId> = outs[1 + n_logs..].to_vec();
+    // Hyperparameters given as schedules are evaluated once per step, before
+    // the per-parameter updates: a named function `f` stands for `f(step)`,
+    // a tuple `(f, args...)` for `f(step, args...)` (see stdlib/optim.jl).
+    let step_val = Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) });
+    let arg = |value: Val| CallArg { name: None, name_span: None, value, span: update_decl.span };
+    let mut hyper = Vec::new();
+    for (k, v) in &opt.hyper {
+        let v = match v {
+            Val::Fn(f) => el.call_fn(*f, None, vec![arg(step_val.clone())], update_decl.span),
+            Val::Tuple(items) if matches!(items.first(), Some(Val::Fn(_))) => {
+                let Val::Fn(f) = items[0] else { unreachable!("matched above") };
+                let mut args = vec![arg(step_val.clone())];
+                args.extend(items[1..].iter().cloned().map(arg));
+                el.call_fn(f, None, args, update_decl.span)
+            }
+            other => other.clone(),
+        };
+        hyper.push((k.clone(), v));
+    }
     let mut new_params = Vec::new();
     let mut new_states = Vec::new();
     for (i, p) in params.iter().enumerate() {
@@ -511,13 +594,8 @@ pub fn lower_training(
             let sid = ValueId((n_params + i * n_states + s) as u32);
             args.push(CallArg { name: None, name_span: None, value: t(sid), span: update_decl.span });
         }
-        args.push(CallArg {
-            name: None,
-            name_span: None,
-            value: Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) }),
-            span: update_decl.span,
-        });
-        for (k, v) in &opt.hyper {
+        args.push(arg(step_val.clone()));
+        for (k, v) in &hyper {
             args.push(CallArg { name: Some(k.clone()), name_span: None, value: v.clone(), span: update_decl.span });
         }
         let res = el.call_fn(opt.update, None, args, update_decl.span);

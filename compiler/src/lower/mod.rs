@@ -19,8 +19,8 @@ pub mod value;
 
 pub use elab::PrintItem;
 pub use entry::{
-    check_program, lower_main, lower_training, training_sections, ConstValue, Script, Section, Sections, SettingEntry,
-    TrainPrograms,
+    check_program, lower_fn, lower_main, lower_training, training_sections, ConstValue, Script, Section, Sections,
+    SettingEntry, TrainPrograms,
 };
 pub use program::{load, load_with, Program, ReadFile};
 pub use value::{Init, ParamSpec};

@@ -1,0 +1,632 @@
+//! The stdlib against independent oracles, in float64: the optimizers and
+//! learning-rate schedules of stdlib/optim.jl against optax's own
+//! trajectories (tests/data/optax/*.json, written by make_reference.py
+//! there), and the losses and activations against float64 central finite
+//! differences and closed forms computed here.
+//!
+//! Each stdlib function is called from a small file whose functions have
+//! `f64` parameter types; `compiler::lower::lower_fn` lowers such a function
+//! to a float64 program, which the reference interpreter runs.
+
+use compiler::ir::{interp, DType, Func, Tensor};
+use std::path::Path;
+
+/// Lowers `name` from the source `src` (a file that may `use` stdlib modules).
+fn lower(src: &str, name: &str) -> Func {
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{diags:?}\n{src}");
+    compiler::lower::lower_fn(&prog, name).unwrap_or_else(|d| {
+        panic!("{}\n{src}", compiler::diagnostic::render_all(&d, &prog.sources, false));
+    })
+}
+
+fn f64s(t: &Tensor) -> Vec<f64> {
+    assert_eq!(t.dtype(), DType::F64, "the program must compute in float64");
+    t.to_f64_vec()
+}
+
+// ---- a minimal JSON reader for the reference files (no dependency) ----
+
+#[derive(Debug)]
+enum Json {
+    Null,
+    Bool,
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn parse(text: &str) -> Json {
+        let mut p = JsonParser { s: text.as_bytes(), i: 0 };
+        let v = p.value();
+        p.ws();
+        assert_eq!(p.i, p.s.len(), "trailing text in JSON");
+        v
+    }
+    fn get(&self, key: &str) -> &Json {
+        match self {
+            Json::Obj(items) => items.iter().find(|(k, _)| k == key).map(|(_, v)| v).unwrap_or(&Json::Null),
+            _ => panic!("not an object: {self:?}"),
+        }
+    }
+    fn arr(&self) -> &[Json] {
+        match self {
+            Json::Arr(a) => a,
+            _ => panic!("not an array: {self:?}"),
+        }
+    }
+    fn num(&self) -> f64 {
+        match self {
+            Json::Num(x) => *x,
+            _ => panic!("not a number: {self:?}"),
+        }
+    }
+    fn str(&self) -> &str {
+        match self {
+            Json::Str(s) => s,
+            _ => panic!("not a string: {self:?}"),
+        }
+    }
+    fn nums(&self) -> Vec<f64> {
+        self.arr().iter().map(Json::num).collect()
+    }
+}
+
+struct JsonParser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl JsonParser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) -> bool {
+        self.ws();
+        if self.s.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn value(&mut self) -> Json {
+        self.ws();
+        match self.s[self.i] {
+            b'{' => {
+                self.i += 1;
+                let mut items = Vec::new();
+                if !self.eat(b'}') {
+                    loop {
+                        self.ws();
+                        let Json::Str(k) = self.value() else { panic!("object key at {}", self.i) };
+                        assert!(self.eat(b':'), "expected ':' at {}", self.i);
+                        items.push((k, self.value()));
+                        if self.eat(b'}') {
+                            break;
+                        }
+                        assert!(self.eat(b','), "expected ',' at {}", self.i);
+                    }
+                }
+                Json::Obj(items)
+            }
+            b'[' => {
+                self.i += 1;
+                let mut items = Vec::new();
+                if !self.eat(b']') {
+                    loop {
+                        items.push(self.value());
+                        if self.eat(b']') {
+                            break;
+                        }
+                        assert!(self.eat(b','), "expected ',' at {}", self.i);
+                    }
+                }
+                Json::Arr(items)
+            }
+            b'"' => {
+                self.i += 1;
+                let mut out = String::new();
+                while self.s[self.i] != b'"' {
+                    if self.s[self.i] == b'\\' {
+                        self.i += 1;
+                        out.push(match self.s[self.i] {
+                            b'n' => '\n',
+                            b't' => '\t',
+                            c => c as char,
+                        });
+                    } else {
+                        out.push(self.s[self.i] as char);
+                    }
+                    self.i += 1;
+                }
+                self.i += 1;
+                Json::Str(out)
+            }
+            b't' if self.s[self.i..].starts_with(b"true") => {
+                self.i += 4;
+                Json::Bool
+            }
+            b'f' if self.s[self.i..].starts_with(b"false") => {
+                self.i += 5;
+                Json::Bool
+            }
+            b'n' if self.s[self.i..].starts_with(b"null") => {
+                self.i += 4;
+                Json::Null
+            }
+            _ => {
+                let start = self.i;
+                while self.i < self.s.len() && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    self.i += 1;
+                }
+                let text = std::str::from_utf8(&self.s[start..self.i]).unwrap();
+                Json::Num(text.parse().unwrap_or_else(|_| panic!("bad number {text:?} at {start}")))
+            }
+        }
+    }
+}
+
+fn reference(file: &str) -> Json {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/optax").join(file);
+    Json::parse(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+/// Relative error with a floor, so that values near zero compare absolutely.
+fn rel_err(got: f64, want: f64) -> f64 {
+    (got - want).abs() / want.abs().max(1e-3)
+}
+
+/// `let (f, a1, ..., an) = SCHEDULE` then `f(step, a1, ..., an)`: how the
+/// training step evaluates a schedule hyperparameter, spelled out.
+fn schedule_call(schedule: &str, n_args: usize) -> (String, String) {
+    let names: Vec<String> = (1..=n_args).map(|i| format!("a{i}")).collect();
+    (format!("let (f, {}) = {schedule}", names.join(", ")), format!("f(step, {})", names.join(", ")))
+}
+
+#[test]
+fn optimizers_match_optax_trajectories_in_float64() {
+    let data = reference("optimizers.json");
+    let shapes: Vec<Vec<usize>> =
+        ["w_shape", "b_shape"].iter().map(|k| data.get(k).nums().into_iter().map(|x| x as usize).collect()).collect();
+    let starts = [data.get("w0").nums(), data.get("b0").nums()];
+    let grads = data.get("grads").arr();
+    let cases = data.get("cases").arr();
+    assert!(cases.len() >= 12, "expected the reference cases");
+    let mut worst = 0.0f64;
+    for case in cases {
+        let name = case.get("name").str();
+        let update = case.get("update").str();
+        let n_states = case.get("states").num() as usize;
+        let mut hyper = case.get("hyper").str().to_string();
+        let mut prelude = String::new();
+        if let Json::Str(schedule) = case.get("schedule") {
+            let (bind, call) = schedule_call(schedule, case.get("schedule_args").num() as usize);
+            prelude = bind;
+            hyper = if hyper.is_empty() { format!("lr = {call}") } else { format!("{hyper}, lr = {call}") };
+        }
+        // One update function per parameter shape: `w` (rank 2) and `b` (rank 1).
+        let mut src = String::from("use optim\n");
+        for (k, shape) in shapes.iter().enumerate() {
+            let ty = format!("f64[{}]", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
+            let states: Vec<String> = (0..n_states).map(|s| format!("s{s}: {ty}")).collect();
+            let state_args: Vec<String> = (0..n_states).map(|s| format!("s{s}")).collect();
+            src.push_str(&format!(
+                "fn upd{k}(p: {ty}, g: {ty}, {}step: f64) {{\n    {prelude}\n    {update}(p, g, {}step, {hyper})\n}}\n",
+                states.iter().map(|s| format!("{s}, ")).collect::<String>(),
+                state_args.iter().map(|s| format!("{s}, ")).collect::<String>(),
+            ));
+        }
+        for (k, shape) in shapes.iter().enumerate() {
+            let func = lower(&src, &format!("upd{k}"));
+            let key = ["w", "b"][k];
+            let mut p = Tensor::f64(shape, starts[k].clone());
+            let mut states: Vec<Tensor> = (0..n_states).map(|_| Tensor::f64(shape, vec![0.0; p.len()])).collect();
+            for (t, want) in case.get("trajectory").arr().iter().enumerate() {
+                let mut inputs = vec![p.clone(), Tensor::f64(shape, grads[t].get(key).nums())];
+                inputs.extend(states.iter().cloned());
+                inputs.push(Tensor::f64(&[], vec![(t + 1) as f64]));
+                let mut out = interp::run(&func, &inputs);
+                assert_eq!(out.len(), 1 + n_states, "{name}: outputs");
+                states = out.split_off(1);
+                p = out.pop().unwrap();
+                for (i, (&got, &want)) in f64s(&p).iter().zip(&want.get(key).nums()).enumerate() {
+                    let e = rel_err(got, want);
+                    worst = worst.max(e);
+                    assert!(e <= 1e-10, "{name}: {key}[{i}] after step {}: got {got}, optax {want}\n{src}", t + 1);
+                }
+            }
+        }
+    }
+    eprintln!("optimizers vs optax: worst relative error {worst:.2e}");
+}
+
+#[test]
+fn schedules_match_optax_in_float64() {
+    let data = reference("schedules.json");
+    let cases = data.get("cases").arr();
+    assert!(cases.len() >= 8, "expected the reference cases");
+    for case in cases {
+        let name = case.get("name").str();
+        let (bind, call) = schedule_call(case.get("jl").str(), case.get("args").num() as usize);
+        let src = format!("use optim\nfn s(step: f64) {{\n    {bind}\n    0.0 * step + {call}\n}}\n");
+        let func = lower(&src, "s");
+        for (count, want) in case.get("values").nums().into_iter().enumerate() {
+            // optax's count is the number of updates before this one; our step counts from 1.
+            let step = (count + 1) as f64;
+            let got = f64s(&interp::run(&func, &[Tensor::f64(&[], vec![step])])[0])[0];
+            assert!(rel_err(got, want) <= 1e-9, "{name} at step {step}: got {got}, optax {want}\n{src}");
+        }
+    }
+}
+
+/// A small trainable model whose optimizer is `OPT`: what the training step
+/// compiles for each stdlib optimizer and schedule.
+fn train_src(opt: &str, extra: &str) -> String {
+    format!(
+        "use nn.Linear
+use losses.cross_entropy
+use optim
+{extra}
+model M {{
+    l: Linear(2, 3)
+
+    fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 = cross_entropy(self.l(x), y)
+
+    fn configure_optimizers(self) = {opt}
+}}
+"
+    )
+}
+
+fn compile_train(src: &str) -> compiler::lower::TrainPrograms {
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let x = compiler::ir::Type::new(DType::F32, &[4, 2]);
+    let y = compiler::ir::Type::new(DType::I32, &[4]);
+    compiler::compile_training(&prog, None, &x, &y, &compiler::Options { no_opt: true, ..Default::default() })
+        .unwrap_or_else(|d| panic!("{}\n{src}", compiler::diagnostic::render_all(&d, &prog.sources, false)))
+}
+
+/// Runs a train step at `step` from fixed parameters, states and batch.
+fn run_train(p: &compiler::lower::TrainPrograms, step: f32) -> Vec<Tensor> {
+    let mut rng = compiler::ir::generate::Rng(7);
+    let mut inputs = Vec::new();
+    for spec in &p.params {
+        let n = spec.ty.shape.0.iter().product();
+        inputs.push(Tensor::f32(&spec.ty.shape.0, (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()));
+    }
+    for spec in &p.params {
+        for _ in 0..p.states_per_param {
+            let n = spec.ty.shape.0.iter().product();
+            inputs.push(Tensor::f32(&spec.ty.shape.0, (0..n).map(|_| rng.uniform(0.0, 0.5) as f32).collect()));
+        }
+    }
+    inputs.push(Tensor::scalar_f32(step));
+    inputs.push(Tensor::f32(&[4, 2], (0..8).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()));
+    inputs.push(Tensor::i32(&[4], vec![0, 2, 1, 2]));
+    interp::run(&p.train_step, &inputs)
+}
+
+#[test]
+fn every_stdlib_optimizer_compiles_into_a_training_step() {
+    for (opt, states, name) in [
+        ("sgd()", 0, "sgd"),
+        ("sgd(lr = 0.1, momentum = 0.9)", 1, "sgd_momentum"),
+        ("sgd(momentum = 0.9, nesterov = true)", 1, "sgd_momentum"),
+        ("adam()", 2, "adam"),
+        ("adamw(weight_decay = 0.01)", 2, "adamw"),
+        ("rmsprop()", 1, "rmsprop"),
+        ("adagrad(lr = 0.1)", 1, "adagrad"),
+        ("adam(lr = warmup_cosine_decay_schedule(0.0, 0.01, 10, 100))", 2, "adam"),
+        ("sgd(lr = cosine_onecycle_schedule(100, 0.1))", 0, "sgd"),
+        ("sgd(lr = inverse_sqrt, momentum = 0.9)", 1, "sgd_momentum"),
+        ("rmsprop(lr = exponential_decay(0.1, 10, 0.5, end_value = 0.01))", 1, "rmsprop"),
+        ("adagrad(lr = piecewise_constant_schedule(0.1, 10, 0.5))", 1, "adagrad"),
+        ("adam(lr = linear_schedule(0.0, 0.01, 10), b1 = constant_schedule(0.8))", 2, "adam"),
+    ] {
+        // The user-defined schedule of docs/language.md.
+        let extra = "fn inverse_sqrt(step) = 0.1 * min(1.0, sqrt(100.0 / step))";
+        let p = compile_train(&train_src(opt, extra));
+        assert_eq!((p.states_per_param, p.optimizer.as_str()), (states, name), "{opt}");
+        let out = run_train(&p, 3.0);
+        assert!(out.iter().all(|t| t.to_f64_vec().iter().all(|v| v.is_finite())), "{opt}: non-finite output");
+    }
+}
+
+/// A schedule given as a hyperparameter is evaluated on the step by the
+/// training step: the same program as an update that calls it by hand.
+#[test]
+fn schedule_hyperparameters_are_evaluated_on_the_step() {
+    let cases = [
+        (
+            "adam(lr = cosine_decay_schedule(0.1, 7, alpha = 0.2))",
+            "fn by_hand_update(p, g, m, v, step) = adam_update(p, g, m, v, step, lr = cosine_decay_schedule_at(step, 0.1, 7, 0.2, 1.0))",
+        ),
+        (
+            "adam(lr = my_lr, b1 = my_b1)",
+            "fn my_lr(step) = 0.01 / step\nfn my_b1(step) = 0.9 - 0.01 * step\nfn by_hand_update(p, g, m, v, step) = adam_update(p, g, m, v, step, lr = 0.01 / step, b1 = 0.9 - 0.01 * step)",
+        ),
+    ];
+    for (opt, by_hand) in cases {
+        let scheduled = compile_train(&train_src(opt, by_hand));
+        let manual = compile_train(&train_src("optimizer(by_hand_update)", by_hand));
+        for step in [1.0, 2.0, 5.0, 9.0] {
+            let (a, b) = (run_train(&scheduled, step), run_train(&manual, step));
+            assert_eq!(a, b, "{opt} at step {step}");
+        }
+        // And the schedule does change the update (step 1 vs step 5 differ).
+        assert_ne!(run_train(&scheduled, 1.0)[0], run_train(&scheduled, 5.0)[0], "{opt}");
+    }
+}
+
+// ---- losses and activations ----
+
+fn random(rng: &mut compiler::ir::generate::Rng, dims: &[usize], lo: f64, hi: f64) -> Tensor {
+    let n = dims.iter().product();
+    Tensor::f64(dims, (0..n).map(|_| rng.uniform(lo, hi)).collect())
+}
+
+/// Rows of probabilities (each sums to 1, some entries exactly 0).
+fn probabilities(rng: &mut compiler::ir::generate::Rng, rows: usize, cols: usize) -> Tensor {
+    let mut v = Vec::new();
+    for r in 0..rows {
+        let row: Vec<f64> = (0..cols).map(|c| if (r + c) % 5 == 3 { 0.0 } else { rng.uniform(0.1, 1.0) }).collect();
+        let s: f64 = row.iter().sum();
+        v.extend(row.iter().map(|x| x / s));
+    }
+    Tensor::f64(&[rows, cols], v)
+}
+
+/// Checks the reverse-mode gradient of `f` (a float64 scalar function in
+/// `src`) with respect to the inputs `wrt` against float64 central finite
+/// differences at `inputs`.
+fn grad_check(what: &str, src: &str, inputs: &[Tensor], wrt: &[usize]) {
+    let func = lower(src, "f");
+    let grad = compiler::autodiff::grad(&func, wrt);
+    let out = interp::run(&grad, inputs);
+    let value = |inputs: &[Tensor]| f64s(&interp::run(&func, inputs)[0])[0];
+    for (k, &i) in wrt.iter().enumerate() {
+        let ad = f64s(&out[1 + k]);
+        let x = f64s(&inputs[i]);
+        for j in 0..x.len() {
+            let h = 1e-6 * x[j].abs().max(1.0);
+            let at = |d: f64| {
+                let mut moved = inputs.to_vec();
+                let mut v = x.clone();
+                v[j] += d;
+                moved[i] = Tensor::f64(&inputs[i].ty().shape.0, v);
+                value(&moved)
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            assert!(
+                (ad[j] - fd).abs() <= 1e-6 * fd.abs().max(1.0),
+                "{what}: d/d(input {i})[{j}] = {} by autodiff, {fd} by finite differences\n{src}",
+                ad[j]
+            );
+        }
+    }
+}
+
+#[test]
+fn activation_gradients_match_finite_differences() {
+    let mut rng = compiler::ir::generate::Rng(11);
+    for act in [
+        "leaky_relu(x, negative_slope = 0.1)",
+        "elu(x, alpha = 1.5)",
+        "softplus(x)",
+        "silu(x)",
+        "gelu(x)",
+        "gelu(x, approximate = false)",
+        "sigmoid(x)",
+        "softmax(x)",
+        "log_softmax(x)",
+        "logsumexp(x)",
+    ] {
+        let src = format!("use nn\nfn f(x: f64[3, 4], w: f64[3, 4]) -> f64 = sum(w * {act})\n");
+        let inputs = [random(&mut rng, &[3, 4], -3.0, 3.0), random(&mut rng, &[3, 4], -1.0, 1.0)];
+        grad_check(act, &src, &inputs, &[0]);
+    }
+    // layer_norm, with respect to its input, scale and bias.
+    let src = "use nn\nfn f(x: f64[3, 4], s: f64[4], b: f64[4], w: f64[3, 4]) -> f64 = sum(w * layer_norm(x, s, b))\n";
+    let inputs = [
+        random(&mut rng, &[3, 4], -2.0, 2.0),
+        random(&mut rng, &[4], 0.5, 1.5),
+        random(&mut rng, &[4], -0.5, 0.5),
+        random(&mut rng, &[3, 4], -1.0, 1.0),
+    ];
+    grad_check("layer_norm", src, &inputs, &[0, 1, 2]);
+}
+
+#[test]
+fn loss_gradients_match_finite_differences() {
+    let mut rng = compiler::ir::generate::Rng(12);
+    for (loss, target) in [
+        ("mse(x, t)", "any"),
+        ("l1_loss(x, t)", "any"),
+        ("huber_loss(x, t, delta = 0.5)", "any"),
+        ("binary_cross_entropy_with_logits(x, t)", "unit"),
+        ("softmax_cross_entropy(x, t)", "probs"),
+        ("kl_divergence(log_softmax(x), t)", "probs"),
+    ] {
+        let src = format!("use nn\nuse losses\nfn f(x: f64[3, 4], t: f64[3, 4]) -> f64 = {loss}\n");
+        let t = match target {
+            "any" => random(&mut rng, &[3, 4], -2.0, 2.0),
+            "unit" => random(&mut rng, &[3, 4], 0.0, 1.0),
+            _ => probabilities(&mut rng, 3, 4),
+        };
+        let inputs = [random(&mut rng, &[3, 4], -3.0, 3.0), t];
+        // The targets too, where the loss is smooth in them.
+        let wrt: &[usize] = if target == "probs" && loss.starts_with("kl") { &[0] } else { &[0, 1] };
+        grad_check(loss, &src, &inputs, wrt);
+    }
+}
+
+/// Each activation's values against its formula evaluated here, including
+/// inputs large enough to overflow a naive form.
+#[test]
+fn activation_values_match_their_formulas() {
+    let x = [-1000.0, -30.0, -2.5, -1.0, -1e-3, 0.0, 1e-3, 0.7, 1.0, 3.0, 30.0, 1000.0];
+    let erf = <f64 as interp::Erf>::erf;
+    let sigmoid = |v: f64| if v >= 0.0 { 1.0 / (1.0 + (-v).exp()) } else { v.exp() / (1.0 + v.exp()) };
+    let softplus = |v: f64| {
+        if v.abs() < 30.0 {
+            (1.0 + v.exp()).ln()
+        } else if v > 0.0 {
+            v + (-v).exp()
+        } else {
+            v.exp()
+        }
+    };
+    let cases: [(&str, Box<dyn Fn(f64) -> f64>); 8] = [
+        ("leaky_relu(x)", Box::new(|v| if v >= 0.0 { v } else { 0.01 * v })),
+        ("elu(x, alpha = 2.0)", Box::new(|v| if v > 0.0 { v } else { 2.0 * (v.exp() - 1.0) })),
+        ("softplus(x)", Box::new(softplus)),
+        ("silu(x)", Box::new(move |v| v * sigmoid(v))),
+        (
+            "gelu(x)",
+            Box::new(|v: f64| {
+                0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh())
+            }),
+        ),
+        ("gelu(x, approximate = false)", Box::new(move |v| 0.5 * v * (1.0 + erf(v / std::f64::consts::SQRT_2)))),
+        ("relu(x)", Box::new(|v: f64| v.max(0.0))),
+        ("sigmoid(x)", Box::new(sigmoid)),
+    ];
+    for (act, want) in cases {
+        let func = lower(&format!("use nn\nfn f(x: f64[{}]) = {act}\n", x.len()), "f");
+        let got = f64s(&interp::run(&func, &[Tensor::f64(&[x.len()], x.to_vec())])[0]);
+        for (&v, &g) in x.iter().zip(&got) {
+            let w = want(v);
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs().max(1e-300) || (g - w).abs() <= 1e-300,
+                "{act} at {v}: {g}, want {w}"
+            );
+        }
+    }
+}
+
+/// Each loss's value against its formula evaluated here.
+#[test]
+fn loss_values_match_their_formulas() {
+    let mut rng = compiler::ir::generate::Rng(13);
+    let x = random(&mut rng, &[3, 4], -4.0, 4.0);
+    let any = random(&mut rng, &[3, 4], -4.0, 4.0);
+    let unit = random(&mut rng, &[3, 4], 0.0, 1.0);
+    let probs = probabilities(&mut rng, 3, 4);
+    let xv = f64s(&x);
+    let mean = |f: &dyn Fn(usize) -> f64, n: usize| (0..n).map(f).sum::<f64>() / n as f64;
+    let log_softmax = |r: usize, c: usize| {
+        let row = &xv[4 * r..4 * r + 4];
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        row[c] - m - row.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+    };
+    let (a, u, p) = (f64s(&any), f64s(&unit), f64s(&probs));
+    let huber = |e: f64| if e.abs() <= 0.5 { 0.5 * e * e } else { 0.5 * (e.abs() - 0.25) };
+    let cases: [(&str, &Tensor, f64); 5] = [
+        ("l1_loss(x, t)", &any, mean(&|i| (xv[i] - a[i]).abs(), 12)),
+        ("huber_loss(x, t, delta = 0.5)", &any, mean(&|i| huber(xv[i] - a[i]), 12)),
+        (
+            "binary_cross_entropy_with_logits(x, t)",
+            &unit,
+            mean(
+                &|i| -u[i] * (1.0 / (1.0 + (-xv[i]).exp())).ln() - (1.0 - u[i]) * (1.0 / (1.0 + xv[i].exp())).ln(),
+                12,
+            ),
+        ),
+        (
+            "softmax_cross_entropy(x, t)",
+            &probs,
+            mean(&|r| -(0..4).map(|c| p[4 * r + c] * log_softmax(r, c)).sum::<f64>(), 3),
+        ),
+        (
+            "kl_divergence(log_softmax(x), t)",
+            &probs,
+            mean(
+                &|r| {
+                    (0..4)
+                        .map(|c| {
+                            let q = p[4 * r + c];
+                            if q > 0.0 {
+                                q * (q.ln() - log_softmax(r, c))
+                            } else {
+                                0.0
+                            }
+                        })
+                        .sum::<f64>()
+                },
+                3,
+            ),
+        ),
+    ];
+    for (loss, t, want) in cases {
+        let func = lower(&format!("use nn\nuse losses\nfn f(x: f64[3, 4], t: f64[3, 4]) = {loss}\n"), "f");
+        let got = f64s(&interp::run(&func, &[x.clone(), t.clone()])[0])[0];
+        assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "{loss}: {got}, want {want}");
+    }
+    // Stable for logits far beyond exp's range: the loss is |x| where the label disagrees.
+    let func = lower("use losses\nfn f(x: f64[2], t: f64[2]) = binary_cross_entropy_with_logits(x, t)\n", "f");
+    let got =
+        f64s(&interp::run(&func, &[Tensor::f64(&[2], vec![1000.0, -800.0]), Tensor::f64(&[2], vec![0.0, 1.0])])[0]);
+    assert_eq!(got, vec![900.0]);
+}
+
+/// nll_loss and top_k_accuracy take integer labels (f32 programs): their
+/// values and nll's gradient, -one_hot(labels) / B, are exact.
+#[test]
+fn nll_loss_and_top_k_accuracy() {
+    let src = "use losses.nll_loss
+use metrics.top_k_accuracy
+fn nll(lp: f32[4, 5], y: i32[4]) -> f32 = nll_loss(lp, y)
+fn top2(logits: f32[4, 5], y: i32[4]) = top_k_accuracy(logits, y, 2)
+fn top1(logits: f32[4, 5], y: i32[4]) = top_k_accuracy(logits, y, 1)
+";
+    let logits: Vec<f32> = vec![
+        0.1, 0.5, 0.3, 0.2, 0.4, // label 1: the largest -> top1, top2
+        0.9, 0.5, 0.3, 0.8, 0.0, // label 8's logit 0.8 is second -> top2 only (label 3)
+        0.0, 0.0, 0.0, 0.0, 0.0, // all tied -> hit (ties count)
+        0.1, 0.2, 0.3, 0.4, 0.5, // label 0: the smallest -> miss
+    ];
+    let y = Tensor::i32(&[4], vec![1, 3, 2, 0]);
+    let lt = Tensor::f32(&[4, 5], logits.clone());
+    let run = |name: &str| interp::run(&lower(src, name), &[lt.clone(), y.clone()])[0].to_f64_vec()[0];
+    assert_eq!(run("top1"), 0.5);
+    assert_eq!(run("top2"), 0.75);
+    let nll = lower(src, "nll");
+    let want = -(0.5f32 + 0.8 + 0.0 + 0.1) / 4.0;
+    assert_eq!(run("nll") as f32, want);
+    let g = interp::run(&compiler::autodiff::grad(&nll, &[0]), &[lt.clone(), y.clone()]);
+    let labels = [1, 3, 2, 0];
+    let want_g: Vec<f32> = (0..20).map(|i| if labels[i / 5] == i % 5 { -0.25 } else { 0.0 }).collect();
+    assert_eq!(g[1].as_f32().unwrap(), &want_g[..]);
+}
+
+#[test]
+fn layer_norm_model_trains() {
+    let src = "use nn.{Linear, LayerNorm, gelu}
+use losses.cross_entropy
+use optim.adamw
+
+model M {
+    l: Linear(2, 8)
+    norm: LayerNorm(8)
+    head: Linear(8, 3)
+
+    fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 = cross_entropy(self.head(gelu(self.norm(self.l(x)))), y)
+
+    fn configure_optimizers(self) = adamw(lr = 0.01, weight_decay = 0.1)
+}
+";
+    let p = compile_train(src);
+    let paths: Vec<&str> = p.params.iter().map(|s| s.path.as_str()).collect();
+    assert!(paths.contains(&"norm.scale") && paths.contains(&"norm.bias"), "{paths:?}");
+    let scale = p.params.iter().find(|s| s.path == "norm.scale").unwrap();
+    assert_eq!(scale.init, compiler::lower::Init::Ones);
+    let out = run_train(&p, 1.0);
+    assert!(out.iter().all(|t| t.to_f64_vec().iter().all(|v| v.is_finite())));
+}
