@@ -15,8 +15,11 @@
 //! Code shape: one Cranelift function, one loop nest per instruction, in
 //! program order (`emit.rs`). The transcendentals (exp, log, tanh, pow,
 //! log1p, expm1, logistic, sin, cos, erf) and MatMul call host routines once
-//! per array (`kernels.rs`).
+//! per array (`kernels.rs`); so do Conv2d (im2col + gemm) and the window
+//! reductions (`conv.rs`). It agrees with the interpreter bitwise on those
+//! reductions; Conv2d, like MatMul, sums in gemm's order.
 
+mod conv;
 mod emit;
 mod kernels;
 
@@ -171,6 +174,7 @@ fn check_supported(func: &Func) -> Result<(), CodegenError> {
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => false,
             Op::Select | Op::Convert | Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
             Op::MatMul | Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
+            Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
         };
         if unsupported {
             return Err(CodegenError::Unsupported { inst: index, op: ir::op::name(&inst.op), ty: inst.ty.clone() });
@@ -198,6 +202,7 @@ fn layout(func: &Func) -> (Vec<usize>, usize) {
             Op::Select | Op::Broadcast { .. } | Op::Transpose { .. } => false,
             Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
             Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
+            Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
         };
         if aliases {
             offsets.push(offsets[inst.args[0].index()]);

@@ -8,14 +8,16 @@ pub mod dce;
 pub mod func;
 pub mod generate;
 pub mod interp;
+pub mod interp_window;
 pub mod op;
 pub mod parse;
 pub mod tensor;
 pub mod text;
 pub mod types;
 pub mod verify;
+pub mod window;
 
 pub use func::{Builder, Func, Inst, ValueId};
-pub use op::Op;
+pub use op::{Conv, Op, Window};
 pub use tensor::{Data, Tensor};
 pub use types::{DType, Shape, Type};

@@ -11,6 +11,7 @@
 //! the interpreter's sequential dot products (see `codegen::tests` for the
 //! tolerance).
 
+use super::conv;
 use crate::ir::interp;
 
 /// One host routine. `signature` and `address` are exhaustive matches so that
@@ -40,6 +41,12 @@ pub(super) enum HostFn {
     ErfF64,
     MatMulF32,
     MatMulF64,
+    Conv2dF32,
+    Conv2dF64,
+    ReduceWindowSumF32,
+    ReduceWindowSumF64,
+    ReduceWindowMaxF32,
+    ReduceWindowMaxF64,
 }
 
 /// The argument lists a host routine can take (all pointer-sized integers).
@@ -50,10 +57,13 @@ pub(super) enum HostSig {
     Array,
     /// `fn(a, b, c, m, k, n)`: `c[m,n] = a[m,k] x b[k,n]`, all row-major.
     MatMul,
+    /// `fn(src, src2, dst, desc)`: an op whose shapes and attributes are in
+    /// the `i64` array `desc` (see `conv.rs`); `src2` may be unused.
+    Described,
 }
 
 impl HostFn {
-    pub(super) const ALL: [HostFn; 23] = [
+    pub(super) const ALL: [HostFn; 29] = [
         HostFn::ExpF32,
         HostFn::ExpF64,
         HostFn::LogF32,
@@ -77,6 +87,12 @@ impl HostFn {
         HostFn::ErfF64,
         HostFn::MatMulF32,
         HostFn::MatMulF64,
+        HostFn::Conv2dF32,
+        HostFn::Conv2dF64,
+        HostFn::ReduceWindowSumF32,
+        HostFn::ReduceWindowSumF64,
+        HostFn::ReduceWindowMaxF32,
+        HostFn::ReduceWindowMaxF64,
     ];
 
     /// The symbol name registered with the JIT linker.
@@ -105,6 +121,12 @@ impl HostFn {
             HostFn::ErfF64 => "jl_erf_f64",
             HostFn::MatMulF32 => "jl_matmul_f32",
             HostFn::MatMulF64 => "jl_matmul_f64",
+            HostFn::Conv2dF32 => "jl_conv2d_f32",
+            HostFn::Conv2dF64 => "jl_conv2d_f64",
+            HostFn::ReduceWindowSumF32 => "jl_reduce_window_sum_f32",
+            HostFn::ReduceWindowSumF64 => "jl_reduce_window_sum_f64",
+            HostFn::ReduceWindowMaxF32 => "jl_reduce_window_max_f32",
+            HostFn::ReduceWindowMaxF64 => "jl_reduce_window_max_f64",
         }
     }
 
@@ -118,6 +140,9 @@ impl HostFn {
             HostFn::SinF32 | HostFn::SinF64 | HostFn::CosF32 | HostFn::CosF64 => HostSig::Array,
             HostFn::ErfF32 | HostFn::ErfF64 => HostSig::Array,
             HostFn::MatMulF32 | HostFn::MatMulF64 => HostSig::MatMul,
+            HostFn::Conv2dF32 | HostFn::Conv2dF64 => HostSig::Described,
+            HostFn::ReduceWindowSumF32 | HostFn::ReduceWindowSumF64 => HostSig::Described,
+            HostFn::ReduceWindowMaxF32 | HostFn::ReduceWindowMaxF64 => HostSig::Described,
         }
     }
 
@@ -146,6 +171,12 @@ impl HostFn {
             HostFn::ErfF64 => jl_erf_f64 as *const u8,
             HostFn::MatMulF32 => jl_matmul_f32 as *const u8,
             HostFn::MatMulF64 => jl_matmul_f64 as *const u8,
+            HostFn::Conv2dF32 => conv::jl_conv2d_f32 as *const u8,
+            HostFn::Conv2dF64 => conv::jl_conv2d_f64 as *const u8,
+            HostFn::ReduceWindowSumF32 => conv::jl_reduce_window_sum_f32 as *const u8,
+            HostFn::ReduceWindowSumF64 => conv::jl_reduce_window_sum_f64 as *const u8,
+            HostFn::ReduceWindowMaxF32 => conv::jl_reduce_window_max_f32 as *const u8,
+            HostFn::ReduceWindowMaxF64 => conv::jl_reduce_window_max_f64 as *const u8,
         }
     }
 }

@@ -52,9 +52,13 @@ fn op_kind(op: &Op) -> usize {
         Op::Slice { .. } => 40,
         Op::Pad { .. } => 41,
         Op::Concat { .. } => 42,
+        Op::Reverse { .. } => 43,
+        Op::Conv2d(_) => 44,
+        Op::ReduceWindowSum(_) => 45,
+        Op::ReduceWindowMax(_) => 46,
     }
 }
-const N_KINDS: usize = 43;
+const N_KINDS: usize = 47;
 
 #[test]
 fn every_op_is_generated() {
