@@ -8,6 +8,7 @@
 //! (Note [Ties] in `vjp_rules.rs`).
 
 use super::vjp_rules::reduce_max_mask;
+use super::window_rules;
 use crate::ir::{Builder, Op, ValueId};
 
 /// Tangent of `z = op(args)` given operand tangents `ts` (`None` = zero).
@@ -123,6 +124,13 @@ pub(super) fn jvp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ts: &[
                 .collect();
             Some(b.concat(pieces, *axis))
         }
+        // Linear: d reverse(x) = reverse(dx), d window_sum(x) = window_sum(dx).
+        Op::Reverse { dims } => Some(b.reverse(t0?, dims.clone())),
+        Op::ReduceWindowSum(w) => Some(b.reduce_window(t0?, w.clone(), false)),
+        // The tangent of each window's first maximum (see `window_rules`).
+        Op::ReduceWindowMax(w) => Some(window_rules::reduce_window_max_jvp(b, w, args[0], z, t0?)),
+        // Bilinear: d conv(x, w) = conv(dx, w) + conv(x, dw).
+        Op::Conv2d(a) => window_rules::conv2d_jvp(b, a, args[0], args[1], ts[0], ts[1]),
 
         // d(x + y) = dx + dy
         Op::Add => sum(b, ts[0], ts[1]),

@@ -16,6 +16,7 @@ mod forward;
 mod jvp_rules;
 mod reverse;
 mod vjp_rules;
+mod window_rules;
 
 #[cfg(test)]
 mod tests;

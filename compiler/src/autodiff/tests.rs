@@ -13,7 +13,7 @@
 use super::{grad, inline, jvp, vjp};
 use crate::ir::interp::run;
 use crate::ir::verify::assert_valid;
-use crate::ir::{Builder, DType, Func, Op, Shape, Tensor, Type, ValueId};
+use crate::ir::{Builder, Conv, DType, Func, Op, Shape, Tensor, Type, ValueId, Window};
 
 const EPS: f64 = 1e-6;
 const ATOL: f64 = 1e-5;
@@ -1154,3 +1154,187 @@ fn mlp_grad_runs_in_float32() {
 }
 
 mod transformer;
+// ---------------------------------------------------------------- windowed ops
+
+/// (input dims, kernel dims, attributes) of one conv case.
+type ConvSpec = (&'static [usize], &'static [usize], Conv);
+
+fn conv(
+    stride: [usize; 2],
+    low: [usize; 2],
+    high: [usize; 2],
+    lhs_d: [usize; 2],
+    rhs_d: [usize; 2],
+    groups: usize,
+) -> Conv {
+    Conv { stride, low, high, lhs_dilation: lhs_d, rhs_dilation: rhs_d, groups }
+}
+
+/// Stride 2, padding, dilations of both kinds, 1x1, non-square, batch > 1,
+/// C > 1, groups, and paddings larger than the kernel (whose transposes need
+/// negative padding, done with a slice).
+fn conv_specs() -> Vec<ConvSpec> {
+    vec![
+        (&[1, 1, 4, 4], &[1, 1, 3, 3], Conv::plain()),
+        (&[2, 3, 5, 5], &[2, 3, 3, 3], conv([2, 2], [1, 1], [1, 1], [1, 1], [1, 1], 1)),
+        (&[1, 2, 6, 5], &[3, 2, 2, 2], conv([1, 1], [0, 0], [0, 0], [1, 1], [2, 1], 1)),
+        (&[2, 4, 3, 3], &[2, 4, 1, 1], Conv::plain()),
+        (&[1, 2, 4, 7], &[2, 2, 2, 3], conv([1, 2], [0, 2], [1, 0], [1, 1], [1, 1], 1)),
+        (&[1, 4, 4, 4], &[6, 2, 2, 2], conv([1, 1], [1, 0], [0, 1], [1, 1], [1, 1], 2)),
+        (&[2, 2, 3, 3], &[2, 2, 3, 3], conv([1, 1], [2, 1], [2, 2], [2, 2], [1, 1], 1)),
+        (&[1, 1, 3, 3], &[1, 1, 2, 2], conv([1, 1], [3, 2], [3, 0], [1, 1], [1, 1], 1)),
+        (&[1, 1, 7, 6], &[1, 1, 2, 2], conv([3, 2], [0, 0], [0, 0], [1, 1], [1, 1], 1)),
+        (&[1, 1, 4, 4], &[1, 1, 2, 2], conv([2, 2], [0, 1], [3, 3], [1, 1], [1, 1], 1)),
+        (&[1, 2, 5, 4], &[2, 1, 2, 2], conv([2, 1], [1, 1], [0, 1], [2, 1], [1, 2], 2)),
+    ]
+}
+
+#[test]
+fn conv2d_gradients() {
+    // grad, jvp, the transpose identity and second order (grad of grad
+    // through the transposed convs) on every spec, both operands differentiated.
+    let cases = conv_specs()
+        .into_iter()
+        .map(|(x, w, attrs)| {
+            case(
+                format!("conv2d{x:?}{w:?}{attrs:?}"),
+                vec![(x, Domain::Any), (w, Domain::Any)],
+                Box::new(move |b, p| b.conv2d(p[0], p[1], attrs.clone())),
+            )
+        })
+        .collect();
+    check_all(cases);
+}
+
+#[test]
+fn conv2d_squared_has_second_derivatives() {
+    // sum(conv(x, w)^2 * c) has a non-zero Hessian in x and w alike, so the
+    // second-order check exercises the VJP of every transposed conv.
+    let cases = conv_specs()
+        .into_iter()
+        .take(6)
+        .map(|(x, w, attrs)| {
+            case(
+                format!("conv2d^2{x:?}{w:?}"),
+                vec![(x, Domain::Any), (w, Domain::Any)],
+                Box::new(move |b, p| {
+                    let y = b.conv2d(p[0], p[1], attrs.clone());
+                    b.mul(y, y)
+                }),
+            )
+        })
+        .collect();
+    check_all(cases);
+}
+
+/// (operand dims, window size, stride, low, high).
+type PoolSpec = (&'static [usize], Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>);
+
+/// Windows where every window holds at least one operand element (a window
+/// all in padding has max -inf, which FD cannot check).
+fn pool_specs() -> Vec<PoolSpec> {
+    vec![
+        (&[1, 2, 4, 4], vec![1, 1, 2, 2], vec![1, 1, 2, 2], vec![0; 4], vec![0; 4]),
+        (&[1, 1, 5, 5], vec![1, 1, 3, 3], vec![1, 1, 2, 2], vec![0, 0, 1, 1], vec![0, 0, 1, 1]),
+        (&[3, 5], vec![2, 3], vec![1, 2], vec![1, 0], vec![0, 2]),
+        (&[2, 3, 4], vec![1, 2, 2], vec![1, 1, 3], vec![0, 1, 0], vec![0, 0, 1]),
+        (&[6], vec![3], vec![1], vec![2], vec![2]),
+    ]
+}
+
+#[test]
+fn reduce_window_max_gradients() {
+    let cases = pool_specs()
+        .into_iter()
+        .map(|(x, size, stride, low, high)| {
+            let w = Window { size, stride, low, high };
+            case(
+                format!("reduce_window_max{x:?}{w:?}"),
+                vec![(x, Domain::Any)],
+                Box::new(move |b, p| {
+                    let y = b.reduce_window(p[0], w.clone(), true);
+                    b.mul(y, y)
+                }),
+            )
+        })
+        .collect();
+    check_all(cases);
+}
+
+#[test]
+fn reduce_window_sum_gradients() {
+    let mut specs = pool_specs();
+    // Padding beyond the window (a window all in padding sums to 0).
+    specs.push((&[4, 4], vec![2, 2], vec![1, 2], vec![3, 0], vec![0, 3]));
+    specs.push((&[5], vec![2], vec![3], vec![0], vec![4]));
+    let cases = specs
+        .into_iter()
+        .map(|(x, size, stride, low, high)| {
+            let w = Window { size, stride, low, high };
+            case(
+                format!("reduce_window_sum{x:?}{w:?}"),
+                vec![(x, Domain::Any)],
+                Box::new(move |b, p| {
+                    let y = b.reduce_window(p[0], w.clone(), false);
+                    b.mul(y, y)
+                }),
+            )
+        })
+        .collect();
+    check_all(cases);
+}
+
+#[test]
+fn reduce_window_max_gradient_goes_to_the_first_maximum() {
+    // Ties: [1, 3, 3, 2] with windows of 2 at stride 1 has maxima 3, 3, 3;
+    // each window's cotangent goes to its first 3 (index 1 for the first two
+    // windows, index 2 for the third).
+    let mut b = Builder::new("pool", &[f32_ty(&[4])]);
+    let w = Window { size: vec![2], stride: vec![1], low: vec![0], high: vec![0] };
+    let y = b.reduce_window(b.param(0), w, true);
+    let s = sum_all(&mut b, y);
+    let f = b.finish(vec![s]);
+    let g = grad(&f, &[0]);
+    let out = eval(&g, &[Tensor::f64(&[4], vec![1.0, 3.0, 3.0, 2.0])]);
+    assert_eq!(out[1], Tensor::f64(&[4], vec![0.0, 2.0, 1.0, 0.0]));
+}
+
+#[test]
+fn reverse_gradients() {
+    let specs: Vec<(&[usize], Vec<usize>)> = vec![(&[5], vec![0]), (&[3, 4], vec![0, 1]), (&[2, 3, 4], vec![1])];
+    let cases = specs
+        .into_iter()
+        .map(|(x, dims)| {
+            case(
+                format!("reverse{x:?}{dims:?}"),
+                vec![(x, Domain::Any)],
+                Box::new(move |b, p| {
+                    let y = b.reverse(p[0], dims.clone());
+                    b.mul(y, p[0])
+                }),
+            )
+        })
+        .collect();
+    check_all(cases);
+}
+
+#[test]
+fn tiny_cnn_gradients() {
+    // conv (pad 1) -> relu -> 2x2 max pool -> linear, every parameter and the
+    // input differentiated, second order included.
+    let cases = vec![case(
+        "tiny_cnn",
+        vec![(&[2, 1, 6, 6], Domain::Any), (&[3, 1, 3, 3], Domain::Any), (&[27, 4], Domain::Any)],
+        Box::new(|b, p| {
+            let h = b.conv2d(p[0], p[1], conv([1, 1], [1, 1], [1, 1], [1, 1], [1, 1], 1));
+            let ty = b.ty(h).clone();
+            let zero = b.full(0.0, &ty);
+            let h = b.binary(Op::Max, h, zero);
+            let w = Window { size: vec![1, 1, 2, 2], stride: vec![1, 1, 2, 2], low: vec![0; 4], high: vec![0; 4] };
+            let h = b.reduce_window(h, w, true);
+            let h = b.reshape(h, &Shape(vec![2, 27]));
+            b.matmul(h, p[2])
+        }),
+    )];
+    check_all(cases);
+}

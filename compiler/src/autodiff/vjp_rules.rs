@@ -8,6 +8,7 @@
 //! `jvp_rules.rs` holds the matching tangent rules; each VJP rule is the
 //! transpose of its JVP rule (tested to 1e-12 in `tests.rs`).
 
+use super::window_rules;
 use crate::ir::{Builder, DType, Op, ValueId};
 
 /// The cotangents of one instruction's operands, one entry per operand.
@@ -145,6 +146,16 @@ pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: Va
             }
             cts
         }
+        // Reversal is its own transpose.
+        Op::Reverse { dims } => vec![Some(b.reverse(ct, dims.clone()))],
+        // Transposes of the windowed ops: convs and window sums again, and the
+        // first-max scatter; the math is in `window_rules`.
+        Op::Conv2d(a) => window_rules::conv2d_vjp(b, a, args[0], args[1], ct, needs),
+        Op::ReduceWindowSum(w) => {
+            let src = b.ty(args[0]).shape.clone();
+            vec![Some(window_rules::reduce_window_sum_vjp(b, w, &src, ct))]
+        }
+        Op::ReduceWindowMax(w) => vec![Some(window_rules::reduce_window_max_vjp(b, w, args[0], ct))],
 
         // d(x + y) = dx + dy
         Op::Add => vec![need(0).then_some(ct), need(1).then_some(ct)],

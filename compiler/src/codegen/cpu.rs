@@ -15,9 +15,12 @@
 //! Code shape: one Cranelift function, one loop nest per instruction, in
 //! program order (`emit.rs`). The transcendentals (exp, log, tanh, pow,
 //! log1p, expm1, logistic, sin, cos, erf) and MatMul call host routines once
-//! per array (`kernels.rs`).
+//! per array (`kernels.rs`); so do Conv2d (im2col + gemm) and the window
+//! reductions (`conv.rs`). It agrees with the interpreter bitwise on those
+//! reductions; Conv2d, like MatMul, sums in gemm's order.
 
 mod batch_matmul;
+mod conv;
 mod emit;
 mod gather;
 mod host_ops;
@@ -179,6 +182,7 @@ fn check_supported(func: &Func) -> Result<(), CodegenError> {
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => false,
             Op::Select | Op::Convert | Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
             Op::MatMul | Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
+            Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
         };
         if unsupported {
             return Err(CodegenError::Unsupported { inst: index, op: ir::op::name(&inst.op), ty: inst.ty.clone() });
@@ -208,6 +212,7 @@ fn layout(func: &Func) -> (Vec<usize>, usize) {
             Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
             Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
             Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
+            Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
         };
         if aliases {
             offsets.push(offsets[inst.args[0].index()]);

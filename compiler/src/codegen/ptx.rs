@@ -267,7 +267,8 @@ fn mapped_index(k: &mut Kernel, i: &str, dims: &[usize], strides: &[usize]) -> S
 /// Ops the PTX backend does not emit yet (see `emit`).
 fn is_not_yet_in_ptx(op: &Op) -> bool {
     // TODO(gpu): the transformer/RNG primitives of #4 (gather, scatter_add,
-    // batch_matmul, reduce_min, random_*) have no PTX rules yet either.
+    // batch_matmul, reduce_min, random_*) and the CNN ones (conv2d, window
+    // reductions, reverse) have no PTX rules yet either.
     let transformer_ops = matches!(
         op,
         Op::ReduceMin { .. }
@@ -278,7 +279,9 @@ fn is_not_yet_in_ptx(op: &Op) -> bool {
             | Op::RandomSplit
             | Op::RandomUniform
     );
-    transformer_ops || matches!(op, Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf)
+    transformer_ops
+        || matches!(op, Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf)
+        || matches!(op, Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_))
 }
 
 /// The kernel text for instruction `i` (which needs one).
@@ -297,6 +300,9 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
             unreachable!("{:?} is rejected by `emit`", inst.op)
         }
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => unreachable!("{:?} is rejected by `emit`", inst.op),
+        Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
+            unreachable!("{:?} is rejected by `emit`", inst.op)
+        }
         Op::Slice { start, stride, .. } => {
             // out[idx] = src[sum_d (start[d] + idx[d] * stride[d]) * src_strides[d]]
             let src_strides = arg_ty(0).shape.strides();
@@ -416,6 +422,9 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
     let cls = class(dt);
     match op {
         Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => unreachable!("{op:?} is rejected by `emit`"),
+        Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
+            unreachable!("{op:?} is rejected by `emit`")
+        }
         Op::Neg => k.op1(&format!("neg.{t}"), cls, &a[0]),
         Op::Logistic => via_f64(k, dt, a, |k, x| math::logistic_f64(k, &x[0])),
         // 1 / sqrt(x), two correctly rounded steps, as the interpreter.

@@ -54,8 +54,9 @@ pub struct GenOptions {
     pub max_elements: usize,
     /// The pool's float dtype; `None` draws f32 (70%) or f64.
     pub dtype: Option<DType>,
-    /// Whether to emit `MatMul` (the CPU backend's matmul is not bitwise equal
-    /// to the interpreter's, so JIT tests turn it off).
+    /// Whether to emit `MatMul` and `Conv2d` (the CPU backend sums them in
+    /// gemm's order, not bitwise equal to the interpreter's, so JIT tests
+    /// turn them off).
     pub matmul: bool,
     /// Whether constants may be any non-NaN f64 bit pattern (for round trips)
     /// instead of small numbers.
@@ -268,6 +269,76 @@ impl Gen {
         }
         self.b.concat(parts, axis)
     }
+    /// A random divisor of `n > 0`.
+    fn divisor(&mut self, n: usize) -> usize {
+        let divisors: Vec<usize> = (1..=n).filter(|&d| n.is_multiple_of(d)).collect();
+        self.rng.pick(&divisors)
+    }
+    /// `x` (n > 0 elements) as an NCHW image convolved with a kernel from the
+    /// pool or from iota, with random strides, padding, dilations and
+    /// groups; `x` itself if that does not fit.
+    fn random_conv(&mut self, x: ValueId) -> ValueId {
+        let n_el = self.ty(x).shape.num_elements();
+        let n = self.divisor(n_el);
+        let c = self.divisor(n_el / n);
+        let h = self.divisor(n_el / n / c);
+        let w = n_el / n / c / h;
+        let groups = self.divisor(c);
+        let o = groups * (1 + self.rng.below(2));
+        let mut pick2 = |lo: usize, hi: usize, p: f64| -> [usize; 2] {
+            [0, 1].map(|_| if self.rng.chance(p) { lo + self.rng.below(hi - lo + 1) } else { lo })
+        };
+        let (kernel_dims, stride, low, high) = (pick2(1, 3, 0.7), pick2(1, 2, 0.3), pick2(0, 2, 0.3), pick2(0, 2, 0.3));
+        let (lhs_dilation, rhs_dilation) = (pick2(1, 2, 0.15), pick2(1, 2, 0.15));
+        let attrs = super::op::Conv { stride, low, high, lhs_dilation, rhs_dilation, groups };
+        let image = Type::new(self.float, &[n, c, h, w]);
+        let kernel_ty = Type::new(self.float, &[o, c / groups, kernel_dims[0], kernel_dims[1]]);
+        let fits = match super::window::conv2d_dims(&image, &kernel_ty, &attrs) {
+            Ok(dims) => dims.iter().product::<usize>() <= self.opts.max_elements,
+            Err(_) => false,
+        };
+        if !fits || kernel_ty.shape.num_elements() > self.opts.max_elements {
+            return x;
+        }
+        let lhs = self.b.reshape(x, &image.shape);
+        let cands: Vec<ValueId> = self
+            .pool
+            .iter()
+            .copied()
+            .filter(|&v| self.b.ty(v).shape.num_elements() == kernel_ty.shape.num_elements())
+            .collect();
+        let kernel = if !cands.is_empty() && self.rng.chance(0.7) {
+            let v = self.rng.pick(&cands);
+            self.b.reshape(v, &kernel_ty.shape)
+        } else {
+            let axis = self.rng.below(4);
+            let i = self.b.iota(kernel_ty.clone(), axis);
+            let c = self.constant();
+            let c = self.b.full(c, &kernel_ty);
+            self.b.sub(c, i)
+        };
+        self.b.conv2d(lhs, kernel, attrs)
+    }
+    /// A window sum or max over `x` (n > 0 elements) with random sizes,
+    /// strides and padding.
+    fn random_reduce_window(&mut self, x: ValueId) -> ValueId {
+        let dims = self.ty(x).shape.0;
+        let mut w = super::op::Window { size: vec![], stride: vec![], low: vec![], high: vec![] };
+        for &d in &dims {
+            let (low, high) = if self.rng.chance(0.3) { (self.rng.below(2), self.rng.below(3)) } else { (0, 0) };
+            w.low.push(low);
+            w.high.push(high);
+            w.size.push(1 + self.rng.below(3.min(low + d + high)));
+            w.stride.push(1 + self.rng.below(2));
+        }
+        let ty = self.ty(x);
+        match super::window::reduce_window_dims(&ty, &w) {
+            Ok(out) if out.iter().product::<usize>() <= self.opts.max_elements => {
+                self.b.reduce_window(x, w, self.rng.chance(0.5))
+            }
+            _ => x,
+        }
+    }
     /// One step: some instructions ending in a value of the program's float dtype.
     fn step(&mut self) -> ValueId {
         let x = self.pick();
@@ -275,7 +346,7 @@ impl Gen {
         let (rank, n) = (ty.shape.rank(), ty.shape.num_elements());
         let float = self.float;
         let cmp_ops = [Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::Eq, Op::Ne];
-        match self.rng.below(22) {
+        match self.rng.below(26) {
             // Unary ops defined everywhere; exp and expm1 of a value capped at 10.
             0 | 1 => {
                 let ops = [
@@ -459,6 +530,12 @@ impl Gen {
             }
             // Gather, scatter_add, batch_matmul, reduce_min, random numbers.
             19 | 20 => self.transformer_step(x),
+            21 if self.opts.matmul && n > 0 => self.random_conv(x),
+            22 if n > 0 => self.random_reduce_window(x),
+            23 if rank >= 1 => {
+                let dims: Vec<usize> = (0..rank).filter(|_| self.rng.chance(0.6)).collect();
+                self.b.reverse(x, dims)
+            }
             // A constant (maybe a wild one) times x.
             _ => {
                 let c = self.constant();

@@ -64,6 +64,10 @@ fn eval(op: &Op, args: &[&Tensor], ty: &Type, inputs: &[Tensor]) -> Tensor {
         }
         Op::Pad { low, interior, .. } => pad(args[0], low, interior, ty),
         Op::Concat { axis } => concat(args, *axis, ty),
+        Op::Reverse { dims } => super::interp_window::reverse(args[0], dims),
+        Op::Conv2d(attrs) => super::interp_window::conv2d(args[0], args[1], attrs, ty),
+        Op::ReduceWindowSum(window) => super::interp_window::reduce_window(args[0], window, ty, false),
+        Op::ReduceWindowMax(window) => super::interp_window::reduce_window(args[0], window, ty, true),
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => binary(op, args[0], args[1]),
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => compare(op, args[0], args[1]),
         Op::Select => {

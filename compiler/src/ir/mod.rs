@@ -9,6 +9,7 @@ pub mod dce;
 pub mod func;
 pub mod generate;
 pub mod interp;
+pub mod interp_window;
 pub mod op;
 pub mod parse;
 pub mod tensor;
@@ -17,8 +18,9 @@ pub mod threefry;
 pub mod types;
 pub mod verify;
 mod verify_ext;
+pub mod window;
 
 pub use func::{Builder, Func, Inst, ValueId};
-pub use op::Op;
+pub use op::{Conv, Op, Window};
 pub use tensor::{Data, Tensor};
 pub use types::{DType, Shape, Type};

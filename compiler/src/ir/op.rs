@@ -162,6 +162,78 @@ pub enum Op {
     /// 0x3f80_0000) - 1`; f64: 64 bits `(y0 << 32) | y1` become `from_bits((b
     /// >> 12) | 0x3ff0_0000_0000_0000) - 1` (JAX with x64 enabled).
     RandomUniform,
+    /// Reversal of the element order along each of `dims` (XLA's `rev`):
+    /// result index `i` along a reversed dim `d` reads operand index
+    /// `n_d - 1 - i`. Any dtype; same type out. Invariant: `dims` sorted,
+    /// unique, in range. Flips convolution kernels in the conv's VJP.
+    Reverse {
+        dims: Vec<usize>,
+    },
+    /// 2-D convolution (cross-correlation, as in every DL framework) of a
+    /// float NCHW input `lhs: [N, C, H, W]` with an OIHW kernel
+    /// `rhs: [O, C / groups, KH, KW]`, giving `[N, O, OH, OW]` (XLA's
+    /// `conv_general_dilated` with those dimension numbers). Per spatial dim:
+    /// the input is dilated (`lhs_dilation - 1` zeros between elements), then
+    /// zero padded (`low` before, `high` after) to `Hp = low + (H - 1) * ld + 1
+    /// + high`; the kernel is dilated to `Kd = (KH - 1) * rd + 1`;
+    /// `OH = (Hp - Kd) / stride + 1` (floor), and `Hp >= Kd` is required.
+    /// With `Cg = C / groups` and `Og = O / groups`, output channel `o` sees
+    /// input channels `(o / Og) * Cg ..` of its group:
+    /// `out[n, o, y, x] = sum over (c < Cg, ky, kx) in that row-major order of
+    /// lhs_padded[n, (o / Og) * Cg + c, y*s0 + ky*rd0, x*s1 + kx*rd1] * rhs[o, c, ky, kx]`,
+    /// where positions in the padding or between dilated elements contribute
+    /// no term (so `0 * inf` never arises there). Invariant: every size and
+    /// factor >= 1, `groups` divides `C` and `O`, `rhs` dim 1 is `C / groups`.
+    /// Its VJPs are convolutions again (input dilation = the stride), see
+    /// `autodiff::window_rules`.
+    Conv2d(Conv),
+    /// Sum over sliding windows of any-rank float operands (XLA's
+    /// `reduce_window` with `add`): see `Window` for the geometry. Padding
+    /// contributes nothing (a window all in padding sums to 0). Each window
+    /// adds its elements sequentially in row-major window order from 0.
+    ReduceWindowSum(Window),
+    /// Maximum over sliding windows (pooling): as `ReduceWindowSum` with
+    /// `max` (NaN propagates, -0 < +0, as `Max`) starting from -inf, so a
+    /// window all in padding gives -inf. The derivative goes to the window's
+    /// first maximum in row-major window order (NaN counts as the largest,
+    /// as `ArgMax`), see `autodiff::window_rules`.
+    ReduceWindowMax(Window),
+}
+
+/// The attributes of `Op::Conv2d`, per spatial dim `[H, W]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv {
+    pub stride: [usize; 2],
+    /// Zero padding before the (dilated) input.
+    pub low: [usize; 2],
+    /// Zero padding after the (dilated) input.
+    pub high: [usize; 2],
+    /// Input dilation: `d - 1` zeros between input elements (a transposed
+    /// convolution's stride).
+    pub lhs_dilation: [usize; 2],
+    /// Kernel dilation (atrous convolution).
+    pub rhs_dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl Conv {
+    /// Stride 1, no padding, no dilation, one group.
+    pub fn plain() -> Conv {
+        Conv { stride: [1, 1], low: [0, 0], high: [0, 0], lhs_dilation: [1, 1], rhs_dilation: [1, 1], groups: 1 }
+    }
+}
+
+/// The geometry of `Op::ReduceWindowSum` / `ReduceWindowMax`, one entry per
+/// operand dim: the operand is padded (`low`, `high`) to `P = low + n + high`
+/// and window `i` covers padded positions `i * stride + 0 .. i * stride +
+/// size`; result dim `(P - size) / stride + 1` (floor). Invariant: `size >=
+/// 1`, `stride >= 1`, `P >= size`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    pub size: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub low: Vec<usize>,
+    pub high: Vec<usize>,
 }
 
 /// How many arguments an op takes; `None` for `Concat`, which takes any
@@ -186,6 +258,8 @@ pub fn arity(op: &Op) -> Option<usize> {
         Op::Select => 3,
         Op::ReduceMin { .. } | Op::RandomBits | Op::RandomSplit | Op::RandomUniform => 1,
         Op::Gather | Op::ScatterAdd | Op::BatchMatMul => 2,
+        Op::Reverse { .. } | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => 1,
+        Op::Conv2d(_) => 2,
     };
     Some(n)
 }
@@ -243,6 +317,10 @@ pub fn name(op: &Op) -> &'static str {
         Op::RandomBits => "random_bits",
         Op::RandomSplit => "random_split",
         Op::RandomUniform => "random_uniform",
+        Op::Reverse { .. } => "reverse",
+        Op::Conv2d(_) => "conv2d",
+        Op::ReduceWindowSum(_) => "reduce_window_sum",
+        Op::ReduceWindowMax(_) => "reduce_window_max",
     }
 }
 
@@ -262,5 +340,6 @@ pub fn is_elementwise(op: &Op) -> bool {
         Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
+        Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
     }
 }

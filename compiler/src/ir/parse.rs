@@ -17,7 +17,7 @@
 //! the result has passed `verify`, so it is safe to interpret and compile.
 
 use super::func::{Func, Inst, ValueId};
-use super::op::Op;
+use super::op::{Conv, Op, Window};
 use super::types::{DType, Shape, Type};
 use super::verify;
 
@@ -179,6 +179,28 @@ fn parse_inst(cur: &mut Cursor, index: usize) -> Result<Inst, String> {
         "random_bits" => Op::RandomBits,
         "random_split" => Op::RandomSplit,
         "random_uniform" => Op::RandomUniform,
+        "reverse" => Op::Reverse { dims: attrs.ints("dims")? },
+        "conv2d" => Op::Conv2d(Conv {
+            stride: attrs.pair("stride")?,
+            low: attrs.pair("low")?,
+            high: attrs.pair("high")?,
+            lhs_dilation: attrs.pair("lhs_dilation")?,
+            rhs_dilation: attrs.pair("rhs_dilation")?,
+            groups: attrs.int("groups")?,
+        }),
+        "reduce_window_sum" | "reduce_window_max" => {
+            let window = Window {
+                size: attrs.ints("size")?,
+                stride: attrs.ints("stride")?,
+                low: attrs.ints("low")?,
+                high: attrs.ints("high")?,
+            };
+            if name == "reduce_window_max" {
+                Op::ReduceWindowMax(window)
+            } else {
+                Op::ReduceWindowSum(window)
+            }
+        }
         "param" => return Err("params are declared in the `func` header, not as instructions".into()),
         other => return Err(format!("unknown op `{other}`")),
     };
@@ -230,6 +252,11 @@ impl<'a> Attrs<'a> {
         let res = cur.int_list().map_err(|msg| format!("attribute `{key}`: {msg}"))?;
         cur.end()?;
         Ok(res)
+    }
+    /// An int list of exactly two entries (a conv attribute, per spatial dim).
+    fn pair(&mut self, key: &str) -> Result<[usize; 2], String> {
+        let v = self.ints(key)?;
+        <[usize; 2]>::try_from(v).map_err(|v| format!("attribute `{key}`: expected 2 entries, found {}", v.len()))
     }
     fn done(mut self) -> Result<(), String> {
         match self.items.next() {

@@ -27,6 +27,14 @@ pub fn print(func: &Func) -> String {
             Op::ArgMax { axis } | Op::Concat { axis } => format!("{{axis={axis}}}"),
             Op::Slice { start, limit, stride } => format!("{{start={start:?}, limit={limit:?}, stride={stride:?}}}"),
             Op::Pad { low, high, interior } => format!("{{low={low:?}, high={high:?}, interior={interior:?}}}"),
+            Op::Reverse { dims } => format!("{{dims={dims:?}}}"),
+            Op::Conv2d(c) => format!(
+                "{{stride={:?}, low={:?}, high={:?}, lhs_dilation={:?}, rhs_dilation={:?}, groups={}}}",
+                c.stride, c.low, c.high, c.lhs_dilation, c.rhs_dilation, c.groups
+            ),
+            Op::ReduceWindowSum(w) | Op::ReduceWindowMax(w) => {
+                format!("{{size={:?}, stride={:?}, low={:?}, high={:?}}}", w.size, w.stride, w.low, w.high)
+            }
             Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => String::new(),
             Op::Abs | Op::Sign | Op::StopGradient => String::new(),
             Op::Param(_) | Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => String::new(),

@@ -160,6 +160,18 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
                 (0..args[0].shape.rank()).filter(|d| !axes.contains(d)).map(|d| args[0].shape.0[d]).collect();
             want(ty == &Type::new(args[0].dtype, &dims), "reduce result type")
         }
+        Op::Reverse { dims } => {
+            super::window::check_reverse(args[0].shape.rank(), dims)?;
+            want(args[0] == ty, "result type must equal operand type")
+        }
+        Op::Conv2d(attrs) => {
+            let dims = super::window::conv2d_dims(args[0], args[1], attrs)?;
+            want(ty == &Type::new(args[0].dtype, &dims), "conv2d result type")
+        }
+        Op::ReduceWindowSum(window) | Op::ReduceWindowMax(window) => {
+            let dims = super::window::reduce_window_dims(args[0], window)?;
+            want(ty == &Type::new(args[0].dtype, &dims), "reduce_window result type")
+        }
         Op::MatMul => {
             let (a, b) = (args[0], args[1]);
             want(a.shape.rank() == 2 && b.shape.rank() == 2, "matmul operands are rank 2")?;

@@ -88,6 +88,18 @@ impl FlopsAndBytes<'_> {
             }
             // About 100 integer operations per threefry block.
             Node::RandomBits(_) | Node::RandomSplit(_) | Node::RandomUniform(_) => 100.0 * n + out_bytes,
+            // Reversal moves data like a transpose.
+            Node::Reverse([_, x]) => in_bytes(x) + out_bytes,
+            // 2 FLOPs per multiply-add: (C / groups) * KH * KW per output element.
+            Node::Conv2d([_, a, b]) => {
+                let per_output: usize = ty_of(eg, *b).shape.0[1..].iter().product();
+                2.0 * n * per_output as f64 + in_bytes(a) + in_bytes(b) + out_bytes
+            }
+            Node::ReduceWindowSum([w, x]) | Node::ReduceWindowMax([w, x]) => {
+                let w = super::egraph::ints_of(eg, *w);
+                let per_output: usize = w[..w.len() / 4].iter().product();
+                n * per_output as f64 + in_bytes(x) + out_bytes
+            }
             Node::Outputs(_) | Node::Attr(_) => 0.0,
         };
         // Everything but params and attributes costs at least 1 (see the module doc).

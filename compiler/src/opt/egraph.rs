@@ -11,7 +11,7 @@
 //! e-node a rule adds is type-checked, and `merge` asserts that two merged
 //! classes have one type (a mismatch is an unsound rule, a compiler bug).
 
-use crate::ir::{self, DType, Func, Inst, Op, Shape, Type, ValueId};
+use crate::ir::{self, Conv, DType, Func, Inst, Op, Shape, Type, ValueId, Window};
 use egg::{define_language, Analysis, DidMerge, EGraph, Id, RecExpr};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -83,6 +83,15 @@ define_language! {
         "random_split" = RandomSplit([Id; 2]),
         // (random_uniform <dtype> <shape> key)
         "random_uniform" = RandomUniform([Id; 3]),
+        // (reverse <dims> x)
+        "reverse" = Reverse([Id; 2]),
+        // (conv2d <stride ++ low ++ high ++ lhs_dilation ++ rhs_dilation ++ [groups]> lhs rhs):
+        // opaque to the rules.
+        "conv2d" = Conv2d([Id; 3]),
+        // (reduce_window_sum <size ++ stride ++ low ++ high> x): opaque to the rules.
+        "reduce_window_sum" = ReduceWindowSum([Id; 2]),
+        // (reduce_window_max <size ++ stride ++ low ++ high> x): opaque to the rules.
+        "reduce_window_max" = ReduceWindowMax([Id; 2]),
         // The function's results, in order: the root of the e-graph.
         "outputs" = Outputs(Box<[Id]>),
         Param(ParamLeaf),
@@ -276,6 +285,32 @@ fn single(ints: &[usize]) -> usize {
     }
 }
 
+/// A conv's attributes as one int list: stride, low, high, lhs and rhs
+/// dilation (two each), then groups.
+fn ints_of_conv(c: &Conv) -> Vec<usize> {
+    let mut v: Vec<usize> = [c.stride, c.low, c.high, c.lhs_dilation, c.rhs_dilation].concat();
+    v.push(c.groups);
+    v
+}
+
+fn conv_of_ints(v: &[usize]) -> Conv {
+    assert_eq!(v.len(), 11, "conv2d attribute list");
+    let pair = |k: usize| [v[2 * k], v[2 * k + 1]];
+    Conv { stride: pair(0), low: pair(1), high: pair(2), lhs_dilation: pair(3), rhs_dilation: pair(4), groups: v[10] }
+}
+
+/// A window as one int list: size, stride, low, high (one per dim each).
+fn ints_of_window(w: &Window) -> Vec<usize> {
+    [w.size.clone(), w.stride.clone(), w.low.clone(), w.high.clone()].concat()
+}
+
+fn window_of_ints(v: &[usize]) -> Window {
+    assert!(v.len().is_multiple_of(4), "window attribute list");
+    let rank = v.len() / 4;
+    let part = |k: usize| v[k * rank..(k + 1) * rank].to_vec();
+    Window { size: part(0), stride: part(1), low: part(2), high: part(3) }
+}
+
 /// The IR op an e-node stands for, with its attributes, and its operand
 /// classes (attribute children dropped). `None` for the `Outputs` root and
 /// attribute leaves.
@@ -305,6 +340,10 @@ pub fn node_op(egraph: &IrEGraph, node: &Node) -> Option<(Op, Vec<Id>)> {
             (Op::Pad { low: ints(low), high: ints(high), interior: ints(interior) }, vec![*x])
         }
         Node::Concat(children) => (Op::Concat { axis: single(ints_of(egraph, children[0])) }, children[1..].to_vec()),
+        Node::Reverse([dims, x]) => (Op::Reverse { dims: ints(dims) }, vec![*x]),
+        Node::Conv2d([attrs, lhs, rhs]) => (Op::Conv2d(conv_of_ints(ints_of(egraph, *attrs))), vec![*lhs, *rhs]),
+        Node::ReduceWindowSum([w, x]) => (Op::ReduceWindowSum(window_of_ints(ints_of(egraph, *w))), vec![*x]),
+        Node::ReduceWindowMax([w, x]) => (Op::ReduceWindowMax(window_of_ints(ints_of(egraph, *w))), vec![*x]),
         Node::Add(ab) => (Op::Add, ab.to_vec()),
         Node::Sub(ab) => (Op::Sub, ab.to_vec()),
         Node::Mul(ab) => (Op::Mul, ab.to_vec()),
@@ -399,6 +438,25 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
             let mut dims = first.shape.0.clone();
             dims[axis] = children[1..].iter().map(|c| ty(c).shape.0[axis]).sum();
             Type { dtype: first.dtype, shape: Shape(dims) }
+        }
+        Node::Reverse([dims, x]) => {
+            let src = ty(x);
+            let ok = ir::window::check_reverse(src.shape.rank(), ints_of(egraph, *dims));
+            assert!(ok.is_ok(), "ill-typed reverse {node:?}");
+            src
+        }
+        Node::Conv2d([attrs, lhs, rhs]) => {
+            let (tl, tr) = (ty(lhs), ty(rhs));
+            let conv = conv_of_ints(ints_of(egraph, *attrs));
+            let dims = ir::window::conv2d_dims(&tl, &tr, &conv).unwrap_or_else(|e| panic!("ill-typed {node:?}: {e}"));
+            Type::new(tl.dtype, &dims)
+        }
+        Node::ReduceWindowSum([w, x]) | Node::ReduceWindowMax([w, x]) => {
+            let src = ty(x);
+            let window = window_of_ints(ints_of(egraph, *w));
+            let dims =
+                ir::window::reduce_window_dims(&src, &window).unwrap_or_else(|e| panic!("ill-typed {node:?}: {e}"));
+            Type::new(src.dtype, &dims)
         }
         Node::Add([a, b])
         | Node::Sub([a, b])
@@ -537,6 +595,10 @@ fn fold(egraph: &IrEGraph, node: &Node, ty: &Type) -> Option<f64> {
         Node::ScatterAdd(_) | Node::BatchMatMul(_) => return None,
         // A key is never uniform in a useful way; random values are not.
         Node::RandomBits(_) | Node::RandomSplit(_) | Node::RandomUniform(_) => return None,
+        // Reversing a uniform value keeps it; convs and window reductions sum
+        // a varying number of terms (padding), so they are not folded.
+        Node::Reverse([_, x]) => return konst_of(egraph, *x),
+        Node::Conv2d(_) | Node::ReduceWindowSum(_) | Node::ReduceWindowMax(_) => return None,
         Node::Outputs(_) | Node::Attr(_) => return None,
         Node::Neg(_) | Node::Exp(_) | Node::Log(_) | Node::Tanh(_) | Node::Sqrt(_) => {}
         Node::Log1p(_) | Node::Expm1(_) | Node::Logistic(_) | Node::Sin(_) | Node::Cos(_) | Node::Rsqrt(_) => {}
@@ -660,6 +722,10 @@ pub fn to_recexpr(func: &Func) -> RecExpr<Node> {
                 children.extend((0..inst.args.len()).map(arg));
                 Node::Concat(children.into_boxed_slice())
             }
+            Op::Reverse { dims } => Node::Reverse([attr(Attr::Ints(dims.clone())), arg(0)]),
+            Op::Conv2d(c) => Node::Conv2d([attr(Attr::Ints(ints_of_conv(c))), arg(0), arg(1)]),
+            Op::ReduceWindowSum(w) => Node::ReduceWindowSum([attr(Attr::Ints(ints_of_window(w))), arg(0)]),
+            Op::ReduceWindowMax(w) => Node::ReduceWindowMax([attr(Attr::Ints(ints_of_window(w))), arg(0)]),
             Op::Add => Node::Add([arg(0), arg(1)]),
             Op::Sub => Node::Sub([arg(0), arg(1)]),
             Op::Mul => Node::Mul([arg(0), arg(1)]),

@@ -140,6 +140,24 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::ReduceMin { axes } => self.emit_reduce(index, axes, ReduceKind::Min),
             Op::Gather | Op::ScatterAdd | Op::BatchMatMul => self.emit_host_op(index)?,
             Op::RandomBits | Op::RandomSplit | Op::RandomUniform => self.emit_host_op(index)?,
+            Op::Reverse { dims } => {
+                // Walk reversed dims backwards from their last element.
+                let src_strides = self.func.ty(inst.args[0]).shape.strides();
+                let shape = inst.ty.shape.0.clone();
+                let offset: usize = dims.iter().map(|&d| (shape[d] - 1) * src_strides[d]).sum();
+                let strides: Vec<i64> = (0..shape.len())
+                    .map(|d| if dims.contains(&d) { -(src_strides[d] as i64) } else { src_strides[d] as i64 })
+                    .collect();
+                let dst_strides: Vec<i64> = inst.ty.shape.strides().iter().map(|&t| t as i64).collect();
+                self.emit_copy(inst.args[0].index(), offset, &strides, index, 0, &dst_strides, &shape);
+            }
+            Op::Conv2d(_) => self.emit_described(index, [HostFn::Conv2dF32, HostFn::Conv2dF64])?,
+            Op::ReduceWindowSum(_) => {
+                self.emit_described(index, [HostFn::ReduceWindowSumF32, HostFn::ReduceWindowSumF64])?
+            }
+            Op::ReduceWindowMax(_) => {
+                self.emit_described(index, [HostFn::ReduceWindowMaxF32, HostFn::ReduceWindowMaxF64])?
+            }
         }
         Ok(())
     }
@@ -291,6 +309,32 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.call_host(host, &args)
     }
 
+    /// A host routine taking its first (and second) operand, the result and a
+    /// descriptor (`conv::descriptor`), stored in a stack slot for the call.
+    fn emit_described(&mut self, index: usize, hosts: [HostFn; 2]) -> Result<(), CodegenError> {
+        let inst = &self.func.insts[index];
+        let host = match inst.ty.dtype {
+            DType::F32 => hosts[0],
+            DType::F64 => hosts[1],
+            other => unreachable!("windowed op on {other} (the verifier rejects it)"),
+        };
+        let desc = super::conv::descriptor(self.func, index);
+        let slot = self.b.create_sized_stack_slot(clif::StackSlotData::new(
+            clif::StackSlotKind::ExplicitSlot,
+            (desc.len() * 8) as u32,
+            3,
+        ));
+        for (i, &v) in desc.iter().enumerate() {
+            let v = self.b.ins().iconst(PTR, v);
+            self.b.ins().stack_store(PTR, v, slot, (i * 8) as i32);
+        }
+        let desc_ptr = self.b.ins().stack_addr(PTR, slot, 0);
+        let a = self.base(inst.args[0].index());
+        let b = self.base(inst.args[inst.args.len() - 1].index());
+        let out = self.base(index);
+        self.call_host(host, &[a, b, out, desc_ptr])
+    }
+
     fn call_host(&mut self, host: HostFn, args: &[clif::Value]) -> Result<(), CodegenError> {
         let func_ref = match self.host_refs.get(&host) {
             Some(&func_ref) => func_ref,
@@ -300,6 +344,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                     HostSig::Array => 4,
                     HostSig::MatMul => 6,
                     HostSig::Ptrs(n) => n,
+                    HostSig::Described => 4,
                 };
                 sig.params.extend(std::iter::repeat_n(AbiParam::new(PTR), n_params));
                 let id = self.module.declare_function(host.name(), Linkage::Import, &sig)?;
@@ -526,6 +571,7 @@ fn is_vectorizable(op: &Op, dtype: DType) -> bool {
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
+        Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
     };
     op_ok && dtype.is_float()
 }
@@ -634,6 +680,9 @@ fn scalar_op(b: &mut FunctionBuilder, op: &Op, dtype: DType, out: DType, args: &
             unreachable!("{op:?} is not elementwise")
         }
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => unreachable!("{op:?} is not elementwise"),
+        Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
+            unreachable!("{op:?} is not elementwise")
+        }
     }
 }
 

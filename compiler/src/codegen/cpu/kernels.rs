@@ -11,6 +11,7 @@
 //! the interpreter's sequential dot products (see `codegen::tests` for the
 //! tolerance).
 
+use super::conv;
 use super::{batch_matmul, gather, random};
 use crate::ir::interp;
 
@@ -51,6 +52,12 @@ pub(super) enum HostFn {
     RandomSplit,
     RandomUniformF32,
     RandomUniformF64,
+    Conv2dF32,
+    Conv2dF64,
+    ReduceWindowSumF32,
+    ReduceWindowSumF64,
+    ReduceWindowMaxF32,
+    ReduceWindowMaxF64,
 }
 
 /// The argument lists a host routine can take (all pointer-sized integers).
@@ -64,10 +71,13 @@ pub(super) enum HostSig {
     /// `fn(operand pointers.., dst, integer args..)`: this many pointer-sized
     /// arguments (see `host_ops::plan`).
     Ptrs(usize),
+    /// `fn(src, src2, dst, desc)`: an op whose shapes and attributes are in
+    /// the `i64` array `desc` (see `conv.rs`); `src2` may be unused.
+    Described,
 }
 
 impl HostFn {
-    pub(super) const ALL: [HostFn; 33] = [
+    pub(super) const ALL: [HostFn; 39] = [
         HostFn::ExpF32,
         HostFn::ExpF64,
         HostFn::LogF32,
@@ -101,6 +111,12 @@ impl HostFn {
         HostFn::RandomSplit,
         HostFn::RandomUniformF32,
         HostFn::RandomUniformF64,
+        HostFn::Conv2dF32,
+        HostFn::Conv2dF64,
+        HostFn::ReduceWindowSumF32,
+        HostFn::ReduceWindowSumF64,
+        HostFn::ReduceWindowMaxF32,
+        HostFn::ReduceWindowMaxF64,
     ];
 
     /// The symbol name registered with the JIT linker.
@@ -139,6 +155,12 @@ impl HostFn {
             HostFn::RandomSplit => "jl_random_split",
             HostFn::RandomUniformF32 => "jl_random_uniform_f32",
             HostFn::RandomUniformF64 => "jl_random_uniform_f64",
+            HostFn::Conv2dF32 => "jl_conv2d_f32",
+            HostFn::Conv2dF64 => "jl_conv2d_f64",
+            HostFn::ReduceWindowSumF32 => "jl_reduce_window_sum_f32",
+            HostFn::ReduceWindowSumF64 => "jl_reduce_window_sum_f64",
+            HostFn::ReduceWindowMaxF32 => "jl_reduce_window_max_f32",
+            HostFn::ReduceWindowMaxF64 => "jl_reduce_window_max_f64",
         }
     }
 
@@ -156,6 +178,9 @@ impl HostFn {
             HostFn::BatchMatMulF32 | HostFn::BatchMatMulF64 => HostSig::Ptrs(7),
             HostFn::RandomBits | HostFn::RandomSplit => HostSig::Ptrs(3),
             HostFn::RandomUniformF32 | HostFn::RandomUniformF64 => HostSig::Ptrs(3),
+            HostFn::Conv2dF32 | HostFn::Conv2dF64 => HostSig::Described,
+            HostFn::ReduceWindowSumF32 | HostFn::ReduceWindowSumF64 => HostSig::Described,
+            HostFn::ReduceWindowMaxF32 | HostFn::ReduceWindowMaxF64 => HostSig::Described,
         }
     }
 
@@ -194,6 +219,12 @@ impl HostFn {
             HostFn::RandomSplit => random::jl_random_split as *const u8,
             HostFn::RandomUniformF32 => random::jl_random_uniform_f32 as *const u8,
             HostFn::RandomUniformF64 => random::jl_random_uniform_f64 as *const u8,
+            HostFn::Conv2dF32 => conv::jl_conv2d_f32 as *const u8,
+            HostFn::Conv2dF64 => conv::jl_conv2d_f64 as *const u8,
+            HostFn::ReduceWindowSumF32 => conv::jl_reduce_window_sum_f32 as *const u8,
+            HostFn::ReduceWindowSumF64 => conv::jl_reduce_window_sum_f64 as *const u8,
+            HostFn::ReduceWindowMaxF32 => conv::jl_reduce_window_max_f32 as *const u8,
+            HostFn::ReduceWindowMaxF64 => conv::jl_reduce_window_max_f64 as *const u8,
         }
     }
 }

@@ -59,9 +59,13 @@ fn op_kind(op: &Op) -> usize {
         Op::RandomBits => 47,
         Op::RandomSplit => 48,
         Op::RandomUniform => 49,
+        Op::Reverse { .. } => 50,
+        Op::Conv2d(_) => 51,
+        Op::ReduceWindowSum(_) => 52,
+        Op::ReduceWindowMax(_) => 53,
     }
 }
-const N_KINDS: usize = 50;
+const N_KINDS: usize = 54;
 
 #[test]
 fn every_op_is_generated() {
