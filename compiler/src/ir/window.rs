@@ -111,3 +111,6 @@ impl Builder {
         self.full(value, &ty)
     }
 }
+
+#[cfg(test)]
+mod tests;
