@@ -47,6 +47,9 @@ pub const NAMES: &[&str] = &[
     "sign",
     "stop_gradient",
     "argmax",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -77,6 +80,8 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             }
         }
         "argmax" => argmax(el, &args, span),
+        "conv2d" => super::window_builtins::conv2d(el, &args, span),
+        "max_pool2d" | "avg_pool2d" => super::window_builtins::pool2d(el, name, &args, span),
         "log" => {
             if matches!(args.first().map(|a| &a.value), Some(Val::Str(_))) {
                 log_metric(el, args, span)

@@ -13,6 +13,7 @@ pub mod program;
 pub mod suggest;
 pub mod transform;
 pub mod value;
+pub mod window_builtins;
 
 pub use elab::PrintItem;
 pub use entry::{
