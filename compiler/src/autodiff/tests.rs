@@ -1158,7 +1158,14 @@ fn mlp_grad_runs_in_float32() {
 /// (input dims, kernel dims, attributes) of one conv case.
 type ConvSpec = (&'static [usize], &'static [usize], Conv);
 
-fn conv(stride: [usize; 2], low: [usize; 2], high: [usize; 2], lhs_d: [usize; 2], rhs_d: [usize; 2], groups: usize) -> Conv {
+fn conv(
+    stride: [usize; 2],
+    low: [usize; 2],
+    high: [usize; 2],
+    lhs_d: [usize; 2],
+    rhs_d: [usize; 2],
+    groups: usize,
+) -> Conv {
     Conv { stride, low, high, lhs_dilation: lhs_d, rhs_dilation: rhs_d, groups }
 }
 

@@ -78,7 +78,8 @@ fn conv2d_lhs_cotangent(b: &mut Builder, a: &Conv, lhs: ValueId, rhs: ValueId, c
     let mut sliced = false;
     for d in 0..2 {
         let (size, k, out_size) = (l[2 + d] as i64, r[2 + d] as i64, out[2 + d] as i64);
-        let (s, ld, rd, low) = (a.stride[d] as i64, a.lhs_dilation[d] as i64, a.rhs_dilation[d] as i64, a.low[d] as i64);
+        let (s, ld, rd, low) =
+            (a.stride[d] as i64, a.lhs_dilation[d] as i64, a.rhs_dilation[d] as i64, a.low[d] as i64);
         let k_ext = (k - 1) * rd + 1;
         let lo = k_ext - 1 - low;
         let hi = (size - 1) * ld + low - (out_size - 1) * s;
@@ -123,8 +124,14 @@ fn conv2d_rhs_cotangent(b: &mut Builder, a: &Conv, lhs: ValueId, rhs: ValueId, c
     };
     // The cotangent as the kernel, [O, N, OH, OW].
     let kernel = b.transpose(ct, vec![1, 0, 2, 3]);
-    let mut attrs =
-        Conv { stride: a.rhs_dilation, low: a.low, lhs_dilation: a.lhs_dilation, rhs_dilation: a.stride, groups: g, high: [0, 0] };
+    let mut attrs = Conv {
+        stride: a.rhs_dilation,
+        low: a.low,
+        lhs_dilation: a.lhs_dilation,
+        rhs_dilation: a.stride,
+        groups: g,
+        high: [0, 0],
+    };
     for d in 0..2 {
         let (size, k, out_size) = (l[2 + d], r[2 + d], out[2 + d]);
         let needed = (k - 1) * a.rhs_dilation[d] + (out_size - 1) * a.stride[d] + 1;

@@ -142,9 +142,8 @@ pub fn reverse(x: &Tensor, dims: &[usize]) -> Tensor {
     let mut idx = vec![0usize; shape.len()];
     let mut src = Vec::with_capacity(x.len());
     for _ in 0..x.len() {
-        let flat: usize = (0..shape.len())
-            .map(|d| if dims.contains(&d) { shape[d] - 1 - idx[d] } else { idx[d] } * strides[d])
-            .sum();
+        let flat: usize =
+            (0..shape.len()).map(|d| if dims.contains(&d) { shape[d] - 1 - idx[d] } else { idx[d] } * strides[d]).sum();
         src.push(flat);
         advance(&mut idx, shape);
     }

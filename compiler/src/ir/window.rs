@@ -56,7 +56,15 @@ pub fn conv2d_dims(lhs: &Type, rhs: &Type, attrs: &Conv) -> Result<Vec<usize>, S
     let mut dims = vec![l[0], o];
     for d in 0..2 {
         let a = attrs;
-        dims.push(windows_along(l[2 + d], a.lhs_dilation[d], a.low[d], a.high[d], r[2 + d], a.rhs_dilation[d], a.stride[d])?);
+        dims.push(windows_along(
+            l[2 + d],
+            a.lhs_dilation[d],
+            a.low[d],
+            a.high[d],
+            r[2 + d],
+            a.rhs_dilation[d],
+            a.stride[d],
+        )?);
     }
     Ok(dims)
 }

@@ -196,7 +196,8 @@ conv2d_routine!(jl_conv2d_f64, f64);
 /// Safety: `desc` points to a descriptor built by `descriptor` for a window op.
 unsafe fn window_desc(desc: *const i64) -> (Vec<usize>, Vec<usize>, Window) {
     let rank = unsafe { *desc } as usize;
-    let v: Vec<usize> = unsafe { std::slice::from_raw_parts(desc.add(1), 6 * rank) }.iter().map(|&x| x as usize).collect();
+    let v: Vec<usize> =
+        unsafe { std::slice::from_raw_parts(desc.add(1), 6 * rank) }.iter().map(|&x| x as usize).collect();
     let part = |k: usize| v[k * rank..(k + 1) * rank].to_vec();
     (part(0), part(1), Window { size: part(2), stride: part(3), low: part(4), high: part(5) })
 }

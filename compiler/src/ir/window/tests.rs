@@ -14,7 +14,15 @@ fn random(rng: &mut Rng, dims: &[usize]) -> Vec<f64> {
 
 /// Dilates by `dil` and pads by `low`/`high` one 2-D plane (`fill` in the gaps).
 #[allow(clippy::too_many_arguments)]
-fn dilate_pad(plane: &[f64], h: usize, w: usize, dil: [usize; 2], low: [usize; 2], high: [usize; 2], fill: f64) -> (Vec<f64>, usize, usize) {
+fn dilate_pad(
+    plane: &[f64],
+    h: usize,
+    w: usize,
+    dil: [usize; 2],
+    low: [usize; 2],
+    high: [usize; 2],
+    fill: f64,
+) -> (Vec<f64>, usize, usize) {
     let (hd, wd) = ((h - 1) * dil[0] + 1 + low[0] + high[0], (w - 1) * dil[1] + 1 + low[1] + high[1]);
     let mut out = vec![fill; hd * wd];
     for y in 0..h {
@@ -57,7 +65,8 @@ fn conv_oracle(x: &[f64], xd: &[usize], k: &[f64], kd: &[usize], a: &Conv) -> (V
                         let kernel = &kernels[oc * cg + ci];
                         for ky in 0..khd {
                             for kx in 0..kwd {
-                                acc += plane[(y * a.stride[0] + ky) * wp + xo * a.stride[1] + kx] * kernel[ky * kwd + kx];
+                                acc +=
+                                    plane[(y * a.stride[0] + ky) * wp + xo * a.stride[1] + kx] * kernel[ky * kwd + kx];
                             }
                         }
                     }
@@ -70,7 +79,14 @@ fn conv_oracle(x: &[f64], xd: &[usize], k: &[f64], kd: &[usize], a: &Conv) -> (V
 }
 
 fn conv_specs() -> Vec<(Vec<usize>, Vec<usize>, Conv)> {
-    let c = |stride, low, high, lhs_dilation, rhs_dilation, groups| Conv { stride, low, high, lhs_dilation, rhs_dilation, groups };
+    let c = |stride, low, high, lhs_dilation, rhs_dilation, groups| Conv {
+        stride,
+        low,
+        high,
+        lhs_dilation,
+        rhs_dilation,
+        groups,
+    };
     vec![
         (vec![1, 1, 5, 5], vec![1, 1, 3, 3], Conv::plain()),
         (vec![2, 3, 6, 5], vec![4, 3, 3, 2], c([2, 2], [1, 0], [1, 2], [1, 1], [1, 1], 1)),
@@ -137,7 +153,10 @@ fn window_oracle(x: &[f64], dims: &[usize], w: &Window, is_max: bool) -> (Vec<f6
 fn reduce_window_matches_the_naive_oracle() {
     let mut rng = Rng(SEED ^ 1);
     let specs: Vec<(Vec<usize>, Window)> = vec![
-        (vec![1, 2, 4, 4], Window { size: vec![1, 1, 2, 2], stride: vec![1, 1, 2, 2], low: vec![0; 4], high: vec![0; 4] }),
+        (
+            vec![1, 2, 4, 4],
+            Window { size: vec![1, 1, 2, 2], stride: vec![1, 1, 2, 2], low: vec![0; 4], high: vec![0; 4] },
+        ),
         (vec![2, 5, 5], Window { size: vec![1, 3, 3], stride: vec![1, 2, 2], low: vec![0, 1, 1], high: vec![0, 1, 1] }),
         (vec![7], Window { size: vec![3], stride: vec![2], low: vec![4], high: vec![3] }),
         (vec![3, 4], Window { size: vec![3, 1], stride: vec![1, 3], low: vec![0, 2], high: vec![2, 0] }),
@@ -177,7 +196,8 @@ fn reverse_reads_back_to_front() {
 #[test]
 fn text_round_trips_and_bad_attributes_are_errors() {
     let mut b = Builder::new("f", &[Type::new(DType::F32, &[2, 4, 6, 6]), Type::new(DType::F32, &[6, 2, 3, 2])]);
-    let attrs = Conv { stride: [2, 1], low: [1, 0], high: [0, 2], lhs_dilation: [1, 2], rhs_dilation: [2, 1], groups: 2 };
+    let attrs =
+        Conv { stride: [2, 1], low: [1, 0], high: [0, 2], lhs_dilation: [1, 2], rhs_dilation: [2, 1], groups: 2 };
     let y = b.conv2d(b.param(0), b.param(1), attrs);
     let w = Window { size: vec![1, 1, 2, 2], stride: vec![1, 1, 2, 1], low: vec![0, 0, 1, 0], high: vec![0, 0, 0, 1] };
     let m = b.reduce_window(y, w.clone(), true);
@@ -191,7 +211,10 @@ fn text_round_trips_and_bad_attributes_are_errors() {
         ),
         "{printed}"
     );
-    assert!(printed.contains("reduce_window_max{size=[1, 1, 2, 2], stride=[1, 1, 2, 1], low=[0, 0, 1, 0]"), "{printed}");
+    assert!(
+        printed.contains("reduce_window_max{size=[1, 1, 2, 2], stride=[1, 1, 2, 1], low=[0, 0, 1, 0]"),
+        "{printed}"
+    );
     assert_eq!(parse::parse(&printed).as_ref(), Ok(&f));
     // A wrong attribute length, a channel mismatch, a window too large: errors, not panics.
     let bad = [
