@@ -960,3 +960,95 @@ fn generated_programs_match_interp() {
 }
 
 mod transformer;
+
+// ---------------------------------------------------------------- windowed ops
+
+/// Uniform values in [-2, 2) (no specials: im2col multiplies padding zeros
+/// into the sum, where the interpreter skips the term; see `cpu/conv.rs`).
+fn plain_tensor(ty: &Type, rng: &mut Rng) -> Tensor {
+    let values: Vec<f64> = (0..ty.shape.num_elements()).map(|_| rng.uniform(-2.0, 2.0)).collect();
+    tensor_of(ty.dtype, ty.shape.dims(), &values)
+}
+
+/// Conv tolerance, as matmul's: each output is a reordered sum of
+/// `k = C/groups * KH * KW` products, so
+///   |jit - interp| <= c * sqrt(k) * conv(|x|, |w|)
+/// with the scale computed by the interpreter on the absolute values.
+#[test]
+fn conv2d_matches_interp_within_tolerance() {
+    let mut rng = Rng(0xC0);
+    let conv = |stride, low, high, lhs_dilation, rhs_dilation, groups| crate::ir::Conv {
+        stride,
+        low,
+        high,
+        lhs_dilation,
+        rhs_dilation,
+        groups,
+    };
+    let specs: Vec<(&[usize], &[usize], crate::ir::Conv)> = vec![
+        (&[1, 1, 5, 5], &[1, 1, 3, 3], crate::ir::Conv::plain()),
+        (&[2, 3, 8, 7], &[4, 3, 3, 3], conv([2, 2], [1, 1], [1, 1], [1, 1], [1, 1], 1)),
+        (&[2, 4, 5, 5], &[6, 4, 1, 1], crate::ir::Conv::plain()),
+        (&[1, 4, 6, 6], &[6, 2, 2, 3], conv([1, 2], [0, 2], [1, 0], [1, 1], [2, 1], 2)),
+        (&[2, 2, 4, 3], &[3, 2, 3, 3], conv([1, 1], [2, 2], [2, 2], [2, 2], [1, 1], 1)),
+        (&[1, 3, 6, 6], &[3, 1, 3, 3], conv([2, 2], [1, 1], [1, 1], [1, 1], [1, 1], 3)),
+        (&[4, 8, 12, 12], &[16, 8, 3, 3], conv([1, 1], [1, 1], [1, 1], [1, 1], [1, 1], 1)),
+    ];
+    for dtype in FLOATS {
+        for (xd, kd, attrs) in &specs {
+            let (tx, tk) = (Type::new(dtype, xd), Type::new(dtype, kd));
+            let mut b = Builder::new("conv", &[tx.clone(), tk.clone()]);
+            let res = b.conv2d(b.param(0), b.param(1), attrs.clone());
+            let func = b.finish(vec![res]);
+            let inputs = [plain_tensor(&tx, &mut rng), plain_tensor(&tk, &mut rng)];
+            let want = interp::run(&func, &inputs);
+            let abs: Vec<Tensor> = inputs
+                .iter()
+                .map(|t| Tensor::f64(t.shape.dims(), t.to_f64_vec().iter().map(|v| v.abs()).collect()))
+                .collect();
+            let scale = interp::run(&func.widened_to_f64(), &abs)[0].to_f64_vec();
+            let k = (kd[1] * kd[2] * kd[3]) as f64;
+            let c = if dtype == DType::F32 { 1e-6 } else { 1e-14 };
+            let mut cpu = compile(&func).unwrap();
+            for _ in 0..2 {
+                let got = cpu.run(&inputs);
+                assert_eq!(got[0].ty(), want[0].ty());
+                for (i, (g, w)) in got[0].to_f64_vec().iter().zip(want[0].to_f64_vec()).enumerate() {
+                    let tol = c * k.sqrt() * scale[i];
+                    assert!((g - w).abs() <= tol, "{dtype} {xd:?} {kd:?} {attrs:?} [{i}]: jit {g} vs interp {w}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn window_reductions_and_reverse_match_interp_bitwise() {
+    let mut rng = Rng(0xC1);
+    let window = |size: Vec<usize>, stride: Vec<usize>, low: Vec<usize>, high: Vec<usize>| crate::ir::Window {
+        size,
+        stride,
+        low,
+        high,
+    };
+    let specs: Vec<(&[usize], crate::ir::Window)> = vec![
+        (&[2, 3, 6, 6], window(vec![1, 1, 2, 2], vec![1, 1, 2, 2], vec![0; 4], vec![0; 4])),
+        (&[1, 2, 5, 5], window(vec![1, 1, 3, 3], vec![1, 1, 2, 2], vec![0, 0, 1, 1], vec![0, 0, 1, 1])),
+        (&[7], window(vec![3], vec![2], vec![4], vec![3])),
+        (&[3, 4], window(vec![3, 1], vec![1, 3], vec![0, 2], vec![2, 0])),
+    ];
+    for dtype in FLOATS {
+        for (dims, w) in &specs {
+            let ty = Type::new(dtype, dims);
+            let mut b = Builder::new("window", std::slice::from_ref(&ty));
+            let sum = b.reduce_window(b.param(0), w.clone(), false);
+            let max = b.reduce_window(b.param(0), w.clone(), true);
+            let all: Vec<usize> = (0..dims.len()).collect();
+            let rev = b.reverse(b.param(0), all);
+            let rev_last = b.reverse(b.param(0), vec![dims.len() - 1]);
+            let func = b.finish(vec![sum, max, rev, rev_last]);
+            // random_tensor includes NaN, infinities and signed zeros.
+            assert_same(&format!("{dtype} {dims:?} {w:?}"), &func, &[random_tensor(&ty, &mut rng)]);
+        }
+    }
+}

@@ -119,3 +119,6 @@ impl Builder {
         self.full(value, &ty)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -54,6 +54,9 @@ pub const NAMES: &[&str] = &[
     "split",
     "random_bits",
     "ndim",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -95,6 +98,8 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             [CallArg { value: Val::Float(_) | Val::Int(_), .. }] => Val::Int(Dim::Known(0)),
             _ => bad(el, "`ndim(x)` takes one tensor", span),
         },
+        "conv2d" => super::window_builtins::conv2d(el, &args, span),
+        "max_pool2d" | "avg_pool2d" => super::window_builtins::pool2d(el, name, &args, span),
         "log" => {
             if matches!(args.first().map(|a| &a.value), Some(Val::Str(_))) {
                 log_metric(el, args, span)

@@ -16,6 +16,7 @@ pub mod suggest;
 mod tensor_ops;
 pub mod transform;
 pub mod value;
+pub mod window_builtins;
 
 pub use elab::PrintItem;
 pub use entry::{

@@ -64,3 +64,62 @@ fn main() {
     // d/dw sum(w * stop_gradient(w)) = stop_gradient(w) = w.
     assert_eq!(out[2], crate::ir::Tensor::f32(&[3], vec![1.0, 2.0, 3.0]));
 }
+
+#[test]
+fn cnn_model_trains_and_jit_agrees_with_interp() {
+    // conv -> relu -> max pool -> avg pool -> global sum -> linear: build mode
+    // of the CNN builtins, their gradients inside a training step, the
+    // optimizer and the CPU JIT on one program.
+    use crate::ir::{DType, Tensor, Type};
+    let src = "use nn.relu
+use losses.cross_entropy
+use optim.sgd
+
+model Cnn {
+    k: f32[4, 1, 3, 3] = uniform(-0.5, 0.5)
+    g: f32[4, 2, 2, 2] = uniform(-0.5, 0.5)
+    w: f32[4, 3] = uniform(-0.5, 0.5)
+
+    fn training_step(self, x: f32[B, 1, 6, 6], y: i32[B]) -> f32 {
+        let h = max_pool2d(relu(conv2d(x, self.k, padding = 1)), 2)
+        let h = avg_pool2d(conv2d(h, self.g, stride = (1, 1), padding = (1, 0), dilation = 1, groups = 2), 2, stride = 1)
+        cross_entropy(sum(h, axis = (2, 3)) @ self.w, y)
+    }
+
+    fn configure_optimizers(self) = sgd(lr = 0.1)
+}
+";
+    let (prog, diags) = super::load("cnn.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let (x_ty, y_ty) = (Type::new(DType::F32, &[4, 1, 6, 6]), Type::new(DType::I32, &[4]));
+    let opts = crate::Options { no_opt: true, ..Default::default() };
+    let progs = crate::compile_training(&prog, None, &x_ty, &y_ty, &opts).unwrap_or_else(|d| panic!("{d:?}"));
+    let step = &progs.train_step;
+    let mut inputs: Vec<Tensor> = Vec::new();
+    for (i, p) in progs.params.iter().enumerate() {
+        let n = p.ty.shape.num_elements();
+        let values: Vec<f64> = (0..n).map(|j| (((i * 31 + j * 17) % 23) as f64 - 11.0) / 20.0).collect();
+        inputs.push(Tensor::from_f64(DType::F32, p.ty.shape.dims(), &values));
+    }
+    assert_eq!(progs.states_per_param, 0);
+    inputs.push(Tensor::scalar_f32(1.0));
+    inputs.push(Tensor::f32(&[4, 1, 6, 6], (0..144).map(|i| ((i * 37 % 19) as f32) / 9.0 - 1.0).collect()));
+    inputs.push(Tensor::i32(&[4], vec![0, 1, 2, 1]));
+    let n_params = progs.params.len();
+    let loss_at = |inputs: &[Tensor]| interp::run(step, inputs)[n_params].scalar_value();
+    let want = interp::run(step, &inputs);
+    let got = crate::codegen::cpu::compile(step).unwrap().run(&inputs);
+    for (w, g) in want.iter().zip(&got) {
+        for (a, b) in w.to_f64_vec().iter().zip(g.to_f64_vec()) {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "jit {b} vs interp {a}");
+        }
+    }
+    // A few SGD steps lower the loss.
+    let first = loss_at(&inputs);
+    for _ in 0..5 {
+        let out = interp::run(step, &inputs);
+        inputs[..n_params].clone_from_slice(&out[..n_params]);
+    }
+    let last = loss_at(&inputs);
+    assert!(last < first, "loss {first} -> {last}");
+}
