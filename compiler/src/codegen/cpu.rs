@@ -19,6 +19,8 @@
 
 mod emit;
 mod kernels;
+mod plan;
+mod schedule;
 
 use std::mem::ManuallyDrop;
 
@@ -71,7 +73,10 @@ pub struct CpuFunc {
     /// The chunks of the program, called in order.
     entries: Vec<EntryFn>,
     arena: Vec<Line>,
-    /// Byte offset in the arena of each instruction's result buffer.
+    /// The base pointer of each value's buffer (into `arena`), the compiled
+    /// code's argument.
+    table: Vec<*mut u8>,
+    /// Byte offset in the arena of each value's buffer.
     offsets: Vec<usize>,
     param_types: Vec<ir::Type>,
     output_types: Vec<ir::Type>,
@@ -90,7 +95,8 @@ impl Drop for CpuFunc {
 pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
     ir::verify::verify(func).map_err(CodegenError::InvalidFunc)?;
     check_supported(func)?;
-    let (offsets, arena_bytes) = layout(func);
+    let sched = schedule::schedule(func);
+    let plan = plan::plan(func, &sched);
 
     let mut flags = settings::builder();
     flags.set("opt_level", "speed")?;
@@ -125,7 +131,7 @@ pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
         ctx.func.name = UserFuncName::user(0, func_id.as_u32());
         {
             let builder = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-            let mut emitter = emit::Emitter::new(builder, &mut module, func);
+            let mut emitter = emit::Emitter::new(builder, &mut module, func, &sched);
             for index in start..(start + INSTS_PER_FUNCTION).min(n_insts) {
                 emitter.emit_inst(index)?;
             }
@@ -146,11 +152,17 @@ pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
         })
         .collect();
 
+    let mut arena = vec![Line([0; 64]); plan.bytes.div_ceil(64).max(1)];
+    let base = arena.as_mut_ptr() as *mut u8;
+    // Safety: every offset lies inside the arena (see `plan`). The arena is
+    // never resized, so these pointers stay valid as long as `CpuFunc` lives.
+    let table = plan.offsets.iter().map(|&offset| unsafe { base.add(offset) }).collect();
     Ok(CpuFunc {
         module: ManuallyDrop::new(module),
         entries,
-        arena: vec![Line([0; 64]); arena_bytes.div_ceil(64).max(1)],
-        offsets,
+        arena,
+        table,
+        offsets: plan.offsets,
         param_types: func.param_types(),
         output_types: func.output_types(),
         outputs: func.outputs.clone(),
@@ -179,37 +191,6 @@ fn check_supported(func: &Func) -> Result<(), CodegenError> {
     Ok(())
 }
 
-/// Assigns each instruction's result a byte offset in the arena; returns the
-/// offsets and the arena size. Views alias their operand.
-fn layout(func: &Func) -> (Vec<usize>, usize) {
-    let mut offsets = Vec::with_capacity(func.insts.len());
-    let mut end = 0usize;
-    for inst in &func.insts {
-        let aliases = match &inst.op {
-            // Same bytes in the same order: a view of the operand.
-            Op::Reshape | Op::StopGradient => true,
-            Op::Convert => func.ty(inst.args[0]).dtype == inst.ty.dtype,
-            Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
-            Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => false,
-            Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => false,
-            Op::Abs | Op::Sign => false,
-            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => false,
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => false,
-            Op::Select | Op::Broadcast { .. } | Op::Transpose { .. } => false,
-            Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
-            Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
-        };
-        if aliases {
-            offsets.push(offsets[inst.args[0].index()]);
-        } else {
-            let start = end.next_multiple_of(64);
-            offsets.push(start);
-            end = start + inst.ty.shape.num_elements() * inst.ty.dtype.size_bytes();
-        }
-    }
-    (offsets, end)
-}
-
 impl CpuFunc {
     /// Runs on host tensors; panics if input types differ from the params
     /// (the caller checks).
@@ -220,13 +201,11 @@ impl CpuFunc {
             let offset = self.offsets[index];
             write_data(&mut arena_bytes_mut(&mut self.arena)[offset..], &input.data);
         }
-        let base = self.arena.as_mut_ptr() as *mut u8;
-        // Safety: every offset lies inside the arena (see `layout`).
-        let table: Vec<*mut u8> = self.offsets.iter().map(|&offset| unsafe { base.add(offset) }).collect();
-        // Safety: the table has one valid, aligned buffer per instruction, each
-        // as large as its result type, which is all the compiled code touches.
+        // Safety: the table has one valid, aligned buffer per materialized
+        // value, each as large as its result type, which is all the compiled
+        // code touches.
         for entry in &self.entries {
-            unsafe { entry(table.as_ptr()) };
+            unsafe { entry(self.table.as_ptr()) };
         }
         let bytes = self.arena_bytes();
         self.outputs
