@@ -2,25 +2,38 @@
 //! Cranelift and runs it on host tensors.
 //!
 //! Consumes a verified `ir::Func`; produces a `CpuFunc` that owns the machine
-//! code and a buffer arena. It agrees with `ir::interp::run` bitwise on every
-//! op except `MatMul`, whose summation order is the `gemm` crate's.
+//! code and a buffer arena.
 //!
-//! Memory model: one arena with a 64-byte-aligned buffer per instruction
-//! result (no reuse yet). `Reshape` and same-dtype `Convert` alias their
-//! operand's buffer. The compiled function takes one argument, a table of
-//! buffer base pointers indexed by `ValueId`; `run` copies the inputs into the
-//! parameter buffers, calls it, and copies the outputs out. Bools are stored
-//! as one byte, 0 or 1. `StopGradient` aliases too (it is the identity).
+//! Memory model: one arena. `schedule.rs` decides which values are computed
+//! in registers inside a consumer's loop (inlined: no buffer at all);
+//! `plan.rs` places the other buffers by liveness, reusing the bytes of dead
+//! values (first fit, 64-byte aligned). `Reshape`, `StopGradient` and
+//! same-dtype `Convert` alias their operand's buffer. The compiled function
+//! takes one argument, a table of buffer base pointers indexed by `ValueId`
+//! (built once in `compile`); `run` copies the inputs into the parameter
+//! buffers, calls it, and copies the outputs out. Bools are stored as one
+//! byte, 0 or 1.
 //!
-//! Code shape: one Cranelift function, one loop nest per instruction, in
-//! program order (`emit.rs`). The transcendentals (exp, log, tanh, pow,
-//! log1p, expm1, logistic, sin, cos, erf) and MatMul call host routines once
-//! per array (`kernels.rs`).
+//! Code shape (`emit.rs`): one loop per fusion group, in program order: a
+//! materialized elementwise value is ONE loop over its elements evaluating
+//! the whole tree of its inlined producers (elementwise ops, constants,
+//! broadcasts read through stride-0 pointers, `pow` by a constant small
+//! integer as multiplications), f32x4/f64x2 on the innermost dim when every
+//! op of the tree is lane-wise exact. Reductions evaluate their inlined
+//! producer tree per source element. Every other op (matmul, argmax,
+//! slice/pad/concat/transpose, iota, anything new) is one loop nest per
+//! instruction reading its operands' buffers. The transcendentals (exp, log,
+//! tanh, non-constant pow, log1p, expm1, logistic, sin, cos, erf) and MatMul
+//! call host routines once per array (`kernels.rs`).
+//!
+//! Results equal `ir::interp::run` bitwise except `MatMul` (the `gemm`
+//! crate's summation order) and constant-integer `pow` (within 3 ulp of
+//! `powf`, see `emit::pow_by_multiplication`).
 
 mod emit;
 mod kernels;
-mod plan;
-mod schedule;
+pub(crate) mod plan;
+pub(crate) mod schedule;
 
 use std::mem::ManuallyDrop;
 
@@ -272,4 +285,16 @@ fn read_tensor(src: &[u8], ty: &ir::Type) -> Tensor {
         DType::Bool => Data::Bool(src[..n].iter().map(|&b| b != 0).collect()),
     };
     Tensor { shape: ty.shape.clone(), data }
+}
+
+/// The schedule `compile` uses, for tests of the memory plan.
+#[cfg(test)]
+pub(super) fn schedule_for_tests(func: &Func) -> schedule::Schedule {
+    schedule::schedule(func)
+}
+
+/// The buffers `compile` places, for tests of the memory plan.
+#[cfg(test)]
+pub(super) fn plan_for_tests(func: &Func, sched: &schedule::Schedule) -> Vec<plan::Buffer> {
+    plan::plan(func, sched).buffers
 }

@@ -1,5 +1,5 @@
-//! Instruction selection for the CPU backend: one loop nest per IR
-//! instruction, all inside the single Cranelift function `compile` builds.
+//! Instruction selection for the CPU backend: one loop per fusion group
+//! (see `schedule.rs`), one loop nest per other instruction.
 //!
 //! Consumes a verified `ir::Func` whose buffers `cpu::layout` has placed;
 //! produces CLIF in a `FunctionBuilder`. Loops are counted loops with
@@ -186,7 +186,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let out_strides = ty.shape.strides();
         let per_dim: Vec<Vec<i64>> = (0..ty.shape.rank())
             .map(|d| {
-                let leaf_strides = leaves.iter().map(|leaf| leaf.strides[d] * func.insts[leaf.value].ty.dtype.size_bytes() as i64);
+                let leaf_strides =
+                    leaves.iter().map(|leaf| leaf.strides[d] * func.insts[leaf.value].ty.dtype.size_bytes() as i64);
                 leaf_strides.chain(std::iter::once(out_strides[d] as i64 * out_size)).collect()
             })
             .collect();
@@ -207,7 +208,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
         emit_nest(&mut self.b, outer_dims, outer_strides, &bases, &[], &mut |b, ptrs, _| {
             if n_vector > 0 {
                 let steps: Vec<i64> = inner_steps.iter().map(|&s| s * lanes as i64).collect();
-                let tree = Tree { func, sched, root, evaluate_root: true, leaves: &leaves, lanes, inner_steps: &inner_steps };
+                let tree =
+                    Tree { func, sched, root, evaluate_root: true, leaves: &leaves, lanes, inner_steps: &inner_steps };
                 emit_loop(b, n_vector, ptrs, &steps, &[], &mut |b, ptrs, _| {
                     let res = tree.eval(b, ptrs);
                     store(b, res, ptrs[ptrs.len() - 1]);
@@ -219,9 +221,25 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 let tail: Vec<clif::Value> = ptrs
                     .iter()
                     .zip(&inner_steps)
-                    .map(|(&p, &step)| if done == 0 || step == 0 { p } else { b.ins().iadd_imm_s(p, done as i64 * step) })
+                    .map(
+                        |(&p, &step)| {
+                            if done == 0 || step == 0 {
+                                p
+                            } else {
+                                b.ins().iadd_imm_s(p, done as i64 * step)
+                            }
+                        },
+                    )
                     .collect();
-                let tree = Tree { func, sched, root, evaluate_root: true, leaves: &leaves, lanes: 1, inner_steps: &inner_steps };
+                let tree = Tree {
+                    func,
+                    sched,
+                    root,
+                    evaluate_root: true,
+                    leaves: &leaves,
+                    lanes: 1,
+                    inner_steps: &inner_steps,
+                };
                 emit_loop(b, inner - done, &tail, &inner_steps, &[], &mut |b, ptrs, _| {
                     let res = tree.eval(b, ptrs);
                     store(b, res, ptrs[ptrs.len() - 1]);
@@ -627,9 +645,10 @@ fn vector_lanes(func: &Func, sched: &Schedule, root: usize, leaves: &[Leaf], inn
     if !dtype.is_float() {
         return 1;
     }
-    let leaves_ok = leaves.iter().zip(inner_steps).all(|(leaf, &step)| {
-        func.insts[leaf.value].ty.dtype == dtype && (step == 0 || step == size)
-    });
+    let leaves_ok = leaves
+        .iter()
+        .zip(inner_steps)
+        .all(|(leaf, &step)| func.insts[leaf.value].ty.dtype == dtype && (step == 0 || step == size));
     let out_ok = inner_steps[leaves.len()] == size;
     if leaves_ok && out_ok && tree_is_vectorizable(func, sched, root, dtype) {
         16 / dtype.size_bytes()
@@ -647,7 +666,8 @@ fn tree_is_vectorizable(func: &Func, sched: &Schedule, node: usize, dtype: DType
         Op::Constant(_) | Op::Broadcast { .. } => true,
         Op::Pow => tree_is_vectorizable_arg(func, sched, inst.args[0].index(), dtype),
         op => {
-            is_vectorizable(op, dtype) && inst.args.iter().all(|arg| tree_is_vectorizable_arg(func, sched, arg.index(), dtype))
+            is_vectorizable(op, dtype)
+                && inst.args.iter().all(|arg| tree_is_vectorizable_arg(func, sched, arg.index(), dtype))
         }
     }
 }

@@ -37,12 +37,11 @@ pub(super) struct Plan {
 /// `first..=last`.
 #[derive(Clone, Copy, Debug)]
 #[cfg_attr(not(test), allow(dead_code))]
-pub(super) struct Buffer {
-    pub(super) value: usize,
-    pub(super) offset: usize,
-    pub(super) size: usize,
-    pub(super) first: usize,
-    pub(super) last: usize,
+pub(crate) struct Buffer {
+    pub(crate) offset: usize,
+    pub(crate) size: usize,
+    pub(crate) first: usize,
+    pub(crate) last: usize,
 }
 
 /// Whether instruction `index`'s result is a view of its operand's buffer.
@@ -112,7 +111,7 @@ pub(super) fn plan(func: &Func, sched: &Schedule) -> Plan {
             }
             offset = offset.max((buffer.offset + buffer.size).next_multiple_of(ALIGN));
         }
-        let buffer = Buffer { value: index, offset, size, first: first[index], last: last[index] };
+        let buffer = Buffer { offset, size, first: first[index], last: last[index] };
         let at = active.partition_point(|b| b.offset < offset);
         active.insert(at, buffer);
         buffers.push(buffer);

@@ -28,7 +28,7 @@
 use crate::ir::{DType, Func, Op};
 
 /// Which values are computed inside a consumer's loop.
-pub(super) struct Schedule {
+pub(crate) struct Schedule {
     /// `inlined[v]`: value `v` has no buffer.
     pub(super) inlined: Vec<bool>,
 }
