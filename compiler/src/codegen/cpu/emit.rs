@@ -1,7 +1,7 @@
 //! Instruction selection for the CPU backend: one loop per fusion group
 //! (see `schedule.rs`), one loop nest per other instruction.
 //!
-//! Consumes a verified `ir::Func` whose buffers `cpu::layout` has placed;
+//! Consumes a verified `ir::Func` scheduled by `schedule.rs`, buffers placed by `plan.rs`;
 //! produces CLIF in a `FunctionBuilder`. Loops are counted loops with
 //! compile-time trip counts (shapes are concrete) whose pointers are carried
 //! as block parameters and advanced by constant byte strides.
