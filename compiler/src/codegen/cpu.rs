@@ -2,22 +2,33 @@
 //! Cranelift and runs it on host tensors.
 //!
 //! Consumes a verified `ir::Func`; produces a `CpuFunc` that owns the machine
-//! code and a buffer arena. It agrees with `ir::interp::run` bitwise on every
-//! op except `MatMul`, whose summation order is the `gemm` crate's.
+//! code and a buffer arena.
 //!
-//! Memory model: one arena with a 64-byte-aligned buffer per instruction
-//! result (no reuse yet). `Reshape` and same-dtype `Convert` alias their
-//! operand's buffer. The compiled function takes one argument, a table of
-//! buffer base pointers indexed by `ValueId`; `run` copies the inputs into the
-//! parameter buffers, calls it, and copies the outputs out. Bools are stored
-//! as one byte, 0 or 1. `StopGradient` aliases too (it is the identity).
+//! Memory model: one arena. `schedule.rs` decides which values are computed
+//! in registers inside a consumer's loop (inlined: no buffer at all);
+//! `plan.rs` places the other buffers by liveness, reusing the bytes of dead
+//! values (first fit, 64-byte aligned). `Reshape`, `StopGradient` and
+//! same-dtype `Convert` alias their operand's buffer. The compiled function
+//! takes one argument, a table of buffer base pointers indexed by `ValueId`
+//! (built once in `compile`); `run` copies the inputs into the parameter
+//! buffers, calls it, and copies the outputs out. Bools are stored as one
+//! byte, 0 or 1.
 //!
-//! Code shape: one Cranelift function, one loop nest per instruction, in
-//! program order (`emit.rs`). The transcendentals (exp, log, tanh, pow,
-//! log1p, expm1, logistic, sin, cos, erf) and MatMul call host routines once
-//! per array (`kernels.rs`); so do Conv2d (im2col + gemm) and the window
-//! reductions (`conv.rs`). It agrees with the interpreter bitwise on those
-//! reductions; Conv2d, like MatMul, sums in gemm's order.
+//! Code shape (`emit.rs`): one loop per fusion group, in program order: a
+//! materialized elementwise value is ONE loop over its elements evaluating
+//! the whole tree of its inlined producers (elementwise ops, constants,
+//! broadcasts read through stride-0 pointers, `pow` by a constant small
+//! integer as multiplications), f32x4/f64x2 on the innermost dim when every
+//! op of the tree is lane-wise exact. Reductions evaluate their inlined
+//! producer tree per source element. Every other op (matmul, argmax,
+//! slice/pad/concat/transpose, iota, anything new) is one loop nest per
+//! instruction reading its operands' buffers. The transcendentals (exp, log,
+//! tanh, non-constant pow, log1p, expm1, logistic, sin, cos, erf) and MatMul
+//! call host routines once per array (`kernels.rs`).
+//!
+//! Results equal `ir::interp::run` bitwise except `MatMul` (the `gemm`
+//! crate's summation order) and constant-integer `pow` (within 3 ulp of
+//! `powf`, see `emit::pow_by_multiplication`).
 
 mod batch_matmul;
 mod conv;
@@ -25,7 +36,9 @@ mod emit;
 mod gather;
 mod host_ops;
 mod kernels;
+pub(crate) mod plan;
 mod random;
+pub(crate) mod schedule;
 
 use std::mem::ManuallyDrop;
 
@@ -78,7 +91,10 @@ pub struct CpuFunc {
     /// The chunks of the program, called in order.
     entries: Vec<EntryFn>,
     arena: Vec<Line>,
-    /// Byte offset in the arena of each instruction's result buffer.
+    /// The base pointer of each value's buffer (into `arena`), the compiled
+    /// code's argument.
+    table: Vec<*mut u8>,
+    /// Byte offset in the arena of each value's buffer.
     offsets: Vec<usize>,
     param_types: Vec<ir::Type>,
     output_types: Vec<ir::Type>,
@@ -97,7 +113,8 @@ impl Drop for CpuFunc {
 pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
     ir::verify::verify(func).map_err(CodegenError::InvalidFunc)?;
     check_supported(func)?;
-    let (offsets, arena_bytes) = layout(func);
+    let sched = schedule::schedule(func);
+    let plan = plan::plan(func, &sched);
 
     let mut flags = settings::builder();
     flags.set("opt_level", "speed")?;
@@ -132,7 +149,7 @@ pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
         ctx.func.name = UserFuncName::user(0, func_id.as_u32());
         {
             let builder = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-            let mut emitter = emit::Emitter::new(builder, &mut module, func);
+            let mut emitter = emit::Emitter::new(builder, &mut module, func, &sched);
             for index in start..(start + INSTS_PER_FUNCTION).min(n_insts) {
                 emitter.emit_inst(index)?;
             }
@@ -153,11 +170,17 @@ pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
         })
         .collect();
 
+    let mut arena = vec![Line([0; 64]); plan.bytes.div_ceil(64).max(1)];
+    let base = arena.as_mut_ptr() as *mut u8;
+    // Safety: every offset lies inside the arena (see `plan`). The arena is
+    // never resized, so these pointers stay valid as long as `CpuFunc` lives.
+    let table = plan.offsets.iter().map(|&offset| unsafe { base.add(offset) }).collect();
     Ok(CpuFunc {
         module: ManuallyDrop::new(module),
         entries,
-        arena: vec![Line([0; 64]); arena_bytes.div_ceil(64).max(1)],
-        offsets,
+        arena,
+        table,
+        offsets: plan.offsets,
         param_types: func.param_types(),
         output_types: func.output_types(),
         outputs: func.outputs.clone(),
@@ -191,40 +214,6 @@ fn check_supported(func: &Func) -> Result<(), CodegenError> {
     Ok(())
 }
 
-/// Assigns each instruction's result a byte offset in the arena; returns the
-/// offsets and the arena size. Views alias their operand.
-fn layout(func: &Func) -> (Vec<usize>, usize) {
-    let mut offsets = Vec::with_capacity(func.insts.len());
-    let mut end = 0usize;
-    for inst in &func.insts {
-        let aliases = match &inst.op {
-            // Same bytes in the same order: a view of the operand.
-            Op::Reshape | Op::StopGradient => true,
-            Op::Convert => func.ty(inst.args[0]).dtype == inst.ty.dtype,
-            Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
-            Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => false,
-            Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => false,
-            Op::Abs | Op::Sign => false,
-            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => false,
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => false,
-            Op::Select | Op::Broadcast { .. } | Op::Transpose { .. } => false,
-            Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
-            Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
-            Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
-            Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
-            Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
-        };
-        if aliases {
-            offsets.push(offsets[inst.args[0].index()]);
-        } else {
-            let start = end.next_multiple_of(64);
-            offsets.push(start);
-            end = start + inst.ty.shape.num_elements() * inst.ty.dtype.size_bytes();
-        }
-    }
-    (offsets, end)
-}
-
 impl CpuFunc {
     /// Runs on host tensors; panics if input types differ from the params
     /// (the caller checks).
@@ -235,13 +224,11 @@ impl CpuFunc {
             let offset = self.offsets[index];
             write_data(&mut arena_bytes_mut(&mut self.arena)[offset..], &input.data);
         }
-        let base = self.arena.as_mut_ptr() as *mut u8;
-        // Safety: every offset lies inside the arena (see `layout`).
-        let table: Vec<*mut u8> = self.offsets.iter().map(|&offset| unsafe { base.add(offset) }).collect();
-        // Safety: the table has one valid, aligned buffer per instruction, each
-        // as large as its result type, which is all the compiled code touches.
+        // Safety: the table has one valid, aligned buffer per materialized
+        // value, each as large as its result type, which is all the compiled
+        // code touches.
         for entry in &self.entries {
-            unsafe { entry(table.as_ptr()) };
+            unsafe { entry(self.table.as_ptr()) };
         }
         let bytes = self.arena_bytes();
         self.outputs
@@ -308,4 +295,16 @@ fn read_tensor(src: &[u8], ty: &ir::Type) -> Tensor {
         DType::Bool => Data::Bool(src[..n].iter().map(|&b| b != 0).collect()),
     };
     Tensor { shape: ty.shape.clone(), data }
+}
+
+/// The schedule `compile` uses, for tests of the memory plan.
+#[cfg(test)]
+pub(super) fn schedule_for_tests(func: &Func) -> schedule::Schedule {
+    schedule::schedule(func)
+}
+
+/// The buffers `compile` places, for tests of the memory plan.
+#[cfg(test)]
+pub(super) fn plan_for_tests(func: &Func, sched: &schedule::Schedule) -> Vec<plan::Buffer> {
+    plan::plan(func, sched).buffers
 }

@@ -1052,3 +1052,91 @@ fn window_reductions_and_reverse_match_interp_bitwise() {
         }
     }
 }
+
+// ---------------------------------------------------------------- fusion and memory plan
+
+/// Long elementwise chains over broadcasts of every operand shape, so that
+/// fusion groups with strided (stride-0) leaves and a fused reduction occur.
+#[test]
+fn long_fusible_chains_with_broadcasts_match_interp() {
+    let mut rng = Rng(21);
+    for seed in 0..40u64 {
+        let dtype = if seed % 3 == 0 { DType::F64 } else { DType::F32 };
+        let full = Type::new(dtype, &[3, 5, 7]);
+        let row = Type::new(dtype, &[7]);
+        let col = Type::new(dtype, &[3, 1, 1]);
+        let mut b = Builder::new("chain", &[full.clone(), row.clone(), col.clone()]);
+        let mut x = b.param(0);
+        for _ in 0..12 {
+            let y = match rng.below(4) {
+                0 => b.broadcast(b.param(1), &full.shape, vec![2]),
+                1 => b.broadcast(b.param(2), &full.shape, vec![0, 1, 2]),
+                2 => b.full(rng.uniform(-2.0, 2.0), &full),
+                _ => b.param(0),
+            };
+            let ops = [Op::Add, Op::Sub, Op::Mul, Op::Max, Op::Min];
+            x = b.binary(ops[rng.below(ops.len())].clone(), x, y);
+            if rng.chance(0.2) {
+                let zero = b.full(0.0, &full);
+                let c = b.binary(Op::Gt, x, zero);
+                x = b.select(c, x, y);
+            }
+        }
+        let sum = b.reduce_sum(x, vec![1, 2]);
+        let func = b.finish(vec![x, sum]);
+        let inputs: Vec<Tensor> = func.param_types().iter().map(|ty| random_input(ty, &mut rng)).collect();
+        assert_same(&format!("chain seed {seed}"), &func, &inputs);
+    }
+}
+
+/// `pow` with a constant integer exponent is lowered to multiplications:
+/// within 3 ulp of `powf` on normal results (the documented bound of
+/// `emit::pow_by_multiplication`: at most three roundings).
+#[test]
+fn constant_integer_pow_is_within_three_ulp_of_powf() {
+    let mut rng = Rng(22);
+    for dtype in FLOATS {
+        for exponent in -4..=4 {
+            let ty = Type::new(dtype, &[101]);
+            let mut b = Builder::new("pow", std::slice::from_ref(&ty));
+            let e = b.full(exponent as f64, &ty);
+            let res = b.binary(Op::Pow, b.param(0), e);
+            let func = b.finish(vec![res]);
+            let values: Vec<f64> = (0..101).map(|_| rng.uniform(-20.0, 20.0)).collect();
+            let input = tensor_of(dtype, &[101], &values);
+            let want = interp::run(&func, std::slice::from_ref(&input))[0].to_f64_vec();
+            let got = jit_run(&func, &[input])[0].to_f64_vec();
+            let ulp = |x: f64| {
+                if dtype == DType::F32 {
+                    (x.abs() as f32 * f32::EPSILON) as f64
+                } else {
+                    x.abs() * f64::EPSILON
+                }
+            };
+            for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+                let ok = w.to_bits() == g.to_bits() || (w.is_nan() && g.is_nan()) || (w - g).abs() <= 3.0 * ulp(*w);
+                assert!(ok, "pow {dtype} ^{exponent} at {i} ({}): interp {w} vs jit {g}", values[i]);
+            }
+        }
+    }
+}
+
+/// The memory plan never gives overlapping bytes to two buffers that are
+/// live at the same time, on generated programs.
+#[test]
+fn memory_plan_never_overlaps_live_buffers() {
+    use crate::ir::generate::{random_func as generate, GenOptions};
+    for seed in 0..200u64 {
+        let func = generate(0x9A1A_0000 + seed, &GenOptions::default());
+        let sched = super::cpu::schedule_for_tests(&func);
+        let buffers = super::cpu::plan_for_tests(&func, &sched);
+        for (i, a) in buffers.iter().enumerate() {
+            assert_eq!(a.offset % 64, 0, "seed {seed}: misaligned buffer");
+            for b in &buffers[i + 1..] {
+                let live_together = a.first <= b.last && b.first <= a.last;
+                let overlap = a.offset < b.offset + b.size && b.offset < a.offset + a.size;
+                assert!(!(live_together && overlap), "seed {seed}: {a:?} and {b:?} overlap\n{}", text::print(&func));
+            }
+        }
+    }
+}

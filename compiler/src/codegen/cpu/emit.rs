@@ -1,7 +1,7 @@
-//! Instruction selection for the CPU backend: one loop nest per IR
-//! instruction, all inside the single Cranelift function `compile` builds.
+//! Instruction selection for the CPU backend: one loop per fusion group
+//! (see `schedule.rs`), one loop nest per other instruction.
 //!
-//! Consumes a verified `ir::Func` whose buffers `cpu::layout` has placed;
+//! Consumes a verified `ir::Func` scheduled by `schedule.rs`, buffers placed by `plan.rs`;
 //! produces CLIF in a `FunctionBuilder`. Loops are counted loops with
 //! compile-time trip counts (shapes are concrete) whose pointers are carried
 //! as block parameters and advanced by constant byte strides.
@@ -15,6 +15,7 @@ use cranelift_jit::JITModule;
 use cranelift_module::{Linkage, Module};
 
 use super::kernels::{HostFn, HostSig};
+use super::schedule::{self, Leaf, Schedule};
 use super::CodegenError;
 use crate::ir::{DType, Func, Op, Tensor};
 
@@ -30,18 +31,24 @@ pub(super) struct Emitter<'a, 'm> {
     b: FunctionBuilder<'a>,
     module: &'m mut JITModule,
     func: &'m Func,
+    sched: &'m Schedule,
     /// The entry parameter: a table of buffer base pointers, one per value.
     table: clif::Value,
     host_refs: HashMap<HostFn, FuncRef>,
 }
 
 impl<'a, 'm> Emitter<'a, 'm> {
-    pub(super) fn new(mut b: FunctionBuilder<'a>, module: &'m mut JITModule, func: &'m Func) -> Emitter<'a, 'm> {
+    pub(super) fn new(
+        mut b: FunctionBuilder<'a>,
+        module: &'m mut JITModule,
+        func: &'m Func,
+        sched: &'m Schedule,
+    ) -> Emitter<'a, 'm> {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         let table = b.block_params(entry)[0];
-        Emitter { b, module, func, table, host_refs: HashMap::new() }
+        Emitter { b, module, func, sched, table, host_refs: HashMap::new() }
     }
 
     pub(super) fn finish(mut self) {
@@ -54,22 +61,17 @@ impl<'a, 'm> Emitter<'a, 'm> {
     /// Emits the code computing instruction `index` into its buffer.
     pub(super) fn emit_inst(&mut self, index: usize) -> Result<(), CodegenError> {
         let inst = &self.func.insts[index];
-        if inst.ty.shape.num_elements() == 0 {
+        if inst.ty.shape.num_elements() == 0 || self.sched.inlined[index] {
             return Ok(());
         }
         match &inst.op {
             // `run` fills parameter buffers; views share their operand's buffer.
             Op::Param(_) | Op::Reshape | Op::StopGradient => {}
-            Op::Constant(value) => {
-                let scalar = Tensor::from_f64(inst.ty.dtype, &[], &[*value]);
-                let value = self.constant(inst.ty.dtype, scalar.scalar_value());
-                let dst = self.base(index);
-                store(&mut self.b, value, dst);
-            }
+            Op::Constant(_) => self.emit_fused(index),
             Op::Iota { axis } => self.emit_iota(index, *axis),
             Op::Convert if self.func.ty(inst.args[0]).dtype == inst.ty.dtype => {}
-            Op::Neg | Op::Sqrt | Op::Convert | Op::Select => self.emit_elementwise(index),
-            Op::Abs | Op::Sign | Op::Rsqrt => self.emit_elementwise(index),
+            Op::Neg | Op::Sqrt | Op::Convert | Op::Select => self.emit_fused(index),
+            Op::Abs | Op::Sign | Op::Rsqrt => self.emit_fused(index),
             Op::Log1p => self.emit_host_elementwise(index, [HostFn::Log1pF32, HostFn::Log1pF64], None)?,
             Op::Expm1 => self.emit_host_elementwise(index, [HostFn::Expm1F32, HostFn::Expm1F64], None)?,
             Op::Logistic => self.emit_host_elementwise(index, [HostFn::LogisticF32, HostFn::LogisticF64], None)?,
@@ -110,25 +112,14 @@ impl<'a, 'm> Emitter<'a, 'm> {
                     at += src_ty.shape.0[*axis];
                 }
             }
-            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => self.emit_elementwise(index),
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.emit_elementwise(index),
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => self.emit_fused(index),
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.emit_fused(index),
             Op::Exp => self.emit_host_elementwise(index, [HostFn::ExpF32, HostFn::ExpF64], None)?,
             Op::Log => self.emit_host_elementwise(index, [HostFn::LogF32, HostFn::LogF64], None)?,
             Op::Tanh => self.emit_host_elementwise(index, [HostFn::TanhF32, HostFn::TanhF64], None)?,
+            Op::Pow if schedule::fusible(self.func, index) => self.emit_fused(index),
             Op::Pow => self.emit_host_elementwise(index, [HostFn::PowF32, HostFn::PowF64], Some(HostFn::PowI32))?,
-            Op::Broadcast { dims } => {
-                let src_ty = self.func.ty(inst.args[0]);
-                let src_strides = src_ty.shape.strides();
-                // Output dim d reads operand dim i where dims[i] == d; size-1
-                // operand dims and new dims have stride 0.
-                let mut strides = vec![0i64; inst.ty.shape.rank()];
-                for (i, &d) in dims.iter().enumerate() {
-                    if src_ty.shape.0[i] != 1 {
-                        strides[d] = src_strides[i] as i64;
-                    }
-                }
-                self.emit_gather(index, &strides);
-            }
+            Op::Broadcast { .. } => self.emit_fused(index),
             Op::Transpose { perm } => {
                 let src_strides = self.func.ty(inst.args[0]).shape.strides();
                 let strides: Vec<i64> = perm.iter().map(|&p| src_strides[p] as i64).collect();
@@ -202,57 +193,82 @@ impl<'a, 'm> Emitter<'a, 'm> {
         });
     }
 
-    /// A flat loop over contiguous same-shape operands, f32x4/f64x2 SIMD
-    /// where `is_vectorizable`, with a scalar tail.
-    fn emit_elementwise(&mut self, index: usize) {
-        let inst = &self.func.insts[index];
-        let n = inst.ty.shape.num_elements();
-        let op = inst.op.clone();
-        // The dtype the operation computes in: the branches' for select, the
-        // operands' for comparisons and converts.
-        let operand_dtypes: Vec<DType> = inst.args.iter().map(|a| self.func.ty(*a).dtype).collect();
-        let compute_dtype = *operand_dtypes.last().unwrap();
-        let out_dtype = inst.ty.dtype;
-        let arg_indices: Vec<usize> = inst.args.iter().map(|a| a.index()).collect();
-        let mut bases: Vec<clif::Value> = arg_indices.into_iter().map(|a| self.base(a)).collect();
-        bases.push(self.base(index));
-        let mut dtypes = operand_dtypes.clone();
-        dtypes.push(out_dtype);
-
-        let lanes = if is_vectorizable(&op, compute_dtype) { 16 / compute_dtype.size_bytes() } else { 1 };
-        let n_vector = if lanes > 1 { n / lanes } else { 0 };
-        if n_vector > 0 {
-            let steps: Vec<i64> = dtypes.iter().map(|d| (d.size_bytes() * lanes) as i64).collect();
-            let vector_ty = clif_type(compute_dtype).by(lanes as u32).unwrap();
-            emit_loop(&mut self.b, n_vector, &bases, &steps, &[], &mut |b, ptrs, _| {
-                let args: Vec<clif::Value> = ptrs[..ptrs.len() - 1]
+    /// One loop over the elements of fusible value `root` that evaluates its
+    /// whole fusion group (the tree of inlined producers, see `schedule`) in
+    /// registers and stores only the result. Leaves are read through their
+    /// strides (0 on broadcast dims). The innermost dim runs f32x4 / f64x2
+    /// when every op of the tree is lane-wise exact (`vector_lanes`), with a
+    /// scalar tail.
+    fn emit_fused(&mut self, root: usize) {
+        let (func, sched) = (self.func, self.sched);
+        let ty = &func.insts[root].ty;
+        let leaves = schedule::leaves(func, sched, root);
+        let out_size = ty.dtype.size_bytes() as i64;
+        let out_strides = ty.shape.strides();
+        let per_dim: Vec<Vec<i64>> = (0..ty.shape.rank())
+            .map(|d| {
+                let leaf_strides =
+                    leaves.iter().map(|leaf| leaf.strides[d] * func.insts[leaf.value].ty.dtype.size_bytes() as i64);
+                leaf_strides.chain(std::iter::once(out_strides[d] as i64 * out_size)).collect()
+            })
+            .collect();
+        let (dims, strides) = merge_dims(&ty.shape.0, &per_dim);
+        let mut bases: Vec<clif::Value> = leaves.iter().map(|leaf| self.base(leaf.value)).collect();
+        bases.push(self.base(root));
+        let Some((&inner, outer_dims)) = dims.split_last() else {
+            // One element.
+            let tree = Tree { func, sched, root, evaluate_root: true, leaves: &leaves, lanes: 1, inner_steps: &[] };
+            let res = tree.eval(&mut self.b, &bases);
+            store(&mut self.b, res, bases[leaves.len()]);
+            return;
+        };
+        let inner_steps = strides[dims.len() - 1].clone();
+        let outer_strides = &strides[..dims.len() - 1];
+        let lanes = vector_lanes(func, sched, root, &leaves, &inner_steps);
+        let n_vector = if lanes > 1 { inner / lanes } else { 0 };
+        emit_nest(&mut self.b, outer_dims, outer_strides, &bases, &[], &mut |b, ptrs, _| {
+            if n_vector > 0 {
+                let steps: Vec<i64> = inner_steps.iter().map(|&s| s * lanes as i64).collect();
+                let tree =
+                    Tree { func, sched, root, evaluate_root: true, leaves: &leaves, lanes, inner_steps: &inner_steps };
+                emit_loop(b, n_vector, ptrs, &steps, &[], &mut |b, ptrs, _| {
+                    let res = tree.eval(b, ptrs);
+                    store(b, res, ptrs[ptrs.len() - 1]);
+                    vec![]
+                });
+            }
+            let done = n_vector * lanes;
+            if done < inner {
+                let tail: Vec<clif::Value> = ptrs
                     .iter()
-                    .map(|&p| b.ins().load(vector_ty, MemFlagsData::trusted(), p, 0))
+                    .zip(&inner_steps)
+                    .map(
+                        |(&p, &step)| {
+                            if done == 0 || step == 0 {
+                                p
+                            } else {
+                                b.ins().iadd_imm_s(p, done as i64 * step)
+                            }
+                        },
+                    )
                     .collect();
-                let res = scalar_op(b, &op, compute_dtype, out_dtype, &args);
-                store(b, res, ptrs[ptrs.len() - 1]);
-                vec![]
-            });
-        }
-        let done = n_vector * lanes;
-        if done < n {
-            let tail: Vec<clif::Value> = bases
-                .iter()
-                .zip(&dtypes)
-                .map(|(&p, d)| self.b.ins().iadd_imm_s(p, (done * d.size_bytes()) as i64))
-                .collect();
-            let steps: Vec<i64> = dtypes.iter().map(|d| d.size_bytes() as i64).collect();
-            emit_loop(&mut self.b, n - done, &tail, &steps, &[], &mut |b, ptrs, _| {
-                let args: Vec<clif::Value> = ptrs[..ptrs.len() - 1]
-                    .iter()
-                    .zip(&operand_dtypes)
-                    .map(|(&p, &d)| b.ins().load(clif_type(d), MemFlagsData::trusted(), p, 0))
-                    .collect();
-                let res = scalar_op(b, &op, compute_dtype, out_dtype, &args);
-                store(b, res, ptrs[ptrs.len() - 1]);
-                vec![]
-            });
-        }
+                let tree = Tree {
+                    func,
+                    sched,
+                    root,
+                    evaluate_root: true,
+                    leaves: &leaves,
+                    lanes: 1,
+                    inner_steps: &inner_steps,
+                };
+                emit_loop(b, inner - done, &tail, &inner_steps, &[], &mut |b, ptrs, _| {
+                    let res = tree.eval(b, ptrs);
+                    store(b, res, ptrs[ptrs.len() - 1]);
+                    vec![]
+                });
+            }
+            vec![]
+        });
     }
 
     /// Exp, Log, Tanh, Pow: one call to a host routine for the whole array.
@@ -488,8 +504,19 @@ impl<'a, 'm> Emitter<'a, 'm> {
             return;
         }
 
-        // Byte strides per source dim: [source, output (0 on reduced dims)].
-        let src_strides = src_ty.shape.strides();
+        // The source: a fused tree (its elementwise producers, evaluated per
+        // source element) or a buffer read as the tree's only leaf.
+        let (func, sched) = (self.func, self.sched);
+        let root = inst.args[0].index();
+        let evaluate_root = sched.inlined[root];
+        let leaves = if evaluate_root {
+            schedule::leaves(func, sched, root)
+        } else {
+            let strides = src_ty.shape.strides().iter().map(|&s| s as i64).collect();
+            vec![Leaf { value: root, strides }]
+        };
+        let n_leaves = leaves.len();
+        // Byte strides per source dim: [leaves.., output (0 on reduced dims)].
         let out_strides = inst.ty.shape.strides();
         let mut kept = 0;
         let per_dim: Vec<Vec<i64>> = (0..src_ty.shape.rank())
@@ -500,24 +527,28 @@ impl<'a, 'm> Emitter<'a, 'm> {
                     kept += 1;
                     out_strides[kept - 1] as i64 * size
                 };
-                vec![src_strides[d] as i64 * size, out]
+                let leaf_strides =
+                    leaves.iter().map(|leaf| leaf.strides[d] * func.insts[leaf.value].ty.dtype.size_bytes() as i64);
+                leaf_strides.chain(std::iter::once(out)).collect()
             })
             .collect();
         // The suffix: trailing dims that are reduced or of size 1 (both leave
         // the output pointer where it is).
         let mut split = src_ty.shape.rank();
-        while split > 0 && (per_dim[split - 1][1] == 0 || src_ty.shape.0[split - 1] == 1) {
+        while split > 0 && (per_dim[split - 1][n_leaves] == 0 || src_ty.shape.0[split - 1] == 1) {
             split -= 1;
         }
         let (outer_dims, outer_strides) = merge_dims(&src_ty.shape.0[..split], &per_dim[..split]);
-        let inner_per_dim: Vec<Vec<i64>> = per_dim[split..].iter().map(|s| vec![s[0]]).collect();
+        let inner_per_dim: Vec<Vec<i64>> = per_dim[split..].iter().map(|s| s[..n_leaves].to_vec()).collect();
         let (inner_dims, inner_strides) = merge_dims(&src_ty.shape.0[split..], &inner_per_dim);
 
-        let src = self.base(inst.args[0].index());
-        emit_nest(&mut self.b, &outer_dims, &outer_strides, &[src, dst], &[], &mut |b, ptrs, _| {
-            let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[1], 0);
-            let res = emit_nest(b, &inner_dims, &inner_strides, &[ptrs[0]], &[acc], &mut |b, inner, accs| {
-                let value = b.ins().load(ty, MemFlagsData::trusted(), inner[0], 0);
+        let mut bases: Vec<clif::Value> = leaves.iter().map(|leaf| self.base(leaf.value)).collect();
+        bases.push(dst);
+        let tree = Tree { func, sched, root, evaluate_root, leaves: &leaves, lanes: 1, inner_steps: &[] };
+        emit_nest(&mut self.b, &outer_dims, &outer_strides, &bases, &[], &mut |b, ptrs, _| {
+            let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_leaves], 0);
+            let res = emit_nest(b, &inner_dims, &inner_strides, &ptrs[..n_leaves], &[acc], &mut |b, inner, accs| {
+                let value = tree.eval(b, inner);
                 let combined = match (kind, dtype.is_float()) {
                     (ReduceKind::Sum, true) => b.ins().fadd(accs[0], value),
                     (ReduceKind::Max, true) => b.ins().fmax(accs[0], value),
@@ -528,9 +559,190 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 };
                 vec![combined]
             });
-            store(b, res[0], ptrs[1]);
+            store(b, res[0], ptrs[n_leaves]);
             vec![]
         });
+    }
+}
+
+/// The fusion group rooted at `root`, ready to evaluate one element (or one
+/// vector of `lanes` elements) from the current leaf pointers.
+struct Tree<'t> {
+    func: &'t Func,
+    sched: &'t Schedule,
+    root: usize,
+    /// False when `root` itself is a materialized value read as a leaf (a
+    /// reduction over a buffer).
+    evaluate_root: bool,
+    leaves: &'t [Leaf],
+    /// 1 for scalar code; else the vector width (see `vector_lanes`).
+    lanes: usize,
+    /// Byte step of each leaf pointer along the innermost dim: 0 means one
+    /// element for all lanes (loaded once and splatted).
+    inner_steps: &'t [i64],
+}
+
+impl Tree<'_> {
+    /// `ptrs[k]` points at leaf k's current element.
+    fn eval(&self, b: &mut FunctionBuilder, ptrs: &[clif::Value]) -> clif::Value {
+        let strides: Vec<i64> = self.func.insts[self.root].ty.shape.strides().iter().map(|&s| s as i64).collect();
+        let mut memo = HashMap::new();
+        self.node(b, ptrs, self.root, &strides, &mut memo)
+    }
+
+    fn node(
+        &self,
+        b: &mut FunctionBuilder,
+        ptrs: &[clif::Value],
+        node: usize,
+        strides: &[i64],
+        memo: &mut HashMap<usize, clif::Value>,
+    ) -> clif::Value {
+        let evaluated = if node == self.root { self.evaluate_root } else { self.sched.inlined[node] };
+        if !evaluated {
+            return self.load_leaf(b, ptrs, node, strides);
+        }
+        if let Some(&value) = memo.get(&node) {
+            return value;
+        }
+        let func = self.func;
+        let inst = &func.insts[node];
+        let res = match &inst.op {
+            Op::Constant(value) => self.constant(b, inst.ty.dtype, *value),
+            Op::Broadcast { dims } => {
+                let src = inst.args[0].index();
+                match func.insts[src].op {
+                    Op::Constant(value) => self.constant(b, inst.ty.dtype, value),
+                    _ => self.load_leaf(b, ptrs, src, &schedule::broadcast_strides(func, node, dims)),
+                }
+            }
+            Op::Pow => {
+                let exponent = schedule::const_pow_exponent(func, node).expect("only constant pows are fused");
+                let x = self.node(b, ptrs, inst.args[0].index(), strides, memo);
+                let one = self.constant(b, inst.ty.dtype, 1.0);
+                pow_by_multiplication(b, x, exponent, one)
+            }
+            op => {
+                let args: Vec<clif::Value> =
+                    inst.args.iter().map(|arg| self.node(b, ptrs, arg.index(), strides, memo)).collect();
+                // The dtype the op computes in: the branches' for select, the
+                // operands' for comparisons and converts.
+                let compute_dtype = func.ty(*inst.args.last().expect("elementwise ops have operands")).dtype;
+                scalar_op(b, op, compute_dtype, inst.ty.dtype, &args)
+            }
+        };
+        memo.insert(node, res);
+        res
+    }
+
+    fn load_leaf(&self, b: &mut FunctionBuilder, ptrs: &[clif::Value], value: usize, strides: &[i64]) -> clif::Value {
+        let k = self
+            .leaves
+            .iter()
+            .position(|leaf| leaf.value == value && leaf.strides == strides)
+            .expect("schedule::leaves lists every leaf the tree reads");
+        let ty = clif_type(self.func.insts[value].ty.dtype);
+        if self.lanes == 1 {
+            return b.ins().load(ty, MemFlagsData::trusted(), ptrs[k], 0);
+        }
+        let vector_ty = ty.by(self.lanes as u32).expect("16-byte vectors");
+        if self.inner_steps[k] == 0 {
+            let scalar = b.ins().load(ty, MemFlagsData::trusted(), ptrs[k], 0);
+            b.ins().splat(vector_ty, scalar)
+        } else {
+            b.ins().load(vector_ty, MemFlagsData::trusted(), ptrs[k], 0)
+        }
+    }
+
+    /// A constant of `dtype` (rounded as the interpreter rounds it), splatted
+    /// in vector code.
+    fn constant(&self, b: &mut FunctionBuilder, dtype: DType, value: f64) -> clif::Value {
+        let value = Tensor::from_f64(dtype, &[], &[value]).scalar_value();
+        let scalar = match dtype {
+            DType::F32 => b.ins().f32const(value as f32),
+            DType::F64 => b.ins().f64const(value),
+            DType::I32 => b.ins().iconst(types::I32, value as i32 as i64),
+            DType::Bool => b.ins().iconst(types::I8, (value != 0.0) as i64),
+        };
+        if self.lanes == 1 {
+            scalar
+        } else {
+            let vector_ty = clif_type(dtype).by(self.lanes as u32).expect("16-byte vectors");
+            b.ins().splat(vector_ty, scalar)
+        }
+    }
+}
+
+/// `x ^ exponent` for a small integer exponent, by multiplications in a
+/// fixed order: x^2 = x*x, x^3 = (x*x)*x, x^4 = (x*x)*(x*x), x^-k = 1/x^k,
+/// x^0 = 1 (also for NaN, as `powf`). Not bitwise `powf`: x^2 and x^-1 are
+/// one rounding (equal to a correctly rounded `powf`), x^3, x^4, x^-2 two,
+/// x^-3, x^-4 three; so the result is within 2 ulp of the exact power for
+/// |k| <= 4 (normal range; see `codegen::tests` for the tested bound).
+fn pow_by_multiplication(b: &mut FunctionBuilder, x: clif::Value, exponent: i32, one: clif::Value) -> clif::Value {
+    let magnitude = match exponent.unsigned_abs() {
+        0 => return one,
+        1 => x,
+        2 => b.ins().fmul(x, x),
+        3 => {
+            let square = b.ins().fmul(x, x);
+            b.ins().fmul(square, x)
+        }
+        4 => {
+            let square = b.ins().fmul(x, x);
+            b.ins().fmul(square, square)
+        }
+        other => unreachable!("pow exponent {other} is above schedule::MAX_POW_EXPONENT"),
+    };
+    if exponent < 0 {
+        b.ins().fdiv(one, magnitude)
+    } else {
+        magnitude
+    }
+}
+
+/// The vector width for the fused loop of `root`: 16 bytes of its float
+/// dtype when every node of the tree is a lane-wise exact op on that dtype,
+/// every leaf has that dtype, and every pointer moves by one element
+/// (or, for leaves, 0) along the innermost dim; else 1.
+fn vector_lanes(func: &Func, sched: &Schedule, root: usize, leaves: &[Leaf], inner_steps: &[i64]) -> usize {
+    let dtype = func.insts[root].ty.dtype;
+    let size = dtype.size_bytes() as i64;
+    if !dtype.is_float() {
+        return 1;
+    }
+    let leaves_ok = leaves
+        .iter()
+        .zip(inner_steps)
+        .all(|(leaf, &step)| func.insts[leaf.value].ty.dtype == dtype && (step == 0 || step == size));
+    let out_ok = inner_steps[leaves.len()] == size;
+    if leaves_ok && out_ok && tree_is_vectorizable(func, sched, root, dtype) {
+        16 / dtype.size_bytes()
+    } else {
+        1
+    }
+}
+
+fn tree_is_vectorizable(func: &Func, sched: &Schedule, node: usize, dtype: DType) -> bool {
+    let inst = &func.insts[node];
+    if inst.ty.dtype != dtype {
+        return false;
+    }
+    match &inst.op {
+        Op::Constant(_) | Op::Broadcast { .. } => true,
+        Op::Pow => tree_is_vectorizable_arg(func, sched, inst.args[0].index(), dtype),
+        op => {
+            is_vectorizable(op, dtype)
+                && inst.args.iter().all(|arg| tree_is_vectorizable_arg(func, sched, arg.index(), dtype))
+        }
+    }
+}
+
+fn tree_is_vectorizable_arg(func: &Func, sched: &Schedule, arg: usize, dtype: DType) -> bool {
+    if sched.inlined[arg] {
+        tree_is_vectorizable(func, sched, arg, dtype)
+    } else {
+        func.insts[arg].ty.dtype == dtype
     }
 }
 

@@ -231,8 +231,8 @@ impl HostFn {
 
 // Safety of every routine below: the JIT code passes pointers to distinct,
 // live arena buffers holding at least `n` (or `m*k`, `k*n`, `m*n`) elements of
-// the named type, aligned to 64 bytes. Buffers are never reused, so a
-// destination never overlaps a source.
+// the named type, aligned to 64 bytes. The memory plan (`plan.rs`) never lets
+// a destination share bytes with a source of the same instruction.
 
 macro_rules! unary_routine {
     ($name:ident, $t:ty, $f:expr) => {

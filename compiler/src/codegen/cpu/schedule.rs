@@ -1,0 +1,209 @@
+//! The kernel scheduler of the CPU backend: decides which values get a
+//! buffer and which are computed in registers inside a consumer's loop.
+//!
+//! Consumes a verified `ir::Func`; produces a `Schedule`: for each value,
+//! whether it is *inlined* (no buffer; evaluated per element inside the loop
+//! of the instruction that uses it) or *materialized* (written to its own
+//! buffer, or a view of one). `emit.rs` turns each materialized fusible value
+//! into ONE loop over its elements that evaluates the whole tree of inlined
+//! producers below it (a fusion group); `plan.rs` gives buffers only to
+//! materialized values.
+//!
+//! Rules (a value `v` is inlined iff all hold):
+//!   - `v` is fusible (`fusible`): an elementwise op, a `Constant`, a
+//!     `Broadcast`, or a `Pow` with a small constant integer exponent;
+//!   - `v` is not a function output;
+//!   - every user of `v` is fusible, or is a reduction (`ReduceSum`,
+//!     `ReduceMax`, whose loop then evaluates `v`'s tree per source element);
+//!   - `v` has exactly one use, unless it is free to recompute (a `Constant`,
+//!     or a `Broadcast` of a materialized value or a constant: a strided load);
+//!   - a `Broadcast` user only inlines a `Constant`: the broadcast operand is
+//!     read through strides (stride 0 on broadcast dims), never re-evaluated
+//!     at the broadcast shape.
+//! Everything else (matmul, reductions, argmax, slice/pad/concat/transpose,
+//! iota, the transcendentals, views, and any op this file does not name as
+//! fusible) is one loop nest or host call per instruction, reading its
+//! operands from their buffers.
+
+use crate::ir::{DType, Func, Op};
+
+/// Which values are computed inside a consumer's loop.
+pub(crate) struct Schedule {
+    /// `inlined[v]`: value `v` has no buffer.
+    pub(super) inlined: Vec<bool>,
+}
+
+/// The largest |exponent| a constant `Pow` is lowered to multiplications for.
+pub(super) const MAX_POW_EXPONENT: i32 = 4;
+
+/// The exponent of `Pow` instruction `index` when it is a compile-time
+/// constant small integer on floats (a `Constant`, or a `Broadcast` of one):
+/// such a `pow` becomes multiplications (see `emit::pow_by_multiplication`).
+pub(super) fn const_pow_exponent(func: &Func, index: usize) -> Option<i32> {
+    let inst = &func.insts[index];
+    if !matches!(inst.op, Op::Pow) || !inst.ty.dtype.is_float() {
+        return None;
+    }
+    let mut exponent = inst.args[1].index();
+    if let Op::Broadcast { .. } = func.insts[exponent].op {
+        exponent = func.insts[exponent].args[0].index();
+    }
+    match func.insts[exponent].op {
+        Op::Constant(value) => {
+            // The exponent as the program sees it: rounded to the dtype.
+            let value = if inst.ty.dtype == DType::F32 { value as f32 as f64 } else { value };
+            let fits = value.fract() == 0.0 && value.abs() <= MAX_POW_EXPONENT as f64;
+            fits.then_some(value as i32)
+        }
+        _ => None,
+    }
+}
+
+/// Whether instruction `index` can be evaluated per element inside a fused
+/// loop (with the exact scalar semantics of `emit::scalar_op`).
+pub(super) fn fusible(func: &Func, index: usize) -> bool {
+    let inst = &func.insts[index];
+    match &inst.op {
+        Op::Neg | Op::Sqrt | Op::Rsqrt | Op::Abs | Op::Sign => true,
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => true,
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::Select => true,
+        Op::Constant(_) | Op::Broadcast { .. } => true,
+        // A same-dtype convert is a view (it aliases its operand).
+        Op::Convert => func.ty(inst.args[0]).dtype != inst.ty.dtype,
+        Op::Pow => const_pow_exponent(func, index).is_some(),
+        // Host routines once per array (bitwise equal to the interpreter).
+        Op::Exp | Op::Log | Op::Tanh | Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Erf => false,
+        Op::Param(_) | Op::Iota { .. } | Op::Reshape | Op::StopGradient | Op::Transpose { .. } => false,
+        Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul | Op::ArgMax { .. } => false,
+        Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
+        // Own loops or host routines reading materialized operands.
+        Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
+        Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
+    }
+}
+
+/// Whether a fusible user may evaluate an inlined operand inside its loop.
+fn evaluates_operands(func: &Func, index: usize) -> bool {
+    fusible(func, index) || matches!(func.insts[index].op, Op::ReduceSum { .. } | Op::ReduceMax { .. })
+}
+
+/// Schedules `func` (see the module doc for the rules).
+pub(super) fn schedule(func: &Func) -> Schedule {
+    let n = func.insts.len();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (index, inst) in func.insts.iter().enumerate() {
+        for arg in &inst.args {
+            users[arg.index()].push(index);
+        }
+    }
+    let mut is_output = vec![false; n];
+    for out in &func.outputs {
+        is_output[out.index()] = true;
+    }
+    let mut inlined = vec![false; n];
+    // Users come after their operands, so deciding in reverse order sees
+    // each user's own decision (a `Broadcast` user must know its operand).
+    for index in (0..n).rev() {
+        if is_output[index] || !fusible(func, index) || users[index].is_empty() {
+            continue;
+        }
+        let op = &func.insts[index].op;
+        let is_constant = matches!(op, Op::Constant(_));
+        // A broadcast's operand is never inlined (unless a constant), so
+        // re-evaluating a broadcast is one strided load.
+        let cheap = is_constant || matches!(op, Op::Broadcast { .. });
+        let users_ok = users[index].iter().all(|&user| {
+            evaluates_operands(func, user) && (is_constant || !matches!(func.insts[user].op, Op::Broadcast { .. }))
+        });
+        inlined[index] = users_ok && (cheap || users[index].len() == 1);
+    }
+    Schedule { inlined }
+}
+
+fn is_constant_inst(func: &Func, index: usize) -> bool {
+    matches!(func.insts[index].op, Op::Constant(_))
+}
+
+/// A materialized value read by a fused loop, with its element strides over
+/// the loop's iteration shape (0 on broadcast dims).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Leaf {
+    pub(super) value: usize,
+    pub(super) strides: Vec<i64>,
+}
+
+/// The materialized values the tree rooted at `root` reads (the root itself
+/// is evaluated, whatever its schedule), each once, in first-visit order.
+/// The iteration shape is `root`'s shape.
+pub(super) fn leaves(func: &Func, sched: &Schedule, root: usize) -> Vec<Leaf> {
+    let strides: Vec<i64> = func.insts[root].ty.shape.strides().iter().map(|&s| s as i64).collect();
+    let mut res = Vec::new();
+    visit(func, sched, root, &strides, &mut res);
+    res
+}
+
+fn visit(func: &Func, sched: &Schedule, node: usize, strides: &[i64], res: &mut Vec<Leaf>) {
+    let inst = &func.insts[node];
+    match &inst.op {
+        Op::Constant(_) => {}
+        Op::Broadcast { dims } => {
+            let src = inst.args[0].index();
+            if is_constant_inst(func, src) {
+                return;
+            }
+            push_leaf(res, Leaf { value: src, strides: broadcast_strides(func, node, dims) });
+        }
+        _ => {
+            let n_args = if const_pow_exponent(func, node).is_some() { 1 } else { inst.args.len() };
+            for arg in &inst.args[..n_args] {
+                let arg = arg.index();
+                if sched.inlined[arg] {
+                    visit(func, sched, arg, strides, res);
+                } else {
+                    push_leaf(res, Leaf { value: arg, strides: strides.to_vec() });
+                }
+            }
+        }
+    }
+}
+
+fn push_leaf(res: &mut Vec<Leaf>, leaf: Leaf) {
+    if !res.contains(&leaf) {
+        res.push(leaf);
+    }
+}
+
+/// Element strides of `Broadcast` `index`'s operand over the result's dims:
+/// result dim `dims[i]` walks operand dim `i`; size-1 operand dims and new
+/// dims have stride 0.
+pub(super) fn broadcast_strides(func: &Func, index: usize, dims: &[usize]) -> Vec<i64> {
+    let inst = &func.insts[index];
+    let src_ty = func.ty(inst.args[0]);
+    let src_strides = src_ty.shape.strides();
+    let mut strides = vec![0i64; inst.ty.shape.rank()];
+    for (i, &d) in dims.iter().enumerate() {
+        if src_ty.shape.0[i] != 1 {
+            strides[d] = src_strides[i] as i64;
+        }
+    }
+    strides
+}
+
+/// The values whose buffers instruction `index` reads when it runs (its
+/// fused tree's leaves, or its operands); empty for inlined values and views.
+pub(super) fn reads(func: &Func, sched: &Schedule, index: usize) -> Vec<usize> {
+    let inst = &func.insts[index];
+    if sched.inlined[index] {
+        return Vec::new();
+    }
+    if fusible(func, index) {
+        return leaves(func, sched, index).into_iter().map(|leaf| leaf.value).collect();
+    }
+    match &inst.op {
+        Op::ReduceSum { .. } | Op::ReduceMax { .. } if sched.inlined[inst.args[0].index()] => {
+            leaves(func, sched, inst.args[0].index()).into_iter().map(|leaf| leaf.value).collect()
+        }
+        _ => inst.args.iter().map(|a| a.index()).collect(),
+    }
+}
