@@ -68,3 +68,16 @@ fn logsumexp(x) {
 fn log_softmax(x) = x - logsumexp(x)
 
 fn softmax(x) = exp(log_softmax(x))
+
+# 2-D convolution layer over NCHW images, PyTorch's nn.Conv2d(in, out, k,
+# stride, padding) with its default initialization (uniform in
+# +-1/sqrt(in * k * k) for weights and bias). The bias is stored as
+# [out, 1, 1] so that it broadcasts over the image.
+model Conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) {
+    weight: f32[out_channels, in_channels, kernel_size, kernel_size] = uniform(-1.0 / sqrt(in_channels * kernel_size * kernel_size), 1.0 / sqrt(in_channels * kernel_size * kernel_size))
+    bias: f32[out_channels, 1, 1] = uniform(-1.0 / sqrt(in_channels * kernel_size * kernel_size), 1.0 / sqrt(in_channels * kernel_size * kernel_size))
+
+    fn __call__(self, x: f32[N, in_channels, H, W]) {
+        conv2d(x, self.weight, stride = self.stride, padding = self.padding) + self.bias
+    }
+}

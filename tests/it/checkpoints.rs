@@ -309,3 +309,26 @@ fn fashion_mnist_example_trains_on_the_real_files() {
     assert!(test_acc >= 0.6, "test_acc = {test_acc}");
     assert!(s.best_checkpoint.unwrap().ends_with("epoch=0-step=40.safetensors"));
 }
+
+#[test]
+fn fashion_mnist_cnn_example_learns() {
+    if !Path::new(FASHION).is_dir() {
+        eprintln!("skipped: {FASHION} is absent (apt-get install dataset-fashion-mnist)");
+        return;
+    }
+    // The W2 CNN (conv, max-pool, reshape, flatten) on the real files, shortened.
+    let path = root().join("examples/fashion_mnist_cnn.jl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let logs = tempdir("fashion_cnn");
+    let sets = [
+        "trainer.max_epochs=1".into(),
+        "trainer.limit_train_batches=20".into(),
+        "trainer.limit_val_batches=4".into(),
+        "trainer.test_after_fit=false".into(),
+    ];
+    let s = fit(&path, &text, &logs, &sets, None);
+    assert_eq!(s.steps, 20);
+    let acc = s.final_metrics.iter().find(|(k, _)| k == "val_acc").unwrap().1;
+    // Chance is 0.1; 20 Adam steps of a CNN are far above it.
+    assert!(acc >= 0.5, "val_acc = {acc}");
+}

@@ -39,7 +39,12 @@ fn matmul_mismatch_names_both_shapes_and_exits_1() {
 
 #[test]
 fn check_accepts_the_examples_and_stdlib() {
-    for ex in ["examples/digits_mlp.jl", "examples/linreg.jl", "examples/fashion_mnist_mlp.jl"] {
+    for ex in [
+        "examples/digits_mlp.jl",
+        "examples/linreg.jl",
+        "examples/fashion_mnist_mlp.jl",
+        "examples/fashion_mnist_cnn.jl",
+    ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(ex);
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_jlc")).arg("check").arg(&path).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{ex}: {}", String::from_utf8_lossy(&out.stderr));

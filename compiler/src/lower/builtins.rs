@@ -54,6 +54,8 @@ pub const NAMES: &[&str] = &[
     "split",
     "random_bits",
     "ndim",
+    "flatten",
+    "reshape",
     "conv2d",
     "max_pool2d",
     "avg_pool2d",
@@ -125,6 +127,8 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             Val::Tensor(TVal { ty: t.ty.with_dtype(DType::F32), id })
         }
         "one_hot" => one_hot(el, &args, span),
+        "flatten" => flatten(el, &args, span),
+        "reshape" => reshape(el, &args, span),
         "linspace" => linspace(el, &args, span),
         "transpose" => {
             let Some(t) = first_tensor(el, &args, span, name) else { return Val::Poison };
@@ -475,6 +479,137 @@ fn one_hot(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         b.convert(eq, DType::F32)
     });
     Val::Tensor(TVal { ty: Ty { dtype: DType::F32, dims }, id })
+}
+
+/// `flatten(x, start = 1)`: merges dims `start..` into one (row-major, so the
+/// elements keep their order): `f32[B, 64, 5, 5]` -> `f32[B, 1600]`, the step
+/// between convolutions and dense layers. A merged symbolic dim is written as
+/// the product, e.g. `(C * H)`.
+fn flatten(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    let Some(t) = first_tensor(el, args, span, "flatten") else { return Val::Poison };
+    let start_arg = args.iter().skip(1).find(|a| a.name.is_none() || a.name.as_deref() == Some("start"));
+    let start = match start_arg.map(|a| &a.value) {
+        None => 1,
+        Some(Val::Int(Dim::Known(n))) => *n,
+        Some(_) => return bad(el, "flatten(x, start = 1) needs `start` as a compile-time integer", span),
+    };
+    let rank = t.ty.dims.len();
+    if start >= rank {
+        return el.error(
+            Diagnostic::error(
+                Code::ShapeMismatch,
+                format!("flatten(x, start = {start}) needs a tensor of rank above {start}"),
+            )
+            .with_label(args[0].span, format!("this is {}", t.ty)),
+        );
+    }
+    let merged = &t.ty.dims[start..];
+    let dim = if merged.iter().all(|d| matches!(d, Dim::Known(_))) {
+        Dim::Known(merged.iter().map(known).product())
+    } else {
+        Dim::Sym(format!("({})", merged.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" * ")))
+    };
+    let mut dims = t.ty.dims[..start].to_vec();
+    dims.push(dim);
+    let id = t.id.map(|x| {
+        let b = el.b();
+        let src = b.ty(x).shape.0.clone();
+        let mut out = src[..start].to_vec();
+        out.push(src[start..].iter().product());
+        b.reshape(x, &Shape(out))
+    });
+    Val::Tensor(TVal { ty: Ty { dtype: t.ty.dtype, dims }, id })
+}
+
+/// `reshape(x, (d1, d2, ...))`: the same elements in row-major order under a
+/// new shape. One entry may be `-1`, inferred from the element count; it is
+/// how a symbolic batch dim passes through (`reshape(x, (-1, 1, 28, 28))` on
+/// `f32[B, 784]` gives `f32[B, 1, 28, 28]`). The known dims must account for
+/// every element: a mismatch is a compile-time error showing both shapes.
+fn reshape(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    let Some(t) = first_tensor(el, args, span, "reshape") else { return Val::Poison };
+    let usage = "reshape(x, shape) needs the shape as a tuple of compile-time integers, at most one of them -1";
+    let entries: Vec<Val> = match args.get(1).map(|a| &a.value) {
+        Some(Val::Tuple(items)) => items.clone(),
+        Some(v @ (Val::Int(_) | Val::Float(_))) => vec![v.clone()],
+        _ => return bad(el, usage, span),
+    };
+    // `None` is the inferred entry.
+    let mut target: Vec<Option<Dim>> = Vec::new();
+    for v in &entries {
+        match v {
+            Val::Int(d) => target.push(Some(d.clone())),
+            Val::Float(f) if *f == -1.0 => target.push(None),
+            _ => return bad(el, usage, span),
+        }
+    }
+    if target.iter().filter(|d| d.is_none()).count() > 1 {
+        return bad(el, usage, span);
+    }
+    let split = |dims: &[Dim]| -> (usize, Vec<String>) {
+        let mut known_product = 1;
+        let mut syms = Vec::new();
+        for d in dims {
+            match d {
+                Dim::Known(n) => known_product *= n,
+                Dim::Sym(s) => syms.push(s.clone()),
+            }
+        }
+        (known_product, syms)
+    };
+    let (src_known, mut src_syms) = split(&t.ty.dims);
+    let given: Vec<Dim> = target.iter().flatten().cloned().collect();
+    let (dst_known, dst_syms) = split(&given);
+    // Symbolic dims named on both sides cancel.
+    let mut unmatched_dst = Vec::new();
+    for s in dst_syms {
+        match src_syms.iter().position(|x| *x == s) {
+            Some(i) => {
+                src_syms.remove(i);
+            }
+            None => unmatched_dst.push(s),
+        }
+    }
+    let mismatch = |el: &mut Elaborator| {
+        let shown: Vec<String> =
+            target.iter().map(|d| d.as_ref().map_or("-1".to_string(), |d| d.to_string())).collect();
+        el.error(
+            Diagnostic::error(
+                Code::ShapeMismatch,
+                format!("cannot reshape {} to ({}): the element counts differ", t.ty, shown.join(", ")),
+            )
+            .with_label(args[0].span, format!("this is {}", t.ty))
+            .with_label(args[1].span, format!("this asks for ({})", shown.join(", "))),
+        )
+    };
+    let inferred = if !unmatched_dst.is_empty() || dst_known == 0 || src_known % dst_known != 0 {
+        return mismatch(el);
+    } else {
+        let rest = src_known / dst_known;
+        match (target.iter().any(|d| d.is_none()), src_syms.is_empty()) {
+            (false, true) if rest == 1 => None,
+            (false, _) => return mismatch(el),
+            (true, true) => Some(Dim::Known(rest)),
+            (true, false) => {
+                let mut parts = src_syms.clone();
+                if rest != 1 {
+                    parts.push(rest.to_string());
+                }
+                Some(if parts.len() == 1 {
+                    Dim::Sym(parts[0].clone())
+                } else {
+                    Dim::Sym(format!("({})", parts.join(" * ")))
+                })
+            }
+        }
+    };
+    let dims: Vec<Dim> =
+        target.iter().map(|d| d.clone().or_else(|| inferred.clone()).expect("one inferred dim")).collect();
+    let id = t.id.map(|x| {
+        let shape = Shape(dims.iter().map(known).collect());
+        el.b().reshape(x, &shape)
+    });
+    Val::Tensor(TVal { ty: Ty { dtype: t.ty.dtype, dims }, id })
 }
 
 fn linspace(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
