@@ -5,7 +5,9 @@
 # Needs the IDX files: `apt-get install dataset-fashion-mnist` puts them in
 # /usr/share/datasets/fashion-mnist (train-images-idx3-ubyte.gz, ...).
 # Run: jlc run examples/fashion_mnist_cnn.jl
-# Expected: test_acc about 0.89 after 2 epochs (JAX 0.873, PyTorch 0.870).
+# Measured: val_acc 0.870 and test_acc 0.861 after 2 epochs (about 3.5 minutes
+# per epoch in the dev build). JAX and PyTorch reach 0.873 and 0.870, training
+# on all 60,000 images; here 5,000 are held out for validation.
 use nn.{Conv2d, Linear, relu}
 use losses.cross_entropy
 use metrics.accuracy
