@@ -772,9 +772,12 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
 /// The model summary: one row per parameter (name, type, count), then the totals.
 fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &Dataset, test: Option<&Dataset>) {
     let total: usize = progs.params.iter().map(|p| p.ty.shape.num_elements()).sum();
-    eprintln!("   | {:<24} | {:<16} | {:>8}", "Name", "Type", "Params");
+    // Columns as wide as their widest entry, so long types stay aligned.
+    let name_w = progs.params.iter().map(|p| p.path.len()).chain([4]).max().unwrap_or(4);
+    let ty_w = progs.params.iter().map(|p| p.ty.to_string().len()).chain([4]).max().unwrap_or(4);
+    eprintln!("   | {:<name_w$} | {:<ty_w$} | {:>8}", "Name", "Type", "Params");
     for (i, p) in progs.params.iter().enumerate() {
-        eprintln!("{i:<3}| {:<24} | {:<16} | {:>8}", p.path, p.ty.to_string(), p.ty.shape.num_elements());
+        eprintln!("{i:<3}| {:<name_w$} | {:<ty_w$} | {:>8}", p.path, p.ty.to_string(), p.ty.shape.num_elements());
     }
     eprintln!("{total} trainable params in model `{}`; optimizer {}", progs.model_name, progs.optimizer);
     let test = test.map(|t| format!(", {} test", t.len())).unwrap_or_default();

@@ -106,7 +106,7 @@ pub fn logistic_f64(k: &mut Kernel, x: &str) -> String {
 pub fn exp_f64(k: &mut Kernel, x: &str) -> String {
     const LN2_HI: f64 = 6.93147180369123816490e-01;
     const LN2_LO: f64 = 1.90821492927058770002e-10;
-    const INV_LN2: f64 = 1.44269504088896338700e+00;
+    const INV_LN2: f64 = std::f64::consts::LOG2_E; // fdlibm's 1.44269504088896338700e+00
     const P: [f64; 5] = [
         1.66666666666666019037e-01,
         -2.77777777770155933842e-03,
