@@ -3,7 +3,8 @@
 //! `program` gathers the user's file and the stdlib modules it uses;
 //! `elab` walks the AST (check mode: types only; build mode: IR too), with
 //! `ops` for operators, `index` for `x[...]`, `builtins` for built-in
-//! functions and `transform` for `grad`, `jvp` and `vjp`; `entry` has the entry points used by `jlc` and the trainer.
+//! functions, `transform` for `grad`, `jvp` and `vjp` and `vmap` for `vmap`; `entry` has the entry points used by
+//! `jlc` and the trainer.
 
 pub mod builtins;
 pub mod elab;
@@ -14,6 +15,7 @@ pub mod program;
 pub mod suggest;
 pub mod transform;
 pub mod value;
+pub mod vmap;
 
 pub use elab::PrintItem;
 pub use entry::{
