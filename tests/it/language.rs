@@ -268,3 +268,21 @@ fn per_example_gradients_inside_a_training_step_compile() {
     let progs = compiler::compile_training(&prog, None, &x, &y, &compiler::Options::default());
     assert!(progs.is_ok(), "{:?}", progs.err());
 }
+
+#[test]
+fn dump_typed_prints_each_signature_with_inferred_types() {
+    // The return types are derived by hand from the shape rules: `x @ w` is
+    // [B, 4] @ [4, 2] = [B, 2], a sum is a scalar, a tuple keeps its parts.
+    let src = "use nn.Linear\n\nconst N = 4\n\n\
+               fn f(x: f32[B, N], w: f32[N, 2]) = (x @ w, sum(x))\n\n\
+               fn g(x) = x\n\n\
+               model M(k: int = 3) {\n    l: Linear(N, k)\n\n    fn forward(self, x: f32[B, N]) = self.l(x)\n}\n";
+    let out = jaxlightning::dump("t.jl", src, jaxlightning::DumpStage::Typed, 2, false).unwrap();
+    let want = "const N = 4\n\
+                fn f(x: f32[B, 4], w: f32[4, 2]) -> (f32[B, 2], f32)\n\
+                fn g(x) (checked at each call)\n\
+                model M(k = 3)\n    l.bias: f32[3]\n    l.weight: f32[4, 3]\n    fn forward(self, x: f32[B, 4]) -> f32[B, 3]\n";
+    assert_eq!(out, want);
+    let tokens = jaxlightning::dump("t.jl", "fn g(x) = x\n", jaxlightning::DumpStage::Tokens, 2, false).unwrap();
+    assert!(tokens.starts_with("0..2 `fn`\n3..4 name `g`\n"), "{tokens}");
+}

@@ -4,7 +4,7 @@
 //! `elab` walks the AST (check mode: types only; build mode: IR too), with
 //! `ops` for operators, `index` for `x[...]`, `builtins` for built-in
 //! functions, `transform` for `grad`, `jvp` and `vjp` and `vmap` for `vmap`; `entry` has the entry points used by
-//! `jlc` and the trainer.
+//! `jlc` and the trainer; `typed` prints the signatures the checker infers.
 
 pub mod builtins;
 pub mod elab;
@@ -14,6 +14,7 @@ pub mod ops;
 pub mod program;
 pub mod suggest;
 pub mod transform;
+pub mod typed;
 pub mod value;
 pub mod vmap;
 
