@@ -105,41 +105,44 @@ fn run_script_here(name: &str, text: &str, backend: runtime::Backend, color: boo
         .collect())
 }
 
-/// The text of one pipeline stage: tokens, AST, or the IR of `main` / the
-/// training step (after autodiff), optionally after the e-graph optimizer.
-pub fn dump(
-    name: &str,
-    text: &str,
-    tokens: bool,
-    ast: bool,
-    optimized: bool,
-    batch: usize,
-    color: bool,
-) -> Result<String, String> {
-    with_big_stack(|| dump_here(name, text, tokens, ast, optimized, batch, color))
+/// A stage of the pipeline `jlc dump` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DumpStage {
+    /// The lexer's tokens, with byte ranges.
+    Tokens,
+    /// The parsed syntax tree.
+    Ast,
+    /// Each item's signature with the types the checker infers.
+    Typed,
+    /// The IR of `main` / the training step (after autodiff).
+    Ir,
+    /// The IR after the e-graph optimizer.
+    Opt,
 }
 
-fn dump_here(
-    name: &str,
-    text: &str,
-    tokens: bool,
-    ast: bool,
-    optimized: bool,
-    batch: usize,
-    color: bool,
-) -> Result<String, String> {
-    let opts = compiler::Options { no_opt: !optimized, ..Default::default() };
-    if tokens {
+/// The text of one pipeline stage: tokens, AST, inferred signatures, or
+/// the IR of `main` / the training step (after autodiff), optionally after
+/// the e-graph optimizer.
+pub fn dump(name: &str, text: &str, stage: DumpStage, batch: usize, color: bool) -> Result<String, String> {
+    with_big_stack(|| dump_here(name, text, stage, batch, color))
+}
+
+fn dump_here(name: &str, text: &str, stage: DumpStage, batch: usize, color: bool) -> Result<String, String> {
+    let opts = compiler::Options { no_opt: stage != DumpStage::Opt, ..Default::default() };
+    if stage == DumpStage::Tokens {
         let (toks, _) = compiler::syntax::lexer::lex(text);
         return Ok(toks.iter().map(|(l, t, r)| format!("{l}..{r} {t}\n")).collect());
     }
     let (prog, mut diags) = compiler::lower::load_with(name, text, &mut read_import);
-    if ast {
+    if stage == DumpStage::Ast {
         return Ok(format!("{:#?}\n", prog.user().ast));
     }
     diags.extend(compiler::lower::check_program(&prog));
     if diags.iter().any(Diagnostic::is_error) {
         return Err(render_all(&diags, &prog.sources, color));
+    }
+    if stage == DumpStage::Typed {
+        return Ok(compiler::lower::typed::signatures(&prog));
     }
     if has_trainer(text) {
         let sections = compiler::lower::training_sections(&prog).map_err(|d| render_all(&d, &prog.sources, color))?;

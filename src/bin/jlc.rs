@@ -99,6 +99,8 @@ enum BackendArg {
 enum Stage {
     Tokens,
     Ast,
+    /// Each function's and model's signature with the types the checker infers.
+    Typed,
     /// The lowered IR (for a model file: the whole training step, after autodiff).
     Ir,
     /// The IR after the e-graph optimizer.
@@ -326,15 +328,14 @@ fn run(cli: Cli) -> ExitCode {
                 Ok(t) => t,
                 Err(c) => return c,
             };
-            match jaxlightning::dump(
-                &file.display().to_string(),
-                &text,
-                stage == Stage::Tokens,
-                stage == Stage::Ast,
-                stage == Stage::Opt,
-                batch,
-                color,
-            ) {
+            let stage = match stage {
+                Stage::Tokens => jaxlightning::DumpStage::Tokens,
+                Stage::Ast => jaxlightning::DumpStage::Ast,
+                Stage::Typed => jaxlightning::DumpStage::Typed,
+                Stage::Ir => jaxlightning::DumpStage::Ir,
+                Stage::Opt => jaxlightning::DumpStage::Opt,
+            };
+            match jaxlightning::dump(&file.display().to_string(), &text, stage, batch, color) {
                 Ok(out) => {
                     print!("{out}");
                     ExitCode::SUCCESS

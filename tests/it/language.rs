@@ -206,3 +206,83 @@ fn int_parameters_in_conditions_are_checked_per_call() {
     let (_, rendered) = check(&[], "fn f(x: f32[N], k: int) = if x > 0.0 { x } else { x }\n");
     assert!(rendered.contains("must be known at compile time"), "{rendered}");
 }
+
+#[test]
+fn vmap_maps_functions_and_gradients_over_a_batch_axis() {
+    // loss(w, x, y) = (w . x - y)^2:  d/dw = 2 (w . x - y) x, one row per example.
+    let out = run_main(
+        "fn loss(w: f32[3], x: f32[3], y: f32) -> f32 = (sum(w * x) - y) ^ 2\n\n\
+         fn main() {\n\
+         \x20   let w = linspace(-1.0, 1.0, 3)\n\
+         \x20   let xs = one_hot([0, 2, 1, 1], 3) * 2.0 + 0.5\n\
+         \x20   let ys = linspace(0.0, 3.0, 4)\n\
+         \x20   let g = vmap(grad(loss), in_axes = (None, 0, 0))(w, xs, ys)\n\
+         \x20   let sq = vmap(fn(x) = sum(x * x))(xs)\n\
+         \x20   let cols = vmap(fn(c) = c * ys, in_axes = 1)(xs)\n\
+         \x20   let outer = vmap(vmap(fn(a, b) = a * b, in_axes = (None, 0)), in_axes = (0, None))(w, ys)\n\
+         \x20   let (l, gl) = vmap(value_and_grad(fn(v, x) = sum(v * x) ^ 2), in_axes = (None, 0))(w, xs)\n\
+         \x20   print(g, sq, cols, outer, l, gl)\n\
+         }\n",
+    );
+    let w = linspace(-1.0, 1.0, 3);
+    let ys = linspace(0.0, 3.0, 4);
+    let xs: Vec<Vec<f64>> =
+        [0, 2, 1, 1].iter().map(|&k| (0..3).map(|j| if j == k { 2.5 } else { 0.5 }).collect()).collect();
+    let dot = |x: &[f64]| x.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
+    let g: Vec<f64> =
+        (0..4).flat_map(|e| xs[e].iter().map(move |x| (e, x))).map(|(e, x)| 2.0 * (dot(&xs[e]) - ys[e]) * x).collect();
+    close(&out[0], &g, "per-example gradients");
+    close(&out[1], &xs.iter().map(|x| x.iter().map(|v| v * v).sum()).collect::<Vec<f64>>(), "sum of squares per row");
+    close(
+        &out[2],
+        &(0..3).flat_map(|j| (0..4).map(move |e| (j, e))).map(|(j, e)| xs[e][j] * ys[e]).collect::<Vec<_>>(),
+        "columns",
+    );
+    close(
+        &out[3],
+        &(0..3).flat_map(|i| (0..4).map(move |j| (i, j))).map(|(i, j)| w[i] * ys[j]).collect::<Vec<_>>(),
+        "outer product",
+    );
+    close(&out[4], &xs.iter().map(|x| dot(x).powi(2)).collect::<Vec<_>>(), "value per example");
+    let gl: Vec<f64> =
+        (0..4).flat_map(|e| xs[e].iter().map(move |x| (e, x))).map(|(e, x)| 2.0 * dot(&xs[e]) * x).collect();
+    close(&out[5], &gl, "value_and_grad per example");
+}
+
+#[test]
+fn per_example_gradients_inside_a_training_step_compile() {
+    // Per-example gradient norms of a model's weight (as in DP-SGD), with
+    // the model captured by the lambda and shared across examples.
+    let src = "use nn.Linear\nuse optim.sgd\n\nmodel M {\n    l: Linear(4, 2)\n\n\
+               fn training_step(self, x: f32[B, 4], y: f32[B, 2]) -> f32 {\n\
+               \x20       let per = vmap(grad(fn(w, xi, yi) = sum((xi @ w - yi) ^ 2)), in_axes = (None, 0, 0))(self.l.weight, x, y)\n\
+               \x20       log(\"grad_norm\", mean(sqrt(sum(per * per, axis = (1, 2)))))\n\
+               \x20       mean((self.l(x) - y) ^ 2)\n    }\n\n\
+               \x20   fn configure_optimizers(self) = sgd(lr = 0.1)\n}\n";
+    let (diags, rendered) = check(&[], src);
+    assert!(diags.is_empty(), "{rendered}");
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let x = compiler::ir::Type::new(compiler::ir::DType::F32, &[3, 4]);
+    let y = compiler::ir::Type::new(compiler::ir::DType::F32, &[3, 2]);
+    let progs = compiler::compile_training(&prog, None, &x, &y, &compiler::Options::default());
+    assert!(progs.is_ok(), "{:?}", progs.err());
+}
+
+#[test]
+fn dump_typed_prints_each_signature_with_inferred_types() {
+    // The return types are derived by hand from the shape rules: `x @ w` is
+    // [B, 4] @ [4, 2] = [B, 2], a sum is a scalar, a tuple keeps its parts.
+    let src = "use nn.Linear\n\nconst N = 4\n\n\
+               fn f(x: f32[B, N], w: f32[N, 2]) = (x @ w, sum(x))\n\n\
+               fn g(x) = x\n\n\
+               model M(k: int = 3) {\n    l: Linear(N, k)\n\n    fn forward(self, x: f32[B, N]) = self.l(x)\n}\n";
+    let out = jaxlightning::dump("t.jl", src, jaxlightning::DumpStage::Typed, 2, false).unwrap();
+    let want = "const N = 4\n\
+                fn f(x: f32[B, 4], w: f32[4, 2]) -> (f32[B, 2], f32)\n\
+                fn g(x) (checked at each call)\n\
+                model M(k = 3)\n    l.bias: f32[3]\n    l.weight: f32[4, 3]\n    fn forward(self, x: f32[B, 4]) -> f32[B, 3]\n";
+    assert_eq!(out, want);
+    let tokens = jaxlightning::dump("t.jl", "fn g(x) = x\n", jaxlightning::DumpStage::Tokens, 2, false).unwrap();
+    assert!(tokens.starts_with("0..2 `fn`\n3..4 name `g`\n"), "{tokens}");
+}

@@ -1,8 +1,9 @@
 //! Automatic differentiation as IR-to-IR transforms: a `Func` in, a new `Func`
-//! out that computes the primal outputs plus derivatives.
+//! out that computes the primal outputs plus derivatives; and batching.
 //!
 //! - `grad` and `vjp` are reverse mode (`reverse.rs`, rules in `vjp_rules.rs`).
 //! - `jvp` is forward mode (`forward.rs`, rules in `jvp_rules.rs`).
+//! - `vmap` maps a function over a batch axis (`vmap.rs`, its rules inside).
 //!
 //! The result is ordinary IR built with `ir::Builder`, so the transforms
 //! compose: `grad` of a function that calls a `grad` result gives second
@@ -16,6 +17,7 @@ mod forward;
 mod jvp_rules;
 mod reverse;
 mod vjp_rules;
+mod vmap;
 mod window_rules;
 
 #[cfg(test)]
@@ -40,6 +42,13 @@ pub fn vjp(func: &Func, wrt: &[usize]) -> Func {
 /// outputs = func's outputs, then the tangent of each float output.
 pub fn jvp(func: &Func, wrt: &[usize]) -> Func {
     forward::jvp(func, wrt)
+}
+
+/// Batching: params of `func`'s types, those with `in_axes[i] = Some(axis)` with a dim of
+/// `size` inserted at `axis` (`None`: shared by every example); outputs = func's outputs with
+/// `size` inserted at axis 0, output `j` of example `e` at index `e`.
+pub fn vmap(func: &Func, in_axes: &[Option<usize>], size: usize) -> Func {
+    vmap::vmap(func, in_axes, size)
 }
 
 /// Appends `func`'s non-param instructions to `b`, with `func`'s params bound

@@ -36,6 +36,7 @@ pub const NAMES: &[&str] = &[
     "value_and_grad",
     "jvp",
     "vjp",
+    "vmap",
     "optimizer",
     "log1p",
     "expm1",
@@ -157,6 +158,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "grad" | "value_and_grad" => super::transform::make_grad(el, name, &args, span),
         "jvp" => super::transform::call_jvp(el, args, span),
         "vjp" => super::transform::call_vjp(el, args, span),
+        "vmap" => super::vmap::make_vmap(el, &args, span),
         "optimizer" => {
             let Some(CallArg { value: Val::Fn(update), .. }) = args.first() else {
                 return bad(el, "optimizer(update_fn, hyperparameters...) needs a named update function", span);

@@ -291,6 +291,9 @@ impl<'p> Elaborator<'p> {
                         names_of(&a.value)
                             .map(|ns| Val::Tuple(ns.into_iter().map(Val::Str).collect()))
                             .unwrap_or(Val::Poison)
+                    } else if a.name.as_ref().is_some_and(|n| n.name == "in_axes") && matches!(f, Val::Builtin("vmap"))
+                    {
+                        super::vmap::in_axes_value(self, env, &a.value)
                     } else {
                         self.expr(env, &a.value)
                     };
@@ -593,6 +596,9 @@ impl<'p> Elaborator<'p> {
             Val::Grad { f, wrt, with_value } => super::transform::call_grad(self, f, &wrt, with_value, args, span),
             Val::Lambda(l) => self.call_lambda(l, args, span),
             Val::Pullback { f, primals, out } => super::transform::call_pullback(self, f, primals, out, args, span),
+            Val::Vmap { f, in_axes, axes_span } => {
+                super::vmap::call_vmap(self, env, &f, &in_axes, axes_span, args, span)
+            }
             Val::Poison => Val::Poison,
             other => self.error(
                 Diagnostic::error(Code::BadCall, format!("{} is not a function", other.describe()))

@@ -58,7 +58,13 @@ pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
 }
 
 /// Checks one function on its declared parameter types (symbolic dims).
-fn check_fn(el: &mut Elaborator, module: usize, f: &ast::FnDecl, model: Option<Rc<super::value::ModelInst>>) {
+/// Returns the arguments it was checked on and its result.
+pub(super) fn check_fn(
+    el: &mut Elaborator,
+    module: usize,
+    f: &ast::FnDecl,
+    model: Option<Rc<super::value::ModelInst>>,
+) -> Option<(Vec<CallArg>, Val)> {
     let mut env = Env::new(module);
     if let Some(m) = &model {
         for (k, v) in &m.config {
@@ -73,7 +79,7 @@ fn check_fn(el: &mut Elaborator, module: usize, f: &ast::FnDecl, model: Option<R
             "float" if ty.dims.is_none() => Val::Float(1.0),
             _ => match el.resolve_type(&env, ty, true) {
                 Some(t) => Val::Tensor(TVal { ty: t, id: None }),
-                None => return,
+                None => return None,
             },
         };
         args.push(CallArg { name: Some(p.name.name.clone()), name_span: None, value: v, span: p.name.span });
@@ -83,7 +89,8 @@ fn check_fn(el: &mut Elaborator, module: usize, f: &ast::FnDecl, model: Option<R
         Some(m) => {
             let decl = el.prog.model_decl(m.module, m.item);
             let idx = decl.methods.iter().position(|x| std::ptr::eq(x, f)).expect("method of model");
-            el.call_method(m, idx, args, f.span);
+            let res = el.call_method(m, idx, args.clone(), f.span);
+            Some((args, res))
         }
         None => {
             let item = el.prog.modules[module]
@@ -92,7 +99,8 @@ fn check_fn(el: &mut Elaborator, module: usize, f: &ast::FnDecl, model: Option<R
                 .iter()
                 .position(|it| matches!(it, Item::Fn(x) if std::ptr::eq(x, f)))
                 .expect("fn item");
-            el.call_fn(super::value::FnRef { item, ..r }, None, args, f.span);
+            let res = el.call_fn(super::value::FnRef { item, ..r }, None, args.clone(), f.span);
+            Some((args, res))
         }
     }
 }

@@ -3,7 +3,8 @@
 //! `program` gathers the user's file and the stdlib modules it uses;
 //! `elab` walks the AST (check mode: types only; build mode: IR too), with
 //! `ops` for operators, `index` for `x[...]`, `builtins` for built-in
-//! functions and `transform` for `grad`, `jvp` and `vjp`; `entry` has the entry points used by `jlc` and the trainer.
+//! functions, `transform` for `grad`, `jvp` and `vjp` and `vmap` for `vmap`; `entry` has the entry points used by
+//! `jlc` and the trainer; `typed` prints the signatures the checker infers.
 
 pub mod builtins;
 pub mod elab;
@@ -15,7 +16,9 @@ mod random;
 pub mod suggest;
 mod tensor_ops;
 pub mod transform;
+pub mod typed;
 pub mod value;
+pub mod vmap;
 pub mod window_builtins;
 
 pub use elab::PrintItem;

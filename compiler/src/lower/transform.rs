@@ -360,7 +360,7 @@ fn lower_alone(
 
 /// Every distinct IR value inside `v` (tensors, also inside tuples, models,
 /// lambdas and pending transformations), with its type.
-fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, crate::ir::Type)>) {
+pub(super) fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, crate::ir::Type)>) {
     let tensor = |el: &mut Elaborator, t: &TVal, out: &mut Vec<(ValueId, crate::ir::Type)>| {
         if let Some(id) = t.id {
             if !out.iter().any(|(x, _)| *x == id) {
@@ -383,6 +383,7 @@ fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, crate::ir::
             }
             primals.iter().chain(std::iter::once(o)).for_each(|t| tensor(el, t, out));
         }
+        Val::Vmap { f, .. } => collect_ids(el, f, out),
         Val::Model(m) | Val::Method { model: m, .. } => collect_model(el, m, out),
         Val::Optimizer(o) => o.hyper.iter().for_each(|(_, x)| collect_ids(el, x, out)),
         Val::Int(_)
@@ -411,7 +412,7 @@ fn collect_model(el: &mut Elaborator, m: &ModelInst, out: &mut Vec<(ValueId, cra
 }
 
 /// `v` with its IR values renamed by `map` (outer value -> inner param).
-fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
+pub(super) fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
     let t = |t: &TVal| TVal { ty: t.ty.clone(), id: t.id.map(|id| map.get(&id).copied().unwrap_or(id)) };
     let callee = |f: &Callee| match f {
         Callee::Lambda(l) => Callee::Lambda(remap_lambda(l, map)),
@@ -424,6 +425,9 @@ fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
         Val::Grad { f, wrt, with_value } => Val::Grad { f: callee(f), wrt: wrt.clone(), with_value: *with_value },
         Val::Pullback { f, primals, out } => {
             Val::Pullback { f: callee(f), primals: primals.iter().map(t).collect(), out: t(out) }
+        }
+        Val::Vmap { f, in_axes, axes_span } => {
+            Val::Vmap { f: Rc::new(remap(f, map)), in_axes: in_axes.clone(), axes_span: *axes_span }
         }
         Val::Model(m) => Val::Model(remap_model(m, map)),
         Val::Method { model, name } => Val::Method { model: remap_model(model, map), name: name.clone() },

@@ -74,6 +74,14 @@ pub enum Val {
         primals: Vec<TVal>,
         out: TVal,
     },
+    /// `vmap(f, in_axes = ...)`, waiting for arguments. `f` is any function
+    /// value; `axes_span` is where `in_axes` was written (the call's span
+    /// when it was left out).
+    Vmap {
+        f: Rc<Val>,
+        in_axes: InAxes,
+        axes_span: Span,
+    },
     Model(Rc<ModelInst>),
     Method {
         model: Rc<ModelInst>,
@@ -102,7 +110,8 @@ impl Val {
             | Val::Grad { .. }
             | Val::Method { .. }
             | Val::Lambda(_)
-            | Val::Pullback { .. } => "a function".into(),
+            | Val::Pullback { .. }
+            | Val::Vmap { .. } => "a function".into(),
             Val::Model(m) => format!("a `{}` model", m.name),
             Val::Init(_) => "an initializer".into(),
             Val::Optimizer(_) => "an optimizer".into(),
@@ -110,6 +119,16 @@ impl Val {
             Val::Poison => "an erroneous value".into(),
         }
     }
+}
+
+/// The batch axis of each argument of a `vmap`ped function: `None` for an
+/// argument shared by every example.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InAxes {
+    /// One entry for every argument (`in_axes = 0`, the default).
+    All(Option<usize>),
+    /// One entry per argument (`in_axes = (None, 0)`).
+    Each(Vec<Option<usize>>),
 }
 
 /// How a parameter's initial value is drawn (by the trainer, on the host).

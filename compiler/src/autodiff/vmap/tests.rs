@@ -1,0 +1,283 @@
+//! `vmap` tests. Oracle: the interpreter run once per example on the
+//! unbatched function, the results stacked along axis 0 (`stack` here is
+//! plain host code, independent of the IR). The batched program computes
+//! every example with the same operations in the same order, so results
+//! must agree bitwise (NaN equal to NaN).
+
+use super::vmap;
+use crate::autodiff::{grad, jvp};
+use crate::ir::generate::{random_func, random_inputs, GenOptions, Rng};
+use crate::ir::interp::run;
+use crate::ir::verify::assert_valid;
+use crate::ir::{Builder, DType, Func, Op, Shape, Tensor, Type, ValueId};
+
+/// `parts` (each of type `elem`) stacked into a new axis `axis`.
+fn stack(parts: &[Tensor], axis: usize, elem: &Type) -> Tensor {
+    let mut dims = elem.shape.0.clone();
+    dims.insert(axis, parts.len());
+    let outer: usize = elem.shape.0[..axis].iter().product();
+    let inner: usize = elem.shape.0[axis..].iter().product();
+    let values: Vec<Vec<f64>> = parts
+        .iter()
+        .map(|p| {
+            assert_eq!(&p.ty(), elem, "stack: part of the wrong type");
+            p.to_f64_vec()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(outer * parts.len() * inner);
+    for o in 0..outer {
+        for v in &values {
+            out.extend_from_slice(&v[o * inner..(o + 1) * inner]);
+        }
+    }
+    Tensor::from_f64(elem.dtype, &dims, &out)
+}
+
+fn same(a: &Tensor, b: &Tensor) -> bool {
+    a.ty() == b.ty()
+        && a.to_f64_vec()
+            .iter()
+            .zip(b.to_f64_vec())
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+/// `func` batched by `levels` in turn (innermost first: `levels[0]` is
+/// applied first), checked against running `func` on every example.
+/// Example inputs are random; a param gets a distinct input per example
+/// only along the levels that batch it.
+struct Nest<'a> {
+    funcs: Vec<Func>,
+    levels: &'a [(Vec<Option<usize>>, usize)],
+    seed: u64,
+}
+
+impl Nest<'_> {
+    fn new<'a>(func: &Func, levels: &'a [(Vec<Option<usize>>, usize)], seed: u64) -> Nest<'a> {
+        let mut funcs = vec![func.clone()];
+        for (axes, size) in levels {
+            let batched = vmap(funcs.last().expect("func"), axes, *size);
+            assert_valid(&batched, "vmap");
+            funcs.push(batched);
+        }
+        Nest { funcs, levels, seed }
+    }
+    fn base_input(&self, i: usize, idx: &[usize]) -> Tensor {
+        let mut h = self.seed.wrapping_mul(0x9e37_79b9).wrapping_add(i as u64);
+        for (l, &e) in idx.iter().enumerate() {
+            if self.levels[l].0[i].is_some() {
+                h = h.wrapping_mul(1_000_003).wrapping_add(e as u64 + 1);
+            }
+        }
+        random_inputs(&self.funcs[0], h).swap_remove(i)
+    }
+    /// Param `i`'s input for the function batched `level` times, at the outer indices `idx`.
+    fn input(&self, i: usize, level: usize, idx: &mut Vec<usize>) -> Tensor {
+        if level == 0 {
+            return self.base_input(i, idx);
+        }
+        let l = level - 1;
+        let (axes, size) = &self.levels[l];
+        match axes[i] {
+            None => {
+                idx[l] = 0;
+                self.input(i, l, idx)
+            }
+            Some(axis) => {
+                let parts: Vec<Tensor> = (0..*size)
+                    .map(|e| {
+                        idx[l] = e;
+                        self.input(i, l, idx)
+                    })
+                    .collect();
+                stack(&parts, axis, &self.funcs[l].param_types()[i])
+            }
+        }
+    }
+    /// The outputs of the function batched `level` times, computed one example at a time.
+    fn expected(&self, level: usize, idx: &mut Vec<usize>) -> Vec<Tensor> {
+        if level == 0 {
+            let inputs: Vec<Tensor> = (0..self.funcs[0].n_params).map(|i| self.base_input(i, idx)).collect();
+            return run(&self.funcs[0], &inputs);
+        }
+        let l = level - 1;
+        let per_example: Vec<Vec<Tensor>> = (0..self.levels[l].1)
+            .map(|e| {
+                idx[l] = e;
+                self.expected(l, idx)
+            })
+            .collect();
+        let out_types = self.funcs[l].output_types();
+        (0..out_types.len())
+            .map(|j| {
+                let parts: Vec<Tensor> = per_example.iter().map(|outs| outs[j].clone()).collect();
+                stack(&parts, 0, &out_types[j])
+            })
+            .collect()
+    }
+    fn check(&self) {
+        let n = self.levels.len();
+        let batched = self.funcs.last().expect("func");
+        let inputs: Vec<Tensor> = (0..batched.n_params).map(|i| self.input(i, n, &mut vec![0; n])).collect();
+        let got = run(batched, &inputs);
+        let want = self.expected(n, &mut vec![0; n]);
+        for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                same(g, w),
+                "seed {}: output {j} of vmap {:?} differs\nfunc:\n{}\nbatched:\n{}\ngot  {g}\nwant {w}",
+                self.seed,
+                self.levels,
+                crate::ir::text::print(&self.funcs[0]),
+                crate::ir::text::print(batched),
+            );
+        }
+    }
+}
+
+/// Random batch axes (30% shared) and a batch size (sometimes 0 or 1).
+fn random_axes(func: &Func, rng: &mut Rng) -> (Vec<Option<usize>>, usize) {
+    let axes = func
+        .param_types()
+        .iter()
+        .map(|t| if rng.chance(0.3) { None } else { Some(rng.below(t.shape.rank() + 1)) })
+        .collect();
+    let size = if rng.chance(0.05) { rng.below(2) } else { 1 + rng.below(3) };
+    (axes, size)
+}
+
+#[test]
+fn vmap_equals_stacking_examples_on_random_programs() {
+    for seed in 0..400 {
+        let func = random_func(seed, &GenOptions::default());
+        let mut rng = Rng(seed ^ 0x0b47_c400);
+        let levels = [random_axes(&func, &mut rng)];
+        Nest::new(&func, &levels, seed).check();
+    }
+}
+
+#[test]
+fn vmap_of_vmap_equals_stacking_twice() {
+    for seed in 0..150 {
+        let func = random_func(seed, &GenOptions { max_elements: 24, ..GenOptions::default() });
+        let mut rng = Rng(seed ^ 0x0220_0220);
+        let inner = random_axes(&func, &mut rng);
+        let outer_types = vmap(&func, &inner.0, inner.1).param_types();
+        let outer = {
+            let axes = outer_types
+                .iter()
+                .map(|t| if rng.chance(0.3) { None } else { Some(rng.below(t.shape.rank() + 1)) })
+                .collect();
+            (axes, 1 + rng.below(3))
+        };
+        Nest::new(&func, &[inner, outer], seed).check();
+    }
+}
+
+/// Tangents batched (the columns of a Jacobian, as `jax.jacfwd` does),
+/// primals shared or batched at random.
+#[test]
+fn vmap_of_jvp_equals_per_example_jvp() {
+    for seed in 0..150 {
+        let func = random_func(seed, &GenOptions::default());
+        let wrt: Vec<usize> = (0..func.n_params).collect();
+        let jvp_func = jvp(&func, &wrt);
+        let mut rng = Rng(seed ^ 0x0077_0077);
+        let (mut axes, size) = random_axes(&jvp_func, &mut rng);
+        for (i, t) in jvp_func.param_types().iter().enumerate().skip(func.n_params) {
+            axes[i] = Some(rng.below(t.shape.rank() + 1));
+        }
+        Nest::new(&jvp_func, &[(axes, size)], seed).check();
+    }
+}
+
+/// The loss of a one-hidden-layer MLP on one example (f64):
+/// `sum((tanh(x w1 + b1) w2 - y)^2)`, params `w1 [3,4], b1 [4], w2 [4,2], x [3], y [2]`.
+fn mlp_loss() -> Func {
+    let f = DType::F64;
+    let types =
+        [Type::new(f, &[3, 4]), Type::new(f, &[4]), Type::new(f, &[4, 2]), Type::new(f, &[3]), Type::new(f, &[2])];
+    let mut b = Builder::new("mlp_loss", &types);
+    let (w1, b1, w2, x, y) = (b.param(0), b.param(1), b.param(2), b.param(3), b.param(4));
+    let x = b.reshape(x, &Shape(vec![1, 3]));
+    let h = b.matmul(x, w1);
+    let bias = b.broadcast_to(b1, &Shape(vec![1, 4]));
+    let h = b.add(h, bias);
+    let h = b.unary(Op::Tanh, h);
+    let o = b.matmul(h, w2);
+    let o = b.reshape(o, &Shape(vec![2]));
+    let d = b.sub(o, y);
+    let sq = b.mul(d, d);
+    let loss = b.reduce_sum(sq, vec![0]);
+    b.finish(vec![loss])
+}
+
+/// The same loss summed over a batch `xs [n, 3], ys [n, 2]`, written by hand.
+fn mlp_batch_loss(n: usize) -> Func {
+    let f = DType::F64;
+    let types = [
+        Type::new(f, &[3, 4]),
+        Type::new(f, &[4]),
+        Type::new(f, &[4, 2]),
+        Type::new(f, &[n, 3]),
+        Type::new(f, &[n, 2]),
+    ];
+    let mut b = Builder::new("mlp_batch_loss", &types);
+    let (w1, b1, w2, xs, ys) = (b.param(0), b.param(1), b.param(2), b.param(3), b.param(4));
+    let h = b.matmul(xs, w1);
+    let bias = b.broadcast_to(b1, &Shape(vec![n, 4]));
+    let h = b.add(h, bias);
+    let h = b.unary(Op::Tanh, h);
+    let o = b.matmul(h, w2);
+    let d = b.sub(o, ys);
+    let sq = b.mul(d, d);
+    let loss: ValueId = b.reduce_sum(sq, vec![0, 1]);
+    b.finish(vec![loss])
+}
+
+/// `vmap(grad(loss), in_axes = (None, None, None, 0, 0))`: per-example
+/// gradients, bitwise the gradients of each example alone, and summing to
+/// the gradient of the batch's summed loss.
+#[test]
+fn vmap_of_grad_gives_per_example_gradients() {
+    let n = 5;
+    let loss_grad = grad(&mlp_loss(), &[0, 1, 2]);
+    let axes = vec![None, None, None, Some(0), Some(0)];
+    Nest::new(&loss_grad, &[(axes.clone(), n)], 7).check();
+
+    let per_example = vmap(&loss_grad, &axes, n);
+    let mut rng = Rng(11);
+    let inputs: Vec<Tensor> = per_example
+        .param_types()
+        .iter()
+        .map(|t| Tensor::f64(t.shape.dims(), (0..t.shape.num_elements()).map(|_| rng.uniform(-1.0, 1.0)).collect()))
+        .collect();
+    let outs = run(&per_example, &inputs);
+    let batch_grads = run(&grad(&mlp_batch_loss(n), &[0, 1, 2]), &inputs);
+    assert_eq!(outs[0].shape.dims(), &[n], "one loss per example");
+    for k in 0..3 {
+        assert_eq!(outs[1 + k].shape.0[0], n, "one gradient per example");
+        let per = outs[1 + k].to_f64_vec();
+        let total = batch_grads[1 + k].to_f64_vec();
+        let m = total.len();
+        for (i, &t) in total.iter().enumerate() {
+            let sum: f64 = (0..n).map(|e| per[e * m + i]).sum();
+            assert!((sum - t).abs() <= 1e-12 * (1.0 + t.abs()), "grad {k}[{i}]: sum of per-example {sum} vs batch {t}");
+        }
+    }
+}
+
+/// Shared operands of a matmul keep one matmul instruction (the cheap
+/// rules); both batched unrolls into one matmul per example.
+#[test]
+fn matmul_rules_by_batched_side() {
+    let f = DType::F32;
+    let mut b = Builder::new("mm", &[Type::new(f, &[2, 3]), Type::new(f, &[3, 4])]);
+    let (x, y) = (b.param(0), b.param(1));
+    let z = b.matmul(x, y);
+    let func = b.finish(vec![z]);
+    let count = |g: &Func| g.insts.iter().filter(|i| i.op == Op::MatMul).count();
+    for (axes, matmuls) in [(vec![Some(0), None], 1), (vec![None, Some(2)], 1), (vec![Some(1), Some(0)], 3)] {
+        let batched = vmap(&func, &axes, 3);
+        assert_eq!(count(&batched), matmuls, "in_axes {axes:?}");
+        Nest::new(&func, &[(axes, 3)], 3).check();
+    }
+}

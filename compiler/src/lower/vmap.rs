@@ -1,0 +1,323 @@
+//! `vmap(f, in_axes = ...)` from source: a function value in, a function
+//! value out that maps `f` over a batch axis of its arguments.
+//!
+//! `in_axes` is one entry (`0`, the default, or `None`) for every argument,
+//! or a tuple with one entry per argument; an argument's entry is the axis
+//! that holds its examples, or `None` for an argument shared by every
+//! example. `f` is any function value: a named function, a lambda, a model,
+//! `grad(...)`, another `vmap(...)`. Every output gets the batch at axis 0.
+//!
+//! In build mode `f` is lowered alone on one example (its params are the
+//! batched arguments with the batch axis removed; shared arguments and the
+//! tensors `f` captures become extra params), batched by `autodiff::vmap`
+//! (IR to IR) and inlined at the call site. In check mode `f` is checked on
+//! one example's types and each output gets the batch size as a new axis 0.
+
+use super::elab::{CallArg, Elaborator, Env};
+use super::transform::{collect_ids, remap};
+use super::value::{InAxes, TVal, Val};
+use crate::autodiff::inline_outputs as inline;
+use crate::check::{Dim, Ty};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{Builder, ValueId};
+use crate::span::Span;
+use crate::syntax::ast::{Expr, ExprKind};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// The value of `vmap`'s `in_axes` argument: integers and tuples as usual,
+/// and `None` (no batch axis; a name only here) as `Val::Unit`.
+pub fn in_axes_value(el: &mut Elaborator, env: &mut Env, e: &Expr) -> Val {
+    match &e.kind {
+        ExprKind::Name(n) if n == "None" => Val::Unit,
+        ExprKind::Tuple(items) => Val::Tuple(items.iter().map(|x| in_axes_value(el, env, x)).collect()),
+        _ => el.expr(env, e),
+    }
+}
+
+/// `vmap(f, in_axes = ...)`: the function value waiting for its arguments.
+pub fn make_vmap(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    const USAGE: &str = "vmap(f, in_axes = ...) takes a function and, optionally, `in_axes`";
+    let Some(first) = args.first().filter(|a| a.name.is_none()) else {
+        return bad(el, USAGE, span);
+    };
+    match &first.value {
+        Val::Fn(_)
+        | Val::Lambda(_)
+        | Val::Grad { .. }
+        | Val::Vmap { .. }
+        | Val::Builtin(_)
+        | Val::Model(_)
+        | Val::Method { .. }
+        | Val::Pullback { .. } => {}
+        Val::Poison => return Val::Poison,
+        other => {
+            let d = Diagnostic::error(Code::BadCall, format!("vmap needs a function first, not {}", other.describe()))
+                .with_label(first.span, "not a function");
+            return el.error(d);
+        }
+    }
+    if let Some(extra) = args[1..].iter().find(|a| a.name.as_deref() != Some("in_axes")) {
+        return el.error(Diagnostic::error(Code::BadCall, USAGE).with_label(extra.span, "unexpected argument"));
+    }
+    let (in_axes, axes_span) = match args.iter().find(|a| a.name.is_some()) {
+        None => (InAxes::All(Some(0)), span),
+        Some(a) => {
+            let parsed = match &a.value {
+                Val::Tuple(items) => items.iter().map(axis_entry).collect::<Option<Vec<_>>>().map(InAxes::Each),
+                Val::Poison => return Val::Poison,
+                single => axis_entry(single).map(InAxes::All),
+            };
+            match parsed {
+                Some(axes) => (axes, a.span),
+                None => return el.error(
+                    Diagnostic::error(Code::BadCall, "`in_axes` entries are batch axes (0, 1, ...) or `None`")
+                        .with_label(a.span, "in these in_axes")
+                        .with_help(
+                            "one entry for all arguments (`in_axes = 0`) or one per argument (`in_axes = (None, 0)`)",
+                        ),
+                ),
+            }
+        }
+    };
+    Val::Vmap { f: Rc::new(first.value.clone()), in_axes, axes_span }
+}
+
+/// One `in_axes` entry: an axis, or `None` (encoded as `Val::Unit`).
+fn axis_entry(v: &Val) -> Option<Option<usize>> {
+    match v {
+        Val::Int(Dim::Known(k)) => Some(Some(*k)),
+        Val::Unit => Some(None),
+        _ => None,
+    }
+}
+
+/// An argument batched along `axis`: its per-example type lacks that axis.
+struct Batched {
+    id: Option<ValueId>,
+    axis: usize,
+    example: Ty,
+}
+
+/// Calls `vmap(f, in_axes)` with `args`.
+pub fn call_vmap(
+    el: &mut Elaborator,
+    env: &mut Env,
+    f: &Val,
+    in_axes: &InAxes,
+    axes_span: Span,
+    args: Vec<CallArg>,
+    span: Span,
+) -> Val {
+    if args.iter().any(|a| matches!(a.value, Val::Poison)) {
+        return Val::Poison;
+    }
+    if let Some(a) = args.iter().find(|a| a.name.is_some()) {
+        return el.error(
+            Diagnostic::error(Code::BadCall, "a vmapped function takes its arguments by position")
+                .with_label(a.name_span.unwrap_or(a.span), "named here"),
+        );
+    }
+    let axes = match in_axes {
+        InAxes::All(axis) => vec![*axis; args.len()],
+        InAxes::Each(axes) if axes.len() == args.len() => axes.clone(),
+        InAxes::Each(axes) => {
+            return el.error(
+                Diagnostic::error(
+                    Code::BadCall,
+                    format!(
+                        "`in_axes` has {} entries, but the vmapped function is called with {} arguments",
+                        axes.len(),
+                        args.len()
+                    ),
+                )
+                .with_label(axes_span, format!("{} entries", axes.len()))
+                .with_label(span, format!("{} arguments", args.len()))
+                .with_help("give one entry per argument: its batch axis, or `None` to share it"),
+            )
+        }
+    };
+    if axes.iter().all(Option::is_none) {
+        return el.error(
+            Diagnostic::error(
+                Code::BadCall,
+                "vmap needs at least one batched argument, but every in_axes entry is None",
+            )
+            .with_label(axes_span, "no batch axis here"),
+        );
+    }
+    // The batched arguments, and the batch size they agree on.
+    let mut batched: Vec<Option<Batched>> = Vec::with_capacity(args.len());
+    let mut size: Option<(Dim, usize)> = None;
+    for (i, (a, axis)) in args.iter().zip(&axes).enumerate() {
+        let Some(axis) = *axis else {
+            batched.push(None);
+            continue;
+        };
+        let Val::Tensor(t) = &a.value else {
+            return el.error(
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!("vmap batches tensors, but argument {i} is {}", a.value.describe()),
+                )
+                .with_label(a.span, "not a tensor")
+                .with_help("give it `None` in `in_axes` to pass it to every example unchanged"),
+            );
+        };
+        if axis >= t.ty.rank() {
+            return el.error(
+                Diagnostic::error(
+                    Code::ShapeMismatch,
+                    format!("argument {i} has no axis {axis} to batch over: it is {}", t.ty),
+                )
+                .with_label(a.span, format!("this is {}", t.ty))
+                .with_label(axes_span, format!("batch axis {axis}")),
+            );
+        }
+        let dim = t.ty.dims[axis].clone();
+        match &size {
+            None => size = Some((dim.clone(), i)),
+            Some((first, j)) if *first != dim => {
+                let (j, first) = (*j, first.clone());
+                let first_ty = tensor_ty(&args[j].value);
+                let first_axis = axes[j].expect("batched");
+                return el.error(
+                    Diagnostic::error(
+                        Code::ShapeMismatch,
+                        format!(
+                            "vmap's batch sizes disagree: argument {j} has {first} examples, argument {i} has {dim}"
+                        ),
+                    )
+                    .with_label(args[j].span, format!("this is {first_ty}, batched along axis {first_axis}"))
+                    .with_label(a.span, format!("this is {}, batched along axis {axis}", t.ty))
+                    .with_help("every batched argument needs the same size along its batch axis"),
+                );
+            }
+            Some(_) => {}
+        }
+        let mut example = t.ty.clone();
+        example.dims.remove(axis);
+        batched.push(Some(Batched { id: t.id, axis, example }));
+    }
+    let (size, _) = size.expect("at least one batched argument");
+    if !el.building() {
+        let inner_args = args
+            .iter()
+            .zip(&batched)
+            .map(|(a, b)| CallArg {
+                value: match b {
+                    Some(b) => Val::Tensor(TVal { ty: b.example.clone(), id: None }),
+                    None => a.value.clone(),
+                },
+                ..a.clone()
+            })
+            .collect();
+        let out = el.call(env, f.clone(), span, inner_args, span);
+        return match with_batch(&out, &size, &mut None) {
+            Ok(v) => v,
+            Err(d) => el.error(d.with_label(span, "vmapped here")),
+        };
+    }
+    let Dim::Known(n) = size else { unreachable!("dims are known in build mode") };
+    // Lower `f` alone on one example. Shared arguments and `f`'s captured
+    // tensors are outer values: they become params after the batched ones.
+    let mut captured: Vec<(ValueId, crate::ir::Type)> = Vec::new();
+    collect_ids(el, f, &mut captured);
+    for (a, b) in args.iter().zip(&batched) {
+        if b.is_none() {
+            collect_ids(el, &a.value, &mut captured);
+        }
+    }
+    let examples: Vec<&Batched> = batched.iter().flatten().collect();
+    let param_types: Vec<crate::ir::Type> = examples
+        .iter()
+        .map(|b| b.example.to_ir().expect("known dims in build mode"))
+        .chain(captured.iter().map(|(_, t)| t.clone()))
+        .collect();
+    let map: HashMap<ValueId, ValueId> =
+        captured.iter().enumerate().map(|(k, (outer, _))| (*outer, ValueId((examples.len() + k) as u32))).collect();
+    let mut next_param = 0;
+    let inner_args: Vec<CallArg> = args
+        .iter()
+        .zip(&batched)
+        .map(|(a, b)| CallArg {
+            value: match b {
+                Some(b) => {
+                    next_param += 1;
+                    Val::Tensor(TVal { ty: b.example.clone(), id: Some(ValueId(next_param as u32 - 1)) })
+                }
+                None => remap(&a.value, &map),
+            },
+            ..a.clone()
+        })
+        .collect();
+    let inner_f = remap(f, &map);
+    let saved_builder = el.builder.replace(Builder::new("vmapped", &param_types));
+    let saved_logs = el.logs.take();
+    let saved_prints = el.prints.take();
+    let out = el.call(env, inner_f, span, inner_args, span);
+    let inner = std::mem::replace(&mut el.builder, saved_builder).expect("inner builder");
+    el.logs = saved_logs;
+    el.prints = saved_prints;
+    let mut outputs = Vec::new();
+    let batched_out = match with_batch(&out, &size, &mut Some(&mut outputs)) {
+        Ok(v) => v,
+        Err(d) => return el.error(d.with_label(span, "vmapped here")),
+    };
+    let func = inner.finish(outputs);
+    crate::ir::verify::assert_valid(&func, "lower (vmapped body)");
+    let func_axes: Vec<Option<usize>> =
+        examples.iter().map(|b| Some(b.axis)).chain(captured.iter().map(|_| None)).collect();
+    let batched_func = crate::autodiff::vmap(&func, &func_axes, n);
+    crate::ir::verify::assert_valid(&batched_func, "autodiff::vmap");
+    let ids: Vec<ValueId> =
+        examples.iter().map(|b| b.id.expect("built")).chain(captured.iter().map(|(id, _)| *id)).collect();
+    let outs = inline(el.b(), &batched_func, &ids);
+    let mut next = outs.into_iter();
+    with_ids(&batched_out, &mut next)
+}
+
+/// `out` (one example's result: a tensor or nested tuples of tensors) with
+/// the batch size as a new axis 0 of every tensor, without IR values. The
+/// example's IR values are pushed to `ids` when given (build mode).
+fn with_batch(out: &Val, size: &Dim, ids: &mut Option<&mut Vec<ValueId>>) -> Result<Val, Diagnostic> {
+    match out {
+        Val::Tensor(t) => {
+            if let (Some(ids), Some(id)) = (ids.as_deref_mut(), t.id) {
+                ids.push(id);
+            }
+            let mut ty = t.ty.clone();
+            ty.dims.insert(0, size.clone());
+            Ok(Val::Tensor(TVal { ty, id: None }))
+        }
+        Val::Tuple(items) => Ok(Val::Tuple(items.iter().map(|x| with_batch(x, size, ids)).collect::<Result<_, _>>()?)),
+        Val::Poison => Ok(Val::Poison),
+        other => Err(Diagnostic::error(
+            Code::TypeMismatch,
+            format!(
+                "vmap needs the function to return tensors (or tuples of them), but it returns {}",
+                other.describe()
+            ),
+        )),
+    }
+}
+
+/// `v`'s tensors given the IR values of `ids`, in order.
+fn with_ids(v: &Val, ids: &mut impl Iterator<Item = ValueId>) -> Val {
+    match v {
+        Val::Tensor(t) => Val::Tensor(TVal { ty: t.ty.clone(), id: Some(ids.next().expect("one value per output")) }),
+        Val::Tuple(items) => Val::Tuple(items.iter().map(|x| with_ids(x, ids)).collect()),
+        other => other.clone(),
+    }
+}
+
+fn tensor_ty(v: &Val) -> String {
+    match v {
+        Val::Tensor(t) => t.ty.to_string(),
+        other => other.describe(),
+    }
+}
+
+fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
+    el.error(Diagnostic::error(Code::BadCall, msg).with_label(span, "in this call"))
+}
