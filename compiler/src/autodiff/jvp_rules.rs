@@ -202,8 +202,9 @@ pub(super) fn jvp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ts: &[
         Op::Transpose { perm } => Some(b.transpose(t0?, perm.clone())),
         // d sum_axes(x) = sum_axes(dx)
         Op::ReduceSum { axes } => Some(b.reduce_sum(t0?, axes.clone())),
-        // d max_axes(x) = sum_axes(m dx) / sum_axes(m), m = (x == broadcast(z))
-        Op::ReduceMax { axes } => {
+        // d max_axes(x) = sum_axes(m dx) / sum_axes(m), m = (x == broadcast(z));
+        // the same for min.
+        Op::ReduceMax { axes } | Op::ReduceMin { axes } => {
             let t = t0?;
             let mask = reduce_max_mask(b, args[0], z, axes);
             let picked = b.mul(t, mask);
@@ -216,15 +217,6 @@ pub(super) fn jvp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ts: &[
             let a = ts[0].map(|t| b.matmul(t, args[1]));
             let c = ts[1].map(|t| b.matmul(args[0], t));
             sum(b, a, c)
-        }
-        // d min_axes(x) = sum_axes(m dx) / sum_axes(m), m = (x == broadcast(z))
-        Op::ReduceMin { axes } => {
-            let t = t0?;
-            let mask = reduce_max_mask(b, args[0], z, axes);
-            let picked = b.mul(t, mask);
-            let total = b.reduce_sum(picked, axes.clone());
-            let count = b.reduce_sum(mask, axes.clone());
-            Some(b.div(total, count))
         }
         // Linear in the data operand; the indices are integers.
         // d gather(x, i) = gather(dx, i)

@@ -254,8 +254,9 @@ pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: Va
         }
         // d max_axes(x) = sum_axes(m dx) / sum_axes(m), m = (x == broadcast(z)):
         // the cotangent goes to the positions holding the max, split evenly
-        // among ties. See Note [Ties].
-        Op::ReduceMax { axes } => {
+        // among ties. See Note [Ties]. The same for min (the mask compares
+        // with the result z, whichever extreme it is).
+        Op::ReduceMax { axes } | Op::ReduceMin { axes } => {
             let src = b.ty(args[0]).shape.clone();
             let mask = reduce_max_mask(b, args[0], z, axes);
             let count = b.reduce_sum(mask, axes.clone());
@@ -275,17 +276,6 @@ pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: Va
                 b.matmul(x_t, ct)
             });
             vec![dx, dy]
-        }
-        // d min_axes(x) = sum_axes(m dx) / sum_axes(m), m = (x == broadcast(z)):
-        // as `ReduceMax`, ties share evenly. See Note [Ties].
-        Op::ReduceMin { axes } => {
-            let src = b.ty(args[0]).shape.clone();
-            let mask = reduce_max_mask(b, args[0], z, axes);
-            let count = b.reduce_sum(mask, axes.clone());
-            let share = b.div(ct, count);
-            let kept = kept_dims(src.rank(), axes);
-            let share_b = b.broadcast(share, &src, kept);
-            vec![Some(b.mul(share_b, mask))]
         }
         // gather(x, i) is linear in x, a row selection G: ct_x = G^T ct adds
         // each cotangent row into the (clamped) row it was read from, which is

@@ -111,7 +111,7 @@ impl ConvDesc {
 }
 
 macro_rules! conv2d_routine {
-    ($name:ident, $t:ty) => {
+    ($name:ident, $t:ty, $matmul:path) => {
         /// Safety: pointers to live, distinct arena buffers of the conv's
         /// operand and result sizes; `desc` from `descriptor`.
         pub(super) extern "C" fn $name(lhs: *const $t, rhs: *const $t, out: *mut $t, desc: *const i64) {
@@ -159,37 +159,15 @@ macro_rules! conv2d_routine {
                     let kernel = unsafe { rhs.add(g * og * rows) };
                     let dst = out[(b * d.o + g * og) * pixels..][..og * pixels].as_mut_ptr();
                     // dst[og, pixels] = kernel[og, rows] x cols[rows, pixels], row-major.
-                    unsafe {
-                        gemm::gemm(
-                            og,
-                            pixels,
-                            rows,
-                            dst,
-                            1,
-                            pixels as isize,
-                            false,
-                            kernel,
-                            1,
-                            rows as isize,
-                            cols,
-                            1,
-                            pixels as isize,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        )
-                    }
+                    $matmul(kernel, cols, dst, og, rows, pixels);
                 }
             }
         }
     };
 }
 
-conv2d_routine!(jl_conv2d_f32, f32);
-conv2d_routine!(jl_conv2d_f64, f64);
+conv2d_routine!(jl_conv2d_f32, f32, super::kernels::jl_matmul_f32);
+conv2d_routine!(jl_conv2d_f64, f64, super::kernels::jl_matmul_f64);
 
 /// A window descriptor, read back: operand dims, result dims, window.
 ///

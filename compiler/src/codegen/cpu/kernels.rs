@@ -287,7 +287,9 @@ binary_routine!(jl_pow_i32, i32, |x: i32, y: i32| (x as f64).powf(y as f64) as i
 
 macro_rules! matmul_routine {
     ($name:ident, $t:ty) => {
-        extern "C" fn $name(a: *const $t, b: *const $t, c: *mut $t, m: usize, k: usize, n: usize) {
+        /// `c[m,n] = a[m,k] x b[k,n]`, all row-major; also the GEMM behind
+        /// `BatchMatMul` (`batch_matmul.rs`) and `Conv2d` (`conv.rs`).
+        pub(super) extern "C" fn $name(a: *const $t, b: *const $t, c: *mut $t, m: usize, k: usize, n: usize) {
             if m == 0 || n == 0 {
                 return;
             }
