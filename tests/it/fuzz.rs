@@ -94,6 +94,8 @@ const FRAGMENTS: &[&str] = &[
     "fn(w) { ",
     "jvp(",
     "vjp(",
+    "vmap(",
+    ", in_axes = (None, 0))",
     "use \"lib.jl\"",
     "é",
     "\u{0}",
