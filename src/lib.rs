@@ -107,24 +107,31 @@ fn run_script_here(name: &str, text: &str, backend: runtime::Backend, color: boo
 
 /// The text of one pipeline stage: tokens, AST, or the IR of `main` / the
 /// training step (after autodiff), optionally after the e-graph optimizer.
+/// With `explain` (and `optimized`), the optimizer's report follows the IR as
+/// `# ` lines: instructions, FLOPs, bytes and estimated time before and after,
+/// and how often each rule fired.
+#[allow(clippy::too_many_arguments)]
 pub fn dump(
     name: &str,
     text: &str,
     tokens: bool,
     ast: bool,
     optimized: bool,
+    explain: bool,
     batch: usize,
     color: bool,
 ) -> Result<String, String> {
-    with_big_stack(|| dump_here(name, text, tokens, ast, optimized, batch, color))
+    with_big_stack(|| dump_here(name, text, tokens, ast, optimized, explain, batch, color))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn dump_here(
     name: &str,
     text: &str,
     tokens: bool,
     ast: bool,
     optimized: bool,
+    explain: bool,
     batch: usize,
     color: bool,
 ) -> Result<String, String> {
@@ -150,12 +157,29 @@ fn dump_here(
         )?;
         let x = compiler::ir::Type::new(compiler::ir::DType::F32, &[batch, d]);
         let y = compiler::ir::Type::new(compiler::ir::DType::I32, &[batch]);
-        let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &x, &y, &opts)
+        let (progs, reports) = compiler::compile_training_reported(&prog, sections.trainer.as_ref(), &x, &y, &opts)
             .map_err(|d| render_all(&d, &prog.sources, color))?;
-        return Ok(compiler::ir::text::print(&progs.train_step));
+        let mut out = compiler::ir::text::print(&progs.train_step);
+        if explain {
+            out.push_str(&explain_text(reports.iter().find(|(n, _)| n == "train_step").map(|(_, r)| r)));
+        }
+        return Ok(out);
     }
-    let script = compiler::compile_script(&prog, &opts).map_err(|d| render_all(&d, &prog.sources, color))?;
-    Ok(compiler::ir::text::print(&script.func))
+    let (script, report) =
+        compiler::compile_script_reported(&prog, &opts).map_err(|d| render_all(&d, &prog.sources, color))?;
+    let mut out = compiler::ir::text::print(&script.func);
+    if explain {
+        out.push_str(&explain_text(report.as_ref()));
+    }
+    Ok(out)
+}
+
+/// `--explain`'s lines for one optimized program.
+fn explain_text(report: Option<&compiler::opt::Report>) -> String {
+    match report {
+        Some(r) => r.explain(),
+        None => format!("# opt: skipped (more than {} instructions)\n", compiler::MAX_OPT_INSTS),
+    }
 }
 
 fn input_width(prog: &compiler::lower::Program) -> Option<usize> {

@@ -37,24 +37,53 @@ pub fn compile_training(
     y_ty: &Type,
     opts: &Options,
 ) -> Result<lower::TrainPrograms, Vec<Diagnostic>> {
+    compile_training_reported(prog, trainer, x_ty, y_ty, opts).map(|(progs, _)| progs)
+}
+
+/// `compile_training`, with the optimizer's report on each program it
+/// optimized, named (`train_step`, `validation_step`, `test_step`).
+pub fn compile_training_reported(
+    prog: &lower::Program,
+    trainer: Option<&lower::Section>,
+    x_ty: &Type,
+    y_ty: &Type,
+    opts: &Options,
+) -> Result<(lower::TrainPrograms, Vec<(String, opt::Report)>), Vec<Diagnostic>> {
     // `lower_training` lowers, differentiates (autodiff::grad) and appends
     // the optimizer update, verifying the IR after each stage.
     let mut progs = lower::lower_training(prog, trainer, x_ty, y_ty)?;
+    let mut reports = Vec::new();
     if !opts.no_opt {
-        progs.train_step = optimize_stage(&progs.train_step, &opts.opt);
-        progs.val_step = progs.val_step.as_ref().map(|f| optimize_stage(f, &opts.opt));
-        progs.test_step = progs.test_step.as_ref().map(|f| optimize_stage(f, &opts.opt));
+        let mut run = |name: &str, f: &Func| {
+            let (f, report) = optimize_stage(f, &opts.opt);
+            reports.extend(report.map(|r| (name.to_string(), r)));
+            f
+        };
+        progs.train_step = run("train_step", &progs.train_step);
+        progs.val_step = progs.val_step.as_ref().map(|f| run("validation_step", f));
+        progs.test_step = progs.test_step.as_ref().map(|f| run("test_step", f));
     }
-    Ok(progs)
+    Ok((progs, reports))
 }
 
 /// The script pipeline: check -> lower `main` -> optimize.
 pub fn compile_script(prog: &lower::Program, opts: &Options) -> Result<lower::Script, Vec<Diagnostic>> {
+    compile_script_reported(prog, opts).map(|(script, _)| script)
+}
+
+/// `compile_script`, with the optimizer's report (none with `no_opt`).
+pub fn compile_script_reported(
+    prog: &lower::Program,
+    opts: &Options,
+) -> Result<(lower::Script, Option<opt::Report>), Vec<Diagnostic>> {
     let mut script = lower::lower_main(prog)?;
+    let mut report = None;
     if !opts.no_opt {
-        script.func = optimize_stage(&script.func, &opts.opt);
+        let (f, r) = optimize_stage(&script.func, &opts.opt);
+        script.func = f;
+        report = r;
     }
-    Ok(script)
+    Ok((script, report))
 }
 
 /// Programs larger than this skip the e-graph optimizer for now: its run
@@ -62,11 +91,13 @@ pub fn compile_script(prog: &lower::Program, opts: &Options) -> Result<lower::Sc
 /// 10,000-step loop took 40 s). Issue #6 tracks making it scale.
 pub const MAX_OPT_INSTS: usize = 4_000;
 
-fn optimize_stage(func: &Func, opts: &opt::Options) -> Func {
+/// The optimizer with its verification; `None` for the report when the
+/// program is too large to optimize.
+fn optimize_stage(func: &Func, opts: &opt::Options) -> (Func, Option<opt::Report>) {
     if func.insts.len() > MAX_OPT_INSTS {
-        return func.clone();
+        return (func.clone(), None);
     }
-    let (optimized, _report) = opt::optimize(func, opts);
+    let (optimized, report) = opt::optimize(func, opts);
     ir::verify::assert_valid(&optimized, "opt::optimize");
-    optimized
+    (optimized, Some(report))
 }

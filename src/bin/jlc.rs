@@ -82,6 +82,11 @@ enum Command {
         /// Batch size used to lower the training step (`--stage ir|opt` on a model file).
         #[arg(long, default_value_t = 2)]
         batch: usize,
+        /// With `--stage opt`: after the IR, print (as `# ` lines) the
+        /// instructions, FLOPs, bytes and estimated time before and after
+        /// the optimizer, and how many times each rewrite rule fired.
+        #[arg(long)]
+        explain: bool,
     },
 }
 
@@ -321,7 +326,7 @@ fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Dump { file, stage, batch } => {
+        Command::Dump { file, stage, batch, explain } => {
             let text = match read(&file) {
                 Ok(t) => t,
                 Err(c) => return c,
@@ -332,6 +337,7 @@ fn run(cli: Cli) -> ExitCode {
                 stage == Stage::Tokens,
                 stage == Stage::Ast,
                 stage == Stage::Opt,
+                explain,
                 batch,
                 color,
             ) {

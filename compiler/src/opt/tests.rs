@@ -3,6 +3,7 @@
 //! optimization, redundancy is removed, output is deterministic.
 
 use super::egraph::{ConstLeaf, IrAnalysis, IrEGraph, Node, ParamLeaf};
+use super::cost::func_cost;
 use super::rules::INEXACT;
 use super::{optimize, rule_names, Options};
 use crate::ir::{interp, text, verify, Builder, DType, Func, Op, Shape, Tensor, Type, ValueId};
@@ -668,6 +669,8 @@ fn random_programs_agree_with_unoptimized() {
         // Not an invariant (B^T A^T can be cheaper than (A B)^T with one more
         // instruction), but true of these programs: a check on the cost model.
         assert!(report.nodes_after <= report.nodes_before, "optimizer grew the program\n{}", ctx());
+        assert!(report.cost_after.within(&report.cost_before), "optimizer raised FLOPs or bytes\n{}", ctx());
+        assert_eq!(report.cost_after, func_cost(&opt), "{}", ctx());
         let exact = report.rules_fired.iter().all(|(name, _)| !is_inexact(name));
         let tol = match (exact, f.insts[0].ty.dtype) {
             (true, _) => 0.0,
@@ -744,7 +747,7 @@ fn limits_stop_early_and_result_stays_correct() {
     let f = gen.b.finish(outputs);
     let exact = INEXACT.iter().map(|(name, _)| name.to_string()).collect::<Vec<_>>();
     for (opts, want) in [
-        (Options { node_limit: 200, disabled_rules: exact.clone(), ..Options::default() }, "NodeLimit"),
+        (Options { node_limit: 200, nodes_per_inst: 0, disabled_rules: exact.clone(), ..Options::default() }, "NodeLimit"),
         (Options { iter_limit: 1, disabled_rules: exact.clone(), ..Options::default() }, "IterationLimit(1)"),
         (Options { disabled_rules: exact.clone(), ..Options::default() }, "Saturated"),
     ] {
@@ -769,6 +772,8 @@ fn generated_programs_with_every_op_agree_bitwise_with_exact_rules() {
         let (opt, report) = optimize(&f, &exact_only);
         let ctx = || format!("seed {seed}\nbefore:\n{}after:\n{}{report:?}", text::print(&f), text::print(&opt));
         verify::verify(&opt).unwrap_or_else(|e| panic!("optimized IR invalid: {e}\n{}", ctx()));
+        assert!(report.cost_after.within(&report.cost_before), "optimizer raised FLOPs or bytes\n{}", ctx());
+        assert_eq!((report.cost_before, report.cost_after), (func_cost(&f), func_cost(&opt)), "{}", ctx());
         assert_eq!(opt.param_types(), f.param_types(), "{}", ctx());
         assert_eq!(opt.output_types(), f.output_types(), "{}", ctx());
         for trial in 0..3u64 {
@@ -793,4 +798,66 @@ fn new_ops_survive_the_egraph_round_trip() {
     let f = b.finish(vec![a, e]);
     let (opt, _) = optimize(&f, &Options::default());
     assert_eq!(text::print(&opt), text::print(&f));
+}
+
+// ---- Whole training steps ---------------------------------------------------
+
+/// The training step of a model file, as `compile_training` lowers it (no optimizer).
+fn training_step(name: &str, src: &str, x: Type, y: Type) -> Func {
+    let (prog, mut diags) = crate::lower::load(name, src);
+    diags.extend(crate::lower::check_program(&prog));
+    assert!(!diags.iter().any(|d| d.is_error()), "{name}: {diags:?}");
+    let sections = crate::lower::training_sections(&prog).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+    let progs = crate::lower::lower_training(&prog, sections.trainer.as_ref(), &x, &y)
+        .unwrap_or_else(|d| panic!("{name}: {d:?}"));
+    progs.train_step
+}
+
+/// The digits example's step (batch 64) and W1's (examples/fashion_mnist_mlp.jl:
+/// 784-256-256-10, batch 128, Adam).
+fn workload_steps() -> Vec<(&'static str, Func)> {
+    let f32_ty = |dims: &[usize]| Type::new(DType::F32, dims);
+    let i32_ty = |dims: &[usize]| Type::new(DType::I32, dims);
+    vec![
+        (
+            "digits",
+            training_step("digits_mlp.jl", include_str!("../../../examples/digits_mlp.jl"), f32_ty(&[64, 64]), i32_ty(&[64])),
+        ),
+        (
+            "w1",
+            training_step(
+                "fashion_mnist_mlp.jl",
+                include_str!("../../../examples/fashion_mnist_mlp.jl"),
+                f32_ty(&[128, 784]),
+                i32_ty(&[128]),
+            ),
+        ),
+    ]
+}
+
+#[test]
+fn workload_steps_get_no_costlier_and_agree() {
+    for (name, f) in workload_steps() {
+        let (opt, report) = optimize(&f, &Options::default());
+        let ctx = || format!("{name}: {report:?}");
+        verify::verify(&opt).unwrap_or_else(|e| panic!("{}: invalid: {e}", ctx()));
+        assert_eq!((report.cost_before, report.cost_after), (func_cost(&f), func_cost(&opt)), "{}", ctx());
+        assert!(report.cost_after.within(&report.cost_before), "{}", ctx());
+        assert!(report.nodes_after < report.nodes_before, "{}", ctx());
+        // Same values as the unoptimized step, to f32 rounding (inexact rules may fire).
+        let inputs = crate::ir::generate::random_inputs(&f, 1);
+        let inputs: Vec<Tensor> = inputs
+            .iter()
+            .map(|t| match t.ty().dtype {
+                // Labels in range; positive finite floats, so Adam's second moment and step are valid.
+                DType::I32 => Tensor::from_f64(DType::I32, t.shape.dims(), &vec![3.0; t.shape.num_elements()]),
+                _ => Tensor::from_f64(
+                    t.ty().dtype,
+                    t.shape.dims(),
+                    &t.to_f64_vec().iter().map(|v| if v.is_finite() { v.abs() / 10.0 + 0.01 } else { 0.5 }).collect::<Vec<_>>(),
+                ),
+            })
+            .collect();
+        agree(&interp::run(&f, &inputs), &interp::run(&opt, &inputs), 1e-4).unwrap_or_else(|e| panic!("{}: {e}", ctx()));
+    }
 }
