@@ -86,10 +86,13 @@ pub fn compile_script_reported(
     Ok((script, report))
 }
 
-/// Programs larger than this skip the e-graph optimizer for now: its run
-/// time grows faster than linearly with program size (an unrolled
-/// 10,000-step loop took 40 s). Issue #6 tracks making it scale.
-pub const MAX_OPT_INSTS: usize = 4_000;
+/// Programs larger than this skip the e-graph optimizer, a bound on its
+/// memory (about 1.5 KB per instruction). Its time grows about linearly:
+/// 0.7-1.2 s at 30,000 instructions and 2-3 s at 100,000 in the dev profile
+/// (`cargo bench --profile dev --bench opt_scaling`). It was 4,000 while
+/// extraction used egg's `Extractor`, whose fixpoint over all classes took
+/// 274 s on a 54,000-instruction unrolled loop.
+pub const MAX_OPT_INSTS: usize = 250_000;
 
 /// The optimizer with its verification; `None` for the report when the
 /// program is too large to optimize.
