@@ -17,7 +17,8 @@
 //! value once per use, which grows exponentially along a gradient graph's
 //! shared spine (to infinity: then every choice ties); dividing by the uses
 //! spreads a shared value's cost over its users instead. Neither is the cost
-//! of the extracted program (a DAG), so the optimizer measures candidates with
+//! of the extracted program (a DAG), so `refine` then improves a choice with
+//! the DAG in view, and the optimizer measures candidates with
 //! `cost::func_cost` and keeps the best (see `mod.rs`).
 
 use super::cost::node_cost;
@@ -116,4 +117,70 @@ pub fn greedy(egraph: &IrEGraph, allowed: impl Fn(&Node) -> bool, amortize: bool
         .zip(&chosen)
         .filter_map(|(&id, ni)| ni.map(|ni| (id, nodes[ni].1.clone())))
         .collect()
+}
+
+/// The classes reachable from `root` under `choice`, children before
+/// parents (a depth-first post-order, children left to right).
+fn post_order(egraph: &IrEGraph, choice: &Choice, root: Id) -> Vec<Id> {
+    let mut order = Vec::new();
+    let mut seen: HashMap<Id, bool> = HashMap::new(); // false: entered, true: done
+    let mut stack = vec![(egraph.find(root), false)];
+    while let Some((id, children_done)) = stack.pop() {
+        if children_done {
+            seen.insert(id, true);
+            order.push(id);
+            continue;
+        }
+        if seen.contains_key(&id) {
+            continue;
+        }
+        seen.insert(id, false);
+        stack.push((id, true));
+        for &c in choice[&id].children().iter().rev() {
+            let c = egraph.find(c);
+            if !seen.contains_key(&c) {
+                stack.push((c, false));
+            }
+        }
+    }
+    order
+}
+
+/// Local improvement with the whole DAG in view: a class switches to
+/// another allowed node when that node's children are all computed earlier
+/// in the current program and its own cost is lower. Such a switch adds no
+/// other node and may make some dead, so the program's estimated time only
+/// falls, and it stays acyclic (children keep coming first). This undoes,
+/// e.g., `-(a b) -> (-a) b` when `a b` is needed anyway. Repeats until
+/// nothing changes (at most `MAX_PASSES` times).
+pub fn refine(egraph: &IrEGraph, choice: &mut Choice, root: Id, allowed: impl Fn(&Node) -> bool) {
+    const MAX_PASSES: usize = 4;
+    for _ in 0..MAX_PASSES {
+        let order = post_order(egraph, choice, root);
+        let pos: HashMap<Id, usize> = order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let mut changed = false;
+        for (i, &id) in order.iter().enumerate() {
+            let current = node_cost(egraph, id, &choice[&id]).seconds;
+            let mut best: Option<(f64, &Node)> = None;
+            let mut nodes: Vec<&Node> = egraph[id].nodes.iter().filter(|n| allowed(n)).collect();
+            nodes.sort();
+            for node in nodes {
+                let earlier = node.children().iter().all(|c| pos.get(&egraph.find(*c)).is_some_and(|&p| p < i));
+                if !earlier {
+                    continue;
+                }
+                let own = node_cost(egraph, id, node).seconds;
+                if own < current && best.is_none_or(|(b, _)| own < b) {
+                    best = Some((own, node));
+                }
+            }
+            if let Some((_, node)) = best {
+                choice.insert(id, node.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
 }
