@@ -162,6 +162,10 @@ fn dump_here(
         let mut out = compiler::ir::text::print(&progs.train_step);
         if explain {
             out.push_str(&explain_text(reports.iter().find(|(n, _)| n == "train_step").map(|(_, r)| r)));
+            if let Some((_, r)) = reports.iter().find(|(n, _)| n == "forward before autodiff") {
+                out.push_str("# the forward + loss function was optimized before autodiff too (kept: cheaper):\n");
+                out.push_str(&r.explain());
+            }
         }
         return Ok(out);
     }

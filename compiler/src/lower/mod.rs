@@ -19,7 +19,8 @@ pub mod value;
 
 pub use elab::PrintItem;
 pub use entry::{
-    check_program, lower_main, lower_training, training_sections, ConstValue, Script, Section, Sections, SettingEntry,
+    check_program, lower_main, lower_training, lower_training_with, training_sections, ConstValue, Script, Section,
+    Sections, SettingEntry,
     TrainPrograms,
 };
 pub use program::{load, load_with, Program, ReadFile};

@@ -1254,3 +1254,39 @@ fn explanations_of_optimized_programs_check_out() {
         }
     }
 }
+
+#[test]
+fn optimizing_before_autodiff_is_kept_only_when_cheaper() {
+    // compile_training builds the step both ways and keeps the cheaper, so
+    // its result is never estimated slower than optimizing after autodiff only.
+    let cases = [
+        ("digits", include_str!("../../../examples/digits_mlp.jl"), [64, 64], Type::new(DType::I32, &[64])),
+        ("w1", include_str!("../../../examples/fashion_mnist_mlp.jl"), [128, 784], Type::new(DType::I32, &[128])),
+        ("deep", DEEP, [8, 16], Type::new(DType::I32, &[8])),
+        ("mse", MSE, [8, 16], Type::new(DType::F32, &[8, 4])),
+    ];
+    let mut kept = 0;
+    for (name, src, x, y) in cases {
+        let x = Type::new(DType::F32, &x);
+        let (prog, _) = crate::lower::load(name, src);
+        let sections = crate::lower::training_sections(&prog).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+        let compile = |no_pre: bool| {
+            let opts = crate::Options { no_opt_before_autodiff: no_pre, ..Default::default() };
+            crate::compile_training_reported(&prog, sections.trainer.as_ref(), &x, &y, &opts)
+                .unwrap_or_else(|d| panic!("{name}: {d:?}"))
+        };
+        let ((both, reports), (after_only, _)) = (compile(false), compile(true));
+        let (c_both, c_after) = (func_cost(&both.train_step), func_cost(&after_only.train_step));
+        assert!(c_both.seconds <= c_after.seconds, "{name}: {c_both:?} > {c_after:?}");
+        let pre = reports.iter().any(|(n, _)| n == "forward before autodiff");
+        kept += pre as usize;
+        if !pre {
+            assert_eq!(text::print(&both.train_step), text::print(&after_only.train_step), "{name}");
+        }
+    }
+    // Measured: kept for digits, W1 (2 fewer instructions) and mse; not for deep.
+    assert!(kept > 0 && kept < 4, "kept {kept} of 4");
+}
+
+const DEEP: &str = "use nn.relu\nuse optim.adam\nmodel Deep {\n w: f32[16, 16] = uniform(-0.25, 0.25)\n b: f32[16] = uniform(-0.25, 0.25)\n fn training_step(self, x: f32[B, 16], y: i32[B]) -> f32 {\n let h = x\n for i in 0..20 {\n h = relu(h @ self.w + self.b)\n }\n mean(h * h)\n }\n fn configure_optimizers(self) = adam(lr = 0.01)\n}\ntrainer { seed = 0 }\n";
+const MSE: &str = "use nn.{Linear, sigmoid}\nuse losses.mse\nuse optim.sgd\nmodel M {\n l: Linear(16, 4)\n fn training_step(self, x: f32[B, 16], y: f32[B, 4]) -> f32 {\n mse(sigmoid(self.l(x)) * 2.0, y) + mean(log(1.0 + exp(self.l(x))))\n }\n fn configure_optimizers(self) = sgd(lr = 0.01)\n}\ntrainer { seed = 0 }\n";
