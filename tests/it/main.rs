@@ -12,4 +12,5 @@ mod fuzz;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod language;
+mod optimizer;
 mod stopping;
