@@ -1290,3 +1290,57 @@ fn optimizing_before_autodiff_is_kept_only_when_cheaper() {
 
 const DEEP: &str = "use nn.relu\nuse optim.adam\nmodel Deep {\n w: f32[16, 16] = uniform(-0.25, 0.25)\n b: f32[16] = uniform(-0.25, 0.25)\n fn training_step(self, x: f32[B, 16], y: i32[B]) -> f32 {\n let h = x\n for i in 0..20 {\n h = relu(h @ self.w + self.b)\n }\n mean(h * h)\n }\n fn configure_optimizers(self) = adam(lr = 0.01)\n}\ntrainer { seed = 0 }\n";
 const MSE: &str = "use nn.{Linear, sigmoid}\nuse losses.mse\nuse optim.sgd\nmodel M {\n l: Linear(16, 4)\n fn training_step(self, x: f32[B, 16], y: f32[B, 4]) -> f32 {\n mse(sigmoid(self.l(x)) * 2.0, y) + mean(log(1.0 + exp(self.l(x))))\n }\n fn configure_optimizers(self) = sgd(lr = 0.01)\n}\ntrainer { seed = 0 }\n";
+
+#[test]
+fn matmul_chains_are_reordered_by_flops() {
+    // (A B) C with A [64,2], B [2,64], C [64,64]: 540,672 FLOPs that way,
+    // 32,768 as A (B C).
+    let abc = [f64_ty(&[64, 2]), f64_ty(&[2, 64]), f64_ty(&[64, 64])];
+    let f = func(&abc, |b, p| {
+        let ab = b.matmul(p[0], p[1]);
+        b.matmul(ab, p[2])
+    });
+    let (opt, report) = optimize(&f, &Options::default());
+    assert_eq!(report.cost_before.flops, 2.0 * (64.0 * 2.0 * 64.0 + 64.0 * 64.0 * 64.0), "{report:?}");
+    assert_eq!(report.cost_after.flops, 2.0 * (2.0 * 64.0 * 64.0 + 64.0 * 2.0 * 64.0), "{}", text::print(&opt));
+    let inputs = random_inputs(&f, &mut Rng(3));
+    agree(&interp::run(&f, &inputs), &interp::run(&opt, &inputs), 1e-12).unwrap();
+}
+
+#[test]
+fn log_of_naive_softmax_becomes_stable() {
+    // log(exp(x) / sum(exp(x), axis 1, keepdims)): after optimization no
+    // division and no full-size log remain, and large logits stay finite.
+    let f = func(&[f64_ty(&[4, 5])], |b, p| {
+        let e = b.unary(Op::Exp, p[0]);
+        let s = b.reduce_sum(e, vec![1]);
+        let s = b.reshape(s, &Shape(vec![4, 1]));
+        let s = b.broadcast(s, &Shape(vec![4, 5]), vec![0, 1]);
+        let q = b.div(e, s);
+        b.unary(Op::Log, q)
+    });
+    let (opt, report) = optimize(&f, &Options::default());
+    assert!(report.rules_fired.iter().any(|(n, _)| n == "log-exp-div"), "{report:?}");
+    assert_eq!(count_ops(&opt, |op| *op == Op::Div), 0, "{}", text::print(&opt));
+    for inst in opt.insts.iter().filter(|i| i.op == Op::Log) {
+        assert!(inst.ty.shape.num_elements() < 20, "full-size log left:\n{}", text::print(&opt));
+    }
+    // Moderate logits: the same values.
+    let mut rng = Rng(5);
+    let inputs = random_inputs(&f, &mut rng);
+    agree(&interp::run(&f, &inputs), &interp::run(&opt, &inputs), 1e-12).unwrap();
+    // A logit of -800 underflows exp: the naive form gives log(0) = -inf,
+    // the optimized one the true log-softmax x - log(sum(exp x)).
+    let mut x = inputs[0].to_f64_vec();
+    x[7] = -800.0;
+    let low = [Tensor::from_f64(DType::F64, &[4, 5], &x)];
+    assert_eq!(interp::run(&f, &low)[0].to_f64_vec()[7], f64::NEG_INFINITY);
+    let got = interp::run(&opt, &low)[0].to_f64_vec();
+    for (i, row) in x.chunks(5).enumerate() {
+        let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+        for (j, v) in row.iter().enumerate() {
+            let (want, g) = (v - lse, got[i * 5 + j]);
+            assert!((want - g).abs() <= 1e-12 * want.abs().max(1.0), "[{i},{j}]: {g}, want {want}");
+        }
+    }
+}
