@@ -43,6 +43,9 @@ pub fn compile_training(
     compile_training_reported(prog, trainer, x_ty, y_ty, opts).map(|(progs, _)| progs)
 }
 
+/// The optimizer's reports, by program name.
+pub type Reports = Vec<(String, opt::Report)>;
+
 /// `compile_training`, with the optimizer's report on each program it
 /// optimized, named (`train_step`, `validation_step`, `test_step`, and
 /// `forward before autodiff`).
@@ -63,7 +66,7 @@ pub fn compile_training_reported(
     x_ty: &Type,
     y_ty: &Type,
     opts: &Options,
-) -> Result<(lower::TrainPrograms, Vec<(String, opt::Report)>), Vec<Diagnostic>> {
+) -> Result<(lower::TrainPrograms, Reports), Vec<Diagnostic>> {
     // `lower_training` lowers, differentiates (autodiff::grad) and appends
     // the optimizer update, verifying the IR after each stage.
     let progs = lower::lower_training(prog, trainer, x_ty, y_ty)?;
@@ -101,10 +104,7 @@ pub fn compile_training_reported(
 }
 
 /// Optimizes the training, validation and test steps.
-fn optimize_programs(
-    mut progs: lower::TrainPrograms,
-    opts: &opt::Options,
-) -> (lower::TrainPrograms, Vec<(String, opt::Report)>) {
+fn optimize_programs(mut progs: lower::TrainPrograms, opts: &opt::Options) -> (lower::TrainPrograms, Reports) {
     let mut reports = Vec::new();
     let mut run = |name: &str, f: &Func| {
         let (f, report) = optimize_stage(f, opts);

@@ -34,10 +34,8 @@ fn explain_reports_costs_and_rules_of_the_w1_step() {
     let report: String = out.lines().filter(|l| l.starts_with('#')).map(|l| format!("{l}\n")).collect();
 
     let line = report.lines().next().unwrap();
-    let counts: Vec<usize> = line["# opt: ".len()..line.find(" instructions").unwrap()]
-        .split(" -> ")
-        .map(|s| s.parse().unwrap())
-        .collect();
+    let counts: Vec<usize> =
+        line["# opt: ".len()..line.find(" instructions").unwrap()].split(" -> ").map(|s| s.parse().unwrap()).collect();
     assert_eq!(counts, [unoptimized.insts.len(), optimized.insts.len()], "{report}");
     let (before, after) = (func_cost(&unoptimized), func_cost(&optimized));
     assert_eq!(before_after(&report, "FLOPs"), (before.flops, after.flops), "{report}");

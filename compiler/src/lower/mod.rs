@@ -20,8 +20,7 @@ pub mod value;
 pub use elab::PrintItem;
 pub use entry::{
     check_program, lower_main, lower_training, lower_training_with, training_sections, ConstValue, Script, Section,
-    Sections, SettingEntry,
-    TrainPrograms,
+    Sections, SettingEntry, TrainPrograms,
 };
 pub use program::{load, load_with, Program, ReadFile};
 pub use value::{Init, ParamSpec};

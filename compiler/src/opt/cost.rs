@@ -23,8 +23,8 @@
 //! no bytes); a broadcast or transpose moves bytes and does no FLOPs.
 
 use super::egraph::{node_op, ty_of, IrEGraph, Node};
-use egg::Id;
 use crate::ir::{DType, Func, Op, Type};
+use egg::Id;
 use std::ops::{Add, AddAssign};
 
 /// FLOPs per element of a transcendental function (see the module doc).

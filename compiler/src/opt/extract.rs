@@ -112,11 +112,7 @@ pub fn greedy(egraph: &IrEGraph, allowed: impl Fn(&Node) -> bool, amortize: bool
             heap.push(Reverse(Entry(own[p] + sum, *pc, p)));
         }
     }
-    class_ids
-        .iter()
-        .zip(&chosen)
-        .filter_map(|(&id, ni)| ni.map(|ni| (id, nodes[ni].1.clone())))
-        .collect()
+    class_ids.iter().zip(&chosen).filter_map(|(&id, ni)| ni.map(|ni| (id, nodes[ni].1.clone()))).collect()
 }
 
 /// The classes reachable from `root` under `choice`, children before

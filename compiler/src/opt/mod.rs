@@ -158,7 +158,8 @@ pub fn optimize_timed(func: &Func, opts: &Options) -> (Func, Report, Timings) {
     let cost_before = cost::func_cost(func);
     let mut best: Option<(Func, Cost, &'static str)> = None;
     let mut candidates = Vec::new();
-    for (name, only_input, amortize) in [("amortized", false, true), ("tree", false, false), ("input-nodes", true, true)]
+    for (name, only_input, amortize) in
+        [("amortized", false, true), ("tree", false, false), ("input-nodes", true, true)]
     {
         let allowed = |n: &egraph::Node| !only_input || input_nodes.contains(n);
         let mut choice = extract::greedy(egraph, allowed, amortize);

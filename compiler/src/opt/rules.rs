@@ -8,8 +8,8 @@
 //! condition: `IrAnalysis::merge` asserts that a rule only equates values of
 //! one type, and the shape rules re-check every e-node a rule builds.
 
-use super::egraph::{ints_of, konst_of, ty_of, Attr, IrAnalysis, IrEGraph, Node};
 use super::egraph::ConstLeaf;
+use super::egraph::{ints_of, konst_of, ty_of, Attr, IrAnalysis, IrEGraph, Node};
 use crate::ir::DType;
 use egg::{rewrite, Applier, ConditionalApplier, Id, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
 
@@ -46,19 +46,19 @@ pub fn rules() -> Vec<Rule> {
         rewrite!("add-comm"; "(add ?a ?b)" => "(add ?b ?a)"),                  // a + b = b + a
         rewrite!("mul-comm"; "(mul ?a ?b)" => "(mul ?b ?a)"),                  // a * b = b * a
         rewrite!("neg-neg"; "(neg (neg ?x))" => "?x"),                         // -(-x) = x
-        rewrite!("neg-mul"; "(neg (mul ?a ?b))" => "(mul (neg ?a) ?b)"),       // -(a b) = (-a) b (rounding is symmetric)
-        rewrite!("sub-neg"; "(sub ?a (neg ?b))" => "(add ?a ?b)"),             // a - (-b) = a + b (IEEE: a - b is a + (-b))
-        rewrite!("add-neg"; "(add ?a (neg ?b))" => "(sub ?a ?b)"),             // a + (-b) = a - b
+        rewrite!("neg-mul"; "(neg (mul ?a ?b))" => "(mul (neg ?a) ?b)"), // -(a b) = (-a) b (rounding is symmetric)
+        rewrite!("sub-neg"; "(sub ?a (neg ?b))" => "(add ?a ?b)"),       // a - (-b) = a + b (IEEE: a - b is a + (-b))
+        rewrite!("add-neg"; "(add ?a (neg ?b))" => "(sub ?a ?b)"),       // a + (-b) = a - b
         rewrite!("mul-neg-one"; "(mul ?x ?c)" => "(neg ?x)" if is_uniform("?c", -1.0)), // x * -1 = -x
-        rewrite!("select-same"; "(select ?c ?x ?x)" => "?x"),                  // (c ? x : x) = x
+        rewrite!("select-same"; "(select ?c ?x ?x)" => "?x"),            // (c ? x : x) = x
         rewrite!("convert-same"; "(convert ?d ?x)" => "?x" if has_dtype("?x", "?d")), // convert_T(x: T) = x
         // Stable forms (inexact: more accurate than the left side).
-        rewrite!("log-exp"; "(log (exp ?x))" => "?x"),                         // ln(e^x) = x (so log(softmax x) = log_softmax x)
+        rewrite!("log-exp"; "(log (exp ?x))" => "?x"), // ln(e^x) = x (so log(softmax x) = log_softmax x)
         rewrite!("log-exp-div"; "(log (div (exp ?a) ?d))" => "(sub ?a (log ?d))"), // ln(e^a / d) = a - ln d (naive log(softmax))
         rewrite!("log1p"; "(log (add ?c ?x))" => "(log1p ?x)" if is_uniform("?c", 1.0)), // ln(1 + x) = log1p(x)
         rewrite!("expm1"; "(sub (exp ?x) ?c)" => "(expm1 ?x)" if is_uniform("?c", 1.0)), // e^x - 1 = expm1(x)
         // Strength reduction.
-        rewrite!("pow-one"; "(pow ?x ?c)" => "?x" if is_uniform("?c", 1.0)),  // x^1 = x (C's pow: exact)
+        rewrite!("pow-one"; "(pow ?x ?c)" => "?x" if is_uniform("?c", 1.0)), // x^1 = x (C's pow: exact)
         rewrite!("pow-two"; "(pow ?x ?c)" => "(mul ?x ?x)" if is_uniform("?c", 2.0)), // x^2 = x x
         rewrite!("pow-three"; "(pow ?x ?c)" => "(mul (mul ?x ?x) ?x)" if is_uniform("?c", 3.0)), // x^3 = (x x) x
         rewrite!("div-pow2"; "(div ?x ?c)" => { DivByPowerOfTwo::new("?x", "?c") }), // x / 2^k = x * 2^-k (both round x 2^-k once)
@@ -85,18 +85,31 @@ pub fn rules() -> Vec<Rule> {
     // Elementwise ops commute with broadcasting (and transposing): the same
     // op on the same values, computed on fewer elements (once, not twice).
     for op in UNARY {
-        rules.push(pattern_rule(&format!("{op}-of-broadcast"), &format!("({op} (broadcast ?s ?d ?x))"), &format!("(broadcast ?s ?d ({op} ?x))"))); // f(B x) = B f(x)
+        rules.push(pattern_rule(
+            &format!("{op}-of-broadcast"),
+            &format!("({op} (broadcast ?s ?d ?x))"),
+            &format!("(broadcast ?s ?d ({op} ?x))"),
+        )); // f(B x) = B f(x)
     }
-    rules.push(pattern_rule("convert-of-broadcast", "(convert ?t (broadcast ?s ?d ?x))", "(broadcast ?s ?d (convert ?t ?x))")); // convert(B x) = B convert(x)
+    rules.push(pattern_rule(
+        "convert-of-broadcast",
+        "(convert ?t (broadcast ?s ?d ?x))",
+        "(broadcast ?s ?d (convert ?t ?x))",
+    )); // convert(B x) = B convert(x)
     for op in BINARY {
         let name = format!("{op}-of-broadcasts");
         let lhs = format!("({op} (broadcast ?s ?d ?x) (broadcast ?s ?d ?y))");
         let rhs: Pattern<Node> = format!("(broadcast ?s ?d ({op} ?x ?y))").parse().expect("pattern");
         let applier = ConditionalApplier { condition: same_shape("?x", "?y"), applier: rhs };
-        rules.push(Rewrite::new(name, lhs.parse::<Pattern<Node>>().expect("pattern"), applier).expect("rule")); // B x (op) B y = B(x op y), x and y of one shape
+        rules.push(Rewrite::new(name, lhs.parse::<Pattern<Node>>().expect("pattern"), applier).expect("rule"));
+        // B x (op) B y = B(x op y), x and y of one shape
     }
     for op in ["add", "sub", "mul", "div", "max", "min"] {
-        rules.push(pattern_rule(&format!("{op}-of-transposes"), &format!("({op} (transpose ?p ?x) (transpose ?p ?y))"), &format!("(transpose ?p ({op} ?x ?y))"))); // T x (op) T y = T(x op y)
+        rules.push(pattern_rule(
+            &format!("{op}-of-transposes"),
+            &format!("({op} (transpose ?p ?x) (transpose ?p ?y))"),
+            &format!("(transpose ?p ({op} ?x ?y))"),
+        )); // T x (op) T y = T(x op y)
     }
     rules
 }

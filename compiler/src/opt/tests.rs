@@ -2,8 +2,8 @@
 //! sides agree, random well-typed programs compute the same before and after
 //! optimization, redundancy is removed, output is deterministic.
 
-use super::egraph::{ConstLeaf, IrAnalysis, IrEGraph, Node, ParamLeaf};
 use super::cost::func_cost;
+use super::egraph::{ConstLeaf, IrAnalysis, IrEGraph, Node, ParamLeaf};
 use super::rules::INEXACT;
 use super::{optimize, rule_names, Options};
 use crate::ir::{interp, text, verify, Builder, DType, Func, Op, Shape, Tensor, Type, ValueId};
@@ -1090,7 +1090,10 @@ fn limits_stop_early_and_result_stays_correct() {
     let f = gen.b.finish(outputs);
     let exact = INEXACT.iter().map(|(name, _)| name.to_string()).collect::<Vec<_>>();
     for (opts, want) in [
-        (Options { node_limit: 200, nodes_per_inst: 0, disabled_rules: exact.clone(), ..Options::default() }, "NodeLimit"),
+        (
+            Options { node_limit: 200, nodes_per_inst: 0, disabled_rules: exact.clone(), ..Options::default() },
+            "NodeLimit",
+        ),
         (Options { iter_limit: 1, disabled_rules: exact.clone(), ..Options::default() }, "IterationLimit(1)"),
         (Options { disabled_rules: exact.clone(), ..Options::default() }, "Saturated"),
     ] {
@@ -1164,7 +1167,12 @@ fn workload_steps() -> Vec<(&'static str, Func)> {
     vec![
         (
             "digits",
-            training_step("digits_mlp.jl", include_str!("../../../examples/digits_mlp.jl"), f32_ty(&[64, 64]), i32_ty(&[64])),
+            training_step(
+                "digits_mlp.jl",
+                include_str!("../../../examples/digits_mlp.jl"),
+                f32_ty(&[64, 64]),
+                i32_ty(&[64]),
+            ),
         ),
         (
             "w1",
@@ -1197,11 +1205,15 @@ fn workload_steps_get_no_costlier_and_agree() {
                 _ => Tensor::from_f64(
                     t.ty().dtype,
                     t.shape.dims(),
-                    &t.to_f64_vec().iter().map(|v| if v.is_finite() { v.abs() / 10.0 + 0.01 } else { 0.5 }).collect::<Vec<_>>(),
+                    &t.to_f64_vec()
+                        .iter()
+                        .map(|v| if v.is_finite() { v.abs() / 10.0 + 0.01 } else { 0.5 })
+                        .collect::<Vec<_>>(),
                 ),
             })
             .collect();
-        agree(&interp::run(&f, &inputs), &interp::run(&opt, &inputs), 1e-4).unwrap_or_else(|e| panic!("{}: {e}", ctx()));
+        agree(&interp::run(&f, &inputs), &interp::run(&opt, &inputs), 1e-4)
+            .unwrap_or_else(|e| panic!("{}: {e}", ctx()));
     }
 }
 
@@ -1220,7 +1232,8 @@ fn explanations_of_optimized_programs_check_out() {
         // -(x^T)^T * 1 + pow(x, 2) / 4 + log(1 + exp(broadcast y)) - exp(x) + 1 ...
         let t = b.transpose(p[0], vec![1, 0]);
         let tt = b.transpose(t, vec![1, 0]);
-        let (one, two, four) = (b.full(1.0, &f64_ty(&[3, 4])), b.full(2.0, &f64_ty(&[3, 4])), b.full(4.0, &f64_ty(&[3, 4])));
+        let (one, two, four) =
+            (b.full(1.0, &f64_ty(&[3, 4])), b.full(2.0, &f64_ty(&[3, 4])), b.full(4.0, &f64_ty(&[3, 4])));
         let m = b.mul(tt, one);
         let n = b.neg(m);
         let sq = b.binary(Op::Pow, p[0], two);
