@@ -59,7 +59,9 @@ pub type Reports = Vec<(String, opt::Report)>;
 /// forward first also simplifies what autodiff builds from it, but not
 /// always (measured, final step after optimization, `cost::func_cost`: W1
 /// 227 vs 229 instructions at equal FLOPs and bytes, but a 20-layer ReLU
-/// chain 273 vs 292 instructions with 4% more bytes), so both are tried.
+/// chain 273 vs 292 instructions with 4% more bytes: the shared bias's
+/// broadcast, merged before autodiff, gets its cotangents summed at full
+/// size instead of after 20 small reductions), so both are tried.
 pub fn compile_training_reported(
     prog: &lower::Program,
     trainer: Option<&lower::Section>,
