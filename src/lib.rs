@@ -122,12 +122,28 @@ pub enum DumpStage {
 
 /// The text of one pipeline stage: tokens, AST, inferred signatures, or
 /// the IR of `main` / the training step (after autodiff), optionally after
-/// the e-graph optimizer.
-pub fn dump(name: &str, text: &str, stage: DumpStage, batch: usize, color: bool) -> Result<String, String> {
-    with_big_stack(|| dump_here(name, text, stage, batch, color))
+/// the e-graph optimizer. With `explain` (and `DumpStage::Opt`), the
+/// optimizer's report follows the IR as `# ` lines: instructions, FLOPs,
+/// bytes and estimated time before and after, and how often each rule fired.
+pub fn dump(
+    name: &str,
+    text: &str,
+    stage: DumpStage,
+    explain: bool,
+    batch: usize,
+    color: bool,
+) -> Result<String, String> {
+    with_big_stack(|| dump_here(name, text, stage, explain, batch, color))
 }
 
-fn dump_here(name: &str, text: &str, stage: DumpStage, batch: usize, color: bool) -> Result<String, String> {
+fn dump_here(
+    name: &str,
+    text: &str,
+    stage: DumpStage,
+    explain: bool,
+    batch: usize,
+    color: bool,
+) -> Result<String, String> {
     let opts = compiler::Options { no_opt: stage != DumpStage::Opt, ..Default::default() };
     if stage == DumpStage::Tokens {
         let (toks, _) = compiler::syntax::lexer::lex(text);
@@ -153,12 +169,33 @@ fn dump_here(name: &str, text: &str, stage: DumpStage, batch: usize, color: bool
         )?;
         let x = compiler::ir::Type::new(compiler::ir::DType::F32, &[batch, d]);
         let y = compiler::ir::Type::new(compiler::ir::DType::I32, &[batch]);
-        let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &x, &y, &opts)
+        let (progs, reports) = compiler::compile_training_reported(&prog, sections.trainer.as_ref(), &x, &y, &opts)
             .map_err(|d| render_all(&d, &prog.sources, color))?;
-        return Ok(compiler::ir::text::print(&progs.train_step));
+        let mut out = compiler::ir::text::print(&progs.train_step);
+        if explain {
+            out.push_str(&explain_text(reports.iter().find(|(n, _)| n == "train_step").map(|(_, r)| r)));
+            if let Some((_, r)) = reports.iter().find(|(n, _)| n == "forward before autodiff") {
+                out.push_str("# the forward + loss function was optimized before autodiff too (kept: cheaper):\n");
+                out.push_str(&r.explain());
+            }
+        }
+        return Ok(out);
     }
-    let script = compiler::compile_script(&prog, &opts).map_err(|d| render_all(&d, &prog.sources, color))?;
-    Ok(compiler::ir::text::print(&script.func))
+    let (script, report) =
+        compiler::compile_script_reported(&prog, &opts).map_err(|d| render_all(&d, &prog.sources, color))?;
+    let mut out = compiler::ir::text::print(&script.func);
+    if explain {
+        out.push_str(&explain_text(report.as_ref()));
+    }
+    Ok(out)
+}
+
+/// `--explain`'s lines for one optimized program.
+fn explain_text(report: Option<&compiler::opt::Report>) -> String {
+    match report {
+        Some(r) => r.explain(),
+        None => format!("# opt: skipped (more than {} instructions)\n", compiler::MAX_OPT_INSTS),
+    }
 }
 
 fn input_width(prog: &compiler::lower::Program) -> Option<usize> {

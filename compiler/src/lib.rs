@@ -25,6 +25,9 @@ use ir::{Func, Type};
 pub struct Options {
     /// Skip the e-graph optimizer (the programs still compute the same values).
     pub no_opt: bool,
+    /// Do not also try optimizing the forward function before autodiff
+    /// (see `compile_training_reported`).
+    pub no_opt_before_autodiff: bool,
     pub opt: opt::Options,
 }
 
@@ -37,36 +40,120 @@ pub fn compile_training(
     y_ty: &Type,
     opts: &Options,
 ) -> Result<lower::TrainPrograms, Vec<Diagnostic>> {
+    compile_training_reported(prog, trainer, x_ty, y_ty, opts).map(|(progs, _)| progs)
+}
+
+/// The optimizer's reports, by program name.
+pub type Reports = Vec<(String, opt::Report)>;
+
+/// `compile_training`, with the optimizer's report on each program it
+/// optimized, named (`train_step`, `validation_step`, `test_step`, and
+/// `forward before autodiff`).
+///
+/// The optimizer runs after autodiff and the optimizer update, on the whole
+/// step. Unless `no_opt_before_autodiff`, the step is also built a second
+/// way, with the forward + loss function optimized before it is
+/// differentiated, and that step is kept when its optimized form is
+/// estimated faster (or as fast, in fewer instructions), and neither its
+/// FLOPs nor its bytes exceed the unoptimized step's: simplifying the
+/// forward first also simplifies what autodiff builds from it, but not
+/// always (measured, final step after optimization, `cost::func_cost`: W1
+/// 227 vs 229 instructions at equal FLOPs and bytes, but a 20-layer ReLU
+/// chain 273 vs 292 instructions with 4% more bytes: the shared bias's
+/// broadcast, merged before autodiff, gets its cotangents summed at full
+/// size instead of after 20 small reductions), so both are tried.
+pub fn compile_training_reported(
+    prog: &lower::Program,
+    trainer: Option<&lower::Section>,
+    x_ty: &Type,
+    y_ty: &Type,
+    opts: &Options,
+) -> Result<(lower::TrainPrograms, Reports), Vec<Diagnostic>> {
     // `lower_training` lowers, differentiates (autodiff::grad) and appends
     // the optimizer update, verifying the IR after each stage.
-    let mut progs = lower::lower_training(prog, trainer, x_ty, y_ty)?;
-    if !opts.no_opt {
-        progs.train_step = optimize_stage(&progs.train_step, &opts.opt);
-        progs.val_step = progs.val_step.as_ref().map(|f| optimize_stage(f, &opts.opt));
-        progs.test_step = progs.test_step.as_ref().map(|f| optimize_stage(f, &opts.opt));
+    let progs = lower::lower_training(prog, trainer, x_ty, y_ty)?;
+    if opts.no_opt {
+        return Ok((progs, Vec::new()));
     }
-    Ok(progs)
+    let unoptimized = (progs.train_step.insts.len(), opt::cost::func_cost(&progs.train_step));
+    let (plain, plain_reports) = optimize_programs(progs, &opts.opt);
+    if opts.no_opt_before_autodiff {
+        return Ok((plain, plain_reports));
+    }
+    let forward_report = std::cell::RefCell::new(None);
+    let before_ad = |f: &Func| {
+        let (f, report) = optimize_stage(f, &opts.opt);
+        *forward_report.borrow_mut() = report;
+        f
+    };
+    let progs = lower::lower_training_with(prog, trainer, x_ty, y_ty, &before_ad)?;
+    let (pre, mut pre_reports) = optimize_programs(progs, &opts.opt);
+    let key = |f: &Func| (opt::cost::func_cost(f).seconds, f.insts.len());
+    let (kp, ka) = (key(&pre.train_step), key(&plain.train_step));
+    let within = opt::cost::func_cost(&pre.train_step).within(&unoptimized.1);
+    if within && (kp.0 < ka.0 || (kp.0 == ka.0 && kp.1 < ka.1)) {
+        // The step's report compares with the step built without any optimization.
+        for (name, r) in pre_reports.iter_mut() {
+            if name == "train_step" {
+                (r.nodes_before, r.cost_before) = unoptimized;
+            }
+        }
+        pre_reports.extend(forward_report.into_inner().map(|r| ("forward before autodiff".to_string(), r)));
+        Ok((pre, pre_reports))
+    } else {
+        Ok((plain, plain_reports))
+    }
+}
+
+/// Optimizes the training, validation and test steps.
+fn optimize_programs(mut progs: lower::TrainPrograms, opts: &opt::Options) -> (lower::TrainPrograms, Reports) {
+    let mut reports = Vec::new();
+    let mut run = |name: &str, f: &Func| {
+        let (f, report) = optimize_stage(f, opts);
+        reports.extend(report.map(|r| (name.to_string(), r)));
+        f
+    };
+    progs.train_step = run("train_step", &progs.train_step);
+    progs.val_step = progs.val_step.as_ref().map(|f| run("validation_step", f));
+    progs.test_step = progs.test_step.as_ref().map(|f| run("test_step", f));
+    (progs, reports)
 }
 
 /// The script pipeline: check -> lower `main` -> optimize.
 pub fn compile_script(prog: &lower::Program, opts: &Options) -> Result<lower::Script, Vec<Diagnostic>> {
-    let mut script = lower::lower_main(prog)?;
-    if !opts.no_opt {
-        script.func = optimize_stage(&script.func, &opts.opt);
-    }
-    Ok(script)
+    compile_script_reported(prog, opts).map(|(script, _)| script)
 }
 
-/// Programs larger than this skip the e-graph optimizer for now: its run
-/// time grows faster than linearly with program size (an unrolled
-/// 10,000-step loop took 40 s). Issue #6 tracks making it scale.
-pub const MAX_OPT_INSTS: usize = 4_000;
-
-fn optimize_stage(func: &Func, opts: &opt::Options) -> Func {
-    if func.insts.len() > MAX_OPT_INSTS {
-        return func.clone();
+/// `compile_script`, with the optimizer's report (none with `no_opt`).
+pub fn compile_script_reported(
+    prog: &lower::Program,
+    opts: &Options,
+) -> Result<(lower::Script, Option<opt::Report>), Vec<Diagnostic>> {
+    let mut script = lower::lower_main(prog)?;
+    let mut report = None;
+    if !opts.no_opt {
+        let (f, r) = optimize_stage(&script.func, &opts.opt);
+        script.func = f;
+        report = r;
     }
-    let (optimized, _report) = opt::optimize(func, opts);
+    Ok((script, report))
+}
+
+/// Programs larger than this skip the e-graph optimizer, a bound on its
+/// memory (about 1.5 KB per instruction). Its time grows about linearly:
+/// 0.7-1.2 s at 30,000 instructions and 2-3 s at 100,000 in the dev profile
+/// (`cargo bench --profile dev --bench opt_scaling`). It was 4,000 while
+/// extraction used egg's `Extractor`, whose fixpoint over all classes took
+/// 274 s on a 54,000-instruction unrolled loop.
+pub const MAX_OPT_INSTS: usize = 250_000;
+
+/// The optimizer with its verification; `None` for the report when the
+/// program is too large to optimize.
+fn optimize_stage(func: &Func, opts: &opt::Options) -> (Func, Option<opt::Report>) {
+    if func.insts.len() > MAX_OPT_INSTS {
+        return (func.clone(), None);
+    }
+    let (optimized, report) = opt::optimize(func, opts);
     ir::verify::assert_valid(&optimized, "opt::optimize");
-    optimized
+    (optimized, Some(report))
 }

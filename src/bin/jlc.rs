@@ -82,6 +82,11 @@ enum Command {
         /// Batch size used to lower the training step (`--stage ir|opt` on a model file).
         #[arg(long, default_value_t = 2)]
         batch: usize,
+        /// With `--stage opt`: after the IR, print (as `# ` lines) the
+        /// instructions, FLOPs, bytes and estimated time before and after
+        /// the optimizer, and how many times each rewrite rule fired.
+        #[arg(long)]
+        explain: bool,
     },
 }
 
@@ -323,7 +328,7 @@ fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Dump { file, stage, batch } => {
+        Command::Dump { file, stage, batch, explain } => {
             let text = match read(&file) {
                 Ok(t) => t,
                 Err(c) => return c,
@@ -335,7 +340,7 @@ fn run(cli: Cli) -> ExitCode {
                 Stage::Ir => jaxlightning::DumpStage::Ir,
                 Stage::Opt => jaxlightning::DumpStage::Opt,
             };
-            match jaxlightning::dump(&file.display().to_string(), &text, stage, batch, color) {
+            match jaxlightning::dump(&file.display().to_string(), &text, stage, explain, batch, color) {
                 Ok(out) => {
                     print!("{out}");
                     ExitCode::SUCCESS

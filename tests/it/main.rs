@@ -12,5 +12,6 @@ mod fuzz;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod language;
+mod optimizer;
 mod stdlib;
 mod stopping;

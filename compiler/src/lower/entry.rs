@@ -458,6 +458,18 @@ pub fn lower_training(
     x_ty: &Type,
     y_ty: &Type,
 ) -> Result<TrainPrograms, Vec<Diagnostic>> {
+    lower_training_with(prog, trainer, x_ty, y_ty, &|f: &Func| f.clone())
+}
+
+/// `lower_training`, with `before_ad` applied to the forward + loss function
+/// before it is differentiated (the compiler's e-graph optimizer there).
+pub fn lower_training_with(
+    prog: &Program,
+    trainer: Option<&Section>,
+    x_ty: &Type,
+    y_ty: &Type,
+    before_ad: &dyn Fn(&Func) -> Func,
+) -> Result<TrainPrograms, Vec<Diagnostic>> {
     let model_setting = trainer.and_then(|t| t.entries.iter().find(|e| e.key == "model"));
     let (module, item, cfg) = find_model(prog, model_setting).map_err(|d| vec![d])?;
     let decl = prog.model_decl(module, item);
@@ -542,6 +554,7 @@ pub fn lower_training(
         .with_label(decl.name.span, "defined here")]);
     };
     let (fwd, train_logs) = lower_step(prog, module, item, &cfg_args, &params, &fwd_types, train_idx, true)?;
+    let fwd = before_ad(&fwd);
 
     // 4. Differentiate with respect to the parameters only.
     let grad = crate::autodiff::grad(&fwd, &(0..n_params).collect::<Vec<_>>());

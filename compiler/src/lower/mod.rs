@@ -23,8 +23,8 @@ pub mod window_builtins;
 
 pub use elab::PrintItem;
 pub use entry::{
-    check_program, lower_fn, lower_main, lower_training, training_sections, ConstValue, Script, Section, Sections,
-    SettingEntry, TrainPrograms,
+    check_program, lower_fn, lower_main, lower_training, lower_training_with, training_sections, ConstValue, Script,
+    Section, Sections, SettingEntry, TrainPrograms,
 };
 pub use program::{load, load_with, Program, ReadFile};
 pub use value::{Init, ParamSpec};

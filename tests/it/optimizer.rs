@@ -1,0 +1,76 @@
+//! `jlc dump --stage opt --explain`: the optimizer's report on the shipped
+//! examples, checked against the printed IR (its instructions and costs
+//! recomputed here with `opt::cost::func_cost`) and the unoptimized dump.
+
+use compiler::ir::parse::parse;
+use compiler::opt::cost::func_cost;
+use std::path::Path;
+use std::process::Command;
+
+fn example(name: &str) -> (String, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
+    (path.display().to_string(), std::fs::read_to_string(&path).unwrap())
+}
+
+/// The `# opt: NAME a -> b` numbers of the first report in `text`.
+fn before_after(text: &str, name: &str) -> (f64, f64) {
+    let prefix = format!("# opt: {name} ");
+    let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no `{prefix}` in\n{text}"));
+    let nums: Vec<f64> = line[prefix.len()..].split(" -> ").map(|s| s.trim().parse().unwrap()).collect();
+    (nums[0], nums[1])
+}
+
+#[test]
+fn explain_reports_costs_and_rules_of_the_w1_step() {
+    let (path, text) = example("fashion_mnist_mlp.jl");
+    let dump = |stage_opt: bool, explain: bool| {
+        jaxlightning::dump(
+            &path,
+            &text,
+            if stage_opt { jaxlightning::DumpStage::Opt } else { jaxlightning::DumpStage::Ir },
+            explain,
+            128,
+            false,
+        )
+        .unwrap()
+    };
+    let out = dump(true, true);
+    let ir_text: String = out.lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    let optimized = parse(&ir_text).unwrap();
+    assert_eq!(ir_text, dump(true, false), "--explain changes only the `#` lines");
+    let unoptimized = parse(&dump(false, false)).unwrap();
+    let report: String = out.lines().filter(|l| l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+
+    let line = report.lines().next().unwrap();
+    let counts: Vec<usize> =
+        line["# opt: ".len()..line.find(" instructions").unwrap()].split(" -> ").map(|s| s.parse().unwrap()).collect();
+    assert_eq!(counts, [unoptimized.insts.len(), optimized.insts.len()], "{report}");
+    let (before, after) = (func_cost(&unoptimized), func_cost(&optimized));
+    assert_eq!(before_after(&report, "FLOPs"), (before.flops, after.flops), "{report}");
+    assert_eq!(before_after(&report, "bytes"), (before.bytes, after.bytes), "{report}");
+    assert!(after.within(&before), "{report}");
+    let names = compiler::opt::rule_names();
+    let rules: Vec<(&str, usize)> = report
+        .lines()
+        .filter_map(|l| l.strip_prefix("# rule "))
+        .map(|l| {
+            let (name, n) = l.split_once(": ").unwrap();
+            (name, n.parse().unwrap())
+        })
+        .collect();
+    assert!(!rules.is_empty(), "{report}");
+    assert!(rules.iter().all(|(name, n)| names.contains(name) && *n > 0), "{report}");
+}
+
+#[test]
+fn jlc_dump_explain_prints_the_report() {
+    let (path, _) = example("digits_mlp.jl");
+    let out = Command::new(env!("CARGO_BIN_EXE_jlc"))
+        .args(["dump", &path, "--stage", "opt", "--batch", "64", "--explain"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("func @train_step("), "{stdout}");
+    assert!(stdout.contains("\n# opt: FLOPs ") && stdout.contains("\n# rule "), "{stdout}");
+}
