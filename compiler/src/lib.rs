@@ -44,6 +44,10 @@ pub fn compile_training(
         progs.train_step = optimize_stage(&progs.train_step, &opts.opt);
         progs.val_step = progs.val_step.as_ref().map(|f| optimize_stage(f, &opts.opt));
         progs.test_step = progs.test_step.as_ref().map(|f| optimize_stage(f, &opts.opt));
+        if let Some(acc) = &mut progs.accumulation {
+            acc.grad_step = optimize_stage(&acc.grad_step, &opts.opt);
+            acc.apply_step = optimize_stage(&acc.apply_step, &opts.opt);
+        }
     }
     Ok(progs)
 }
