@@ -9,6 +9,7 @@ mod evaluate;
 mod examples;
 mod format;
 mod fuzz;
+mod gradients;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod stopping;
