@@ -3,6 +3,7 @@
 
 mod backends;
 mod checkpoints;
+mod crashes;
 mod diagnostics;
 mod docs;
 mod evaluate;
