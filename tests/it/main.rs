@@ -11,6 +11,7 @@ mod examples;
 mod format;
 mod fuzz;
 mod gradients;
+mod loggers;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod stopping;
