@@ -147,6 +147,21 @@ pub struct FitSummary {
     pub best_checkpoint: Option<PathBuf>,
     /// `test_step`'s metrics on the test split after training (when run).
     pub test_metrics: Vec<(String, f64)>,
+    /// Where each completed epoch's time went.
+    pub timing: Vec<EpochTiming>,
+}
+
+/// One epoch's wall time against the time inside compiled step calls: the
+/// trainer's overhead is the difference (batching, logging, callbacks,
+/// validation, checkpoints).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EpochTiming {
+    /// Inside `Executable::run` of the training programs (all of the epoch's calls).
+    pub steps: std::time::Duration,
+    /// From the epoch's start to its last training step's end.
+    pub train_loop: std::time::Duration,
+    /// From the epoch's start to its end: validation, logs and checkpoints included.
+    pub epoch: std::time::Duration,
 }
 
 /// The compiled training programs the loop calls.
@@ -371,7 +386,10 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             c.on_train_start(&mut ctx);
         }
     }
+    let mut timing = Vec::new();
     'epochs: for epoch in pos.epoch..trainer_cfg.max_epochs {
+        let epoch_start = std::time::Instant::now();
+        let mut step_time = std::time::Duration::ZERO;
         // The data order is a pure function of (seed, epoch): resuming mid-epoch re-derives it.
         let order = if data_cfg.shuffle {
             Rng::derive(trainer_cfg.seed.wrapping_add(epoch as u64), "shuffle").permutation(train.len())
@@ -421,7 +439,9 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                     inputs.push(Tensor::scalar_f32((global_step + 1) as f32));
                     inputs.push(x);
                     inputs.push(y);
+                    let call = std::time::Instant::now();
                     let mut outs = step_exe.run(&inputs)?.into_iter();
+                    step_time += call.elapsed();
                     params = outs.by_ref().take(n_params).collect();
                     states = outs.by_ref().take(n_states).collect();
                     let loss = outs.next().expect("loss output").scalar_value();
@@ -447,7 +467,9 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                         inputs.append(&mut accs);
                         inputs.push(x);
                         inputs.push(y);
-                        let mut outs = grad_exe.run(&inputs)?.into_iter();
+                        let call = std::time::Instant::now();
+                    let mut outs = grad_exe.run(&inputs)?.into_iter();
+                    step_time += call.elapsed();
                         params = inputs.drain(..n_params).collect();
                         accs = outs.by_ref().take(n_params).collect();
                         let loss = outs.next().expect("loss output").scalar_value();
@@ -471,7 +493,9 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                     inputs.push(Tensor::scalar_f32((global_step + 1) as f32));
                     inputs.append(&mut accs);
                     inputs.push(Tensor::scalar_f32(n as f32));
+                    let call = std::time::Instant::now();
                     let mut outs = apply_exe.run(&inputs)?.into_iter();
+                    step_time += call.elapsed();
                     params = outs.by_ref().take(n_params).collect();
                     states = outs.by_ref().take(n_states).collect();
                     let mut logs: Vec<f64> = w_logs.iter().map(|v| v / n).collect();
@@ -514,6 +538,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             }
             b = end;
         }
+        let train_loop = epoch_start.elapsed();
         let denom = n_batches.max(1) as f64;
         let mut epoch_metrics = vec![("train_loss_epoch".to_string(), loss_sum / denom)];
         epoch_metrics
@@ -578,6 +603,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             }
             dirty = false;
         }
+        timing.push(EpochTiming { steps: step_time, train_loop, epoch: epoch_start.elapsed() });
         if ctx.should_stop {
             stop = Stop::Callback;
             break;
@@ -642,6 +668,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         stop,
         best_checkpoint,
         test_metrics,
+        timing,
     })
 }
 

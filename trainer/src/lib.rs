@@ -21,4 +21,4 @@ pub mod rng;
 pub mod setup;
 pub mod tensorboard;
 
-pub use fit::{fit, FitError, FitOptions, FitSummary, Resume, Stop};
+pub use fit::{fit, EpochTiming, FitError, FitOptions, FitSummary, Resume, Stop};
