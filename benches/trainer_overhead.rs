@@ -92,7 +92,10 @@ fn main() {
         "W1 on {what}: {steps_per_epoch} steps per epoch, checkpoints {}",
         if args.checkpoint { "on (epoch file + last, fsync)" } else { "off" }
     );
-    println!("{:>5} {:>10} {:>10} {:>10} {:>8} {:>11} {:>10}", "epoch", "steps_s", "loop_s", "epoch_s", "step_ms", "loop/steps", "epoch/steps");
+    println!(
+        "{:>5} {:>10} {:>10} {:>10} {:>8} {:>11} {:>10}",
+        "epoch", "steps_s", "loop_s", "epoch_s", "step_ms", "loop/steps", "epoch/steps"
+    );
     for (i, t) in summary.timing.iter().enumerate() {
         let (s, l, e) = (t.steps.as_secs_f64(), t.train_loop.as_secs_f64(), t.epoch.as_secs_f64());
         println!(

@@ -132,8 +132,7 @@ fn sigkill_during_training_never_leaves_a_torn_checkpoint_and_resumes() {
     let mut temps_left = 0;
     for i in 0..points {
         // A quarter of the kills before the first checkpoint, the rest while training.
-        let ms =
-            if rng.below(4) == 0 { rng.uniform(0.0, first) } else { first + rng.uniform(0.0, 400.0) };
+        let ms = if rng.below(4) == 0 { rng.uniform(0.0, first) } else { first + rng.uniform(0.0, 400.0) };
         let what = format!("seed {seed:#x}, kill {i} after {ms:.0} ms");
         let root = dir.join(format!("kill-{i}"));
         let mut child = spawn(&model, &root, &[], None);
@@ -170,8 +169,8 @@ fn sigkill_during_training_never_leaves_a_torn_checkpoint_and_resumes() {
     crate::checkpoints::fit(&model, &text, &reference, &sets, None);
     for (epoch, root) in &resumed {
         let got = trainer::checkpoint::load(&ckpt_dir(root, 1).join("last.safetensors")).unwrap();
-        let want_path = ckpt_dir(&reference, 0)
-            .join(format!("epoch={epoch}-step={}.safetensors", (epoch + 1) * STEPS_PER_EPOCH));
+        let want_path =
+            ckpt_dir(&reference, 0).join(format!("epoch={epoch}-step={}.safetensors", (epoch + 1) * STEPS_PER_EPOCH));
         let want = trainer::checkpoint::load(&want_path).unwrap();
         assert_eq!(got.tensors.len(), want.tensors.len());
         for ((n, a), (m, b)) in got.tensors.iter().zip(&want.tensors) {
@@ -204,7 +203,10 @@ fn a_full_disk_stops_with_the_path_and_the_bytes_and_keeps_the_previous_checkpoi
     match mounted {
         Ok(out) if out.status.success() => {}
         Ok(out) => {
-            eprintln!("skipped: cannot mount a tmpfs ({}); checkpoint::tests covers ENOSPC by injection", String::from_utf8_lossy(&out.stderr).trim());
+            eprintln!(
+                "skipped: cannot mount a tmpfs ({}); checkpoint::tests covers ENOSPC by injection",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
             return;
         }
         Err(e) => {

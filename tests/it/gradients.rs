@@ -56,7 +56,14 @@ enum Clip {
 /// gradient norm (before clipping). Batches of `bs` in the training order,
 /// windows of `k` micro-batches (the epoch's last one possibly shorter),
 /// each window's gradient the mean of its micro-batches' gradients.
-fn simulate(train: &[[f64; 2]], p0: [f64; 3], bs: usize, k: usize, lr: f64, clip: Option<Clip>) -> ([f64; 3], Vec<f64>) {
+fn simulate(
+    train: &[[f64; 2]],
+    p0: [f64; 3],
+    bs: usize,
+    k: usize,
+    lr: f64,
+    clip: Option<Clip>,
+) -> ([f64; 3], Vec<f64>) {
     let mut p = p0;
     let mut norms = Vec::new();
     let n_batches = train.len() / bs;

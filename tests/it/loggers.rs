@@ -68,7 +68,9 @@ fn read_event_file(path: &Path) -> Scalars {
     let mut n = 0;
     while at < bytes.len() {
         let len = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
-        let crc = |from: usize, to: usize| u32::from_le_bytes(bytes[to..to + 4].try_into().unwrap()) == masked(&bytes[from..to]);
+        let crc = |from: usize, to: usize| {
+            u32::from_le_bytes(bytes[to..to + 4].try_into().unwrap()) == masked(&bytes[from..to])
+        };
         assert!(crc(at, at + 8), "length CRC of record {n}");
         assert!(crc(at + 12, at + 12 + len), "data CRC of record {n}");
         let event = fields(&bytes[at + 12..at + 12 + len]);

@@ -10,8 +10,8 @@ mod evaluate;
 mod examples;
 mod format;
 mod fuzz;
-mod gradients;
-mod loggers;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod gradients;
+mod loggers;
 mod stopping;

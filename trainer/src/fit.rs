@@ -1,8 +1,10 @@
 //! `fit`: Lightning's training loop around one compiled step program.
 //!
-//! Per batch the trainer calls the compiled step once (forward, backward and
-//! optimizer update are all inside it), then swaps in the new parameters and
-//! optimizer state. Validation runs a separately compiled program that has
+//! Per batch the trainer calls the compiled step once (forward, backward,
+//! gradient clipping and optimizer update are all inside it), then swaps in
+//! the new parameters and optimizer state. With `accumulate_grad_batches =
+//! k`, it calls a gradient program per batch and an update program per
+//! window of k batches, and stops only between windows. Validation runs a separately compiled program that has
 //! no parameter outputs, so it cannot train. Callbacks (`callback.rs`)
 //! decide which epoch checkpoints to keep and when to stop early; a
 //! non-finite loss, an interrupt (SIGINT/SIGTERM through
@@ -305,8 +307,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         Position { epoch: 0, batch: 0, global_step: 0, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
     let mut resumed_from = None;
     if let Some(resume) = &opts.resume {
-        let run =
-            RunShape { names: &names, n_params, n_batches, data_order: &data_order, seed: trainer_cfg.seed, k };
+        let run = RunShape { names: &names, n_params, n_batches, data_order: &data_order, seed: trainer_cfg.seed, k };
         let ck_path = resolve_checkpoint(resume, base, "--resume", "resume from")?;
         (params, states, pos) = load_for_resume(&ck_path, &run, progs, path, text, &mut callbacks)?;
         resumed_from = Some(ck_path);
@@ -374,12 +375,13 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     let watched = |name: &str| trainer_cfg.nonfinite_metrics.iter().any(|m| m == name);
     // The first non-finite value of a step that must stay finite: the loss,
     // then the watched logged values (`logs` in `train_logs` order).
-    let bad_value = |loss: f64, logs: &[f64]| -> Option<(String, f64)> {
-        non_finite(std::iter::once(("train_loss", loss)).filter(|_| trainer_cfg.stop_on_nonfinite).chain(
-            progs.train_logs.iter().zip(logs).map(|((n, _), v)| (n.as_str(), *v)).filter(|(n, _)| watched(n)),
-        ))
-        .map(|(n, v)| (n.to_string(), v))
-    };
+    let bad_value =
+        |loss: f64, logs: &[f64]| -> Option<(String, f64)> {
+            non_finite(std::iter::once(("train_loss", loss)).filter(|_| trainer_cfg.stop_on_nonfinite).chain(
+                progs.train_logs.iter().zip(logs).map(|((n, _), v)| (n.as_str(), *v)).filter(|(n, _)| watched(n)),
+            ))
+            .map(|(n, v)| (n.to_string(), v))
+        };
     {
         let mut ctx = Ctx::new(pos.epoch, global_step, &[], &ckpt_dir);
         for c in callbacks.iter_mut() {
@@ -468,8 +470,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                         inputs.push(x);
                         inputs.push(y);
                         let call = std::time::Instant::now();
-                    let mut outs = grad_exe.run(&inputs)?.into_iter();
-                    step_time += call.elapsed();
+                        let mut outs = grad_exe.run(&inputs)?.into_iter();
+                        step_time += call.elapsed();
                         params = inputs.drain(..n_params).collect();
                         accs = outs.by_ref().take(n_params).collect();
                         let loss = outs.next().expect("loss output").scalar_value();

@@ -129,3 +129,47 @@ fn clip_by_value_clamps_each_element() {
     let out = interp::run(&func, &[Tensor::f32(&[7], v)]);
     assert!(out[0].as_f32().unwrap()[3].is_nan());
 }
+
+/// A model whose step logs `name`, with the given trainer settings.
+fn lower_tiny(log_name: &str, trainer: &str) -> Result<crate::lower::TrainPrograms, Vec<Diagnostic>> {
+    let src = format!(
+        r#"
+use nn.Linear
+use optim.sgd
+model Tiny {{
+    l: Linear(2, 1)
+    fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 {{
+        let out = self.l(x)
+        log("{log_name}", mean(out))
+        mean(out * out)
+    }}
+    fn configure_optimizers(self) = sgd(lr = 0.1)
+}}
+trainer {{ {trainer} }}
+"#
+    );
+    let (prog, diags) = crate::lower::load("t.jl", &src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let sections = crate::lower::training_sections(&prog).unwrap();
+    let (x, y) = (Type::new(DType::F32, &[4, 2]), Type::new(DType::I32, &[4]));
+    crate::lower::lower_training(&prog, sections.trainer.as_ref(), &x, &y)
+}
+
+#[test]
+fn the_step_programs_have_the_documented_signatures() {
+    // k = 1: grad_norm is the last logged value of the fused step.
+    let p = lower_tiny("s", "log_grad_norm = true; gradient_clip_val = 1.0").unwrap();
+    assert_eq!(p.train_logs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["s", "grad_norm"]);
+    // Outputs: 2 params, loss, s, grad_norm.
+    assert_eq!(p.train_step.outputs.len(), 5);
+    assert!(p.accumulation.is_none());
+    // k = 3: grad_step(params, accumulators, x, y) -> (accumulators, loss, s);
+    // apply_step(params, step, accumulators, n) -> (params, grad_norm) (sgd has no state).
+    let p = lower_tiny("s", "accumulate_grad_batches = 3; log_grad_norm = true").unwrap();
+    let a = p.accumulation.as_ref().unwrap();
+    assert_eq!((a.k, a.grad_step.n_params, a.grad_step.outputs.len()), (3, 6, 4));
+    assert_eq!((a.apply_step.n_params, a.apply_step.outputs.len()), (6, 3));
+    // A logged value of the same name is an error, not a silent duplicate.
+    let errs = lower_tiny("grad_norm", "log_grad_norm = true").unwrap_err();
+    assert!(errs[0].message.contains("logs `grad_norm`, which `log_grad_norm = true` logs too"), "{errs:?}");
+}
