@@ -59,7 +59,7 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 /// would be weak, so it is rotated and offset.
 pub fn masked_crc32c(bytes: &[u8]) -> u32 {
     let c = crc32c(bytes);
-    ((c >> 15) | (c << 17)).wrapping_add(0xa282_ead8)
+    c.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// One TFRecord: length, its masked CRC, the data, the data's masked CRC.
