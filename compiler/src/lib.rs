@@ -116,6 +116,10 @@ fn optimize_programs(mut progs: lower::TrainPrograms, opts: &opt::Options) -> (l
     progs.train_step = run("train_step", &progs.train_step);
     progs.val_step = progs.val_step.as_ref().map(|f| run("validation_step", f));
     progs.test_step = progs.test_step.as_ref().map(|f| run("test_step", f));
+    if let Some(acc) = &mut progs.accumulation {
+        acc.grad_step = run("grad_step", &acc.grad_step);
+        acc.apply_step = run("apply_step", &acc.apply_step);
+    }
     (progs, reports)
 }
 

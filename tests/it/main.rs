@@ -3,6 +3,7 @@
 
 mod backends;
 mod checkpoints;
+mod crashes;
 mod diagnostics;
 mod docs;
 mod evaluate;
@@ -11,7 +12,9 @@ mod format;
 mod fuzz;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod gradients;
 mod language;
+mod loggers;
 mod optimizer;
 mod stdlib;
 mod stopping;

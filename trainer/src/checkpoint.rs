@@ -399,7 +399,7 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
 pub fn save(path: &Path, meta: &Meta, tensors: &[(String, &Tensor)]) -> Result<(), CheckpointError> {
     let name = path.display().to_string();
     let bytes = encode(meta, tensors).map_err(|e| cerr(&name, e.message))?;
-    write_atomic(path, &bytes).map_err(|e| cerr(&name, format!("cannot write: {e}")))
+    write_atomic(path, &bytes).map_err(|e| cerr(&name, write_error(&e, bytes.len())))
 }
 
 /// The temp files of `write_atomic` are `.<name>.tmp-<pid>`.
@@ -409,12 +409,23 @@ const TEMP_MARK: &str = ".tmp-";
 /// content: temp file in the same directory -> write -> fsync -> rename ->
 /// fsync(directory).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, bytes, |f, b| f.write_all(b))
+}
+
+/// `write_atomic` with the temp file's contents written by `write` (tests
+/// inject failures such as a full disk here). On any error the temp file is
+/// removed and `path` is untouched.
+fn write_atomic_with(
+    path: &Path,
+    bytes: &[u8],
+    write: impl FnOnce(&mut std::fs::File, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}{TEMP_MARK}{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        write(&mut f, bytes)?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)?;
@@ -424,6 +435,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The message of a failed checkpoint write of `len` bytes: what failed,
+/// how much was needed and, on a full disk, that the old file survived.
+pub fn write_error(e: &std::io::Error, len: usize) -> String {
+    let mut msg = format!("cannot write {len} bytes: {e}");
+    if e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded {
+        msg.push_str(&format!(
+            "; the disk is full: {len} bytes are needed (the previous file at this path, if any, is unchanged)"
+        ));
+    }
+    msg
 }
 
 #[cfg(unix)]

@@ -3,6 +3,7 @@
 //! Unknown keys and wrong types are diagnostics with spans.
 
 use compiler::diagnostic::{Code, Diagnostic};
+use compiler::lower::gradients::{self, GradSettings};
 use compiler::lower::{ConstValue, Section, SettingEntry};
 use compiler::span::Span;
 
@@ -64,6 +65,21 @@ pub struct TrainerConfig {
     pub checkpoint: CheckpointConfig,
     /// `None`: no early stopping (no `early_stopping_monitor`).
     pub early_stopping: Option<EarlyStoppingConfig>,
+    /// Clipping, `grad_norm` and accumulation (`gradient_clip_val`,
+    /// `gradient_clip_algorithm`, `log_grad_norm`, `accumulate_grad_batches`):
+    /// the compiler reads the same settings and builds them into the step.
+    pub grad: GradSettings,
+    /// Where metrics go (`logger = "csv,tensorboard"`): at least one.
+    pub loggers: Loggers,
+}
+
+/// The loggers of a run; both write into the run's `version_N` directory.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Loggers {
+    /// `metrics.csv` (Lightning's CSVLogger).
+    pub csv: bool,
+    /// `events.out.tfevents.*` (Lightning's TensorBoardLogger).
+    pub tensorboard: bool,
 }
 
 /// Min or max: which direction of a monitored metric is better.
@@ -127,6 +143,11 @@ const TRAINER_KEYS: &[&str] = &[
     "early_stopping_mode",
     "early_stopping_patience",
     "early_stopping_min_delta",
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "accumulate_grad_batches",
+    "log_grad_norm",
+    "logger",
 ];
 
 pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
@@ -232,7 +253,13 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             filename: "epoch={epoch}-step={step}".into(),
         },
         early_stopping: None,
+        grad: GradSettings::default(),
+        loggers: Loggers { csv: true, tensorboard: false },
     };
+    match gradients::grad_settings(section) {
+        Ok(g) => cfg.grad = g,
+        Err(mut d) => diags.append(&mut d),
+    }
     let mut es = EarlyStoppingConfig { monitor: String::new(), mode: Mode::Min, patience: 3, min_delta: 0.0 };
     let mut es_keys = Vec::new();
     let mut top_k_setting = None;
@@ -247,6 +274,8 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "default_root_dir" => cfg.default_root_dir = string(e, &mut diags),
             "name" => cfg.name = string(e, &mut diags),
             "model" => {}
+            k if gradients::GRAD_KEYS.contains(&k) => {}
+            "logger" => cfg.loggers = loggers(e, &mut diags),
             "limit_val_batches" => cfg.limit_val_batches = non_negative(e, &mut diags),
             "check_val_every_n_epoch" => cfg.check_val_every_n_epoch = positive(e, &mut diags),
             "max_time" => cfg.max_time = duration(e, &mut diags),
@@ -407,6 +436,27 @@ fn number(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> f64 {
 /// A comma-separated list of names in one string (the settings have no lists).
 fn names(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> Vec<String> {
     string(e, diags).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+/// `"csv"`, `"tensorboard"` or both, comma-separated.
+fn loggers(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> Loggers {
+    let mut res = Loggers { csv: false, tensorboard: false };
+    let list = names(e, diags);
+    for name in &list {
+        match name.as_str() {
+            "csv" => res.csv = true,
+            "tensorboard" => res.tensorboard = true,
+            other => diags.push(
+                Diagnostic::error(Code::BadSection, format!("unknown logger `{other}`"))
+                    .with_label(e.value_span, "in this list")
+                    .with_help("the loggers are \"csv\" and \"tensorboard\": write e.g. \"csv,tensorboard\""),
+            ),
+        }
+    }
+    if list.is_empty() && matches!(e.value, ConstValue::Str(_)) {
+        diags.push(type_error(e, "\"csv\", \"tensorboard\" or \"csv,tensorboard\""));
+    }
+    res
 }
 
 /// A file name template: its placeholders must be well-formed; which

@@ -1,8 +1,10 @@
 //! `fit`: Lightning's training loop around one compiled step program.
 //!
-//! Per batch the trainer calls the compiled step once (forward, backward and
-//! optimizer update are all inside it), then swaps in the new parameters and
-//! optimizer state. Validation runs a separately compiled program that has
+//! Per batch the trainer calls the compiled step once (forward, backward,
+//! gradient clipping and optimizer update are all inside it), then swaps in
+//! the new parameters and optimizer state. With `accumulate_grad_batches =
+//! k`, it calls a gradient program per batch and an update program per
+//! window of k batches, and stops only between windows. Validation runs a separately compiled program that has
 //! no parameter outputs, so it cannot train. Callbacks (`callback.rs`)
 //! decide which epoch checkpoints to keep and when to stop early; a
 //! non-finite loss, an interrupt (SIGINT/SIGTERM through
@@ -14,10 +16,11 @@ use crate::checkpoint::{self, CheckpointError, Meta};
 use crate::config::{DataConfig, TrainerConfig};
 use crate::data::{self, Dataset};
 use crate::eval;
-use crate::logger::CsvLogger;
+use crate::logger::Logger;
 use crate::rng::Rng;
 use crate::setup::{self, Stage};
 use compiler::ir::{Tensor, Type};
+use compiler::lower::gradients::ClipAlgorithm;
 use compiler::lower::{Init, ParamSpec, TrainPrograms};
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime::{Backend, Executable};
@@ -146,6 +149,30 @@ pub struct FitSummary {
     pub best_checkpoint: Option<PathBuf>,
     /// `test_step`'s metrics on the test split after training (when run).
     pub test_metrics: Vec<(String, f64)>,
+    /// Where each completed epoch's time went.
+    pub timing: Vec<EpochTiming>,
+}
+
+/// One epoch's wall time against the time inside compiled step calls: the
+/// trainer's overhead is the difference (batching, logging, callbacks,
+/// validation, checkpoints).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EpochTiming {
+    /// Inside `Executable::run` of the training programs (all of the epoch's calls).
+    pub steps: std::time::Duration,
+    /// From the epoch's start to its last training step's end.
+    pub train_loop: std::time::Duration,
+    /// From the epoch's start to its end: validation, logs and checkpoints included.
+    pub epoch: std::time::Duration,
+}
+
+/// The compiled training programs the loop calls.
+enum Steps {
+    /// One call per batch: gradients, clipping and the update (`train_step`).
+    Fused(Executable),
+    /// `accumulate_grad_batches > 1`: `grad_exe` per micro-batch, then
+    /// `apply_exe` once per window; `n_grad_logs` values are logged per micro-batch.
+    Accumulate { grad_exe: Executable, apply_exe: Executable, n_grad_logs: usize },
 }
 
 /// Checkpoint names of the parameters, then of the optimizer states.
@@ -215,7 +242,16 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         }
     };
     let val = &limit(&setup.val, trainer_cfg.limit_val_batches);
-    let mut step_exe = Executable::compile(progs.train_step.clone(), opts.backend)?;
+    let mut steps = match &progs.accumulation {
+        None => Steps::Fused(Executable::compile(progs.train_step.clone(), opts.backend)?),
+        Some(a) => Steps::Accumulate {
+            grad_exe: Executable::compile(a.grad_step.clone(), opts.backend)?,
+            apply_exe: Executable::compile(a.apply_step.clone(), opts.backend)?,
+            n_grad_logs: a.grad_step.outputs.len() - progs.params.len() - 1,
+        },
+    };
+    // Micro-batches per optimizer step (accumulate_grad_batches).
+    let k = progs.accumulation.as_ref().map_or(1, |a| a.k);
     let mut val_exes = if val.is_empty() {
         vec![]
     } else {
@@ -233,12 +269,16 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         }
     };
     // Everything besides the seed that decides which examples batch `b` of epoch `e` holds.
-    let data_order = format!(
+    let mut data_order = format!(
         "batch_size={bs},val_split={},shuffle={},n_train={},n_batches={n_batches}",
         data_cfg.val_split,
         data_cfg.shuffle,
         train.len()
     );
+    if k > 1 {
+        // Which batches one optimizer step sums (absent for k = 1, as in files written before it existed).
+        data_order.push_str(&format!(",accumulate_grad_batches={k}"));
+    }
     let n_params = progs.params.len();
     let names = checkpoint_names(progs);
 
@@ -267,7 +307,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         Position { epoch: 0, batch: 0, global_step: 0, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
     let mut resumed_from = None;
     if let Some(resume) = &opts.resume {
-        let run = RunShape { names: &names, n_params, n_batches, data_order: &data_order, seed: trainer_cfg.seed };
+        let run = RunShape { names: &names, n_params, n_batches, data_order: &data_order, seed: trainer_cfg.seed, k };
         let ck_path = resolve_checkpoint(resume, base, "--resume", "resume from")?;
         (params, states, pos) = load_for_resume(&ck_path, &run, progs, path, text, &mut callbacks)?;
         resumed_from = Some(ck_path);
@@ -289,9 +329,10 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         hparams.push_str(&format!("resumed_from: {:?}\n", p.display().to_string()));
     }
     let mut logger = if dev_run > 0 {
-        CsvLogger::disabled(base.join("fast_dev_run"))
+        Logger::disabled(base.join("fast_dev_run"))
     } else {
-        CsvLogger::create(Path::new(&trainer_cfg.default_root_dir), &trainer_cfg.name, &metric_names, &hparams)?
+        let root = Path::new(&trainer_cfg.default_root_dir);
+        Logger::create(root, &trainer_cfg.name, &metric_names, &hparams, trainer_cfg.loggers)?
     };
     let mut ckpt_dir = logger.dir.join("checkpoints");
     if trainer_cfg.enable_checkpointing {
@@ -332,13 +373,25 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
     let n_states = states.len();
     let watched = |name: &str| trainer_cfg.nonfinite_metrics.iter().any(|m| m == name);
+    // The first non-finite value of a step that must stay finite: the loss,
+    // then the watched logged values (`logs` in `train_logs` order).
+    let bad_value =
+        |loss: f64, logs: &[f64]| -> Option<(String, f64)> {
+            non_finite(std::iter::once(("train_loss", loss)).filter(|_| trainer_cfg.stop_on_nonfinite).chain(
+                progs.train_logs.iter().zip(logs).map(|((n, _), v)| (n.as_str(), *v)).filter(|(n, _)| watched(n)),
+            ))
+            .map(|(n, v)| (n.to_string(), v))
+        };
     {
         let mut ctx = Ctx::new(pos.epoch, global_step, &[], &ckpt_dir);
         for c in callbacks.iter_mut() {
             c.on_train_start(&mut ctx);
         }
     }
+    let mut timing = Vec::new();
     'epochs: for epoch in pos.epoch..trainer_cfg.max_epochs {
+        let epoch_start = std::time::Instant::now();
+        let mut step_time = std::time::Duration::ZERO;
         // The data order is a pure function of (seed, epoch): resuming mid-epoch re-derives it.
         let order = if data_cfg.shuffle {
             Rng::derive(trainer_cfg.seed.wrapping_add(epoch as u64), "shuffle").permutation(train.len())
@@ -352,7 +405,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         bar.set_position(first as u64);
         let mut loss_sum = if resumed_epoch { pos.loss_sum } else { 0.0 };
         let mut log_sums = if resumed_epoch { pos.log_sums.clone() } else { vec![0.0; progs.train_logs.len()] };
-        for b in first..n_batches {
+        let mut b = first;
+        while b < n_batches {
             let stop_now = interrupted();
             let time_up = out_of_time();
             if stop_now || time_up || max_steps_reached(global_step) {
@@ -375,33 +429,94 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                 stop = if time_up { Stop::MaxTime } else { Stop::MaxSteps };
                 break 'epochs;
             }
-            let (x, y) = train.batch(&order, b * bs, bs);
-            let mut inputs = Vec::with_capacity(n_params + n_states + 3);
-            inputs.append(&mut params);
-            inputs.append(&mut states);
-            inputs.push(Tensor::scalar_f32((global_step + 1) as f32));
-            inputs.push(x);
-            inputs.push(y);
-            let mut outs = step_exe.run(&inputs)?.into_iter();
-            params = outs.by_ref().take(n_params).collect();
-            states = outs.by_ref().take(n_states).collect();
-            let loss = outs.next().expect("loss output").scalar_value();
-            let logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
-            let bad =
-                non_finite(std::iter::once(("train_loss", loss)).filter(|_| trainer_cfg.stop_on_nonfinite).chain(
-                    progs.train_logs.iter().zip(&logs).map(|((n, _), v)| (n.as_str(), *v)).filter(|(n, _)| watched(n)),
-                ));
-            if let Some((name, value)) = bad {
-                bar.abandon();
-                logger.flush()?;
-                return Err(non_finite_error(name, value, global_step, epoch, b, &last_checkpoint));
-            }
+            // One optimizer step: batch `b`, or with accumulation the window
+            // of micro-batches `b..end`; its loss and logs are the window's means.
+            let end = (b + k).min(n_batches);
+            let (loss, logs) = match &mut steps {
+                Steps::Fused(step_exe) => {
+                    let (x, y) = train.batch(&order, b * bs, bs);
+                    let mut inputs = Vec::with_capacity(n_params + n_states + 3);
+                    inputs.append(&mut params);
+                    inputs.append(&mut states);
+                    inputs.push(Tensor::scalar_f32((global_step + 1) as f32));
+                    inputs.push(x);
+                    inputs.push(y);
+                    let call = std::time::Instant::now();
+                    let mut outs = step_exe.run(&inputs)?.into_iter();
+                    step_time += call.elapsed();
+                    params = outs.by_ref().take(n_params).collect();
+                    states = outs.by_ref().take(n_states).collect();
+                    let loss = outs.next().expect("loss output").scalar_value();
+                    let logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
+                    if let Some((name, value)) = bad_value(loss, &logs) {
+                        bar.abandon();
+                        logger.flush()?;
+                        return Err(non_finite_error(&name, value, global_step, epoch, b, &last_checkpoint));
+                    }
+                    loss_sum += loss;
+                    for (s, v) in log_sums.iter_mut().zip(&logs) {
+                        *s += v;
+                    }
+                    (loss, logs)
+                }
+                Steps::Accumulate { grad_exe, apply_exe, n_grad_logs } => {
+                    let mut accs: Vec<Tensor> = progs.params.iter().map(|p| Tensor::zeros(&p.ty)).collect();
+                    let (mut w_loss, mut w_logs) = (0.0, vec![0.0; *n_grad_logs]);
+                    for mb in b..end {
+                        let (x, y) = train.batch(&order, mb * bs, bs);
+                        let mut inputs = Vec::with_capacity(2 * n_params + 2);
+                        inputs.append(&mut params);
+                        inputs.append(&mut accs);
+                        inputs.push(x);
+                        inputs.push(y);
+                        let call = std::time::Instant::now();
+                        let mut outs = grad_exe.run(&inputs)?.into_iter();
+                        step_time += call.elapsed();
+                        params = inputs.drain(..n_params).collect();
+                        accs = outs.by_ref().take(n_params).collect();
+                        let loss = outs.next().expect("loss output").scalar_value();
+                        let logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
+                        if let Some((name, value)) = bad_value(loss, &logs) {
+                            bar.abandon();
+                            logger.flush()?;
+                            return Err(non_finite_error(&name, value, global_step, epoch, mb, &last_checkpoint));
+                        }
+                        loss_sum += loss;
+                        w_loss += loss;
+                        for ((s, w), v) in log_sums.iter_mut().zip(&mut w_logs).zip(&logs) {
+                            *s += v;
+                            *w += v;
+                        }
+                    }
+                    let n = (end - b) as f64;
+                    let mut inputs = Vec::with_capacity(2 * n_params + n_states + 2);
+                    inputs.append(&mut params);
+                    inputs.append(&mut states);
+                    inputs.push(Tensor::scalar_f32((global_step + 1) as f32));
+                    inputs.append(&mut accs);
+                    inputs.push(Tensor::scalar_f32(n as f32));
+                    let call = std::time::Instant::now();
+                    let mut outs = apply_exe.run(&inputs)?.into_iter();
+                    step_time += call.elapsed();
+                    params = outs.by_ref().take(n_params).collect();
+                    states = outs.by_ref().take(n_states).collect();
+                    let mut logs: Vec<f64> = w_logs.iter().map(|v| v / n).collect();
+                    // Values of the whole window (grad_norm): weighted by its micro-batches in the epoch's mean.
+                    for t in outs {
+                        let v = t.scalar_value();
+                        log_sums[logs.len()] += v * n;
+                        logs.push(v);
+                    }
+                    if let Some((name, value)) = bad_value(w_loss / n, &logs) {
+                        bar.abandon();
+                        logger.flush()?;
+                        return Err(non_finite_error(&name, value, global_step, epoch, end - 1, &last_checkpoint));
+                    }
+                    (w_loss / n, logs)
+                }
+            };
             global_step += 1;
             dirty = true;
-            loss_sum += loss;
-            for (s, v) in log_sums.iter_mut().zip(&logs) {
-                *s += v;
-            }
             if global_step % trainer_cfg.log_every_n_steps == 0 {
                 let mut row = vec![("train_loss_step".to_string(), loss)];
                 row.extend(progs.train_logs.iter().zip(&logs).map(|((n, _), v)| (format!("{n}_step"), *v)));
@@ -414,7 +529,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                 }
             }
             bar.set_message(msg);
-            bar.inc(1);
+            bar.inc((end - b) as u64);
             if !callbacks.is_empty() {
                 let mut step_metrics = vec![("train_loss".to_string(), loss)];
                 step_metrics.extend(progs.train_logs.iter().zip(&logs).map(|((n, _), v)| (n.clone(), *v)));
@@ -423,7 +538,9 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                     c.on_train_batch_end(&mut ctx);
                 }
             }
+            b = end;
         }
+        let train_loop = epoch_start.elapsed();
         let denom = n_batches.max(1) as f64;
         let mut epoch_metrics = vec![("train_loss_epoch".to_string(), loss_sum / denom)];
         epoch_metrics
@@ -488,6 +605,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             }
             dirty = false;
         }
+        timing.push(EpochTiming { steps: step_time, train_loop, epoch: epoch_start.elapsed() });
         if ctx.should_stop {
             stop = Stop::Callback;
             break;
@@ -552,6 +670,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         stop,
         best_checkpoint,
         test_metrics,
+        timing,
     })
 }
 
@@ -614,6 +733,8 @@ struct RunShape<'a> {
     n_batches: usize,
     data_order: &'a str,
     seed: u64,
+    /// Micro-batches per optimizer step: checkpoints lie on window boundaries.
+    k: usize,
 }
 
 /// Loads a checkpoint to continue from: checks that it continues this run
@@ -648,6 +769,12 @@ fn load_for_resume(
             m.batch,
             m.log_sums.len(),
             progs.train_logs.len()
+        ));
+    }
+    if m.batch % run.k != 0 {
+        problems.push(format!(
+            "its position (batch {}) is inside a window of accumulate_grad_batches = {}",
+            m.batch, run.k
         ));
     }
     if !problems.is_empty() {
@@ -723,7 +850,7 @@ impl Saver<'_> {
         for name in files.iter().chain(&last).map(|f| self.dir.join(f)) {
             checkpoint::write_atomic(&name, &bytes).map_err(|e| CheckpointError {
                 path: name.display().to_string(),
-                message: format!("cannot write: {e}"),
+                message: checkpoint::write_error(&e, bytes.len()),
             })?;
             written = Some(name);
         }
@@ -821,6 +948,25 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         format!("  checkpoint_filename: {:?}", ck.filename),
         format!("  save_top_k: {}", ck.save_top_k.map_or(-1, |k| k as i64)),
         format!("  save_last: {}", ck.save_last),
+        format!("  gradient_clip_val: {}", trainer.grad.clip.map_or(0.0, |c| c.val)),
+        format!(
+            "  gradient_clip_algorithm: {:?}",
+            match trainer.grad.clip.map(|c| c.algorithm) {
+                Some(ClipAlgorithm::Value) => "value",
+                _ => "norm",
+            }
+        ),
+        format!("  accumulate_grad_batches: {}", trainer.grad.accumulate),
+        format!("  log_grad_norm: {}", trainer.grad.log_grad_norm),
+        format!(
+            "  logger: {:?}",
+            [("csv", trainer.loggers.csv), ("tensorboard", trainer.loggers.tensorboard)]
+                .iter()
+                .filter(|(_, on)| *on)
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
     ];
     if let Some(es) = &trainer.early_stopping {
         lines.push(format!("  early_stopping_monitor: {:?}", es.monitor));

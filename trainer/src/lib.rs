@@ -5,9 +5,10 @@
 //! what every command needs, `fit` runs the loop, `eval` runs validation
 //! and test over a split (`jlc validate`, `jlc test`), `callback` holds the
 //! hooks (ModelCheckpoint, EarlyStopping), `logger` writes Lightning-layout
-//! CSV logs, `checkpoint` saves and strictly loads the run's state
-//! (safetensors) so that `--resume` continues bit-exactly. The trainer uses
-//! only the compiler's front-end entry points and the runtime's `Executable`.
+//! logs (CSV, and TensorBoard event files through `tensorboard`),
+//! `checkpoint` saves and strictly loads the run's state (safetensors) so
+//! that `--resume` continues bit-exactly. The trainer uses only the
+//! compiler's front-end entry points and the runtime's `Executable`.
 
 pub mod callback;
 pub mod checkpoint;
@@ -18,5 +19,6 @@ pub mod fit;
 pub mod logger;
 pub mod rng;
 pub mod setup;
+pub mod tensorboard;
 
-pub use fit::{fit, FitError, FitOptions, FitSummary, Resume, Stop};
+pub use fit::{fit, EpochTiming, FitError, FitOptions, FitSummary, Resume, Stop};

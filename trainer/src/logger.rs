@@ -1,21 +1,31 @@
-//! The CSV logger, in PyTorch Lightning's CSVLogger layout:
-//! `<root>/<name>/version_N/metrics.csv` (a new N per run) and
-//! `hparams.yaml` beside it with the resolved configuration.
+//! The run's loggers, in PyTorch Lightning's layout: `<root>/<name>/version_N/`
+//! (a new N per run) holding `hparams.yaml` (the resolved configuration),
+//! `metrics.csv` (CSVLogger) and, when asked, a TensorBoard event file
+//! (TensorBoardLogger, `tensorboard.rs`). Every row goes to each logger.
 
+use crate::config::Loggers;
+use crate::tensorboard::EventWriter;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-pub struct CsvLogger {
+pub struct Logger {
     pub dir: PathBuf,
     columns: Vec<String>,
-    /// `None`: a disabled logger (`fast_dev_run`) that writes nothing.
-    out: Option<BufWriter<File>>,
+    /// `None`: no CSV (`logger` without `csv`, or `fast_dev_run`).
+    csv: Option<BufWriter<File>>,
+    tensorboard: Option<EventWriter>,
 }
 
-impl CsvLogger {
-    /// Creates the next free `version_N` directory; `metric_names` fixes the columns.
-    pub fn create(root: &Path, name: &str, metric_names: &[String], hparams: &str) -> std::io::Result<CsvLogger> {
+impl Logger {
+    /// Creates the next free `version_N` directory; `metric_names` fixes the CSV columns.
+    pub fn create(
+        root: &Path,
+        name: &str,
+        metric_names: &[String],
+        hparams: &str,
+        loggers: Loggers,
+    ) -> std::io::Result<Logger> {
         let base = root.join(name);
         std::fs::create_dir_all(&base)?;
         let mut version = 0;
@@ -34,30 +44,53 @@ impl CsvLogger {
         names.sort();
         names.dedup();
         columns.extend(names);
-        let mut out = BufWriter::new(File::create(dir.join("metrics.csv"))?);
-        writeln!(out, "{}", columns.join(","))?;
-        Ok(CsvLogger { dir, columns, out: Some(out) })
+        let csv = if loggers.csv {
+            let mut out = BufWriter::new(File::create(dir.join("metrics.csv"))?);
+            writeln!(out, "{}", columns.join(","))?;
+            Some(out)
+        } else {
+            None
+        };
+        let tensorboard = if loggers.tensorboard { Some(EventWriter::create(&dir)?) } else { None };
+        Ok(Logger { dir, columns, csv, tensorboard })
     }
 
     /// A logger that writes nothing; `dir` is only reported.
-    pub fn disabled(dir: PathBuf) -> CsvLogger {
-        CsvLogger { dir, columns: vec![], out: None }
+    pub fn disabled(dir: PathBuf) -> Logger {
+        Logger { dir, columns: vec![], csv: None, tensorboard: None }
     }
 
-    /// Writes one row; metrics not given are left empty.
+    /// Writes one row; metrics not given are left empty in the CSV. In
+    /// TensorBoard the row is one event at `step` with every metric and,
+    /// as Lightning adds it, `epoch`.
     pub fn log(&mut self, epoch: usize, step: usize, metrics: &[(String, f64)]) -> std::io::Result<()> {
-        let Some(out) = self.out.as_mut() else { return Ok(()) };
-        let mut cells = vec![epoch.to_string(), step.to_string()];
-        for col in &self.columns[2..] {
-            cells.push(metrics.iter().find(|(k, _)| k == col).map(|(_, v)| format!("{v}")).unwrap_or_default());
+        if let Some(out) = self.csv.as_mut() {
+            let mut cells = vec![epoch.to_string(), step.to_string()];
+            for col in &self.columns[2..] {
+                cells.push(metrics.iter().find(|(k, _)| k == col).map(|(_, v)| format!("{v}")).unwrap_or_default());
+            }
+            writeln!(out, "{}", cells.join(","))?;
         }
-        writeln!(out, "{}", cells.join(","))
+        if let Some(tb) = self.tensorboard.as_mut() {
+            let mut values = metrics.to_vec();
+            values.push(("epoch".to_string(), epoch as f64));
+            tb.scalars(step as i64, &values)?;
+        }
+        Ok(())
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
-        match self.out.as_mut() {
-            Some(out) => out.flush(),
-            None => Ok(()),
+        if let Some(out) = self.csv.as_mut() {
+            out.flush()?;
         }
+        if let Some(tb) = self.tensorboard.as_mut() {
+            tb.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The TensorBoard event file, when there is one.
+    pub fn event_file(&self) -> Option<&Path> {
+        self.tensorboard.as_ref().map(|t| t.path.as_path())
     }
 }

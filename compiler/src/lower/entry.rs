@@ -2,6 +2,7 @@
 //! script, and the trainer ask of the front end.
 
 use super::elab::{CallArg, Elaborator, Env, LogEntry, PrintItem};
+use super::gradients::{GradSettings, GRAD_NORM_LOG};
 use super::program::{Global, Program};
 use super::value::{ParamSpec, TVal, Val};
 use crate::autodiff::inline_outputs as inline;
@@ -388,7 +389,8 @@ pub struct TrainPrograms {
     /// Optimizer state tensors per parameter (each of the parameter's type).
     pub states_per_param: usize,
     /// Inputs: params, states (param-major), step (f32 scalar, 1-based), x, y.
-    /// Outputs: new params, new states, loss, then the logged values.
+    /// Outputs: new params, new states, loss, then the logged values
+    /// (`train_logs`: `training_step`'s, then `grad_norm` with `log_grad_norm`).
     pub train_step: Func,
     pub train_logs: Vec<(String, bool)>,
     /// Inputs: params, x, y. Outputs: the logged values. Cannot change parameters.
@@ -397,6 +399,31 @@ pub struct TrainPrograms {
     /// `test_step`, lowered like `val_step`: inputs params, x, y; outputs the logged values.
     pub test_step: Option<Func>,
     pub test_logs: Vec<(String, bool)>,
+    /// The `trainer` section's gradient settings (clipping, `grad_norm`,
+    /// accumulation), already part of `train_step` and `accumulation`.
+    pub grad_settings: GradSettings,
+    /// With `accumulate_grad_batches = k > 1`, the programs the trainer runs
+    /// instead of `train_step` (which stays the k = 1 step).
+    pub accumulation: Option<Accumulation>,
+}
+
+/// The training step split for gradient accumulation: `grad_step` once per
+/// micro-batch, `apply_step` once per window of (at most) `k` micro-batches.
+/// Two programs rather than one over k micro-batches: a window's
+/// micro-batches are live one at a time (what accumulation is for: memory),
+/// and a window cut short by the epoch's end needs no program of its own.
+#[derive(Clone, Debug)]
+pub struct Accumulation {
+    pub k: usize,
+    /// Inputs: params, accumulators (one per parameter, of its type), x, y.
+    /// Outputs: accumulators + this micro-batch's gradients, loss, then
+    /// `training_step`'s logged values (`train_logs` without `grad_norm`).
+    pub grad_step: Func,
+    /// Inputs: params, states (param-major), step (f32, 1-based),
+    /// accumulators, n (f32 scalar: the micro-batches they sum). Divides
+    /// by n (the window's mean gradient), clips, and updates. Outputs: new
+    /// params, new states, then `grad_norm` when logged.
+    pub apply_step: Func,
 }
 
 /// Finds the model to train: `model = Name(args)` in the trainer section, or
@@ -560,17 +587,35 @@ pub fn lower_training_with(
     let grad = crate::autodiff::grad(&fwd, &(0..n_params).collect::<Vec<_>>());
     crate::ir::verify::assert_valid(&grad, "autodiff::grad (training step)");
 
-    // 5. The whole step: gradients, then the optimizer update per parameter.
-    let mut step_types: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
+    // 5. The whole step: gradients, then what `trainer` asks of them
+    // (norm, clipping: `gradients.rs`), then the optimizer update per parameter.
+    let settings = super::gradients::grad_settings(trainer)?;
+    let mut train_logs = train_logs;
+    let n_logs = train_logs.len();
+    if settings.log_grad_norm {
+        if let Some((name, _)) = train_logs.iter().find(|(n, _)| n == GRAD_NORM_LOG) {
+            return Err(vec![Diagnostic::error(
+                Code::BadSection,
+                format!("`training_step` logs `{name}`, which `log_grad_norm = true` logs too"),
+            )
+            .with_label(decl.methods[train_idx].name.span, "logs it")
+            .with_help("rename the logged value or turn `log_grad_norm` off")]);
+        }
+        train_logs.push((GRAD_NORM_LOG.to_string(), false));
+    }
+    let param_tys: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
+    let mut step_types = param_tys.clone();
     for p in &params {
         for _ in 0..n_states {
             step_types.push(p.ty.clone());
         }
     }
     step_types.push(Type::scalar(DType::F32));
-    step_types.push(x_ty.clone());
-    step_types.push(y_ty.clone());
-    let mut el = Elaborator::new(prog, Some(Builder::new("train_step", &step_types)));
+    let update = Update { params: &params, n_states, opt: &opt, update_decl };
+    let mut train_types = step_types.clone();
+    train_types.push(x_ty.clone());
+    train_types.push(y_ty.clone());
+    let mut el = Elaborator::new(prog, Some(Builder::new("train_step", &train_types)));
     let b = el.b();
     let param_ids: Vec<ValueId> = (0..n_params).map(|i| b.param(i)).collect();
     let step_id = b.param(n_params * (1 + n_states));
@@ -580,103 +625,64 @@ pub fn lower_training_with(
     grad_args.push(x_id);
     grad_args.push(y_id);
     let outs = inline(b, &grad, &grad_args);
-    let n_logs = train_logs.len();
     let loss = outs[0];
     let logs: Vec<ValueId> = outs[1..1 + n_logs].to_vec();
-    let grads: Vec<ValueId> = outs[1 + n_logs..].to_vec();
-    // Hyperparameters given as schedules are evaluated once per step, before
-    // the per-parameter updates: a named function `f` stands for `f(step)`,
-    // a tuple `(f, args...)` for `f(step, args...)` (see stdlib/optim.jl).
-    let step_val = Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) });
-    let arg = |value: Val| CallArg { name: None, name_span: None, value, span: update_decl.span };
-    let mut hyper = Vec::new();
-    for (k, v) in &opt.hyper {
-        let v = match v {
-            Val::Fn(f) => el.call_fn(*f, None, vec![arg(step_val.clone())], update_decl.span),
-            Val::Tuple(items) if matches!(items.first(), Some(Val::Fn(_))) => {
-                let Val::Fn(f) = items[0] else { unreachable!("matched above") };
-                let mut args = vec![arg(step_val.clone())];
-                args.extend(items[1..].iter().cloned().map(arg));
-                el.call_fn(f, None, args, update_decl.span)
-            }
-            other => other.clone(),
-        };
-        hyper.push((k.clone(), v));
-    }
-    let mut new_params = Vec::new();
-    let mut new_states = Vec::new();
-    for (i, p) in params.iter().enumerate() {
-        let t = |id: ValueId| Val::Tensor(TVal { ty: Ty::known(&p.ty), id: Some(id) });
-        let mut args = vec![
-            CallArg { name: None, name_span: None, value: t(param_ids[i]), span: update_decl.span },
-            CallArg { name: None, name_span: None, value: t(grads[i]), span: update_decl.span },
-        ];
-        for s in 0..n_states {
-            let sid = ValueId((n_params + i * n_states + s) as u32);
-            args.push(CallArg { name: None, name_span: None, value: t(sid), span: update_decl.span });
-        }
-        args.push(arg(step_val.clone()));
-        for (k, v) in &hyper {
-            args.push(CallArg { name: Some(k.clone()), name_span: None, value: v.clone(), span: update_decl.span });
-        }
-        let res = el.call_fn(opt.update, None, args, update_decl.span);
-        let items = match res {
-            Val::Tuple(items) if items.len() == 1 + n_states => items,
-            other => {
-                let mut diags = dedup(std::mem::take(&mut el.diags));
-                diags.push(
-                    Diagnostic::error(
-                        Code::TypeMismatch,
-                        format!(
-                            "optimizer update `{}` must return a tuple (p, states...) of {} values, not {}",
-                            update_decl.name.name,
-                            1 + n_states,
-                            other.describe()
-                        ),
-                    )
-                    .with_label(update_decl.body.span, "returned here"),
-                );
-                return Err(diags);
-            }
-        };
-        for (k, it) in items.into_iter().enumerate() {
-            match it {
-                Val::Tensor(TVal { ty, id: Some(id) }) if ty == Ty::known(&p.ty) => {
-                    if k == 0 {
-                        new_params.push(id)
-                    } else {
-                        new_states.push(id)
-                    }
-                }
-                other => {
-                    let mut diags = dedup(std::mem::take(&mut el.diags));
-                    diags.push(
-                        Diagnostic::error(
-                            Code::TypeMismatch,
-                            format!(
-                                "optimizer update `{}` returned {} for parameter `{}` of type {}",
-                                update_decl.name.name,
-                                other.describe(),
-                                p.path,
-                                p.ty
-                            ),
-                        )
-                        .with_label(update_decl.body.span, "returned here"),
-                    );
-                    return Err(diags);
-                }
-            }
-        }
-    }
-    if el.diags.iter().any(Diagnostic::is_error) {
-        return Err(dedup(el.diags));
-    }
-    let mut outputs = new_params;
+    let (grads, norm) = super::gradients::transform(b, &outs[1 + n_logs..], &settings);
+    let (mut outputs, new_states) = update.append(&mut el, &grads, step_id)?;
     outputs.extend(new_states);
     outputs.push(loss);
     outputs.extend(logs);
+    outputs.extend(norm);
     let train_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
     crate::ir::verify::assert_valid(&train_step, "lower (train step)");
+
+    // 5b. Accumulation (`accumulate_grad_batches = k > 1`): the same step split in two programs.
+    let accumulation = if settings.accumulate > 1 {
+        // grad_step(params, accumulators, x, y) -> (accumulators + gradients, loss, logs...)
+        let mut types = param_tys.clone();
+        types.extend(param_tys.iter().cloned());
+        types.push(x_ty.clone());
+        types.push(y_ty.clone());
+        let mut b = Builder::new("grad_step", &types);
+        let mut grad_args: Vec<ValueId> = (0..n_params).map(|i| b.param(i)).collect();
+        grad_args.push(b.param(2 * n_params));
+        grad_args.push(b.param(2 * n_params + 1));
+        let outs = inline(&mut b, &grad, &grad_args);
+        let mut outputs: Vec<ValueId> =
+            outs[1 + n_logs..].iter().enumerate().map(|(i, &g)| b.add(ValueId((n_params + i) as u32), g)).collect();
+        outputs.extend_from_slice(&outs[..1 + n_logs]);
+        let grad_step = crate::ir::dce::dce(&b.finish(outputs));
+        crate::ir::verify::assert_valid(&grad_step, "lower (grad step)");
+
+        // apply_step(params, states, step, accumulators, n) -> (params', states'..., grad_norm?)
+        let mut types = step_types.clone();
+        types.extend(param_tys.iter().cloned());
+        types.push(Type::scalar(DType::F32));
+        let mut el = Elaborator::new(prog, Some(Builder::new("apply_step", &types)));
+        let b = el.b();
+        let base = n_params * (1 + n_states) + 1;
+        let n = b.param(base + n_params);
+        // The mean gradient of the window: the gradient of its mean loss.
+        let grads: Vec<ValueId> = (0..n_params)
+            .map(|i| {
+                let acc = b.param(base + i);
+                let ty = b.ty(acc).clone();
+                let n = b.convert(n, ty.dtype);
+                let n = b.broadcast_to(n, &ty.shape);
+                b.div(acc, n)
+            })
+            .collect();
+        let (grads, norm) = super::gradients::transform(b, &grads, &settings);
+        let step_id = ValueId((n_params * (1 + n_states)) as u32);
+        let (mut outputs, new_states) = update.append(&mut el, &grads, step_id)?;
+        outputs.extend(new_states);
+        outputs.extend(norm);
+        let apply_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
+        crate::ir::verify::assert_valid(&apply_step, "lower (apply step)");
+        Some(Accumulation { k: settings.accumulate, grad_step, apply_step })
+    } else {
+        None
+    };
 
     // 6. Validation and test: F(params, x, y) -> logs, separate programs.
     let eval_step = |name: &str| -> Result<(Option<Func>, Vec<(String, bool)>), Vec<Diagnostic>> {
@@ -701,7 +707,120 @@ pub fn lower_training_with(
         val_logs,
         test_step,
         test_logs,
+        grad_settings: settings,
+        accumulation,
     })
+}
+
+/// The optimizer update, mapped over every parameter of a step under
+/// construction whose first inputs are the parameters, then their states
+/// (parameter-major).
+struct Update<'a> {
+    params: &'a [ParamSpec],
+    n_states: usize,
+    opt: &'a super::value::Optimizer,
+    update_decl: &'a ast::FnDecl,
+}
+
+impl Update<'_> {
+    /// Appends `NAME_update(p, g, states..., step, hyper...)` per parameter;
+    /// returns the new parameters and the new states.
+    fn append(
+        &self,
+        el: &mut Elaborator,
+        grads: &[ValueId],
+        step_id: ValueId,
+    ) -> Result<(Vec<ValueId>, Vec<ValueId>), Vec<Diagnostic>> {
+        let (n_params, n_states, update_decl) = (self.params.len(), self.n_states, self.update_decl);
+        // Hyperparameters given as schedules are evaluated once per step, before
+        // the per-parameter updates: a named function `f` stands for `f(step)`,
+        // a tuple `(f, args...)` for `f(step, args...)` (see stdlib/optim.jl).
+        let step_val = Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) });
+        let arg = |value: Val| CallArg { name: None, name_span: None, value, span: update_decl.span };
+        let mut hyper = Vec::new();
+        for (k, v) in &self.opt.hyper {
+            let v = match v {
+                Val::Fn(f) => el.call_fn(*f, None, vec![arg(step_val.clone())], update_decl.span),
+                Val::Tuple(items) if matches!(items.first(), Some(Val::Fn(_))) => {
+                    let Val::Fn(f) = items[0] else { unreachable!("matched above") };
+                    let mut args = vec![arg(step_val.clone())];
+                    args.extend(items[1..].iter().cloned().map(arg));
+                    el.call_fn(f, None, args, update_decl.span)
+                }
+                other => other.clone(),
+            };
+            hyper.push((k.clone(), v));
+        }
+        let mut new_params = Vec::new();
+        let mut new_states = Vec::new();
+        for (i, p) in self.params.iter().enumerate() {
+            let t = |id: ValueId| Val::Tensor(TVal { ty: Ty::known(&p.ty), id: Some(id) });
+            let mut args = vec![
+                CallArg { name: None, name_span: None, value: t(ValueId(i as u32)), span: update_decl.span },
+                CallArg { name: None, name_span: None, value: t(grads[i]), span: update_decl.span },
+            ];
+            for s in 0..n_states {
+                let sid = ValueId((n_params + i * n_states + s) as u32);
+                args.push(CallArg { name: None, name_span: None, value: t(sid), span: update_decl.span });
+            }
+            args.push(arg(step_val.clone()));
+            for (k, v) in &hyper {
+                args.push(CallArg { name: Some(k.clone()), name_span: None, value: v.clone(), span: update_decl.span });
+            }
+            let res = el.call_fn(self.opt.update, None, args, update_decl.span);
+            let items = match res {
+                Val::Tuple(items) if items.len() == 1 + n_states => items,
+                other => {
+                    let mut diags = dedup(std::mem::take(&mut el.diags));
+                    diags.push(
+                        Diagnostic::error(
+                            Code::TypeMismatch,
+                            format!(
+                                "optimizer update `{}` must return a tuple (p, states...) of {} values, not {}",
+                                update_decl.name.name,
+                                1 + n_states,
+                                other.describe()
+                            ),
+                        )
+                        .with_label(update_decl.body.span, "returned here"),
+                    );
+                    return Err(diags);
+                }
+            };
+            for (k, it) in items.into_iter().enumerate() {
+                match it {
+                    Val::Tensor(TVal { ty, id: Some(id) }) if ty == Ty::known(&p.ty) => {
+                        if k == 0 {
+                            new_params.push(id)
+                        } else {
+                            new_states.push(id)
+                        }
+                    }
+                    other => {
+                        let mut diags = dedup(std::mem::take(&mut el.diags));
+                        diags.push(
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                format!(
+                                    "optimizer update `{}` returned {} for parameter `{}` of type {}",
+                                    update_decl.name.name,
+                                    other.describe(),
+                                    p.path,
+                                    p.ty
+                                ),
+                            )
+                            .with_label(update_decl.body.span, "returned here"),
+                        );
+                        return Err(diags);
+                    }
+                }
+            }
+        }
+        if el.diags.iter().any(Diagnostic::is_error) {
+            return Err(dedup(std::mem::take(&mut el.diags)));
+        }
+        Ok((new_params, new_states))
+    }
 }
 
 /// Lowers a step method on (params, x, y). Training steps return

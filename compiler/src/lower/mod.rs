@@ -4,11 +4,13 @@
 //! `elab` walks the AST (check mode: types only; build mode: IR too), with
 //! `ops` for operators, `index` for `x[...]`, `builtins` for built-in
 //! functions, `transform` for `grad`, `jvp` and `vjp` and `vmap` for `vmap`; `entry` has the entry points used by
-//! `jlc` and the trainer; `typed` prints the signatures the checker infers.
+//! `jlc` and the trainer; `gradients` what the training step does to gradients
+//! before the update (clipping); `typed` prints the signatures the checker infers.
 
 pub mod builtins;
 pub mod elab;
 pub mod entry;
+pub mod gradients;
 pub mod index;
 pub mod ops;
 pub mod program;
@@ -23,8 +25,8 @@ pub mod window_builtins;
 
 pub use elab::PrintItem;
 pub use entry::{
-    check_program, lower_fn, lower_main, lower_training, lower_training_with, training_sections, ConstValue, Script,
-    Section, Sections, SettingEntry, TrainPrograms,
+    check_program, lower_fn, lower_main, lower_training, lower_training_with, training_sections, Accumulation,
+    ConstValue, Script, Section, Sections, SettingEntry, TrainPrograms,
 };
 pub use program::{load, load_with, Program, ReadFile};
 pub use value::{Init, ParamSpec};

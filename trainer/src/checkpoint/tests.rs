@@ -144,6 +144,33 @@ fn save_is_atomic_and_load_reads_it_back() {
 }
 
 #[test]
+fn a_full_disk_leaves_the_previous_file_and_names_the_bytes() {
+    let dir = scratch("enospc");
+    let path = dir.join("last.safetensors");
+    let bytes = encoded();
+    write_atomic(&path, &bytes).unwrap();
+    // The disk fills halfway through the temp file (ENOSPC from the kernel).
+    let err = write_atomic_with(&path, &[1u8; 4096], |f, b| {
+        f.write_all(&b[..1000])?;
+        Err(std::io::Error::from_raw_os_error(28))
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+    let msg = write_error(&err, 4096);
+    assert!(msg.starts_with("cannot write 4096 bytes: No space left on device"), "{msg}");
+    assert!(msg.contains("the disk is full: 4096 bytes are needed"), "{msg}");
+    // The old checkpoint is untouched and loads; the partial temp file is gone.
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    assert_eq!(load(&path).unwrap().meta, meta());
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, vec!["last.safetensors".to_string()]);
+    // Other errors say only what failed.
+    let other = write_error(&std::io::Error::from(std::io::ErrorKind::PermissionDenied), 10);
+    assert!(other.starts_with("cannot write 10 bytes: ") && !other.contains("disk is full"), "{other}");
+}
+
+#[test]
 fn stray_temps_of_dead_processes_are_removed() {
     let dir = scratch("stray");
     // pid 0 is never a user process; our own pid counts as dead (a previous

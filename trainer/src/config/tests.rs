@@ -28,6 +28,14 @@ fn defaults_keep_every_epoch_and_stop_on_a_non_finite_loss() {
     assert_eq!(c.early_stopping, None);
     assert!(c.stop_on_nonfinite && c.test_after_fit && c.nonfinite_metrics.is_empty());
     assert_eq!((c.limit_val_batches, c.check_val_every_n_epoch, c.max_time, c.fast_dev_run), (0, 1, None, 0));
+    assert_eq!((c.loggers, c.grad.clone()), (Loggers { csv: true, tensorboard: false }, GradSettings::default()));
+    let c = trainer(
+        r#"trainer { logger = "tensorboard, csv"; gradient_clip_val = 0.5; accumulate_grad_batches = 2; log_grad_norm = true }"#,
+    )
+    .unwrap();
+    assert_eq!(c.loggers, Loggers { csv: true, tensorboard: true });
+    assert_eq!((c.grad.clip.unwrap().val, c.grad.accumulate, c.grad.log_grad_norm), (0.5, 2, true));
+    assert!(!trainer(r#"trainer { logger = "tensorboard" }"#).unwrap().loggers.csv);
     // With a monitor, Lightning keeps the best one unless told otherwise.
     let c = trainer(r#"trainer { checkpoint_monitor = "val_acc" }"#).unwrap();
     assert_eq!(c.checkpoint.save_top_k, Some(1));
@@ -99,7 +107,18 @@ fn bad_settings_are_diagnostics() {
         ("check_val_every_n_epoch = 0", "`check_val_every_n_epoch` must be a positive integer"),
         ("early_stoping_monitor = 1", "unknown trainer setting `early_stoping_monitor`"),
     ];
-    for (setting, want) in cases {
+    let cases = [
+        cases,
+        &[
+            (r#"logger = "csv,wandb""#, "unknown logger `wandb`"),
+            (r#"logger = """#, "`logger` must be \"csv\", \"tensorboard\" or \"csv,tensorboard\""),
+            ("logger = 1", "`logger` must be a string"),
+            ("accumulate_grad_batches = 0", "`accumulate_grad_batches` must be a positive integer"),
+            ("gradient_clip_val = \"1\"", "`gradient_clip_val` must be a non-negative number"),
+        ],
+    ]
+    .concat();
+    for (setting, want) in &cases {
         let errs = errors(&format!("trainer {{ {setting} }}"));
         assert!(errs.iter().any(|e| e.starts_with(want)), "{setting}: {errs:?}");
     }
