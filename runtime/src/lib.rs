@@ -4,9 +4,12 @@
 //! (`Backend::Cpu`, the default), by the reference interpreter
 //! (`Backend::Interpreter`, the oracle), or on an NVIDIA GPU
 //! (`Backend::Cuda`, only in builds with the `cuda` feature: `cuda.rs`).
-//! The runtime knows nothing of syntax.
+//! The runtime knows nothing of syntax. CPU runs flush subnormals to zero
+//! unless asked not to (`denormals.rs` says why).
 
 use compiler::ir::{Func, Tensor, Type};
+
+pub mod denormals;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
@@ -57,6 +60,8 @@ enum Engine {
 pub struct Executable {
     func: Func,
     engine: Engine,
+    /// Run CPU engines with subnormals flushed to zero (default: yes).
+    flush_denormals: bool,
 }
 
 impl Executable {
@@ -75,11 +80,18 @@ impl Executable {
                 ))
             }
         };
-        Ok(Executable { func, engine })
+        Ok(Executable { func, engine, flush_denormals: true })
     }
 
     pub fn func(&self) -> &Func {
         &self.func
+    }
+
+    /// Whether CPU runs (the JIT and the interpreter alike, so they stay
+    /// comparable) flush subnormal floats to zero, as XLA's CPU client does.
+    /// On by default; off gives IEEE subnormals at their cost in speed.
+    pub fn set_flush_denormals(&mut self, flush: bool) {
+        self.flush_denormals = flush;
     }
 
     /// Runs the program; checks the inputs' types first.
@@ -92,6 +104,7 @@ impl Executable {
                 return Err(Error::InputType { index, expected, found: input.ty() });
             }
         }
+        let _flush = self.flush_denormals.then(denormals::FlushDenormals::new);
         Ok(match &mut self.engine {
             Engine::Jit(f) => f.run(inputs),
             Engine::Interp => compiler::ir::interp::run(&self.func, inputs),

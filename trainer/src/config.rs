@@ -60,6 +60,9 @@ pub struct TrainerConfig {
     pub test_after_fit: bool,
     /// Stop when the loss is NaN or infinite.
     pub stop_on_nonfinite: bool,
+    /// Run the compiled steps with subnormal floats flushed to zero, as
+    /// XLA's CPU client does (`runtime::denormals` says why).
+    pub flush_denormals: bool,
     /// Logged values (training or validation) that must stay finite too.
     pub nonfinite_metrics: Vec<String>,
     pub checkpoint: CheckpointConfig,
@@ -133,6 +136,7 @@ const TRAINER_KEYS: &[&str] = &[
     "fast_dev_run",
     "test_after_fit",
     "stop_on_nonfinite",
+    "flush_denormals",
     "nonfinite_metrics",
     "checkpoint_monitor",
     "checkpoint_mode",
@@ -244,6 +248,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         fast_dev_run: 0,
         test_after_fit: true,
         stop_on_nonfinite: true,
+        flush_denormals: true,
         nonfinite_metrics: vec![],
         checkpoint: CheckpointConfig {
             monitor: None,
@@ -286,6 +291,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
                 }
             }
             "test_after_fit" => cfg.test_after_fit = boolean(e, &mut diags),
+            "flush_denormals" => cfg.flush_denormals = boolean(e, &mut diags),
             "stop_on_nonfinite" => cfg.stop_on_nonfinite = boolean(e, &mut diags),
             "nonfinite_metrics" => cfg.nonfinite_metrics = names(e, &mut diags),
             "checkpoint_monitor" => cfg.checkpoint.monitor = Some(string(e, &mut diags)),

@@ -242,11 +242,16 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         }
     };
     let val = &limit(&setup.val, trainer_cfg.limit_val_batches);
+    let compile = |f: &compiler::ir::Func| -> Result<Executable, runtime::Error> {
+        let mut exe = Executable::compile(f.clone(), opts.backend)?;
+        exe.set_flush_denormals(trainer_cfg.flush_denormals);
+        Ok(exe)
+    };
     let mut steps = match &progs.accumulation {
-        None => Steps::Fused(Executable::compile(progs.train_step.clone(), opts.backend)?),
+        None => Steps::Fused(compile(&progs.train_step)?),
         Some(a) => Steps::Accumulate {
-            grad_exe: Executable::compile(a.grad_step.clone(), opts.backend)?,
-            apply_exe: Executable::compile(a.apply_step.clone(), opts.backend)?,
+            grad_exe: compile(&a.grad_step)?,
+            apply_exe: compile(&a.apply_step)?,
             n_grad_logs: a.grad_step.outputs.len() - progs.params.len() - 1,
         },
     };
@@ -942,6 +947,7 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         format!("  enable_checkpointing: {}", trainer.enable_checkpointing),
         format!("  test_after_fit: {}", trainer.test_after_fit),
         format!("  stop_on_nonfinite: {}", trainer.stop_on_nonfinite),
+        format!("  flush_denormals: {}", trainer.flush_denormals),
         format!("  nonfinite_metrics: {:?}", trainer.nonfinite_metrics.join(",")),
         format!("  checkpoint_monitor: {:?}", ck.monitor.as_deref().unwrap_or("")),
         format!("  checkpoint_mode: {:?}", ck.mode),

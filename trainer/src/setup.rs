@@ -166,15 +166,21 @@ impl Setup {
         };
         let Some(full) = pick(&self.progs) else { return Ok(vec![]) };
         let bs = self.data_cfg.batch_size;
+        let flush = self.trainer_cfg.flush_denormals;
+        let executable = |f: Func| -> Result<Executable, FitError> {
+            let mut exe = Executable::compile(f, backend)?;
+            exe.set_flush_denormals(flush);
+            Ok(exe)
+        };
         let mut exes = Vec::new();
         if data.len() >= bs {
-            exes.push((bs, Executable::compile(full, backend)?));
+            exes.push((bs, executable(full)?));
         }
         let rem = data.len() % bs;
         if rem > 0 {
             let small = compile(&self.prog, self.trainer_sec.as_ref(), rem, data.n_features, opts, color)?;
             if let Some(f) = pick(&small) {
-                exes.push((rem, Executable::compile(f, backend)?));
+                exes.push((rem, executable(f)?));
             }
         }
         Ok(exes)

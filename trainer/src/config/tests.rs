@@ -27,6 +27,8 @@ fn defaults_keep_every_epoch_and_stop_on_a_non_finite_loss() {
     assert_eq!(c.checkpoint.filename, "epoch={epoch}-step={step}");
     assert_eq!(c.early_stopping, None);
     assert!(c.stop_on_nonfinite && c.test_after_fit && c.nonfinite_metrics.is_empty());
+    assert!(c.flush_denormals);
+    assert!(!trainer("trainer { flush_denormals = false }").unwrap().flush_denormals);
     assert_eq!((c.limit_val_batches, c.check_val_every_n_epoch, c.max_time, c.fast_dev_run), (0, 1, None, 0));
     assert_eq!((c.loggers, c.grad.clone()), (Loggers { csv: true, tensorboard: false }, GradSettings::default()));
     let c = trainer(
