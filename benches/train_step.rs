@@ -1,13 +1,14 @@
 //! Benchmark: compile time and step time of whole compiled programs.
 //!
-//! Consumes model files (the digits example, and W1/W4 of
-//! shared/design/PERFORMANCE.md written here as source strings); produces a
+//! Consumes model files (the digits example, W1/W4 of
+//! shared/design/PERFORMANCE.md written here as source strings, and W3 from
+//! `benches/workloads/w3_transformer.jl`); produces a
 //! table on stdout (or one JSON object per workload with `--json`, for
 //! `benches/run_peers.sh`). Times are medians over repeated runs after a
 //! warm-up; the memcpy baseline for W4 is measured in the same process, right
 //! before W4, so that the GB/s ratio is immune to the VM's drift.
 //!
-//! Run: `cargo bench --bench train_step [-- [digits] [w1] [w4] [--json] [--runs N] [--interp]]`.
+//! Run: `cargo bench --bench train_step [-- [digits] [w1] [w3] [w4] [--json] [--runs N] [--interp]]`.
 //! Not a test: nothing here asserts speed.
 
 use compiler::check::Ty;
@@ -73,8 +74,8 @@ fn parse_args() -> Args {
             "--runs" => a.runs = it.next().and_then(|n| n.parse().ok()).expect("--runs N"),
             // `cargo bench` passes `--bench` to every bench target.
             "--bench" => {}
-            w @ ("digits" | "w1" | "w4") => a.which.push(w.to_string()),
-            other => panic!("unknown argument `{other}` (expected digits, w1, w4, --json, --runs N, --interp)"),
+            w @ ("digits" | "w1" | "w3" | "w4") => a.which.push(w.to_string()),
+            other => panic!("unknown argument `{other}` (expected digits, w1, w3, w4, --json, --runs N, --interp)"),
         }
     }
     if a.which.is_empty() {
@@ -214,6 +215,22 @@ fn random_batch(rng: &mut Rng, b: usize, d: usize, classes: usize) -> (Tensor, T
 fn bench_train(name: &str, src: &str, b: usize, d: usize, args: &Args) -> Result {
     let mut rng = Rng(42);
     let (x, y) = random_batch(&mut rng, b, d, 10);
+    bench_train_on(name, src, &x, &y, args)
+}
+
+/// W3: random tokens (batch 32, sequence 128, vocabulary 256) and their
+/// successors as targets.
+fn bench_w3(args: &Args) -> Result {
+    let (b, t, vocab) = (32, 128, 256);
+    let mut rng = Rng(42);
+    let stream: Vec<i32> = (0..b * t + 1).map(|_| (rng.next() % vocab) as i32).collect();
+    let x = Tensor::i32(&[b, t], stream[..b * t].to_vec());
+    let y = Tensor::i32(&[b, t], stream[1..].to_vec());
+    bench_train_on("w3", include_str!("workloads/w3_transformer.jl"), &x, &y, args)
+}
+
+fn bench_train_on(name: &str, src: &str, x: &Tensor, y: &Tensor, args: &Args) -> Result {
+    let (x, y) = (x.clone(), y.clone());
     let (progs, mut exe, compile) = compile_train(name, src, &x.ty(), &y.ty());
     let step_ms = time_train(&progs, &mut exe, &x, &y, args.runs);
     let interp_ms = args.interp.then(|| {
@@ -388,6 +405,7 @@ fn main() {
         let r = match w.as_str() {
             "digits" => bench_train("digits", include_str!("../examples/digits_mlp.jl"), 64, 64, &args),
             "w1" => bench_train("w1", W1_SRC, 128, 784, &args),
+            "w3" => bench_w3(&args),
             "w4" => bench_w4(&args),
             _ => unreachable!("checked in parse_args"),
         };

@@ -286,3 +286,42 @@ fn dump_typed_prints_each_signature_with_inferred_types() {
     let tokens = jaxlightning::dump("t.jl", "fn g(x) = x\n", jaxlightning::DumpStage::Tokens, false, 2, false).unwrap();
     assert!(tokens.starts_with("0..2 `fn`\n3..4 name `g`\n"), "{tokens}");
 }
+
+#[test]
+fn transpose_with_axes_arange_and_compile_time_float() {
+    // x[i, j, k] = i * 12 + j * 4 + k, shape [2, 3, 4]; result axis a is x's axis perm[a].
+    let src = "fn main() {\n    let x = reshape(linspace(0.0, 23.0, 24), (2, 3, 4))\n    print(transpose(x, (2, 0, 1)))\n    print(transpose(x, (-1, 1, 0)))\n    print(float(arange(5)) * sqrt(float(16)))\n}\n";
+    let out = run_main(src);
+    let permuted = |perm: [usize; 3]| -> Vec<f64> {
+        let dims = [2usize, 3, 4];
+        let od = [dims[perm[0]], dims[perm[1]], dims[perm[2]]];
+        let mut v = Vec::new();
+        for a in 0..od[0] {
+            for b in 0..od[1] {
+                for c in 0..od[2] {
+                    let mut idx = [0usize; 3];
+                    idx[perm[0]] = a;
+                    idx[perm[1]] = b;
+                    idx[perm[2]] = c;
+                    v.push((idx[0] * 12 + idx[1] * 4 + idx[2]) as f64);
+                }
+            }
+        }
+        v
+    };
+    close(&out[0], &permuted([2, 0, 1]), "transpose(x, (2, 0, 1))");
+    close(&out[1], &permuted([2, 1, 0]), "transpose(x, (-1, 1, 0))");
+    close(&out[2], &[0.0, 4.0, 8.0, 12.0, 16.0], "float(arange(5)) * sqrt(float(16))");
+    let (diags, text) = check(&[], "fn f(x: f32[B, 3]) = transpose(x, (0, 0))\n");
+    assert!(text.contains("needs a permutation of the 2 axes of f32[B, 3]"), "{text}");
+    assert_eq!(diags.len(), 1, "{text}");
+}
+
+#[test]
+fn reshape_sees_through_merged_symbolic_dims() {
+    // (B * 128) x 384 elements regroup as (-1, 128, 3, 4, 32) with -1 = B, as
+    // multi-head attention does after a flattened linear layer.
+    let src = "fn same(x: f32[B, 128, 384]) -> f32[B, 128, 384] = x\nfn heads(x: f32[B, 128, 384]) {\n    let flat = reshape(x, (-1, 384))\n    let split = reshape(flat, (-1, 128, 3, 4, 32))\n    same(reshape(split, (-1, 128, 384)))\n}\n";
+    let (_, text) = check(&[], src);
+    assert!(text.is_empty(), "{text}");
+}

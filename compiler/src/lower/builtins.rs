@@ -25,6 +25,7 @@ pub const NAMES: &[&str] = &[
     "float",
     "one_hot",
     "linspace",
+    "arange",
     "transpose",
     "print",
     "zeros",
@@ -123,6 +124,12 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         }
         "where" => where_(el, &args, span),
         "float" => {
+            // A compile-time number stays one: `sqrt(float(head_dim))`.
+            match args.first().map(|a| &a.value) {
+                Some(Val::Int(Dim::Known(n))) if args.len() == 1 => return Val::Float(*n as f64),
+                Some(Val::Float(x)) if args.len() == 1 => return Val::Float(*x),
+                _ => {}
+            }
             let Some(t) = first_tensor(el, &args, span, name) else { return Val::Poison };
             let id = t.id.map(|x| el.b().convert(x, DType::F32));
             Val::Tensor(TVal { ty: t.ty.with_dtype(DType::F32), id })
@@ -133,8 +140,12 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "linspace" => linspace(el, &args, span),
         "transpose" => {
             let Some(t) = first_tensor(el, &args, span, name) else { return Val::Poison };
-            el.transpose_all(t, span)
+            match args.get(1) {
+                None => el.transpose_all(t, span),
+                Some(perm) => transpose_axes(el, t, &perm.value, span),
+            }
         }
+        "arange" => arange(el, &args, span),
         "print" => print(el, args, span),
         "zeros" => Val::Init(Init::Zeros),
         "ones" => Val::Init(Init::Ones),
@@ -505,12 +516,8 @@ fn flatten(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
             .with_label(args[0].span, format!("this is {}", t.ty)),
         );
     }
-    let merged = &t.ty.dims[start..];
-    let dim = if merged.iter().all(|d| matches!(d, Dim::Known(_))) {
-        Dim::Known(merged.iter().map(known).product())
-    } else {
-        Dim::Sym(format!("({})", merged.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" * ")))
-    };
+    let (n, syms) = dim_factors(&t.ty.dims[start..]);
+    let dim = product_dim(n, syms);
     let mut dims = t.ty.dims[..start].to_vec();
     dims.push(dim);
     let id = t.id.map(|x| {
@@ -548,20 +555,9 @@ fn reshape(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     if target.iter().filter(|d| d.is_none()).count() > 1 {
         return bad(el, usage, span);
     }
-    let split = |dims: &[Dim]| -> (usize, Vec<String>) {
-        let mut known_product = 1;
-        let mut syms = Vec::new();
-        for d in dims {
-            match d {
-                Dim::Known(n) => known_product *= n,
-                Dim::Sym(s) => syms.push(s.clone()),
-            }
-        }
-        (known_product, syms)
-    };
-    let (src_known, mut src_syms) = split(&t.ty.dims);
+    let (src_known, mut src_syms) = dim_factors(&t.ty.dims);
     let given: Vec<Dim> = target.iter().flatten().cloned().collect();
-    let (dst_known, dst_syms) = split(&given);
+    let (dst_known, dst_syms) = dim_factors(&given);
     // Symbolic dims named on both sides cancel.
     let mut unmatched_dst = Vec::new();
     for s in dst_syms {
@@ -592,17 +588,7 @@ fn reshape(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
             (false, true) if rest == 1 => None,
             (false, _) => return mismatch(el),
             (true, true) => Some(Dim::Known(rest)),
-            (true, false) => {
-                let mut parts = src_syms.clone();
-                if rest != 1 {
-                    parts.push(rest.to_string());
-                }
-                Some(if parts.len() == 1 {
-                    Dim::Sym(parts[0].clone())
-                } else {
-                    Dim::Sym(format!("({})", parts.join(" * ")))
-                })
-            }
+            (true, false) => Some(product_dim(rest, src_syms.clone())),
         }
     };
     let dims: Vec<Dim> =
@@ -612,6 +598,50 @@ fn reshape(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         el.b().reshape(x, &shape)
     });
     Val::Tensor(TVal { ty: Ty { dtype: t.ty.dtype, dims }, id })
+}
+
+/// The product of `dims` as (known factor, symbolic factors): a merged dim
+/// such as `(B * 128)` (from `flatten` or `reshape`) counts as its factors,
+/// so `B * 128 * 384` elements reshape to `(-1, 128, 384)` with `-1 = B`.
+fn dim_factors(dims: &[Dim]) -> (usize, Vec<String>) {
+    fn add(text: &str, known: &mut usize, syms: &mut Vec<String>) {
+        let inner = text.strip_prefix('(').and_then(|t| t.strip_suffix(')'));
+        match inner {
+            // Only the form `product_dim` writes: factors joined by " * ", no nesting.
+            Some(inner) if !inner.contains('(') => {
+                for part in inner.split(" * ") {
+                    add(part, known, syms);
+                }
+            }
+            _ => match text.parse::<usize>() {
+                Ok(n) => *known *= n,
+                Err(_) => syms.push(text.to_string()),
+            },
+        }
+    }
+    let (mut known, mut syms) = (1, Vec::new());
+    for d in dims {
+        match d {
+            Dim::Known(n) => known *= n,
+            Dim::Sym(s) => add(s, &mut known, &mut syms),
+        }
+    }
+    (known, syms)
+}
+
+/// The dim `known * syms...`, written `(B * T * 3)`, flat, symbols first.
+fn product_dim(known: usize, mut syms: Vec<String>) -> Dim {
+    if syms.is_empty() {
+        return Dim::Known(known);
+    }
+    if known != 1 {
+        syms.push(known.to_string());
+    }
+    if syms.len() == 1 {
+        Dim::Sym(syms.remove(0))
+    } else {
+        Dim::Sym(format!("({})", syms.join(" * ")))
+    }
 }
 
 fn linspace(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
@@ -636,6 +666,50 @@ fn linspace(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         None
     };
     Val::Tensor(TVal { ty: Ty { dtype: DType::F32, dims: vec![Dim::Known(n)] }, id })
+}
+
+/// `transpose(x, (p0, p1, ...))`: result axis `i` is operand axis `p_i`
+/// (NumPy's `transpose(x, axes)`); negative entries count from the end.
+fn transpose_axes(el: &mut Elaborator, t: TVal, perm: &Val, span: Span) -> Val {
+    let rank = t.ty.rank();
+    let usage = format!(
+        "transpose(x, axes) needs a permutation of the {rank} axes of {} as a tuple of compile-time integers",
+        t.ty
+    );
+    let items = match perm {
+        Val::Tuple(items) => items.clone(),
+        _ => return bad(el, &usage, span),
+    };
+    let mut axes = Vec::new();
+    for v in &items {
+        let a = match v {
+            Val::Int(Dim::Known(n)) => *n as i64,
+            Val::Float(f) if f.fract() == 0.0 && *f < 0.0 => *f as i64,
+            _ => return bad(el, &usage, span),
+        };
+        let a = if a < 0 { a + rank as i64 } else { a };
+        if a < 0 || a >= rank as i64 || axes.contains(&(a as usize)) {
+            return bad(el, &usage, span);
+        }
+        axes.push(a as usize);
+    }
+    if axes.len() != rank {
+        return bad(el, &usage, span);
+    }
+    let ty = Ty { dtype: t.ty.dtype, dims: axes.iter().map(|&p| t.ty.dims[p].clone()).collect() };
+    let id = t.id.map(|x| el.b().transpose(x, axes));
+    Val::Tensor(TVal { ty, id })
+}
+
+/// `arange(n)`: the i32 vector `[0, 1, ..., n - 1]` for a compile-time `n`
+/// (positions, masks: `arange(T)[:, None]`-style comparisons via reshape).
+fn arange(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    let n = match args.first().map(|a| &a.value) {
+        Some(Val::Int(Dim::Known(n))) if args.len() == 1 && *n >= 1 => *n,
+        _ => return bad(el, "arange(n) needs one compile-time integer n >= 1", span),
+    };
+    let id = if el.building() { Some(el.b().iota(Type::new(DType::I32, &[n]), 0)) } else { None };
+    Val::Tensor(TVal { ty: Ty { dtype: DType::I32, dims: vec![Dim::Known(n)] }, id })
 }
 
 fn print(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
