@@ -54,18 +54,19 @@ model Block(d: int, heads: int, hidden: int, seq: int) {
     }
 }
 
-model CharTransformer(vocab: int = 256, d: int = 128, heads: int = 4, hidden: int = 512, seq: int = 128) {
+model CharTransformer(vocab: int = 256, d: int = 128, heads: int = 4, hidden: int = 512, seq: int = 128, layers: int = 2) {
     tok_emb: f32[vocab, d] = normal(0.02)
     pos_emb: f32[seq, d] = normal(0.02)
-    block1: Block(d, heads, hidden, seq)
-    block2: Block(d, heads, hidden, seq)
+    blocks: [Block(d, heads, hidden, seq); layers]
     ln_f: LayerNorm(d)
     head: Linear(d, vocab)
 
     fn forward(self, tokens: i32[B, seq]) {
         let x = take(self.tok_emb, tokens) + self.pos_emb
-        let x = self.ln_f(self.block2(self.block1(x)))
-        self.head(reshape(x, (-1, d)))
+        for i in 0..layers {
+            x = self.blocks[i](x)
+        }
+        self.head(reshape(self.ln_f(x), (-1, d)))
     }
 
     # Next-token prediction: the targets are the inputs shifted by one.

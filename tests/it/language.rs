@@ -325,3 +325,52 @@ fn reshape_sees_through_merged_symbolic_dims() {
     let (_, text) = check(&[], src);
     assert!(text.is_empty(), "{text}");
 }
+
+#[test]
+fn submodule_lists_make_independent_layers_with_module_list_paths() {
+    // Three scalings applied in order: y = x * a0 * a1 * a2 where the list's
+    // members are independent parameters (their gradients differ).
+    let src = r#"
+use optim.sgd
+
+model Scale(n: int) {
+    a: f32[n] = ones()
+
+    fn __call__(self, x) = x * self.a
+}
+
+model Chain(layers: int = 3) {
+    blocks: [Scale(2); layers]
+
+    fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 {
+        let h = x
+        for i in 0..layers {
+            h = self.blocks[i](h)
+        }
+        sum(h * self.blocks[-1].a)
+    }
+
+    fn configure_optimizers(self) = sgd(lr = 0.5)
+}
+"#;
+    let (prog, mut diags) = compiler::lower::load("t.jl", src);
+    diags.extend(compiler::lower::check_program(&prog));
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
+    let x_ty = compiler::ir::Type::new(compiler::ir::DType::F32, &[1, 2]);
+    let y_ty = compiler::ir::Type::new(compiler::ir::DType::I32, &[1]);
+    let progs = compiler::lower::lower_training(&prog, None, &x_ty, &y_ty).unwrap_or_else(|d| panic!("{d:?}"));
+    let paths: Vec<&str> = progs.params.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["blocks.0.a", "blocks.1.a", "blocks.2.a"]);
+    // One SGD step from a = 1 on x = (1, 2): loss = sum(x * a0 * a1 * a2^2), so
+    // dL/da0 = dL/da1 = x and dL/da2 = 2x; the new a is 1 - 0.5 * grad.
+    use compiler::ir::Tensor;
+    let mut inputs: Vec<Tensor> = (0..3).map(|_| Tensor::f32(&[2], vec![1.0, 1.0])).collect();
+    inputs.push(Tensor::scalar_f32(1.0));
+    inputs.push(Tensor::f32(&[1, 2], vec![1.0, 2.0]));
+    inputs.push(Tensor::i32(&[1], vec![0]));
+    let outs = compiler::ir::interp::run(&progs.train_step, &inputs);
+    close(outs[0].as_f32().unwrap(), &[0.5, 0.0], "blocks.0.a");
+    close(outs[1].as_f32().unwrap(), &[0.5, 0.0], "blocks.1.a");
+    close(outs[2].as_f32().unwrap(), &[0.0, -1.0], "blocks.2.a");
+    close(outs[3].as_f32().unwrap(), &[3.0], "loss");
+}

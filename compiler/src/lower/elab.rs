@@ -376,6 +376,11 @@ impl<'p> Elaborator<'p> {
                 if let Some(s) = m.subs.get(&field.name) {
                     return Val::Model(s.clone());
                 }
+                if let Some(&n) = m.lists.get(&field.name) {
+                    let items = (0..n).map(|i| m.subs.get(&format!("{}.{i}", field.name)).cloned());
+                    // A member that failed to instantiate was reported already.
+                    return Val::Tuple(items.map(|s| s.map_or(Val::Poison, Val::Model)).collect());
+                }
                 if let Some(c) = m.config.get(&field.name) {
                     return c.clone();
                 }
@@ -383,8 +388,14 @@ impl<'p> Elaborator<'p> {
                 if decl.methods.iter().any(|f| f.name.name == field.name) {
                     return Val::Method { model: m.clone(), name: field.name.clone() };
                 }
-                let mut names: Vec<String> =
-                    m.params.keys().chain(m.subs.keys()).chain(m.config.keys()).cloned().collect();
+                let mut names: Vec<String> = m
+                    .params
+                    .keys()
+                    .chain(m.subs.keys().filter(|k| !k.contains('.')))
+                    .chain(m.lists.keys())
+                    .chain(m.config.keys())
+                    .cloned()
+                    .collect();
                 names.extend(decl.methods.iter().map(|f| f.name.name.clone()));
                 let mut d = Diagnostic::error(
                     Code::UnknownName,
@@ -424,6 +435,7 @@ impl<'p> Elaborator<'p> {
         }
         let mut params = BTreeMap::new();
         let mut subs = BTreeMap::new();
+        let mut lists = BTreeMap::new();
         for field in &decl.fields {
             let field_path =
                 if path.is_empty() { field.name.name.clone() } else { format!("{path}.{}", field.name.name) };
@@ -466,7 +478,7 @@ impl<'p> Elaborator<'p> {
                     let id = self.param_values.get(&field_path).copied();
                     params.insert(field.name.name.clone(), TVal { ty: t, id });
                 }
-                ast::FieldKind::Submodule { model, args, span } => {
+                ast::FieldKind::Submodule { model, args, count, span } => {
                     let target = match self.prog.modules[module].scope.get(&model.name) {
                         Some(Global::Model { module, item }) => (*module, *item),
                         _ => {
@@ -497,9 +509,37 @@ impl<'p> Elaborator<'p> {
                             }
                         })
                         .collect();
-                    if let Val::Model(m) = self.instantiate(target.0, target.1, vals, &field_path, *span) {
-                        subs.insert(field.name.name.clone(), m);
+                    let Some(count) = count else {
+                        if let Val::Model(m) = self.instantiate(target.0, target.1, vals, &field_path, *span) {
+                            subs.insert(field.name.name.clone(), m);
+                        }
+                        continue;
+                    };
+                    // `[Model(args); n]`: n independent instances, stored as
+                    // submodules `name.0`, `name.1`, ... (PyTorch's ModuleList
+                    // paths), read back as a tuple by `self.name`.
+                    let n = match self.expr(&mut env, count) {
+                        Val::Int(Dim::Known(n)) => n,
+                        Val::Poison => continue,
+                        other => {
+                            self.error(
+                                Diagnostic::error(
+                                    Code::TypeMismatch,
+                                    "the length of a submodule list must be a compile-time integer",
+                                )
+                                .with_label(count.span, format!("this is {}", other.describe())),
+                            );
+                            continue;
+                        }
+                    };
+                    for i in 0..n {
+                        let key = format!("{}.{i}", field.name.name);
+                        let path = format!("{field_path}.{i}");
+                        if let Val::Model(m) = self.instantiate(target.0, target.1, vals.clone(), &path, *span) {
+                            subs.insert(key, m);
+                        }
                     }
+                    lists.insert(field.name.name.clone(), n);
                 }
             }
         }
@@ -511,6 +551,7 @@ impl<'p> Elaborator<'p> {
             config,
             params,
             subs,
+            lists,
             span,
         }))
     }

@@ -40,6 +40,9 @@ enum AxisIndex {
 }
 
 pub fn index(el: &mut Elaborator, env: &mut Env, base: Val, base_span: Span, items: &[IndexItem], span: Span) -> Val {
+    if let Val::Tuple(elems) = &base {
+        return index_tuple(el, env, elems, base_span, items, span);
+    }
     // Evaluate every index expression first, so errors in them are reported.
     let mut axes: Vec<Option<AxisIndex>> = Vec::new(); // `None` marks the ellipsis
     let mut ok = true;
@@ -271,6 +274,40 @@ fn slice_text(s: Option<Num>, e: Option<Num>, step: i64) -> String {
 /// An index must be an integer known at compile time. A leading `-` is
 /// read here (compile-time integers are non-negative, so `-1` would
 /// otherwise become a float).
+/// `t[i]` on a tuple (a submodule list `self.blocks`, a returned pair): the
+/// element at compile-time index `i`, negative counting from the end.
+fn index_tuple(
+    el: &mut Elaborator,
+    env: &mut Env,
+    elems: &[Val],
+    base_span: Span,
+    items: &[IndexItem],
+    span: Span,
+) -> Val {
+    let n = elems.len();
+    let [IndexItem::At(e)] = items else {
+        return el.error(
+            Diagnostic::error(Code::TypeMismatch, format!("a tuple of {n} takes one integer index, like `t[0]`"))
+                .with_label(span, "indexed here"),
+        );
+    };
+    match static_int(el, env, e) {
+        Some(Num::Known(i)) if (-(n as i64)..n as i64).contains(&i) => {
+            elems[if i < 0 { (i + n as i64) as usize } else { i as usize }].clone()
+        }
+        Some(Num::Known(i)) => el.error(
+            Diagnostic::error(Code::ShapeMismatch, format!("index {i} is out of range for a tuple of {n}"))
+                .with_label(e.span, format!("valid indices are {} to {}", -(n as i64), n as i64 - 1))
+                .with_label(base_span, format!("this has {n} elements")),
+        ),
+        Some(Num::Unknown) => el.error(
+            Diagnostic::error(Code::TypeMismatch, "a tuple index must be known at compile time")
+                .with_label(e.span, "this depends on a symbolic dim"),
+        ),
+        None => Val::Poison,
+    }
+}
+
 fn static_int(el: &mut Elaborator, env: &mut Env, e: &Expr) -> Option<Num> {
     if let ExprKind::Unary(UnOp::Neg, inner) = &e.kind {
         return match static_int(el, env, inner)? {

@@ -174,6 +174,10 @@ pub struct ModelInst {
     pub path: String,
     pub config: BTreeMap<String, Val>,
     pub params: BTreeMap<String, TVal>,
+    /// Submodules by field name; the members of a list field `name` are
+    /// `name.0`, `name.1`, ...
     pub subs: BTreeMap<String, Rc<ModelInst>>,
+    /// List fields (`[Model(args); n]`) and their lengths.
+    pub lists: BTreeMap<String, usize>,
     pub span: Span,
 }

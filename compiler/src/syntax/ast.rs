@@ -128,8 +128,9 @@ pub struct Field {
 pub enum FieldKind {
     /// A trainable parameter: `weight: f32[fan_in, fan_out] = glorot_uniform()`.
     Param { ty: TypeExpr, init: Option<Expr> },
-    /// A submodule: `l1: Linear(784, hidden)`.
-    Submodule { model: Ident, args: Vec<Arg>, span: Span },
+    /// A submodule: `l1: Linear(784, hidden)`, or with `count` a list of
+    /// `count` independent instances: `blocks: [Block(d); n_layers]`.
+    Submodule { model: Ident, args: Vec<Arg>, count: Option<Expr>, span: Span },
 }
 
 /// `data = digits("examples/data/digits.csv.gz") { batch_size = 64 }`.

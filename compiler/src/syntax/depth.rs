@@ -46,9 +46,9 @@ fn item_too_deep(item: &Item) -> Option<Span> {
                         }
                     }
                     FieldKind::Param { init: None, .. } => {}
-                    FieldKind::Submodule { args, .. } => {
-                        for a in args {
-                            if let Err(s) = expr(&a.value, 0) {
+                    FieldKind::Submodule { args, count, .. } => {
+                        for e in args.iter().map(|a| &a.value).chain(count.iter()) {
+                            if let Err(s) = expr(e, 0) {
                                 return Some(s);
                             }
                         }

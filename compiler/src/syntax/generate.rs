@@ -175,7 +175,9 @@ impl Gen {
                 kind: if self.rng.chance(60) {
                     FieldKind::Param { ty: self.type_expr(), init: self.rng.chance(60).then(|| self.expr()) }
                 } else {
-                    FieldKind::Submodule { model: self.ident(), args: self.args(), span: sp() }
+                    let (model, args) = (self.ident(), self.args());
+                    let count = self.rng.chance(30).then(|| self.expr());
+                    FieldKind::Submodule { model, args, count, span: sp() }
                 },
             })
             .collect();
@@ -317,10 +319,11 @@ pub fn erase_spans(m: &mut Module) {
                             type_expr(ty);
                             init.iter_mut().for_each(expr);
                         }
-                        FieldKind::Submodule { model, args, span } => {
+                        FieldKind::Submodule { model, args, count, span } => {
                             *span = sp();
                             ident(model);
                             args.iter_mut().for_each(arg);
+                            count.iter_mut().for_each(expr);
                         }
                     }
                 }

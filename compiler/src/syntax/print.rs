@@ -431,9 +431,17 @@ impl<'a> Printer<'a> {
                     self.expr(e, TOP);
                 }
             }
-            FieldKind::Submodule { model, args, .. } => {
+            FieldKind::Submodule { model, args, count, .. } => {
+                if count.is_some() {
+                    self.w("[");
+                }
                 self.w(&model.name);
                 self.args(args);
+                if let Some(n) = count {
+                    self.w("; ");
+                    self.expr(n, 0);
+                    self.w("]");
+                }
             }
         }
     }
@@ -650,6 +658,7 @@ fn stmt_range(s: &Stmt) -> (usize, usize) {
 fn field_end(f: &Field) -> usize {
     (match &f.kind {
         FieldKind::Param { ty, init } => init.as_ref().map_or(ty.span.end, |e| e.span.end),
+        FieldKind::Submodule { count: Some(n), .. } => n.span.end + 1,
         FieldKind::Submodule { span, .. } => span.end,
     }) as usize
 }
