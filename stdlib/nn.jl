@@ -81,3 +81,56 @@ model Conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int 
         conv2d(x, self.weight, stride = self.stride, padding = self.padding) + self.bias
     }
 }
+
+# A lookup table of `num` vectors of size `dim`, as PyTorch's nn.Embedding
+# (initialized normal(0, 1)): ids i32[...] -> f32[..., dim].
+model Embedding(num: int, dim: int, std: float = 1.0) {
+    weight: f32[num, dim] = normal(std)
+
+    fn __call__(self, ids) = take(self.weight, ids)
+}
+
+# Causal multi-head self-attention over x: [B, T, d] with the input
+# projection w_qkv: [d, 3d] (+ b_qkv: [3d]) split as (q, k, v) and heads
+# within each, and the output projection w_out: [d, d] (+ b_out: [d]).
+# Position i attends to positions j <= i; scores are scaled by 1/sqrt(d/heads).
+fn causal_self_attention(x, w_qkv, b_qkv, w_out, b_out, heads: int) {
+    let t = size(x, 1)
+    let d = size(x, 2)
+    let hd = d / heads
+    let qkv = reshape(reshape(x, (-1, d)) @ w_qkv + b_qkv, (-1, t, 3, heads, hd))
+    # [3, B, heads, T, hd]
+    let qkv = transpose(qkv, (2, 0, 3, 1, 4))
+    let q = reshape(qkv[0], (-1, heads, t, hd))
+    let k = reshape(qkv[1], (-1, heads, t, hd))
+    let v = reshape(qkv[2], (-1, heads, t, hd))
+    let scores = q @ transpose(k, (0, 1, 3, 2)) / sqrt(float(hd))
+    let causal = reshape(arange(t), (t, 1)) >= reshape(arange(t), (1, t))
+    let att = softmax(where(causal, scores, -1e9)) @ v
+    let merged = reshape(transpose(att, (0, 2, 1, 3)), (-1, d))
+    reshape(merged @ w_out + b_out, (-1, t, d))
+}
+
+# The attention layer: projections initialized as nn.Linear's.
+model CausalSelfAttention(d: int, heads: int) {
+    qkv: Linear(d, 3 * d)
+    out: Linear(d, d)
+
+    fn __call__(self, x) = causal_self_attention(x, self.qkv.weight, self.qkv.bias, self.out.weight, self.out.bias, heads)
+}
+
+# A pre-LN transformer block (GPT-2's): x + attn(ln1(x)), then
+# x + mlp(ln2(x)) with a tanh-GELU MLP of width `hidden`, on x: [B, T, d].
+model TransformerBlock(d: int, heads: int, hidden: int) {
+    ln1: LayerNorm(d)
+    attn: CausalSelfAttention(d, heads)
+    ln2: LayerNorm(d)
+    up: Linear(d, hidden)
+    down: Linear(hidden, d)
+
+    fn __call__(self, x) {
+        let x = x + self.attn(self.ln1(x))
+        let h = gelu(self.up(reshape(self.ln2(x), (-1, d))))
+        x + reshape(self.down(h), (-1, size(x, 1), d))
+    }
+}

@@ -26,6 +26,7 @@ pub const NAMES: &[&str] = &[
     "one_hot",
     "linspace",
     "arange",
+    "size",
     "transpose",
     "print",
     "zeros",
@@ -146,6 +147,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             }
         }
         "arange" => arange(el, &args, span),
+        "size" => size(el, &args, span),
         "print" => print(el, args, span),
         "zeros" => Val::Init(Init::Zeros),
         "ones" => Val::Init(Init::Ones),
@@ -699,6 +701,27 @@ fn transpose_axes(el: &mut Elaborator, t: TVal, perm: &Val, span: Span) -> Val {
     let ty = Ty { dtype: t.ty.dtype, dims: axes.iter().map(|&p| t.ty.dims[p].clone()).collect() };
     let id = t.id.map(|x| el.b().transpose(x, axes));
     Val::Tensor(TVal { ty, id })
+}
+
+/// `size(x, axis)`: the length of one axis of `x` as a compile-time integer
+/// (symbolic when the dim is, e.g. the batch `B`), so that generic functions
+/// can reshape by their argument's dims.
+fn size(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    let Some(t) = first_tensor(el, args, span, "size") else { return Val::Poison };
+    let rank = t.ty.rank() as i64;
+    let axis = match args.get(1).map(|a| &a.value) {
+        Some(Val::Int(Dim::Known(n))) if args.len() == 2 => *n as i64,
+        Some(Val::Float(f)) if args.len() == 2 && f.fract() == 0.0 => *f as i64,
+        _ => return bad(el, "size(x, axis) needs the axis as a compile-time integer", span),
+    };
+    let a = if axis < 0 { axis + rank } else { axis };
+    if a < 0 || a >= rank {
+        return el.error(
+            Diagnostic::error(Code::ShapeMismatch, format!("axis {axis} is out of range for {}", t.ty))
+                .with_label(args[0].span, format!("this is {}", t.ty)),
+        );
+    }
+    Val::Int(t.ty.dims[a as usize].clone())
 }
 
 /// `arange(n)`: the i32 vector `[0, 1, ..., n - 1]` for a compile-time `n`
