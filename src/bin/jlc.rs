@@ -67,6 +67,15 @@ enum Command {
     },
     /// Check the file for errors without running it (exit 1 on errors).
     Check { file: PathBuf },
+    /// Draw a run's logged metrics as SVG charts, one per quantity
+    /// (`train_loss_step`, `train_loss_epoch` and `val_loss` share `loss.svg`).
+    Plot {
+        /// A run's `version_N` directory, or the logger root above it (the newest version is plotted).
+        run_dir: PathBuf,
+        /// Where to write the charts (default: `RUN_DIR/plots`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the file in canonical form (`--write`: rewrite it in place).
     /// A file with syntax errors is not formatted (exit 1).
     Fmt {
@@ -218,6 +227,18 @@ fn run(cli: Cli) -> ExitCode {
         Command::Validate { file, ckpt, overrides, backend } => {
             evaluate(trainer::setup::Stage::Validate, file, ckpt, overrides, backend, color)
         }
+        Command::Plot { run_dir, out } => match trainer::plot::plot_run(&run_dir, out.as_deref()) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Check { file } => {
             let text = match read(&file) {
                 Ok(t) => t,

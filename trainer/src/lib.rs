@@ -17,6 +17,7 @@ pub mod data;
 pub mod eval;
 pub mod fit;
 pub mod logger;
+pub mod plot;
 pub mod rng;
 pub mod setup;
 pub mod tensorboard;
