@@ -696,6 +696,8 @@ impl<'p> Elaborator<'p> {
         match f {
             Callee::Named(r) => self.call_fn(*r, None, args, span),
             Callee::Lambda(l) => self.call_lambda(l.clone(), args, span),
+            // Calling a function value needs no scope: `env` only reaches builtins, which ignore it.
+            Callee::Value(v) => self.call(&mut Env::new(0), (**v).clone(), span, args, span),
         }
     }
 
@@ -707,6 +709,7 @@ impl<'p> Elaborator<'p> {
                 (format!("`{}`", d.name.name), d.params.clone())
             }
             Callee::Lambda(l) => ("the anonymous function".into(), l.lambda.params.clone()),
+            Callee::Value(v) => super::transform::value_sig(self, v).expect("made by callee_of_value"),
         }
     }
 

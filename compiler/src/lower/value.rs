@@ -34,11 +34,16 @@ pub struct LambdaVal {
     pub span: Span,
 }
 
-/// Something a transformation can be applied to: a named function or a lambda.
+/// Something a transformation can be applied to: a named function, a lambda,
+/// or another function value with known parameters (`grad(f)`, `vmap(f)`, a
+/// model or one of its methods), so transformations compose: `grad(grad(f))`.
 #[derive(Clone, Debug)]
 pub enum Callee {
     Named(FnRef),
     Lambda(Rc<LambdaVal>),
+    /// A `Val::Grad`, `Val::Vmap`, `Val::Model` or `Val::Method` (see
+    /// `transform::callee_of_value`, the only place that makes one).
+    Value(Rc<Val>),
 }
 
 #[derive(Clone, Debug)]
