@@ -888,6 +888,7 @@ impl<'p> Elaborator<'p> {
     ) -> Option<Vec<Val>> {
         let mut slots: Vec<Option<Val>> = vec![None; params.len()];
         let mut ok = true;
+        let mut misplaced = false;
         let mut positional = 0;
         for a in args {
             match &a.name {
@@ -914,6 +915,9 @@ impl<'p> Elaborator<'p> {
                                 .with_label(a.name_span.unwrap_or(a.span), "given again here"),
                         );
                         ok = false;
+                        // The argument was probably meant for another parameter: the
+                        // one mistake should not also report that parameter missing.
+                        misplaced = true;
                     }
                     None => {
                         let mut d =
@@ -937,6 +941,7 @@ impl<'p> Elaborator<'p> {
                         let mut env = Env::new(module);
                         out.push(self.expr(&mut env, e));
                     }
+                    None if misplaced => ok = false,
                     None => {
                         self.error(
                             Diagnostic::error(

@@ -210,17 +210,20 @@ pub fn index(el: &mut Elaborator, env: &mut Env, base: Val, base_span: Span, ite
                                     return out_of_bounds(el, format!("slice {text}"), at);
                                 }
                                 if a <= b {
-                                    return el.error(
-                                        Diagnostic::error(
-                                            Code::ShapeMismatch,
-                                            format!("slice {text} of axis {axis} of {} is empty", t.ty),
-                                        )
-                                        .with_label(
-                                            at,
-                                            format!("a negative step goes down from {a} to {b} (exclusive)"),
-                                        )
-                                        .with_label(base_span, format!("this is {}", t.ty)),
-                                    );
+                                    let mut d = Diagnostic::error(
+                                        Code::ShapeMismatch,
+                                        format!("slice {text} of axis {axis} of {} is empty", t.ty),
+                                    )
+                                    .with_label(at, format!("a negative step goes down from {a} to {b} (exclusive)"))
+                                    .with_label(base_span, format!("this is {}", t.ty));
+                                    if matches!(e, Some(Num::Known(i)) if i < 0) {
+                                        d = d.with_help(format!(
+                                            "a negative end counts from the end of the axis; to go down through \
+                                             element 0, leave the end out: `{}::{step}`",
+                                            a
+                                        ));
+                                    }
+                                    return el.error(d);
                                 }
                                 let step = step.unsigned_abs() as usize;
                                 reversed.push(axis);

@@ -30,6 +30,7 @@ pub fn make_grad(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) 
     let f = match args.first().map(|a| &a.value) {
         Some(Val::Poison) => return Val::Poison,
         Some(v) if callee_of_value(el, v).is_some() => callee_of_value(el, v).expect("checked"),
+        Some(Val::Builtin(b)) => return builtin_callee(el, name, b, args[0].span),
         _ => return bad(el, &format!("{name}(f, wrt = ...) needs a function (named, or `fn(x) = ...`) first"), span),
     };
     let wrt = match args.iter().find(|a| a.name.as_deref() == Some("wrt")) {
@@ -82,7 +83,9 @@ pub fn call_grad(
     }
     if !el.building() {
         // Check mode: check the function on these types; the gradients have the inputs' types.
-        let out = el.call_callee(&f, args.clone(), span);
+        // It gets the arguments as tensors, as `lower_alone` gives them when building
+        // (a number becomes an f32 scalar), so checking agrees with building.
+        let out = el.call_callee(&f, as_tensor_args(&tensors, &args), span);
         if let Err(d) = float_output(&out, &fname, span, true) {
             return el.error(d);
         }
@@ -141,7 +144,7 @@ pub fn call_jvp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
         }
     }
     if !el.building() {
-        let out = el.call_callee(&f, primal_args, span);
+        let out = el.call_callee(&f, as_tensor_args(&primals, &primal_args), span);
         return match float_output(&out, &fname, span, false) {
             Ok(t) => Val::Tuple(vec![out, Val::Tensor(TVal { ty: t.ty, id: None })]),
             Err(d) => el.error(d),
@@ -184,12 +187,7 @@ pub fn call_vjp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
                 .with_label(primal_args[i].span, "not a float"),
         );
     }
-    let tensor_args: Vec<CallArg> = primals
-        .iter()
-        .zip(&primal_args)
-        .map(|(t, a)| CallArg { name: None, name_span: None, value: Val::Tensor(t.clone()), span: a.span })
-        .collect();
-    let out = el.call_callee(&f, tensor_args, span);
+    let out = el.call_callee(&f, as_tensor_args(&primals, &primal_args), span);
     match float_output(&out, &fname, span, false) {
         Ok(t) => Val::Tuple(vec![out, Val::Pullback { f, primals, out: t }]),
         Err(d) => el.error(d),
@@ -302,6 +300,10 @@ fn callee_of(el: &mut Elaborator, a: &CallArg, what: &str) -> Option<Callee> {
     }
     match &a.value {
         Val::Poison => None,
+        Val::Builtin(b) => {
+            builtin_callee(el, what, b, a.span);
+            None
+        }
         other => {
             let d =
                 Diagnostic::error(Code::BadCall, format!("{what} needs a function first, not {}", other.describe()))
@@ -310,6 +312,16 @@ fn callee_of(el: &mut Elaborator, a: &CallArg, what: &str) -> Option<Callee> {
             None
         }
     }
+}
+
+/// A builtin's parameters have no names (for `wrt`) or declared types: it
+/// is transformed through a lambda.
+fn builtin_callee(el: &mut Elaborator, what: &str, builtin: &str, span: Span) -> Val {
+    el.error(
+        Diagnostic::error(Code::BadCall, format!("{what} cannot transform the builtin `{builtin}` directly"))
+            .with_label(span, "a builtin")
+            .with_help(format!("wrap it in a lambda: `{what}(fn(x) = {builtin}(x))`")),
+    )
 }
 
 /// The arguments as tensors (numbers become `f32` scalars), so the function
@@ -340,6 +352,16 @@ fn positional_tensors(
         tensors.push(el.as_tensor(&a.value, dtype, a.span)?);
     }
     Some(tensors)
+}
+
+/// Positional arguments holding `tensors` (the values of `args`, made tensors
+/// by `positional_tensors`), at `args`' spans.
+fn as_tensor_args(tensors: &[TVal], args: &[CallArg]) -> Vec<CallArg> {
+    tensors
+        .iter()
+        .zip(args)
+        .map(|(t, a)| CallArg { name: None, name_span: None, value: Val::Tensor(t.clone()), span: a.span })
+        .collect()
 }
 
 /// Build mode: lowers `f` alone, its params being the arguments' types.

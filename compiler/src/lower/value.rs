@@ -105,7 +105,8 @@ impl Val {
         match self {
             Val::Tensor(t) => format!("a tensor of type {}", t.ty),
             Val::Int(d) => format!("the integer {d}"),
-            Val::Float(x) => format!("the number {x}"),
+            // `{:?}` keeps the `.0` of a whole number: "the number 2" would read as an integer.
+            Val::Float(x) => format!("the number {x:?}"),
             Val::Bool(b) => format!("the boolean {b}"),
             Val::Str(s) => format!("the string {s:?}"),
             Val::Tuple(items) => format!("a tuple of {} values", items.len()),
