@@ -730,8 +730,15 @@ impl<'p> Elaborator<'p> {
             return Val::Poison;
         };
         // Check declared parameter types, binding symbolic dims as we go.
-        for ((p, v), arg) in params.iter().zip(bound.iter()).zip(args.iter().map(Some).chain(std::iter::repeat(None))) {
-            let arg_span = arg.map_or(span, |a| a.span);
+        // A value's span: its keyword argument, else its positional one, else
+        // the default it took (keyword arguments come in any order).
+        let mut positional = args.iter().filter(|a| a.name.is_none());
+        for (p, v) in params.iter().zip(bound.iter()) {
+            let keyword = args.iter().find(|a| a.name.as_deref() == Some(p.name.name.as_str()));
+            let arg_span = match keyword {
+                Some(a) => a.span,
+                None => positional.next().map(|a| a.span).or(p.default.as_ref().map(|e| e.span)).unwrap_or(span),
+            };
             let v = match &p.ty {
                 Some(ty) => self.coerce_to_declared(&mut env, ty, v.clone(), arg_span, name, &p.name),
                 None => v.clone(),
