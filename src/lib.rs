@@ -55,16 +55,31 @@ pub fn check_source_with(
     with_big_stack(|| check_source_here(name, text, read))
 }
 
-fn check_source_here(name: &str, text: &str, read: &mut compiler::lower::ReadFile) -> (Vec<Diagnostic>, SourceMap) {
+/// `check_source_with` on the calling thread: the caller provides the stack
+/// (`with_big_stack` once around many checks, as the fuzz tests do, saves
+/// spawning a thread per file).
+pub fn check_source_here(
+    name: &str,
+    text: &str,
+    read: &mut compiler::lower::ReadFile,
+) -> (Vec<Diagnostic>, SourceMap) {
     let (prog, mut diags) = compiler::lower::load_with(name, text, read);
-    diags.extend(compiler::lower::check_program(&prog));
-    if let Ok(sections) = compiler::lower::training_sections(&prog) {
+    diags.extend(check_loaded(&prog));
+    (diags, prog.sources)
+}
+
+/// The checks of `check_source` on a program already loaded (so a caller
+/// that goes on to lower it parses it once): the functions and models, and
+/// the `data` and `trainer` sections. Needs a big stack, like `check_source_here`.
+pub fn check_loaded(prog: &compiler::lower::Program) -> Vec<Diagnostic> {
+    let mut diags = compiler::lower::check_program(prog);
+    if let Ok(sections) = compiler::lower::training_sections(prog) {
         if let Some(data) = &sections.data {
             diags.extend(trainer::config::data_config(data).err().unwrap_or_default());
         }
         diags.extend(trainer::config::trainer_config(sections.trainer.as_ref()).err().unwrap_or_default());
     }
-    (diags, prog.sources)
+    diags
 }
 
 /// Does the file have a `trainer` section (so `jlc run` trains it)?

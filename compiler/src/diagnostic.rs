@@ -36,6 +36,21 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code (the golden tests require a golden for each; the `match`
+    /// in `as_str` lists them too, so a new code fails to compile there
+    /// until it is added, and the golden test fails until it is listed here).
+    pub const ALL: [Code; 9] = [
+        Code::InvalidToken,
+        Code::Syntax,
+        Code::UnknownName,
+        Code::UnknownModule,
+        Code::ShapeMismatch,
+        Code::TypeMismatch,
+        Code::BadCall,
+        Code::NotAllowed,
+        Code::BadSection,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::InvalidToken => "E0001",

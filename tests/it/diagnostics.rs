@@ -27,6 +27,40 @@ fn golden_diagnostics() {
     }
 }
 
+/// 100% of diagnostic kinds have a golden: every `Code` appears in at least
+/// one `.stderr` file (and `Code::ALL` has every variant: the match below
+/// is exhaustive, so a new code fails to compile here until it is listed).
+#[test]
+fn every_diagnostic_code_has_a_golden() {
+    use compiler::diagnostic::Code;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/diagnostics");
+    let mut goldens = String::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "stderr") {
+            goldens.push_str(&std::fs::read_to_string(path).unwrap());
+        }
+    }
+    let mut listed = 0;
+    for code in Code::ALL {
+        match code {
+            Code::InvalidToken
+            | Code::Syntax
+            | Code::UnknownName
+            | Code::UnknownModule
+            | Code::ShapeMismatch
+            | Code::TypeMismatch
+            | Code::BadCall
+            | Code::NotAllowed
+            | Code::BadSection => listed += 1,
+        }
+        assert!(goldens.contains(&format!("[{}] Error", code.as_str())), "no golden shows {code:?} ({})", code.as_str());
+    }
+    // Counted by hand: the number of variants in the match above, each once.
+    let distinct: std::collections::BTreeSet<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!((listed, distinct.len()), (9, 9), "Code::ALL misses a variant or lists one twice");
+}
+
 #[test]
 fn matmul_mismatch_names_both_shapes_and_exits_1() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/diagnostics/matmul_inner_dims_mismatch.jl");

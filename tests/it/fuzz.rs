@@ -8,7 +8,13 @@ use std::time::{Duration, Instant};
 /// The project's splitmix64 (same sequence for a seed as every other generator).
 use compiler::ir::generate::Rng as SplitMix;
 
-/// Inputs per CI run (raise with JLC_FUZZ_INPUTS for longer local runs).
+/// Inputs per CI run; JLC_FUZZ_INPUTS sets every fuzz test's count (lower
+/// it for quick local runs, raise it for longer ones). The two source-text
+/// tests together run 1,000,000 inputs through lexer, parser and checker
+/// (the bar): 500,000 mutated model files (the slow half, about
+/// 3 minutes on 2 vCPUs) and 500,000 random byte strings and token soups.
+const SOURCE_INPUTS_EACH: usize = 500_000;
+
 fn budget(default: usize) -> usize {
     std::env::var("JLC_FUZZ_INPUTS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -139,11 +145,14 @@ fn read_import(_path: &str) -> Result<String, String> {
     Ok(IMPORTED.to_string())
 }
 
-/// Runs the whole front end (and lowering of `main` when it checks) on `text`.
+/// Runs the whole front end (and lowering of `main` when it checks) on `text`,
+/// on the calling thread: each fuzz loop runs inside one `with_big_stack`
+/// (spawning a thread per input was half the cost of an input).
 fn front_end(text: &str) {
-    let (diags, _) = jaxlightning::check_source_with("fuzz.jl", text, &mut read_import);
+    // `check_source_here`, keeping the loaded program to lower it.
+    let (prog, mut diags) = compiler::lower::load_with("fuzz.jl", text, &mut read_import);
+    diags.extend(jaxlightning::check_loaded(&prog));
     if !diags.iter().any(|d| d.is_error()) && text.contains("fn main") {
-        let (prog, _) = compiler::lower::load_with("fuzz.jl", text, &mut read_import);
         let _ = compiler::lower::lower_main(&prog);
     }
 }
@@ -170,21 +179,23 @@ fn run_case(seed: u64, case: usize, text: &str, slowest: &mut Duration) {
 #[test]
 fn mutated_model_files_never_panic() {
     let seed = 0x5eed_0001;
-    let n = budget(100_000);
+    let n = budget(SOURCE_INPUTS_EACH);
     let corpus = corpus();
     let mut rng = SplitMix(seed);
     let mut slowest = Duration::ZERO;
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let start = Instant::now();
-    for case in 0..n {
-        let base = &corpus[rng.below(corpus.len())];
-        let text = mutate(&mut rng, base);
-        if std::env::var_os("JLC_TRACE").is_some() {
-            eprintln!("case {case}: {text:?}");
+    jaxlightning::with_big_stack(|| {
+        for case in 0..n {
+            let base = &corpus[rng.below(corpus.len())];
+            let text = mutate(&mut rng, base);
+            if std::env::var_os("JLC_TRACE").is_some() {
+                eprintln!("case {case}: {text:?}");
+            }
+            run_case(seed, case, &text, &mut slowest);
         }
-        run_case(seed, case, &text, &mut slowest);
-    }
+    });
     std::panic::set_hook(hook);
     eprintln!("fuzz (mutated): seed {seed:#x}, {n} inputs in {:?}, slowest {slowest:?}", start.elapsed());
 }
@@ -192,24 +203,26 @@ fn mutated_model_files_never_panic() {
 #[test]
 fn random_bytes_never_panic() {
     let seed = 0x5eed_0002;
-    let n = budget(100_000);
+    let n = budget(SOURCE_INPUTS_EACH);
     let mut rng = SplitMix(seed);
     let mut slowest = Duration::ZERO;
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let start = Instant::now();
-    for case in 0..n {
-        let len = rng.below(64);
-        let text: String = if case % 2 == 0 {
-            // Raw bytes (lossily decoded, as `jlc` reads files).
-            let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        } else {
-            // Token soup: more likely to reach the parser and checker.
-            (0..len / 4).map(|_| FRAGMENTS[rng.below(FRAGMENTS.len())]).collect::<Vec<_>>().join(" ")
-        };
-        run_case(seed, case, &text, &mut slowest);
-    }
+    jaxlightning::with_big_stack(|| {
+        for case in 0..n {
+            let len = rng.below(64);
+            let text: String = if case % 2 == 0 {
+                // Raw bytes (lossily decoded, as `jlc` reads files).
+                let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                // Token soup: more likely to reach the parser and checker.
+                (0..len / 4).map(|_| FRAGMENTS[rng.below(FRAGMENTS.len())]).collect::<Vec<_>>().join(" ")
+            };
+            run_case(seed, case, &text, &mut slowest);
+        }
+    });
     std::panic::set_hook(hook);
     eprintln!("fuzz (random): seed {seed:#x}, {n} inputs in {:?}, slowest {slowest:?}", start.elapsed());
 }
@@ -415,14 +428,17 @@ fn generated_programs_never_panic_the_checker() {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let start = Instant::now();
-    for seed in 0..n {
-        let text = compiler::syntax::print_module(&compiler::syntax::generate::module(seed, 1 + (seed % 4) as usize));
-        // A stack overflow aborts without unwinding: JLC_TRACE=1 names the seed.
-        if std::env::var("JLC_TRACE").is_ok() {
-            eprintln!("seed {seed}");
+    jaxlightning::with_big_stack(|| {
+        for seed in 0..n {
+            let text =
+                compiler::syntax::print_module(&compiler::syntax::generate::module(seed, 1 + (seed % 4) as usize));
+            // A stack overflow aborts without unwinding: JLC_TRACE=1 names the seed.
+            if std::env::var("JLC_TRACE").is_ok() {
+                eprintln!("seed {seed}");
+            }
+            run_case(seed, 0, &text, &mut slowest);
         }
-        run_case(seed, 0, &text, &mut slowest);
-    }
+    });
     std::panic::set_hook(hook);
     eprintln!("fuzz (generated): seeds 0..{n} in {:?}, slowest {slowest:?}", start.elapsed());
 }

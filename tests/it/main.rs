@@ -10,6 +10,7 @@ mod evaluate;
 mod examples;
 mod format;
 mod fuzz;
+mod higher_order;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod gradients;

@@ -737,6 +737,8 @@ impl<'p> Elaborator<'p> {
         match f {
             Callee::Named(r) => self.call_fn(*r, None, args, span),
             Callee::Lambda(l) => self.call_lambda(l.clone(), args, span),
+            // Calling a function value needs no scope: `env` only reaches builtins, which ignore it.
+            Callee::Value(v) => self.call(&mut Env::new(0), (**v).clone(), span, args, span),
         }
     }
 
@@ -748,6 +750,7 @@ impl<'p> Elaborator<'p> {
                 (format!("`{}`", d.name.name), d.params.clone())
             }
             Callee::Lambda(l) => ("the anonymous function".into(), l.lambda.params.clone()),
+            Callee::Value(v) => super::transform::value_sig(self, v).expect("made by callee_of_value"),
         }
     }
 
@@ -768,8 +771,15 @@ impl<'p> Elaborator<'p> {
             return Val::Poison;
         };
         // Check declared parameter types, binding symbolic dims as we go.
-        for ((p, v), arg) in params.iter().zip(bound.iter()).zip(args.iter().map(Some).chain(std::iter::repeat(None))) {
-            let arg_span = arg.map_or(span, |a| a.span);
+        // A value's span: its keyword argument, else its positional one, else
+        // the default it took (keyword arguments come in any order).
+        let mut positional = args.iter().filter(|a| a.name.is_none());
+        for (p, v) in params.iter().zip(bound.iter()) {
+            let keyword = args.iter().find(|a| a.name.as_deref() == Some(p.name.name.as_str()));
+            let arg_span = match keyword {
+                Some(a) => a.span,
+                None => positional.next().map(|a| a.span).or(p.default.as_ref().map(|e| e.span)).unwrap_or(span),
+            };
             let v = match &p.ty {
                 Some(ty) => self.coerce_to_declared(&mut env, ty, v.clone(), arg_span, name, &p.name),
                 None => v.clone(),
@@ -926,6 +936,7 @@ impl<'p> Elaborator<'p> {
     ) -> Option<Vec<Val>> {
         let mut slots: Vec<Option<Val>> = vec![None; params.len()];
         let mut ok = true;
+        let mut misplaced = false;
         let mut positional = 0;
         for a in args {
             match &a.name {
@@ -952,6 +963,9 @@ impl<'p> Elaborator<'p> {
                                 .with_label(a.name_span.unwrap_or(a.span), "given again here"),
                         );
                         ok = false;
+                        // The argument was probably meant for another parameter: the
+                        // one mistake should not also report that parameter missing.
+                        misplaced = true;
                     }
                     None => {
                         let mut d =
@@ -975,6 +989,7 @@ impl<'p> Elaborator<'p> {
                         let mut env = Env::new(module);
                         out.push(self.expr(&mut env, e));
                     }
+                    None if misplaced => ok = false,
                     None => {
                         self.error(
                             Diagnostic::error(

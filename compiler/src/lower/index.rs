@@ -2,7 +2,8 @@
 //! `x[..., -1]`, `x[::2]`.
 //!
 //! Consumes the index items of one `x[...]` and the indexed tensor; produces
-//! the result tensor. In build mode it emits one IR `Slice` (start, limit,
+//! the result tensor. In build mode it emits a `Reverse` of the axes sliced
+//! with a negative step (when there are any), one IR `Slice` (start, limit,
 //! stride per axis) and, when some axes were picked by a single index, a
 //! `Reshape` that drops them. In check mode dims may be symbolic: a bound is
 //! checked against a dim only when that dim is known, and a slice of a
@@ -12,12 +13,20 @@
 //! The rules, for an axis of size `d` (negative numbers count from the end,
 //! `i < 0` means `d + i`, as in NumPy):
 //!   `i`          -> keeps element i, drops the axis;   needs 0 <= i < d
-//!   `a:b:s`      -> elements a, a+s, ... < b;          needs 0 <= a < b <= d, s >= 1
+//!   `a:b:s`, s>0 -> elements a, a+s, ... < b;          needs 0 <= a < b <= d
 //!                   length ceil((b - a) / s); `a` defaults to 0, `b` to d, `s` to 1
+//!   `a:b:s`, s<0 -> elements a, a+s, ... > b (Python);  needs 0 <= b < a < d
+//!                   length ceil((a - b) / |s|); `a` defaults to d - 1, and a
+//!                   missing `b` means "through element 0" (b = -1 before
+//!                   normalizing, which a written `-1` cannot say: it is d - 1)
 //!   `...`        -> `:` for every axis not indexed otherwise (at most one `...`)
 //! Axes after the last item are kept whole. Unlike NumPy, a bound past the
 //! end is an error, not clamped: silently shortening a slice hides bugs.
-//! An empty slice and negative steps are errors too (the IR has no reverse).
+//! An empty slice and a zero step are errors too.
+//!
+//! A negative step is lowered as `Reverse` then a positive-step `Slice`:
+//! position i of the axis is position r = d - 1 - i of the reversed axis, so
+//! `a, a - |s|, ... > b` is `d-1-a, d-1-a + |s|, ... < d-1-b` there.
 
 use super::elab::{Elaborator, Env};
 use super::value::{TVal, Val};
@@ -70,13 +79,13 @@ pub fn index(el: &mut Elaborator, env: &mut Env, base: Val, base_span: Span, ite
                 };
                 let step_val = match st {
                     None => 1,
-                    Some(Num::Known(k)) if k >= 1 => k,
-                    Some(Num::Known(k)) => {
+                    Some(Num::Known(k)) if k != 0 => k,
+                    Some(Num::Known(_)) => {
                         let step_span = step.as_ref().map_or(item_span, |e| e.span);
                         el.error(
-                            Diagnostic::error(Code::BadCall, format!("a slice step must be at least 1, not {k}"))
+                            Diagnostic::error(Code::BadCall, "a slice step cannot be 0")
                                 .with_label(step_span, "this step")
-                                .with_note("negative steps (reversing an axis) are not supported"),
+                                .with_help("use a positive step, or a negative one to go backwards (`x[::-1]`)"),
                         );
                         ok = false;
                         continue;
@@ -153,6 +162,7 @@ pub fn index(el: &mut Elaborator, env: &mut Env, base: Val, base_span: Span, ite
     let mut start = Vec::with_capacity(rank);
     let mut limit = Vec::with_capacity(rank);
     let mut stride = Vec::with_capacity(rank);
+    let mut reversed: Vec<usize> = Vec::new();
     let mut kept: Vec<Dim> = Vec::new();
     for (axis, (ix, dim)) in full.iter().zip(&t.ty.dims).enumerate() {
         let size = match dim {
@@ -189,6 +199,50 @@ pub fn index(el: &mut Elaborator, env: &mut Env, base: Val, base_span: Span, ite
             AxisIndex::Slice { start: s, end: e, step, span: at } => {
                 let text = slice_text(s, e, step);
                 match size {
+                    Some(d) if step < 0 => {
+                        let norm = |v: Option<Num>, default: i64| match v {
+                            None => Num::Known(default),
+                            Some(Num::Known(i)) if i < 0 => Num::Known(i + d),
+                            Some(other) => other,
+                        };
+                        match (norm(s, d - 1), norm(e, -1)) {
+                            (Num::Known(a), Num::Known(b)) => {
+                                // A written end is an element (>= 0); only a missing one is -1.
+                                let end_ok = if e.is_none() { b == -1 } else { (0..d).contains(&b) };
+                                if !(0..d).contains(&a) || !end_ok {
+                                    return out_of_bounds(el, format!("slice {text}"), at);
+                                }
+                                if a <= b {
+                                    let mut d = Diagnostic::error(
+                                        Code::ShapeMismatch,
+                                        format!("slice {text} of axis {axis} of {} is empty", t.ty),
+                                    )
+                                    .with_label(at, format!("a negative step goes down from {a} to {b} (exclusive)"))
+                                    .with_label(base_span, format!("this is {}", t.ty));
+                                    if matches!(e, Some(Num::Known(i)) if i < 0) {
+                                        d = d.with_help(format!(
+                                            "a negative end counts from the end of the axis; to go down through \
+                                             element 0, leave the end out: `{}::{step}`",
+                                            a
+                                        ));
+                                    }
+                                    return el.error(d);
+                                }
+                                let step = step.unsigned_abs() as usize;
+                                reversed.push(axis);
+                                start.push((d - 1 - a) as usize);
+                                limit.push((d - 1 - b) as usize);
+                                stride.push(step);
+                                kept.push(Dim::Known(((a - b) as usize).div_ceil(step)));
+                            }
+                            _ => {
+                                start.push(0);
+                                limit.push(0);
+                                stride.push(1);
+                                kept.push(el.fresh_dim("S"));
+                            }
+                        }
+                    }
                     Some(d) => {
                         let norm = |v: Option<Num>, default: i64| match v {
                             None => Num::Known(default),
@@ -225,13 +279,26 @@ pub fn index(el: &mut Elaborator, env: &mut Env, base: Val, base_span: Span, ite
                     }
                     None => {
                         // A symbolic dim: the length is known when it does not depend on the dim.
+                        let abs = step.unsigned_abs() as usize;
                         let len = match (s, e) {
                             (None | Some(Num::Known(0)), None) if step == 1 => Some(dim.clone()),
-                            (Some(Num::Known(a)), Some(Num::Known(b))) if (a < 0) == (b < 0) && a < b => {
-                                Some(Dim::Known(((b - a) as usize).div_ceil(step as usize)))
+                            (None, None) if step == -1 => Some(dim.clone()),
+                            (Some(Num::Known(a)), Some(Num::Known(b))) if step > 0 && (a < 0) == (b < 0) && a < b => {
+                                Some(Dim::Known(((b - a) as usize).div_ceil(abs)))
                             }
-                            (Some(Num::Known(a)), None) if a < 0 => {
-                                Some(Dim::Known((a.unsigned_abs() as usize).div_ceil(step as usize)))
+                            (Some(Num::Known(a)), Some(Num::Known(b))) if step < 0 && (a < 0) == (b < 0) && a > b => {
+                                Some(Dim::Known(((a - b) as usize).div_ceil(abs)))
+                            }
+                            (Some(Num::Known(a)), None) if step > 0 && a < 0 => {
+                                Some(Dim::Known((a.unsigned_abs() as usize).div_ceil(abs)))
+                            }
+                            // From element a down through 0: a + 1 elements.
+                            (Some(Num::Known(a)), None) if step < 0 && a >= 0 => {
+                                Some(Dim::Known((a as usize + 1).div_ceil(abs)))
+                            }
+                            // From the last element down to d + b (exclusive): -b - 1 elements.
+                            (None, Some(Num::Known(b))) if step < 0 && b < -1 => {
+                                Some(Dim::Known(((-b - 1) as usize).div_ceil(abs)))
                             }
                             _ => None,
                         };
@@ -248,6 +315,7 @@ pub fn index(el: &mut Elaborator, env: &mut Env, base: Val, base_span: Span, ite
     let id = match t.id {
         Some(x) if el.building() => {
             let b = el.b();
+            let x = if reversed.is_empty() { x } else { b.reverse(x, reversed) };
             let sliced = b.slice(x, start, limit, stride);
             let shape = ty.to_ir().expect("known dims in build mode").shape;
             Some(b.reshape(sliced, &shape))

@@ -109,7 +109,7 @@ impl<'p> Elaborator<'p> {
                     return self.error(
                         Diagnostic::error(
                             Code::TypeMismatch,
-                            format!("cannot combine a {} tensor with a float literal", x.ty.dtype),
+                            format!("cannot combine {} tensor with a float literal", article(x.ty.dtype)),
                         )
                         .with_label(span, "here")
                         .with_help("convert the tensor first, e.g. `float(x)`"),
@@ -463,4 +463,11 @@ fn describe_dim(v: &Val) -> String {
 #[allow(dead_code)]
 fn natural(v: &Val) -> Option<DType> {
     Elaborator::natural_dtype(v)
+}
+
+/// `an i32`, `a bool`: the dtype with its article, for messages.
+fn article(dtype: crate::ir::DType) -> String {
+    let name = dtype.to_string();
+    let vowel_sound = name.starts_with(['a', 'e', 'i', 'o', 'u', 'f']);
+    format!("{} {name}", if vowel_sound { "an" } else { "a" })
 }

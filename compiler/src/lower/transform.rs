@@ -1,6 +1,9 @@
 //! Transformations called from source: `grad(f, wrt = ...)(args)`,
 //! `value_and_grad`, `jvp(f, primals, tangents)` and `vjp(f, primals...)`.
-//! `f` is a named function or a lambda (`fn(w) = loss(w, x, y)`).
+//! `f` is any function value whose parameters are known: a named function,
+//! a lambda (`fn(w) = loss(w, x, y)`), a model or method, or another
+//! transformation (`grad(grad(f))`, `jvp(grad(f), (x,), (v,))`: a
+//! Hessian-vector product), to any depth.
 //!
 //! In build mode the function is lowered on its own (`lower_alone`: a fresh
 //! IR function whose params are the arguments), transformed by `autodiff`
@@ -25,8 +28,9 @@ use std::rc::Rc;
 /// names (the elaborator keeps them unevaluated).
 pub fn make_grad(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Val {
     let f = match args.first().map(|a| &a.value) {
-        Some(Val::Fn(r)) => Callee::Named(*r),
-        Some(Val::Lambda(l)) => Callee::Lambda(l.clone()),
+        Some(Val::Poison) => return Val::Poison,
+        Some(v) if callee_of_value(el, v).is_some() => callee_of_value(el, v).expect("checked"),
+        Some(Val::Builtin(b)) => return builtin_callee(el, name, b, args[0].span),
         _ => return bad(el, &format!("{name}(f, wrt = ...) needs a function (named, or `fn(x) = ...`) first"), span),
     };
     let wrt = match args.iter().find(|a| a.name.as_deref() == Some("wrt")) {
@@ -79,7 +83,9 @@ pub fn call_grad(
     }
     if !el.building() {
         // Check mode: check the function on these types; the gradients have the inputs' types.
-        let out = el.call_callee(&f, args.clone(), span);
+        // It gets the arguments as tensors, as `lower_alone` gives them when building
+        // (a number becomes an f32 scalar), so checking agrees with building.
+        let out = el.call_callee(&f, as_tensor_args(&tensors, &args), span);
         if let Err(d) = float_output(&out, &fname, span, true) {
             return el.error(d);
         }
@@ -138,7 +144,7 @@ pub fn call_jvp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
         }
     }
     if !el.building() {
-        let out = el.call_callee(&f, primal_args, span);
+        let out = el.call_callee(&f, as_tensor_args(&primals, &primal_args), span);
         return match float_output(&out, &fname, span, false) {
             Ok(t) => Val::Tuple(vec![out, Val::Tensor(TVal { ty: t.ty, id: None })]),
             Err(d) => el.error(d),
@@ -181,12 +187,7 @@ pub fn call_vjp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
                 .with_label(primal_args[i].span, "not a float"),
         );
     }
-    let tensor_args: Vec<CallArg> = primals
-        .iter()
-        .zip(&primal_args)
-        .map(|(t, a)| CallArg { name: None, name_span: None, value: Val::Tensor(t.clone()), span: a.span })
-        .collect();
-    let out = el.call_callee(&f, tensor_args, span);
+    let out = el.call_callee(&f, as_tensor_args(&primals, &primal_args), span);
     match float_output(&out, &fname, span, false) {
         Ok(t) => Val::Tuple(vec![out, Val::Pullback { f, primals, out: t }]),
         Err(d) => el.error(d),
@@ -245,11 +246,64 @@ pub fn call_pullback(
     )
 }
 
-fn callee_of(el: &mut Elaborator, a: &CallArg, what: &str) -> Option<Callee> {
-    match &a.value {
+/// `v` as something to transform, when it is a function whose parameters
+/// are known (see `value_sig`).
+pub fn callee_of_value(el: &Elaborator, v: &Val) -> Option<Callee> {
+    match v {
         Val::Fn(r) => Some(Callee::Named(*r)),
         Val::Lambda(l) => Some(Callee::Lambda(l.clone())),
+        other => value_sig(el, other).map(|_| Callee::Value(Rc::new(other.clone()))),
+    }
+}
+
+/// The name (for messages) and parameters of a function value: `grad(f)`
+/// and `vmap(f)` take `f`'s parameters; a model takes those of its
+/// `__call__` (or `forward`) method, without `self`. `None` for values whose
+/// parameters are unknown (builtins, pullbacks) or that are no functions.
+pub fn value_sig(el: &Elaborator, v: &Val) -> Option<(String, Vec<crate::syntax::ast::Param>)> {
+    let method_sig = |m: &ModelInst, pick: &dyn Fn(&str) -> bool| {
+        let decl = el.prog.model_decl(m.module, m.item);
+        decl.methods.iter().find(|f| pick(&f.name.name)).map(|f| {
+            let params = f.params.iter().filter(|p| p.name.name != "self").cloned().collect();
+            (format!("`{}.{}`", m.name, f.name.name), params)
+        })
+    };
+    match v {
+        Val::Fn(r) => Some(el.callee_sig(&Callee::Named(*r))),
+        Val::Lambda(l) => Some(el.callee_sig(&Callee::Lambda(l.clone()))),
+        Val::Grad { f, with_value, .. } => {
+            let (name, params) = el.callee_sig(f);
+            Some((format!("{}({name})", if *with_value { "value_and_grad" } else { "grad" }), params))
+        }
+        Val::Vmap { f, .. } => value_sig(el, f).map(|(name, params)| (format!("vmap({name})"), params)),
+        Val::Model(m) => method_sig(m, &|n| n == "__call__" || n == "forward"),
+        Val::Method { model, name } => method_sig(model, &|n| n == name),
+        Val::Tensor(_)
+        | Val::Int(_)
+        | Val::Float(_)
+        | Val::Bool(_)
+        | Val::Str(_)
+        | Val::Tuple(_)
+        | Val::ModelDecl { .. }
+        | Val::Builtin(_)
+        | Val::Pullback { .. }
+        | Val::Init(_)
+        | Val::Optimizer(_)
+        | Val::Unit
+        | Val::Poison => None,
+    }
+}
+
+fn callee_of(el: &mut Elaborator, a: &CallArg, what: &str) -> Option<Callee> {
+    if let Some(f) = callee_of_value(el, &a.value) {
+        return Some(f);
+    }
+    match &a.value {
         Val::Poison => None,
+        Val::Builtin(b) => {
+            builtin_callee(el, what, b, a.span);
+            None
+        }
         other => {
             let d =
                 Diagnostic::error(Code::BadCall, format!("{what} needs a function first, not {}", other.describe()))
@@ -258,6 +312,16 @@ fn callee_of(el: &mut Elaborator, a: &CallArg, what: &str) -> Option<Callee> {
             None
         }
     }
+}
+
+/// A builtin's parameters have no names (for `wrt`) or declared types: it
+/// is transformed through a lambda.
+fn builtin_callee(el: &mut Elaborator, what: &str, builtin: &str, span: Span) -> Val {
+    el.error(
+        Diagnostic::error(Code::BadCall, format!("{what} cannot transform the builtin `{builtin}` directly"))
+            .with_label(span, "a builtin")
+            .with_help(format!("wrap it in a lambda: `{what}(fn(x) = {builtin}(x))`")),
+    )
 }
 
 /// The arguments as tensors (numbers become `f32` scalars), so the function
@@ -290,6 +354,16 @@ fn positional_tensors(
     Some(tensors)
 }
 
+/// Positional arguments holding `tensors` (the values of `args`, made tensors
+/// by `positional_tensors`), at `args`' spans.
+fn as_tensor_args(tensors: &[TVal], args: &[CallArg]) -> Vec<CallArg> {
+    tensors
+        .iter()
+        .zip(args)
+        .map(|(t, a)| CallArg { name: None, name_span: None, value: Val::Tensor(t.clone()), span: a.span })
+        .collect()
+}
+
 /// Build mode: lowers `f` alone, its params being the arguments' types.
 /// A lambda's captured tensors are IR values of the enclosing function: they
 /// become extra params after the arguments (closure conversion), so the
@@ -306,11 +380,7 @@ fn lower_alone(
     scalar: bool,
 ) -> Option<(Func, TVal, Vec<ValueId>)> {
     let mut captured: Vec<(ValueId, crate::ir::Type)> = Vec::new();
-    if let Callee::Lambda(l) = f {
-        for (_, v) in &l.captured {
-            collect_ids(el, v, &mut captured);
-        }
-    }
+    collect_callee_ids(el, f, &mut captured);
     let param_types: Vec<_> = tensors
         .iter()
         .map(|t| t.ty.to_ir().expect("known dims in build mode"))
@@ -318,16 +388,7 @@ fn lower_alone(
         .collect();
     let map: HashMap<ValueId, ValueId> =
         captured.iter().enumerate().map(|(k, (outer, _))| (*outer, ValueId((tensors.len() + k) as u32))).collect();
-    let f = match f {
-        Callee::Lambda(l) => Callee::Lambda(Rc::new(LambdaVal {
-            module: l.module,
-            lambda: l.lambda.clone(),
-            captured: l.captured.iter().map(|(k, v)| (k.clone(), remap(v, &map))).collect(),
-            span: l.span,
-        })),
-        named => named.clone(),
-    };
-    let f = &f;
+    let f = &remap_callee(f, &map);
     let saved_builder = el.builder.replace(Builder::new("transformed", &param_types));
     let saved_logs = el.logs.take();
     let saved_prints = el.prints.take();
@@ -372,15 +433,9 @@ pub(super) fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, 
         Val::Tensor(t) => tensor(el, t, out),
         Val::Tuple(items) => items.iter().for_each(|x| collect_ids(el, x, out)),
         Val::Lambda(l) => l.captured.iter().for_each(|(_, x)| collect_ids(el, x, out)),
-        Val::Grad { f, .. } => {
-            if let Callee::Lambda(l) = f {
-                l.captured.iter().for_each(|(_, x)| collect_ids(el, x, out));
-            }
-        }
+        Val::Grad { f, .. } => collect_callee_ids(el, f, out),
         Val::Pullback { f, primals, out: o } => {
-            if let Callee::Lambda(l) = f {
-                l.captured.iter().for_each(|(_, x)| collect_ids(el, x, out));
-            }
+            collect_callee_ids(el, f, out);
             primals.iter().chain(std::iter::once(o)).for_each(|t| tensor(el, t, out));
         }
         Val::Vmap { f, .. } => collect_ids(el, f, out),
@@ -399,6 +454,23 @@ pub(super) fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, 
     }
 }
 
+/// The IR values a callee captured (a named function captures none).
+fn collect_callee_ids(el: &mut Elaborator, f: &Callee, out: &mut Vec<(ValueId, crate::ir::Type)>) {
+    match f {
+        Callee::Named(_) => {}
+        Callee::Lambda(l) => l.captured.iter().for_each(|(_, x)| collect_ids(el, x, out)),
+        Callee::Value(v) => collect_ids(el, v, out),
+    }
+}
+
+fn remap_callee(f: &Callee, map: &HashMap<ValueId, ValueId>) -> Callee {
+    match f {
+        Callee::Named(r) => Callee::Named(*r),
+        Callee::Lambda(l) => Callee::Lambda(remap_lambda(l, map)),
+        Callee::Value(v) => Callee::Value(Rc::new(remap(v, map))),
+    }
+}
+
 fn collect_model(el: &mut Elaborator, m: &ModelInst, out: &mut Vec<(ValueId, crate::ir::Type)>) {
     for t in m.params.values() {
         collect_ids(el, &Val::Tensor(t.clone()), out);
@@ -414,10 +486,7 @@ fn collect_model(el: &mut Elaborator, m: &ModelInst, out: &mut Vec<(ValueId, cra
 /// `v` with its IR values renamed by `map` (outer value -> inner param).
 pub(super) fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
     let t = |t: &TVal| TVal { ty: t.ty.clone(), id: t.id.map(|id| map.get(&id).copied().unwrap_or(id)) };
-    let callee = |f: &Callee| match f {
-        Callee::Lambda(l) => Callee::Lambda(remap_lambda(l, map)),
-        named => named.clone(),
-    };
+    let callee = |f: &Callee| remap_callee(f, map);
     match v {
         Val::Tensor(x) => Val::Tensor(t(x)),
         Val::Tuple(items) => Val::Tuple(items.iter().map(|x| remap(x, map)).collect()),

@@ -34,11 +34,16 @@ pub struct LambdaVal {
     pub span: Span,
 }
 
-/// Something a transformation can be applied to: a named function or a lambda.
+/// Something a transformation can be applied to: a named function, a lambda,
+/// or another function value with known parameters (`grad(f)`, `vmap(f)`, a
+/// model or one of its methods), so transformations compose: `grad(grad(f))`.
 #[derive(Clone, Debug)]
 pub enum Callee {
     Named(FnRef),
     Lambda(Rc<LambdaVal>),
+    /// A `Val::Grad`, `Val::Vmap`, `Val::Model` or `Val::Method` (see
+    /// `transform::callee_of_value`, the only place that makes one).
+    Value(Rc<Val>),
 }
 
 #[derive(Clone, Debug)]
@@ -100,7 +105,8 @@ impl Val {
         match self {
             Val::Tensor(t) => format!("a tensor of type {}", t.ty),
             Val::Int(d) => format!("the integer {d}"),
-            Val::Float(x) => format!("the number {x}"),
+            // `{:?}` keeps the `.0` of a whole number: "the number 2" would read as an integer.
+            Val::Float(x) => format!("the number {x:?}"),
             Val::Bool(b) => format!("the boolean {b}"),
             Val::Str(s) => format!("the string {s:?}"),
             Val::Tuple(items) => format!("a tuple of {} values", items.len()),

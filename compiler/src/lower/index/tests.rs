@@ -28,6 +28,16 @@ fn random_item(rng: &mut Rng, d: usize) -> (String, Vec<usize>, bool) {
         let i = rng.below(d);
         return (signed(rng, i), vec![i], false);
     }
+    if rng.chance(0.3) {
+        // A non-empty slice a:b:-s with -1 <= b < a < d, b = -1 written as a missing end.
+        let a = rng.below(d);
+        let b = rng.below(a + 1) as i64 - 1;
+        let s = 1 + rng.below(3);
+        let start = if a == d - 1 && rng.chance(0.5) { String::new() } else { signed(rng, a) };
+        let end = if b < 0 { String::new() } else { signed(rng, b as usize) };
+        let picked = (0..=a).rev().take_while(|&i| i as i64 > b).step_by(s).collect();
+        return (format!("{start}:{end}:-{s}"), picked, true);
+    }
     // A non-empty slice a:b:s with 0 <= a < b <= d.
     let a = rng.below(d);
     let b = a + 1 + rng.below(d - a);
@@ -66,7 +76,7 @@ fn elaborate(
 
 #[test]
 fn random_static_indices_match_a_reference() {
-    for seed in 0..300u64 {
+    for seed in 0..1000u64 {
         let mut rng = Rng(seed);
         let rank = 1 + rng.below(3);
         let dims: Vec<usize> = (0..rank).map(|_| 1 + rng.below(5)).collect();
@@ -134,12 +144,29 @@ fn random_static_indices_match_a_reference() {
         assert!(diags.is_empty(), "{ctx} (symbolic): {diags:?}");
         let Val::Tensor(t) = out else { panic!("{ctx}: not a tensor") };
         assert_eq!(t.ty.rank(), want_dims.len(), "{ctx} (symbolic): {}", t.ty);
+        // A length known without the dims must be the true one.
+        for (got, want) in t.ty.dims.iter().zip(&want_dims) {
+            if let Dim::Known(n) = got {
+                assert_eq!(n, want, "{ctx} (symbolic): {}", t.ty);
+            }
+        }
     }
 }
 
 #[test]
 fn indices_past_a_known_dim_are_shape_errors_even_beside_symbolic_dims() {
-    for (items, bad) in [("0, 5", true), ("0, -6", true), (":, 2:6", true), (":, -5:", false), ("7, 4", false)] {
+    for (items, bad) in [("0, 5", true), ("0, -6", true), (":, 2:6", true), (":, -5:", false), ("7, 4", false)]
+        .into_iter()
+        .chain([
+            // Negative steps: the start is an element (< d), a written end too; empty is a shape error.
+            (":, 5::-1", true),
+            (":, :-6:-1", true),
+            (":, 4:0:-1", false),
+            (":, -1::-2", false),
+            (":, 0:4:-1", true),
+            (":, 2:2:-1", true),
+        ])
+    {
         let prog = program(items);
         let ty = Ty { dtype: DType::F32, dims: vec![Dim::Sym("B".into()), Dim::Known(5)] };
         let (_, _, diags) = elaborate(&prog, ty, false);
@@ -149,7 +176,16 @@ fn indices_past_a_known_dim_are_shape_errors_even_beside_symbolic_dims() {
 
 #[test]
 fn slices_of_symbolic_dims_keep_the_lengths_they_can_know() {
-    for (items, want) in [("0:3", "f32[3]"), ("-2:", "f32[2]"), (":", "f32[N]"), ("::1", "f32[N]"), ("1:", "")] {
+    for (items, want) in [("0:3", "f32[3]"), ("-2:", "f32[2]"), (":", "f32[N]"), ("::1", "f32[N]"), ("1:", "")].into_iter().chain([
+        ("::-1", "f32[N]"),
+        ("3::-1", "f32[4]"),
+        ("3::-2", "f32[2]"),
+        (":-3:-1", "f32[2]"),
+        ("-1:-4:-2", "f32[2]"),
+        ("5:1:-2", "f32[2]"),
+        ("::-2", ""),
+        ("-2::-1", ""),
+    ]) {
         let prog = program(items);
         let ty = Ty { dtype: DType::F32, dims: vec![Dim::Sym("N".into())] };
         let (out, _, diags) = elaborate(&prog, ty, false);
@@ -161,4 +197,12 @@ fn slices_of_symbolic_dims_keep_the_lengths_they_can_know() {
             assert_eq!(t.ty.to_string(), want, "x[{items}]");
         }
     }
+}
+
+#[test]
+fn a_zero_step_is_an_error() {
+    let prog = program("::0");
+    let ty = Ty::known(&Type::new(DType::F32, &[4]));
+    let (_, _, diags) = elaborate(&prog, ty, false);
+    assert!(diags.iter().any(|d| d.message == "a slice step cannot be 0"), "{diags:?}");
 }
