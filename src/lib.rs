@@ -58,11 +58,7 @@ pub fn check_source_with(
 /// `check_source_with` on the calling thread: the caller provides the stack
 /// (`with_big_stack` once around many checks, as the fuzz tests do, saves
 /// spawning a thread per file).
-pub fn check_source_here(
-    name: &str,
-    text: &str,
-    read: &mut compiler::lower::ReadFile,
-) -> (Vec<Diagnostic>, SourceMap) {
+pub fn check_source_here(name: &str, text: &str, read: &mut compiler::lower::ReadFile) -> (Vec<Diagnostic>, SourceMap) {
     let (prog, mut diags) = compiler::lower::load_with(name, text, read);
     diags.extend(check_loaded(&prog));
     (diags, prog.sources)
@@ -88,20 +84,31 @@ pub fn has_trainer(text: &str) -> bool {
     tokens.iter().any(|(_, t, _)| *t == compiler::syntax::lexer::Token::Trainer)
 }
 
-/// Compiles and runs a script's `fn main`; returns the printed lines, or the
-/// rendered diagnostics.
-pub fn run_script(name: &str, text: &str, backend: runtime::Backend, color: bool) -> Result<Vec<String>, String> {
-    with_big_stack(|| run_script_here(name, text, backend, color))
+/// Compiles (with `opts`: `no_opt`, disabled rules) and runs a script's
+/// `fn main`; returns the printed lines, or the rendered diagnostics.
+pub fn run_script(
+    name: &str,
+    text: &str,
+    backend: runtime::Backend,
+    opts: &compiler::Options,
+    color: bool,
+) -> Result<Vec<String>, String> {
+    with_big_stack(|| run_script_here(name, text, backend, opts, color))
 }
 
-fn run_script_here(name: &str, text: &str, backend: runtime::Backend, color: bool) -> Result<Vec<String>, String> {
+fn run_script_here(
+    name: &str,
+    text: &str,
+    backend: runtime::Backend,
+    opts: &compiler::Options,
+    color: bool,
+) -> Result<Vec<String>, String> {
     let (prog, mut diags) = compiler::lower::load_with(name, text, &mut read_import);
     diags.extend(compiler::lower::check_program(&prog));
     if diags.iter().any(Diagnostic::is_error) {
         return Err(render_all(&diags, &prog.sources, color));
     }
-    let script = compiler::compile_script(&prog, &compiler::Options::default())
-        .map_err(|d| render_all(&d, &prog.sources, color))?;
+    let script = compiler::compile_script(&prog, opts).map_err(|d| render_all(&d, &prog.sources, color))?;
     let mut exe = runtime::Executable::compile(script.func, backend).map_err(|e| format!("error: {e}\n"))?;
     let values = exe.run(&[]).map_err(|e| format!("error: {e}\n"))?;
     Ok(script
@@ -140,15 +147,17 @@ pub enum DumpStage {
 /// the e-graph optimizer. With `explain` (and `DumpStage::Opt`), the
 /// optimizer's report follows the IR as `# ` lines: instructions, FLOPs,
 /// bytes and estimated time before and after, and how often each rule fired.
+/// `disabled_rules` names e-graph rules not to run (see `compiler::opt::rule_names`).
 pub fn dump(
     name: &str,
     text: &str,
     stage: DumpStage,
     explain: bool,
     batch: usize,
+    disabled_rules: &[String],
     color: bool,
 ) -> Result<String, String> {
-    with_big_stack(|| dump_here(name, text, stage, explain, batch, color))
+    with_big_stack(|| dump_here(name, text, stage, explain, batch, disabled_rules, color))
 }
 
 fn dump_here(
@@ -157,9 +166,11 @@ fn dump_here(
     stage: DumpStage,
     explain: bool,
     batch: usize,
+    disabled_rules: &[String],
     color: bool,
 ) -> Result<String, String> {
-    let opts = compiler::Options { no_opt: stage != DumpStage::Opt, ..Default::default() };
+    let mut opts = compiler::Options { no_opt: stage != DumpStage::Opt, ..Default::default() };
+    opts.opt.disabled_rules = disabled_rules.to_vec();
     if stage == DumpStage::Tokens {
         let (toks, _) = compiler::syntax::lexer::lex(text);
         return Ok(toks.iter().map(|(l, t, r)| format!("{l}..{r} {t}\n")).collect());
@@ -177,13 +188,11 @@ fn dump_here(
     }
     if has_trainer(text) {
         let sections = compiler::lower::training_sections(&prog).map_err(|d| render_all(&d, &prog.sources, color))?;
-        // The feature count is not known without the data; dump with the
-        // model's own declared input width when it is a literal.
-        let d = input_width(&prog).ok_or(
-            "error: cannot tell the input width of `training_step`; declare `x: f32[B, N]` with a literal N\n",
+        // The data's shapes are not known without the data; dump with the
+        // types `training_step` declares for its inputs, batch `batch`.
+        let (x, y) = declared_io_types(&prog, batch).ok_or(
+            "error: cannot tell the input types of `training_step`; declare them, e.g. `x: f32[B, 784], y: i32[B]`, with dims after the batch that are literals, consts or model config parameters with defaults\n",
         )?;
-        let x = compiler::ir::Type::new(compiler::ir::DType::F32, &[batch, d]);
-        let y = compiler::ir::Type::new(compiler::ir::DType::I32, &[batch]);
         let (progs, reports) = compiler::compile_training_reported(&prog, sections.trainer.as_ref(), &x, &y, &opts)
             .map_err(|d| render_all(&d, &prog.sources, color))?;
         let mut out = compiler::ir::text::print(&progs.train_step);
@@ -213,16 +222,58 @@ fn explain_text(report: Option<&compiler::opt::Report>) -> String {
     }
 }
 
-fn input_width(prog: &compiler::lower::Program) -> Option<usize> {
-    use compiler::syntax::ast::{DimExpr, Item};
-    prog.user().ast.items.iter().rev().find_map(|it| match it {
-        Item::Model(m) => m.methods.iter().find(|f| f.name.name == "training_step").and_then(|f| {
-            let ty = f.params.iter().find(|p| p.name.name != "self")?.ty.as_ref()?;
-            match ty.dims.as_ref()?.last()? {
-                DimExpr::Lit(n, _) => Some(*n as usize),
-                DimExpr::Name(_) => None,
-            }
-        }),
+/// The input types `training_step` declares (`x: f32[B, 784], y: i32[B]`,
+/// `tokens: i32[B, seq]` with `seq` a config parameter), with the first dim
+/// (the batch) set to `batch`. Other dims must be literals, top-level
+/// `const`s or config parameters of the model with literal defaults.
+fn declared_io_types(
+    prog: &compiler::lower::Program,
+    batch: usize,
+) -> Option<(compiler::ir::Type, compiler::ir::Type)> {
+    use compiler::ir::{DType, Type};
+    use compiler::syntax::ast::{DimExpr, Expr, ExprKind, Item};
+    let int_literal = |e: &Expr| match e.kind {
+        ExprKind::Int(n) if n > 0 => Some(n as usize),
         _ => None,
-    })
+    };
+    let items = &prog.user().ast.items;
+    let model = items.iter().rev().find_map(|it| match it {
+        Item::Model(m) if m.methods.iter().any(|f| f.name.name == "training_step") => Some(m),
+        _ => None,
+    })?;
+    let named = |name: &str| {
+        let config = model.config.iter().find(|p| p.name.name == name).and_then(|p| p.default.as_ref());
+        let constant = items.iter().find_map(|it| match it {
+            Item::Const(c) if c.name.name == name => Some(&c.value),
+            _ => None,
+        });
+        config.or(constant).and_then(int_literal)
+    };
+    let step = model.methods.iter().find(|f| f.name.name == "training_step")?;
+    let types: Vec<Type> = step
+        .params
+        .iter()
+        .filter(|p| p.name.name != "self")
+        .map(|p| {
+            let ty = p.ty.as_ref()?;
+            let dtype = match ty.name.name.as_str() {
+                "f32" | "float" => DType::F32,
+                "f64" => DType::F64,
+                "i32" | "int" => DType::I32,
+                _ => return None,
+            };
+            let mut dims = vec![batch];
+            for d in ty.dims.as_ref()?.iter().skip(1) {
+                dims.push(match d {
+                    DimExpr::Lit(n, _) => *n as usize,
+                    DimExpr::Name(id) => named(&id.name)?,
+                });
+            }
+            Some(Type::new(dtype, &dims))
+        })
+        .collect::<Option<_>>()?;
+    match <[Type; 2]>::try_from(types) {
+        Ok([x, y]) => Some((x, y)),
+        Err(_) => None,
+    }
 }

@@ -30,3 +30,5 @@ model CharTransformer(vocab: int = 256, d: int = 128, heads: int = 4, hidden: in
 
     fn configure_optimizers(self) = adamw(lr = 3e-4)
 }
+
+trainer { seed = 0 }

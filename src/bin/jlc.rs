@@ -35,6 +35,10 @@ enum Command {
         /// Skip the e-graph optimizer.
         #[arg(long)]
         no_opt: bool,
+        /// Do not run this e-graph rewrite rule (repeatable; `jlc dump FILE
+        /// --stage opt --explain` lists the rules that fire).
+        #[arg(long = "disable-rule", value_name = "RULE")]
+        disabled_rules: Vec<String>,
         /// Continue training from a checkpoint: a `.safetensors` path,
         /// `last` (the newest `version_N/checkpoints/last.safetensors` under
         /// the run's `default_root_dir/name`) or `best` (ModelCheckpoint's
@@ -96,6 +100,9 @@ enum Command {
         /// the optimizer, and how many times each rewrite rule fired.
         #[arg(long)]
         explain: bool,
+        /// Do not run this e-graph rewrite rule (repeatable).
+        #[arg(long = "disable-rule", value_name = "RULE")]
+        disabled_rules: Vec<String>,
     },
 }
 
@@ -255,10 +262,18 @@ fn run(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Command::Run { file, overrides, backend, no_opt, resume } => {
+        Command::Run { file, overrides, backend, no_opt, disabled_rules, resume } => {
             let text = match read(&file) {
                 Ok(t) => t,
                 Err(c) => return c,
+            };
+            if let Err(c) = check_rule_names(&disabled_rules) {
+                return c;
+            }
+            let compiler_opts = compiler::Options {
+                no_opt,
+                opt: compiler::opt::Options { disabled_rules, ..Default::default() },
+                ..Default::default()
             };
             let backend = backend_of(backend);
             if jaxlightning::has_trainer(&text) {
@@ -267,7 +282,7 @@ fn run(cli: Cli) -> ExitCode {
                     backend,
                     color,
                     progress: std::io::stderr().is_terminal(),
-                    compiler: compiler::Options { no_opt, ..Default::default() },
+                    compiler: compiler_opts,
                     resume: resume.map(|r| trainer::Resume::parse(&r)),
                     interrupt: Some(install_interrupt_handler()),
                 };
@@ -307,7 +322,7 @@ fn run(cli: Cli) -> ExitCode {
                     Err(e) => fit_error(&e),
                 }
             } else {
-                match jaxlightning::run_script(&file.display().to_string(), &text, backend, color) {
+                match jaxlightning::run_script(&file.display().to_string(), &text, backend, &compiler_opts, color) {
                     Ok(lines) => {
                         for l in lines {
                             println!("{l}");
@@ -349,7 +364,10 @@ fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Dump { file, stage, batch, explain } => {
+        Command::Dump { file, stage, batch, explain, disabled_rules } => {
+            if let Err(c) = check_rule_names(&disabled_rules) {
+                return c;
+            }
             let text = match read(&file) {
                 Ok(t) => t,
                 Err(c) => return c,
@@ -361,7 +379,8 @@ fn run(cli: Cli) -> ExitCode {
                 Stage::Ir => jaxlightning::DumpStage::Ir,
                 Stage::Opt => jaxlightning::DumpStage::Opt,
             };
-            match jaxlightning::dump(&file.display().to_string(), &text, stage, explain, batch, color) {
+            match jaxlightning::dump(&file.display().to_string(), &text, stage, explain, batch, &disabled_rules, color)
+            {
                 Ok(out) => {
                     print!("{out}");
                     ExitCode::SUCCESS
@@ -373,4 +392,22 @@ fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// `--disable-rule` names must be rules of the optimizer: a typo would
+/// otherwise silently change nothing.
+fn check_rule_names(names: &[String]) -> Result<(), ExitCode> {
+    let known = compiler::opt::rule_names();
+    for n in names {
+        if !known.contains(&n.as_str()) {
+            let close = compiler::lower::suggest::closest(n, known.iter().copied());
+            let hint = close.map_or(String::new(), |c| format!(" (did you mean `{c}`?)"));
+            eprintln!(
+                "error: `--disable-rule {n}`: no rewrite rule has that name{hint}; the rules are: {}",
+                known.join(", ")
+            );
+            return Err(ExitCode::from(1));
+        }
+    }
+    Ok(())
 }

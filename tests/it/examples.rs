@@ -9,7 +9,8 @@ fn root() -> &'static Path {
 #[test]
 fn linreg_recovers_the_line() {
     let text = std::fs::read_to_string(root().join("examples/linreg.jl")).unwrap();
-    let lines = jaxlightning::run_script("linreg.jl", &text, runtime::Backend::Cpu, false).unwrap();
+    let lines =
+        jaxlightning::run_script("linreg.jl", &text, runtime::Backend::Cpu, &Default::default(), false).unwrap();
     // "w 2.999998 b 2.000001"
     let words: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(words[0], "w");

@@ -277,13 +277,14 @@ fn dump_typed_prints_each_signature_with_inferred_types() {
                fn f(x: f32[B, N], w: f32[N, 2]) = (x @ w, sum(x))\n\n\
                fn g(x) = x\n\n\
                model M(k: int = 3) {\n    l: Linear(N, k)\n\n    fn forward(self, x: f32[B, N]) = self.l(x)\n}\n";
-    let out = jaxlightning::dump("t.jl", src, jaxlightning::DumpStage::Typed, false, 2, false).unwrap();
+    let out = jaxlightning::dump("t.jl", src, jaxlightning::DumpStage::Typed, false, 2, &[], false).unwrap();
     let want = "const N = 4\n\
                 fn f(x: f32[B, 4], w: f32[4, 2]) -> (f32[B, 2], f32)\n\
                 fn g(x) (checked at each call)\n\
                 model M(k = 3)\n    l.bias: f32[3]\n    l.weight: f32[4, 3]\n    fn forward(self, x: f32[B, 4]) -> f32[B, 3]\n";
     assert_eq!(out, want);
-    let tokens = jaxlightning::dump("t.jl", "fn g(x) = x\n", jaxlightning::DumpStage::Tokens, false, 2, false).unwrap();
+    let tokens =
+        jaxlightning::dump("t.jl", "fn g(x) = x\n", jaxlightning::DumpStage::Tokens, false, 2, &[], false).unwrap();
     assert!(tokens.starts_with("0..2 `fn`\n3..4 name `g`\n"), "{tokens}");
 }
 

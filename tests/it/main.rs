@@ -10,10 +10,10 @@ mod evaluate;
 mod examples;
 mod format;
 mod fuzz;
-mod higher_order;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod gradients;
+mod higher_order;
 mod language;
 mod loggers;
 mod optimizer;

@@ -30,6 +30,7 @@ fn explain_reports_costs_and_rules_of_the_w1_step() {
             if stage_opt { jaxlightning::DumpStage::Opt } else { jaxlightning::DumpStage::Ir },
             explain,
             128,
+            &[],
             false,
         )
         .unwrap()
@@ -73,4 +74,58 @@ fn jlc_dump_explain_prints_the_report() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.starts_with("func @train_step("), "{stdout}");
     assert!(stdout.contains("\n# opt: FLOPs ") && stdout.contains("\n# rule "), "{stdout}");
+}
+
+#[test]
+fn disable_rule_switches_a_rule_off_and_unknown_names_are_errors() {
+    let (path, _) = example("digits_mlp.jl");
+    let jlc = |extra: &[&str]| {
+        let mut args = vec!["dump", path.as_str(), "--stage", "opt", "--explain"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_jlc")).args(&args).output().unwrap()
+    };
+    let fired = |out: &std::process::Output, rule: &str| {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().any(|l| l.starts_with(&format!("# rule {rule}: ")))
+    };
+    let plain = jlc(&[]);
+    assert!(plain.status.success());
+    assert!(fired(&plain, "reshape-reshape") && fired(&plain, "mul-comm"), "the rules fire by default");
+    let off = jlc(&["--disable-rule", "reshape-reshape", "--disable-rule", "mul-comm"]);
+    assert!(off.status.success(), "{}", String::from_utf8_lossy(&off.stderr));
+    assert!(!fired(&off, "reshape-reshape") && !fired(&off, "mul-comm"), "switched off");
+    assert!(fired(&off, "add-comm"), "other rules still run");
+    let bad = jlc(&["--disable-rule", "mul-com"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("`--disable-rule mul-com`: no rewrite rule has that name (did you mean `mul-comm`?)"),
+        "{err}"
+    );
+}
+
+/// Issue #6's acceptance on the W2 and W3 steps (W1 above): the optimizer
+/// never raises FLOPs or bytes, and lowers bytes on these gradient graphs.
+/// Also checks that `dump` reads the input types `training_step` declares
+/// (W3's `tokens: i32[B, seq]`, `seq` a config parameter).
+#[test]
+fn the_w2_and_w3_steps_get_cheaper() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, batch) in [("examples/fashion_mnist_cnn.jl", 16), ("benches/workloads/w3_transformer.jl", 2)] {
+        let path = root.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let out = jaxlightning::dump(
+            &path.display().to_string(),
+            &text,
+            jaxlightning::DumpStage::Opt,
+            true,
+            batch,
+            &[],
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let (f0, f1) = before_after(&out, "FLOPs");
+        let (b0, b1) = before_after(&out, "bytes");
+        assert!(f1 <= f0 && b1 < b0, "{file}: FLOPs {f0} -> {f1}, bytes {b0} -> {b1}");
+    }
 }
