@@ -11,12 +11,8 @@
 //! Run: `cargo bench --bench train_step [-- [digits] [w1] [w3] [w4] [--json] [--runs N] [--interp]]`.
 //! Not a test: nothing here asserts speed.
 
-use compiler::check::Ty;
 use compiler::diagnostic::Diagnostic;
-use compiler::ir::{self, DType, Func, Op, Tensor, Type, ValueId};
-use compiler::lower::elab::{CallArg, Elaborator};
-use compiler::lower::program::Global;
-use compiler::lower::value::{FnRef, TVal, Val};
+use compiler::ir::{self, DType, Func, Op, Tensor, Type};
 use compiler::lower::{self, Program};
 use runtime::{Backend, Executable};
 use std::time::Instant;
@@ -282,44 +278,6 @@ fn print_op_histogram(name: &str, f: &Func) {
     }
 }
 
-/// Lowers the user function `name` on concrete argument types: the entry
-/// point scripts lack (`fn main()` takes no inputs, and a `main` that built
-/// its own data would be constant-folded by the optimizer). Tuple results
-/// are flattened into the function's outputs.
-fn lower_fn(prog: &Program, name: &str, types: &[Type]) -> std::result::Result<Func, Vec<Diagnostic>> {
-    let Some(Global::Fn { module, item }) = prog.user().scope.get(name).copied() else {
-        panic!("no function `{name}`");
-    };
-    let decl = prog.fn_decl(module, item);
-    let mut el = Elaborator::new(prog, Some(ir::Builder::new(name, types)));
-    let args = types
-        .iter()
-        .enumerate()
-        .map(|(i, t)| CallArg {
-            name: None,
-            name_span: None,
-            value: Val::Tensor(TVal { ty: Ty::known(t), id: Some(ValueId(i as u32)) }),
-            span: decl.span,
-        })
-        .collect();
-    let out = el.call_fn(FnRef { module, item }, None, args, decl.span);
-    if el.diags.iter().any(Diagnostic::is_error) {
-        return Err(el.diags);
-    }
-    fn flatten(v: &Val, ids: &mut Vec<ValueId>) {
-        match v {
-            Val::Tensor(t) => ids.push(t.id.expect("built")),
-            Val::Tuple(items) => items.iter().for_each(|i| flatten(i, ids)),
-            other => panic!("unexpected result {}", other.describe()),
-        }
-    }
-    let mut outputs = Vec::new();
-    flatten(&out, &mut outputs);
-    let func = el.builder.take().expect("builder").finish(outputs);
-    ir::verify::assert_valid(&func, "bench lower_fn");
-    Ok(ir::dce::dce(&func))
-}
-
 fn bench_w4(args: &Args) -> Result {
     let n = W4_N;
     let ty = Type::new(DType::F32, &[n]);
@@ -333,7 +291,7 @@ fn bench_w4(args: &Args) -> Result {
     }
     t.front = ms(start);
     let start = Instant::now();
-    let func = lower_fn(&prog, "w4", &types).unwrap_or_else(|d| die("w4", &prog, &d));
+    let func = ir::dce::dce(&lower::lower_fn_at(&prog, "w4", &types).unwrap_or_else(|d| die("w4", &prog, &d)));
     t.lower_ad = ms(start);
     let start = Instant::now();
     let (func, _) = compiler::opt::optimize(&func, &compiler::opt::Options::default());

@@ -8,6 +8,8 @@ pub use compiler;
 pub use runtime;
 pub use trainer;
 
+pub mod embed;
+
 use compiler::diagnostic::{render_all, Diagnostic};
 use compiler::lower::PrintItem;
 use compiler::span::SourceMap;

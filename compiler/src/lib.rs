@@ -153,6 +153,55 @@ pub const MAX_OPT_INSTS: usize = 250_000;
 
 /// The optimizer with its verification; `None` for the report when the
 /// program is too large to optimize.
+/// The embedding pipeline (`jaxlightning::Module`): lower the user function
+/// `name` on arguments of `types` -> with `wrt`, its value and gradient with
+/// respect to those arguments (outputs: the function's results, then one
+/// gradient per `wrt` entry) -> dead-code elimination -> optimize.
+pub fn compile_function(
+    prog: &lower::Program,
+    name: &str,
+    types: &[Type],
+    wrt: Option<&[usize]>,
+    opts: &Options,
+) -> Result<Func, Vec<Diagnostic>> {
+    let func = lower::lower_fn_at(prog, name, types)?;
+    let func = match wrt {
+        None => func,
+        Some(wrt) => {
+            let first = func.output_types().first().cloned();
+            let decl_span = |prog: &lower::Program| match prog.user().scope.get(name) {
+                Some(lower::program::Global::Fn { module, item }) => prog.fn_decl(*module, *item).name.span,
+                _ => span::Span::new(prog.user().file, 0, 0),
+            };
+            match first {
+                Some(t) if t.shape.rank() == 0 && t.dtype.is_float() => {}
+                other => {
+                    let found = other.map_or("nothing".to_string(), |t| t.to_string());
+                    return Err(vec![Diagnostic::error(
+                        diagnostic::Code::TypeMismatch,
+                        format!("the gradient of `{name}` needs a float scalar as its (first) result, not {found}"),
+                    )
+                    .with_label(decl_span(prog), "defined here")]);
+                }
+            }
+            for &i in wrt {
+                if !types[i].dtype.is_float() {
+                    return Err(vec![Diagnostic::error(
+                        diagnostic::Code::TypeMismatch,
+                        format!("cannot differentiate `{name}` with respect to argument {i} of type {}", types[i]),
+                    )
+                    .with_label(decl_span(prog), "defined here")]);
+                }
+            }
+            let g = autodiff::grad(&func, wrt);
+            ir::verify::assert_valid(&g, "autodiff::grad (compile_function)");
+            g
+        }
+    };
+    let func = ir::dce::dce(&func);
+    Ok(if opts.no_opt { func } else { optimize_stage(&func, &opts.opt).0 })
+}
+
 fn optimize_stage(func: &Func, opts: &opt::Options) -> (Func, Option<opt::Report>) {
     if func.insts.len() > MAX_OPT_INSTS {
         return (func.clone(), None);

@@ -172,7 +172,28 @@ pub fn lower_fn(prog: &Program, name: &str) -> Result<Func, Vec<Diagnostic>> {
         };
         types.push(ty);
     }
-    let mut el = Elaborator::new(prog, Some(Builder::new(name, &types)));
+    lower_fn_at(prog, name, &types)
+}
+
+/// Lowers the user function `name` called with arguments of the given
+/// tensor types (which must fit its declared types; generic parameters take
+/// any), the way `jit` specializes a function on its inputs' shapes. The
+/// outputs are the result: a tensor or a (nested) tuple of tensors,
+/// flattened in order.
+pub fn lower_fn_at(prog: &Program, name: &str, types: &[Type]) -> Result<Func, Vec<Diagnostic>> {
+    let Some(Global::Fn { module, item }) = prog.user().scope.get(name).copied() else {
+        return Err(vec![Diagnostic::error(Code::UnknownName, format!("no function `{name}` in this file"))
+            .with_label(Span::new(prog.user().file, 0, 0), "in this file")]);
+    };
+    let decl = prog.fn_decl(module, item);
+    if types.len() != decl.params.len() {
+        return Err(vec![Diagnostic::error(
+            Code::BadCall,
+            format!("`{name}` takes {} arguments, {} were given", decl.params.len(), types.len()),
+        )
+        .with_label(decl.name.span, "defined here")]);
+    }
+    let mut el = Elaborator::new(prog, Some(Builder::new(name, types)));
     let args = types
         .iter()
         .enumerate()

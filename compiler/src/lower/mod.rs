@@ -25,8 +25,8 @@ pub mod window_builtins;
 
 pub use elab::PrintItem;
 pub use entry::{
-    check_program, lower_fn, lower_main, lower_training, lower_training_with, training_sections, Accumulation,
-    ConstValue, Script, Section, Sections, SettingEntry, TrainPrograms,
+    check_program, lower_fn, lower_fn_at, lower_main, lower_training, lower_training_with, training_sections,
+    Accumulation, ConstValue, Script, Section, Sections, SettingEntry, TrainPrograms,
 };
 pub use program::{load, load_with, Program, ReadFile};
 pub use value::{Init, ParamSpec};
