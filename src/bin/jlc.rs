@@ -7,7 +7,7 @@
 //! success, 1 user error (diagnostics, bad data, bad options, a non-finite
 //! loss), 101 internal compiler error, 130 interrupted (SIGINT/SIGTERM).
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +39,10 @@ enum Command {
         /// --stage opt --explain` lists the rules that fire).
         #[arg(long = "disable-rule", value_name = "RULE")]
         disabled_rules: Vec<String>,
+        /// The run's seed (initialization, shuffling, splits): the same as
+        /// `--set trainer.seed=N`.
+        #[arg(long)]
+        seed: Option<u64>,
         /// Continue training from a checkpoint: a `.safetensors` path,
         /// `last` (the newest `version_N/checkpoints/last.safetensors` under
         /// the run's `default_root_dir/name`) or `best` (ModelCheckpoint's
@@ -71,6 +75,11 @@ enum Command {
     },
     /// Check the file for errors without running it (exit 1 on errors).
     Check { file: PathBuf },
+    /// Print a shell completion script: `jlc completions bash > /etc/bash_completion.d/jlc`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Draw a run's logged metrics as SVG charts, one per quantity
     /// (`train_loss_step`, `train_loss_epoch` and `val_loss` share `loss.svg`).
     Plot {
@@ -262,7 +271,13 @@ fn run(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Command::Run { file, overrides, backend, no_opt, disabled_rules, resume } => {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "jlc", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Run { file, mut overrides, backend, no_opt, disabled_rules, seed, resume } => {
+            // Later overrides win, so `--seed` beats a `--set trainer.seed` given with it.
+            overrides.extend(seed.map(|s| format!("trainer.seed={s}")));
             let text = match read(&file) {
                 Ok(t) => t,
                 Err(c) => return c,

@@ -332,3 +332,24 @@ fn fashion_mnist_cnn_example_learns() {
     // Chance is 0.1; 20 Adam steps (seed 0) measured 0.459 on these 512 images.
     assert!(acc >= 0.3, "val_acc = {acc}");
 }
+
+#[test]
+fn seed_flag_sets_the_trainer_seed_and_completions_list_the_commands() {
+    let logs = tempdir("seed-flag");
+    let logs_arg = format!("trainer.default_root_dir={}", logs.display());
+    let file = root().join("examples/digits_mlp.jl");
+    let file = file.to_str().unwrap();
+    // `--seed` wins over a `--set trainer.seed` given with it.
+    let args =
+        ["run", file, "--set", &logs_arg, "--set", "trainer.max_steps=1", "--set", "trainer.seed=1", "--seed", "7"];
+    let (code, err) = jlc(&args);
+    assert_eq!(code, 0, "{err}");
+    let hparams = std::fs::read_to_string(logs.join("lightning_logs/version_0/hparams.yaml")).unwrap();
+    assert!(hparams.lines().any(|l| l.trim() == "seed: 7"), "{hparams}");
+    let out = Command::new(env!("CARGO_BIN_EXE_jlc")).args(["completions", "bash"]).output().unwrap();
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for word in ["run", "plot", "--disable-rule", "--seed", "--resume"] {
+        assert!(script.contains(word), "bash completions mention {word}");
+    }
+}
