@@ -375,3 +375,14 @@ model Chain(layers: int = 3) {
     close(outs[2].as_f32().unwrap(), &[0.0, -1.0], "blocks.2.a");
     close(outs[3].as_f32().unwrap(), &[3.0], "loss");
 }
+
+#[test]
+fn let_annotations_check_the_value_and_bind_new_dims() {
+    let src = "fn f(x: f32[B, 4], w: f32[4, 3]) {\n    let h: f32[B, K] = x @ w\n    let g: f32[K, K] = transpose(h) @ h\n    g\n}\nfn main() {\n    print(f(reshape(linspace(1.0, 8.0, 8), (2, 4)), reshape(linspace(0.0, 1.1, 12), (4, 3))))\n}\n";
+    let (_, text) = check(&[], src);
+    assert!(text.is_empty(), "{text}");
+    let out = run_main(src);
+    assert_eq!(out[0].len(), 9, "K = 3: a 3 x 3 result");
+    let (_, text) = check(&[], "fn f(x: f32[4]) {\n    let (a, b): f32[4] = (x, x)\n    a\n}\n");
+    assert!(text.contains("a type annotation needs a single name"), "{text}");
+}

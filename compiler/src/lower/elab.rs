@@ -142,8 +142,11 @@ impl<'p> Elaborator<'p> {
 
     fn stmt(&mut self, env: &mut Env, stmt: &Stmt) -> Val {
         match stmt {
-            Stmt::Let { pattern, value, .. } => {
-                let v = self.expr(env, value);
+            Stmt::Let { pattern, ty, value, .. } => {
+                let mut v = self.expr(env, value);
+                if let Some(ty) = ty {
+                    v = self.check_let_type(env, pattern, ty, v, value.span);
+                }
                 self.bind_pattern(env, pattern, v, value.span);
                 Val::Unit
             }
@@ -802,6 +805,80 @@ impl<'p> Elaborator<'p> {
             }
         }
         res
+    }
+
+    /// `let name: ty = v`: `v` must have type `ty`. Dims of `ty` already
+    /// bound (or literals) must match; new dim names are bound to `v`'s dims.
+    fn check_let_type(&mut self, env: &mut Env, pattern: &Pattern, ty: &ast::TypeExpr, v: Val, span: Span) -> Val {
+        let Pattern::Name(name) = pattern else {
+            return self.error(
+                Diagnostic::error(Code::TypeMismatch, "a type annotation needs a single name: `let x: f32[N] = ...`")
+                    .with_label(ty.span, "annotates a tuple pattern"),
+            );
+        };
+        let t = match v {
+            Val::Tensor(t) => t,
+            Val::Poison => return Val::Poison,
+            other => {
+                return self.error(
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("`{}` is declared {ty}, but its value is {}", name.name, other.describe()),
+                    )
+                    .with_label(span, format!("this is {}", other.describe()))
+                    .with_label(ty.span, "declared here"),
+                )
+            }
+        };
+        let Some(dtype) = DType::from_name(&ty.name.name) else {
+            self.resolve_type(env, ty, true);
+            return Val::Poison;
+        };
+        let declared = ty.dims.clone().unwrap_or_default();
+        let mut fits = dtype == t.ty.dtype && declared.len() == t.ty.rank();
+        let mut note = None;
+        let mut fresh = Vec::new();
+        if fits {
+            for (d, got) in declared.iter().zip(&t.ty.dims) {
+                let ok = match d {
+                    ast::DimExpr::Lit(n, _) => got == &Dim::Known(*n as usize),
+                    ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
+                        Some(Val::Int(bound)) => {
+                            if &bound != got {
+                                note = Some(format!("`{}` is {bound} here", id.name));
+                            }
+                            &bound == got
+                        }
+                        Some(_) => false,
+                        // A new name: bound to this dim (twice in one type: equal dims).
+                        None => match fresh.iter().find(|(n, _)| *n == id.name) {
+                            Some((_, first)) => first == got,
+                            None => {
+                                fresh.push((id.name.clone(), got.clone()));
+                                true
+                            }
+                        },
+                    },
+                };
+                fits &= ok;
+            }
+        }
+        if !fits {
+            let mut d = Diagnostic::error(
+                Code::ShapeMismatch,
+                format!("`{}` is declared {ty}, but its value is {}", name.name, t.ty),
+            )
+            .with_label(span, format!("this is {}", t.ty))
+            .with_label(ty.span, format!("declared as {ty}"));
+            if let Some(n) = note {
+                d = d.with_note(n);
+            }
+            return self.error(d);
+        }
+        for (n, d) in fresh {
+            env.bind(&n, Val::Int(d));
+        }
+        Val::Tensor(t)
     }
 
     /// Does a value of type `got` fit the declared `want`? Dims named in

@@ -165,6 +165,9 @@ pub enum Stmt {
     /// `let pattern = value`
     Let {
         pattern: Pattern,
+        /// `let h: f32[B, 256] = ...`: the value must have this type (its
+        /// new dim names get bound, as in a signature).
+        ty: Option<TypeExpr>,
         value: Expr,
         span: Span,
     },

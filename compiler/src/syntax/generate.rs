@@ -195,7 +195,11 @@ impl Gen {
 
     fn stmt(&mut self) -> Stmt {
         match self.rng.below(6) {
-            0 | 1 => Stmt::Let { pattern: self.pattern(0), value: self.expr(), span: sp() },
+            0 | 1 => {
+                let pattern = self.pattern(0);
+                let ty = (matches!(pattern, Pattern::Name(_)) && self.rng.chance(20)).then(|| self.type_expr());
+                Stmt::Let { pattern, ty, value: self.expr(), span: sp() }
+            }
             2 => Stmt::Assign { name: self.ident(), value: self.expr(), span: sp() },
             3 if self.depth <= self.max_depth => {
                 Stmt::For { var: self.ident(), start: self.expr(), end: self.expr(), body: self.block(), span: sp() }
@@ -390,9 +394,10 @@ fn block(b: &mut Block) {
     b.span = sp();
     for s in &mut b.stmts {
         match s {
-            Stmt::Let { pattern: p, value, span } => {
+            Stmt::Let { pattern: p, ty, value, span } => {
                 *span = sp();
                 pattern(p);
+                ty.iter_mut().for_each(type_expr);
                 expr(value);
             }
             Stmt::Assign { name, value, span } => {

@@ -461,9 +461,13 @@ impl<'a> Printer<'a> {
 
     fn stmt(&mut self, s: &Stmt) {
         match s {
-            Stmt::Let { pattern, value, .. } => {
+            Stmt::Let { pattern, ty, value, .. } => {
                 self.w("let ");
                 self.pattern(pattern);
+                if let Some(t) = ty {
+                    self.w(": ");
+                    self.type_expr(t);
+                }
                 self.w(" = ");
                 self.expr(value, TOP);
             }
