@@ -33,7 +33,13 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
             diags.push(d);
         }
     };
+    let mut last_error: Option<usize> = None;
     for err in recovered {
+        let at = error_location(&err.error);
+        if is_cascade(&err.error, last_error, &opened, text) {
+            continue;
+        }
+        last_error = at.or(last_error);
         push(with_unclosed(to_diagnostic(file, err.error.clone(), end), file, &err.error, &opened));
     }
     match result {
@@ -91,6 +97,42 @@ fn to_diagnostic(file: FileId, err: ParseError<usize, Token, LexError>, end: usi
             Diagnostic::error(Code::InvalidToken, "invalid token").with_label(Span::new(file, 0, 0), "here")
         }
     }
+}
+
+fn error_location(err: &ParseError<usize, Token, LexError>) -> Option<usize> {
+    match err {
+        ParseError::UnrecognizedToken { token: (l, _, _), .. } | ParseError::ExtraToken { token: (l, _, _) } => Some(*l),
+        ParseError::UnrecognizedEof { location, .. } | ParseError::InvalidToken { location } => Some(*location),
+        ParseError::User { .. } => None,
+    }
+}
+
+/// After an error inside an item (say a bad return type), the parser
+/// resumes at the item level and the rest of that item's body (`for`,
+/// `self.head(...)`, `}`) is reported token by token as "expected `fn`,
+/// `model`, ...". Such an item-level error is a cascade of the previous one
+/// unless a new item starts in between: an item keyword at the start of a
+/// line. Those are dropped; the first error of each item is kept.
+fn is_cascade(
+    err: &ParseError<usize, Token, LexError>,
+    last_error: Option<usize>,
+    tokens: &[(usize, Token, usize)],
+    text: &str,
+) -> bool {
+    let (ParseError::UnrecognizedToken { token: (at, _, _), expected }
+    | ParseError::UnrecognizedEof { location: at, expected }) = err
+    else {
+        return false;
+    };
+    let item_level = ["\"fn\"", "\"model\"", "\"trainer\""].iter().all(|k| expected.iter().any(|e| e == k));
+    let Some(prev) = last_error else { return false };
+    let starts_line = |pos: usize| pos == 0 || text.as_bytes().get(pos - 1) == Some(&b'\n');
+    let new_item = tokens.iter().any(|(l, t, _)| {
+        (prev < *l && *l <= *at)
+            && starts_line(*l)
+            && matches!(t, Token::Fn | Token::Model | Token::Use | Token::Data | Token::Trainer | Token::Const)
+    });
+    item_level && !new_item
 }
 
 /// A missing closing bracket is reported where the parser noticed it, often
