@@ -464,6 +464,20 @@ impl<'p> Elaborator<'p> {
                     }
                     self.param_specs.push(ParamSpec { path: field_path.clone(), ty: ir_ty, init });
                     let id = self.param_values.get(&field_path).copied();
+                    if id.is_none() && self.building() {
+                        // Parameters get values only as inputs of a training
+                        // program (the trainer draws them); `fn main` and
+                        // other scripts have none to give.
+                        return self.error(
+                            Diagnostic::error(
+                                Code::NotAllowed,
+                                format!("model `{}` has trainable parameters, which exist only in training", decl.name.name),
+                            )
+                            .with_label(span, "instantiated outside the trainer")
+                            .with_label(field.name.span, format!("parameter `{field_path}`"))
+                            .with_help("train it with a `trainer` section (`model = ...`), or pass tensors to a plain function"),
+                        );
+                    }
                     params.insert(field.name.name.clone(), TVal { ty: t, id });
                 }
                 ast::FieldKind::Submodule { model, args, span } => {
