@@ -58,11 +58,7 @@ pub fn check_source_with(
 /// `check_source_with` on the calling thread: the caller provides the stack
 /// (`with_big_stack` once around many checks, as the fuzz tests do, saves
 /// spawning a thread per file).
-pub fn check_source_here(
-    name: &str,
-    text: &str,
-    read: &mut compiler::lower::ReadFile,
-) -> (Vec<Diagnostic>, SourceMap) {
+pub fn check_source_here(name: &str, text: &str, read: &mut compiler::lower::ReadFile) -> (Vec<Diagnostic>, SourceMap) {
     let (prog, mut diags) = compiler::lower::load_with(name, text, read);
     diags.extend(check_loaded(&prog));
     (diags, prog.sources)

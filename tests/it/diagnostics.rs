@@ -54,7 +54,11 @@ fn every_diagnostic_code_has_a_golden() {
             | Code::NotAllowed
             | Code::BadSection => listed += 1,
         }
-        assert!(goldens.contains(&format!("[{}] Error", code.as_str())), "no golden shows {code:?} ({})", code.as_str());
+        assert!(
+            goldens.contains(&format!("[{}] Error", code.as_str())),
+            "no golden shows {code:?} ({})",
+            code.as_str()
+        );
     }
     // Counted by hand: the number of variants in the match above, each once.
     let distinct: std::collections::BTreeSet<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();

@@ -8,8 +8,8 @@
 //! of the source-level function `f` itself (its own lowering, run at shifted
 //! points), never the transformed program's output.
 
-use compiler::ir::{interp, DType, Func, Tensor};
 use compiler::ir::generate::Rng;
+use compiler::ir::{interp, DType, Func, Tensor};
 
 /// Lowers `name` from the source `src`.
 fn lower(src: &str, name: &str) -> Func {
@@ -55,11 +55,18 @@ fn grad_of_grad_matches_closed_forms_and_finite_differences() {
                fn vg(x: f64) = value_and_grad(grad(g))(x)\n\
                fn pull(x: f64, ct: f64) -> f64 {\n    let (_, back) = vjp(grad(g), x)\n    back(ct)\n}\n";
     let (f, g) = (lower(src, "f"), lower(src, "g"));
-    let (d2f, d3f, d2g, twice, vg, pull) =
-        (lower(src, "d2f"), lower(src, "d3f"), lower(src, "d2g"), lower(src, "twice"), lower(src, "vg"), lower(src, "pull"));
+    let (d2f, d3f, d2g, twice, vg, pull) = (
+        lower(src, "d2f"),
+        lower(src, "d3f"),
+        lower(src, "d2g"),
+        lower(src, "twice"),
+        lower(src, "vg"),
+        lower(src, "pull"),
+    );
     // Central second difference of the source function: error O(h^2) + O(eps / h^2).
     let h = 1e-4;
-    let fd2 = |func: &Func, x: f64| (scalar(func, &[x + h]) - 2.0 * scalar(func, &[x]) + scalar(func, &[x - h])) / (h * h);
+    let fd2 =
+        |func: &Func, x: f64| (scalar(func, &[x + h]) - 2.0 * scalar(func, &[x]) + scalar(func, &[x - h])) / (h * h);
     let fd1 = |func: &Func, x: f64| (scalar(func, &[x + h]) - scalar(func, &[x - h])) / (2.0 * h);
     // g' and g'' by hand: g = s e + x^2 with s = sin x, e = exp(x/2).
     let dg = |x: f64| x.cos() * (0.5 * x).exp() + 0.5 * x.sin() * (0.5 * x).exp() + 2.0 * x;
@@ -124,8 +131,7 @@ fn jvp_of_grad_is_a_hessian_vector_product() {
     for case in 0..5 {
         let what = |s: &str| format!("{s} (seed 0xd20003, case {case})");
         let (x, a, v) = (vec(&mut rng, N), vec(&mut rng, N * N), vec(&mut rng, N));
-        let want: Vec<f64> =
-            (0..N).map(|i| (0..N).map(|j| 0.5 * (a[i * N + j] + a[j * N + i]) * v[j]).sum()).collect();
+        let want: Vec<f64> = (0..N).map(|i| (0..N).map(|j| 0.5 * (a[i * N + j] + a[j * N + i]) * v[j]).sum()).collect();
         for func in [&hvp_q, &hvp_q2] {
             let got = run(func, &[(&[N], x.clone()), (&[N, N], a.clone()), (&[N], v.clone())]);
             for i in 0..N {

@@ -9,9 +9,9 @@ mod evaluate;
 mod examples;
 mod format;
 mod fuzz;
-mod higher_order;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod higher_order;
 mod language;
 mod optimizer;
 mod stdlib;

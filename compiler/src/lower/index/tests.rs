@@ -155,9 +155,8 @@ fn random_static_indices_match_a_reference() {
 
 #[test]
 fn indices_past_a_known_dim_are_shape_errors_even_beside_symbolic_dims() {
-    for (items, bad) in [("0, 5", true), ("0, -6", true), (":, 2:6", true), (":, -5:", false), ("7, 4", false)]
-        .into_iter()
-        .chain([
+    for (items, bad) in
+        [("0, 5", true), ("0, -6", true), (":, 2:6", true), (":, -5:", false), ("7, 4", false)].into_iter().chain([
             // Negative steps: the start is an element (< d), a written end too; empty is a shape error.
             (":, 5::-1", true),
             (":, :-6:-1", true),
@@ -176,16 +175,18 @@ fn indices_past_a_known_dim_are_shape_errors_even_beside_symbolic_dims() {
 
 #[test]
 fn slices_of_symbolic_dims_keep_the_lengths_they_can_know() {
-    for (items, want) in [("0:3", "f32[3]"), ("-2:", "f32[2]"), (":", "f32[N]"), ("::1", "f32[N]"), ("1:", "")].into_iter().chain([
-        ("::-1", "f32[N]"),
-        ("3::-1", "f32[4]"),
-        ("3::-2", "f32[2]"),
-        (":-3:-1", "f32[2]"),
-        ("-1:-4:-2", "f32[2]"),
-        ("5:1:-2", "f32[2]"),
-        ("::-2", ""),
-        ("-2::-1", ""),
-    ]) {
+    for (items, want) in
+        [("0:3", "f32[3]"), ("-2:", "f32[2]"), (":", "f32[N]"), ("::1", "f32[N]"), ("1:", "")].into_iter().chain([
+            ("::-1", "f32[N]"),
+            ("3::-1", "f32[4]"),
+            ("3::-2", "f32[2]"),
+            (":-3:-1", "f32[2]"),
+            ("-1:-4:-2", "f32[2]"),
+            ("5:1:-2", "f32[2]"),
+            ("::-2", ""),
+            ("-2::-1", ""),
+        ])
+    {
         let prog = program(items);
         let ty = Ty { dtype: DType::F32, dims: vec![Dim::Sym("N".into())] };
         let (out, _, diags) = elaborate(&prog, ty, false);
