@@ -759,7 +759,17 @@ impl<'p> Elaborator<'p> {
             };
             env.bind(&p.name.name, v);
         }
+        let before = self.diags.len();
         let res = self.expr(&mut env, body);
+        // An error inside a function of another file (a stdlib module, an
+        // imported file) also points at the call that led there: the user
+        // sees their own line, not only library code. One label per file
+        // crossed, so a deep chain of calls stays short.
+        for d in &mut self.diags[before..] {
+            if d.labels.iter().all(|(s, _)| s.file != span.file) {
+                d.labels.push((span, format!("in this call of `{name}`")));
+            }
+        }
         if let (Some(ret), Val::Tensor(t)) = (ret, &res) {
             if let Some(want) = self.resolve_type(&env, ret, true) {
                 if !self.type_fits(&want, &t.ty) {
