@@ -196,18 +196,21 @@ impl<'p> Elaborator<'p> {
                         )
                     }
                 };
-                // Static loops are unrolled. In check mode one iteration checks the body.
-                let count = if self.building() { hi.saturating_sub(lo) } else { hi.saturating_sub(lo).min(1) };
+                // Static loops are unrolled. In check mode one iteration checks
+                // the body; the limit applies in both modes, so `jlc check`
+                // reports what building would.
+                let total = hi.saturating_sub(lo);
                 const MAX_UNROLL: usize = 10_000;
-                if count > MAX_UNROLL {
+                if total > MAX_UNROLL {
                     return self.error(
                         Diagnostic::error(
                             Code::NotAllowed,
-                            format!("this loop runs {count} times; at most {MAX_UNROLL} are supported"),
+                            format!("this loop runs {total} times; at most {MAX_UNROLL} are supported"),
                         )
                         .with_label(*span, "too many iterations"),
                     );
                 }
+                let count = if self.building() { total } else { total.min(1) };
                 for i in 0..count {
                     env.scopes.push(HashMap::new());
                     env.bind(&var.name, Val::Int(Dim::Known(lo + i)));
