@@ -33,7 +33,19 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
             diags.push(d);
         }
     };
+    // An unexpected opening bracket makes its whole group garbage to the
+    // parser: errors up to its matching closer are consequences (one
+    // mistake, one report), so they are dropped.
+    let mut garbage_until = 0;
     for err in recovered {
+        if let ParseError::UnrecognizedToken { token: (l, _, _), .. } = &err.error {
+            if *l < garbage_until {
+                continue;
+            }
+        }
+        if let ParseError::UnrecognizedToken { token: (l, Token::LParen | Token::LBracket | Token::LBrace, _), .. } = &err.error {
+            garbage_until = matching_close(&opened, *l).unwrap_or(end);
+        }
         push(with_unclosed(to_diagnostic(file, err.error.clone(), end), file, &err.error, &opened));
     }
     match result {
@@ -91,6 +103,25 @@ fn to_diagnostic(file: FileId, err: ParseError<usize, Token, LexError>, end: usi
             Diagnostic::error(Code::InvalidToken, "invalid token").with_label(Span::new(file, 0, 0), "here")
         }
     }
+}
+
+/// The end offset of the bracket that closes the one opened at `start`
+/// (brackets of every kind nest together), or `None` when it is not closed.
+fn matching_close(tokens: &[(usize, Token, usize)], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (_, t, r) in tokens.iter().skip_while(|t| t.0 < start) {
+        match t {
+            Token::LParen | Token::LBracket | Token::LBrace => depth += 1,
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Some(*r);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A missing closing bracket is reported where the parser noticed it, often
