@@ -152,9 +152,9 @@ fn jvp_of_grad_is_a_hessian_vector_product() {
                 / (4.0 * e * e)
         };
         let got = run(&hvp_r, &[(&[N], x.clone()), (&[N], v.clone())]);
-        for i in 0..N {
+        for (i, &g) in got[0].iter().enumerate() {
             let fd: f64 = (0..N).map(|j| hess(i, j) * v[j]).sum();
-            close(got[0][i], fd, 1e-5, &what(&format!("H v of r [{i}] vs FD of r")));
+            close(g, fd, 1e-5, &what(&format!("H v of r [{i}] vs FD of r")));
         }
     }
 }
