@@ -152,9 +152,9 @@ fn jvp_of_grad_is_a_hessian_vector_product() {
                 / (4.0 * e * e)
         };
         let got = run(&hvp_r, &[(&[N], x.clone()), (&[N], v.clone())]);
-        for i in 0..N {
+        for (i, &g) in got[0].iter().enumerate() {
             let fd: f64 = (0..N).map(|j| hess(i, j) * v[j]).sum();
-            close(got[0][i], fd, 1e-5, &what(&format!("H v of r [{i}] vs FD of r")));
+            close(g, fd, 1e-5, &what(&format!("H v of r [{i}] vs FD of r")));
         }
     }
 }
@@ -191,4 +191,41 @@ fn grad_of_a_tuple_valued_transformation_is_reported() {
         text.contains("differentiating needs value_and_grad(`f`) to return a float scalar, but it returns a tuple"),
         "{text}"
     );
+}
+
+/// Models and methods are function values too: `jvp(self.l, ...)`
+/// differentiates a submodule's `forward`, `grad(self.energy)` a method; the
+/// parameters they capture become inputs of the transformed function. Models
+/// have parameters only in training programs, so this compiles a training
+/// step (the numbers of transformed function values are checked above).
+#[test]
+fn models_and_methods_are_transformed_like_functions() {
+    let src = "use nn.Linear\nuse optim.sgd\n\nmodel M {\n    l: Linear(4, 2)\n\n\
+               \x20   fn energy(self, x: f32[1, 4]) -> f32 = sum(self.l(x) ^ 2)\n\n\
+               \x20   fn training_step(self, x: f32[B, 4], y: i32[B]) -> f32 {\n\
+               \x20       let (_, t) = jvp(self.l, (x[0:1],), (x[1:2],))\n\
+               \x20       let g = grad(self.energy)(x[0:1])\n\
+               \x20       let h = grad(fn(v) = sum(grad(self.energy)(v)))(x[1:2])\n\
+               \x20       mean(self.l(x)[:, 0]) + sum(t) + sum(g * h)\n    }\n\n\
+               \x20   fn configure_optimizers(self) = sgd(lr = 0.1)\n}\n";
+    let (prog, mut diags) = compiler::lower::load("t.jl", src);
+    diags.extend(compiler::lower::check_program(&prog));
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
+    let x = compiler::ir::Type::new(DType::F32, &[2, 4]);
+    let y = compiler::ir::Type::new(DType::I32, &[2]);
+    let progs = compiler::compile_training(&prog, None, &x, &y, &compiler::Options::default());
+    assert!(progs.is_ok(), "{:?}", progs.err());
+}
+
+/// A model in `fn main` has no parameter values (the trainer draws them):
+/// a clean error, not an internal one.
+#[test]
+fn a_model_outside_training_is_an_error_not_a_crash() {
+    let src = "model M {\n    w: f32[3] = ones()\n\n    fn forward(self, x: f32[3]) -> f32 = sum(x * self.w)\n}\n\n\
+               fn main() {\n    let m = M()\n    print(grad(m)(linspace(0.0, 1.0, 3)))\n}\n";
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let err = compiler::lower::lower_main(&prog).err().expect("an error");
+    let text = compiler::diagnostic::render_all(&err, &prog.sources, false);
+    assert!(text.contains("model `M` has trainable parameters, which exist only in training"), "{text}");
 }

@@ -113,6 +113,12 @@ fn batch(b: &mut Builder, op: &Op, args: &[(ValueId, BDim)], ty: &Type, size: us
             (b.argmax(x, lift(*axis, k)), Some(k - usize::from(*axis < k)))
         }
         // The batch axis is taken whole: start 0, limit n, stride 1.
+        // Each example's axes are reversed in place: the same axes, lifted
+        // past the batch axis (`lift` is increasing, so `dims` stays sorted).
+        Op::Reverse { dims } => {
+            let (x, k) = batched(args[0]);
+            (b.reverse(x, dims.iter().map(|&d| lift(d, k)).collect()), Some(k))
+        }
         Op::Slice { start, limit, stride } => {
             let (x, k) = batched(args[0]);
             let res = b.slice(x, inserted(start, k, 0), inserted(limit, k, size), inserted(stride, k, 1));
@@ -154,9 +160,7 @@ fn batch(b: &mut Builder, op: &Op, args: &[(ValueId, BDim)], ty: &Type, size: us
         // index shape, batch_matmul into its batch dims).
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => per_example(b, op, args, ty, size),
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => per_example(b, op, args, ty, size),
-        Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
-            per_example(b, op, args, ty, size)
-        }
+        Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => per_example(b, op, args, ty, size),
     }
 }
 

@@ -199,18 +199,21 @@ impl<'p> Elaborator<'p> {
                         )
                     }
                 };
-                // Static loops are unrolled. In check mode one iteration checks the body.
-                let count = if self.building() { hi.saturating_sub(lo) } else { hi.saturating_sub(lo).min(1) };
+                // Static loops are unrolled. In check mode one iteration checks
+                // the body; the limit applies in both modes, so `jlc check`
+                // reports what building would.
+                let total = hi.saturating_sub(lo);
                 const MAX_UNROLL: usize = 10_000;
-                if count > MAX_UNROLL {
+                if total > MAX_UNROLL {
                     return self.error(
                         Diagnostic::error(
                             Code::NotAllowed,
-                            format!("this loop runs {count} times; at most {MAX_UNROLL} are supported"),
+                            format!("this loop runs {total} times; at most {MAX_UNROLL} are supported"),
                         )
                         .with_label(*span, "too many iterations"),
                     );
                 }
+                let count = if self.building() { total } else { total.min(1) };
                 for i in 0..count {
                     env.scopes.push(HashMap::new());
                     env.bind(&var.name, Val::Int(Dim::Known(lo + i)));
@@ -479,6 +482,20 @@ impl<'p> Elaborator<'p> {
                     }
                     self.param_specs.push(ParamSpec { path: field_path.clone(), ty: ir_ty, init });
                     let id = self.param_values.get(&field_path).copied();
+                    if id.is_none() && self.building() {
+                        // Parameters get values only as inputs of a training
+                        // program (the trainer draws them); `fn main` and
+                        // other scripts have none to give.
+                        return self.error(
+                            Diagnostic::error(
+                                Code::NotAllowed,
+                                format!("model `{}` has trainable parameters, which exist only in training", decl.name.name),
+                            )
+                            .with_label(span, "instantiated outside the trainer")
+                            .with_label(field.name.span, format!("parameter `{field_path}`"))
+                            .with_help("train it with a `trainer` section (`model = ...`), or pass tensors to a plain function"),
+                        );
+                    }
                     params.insert(field.name.name.clone(), TVal { ty: t, id });
                 }
                 ast::FieldKind::Submodule { model, args, count, span } => {
@@ -789,7 +806,17 @@ impl<'p> Elaborator<'p> {
             };
             env.bind(&p.name.name, v);
         }
+        let before = self.diags.len();
         let res = self.expr(&mut env, body);
+        // An error inside a function of another file (a stdlib module, an
+        // imported file) also points at the call that led there: the user
+        // sees their own line, not only library code. One label per file
+        // crossed, so a deep chain of calls stays short.
+        for d in &mut self.diags[before..] {
+            if d.labels.iter().all(|(s, _)| s.file != span.file) {
+                d.labels.push((span, format!("in this call of `{name}`")));
+            }
+        }
         if let (Some(ret), Val::Tensor(t)) = (ret, &res) {
             if let Some(want) = self.resolve_type(&env, ret, true) {
                 if !self.type_fits(&want, &t.ty) {

@@ -33,13 +33,28 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
             diags.push(d);
         }
     };
+    // An unexpected opening bracket makes its whole group garbage to the
+    // parser: errors up to its matching closer are consequences (one
+    // mistake, one report), so they are dropped; so are item-level cascades
+    // (`is_cascade`).
+    let mut garbage_until = 0;
     let mut last_error: Option<usize> = None;
     for err in recovered {
-        let at = error_location(&err.error);
+        if let ParseError::UnrecognizedToken { token: (l, _, _), .. } = &err.error {
+            if *l < garbage_until {
+                continue;
+            }
+        }
         if is_cascade(&err.error, last_error, &opened, text) {
             continue;
         }
-        last_error = at.or(last_error);
+        if let ParseError::UnrecognizedToken {
+            token: (l, Token::LParen | Token::LBracket | Token::LBrace, _), ..
+        } = &err.error
+        {
+            garbage_until = matching_close(&opened, *l).unwrap_or(end);
+        }
+        last_error = error_location(&err.error).or(last_error);
         push(with_unclosed(to_diagnostic(file, err.error.clone(), end), file, &err.error, &opened));
     }
     match result {
@@ -101,7 +116,9 @@ fn to_diagnostic(file: FileId, err: ParseError<usize, Token, LexError>, end: usi
 
 fn error_location(err: &ParseError<usize, Token, LexError>) -> Option<usize> {
     match err {
-        ParseError::UnrecognizedToken { token: (l, _, _), .. } | ParseError::ExtraToken { token: (l, _, _) } => Some(*l),
+        ParseError::UnrecognizedToken { token: (l, _, _), .. } | ParseError::ExtraToken { token: (l, _, _) } => {
+            Some(*l)
+        }
         ParseError::UnrecognizedEof { location, .. } | ParseError::InvalidToken { location } => Some(*location),
         ParseError::User { .. } => None,
     }
@@ -133,6 +150,25 @@ fn is_cascade(
             && matches!(t, Token::Fn | Token::Model | Token::Use | Token::Data | Token::Trainer | Token::Const)
     });
     item_level && !new_item
+}
+
+/// The end offset of the bracket that closes the one opened at `start`
+/// (brackets of every kind nest together), or `None` when it is not closed.
+fn matching_close(tokens: &[(usize, Token, usize)], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (_, t, r) in tokens.iter().skip_while(|t| t.0 < start) {
+        match t {
+            Token::LParen | Token::LBracket | Token::LBrace => depth += 1,
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Some(*r);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A missing closing bracket is reported where the parser noticed it, often
