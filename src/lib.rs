@@ -269,6 +269,7 @@ fn declared_io_types(
                 dims.push(match d {
                     DimExpr::Lit(n, _) => *n as usize,
                     DimExpr::Name(id) => named(&id.name)?,
+                    DimExpr::Product(..) => return None,
                 });
             }
             Some(Type::new(dtype, &dims))

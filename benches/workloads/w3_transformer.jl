@@ -15,7 +15,7 @@ model CharTransformer(vocab: int = 256, d: int = 128, heads: int = 4, hidden: in
     ln_f: LayerNorm(d)
     head: Linear(d, vocab)
 
-    fn forward(self, tokens: i32[B, seq]) {
+    fn forward(self, tokens: i32[B, seq]) -> f32[B * seq, vocab] {
         let x = self.tok_emb(tokens) + self.pos_emb
         for i in 0..layers {
             x = self.blocks[i](x)

@@ -386,3 +386,13 @@ fn let_annotations_check_the_value_and_bind_new_dims() {
     let (_, text) = check(&[], "fn f(x: f32[4]) {\n    let (a, b): f32[4] = (x, x)\n    a\n}\n");
     assert!(text.contains("a type annotation needs a single name"), "{text}");
 }
+
+#[test]
+fn product_dims_in_types_are_solved_and_checked() {
+    let src = "fn flat(x: f32[B, T, D]) -> f32[B * T, D] = reshape(x, (-1, size(x, 2)))\nfn unflat(y: f32[B * 3, D]) -> f32[B, 3, D] = reshape(y, (-1, 3, size(y, 1)))\nfn main() {\n    let x = reshape(linspace(1.0, 12.0, 12), (2, 3, 2))\n    let y: f32[6, 2] = flat(x)\n    let z: f32[N, 3, 2] = unflat(y)\n    print(z)\n}\n";
+    let out = run_main(src);
+    close(&out[0], &linspace(1.0, 12.0, 12), "unflat(flat(x)) == x");
+    // Two unknown names in one product cannot be solved.
+    let (_, text) = check(&[], "fn f(y: f32[B * T]) = y\nfn main() {\n    print(f(linspace(0.0, 1.0, 6)))\n}\n");
+    assert!(text.contains("only one unknown name can be solved for in a product, found B, T"), "{text}");
+}

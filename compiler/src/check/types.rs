@@ -71,3 +71,58 @@ impl fmt::Display for Ty {
         Ok(())
     }
 }
+
+impl Dim {
+    /// The dim `a * b * ...`, canonical: a known product stays known; with
+    /// symbols, `(B * T * 3)`: symbolic factors sorted, then the known
+    /// factor, so equal products are equal dims whatever their order.
+    pub fn product(dims: &[Dim]) -> Dim {
+        let (known, syms) = dim_factors(dims);
+        product_dim(known, syms)
+    }
+}
+
+/// The product of `dims` as (known factor, symbolic factors): a merged dim
+/// such as `(B * 128)` (from `Dim::product`, `flatten` or `reshape`) counts
+/// as its factors.
+pub fn dim_factors(dims: &[Dim]) -> (usize, Vec<String>) {
+    fn add(text: &str, known: &mut usize, syms: &mut Vec<String>) {
+        let inner = text.strip_prefix('(').and_then(|t| t.strip_suffix(')'));
+        match inner {
+            // Only the form `product_dim` writes: factors joined by " * ", no nesting.
+            Some(inner) if !inner.contains('(') => {
+                for part in inner.split(" * ") {
+                    add(part, known, syms);
+                }
+            }
+            _ => match text.parse::<usize>() {
+                Ok(n) => *known *= n,
+                Err(_) => syms.push(text.to_string()),
+            },
+        }
+    }
+    let (mut known, mut syms) = (1, Vec::new());
+    for d in dims {
+        match d {
+            Dim::Known(n) => known *= n,
+            Dim::Sym(s) => add(s, &mut known, &mut syms),
+        }
+    }
+    (known, syms)
+}
+
+/// The dim `known * syms...` in `Dim::product`'s canonical form.
+pub fn product_dim(known: usize, mut syms: Vec<String>) -> Dim {
+    if syms.is_empty() {
+        return Dim::Known(known);
+    }
+    syms.sort();
+    if known != 1 {
+        syms.push(known.to_string());
+    }
+    if syms.len() == 1 {
+        Dim::Sym(syms.remove(0))
+    } else {
+        Dim::Sym(format!("({})", syms.join(" * ")))
+    }
+}

@@ -7,6 +7,7 @@
 use super::elab::{CallArg, Elaborator, Env, LogEntry, PrintItem};
 use super::ops::{known, Reduce};
 use super::value::{FnRef, Init, Optimizer, TVal, Val};
+use crate::check::types::{dim_factors, product_dim};
 use crate::check::{shape_rules, Dim, Ty};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DType, Op, Shape, Type};
@@ -600,50 +601,6 @@ fn reshape(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         el.b().reshape(x, &shape)
     });
     Val::Tensor(TVal { ty: Ty { dtype: t.ty.dtype, dims }, id })
-}
-
-/// The product of `dims` as (known factor, symbolic factors): a merged dim
-/// such as `(B * 128)` (from `flatten` or `reshape`) counts as its factors,
-/// so `B * 128 * 384` elements reshape to `(-1, 128, 384)` with `-1 = B`.
-fn dim_factors(dims: &[Dim]) -> (usize, Vec<String>) {
-    fn add(text: &str, known: &mut usize, syms: &mut Vec<String>) {
-        let inner = text.strip_prefix('(').and_then(|t| t.strip_suffix(')'));
-        match inner {
-            // Only the form `product_dim` writes: factors joined by " * ", no nesting.
-            Some(inner) if !inner.contains('(') => {
-                for part in inner.split(" * ") {
-                    add(part, known, syms);
-                }
-            }
-            _ => match text.parse::<usize>() {
-                Ok(n) => *known *= n,
-                Err(_) => syms.push(text.to_string()),
-            },
-        }
-    }
-    let (mut known, mut syms) = (1, Vec::new());
-    for d in dims {
-        match d {
-            Dim::Known(n) => known *= n,
-            Dim::Sym(s) => add(s, &mut known, &mut syms),
-        }
-    }
-    (known, syms)
-}
-
-/// The dim `known * syms...`, written `(B * T * 3)`, flat, symbols first.
-fn product_dim(known: usize, mut syms: Vec<String>) -> Dim {
-    if syms.is_empty() {
-        return Dim::Known(known);
-    }
-    if known != 1 {
-        syms.push(known.to_string());
-    }
-    if syms.len() == 1 {
-        Dim::Sym(syms.remove(0))
-    } else {
-        Dim::Sym(format!("({})", syms.join(" * ")))
-    }
 }
 
 fn linspace(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {

@@ -600,6 +600,14 @@ impl<'p> Elaborator<'p> {
         let mut dims = Vec::new();
         for d in ty.dims.iter().flatten() {
             match d {
+                ast::DimExpr::Product(factors, _) => {
+                    let mut parts = Vec::new();
+                    for f in factors {
+                        let one = ast::TypeExpr { name: ty.name.clone(), dims: Some(vec![f.clone()]), span: ty.span };
+                        parts.push(self.resolve_type(env, &one, bind_free)?.dims.remove(0));
+                    }
+                    dims.push(Dim::product(&parts));
+                }
                 ast::DimExpr::Lit(n, _) => dims.push(Dim::Known(*n as usize)),
                 ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
                     Some(Val::Int(dim)) => dims.push(dim.clone()),
@@ -868,6 +876,16 @@ impl<'p> Elaborator<'p> {
         if fits {
             for (d, got) in declared.iter().zip(&t.ty.dims) {
                 let ok = match d {
+                    ast::DimExpr::Product(factors, _) => match self.match_product(env, factors, got, &fresh) {
+                        Ok(bound) => {
+                            fresh.extend(bound);
+                            true
+                        }
+                        Err(n) => {
+                            note = n.or(note);
+                            false
+                        }
+                    },
                     ast::DimExpr::Lit(n, _) => got == &Dim::Known(*n as usize),
                     ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
                         Some(Val::Int(bound)) => {
@@ -906,6 +924,64 @@ impl<'p> Elaborator<'p> {
             env.bind(&n, Val::Int(d));
         }
         Val::Tensor(t)
+    }
+
+    /// Matches the declared product `factors` (`B * T`) against a value's
+    /// dim `got`. Factors bound in `env` or `pending` (names bound earlier in
+    /// the same type) are multiplied out; one unbound name may remain, and
+    /// is solved for (`got / the rest`, which must divide). Returns the new
+    /// bindings, or a note for the mismatch message.
+    fn match_product(
+        &mut self,
+        env: &Env,
+        factors: &[ast::DimExpr],
+        got: &Dim,
+        pending: &[(String, Dim)],
+    ) -> Result<Vec<(String, Dim)>, Option<String>> {
+        let mut bound = Vec::new();
+        let mut free: Vec<&str> = Vec::new();
+        for f in factors {
+            match f {
+                ast::DimExpr::Lit(n, _) => bound.push(Dim::Known(*n as usize)),
+                ast::DimExpr::Name(id) => {
+                    let earlier = pending.iter().find(|(n, _)| *n == id.name).map(|(_, d)| Val::Int(d.clone()));
+                    match earlier.or_else(|| self.dim_binding(env, &id.name, id.span)) {
+                        Some(Val::Int(d)) => bound.push(d),
+                        Some(_) => return Err(Some(format!("`{}` is not an integer", id.name))),
+                        None => free.push(&id.name),
+                    }
+                }
+                ast::DimExpr::Product(..) => return Err(None),
+            }
+        }
+        let (bk, mut bs) = crate::check::types::dim_factors(&bound);
+        let shown = || Dim::product(&bound);
+        match free.as_slice() {
+            [] => {
+                if Dim::product(&bound) == Dim::product(std::slice::from_ref(got)) {
+                    Ok(vec![])
+                } else {
+                    Err(Some(format!("the product is {} here", shown())))
+                }
+            }
+            [name] => {
+                let (gk, mut gs) = crate::check::types::dim_factors(std::slice::from_ref(got));
+                // Every bound symbolic factor must appear in `got`.
+                for s in bs.drain(..) {
+                    match gs.iter().position(|g| *g == s) {
+                        Some(i) => {
+                            gs.remove(i);
+                        }
+                        None => return Err(Some(format!("{got} has no factor {s}"))),
+                    }
+                }
+                if bk == 0 || gk % bk != 0 {
+                    return Err(Some(format!("{got} is not a multiple of {}", shown())));
+                }
+                Ok(vec![(name.to_string(), crate::check::types::product_dim(gk / bk, gs))])
+            }
+            _ => Err(Some(format!("only one unknown name can be solved for in a product, found {}", free.join(", ")))),
+        }
     }
 
     /// Does a value of type `got` fit the declared `want`? Dims named in
@@ -985,6 +1061,14 @@ impl<'p> Elaborator<'p> {
         if !mismatch {
             for (d, got) in declared.iter().zip(&t.ty.dims) {
                 match d {
+                    ast::DimExpr::Product(factors, _) => match self.match_product(env, factors, got, &[]) {
+                        Ok(bound) => {
+                            for (n, v) in bound {
+                                env.bind(&n, Val::Int(v));
+                            }
+                        }
+                        Err(note) => return self.declared_mismatch(ty, &t, arg_span, fn_name, pname, note),
+                    },
                     ast::DimExpr::Lit(n, _) => {
                         if got != &Dim::Known(*n as usize) {
                             return self.declared_mismatch(ty, &t, arg_span, fn_name, pname, None);

@@ -80,13 +80,7 @@ impl std::fmt::Display for TypeExpr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.name.name)?;
         if let Some(dims) = &self.dims {
-            let parts: Vec<String> = dims
-                .iter()
-                .map(|d| match d {
-                    DimExpr::Lit(n, _) => n.to_string(),
-                    DimExpr::Name(id) => id.name.clone(),
-                })
-                .collect();
+            let parts: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
             write!(f, "[{}]", parts.join(", "))?;
         }
         Ok(())
@@ -97,13 +91,29 @@ impl std::fmt::Display for TypeExpr {
 pub enum DimExpr {
     Lit(i64, Span),
     Name(Ident),
+    /// `B * T`: a product of literals and names (two or more factors, none
+    /// of them a product).
+    Product(Vec<DimExpr>, Span),
 }
 
 impl DimExpr {
     pub fn span(&self) -> Span {
         match self {
-            DimExpr::Lit(_, s) => *s,
+            DimExpr::Lit(_, s) | DimExpr::Product(_, s) => *s,
             DimExpr::Name(id) => id.span,
+        }
+    }
+}
+
+impl std::fmt::Display for DimExpr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DimExpr::Lit(n, _) => write!(f, "{n}"),
+            DimExpr::Name(id) => write!(f, "{}", id.name),
+            DimExpr::Product(factors, _) => {
+                let parts: Vec<String> = factors.iter().map(|d| d.to_string()).collect();
+                write!(f, "{}", parts.join(" * "))
+            }
         }
     }
 }

@@ -156,10 +156,17 @@ impl Gen {
         let dims = self.rng.chance(60).then(|| {
             (0..self.rng.below(4))
                 .map(|_| {
-                    if self.rng.chance(50) {
-                        DimExpr::Lit(self.rng.below(1000) as i64, sp())
+                    let atom = |g: &mut Self| {
+                        if g.rng.chance(50) {
+                            DimExpr::Lit(g.rng.below(1000) as i64, sp())
+                        } else {
+                            DimExpr::Name(g.ident())
+                        }
+                    };
+                    if self.rng.chance(15) {
+                        DimExpr::Product((0..2 + self.rng.below(2)).map(|_| atom(self)).collect(), sp())
                     } else {
-                        DimExpr::Name(self.ident())
+                        atom(self)
                     }
                 })
                 .collect()
@@ -381,6 +388,16 @@ fn type_expr(t: &mut TypeExpr) {
         match d {
             DimExpr::Lit(_, s) => *s = sp(),
             DimExpr::Name(i) => ident(i),
+            DimExpr::Product(factors, s) => {
+                *s = sp();
+                for f in factors {
+                    match f {
+                        DimExpr::Lit(_, s) => *s = sp(),
+                        DimExpr::Name(i) => ident(i),
+                        DimExpr::Product(..) => unreachable!("the grammar has no nested products"),
+                    }
+                }
+            }
         }
     }
 }
