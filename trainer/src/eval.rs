@@ -113,6 +113,9 @@ pub fn run(stage: Stage, path: &Path, text: &str, opts: &EvalOptions) -> Result<
                     crate::config::SourceKind::Csv => "set `test = \"file.csv\"` in the data section",
                     crate::config::SourceKind::Idx =>
                         "the IDX directory has no t10k-images-idx3-ubyte / t10k-labels-idx1-ubyte",
+                    crate::config::SourceKind::Npz =>
+                        "set `test = \"test.npz\"` or `test = npz(\"file.npz\", x = \"x_test\", y = \"y_test\")`",
+                    crate::config::SourceKind::Npy => "set `test = npy(\"x_test.npy\", y = \"y_test.npy\")`",
                 }
             ))
         })?,

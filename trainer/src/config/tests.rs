@@ -127,7 +127,7 @@ fn bad_settings_are_diagnostics() {
     // `test` belongs to the CSV source.
     let (data, _) = sections(r#"data = idx("d") { test = "t.csv" }"#);
     let errs = data_config(&data.unwrap()).unwrap_err();
-    assert!(errs[0].message.contains("`test` names the CSV source's test file"), "{errs:?}");
+    assert!(errs[0].message.contains("`test` names the test split's file"), "{errs:?}");
     let (data, _) = sections(r#"data = csv("d.csv") { test = "t.csv" }"#);
     assert_eq!(data_config(&data.unwrap()).unwrap().test.as_deref(), Some("t.csv"));
 }
