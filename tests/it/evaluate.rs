@@ -139,10 +139,10 @@ fn csv_test_split_and_clear_errors() {
     let text = trainer::data::load_csv(&data, 1.0).unwrap();
     let mut csv = String::new();
     for i in 0..200 {
-        let row = &text.features;
-        let trainer::data::Features::F32(v) = row else { unreachable!() };
+        let trainer::data::Values::F32(v) = &text.x.values else { unreachable!() };
+        let trainer::data::Values::I32(labels) = &text.y.values else { unreachable!() };
         let cells: Vec<String> = v[i * 64..(i + 1) * 64].iter().map(|x| x.to_string()).collect();
-        csv.push_str(&format!("{},{}\n", cells.join(","), text.labels[i]));
+        csv.push_str(&format!("{},{}\n", cells.join(","), labels[i]));
     }
     std::fs::write(dir.join("test.csv"), csv).unwrap();
     let source = std::fs::read_to_string(root().join("examples/digits_mlp.jl")).unwrap();

@@ -359,9 +359,10 @@ fn mlp_accuracy(ckpt: &Path, data: &trainer::data::Dataset) -> f64 {
     let get = |n: &str| ck.tensors.iter().find(|(k, _)| k == n).unwrap().1.to_f64_vec();
     let (w1, b1, w2, b2) = (get("l1.weight"), get("l1.bias"), get("head.weight"), get("head.bias"));
     let (d, h) = (64, b1.len());
-    let trainer::data::Features::F32(x) = &data.features else { unreachable!() };
+    let trainer::data::Values::F32(x) = &data.x.values else { unreachable!() };
+    let trainer::data::Values::I32(labels) = &data.y.values else { unreachable!() };
     let mut hits = 0;
-    for (i, &label) in data.labels.iter().enumerate() {
+    for (i, &label) in labels.iter().enumerate() {
         let row = &x[i * d..(i + 1) * d];
         let hidden: Vec<f64> =
             (0..h).map(|j| (b1[j] + (0..d).map(|k| row[k] as f64 * w1[k * h + j]).sum::<f64>()).max(0.0)).collect();

@@ -185,6 +185,15 @@ impl<'a> Npz<'a> {
         npy::parse(&format!("{} (member {})", self.name, m.name), &data)
     }
 
+    /// Where a member's stored (maybe compressed) bytes lie in the file;
+    /// `None` when its headers point outside it.
+    pub fn data_range(&self, m: &Member) -> Option<std::ops::Range<usize>> {
+        let lh = usize::try_from(m.local_offset).ok().filter(|&o| o.checked_add(30).is_some_and(|e| e <= self.bytes.len()))?;
+        let start = lh + 30 + u16_at(self.bytes, lh + 26) as usize + u16_at(self.bytes, lh + 28) as usize;
+        let end = start.checked_add(usize::try_from(m.compressed).ok()?).filter(|&e| e <= self.bytes.len())?;
+        Some(start..end)
+    }
+
     /// A member's bytes, decompressed and checked against its CRC-32.
     fn member_bytes(&self, m: &Member) -> Result<Vec<u8>, DataError> {
         let bytes = self.bytes;
