@@ -47,7 +47,7 @@ impl Stage {
     }
 }
 
-fn diagnostics(diags: Vec<Diagnostic>, prog: &Program, color: bool) -> FitError {
+pub(crate) fn diagnostics(diags: Vec<Diagnostic>, prog: &Program, color: bool) -> FitError {
     FitError::Diagnostics {
         rendered: compiler::diagnostic::render_all(&diags, &prog.sources, color),
         count: diags.len(),
@@ -154,7 +154,7 @@ pub fn prepare(
 }
 
 /// Loads the training data and the test split (when the source has one).
-fn load(cfg: &DataConfig, dir: &Path) -> Result<(Dataset, Option<Dataset>), FitError> {
+pub(crate) fn load(cfg: &DataConfig, dir: &Path) -> Result<(Dataset, Option<Dataset>), FitError> {
     let scale = cfg.scale as f32;
     let path = dir.join(&cfg.path);
     let test_path = cfg.test.as_ref().map(|t| dir.join(t));
