@@ -243,3 +243,42 @@ trainer {{ max_epochs = 1 }}
     assert!(err.contains("`training_step`'s `y`") && err.contains("holds examples of f64"), "{err}");
     assert!(err.contains("the data holds f64 values, not f32: convert them when saving (numpy: `a.astype(np.float32)`)"), "{err}");
 }
+
+/// IDX images are stored flattened; a model declaring `x: f32[B, 1, 4, 4]`
+/// sees the same bytes as images (no copy), and trains bit for bit as the
+/// flat model does.
+#[test]
+fn idx_images_declared_as_nchw_train_exactly_as_flat_ones() {
+    let dir = tempdir("idx-nchw");
+    crate::checkpoints::write_idx(&dir, "train", 300, 11);
+    let model = |x_ty: &str, flatten: &str| {
+        format!(
+            r#"
+use nn.Linear
+use losses.cross_entropy
+use optim.adam
+model Quadrants {{
+    l: Linear(16, 4)
+    fn training_step(self, x: {x_ty}, y: i32[B]) -> f32 = cross_entropy(self.l({flatten}), y)
+    fn configure_optimizers(self) = adam(lr = 1e-1)
+}}
+data = idx(".", scale = 1.0 / 255.0) {{ batch_size = 50; val_split = 50 }}
+trainer {{ max_epochs = 2; log_every_n_steps = 1 }}
+"#
+        )
+    };
+    let mut metrics = Vec::new();
+    for (name, text) in
+        [("flat.jl", model("f32[B, 16]", "x")), ("nchw.jl", model("f32[B, 1, 4, 4]", "reshape(x, (-1, 16))"))]
+    {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let root = dir.join(format!("logs-{name}"));
+        let (code, _, err) =
+            jlc_out(&["run", path.to_str().unwrap(), "--set", &format!("trainer.default_root_dir={}", root.display())]);
+        assert_eq!(code, 0, "{name}: {err}");
+        metrics.push(std::fs::read_to_string(root.join("lightning_logs/version_0/metrics.csv")).unwrap());
+    }
+    assert!(metrics[0].lines().count() > 8, "{}", metrics[0]);
+    assert_eq!(metrics[0], metrics[1]);
+}

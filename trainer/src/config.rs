@@ -139,6 +139,13 @@ pub struct TrainerConfig {
     pub enable_checkpointing: bool,
     /// Validate on at most this many batches (0: all).
     pub limit_val_batches: usize,
+    /// Test (after `fit`, and `jlc test`) on at most this many batches (0: all).
+    pub limit_test_batches: usize,
+    /// Early stopping (a callback's stop request) waits until this many epochs are done.
+    pub min_epochs: usize,
+    /// Debugging: train and validate on the first n training batches, in
+    /// the same order every epoch (0: off).
+    pub overfit_batches: usize,
     /// Validate after every n-th epoch (Lightning counts `(epoch + 1) % n == 0`).
     pub check_val_every_n_epoch: usize,
     /// Stop (saving `last`) once training has run this long, checked between steps.
@@ -221,6 +228,9 @@ const TRAINER_KEYS: &[&str] = &[
     "enable_checkpointing",
     "model",
     "limit_val_batches",
+    "limit_test_batches",
+    "min_epochs",
+    "overfit_batches",
     "check_val_every_n_epoch",
     "max_time",
     "fast_dev_run",
@@ -338,6 +348,9 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         max_steps: 0,
         enable_checkpointing: true,
         limit_val_batches: 0,
+        limit_test_batches: 0,
+        min_epochs: 0,
+        overfit_batches: 0,
         check_val_every_n_epoch: 1,
         max_time: None,
         fast_dev_run: 0,
@@ -377,6 +390,9 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             k if gradients::GRAD_KEYS.contains(&k) => {}
             "logger" => cfg.loggers = loggers(e, &mut diags),
             "limit_val_batches" => cfg.limit_val_batches = non_negative(e, &mut diags),
+            "limit_test_batches" => cfg.limit_test_batches = non_negative(e, &mut diags),
+            "min_epochs" => cfg.min_epochs = non_negative(e, &mut diags),
+            "overfit_batches" => cfg.overfit_batches = non_negative(e, &mut diags),
             "check_val_every_n_epoch" => cfg.check_val_every_n_epoch = positive(e, &mut diags),
             "max_time" => cfg.max_time = duration(e, &mut diags),
             "fast_dev_run" => {
