@@ -114,7 +114,8 @@ fn linear_regression_on_npz_finds_the_true_weights_and_predicts_them() {
     }
     // Predicting changes nothing in the checkpoint; `all` covers the training file in order.
     assert_eq!(param(&ck, "w"), w);
-    let (code, _, err) = jlc_out(&["predict", model, "--set", &logs, "--out", preds.to_str().unwrap(), "--split", "all"]);
+    let (code, _, err) =
+        jlc_out(&["predict", model, "--set", &logs, "--out", preds.to_str().unwrap(), "--split", "all"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(npy::parse("p", &std::fs::read(&preds).unwrap()).unwrap().dims, [n, 1]);
 }
@@ -169,7 +170,8 @@ fn next_token_model_on_i32_sequences_learns_the_period() {
 
     // The validation split's predictions, in the split's order.
     let preds = dir.join("val.npy");
-    let (code, _, err) = jlc_out(&["predict", model, "--set", &logs, "--out", preds.to_str().unwrap(), "--split", "val"]);
+    let (code, _, err) =
+        jlc_out(&["predict", model, "--set", &logs, "--out", preds.to_str().unwrap(), "--split", "val"]);
     assert_eq!(code, 0, "{err}");
     let p = npy::parse("val.npy", &std::fs::read(&preds).unwrap()).unwrap();
     assert_eq!(p.dims, [64, t, 8]);
@@ -238,10 +240,14 @@ trainer {{ max_epochs = 1 }}
     assert!(err.contains("holds examples of f32[2, 3], and the step declares f32[B, 5]"), "{err}");
     assert!(err.contains("the declaration has 5 values per example, the data 6"), "{err}");
     // f64 targets are not silently rounded to f32.
-    let (code, _, err) = run("f64.jl", &model("f32[B, 2, 3]", "mse(sum(self.l(reshape(x, (-1, 6))), axis = -1), y)", "f32[B]", 6));
+    let (code, _, err) =
+        run("f64.jl", &model("f32[B, 2, 3]", "mse(sum(self.l(reshape(x, (-1, 6))), axis = -1), y)", "f32[B]", 6));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("`training_step`'s `y`") && err.contains("holds examples of f64"), "{err}");
-    assert!(err.contains("the data holds f64 values, not f32: convert them when saving (numpy: `a.astype(np.float32)`)"), "{err}");
+    assert!(
+        err.contains("the data holds f64 values, not f32: convert them when saving (numpy: `a.astype(np.float32)`)"),
+        "{err}"
+    );
 }
 
 /// IDX images are stored flattened; a model declaring `x: f32[B, 1, 4, 4]`

@@ -435,14 +435,22 @@ fn min_epochs_overfit_batches_and_limit_test_batches() {
         jlc_out(&args)
     };
     // No validation ever improves by 2.0: patience 0 stops after the second epoch...
-    let es = ["trainer.early_stopping_monitor=val_acc", "trainer.early_stopping_mode=max", "trainer.early_stopping_min_delta=2.0", "trainer.early_stopping_patience=0"];
+    let es = [
+        "trainer.early_stopping_monitor=val_acc",
+        "trainer.early_stopping_mode=max",
+        "trainer.early_stopping_min_delta=2.0",
+        "trainer.early_stopping_patience=0",
+    ];
     let (code, out, err) = run("es", &es);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("stopped early after 2 epochs"), "{out}");
     // ... unless min_epochs asks for five.
     let (code, out, err) = run("es-min", &[&es[..], &["trainer.min_epochs=5"]].concat());
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("stopped early after 5 epochs") && err.contains("min_epochs = 5 is not reached"), "{out}\n{err}");
+    assert!(
+        out.contains("stopped early after 5 epochs") && err.contains("min_epochs = 5 is not reached"),
+        "{out}\n{err}"
+    );
 
     let (code, _, err) = run("overfit", &["trainer.overfit_batches=2", "trainer.max_epochs=3"]);
     assert_eq!(code, 0, "{err}");
@@ -451,7 +459,8 @@ fn min_epochs_overfit_batches_and_limit_test_batches() {
         &["data.shuffle=false", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "trainer.max_epochs=3"],
     );
     assert_eq!(code, 0, "{err}");
-    let metrics = |root: &str| std::fs::read_to_string(dir.join(root).join("lightning_logs/version_0/metrics.csv")).unwrap();
+    let metrics =
+        |root: &str| std::fs::read_to_string(dir.join(root).join("lightning_logs/version_0/metrics.csv")).unwrap();
     assert_eq!(metrics("overfit"), metrics("limits"));
     assert!(metrics("overfit").lines().count() >= 4);
 

@@ -272,7 +272,13 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                         )
                         .with_note("NPZ and NPY hold arrays whose first axis indexes the examples (numpy's np.savez, np.save)"),
                 );
-                SourceArgs { kind: SourceKind::Csv, path: String::new(), x_key: String::new(), y_key: String::new(), scale: 1.0 }
+                SourceArgs {
+                    kind: SourceKind::Csv,
+                    path: String::new(),
+                    x_key: String::new(),
+                    y_key: String::new(),
+                    scale: 1.0,
+                }
             }
         },
         None => {
@@ -280,7 +286,13 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                 Diagnostic::error(Code::BadSection, "the data section names no source")
                     .with_label(section.span, "here"),
             );
-            SourceArgs { kind: SourceKind::Csv, path: String::new(), x_key: String::new(), y_key: String::new(), scale: 1.0 }
+            SourceArgs {
+                kind: SourceKind::Csv,
+                path: String::new(),
+                x_key: String::new(),
+                y_key: String::new(),
+                scale: 1.0,
+            }
         }
     };
     let source = src.kind;
@@ -323,7 +335,10 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                     }
                 }
                 (_, SourceKind::Csv) => diags.push(type_error(e, "a file name: \"file.csv\"")),
-                (_, SourceKind::Npz) => diags.push(type_error(e, "\"file.npz\" (the same array names) or npz(\"file.npz\", x = \"x_test\", y = \"y_test\")")),
+                (_, SourceKind::Npz) => diags.push(type_error(
+                    e,
+                    "\"file.npz\" (the same array names) or npz(\"file.npz\", x = \"x_test\", y = \"y_test\")",
+                )),
                 _ => diags.push(type_error(e, "npy(\"x_test.npy\", y = \"y_test.npy\")")),
             },
             _ => diags.push(unknown_key(e, "data", DATA_KEYS)),

@@ -487,17 +487,13 @@ pub fn parse_idx(name: &str, raw: &[u8]) -> Result<(Vec<usize>, Vec<u8>), DataEr
 /// first axis, as a dataset; `x_name`, `y_name` name them in errors.
 /// `scale` multiplies float inputs now and byte inputs when batched; other
 /// inputs must keep `scale = 1`.
-pub fn from_arrays(
-    x_name: &str,
-    x: npy::Array,
-    y_name: &str,
-    y: npy::Array,
-    scale: f32,
-) -> Result<Dataset, DataError> {
+pub fn from_arrays(x_name: &str, x: npy::Array, y_name: &str, y: npy::Array, scale: f32) -> Result<Dataset, DataError> {
     let invalid = |path: &str, message: String| DataError::Invalid { path: path.into(), message };
     let examples = |name: &str, a: &npy::Array| -> Result<usize, DataError> {
         match a.dims.split_first() {
-            None => Err(invalid(name, "a scalar: expected an array with one example per index of its first axis".into())),
+            None => {
+                Err(invalid(name, "a scalar: expected an array with one example per index of its first axis".into()))
+            }
             Some((&0, _)) => Err(invalid(name, format!("shape {:?} holds no examples", a.dims))),
             Some((_, rest)) if rest.contains(&0) => {
                 Err(invalid(name, format!("shape {:?}: each example is empty (a dimension is 0)", a.dims)))
@@ -509,14 +505,20 @@ pub fn from_arrays(
     if nx != ny {
         return Err(invalid(
             y_name,
-            format!("holds {ny} examples (shape {:?}) but {x_name} holds {nx} (shape {:?}): expected one target per input", y.dims, x.dims),
+            format!(
+                "holds {ny} examples (shape {:?}) but {x_name} holds {nx} (shape {:?}): expected one target per input",
+                y.dims, x.dims
+            ),
         ));
     }
     let values = match x.values {
         Values::F32(v) if scale != 1.0 => Values::F32(v.into_iter().map(|a| a * scale).collect()),
         Values::F64(v) if scale != 1.0 => Values::F64(v.into_iter().map(|a| a * scale as f64).collect()),
         v @ (Values::I32(_) | Values::Bool(_)) if scale != 1.0 => {
-            return Err(invalid(x_name, format!("scale = {scale} applies to float or u8 inputs, not {}", v.type_name())))
+            return Err(invalid(
+                x_name,
+                format!("scale = {scale} applies to float or u8 inputs, not {}", v.type_name()),
+            ))
         }
         v => v,
     };

@@ -85,7 +85,8 @@ pub fn run(path: &Path, text: &str, opts: &PredictOptions) -> Result<PredictSumm
             &all
         }
     };
-    let ck_path = resolve_checkpoint(opts.ckpt.as_ref().unwrap_or(&Resume::Last), &setup.base, "--ckpt", "predict with")?;
+    let ck_path =
+        resolve_checkpoint(opts.ckpt.as_ref().unwrap_or(&Resume::Last), &setup.base, "--ckpt", "predict with")?;
     let name = ck_path.display().to_string();
     let mut ck = checkpoint::load(&ck_path)?;
     if ck.meta.model_hash != checkpoint::model_hash(text) {

@@ -78,9 +78,7 @@ pub fn lower_predict(
     }
     let batch = x_ty.shape.dims().first().copied();
     let id = match out {
-        Val::Tensor(t) if t.ty.to_ir().and_then(|ty| ty.shape.dims().first().copied()) == batch => {
-            t.id.expect("built")
-        }
+        Val::Tensor(t) if t.ty.to_ir().and_then(|ty| ty.shape.dims().first().copied()) == batch => t.id.expect("built"),
         other => {
             return Err(vec![Diagnostic::error(
                 Code::TypeMismatch,

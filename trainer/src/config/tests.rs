@@ -148,7 +148,10 @@ fn npz_and_npy_sources_with_their_test_splits() {
 
     let msgs = |src: &str| data(src).unwrap_err().iter().map(|d| d.message.clone()).collect::<Vec<_>>();
     assert_eq!(msgs(r#"data = npy("x.npy")"#), ["npy(...) needs the targets file: `y = \"y.npy\"`"]);
-    assert_eq!(msgs(r#"data = npz("d.npz", labels = "y")"#), ["npz takes npz(\"file.npz\", x = \"x\", y = \"y\", scale = 1.0)"]);
+    assert_eq!(
+        msgs(r#"data = npz("d.npz", labels = "y")"#),
+        ["npz takes npz(\"file.npz\", x = \"x\", y = \"y\", scale = 1.0)"]
+    );
     assert_eq!(msgs(r#"data = csv("d.csv", y = "y")"#), ["csv takes csv(\"file.csv\", scale = 1.0)"]);
     assert_eq!(
         msgs(r#"data = npy("x.npy", y = "y.npy") { test = "t.npy" }"#),

@@ -96,7 +96,10 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Array, DataError> {
         return Err(at(7, format!("format version {major}.{minor}: expected minor version 0")));
     }
     if bytes.len() < start {
-        return Err(at(bytes.len(), format!("the file ends inside the header length (a {len_bytes}-byte integer at byte 8)")));
+        return Err(at(
+            bytes.len(),
+            format!("the file ends inside the header length (a {len_bytes}-byte integer at byte 8)"),
+        ));
     }
     let header_len = if len_bytes == 2 {
         u16::from_le_bytes([bytes[8], bytes[9]]) as usize
@@ -117,7 +120,10 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Array, DataError> {
         Some(d) => d,
         None => {
             let hint = if descr.0.starts_with('>') {
-                format!("big-endian data: expected little-endian ({SUPPORTED}); re-save with a.astype('<{}')", &descr.0[1..])
+                format!(
+                    "big-endian data: expected little-endian ({SUPPORTED}); re-save with a.astype('<{}')",
+                    &descr.0[1..]
+                )
             } else {
                 format!("expected {SUPPORTED}")
             };
@@ -150,7 +156,9 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Array, DataError> {
     let values = match descr {
         Descr::F4 => Values::F32(data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
         Descr::F8 => Values::F64(
-            data.chunks_exact(8).map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect(),
+            data.chunks_exact(8)
+                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect(),
         ),
         Descr::I4 => Values::I32(data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
         Descr::I8 => {
@@ -225,7 +233,11 @@ fn parse_header(h: &[u8], base: usize) -> Result<(At<String>, At<bool>, At<Vec<u
     }
     let end = base + h.len();
     let missing = |k: &str| (end, format!("the header dict has no '{k}' key"));
-    Ok((descr.ok_or_else(|| missing("descr"))?, fortran.ok_or_else(|| missing("fortran_order"))?, shape.ok_or_else(|| missing("shape"))?))
+    Ok((
+        descr.ok_or_else(|| missing("descr"))?,
+        fortran.ok_or_else(|| missing("fortran_order"))?,
+        shape.ok_or_else(|| missing("shape"))?,
+    ))
 }
 
 struct DictParser<'a> {

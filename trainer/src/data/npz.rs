@@ -102,7 +102,12 @@ impl<'a> Npz<'a> {
             }
             let z = u64_at(bytes, eocd - 12);
             let z = usize::try_from(z).ok().filter(|&z| z.checked_add(56).is_some_and(|e| e <= eocd - 20)).ok_or_else(
-                || at(eocd - 12, format!("the zip64 EOCD offset {z} lies outside the archive (before byte {})", eocd - 20)),
+                || {
+                    at(
+                        eocd - 12,
+                        format!("the zip64 EOCD offset {z} lies outside the archive (before byte {})", eocd - 20),
+                    )
+                },
             )?;
             if u32_at(bytes, z) != ZIP64_EOCD {
                 return Err(at(z, "expected the zip64 end-of-central-directory record (PK\\x06\\x06)".into()));
@@ -173,7 +178,8 @@ impl<'a> Npz<'a> {
     /// The array stored as `key` (the member `key.npy`, or `key` itself).
     pub fn array(&self, key: &str) -> Result<Array, DataError> {
         let want = format!("{key}.npy");
-        let Some(m) = self.members.iter().find(|m| m.name == want).or_else(|| self.members.iter().find(|m| m.name == key))
+        let Some(m) =
+            self.members.iter().find(|m| m.name == want).or_else(|| self.members.iter().find(|m| m.name == key))
         else {
             let keys: Vec<&str> = self.members.iter().map(|m| m.name.strip_suffix(".npy").unwrap_or(&m.name)).collect();
             return Err(DataError::Invalid {
@@ -188,7 +194,9 @@ impl<'a> Npz<'a> {
     /// Where a member's stored (maybe compressed) bytes lie in the file;
     /// `None` when its headers point outside it.
     pub fn data_range(&self, m: &Member) -> Option<std::ops::Range<usize>> {
-        let lh = usize::try_from(m.local_offset).ok().filter(|&o| o.checked_add(30).is_some_and(|e| e <= self.bytes.len()))?;
+        let lh = usize::try_from(m.local_offset)
+            .ok()
+            .filter(|&o| o.checked_add(30).is_some_and(|e| e <= self.bytes.len()))?;
         let start = lh + 30 + u16_at(self.bytes, lh + 26) as usize + u16_at(self.bytes, lh + 28) as usize;
         let end = start.checked_add(usize::try_from(m.compressed).ok()?).filter(|&e| e <= self.bytes.len())?;
         Some(start..end)
@@ -205,48 +213,68 @@ impl<'a> Npz<'a> {
         let lh = usize::try_from(m.local_offset)
             .ok()
             .filter(|&o| o.checked_add(30).is_some_and(|e| e <= bytes.len()))
-            .ok_or_else(|| at(m.entry_offset + 42, format!("local header offset {} lies outside the file", m.local_offset)))?;
+            .ok_or_else(|| {
+                at(m.entry_offset + 42, format!("local header offset {} lies outside the file", m.local_offset))
+            })?;
         if u32_at(bytes, lh) != LOCAL {
             return Err(at(lh, "expected a local file header (PK\\x03\\x04)".into()));
         }
         let data_start = lh + 30 + u16_at(bytes, lh + 26) as usize + u16_at(bytes, lh + 28) as usize;
-        let data_end = (data_start as u64)
-            .checked_add(m.compressed)
-            .filter(|&e| e <= bytes.len() as u64)
-            .ok_or_else(|| at(data_start.min(bytes.len()), format!("its {} compressed bytes run past the end of the file", m.compressed)))?
-            as usize;
+        let data_end =
+            (data_start as u64).checked_add(m.compressed).filter(|&e| e <= bytes.len() as u64).ok_or_else(|| {
+                at(
+                    data_start.min(bytes.len()),
+                    format!("its {} compressed bytes run past the end of the file", m.compressed),
+                )
+            })? as usize;
         let raw = &bytes[data_start..data_end];
-        let data = match m.method {
-            0 => {
-                if m.size != m.compressed {
-                    return Err(at(m.entry_offset + 20, format!("a stored member of {} bytes says it unpacks to {}", m.compressed, m.size)));
+        let data =
+            match m.method {
+                0 => {
+                    if m.size != m.compressed {
+                        return Err(at(
+                            m.entry_offset + 20,
+                            format!("a stored member of {} bytes says it unpacks to {}", m.compressed, m.size),
+                        ));
+                    }
+                    raw.to_vec()
                 }
-                raw.to_vec()
-            }
-            8 => {
-                // At most one byte more than promised: enough to notice a wrong size.
-                let mut out = Vec::new();
-                let mut dec = flate2::read::DeflateDecoder::new(raw).take(m.size.saturating_add(1));
-                dec.read_to_end(&mut out)
-                    .map_err(|e| at(data_start, format!("the deflate stream is corrupt or truncated: {e}")))?;
-                if out.len() as u64 != m.size {
-                    return Err(at(data_start, format!("inflates to {}{} bytes: expected {}", out.len(), if out.len() as u64 > m.size { "+" } else { "" }, m.size)));
+                8 => {
+                    // At most one byte more than promised: enough to notice a wrong size.
+                    let mut out = Vec::new();
+                    let mut dec = flate2::read::DeflateDecoder::new(raw).take(m.size.saturating_add(1));
+                    dec.read_to_end(&mut out)
+                        .map_err(|e| at(data_start, format!("the deflate stream is corrupt or truncated: {e}")))?;
+                    if out.len() as u64 != m.size {
+                        return Err(at(
+                            data_start,
+                            format!(
+                                "inflates to {}{} bytes: expected {}",
+                                out.len(),
+                                if out.len() as u64 > m.size { "+" } else { "" },
+                                m.size
+                            ),
+                        ));
+                    }
+                    out
                 }
-                out
-            }
-            other => {
-                return Err(at(
+                other => return Err(at(
                     m.entry_offset + 10,
-                    format!("compression method {other}: expected 0 (stored, np.savez) or 8 (deflate, np.savez_compressed)"),
-                ))
-            }
-        };
+                    format!(
+                        "compression method {other}: expected 0 (stored, np.savez) or 8 (deflate, np.savez_compressed)"
+                    ),
+                )),
+            };
         let mut crc = flate2::Crc::new();
         crc.update(&data);
         if crc.sum() != m.crc {
             return Err(at(
                 data_start,
-                format!("CRC-32 {:08x} of its bytes does not match {:08x} in the directory: the data is corrupt", crc.sum(), m.crc),
+                format!(
+                    "CRC-32 {:08x} of its bytes does not match {:08x} in the directory: the data is corrupt",
+                    crc.sum(),
+                    m.crc
+                ),
             ));
         }
         Ok(data)

@@ -145,8 +145,12 @@ fn arr(dims: &[usize], values: Values) -> npy::Array {
 fn arrays_become_columns_of_any_shape_and_dtype() {
     // Token sequences: x i32[3, 4], y i32[3, 4].
     let toks: Vec<i32> = (0..12).collect();
-    let d = from_arrays("x", arr(&[3, 4], Values::I32(toks.clone())), "y", arr(&[3, 4], Values::I32(toks)), 1.0).unwrap();
-    assert_eq!((d.len(), d.x.batch_type(2).to_string(), d.y.batch_type(2).to_string()), (3, "i32[2, 4]".into(), "i32[2, 4]".into()));
+    let d =
+        from_arrays("x", arr(&[3, 4], Values::I32(toks.clone())), "y", arr(&[3, 4], Values::I32(toks)), 1.0).unwrap();
+    assert_eq!(
+        (d.len(), d.x.batch_type(2).to_string(), d.y.batch_type(2).to_string()),
+        (3, "i32[2, 4]".into(), "i32[2, 4]".into())
+    );
     let (x, y) = d.batch(&[2, 0, 1], 0, 2);
     assert_eq!(x, Tensor::i32(&[2, 4], vec![8, 9, 10, 11, 0, 1, 2, 3]));
     assert_eq!(x, y);
@@ -163,14 +167,15 @@ fn arrays_become_columns_of_any_shape_and_dtype() {
         .unwrap();
     assert_eq!(d.batch(&[0, 1], 0, 2), (Tensor::bool(&[2], vec![true, false]), Tensor::i32(&[2], vec![3, 4])));
     // Float inputs are scaled when loaded.
-    let d = from_arrays("x", arr(&[1, 2], Values::F32(vec![1.0, 3.0])), "y", arr(&[1], Values::I32(vec![0])), 0.5)
-        .unwrap();
+    let d =
+        from_arrays("x", arr(&[1, 2], Values::F32(vec![1.0, 3.0])), "y", arr(&[1], Values::I32(vec![0])), 0.5).unwrap();
     assert_eq!(d.x.values, Values::F32(vec![0.5, 1.5]));
 }
 
 #[test]
 fn array_pairs_that_cannot_be_a_dataset_are_errors() {
-    let e = |x: npy::Array, y: npy::Array, scale: f32| from_arrays("x.npy", x, "y.npy", y, scale).unwrap_err().to_string();
+    let e =
+        |x: npy::Array, y: npy::Array, scale: f32| from_arrays("x.npy", x, "y.npy", y, scale).unwrap_err().to_string();
     let ys = || arr(&[2], Values::I32(vec![0, 1]));
     assert_eq!(
         e(arr(&[3, 2], Values::F32(vec![0.0; 6])), ys(), 1.0),
@@ -202,7 +207,8 @@ fn npz_and_npy_files_load_the_same_dataset() {
     std::fs::write(dir.join("x.npy"), &xb).unwrap();
     std::fs::write(dir.join("y.npy"), &yb).unwrap();
     for deflate in [false, true] {
-        std::fs::write(dir.join("d.npz"), npz::write(&[("inputs", xb.clone()), ("targets", yb.clone())], deflate)).unwrap();
+        std::fs::write(dir.join("d.npz"), npz::write(&[("inputs", xb.clone()), ("targets", yb.clone())], deflate))
+            .unwrap();
         let a = load_npz(&dir.join("d.npz"), "inputs", "targets", 1.0).unwrap();
         assert_eq!(a, load_npy(&dir.join("x.npy"), &dir.join("y.npy"), 1.0).unwrap());
         assert_eq!((a.x.values.clone(), a.y.values.clone()), (x.clone(), y.clone()));

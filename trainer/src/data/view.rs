@@ -66,7 +66,10 @@ pub fn fit(col: &Column, declared: &Ty) -> Result<(Vec<usize>, DType), String> {
         for (i, (k, &d)) in known.iter().zip(&col.dims).enumerate() {
             if let Some(k) = k {
                 if *k != d {
-                    return Err(format!("dimension {} (after the batch) is {k} in the declaration, {d} in the data", i + 1));
+                    return Err(format!(
+                        "dimension {} (after the batch) is {k} in the declaration, {d} in the data",
+                        i + 1
+                    ));
                 }
             }
         }

@@ -99,7 +99,10 @@ fn npz_archives_stored_and_deflated_read_back() {
     for deflate in [false, true] {
         let zip = npz::write(&members, deflate);
         let archive = Npz::parse("d.npz", &zip).unwrap();
-        assert_eq!(archive.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["a.npy", "b.npy", "c.npy", "d.npy", "e.npy"]);
+        assert_eq!(
+            archive.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+            ["a.npy", "b.npy", "c.npy", "d.npy", "e.npy"]
+        );
         for ((key, _), values) in members.iter().zip(all_dtypes(6)) {
             let a = archive.array(key).unwrap();
             assert_eq!((a.dims, a.values), (vec![2, 3], values));
@@ -142,7 +145,8 @@ fn bad_npz_archives_name_the_offset_and_what_was_expected() {
 /// A Python interpreter with numpy, or `None` (the test is then skipped).
 fn numpy_python() -> Option<String> {
     let python = std::env::var("JLC_NUMPY_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&python).args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success());
+    let ok =
+        std::process::Command::new(&python).args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("skipped: {python} cannot `import numpy` (set JLC_NUMPY_PYTHON to a Python with numpy)");
     }
@@ -224,7 +228,12 @@ fn files_written_by_numpy_read_back_exactly() {
     let e = parse("fortran.npy", &std::fs::read(dir.join("fortran.npy")).unwrap()).unwrap_err().to_string();
     assert!(e.contains("fortran_order is True"), "{e}");
     let e = parse("big.npy", &std::fs::read(dir.join("big.npy")).unwrap()).unwrap_err().to_string();
-    assert!(e.ends_with("element 0 of '<i8' data is 2147483648: expected a value that fits in i32 (the trainer's integer type)"), "{e}");
+    assert!(
+        e.ends_with(
+            "element 0 of '<i8' data is 2147483648: expected a value that fits in i32 (the trainer's integer type)"
+        ),
+        "{e}"
+    );
     eprintln!("read {files} files written by numpy");
     std::fs::remove_dir_all(&dir).unwrap();
 }
