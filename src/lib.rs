@@ -192,7 +192,7 @@ fn dump_here(
         let sections = compiler::lower::training_sections(&prog).map_err(|d| render_all(&d, &prog.sources, color))?;
         // The data's shapes are not known without the data; dump with the
         // types `training_step` declares for its inputs, batch `batch`.
-        let (x, y) = declared_io_types(&prog, batch).ok_or(
+        let (x, y) = declared_io_types(&prog, sections.trainer.as_ref(), batch).ok_or(
             "error: cannot tell the input types of `training_step`; declare them, e.g. `x: f32[B, 784], y: i32[B]`, with dims after the batch that are literals, consts or model config parameters with defaults\n",
         )?;
         let (progs, reports) = compiler::compile_training_reported(&prog, sections.trainer.as_ref(), &x, &y, &opts)
@@ -225,57 +225,31 @@ fn explain_text(report: Option<&compiler::opt::Report>) -> String {
 }
 
 /// The input types `training_step` declares (`x: f32[B, 784], y: i32[B]`,
-/// `tokens: i32[B, seq]` with `seq` a config parameter), with the first dim
-/// (the batch) set to `batch`. Other dims must be literals, top-level
-/// `const`s or config parameters of the model with literal defaults.
+/// `tokens: i32[B, seq]` with `seq` a config value), resolved by
+/// `compiler::lower::step_inputs`, with the first dim (the batch) set to
+/// `batch`; the other dims must be known.
 fn declared_io_types(
     prog: &compiler::lower::Program,
+    trainer: Option<&compiler::lower::Section>,
     batch: usize,
 ) -> Option<(compiler::ir::Type, compiler::ir::Type)> {
-    use compiler::ir::{DType, Type};
-    use compiler::syntax::ast::{DimExpr, Expr, ExprKind, Item};
-    let int_literal = |e: &Expr| match e.kind {
-        ExprKind::Int(n) if n > 0 => Some(n as usize),
-        _ => None,
-    };
-    let items = &prog.user().ast.items;
-    let model = items.iter().rev().find_map(|it| match it {
-        Item::Model(m) if m.methods.iter().any(|f| f.name.name == "training_step") => Some(m),
-        _ => None,
-    })?;
-    let named = |name: &str| {
-        let config = model.config.iter().find(|p| p.name.name == name).and_then(|p| p.default.as_ref());
-        let constant = items.iter().find_map(|it| match it {
-            Item::Const(c) if c.name.name == name => Some(&c.value),
-            _ => None,
-        });
-        config.or(constant).and_then(int_literal)
-    };
-    let step = model.methods.iter().find(|f| f.name.name == "training_step")?;
-    let types: Vec<Type> = step
-        .params
+    use compiler::check::Dim;
+    let inputs = compiler::lower::step_inputs::declared_step_inputs(prog, trainer, "training_step").ok()??;
+    let types: Vec<compiler::ir::Type> = inputs
         .iter()
-        .filter(|p| p.name.name != "self")
-        .map(|p| {
-            let ty = p.ty.as_ref()?;
-            let dtype = match ty.name.name.as_str() {
-                "f32" | "float" => DType::F32,
-                "f64" => DType::F64,
-                "i32" | "int" => DType::I32,
-                _ => return None,
-            };
+        .map(|i| {
+            let ty = i.ty.as_ref()?;
             let mut dims = vec![batch];
-            for d in ty.dims.as_ref()?.iter().skip(1) {
-                dims.push(match d {
-                    DimExpr::Lit(n, _) => *n as usize,
-                    DimExpr::Name(id) => named(&id.name)?,
-                    DimExpr::Product(..) => return None,
-                });
+            for d in ty.dims.iter().skip(1) {
+                match d {
+                    Dim::Known(n) => dims.push(*n),
+                    Dim::Sym(_) => return None,
+                }
             }
-            Some(Type::new(dtype, &dims))
+            Some(compiler::ir::Type::new(ty.dtype, &dims))
         })
         .collect::<Option<_>>()?;
-    match <[Type; 2]>::try_from(types) {
+    match <[compiler::ir::Type; 2]>::try_from(types) {
         Ok([x, y]) => Some((x, y)),
         Err(_) => None,
     }

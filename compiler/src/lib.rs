@@ -123,6 +123,21 @@ fn optimize_programs(mut progs: lower::TrainPrograms, opts: &opt::Options) -> (l
     (progs, reports)
 }
 
+/// The prediction pipeline: lower `predict_step` on (params, x) -> optimize.
+/// `Ok(None)` when the trained model has no `predict_step`.
+pub fn compile_predict(
+    prog: &lower::Program,
+    trainer: Option<&lower::Section>,
+    x_ty: &Type,
+    opts: &Options,
+) -> Result<Option<lower::PredictProgram>, Vec<Diagnostic>> {
+    let Some(mut p) = lower::lower_predict(prog, trainer, x_ty)? else { return Ok(None) };
+    if !opts.no_opt {
+        p.func = optimize_stage(&p.func, &opts.opt).0;
+    }
+    Ok(Some(p))
+}
+
 /// The script pipeline: check -> lower `main` -> optimize.
 pub fn compile_script(prog: &lower::Program, opts: &Options) -> Result<lower::Script, Vec<Diagnostic>> {
     compile_script_reported(prog, opts).map(|(script, _)| script)

@@ -1,7 +1,8 @@
 //! `jlc`: the JaxLightning command line.
 //!
 //! `jlc run FILE` trains a model file (or runs its `fn main`), `jlc test` and
-//! `jlc validate` evaluate a checkpoint, `jlc check FILE` reports every error
+//! `jlc validate` evaluate a checkpoint, `jlc predict` writes `predict_step`'s
+//! outputs as `.npy`, `jlc check FILE` reports every error
 //! without running anything, `jlc fmt FILE` prints it in canonical form,
 //! `jlc dump FILE --stage S` prints one stage of the pipeline. Exit codes: 0
 //! success, 1 user error (diagnostics, bad data, bad options, a non-finite
@@ -68,6 +69,26 @@ enum Command {
         /// The checkpoint: a path, `last` (default) or `best`.
         #[arg(long, value_name = "PATH|last|best")]
         ckpt: Option<String>,
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        overrides: Vec<String>,
+        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        backend: BackendArg,
+    },
+    /// Run `predict_step(self, x)` over a data split with a checkpoint's
+    /// parameters and write the outputs as one `.npy` array.
+    Predict {
+        file: PathBuf,
+        /// The checkpoint: a path, `last` (default) or `best`.
+        #[arg(long, value_name = "PATH|last|best")]
+        ckpt: Option<String>,
+        /// The output file.
+        #[arg(long, value_name = "FILE.npy")]
+        out: PathBuf,
+        /// Which examples: the test split (file order), the validation or
+        /// training split (in the seeded split's order), or the whole
+        /// training file (file order).
+        #[arg(long, value_name = "test|val|train|all", default_value = "test")]
+        split: String,
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         overrides: Vec<String>,
         #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
@@ -255,6 +276,38 @@ fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Predict { file, ckpt, out, split, overrides, backend } => {
+            let Some(split) = trainer::predict::Split::parse(&split) else {
+                eprintln!("error: --split {split}: expected test, val, train or all");
+                return ExitCode::from(1);
+            };
+            let text = match read(&file) {
+                Ok(t) => t,
+                Err(c) => return c,
+            };
+            let opts = trainer::predict::PredictOptions {
+                overrides,
+                backend: backend_of(backend),
+                color,
+                compiler: Default::default(),
+                ckpt: ckpt.map(|c| trainer::Resume::parse(&c)),
+                split,
+                out: out.clone(),
+            };
+            match trainer::predict::run(&file, &text, &opts) {
+                Ok(s) => {
+                    eprintln!(
+                        "{} examples; checkpoint {}; wrote {} {:?}",
+                        s.examples,
+                        s.checkpoint.display(),
+                        out.display(),
+                        s.shape
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fit_error(&e),
+            }
+        }
         Command::Check { file } => {
             let text = match read(&file) {
                 Ok(t) => t,

@@ -294,8 +294,9 @@ fn fashion_mnist_example_trains_on_the_real_files() {
     }
     // The real files load and validate: 60,000 28x28 images.
     let d = trainer::data::load_idx_dir(Path::new(FASHION), 1.0 / 255.0).unwrap();
-    assert_eq!((d.len(), d.n_features), (60_000, 784));
-    assert!(d.labels.iter().all(|&l| (0..10).contains(&l)));
+    assert_eq!((d.len(), d.x.describe()), (60_000, "u8[784]".to_string()));
+    let trainer::data::Values::U8(labels) = &d.y.values else { unreachable!() };
+    assert!(labels.iter().all(|&l| l < 10));
     let path = root().join("examples/fashion_mnist_mlp.jl");
     let text = std::fs::read_to_string(&path).unwrap();
     let logs = tempdir("fashion");

@@ -18,7 +18,7 @@ pub fn jlc_out(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-const QUADRANTS: &str = r#"
+pub const QUADRANTS: &str = r#"
 use nn.Linear
 use losses.cross_entropy
 use metrics.accuracy
@@ -41,19 +41,25 @@ trainer { max_epochs = 3 }
 "#;
 
 /// A value of the results table printed on stdout.
-fn table_value(stdout: &str, name: &str) -> f64 {
+pub fn table_value(stdout: &str, name: &str) -> f64 {
     let line = stdout.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{stdout}"));
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// Accuracy of `x @ w + b` on the IDX split in `dir`, in f64 (ties count as hits, like `accuracy`).
 fn oracle_accuracy(dir: &Path, prefix: &str, ckpt: &Path) -> f64 {
+    oracle_accuracy_first(dir, prefix, ckpt, usize::MAX)
+}
+
+/// `oracle_accuracy` on the split's first `n` examples.
+pub fn oracle_accuracy_first(dir: &Path, prefix: &str, ckpt: &Path, n: usize) -> f64 {
     let ck = trainer::checkpoint::load(ckpt).unwrap();
     let get = |n: &str| ck.tensors.iter().find(|(k, _)| k == n).unwrap().1.to_f64_vec();
     let (w, b) = (get("l.weight"), get("l.bias"));
     let images = std::fs::read(dir.join(format!("{prefix}-images-idx3-ubyte"))).unwrap();
     let labels = std::fs::read(dir.join(format!("{prefix}-labels-idx1-ubyte"))).unwrap();
     let (pixels, labels) = (&images[16..], &labels[8..]);
+    let labels = &labels[..labels.len().min(n)];
     let mut hits = 0;
     for (i, &label) in labels.iter().enumerate() {
         let x: Vec<f64> = pixels[i * 16..(i + 1) * 16].iter().map(|&p| p as f64 / 255.0).collect();
@@ -139,10 +145,10 @@ fn csv_test_split_and_clear_errors() {
     let text = trainer::data::load_csv(&data, 1.0).unwrap();
     let mut csv = String::new();
     for i in 0..200 {
-        let row = &text.features;
-        let trainer::data::Features::F32(v) = row else { unreachable!() };
+        let trainer::data::Values::F32(v) = &text.x.values else { unreachable!() };
+        let trainer::data::Values::I32(labels) = &text.y.values else { unreachable!() };
         let cells: Vec<String> = v[i * 64..(i + 1) * 64].iter().map(|x| x.to_string()).collect();
-        csv.push_str(&format!("{},{}\n", cells.join(","), text.labels[i]));
+        csv.push_str(&format!("{},{}\n", cells.join(","), labels[i]));
     }
     std::fs::write(dir.join("test.csv"), csv).unwrap();
     let source = std::fs::read_to_string(root().join("examples/digits_mlp.jl")).unwrap();

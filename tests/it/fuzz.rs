@@ -446,3 +446,115 @@ fn generated_programs_never_panic_the_checker() {
     std::panic::set_hook(hook);
     eprintln!("fuzz (generated): seeds 0..{n} in {:?}, slowest {slowest:?}", start.elapsed());
 }
+
+/// `.npy` files of every dtype (versions 1 and 2) and `.npz` archives
+/// (stored and deflated) of them: the bases the NPY/NPZ fuzz tests mutate.
+fn npy_and_npz_bases(rng: &mut SplitMix) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    use trainer::data::{npy, npz, Values};
+    let n = 12;
+    let all = vec![
+        Values::U8((0..n).map(|_| rng.next_u64() as u8).collect()),
+        Values::I32((0..n).map(|_| rng.next_u64() as i32).collect()),
+        Values::F32((0..n).map(|_| rng.next_u64() as u32 as f32).collect()),
+        Values::F64((0..n).map(|_| rng.next_u64() as f64).collect()),
+        Values::Bool((0..n).map(|_| rng.below(2) == 1).collect()),
+    ];
+    let mut npys: Vec<Vec<u8>> = all.iter().map(|v| npy::write(&[3, 4], v)).collect();
+    // Version 2 (a 4-byte header length, same header text) and an '<i8' file.
+    let v1 = npy::write(&[12], &all[3]);
+    let mut v2 = v1[..6].to_vec();
+    v2.extend([2, 0]);
+    v2.extend((u16::from_le_bytes([v1[8], v1[9]]) as u32).to_le_bytes());
+    v2.extend(&v1[10..]);
+    npys.push(v2);
+    let mut i8_file = npy::write(&[4], &Values::F64(vec![0.0; 4]));
+    let at = i8_file.windows(3).position(|w| w == b"<f8").unwrap();
+    i8_file[at + 1] = b'i';
+    i8_file.truncate(i8_file.len() - 32);
+    i8_file.extend((0..4i64).flat_map(|v| (v * 1000 - 1500).to_le_bytes()));
+    npys.push(i8_file);
+    for f in &npys {
+        npy::parse("base.npy", f).expect("the bases are valid");
+    }
+    let npzs = vec![
+        npz::write(&[("x", npys[2].clone()), ("y", npys[1].clone())], false),
+        npz::write(&[("x", npys[0].clone()), ("y", npys[4].clone())], true),
+        npz::write(&[("x", npys[6].clone()), ("y", npys[6].clone())], true),
+    ];
+    for z in &npzs {
+        trainer::data::parse_npz("base.npz", z, "x", "y", 1.0).expect("the bases are valid");
+    }
+    (npys, npzs)
+}
+
+/// `budget` mutated inputs per loader (NPY, NPZ) with 0 panics; then, per
+/// loader, truncations at 1,000 random lengths (all rejected: the formats
+/// state their sizes) and bit flips at 1,000 random positions (no panic; in
+/// an NPZ every flip inside a member's bytes is caught by its CRC-32 or
+/// leaves the arrays unchanged: the unused bits after a deflate stream).
+#[test]
+fn mutated_npy_and_npz_inputs_never_panic_and_truncations_are_detected() {
+    let seed = 0x5eed_0005;
+    let n = budget(100_000);
+    let mut rng = SplitMix(seed);
+    let (npys, npzs) = npy_and_npz_bases(&mut rng);
+    let npy = |b: &[u8]| trainer::data::npy::parse("f.npy", b).map(|_| ());
+    let npz = |b: &[u8]| trainer::data::parse_npz("f.npz", b, "x", "y", 1.0).map(|_| ());
+    let loaders: [(&str, &[Vec<u8>], &dyn Fn(&[u8]) -> Result<(), trainer::data::DataError>); 2] =
+        [("npy", &npys, &npy), ("npz", &npzs, &npz)];
+    for (name, bases, load) in loaders {
+        let start = Instant::now();
+        let mut errors = 0usize;
+        for case in 0..n {
+            let base = &bases[case % bases.len()];
+            let (bytes, kind) = mutate_bytes(&mut rng, base);
+            let Ok(res) = catch_unwind(AssertUnwindSafe(|| load(&bytes))) else {
+                panic!("panic on {name} fuzz input (seed {seed:#x}, case {case}): {bytes:?}");
+            };
+            if let Err(e) = &res {
+                errors += 1;
+                let msg = e.to_string();
+                assert!(msg.starts_with(&format!("f.{name}")), "error names no file: {msg}");
+            }
+            if matches!(kind, Mutation::Truncate) {
+                assert!(res.is_err(), "{name} truncation accepted (seed {seed:#x}, case {case}): {bytes:?}");
+            }
+        }
+        let fuzz_time = start.elapsed();
+        // Truncations and bit flips at 1,000 random positions each.
+        let start = Instant::now();
+        let mut flips_caught = 0;
+        for case in 0..1000 {
+            let base = &bases[case % bases.len()];
+            let cut = rng.below(base.len());
+            let Ok(res) = catch_unwind(AssertUnwindSafe(|| load(&base[..cut]))) else {
+                panic!("panic on a {name} truncated at {cut} (seed {seed:#x}, case {case})");
+            };
+            assert!(res.is_err(), "{name} truncated to {cut} bytes accepted (seed {seed:#x}, case {case})");
+            let (i, bit) = (rng.below(base.len()), rng.below(8));
+            let mut flipped = base.clone();
+            flipped[i] ^= 1 << bit;
+            let Ok(res) = catch_unwind(AssertUnwindSafe(|| load(&flipped))) else {
+                panic!("panic on a {name} with bit {bit} of byte {i} flipped (seed {seed:#x}, case {case})");
+            };
+            flips_caught += res.is_err() as usize;
+            if name == "npz" {
+                let archive = trainer::data::npz::Npz::parse("f.npz", base).unwrap();
+                let in_member = archive.members.iter().any(|m| archive.data_range(m).is_some_and(|r| r.contains(&i)));
+                // Caught, or (a flip in a deflate stream's unused last bits) the same arrays.
+                if in_member && res.is_ok() {
+                    let parse = |b: &[u8]| trainer::data::parse_npz("f.npz", b, "x", "y", 1.0).unwrap();
+                    assert!(
+                        parse(&flipped) == parse(base),
+                        "npz: flipping bit {bit} of member byte {i} changed the data unnoticed (seed {seed:#x}, case {case})"
+                    );
+                }
+            }
+        }
+        eprintln!(
+            "fuzz ({name}): seed {seed:#x}, {n} mutated inputs ({errors} rejected, every truncation rejected) in {fuzz_time:?}; \
+             1,000 truncations all rejected and 1,000 bit flips ({flips_caught} rejected, none panicked) in {:?}",
+            start.elapsed()
+        );
+    }
+}

@@ -4,6 +4,7 @@
 mod backends;
 mod checkpoints;
 mod crashes;
+mod datasets;
 mod diagnostics;
 mod docs;
 mod evaluate;

@@ -359,9 +359,10 @@ fn mlp_accuracy(ckpt: &Path, data: &trainer::data::Dataset) -> f64 {
     let get = |n: &str| ck.tensors.iter().find(|(k, _)| k == n).unwrap().1.to_f64_vec();
     let (w1, b1, w2, b2) = (get("l1.weight"), get("l1.bias"), get("head.weight"), get("head.bias"));
     let (d, h) = (64, b1.len());
-    let trainer::data::Features::F32(x) = &data.features else { unreachable!() };
+    let trainer::data::Values::F32(x) = &data.x.values else { unreachable!() };
+    let trainer::data::Values::I32(labels) = &data.y.values else { unreachable!() };
     let mut hits = 0;
-    for (i, &label) in data.labels.iter().enumerate() {
+    for (i, &label) in labels.iter().enumerate() {
         let row = &x[i * d..(i + 1) * d];
         let hidden: Vec<f64> =
             (0..h).map(|j| (b1[j] + (0..d).map(|k| row[k] as f64 * w1[k * h + j]).sum::<f64>()).max(0.0)).collect();
@@ -410,4 +411,68 @@ fn fast_dev_run_val_limits_and_max_time() {
     assert!(start.elapsed() >= Duration::from_secs(1));
     let ck = trainer::checkpoint::load(s.last_checkpoint.as_ref().unwrap()).unwrap();
     assert_eq!(ck.meta.global_step, s.steps);
+}
+
+/// `min_epochs` holds off early stopping; `overfit_batches = n` is the
+/// first n batches, unshuffled, for training and validation (the same run
+/// as `shuffle = false` with both limits); `limit_test_batches` tests on
+/// the first batches, after fit and in `jlc test` (against an f64 oracle).
+#[test]
+fn min_epochs_overfit_batches_and_limit_test_batches() {
+    use crate::evaluate::{oracle_accuracy_first, table_value, QUADRANTS};
+    let dir = tempdir("min-epochs-overfit");
+    crate::checkpoints::write_idx(&dir, "train", 600, 42);
+    crate::checkpoints::write_idx(&dir, "t10k", 230, 7);
+    let model = dir.join("quadrants.jl");
+    std::fs::write(&model, QUADRANTS).unwrap();
+    let model = model.to_str().unwrap();
+    let run = |root: &str, extra: &[&str]| {
+        let logs = format!("trainer.default_root_dir={}", dir.join(root).display());
+        let mut args = vec!["run", model, "--set", &logs, "--set", "trainer.max_epochs=8"];
+        for e in extra {
+            args.extend(["--set", e]);
+        }
+        jlc_out(&args)
+    };
+    // No validation ever improves by 2.0: patience 0 stops after the second epoch...
+    let es = [
+        "trainer.early_stopping_monitor=val_acc",
+        "trainer.early_stopping_mode=max",
+        "trainer.early_stopping_min_delta=2.0",
+        "trainer.early_stopping_patience=0",
+    ];
+    let (code, out, err) = run("es", &es);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("stopped early after 2 epochs"), "{out}");
+    // ... unless min_epochs asks for five.
+    let (code, out, err) = run("es-min", &[&es[..], &["trainer.min_epochs=5"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("stopped early after 5 epochs") && err.contains("min_epochs = 5 is not reached"),
+        "{out}\n{err}"
+    );
+
+    let (code, _, err) = run("overfit", &["trainer.overfit_batches=2", "trainer.max_epochs=3"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(
+        "limits",
+        &["data.shuffle=false", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "trainer.max_epochs=3"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let metrics =
+        |root: &str| std::fs::read_to_string(dir.join(root).join("lightning_logs/version_0/metrics.csv")).unwrap();
+    assert_eq!(metrics("overfit"), metrics("limits"));
+    assert!(metrics("overfit").lines().count() >= 4);
+
+    // 230 test examples, batches of 50: two batches are the first 100.
+    let (code, out, err) = run("limit-test", &["trainer.limit_test_batches=2", "trainer.max_epochs=1"]);
+    assert_eq!(code, 0, "{err}");
+    let ckpt = trainer::checkpoint::find_last(&dir.join("limit-test/lightning_logs")).unwrap();
+    let want = oracle_accuracy_first(&dir, "t10k", &ckpt, 100);
+    assert!((table_value(&out, "test_acc") - want).abs() < 1e-6, "{out} vs {want}");
+    let logs = format!("trainer.default_root_dir={}", dir.join("limit-test").display());
+    let (code, out, err) = jlc_out(&["test", model, "--set", &logs, "--set", "trainer.limit_test_batches=2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!((table_value(&out, "test_acc") - want).abs() < 1e-6, "{out} vs {want}");
+    assert!(err.starts_with("100 examples"), "{err}");
 }

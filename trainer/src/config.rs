@@ -18,9 +18,16 @@ pub struct DataConfig {
     /// Examples held out for validation.
     pub val_split: usize,
     pub shuffle: bool,
-    /// The CSV source's test split: `test = "file.csv[.gz]"` (the IDX source
-    /// reads `t10k-*` files from its directory instead).
+    /// NPZ: the arrays' names in the archive (default `"x"`, `"y"`); NPY:
+    /// `y_key` is the targets file (`x_key` unused, empty).
+    pub x_key: String,
+    pub y_key: String,
+    /// The test split's file: `test = "file.csv[.gz]"` for CSV, `"file.npz"`
+    /// for NPZ (the IDX source reads `t10k-*` files from its directory
+    /// instead); with `test = npz(...)` / `npy(...)`, also `test_keys`.
     pub test: Option<String>,
+    /// The test split's `(x_key, y_key)` when they differ from training's.
+    pub test_keys: Option<(String, String)>,
 }
 
 /// The built-in data sources.
@@ -31,6 +38,89 @@ pub enum SourceKind {
     /// `idx("dir", scale = s)`: `train-images-idx3-ubyte[.gz]` and
     /// `train-labels-idx1-ubyte[.gz]` in `dir` (the MNIST family).
     Idx,
+    /// `npz("file.npz", x = "x", y = "y", scale = s)`: two arrays of an archive.
+    Npz,
+    /// `npy("x.npy", y = "y.npy", scale = s)`: two `.npy` files.
+    Npy,
+}
+
+impl SourceKind {
+    fn name(self) -> &'static str {
+        match self {
+            SourceKind::Csv => "csv",
+            SourceKind::Idx => "idx",
+            SourceKind::Npz => "npz",
+            SourceKind::Npy => "npy",
+        }
+    }
+}
+
+/// A source call's arguments: `name(path, key = value...)`.
+struct SourceArgs {
+    kind: SourceKind,
+    path: String,
+    x_key: String,
+    y_key: String,
+    scale: f64,
+}
+
+/// The signature of each source, for messages.
+fn signature(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Csv => "csv(\"file.csv\", scale = 1.0)",
+        SourceKind::Idx => "idx(\"directory\", scale = 1.0)",
+        SourceKind::Npz => "npz(\"file.npz\", x = \"x\", y = \"y\", scale = 1.0)",
+        SourceKind::Npy => "npy(\"x.npy\", y = \"y.npy\", scale = 1.0)",
+    }
+}
+
+/// Reads `csv(...)`, `idx(...)`, `npz(...)` or `npy(...)`; `None` (with a
+/// diagnostic) for anything else.
+fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> Option<SourceArgs> {
+    let ConstValue::Call { name, args } = value else { return None };
+    let kind = match name.as_str() {
+        "csv" => SourceKind::Csv,
+        "idx" => SourceKind::Idx,
+        "npz" => SourceKind::Npz,
+        "npy" => SourceKind::Npy,
+        _ => return None,
+    };
+    let sig = signature(kind);
+    let mut out = SourceArgs { kind, path: String::new(), x_key: String::new(), y_key: String::new(), scale: 1.0 };
+    if kind == SourceKind::Npz {
+        (out.x_key, out.y_key) = ("x".into(), "y".into());
+    }
+    match args.first() {
+        Some((None, ConstValue::Str(p))) => out.path = p.clone(),
+        _ => diags.push(
+            Diagnostic::error(Code::BadSection, format!("{sig} needs the path as its first argument, a string"))
+                .with_label(span, "here"),
+        ),
+    }
+    let mut has_y = false;
+    for (k, v) in args.iter().skip(1) {
+        match (kind, k.as_deref(), v) {
+            (_, Some("scale"), ConstValue::Float(x)) => out.scale = *x,
+            (_, Some("scale"), ConstValue::Int(i)) => out.scale = *i as f64,
+            (SourceKind::Npz, Some("x"), ConstValue::Str(s)) => out.x_key = s.clone(),
+            (SourceKind::Npz | SourceKind::Npy, Some("y"), ConstValue::Str(s)) => {
+                out.y_key = s.clone();
+                has_y = true;
+            }
+            _ => diags.push(
+                Diagnostic::error(Code::BadSection, format!("{} takes {sig}", kind.name()))
+                    .with_label(span, "unexpected argument"),
+            ),
+        }
+    }
+    if kind == SourceKind::Npy && !has_y {
+        diags.push(
+            Diagnostic::error(Code::BadSection, "npy(...) needs the targets file: `y = \"y.npy\"`")
+                .with_label(span, "here")
+                .with_help(format!("write {sig}")),
+        );
+    }
+    Some(out)
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +139,13 @@ pub struct TrainerConfig {
     pub enable_checkpointing: bool,
     /// Validate on at most this many batches (0: all).
     pub limit_val_batches: usize,
+    /// Test (after `fit`, and `jlc test`) on at most this many batches (0: all).
+    pub limit_test_batches: usize,
+    /// Early stopping (a callback's stop request) waits until this many epochs are done.
+    pub min_epochs: usize,
+    /// Debugging: train and validate on the first n training batches, in
+    /// the same order every epoch (0: off).
+    pub overfit_batches: usize,
     /// Validate after every n-th epoch (Lightning counts `(epoch + 1) % n == 0`).
     pub check_val_every_n_epoch: usize,
     /// Stop (saving `last`) once training has run this long, checked between steps.
@@ -131,6 +228,9 @@ const TRAINER_KEYS: &[&str] = &[
     "enable_checkpointing",
     "model",
     "limit_val_batches",
+    "limit_test_batches",
+    "min_epochs",
+    "overfit_batches",
     "check_val_every_n_epoch",
     "max_time",
     "fast_dev_run",
@@ -156,71 +256,91 @@ const TRAINER_KEYS: &[&str] = &[
 
 pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
     let mut diags = Vec::new();
-    let (source, path, scale) = match &section.source {
-        Some((ConstValue::Call { name, args }, span)) if name == "csv" || name == "idx" => {
-            let (kind, what) = if name == "csv" { (SourceKind::Csv, "file") } else { (SourceKind::Idx, "directory") };
-            let path = match args.first() {
-                Some((None, ConstValue::Str(p))) => p.clone(),
-                _ => {
-                    diags.push(
-                        Diagnostic::error(
-                            Code::BadSection,
-                            format!("{name}(path, scale = 1.0) needs the {what}'s path as a string"),
+    let src = match &section.source {
+        Some((value, span)) => match source_args(value, *span, &mut diags) {
+            Some(a) => a,
+            None => {
+                diags.push(
+                    Diagnostic::error(Code::BadSection, "unknown data source")
+                        .with_label(
+                            *span,
+                            "expected `csv(\"path.csv.gz\", scale = ...)`, `idx(\"directory\", scale = ...)`, `npz(\"file.npz\", x = \"x\", y = \"y\")` or `npy(\"x.npy\", y = \"y.npy\")`",
                         )
-                        .with_label(*span, "here"),
-                    );
-                    String::new()
-                }
-            };
-            let mut scale = 1.0;
-            for (k, v) in args.iter().skip(1) {
-                match (k.as_deref(), v) {
-                    (Some("scale"), ConstValue::Float(x)) => scale = *x,
-                    (Some("scale"), ConstValue::Int(i)) => scale = *i as f64,
-                    _ => diags.push(
-                        Diagnostic::error(Code::BadSection, format!("{name} takes (path, scale = number)"))
-                            .with_label(*span, "unexpected argument"),
-                    ),
+                        .with_note("the CSV holds one example per line: features, then an integer label")
+                        .with_note(
+                            "the IDX directory holds train-images-idx3-ubyte and train-labels-idx1-ubyte (raw or .gz)",
+                        )
+                        .with_note("NPZ and NPY hold arrays whose first axis indexes the examples (numpy's np.savez, np.save)"),
+                );
+                SourceArgs {
+                    kind: SourceKind::Csv,
+                    path: String::new(),
+                    x_key: String::new(),
+                    y_key: String::new(),
+                    scale: 1.0,
                 }
             }
-            (kind, path, scale)
-        }
-        Some((_, span)) => {
-            diags.push(
-                Diagnostic::error(Code::BadSection, "unknown data source")
-                    .with_label(
-                        *span,
-                        "expected `csv(\"path.csv.gz\", scale = ...)` or `idx(\"directory\", scale = ...)`",
-                    )
-                    .with_note("the CSV holds one example per line: features, then an integer label")
-                    .with_note(
-                        "the IDX directory holds train-images-idx3-ubyte and train-labels-idx1-ubyte (raw or .gz)",
-                    ),
-            );
-            (SourceKind::Csv, String::new(), 1.0)
-        }
+        },
         None => {
             diags.push(
                 Diagnostic::error(Code::BadSection, "the data section names no source")
                     .with_label(section.span, "here"),
             );
-            (SourceKind::Csv, String::new(), 1.0)
+            SourceArgs {
+                kind: SourceKind::Csv,
+                path: String::new(),
+                x_key: String::new(),
+                y_key: String::new(),
+                scale: 1.0,
+            }
         }
     };
-    let mut cfg = DataConfig { source, path, scale, batch_size: 32, val_split: 0, shuffle: true, test: None };
+    let source = src.kind;
+    let mut cfg = DataConfig {
+        source,
+        path: src.path,
+        scale: src.scale,
+        batch_size: 32,
+        val_split: 0,
+        shuffle: true,
+        x_key: src.x_key,
+        y_key: src.y_key,
+        test: None,
+        test_keys: None,
+    };
     for e in &section.entries {
         match e.key.as_str() {
             "batch_size" => cfg.batch_size = positive(e, &mut diags),
             "val_split" => cfg.val_split = non_negative(e, &mut diags),
             "shuffle" => cfg.shuffle = boolean(e, &mut diags),
-            "test" if source == SourceKind::Csv => cfg.test = Some(string(e, &mut diags)),
-            "test" => diags.push(
-                Diagnostic::error(Code::BadSection, "`test` names the CSV source's test file")
+            "test" if source == SourceKind::Idx => diags.push(
+                Diagnostic::error(Code::BadSection, "`test` names the test split's file")
                     .with_label(e.key_span, "not a setting of `idx`")
                     .with_note(
                         "the IDX source reads t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte as its test split",
                     ),
             ),
+            "test" => match (&e.value, source) {
+                (ConstValue::Str(s), SourceKind::Csv | SourceKind::Npz) => cfg.test = Some(s.clone()),
+                (ConstValue::Call { .. }, SourceKind::Npz | SourceKind::Npy) => {
+                    match source_args(&e.value, e.value_span, &mut diags) {
+                        Some(t) if t.kind == source && t.scale == src.scale => {
+                            cfg.test = Some(t.path);
+                            cfg.test_keys = Some((t.x_key, t.y_key));
+                        }
+                        _ => diags.push(type_error(
+                            e,
+                            &format!("a source like the training data's, {} (with the same scale)", signature(source)),
+                        )),
+                    }
+                }
+                (_, SourceKind::Csv) => diags.push(type_error(e, "a file name: \"file.csv\"")),
+                (_, SourceKind::Npz) => diags.push(type_error(
+                    e,
+                    "\"file.npz\" (the same array names) or npz(\"file.npz\", x = \"x_test\", y = \"y_test\")",
+                )),
+                _ => diags.push(type_error(e, "npy(\"x_test.npy\", y = \"y_test.npy\")")),
+            },
             _ => diags.push(unknown_key(e, "data", DATA_KEYS)),
         }
     }
@@ -243,6 +363,9 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         max_steps: 0,
         enable_checkpointing: true,
         limit_val_batches: 0,
+        limit_test_batches: 0,
+        min_epochs: 0,
+        overfit_batches: 0,
         check_val_every_n_epoch: 1,
         max_time: None,
         fast_dev_run: 0,
@@ -282,6 +405,9 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             k if gradients::GRAD_KEYS.contains(&k) => {}
             "logger" => cfg.loggers = loggers(e, &mut diags),
             "limit_val_batches" => cfg.limit_val_batches = non_negative(e, &mut diags),
+            "limit_test_batches" => cfg.limit_test_batches = non_negative(e, &mut diags),
+            "min_epochs" => cfg.min_epochs = non_negative(e, &mut diags),
+            "overfit_batches" => cfg.overfit_batches = non_negative(e, &mut diags),
             "check_val_every_n_epoch" => cfg.check_val_every_n_epoch = positive(e, &mut diags),
             "max_time" => cfg.max_time = duration(e, &mut diags),
             "fast_dev_run" => {

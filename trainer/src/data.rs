@@ -1,28 +1,159 @@
-//! Datasets: loading (CSV, and IDX: the MNIST family; either raw or
-//! gzip-compressed), splitting and batching. Loaders validate everything and
-//! name the file, the line or byte offset, and what was expected; they never
-//! panic on bad input.
+//! Datasets: loading (CSV, IDX: the MNIST family, either raw or
+//! gzip-compressed; NPY and NPZ in `npy.rs`, `npz.rs`), splitting and
+//! batching. A dataset is two columns, inputs `x` and targets `y`, each of
+//! any per-example shape and dtype (bytes stay bytes until a batch is
+//! formed); `view.rs` fits them to the types the model declares. Loaders
+//! validate everything and name the file, the line or byte offset, and what
+//! was expected; they never panic on bad input.
 
 use crate::rng::Rng;
-use compiler::ir::Tensor;
+use compiler::ir::{DType, Tensor, Type};
 use std::io::Read;
 use std::path::Path;
 
-/// Rows of features with integer class labels.
+pub mod npy;
+pub mod npz;
+pub mod view;
+
+/// Examples: inputs `x` and targets `y`, one row of each per example.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
-    pub features: Features,
-    pub labels: Vec<i32>,
-    pub n_features: usize,
+    pub x: Column,
+    pub y: Column,
 }
 
-/// Feature storage, row-major. Image data stays in bytes (a quarter of the
-/// memory of f32) until a batch is formed; the scale is applied then, as
-/// `byte as f32 * scale`, the same f32 product a CSV row gets when loaded.
+/// Stored values, row-major over (example, then each example's dims).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Features {
+pub enum Values {
+    /// Bytes (images, small labels): a quarter of the memory of f32 until
+    /// a batch is formed.
+    U8(Vec<u8>),
+    I32(Vec<i32>),
     F32(Vec<f32>),
-    U8 { values: Vec<u8>, scale: f32 },
+    F64(Vec<f64>),
+    Bool(Vec<bool>),
+}
+
+impl Values {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::U8(v) => v.len(),
+            Values::I32(v) => v.len(),
+            Values::F32(v) => v.len(),
+            Values::F64(v) => v.len(),
+            Values::Bool(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The storage type's name, as in the language (`u8` for bytes).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Values::U8(_) => "u8",
+            Values::I32(_) => "i32",
+            Values::F32(_) => "f32",
+            Values::F64(_) => "f64",
+            Values::Bool(_) => "bool",
+        }
+    }
+    /// The rows `rows` of `d` values each, in that order.
+    fn gather(&self, rows: &[usize], d: usize) -> Values {
+        fn pick<T: Copy>(v: &[T], rows: &[usize], d: usize) -> Vec<T> {
+            let mut out = Vec::with_capacity(rows.len() * d);
+            for &i in rows {
+                out.extend_from_slice(&v[i * d..(i + 1) * d]);
+            }
+            out
+        }
+        match self {
+            Values::U8(v) => Values::U8(pick(v, rows, d)),
+            Values::I32(v) => Values::I32(pick(v, rows, d)),
+            Values::F32(v) => Values::F32(pick(v, rows, d)),
+            Values::F64(v) => Values::F64(pick(v, rows, d)),
+            Values::Bool(v) => Values::Bool(pick(v, rows, d)),
+        }
+    }
+}
+
+/// One side of the examples (inputs or targets): stored values, each
+/// example's dims, and the dtype a batch of them gets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub values: Values,
+    /// Each example's dims (the batch dim excluded; `[]` for a scalar label).
+    pub dims: Vec<usize>,
+    /// The batch's dtype: the stored type, except that bytes become f32
+    /// or f64 (times `scale`) or i32, as the model declares (`view.rs`).
+    pub dtype: DType,
+    /// Multiplies bytes that become floats, when the batch is formed:
+    /// `byte as f32 * scale`, the same f32 product a CSV value gets when loaded.
+    pub scale: f32,
+}
+
+impl Column {
+    /// A column of `values` whose examples have `dims`, batched in their own
+    /// dtype (bytes as f32, times `scale`).
+    pub fn new(values: Values, dims: Vec<usize>, scale: f32) -> Column {
+        let dtype = match &values {
+            Values::U8(_) | Values::F32(_) => DType::F32,
+            Values::I32(_) => DType::I32,
+            Values::F64(_) => DType::F64,
+            Values::Bool(_) => DType::Bool,
+        };
+        Column { values, dims, dtype, scale }
+    }
+    /// Values per example.
+    pub fn example_len(&self) -> usize {
+        self.dims.iter().product()
+    }
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.values.len().checked_div(self.example_len()).unwrap_or(0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The type of a batch of `batch` examples: `dtype[batch, dims...]`.
+    pub fn batch_type(&self, batch: usize) -> Type {
+        let mut dims = vec![batch];
+        dims.extend(&self.dims);
+        Type::new(self.dtype, &dims)
+    }
+    /// How the data stores one example, e.g. `u8[28, 28]`, `i32` (for messages).
+    pub fn describe(&self) -> String {
+        describe(self.values.type_name(), &self.dims)
+    }
+    fn subset(&self, indices: &[usize]) -> Column {
+        Column { values: self.values.gather(indices, self.example_len()), ..self.clone() }
+    }
+    /// The examples `rows` as one batch tensor of `batch_type(rows.len())`.
+    pub fn gather(&self, rows: &[usize]) -> Tensor {
+        let d = self.example_len();
+        let mut dims = vec![rows.len()];
+        dims.extend(&self.dims);
+        match (self.values.gather(rows, d), self.dtype) {
+            (Values::U8(v), DType::F32) => Tensor::f32(&dims, v.iter().map(|&b| b as f32 * self.scale).collect()),
+            (Values::U8(v), DType::F64) => {
+                Tensor::f64(&dims, v.iter().map(|&b| b as f64 * self.scale as f64).collect())
+            }
+            (Values::U8(v), DType::I32) => Tensor::i32(&dims, v.iter().map(|&b| b as i32).collect()),
+            (Values::I32(v), DType::I32) => Tensor::i32(&dims, v),
+            (Values::F32(v), DType::F32) => Tensor::f32(&dims, v),
+            (Values::F64(v), DType::F64) => Tensor::f64(&dims, v),
+            (Values::Bool(v), DType::Bool) => Tensor::bool(&dims, v),
+            (v, dtype) => unreachable!("view.rs allows no {} column batched as {dtype}", v.type_name()),
+        }
+    }
+}
+
+/// `u8[28, 28]`, or `i32` for a scalar.
+pub fn describe(dtype: &str, dims: &[usize]) -> String {
+    if dims.is_empty() {
+        dtype.to_string()
+    } else {
+        format!("{dtype}[{}]", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,45 +172,20 @@ pub enum DataError {
 
 impl Dataset {
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.x.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.x.is_empty()
     }
-    /// The rows at `indices`, in that order.
+    /// The examples at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Dataset {
-        let d = self.n_features;
-        let labels = indices.iter().map(|&i| self.labels[i]).collect();
-        let features = match &self.features {
-            Features::F32(v) => {
-                Features::F32(indices.iter().flat_map(|&i| v[i * d..(i + 1) * d].iter().copied()).collect())
-            }
-            Features::U8 { values, scale } => Features::U8 {
-                values: indices.iter().flat_map(|&i| values[i * d..(i + 1) * d].iter().copied()).collect(),
-                scale: *scale,
-            },
-        };
-        Dataset { features, labels, n_features: d }
+        Dataset { x: self.x.subset(indices), y: self.y.subset(indices) }
     }
-    /// The batch of rows `order[start..start + size]` as (x: f32[size, d], y: i32[size]).
+    /// The batch of examples `order[start..start + size]` as (x, y), each
+    /// of its column's `batch_type(size)`.
     pub fn batch(&self, order: &[usize], start: usize, size: usize) -> (Tensor, Tensor) {
-        let d = self.n_features;
         let rows = &order[start..start + size];
-        let mut xs = Vec::with_capacity(size * d);
-        match &self.features {
-            Features::F32(v) => {
-                for &i in rows {
-                    xs.extend_from_slice(&v[i * d..(i + 1) * d]);
-                }
-            }
-            Features::U8 { values, scale } => {
-                for &i in rows {
-                    xs.extend(values[i * d..(i + 1) * d].iter().map(|&b| b as f32 * scale));
-                }
-            }
-        }
-        let ys = rows.iter().map(|&i| self.labels[i]).collect();
-        (Tensor::f32(&[size, d], xs), Tensor::i32(&[size], ys))
+        (self.x.gather(rows), self.y.gather(rows))
     }
 }
 
@@ -189,7 +295,10 @@ pub fn parse_csv(name: &str, text: &str, scale: f32) -> Result<Dataset, DataErro
     let Some(n_cols) = n_cols else {
         return Err(DataError::Invalid { path: name.into(), message: "the file holds no rows".into() });
     };
-    Ok(Dataset { features: Features::F32(features), labels, n_features: n_cols - 1 })
+    Ok(Dataset {
+        x: Column::new(Values::F32(features), vec![n_cols - 1], 1.0),
+        y: Column::new(Values::I32(labels), vec![], 1.0),
+    })
 }
 
 /// The file names tried for the IDX training set, in order (the names of
@@ -299,7 +408,7 @@ pub fn parse_idx_pair(
     if img_dims[0] == 0 {
         return Err(DataError::At { path: images_name.into(), offset: 4, message: "the file holds no images".into() });
     }
-    let n_features = img_dims[1..].iter().product();
+    let n_features: usize = img_dims[1..].iter().product();
     if n_features == 0 {
         return Err(DataError::At {
             path: images_name.into(),
@@ -307,11 +416,11 @@ pub fn parse_idx_pair(
             message: "the images are empty (a dimension is 0)".into(),
         });
     }
-    Ok(Dataset {
-        features: Features::U8 { values: pixels, scale },
-        labels: label_bytes.iter().map(|&b| b as i32).collect(),
-        n_features,
-    })
+    // Images flattened to one row each, as before per-example shapes
+    // existed; a model declaring `x: f32[B, 1, 28, 28]` views them so (`view.rs`).
+    let mut y = Column::new(Values::U8(label_bytes), vec![], 1.0);
+    y.dtype = DType::I32;
+    Ok(Dataset { x: Column::new(Values::U8(pixels), vec![n_features], scale), y })
 }
 
 /// Parses one IDX file of unsigned bytes: magic `00 00 08 <rank>`, `rank`
@@ -372,6 +481,79 @@ pub fn parse_idx(name: &str, raw: &[u8]) -> Result<(Vec<usize>, Vec<u8>), DataEr
     let mut bytes = bytes;
     bytes.drain(..header);
     Ok((dims, bytes))
+}
+
+/// An inputs array and a targets array, one example per index of their
+/// first axis, as a dataset; `x_name`, `y_name` name them in errors.
+/// `scale` multiplies float inputs now and byte inputs when batched; other
+/// inputs must keep `scale = 1`.
+pub fn from_arrays(x_name: &str, x: npy::Array, y_name: &str, y: npy::Array, scale: f32) -> Result<Dataset, DataError> {
+    let invalid = |path: &str, message: String| DataError::Invalid { path: path.into(), message };
+    let examples = |name: &str, a: &npy::Array| -> Result<usize, DataError> {
+        match a.dims.split_first() {
+            None => {
+                Err(invalid(name, "a scalar: expected an array with one example per index of its first axis".into()))
+            }
+            Some((&0, _)) => Err(invalid(name, format!("shape {:?} holds no examples", a.dims))),
+            Some((_, rest)) if rest.contains(&0) => {
+                Err(invalid(name, format!("shape {:?}: each example is empty (a dimension is 0)", a.dims)))
+            }
+            Some((&n, _)) => Ok(n),
+        }
+    };
+    let (nx, ny) = (examples(x_name, &x)?, examples(y_name, &y)?);
+    if nx != ny {
+        return Err(invalid(
+            y_name,
+            format!(
+                "holds {ny} examples (shape {:?}) but {x_name} holds {nx} (shape {:?}): expected one target per input",
+                y.dims, x.dims
+            ),
+        ));
+    }
+    let values = match x.values {
+        Values::F32(v) if scale != 1.0 => Values::F32(v.into_iter().map(|a| a * scale).collect()),
+        Values::F64(v) if scale != 1.0 => Values::F64(v.into_iter().map(|a| a * scale as f64).collect()),
+        v @ (Values::I32(_) | Values::Bool(_)) if scale != 1.0 => {
+            return Err(invalid(
+                x_name,
+                format!("scale = {scale} applies to float or u8 inputs, not {}", v.type_name()),
+            ))
+        }
+        v => v,
+    };
+    let x = Column::new(values, x.dims[1..].to_vec(), scale);
+    let mut y = Column::new(y.values, y.dims[1..].to_vec(), 1.0);
+    // Byte targets are class labels unless the model declares floats (`view.rs`).
+    if matches!(y.values, Values::U8(_)) {
+        y.dtype = DType::I32;
+    }
+    Ok(Dataset { x, y })
+}
+
+fn read_file(p: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(p).map_err(|source| DataError::Io { path: p.display().to_string(), source })
+}
+
+/// Loads arrays `x_key` and `y_key` of an `.npz` archive (`np.savez`,
+/// `np.savez_compressed`).
+pub fn load_npz(path: &Path, x_key: &str, y_key: &str, scale: f32) -> Result<Dataset, DataError> {
+    parse_npz(&path.display().to_string(), &read_file(path)?, x_key, y_key, scale)
+}
+
+/// `load_npz` on bytes in memory; `name` names them in errors.
+pub fn parse_npz(name: &str, bytes: &[u8], x_key: &str, y_key: &str, scale: f32) -> Result<Dataset, DataError> {
+    let archive = npz::Npz::parse(name, bytes)?;
+    let (x, y) = (archive.array(x_key)?, archive.array(y_key)?);
+    from_arrays(&format!("{name} (array {x_key:?})"), x, &format!("{name} (array {y_key:?})"), y, scale)
+}
+
+/// Loads inputs and targets from two `.npy` files.
+pub fn load_npy(x_path: &Path, y_path: &Path, scale: f32) -> Result<Dataset, DataError> {
+    let (xn, yn) = (x_path.display().to_string(), y_path.display().to_string());
+    let x = npy::parse(&xn, &read_file(x_path)?)?;
+    let y = npy::parse(&yn, &read_file(y_path)?)?;
+    from_arrays(&xn, x, &yn, y, scale)
 }
 
 /// Splits off `n_val` examples for validation after a seeded shuffle.

@@ -113,9 +113,22 @@ pub fn run(stage: Stage, path: &Path, text: &str, opts: &EvalOptions) -> Result<
                     crate::config::SourceKind::Csv => "set `test = \"file.csv\"` in the data section",
                     crate::config::SourceKind::Idx =>
                         "the IDX directory has no t10k-images-idx3-ubyte / t10k-labels-idx1-ubyte",
+                    crate::config::SourceKind::Npz =>
+                        "set `test = \"test.npz\"` or `test = npz(\"file.npz\", x = \"x_test\", y = \"y_test\")`",
+                    crate::config::SourceKind::Npy => "set `test = npy(\"x_test.npy\", y = \"y_test.npy\")`",
                 }
             ))
         })?,
+    };
+    // limit_test_batches: the first batches of the test split, as after `fit`.
+    let limited;
+    let bs = setup.data_cfg.batch_size;
+    let n_test = setup.trainer_cfg.limit_test_batches * bs;
+    let data = if stage == Stage::Test && n_test > 0 && n_test < data.len() {
+        limited = data.subset(&(0..n_test).collect::<Vec<_>>());
+        &limited
+    } else {
+        data
     };
     let ck_path = resolve_checkpoint(opts.ckpt.as_ref().unwrap_or(&Resume::Last), &setup.base, "--ckpt", "evaluate")?;
     let name = ck_path.display().to_string();

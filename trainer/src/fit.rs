@@ -231,6 +231,14 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         trainer_cfg.enable_checkpointing = false;
         trainer_cfg.early_stopping = None;
     }
+    // Lightning's overfit_batches: the same first n batches every epoch
+    // (no shuffling), and validation on n batches.
+    let overfit = trainer_cfg.overfit_batches;
+    if overfit > 0 {
+        trainer_cfg.limit_train_batches = overfit;
+        trainer_cfg.limit_val_batches = overfit;
+    }
+    let shuffle = data_cfg.shuffle && overfit == 0;
     let trainer_cfg = &trainer_cfg;
     let train = &setup.train;
     // limit_val_batches: the first batches of the (fixed) validation order.
@@ -277,7 +285,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     let mut data_order = format!(
         "batch_size={bs},val_split={},shuffle={},n_train={},n_batches={n_batches}",
         data_cfg.val_split,
-        data_cfg.shuffle,
+        shuffle,
         train.len()
     );
     if k > 1 {
@@ -398,7 +406,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let epoch_start = std::time::Instant::now();
         let mut step_time = std::time::Duration::ZERO;
         // The data order is a pure function of (seed, epoch): resuming mid-epoch re-derives it.
-        let order = if data_cfg.shuffle {
+        let order = if shuffle {
             Rng::derive(trainer_cfg.seed.wrapping_add(epoch as u64), "shuffle").permutation(train.len())
         } else {
             (0..train.len()).collect()
@@ -611,7 +619,12 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             dirty = false;
         }
         timing.push(EpochTiming { steps: step_time, train_loop, epoch: epoch_start.elapsed() });
-        if ctx.should_stop {
+        if ctx.should_stop && epochs_done < trainer_cfg.min_epochs {
+            eprintln!(
+                "a callback asked to stop after epoch {epoch}, but min_epochs = {} is not reached: training continues",
+                trainer_cfg.min_epochs
+            );
+        } else if ctx.should_stop {
             stop = Stop::Callback;
             break;
         }
@@ -651,7 +664,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         // Lightning runs `trainer.test` only when asked; `jlc run` runs it
         // after training (trainer.test_after_fit = false turns it off), on
         // the final parameters.
-        let test = &limit(setup.test.as_ref().expect("checked by will_test"), dev_run);
+        let n = if dev_run > 0 { dev_run } else { trainer_cfg.limit_test_batches };
+        let test = &limit(setup.test.as_ref().expect("checked by will_test"), n);
         let mut exes = setup.eval_programs(Stage::Test, test, opts.backend, &opts.compiler, opts.color)?;
         test_metrics = eval::evaluate(&mut exes, &params, test, bs, &progs.test_logs)?;
         logger.log(epochs_done.saturating_sub(1), global_step.saturating_sub(1), &test_metrics)?;
@@ -935,12 +949,17 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         format!("  val_split: {}", data.val_split),
         format!("  shuffle: {}", data.shuffle),
         format!("  test: {:?}", data.test.as_deref().unwrap_or("")),
+        format!("  x_key: {:?}", data.x_key),
+        format!("  y_key: {:?}", data.y_key),
         "trainer:".into(),
         format!("  max_epochs: {}", trainer.max_epochs),
         format!("  seed: {}", trainer.seed),
         format!("  log_every_n_steps: {}", trainer.log_every_n_steps),
         format!("  limit_train_batches: {}", trainer.limit_train_batches),
         format!("  limit_val_batches: {}", trainer.limit_val_batches),
+        format!("  limit_test_batches: {}", trainer.limit_test_batches),
+        format!("  min_epochs: {}", trainer.min_epochs),
+        format!("  overfit_batches: {}", trainer.overfit_batches),
         format!("  check_val_every_n_epoch: {}", trainer.check_val_every_n_epoch),
         format!("  max_steps: {}", trainer.max_steps),
         format!("  max_time_s: {}", trainer.max_time.map_or(0.0, |t| t.as_secs_f64())),

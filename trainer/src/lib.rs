@@ -1,9 +1,10 @@
 //! The trainer: Lightning's loop around one compiled step program.
 //!
 //! `config` reads the model file's `data` and `trainer` sections, `data`
-//! loads (CSV, IDX) and batches examples, `setup` checks, loads and compiles
+//! loads (CSV, IDX, NPY, NPZ) and batches examples, `setup` checks, loads and compiles
 //! what every command needs, `fit` runs the loop, `eval` runs validation
-//! and test over a split (`jlc validate`, `jlc test`), `callback` holds the
+//! and test over a split (`jlc validate`, `jlc test`), `predict` runs
+//! `predict_step` over a split into a `.npy` file, `callback` holds the
 //! hooks (ModelCheckpoint, EarlyStopping), `logger` writes Lightning-layout
 //! logs (CSV, and TensorBoard event files through `tensorboard`),
 //! `checkpoint` saves and strictly loads the run's state (safetensors) so
@@ -18,6 +19,7 @@ pub mod eval;
 pub mod fit;
 pub mod logger;
 pub mod plot;
+pub mod predict;
 pub mod rng;
 pub mod setup;
 pub mod tensorboard;

@@ -8,8 +8,8 @@
 use crate::config::{self, DataConfig, SourceKind, TrainerConfig};
 use crate::data::{self, Dataset};
 use crate::fit::FitError;
-use compiler::diagnostic::Diagnostic;
-use compiler::ir::{DType, Func, Type};
+use compiler::diagnostic::{Code, Diagnostic};
+use compiler::ir::Func;
 use compiler::lower::{Program, Section, TrainPrograms};
 use runtime::{Backend, Executable};
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ impl Stage {
     }
 }
 
-fn diagnostics(diags: Vec<Diagnostic>, prog: &Program, color: bool) -> FitError {
+pub(crate) fn diagnostics(diags: Vec<Diagnostic>, prog: &Program, color: bool) -> FitError {
     FitError::Diagnostics {
         rendered: compiler::diagnostic::render_all(&diags, &prog.sources, color),
         count: diags.len(),
@@ -77,7 +77,7 @@ pub fn prepare(
     }
     let Some(data_sec) = data_sec else {
         return Err(FitError::Config(format!(
-            "{}: a training run needs a `data = csv(...)` or `data = idx(...)` section",
+            "{}: a training run needs a `data = csv(...)`, `idx(...)`, `npz(...)` or `npy(...)` section",
             path.display()
         )));
     };
@@ -87,19 +87,7 @@ pub fn prepare(
     // Data paths are relative to the model file's directory (absolute ones replace it).
     let dir = path.parent().unwrap_or(Path::new("."));
     let data_path = dir.join(&data_cfg.path);
-    let (dataset, test) = match data_cfg.source {
-        SourceKind::Csv => {
-            let test = match &data_cfg.test {
-                Some(t) => Some(data::load_csv(&dir.join(t), data_cfg.scale as f32)?),
-                None => None,
-            };
-            (data::load_csv(&data_path, data_cfg.scale as f32)?, test)
-        }
-        SourceKind::Idx => (
-            data::load_idx_dir(&data_path, data_cfg.scale as f32)?,
-            data::load_idx_test_dir(&data_path, data_cfg.scale as f32)?,
-        ),
-    };
+    let (mut dataset, mut test) = load(&data_cfg, dir)?;
     if data_cfg.val_split >= dataset.len() {
         return Err(FitError::Config(format!(
             "val_split = {} leaves no training data: {} has {} examples",
@@ -108,12 +96,45 @@ pub fn prepare(
             dataset.len()
         )));
     }
-    if let Some(t) = &test {
-        if t.n_features != dataset.n_features {
-            return Err(FitError::Config(format!(
-                "the test split has {} features per example, the training data {}",
-                t.n_features, dataset.n_features
-            )));
+    // The batch types: the data's, as `training_step` declares them (`data/view.rs`).
+    let declared = compiler::lower::declared_step_inputs(&prog, trainer_sec.as_ref(), "training_step")
+        .map_err(|d| diagnostics(d, &prog, color))?;
+    if let Some(inputs) = declared.filter(|i| i.len() == 2) {
+        let what = source_name(&data_cfg, &data_path);
+        let mut diags = Vec::new();
+        for (input, col) in inputs.iter().zip([&mut dataset.x, &mut dataset.y]) {
+            let Some(ty) = &input.ty else { continue };
+            match data::view::fit(col, ty) {
+                Ok((dims, dtype)) => (col.dims, col.dtype) = (dims, dtype),
+                Err(why) => diags.push(
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!(
+                            "the data does not fit `training_step`'s `{}`: {what} holds examples of {}, and the step declares {}",
+                            input.name,
+                            col.describe(),
+                            ty
+                        ),
+                    )
+                    .with_label(input.span, format!("declared as {ty}"))
+                    .with_note(why),
+                ),
+            }
+        }
+        if !diags.is_empty() {
+            return Err(diagnostics(diags, &prog, color));
+        }
+    }
+    if let Some(t) = &mut test {
+        for (name, tc, c) in [("inputs", &mut t.x, &dataset.x), ("targets", &mut t.y, &dataset.y)] {
+            if tc.example_len() != c.example_len() || tc.values.type_name() != c.values.type_name() {
+                return Err(FitError::Config(format!(
+                    "the test split's {name} are {} per example, the training data's {}",
+                    tc.describe(),
+                    c.describe()
+                )));
+            }
+            (tc.dims, tc.dtype, tc.scale) = (c.dims.clone(), c.dtype, c.scale);
         }
     }
     let (train, val) = data::split(&dataset, data_cfg.val_split, trainer_cfg.seed);
@@ -126,22 +147,54 @@ pub fn prepare(
         )));
     }
     let compile_start = Instant::now();
-    let progs = compile(&prog, trainer_sec.as_ref(), bs, train.n_features, opts, color)?;
+    let progs = compile(&prog, trainer_sec.as_ref(), &train, bs, opts, color)?;
     let compile_ms = compile_start.elapsed().as_secs_f64() * 1e3;
     let base = Path::new(&trainer_cfg.default_root_dir).join(&trainer_cfg.name);
     Ok(Setup { prog, trainer_sec, data_cfg, trainer_cfg, train, val, test, progs, compile_ms, base })
 }
 
+/// Loads the training data and the test split (when the source has one).
+pub(crate) fn load(cfg: &DataConfig, dir: &Path) -> Result<(Dataset, Option<Dataset>), FitError> {
+    let scale = cfg.scale as f32;
+    let path = dir.join(&cfg.path);
+    let test_path = cfg.test.as_ref().map(|t| dir.join(t));
+    let test_keys = cfg.test_keys.clone().unwrap_or((cfg.x_key.clone(), cfg.y_key.clone()));
+    Ok(match cfg.source {
+        SourceKind::Csv => {
+            let test = test_path.map(|t| data::load_csv(&t, scale)).transpose()?;
+            (data::load_csv(&path, scale)?, test)
+        }
+        SourceKind::Idx => (data::load_idx_dir(&path, scale)?, data::load_idx_test_dir(&path, scale)?),
+        SourceKind::Npz => {
+            let test = test_path.map(|t| data::load_npz(&t, &test_keys.0, &test_keys.1, scale)).transpose()?;
+            (data::load_npz(&path, &cfg.x_key, &cfg.y_key, scale)?, test)
+        }
+        SourceKind::Npy => {
+            let test = test_path.map(|t| data::load_npy(&t, &dir.join(&test_keys.1), scale)).transpose()?;
+            (data::load_npy(&path, &dir.join(&cfg.y_key), scale)?, test)
+        }
+    })
+}
+
+/// The data's files, for messages: `train.npz (arrays "x", "y")`.
+fn source_name(cfg: &DataConfig, path: &Path) -> String {
+    match cfg.source {
+        SourceKind::Csv | SourceKind::Idx => path.display().to_string(),
+        SourceKind::Npz => format!("{} (arrays {:?}, {:?})", path.display(), cfg.x_key, cfg.y_key),
+        SourceKind::Npy => format!("{} (with {})", path.display(), cfg.y_key),
+    }
+}
+
+/// The training programs for batches of `bs` examples of `data`.
 fn compile(
     prog: &Program,
     trainer_sec: Option<&Section>,
+    data: &Dataset,
     bs: usize,
-    d: usize,
     opts: &compiler::Options,
     color: bool,
 ) -> Result<TrainPrograms, FitError> {
-    let x_ty = Type::new(DType::F32, &[bs, d]);
-    let y_ty = Type::new(DType::I32, &[bs]);
+    let (x_ty, y_ty) = (data.x.batch_type(bs), data.y.batch_type(bs));
     compiler::compile_training(prog, trainer_sec, &x_ty, &y_ty, opts).map_err(|d| diagnostics(d, prog, color))
 }
 
@@ -178,7 +231,7 @@ impl Setup {
         }
         let rem = data.len() % bs;
         if rem > 0 {
-            let small = compile(&self.prog, self.trainer_sec.as_ref(), rem, data.n_features, opts, color)?;
+            let small = compile(&self.prog, self.trainer_sec.as_ref(), data, rem, opts, color)?;
             if let Some(f) = pick(&small) {
                 exes.push((rem, executable(f)?));
             }

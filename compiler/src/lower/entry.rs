@@ -108,7 +108,7 @@ pub(super) fn check_fn(
 
 /// Removes repeated reports of one mistake (a generic function checked on
 /// its own and again at each call reports the same error once).
-fn dedup(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+pub(super) fn dedup(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let mut seen = std::collections::HashSet::new();
     diags.into_iter().filter(|d| seen.insert((d.code.as_str(), d.primary_span(), d.message.clone()))).collect()
 }
@@ -449,7 +449,7 @@ pub struct Accumulation {
 
 /// Finds the model to train: `model = Name(args)` in the trainer section, or
 /// the last model of the user's file that has a `training_step`.
-fn find_model(
+pub(super) fn find_model(
     prog: &Program,
     model_setting: Option<&SettingEntry>,
 ) -> Result<(usize, usize, Vec<(Option<String>, ConstValue)>), Diagnostic> {
@@ -488,7 +488,7 @@ fn find_model(
         })
 }
 
-fn const_to_val(v: &ConstValue) -> Val {
+pub(super) fn const_to_val(v: &ConstValue) -> Val {
     match v {
         ConstValue::Int(i) if *i >= 0 => Val::Int(Dim::Known(*i as usize)),
         ConstValue::Int(i) => Val::Float(*i as f64),

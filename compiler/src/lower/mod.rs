@@ -5,7 +5,8 @@
 //! `ops` for operators, `index` for `x[...]`, `builtins` for built-in
 //! functions, `transform` for `grad`, `jvp` and `vjp` and `vmap` for `vmap`; `entry` has the entry points used by
 //! `jlc` and the trainer; `gradients` what the training step does to gradients
-//! before the update (clipping); `typed` prints the signatures the checker infers.
+//! before the update (clipping); `typed` prints the signatures the checker infers; `step_inputs` the
+//! types step methods declare for the batch, `predict` the `predict_step` program.
 
 pub mod builtins;
 pub mod elab;
@@ -13,8 +14,10 @@ pub mod entry;
 pub mod gradients;
 pub mod index;
 pub mod ops;
+pub mod predict;
 pub mod program;
 mod random;
+pub mod step_inputs;
 pub mod suggest;
 mod tensor_ops;
 pub mod transform;
@@ -28,7 +31,9 @@ pub use entry::{
     check_program, lower_fn, lower_fn_at, lower_main, lower_training, lower_training_with, training_sections,
     Accumulation, ConstValue, Script, Section, Sections, SettingEntry, TrainPrograms,
 };
+pub use predict::{lower_predict, PredictProgram};
 pub use program::{load, load_with, Program, ReadFile};
+pub use step_inputs::{declared_step_inputs, DeclaredInput};
 pub use value::{Init, ParamSpec};
 
 #[cfg(test)]

@@ -127,7 +127,39 @@ fn bad_settings_are_diagnostics() {
     // `test` belongs to the CSV source.
     let (data, _) = sections(r#"data = idx("d") { test = "t.csv" }"#);
     let errs = data_config(&data.unwrap()).unwrap_err();
-    assert!(errs[0].message.contains("`test` names the CSV source's test file"), "{errs:?}");
+    assert!(errs[0].message.contains("`test` names the test split's file"), "{errs:?}");
     let (data, _) = sections(r#"data = csv("d.csv") { test = "t.csv" }"#);
     assert_eq!(data_config(&data.unwrap()).unwrap().test.as_deref(), Some("t.csv"));
+}
+
+#[test]
+fn npz_and_npy_sources_with_their_test_splits() {
+    let data = |src: &str| data_config(&sections(src).0.unwrap());
+    let c = data(r#"data = npz("d.npz") { test = "t.npz" }"#).unwrap();
+    assert_eq!((c.source, c.path.as_str(), c.x_key.as_str(), c.y_key.as_str()), (SourceKind::Npz, "d.npz", "x", "y"));
+    assert_eq!((c.test.as_deref(), c.test_keys), (Some("t.npz"), None));
+    let c = data(r#"data = npz("d.npz", x = "inputs", y = "targets", scale = 0.5) { test = npz("d.npz", x = "xt", y = "yt", scale = 0.5) }"#)
+        .unwrap();
+    assert_eq!((c.x_key.as_str(), c.y_key.as_str(), c.scale), ("inputs", "targets", 0.5));
+    assert_eq!((c.test.as_deref(), c.test_keys), (Some("d.npz"), Some(("xt".into(), "yt".into()))));
+    let c = data(r#"data = npy("x.npy", y = "y.npy") { test = npy("xt.npy", y = "yt.npy") }"#).unwrap();
+    assert_eq!((c.source, c.path.as_str(), c.y_key.as_str()), (SourceKind::Npy, "x.npy", "y.npy"));
+    assert_eq!((c.test.as_deref(), c.test_keys), (Some("xt.npy"), Some((String::new(), "yt.npy".into()))));
+
+    let msgs = |src: &str| data(src).unwrap_err().iter().map(|d| d.message.clone()).collect::<Vec<_>>();
+    assert_eq!(msgs(r#"data = npy("x.npy")"#), ["npy(...) needs the targets file: `y = \"y.npy\"`"]);
+    assert_eq!(
+        msgs(r#"data = npz("d.npz", labels = "y")"#),
+        ["npz takes npz(\"file.npz\", x = \"x\", y = \"y\", scale = 1.0)"]
+    );
+    assert_eq!(msgs(r#"data = csv("d.csv", y = "y")"#), ["csv takes csv(\"file.csv\", scale = 1.0)"]);
+    assert_eq!(
+        msgs(r#"data = npy("x.npy", y = "y.npy") { test = "t.npy" }"#),
+        ["`test` must be npy(\"x_test.npy\", y = \"y_test.npy\")"]
+    );
+    assert_eq!(
+        msgs(r#"data = npz("d.npz") { test = npy("x.npy", y = "y.npy") }"#),
+        ["`test` must be a source like the training data's, npz(\"file.npz\", x = \"x\", y = \"y\", scale = 1.0) (with the same scale)"]
+    );
+    assert_eq!(msgs(r#"data = parquet("d")"#), ["unknown data source"]);
 }

@@ -1,5 +1,6 @@
 //! Loader tests: IDX and CSV, raw and gzip, and the exact error for each
-//! kind of bad file.
+//! kind of bad file; NPY/NPZ datasets from arrays (the formats themselves
+//! are tested in `npy/tests.rs`).
 
 use super::*;
 use std::io::Write;
@@ -37,15 +38,16 @@ fn idx_raw_and_gzip_load_the_same_dataset() {
     let raw = parse_idx_pair("img", &images(), "lab", &labels(), 0.5).unwrap();
     let zipped = parse_idx_pair("img.gz", &gz(&images()), "lab.gz", &gz(&labels()), 0.5).unwrap();
     assert_eq!(raw, zipped);
-    assert_eq!((raw.len(), raw.n_features), (3, 4));
-    assert_eq!(raw.labels, vec![7, 0, 9]);
+    assert_eq!((raw.len(), raw.x.dims.as_slice(), raw.x.describe()), (3, &[4][..], "u8[4]".to_string()));
+    assert_eq!(raw.y.values, Values::U8(vec![7, 0, 9]));
+    assert_eq!(raw.y.describe(), "u8");
     // Bytes are scaled when the batch is formed.
     let (x, y) = raw.batch(&[2, 0], 0, 2);
     assert_eq!(x, Tensor::f32(&[2, 4], vec![127.5, 127.0, 126.5, 126.0, 0.0, 0.5, 1.0, 1.5]));
     assert_eq!(y, Tensor::i32(&[2], vec![9, 7]));
     // A subset keeps bytes and batches like the original.
     let sub = raw.subset(&[1, 2]);
-    assert!(matches!(sub.features, Features::U8 { .. }));
+    assert!(matches!(sub.x.values, Values::U8(_)));
     assert_eq!(sub.batch(&[1], 0, 1).0, raw.batch(&[2], 0, 1).0);
 }
 
@@ -92,7 +94,7 @@ fn idx_directory_lookup_accepts_raw_and_gz_names() {
     std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gz(&images())).unwrap();
     std::fs::write(dir.join("train-labels-idx1-ubyte"), labels()).unwrap();
     let d = load_idx_dir(&dir, 1.0).unwrap();
-    assert_eq!(d.labels, vec![7, 0, 9]);
+    assert_eq!(d.y.values, Values::U8(vec![7, 0, 9]));
     std::fs::write(dir.join("train-labels-idx1-ubyte"), idx(&[2], &[0, 1])).unwrap();
     let e = err(load_idx_dir(&dir, 1.0));
     assert!(
@@ -132,5 +134,86 @@ fn idx_test_split_is_the_t10k_files_or_none() {
     assert_eq!(test, parse_idx_pair("i", &test_images, "l", &idx(&[2], &[3, 4]), 0.5).unwrap());
     // The training split is still the train-* files.
     assert_eq!(load_idx_dir(&dir, 1.0).unwrap().len(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn arr(dims: &[usize], values: Values) -> npy::Array {
+    npy::Array { dims: dims.to_vec(), values }
+}
+
+#[test]
+fn arrays_become_columns_of_any_shape_and_dtype() {
+    // Token sequences: x i32[3, 4], y i32[3, 4].
+    let toks: Vec<i32> = (0..12).collect();
+    let d =
+        from_arrays("x", arr(&[3, 4], Values::I32(toks.clone())), "y", arr(&[3, 4], Values::I32(toks)), 1.0).unwrap();
+    assert_eq!(
+        (d.len(), d.x.batch_type(2).to_string(), d.y.batch_type(2).to_string()),
+        (3, "i32[2, 4]".into(), "i32[2, 4]".into())
+    );
+    let (x, y) = d.batch(&[2, 0, 1], 0, 2);
+    assert_eq!(x, Tensor::i32(&[2, 4], vec![8, 9, 10, 11, 0, 1, 2, 3]));
+    assert_eq!(x, y);
+    // Images as bytes (scaled when batched), float regression targets.
+    let px: Vec<u8> = (0..2 * 2 * 3).map(|i| i as u8).collect();
+    let d = from_arrays("x", arr(&[2, 1, 2, 3], Values::U8(px)), "y", arr(&[2, 1], Values::F64(vec![0.5, -1.0])), 0.5)
+        .unwrap();
+    assert_eq!(d.x.describe(), "u8[1, 2, 3]");
+    let (x, y) = d.batch(&[1], 0, 1);
+    assert_eq!(x, Tensor::f32(&[1, 1, 2, 3], vec![3.0, 3.5, 4.0, 4.5, 5.0, 5.5]));
+    assert_eq!(y, Tensor::f64(&[1, 1], vec![-1.0]));
+    // Byte targets are labels (i32); bool inputs stay bool.
+    let d = from_arrays("x", arr(&[2], Values::Bool(vec![true, false])), "y", arr(&[2], Values::U8(vec![3, 4])), 1.0)
+        .unwrap();
+    assert_eq!(d.batch(&[0, 1], 0, 2), (Tensor::bool(&[2], vec![true, false]), Tensor::i32(&[2], vec![3, 4])));
+    // Float inputs are scaled when loaded.
+    let d =
+        from_arrays("x", arr(&[1, 2], Values::F32(vec![1.0, 3.0])), "y", arr(&[1], Values::I32(vec![0])), 0.5).unwrap();
+    assert_eq!(d.x.values, Values::F32(vec![0.5, 1.5]));
+}
+
+#[test]
+fn array_pairs_that_cannot_be_a_dataset_are_errors() {
+    let e =
+        |x: npy::Array, y: npy::Array, scale: f32| from_arrays("x.npy", x, "y.npy", y, scale).unwrap_err().to_string();
+    let ys = || arr(&[2], Values::I32(vec![0, 1]));
+    assert_eq!(
+        e(arr(&[3, 2], Values::F32(vec![0.0; 6])), ys(), 1.0),
+        "y.npy: holds 2 examples (shape [2]) but x.npy holds 3 (shape [3, 2]): expected one target per input"
+    );
+    assert_eq!(
+        e(arr(&[], Values::F32(vec![0.0])), ys(), 1.0),
+        "x.npy: a scalar: expected an array with one example per index of its first axis"
+    );
+    assert_eq!(e(arr(&[0, 2], Values::F32(vec![])), ys(), 1.0), "x.npy: shape [0, 2] holds no examples");
+    assert_eq!(
+        e(arr(&[2, 0], Values::F32(vec![])), ys(), 1.0),
+        "x.npy: shape [2, 0]: each example is empty (a dimension is 0)"
+    );
+    assert_eq!(
+        e(arr(&[2], Values::I32(vec![1, 2])), ys(), 0.5),
+        "x.npy: scale = 0.5 applies to float or u8 inputs, not i32"
+    );
+}
+
+#[test]
+fn npz_and_npy_files_load_the_same_dataset() {
+    let dir = std::env::temp_dir().join(format!("jlc-npz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let x = Values::F32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let y = Values::I32(vec![1, 0, 1]);
+    let (xb, yb) = (npy::write(&[3, 2], &x), npy::write(&[3], &y));
+    std::fs::write(dir.join("x.npy"), &xb).unwrap();
+    std::fs::write(dir.join("y.npy"), &yb).unwrap();
+    for deflate in [false, true] {
+        std::fs::write(dir.join("d.npz"), npz::write(&[("inputs", xb.clone()), ("targets", yb.clone())], deflate))
+            .unwrap();
+        let a = load_npz(&dir.join("d.npz"), "inputs", "targets", 1.0).unwrap();
+        assert_eq!(a, load_npy(&dir.join("x.npy"), &dir.join("y.npy"), 1.0).unwrap());
+        assert_eq!((a.x.values.clone(), a.y.values.clone()), (x.clone(), y.clone()));
+        let e = load_npz(&dir.join("d.npz"), "x", "targets", 1.0).unwrap_err().to_string();
+        assert!(e.ends_with("d.npz: no array named \"x\": the archive holds \"inputs\", \"targets\""), "{e}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

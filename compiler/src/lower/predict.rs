@@ -1,0 +1,98 @@
+//! The prediction program: a model's `fn predict_step(self, x)` lowered on
+//! (params, x) with one output, the prediction for the batch (`jlc
+//! predict`).
+//!
+//! Consumes a checked program, its `trainer` section and the batch type of
+//! `x`; produces a `Func` whose inputs are the parameters then `x` and whose
+//! only output is the returned tensor (batch dim first). It is compiled
+//! separately from the training step and has no parameter outputs, so
+//! predicting cannot change the parameters. `log(...)` in `predict_step` is
+//! allowed (the method is a step) but its values are not outputs.
+
+use super::elab::{CallArg, Elaborator};
+use super::entry::{dedup, Section};
+use super::program::Program;
+use super::step_inputs::trained_model;
+use super::value::{ParamSpec, TVal, Val};
+use crate::check::Ty;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{Builder, Func, Type, ValueId};
+
+/// The prediction program and the parameters it takes (in input order, the
+/// same order as `TrainPrograms::params`).
+#[derive(Clone, Debug)]
+pub struct PredictProgram {
+    pub params: Vec<ParamSpec>,
+    /// Inputs: params, x. Output: the prediction, batch dim first.
+    pub func: Func,
+}
+
+/// Lowers `predict_step` for batches of type `x_ty`; `Ok(None)` when the
+/// trained model has no `predict_step`.
+pub fn lower_predict(
+    prog: &Program,
+    trainer: Option<&Section>,
+    x_ty: &Type,
+) -> Result<Option<PredictProgram>, Vec<Diagnostic>> {
+    let m = trained_model(prog, trainer)?;
+    let decl = prog.model_decl(m.module, m.item);
+    let Some(method) = decl.methods.iter().position(|f| f.name.name == "predict_step") else { return Ok(None) };
+    let mdecl = &decl.methods[method];
+    let n_args = mdecl.params.iter().filter(|p| p.name.name != "self").count();
+    if n_args != 1 {
+        return Err(vec![Diagnostic::error(
+            Code::BadSection,
+            "`predict_step` must take (self, x): the batch's inputs, without labels",
+        )
+        .with_label(mdecl.name.span, "defined here")]);
+    }
+    // The parameters, discovered by a dry instantiation in check mode (as for training).
+    let mut probe = Elaborator::new(prog, None);
+    probe.instantiate(m.module, m.item, m.cfg_args.clone(), "", decl.name.span);
+    if probe.diags.iter().any(Diagnostic::is_error) {
+        return Err(dedup(probe.diags));
+    }
+    let params = probe.param_specs.clone();
+
+    let mut types: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
+    types.push(x_ty.clone());
+    let mut el = Elaborator::new(prog, Some(Builder::new("predict_step", &types)));
+    for (i, p) in params.iter().enumerate() {
+        el.param_values.insert(p.path.clone(), ValueId(i as u32));
+    }
+    let Val::Model(inst) = el.instantiate(m.module, m.item, m.cfg_args, "", decl.name.span) else {
+        return Err(dedup(el.diags));
+    };
+    let n = params.len();
+    let x = TVal { ty: Ty::known(x_ty), id: Some(ValueId(n as u32)) };
+    let x_span = mdecl.params.iter().find(|p| p.name.name != "self").map_or(mdecl.name.span, |p| p.name.span);
+    let args = vec![CallArg { name: None, name_span: None, value: Val::Tensor(x), span: x_span }];
+    el.logs = Some(Vec::new());
+    let out = el.call_method(inst, method, args, mdecl.span);
+    if el.diags.iter().any(Diagnostic::is_error) {
+        let mut diags = dedup(el.diags);
+        for d in &mut diags {
+            d.notes.push(format!("while compiling `predict_step` for batches x: {x_ty}"));
+        }
+        return Err(diags);
+    }
+    let batch = x_ty.shape.dims().first().copied();
+    let id = match out {
+        Val::Tensor(t) if t.ty.to_ir().and_then(|ty| ty.shape.dims().first().copied()) == batch => t.id.expect("built"),
+        other => {
+            return Err(vec![Diagnostic::error(
+                Code::TypeMismatch,
+                format!(
+                    "`predict_step` must return one tensor whose first dimension is the batch ({}), not {}",
+                    batch.unwrap_or(0),
+                    other.describe()
+                ),
+            )
+            .with_label(mdecl.body.span, "returned here")
+            .with_note(format!("while compiling `predict_step` for batches x: {x_ty}"))])
+        }
+    };
+    let func = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(vec![id]));
+    crate::ir::verify::assert_valid(&func, "lower (predict step)");
+    Ok(Some(PredictProgram { params, func }))
+}

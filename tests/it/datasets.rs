@@ -1,0 +1,290 @@
+//! Datasets beyond classifiers on `f32[B, N]`: NPZ sources with float
+//! regression targets and i32 token sequences, views that reshape for
+//! free, mismatches named with both types, and `jlc predict` checked
+//! against an f64 recomputation from the checkpoint's weights.
+
+use crate::evaluate::jlc_out;
+use crate::examples::tempdir;
+use compiler::ir::generate::Rng as SplitMix;
+use std::path::Path;
+use trainer::data::{npy, npz, Values};
+
+fn f64s(v: &Values) -> Vec<f64> {
+    match v {
+        Values::F32(v) => v.iter().map(|&x| x as f64).collect(),
+        Values::F64(v) => v.clone(),
+        Values::I32(v) => v.iter().map(|&x| x as f64).collect(),
+        Values::U8(v) => v.iter().map(|&x| x as f64).collect(),
+        Values::Bool(v) => v.iter().map(|&x| x as u8 as f64).collect(),
+    }
+}
+
+/// A checkpoint tensor as f64.
+fn param(ckpt: &Path, name: &str) -> Vec<f64> {
+    let ck = trainer::checkpoint::load(ckpt).unwrap();
+    ck.tensors.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("no {name}")).1.to_f64_vec()
+}
+
+fn last_ckpt(logs: &Path) -> std::path::PathBuf {
+    trainer::checkpoint::find_last(&logs.join("lightning_logs")).expect("a last checkpoint")
+}
+
+const REGRESSION: &str = r#"
+use losses.mse
+use optim.sgd
+model LinReg {
+    w: f32[4, 1]
+    b: f32[1]
+    fn forward(self, x: f32[B, 4]) -> f32[B, 1] = x @ self.w + self.b
+    fn training_step(self, x: f32[B, 4], y: f32[B, 1]) -> f32 = mse(self.forward(x), y)
+    fn test_step(self, x: f32[B, 4], y: f32[B, 1]) {
+        log("test_mse", mse(self.forward(x), y))
+    }
+    fn predict_step(self, x: f32[B, 4]) -> f32[B, 1] = self.forward(x)
+    fn configure_optimizers(self) = sgd(lr = 0.1)
+}
+data = npz("reg.npz", x = "inputs", y = "targets") {
+    batch_size = 64
+    test = npz("reg.npz", x = "test_inputs", y = "test_targets")
+}
+trainer { max_epochs = 30 }
+"#;
+
+const W_TRUE: [f64; 4] = [1.5, -2.0, 0.5, 3.0];
+const B_TRUE: f64 = 0.7;
+
+/// `n` examples x ~ U(-1, 1)^4, y = x . W_TRUE + B_TRUE + e, e ~ U(-a, a).
+fn regression_data(rng: &mut SplitMix, n: usize, a: f64) -> (Vec<f32>, Vec<f32>) {
+    let u = |rng: &mut SplitMix| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for _ in 0..n {
+        let x: Vec<f64> = (0..4).map(|_| u(rng)).collect();
+        let y = (0..4).map(|k| x[k] * W_TRUE[k]).sum::<f64>() + B_TRUE + a * u(rng);
+        xs.extend(x.iter().map(|&v| v as f32));
+        ys.push(y as f32);
+    }
+    (xs, ys)
+}
+
+#[test]
+fn linear_regression_on_npz_finds_the_true_weights_and_predicts_them() {
+    let dir = tempdir("npz-regression");
+    let (n, a) = (1024, 0.1);
+    let mut rng = SplitMix(0x5eed_0101);
+    let (x, y) = regression_data(&mut rng, n, a);
+    let (tx, ty) = regression_data(&mut rng, 100, a);
+    let members = [
+        ("inputs", npy::write(&[n, 4], &Values::F32(x))),
+        ("targets", npy::write(&[n, 1], &Values::F32(y))),
+        ("test_inputs", npy::write(&[100, 4], &Values::F32(tx.clone()))),
+        ("test_targets", npy::write(&[100, 1], &Values::F32(ty))),
+    ];
+    std::fs::write(dir.join("reg.npz"), npz::write(&members, true)).unwrap();
+    std::fs::write(dir.join("reg.jl"), REGRESSION).unwrap();
+    let model = dir.join("reg.jl");
+    let model = model.to_str().unwrap();
+    let logs = format!("trainer.default_root_dir={}", dir.join("logs").display());
+    let (code, out, err) = jlc_out(&["run", model, "--set", &logs]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("test_mse"), "{out}");
+
+    // Least squares' standard error per weight is sigma / sqrt(n Var(x)) =
+    // (a / sqrt 3) / sqrt(n / 3) = a / sqrt(n) (0.0031 here); SGD's own
+    // fluctuation at lr 0.1 is smaller. Allow 6 standard errors.
+    let tol = 6.0 * a / (n as f64).sqrt();
+    let ck = last_ckpt(&dir.join("logs"));
+    let (w, b) = (param(&ck, "w"), param(&ck, "b"));
+    for k in 0..4 {
+        assert!((w[k] - W_TRUE[k]).abs() < tol, "w[{k}] = {}, true {}, tolerance {tol}", w[k], W_TRUE[k]);
+    }
+    assert!((b[0] - B_TRUE).abs() < tol, "b = {}, true {B_TRUE}, tolerance {tol}", b[0]);
+
+    // jlc predict on the test split (file order, 100 = 64 + a batch of 36),
+    // against x . w + b in f64 from the checkpoint's weights.
+    let preds = dir.join("preds.npy");
+    let (code, _, err) =
+        jlc_out(&["predict", model, "--set", &logs, "--out", preds.to_str().unwrap(), "--split", "test"]);
+    assert_eq!(code, 0, "{err}");
+    let p = npy::parse("preds.npy", &std::fs::read(&preds).unwrap()).unwrap();
+    assert_eq!(p.dims, [100, 1]);
+    for (i, got) in f64s(&p.values).iter().enumerate() {
+        let want = (0..4).map(|k| tx[i * 4 + k] as f64 * w[k]).sum::<f64>() + b[0];
+        assert!((got - want).abs() < 1e-5 * (1.0 + want.abs()), "row {i}: {got} vs f64 {want}");
+    }
+    // Predicting changes nothing in the checkpoint; `all` covers the training file in order.
+    assert_eq!(param(&ck, "w"), w);
+    let (code, _, err) =
+        jlc_out(&["predict", model, "--set", &logs, "--out", preds.to_str().unwrap(), "--split", "all"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(npy::parse("p", &std::fs::read(&preds).unwrap()).unwrap().dims, [n, 1]);
+}
+
+const NEXT_TOKEN: &str = r#"
+use losses.cross_entropy
+use metrics.accuracy
+use optim.adam
+model NextToken(V: int = 8, D: int = 16) {
+    emb: f32[V, D] = normal(0.5)
+    out: f32[D, V] = glorot_uniform()
+    fn logits(self, x: i32[B, T]) -> f32[B, T, V] = take(self.emb, x) @ self.out
+    fn flat_logits(self, x: i32[B, T]) = reshape(self.logits(x), (-1, V))
+    fn training_step(self, x: i32[B, T], y: i32[B, T]) -> f32 {
+        let logits = self.flat_logits(x)
+        let labels = reshape(y, (-1,))
+        log("train_acc", accuracy(logits, labels), prog_bar = true)
+        cross_entropy(logits, labels)
+    }
+    fn validation_step(self, x: i32[B, T], y: i32[B, T]) {
+        log("val_acc", accuracy(self.flat_logits(x), reshape(y, (-1,))))
+    }
+    fn predict_step(self, x: i32[B, T]) = self.logits(x)
+    fn configure_optimizers(self) = adam(lr = 0.05)
+}
+data = npz("tokens.npz") { batch_size = 32; val_split = 64 }
+trainer { max_epochs = 20 }
+"#;
+
+/// A period-8 sequence of distinct tokens: the next token is a function of the current one.
+const PATTERN: [i32; 8] = [3, 1, 4, 0, 6, 2, 7, 5];
+
+#[test]
+fn next_token_model_on_i32_sequences_learns_the_period() {
+    let dir = tempdir("npz-tokens");
+    let (n, t) = (320, 12);
+    let mut rng = SplitMix(0x5eed_0102);
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let o = rng.below(8);
+        x.extend((0..t).map(|i| PATTERN[(o + i) % 8]));
+        y.extend((0..t).map(|i| PATTERN[(o + i + 1) % 8]));
+    }
+    let members = [("x", npy::write(&[n, t], &Values::I32(x))), ("y", npy::write(&[n, t], &Values::I32(y)))];
+    std::fs::write(dir.join("tokens.npz"), npz::write(&members, false)).unwrap();
+    std::fs::write(dir.join("lm.jl"), NEXT_TOKEN).unwrap();
+    let model = dir.join("lm.jl");
+    let model = model.to_str().unwrap();
+    let logs = format!("trainer.default_root_dir={}", dir.join("logs").display());
+    let (code, _, err) = jlc_out(&["run", model, "--set", &logs]);
+    assert_eq!(code, 0, "{err}");
+
+    // The validation split's predictions, in the split's order.
+    let preds = dir.join("val.npy");
+    let (code, _, err) =
+        jlc_out(&["predict", model, "--set", &logs, "--out", preds.to_str().unwrap(), "--split", "val"]);
+    assert_eq!(code, 0, "{err}");
+    let p = npy::parse("val.npy", &std::fs::read(&preds).unwrap()).unwrap();
+    assert_eq!(p.dims, [64, t, 8]);
+    let p = f64s(&p.values);
+    let data = trainer::data::load_npz(&dir.join("tokens.npz"), "x", "y", 1.0).unwrap();
+    let (_, val) = trainer::data::split(&data, 64, 0);
+    let (Values::I32(vx), Values::I32(vy)) = (&val.x.values, &val.y.values) else { panic!("i32 tokens") };
+    // f64 recomputation: logits[v] = emb[x] . out[:, v].
+    let ck = last_ckpt(&dir.join("logs"));
+    let (emb, out) = (param(&ck, "emb"), param(&ck, "out"));
+    let mut hits = 0;
+    for (i, (&tok, &next)) in vx.iter().zip(vy).enumerate() {
+        let logits: Vec<f64> =
+            (0..8).map(|v| (0..16).map(|d| emb[tok as usize * 16 + d] * out[d * 8 + v]).sum::<f64>()).collect();
+        for v in 0..8 {
+            assert!((p[i * 8 + v] - logits[v]).abs() < 1e-4 * (1.0 + logits[v].abs()), "position {i}, token {v}");
+        }
+        let best = (0..8).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
+        hits += (best as i32 == next) as usize;
+    }
+    assert_eq!(hits, vx.len(), "every next token predicted ({hits} of {})", vx.len());
+}
+
+#[test]
+fn declared_shapes_view_the_data_and_mismatches_name_both_types() {
+    let dir = tempdir("npz-views");
+    let n = 64;
+    let mut rng = SplitMix(0x5eed_0103);
+    let x: Vec<f32> = (0..n * 6).map(|_| rng.below(100) as f32 / 100.0).collect();
+    let labels: Vec<u8> = (0..n).map(|_| rng.below(3) as u8).collect();
+    let members = [
+        ("x", npy::write(&[n, 2, 3], &Values::F32(x))),
+        ("y", npy::write(&[n], &Values::U8(labels))),
+        ("y64", npy::write(&[n], &Values::F64(vec![0.0; n]))),
+    ];
+    std::fs::write(dir.join("d.npz"), npz::write(&members, false)).unwrap();
+    let model = |x_ty: &str, y: &str, y_ty: &str, d_in: usize| {
+        format!(
+            r#"
+use nn.Linear
+use losses.{{cross_entropy, mse}}
+use optim.sgd
+model M {{
+    l: Linear({d_in}, 3)
+    fn training_step(self, x: {x_ty}, y: {y_ty}) -> f32 = {y}
+    fn configure_optimizers(self) = sgd(lr = 0.1)
+}}
+data = npz("d.npz", y = "{}") {{ batch_size = 16 }}
+trainer {{ max_epochs = 1 }}
+"#,
+            if y_ty.starts_with("f32") { "y64" } else { "y" }
+        )
+    };
+    let run = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let logs = format!("trainer.default_root_dir={}", dir.join("logs").display());
+        jlc_out(&["run", path.to_str().unwrap(), "--set", &logs])
+    };
+    // f32[2, 3] examples seen as f32[6] (a free reshape); byte labels as i32.
+    let (code, _, err) = run("flat.jl", &model("f32[B, 6]", "cross_entropy(self.l(x), y)", "i32[B]", 6));
+    assert_eq!(code, 0, "{err}");
+    // Six values per example cannot be five.
+    let (code, _, err) = run("five.jl", &model("f32[B, 5]", "cross_entropy(self.l(x), y)", "i32[B]", 5));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("holds examples of f32[2, 3], and the step declares f32[B, 5]"), "{err}");
+    assert!(err.contains("the declaration has 5 values per example, the data 6"), "{err}");
+    // f64 targets are not silently rounded to f32.
+    let (code, _, err) =
+        run("f64.jl", &model("f32[B, 2, 3]", "mse(sum(self.l(reshape(x, (-1, 6))), axis = -1), y)", "f32[B]", 6));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`training_step`'s `y`") && err.contains("holds examples of f64"), "{err}");
+    assert!(
+        err.contains("the data holds f64 values, not f32: convert them when saving (numpy: `a.astype(np.float32)`)"),
+        "{err}"
+    );
+}
+
+/// IDX images are stored flattened; a model declaring `x: f32[B, 1, 4, 4]`
+/// sees the same bytes as images (no copy), and trains bit for bit as the
+/// flat model does.
+#[test]
+fn idx_images_declared_as_nchw_train_exactly_as_flat_ones() {
+    let dir = tempdir("idx-nchw");
+    crate::checkpoints::write_idx(&dir, "train", 300, 11);
+    let model = |x_ty: &str, flatten: &str| {
+        format!(
+            r#"
+use nn.Linear
+use losses.cross_entropy
+use optim.adam
+model Quadrants {{
+    l: Linear(16, 4)
+    fn training_step(self, x: {x_ty}, y: i32[B]) -> f32 = cross_entropy(self.l({flatten}), y)
+    fn configure_optimizers(self) = adam(lr = 1e-1)
+}}
+data = idx(".", scale = 1.0 / 255.0) {{ batch_size = 50; val_split = 50 }}
+trainer {{ max_epochs = 2; log_every_n_steps = 1 }}
+"#
+        )
+    };
+    let mut metrics = Vec::new();
+    for (name, text) in
+        [("flat.jl", model("f32[B, 16]", "x")), ("nchw.jl", model("f32[B, 1, 4, 4]", "reshape(x, (-1, 16))"))]
+    {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let root = dir.join(format!("logs-{name}"));
+        let (code, _, err) =
+            jlc_out(&["run", path.to_str().unwrap(), "--set", &format!("trainer.default_root_dir={}", root.display())]);
+        assert_eq!(code, 0, "{name}: {err}");
+        metrics.push(std::fs::read_to_string(root.join("lightning_logs/version_0/metrics.csv")).unwrap());
+    }
+    assert!(metrics[0].lines().count() > 8, "{}", metrics[0]);
+    assert_eq!(metrics[0], metrics[1]);
+}

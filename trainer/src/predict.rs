@@ -1,0 +1,161 @@
+//! `jlc predict`: a model's `predict_step(self, x)` over a data split with a
+//! checkpoint's parameters, the outputs written as one `.npy` file.
+//!
+//! Consumes the model file, a checkpoint and the data; produces an array of
+//! shape `[examples, ...]` (each batch's output, concatenated in the
+//! split's order). The prediction program is compiled separately from the
+//! training step (`compiler::compile_predict`) and has no parameter
+//! outputs, so predicting cannot change the parameters. Writes nothing but
+//! the output file.
+
+use crate::checkpoint;
+use crate::data::{self, npy, Dataset, Values};
+use crate::fit::{checkpoint_names, resolve_checkpoint, FitError, Resume};
+use crate::setup;
+use compiler::ir::{Data, Tensor};
+use runtime::{Backend, Executable};
+use std::path::{Path, PathBuf};
+
+/// Which examples to predict.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Split {
+    /// The test split, in file order.
+    Test,
+    /// The validation split, in the (seeded) order the split drew it.
+    Val,
+    /// The training split, in the (seeded) order the split drew it.
+    Train,
+    /// Every example of the training file, in file order.
+    All,
+}
+
+impl Split {
+    pub fn parse(s: &str) -> Option<Split> {
+        Some(match s {
+            "test" => Split::Test,
+            "val" => Split::Val,
+            "train" => Split::Train,
+            "all" => Split::All,
+            _ => return None,
+        })
+    }
+}
+
+pub struct PredictOptions {
+    pub overrides: Vec<String>,
+    pub backend: Backend,
+    pub color: bool,
+    pub compiler: compiler::Options,
+    /// The checkpoint (`last` when None).
+    pub ckpt: Option<Resume>,
+    pub split: Split,
+    /// Where the `.npy` goes.
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct PredictSummary {
+    pub checkpoint: PathBuf,
+    pub examples: usize,
+    /// The written array's shape, `[examples, ...]`.
+    pub shape: Vec<usize>,
+}
+
+/// Runs `predict_step` over the split and writes the outputs to `opts.out`.
+pub fn run(path: &Path, text: &str, opts: &PredictOptions) -> Result<PredictSummary, FitError> {
+    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler)?;
+    let all;
+    let data: &Dataset = match opts.split {
+        Split::Test => setup.test.as_ref().ok_or_else(|| {
+            FitError::Config("the data has no test split: pick another with --split val|train|all".into())
+        })?,
+        Split::Val if setup.val.is_empty() => {
+            return Err(FitError::Config("the data has no validation split: set data.val_split".into()))
+        }
+        Split::Val => &setup.val,
+        Split::Train => &setup.train,
+        Split::All => {
+            // The file again, in its order, seen as the training split is.
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let (mut d, _) = setup::load(&setup.data_cfg, dir)?;
+            for (c, t) in [(&mut d.x, &setup.train.x), (&mut d.y, &setup.train.y)] {
+                (c.dims, c.dtype, c.scale) = (t.dims.clone(), t.dtype, t.scale);
+            }
+            all = d;
+            &all
+        }
+    };
+    let ck_path =
+        resolve_checkpoint(opts.ckpt.as_ref().unwrap_or(&Resume::Last), &setup.base, "--ckpt", "predict with")?;
+    let name = ck_path.display().to_string();
+    let mut ck = checkpoint::load(&ck_path)?;
+    if ck.meta.model_hash != checkpoint::model_hash(text) {
+        eprintln!("warning: {} changed since {name} was saved (the parameters fit)", path.display());
+    }
+    let mut params = ck.take_strict(&name, &checkpoint_names(&setup.progs))?;
+    params.truncate(setup.progs.params.len());
+
+    // One program per batch size: full batches, and the last, smaller one.
+    let bs = setup.data_cfg.batch_size;
+    let mut sizes = vec![];
+    if data.len() >= bs {
+        sizes.push(bs);
+    }
+    if data.len() % bs > 0 {
+        sizes.push(data.len() % bs);
+    }
+    let mut exes = Vec::new();
+    for &size in &sizes {
+        let x_ty = data.x.batch_type(size);
+        let prog = compiler::compile_predict(&setup.prog, setup.trainer_sec.as_ref(), &x_ty, &opts.compiler)
+            .map_err(|d| setup::diagnostics(d, &setup.prog, opts.color))?
+            .ok_or_else(|| {
+                FitError::Config(format!(
+                    "model `{}` has no `predict_step` method: add `fn predict_step(self, x) = ...`",
+                    setup.progs.model_name
+                ))
+            })?;
+        let paths: Vec<&str> = prog.params.iter().map(|p| p.path.as_str()).collect();
+        let want: Vec<&str> = setup.progs.params.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, want, "predict_step and training_step instantiate the same model");
+        let mut exe = Executable::compile(prog.func, opts.backend)?;
+        exe.set_flush_denormals(setup.trainer_cfg.flush_denormals);
+        exes.push((size, exe));
+    }
+
+    let order: Vec<usize> = (0..data.len()).collect();
+    let mut out: Option<(Vec<usize>, Data)> = None;
+    let mut start = 0;
+    while start < data.len() {
+        let size = (data.len() - start).min(bs);
+        let exe = &mut exes.iter_mut().find(|(s, _)| *s == size).expect("a program per batch size").1;
+        let (x, _) = data.batch(&order, start, size);
+        let mut inputs: Vec<Tensor> = params.clone();
+        inputs.push(x);
+        let y = exe.run(&inputs)?.into_iter().next().expect("one output");
+        match &mut out {
+            None => out = Some((y.shape.dims().to_vec(), y.data)),
+            Some((dims, acc)) => {
+                dims[0] += size;
+                match (acc, y.data) {
+                    (Data::F32(a), Data::F32(b)) => a.extend(b),
+                    (Data::F64(a), Data::F64(b)) => a.extend(b),
+                    (Data::I32(a), Data::I32(b)) => a.extend(b),
+                    (Data::Bool(a), Data::Bool(b)) => a.extend(b),
+                    _ => unreachable!("both programs return predict_step's dtype"),
+                }
+            }
+        }
+        start += size;
+    }
+    let (shape, values) = out.expect("the split is not empty");
+    let values = match values {
+        Data::F32(v) => Values::F32(v),
+        Data::F64(v) => Values::F64(v),
+        Data::I32(v) => Values::I32(v),
+        Data::Bool(v) => Values::Bool(v),
+    };
+    std::fs::write(&opts.out, npy::write(&shape, &values))
+        .map_err(|source| data::DataError::Io { path: opts.out.display().to_string(), source })?;
+    Ok(PredictSummary { checkpoint: ck_path, examples: data.len(), shape })
+}
