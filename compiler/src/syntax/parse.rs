@@ -43,7 +43,10 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
                 continue;
             }
         }
-        if let ParseError::UnrecognizedToken { token: (l, Token::LParen | Token::LBracket | Token::LBrace, _), .. } = &err.error {
+        if let ParseError::UnrecognizedToken {
+            token: (l, Token::LParen | Token::LBracket | Token::LBrace, _), ..
+        } = &err.error
+        {
             garbage_until = matching_close(&opened, *l).unwrap_or(end);
         }
         push(with_unclosed(to_diagnostic(file, err.error.clone(), end), file, &err.error, &opened));
