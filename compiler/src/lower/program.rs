@@ -267,6 +267,32 @@ fn load_stdlib(prog: &mut Program, name: &str, diags: &mut Vec<Diagnostic>, load
     }
     let (_, text) = STDLIB.iter().find(|(n, _)| *n == name)?;
     let file = prog.sources.add(&format!("stdlib/{name}.jl"), text);
-    let module = crate::syntax::parse(file, text, diags);
+    let module = parse_stdlib(name, text, file, diags);
     Some(add_module(prog, name, file, module, diags, loader))
+}
+
+thread_local! {
+    /// Parsed stdlib modules by (name, file id). The text is fixed, so the
+    /// syntax tree for a given file id (which every span carries) is always
+    /// the same; parsing it was 40% of checking a small file, which matters
+    /// to callers that check many files in one thread (the fuzz tests, an
+    /// editor). At most a few entries: a module's file id is its load order.
+    static STDLIB_ASTS: std::cell::RefCell<Vec<((String, FileId), ast::Module, Vec<Diagnostic>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `crate::syntax::parse` of a stdlib module, from `STDLIB_ASTS` when it is there.
+fn parse_stdlib(name: &str, text: &str, file: FileId, diags: &mut Vec<Diagnostic>) -> ast::Module {
+    STDLIB_ASTS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, module, ds)) = cache.iter().find(|((n, f), _, _)| n == name && *f == file) {
+            diags.extend(ds.iter().cloned());
+            return module.clone();
+        }
+        let mut ds = Vec::new();
+        let module = crate::syntax::parse(file, text, &mut ds);
+        diags.extend(ds.iter().cloned());
+        cache.push(((name.to_string(), file), module.clone(), ds));
+        module
+    })
 }
