@@ -228,43 +228,44 @@ impl<'a> Npz<'a> {
                 )
             })? as usize;
         let raw = &bytes[data_start..data_end];
-        let data =
-            match m.method {
-                0 => {
-                    if m.size != m.compressed {
-                        return Err(at(
-                            m.entry_offset + 20,
-                            format!("a stored member of {} bytes says it unpacks to {}", m.compressed, m.size),
-                        ));
-                    }
-                    raw.to_vec()
+        let data = match m.method {
+            0 => {
+                if m.size != m.compressed {
+                    return Err(at(
+                        m.entry_offset + 20,
+                        format!("a stored member of {} bytes says it unpacks to {}", m.compressed, m.size),
+                    ));
                 }
-                8 => {
-                    // At most one byte more than promised: enough to notice a wrong size.
-                    let mut out = Vec::new();
-                    let mut dec = flate2::read::DeflateDecoder::new(raw).take(m.size.saturating_add(1));
-                    dec.read_to_end(&mut out)
-                        .map_err(|e| at(data_start, format!("the deflate stream is corrupt or truncated: {e}")))?;
-                    if out.len() as u64 != m.size {
-                        return Err(at(
-                            data_start,
-                            format!(
-                                "inflates to {}{} bytes: expected {}",
-                                out.len(),
-                                if out.len() as u64 > m.size { "+" } else { "" },
-                                m.size
-                            ),
-                        ));
-                    }
-                    out
+                raw.to_vec()
+            }
+            8 => {
+                // At most one byte more than promised: enough to notice a wrong size.
+                let mut out = Vec::new();
+                let mut dec = flate2::read::DeflateDecoder::new(raw).take(m.size.saturating_add(1));
+                dec.read_to_end(&mut out)
+                    .map_err(|e| at(data_start, format!("the deflate stream is corrupt or truncated: {e}")))?;
+                if out.len() as u64 != m.size {
+                    return Err(at(
+                        data_start,
+                        format!(
+                            "inflates to {}{} bytes: expected {}",
+                            out.len(),
+                            if out.len() as u64 > m.size { "+" } else { "" },
+                            m.size
+                        ),
+                    ));
                 }
-                other => return Err(at(
+                out
+            }
+            other => {
+                return Err(at(
                     m.entry_offset + 10,
                     format!(
                         "compression method {other}: expected 0 (stored, np.savez) or 8 (deflate, np.savez_compressed)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let mut crc = flate2::Crc::new();
         crc.update(&data);
         if crc.sum() != m.crc {
