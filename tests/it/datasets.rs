@@ -234,6 +234,19 @@ trainer {{ max_epochs = 1 }}
     // f32[2, 3] examples seen as f32[6] (a free reshape); byte labels as i32.
     let (code, _, err) = run("flat.jl", &model("f32[B, 6]", "cross_entropy(self.l(x), y)", "i32[B]", 6));
     assert_eq!(code, 0, "{err}");
+    // A model without `predict_step`, an unknown split, a source without a test split.
+    let flat = dir.join("flat.jl");
+    let logs = format!("trainer.default_root_dir={}", dir.join("logs").display());
+    let predict = |split: &str| {
+        jlc_out(&["predict", flat.to_str().unwrap(), "--set", &logs, "--out", "/dev/null", "--split", split])
+    };
+    let (code, _, err) = predict("all");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("model `M` has no `predict_step` method"), "{err}");
+    let (code, _, err) = predict("everything");
+    assert!(code == 1 && err.contains("--split everything: expected test, val, train or all"), "{err}");
+    let (code, _, err) = predict("test");
+    assert!(code == 1 && err.contains("the data has no test split"), "{err}");
     // Six values per example cannot be five.
     let (code, _, err) = run("five.jl", &model("f32[B, 5]", "cross_entropy(self.l(x), y)", "i32[B]", 5));
     assert_eq!(code, 1, "{err}");

@@ -452,7 +452,7 @@ fn generated_programs_never_panic_the_checker() {
 fn npy_and_npz_bases(rng: &mut SplitMix) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     use trainer::data::{npy, npz, Values};
     let n = 12;
-    let all = vec![
+    let all = [
         Values::U8((0..n).map(|_| rng.next_u64() as u8).collect()),
         Values::I32((0..n).map(|_| rng.next_u64() as i32).collect()),
         Values::F32((0..n).map(|_| rng.next_u64() as u32 as f32).collect()),
@@ -500,8 +500,8 @@ fn mutated_npy_and_npz_inputs_never_panic_and_truncations_are_detected() {
     let (npys, npzs) = npy_and_npz_bases(&mut rng);
     let npy = |b: &[u8]| trainer::data::npy::parse("f.npy", b).map(|_| ());
     let npz = |b: &[u8]| trainer::data::parse_npz("f.npz", b, "x", "y", 1.0).map(|_| ());
-    let loaders: [(&str, &[Vec<u8>], &dyn Fn(&[u8]) -> Result<(), trainer::data::DataError>); 2] =
-        [("npy", &npys, &npy), ("npz", &npzs, &npz)];
+    type Loader<'a> = &'a dyn Fn(&[u8]) -> Result<(), trainer::data::DataError>;
+    let loaders: [(&str, &[Vec<u8>], Loader); 2] = [("npy", &npys, &npy), ("npz", &npzs, &npz)];
     for (name, bases, load) in loaders {
         let start = Instant::now();
         let mut errors = 0usize;

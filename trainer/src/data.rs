@@ -127,21 +127,32 @@ impl Column {
     fn subset(&self, indices: &[usize]) -> Column {
         Column { values: self.values.gather(indices, self.example_len()), ..self.clone() }
     }
-    /// The examples `rows` as one batch tensor of `batch_type(rows.len())`.
+    /// The examples `rows` as one batch tensor of `batch_type(rows.len())`
+    /// (bytes converted as they are copied: no intermediate batch of bytes).
     pub fn gather(&self, rows: &[usize]) -> Tensor {
         let d = self.example_len();
         let mut dims = vec![rows.len()];
         dims.extend(&self.dims);
-        match (self.values.gather(rows, d), self.dtype) {
-            (Values::U8(v), DType::F32) => Tensor::f32(&dims, v.iter().map(|&b| b as f32 * self.scale).collect()),
+        fn bytes<'a>(v: &'a [u8], rows: &'a [usize], d: usize) -> impl Iterator<Item = u8> + 'a {
+            rows.iter().flat_map(move |&i| v[i * d..(i + 1) * d].iter().copied())
+        }
+        let (scale, one) = (self.scale, Values::gather);
+        match (&self.values, self.dtype) {
+            (Values::U8(v), DType::F32) => Tensor::f32(&dims, bytes(v, rows, d).map(|b| b as f32 * scale).collect()),
             (Values::U8(v), DType::F64) => {
-                Tensor::f64(&dims, v.iter().map(|&b| b as f64 * self.scale as f64).collect())
+                Tensor::f64(&dims, bytes(v, rows, d).map(|b| b as f64 * scale as f64).collect())
             }
-            (Values::U8(v), DType::I32) => Tensor::i32(&dims, v.iter().map(|&b| b as i32).collect()),
-            (Values::I32(v), DType::I32) => Tensor::i32(&dims, v),
-            (Values::F32(v), DType::F32) => Tensor::f32(&dims, v),
-            (Values::F64(v), DType::F64) => Tensor::f64(&dims, v),
-            (Values::Bool(v), DType::Bool) => Tensor::bool(&dims, v),
+            (Values::U8(v), DType::I32) => Tensor::i32(&dims, bytes(v, rows, d).map(|b| b as i32).collect()),
+            (v @ Values::I32(_), DType::I32)
+            | (v @ Values::F32(_), DType::F32)
+            | (v @ Values::F64(_), DType::F64)
+            | (v @ Values::Bool(_), DType::Bool) => match one(v, rows, d) {
+                Values::I32(v) => Tensor::i32(&dims, v),
+                Values::F32(v) => Tensor::f32(&dims, v),
+                Values::F64(v) => Tensor::f64(&dims, v),
+                Values::Bool(v) => Tensor::bool(&dims, v),
+                Values::U8(_) => unreachable!("matched above"),
+            },
             (v, dtype) => unreachable!("view.rs allows no {} column batched as {dtype}", v.type_name()),
         }
     }

@@ -101,7 +101,7 @@ pub fn run(path: &Path, text: &str, opts: &PredictOptions) -> Result<PredictSumm
     if data.len() >= bs {
         sizes.push(bs);
     }
-    if data.len() % bs > 0 {
+    if !data.len().is_multiple_of(bs) {
         sizes.push(data.len() % bs);
     }
     let mut exes = Vec::new();

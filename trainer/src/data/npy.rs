@@ -26,8 +26,9 @@
 //! | `|u1` (`<u1`, `>u1`) | u8 | kept compact until a batch is formed |
 //! | `|b1` | bool | bytes must be 0 or 1 |
 //!
-//! Big-endian data and `fortran_order: True` are errors that say how to
-//! re-save the array (`np.ascontiguousarray(a.astype('<f4'))`).
+//! Big-endian data is an error that says how to re-save the array
+//! (`a.astype('<f4')`); `fortran_order: True` (what `np.save` writes for a
+//! transposed array) is reordered to row-major when read.
 
 use super::{DataError, Values};
 
@@ -130,12 +131,6 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Array, DataError> {
             return Err(at(descr.1, format!("unsupported dtype '{}': {hint}", descr.0)));
         }
     };
-    if fortran.0 {
-        return Err(at(
-            fortran.1,
-            "fortran_order is True: expected a C-order (row-major) array; re-save np.ascontiguousarray(a)".into(),
-        ));
-    }
     let overflow = || at(start, format!("shape {:?} overflows", dims.0));
     let n = dims.0.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(overflow)?;
     let n_bytes = n.checked_mul(descr.size()).ok_or_else(overflow)?;
@@ -187,7 +182,43 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Array, DataError> {
             Values::Bool(out)
         }
     };
+    let values = if fortran.0 { to_row_major(&dims.0, values) } else { values };
     Ok(Array { dims: dims.0, values })
+}
+
+/// Column-major (Fortran-order) values of an array of `dims` in row-major
+/// order: row-major element `i`, at multi-index `(i_0, ..., i_k)`, is
+/// column-major element `sum_j i_j * prod(dims[..j])`.
+fn to_row_major(dims: &[usize], values: Values) -> Values {
+    if dims.len() < 2 {
+        return values;
+    }
+    let n: usize = dims.iter().product();
+    let mut src = Vec::with_capacity(n);
+    let mut idx = vec![0usize; dims.len()];
+    // Column-major strides: 1, d0, d0 d1, ...
+    let strides: Vec<usize> = dims.iter().scan(1, |s, &d| Some(std::mem::replace(s, *s * d))).collect();
+    for _ in 0..n {
+        src.push(idx.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>());
+        // Advance the row-major multi-index (last axis fastest).
+        for k in (0..dims.len()).rev() {
+            idx[k] += 1;
+            if idx[k] < dims[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    fn permute<T: Copy>(v: &[T], src: &[usize]) -> Vec<T> {
+        src.iter().map(|&i| v[i]).collect()
+    }
+    match values {
+        Values::U8(v) => Values::U8(permute(&v, &src)),
+        Values::I32(v) => Values::I32(permute(&v, &src)),
+        Values::F32(v) => Values::F32(permute(&v, &src)),
+        Values::F64(v) => Values::F64(permute(&v, &src)),
+        Values::Bool(v) => Values::Bool(permute(&v, &src)),
+    }
 }
 
 /// A parsed value with the offset where it starts in the file.

@@ -74,7 +74,7 @@ pub fn fit(col: &Column, declared: &Ty) -> Result<(Vec<usize>, DType), String> {
             }
         }
         col.dims.clone()
-    } else if n_sym == 1 && product > 0 && n % product == 0 {
+    } else if n_sym == 1 && product > 0 && n.is_multiple_of(product) {
         known.iter().map(|k| k.unwrap_or(n / product)).collect()
     } else {
         return Err(format!(

@@ -47,6 +47,24 @@ fn with_header(version: u8, header: &str, data: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn fortran_order_files_are_reordered_to_row_major() {
+    // a[i][j][k] = 100 i + 10 j + k for dims [2, 3, 4], stored column-major (i fastest).
+    let mut col_major = Vec::new();
+    for k in 0..4 {
+        for j in 0..3 {
+            for i in 0..2 {
+                col_major.push((100 * i + 10 * j + k) as u8);
+            }
+        }
+    }
+    let f = with_header(1, "{'descr': '|u1', 'fortran_order': True, 'shape': (2, 3, 4), }\n", &col_major);
+    let a = parse("f.npy", &f).unwrap();
+    let row_major: Vec<u8> =
+        (0..2).flat_map(|i| (0..3).flat_map(move |j| (0..4).map(move |k| (100 * i + 10 * j + k) as u8))).collect();
+    assert_eq!((a.dims, a.values), (vec![2, 3, 4], Values::U8(row_major)));
+}
+
+#[test]
 fn versions_2_and_3_and_i64_and_odd_spacing_are_read() {
     let data: Vec<u8> = [1i64, -2, 2147483647, -2147483648].iter().flat_map(|v| v.to_le_bytes()).collect();
     for v in [1, 2, 3] {
@@ -75,7 +93,6 @@ fn bad_files_name_the_offset_and_what_was_expected() {
         ({ let mut b = good.clone(); b.push(0); b }, "a.npy: at byte 76: 1 trailing bytes: shape [2] ends the data here"),
         (with_header(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }\n", &[0; 8]), "a.npy: at byte 20: unsupported dtype '>f4': big-endian data: expected little-endian ('<f4', '<f8', '<i4', '<i8', '|u1' or '|b1'); re-save with a.astype('<f4')"),
         (with_header(1, "{'descr': '<i2', 'fortran_order': False, 'shape': (2,), }\n", &[0; 4]), "a.npy: at byte 20: unsupported dtype '<i2': expected '<f4', '<f8', '<i4', '<i8', '|u1' or '|b1'"),
-        (with_header(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }\n", &[0; 8]), "a.npy: at byte 44: fortran_order is True: expected a C-order (row-major) array; re-save np.ascontiguousarray(a)"),
         (with_header(1, "{'descr': '<f4', 'shape': (2,), }\n", &[0; 8]), "a.npy: at byte 44: the header dict has no 'fortran_order' key"),
         (with_header(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}\n", &[0; 8]), "a.npy: at byte 66: unknown key 'x': expected 'descr', 'fortran_order' and 'shape'"),
         (with_header(1, "{'descr': '<f4', 'descr': '<f4'}\n", &[0; 8]), "a.npy: at byte 27: key 'descr' appears twice"),
@@ -180,7 +197,7 @@ for dn in dtypes:
 x = values("f4", (6, 4)); y = values("i8", (6, 1))
 np.savez(os.path.join(out, "plain.npz"), x=x, y=y)
 np.savez_compressed(os.path.join(out, "compressed.npz"), inputs=x, targets=y)
-np.save(os.path.join(out, "fortran.npy"), np.asfortranarray(values("f8", (2, 3))))
+np.save(os.path.join(out, "fortran.npy"), np.asfortranarray(values("f8", (2, 3, 4))))
 np.save(os.path.join(out, "big.npy"), np.array([2**31], dtype=np.int64))
 "#;
 
@@ -225,8 +242,9 @@ fn files_written_by_numpy_read_back_exactly() {
         assert_eq!((y.dims, y.values), (vec![6, 1], expected("i8", 6)), "{file}");
         files += 1;
     }
-    let e = parse("fortran.npy", &std::fs::read(dir.join("fortran.npy")).unwrap()).unwrap_err().to_string();
-    assert!(e.contains("fortran_order is True"), "{e}");
+    // A Fortran-order file reads as the same (row-major) array.
+    let a = parse("fortran.npy", &std::fs::read(dir.join("fortran.npy")).unwrap()).unwrap();
+    assert_eq!((a.dims, a.values), (vec![2, 3, 4], expected("f8", 24)));
     let e = parse("big.npy", &std::fs::read(dir.join("big.npy")).unwrap()).unwrap_err().to_string();
     assert!(
         e.ends_with(
