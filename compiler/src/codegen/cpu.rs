@@ -22,13 +22,18 @@
 //! op of the tree is lane-wise exact. Reductions evaluate their inlined
 //! producer tree per source element. Every other op (matmul, argmax,
 //! slice/pad/concat/transpose, iota, anything new) is one loop nest per
-//! instruction reading its operands' buffers. The transcendentals (exp, log,
-//! tanh, non-constant pow, log1p, expm1, logistic, sin, cos, erf) and MatMul
-//! call host routines once per array (`kernels.rs`).
+//! instruction reading its operands' buffers. Exp, log, tanh and logistic
+//! are inline polynomial code in the fused loops (`vmath.rs`, lane-wise, so
+//! vectorized too) unless `Options::inline_math` is off; the other
+//! transcendentals (non-constant pow, log1p, expm1, sin, cos, erf; and exp,
+//! log, tanh, logistic without `inline_math`) and MatMul call host routines
+//! once per array (`kernels.rs`).
 //!
 //! Results equal `ir::interp::run` bitwise except `MatMul` (the `gemm`
-//! crate's summation order) and constant-integer `pow` (within 3 ulp of
-//! `powf`, see `emit::pow_by_multiplication`).
+//! crate's summation order), constant-integer `pow` (within 3 ulp of
+//! `powf`, see `emit::pow_by_multiplication`) and, with `inline_math` (the
+//! default), exp/log (within 1 ulp of the host libm), tanh/logistic (within
+//! 2 ulp), see `vmath.rs` for the per-dtype bounds and how they are tested.
 
 mod batch_matmul;
 mod conv;
@@ -39,6 +44,7 @@ mod kernels;
 pub(crate) mod plan;
 mod random;
 pub(crate) mod schedule;
+pub(crate) mod vmath;
 
 use std::mem::ManuallyDrop;
 
@@ -109,11 +115,31 @@ impl Drop for CpuFunc {
     }
 }
 
-/// Compiles `func` for the host CPU.
+/// Code generation choices of the CPU backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Exp, log, tanh and logistic as inline polynomials fused with their
+    /// neighbours (within 1-2 ulp of the interpreter, see `vmath.rs`);
+    /// false: one host libm call per array, bitwise the interpreter.
+    pub inline_math: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { inline_math: true }
+    }
+}
+
+/// Compiles `func` for the host CPU with the default `Options`.
 pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
+    compile_with(func, &Options::default())
+}
+
+/// Compiles `func` for the host CPU.
+pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenError> {
     ir::verify::verify(func).map_err(CodegenError::InvalidFunc)?;
     check_supported(func)?;
-    let sched = schedule::schedule(func);
+    let sched = schedule::schedule(func, options.inline_math);
     let plan = plan::plan(func, &sched);
 
     let mut flags = settings::builder();
@@ -300,7 +326,7 @@ fn read_tensor(src: &[u8], ty: &ir::Type) -> Tensor {
 /// The schedule `compile` uses, for tests of the memory plan.
 #[cfg(test)]
 pub(super) fn schedule_for_tests(func: &Func) -> schedule::Schedule {
-    schedule::schedule(func)
+    schedule::schedule(func, Options::default().inline_math)
 }
 
 /// The buffers `compile` places, for tests of the memory plan.

@@ -6,7 +6,14 @@
 //! `assert_matmul_close`). A generator of random well-typed programs covers
 //! op combinations; its seeds are fixed and printed on failure.
 
-use super::{compile, CodegenError};
+use super::cpu::{compile_with, CpuFunc, Options};
+use super::CodegenError;
+
+/// The bitwise tests compile with host libm transcendentals (bitwise the
+/// interpreter); `inline_math.rs` tests the inline ones (the default).
+fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
+    compile_with(func, &Options { inline_math: false })
+}
 use crate::ir::{interp, text, Builder, DType, Data, Func, Op, Shape, Tensor, Type, ValueId};
 
 // ---------------------------------------------------------------- helpers
@@ -959,6 +966,7 @@ fn generated_programs_match_interp() {
     }
 }
 
+mod inline_math;
 mod transformer;
 
 // ---------------------------------------------------------------- windowed ops
