@@ -1044,6 +1044,8 @@ fn window_reductions_and_reverse_match_interp_bitwise() {
         (&[1, 2, 5, 5], window(vec![1, 1, 3, 3], vec![1, 1, 2, 2], vec![0, 0, 1, 1], vec![0, 0, 1, 1])),
         (&[7], window(vec![3], vec![2], vec![4], vec![3])),
         (&[3, 4], window(vec![3, 1], vec![1, 3], vec![0, 2], vec![2, 0])),
+        // Windows wider than the padded input on some dims, overlapping on others.
+        (&[2, 1, 4, 5], window(vec![1, 2, 3, 2], vec![1, 1, 1, 3], vec![0, 1, 2, 0], vec![0, 0, 2, 1])),
     ];
     for dtype in FLOATS {
         for (dims, w) in &specs {
@@ -1055,8 +1057,10 @@ fn window_reductions_and_reverse_match_interp_bitwise() {
             let rev = b.reverse(b.param(0), all);
             let rev_last = b.reverse(b.param(0), vec![dims.len() - 1]);
             let func = b.finish(vec![sum, max, rev, rev_last]);
-            // random_tensor includes NaN, infinities and signed zeros.
             assert_same(&format!("{dtype} {dims:?} {w:?}"), &func, &[random_tensor(&ty, &mut rng)]);
+            // NaN, infinities and signed zeros among the elements.
+            let values = values_for(dtype, ty.shape.num_elements(), &mut rng);
+            assert_same(&format!("{dtype} {dims:?} {w:?} specials"), &func, &[tensor_of(dtype, dims, &values)]);
         }
     }
 }

@@ -1,0 +1,39 @@
+//! im2col for `Conv2d`: the input patches of one (image, group) as the
+//! columns of a matrix, so that the convolution is one GEMM.
+//!
+//! Consumes one image's `cg` channel planes (`h x w`, row-major) and the
+//! per-tap input rows/columns (`ys[ky][y]`, `xs[kx][x]`: the input index the
+//! output position reads through that tap, or -1 in padding / between
+//! dilated elements); produces `col[(ci, ky, kx), (y, x)]`, zeros where the
+//! tap reads nothing.
+
+use crate::Elem;
+
+/// Fills `col` (`cg * ys.len() * xs.len()` rows of `oh * ow` pixels).
+pub fn im2col<T: Elem>(image: &[T], h: usize, w: usize, ys: &[Vec<isize>], xs: &[Vec<isize>], col: &mut [T]) {
+    let (oh, ow) = (ys.first().map_or(0, Vec::len), xs.first().map_or(0, Vec::len));
+    let pixels = oh * ow;
+    if h * w == 0 {
+        // Every tap falls outside an empty image.
+        col.fill(T::ZERO);
+        return;
+    }
+    let mut rows = col.chunks_exact_mut(pixels.max(1));
+    for plane in image.chunks_exact(h * w) {
+        for ky_taps in ys {
+            for kx_taps in xs {
+                let Some(dst) = rows.next() else { return };
+                for (dst, &iy) in dst.chunks_exact_mut(ow.max(1)).zip(ky_taps) {
+                    if iy < 0 {
+                        dst.fill(T::ZERO);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * w..][..w];
+                    for (v, &ix) in dst.iter_mut().zip(kx_taps) {
+                        *v = if ix < 0 { T::ZERO } else { src[ix as usize] };
+                    }
+                }
+            }
+        }
+    }
+}
