@@ -37,3 +37,45 @@ pub fn im2col<T: Elem>(image: &[T], h: usize, w: usize, ys: &[Vec<isize>], xs: &
         }
     }
 }
+
+/// The transpose of `im2col`: `col_t[(y, x), (ci, ky, kx)]`, so that a
+/// kernel row (`kx`) is a contiguous run in both the input and `col_t`.
+/// Faster than `im2col` when the output rows are shorter than the kernel
+/// rows (the weight gradient of a convolution: a large "kernel", a few
+/// output pixels).
+pub fn im2col_transposed<T: Elem>(
+    image: &[T],
+    h: usize,
+    w: usize,
+    ys: &[Vec<isize>],
+    xs: &[Vec<isize>],
+    col_t: &mut [T],
+) {
+    let (oh, ow) = (ys.first().map_or(0, Vec::len), xs.first().map_or(0, Vec::len));
+    let (kh, kw) = (ys.len(), xs.len());
+    let rows = if h * w == 0 { 0 } else { image.len() / (h * w) * kh * kw };
+    if rows == 0 || h * w == 0 {
+        col_t.fill(T::ZERO);
+        return;
+    }
+    // x_taps[ox][kx]: the input column of output column ox under tap kx.
+    let x_taps: Vec<Vec<isize>> = (0..ow).map(|ox| xs.iter().map(|t| t[ox]).collect()).collect();
+    for (pixel, dst) in col_t.chunks_exact_mut(rows).enumerate().take(oh * ow) {
+        let (oy, ox) = (pixel / ow, pixel % ow);
+        let mut runs = dst.chunks_exact_mut(kw);
+        for plane in image.chunks_exact(h * w) {
+            for ky_taps in ys {
+                let Some(run) = runs.next() else { return };
+                let iy = ky_taps[oy];
+                if iy < 0 {
+                    run.fill(T::ZERO);
+                    continue;
+                }
+                let src = &plane[iy as usize * w..][..w];
+                for (v, &ix) in run.iter_mut().zip(&x_taps[ox]) {
+                    *v = if ix < 0 { T::ZERO } else { src[ix as usize] };
+                }
+            }
+        }
+    }
+}

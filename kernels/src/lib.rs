@@ -12,7 +12,7 @@
 mod im2col;
 mod window;
 
-pub use im2col::im2col;
+pub use im2col::{im2col, im2col_transposed};
 pub use window::reduce_window;
 
 /// The element arithmetic the kernels need, for f32 and f64.

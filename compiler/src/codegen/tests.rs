@@ -1001,6 +1001,10 @@ fn conv2d_matches_interp_within_tolerance() {
         (&[2, 2, 4, 3], &[3, 2, 3, 3], conv([1, 1], [2, 2], [2, 2], [2, 2], [1, 1], 1)),
         (&[1, 3, 6, 6], &[3, 1, 3, 3], conv([2, 2], [1, 1], [1, 1], [1, 1], [1, 1], 3)),
         (&[4, 8, 12, 12], &[16, 8, 3, 3], conv([1, 1], [1, 1], [1, 1], [1, 1], [1, 1], 1)),
+        // Output rows shorter than kernel rows (weight-gradient shapes): the
+        // transposed im2col layout, also with padding, strides and groups.
+        (&[3, 2, 9, 9], &[4, 2, 7, 7], crate::ir::Conv::plain()),
+        (&[2, 4, 8, 8], &[4, 2, 6, 5], conv([1, 2], [1, 0], [0, 1], [1, 1], [1, 1], 2)),
     ];
     for dtype in FLOATS {
         for (xd, kd, attrs) in &specs {

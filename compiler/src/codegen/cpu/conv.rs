@@ -1,5 +1,6 @@
 //! Host routines for the windowed ops: `Conv2d` as im2col + one `gemm` call
-//! per (image, group), and `ReduceWindowSum`/`ReduceWindowMax`; the hot
+//! per (image, group) (the transposed im2col layout when the kernel's rows
+//! are longer than the output's, as in weight gradients), and `ReduceWindowSum`/`ReduceWindowMax`; the hot
 //! loops are in the `kernels` crate (built optimized even in the dev
 //! profile). The window reductions visit elements in the interpreter's order
 //! (`interp_window::reduce_window_into`), so they agree bitwise with
@@ -143,16 +144,49 @@ macro_rules! conv2d_routine {
                     col.resize(col_len, 0.0);
                 }
                 let col = &mut col[..col_len];
+                // Kernel rows longer than output rows (weight gradients):
+                // the transposed layout copies longer contiguous runs.
+                let transposed = !pointwise && d.ow < d.kw;
                 for b in 0..d.n {
                     for g in 0..d.groups {
                         let image = &x[(b * d.c + g * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
+                        let kernel = unsafe { rhs.add(g * og * rows) };
+                        let dst = out[(b * d.o + g * og) * pixels..][..og * pixels].as_mut_ptr();
+                        if transposed && rows > 0 {
+                            // col_t[(y, x), (ci, ky, kx)] = input element under that tap, or 0.
+                            ::kernels::im2col_transposed(image, d.h, d.w, &ys, &xs, col);
+                            // dst[og, pixels] = kernel[og, rows] x col_t^T: the right
+                            // operand has row stride 1 and column stride `rows`.
+                            unsafe {
+                                gemm::gemm(
+                                    og,
+                                    pixels,
+                                    rows,
+                                    dst,
+                                    1,
+                                    pixels as isize,
+                                    false,
+                                    kernel,
+                                    1,
+                                    rows as isize,
+                                    col.as_ptr(),
+                                    rows as isize,
+                                    1,
+                                    0.0,
+                                    1.0,
+                                    false,
+                                    false,
+                                    false,
+                                    gemm::Parallelism::None,
+                                )
+                            };
+                            continue;
+                        }
                         // col[(ci, ky, kx), (y, x)] = input element under that tap, or 0.
                         if !pointwise {
                             ::kernels::im2col(image, d.h, d.w, &ys, &xs, col);
                         }
                         let cols: *const $t = if pointwise { image.as_ptr() } else { col.as_ptr() };
-                        let kernel = unsafe { rhs.add(g * og * rows) };
-                        let dst = out[(b * d.o + g * og) * pixels..][..og * pixels].as_mut_ptr();
                         // dst[og, pixels] = kernel[og, rows] x cols[rows, pixels], row-major.
                         $matmul(kernel, cols, dst, og, rows, pixels);
                     }
