@@ -18,10 +18,11 @@ pub fn im2col<T: Elem>(image: &[T], h: usize, w: usize, ys: &[Vec<isize>], xs: &
         col.fill(T::ZERO);
         return;
     }
+    let runs: Vec<Option<Run>> = xs.iter().map(|taps| Run::of(taps)).collect();
     let mut rows = col.chunks_exact_mut(pixels.max(1));
     for plane in image.chunks_exact(h * w) {
         for ky_taps in ys {
-            for kx_taps in xs {
+            for (kx_taps, run) in xs.iter().zip(&runs) {
                 let Some(dst) = rows.next() else { return };
                 for (dst, &iy) in dst.chunks_exact_mut(ow.max(1)).zip(ky_taps) {
                     if iy < 0 {
@@ -29,12 +30,44 @@ pub fn im2col<T: Elem>(image: &[T], h: usize, w: usize, ys: &[Vec<isize>], xs: &
                         continue;
                     }
                     let src = &plane[iy as usize * w..][..w];
-                    for (v, &ix) in dst.iter_mut().zip(kx_taps) {
-                        *v = if ix < 0 { T::ZERO } else { src[ix as usize] };
+                    match run {
+                        // Zeros, one contiguous copy, zeros.
+                        Some(r) => {
+                            dst[..r.start].fill(T::ZERO);
+                            dst[r.start..r.end].copy_from_slice(&src[r.src..r.src + (r.end - r.start)]);
+                            dst[r.end..].fill(T::ZERO);
+                        }
+                        None => {
+                            for (v, &ix) in dst.iter_mut().zip(kx_taps) {
+                                *v = if ix < 0 { T::ZERO } else { src[ix as usize] };
+                            }
+                        }
                     }
                 }
             }
         }
+    }
+}
+
+/// Output columns `start..end` read input columns `src..` one by one; the
+/// others read nothing (the common case: stride 1, no input dilation).
+struct Run {
+    start: usize,
+    end: usize,
+    src: usize,
+}
+
+impl Run {
+    fn of(taps: &[isize]) -> Option<Run> {
+        let start = taps.iter().position(|&ix| ix >= 0).unwrap_or(taps.len());
+        let end = taps[start..].iter().position(|&ix| ix < 0).map_or(taps.len(), |n| start + n);
+        if start == end {
+            return Some(Run { start, end, src: 0 });
+        }
+        let src = taps[start] as usize;
+        let contiguous = taps[start..end].iter().enumerate().all(|(i, &ix)| ix as usize == src + i);
+        let rest_empty = taps[end..].iter().all(|&ix| ix < 0);
+        (contiguous && rest_empty).then_some(Run { start, end, src })
     }
 }
 
