@@ -19,32 +19,27 @@ pub use window::reduce_window;
 pub trait Elem: Copy + std::ops::Add<Output = Self> {
     const ZERO: Self;
     const NEG_INFINITY: Self;
-    /// NaN-propagating maximum with -0 < +0 (the interpreter's `Op::Max`).
+    /// NaN-propagating maximum with -0 < +0 (the interpreter's `Op::Max`,
+    /// `compiler::ir::interp::fmax`).
     fn max_op(self, other: Self) -> Self;
-}
-
-/// `Op::Max` on f64 (`compiler::ir::interp::fmax`).
-fn fmax(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else if a == b {
-        if a.is_sign_negative() {
-            b
-        } else {
-            a
-        }
-    } else if a > b {
-        a
-    } else {
-        b
-    }
 }
 
 impl Elem for f32 {
     const ZERO: f32 = 0.0;
     const NEG_INFINITY: f32 = f32::NEG_INFINITY;
+    /// `fmax` without branches (pooling compares data-dependent values, so
+    /// branches mispredict): the larger, the AND of the bits when equal
+    /// (+0 for ±0, else the value itself), NaN if either is NaN.
     fn max_op(self, other: f32) -> f32 {
-        fmax(self as f64, other as f64) as f32
+        let (a, b) = (self, other);
+        let larger = if a > b { a } else { b };
+        let equal = f32::from_bits(a.to_bits() & b.to_bits());
+        let res = if a == b { equal } else { larger };
+        if a.is_nan() | b.is_nan() {
+            f32::NAN
+        } else {
+            res
+        }
     }
 }
 
@@ -52,6 +47,17 @@ impl Elem for f64 {
     const ZERO: f64 = 0.0;
     const NEG_INFINITY: f64 = f64::NEG_INFINITY;
     fn max_op(self, other: f64) -> f64 {
-        fmax(self, other)
+        let (a, b) = (self, other);
+        let larger = if a > b { a } else { b };
+        let equal = f64::from_bits(a.to_bits() & b.to_bits());
+        let res = if a == b { equal } else { larger };
+        if a.is_nan() | b.is_nan() {
+            f64::NAN
+        } else {
+            res
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;
