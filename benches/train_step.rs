@@ -8,7 +8,9 @@
 //! warm-up; the memcpy baseline for W4 is measured in the same process, right
 //! before W4, so that the GB/s ratio is immune to the VM's drift.
 //!
-//! Run: `cargo bench --bench train_step [-- [digits] [w1] [w3] [w4] [--json] [--runs N] [--interp]]`.
+//! Run: `cargo bench --bench train_step [-- [digits] [w1] [w2] [w3] [w4] [--json] [--runs N] [--interp]]`
+//! (`w2`, the CNN of `examples/fashion_mnist_cnn.jl` at batch 128, and `w3`,
+//! the transformer, only when named: they are slow).
 //! Not a test: nothing here asserts speed.
 
 use compiler::diagnostic::Diagnostic;
@@ -70,14 +72,14 @@ fn parse_args() -> Args {
             "--runs" => a.runs = it.next().and_then(|n| n.parse().ok()).expect("--runs N"),
             // `cargo bench` passes `--bench` to every bench target.
             "--bench" => {}
-            w @ ("digits" | "w1" | "w3" | "w4") => a.which.push(w.to_string()),
-            other => panic!("unknown argument `{other}` (expected digits, w1, w3, w4, --json, --runs N, --interp)"),
+            w @ ("digits" | "w1" | "w2" | "w3" | "w4") => a.which.push(w.to_string()),
+            other => panic!("unknown argument `{other}` (expected digits, w1, w2, w3, w4, --json, --runs N, --interp)"),
         }
     }
     if a.which.is_empty() {
         a.which = vec!["digits".into(), "w1".into(), "w4".into()];
     }
-    a.runs = a.runs.max(20);
+    a.runs = a.runs.max(if a.which == ["w2"] { 3 } else { 20 });
     a
 }
 
@@ -363,6 +365,8 @@ fn main() {
         let r = match w.as_str() {
             "digits" => bench_train("digits", include_str!("../examples/digits_mlp.jl"), 64, 64, &args),
             "w1" => bench_train("w1", W1_SRC, 128, 784, &args),
+            // W2 of PERFORMANCE.md: the CNN example's training step (its logged accuracy included).
+            "w2" => bench_train("w2", include_str!("../examples/fashion_mnist_cnn.jl"), 128, 784, &args),
             "w3" => bench_w3(&args),
             "w4" => bench_w4(&args),
             _ => unreachable!("checked in parse_args"),

@@ -10,9 +10,13 @@
 //! values (first fit, 64-byte aligned). `Reshape`, `StopGradient` and
 //! same-dtype `Convert` alias their operand's buffer. The compiled function
 //! takes one argument, a table of buffer base pointers indexed by `ValueId`
-//! (built once in `compile`); `run` copies the inputs into the parameter
-//! buffers, calls it, and copies the outputs out. Bools are stored as one
-//! byte, 0 or 1.
+//! (built once in `compile`). `run` points the parameters' table entries at
+//! the input tensors' own data (no copy; inputs are only read) and the
+//! entries of each output's buffer at a freshly allocated result tensor (the
+//! code writes the result in place), then calls it; it falls back to copying
+//! through the arena for data not aligned to 16 bytes (the widest vector
+//! access), outputs that are parameters, and outputs sharing a buffer. Bools
+//! are stored as one byte, 0 or 1.
 //!
 //! Code shape (`emit.rs`): one loop per fusion group, in program order: a
 //! materialized elementwise value is ONE loop over its elements evaluating
@@ -22,13 +26,18 @@
 //! op of the tree is lane-wise exact. Reductions evaluate their inlined
 //! producer tree per source element. Every other op (matmul, argmax,
 //! slice/pad/concat/transpose, iota, anything new) is one loop nest per
-//! instruction reading its operands' buffers. The transcendentals (exp, log,
-//! tanh, non-constant pow, log1p, expm1, logistic, sin, cos, erf) and MatMul
-//! call host routines once per array (`kernels.rs`).
+//! instruction reading its operands' buffers. Exp, log, tanh and logistic
+//! are inline polynomial code in the fused loops (`vmath.rs`, lane-wise, so
+//! vectorized too) unless `Options::inline_math` is off; the other
+//! transcendentals (non-constant pow, log1p, expm1, sin, cos, erf; and exp,
+//! log, tanh, logistic without `inline_math`) and MatMul call host routines
+//! once per array (`kernels.rs`).
 //!
 //! Results equal `ir::interp::run` bitwise except `MatMul` (the `gemm`
-//! crate's summation order) and constant-integer `pow` (within 3 ulp of
-//! `powf`, see `emit::pow_by_multiplication`).
+//! crate's summation order), constant-integer `pow` (within 3 ulp of
+//! `powf`, see `emit::pow_by_multiplication`) and, with `inline_math` (the
+//! default), exp/log (within 1 ulp of the host libm), tanh/logistic (within
+//! 2 ulp), see `vmath.rs` for the per-dtype bounds and how they are tested.
 
 mod batch_matmul;
 mod conv;
@@ -39,6 +48,7 @@ mod kernels;
 pub(crate) mod plan;
 mod random;
 pub(crate) mod schedule;
+pub(crate) mod vmath;
 
 use std::mem::ManuallyDrop;
 
@@ -96,6 +106,16 @@ pub struct CpuFunc {
     table: Vec<*mut u8>,
     /// Byte offset in the arena of each value's buffer.
     offsets: Vec<usize>,
+    /// For each parameter, the values sharing its buffer (itself and its
+    /// views): their table entries point at the input's data during `run`.
+    param_views: Vec<Vec<usize>>,
+    /// For each output, the values sharing its buffer when the code may
+    /// write it straight into the result tensor (a buffer of its own, not a
+    /// parameter's, not another output's); `None`: copied out of the arena.
+    output_views: Vec<Option<Vec<usize>>>,
+    /// Tests: always copy inputs and outputs through the arena.
+    #[cfg(test)]
+    copy_io: bool,
     param_types: Vec<ir::Type>,
     output_types: Vec<ir::Type>,
     outputs: Vec<ir::ValueId>,
@@ -109,11 +129,31 @@ impl Drop for CpuFunc {
     }
 }
 
-/// Compiles `func` for the host CPU.
+/// Code generation choices of the CPU backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Exp, log, tanh and logistic as inline polynomials fused with their
+    /// neighbours (within 1-2 ulp of the interpreter, see `vmath.rs`);
+    /// false: one host libm call per array, bitwise the interpreter.
+    pub inline_math: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { inline_math: true }
+    }
+}
+
+/// Compiles `func` for the host CPU with the default `Options`.
 pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
+    compile_with(func, &Options::default())
+}
+
+/// Compiles `func` for the host CPU.
+pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenError> {
     ir::verify::verify(func).map_err(CodegenError::InvalidFunc)?;
     check_supported(func)?;
-    let sched = schedule::schedule(func);
+    let sched = schedule::schedule(func, options.inline_math);
     let plan = plan::plan(func, &sched);
 
     let mut flags = settings::builder();
@@ -175,12 +215,27 @@ pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
     // Safety: every offset lies inside the arena (see `plan`). The arena is
     // never resized, so these pointers stay valid as long as `CpuFunc` lives.
     let table = plan.offsets.iter().map(|&offset| unsafe { base.add(offset) }).collect();
+    let views_of = |owner: usize| -> Vec<usize> { (0..n_insts).filter(|&v| plan.owners[v] == owner).collect() };
+    let param_views = (0..func.n_params).map(views_of).collect();
+    let output_owners: Vec<usize> = func.outputs.iter().map(|out| plan.owners[out.index()]).collect();
+    let output_views = output_owners
+        .iter()
+        .enumerate()
+        .map(|(k, &owner)| {
+            let shared = output_owners.iter().enumerate().any(|(j, &other)| j != k && other == owner);
+            (owner >= func.n_params && !shared).then(|| views_of(owner))
+        })
+        .collect();
     Ok(CpuFunc {
         module: ManuallyDrop::new(module),
         entries,
         arena,
         table,
         offsets: plan.offsets,
+        param_views,
+        output_views,
+        #[cfg(test)]
+        copy_io: false,
         param_types: func.param_types(),
         output_types: func.output_types(),
         outputs: func.outputs.clone(),
@@ -219,23 +274,68 @@ impl CpuFunc {
     /// (the caller checks).
     pub fn run(&mut self, inputs: &[Tensor]) -> Vec<Tensor> {
         assert_eq!(inputs.len(), self.param_types.len(), "cpu: wrong number of inputs");
+        let arena = self.arena.as_mut_ptr() as *mut u8;
         for (index, (input, ty)) in inputs.iter().zip(&self.param_types).enumerate() {
             assert_eq!(&input.ty(), ty, "cpu: input {index} has the wrong type");
-            let offset = self.offsets[index];
-            write_data(&mut arena_bytes_mut(&mut self.arena)[offset..], &input.data);
+            let data = data_ptr(&input.data);
+            if self.in_place(data) {
+                // The code only reads parameter buffers (see `plan`).
+                for &view in &self.param_views[index] {
+                    self.table[view] = data;
+                }
+            } else {
+                for &view in &self.param_views[index] {
+                    // Safety: the plan's offsets lie inside the arena.
+                    self.table[view] = unsafe { arena.add(self.offsets[view]) };
+                }
+                let offset = self.offsets[index];
+                write_data(&mut arena_bytes_mut(&mut self.arena)[offset..], &input.data);
+            }
         }
-        // Safety: the table has one valid, aligned buffer per materialized
-        // value, each as large as its result type, which is all the compiled
-        // code touches.
+        // Result tensors the code writes in place.
+        let mut direct: Vec<Option<Tensor>> = vec![None; self.outputs.len()];
+        for (k, ty) in self.output_types.iter().enumerate() {
+            let Some(views) = &self.output_views[k] else { continue };
+            let tensor = Tensor::zeros(ty);
+            let data = data_ptr(&tensor.data);
+            let target = if self.in_place(data) {
+                direct[k] = Some(tensor);
+                data
+            } else {
+                // Safety: the plan's offsets lie inside the arena.
+                unsafe { arena.add(self.offsets[views[0]]) }
+            };
+            for &view in views {
+                self.table[view] = target;
+            }
+        }
+        // Safety: the table has one valid buffer per materialized value, each
+        // as large as its result type and aligned for any access the code
+        // makes (the arena's 64 bytes, or 16 for tensors' data: `in_place`),
+        // which is all the compiled code touches; the code never writes the
+        // parameters' buffers, which may be the inputs' data.
         for entry in &self.entries {
             unsafe { entry(self.table.as_ptr()) };
         }
-        let bytes = self.arena_bytes();
         self.outputs
             .iter()
             .zip(&self.output_types)
-            .map(|(value, ty)| read_tensor(&bytes[self.offsets[value.index()]..], ty))
+            .zip(direct)
+            .map(|((value, ty), direct)| {
+                // Safety: the buffer holds a value of type `ty` (see above).
+                direct.unwrap_or_else(|| unsafe { read_tensor(self.table[value.index()], ty) })
+            })
             .collect()
+    }
+
+    /// Whether the code may use tensor data at `data` as a buffer: aligned
+    /// for the widest vector access (16 bytes).
+    fn in_place(&self, data: *mut u8) -> bool {
+        #[cfg(test)]
+        if self.copy_io {
+            return false;
+        }
+        data as usize % 16 == 0
     }
 
     pub fn param_types(&self) -> &[ir::Type] {
@@ -246,10 +346,6 @@ impl CpuFunc {
         &self.output_types
     }
 
-    fn arena_bytes(&self) -> &[u8] {
-        // Safety: `Line` is plain bytes with no padding.
-        unsafe { std::slice::from_raw_parts(self.arena.as_ptr() as *const u8, self.arena.len() * 64) }
-    }
 }
 
 fn arena_bytes_mut(arena: &mut [Line]) -> &mut [u8] {
@@ -277,30 +373,51 @@ fn write_data(dst: &mut [u8], data: &Data) {
     }
 }
 
-/// Reads a tensor of type `ty` from the start of `src`, a 64-byte-aligned
-/// buffer in the arena.
-fn read_tensor(src: &[u8], ty: &ir::Type) -> Tensor {
-    fn get<T: Copy>(src: &[u8], n: usize) -> Vec<T> {
-        assert!(src.len() >= n * std::mem::size_of::<T>(), "cpu: buffer too small");
-        assert_eq!(src.as_ptr() as usize % std::mem::align_of::<T>(), 0, "cpu: misaligned buffer");
-        // Safety: checked size and alignment; `T` is a primitive number type,
+/// The address of tensor data (dangling but aligned when empty).
+fn data_ptr(data: &Data) -> *mut u8 {
+    match data {
+        Data::F32(values) => values.as_ptr() as *mut u8,
+        Data::F64(values) => values.as_ptr() as *mut u8,
+        Data::I32(values) => values.as_ptr() as *mut u8,
+        // One byte, 0 or 1: the arena's layout of bools.
+        Data::Bool(values) => values.as_ptr() as *mut u8,
+    }
+}
+
+/// Reads a tensor of type `ty` from a buffer at `src`.
+///
+/// Safety: `src` points to a live buffer holding a value of type `ty`,
+/// aligned for its element type.
+unsafe fn read_tensor(src: *const u8, ty: &ir::Type) -> Tensor {
+    unsafe fn get<T: Copy>(src: *const u8, n: usize) -> Vec<T> {
+        assert_eq!(src as usize % std::mem::align_of::<T>(), 0, "cpu: misaligned buffer");
+        // Safety: the caller's contract; `T` is a primitive number type,
         // valid for any bit pattern.
-        unsafe { std::slice::from_raw_parts(src.as_ptr() as *const T, n) }.to_vec()
+        unsafe { std::slice::from_raw_parts(src as *const T, n) }.to_vec()
     }
     let n = ty.shape.num_elements();
     let data = match ty.dtype {
-        DType::F32 => Data::F32(get(src, n)),
-        DType::F64 => Data::F64(get(src, n)),
-        DType::I32 => Data::I32(get(src, n)),
-        DType::Bool => Data::Bool(src[..n].iter().map(|&b| b != 0).collect()),
+        DType::F32 => Data::F32(unsafe { get(src, n) }),
+        DType::F64 => Data::F64(unsafe { get(src, n) }),
+        DType::I32 => Data::I32(unsafe { get(src, n) }),
+        DType::Bool => Data::Bool(unsafe { get::<u8>(src, n) }.into_iter().map(|b| b != 0).collect()),
     };
     Tensor { shape: ty.shape.clone(), data }
+}
+
+/// `func` compiled with `options`, always copying inputs and outputs
+/// through the arena (the fallback of `run` for unaligned data).
+#[cfg(test)]
+pub(super) fn compile_copying_io(func: &Func, options: &Options) -> Result<CpuFunc, CodegenError> {
+    let mut cpu = compile_with(func, options)?;
+    cpu.copy_io = true;
+    Ok(cpu)
 }
 
 /// The schedule `compile` uses, for tests of the memory plan.
 #[cfg(test)]
 pub(super) fn schedule_for_tests(func: &Func) -> schedule::Schedule {
-    schedule::schedule(func)
+    schedule::schedule(func, Options::default().inline_math)
 }
 
 /// The buffers `compile` places, for tests of the memory plan.

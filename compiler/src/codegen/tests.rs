@@ -6,7 +6,14 @@
 //! `assert_matmul_close`). A generator of random well-typed programs covers
 //! op combinations; its seeds are fixed and printed on failure.
 
-use super::{compile, CodegenError};
+use super::cpu::{compile_with, CpuFunc, Options};
+use super::CodegenError;
+
+/// The bitwise tests compile with host libm transcendentals (bitwise the
+/// interpreter); `inline_math.rs` tests the inline ones (the default).
+fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
+    compile_with(func, &Options { inline_math: false })
+}
 use crate::ir::{interp, text, Builder, DType, Data, Func, Op, Shape, Tensor, Type, ValueId};
 
 // ---------------------------------------------------------------- helpers
@@ -959,6 +966,7 @@ fn generated_programs_match_interp() {
     }
 }
 
+mod inline_math;
 mod transformer;
 
 // ---------------------------------------------------------------- windowed ops
@@ -993,6 +1001,10 @@ fn conv2d_matches_interp_within_tolerance() {
         (&[2, 2, 4, 3], &[3, 2, 3, 3], conv([1, 1], [2, 2], [2, 2], [2, 2], [1, 1], 1)),
         (&[1, 3, 6, 6], &[3, 1, 3, 3], conv([2, 2], [1, 1], [1, 1], [1, 1], [1, 1], 3)),
         (&[4, 8, 12, 12], &[16, 8, 3, 3], conv([1, 1], [1, 1], [1, 1], [1, 1], [1, 1], 1)),
+        // Output rows shorter than kernel rows (weight-gradient shapes): the
+        // transposed im2col layout, also with padding, strides and groups.
+        (&[3, 2, 9, 9], &[4, 2, 7, 7], crate::ir::Conv::plain()),
+        (&[2, 4, 8, 8], &[4, 2, 6, 5], conv([1, 2], [1, 0], [0, 1], [1, 1], [1, 1], 2)),
     ];
     for dtype in FLOATS {
         for (xd, kd, attrs) in &specs {
@@ -1036,6 +1048,8 @@ fn window_reductions_and_reverse_match_interp_bitwise() {
         (&[1, 2, 5, 5], window(vec![1, 1, 3, 3], vec![1, 1, 2, 2], vec![0, 0, 1, 1], vec![0, 0, 1, 1])),
         (&[7], window(vec![3], vec![2], vec![4], vec![3])),
         (&[3, 4], window(vec![3, 1], vec![1, 3], vec![0, 2], vec![2, 0])),
+        // Windows wider than the padded input on some dims, overlapping on others.
+        (&[2, 1, 4, 5], window(vec![1, 2, 3, 2], vec![1, 1, 1, 3], vec![0, 1, 2, 0], vec![0, 0, 2, 1])),
     ];
     for dtype in FLOATS {
         for (dims, w) in &specs {
@@ -1047,8 +1061,10 @@ fn window_reductions_and_reverse_match_interp_bitwise() {
             let rev = b.reverse(b.param(0), all);
             let rev_last = b.reverse(b.param(0), vec![dims.len() - 1]);
             let func = b.finish(vec![sum, max, rev, rev_last]);
-            // random_tensor includes NaN, infinities and signed zeros.
             assert_same(&format!("{dtype} {dims:?} {w:?}"), &func, &[random_tensor(&ty, &mut rng)]);
+            // NaN, infinities and signed zeros among the elements.
+            let values = values_for(dtype, ty.shape.num_elements(), &mut rng);
+            assert_same(&format!("{dtype} {dims:?} {w:?} specials"), &func, &[tensor_of(dtype, dims, &values)]);
         }
     }
 }
@@ -1117,6 +1133,31 @@ fn constant_integer_pow_is_within_three_ulp_of_powf() {
                 let ok = w.to_bits() == g.to_bits() || (w.is_nan() && g.is_nan()) || (w - g).abs() <= 3.0 * ulp(*w);
                 assert!(ok, "pow {dtype} ^{exponent} at {i} ({}): interp {w} vs jit {g}", values[i]);
             }
+        }
+    }
+}
+
+/// `run` reads inputs in place and writes outputs straight into the result
+/// tensors where it can; copying everything through the arena (its fallback
+/// for unaligned data) gives the same bits, also on a second run with other
+/// inputs (no stale pointers), on generated programs (params as outputs,
+/// views of params, repeated outputs included).
+#[test]
+fn in_place_and_copied_inputs_and_outputs_agree() {
+    use crate::ir::generate::{random_func as generate, random_inputs, GenOptions};
+    for seed in 0..150u64 {
+        let func = generate(0x10_0000 + seed, &GenOptions::default());
+        let mut func = func;
+        // Outputs that are params, and the same value twice.
+        func.outputs.push(func.outputs[0]);
+        func.outputs.push(crate::ir::ValueId(0));
+        let options = Options::default();
+        let mut direct = compile_with(&func, &options).unwrap();
+        let mut copying = super::cpu::compile_copying_io(&func, &options).unwrap();
+        for input_index in 0..2u64 {
+            let inputs = random_inputs(&func, seed * 4 + input_index);
+            let (a, b) = (direct.run(&inputs), copying.run(&inputs));
+            assert_outputs_equal(&format!("seed {seed}, input {input_index}"), &func, &inputs, &b, &a);
         }
     }
 }

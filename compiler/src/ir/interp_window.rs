@@ -1,9 +1,9 @@
 //! The reference semantics of the windowed ops (`Conv2d`, `ReduceWindowSum`,
 //! `ReduceWindowMax`, `Reverse`): plain loops in the order `op.rs` states.
 //!
-//! Consumes operand tensors (or, for the window reductions, raw slices, so
-//! that the CPU backend's host routine runs this very code and agrees
-//! bitwise); produces the result tensor. Split from `interp.rs` to keep one
+//! Consumes operand tensors (or, for the window reductions, raw slices);
+//! produces the result tensor. The CPU backend's faster window loops
+//! (`kernels::reduce_window`) are tested bitwise against these. Split from `interp.rs` to keep one
 //! concept per file.
 
 use super::interp::fmax;
@@ -86,8 +86,7 @@ pub fn conv2d(lhs: &Tensor, rhs: &Tensor, attrs: &Conv, ty: &Type) -> Tensor {
 
 /// Reduces each window of `x` (dims `dims`) into `out` (dims `out_dims`):
 /// `acc = init; acc = combine(acc, element)` over the window's in-range
-/// elements in row-major window order. The definition of both window ops;
-/// the CPU backend calls it too.
+/// elements in row-major window order. The definition of both window ops.
 pub fn reduce_window_into<T: Float>(
     x: &[T],
     dims: &[usize],

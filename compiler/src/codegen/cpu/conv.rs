@@ -1,7 +1,11 @@
 //! Host routines for the windowed ops: `Conv2d` as im2col + one `gemm` call
-//! per (image, group), and `ReduceWindowSum`/`ReduceWindowMax` through the
-//! interpreter's own loop (`interp_window::reduce_window_into`, so they agree
-//! bitwise with `ir::interp`).
+//! per (image, group) (the transposed im2col layout when the kernel's rows
+//! are longer than the output's, as in weight gradients), and `ReduceWindowSum`/`ReduceWindowMax`; the hot
+//! loops are in the `kernels` crate (built optimized even in the dev
+//! profile). The window reductions visit elements in the interpreter's order
+//! (`interp_window::reduce_window_into`), so they agree bitwise with
+//! `ir::interp` (tested). The im2col matrix lives in a per-thread scratch
+//! buffer that grows to the largest conv and is reused by every call.
 //!
 //! Consumes the JIT's buffer pointers plus a descriptor: an `i64` array of
 //! the op's shapes and attributes that the compiled code stores in a stack
@@ -14,8 +18,9 @@
 //! element gives NaN where the interpreter skips the term): tested against
 //! the interpreter with matmul's tolerance (`codegen::tests`).
 
-use crate::ir::interp_window::reduce_window_into;
-use crate::ir::{Func, Op, Window};
+use std::cell::RefCell;
+
+use crate::ir::{Func, Op};
 
 /// The descriptor of instruction `index` (a `Conv2d` or a window reduction).
 pub(super) fn descriptor(func: &Func, index: usize) -> Vec<i64> {
@@ -110,8 +115,14 @@ impl ConvDesc {
     }
 }
 
+thread_local! {
+    /// The im2col scratch of the f32 and f64 convs on this thread.
+    static COL_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static COL_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
 macro_rules! conv2d_routine {
-    ($name:ident, $t:ty, $matmul:path) => {
+    ($name:ident, $t:ty, $matmul:path, $scratch:ident) => {
         /// Safety: pointers to live, distinct arena buffers of the conv's
         /// operand and result sizes; `desc` from `descriptor`.
         pub(super) extern "C" fn $name(lhs: *const $t, rhs: *const $t, out: *mut $t, desc: *const i64) {
@@ -127,57 +138,77 @@ macro_rules! conv2d_routine {
             let pointwise = d.is_pointwise();
             let ys: Vec<Vec<isize>> = (0..d.kh).map(|k| d.taps(0, k, d.h, d.oh)).collect();
             let xs: Vec<Vec<isize>> = (0..d.kw).map(|k| d.taps(1, k, d.w, d.ow)).collect();
-            let mut col: Vec<$t> = vec![0.0; if pointwise { 0 } else { rows * pixels }];
-            for b in 0..d.n {
-                for g in 0..d.groups {
-                    let image = &x[(b * d.c + g * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
-                    // col[(ci, ky, kx), (y, x)] = input element under that tap, or 0.
-                    if !pointwise {
-                        let mut row = 0;
-                        for ci in 0..d.cg {
-                            let plane = &image[ci * d.h * d.w..][..d.h * d.w];
-                            for ky in 0..d.kh {
-                                for kx in 0..d.kw {
-                                    let dst = &mut col[row * pixels..][..pixels];
-                                    for (y, &iy) in ys[ky].iter().enumerate() {
-                                        let dst = &mut dst[y * d.ow..][..d.ow];
-                                        if iy < 0 {
-                                            dst.fill(0.0);
-                                            continue;
-                                        }
-                                        let src = &plane[iy as usize * d.w..][..d.w];
-                                        for (v, &ix) in dst.iter_mut().zip(&xs[kx]) {
-                                            *v = if ix < 0 { 0.0 } else { src[ix as usize] };
-                                        }
-                                    }
-                                    row += 1;
-                                }
-                            }
-                        }
-                    }
-                    let cols: *const $t = if pointwise { image.as_ptr() } else { col.as_ptr() };
-                    let kernel = unsafe { rhs.add(g * og * rows) };
-                    let dst = out[(b * d.o + g * og) * pixels..][..og * pixels].as_mut_ptr();
-                    // dst[og, pixels] = kernel[og, rows] x cols[rows, pixels], row-major.
-                    $matmul(kernel, cols, dst, og, rows, pixels);
+            $scratch.with_borrow_mut(|col| {
+                let col_len = if pointwise { 0 } else { rows * pixels };
+                if col.len() < col_len {
+                    col.resize(col_len, 0.0);
                 }
-            }
+                let col = &mut col[..col_len];
+                // Kernel rows longer than output rows (weight gradients):
+                // the transposed layout copies longer contiguous runs.
+                let transposed = !pointwise && d.ow < d.kw;
+                for b in 0..d.n {
+                    for g in 0..d.groups {
+                        let image = &x[(b * d.c + g * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
+                        let kernel = unsafe { rhs.add(g * og * rows) };
+                        let dst = out[(b * d.o + g * og) * pixels..][..og * pixels].as_mut_ptr();
+                        if transposed && rows > 0 {
+                            // col_t[(y, x), (ci, ky, kx)] = input element under that tap, or 0.
+                            ::kernels::im2col_transposed(image, d.h, d.w, &ys, &xs, col);
+                            // dst[og, pixels] = kernel[og, rows] x col_t^T: the right
+                            // operand has row stride 1 and column stride `rows`.
+                            unsafe {
+                                gemm::gemm(
+                                    og,
+                                    pixels,
+                                    rows,
+                                    dst,
+                                    1,
+                                    pixels as isize,
+                                    false,
+                                    kernel,
+                                    1,
+                                    rows as isize,
+                                    col.as_ptr(),
+                                    rows as isize,
+                                    1,
+                                    0.0,
+                                    1.0,
+                                    false,
+                                    false,
+                                    false,
+                                    gemm::Parallelism::None,
+                                )
+                            };
+                            continue;
+                        }
+                        // col[(ci, ky, kx), (y, x)] = input element under that tap, or 0.
+                        if !pointwise {
+                            ::kernels::im2col(image, d.h, d.w, &ys, &xs, col);
+                        }
+                        let cols: *const $t = if pointwise { image.as_ptr() } else { col.as_ptr() };
+                        // dst[og, pixels] = kernel[og, rows] x cols[rows, pixels], row-major.
+                        $matmul(kernel, cols, dst, og, rows, pixels);
+                    }
+                }
+            });
         }
     };
 }
 
-conv2d_routine!(jl_conv2d_f32, f32, super::kernels::jl_matmul_f32);
-conv2d_routine!(jl_conv2d_f64, f64, super::kernels::jl_matmul_f64);
+conv2d_routine!(jl_conv2d_f32, f32, super::kernels::jl_matmul_f32, COL_F32);
+conv2d_routine!(jl_conv2d_f64, f64, super::kernels::jl_matmul_f64, COL_F64);
 
-/// A window descriptor, read back: operand dims, result dims, window.
+/// A window descriptor, read back: operand dims, result dims, window size,
+/// stride, low padding (the high padding is implied by the result dims).
 ///
 /// Safety: `desc` points to a descriptor built by `descriptor` for a window op.
-unsafe fn window_desc(desc: *const i64) -> (Vec<usize>, Vec<usize>, Window) {
+unsafe fn window_desc(desc: *const i64) -> [Vec<usize>; 5] {
     let rank = unsafe { *desc } as usize;
     let v: Vec<usize> =
         unsafe { std::slice::from_raw_parts(desc.add(1), 6 * rank) }.iter().map(|&x| x as usize).collect();
     let part = |k: usize| v[k * rank..(k + 1) * rank].to_vec();
-    (part(0), part(1), Window { size: part(2), stride: part(3), low: part(4), high: part(5) })
+    [part(0), part(1), part(2), part(3), part(4)]
 }
 
 macro_rules! window_routine {
@@ -185,10 +216,10 @@ macro_rules! window_routine {
         /// Safety: pointers to live, distinct arena buffers of the operand's
         /// and the result's sizes (`_unused` is not read); `desc` from `descriptor`.
         pub(super) extern "C" fn $name(x: *const $t, _unused: *const $t, out: *mut $t, desc: *const i64) {
-            let (dims, out_dims, window) = unsafe { window_desc(desc) };
+            let [dims, out_dims, size, stride, low] = unsafe { window_desc(desc) };
             let x = unsafe { std::slice::from_raw_parts(x, dims.iter().product()) };
             let out = unsafe { std::slice::from_raw_parts_mut(out, out_dims.iter().product()) };
-            reduce_window_into(x, &dims, &window, out, &out_dims, $is_max);
+            ::kernels::reduce_window(x, &dims, &size, &stride, &low, out, &out_dims, $is_max);
         }
     };
 }

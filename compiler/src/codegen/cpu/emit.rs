@@ -16,6 +16,7 @@ use cranelift_module::{Linkage, Module};
 
 use super::kernels::{HostFn, HostSig};
 use super::schedule::{self, Leaf, Schedule};
+use super::vmath;
 use super::CodegenError;
 use crate::ir::{DType, Func, Op, Tensor};
 
@@ -74,6 +75,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::Abs | Op::Sign | Op::Rsqrt => self.emit_fused(index),
             Op::Log1p => self.emit_host_elementwise(index, [HostFn::Log1pF32, HostFn::Log1pF64], None)?,
             Op::Expm1 => self.emit_host_elementwise(index, [HostFn::Expm1F32, HostFn::Expm1F64], None)?,
+            Op::Logistic if self.sched.inline_math => self.emit_fused(index),
             Op::Logistic => self.emit_host_elementwise(index, [HostFn::LogisticF32, HostFn::LogisticF64], None)?,
             Op::Sin => self.emit_host_elementwise(index, [HostFn::SinF32, HostFn::SinF64], None)?,
             Op::Cos => self.emit_host_elementwise(index, [HostFn::CosF32, HostFn::CosF64], None)?,
@@ -114,10 +116,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
             }
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => self.emit_fused(index),
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.emit_fused(index),
+            Op::Exp | Op::Log | Op::Tanh if self.sched.inline_math => self.emit_fused(index),
             Op::Exp => self.emit_host_elementwise(index, [HostFn::ExpF32, HostFn::ExpF64], None)?,
             Op::Log => self.emit_host_elementwise(index, [HostFn::LogF32, HostFn::LogF64], None)?,
             Op::Tanh => self.emit_host_elementwise(index, [HostFn::TanhF32, HostFn::TanhF64], None)?,
-            Op::Pow if schedule::fusible(self.func, index) => self.emit_fused(index),
+            Op::Pow if schedule::fusible(self.func, index, self.sched.inline_math) => self.emit_fused(index),
             Op::Pow => self.emit_host_elementwise(index, [HostFn::PowF32, HostFn::PowF64], Some(HostFn::PowI32))?,
             Op::Broadcast { .. } => self.emit_fused(index),
             Op::Transpose { perm } => {
@@ -622,6 +625,11 @@ impl Tree<'_> {
                 let one = self.constant(b, inst.ty.dtype, 1.0);
                 pow_by_multiplication(b, x, exponent, one)
             }
+            op @ (Op::Exp | Op::Log | Op::Tanh | Op::Logistic) => {
+                let x = self.node(b, ptrs, inst.args[0].index(), strides, memo);
+                let mut arith = vmath::ClifArith { b, dtype: inst.ty.dtype, lanes: self.lanes };
+                vmath::eval(&mut arith, op, x)
+            }
             op => {
                 let args: Vec<clif::Value> =
                     inst.args.iter().map(|arg| self.node(b, ptrs, arg.index(), strides, memo)).collect();
@@ -774,8 +782,10 @@ fn is_vectorizable(op: &Op, dtype: DType) -> bool {
         Op::Abs => true,
         // Scalar constants and compare-and-select: not lane-wise as written.
         Op::Sign | Op::Rsqrt => false,
-        Op::Exp | Op::Log | Op::Tanh | Op::Pow => false,
-        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Erf | Op::StopGradient => false,
+        // The inline algorithms are written lane-wise (see `vmath.rs`).
+        Op::Exp | Op::Log | Op::Tanh | Op::Logistic => true,
+        Op::Pow => false,
+        Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf | Op::StopGradient => false,
         Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::Select | Op::Convert => false,
         Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
@@ -877,8 +887,9 @@ fn scalar_op(b: &mut FunctionBuilder, op: &Op, dtype: DType, out: DType, args: &
         Op::Ne => compare(b, dtype, args, FloatCC::NotEqual, IntCC::NotEqual, IntCC::NotEqual),
         Op::Select => b.ins().select(args[0], args[1], args[2]),
         Op::Convert => convert(b, args[0], dtype, out),
-        Op::Exp | Op::Log | Op::Tanh | Op::Pow => unreachable!("{op:?} runs as a host routine"),
-        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Erf => {
+        Op::Exp | Op::Log | Op::Tanh | Op::Logistic => unreachable!("{op:?} is emitted by vmath"),
+        Op::Pow => unreachable!("{op:?} runs as a host routine"),
+        Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => {
             unreachable!("{op:?} runs as a host routine")
         }
         Op::StopGradient => unreachable!("stop_gradient aliases its operand"),

@@ -28,6 +28,9 @@ pub(super) struct Plan {
     pub(super) offsets: Vec<usize>,
     /// The arena size in bytes.
     pub(super) bytes: usize,
+    /// The value that owns each value's bytes: itself, or for a view the
+    /// owner of its operand.
+    pub(super) owners: Vec<usize>,
     /// Every buffer with at least one byte, for checking the plan.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(super) buffers: Vec<Buffer>,
@@ -124,5 +127,5 @@ pub(super) fn plan(func: &Func, sched: &Schedule) -> Plan {
     for index in 0..n {
         offsets[index] = offsets[owner[index]];
     }
-    Plan { offsets, bytes, buffers }
+    Plan { offsets, bytes, owners: owner, buffers }
 }

@@ -11,7 +11,8 @@
 //!
 //! Rules (a value `v` is inlined iff all hold):
 //!   - `v` is fusible (`fusible`): an elementwise op, a `Constant`, a
-//!     `Broadcast`, or a `Pow` with a small constant integer exponent;
+//!     `Broadcast`, a `Pow` with a small constant integer exponent, or (with
+//!     `Options::inline_math`) exp, log, tanh or logistic (`vmath.rs`);
 //!   - `v` is not a function output;
 //!   - every user of `v` is fusible, or is a reduction (`ReduceSum`,
 //!     `ReduceMax`, whose loop then evaluates `v`'s tree per source element);
@@ -21,7 +22,7 @@
 //!     read through strides (stride 0 on broadcast dims), never re-evaluated
 //!     at the broadcast shape.
 //! Everything else (matmul, reductions, argmax, slice/pad/concat/transpose,
-//! iota, the transcendentals, views, and any op this file does not name as
+//! iota, the other transcendentals, views, and any op this file does not name as
 //! fusible) is one loop nest or host call per instruction, reading its
 //! operands from their buffers.
 
@@ -31,6 +32,9 @@ use crate::ir::{DType, Func, Op};
 pub(crate) struct Schedule {
     /// `inlined[v]`: value `v` has no buffer.
     pub(super) inlined: Vec<bool>,
+    /// Exp, log, tanh and logistic are evaluated inline (`vmath.rs`) instead
+    /// of by a host routine per array.
+    pub(super) inline_math: bool,
 }
 
 /// The largest |exponent| a constant `Pow` is lowered to multiplications for.
@@ -60,8 +64,9 @@ pub(super) fn const_pow_exponent(func: &Func, index: usize) -> Option<i32> {
 }
 
 /// Whether instruction `index` can be evaluated per element inside a fused
-/// loop (with the exact scalar semantics of `emit::scalar_op`).
-pub(super) fn fusible(func: &Func, index: usize) -> bool {
+/// loop (with the exact scalar semantics of `emit::scalar_op`, or those of
+/// `vmath` for the inline transcendentals when `inline_math`).
+pub(super) fn fusible(func: &Func, index: usize, inline_math: bool) -> bool {
     let inst = &func.insts[index];
     match &inst.op {
         Op::Neg | Op::Sqrt | Op::Rsqrt | Op::Abs | Op::Sign => true,
@@ -71,8 +76,10 @@ pub(super) fn fusible(func: &Func, index: usize) -> bool {
         // A same-dtype convert is a view (it aliases its operand).
         Op::Convert => func.ty(inst.args[0]).dtype != inst.ty.dtype,
         Op::Pow => const_pow_exponent(func, index).is_some(),
-        // Host routines once per array (bitwise equal to the interpreter).
-        Op::Exp | Op::Log | Op::Tanh | Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Erf => false,
+        // Inline polynomials (within a few ulp of the interpreter), or host
+        // routines once per array (bitwise equal to the interpreter).
+        Op::Exp | Op::Log | Op::Tanh | Op::Logistic => inline_math && super::vmath::is_inline(&inst.op, inst.ty.dtype),
+        Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => false,
         Op::Param(_) | Op::Iota { .. } | Op::Reshape | Op::StopGradient | Op::Transpose { .. } => false,
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul | Op::ArgMax { .. } => false,
         Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
@@ -84,12 +91,12 @@ pub(super) fn fusible(func: &Func, index: usize) -> bool {
 }
 
 /// Whether a fusible user may evaluate an inlined operand inside its loop.
-fn evaluates_operands(func: &Func, index: usize) -> bool {
-    fusible(func, index) || matches!(func.insts[index].op, Op::ReduceSum { .. } | Op::ReduceMax { .. })
+fn evaluates_operands(func: &Func, index: usize, inline_math: bool) -> bool {
+    fusible(func, index, inline_math) || matches!(func.insts[index].op, Op::ReduceSum { .. } | Op::ReduceMax { .. })
 }
 
 /// Schedules `func` (see the module doc for the rules).
-pub(super) fn schedule(func: &Func) -> Schedule {
+pub(super) fn schedule(func: &Func, inline_math: bool) -> Schedule {
     let n = func.insts.len();
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (index, inst) in func.insts.iter().enumerate() {
@@ -105,7 +112,7 @@ pub(super) fn schedule(func: &Func) -> Schedule {
     // Users come after their operands, so deciding in reverse order sees
     // each user's own decision (a `Broadcast` user must know its operand).
     for index in (0..n).rev() {
-        if is_output[index] || !fusible(func, index) || users[index].is_empty() {
+        if is_output[index] || !fusible(func, index, inline_math) || users[index].is_empty() {
             continue;
         }
         let op = &func.insts[index].op;
@@ -114,11 +121,11 @@ pub(super) fn schedule(func: &Func) -> Schedule {
         // re-evaluating a broadcast is one strided load.
         let cheap = is_constant || matches!(op, Op::Broadcast { .. });
         let users_ok = users[index].iter().all(|&user| {
-            evaluates_operands(func, user) && (is_constant || !matches!(func.insts[user].op, Op::Broadcast { .. }))
+            evaluates_operands(func, user, inline_math) && (is_constant || !matches!(func.insts[user].op, Op::Broadcast { .. }))
         });
         inlined[index] = users_ok && (cheap || users[index].len() == 1);
     }
-    Schedule { inlined }
+    Schedule { inlined, inline_math }
 }
 
 fn is_constant_inst(func: &Func, index: usize) -> bool {
@@ -197,7 +204,7 @@ pub(super) fn reads(func: &Func, sched: &Schedule, index: usize) -> Vec<usize> {
     if sched.inlined[index] {
         return Vec::new();
     }
-    if fusible(func, index) {
+    if fusible(func, index, sched.inline_math) {
         return leaves(func, sched, index).into_iter().map(|leaf| leaf.value).collect();
     }
     match &inst.op {

@@ -1,0 +1,63 @@
+//! Host kernels of the CPU backend that are too hot to build unoptimized:
+//! window reductions (pooling) and im2col for convolutions.
+//!
+//! Consumes plain slices and shapes; produces filled output slices. The
+//! definitions of the ops live in `compiler::ir::interp_window` (the
+//! reference interpreter); these are faster loops with the same element
+//! order, tested bitwise against it in `compiler::codegen::tests`. A crate of
+//! its own so that the workspace manifest can build it at opt-level 3 in the
+//! dev profile (`[profile.dev.package.kernels]`) without slowing the
+//! `compiler` crate's builds.
+
+mod im2col;
+mod window;
+
+pub use im2col::{im2col, im2col_transposed};
+pub use window::reduce_window;
+
+/// The element arithmetic the kernels need, for f32 and f64.
+pub trait Elem: Copy + std::ops::Add<Output = Self> {
+    const ZERO: Self;
+    const NEG_INFINITY: Self;
+    /// NaN-propagating maximum with -0 < +0 (the interpreter's `Op::Max`,
+    /// `compiler::ir::interp::fmax`).
+    fn max_op(self, other: Self) -> Self;
+}
+
+impl Elem for f32 {
+    const ZERO: f32 = 0.0;
+    const NEG_INFINITY: f32 = f32::NEG_INFINITY;
+    /// `fmax` without branches (pooling compares data-dependent values, so
+    /// branches mispredict): the larger, the AND of the bits when equal
+    /// (+0 for ±0, else the value itself), NaN if either is NaN.
+    fn max_op(self, other: f32) -> f32 {
+        let (a, b) = (self, other);
+        let larger = if a > b { a } else { b };
+        let equal = f32::from_bits(a.to_bits() & b.to_bits());
+        let res = if a == b { equal } else { larger };
+        if a.is_nan() | b.is_nan() {
+            f32::NAN
+        } else {
+            res
+        }
+    }
+}
+
+impl Elem for f64 {
+    const ZERO: f64 = 0.0;
+    const NEG_INFINITY: f64 = f64::NEG_INFINITY;
+    fn max_op(self, other: f64) -> f64 {
+        let (a, b) = (self, other);
+        let larger = if a > b { a } else { b };
+        let equal = f64::from_bits(a.to_bits() & b.to_bits());
+        let res = if a == b { equal } else { larger };
+        if a.is_nan() | b.is_nan() {
+            f64::NAN
+        } else {
+            res
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
