@@ -78,7 +78,7 @@ pub(super) fn fusible(func: &Func, index: usize) -> bool {
         Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
         // Own loops or host routines reading materialized operands.
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
-        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) => false,
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
     }
 }

@@ -1,0 +1,125 @@
+//! `Op::Scan` on the CPU: the body is compiled once as its own `CpuFunc`, and
+//! a `ScanStep` between the parent's compiled chunks loops over the
+//! iterations, copying operands into the body's param buffers and results
+//! out of its output buffers. Compile time is the body's, whatever the
+//! number of iterations.
+//!
+//! Consumes a verified `Func` and the indices of a run of adjacent sibling
+//! scan instructions (one loop, several results: Note [One instruction per
+//! result] in `ir/scan.rs`); produces a step that `CpuFunc::run` calls with
+//! the parent's buffer table after the instructions before the run's last
+//! one. The memory plan keeps operands live through the run's last
+//! instruction and every result's buffer is allocated by then, and a result
+//! never shares bytes with an operand (`plan.rs`), so the step reads and
+//! writes the parent's buffers directly. Results are bitwise the body's, so
+//! the loop is bitwise equal to the interpreter wherever the body is.
+
+use super::{compile, CodegenError, CpuFunc};
+use crate::ir::{Func, Op, Scan};
+
+/// One loop: the compiled body and where its operands and results live.
+pub(super) struct ScanStep {
+    body: CpuFunc,
+    scan: Scan,
+    /// Value index of each operand (`consts ++ init ++ xs`) in the parent.
+    args: Vec<usize>,
+    /// Bytes of each body param (an xs operand's slice).
+    param_bytes: Vec<usize>,
+    /// Bytes of each body output (a y slice for ys).
+    out_bytes: Vec<usize>,
+    /// The results this step writes: (result index, parent value index).
+    results: Vec<(usize, usize)>,
+}
+
+/// The runs of adjacent sibling scans of `func`, in order; each run is
+/// computed once, at its last instruction.
+pub(super) fn groups(func: &Func) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (index, inst) in func.insts.iter().enumerate() {
+        let Op::Scan(s) = &inst.op else { continue };
+        if let Some(group) = groups.last_mut() {
+            let last = *group.last().expect("groups are non-empty");
+            let prev = &func.insts[last];
+            if last + 1 == index && prev.args == inst.args && matches!(&prev.op, Op::Scan(p) if p.same_loop(s)) {
+                group.push(index);
+                continue;
+            }
+        }
+        groups.push(vec![index]);
+    }
+    groups
+}
+
+fn bytes(ty: &crate::ir::Type) -> usize {
+    ty.shape.num_elements() * ty.dtype.size_bytes()
+}
+
+impl ScanStep {
+    /// Compiles the body of the scan run `group` (instruction indices of `func`).
+    pub(super) fn new(func: &Func, group: &[usize]) -> Result<ScanStep, CodegenError> {
+        let first = &func.insts[group[0]];
+        let Op::Scan(scan) = &first.op else { unreachable!("a scan group holds scans") };
+        let body = compile(&scan.body)?;
+        let results = group
+            .iter()
+            .map(|&index| match &func.insts[index].op {
+                Op::Scan(s) => (s.output, index),
+                other => unreachable!("a scan group holds {other:?}"),
+            })
+            .collect();
+        Ok(ScanStep {
+            param_bytes: scan.body.param_types().iter().map(bytes).collect(),
+            out_bytes: scan.body.output_types().iter().map(bytes).collect(),
+            body,
+            scan: scan.clone(),
+            args: first.args.iter().map(|a| a.index()).collect(),
+            results,
+        })
+    }
+
+    /// Runs the loop on the parent's buffers.
+    ///
+    /// # Safety
+    /// `table` is the parent's buffer table, with every operand of the scan
+    /// computed and every result buffer allocated (see the module doc).
+    pub(super) unsafe fn run(&mut self, table: &[*mut u8]) {
+        let (nc, nh) = (self.scan.n_const, self.scan.n_carry);
+        // The arena is never resized, so these stay valid across `execute`.
+        let body_base = self.body.arena.as_mut_ptr() as *mut u8;
+        let param_ptrs: Vec<*mut u8> = (0..self.args.len()).map(|p| body_base.add(self.body.offsets[p])).collect();
+        let out_ptrs: Vec<*const u8> =
+            self.body.outputs.iter().map(|o| body_base.add(self.body.offsets[o.index()]) as *const u8).collect();
+        let mut carries: Vec<Vec<u8>> = (0..nh)
+            .map(|k| std::slice::from_raw_parts(table[self.args[nc + k]], self.param_bytes[nc + k]).to_vec())
+            .collect();
+        for i in self.scan.order() {
+            for p in 0..self.args.len() {
+                let n = self.param_bytes[p];
+                if n == 0 {
+                    continue;
+                }
+                let src = match p {
+                    p if p < nc => table[self.args[p]] as *const u8,
+                    p if p < nc + nh => carries[p - nc].as_ptr(),
+                    p => table[self.args[p]].add(i * n) as *const u8,
+                };
+                std::ptr::copy_nonoverlapping(src, param_ptrs[p], n);
+            }
+            self.body.execute();
+            for (k, carry) in carries.iter_mut().enumerate() {
+                std::ptr::copy_nonoverlapping(out_ptrs[k], carry.as_mut_ptr(), self.out_bytes[k]);
+            }
+            for &(k, value) in &self.results {
+                let n = self.out_bytes[k];
+                if k >= nh && n > 0 {
+                    std::ptr::copy_nonoverlapping(out_ptrs[k], table[value].add(i * n), n);
+                }
+            }
+        }
+        for &(k, value) in &self.results {
+            if k < nh && self.out_bytes[k] > 0 {
+                std::ptr::copy_nonoverlapping(carries[k].as_ptr(), table[value], self.out_bytes[k]);
+            }
+        }
+    }
+}
