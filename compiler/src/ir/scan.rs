@@ -202,3 +202,6 @@ impl Builder {
 // so DCE drops unused results for free, and autodiff's rules are per result.
 // For speed, `interp` and the CPU backend run a run of adjacent siblings as
 // one loop; `Builder::scan` emits them adjacent.
+
+#[cfg(test)]
+pub(crate) mod tests;
