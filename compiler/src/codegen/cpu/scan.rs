@@ -123,3 +123,6 @@ impl ScanStep {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
