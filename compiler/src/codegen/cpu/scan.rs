@@ -31,21 +31,40 @@ pub(super) struct ScanStep {
     results: Vec<(usize, usize)>,
 }
 
-/// The runs of adjacent sibling scans of `func`, in order; each run is
-/// computed once, at its last instruction.
+/// The runs of adjacent sibling scans of `func`, in order, without the
+/// results nothing reads; each run is computed once, at its last member.
+/// (A dead result's buffer is live only at its own instruction, so writing
+/// it later could clobber another buffer.)
 pub(super) fn groups(func: &Func) -> Vec<Vec<usize>> {
+    let mut used = vec![false; func.insts.len()];
+    for inst in &func.insts {
+        for a in &inst.args {
+            used[a.index()] = true;
+        }
+    }
+    for o in &func.outputs {
+        used[o.index()] = true;
+    }
     let mut groups: Vec<Vec<usize>> = Vec::new();
+    // `open`: every instruction since the last group's first member is a
+    // sibling of it (so the group can still grow).
+    let mut open = false;
     for (index, inst) in func.insts.iter().enumerate() {
         let Op::Scan(s) = &inst.op else { continue };
-        if let Some(group) = groups.last_mut() {
-            let last = *group.last().expect("groups are non-empty");
-            let prev = &func.insts[last];
-            if last + 1 == index && prev.args == inst.args && matches!(&prev.op, Op::Scan(p) if p.same_loop(s)) {
-                group.push(index);
-                continue;
+        let prev = &func.insts[index.saturating_sub(1)];
+        let sibling =
+            index > 0 && prev.args == inst.args && matches!(&prev.op, Op::Scan(q) if q.same_loop(s));
+        open &= sibling;
+        if !used[index] {
+            continue;
+        }
+        match groups.last_mut() {
+            Some(group) if open => group.push(index),
+            _ => {
+                groups.push(vec![index]);
+                open = true;
             }
         }
-        groups.push(vec![index]);
     }
     groups
 }

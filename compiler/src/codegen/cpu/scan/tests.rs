@@ -63,3 +63,27 @@ fn jit_gradient_of_an_rnn_equals_the_interpreter() {
         check("grad rnn", &g, Some(1e-5));
     }
 }
+
+
+#[test]
+fn dead_and_separated_siblings_are_computed_in_place() {
+    // Results nothing reads are not written (their buffers die at once), and
+    // a sibling after another instruction is its own loop.
+    use crate::ir::{Builder, Op};
+    use std::sync::Arc;
+    for dtype in [DType::F32, DType::F64] {
+        let p = crate::ir::scan::tests::cumsum(dtype, 5, false);
+        let body = Arc::new(p.body.clone());
+        let mut b = Builder::new("siblings", &p.params);
+        let args = [b.param(0), b.param(1)];
+        let outs = b.scan(body.clone(), 0, 1, 5, false, &args); // both dead below
+        let ys = b.scan(body.clone(), 0, 1, 5, false, &args)[1]; // carry sibling dead
+        let x = b.unary(Op::Neg, ys);
+        let s = crate::ir::Scan { body, n_const: 0, n_carry: 1, length: 5, reverse: false, output: 0 };
+        let dead = b.scan_output(&s, 1, &args);
+        let carry = b.scan_output(&s, 0, &args);
+        let f = b.finish(vec![x, carry, ys]);
+        assert_eq!(f.insts.len(), 9, "{outs:?} {dead:?}: 2 params, 7 instructions");
+        check("dead and separated siblings", &f, None);
+    }
+}
