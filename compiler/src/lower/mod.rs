@@ -13,6 +13,7 @@ pub mod index;
 pub mod ops;
 pub mod program;
 mod random;
+mod scan;
 pub mod suggest;
 mod tensor_ops;
 pub mod transform;
