@@ -38,7 +38,8 @@ pub(super) fn jvp(b: &mut Builder, s: &Scan, args: &[ValueId], ts: &[Option<Valu
         (0..body.n_params).map(|k| is_float(k) && (ts[k].is_some() || (nc..nc + nh).contains(&k))).collect();
     let wrt: Vec<usize> = (0..body.n_params).filter(|&k| has_t[k]).collect();
     let jf = super::jvp(body, &wrt);
-    let float_outs: Vec<usize> = (0..body.outputs.len()).filter(|&k| body.ty(body.outputs[k]).dtype.is_float()).collect();
+    let float_outs: Vec<usize> =
+        (0..body.outputs.len()).filter(|&k| body.ty(body.outputs[k]).dtype.is_float()).collect();
     let t_of_out = |k: usize| float_outs.iter().position(|&f| f == k).map(|p| body.outputs.len() + p);
 
     // The new scan's params, group by group: primal then tangent.

@@ -81,7 +81,8 @@ pub fn random_func(seed: u64, opts: &GenOptions) -> Func {
         .filter(|t| t.shape.num_elements() <= opts.max_elements)
         .collect();
     let param_types = if param_types.is_empty() { vec![Type::scalar(float)] } else { param_types };
-    let mut gen = Gen { rng, b: Builder::new("random", &param_types), pool: vec![], float, opts: opts.clone(), depth: 0 };
+    let mut gen =
+        Gen { rng, b: Builder::new("random", &param_types), pool: vec![], float, opts: opts.clone(), depth: 0 };
     gen.pool = (0..param_types.len()).map(|i| gen.b.param(i)).collect();
     let n_steps = opts.min_steps + gen.rng.below(opts.max_steps.saturating_sub(opts.min_steps) + 1);
     for _ in 0..n_steps {

@@ -76,9 +76,8 @@ pub fn call_scan(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: S
                     None => length = Some(d.clone()),
                     Some(l) if l != d => {
                         let msg = format!("the xs of a scan disagree on their length (axis 0): {l} and {d}");
-                        return el.error(
-                            Diagnostic::error(Code::ShapeMismatch, msg).with_label(xs.span, "these sequences"),
-                        );
+                        return el
+                            .error(Diagnostic::error(Code::ShapeMismatch, msg).with_label(xs.span, "these sequences"));
                     }
                     Some(_) => {}
                 }
@@ -89,7 +88,8 @@ pub fn call_scan(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: S
             (length, Some(v))
         }
     };
-    let row_leaves: Vec<Ty> = x_leaves.iter().map(|t| Ty { dtype: t.ty.dtype, dims: t.ty.dims[1..].to_vec() }).collect();
+    let row_leaves: Vec<Ty> =
+        x_leaves.iter().map(|t| Ty { dtype: t.ty.dtype, dims: t.ty.dims[1..].to_vec() }).collect();
 
     if !el.building() {
         let mut next = carry_leaves.iter().map(|t| t.ty.clone());
@@ -101,7 +101,8 @@ pub fn call_scan(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: S
         let out = el.call(env, f.value.clone(), f.span, inner_args, span);
         return match split_output(el, &out, &carry, &carry_leaves, span) {
             Some((_, ys)) => {
-                let carry_out = rebuild(&carry, &mut carry_leaves.iter().map(|t| t.ty.clone()), &mut std::iter::repeat(None));
+                let carry_out =
+                    rebuild(&carry, &mut carry_leaves.iter().map(|t| t.ty.clone()), &mut std::iter::repeat(None));
                 let ys_out = stack(&ys, &length, &mut None);
                 Val::Tuple(vec![carry_out, ys_out])
             }
@@ -186,11 +187,7 @@ fn tensors_of(el: &mut Elaborator, v: &Val, out: &mut Vec<TVal>) -> Option<Val> 
 
 /// The structure `shape` (placeholders from `tensors_of`) with tensors of
 /// the types and ids drawn in order.
-fn rebuild(
-    shape: &Val,
-    tys: &mut impl Iterator<Item = Ty>,
-    ids: &mut impl Iterator<Item = Option<ValueId>>,
-) -> Val {
+fn rebuild(shape: &Val, tys: &mut impl Iterator<Item = Ty>, ids: &mut impl Iterator<Item = Option<ValueId>>) -> Val {
     match shape {
         Val::Tuple(items) => Val::Tuple(items.iter().map(|x| rebuild(x, tys, ids)).collect()),
         _ => Val::Tensor(TVal { ty: tys.next().expect("one type per tensor"), id: ids.next().expect("one id") }),
@@ -213,7 +210,11 @@ fn split_output(
     let (new_carry, y) = match out {
         Val::Tuple(items) if items.len() == 2 => (&items[0], &items[1]),
         other => {
-            bad(el, &format!("scan's function must return a pair `(carry, y)`, but it returns {}", other.describe()), span);
+            bad(
+                el,
+                &format!("scan's function must return a pair `(carry, y)`, but it returns {}", other.describe()),
+                span,
+            );
             return None;
         }
     };
@@ -228,7 +229,10 @@ fn split_output(
         el.error(
             Diagnostic::error(
                 Code::TypeMismatch,
-                format!("scan's carry must keep its type: it starts as ({}) but the function returns ({found})", show(carry_leaves)),
+                format!(
+                    "scan's carry must keep its type: it starts as ({}) but the function returns ({found})",
+                    show(carry_leaves)
+                ),
             )
             .with_label(span, "in this scan")
             .with_help("the function returns `(new_carry, y)` with new_carry of the initial carry's types"),

@@ -221,7 +221,8 @@ impl fmt::Display for Attr {
             Attr::DType(d) => write!(f, "{d}"),
             // An atom naming the scan (FNV-1a of its text); never parsed back.
             Attr::Scan(s) => {
-                let hash = s.key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+                let hash =
+                    s.key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
                 write!(f, "scan#{hash:016x}")
             }
         }

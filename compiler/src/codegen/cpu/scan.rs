@@ -52,8 +52,7 @@ pub(super) fn groups(func: &Func) -> Vec<Vec<usize>> {
     for (index, inst) in func.insts.iter().enumerate() {
         let Op::Scan(s) = &inst.op else { continue };
         let prev = &func.insts[index.saturating_sub(1)];
-        let sibling =
-            index > 0 && prev.args == inst.args && matches!(&prev.op, Op::Scan(q) if q.same_loop(s));
+        let sibling = index > 0 && prev.args == inst.args && matches!(&prev.op, Op::Scan(q) if q.same_loop(s));
         open &= sibling;
         if !used[index] {
             continue;

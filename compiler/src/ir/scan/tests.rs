@@ -25,8 +25,7 @@ impl Program {
     pub(crate) fn scanned(&self) -> Func {
         let mut b = Builder::new("scanned", &self.params);
         let args: Vec<ValueId> = (0..self.params.len()).map(|i| b.param(i)).collect();
-        let outs =
-            b.scan(Arc::new(self.body.clone()), self.n_const, self.n_carry, self.length, self.reverse, &args);
+        let outs = b.scan(Arc::new(self.body.clone()), self.n_const, self.n_carry, self.length, self.reverse, &args);
         b.finish(outs)
     }
     /// The same function with the loop unrolled: the body inlined once per
@@ -123,7 +122,14 @@ pub(crate) fn no_xs(dtype: DType, length: usize) -> Program {
     let hc = b.mul(b.param(1), b.param(0));
     let one = b.full(1.0, &ty(dtype, &[2, 2]));
     let h = b.add(hc, one);
-    Program { body: b.finish(vec![h]), n_const: 1, n_carry: 1, length, reverse: false, params: vec![ty(dtype, &[2, 2]); 2] }
+    Program {
+        body: b.finish(vec![h]),
+        n_const: 1,
+        n_carry: 1,
+        length,
+        reverse: false,
+        params: vec![ty(dtype, &[2, 2]); 2],
+    }
 }
 
 /// A scan whose body holds a scan: each step adds the cumulative sum of its

@@ -85,7 +85,8 @@ fn rnn_with_a_tuple_carry_and_captured_weights() {
     assert_eq!(out[2].shape.0, vec![5, 3]);
     assert_eq!(out[3].shape.0, vec![5]);
     // The same program with 400 steps has the same number of instructions.
-    let long = src.replace("linspace(-1.0, 1.0, 10), (5, 2)", "linspace(-1.0, 1.0, 800), (400, 2)").replace("0..5", "0..0");
+    let long =
+        src.replace("linspace(-1.0, 1.0, 10), (5, 2)", "linspace(-1.0, 1.0, 800), (400, 2)").replace("0..5", "0..0");
     let (long_func, _) = run_main(&long);
     let short = src.replace("0..5", "0..0");
     assert_eq!(run_main(&short).0.insts.len(), long_func.insts.len());

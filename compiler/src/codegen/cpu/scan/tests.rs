@@ -64,7 +64,6 @@ fn jit_gradient_of_an_rnn_equals_the_interpreter() {
     }
 }
 
-
 #[test]
 fn dead_and_separated_siblings_are_computed_in_place() {
     // Results nothing reads are not written (their buffers die at once), and
