@@ -127,6 +127,9 @@ impl Drop for CpuFunc {
 pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
     ir::verify::verify(func).map_err(CodegenError::InvalidFunc)?;
     check_supported(func)?;
+    // Sibling scans adjacent, so that each loop runs once (`scan.rs`).
+    let grouped = ir::scan::group_siblings(func);
+    let func = &grouped;
     let sched = schedule::schedule(func);
     let plan = plan::plan(func, &sched);
 

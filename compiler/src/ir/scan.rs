@@ -191,6 +191,49 @@ impl Builder {
     }
 }
 
+/// `func` with every scan's later siblings (same loop, same operands) moved
+/// up to just after it, so that each loop is one run of adjacent siblings
+/// (computed once by the interpreter and the CPU backend). Moving an
+/// instruction up is valid because its operands are those of the first
+/// sibling, defined before it. Other instructions keep their order.
+pub fn group_siblings(func: &Func) -> Func {
+    let n = func.insts.len();
+    let mut order: Vec<usize> = Vec::with_capacity(n);
+    let mut placed = vec![false; n];
+    for i in 0..n {
+        if placed[i] {
+            continue;
+        }
+        placed[i] = true;
+        order.push(i);
+        let Op::Scan(s) = &func.insts[i].op else { continue };
+        for j in i + 1..n {
+            let other = &func.insts[j];
+            if !placed[j] && other.args == func.insts[i].args && matches!(&other.op, Op::Scan(o) if o.same_loop(s)) {
+                placed[j] = true;
+                order.push(j);
+            }
+        }
+    }
+    let mut new_id = vec![ValueId(0); n];
+    for (k, &i) in order.iter().enumerate() {
+        new_id[i] = ValueId(k as u32);
+    }
+    let insts = order
+        .iter()
+        .map(|&i| {
+            let inst = &func.insts[i];
+            super::func::Inst {
+                op: inst.op.clone(),
+                args: inst.args.iter().map(|a| new_id[a.index()]).collect(),
+                ty: inst.ty.clone(),
+            }
+        })
+        .collect();
+    let outputs = func.outputs.iter().map(|o| new_id[o.index()]).collect();
+    Func { name: func.name.clone(), insts, n_params: func.n_params, outputs }
+}
+
 // Note [One instruction per result]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // The IR has no tuple type: every value has one dtype and shape, and every
@@ -201,7 +244,8 @@ impl Builder {
 // operands. Semantically each computes the whole loop and keeps one result,
 // so DCE drops unused results for free, and autodiff's rules are per result.
 // For speed, `interp` and the CPU backend run a run of adjacent siblings as
-// one loop; `Builder::scan` emits them adjacent.
+// one loop; `Builder::scan` emits them adjacent, and the CPU backend first
+// applies `group_siblings` (passes such as the optimizer may separate them).
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -271,3 +271,27 @@ fn siblings_agree_with_separately_computed_results() {
         }
     }
 }
+
+#[test]
+fn grouping_siblings_keeps_values_and_makes_them_adjacent() {
+    // rnn's four results, separated by other instructions and reordered.
+    for dtype in [DType::F32, DType::F64] {
+        let p = rnn(dtype, 3);
+        let mut b = Builder::new("spread", &p.params);
+        let args: Vec<ValueId> = (0..p.params.len()).map(|i| b.param(i)).collect();
+        let s = Scan { body: Arc::new(p.body.clone()), n_const: 2, n_carry: 2, length: 3, reverse: false, output: 0 };
+        let y = b.scan_output(&s, 2, &args);
+        let t = b.unary(Op::Tanh, y);
+        let h = b.scan_output(&s, 0, &args);
+        let e = b.unary(Op::Exp, h);
+        let total = b.scan_output(&s, 3, &args);
+        let f = b.finish(vec![t, e, total, h]);
+        let g = super::group_siblings(&f);
+        verify::assert_valid(&g, "group_siblings");
+        let scans: Vec<usize> = (0..g.insts.len()).filter(|&i| matches!(g.insts[i].op, Op::Scan(_))).collect();
+        assert_eq!(scans, vec![scans[0], scans[0] + 1, scans[0] + 2], "{}", text::print(&g));
+        let inputs = random_inputs(&f, 5);
+        let (a, c) = (interp::run(&f, &inputs), interp::run(&g, &inputs));
+        assert_eq!(a.iter().map(bits).collect::<Vec<_>>(), c.iter().map(bits).collect::<Vec<_>>());
+    }
+}
