@@ -191,6 +191,42 @@ impl Builder {
     }
 }
 
+/// `body` without the const params (the first `n_const`) it never reads,
+/// and the indices of the consts it keeps. A lambda captures its whole
+/// scope, so a scan body built from one would otherwise take (and the CPU
+/// loop copy) every tensor in sight.
+pub fn drop_unused_consts(body: &Func, n_const: usize) -> (Func, Vec<usize>) {
+    let mut read = vec![false; body.n_params];
+    for a in body.insts.iter().flat_map(|i| &i.args).chain(&body.outputs) {
+        if a.index() < body.n_params {
+            read[a.index()] = true;
+        }
+    }
+    let kept: Vec<usize> = (0..n_const).filter(|&k| read[k]).collect();
+    let removed = n_const - kept.len();
+    let new_id = |v: usize| -> usize {
+        match v {
+            v if v < n_const => kept.iter().position(|&k| k == v).expect("a dropped const is never read"),
+            v => v - removed,
+        }
+    };
+    let mut insts = Vec::with_capacity(body.insts.len() - removed);
+    for (i, inst) in body.insts.iter().enumerate() {
+        if i < n_const && !read[i] {
+            continue;
+        }
+        let op = match inst.op {
+            Op::Param(_) => Op::Param(new_id(i) as u32),
+            ref op => op.clone(),
+        };
+        let args = inst.args.iter().map(|a| ValueId(new_id(a.index()) as u32)).collect();
+        insts.push(super::func::Inst { op, args, ty: inst.ty.clone() });
+    }
+    let outputs = body.outputs.iter().map(|o| ValueId(new_id(o.index()) as u32)).collect();
+    let res = Func { name: body.name.clone(), insts, n_params: body.n_params - removed, outputs };
+    (res, kept)
+}
+
 /// `func` with every scan's later siblings (same loop, same operands) moved
 /// up to just after it, so that each loop is one run of adjacent siblings
 /// (computed once by the interpreter and the CPU backend). Moving an

@@ -150,10 +150,11 @@ pub fn call_scan(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: S
     let mut y_ids = Vec::new();
     let ys_ty = stack(&ys, &length, &mut Some(&mut y_ids));
     outputs.extend(y_ids);
-    let body = inner.finish(outputs);
+    let (body, kept) = crate::ir::scan::drop_unused_consts(&inner.finish(outputs), nc);
     crate::ir::verify::assert_valid(&body, "lower (scan body)");
+    let nc = kept.len();
     let x_ids = x_leaves.iter().map(|t| t.id.expect("built"));
-    let operands: Vec<ValueId> = captured.iter().map(|(id, _)| *id).chain(carry_ids).chain(x_ids).collect();
+    let operands: Vec<ValueId> = kept.iter().map(|&k| captured[k].0).chain(carry_ids).chain(x_ids).collect();
     let results = el.b().scan(Arc::new(body), nc, nh, n, reverse, &operands);
     let (finals, stacked) = results.split_at(nh);
     let carry_out =

@@ -23,7 +23,8 @@ pub(super) struct ScanStep {
     scan: Scan,
     /// Value index of each operand (`consts ++ init ++ xs`) in the parent.
     args: Vec<usize>,
-    /// Bytes of each body param (an xs operand's slice).
+    /// Bytes of each body param (an xs operand's slice); 0 for a param the
+    /// body never reads (not copied).
     param_bytes: Vec<usize>,
     /// Bytes of each body output (a y slice for ys).
     out_bytes: Vec<usize>,
@@ -85,8 +86,16 @@ impl ScanStep {
                 other => unreachable!("a scan group holds {other:?}"),
             })
             .collect();
+        let body_fn = &scan.body;
+        let mut read = vec![false; body_fn.n_params];
+        for a in body_fn.insts.iter().flat_map(|i| &i.args).chain(&body_fn.outputs) {
+            if a.index() < body_fn.n_params {
+                read[a.index()] = true;
+            }
+        }
+        let param_bytes = body_fn.param_types().iter().zip(&read).map(|(t, &r)| if r { bytes(t) } else { 0 }).collect();
         Ok(ScanStep {
-            param_bytes: scan.body.param_types().iter().map(bytes).collect(),
+            param_bytes,
             out_bytes: scan.body.output_types().iter().map(bytes).collect(),
             body,
             scan: scan.clone(),
@@ -108,7 +117,8 @@ impl ScanStep {
         let out_ptrs: Vec<*const u8> =
             self.body.outputs.iter().map(|o| body_base.add(self.body.offsets[o.index()]) as *const u8).collect();
         let mut carries: Vec<Vec<u8>> = (0..nh)
-            .map(|k| std::slice::from_raw_parts(table[self.args[nc + k]], self.param_bytes[nc + k]).to_vec())
+            // A carry has its body output's type (`verify`), read or not.
+            .map(|k| std::slice::from_raw_parts(table[self.args[nc + k]], self.out_bytes[k]).to_vec())
             .collect();
         for i in self.scan.order() {
             for p in 0..self.args.len() {

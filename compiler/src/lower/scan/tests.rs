@@ -130,3 +130,24 @@ fn misuse_is_a_diagnostic() {
     let e = errors("fn main() {\n    let (c, ys) = scan(1.0, 0.0, linspace(0.0, 1.0, 4))\n}\n");
     assert!(e.contains("needs a function"), "{e}");
 }
+
+#[test]
+fn only_the_captured_tensors_the_body_reads_become_consts() {
+    // The lambda captures `xs`, `w` and `unused`; the body reads only `w`.
+    let (func, _) = run_main(
+        "fn main() {
+    let xs = reshape(linspace(-1.0, 1.0, 12), (4, 3))
+    let w = linspace(0.5, 1.5, 3)
+    let unused = xs * 2.0
+    let (c, ys) = scan(fn(c, x) = (c * w + x, c), xs[0], xs)
+    print(c, ys, sum(unused))
+}
+",
+    );
+    for inst in &func.insts {
+        if let Op::Scan(s) = &inst.op {
+            assert_eq!(s.n_const, 1, "only w:\n{}", crate::ir::text::print(&func));
+            assert_eq!(inst.args.len(), 3);
+        }
+    }
+}
