@@ -4,6 +4,7 @@
 //! - `grad` and `vjp` are reverse mode (`reverse.rs`, rules in `vjp_rules.rs`).
 //! - `jvp` is forward mode (`forward.rs`, rules in `jvp_rules.rs`).
 //! - `vmap` maps a function over a batch axis (`vmap.rs`, its rules inside).
+//! - `Op::Scan`'s three rules are in `scan_rules.rs` (each is a scan again).
 //!
 //! The result is ordinary IR built with `ir::Builder`, so the transforms
 //! compose: `grad` of a function that calls a `grad` result gives second
@@ -16,6 +17,7 @@
 mod forward;
 mod jvp_rules;
 mod reverse;
+mod scan_rules;
 mod vjp_rules;
 mod vmap;
 mod window_rules;

@@ -1153,6 +1153,7 @@ fn mlp_grad_runs_in_float32() {
     }
 }
 
+mod scan;
 mod transformer;
 // ---------------------------------------------------------------- windowed ops
 

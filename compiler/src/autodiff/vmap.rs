@@ -161,6 +161,11 @@ fn batch(b: &mut Builder, op: &Op, args: &[(ValueId, BDim)], ty: &Type, size: us
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => per_example(b, op, args, ty, size),
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => per_example(b, op, args, ty, size),
         Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => per_example(b, op, args, ty, size),
+        // The scan of the batched body (`scan_rules::batch`).
+        Op::Scan(s) => {
+            let (v, k) = super::scan_rules::batch(b, s, args, size);
+            (v, Some(k))
+        }
     }
 }
 
@@ -218,7 +223,7 @@ fn example(b: &mut Builder, x: ValueId, k: usize, i: usize) -> ValueId {
 
 /// `x` (batch axis `d`) with its batch axis at `to`: a transpose when it is
 /// elsewhere, a broadcast when `x` is shared.
-fn to_axis(b: &mut Builder, x: ValueId, d: BDim, to: usize, size: usize) -> ValueId {
+pub(super) fn to_axis(b: &mut Builder, x: ValueId, d: BDim, to: usize, size: usize) -> ValueId {
     let rank = b.ty(x).shape.rank();
     match d {
         Some(from) => {

@@ -47,6 +47,7 @@ mod host_ops;
 mod kernels;
 pub(crate) mod plan;
 mod random;
+mod scan;
 pub(crate) mod schedule;
 pub(crate) mod vmath;
 
@@ -98,8 +99,8 @@ type EntryFn = unsafe extern "C" fn(*const *mut u8);
 pub struct CpuFunc {
     /// Owns the machine code; freed in `Drop`, after which `entries` dangle.
     module: ManuallyDrop<JITModule>,
-    /// The chunks of the program, called in order.
-    entries: Vec<EntryFn>,
+    /// The chunks of the program and its scan loops, run in order.
+    steps: Vec<Step>,
     arena: Vec<Line>,
     /// The base pointer of each value's buffer (into `arena`), the compiled
     /// code's argument.
@@ -119,6 +120,19 @@ pub struct CpuFunc {
     param_types: Vec<ir::Type>,
     output_types: Vec<ir::Type>,
     outputs: Vec<ir::ValueId>,
+}
+
+/// One piece of a compiled program: a chunk of machine code, or a scan loop
+/// (`scan.rs`) running between chunks.
+enum Step {
+    Jit(EntryFn),
+    Scan(Box<scan::ScanStep>),
+}
+
+/// A piece before finalization.
+enum Pending {
+    Jit(cranelift_module::FuncId),
+    Scan(Box<scan::ScanStep>),
 }
 
 impl Drop for CpuFunc {
@@ -153,6 +167,9 @@ pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
 pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenError> {
     ir::verify::verify(func).map_err(CodegenError::InvalidFunc)?;
     check_supported(func)?;
+    // Sibling scans adjacent, so that each loop runs once (`scan.rs`).
+    let grouped = ir::scan::group_siblings(func);
+    let func = &grouped;
     let sched = schedule::schedule(func, options.inline_math);
     let plan = plan::plan(func, &sched);
 
@@ -181,32 +198,50 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
     sig.params.push(AbiParam::new(types::I64));
     let mut ctx = module.make_context();
     let mut builder_ctx = FunctionBuilderContext::new();
-    let mut func_ids = Vec::new();
+    let mut pending = Vec::new();
     let n_insts = func.insts.len();
-    for (chunk, start) in (0..n_insts.max(1)).step_by(INSTS_PER_FUNCTION).enumerate() {
+    // Chunks end where a scan loop runs (after its run's last instruction).
+    let mut pieces: Vec<(usize, usize, Option<Vec<usize>>)> = Vec::new();
+    let mut at = 0;
+    for group in scan::groups(func) {
+        let end = group.last().expect("groups are non-empty") + 1;
+        pieces.extend((at..end).step_by(INSTS_PER_FUNCTION).map(|s| (s, (s + INSTS_PER_FUNCTION).min(end), None)));
+        pieces.push((end, end, Some(group)));
+        at = end;
+    }
+    let end = n_insts.max(1);
+    pieces.extend((at..end).step_by(INSTS_PER_FUNCTION).map(|s| (s, (s + INSTS_PER_FUNCTION).min(end), None)));
+    for (chunk, (start, stop, group)) in pieces.into_iter().enumerate() {
+        if let Some(group) = group {
+            pending.push(Pending::Scan(Box::new(scan::ScanStep::new(func, &group)?)));
+            continue;
+        }
         let func_id = module.declare_function(&format!("jl_chunk{chunk}"), Linkage::Local, &sig)?;
         ctx.func.signature = sig.clone();
         ctx.func.name = UserFuncName::user(0, func_id.as_u32());
         {
             let builder = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
             let mut emitter = emit::Emitter::new(builder, &mut module, func, &sched);
-            for index in start..(start + INSTS_PER_FUNCTION).min(n_insts) {
+            for index in start..stop.min(n_insts) {
                 emitter.emit_inst(index)?;
             }
             emitter.finish();
         }
         module.define_function(func_id, &mut ctx)?;
         module.clear_context(&mut ctx);
-        func_ids.push(func_id);
+        pending.push(Pending::Jit(func_id));
     }
     module.finalize_definitions()?;
-    let entries = func_ids
-        .iter()
-        .map(|&id| {
-            let code = module.get_finalized_function(id);
-            // Safety: `code` was compiled from a function with exactly this signature
-            // in the host's default calling convention (`extern "C"`).
-            unsafe { std::mem::transmute::<*const u8, EntryFn>(code) }
+    let steps = pending
+        .into_iter()
+        .map(|piece| match piece {
+            Pending::Jit(id) => {
+                let code = module.get_finalized_function(id);
+                // Safety: `code` was compiled from a function with exactly this signature
+                // in the host's default calling convention (`extern "C"`).
+                Step::Jit(unsafe { std::mem::transmute::<*const u8, EntryFn>(code) })
+            }
+            Pending::Scan(step) => Step::Scan(step),
         })
         .collect();
 
@@ -228,7 +263,7 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
         .collect();
     Ok(CpuFunc {
         module: ManuallyDrop::new(module),
-        entries,
+        steps,
         arena,
         table,
         offsets: plan.offsets,
@@ -252,6 +287,8 @@ fn check_supported(func: &Func) -> Result<(), CodegenError> {
             }
             Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
             Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
+            // The body is checked when `scan::ScanStep::new` compiles it.
+            Op::Scan(_) => false,
             Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
             Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => false,
             Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => false,
@@ -314,9 +351,7 @@ impl CpuFunc {
         // makes (the arena's 64 bytes, or 16 for tensors' data: `in_place`),
         // which is all the compiled code touches; the code never writes the
         // parameters' buffers, which may be the inputs' data.
-        for entry in &self.entries {
-            unsafe { entry(self.table.as_ptr()) };
-        }
+        unsafe { self.execute() };
         self.outputs
             .iter()
             .zip(&self.output_types)
@@ -338,6 +373,23 @@ impl CpuFunc {
         data as usize % 16 == 0
     }
 
+    /// Runs the steps on the arena as it is.
+    ///
+    /// # Safety
+    /// The param buffers hold values of the param types.
+    unsafe fn execute(&mut self) {
+        for step in &mut self.steps {
+            match step {
+                // Safety: the table has one valid, aligned buffer per
+                // materialized value, each as large as its result type, which
+                // is all the compiled code touches.
+                Step::Jit(entry) => unsafe { entry(self.table.as_ptr()) },
+                // Safety: the steps before it computed the scan's operands.
+                Step::Scan(scan) => unsafe { scan.run(&self.table) },
+            }
+        }
+    }
+
     pub fn param_types(&self) -> &[ir::Type] {
         &self.param_types
     }
@@ -345,7 +397,6 @@ impl CpuFunc {
     pub fn output_types(&self) -> &[ir::Type] {
         &self.output_types
     }
-
 }
 
 fn arena_bytes_mut(arena: &mut [Line]) -> &mut [u8] {

@@ -55,6 +55,10 @@ impl Func {
             if inst.ty.dtype == DType::F32 {
                 inst.ty.dtype = DType::F64;
             }
+            // A scan's body widens with it (its params are the operands' types).
+            if let Op::Scan(s) = &mut inst.op {
+                s.body = std::sync::Arc::new(s.body.widened_to_f64());
+            }
         }
         res
     }

@@ -9,6 +9,7 @@
 //! steps and are converted back. Log, sqrt, rsqrt, log1p and pow get guarded
 //! operands and exp/expm1 capped ones, so most values stay finite.
 
+mod scan_ops;
 mod transformer_ops;
 
 use super::func::{Builder, Func, ValueId};
@@ -80,7 +81,8 @@ pub fn random_func(seed: u64, opts: &GenOptions) -> Func {
         .filter(|t| t.shape.num_elements() <= opts.max_elements)
         .collect();
     let param_types = if param_types.is_empty() { vec![Type::scalar(float)] } else { param_types };
-    let mut gen = Gen { rng, b: Builder::new("random", &param_types), pool: vec![], float, opts: opts.clone() };
+    let mut gen =
+        Gen { rng, b: Builder::new("random", &param_types), pool: vec![], float, opts: opts.clone(), depth: 0 };
     gen.pool = (0..param_types.len()).map(|i| gen.b.param(i)).collect();
     let n_steps = opts.min_steps + gen.rng.below(opts.max_steps.saturating_sub(opts.min_steps) + 1);
     for _ in 0..n_steps {
@@ -126,6 +128,8 @@ struct Gen {
     pool: Vec<ValueId>,
     float: DType,
     opts: GenOptions,
+    /// How many scan bodies this generator is inside.
+    depth: usize,
 }
 
 impl Gen {
@@ -536,6 +540,7 @@ impl Gen {
                 let dims: Vec<usize> = (0..rank).filter(|_| self.rng.chance(0.6)).collect();
                 self.b.reverse(x, dims)
             }
+            24 => self.random_scan(x),
             // A constant (maybe a wild one) times x.
             _ => {
                 let c = self.constant();

@@ -12,6 +12,7 @@ pub mod interp;
 pub mod interp_window;
 pub mod op;
 pub mod parse;
+pub mod scan;
 pub mod tensor;
 pub mod text;
 pub mod threefry;
@@ -22,5 +23,6 @@ pub mod window;
 
 pub use func::{Builder, Func, Inst, ValueId};
 pub use op::{Conv, Op, Window};
+pub use scan::Scan;
 pub use tensor::{Data, Tensor};
 pub use types::{DType, Shape, Type};

@@ -198,6 +198,10 @@ pub enum Op {
     /// first maximum in row-major window order (NaN counts as the largest,
     /// as `ArgMax`), see `autodiff::window_rules`.
     ReduceWindowMax(Window),
+    /// A loop over axis 0 that is never unrolled (JAX's `lax.scan`): operands
+    /// `consts ++ init ++ xs`, a nested body `Func`, one result per
+    /// instruction (`output`: a final carry or stacked ys). See `ir::scan`.
+    Scan(super::scan::Scan),
 }
 
 /// The attributes of `Op::Conv2d`, per spatial dim `[H, W]`.
@@ -260,6 +264,7 @@ pub fn arity(op: &Op) -> Option<usize> {
         Op::Gather | Op::ScatterAdd | Op::BatchMatMul => 2,
         Op::Reverse { .. } | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => 1,
         Op::Conv2d(_) => 2,
+        Op::Scan(s) => s.body.n_params,
     };
     Some(n)
 }
@@ -321,6 +326,7 @@ pub fn name(op: &Op) -> &'static str {
         Op::Conv2d(_) => "conv2d",
         Op::ReduceWindowSum(_) => "reduce_window_sum",
         Op::ReduceWindowMax(_) => "reduce_window_max",
+        Op::Scan(_) => "scan",
     }
 }
 
@@ -341,5 +347,6 @@ pub fn is_elementwise(op: &Op) -> bool {
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
+        Op::Scan(_) => false,
     }
 }

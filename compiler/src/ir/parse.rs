@@ -15,17 +15,47 @@
 //! function name is everything between `@` and `(`. Errors name the 1-based
 //! line; no input makes the parser panic (fuzzed in `parse/tests.rs`), and
 //! the result has passed `verify`, so it is safe to interpret and compile.
+//! A `scan` line is followed by its body, a nested function in the same form.
+
+use std::sync::Arc;
 
 use super::func::{Func, Inst, ValueId};
 use super::op::{Conv, Op, Window};
+use super::scan::Scan;
 use super::types::{DType, Shape, Type};
 use super::verify;
 
 /// Parses one function in `text::print`'s format and verifies it.
 pub fn parse(text: &str) -> Result<Func, String> {
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty());
-    let (header_line, header) = lines.next().ok_or("line 1: empty input, expected `func @name(...) {`")?;
+    let (func, last_line) = parse_func(&mut lines, 0, 0)?;
+    if let Some((line_no, l)) = lines.next() {
+        return Err(format!("line {line_no}: unexpected text after the function: `{}`", l.trim()));
+    }
+    // Everything was checked line by line; this is the whole-function check.
+    verify::verify(&func).map_err(|msg| format!("line {last_line}: {msg}"))?;
+    Ok(func)
+}
+
+/// How deeply scan bodies may nest in parsed text (each level recurses).
+const MAX_NESTING: usize = 32;
+
+/// One function, from its header to its closing `}` (a scan's body is one
+/// too, on the lines after the scan); returns it and its last line number.
+/// `prev_line` is the line before it (for "missing" errors).
+fn parse_func<'a>(
+    lines: &mut dyn Iterator<Item = (usize, &'a str)>,
+    prev_line: usize,
+    depth: usize,
+) -> Result<(Func, usize), String> {
+    let (header_line, header) = lines.next().ok_or(match depth {
+        0 => "line 1: empty input, expected `func @name(...) {`".to_string(),
+        _ => format!("line {}: missing the scan's body, expected `func @name(...) {{`", prev_line + 1),
+    })?;
     let at = |line: usize| move |msg: String| format!("line {line}: {msg}");
+    if depth > MAX_NESTING {
+        return Err(at(header_line)(format!("scan bodies nest more than {MAX_NESTING} deep")));
+    }
     let (name, param_types) = parse_header(header).map_err(at(header_line))?;
     let mut func = Func {
         name,
@@ -49,24 +79,24 @@ pub fn parse(text: &str) -> Result<Func, String> {
             func.outputs = parse_return(&mut cur, func.insts.len()).map_err(at(line_no))?;
             break;
         }
-        let inst = parse_inst(&mut cur, func.insts.len()).map_err(at(line_no))?;
+        let mut inst = parse_inst(&mut cur, func.insts.len()).map_err(at(line_no))?;
+        if let Op::Scan(s) = &mut inst.op {
+            let (body, body_last) = parse_func(lines, line_no, depth + 1)?;
+            s.body = Arc::new(body);
+            last_line = body_last;
+        }
         func.insts.push(inst);
         let index = func.insts.len() - 1;
         verify::check_inst(&func, index).map_err(at(line_no))?;
     }
     match lines.next() {
-        Some((_, l)) if l.trim() == "}" => {}
+        Some((line_no, l)) if l.trim() == "}" => last_line = line_no,
         Some((line_no, l)) => {
             return Err(format!("line {line_no}: expected `}}` after `return`, found `{}`", l.trim()))
         }
         None => return Err(format!("line {}: missing `}}`", last_line + 1)),
     }
-    if let Some((line_no, l)) = lines.next() {
-        return Err(format!("line {line_no}: unexpected text after the function: `{}`", l.trim()));
-    }
-    // Everything was checked line by line; this is the whole-function check.
-    verify::verify(&func).map_err(|msg| format!("line {last_line}: {msg}"))?;
-    Ok(func)
+    Ok((func, last_line))
 }
 
 /// `func @name(%0: type, ...) {`
@@ -201,6 +231,15 @@ fn parse_inst(cur: &mut Cursor, index: usize) -> Result<Inst, String> {
                 Op::ReduceWindowSum(window)
             }
         }
+        // The body comes on the following lines (`parse_func` reads it).
+        "scan" => Op::Scan(Scan {
+            n_const: attrs.int("n_const")?,
+            n_carry: attrs.int("n_carry")?,
+            length: attrs.int("length")?,
+            reverse: attrs.bool("reverse")?,
+            output: attrs.int("output")?,
+            body: Arc::new(Func { name: String::new(), insts: vec![], n_params: 0, outputs: vec![] }),
+        }),
         "param" => return Err("params are declared in the `func` header, not as instructions".into()),
         other => return Err(format!("unknown op `{other}`")),
     };
@@ -245,6 +284,13 @@ impl<'a> Attrs<'a> {
     fn float(&mut self, key: &str) -> Result<f64, String> {
         let v = self.next(key)?;
         v.parse::<f64>().map_err(|_| format!("attribute `{key}`: `{v}` is not a number"))
+    }
+    fn bool(&mut self, key: &str) -> Result<bool, String> {
+        match self.next(key)? {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            v => Err(format!("attribute `{key}`: `{v}` is not `true` or `false`")),
+        }
     }
     fn ints(&mut self, key: &str) -> Result<Vec<usize>, String> {
         let v = self.next(key)?;

@@ -8,6 +8,9 @@
 //!   return %3
 //! }
 //! ```
+//!
+//! A `scan` instruction's body is a nested function printed on the lines
+//! after it, indented four more spaces.
 
 use super::func::Func;
 use super::op::{name, Op};
@@ -15,8 +18,15 @@ use std::fmt::Write;
 
 pub fn print(func: &Func) -> String {
     let mut out = String::new();
+    print_into(&mut out, func, "");
+    out
+}
+
+/// Prints `func` with every line prefixed by `indent`. A scan's body follows
+/// its instruction's line, indented four more spaces.
+fn print_into(out: &mut String, func: &Func, indent: &str) {
     let params = (0..func.n_params).map(|i| format!("%{i}: {}", func.insts[i].ty)).collect::<Vec<_>>().join(", ");
-    writeln!(out, "func @{}({params}) {{", func.name).unwrap();
+    writeln!(out, "{indent}func @{}({params}) {{", func.name).unwrap();
     for (i, inst) in func.insts.iter().enumerate().skip(func.n_params) {
         let attrs = match &inst.op {
             Op::Constant(v) => format!("{{value={v:?}}}"),
@@ -43,12 +53,18 @@ pub fn print(func: &Func) -> String {
             Op::Select | Op::Convert | Op::Reshape | Op::MatMul => String::new(),
             Op::Gather | Op::ScatterAdd | Op::BatchMatMul => String::new(),
             Op::RandomBits | Op::RandomSplit | Op::RandomUniform => String::new(),
+            Op::Scan(s) => format!(
+                "{{n_const={}, n_carry={}, length={}, reverse={}, output={}}}",
+                s.n_const, s.n_carry, s.length, s.reverse, s.output
+            ),
         };
         let args = inst.args.iter().map(|a| format!("%{}", a.0)).collect::<Vec<_>>().join(", ");
         let sep = if args.is_empty() { "" } else { " " };
-        writeln!(out, "  %{i} = {}{attrs}{sep}{args} : {}", name(&inst.op), inst.ty).unwrap();
+        writeln!(out, "{indent}  %{i} = {}{attrs}{sep}{args} : {}", name(&inst.op), inst.ty).unwrap();
+        if let Op::Scan(s) = &inst.op {
+            print_into(out, &s.body, &format!("{indent}    "));
+        }
     }
     let outs = func.outputs.iter().map(|v| format!("%{}", v.0)).collect::<Vec<_>>().join(", ");
-    writeln!(out, "  return {outs}\n}}").unwrap();
-    out
+    writeln!(out, "{indent}  return {outs}\n{indent}}}").unwrap();
 }

@@ -183,6 +183,7 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
         Op::ScatterAdd => super::verify_ext::scatter_add(ty, args),
         Op::BatchMatMul => super::verify_ext::batch_matmul(ty, args),
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => super::verify_ext::random(op, ty, args),
+        Op::Scan(s) => super::scan::check(s, ty, args),
     }
 }
 

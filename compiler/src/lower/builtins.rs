@@ -40,6 +40,7 @@ pub const NAMES: &[&str] = &[
     "jvp",
     "vjp",
     "vmap",
+    "scan",
     "optimizer",
     "log1p",
     "expm1",
@@ -173,6 +174,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "jvp" => super::transform::call_jvp(el, args, span),
         "vjp" => super::transform::call_vjp(el, args, span),
         "vmap" => super::vmap::make_vmap(el, &args, span),
+        "scan" => super::scan::call_scan(el, _env, args, span),
         "optimizer" => {
             let Some(CallArg { value: Val::Fn(update), .. }) = args.first() else {
                 return bad(el, "optimizer(update_fn, hyperparameters...) needs a named update function", span);

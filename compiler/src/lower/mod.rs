@@ -17,6 +17,7 @@ pub mod ops;
 pub mod predict;
 pub mod program;
 mod random;
+mod scan;
 pub mod step_inputs;
 pub mod suggest;
 mod tensor_ops;

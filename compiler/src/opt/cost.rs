@@ -89,6 +89,12 @@ pub fn inst_cost(op: &Op, args: &[&Type], ty: &Type) -> Cost {
     // (FLOPs, bytes, is a matrix product)
     let (flops, bytes, gemm) = match op {
         Op::Param(_) => return Cost::default(),
+        // `length` runs of the body (one loop: siblings are not counted apart).
+        Op::Scan(s) => {
+            let body = func_cost(&s.body);
+            let k = s.length as f64;
+            return Cost { flops: k * body.flops, bytes: k * body.bytes, seconds: k * body.seconds + INST_SECONDS };
+        }
         // Aliases of their operand: no work, no bytes (and no loop).
         Op::Reshape | Op::StopGradient => return Cost::default(),
         Op::Constant(_) => (0.0, out, false),

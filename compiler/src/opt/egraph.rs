@@ -92,6 +92,9 @@ define_language! {
         "reduce_window_sum" = ReduceWindowSum([Id; 2]),
         // (reduce_window_max <size ++ stride ++ low ++ high> x): opaque to the rules.
         "reduce_window_max" = ReduceWindowMax([Id; 2]),
+        // (scan <scan> consts.. init.. xs..): opaque to the rules; the body
+        // rides in the attribute.
+        "scan" = Scan(Box<[Id]>),
         // The function's results, in order: the root of the e-graph.
         "outputs" = Outputs(Box<[Id]>),
         Param(ParamLeaf),
@@ -101,11 +104,58 @@ define_language! {
     }
 }
 
-/// An op attribute: a list of ints (perm, dims, axes, shape) or a dtype.
+/// An op attribute: a list of ints (perm, dims, axes, shape), a dtype, or a
+/// scan's attributes and body.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Attr {
     Ints(Vec<usize>),
     DType(DType),
+    Scan(ScanAttr),
+}
+
+/// An `Op::Scan`'s attributes, compared and hashed by their text form (the
+/// body holds f64 constants, which have no `Eq`; the text keeps their bits).
+#[derive(Clone, Debug)]
+pub struct ScanAttr {
+    key: String,
+    pub scan: ir::Scan,
+}
+
+impl ScanAttr {
+    pub fn new(scan: &ir::Scan) -> ScanAttr {
+        let key = format!(
+            "{} {} {} {} {}\n{}",
+            scan.n_const,
+            scan.n_carry,
+            scan.length,
+            scan.reverse,
+            scan.output,
+            ir::text::print(&scan.body)
+        );
+        ScanAttr { key, scan: scan.clone() }
+    }
+}
+
+impl PartialEq for ScanAttr {
+    fn eq(&self, other: &ScanAttr) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for ScanAttr {}
+impl PartialOrd for ScanAttr {
+    fn partial_cmp(&self, other: &ScanAttr) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ScanAttr {
+    fn cmp(&self, other: &ScanAttr) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+impl std::hash::Hash for ScanAttr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state)
+    }
 }
 
 /// `Param(index)` of type `ty`.
@@ -169,6 +219,12 @@ impl fmt::Display for Attr {
                 write!(f, "[{items}]")
             }
             Attr::DType(d) => write!(f, "{d}"),
+            // An atom naming the scan (FNV-1a of its text); never parsed back.
+            Attr::Scan(s) => {
+                let hash =
+                    s.key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+                write!(f, "scan#{hash:016x}")
+            }
         }
     }
 }
@@ -277,6 +333,14 @@ fn dtype_attr_of(egraph: &IrEGraph, id: Id) -> DType {
     }
 }
 
+/// The scan attribute in e-class `id`.
+fn scan_of(egraph: &IrEGraph, id: Id) -> &ir::Scan {
+    match &egraph[id].data {
+        Data::Attr(Attr::Scan(s)) => &s.scan,
+        other => panic!("e-class {id} is not a scan attribute: {other:?}"),
+    }
+}
+
 /// The one element of a `[n]` attribute (an axis).
 fn single(ints: &[usize]) -> usize {
     match ints {
@@ -344,6 +408,7 @@ pub fn node_op(egraph: &IrEGraph, node: &Node) -> Option<(Op, Vec<Id>)> {
         Node::Conv2d([attrs, lhs, rhs]) => (Op::Conv2d(conv_of_ints(ints_of(egraph, *attrs))), vec![*lhs, *rhs]),
         Node::ReduceWindowSum([w, x]) => (Op::ReduceWindowSum(window_of_ints(ints_of(egraph, *w))), vec![*x]),
         Node::ReduceWindowMax([w, x]) => (Op::ReduceWindowMax(window_of_ints(ints_of(egraph, *w))), vec![*x]),
+        Node::Scan(children) => (Op::Scan(scan_of(egraph, children[0]).clone()), children[1..].to_vec()),
         Node::Add(ab) => (Op::Add, ab.to_vec()),
         Node::Sub(ab) => (Op::Sub, ab.to_vec()),
         Node::Mul(ab) => (Op::Mul, ab.to_vec()),
@@ -539,6 +604,11 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
             let res = Type::new(dtype_attr_of(egraph, *dtype), ints_of(egraph, *shape));
             checked(Op::RandomUniform, &[ty(key)], res, node)
         }
+        Node::Scan(children) => {
+            let scan = scan_of(egraph, children[0]).clone();
+            let args: Vec<Type> = children[1..].iter().map(|c| ty(c)).collect();
+            checked(Op::Scan(scan.clone()), &args, scan.result_type(scan.output), node)
+        }
         Node::Param(p) => p.ty.clone(),
         Node::Const(c) => Type::scalar(c.dtype),
         Node::Iota(i) => i.ty.clone(),
@@ -599,6 +669,8 @@ fn fold(egraph: &IrEGraph, node: &Node, ty: &Type) -> Option<f64> {
         // a varying number of terms (padding), so they are not folded.
         Node::Reverse([_, x]) => return konst_of(egraph, *x),
         Node::Conv2d(_) | Node::ReduceWindowSum(_) | Node::ReduceWindowMax(_) => return None,
+        // A loop is not folded (its body would have to run `length` times).
+        Node::Scan(_) => return None,
         Node::Outputs(_) | Node::Attr(_) => return None,
         Node::Neg(_) | Node::Exp(_) | Node::Log(_) | Node::Tanh(_) | Node::Sqrt(_) => {}
         Node::Log1p(_) | Node::Expm1(_) | Node::Logistic(_) | Node::Sin(_) | Node::Cos(_) | Node::Rsqrt(_) => {}
@@ -726,6 +798,11 @@ pub fn to_recexpr(func: &Func) -> RecExpr<Node> {
             Op::Conv2d(c) => Node::Conv2d([attr(Attr::Ints(ints_of_conv(c))), arg(0), arg(1)]),
             Op::ReduceWindowSum(w) => Node::ReduceWindowSum([attr(Attr::Ints(ints_of_window(w))), arg(0)]),
             Op::ReduceWindowMax(w) => Node::ReduceWindowMax([attr(Attr::Ints(ints_of_window(w))), arg(0)]),
+            Op::Scan(s) => {
+                let mut children = vec![attr(Attr::Scan(ScanAttr::new(s)))];
+                children.extend((0..inst.args.len()).map(arg));
+                Node::Scan(children.into_boxed_slice())
+            }
             Op::Add => Node::Add([arg(0), arg(1)]),
             Op::Sub => Node::Sub([arg(0), arg(1)]),
             Op::Mul => Node::Mul([arg(0), arg(1)]),

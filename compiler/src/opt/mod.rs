@@ -13,7 +13,9 @@
 //! (params are always kept). The run has no time limit, only iteration and
 //! node limits, so the result is a function of the input alone: two compiles
 //! of one program give identical IR. Which rules are not exactly
-//! value-preserving, and why: `rules::INEXACT`.
+//! value-preserving, and why: `rules::INEXACT`. A scan is opaque to the
+//! rules; its body is optimized first, as a function of its own
+//! (`optimize_bodies`).
 //!
 //! Never costlier: extraction chooses per e-class, but the program's cost is
 //! that of a DAG, so the optimizer builds three candidates (amortized costs,
@@ -29,13 +31,16 @@ pub mod extract;
 pub mod rules;
 
 #[cfg(test)]
+mod scan_tests;
+#[cfg(test)]
 mod tests;
 
-use crate::ir::{self, Func};
+use crate::ir::{self, Func, Op};
 use cost::Cost;
 use egg::{Id, Language, Runner, StopReason};
 use std::collections::HashSet;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
@@ -95,6 +100,30 @@ pub fn optimize(func: &Func, opts: &Options) -> (Func, Report) {
     (res, report)
 }
 
+/// `func` with each scan body optimized as a function of its own (the
+/// e-graph keeps scans opaque). Equal bodies (siblings) are optimized once,
+/// so siblings stay siblings; a body's cost never grows (see `optimize`), so
+/// neither does the scan's.
+pub(crate) fn optimize_bodies(func: &Func, opts: &Options) -> Func {
+    let mut done: Vec<(Arc<Func>, Arc<Func>)> = Vec::new();
+    let mut res = func.clone();
+    for inst in &mut res.insts {
+        if let Op::Scan(s) = &mut inst.op {
+            let known = done.iter().find(|(old, _)| Arc::ptr_eq(old, &s.body) || **old == *s.body);
+            let new = match known {
+                Some((_, new)) => new.clone(),
+                None => {
+                    let new = Arc::new(optimize(&s.body, opts).0);
+                    done.push((s.body.clone(), new.clone()));
+                    new
+                }
+            };
+            s.body = new;
+        }
+    }
+    res
+}
+
 /// The e-graph after the rules ran: the runner, and for each input
 /// instruction and the outputs root, its (not necessarily canonical) class.
 pub(crate) struct Saturated {
@@ -140,6 +169,9 @@ pub(crate) fn saturate(func: &Func, opts: &Options, explanations: bool) -> Satur
 
 /// `optimize`, with the time each phase took.
 pub fn optimize_timed(func: &Func, opts: &Options) -> (Func, Report, Timings) {
+    let input = func;
+    let with_bodies = optimize_bodies(func, opts);
+    let func = &with_bodies;
     let mut timings = Timings::default();
     let start = Instant::now();
     let sat = saturate(func, opts, false);
@@ -155,7 +187,7 @@ pub fn optimize_timed(func: &Func, opts: &Options) -> (Func, Report, Timings) {
     // The input's own e-nodes, canonical now that the e-graph is rebuilt.
     let input_nodes: HashSet<egraph::Node> =
         sat.expr.iter().map(|n| n.clone().map_children(|c| egraph.find(sat.ids[usize::from(c)]))).collect();
-    let cost_before = cost::func_cost(func);
+    let cost_before = cost::func_cost(input);
     let mut best: Option<(Func, Cost, &'static str)> = None;
     let mut candidates = Vec::new();
     for (name, only_input, amortize) in

@@ -68,6 +68,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
         match &inst.op {
             // `run` fills parameter buffers; views share their operand's buffer.
             Op::Param(_) | Op::Reshape | Op::StopGradient => {}
+            // Run by `cpu::scan` between the compiled chunks.
+            Op::Scan(_) => {}
             Op::Constant(_) => self.emit_fused(index),
             Op::Iota { axis } => self.emit_iota(index, *axis),
             Op::Convert if self.func.ty(inst.args[0]).dtype == inst.ty.dtype => {}
@@ -792,7 +794,7 @@ fn is_vectorizable(op: &Op, dtype: DType) -> bool {
         Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
-        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) => false,
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
     };
     op_ok && dtype.is_float()
@@ -902,7 +904,7 @@ fn scalar_op(b: &mut FunctionBuilder, op: &Op, dtype: DType, out: DType, args: &
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => {
             unreachable!("{op:?} is not elementwise")
         }
-        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => unreachable!("{op:?} is not elementwise"),
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) => unreachable!("{op:?} is not elementwise"),
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
             unreachable!("{op:?} is not elementwise")
         }

@@ -85,7 +85,7 @@ pub(super) fn fusible(func: &Func, index: usize, inline_math: bool) -> bool {
         Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
         // Own loops or host routines reading materialized operands.
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
-        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) => false,
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
     }
 }
@@ -121,7 +121,8 @@ pub(super) fn schedule(func: &Func, inline_math: bool) -> Schedule {
         // re-evaluating a broadcast is one strided load.
         let cheap = is_constant || matches!(op, Op::Broadcast { .. });
         let users_ok = users[index].iter().all(|&user| {
-            evaluates_operands(func, user, inline_math) && (is_constant || !matches!(func.insts[user].op, Op::Broadcast { .. }))
+            evaluates_operands(func, user, inline_math)
+                && (is_constant || !matches!(func.insts[user].op, Op::Broadcast { .. }))
         });
         inlined[index] = users_ok && (cheap || users[index].len() == 1);
     }

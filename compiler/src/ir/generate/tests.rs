@@ -63,9 +63,10 @@ fn op_kind(op: &Op) -> usize {
         Op::Conv2d(_) => 51,
         Op::ReduceWindowSum(_) => 52,
         Op::ReduceWindowMax(_) => 53,
+        Op::Scan(_) => 54,
     }
 }
-const N_KINDS: usize = 54;
+const N_KINDS: usize = 55;
 
 #[test]
 fn every_op_is_generated() {
