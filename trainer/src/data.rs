@@ -133,16 +133,20 @@ impl Column {
         let d = self.example_len();
         let mut dims = vec![rows.len()];
         dims.extend(&self.dims);
-        fn bytes<'a>(v: &'a [u8], rows: &'a [usize], d: usize) -> impl Iterator<Item = u8> + 'a {
-            rows.iter().flat_map(move |&i| v[i * d..(i + 1) * d].iter().copied())
+        // One row at a time into a vector of the batch's size (an iterator
+        // over all rows would grow the vector as it goes).
+        fn convert<T>(v: &[u8], rows: &[usize], d: usize, f: impl Fn(u8) -> T) -> Vec<T> {
+            let mut out = Vec::with_capacity(rows.len() * d);
+            for &i in rows {
+                out.extend(v[i * d..(i + 1) * d].iter().map(|&b| f(b)));
+            }
+            out
         }
         let (scale, one) = (self.scale, Values::gather);
         match (&self.values, self.dtype) {
-            (Values::U8(v), DType::F32) => Tensor::f32(&dims, bytes(v, rows, d).map(|b| b as f32 * scale).collect()),
-            (Values::U8(v), DType::F64) => {
-                Tensor::f64(&dims, bytes(v, rows, d).map(|b| b as f64 * scale as f64).collect())
-            }
-            (Values::U8(v), DType::I32) => Tensor::i32(&dims, bytes(v, rows, d).map(|b| b as i32).collect()),
+            (Values::U8(v), DType::F32) => Tensor::f32(&dims, convert(v, rows, d, |b| b as f32 * scale)),
+            (Values::U8(v), DType::F64) => Tensor::f64(&dims, convert(v, rows, d, |b| b as f64 * scale as f64)),
+            (Values::U8(v), DType::I32) => Tensor::i32(&dims, convert(v, rows, d, |b| b as i32)),
             (v @ Values::I32(_), DType::I32)
             | (v @ Values::F32(_), DType::F32)
             | (v @ Values::F64(_), DType::F64)

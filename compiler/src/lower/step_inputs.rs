@@ -92,3 +92,6 @@ pub fn declared_step_inputs(
     }
     Ok(Some(inputs))
 }
+
+#[cfg(test)]
+mod tests;
