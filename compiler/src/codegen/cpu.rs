@@ -345,7 +345,6 @@ impl CpuFunc {
     pub fn output_types(&self) -> &[ir::Type] {
         &self.output_types
     }
-
 }
 
 fn arena_bytes_mut(arena: &mut [Line]) -> &mut [u8] {

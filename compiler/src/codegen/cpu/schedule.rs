@@ -121,7 +121,8 @@ pub(super) fn schedule(func: &Func, inline_math: bool) -> Schedule {
         // re-evaluating a broadcast is one strided load.
         let cheap = is_constant || matches!(op, Op::Broadcast { .. });
         let users_ok = users[index].iter().all(|&user| {
-            evaluates_operands(func, user, inline_math) && (is_constant || !matches!(func.insts[user].op, Op::Broadcast { .. }))
+            evaluates_operands(func, user, inline_math)
+                && (is_constant || !matches!(func.insts[user].op, Op::Broadcast { .. }))
         });
         inlined[index] = users_ok && (cheap || users[index].len() == 1);
     }

@@ -270,8 +270,11 @@ pub(super) fn log<A: Arith>(a: &mut A, x: A::V) -> A::V {
     let half = a.f(0.5);
     let half_f = a.mul(half, f);
     let hfsq = a.mul(half_f, f);
-    let (ln2_hi, ln2_lo) =
-        if f64_ { (6.93147180369123816490e-01, 1.90821492927058770002e-10) } else { (6.9313812256e-01, 9.0580006145e-06) };
+    let (ln2_hi, ln2_lo) = if f64_ {
+        (6.93147180369123816490e-01, 1.90821492927058770002e-10)
+    } else {
+        (6.9313812256e-01, 9.0580006145e-06)
+    };
     // s (hfsq + R) + k ln2_lo - hfsq + f + k ln2_hi, left to right.
     let sum = a.add(hfsq, r);
     let res = a.mul(s, sum);
@@ -396,11 +399,8 @@ impl Arith for ClifArith<'_, '_> {
         self.dtype == DType::F64
     }
     fn f(&mut self, value: f64) -> clif::Value {
-        let scalar = if self.dtype == DType::F64 {
-            self.b.ins().f64const(value)
-        } else {
-            self.b.ins().f32const(value as f32)
-        };
+        let scalar =
+            if self.dtype == DType::F64 { self.b.ins().f64const(value) } else { self.b.ins().f32const(value as f32) };
         let ty = self.float_ty();
         self.splat(scalar, ty)
     }

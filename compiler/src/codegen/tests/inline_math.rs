@@ -155,7 +155,11 @@ fn model_is_within_the_documented_ulp_bound_of_the_interpreter() {
                 let d = ulp_distance(dtype, want, got);
                 // Exact on specials: signed zeros and infinities keep their bits.
                 if want == 0.0 || want.is_infinite() {
-                    assert_eq!(want.to_bits(), got.to_bits(), "{op:?} {dtype} at {x:e}: libm {want:e} vs model {got:e}");
+                    assert_eq!(
+                        want.to_bits(),
+                        got.to_bits(),
+                        "{op:?} {dtype} at {x:e}: libm {want:e} vs model {got:e}"
+                    );
                 }
                 if d > worst.0 {
                     worst = (d, x, want, got);
@@ -276,9 +280,8 @@ fn inline_ops_fuse_with_neighbours_and_match_the_model_bitwise() {
                 })
                 .collect();
             assert_bitwise(&format!("{op:?} {dtype} affine"), &affine, &got[0], &xs);
-            let sums: Vec<f64> = (0..rows)
-                .map(|i| (0..cols).fold(0.0, |acc, j| r(acc + m.run(op, xs[i * cols + j]))))
-                .collect();
+            let sums: Vec<f64> =
+                (0..rows).map(|i| (0..cols).fold(0.0, |acc, j| r(acc + m.run(op, xs[i * cols + j])))).collect();
             assert_bitwise(&format!("{op:?} {dtype} row sums"), &sums, &got[1], &[]);
             let max = xs.iter().fold(f64::NEG_INFINITY, |acc, &x| interp::fmax(acc, m.run(op, x)));
             assert_bitwise(&format!("{op:?} {dtype} max"), &[max], &got[2], &[]);
