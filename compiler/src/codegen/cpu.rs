@@ -213,7 +213,7 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
     pieces.extend((at..end).step_by(INSTS_PER_FUNCTION).map(|s| (s, (s + INSTS_PER_FUNCTION).min(end), None)));
     for (chunk, (start, stop, group)) in pieces.into_iter().enumerate() {
         if let Some(group) = group {
-            pending.push(Pending::Scan(Box::new(scan::ScanStep::new(func, &group)?)));
+            pending.push(Pending::Scan(Box::new(scan::ScanStep::new(func, &group, options)?)));
             continue;
         }
         let func_id = module.declare_function(&format!("jl_chunk{chunk}"), Linkage::Local, &sig)?;

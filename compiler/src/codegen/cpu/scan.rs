@@ -14,7 +14,7 @@
 //! writes the parent's buffers directly. Results are bitwise the body's, so
 //! the loop is bitwise equal to the interpreter wherever the body is.
 
-use super::{compile, CodegenError, CpuFunc};
+use super::{compile_with, CodegenError, CpuFunc, Options};
 use crate::ir::{Func, Op, Scan};
 
 /// One loop: the compiled body and where its operands and results live.
@@ -75,10 +75,11 @@ fn bytes(ty: &crate::ir::Type) -> usize {
 
 impl ScanStep {
     /// Compiles the body of the scan run `group` (instruction indices of `func`).
-    pub(super) fn new(func: &Func, group: &[usize]) -> Result<ScanStep, CodegenError> {
+    pub(super) fn new(func: &Func, group: &[usize], options: &Options) -> Result<ScanStep, CodegenError> {
         let first = &func.insts[group[0]];
         let Op::Scan(scan) = &first.op else { unreachable!("a scan group holds scans") };
-        let body = compile(&scan.body)?;
+        // The body with the parent's options (inline math or libm alike).
+        let body = compile_with(&scan.body, options)?;
         let results = group
             .iter()
             .map(|&index| match &func.insts[index].op {
