@@ -28,11 +28,18 @@
 //!   the same order of float additions as `ir::interp`, so results are
 //!   bitwise equal (slow for large reductions to few outputs: a first
 //!   version); `ArgMax` the same, scanning the axis in order;
-//! - `MatMul`: a `Step::Gemm` for cuBLAS (FP32/FP64 GEMM, not in PTX), or a
-//!   zero fill when the inner dim is 0.
+//! - `MatMul` and `BatchMatMul`: a `Step::Gemm` for cuBLAS (FP32/FP64
+//!   strided-batched GEMM, not in PTX), or a zero fill when the inner dim
+//!   is 0;
+//! - `Reverse`: an index map as transpose; `ReduceMin` as `ReduceMax`;
+//! - `Gather`, `ScatterAdd` (deterministic, no atomics): `ptx/indexing.rs`;
+//! - `RandomBits`/`RandomSplit`/`RandomUniform` (threefry2x32):
+//!   `ptx/random.rs`;
+//! - `ReduceWindowSum`/`Max` and `Conv2d` (direct, one thread per output):
+//!   `ptx/window.rs`.
 //!
 //! Semantics match `ir::interp` bitwise except the transcendental ops
-//! (exp, log, tanh, pow, logistic: bounds in `math.rs`) and `MatMul` (cuBLAS summation order): `.rn`
+//! (exp, log, tanh, pow, logistic: bounds in `math.rs`) and the GEMMs (cuBLAS summation order): `.rn`
 //! arithmetic without FMA contraction, no flush-to-zero, correctly rounded
 //! `div.rn`/`sqrt.rn`, the interpreter's max/min on NaN and signed zeros,
 //! saturating float->i32 conversion with NaN -> 0, wrapping i32 arithmetic,
@@ -171,8 +178,8 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
         }
         // Neg and reductions on bool pass the verifier but mean nothing
         // (the interpreter rejects them too).
-        let bool_reduce =
-            matches!(inst.op, Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. }) && inst.ty.dtype == DType::Bool;
+        let bool_reduce = matches!(inst.op, Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. })
+            && inst.ty.dtype == DType::Bool;
         if (inst.op == Op::Neg && inst.ty.dtype == DType::Bool) || bool_reduce {
             return Err(unsupported());
         }

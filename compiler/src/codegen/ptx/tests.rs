@@ -90,7 +90,8 @@ fn op_zoo(dtype: DType) -> Func {
         outs.push(b.reduce_window(x, window, true));
         let img = b.reshape(x, &Shape(vec![1, 2, 3, 4]));
         let w = b.iota(Type::new(dtype, &[4, 1, 2, 2]), 3);
-        let attrs = Conv { stride: [1, 2], low: [1, 0], high: [0, 1], lhs_dilation: [2, 1], rhs_dilation: [1, 2], groups: 2 };
+        let attrs =
+            Conv { stride: [1, 2], low: [1, 0], high: [0, 1], lhs_dilation: [2, 1], rhs_dilation: [1, 2], groups: 2 };
         outs.push(b.conv2d(img, w, attrs));
     }
     for op in [Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::Eq, Op::Ne] {
@@ -221,7 +222,10 @@ fn reshape_and_same_dtype_convert_alias_and_matmul_is_a_gemm_step() {
     check_plan(&func, &prog);
     assert_eq!(prog.value_buffers, vec![0, 0, 0, 1]);
     assert_eq!(prog.buffers.len(), 2);
-    assert_eq!(prog.steps, vec![Step::Gemm { inst: 3, dtype: DType::F32, batch: 1, m: 2, n: 2, k: 3, a: 0, b: 0, c: 1 }]);
+    assert_eq!(
+        prog.steps,
+        vec![Step::Gemm { inst: 3, dtype: DType::F32, batch: 1, m: 2, n: 2, k: 3, a: 0, b: 0, c: 1 }]
+    );
     assert_eq!(prog.params, vec![0]);
     assert_eq!(prog.outputs, vec![1, 0, 0]);
 }
@@ -888,7 +892,8 @@ fn simulated_reduce_windows_match_interp_bitwise() {
 #[test]
 fn simulated_conv2d_matches_interp_bitwise() {
     let mut seed = 19u64;
-    let conv = |stride, low, high, ld, rd, groups| Conv { stride, low, high, lhs_dilation: ld, rhs_dilation: rd, groups };
+    let conv =
+        |stride, low, high, ld, rd, groups| Conv { stride, low, high, lhs_dilation: ld, rhs_dilation: rd, groups };
     let cases: Vec<(&[usize], &[usize], Conv)> = vec![
         (&[2, 3, 5, 5], &[4, 3, 3, 3], Conv::plain()),
         (&[1, 2, 6, 5], &[3, 2, 3, 2], conv([2, 2], [1, 0], [1, 2], [1, 1], [1, 1], 1)),
