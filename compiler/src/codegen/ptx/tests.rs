@@ -776,7 +776,7 @@ fn simulated_digits_training_step_matches_interp() {
 #[test]
 fn simulated_gather_and_scatter_add_match_interp_bitwise() {
     let mut seed = 17u64;
-    let pool = [-3, 0, 4, 2, 2, 100, 1, -1, 2, 0, 3];
+    let pool = [-3, 0, 4, 2, 2, 100, 1, -1, 2, i32::MIN, 0, 3, i32::MAX];
     for dtype in ALL_DTYPES {
         for (v, rest) in [(5usize, vec![3usize]), (1, vec![2, 2]), (4, vec![]), (3, vec![0])] {
             for idx_dims in [vec![6usize], vec![2, 3], vec![], vec![0]] {
