@@ -3,7 +3,8 @@
 # (made by benches/gpu/build.sh) on a machine with an NVIDIA GPU and no Rust
 # toolchain. Run from the repository root:  bash benches/gpu/check.sh
 #
-#   1. it gpu_*           every op on the GPU vs the interpreter, and three
+#   1. it gpu_*           every op on the GPU vs the interpreter (incl. gather,
+#                         scatter_add, random_*, conv2d, pooling, batch_matmul), and three
 #                         digits training steps + validation (JLC_REQUIRE_GPU=1:
 #                         a missing GPU fails instead of skipping)
 #   2. jlc --backend cuda trains examples/digits_mlp.jl; val_acc >= 0.90

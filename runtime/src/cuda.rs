@@ -52,7 +52,7 @@ pub fn device_name() -> Result<String, Error> {
 /// What a step needs at run time.
 enum Launch {
     Kernel { func: CudaFunction, grid: u32, args: Vec<usize> },
-    Gemm { dtype: DType, m: usize, n: usize, k: usize, a: usize, b: usize, c: usize },
+    Gemm { dtype: DType, batch: usize, m: usize, n: usize, k: usize, a: usize, b: usize, c: usize },
 }
 
 pub struct CudaExecutable {
@@ -110,9 +110,9 @@ impl CudaExecutable {
                     let func = module.load_function(name).map_err(cuda_err("loading a kernel"))?;
                     Launch::Kernel { func, grid: *grid, args: args.clone() }
                 }
-                Step::Gemm { dtype, m, n, k, a, b, c, .. } => {
+                Step::Gemm { dtype, batch, m, n, k, a, b, c, .. } => {
                     needs_blas = true;
-                    Launch::Gemm { dtype: *dtype, m: *m, n: *n, k: *k, a: *a, b: *b, c: *c }
+                    Launch::Gemm { dtype: *dtype, batch: *batch, m: *m, n: *n, k: *k, a: *a, b: *b, c: *c }
                 }
             });
         }
@@ -157,9 +157,9 @@ impl CudaExecutable {
                     // first), and every buffer has the size the PTX assumes.
                     unsafe { builder.launch(cfg) }.map_err(cuda_err("launching a kernel"))?;
                 }
-                Launch::Gemm { dtype, m, n, k, a, b, c } => {
+                Launch::Gemm { dtype, batch, m, n, k, a, b, c } => {
                     let blas = self.blas.as_ref().expect("cuBLAS handle created for programs with GEMMs");
-                    gemm(blas, *dtype, (*m, *n, *k), self.ptrs[*a], self.ptrs[*b], self.ptrs[*c])?;
+                    gemm(blas, *dtype, (*batch, *m, *n, *k), self.ptrs[*a], self.ptrs[*b], self.ptrs[*c])?;
                 }
             }
         }
@@ -176,13 +176,15 @@ impl CudaExecutable {
     }
 }
 
-/// Row-major `c[m, n] = a[m, k] · b[k, n]` with cuBLAS, which is
+/// Row-major `c[p, m, n] = a[p, m, k] · b[p, k, n]` for `p < batch`
+/// (contiguous matrices) with one strided-batched cuBLAS call. cuBLAS is
 /// column-major: a row-major matrix is its transpose in column-major, so
-/// compute `cᵀ[n, m] = bᵀ[n, k] · aᵀ[k, m]` by swapping the operands.
+/// compute `cᵀ[n, m] = bᵀ[n, k] · aᵀ[k, m]` by swapping the operands; the
+/// batch strides are the matrix sizes.
 fn gemm(
     blas: &cudarc::cublas::CudaBlas,
     dtype: DType,
-    (m, n, k): (usize, usize, usize),
+    (batch, m, n, k): (usize, usize, usize, usize),
     a: u64,
     b: u64,
     c: u64,
@@ -190,16 +192,18 @@ fn gemm(
     let dim = |x: usize| {
         i32::try_from(x).map_err(|_| Error::Cuda(format!("matrix dimension {x} exceeds cuBLAS's i32 range")))
     };
-    let (mi, ni, ki) = (dim(m)?, dim(n)?, dim(k)?);
+    let (mi, ni, ki, bi) = (dim(m)?, dim(n)?, dim(k)?, dim(batch)?);
+    let stride = |x: usize| x as i64;
+    let (sa, sb, sc) = (stride(m * k), stride(k * n), stride(m * n));
     let op = cublasOperation_t::CUBLAS_OP_N;
     let handle = *blas.handle();
-    // Safety: the buffers hold m*k, k*n and m*n elements of `dtype` (the
-    // plan's invariant), and the handle is bound to our stream.
+    // Safety: the buffers hold batch*m*k, batch*k*n and batch*m*n elements of
+    // `dtype` (the plan's invariant), and the handle is bound to our stream.
     let res = unsafe {
         match dtype {
             DType::F32 => {
                 let (alpha, beta) = (1.0f32, 0.0f32);
-                cudarc::cublas::result::sgemm(
+                cudarc::cublas::result::sgemm_strided_batched(
                     handle,
                     op,
                     op,
@@ -209,16 +213,20 @@ fn gemm(
                     &alpha,
                     b as *const f32,
                     ni,
+                    sb,
                     a as *const f32,
                     ki,
+                    sa,
                     &beta,
                     c as *mut f32,
                     ni,
+                    sc,
+                    bi,
                 )
             }
             DType::F64 => {
                 let (alpha, beta) = (1.0f64, 0.0f64);
-                cudarc::cublas::result::dgemm(
+                cudarc::cublas::result::dgemm_strided_batched(
                     handle,
                     op,
                     op,
@@ -228,11 +236,15 @@ fn gemm(
                     &alpha,
                     b as *const f64,
                     ni,
+                    sb,
                     a as *const f64,
                     ki,
+                    sa,
                     &beta,
                     c as *mut f64,
                     ni,
+                    sc,
+                    bi,
                 )
             }
             other => unreachable!("the PTX emitter plans GEMMs of floats only, not {other}"),

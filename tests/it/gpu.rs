@@ -13,6 +13,7 @@
 //! c = 1e-6 for f32, 1e-14 for f64). The digits training step is compared
 //! with rtol 1e-5, as the CPU JIT is.
 
+use compiler::ir::op::{Conv, Window};
 use compiler::ir::{interp, text, Builder, DType, Func, Op, Shape, Tensor, Type};
 use runtime::{Backend, Executable};
 
@@ -487,6 +488,163 @@ fn gpu_reductions_match_interpreter_bitwise() {
         }
     }
     check_all(cases);
+}
+
+/// The transformer and CNN primitives (reduce_min, reverse, gather,
+/// scatter_add, random_*, reduce_window_*, conv2d): deterministic kernels
+/// with the interpreter's order of operations, so bitwise; sizes large
+/// enough for many blocks and the grid-stride loop.
+#[test]
+fn gpu_transformer_and_cnn_ops_match_interpreter_bitwise() {
+    if !gpu() {
+        return;
+    }
+    let mut rng = Rng(6);
+    let mut cases = Vec::new();
+    let random = |ty: &Type, rng: &mut Rng| {
+        let mut v: Vec<f64> = (0..ty.shape.num_elements())
+            .map(|_| match ty.dtype {
+                DType::Bool => (rng.next() < 0.5) as u8 as f64,
+                DType::I32 => rng.uniform(-2e9, 2e9).floor(),
+                _ => rng.uniform(-1.0, 1.0) * 10f64.powi((rng.next() * 6.0) as i32 - 2),
+            })
+            .collect();
+        if ty.dtype.is_float() && v.len() > 40 {
+            for (j, s) in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 0.0].iter().enumerate() {
+                v[7 + 3 * j] = *s;
+            }
+        }
+        Tensor::from_f64(ty.dtype, ty.shape.dims(), &v)
+    };
+    for dtype in [DType::F32, DType::F64, DType::I32] {
+        for (dims, axes) in [(vec![64, 10], vec![1]), (vec![16, 33, 7], vec![0, 2]), (vec![0, 3], vec![0])] {
+            let ty = Type::new(dtype, &dims);
+            let mut b = Builder::new("reduce_min", std::slice::from_ref(&ty));
+            let r = b.reduce_min(b.param(0), axes.clone());
+            cases.push((format!("min {ty} {axes:?}"), b.finish(vec![r]), vec![random(&ty, &mut rng)], Tol::Bitwise));
+        }
+    }
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::Bool] {
+        let ty = Type::new(dtype, &[5, 7, 300]);
+        let mut b = Builder::new("reverse", std::slice::from_ref(&ty));
+        let (r1, r2) = (b.reverse(b.param(0), vec![0, 2]), b.reverse(b.param(0), vec![1]));
+        cases.push((format!("reverse {ty}"), b.finish(vec![r1, r2]), vec![random(&ty, &mut rng)], Tol::Bitwise));
+        // Embedding lookups: a [1000, 64] table at 4 x 128 indices, some out
+        // of range (clamped) and many duplicates (scatter_add accumulates).
+        let (table, idx) = (Type::new(dtype, &[1000, 64]), Type::new(DType::I32, &[4, 128]));
+        let indices: Vec<i32> =
+            (0..512).map(|i| if i % 37 == 0 { -5 + (i % 3) * 2000 } else { (i * 7919) % 300 }).collect();
+        let indices = Tensor::i32(&[4, 128], indices);
+        let mut b = Builder::new("gather", &[table.clone(), idx.clone()]);
+        let r = b.gather(b.param(0), b.param(1));
+        cases.push((
+            format!("gather {table}"),
+            b.finish(vec![r]),
+            vec![random(&table, &mut rng), indices.clone()],
+            Tol::Bitwise,
+        ));
+        if dtype != DType::Bool {
+            let upd = Type::new(dtype, &[4, 128, 64]);
+            let mut b = Builder::new("scatter_add", &[upd.clone(), idx.clone()]);
+            let r = b.scatter_add(b.param(0), b.param(1), 1000);
+            cases.push((
+                format!("scatter_add {upd}"),
+                b.finish(vec![r]),
+                vec![random(&upd, &mut rng), indices],
+                Tol::Bitwise,
+            ));
+        }
+    }
+    for key in [[0, 0], [42, -7], [i32::MIN, i32::MAX]] {
+        let kt = Type::new(DType::I32, &[2]);
+        let mut b = Builder::new("random", std::slice::from_ref(&kt));
+        let k = b.param(0);
+        let outs = vec![
+            b.random_bits(k, &Shape(vec![1000, 100])),
+            b.random_split(k, &Shape(vec![5000])),
+            b.random_uniform(k, &Type::new(DType::F32, &[300, 300])),
+            b.random_uniform(k, &Type::new(DType::F64, &[77, 13])),
+        ];
+        cases.push((format!("random {key:?}"), b.finish(outs), vec![Tensor::i32(&[2], key.to_vec())], Tol::Bitwise));
+    }
+    for dtype in [DType::F32, DType::F64] {
+        let ty = Type::new(dtype, &[8, 16, 28, 28]);
+        let pools = [
+            Window { size: vec![1, 1, 2, 2], stride: vec![1, 1, 2, 2], low: vec![0; 4], high: vec![0; 4] },
+            Window { size: vec![1, 1, 3, 3], stride: vec![1, 1, 2, 2], low: vec![0, 0, 1, 1], high: vec![0, 0, 1, 1] },
+        ];
+        for w in pools {
+            for is_max in [false, true] {
+                let mut b = Builder::new("pool", std::slice::from_ref(&ty));
+                let r = b.reduce_window(b.param(0), w.clone(), is_max);
+                let label = format!("reduce_window max={is_max} {ty} {w:?}");
+                cases.push((label, b.finish(vec![r]), vec![random(&ty, &mut rng)], Tol::Bitwise));
+            }
+        }
+        let plain = Conv::plain();
+        let padded = Conv { low: [1, 1], high: [1, 1], ..Conv::plain() };
+        let strided = Conv { stride: [2, 2], low: [1, 0], high: [0, 1], rhs_dilation: [1, 2], ..Conv::plain() };
+        let transposed = Conv { low: [2, 2], high: [2, 2], lhs_dilation: [2, 2], ..Conv::plain() };
+        let grouped = Conv { low: [1, 1], high: [1, 1], groups: 4, ..Conv::plain() };
+        for (lhs, rhs, attrs) in [
+            (vec![8, 16, 14, 14], vec![32, 16, 3, 3], plain),
+            (vec![8, 16, 14, 14], vec![32, 16, 3, 3], padded),
+            (vec![4, 3, 15, 16], vec![8, 3, 3, 3], strided),
+            (vec![2, 8, 7, 7], vec![4, 8, 3, 3], transposed),
+            (vec![2, 16, 9, 9], vec![8, 4, 3, 3], grouped),
+        ] {
+            let (lt, rt) = (Type::new(dtype, &lhs), Type::new(dtype, &rhs));
+            let mut b = Builder::new("conv", &[lt.clone(), rt.clone()]);
+            let r = b.conv2d(b.param(0), b.param(1), attrs.clone());
+            let inputs = vec![random(&lt, &mut rng), random(&rt, &mut rng)];
+            cases.push((format!("conv2d {lt} x {rt} {attrs:?}"), b.finish(vec![r]), inputs, Tol::Bitwise));
+        }
+    }
+    check_all(cases);
+}
+
+/// Batched matmul (one strided-batched cuBLAS call) against the interpreter,
+/// each batch element within `matmul_close`'s tolerance.
+#[test]
+fn gpu_batch_matmul_matches_interpreter_within_tolerance() {
+    if !gpu() {
+        return;
+    }
+    let mut rng = Rng(7);
+    let mut failures = Vec::new();
+    for dtype in [DType::F32, DType::F64] {
+        for (batch, m, k, n) in [(vec![3], 4, 5, 6), (vec![2, 4], 16, 32, 16), (vec![8], 1, 300, 7), (vec![2], 3, 0, 2)]
+        {
+            let mut ad = batch.clone();
+            ad.extend([m, k]);
+            let mut bd = batch.clone();
+            bd.extend([k, n]);
+            let (ta, tb) = (Type::new(dtype, &ad), Type::new(dtype, &bd));
+            let mut b = Builder::new("bmm", &[ta.clone(), tb.clone()]);
+            let r = b.batch_matmul(b.param(0), b.param(1));
+            let func = b.finish(vec![r]);
+            let gen = |ty: &Type, rng: &mut Rng| {
+                let v: Vec<f64> = (0..ty.shape.num_elements()).map(|_| rng.uniform(-5.0, 5.0)).collect();
+                Tensor::from_f64(dtype, ty.shape.dims(), &v)
+            };
+            let inputs = [gen(&ta, &mut rng), gen(&tb, &mut rng)];
+            let want = interp::run(&func, &inputs);
+            let got = gpu_run(&func, &inputs);
+            let count: usize = batch.iter().product();
+            // Compare matrix by matrix.
+            let mat = |t: &Tensor, p: usize, r: usize, c: usize| {
+                let v = t.to_f64_vec();
+                Tensor::from_f64(dtype, &[r, c], &v[p * r * c..(p + 1) * r * c])
+            };
+            for p in 0..count {
+                let (a, bb) = (mat(&inputs[0], p, m, k), mat(&inputs[1], p, k, n));
+                if let Err(msg) = matmul_close(&a, &bb, &mat(&got[0], p, m, n), &mat(&want[0], p, m, n)) {
+                    failures.push(format!("batch_matmul {ta} x {tb} matrix {p}: {msg}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Matmul tolerance, as the CPU backend's tests: cuBLAS sums in another

@@ -28,11 +28,18 @@
 //!   the same order of float additions as `ir::interp`, so results are
 //!   bitwise equal (slow for large reductions to few outputs: a first
 //!   version); `ArgMax` the same, scanning the axis in order;
-//! - `MatMul`: a `Step::Gemm` for cuBLAS (FP32/FP64 GEMM, not in PTX), or a
-//!   zero fill when the inner dim is 0.
+//! - `MatMul` and `BatchMatMul`: a `Step::Gemm` for cuBLAS (FP32/FP64
+//!   strided-batched GEMM, not in PTX), or a zero fill when the inner dim
+//!   is 0;
+//! - `Reverse`: an index map as transpose; `ReduceMin` as `ReduceMax`;
+//! - `Gather`, `ScatterAdd` (deterministic, no atomics): `ptx/indexing.rs`;
+//! - `RandomBits`/`RandomSplit`/`RandomUniform` (threefry2x32):
+//!   `ptx/random.rs`;
+//! - `ReduceWindowSum`/`Max` and `Conv2d` (direct, one thread per output):
+//!   `ptx/window.rs`.
 //!
 //! Semantics match `ir::interp` bitwise except the transcendental ops
-//! (exp, log, tanh, pow, logistic: bounds in `math.rs`) and `MatMul` (cuBLAS summation order): `.rn`
+//! (exp, log, tanh, pow, logistic: bounds in `math.rs`) and the GEMMs (cuBLAS summation order): `.rn`
 //! arithmetic without FMA contraction, no flush-to-zero, correctly rounded
 //! `div.rn`/`sqrt.rn`, the interpreter's max/min on NaN and signed zeros,
 //! saturating float->i32 conversion with NaN -> 0, wrapping i32 arithmetic,
@@ -42,7 +49,10 @@
 //! numbered in emission order, and nothing depends on hashing or addresses.
 
 mod builder;
+mod indexing;
 mod math;
+mod random;
+mod window;
 
 use std::fmt::Write;
 
@@ -81,8 +91,10 @@ pub enum Step {
     /// Launch kernel `name` with `grid` x `BLOCK` threads; its parameters
     /// are the device addresses of `args` (buffer indices), output first.
     Kernel { name: String, inst: usize, grid: u32, args: Vec<usize> },
-    /// Row-major `c[m, n] = a[m, k] · b[k, n]` with cuBLAS (k > 0, m, n > 0).
-    Gemm { inst: usize, dtype: DType, m: usize, n: usize, k: usize, a: usize, b: usize, c: usize },
+    /// Row-major `c[p, m, n] = a[p, m, k] · b[p, k, n]` for each `p < batch`
+    /// (contiguous matrices) with cuBLAS (k > 0, m, n, batch > 0). `MatMul`
+    /// has `batch == 1`; `BatchMatMul` flattens its batch dims.
+    Gemm { inst: usize, dtype: DType, batch: usize, m: usize, n: usize, k: usize, a: usize, b: usize, c: usize },
 }
 
 /// A function compiled for the GPU, not yet loaded.
@@ -129,19 +141,22 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
         let name = format!("k{i}_{}", op::name(&inst.op));
         let n = inst.ty.shape.num_elements() as u64;
         let unsupported = || PtxError::Unsupported { inst: i, op: op::name(&inst.op), ty: inst.ty.clone() };
-        if let Op::MatMul = inst.op {
+        if let Op::MatMul | Op::BatchMatMul = inst.op {
             let (a, b) = (func.ty(inst.args[0]), func.ty(inst.args[1]));
-            let (m, k, nn) = (a.shape.0[0], a.shape.0[1], b.shape.0[1]);
+            let r = a.shape.rank();
+            let (m, k, nn) = (a.shape.0[r - 2], a.shape.0[r - 1], b.shape.0[r - 1]);
+            let batch: usize = a.shape.0[..r - 2].iter().product();
             if !inst.ty.dtype.is_float() {
                 return Err(unsupported());
             }
-            if m * nn == 0 {
+            if batch * m * nn == 0 {
                 continue;
             }
             if k > 0 {
                 steps.push(Step::Gemm {
                     inst: i,
                     dtype: inst.ty.dtype,
+                    batch,
                     m,
                     n: nn,
                     k,
@@ -163,8 +178,8 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
         }
         // Neg and reductions on bool pass the verifier but mean nothing
         // (the interpreter rejects them too).
-        let bool_reduce =
-            matches!(inst.op, Op::ReduceSum { .. } | Op::ReduceMax { .. }) && inst.ty.dtype == DType::Bool;
+        let bool_reduce = matches!(inst.op, Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. })
+            && inst.ty.dtype == DType::Bool;
         if (inst.op == Op::Neg && inst.ty.dtype == DType::Bool) || bool_reduce {
             return Err(unsupported());
         }
@@ -266,24 +281,8 @@ fn mapped_index(k: &mut Kernel, i: &str, dims: &[usize], strides: &[usize]) -> S
 
 /// Ops the PTX backend does not emit yet (see `emit`).
 fn is_not_yet_in_ptx(op: &Op) -> bool {
-    // TODO(gpu): the transformer/RNG primitives of #4 (gather, scatter_add,
-    // batch_matmul, reduce_min, random_*) and the CNN ones (conv2d, window
-    // reductions, reverse) have no PTX rules yet either.
-    let transformer_ops = matches!(
-        op,
-        Op::ReduceMin { .. }
-            | Op::Gather
-            | Op::ScatterAdd
-            | Op::BatchMatMul
-            | Op::RandomBits
-            | Op::RandomSplit
-            | Op::RandomUniform
-    );
-    transformer_ops
-        || matches!(op, Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf)
-        || matches!(op, Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_))
-        // TODO(gpu): a scan needs a host-driven loop over a body's launch plan.
-        || matches!(op, Op::Scan(_))
+    // TODO(gpu): a scan needs a host-driven loop over a body's launch plan.
+    matches!(op, Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf | Op::Scan(_))
 }
 
 /// The kernel text for instruction `i` (which needs one).
@@ -299,13 +298,14 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
         Op::Param(_) | Op::Reshape | Op::StopGradient => unreachable!("{:?} has no kernel", inst.op),
         Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => unreachable!("{:?} is rejected by `emit`", inst.op),
         Op::Scan(_) => unreachable!("scan is rejected by `emit`"),
-        Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => {
-            unreachable!("{:?} is rejected by `emit`", inst.op)
-        }
-        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => unreachable!("{:?} is rejected by `emit`", inst.op),
-        Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
-            unreachable!("{:?} is rejected by `emit`", inst.op)
-        }
+        Op::Gather => indexing::gather(&mut k, &arg_ty(0), ty, &out, &ins),
+        Op::ScatterAdd => indexing::scatter_add(&mut k, &arg_ty(1), ty, &out, &ins),
+        Op::RandomBits => random::bits(&mut k, ty, &out, &ins[0]),
+        Op::RandomSplit => random::split(&mut k, ty, &out, &ins[0]),
+        Op::RandomUniform => random::uniform(&mut k, ty, &out, &ins[0]),
+        Op::ReduceWindowSum(w) => window::reduce_window(&mut k, &arg_ty(0), ty, w, false, &out, &ins[0]),
+        Op::ReduceWindowMax(w) => window::reduce_window(&mut k, &arg_ty(0), ty, w, true, &out, &ins[0]),
+        Op::Conv2d(attrs) => window::conv2d(&mut k, &arg_ty(0), &arg_ty(1), ty, attrs, &out, &ins),
         Op::Slice { start, stride, .. } => {
             // out[idx] = src[sum_d (start[d] + idx[d] * stride[d]) * src_strides[d]]
             let src_strides = arg_ty(0).shape.strides();
@@ -331,8 +331,8 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
                 store(k, ty.dtype, &out, i, &c);
             });
         }
-        // A matmul with an empty inner dim is a zero fill.
-        Op::MatMul => k.grid_stride_loop(n, |k, i| {
+        // A (batched) matmul with an empty inner dim is a zero fill.
+        Op::MatMul | Op::BatchMatMul => k.grid_stride_loop(n, |k, i| {
             let c = constant(k, ty.dtype, 0.0);
             store(k, ty.dtype, &out, i, &c);
         }),
@@ -373,8 +373,28 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
                 store(k, ty.dtype, &out, i, &v);
             });
         }
-        Op::ReduceSum { axes } => reduce(&mut k, &arg_ty(0), ty, axes, false, &out, &ins[0]),
-        Op::ReduceMax { axes } => reduce(&mut k, &arg_ty(0), ty, axes, true, &out, &ins[0]),
+        Op::ReduceSum { axes } => reduce(&mut k, &arg_ty(0), ty, axes, Reduce::Sum, &out, &ins[0]),
+        Op::ReduceMax { axes } => reduce(&mut k, &arg_ty(0), ty, axes, Reduce::Max, &out, &ins[0]),
+        Op::ReduceMin { axes } => reduce(&mut k, &arg_ty(0), ty, axes, Reduce::Min, &out, &ins[0]),
+        Op::Reverse { dims } => {
+            // out[idx] = src[idx with idx[d] -> n_d - 1 - idx[d] for d in dims]
+            let shape = ty.shape.dims();
+            let strides = ty.shape.strides();
+            k.grid_stride_loop(n, |k, i| {
+                let cs = coords(k, i, shape);
+                let mut s = k.op1("mov.u64", Class::B64, "0");
+                for (d, c) in cs.iter().enumerate() {
+                    let c = if dims.contains(&d) {
+                        k.op2("sub.u64", Class::B64, &(shape[d] - 1).to_string(), c)
+                    } else {
+                        c.clone()
+                    };
+                    s = k.op3("mad.lo.u64", Class::B64, &c, &strides[d].to_string(), &s);
+                }
+                let v = load(k, ty.dtype, &ins[0], &s);
+                store(k, ty.dtype, &out, i, &v);
+            });
+        }
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => elementwise(&mut k, inst, func, n, &out, &ins),
         Op::Logistic | Op::Rsqrt | Op::Abs | Op::Sign => elementwise(&mut k, inst, func, n, &out, &ins),
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => {
@@ -426,9 +446,6 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
     match op {
         Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => unreachable!("{op:?} is rejected by `emit`"),
         Op::Scan(_) => unreachable!("scan is rejected by `emit`"),
-        Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
-            unreachable!("{op:?} is rejected by `emit`")
-        }
         Op::Neg => k.op1(&format!("neg.{t}"), cls, &a[0]),
         Op::Logistic => via_f64(k, dt, a, |k, x| math::logistic_f64(k, &x[0])),
         // 1 / sqrt(x), two correctly rounded steps, as the interpreter.
@@ -542,6 +559,9 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
             unreachable!("{op:?} is not elementwise")
         }
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => unreachable!("{op:?} is not elementwise"),
+        Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
+            unreachable!("{op:?} is not elementwise")
+        }
     }
 }
 
@@ -581,9 +601,18 @@ fn convert(k: &mut Kernel, from: DType, to: DType, x: &str) -> String {
     }
 }
 
+/// How a reduction combines elements.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reduce {
+    Sum,
+    Max,
+    Min,
+}
+
 /// A reduction kernel: one thread per output element, summing (or taking
-/// the max of) the reduced elements in row-major order, as the interpreter.
-fn reduce(k: &mut Kernel, src: &Type, ty: &Type, axes: &[usize], is_max: bool, out: &str, input: &str) {
+/// the max or min of) the reduced elements in row-major order, as the
+/// interpreter, from its identity (0, -inf / i32::MIN, +inf / i32::MAX).
+fn reduce(k: &mut Kernel, src: &Type, ty: &Type, axes: &[usize], how: Reduce, out: &str, input: &str) {
     let dtype = ty.dtype;
     let src_strides = src.shape.strides();
     let kept: Vec<usize> = (0..src.shape.rank()).filter(|d| !axes.contains(d)).collect();
@@ -595,13 +624,16 @@ fn reduce(k: &mut Kernel, src: &Type, ty: &Type, axes: &[usize], is_max: bool, o
     let cls = class(dtype);
     k.grid_stride_loop(n, |k, o| {
         let base = mapped_index(k, o, ty.shape.dims(), &kept_strides);
-        let acc = match (dtype, is_max) {
-            (DType::F32, false) => k.op1("mov.f32", cls, &imm_f32(0.0)),
-            (DType::F32, true) => k.op1("mov.f32", cls, &imm_f32(f32::NEG_INFINITY)),
-            (DType::F64, false) => k.op1("mov.f64", cls, &imm_f64(0.0)),
-            (DType::F64, true) => k.op1("mov.f64", cls, &imm_f64(f64::NEG_INFINITY)),
-            (DType::I32, false) => k.op1("mov.b32", cls, "0"),
-            (DType::I32, true) => k.op1("mov.b32", cls, "-2147483648"),
+        let acc = match (dtype, how) {
+            (DType::F32, Reduce::Sum) => k.op1("mov.f32", cls, &imm_f32(0.0)),
+            (DType::F32, Reduce::Max) => k.op1("mov.f32", cls, &imm_f32(f32::NEG_INFINITY)),
+            (DType::F32, Reduce::Min) => k.op1("mov.f32", cls, &imm_f32(f32::INFINITY)),
+            (DType::F64, Reduce::Sum) => k.op1("mov.f64", cls, &imm_f64(0.0)),
+            (DType::F64, Reduce::Max) => k.op1("mov.f64", cls, &imm_f64(f64::NEG_INFINITY)),
+            (DType::F64, Reduce::Min) => k.op1("mov.f64", cls, &imm_f64(f64::INFINITY)),
+            (DType::I32, Reduce::Sum) => k.op1("mov.b32", cls, "0"),
+            (DType::I32, Reduce::Max) => k.op1("mov.b32", cls, "-2147483648"),
+            (DType::I32, Reduce::Min) => k.op1("mov.b32", cls, "2147483647"),
             (DType::Bool, _) => unreachable!("the verifier rejects bool reductions"),
         };
         if n_red == 0 {
@@ -614,11 +646,13 @@ fn reduce(k: &mut Kernel, src: &Type, ty: &Type, axes: &[usize], is_max: bool, o
         let off = mapped_index(k, &r, &red_dims, &red_strides);
         let at = k.op2("add.u64", Class::B64, &base, &off);
         let v = load(k, dtype, input, &at);
-        let next = match (dtype, is_max) {
-            (DType::F32 | DType::F64, false) => k.op2(&format!("add.rn.{}", arith(dtype)), cls, &acc, &v),
-            (DType::F32 | DType::F64, true) => math::fmaxmin(k, cls, &acc, &v, true),
-            (DType::I32, false) => k.op2("add.s32", cls, &acc, &v),
-            (DType::I32, true) => k.op2("max.s32", cls, &acc, &v),
+        let next = match (dtype, how) {
+            (DType::F32 | DType::F64, Reduce::Sum) => k.op2(&format!("add.rn.{}", arith(dtype)), cls, &acc, &v),
+            (DType::F32 | DType::F64, Reduce::Max) => math::fmaxmin(k, cls, &acc, &v, true),
+            (DType::F32 | DType::F64, Reduce::Min) => math::fmaxmin(k, cls, &acc, &v, false),
+            (DType::I32, Reduce::Sum) => k.op2("add.s32", cls, &acc, &v),
+            (DType::I32, Reduce::Max) => k.op2("max.s32", cls, &acc, &v),
+            (DType::I32, Reduce::Min) => k.op2("min.s32", cls, &acc, &v),
             (DType::Bool, _) => unreachable!("the verifier rejects bool reductions"),
         };
         let mov = if dtype == DType::I32 { "mov.b32".to_string() } else { format!("mov.{}", arith(dtype)) };

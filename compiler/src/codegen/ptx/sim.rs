@@ -333,6 +333,8 @@ fn arith(parts: &[&str], a: &[u64]) -> u64 {
                 "min" => s[0].min(s[1]) as u32,
                 "and" => x[0] & x[1],
                 "or" => x[0] | x[1],
+                "xor" => x[0] ^ x[1],
+                "shl" => x[0] << x[1],
                 "shr" if ty == "s32" => (s[0] >> x[1]) as u32,
                 "shr" => x[0] >> x[1],
                 other => panic!("{other}.{ty}"),
@@ -345,7 +347,10 @@ fn arith(parts: &[&str], a: &[u64]) -> u64 {
             "sub" => a[0].wrapping_sub(a[1]),
             "div" => a[0] / a[1],
             "rem" => a[0] % a[1],
+            "mul" => a[0].wrapping_mul(a[1]),
             "shl" => a[0] << a[1],
+            "shr" => a[0] >> a[1],
+            "xor" => a[0] ^ a[1],
             "and" => a[0] & a[1],
             "or" => a[0] | a[1],
             other => panic!("{other}.{ty}"),
@@ -386,11 +391,12 @@ pub fn run(prog: &PtxProgram, inputs: &[Tensor]) -> Vec<Tensor> {
                 let params: Vec<u64> = args.iter().map(|&b| addr(b)).collect();
                 run_kernel(&prog.ptx, name, &params, &mut mem);
             }
-            Step::Gemm { dtype, m, n, k, a, b, c, .. } => {
-                let ta = from_bytes(*dtype, &[*m, *k], &mem.bufs[*a]);
-                let tb = from_bytes(*dtype, &[*k, *n], &mem.bufs[*b]);
+            Step::Gemm { dtype, batch, m, n, k, a, b, c, .. } => {
+                // The batch loop the runtime runs, one GEMM per matrix.
+                let ta = from_bytes(*dtype, &[*batch, *m, *k], &mem.bufs[*a]);
+                let tb = from_bytes(*dtype, &[*batch, *k, *n], &mem.bufs[*b]);
                 let mut bld = crate::ir::Builder::new("gemm", &[ta.ty(), tb.ty()]);
-                let r = bld.matmul(bld.param(0), bld.param(1));
+                let r = bld.batch_matmul(bld.param(0), bld.param(1));
                 let out = crate::ir::interp::run(&bld.finish(vec![r]), &[ta, tb]);
                 mem.bufs[*c] = to_bytes(&out[0]);
             }

@@ -8,6 +8,7 @@
 //! agreement with the interpreter is tested on a GPU (`tests/it/gpu.rs`).
 
 use super::{emit, PtxError, PtxProgram, Step};
+use crate::ir::op::{Conv, Window};
 use crate::ir::{Builder, DType, Func, Op, Shape, Type, ValueId};
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,6 +34,7 @@ fn op_zoo(dtype: DType) -> Func {
         for axes in axis_sets {
             outs.push(b.reduce_sum(x, axes.to_vec()));
             outs.push(b.reduce_max(x, axes.to_vec()));
+            outs.push(b.reduce_min(x, axes.to_vec()));
         }
         for axis in 0..3 {
             outs.push(b.iota(ty.clone(), axis));
@@ -52,6 +54,9 @@ fn op_zoo(dtype: DType) -> Func {
     outs.push(b.concat(vec![x, y, x], 0));
     outs.push(b.concat(vec![x, e, y], 1));
     outs.push(b.concat(vec![y, x], 2));
+    for dims in [vec![0], vec![2], vec![0, 2], vec![0, 1, 2]] {
+        outs.push(b.reverse(x, dims));
+    }
     if float {
         for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sqrt, Op::Rsqrt, Op::Logistic] {
             outs.push(b.unary(op, x));
@@ -65,6 +70,29 @@ fn op_zoo(dtype: DType) -> Func {
         outs.push(b.matmul(p, q));
         let r = b.iota(Type::new(dtype, &[0, 3]), 0);
         outs.push(b.matmul(r, p));
+    }
+    // Embedding lookups (any dtype), their transpose, and the PRNG.
+    let idx = b.iota(Type::new(DType::I32, &[3, 2]), 1);
+    let g = b.gather(x, idx);
+    outs.push(g);
+    let key = b.iota(Type::new(DType::I32, &[2]), 0);
+    outs.push(b.random_bits(key, &Shape(vec![3, 5])));
+    outs.push(b.random_split(key, &Shape(vec![4])));
+    if dtype != DType::Bool {
+        outs.push(b.scatter_add(g, idx, 5));
+    }
+    if float {
+        outs.push(b.random_uniform(key, &Type::new(dtype, &[7])));
+        let xt = b.transpose(x, vec![0, 2, 1]);
+        outs.push(b.batch_matmul(x, xt));
+        let window = Window { size: vec![1, 2, 3], stride: vec![1, 1, 2], low: vec![0, 1, 1], high: vec![0, 0, 2] };
+        outs.push(b.reduce_window(x, window.clone(), false));
+        outs.push(b.reduce_window(x, window, true));
+        let img = b.reshape(x, &Shape(vec![1, 2, 3, 4]));
+        let w = b.iota(Type::new(dtype, &[4, 1, 2, 2]), 3);
+        let attrs =
+            Conv { stride: [1, 2], low: [1, 0], high: [0, 1], lhs_dilation: [2, 1], rhs_dilation: [1, 2], groups: 2 };
+        outs.push(b.conv2d(img, w, attrs));
     }
     for op in [Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::Eq, Op::Ne] {
         outs.push(b.binary(op, x, y));
@@ -158,10 +186,10 @@ fn check_plan(func: &Func, prog: &PtxProgram) {
                 assert_eq!(args[0], prog.value_buffers[*inst], "output buffer first");
                 assert_eq!(args.len(), 1 + func.insts[*inst].args.len());
             }
-            Step::Gemm { m, n, k, a, b, c, inst, .. } => {
-                assert!(*m > 0 && *n > 0 && *k > 0);
-                assert_eq!(prog.buffers[*a].len, m * k);
-                assert_eq!(prog.buffers[*b].len, k * n);
+            Step::Gemm { batch, m, n, k, a, b, c, inst, .. } => {
+                assert!(*batch > 0 && *m > 0 && *n > 0 && *k > 0);
+                assert_eq!(prog.buffers[*a].len, batch * m * k);
+                assert_eq!(prog.buffers[*b].len, batch * k * n);
                 assert_eq!(*c, prog.value_buffers[*inst]);
             }
         }
@@ -194,7 +222,10 @@ fn reshape_and_same_dtype_convert_alias_and_matmul_is_a_gemm_step() {
     check_plan(&func, &prog);
     assert_eq!(prog.value_buffers, vec![0, 0, 0, 1]);
     assert_eq!(prog.buffers.len(), 2);
-    assert_eq!(prog.steps, vec![Step::Gemm { inst: 3, dtype: DType::F32, m: 2, n: 2, k: 3, a: 0, b: 0, c: 1 }]);
+    assert_eq!(
+        prog.steps,
+        vec![Step::Gemm { inst: 3, dtype: DType::F32, batch: 1, m: 2, n: 2, k: 3, a: 0, b: 0, c: 1 }]
+    );
     assert_eq!(prog.params, vec![0]);
     assert_eq!(prog.outputs, vec![1, 0, 0]);
 }
@@ -449,7 +480,7 @@ fn simulated_abs_and_sign_keep_nan_payloads_and_signed_zeros() {
 /// (The zoo above assembles these kernels with ptxas; here only the
 /// simulator runs, as one ptxas call per case would take most of a minute.)
 #[test]
-fn simulated_slice_pad_concat_argmax_match_interp_bitwise() {
+fn simulated_slice_pad_concat_reverse_argmax_match_interp_bitwise() {
     let mut seed = 16u64;
     let mut random = |ty: &Type| {
         let sp = specials(ty.dtype);
@@ -499,6 +530,13 @@ fn simulated_slice_pad_concat_argmax_match_interp_bitwise() {
                     b.finish(vec![r]),
                     vec![x.clone(), random(&oty), random(&ety)],
                 ));
+            }
+            // Reverses along every subset of dims.
+            for mask in 1..(1usize << rank) {
+                let rev: Vec<usize> = (0..rank).filter(|d| mask & (1 << d) != 0).collect();
+                let mut b = Builder::new("reverse", std::slice::from_ref(&ty));
+                let r = b.reverse(b.param(0), rev.clone());
+                cases.push((format!("reverse {ty} {rev:?}"), b.finish(vec![r]), vec![x.clone()]));
             }
             if dtype != DType::Bool {
                 for (axis, &len) in dims.iter().enumerate() {
@@ -643,13 +681,13 @@ fn simulated_reductions_match_interp_bitwise() {
             let rank = dims.len();
             for mask in 1..(1usize << rank) {
                 let axes: Vec<usize> = (0..rank).filter(|a| mask & (1 << a) != 0).collect();
-                for is_max in [false, true] {
+                for how in ["sum", "max", "min"] {
                     let ty = Type::new(dtype, &dims);
                     let mut b = Builder::new("reduce", std::slice::from_ref(&ty));
-                    let r = if is_max {
-                        b.reduce_max(b.param(0), axes.clone())
-                    } else {
-                        b.reduce_sum(b.param(0), axes.clone())
+                    let r = match how {
+                        "max" => b.reduce_max(b.param(0), axes.clone()),
+                        "min" => b.reduce_min(b.param(0), axes.clone()),
+                        _ => b.reduce_sum(b.param(0), axes.clone()),
                     };
                     let func = b.finish(vec![r]);
                     let mut v: Vec<f64> = (0..ty.shape.num_elements())
@@ -663,7 +701,12 @@ fn simulated_reductions_match_interp_bitwise() {
                         v[11] = f64::NAN;
                         v[17] = f64::INFINITY;
                     }
-                    let label = format!("{} {ty} {axes:?}", if is_max { "max" } else { "sum" });
+                    if dtype.is_float() && v.len() >= 8 && how == "min" {
+                        // -0 vs +0 ties: -0 must win.
+                        v[1] = 0.0;
+                        v[2] = -0.0;
+                    }
+                    let label = format!("{how} {ty} {axes:?}");
                     assert_sim(&label, &func, &[Tensor::from_f64(dtype, &dims, &v)], Tol::Bitwise);
                 }
             }
@@ -722,6 +765,183 @@ fn simulated_digits_training_step_matches_interp() {
                     func.name
                 );
             }
+        }
+    }
+}
+
+/// Row tables `[V, rest..]` and index tensors with out-of-range (negative and
+/// too large) and duplicate indices, so gather clamps and scatter_add
+/// accumulates in the interpreter's order (checked bitwise: mixed magnitudes
+/// make the float sums order-sensitive).
+#[test]
+fn simulated_gather_and_scatter_add_match_interp_bitwise() {
+    let mut seed = 17u64;
+    let pool = [-3, 0, 4, 2, 2, 100, 1, -1, 2, i32::MIN, 0, 3, i32::MAX];
+    for dtype in ALL_DTYPES {
+        for (v, rest) in [(5usize, vec![3usize]), (1, vec![2, 2]), (4, vec![]), (3, vec![0])] {
+            for idx_dims in [vec![6usize], vec![2, 3], vec![], vec![0]] {
+                let mut table_dims = vec![v];
+                table_dims.extend(&rest);
+                let table_ty = Type::new(dtype, &table_dims);
+                let idx_ty = Type::new(DType::I32, &idx_dims);
+                let n_idx = idx_ty.shape.num_elements();
+                let indices = Tensor::i32(&idx_dims, (0..n_idx).map(|i| pool[i % pool.len()]).collect());
+                let mut random = |ty: &Type| {
+                    let v: Vec<f64> = (0..ty.shape.num_elements())
+                        .map(|_| match ty.dtype {
+                            DType::Bool => (rand01(&mut seed) < 0.5) as u8 as f64,
+                            DType::I32 => (rand01(&mut seed) * 4e9 - 2e9).floor(),
+                            _ => (rand01(&mut seed) * 2.0 - 1.0) * 10f64.powi((rand01(&mut seed) * 8.0) as i32),
+                        })
+                        .collect();
+                    Tensor::from_f64(ty.dtype, ty.shape.dims(), &v)
+                };
+                let mut b = Builder::new("gather", &[table_ty.clone(), idx_ty.clone()]);
+                let r = b.gather(b.param(0), b.param(1));
+                let func = b.finish(vec![r]);
+                let label = format!("gather {table_ty} at {idx_ty} (seed 17)");
+                assert_sim(&label, &func, &[random(&table_ty), indices.clone()], Tol::Bitwise);
+                if dtype == DType::Bool {
+                    continue;
+                }
+                let mut upd_dims = idx_dims.clone();
+                upd_dims.extend(&rest);
+                let upd_ty = Type::new(dtype, &upd_dims);
+                let mut b = Builder::new("scatter_add", &[upd_ty.clone(), idx_ty.clone()]);
+                let r = b.scatter_add(b.param(0), b.param(1), v);
+                let func = b.finish(vec![r]);
+                let label = format!("scatter_add {upd_ty} at {idx_ty} into {v} rows (seed 17)");
+                assert_sim(&label, &func, &[random(&upd_ty), indices], Tol::Bitwise);
+            }
+        }
+    }
+}
+
+/// threefry2x32 in PTX gives the interpreter's bits (which `ir::threefry`
+/// checks against JAX) for bits, split and uniform, on several keys and
+/// shapes. (The counter's high word is 0 here: 2^32 elements are too many
+/// for the simulator.)
+#[test]
+fn simulated_random_ops_match_interp_bitwise() {
+    let keys = [[0, 0], [42, -7], [i32::MIN, i32::MAX], [0x1234_5678, -0x1234]];
+    let shapes: [&[usize]; 5] = [&[7], &[2, 3, 4], &[], &[0], &[3, 1]];
+    for key in keys {
+        for dims in shapes {
+            let key_ty = Type::new(DType::I32, &[2]);
+            let mut b = Builder::new("random", std::slice::from_ref(&key_ty));
+            let k = b.param(0);
+            let shape = Shape(dims.to_vec());
+            let outs = vec![
+                b.random_bits(k, &shape),
+                b.random_split(k, &shape),
+                b.random_uniform(k, &Type::new(DType::F32, dims)),
+                b.random_uniform(k, &Type::new(DType::F64, dims)),
+            ];
+            let func = b.finish(outs);
+            assert_sim(&format!("random {key:?} {dims:?}"), &func, &[Tensor::i32(&[2], key.to_vec())], Tol::Bitwise);
+        }
+    }
+}
+
+fn random_float(dtype: DType, dims: &[usize], seed: &mut u64) -> Tensor {
+    let mut v: Vec<f64> = (0..dims.iter().product::<usize>())
+        .map(|_| (rand01(seed) * 2.0 - 1.0) * 10f64.powi((rand01(seed) * 6.0) as i32 - 2))
+        .collect();
+    // Specials where there is room: NaN, -0 next to +0, -inf.
+    if v.len() > 40 {
+        v[3] = f64::NAN;
+        v[10] = -0.0;
+        v[11] = 0.0;
+        v[29] = f64::NEG_INFINITY;
+    }
+    Tensor::from_f64(dtype, dims, &v)
+}
+
+/// Pooling windows with strides and padding (including windows entirely in
+/// the padding: sum 0, max -inf), on ranks 1 to 4, bitwise.
+#[test]
+fn simulated_reduce_windows_match_interp_bitwise() {
+    let mut seed = 18u64;
+    #[allow(clippy::type_complexity)]
+    let cases: [(&[usize], &[usize], &[usize], &[usize], &[usize]); 5] = [
+        // dims, size, stride, low, high
+        (&[2, 3, 7, 6], &[1, 1, 3, 3], &[1, 1, 2, 2], &[0, 0, 1, 0], &[0, 0, 1, 2]),
+        (&[9], &[3], &[2], &[4], &[4]),
+        (&[3, 1, 5], &[2, 1, 2], &[1, 1, 1], &[1, 0, 0], &[0, 0, 1]),
+        (&[4, 4], &[4, 4], &[1, 1], &[0, 0], &[0, 0]),
+        (&[2, 1, 3], &[1, 2, 2], &[1, 1, 1], &[0, 1, 0], &[0, 0, 0]),
+    ];
+    for dtype in [DType::F32, DType::F64] {
+        for (dims, size, stride, low, high) in cases {
+            let ty = Type::new(dtype, dims);
+            let x = random_float(dtype, dims, &mut seed);
+            let w = Window { size: size.to_vec(), stride: stride.to_vec(), low: low.to_vec(), high: high.to_vec() };
+            for is_max in [false, true] {
+                let mut b = Builder::new("window", std::slice::from_ref(&ty));
+                let r = b.reduce_window(b.param(0), w.clone(), is_max);
+                let func = b.finish(vec![r]);
+                let label = format!("reduce_window max={is_max} {ty} {w:?} (seed 18)");
+                assert_sim(&label, &func, std::slice::from_ref(&x), Tol::Bitwise);
+            }
+        }
+    }
+}
+
+/// Convolutions with stride, asymmetric padding, input and kernel dilation,
+/// groups (2 and depthwise) and 1x1 kernels, bitwise.
+#[test]
+fn simulated_conv2d_matches_interp_bitwise() {
+    let mut seed = 19u64;
+    let conv =
+        |stride, low, high, ld, rd, groups| Conv { stride, low, high, lhs_dilation: ld, rhs_dilation: rd, groups };
+    let cases: Vec<(&[usize], &[usize], Conv)> = vec![
+        (&[2, 3, 5, 5], &[4, 3, 3, 3], Conv::plain()),
+        (&[1, 2, 6, 5], &[3, 2, 3, 2], conv([2, 2], [1, 0], [1, 2], [1, 1], [1, 1], 1)),
+        (&[1, 2, 4, 4], &[2, 2, 2, 3], conv([1, 1], [1, 2], [1, 2], [2, 1], [1, 2], 1)),
+        (&[2, 4, 4, 4], &[6, 2, 2, 2], conv([1, 2], [0, 1], [1, 0], [1, 1], [1, 1], 2)),
+        (&[1, 3, 4, 4], &[3, 1, 3, 3], conv([1, 1], [1, 1], [1, 1], [1, 1], [1, 1], 3)),
+        (&[2, 3, 3, 2], &[5, 3, 1, 1], conv([2, 1], [0, 0], [0, 0], [1, 1], [1, 1], 1)),
+        (&[1, 1, 3, 3], &[1, 1, 2, 2], conv([3, 3], [2, 2], [2, 2], [3, 2], [2, 1], 1)),
+    ];
+    for dtype in [DType::F32, DType::F64] {
+        for (ld, rd, attrs) in &cases {
+            let (lt, rt) = (Type::new(dtype, ld), Type::new(dtype, rd));
+            let mut b = Builder::new("conv", &[lt.clone(), rt.clone()]);
+            let r = b.conv2d(b.param(0), b.param(1), attrs.clone());
+            let func = b.finish(vec![r]);
+            let inputs = [random_float(dtype, ld, &mut seed), random_float(dtype, rd, &mut seed)];
+            assert_sim(&format!("conv2d {lt} x {rt} {attrs:?} (seed 19)"), &func, &inputs, Tol::Bitwise);
+        }
+    }
+}
+
+/// BatchMatMul is one strided-batched GEMM step (the simulator runs the
+/// interpreter's product per matrix, so this checks the plan and the
+/// buffers); empty inner dims are a zero fill, empty outer dims no step.
+#[test]
+fn batch_matmul_is_one_batched_gemm_step() {
+    let mut seed = 20u64;
+    let cases: [(&[usize], &[usize], usize); 4] = [
+        (&[2, 3, 4], &[2, 4, 5], 1),
+        (&[2, 2, 3, 1], &[2, 2, 1, 3], 1),
+        (&[3, 2, 0], &[3, 0, 4], 0),
+        (&[0, 2, 3], &[0, 3, 2], 0),
+    ];
+    for dtype in [DType::F32, DType::F64] {
+        for (ad, bd, gemms) in cases {
+            let (at, bt) = (Type::new(dtype, ad), Type::new(dtype, bd));
+            let mut b = Builder::new("bmm", &[at.clone(), bt.clone()]);
+            let r = b.batch_matmul(b.param(0), b.param(1));
+            let func = b.finish(vec![r]);
+            let prog = emit(&func).unwrap();
+            check_plan(&func, &prog);
+            let n_gemm = prog.steps.iter().filter(|s| matches!(s, Step::Gemm { .. })).count();
+            assert_eq!(n_gemm, gemms, "{at} x {bt}");
+            if let Some(Step::Gemm { batch, .. }) = prog.steps.first() {
+                assert_eq!(*batch, ad[..ad.len() - 2].iter().product::<usize>());
+            }
+            let inputs = [random_float(dtype, ad, &mut seed), random_float(dtype, bd, &mut seed)];
+            assert_sim(&format!("batch_matmul {at} x {bt}"), &func, &inputs, Tol::Bitwise);
         }
     }
 }
