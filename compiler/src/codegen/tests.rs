@@ -1181,3 +1181,45 @@ fn memory_plan_never_overlaps_live_buffers() {
         }
     }
 }
+
+/// Multi-output fusion: in an Adam-like update the new moments `m'` and
+/// `v'` (outputs, also read by the parameter update) are hosted by the
+/// update's loop, and every output is bitwise the interpreter's, in vector
+/// code and its scalar tail.
+#[test]
+fn adam_moments_are_stored_by_the_update_loop_and_match_interp() {
+    let mut rng = Rng(0xADA);
+    for dtype in FLOATS {
+        let ty = Type::new(dtype, &[37]);
+        let mut b = Builder::new("adam", &[ty.clone(), ty.clone(), ty.clone(), ty.clone()]);
+        let (p, g, m, v) = (b.param(0), b.param(1), b.param(2), b.param(3));
+        let c = |b: &mut Builder, x: f64| b.full(x, &ty);
+        let (b1, one_b1, b2, one_b2, lr, eps) =
+            (c(&mut b, 0.9), c(&mut b, 0.1), c(&mut b, 0.999), c(&mut b, 0.001), c(&mut b, 1e-3), c(&mut b, 1e-8));
+        let bm = b.mul(b1, m);
+        let gm = b.mul(one_b1, g);
+        let m_new = b.add(bm, gm);
+        let bv = b.mul(b2, v);
+        let gg = b.mul(g, g);
+        let gv = b.mul(one_b2, gg);
+        let v_new = b.add(bv, gv);
+        let root = b.unary(Op::Sqrt, v_new);
+        let denom = b.add(root, eps);
+        let step = b.div(m_new, denom);
+        let scaled = b.mul(lr, step);
+        let p_new = b.sub(p, scaled);
+        let func = b.finish(vec![p_new, m_new, v_new]);
+        let sched = super::cpu::schedule_for_tests(&func);
+        assert_eq!(sched.hosted[m_new.index()], Some(p_new.index()), "m' is stored by the update loop");
+        assert_eq!(sched.hosted[v_new.index()], Some(p_new.index()), "v' is stored by the update loop");
+        let inputs: Vec<Tensor> = func.param_types().iter().map(|t| random_tensor(t, &mut rng)).collect();
+        let inputs: Vec<Tensor> =
+            inputs.into_iter().enumerate().map(|(i, t)| if i == 3 { abs_tensor(&t) } else { t }).collect();
+        assert_same(&format!("adam {dtype}"), &func, &inputs);
+    }
+}
+
+fn abs_tensor(t: &Tensor) -> Tensor {
+    let values: Vec<f64> = t.to_f64_vec().iter().map(|x| x.abs()).collect();
+    tensor_of(t.ty().dtype, t.shape.dims(), &values)
+}

@@ -62,7 +62,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
     /// Emits the code computing instruction `index` into its buffer.
     pub(super) fn emit_inst(&mut self, index: usize) -> Result<(), CodegenError> {
         let inst = &self.func.insts[index];
-        if inst.ty.shape.num_elements() == 0 || self.sched.inlined[index] {
+        if inst.ty.shape.num_elements() == 0 || self.sched.emitted_elsewhere(index) {
             return Ok(());
         }
         match &inst.op {
@@ -208,37 +208,55 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let (func, sched) = (self.func, self.sched);
         let ty = &func.insts[root].ty;
         let leaves = schedule::leaves(func, sched, root);
-        let out_size = ty.dtype.size_bytes() as i64;
+        // Hosted values of the root's shape, stored by this loop as it goes
+        // (empty ones are skipped: nothing to store).
+        let guests: Vec<usize> =
+            sched.guests[root].iter().copied().filter(|&g| func.insts[g].ty.shape.num_elements() > 0).collect();
         let out_strides = ty.shape.strides();
         let per_dim: Vec<Vec<i64>> = (0..ty.shape.rank())
             .map(|d| {
                 let leaf_strides =
                     leaves.iter().map(|leaf| leaf.strides[d] * func.insts[leaf.value].ty.dtype.size_bytes() as i64);
-                leaf_strides.chain(std::iter::once(out_strides[d] as i64 * out_size)).collect()
+                let outs = std::iter::once(root)
+                    .chain(guests.iter().copied())
+                    .map(|v| out_strides[d] as i64 * func.insts[v].ty.dtype.size_bytes() as i64);
+                leaf_strides.chain(outs).collect()
             })
             .collect();
         let (dims, strides) = merge_dims(&ty.shape.0, &per_dim);
         let mut bases: Vec<clif::Value> = leaves.iter().map(|leaf| self.base(leaf.value)).collect();
         bases.push(self.base(root));
+        for &guest in &guests {
+            bases.push(self.base(guest));
+        }
+        let out_at = leaves.len();
+        let tree = |lanes, inner_steps| Tree {
+            func,
+            sched,
+            root,
+            evaluate_root: true,
+            leaves: &leaves,
+            guests: &guests,
+            lanes,
+            inner_steps,
+        };
         let Some((&inner, outer_dims)) = dims.split_last() else {
             // One element.
-            let tree = Tree { func, sched, root, evaluate_root: true, leaves: &leaves, lanes: 1, inner_steps: &[] };
-            let res = tree.eval(&mut self.b, &bases);
-            store(&mut self.b, res, bases[leaves.len()]);
+            let res = tree(1, &[]).eval(&mut self.b, &bases);
+            store(&mut self.b, res, bases[out_at]);
             return;
         };
         let inner_steps = strides[dims.len() - 1].clone();
         let outer_strides = &strides[..dims.len() - 1];
-        let lanes = vector_lanes(func, sched, root, &leaves, &inner_steps);
+        let lanes = vector_lanes(func, sched, root, &leaves, &guests, &inner_steps);
         let n_vector = if lanes > 1 { inner / lanes } else { 0 };
         emit_nest(&mut self.b, outer_dims, outer_strides, &bases, &[], &mut |b, ptrs, _| {
             if n_vector > 0 {
                 let steps: Vec<i64> = inner_steps.iter().map(|&s| s * lanes as i64).collect();
-                let tree =
-                    Tree { func, sched, root, evaluate_root: true, leaves: &leaves, lanes, inner_steps: &inner_steps };
+                let tree = tree(lanes, &inner_steps);
                 emit_loop(b, n_vector, ptrs, &steps, &[], &mut |b, ptrs, _| {
                     let res = tree.eval(b, ptrs);
-                    store(b, res, ptrs[ptrs.len() - 1]);
+                    store(b, res, ptrs[out_at]);
                     vec![]
                 });
             }
@@ -257,18 +275,10 @@ impl<'a, 'm> Emitter<'a, 'm> {
                         },
                     )
                     .collect();
-                let tree = Tree {
-                    func,
-                    sched,
-                    root,
-                    evaluate_root: true,
-                    leaves: &leaves,
-                    lanes: 1,
-                    inner_steps: &inner_steps,
-                };
+                let tree = tree(1, &inner_steps);
                 emit_loop(b, inner - done, &tail, &inner_steps, &[], &mut |b, ptrs, _| {
                     let res = tree.eval(b, ptrs);
-                    store(b, res, ptrs[ptrs.len() - 1]);
+                    store(b, res, ptrs[out_at]);
                     vec![]
                 });
             }
@@ -549,7 +559,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
 
         let mut bases: Vec<clif::Value> = leaves.iter().map(|leaf| self.base(leaf.value)).collect();
         bases.push(dst);
-        let tree = Tree { func, sched, root, evaluate_root, leaves: &leaves, lanes: 1, inner_steps: &[] };
+        let tree = Tree { func, sched, root, evaluate_root, leaves: &leaves, guests: &[], lanes: 1, inner_steps: &[] };
         emit_nest(&mut self.b, &outer_dims, &outer_strides, &bases, &[], &mut |b, ptrs, _| {
             let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_leaves], 0);
             let res = emit_nest(b, &inner_dims, &inner_strides, &ptrs[..n_leaves], &[acc], &mut |b, inner, accs| {
@@ -580,6 +590,9 @@ struct Tree<'t> {
     /// reduction over a buffer).
     evaluate_root: bool,
     leaves: &'t [Leaf],
+    /// Values hosted by this loop (`Schedule::guests`): stored, when
+    /// evaluated, through the pointers after the root's.
+    guests: &'t [usize],
     /// 1 for scalar code; else the vector width (see `vector_lanes`).
     lanes: usize,
     /// Byte step of each leaf pointer along the innermost dim: 0 means one
@@ -603,7 +616,7 @@ impl Tree<'_> {
         strides: &[i64],
         memo: &mut HashMap<usize, clif::Value>,
     ) -> clif::Value {
-        let evaluated = if node == self.root { self.evaluate_root } else { self.sched.inlined[node] };
+        let evaluated = if node == self.root { self.evaluate_root } else { self.sched.evaluated_in(node, self.root) };
         if !evaluated {
             return self.load_leaf(b, ptrs, node, strides);
         }
@@ -641,6 +654,9 @@ impl Tree<'_> {
                 scalar_op(b, op, compute_dtype, inst.ty.dtype, &args)
             }
         };
+        if let Some(k) = self.guests.iter().position(|&g| g == node) {
+            store(b, res, ptrs[self.leaves.len() + 1 + k]);
+        }
         memo.insert(node, res);
         res
     }
@@ -715,7 +731,14 @@ fn pow_by_multiplication(b: &mut FunctionBuilder, x: clif::Value, exponent: i32,
 /// dtype when every node of the tree is a lane-wise exact op on that dtype,
 /// every leaf has that dtype, and every pointer moves by one element
 /// (or, for leaves, 0) along the innermost dim; else 1.
-fn vector_lanes(func: &Func, sched: &Schedule, root: usize, leaves: &[Leaf], inner_steps: &[i64]) -> usize {
+fn vector_lanes(
+    func: &Func,
+    sched: &Schedule,
+    root: usize,
+    leaves: &[Leaf],
+    guests: &[usize],
+    inner_steps: &[i64],
+) -> usize {
     let dtype = func.insts[root].ty.dtype;
     let size = dtype.size_bytes() as i64;
     if !dtype.is_float() {
@@ -725,32 +748,33 @@ fn vector_lanes(func: &Func, sched: &Schedule, root: usize, leaves: &[Leaf], inn
         .iter()
         .zip(inner_steps)
         .all(|(leaf, &step)| func.insts[leaf.value].ty.dtype == dtype && (step == 0 || step == size));
-    let out_ok = inner_steps[leaves.len()] == size;
-    if leaves_ok && out_ok && tree_is_vectorizable(func, sched, root, dtype) {
+    let out_ok = inner_steps[leaves.len()..].iter().all(|&step| step == size)
+        && guests.iter().all(|&g| func.insts[g].ty.dtype == dtype);
+    if leaves_ok && out_ok && tree_is_vectorizable(func, sched, root, root, dtype) {
         16 / dtype.size_bytes()
     } else {
         1
     }
 }
 
-fn tree_is_vectorizable(func: &Func, sched: &Schedule, node: usize, dtype: DType) -> bool {
+fn tree_is_vectorizable(func: &Func, sched: &Schedule, root: usize, node: usize, dtype: DType) -> bool {
     let inst = &func.insts[node];
     if inst.ty.dtype != dtype {
         return false;
     }
     match &inst.op {
         Op::Constant(_) | Op::Broadcast { .. } => true,
-        Op::Pow => tree_is_vectorizable_arg(func, sched, inst.args[0].index(), dtype),
+        Op::Pow => tree_is_vectorizable_arg(func, sched, root, inst.args[0].index(), dtype),
         op => {
             is_vectorizable(op, dtype)
-                && inst.args.iter().all(|arg| tree_is_vectorizable_arg(func, sched, arg.index(), dtype))
+                && inst.args.iter().all(|arg| tree_is_vectorizable_arg(func, sched, root, arg.index(), dtype))
         }
     }
 }
 
-fn tree_is_vectorizable_arg(func: &Func, sched: &Schedule, arg: usize, dtype: DType) -> bool {
-    if sched.inlined[arg] {
-        tree_is_vectorizable(func, sched, arg, dtype)
+fn tree_is_vectorizable_arg(func: &Func, sched: &Schedule, root: usize, arg: usize, dtype: DType) -> bool {
+    if sched.evaluated_in(arg, root) {
+        tree_is_vectorizable(func, sched, root, arg, dtype)
     } else {
         func.insts[arg].ty.dtype == dtype
     }

@@ -14,7 +14,8 @@
 //! Both ends are inclusive, so an instruction's result never shares bytes
 //! with anything it reads: host routines and copy loops may assume their
 //! destination does not overlap a source. Placement is first fit, in
-//! definition order, 64-byte aligned.
+//! order of first write (definition order, except hosted values: written
+//! by their host's loop, see `schedule.rs`), 64-byte aligned.
 
 use super::schedule::{self, Schedule};
 use crate::ir::{Func, Op};
@@ -83,6 +84,12 @@ pub(super) fn plan(func: &Func, sched: &Schedule) -> Plan {
     for param in 0..func.n_params {
         first[param] = 0;
     }
+    // A hosted value is written by its host's loop.
+    for index in 0..n {
+        if let Some(host) = sched.hosted[index] {
+            first[index] = host;
+        }
+    }
     let mut last: Vec<usize> = (0..n).collect();
     for index in 0..n {
         for value in schedule::reads(func, sched, index) {
@@ -93,13 +100,22 @@ pub(super) fn plan(func: &Func, sched: &Schedule) -> Plan {
     for out in &func.outputs {
         last[owner[out.index()]] = n;
     }
+    // A hosted value nobody reads later still occupies its bytes while its
+    // host's loop writes it.
+    for index in 0..n {
+        last[index] = last[index].max(first[index]);
+    }
 
     let mut offsets = vec![0usize; n];
     let mut buffers: Vec<Buffer> = Vec::new();
     // Buffers that may still be live, sorted by offset.
     let mut active: Vec<Buffer> = Vec::new();
     let mut bytes = 0;
-    for index in 0..n {
+    // In order of first write (hosted values start late), so that a buffer
+    // dead now stays dead for every later one.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&index| first[index]);
+    for index in order {
         if owner[index] != index || sched.inlined[index] {
             continue;
         }

@@ -21,6 +21,15 @@
 //!   - a `Broadcast` user only inlines a `Constant`: the broadcast operand is
 //!     read through strides (stride 0 on broadcast dims), never re-evaluated
 //!     at the broadcast shape.
+//! A materialized fusible value `v` is *hosted* (`hosted[v] = Some(r)`: it
+//! keeps its buffer but has no loop of its own; the loop of fusion root `r`
+//! evaluates it in registers, uses it, and stores it on the way) iff every
+//! user of `v` is an elementwise fusible op (not a broadcast, not a
+//! reduction) evaluated in some fused elementwise loop, and `r` is the first
+//! of those loops: later loops read `v`'s buffer as usual. This is
+//! multi-output fusion without reordering: Adam's new moments are stored by
+//! the parameter update's loop that reads them anyway, instead of being
+//! written by their own loops and read back.
 //! Everything else (matmul, reductions, argmax, slice/pad/concat/transpose,
 //! iota, the other transcendentals, views, and any op this file does not name as
 //! fusible) is one loop nest or host call per instruction, reading its
@@ -31,7 +40,12 @@ use crate::ir::{DType, Func, Op};
 /// Which values are computed inside a consumer's loop.
 pub(crate) struct Schedule {
     /// `inlined[v]`: value `v` has no buffer.
-    pub(super) inlined: Vec<bool>,
+    pub(crate) inlined: Vec<bool>,
+    /// `hosted[v] = Some(r)`: `v` has a buffer, written by the fused loop of
+    /// root `r` (see the module doc).
+    pub(crate) hosted: Vec<Option<usize>>,
+    /// `guests[r]`: the values root `r`'s loop hosts, in definition order.
+    pub(super) guests: Vec<Vec<usize>>,
     /// Exp, log, tanh and logistic are evaluated inline (`vmath.rs`) instead
     /// of by a host routine per array.
     pub(super) inline_math: bool,
@@ -126,7 +140,67 @@ pub(super) fn schedule(func: &Func, inline_math: bool) -> Schedule {
         });
         inlined[index] = users_ok && (cheap || users[index].len() == 1);
     }
-    Schedule { inlined, inline_math }
+    let (hosted, guests) = host(func, &users, &inlined, inline_math);
+    Schedule { inlined, hosted, guests, inline_math }
+}
+
+impl Schedule {
+    /// Whether `node` is evaluated inside the fused loop of `root` (inlined
+    /// into it or hosted by it) rather than read from its buffer.
+    pub(super) fn evaluated_in(&self, node: usize, root: usize) -> bool {
+        self.inlined[node] || self.hosted[node] == Some(root)
+    }
+
+    /// Whether `value` has no code of its own (inlined or hosted).
+    pub(super) fn emitted_elsewhere(&self, value: usize) -> bool {
+        self.inlined[value] || self.hosted[value].is_some()
+    }
+}
+
+/// Decides the hosted values (see the module doc), users before operands.
+fn host(
+    func: &Func,
+    users: &[Vec<usize>],
+    inlined: &[bool],
+    inline_math: bool,
+) -> (Vec<Option<usize>>, Vec<Vec<usize>>) {
+    let n = func.insts.len();
+    // loop_of[v]: the root of the fused elementwise loop that evaluates v,
+    // None when v is not evaluated by exactly one such loop.
+    let mut loop_of: Vec<Option<usize>> = vec![None; n];
+    let mut hosted: Vec<Option<usize>> = vec![None; n];
+    let elementwise_root = |index: usize| {
+        fusible(func, index, inline_math) && !matches!(func.insts[index].op, Op::Constant(_) | Op::Broadcast { .. })
+    };
+    for index in (0..n).rev() {
+        if inlined[index] {
+            loop_of[index] = match users[index].as_slice() {
+                [user] => loop_of[*user],
+                _ => None,
+            };
+            continue;
+        }
+        if !elementwise_root(index) || users[index].is_empty() {
+            loop_of[index] = elementwise_root(index).then_some(index);
+            continue;
+        }
+        let user_loops: Option<Vec<usize>> =
+            users[index].iter().map(|&user| if elementwise_root(user) { loop_of[user] } else { None }).collect();
+        match user_loops.and_then(|loops| loops.into_iter().min()) {
+            Some(first) => {
+                hosted[index] = Some(first);
+                loop_of[index] = Some(first);
+            }
+            None => loop_of[index] = Some(index),
+        }
+    }
+    let mut guests = vec![Vec::new(); n];
+    for (index, host) in hosted.iter().enumerate() {
+        if let Some(root) = host {
+            guests[*root].push(index);
+        }
+    }
+    (hosted, guests)
 }
 
 fn is_constant_inst(func: &Func, index: usize) -> bool {
@@ -147,11 +221,11 @@ pub(super) struct Leaf {
 pub(super) fn leaves(func: &Func, sched: &Schedule, root: usize) -> Vec<Leaf> {
     let strides: Vec<i64> = func.insts[root].ty.shape.strides().iter().map(|&s| s as i64).collect();
     let mut res = Vec::new();
-    visit(func, sched, root, &strides, &mut res);
+    visit(func, sched, root, root, &strides, &mut res);
     res
 }
 
-fn visit(func: &Func, sched: &Schedule, node: usize, strides: &[i64], res: &mut Vec<Leaf>) {
+fn visit(func: &Func, sched: &Schedule, root: usize, node: usize, strides: &[i64], res: &mut Vec<Leaf>) {
     let inst = &func.insts[node];
     match &inst.op {
         Op::Constant(_) => {}
@@ -166,8 +240,8 @@ fn visit(func: &Func, sched: &Schedule, node: usize, strides: &[i64], res: &mut 
             let n_args = if const_pow_exponent(func, node).is_some() { 1 } else { inst.args.len() };
             for arg in &inst.args[..n_args] {
                 let arg = arg.index();
-                if sched.inlined[arg] {
-                    visit(func, sched, arg, strides, res);
+                if sched.evaluated_in(arg, root) {
+                    visit(func, sched, root, arg, strides, res);
                 } else {
                     push_leaf(res, Leaf { value: arg, strides: strides.to_vec() });
                 }
@@ -202,7 +276,7 @@ pub(super) fn broadcast_strides(func: &Func, index: usize, dims: &[usize]) -> Ve
 /// fused tree's leaves, or its operands); empty for inlined values and views.
 pub(super) fn reads(func: &Func, sched: &Schedule, index: usize) -> Vec<usize> {
     let inst = &func.insts[index];
-    if sched.inlined[index] {
+    if sched.emitted_elsewhere(index) {
         return Vec::new();
     }
     if fusible(func, index, sched.inline_math) {
