@@ -24,7 +24,9 @@
 //! slice/pad/concat/transpose, iota, anything new) is one loop nest per
 //! instruction reading its operands' buffers. The transcendentals (exp, log,
 //! tanh, non-constant pow, log1p, expm1, logistic, sin, cos, erf) and MatMul
-//! call host routines once per array (`kernels.rs`).
+//! call host routines once per array (`kernels.rs`). A scan's body is
+//! compiled as its own `CpuFunc`, run by a loop step between the chunks
+//! (`scan.rs`).
 //!
 //! Results equal `ir::interp::run` bitwise except `MatMul` (the `gemm`
 //! crate's summation order) and constant-integer `pow` (within 3 ulp of
