@@ -32,6 +32,8 @@
 //! transcendentals (non-constant pow, log1p, expm1, sin, cos, erf; and exp,
 //! log, tanh, logistic without `inline_math`) and MatMul call host routines
 //! once per array (`kernels.rs`).
+//! A scan's body is compiled as its own `CpuFunc`, run by a loop step
+//! between the chunks (`scan.rs`).
 //!
 //! Results equal `ir::interp::run` bitwise except `MatMul` (the `gemm`
 //! crate's summation order), constant-integer `pow` (within 3 ulp of

@@ -86,3 +86,10 @@ fn dead_and_separated_siblings_are_computed_in_place() {
         check("dead and separated siblings", &f, None);
     }
 }
+
+#[test]
+fn the_ptx_backend_rejects_scans_cleanly() {
+    let f = crate::ir::scan::tests::cumsum(DType::F32, 3, false).scanned();
+    let res = crate::codegen::ptx::emit(&f);
+    assert!(matches!(res, Err(crate::codegen::ptx::PtxError::Unsupported { op: "scan", .. })), "{:?}", res.err());
+}
