@@ -59,6 +59,13 @@ fn gelu(x, approximate = true) {
 # The builtin logistic op: stable for large |x| (no exp overflow).
 fn sigmoid(x) = logistic(x)
 
+# Inverted dropout (Srivastava et al., 2014), as PyTorch's F.dropout in
+# training mode: each element is zeroed with probability `rate` and the
+# others are scaled by 1 / (1 - rate), so the expected value is unchanged.
+# Pass a fresh key per step (a step method's `key` parameter); outside
+# training simply do not call it.
+fn dropout(x, key, rate = 0.5) = where(uniform(key, shape(x)) >= rate, x / (1.0 - rate), 0.0 * x)
+
 # log(sum(exp(x))) over the last axis, shifted by the maximum for stability.
 fn logsumexp(x) {
     let m = max(x, axis = -1, keepdims = true)

@@ -15,6 +15,7 @@ mod fuzz;
 mod gpu;
 mod gradients;
 mod higher_order;
+mod keys;
 mod language;
 mod loggers;
 mod optimizer;

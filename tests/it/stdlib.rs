@@ -427,6 +427,7 @@ fn activation_gradients_match_finite_differences() {
         "softmax(x)",
         "log_softmax(x)",
         "logsumexp(x)",
+        "dropout(x, random_key(3), rate = 0.3)",
     ] {
         let src = format!("use nn\nfn f(x: f64[3, 4], w: f64[3, 4]) -> f64 = sum(w * {act})\n");
         let inputs = [random(&mut rng, &[3, 4], -3.0, 3.0), random(&mut rng, &[3, 4], -1.0, 1.0)];
@@ -776,4 +777,15 @@ model Tiny(seq: int = 8) {
     // ln(4) = 1.386 at chance; the sequence is deterministic, so the loss falls far below.
     assert!(first > 1.0 && last.0 < 0.2 * first, "loss {first} -> {}", last.0);
     assert_eq!(last.1, 1.0, "every next token predicted after 60 steps (loss {})", last.0);
+}
+
+#[test]
+fn dropout_zeroes_the_rate_and_scales_the_rest() {
+    let src = "use nn\nfn f(x: f64[100, 100]) = dropout(x, random_key(5), rate = 0.3)\n";
+    let func = lower(src, "f");
+    let out = f64s(&interp::run(&func, &[Tensor::f64(&[100, 100], vec![2.0; 10_000])])[0]);
+    let zeros = out.iter().filter(|v| **v == 0.0).count();
+    assert!(out.iter().all(|v| *v == 0.0 || (*v - 2.0 / 0.7).abs() < 1e-6), "only 0 and x / (1 - rate)");
+    // Binomial(10000, 0.3): sd 46, so +-200 is over 4 sd.
+    assert!((2800..=3200).contains(&zeros), "{zeros} zeros of 10000 at rate 0.3");
 }

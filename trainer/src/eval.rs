@@ -15,6 +15,15 @@ use compiler::ir::Tensor;
 use runtime::{Backend, Executable};
 use std::path::{Path, PathBuf};
 
+/// The random keys of an evaluation step that takes `key`: batch `i` of
+/// the split gets `rng::step_key(seed, purpose, i)`, the same at every
+/// evaluation, so two validations of one model give the same numbers.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalKey {
+    pub seed: u64,
+    pub purpose: &'static str,
+}
+
 /// Runs the programs (one per batch size: full batches, and the last,
 /// smaller one) over `data` in order; returns `(name, mean)` per logged value.
 pub fn evaluate(
@@ -23,6 +32,7 @@ pub fn evaluate(
     data: &Dataset,
     bs: usize,
     logs: &[(String, bool)],
+    key: Option<EvalKey>,
 ) -> Result<Vec<(String, f64)>, FitError> {
     let order: Vec<usize> = (0..data.len()).collect();
     let mut sums = vec![0.0; logs.len()];
@@ -34,6 +44,9 @@ pub fn evaluate(
         let mut inputs: Vec<Tensor> = params.to_vec();
         inputs.push(x);
         inputs.push(y);
+        if let Some(k) = key {
+            inputs.push(crate::rng::step_key(k.seed, k.purpose, (start / bs) as u64));
+        }
         for (s, t) in sums.iter_mut().zip(exe.run(&inputs)?) {
             *s += t.scalar_value() * size as f64;
         }
@@ -140,7 +153,12 @@ pub fn run(stage: Stage, path: &Path, text: &str, opts: &EvalOptions) -> Result<
     let mut params = ck.take_strict(&name, &names)?;
     params.truncate(setup.progs.params.len());
     let mut exes = setup.eval_programs(stage, data, opts.backend, &opts.compiler, opts.color)?;
-    let metrics = evaluate(&mut exes, &params, data, setup.data_cfg.batch_size, setup.eval_logs(stage))?;
+    let (takes_key, purpose) = match stage {
+        Stage::Validate => (setup.progs.keys.val, "validation_step"),
+        Stage::Test => (setup.progs.keys.test, "test_step"),
+    };
+    let key = takes_key.then_some(EvalKey { seed: setup.trainer_cfg.seed, purpose });
+    let metrics = evaluate(&mut exes, &params, data, setup.data_cfg.batch_size, setup.eval_logs(stage), key)?;
     Ok(EvalSummary { checkpoint: ck_path, examples: data.len(), metrics })
 }
 

@@ -17,7 +17,7 @@ use crate::config::{DataConfig, TrainerConfig};
 use crate::data::{self, Dataset};
 use crate::eval;
 use crate::logger::Logger;
-use crate::rng::Rng;
+use crate::rng::{step_key, Rng};
 use crate::setup::{self, Stage};
 use compiler::ir::{Tensor, Type};
 use compiler::lower::gradients::ClipAlgorithm;
@@ -294,6 +294,9 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     }
     let n_params = progs.params.len();
     let names = checkpoint_names(progs);
+    // The keys of evaluation steps that take one (`eval::EvalKey`).
+    let eval_key =
+        |takes: bool, purpose: &'static str| takes.then_some(eval::EvalKey { seed: trainer_cfg.seed, purpose });
 
     // The metrics each epoch end has: what monitors and file names may use.
     let mut epoch_names = vec!["train_loss_epoch".to_string()];
@@ -454,6 +457,9 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                     inputs.push(Tensor::scalar_f32((global_step + 1) as f32));
                     inputs.push(x);
                     inputs.push(y);
+                    if progs.keys.train {
+                        inputs.push(step_key(trainer_cfg.seed, "training_step", global_step as u64));
+                    }
                     let call = std::time::Instant::now();
                     let mut outs = step_exe.run(&inputs)?.into_iter();
                     step_time += call.elapsed();
@@ -482,6 +488,11 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                         inputs.append(&mut accs);
                         inputs.push(x);
                         inputs.push(y);
+                        if progs.keys.train {
+                            // One key per micro-batch: k per optimizer step.
+                            let micro = (global_step * k + (mb - b)) as u64;
+                            inputs.push(step_key(trainer_cfg.seed, "training_step", micro));
+                        }
                         let call = std::time::Instant::now();
                         let mut outs = grad_exe.run(&inputs)?.into_iter();
                         step_time += call.elapsed();
@@ -560,7 +571,14 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             .extend(progs.train_logs.iter().zip(&log_sums).map(|((n, _), s)| (format!("{n}_epoch"), s / denom)));
         let validate = !val_exes.is_empty() && (epoch + 1) % trainer_cfg.check_val_every_n_epoch == 0;
         if validate {
-            epoch_metrics.extend(eval::evaluate(&mut val_exes, &params, val, bs, &progs.val_logs)?);
+            epoch_metrics.extend(eval::evaluate(
+                &mut val_exes,
+                &params,
+                val,
+                bs,
+                &progs.val_logs,
+                eval_key(progs.keys.val, "validation_step"),
+            )?);
         }
         logger.log(epoch, global_step.saturating_sub(1), &epoch_metrics)?;
         logger.flush()?;
@@ -667,7 +685,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let n = if dev_run > 0 { dev_run } else { trainer_cfg.limit_test_batches };
         let test = &limit(setup.test.as_ref().expect("checked by will_test"), n);
         let mut exes = setup.eval_programs(Stage::Test, test, opts.backend, &opts.compiler, opts.color)?;
-        test_metrics = eval::evaluate(&mut exes, &params, test, bs, &progs.test_logs)?;
+        test_metrics =
+            eval::evaluate(&mut exes, &params, test, bs, &progs.test_logs, eval_key(progs.keys.test, "test_step"))?;
         logger.log(epochs_done.saturating_sub(1), global_step.saturating_sub(1), &test_metrics)?;
         logger.flush()?;
     }

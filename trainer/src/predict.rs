@@ -105,6 +105,7 @@ pub fn run(path: &Path, text: &str, opts: &PredictOptions) -> Result<PredictSumm
         sizes.push(data.len() % bs);
     }
     let mut exes = Vec::new();
+    let mut takes_key = false;
     for &size in &sizes {
         let x_ty = data.x.batch_type(size);
         let prog = compiler::compile_predict(&setup.prog, setup.trainer_sec.as_ref(), &x_ty, &opts.compiler)
@@ -118,6 +119,7 @@ pub fn run(path: &Path, text: &str, opts: &PredictOptions) -> Result<PredictSumm
         let paths: Vec<&str> = prog.params.iter().map(|p| p.path.as_str()).collect();
         let want: Vec<&str> = setup.progs.params.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, want, "predict_step and training_step instantiate the same model");
+        takes_key = prog.takes_key;
         let mut exe = Executable::compile(prog.func, opts.backend)?;
         exe.set_flush_denormals(setup.trainer_cfg.flush_denormals);
         exes.push((size, exe));
@@ -132,6 +134,9 @@ pub fn run(path: &Path, text: &str, opts: &PredictOptions) -> Result<PredictSumm
         let (x, _) = data.batch(&order, start, size);
         let mut inputs: Vec<Tensor> = params.clone();
         inputs.push(x);
+        if takes_key {
+            inputs.push(crate::rng::step_key(setup.trainer_cfg.seed, "predict_step", (start / bs) as u64));
+        }
         let y = exe.run(&inputs)?.into_iter().next().expect("one output");
         match &mut out {
             None => out = Some((y.shape.dims().to_vec(), y.data)),

@@ -49,3 +49,16 @@ impl Rng {
         p
     }
 }
+
+/// The random key (`i32[2]`, a raw threefry key) a step method that takes
+/// `key` receives at call `counter` of `purpose` ("training_step" counts
+/// micro-batches from the start of training, evaluation steps count their
+/// batches from the start of the split). A pure function of the seed and
+/// the counter, so a resumed run draws exactly the keys the uninterrupted
+/// run would, and two validations see the same noise.
+pub fn step_key(seed: u64, purpose: &str, counter: u64) -> compiler::ir::Tensor {
+    let mut rng = Rng::derive(seed, purpose);
+    let base = rng.next_u64();
+    let bits = Rng::new(base ^ counter.wrapping_mul(0xd1b5_4a32_d192_ed03)).next_u64();
+    compiler::ir::Tensor::i32(&[2], vec![(bits >> 32) as u32 as i32, bits as u32 as i32])
+}

@@ -64,6 +64,9 @@ pub const NAMES: &[&str] = &[
     "conv2d",
     "max_pool2d",
     "avg_pool2d",
+    "shape",
+    "stack",
+    "concat",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -106,6 +109,8 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             _ => bad(el, "`ndim(x)` takes one tensor", span),
         },
         "conv2d" => super::window_builtins::conv2d(el, &args, span),
+        "shape" => super::join::shape(el, &args, span),
+        "stack" | "concat" => super::join::join(el, name, &args, span),
         "max_pool2d" | "avg_pool2d" => super::window_builtins::pool2d(el, name, &args, span),
         "log" => {
             if matches!(args.first().map(|a| &a.value), Some(Val::Str(_))) {

@@ -4,6 +4,7 @@
 use super::elab::{CallArg, Elaborator, Env, LogEntry, PrintItem};
 use super::gradients::{GradSettings, GRAD_NORM_LOG};
 use super::program::{Global, Program};
+use super::step_inputs::{batch_params, key_type};
 use super::value::{ParamSpec, TVal, Val};
 use crate::autodiff::inline_outputs as inline;
 use crate::check::{Dim, Ty};
@@ -409,23 +410,37 @@ pub struct TrainPrograms {
     pub optimizer: String,
     /// Optimizer state tensors per parameter (each of the parameter's type).
     pub states_per_param: usize,
-    /// Inputs: params, states (param-major), step (f32 scalar, 1-based), x, y.
+    /// Inputs: params, states (param-major), step (f32 scalar, 1-based), x, y
+    /// (then the key, with `keys.train`).
     /// Outputs: new params, new states, loss, then the logged values
     /// (`train_logs`: `training_step`'s, then `grad_norm` with `log_grad_norm`).
     pub train_step: Func,
     pub train_logs: Vec<(String, bool)>,
-    /// Inputs: params, x, y. Outputs: the logged values. Cannot change parameters.
+    /// Inputs: params, x, y (then the key, with `keys.val`). Outputs: the
+    /// logged values. Cannot change parameters.
     pub val_step: Option<Func>,
     pub val_logs: Vec<(String, bool)>,
     /// `test_step`, lowered like `val_step`: inputs params, x, y; outputs the logged values.
     pub test_step: Option<Func>,
     pub test_logs: Vec<(String, bool)>,
+    /// Which steps declare a trailing `key` parameter: their programs take
+    /// one more input, last, an `i32[2]` random key the trainer makes fresh
+    /// for every call (`grad_step` too, with accumulation).
+    pub keys: StepKeys,
     /// The `trainer` section's gradient settings (clipping, `grad_norm`,
     /// accumulation), already part of `train_step` and `accumulation`.
     pub grad_settings: GradSettings,
     /// With `accumulate_grad_batches = k > 1`, the programs the trainer runs
     /// instead of `train_step` (which stays the k = 1 step).
     pub accumulation: Option<Accumulation>,
+}
+
+/// Which step methods take a random key (see `step_inputs::KEY_PARAM`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepKeys {
+    pub train: bool,
+    pub val: bool,
+    pub test: bool,
 }
 
 /// The training step split for gradient accumulation: `grad_step` once per
@@ -436,7 +451,8 @@ pub struct TrainPrograms {
 #[derive(Clone, Debug)]
 pub struct Accumulation {
     pub k: usize,
-    /// Inputs: params, accumulators (one per parameter, of its type), x, y.
+    /// Inputs: params, accumulators (one per parameter, of its type), x, y
+    /// (then the key, with `keys.train`).
     /// Outputs: accumulators + this micro-batch's gradients, loss, then
     /// `training_step`'s logged values (`train_logs` without `grad_norm`).
     pub grad_step: Func,
@@ -601,7 +617,8 @@ pub fn lower_training_with(
         )
         .with_label(decl.name.span, "defined here")]);
     };
-    let (fwd, train_logs) = lower_step(prog, module, item, &cfg_args, &params, &fwd_types, train_idx, true)?;
+    let LoweredStep { func: fwd, logs: train_logs, takes_key: train_key } =
+        lower_step(prog, module, item, &cfg_args, &params, &fwd_types, train_idx, true)?;
     let fwd = before_ad(&fwd);
 
     // 4. Differentiate with respect to the parameters only.
@@ -636,15 +653,16 @@ pub fn lower_training_with(
     let mut train_types = step_types.clone();
     train_types.push(x_ty.clone());
     train_types.push(y_ty.clone());
+    if train_key {
+        train_types.push(key_type());
+    }
     let mut el = Elaborator::new(prog, Some(Builder::new("train_step", &train_types)));
     let b = el.b();
     let param_ids: Vec<ValueId> = (0..n_params).map(|i| b.param(i)).collect();
     let step_id = b.param(n_params * (1 + n_states));
-    let x_id = b.param(n_params * (1 + n_states) + 1);
-    let y_id = b.param(n_params * (1 + n_states) + 2);
     let mut grad_args = param_ids.clone();
-    grad_args.push(x_id);
-    grad_args.push(y_id);
+    // x, y (and the key).
+    grad_args.extend((1..=2 + usize::from(train_key)).map(|j| b.param(n_params * (1 + n_states) + j)));
     let outs = inline(b, &grad, &grad_args);
     let loss = outs[0];
     let logs: Vec<ValueId> = outs[1..1 + n_logs].to_vec();
@@ -664,10 +682,12 @@ pub fn lower_training_with(
         types.extend(param_tys.iter().cloned());
         types.push(x_ty.clone());
         types.push(y_ty.clone());
+        if train_key {
+            types.push(key_type());
+        }
         let mut b = Builder::new("grad_step", &types);
         let mut grad_args: Vec<ValueId> = (0..n_params).map(|i| b.param(i)).collect();
-        grad_args.push(b.param(2 * n_params));
-        grad_args.push(b.param(2 * n_params + 1));
+        grad_args.extend((0..2 + usize::from(train_key)).map(|j| b.param(2 * n_params + j)));
         let outs = inline(&mut b, &grad, &grad_args);
         let mut outputs: Vec<ValueId> =
             outs[1 + n_logs..].iter().enumerate().map(|(i, &g)| b.add(ValueId((n_params + i) as u32), g)).collect();
@@ -706,17 +726,17 @@ pub fn lower_training_with(
     };
 
     // 6. Validation and test: F(params, x, y) -> logs, separate programs.
-    let eval_step = |name: &str| -> Result<(Option<Func>, Vec<(String, bool)>), Vec<Diagnostic>> {
+    let eval_step = |name: &str| -> Result<(Option<Func>, Vec<(String, bool)>, bool), Vec<Diagnostic>> {
         match decl.methods.iter().position(|f| f.name.name == name) {
             Some(idx) => {
-                let (f, logs) = lower_step(prog, module, item, &cfg_args, &params, &fwd_types, idx, false)?;
-                Ok((Some(crate::ir::dce::dce(&f)), logs))
+                let s = lower_step(prog, module, item, &cfg_args, &params, &fwd_types, idx, false)?;
+                Ok((Some(crate::ir::dce::dce(&s.func)), s.logs, s.takes_key))
             }
-            None => Ok((None, vec![])),
+            None => Ok((None, vec![], false)),
         }
     };
-    let (val_step, val_logs) = eval_step("validation_step")?;
-    let (test_step, test_logs) = eval_step("test_step")?;
+    let (val_step, val_logs, val_key) = eval_step("validation_step")?;
+    let (test_step, test_logs, test_key) = eval_step("test_step")?;
     Ok(TrainPrograms {
         model_name: decl.name.name.clone(),
         params,
@@ -728,6 +748,7 @@ pub fn lower_training_with(
         val_logs,
         test_step,
         test_logs,
+        keys: StepKeys { train: train_key, val: val_key, test: test_key },
         grad_settings: settings,
         accumulation,
     })
@@ -856,10 +877,25 @@ fn lower_step(
     types: &[Type],
     method: usize,
     is_train: bool,
-) -> Result<(Func, Vec<(String, bool)>), Vec<Diagnostic>> {
+) -> Result<LoweredStep, Vec<Diagnostic>> {
     let decl = prog.model_decl(module, item);
     let mdecl = &decl.methods[method];
-    let mut el = Elaborator::new(prog, Some(Builder::new(&mdecl.name.name, types)));
+    let (batch, takes_key) = batch_params(mdecl);
+    if batch.len() != 2 {
+        return Err(vec![Diagnostic::error(
+            Code::BadSection,
+            format!(
+                "`{}` must take (self, x, y) or (self, x, y, key): the batch's inputs and labels, and optionally a random key",
+                mdecl.name.name
+            ),
+        )
+        .with_label(mdecl.name.span, "defined here")]);
+    }
+    let mut types = types.to_vec();
+    if takes_key {
+        types.push(key_type());
+    }
+    let mut el = Elaborator::new(prog, Some(Builder::new(&mdecl.name.name, &types)));
     for (i, p) in params.iter().enumerate() {
         el.param_values.insert(p.path.clone(), ValueId(i as u32));
     }
@@ -869,23 +905,15 @@ fn lower_step(
     let n = params.len();
     let x = TVal { ty: Ty::known(&types[n]), id: Some(ValueId(n as u32)) };
     let y = TVal { ty: Ty::known(&types[n + 1]), id: Some(ValueId(n as u32 + 1)) };
-    let n_args = mdecl.params.iter().filter(|p| p.name.name != "self").count();
-    if n_args != 2 {
-        return Err(vec![Diagnostic::error(
-            Code::BadSection,
-            format!("`{}` must take (self, x, y): the batch's inputs and labels", mdecl.name.name),
-        )
-        .with_label(mdecl.name.span, "defined here")]);
-    }
-    let args = vec![
-        CallArg { name: None, name_span: None, value: Val::Tensor(x), span: mdecl.params[1].name.span },
-        CallArg {
-            name: None,
-            name_span: None,
-            value: Val::Tensor(y),
-            span: mdecl.params[2.min(mdecl.params.len() - 1)].name.span,
-        },
+    let mut args = vec![
+        CallArg { name: None, name_span: None, value: Val::Tensor(x), span: batch[0].name.span },
+        CallArg { name: None, name_span: None, value: Val::Tensor(y), span: batch[1].name.span },
     ];
+    if takes_key {
+        let key = TVal { ty: Ty::known(&key_type()), id: Some(ValueId(n as u32 + 2)) };
+        let span = mdecl.params.last().expect("has key").name.span;
+        args.push(CallArg { name: None, name_span: None, value: Val::Tensor(key), span });
+    }
     el.logs = Some(Vec::new());
     let out = el.call_method(inst, method, args, mdecl.span);
     let logs: Vec<LogEntry> = el.logs.take().unwrap_or_default();
@@ -917,5 +945,13 @@ fn lower_step(
     outputs.extend(logs.iter().map(|l| l.value.id.expect("built")));
     let func = el.builder.take().expect("builder").finish(outputs);
     crate::ir::verify::assert_valid(&func, "lower (step)");
-    Ok((func, logs.into_iter().map(|l| (l.name, l.prog_bar)).collect()))
+    Ok(LoweredStep { func, logs: logs.into_iter().map(|l| (l.name, l.prog_bar)).collect(), takes_key })
+}
+
+/// A lowered step method: inputs params, x, y (then the key when
+/// `takes_key`); outputs (loss, logs...) for a training step, else the logs.
+struct LoweredStep {
+    func: Func,
+    logs: Vec<(String, bool)>,
+    takes_key: bool,
 }

@@ -13,6 +13,7 @@ pub mod elab;
 pub mod entry;
 pub mod gradients;
 pub mod index;
+mod join;
 pub mod ops;
 pub mod predict;
 pub mod program;
@@ -30,11 +31,11 @@ pub mod window_builtins;
 pub use elab::PrintItem;
 pub use entry::{
     check_program, lower_fn, lower_fn_at, lower_main, lower_training, lower_training_with, training_sections,
-    Accumulation, ConstValue, Script, Section, Sections, SettingEntry, TrainPrograms,
+    Accumulation, ConstValue, Script, Section, Sections, SettingEntry, StepKeys, TrainPrograms,
 };
 pub use predict::{lower_predict, PredictProgram};
 pub use program::{load, load_with, Program, ReadFile};
-pub use step_inputs::{declared_step_inputs, DeclaredInput};
+pub use step_inputs::{declared_step_inputs, DeclaredInput, KEY_PARAM};
 pub use value::{Init, ParamSpec};
 
 #[cfg(test)]

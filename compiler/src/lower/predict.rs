@@ -12,7 +12,7 @@
 use super::elab::{CallArg, Elaborator};
 use super::entry::{dedup, Section};
 use super::program::Program;
-use super::step_inputs::trained_model;
+use super::step_inputs::{batch_params, key_type, trained_model};
 use super::value::{ParamSpec, TVal, Val};
 use crate::check::Ty;
 use crate::diagnostic::{Code, Diagnostic};
@@ -23,8 +23,11 @@ use crate::ir::{Builder, Func, Type, ValueId};
 #[derive(Clone, Debug)]
 pub struct PredictProgram {
     pub params: Vec<ParamSpec>,
-    /// Inputs: params, x. Output: the prediction, batch dim first.
+    /// Inputs: params, x (then the key, with `takes_key`). Output: the
+    /// prediction, batch dim first.
     pub func: Func,
+    /// `predict_step(self, x, key)`: the trainer passes a random key.
+    pub takes_key: bool,
 }
 
 /// Lowers `predict_step` for batches of type `x_ty`; `Ok(None)` when the
@@ -38,11 +41,11 @@ pub fn lower_predict(
     let decl = prog.model_decl(m.module, m.item);
     let Some(method) = decl.methods.iter().position(|f| f.name.name == "predict_step") else { return Ok(None) };
     let mdecl = &decl.methods[method];
-    let n_args = mdecl.params.iter().filter(|p| p.name.name != "self").count();
-    if n_args != 1 {
+    let (batch, takes_key) = batch_params(mdecl);
+    if batch.len() != 1 {
         return Err(vec![Diagnostic::error(
             Code::BadSection,
-            "`predict_step` must take (self, x): the batch's inputs, without labels",
+            "`predict_step` must take (self, x) or (self, x, key): the batch's inputs, without labels",
         )
         .with_label(mdecl.name.span, "defined here")]);
     }
@@ -56,6 +59,9 @@ pub fn lower_predict(
 
     let mut types: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
     types.push(x_ty.clone());
+    if takes_key {
+        types.push(key_type());
+    }
     let mut el = Elaborator::new(prog, Some(Builder::new("predict_step", &types)));
     for (i, p) in params.iter().enumerate() {
         el.param_values.insert(p.path.clone(), ValueId(i as u32));
@@ -65,8 +71,12 @@ pub fn lower_predict(
     };
     let n = params.len();
     let x = TVal { ty: Ty::known(x_ty), id: Some(ValueId(n as u32)) };
-    let x_span = mdecl.params.iter().find(|p| p.name.name != "self").map_or(mdecl.name.span, |p| p.name.span);
-    let args = vec![CallArg { name: None, name_span: None, value: Val::Tensor(x), span: x_span }];
+    let mut args = vec![CallArg { name: None, name_span: None, value: Val::Tensor(x), span: batch[0].name.span }];
+    if takes_key {
+        let key = TVal { ty: Ty::known(&key_type()), id: Some(ValueId(n as u32 + 1)) };
+        let span = mdecl.params.last().expect("has key").name.span;
+        args.push(CallArg { name: None, name_span: None, value: Val::Tensor(key), span });
+    }
     el.logs = Some(Vec::new());
     let out = el.call_method(inst, method, args, mdecl.span);
     if el.diags.iter().any(Diagnostic::is_error) {
@@ -94,5 +104,5 @@ pub fn lower_predict(
     };
     let func = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(vec![id]));
     crate::ir::verify::assert_valid(&func, "lower (predict step)");
-    Ok(Some(PredictProgram { params, func }))
+    Ok(Some(PredictProgram { params, func, takes_key }))
 }

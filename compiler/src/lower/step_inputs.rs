@@ -17,7 +17,29 @@ use super::value::{ModelInst, Val};
 use crate::check::Ty;
 use crate::diagnostic::Diagnostic;
 use crate::span::Span;
+use crate::syntax::ast;
 use std::rc::Rc;
+
+/// The name of a step method's optional last parameter that receives a
+/// fresh random key (`i32[2]`) from the trainer at every call:
+/// `fn training_step(self, x, y, key)`.
+pub const KEY_PARAM: &str = "key";
+
+/// A step method's parameters after `self`, without a trailing `key`, and
+/// whether it has that `key`.
+pub(super) fn batch_params(method: &ast::FnDecl) -> (Vec<&ast::Param>, bool) {
+    let mut params: Vec<&ast::Param> = method.params.iter().filter(|p| p.name.name != "self").collect();
+    let takes_key = params.last().is_some_and(|p| p.name.name == KEY_PARAM);
+    if takes_key {
+        params.pop();
+    }
+    (params, takes_key)
+}
+
+/// The type of the trainer-supplied random key.
+pub(super) fn key_type() -> crate::ir::Type {
+    crate::ir::Type { dtype: crate::ir::DType::I32, shape: crate::ir::Shape(vec![2]) }
+}
 
 /// One input of a step method.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,8 +77,8 @@ pub(super) fn trained_model(prog: &Program, trainer: Option<&Section>) -> Result
     Ok(TrainedModel { module, item, cfg_args })
 }
 
-/// The declared inputs (after `self`) of the trained model's `method`;
-/// `Ok(None)` when the model has no such method.
+/// The declared batch inputs (after `self`, without a trailing `key`) of
+/// the trained model's `method`; `Ok(None)` when the model has no such method.
 pub fn declared_step_inputs(
     prog: &Program,
     trainer: Option<&Section>,
@@ -76,7 +98,7 @@ pub fn declared_step_inputs(
         env.bind(k, v.clone());
     }
     let mut inputs = Vec::new();
-    for p in mdecl.params.iter().filter(|p| p.name.name != "self") {
+    for p in batch_params(mdecl).0 {
         let ty = match &p.ty {
             Some(t) => el.resolve_type(&env, t, true),
             None => None,
