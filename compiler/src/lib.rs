@@ -138,6 +138,22 @@ pub fn compile_predict(
     Ok(Some(p))
 }
 
+/// The end-of-training hook: lower `on_train_end` -> optimize. `Ok(None)`
+/// when the trained model has no such method.
+pub fn compile_on_train_end(
+    prog: &lower::Program,
+    trainer: Option<&lower::Section>,
+    x_ty: &Type,
+    y_ty: &Type,
+    opts: &Options,
+) -> Result<Option<lower::HookProgram>, Vec<Diagnostic>> {
+    let Some(mut h) = lower::lower_on_train_end(prog, trainer, x_ty, y_ty)? else { return Ok(None) };
+    if !opts.no_opt {
+        h.func = optimize_stage(&h.func, &opts.opt).0;
+    }
+    Ok(Some(h))
+}
+
 /// The script pipeline: check -> lower `main` -> optimize.
 pub fn compile_script(prog: &lower::Program, opts: &Options) -> Result<lower::Script, Vec<Diagnostic>> {
     compile_script_reported(prog, opts).map(|(script, _)| script)

@@ -50,6 +50,9 @@ pub enum FitError {
     /// Stopped by SIGINT/SIGTERM after finishing a step; `last` was written.
     #[error("{0}")]
     Interrupted(String),
+    /// A picture `on_train_end` saves could not be drawn or written.
+    #[error("{0}")]
+    Artifact(String),
 }
 
 /// A checkpoint named on the command line: `--resume`, `--ckpt`.
@@ -151,6 +154,8 @@ pub struct FitSummary {
     pub test_metrics: Vec<(String, f64)>,
     /// Where each completed epoch's time went.
     pub timing: Vec<EpochTiming>,
+    /// The pictures `on_train_end` wrote.
+    pub artifacts: Vec<PathBuf>,
 }
 
 /// One epoch's wall time against the time inside compiled step calls: the
@@ -270,6 +275,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     } else {
         setup.eval_programs(Stage::Validate, val, opts.backend, &opts.compiler, opts.color)?
     };
+    let mut hook = crate::hook::compile(&setup, opts.backend, &opts.compiler, opts.color)?;
     let will_test = trainer_cfg.test_after_fit && progs.test_step.is_some() && setup.test.is_some();
     print_summary(progs, setup.compile_ms, train, val, setup.test.as_ref().filter(|_| will_test));
 
@@ -677,6 +683,11 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         ),
         Stop::MaxEpochs | Stop::Callback => {}
     }
+    // Lightning's on_train_end: after the last step and checkpoint, before testing.
+    let artifacts = match &mut hook {
+        Some(h) => h.run(&setup, &params, &logger.dir, dev_run == 0)?,
+        None => vec![],
+    };
     let mut test_metrics = Vec::new();
     if will_test {
         // Lightning runs `trainer.test` only when asked; `jlc run` runs it
@@ -709,6 +720,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         best_checkpoint,
         test_metrics,
         timing,
+        artifacts,
     })
 }
 
@@ -920,6 +932,7 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
             let values: Vec<f64> = match &p.init {
                 Init::Zeros => vec![0.0; n],
                 Init::Ones => vec![1.0; n],
+                Init::Full(v) => vec![*v; n],
                 Init::Uniform { low, high } => (0..n).map(|_| rng.uniform(*low, *high)).collect(),
                 Init::Normal { mean, std } => (0..n).map(|_| mean + std * rng.normal()).collect(),
                 Init::GlorotUniform => {

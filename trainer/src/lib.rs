@@ -11,12 +11,14 @@
 //! that `--resume` continues bit-exactly. The trainer uses only the
 //! compiler's front-end entry points and the runtime's `Executable`.
 
+pub mod artifact;
 pub mod callback;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod eval;
 pub mod fit;
+pub mod hook;
 pub mod logger;
 pub mod plot;
 pub mod predict;

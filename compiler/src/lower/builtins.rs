@@ -32,6 +32,7 @@ pub const NAMES: &[&str] = &[
     "print",
     "zeros",
     "ones",
+    "full",
     "uniform",
     "normal",
     "glorot_uniform",
@@ -67,6 +68,8 @@ pub const NAMES: &[&str] = &[
     "shape",
     "stack",
     "concat",
+    "save_image",
+    "save_plot",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -111,6 +114,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "conv2d" => super::window_builtins::conv2d(el, &args, span),
         "shape" => super::join::shape(el, &args, span),
         "stack" | "concat" => super::join::join(el, name, &args, span),
+        "save_image" | "save_plot" => super::artifacts::save(el, name, &args, span),
         "max_pool2d" | "avg_pool2d" => super::window_builtins::pool2d(el, name, &args, span),
         "log" => {
             if matches!(args.first().map(|a| &a.value), Some(Val::Str(_))) {
@@ -158,6 +162,10 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "print" => print(el, args, span),
         "zeros" => Val::Init(Init::Zeros),
         "ones" => Val::Init(Init::Ones),
+        "full" => match num(args.first()) {
+            Some(v) if args.len() == 1 => Val::Init(Init::Full(v)),
+            _ => bad(el, "full(value) needs one compile-time number", span),
+        },
         "glorot_uniform" => Val::Init(Init::GlorotUniform),
         // With a key first: random numbers; with numbers: an initializer.
         "uniform" | "normal" if matches!(args.first().map(|a| &a.value), Some(Val::Tensor(_))) => {

@@ -44,6 +44,9 @@ pub struct Elaborator<'p> {
     pub builder: Option<Builder>,
     /// `Some` while elaborating a step method: where `log(...)` goes.
     pub logs: Option<Vec<LogEntry>>,
+    /// `Some` while elaborating `on_train_end`: where `save_image(...)`
+    /// and `save_plot(...)` go.
+    pub artifacts: Option<Vec<super::artifacts::Artifact>>,
     /// `Some` while elaborating `main`: where `print(...)` goes.
     pub prints: Option<Vec<Vec<PrintItem>>>,
     pub printed: Vec<TVal>,
@@ -104,6 +107,7 @@ impl<'p> Elaborator<'p> {
             diags: Vec::new(),
             builder,
             logs: None,
+            artifacts: None,
             prints: None,
             printed: Vec::new(),
             param_specs: Vec::new(),

@@ -4,7 +4,7 @@
 use super::elab::{CallArg, Elaborator, Env, LogEntry, PrintItem};
 use super::gradients::{GradSettings, GRAD_NORM_LOG};
 use super::program::{Global, Program};
-use super::step_inputs::{batch_params, key_type};
+use super::step_inputs::{batch_params, key_type, KEY_PARAM};
 use super::value::{ParamSpec, TVal, Val};
 use crate::autodiff::inline_outputs as inline;
 use crate::check::{Dim, Ty};
@@ -34,17 +34,23 @@ pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
                 Item::Model(decl) if decl.config.iter().all(|p| p.default.is_some()) => {
                     if let Val::Model(inst) = el.instantiate(m, i, vec![], "", decl.span) {
                         for method in &decl.methods {
-                            if method
-                                .params
-                                .iter()
-                                .all(|p| p.name.name == "self" || p.ty.is_some() || p.default.is_some())
-                            {
-                                let is_step = method.name.name.ends_with("_step");
+                            let is_hook = method.name.name == super::artifacts::HOOK;
+                            let is_step = method.name.name.ends_with("_step") || is_hook;
+                            if method.params.iter().all(|p| {
+                                p.name.name == "self"
+                                    || p.ty.is_some()
+                                    || p.default.is_some()
+                                    || (is_step && p.name.name == KEY_PARAM)
+                            }) {
+                                if is_hook {
+                                    el.artifacts = Some(Vec::new());
+                                }
                                 if is_step {
                                     el.logs = Some(Vec::new());
                                 }
                                 check_fn(&mut el, m, method, Some(inst.clone()));
                                 el.logs = None;
+                                el.artifacts = None;
                             }
                         }
                     }
@@ -75,7 +81,14 @@ pub(super) fn check_fn(
     }
     let mut args = Vec::new();
     for p in f.params.iter().filter(|p| p.name.name != "self") {
-        let Some(ty) = &p.ty else { continue };
+        let Some(ty) = &p.ty else {
+            // A step method's `key`: the trainer's random key.
+            if model.is_some() && p.name.name == KEY_PARAM {
+                let key = Val::Tensor(TVal { ty: Ty::known(&key_type()), id: None });
+                args.push(CallArg { name: Some(p.name.name.clone()), name_span: None, value: key, span: p.name.span });
+            }
+            continue;
+        };
         let v = match ty.name.name.as_str() {
             "int" if ty.dims.is_none() => Val::Int(Dim::Sym(p.name.name.clone())),
             "float" if ty.dims.is_none() => Val::Float(1.0),

@@ -8,10 +8,12 @@
 //! before the update (clipping); `typed` prints the signatures the checker infers; `step_inputs` the
 //! types step methods declare for the batch, `predict` the `predict_step` program.
 
+pub mod artifacts;
 pub mod builtins;
 pub mod elab;
 pub mod entry;
 pub mod gradients;
+pub mod hook;
 pub mod index;
 mod join;
 pub mod ops;
@@ -33,6 +35,7 @@ pub use entry::{
     check_program, lower_fn, lower_fn_at, lower_main, lower_training, lower_training_with, training_sections,
     Accumulation, ConstValue, Script, Section, Sections, SettingEntry, StepKeys, TrainPrograms,
 };
+pub use hook::{lower_on_train_end, ArtifactSpec, HookProgram};
 pub use predict::{lower_predict, PredictProgram};
 pub use program::{load, load_with, Program, ReadFile};
 pub use step_inputs::{declared_step_inputs, DeclaredInput, KEY_PARAM};

@@ -142,6 +142,8 @@ pub enum InAxes {
 pub enum Init {
     Zeros,
     Ones,
+    /// Every element `value`.
+    Full(f64),
     Uniform {
         low: f64,
         high: f64,
