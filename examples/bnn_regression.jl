@@ -3,13 +3,17 @@
 # Every weight has a mean-field Gaussian posterior q = N(mu, softplus(rho)^2)
 # (Blundell et al. 2015, "Weight Uncertainty in Neural Networks"); each step
 # draws 5 networks from q with `vmap` over 5 random keys and minimizes the
-# negative ELBO: the Gaussian negative log-likelihood of the batch, averaged
-# over the samples, plus KL(q || N(0, 1)) / N.
+# negative ELBO per example: the Gaussian negative log-likelihood of the
+# batch, averaged over the samples, plus kl_weight * KL(q || N(0, 1)) / N.
+# kl_weight = 1 is the exact ELBO; with about 8,000 weights and 200 points
+# its KL term dominates and the network underfits (noise std near 1), so,
+# as the seed (which scales its likelihood by the dataset size), the KL is
+# down-weighted: a tempered posterior.
 # Data: examples/data/bnn_regression.npz (200 points, made by
 # examples/data/make_bnn_regression.py, as the seed's RegressionDataModule).
 # Run: jlc run examples/bnn_regression.jl
-# Expected: nll about -0.9 and coverage_2sd about 0.95 after 4,000 steps
-# (about a minute here); writes predictive.png into the run directory: the
+# Expected: nll_epoch about -0.9, noise_std about 0.25 and coverage_2sd
+# about 0.95 after 4,000 steps (30 s here); writes predictive.png into the run directory: the
 # predictive mean, a band of +-2 standard deviations, 30 sampled networks
 # and the data, over x in [-4, 4] (the data span about [-1.7, 1.7]).
 use nn.{gelu, softplus}
@@ -36,7 +40,7 @@ model BayesLinear(fan_in: int, fan_out: int) {
 # KL(N(mu, s^2) || N(0, 1)), summed over the elements.
 fn kl_std_normal(mu, s) = sum(0.5 * (s * s + mu * mu) - log(s) - 0.5)
 
-model Bnn(hidden: int = 51, samples: int = 5, n_train: int = 200) {
+model Bnn(hidden: int = 51, samples: int = 5, n_train: int = 200, kl_weight: float = 0.01) {
     l1: BayesLinear(1, hidden)
     l2: BayesLinear(hidden, hidden)
     l3: BayesLinear(hidden, hidden)
@@ -64,7 +68,7 @@ model Bnn(hidden: int = 51, samples: int = 5, n_train: int = 200) {
         let preds = self.predict(x, key, samples)
         let z = (preds - y) * exp(-self.log_noise)
         let nll = mean(0.5 * z * z) + mean(self.log_noise)
-        let kl = self.kl() / float(n_train)
+        let kl = kl_weight * self.kl() / float(n_train)
         log("nll", nll, prog_bar = true)
         log("kl", kl)
         log("noise_std", mean(exp(self.log_noise)))

@@ -284,7 +284,7 @@ trainer { max_epochs = 5 }
     assert!(hp.contains("source: Idx"), "{hp}");
 }
 
-const FASHION: &str = "/usr/share/datasets/fashion-mnist";
+pub const FASHION: &str = "/usr/share/datasets/fashion-mnist";
 
 #[test]
 fn fashion_mnist_example_trains_on_the_real_files() {

@@ -19,5 +19,6 @@ mod keys;
 mod language;
 mod loggers;
 mod optimizer;
+mod seed_examples;
 mod stdlib;
 mod stopping;

@@ -86,7 +86,7 @@ pub fn image_grid(t: &Tensor, nrow: usize) -> Result<(u32, u32, png::ColorType, 
     let rows = n.div_ceil(cols);
     let (gw, gh) = (cols * (w + pad) + pad, rows * (h + pad) + pad);
     // A whole enlargement factor: small images (28x28) become visible.
-    let scale = (480 / gw.max(gh)).clamp(1, 8);
+    let scale = 480usize.div_ceil(gw.max(gh)).clamp(1, 8);
     let (sw, sh) = (gw * scale, gh * scale);
     let mut px = vec![0u8; sw * sh * c];
     for i in 0..n {

@@ -154,6 +154,8 @@ pub struct FitSummary {
     pub test_metrics: Vec<(String, f64)>,
     /// Where each completed epoch's time went.
     pub timing: Vec<EpochTiming>,
+    /// The values `on_train_end` logged.
+    pub on_train_end: Vec<(String, f64)>,
     /// The pictures `on_train_end` wrote.
     pub artifacts: Vec<PathBuf>,
 }
@@ -684,9 +686,9 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         Stop::MaxEpochs | Stop::Callback => {}
     }
     // Lightning's on_train_end: after the last step and checkpoint, before testing.
-    let artifacts = match &mut hook {
+    let (on_train_end, artifacts) = match &mut hook {
         Some(h) => h.run(&setup, &params, &logger.dir, dev_run == 0)?,
-        None => vec![],
+        None => (vec![], vec![]),
     };
     let mut test_metrics = Vec::new();
     if will_test {
@@ -720,6 +722,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         best_checkpoint,
         test_metrics,
         timing,
+        on_train_end,
         artifacts,
     })
 }

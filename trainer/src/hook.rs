@@ -41,8 +41,14 @@ pub fn compile(
 impl Hook {
     /// Runs the hook on `params`; prints its logged values and writes its
     /// pictures into `dir` (unless `write` is false: `fast_dev_run`).
-    /// Returns the files written.
-    pub fn run(&mut self, setup: &Setup, params: &[Tensor], dir: &Path, write: bool) -> Result<Vec<PathBuf>, FitError> {
+    /// Returns its logged values and the files written.
+    pub fn run(
+        &mut self,
+        setup: &Setup,
+        params: &[Tensor],
+        dir: &Path,
+        write: bool,
+    ) -> Result<(Vec<(String, f64)>, Vec<PathBuf>), FitError> {
         let p = &self.program;
         let mut inputs = params.to_vec();
         if p.takes_data {
@@ -56,10 +62,10 @@ impl Hook {
         }
         let outs = self.exe.run(&inputs)?;
         let (logged, mut pictures) = outs.split_at(p.logs.len());
-        let values: Vec<String> =
-            p.logs.iter().zip(logged).map(|(n, t)| format!("{n}={:.4}", t.scalar_value())).collect();
-        if !values.is_empty() {
-            eprintln!("on_train_end: {}", values.join(" "));
+        let metrics: Vec<(String, f64)> = p.logs.iter().cloned().zip(logged.iter().map(Tensor::scalar_value)).collect();
+        if !metrics.is_empty() {
+            let shown: Vec<String> = metrics.iter().map(|(n, v)| format!("{n}={v:.4}")).collect();
+            eprintln!("on_train_end: {}", shown.join(" "));
         }
         let mut written = Vec::new();
         for spec in &p.artifacts {
@@ -73,6 +79,6 @@ impl Hook {
             eprintln!("saved {}", path.display());
             written.push(path);
         }
-        Ok(written)
+        Ok((metrics, written))
     }
 }

@@ -140,6 +140,11 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             match args.first().map(|a| &a.value) {
                 Some(Val::Int(Dim::Known(n))) if args.len() == 1 => return Val::Float(*n as f64),
                 Some(Val::Float(x)) if args.len() == 1 => return Val::Float(*x),
+                // A symbolic dim (the batch `B` while checking a generic step): a
+                // number known only once the step is compiled for its batch.
+                Some(Val::Int(Dim::Sym(_))) if args.len() == 1 && !el.building() => {
+                    return Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: None })
+                }
                 _ => {}
             }
             let Some(t) = first_tensor(el, &args, span, name) else { return Val::Poison };
@@ -701,6 +706,10 @@ fn size(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
 fn arange(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     let n = match args.first().map(|a| &a.value) {
         Some(Val::Int(Dim::Known(n))) if args.len() == 1 && *n >= 1 => *n,
+        // While checking a generic step (`arange(size(x, 0))` with the batch `B`).
+        Some(Val::Int(d @ Dim::Sym(_))) if args.len() == 1 && !el.building() => {
+            return Val::Tensor(TVal { ty: Ty { dtype: DType::I32, dims: vec![d.clone()] }, id: None })
+        }
         _ => return bad(el, "arange(n) needs one compile-time integer n >= 1", span),
     };
     let id = if el.building() { Some(el.b().iota(Type::new(DType::I32, &[n]), 0)) } else { None };
