@@ -66,6 +66,12 @@ fn sigmoid(x) = logistic(x)
 # training simply do not call it.
 fn dropout(x, key, rate = 0.5) = where(uniform(key, shape(x)) >= rate, x / (1.0 - rate), 0.0 * x)
 
+# Dropout as a layer (PyTorch's nn.Dropout): call it with the step's key,
+# in training steps only.
+model Dropout(rate: float = 0.5) {
+    fn __call__(self, x, key) = dropout(x, key, rate)
+}
+
 # log(sum(exp(x))) over the last axis, shifted by the maximum for stability.
 fn logsumexp(x) {
     let m = max(x, axis = -1, keepdims = true)
@@ -89,6 +95,27 @@ model Conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int 
     }
 }
 
+# Max pooling over windows of the last two dims of x: [N, C, H, W], as
+# PyTorch's nn.MaxPool2d(kernel_size, stride, padding); stride 0 (the
+# default) means stride = kernel_size, as PyTorch's None.
+model MaxPool2d(kernel_size: int, stride: int = 0, padding: int = 0) {
+    fn __call__(self, x) = max_pool2d(x, kernel_size, stride = if stride > 0 { stride } else { kernel_size }, padding = padding)
+}
+
+# Average pooling, as PyTorch's nn.AvgPool2d (padding counts as zeros).
+model AvgPool2d(kernel_size: int, stride: int = 0, padding: int = 0) {
+    fn __call__(self, x) = avg_pool2d(x, kernel_size, stride = if stride > 0 { stride } else { kernel_size }, padding = padding)
+}
+
+# A two-layer perceptron dim -> hidden -> out with a GELU between (the MLP
+# of transformer and mixer blocks).
+model Mlp(dim: int, hidden: int, out: int) {
+    up: Linear(dim, hidden)
+    down: Linear(hidden, out)
+
+    fn __call__(self, x) = self.down(gelu(self.up(x)))
+}
+
 # A lookup table of `num` vectors of size `dim`, as PyTorch's nn.Embedding
 # (initialized normal(0, 1)): ids i32[...] -> f32[..., dim].
 model Embedding(num: int, dim: int, std: float = 1.0) {
@@ -97,11 +124,11 @@ model Embedding(num: int, dim: int, std: float = 1.0) {
     fn __call__(self, ids) = take(self.weight, ids)
 }
 
-# Causal multi-head self-attention over x: [B, T, d] with the input
-# projection w_qkv: [d, 3d] (+ b_qkv: [3d]) split as (q, k, v) and heads
-# within each, and the output projection w_out: [d, d] (+ b_out: [d]).
-# Position i attends to positions j <= i; scores are scaled by 1/sqrt(d/heads).
-fn causal_self_attention(x, w_qkv, b_qkv, w_out, b_out, heads: int) {
+# Multi-head self-attention over x: [B, T, d] with the input projection
+# w_qkv: [d, 3d] (+ b_qkv: [3d]) split as (q, k, v) and heads within each,
+# and the output projection w_out: [d, d] (+ b_out: [d]). Scores are scaled
+# by 1/sqrt(d/heads); with `causal`, position i attends to positions j <= i.
+fn multi_head_attention(x, w_qkv, b_qkv, w_out, b_out, heads: int, causal = false) {
     let t = size(x, 1)
     let d = size(x, 2)
     let hd = d / heads
@@ -112,10 +139,26 @@ fn causal_self_attention(x, w_qkv, b_qkv, w_out, b_out, heads: int) {
     let k = reshape(qkv[1], (-1, heads, t, hd))
     let v = reshape(qkv[2], (-1, heads, t, hd))
     let scores = q @ transpose(k, (0, 1, 3, 2)) / sqrt(float(hd))
-    let causal = reshape(arange(t), (t, 1)) >= reshape(arange(t), (1, t))
-    let att = softmax(where(causal, scores, -1e9)) @ v
+    let masked = if causal {
+        where(reshape(arange(t), (t, 1)) >= reshape(arange(t), (1, t)), scores, -1e9)
+    } else {
+        scores
+    }
+    let att = softmax(masked) @ v
     let merged = reshape(transpose(att, (0, 2, 1, 3)), (-1, d))
     reshape(merged @ w_out + b_out, (-1, t, d))
+}
+
+# Causal multi-head self-attention (GPT's): `multi_head_attention` with the mask.
+fn causal_self_attention(x, w_qkv, b_qkv, w_out, b_out, heads: int) = multi_head_attention(x, w_qkv, b_qkv, w_out, b_out, heads, causal = true)
+
+# Multi-head self-attention as a layer, PyTorch's nn.MultiheadAttention on
+# (x, x, x) with batch_first, its projections initialized as nn.Linear's.
+model MultiHeadAttention(d: int, heads: int, causal: bool = false) {
+    qkv: Linear(d, 3 * d)
+    out: Linear(d, d)
+
+    fn __call__(self, x) = multi_head_attention(x, self.qkv.weight, self.qkv.bias, self.out.weight, self.out.bias, heads, causal = causal)
 }
 
 # The attention layer: projections initialized as nn.Linear's.

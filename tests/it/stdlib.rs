@@ -634,8 +634,9 @@ model M {
 
 // ---- attention ----
 
-/// Causal multi-head attention computed naively here in f64 (loops over
-/// batch, head, query and key), the oracle for `nn.causal_self_attention`.
+/// Multi-head self-attention computed naively here in f64 (loops over
+/// batch, head, query and key; `causal`: keys up to the query only), the
+/// oracle for `nn.multi_head_attention` and `nn.causal_self_attention`.
 #[allow(clippy::too_many_arguments)]
 fn naive_attention(
     x: &[f64],
@@ -647,6 +648,7 @@ fn naive_attention(
     t: usize,
     d: usize,
     h: usize,
+    causal: bool,
 ) -> Vec<f64> {
     let hd = d / h;
     // qkv[b, t, j] = sum_i x[b, t, i] wq[i, j] + bq[j]
@@ -664,7 +666,8 @@ fn naive_attention(
     for bb in 0..b {
         for head in 0..h {
             for i in 0..t {
-                let scores: Vec<f64> = (0..=i)
+                let keys = if causal { i + 1 } else { t };
+                let scores: Vec<f64> = (0..keys)
                     .map(|j| {
                         (0..hd).map(|c| at(bb, i, 0, head, c) * at(bb, j, 1, head, c)).sum::<f64>() / (hd as f64).sqrt()
                     })
@@ -673,7 +676,8 @@ fn naive_attention(
                 let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
                 let z: f64 = e.iter().sum();
                 for c in 0..hd {
-                    merged[(bb * t + i) * d + head * hd + c] = (0..=i).map(|j| e[j] / z * at(bb, j, 2, head, c)).sum();
+                    merged[(bb * t + i) * d + head * hd + c] =
+                        (0..keys).map(|j| e[j] / z * at(bb, j, 2, head, c)).sum();
                 }
             }
         }
@@ -688,7 +692,7 @@ fn naive_attention(
 }
 
 #[test]
-fn causal_self_attention_matches_a_naive_implementation_and_finite_differences() {
+fn attention_matches_a_naive_implementation_and_finite_differences() {
     let (b, t, d, h) = (2, 5, 8, 2);
     let mut rng = compiler::ir::generate::Rng(31);
     let inputs = [
@@ -701,18 +705,84 @@ fn causal_self_attention_matches_a_naive_implementation_and_finite_differences()
     ];
     let sig =
         format!("x: f64[{b}, {t}, {d}], wq: f64[{d}, {}], bq: f64[{}], wo: f64[{d}, {d}], bo: f64[{d}]", 3 * d, 3 * d);
-    let src = format!("use nn\nfn att({sig}) = causal_self_attention(x, wq, bq, wo, bo, {h})\n");
-    let got = f64s(&interp::run(&lower(&src, "att"), &inputs[..5])[0]);
     let v: Vec<Vec<f64>> = inputs.iter().map(f64s).collect();
-    let want = naive_attention(&v[0], &v[1], &v[2], &v[3], &v[4], b, t, d, h);
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "element {i}: {g} vs {w}");
+    for (call, causal) in [
+        (format!("causal_self_attention(x, wq, bq, wo, bo, {h})"), true),
+        (format!("multi_head_attention(x, wq, bq, wo, bo, {h})"), false),
+        (format!("multi_head_attention(x, wq, bq, wo, bo, {h}, causal = true)"), true),
+    ] {
+        let src = format!("use nn\nfn att({sig}) = {call}\n");
+        let got = f64s(&interp::run(&lower(&src, "att"), &inputs[..5])[0]);
+        let want = naive_attention(&v[0], &v[1], &v[2], &v[3], &v[4], b, t, d, h, causal);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "{call}: element {i}: {g} vs {w}");
+        }
+        // Gradients with respect to the input and every weight, through a weighted sum.
+        let src = format!("use nn\nfn f({sig}, c: f64[{b}, {t}, {d}]) -> f64 = sum(c * {call})\n");
+        grad_check(&call, &src, &inputs, &[0, 1, 2, 3, 4]);
     }
-    // Gradients with respect to the input and every weight, through a weighted sum.
-    let src = format!(
-        "use nn\nfn f({sig}, c: f64[{b}, {t}, {d}]) -> f64 = sum(c * causal_self_attention(x, wq, bq, wo, bo, {h}))\n"
-    );
-    grad_check("causal_self_attention", &src, &inputs, &[0, 1, 2, 3, 4]);
+}
+
+/// The layer models (pooling, dropout, MLP, attention) in one network that
+/// must learn a position-coded label, trained by the trainer from an NPZ file.
+#[test]
+fn pooling_dropout_mlp_and_attention_layers_train_together() {
+    use trainer::data::{npy, npz, Values};
+    let dir = crate::examples::tempdir("layers");
+    let n = 512;
+    let mut rng = compiler::ir::generate::Rng(5);
+    let y: Vec<i32> = (0..n).map(|_| (rng.next_u64() % 10) as i32).collect();
+    let mut x = vec![0f32; n * 64];
+    for (e, &label) in y.iter().enumerate() {
+        for v in &mut x[e * 64..(e + 1) * 64] {
+            *v = ((rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.6;
+        }
+        // A bright pixel whose place is the label.
+        x[e * 64 + (label as usize % 8) * 8 + label as usize / 8 + 2] += 2.0;
+    }
+    let members = vec![("x", npy::write(&[n, 1, 8, 8], &Values::F32(x))), ("y", npy::write(&[n], &Values::I32(y)))];
+    std::fs::write(dir.join("l.npz"), npz::write(&members, true)).unwrap();
+    let text = "use nn.{Conv2d, MaxPool2d, AvgPool2d, Dropout, Mlp, MultiHeadAttention}
+use losses.cross_entropy
+use metrics.accuracy
+use optim.adam
+
+model Net {
+    conv: Conv2d(1, 4, 3, padding = 1)
+    pool: MaxPool2d(2)
+    avg: AvgPool2d(2, stride = 1)
+    drop: Dropout(0.1)
+    att: MultiHeadAttention(4, 2)
+    mlp: Mlp(36, 32, 10)
+
+    fn features(self, x) {
+        let h = self.avg(self.pool(self.conv(x)))
+        let seq = transpose(reshape(h, (-1, 4, 9)), (0, 2, 1))
+        reshape(self.att(seq), (-1, 36))
+    }
+
+    fn training_step(self, x: f32[B, 1, 8, 8], y: i32[B], key) -> f32 = cross_entropy(self.mlp(self.drop(self.features(x), key)), y)
+
+    fn validation_step(self, x: f32[B, 1, 8, 8], y: i32[B]) {
+        log(\"val_acc\", accuracy(self.mlp(self.features(x)), y))
+    }
+
+    fn configure_optimizers(self) = adam(lr = 1e-2)
+}
+
+data = npz(\"l.npz\") {
+    batch_size = 32
+    val_split = 128
+}
+
+trainer {
+    max_epochs = 20
+}
+";
+    let s = crate::checkpoints::fit(&dir.join("layers.jl"), text, &dir, &[], None);
+    let acc = s.final_metrics.iter().find(|(k, _)| k == "val_acc").unwrap().1;
+    // Chance is 0.1.
+    assert!(acc >= 0.5, "val_acc = {acc}");
 }
 
 #[test]
