@@ -114,3 +114,64 @@ fn an_import_cycle_across_files_shows_the_chain() {
     expect_test::expect_file![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/imports/cycle_a.stderr")]
         .assert_eq(&rendered);
 }
+
+/// `jlc check` rejects the trained-model mistakes `jlc run` rejects, with
+/// the same message, before any data is read.
+#[test]
+fn check_rejects_what_run_rejects_about_the_trained_model() {
+    let base = "use nn.Linear
+use losses.mse
+use optim.adam
+
+model Net {
+    l: Linear(4, 1)
+
+    fn training_step(self, x: f32[B, 4], y: f32[B, 1]) -> f32 = mse(self.l(x), y)
+
+    fn configure_optimizers(self) = adam(lr = 1e-2)
+}
+
+data = npz(\"missing.npz\") {
+    batch_size = 8
+}
+
+trainer {
+    max_epochs = 1
+}
+";
+    let cases = [
+        (base.replace("max_epochs = 1", "model = Nett()"), "unknown model `Nett`"),
+        (base.replace("    l: Linear(4, 1)\n", "").replace("self.l(x)", "x[:, 0:1]"), "has no trainable parameters"),
+        (base.replace("adam(lr = 1e-2)", "1e-2"), "`configure_optimizers` must return an optimizer"),
+        (base.replace("fn training_step(", "fn train_step("), "no model with a `training_step` method"),
+        (
+            base.replace("fn training_step(", "fn train_step(").replace("max_epochs = 1", "model = Net()"),
+            "model `Net` has no `training_step` method",
+        ),
+        (
+            base.replace("    fn configure", "    fn predict_step(self, x, y) = self.l(x)\n\n    fn configure"),
+            "`predict_step` must take (self, x) or (self, x, key)",
+        ),
+        (
+            base.replace("    fn configure", "    fn on_train_end(self, x) {\n    }\n\n    fn configure"),
+            "`on_train_end` must take",
+        ),
+    ];
+    for (text, want) in cases {
+        let (diags, sources) = jaxlightning::check_source("net.jl", &text);
+        let rendered = compiler::diagnostic::render_all(&diags, &sources, false);
+        assert!(rendered.contains(want), "jlc check: expected {want:?}, got:\n{rendered}\n{text}");
+        // `jlc run` stops at the same mistake (before the missing data file only
+        // where the data is read later; either way it fails and says why).
+        let opts = trainer::FitOptions {
+            overrides: vec![format!("trainer.default_root_dir={}", crate::examples::tempdir("check-run").display())],
+            backend: runtime::Backend::Cpu,
+            color: false,
+            progress: false,
+            compiler: Default::default(),
+            resume: None,
+            interrupt: None,
+        };
+        assert!(trainer::fit(std::path::Path::new("net.jl"), &text, &opts).is_err());
+    }
+}

@@ -560,75 +560,18 @@ pub fn lower_training_with(
         })
         .collect();
 
-    // 1. Discover the parameters (a dry instantiation in check mode).
-    let mut probe = Elaborator::new(prog, None);
-    let inst = probe.instantiate(module, item, cfg_args.clone(), "", decl.name.span);
-    if probe.diags.iter().any(Diagnostic::is_error) {
-        return Err(dedup(probe.diags));
-    }
-    let Val::Model(inst) = inst else { return Err(dedup(probe.diags)) };
-    let params = probe.param_specs.clone();
-    let n_params = params.len();
-    if n_params == 0 {
-        return Err(vec![Diagnostic::error(
-            Code::BadSection,
-            format!("model `{}` has no trainable parameters", decl.name.name),
-        )
-        .with_label(decl.name.span, "defined here")]);
-    }
-
-    // 2. The optimizer.
-    let Some(opt_idx) = decl.methods.iter().position(|f| f.name.name == "configure_optimizers") else {
-        return Err(vec![Diagnostic::error(
-            Code::BadSection,
-            format!("model `{}` has no `configure_optimizers` method", decl.name.name),
-        )
-        .with_label(decl.name.span, "defined here")
-        .with_help("add e.g. `fn configure_optimizers(self) = adam(lr = 1e-3)`")]);
-    };
-    let opt = match probe.call_method(inst.clone(), opt_idx, vec![], decl.methods[opt_idx].span) {
-        Val::Optimizer(o) => o,
-        other => {
-            let mut diags = dedup(probe.diags);
-            diags.push(
-                Diagnostic::error(
-                    Code::TypeMismatch,
-                    format!(
-                        "`configure_optimizers` must return an optimizer such as `adam(lr = 1e-3)`, not {}",
-                        other.describe()
-                    ),
-                )
-                .with_label(decl.methods[opt_idx].body.span, "returned here"),
-            );
-            return Err(diags);
-        }
-    };
+    // 1.-2. The parameters (a dry instantiation in check mode) and the optimizer.
+    let super::model_checks::Probed { params, opt, n_states } =
+        super::model_checks::probe(prog, module, item, &cfg_args)?;
     let update_decl = prog.fn_decl(opt.update.module, opt.update.item);
-    let step_pos = update_decl.params.iter().position(|p| p.name.name == "step");
-    let n_states = match step_pos {
-        Some(k) if k >= 2 => k - 2,
-        _ => {
-            return Err(vec![Diagnostic::error(
-                Code::BadSection,
-                format!(
-                    "optimizer update `{}` must take (p, g, states..., step, hyperparameters...)",
-                    update_decl.name.name
-                ),
-            )
-            .with_label(update_decl.name.span, "defined here")])
-        }
-    };
+    let n_params = params.len();
 
     // 3. The forward + loss function F(params, x, y) -> (loss, logs...).
     let mut fwd_types: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
     fwd_types.push(x_ty.clone());
     fwd_types.push(y_ty.clone());
     let Some(train_idx) = decl.methods.iter().position(|f| f.name.name == "training_step") else {
-        return Err(vec![Diagnostic::error(
-            Code::BadSection,
-            format!("model `{}` has no `training_step` method", decl.name.name),
-        )
-        .with_label(decl.name.span, "defined here")]);
+        return Err(vec![super::model_checks::no_training_step(decl)]);
     };
     let LoweredStep { func: fwd, logs: train_logs, takes_key: train_key } =
         lower_step(prog, module, item, &cfg_args, &params, &fwd_types, train_idx, true)?;
@@ -893,17 +836,10 @@ fn lower_step(
 ) -> Result<LoweredStep, Vec<Diagnostic>> {
     let decl = prog.model_decl(module, item);
     let mdecl = &decl.methods[method];
-    let (batch, takes_key) = batch_params(mdecl);
-    if batch.len() != 2 {
-        return Err(vec![Diagnostic::error(
-            Code::BadSection,
-            format!(
-                "`{}` must take (self, x, y) or (self, x, y, key): the batch's inputs and labels, and optionally a random key",
-                mdecl.name.name
-            ),
-        )
-        .with_label(mdecl.name.span, "defined here")]);
+    if let Some(d) = super::model_checks::bad_signature(mdecl) {
+        return Err(vec![d]);
     }
+    let (batch, takes_key) = batch_params(mdecl);
     let mut types = types.to_vec();
     if takes_key {
         types.push(key_type());

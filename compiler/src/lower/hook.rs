@@ -15,7 +15,7 @@ use super::step_inputs::{batch_params, key_type, trained_model};
 use super::value::{ParamSpec, TVal, Val};
 use super::Section;
 use crate::check::Ty;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::Diagnostic;
 use crate::ir::{Builder, Func, Type, ValueId};
 
 use super::program::Program;
@@ -54,14 +54,10 @@ pub fn lower_on_train_end(
     let decl = prog.model_decl(m.module, m.item);
     let Some(method) = decl.methods.iter().position(|f| f.name.name == HOOK) else { return Ok(None) };
     let mdecl = &decl.methods[method];
-    let (batch, takes_key) = batch_params(mdecl);
-    if !matches!(batch.len(), 0 | 2) {
-        return Err(vec![Diagnostic::error(
-            Code::BadSection,
-            format!("`{HOOK}` takes (self), (self, key), (self, x, y) or (self, x, y, key): x and y are the whole training split"),
-        )
-        .with_label(mdecl.name.span, "defined here")]);
+    if let Some(d) = super::model_checks::bad_signature(mdecl) {
+        return Err(vec![d]);
     }
+    let (batch, takes_key) = batch_params(mdecl);
     let takes_data = batch.len() == 2;
     // The parameters, discovered by a dry instantiation in check mode (as for training).
     let mut probe = Elaborator::new(prog, None);

@@ -16,6 +16,7 @@ pub mod gradients;
 pub mod hook;
 pub mod index;
 mod join;
+pub mod model_checks;
 pub mod ops;
 pub mod predict;
 pub mod program;

@@ -41,14 +41,10 @@ pub fn lower_predict(
     let decl = prog.model_decl(m.module, m.item);
     let Some(method) = decl.methods.iter().position(|f| f.name.name == "predict_step") else { return Ok(None) };
     let mdecl = &decl.methods[method];
-    let (batch, takes_key) = batch_params(mdecl);
-    if batch.len() != 1 {
-        return Err(vec![Diagnostic::error(
-            Code::BadSection,
-            "`predict_step` must take (self, x) or (self, x, key): the batch's inputs, without labels",
-        )
-        .with_label(mdecl.name.span, "defined here")]);
+    if let Some(d) = super::model_checks::bad_signature(mdecl) {
+        return Err(vec![d]);
     }
+    let (batch, takes_key) = batch_params(mdecl);
     // The parameters, discovered by a dry instantiation in check mode (as for training).
     let mut probe = Elaborator::new(prog, None);
     probe.instantiate(m.module, m.item, m.cfg_args.clone(), "", decl.name.span);

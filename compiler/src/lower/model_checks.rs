@@ -1,0 +1,142 @@
+//! What `jlc run` requires of the trained model, checked without data: it
+//! exists (`model = Name(...)` or the model with a `training_step`), has
+//! parameters, a `training_step` and a `configure_optimizers` that returns
+//! an optimizer whose update has the optimizer convention's signature, and
+//! every step method and `on_train_end` takes what the trainer passes.
+//!
+//! `lower_training` and the step lowerings use the same functions, so
+//! `jlc check` and `jlc run` accept and reject the same files with the same
+//! messages; `check_trained_model` is what `jlc check` adds for files with
+//! a `trainer` section.
+
+use super::artifacts::HOOK;
+use super::elab::{CallArg, Elaborator};
+use super::entry::{dedup, Section};
+use super::program::Program;
+use super::step_inputs::{batch_params, trained_model};
+use super::value::{Optimizer, ParamSpec, Val};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::syntax::ast;
+
+/// The trained model's parameters and optimizer, from a dry instantiation.
+pub(super) struct Probed {
+    pub params: Vec<ParamSpec>,
+    pub opt: Optimizer,
+    /// Optimizer states per parameter: the update's parameters between `g` and `step`.
+    pub n_states: usize,
+}
+
+/// Instantiates the model (check mode) and calls its `configure_optimizers`.
+pub(super) fn probe(
+    prog: &Program,
+    module: usize,
+    item: usize,
+    cfg_args: &[CallArg],
+) -> Result<Probed, Vec<Diagnostic>> {
+    let decl = prog.model_decl(module, item);
+    let mut probe = Elaborator::new(prog, None);
+    let inst = probe.instantiate(module, item, cfg_args.to_vec(), "", decl.name.span);
+    if probe.diags.iter().any(Diagnostic::is_error) {
+        return Err(dedup(probe.diags));
+    }
+    let Val::Model(inst) = inst else { return Err(dedup(probe.diags)) };
+    let params = probe.param_specs.clone();
+    if params.is_empty() {
+        return Err(vec![Diagnostic::error(
+            Code::BadSection,
+            format!("model `{}` has no trainable parameters", decl.name.name),
+        )
+        .with_label(decl.name.span, "defined here")
+        .with_help("declare parameters as fields, e.g. `w: f32[4, 1]`, or submodules, e.g. `l: Linear(4, 1)`")]);
+    }
+    let Some(opt_idx) = decl.methods.iter().position(|f| f.name.name == "configure_optimizers") else {
+        return Err(vec![Diagnostic::error(
+            Code::BadSection,
+            format!("model `{}` has no `configure_optimizers` method", decl.name.name),
+        )
+        .with_label(decl.name.span, "defined here")
+        .with_help("add e.g. `fn configure_optimizers(self) = adam(lr = 1e-3)`")]);
+    };
+    let opt = match probe.call_method(inst, opt_idx, vec![], decl.methods[opt_idx].span) {
+        Val::Optimizer(o) => o,
+        other => {
+            let mut diags = dedup(probe.diags);
+            diags.push(
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!(
+                        "`configure_optimizers` must return an optimizer such as `adam(lr = 1e-3)`, not {}",
+                        other.describe()
+                    ),
+                )
+                .with_label(decl.methods[opt_idx].body.span, "returned here"),
+            );
+            return Err(diags);
+        }
+    };
+    let update_decl = prog.fn_decl(opt.update.module, opt.update.item);
+    let n_states = match update_decl.params.iter().position(|p| p.name.name == "step") {
+        Some(k) if k >= 2 => k - 2,
+        _ => {
+            return Err(vec![Diagnostic::error(
+                Code::BadSection,
+                format!(
+                    "optimizer update `{}` must take (p, g, states..., step, hyperparameters...)",
+                    update_decl.name.name
+                ),
+            )
+            .with_label(update_decl.name.span, "defined here")])
+        }
+    };
+    Ok(Probed { params, opt, n_states })
+}
+
+pub(super) fn no_training_step(decl: &ast::ModelDecl) -> Diagnostic {
+    Diagnostic::error(Code::BadSection, format!("model `{}` has no `training_step` method", decl.name.name))
+        .with_label(decl.name.span, "defined here")
+        .with_help("add `fn training_step(self, x, y) -> f32 { ... }` returning the batch's loss")
+}
+
+/// The error for a step method or hook whose parameters are not what the
+/// trainer passes; `None` for other methods and right signatures.
+pub(super) fn bad_signature(method: &ast::FnDecl) -> Option<Diagnostic> {
+    let name = method.name.name.as_str();
+    let (allowed, usage): (&[usize], &str) = match name {
+        "training_step" | "validation_step" | "test_step" => {
+            (&[2], "(self, x, y) or (self, x, y, key): the batch's inputs and labels, and optionally a random key")
+        }
+        "predict_step" => (&[1], "(self, x) or (self, x, key): the batch's inputs, without labels"),
+        HOOK => {
+            (&[0, 2], "(self), (self, key), (self, x, y) or (self, x, y, key): x and y are the whole training split")
+        }
+        _ => return None,
+    };
+    let (batch, _) = batch_params(method);
+    if allowed.contains(&batch.len()) {
+        return None;
+    }
+    Some(
+        Diagnostic::error(Code::BadSection, format!("`{name}` must take {usage}"))
+            .with_label(method.name.span, "defined here"),
+    )
+}
+
+/// `jlc check`'s checks of the trained model of a file with a `trainer`
+/// section (run only when the rest of the file checked cleanly, so that a
+/// mistake is reported once).
+pub fn check_trained_model(prog: &Program, trainer: Option<&Section>) -> Vec<Diagnostic> {
+    let m = match trained_model(prog, trainer) {
+        Ok(m) => m,
+        Err(d) => return d,
+    };
+    let decl = prog.model_decl(m.module, m.item);
+    let mut diags = match probe(prog, m.module, m.item, &m.cfg_args) {
+        Ok(_) => vec![],
+        Err(d) => d,
+    };
+    if !decl.methods.iter().any(|f| f.name.name == "training_step") {
+        diags.push(no_training_step(decl));
+    }
+    diags.extend(decl.methods.iter().filter_map(bad_signature));
+    diags
+}
