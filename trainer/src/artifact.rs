@@ -13,6 +13,7 @@ use compiler::ir::Tensor;
 use compiler::lower::artifacts::ArtifactKind;
 use compiler::lower::ArtifactSpec;
 use plotters::prelude::*;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The embedded font (ASCII and a few symbols of DejaVu Sans; its licence
@@ -23,7 +24,13 @@ const FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
 /// into `dir`; returns the file's path.
 pub fn write(spec: &ArtifactSpec, tensors: &[Tensor], dir: &Path) -> Result<PathBuf, String> {
     let path = dir.join(&spec.path);
+    if spec.kind == ArtifactKind::Text {
+        let bytes = text_bytes(&tensors[0]);
+        write_atomically(&path, |f| Ok(f.write_all(&bytes)?)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        return Ok(path);
+    }
     let (width, height, color, pixels) = match &spec.kind {
+        ArtifactKind::Text => unreachable!("written above"),
         ArtifactKind::ImageGrid { nrow } => image_grid(&tensors[0], *nrow)?,
         ArtifactKind::Plot { title } => {
             let get = |role: &str| spec.roles.iter().position(|r| r == role).map(|i| tensors[i].to_f64_vec());
@@ -49,21 +56,39 @@ pub fn write(spec: &ArtifactSpec, tensors: &[Tensor], dir: &Path) -> Result<Path
             (w, h, png::ColorType::Rgb, px)
         }
     };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
-    let tmp = path.with_extension("png.tmp");
-    let encode = || -> Result<(), Box<dyn std::error::Error>> {
-        let file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    write_atomically(&path, |file| {
         let mut enc = png::Encoder::new(file, width, height);
         enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
         enc.write_header()?.write_image_data(&pixels)?;
         Ok(())
-    };
-    encode().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    })
+    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
+}
+
+/// `save_text`'s values as bytes (clamped to 0..255).
+pub fn text_bytes(t: &Tensor) -> Vec<u8> {
+    t.to_f64_vec().iter().map(|v| v.clamp(0.0, 255.0) as u8).collect()
+}
+
+/// Writes `path` through a temporary file renamed into place, so a file
+/// of that name is always whole.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    write(&mut file)?;
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 /// Images `[N, H, W]`, `[N, C, H, W]` (C = 1 or 3) or `[H, W]` tiled

@@ -28,6 +28,8 @@ pub struct DataConfig {
     pub test: Option<String>,
     /// The test split's `(x_key, y_key)` when they differ from training's.
     pub test_keys: Option<(String, String)>,
+    /// `text(...)`: the length of each example's token sequence.
+    pub seq_len: usize,
 }
 
 /// The built-in data sources.
@@ -42,6 +44,9 @@ pub enum SourceKind {
     Npz,
     /// `npy("x.npy", y = "y.npy", scale = s)`: two `.npy` files.
     Npy,
+    /// `text("file.txt[.gz]", seq = 128)`: a byte-level corpus cut into
+    /// sequences; the targets are the inputs shifted by one byte.
+    Text,
 }
 
 impl SourceKind {
@@ -51,6 +56,7 @@ impl SourceKind {
             SourceKind::Idx => "idx",
             SourceKind::Npz => "npz",
             SourceKind::Npy => "npy",
+            SourceKind::Text => "text",
         }
     }
 }
@@ -62,6 +68,7 @@ struct SourceArgs {
     x_key: String,
     y_key: String,
     scale: f64,
+    seq_len: usize,
 }
 
 /// The signature of each source, for messages.
@@ -71,6 +78,7 @@ fn signature(kind: SourceKind) -> &'static str {
         SourceKind::Idx => "idx(\"directory\", scale = 1.0)",
         SourceKind::Npz => "npz(\"file.npz\", x = \"x\", y = \"y\", scale = 1.0)",
         SourceKind::Npy => "npy(\"x.npy\", y = \"y.npy\", scale = 1.0)",
+        SourceKind::Text => "text(\"file.txt\", seq = 128)",
     }
 }
 
@@ -83,10 +91,15 @@ fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> O
         "idx" => SourceKind::Idx,
         "npz" => SourceKind::Npz,
         "npy" => SourceKind::Npy,
+        "text" => SourceKind::Text,
         _ => return None,
     };
     let sig = signature(kind);
-    let mut out = SourceArgs { kind, path: String::new(), x_key: String::new(), y_key: String::new(), scale: 1.0 };
+    let mut out =
+        SourceArgs { kind, path: String::new(), x_key: String::new(), y_key: String::new(), scale: 1.0, seq_len: 0 };
+    if kind == SourceKind::Text {
+        out.seq_len = 128;
+    }
     if kind == SourceKind::Npz {
         (out.x_key, out.y_key) = ("x".into(), "y".into());
     }
@@ -100,6 +113,7 @@ fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> O
     let mut has_y = false;
     for (k, v) in args.iter().skip(1) {
         match (kind, k.as_deref(), v) {
+            (SourceKind::Text, Some("seq"), ConstValue::Int(n)) if *n >= 1 && *n <= 1 << 20 => out.seq_len = *n as usize,
             (_, Some("scale"), ConstValue::Float(x)) => out.scale = *x,
             (_, Some("scale"), ConstValue::Int(i)) => out.scale = *i as f64,
             (SourceKind::Npz, Some("x"), ConstValue::Str(s)) => out.x_key = s.clone(),
@@ -264,7 +278,7 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                     Diagnostic::error(Code::BadSection, "unknown data source")
                         .with_label(
                             *span,
-                            "expected `csv(\"path.csv.gz\", scale = ...)`, `idx(\"directory\", scale = ...)`, `npz(\"file.npz\", x = \"x\", y = \"y\")` or `npy(\"x.npy\", y = \"y.npy\")`",
+                            "expected `csv(\"path.csv.gz\", scale = ...)`, `idx(\"directory\", scale = ...)`, `npz(\"file.npz\", x = \"x\", y = \"y\")`, `npy(\"x.npy\", y = \"y.npy\")` or `text(\"file.txt\", seq = 128)`",
                         )
                         .with_note("the CSV holds one example per line: features, then an integer label")
                         .with_note(
@@ -278,6 +292,7 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                     x_key: String::new(),
                     y_key: String::new(),
                     scale: 1.0,
+                    seq_len: 0,
                 }
             }
         },
@@ -292,6 +307,7 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                 x_key: String::new(),
                 y_key: String::new(),
                 scale: 1.0,
+                seq_len: 0,
             }
         }
     };
@@ -307,6 +323,7 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
         y_key: src.y_key,
         test: None,
         test_keys: None,
+        seq_len: src.seq_len,
     };
     for e in &section.entries {
         match e.key.as_str() {
@@ -321,7 +338,7 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                     ),
             ),
             "test" => match (&e.value, source) {
-                (ConstValue::Str(s), SourceKind::Csv | SourceKind::Npz) => cfg.test = Some(s.clone()),
+                (ConstValue::Str(s), SourceKind::Csv | SourceKind::Npz | SourceKind::Text) => cfg.test = Some(s.clone()),
                 (ConstValue::Call { .. }, SourceKind::Npz | SourceKind::Npy) => {
                     match source_args(&e.value, e.value_span, &mut diags) {
                         Some(t) if t.kind == source && t.scale == src.scale => {
@@ -335,6 +352,7 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                     }
                 }
                 (_, SourceKind::Csv) => diags.push(type_error(e, "a file name: \"file.csv\"")),
+                (_, SourceKind::Text) => diags.push(type_error(e, "a file name: \"test.txt\"")),
                 (_, SourceKind::Npz) => diags.push(type_error(
                     e,
                     "\"file.npz\" (the same array names) or npz(\"file.npz\", x = \"x_test\", y = \"y_test\")",

@@ -571,6 +571,36 @@ pub fn load_npy(x_path: &Path, y_path: &Path, scale: f32) -> Result<Dataset, Dat
     from_arrays(&xn, x, &yn, y, scale)
 }
 
+/// A byte-level text corpus (raw or gzip) cut into consecutive,
+/// non-overlapping sequences of `seq_len` bytes: example `i` is `x =
+/// bytes[i*seq_len .. (i+1)*seq_len]` and `y` the same window shifted by
+/// one byte (next-byte targets), both `u8[seq_len]` (`i32` tokens 0..255
+/// when the step declares `i32`). The tail that fills no sequence is unused.
+pub fn load_text(path: &Path, seq_len: usize) -> Result<Dataset, DataError> {
+    let name = path.display().to_string();
+    let bytes = decompress(&name, &read_file(path)?)?;
+    let n = bytes.len().saturating_sub(1) / seq_len;
+    if n == 0 {
+        return Err(DataError::Invalid {
+            path: name,
+            message: format!(
+                "{} bytes of text hold no sequence of seq = {seq_len} (with its next-byte targets, {} bytes)",
+                bytes.len(),
+                seq_len + 1
+            ),
+        });
+    }
+    let mut x = Vec::with_capacity(n * seq_len);
+    let mut y = Vec::with_capacity(n * seq_len);
+    for i in 0..n {
+        x.extend_from_slice(&bytes[i * seq_len..(i + 1) * seq_len]);
+        y.extend_from_slice(&bytes[i * seq_len + 1..(i + 1) * seq_len + 1]);
+    }
+    // Tokens: i32 batches unless the step declares otherwise.
+    let tokens = |v: Vec<u8>| Column { dtype: DType::I32, ..Column::new(Values::U8(v), vec![seq_len], 1.0) };
+    Ok(Dataset { x: tokens(x), y: tokens(y) })
+}
+
 /// Splits off `n_val` examples for validation after a seeded shuffle.
 pub fn split(data: &Dataset, n_val: usize, seed: u64) -> (Dataset, Dataset) {
     let order = Rng::derive(seed, "split").permutation(data.len());

@@ -129,6 +129,7 @@ pub fn run(stage: Stage, path: &Path, text: &str, opts: &EvalOptions) -> Result<
                     crate::config::SourceKind::Npz =>
                         "set `test = \"test.npz\"` or `test = npz(\"file.npz\", x = \"x_test\", y = \"y_test\")`",
                     crate::config::SourceKind::Npy => "set `test = npy(\"x_test.npy\", y = \"y_test.npy\")`",
+                    crate::config::SourceKind::Text => "set `test = \"test.txt\"` in the data section",
                 }
             ))
         })?,

@@ -76,6 +76,10 @@ impl Hook {
                 continue;
             }
             let path = artifact::write(spec, mine, dir).map_err(FitError::Artifact)?;
+            if spec.kind == compiler::lower::artifacts::ArtifactKind::Text {
+                // Sampled text is what the user wants to see: print it too.
+                println!("{}", String::from_utf8_lossy(&artifact::text_bytes(&mine[0])));
+            }
             eprintln!("saved {}", path.display());
             written.push(path);
         }

@@ -173,6 +173,10 @@ pub(crate) fn load(cfg: &DataConfig, dir: &Path) -> Result<(Dataset, Option<Data
             let test = test_path.map(|t| data::load_npy(&t, &dir.join(&test_keys.1), scale)).transpose()?;
             (data::load_npy(&path, &dir.join(&cfg.y_key), scale)?, test)
         }
+        SourceKind::Text => {
+            let test = test_path.map(|t| data::load_text(&t, cfg.seq_len)).transpose()?;
+            (data::load_text(&path, cfg.seq_len)?, test)
+        }
     })
 }
 
@@ -180,6 +184,7 @@ pub(crate) fn load(cfg: &DataConfig, dir: &Path) -> Result<(Dataset, Option<Data
 fn source_name(cfg: &DataConfig, path: &Path) -> String {
     match cfg.source {
         SourceKind::Csv | SourceKind::Idx => path.display().to_string(),
+        SourceKind::Text => format!("{} (sequences of {} bytes)", path.display(), cfg.seq_len),
         SourceKind::Npz => format!("{} (arrays {:?}, {:?})", path.display(), cfg.x_key, cfg.y_key),
         SourceKind::Npy => format!("{} (with {})", path.display(), cfg.y_key),
     }

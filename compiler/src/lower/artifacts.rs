@@ -1,5 +1,6 @@
-//! `save_image(path, images, nrow = 8)` and `save_plot(path, x, y, ...)`:
-//! pictures a model writes at the end of training (`on_train_end`).
+//! `save_image(path, images, nrow = 8)`, `save_plot(path, x, y, ...)` and
+//! `save_text(path, bytes)`: pictures and text a model writes at the end of
+//! training (`on_train_end`).
 //!
 //! Like `log`, they have no effect inside the program: each records an
 //! `Artifact` whose tensors become outputs of the compiled hook, and the
@@ -35,6 +36,9 @@ pub enum ArtifactKind {
     ImageGrid { nrow: usize },
     /// A line `y(x)` with an optional band, sample curves and points.
     Plot { title: String },
+    /// Bytes (`i32` values 0..255, e.g. sampled characters) as a text
+    /// file, also printed at the end of the run.
+    Text,
 }
 
 /// The optional tensors of `save_plot` and the shape each must have
@@ -56,17 +60,22 @@ pub fn save(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Va
         Some(CallArg { value: Val::Str(p), name: None, .. }) => p.clone(),
         _ => return bad(el, &format!("`{name}` needs the file name first, a string such as \"samples.png\""), span),
     };
-    if !path.ends_with(".png") || path.starts_with('/') || path.split(['/', '\\']).any(|c| c == "..") {
+    let ext = if name == "save_text" { ".txt" } else { ".png" };
+    if !path.ends_with(ext) || path.starts_with('/') || path.split(['/', '\\']).any(|c| c == "..") {
         return el.error(
             Diagnostic::error(
                 Code::BadCall,
-                format!("`{name}` writes a `.png` file inside the run directory, not {path:?}"),
+                format!("`{name}` writes a `{ext}` file inside the run directory, not {path:?}"),
             )
             .with_label(args[0].span, "this path")
-            .with_help("use a relative name such as \"samples.png\""),
+            .with_help(format!("use a relative name such as \"samples{ext}\"")),
         );
     }
-    let artifact = if name == "save_image" { image_grid(el, path, args, span) } else { plot(el, path, args, span) };
+    let artifact = match name {
+        "save_image" => image_grid(el, path, args, span),
+        "save_plot" => plot(el, path, args, span),
+        _ => text(el, path, args, span),
+    };
     if let (Some(a), Some(list)) = (artifact, el.artifacts.as_mut()) {
         list.push(a);
     }
@@ -202,4 +211,25 @@ fn plot(el: &mut Elaborator, path: String, args: &[CallArg], span: Span) -> Opti
         return None;
     }
     Some(Artifact { path, kind: ArtifactKind::Plot { title }, values })
+}
+
+fn text(el: &mut Elaborator, path: String, args: &[CallArg], span: Span) -> Option<Artifact> {
+    let usage = "`save_text(path, bytes)` takes an i32 vector of byte values (0..255)";
+    let [_, arg] = args else {
+        bad(el, usage, span);
+        return None;
+    };
+    match &arg.value {
+        Val::Tensor(t) if t.ty.dtype == crate::ir::DType::I32 && t.ty.rank() == 1 => {
+            Some(Artifact { path, kind: ArtifactKind::Text, values: vec![("bytes".into(), t.clone())] })
+        }
+        v => {
+            let d = v.describe();
+            el.error(
+                Diagnostic::error(Code::TypeMismatch, format!("{usage}, not {d}"))
+                    .with_label(arg.span, format!("this is {d}")),
+            );
+            None
+        }
+    }
 }

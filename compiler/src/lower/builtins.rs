@@ -70,6 +70,7 @@ pub const NAMES: &[&str] = &[
     "concat",
     "save_image",
     "save_plot",
+    "save_text",
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -114,7 +115,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "conv2d" => super::window_builtins::conv2d(el, &args, span),
         "shape" => super::join::shape(el, &args, span),
         "stack" | "concat" => super::join::join(el, name, &args, span),
-        "save_image" | "save_plot" => super::artifacts::save(el, name, &args, span),
+        "save_image" | "save_plot" | "save_text" => super::artifacts::save(el, name, &args, span),
         "max_pool2d" | "avg_pool2d" => super::window_builtins::pool2d(el, name, &args, span),
         "log" => {
             if matches!(args.first().map(|a| &a.value), Some(Val::Str(_))) {
