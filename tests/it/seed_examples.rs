@@ -61,3 +61,28 @@ fn score_diffusion_trains_and_samples_a_grid() {
     assert_eq!(px[0], 0);
     assert!(px.iter().filter(|&&v| v > 0).count() > 484 * 484 / 4);
 }
+
+#[test]
+fn char_transformer_trains_on_the_shipped_text_and_samples() {
+    let path = root().join("examples/char_transformer.jl");
+    // Shortened: 4 steps, 40 sampled bytes.
+    let text = std::fs::read_to_string(&path).unwrap().replace("sample_len: int = 400", "sample_len: int = 40");
+    assert!(text.contains("sample_len: int = 40)"), "the example's sampler setting moved");
+    let logs = tempdir("char-transformer");
+    let s = fit(&path, &text, &logs, &["trainer.max_steps=4".into(), "trainer.limit_val_batches=1".into()], None);
+    assert_eq!(s.steps, 4);
+    assert_eq!(s.artifacts, vec![s.log_dir.join("sample.txt")]);
+    let sample = std::fs::read(&s.artifacts[0]).unwrap();
+    assert_eq!(sample.len(), 128 + 40, "the 128-byte prompt, then the sampled bytes");
+    // The prompt is a window of the corpus.
+    let mut corpus = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(
+            std::fs::File::open(root().join("examples/data/tinyshakespeare.txt.gz")).unwrap(),
+        ),
+        &mut corpus,
+    )
+    .unwrap();
+    assert_eq!(corpus.len(), 1_115_394);
+    assert!(corpus.windows(128).any(|w| w == &sample[..128]), "the prompt comes from the text");
+}

@@ -26,7 +26,8 @@ pub fn write(spec: &ArtifactSpec, tensors: &[Tensor], dir: &Path) -> Result<Path
     let path = dir.join(&spec.path);
     if spec.kind == ArtifactKind::Text {
         let bytes = text_bytes(&tensors[0]);
-        write_atomically(&path, |f| Ok(f.write_all(&bytes)?)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        write_atomically(&path, |f| Ok(f.write_all(&bytes)?))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         return Ok(path);
     }
     let (width, height, color, pixels) = match &spec.kind {

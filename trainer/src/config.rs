@@ -113,7 +113,9 @@ fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> O
     let mut has_y = false;
     for (k, v) in args.iter().skip(1) {
         match (kind, k.as_deref(), v) {
-            (SourceKind::Text, Some("seq"), ConstValue::Int(n)) if *n >= 1 && *n <= 1 << 20 => out.seq_len = *n as usize,
+            (SourceKind::Text, Some("seq"), ConstValue::Int(n)) if *n >= 1 && *n <= 1 << 20 => {
+                out.seq_len = *n as usize
+            }
             (_, Some("scale"), ConstValue::Float(x)) => out.scale = *x,
             (_, Some("scale"), ConstValue::Int(i)) => out.scale = *i as f64,
             (SourceKind::Npz, Some("x"), ConstValue::Str(s)) => out.x_key = s.clone(),
@@ -338,7 +340,9 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                     ),
             ),
             "test" => match (&e.value, source) {
-                (ConstValue::Str(s), SourceKind::Csv | SourceKind::Npz | SourceKind::Text) => cfg.test = Some(s.clone()),
+                (ConstValue::Str(s), SourceKind::Csv | SourceKind::Npz | SourceKind::Text) => {
+                    cfg.test = Some(s.clone())
+                }
                 (ConstValue::Call { .. }, SourceKind::Npz | SourceKind::Npy) => {
                     match source_args(&e.value, e.value_span, &mut diags) {
                         Some(t) if t.kind == source && t.scale == src.scale => {

@@ -217,3 +217,31 @@ fn npz_and_npy_files_load_the_same_dataset() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_text_corpus_becomes_next_byte_sequences() {
+    let dir = std::env::temp_dir().join(format!("jlc-text-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = b"abcdefghij"; // 10 bytes: 3 sequences of 3 with their targets, 'j' only a target
+    std::fs::write(dir.join("t.txt"), text).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text).unwrap();
+    std::fs::write(dir.join("t.txt.gz"), gz.finish().unwrap()).unwrap();
+    for name in ["t.txt", "t.txt.gz"] {
+        let d = load_text(&dir.join(name), 3).unwrap();
+        assert_eq!(d.len(), 3);
+        assert_eq!(d.x.values, Values::U8(b"abcdefghi".to_vec()));
+        assert_eq!(d.y.values, Values::U8(b"bcdefghij".to_vec()));
+        assert_eq!((d.x.dims.clone(), d.x.dtype), (vec![3], DType::I32));
+        let (x, y) = d.batch(&[2, 0], 0, 2);
+        assert_eq!(x, Tensor::i32(&[2, 3], b"ghiabc".iter().map(|&b| b as i32).collect()));
+        assert_eq!(y, Tensor::i32(&[2, 3], b"hijbcd".iter().map(|&b| b as i32).collect()));
+    }
+    let e = load_text(&dir.join("t.txt"), 10).unwrap_err().to_string();
+    assert!(
+        e.contains("t.txt: 10 bytes of text hold no sequence of seq = 10 (with its next-byte targets, 11 bytes)"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
