@@ -641,6 +641,22 @@ fn type_error(e: &SettingEntry, expected: &str) -> Diagnostic {
 /// Applies a command-line override `section.key=value` to the sections,
 /// replacing or adding the entry. The value is parsed as an int, a float, a
 /// bool, or else taken as a string.
+/// A `--set` value read as the language reads it in a section (`3`,
+/// `1e-3`, `true`, `"name"`, `Net(width = 64)`), or else as a bare string
+/// (`--set trainer.name=run1`, `--set trainer.max_time=00:01:00:00`).
+fn parse_value(value: &str) -> ConstValue {
+    let text = format!("trainer {{\n    v = {value}\n}}\n");
+    let (prog, diags) = compiler::lower::load("--set", &text);
+    if diags.is_empty() {
+        if let Ok(sections) = compiler::lower::training_sections(&prog) {
+            if let Some(entry) = sections.trainer.and_then(|t| t.entries.into_iter().next()) {
+                return entry.value;
+            }
+        }
+    }
+    ConstValue::Str(value.to_string())
+}
+
 pub fn apply_override(data: &mut Option<Section>, trainer: &mut Option<Section>, spec: &str) -> Result<(), String> {
     let (lhs, value) = spec.split_once('=').ok_or_else(|| format!("--set expects section.key=value, got {spec:?}"))?;
     let (section, key) = lhs.split_once('.').ok_or_else(|| format!("--set expects section.key=value, got {spec:?}"))?;
@@ -649,15 +665,7 @@ pub fn apply_override(data: &mut Option<Section>, trainer: &mut Option<Section>,
         "trainer" => trainer,
         other => return Err(format!("--set: unknown section `{other}` (expected `data` or `trainer`)")),
     };
-    let value = if let Ok(i) = value.parse::<i64>() {
-        ConstValue::Int(i)
-    } else if let Ok(x) = value.parse::<f64>() {
-        ConstValue::Float(x)
-    } else if let Ok(b) = value.parse::<bool>() {
-        ConstValue::Bool(b)
-    } else {
-        ConstValue::Str(value.to_string())
-    };
+    let value = parse_value(value);
     let sec = target.get_or_insert_with(|| Section { span: Span::default(), source: None, entries: vec![] });
     match sec.entries.iter_mut().find(|e| e.key == key) {
         Some(e) => e.value = value,

@@ -94,6 +94,20 @@ fn callback_settings_and_overrides() {
     assert_eq!((c.checkpoint.save_top_k, c.checkpoint.mode), (None, Mode::Min));
     assert_eq!(c.max_time, Some(Duration::from_secs_f64(2.5)));
     assert_eq!((c.early_stopping.unwrap().patience, c.fast_dev_run), (0, 4));
+
+    // Values are read as the language reads them in a section; a bare word is a string.
+    for (spec, want) in [
+        ("trainer.model=Net(width = 64, depth = 2)", "Call"),
+        ("trainer.name=run1", "Str(\"run1\")"),
+        ("trainer.name=\"with space\"", "Str(\"with space\")"),
+        ("trainer.seed=-3", "Int(-3)"),
+        ("trainer.max_time=00:01:00:00", "Str(\"00:01:00:00\")"),
+    ] {
+        apply_override(&mut data, &mut tr, spec).unwrap();
+        let key = spec.split_once('=').unwrap().0.split_once('.').unwrap().1;
+        let got = &tr.as_ref().unwrap().entries.iter().find(|e| e.key == key).unwrap().value;
+        assert!(format!("{got:?}").starts_with(want), "{spec}: {got:?}");
+    }
 }
 
 #[test]
