@@ -8,9 +8,12 @@
 # does), and the samples are written as a PNG grid.
 # Needs the IDX files: `apt-get install dataset-fashion-mnist`.
 # Run: jlc run examples/score_diffusion.jl
-# Expected: loss about 18 after 3,000 steps (a few minutes on one core);
-# samples.png in the run directory: 64 images of rough garment shapes
-# (shirts, trousers, shoes, bags) on dark backgrounds.
+# Expected (measured on a shared 2-vCPU VM): loss_epoch 0.054, 0.028,
+# 0.024 over the 3,000 steps (11 minutes); samples.png in the run
+# directory: 64 rough garment shapes (tops, trousers, bags, shoes) on dark
+# backgrounds, with blocky 4x4-patch noise that longer training reduces.
+# Adam at 1e-3 rather than the seed's 3e-4 (which trains for 1M steps):
+# 3e-4 leaves heavy speckle after 3,000 steps (loss 0.030).
 use nn.{Linear, LayerNorm, gelu}
 use optim.adam
 
@@ -80,7 +83,7 @@ model ScoreMixer(channels: int = 64, mix_patches: int = 128, mix_channels: int =
         loss
     }
 
-    fn configure_optimizers(self) = adam(lr = 3e-4)
+    fn configure_optimizers(self) = adam(lr = 1e-3)
 
     # The probability-flow ODE dy/dt = -beta(t) / 2 * (y + s(t, y)),
     # integrated backwards from N(0, I) at t1 to t_end by Heun's method,
