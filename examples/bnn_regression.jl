@@ -90,12 +90,9 @@ model Bnn(hidden: int = 51, samples: int = 5, n_train: int = 200, kl_weight: flo
         let q = self.predict(grid, k2, 200)[:, :, 0]
         let qm = mean(q, axis = 0)
         let qsd = sqrt(mean((q - qm) ^ 2, axis = 0) + noise_var)
-        save_plot(
-            "predictive.png", grid[:, 0], qm,
-            lower = qm - 2.0 * qsd, upper = qm + 2.0 * qsd, samples = q[0:30],
-            scatter_x = x[:, 0], scatter_y = y[:, 0],
-            title = "BNN predictive mean +- 2 sd, 30 sampled networks, data",
-        )
+        let (lo, hi) = (qm - 2.0 * qsd, qm + 2.0 * qsd)
+        let title = "BNN predictive mean +- 2 sd, 30 sampled networks, data"
+        save_plot("predictive.png", grid[:, 0], qm, lower = lo, upper = hi, samples = q[0:30], scatter_x = x[:, 0], scatter_y = y[:, 0], title = title)
     }
 }
 

@@ -99,12 +99,26 @@ model Conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int 
 # PyTorch's nn.MaxPool2d(kernel_size, stride, padding); stride 0 (the
 # default) means stride = kernel_size, as PyTorch's None.
 model MaxPool2d(kernel_size: int, stride: int = 0, padding: int = 0) {
-    fn __call__(self, x) = max_pool2d(x, kernel_size, stride = if stride > 0 { stride } else { kernel_size }, padding = padding)
+    fn __call__(self, x) {
+        let s = if stride > 0 {
+            stride
+        } else {
+            kernel_size
+        }
+        max_pool2d(x, kernel_size, stride = s, padding = padding)
+    }
 }
 
 # Average pooling, as PyTorch's nn.AvgPool2d (padding counts as zeros).
 model AvgPool2d(kernel_size: int, stride: int = 0, padding: int = 0) {
-    fn __call__(self, x) = avg_pool2d(x, kernel_size, stride = if stride > 0 { stride } else { kernel_size }, padding = padding)
+    fn __call__(self, x) {
+        let s = if stride > 0 {
+            stride
+        } else {
+            kernel_size
+        }
+        avg_pool2d(x, kernel_size, stride = s, padding = padding)
+    }
 }
 
 # A two-layer perceptron dim -> hidden -> out with a GELU between (the MLP

@@ -72,7 +72,7 @@ fn predict_step_must_take_x_and_return_a_batch() {
     };
     assert_eq!(
         bad("fn predict_step(self, x, y) = x"),
-        "`predict_step` must take (self, x): the batch's inputs, without labels"
+        "`predict_step` must take (self, x) or (self, x, key): the batch's inputs, without labels"
     );
     assert_eq!(
         bad("fn predict_step(self, x) = sum(x)"),
