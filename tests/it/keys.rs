@@ -141,3 +141,44 @@ fn a_third_step_parameter_must_be_the_key() {
     let err = trainer::fit(&root().join("examples/keyed.jl"), &text, &opts).err().expect("rejected").to_string();
     assert!(err.contains("must take (self, x, y) or (self, x, y, key)"), "{err}");
 }
+
+#[test]
+fn predict_with_a_key_is_repeatable_and_noisy() {
+    // Monte-Carlo dropout at prediction time: the key makes it repeatable.
+    let text = KEYED.replace(
+        "    fn configure_optimizers",
+        "    fn predict_step(self, x: f32[B, 64], key) = self.head(dropout(relu(self.l1(x)), key, rate = 0.5))\n\n    fn configure_optimizers",
+    );
+    let path = root().join("examples/keyed_predict.jl");
+    let logs = tempdir("keys-predict");
+    let s = fit(&path, &text, &logs, &["trainer.max_epochs=1".into()], None);
+    let run = |out: &str| {
+        let opts = trainer::predict::PredictOptions {
+            overrides: vec![format!("trainer.default_root_dir={}", logs.display())],
+            backend: runtime::Backend::Cpu,
+            color: false,
+            compiler: Default::default(),
+            ckpt: Some(trainer::Resume::Path(s.last_checkpoint.clone().unwrap())),
+            split: trainer::predict::Split::Val,
+            out: logs.join(out),
+        };
+        trainer::predict::run(&path, &text, &opts).unwrap();
+        std::fs::read(logs.join(out)).unwrap()
+    };
+    let (a, b) = (run("a.npy"), run("b.npy"));
+    assert_eq!(a, b, "one seed, one key per batch: the same predictions");
+    // Dropout at rate 0.5 zeroes about half of the hidden units: the
+    // predictions differ from the deterministic forward pass.
+    let plain = text.replace("dropout(relu(self.l1(x)), key, rate = 0.5)", "relu(self.l1(x))");
+    let opts = trainer::predict::PredictOptions {
+        overrides: vec![format!("trainer.default_root_dir={}", logs.display())],
+        backend: runtime::Backend::Cpu,
+        color: false,
+        compiler: Default::default(),
+        ckpt: Some(trainer::Resume::Path(s.last_checkpoint.clone().unwrap())),
+        split: trainer::predict::Split::Val,
+        out: logs.join("plain.npy"),
+    };
+    trainer::predict::run(&path, &plain, &opts).unwrap();
+    assert_ne!(a, std::fs::read(logs.join("plain.npy")).unwrap());
+}
