@@ -15,7 +15,8 @@
 # Expected: nll_epoch about -0.9, noise_std about 0.25 and coverage_2sd
 # about 0.95 after 4,000 steps (30 s here); writes predictive.png into the run directory: the
 # predictive mean, a band of +-2 standard deviations, 30 sampled networks
-# and the data, over x in [-4, 4] (the data span about [-1.7, 1.7]).
+# and the data, over x in [-4, 4] (the data span about [-1.7, 1.7]), as
+# docs/images/bnn_regression_predictive.png.
 use nn.{gelu, softplus}
 use optim.adam
 
