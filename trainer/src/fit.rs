@@ -938,11 +938,27 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
                 Init::Full(v) => vec![*v; n],
                 Init::Uniform { low, high } => (0..n).map(|_| rng.uniform(*low, *high)).collect(),
                 Init::Normal { mean, std } => (0..n).map(|_| mean + std * rng.normal()).collect(),
-                Init::GlorotUniform => {
-                    let dims = p.ty.shape.dims();
-                    let (fan_in, fan_out) = (dims.first().copied().unwrap_or(1), dims.get(1).copied().unwrap_or(1));
-                    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
-                    (0..n).map(|_| rng.uniform(-a, a)).collect()
+                Init::GlorotUniform | Init::GlorotNormal | Init::HeUniform | Init::HeNormal => {
+                    let (fan_in, fan_out) = compiler::lower::value::fans(p.ty.shape.dims());
+                    let (fan_in, fan_out) = (fan_in.max(1) as f64, fan_out.max(1) as f64);
+                    match &p.init {
+                        Init::GlorotUniform => {
+                            let a = (6.0 / (fan_in + fan_out)).sqrt();
+                            (0..n).map(|_| rng.uniform(-a, a)).collect()
+                        }
+                        Init::GlorotNormal => {
+                            let std = (2.0 / (fan_in + fan_out)).sqrt();
+                            (0..n).map(|_| std * rng.normal()).collect()
+                        }
+                        Init::HeUniform => {
+                            let a = (6.0 / fan_in).sqrt();
+                            (0..n).map(|_| rng.uniform(-a, a)).collect()
+                        }
+                        _ => {
+                            let std = (2.0 / fan_in).sqrt();
+                            (0..n).map(|_| std * rng.normal()).collect()
+                        }
+                    }
                 }
             };
             Tensor::from_f64(p.ty.dtype, p.ty.shape.dims(), &values)

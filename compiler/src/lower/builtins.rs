@@ -36,6 +36,9 @@ pub const NAMES: &[&str] = &[
     "uniform",
     "normal",
     "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
     "grad",
     "value_and_grad",
     "jvp",
@@ -173,6 +176,9 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             _ => bad(el, "full(value) needs one compile-time number", span),
         },
         "glorot_uniform" => Val::Init(Init::GlorotUniform),
+        "glorot_normal" => Val::Init(Init::GlorotNormal),
+        "he_uniform" => Val::Init(Init::HeUniform),
+        "he_normal" => Val::Init(Init::HeNormal),
         // With a key first: random numbers; with numbers: an initializer.
         "uniform" | "normal" if matches!(args.first().map(|a| &a.value), Some(Val::Tensor(_))) => {
             super::random::sample(el, name, &args, span)

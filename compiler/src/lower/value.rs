@@ -152,8 +152,30 @@ pub enum Init {
         mean: f64,
         std: f64,
     },
-    /// Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)) from the first two dims.
+    /// Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (`fans`).
     GlorotUniform,
+    /// Glorot/Xavier normal: N(0, 2 / (fan_in + fan_out)).
+    GlorotNormal,
+    /// He/Kaiming uniform (for ReLU): U(-a, a), a = sqrt(6 / fan_in).
+    HeUniform,
+    /// He/Kaiming normal: N(0, 2 / fan_in), PyTorch's `kaiming_normal_` (not truncated).
+    HeNormal,
+}
+
+/// The (fan_in, fan_out) of a weight of shape `dims`, as PyTorch computes
+/// them for its layouts: `[in, out]` matrices (ours: `x @ w`), `[out, in,
+/// kh, kw]` convolution kernels (times the receptive field), a vector
+/// counting as both.
+pub fn fans(dims: &[usize]) -> (usize, usize) {
+    match *dims {
+        [] => (1, 1),
+        [n] => (n, n),
+        [fan_in, fan_out] => (fan_in, fan_out),
+        [out, inp, ref rest @ ..] => {
+            let field: usize = rest.iter().product();
+            (inp * field, out * field)
+        }
+    }
 }
 
 /// An optimizer: the update function (`fn f(p, g, states..., step, hyper...)`
