@@ -51,6 +51,11 @@ enum Command {
         /// mid-epoch; logs go to a new version directory.
         #[arg(long, value_name = "PATH|last|best")]
         resume: Option<String>,
+        /// Print the fully resolved configuration (defaults filled in,
+        /// overrides applied) as the run directory's `hparams.yaml` would
+        /// hold it, and exit without training.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Run `test_step` on the test split with a checkpoint's parameters.
     Test {
@@ -328,7 +333,7 @@ fn run(cli: Cli) -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "jlc", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Command::Run { file, mut overrides, backend, no_opt, disabled_rules, seed, resume } => {
+        Command::Run { file, mut overrides, backend, no_opt, disabled_rules, seed, resume, print_config } => {
             // Later overrides win, so `--seed` beats a `--set trainer.seed` given with it.
             overrides.extend(seed.map(|s| format!("trainer.seed={s}")));
             let text = match read(&file) {
@@ -352,8 +357,18 @@ fn run(cli: Cli) -> ExitCode {
                     progress: std::io::stderr().is_terminal(),
                     compiler: compiler_opts,
                     resume: resume.map(|r| trainer::Resume::parse(&r)),
-                    interrupt: Some(install_interrupt_handler()),
+                    interrupt: None,
                 };
+                if print_config {
+                    return match trainer::fit::resolved_config(&file, &text, &opts) {
+                        Ok(config) => {
+                            print!("{config}");
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => fit_error(&e),
+                    };
+                }
+                let opts = trainer::FitOptions { interrupt: Some(install_interrupt_handler()), ..opts };
                 match trainer::fit(&file, &text, &opts) {
                     Ok(summary) => {
                         let metrics: Vec<String> =

@@ -354,3 +354,20 @@ fn seed_flag_sets_the_trainer_seed_and_completions_list_the_commands() {
         assert!(script.contains(word), "bash completions mention {word}");
     }
 }
+
+/// Two runs with one seed write byte-identical checkpoints (the metadata's
+/// order no longer follows a `HashMap`'s). `save_top_k = 0` keeps no epoch
+/// files, whose absolute paths (in ModelCheckpoint's state) name each run's
+/// own directory.
+#[test]
+fn two_runs_with_one_seed_write_identical_checkpoints() {
+    let (path, text) = digits();
+    let o: Vec<String> = ["trainer.max_epochs=1", "trainer.max_steps=3", "trainer.save_top_k=0", "trainer.seed=11"]
+        .map(String::from)
+        .into();
+    let a = fit(&path, &text, &tempdir("same-seed-a"), &o, None);
+    let b = fit(&path, &text, &tempdir("same-seed-b"), &o, None);
+    let (a, b) = (a.last_checkpoint.unwrap(), b.last_checkpoint.unwrap());
+    assert_ne!(a, b);
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "{} and {} differ", a.display(), b.display());
+}

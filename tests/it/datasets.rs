@@ -118,6 +118,13 @@ fn linear_regression_on_npz_finds_the_true_weights_and_predicts_them() {
         jlc_out(&["predict", model, "--set", &logs, "--out", preds.to_str().unwrap(), "--split", "all"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(npy::parse("p", &std::fs::read(&preds).unwrap()).unwrap().dims, [n, 1]);
+    // The file was replaced by a rename: no temp file is left beside it.
+    let stray: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
 }
 
 const NEXT_TOKEN: &str = r#"

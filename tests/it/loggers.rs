@@ -215,3 +215,26 @@ fn tensorboard_event_files_hold_every_logged_value() {
     assert!(!s.log_dir.join("metrics.csv").exists());
     assert!(s.log_dir.join("hparams.yaml").exists());
 }
+
+/// `jlc run --print-config` prints what a run with the same settings saves
+/// as `hparams.yaml` (defaults and overrides resolved), and trains nothing.
+#[test]
+fn print_config_is_the_saved_hparams() {
+    let (path, text) = digits();
+    let sets = ["trainer.max_epochs=1", "trainer.max_steps=1", "trainer.val_check_interval=0.5", "data.batch_size=32"];
+    let logs = tempdir("print-config");
+    let mut args = vec!["run".to_string(), path.display().to_string(), "--print-config".into()];
+    for s in sets.iter().map(|s| s.to_string()).chain([format!("trainer.default_root_dir={}", logs.display())]) {
+        args.extend(["--set".to_string(), s]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = crate::evaluate::jlc_out(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(!logs.join("lightning_logs").exists(), "--print-config writes no run directory");
+    let s = fit(&path, &text, &logs, &sets.map(String::from), None);
+    let saved = std::fs::read_to_string(s.log_dir.join("hparams.yaml")).unwrap();
+    assert_eq!(out, saved);
+    for line in ["  max_epochs: 1", "  val_check_interval: 0.5", "  batch_size: 32", "  num_sanity_val_steps: 2"] {
+        assert!(out.lines().any(|l| l == line), "{line} in\n{out}");
+    }
+}

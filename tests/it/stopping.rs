@@ -476,3 +476,63 @@ fn min_epochs_overfit_batches_and_limit_test_batches() {
     assert!((table_value(&out, "test_acc") - want).abs() < 1e-6, "{out} vs {want}");
     assert!(err.starts_with("100 examples"), "{err}");
 }
+
+/// `val_check_interval` validates within the epoch (an int: every n
+/// batches; a float: every `int(f * 23)` batches), on the parameters of that
+/// step (checked against an f64 oracle on the checkpoint a `max_steps` run
+/// writes there); `num_sanity_val_steps` validates before training, logs
+/// nothing, and is skipped on resume and in a dev run.
+#[test]
+fn val_check_interval_and_sanity_validation() {
+    let (path, text) = digits();
+    let run = |name: &str, extra: &[&str], resume: Option<trainer::Resume>| {
+        let o: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let logs = tempdir(name);
+        (fit(&path, &text, &logs, &o, resume), logs)
+    };
+    let val_steps = |s: &trainer::FitSummary| -> Vec<(usize, f64)> {
+        let r = rows(&s.log_dir);
+        let header: Vec<&str> = r[0].split(',').collect();
+        let (step, acc) =
+            (header.iter().position(|h| *h == "step").unwrap(), header.iter().position(|h| *h == "val_acc").unwrap());
+        r[1..]
+            .iter()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|c| !c[acc].is_empty())
+            .map(|c| (c[step].parse().unwrap(), c[acc].parse().unwrap()))
+            .collect()
+    };
+    // 23 batches per epoch: every 10 batches, and the epoch's end.
+    let (every10, _) = run("val-interval-int", &["trainer.max_epochs=1", "trainer.val_check_interval=10"], None);
+    let got = val_steps(&every10);
+    assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), [9, 19, 22]);
+    assert_eq!(every10.sanity_val_batches, 2, "Lightning's default: two sanity batches");
+    let (at10, _) = run("val-interval-at10", &["trainer.max_epochs=1", "trainer.max_steps=10"], None);
+    let data = trainer::data::load_csv(&root().join("examples/data/digits.csv.gz"), 1.0 / 16.0).unwrap();
+    let (_, val) = trainer::data::split(&data, 297, 0);
+    let want = mlp_accuracy(at10.last_checkpoint.as_ref().unwrap(), &val);
+    assert!((got[0].1 - want).abs() < 1e-6, "val_acc after 10 steps {}, f64 oracle {want}", got[0].1);
+
+    // A fraction: int(23 * 0.25) = 5; all validation batches as the sanity check (5 of 64, 41).
+    let (quarter, _) = run(
+        "val-interval-frac",
+        &["trainer.max_epochs=1", "trainer.val_check_interval=0.25", "trainer.num_sanity_val_steps=-1"],
+        None,
+    );
+    assert_eq!(val_steps(&quarter).iter().map(|r| r.0).collect::<Vec<_>>(), [4, 9, 14, 19, 22]);
+    assert_eq!(quarter.sanity_val_batches, 5);
+
+    // The sanity check logs nothing: metrics.csv is byte-identical without it.
+    let (none, _) = run("sanity-none", &["trainer.max_epochs=1", "trainer.num_sanity_val_steps=0"], None);
+    let (two, logs) = run("sanity-two", &["trainer.max_epochs=1", "trainer.max_steps=5"], None);
+    assert_eq!(none.sanity_val_batches, 0);
+    assert_eq!(two.sanity_val_batches, 2);
+    let (full, _) = run("sanity-full", &["trainer.max_epochs=1"], None);
+    assert_eq!(rows(&none.log_dir), rows(&full.log_dir));
+    // Resuming skips it, as does a dev run.
+    let o: Vec<String> = ["trainer.max_epochs=1".to_string()].into();
+    let resumed = fit(&path, &text, &logs, &o, Some(trainer::Resume::Last));
+    assert_eq!((resumed.steps, resumed.sanity_val_batches), (23, 0));
+    let (dev, _) = run("sanity-dev", &["trainer.fast_dev_run=2"], None);
+    assert_eq!(dev.sanity_val_batches, 0);
+}

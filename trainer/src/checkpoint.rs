@@ -248,7 +248,39 @@ pub fn encode(meta: &Meta, tensors: &[(String, &Tensor)]) -> Result<Vec<u8>, Che
                 .map_err(|e| cerr("(in memory)", format!("tensor `{n}`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    safetensors::serialize(views, Some(info)).map_err(|e| cerr("(in memory)", e.to_string()))
+    let bytes = safetensors::serialize(views, Some(info)).map_err(|e| cerr("(in memory)", e.to_string()))?;
+    Ok(sort_metadata(bytes))
+}
+
+/// safetensors takes `__metadata__` as a `HashMap` and writes it in the
+/// map's iteration order, which is random per map: two runs with one seed
+/// would write different bytes. Rewrites the header with the metadata's
+/// keys sorted (the tensors' entries, already in a fixed order, keep it),
+/// padded with spaces to the header's original length, so the tensors'
+/// offsets (relative to the header's end) stay valid.
+fn sort_metadata(mut bytes: Vec<u8>) -> Vec<u8> {
+    use serde_json::{Map, Value};
+    let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: Map<String, Value> =
+        serde_json::from_slice(&bytes[8..8 + len]).expect("safetensors wrote a JSON object header");
+    let mut sorted = Map::new();
+    for (k, v) in &header {
+        let v = match v {
+            Value::Object(m) if k == "__metadata__" => {
+                let mut keys: Vec<(&String, &Value)> = m.iter().collect();
+                keys.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(keys.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            }
+            v => v.clone(),
+        };
+        sorted.insert(k.clone(), v);
+    }
+    let mut text = serde_json::to_vec(&Value::Object(sorted)).expect("JSON values serialize");
+    // The same strings re-serialized compactly: never longer than what safetensors wrote.
+    assert!(text.len() <= len, "the sorted header outgrew the original");
+    text.resize(len, b' ');
+    bytes[8..8 + len].copy_from_slice(&text);
+    bytes
 }
 
 /// Reads a checkpoint from bytes; `path` names it in errors. Never panics.

@@ -164,6 +164,11 @@ pub struct TrainerConfig {
     pub overfit_batches: usize,
     /// Validate after every n-th epoch (Lightning counts `(epoch + 1) % n == 0`).
     pub check_val_every_n_epoch: usize,
+    /// How often to validate within an epoch that validates (Lightning's `val_check_interval`).
+    pub val_check_interval: ValCheckInterval,
+    /// Validation batches run before training to catch errors early, their
+    /// values discarded (`None`: all, Lightning's -1).
+    pub num_sanity_val_steps: Option<usize>,
     /// Stop (saving `last`) once training has run this long, checked between steps.
     pub max_time: Option<std::time::Duration>,
     /// A smoke run: this many batches of training, validation and test in one
@@ -187,6 +192,26 @@ pub struct TrainerConfig {
     pub grad: GradSettings,
     /// Where metrics go (`logger = "csv,tensorboard"`): at least one.
     pub loggers: Loggers,
+}
+
+/// Lightning's `val_check_interval`: validate every n training batches, or
+/// after each fraction of the epoch; the epoch's end always validates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValCheckInterval {
+    /// An integer: every n batches (counted from the epoch's start).
+    Batches(usize),
+    /// A float in (0, 1]: every `floor(f * batches per epoch)` batches (at least 1), as Lightning.
+    Fraction(f64),
+}
+
+impl ValCheckInterval {
+    /// Validate after every this many batches of an epoch of `n_batches`.
+    pub fn every(self, n_batches: usize) -> usize {
+        match self {
+            ValCheckInterval::Batches(n) => n,
+            ValCheckInterval::Fraction(f) => ((n_batches as f64 * f) as usize).max(1),
+        }
+    }
 }
 
 /// The loggers of a run; both write into the run's `version_N` directory.
@@ -248,6 +273,8 @@ const TRAINER_KEYS: &[&str] = &[
     "min_epochs",
     "overfit_batches",
     "check_val_every_n_epoch",
+    "val_check_interval",
+    "num_sanity_val_steps",
     "max_time",
     "fast_dev_run",
     "test_after_fit",
@@ -389,6 +416,8 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         min_epochs: 0,
         overfit_batches: 0,
         check_val_every_n_epoch: 1,
+        val_check_interval: ValCheckInterval::Fraction(1.0),
+        num_sanity_val_steps: Some(2),
         max_time: None,
         fast_dev_run: 0,
         test_after_fit: true,
@@ -431,6 +460,17 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "min_epochs" => cfg.min_epochs = non_negative(e, &mut diags),
             "overfit_batches" => cfg.overfit_batches = non_negative(e, &mut diags),
             "check_val_every_n_epoch" => cfg.check_val_every_n_epoch = positive(e, &mut diags),
+            "val_check_interval" => cfg.val_check_interval = val_check_interval(e, &mut diags),
+            "num_sanity_val_steps" => {
+                cfg.num_sanity_val_steps = match e.value {
+                    ConstValue::Int(-1) => None,
+                    ConstValue::Int(i) if i >= 0 => Some(i as usize),
+                    _ => {
+                        diags.push(type_error(e, "-1 (all) or a non-negative integer"));
+                        None
+                    }
+                }
+            }
             "max_time" => cfg.max_time = duration(e, &mut diags),
             "fast_dev_run" => {
                 cfg.fast_dev_run = match e.value {
@@ -551,6 +591,21 @@ fn duration(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> Option<std::time::
         diags.push(type_error(e, "a positive number of seconds or \"DD:HH:MM:SS\""));
     }
     seconds.map(std::time::Duration::from_secs_f64)
+}
+
+/// A positive integer (batches) or a float in (0, 1] (a fraction of the epoch).
+fn val_check_interval(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> ValCheckInterval {
+    match e.value {
+        ConstValue::Int(i) if i > 0 => ValCheckInterval::Batches(i as usize),
+        ConstValue::Float(x) if x > 0.0 && x <= 1.0 => ValCheckInterval::Fraction(x),
+        _ => {
+            diags.push(type_error(
+                e,
+                "a positive integer (every n training batches) or a float in (0, 1] (a fraction of the epoch)",
+            ));
+            ValCheckInterval::Fraction(1.0)
+        }
+    }
 }
 
 /// `-1` (keep all) or a non-negative count.

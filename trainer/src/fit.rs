@@ -13,7 +13,7 @@
 
 use crate::callback::{self, Callback, Ctx, EarlyStopping, ModelCheckpoint};
 use crate::checkpoint::{self, CheckpointError, Meta};
-use crate::config::{DataConfig, TrainerConfig};
+use crate::config::{DataConfig, TrainerConfig, ValCheckInterval};
 use crate::data::{self, Dataset};
 use crate::eval;
 use crate::logger::Logger;
@@ -158,6 +158,8 @@ pub struct FitSummary {
     pub on_train_end: Vec<(String, f64)>,
     /// The pictures `on_train_end` wrote.
     pub artifacts: Vec<PathBuf>,
+    /// Validation batches the sanity check ran before training (`num_sanity_val_steps`).
+    pub sanity_val_batches: usize,
 }
 
 /// One epoch's wall time against the time inside compiled step calls: the
@@ -222,29 +224,12 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler)?;
     let (data_cfg, progs) = (&setup.data_cfg, &setup.progs);
     let bs = data_cfg.batch_size;
-    let mut trainer_cfg = setup.trainer_cfg.clone();
+    let trainer_cfg = effective_config(&setup.trainer_cfg);
     let dev_run = trainer_cfg.fast_dev_run;
-    if dev_run > 0 {
-        if opts.resume.is_some() {
-            return Err(FitError::Config("fast_dev_run is a fresh smoke run: it cannot --resume".into()));
-        }
-        // Lightning's fast_dev_run: n batches of each loop, one epoch, nothing saved.
-        trainer_cfg.limit_train_batches = dev_run;
-        trainer_cfg.limit_val_batches = dev_run;
-        trainer_cfg.max_epochs = 1;
-        trainer_cfg.max_steps = 0;
-        trainer_cfg.max_time = None;
-        trainer_cfg.check_val_every_n_epoch = 1;
-        trainer_cfg.enable_checkpointing = false;
-        trainer_cfg.early_stopping = None;
+    if dev_run > 0 && opts.resume.is_some() {
+        return Err(FitError::Config("fast_dev_run is a fresh smoke run: it cannot --resume".into()));
     }
-    // Lightning's overfit_batches: the same first n batches every epoch
-    // (no shuffling), and validation on n batches.
     let overfit = trainer_cfg.overfit_batches;
-    if overfit > 0 {
-        trainer_cfg.limit_train_batches = overfit;
-        trainer_cfg.limit_val_batches = overfit;
-    }
     let shuffle = data_cfg.shuffle && overfit == 0;
     let trainer_cfg = &trainer_cfg;
     let train = &setup.train;
@@ -299,6 +284,16 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     if k > 1 {
         // Which batches one optimizer step sums (absent for k = 1, as in files written before it existed).
         data_order.push_str(&format!(",accumulate_grad_batches={k}"));
+    }
+    // Validation within an epoch: after every `val_every` batches (the epoch's end always validates).
+    let val_every = trainer_cfg.val_check_interval.every(n_batches);
+    if let ValCheckInterval::Batches(n) = trainer_cfg.val_check_interval {
+        if n > n_batches && !val_exes.is_empty() {
+            return Err(FitError::Config(format!(
+                "trainer.val_check_interval = {n} must be at most the number of training batches per epoch \
+                 ({n_batches}); write a fraction of the epoch (0.5) or use check_val_every_n_epoch"
+            )));
+        }
     }
     let n_params = progs.params.len();
     let names = checkpoint_names(progs);
@@ -412,6 +407,24 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             c.on_train_start(&mut ctx);
         }
     }
+    // Lightning's sanity check: a few validation batches before training, so a
+    // broken validation_step fails now rather than after an epoch; nothing is logged.
+    let mut sanity_val_batches = 0;
+    if resumed_from.is_none() && dev_run == 0 && !val_exes.is_empty() {
+        let n = trainer_cfg.num_sanity_val_steps.unwrap_or(usize::MAX);
+        if n > 0 {
+            let sanity = limit(val, n.min(val.len()));
+            eval::evaluate(
+                &mut val_exes,
+                &params,
+                &sanity,
+                bs,
+                &progs.val_logs,
+                eval_key(progs.keys.val, "validation_step"),
+            )?;
+            sanity_val_batches = sanity.len().div_ceil(bs);
+        }
+    }
     let mut timing = Vec::new();
     'epochs: for epoch in pos.epoch..trainer_cfg.max_epochs {
         let epoch_start = std::time::Instant::now();
@@ -429,6 +442,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         bar.set_position(first as u64);
         let mut loss_sum = if resumed_epoch { pos.loss_sum } else { 0.0 };
         let mut log_sums = if resumed_epoch { pos.log_sums.clone() } else { vec![0.0; progs.train_logs.len()] };
+        let validate = !val_exes.is_empty() && (epoch + 1) % trainer_cfg.check_val_every_n_epoch == 0;
         let mut b = first;
         while b < n_batches {
             let stop_now = interrupted();
@@ -562,6 +576,18 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             }
             bar.set_message(msg);
             bar.inc((end - b) as u64);
+            // val_check_interval: this step crossed a multiple of `val_every` before the epoch's end.
+            if validate && end < n_batches && b / val_every != end / val_every {
+                let val_metrics = eval::evaluate(
+                    &mut val_exes,
+                    &params,
+                    val,
+                    bs,
+                    &progs.val_logs,
+                    eval_key(progs.keys.val, "validation_step"),
+                )?;
+                logger.log(epoch, global_step - 1, &val_metrics)?;
+            }
             if !callbacks.is_empty() {
                 let mut step_metrics = vec![("train_loss".to_string(), loss)];
                 step_metrics.extend(progs.train_logs.iter().zip(&logs).map(|((n, _), v)| (n.clone(), *v)));
@@ -577,7 +603,6 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let mut epoch_metrics = vec![("train_loss_epoch".to_string(), loss_sum / denom)];
         epoch_metrics
             .extend(progs.train_logs.iter().zip(&log_sums).map(|((n, _), s)| (format!("{n}_epoch"), s / denom)));
-        let validate = !val_exes.is_empty() && (epoch + 1) % trainer_cfg.check_val_every_n_epoch == 0;
         if validate {
             epoch_metrics.extend(eval::evaluate(
                 &mut val_exes,
@@ -724,7 +749,43 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         timing,
         on_train_end,
         artifacts,
+        sanity_val_batches,
     })
+}
+
+/// `jlc run --print-config`: the fully resolved configuration (defaults
+/// filled in, `--set` overrides and `fast_dev_run`/`overfit_batches`
+/// applied) in the run directory's `hparams.yaml` format. Compiles the
+/// model (the model's and the optimizer's names come from it); trains nothing.
+pub fn resolved_config(path: &Path, text: &str, opts: &FitOptions) -> Result<String, FitError> {
+    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler)?;
+    Ok(hparams_yaml(&setup.data_cfg, &effective_config(&setup.trainer_cfg), &setup.progs, path))
+}
+
+/// The settings a run uses: `fast_dev_run` and `overfit_batches` override others.
+fn effective_config(cfg: &TrainerConfig) -> TrainerConfig {
+    let mut trainer_cfg = cfg.clone();
+    let dev_run = trainer_cfg.fast_dev_run;
+    if dev_run > 0 {
+        // Lightning's fast_dev_run: n batches of each loop, one epoch, nothing saved.
+        trainer_cfg.limit_train_batches = dev_run;
+        trainer_cfg.limit_val_batches = dev_run;
+        trainer_cfg.max_epochs = 1;
+        trainer_cfg.max_steps = 0;
+        trainer_cfg.max_time = None;
+        trainer_cfg.check_val_every_n_epoch = 1;
+        trainer_cfg.val_check_interval = ValCheckInterval::Fraction(1.0);
+        trainer_cfg.enable_checkpointing = false;
+        trainer_cfg.early_stopping = None;
+    }
+    // Lightning's overfit_batches: the same first n batches every epoch
+    // (no shuffling), and validation on n batches.
+    let overfit = trainer_cfg.overfit_batches;
+    if overfit > 0 {
+        trainer_cfg.limit_train_batches = overfit;
+        trainer_cfg.limit_val_batches = overfit;
+    }
+    trainer_cfg
 }
 
 /// `step` counts as metrics.csv's `step` column does (0-based).
@@ -1012,6 +1073,14 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         format!("  min_epochs: {}", trainer.min_epochs),
         format!("  overfit_batches: {}", trainer.overfit_batches),
         format!("  check_val_every_n_epoch: {}", trainer.check_val_every_n_epoch),
+        format!(
+            "  val_check_interval: {}",
+            match trainer.val_check_interval {
+                ValCheckInterval::Batches(n) => n.to_string(),
+                ValCheckInterval::Fraction(f) => format!("{f:?}"),
+            }
+        ),
+        format!("  num_sanity_val_steps: {}", trainer.num_sanity_val_steps.map_or(-1, |n| n as i64)),
         format!("  max_steps: {}", trainer.max_steps),
         format!("  max_time_s: {}", trainer.max_time.map_or(0.0, |t| t.as_secs_f64())),
         format!("  enable_checkpointing: {}", trainer.enable_checkpointing),

@@ -160,7 +160,11 @@ pub fn run(path: &Path, text: &str, opts: &PredictOptions) -> Result<PredictSumm
         Data::I32(v) => Values::I32(v),
         Data::Bool(v) => Values::Bool(v),
     };
-    std::fs::write(&opts.out, npy::write(&shape, &values))
+    // Temp file + fsync + rename: an interrupted predict leaves the old file or none, never a partial one.
+    // A device or pipe (`--out /dev/null`, `/dev/stdout`) is written in place: renaming over it would replace it.
+    let bytes = npy::write(&shape, &values);
+    let special = std::fs::metadata(&opts.out).is_ok_and(|m| !m.is_file());
+    if special { std::fs::write(&opts.out, &bytes) } else { checkpoint::write_atomic(&opts.out, &bytes) }
         .map_err(|source| data::DataError::Io { path: opts.out.display().to_string(), source })?;
     Ok(PredictSummary { checkpoint: ck_path, examples: data.len(), shape })
 }

@@ -199,3 +199,28 @@ fn find_last_picks_the_newest_version_with_a_checkpoint() {
     assert_eq!(find_last(&dir), Some(dir.join("version_10/checkpoints/last.safetensors")));
     assert_eq!(find_last(&dir.join("absent")), None);
 }
+
+/// safetensors writes `__metadata__` from a `HashMap` (random order per
+/// map); `encode` sorts it, so equal checkpoints are equal bytes.
+#[test]
+fn encoding_is_deterministic_with_sorted_metadata() {
+    let first = encoded();
+    for _ in 0..20 {
+        assert_eq!(encoded(), first, "two encodes of one checkpoint differ");
+    }
+    let len = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&first[8..8 + len]).unwrap();
+    let meta_at = header.find("\"__metadata__\":{").unwrap() + "\"__metadata__\":{".len();
+    // Each key's first `"key":` after `__metadata__` (quotes inside the callbacks' JSON value are escaped).
+    let body = &header[meta_at..];
+    let keys: Vec<&str> = Meta::to_map(&meta()).iter().map(|(k, _)| *k).chain(["crc32"]).collect();
+    let mut positions: Vec<(usize, &str)> =
+        keys.iter().map(|k| (body.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k}")), *k)).collect();
+    positions.sort();
+    let in_file: Vec<&str> = positions.iter().map(|p| p.1).collect();
+    let mut sorted = in_file.clone();
+    sorted.sort();
+    assert_eq!(in_file, sorted, "metadata keys in file order are sorted");
+    // And the file still decodes to the same checkpoint.
+    assert_eq!(decode("x.safetensors", &first).unwrap().meta, meta());
+}

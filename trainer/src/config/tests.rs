@@ -30,6 +30,13 @@ fn defaults_keep_every_epoch_and_stop_on_a_non_finite_loss() {
     assert!(c.flush_denormals);
     assert!(!trainer("trainer { flush_denormals = false }").unwrap().flush_denormals);
     assert_eq!((c.limit_val_batches, c.check_val_every_n_epoch, c.max_time, c.fast_dev_run), (0, 1, None, 0));
+    assert_eq!((c.val_check_interval, c.num_sanity_val_steps), (ValCheckInterval::Fraction(1.0), Some(2)));
+    let c = trainer("trainer { val_check_interval = 5; num_sanity_val_steps = -1 }").unwrap();
+    assert_eq!((c.val_check_interval, c.num_sanity_val_steps), (ValCheckInterval::Batches(5), None));
+    let c = trainer("trainer { val_check_interval = 0.25; num_sanity_val_steps = 0 }").unwrap();
+    assert_eq!((c.val_check_interval, c.num_sanity_val_steps), (ValCheckInterval::Fraction(0.25), Some(0)));
+    // Lightning: int(23 * 0.25) = 5 batches; a tiny fraction still validates every batch.
+    assert_eq!((c.val_check_interval.every(23), ValCheckInterval::Fraction(0.01).every(23)), (5, 1));
     assert_eq!((c.loggers, c.grad.clone()), (Loggers { csv: true, tensorboard: false }, GradSettings::default()));
     let c = trainer(
         r#"trainer { logger = "tensorboard, csv"; gradient_clip_val = 0.5; accumulate_grad_batches = 2; log_grad_norm = true }"#,
@@ -121,6 +128,9 @@ fn bad_settings_are_diagnostics() {
         (r#"max_time = "1:2:3:4:5""#, "`max_time` must be a positive number of seconds or \"DD:HH:MM:SS\""),
         ("max_time = 0", "`max_time` must be a positive number of seconds"),
         ("check_val_every_n_epoch = 0", "`check_val_every_n_epoch` must be a positive integer"),
+        ("val_check_interval = 1.5", "`val_check_interval` must be a positive integer (every n training batches)"),
+        ("val_check_interval = 0", "`val_check_interval` must be a positive integer"),
+        ("num_sanity_val_steps = -2", "`num_sanity_val_steps` must be -1 (all) or a non-negative integer"),
         ("early_stoping_monitor = 1", "unknown trainer setting `early_stoping_monitor`"),
     ];
     let cases = [
