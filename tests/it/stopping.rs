@@ -493,10 +493,8 @@ fn val_check_interval_and_sanity_validation() {
     let val_steps = |s: &trainer::FitSummary| -> Vec<(usize, f64)> {
         let r = rows(&s.log_dir);
         let header: Vec<&str> = r[0].split(',').collect();
-        let (step, acc) = (
-            header.iter().position(|h| *h == "step").unwrap(),
-            header.iter().position(|h| *h == "val_acc").unwrap(),
-        );
+        let (step, acc) =
+            (header.iter().position(|h| *h == "step").unwrap(), header.iter().position(|h| *h == "val_acc").unwrap());
         r[1..]
             .iter()
             .map(|l| l.split(',').collect::<Vec<_>>())
