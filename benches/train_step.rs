@@ -250,6 +250,12 @@ fn bench_train_on(name: &str, src: &str, x: &Tensor, y: &Tensor, args: &Args) ->
     if std::env::var_os("BENCH_OPS").is_some() {
         print_op_histogram(name, &progs.train_step);
     }
+    // BENCH_IR=DIR writes the step's optimized IR text to DIR/<workload>.jlir
+    // (profiles name JIT chunks `jl_chunkN`: instructions 64N..64N+63 of it).
+    if let Some(dir) = std::env::var_os("BENCH_IR") {
+        let path = std::path::Path::new(&dir).join(format!("{name}.jlir"));
+        std::fs::write(&path, ir::text::print(&progs.train_step)).expect("BENCH_IR: cannot write");
+    }
     let flops = matmul_flops(&progs.train_step);
     extra.push(("matmul_GFLOP".into(), flops / 1e9));
     Result { name: name.into(), compile, ir_insts: progs.train_step.insts.len(), step_ms, interp_ms, extra }
