@@ -9,6 +9,7 @@
 //! types step methods declare for the batch, `predict` the `predict_step` program.
 
 pub mod builtins;
+mod checkpoint;
 pub mod elab;
 pub mod entry;
 pub mod gradients;
@@ -39,3 +40,5 @@ pub use value::{Init, ParamSpec};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod stdlib_numerics;
