@@ -98,3 +98,6 @@ fn with_ids(v: &Val, ids: &mut impl Iterator<Item = ValueId>) -> Val {
         other => other.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;
