@@ -39,6 +39,6 @@ pub use step_inputs::{declared_step_inputs, DeclaredInput};
 pub use value::{Init, ParamSpec};
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod stdlib_numerics;
+#[cfg(test)]
+mod tests;

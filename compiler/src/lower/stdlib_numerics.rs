@@ -11,11 +11,7 @@ use crate::ir::{interp, Func, Op, Tensor};
 const MASKED: f64 = -1e30;
 
 /// Rows of logits; `MASKED` entries become -inf in the program.
-const X: [[f64; 4]; 3] = [
-    [1e4, -1e4, 9999.0, 3.0],
-    [MASKED, 2.0, 0.5, MASKED],
-    [-1e4, -1e4 + 1.0, MASKED, -1e4 - 2.0],
-];
+const X: [[f64; 4]; 3] = [[1e4, -1e4, 9999.0, 3.0], [MASKED, 2.0, 0.5, MASKED], [-1e4, -1e4 + 1.0, MASKED, -1e4 - 2.0]];
 const LABELS: [usize; 3] = [0, 1, 3];
 /// The cotangent of each row's logsumexp (so that the rule is checked for a
 /// general cotangent, not only 1).

@@ -5,7 +5,7 @@ use crate::ir::{Builder, DType, Type};
 #[test]
 fn a_chain_keeps_two_values_and_a_fan_out_keeps_all() {
     let t = Type::new(DType::F32, &[10]); // 40 bytes
-    // x -> exp -> exp -> exp: at each step the input and the result are live.
+                                          // x -> exp -> exp -> exp: at each step the input and the result are live.
     let mut b = Builder::new("chain", std::slice::from_ref(&t));
     let x = b.param(0);
     let a = b.unary(crate::ir::Op::Exp, x);

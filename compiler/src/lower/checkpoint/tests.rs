@@ -94,7 +94,8 @@ fn checkpoint_lowers_peak_live_memory_of_a_deep_mlp_gradient() {
     // weights (4 KiB), as in training.
     // Blocks of 12 layers.
     let (n, d) = (256, 32);
-    let peak = |which: &str| crate::ir::live::peak_live_bytes(&crate::ir::dce::dce(&compile(&program(n, d, 4, &[which]))));
+    let peak =
+        |which: &str| crate::ir::live::peak_live_bytes(&crate::ir::dce::dce(&compile(&program(n, d, 4, &[which]))));
     let (plain, ckpt) = (peak("plain"), peak("ckpt"));
     eprintln!("peak live bytes of the gradient program: plain {plain}, checkpointed {ckpt}");
     // Without checkpointing the backward keeps the inner activations of both
