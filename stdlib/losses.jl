@@ -1,9 +1,13 @@
 # stdlib/losses.jl: loss functions.
 use nn.{log_softmax, softplus}
 
-# Mean softmax cross-entropy of logits against integer class labels.
+# Mean softmax cross-entropy of logits against integer class labels. The
+# label's log-probability is selected (not multiplied by a one-hot), so a
+# masked logit of -inf elsewhere in the row (log-probability -inf) does not
+# make 0 * -inf = nan; the gradient is softmax(logits) - one_hot(labels),
+# through logsumexp's rule (nn.jl).
 fn cross_entropy(logits: f32[B, C], labels: i32[B]) -> f32 {
-    -mean(sum(one_hot(labels, C) * log_softmax(logits), axis = -1))
+    -mean(sum(where(one_hot(labels, C) > 0.0, log_softmax(logits), 0.0), axis = -1))
 }
 
 # Mean squared error.
@@ -26,8 +30,8 @@ fn huber_loss(pred, target, delta = 1.0) {
 fn binary_cross_entropy_with_logits(logits, targets) = mean(softplus(logits) - logits * targets)
 
 # Mean negative log-likelihood of integer labels under log-probabilities
-# (PyTorch's NLLLoss).
-fn nll_loss(log_probs: f32[B, C], labels: i32[B]) -> f32 = -mean(sum(one_hot(labels, C) * log_probs, axis = -1))
+# (PyTorch's NLLLoss). Selected, not multiplied, as in cross_entropy.
+fn nll_loss(log_probs: f32[B, C], labels: i32[B]) -> f32 = -mean(sum(where(one_hot(labels, C) > 0.0, log_probs, 0.0), axis = -1))
 
 # Mean cross-entropy of logits against target probabilities over the last
 # axis (optax.softmax_cross_entropy).

@@ -72,9 +72,18 @@ model Dropout(rate: float = 0.5) {
     fn __call__(self, x, key) = dropout(x, key, rate)
 }
 
-# log(sum(exp(x))) over the last axis, shifted by the maximum for stability.
+# log(sum(exp(x))) over the last axis, shifted by the maximum m for
+# stability (as jax.nn.logsumexp). m is a stop_gradient: the result does not
+# depend on it, so its derivative through both terms cancels exactly, and
+# leaving it out makes autodiff produce the custom rule
+#   d logsumexp(x) / dx = exp(x - m) / sum(exp(x - m)) = softmax(x),
+# finite for logits of any size and for -inf (masked) entries, and cheaper
+# than the forward (a division, a broadcast and a product reusing the
+# forward's exp; no max gradient). A row of only -inf (or of +inf) would
+# make x - m nan, so a non-finite m shifts by 0 instead.
 fn logsumexp(x) {
-    let m = max(x, axis = -1, keepdims = true)
+    let m = stop_gradient(max(x, axis = -1, keepdims = true))
+    let m = where(abs(m) <= 3.4028234663852886e38, m, 0.0)
     log(sum(exp(x - m), axis = -1, keepdims = true)) + m
 }
 

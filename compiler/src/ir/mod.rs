@@ -10,6 +10,7 @@ pub mod func;
 pub mod generate;
 pub mod interp;
 pub mod interp_window;
+pub mod live;
 pub mod op;
 pub mod parse;
 pub mod scan;

@@ -57,6 +57,7 @@ pub const NAMES: &[&str] = &[
     "abs",
     "sign",
     "stop_gradient",
+    "checkpoint",
     "argmax",
     "take",
     "random_key",
@@ -103,6 +104,16 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
                 other => other.clone(),
             }
         }
+        "checkpoint" => match args.as_slice() {
+            [a] if a.name.is_none() => match &a.value {
+                Val::Poison => Val::Poison,
+                f if super::transform::value_sig(el, f).is_some() || matches!(f, Val::Builtin(_)) => {
+                    Val::Checkpoint { f: std::rc::Rc::new(f.clone()) }
+                }
+                other => bad(el, &format!("checkpoint(f) takes a function, not {}", other.describe()), a.span),
+            },
+            _ => bad(el, "checkpoint(f) takes exactly one function", span),
+        },
         "argmax" => argmax(el, &args, span),
         "take" => super::tensor_ops::take(el, &args, span),
         "random_key" => super::random::random_key(el, &args, span),

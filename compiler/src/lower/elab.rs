@@ -672,6 +672,7 @@ impl<'p> Elaborator<'p> {
             Val::Vmap { f, in_axes, axes_span } => {
                 super::vmap::call_vmap(self, env, &f, &in_axes, axes_span, args, span)
             }
+            Val::Checkpoint { f } => super::checkpoint::call_checkpoint(self, env, &f, args, span),
             Val::Poison => Val::Poison,
             other => self.error(
                 Diagnostic::error(Code::BadCall, format!("{} is not a function", other.describe()))

@@ -10,6 +10,7 @@
 
 pub mod artifacts;
 pub mod builtins;
+mod checkpoint;
 pub mod elab;
 pub mod entry;
 pub mod gradients;
@@ -42,5 +43,7 @@ pub use program::{load, load_with, Program, ReadFile};
 pub use step_inputs::{declared_step_inputs, DeclaredInput, KEY_PARAM};
 pub use value::{Init, ParamSpec};
 
+#[cfg(test)]
+mod stdlib_numerics;
 #[cfg(test)]
 mod tests;

@@ -41,7 +41,13 @@ pub fn call_scan(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: S
         Some(_) => return bad(el, "`reverse` is `true` or `false`", named("reverse").map_or(span, |a| a.span)),
     };
     match &f.value {
-        Val::Fn(_) | Val::Lambda(_) | Val::Grad { .. } | Val::Vmap { .. } | Val::Model(_) | Val::Method { .. } => {}
+        Val::Fn(_)
+        | Val::Lambda(_)
+        | Val::Grad { .. }
+        | Val::Vmap { .. }
+        | Val::Checkpoint { .. }
+        | Val::Model(_)
+        | Val::Method { .. } => {}
         other => {
             let d = Diagnostic::error(Code::BadCall, format!("scan needs a function first, not {}", other.describe()))
                 .with_label(f.span, "not a function");

@@ -276,6 +276,7 @@ pub fn value_sig(el: &Elaborator, v: &Val) -> Option<(String, Vec<crate::syntax:
             Some((format!("{}({name})", if *with_value { "value_and_grad" } else { "grad" }), params))
         }
         Val::Vmap { f, .. } => value_sig(el, f).map(|(name, params)| (format!("vmap({name})"), params)),
+        Val::Checkpoint { f } => value_sig(el, f).map(|(name, params)| (format!("checkpoint({name})"), params)),
         Val::Model(m) => method_sig(m, &|n| n == "__call__" || n == "forward"),
         Val::Method { model, name } => method_sig(model, &|n| n == name),
         Val::Tensor(_)
@@ -438,7 +439,7 @@ pub(super) fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, 
             collect_callee_ids(el, f, out);
             primals.iter().chain(std::iter::once(o)).for_each(|t| tensor(el, t, out));
         }
-        Val::Vmap { f, .. } => collect_ids(el, f, out),
+        Val::Vmap { f, .. } | Val::Checkpoint { f } => collect_ids(el, f, out),
         Val::Model(m) | Val::Method { model: m, .. } => collect_model(el, m, out),
         Val::Optimizer(o) => o.hyper.iter().for_each(|(_, x)| collect_ids(el, x, out)),
         Val::Int(_)
@@ -498,6 +499,7 @@ pub(super) fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
         Val::Vmap { f, in_axes, axes_span } => {
             Val::Vmap { f: Rc::new(remap(f, map)), in_axes: in_axes.clone(), axes_span: *axes_span }
         }
+        Val::Checkpoint { f } => Val::Checkpoint { f: Rc::new(remap(f, map)) },
         Val::Model(m) => Val::Model(remap_model(m, map)),
         Val::Method { model, name } => Val::Method { model: remap_model(model, map), name: name.clone() },
         Val::Optimizer(o) => Val::Optimizer(super::value::Optimizer {

@@ -87,6 +87,11 @@ pub enum Val {
         in_axes: InAxes,
         axes_span: Span,
     },
+    /// `checkpoint(f)`, waiting for arguments: `f`'s values are recomputed
+    /// for a gradient instead of stored (`lower/checkpoint.rs`).
+    Checkpoint {
+        f: Rc<Val>,
+    },
     Model(Rc<ModelInst>),
     Method {
         model: Rc<ModelInst>,
@@ -117,7 +122,8 @@ impl Val {
             | Val::Method { .. }
             | Val::Lambda(_)
             | Val::Pullback { .. }
-            | Val::Vmap { .. } => "a function".into(),
+            | Val::Vmap { .. }
+            | Val::Checkpoint { .. } => "a function".into(),
             Val::Model(m) => format!("a `{}` model", m.name),
             Val::Init(_) => "an initializer".into(),
             Val::Optimizer(_) => "an optimizer".into(),

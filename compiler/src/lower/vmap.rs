@@ -46,6 +46,7 @@ pub fn make_vmap(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         | Val::Lambda(_)
         | Val::Grad { .. }
         | Val::Vmap { .. }
+        | Val::Checkpoint { .. }
         | Val::Builtin(_)
         | Val::Model(_)
         | Val::Method { .. }
