@@ -8,7 +8,10 @@
 # Adam, lr 1e-3 cosine-decayed to 0 over 10 epochs of 430 steps, batch 128.
 # Needs the IDX files: `apt-get install dataset-fashion-mnist`.
 # Run: jlc run examples/fashion_mnist_cnn_strong.jl
-# Expected: see RESULT below.
+# Measured (seed 0, shared 2-vCPU VM, 64 minutes): val_acc 0.863, 0.888,
+# 0.895, 0.903, 0.909, 0.912, 0.915, 0.917, 0.918, 0.918 over the 10
+# epochs; test_acc 0.912 on the 10,000 t10k images (the published 0.916
+# is not reached yet).
 use nn.{Conv2d, Dropout, Linear, MaxPool2d, relu}
 use losses.cross_entropy
 use metrics.accuracy
