@@ -60,12 +60,7 @@ pub fn lower_on_train_end(
     let (batch, takes_key) = batch_params(mdecl);
     let takes_data = batch.len() == 2;
     // The parameters, discovered by a dry instantiation in check mode (as for training).
-    let mut probe = Elaborator::new(prog, None);
-    probe.instantiate(m.module, m.item, m.cfg_args.clone(), "", decl.name.span);
-    if probe.diags.iter().any(Diagnostic::is_error) {
-        return Err(dedup(probe.diags));
-    }
-    let params = probe.param_specs.clone();
+    let params = super::model_checks::param_specs(prog, m.module, m.item, &m.cfg_args)?;
     let n = params.len();
 
     let mut types: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();

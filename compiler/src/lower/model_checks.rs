@@ -26,6 +26,23 @@ pub(super) struct Probed {
     pub n_states: usize,
 }
 
+/// The model's parameters, from a dry instantiation in check mode (what the
+/// step, predict and hook programs take as their first inputs).
+pub(super) fn param_specs(
+    prog: &Program,
+    module: usize,
+    item: usize,
+    cfg_args: &[CallArg],
+) -> Result<Vec<ParamSpec>, Vec<Diagnostic>> {
+    let decl = prog.model_decl(module, item);
+    let mut probe = Elaborator::new(prog, None);
+    probe.instantiate(module, item, cfg_args.to_vec(), "", decl.name.span);
+    if probe.diags.iter().any(Diagnostic::is_error) {
+        return Err(dedup(probe.diags));
+    }
+    Ok(probe.param_specs)
+}
+
 /// Instantiates the model (check mode) and calls its `configure_optimizers`.
 pub(super) fn probe(
     prog: &Program,

@@ -46,12 +46,7 @@ pub fn lower_predict(
     }
     let (batch, takes_key) = batch_params(mdecl);
     // The parameters, discovered by a dry instantiation in check mode (as for training).
-    let mut probe = Elaborator::new(prog, None);
-    probe.instantiate(m.module, m.item, m.cfg_args.clone(), "", decl.name.span);
-    if probe.diags.iter().any(Diagnostic::is_error) {
-        return Err(dedup(probe.diags));
-    }
-    let params = probe.param_specs.clone();
+    let params = super::model_checks::param_specs(prog, m.module, m.item, &m.cfg_args)?;
 
     let mut types: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
     types.push(x_ty.clone());
