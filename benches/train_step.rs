@@ -8,9 +8,17 @@
 //! warm-up; the memcpy baseline for W4 is measured in the same process, right
 //! before W4, so that the GB/s ratio is immune to the VM's drift.
 //!
-//! Run: `cargo bench --bench train_step [-- [digits] [w1] [w2] [w3] [w4] [--json] [--runs N] [--interp]]`
+//! Run: `cargo bench --bench train_step [-- [digits] [w1] [w2] [w3] [w4] [w5] [--json] [--runs N] [--interp] [--backend cpu|cuda]]`
 //! (`w2`, the CNN of `examples/fashion_mnist_cnn.jl` at batch 128, and `w3`,
-//! the transformer, only when named: they are slow).
+//! the transformer, only when named: they are slow). `--backend cuda` needs
+//! `--features cuda`.
+//!
+//! Every call is timed with the inputs *held* (`Executable::hold`): the
+//! parameters, optimizer states and the batch stay in the engine between
+//! calls (on the device, for CUDA) and the new parameters and states carry
+//! into them, as the peers' benchmarks keep device arrays; only the step
+//! counter goes in and the loss comes out. W4's gradients are kept in the
+//! engine (`keep_outputs`), as JAX's stay on its device.
 //! Not a test: nothing here asserts speed.
 
 use compiler::diagnostic::Diagnostic;
@@ -55,31 +63,62 @@ fn w4(w: f32[N], b: f32[N], x: f32[N]) = value_and_grad(loss, wrt = (w, b))(w, b
 
 const W4_N: usize = 4_194_304;
 
+/// W5 of PERFORMANCE.md: forward-over-reverse Hessian-vector product of the
+/// W1 loss w.r.t. all its parameters (the tangents are the inputs `v*`,
+/// `u*`); `jvp` differentiates one tensor, so the gradient is flattened
+/// into one vector of all 269,322 parameters.
+const W5_SRC: &str = r#"
+use nn.relu
+use losses.cross_entropy
+
+fn w1_loss(w1: f32[784, 256], b1: f32[256], w2: f32[256, 256], b2: f32[256], w3: f32[256, 10], b3: f32[10], x: f32[B, 784], y: i32[B]) -> f32 {
+    let h1 = relu(x @ w1 + b1)
+    let h2 = relu(h1 @ w2 + b2)
+    cross_entropy(h2 @ w3 + b3, y)
+}
+
+fn w5(w1: f32[784, 256], b1: f32[256], w2: f32[256, 256], b2: f32[256], w3: f32[256, 10], b3: f32[10], x: f32[B, 784], y: i32[B], v1: f32[784, 256], u1: f32[256], v2: f32[256, 256], u2: f32[256], v3: f32[256, 10], u3: f32[10]) -> f32[269322] {
+    let flat_grad = fn(a1, c1, a2, c2, a3, c3) {
+        let (g1, h1, g2, h2, g3, h3) = grad(w1_loss, wrt = (w1, b1, w2, b2, w3, b3))(a1, c1, a2, c2, a3, c3, x, y)
+        concat((reshape(g1, (-1,)), h1, reshape(g2, (-1,)), h2, reshape(g3, (-1,)), h3), axis = 0)
+    }
+    let (g, hvp) = jvp(flat_grad, (w1, b1, w2, b2, w3, b3), (v1, u1, v2, u2, v3, u3))
+    hvp
+}
+"#;
+
 struct Args {
     which: Vec<String>,
     json: bool,
     runs: usize,
     interp: bool,
+    backend: Backend,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { which: vec![], json: false, runs: 30, interp: false };
+    let mut a = Args { which: vec![], json: false, runs: 30, interp: false, backend: Backend::Cpu };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
         match s.as_str() {
             "--json" => a.json = true,
             "--interp" => a.interp = true,
             "--runs" => a.runs = it.next().and_then(|n| n.parse().ok()).expect("--runs N"),
+            "--backend" => {
+                a.backend = it.next().and_then(|b| Backend::parse(&b)).expect("--backend cpu|cuda");
+            }
             // `cargo bench` passes `--bench` to every bench target.
             "--bench" => {}
-            w @ ("digits" | "w1" | "w2" | "w3" | "w4") => a.which.push(w.to_string()),
-            other => panic!("unknown argument `{other}` (expected digits, w1, w2, w3, w4, --json, --runs N, --interp)"),
+            w @ ("digits" | "w1" | "w2" | "w3" | "w4" | "w5") => a.which.push(w.to_string()),
+            other => panic!(
+                "unknown argument `{other}` (expected digits, w1, w2, w3, w4, w5, --json, --runs N, --interp, --backend B)"
+            ),
         }
     }
     if a.which.is_empty() {
         a.which = vec!["digits".into(), "w1".into(), "w4".into()];
     }
-    a.runs = a.runs.max(if a.which == ["w2"] { 3 } else { 20 });
+    let slow_on_cpu = a.backend == Backend::Cpu && a.which == ["w2"];
+    a.runs = a.runs.max(if slow_on_cpu { 3 } else { 20 });
     a
 }
 
@@ -153,7 +192,13 @@ fn front_end(name: &str, src: &str) -> (Program, Option<lower::Section>) {
 /// Compiles a training step stage by stage (the same stages as
 /// `compiler::compile_training` + `Executable::compile`, timed separately;
 /// only the training step, not the validation step, is optimized and emitted).
-fn compile_train(name: &str, src: &str, x_ty: &Type, y_ty: &Type) -> (lower::TrainPrograms, Executable, CompileTimes) {
+fn compile_train(
+    name: &str,
+    src: &str,
+    x_ty: &Type,
+    y_ty: &Type,
+    backend: Backend,
+) -> (lower::TrainPrograms, Executable, CompileTimes) {
     let mut t = CompileTimes::default();
     let start = Instant::now();
     let (prog, trainer) = front_end(name, src);
@@ -167,40 +212,39 @@ fn compile_train(name: &str, src: &str, x_ty: &Type, y_ty: &Type) -> (lower::Tra
     progs.train_step = optimized;
     t.opt = ms(start);
     let start = Instant::now();
-    let exe = Executable::compile(progs.train_step.clone(), Backend::Cpu).expect("codegen");
+    let exe = Executable::compile(progs.train_step.clone(), backend).expect("codegen");
     t.codegen = ms(start);
     (progs, exe, t)
 }
 
-/// Runs a training step as the trainer does (outputs become the next inputs)
-/// and times each call.
+/// Runs a training step with the parameters, states and batch held and the
+/// new parameters and states carried into them (the trainer's loop without
+/// the batch copy); times each call.
 fn time_train(progs: &lower::TrainPrograms, exe: &mut Executable, x: &Tensor, y: &Tensor, runs: usize) -> Vec<f64> {
     let n_params = progs.params.len();
     let n_states = n_params * progs.states_per_param;
-    let mut params = trainer::fit::init_params(&progs.params, 0);
-    let mut states: Vec<Tensor> =
-        progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
+    let params = trainer::fit::init_params(&progs.params, 0);
+    let states = progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty)));
+    // Inputs: params, states, step, x, y.
+    let mut held: Vec<(usize, Tensor)> = params.into_iter().chain(states).enumerate().collect();
+    let (xi, yi) = (n_params + n_states + 1, n_params + n_states + 2);
+    held.push((xi, x.clone()));
+    held.push((yi, y.clone()));
+    let carry: Vec<(usize, usize)> = (0..n_params + n_states).map(|i| (i, i)).collect();
+    exe.hold(held, &carry).expect("hold");
     let warmup = 5;
     let mut times = Vec::with_capacity(runs);
     for step in 0..warmup + runs {
-        let mut inputs = Vec::with_capacity(n_params + n_states + 3);
-        inputs.append(&mut params);
-        inputs.append(&mut states);
-        inputs.push(Tensor::scalar_f32((step + 1) as f32));
-        inputs.push(x.clone());
-        inputs.push(y.clone());
         let start = Instant::now();
-        let outs = exe.run(&inputs).expect("step");
+        let outs = exe.run_held(vec![Tensor::scalar_f32((step + 1) as f32)]).expect("step");
         let elapsed = ms(start);
         if step >= warmup {
             times.push(elapsed);
         }
-        let mut outs = outs.into_iter();
-        params = outs.by_ref().take(n_params).collect();
-        states = outs.by_ref().take(n_states).collect();
-        let loss = outs.next().expect("loss").scalar_value();
+        let loss = outs[0].scalar_value();
         assert!(loss.is_finite(), "loss diverged: {loss}");
     }
+    exe.release().expect("release");
     times
 }
 
@@ -229,7 +273,7 @@ fn bench_w3(args: &Args) -> Result {
 
 fn bench_train_on(name: &str, src: &str, x: &Tensor, y: &Tensor, args: &Args) -> Result {
     let (x, y) = (x.clone(), y.clone());
-    let (progs, mut exe, compile) = compile_train(name, src, &x.ty(), &y.ty());
+    let (progs, mut exe, compile) = compile_train(name, src, &x.ty(), &y.ty(), args.backend);
     let step_ms = time_train(&progs, &mut exe, &x, &y, args.runs);
     let interp_ms = args.interp.then(|| {
         let mut interp = Executable::compile(progs.train_step.clone(), Backend::Interpreter).expect("interp");
@@ -286,42 +330,73 @@ fn print_op_histogram(name: &str, f: &Func) {
     }
 }
 
-fn bench_w4(args: &Args) -> Result {
-    let n = W4_N;
-    let ty = Type::new(DType::F32, &[n]);
-    let types = [ty.clone(), ty.clone(), ty.clone()];
+/// Compiles `entry` of the function file `src` at `types` (the embedding
+/// API's path: `lower_fn_at`, DCE, the e-graph, codegen), timed by stage.
+fn compile_fn(
+    name: &str,
+    src: &str,
+    entry: &str,
+    types: &[Type],
+    backend: Backend,
+) -> (Func, Executable, CompileTimes) {
     let mut t = CompileTimes::default();
     let start = Instant::now();
-    let (prog, mut diags) = lower::load("w4.jl", W4_SRC);
+    let (prog, mut diags) = lower::load(&format!("{name}.jl"), src);
     diags.extend(lower::check_program(&prog));
     if diags.iter().any(Diagnostic::is_error) {
-        die("w4", &prog, &diags);
+        die(name, &prog, &diags);
     }
     t.front = ms(start);
     let start = Instant::now();
-    let func = ir::dce::dce(&lower::lower_fn_at(&prog, "w4", &types).unwrap_or_else(|d| die("w4", &prog, &d)));
+    let func = ir::dce::dce(&lower::lower_fn_at(&prog, entry, types).unwrap_or_else(|d| die(name, &prog, &d)));
     t.lower_ad = ms(start);
     let start = Instant::now();
     let (func, _) = compiler::opt::optimize(&func, &compiler::opt::Options::default());
     ir::verify::assert_valid(&func, "opt::optimize");
     t.opt = ms(start);
     let start = Instant::now();
-    let mut exe = Executable::compile(func.clone(), Backend::Cpu).expect("codegen");
+    let exe = Executable::compile(func.clone(), backend).expect("codegen");
     t.codegen = ms(start);
     if std::env::var_os("BENCH_OPS").is_some() {
-        print_op_histogram("w4", &func);
+        print_op_histogram(name, &func);
     }
+    (func, exe, t)
+}
 
-    let mut rng = Rng(7);
-    let mut data = |lo: f32, hi: f32| Tensor::f32(&[n], (0..n).map(|_| lo + (hi - lo) * rng.uniform()).collect());
-    let inputs = vec![data(-1.0, 1.0), data(-0.5, 0.5), data(-2.0, 2.0)];
+/// Times `exe` with every input held and every output but the first kept
+/// (so each call moves nothing between host and engine but its first output).
+fn time_held_fn(exe: &mut Executable, inputs: &[Tensor], runs: usize) -> Vec<f64> {
+    exe.hold(inputs.iter().cloned().enumerate().collect(), &[]).expect("hold");
+    let n_out = exe.func().outputs.len();
+    exe.keep_outputs(&(1..n_out).collect::<Vec<_>>()).expect("keep");
+    let warmup = 3;
+    let mut step_ms = Vec::new();
+    for i in 0..warmup + runs {
+        let start = Instant::now();
+        let outs = exe.run_held(vec![]).expect("call");
+        let elapsed = ms(start);
+        assert!(outs[0].to_f64_vec().iter().all(|v| v.is_finite()));
+        if i >= warmup {
+            step_ms.push(elapsed);
+        }
+    }
+    exe.release().expect("release");
+    step_ms
+}
 
-    // The memcpy baseline: the same 20 bytes per element (84 MB) copied once.
-    let bytes = 20 * n;
+/// Times copies of `bytes` the way the backend moves memory: a host memcpy
+/// for the CPU, a device-to-device copy for CUDA. Returns milliseconds.
+fn time_copies(backend: Backend, bytes: usize, runs: usize) -> Vec<f64> {
+    if backend == Backend::Cuda {
+        #[cfg(feature = "cuda")]
+        return runtime::cuda::time_device_copy(bytes, runs).expect("device copy");
+        #[cfg(not(feature = "cuda"))]
+        panic!("--backend cuda needs a build with --features cuda");
+    }
     let src = vec![1u8; bytes];
     let mut dst = vec![0u8; bytes];
     let mut copy_ms = Vec::new();
-    for i in 0..args.runs + 3 {
+    for i in 0..runs + 3 {
         let start = Instant::now();
         dst.copy_from_slice(std::hint::black_box(&src));
         std::hint::black_box(&mut dst);
@@ -329,21 +404,26 @@ fn bench_w4(args: &Args) -> Result {
             copy_ms.push(ms(start));
         }
     }
-    let warmup = 3;
-    let mut step_ms = Vec::new();
-    for i in 0..warmup + args.runs {
-        let start = Instant::now();
-        let outs = exe.run(&inputs).expect("w4");
-        let elapsed = ms(start);
-        assert!(outs[0].scalar_value().is_finite());
-        if i >= warmup {
-            step_ms.push(elapsed);
-        }
-    }
+    copy_ms
+}
+
+fn bench_w4(args: &Args) -> Result {
+    let n = W4_N;
+    let ty = Type::new(DType::F32, &[n]);
+    let (func, mut exe, t) = compile_fn("w4", W4_SRC, "w4", &[ty.clone(), ty.clone(), ty], args.backend);
+    let mut rng = Rng(7);
+    let mut data = |lo: f32, hi: f32| Tensor::f32(&[n], (0..n).map(|_| lo + (hi - lo) * rng.uniform()).collect());
+    let inputs = vec![data(-1.0, 1.0), data(-0.5, 0.5), data(-2.0, 2.0)];
+
+    // The copy baseline: the same 20 bytes per element (84 MB) copied once
+    // (read once and written once: twice that in memory traffic).
+    let bytes = 20 * n;
+    let copy_ms = time_copies(args.backend, bytes, args.runs);
+    let step_ms = time_held_fn(&mut exe, &inputs, args.runs);
     let step = median(step_ms.clone());
     let copy = median(copy_ms);
     let gbs = bytes as f64 / (step * 1e6);
-    let copy_gbs = bytes as f64 / (copy * 1e6);
+    let copy_traffic_gbs = 2.0 * bytes as f64 / (copy * 1e6);
     let interp_ms = args.interp.then(|| {
         let start = Instant::now();
         ir::interp::run(&func, &inputs);
@@ -357,16 +437,57 @@ fn bench_w4(args: &Args) -> Result {
         interp_ms,
         extra: vec![
             ("GB/s".into(), gbs),
-            ("memcpy_ms".into(), copy),
-            ("memcpy_GB/s".into(), copy_gbs),
-            ("of_memcpy".into(), gbs / copy_gbs),
+            ("copy_ms".into(), copy),
+            ("copy_traffic_GB/s".into(), copy_traffic_gbs),
+            ("of_copy_bandwidth".into(), gbs / copy_traffic_gbs),
         ],
+    }
+}
+
+/// W5: the HVP at W1's initialization on a random batch, random tangents.
+fn bench_w5(args: &Args) -> Result {
+    let b = 128;
+    let shapes: [&[usize]; 6] = [&[784, 256], &[256], &[256, 256], &[256], &[256, 10], &[10]];
+    let f32_ty = |s: &[usize]| Type::new(DType::F32, s);
+    let mut types: Vec<Type> = shapes.iter().map(|s| f32_ty(s)).collect();
+    types.push(f32_ty(&[b, 784]));
+    types.push(Type::new(DType::I32, &[b]));
+    types.extend(shapes.iter().map(|s| f32_ty(s)));
+    let (func, mut exe, t) = compile_fn("w5", W5_SRC, "w5", &types, args.backend);
+    let mut rng = Rng(5);
+    let mut uniform = |s: &[usize], scale: f32| {
+        let n: usize = s.iter().product();
+        Tensor::f32(s, (0..n).map(|_| scale * (2.0 * rng.uniform() - 1.0)).collect())
+    };
+    let mut inputs: Vec<Tensor> = shapes.iter().map(|s| uniform(s, 1.0 / (s[0] as f32).sqrt())).collect();
+    let (x, y) = random_batch(&mut Rng(42), b, 784, 10);
+    inputs.push(x);
+    inputs.push(y);
+    inputs.extend(shapes.iter().map(|s| uniform(s, 1.0)));
+    let step_ms = time_held_fn(&mut exe, &inputs, args.runs);
+    let interp_ms = args.interp.then(|| {
+        let start = Instant::now();
+        ir::interp::run(&func, &inputs);
+        ms(start)
+    });
+    let flops = matmul_flops(&func);
+    Result {
+        name: "w5".into(),
+        compile: t,
+        ir_insts: func.insts.len(),
+        step_ms,
+        interp_ms,
+        extra: vec![("matmul_GFLOP".into(), flops / 1e9)],
     }
 }
 
 fn main() {
     let args = parse_args();
     let mut results = Vec::new();
+    if args.backend == Backend::Cuda && !args.json {
+        #[cfg(feature = "cuda")]
+        println!("device: {}", runtime::cuda::device_name().unwrap_or_else(|e| e.to_string()));
+    }
     for w in &args.which {
         let r = match w.as_str() {
             "digits" => bench_train("digits", include_str!("../examples/digits_mlp.jl"), 64, 64, &args),
@@ -375,11 +496,13 @@ fn main() {
             "w2" => bench_train("w2", include_str!("../examples/fashion_mnist_cnn.jl"), 128, 784, &args),
             "w3" => bench_w3(&args),
             "w4" => bench_w4(&args),
+            "w5" => bench_w5(&args),
             _ => unreachable!("checked in parse_args"),
         };
         if args.json {
             let mut fields = vec![
                 format!("\"impl\": \"ours\""),
+                format!("\"backend\": \"{:?}\"", args.backend),
                 format!("\"workload\": \"{}\"", r.name),
                 format!("\"step_ms\": {:.4}", median(r.step_ms.clone())),
                 format!("\"step_min_ms\": {:.4}", r.step_ms.iter().cloned().fold(f64::INFINITY, f64::min)),

@@ -7,6 +7,7 @@
 #   target-gpu-dist/it    the integration-test binary built with --features cuda
 #                         (its gpu_* tests compare the GPU with the interpreter)
 #   target-gpu-dist/jlc   the CLI built with --features cuda
+#   target-gpu-dist/train_step  the step benchmark (release) with --features cuda
 #   target-gpu-dist/BUILD_INFO  commit, rustc, sizes
 # Usage: benches/gpu/build.sh   (honours CARGO_TARGET_DIR)
 set -euo pipefail
@@ -31,16 +32,31 @@ PY
 )
 rm "$DIST/.cargo-test.json"
 [ -n "$IT" ] || { echo "build.sh: could not find the 'it' test binary" >&2; exit 1; }
+cargo bench --features cuda --bench train_step --no-run --message-format=json >"$DIST/.cargo-bench.json"
+BENCH=$(python3 - "$DIST/.cargo-bench.json" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "train_step" and msg.get("executable"):
+        print(msg["executable"])
+PY
+)
+rm "$DIST/.cargo-bench.json"
+[ -n "$BENCH" ] || { echo "build.sh: could not find the train_step bench binary" >&2; exit 1; }
 JLC="${CARGO_TARGET_DIR:-target}/debug/jlc"
 
 cp "$IT" "$DIST/it"
 cp "$JLC" "$DIST/jlc"
-strip "$DIST/it" "$DIST/jlc"
+cp "$BENCH" "$DIST/train_step"
+strip "$DIST/it" "$DIST/jlc" "$DIST/train_step"
 {
     echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
     echo "rustc: $(rustc --version)"
     echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    ls -l "$DIST/it" "$DIST/jlc"
+    ls -l "$DIST/it" "$DIST/jlc" "$DIST/train_step"
 } >"$DIST/BUILD_INFO"
 cat "$DIST/BUILD_INFO"
 du -sh "$DIST"

@@ -10,9 +10,16 @@
 #   2. jlc --backend cuda trains examples/digits_mlp.jl; val_acc >= 0.90
 #   3. compute-sanitizer  memcheck over 1 and over a 1-epoch jlc run, initcheck
 #                         over 1 (skipped with a note if not installed)
+#   4. timings            W1-W5 step times, ours (train_step --backend cuda)
+#                         and JAX (benches/gpu/jax_gpu.py) on this GPU,
+#                         interleaved for ROUNDS rounds, summarized as ratios
+#                         by benches/peers/summarize.py (reported, not
+#                         pass/fail; skipped if JAX cannot be imported)
 # Exits non-zero if any check fails; prints a summary table at the end.
 # Environment: DIST (default target-gpu-dist), CHECK_LOG_DIR (default
-# $DIST/logs), SKIP_SANITIZER=1 to skip step 3.
+# $DIST/logs), SKIP_SANITIZER=1 to skip step 3, SKIP_TIMINGS=1 to skip
+# step 4, ROUNDS (default 3), RUNS (default 50), WORKLOADS (default
+# "w1 w2 w3 w4 w5").
 set -u
 cd "$(dirname "$0")/../.."
 DIST=${DIST:-target-gpu-dist}
@@ -85,6 +92,31 @@ else
     run initcheck-tests 400 "$SAN" --tool initcheck --error-exitcode 1 "$DIST/it" gpu_ --test-threads=1
 fi
 rm -rf "$TRAIN_DIR"
+
+# 4. Step times against JAX on the same GPU, interleaved by round.
+if [ "${SKIP_TIMINGS:-0}" = 1 ]; then
+    SUMMARY+=("SKIP  timings (SKIP_TIMINGS=1)")
+elif [ ! -x "$DIST/train_step" ]; then
+    SUMMARY+=("SKIP  timings ($DIST/train_step missing)")
+else
+    TIMES="$LOGS/timings.jsonl"
+    : >"$TIMES"
+    HAVE_JAX=0
+    python3 -c 'import jax' 2>/dev/null && HAVE_JAX=1
+    for r in $(seq 1 "${ROUNDS:-3}"); do
+        for w in ${WORKLOADS:-w1 w2 w3 w4 w5}; do
+            # One workload per process, so that one failure costs one row.
+            timeout 180 "$DIST/train_step" "$w" --backend cuda --json --runs "${RUNS:-50}" 2>>"$LOGS/timings-ours.log" |
+                sed "s/^{/{\"round\": $r, /" >>"$TIMES" || echo "ours $w (round $r) failed: see $LOGS/timings-ours.log"
+        done
+        if [ $HAVE_JAX = 1 ]; then
+            timeout 300 python3 benches/gpu/jax_gpu.py ${WORKLOADS:-w1 w2 w3 w4 w5} --runs "${RUNS:-50}" 2>>"$LOGS/timings-jax.log" |
+                sed "s/^{/{\"round\": $r, /" >>"$TIMES" || echo "jax (round $r) failed: see $LOGS/timings-jax.log"
+        fi
+    done
+    python3 benches/peers/summarize.py "$TIMES" "$(nvidia-smi -L 2>/dev/null | head -n 1)" | tee "$LOGS/timings.txt"
+    SUMMARY+=("INFO  timings: $LOGS/timings.txt (JAX: $([ $HAVE_JAX = 1 ] && echo yes || echo 'not importable'))")
+fi
 
 echo
 echo "===== GPU check summary ====="

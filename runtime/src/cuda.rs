@@ -3,16 +3,34 @@
 //! Consumes an `ir::Func` (compiled here to PTX by `compiler::codegen::ptx`);
 //! produces a `CudaExecutable` that owns the loaded module, one device
 //! buffer per planned buffer, and a cuBLAS handle, and runs on host tensors:
-//! copy the inputs in, launch the steps in order on one stream, copy the
-//! outputs out.
+//! copy the fresh inputs in, run the steps in order on one stream, copy the
+//! returned outputs out. Held inputs (`held.rs`) stay in their input buffers
+//! between calls; carried outputs are copied into them on the device at the
+//! end of each call.
+//!
+//! CUDA graphs: the first call launches the steps one by one (a warm-up that
+//! also surfaces launch errors); the second captures the same sequence
+//! (kernels, GEMMs, carry copies) into a graph, and every later call with
+//! the same carry replays it: one launch per step instead of hundreds.
+//! Every buffer has a fixed address for the executable's life, so the
+//! captured pointers stay valid. If capture fails (a driver or cuBLAS that
+//! cannot capture), the engine says so once on stderr and keeps launching
+//! plainly. `JLC_CUDA_GRAPHS=0` turns graphs off (for comparisons).
+//!
+//! `JLC_CUDA_PROFILE=1` times every step (graphs off, the stream
+//! synchronized after each launch, so launch latency is included) and
+//! prints the 25 slowest steps of each executable to stderr when it is
+//! dropped: where a step's time goes, without a profiler on the machine.
 //!
 //! The CUDA libraries are dlopen'ed by cudarc at run time, so this builds
 //! anywhere. Before touching cudarc's driver API (which panics when
 //! `libcuda` is missing) we probe for the library and return an error.
-//! cuBLAS is needed (and probed) only for programs with a matrix product.
+//! cuBLAS is needed (and probed) only for programs with a matrix product;
+//! it gets a fixed workspace so that its calls can be captured.
 //!
-//! Single stream, so cudarc's per-buffer event tracking is disabled; kernel
-//! arguments are raw device addresses taken once at load time.
+//! One stream of our own (the legacy default stream cannot be captured),
+//! so cudarc's per-buffer event tracking is disabled; kernel arguments are
+//! raw device addresses taken once at load time.
 
 use std::sync::Arc;
 
@@ -20,10 +38,11 @@ use compiler::codegen::ptx::{self, PtxProgram, Step};
 use compiler::ir::{DType, Data, Func, Tensor, Type};
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
+    sys, CudaContext, CudaFunction, CudaGraph, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig,
+    PushKernelArg,
 };
 
-use crate::Error;
+use crate::{Error, Holding};
 
 fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
     move |e| Error::Cuda(format!("{what}: {e:?}"))
@@ -49,21 +68,52 @@ pub fn device_name() -> Result<String, Error> {
     ctx.name().map_err(cuda_err("reading the device name"))
 }
 
+/// cuBLAS's workspace: NVIDIA recommends 32 MiB on Hopper; a fixed one
+/// keeps cuBLAS from allocating inside a graph capture.
+const CUBLAS_WORKSPACE_BYTES: usize = 32 << 20;
+
 /// What a step needs at run time.
 enum Launch {
     Kernel { func: CudaFunction, grid: u32, args: Vec<usize> },
     Gemm { dtype: DType, batch: usize, m: usize, n: usize, k: usize, a: usize, b: usize, c: usize },
 }
 
+/// A device-to-device copy of `bytes` at the end of a call (carry).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Copy {
+    src: u64,
+    dst: u64,
+    bytes: usize,
+}
+
+/// The graph of one carry plan.
+struct Captured {
+    carry: Vec<Copy>,
+    graph: CudaGraph,
+}
+
 pub struct CudaExecutable {
     prog: PtxProgram,
     stream: Arc<CudaStream>,
     blas: Option<cudarc::cublas::CudaBlas>,
+    _blas_workspace: Option<CudaSlice<u8>>,
     /// `None` for empty buffers (nothing is allocated or copied).
     buffers: Vec<Option<CudaSlice<u8>>>,
     /// Device address of each buffer (0 for empty ones).
     ptrs: Vec<u64>,
     launches: Vec<Launch>,
+    /// The carry copies of the current holding, in order (staging copies
+    /// first where a carried output lives in another held input's buffer).
+    carry: Vec<Copy>,
+    /// Buffers the staging copies go through.
+    _staging: Vec<CudaSlice<u8>>,
+    /// Calls made so far (the first one is never captured).
+    calls: u64,
+    graph: Option<Captured>,
+    /// Graphs are off (`JLC_CUDA_GRAPHS=0`) or capture failed once.
+    no_graphs: bool,
+    /// `JLC_CUDA_PROFILE=1`: total seconds per step over all calls.
+    profile: Option<Vec<f64>>,
     _module: Arc<CudaModule>,
     _ctx: Arc<CudaContext>,
 }
@@ -82,7 +132,7 @@ impl CudaExecutable {
         // Safety: one stream, used in program order, so no cross-stream
         // synchronization is needed.
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
+        let stream = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
         let module = ctx
             .load_module(cudarc::nvrtc::Ptx::from_src(prog.ptx.clone()))
             .map_err(cuda_err("loading the PTX module"))?;
@@ -94,12 +144,8 @@ impl CudaExecutable {
                 ptrs.push(0);
                 continue;
             }
-            let slice = stream.alloc_zeros::<u8>(b.bytes()).map_err(cuda_err("allocating device memory"))?;
-            let ptr = {
-                let (ptr, _sync) = slice.device_ptr(&stream);
-                ptr
-            };
-            ptrs.push(ptr);
+            let slice = alloc(&stream, b.bytes())?;
+            ptrs.push(device_ptr(&slice, &stream));
             buffers.push(Some(slice));
         }
         let mut launches = Vec::with_capacity(prog.steps.len());
@@ -116,35 +162,200 @@ impl CudaExecutable {
                 }
             });
         }
-        let blas = if needs_blas {
+        let (blas, workspace) = if needs_blas {
             // Safety: only tries to dlopen the library.
             if !unsafe { cudarc::cublas::sys::is_culib_present() } {
                 return Err(Error::Cuda(
                     "cuBLAS not found (libcublas.so.12 could not be loaded; add its folder to LD_LIBRARY_PATH)".into(),
                 ));
             }
-            Some(
-                cudarc::cublas::CudaBlas::new(stream.clone())
-                    .map_err(|e| Error::Cuda(format!("creating a cuBLAS handle: {e:?}")))?,
-            )
+            let blas = cudarc::cublas::CudaBlas::new(stream.clone())
+                .map_err(|e| Error::Cuda(format!("creating a cuBLAS handle: {e:?}")))?;
+            let workspace = alloc(&stream, CUBLAS_WORKSPACE_BYTES)?;
+            let ptr = device_ptr(&workspace, &stream);
+            // Safety: the workspace outlives the handle (both live in the executable).
+            let status = unsafe {
+                cudarc::cublas::sys::cublasSetWorkspace_v2(
+                    *blas.handle(),
+                    ptr as *mut std::ffi::c_void,
+                    CUBLAS_WORKSPACE_BYTES,
+                )
+            };
+            if status != cudarc::cublas::sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+                return Err(Error::Cuda(format!("setting the cuBLAS workspace: {status:?}")));
+            }
+            (Some(blas), Some(workspace))
         } else {
-            None
+            (None, None)
         };
-        Ok(CudaExecutable { prog, stream, blas, buffers, ptrs, launches, _module: module, _ctx: ctx })
+        let profile = std::env::var("JLC_CUDA_PROFILE").is_ok_and(|v| v == "1").then(|| vec![0.0; launches.len()]);
+        let no_graphs = profile.is_some() || std::env::var("JLC_CUDA_GRAPHS").is_ok_and(|v| v == "0");
+        Ok(CudaExecutable {
+            prog,
+            stream,
+            blas,
+            _blas_workspace: workspace,
+            buffers,
+            ptrs,
+            launches,
+            carry: Vec::new(),
+            _staging: Vec::new(),
+            calls: 0,
+            graph: None,
+            no_graphs,
+            profile,
+            _module: module,
+            _ctx: ctx,
+        })
     }
 
     pub fn program(&self) -> &PtxProgram {
         &self.prog
     }
 
-    /// Runs the program; the caller has checked the inputs' types.
-    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, Error> {
-        for (input, &buf) in inputs.iter().zip(&self.prog.params) {
-            if let Some(dst) = self.buffers[buf].as_mut() {
-                self.stream.memcpy_htod(&to_bytes(input), dst).map_err(cuda_err("copying an input to the device"))?;
+    /// Copies `t` into input `index`'s buffer.
+    pub fn write_input(&mut self, index: usize, t: &Tensor) -> Result<(), Error> {
+        let buf = self.prog.params[index];
+        if let Some(dst) = self.buffers[buf].as_mut() {
+            self.stream.memcpy_htod(&to_bytes(t), dst).map_err(cuda_err("copying an input to the device"))?;
+        }
+        Ok(())
+    }
+
+    /// Copies input `index`'s buffer to the host.
+    pub fn read_input(&mut self, index: usize) -> Result<Tensor, Error> {
+        let buf = self.prog.params[index];
+        let ty = self.prog.param_types[index].clone();
+        self.read_buffer(buf, &ty)
+    }
+
+    /// Copies output `index`'s buffer (as the last call left it) to the host.
+    pub fn read_output(&mut self, index: usize) -> Result<Tensor, Error> {
+        let buf = self.prog.outputs[index];
+        let ty = self.prog.output_types[index].clone();
+        self.read_buffer(buf, &ty)
+    }
+
+    fn read_buffer(&mut self, buf: usize, ty: &Type) -> Result<Tensor, Error> {
+        let bytes = match &self.buffers[buf] {
+            Some(src) => self.stream.clone_dtoh(src).map_err(cuda_err("copying an output to the host"))?,
+            None => Vec::new(),
+        };
+        self.stream.synchronize().map_err(cuda_err("running the program"))?;
+        Ok(from_bytes(ty, &bytes))
+    }
+
+    /// Plans the carry copies of `holding`: output buffer to input buffer.
+    /// A carried output that lives in another held input's buffer (an
+    /// output that is an input) would be overwritten by that input's own
+    /// carry first, so it goes through a staging buffer.
+    pub fn set_carry(&mut self, holding: &Holding) -> Result<(), Error> {
+        let mut staged = Vec::new();
+        let mut copies = Vec::new();
+        let mut staging = Vec::new();
+        let carried_into: Vec<usize> = holding.carry.iter().map(|&(_, i)| self.prog.params[i]).collect();
+        for &(o, i) in &holding.carry {
+            let (src, dst) = (self.prog.outputs[o], self.prog.params[i]);
+            let bytes = self.prog.buffers[src].bytes();
+            if src == dst || bytes == 0 {
+                continue;
+            }
+            if carried_into.contains(&src) {
+                let tmp = alloc(&self.stream, bytes)?;
+                let tmp_ptr = device_ptr(&tmp, &self.stream);
+                staged.push(Copy { src: self.ptrs[src], dst: tmp_ptr, bytes });
+                copies.push(Copy { src: tmp_ptr, dst: self.ptrs[dst], bytes });
+                staging.push(tmp);
+            } else {
+                copies.push(Copy { src: self.ptrs[src], dst: self.ptrs[dst], bytes });
             }
         }
-        for launch in &self.launches {
+        staged.extend(copies);
+        self.carry = staged;
+        self._staging = staging;
+        Ok(())
+    }
+
+    /// Runs the program; the caller has checked the inputs' types. Writes
+    /// every input buffer and copies every output out; no carry.
+    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, Error> {
+        for (i, input) in inputs.iter().enumerate() {
+            self.write_input(i, input)?;
+        }
+        self.carry.clear();
+        self.execute()?;
+        let outputs: Vec<usize> = (0..self.prog.outputs.len()).collect();
+        self.read_outputs(&outputs)
+    }
+
+    /// Runs the program on the held inputs and `fresh` (the inputs
+    /// `holding.fresh` names, types checked), carries, and returns the
+    /// outputs `holding.returned` names.
+    pub fn run_held(&mut self, holding: &Holding, fresh: &[Tensor]) -> Result<Vec<Tensor>, Error> {
+        for (&i, t) in holding.fresh.iter().zip(fresh) {
+            self.write_input(i, t)?;
+        }
+        self.execute()?;
+        self.read_outputs(&holding.returned)
+    }
+
+    fn read_outputs(&mut self, which: &[usize]) -> Result<Vec<Tensor>, Error> {
+        let mut bytes = Vec::with_capacity(which.len());
+        for &o in which {
+            bytes.push(match &self.buffers[self.prog.outputs[o]] {
+                Some(src) => self.stream.clone_dtoh(src).map_err(cuda_err("copying an output to the host"))?,
+                None => Vec::new(),
+            });
+        }
+        // Every copy has landed before the host reads the bytes.
+        self.stream.synchronize().map_err(cuda_err("running the program"))?;
+        Ok(bytes.iter().zip(which).map(|(b, &o)| from_bytes(&self.prog.output_types[o], b)).collect())
+    }
+
+    /// Enqueues one call's steps and carry copies: by replaying the graph
+    /// when one matches the carry, by capturing one on the second call, or
+    /// launch by launch.
+    fn execute(&mut self) -> Result<(), Error> {
+        self.calls += 1;
+        if let Some(c) = &self.graph {
+            if c.carry == self.carry {
+                return c.graph.launch().map_err(cuda_err("replaying the step's CUDA graph"));
+            }
+            self.graph = None;
+        }
+        if self.no_graphs || self.calls < 2 {
+            return self.enqueue();
+        }
+        match self.capture() {
+            Ok(Some(graph)) => {
+                graph.launch().map_err(cuda_err("replaying the step's CUDA graph"))?;
+                self.graph = Some(Captured { carry: self.carry.clone(), graph });
+                Ok(())
+            }
+            Ok(None) => self.enqueue(),
+            Err(e) => {
+                eprintln!("note: CUDA graph capture failed ({e}); launching kernels one by one");
+                self.no_graphs = true;
+                self.enqueue()
+            }
+        }
+    }
+
+    fn capture(&mut self) -> Result<Option<CudaGraph>, Error> {
+        self.stream
+            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(cuda_err("beginning a graph capture"))?;
+        let enqueued = self.enqueue();
+        // Always end the capture, so the stream is usable whatever happened.
+        let graph =
+            self.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(cuda_err("ending a graph capture"));
+        enqueued?;
+        graph
+    }
+
+    fn enqueue(&mut self) -> Result<(), Error> {
+        for (index, launch) in self.launches.iter().enumerate() {
+            let start = std::time::Instant::now();
             match launch {
                 Launch::Kernel { func, grid, args } => {
                     let mut builder = self.stream.launch_builder(func);
@@ -162,18 +373,54 @@ impl CudaExecutable {
                     gemm(blas, *dtype, (*batch, *m, *n, *k), self.ptrs[*a], self.ptrs[*b], self.ptrs[*c])?;
                 }
             }
+            if let Some(times) = self.profile.as_mut() {
+                self.stream.synchronize().map_err(cuda_err("running a step"))?;
+                times[index] += start.elapsed().as_secs_f64();
+            }
         }
-        let mut bytes = Vec::with_capacity(self.prog.outputs.len());
-        for &buf in &self.prog.outputs {
-            bytes.push(match &self.buffers[buf] {
-                Some(src) => self.stream.clone_dtoh(src).map_err(cuda_err("copying an output to the host"))?,
-                None => Vec::new(),
-            });
+        for c in &self.carry {
+            // Safety: both buffers are ours and hold `bytes` bytes.
+            unsafe { cudarc::driver::result::memcpy_dtod_async(c.dst, c.src, c.bytes, self.stream.cu_stream()) }
+                .map_err(cuda_err("copying a carried output"))?;
         }
-        // Every copy has landed before the host reads the bytes.
-        self.stream.synchronize().map_err(cuda_err("running the program"))?;
-        Ok(bytes.iter().zip(&self.prog.output_types).map(|(b, ty)| from_bytes(ty, b)).collect())
+        Ok(())
     }
+}
+
+impl Drop for CudaExecutable {
+    /// `JLC_CUDA_PROFILE=1`: the slowest steps, per call.
+    fn drop(&mut self) {
+        let Some(times) = &self.profile else { return };
+        let calls = self.calls.max(1) as f64;
+        let total: f64 = times.iter().sum::<f64>() / calls;
+        let mut order: Vec<usize> = (0..times.len()).collect();
+        order.sort_by(|&a, &b| times[b].total_cmp(&times[a]));
+        eprintln!(
+            "JLC_CUDA_PROFILE: {} steps, {:.3} ms per call (synchronized), over {} calls; slowest:",
+            times.len(),
+            total * 1e3,
+            self.calls
+        );
+        for &i in order.iter().take(25) {
+            let what = match &self.prog.steps[i] {
+                Step::Kernel { name, grid, .. } => format!("{name} (grid {grid})"),
+                Step::Gemm { inst, batch, m, n, k, .. } => format!("gemm %{inst} batch {batch} m {m} n {n} k {k}"),
+            };
+            eprintln!("  {:>9.3} ms {:>5.1}%  {what}", times[i] / calls * 1e3, 100.0 * times[i] / calls / total);
+        }
+    }
+}
+
+fn alloc(stream: &Arc<CudaStream>, bytes: usize) -> Result<CudaSlice<u8>, Error> {
+    stream.alloc_zeros::<u8>(bytes).map_err(|e| {
+        let (free, total) = cudarc::driver::result::mem_get_info().unwrap_or((0, 0));
+        Error::Cuda(format!("allocating {bytes} bytes of device memory: {e:?} ({free} bytes free of {total})"))
+    })
+}
+
+fn device_ptr(slice: &CudaSlice<u8>, stream: &Arc<CudaStream>) -> u64 {
+    let (ptr, _sync) = slice.device_ptr(stream);
+    ptr
 }
 
 /// Row-major `c[p, m, n] = a[p, m, k] · b[p, k, n]` for `p < batch`
@@ -277,4 +524,27 @@ fn from_bytes(ty: &Type, bytes: &[u8]) -> Tensor {
         DType::Bool => Data::Bool(bytes.iter().map(|&b| b != 0).collect()),
     };
     Tensor { shape: ty.shape.clone(), data }
+}
+
+/// Times `runs` device-to-device copies of `bytes` on device 0 (after 3
+/// warm-up copies), each synchronized and timed on the host: the card's
+/// copy bandwidth, for benchmarks. Returns milliseconds per copy.
+pub fn time_device_copy(bytes: usize, runs: usize) -> Result<Vec<f64>, Error> {
+    probe()?;
+    let ctx = CudaContext::new(0).map_err(cuda_err("creating a context"))?;
+    let stream = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
+    let (src, dst) = (alloc(&stream, bytes)?, alloc(&stream, bytes)?);
+    let (src, dst) = (device_ptr(&src, &stream), device_ptr(&dst, &stream));
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs + 3 {
+        let start = std::time::Instant::now();
+        // Safety: both buffers hold `bytes` bytes.
+        unsafe { cudarc::driver::result::memcpy_dtod_async(dst, src, bytes, stream.cu_stream()) }
+            .map_err(cuda_err("copying"))?;
+        stream.synchronize().map_err(cuda_err("copying"))?;
+        if i >= 3 {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(times)
 }

@@ -10,6 +10,9 @@
 use compiler::ir::{Func, Tensor, Type};
 
 pub mod denormals;
+pub mod held;
+
+pub use held::Holding;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
@@ -45,6 +48,8 @@ pub enum Error {
     InputCount { expected: usize, found: usize },
     #[error("CUDA backend: {0}")]
     Cuda(String),
+    #[error("held inputs: {0}")]
+    Holding(String),
 }
 
 /// True when this binary was built with the CUDA backend.
@@ -62,6 +67,10 @@ pub struct Executable {
     engine: Engine,
     /// Run CPU engines with subnormals flushed to zero (default: yes).
     flush_denormals: bool,
+    /// Held inputs and carried outputs (`held.rs`); `None` until `hold`.
+    holding: Option<Holding>,
+    /// The CPU engines' held values (CUDA keeps them on the device).
+    host_held: held::HostHeld,
 }
 
 impl Executable {
@@ -80,7 +89,7 @@ impl Executable {
                 ))
             }
         };
-        Ok(Executable { func, engine, flush_denormals: true })
+        Ok(Executable { func, engine, flush_denormals: true, holding: None, host_held: Default::default() })
     }
 
     pub fn func(&self) -> &Func {
@@ -94,16 +103,132 @@ impl Executable {
         self.flush_denormals = flush;
     }
 
-    /// Runs the program; checks the inputs' types first.
+    /// Runs the program; checks the inputs' types first. Not while inputs
+    /// are held (`release` first): on a GPU, held values live in the input
+    /// buffers that `run` fills.
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, Error> {
+        if self.holding.is_some() {
+            return Err(Error::Holding("run while inputs are held (call run_held, or release first)".into()));
+        }
         if inputs.len() != self.func.n_params {
             return Err(Error::InputCount { expected: self.func.n_params, found: inputs.len() });
         }
-        for (index, (input, expected)) in inputs.iter().zip(self.func.param_types()).enumerate() {
-            if input.ty() != expected {
-                return Err(Error::InputType { index, expected, found: input.ty() });
+        self.check_types(inputs.iter().enumerate())?;
+        self.run_unchecked(inputs)
+    }
+
+    fn check_types<'a>(&self, inputs: impl Iterator<Item = (usize, &'a Tensor)>) -> Result<(), Error> {
+        let types = self.func.param_types();
+        for (index, input) in inputs {
+            if input.ty() != types[index] {
+                return Err(Error::InputType { index, expected: types[index].clone(), found: input.ty() });
             }
         }
+        Ok(())
+    }
+
+    /// Holds inputs between calls (see `held.rs`): `values` gives each held
+    /// input's index and first value; after every `run_held`, output `o` of
+    /// each `(o, i)` in `carry` becomes held input `i`'s value. Replaces any
+    /// earlier holding.
+    pub fn hold(&mut self, values: Vec<(usize, Tensor)>, carry: &[(usize, usize)]) -> Result<(), Error> {
+        let indices: Vec<usize> = values.iter().map(|(i, _)| *i).collect();
+        let holding = Holding::new(&self.func, &indices, carry)?;
+        self.check_types(values.iter().map(|(i, t)| (*i, t)))?;
+        self.holding = None;
+        match &mut self.engine {
+            Engine::Jit(_) | Engine::Interp => {
+                self.host_held.values = (0..self.func.n_params).map(|_| None).collect();
+                for (i, t) in values {
+                    self.host_held.values[i] = Some(t);
+                }
+            }
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(exe) => {
+                for (i, t) in &values {
+                    exe.write_input(*i, t)?;
+                }
+                exe.set_carry(&holding)?;
+            }
+        }
+        self.holding = Some(holding);
+        Ok(())
+    }
+
+    /// Runs the program on the held inputs and `fresh` (the other inputs, in
+    /// order); returns the outputs that are not carried, in order.
+    pub fn run_held(&mut self, fresh: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+        let holding = self.holding.take().ok_or_else(|| Error::Holding("run_held before hold".into()))?;
+        let result = self.run_held_with(&holding, fresh);
+        self.holding = Some(holding);
+        result
+    }
+
+    fn run_held_with(&mut self, holding: &Holding, fresh: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+        if fresh.len() != holding.fresh.len() {
+            return Err(Error::InputCount { expected: holding.fresh.len(), found: fresh.len() });
+        }
+        self.check_types(holding.fresh.iter().copied().zip(&fresh))?;
+        match &mut self.engine {
+            Engine::Jit(_) | Engine::Interp => {
+                let inputs = self.host_held.assemble(holding, fresh);
+                let outputs = self.run_unchecked(&inputs)?;
+                Ok(self.host_held.settle(holding, inputs, outputs))
+            }
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(exe) => exe.run_held(holding, &fresh),
+        }
+    }
+
+    /// From now on, `run_held` leaves `outputs` in the engine (on the
+    /// device, for CUDA) instead of returning them; `kept_output` reads them.
+    pub fn keep_outputs(&mut self, outputs: &[usize]) -> Result<(), Error> {
+        let holding = self.holding.as_mut().ok_or_else(|| Error::Holding("keep_outputs before hold".into()))?;
+        holding.keep(outputs)
+    }
+
+    /// Kept output `index` of the last `run_held` (a copy).
+    pub fn kept_output(&mut self, index: usize) -> Result<Tensor, Error> {
+        let holding = self.holding.as_ref().ok_or_else(|| Error::Holding("kept_output before hold".into()))?;
+        if !holding.kept.contains(&index) {
+            return Err(Error::Holding(format!("output {index} is not kept")));
+        }
+        match &mut self.engine {
+            Engine::Jit(_) | Engine::Interp => self.host_held.kept.get(index).cloned().flatten().ok_or_else(|| {
+                Error::Holding(format!("output {index} has no value yet (no run_held since it was kept)"))
+            }),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(exe) => exe.read_output(index),
+        }
+    }
+
+    /// The current value of held input `index` (a copy).
+    pub fn held_value(&mut self, index: usize) -> Result<Tensor, Error> {
+        let holding = self.holding.as_ref().ok_or_else(|| Error::Holding("held_value before hold".into()))?;
+        if index >= holding.held.len() || !holding.held[index] {
+            return Err(Error::Holding(format!("input {index} is not held")));
+        }
+        match &mut self.engine {
+            Engine::Jit(_) | Engine::Interp => {
+                Ok(self.host_held.values[index].clone().expect("held value present between calls"))
+            }
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(exe) => exe.read_input(index),
+        }
+    }
+
+    /// Ends the holding and returns the held inputs' current values, by
+    /// input index.
+    pub fn release(&mut self) -> Result<Vec<(usize, Tensor)>, Error> {
+        let Some(holding) = self.holding.as_ref() else { return Ok(Vec::new()) };
+        let held: Vec<usize> = (0..holding.held.len()).filter(|&i| holding.held[i]).collect();
+        let values = held.into_iter().map(|i| Ok((i, self.held_value(i)?))).collect::<Result<Vec<_>, Error>>()?;
+        self.holding = None;
+        self.host_held = Default::default();
+        Ok(values)
+    }
+
+    fn run_unchecked(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, Error> {
         let _flush = self.flush_denormals.then(denormals::FlushDenormals::new);
         Ok(match &mut self.engine {
             Engine::Jit(f) => f.run(inputs),

@@ -779,3 +779,47 @@ fn without_a_gpu_compiling_for_cuda_is_an_error_not_a_panic() {
     let msg = err.to_string();
     assert!(msg.contains("no CUDA"), "unexpected error: {msg}");
 }
+
+/// Held inputs on the GPU: the carry is a device copy, captured into the
+/// step's CUDA graph from the second call on. First the bitwise swap check
+/// of `held.rs` (its output 0 is an input buffer: staged), then six digits
+/// training steps held (one plain call, one capture, four replays), each
+/// re-held from the interpreter's chained values and compared with it.
+#[test]
+fn gpu_held_inputs_and_graph_replay_match_interpreter() {
+    if !gpu() {
+        return;
+    }
+    crate::held::check_swap_carry(Backend::Cuda);
+    let progs = digits_programs();
+    let mut inputs = trainer::fit::init_params(&progs.params, 11);
+    inputs.extend(progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))));
+    let n_state = inputs.len();
+    let mut rng = Rng(9);
+    let x = Tensor::f32(&[64, 64], (0..64 * 64).map(|_| (rng.next() * 17.0).floor() as f32 / 16.0).collect());
+    let y = Tensor::i32(&[64], (0..64).map(|i| (i * 3 % 10) as i32).collect());
+    let carry: Vec<(usize, usize)> = (0..n_state).map(|i| (i, i)).collect();
+    let mut exe = Executable::compile(progs.train_step.clone(), Backend::Cuda).unwrap();
+    let close = |p: f64, q: f64| (p - q).abs() <= 1e-5 * (1.0 + p.abs().max(q.abs()));
+    for step in 1..=6 {
+        let mut all = inputs.clone();
+        all.push(Tensor::scalar_f32(step as f32));
+        all.push(x.clone());
+        all.push(y.clone());
+        let want = interp::run(&progs.train_step, &all);
+        exe.hold(inputs.iter().cloned().enumerate().collect(), &carry).unwrap();
+        let got = exe.run_held(vec![Tensor::scalar_f32(step as f32), x.clone(), y.clone()]).unwrap();
+        assert_eq!(got.len(), want.len() - n_state, "step {step}: returned outputs");
+        for (k, (w, g)) in want[n_state..].iter().zip(&got).enumerate() {
+            let (p, q) = (w.scalar_value(), g.scalar_value());
+            assert!(close(p, q), "step {step} returned output {k}: interp {p} vs gpu {q}");
+        }
+        for (slot, w) in want[..n_state].iter().enumerate() {
+            let g = exe.held_value(slot).unwrap();
+            for (i, (p, q)) in w.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
+                assert!(close(*p, q), "step {step} carried {slot}[{i}]: interp {p} vs gpu {q}");
+            }
+        }
+        inputs = want.into_iter().take(n_state).collect();
+    }
+}

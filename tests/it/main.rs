@@ -14,6 +14,7 @@ mod fuzz;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod gradients;
+mod held;
 mod higher_order;
 mod keys;
 mod language;

@@ -47,6 +47,9 @@ pub enum FitError {
     /// was saved after the last good step.
     #[error("{0}")]
     NonFinite(String),
+    /// A training step failed on its engine (GPU error, out of memory).
+    #[error("{0}")]
+    StepFailed(String),
     /// Stopped by SIGINT/SIGTERM after finishing a step; `last` was written.
     #[error("{0}")]
     Interrupted(String),
@@ -178,10 +181,64 @@ pub struct EpochTiming {
 /// The compiled training programs the loop calls.
 enum Steps {
     /// One call per batch: gradients, clipping and the update (`train_step`).
+    /// The parameters and optimizer states are held by the executable
+    /// (`Executable::hold`; on the device, for CUDA) from the first step on,
+    /// and the new values carry into them: see `Resident`.
     Fused(Executable),
     /// `accumulate_grad_batches > 1`: `grad_exe` per micro-batch, then
     /// `apply_exe` once per window; `n_grad_logs` values are logged per micro-batch.
     Accumulate { grad_exe: Executable, apply_exe: Executable, n_grad_logs: usize },
+}
+
+/// Where the parameters and optimizer states live during `fit`: in the
+/// host vectors, or held by the fused step's executable between steps (so a
+/// GPU step copies neither in nor out). While held, the host vectors are
+/// empty, so a use that forgot to `pull` fails loudly (a wrong input count)
+/// instead of reading stale values; `pull` copies the current values back
+/// (they stay held) and the next step empties the vectors again.
+#[derive(Default)]
+struct Resident {
+    held: bool,
+}
+
+impl Resident {
+    /// Hands `params` and `states` to the step (first call only).
+    fn hold(
+        &mut self,
+        exe: &mut Executable,
+        params: &mut Vec<Tensor>,
+        states: &mut Vec<Tensor>,
+    ) -> Result<(), FitError> {
+        if self.held {
+            params.clear();
+            states.clear();
+            return Ok(());
+        }
+        let n = params.len() + states.len();
+        let values: Vec<(usize, Tensor)> = params.drain(..).chain(states.drain(..)).enumerate().collect();
+        let carry: Vec<(usize, usize)> = (0..n).map(|i| (i, i)).collect();
+        exe.hold(values, &carry)?;
+        self.held = true;
+        Ok(())
+    }
+
+    /// Makes `params` and `states` current on the host (no-op unless held).
+    fn pull(
+        &self,
+        steps: &mut Steps,
+        params: &mut Vec<Tensor>,
+        states: &mut Vec<Tensor>,
+        n_params: usize,
+        n_states: usize,
+    ) -> Result<(), FitError> {
+        let Steps::Fused(exe) = steps else { return Ok(()) };
+        if !self.held || params.len() == n_params {
+            return Ok(());
+        }
+        *params = (0..n_params).map(|i| exe.held_value(i)).collect::<Result<_, _>>()?;
+        *states = (n_params..n_params + n_states).map(|i| exe.held_value(i)).collect::<Result<_, _>>()?;
+        Ok(())
+    }
 }
 
 /// Checkpoint names of the parameters, then of the optimizer states.
@@ -391,6 +448,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     let out_of_time = || trainer_cfg.max_time.is_some_and(|t| train_start.elapsed() >= t);
     let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
     let n_states = states.len();
+    let mut resident = Resident::default();
     let watched = |name: &str| trainer_cfg.nonfinite_metrics.iter().any(|m| m == name);
     // The first non-finite value of a step that must stay finite: the loss,
     // then the watched logged values (`logs` in `train_logs` order).
@@ -450,6 +508,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             if stop_now || time_up || max_steps_reached(global_step) {
                 bar.abandon();
                 if dirty && trainer_cfg.enable_checkpointing {
+                    resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
                     let at = Position { epoch, batch: b, global_step, loss_sum, log_sums: log_sums.clone() };
                     last_checkpoint = saver.save(&[], true, &at, &params, &states, &callbacks)?;
                 }
@@ -472,21 +531,18 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             let end = (b + k).min(n_batches);
             let (loss, logs) = match &mut steps {
                 Steps::Fused(step_exe) => {
+                    resident.hold(step_exe, &mut params, &mut states)?;
                     let (x, y) = train.batch(&order, b * bs, bs);
-                    let mut inputs = Vec::with_capacity(n_params + n_states + 3);
-                    inputs.append(&mut params);
-                    inputs.append(&mut states);
-                    inputs.push(Tensor::scalar_f32((global_step + 1) as f32));
-                    inputs.push(x);
-                    inputs.push(y);
+                    let mut fresh = vec![Tensor::scalar_f32((global_step + 1) as f32), x, y];
                     if progs.keys.train {
-                        inputs.push(step_key(trainer_cfg.seed, "training_step", global_step as u64));
+                        fresh.push(step_key(trainer_cfg.seed, "training_step", global_step as u64));
                     }
                     let call = std::time::Instant::now();
-                    let mut outs = step_exe.run(&inputs)?.into_iter();
+                    let mut outs = step_exe
+                        .run_held(fresh)
+                        .map_err(|e| step_failed(e, global_step, &last_checkpoint))?
+                        .into_iter();
                     step_time += call.elapsed();
-                    params = outs.by_ref().take(n_params).collect();
-                    states = outs.by_ref().take(n_states).collect();
                     let loss = outs.next().expect("loss output").scalar_value();
                     let logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
                     if let Some((name, value)) = bad_value(loss, &logs) {
@@ -578,6 +634,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             bar.inc((end - b) as u64);
             // val_check_interval: this step crossed a multiple of `val_every` before the epoch's end.
             if validate && end < n_batches && b / val_every != end / val_every {
+                resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
                 let val_metrics = eval::evaluate(
                     &mut val_exes,
                     &params,
@@ -603,6 +660,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let mut epoch_metrics = vec![("train_loss_epoch".to_string(), loss_sum / denom)];
         epoch_metrics
             .extend(progs.train_logs.iter().zip(&log_sums).map(|((n, _), s)| (format!("{n}_epoch"), s / denom)));
+        resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
         if validate {
             epoch_metrics.extend(eval::evaluate(
                 &mut val_exes,
@@ -680,6 +738,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             break;
         }
     }
+    resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
     {
         let mut ctx = Ctx::new(epochs_done, global_step, &final_metrics, &ckpt_dir);
         for c in callbacks.iter_mut() {
@@ -789,6 +848,16 @@ fn effective_config(cfg: &TrainerConfig) -> TrainerConfig {
 }
 
 /// `step` counts as metrics.csv's `step` column does (0-based).
+/// A training step that failed on its engine (a GPU's sticky error, an
+/// out-of-memory): the error, where, and the last good checkpoint.
+fn step_failed(e: runtime::Error, step: usize, last: &Option<PathBuf>) -> FitError {
+    let saved = match last {
+        Some(p) => format!("the last good checkpoint is {} (continue with --resume PATH)", p.display()),
+        None => "no checkpoint was saved before it".to_string(),
+    };
+    FitError::StepFailed(format!("training step {step} failed: {e}; nothing was saved after it; {saved}"))
+}
+
 fn non_finite_error(
     name: &str,
     value: f64,

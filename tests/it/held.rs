@@ -1,0 +1,105 @@
+//! Held inputs (`runtime::held`): holding inputs and carrying outputs into
+//! them gives the same numbers as passing everything through `run`, on
+//! every backend; misuse is an error, not a panic. The GPU runs the same
+//! checks (`gpu.rs`), where the carry is a device copy inside a CUDA graph.
+
+use compiler::ir::{interp, Builder, DType, Func, Tensor, Type};
+use runtime::{Backend, Executable};
+
+/// `f(a, b, x) = (b, a + x, sum(a * x))`: output 0 is input `b` itself (its
+/// buffer is an input buffer that output 1's carry overwrites: the staging
+/// case), output 1 a computed value, output 2 returned.
+pub(crate) fn swap_program() -> Func {
+    let ty = Type::new(DType::F32, &[5]);
+    let mut b = Builder::new("swap", &[ty.clone(), ty.clone(), ty]);
+    let (a, bb, x) = (b.param(0), b.param(1), b.param(2));
+    let sum = b.add(a, x);
+    let prod = b.mul(a, x);
+    let total = b.reduce_sum(prod, vec![0]);
+    b.finish(vec![bb, sum, total])
+}
+
+fn vec5(seed: f32) -> Tensor {
+    Tensor::f32(&[5], (0..5).map(|i| seed + i as f32 * 0.25).collect())
+}
+
+/// Runs `swap_program` held on `backend` for 5 calls (a, b held; outputs
+/// 0 -> a and 1 -> b carried) and compares every returned value and the
+/// final held values with the interpreter chained by hand, bitwise.
+pub(crate) fn check_swap_carry(backend: Backend) {
+    let func = swap_program();
+    let mut exe = Executable::compile(func.clone(), backend).unwrap();
+    let (mut a, mut b) = (vec5(1.0), vec5(-2.0));
+    exe.hold(vec![(0, a.clone()), (1, b.clone())], &[(0, 0), (1, 1)]).unwrap();
+    for call in 0..5 {
+        let x = vec5(call as f32 * 0.5);
+        let want = interp::run(&func, &[a.clone(), b.clone(), x.clone()]);
+        let got = exe.run_held(vec![x]).unwrap();
+        assert_eq!(got.len(), 1, "only the uncarried output is returned");
+        assert_eq!(got[0], want[2], "call {call}: returned output");
+        a = want[0].clone();
+        b = want[1].clone();
+        assert_eq!(exe.held_value(0).unwrap(), a, "call {call}: held a");
+        assert_eq!(exe.held_value(1).unwrap(), b, "call {call}: held b");
+    }
+    // `run` is refused while inputs are held; `release` hands them back.
+    let err = exe.run(&[a.clone(), b.clone(), vec5(0.0)]).unwrap_err().to_string();
+    assert!(err.contains("held"), "{err}");
+    let released = exe.release().unwrap();
+    assert_eq!(released, vec![(0, a.clone()), (1, b.clone())]);
+    let plain = exe.run(&[a.clone(), b.clone(), vec5(0.0)]).unwrap();
+    assert_eq!(plain, interp::run(&func, &[a, b, vec5(0.0)]));
+}
+
+#[test]
+fn held_inputs_carry_like_chained_runs_on_the_cpu_backends() {
+    check_swap_carry(Backend::Cpu);
+    check_swap_carry(Backend::Interpreter);
+}
+
+#[test]
+fn held_input_misuse_is_an_error() {
+    let func = swap_program();
+    let mut exe = Executable::compile(func, Backend::Cpu).unwrap();
+    let t = vec5(0.0);
+    let cases: Vec<(Vec<(usize, Tensor)>, Vec<(usize, usize)>, &str)> = vec![
+        (vec![(3, t.clone())], vec![], "out of range"),
+        (vec![(0, t.clone()), (0, t.clone())], vec![], "held twice"),
+        (vec![(0, t.clone())], vec![(1, 1)], "not held"),
+        (vec![(0, t.clone())], vec![(7, 0)], "out of range"),
+        (vec![(0, t.clone())], vec![(2, 0)], "type"),
+        (vec![(0, t.clone()), (1, t.clone())], vec![(0, 0), (1, 0)], "two outputs"),
+        (vec![(0, t.clone()), (1, t.clone())], vec![(0, 0), (0, 1)], "two inputs"),
+        (vec![(0, Tensor::f32(&[2], vec![0.0, 1.0]))], vec![], "type"),
+    ];
+    for (values, carry, want) in cases {
+        let err = exe.hold(values, &carry).unwrap_err().to_string();
+        assert!(err.contains(want), "expected `{want}` in: {err}");
+    }
+    assert!(exe.run_held(vec![]).unwrap_err().to_string().contains("before hold"));
+    exe.hold(vec![(0, t.clone()), (1, t.clone())], &[]).unwrap();
+    // One fresh input expected, of type f32[5].
+    assert!(exe.run_held(vec![]).unwrap_err().to_string().contains("1 inputs"));
+    assert!(exe.run_held(vec![Tensor::scalar_f32(1.0)]).unwrap_err().to_string().contains("type"));
+    assert!(exe.held_value(2).unwrap_err().to_string().contains("not held"));
+    // Without carry, held values stay as given.
+    let out = exe.run_held(vec![vec5(1.0)]).unwrap();
+    assert_eq!(out.len(), 3);
+    assert_eq!(exe.held_value(0).unwrap(), t);
+}
+
+#[test]
+fn kept_outputs_stay_in_the_engine_until_read() {
+    let func = swap_program();
+    let mut exe = Executable::compile(func.clone(), Backend::Cpu).unwrap();
+    let (a, b, x) = (vec5(1.0), vec5(2.0), vec5(3.0));
+    exe.hold(vec![(0, a.clone()), (1, b.clone())], &[(0, 0)]).unwrap();
+    exe.keep_outputs(&[1]).unwrap();
+    assert!(exe.kept_output(1).unwrap_err().to_string().contains("no value yet"));
+    assert!(exe.keep_outputs(&[0]).unwrap_err().to_string().contains("carried"));
+    let want = interp::run(&func, &[a, b, x.clone()]);
+    let got = exe.run_held(vec![x]).unwrap();
+    assert_eq!(got, vec![want[2].clone()]);
+    assert_eq!(exe.kept_output(1).unwrap(), want[1]);
+    assert!(exe.kept_output(2).unwrap_err().to_string().contains("not kept"));
+}
