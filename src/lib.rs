@@ -146,6 +146,9 @@ pub enum DumpStage {
     Ir,
     /// The IR after the e-graph optimizer.
     Opt,
+    /// The PTX module the GPU backend emits for the optimized IR, after a
+    /// `//` comment listing its launch plan (kernels and cuBLAS GEMMs).
+    Ptx,
 }
 
 /// The text of one pipeline stage: tokens, AST, inferred signatures, or
@@ -175,7 +178,8 @@ fn dump_here(
     disabled_rules: &[String],
     color: bool,
 ) -> Result<String, String> {
-    let mut opts = compiler::Options { no_opt: stage != DumpStage::Opt, ..Default::default() };
+    let optimized = matches!(stage, DumpStage::Opt | DumpStage::Ptx);
+    let mut opts = compiler::Options { no_opt: !optimized, ..Default::default() };
     opts.opt.disabled_rules = disabled_rules.to_vec();
     if stage == DumpStage::Tokens {
         let (toks, _) = compiler::syntax::lexer::lex(text);
@@ -201,6 +205,9 @@ fn dump_here(
         )?;
         let (progs, reports) = compiler::compile_training_reported(&prog, sections.trainer.as_ref(), &x, &y, &opts)
             .map_err(|d| render_all(&d, &prog.sources, color))?;
+        if stage == DumpStage::Ptx {
+            return ptx_text(&progs.train_step);
+        }
         let mut out = compiler::ir::text::print(&progs.train_step);
         if explain {
             out.push_str(&explain_text(reports.iter().find(|(n, _)| n == "train_step").map(|(_, r)| r)));
@@ -213,10 +220,36 @@ fn dump_here(
     }
     let (script, report) =
         compiler::compile_script_reported(&prog, &opts).map_err(|d| render_all(&d, &prog.sources, color))?;
+    if stage == DumpStage::Ptx {
+        return ptx_text(&script.func);
+    }
     let mut out = compiler::ir::text::print(&script.func);
     if explain {
         out.push_str(&explain_text(report.as_ref()));
     }
+    Ok(out)
+}
+
+/// `--stage ptx`: the launch plan as `//` lines, then the PTX module.
+fn ptx_text(func: &compiler::ir::Func) -> Result<String, String> {
+    use compiler::codegen::ptx::{self, Step};
+    let prog = ptx::emit(func).map_err(|e| format!("error: the GPU backend cannot compile this program: {e}\n"))?;
+    let mut out = format!(
+        "// launch plan of `{}`: {} steps, {} buffers ({} bytes)\n",
+        func.name,
+        prog.steps.len(),
+        prog.buffers.len(),
+        prog.buffers.iter().map(|b| b.bytes()).sum::<usize>()
+    );
+    for step in &prog.steps {
+        out.push_str(&match step {
+            Step::Kernel { name, grid, .. } => format!("//   kernel {name}, grid {grid} x {}\n", ptx::BLOCK),
+            Step::Gemm { inst, batch, m, n, k, .. } => {
+                format!("//   cuBLAS gemm for %{inst}: batch {batch}, m {m}, n {n}, k {k}\n")
+            }
+        });
+    }
+    out.push_str(&prog.ptx);
     Ok(out)
 }
 

@@ -55,6 +55,30 @@ pub enum Error {
 /// True when this binary was built with the CUDA backend.
 pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
 
+/// Whether `Backend::Cuda` can run here (a CUDA build, a driver, a device),
+/// or why not.
+pub fn cuda_available() -> Result<(), Error> {
+    #[cfg(feature = "cuda")]
+    return cuda::probe();
+    #[cfg(not(feature = "cuda"))]
+    Err(Error::Cuda("this binary was built without CUDA support (rebuild with `--features cuda`)".into()))
+}
+
+/// Lightning's `accelerator="auto"`: the GPU when `cuda_available`, else
+/// the CPU JIT, with a line saying which and why.
+pub fn auto_backend() -> (Backend, String) {
+    match cuda_available() {
+        #[cfg(feature = "cuda")]
+        Ok(()) => {
+            let name = cuda::device_name().unwrap_or_else(|_| "a CUDA device".into());
+            (Backend::Cuda, format!("accelerator auto: cuda ({name})"))
+        }
+        #[cfg(not(feature = "cuda"))]
+        Ok(()) => (Backend::Cuda, "accelerator auto: cuda".into()),
+        Err(e) => (Backend::Cpu, format!("accelerator auto: cpu ({e})")),
+    }
+}
+
 enum Engine {
     Jit(Box<compiler::codegen::cpu::CpuFunc>),
     Interp,

@@ -31,7 +31,7 @@ enum Command {
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         overrides: Vec<String>,
         /// Execution backend.
-        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        #[arg(long, visible_alias = "accelerator", value_enum, default_value_t = BackendArg::Cpu)]
         backend: BackendArg,
         /// Skip the e-graph optimizer.
         #[arg(long)]
@@ -65,7 +65,7 @@ enum Command {
         ckpt: Option<String>,
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         overrides: Vec<String>,
-        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        #[arg(long, visible_alias = "accelerator", value_enum, default_value_t = BackendArg::Cpu)]
         backend: BackendArg,
     },
     /// Run `validation_step` on the validation split with a checkpoint's parameters.
@@ -76,7 +76,7 @@ enum Command {
         ckpt: Option<String>,
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         overrides: Vec<String>,
-        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        #[arg(long, visible_alias = "accelerator", value_enum, default_value_t = BackendArg::Cpu)]
         backend: BackendArg,
     },
     /// Run `predict_step(self, x)` over a data split with a checkpoint's
@@ -96,7 +96,7 @@ enum Command {
         split: String,
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         overrides: Vec<String>,
-        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        #[arg(long, visible_alias = "accelerator", value_enum, default_value_t = BackendArg::Cpu)]
         backend: BackendArg,
     },
     /// Check the file for errors without running it (exit 1 on errors).
@@ -149,6 +149,8 @@ enum BackendArg {
     Interp,
     /// PTX kernels and cuBLAS on an NVIDIA GPU (binaries built with `--features cuda`).
     Cuda,
+    /// `cuda` when this binary has CUDA support and a GPU is present, else `cpu`.
+    Auto,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -161,9 +163,19 @@ enum Stage {
     Ir,
     /// The IR after the e-graph optimizer.
     Opt,
+    /// The PTX the GPU backend emits (and its launch plan); needs no GPU.
+    Ptx,
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`jlc dump FILE |
+    // head`) would panic; restore the default, as every Unix filter has it:
+    // the process ends quietly when the reader goes away.
+    // Safety: called first thing, before any thread exists.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     // A panic is a compiler bug, never the user's fault: say so and exit 101.
     std::panic::set_hook(Box::new(|info| {
@@ -195,6 +207,11 @@ fn backend_of(b: BackendArg) -> runtime::Backend {
         BackendArg::Cpu => runtime::Backend::Cpu,
         BackendArg::Interp => runtime::Backend::Interpreter,
         BackendArg::Cuda => runtime::Backend::Cuda,
+        BackendArg::Auto => {
+            let (backend, why) = runtime::auto_backend();
+            eprintln!("{why}");
+            backend
+        }
     }
 }
 
@@ -461,6 +478,7 @@ fn run(cli: Cli) -> ExitCode {
                 Stage::Typed => jaxlightning::DumpStage::Typed,
                 Stage::Ir => jaxlightning::DumpStage::Ir,
                 Stage::Opt => jaxlightning::DumpStage::Opt,
+                Stage::Ptx => jaxlightning::DumpStage::Ptx,
             };
             match jaxlightning::dump(&file.display().to_string(), &text, stage, explain, batch, &disabled_rules, color)
             {

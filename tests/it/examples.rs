@@ -142,3 +142,68 @@ fn the_embed_example_model_trains_from_rust() {
     assert!(losses[299] < losses[0] / 5.0, "loss {} -> {}", losses[0], losses[299]);
     assert_eq!(step.compiled_signatures(), 1);
 }
+
+/// The examples the GPU backend cannot compile yet, and the op that stops
+/// each (the error must name it: a new failure is a regression).
+const NOT_YET_ON_THE_GPU: &[(&str, &str)] = &[
+    ("bnn_regression.jl", "log1p"),
+    ("fashion_mnist_cnn_strong.jl", "cos"),
+    ("score_diffusion.jl", "log1p"),
+];
+
+/// `ptxas`, from `JLC_PTXAS` or `PATH` (the PyPI wheel
+/// `nvidia-cuda-nvcc-cu12` carries one), or `None`.
+fn ptxas() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("JLC_PTXAS") {
+        return Some(p.into());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("ptxas")).find(|p| p.is_file())
+}
+
+/// Every example's training step (or `main`) through `jlc dump --stage
+/// ptx`: a launch plan and a PTX module, and — where `ptxas` is installed —
+/// a module that assembles for sm_90. Examples in `NOT_YET_ON_THE_GPU` must
+/// fail with an error naming their op.
+#[test]
+fn every_example_emits_ptx_that_ptxas_assembles() {
+    let ptxas = ptxas();
+    if ptxas.is_none() {
+        println!("ptxas not found (set JLC_PTXAS or put it on PATH): checking emission only");
+    }
+    let dir = std::env::temp_dir().join(format!("jlc-example-ptx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if path.extension().is_none_or(|e| e != "jl") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !text.contains("trainer {") && !text.contains("fn main(") {
+            continue; // a library file (embed_model.jl): nothing to compile on its own
+        }
+        let out = jaxlightning::dump(&name, &text, jaxlightning::DumpStage::Ptx, false, 8, &[], false);
+        if let Some((_, op)) = NOT_YET_ON_THE_GPU.iter().find(|(n, _)| *n == name) {
+            let err = out.expect_err(&format!("{name} compiles for the GPU now: drop it from NOT_YET_ON_THE_GPU"));
+            assert!(err.contains(&format!("= {op}: not supported by the GPU backend")), "{name}: {err}");
+            continue;
+        }
+        let ptx = out.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(ptx.starts_with("// launch plan of `"), "{name}");
+        assert!(ptx.contains(".target sm_80") && ptx.contains(".entry "), "{name}: no kernels");
+        if let Some(ptxas) = &ptxas {
+            let file = dir.join(name.replace(".jl", ".ptx"));
+            std::fs::write(&file, &ptx).unwrap();
+            let res = std::process::Command::new(ptxas)
+                .args(["-arch=sm_90", "-o", "/dev/null"])
+                .arg(&file)
+                .output()
+                .expect("running ptxas");
+            assert!(res.status.success(), "{name}: ptxas failed:\n{}", String::from_utf8_lossy(&res.stderr));
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} examples compiled for the GPU");
+    std::fs::remove_dir_all(&dir).ok();
+}
