@@ -74,8 +74,19 @@ const CUBLAS_WORKSPACE_BYTES: usize = 32 << 20;
 
 /// What a step needs at run time.
 enum Launch {
-    Kernel { func: CudaFunction, grid: u32, args: Vec<usize> },
-    Gemm { dtype: DType, batch: usize, m: usize, n: usize, k: usize, a: usize, b: usize, c: usize },
+    Kernel {
+        func: CudaFunction,
+        grid: u32,
+        args: Vec<usize>,
+    },
+    /// Operand buffers `a`, `b`, `c` with element offsets and batch strides.
+    Gemm {
+        dtype: DType,
+        dims: (usize, usize, usize, usize),
+        bufs: [usize; 3],
+        offsets: [usize; 3],
+        strides: [usize; 3],
+    },
 }
 
 /// A device-to-device copy of `bytes` at the end of a call (carry).
@@ -156,9 +167,15 @@ impl CudaExecutable {
                     let func = module.load_function(name).map_err(cuda_err("loading a kernel"))?;
                     Launch::Kernel { func, grid: *grid, args: args.clone() }
                 }
-                Step::Gemm { dtype, batch, m, n, k, a, b, c, .. } => {
+                Step::Gemm { dtype, batch, m, n, k, a, b, c, offsets, strides, .. } => {
                     needs_blas = true;
-                    Launch::Gemm { dtype: *dtype, batch: *batch, m: *m, n: *n, k: *k, a: *a, b: *b, c: *c }
+                    Launch::Gemm {
+                        dtype: *dtype,
+                        dims: (*batch, *m, *n, *k),
+                        bufs: [*a, *b, *c],
+                        offsets: *offsets,
+                        strides: *strides,
+                    }
                 }
             });
         }
@@ -368,9 +385,11 @@ impl CudaExecutable {
                     // first), and every buffer has the size the PTX assumes.
                     unsafe { builder.launch(cfg) }.map_err(cuda_err("launching a kernel"))?;
                 }
-                Launch::Gemm { dtype, batch, m, n, k, a, b, c } => {
+                Launch::Gemm { dtype, dims, bufs, offsets, strides } => {
                     let blas = self.blas.as_ref().expect("cuBLAS handle created for programs with GEMMs");
-                    gemm(blas, *dtype, (*batch, *m, *n, *k), self.ptrs[*a], self.ptrs[*b], self.ptrs[*c])?;
+                    let size = dtype.size_bytes() as u64;
+                    let ptr = |x: usize| self.ptrs[bufs[x]] + offsets[x] as u64 * size;
+                    gemm(blas, *dtype, *dims, [ptr(0), ptr(1), ptr(2)], *strides)?;
                 }
             }
             if let Some(times) = self.profile.as_mut() {
@@ -424,24 +443,22 @@ fn device_ptr(slice: &CudaSlice<u8>, stream: &Arc<CudaStream>) -> u64 {
 }
 
 /// Row-major `c[p, m, n] = a[p, m, k] · b[p, k, n]` for `p < batch`
-/// (contiguous matrices) with one strided-batched cuBLAS call. cuBLAS is
+/// (each matrix contiguous, matrix `p` of operand `x` at `ptrs[x] + p *
+/// strides[x]` elements) with one strided-batched cuBLAS call. cuBLAS is
 /// column-major: a row-major matrix is its transpose in column-major, so
-/// compute `cᵀ[n, m] = bᵀ[n, k] · aᵀ[k, m]` by swapping the operands; the
-/// batch strides are the matrix sizes.
+/// compute `cᵀ[n, m] = bᵀ[n, k] · aᵀ[k, m]` by swapping the operands.
 fn gemm(
     blas: &cudarc::cublas::CudaBlas,
     dtype: DType,
     (batch, m, n, k): (usize, usize, usize, usize),
-    a: u64,
-    b: u64,
-    c: u64,
+    [a, b, c]: [u64; 3],
+    strides: [usize; 3],
 ) -> Result<(), Error> {
     let dim = |x: usize| {
         i32::try_from(x).map_err(|_| Error::Cuda(format!("matrix dimension {x} exceeds cuBLAS's i32 range")))
     };
     let (mi, ni, ki, bi) = (dim(m)?, dim(n)?, dim(k)?, dim(batch)?);
-    let stride = |x: usize| x as i64;
-    let (sa, sb, sc) = (stride(m * k), stride(k * n), stride(m * n));
+    let (sa, sb, sc) = (strides[0] as i64, strides[1] as i64, strides[2] as i64);
     let op = cublasOperation_t::CUBLAS_OP_N;
     let handle = *blas.handle();
     // Safety: the buffers hold batch*m*k, batch*k*n and batch*m*n elements of

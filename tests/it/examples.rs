@@ -145,11 +145,8 @@ fn the_embed_example_model_trains_from_rust() {
 
 /// The examples the GPU backend cannot compile yet, and the op that stops
 /// each (the error must name it: a new failure is a regression).
-const NOT_YET_ON_THE_GPU: &[(&str, &str)] = &[
-    ("bnn_regression.jl", "log1p"),
-    ("fashion_mnist_cnn_strong.jl", "cos"),
-    ("score_diffusion.jl", "log1p"),
-];
+const NOT_YET_ON_THE_GPU: &[(&str, &str)] =
+    &[("bnn_regression.jl", "log1p"), ("fashion_mnist_cnn_strong.jl", "cos"), ("score_diffusion.jl", "log1p")];
 
 /// `ptxas`, from `JLC_PTXAS` or `PATH` (the PyPI wheel
 /// `nvidia-cuda-nvcc-cu12` carries one), or `None`.

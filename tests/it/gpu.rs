@@ -823,3 +823,51 @@ fn gpu_held_inputs_and_graph_replay_match_interpreter() {
         inputs = want.into_iter().take(n_state).collect();
     }
 }
+
+/// Convolutions with many taps run as im2col + cuBLAS GEMM
+/// (`ptx/conv_gemm.rs`): within `T * eps * sum |x w|` of the interpreter
+/// (T taps), for plain, strided/padded/dilated/grouped and
+/// weight-gradient-like shapes, in f32 and f64.
+#[test]
+fn gpu_conv2d_by_gemm_matches_interpreter_within_tolerance() {
+    if !gpu() {
+        return;
+    }
+    let conv =
+        |stride, low, high, ld, rd, groups| Conv { stride, low, high, lhs_dilation: ld, rhs_dilation: rd, groups };
+    let cases: Vec<(&[usize], &[usize], Conv)> = vec![
+        (&[2, 32, 6, 6], &[4, 32, 3, 3], Conv::plain()),
+        (&[1, 64, 5, 7], &[4, 32, 3, 3], conv([2, 1], [1, 0], [0, 2], [2, 1], [1, 2], 2)),
+        (&[8, 32, 13, 13], &[16, 32, 11, 11], Conv::plain()),
+    ];
+    let mut rng = Rng(31);
+    for dtype in [DType::F32, DType::F64] {
+        for (ld, rd, attrs) in &cases {
+            let (lt, rt) = (Type::new(dtype, ld), Type::new(dtype, rd));
+            let mut b = Builder::new("conv", &[lt.clone(), rt.clone()]);
+            let r = b.conv2d(b.param(0), b.param(1), attrs.clone());
+            let func = b.finish(vec![r]);
+            let mut random = |dims: &[usize]| {
+                let v: Vec<f64> = (0..dims.iter().product::<usize>()).map(|_| rng.next() * 2.0 - 1.0).collect();
+                Tensor::from_f64(dtype, dims, &v)
+            };
+            let inputs = [random(ld), random(rd)];
+            let abs: Vec<Tensor> = inputs
+                .iter()
+                .map(|t| {
+                    let v: Vec<f64> = t.to_f64_vec().iter().map(|x| x.abs()).collect();
+                    Tensor::from_f64(dtype, t.shape.dims(), &v)
+                })
+                .collect();
+            let want = interp::run(&func, &inputs)[0].to_f64_vec();
+            let magnitude = interp::run(&func, &abs)[0].to_f64_vec();
+            let got = gpu_run(&func, &inputs)[0].to_f64_vec();
+            let taps: usize = rd[1..].iter().product();
+            let eps = if dtype == DType::F32 { f32::EPSILON as f64 } else { f64::EPSILON };
+            for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+                let bound = taps as f64 * eps * magnitude[i];
+                assert!((w - g).abs() <= bound, "{lt} x {rt} {attrs:?}[{i}]: interp {w} vs gpu {g} (bound {bound})");
+            }
+        }
+    }
+}

@@ -49,6 +49,7 @@
 //! numbered in emission order, and nothing depends on hashing or addresses.
 
 mod builder;
+mod conv_gemm;
 mod indexing;
 mod math;
 mod random;
@@ -92,9 +93,24 @@ pub enum Step {
     /// are the device addresses of `args` (buffer indices), output first.
     Kernel { name: String, inst: usize, grid: u32, args: Vec<usize> },
     /// Row-major `c[p, m, n] = a[p, m, k] · b[p, k, n]` for each `p < batch`
-    /// (contiguous matrices) with cuBLAS (k > 0, m, n, batch > 0). `MatMul`
-    /// has `batch == 1`; `BatchMatMul` flattens its batch dims.
-    Gemm { inst: usize, dtype: DType, batch: usize, m: usize, n: usize, k: usize, a: usize, b: usize, c: usize },
+    /// with cuBLAS (k > 0, m, n, batch > 0): matrix `p` of operand `x` (a,
+    /// b, c) starts `offsets[x] + p * strides[x]` elements into its buffer
+    /// and is contiguous. `MatMul` has `batch == 1`; `BatchMatMul` flattens
+    /// its batch dims (strides: the matrix sizes); a convolution's GEMM
+    /// (`conv_gemm.rs`) shares one weight matrix (stride 0).
+    Gemm {
+        inst: usize,
+        dtype: DType,
+        batch: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: usize,
+        b: usize,
+        c: usize,
+        offsets: [usize; 3],
+        strides: [usize; 3],
+    },
 }
 
 /// A function compiled for the GPU, not yet loaded.
@@ -163,7 +179,42 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
                     a: arg_bufs[0],
                     b: arg_bufs[1],
                     c: out,
+                    offsets: [0; 3],
+                    strides: [m * k, k * nn, m * nn],
                 });
+                continue;
+            }
+        }
+        if let Op::Conv2d(attrs) = &inst.op {
+            let (lhs, rhs) = (func.ty(inst.args[0]), func.ty(inst.args[1]));
+            if inst.ty.dtype.is_float() && conv_gemm::use_gemm(lhs, rhs, &inst.ty) {
+                let cols = buffers.len();
+                buffers.push(Buffer { dtype: inst.ty.dtype, len: conv_gemm::cols_len(rhs, &inst.ty, attrs) });
+                let kname = format!("k{i}_im2col");
+                let mut k = Kernel::new(&kname, 2);
+                let (cols_ptr, input_ptr) = (k.param_ptr(0), k.param_ptr(1));
+                conv_gemm::im2col(&mut k, lhs, rhs, &inst.ty, attrs, &cols_ptr, &input_ptr);
+                ptx.push('\n');
+                ptx.push_str(&k.finish());
+                let len = buffers[cols].len as u64;
+                let grid = len.div_ceil(u64::from(BLOCK)).min(u64::from(MAX_GRID)) as u32;
+                steps.push(Step::Kernel { name: kname, inst: i, grid, args: vec![cols, arg_bufs[0]] });
+                let (batch, groups, og, taps, p) = conv_gemm::dims(rhs, &inst.ty, attrs);
+                for g in 0..groups {
+                    steps.push(Step::Gemm {
+                        inst: i,
+                        dtype: inst.ty.dtype,
+                        batch,
+                        m: og,
+                        n: p,
+                        k: taps,
+                        a: arg_bufs[1],
+                        b: cols,
+                        c: out,
+                        offsets: [g * og * taps, g * taps * p, g * og * p],
+                        strides: [0, groups * taps * p, groups * og * p],
+                    });
+                }
                 continue;
             }
         }

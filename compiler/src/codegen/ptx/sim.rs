@@ -391,14 +391,21 @@ pub fn run(prog: &PtxProgram, inputs: &[Tensor]) -> Vec<Tensor> {
                 let params: Vec<u64> = args.iter().map(|&b| addr(b)).collect();
                 run_kernel(&prog.ptx, name, &params, &mut mem);
             }
-            Step::Gemm { dtype, batch, m, n, k, a, b, c, .. } => {
+            Step::Gemm { dtype, batch, m, n, k, a, b, c, offsets, strides, .. } => {
                 // The batch loop the runtime runs, one GEMM per matrix.
-                let ta = from_bytes(*dtype, &[*batch, *m, *k], &mem.bufs[*a]);
-                let tb = from_bytes(*dtype, &[*batch, *k, *n], &mem.bufs[*b]);
-                let mut bld = crate::ir::Builder::new("gemm", &[ta.ty(), tb.ty()]);
-                let r = bld.batch_matmul(bld.param(0), bld.param(1));
-                let out = crate::ir::interp::run(&bld.finish(vec![r]), &[ta, tb]);
-                mem.bufs[*c] = to_bytes(&out[0]);
+                let size = dtype.size_bytes();
+                let matrix = |x: usize, p: usize, len: usize| {
+                    let at = (offsets[x] + p * strides[x]) * size;
+                    at..at + len * size
+                };
+                for p in 0..*batch {
+                    let ta = from_bytes(*dtype, &[*m, *k], &mem.bufs[*a][matrix(0, p, m * k)]);
+                    let tb = from_bytes(*dtype, &[*k, *n], &mem.bufs[*b][matrix(1, p, k * n)]);
+                    let mut bld = crate::ir::Builder::new("gemm", &[ta.ty(), tb.ty()]);
+                    let r = bld.matmul(bld.param(0), bld.param(1));
+                    let out = crate::ir::interp::run(&bld.finish(vec![r]), &[ta, tb]);
+                    mem.bufs[*c][matrix(2, p, m * n)].copy_from_slice(&to_bytes(&out[0]));
+                }
             }
         }
     }

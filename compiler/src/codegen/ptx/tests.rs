@@ -183,13 +183,21 @@ fn check_plan(func: &Func, prog: &PtxProgram) {
             Step::Kernel { name, grid, args, inst } => {
                 assert!(prog.ptx.contains(&format!(".visible .entry {name}(")), "kernel {name} missing");
                 assert!(*grid >= 1 && *grid <= super::MAX_GRID);
+                if name.ends_with("_im2col") {
+                    // Writes a scratch buffer (no value's) from the conv's input.
+                    assert!(!prog.value_buffers.contains(&args[0]), "{name}: cols is scratch");
+                    assert_eq!(args[1..], [prog.value_buffers[func.insts[*inst].args[0].index()]]);
+                    continue;
+                }
                 assert_eq!(args[0], prog.value_buffers[*inst], "output buffer first");
                 assert_eq!(args.len(), 1 + func.insts[*inst].args.len());
             }
-            Step::Gemm { batch, m, n, k, a, b, c, inst, .. } => {
+            Step::Gemm { batch, m, n, k, a, b, c, inst, offsets, strides, .. } => {
                 assert!(*batch > 0 && *m > 0 && *n > 0 && *k > 0);
-                assert_eq!(prog.buffers[*a].len, batch * m * k);
-                assert_eq!(prog.buffers[*b].len, batch * k * n);
+                // Every matrix lies inside its buffer.
+                for (x, (buf, len)) in [(*a, m * k), (*b, k * n), (*c, m * n)].into_iter().enumerate() {
+                    assert!(offsets[x] + (batch - 1) * strides[x] + len <= prog.buffers[buf].len, "gemm %{inst}");
+                }
                 assert_eq!(*c, prog.value_buffers[*inst]);
             }
         }
@@ -224,7 +232,19 @@ fn reshape_and_same_dtype_convert_alias_and_matmul_is_a_gemm_step() {
     assert_eq!(prog.buffers.len(), 2);
     assert_eq!(
         prog.steps,
-        vec![Step::Gemm { inst: 3, dtype: DType::F32, batch: 1, m: 2, n: 2, k: 3, a: 0, b: 0, c: 1 }]
+        vec![Step::Gemm {
+            inst: 3,
+            dtype: DType::F32,
+            batch: 1,
+            m: 2,
+            n: 2,
+            k: 3,
+            a: 0,
+            b: 0,
+            c: 1,
+            offsets: [0; 3],
+            strides: [6, 6, 4]
+        }]
     );
     assert_eq!(prog.params, vec![0]);
     assert_eq!(prog.outputs, vec![1, 0, 0]);
@@ -913,6 +933,64 @@ fn simulated_conv2d_matches_interp_bitwise() {
             assert_sim(&format!("conv2d {lt} x {rt} {attrs:?} (seed 19)"), &func, &inputs, Tol::Bitwise);
         }
     }
+}
+
+/// Convolutions with at least `conv_gemm::MIN_TAPS` taps are an im2col
+/// kernel plus one GEMM per group (weight batch stride 0); in the simulator
+/// (the interpreter's product per matrix) they match the interpreter's
+/// convolution within the GEMM bound `T * eps * sum |x w|` — padding
+/// and dilation, groups, a weight-gradient-like shape (taps = batch x image).
+#[test]
+fn simulated_conv2d_by_gemm_matches_interp_within_the_gemm_bound() {
+    let mut seed = 23u64;
+    let conv =
+        |stride, low, high, ld, rd, groups| Conv { stride, low, high, lhs_dilation: ld, rhs_dilation: rd, groups };
+    let cases: Vec<(&[usize], &[usize], Conv)> = vec![
+        (&[2, 32, 6, 6], &[4, 32, 3, 3], Conv::plain()),
+        (&[1, 64, 5, 7], &[4, 32, 3, 3], conv([2, 1], [1, 0], [0, 2], [2, 1], [1, 2], 2)),
+        (&[3, 8, 9, 9], &[5, 8, 7, 7], conv([1, 1], [0, 0], [0, 0], [1, 1], [1, 1], 1)),
+    ];
+    for dtype in [DType::F32, DType::F64] {
+        for (ld, rd, attrs) in &cases {
+            let (lt, rt) = (Type::new(dtype, ld), Type::new(dtype, rd));
+            let mut b = Builder::new("conv", &[lt.clone(), rt.clone()]);
+            let r = b.conv2d(b.param(0), b.param(1), attrs.clone());
+            let func = b.finish(vec![r]);
+            let prog = emit(&func).unwrap();
+            check_plan(&func, &prog);
+            let n_gemm = prog.steps.iter().filter(|s| matches!(s, Step::Gemm { .. })).count();
+            assert_eq!(n_gemm, attrs.groups, "{lt} x {rt}: one GEMM per group");
+            assert!(prog.ptx.contains("_im2col("), "{lt} x {rt}: an im2col kernel");
+            assemble(&format!("conv_gemm_{dtype}"), &prog);
+            // Finite values (non-finite weights differ at padded taps: see conv_gemm.rs).
+            let finite = |t: Tensor| {
+                let v: Vec<f64> = t.to_f64_vec().iter().map(|x| if x.is_finite() { *x } else { 0.5 }).collect();
+                Tensor::from_f64(dtype, t.shape.dims(), &v)
+            };
+            let inputs = [finite(random_float(dtype, ld, &mut seed)), finite(random_float(dtype, rd, &mut seed))];
+            let want = interp::run(&func, &inputs);
+            let abs: Vec<Tensor> = inputs
+                .iter()
+                .map(|t| {
+                    Tensor::from_f64(dtype, t.shape.dims(), &t.to_f64_vec().iter().map(|v| v.abs()).collect::<Vec<_>>())
+                })
+                .collect();
+            let magnitude = interp::run(&func, &abs)[0].to_f64_vec();
+            let got = super::sim::run(&prog, &inputs);
+            let taps: usize = rd[1..].iter().product();
+            let eps = if dtype == DType::F32 { f32::EPSILON as f64 } else { f64::EPSILON };
+            for (i, (w, g)) in want[0].to_f64_vec().iter().zip(got[0].to_f64_vec()).enumerate() {
+                let bound = taps as f64 * eps * magnitude[i];
+                assert!((w - g).abs() <= bound, "{lt} x {rt} {attrs:?}[{i}]: interp {w} vs gemm {g} (bound {bound})");
+            }
+        }
+    }
+    // Below the threshold the direct, bitwise kernel stays.
+    let (lt, rt) = (Type::new(DType::F32, &[1, 2, 5, 5]), Type::new(DType::F32, &[3, 2, 3, 3]));
+    let mut b = Builder::new("conv", &[lt, rt]);
+    let r = b.conv2d(b.param(0), b.param(1), Conv::plain());
+    let prog = emit(&b.finish(vec![r])).unwrap();
+    assert!(prog.steps.iter().all(|s| matches!(s, Step::Kernel { .. })) && !prog.ptx.contains("_im2col("));
 }
 
 /// BatchMatMul is one strided-batched GEMM step (the simulator runs the

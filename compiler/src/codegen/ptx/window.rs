@@ -44,7 +44,7 @@ fn counted_loop(k: &mut Kernel, count: usize, body: impl FnOnce(&mut Kernel, &st
 /// Padded position `p` (u64 register) along a dim with `low` padding and
 /// input dilation `dil` over `size` elements: branches to `skip` unless it
 /// lands on an element, and returns that element's index.
-fn source_or_skip(k: &mut Kernel, p: &str, low: usize, dil: usize, size: usize, skip: &str) -> String {
+pub(super) fn source_or_skip(k: &mut Kernel, p: &str, low: usize, dil: usize, size: usize, skip: &str) -> String {
     let before = k.reg(Class::Pred);
     k.ins(&format!("setp.lt.u64 {before}, {p}, {low}"));
     k.ins(&format!("@{before} bra {skip}"));
