@@ -125,7 +125,7 @@ pub struct CudaExecutable {
     no_graphs: bool,
     /// `JLC_CUDA_PROFILE=1`: total seconds per step over all calls.
     profile: Option<Vec<f64>>,
-    _module: Arc<CudaModule>,
+    _modules: Vec<Arc<CudaModule>>,
     _ctx: Arc<CudaContext>,
 }
 
@@ -144,9 +144,7 @@ impl CudaExecutable {
         // synchronization is needed.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
-        let module = ctx
-            .load_module(cudarc::nvrtc::Ptx::from_src(prog.ptx.clone()))
-            .map_err(cuda_err("loading the PTX module"))?;
+        let modules = load_modules(&ctx, &prog.ptx)?;
         let mut buffers = Vec::with_capacity(prog.buffers.len());
         let mut ptrs = Vec::with_capacity(prog.buffers.len());
         for b in &prog.buffers {
@@ -164,6 +162,11 @@ impl CudaExecutable {
         for step in &prog.steps {
             launches.push(match step {
                 Step::Kernel { name, grid, args, .. } => {
+                    let module = modules
+                        .iter()
+                        .find(|(names, _)| names.contains(name))
+                        .map(|(_, m)| m)
+                        .ok_or_else(|| Error::Cuda(format!("kernel {name} is missing from the PTX")))?;
                     let func = module.load_function(name).map_err(cuda_err("loading a kernel"))?;
                     Launch::Kernel { func, grid: *grid, args: args.clone() }
                 }
@@ -221,7 +224,7 @@ impl CudaExecutable {
             graph: None,
             no_graphs,
             profile,
-            _module: module,
+            _modules: modules.into_iter().map(|(_, m)| m).collect(),
             _ctx: ctx,
         })
     }
@@ -428,6 +431,30 @@ impl Drop for CudaExecutable {
             eprintln!("  {:>9.3} ms {:>5.1}%  {what}", times[i] / calls * 1e3, 100.0 * times[i] / calls / total);
         }
     }
+}
+
+/// Loads the PTX module text, JIT-compiled by the driver to the card's
+/// machine code, as up to `JLC_CUDA_JIT_THREADS` (default: the machine's
+/// threads, at most 16) modules loaded on parallel threads
+/// (`ptx::split::split_module` says why). Returns each module with its
+/// kernel names.
+fn load_modules(ctx: &Arc<CudaContext>, ptx: &str) -> Result<Vec<(Vec<String>, Arc<CudaModule>)>, Error> {
+    let threads = std::env::var("JLC_CUDA_JIT_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(16));
+    let mut parts = ptx::split::split_module(ptx, threads);
+    let load =
+        |src: String| ctx.load_module(cudarc::nvrtc::Ptx::from_src(src)).map_err(cuda_err("loading the PTX module"));
+    if parts.len() == 1 {
+        let (src, names) = parts.pop().expect("one part");
+        return Ok(vec![(names, load(src)?)]);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            parts.into_iter().map(|(src, names)| scope.spawn(move || load(src).map(|m| (names, m)))).collect();
+        handles.into_iter().map(|h| h.join().expect("a PTX loading thread panicked")).collect()
+    })
 }
 
 fn alloc(stream: &Arc<CudaStream>, bytes: usize) -> Result<CudaSlice<u8>, Error> {

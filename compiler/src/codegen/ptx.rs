@@ -53,6 +53,7 @@ mod conv_gemm;
 mod indexing;
 mod math;
 mod random;
+pub mod split;
 mod window;
 
 use std::fmt::Write;

@@ -1023,3 +1023,36 @@ fn batch_matmul_is_one_batched_gemm_step() {
         }
     }
 }
+
+/// The runtime loads a module split into parts on parallel threads: every
+/// kernel lands in exactly one part, in order, each part carries the header
+/// and (where `ptxas` is installed) assembles on its own.
+#[test]
+fn split_modules_partition_the_kernels_and_assemble() {
+    let func = op_zoo(DType::F32);
+    let prog = emit(&func).unwrap();
+    let names: Vec<String> = prog
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Kernel { name, .. } => Some(name.clone()),
+            Step::Gemm { .. } => None,
+        })
+        .collect();
+    assert!(names.len() > 10);
+    for parts in [1, 2, 3, 7, 1000] {
+        let split = super::split::split_module(&prog.ptx, parts);
+        assert!(!split.is_empty() && split.len() <= parts.min(names.len()), "{parts} parts: {}", split.len());
+        let got: Vec<String> = split.iter().flat_map(|(_, n)| n.clone()).collect();
+        let mut want = names.clone();
+        want.dedup();
+        assert_eq!(got, want, "{parts} parts");
+        for (i, (text, kernels)) in split.iter().enumerate() {
+            assert!(text.contains(".target sm_80") && text.matches(".visible .entry ").count() == kernels.len());
+            if parts == 3 {
+                let part = PtxProgram { ptx: text.clone(), ..prog.clone() };
+                assemble(&format!("split_{i}"), &part);
+            }
+        }
+    }
+}
