@@ -871,3 +871,23 @@ fn gpu_conv2d_by_gemm_matches_interpreter_within_tolerance() {
         }
     }
 }
+
+/// A program too large for the card fails to load with an error that says
+/// how many bytes it asked for and how many are free of the total, and the
+/// process stays usable: a small program compiles and runs right after.
+#[test]
+fn gpu_out_of_memory_is_a_clear_error_and_the_process_goes_on() {
+    if !gpu() {
+        return;
+    }
+    // 4e11 bytes (an output: it must have a buffer): more than any card has.
+    let ty = Type::new(DType::F32, &[1]);
+    let mut b = Builder::new("huge", std::slice::from_ref(&ty));
+    let big = b.broadcast_to(b.param(0), &Shape(vec![100_000, 1_000_000]));
+    let func = b.finish(vec![big]);
+    let err = Executable::compile(func, Backend::Cuda).err().expect("400 GB cannot be allocated").to_string();
+    assert!(err.contains("allocating 400000000000 bytes") && err.contains("bytes free of"), "{err}");
+    let small = unary_func(Op::Exp, &Type::new(DType::F32, &[4]));
+    let x = Tensor::f32(&[4], vec![0.0, 1.0, -1.0, 2.0]);
+    assert_eq!(gpu_run(&small, &[x.clone()]).len(), 1, "the process is usable after the failure");
+}
