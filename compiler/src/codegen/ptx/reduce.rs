@@ -278,7 +278,10 @@ impl Pass {
         let (o, c) = if chunks == 1 {
             (w.clone(), k.op1("mov.u64", Class::B64, "0"))
         } else {
-            (k.op2("div.u64", Class::B64, &w, &chunks.to_string()), k.op2("rem.u64", Class::B64, &w, &chunks.to_string()))
+            (
+                k.op2("div.u64", Class::B64, &w, &chunks.to_string()),
+                k.op2("rem.u64", Class::B64, &w, &chunks.to_string()),
+            )
         };
         let base = mapped_index(&mut k, &o, &self.geom.out_dims, &self.geom.out_strides);
         let start = k.op2("mul.lo.u64", Class::B64, &c, &chunk_len.to_string());
@@ -415,12 +418,18 @@ fn combine(k: &mut Kernel, how: How, dtype: DType, a: &str, ai: &str, b: &str, b
         (DType::I32, How::Max) => k.op2("max.s32", cls, a, b),
         (DType::I32, How::Min) => k.op2("min.s32", cls, a, b),
         (_, How::ArgMax) => {
-            let (gt, eq, lower, pick) = (k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred));
+            let (gt, eq, lower, pick) =
+                (k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred));
             k.ins(&format!("setp.gt.{t} {gt}, {b}, {a}"));
             k.ins(&format!("setp.eq.{t} {eq}, {b}, {a}"));
             if dtype.is_float() {
-                let (b_nan, a_nan, a_num, both, nan_wins) =
-                    (k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred));
+                let (b_nan, a_nan, a_num, both, nan_wins) = (
+                    k.reg(Class::Pred),
+                    k.reg(Class::Pred),
+                    k.reg(Class::Pred),
+                    k.reg(Class::Pred),
+                    k.reg(Class::Pred),
+                );
                 k.ins(&format!("setp.nan.{t} {b_nan}, {b}, {b}"));
                 k.ins(&format!("setp.nan.{t} {a_nan}, {a}, {a}"));
                 k.ins(&format!("setp.num.{t} {a_num}, {a}, {a}"));

@@ -150,11 +150,13 @@ fn run_kernel(ptx: &str, name: &str, grid: u32, params: &[u64], mem: &mut Memory
         .filter(|l| !l.is_empty() && !l.starts_with(".reg") && !l.starts_with(".shared"))
         .map(decode)
         .collect();
-    let labels: HashMap<&str, usize> =
-        body.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with(".reg") && !l.starts_with(".shared"))
-            .enumerate()
-            .filter_map(|(i, l)| l.strip_suffix(':').map(|n| (n, i)))
-            .collect();
+    let labels: HashMap<&str, usize> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(".reg") && !l.starts_with(".shared"))
+        .enumerate()
+        .filter_map(|(i, l)| l.strip_suffix(':').map(|n| (n, i)))
+        .collect();
     let block_level = shared_bytes > 0 || body.contains("bar.sync") || body.contains("shfl.sync");
     let (n_blocks, n_threads) = if block_level { (grid, super::BLOCK) } else { (1, 1) };
     let mut steps = 0u64;
@@ -375,7 +377,8 @@ fn setp(cmp: &str, ty: &str, a: u64, b: u64) -> u64 {
             }
         }
         "s32" | "s64" => {
-            let (x, y) = if ty == "s32" { (a as u32 as i32 as i64, b as u32 as i32 as i64) } else { (a as i64, b as i64) };
+            let (x, y) =
+                if ty == "s32" { (a as u32 as i32 as i64, b as u32 as i32 as i64) } else { (a as i64, b as i64) };
             match cmp {
                 "lt" => x < y,
                 "le" => x <= y,

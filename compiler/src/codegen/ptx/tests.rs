@@ -1037,7 +1037,10 @@ fn simulated_new_math_ops_match_interp_within_documented_bounds() {
                     continue;
                 }
                 if w.is_nan() || g.is_nan() || w.is_infinite() || g.is_infinite() {
-                    assert!(w.to_bits() == g.to_bits() || (w.is_nan() && g.is_nan()), "{op:?} {dtype}({x:e}): {w:e} vs {g:e}");
+                    assert!(
+                        w.to_bits() == g.to_bits() || (w.is_nan() && g.is_nan()),
+                        "{op:?} {dtype}({x:e}): {w:e} vs {g:e}"
+                    );
                     continue;
                 }
                 let d = ulps(dtype, w, g);
@@ -1108,7 +1111,9 @@ fn simulated_parallel_reductions_match_interp() {
                 let mut v: Vec<f64> = (0..len)
                     .map(|_| match (dtype, how) {
                         (DType::I32, "sum") => (rand01(&mut seed) * 4e9 - 2e9).floor(),
-                        (_, "sum") => (rand01(&mut seed) * 2.0 - 1.0) * 10f64.powi((rand01(&mut seed) * 6.0) as i32 - 3),
+                        (_, "sum") => {
+                            (rand01(&mut seed) * 2.0 - 1.0) * 10f64.powi((rand01(&mut seed) * 6.0) as i32 - 3)
+                        }
                         _ => (rand01(&mut seed) * 8.0 - 4.0).round(),
                     })
                     .collect();
