@@ -1105,7 +1105,6 @@ fn simulated_parallel_reductions_match_interp() {
                 if big && (how == "min" || dtype == DType::F64) {
                     continue; // the simulator is slow; max covers the same kernels
                 }
-                let func = reduction(how, &ty, axes);
                 // Few distinct values (ties) for argmax/max/min; spread
                 // magnitudes and signs for sums.
                 let mut v: Vec<f64> = (0..len)
@@ -1125,43 +1124,84 @@ fn simulated_parallel_reductions_match_interp() {
                     v[len - 1] = f64::NEG_INFINITY;
                 }
                 let x = Tensor::from_f64(dtype, dims, &v);
-                let label = format!("{how} {ty} over {axes:?} (seed 22)");
-                let prog = emit(&func).unwrap();
-                check_plan(&func, &prog);
-                let got = super::sim::run(&prog, std::slice::from_ref(&x));
-                if how != "sum" || dtype == DType::I32 {
-                    let want = interp::run(&func, std::slice::from_ref(&x));
-                    assert_eq!(want[0].ty(), got[0].ty(), "{label}");
-                    let (w, g) = (want[0].to_f64_vec(), got[0].to_f64_vec());
-                    for i in 0..w.len() {
-                        let same = w[i].to_bits() == g[i].to_bits() || (w[i].is_nan() && g[i].is_nan());
-                        assert!(same, "{label}: [{i}] interp {:e} vs ptx {:e}", w[i], g[i]);
-                    }
-                    continue;
-                }
-                // Float sums: the exact sum and sum |x| from the interpreter in f64.
-                let f64_ty = ty.with_dtype(DType::F64);
-                let mut b = Builder::new("exact", std::slice::from_ref(&ty));
-                let wide = b.push(Op::Convert, vec![b.param(0)], f64_ty);
-                let abs = b.unary(Op::Abs, wide);
-                let outs = vec![b.reduce_sum(wide, axes.clone()), b.reduce_sum(abs, axes.clone())];
-                let refs = interp::run(&b.finish(outs), std::slice::from_ref(&x));
-                let (exact, mag, g) = (refs[0].to_f64_vec(), refs[1].to_f64_vec(), got[0].to_f64_vec());
-                let n_red: usize = axes.iter().map(|&a| dims[a]).product();
-                let eps = if dtype == DType::F32 { f64::from(f32::EPSILON) } else { f64::EPSILON };
-                // For f64 the reference itself carries the same bound.
-                let factor = if dtype == DType::F32 { 1.0 } else { 2.0 };
-                for i in 0..g.len() {
-                    let bound = factor * n_red as f64 * eps * mag[i];
-                    assert!(
-                        (g[i] - exact[i]).abs() <= bound,
-                        "{label}: [{i}] exact {:e} vs ptx {:e} (bound {bound:e})",
-                        exact[i],
-                        g[i]
-                    );
-                }
+                check_reduction(&format!("{how} {ty} over {axes:?} (seed 22)"), how, &x, axes);
             }
         }
+    }
+}
+
+/// Runs reduction `how` of `x` over `axes` in the simulator: max, min, argmax
+/// and i32 sums must equal the interpreter bitwise; float sums must be within
+/// `n_red * eps * sum |x|` of the exact sum (the interpreter in f64; twice
+/// that for f64, whose reference carries the same bound).
+#[track_caller]
+fn check_reduction(label: &str, how: &str, x: &Tensor, axes: &[usize]) {
+    let (ty, dtype, dims) = (x.ty(), x.dtype(), x.shape.dims().to_vec());
+    let func = reduction(how, &ty, axes);
+    let prog = emit(&func).unwrap();
+    check_plan(&func, &prog);
+    let got = super::sim::run(&prog, std::slice::from_ref(x));
+    if how != "sum" || dtype == DType::I32 {
+        let want = interp::run(&func, std::slice::from_ref(x));
+        assert_eq!(want[0].ty(), got[0].ty(), "{label}");
+        let (w, g) = (want[0].to_f64_vec(), got[0].to_f64_vec());
+        for i in 0..w.len() {
+            let same = w[i].to_bits() == g[i].to_bits() || (w[i].is_nan() && g[i].is_nan());
+            assert!(same, "{label}: [{i}] interp {:e} vs ptx {:e}", w[i], g[i]);
+        }
+        return;
+    }
+    let mut b = Builder::new("exact", std::slice::from_ref(&ty));
+    let wide = b.push(Op::Convert, vec![b.param(0)], ty.with_dtype(DType::F64));
+    let abs = b.unary(Op::Abs, wide);
+    let outs = vec![b.reduce_sum(wide, axes.to_vec()), b.reduce_sum(abs, axes.to_vec())];
+    let refs = interp::run(&b.finish(outs), std::slice::from_ref(x));
+    let (exact, mag, g) = (refs[0].to_f64_vec(), refs[1].to_f64_vec(), got[0].to_f64_vec());
+    let n_red: usize = axes.iter().map(|&a| dims[a]).product();
+    let eps = if dtype == DType::F32 { f64::from(f32::EPSILON) } else { f64::EPSILON };
+    let factor = if dtype == DType::F32 { 1.0 } else { 2.0 };
+    for i in 0..g.len() {
+        let bound = factor * n_red as f64 * eps * mag[i];
+        assert!(
+            (g[i] - exact[i]).abs() <= bound,
+            "{label}: [{i}] exact {:e} vs ptx {:e} (bound {bound:e})",
+            exact[i],
+            g[i]
+        );
+    }
+}
+
+/// Random shapes (rank 1 to 4, dims around the thresholds), random reduced
+/// axis sets and every reduction, against the interpreter (`check_reduction`).
+#[test]
+fn simulated_random_reductions_match_interp() {
+    let mut seed = 24u64;
+    let sizes = [1usize, 2, 3, 5, 7, 9, 16, 33, 64, 65, 100, 130];
+    let mut done = 0;
+    while done < 60 {
+        let rank = 1 + (rand01(&mut seed) * 4.0) as usize;
+        let dims: Vec<usize> = (0..rank).map(|_| sizes[(rand01(&mut seed) * sizes.len() as f64) as usize]).collect();
+        let len: usize = dims.iter().product();
+        let mask = 1 + (rand01(&mut seed) * ((1usize << rank) - 1) as f64) as usize;
+        let axes: Vec<usize> = (0..rank).filter(|a| mask & (1 << a) != 0).collect();
+        let n_red: usize = axes.iter().map(|&a| dims[a]).product();
+        if !(64..=40_000).contains(&n_red) || len > 60_000 {
+            continue; // only the parallel kernels, at simulator-friendly sizes
+        }
+        done += 1;
+        let dtype = [DType::F32, DType::F64, DType::I32][done % 3];
+        let how = ["sum", "max", "min", "argmax"][(done / 3) % 4];
+        let axes = if how == "argmax" { vec![axes[0]] } else { axes };
+        let v: Vec<f64> = (0..len)
+            .map(|i| match dtype {
+                DType::I32 => (rand01(&mut seed) * 4e9 - 2e9).floor(),
+                _ if how != "sum" && i % 97 == 13 => [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0][i % 4],
+                _ if how == "sum" => (rand01(&mut seed) * 2.0 - 1.0) * 10f64.powi((rand01(&mut seed) * 6.0) as i32),
+                _ => (rand01(&mut seed) * 6.0 - 3.0).round(),
+            })
+            .collect();
+        let x = Tensor::from_f64(dtype, &dims, &v);
+        check_reduction(&format!("{how} {} over {axes:?} (seed 24, case {done})", x.ty()), how, &x, &axes);
     }
 }
 
