@@ -3,12 +3,13 @@
 //!
 //! Consumes a verified `ir::Func`; produces a `PtxProgram`: one PTX module
 //! (ISA 7.8, `.target sm_80`, 64-bit addresses) with one kernel per
-//! instruction (no fusion yet), the ordered list of steps to run (kernel
+//! instruction (two for a two-pass reduction; no fusion yet), the ordered list of steps to run (kernel
 //! launches and cuBLAS GEMM calls), and the buffer plan. The runtime
 //! (`runtime::cuda`) loads the module and executes the steps; this module
 //! needs no GPU and no CUDA library.
 //!
-//! Memory model (as the CPU arena): one device buffer per value; `Reshape`,
+//! Memory model (as the CPU arena): one device buffer per value (plus one
+//! scratch buffer per two-pass reduction, owned by no value); `Reshape`,
 //! `StopGradient` and same-dtype `Convert` alias their operand's buffer. Bools are one byte,
 //! 0 or 1. Shapes are static, so every size, stride and divisor is a
 //! constant baked into the PTX; kernels take only buffer pointers, output
@@ -23,11 +24,17 @@
 //!   padding from its coordinates, else loads its source element);
 //!   `Concat` branches on the coordinate along the axis to the operand
 //!   that supplies it;
-//! - reductions: one thread per output element, looping over the reduced
-//!   elements in row-major order, starting from the interpreter's identity:
-//!   the same order of float additions as `ir::interp`, so results are
-//!   bitwise equal (slow for large reductions to few outputs: a first
-//!   version); `ArgMax` the same, scanning the axis in order;
+//! - reductions (`ReduceSum`/`Max`/`Min`, `ArgMax`): below 64 elements
+//!   reduced per output, one thread per output element, looping over the
+//!   reduced elements in row-major order from the interpreter's identity
+//!   (the same order of float additions as `ir::interp`, so bitwise
+//!   equal); from 64 on, the parallel deterministic kernels of
+//!   `ptx/reduce.rs`: a warp per output (< 4096 elements), a block per
+//!   output, or two passes through a scratch buffer for few outputs with
+//!   huge extents (warp shuffles and static shared memory, a fixed
+//!   partition and combining order: reproducible run to run; max, min,
+//!   argmax and i32 sums stay exact, float sums are within `n eps sum |x|`
+//!   of the exact sum, see that file);
 //! - `MatMul` and `BatchMatMul`: a `Step::Gemm` for cuBLAS (FP32/FP64
 //!   strided-batched GEMM, not in PTX), or a zero fill when the inner dim
 //!   is 0;
@@ -39,13 +46,19 @@
 //!   `ptx/window.rs`.
 //!
 //! Semantics match `ir::interp` bitwise except the transcendental ops
-//! (exp, log, tanh, pow, logistic: bounds in `math.rs`) and the GEMMs (cuBLAS summation order): `.rn`
+//! (exp, log, tanh, pow, logistic, log1p, expm1, sin, cos, erf: bounds in
+//! `math.rs`; sin and cos are NaN beyond |x| = 2^42), float sums of 64 or
+//! more elements per output (`reduce.rs`) and the GEMMs (cuBLAS summation order): `.rn`
 //! arithmetic without FMA contraction, no flush-to-zero, correctly rounded
 //! `div.rn`/`sqrt.rn`, the interpreter's max/min on NaN and signed zeros,
 //! saturating float->i32 conversion with NaN -> 0, wrapping i32 arithmetic,
 //! i32 division by zero (and MIN / -1) giving 0.
 //!
-//! The text is deterministic: kernel names are `k{inst}_{op}`, registers are
+//! `Scan` is rejected (`PtxError::Unsupported`): it needs a host-driven
+//! loop over its body's launch plan.
+//!
+//! The text is deterministic: kernel names are `k{inst}_{op}` (a two-pass
+//! reduction's first pass `k{inst}_{op}_part`), registers are
 //! numbered in emission order, and nothing depends on hashing or addresses.
 
 mod builder;
@@ -53,6 +66,7 @@ mod conv_gemm;
 mod indexing;
 mod math;
 mod random;
+mod reduce;
 pub mod split;
 mod window;
 
@@ -222,9 +236,6 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
         if let Op::Param(_) = inst.op {
             continue;
         }
-        // TODO(gpu): log1p, expm1, sin, cos and erf (added in the IR's second
-        // slice, #4) have no PTX rules yet; they are rejected here, so
-        // `kernel_for` and `scalar_op` never see them.
         if is_not_yet_in_ptx(&inst.op) {
             return Err(unsupported());
         }
@@ -236,6 +247,10 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
             return Err(unsupported());
         }
         if n == 0 {
+            continue;
+        }
+        // Large reductions: parallel kernels (and maybe a scratch buffer).
+        if reduce::emit_parallel(func, i, &name, out, &arg_bufs, &mut buffers, &mut ptx, &mut steps) {
             continue;
         }
         let kernel = kernel_for(func, i, &name, 1 + inst.args.len());
@@ -334,7 +349,7 @@ fn mapped_index(k: &mut Kernel, i: &str, dims: &[usize], strides: &[usize]) -> S
 /// Ops the PTX backend does not emit yet (see `emit`).
 fn is_not_yet_in_ptx(op: &Op) -> bool {
     // TODO(gpu): a scan needs a host-driven loop over a body's launch plan.
-    matches!(op, Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf | Op::Scan(_))
+    matches!(op, Op::Scan(_))
 }
 
 /// The kernel text for instruction `i` (which needs one).
@@ -348,7 +363,6 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
     let ins: Vec<String> = (1..n_params).map(|p| k.param_ptr(p)).collect();
     match &inst.op {
         Op::Param(_) | Op::Reshape | Op::StopGradient => unreachable!("{:?} has no kernel", inst.op),
-        Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => unreachable!("{:?} is rejected by `emit`", inst.op),
         Op::Scan(_) => unreachable!("scan is rejected by `emit`"),
         Op::Gather => indexing::gather(&mut k, &arg_ty(0), ty, &out, &ins),
         Op::ScatterAdd => indexing::scatter_add(&mut k, &arg_ty(1), ty, &out, &ins),
@@ -447,6 +461,7 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
                 store(k, ty.dtype, &out, i, &v);
             });
         }
+        Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => elementwise(&mut k, inst, func, n, &out, &ins),
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => elementwise(&mut k, inst, func, n, &out, &ins),
         Op::Logistic | Op::Rsqrt | Op::Abs | Op::Sign => elementwise(&mut k, inst, func, n, &out, &ins),
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => {
@@ -496,7 +511,11 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
     let t = arith(dt);
     let cls = class(dt);
     match op {
-        Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => unreachable!("{op:?} is rejected by `emit`"),
+        Op::Log1p => via_f64(k, dt, a, |k, x| math::log1p_f64(k, &x[0])),
+        Op::Expm1 => via_f64(k, dt, a, |k, x| math::expm1_f64(k, &x[0])),
+        Op::Sin => via_f64(k, dt, a, |k, x| math::sin_cos_f64(k, &x[0], 0)),
+        Op::Cos => via_f64(k, dt, a, |k, x| math::sin_cos_f64(k, &x[0], 1)),
+        Op::Erf => via_f64(k, dt, a, |k, x| math::erf_f64(k, &x[0])),
         Op::Scan(_) => unreachable!("scan is rejected by `emit`"),
         Op::Neg => k.op1(&format!("neg.{t}"), cls, &a[0]),
         Op::Logistic => via_f64(k, dt, a, |k, x| math::logistic_f64(k, &x[0])),

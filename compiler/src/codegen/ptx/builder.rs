@@ -58,12 +58,14 @@ pub struct Kernel {
     counts: [u32; 5],
     labels: u32,
     body: String,
+    /// Static `.shared` arrays: (name, bytes), declared at the top.
+    shared: Vec<(String, usize)>,
 }
 
 impl Kernel {
     /// A kernel taking `n_params` global pointers (`.u64`), output first.
     pub fn new(name: &str, n_params: usize) -> Kernel {
-        Kernel { name: name.to_string(), n_params, counts: [0; 5], labels: 0, body: String::new() }
+        Kernel { name: name.to_string(), n_params, counts: [0; 5], labels: 0, body: String::new(), shared: Vec::new() }
     }
 
     /// A fresh register of `class`.
@@ -110,6 +112,16 @@ impl Kernel {
         d
     }
 
+    /// A static `.shared` array of `bytes` bytes (8-byte aligned); returns
+    /// its symbol, whose value (`mov.u32 %r, sym`) is its 32-bit shared
+    /// address. Static, because the runtime launches with no dynamic shared
+    /// memory.
+    pub fn shared(&mut self, what: &str, bytes: usize) -> String {
+        let sym = format!("{}_{what}", self.name);
+        self.shared.push((sym.clone(), bytes));
+        sym
+    }
+
     /// The global address of parameter `k` (a `.u64` register).
     pub fn param_ptr(&mut self, k: usize) -> String {
         assert!(k < self.n_params, "kernel parameter {k} out of range");
@@ -149,6 +161,9 @@ impl Kernel {
             if self.counts[slot] > 0 {
                 let _ = writeln!(out, "\t.reg {} %{}<{}>;", class.decl(), class.prefix(), self.counts[slot] + 1);
             }
+        }
+        for (sym, bytes) in &self.shared {
+            let _ = writeln!(out, "\t.shared .align 8 .b8 {sym}[{bytes}];");
         }
         out.push_str(&self.body);
         out.push_str("\tret;\n}\n");

@@ -2,8 +2,11 @@
 //! emitted kernels can be checked against the interpreter without a GPU.
 //!
 //! Consumes a `PtxProgram` and host tensors; produces the outputs, running
-//! every kernel with one thread (the grid-stride loops cover all elements)
-//! and GEMM steps by a plain host loop. Each instruction is modelled by its
+//! grid-stride kernels with one thread (their loops cover all elements),
+//! kernels with block-level features (`.shared`, `bar.sync`, `shfl.sync`)
+//! as `grid` blocks of `BLOCK` threads (threads interleaved between
+//! barriers, a warp's lanes meeting at each shuffle), and GEMM steps by a
+//! plain host loop. Each instruction is modelled by its
 //! IEEE-754 meaning in Rust (`mul_add` for `fma.rn`, `round_ties_even` for
 //! `.rni`, `as` for saturating `.rzi.sat` conversions), so this checks our
 //! algorithms and operand plumbing; the GPU check checks the hardware.
@@ -37,13 +40,12 @@ fn value(regs: &HashMap<String, u64>, op: &str, ty: &str) -> u64 {
     if let Some(hex) = op.strip_prefix("0f") {
         return u64::from_str_radix(hex, 16).expect("f32 immediate");
     }
-    match op {
-        "%ctaid.x" | "%tid.x" => return 0,
-        "%ntid.x" | "%nctaid.x" => return 1,
-        _ => {}
+    // Registers, special registers and shared symbols (all in `regs`).
+    if let Some(v) = regs.get(op) {
+        return *v;
     }
     if op.starts_with('%') {
-        return *regs.get(op).unwrap_or_else(|| panic!("read of unset register {op}"));
+        panic!("read of unset register {op}");
     }
     let v: i64 = op.parse().unwrap_or_else(|_| panic!("bad operand {op}"));
     match ty {
@@ -60,68 +62,224 @@ fn f64_of(b: u64) -> f64 {
     f64::from_bits(b)
 }
 
-/// Runs one kernel with one thread. `params` are the pointer arguments.
-fn run_kernel(ptx: &str, name: &str, params: &[u64], mem: &mut Memory) {
+/// One decoded instruction line (decoded once per kernel, run many times).
+struct Line<'a> {
+    /// A label line (`name:`): nothing to run.
+    label: bool,
+    guard: Option<&'a str>,
+    opcode: &'a str,
+    parts: Vec<&'a str>,
+    ops: Vec<String>,
+}
+
+fn decode(line: &str) -> Line<'_> {
+    if line.ends_with(':') {
+        return Line { label: true, guard: None, opcode: "", parts: Vec::new(), ops: Vec::new() };
+    }
+    let mut text = line.trim_end_matches(';');
+    let mut guard = None;
+    if let Some(rest) = text.strip_prefix('@') {
+        let (pred, instr) = rest.split_once(' ').expect("guarded instruction");
+        guard = Some(pred);
+        text = instr;
+    }
+    let (opcode, operands) = text.split_once(' ').unwrap_or((text, ""));
+    // Split operands at top-level commas (not inside `{...}` or `[...]`).
+    let mut ops: Vec<String> = Vec::new();
+    let mut depth = 0;
+    let mut cur = String::new();
+    for ch in operands.chars() {
+        match ch {
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth -= 1,
+            _ => {}
+        }
+        if ch == ',' && depth == 0 {
+            ops.push(cur.trim().to_string());
+            cur.clear();
+        } else {
+            cur.push(ch);
+        }
+    }
+    if !cur.trim().is_empty() {
+        ops.push(cur.trim().to_string());
+    }
+    Line { label: false, guard, opcode, parts: opcode.split('.').collect(), ops }
+}
+
+/// Where a thread stopped.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum State {
+    Running,
+    /// Past a `bar.sync`, waiting for the rest of the block.
+    Barrier,
+    /// At a `shfl.sync` (not yet executed), waiting for its warp.
+    Shuffle,
+    Done,
+}
+
+struct Thread {
+    regs: HashMap<String, u64>,
+    pc: usize,
+    state: State,
+}
+
+/// Runs one kernel. Kernels that use block-level features (`.shared`,
+/// `bar.sync`, `shfl.sync`) run as the GPU would: `grid` blocks of
+/// `BLOCK` threads, each block's threads interleaved between barriers and
+/// a warp's lanes meeting at every shuffle. Every other kernel is a
+/// grid-stride loop and runs as one thread (`%ntid.x = %nctaid.x = 1`),
+/// which covers all elements and is much faster to simulate.
+fn run_kernel(ptx: &str, name: &str, grid: u32, params: &[u64], mem: &mut Memory) {
     let start = ptx.find(&format!(".entry {name}(")).unwrap_or_else(|| panic!("no kernel {name}"));
     let body_start = start + ptx[start..].find('{').expect("kernel body");
     let body_end = body_start + ptx[body_start..].find("\n}").expect("kernel end");
-    let lines: Vec<&str> = ptx[body_start + 1..body_end]
+    let body = &ptx[body_start + 1..body_end];
+    // Static shared arrays, laid out in order at 8-byte alignment.
+    let mut symbols: Vec<(String, u64)> = Vec::new();
+    let mut shared_bytes = 0u64;
+    for l in body.lines().map(str::trim).filter(|l| l.starts_with(".shared")) {
+        let decl = l.trim_end_matches(';').rsplit(' ').next().expect("shared decl");
+        let (sym, size) = decl.trim_end_matches(']').split_once('[').expect("shared array");
+        symbols.push((sym.to_string(), shared_bytes));
+        shared_bytes += size.parse::<u64>().expect("shared size").div_ceil(8) * 8;
+    }
+    let lines: Vec<Line> = body
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with(".reg"))
+        .filter(|l| !l.is_empty() && !l.starts_with(".reg") && !l.starts_with(".shared"))
+        .map(decode)
         .collect();
-    let labels: HashMap<&str, usize> =
-        lines.iter().enumerate().filter_map(|(i, l)| l.strip_suffix(':').map(|n| (n, i))).collect();
-    let mut regs: HashMap<String, u64> = HashMap::new();
-    let mut pc = 0;
+    let labels: HashMap<&str, usize> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(".reg") && !l.starts_with(".shared"))
+        .enumerate()
+        .filter_map(|(i, l)| l.strip_suffix(':').map(|n| (n, i)))
+        .collect();
+    let block_level = shared_bytes > 0 || body.contains("bar.sync") || body.contains("shfl.sync");
+    let (n_blocks, n_threads) = if block_level { (grid, super::BLOCK) } else { (1, 1) };
     let mut steps = 0u64;
-    while pc < lines.len() {
-        steps += 1;
-        assert!(steps < 50_000_000, "kernel {name} does not terminate");
-        let line = lines[pc];
-        pc += 1;
-        if line.ends_with(':') {
-            continue;
-        }
-        let mut text = line.trim_end_matches(';');
-        if let Some(rest) = text.strip_prefix('@') {
-            let (pred, instr) = rest.split_once(' ').expect("guarded instruction");
-            if value(&regs, pred, "pred") == 0 {
+    for block in 0..n_blocks {
+        let mut shared = vec![0u8; shared_bytes as usize];
+        let mut threads: Vec<Thread> = (0..n_threads)
+            .map(|t| {
+                let mut regs = HashMap::new();
+                regs.insert("%tid.x".to_string(), u64::from(t));
+                regs.insert("%ntid.x".to_string(), u64::from(n_threads));
+                regs.insert("%ctaid.x".to_string(), u64::from(block));
+                regs.insert("%nctaid.x".to_string(), u64::from(n_blocks));
+                for (sym, off) in &symbols {
+                    regs.insert(sym.clone(), *off);
+                }
+                Thread { regs, pc: 0, state: State::Running }
+            })
+            .collect();
+        loop {
+            for th in threads.iter_mut().filter(|t| t.state == State::Running) {
+                run_thread(name, &lines, &labels, th, params, mem, &mut shared, &mut steps);
+            }
+            let mut progress = false;
+            // Warps whose 32 lanes all wait at the same shuffle run it.
+            for warp in threads.chunks_mut(32) {
+                if warp.iter().all(|t| t.state == State::Shuffle) {
+                    let pc = warp[0].pc;
+                    assert!(warp.iter().all(|t| t.pc == pc), "{name}: warp diverged at a shuffle");
+                    shuffle(&lines[pc], warp);
+                    progress = true;
+                } else {
+                    assert!(
+                        warp.iter().all(|t| t.state != State::Shuffle) || warp.iter().all(|t| t.state != State::Done),
+                        "{name}: a shuffle waits for exited lanes"
+                    );
+                }
+            }
+            if progress {
                 continue;
             }
-            text = instr;
+            if threads.iter().all(|t| t.state == State::Done) {
+                break;
+            }
+            // Everyone else waits: a barrier needs the whole block.
+            assert!(
+                threads.iter().all(|t| t.state == State::Barrier),
+                "{name}: deadlock (states {:?})",
+                threads.iter().map(|t| t.state).collect::<std::collections::BTreeSet<_>>()
+            );
+            for th in &mut threads {
+                th.state = State::Running;
+            }
         }
-        let (opcode, operands) = text.split_once(' ').unwrap_or((text, ""));
-        if opcode == "ret" {
-            return;
-        }
-        if opcode == "bra" {
-            pc = labels[operands.trim()];
+    }
+}
+
+/// `shfl.sync.down.b32 d, a, b, c, mask` for a whole warp: lane `i` gets
+/// lane `i + b`'s `a`, or its own when `i + b` is past the clamp `c & 31`.
+fn shuffle(line: &Line, warp: &mut [Thread]) {
+    assert_eq!(line.parts[..3], ["shfl", "sync", "down"], "only shfl.sync.down is simulated");
+    let vals: Vec<u64> = warp.iter().map(|t| value(&t.regs, &line.ops[1], "b32")).collect();
+    let delta = value(&warp[0].regs, &line.ops[2], "b32") as usize;
+    let clamp = (value(&warp[0].regs, &line.ops[3], "b32") & 31) as usize;
+    assert_eq!(value(&warp[0].regs, &line.ops[4], "b32") & 0xffff_ffff, 0xffff_ffff, "full-warp mask");
+    for (lane, th) in warp.iter_mut().enumerate() {
+        let src = if lane + delta <= clamp { lane + delta } else { lane };
+        th.regs.insert(line.ops[0].clone(), vals[src] & 0xffff_ffff);
+        th.pc += 1;
+        th.state = State::Running;
+    }
+}
+
+/// Runs `th` until it exits, passes a barrier, or reaches a shuffle.
+#[allow(clippy::too_many_arguments)]
+fn run_thread(
+    name: &str,
+    lines: &[Line],
+    labels: &HashMap<&str, usize>,
+    th: &mut Thread,
+    params: &[u64],
+    mem: &mut Memory,
+    shared: &mut [u8],
+    steps: &mut u64,
+) {
+    let regs = &mut th.regs;
+    while th.pc < lines.len() {
+        *steps += 1;
+        assert!(*steps < 400_000_000, "kernel {name} does not terminate");
+        let line = &lines[th.pc];
+        th.pc += 1;
+        if line.label {
             continue;
         }
-        // Split operands at top-level commas (not inside `{...}` or `[...]`).
-        let mut ops: Vec<String> = Vec::new();
-        let mut depth = 0;
-        let mut cur = String::new();
-        for ch in operands.chars() {
-            match ch {
-                '{' | '[' => depth += 1,
-                '}' | ']' => depth -= 1,
-                _ => {}
-            }
-            if ch == ',' && depth == 0 {
-                ops.push(cur.trim().to_string());
-                cur.clear();
-            } else {
-                cur.push(ch);
+        if let Some(pred) = line.guard {
+            if value(regs, pred, "pred") == 0 {
+                continue;
             }
         }
-        if !cur.trim().is_empty() {
-            ops.push(cur.trim().to_string());
+        let (opcode, ops, parts) = (line.opcode, &line.ops, &line.parts);
+        match parts[0] {
+            "ret" => break,
+            "bra" => {
+                th.pc = labels[ops[0].as_str()];
+                continue;
+            }
+            "bar" => {
+                th.state = State::Barrier;
+                return;
+            }
+            "shfl" => {
+                th.pc -= 1;
+                th.state = State::Shuffle;
+                return;
+            }
+            _ => {}
         }
-        let parts: Vec<&str> = opcode.split('.').collect();
-        let ty = *parts.last().expect("typed opcode");
+        let ty = *parts.last().unwrap_or_else(|| panic!("typed opcode {opcode}"));
         let get = |regs: &HashMap<String, u64>, k: usize| value(regs, &ops[k], ty);
+        let size = match ty {
+            "u8" => 1,
+            "f64" | "u64" | "b64" | "s64" => 8,
+            _ => 4,
+        };
         let result: u64 = match parts[0] {
             "ld" if parts[1] == "param" => {
                 let pname = ops[1].trim_matches(|c| c == '[' || c == ']');
@@ -129,32 +287,31 @@ fn run_kernel(ptx: &str, name: &str, params: &[u64], mem: &mut Memory) {
                 params[k]
             }
             "ld" => {
-                let addr = value(&regs, ops[1].trim_matches(|c| c == '[' || c == ']'), "u64");
-                let size = match ty {
-                    "u8" => 1,
-                    "f64" => 8,
-                    _ => 4,
+                let addr = value(regs, ops[1].trim_matches(|c| c == '[' || c == ']'), "u64");
+                let bytes: &[u8] = if parts[1] == "shared" {
+                    &shared[addr as usize..addr as usize + size]
+                } else {
+                    mem.locate(addr, size)
                 };
-                let bytes = mem.locate(addr, size);
                 let mut raw = [0u8; 8];
                 raw[..size].copy_from_slice(bytes);
                 u64::from_le_bytes(raw)
             }
             "st" => {
-                let addr = value(&regs, ops[0].trim_matches(|c| c == '[' || c == ']'), "u64");
-                let v = get(&regs, 1);
-                let size = match ty {
-                    "u8" => 1,
-                    "f64" => 8,
-                    _ => 4,
+                let addr = value(regs, ops[0].trim_matches(|c| c == '[' || c == ']'), "u64");
+                let v = get(regs, 1);
+                let bytes: &mut [u8] = if parts[1] == "shared" {
+                    &mut shared[addr as usize..addr as usize + size]
+                } else {
+                    mem.locate(addr, size)
                 };
-                mem.locate(addr, size).copy_from_slice(&v.to_le_bytes()[..size]);
+                bytes.copy_from_slice(&v.to_le_bytes()[..size]);
                 continue;
             }
-            "cvta" => get(&regs, 1),
+            "cvta" => get(regs, 1),
             "mov" if ops[0].starts_with('{') => {
                 // mov.b64 {lo, hi}, x
-                let v = get(&regs, 1);
+                let v = get(regs, 1);
                 let names: Vec<&str> =
                     ops[0].trim_matches(|c| c == '{' || c == '}').split(',').map(str::trim).collect();
                 regs.insert(names[0].to_string(), v & 0xffff_ffff);
@@ -164,10 +321,10 @@ fn run_kernel(ptx: &str, name: &str, params: &[u64], mem: &mut Memory) {
             "mov" if ops[1].starts_with('{') => {
                 let names: Vec<&str> =
                     ops[1].trim_matches(|c| c == '{' || c == '}').split(',').map(str::trim).collect();
-                (value(&regs, names[0], "b32") & 0xffff_ffff) | (value(&regs, names[1], "b32") << 32)
+                (value(regs, names[0], "b32") & 0xffff_ffff) | (value(regs, names[1], "b32") << 32)
             }
             "mov" => {
-                let v = get(&regs, 1);
+                let v = get(regs, 1);
                 if ty.ends_with("32") {
                     v & 0xffff_ffff
                 } else {
@@ -175,79 +332,83 @@ fn run_kernel(ptx: &str, name: &str, params: &[u64], mem: &mut Memory) {
                 }
             }
             "selp" => {
-                if get(&regs, 3) != 0 {
-                    get(&regs, 1)
+                if get(regs, 3) != 0 {
+                    get(regs, 1)
                 } else {
-                    get(&regs, 2)
+                    get(regs, 2)
                 }
             }
-            "setp" => {
-                let (a, b) = (get(&regs, 1), get(&regs, 2));
-                let cmp = parts[1];
-                let r = match ty {
-                    "f32" | "f64" => {
-                        let (x, y) =
-                            if ty == "f32" { (f32_of(a) as f64, f32_of(b) as f64) } else { (f64_of(a), f64_of(b)) };
-                        let unord = x.is_nan() || y.is_nan();
-                        match cmp {
-                            "lt" => x < y,
-                            "le" => x <= y,
-                            "gt" => x > y,
-                            "ge" => x >= y,
-                            "eq" => x == y,
-                            "ne" => !unord && x != y,
-                            "neu" => unord || x != y,
-                            "nan" => unord,
-                            "num" => !unord,
-                            other => panic!("setp.{other}"),
-                        }
-                    }
-                    "s32" | "s64" => {
-                        let (x, y) = if ty == "s32" {
-                            (a as u32 as i32 as i64, b as u32 as i32 as i64)
-                        } else {
-                            (a as i64, b as i64)
-                        };
-                        match cmp {
-                            "lt" => x < y,
-                            "le" => x <= y,
-                            "gt" => x > y,
-                            "ge" => x >= y,
-                            "eq" => x == y,
-                            "ne" => x != y,
-                            other => panic!("setp.{other}"),
-                        }
-                    }
-                    _ => {
-                        let (x, y) = if ty == "u32" { (a & 0xffff_ffff, b & 0xffff_ffff) } else { (a, b) };
-                        match cmp {
-                            "lt" => x < y,
-                            "le" => x <= y,
-                            "gt" => x > y,
-                            "ge" => x >= y,
-                            "eq" => x == y,
-                            "ne" => x != y,
-                            other => panic!("setp.{other}"),
-                        }
-                    }
-                };
-                r as u64
-            }
+            "setp" => setp(parts[1], ty, get(regs, 1), get(regs, 2)),
             "and" | "or" if ty == "pred" => {
-                let (a, b) = (get(&regs, 1), get(&regs, 2));
+                let (a, b) = (get(regs, 1), get(regs, 2));
                 (if parts[0] == "and" { a & b } else { a | b }) & 1
             }
-            "cvt" => convert(&parts, get(&regs, 1)),
-            _ => arith(&parts, &(1..ops.len()).map(|k| get(&regs, k)).collect::<Vec<_>>()),
+            "not" if ty == "pred" => get(regs, 1) ^ 1,
+            "cvt" => convert(parts, get(regs, 1)),
+            _ => arith(parts, &(1..ops.len()).map(|k| get(regs, k)).collect::<Vec<_>>()),
         };
-        regs.insert(ops[0].clone(), result);
+        // Overwrite in place where the register exists (no key allocation).
+        match regs.get_mut(&ops[0]) {
+            Some(slot) => *slot = result,
+            None => {
+                regs.insert(ops[0].clone(), result);
+            }
+        }
     }
+    th.state = State::Done;
+}
+
+fn setp(cmp: &str, ty: &str, a: u64, b: u64) -> u64 {
+    let r = match ty {
+        "f32" | "f64" => {
+            let (x, y) = if ty == "f32" { (f32_of(a) as f64, f32_of(b) as f64) } else { (f64_of(a), f64_of(b)) };
+            let unord = x.is_nan() || y.is_nan();
+            match cmp {
+                "lt" => x < y,
+                "le" => x <= y,
+                "gt" => x > y,
+                "ge" => x >= y,
+                "eq" => x == y,
+                "ne" => !unord && x != y,
+                "neu" => unord || x != y,
+                "nan" => unord,
+                "num" => !unord,
+                other => panic!("setp.{other}"),
+            }
+        }
+        "s32" | "s64" => {
+            let (x, y) =
+                if ty == "s32" { (a as u32 as i32 as i64, b as u32 as i32 as i64) } else { (a as i64, b as i64) };
+            match cmp {
+                "lt" => x < y,
+                "le" => x <= y,
+                "gt" => x > y,
+                "ge" => x >= y,
+                "eq" => x == y,
+                "ne" => x != y,
+                other => panic!("setp.{other}"),
+            }
+        }
+        _ => {
+            let (x, y) = if ty == "u32" { (a & 0xffff_ffff, b & 0xffff_ffff) } else { (a, b) };
+            match cmp {
+                "lt" => x < y,
+                "le" => x <= y,
+                "gt" => x > y,
+                "ge" => x >= y,
+                "eq" => x == y,
+                "ne" => x != y,
+                other => panic!("setp.{other}"),
+            }
+        }
+    };
+    r as u64
 }
 
 fn convert(parts: &[&str], v: u64) -> u64 {
     // cvt[.rnd][.sat].dst.src
     let (dst, src) = (parts[parts.len() - 2], parts[parts.len() - 1]);
-    let rnd = parts.iter().find(|p| ["rn", "rni", "rzi"].contains(p)).copied();
+    let rnd = parts.iter().find(|p| ["rn", "rni", "rzi", "rmi"].contains(p)).copied();
     let x: f64 = match src {
         "f32" => f32_of(v) as f64,
         "f64" => f64_of(v),
@@ -268,6 +429,7 @@ fn convert(parts: &[&str], v: u64) -> u64 {
         ("f64", _) => match rnd {
             Some("rni") => x.round_ties_even().to_bits(),
             Some("rzi") => x.trunc().to_bits(),
+            Some("rmi") => x.floor().to_bits(),
             _ => x.to_bits(),
         },
         ("s32", _) => {
@@ -347,6 +509,8 @@ fn arith(parts: &[&str], a: &[u64]) -> u64 {
             "sub" => a[0].wrapping_sub(a[1]),
             "div" => a[0] / a[1],
             "rem" => a[0] % a[1],
+            "min" => a[0].min(a[1]),
+            "max" => a[0].max(a[1]),
             "mul" => a[0].wrapping_mul(a[1]),
             "shl" => a[0] << a[1],
             "shr" => a[0] >> a[1],
@@ -387,9 +551,9 @@ pub fn run(prog: &PtxProgram, inputs: &[Tensor]) -> Vec<Tensor> {
     let addr = |b: usize| ((b as u64) + 1) << 40;
     for step in &prog.steps {
         match step {
-            Step::Kernel { name, args, .. } => {
+            Step::Kernel { name, args, grid, .. } => {
                 let params: Vec<u64> = args.iter().map(|&b| addr(b)).collect();
-                run_kernel(&prog.ptx, name, &params, &mut mem);
+                run_kernel(&prog.ptx, name, *grid, &params, &mut mem);
             }
             Step::Gemm { dtype, batch, m, n, k, a, b, c, offsets, strides, .. } => {
                 // The batch loop the runtime runs, one GEMM per matrix.

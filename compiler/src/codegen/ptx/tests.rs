@@ -40,6 +40,25 @@ fn op_zoo(dtype: DType) -> Func {
             outs.push(b.iota(ty.clone(), axis));
             outs.push(b.argmax(x, axis));
         }
+        // Parallel reductions (`ptx/reduce.rs`) of iotas, whose sums are
+        // exact in any order (below 2^24): a warp per output ([6, 100] over
+        // axis 1), a block per output (a middle axis of 5000), two passes
+        // (40000 to a scalar), argmax with ties (the first index wins).
+        let rows = b.iota(Type::new(dtype, &[6, 100]), 1);
+        let mid = b.iota(Type::new(dtype, &[2, 5000, 3]), 1);
+        let tall = b.iota(Type::new(dtype, &[40, 1000]), 0);
+        let long = b.reshape(tall, &Shape(vec![40000]));
+        outs.push(b.reduce_sum(rows, vec![1]));
+        outs.push(b.reduce_max(rows, vec![1]));
+        outs.push(b.reduce_min(rows, vec![1]));
+        outs.push(b.argmax(rows, 1));
+        outs.push(b.reduce_sum(mid, vec![1]));
+        outs.push(b.reduce_min(mid, vec![0, 1]));
+        outs.push(b.argmax(mid, 1));
+        outs.push(b.reduce_sum(long, vec![0]));
+        outs.push(b.reduce_max(long, vec![0]));
+        outs.push(b.reduce_min(long, vec![0]));
+        outs.push(b.argmax(long, 0));
         outs.push(b.unary(Op::Abs, x));
         outs.push(b.unary(Op::Sign, x));
     }
@@ -59,6 +78,9 @@ fn op_zoo(dtype: DType) -> Func {
     }
     if float {
         for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sqrt, Op::Rsqrt, Op::Logistic] {
+            outs.push(b.unary(op, x));
+        }
+        for op in [Op::Log1p, Op::Expm1, Op::Sin, Op::Cos, Op::Erf] {
             outs.push(b.unary(op, x));
         }
         let m = b.reshape(x, &Shape(vec![6, 4]));
@@ -189,8 +211,13 @@ fn check_plan(func: &Func, prog: &PtxProgram) {
                     assert_eq!(args[1..], [prog.value_buffers[func.insts[*inst].args[0].index()]]);
                     continue;
                 }
-                assert_eq!(args[0], prog.value_buffers[*inst], "output buffer first");
                 assert_eq!(args.len(), 1 + func.insts[*inst].args.len());
+                // The output first, or a scratch buffer (a two-pass
+                // reduction's partials) that no value owns.
+                assert!(
+                    args[0] == prog.value_buffers[*inst] || !prog.value_buffers.contains(&args[0]),
+                    "{name}: output or scratch buffer first"
+                );
             }
             Step::Gemm { batch, m, n, k, a, b, c, inst, offsets, strides, .. } => {
                 assert!(*batch > 0 && *m > 0 && *n > 0 && *k > 0);
@@ -261,13 +288,16 @@ fn unsupported_and_invalid_functions_are_errors() {
     let res = b.reduce_sum(b.param(0), vec![0]);
     assert!(matches!(emit(&b.finish(vec![res])), Err(PtxError::Unsupported { inst: 1, .. })));
 
-    // TODO(gpu): these have no PTX rules yet.
+    // A scan needs a host-driven loop (not yet): a clear error, not a panic.
     let ty = Type::new(DType::F32, &[3]);
-    for op in [Op::Log1p, Op::Expm1, Op::Sin, Op::Cos, Op::Erf] {
-        let mut b = Builder::new("todo", std::slice::from_ref(&ty));
-        let res = b.unary(op.clone(), b.param(0));
-        assert!(matches!(emit(&b.finish(vec![res])), Err(PtxError::Unsupported { inst: 1, .. })), "{op:?}");
-    }
+    let mut body = Builder::new("body", &[Type::scalar(DType::F32), Type::scalar(DType::F32)]);
+    let sum = body.binary(Op::Add, body.param(0), body.param(1));
+    let body = std::sync::Arc::new(body.finish(vec![sum, sum]));
+    let mut b = Builder::new("scan", &[Type::scalar(DType::F32), ty.clone()]);
+    let res = b.scan(body, 0, 1, 3, false, &[b.param(0), b.param(1)]);
+    let err = emit(&b.finish(res)).unwrap_err();
+    assert!(matches!(err, PtxError::Unsupported { inst: 2, op: "scan", .. }), "{err}");
+    assert!(err.to_string().contains("scan: not supported by the GPU backend"), "{err}");
 
     let mut b = Builder::new("bad", std::slice::from_ref(&ty));
     let res = b.push(Op::Exp, vec![b.param(0)], Type::new(DType::F32, &[4]));
@@ -406,6 +436,10 @@ fn rand01(state: &mut u64) -> f64 {
     ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// log1p, expm1, sin, cos and erf: the bounds documented in `math.rs`.
+const NEW_MATH_F32_ULPS: u64 = 1;
+const NEW_MATH_F64_ULPS: u64 = 2;
+
 /// Logistic's documented bounds (`math.rs`).
 const LOGISTIC_F32_ULPS: u64 = 3;
 const LOGISTIC_F64_ULPS: u64 = 4;
@@ -419,6 +453,8 @@ fn math_tol(op: &Op, dtype: DType) -> Tol {
         (Op::Exp | Op::Log | Op::Pow, DType::F32) => Tol::Ulps(1),
         (Op::Exp | Op::Log, _) => Tol::Ulps(2),
         (Op::Tanh, _) => Tol::Ulps(4),
+        (Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf, DType::F32) => Tol::Ulps(NEW_MATH_F32_ULPS),
+        (Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf, _) => Tol::Ulps(NEW_MATH_F64_ULPS),
         (Op::Pow, _) => Tol::Pow,
         _ => Tol::Bitwise,
     }
@@ -678,9 +714,13 @@ fn simulated_zoo_matches_interp_for_every_dtype() {
             let op = &func.insts[o.index()].op;
             let tol = math_tol(op, dtype);
             let (wv, gv) = (w.to_f64_vec(), g.to_f64_vec());
+            let xs = inputs[0].to_f64_vec();
             for i in 0..wv.len() {
                 let (x, y) = (wv[i], gv[i]);
+                // sin/cos give NaN beyond their documented range.
+                let out_of_range = matches!(op, Op::Sin | Op::Cos) && xs[i].abs() > super::math::SIN_COS_MAX;
                 let ok = (x.is_nan() && y.is_nan())
+                    || (out_of_range && y.is_nan())
                     || match tol {
                         Tol::Bitwise => x.to_bits() == y.to_bits(),
                         Tol::Ulps(n) => x == y || ulps(dtype, x, y) <= n,
@@ -1055,4 +1095,279 @@ fn split_modules_partition_the_kernels_and_assemble() {
             }
         }
     }
+}
+
+/// log1p, expm1, sin, cos and erf against the interpreter (the host's libm)
+/// on random inputs over each op's interesting range, hard cases (near -1
+/// for log1p, near multiples of pi/2 for sin/cos) and the specials, within
+/// the bounds documented in `math.rs`; sin/cos beyond `SIN_COS_MAX` must be
+/// NaN. Prints the measured maximum ULP distance per op and dtype.
+#[test]
+fn simulated_new_math_ops_match_interp_within_documented_bounds() {
+    let mut seed = 21u64;
+    for dtype in [DType::F32, DType::F64] {
+        // Decimal exponent range of non-tiny magnitudes.
+        let (lo, hi) = if dtype == DType::F32 { (-40.0, 38.0) } else { (-300.0, 300.0) };
+        for op in [Op::Log1p, Op::Expm1, Op::Sin, Op::Cos, Op::Erf] {
+            let mut v = specials(dtype);
+            v.extend([SIN_COS_LIMIT_PROBE, -SIN_COS_LIMIT_PROBE, 1e15, -0.9999999, 1e-320, -1e-320]);
+            for _ in 0..2500 {
+                let u = rand01(&mut seed);
+                let sign = if rand01(&mut seed) < 0.5 { -1.0 } else { 1.0 };
+                let mag = |seed: &mut u64, a: f64, b: f64| 10f64.powf(a + rand01(seed) * (b - a));
+                let x = match op {
+                    Op::Log1p if u < 0.25 => -1.0 + mag(&mut seed, -15.0, 0.0),
+                    Op::Log1p if u < 0.5 => -rand01(&mut seed),
+                    Op::Log1p => mag(&mut seed, lo, hi),
+                    Op::Expm1 => sign * mag(&mut seed, lo, 2.88),
+                    Op::Sin | Op::Cos if u < 0.3 => {
+                        // Near n pi/2: the reduction's cancellation cases.
+                        let n = (mag(&mut seed, 0.0, 7.0)).round();
+                        sign * n * std::f64::consts::FRAC_PI_2
+                    }
+                    Op::Sin | Op::Cos => sign * mag(&mut seed, lo.max(-30.0), 12.6),
+                    _ => sign * mag(&mut seed, lo, 1.5),
+                };
+                v.push(x);
+            }
+            let n = v.len();
+            let ty = Type::new(dtype, &[n]);
+            let mut b = Builder::new("math", std::slice::from_ref(&ty));
+            let r = b.unary(op.clone(), b.param(0));
+            let func = b.finish(vec![r]);
+            let inputs = [Tensor::from_f64(dtype, &[n], &v)];
+            let xs = inputs[0].to_f64_vec();
+            let want = interp::run(&func, &inputs)[0].to_f64_vec();
+            let got = super::sim::run(&emit(&func).unwrap(), &inputs)[0].to_f64_vec();
+            let Tol::Ulps(bound) = math_tol(&op, dtype) else { unreachable!() };
+            let mut worst = 0;
+            for i in 0..n {
+                let (x, w, g) = (xs[i], want[i], got[i]);
+                if matches!(op, Op::Sin | Op::Cos) && x.abs() > super::math::SIN_COS_MAX {
+                    assert!(g.is_nan(), "{op:?} {dtype}({x:e}) = {g:e}: NaN beyond the range");
+                    continue;
+                }
+                if w.is_nan() || g.is_nan() || w.is_infinite() || g.is_infinite() {
+                    assert!(
+                        w.to_bits() == g.to_bits() || (w.is_nan() && g.is_nan()),
+                        "{op:?} {dtype}({x:e}): {w:e} vs {g:e}"
+                    );
+                    continue;
+                }
+                let d = ulps(dtype, w, g);
+                assert!(d <= bound, "{op:?} {dtype}({x:e}): interp {w:e} vs ptx {g:e}: {d} ULP > {bound} (seed 21)");
+                assert!(w != 0.0 || w.is_sign_negative() == g.is_sign_negative(), "{op:?} {dtype}({x:e}): signed zero");
+                worst = worst.max(d);
+            }
+            println!("{op:?} {dtype}: max {worst} ULP over {n} inputs");
+        }
+    }
+}
+
+/// Just above `SIN_COS_MAX` (so the NaN rule is exercised).
+const SIN_COS_LIMIT_PROBE: f64 = 4.5e12;
+
+/// The reduction `how` ("sum", "max", "min", "argmax") of `ty` over `axes`.
+fn reduction(how: &str, ty: &Type, axes: &[usize]) -> Func {
+    let mut b = Builder::new(how, std::slice::from_ref(ty));
+    let x = b.param(0);
+    let r = match how {
+        "sum" => b.reduce_sum(x, axes.to_vec()),
+        "max" => b.reduce_max(x, axes.to_vec()),
+        "min" => b.reduce_min(x, axes.to_vec()),
+        _ => b.argmax(x, axes[0]),
+    };
+    b.finish(vec![r])
+}
+
+/// The parallel reductions (`ptx/reduce.rs`) against the interpreter on
+/// extents around every threshold (1, 63, 64, 65, 255, 256, 257, 4095,
+/// 4096, 4097, 2 * CHUNK + 7), reduced middle axes, two reduced axes,
+/// non-power-of-two output counts and empty tensors: max, min, argmax and
+/// i32 sums bitwise (with NaN, ±inf, ±0 and ties in the data), float sums
+/// within `n_red * eps * sum |x|` of the exact sum (the interpreter in f64).
+#[test]
+fn simulated_parallel_reductions_match_interp() {
+    let mut seed = 22u64;
+    let mut cases: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+    for n in [1, 63, 64, 65, 255, 256, 257, 4095, 4096, 4097, 2 * super::reduce::CHUNK + 7] {
+        cases.push((vec![n], vec![0]));
+    }
+    cases.extend([
+        (vec![3, 257, 5], vec![1]),
+        (vec![3, 4097, 5], vec![1]),
+        (vec![7, 300], vec![1]),
+        (vec![300, 7], vec![0]),
+        (vec![2, 33000], vec![1]),
+        (vec![5, 70, 3], vec![0, 1]),
+        (vec![10, 3, 10], vec![0, 2]),
+        (vec![0, 100], vec![1]),
+        (vec![100, 0], vec![1]),
+    ]);
+    for dtype in [DType::F32, DType::F64, DType::I32] {
+        for (dims, axes) in &cases {
+            let ty = Type::new(dtype, dims);
+            let len = ty.shape.num_elements();
+            for how in ["sum", "max", "min", "argmax"] {
+                if how == "argmax" && (axes.len() != 1 || dims[axes[0]] == 0) {
+                    continue;
+                }
+                let big = len > 20_000;
+                if big && (how == "min" || dtype == DType::F64) {
+                    continue; // the simulator is slow; max covers the same kernels
+                }
+                // Few distinct values (ties) for argmax/max/min; spread
+                // magnitudes and signs for sums.
+                let mut v: Vec<f64> = (0..len)
+                    .map(|_| match (dtype, how) {
+                        (DType::I32, "sum") => (rand01(&mut seed) * 4e9 - 2e9).floor(),
+                        (_, "sum") => {
+                            (rand01(&mut seed) * 2.0 - 1.0) * 10f64.powi((rand01(&mut seed) * 6.0) as i32 - 3)
+                        }
+                        _ => (rand01(&mut seed) * 8.0 - 4.0).round(),
+                    })
+                    .collect();
+                if dtype.is_float() && how != "sum" && len > 100 {
+                    // Specials in some places (not every output sees them).
+                    for (k, x) in [(5, f64::NAN), (17, f64::INFINITY), (29, -0.0), (30, 0.0), (64, f64::NAN)] {
+                        v[(k * 7919) % len] = x;
+                    }
+                    v[len - 1] = f64::NEG_INFINITY;
+                }
+                let x = Tensor::from_f64(dtype, dims, &v);
+                check_reduction(&format!("{how} {ty} over {axes:?} (seed 22)"), how, &x, axes);
+            }
+        }
+    }
+}
+
+/// Runs reduction `how` of `x` over `axes` in the simulator: max, min, argmax
+/// and i32 sums must equal the interpreter bitwise; float sums must be within
+/// `n_red * eps * sum |x|` of the exact sum (the interpreter in f64; twice
+/// that for f64, whose reference carries the same bound).
+#[track_caller]
+fn check_reduction(label: &str, how: &str, x: &Tensor, axes: &[usize]) {
+    let (ty, dtype, dims) = (x.ty(), x.dtype(), x.shape.dims().to_vec());
+    let func = reduction(how, &ty, axes);
+    let prog = emit(&func).unwrap();
+    check_plan(&func, &prog);
+    let got = super::sim::run(&prog, std::slice::from_ref(x));
+    if how != "sum" || dtype == DType::I32 {
+        let want = interp::run(&func, std::slice::from_ref(x));
+        assert_eq!(want[0].ty(), got[0].ty(), "{label}");
+        let (w, g) = (want[0].to_f64_vec(), got[0].to_f64_vec());
+        for i in 0..w.len() {
+            let same = w[i].to_bits() == g[i].to_bits() || (w[i].is_nan() && g[i].is_nan());
+            assert!(same, "{label}: [{i}] interp {:e} vs ptx {:e}", w[i], g[i]);
+        }
+        return;
+    }
+    let mut b = Builder::new("exact", std::slice::from_ref(&ty));
+    let wide = b.push(Op::Convert, vec![b.param(0)], ty.with_dtype(DType::F64));
+    let abs = b.unary(Op::Abs, wide);
+    let outs = vec![b.reduce_sum(wide, axes.to_vec()), b.reduce_sum(abs, axes.to_vec())];
+    let refs = interp::run(&b.finish(outs), std::slice::from_ref(x));
+    let (exact, mag, g) = (refs[0].to_f64_vec(), refs[1].to_f64_vec(), got[0].to_f64_vec());
+    let n_red: usize = axes.iter().map(|&a| dims[a]).product();
+    let eps = if dtype == DType::F32 { f64::from(f32::EPSILON) } else { f64::EPSILON };
+    let factor = if dtype == DType::F32 { 1.0 } else { 2.0 };
+    for i in 0..g.len() {
+        let bound = factor * n_red as f64 * eps * mag[i];
+        assert!(
+            (g[i] - exact[i]).abs() <= bound,
+            "{label}: [{i}] exact {:e} vs ptx {:e} (bound {bound:e})",
+            exact[i],
+            g[i]
+        );
+    }
+}
+
+/// Random shapes (rank 1 to 4, dims around the thresholds), random reduced
+/// axis sets and every reduction, against the interpreter (`check_reduction`).
+#[test]
+fn simulated_random_reductions_match_interp() {
+    let mut seed = 24u64;
+    let sizes = [1usize, 2, 3, 5, 7, 9, 16, 33, 64, 65, 100, 130];
+    let mut done = 0;
+    while done < 60 {
+        let rank = 1 + (rand01(&mut seed) * 4.0) as usize;
+        let dims: Vec<usize> = (0..rank).map(|_| sizes[(rand01(&mut seed) * sizes.len() as f64) as usize]).collect();
+        let len: usize = dims.iter().product();
+        let mask = 1 + (rand01(&mut seed) * ((1usize << rank) - 1) as f64) as usize;
+        let axes: Vec<usize> = (0..rank).filter(|a| mask & (1 << a) != 0).collect();
+        let n_red: usize = axes.iter().map(|&a| dims[a]).product();
+        if !(64..=40_000).contains(&n_red) || len > 60_000 {
+            continue; // only the parallel kernels, at simulator-friendly sizes
+        }
+        done += 1;
+        let dtype = [DType::F32, DType::F64, DType::I32][done % 3];
+        let how = ["sum", "max", "min", "argmax"][(done / 3) % 4];
+        let axes = if how == "argmax" { vec![axes[0]] } else { axes };
+        let v: Vec<f64> = (0..len)
+            .map(|i| match dtype {
+                DType::I32 => (rand01(&mut seed) * 4e9 - 2e9).floor(),
+                _ if how != "sum" && i % 97 == 13 => [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0][i % 4],
+                _ if how == "sum" => (rand01(&mut seed) * 2.0 - 1.0) * 10f64.powi((rand01(&mut seed) * 6.0) as i32),
+                _ => (rand01(&mut seed) * 6.0 - 3.0).round(),
+            })
+            .collect();
+        let x = Tensor::from_f64(dtype, &dims, &v);
+        check_reduction(&format!("{how} {} over {axes:?} (seed 24, case {done})", x.ty()), how, &x, &axes);
+    }
+}
+
+/// Non-finite sums: a row with +inf gives +inf, with +inf and -inf or a NaN
+/// gives NaN, as the interpreter, whatever the order.
+#[test]
+fn simulated_parallel_sums_propagate_inf_and_nan() {
+    let n = 5000;
+    for dtype in [DType::F32, DType::F64] {
+        let ty = Type::new(dtype, &[4, n]);
+        let mut v: Vec<f64> = (0..4 * n).map(|i| (i % 7) as f64 - 3.0).collect();
+        v[n + 10] = f64::INFINITY;
+        v[2 * n + 4000] = f64::INFINITY;
+        v[2 * n + 3] = f64::NEG_INFINITY;
+        v[3 * n + 2500] = f64::NAN;
+        let func = reduction("sum", &ty, &[1]);
+        let x = Tensor::from_f64(dtype, &[4, n], &v);
+        let got = super::sim::run(&emit(&func).unwrap(), std::slice::from_ref(&x))[0].to_f64_vec();
+        let want = interp::run(&func, std::slice::from_ref(&x))[0].to_f64_vec();
+        assert_eq!(got[1], f64::INFINITY);
+        assert!(got[2].is_nan() && got[3].is_nan() && want[2].is_nan() && want[3].is_nan());
+        assert_eq!(want[1], f64::INFINITY);
+        // Integers well below 2^24: exact in any order.
+        assert_eq!(got[0], want[0]);
+    }
+}
+
+/// The plans the thresholds promise: sequential below 64 elements per
+/// output, one warp-per-output kernel below 4096, a block per output for
+/// many outputs, two passes with a scratch buffer for few outputs with huge
+/// extents (W4: 4M elements to a scalar); the sum of 4096 * 256 + 3
+/// elements runs in the simulator within the bound.
+#[test]
+fn reduction_plans_follow_the_thresholds() {
+    use super::reduce::{plan, Scheme};
+    assert_eq!(plan(100, 63, true), Scheme::Sequential);
+    assert_eq!(plan(100, 64, true), Scheme::Groups { group: 32 });
+    assert_eq!(plan(1, 4095, true), Scheme::Groups { group: 32 });
+    assert_eq!(plan(1, 4096, true), Scheme::Groups { group: super::BLOCK });
+    assert_eq!(plan(4096, 1 << 20, true), Scheme::Groups { group: super::BLOCK });
+    assert_eq!(plan(1, 1 << 22, true), Scheme::TwoPass { chunks: 256 });
+    assert_eq!(plan(1, 1 << 22, false), Scheme::Groups { group: super::BLOCK });
+    let n = 4096 * 256 + 3;
+    let ty = Type::new(DType::F32, &[n]);
+    let func = reduction("sum", &ty, &[0]);
+    let prog = emit(&func).unwrap();
+    check_plan(&func, &prog);
+    assert_eq!(prog.steps.len(), 2, "two passes");
+    assert_eq!(prog.buffers.len(), 3, "input, output, partials");
+    assemble("sum_two_pass", &prog);
+    let mut seed = 23u64;
+    let v: Vec<f64> = (0..n).map(|_| rand01(&mut seed) * 2.0 - 1.0).collect();
+    let x = Tensor::from_f64(DType::F32, &[n], &v);
+    let got = super::sim::run(&prog, std::slice::from_ref(&x))[0].to_f64_vec()[0];
+    let exact: f64 = x.to_f64_vec().iter().sum();
+    let mag: f64 = x.to_f64_vec().iter().map(|a| a.abs()).sum();
+    assert!((got - exact).abs() <= n as f64 * f64::from(f32::EPSILON) * mag, "{got} vs {exact}");
 }
