@@ -200,11 +200,24 @@ fn exact_in_ptx(func: &Func) -> bool {
 fn generated_programs_fused_match_unfused_bitwise() {
     const PROGRAMS: u64 = 300;
     let (mut tested, mut exact, mut fused_kernels, mut plain_kernels) = (0, 0, 0, 0);
+    // Programs where a kernel hosts values, and where a reduction evaluates
+    // an inlined operand: both paths must be exercised.
+    let (mut hosting, mut reducing_trees) = (0, 0);
     for seed in 0..PROGRAMS {
         let Some(func) = ptx_compatible(&random_func(0x9F05_0000 + seed, &GenOptions::default())) else {
             continue;
         };
         tested += 1;
+        let sched = super::schedule(&func, true);
+        let hosts = sched.hosted.iter().any(Option::is_some);
+        let reduces_tree = func.insts.iter().any(|inst| {
+            matches!(inst.op, Op::ReduceSum { .. } | Op::ReduceMax { .. }) && sched.inlined[inst.args[0].index()]
+        });
+        hosting += usize::from(hosts);
+        reducing_trees += usize::from(reduces_tree);
+        if (hosts || reduces_tree) && hosting + reducing_trees <= 6 {
+            assemble(&format!("generated_{seed}"), &emit(&func).unwrap());
+        }
         for input_index in 0..2u64 {
             let inputs = random_inputs(&func, seed * 8 + input_index);
             let label = format!("generated seed {seed}, input {input_index}");
@@ -221,6 +234,7 @@ fn generated_programs_fused_match_unfused_bitwise() {
     }
     assert!(tested >= PROGRAMS / 2, "only {tested} programs without scans");
     assert!(exact >= 20, "only {exact} exact runs compared with the interpreter");
+    assert!(hosting >= 10 && reducing_trees >= 5, "{hosting} programs host values, {reducing_trees} reduce trees");
     assert!(fused_kernels * 10 < plain_kernels * 8, "fusion saved little: {fused_kernels} vs {plain_kernels} kernels");
 }
 
