@@ -73,9 +73,9 @@ mod window;
 
 use std::fmt::Write;
 
+use crate::codegen::cpu::schedule::Schedule;
 use crate::ir::{self, op, DType, Func, Op, Type};
 use builder::{imm_f32, imm_f64, Class, Kernel};
-use crate::codegen::cpu::schedule::Schedule;
 
 /// Threads per block for every kernel.
 pub const BLOCK: u32 = 256;

@@ -183,9 +183,8 @@ fn host(
     // None when v is not evaluated by exactly one such loop.
     let mut loop_of: Vec<Option<usize>> = vec![None; n];
     let mut hosted: Vec<Option<usize>> = vec![None; n];
-    let elementwise_root = |index: usize| {
-        fusible(index) && !matches!(func.insts[index].op, Op::Constant(_) | Op::Broadcast { .. })
-    };
+    let elementwise_root =
+        |index: usize| fusible(index) && !matches!(func.insts[index].op, Op::Constant(_) | Op::Broadcast { .. });
     for index in (0..n).rev() {
         if inlined[index] {
             loop_of[index] = match users[index].as_slice() {

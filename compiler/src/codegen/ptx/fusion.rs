@@ -240,8 +240,11 @@ impl<'t> Tree<'t> {
             .expect("`visit` lists every leaf `node` loads");
         let param = self.buffers.iter().position(|&b| b == self.leaf_buffers[at]).expect("leaf buffers are listed");
         let root_shape = &self.func.insts[self.root].ty.shape;
-        let idx =
-            if strides == root_shape.strides() { i.to_string() } else { mapped_index(k, i, root_shape.dims(), strides) };
+        let idx = if strides == root_shape.strides() {
+            i.to_string()
+        } else {
+            mapped_index(k, i, root_shape.dims(), strides)
+        };
         load(k, self.func.insts[value].ty.dtype, &ins[param], &idx)
     }
 }

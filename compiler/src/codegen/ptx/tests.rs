@@ -660,8 +660,11 @@ fn simulated_zoo_matches_interp_for_every_dtype() {
     let mut seed = 13u64;
     for (dtype, wrapped) in ALL_DTYPES.into_iter().flat_map(|d| [(d, false), (d, true)]) {
         // Wrapped: every elementwise op is inlined into a fused kernel.
-        let (func, inner) =
-            if wrapped { wrap_outputs(&op_zoo(dtype)) } else { (op_zoo(dtype), op_zoo(dtype).outputs.iter().map(|o| o.index()).collect()) };
+        let (func, inner) = if wrapped {
+            wrap_outputs(&op_zoo(dtype))
+        } else {
+            (op_zoo(dtype), op_zoo(dtype).outputs.iter().map(|o| o.index()).collect())
+        };
         let inputs: Vec<Tensor> = func
             .param_types()
             .iter()

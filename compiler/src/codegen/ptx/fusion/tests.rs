@@ -313,7 +313,9 @@ fn digits_training_step_fused_equals_unfused() {
         .iter()
         .enumerate()
         .map(|(p, ty)| match ty.dtype {
-            DType::I32 => Tensor::i32(ty.shape.dims(), (0..ty.shape.num_elements()).map(|i| (i * 3 % 10) as i32).collect()),
+            DType::I32 => {
+                Tensor::i32(ty.shape.dims(), (0..ty.shape.num_elements()).map(|i| (i * 3 % 10) as i32).collect())
+            }
             _ => ramp(ty, 0.01 * (p + 1) as f64, 0.001),
         })
         .collect();
