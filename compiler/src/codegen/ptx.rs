@@ -51,6 +51,7 @@
 //!   `ptx/random.rs`;
 //! - `ReduceWindowSum`/`Max` and `Conv2d` (direct, one thread per output):
 //!   `ptx/window.rs`.
+//!
 //! All but the fusion groups and reductions are one kernel per instruction
 //! reading materialized operands.
 //!
