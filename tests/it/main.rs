@@ -13,6 +13,8 @@ mod format;
 mod fuzz;
 #[cfg(feature = "cuda")]
 mod gpu;
+#[cfg(feature = "cuda")]
+mod gpu_fusion;
 mod gradients;
 mod held;
 mod higher_order;

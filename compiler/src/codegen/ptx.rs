@@ -2,31 +2,45 @@
 //! launch plan.
 //!
 //! Consumes a verified `ir::Func`; produces a `PtxProgram`: one PTX module
-//! (ISA 7.8, `.target sm_80`, 64-bit addresses) with one kernel per
-//! instruction (two for a two-pass reduction; no fusion yet), the ordered list of steps to run (kernel
-//! launches and cuBLAS GEMM calls), and the buffer plan. The runtime
-//! (`runtime::cuda`) loads the module and executes the steps; this module
-//! needs no GPU and no CUDA library.
+//! (ISA 7.8, `.target sm_80`, 64-bit addresses) with one kernel per fusion
+//! group, the ordered list of steps to run (kernel launches and cuBLAS GEMM
+//! calls), and the buffer plan. The runtime (`runtime::cuda`) loads the
+//! module and executes the steps; this module needs no GPU and no CUDA
+//! library.
 //!
-//! Memory model (as the CPU arena): one device buffer per value (plus one
-//! scratch buffer per two-pass reduction, owned by no value); `Reshape`,
-//! `StopGradient` and same-dtype `Convert` alias their operand's buffer. Bools are one byte,
-//! 0 or 1. Shapes are static, so every size, stride and divisor is a
-//! constant baked into the PTX; kernels take only buffer pointers, output
-//! first.
+//! Fusion (`ptx/fusion.rs`): the CPU backend's kernel schedule
+//! (`cpu/schedule.rs`) with this backend's notion of fusible (every
+//! elementwise op, transcendentals included, constants, broadcasts, iota).
+//! An inlined value has no buffer and no kernel: it is evaluated per
+//! element in registers by its consumer's kernel. Each fusion root is ONE
+//! grid-stride kernel that evaluates its whole tree of inlined producers
+//! (a broadcast of a materialized value is a strided load) and also stores
+//! the values it hosts (multi-output fusion); a reduction evaluates its
+//! inlined operand tree per source element. Fused kernels run the same
+//! scalar instructions per element as one kernel per instruction
+//! (`PtxOptions { fuse: false }`), so results are bitwise the same.
+//!
+//! Memory model (as the CPU arena): one device buffer per materialized
+//! value, plus scratch buffers owned by no value (a two-pass reduction's
+//! partials, a large convolution's im2col columns); `Reshape`, `StopGradient` and same-dtype `Convert` alias their
+//! operand's buffer. Bools are one byte, 0 or 1. Shapes are static, so
+//! every size, stride and divisor is a constant baked into the PTX;
+//! kernels take only buffer pointers, the buffers they write first.
 //!
 //! Kernel shapes:
-//! - elementwise ops, iota, constant fills, broadcast and transpose: a
-//!   grid-stride loop over output elements (64-bit indices); broadcast and
-//!   transpose map the output index to the source index by div/rem by the
-//!   output dims and the source strides; `Slice` likewise, plus a constant
+//! - fusion groups (elementwise ops, iota, constants, broadcasts): a
+//!   grid-stride loop over the root's elements (64-bit indices); a
+//!   broadcast maps the output index to the source index by div/rem by the
+//!   output dims and the source strides;
+//! - transpose: the same index map; `Slice` likewise, plus a constant
 //!   offset; `Pad` gathers (each output element decides whether it is
 //!   padding from its coordinates, else loads its source element);
 //!   `Concat` branches on the coordinate along the axis to the operand
 //!   that supplies it;
 //! - reductions (`ReduceSum`/`Max`/`Min`, `ArgMax`): below 64 elements
 //!   reduced per output, one thread per output element, looping over the
-//!   reduced elements in row-major order from the interpreter's identity
+//!   reduced elements in row-major order (each loaded, or evaluated by the
+//!   operand's fused tree) from the interpreter's identity
 //!   (the same order of float additions as `ir::interp`, so bitwise
 //!   equal); from 64 on, the parallel deterministic kernels of
 //!   `ptx/reduce.rs`: a warp per output (< 4096 elements), a block per
@@ -34,7 +48,8 @@
 //!   huge extents (warp shuffles and static shared memory, a fixed
 //!   partition and combining order: reproducible run to run; max, min,
 //!   argmax and i32 sums stay exact, float sums are within `n eps sum |x|`
-//!   of the exact sum, see that file);
+//!   of the exact sum, see that file; their operand is materialized,
+//!   `reduce::materialize_operands`);
 //! - `MatMul` and `BatchMatMul`: a `Step::Gemm` for cuBLAS (FP32/FP64
 //!   strided-batched GEMM, not in PTX), or a zero fill when the inner dim
 //!   is 0;
@@ -44,6 +59,9 @@
 //!   `ptx/random.rs`;
 //! - `ReduceWindowSum`/`Max` and `Conv2d` (direct, one thread per output):
 //!   `ptx/window.rs`.
+//!
+//! All but the fusion groups and reductions are one kernel per instruction
+//! reading materialized operands.
 //!
 //! Semantics match `ir::interp` bitwise except the transcendental ops
 //! (exp, log, tanh, pow, logistic, log1p, expm1, sin, cos, erf: bounds in
@@ -57,12 +75,14 @@
 //! `Scan` is rejected (`PtxError::Unsupported`): it needs a host-driven
 //! loop over its body's launch plan.
 //!
-//! The text is deterministic: kernel names are `k{inst}_{op}` (a two-pass
-//! reduction's first pass `k{inst}_{op}_part`), registers are
-//! numbered in emission order, and nothing depends on hashing or addresses.
+//! The text is deterministic: kernel names are `k{inst}_{op}` (of the
+//! fusion root; a two-pass reduction's first pass `k{inst}_{op}_part`, a
+//! large convolution's gather `k{inst}_im2col`), registers are numbered in
+//! emission order, and nothing depends on hashing or addresses.
 
 mod builder;
 mod conv_gemm;
+mod fusion;
 mod indexing;
 mod math;
 mod random;
@@ -72,6 +92,7 @@ mod window;
 
 use std::fmt::Write;
 
+use crate::codegen::cpu::schedule::Schedule;
 use crate::ir::{self, op, DType, Func, Op, Type};
 use builder::{imm_f32, imm_f64, Class, Kernel};
 
@@ -104,8 +125,11 @@ impl Buffer {
 /// One thing the runtime does, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// Launch kernel `name` with `grid` x `BLOCK` threads; its parameters
-    /// are the device addresses of `args` (buffer indices), output first.
+    /// Launch kernel `name` (the kernel of instruction `inst`, a fusion
+    /// root or an unfused instruction) with `grid` x `BLOCK` threads; its
+    /// parameters are the device addresses of `args` (buffer indices):
+    /// the buffers it writes first (`inst`'s, then those of the values it
+    /// hosts, see `ptx/fusion.rs`), then the distinct buffers it reads.
     Kernel { name: String, inst: usize, grid: u32, args: Vec<usize> },
     /// Row-major `c[p, m, n] = a[p, m, k] · b[p, k, n]` for each `p < batch`
     /// with cuBLAS (k > 0, m, n, batch > 0): matrix `p` of operand `x` (a,
@@ -135,8 +159,9 @@ pub struct PtxProgram {
     pub ptx: String,
     pub steps: Vec<Step>,
     pub buffers: Vec<Buffer>,
-    /// The buffer holding each value (`ValueId` index).
-    pub value_buffers: Vec<usize>,
+    /// The buffer holding each value (`ValueId` index); `None` for values
+    /// that live only in the registers of a fused kernel (inlined).
+    pub value_buffers: Vec<Option<usize>>,
     /// The buffer of each parameter, in order (the runtime copies inputs in).
     pub params: Vec<usize>,
     /// The buffer of each output, in order (the runtime copies them out).
@@ -145,11 +170,34 @@ pub struct PtxProgram {
     pub output_types: Vec<Type>,
 }
 
-/// Compiles `func` to PTX and a launch plan.
+/// How `emit_with` compiles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PtxOptions {
+    /// One kernel per fusion group (`ptx/fusion.rs`); false: one kernel per
+    /// instruction, every value in its own buffer (bitwise the same
+    /// results, many more launches).
+    pub fuse: bool,
+}
+
+impl Default for PtxOptions {
+    fn default() -> PtxOptions {
+        PtxOptions { fuse: true }
+    }
+}
+
+/// Compiles `func` to PTX and a launch plan, fused.
 pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
+    emit_with(func, &PtxOptions::default())
+}
+
+/// Compiles `func` to PTX and a launch plan.
+pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxError> {
     ir::verify::verify(func).map_err(PtxError::InvalidFunc)?;
+    let mut sched = fusion::schedule(func, options.fuse);
+    // The parallel reduction kernels read their operand from a buffer.
+    reduce::materialize_operands(func, &mut sched);
     let mut buffers = Vec::new();
-    let mut value_buffers: Vec<usize> = Vec::with_capacity(func.insts.len());
+    let mut value_buffers: Vec<Option<usize>> = Vec::with_capacity(func.insts.len());
     let mut steps = Vec::new();
     let mut ptx = String::new();
     let _ = writeln!(ptx, "//\n// Generated by jaxlightning for `{}`\n//\n", func.name.replace('\n', " "));
@@ -162,28 +210,46 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
             _ => None,
         };
         if let Some(b) = alias {
-            value_buffers.push(b);
+            value_buffers.push(Some(b.expect("views of inlined values do not exist: a view is not fusible")));
+            continue;
+        }
+        let unsupported = || PtxError::Unsupported { inst: i, op: op::name(&inst.op), ty: inst.ty.clone() };
+        if matches!(inst.op, Op::MatMul | Op::BatchMatMul) && !inst.ty.dtype.is_float() {
+            return Err(unsupported());
+        }
+        if is_not_yet_in_ptx(&inst.op) {
+            return Err(unsupported());
+        }
+        // Neg and reductions on bool pass the verifier but mean nothing
+        // (the interpreter rejects them too).
+        let bool_reduce = matches!(inst.op, Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. })
+            && inst.ty.dtype == DType::Bool;
+        if (inst.op == Op::Neg && inst.ty.dtype == DType::Bool) || bool_reduce {
+            return Err(unsupported());
+        }
+        // Inlined values live in the registers of their consumer's kernel.
+        if sched.inlined[i] {
+            value_buffers.push(None);
             continue;
         }
         let out = buffers.len();
         buffers.push(Buffer { dtype: inst.ty.dtype, len: inst.ty.shape.num_elements() });
-        value_buffers.push(out);
-        let arg_bufs: Vec<usize> = inst.args.iter().map(|a| value_buffers[a.index()]).collect();
-        let name = format!("k{i}_{}", op::name(&inst.op));
+        value_buffers.push(Some(out));
+        // Hosted values are stored by their host's kernel.
+        if sched.hosted[i].is_some() {
+            continue;
+        }
         let n = inst.ty.shape.num_elements() as u64;
-        let unsupported = || PtxError::Unsupported { inst: i, op: op::name(&inst.op), ty: inst.ty.clone() };
         if let Op::MatMul | Op::BatchMatMul = inst.op {
             let (a, b) = (func.ty(inst.args[0]), func.ty(inst.args[1]));
             let r = a.shape.rank();
             let (m, k, nn) = (a.shape.0[r - 2], a.shape.0[r - 1], b.shape.0[r - 1]);
             let batch: usize = a.shape.0[..r - 2].iter().product();
-            if !inst.ty.dtype.is_float() {
-                return Err(unsupported());
-            }
             if batch * m * nn == 0 {
                 continue;
             }
             if k > 0 {
+                let operand = |j: usize| value_buffers[inst.args[j].index()].expect("matmul operands are materialized");
                 steps.push(Step::Gemm {
                     inst: i,
                     dtype: inst.ty.dtype,
@@ -191,8 +257,8 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
                     m,
                     n: nn,
                     k,
-                    a: arg_bufs[0],
-                    b: arg_bufs[1],
+                    a: operand(0),
+                    b: operand(1),
                     c: out,
                     offsets: [0; 3],
                     strides: [m * k, k * nn, m * nn],
@@ -203,6 +269,7 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
         if let Op::Conv2d(attrs) = &inst.op {
             let (lhs, rhs) = (func.ty(inst.args[0]), func.ty(inst.args[1]));
             if inst.ty.dtype.is_float() && conv_gemm::use_gemm(lhs, rhs, &inst.ty) {
+                let operand = |j: usize| value_buffers[inst.args[j].index()].expect("conv operands are materialized");
                 let cols = buffers.len();
                 buffers.push(Buffer { dtype: inst.ty.dtype, len: conv_gemm::cols_len(rhs, &inst.ty, attrs) });
                 let kname = format!("k{i}_im2col");
@@ -213,7 +280,7 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
                 ptx.push_str(&k.finish());
                 let len = buffers[cols].len as u64;
                 let grid = len.div_ceil(u64::from(BLOCK)).min(u64::from(MAX_GRID)) as u32;
-                steps.push(Step::Kernel { name: kname, inst: i, grid, args: vec![cols, arg_bufs[0]] });
+                steps.push(Step::Kernel { name: kname, inst: i, grid, args: vec![cols, operand(0)] });
                 let (batch, groups, og, taps, p) = conv_gemm::dims(rhs, &inst.ty, attrs);
                 for g in 0..groups {
                     steps.push(Step::Gemm {
@@ -223,7 +290,7 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
                         m: og,
                         n: p,
                         k: taps,
-                        a: arg_bufs[1],
+                        a: operand(1),
                         b: cols,
                         c: out,
                         offsets: [g * og * taps, g * taps * p, g * og * p],
@@ -236,33 +303,26 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
         if let Op::Param(_) = inst.op {
             continue;
         }
-        if is_not_yet_in_ptx(&inst.op) {
-            return Err(unsupported());
-        }
-        // Neg and reductions on bool pass the verifier but mean nothing
-        // (the interpreter rejects them too).
-        let bool_reduce = matches!(inst.op, Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. })
-            && inst.ty.dtype == DType::Bool;
-        if (inst.op == Op::Neg && inst.ty.dtype == DType::Bool) || bool_reduce {
-            return Err(unsupported());
-        }
         if n == 0 {
             continue;
         }
-        // Large reductions: parallel kernels (and maybe a scratch buffer).
-        if reduce::emit_parallel(func, i, &name, out, &arg_bufs, &mut buffers, &mut ptx, &mut steps) {
-            continue;
+        let name = format!("k{i}_{}", op::name(&inst.op));
+        // Large reductions: parallel kernels (and maybe a scratch buffer),
+        // reading their operand's buffer (`reduce::materialize_operands`).
+        if let Some(arg_bufs) = inst.args.iter().map(|a| value_buffers[a.index()]).collect::<Option<Vec<usize>>>() {
+            if reduce::emit_parallel(func, i, &name, out, &arg_bufs, &mut buffers, &mut ptx, &mut steps) {
+                continue;
+            }
         }
-        let kernel = kernel_for(func, i, &name, 1 + inst.args.len());
+        let (kernel, args) = kernel_for(func, &sched, i, &name, &value_buffers);
         ptx.push('\n');
         ptx.push_str(&kernel);
         let grid = n.div_ceil(u64::from(BLOCK)).min(u64::from(MAX_GRID)) as u32;
-        let mut args = vec![out];
-        args.extend(&arg_bufs);
         steps.push(Step::Kernel { name, inst: i, grid, args });
     }
-    let params = (0..func.n_params).map(|p| value_buffers[p]).collect();
-    let outputs = func.outputs.iter().map(|o| value_buffers[o.index()]).collect();
+    let buffer = |v: usize| value_buffers[v].expect("params and outputs are materialized");
+    let params = (0..func.n_params).map(buffer).collect();
+    let outputs = func.outputs.iter().map(|o| buffer(o.index())).collect();
     Ok(PtxProgram {
         ptx,
         steps,
@@ -352,15 +412,38 @@ fn is_not_yet_in_ptx(op: &Op) -> bool {
     matches!(op, Op::Scan(_))
 }
 
-/// The kernel text for instruction `i` (which needs one).
-fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
+/// The kernel text for instruction `i` (which needs one) and its launch
+/// arguments (buffers, output first).
+fn kernel_for(
+    func: &Func,
+    sched: &Schedule,
+    i: usize,
+    name: &str,
+    value_buffers: &[Option<usize>],
+) -> (String, Vec<usize>) {
+    if fusion::fusible(func, i) {
+        return fusion::kernel(func, sched, i, name, value_buffers);
+    }
     let inst = &func.insts[i];
     let ty = &inst.ty;
     let n = ty.shape.num_elements() as u64;
     let arg_ty = |k: usize| func.ty(inst.args[k]).clone();
-    let mut k = Kernel::new(name, n_params);
+    let buffer = |v: usize| value_buffers[v].expect("operands of unfused kernels are materialized");
+    // A reduction reads its operand as a tree evaluated per source element
+    // (when the schedule inlines it) or from its buffer.
+    let source = matches!(inst.op, Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. }).then(|| {
+        let operand = inst.args[0].index();
+        fusion::Tree::new(func, sched, operand, sched.inlined[operand], Vec::new(), value_buffers)
+    });
+    let mut args = vec![buffer(i)];
+    match &source {
+        Some(tree) => args.extend(&tree.buffers),
+        None => args.extend(inst.args.iter().map(|a| buffer(a.index()))),
+    }
+    let mut k = Kernel::new(name, args.len());
     let out = k.param_ptr(0);
-    let ins: Vec<String> = (1..n_params).map(|p| k.param_ptr(p)).collect();
+    let ins: Vec<String> = (1..args.len()).map(|p| k.param_ptr(p)).collect();
+    let load_source = |k: &mut Kernel, j: &str| source.as_ref().expect("a reduction").eval(k, j, &ins, &[]);
     match &inst.op {
         Op::Param(_) | Op::Reshape | Op::StopGradient => unreachable!("{:?} has no kernel", inst.op),
         Op::Scan(_) => unreachable!("scan is rejected by `emit`"),
@@ -390,46 +473,11 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
             concat(&mut k, ty, *axis, &sizes, &out, &ins);
         }
         Op::ArgMax { axis } => argmax(&mut k, &arg_ty(0), ty, *axis, &out, &ins[0]),
-        Op::Constant(v) => {
-            let v = *v;
-            k.grid_stride_loop(n, |k, i| {
-                let c = constant(k, ty.dtype, v);
-                store(k, ty.dtype, &out, i, &c);
-            });
-        }
         // A (batched) matmul with an empty inner dim is a zero fill.
         Op::MatMul | Op::BatchMatMul => k.grid_stride_loop(n, |k, i| {
             let c = constant(k, ty.dtype, 0.0);
             store(k, ty.dtype, &out, i, &c);
         }),
-        Op::Iota { axis } => {
-            let (stride, dim) = (ty.shape.strides()[*axis], ty.shape.0[*axis]);
-            k.grid_stride_loop(n, |k, i| {
-                let q = k.op2("div.u64", Class::B64, i, &stride.to_string());
-                let v = k.op2("rem.u64", Class::B64, &q, &dim.to_string());
-                let c = match ty.dtype {
-                    DType::F32 => k.op1("cvt.rn.f32.u64", Class::F32, &v),
-                    DType::F64 => k.op1("cvt.rn.f64.u64", Class::F64, &v),
-                    DType::I32 | DType::Bool => k.op1("cvt.u32.u64", Class::B32, &v),
-                };
-                store(k, ty.dtype, &out, i, &c);
-            });
-        }
-        Op::Broadcast { dims } => {
-            let src = arg_ty(0).shape;
-            let src_strides = src.strides();
-            let mut strides = vec![0usize; ty.shape.rank()];
-            for (s, &d) in dims.iter().enumerate() {
-                if src.0[s] != 1 {
-                    strides[d] = src_strides[s];
-                }
-            }
-            k.grid_stride_loop(n, |k, i| {
-                let s = mapped_index(k, i, ty.shape.dims(), &strides);
-                let v = load(k, ty.dtype, &ins[0], &s);
-                store(k, ty.dtype, &out, i, &v);
-            });
-        }
         Op::Transpose { perm } => {
             let src_strides = arg_ty(0).shape.strides();
             let strides: Vec<usize> = perm.iter().map(|&p| src_strides[p]).collect();
@@ -439,9 +487,9 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
                 store(k, ty.dtype, &out, i, &v);
             });
         }
-        Op::ReduceSum { axes } => reduce(&mut k, &arg_ty(0), ty, axes, Reduce::Sum, &out, &ins[0]),
-        Op::ReduceMax { axes } => reduce(&mut k, &arg_ty(0), ty, axes, Reduce::Max, &out, &ins[0]),
-        Op::ReduceMin { axes } => reduce(&mut k, &arg_ty(0), ty, axes, Reduce::Min, &out, &ins[0]),
+        Op::ReduceSum { axes } => reduce(&mut k, &arg_ty(0), ty, axes, Reduce::Sum, &out, &load_source),
+        Op::ReduceMax { axes } => reduce(&mut k, &arg_ty(0), ty, axes, Reduce::Max, &out, &load_source),
+        Op::ReduceMin { axes } => reduce(&mut k, &arg_ty(0), ty, axes, Reduce::Min, &out, &load_source),
         Op::Reverse { dims } => {
             // out[idx] = src[idx with idx[d] -> n_d - 1 - idx[d] for d in dims]
             let shape = ty.shape.dims();
@@ -461,27 +509,24 @@ fn kernel_for(func: &Func, i: usize, name: &str, n_params: usize) -> String {
                 store(k, ty.dtype, &out, i, &v);
             });
         }
-        Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => elementwise(&mut k, inst, func, n, &out, &ins),
-        Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => elementwise(&mut k, inst, func, n, &out, &ins),
-        Op::Logistic | Op::Rsqrt | Op::Abs | Op::Sign => elementwise(&mut k, inst, func, n, &out, &ins),
-        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => {
-            elementwise(&mut k, inst, func, n, &out, &ins)
+        Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt | Op::Logistic | Op::Rsqrt | Op::Abs | Op::Sign => {
+            unreachable!("{:?} is fused (`fusion::kernel`)", inst.op)
         }
-        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => elementwise(&mut k, inst, func, n, &out, &ins),
-        Op::Select | Op::Convert => elementwise(&mut k, inst, func, n, &out, &ins),
+        Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => {
+            unreachable!("{:?} is fused (`fusion::kernel`)", inst.op)
+        }
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => {
+            unreachable!("{:?} is fused (`fusion::kernel`)", inst.op)
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::Select | Op::Convert => {
+            unreachable!("{:?} is fused (`fusion::kernel`)", inst.op)
+        }
+        Op::Constant(_) | Op::Iota { .. } | Op::Broadcast { .. } => {
+            unreachable!("{:?} is fused (`fusion::kernel`)", inst.op)
+        }
     }
-    k.finish()
+    (k.finish(), args)
 }
-
-fn elementwise(k: &mut Kernel, inst: &ir::Inst, func: &Func, n: u64, out: &str, ins: &[String]) {
-    let arg_dtypes: Vec<DType> = inst.args.iter().map(|a| func.ty(*a).dtype).collect();
-    k.grid_stride_loop(n, |k, i| {
-        let vals: Vec<String> = ins.iter().zip(&arg_dtypes).map(|(base, &dt)| load(k, dt, base, i)).collect();
-        let r = scalar_op(k, &inst.op, &arg_dtypes, &vals, inst.ty.dtype);
-        store(k, inst.ty.dtype, out, i, &r);
-    });
-}
-
 /// PTX type suffix of arithmetic on `dtype` (i32 is signed).
 fn arith(dtype: DType) -> &'static str {
     match dtype {
@@ -683,7 +728,18 @@ enum Reduce {
 /// A reduction kernel: one thread per output element, summing (or taking
 /// the max or min of) the reduced elements in row-major order, as the
 /// interpreter, from its identity (0, -inf / i32::MIN, +inf / i32::MAX).
-fn reduce(k: &mut Kernel, src: &Type, ty: &Type, axes: &[usize], how: Reduce, out: &str, input: &str) {
+///
+/// `source(k, j)` is the operand's element at flat index `j` (a u64
+/// register): a load, or its fused tree evaluated in registers.
+fn reduce(
+    k: &mut Kernel,
+    src: &Type,
+    ty: &Type,
+    axes: &[usize],
+    how: Reduce,
+    out: &str,
+    source: &dyn Fn(&mut Kernel, &str) -> String,
+) {
     let dtype = ty.dtype;
     let src_strides = src.shape.strides();
     let kept: Vec<usize> = (0..src.shape.rank()).filter(|d| !axes.contains(d)).collect();
@@ -716,7 +772,7 @@ fn reduce(k: &mut Kernel, src: &Type, ty: &Type, axes: &[usize], how: Reduce, ou
         k.place(&head);
         let off = mapped_index(k, &r, &red_dims, &red_strides);
         let at = k.op2("add.u64", Class::B64, &base, &off);
-        let v = load(k, dtype, input, &at);
+        let v = source(k, &at);
         let next = match (dtype, how) {
             (DType::F32 | DType::F64, Reduce::Sum) => k.op2(&format!("add.rn.{}", arith(dtype)), cls, &acc, &v),
             (DType::F32 | DType::F64, Reduce::Max) => math::fmaxmin(k, cls, &acc, &v, true),

@@ -34,6 +34,10 @@
 //! iota, the other transcendentals, views, and any op this file does not name as
 //! fusible) is one loop nest or host call per instruction, reading its
 //! operands from their buffers.
+//!
+//! The PTX backend schedules with the same rules and its own notion of
+//! fusible (`schedule_with`, called by `ptx/fusion.rs`): one kernel per
+//! fusion group.
 
 use crate::ir::{DType, Func, Op};
 
@@ -45,7 +49,7 @@ pub(crate) struct Schedule {
     /// root `r` (see the module doc).
     pub(crate) hosted: Vec<Option<usize>>,
     /// `guests[r]`: the values root `r`'s loop hosts, in definition order.
-    pub(super) guests: Vec<Vec<usize>>,
+    pub(crate) guests: Vec<Vec<usize>>,
     /// Exp, log, tanh and logistic are evaluated inline (`vmath.rs`) instead
     /// of by a host routine per array.
     pub(super) inline_math: bool,
@@ -105,12 +109,22 @@ pub(super) fn fusible(func: &Func, index: usize, inline_math: bool) -> bool {
 }
 
 /// Whether a fusible user may evaluate an inlined operand inside its loop.
-fn evaluates_operands(func: &Func, index: usize, inline_math: bool) -> bool {
-    fusible(func, index, inline_math) || matches!(func.insts[index].op, Op::ReduceSum { .. } | Op::ReduceMax { .. })
+fn evaluates_operands(func: &Func, index: usize, fusible: &dyn Fn(usize) -> bool) -> bool {
+    fusible(index) || matches!(func.insts[index].op, Op::ReduceSum { .. } | Op::ReduceMax { .. })
 }
 
 /// Schedules `func` (see the module doc for the rules).
 pub(super) fn schedule(func: &Func, inline_math: bool) -> Schedule {
+    let mut sched = schedule_with(func, &|index| fusible(func, index, inline_math));
+    sched.inline_math = inline_math;
+    sched
+}
+
+/// Schedules `func` by the module doc's rules with another notion of
+/// `fusible` (which instructions the caller's fused loops can evaluate per
+/// element): the PTX backend's (`ptx/fusion.rs`). `inline_math` is false
+/// (it only matters to this backend's `emit.rs`).
+pub(crate) fn schedule_with(func: &Func, fusible: &dyn Fn(usize) -> bool) -> Schedule {
     let n = func.insts.len();
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (index, inst) in func.insts.iter().enumerate() {
@@ -126,7 +140,7 @@ pub(super) fn schedule(func: &Func, inline_math: bool) -> Schedule {
     // Users come after their operands, so deciding in reverse order sees
     // each user's own decision (a `Broadcast` user must know its operand).
     for index in (0..n).rev() {
-        if is_output[index] || !fusible(func, index, inline_math) || users[index].is_empty() {
+        if is_output[index] || !fusible(index) || users[index].is_empty() {
             continue;
         }
         let op = &func.insts[index].op;
@@ -135,19 +149,19 @@ pub(super) fn schedule(func: &Func, inline_math: bool) -> Schedule {
         // re-evaluating a broadcast is one strided load.
         let cheap = is_constant || matches!(op, Op::Broadcast { .. });
         let users_ok = users[index].iter().all(|&user| {
-            evaluates_operands(func, user, inline_math)
+            evaluates_operands(func, user, fusible)
                 && (is_constant || !matches!(func.insts[user].op, Op::Broadcast { .. }))
         });
         inlined[index] = users_ok && (cheap || users[index].len() == 1);
     }
-    let (hosted, guests) = host(func, &users, &inlined, inline_math);
-    Schedule { inlined, hosted, guests, inline_math }
+    let (hosted, guests) = host(func, &users, &inlined, fusible);
+    Schedule { inlined, hosted, guests, inline_math: false }
 }
 
 impl Schedule {
     /// Whether `node` is evaluated inside the fused loop of `root` (inlined
     /// into it or hosted by it) rather than read from its buffer.
-    pub(super) fn evaluated_in(&self, node: usize, root: usize) -> bool {
+    pub(crate) fn evaluated_in(&self, node: usize, root: usize) -> bool {
         self.inlined[node] || self.hosted[node] == Some(root)
     }
 
@@ -162,16 +176,15 @@ fn host(
     func: &Func,
     users: &[Vec<usize>],
     inlined: &[bool],
-    inline_math: bool,
+    fusible: &dyn Fn(usize) -> bool,
 ) -> (Vec<Option<usize>>, Vec<Vec<usize>>) {
     let n = func.insts.len();
     // loop_of[v]: the root of the fused elementwise loop that evaluates v,
     // None when v is not evaluated by exactly one such loop.
     let mut loop_of: Vec<Option<usize>> = vec![None; n];
     let mut hosted: Vec<Option<usize>> = vec![None; n];
-    let elementwise_root = |index: usize| {
-        fusible(func, index, inline_math) && !matches!(func.insts[index].op, Op::Constant(_) | Op::Broadcast { .. })
-    };
+    let elementwise_root =
+        |index: usize| fusible(index) && !matches!(func.insts[index].op, Op::Constant(_) | Op::Broadcast { .. });
     for index in (0..n).rev() {
         if inlined[index] {
             loop_of[index] = match users[index].as_slice() {

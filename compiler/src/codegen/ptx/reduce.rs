@@ -170,6 +170,24 @@ fn collapse(dims: Vec<usize>, strides: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
 /// or when `i` is no reduction. `out` is its output buffer, `args` its
 /// operands'. The caller has handled empty outputs and bool operands.
 #[allow(clippy::too_many_arguments)]
+/// Un-inlines every operand that a parallel reduction kernel will read:
+/// those kernels load their source elements from a buffer (evaluating a
+/// fused operand tree there is a follow-up), so the operand gets its own
+/// fused kernel and buffer instead.
+pub fn materialize_operands(func: &Func, sched: &mut crate::codegen::cpu::schedule::Schedule) {
+    for inst in &func.insts {
+        let (axes, two_pass_ok) = match &inst.op {
+            Op::ReduceSum { axes } | Op::ReduceMax { axes } | Op::ReduceMin { axes } => (axes.clone(), true),
+            Op::ArgMax { axis } => (vec![*axis], false),
+            _ => continue,
+        };
+        let geom = Geometry::new(func.ty(inst.args[0]), &axes);
+        if plan(geom.n_out, geom.n_red, two_pass_ok) != Scheme::Sequential {
+            sched.inlined[inst.args[0].index()] = false;
+        }
+    }
+}
+
 pub fn emit_parallel(
     func: &Func,
     i: usize,

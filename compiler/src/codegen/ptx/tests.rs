@@ -140,6 +140,26 @@ fn op_zoo(dtype: DType) -> Func {
     b.finish(outs)
 }
 
+/// `func` with each output `o` replaced by a consumer of it that is exact
+/// (`-o` for f64, a conversion to f64 otherwise), so that every elementwise
+/// op of the zoo is inlined into its consumer's fused kernel (outputs never
+/// are). Returns the function and, per output, the instruction it wraps.
+fn wrap_outputs(func: &Func) -> (Func, Vec<usize>) {
+    let mut f = func.clone();
+    f.name = format!("{}_wrapped", func.name);
+    let mut inner = Vec::new();
+    for k in 0..f.outputs.len() {
+        let o = f.outputs[k];
+        let ty = f.ty(o).clone();
+        let op = if ty.dtype == DType::F64 { Op::Neg } else { Op::Convert };
+        f.insts.push(crate::ir::Inst { op, args: vec![o], ty: ty.with_dtype(DType::F64) });
+        f.outputs[k] = ValueId((f.insts.len() - 1) as u32);
+        inner.push(o.index());
+    }
+    crate::ir::verify::assert_valid(&f, "wrap_outputs");
+    (f, inner)
+}
+
 /// The `ptxas` binary, or why there is none.
 fn find_ptxas() -> Result<PathBuf, String> {
     if let Ok(p) = std::env::var("JLC_PTXAS") {
@@ -163,7 +183,7 @@ fn find_ptxas() -> Result<PathBuf, String> {
 }
 
 /// Assembles `prog` for sm_90 with ptxas; `Ok(false)` when ptxas is absent.
-fn assemble(label: &str, prog: &PtxProgram) -> bool {
+pub(super) fn assemble(label: &str, prog: &PtxProgram) -> bool {
     let ptxas = match find_ptxas() {
         Ok(p) => p,
         Err(why) => {
@@ -191,12 +211,18 @@ fn assemble(label: &str, prog: &PtxProgram) -> bool {
 }
 
 /// Structural checks every program must pass.
-fn check_plan(func: &Func, prog: &PtxProgram) {
+pub(super) fn check_plan(func: &Func, prog: &PtxProgram) {
     assert_eq!(prog.value_buffers.len(), func.insts.len());
     assert_eq!(prog.params.len(), func.n_params);
     assert_eq!(prog.outputs.len(), func.outputs.len());
-    for (v, &b) in prog.value_buffers.iter().enumerate() {
+    for (v, b) in prog.value_buffers.iter().enumerate() {
         let ty = &func.insts[v].ty;
+        let Some(b) = *b else {
+            // Inlined: neither a param nor an output.
+            assert!(!matches!(func.insts[v].op, Op::Param(_)), "param %{v} has no buffer");
+            assert!(!func.outputs.iter().any(|o| o.index() == v), "output %{v} has no buffer");
+            continue;
+        };
         assert_eq!(prog.buffers[b].dtype, ty.dtype, "value %{v}");
         assert_eq!(prog.buffers[b].len, ty.shape.num_elements(), "value %{v}");
     }
@@ -205,19 +231,13 @@ fn check_plan(func: &Func, prog: &PtxProgram) {
             Step::Kernel { name, grid, args, inst } => {
                 assert!(prog.ptx.contains(&format!(".visible .entry {name}(")), "kernel {name} missing");
                 assert!(*grid >= 1 && *grid <= super::MAX_GRID);
-                if name.ends_with("_im2col") {
-                    // Writes a scratch buffer (no value's) from the conv's input.
-                    assert!(!prog.value_buffers.contains(&args[0]), "{name}: cols is scratch");
-                    assert_eq!(args[1..], [prog.value_buffers[func.insts[*inst].args[0].index()]]);
-                    continue;
-                }
-                assert_eq!(args.len(), 1 + func.insts[*inst].args.len());
-                // The output first, or a scratch buffer (a two-pass
-                // reduction's partials) that no value owns.
-                assert!(
-                    args[0] == prog.value_buffers[*inst] || !prog.value_buffers.contains(&args[0]),
-                    "{name}: output or scratch buffer first"
-                );
+                // Writes its output (with a fusion root's hosted values) or a
+                // scratch buffer no value owns (a two-pass reduction's
+                // partials, a convolution's im2col columns).
+                let scratch = !prog.value_buffers.contains(&Some(args[0]));
+                assert!(Some(args[0]) == prog.value_buffers[*inst] || scratch, "{name}: output or scratch first");
+                assert!(!args[1..].contains(&args[0]), "{name}: reads its own output");
+                assert!(args.iter().all(|&b| b < prog.buffers.len()));
             }
             Step::Gemm { batch, m, n, k, a, b, c, inst, offsets, strides, .. } => {
                 assert!(*batch > 0 && *m > 0 && *n > 0 && *k > 0);
@@ -225,7 +245,7 @@ fn check_plan(func: &Func, prog: &PtxProgram) {
                 for (x, (buf, len)) in [(*a, m * k), (*b, k * n), (*c, m * n)].into_iter().enumerate() {
                     assert!(offsets[x] + (batch - 1) * strides[x] + len <= prog.buffers[buf].len, "gemm %{inst}");
                 }
-                assert_eq!(*c, prog.value_buffers[*inst]);
+                assert_eq!(Some(*c), prog.value_buffers[*inst]);
             }
         }
     }
@@ -234,13 +254,14 @@ fn check_plan(func: &Func, prog: &PtxProgram) {
 #[test]
 fn every_op_and_dtype_emits_deterministic_ptx_that_assembles() {
     for dtype in ALL_DTYPES {
-        let func = op_zoo(dtype);
-        let prog = emit(&func).unwrap_or_else(|e| panic!("{dtype}: {e}"));
-        assert_eq!(emit(&func).unwrap(), prog, "{dtype}: emitting twice differs");
-        check_plan(&func, &prog);
-        assert!(prog.ptx.starts_with("//") && prog.ptx.contains(".target sm_80"));
-        assert!(!prog.ptx.contains(".approx") && !prog.ptx.contains(".ftz"), "only IEEE-exact arithmetic");
-        assemble(&format!("zoo_{dtype}"), &prog);
+        for func in [op_zoo(dtype), wrap_outputs(&op_zoo(dtype)).0] {
+            let prog = emit(&func).unwrap_or_else(|e| panic!("{dtype}: {e}"));
+            assert_eq!(emit(&func).unwrap(), prog, "{dtype}: emitting twice differs");
+            check_plan(&func, &prog);
+            assert!(prog.ptx.starts_with("//") && prog.ptx.contains(".target sm_80"));
+            assert!(!prog.ptx.contains(".approx") && !prog.ptx.contains(".ftz"), "only IEEE-exact arithmetic");
+            assemble(&func.name, &prog);
+        }
     }
 }
 
@@ -255,7 +276,7 @@ fn reshape_and_same_dtype_convert_alias_and_matmul_is_a_gemm_step() {
     let func = b.finish(vec![mm, r, x]);
     let prog = emit(&func).unwrap();
     check_plan(&func, &prog);
-    assert_eq!(prog.value_buffers, vec![0, 0, 0, 1]);
+    assert_eq!(prog.value_buffers, vec![Some(0), Some(0), Some(0), Some(1)]);
     assert_eq!(prog.buffers.len(), 2);
     assert_eq!(
         prog.steps,
@@ -325,7 +346,7 @@ use crate::ir::{interp, Tensor};
 /// How close a simulated result must be to the interpreter's (the bounds
 /// documented in `math.rs`).
 #[derive(Clone, Copy, Debug)]
-enum Tol {
+pub(super) enum Tol {
     Bitwise,
     Ulps(u64),
     /// pow: 4 + 2 |y ln|x|| ULP.
@@ -354,7 +375,7 @@ fn ulps(dtype: DType, a: f64, b: f64) -> u64 {
 }
 
 #[track_caller]
-fn assert_sim(label: &str, func: &Func, inputs: &[Tensor], tol: Tol) {
+pub(super) fn assert_sim(label: &str, func: &Func, inputs: &[Tensor], tol: Tol) {
     let want = interp::run(func, inputs);
     let got = super::sim::run(&emit(func).unwrap(), inputs);
     assert_eq!(want.len(), got.len(), "{label}");
@@ -686,8 +707,13 @@ fn simulated_binary_compare_select_convert_match_interp_on_special_pairs() {
 #[test]
 fn simulated_zoo_matches_interp_for_every_dtype() {
     let mut seed = 13u64;
-    for dtype in ALL_DTYPES {
-        let func = op_zoo(dtype);
+    for (dtype, wrapped) in ALL_DTYPES.into_iter().flat_map(|d| [(d, false), (d, true)]) {
+        // Wrapped: every elementwise op is inlined into a fused kernel.
+        let (func, inner) = if wrapped {
+            wrap_outputs(&op_zoo(dtype))
+        } else {
+            (op_zoo(dtype), op_zoo(dtype).outputs.iter().map(|o| o.index()).collect())
+        };
         let inputs: Vec<Tensor> = func
             .param_types()
             .iter()
@@ -710,8 +736,8 @@ fn simulated_zoo_matches_interp_for_every_dtype() {
         // outputs by ULP, everything else bitwise.
         let want = interp::run(&func, &inputs);
         let got = super::sim::run(&emit(&func).unwrap(), &inputs);
-        for (k, (&o, (w, g))) in func.outputs.iter().zip(want.iter().zip(&got)).enumerate() {
-            let op = &func.insts[o.index()].op;
+        for (k, (&o, (w, g))) in inner.iter().zip(want.iter().zip(&got)).enumerate() {
+            let op = &func.insts[o].op;
             let tol = math_tol(op, dtype);
             let (wv, gv) = (w.to_f64_vec(), g.to_f64_vec());
             let xs = inputs[0].to_f64_vec();
@@ -727,7 +753,7 @@ fn simulated_zoo_matches_interp_for_every_dtype() {
                         // Checked precisely in the pair test; here only plumbing.
                         Tol::Pow => x == y || ((x - y) / x).abs() < 1e-12,
                     };
-                assert!(ok, "zoo {dtype}: output {k} ({op:?})[{i}]: interp {x:e} vs ptx {y:e}");
+                assert!(ok, "zoo {dtype} (wrapped: {wrapped}): output {k} ({op:?})[{i}]: interp {x:e} vs ptx {y:e}");
             }
         }
     }

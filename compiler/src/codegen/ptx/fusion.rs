@@ -1,0 +1,297 @@
+//! Kernel fusion for the PTX backend: which values live only in registers,
+//! and the kernels that evaluate a whole fusion group per element.
+//!
+//! Consumes a verified `ir::Func`; produces its `Schedule` (the CPU
+//! backend's scheduler, `cpu/schedule.rs`, run with this backend's notion
+//! of fusible) and, per fusion root, ONE grid-stride kernel: each thread
+//! evaluates the tree of inlined producers below the root in registers
+//! (the same `scalar_op`, `convert` and `constant` code as an unfused
+//! kernel, so results are bitwise those of one kernel per instruction),
+//! stores the root, and stores the root's hosted guests on the way
+//! (multi-output fusion: Adam's new moments are written by the update's
+//! kernel that reads them anyway). A reduction evaluates its operand's tree
+//! per source element through `Tree::eval` (see `ptx::reduce`).
+//!
+//! Fusible here (more than on the CPU, which has host routines per array):
+//! every elementwise op this backend emits, exp, log, tanh, logistic and
+//! pow (any exponent) included, plus `Constant`, `Broadcast` and `Iota`.
+//! Inside a tree a `Constant` (materialized or not) is an immediate and a
+//! `Broadcast` of a materialized value a strided load.
+//!
+//! Kernel parameters: the root's buffer, its guests' buffers, then each
+//! distinct buffer the tree reads (its leaves), in first-visit order.
+
+use std::collections::HashMap;
+
+use super::builder::{Class, Kernel};
+use super::{constant, load, mapped_index, scalar_op, store};
+use crate::codegen::cpu::schedule::{self, Schedule};
+use crate::ir::{DType, Func, Op};
+
+/// Whether instruction `index` can be evaluated per element inside a fused
+/// kernel (its value at flat index `i` depends only on its operands at
+/// index `i`, or is a constant, an index function, or a strided load).
+pub(super) fn fusible(func: &Func, index: usize) -> bool {
+    let inst = &func.insts[index];
+    match &inst.op {
+        Op::Neg | Op::Sqrt | Op::Rsqrt | Op::Abs | Op::Sign => true,
+        Op::Exp | Op::Log | Op::Tanh | Op::Logistic | Op::Pow => true,
+        Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => true,
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => true,
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::Select => true,
+        Op::Constant(_) | Op::Broadcast { .. } | Op::Iota { .. } => true,
+        // A same-dtype convert is a view (it aliases its operand).
+        Op::Convert => func.ty(inst.args[0]).dtype != inst.ty.dtype,
+        // Rejected by `emit` (no PTX rules yet).
+        Op::Scan(_) => false,
+        Op::Param(_) | Op::Reshape | Op::StopGradient | Op::Transpose { .. } | Op::Reverse { .. } => false,
+        Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. } | Op::ArgMax { .. } => false,
+        Op::MatMul | Op::BatchMatMul | Op::Gather | Op::ScatterAdd => false,
+        Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
+        Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
+    }
+}
+
+/// The schedule `emit` uses: fused, or (`fuse == false`) every value
+/// materialized, one kernel per instruction (the reference the fusion
+/// tests compare against bitwise).
+pub(super) fn schedule(func: &Func, fuse: bool) -> Schedule {
+    if fuse {
+        schedule::schedule_with(func, &|index| fusible(func, index))
+    } else {
+        schedule::schedule_with(func, &|_| false)
+    }
+}
+
+/// A materialized value a tree reads, with its element strides over the
+/// tree's iteration shape (0 on broadcast dims).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Leaf {
+    value: usize,
+    strides: Vec<usize>,
+}
+
+/// The fusion group rooted at `root`, ready to evaluate at one flat index
+/// of `root`'s shape.
+pub(super) struct Tree<'t> {
+    func: &'t Func,
+    sched: &'t Schedule,
+    root: usize,
+    /// False when `root` is a materialized value read as the only leaf (a
+    /// reduction over a buffer).
+    evaluate_root: bool,
+    leaves: Vec<Leaf>,
+    /// The buffer of each leaf value (`value_buffers`).
+    leaf_buffers: Vec<usize>,
+    /// The distinct buffers the tree reads, in first-visit order: the
+    /// kernel parameters `eval`'s `ins` point at.
+    pub(super) buffers: Vec<usize>,
+    /// Values hosted by this tree's kernel, stored when evaluated through
+    /// `eval`'s `outs`.
+    guests: Vec<usize>,
+}
+
+impl<'t> Tree<'t> {
+    /// The tree of `root` (evaluated when `evaluate_root`, else read from
+    /// its buffer) with the guests `guests`.
+    pub(super) fn new(
+        func: &'t Func,
+        sched: &'t Schedule,
+        root: usize,
+        evaluate_root: bool,
+        guests: Vec<usize>,
+        value_buffers: &[Option<usize>],
+    ) -> Tree<'t> {
+        let mut tree = Tree {
+            func,
+            sched,
+            root,
+            evaluate_root,
+            leaves: Vec::new(),
+            leaf_buffers: Vec::new(),
+            buffers: Vec::new(),
+            guests,
+        };
+        let strides = func.insts[root].ty.shape.strides();
+        let mut leaves = Vec::new();
+        tree.visit(root, &strides, &mut leaves);
+        for leaf in &leaves {
+            let buffer = value_buffers[leaf.value].expect("a tree's leaves are materialized");
+            tree.leaf_buffers.push(buffer);
+            if !tree.buffers.contains(&buffer) {
+                tree.buffers.push(buffer);
+            }
+        }
+        tree.leaves = leaves;
+        tree
+    }
+
+    fn evaluated(&self, node: usize) -> bool {
+        if node == self.root {
+            self.evaluate_root
+        } else {
+            self.sched.evaluated_in(node, self.root)
+        }
+    }
+
+    /// Collects the leaves `eval` loads, as `node` does.
+    fn visit(&self, node: usize, strides: &[usize], leaves: &mut Vec<Leaf>) {
+        let inst = &self.func.insts[node];
+        if let Op::Constant(_) = inst.op {
+            return;
+        }
+        let mut push = |leaf: Leaf| {
+            if !leaves.contains(&leaf) {
+                leaves.push(leaf);
+            }
+        };
+        if !self.evaluated(node) {
+            push(Leaf { value: node, strides: strides.to_vec() });
+            return;
+        }
+        match &inst.op {
+            Op::Broadcast { dims } => {
+                let src = inst.args[0].index();
+                if !matches!(self.func.insts[src].op, Op::Constant(_)) {
+                    push(Leaf { value: src, strides: broadcast_strides(self.func, node, dims) });
+                }
+            }
+            Op::Iota { .. } => {}
+            _ => {
+                for arg in &inst.args {
+                    self.visit(arg.index(), strides, leaves);
+                }
+            }
+        }
+    }
+
+    /// The tree's value at flat index `i` (a u64 register) of `root`'s
+    /// shape; `ins[k]` points at `buffers[k]`, `outs[g]` at guest `g`'s
+    /// buffer (stored on the way).
+    pub(super) fn eval(&self, k: &mut Kernel, i: &str, ins: &[String], outs: &[String]) -> String {
+        assert_eq!(ins.len(), self.buffers.len(), "one pointer per buffer the tree reads");
+        assert_eq!(outs.len(), self.guests.len(), "one pointer per guest");
+        let strides = self.func.insts[self.root].ty.shape.strides();
+        let mut memo = HashMap::new();
+        self.node(k, i, ins, outs, self.root, &strides, &mut memo)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn node(
+        &self,
+        k: &mut Kernel,
+        i: &str,
+        ins: &[String],
+        outs: &[String],
+        node: usize,
+        strides: &[usize],
+        memo: &mut HashMap<usize, String>,
+    ) -> String {
+        let inst = &self.func.insts[node];
+        if let Op::Constant(v) = inst.op {
+            // What its kernel would have stored, as an immediate.
+            return constant(k, inst.ty.dtype, v);
+        }
+        if !self.evaluated(node) {
+            return self.load_leaf(k, i, ins, node, strides);
+        }
+        if let Some(r) = memo.get(&node) {
+            return r.clone();
+        }
+        let dtype = inst.ty.dtype;
+        let res = match &inst.op {
+            Op::Broadcast { dims } => {
+                let src = inst.args[0].index();
+                match self.func.insts[src].op {
+                    Op::Constant(v) => constant(k, dtype, v),
+                    _ => self.load_leaf(k, i, ins, src, &broadcast_strides(self.func, node, dims)),
+                }
+            }
+            Op::Iota { axis } => {
+                let (stride, dim) = (inst.ty.shape.strides()[*axis], inst.ty.shape.0[*axis]);
+                let q = k.op2("div.u64", Class::B64, i, &stride.to_string());
+                let v = k.op2("rem.u64", Class::B64, &q, &dim.to_string());
+                match dtype {
+                    DType::F32 => k.op1("cvt.rn.f32.u64", Class::F32, &v),
+                    DType::F64 => k.op1("cvt.rn.f64.u64", Class::F64, &v),
+                    DType::I32 | DType::Bool => k.op1("cvt.u32.u64", Class::B32, &v),
+                }
+            }
+            op => {
+                let vals: Vec<String> =
+                    inst.args.iter().map(|a| self.node(k, i, ins, outs, a.index(), strides, memo)).collect();
+                let arg_dtypes: Vec<DType> = inst.args.iter().map(|a| self.func.ty(*a).dtype).collect();
+                scalar_op(k, op, &arg_dtypes, &vals, dtype)
+            }
+        };
+        if let Some(g) = self.guests.iter().position(|&g| g == node) {
+            store(k, dtype, &outs[g], i, &res);
+        }
+        memo.insert(node, res.clone());
+        res
+    }
+
+    /// Loads leaf `value` (read through `strides`) at flat index `i`.
+    fn load_leaf(&self, k: &mut Kernel, i: &str, ins: &[String], value: usize, strides: &[usize]) -> String {
+        let at = self
+            .leaves
+            .iter()
+            .position(|leaf| leaf.value == value && leaf.strides == strides)
+            .expect("`visit` lists every leaf `node` loads");
+        let param = self.buffers.iter().position(|&b| b == self.leaf_buffers[at]).expect("leaf buffers are listed");
+        let root_shape = &self.func.insts[self.root].ty.shape;
+        let idx = if strides == root_shape.strides() {
+            i.to_string()
+        } else {
+            mapped_index(k, i, root_shape.dims(), strides)
+        };
+        load(k, self.func.insts[value].ty.dtype, &ins[param], &idx)
+    }
+}
+
+/// Element strides of `Broadcast` `index`'s operand over the result's
+/// dims: result dim `dims[s]` walks operand dim `s`; size-1 operand dims
+/// and new dims have stride 0.
+fn broadcast_strides(func: &Func, index: usize, dims: &[usize]) -> Vec<usize> {
+    let inst = &func.insts[index];
+    let src = &func.ty(inst.args[0]).shape;
+    let src_strides = src.strides();
+    let mut strides = vec![0usize; inst.ty.shape.rank()];
+    for (s, &d) in dims.iter().enumerate() {
+        if src.0[s] != 1 {
+            strides[d] = src_strides[s];
+        }
+    }
+    strides
+}
+
+/// The kernel of fusion root `root` (a `fusible` instruction with a buffer
+/// and a non-empty shape) and its launch arguments: the root's buffer, its
+/// guests' buffers, then the buffers its tree reads.
+pub(super) fn kernel(
+    func: &Func,
+    sched: &Schedule,
+    root: usize,
+    name: &str,
+    value_buffers: &[Option<usize>],
+) -> (String, Vec<usize>) {
+    let buffer = |v: usize| value_buffers[v].expect("fusion roots and guests have buffers");
+    let guests = sched.guests[root].clone();
+    let tree = Tree::new(func, sched, root, true, guests.clone(), value_buffers);
+    let mut args = vec![buffer(root)];
+    args.extend(guests.iter().map(|&g| buffer(g)));
+    let n_outs = args.len();
+    args.extend(&tree.buffers);
+    let mut k = Kernel::new(name, args.len());
+    let ptrs: Vec<String> = (0..args.len()).map(|p| k.param_ptr(p)).collect();
+    let ty = &func.insts[root].ty;
+    k.grid_stride_loop(ty.shape.num_elements() as u64, |k, i| {
+        let r = tree.eval(k, i, &ptrs[n_outs..], &ptrs[1..n_outs]);
+        store(k, ty.dtype, &ptrs[0], i, &r);
+    });
+    (k.finish(), args)
+}
+
+#[cfg(test)]
+mod tests;
