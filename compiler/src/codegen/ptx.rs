@@ -48,8 +48,8 @@
 //!   huge extents (warp shuffles and static shared memory, a fixed
 //!   partition and combining order: reproducible run to run; max, min,
 //!   argmax and i32 sums stay exact, float sums are within `n eps sum |x|`
-//!   of the exact sum, see that file; their operand is materialized,
-//!   `reduce::materialize_operands`);
+//!   of the exact sum, see that file; they too evaluate an inlined
+//!   operand tree per source element);
 //! - `MatMul` and `BatchMatMul`: a `Step::Gemm` for cuBLAS (FP32/FP64
 //!   strided-batched GEMM, not in PTX), or a zero fill when the inner dim
 //!   is 0;
@@ -193,9 +193,7 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
 /// Compiles `func` to PTX and a launch plan.
 pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxError> {
     ir::verify::verify(func).map_err(PtxError::InvalidFunc)?;
-    let mut sched = fusion::schedule(func, options.fuse);
-    // The parallel reduction kernels read their operand from a buffer.
-    reduce::materialize_operands(func, &mut sched);
+    let sched = fusion::schedule(func, options.fuse);
     let mut buffers = Vec::new();
     let mut value_buffers: Vec<Option<usize>> = Vec::with_capacity(func.insts.len());
     let mut steps = Vec::new();
@@ -308,9 +306,11 @@ pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxErr
         }
         let name = format!("k{i}_{}", op::name(&inst.op));
         // Large reductions: parallel kernels (and maybe a scratch buffer),
-        // reading their operand's buffer (`reduce::materialize_operands`).
-        if let Some(arg_bufs) = inst.args.iter().map(|a| value_buffers[a.index()]).collect::<Option<Vec<usize>>>() {
-            if reduce::emit_parallel(func, i, &name, out, &arg_bufs, &mut buffers, &mut ptx, &mut steps) {
+        // evaluating their operand's fused tree per source element.
+        if let Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. } | Op::ArgMax { .. } = inst.op {
+            let operand = inst.args[0].index();
+            let tree = fusion::Tree::new(func, &sched, operand, sched.inlined[operand], Vec::new(), &value_buffers);
+            if reduce::emit_parallel(func, i, &name, out, &tree, &mut buffers, &mut ptx, &mut steps) {
                 continue;
             }
         }
@@ -391,19 +391,31 @@ fn bool_of(k: &mut Kernel, p: &str) -> String {
 /// Source element offset for the output element at flat index `i`, when
 /// output axis `a` (of size `dims[a]`) advances the source by `strides[a]`.
 fn mapped_index(k: &mut Kernel, i: &str, dims: &[usize], strides: &[usize]) -> String {
+    let coords = coords(k, i, dims);
     let mut src = k.op1("mov.u64", Class::B64, "0");
-    let mut rem = i.to_string();
     for axis in (0..dims.len()).rev() {
-        // The outermost axis needs no remainder: what is left is its coord.
-        let coord = if axis == 0 { rem.clone() } else { k.op2("rem.u64", Class::B64, &rem, &dims[axis].to_string()) };
         if strides[axis] != 0 && dims[axis] != 1 {
-            src = k.op3("mad.lo.u64", Class::B64, &coord, &strides[axis].to_string(), &src);
-        }
-        if axis > 0 {
-            rem = k.op2("div.u64", Class::B64, &rem, &dims[axis].to_string());
+            src = k.op3("mad.lo.u64", Class::B64, &coords[axis], &strides[axis].to_string(), &src);
         }
     }
     src
+}
+
+/// `(x / d, x % d)` for a u64 register `x` known to be below `bound`, as
+/// u64 registers. In 32-bit arithmetic when `bound` and `d` fit: ptxas
+/// turns a 32-bit division by a constant into a multiply-high and shifts,
+/// while a 64-bit division is a long software routine — and this is the
+/// index math of every data-movement kernel (broadcast, transpose, pad,
+/// im2col, gather), per element and per dim.
+fn divrem(k: &mut Kernel, x: &str, d: usize, bound: u64) -> (String, String) {
+    if bound <= u64::from(u32::MAX) && d <= u32::MAX as usize {
+        let x32 = k.op1("cvt.u32.u64", Class::B32, x);
+        let q = k.op2("div.u32", Class::B32, &x32, &d.to_string());
+        let r = k.op2("rem.u32", Class::B32, &x32, &d.to_string());
+        (k.op1("cvt.u64.u32", Class::B64, &q), k.op1("cvt.u64.u32", Class::B64, &r))
+    } else {
+        (k.op2("div.u64", Class::B64, x, &d.to_string()), k.op2("rem.u64", Class::B64, x, &d.to_string()))
+    }
 }
 
 /// Ops the PTX backend does not emit yet (see `emit`).
@@ -797,10 +809,17 @@ fn reduce(
 fn coords(k: &mut Kernel, i: &str, dims: &[usize]) -> Vec<String> {
     let mut out = vec![String::new(); dims.len()];
     let mut rem = i.to_string();
+    // `i` indexes the row-major `dims` (at most their product).
+    let mut bound: u64 = dims.iter().map(|&d| d as u64).product();
     for axis in (0..dims.len()).rev() {
-        out[axis] = if axis == 0 { rem.clone() } else { k.op2("rem.u64", Class::B64, &rem, &dims[axis].to_string()) };
-        if axis > 0 {
-            rem = k.op2("div.u64", Class::B64, &rem, &dims[axis].to_string());
+        if axis == 0 {
+            // The outermost axis needs no remainder: what is left is its coord.
+            out[axis] = rem.clone();
+        } else {
+            let (q, r) = divrem(k, &rem, dims[axis], bound);
+            out[axis] = r;
+            rem = q;
+            bound = bound / dims[axis].max(1) as u64 + 1;
         }
     }
     out
@@ -832,8 +851,9 @@ fn pad(k: &mut Kernel, src: &Type, ty: &Type, low: &[usize], interior: &[usize],
             let (ge, rem0, inside) = (k.reg(Class::Pred), k.reg(Class::Pred), k.reg(Class::Pred));
             k.ins(&format!("setp.ge.u64 {ge}, {}, {}", cs[d], low[d]));
             let t = k.op2("sub.u64", Class::B64, &cs[d], &low[d].to_string());
-            let r = k.op2("rem.u64", Class::B64, &t, &step.to_string());
-            let q = k.op2("div.u64", Class::B64, &t, &step.to_string());
+            // (t wraps around below `low`; that lane is invalid (`ge`), so
+            // its 32-bit quotient is never used.)
+            let (q, r) = divrem(k, &t, step, ty.shape.0[d] as u64);
             k.ins(&format!("setp.eq.u64 {rem0}, {r}, 0"));
             k.ins(&format!("setp.lt.u64 {inside}, {q}, {}", src.shape.0[d]));
             k.ins(&format!("and.pred {valid}, {valid}, {ge}"));
@@ -863,10 +883,8 @@ fn concat(k: &mut Kernel, ty: &Type, axis: usize, sizes: &[usize], out: &str, in
     let inner: usize = dims[axis + 1..].iter().product();
     let total = dims[axis];
     k.grid_stride_loop(n, |k, i| {
-        let inner_i = k.op2("rem.u64", Class::B64, i, &inner.to_string());
-        let rows = k.op2("div.u64", Class::B64, i, &inner.to_string());
-        let c = k.op2("rem.u64", Class::B64, &rows, &total.to_string());
-        let outer = k.op2("div.u64", Class::B64, &rows, &total.to_string());
+        let (rows, inner_i) = divrem(k, i, inner, n);
+        let (outer, c) = divrem(k, &rows, total, n);
         let done = k.label("cat_done");
         let mut cases = Vec::new();
         let mut end = 0;
@@ -907,8 +925,7 @@ fn argmax(k: &mut Kernel, src: &Type, ty: &Type, axis: usize, out: &str, input: 
     let t = arith(dtype);
     let cls = class(dtype);
     k.grid_stride_loop(n, |k, o| {
-        let inner_i = k.op2("rem.u64", Class::B64, o, &inner.to_string());
-        let outer = k.op2("div.u64", Class::B64, o, &inner.to_string());
+        let (outer, inner_i) = divrem(k, o, inner, n);
         let base = k.op3("mad.lo.u64", Class::B64, &outer, &(len * inner).to_string(), &inner_i);
         let best = match dtype {
             DType::F32 => k.op1("mov.f32", cls, &imm_f32(f32::NEG_INFINITY)),

@@ -210,8 +210,9 @@ impl<'t> Tree<'t> {
             }
             Op::Iota { axis } => {
                 let (stride, dim) = (inst.ty.shape.strides()[*axis], inst.ty.shape.0[*axis]);
-                let q = k.op2("div.u64", Class::B64, i, &stride.to_string());
-                let v = k.op2("rem.u64", Class::B64, &q, &dim.to_string());
+                let n = inst.ty.shape.num_elements() as u64;
+                let (q, _) = super::divrem(k, i, stride, n);
+                let (_, v) = super::divrem(k, &q, dim, n);
                 match dtype {
                     DType::F32 => k.op1("cvt.rn.f32.u64", Class::F32, &v),
                     DType::F64 => k.op1("cvt.rn.f64.u64", Class::F64, &v),

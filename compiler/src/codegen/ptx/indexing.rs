@@ -34,8 +34,7 @@ pub fn gather(k: &mut Kernel, operand: &Type, ty: &Type, out: &str, ins: &[Strin
     let row: usize = operand.shape.0[1..].iter().product();
     let n = ty.shape.num_elements() as u64;
     k.grid_stride_loop(n, |k, o| {
-        let pos = k.op2("div.u64", Class::B64, o, &row.to_string());
-        let j = k.op2("rem.u64", Class::B64, o, &row.to_string());
+        let (pos, j) = super::divrem(k, o, row, n);
         let r = clamped_index(k, &ins[1], &pos, v);
         let at = k.op3("mad.lo.u64", Class::B64, &r, &row.to_string(), &j);
         let x = load(k, ty.dtype, &ins[0], &at);
@@ -61,8 +60,7 @@ pub fn scatter_add(k: &mut Kernel, indices: &Type, ty: &Type, out: &str, ins: &[
     k.grid_stride_loop(n, |k, o| {
         let acc = constant(k, dtype, 0.0);
         if count > 0 {
-            let r = k.op2("div.u64", Class::B64, o, &row.to_string());
-            let j = k.op2("rem.u64", Class::B64, o, &row.to_string());
+            let (r, j) = super::divrem(k, o, row, n);
             let pos = k.op1("mov.u64", Class::B64, "0");
             let (head, skip) = (k.label("scatter"), k.label("scatter_skip"));
             k.place(&head);

@@ -47,6 +47,7 @@
 //!   can differ where partial sums come near the largest finite value.
 
 use super::builder::{imm_f32, imm_f64, Class, Kernel};
+use super::fusion::Tree;
 use super::{arith, class, load, mapped_index, math, store, Buffer, Step, BLOCK, MAX_GRID};
 use crate::ir::{DType, Func, Op, Type};
 
@@ -170,30 +171,12 @@ fn collapse(dims: Vec<usize>, strides: Vec<usize>) -> (Vec<usize>, Vec<usize>) {
 /// or when `i` is no reduction. `out` is its output buffer, `args` its
 /// operands'. The caller has handled empty outputs and bool operands.
 #[allow(clippy::too_many_arguments)]
-/// Un-inlines every operand that a parallel reduction kernel will read:
-/// those kernels load their source elements from a buffer (evaluating a
-/// fused operand tree there is a follow-up), so the operand gets its own
-/// fused kernel and buffer instead.
-pub fn materialize_operands(func: &Func, sched: &mut crate::codegen::cpu::schedule::Schedule) {
-    for inst in &func.insts {
-        let (axes, two_pass_ok) = match &inst.op {
-            Op::ReduceSum { axes } | Op::ReduceMax { axes } | Op::ReduceMin { axes } => (axes.clone(), true),
-            Op::ArgMax { axis } => (vec![*axis], false),
-            _ => continue,
-        };
-        let geom = Geometry::new(func.ty(inst.args[0]), &axes);
-        if plan(geom.n_out, geom.n_red, two_pass_ok) != Scheme::Sequential {
-            sched.inlined[inst.args[0].index()] = false;
-        }
-    }
-}
-
 pub fn emit_parallel(
     func: &Func,
     i: usize,
     name: &str,
     out: usize,
-    args: &[usize],
+    source: &Tree,
     buffers: &mut Vec<Buffer>,
     ptx: &mut String,
     steps: &mut Vec<Step>,
@@ -206,7 +189,8 @@ pub fn emit_parallel(
         Op::ArgMax { axis } => (How::ArgMax, vec![*axis]),
         _ => return false,
     };
-    let (src, input) = (func.ty(inst.args[0]), args[0]);
+    let src = func.ty(inst.args[0]);
+    let reads = |first: usize| [vec![first], source.buffers.clone()].concat();
     let geom = Geometry::new(src, &axes);
     let dtype = src.dtype;
     let mut launch = |kernel: &str, text: String, grid: u32, args: Vec<usize>| {
@@ -218,7 +202,7 @@ pub fn emit_parallel(
         Scheme::Sequential => return false,
         Scheme::Groups { group } => {
             let pass = Pass { how, dtype, group, geom, chunks: 1 };
-            launch(name, pass.kernel(name), pass.grid(), vec![out, input]);
+            launch(name, pass.kernel(name, Some(source)), pass.grid(), reads(out));
         }
         Scheme::TwoPass { chunks } => {
             let scratch = buffers.len();
@@ -226,9 +210,9 @@ pub fn emit_parallel(
             let n_out = geom.n_out;
             let first = Pass { how, dtype, group: BLOCK, geom, chunks };
             let first_name = format!("{name}_part");
-            launch(&first_name, first.kernel(&first_name), first.grid(), vec![scratch, input]);
+            launch(&first_name, first.kernel(&first_name, Some(source)), first.grid(), reads(scratch));
             let second = Pass { how, dtype, group: WARP, geom: Geometry::rows(n_out, chunks), chunks: 1 };
-            launch(name, second.kernel(name), second.grid(), vec![out, scratch]);
+            launch(name, second.kernel(name, None), second.grid(), vec![out, scratch]);
         }
     }
     true
@@ -256,11 +240,14 @@ impl Pass {
         self.n_items().div_ceil(per_block).clamp(1, MAX_GRID as usize) as u32
     }
 
-    /// The kernel text: parameters `(dest, src)`.
-    fn kernel(&self, name: &str) -> String {
-        let mut k = Kernel::new(name, 2);
+    /// The kernel text: parameters `dest`, then the buffers `source` reads
+    /// (its fused operand tree, evaluated per source element), or `src`
+    /// alone when `source` is `None` (a second pass reading partials).
+    fn kernel(&self, name: &str, source: Option<&Tree>) -> String {
+        let n_params = 1 + source.map_or(1, |t| t.buffers.len());
+        let mut k = Kernel::new(name, n_params);
         let dest = k.param_ptr(0);
-        let src = k.param_ptr(1);
+        let ins: Vec<String> = (1..n_params).map(|p| k.param_ptr(p)).collect();
         let (how, dtype, group, chunks) = (self.how, self.dtype, self.group, self.chunks);
         let n_items = self.n_items();
         let n_red = self.geom.n_red;
@@ -316,7 +303,10 @@ impl Pass {
         k.ins(&format!("@{past} bra {fold_done}"));
         let off = mapped_index(&mut k, &r, &self.geom.red_dims, &self.geom.red_strides);
         let j = k.op2("add.u64", Class::B64, &base, &off);
-        let v = load_source(&mut k, dtype, &src, &j);
+        let v = match source {
+            Some(tree) => tree.eval(&mut k, &j, &ins, &[]),
+            None => load_source(&mut k, dtype, &ins[0], &j),
+        };
         let r32 = k.op1("cvt.u32.u64", Class::B32, &r);
         let (next, next_idx) = combine(&mut k, how, dtype, &acc, &idx, &v, &r32);
         k.ins(&format!("{} {acc}, {next}", mov(cls)));

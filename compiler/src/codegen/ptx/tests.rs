@@ -1397,3 +1397,42 @@ fn reduction_plans_follow_the_thresholds() {
     let mag: f64 = x.to_f64_vec().iter().map(|a| a.abs()).sum();
     assert!((got - exact).abs() <= n as f64 * f64::from(f32::EPSILON) * mag, "{got} vs {exact}");
 }
+
+/// Parallel reductions (warp, block and two-pass) evaluate a fused operand
+/// tree per source element: no buffer for the operand, and bitwise the
+/// same result as reducing the materialized operand (`fuse: false`), whose
+/// kernels match the interpreter (tests above).
+#[test]
+fn parallel_reductions_of_fused_trees_equal_the_unfused_program_bitwise() {
+    let mut seed = 41u64;
+    let cases: [(&[usize], Vec<usize>); 4] =
+        [(&[70_000], vec![0]), (&[4097, 3], vec![0]), (&[300, 70], vec![1]), (&[5, 9000], vec![1])];
+    for (dims, axes) in cases {
+        let ty = Type::new(DType::F32, dims);
+        let mut b = Builder::new("fused_reduce", &[ty.clone(), ty.clone()]);
+        let e = b.unary(Op::Exp, b.param(0));
+        let prod = b.mul(e, b.param(1));
+        let sum = b.reduce_sum(prod, axes.clone());
+        let t = b.unary(Op::Tanh, b.param(1));
+        let max = b.reduce_max(t, axes.clone());
+        let func = b.finish(vec![sum, max]);
+        let fused = emit(&func).unwrap();
+        let unfused = super::emit_with(&func, &super::PtxOptions { fuse: false }).unwrap();
+        check_plan(&func, &fused);
+        assert!(fused.buffers.len() < unfused.buffers.len(), "{dims:?}: the operands have no buffers");
+        let scale = |t: Tensor| {
+            Tensor::from_f64(DType::F32, dims, &t.to_f64_vec().iter().map(|v| v.clamp(-5.0, 5.0)).collect::<Vec<_>>())
+        };
+        let inputs =
+            [scale(random_float(DType::F32, dims, &mut seed)), scale(random_float(DType::F32, dims, &mut seed))];
+        let (got, want) = (super::sim::run(&fused, &inputs), super::sim::run(&unfused, &inputs));
+        for (g, w) in got.iter().zip(&want) {
+            let (g, w) = (g.to_f64_vec(), w.to_f64_vec());
+            assert!(
+                g.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())),
+                "{dims:?} over {axes:?}"
+            );
+        }
+        assemble("fused_reduce", &fused);
+    }
+}
