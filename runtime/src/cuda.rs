@@ -63,9 +63,25 @@ pub fn probe() -> Result<(), Error> {
 
 /// The name of device 0, for logs ("NVIDIA H100 80GB HBM3").
 pub fn device_name() -> Result<String, Error> {
+    open()?.name()
+}
+
+/// Device 0's primary context, kept open while this lives. Every
+/// `CudaExecutable` holds one too; a program that compiles several in turn
+/// (a benchmark) holds one across them so that the context is created once,
+/// not per executable.
+pub struct Device(Arc<CudaContext>);
+
+impl Device {
+    pub fn name(&self) -> Result<String, Error> {
+        self.0.name().map_err(cuda_err("reading the device name"))
+    }
+}
+
+/// Opens device 0 (see `Device`).
+pub fn open() -> Result<Device, Error> {
     probe()?;
-    let ctx = CudaContext::new(0).map_err(cuda_err("creating a context"))?;
-    ctx.name().map_err(cuda_err("reading the device name"))
+    Ok(Device(CudaContext::new(0).map_err(cuda_err("creating a context"))?))
 }
 
 /// cuBLAS's workspace: NVIDIA recommends 32 MiB on Hopper; a fixed one
