@@ -9,7 +9,9 @@
 //! whole epoch's (logs and the epoch-end checkpoints, fsync included), and
 //! their ratios to the step time. The acceptance: epoch / steps <= 1.05.
 //!
-//! Run: `cargo bench --bench trainer_overhead [-- --epochs N] [--no-checkpoint]`.
+//! Run: `cargo bench --bench trainer_overhead [-- --epochs N] [--no-checkpoint] [--backend cpu|cuda]`
+//! (`cuda` needs `--features cuda`; on the GPU the parameters stay on the
+//! device and each step copies the batch in and the loss out).
 //! Not a test: nothing here asserts speed.
 
 use std::path::{Path, PathBuf};
@@ -17,18 +19,22 @@ use std::path::{Path, PathBuf};
 struct Args {
     epochs: usize,
     checkpoint: bool,
+    backend: runtime::Backend,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { epochs: 3, checkpoint: true };
+    let mut a = Args { epochs: 3, checkpoint: true, backend: runtime::Backend::Cpu };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
         match s.as_str() {
             "--epochs" => a.epochs = it.next().and_then(|n| n.parse().ok()).expect("--epochs N"),
             "--no-checkpoint" => a.checkpoint = false,
+            "--backend" => {
+                a.backend = it.next().and_then(|b| runtime::Backend::parse(&b)).expect("--backend cpu|cuda");
+            }
             // `cargo bench` passes `--bench` to every bench target.
             "--bench" => {}
-            other => panic!("unknown argument `{other}` (expected --epochs N, --no-checkpoint)"),
+            other => panic!("unknown argument `{other}` (expected --epochs N, --no-checkpoint, --backend B)"),
         }
     }
     a
@@ -54,7 +60,8 @@ fn random_idx(dir: &Path) {
 
 fn main() {
     let args = parse_args();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // JLC_REPO_ROOT: the checkout a prebuilt binary runs in (the GPU check).
+    let root: PathBuf = std::env::var_os("JLC_REPO_ROOT").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into);
     let model = root.join("examples/fashion_mnist_mlp.jl");
     let text = std::fs::read_to_string(&model).unwrap();
     let work: PathBuf = std::env::temp_dir().join(format!("jlc-trainer-overhead-{}", std::process::id()));
@@ -79,7 +86,7 @@ fn main() {
     ];
     let opts = trainer::FitOptions {
         overrides,
-        backend: runtime::Backend::Cpu,
+        backend: args.backend,
         color: false,
         progress: false,
         compiler: Default::default(),
@@ -89,7 +96,8 @@ fn main() {
     let summary = trainer::fit(&model, &text, &opts).unwrap_or_else(|e| panic!("{e}"));
     let steps_per_epoch = summary.steps / summary.timing.len().max(1);
     println!(
-        "W1 on {what}: {steps_per_epoch} steps per epoch, checkpoints {}",
+        "W1 on {what}, backend {:?}: {steps_per_epoch} steps per epoch, checkpoints {}",
+        args.backend,
         if args.checkpoint { "on (epoch file + last, fsync)" } else { "off" }
     );
     println!(

@@ -8,6 +8,7 @@
 #                         (its gpu_* tests compare the GPU with the interpreter)
 #   target-gpu-dist/jlc   the CLI built with --features cuda
 #   target-gpu-dist/train_step  the step benchmark (release) with --features cuda
+#   target-gpu-dist/trainer_overhead  W1 epochs through the trainer (release, cuda)
 #   target-gpu-dist/BUILD_INFO  commit, rustc, sizes
 # Usage: benches/gpu/build.sh   (honours CARGO_TARGET_DIR)
 set -euo pipefail
@@ -32,31 +33,37 @@ PY
 )
 rm "$DIST/.cargo-test.json"
 [ -n "$IT" ] || { echo "build.sh: could not find the 'it' test binary" >&2; exit 1; }
-cargo bench --features cuda --bench train_step --no-run --message-format=json >"$DIST/.cargo-bench.json"
-BENCH=$(python3 - "$DIST/.cargo-bench.json" <<'PY'
+# The bench binaries' paths are only known from cargo's JSON messages too.
+bench_exe() {
+    cargo bench --features cuda --bench "$1" --no-run --message-format=json >"$DIST/.cargo-bench.json"
+    python3 - "$DIST/.cargo-bench.json" "$1" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     try:
         msg = json.loads(line)
     except ValueError:
         continue
-    if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "train_step" and msg.get("executable"):
+    if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == sys.argv[2] and msg.get("executable"):
         print(msg["executable"])
 PY
-)
-rm "$DIST/.cargo-bench.json"
+    rm "$DIST/.cargo-bench.json"
+}
+BENCH=$(bench_exe train_step)
+OVERHEAD=$(bench_exe trainer_overhead)
+[ -n "$OVERHEAD" ] || { echo "build.sh: could not find the trainer_overhead bench binary" >&2; exit 1; }
 [ -n "$BENCH" ] || { echo "build.sh: could not find the train_step bench binary" >&2; exit 1; }
 JLC="${CARGO_TARGET_DIR:-target}/debug/jlc"
 
 cp "$IT" "$DIST/it"
 cp "$JLC" "$DIST/jlc"
 cp "$BENCH" "$DIST/train_step"
-strip "$DIST/it" "$DIST/jlc" "$DIST/train_step"
+cp "$OVERHEAD" "$DIST/trainer_overhead"
+strip "$DIST/it" "$DIST/jlc" "$DIST/train_step" "$DIST/trainer_overhead"
 {
     echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
     echo "rustc: $(rustc --version)"
     echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    ls -l "$DIST/it" "$DIST/jlc" "$DIST/train_step"
+    ls -l "$DIST/it" "$DIST/jlc" "$DIST/train_step" "$DIST/trainer_overhead"
 } >"$DIST/BUILD_INFO"
 cat "$DIST/BUILD_INFO"
 du -sh "$DIST"

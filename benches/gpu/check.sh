@@ -7,9 +7,13 @@
 #                         scatter_add, random_*, conv2d, pooling, batch_matmul), and three
 #                         digits training steps + validation (JLC_REQUIRE_GPU=1:
 #                         a missing GPU fails instead of skipping)
-#   2. jlc --backend cuda trains examples/digits_mlp.jl; val_acc >= 0.90
+#   2. jlc --backend cuda trains examples/digits_mlp.jl; val_acc >= 0.90; and
+#      40 steps of examples/char_transformer.jl (its on_train_end sampling
+#      uses scan, so it runs on the CPU): exit 0 and sample.txt written
 #   3. compute-sanitizer  memcheck over 1 and over a 1-epoch jlc run, initcheck
 #                         over 1 (skipped with a note if not installed)
+#   5. trainer epochs     W1 through the trainer on the GPU (3 epochs of
+#                         trainer_overhead --backend cuda; reported)
 #   4. timings            W1-W5 step times, ours (train_step --backend cuda)
 #                         and JAX (benches/gpu/jax_gpu.py) on this GPU,
 #                         interleaved for ROUNDS rounds, summarized as ratios
@@ -79,6 +83,19 @@ if run digits-train 300 "$DIST/jlc" run examples/digits_mlp.jl --backend cuda --
     fi
 fi
 
+CT_DIR=$(mktemp -d)
+if run char-transformer 300 "$DIST/jlc" run examples/char_transformer.jl --backend cuda \
+    --set trainer.max_steps=40 --set trainer.limit_val_batches=4 --set "trainer.default_root_dir=$CT_DIR"; then
+    SAMPLE=$(ls "$CT_DIR"/lightning_logs/version_*/sample.txt 2>/dev/null | head -n 1)
+    if [ -n "$SAMPLE" ] && [ -s "$SAMPLE" ]; then
+        SUMMARY+=("PASS  char_transformer on the GPU wrote $(wc -c <"$SAMPLE") bytes of sample.txt")
+    else
+        SUMMARY+=("FAIL  char_transformer: no sample.txt")
+        FAILED=1
+    fi
+fi
+rm -rf "$CT_DIR"
+
 # 3. The same under compute-sanitizer.
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
 if [ "${SKIP_SANITIZER:-0}" = 1 ]; then
@@ -118,6 +135,15 @@ else
     done
     python3 benches/peers/summarize.py "$TIMES" "$(nvidia-smi -L 2>/dev/null | head -n 1)" | tee "$LOGS/timings.txt"
     SUMMARY+=("INFO  timings: $LOGS/timings.txt (JAX: $([ $HAVE_JAX = 1 ] && echo yes || echo 'not importable'))")
+fi
+
+# 5. Whole epochs of W1 through the trainer (random data of Fashion-MNIST's
+# shape unless the dataset is installed).
+if [ "${SKIP_TIMINGS:-0}" != 1 ] && [ -x "$DIST/trainer_overhead" ]; then
+    if run trainer-epochs 300 "$DIST/trainer_overhead" --backend cuda --epochs 3; then
+        SUMMARY+=("INFO  trainer epochs: $LOGS/trainer-epochs.log")
+        tail -n 5 "$LOGS/trainer-epochs.log"
+    fi
 fi
 
 echo

@@ -33,7 +33,15 @@ pub fn compile(
     else {
         return Ok(None);
     };
-    let mut exe = Executable::compile(program.func.clone(), backend)?;
+    // The hook runs once, after training: where the GPU backend cannot
+    // compile it (a `scan`, say), it runs on the CPU, with a note.
+    let mut exe = match Executable::compile(program.func.clone(), backend) {
+        Err(runtime::Error::Codegen(why)) if backend == Backend::Cuda => {
+            eprintln!("note: on_train_end runs on the CPU: the GPU backend cannot compile it ({why})");
+            Executable::compile(program.func.clone(), Backend::Cpu)?
+        }
+        other => other?,
+    };
     exe.set_flush_denormals(setup.trainer_cfg.flush_denormals);
     Ok(Some(Hook { program, exe }))
 }
