@@ -396,7 +396,14 @@ fn run(cli: Cli) -> ExitCode {
                             trainer::Stop::Callback => "stopped early after",
                             trainer::Stop::MaxTime => "stopped at max_time after",
                         };
-                        println!("{verb} {} epochs ({} steps): {}", summary.epochs, summary.steps, metrics.join(" "));
+                        let epochs = if summary.epochs == 1 {
+                            "1 epoch".to_string()
+                        } else {
+                            format!("{} epochs", summary.epochs)
+                        };
+                        // No epoch finished (max_steps inside the first): no epoch metrics to show.
+                        let shown = if metrics.is_empty() { String::new() } else { format!(": {}", metrics.join(" ")) };
+                        println!("{verb} {epochs} ({} steps){shown}", summary.steps);
                         let csv = summary.log_dir.join("metrics.csv");
                         if csv.is_file() {
                             println!("logs: {}", csv.display());
