@@ -317,7 +317,11 @@ pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxErr
         let (kernel, args) = kernel_for(func, &sched, i, &name, &value_buffers);
         ptx.push('\n');
         ptx.push_str(&kernel);
-        let grid = n.div_ceil(u64::from(BLOCK)).min(u64::from(MAX_GRID)) as u32;
+        let grid = if uses_warp_scatter(func, i) {
+            indexing::scatter_add_grid(&inst.ty)
+        } else {
+            n.div_ceil(u64::from(BLOCK)).min(u64::from(MAX_GRID)) as u32
+        };
         steps.push(Step::Kernel { name, inst: i, grid, args });
     }
     let buffer = |v: usize| value_buffers[v].expect("params and outputs are materialized");
@@ -418,6 +422,13 @@ fn divrem(k: &mut Kernel, x: &str, d: usize, bound: u64) -> (String, String) {
     }
 }
 
+/// Whether instruction `i` is a `ScatterAdd` with enough indices for the
+/// warp-ballot kernel (`indexing::scatter_add_warps`).
+fn uses_warp_scatter(func: &Func, i: usize) -> bool {
+    let inst = &func.insts[i];
+    inst.op == Op::ScatterAdd && func.ty(inst.args[1]).shape.num_elements() >= indexing::WARP_SCAN_MIN
+}
+
 /// Ops the PTX backend does not emit yet (see `emit`).
 fn is_not_yet_in_ptx(op: &Op) -> bool {
     // TODO(gpu): a scan needs a host-driven loop over a body's launch plan.
@@ -460,6 +471,7 @@ fn kernel_for(
         Op::Param(_) | Op::Reshape | Op::StopGradient => unreachable!("{:?} has no kernel", inst.op),
         Op::Scan(_) => unreachable!("scan is rejected by `emit`"),
         Op::Gather => indexing::gather(&mut k, &arg_ty(0), ty, &out, &ins),
+        Op::ScatterAdd if uses_warp_scatter(func, i) => indexing::scatter_add_warps(&mut k, &arg_ty(1), ty, &out, &ins),
         Op::ScatterAdd => indexing::scatter_add(&mut k, &arg_ty(1), ty, &out, &ins),
         Op::RandomBits => random::bits(&mut k, ty, &out, &ins[0]),
         Op::RandomSplit => random::split(&mut k, ty, &out, &ins[0]),

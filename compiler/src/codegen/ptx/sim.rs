@@ -157,7 +157,8 @@ fn run_kernel(ptx: &str, name: &str, grid: u32, params: &[u64], mem: &mut Memory
         .enumerate()
         .filter_map(|(i, l)| l.strip_suffix(':').map(|n| (n, i)))
         .collect();
-    let block_level = shared_bytes > 0 || body.contains("bar.sync") || body.contains("shfl.sync");
+    let block_level =
+        shared_bytes > 0 || body.contains("bar.sync") || body.contains("shfl.sync") || body.contains("vote.sync");
     let (n_blocks, n_threads) = if block_level { (grid, super::BLOCK) } else { (1, 1) };
     let mut steps = 0u64;
     for block in 0..n_blocks {
@@ -216,6 +217,9 @@ fn run_kernel(ptx: &str, name: &str, grid: u32, params: &[u64], mem: &mut Memory
 /// `shfl.sync.down.b32 d, a, b, c, mask` for a whole warp: lane `i` gets
 /// lane `i + b`'s `a`, or its own when `i + b` is past the clamp `c & 31`.
 fn shuffle(line: &Line, warp: &mut [Thread]) {
+    if line.parts[0] == "vote" {
+        return ballot(line, warp);
+    }
     assert_eq!(line.parts[..3], ["shfl", "sync", "down"], "only shfl.sync.down is simulated");
     let vals: Vec<u64> = warp.iter().map(|t| value(&t.regs, &line.ops[1], "b32")).collect();
     let delta = value(&warp[0].regs, &line.ops[2], "b32") as usize;
@@ -224,6 +228,23 @@ fn shuffle(line: &Line, warp: &mut [Thread]) {
     for (lane, th) in warp.iter_mut().enumerate() {
         let src = if lane + delta <= clamp { lane + delta } else { lane };
         th.regs.insert(line.ops[0].clone(), vals[src] & 0xffff_ffff);
+        th.pc += 1;
+        th.state = State::Running;
+    }
+}
+
+/// `vote.sync.ballot.b32 d, p, mask` for a whole warp: every lane gets
+/// the mask of lanes whose predicate `p` is true (bit `i` for lane `i`).
+fn ballot(line: &Line, warp: &mut [Thread]) {
+    assert_eq!(line.parts[..3], ["vote", "sync", "ballot"], "only vote.sync.ballot is simulated");
+    assert_eq!(value(&warp[0].regs, &line.ops[2], "b32") & 0xffff_ffff, 0xffff_ffff, "full-warp mask");
+    let mask = warp
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| value(&t.regs, &line.ops[1], "pred") != 0)
+        .fold(0u64, |m, (lane, _)| m | (1 << lane));
+    for th in warp.iter_mut() {
+        th.regs.insert(line.ops[0].clone(), mask);
         th.pc += 1;
         th.state = State::Running;
     }
@@ -266,7 +287,7 @@ fn run_thread(
                 th.state = State::Barrier;
                 return;
             }
-            "shfl" => {
+            "shfl" | "vote" => {
                 th.pc -= 1;
                 th.state = State::Shuffle;
                 return;
@@ -497,6 +518,7 @@ fn arith(parts: &[&str], a: &[u64]) -> u64 {
                 "max" => s[0].max(s[1]) as u32,
                 "min" => s[0].min(s[1]) as u32,
                 "and" => x[0] & x[1],
+                "popc" => x[0].count_ones(),
                 "or" => x[0] | x[1],
                 "xor" => x[0] ^ x[1],
                 "shl" => x[0] << x[1],

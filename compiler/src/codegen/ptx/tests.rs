@@ -1436,3 +1436,42 @@ fn parallel_reductions_of_fused_trees_equal_the_unfused_program_bitwise() {
         assemble("fused_reduce", &fused);
     }
 }
+
+/// Scatters of `WARP_SCAN_MIN` or more indices use the warp-ballot kernel
+/// (32 indices per step): bitwise equal to the interpreter, with duplicate
+/// and out-of-range indices, a partial last chunk, a partial last group of
+/// 32 columns, rank-2 indices, and f32/f64/i32 with order-sensitive sums.
+#[test]
+fn simulated_scatter_add_by_warp_ballot_matches_interp_bitwise() {
+    let mut seed = 43u64;
+    let pool = [-3, 0, 4, 2, 2, 100, 1, -1, 2, i32::MIN, 0, 3, i32::MAX, 6, 5, 5];
+    let cases: [(usize, Vec<usize>, Vec<usize>); 4] =
+        [(7, vec![37], vec![300]), (5, vec![2, 3], vec![4, 33]), (9, vec![64], vec![64]), (3, vec![], vec![97])];
+    for dtype in [DType::F32, DType::F64, DType::I32] {
+        for (v, rest, idx_dims) in &cases {
+            let idx_ty = Type::new(DType::I32, idx_dims);
+            let n_idx = idx_ty.shape.num_elements();
+            assert!(n_idx >= super::indexing::WARP_SCAN_MIN);
+            let indices = Tensor::i32(idx_dims, (0..n_idx).map(|i| pool[(i * 7 + i / 5) % pool.len()]).collect());
+            let mut upd_dims = idx_dims.clone();
+            upd_dims.extend(rest);
+            let upd_ty = Type::new(dtype, &upd_dims);
+            let v_: Vec<f64> = (0..upd_ty.shape.num_elements())
+                .map(|_| match dtype {
+                    DType::I32 => (rand01(&mut seed) * 4e9 - 2e9).floor(),
+                    _ => (rand01(&mut seed) * 2.0 - 1.0) * 10f64.powi((rand01(&mut seed) * 8.0) as i32),
+                })
+                .collect();
+            let updates = Tensor::from_f64(dtype, &upd_dims, &v_);
+            let mut b = Builder::new("scatter_add", &[upd_ty.clone(), idx_ty.clone()]);
+            let r = b.scatter_add(b.param(0), b.param(1), *v);
+            let func = b.finish(vec![r]);
+            let prog = emit(&func).unwrap();
+            assert!(prog.ptx.contains("vote.sync.ballot.b32"), "{upd_ty}: the warp kernel");
+            check_plan(&func, &prog);
+            assemble(&format!("scatter_warps_{dtype}"), &prog);
+            let label = format!("scatter_add {upd_ty} at {idx_ty} into {v} rows (seed 43)");
+            assert_sim(&label, &func, &[updates, indices], Tol::Bitwise);
+        }
+    }
+}
