@@ -268,33 +268,8 @@ pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxErr
             let (lhs, rhs) = (func.ty(inst.args[0]), func.ty(inst.args[1]));
             if inst.ty.dtype.is_float() && conv_gemm::use_gemm(lhs, rhs, &inst.ty) {
                 let operand = |j: usize| value_buffers[inst.args[j].index()].expect("conv operands are materialized");
-                let cols = buffers.len();
-                buffers.push(Buffer { dtype: inst.ty.dtype, len: conv_gemm::cols_len(rhs, &inst.ty, attrs) });
-                let kname = format!("k{i}_im2col");
-                let mut k = Kernel::new(&kname, 2);
-                let (cols_ptr, input_ptr) = (k.param_ptr(0), k.param_ptr(1));
-                conv_gemm::im2col(&mut k, lhs, rhs, &inst.ty, attrs, &cols_ptr, &input_ptr);
-                ptx.push('\n');
-                ptx.push_str(&k.finish());
-                let len = buffers[cols].len as u64;
-                let grid = len.div_ceil(u64::from(BLOCK)).min(u64::from(MAX_GRID)) as u32;
-                steps.push(Step::Kernel { name: kname, inst: i, grid, args: vec![cols, operand(0)] });
-                let (batch, groups, og, taps, p) = conv_gemm::dims(rhs, &inst.ty, attrs);
-                for g in 0..groups {
-                    steps.push(Step::Gemm {
-                        inst: i,
-                        dtype: inst.ty.dtype,
-                        batch,
-                        m: og,
-                        n: p,
-                        k: taps,
-                        a: operand(1),
-                        b: cols,
-                        c: out,
-                        offsets: [g * og * taps, g * taps * p, g * og * p],
-                        strides: [0, groups * taps * p, groups * og * p],
-                    });
-                }
+                let plan = conv_gemm::Plan::new(i, lhs, rhs, &inst.ty, attrs);
+                plan.emit([operand(0), operand(1), out], &mut buffers, &mut ptx, &mut steps);
                 continue;
             }
         }

@@ -245,7 +245,10 @@ pub(super) fn check_plan(func: &Func, prog: &PtxProgram) {
                 for (x, (buf, len)) in [(*a, m * k), (*b, k * n), (*c, m * n)].into_iter().enumerate() {
                     assert!(offsets[x] + (batch - 1) * strides[x] + len <= prog.buffers[buf].len, "gemm %{inst}");
                 }
-                assert_eq!(Some(*c), prog.value_buffers[*inst]);
+                // The product's value, or scratch (a folded convolution's
+                // GEMM result, transposed into the value afterwards).
+                let scratch = !prog.value_buffers.contains(&Some(*c));
+                assert!(Some(*c) == prog.value_buffers[*inst] || scratch, "gemm %{inst}: output or scratch");
             }
         }
     }
@@ -1015,6 +1018,9 @@ fn simulated_conv2d_by_gemm_matches_interp_within_the_gemm_bound() {
         (&[2, 32, 6, 6], &[4, 32, 3, 3], Conv::plain()),
         (&[1, 64, 5, 7], &[4, 32, 3, 3], conv([2, 1], [1, 0], [0, 2], [2, 1], [1, 2], 2)),
         (&[3, 8, 9, 9], &[5, 8, 7, 7], conv([1, 1], [0, 0], [0, 0], [1, 1], [1, 1], 1)),
+        // 64 output positions: the per-image layout (the others fold).
+        (&[2, 32, 10, 10], &[4, 32, 3, 3], conv([1, 1], [0, 0], [0, 0], [1, 1], [1, 1], 1)),
+        (&[2, 64, 10, 10], &[6, 32, 3, 3], conv([1, 1], [1, 1], [1, 1], [1, 1], [1, 1], 2)),
     ];
     for dtype in [DType::F32, DType::F64] {
         for (ld, rd, attrs) in &cases {
@@ -1027,6 +1033,9 @@ fn simulated_conv2d_by_gemm_matches_interp_within_the_gemm_bound() {
             let n_gemm = prog.steps.iter().filter(|s| matches!(s, Step::Gemm { .. })).count();
             assert_eq!(n_gemm, attrs.groups, "{lt} x {rt}: one GEMM per group");
             assert!(prog.ptx.contains("_im2col("), "{lt} x {rt}: an im2col kernel");
+            let positions = func.insts.last().unwrap().ty.shape.0[2..].iter().product::<usize>();
+            let folded = positions < super::conv_gemm::FOLD_BELOW_P;
+            assert_eq!(prog.ptx.contains("_unfold("), folded, "{lt} x {rt}: folded iff < FOLD_BELOW_P positions");
             assemble(&format!("conv_gemm_{dtype}"), &prog);
             // Finite values (non-finite weights differ at padded taps: see conv_gemm.rs).
             let finite = |t: Tensor| {
