@@ -28,6 +28,22 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// What runs the programs, for the run's header: `cpu (Cranelift JIT)`,
+    /// `interpreter`, or `cuda (NVIDIA H100 80GB HBM3)`.
+    pub fn describe(self) -> String {
+        match self {
+            Backend::Cpu => "cpu (Cranelift JIT)".into(),
+            Backend::Interpreter => "interpreter (reference, slow)".into(),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => match cuda::device_name() {
+                Ok(name) => format!("cuda ({name})"),
+                Err(e) => format!("cuda ({e})"),
+            },
+            #[cfg(not(feature = "cuda"))]
+            Backend::Cuda => "cuda (not built in)".into(),
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Backend> {
         match name {
             "cpu" | "jit" => Some(Backend::Cpu),

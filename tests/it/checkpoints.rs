@@ -150,6 +150,7 @@ fn cli_resume_errors_are_clear_and_never_panics() {
 
     let (code, err) = jlc(&["run", file, "--set", &logs_arg, "--set", "trainer.max_steps=5"]);
     assert_eq!(code, 0, "{err}");
+    assert!(err.contains("accelerator: cpu (Cranelift JIT)"), "the header names what runs the steps: {err}");
     let last = logs.join("lightning_logs/version_0/checkpoints/last.safetensors");
     assert!(last.is_file());
 

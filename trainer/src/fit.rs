@@ -322,6 +322,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     let mut hook = crate::hook::compile(&setup, opts.backend, &opts.compiler, opts.color)?;
     let will_test = trainer_cfg.test_after_fit && progs.test_step.is_some() && setup.test.is_some();
     print_summary(progs, setup.compile_ms, train, val, setup.test.as_ref().filter(|_| will_test));
+    // Lightning's "GPU available: ..., used: ..." line.
+    eprintln!("accelerator: {}", opts.backend.describe());
 
     let n_batches = {
         let full = train.len() / bs;
