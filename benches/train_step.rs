@@ -29,26 +29,7 @@ use runtime::{Backend, Executable};
 use std::time::Instant;
 
 /// W1 of PERFORMANCE.md: 784-256-256-10 ReLU MLP, softmax cross-entropy, Adam 1e-3.
-/// No logged metrics: the peers compute the loss only.
-const W1_SRC: &str = r#"
-use nn.{Linear, relu}
-use losses.cross_entropy
-use optim.adam
-
-model W1 {
-    l1: Linear(784, 256)
-    l2: Linear(256, 256)
-    head: Linear(256, 10)
-
-    fn training_step(self, x: f32[B, 784], y: i32[B]) -> f32 {
-        cross_entropy(self.head(relu(self.l2(relu(self.l1(x))))), y)
-    }
-
-    fn configure_optimizers(self) = adam(lr = 1e-3)
-}
-
-trainer { seed = 0 }
-"#;
+const W1_SRC: &str = include_str!("workloads/w1_mlp.jl");
 
 /// W4 of PERFORMANCE.md: value and gradient w.r.t. (w, b) of
 /// sum(gelu_tanh(x*w + b)^2), tanh-GELU written out as in the peers.

@@ -22,7 +22,7 @@ use runtime::{Backend, Executable};
 
 /// Whether a GPU is usable; prints the reason when not. Panics instead when
 /// `JLC_REQUIRE_GPU=1`.
-fn gpu() -> bool {
+pub(crate) fn gpu() -> bool {
     match runtime::cuda::probe() {
         Ok(()) => true,
         Err(e) if std::env::var("JLC_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("JLC_REQUIRE_GPU=1 but {e}"),

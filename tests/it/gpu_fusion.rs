@@ -8,38 +8,12 @@
 //! Built only with `--features cuda`; skips without a GPU unless
 //! `JLC_REQUIRE_GPU=1` (as `gpu.rs`).
 
+use crate::gpu::gpu;
 use compiler::codegen::ptx::{self, PtxOptions, Step};
 use compiler::ir::{DType, Data, Tensor, Type};
 use runtime::cuda::CudaExecutable;
 
-const W1_SRC: &str = r#"
-use nn.{Linear, relu}
-use losses.cross_entropy
-use optim.adam
-
-model W1 {
-    l1: Linear(784, 256)
-    l2: Linear(256, 256)
-    head: Linear(256, 10)
-
-    fn training_step(self, x: f32[B, 784], y: i32[B]) -> f32 {
-        cross_entropy(self.head(relu(self.l2(relu(self.l1(x))))), y)
-    }
-
-    fn configure_optimizers(self) = adam(lr = 1e-3)
-}
-"#;
-
-fn gpu() -> bool {
-    match runtime::cuda::probe() {
-        Ok(()) => true,
-        Err(e) if std::env::var("JLC_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("JLC_REQUIRE_GPU=1 but {e}"),
-        Err(e) => {
-            println!("skipping GPU test: {e}");
-            false
-        }
-    }
-}
+const W1_SRC: &str = include_str!("../../benches/workloads/w1_mlp.jl");
 
 fn bits(t: &Tensor) -> Vec<u64> {
     match &t.data {

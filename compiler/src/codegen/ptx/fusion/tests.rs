@@ -244,23 +244,7 @@ fn generated_programs_fused_match_unfused_bitwise() {
 /// instruction), with the same GEMMs; the fused PTX assembles.
 #[test]
 fn w1_training_step_fuses_into_few_kernels() {
-    const W1_SRC: &str = r#"
-use nn.{Linear, relu}
-use losses.cross_entropy
-use optim.adam
-
-model W1 {
-    l1: Linear(784, 256)
-    l2: Linear(256, 256)
-    head: Linear(256, 10)
-
-    fn training_step(self, x: f32[B, 784], y: i32[B]) -> f32 {
-        cross_entropy(self.head(relu(self.l2(relu(self.l1(x))))), y)
-    }
-
-    fn configure_optimizers(self) = adam(lr = 1e-3)
-}
-"#;
+    const W1_SRC: &str = include_str!("../../../../../benches/workloads/w1_mlp.jl");
     let (prog, diags) = crate::lower::load("w1.jl", W1_SRC);
     assert!(diags.is_empty(), "{diags:?}");
     let (x_ty, y_ty) = (Type::new(DType::F32, &[128, 784]), Type::new(DType::I32, &[128]));
