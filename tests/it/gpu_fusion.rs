@@ -10,19 +10,10 @@
 
 use crate::gpu::gpu;
 use compiler::codegen::ptx::{self, PtxOptions, Step};
-use compiler::ir::{DType, Data, Tensor, Type};
+use compiler::ir::{DType, Tensor, Type};
 use runtime::cuda::CudaExecutable;
 
 const W1_SRC: &str = include_str!("../../benches/workloads/w1_mlp.jl");
-
-fn bits(t: &Tensor) -> Vec<u64> {
-    match &t.data {
-        Data::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
-        Data::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
-        Data::I32(v) => v.iter().map(|&x| x as u32 as u64).collect(),
-        Data::Bool(v) => v.iter().map(|&x| x as u64).collect(),
-    }
-}
 
 /// Median milliseconds of `runs` calls (after 3 warm-up calls).
 fn median_ms(exe: &mut CudaExecutable, inputs: &[Tensor], runs: usize) -> f64 {
@@ -69,7 +60,7 @@ fn gpu_w1_step_fused_equals_unfused_bitwise() {
     assert_eq!(got.len(), want.len());
     for (k, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g.ty(), w.ty(), "output {k}");
-        assert!(bits(g) == bits(w), "output {k}: fused and unfused W1 steps differ on the GPU");
+        assert!(g.to_bits_vec() == w.to_bits_vec(), "output {k}: fused and unfused W1 steps differ on the GPU");
     }
     let (fused_ms, plain_ms) = (median_ms(&mut fused, &inputs, 30), median_ms(&mut plain, &inputs, 30));
     println!(

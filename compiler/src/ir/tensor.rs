@@ -68,6 +68,17 @@ impl Tensor {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Every element's exact bits, widened to u64 (NaN payloads and signed
+    /// zeros kept): what bitwise-equality tests compare.
+    pub fn to_bits_vec(&self) -> Vec<u64> {
+        match &self.data {
+            Data::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
+            Data::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
+            Data::I32(v) => v.iter().map(|&x| x as u32 as u64).collect(),
+            Data::Bool(v) => v.iter().map(|&x| x as u64).collect(),
+        }
+    }
+
     /// Every element widened to f64 (bool as 0/1). For tests and printing.
     pub fn to_f64_vec(&self) -> Vec<f64> {
         match &self.data {

@@ -9,7 +9,7 @@
 use super::super::tests::{assemble, assert_sim, check_plan, Tol};
 use super::super::{emit, emit_with, sim, PtxOptions, PtxProgram, Step};
 use crate::ir::generate::{random_func, random_inputs, GenOptions};
-use crate::ir::{text, Builder, DType, Data, Func, Op, Shape, Tensor, Type};
+use crate::ir::{text, Builder, DType, Func, Op, Shape, Tensor, Type};
 
 fn unfused(func: &Func) -> PtxProgram {
     emit_with(func, &PtxOptions { fuse: false }).expect("emits unfused")
@@ -23,16 +23,6 @@ fn gemms(prog: &PtxProgram) -> usize {
     prog.steps.iter().filter(|s| matches!(s, Step::Gemm { .. })).count()
 }
 
-/// Every element's exact bits (NaN payloads and signed zeros included).
-fn bits(t: &Tensor) -> Vec<u64> {
-    match &t.data {
-        Data::F32(v) => v.iter().map(|x| u64::from(x.to_bits())).collect(),
-        Data::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
-        Data::I32(v) => v.iter().map(|&x| x as u32 as u64).collect(),
-        Data::Bool(v) => v.iter().map(|&x| x as u64).collect(),
-    }
-}
-
 /// The fused program's outputs are bitwise the unfused program's (both
 /// simulated); returns the fused program.
 #[track_caller]
@@ -44,7 +34,12 @@ fn assert_fused_equals_unfused(label: &str, func: &Func, inputs: &[Tensor]) -> P
     let (got, want) = (sim::run(&fused, inputs), sim::run(&plain, inputs));
     for (k, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g.ty(), w.ty(), "{label}: output {k}");
-        assert_eq!(bits(g), bits(w), "{label}: output {k}: fused vs unfused bits\n{}", text::print(func));
+        assert_eq!(
+            g.to_bits_vec(),
+            w.to_bits_vec(),
+            "{label}: output {k}: fused vs unfused bits\n{}",
+            text::print(func)
+        );
     }
     fused
 }
