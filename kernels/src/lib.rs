@@ -1,5 +1,6 @@
 //! Host kernels of the CPU backend that are too hot to build unoptimized:
-//! window reductions (pooling) and im2col for convolutions.
+//! window reductions (pooling), max pooling's backward and im2col for
+//! convolutions.
 //!
 //! Consumes plain slices and shapes; produces filled output slices. The
 //! definitions of the ops live in `compiler::ir::interp_window` (the
@@ -13,7 +14,7 @@ mod im2col;
 mod window;
 
 pub use im2col::{im2col, im2col_transposed};
-pub use window::reduce_window;
+pub use window::{reduce_window, select_and_scatter};
 
 /// The element arithmetic the kernels need, for f32 and f64.
 pub trait Elem: Copy + std::ops::Add<Output = Self> {
@@ -22,6 +23,12 @@ pub trait Elem: Copy + std::ops::Add<Output = Self> {
     /// NaN-propagating maximum with -0 < +0 (the interpreter's `Op::Max`,
     /// `compiler::ir::interp::fmax`).
     fn max_op(self, other: Self) -> Self;
+    /// Whether `self` replaces `best` as a running first maximum (the
+    /// interpreter's `ArgMax`): larger, or NaN over a non-NaN.
+    fn beats(self, best: Self) -> bool;
+    /// Whether `self` is a window's maximum `m` as `max_op` computed it
+    /// (equal, or both NaN).
+    fn is_max_of(self, m: Self) -> bool;
 }
 
 impl Elem for f32 {
@@ -41,6 +48,12 @@ impl Elem for f32 {
             res
         }
     }
+    fn beats(self, best: f32) -> bool {
+        (self > best) | (self.is_nan() & !best.is_nan())
+    }
+    fn is_max_of(self, m: f32) -> bool {
+        (self == m) | (self.is_nan() & m.is_nan())
+    }
 }
 
 impl Elem for f64 {
@@ -56,6 +69,12 @@ impl Elem for f64 {
         } else {
             res
         }
+    }
+    fn beats(self, best: f64) -> bool {
+        (self > best) | (self.is_nan() & !best.is_nan())
+    }
+    fn is_max_of(self, m: f64) -> bool {
+        (self == m) | (self.is_nan() & m.is_nan())
     }
 }
 

@@ -131,6 +131,8 @@ pub(super) fn jvp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ts: &[
         Op::ReduceWindowSum(w) => Some(b.reduce_window(t0?, w.clone(), false)),
         // The tangent of each window's first maximum (see `window_rules`).
         Op::ReduceWindowMax(w) => Some(window_rules::reduce_window_max_jvp(b, w, args[0], z, t0?)),
+        // Linear in `ct`, piecewise constant in `x`.
+        Op::SelectAndScatter(w) => Some(b.select_and_scatter(args[0], ts[1]?, w.clone())),
         // Bilinear: d conv(x, w) = conv(dx, w) + conv(x, dw).
         Op::Conv2d(a) => window_rules::conv2d_jvp(b, a, args[0], args[1], ts[0], ts[1]),
 

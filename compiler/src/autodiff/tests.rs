@@ -1292,12 +1292,15 @@ fn reduce_window_max_gradient_goes_to_the_first_maximum() {
     // windows, index 2 for the third).
     let mut b = Builder::new("pool", &[f32_ty(&[4])]);
     let w = Window { size: vec![2], stride: vec![1], low: vec![0], high: vec![0] };
-    let y = b.reduce_window(b.param(0), w, true);
+    let y = b.reduce_window(b.param(0), w.clone(), true);
     let s = sum_all(&mut b, y);
     let f = b.finish(vec![s]);
     let g = grad(&f, &[0]);
     let out = eval(&g, &[Tensor::f64(&[4], vec![1.0, 3.0, 3.0, 2.0])]);
     assert_eq!(out[1], Tensor::f64(&[4], vec![0.0, 2.0, 1.0, 0.0]));
+    // One pass (max pooling's backward), no per-offset argmax/pad chain.
+    assert_eq!(count_op(&g, &Op::SelectAndScatter(w)), 1, "{}", crate::ir::text::print(&g));
+    assert!(!g.insts.iter().any(|inst| matches!(inst.op, Op::ArgMax { .. } | Op::Pad { .. })));
 }
 
 #[test]

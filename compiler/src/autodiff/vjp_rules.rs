@@ -157,7 +157,14 @@ pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: Va
             let src = b.ty(args[0]).shape.clone();
             vec![Some(window_rules::reduce_window_sum_vjp(b, w, &src, ct))]
         }
-        Op::ReduceWindowMax(w) => vec![Some(window_rules::reduce_window_max_vjp(b, w, args[0], ct))],
+        // One pass: each window's cotangent to its first maximum.
+        Op::ReduceWindowMax(w) => vec![Some(b.select_and_scatter(args[0], ct, w.clone()))],
+        // Piecewise constant in `x`; linear in `ct`, whose transpose reads
+        // each window's first maximum (the max pool's tangent rule).
+        Op::SelectAndScatter(w) => {
+            let dct = need(1).then(|| window_rules::reduce_window_max_jvp(b, w, args[0], args[1], ct));
+            vec![None, dct]
+        }
 
         // d(x + y) = dx + dy
         Op::Add => vec![need(0).then_some(ct), need(1).then_some(ct)],

@@ -160,7 +160,9 @@ fn batch(b: &mut Builder, op: &Op, args: &[(ValueId, BDim)], ty: &Type, size: us
         // index shape, batch_matmul into its batch dims).
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => per_example(b, op, args, ty, size),
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => per_example(b, op, args, ty, size),
-        Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => per_example(b, op, args, ty, size),
+        Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) | Op::SelectAndScatter(_) => {
+            per_example(b, op, args, ty, size)
+        }
         // The scan of the batched body (`scan_rules::batch`).
         Op::Scan(s) => {
             let (v, k) = super::scan_rules::batch(b, s, args, size);

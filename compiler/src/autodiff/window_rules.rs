@@ -1,5 +1,5 @@
 //! Derivative rules of the windowed ops (`Conv2d`, `ReduceWindowSum`,
-//! `ReduceWindowMax`), called from `vjp_rules.rs` and `jvp_rules.rs`.
+//! `ReduceWindowMax`, `SelectAndScatter`), called from `vjp_rules.rs` and `jvp_rules.rs`.
 //!
 //! Consumes the primal operands and a cotangent (or tangent); produces IR in
 //! a `Builder`. Every rule emits only ops that have rules themselves (convs,
@@ -22,10 +22,12 @@
 //!   both `o` and `i`.
 //! - A window sum's transpose is a window sum of `ct` dilated by the stride
 //!   (all weights are 1, so no flip), padded by `K - 1 - l` and `H + l - Ld`.
-//! - A window max sends each cotangent to the window's first maximum: the
-//!   `K` strided slices of the (-inf padded) operand, stacked, give `ArgMax`
-//!   per window; slot `k` of each window gets `select(idx == k, ct, 0)`,
-//!   padded back into place (low = k, interior = stride - 1).
+//! - A window max sends each cotangent to the window's first maximum: that
+//!   is one op, `SelectAndScatter` (one pass over the operand). Its own
+//!   transpose, the window max's tangent rule, reads each window's first
+//!   maximum: the `K` strided slices of the (-inf padded) operand, stacked,
+//!   give `ArgMax` per window, and slot `k` contributes
+//!   `select(idx == k, slice_k, 0)`.
 
 use super::vjp_rules::ArgCts;
 use crate::ir::{Builder, Conv, DType, Op, Shape, ValueId, Window};
@@ -165,11 +167,10 @@ pub(super) fn reduce_window_sum_vjp(b: &mut Builder, w: &Window, src: &Shape, ct
 }
 
 /// The window offsets (row-major) and, per window, the index (i32) of the
-/// offset holding its first maximum, plus the padded operand's shape.
+/// offset holding its first maximum.
 struct FirstMax {
     offsets: Vec<Vec<usize>>,
     index: ValueId,
-    padded: Vec<usize>,
 }
 
 /// The `K` strided slices of `v` (padded to `padded`), one per offset.
@@ -215,7 +216,7 @@ fn first_max(b: &mut Builder, w: &Window, x: ValueId, out: &[usize]) -> FirstMax
     let stacked = b.concat(columns, rank);
     let index = b.argmax(stacked, rank);
     debug_assert_eq!(ty.dtype, b.ty(padded_x).dtype);
-    FirstMax { offsets, index, padded: b.ty(padded_x).shape.0.clone() }
+    FirstMax { offsets, index }
 }
 
 /// `idx == k` as a bool mask of the output's shape.
@@ -224,34 +225,8 @@ fn picks(b: &mut Builder, index: ValueId, k: usize) -> ValueId {
     b.binary(Op::Eq, index, k)
 }
 
-/// Cotangent of `ReduceWindowMax(w)` of `x`: each window's `ct` goes to its
-/// first maximum.
-pub(super) fn reduce_window_max_vjp(b: &mut Builder, w: &Window, x: ValueId, ct: ValueId) -> ValueId {
-    let out = dims(b, ct);
-    let rank = out.len();
-    let fm = first_max(b, w, x, &out);
-    let ct_ty = b.ty(ct).clone();
-    let zeros = b.full(0.0, &ct_ty);
-    let interior: Vec<usize> = (0..rank).map(|d| if out[d] > 1 { w.stride[d] - 1 } else { 0 }).collect();
-    let mut total: Option<ValueId> = None;
-    for (k, offset) in fm.offsets.iter().enumerate() {
-        let hit = picks(b, fm.index, k);
-        let part = b.select(hit, ct, zeros);
-        let high: Vec<usize> = (0..rank).map(|d| fm.padded[d] - (offset[d] + (out[d] - 1) * w.stride[d] + 1)).collect();
-        let placed = b.pad(part, offset.clone(), high, interior.clone());
-        total = Some(match total {
-            None => placed,
-            Some(acc) => b.add(acc, placed),
-        });
-    }
-    let total = total.expect("a window has at least one element");
-    let src = dims(b, x);
-    let limit: Vec<usize> = (0..rank).map(|d| w.low[d] + src[d]).collect();
-    b.slice(total, w.low.clone(), limit, vec![1; rank])
-}
-
 /// Tangent of `ReduceWindowMax(w)` of `x`: each window's tangent is that of
-/// its first maximum (the transpose of `reduce_window_max_vjp`).
+/// its first maximum (the transpose of `Op::SelectAndScatter`, the VJP).
 pub(super) fn reduce_window_max_jvp(b: &mut Builder, w: &Window, x: ValueId, z: ValueId, t: ValueId) -> ValueId {
     let out = dims(b, z);
     let rank = out.len();

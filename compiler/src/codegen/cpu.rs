@@ -300,6 +300,7 @@ fn check_supported(func: &Func) -> Result<(), CodegenError> {
             Op::Select | Op::Convert | Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
             Op::MatMul | Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
             Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
+            Op::SelectAndScatter(_) => false,
         };
         if unsupported {
             return Err(CodegenError::Unsupported { inst: index, op: ir::op::name(&inst.op), ty: inst.ty.clone() });

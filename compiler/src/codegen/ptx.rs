@@ -453,6 +453,7 @@ fn kernel_for(
         Op::RandomUniform => random::uniform(&mut k, ty, &out, &ins[0]),
         Op::ReduceWindowSum(w) => window::reduce_window(&mut k, &arg_ty(0), ty, w, false, &out, &ins[0]),
         Op::ReduceWindowMax(w) => window::reduce_window(&mut k, &arg_ty(0), ty, w, true, &out, &ins[0]),
+        Op::SelectAndScatter(w) => window::select_and_scatter(&mut k, &arg_ty(0), &arg_ty(1), w, &out, &ins),
         Op::Conv2d(attrs) => window::conv2d(&mut k, &arg_ty(0), &arg_ty(1), ty, attrs, &out, &ins),
         Op::Slice { start, stride, .. } => {
             // out[idx] = src[sum_d (start[d] + idx[d] * stride[d]) * src_strides[d]]
@@ -677,6 +678,7 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
             unreachable!("{op:?} is not elementwise")
         }
+        Op::SelectAndScatter(_) => unreachable!("{op:?} is not elementwise"),
     }
 }
 

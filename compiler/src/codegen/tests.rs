@@ -1035,7 +1035,7 @@ fn conv2d_matches_interp_within_tolerance() {
 }
 
 #[test]
-fn window_reductions_and_reverse_match_interp_bitwise() {
+fn window_ops_and_reverse_match_interp_bitwise() {
     let mut rng = Rng(0xC1);
     let window = |size: Vec<usize>, stride: Vec<usize>, low: Vec<usize>, high: Vec<usize>| crate::ir::Window {
         size,
@@ -1045,6 +1045,9 @@ fn window_reductions_and_reverse_match_interp_bitwise() {
     };
     let specs: Vec<(&[usize], crate::ir::Window)> = vec![
         (&[2, 3, 6, 6], window(vec![1, 1, 2, 2], vec![1, 1, 2, 2], vec![0; 4], vec![0; 4])),
+        // 2 x 2 tiles that leave a last row and column uncovered.
+        (&[2, 3, 7, 5], window(vec![1, 1, 2, 2], vec![1, 1, 2, 2], vec![0; 4], vec![0; 4])),
+        (&[3, 9, 4], window(vec![1, 2, 2], vec![1, 2, 2], vec![0; 3], vec![0, 1, 0])),
         (&[1, 2, 5, 5], window(vec![1, 1, 3, 3], vec![1, 1, 2, 2], vec![0, 0, 1, 1], vec![0, 0, 1, 1])),
         (&[7], window(vec![3], vec![2], vec![4], vec![3])),
         (&[3, 4], window(vec![3, 1], vec![1, 3], vec![0, 2], vec![2, 0])),
@@ -1054,17 +1057,27 @@ fn window_reductions_and_reverse_match_interp_bitwise() {
     for dtype in FLOATS {
         for (dims, w) in &specs {
             let ty = Type::new(dtype, dims);
-            let mut b = Builder::new("window", std::slice::from_ref(&ty));
+            let ct_ty = Type::new(dtype, &crate::ir::window::reduce_window_dims(&ty, w).unwrap());
+            let mut b = Builder::new("window", &[ty.clone(), ct_ty.clone()]);
             let sum = b.reduce_window(b.param(0), w.clone(), false);
             let max = b.reduce_window(b.param(0), w.clone(), true);
             let all: Vec<usize> = (0..dims.len()).collect();
             let rev = b.reverse(b.param(0), all);
             let rev_last = b.reverse(b.param(0), vec![dims.len() - 1]);
-            let func = b.finish(vec![sum, max, rev, rev_last]);
-            assert_same(&format!("{dtype} {dims:?} {w:?}"), &func, &[random_tensor(&ty, &mut rng)]);
-            // NaN, infinities and signed zeros among the elements.
+            let scattered = b.select_and_scatter(b.param(0), b.param(1), w.clone());
+            let func = b.finish(vec![sum, max, rev, rev_last, scattered]);
+            let ct = random_tensor(&ct_ty, &mut rng);
+            assert_same(&format!("{dtype} {dims:?} {w:?}"), &func, &[random_tensor(&ty, &mut rng), ct.clone()]);
+            // NaN, infinities and signed zeros among the elements; ties
+            // (repeated values) for the first-maximum rule.
             let values = values_for(dtype, ty.shape.num_elements(), &mut rng);
-            assert_same(&format!("{dtype} {dims:?} {w:?} specials"), &func, &[tensor_of(dtype, dims, &values)]);
+            assert_same(
+                &format!("{dtype} {dims:?} {w:?} specials"),
+                &func,
+                &[tensor_of(dtype, dims, &values), ct.clone()],
+            );
+            let ties: Vec<f64> = (0..ty.shape.num_elements()).map(|i| (i % 3) as f64).collect();
+            assert_same(&format!("{dtype} {dims:?} {w:?} ties"), &func, &[tensor_of(dtype, dims, &ties), ct]);
         }
     }
 }

@@ -324,7 +324,7 @@ impl Gen {
         self.b.conv2d(lhs, kernel, attrs)
     }
     /// A window sum or max over `x` (n > 0 elements) with random sizes,
-    /// strides and padding.
+    /// strides and padding, or a max's `select_and_scatter` back onto `x`.
     fn random_reduce_window(&mut self, x: ValueId) -> ValueId {
         let dims = self.ty(x).shape.0;
         let mut w = super::op::Window { size: vec![], stride: vec![], low: vec![], high: vec![] };
@@ -337,9 +337,15 @@ impl Gen {
         }
         let ty = self.ty(x);
         match super::window::reduce_window_dims(&ty, &w) {
-            Ok(out) if out.iter().product::<usize>() <= self.opts.max_elements => {
-                self.b.reduce_window(x, w, self.rng.chance(0.5))
-            }
+            Ok(out) if out.iter().product::<usize>() <= self.opts.max_elements => match self.rng.below(3) {
+                0 => self.b.reduce_window(x, w, false),
+                1 => self.b.reduce_window(x, w, true),
+                // Max pooling's backward, with the maxima as the cotangent.
+                _ => {
+                    let max = self.b.reduce_window(x, w.clone(), true);
+                    self.b.select_and_scatter(x, max, w)
+                }
+            },
             _ => x,
         }
     }

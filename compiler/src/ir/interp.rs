@@ -83,6 +83,7 @@ fn eval(op: &Op, args: &[&Tensor], ty: &Type, inputs: &[Tensor]) -> Tensor {
         Op::Conv2d(attrs) => super::interp_window::conv2d(args[0], args[1], attrs, ty),
         Op::ReduceWindowSum(window) => super::interp_window::reduce_window(args[0], window, ty, false),
         Op::ReduceWindowMax(window) => super::interp_window::reduce_window(args[0], window, ty, true),
+        Op::SelectAndScatter(window) => super::interp_window::select_and_scatter(args[0], args[1], window),
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => binary(op, args[0], args[1]),
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => compare(op, args[0], args[1]),
         Op::Select => {

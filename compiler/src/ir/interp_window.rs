@@ -1,5 +1,6 @@
 //! The reference semantics of the windowed ops (`Conv2d`, `ReduceWindowSum`,
-//! `ReduceWindowMax`, `Reverse`): plain loops in the order `op.rs` states.
+//! `ReduceWindowMax`, `SelectAndScatter`, `Reverse`): plain loops in the
+//! order `op.rs` states.
 //!
 //! Consumes operand tensors (or, for the window reductions, raw slices);
 //! produces the result tensor. The CPU backend's faster window loops
@@ -12,7 +13,7 @@ use super::tensor::{Data, Tensor};
 use super::types::Type;
 
 /// The element arithmetic the definitions need, for f32 and f64.
-pub trait Float: Copy + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
+pub trait Float: Copy + PartialOrd + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
     const ZERO: Self;
     const NEG_INFINITY: Self;
     /// `Op::Max` on one element pair.
@@ -129,6 +130,67 @@ pub fn reduce_window(x: &Tensor, window: &Window, ty: &Type, is_max: bool) -> Te
         (Data::F32(v), Data::F32(out)) => reduce_window_into(v, dims, window, out, out_dims, is_max),
         (Data::F64(v), Data::F64(out)) => reduce_window_into(v, dims, window, out, out_dims, is_max),
         (v, _) => panic!("reduce_window on {v:?}"),
+    }
+    res
+}
+
+/// `Op::SelectAndScatter` on slices: `out` (`x`'s dims) gets, for each
+/// window in row-major order, `ct[window]` added at the window's first
+/// maximum among its in-range taps in row-major window order (as `ArgMax`:
+/// a later tap wins only if it is larger, or NaN over a non-NaN). The
+/// definition; `out` starts at +0.
+pub fn select_and_scatter_into<T: Float>(
+    x: &[T],
+    dims: &[usize],
+    window: &Window,
+    ct: &[T],
+    out_dims: &[usize],
+    out: &mut [T],
+) {
+    let rank = dims.len();
+    let strides = super::types::Shape(dims.to_vec()).strides();
+    let window_count: usize = window.size.iter().product();
+    #[allow(clippy::eq_op)]
+    let is_nan = |a: T| a != a;
+    out.fill(T::ZERO);
+    let mut out_idx = vec![0usize; rank];
+    for &g in ct {
+        let mut best: Option<(usize, T)> = None;
+        let mut k = vec![0usize; rank];
+        for _ in 0..window_count {
+            let mut flat = Some(0usize);
+            for d in 0..rank {
+                let pos = (out_idx[d] * window.stride[d] + k[d]).checked_sub(window.low[d]);
+                flat = match (flat, pos) {
+                    (Some(f), Some(p)) if p < dims[d] => Some(f + p * strides[d]),
+                    _ => None,
+                };
+            }
+            if let Some(f) = flat {
+                let v = x[f];
+                best = match best {
+                    Some((_, b)) if v > b || (is_nan(v) && !is_nan(b)) => Some((f, v)),
+                    None => Some((f, v)),
+                    keep => keep,
+                };
+            }
+            advance(&mut k, &window.size);
+        }
+        if let Some((f, _)) = best {
+            out[f] = out[f] + g;
+        }
+        advance(&mut out_idx, out_dims);
+    }
+}
+
+/// `Op::SelectAndScatter` (see `select_and_scatter_into`).
+pub fn select_and_scatter(x: &Tensor, ct: &Tensor, window: &Window) -> Tensor {
+    let mut res = Tensor::zeros(&Type::new(x.dtype(), x.shape.dims()));
+    let (dims, out_dims) = (x.shape.dims(), ct.shape.dims());
+    match (&x.data, &ct.data, &mut res.data) {
+        (Data::F32(v), Data::F32(g), Data::F32(out)) => select_and_scatter_into(v, dims, window, g, out_dims, out),
+        (Data::F64(v), Data::F64(g), Data::F64(out)) => select_and_scatter_into(v, dims, window, g, out_dims, out),
+        (v, _, _) => panic!("select_and_scatter on {v:?}"),
     }
     res
 }

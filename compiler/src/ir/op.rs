@@ -198,6 +198,17 @@ pub enum Op {
     /// first maximum in row-major window order (NaN counts as the largest,
     /// as `ArgMax`), see `autodiff::window_rules`.
     ReduceWindowMax(Window),
+    /// The cotangent of `ReduceWindowMax` (XLA's `select_and_scatter` with
+    /// "first maximum" as the select and `add` as the scatter): operands
+    /// `x` (the pooled operand) and `ct` (one value per window, the
+    /// `reduce_window_max` result's shape); the result has `x`'s type. Each
+    /// window's `ct` is added at the window's first maximum among its
+    /// in-range taps in row-major window order (NaN counts as the largest,
+    /// -0 ties +0, as `ArgMax`); a window all in padding scatters nothing.
+    /// Each result element sums the `ct` of the windows that picked it in
+    /// row-major window order, starting from +0. One pass over `x` instead
+    /// of one pass per window offset: max-pool backward.
+    SelectAndScatter(Window),
     /// A loop over axis 0 that is never unrolled (JAX's `lax.scan`): operands
     /// `consts ++ init ++ xs`, a nested body `Func`, one result per
     /// instruction (`output`: a final carry or stacked ys). See `ir::scan`.
@@ -263,7 +274,7 @@ pub fn arity(op: &Op) -> Option<usize> {
         Op::ReduceMin { .. } | Op::RandomBits | Op::RandomSplit | Op::RandomUniform => 1,
         Op::Gather | Op::ScatterAdd | Op::BatchMatMul => 2,
         Op::Reverse { .. } | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => 1,
-        Op::Conv2d(_) => 2,
+        Op::Conv2d(_) | Op::SelectAndScatter(_) => 2,
         Op::Scan(s) => s.body.n_params,
     };
     Some(n)
@@ -326,6 +337,7 @@ pub fn name(op: &Op) -> &'static str {
         Op::Conv2d(_) => "conv2d",
         Op::ReduceWindowSum(_) => "reduce_window_sum",
         Op::ReduceWindowMax(_) => "reduce_window_max",
+        Op::SelectAndScatter(_) => "select_and_scatter",
         Op::Scan(_) => "scan",
     }
 }
@@ -347,6 +359,6 @@ pub fn is_elementwise(op: &Op) -> bool {
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
-        Op::Scan(_) => false,
+        Op::SelectAndScatter(_) | Op::Scan(_) => false,
     }
 }

@@ -218,17 +218,17 @@ fn parse_inst(cur: &mut Cursor, index: usize) -> Result<Inst, String> {
             rhs_dilation: attrs.pair("rhs_dilation")?,
             groups: attrs.int("groups")?,
         }),
-        "reduce_window_sum" | "reduce_window_max" => {
+        "reduce_window_sum" | "reduce_window_max" | "select_and_scatter" => {
             let window = Window {
                 size: attrs.ints("size")?,
                 stride: attrs.ints("stride")?,
                 low: attrs.ints("low")?,
                 high: attrs.ints("high")?,
             };
-            if name == "reduce_window_max" {
-                Op::ReduceWindowMax(window)
-            } else {
-                Op::ReduceWindowSum(window)
+            match name {
+                "reduce_window_max" => Op::ReduceWindowMax(window),
+                "select_and_scatter" => Op::SelectAndScatter(window),
+                _ => Op::ReduceWindowSum(window),
             }
         }
         // The body comes on the following lines (`parse_func` reads it).

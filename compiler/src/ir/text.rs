@@ -42,7 +42,7 @@ fn print_into(out: &mut String, func: &Func, indent: &str) {
                 "{{stride={:?}, low={:?}, high={:?}, lhs_dilation={:?}, rhs_dilation={:?}, groups={}}}",
                 c.stride, c.low, c.high, c.lhs_dilation, c.rhs_dilation, c.groups
             ),
-            Op::ReduceWindowSum(w) | Op::ReduceWindowMax(w) => {
+            Op::ReduceWindowSum(w) | Op::ReduceWindowMax(w) | Op::SelectAndScatter(w) => {
                 format!("{{size={:?}, stride={:?}, low={:?}, high={:?}}}", w.size, w.stride, w.low, w.high)
             }
             Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => String::new(),

@@ -172,6 +172,11 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
             let dims = super::window::reduce_window_dims(args[0], window)?;
             want(ty == &Type::new(args[0].dtype, &dims), "reduce_window result type")
         }
+        Op::SelectAndScatter(window) => {
+            let dims = super::window::reduce_window_dims(args[0], window)?;
+            want(args[1] == &Type::new(args[0].dtype, &dims), "select_and_scatter cotangent has one value per window")?;
+            want(ty == args[0], "select_and_scatter result type equals the operand's")
+        }
         Op::MatMul => {
             let (a, b) = (args[0], args[1]);
             want(a.shape.rank() == 2 && b.shape.rank() == 2, "matmul operands are rank 2")?;

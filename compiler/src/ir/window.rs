@@ -104,6 +104,14 @@ impl Builder {
         let op = if is_max { Op::ReduceWindowMax(window) } else { Op::ReduceWindowSum(window) };
         self.push(op, vec![x], Type::new(tx.dtype, &dims))
     }
+    /// `SelectAndScatter(window)`: `ct` (one value per window of `x`) added
+    /// at each window's first maximum; panics on ill-typed operands.
+    pub fn select_and_scatter(&mut self, x: ValueId, ct: ValueId, window: Window) -> ValueId {
+        let (tx, tc) = (self.ty(x).clone(), self.ty(ct).clone());
+        let dims = reduce_window_dims(&tx, &window).unwrap_or_else(|e| panic!("select_and_scatter on {tx}: {e}"));
+        assert_eq!(tc, Type::new(tx.dtype, &dims), "select_and_scatter cotangent of {tx}");
+        self.push(Op::SelectAndScatter(window), vec![x, ct], tx)
+    }
     /// `x` reversed along `dims` (sorted, unique); `x` itself if `dims` is empty.
     pub fn reverse(&mut self, x: ValueId, dims: Vec<usize>) -> ValueId {
         let ty = self.ty(x).clone();

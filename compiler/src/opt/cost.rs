@@ -135,6 +135,12 @@ pub fn inst_cost(op: &Op, args: &[&Type], ty: &Type) -> Cost {
             let per_output: usize = w.size.iter().product();
             (n * per_output as f64, reads + out, false)
         }
+        // One comparison per window element per window, one add per window.
+        Op::SelectAndScatter(w) => {
+            let per_window: usize = w.size.iter().product();
+            let windows = args[1].shape.num_elements() as f64;
+            (windows * (per_window + 1) as f64, reads + out, false)
+        }
     };
     let ceiling = if gemm { GEMM_FLOPS_PER_S } else { ELEMENTWISE_FLOPS_PER_S };
     let ceiling = if ty.dtype == DType::F64 { ceiling / 2.0 } else { ceiling };

@@ -92,6 +92,8 @@ define_language! {
         "reduce_window_sum" = ReduceWindowSum([Id; 2]),
         // (reduce_window_max <size ++ stride ++ low ++ high> x): opaque to the rules.
         "reduce_window_max" = ReduceWindowMax([Id; 2]),
+        // (select_and_scatter <size ++ stride ++ low ++ high> x ct): opaque to the rules.
+        "select_and_scatter" = SelectAndScatter([Id; 3]),
         // (scan <scan> consts.. init.. xs..): opaque to the rules; the body
         // rides in the attribute.
         "scan" = Scan(Box<[Id]>),
@@ -408,6 +410,9 @@ pub fn node_op(egraph: &IrEGraph, node: &Node) -> Option<(Op, Vec<Id>)> {
         Node::Conv2d([attrs, lhs, rhs]) => (Op::Conv2d(conv_of_ints(ints_of(egraph, *attrs))), vec![*lhs, *rhs]),
         Node::ReduceWindowSum([w, x]) => (Op::ReduceWindowSum(window_of_ints(ints_of(egraph, *w))), vec![*x]),
         Node::ReduceWindowMax([w, x]) => (Op::ReduceWindowMax(window_of_ints(ints_of(egraph, *w))), vec![*x]),
+        Node::SelectAndScatter([w, x, ct]) => {
+            (Op::SelectAndScatter(window_of_ints(ints_of(egraph, *w))), vec![*x, *ct])
+        }
         Node::Scan(children) => (Op::Scan(scan_of(egraph, children[0]).clone()), children[1..].to_vec()),
         Node::Add(ab) => (Op::Add, ab.to_vec()),
         Node::Sub(ab) => (Op::Sub, ab.to_vec()),
@@ -523,6 +528,7 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
                 ir::window::reduce_window_dims(&src, &window).unwrap_or_else(|e| panic!("ill-typed {node:?}: {e}"));
             Type::new(src.dtype, &dims)
         }
+        Node::SelectAndScatter([_, x, _]) => ty(x),
         Node::Add([a, b])
         | Node::Sub([a, b])
         | Node::Mul([a, b])
@@ -669,6 +675,7 @@ fn fold(egraph: &IrEGraph, node: &Node, ty: &Type) -> Option<f64> {
         // a varying number of terms (padding), so they are not folded.
         Node::Reverse([_, x]) => return konst_of(egraph, *x),
         Node::Conv2d(_) | Node::ReduceWindowSum(_) | Node::ReduceWindowMax(_) => return None,
+        Node::SelectAndScatter(_) => return None,
         // A loop is not folded (its body would have to run `length` times).
         Node::Scan(_) => return None,
         Node::Outputs(_) | Node::Attr(_) => return None,
@@ -798,6 +805,7 @@ pub fn to_recexpr(func: &Func) -> RecExpr<Node> {
             Op::Conv2d(c) => Node::Conv2d([attr(Attr::Ints(ints_of_conv(c))), arg(0), arg(1)]),
             Op::ReduceWindowSum(w) => Node::ReduceWindowSum([attr(Attr::Ints(ints_of_window(w))), arg(0)]),
             Op::ReduceWindowMax(w) => Node::ReduceWindowMax([attr(Attr::Ints(ints_of_window(w))), arg(0)]),
+            Op::SelectAndScatter(w) => Node::SelectAndScatter([attr(Attr::Ints(ints_of_window(w))), arg(0), arg(1)]),
             Op::Scan(s) => {
                 let mut children = vec![attr(Attr::Scan(ScanAttr::new(s)))];
                 children.extend((0..inst.args.len()).map(arg));

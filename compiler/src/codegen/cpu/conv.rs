@@ -1,6 +1,7 @@
 //! Host routines for the windowed ops: `Conv2d` as im2col + one `gemm` call
 //! per (image, group) (the transposed im2col layout when the kernel's rows
-//! are longer than the output's, as in weight gradients), and `ReduceWindowSum`/`ReduceWindowMax`; the hot
+//! are longer than the output's, as in weight gradients), `ReduceWindowSum`/`ReduceWindowMax`
+//! and `SelectAndScatter`; the hot
 //! loops are in the `kernels` crate (built optimized even in the dev
 //! profile). The window reductions visit elements in the interpreter's order
 //! (`interp_window::reduce_window_into`), so they agree bitwise with
@@ -38,6 +39,11 @@ pub(super) fn descriptor(func: &Func, index: usize) -> Vec<i64> {
         Op::ReduceWindowSum(w) | Op::ReduceWindowMax(w) => {
             d.push(out.len());
             d.extend(arg(0).iter().chain(&out).chain(&w.size).chain(&w.stride).chain(&w.low).chain(&w.high));
+        }
+        // The window result dims are the cotangent's.
+        Op::SelectAndScatter(w) => {
+            d.push(out.len());
+            d.extend(arg(0).iter().chain(&arg(1)).chain(&w.size).chain(&w.stride).chain(&w.low).chain(&w.high));
         }
         other => unreachable!("{other:?} has no descriptor"),
     }
@@ -228,3 +234,21 @@ window_routine!(jl_reduce_window_sum_f32, f32, false);
 window_routine!(jl_reduce_window_sum_f64, f64, false);
 window_routine!(jl_reduce_window_max_f32, f32, true);
 window_routine!(jl_reduce_window_max_f64, f64, true);
+
+macro_rules! select_and_scatter_routine {
+    ($name:ident, $t:ty) => {
+        /// Safety: pointers to live, distinct arena buffers of the operand's
+        /// (`x`, `out`) and the cotangent's sizes; `desc` from `descriptor`.
+        pub(super) extern "C" fn $name(x: *const $t, ct: *const $t, out: *mut $t, desc: *const i64) {
+            let [dims, ct_dims, size, stride, low] = unsafe { window_desc(desc) };
+            let n: usize = dims.iter().product();
+            let x = unsafe { std::slice::from_raw_parts(x, n) };
+            let ct = unsafe { std::slice::from_raw_parts(ct, ct_dims.iter().product()) };
+            let out = unsafe { std::slice::from_raw_parts_mut(out, n) };
+            ::kernels::select_and_scatter(x, &dims, &size, &stride, &low, ct, &ct_dims, out);
+        }
+    };
+}
+
+select_and_scatter_routine!(jl_select_and_scatter_f32, f32);
+select_and_scatter_routine!(jl_select_and_scatter_f64, f64);

@@ -154,6 +154,9 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::ReduceWindowMax(_) => {
                 self.emit_described(index, [HostFn::ReduceWindowMaxF32, HostFn::ReduceWindowMaxF64])?
             }
+            Op::SelectAndScatter(_) => {
+                self.emit_described(index, [HostFn::SelectAndScatterF32, HostFn::SelectAndScatterF64])?
+            }
         }
         Ok(())
     }
@@ -820,6 +823,7 @@ fn is_vectorizable(op: &Op, dtype: DType) -> bool {
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) => false,
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
+        Op::SelectAndScatter(_) => false,
     };
     op_ok && dtype.is_float()
 }
@@ -932,6 +936,7 @@ fn scalar_op(b: &mut FunctionBuilder, op: &Op, dtype: DType, out: DType, args: &
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
             unreachable!("{op:?} is not elementwise")
         }
+        Op::SelectAndScatter(_) => unreachable!("{op:?} is not elementwise"),
     }
 }
 

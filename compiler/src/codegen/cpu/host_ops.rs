@@ -70,7 +70,7 @@ pub(super) fn plan(func: &Func, index: usize) -> (HostFn, Vec<usize>) {
         }
         Op::Reverse { .. } => unreachable!("{:?} is open-coded", inst.op),
         Op::Scan(_) => unreachable!("scan runs in `scan.rs`"),
-        Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
+        Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) | Op::SelectAndScatter(_) => {
             unreachable!("{:?} has a described host call (conv.rs)", inst.op)
         }
     }

@@ -58,6 +58,8 @@ pub(super) enum HostFn {
     ReduceWindowSumF64,
     ReduceWindowMaxF32,
     ReduceWindowMaxF64,
+    SelectAndScatterF32,
+    SelectAndScatterF64,
 }
 
 /// The argument lists a host routine can take (all pointer-sized integers).
@@ -77,7 +79,7 @@ pub(super) enum HostSig {
 }
 
 impl HostFn {
-    pub(super) const ALL: [HostFn; 39] = [
+    pub(super) const ALL: [HostFn; 41] = [
         HostFn::ExpF32,
         HostFn::ExpF64,
         HostFn::LogF32,
@@ -117,6 +119,8 @@ impl HostFn {
         HostFn::ReduceWindowSumF64,
         HostFn::ReduceWindowMaxF32,
         HostFn::ReduceWindowMaxF64,
+        HostFn::SelectAndScatterF32,
+        HostFn::SelectAndScatterF64,
     ];
 
     /// The symbol name registered with the JIT linker.
@@ -161,6 +165,8 @@ impl HostFn {
             HostFn::ReduceWindowSumF64 => "jl_reduce_window_sum_f64",
             HostFn::ReduceWindowMaxF32 => "jl_reduce_window_max_f32",
             HostFn::ReduceWindowMaxF64 => "jl_reduce_window_max_f64",
+            HostFn::SelectAndScatterF32 => "jl_select_and_scatter_f32",
+            HostFn::SelectAndScatterF64 => "jl_select_and_scatter_f64",
         }
     }
 
@@ -181,6 +187,7 @@ impl HostFn {
             HostFn::Conv2dF32 | HostFn::Conv2dF64 => HostSig::Described,
             HostFn::ReduceWindowSumF32 | HostFn::ReduceWindowSumF64 => HostSig::Described,
             HostFn::ReduceWindowMaxF32 | HostFn::ReduceWindowMaxF64 => HostSig::Described,
+            HostFn::SelectAndScatterF32 | HostFn::SelectAndScatterF64 => HostSig::Described,
         }
     }
 
@@ -225,6 +232,8 @@ impl HostFn {
             HostFn::ReduceWindowSumF64 => conv::jl_reduce_window_sum_f64 as *const u8,
             HostFn::ReduceWindowMaxF32 => conv::jl_reduce_window_max_f32 as *const u8,
             HostFn::ReduceWindowMaxF64 => conv::jl_reduce_window_max_f64 as *const u8,
+            HostFn::SelectAndScatterF32 => conv::jl_select_and_scatter_f32 as *const u8,
+            HostFn::SelectAndScatterF64 => conv::jl_select_and_scatter_f64 as *const u8,
         }
     }
 }

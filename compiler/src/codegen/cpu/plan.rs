@@ -67,6 +67,7 @@ pub(super) fn is_view(func: &Func, index: usize) -> bool {
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) => false,
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
+        Op::SelectAndScatter(_) => false,
     }
 }
 

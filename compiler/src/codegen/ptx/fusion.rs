@@ -49,7 +49,7 @@ pub(super) fn fusible(func: &Func, index: usize) -> bool {
         Op::MatMul | Op::BatchMatMul | Op::Gather | Op::ScatterAdd => false,
         Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
-        Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
+        Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) | Op::SelectAndScatter(_) => false,
     }
 }
 

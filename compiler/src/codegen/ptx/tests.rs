@@ -976,6 +976,40 @@ fn simulated_reduce_windows_match_interp_bitwise() {
     }
 }
 
+/// Max pooling's backward on the pooling cases above (overlapping windows,
+/// padding, windows all in padding), with NaN, signed zeros and ties, bitwise.
+#[test]
+fn simulated_select_and_scatter_matches_interp_bitwise() {
+    let mut seed = 23u64;
+    #[allow(clippy::type_complexity)]
+    let cases: [(&[usize], &[usize], &[usize], &[usize], &[usize]); 5] = [
+        // dims, size, stride, low, high
+        (&[2, 3, 7, 6], &[1, 1, 3, 3], &[1, 1, 2, 2], &[0, 0, 1, 0], &[0, 0, 1, 2]),
+        (&[9], &[3], &[2], &[4], &[4]),
+        (&[3, 1, 5], &[2, 1, 2], &[1, 1, 1], &[1, 0, 0], &[0, 0, 1]),
+        (&[2, 2, 6, 6], &[1, 1, 2, 2], &[1, 1, 2, 2], &[0, 0, 0, 0], &[0, 0, 0, 0]),
+        (&[2, 1, 3], &[1, 2, 2], &[1, 1, 1], &[0, 1, 0], &[0, 0, 0]),
+    ];
+    for dtype in [DType::F32, DType::F64] {
+        for (dims, size, stride, low, high) in cases {
+            let ty = Type::new(dtype, dims);
+            let w = Window { size: size.to_vec(), stride: stride.to_vec(), low: low.to_vec(), high: high.to_vec() };
+            let ct_dims = crate::ir::window::reduce_window_dims(&ty, &w).unwrap();
+            let ct_ty = Type::new(dtype, &ct_dims);
+            let mut b = Builder::new("scatter", &[ty.clone(), ct_ty.clone()]);
+            let r = b.select_and_scatter(b.param(0), b.param(1), w.clone());
+            let func = b.finish(vec![r]);
+            let ct = random_float(dtype, &ct_dims, &mut seed);
+            let x = random_float(dtype, dims, &mut seed);
+            let label = format!("select_and_scatter {ty} {w:?} (seed 23)");
+            assert_sim(&label, &func, &[x, ct.clone()], Tol::Bitwise);
+            let ties: Vec<f64> = (0..ty.shape.num_elements()).map(|i| (i % 2) as f64).collect();
+            let x = Tensor::from_f64(dtype, dims, &ties);
+            assert_sim(&format!("{label} ties"), &func, &[x, ct], Tol::Bitwise);
+        }
+    }
+}
+
 /// Convolutions with stride, asymmetric padding, input and kernel dilation,
 /// groups (2 and depthwise) and 1x1 kernels, bitwise.
 #[test]

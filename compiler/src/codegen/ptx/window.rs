@@ -1,6 +1,9 @@
 //! PTX kernels for the CNN primitives `ReduceWindowSum`/`ReduceWindowMax`
 //! (pooling) and `Conv2d`: one thread per output element, looping over its
-//! window (or its `Cg x KH x KW` taps) in row-major order.
+//! window (or its `Cg x KH x KW` taps) in row-major order; and
+//! `SelectAndScatter` (max pooling's backward): one thread per operand
+//! element, summing the cotangents of the windows whose first maximum it is
+//! (no atomics, so the sum order is the interpreter's).
 //!
 //! Consumes the operand types and attributes (all static); produces the
 //! kernel body. Positions in the padding, or between dilated input elements,
@@ -100,6 +103,94 @@ pub fn reduce_window(k: &mut Kernel, src: &Type, ty: &Type, w: &Window, is_max: 
             });
         }
         store(k, dtype, out, o, &acc);
+    });
+}
+
+/// `SelectAndScatter`: thread `p` (an operand element) visits the windows
+/// covering `p` in row-major order, finds each one's first maximum as
+/// `ArgMax` does, and adds the window's cotangent when that is `p`. Along
+/// dim `d`, padded position `q = p_d + low_d` is covered by windows
+/// `o_d = q / stride_d - c + 1 + j` for `j < c = ceil(size_d / stride_d)`
+/// that exist and reach `q`.
+pub fn select_and_scatter(k: &mut Kernel, x_ty: &Type, ct_ty: &Type, w: &Window, out: &str, ins: &[String]) {
+    let dtype = x_ty.dtype;
+    let t = match dtype {
+        DType::F32 => "f32",
+        DType::F64 => "f64",
+        other => unreachable!("the verifier rejects select_and_scatter on {other}"),
+    };
+    let cls = class(dtype);
+    let dims = x_ty.shape.dims();
+    let (strides, ct_dims, ct_strides) = (x_ty.shape.strides(), ct_ty.shape.dims(), ct_ty.shape.strides());
+    let rank = dims.len();
+    let reach: Vec<usize> = (0..rank).map(|d| w.size[d].div_ceil(w.stride[d]).max(1)).collect();
+    let candidates: usize = reach.iter().product();
+    let taps: usize = w.size.iter().product();
+    let n = x_ty.shape.num_elements() as u64;
+    k.grid_stride_loop(n, |k, p| {
+        let pc = coords(k, p, dims);
+        let acc = start(k, dtype, false);
+        if ct_ty.shape.num_elements() > 0 && taps > 0 {
+            counted_loop(k, candidates, |k, cand, skip_window| {
+                let jc = coords(k, cand, &reach);
+                // The candidate window's coords, or skip it.
+                let mut oc = Vec::with_capacity(rank);
+                let mut ct_at = k.op1("mov.u64", Class::B64, "0");
+                for d in 0..rank {
+                    let q = k.op2("add.u64", Class::B64, &pc[d], &w.low[d].to_string());
+                    let base = k.op2("div.u64", Class::B64, &q, &w.stride[d].to_string());
+                    let shifted = k.op2("add.u64", Class::B64, &base, &jc[d]);
+                    let below = k.reg(Class::Pred);
+                    k.ins(&format!("setp.lt.u64 {below}, {shifted}, {}", reach[d] - 1));
+                    k.ins(&format!("@{below} bra {skip_window}"));
+                    let o = k.op2("sub.u64", Class::B64, &shifted, &(reach[d] - 1).to_string());
+                    let past = k.reg(Class::Pred);
+                    k.ins(&format!("setp.ge.u64 {past}, {o}, {}", ct_dims[d]));
+                    k.ins(&format!("@{past} bra {skip_window}"));
+                    let end = k.op3("mad.lo.u64", Class::B64, &o, &w.stride[d].to_string(), &w.size[d].to_string());
+                    let short = k.reg(Class::Pred);
+                    k.ins(&format!("setp.le.u64 {short}, {end}, {q}"));
+                    k.ins(&format!("@{short} bra {skip_window}"));
+                    ct_at = k.op3("mad.lo.u64", Class::B64, &o, &ct_strides[d].to_string(), &ct_at);
+                    oc.push(o);
+                }
+                // The window's first maximum: `best_at` stays `n` (no
+                // element's index) until an in-range tap is seen.
+                let best_at = k.op1("mov.u64", Class::B64, &n.to_string());
+                let best = start(k, dtype, true);
+                counted_loop(k, taps, |k, tap, skip_tap| {
+                    let wc = coords(k, tap, &w.size);
+                    let mut at = k.op1("mov.u64", Class::B64, "0");
+                    for d in 0..rank {
+                        let q = k.op3("mad.lo.u64", Class::B64, &oc[d], &w.stride[d].to_string(), &wc[d]);
+                        let s = source_or_skip(k, &q, w.low[d], 1, dims[d], skip_tap);
+                        at = k.op3("mad.lo.u64", Class::B64, &s, &strides[d].to_string(), &at);
+                    }
+                    let v = load(k, dtype, &ins[0], &at);
+                    // Take v when it is the first, larger, or NaN over a number.
+                    let larger = k.reg(Class::Pred);
+                    k.ins(&format!("setp.gt.{t} {larger}, {v}, {best}"));
+                    let v_nan = k.reg(Class::Pred);
+                    k.ins(&format!("setp.nan.{t} {v_nan}, {v}, {v}"));
+                    let best_num = k.reg(Class::Pred);
+                    k.ins(&format!("setp.num.{t} {best_num}, {best}, {best}"));
+                    k.ins(&format!("and.pred {v_nan}, {v_nan}, {best_num}"));
+                    k.ins(&format!("or.pred {larger}, {larger}, {v_nan}"));
+                    let first = k.reg(Class::Pred);
+                    k.ins(&format!("setp.eq.u64 {first}, {best_at}, {n}"));
+                    k.ins(&format!("or.pred {larger}, {larger}, {first}"));
+                    k.ins(&format!("@{larger} mov.{t} {best}, {v}"));
+                    k.ins(&format!("@{larger} mov.u64 {best_at}, {at}"));
+                });
+                let mine = k.reg(Class::Pred);
+                k.ins(&format!("setp.ne.u64 {mine}, {best_at}, {p}"));
+                k.ins(&format!("@{mine} bra {skip_window}"));
+                let g = load(k, dtype, &ins[1], &ct_at);
+                let sum = k.op2(&format!("add.rn.{t}"), cls, &acc, &g);
+                k.ins(&format!("mov.{t} {acc}, {sum}"));
+            });
+        }
+        store(k, dtype, out, p, &acc);
     });
 }
 

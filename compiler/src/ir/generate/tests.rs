@@ -64,9 +64,10 @@ fn op_kind(op: &Op) -> usize {
         Op::ReduceWindowSum(_) => 52,
         Op::ReduceWindowMax(_) => 53,
         Op::Scan(_) => 54,
+        Op::SelectAndScatter(_) => 55,
     }
 }
-const N_KINDS: usize = 55;
+const N_KINDS: usize = 56;
 
 #[test]
 fn every_op_is_generated() {
