@@ -122,6 +122,8 @@ pub struct CpuFunc {
     param_types: Vec<ir::Type>,
     output_types: Vec<ir::Type>,
     outputs: Vec<ir::ValueId>,
+    /// How many transposes the GEMMs read through strides (no copy).
+    strided_transposes: usize,
 }
 
 /// One piece of a compiled program: a chunk of machine code, or a scan loop
@@ -276,6 +278,7 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
         param_types: func.param_types(),
         output_types: func.output_types(),
         outputs: func.outputs.clone(),
+        strided_transposes: sched.strided.iter().filter(|&&s| s).count(),
     })
 }
 
@@ -399,6 +402,12 @@ impl CpuFunc {
 
     pub fn output_types(&self) -> &[ir::Type] {
         &self.output_types
+    }
+
+    /// How many transposes the GEMMs read through swapped strides instead
+    /// of copying them (`schedule::Schedule::strided`).
+    pub fn strided_transposes(&self) -> usize {
+        self.strided_transposes
     }
 }
 

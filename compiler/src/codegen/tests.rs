@@ -530,6 +530,102 @@ fn matmul_matches_interp_within_tolerance() {
     }
 }
 
+/// Matmul and batch_matmul operands that are transposes (of the last two
+/// dims) are read by the GEMM through swapped strides, not copied (unless
+/// the transpose is also an output), and the products are within matmul's
+/// tolerance of the interpreter. (Not bitwise equal to the copied operand's
+/// product: gemm picks its summation order by the operands' layout.)
+#[test]
+fn transposed_matmul_operands_are_read_through_strides() {
+    let mut rng = Rng(0x7A);
+    for dtype in FLOATS {
+        for (m, k, n) in [(3, 4, 5), (17, 33, 9), (1, 7, 1), (64, 40, 24)] {
+            for trans in 1..4usize {
+                let (ta_dims, tb_dims) =
+                    (if trans & 1 != 0 { [k, m] } else { [m, k] }, if trans & 2 != 0 { [n, k] } else { [k, n] });
+                let (ta, tb) = (Type::new(dtype, &ta_dims), Type::new(dtype, &tb_dims));
+                let build = |materialize: bool| {
+                    let mut b = Builder::new("matmul_t", &[ta.clone(), tb.clone()]);
+                    // The left operand is computed (negated), the right a parameter.
+                    let lhs = b.neg(b.param(0));
+                    let (mut lhs, mut rhs) = (lhs, b.param(1));
+                    let mut outs = Vec::new();
+                    if trans & 1 != 0 {
+                        lhs = b.transpose(lhs, vec![1, 0]);
+                        outs.push(lhs);
+                    }
+                    if trans & 2 != 0 {
+                        rhs = b.transpose(rhs, vec![1, 0]);
+                        outs.push(rhs);
+                    }
+                    let prod = b.matmul(lhs, rhs);
+                    let mut all = vec![prod];
+                    if materialize {
+                        all.extend(outs);
+                    }
+                    b.finish(all)
+                };
+                let (strided, copied) = (build(false), build(true));
+                assert_eq!(compile(&strided).unwrap().strided_transposes(), trans.count_ones() as usize);
+                assert_eq!(compile(&copied).unwrap().strided_transposes(), 0);
+                let inputs = [random_tensor(&ta, &mut rng), random_tensor(&tb, &mut rng)];
+                let label = format!("matmul {dtype} {m}x{k}x{n} trans {trans}");
+                let got = jit_run(&strided, &inputs);
+                // The operands as the product sees them, for the tolerance.
+                let want = interp::run(&copied, &inputs);
+                let lhs =
+                    if trans & 1 != 0 { want[1].clone() } else { interp::run(&neg_of(&ta), &inputs[..1])[0].clone() };
+                let rhs = if trans & 2 != 0 { want[want.len() - 1].clone() } else { inputs[1].clone() };
+                assert_matmul_close(&label, &lhs, &rhs, &got[0], &want[0]);
+            }
+        }
+    }
+    // Batched: [2, 3] batches of [m, k] x [k, n], either operand transposed.
+    for dtype in FLOATS {
+        let (m, k, n) = (5, 6, 7);
+        for trans in 1..4usize {
+            let ta = Type::new(dtype, &if trans & 1 != 0 { [2, 3, k, m] } else { [2, 3, m, k] });
+            let tb = Type::new(dtype, &if trans & 2 != 0 { [2, 3, n, k] } else { [2, 3, k, n] });
+            let build = |materialize: bool| {
+                let mut b = Builder::new("batch_matmul_t", &[ta.clone(), tb.clone()]);
+                let (mut lhs, mut rhs) = (b.param(0), b.param(1));
+                let mut outs = Vec::new();
+                if trans & 1 != 0 {
+                    lhs = b.transpose(lhs, vec![0, 1, 3, 2]);
+                    outs.push(lhs);
+                }
+                if trans & 2 != 0 {
+                    rhs = b.transpose(rhs, vec![0, 1, 3, 2]);
+                    outs.push(rhs);
+                }
+                let prod = b.batch_matmul(lhs, rhs);
+                let mut all = vec![prod];
+                if materialize {
+                    all.extend(outs);
+                }
+                b.finish(all)
+            };
+            let (strided, copied) = (build(false), build(true));
+            assert_eq!(compile(&strided).unwrap().strided_transposes(), trans.count_ones() as usize);
+            let inputs = [random_tensor(&ta, &mut rng), random_tensor(&tb, &mut rng)];
+            let got = jit_run(&strided, &inputs);
+            let want = interp::run(&copied, &inputs);
+            let close = got[0]
+                .to_f64_vec()
+                .iter()
+                .zip(want[0].to_f64_vec())
+                .all(|(g, w)| (g - w).abs() <= 1e-5 * (1.0 + w.abs()));
+            assert!(close, "batch_matmul {dtype} trans {trans}: {:?} vs {:?}", got[0], want[0]);
+        }
+    }
+}
+
+fn neg_of(ty: &Type) -> Func {
+    let mut b = Builder::new("neg", std::slice::from_ref(ty));
+    let r = b.neg(b.param(0));
+    b.finish(vec![r])
+}
+
 // ---------------------------------------------------------------- errors, reuse
 
 #[test]

@@ -4,7 +4,8 @@
 
 macro_rules! batch_matmul_routine {
     ($name:ident, $t:ty, $matmul:path) => {
-        /// `c[p] = a[p] x b[p]` for `p < batch`, each `[m,k] x [k,n]` row-major.
+        /// `c[p] = a[p] x b[p]` for `p < batch`, each `[m,k] x [k,n]` row-major,
+        /// `trans` saying which operand is stored transposed (`jl_matmul_*`).
         pub(super) extern "C" fn $name(
             a: *const $t,
             b: *const $t,
@@ -13,10 +14,11 @@ macro_rules! batch_matmul_routine {
             m: usize,
             k: usize,
             n: usize,
+            trans: usize,
         ) {
             for p in 0..batch {
                 // Safety: the buffers hold `batch` matrices of the named sizes.
-                unsafe { $matmul(a.add(p * m * k), b.add(p * k * n), c.add(p * m * n), m, k, n) }
+                unsafe { $matmul(a.add(p * m * k), b.add(p * k * n), c.add(p * m * n), m, k, n, trans) }
             }
         }
     };

@@ -194,7 +194,7 @@ macro_rules! conv2d_routine {
                         }
                         let cols: *const $t = if pointwise { image.as_ptr() } else { col.as_ptr() };
                         // dst[og, pixels] = kernel[og, rows] x cols[rows, pixels], row-major.
-                        $matmul(kernel, cols, dst, og, rows, pixels);
+                        $matmul(kernel, cols, dst, og, rows, pixels, 0);
                     }
                 }
             });

@@ -326,14 +326,15 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let a = self.base(lhs.index());
         let b = self.base(rhs.index());
         let c = self.base(index);
-        let dims: Vec<clif::Value> = [m, k, n].iter().map(|&d| self.b.ins().iconst(PTR, d as i64)).collect();
-        self.call_host(host, &[a, b, c, dims[0], dims[1], dims[2]])
+        let trans = super::host_ops::transposed_operands(self.sched, &self.func.insts[index].args);
+        let ints: Vec<clif::Value> = [m, k, n, trans].iter().map(|&d| self.b.ins().iconst(PTR, d as i64)).collect();
+        self.call_host(host, &[a, b, c, ints[0], ints[1], ints[2], ints[3]])
     }
 
     /// A whole-array host routine chosen by `host_ops::plan`, called with the
     /// operands' and the result's base pointers, then its integer arguments.
     fn emit_host_op(&mut self, index: usize) -> Result<(), CodegenError> {
-        let (host, ints) = super::host_ops::plan(self.func, index);
+        let (host, ints) = super::host_ops::plan(self.func, self.sched, index);
         let operands: Vec<usize> = self.func.insts[index].args.iter().map(|a| a.index()).collect();
         let mut args: Vec<clif::Value> = operands.into_iter().map(|a| self.base(a)).collect();
         args.push(self.base(index));
@@ -376,7 +377,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 let mut sig = self.module.make_signature();
                 let n_params = match host.signature() {
                     HostSig::Array => 4,
-                    HostSig::MatMul => 6,
+                    HostSig::MatMul => 7,
                     HostSig::Ptrs(n) => n,
                     HostSig::Described => 4,
                 };

@@ -7,11 +7,12 @@
 //! pointers (operands', then the result's). The routines live in `gather.rs`,
 //! `batch_matmul.rs` and `random.rs`.
 
-use super::kernels::HostFn;
-use crate::ir::{DType, Func, Op};
+use super::kernels::{HostFn, TRANS_A, TRANS_B};
+use super::schedule::Schedule;
+use crate::ir::{DType, Func, Op, ValueId};
 
 /// The routine and trailing integer arguments for instruction `index`.
-pub(super) fn plan(func: &Func, index: usize) -> (HostFn, Vec<usize>) {
+pub(super) fn plan(func: &Func, sched: &Schedule, index: usize) -> (HostFn, Vec<usize>) {
     let inst = &func.insts[index];
     let ty = &inst.ty;
     let arg = |k: usize| func.ty(inst.args[k]);
@@ -36,12 +37,13 @@ pub(super) fn plan(func: &Func, index: usize) -> (HostFn, Vec<usize>) {
             let host = dtype_pick(HostFn::ScatterAddF32, HostFn::ScatterAddF64, Some(HostFn::ScatterAddI32));
             (host, vec![ty.shape.0[0], row, n])
         }
-        // [batch, m, k] x [batch, k, n]: (batch, m, k, n)
+        // [batch, m, k] x [batch, k, n]: (batch, m, k, n, trans)
         Op::BatchMatMul => {
             let a = arg(0);
             let r = a.shape.rank();
             let batch: usize = a.shape.0[..r - 2].iter().product();
-            let dims = vec![batch, a.shape.0[r - 2], a.shape.0[r - 1], ty.shape.0[r - 1]];
+            let trans = transposed_operands(sched, &inst.args);
+            let dims = vec![batch, a.shape.0[r - 2], a.shape.0[r - 1], ty.shape.0[r - 1], trans];
             (dtype_pick(HostFn::BatchMatMulF32, HostFn::BatchMatMulF64, None), dims)
         }
         Op::RandomBits => (HostFn::RandomBits, vec![ty.shape.num_elements()]),
@@ -74,4 +76,13 @@ pub(super) fn plan(func: &Func, index: usize) -> (HostFn, Vec<usize>) {
             unreachable!("{:?} has a described host call (conv.rs)", inst.op)
         }
     }
+}
+
+/// The `trans` argument of a (batched) matmul with operands `args`: which
+/// of them are strided views of a transpose (`Schedule::strided`), whose
+/// buffer holds the operand with its last two dims swapped.
+pub(super) fn transposed_operands(sched: &Schedule, args: &[ValueId]) -> usize {
+    let a = if sched.strided[args[0].index()] { TRANS_A } else { 0 };
+    let b = if sched.strided[args[1].index()] { TRANS_B } else { 0 };
+    a | b
 }

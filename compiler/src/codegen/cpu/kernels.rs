@@ -68,7 +68,8 @@ pub(super) enum HostSig {
     /// `fn(src, src2, dst, n)`: elementwise over `n` elements; `src2` is
     /// ignored by unary routines.
     Array,
-    /// `fn(a, b, c, m, k, n)`: `c[m,n] = a[m,k] x b[k,n]`, all row-major.
+    /// `fn(a, b, c, m, k, n, trans)`: `c[m,n] = a[m,k] x b[k,n]`, row-major,
+    /// `trans` saying which operand is stored transposed.
     MatMul,
     /// `fn(operand pointers.., dst, integer args..)`: this many pointer-sized
     /// arguments (see `host_ops::plan`).
@@ -181,7 +182,7 @@ impl HostFn {
             HostFn::ErfF32 | HostFn::ErfF64 => HostSig::Array,
             HostFn::MatMulF32 | HostFn::MatMulF64 => HostSig::MatMul,
             HostFn::Gather | HostFn::ScatterAddF32 | HostFn::ScatterAddF64 | HostFn::ScatterAddI32 => HostSig::Ptrs(6),
-            HostFn::BatchMatMulF32 | HostFn::BatchMatMulF64 => HostSig::Ptrs(7),
+            HostFn::BatchMatMulF32 | HostFn::BatchMatMulF64 => HostSig::Ptrs(8),
             HostFn::RandomBits | HostFn::RandomSplit => HostSig::Ptrs(3),
             HostFn::RandomUniformF32 | HostFn::RandomUniformF64 => HostSig::Ptrs(3),
             HostFn::Conv2dF32 | HostFn::Conv2dF64 => HostSig::Described,
@@ -294,11 +295,28 @@ binary_routine!(jl_pow_f64, f64, f64::powf);
 // Integer pow goes through f64 and saturates back, as the interpreter does.
 binary_routine!(jl_pow_i32, i32, |x: i32, y: i32| (x as f64).powf(y as f64) as i32);
 
+/// `trans` bit of `jl_matmul_*`: `a` holds the left operand transposed
+/// (row-major `[k, m]`).
+pub(super) const TRANS_A: usize = 1;
+/// `trans` bit of `jl_matmul_*`: `b` holds the right operand transposed
+/// (row-major `[n, k]`).
+pub(super) const TRANS_B: usize = 2;
+
 macro_rules! matmul_routine {
     ($name:ident, $t:ty) => {
-        /// `c[m,n] = a[m,k] x b[k,n]`, all row-major; also the GEMM behind
-        /// `BatchMatMul` (`batch_matmul.rs`) and `Conv2d` (`conv.rs`).
-        pub(super) extern "C" fn $name(a: *const $t, b: *const $t, c: *mut $t, m: usize, k: usize, n: usize) {
+        /// `c[m,n] = a[m,k] x b[k,n]`, row-major, where `trans` (`TRANS_A`,
+        /// `TRANS_B`) says which operand is stored transposed: read through
+        /// swapped strides, never copied. Also the GEMM behind `BatchMatMul`
+        /// (`batch_matmul.rs`) and `Conv2d` (`conv.rs`).
+        pub(super) extern "C" fn $name(
+            a: *const $t,
+            b: *const $t,
+            c: *mut $t,
+            m: usize,
+            k: usize,
+            n: usize,
+            trans: usize,
+        ) {
             if m == 0 || n == 0 {
                 return;
             }
@@ -308,7 +326,9 @@ macro_rules! matmul_routine {
                 unsafe { std::slice::from_raw_parts_mut(c, m * n) }.fill(0.0);
                 return;
             }
-            // Row-major: column stride 1, row stride = row length.
+            // (column stride, row stride) of each operand.
+            let (a_cs, a_rs) = if trans & TRANS_A != 0 { (m, 1) } else { (1, k) };
+            let (b_cs, b_rs) = if trans & TRANS_B != 0 { (k, 1) } else { (1, n) };
             // `c := 0 * c + 1 * (a x b)`, without reading `c`.
             unsafe {
                 gemm::gemm(
@@ -320,11 +340,11 @@ macro_rules! matmul_routine {
                     n as isize,
                     false,
                     a,
-                    1,
-                    k as isize,
+                    a_cs as isize,
+                    a_rs as isize,
                     b,
-                    1,
-                    n as isize,
+                    b_cs as isize,
+                    b_rs as isize,
                     0.0,
                     1.0,
                     false,

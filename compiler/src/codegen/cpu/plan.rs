@@ -4,8 +4,9 @@
 //! Consumes a verified `ir::Func` and its `Schedule`; produces a `Plan`: a
 //! byte offset per value and the arena size. Inlined values (computed in
 //! registers inside a fused loop) get no buffer. Views (`Reshape`,
-//! `StopGradient`, same-dtype `Convert`) share their operand's buffer, which
-//! then stays live until the last use of any of its views.
+//! `StopGradient`, same-dtype `Convert`, and the transposes that GEMMs read
+//! through strides, `Schedule::strided`) share their operand's buffer,
+//! which then stays live until the last use of any of its views.
 //!
 //! Liveness is by instruction index: a buffer is live from the instruction
 //! that writes it (parameters: from the start, `run` fills them before any
@@ -77,7 +78,7 @@ pub(super) fn plan(func: &Func, sched: &Schedule) -> Plan {
     // The value that owns each value's bytes (itself unless a view).
     let mut owner: Vec<usize> = (0..n).collect();
     for index in 0..n {
-        if is_view(func, index) {
+        if is_view(func, index) || sched.strided[index] {
             owner[index] = owner[func.insts[index].args[0].index()];
         }
     }

@@ -43,6 +43,10 @@ use crate::ir::{DType, Func, Op};
 
 /// Which values are computed inside a consumer's loop.
 pub(crate) struct Schedule {
+    /// `strided[v]`: `Transpose` `v` swaps the last two dims and only
+    /// matmuls read it: it is a view of its operand's buffer, which the
+    /// GEMM reads with swapped strides (no copy). CPU backend only.
+    pub(crate) strided: Vec<bool>,
     /// `inlined[v]`: value `v` has no buffer.
     pub(crate) inlined: Vec<bool>,
     /// `hosted[v] = Some(r)`: `v` has a buffer, written by the fused loop of
@@ -118,6 +122,7 @@ fn evaluates_operands(func: &Func, index: usize, fusible: &dyn Fn(usize) -> bool
 pub(super) fn schedule(func: &Func, inline_math: bool) -> Schedule {
     let mut sched = schedule_with(func, &|index| fusible(func, index, inline_math));
     sched.inline_math = inline_math;
+    sched.strided = strided_transposes(func);
     sched
 }
 
@@ -156,7 +161,35 @@ pub(crate) fn schedule_with(func: &Func, fusible: &dyn Fn(usize) -> bool) -> Sch
         inlined[index] = users_ok && (cheap || users[index].len() == 1);
     }
     let (hosted, guests) = host(func, &users, &inlined, fusible);
-    Schedule { inlined, hosted, guests, inline_math: false }
+    Schedule { inlined, hosted, guests, inline_math: false, strided: vec![false; n] }
+}
+
+/// Whether `perm` swaps the last two dims and keeps the others.
+pub(super) fn swaps_last_two(perm: &[usize]) -> bool {
+    let r = perm.len();
+    r >= 2 && perm[r - 2] == r - 1 && perm[r - 1] == r - 2 && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p)
+}
+
+/// The transposes a GEMM can read through strides (see `Schedule::strided`):
+/// they swap the last two dims, are not outputs, and every user is a
+/// `MatMul` or `BatchMatMul`.
+fn strided_transposes(func: &Func) -> Vec<bool> {
+    let n = func.insts.len();
+    let mut strided: Vec<bool> =
+        func.insts.iter().map(|inst| matches!(&inst.op, Op::Transpose { perm } if swaps_last_two(perm))).collect();
+    let mut used = vec![false; n];
+    for inst in &func.insts {
+        for arg in &inst.args {
+            used[arg.index()] = true;
+            if !matches!(inst.op, Op::MatMul | Op::BatchMatMul) {
+                strided[arg.index()] = false;
+            }
+        }
+    }
+    for out in &func.outputs {
+        strided[out.index()] = false;
+    }
+    (0..n).map(|v| strided[v] && used[v]).collect()
 }
 
 impl Schedule {
@@ -166,9 +199,10 @@ impl Schedule {
         self.inlined[node] || self.hosted[node] == Some(root)
     }
 
-    /// Whether `value` has no code of its own (inlined or hosted).
+    /// Whether `value` has no code of its own (inlined, hosted, or a
+    /// strided view).
     pub(super) fn emitted_elsewhere(&self, value: usize) -> bool {
-        self.inlined[value] || self.hosted[value].is_some()
+        self.inlined[value] || self.hosted[value].is_some() || self.strided[value]
     }
 }
 
