@@ -1180,6 +1180,68 @@ fn window_ops_and_reverse_match_interp_bitwise() {
 
 // ---------------------------------------------------------------- fusion and memory plan
 
+/// Compare-and-select trees run as vector code (lane masks, `bitselect`):
+/// comparisons of every kind, a contiguous bool parameter, a bool row
+/// broadcast along the inner dim (stride 0) and along an outer dim, and a
+/// bool constant, on rows whose length leaves a scalar tail; bitwise equal to
+/// the interpreter on specials (NaN, signed zeros, infinities).
+#[test]
+fn compare_and_select_trees_match_interp_bitwise() {
+    let mut rng = Rng(0x5E1);
+    for dtype in FLOATS {
+        for dims in [[3usize, 11], [2, 4], [5, 1]] {
+            let (ty, mask_ty) = (Type::new(dtype, &dims), Type::new(DType::Bool, &dims));
+            let row_ty = Type::new(DType::Bool, &dims[1..]);
+            let col_ty = Type::new(DType::Bool, &dims[..1]);
+            let mut b =
+                Builder::new("selects", &[ty.clone(), ty.clone(), mask_ty.clone(), row_ty.clone(), col_ty.clone()]);
+            let (x, y) = (b.param(0), b.param(1));
+            let mut outs = Vec::new();
+            for op in [Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::Eq, Op::Ne] {
+                let c = b.binary(op, x, y);
+                let s = b.select(c, x, y);
+                outs.push(b.add(s, y));
+            }
+            // ReLU's backward: select(x >= 0, g, 0) with a constant branch.
+            let zero = b.full(0.0, &ty);
+            let ge = b.binary(Op::Ge, x, zero);
+            outs.push(b.select(ge, y, zero));
+            let row = b.broadcast(b.param(3), &Shape(dims.to_vec()), vec![1]);
+            let col = b.broadcast(b.param(4), &Shape(dims.to_vec()), vec![0]);
+            let picked = b.select(b.param(2), x, y);
+            let by_row = b.select(row, picked, zero);
+            let both = b.select(col, by_row, x);
+            outs.push(b.mul(both, x));
+            let always = b.full(1.0, &mask_ty);
+            outs.push(b.select(always, y, x));
+            let func = b.finish(outs);
+            let n = ty.shape.num_elements();
+            let bools = |k: usize, rng: &mut Rng| -> Tensor {
+                let v: Vec<f64> = (0..k).map(|_| (rng.below(2)) as f64).collect();
+                Tensor::from_f64(DType::Bool, &[k], &v)
+            };
+            for round in 0..3 {
+                let (xs, ys) = if round == 0 {
+                    (values_for(dtype, n, &mut rng), values_for(dtype, n, &mut rng))
+                } else {
+                    (random_tensor(&ty, &mut rng).to_f64_vec(), random_tensor(&ty, &mut rng).to_f64_vec())
+                };
+                // Ties, so that `eq`, `le` and `ge` pick both ways.
+                let ys: Vec<f64> =
+                    ys.iter().zip(&xs).enumerate().map(|(i, (&y, &x))| if i % 3 == 0 { x } else { y }).collect();
+                let inputs = [
+                    tensor_of(dtype, &dims, &xs),
+                    tensor_of(dtype, &dims, &ys),
+                    Tensor::from_f64(DType::Bool, &dims, &bools(n, &mut rng).to_f64_vec()),
+                    bools(dims[1], &mut rng),
+                    bools(dims[0], &mut rng),
+                ];
+                assert_same(&format!("selects {dtype} {dims:?} round {round}"), &func, &inputs);
+            }
+        }
+    }
+}
+
 /// Long elementwise chains over broadcasts of every operand shape, so that
 /// fusion groups with strided (stride-0) leaves and a fused reduction occur.
 #[test]

@@ -649,6 +649,14 @@ impl Tree<'_> {
                 let mut arith = vmath::ClifArith { b, dtype: inst.ty.dtype, lanes: self.lanes };
                 vmath::eval(&mut arith, op, x)
             }
+            // Vector code: the condition is a lane mask (all ones or zeros).
+            Op::Select if self.lanes > 1 => {
+                let args: Vec<clif::Value> =
+                    inst.args.iter().map(|arg| self.node(b, ptrs, arg.index(), strides, memo)).collect();
+                let vector_ty = clif_type(inst.ty.dtype).by(self.lanes as u32).expect("16-byte vectors");
+                let mask = b.ins().bitcast(vector_ty, MemFlagsData::new(), args[0]);
+                b.ins().bitselect(mask, args[1], args[2])
+            }
             op => {
                 let args: Vec<clif::Value> =
                     inst.args.iter().map(|arg| self.node(b, ptrs, arg.index(), strides, memo)).collect();
@@ -671,9 +679,13 @@ impl Tree<'_> {
             .iter()
             .position(|leaf| leaf.value == value && leaf.strides == strides)
             .expect("schedule::leaves lists every leaf the tree reads");
-        let ty = clif_type(self.func.insts[value].ty.dtype);
+        let dtype = self.func.insts[value].ty.dtype;
+        let ty = clif_type(dtype);
         if self.lanes == 1 {
             return b.ins().load(ty, MemFlagsData::trusted(), ptrs[k], 0);
+        }
+        if dtype == DType::Bool {
+            return self.load_mask(b, ptrs[k], self.inner_steps[k] == 0);
         }
         let vector_ty = ty.by(self.lanes as u32).expect("16-byte vectors");
         if self.inner_steps[k] == 0 {
@@ -684,9 +696,47 @@ impl Tree<'_> {
         }
     }
 
+    /// The integer lane type of vector masks: as wide as the tree's floats.
+    fn mask_type(&self) -> clif::Type {
+        let float = self.func.insts[self.root].ty.dtype;
+        let lane = if float == DType::F64 { types::I64 } else { types::I32 };
+        lane.by(self.lanes as u32).expect("16-byte vectors")
+    }
+
+    /// Bools (bytes 0 or 1) at `ptr` as a lane mask: one byte for all lanes
+    /// (`splat`), or `lanes` consecutive bytes (f32 trees only, see
+    /// `vector_lanes`): the 4 bytes loaded as one i32, splatted, and lane
+    /// `i` tests byte `i`.
+    fn load_mask(&self, b: &mut FunctionBuilder, ptr: clif::Value, splat: bool) -> clif::Value {
+        let mask_ty = self.mask_type();
+        // Bool bytes carry no alignment promise.
+        let flags = MemFlagsData::new().with_notrap();
+        if splat {
+            let byte = b.ins().load(types::I8, flags, ptr, 0);
+            let wide = b.ins().uextend(mask_ty.lane_type(), byte);
+            let all_or_none = b.ins().ineg(wide);
+            return b.ins().splat(mask_ty, all_or_none);
+        }
+        debug_assert_eq!(mask_ty, types::I32X4, "byte masks are loaded for f32 trees only");
+        let word = b.ins().load(types::I32, flags, ptr, 0);
+        let word = b.ins().splat(types::I32X4, word);
+        let bytes: Vec<u8> = [1u32, 1 << 8, 1 << 16, 1 << 24].iter().flat_map(|lane| lane.to_le_bytes()).collect();
+        let handle = b.func.dfg.constants.insert(bytes.into());
+        let lane_bits = b.ins().vconst(types::I32X4, handle);
+        let picked = b.ins().band(word, lane_bits);
+        let zero = b.ins().iconst(types::I32, 0);
+        let zero = b.ins().splat(types::I32X4, zero);
+        b.ins().icmp(IntCC::NotEqual, picked, zero)
+    }
+
     /// A constant of `dtype` (rounded as the interpreter rounds it), splatted
-    /// in vector code.
+    /// in vector code (a bool as a lane mask).
     fn constant(&self, b: &mut FunctionBuilder, dtype: DType, value: f64) -> clif::Value {
+        if dtype == DType::Bool && self.lanes > 1 {
+            let mask_ty = self.mask_type();
+            let bits = b.ins().iconst(mask_ty.lane_type(), if value != 0.0 { -1 } else { 0 });
+            return b.ins().splat(mask_ty, bits);
+        }
         let value = Tensor::from_f64(dtype, &[], &[value]).scalar_value();
         let scalar = match dtype {
             DType::F32 => b.ins().f32const(value as f32),
@@ -748,10 +798,11 @@ fn vector_lanes(
     if !dtype.is_float() {
         return 1;
     }
-    let leaves_ok = leaves
-        .iter()
-        .zip(inner_steps)
-        .all(|(leaf, &step)| func.insts[leaf.value].ty.dtype == dtype && (step == 0 || step == size));
+    // Bool leaves become lane masks: one byte splatted, or (f32) 4 bytes.
+    let leaves_ok = leaves.iter().zip(inner_steps).all(|(leaf, &step)| match func.insts[leaf.value].ty.dtype {
+        DType::Bool => step == 0 || (step == 1 && dtype == DType::F32),
+        leaf_dtype => leaf_dtype == dtype && (step == 0 || step == size),
+    });
     let out_ok = inner_steps[leaves.len()..].iter().all(|&step| step == size)
         && guests.iter().all(|&g| func.insts[g].ty.dtype == dtype);
     if leaves_ok && out_ok && tree_is_vectorizable(func, sched, root, root, dtype) {
@@ -761,8 +812,22 @@ fn vector_lanes(
     }
 }
 
+/// Whether `node` (of the tree rooted at `root`) computes lane-wise on
+/// vectors of `dtype`: float nodes of `dtype`, and bool nodes as lane masks
+/// (comparisons of `dtype` operands, constants, leaves) feeding `select`s.
 fn tree_is_vectorizable(func: &Func, sched: &Schedule, root: usize, node: usize, dtype: DType) -> bool {
     let inst = &func.insts[node];
+    let args_ok = |args: &[crate::ir::ValueId]| {
+        args.iter().all(|arg| tree_is_vectorizable_arg(func, sched, root, arg.index(), dtype))
+    };
+    match &inst.op {
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => {
+            return dtype.is_float() && func.ty(inst.args[0]).dtype == dtype && args_ok(&inst.args);
+        }
+        Op::Constant(_) | Op::Broadcast { .. } if inst.ty.dtype == DType::Bool => return dtype.is_float(),
+        Op::Select => return inst.ty.dtype == dtype && args_ok(&inst.args),
+        _ => {}
+    }
     if inst.ty.dtype != dtype {
         return false;
     }
@@ -780,7 +845,9 @@ fn tree_is_vectorizable_arg(func: &Func, sched: &Schedule, root: usize, arg: usi
     if sched.evaluated_in(arg, root) {
         tree_is_vectorizable(func, sched, root, arg, dtype)
     } else {
-        func.insts[arg].ty.dtype == dtype
+        // A leaf: `vector_lanes` checks its step (bools load as masks).
+        let leaf = func.insts[arg].ty.dtype;
+        leaf == dtype || (leaf == DType::Bool && dtype.is_float())
     }
 }
 
