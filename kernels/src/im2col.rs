@@ -93,6 +93,7 @@ pub fn im2col_transposed<T: Elem>(
     }
     // x_taps[ox][kx]: the input column of output column ox under tap kx.
     let x_taps: Vec<Vec<isize>> = (0..ow).map(|ox| xs.iter().map(|t| t[ox]).collect()).collect();
+    let x_runs: Vec<Option<Run>> = x_taps.iter().map(|taps| Run::of(taps)).collect();
     for (pixel, dst) in col_t.chunks_exact_mut(rows).enumerate().take(oh * ow) {
         let (oy, ox) = (pixel / ow, pixel % ow);
         let mut runs = dst.chunks_exact_mut(kw);
@@ -105,8 +106,18 @@ pub fn im2col_transposed<T: Elem>(
                     continue;
                 }
                 let src = &plane[iy as usize * w..][..w];
-                for (v, &ix) in run.iter_mut().zip(&x_taps[ox]) {
-                    *v = if ix < 0 { T::ZERO } else { src[ix as usize] };
+                match &x_runs[ox] {
+                    // Zeros, one contiguous copy, zeros.
+                    Some(r) => {
+                        run[..r.start].fill(T::ZERO);
+                        run[r.start..r.end].copy_from_slice(&src[r.src..r.src + (r.end - r.start)]);
+                        run[r.end..].fill(T::ZERO);
+                    }
+                    None => {
+                        for (v, &ix) in run.iter_mut().zip(&x_taps[ox]) {
+                            *v = if ix < 0 { T::ZERO } else { src[ix as usize] };
+                        }
+                    }
                 }
             }
         }
