@@ -156,35 +156,25 @@ pub fn select_and_scatter<T: Elem>(
 /// window row pair at a time, so that the compiler can vectorize.
 fn scatter_2x2<T: Elem>(planes: &Planes, x: &[T], ct: &[T], out: &mut [T]) {
     let (w, ow) = (planes.w, planes.ow);
-    let mut maxima = vec![T::ZERO; ow];
-    // Per tap of the row pair: its window's maximum, its window's `0 + ct`.
-    let (mut wide_max, mut wide_g) = (vec![T::ZERO; 2 * ow], vec![T::ZERO; 2 * ow]);
-    let (mut hit0, mut hit1) = (vec![false; 2 * ow], vec![false; 2 * ow]);
     planes.for_each_window_row(|window, at| {
         let (r0, r1) = (&x[at..at + 2 * ow], &x[at + w..at + w + 2 * ow]);
-        pool_row_2x2(r0, r1, &mut maxima);
-        for (i, (m, g)) in wide_max.iter_mut().zip(wide_g.iter_mut()).enumerate() {
-            *m = maxima[i / 2];
-            *g = T::ZERO + ct[window + i / 2];
-        }
-        for i in 0..2 * ow {
-            hit0[i] = r0[i].is_max_of(wide_max[i]);
-            hit1[i] = r1[i].is_max_of(wide_max[i]);
-        }
+        let g = &ct[window..window + ow];
         let (o0, rest) = out[at..].split_at_mut(w);
         let (o0, o1) = (&mut o0[..2 * ow], &mut rest[..2 * ow]);
-        // The first hit in row-major tap order: a left tap is first in its
-        // row; the right one only if the left missed; row 1 only if row 0
-        // missed.
-        for j in 0..ow {
-            let (a, b, c, d) = (hit0[2 * j], hit0[2 * j + 1], hit1[2 * j], hit1[2 * j + 1]);
-            hit0[2 * j + 1] = b & !a;
-            hit1[2 * j] = c & !(a | b);
-            hit1[2 * j + 1] = d & !(a | b | c);
-        }
-        for i in 0..2 * ow {
-            o0[i] = if hit0[i] { wide_g[i] } else { T::ZERO };
-            o1[i] = if hit1[i] { wide_g[i] } else { T::ZERO };
+        let taps = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+        let outs = o0.chunks_exact_mut(2).zip(o1.chunks_exact_mut(2));
+        for (((top, bottom), (out_top, out_bottom)), &g) in taps.zip(outs).zip(g) {
+            let m = top[0].max_op(bottom[0]).max_op(top[1].max_op(bottom[1]));
+            // The first hit in row-major tap order.
+            let a = top[0].is_max_of(m);
+            let b = top[1].is_max_of(m) & !a;
+            let c = bottom[0].is_max_of(m) & !(a | top[1].is_max_of(m));
+            let d = !(a | b | c);
+            let g = T::ZERO + g;
+            out_top[0] = if a { g } else { T::ZERO };
+            out_top[1] = if b { g } else { T::ZERO };
+            out_bottom[0] = if c { g } else { T::ZERO };
+            out_bottom[1] = if d { g } else { T::ZERO };
         }
     });
 }
