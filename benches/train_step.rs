@@ -276,12 +276,7 @@ fn bench_train_on(name: &str, src: &str, x: &Tensor, y: &Tensor, args: &Args) ->
     if std::env::var_os("BENCH_OPS").is_some() {
         print_op_histogram(name, &progs.train_step);
     }
-    // BENCH_IR=DIR writes the step's optimized IR text to DIR/<workload>.jlir
-    // (profiles name JIT chunks `jl_chunkN`: instructions 64N..64N+63 of it).
-    if let Some(dir) = std::env::var_os("BENCH_IR") {
-        let path = std::path::Path::new(&dir).join(format!("{name}.jlir"));
-        std::fs::write(&path, ir::text::print(&progs.train_step)).expect("BENCH_IR: cannot write");
-    }
+    write_ir(name, &progs.train_step);
     let flops = matmul_flops(&progs.train_step);
     extra.push(("matmul_GFLOP".into(), flops / 1e9));
     Result { name: name.into(), compile, ir_insts: progs.train_step.insts.len(), step_ms, interp_ms, extra }
@@ -296,6 +291,16 @@ fn matmul_flops(f: &Func) -> f64 {
             2.0 * (i.ty.shape.num_elements() * k) as f64
         })
         .sum()
+}
+
+/// BENCH_IR=DIR writes the optimized IR text of workload `name` to
+/// DIR/<name>.jlir (profiles name JIT chunks `jl_chunkN`: instructions
+/// 64N..64N+63 of it).
+fn write_ir(name: &str, f: &Func) {
+    if let Some(dir) = std::env::var_os("BENCH_IR") {
+        let path = std::path::Path::new(&dir).join(format!("{name}.jlir"));
+        std::fs::write(&path, ir::text::print(f)).expect("BENCH_IR: cannot write");
+    }
 }
 
 /// Instruction count and result megabytes per op kind (set BENCH_OPS=1).
@@ -342,6 +347,7 @@ fn compile_fn(
     if std::env::var_os("BENCH_OPS").is_some() {
         print_op_histogram(name, &func);
     }
+    write_ir(name, &func);
     (func, exe, t)
 }
 

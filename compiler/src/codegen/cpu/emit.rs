@@ -563,20 +563,71 @@ impl<'a, 'm> Emitter<'a, 'm> {
 
         let mut bases: Vec<clif::Value> = leaves.iter().map(|leaf| self.base(leaf.value)).collect();
         bases.push(dst);
+        let combine = |b: &mut FunctionBuilder, acc: clif::Value, value: clif::Value| match (kind, dtype.is_float()) {
+            (ReduceKind::Sum, true) => b.ins().fadd(acc, value),
+            (ReduceKind::Max, true) => b.ins().fmax(acc, value),
+            (ReduceKind::Sum, false) => b.ins().iadd(acc, value),
+            (ReduceKind::Max, false) => b.ins().smax(acc, value),
+            (ReduceKind::Min, true) => b.ins().fmin(acc, value),
+            (ReduceKind::Min, false) => b.ins().smin(acc, value),
+        };
+        // One contiguous reduced run (a softmax's row): the tree runs as
+        // vectors and their lanes join the accumulator one by one, in
+        // element order, so the result is the scalar loop's, bitwise.
+        let vector = match (inner_dims.as_slice(), inner_strides.as_slice()) {
+            ([n], [steps]) => {
+                let lanes = if evaluate_root {
+                    vector_lanes(func, sched, root, &leaves, &[], steps)
+                } else if dtype.is_float() && steps[0] == size {
+                    16 / size as usize
+                } else {
+                    1
+                };
+                (lanes > 1 && *n >= lanes).then(|| (*n, steps.clone(), lanes))
+            }
+            _ => None,
+        };
         let tree = Tree { func, sched, root, evaluate_root, leaves: &leaves, guests: &[], lanes: 1, inner_steps: &[] };
+        if let Some((n, steps, lanes)) = vector {
+            let vector_tree = Tree { lanes, inner_steps: &steps, ..tree };
+            let scalar_tree = Tree { lanes: 1, inner_steps: &steps, ..tree };
+            let n_vector = n / lanes;
+            let vector_steps: Vec<i64> = steps.iter().map(|&s| s * lanes as i64).collect();
+            emit_nest(&mut self.b, &outer_dims, &outer_strides, &bases, &[], &mut |b, ptrs, _| {
+                let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_leaves], 0);
+                let acc = emit_loop(b, n_vector, &ptrs[..n_leaves], &vector_steps, &[acc], &mut |b, inner, accs| {
+                    let values = vector_tree.eval(b, inner);
+                    let mut acc = accs[0];
+                    for lane in 0..lanes {
+                        let value = b.ins().extractlane(values, lane as u8);
+                        acc = combine(b, acc, value);
+                    }
+                    vec![acc]
+                })[0];
+                let done = n_vector * lanes;
+                let acc = if done < n {
+                    let tail: Vec<clif::Value> = ptrs[..n_leaves]
+                        .iter()
+                        .zip(&steps)
+                        .map(|(&p, &step)| if step == 0 { p } else { b.ins().iadd_imm_s(p, done as i64 * step) })
+                        .collect();
+                    emit_loop(b, n - done, &tail, &steps, &[acc], &mut |b, inner, accs| {
+                        let value = scalar_tree.eval(b, inner);
+                        vec![combine(b, accs[0], value)]
+                    })[0]
+                } else {
+                    acc
+                };
+                store(b, acc, ptrs[n_leaves]);
+                vec![]
+            });
+            return;
+        }
         emit_nest(&mut self.b, &outer_dims, &outer_strides, &bases, &[], &mut |b, ptrs, _| {
             let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_leaves], 0);
             let res = emit_nest(b, &inner_dims, &inner_strides, &ptrs[..n_leaves], &[acc], &mut |b, inner, accs| {
                 let value = tree.eval(b, inner);
-                let combined = match (kind, dtype.is_float()) {
-                    (ReduceKind::Sum, true) => b.ins().fadd(accs[0], value),
-                    (ReduceKind::Max, true) => b.ins().fmax(accs[0], value),
-                    (ReduceKind::Sum, false) => b.ins().iadd(accs[0], value),
-                    (ReduceKind::Max, false) => b.ins().smax(accs[0], value),
-                    (ReduceKind::Min, true) => b.ins().fmin(accs[0], value),
-                    (ReduceKind::Min, false) => b.ins().smin(accs[0], value),
-                };
-                vec![combined]
+                vec![combine(b, accs[0], value)]
             });
             store(b, res[0], ptrs[n_leaves]);
             vec![]
