@@ -1101,6 +1101,10 @@ fn conv2d_matches_interp_within_tolerance() {
         // transposed im2col layout, also with padding, strides and groups.
         (&[3, 2, 9, 9], &[4, 2, 7, 7], crate::ir::Conv::plain()),
         (&[2, 4, 8, 8], &[4, 2, 6, 5], conv([1, 2], [1, 0], [0, 1], [1, 1], [1, 1], 2)),
+        // More images than pixels, and a dilated kernel (the weight
+        // gradient of a strided conv): all images in one GEMM.
+        (&[5, 3, 7, 7], &[4, 3, 5, 5], crate::ir::Conv::plain()),
+        (&[3, 2, 9, 9], &[3, 2, 5, 5], conv([1, 1], [1, 1], [0, 0], [1, 1], [2, 2], 1)),
     ];
     for dtype in FLOATS {
         for (xd, kd, attrs) in &specs {

@@ -1,6 +1,7 @@
 //! Host routines for the windowed ops: `Conv2d` as im2col + one `gemm` call
-//! per (image, group) (the transposed im2col layout when the kernel's rows
-//! are longer than the output's, as in weight gradients), `ReduceWindowSum`/`ReduceWindowMax`
+//! per (image, group) (when the kernel's rows are longer than the output's,
+//! as in weight gradients: the transposed im2col layout, and one GEMM per
+//! group with every image's few pixels as its columns), `ReduceWindowSum`/`ReduceWindowMax`
 //! and `SelectAndScatter`; the hot
 //! loops are in the `kernels` crate (built optimized even in the dev
 //! profile). The window reductions visit elements in the interpreter's order
@@ -144,50 +145,71 @@ macro_rules! conv2d_routine {
             let pointwise = d.is_pointwise();
             let ys: Vec<Vec<isize>> = (0..d.kh).map(|k| d.taps(0, k, d.h, d.oh)).collect();
             let xs: Vec<Vec<isize>> = (0..d.kw).map(|k| d.taps(1, k, d.w, d.ow)).collect();
+            let image = |b: usize, g: usize| &x[(b * d.c + g * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
+            // Kernel rows longer than output rows (weight gradients): the
+            // transposed layout copies longer contiguous runs, and all
+            // images go into one GEMM (their few pixels side by side as
+            // columns) instead of one GEMM of a few columns per image.
+            if !pointwise && d.ow < d.kw && rows > 0 {
+                let columns = d.n * pixels;
+                $scratch.with_borrow_mut(|scratch| {
+                    if scratch.len() < columns * rows + og * columns {
+                        scratch.resize(columns * rows + og * columns, 0.0);
+                    }
+                    let (col_t, folded) = scratch.split_at_mut(columns * rows);
+                    let folded = &mut folded[..og * columns];
+                    for g in 0..d.groups {
+                        // col_t[(b, y, x), (ci, ky, kx)] = image b's element under that tap, or 0.
+                        for (b, dst) in col_t.chunks_exact_mut(pixels * rows).enumerate() {
+                            ::kernels::im2col_transposed(image(b, g), d.h, d.w, &ys, &xs, dst);
+                        }
+                        let kernel = unsafe { rhs.add(g * og * rows) };
+                        // folded[og, (b, pixel)] = kernel[og, rows] x col_t^T: the right
+                        // operand has row stride 1 and column stride `rows`.
+                        unsafe {
+                            gemm::gemm(
+                                og,
+                                columns,
+                                rows,
+                                folded.as_mut_ptr(),
+                                1,
+                                columns as isize,
+                                false,
+                                kernel,
+                                1,
+                                rows as isize,
+                                col_t.as_ptr(),
+                                rows as isize,
+                                1,
+                                0.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                gemm::Parallelism::None,
+                            )
+                        };
+                        // out[b, g * og + o, pixel] = folded[o, (b, pixel)].
+                        for (o, row) in folded.chunks_exact(columns).enumerate() {
+                            for (b, block) in row.chunks_exact(pixels).enumerate() {
+                                out[(b * d.o + g * og + o) * pixels..][..pixels].copy_from_slice(block);
+                            }
+                        }
+                    }
+                });
+                return;
+            }
             $scratch.with_borrow_mut(|col| {
                 let col_len = if pointwise { 0 } else { rows * pixels };
                 if col.len() < col_len {
                     col.resize(col_len, 0.0);
                 }
                 let col = &mut col[..col_len];
-                // Kernel rows longer than output rows (weight gradients):
-                // the transposed layout copies longer contiguous runs.
-                let transposed = !pointwise && d.ow < d.kw;
                 for b in 0..d.n {
                     for g in 0..d.groups {
-                        let image = &x[(b * d.c + g * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
+                        let image = image(b, g);
                         let kernel = unsafe { rhs.add(g * og * rows) };
                         let dst = out[(b * d.o + g * og) * pixels..][..og * pixels].as_mut_ptr();
-                        if transposed && rows > 0 {
-                            // col_t[(y, x), (ci, ky, kx)] = input element under that tap, or 0.
-                            ::kernels::im2col_transposed(image, d.h, d.w, &ys, &xs, col);
-                            // dst[og, pixels] = kernel[og, rows] x col_t^T: the right
-                            // operand has row stride 1 and column stride `rows`.
-                            unsafe {
-                                gemm::gemm(
-                                    og,
-                                    pixels,
-                                    rows,
-                                    dst,
-                                    1,
-                                    pixels as isize,
-                                    false,
-                                    kernel,
-                                    1,
-                                    rows as isize,
-                                    col.as_ptr(),
-                                    rows as isize,
-                                    1,
-                                    0.0,
-                                    1.0,
-                                    false,
-                                    false,
-                                    false,
-                                    gemm::Parallelism::None,
-                                )
-                            };
-                            continue;
-                        }
                         // col[(ci, ky, kx), (y, x)] = input element under that tap, or 0.
                         if !pointwise {
                             ::kernels::im2col(image, d.h, d.w, &ys, &xs, col);
