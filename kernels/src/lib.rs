@@ -11,6 +11,8 @@
 //! `compiler` crate's builds.
 
 mod im2col;
+#[cfg(target_arch = "x86_64")]
+mod sse2;
 mod window;
 
 pub use im2col::{im2col, im2col_transposed};
@@ -29,6 +31,11 @@ pub trait Elem: Copy + std::ops::Add<Output = Self> {
     /// Whether `self` is a window's maximum `m` as `max_op` computed it
     /// (equal, or both NaN).
     fn is_max_of(self, m: Self) -> bool;
+    /// One row of 2 x 2 max-pooling windows' backward (see
+    /// `window::scatter_2x2`); f32 has an SSE2 version.
+    fn scatter_row_2x2(r0: &[Self], r1: &[Self], g: &[Self], o0: &mut [Self], o1: &mut [Self]) {
+        window::scatter_row_2x2_scalar(r0, r1, g, o0, o1);
+    }
 }
 
 impl Elem for f32 {
@@ -53,6 +60,10 @@ impl Elem for f32 {
     }
     fn is_max_of(self, m: f32) -> bool {
         (self == m) | (self.is_nan() & m.is_nan())
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn scatter_row_2x2(r0: &[f32], r1: &[f32], g: &[f32], o0: &mut [f32], o1: &mut [f32]) {
+        sse2::scatter_row_2x2(r0, r1, g, o0, o1);
     }
 }
 

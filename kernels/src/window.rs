@@ -160,23 +160,29 @@ fn scatter_2x2<T: Elem>(planes: &Planes, x: &[T], ct: &[T], out: &mut [T]) {
         let (r0, r1) = (&x[at..at + 2 * ow], &x[at + w..at + w + 2 * ow]);
         let g = &ct[window..window + ow];
         let (o0, rest) = out[at..].split_at_mut(w);
-        let (o0, o1) = (&mut o0[..2 * ow], &mut rest[..2 * ow]);
-        let taps = r0.chunks_exact(2).zip(r1.chunks_exact(2));
-        let outs = o0.chunks_exact_mut(2).zip(o1.chunks_exact_mut(2));
-        for (((top, bottom), (out_top, out_bottom)), &g) in taps.zip(outs).zip(g) {
-            let m = top[0].max_op(bottom[0]).max_op(top[1].max_op(bottom[1]));
-            // The first hit in row-major tap order.
-            let a = top[0].is_max_of(m);
-            let b = top[1].is_max_of(m) & !a;
-            let c = bottom[0].is_max_of(m) & !(a | top[1].is_max_of(m));
-            let d = !(a | b | c);
-            let g = T::ZERO + g;
-            out_top[0] = if a { g } else { T::ZERO };
-            out_top[1] = if b { g } else { T::ZERO };
-            out_bottom[0] = if c { g } else { T::ZERO };
-            out_bottom[1] = if d { g } else { T::ZERO };
-        }
+        T::scatter_row_2x2(r0, r1, g, &mut o0[..2 * ow], &mut rest[..2 * ow]);
     });
+}
+
+/// One row of 2 x 2 windows of `scatter_2x2`: taps `r0` (top) and `r1`
+/// (bottom), cotangents `g`, results `o0`, `o1`. The portable version of
+/// `Elem::scatter_row_2x2`.
+pub(crate) fn scatter_row_2x2_scalar<T: Elem>(r0: &[T], r1: &[T], g: &[T], o0: &mut [T], o1: &mut [T]) {
+    let taps = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+    let outs = o0.chunks_exact_mut(2).zip(o1.chunks_exact_mut(2));
+    for (((top, bottom), (out_top, out_bottom)), &g) in taps.zip(outs).zip(g) {
+        let m = top[0].max_op(bottom[0]).max_op(top[1].max_op(bottom[1]));
+        // The first hit in row-major tap order.
+        let a = top[0].is_max_of(m);
+        let b = top[1].is_max_of(m) & !a;
+        let c = bottom[0].is_max_of(m) & !(a | top[1].is_max_of(m));
+        let d = !(a | b | c);
+        let g = T::ZERO + g;
+        out_top[0] = if a { g } else { T::ZERO };
+        out_top[1] = if b { g } else { T::ZERO };
+        out_bottom[0] = if c { g } else { T::ZERO };
+        out_bottom[1] = if d { g } else { T::ZERO };
+    }
 }
 
 /// The maxima of one row pair of 2 x 2 windows at stride 2: the vertical
