@@ -17,7 +17,11 @@
 //!   - every user of `v` is fusible, or is a reduction (`ReduceSum`,
 //!     `ReduceMax`, whose loop then evaluates `v`'s tree per source element);
 //!   - `v` has exactly one use, unless it is free to recompute (a `Constant`,
-//!     or a `Broadcast` of a materialized value or a constant: a strided load);
+//!     or a `Broadcast` of a materialized value or a constant: a strided load)
+//!     or cheap to recompute (`recomputable`: one float add, sub, mul, neg,
+//!     abs, max, min or select, or a comparison; CPU only): each user's loop
+//!     computes it again instead of loading it, since these loops are bound
+//!     by memory traffic, not arithmetic;
 //!   - a `Broadcast` user only inlines a `Constant`: the broadcast operand is
 //!     read through strides (stride 0 on broadcast dims), never re-evaluated
 //!     at the broadcast shape.
@@ -120,7 +124,8 @@ fn evaluates_operands(func: &Func, index: usize, fusible: &dyn Fn(usize) -> bool
 
 /// Schedules `func` (see the module doc for the rules).
 pub(super) fn schedule(func: &Func, inline_math: bool) -> Schedule {
-    let mut sched = schedule_with(func, &|index| fusible(func, index, inline_math));
+    let mut sched =
+        schedule_inner(func, &|index| fusible(func, index, inline_math), &|index| recomputable(func, index));
     sched.inline_math = inline_math;
     sched.strided = strided_transposes(func);
     sched
@@ -131,6 +136,27 @@ pub(super) fn schedule(func: &Func, inline_math: bool) -> Schedule {
 /// element): the PTX backend's (`ptx/fusion.rs`). `inline_math` is false
 /// (it only matters to this backend's `emit.rs`).
 pub(crate) fn schedule_with(func: &Func, fusible: &dyn Fn(usize) -> bool) -> Schedule {
+    schedule_inner(func, fusible, &|_| false)
+}
+
+/// Whether instruction `index` is cheap enough to compute again in each
+/// fused loop that uses it rather than store it once and load it in each:
+/// one arithmetic, comparison or select instruction (no transcendental, no
+/// division). The loops are memory-bound: recomputing from operands the
+/// loop reads anyway is cheaper than a store (with its read for ownership)
+/// and a load, and the value gets no buffer at all. Values of the same
+/// loop are evaluated once per element (`emit::Tree` memoizes).
+fn recomputable(func: &Func, index: usize) -> bool {
+    let inst = &func.insts[index];
+    let arithmetic =
+        matches!(inst.op, Op::Add | Op::Sub | Op::Mul | Op::Neg | Op::Abs | Op::Max | Op::Min | Op::Select);
+    let comparison = matches!(inst.op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne);
+    (arithmetic && inst.ty.dtype.is_float()) || comparison
+}
+
+/// `schedule_with`, where a `recomputable` value may also be inlined into
+/// several users (computed again in each).
+fn schedule_inner(func: &Func, fusible: &dyn Fn(usize) -> bool, recomputable: &dyn Fn(usize) -> bool) -> Schedule {
     let n = func.insts.len();
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (index, inst) in func.insts.iter().enumerate() {
@@ -158,7 +184,7 @@ pub(crate) fn schedule_with(func: &Func, fusible: &dyn Fn(usize) -> bool) -> Sch
             evaluates_operands(func, user, fusible)
                 && (is_constant || !matches!(func.insts[user].op, Op::Broadcast { .. }))
         });
-        inlined[index] = users_ok && (cheap || users[index].len() == 1);
+        inlined[index] = users_ok && (cheap || users[index].len() == 1 || recomputable(index));
     }
     let (hosted, guests) = host(func, &users, &inlined, fusible);
     Schedule { inlined, hosted, guests, inline_math: false, strided: vec![false; n] }
