@@ -109,7 +109,9 @@ fn op_zoo(dtype: DType) -> Func {
         outs.push(b.batch_matmul(x, xt));
         let window = Window { size: vec![1, 2, 3], stride: vec![1, 1, 2], low: vec![0, 1, 1], high: vec![0, 0, 2] };
         outs.push(b.reduce_window(x, window.clone(), false));
-        outs.push(b.reduce_window(x, window, true));
+        let pooled = b.reduce_window(x, window.clone(), true);
+        outs.push(pooled);
+        outs.push(b.select_and_scatter(x, pooled, window));
         let img = b.reshape(x, &Shape(vec![1, 2, 3, 4]));
         let w = b.iota(Type::new(dtype, &[4, 1, 2, 2]), 3);
         let attrs =
