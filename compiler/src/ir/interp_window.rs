@@ -104,14 +104,7 @@ pub fn reduce_window_into<T: Float>(
         let mut acc = if is_max { T::NEG_INFINITY } else { T::ZERO };
         let mut k = vec![0usize; rank];
         for _ in 0..window_count {
-            let mut flat = Some(0usize);
-            for d in 0..rank {
-                let pos = (out_idx[d] * window.stride[d] + k[d]).checked_sub(window.low[d]);
-                flat = match (flat, pos) {
-                    (Some(f), Some(p)) if p < dims[d] => Some(f + p * strides[d]),
-                    _ => None,
-                };
-            }
+            let flat = tap_index(window, dims, &strides, &out_idx, &k);
             if let Some(f) = flat {
                 acc = if is_max { acc.max_op(x[f]) } else { acc + x[f] };
             }
@@ -132,6 +125,20 @@ pub fn reduce_window(x: &Tensor, window: &Window, ty: &Type, is_max: bool) -> Te
         (v, _) => panic!("reduce_window on {v:?}"),
     }
     res
+}
+
+/// The flat index into the operand (dims `dims`, row-major `strides`) of
+/// tap `k` of window `out_idx`, or `None` where it falls in the padding.
+fn tap_index(window: &Window, dims: &[usize], strides: &[usize], out_idx: &[usize], k: &[usize]) -> Option<usize> {
+    let mut flat = 0;
+    for d in 0..dims.len() {
+        let p = (out_idx[d] * window.stride[d] + k[d]).checked_sub(window.low[d])?;
+        if p >= dims[d] {
+            return None;
+        }
+        flat += p * strides[d];
+    }
+    Some(flat)
 }
 
 /// `Op::SelectAndScatter` on slices: `out` (`x`'s dims) gets, for each
@@ -158,14 +165,7 @@ pub fn select_and_scatter_into<T: Float>(
         let mut best: Option<(usize, T)> = None;
         let mut k = vec![0usize; rank];
         for _ in 0..window_count {
-            let mut flat = Some(0usize);
-            for d in 0..rank {
-                let pos = (out_idx[d] * window.stride[d] + k[d]).checked_sub(window.low[d]);
-                flat = match (flat, pos) {
-                    (Some(f), Some(p)) if p < dims[d] => Some(f + p * strides[d]),
-                    _ => None,
-                };
-            }
+            let flat = tap_index(window, dims, &strides, &out_idx, &k);
             if let Some(f) = flat {
                 let v = x[f];
                 best = match best {

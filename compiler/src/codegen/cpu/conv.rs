@@ -164,31 +164,17 @@ macro_rules! conv2d_routine {
                             ::kernels::im2col_transposed(image(b, g), d.h, d.w, &ys, &xs, dst);
                         }
                         let kernel = unsafe { rhs.add(g * og * rows) };
-                        // folded[og, (b, pixel)] = kernel[og, rows] x col_t^T: the right
-                        // operand has row stride 1 and column stride `rows`.
-                        unsafe {
-                            gemm::gemm(
-                                og,
-                                columns,
-                                rows,
-                                folded.as_mut_ptr(),
-                                1,
-                                columns as isize,
-                                false,
-                                kernel,
-                                1,
-                                rows as isize,
-                                col_t.as_ptr(),
-                                rows as isize,
-                                1,
-                                0.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
-                                gemm::Parallelism::None,
-                            )
-                        };
+                        // folded[og, (b, pixel)] = kernel[og, rows] x col_t^T (`col_t`
+                        // holds the right operand transposed).
+                        $matmul(
+                            kernel,
+                            col_t.as_ptr(),
+                            folded.as_mut_ptr(),
+                            og,
+                            rows,
+                            columns,
+                            super::kernels::TRANS_B,
+                        );
                         // out[b, g * og + o, pixel] = folded[o, (b, pixel)].
                         for (o, row) in folded.chunks_exact(columns).enumerate() {
                             for (b, block) in row.chunks_exact(pixels).enumerate() {
