@@ -295,11 +295,16 @@ fn matmul_flops(f: &Func) -> f64 {
 
 /// BENCH_IR=DIR writes the optimized IR text of workload `name` to
 /// DIR/<name>.jlir (profiles name JIT chunks `jl_chunkN`: instructions
-/// 64N..64N+63 of it).
+/// 64N..64N+63 of it) and, where the GPU backend compiles it, its PTX
+/// module to DIR/<name>.ptx (kernel names `k{inst}_{op}` are of that IR).
 fn write_ir(name: &str, f: &Func) {
     if let Some(dir) = std::env::var_os("BENCH_IR") {
         let path = std::path::Path::new(&dir).join(format!("{name}.jlir"));
         std::fs::write(&path, ir::text::print(f)).expect("BENCH_IR: cannot write");
+        if let Ok(program) = compiler::codegen::ptx::emit(f) {
+            let path = std::path::Path::new(&dir).join(format!("{name}.ptx"));
+            std::fs::write(&path, program.ptx).expect("BENCH_IR: cannot write");
+        }
     }
 }
 

@@ -86,7 +86,9 @@ mod fusion;
 mod indexing;
 mod math;
 mod random;
+mod recompute;
 mod reduce;
+mod siblings;
 pub mod split;
 mod window;
 
@@ -194,6 +196,18 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
 pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxError> {
     ir::verify::verify(func).map_err(PtxError::InvalidFunc)?;
     let sched = fusion::schedule(func, options.fuse);
+    let siblings = match options.fuse {
+        true => siblings::plan(func, &sched, &|index| fusion::fusible(func, index)),
+        false => vec![Vec::new(); func.insts.len()],
+    };
+    let merged: Vec<bool> = {
+        let mut merged = vec![false; func.insts.len()];
+        siblings.iter().flatten().for_each(|&s| merged[s] = true);
+        merged
+    };
+    // Buffers of values a sibling's kernel writes before the loop below
+    // reaches them (a reduction's kernel hosts later siblings).
+    let mut early: std::collections::HashMap<usize, usize> = Default::default();
     let mut buffers = Vec::new();
     let mut value_buffers: Vec<Option<usize>> = Vec::with_capacity(func.insts.len());
     let mut steps = Vec::new();
@@ -230,11 +244,14 @@ pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxErr
             value_buffers.push(None);
             continue;
         }
-        let out = buffers.len();
-        buffers.push(Buffer { dtype: inst.ty.dtype, len: inst.ty.shape.num_elements() });
+        let out = early.remove(&i).unwrap_or_else(|| {
+            buffers.push(Buffer { dtype: inst.ty.dtype, len: inst.ty.shape.num_elements() });
+            buffers.len() - 1
+        });
         value_buffers.push(Some(out));
-        // Hosted values are stored by their host's kernel.
-        if sched.hosted[i].is_some() {
+        // Hosted values are stored by their host's kernel, siblings by
+        // their reduction's (`ptx/siblings.rs`).
+        if sched.hosted[i].is_some() || merged[i] {
             continue;
         }
         let n = inst.ty.shape.num_elements() as u64;
@@ -284,10 +301,32 @@ pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxErr
         // evaluating their operand's fused tree per source element.
         if let Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. } | Op::ArgMax { .. } = inst.op {
             let operand = inst.args[0].index();
-            let tree = fusion::Tree::new(func, &sched, operand, sched.inlined[operand], Vec::new(), &value_buffers);
-            if reduce::emit_parallel(func, i, &name, out, &tree, &mut buffers, &mut ptx, &mut steps) {
+            let hosts = siblings[i].clone();
+            let tree = fusion::Tree::with_siblings(
+                func,
+                &sched,
+                operand,
+                sched.inlined[operand],
+                Vec::new(),
+                hosts,
+                &value_buffers,
+            );
+            let outs: Vec<usize> = tree
+                .outputs()
+                .into_iter()
+                .map(|v| match value_buffers.get(v) {
+                    Some(b) => b.expect("outputs have buffers"),
+                    None => *early.entry(v).or_insert_with(|| {
+                        let ty = &func.insts[v].ty;
+                        buffers.push(Buffer { dtype: ty.dtype, len: ty.shape.num_elements() });
+                        buffers.len() - 1
+                    }),
+                })
+                .collect();
+            if reduce::emit_parallel(func, i, &name, out, &tree, &outs, &mut buffers, &mut ptx, &mut steps) {
                 continue;
             }
+            assert!(outs.is_empty(), "siblings are only planned for parallel reductions");
         }
         let (kernel, args) = kernel_for(func, &sched, i, &name, &value_buffers);
         ptx.push('\n');

@@ -157,36 +157,52 @@ fn recomputable(func: &Func, index: usize) -> bool {
 /// `schedule_with`, where a `recomputable` value may also be inlined into
 /// several users (computed again in each).
 fn schedule_inner(func: &Func, fusible: &dyn Fn(usize) -> bool, recomputable: &dyn Fn(usize) -> bool) -> Schedule {
-    let n = func.insts.len();
-    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let users = users(func);
+    let mut inlined = vec![false; func.insts.len()];
+    // Users come after their operands, so deciding in reverse order sees
+    // each user's own decision (a `Broadcast` user must know its operand).
+    for index in (0..func.insts.len()).rev() {
+        if !may_inline(func, &users, index, fusible) {
+            continue;
+        }
+        let op = &func.insts[index].op;
+        // A broadcast's operand is never inlined (unless a constant), so
+        // re-evaluating a broadcast is one strided load.
+        let cheap = matches!(op, Op::Constant(_) | Op::Broadcast { .. });
+        inlined[index] = cheap || users[index].len() == 1 || recomputable(index);
+    }
+    with_inlined(func, fusible, inlined)
+}
+
+/// Each value's users (instruction indices, one per use, in order).
+pub(crate) fn users(func: &Func) -> Vec<Vec<usize>> {
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); func.insts.len()];
     for (index, inst) in func.insts.iter().enumerate() {
         for arg in &inst.args {
             users[arg.index()].push(index);
         }
     }
-    let mut is_output = vec![false; n];
-    for out in &func.outputs {
-        is_output[out.index()] = true;
+    users
+}
+
+/// Whether value `index` may be inlined at all (every rule of the module
+/// doc but the use count): fusible, used, not an output, every user
+/// evaluates its operands, and only a constant feeds a `Broadcast`.
+pub(crate) fn may_inline(func: &Func, users: &[Vec<usize>], index: usize, fusible: &dyn Fn(usize) -> bool) -> bool {
+    if !fusible(index) || users[index].is_empty() || func.outputs.iter().any(|o| o.index() == index) {
+        return false;
     }
-    let mut inlined = vec![false; n];
-    // Users come after their operands, so deciding in reverse order sees
-    // each user's own decision (a `Broadcast` user must know its operand).
-    for index in (0..n).rev() {
-        if is_output[index] || !fusible(index) || users[index].is_empty() {
-            continue;
-        }
-        let op = &func.insts[index].op;
-        let is_constant = matches!(op, Op::Constant(_));
-        // A broadcast's operand is never inlined (unless a constant), so
-        // re-evaluating a broadcast is one strided load.
-        let cheap = is_constant || matches!(op, Op::Broadcast { .. });
-        let users_ok = users[index].iter().all(|&user| {
-            evaluates_operands(func, user, fusible)
-                && (is_constant || !matches!(func.insts[user].op, Op::Broadcast { .. }))
-        });
-        inlined[index] = users_ok && (cheap || users[index].len() == 1 || recomputable(index));
-    }
-    let (hosted, guests) = host(func, &users, &inlined, fusible);
+    let is_constant = matches!(func.insts[index].op, Op::Constant(_));
+    users[index].iter().all(|&user| {
+        evaluates_operands(func, user, fusible) && (is_constant || !matches!(func.insts[user].op, Op::Broadcast { .. }))
+    })
+}
+
+/// The schedule whose inlined values are `inlined` (each allowed by
+/// `may_inline`): the hosted values follow from them.
+pub(crate) fn with_inlined(func: &Func, fusible: &dyn Fn(usize) -> bool, inlined: Vec<bool>) -> Schedule {
+    let n = func.insts.len();
+    let (hosted, guests) = host(func, &users(func), &inlined, fusible);
     Schedule { inlined, hosted, guests, inline_math: false, strided: vec![false; n] }
 }
 

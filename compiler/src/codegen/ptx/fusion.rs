@@ -53,12 +53,14 @@ pub(super) fn fusible(func: &Func, index: usize) -> bool {
     }
 }
 
-/// The schedule `emit` uses: fused, or (`fuse == false`) every value
+/// The schedule `emit` uses: fused (with multi-use values recomputed
+/// where that saves memory traffic, `ptx/recompute.rs`), or (`fuse == false`) every value
 /// materialized, one kernel per instruction (the reference the fusion
 /// tests compare against bitwise).
 pub(super) fn schedule(func: &Func, fuse: bool) -> Schedule {
     if fuse {
-        schedule::schedule_with(func, &|index| fusible(func, index))
+        let fusible = |index| fusible(func, index);
+        super::recompute::improve(func, schedule::schedule_with(func, &fusible), &fusible)
     } else {
         schedule::schedule_with(func, &|_| false)
     }
@@ -90,6 +92,10 @@ pub(super) struct Tree<'t> {
     /// Values hosted by this tree's kernel, stored when evaluated through
     /// `eval`'s `outs`.
     guests: Vec<usize>,
+    /// Fusion roots of `root`'s shape evaluated (sharing registers with
+    /// the root's tree) and stored at each index `eval` visits, after the
+    /// guests in `outs` (`ptx/siblings.rs`); their guests are in `guests`.
+    siblings: Vec<usize>,
 }
 
 impl<'t> Tree<'t> {
@@ -103,6 +109,25 @@ impl<'t> Tree<'t> {
         guests: Vec<usize>,
         value_buffers: &[Option<usize>],
     ) -> Tree<'t> {
+        Tree::with_siblings(func, sched, root, evaluate_root, guests, Vec::new(), value_buffers)
+    }
+
+    /// The tree of `root` with the guests `guests`, which also evaluates
+    /// and stores the fusion roots `siblings` (of `root`'s dims) and
+    /// their guests at each index.
+    pub(super) fn with_siblings(
+        func: &'t Func,
+        sched: &'t Schedule,
+        root: usize,
+        evaluate_root: bool,
+        mut guests: Vec<usize>,
+        siblings: Vec<usize>,
+        value_buffers: &[Option<usize>],
+    ) -> Tree<'t> {
+        for &s in &siblings {
+            assert_eq!(func.insts[s].ty.shape, func.insts[root].ty.shape, "siblings share the root's dims");
+            guests.extend(&sched.guests[s]);
+        }
         let mut tree = Tree {
             func,
             sched,
@@ -112,10 +137,14 @@ impl<'t> Tree<'t> {
             leaf_buffers: Vec::new(),
             buffers: Vec::new(),
             guests,
+            siblings,
         };
         let strides = func.insts[root].ty.shape.strides();
         let mut leaves = Vec::new();
         tree.visit(root, &strides, &mut leaves);
+        for &s in &tree.siblings {
+            tree.visit(s, &strides, &mut leaves);
+        }
         for leaf in &leaves {
             let buffer = value_buffers[leaf.value].expect("a tree's leaves are materialized");
             tree.leaf_buffers.push(buffer);
@@ -132,7 +161,14 @@ impl<'t> Tree<'t> {
             self.evaluate_root
         } else {
             self.sched.evaluated_in(node, self.root)
+                || self.siblings.iter().any(|&s| node == s || self.sched.evaluated_in(node, s))
         }
+    }
+
+    /// The values `eval` stores through `outs`, in order: the guests, then
+    /// the siblings.
+    pub(super) fn outputs(&self) -> Vec<usize> {
+        [self.guests.clone(), self.siblings.clone()].concat()
     }
 
     /// Collects the leaves `eval` loads, as `node` does.
@@ -167,14 +203,19 @@ impl<'t> Tree<'t> {
     }
 
     /// The tree's value at flat index `i` (a u64 register) of `root`'s
-    /// shape; `ins[k]` points at `buffers[k]`, `outs[g]` at guest `g`'s
-    /// buffer (stored on the way).
+    /// shape; `ins[k]` points at `buffers[k]`, `outs[o]` at the buffer of
+    /// `outputs()[o]` (guests stored on the way, siblings after the root).
     pub(super) fn eval(&self, k: &mut Kernel, i: &str, ins: &[String], outs: &[String]) -> String {
         assert_eq!(ins.len(), self.buffers.len(), "one pointer per buffer the tree reads");
-        assert_eq!(outs.len(), self.guests.len(), "one pointer per guest");
+        assert_eq!(outs.len(), self.guests.len() + self.siblings.len(), "one pointer per output");
         let strides = self.func.insts[self.root].ty.shape.strides();
         let mut memo = HashMap::new();
-        self.node(k, i, ins, outs, self.root, &strides, &mut memo)
+        let res = self.node(k, i, ins, outs, self.root, &strides, &mut memo);
+        for (s, &sibling) in self.siblings.iter().enumerate() {
+            let value = self.node(k, i, ins, outs, sibling, &strides, &mut memo);
+            store(k, self.func.insts[sibling].ty.dtype, &outs[self.guests.len() + s], i, &value);
+        }
+        res
     }
 
     #[allow(clippy::too_many_arguments)]

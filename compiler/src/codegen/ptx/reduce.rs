@@ -100,6 +100,13 @@ pub fn plan(n_out: usize, n_red: usize, two_pass_ok: bool) -> Scheme {
     }
 }
 
+/// The scheme `emit_parallel` uses for reducing `axes` of `src` (sums, max
+/// and min: two passes allowed).
+pub fn scheme(src: &Type, axes: &[usize]) -> Scheme {
+    let geom = Geometry::new(src, axes);
+    plan(geom.n_out, geom.n_red, true)
+}
+
 /// Where the reduced elements live: source element `j` of output `o` and
 /// reduced position `r` is `base(o) + off(r)`, with `base` mapping `o`
 /// through `out_dims`/`out_strides` and `off` mapping `r` through
@@ -177,6 +184,7 @@ pub fn emit_parallel(
     name: &str,
     out: usize,
     source: &Tree,
+    source_outs: &[usize],
     buffers: &mut Vec<Buffer>,
     ptx: &mut String,
     steps: &mut Vec<Step>,
@@ -190,7 +198,9 @@ pub fn emit_parallel(
         _ => return false,
     };
     let src = func.ty(inst.args[0]);
-    let reads = |first: usize| [vec![first], source.buffers.clone()].concat();
+    // The first (or only) pass writes its destination, the buffers of
+    // `source.outputs()` (siblings and their guests), and reads the rest.
+    let reads = |first: usize| [vec![first], source_outs.to_vec(), source.buffers.clone()].concat();
     let geom = Geometry::new(src, &axes);
     let dtype = src.dtype;
     let mut launch = |kernel: &str, text: String, grid: u32, args: Vec<usize>| {
@@ -202,7 +212,7 @@ pub fn emit_parallel(
         Scheme::Sequential => return false,
         Scheme::Groups { group } => {
             let pass = Pass { how, dtype, group, geom, chunks: 1 };
-            launch(name, pass.kernel(name, Some(source)), pass.grid(), reads(out));
+            launch(name, pass.kernel(name, Some(source), source_outs.len()), pass.grid(), reads(out));
         }
         Scheme::TwoPass { chunks } => {
             let scratch = buffers.len();
@@ -210,9 +220,10 @@ pub fn emit_parallel(
             let n_out = geom.n_out;
             let first = Pass { how, dtype, group: BLOCK, geom, chunks };
             let first_name = format!("{name}_part");
-            launch(&first_name, first.kernel(&first_name, Some(source)), first.grid(), reads(scratch));
+            let text = first.kernel(&first_name, Some(source), source_outs.len());
+            launch(&first_name, text, first.grid(), reads(scratch));
             let second = Pass { how, dtype, group: WARP, geom: Geometry::rows(n_out, chunks), chunks: 1 };
-            launch(name, second.kernel(name, None), second.grid(), vec![out, scratch]);
+            launch(name, second.kernel(name, None, 0), second.grid(), vec![out, scratch]);
         }
     }
     true
@@ -240,14 +251,17 @@ impl Pass {
         self.n_items().div_ceil(per_block).clamp(1, MAX_GRID as usize) as u32
     }
 
-    /// The kernel text: parameters `dest`, then the buffers `source` reads
-    /// (its fused operand tree, evaluated per source element), or `src`
-    /// alone when `source` is `None` (a second pass reading partials).
-    fn kernel(&self, name: &str, source: Option<&Tree>) -> String {
-        let n_params = 1 + source.map_or(1, |t| t.buffers.len());
+    /// The kernel text: parameters `dest`, then the `n_outs` buffers of
+    /// `source.outputs()` (stored at each source element visited), then the
+    /// buffers `source` reads (its fused operand tree, evaluated per source
+    /// element), or `src` alone when `source` is `None` (a second pass
+    /// reading partials).
+    fn kernel(&self, name: &str, source: Option<&Tree>, n_outs: usize) -> String {
+        let n_params = 1 + n_outs + source.map_or(1, |t| t.buffers.len());
         let mut k = Kernel::new(name, n_params);
         let dest = k.param_ptr(0);
-        let ins: Vec<String> = (1..n_params).map(|p| k.param_ptr(p)).collect();
+        let outs: Vec<String> = (1..1 + n_outs).map(|p| k.param_ptr(p)).collect();
+        let ins: Vec<String> = (1 + n_outs..n_params).map(|p| k.param_ptr(p)).collect();
         let (how, dtype, group, chunks) = (self.how, self.dtype, self.group, self.chunks);
         let n_items = self.n_items();
         let n_red = self.geom.n_red;
@@ -304,7 +318,7 @@ impl Pass {
         let off = mapped_index(&mut k, &r, &self.geom.red_dims, &self.geom.red_strides);
         let j = k.op2("add.u64", Class::B64, &base, &off);
         let v = match source {
-            Some(tree) => tree.eval(&mut k, &j, &ins, &[]),
+            Some(tree) => tree.eval(&mut k, &j, &ins, &outs),
             None => load_source(&mut k, dtype, &ins[0], &j),
         };
         let r32 = k.op1("cvt.u32.u64", Class::B32, &r);

@@ -301,3 +301,35 @@ fn digits_training_step_fused_equals_unfused() {
     let fused = assert_fused_equals_unfused("digits step", func, &inputs);
     assert!(kernels(&fused) * 2 < kernels(&unfused(func)));
 }
+
+/// W4 of PERFORMANCE.md (`value_and_grad` of `sum(gelu_tanh(x·w + b)^2)`)
+/// at 40,000 elements (two-pass sum): the intermediates the gradient
+/// shares with the loss are recomputed rather than stored
+/// (`ptx/recompute.rs`), and the gradient's kernel runs inside the sum's
+/// first pass (`ptx/siblings.rs`): two kernels, no buffer but the inputs,
+/// the outputs and the partials, each input read by one kernel; bitwise
+/// the unfused program.
+#[test]
+fn w4_loss_and_gradient_share_one_pass() {
+    const N: usize = 40_000;
+    let src = "fn gelu_tanh(x) = 0.5 * x * (1.0 + tanh(0.7978845608 * (x + 0.044715 * x ^ 3)))\n\
+               fn loss(w: f32[N], b: f32[N], x: f32[N]) -> f32 { sum(gelu_tanh(x * w + b) ^ 2) }\n\
+               fn w4(w: f32[N], b: f32[N], x: f32[N]) = value_and_grad(loss, wrt = (w, b))(w, b, x)\n";
+    let (prog, diags) = crate::lower::load("w4.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let ty = Type::new(DType::F32, &[N]);
+    let func = crate::lower::lower_fn_at(&prog, "w4", &[ty.clone(), ty.clone(), ty.clone()]).unwrap();
+    let (func, _) = crate::opt::optimize(&crate::ir::dce::dce(&func), &crate::opt::Options::default());
+    let inputs = [ramp(&ty, 0.2, 0.05), ramp(&ty, 0.1, -0.02), ramp(&ty, 0.4, 0.1)];
+    let fused = assert_fused_equals_unfused("w4", &func, &inputs);
+    assert_eq!(kernels(&fused), 2, "the sum's two passes, the gradient inside the first:\n{:?}", fused.steps);
+    // Buffers: 3 inputs, the sum, dw, db and the partials.
+    assert_eq!(fused.buffers.len(), 7, "{:?}", fused.buffers);
+    let Step::Kernel { args, .. } = &fused.steps[0] else { panic!("a kernel first") };
+    let (dw, db) = (fused.outputs[1], fused.outputs[2]);
+    assert!(args[1..3].contains(&dw) && args[1..3].contains(&db), "the first pass writes dw and db: {args:?}");
+    let mut reads = args[3..].to_vec();
+    reads.sort();
+    assert_eq!(reads, fused.params, "and reads the inputs, once");
+    assemble("w4_fused", &fused);
+}
