@@ -638,6 +638,8 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
         }
         Op::Exp => via_f64(k, dt, a, |k, x| math::exp_f64(k, &x[0])),
         Op::Log => via_f64(k, dt, a, |k, x| math::log_f64(k, &x[0])),
+        // An f32 result needs ~2^-30 of relative accuracy, not f64's 2^-52.
+        Op::Tanh if dt == DType::F32 => via_f64(k, dt, a, |k, x| math::tanh_for_f32(k, &x[0])),
         Op::Tanh => via_f64(k, dt, a, |k, x| math::tanh_f64(k, &x[0])),
         Op::Sqrt => k.op1(&format!("sqrt.rn.{t}"), cls, &a[0]),
         Op::Add | Op::Sub | Op::Mul if dt.is_float() => {

@@ -1520,3 +1520,38 @@ fn simulated_scatter_add_by_warp_ballot_matches_interp_bitwise() {
         }
     }
 }
+
+/// f32 tanh (`math::tanh_for_f32`) against the correctly rounded f32 of
+/// the host's f64 tanh (within 1 ULP of the truth: the f64 routine is
+/// within ~2^-52 relative): at most 1 ULP everywhere, and equal almost
+/// everywhere (the bound says only values within 2^-38 of a rounding
+/// boundary may round differently). Inputs: 20,000 log-uniform over
+/// 1e-7..30 of both signs, dense around the branch point |x| = 2^-10.
+#[test]
+fn simulated_f32_tanh_is_within_one_ulp_of_correctly_rounded() {
+    let mut seed = 5u64;
+    let mut v: Vec<f64> = Vec::new();
+    for i in 0..20_000 {
+        let mag = if i % 4 == 0 {
+            (1.0 / 1024.0) * (1.0 + (rand01(&mut seed) - 0.5) * 0.1)
+        } else {
+            10f64.powf(rand01(&mut seed) * 8.5 - 7.0)
+        };
+        v.push(f64::from(if i % 2 == 0 { mag as f32 } else { -mag as f32 }));
+    }
+    let ty = Type::new(DType::F32, &[v.len()]);
+    let mut b = Builder::new("tanh_f32", std::slice::from_ref(&ty));
+    let r = b.unary(Op::Tanh, b.param(0));
+    let func = b.finish(vec![r]);
+    let got = super::sim::run(&emit(&func).unwrap(), &[Tensor::from_f64(DType::F32, &[v.len()], &v)]);
+    let got = got[0].to_f64_vec();
+    let mut differ = 0;
+    for (x, g) in v.iter().zip(&got) {
+        let want = x.tanh() as f32 as f64;
+        let d = ulps(DType::F32, *g, want);
+        assert!(d <= 1, "tanh({x:e}): got {g:e}, correctly rounded {want:e} ({d} ULP)");
+        differ += usize::from(d > 0);
+    }
+    println!("f32 tanh: {differ} of {} differ from the correctly rounded result by 1 ULP", v.len());
+    assert!(differ * 1000 < v.len(), "{differ} of {} differ", v.len());
+}
