@@ -154,13 +154,16 @@ impl CudaExecutable {
 
     /// Loads an emitted program on device 0 and allocates its buffers.
     pub fn load(prog: PtxProgram) -> Result<CudaExecutable, Error> {
+        let mut phases = LoadTimes::new();
         probe()?;
         let ctx = CudaContext::new(0).map_err(cuda_err("creating a context"))?;
+        phases.done("context");
         // Safety: one stream, used in program order, so no cross-stream
         // synchronization is needed.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
         let modules = load_modules(&ctx, &prog.ptx)?;
+        phases.done("PTX JIT (module load)");
         let mut buffers = Vec::with_capacity(prog.buffers.len());
         let mut ptrs = Vec::with_capacity(prog.buffers.len());
         for b in &prog.buffers {
@@ -173,6 +176,7 @@ impl CudaExecutable {
             ptrs.push(device_ptr(&slice, &stream));
             buffers.push(Some(slice));
         }
+        phases.done("buffers");
         let mut launches = Vec::with_capacity(prog.steps.len());
         let mut needs_blas = false;
         for step in &prog.steps {
@@ -224,6 +228,8 @@ impl CudaExecutable {
         } else {
             (None, None)
         };
+        phases.done("kernels and cuBLAS");
+        phases.report(&prog);
         let profile = std::env::var("JLC_CUDA_PROFILE").is_ok_and(|v| v == "1").then(|| vec![0.0; launches.len()]);
         let no_graphs = profile.is_some() || std::env::var("JLC_CUDA_GRAPHS").is_ok_and(|v| v == "0");
         Ok(CudaExecutable {
@@ -448,6 +454,43 @@ impl Drop for CudaExecutable {
                 Step::Gemm { inst, batch, m, n, k, .. } => format!("gemm %{inst} batch {batch} m {m} n {n} k {k}"),
             };
             eprintln!("  {:>9.3} ms {:>5.1}%  {what}", times[i] / calls * 1e3, 100.0 * times[i] / calls / total);
+        }
+    }
+}
+
+/// `JLC_CUDA_LOAD_TIMES=1`: where `CudaExecutable::load`'s time goes,
+/// printed to stderr (compile time on the GPU is mostly the driver's JIT).
+struct LoadTimes {
+    on: bool,
+    last: std::time::Instant,
+    phases: Vec<(&'static str, f64)>,
+}
+
+impl LoadTimes {
+    fn new() -> LoadTimes {
+        let on = std::env::var("JLC_CUDA_LOAD_TIMES").is_ok_and(|v| v == "1");
+        LoadTimes { on, last: std::time::Instant::now(), phases: Vec::new() }
+    }
+
+    fn done(&mut self, phase: &'static str) {
+        if self.on {
+            self.phases.push((phase, self.last.elapsed().as_secs_f64() * 1e3));
+            self.last = std::time::Instant::now();
+        }
+    }
+
+    fn report(&self, prog: &PtxProgram) {
+        if self.on {
+            let phases: Vec<String> = self.phases.iter().map(|(p, ms)| format!("{p} {ms:.1} ms")).collect();
+            let bytes: usize = prog.buffers.iter().map(|b| b.bytes()).sum();
+            eprintln!(
+                "JLC_CUDA_LOAD_TIMES: {} ({} KB of PTX, {} steps, {} buffers, {:.1} MB)",
+                phases.join(", "),
+                prog.ptx.len() / 1024,
+                prog.steps.len(),
+                prog.buffers.len(),
+                bytes as f64 / 1e6
+            );
         }
     }
 }

@@ -779,7 +779,7 @@ fn gpu_matmul_matches_interpreter_within_tolerance() {
 
 /// The repository root: `JLC_REPO_ROOT` (set by the device check, whose
 /// prebuilt binary runs in another checkout) or the build's.
-fn repo_root() -> std::path::PathBuf {
+pub(crate) fn repo_root() -> std::path::PathBuf {
     std::env::var_os("JLC_REPO_ROOT").map(Into::into).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
 

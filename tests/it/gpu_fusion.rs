@@ -69,3 +69,95 @@ fn gpu_w1_step_fused_equals_unfused_bitwise() {
         runtime::cuda::device_name().unwrap_or_default()
     );
 }
+
+/// W4 of PERFORMANCE.md (`value_and_grad` of `sum(gelu_tanh(x·w + b)^2)`)
+/// at 2^20 elements: fused (recomputed intermediates, the gradient inside
+/// the sum's first pass: 2 kernels) and unfused give bitwise the same
+/// value and gradients on the GPU.
+#[test]
+fn gpu_w4_loss_and_gradient_fused_equals_unfused_bitwise() {
+    if !gpu() {
+        return;
+    }
+    const N: usize = 1 << 20;
+    let src = "fn gelu_tanh(x) = 0.5 * x * (1.0 + tanh(0.7978845608 * (x + 0.044715 * x ^ 3)))\n\
+               fn loss(w: f32[N], b: f32[N], x: f32[N]) -> f32 { sum(gelu_tanh(x * w + b) ^ 2) }\n\
+               fn w4(w: f32[N], b: f32[N], x: f32[N]) = value_and_grad(loss, wrt = (w, b))(w, b, x)\n";
+    let (prog, diags) = compiler::lower::load("w4.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let ty = Type::new(DType::F32, &[N]);
+    let func = compiler::lower::lower_fn_at(&prog, "w4", &[ty.clone(), ty.clone(), ty]).unwrap();
+    let (func, _) = compiler::opt::optimize(&compiler::ir::dce::dce(&func), &compiler::opt::Options::default());
+    let ramp = |scale: f32, offset: f32| {
+        Tensor::f32(&[N], (0..N).map(|i| ((i * 7 % 11) as f32 - 5.0) * scale + offset).collect())
+    };
+    let inputs = [ramp(0.2, 0.05), ramp(0.1, -0.02), ramp(0.4, 0.1)];
+    let fused_prog = ptx::emit(&func).unwrap();
+    assert_eq!(fused_prog.steps.iter().filter(|s| matches!(s, Step::Kernel { .. })).count(), 2);
+    let plain_prog = ptx::emit_with(&func, &PtxOptions { fuse: false }).unwrap();
+    let got = CudaExecutable::load(fused_prog).unwrap().run(&inputs).unwrap();
+    let want = CudaExecutable::load(plain_prog).unwrap().run(&inputs).unwrap();
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(g.to_bits_vec() == w.to_bits_vec(), "output {k}: fused and unfused W4 differ on the GPU");
+    }
+}
+
+/// The W3 transformer's whole training step (batch 8) on the GPU against
+/// the CPU backend, three chained steps from the same inputs. The two
+/// differ by GEMM summation order (cuBLAS), parallel reduction order and
+/// the transcendentals' last bits, so the bound is normwise: per output
+/// tensor, ||gpu - cpu||₂ <= 1e-4 ||cpu||₂ + 1e-7 sqrt(n) (the loss,
+/// parameters and AdamW moments; printed per step).
+#[test]
+fn gpu_w3_training_step_matches_cpu_backend() {
+    if !gpu() {
+        return;
+    }
+    let src = std::fs::read_to_string(crate::gpu::repo_root().join("benches/workloads/w3_transformer.jl")).unwrap();
+    let (prog, diags) = compiler::lower::load("w3_transformer.jl", &src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let (b, t) = (8, 128);
+    let (x_ty, y_ty) = (Type::new(DType::I32, &[b, t]), Type::new(DType::I32, &[b, t]));
+    let progs = compiler::compile_training(&prog, None, &x_ty, &y_ty, &compiler::Options::default()).unwrap();
+    let mut inputs = trainer::fit::init_params(&progs.params, 3);
+    let n_carried = inputs.len() * (1 + progs.states_per_param);
+    for p in &progs.params {
+        for _ in 0..progs.states_per_param {
+            inputs.push(Tensor::zeros(&p.ty));
+        }
+    }
+    let stream: Vec<i32> = (0..b * t + 1).map(|i| ((i * 7919 + 13) % 256) as i32).collect();
+    inputs.push(Tensor::scalar_f32(1.0));
+    inputs.push(Tensor::i32(&[b, t], stream[..b * t].to_vec()));
+    inputs.push(Tensor::i32(&[b, t], stream[1..].to_vec()));
+    let step_slot = n_carried;
+    let mut gpu_exe = runtime::Executable::compile(progs.train_step.clone(), runtime::Backend::Cuda).unwrap();
+    let mut cpu_exe = runtime::Executable::compile(progs.train_step.clone(), runtime::Backend::Cpu).unwrap();
+    for step in 1..=3 {
+        inputs[step_slot] = Tensor::scalar_f32(step as f32);
+        let (want, got) = (cpu_exe.run(&inputs).unwrap(), gpu_exe.run(&inputs).unwrap());
+        let mut worst = 0.0f64;
+        for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(w.ty(), g.ty(), "step {step} output {k}");
+            if !w.ty().dtype.is_float() {
+                assert_eq!(w, g, "step {step} output {k}");
+                continue;
+            }
+            let (w, g) = (w.to_f64_vec(), g.to_f64_vec());
+            let diff = w.iter().zip(&g).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
+            let norm = w.iter().map(|p| p * p).sum::<f64>().sqrt();
+            let bound = 1e-4 * norm + 1e-7 * (w.len() as f64).sqrt();
+            assert!(diff <= bound, "step {step} output {k} ({} values): ||gpu - cpu|| = {diff:e} > {bound:e}", w.len());
+            worst = worst.max(diff / norm.max(f64::MIN_POSITIVE));
+        }
+        println!(
+            "W3 step {step}: loss cpu {} gpu {}; worst relative difference {worst:.2e}",
+            want[n_carried].scalar_value(),
+            got[n_carried].scalar_value()
+        );
+        // Continue from the CPU's parameters and states.
+        for (slot, value) in want.into_iter().take(n_carried).enumerate() {
+            inputs[slot] = value;
+        }
+    }
+}
