@@ -450,7 +450,7 @@ impl Drop for CudaExecutable {
         );
         for &i in order.iter().take(25) {
             let what = match &self.prog.steps[i] {
-                Step::Kernel { name, grid, .. } => format!("{name} (grid {grid})"),
+                Step::Kernel { name, grid, inst, .. } => format!("{name} for %{inst} (grid {grid})"),
                 Step::Gemm { inst, batch, m, n, k, .. } => format!("gemm %{inst} batch {batch} m {m} n {n} k {k}"),
             };
             eprintln!("  {:>9.3} ms {:>5.1}%  {what}", times[i] / calls * 1e3, 100.0 * times[i] / calls / total);

@@ -78,10 +78,14 @@
 //! The text is deterministic: kernel names are `k{inst}_{op}` (of the
 //! fusion root; a two-pass reduction's first pass `k{inst}_{op}_part`, a
 //! large convolution's gather `k{inst}_im2col`), registers are numbered in
-//! emission order, and nothing depends on hashing or addresses.
+//! emission order, and nothing depends on hashing or addresses. A kernel
+//! whose text equals an earlier one's but for the name is dropped, and its
+//! steps launch the earlier one (`ptx/dedupe.rs`: the driver's JIT time
+//! grows with the kernel count, and repeated layers repeat kernels).
 
 mod builder;
 mod conv_gemm;
+mod dedupe;
 mod fusion;
 mod indexing;
 mod math;
@@ -128,7 +132,8 @@ impl Buffer {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     /// Launch kernel `name` (the kernel of instruction `inst`, a fusion
-    /// root or an unfused instruction) with `grid` x `BLOCK` threads; its
+    /// root or an unfused instruction; named after another instruction when
+    /// an identical kernel was emitted for it first) with `grid` x `BLOCK` threads; its
     /// parameters are the device addresses of `args` (buffer indices):
     /// the buffers it writes first (`inst`'s, then those of the values it
     /// hosts, see `ptx/fusion.rs`), then the distinct buffers it reads.
@@ -338,6 +343,7 @@ pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxErr
         };
         steps.push(Step::Kernel { name, inst: i, grid, args });
     }
+    let ptx = dedupe::dedupe(&ptx, &mut steps);
     let buffer = |v: usize| value_buffers[v].expect("params and outputs are materialized");
     let params = (0..func.n_params).map(buffer).collect();
     let outputs = func.outputs.iter().map(|o| buffer(o.index())).collect();

@@ -10,7 +10,7 @@
 const ENTRY: &str = ".visible .entry ";
 
 /// The header and each kernel's `(text, name)`.
-fn kernels(ptx: &str) -> (&str, Vec<(&str, String)>) {
+pub(super) fn kernels(ptx: &str) -> (&str, Vec<(&str, String)>) {
     let first = ptx.find(ENTRY).unwrap_or(ptx.len());
     let mut kernels = Vec::new();
     let mut rest = &ptx[first..];
