@@ -234,11 +234,15 @@ impl<'t> Tree<'t> {
             // What its kernel would have stored, as an immediate.
             return constant(k, inst.ty.dtype, v);
         }
-        if !self.evaluated(node) {
-            return self.load_leaf(k, i, ins, node, strides);
-        }
         if let Some(r) = memo.get(&node) {
             return r.clone();
+        }
+        if !self.evaluated(node) {
+            // Loaded once per element, however many users (`strides` is
+            // always the root's here: broadcasts load their operand below).
+            let r = self.load_leaf(k, i, ins, node, strides);
+            memo.insert(node, r.clone());
+            return r;
         }
         let dtype = inst.ty.dtype;
         let res = match &inst.op {

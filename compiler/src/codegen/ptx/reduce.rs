@@ -13,7 +13,7 @@
 //! - otherwise a block (`BLOCK` = 256 threads) per output element, or, when
 //!   there are fewer than `TARGET_ITEMS / 2` outputs and `n_red >= 2 *
 //!   CHUNK`, two passes: pass 1 splits each output's extent into
-//!   `chunks = min(ceil(n_red / CHUNK), ceil(TARGET_ITEMS / n_out))`
+//!   `chunks = min(ceil(n_red / MIN_CHUNK), ceil(TARGET_ITEMS / n_out))`
 //!   contiguous chunks of `ceil(n_red / chunks)` elements, a block reduces
 //!   each chunk into a scratch buffer `[n_out, chunks]`, and pass 2 reduces
 //!   each output's row of partials with a warp. `ArgMax` has no two-pass
@@ -56,8 +56,14 @@ use crate::ir::{DType, Func, Op, Type};
 pub const PARALLEL_MIN: usize = 64;
 /// From this many reduced elements on, a block (not a warp) per output.
 pub const BLOCK_MIN: usize = 4096;
-/// Target chunk length of the two-pass scheme (64 elements per thread).
+/// From `2 * CHUNK` elements per output on, few outputs take two passes.
 pub const CHUNK: usize = 16384;
+/// The shortest chunk of the two-pass scheme (16 elements per thread):
+/// below `TARGET_ITEMS` chunks of `CHUNK`, the chunks shrink to this so
+/// that the first pass still fills the GPU. W4's 4M-element sum in 256
+/// chunks ran 2 blocks per SM (a quarter of the threads an H100 keeps in
+/// flight), too few loads in flight to reach the memory's bandwidth.
+pub const MIN_CHUNK: usize = 4096;
 /// Enough blocks to fill a GPU (132 SMs x 8 blocks of 256 threads).
 pub const TARGET_ITEMS: usize = 1024;
 const WARP: u32 = 32;
@@ -92,7 +98,7 @@ pub fn plan(n_out: usize, n_red: usize, two_pass_ok: bool) -> Scheme {
     if n_red < BLOCK_MIN {
         return Scheme::Groups { group: WARP };
     }
-    let chunks = n_red.div_ceil(CHUNK).min(TARGET_ITEMS.div_ceil(n_out));
+    let chunks = n_red.div_ceil(MIN_CHUNK).min(TARGET_ITEMS.div_ceil(n_out));
     if two_pass_ok && n_out < TARGET_ITEMS / 2 && n_red >= 2 * CHUNK && chunks >= 2 {
         Scheme::TwoPass { chunks }
     } else {

@@ -1431,7 +1431,9 @@ fn reduction_plans_follow_the_thresholds() {
     assert_eq!(plan(1, 4095, true), Scheme::Groups { group: 32 });
     assert_eq!(plan(1, 4096, true), Scheme::Groups { group: super::BLOCK });
     assert_eq!(plan(4096, 1 << 20, true), Scheme::Groups { group: super::BLOCK });
-    assert_eq!(plan(1, 1 << 22, true), Scheme::TwoPass { chunks: 256 });
+    assert_eq!(plan(1, 1 << 22, true), Scheme::TwoPass { chunks: 1024 });
+    assert_eq!(plan(4, 1 << 22, true), Scheme::TwoPass { chunks: 256 });
+    assert_eq!(plan(1, 1 << 15, true), Scheme::TwoPass { chunks: 8 });
     assert_eq!(plan(1, 1 << 22, false), Scheme::Groups { group: super::BLOCK });
     let n = 4096 * 256 + 3;
     let ty = Type::new(DType::F32, &[n]);
