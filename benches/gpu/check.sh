@@ -23,7 +23,8 @@
 # Environment: DIST (default target-gpu-dist), CHECK_LOG_DIR (default
 # $DIST/logs), SKIP_SANITIZER=1 to skip step 3, SKIP_TIMINGS=1 to skip
 # step 4, ROUNDS (default 3), RUNS (default 50), WORKLOADS (default
-# "w1 w2 w3 w4 w5").
+# "w1 w2 w3 w4 w5"), JAX_PRECISIONS (default "highest default"),
+# TF32_WORKLOADS (ours with JLC_CUDA_TF32=1; default "w2 w3").
 set -u
 cd "$(dirname "$0")/../.."
 DIST=${DIST:-target-gpu-dist}
@@ -128,10 +129,20 @@ else
             timeout 180 "$DIST/train_step" "$w" --backend cuda --json --runs "${RUNS:-50}" 2>>"$LOGS/timings-ours.log" |
                 sed "s/^{/{\"round\": $r, /" >>"$TIMES" || echo "ours $w (round $r) failed: see $LOGS/timings-ours.log"
         done
-        if [ $HAVE_JAX = 1 ]; then
-            timeout 300 python3 benches/gpu/jax_gpu.py ${WORKLOADS:-w1 w2 w3 w4 w5} --runs "${RUNS:-50}" 2>>"$LOGS/timings-jax.log" |
-                sed "s/^{/{\"round\": $r, /" >>"$TIMES" || echo "jax (round $r) failed: see $LOGS/timings-jax.log"
-        fi
+        # Ours with TF32 GEMMs (opt-in), against JAX's default below.
+        for w in ${TF32_WORKLOADS:-w2 w3}; do
+            JLC_CUDA_TF32=1 timeout 180 "$DIST/train_step" "$w" --backend cuda --json --runs "${RUNS:-50}" 2>>"$LOGS/timings-ours.log" |
+                sed -e "s/^{/{\"round\": $r, /" -e 's/"impl": "ours"/"impl": "ours_tf32"/' >>"$TIMES" ||
+                echo "ours_tf32 $w (round $r) failed: see $LOGS/timings-ours.log"
+        done
+        # JAX with our matmul numerics (float32: "highest"), and with its
+        # default (TF32 tensor cores on recent GPUs): see jax_gpu.py.
+        for precision in ${JAX_PRECISIONS:-highest default}; do
+            [ $HAVE_JAX = 1 ] || break
+            timeout 300 python3 benches/gpu/jax_gpu.py ${WORKLOADS:-w1 w2 w3 w4 w5} --runs "${RUNS:-50}" \
+                --precision "$precision" 2>>"$LOGS/timings-jax.log" |
+                sed "s/^{/{\"round\": $r, /" >>"$TIMES" || echo "jax $precision (round $r) failed: see $LOGS/timings-jax.log"
+        done
     done
     python3 benches/peers/summarize.py "$TIMES" "$(nvidia-smi -L 2>/dev/null | head -n 1)" | tee "$LOGS/timings.txt"
     SUMMARY+=("INFO  timings: $LOGS/timings.txt (JAX: $([ $HAVE_JAX = 1 ] && echo yes || echo 'not importable'))")

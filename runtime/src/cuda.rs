@@ -21,6 +21,9 @@
 //! synchronized after each launch, so launch latency is included) and
 //! prints the 25 slowest steps of each executable to stderr when it is
 //! dropped: where a step's time goes, without a profiler on the machine.
+//! `JLC_CUDA_LOAD_TIMES=1` prints where loading an executable's time goes
+//! (the driver's PTX JIT, buffers, kernels and cuBLAS). `JLC_CUDA_TF32=1`
+//! lets float32 GEMMs use TF32 tensor cores (off by default: true f32).
 //!
 //! The CUDA libraries are dlopen'ed by cudarc at run time, so this builds
 //! anywhere. Before touching cudarc's driver API (which panics when
@@ -162,8 +165,18 @@ impl CudaExecutable {
         // synchronization is needed.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
-        let modules = load_modules(&ctx, &prog.ptx)?;
-        phases.done("PTX JIT (module load)");
+        let needs_blas = prog.steps.iter().any(|step| matches!(step, Step::Gemm { .. }));
+        let (modules, blas) = std::thread::scope(|scope| {
+            let blas = needs_blas.then(|| scope.spawn(|| new_blas(&stream)));
+            let modules = load_modules(&ctx, &prog.ptx);
+            (modules, blas.map(|thread| thread.join().expect("the cuBLAS set-up thread panicked")))
+        });
+        let modules = modules?;
+        let (blas, workspace) = match blas.transpose()? {
+            Some((blas, workspace)) => (Some(blas), Some(workspace)),
+            None => (None, None),
+        };
+        phases.done("PTX JIT (module load) and cuBLAS");
         let mut buffers = Vec::with_capacity(prog.buffers.len());
         let mut ptrs = Vec::with_capacity(prog.buffers.len());
         for b in &prog.buffers {
@@ -178,7 +191,6 @@ impl CudaExecutable {
         }
         phases.done("buffers");
         let mut launches = Vec::with_capacity(prog.steps.len());
-        let mut needs_blas = false;
         for step in &prog.steps {
             launches.push(match step {
                 Step::Kernel { name, grid, args, .. } => {
@@ -190,45 +202,16 @@ impl CudaExecutable {
                     let func = module.load_function(name).map_err(cuda_err("loading a kernel"))?;
                     Launch::Kernel { func, grid: *grid, args: args.clone() }
                 }
-                Step::Gemm { dtype, batch, m, n, k, a, b, c, offsets, strides, .. } => {
-                    needs_blas = true;
-                    Launch::Gemm {
-                        dtype: *dtype,
-                        dims: (*batch, *m, *n, *k),
-                        bufs: [*a, *b, *c],
-                        offsets: *offsets,
-                        strides: *strides,
-                    }
-                }
+                Step::Gemm { dtype, batch, m, n, k, a, b, c, offsets, strides, .. } => Launch::Gemm {
+                    dtype: *dtype,
+                    dims: (*batch, *m, *n, *k),
+                    bufs: [*a, *b, *c],
+                    offsets: *offsets,
+                    strides: *strides,
+                },
             });
         }
-        let (blas, workspace) = if needs_blas {
-            // Safety: only tries to dlopen the library.
-            if !unsafe { cudarc::cublas::sys::is_culib_present() } {
-                return Err(Error::Cuda(
-                    "cuBLAS not found (libcublas.so.12 could not be loaded; add its folder to LD_LIBRARY_PATH)".into(),
-                ));
-            }
-            let blas = cudarc::cublas::CudaBlas::new(stream.clone())
-                .map_err(|e| Error::Cuda(format!("creating a cuBLAS handle: {e:?}")))?;
-            let workspace = alloc(&stream, CUBLAS_WORKSPACE_BYTES)?;
-            let ptr = device_ptr(&workspace, &stream);
-            // Safety: the workspace outlives the handle (both live in the executable).
-            let status = unsafe {
-                cudarc::cublas::sys::cublasSetWorkspace_v2(
-                    *blas.handle(),
-                    ptr as *mut std::ffi::c_void,
-                    CUBLAS_WORKSPACE_BYTES,
-                )
-            };
-            if status != cudarc::cublas::sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
-                return Err(Error::Cuda(format!("setting the cuBLAS workspace: {status:?}")));
-            }
-            (Some(blas), Some(workspace))
-        } else {
-            (None, None)
-        };
-        phases.done("kernels and cuBLAS");
+        phases.done("kernels");
         phases.report(&prog);
         let profile = std::env::var("JLC_CUDA_PROFILE").is_ok_and(|v| v == "1").then(|| vec![0.0; launches.len()]);
         let no_graphs = profile.is_some() || std::env::var("JLC_CUDA_GRAPHS").is_ok_and(|v| v == "0");
@@ -456,6 +439,46 @@ impl Drop for CudaExecutable {
             eprintln!("  {:>9.3} ms {:>5.1}%  {what}", times[i] / calls * 1e3, 100.0 * times[i] / calls / total);
         }
     }
+}
+
+/// A cuBLAS handle on `stream` with its workspace (and TF32 when asked
+/// for). Creating one takes ~130 ms (the library's start-up), so `load`
+/// runs this on a thread while the driver JIT-compiles the PTX.
+fn new_blas(stream: &Arc<CudaStream>) -> Result<(cudarc::cublas::CudaBlas, CudaSlice<u8>), Error> {
+    // Safety: only tries to dlopen the library.
+    if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+        return Err(Error::Cuda(
+            "cuBLAS not found (libcublas.so.12 could not be loaded; add its folder to LD_LIBRARY_PATH)".into(),
+        ));
+    }
+    let blas = cudarc::cublas::CudaBlas::new(stream.clone())
+        .map_err(|e| Error::Cuda(format!("creating a cuBLAS handle: {e:?}")))?;
+    let workspace = alloc(stream, CUBLAS_WORKSPACE_BYTES)?;
+    let ptr = device_ptr(&workspace, stream);
+    // Safety: the workspace outlives the handle (both live in the executable).
+    let status = unsafe {
+        cudarc::cublas::sys::cublasSetWorkspace_v2(*blas.handle(), ptr as *mut std::ffi::c_void, CUBLAS_WORKSPACE_BYTES)
+    };
+    if status != cudarc::cublas::sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+        return Err(Error::Cuda(format!("setting the cuBLAS workspace: {status:?}")));
+    }
+    if tf32_requested() {
+        use cudarc::cublas::sys::{cublasMath_t, cublasSetMathMode, cublasStatus_t};
+        // Safety: a live handle and a valid mode.
+        let status = unsafe { cublasSetMathMode(*blas.handle(), cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH) };
+        if status != cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+            return Err(Error::Cuda(format!("enabling TF32 in cuBLAS: {status:?}")));
+        }
+    }
+    Ok((blas, workspace))
+}
+
+/// `JLC_CUDA_TF32=1`: float32 GEMMs may round their inputs to TF32 (10
+/// mantissa bits) on tensor cores, as JAX and PyTorch do by default on
+/// recent GPUs. Off unless asked for: results then drift from the CPU
+/// backend's by ~1e-3 relative instead of ~1e-6.
+fn tf32_requested() -> bool {
+    std::env::var("JLC_CUDA_TF32").is_ok_and(|v| v == "1")
 }
 
 /// `JLC_CUDA_LOAD_TIMES=1`: where `CudaExecutable::load`'s time goes,
