@@ -165,18 +165,20 @@ impl CudaExecutable {
         // synchronization is needed.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
+        let modules = load_modules(&ctx, &prog.ptx)?;
+        phases.done("PTX JIT (module load)");
+        // Serial: creating the handle on a thread during the JIT measured no
+        // gain on an H100 (W1 cold 593 -> 487 ms, W3 cold 1288 -> 1513 ms,
+        // W1 warm 150 -> 211 ms; the driver seems to serialize the two).
         let needs_blas = prog.steps.iter().any(|step| matches!(step, Step::Gemm { .. }));
-        let (modules, blas) = std::thread::scope(|scope| {
-            let blas = needs_blas.then(|| scope.spawn(|| new_blas(&stream)));
-            let modules = load_modules(&ctx, &prog.ptx);
-            (modules, blas.map(|thread| thread.join().expect("the cuBLAS set-up thread panicked")))
-        });
-        let modules = modules?;
-        let (blas, workspace) = match blas.transpose()? {
-            Some((blas, workspace)) => (Some(blas), Some(workspace)),
-            None => (None, None),
+        let (blas, workspace) = match needs_blas {
+            true => {
+                let (blas, workspace) = new_blas(&stream)?;
+                (Some(blas), Some(workspace))
+            }
+            false => (None, None),
         };
-        phases.done("PTX JIT (module load) and cuBLAS");
+        phases.done("cuBLAS");
         let mut buffers = Vec::with_capacity(prog.buffers.len());
         let mut ptrs = Vec::with_capacity(prog.buffers.len());
         for b in &prog.buffers {
@@ -442,8 +444,8 @@ impl Drop for CudaExecutable {
 }
 
 /// A cuBLAS handle on `stream` with its workspace (and TF32 when asked
-/// for). Creating one takes ~130 ms (the library's start-up), so `load`
-/// runs this on a thread while the driver JIT-compiles the PTX.
+/// for). Creating one takes ~130-160 ms on an H100 (the library's
+/// start-up): most of a warm-cache compile.
 fn new_blas(stream: &Arc<CudaStream>) -> Result<(cudarc::cublas::CudaBlas, CudaSlice<u8>), Error> {
     // Safety: only tries to dlopen the library.
     if !unsafe { cudarc::cublas::sys::is_culib_present() } {
