@@ -238,3 +238,55 @@ fn print_config_is_the_saved_hparams() {
         assert!(out.lines().any(|l| l == line), "{line} in\n{out}");
     }
 }
+
+/// `log_lr = true` (Lightning's LearningRateMonitor) logs the learning rate
+/// of every optimizer step as `lr_step`: here optax's
+/// warmup_cosine_decay_schedule(0, 1e-2, 5, 30) evaluated at the step,
+/// checked against the formula written out in f64 (to f32 rounding), with
+/// and without gradient accumulation (one value per optimizer step).
+#[test]
+fn log_lr_logs_the_scheduled_learning_rate_of_each_step() {
+    let (path, text) = digits();
+    let text = text
+        .replace("use optim.adam", "use optim.{adam, warmup_cosine_decay_schedule}")
+        .replace("adam(lr = 1e-2)", "adam(lr = warmup_cosine_decay_schedule(0.0, 1e-2, 5, 30))");
+    assert!(text.contains("warmup_cosine_decay_schedule(0.0"), "the digits example changed: update this test");
+    // optax: linear warm-up over `count < 5`, then cosine decay over 25 counts to 0.
+    let want = |count: usize| -> f64 {
+        let count = count as f64;
+        if count < 5.0 {
+            1e-2 * count / 5.0
+        } else {
+            1e-2 * 0.5 * (1.0 + (std::f64::consts::PI * (count - 5.0).min(25.0) / 25.0).cos())
+        }
+    };
+    for accumulate in [1, 2] {
+        let logs = tempdir(&format!("log-lr-{accumulate}"));
+        let settings: Vec<String> = vec![
+            "trainer.max_epochs=2".into(),
+            "trainer.limit_train_batches=12".into(),
+            "trainer.log_every_n_steps=1".into(),
+            "trainer.log_lr=true".into(),
+            format!("trainer.accumulate_grad_batches={accumulate}"),
+        ];
+        let s = fit(&path, &text, &logs, &settings, None);
+        let rows = rows(&s.log_dir);
+        let header: Vec<&str> = rows[0].split(',').collect();
+        let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} in {header:?}"));
+        let (step, lr) = (col("step"), col("lr_step"));
+        let mut seen = 0;
+        for row in &rows[1..] {
+            let cells: Vec<&str> = row.split(',').collect();
+            if cells[lr].is_empty() {
+                continue;
+            }
+            // Row `step` k logs optimizer step k + 1, the schedule's count k.
+            let k: usize = cells[step].parse().unwrap();
+            let got: f64 = cells[lr].parse().unwrap();
+            let w = want(k);
+            assert!((got - w).abs() <= 1e-6 * w.abs() + 1e-9, "accumulate {accumulate}, step {k}: lr {got} vs {w}");
+            seen += 1;
+        }
+        assert_eq!(seen, 2 * 12 / accumulate, "one lr per optimizer step:\n{}", rows.join("\n"));
+    }
+}

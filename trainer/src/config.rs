@@ -294,6 +294,7 @@ const TRAINER_KEYS: &[&str] = &[
     "gradient_clip_algorithm",
     "accumulate_grad_batches",
     "log_grad_norm",
+    "log_lr",
     "logger",
 ];
 

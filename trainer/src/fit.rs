@@ -1174,6 +1174,7 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         ),
         format!("  accumulate_grad_batches: {}", trainer.grad.accumulate),
         format!("  log_grad_norm: {}", trainer.grad.log_grad_norm),
+        format!("  log_lr: {}", trainer.grad.log_lr),
         format!(
             "  logger: {:?}",
             [("csv", trainer.loggers.csv), ("tensorboard", trainer.loggers.tensorboard)]

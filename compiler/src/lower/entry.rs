@@ -2,7 +2,7 @@
 //! script, and the trainer ask of the front end.
 
 use super::elab::{CallArg, Elaborator, Env, LogEntry, PrintItem};
-use super::gradients::{GradSettings, GRAD_NORM_LOG};
+use super::gradients::{GradSettings, GRAD_NORM_LOG, LR_LOG};
 use super::program::{Global, Program};
 use super::step_inputs::{batch_params, key_type, KEY_PARAM};
 use super::value::{ParamSpec, TVal, Val};
@@ -597,6 +597,17 @@ pub fn lower_training_with(
         }
         train_logs.push((GRAD_NORM_LOG.to_string(), false));
     }
+    if settings.log_lr {
+        if let Some((name, _)) = train_logs[..n_logs].iter().find(|(n, _)| n == LR_LOG) {
+            return Err(vec![Diagnostic::error(
+                Code::BadSection,
+                format!("`training_step` logs `{name}`, which `log_lr = true` logs too"),
+            )
+            .with_label(decl.methods[train_idx].name.span, "logs it")
+            .with_help("rename the logged value or turn `log_lr` off")]);
+        }
+        train_logs.push((LR_LOG.to_string(), false));
+    }
     let param_tys: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
     let mut step_types = param_tys.clone();
     for p in &params {
@@ -628,6 +639,9 @@ pub fn lower_training_with(
     outputs.push(loss);
     outputs.extend(logs);
     outputs.extend(norm);
+    if settings.log_lr {
+        outputs.push(update.learning_rate(&mut el, step_id)?);
+    }
     let train_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
     crate::ir::verify::assert_valid(&train_step, "lower (train step)");
 
@@ -674,6 +688,9 @@ pub fn lower_training_with(
         let (mut outputs, new_states) = update.append(&mut el, &grads, step_id)?;
         outputs.extend(new_states);
         outputs.extend(norm);
+        if settings.log_lr {
+            outputs.push(update.learning_rate(&mut el, step_id)?);
+        }
         let apply_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
         crate::ir::verify::assert_valid(&apply_step, "lower (apply step)");
         Some(Accumulation { k: settings.accumulate, grad_step, apply_step })
@@ -721,6 +738,47 @@ struct Update<'a> {
 }
 
 impl Update<'_> {
+    /// Hyperparameter `value` at the step: a schedule evaluated, anything
+    /// else as it is.
+    fn at_step(&self, el: &mut Elaborator, step_id: ValueId, value: &Val) -> Val {
+        let span = self.update_decl.span;
+        let arg = |value: Val| CallArg { name: None, name_span: None, value, span };
+        let step_val = Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) });
+        match value {
+            Val::Fn(f) => el.call_fn(*f, None, vec![arg(step_val)], span),
+            Val::Tuple(items) if matches!(items.first(), Some(Val::Fn(_))) => {
+                let Val::Fn(f) = items[0] else { unreachable!("matched above") };
+                let mut args = vec![arg(step_val)];
+                args.extend(items[1..].iter().cloned().map(arg));
+                el.call_fn(f, None, args, span)
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// The learning rate at the step as an f32 scalar (`log_lr = true`).
+    fn learning_rate(&self, el: &mut Elaborator, step_id: ValueId) -> Result<ValueId, Vec<Diagnostic>> {
+        let decl = self.update_decl;
+        let error = |what: String| {
+            vec![Diagnostic::error(Code::BadSection, format!("`log_lr = true`: {what}"))
+                .with_label(decl.name.span, "the optimizer's update")
+                .with_help("turn `log_lr` off, or give the optimizer an `lr` hyperparameter")]
+        };
+        let Some((_, value)) = self.opt.hyper.iter().find(|(k, _)| k == "lr") else {
+            return Err(error(format!("the optimizer `{}` has no `lr` hyperparameter", decl.name.name)));
+        };
+        let lr = self.at_step(el, step_id, value);
+        let b = el.b();
+        match lr {
+            Val::Float(x) => Ok(b.full(x, &Type::scalar(DType::F32))),
+            Val::Int(crate::check::types::Dim::Known(n)) => Ok(b.full(n as f64, &Type::scalar(DType::F32))),
+            Val::Tensor(TVal { id: Some(id), .. }) if b.ty(id).shape.rank() == 0 && b.ty(id).dtype.is_float() => {
+                Ok(if b.ty(id).dtype == DType::F32 { id } else { b.convert(id, DType::F32) })
+            }
+            other => Err(error(format!("the learning rate is {}, not a number", other.describe()))),
+        }
+    }
+
     /// Appends `NAME_update(p, g, states..., step, hyper...)` per parameter;
     /// returns the new parameters and the new states.
     fn append(
@@ -735,20 +793,8 @@ impl Update<'_> {
         // a tuple `(f, args...)` for `f(step, args...)` (see stdlib/optim.jl).
         let step_val = Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) });
         let arg = |value: Val| CallArg { name: None, name_span: None, value, span: update_decl.span };
-        let mut hyper = Vec::new();
-        for (k, v) in &self.opt.hyper {
-            let v = match v {
-                Val::Fn(f) => el.call_fn(*f, None, vec![arg(step_val.clone())], update_decl.span),
-                Val::Tuple(items) if matches!(items.first(), Some(Val::Fn(_))) => {
-                    let Val::Fn(f) = items[0] else { unreachable!("matched above") };
-                    let mut args = vec![arg(step_val.clone())];
-                    args.extend(items[1..].iter().cloned().map(arg));
-                    el.call_fn(f, None, args, update_decl.span)
-                }
-                other => other.clone(),
-            };
-            hyper.push((k.clone(), v));
-        }
+        let hyper: Vec<(String, Val)> =
+            self.opt.hyper.iter().map(|(k, v)| (k.clone(), self.at_step(el, step_id, v))).collect();
         let mut new_params = Vec::new();
         let mut new_states = Vec::new();
         for (i, p) in self.params.iter().enumerate() {

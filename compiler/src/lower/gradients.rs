@@ -48,20 +48,26 @@ pub struct GradSettings {
     pub log_grad_norm: bool,
     /// Lightning's `accumulate_grad_batches`: micro-batches per optimizer step (>= 1).
     pub accumulate: usize,
+    /// Log the optimizer's learning rate at each optimizer step as `lr`
+    /// (its schedule evaluated at the step): Lightning's `LearningRateMonitor`.
+    pub log_lr: bool,
 }
 
 impl Default for GradSettings {
     fn default() -> Self {
-        GradSettings { clip: None, log_grad_norm: false, accumulate: 1 }
+        GradSettings { clip: None, log_grad_norm: false, accumulate: 1, log_lr: false }
     }
 }
 
 /// The `trainer` keys read here.
 pub const GRAD_KEYS: &[&str] =
-    &["gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches", "log_grad_norm"];
+    &["gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches", "log_grad_norm", "log_lr"];
 
 /// The name of the logged global gradient norm.
 pub const GRAD_NORM_LOG: &str = "grad_norm";
+
+/// The name of the logged learning rate (`log_lr = true`).
+pub const LR_LOG: &str = "lr";
 
 /// Reads the gradient settings of a `trainer` section (other keys are
 /// ignored here: the trainer's configuration reports unknown ones).
@@ -86,6 +92,8 @@ pub fn grad_settings(trainer: Option<&Section>) -> Result<GradSettings, Vec<Diag
             ("accumulate_grad_batches", _) => diags.push(error(e, "a positive integer")),
             ("log_grad_norm", ConstValue::Bool(b)) => res.log_grad_norm = *b,
             ("log_grad_norm", _) => diags.push(error(e, "`true` or `false`")),
+            ("log_lr", ConstValue::Bool(b)) => res.log_lr = *b,
+            ("log_lr", _) => diags.push(error(e, "`true` or `false`")),
             _ => {}
         }
     }

@@ -64,6 +64,7 @@ fn clip_by_norm_matches_optax_in_f64() {
         let s = GradSettings {
             clip: Some(GradClip { val: c, algorithm: ClipAlgorithm::Norm }),
             log_grad_norm: true,
+            log_lr: false,
             accumulate: 1,
         };
         let func = clip_func(&types, &s);
@@ -107,6 +108,7 @@ fn clip_by_value_clamps_each_element() {
         let s = GradSettings {
             clip: Some(GradClip { val: c, algorithm: ClipAlgorithm::Value }),
             log_grad_norm: false,
+            log_lr: false,
             accumulate: 1,
         };
         let func = clip_func(&types, &s);
