@@ -272,7 +272,8 @@ fn log_lr_logs_the_scheduled_learning_rate_of_each_step() {
         let s = fit(&path, &text, &logs, &settings, None);
         let rows = rows(&s.log_dir);
         let header: Vec<&str> = rows[0].split(',').collect();
-        let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} in {header:?}"));
+        let col =
+            |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} in {header:?}"));
         let (step, lr) = (col("step"), col("lr_step"));
         let mut seen = 0;
         for row in &rows[1..] {

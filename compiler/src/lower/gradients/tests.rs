@@ -28,6 +28,7 @@ fn settings_default_read_and_report() {
         (r#"gradient_clip_algorithm = "max""#, "`gradient_clip_algorithm` must be \"norm\" or \"value\""),
         ("accumulate_grad_batches = 0", "`accumulate_grad_batches` must be a positive integer"),
         ("log_grad_norm = 1", "`log_grad_norm` must be `true` or `false`"),
+        ("log_lr = \"step\"", "`log_lr` must be `true` or `false`"),
     ] {
         let errs = settings(&format!("trainer {{ {src} }}")).unwrap_err();
         assert!(errs.iter().any(|d| d.message.starts_with(want)), "{src}: {errs:?}");
@@ -174,4 +175,11 @@ fn the_step_programs_have_the_documented_signatures() {
     // A logged value of the same name is an error, not a silent duplicate.
     let errs = lower_tiny("grad_norm", "log_grad_norm = true").unwrap_err();
     assert!(errs[0].message.contains("logs `grad_norm`, which `log_grad_norm = true` logs too"), "{errs:?}");
+    let errs = lower_tiny("lr", "log_lr = true").unwrap_err();
+    assert!(errs[0].message.contains("logs `lr`, which `log_lr = true` logs too"), "{errs:?}");
+    // log_lr: one more output, after the norm, in both programs.
+    let p = lower_tiny("s", "log_lr = true; log_grad_norm = true").unwrap();
+    assert_eq!(p.train_logs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["s", "grad_norm", "lr"]);
+    let p = lower_tiny("s", "accumulate_grad_batches = 3; log_lr = true").unwrap();
+    assert_eq!(p.accumulation.as_ref().unwrap().apply_step.outputs.len(), 3);
 }
