@@ -212,7 +212,13 @@ impl Executable {
         match &mut self.engine {
             Engine::Jit(_) | Engine::Interp => {
                 let inputs = self.host_held.assemble(holding, fresh);
-                let outputs = self.run_unchecked(&inputs)?;
+                let outputs = match &mut self.engine {
+                    Engine::Jit(f) => {
+                        let _flush = self.flush_denormals.then(denormals::FlushDenormals::new);
+                        f.run_reusing(&inputs, &mut self.host_held.spare)
+                    }
+                    _ => self.run_unchecked(&inputs)?,
+                };
                 Ok(self.host_held.settle(holding, inputs, outputs))
             }
             #[cfg(feature = "cuda")]

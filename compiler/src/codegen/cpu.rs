@@ -316,6 +316,15 @@ impl CpuFunc {
     /// Runs on host tensors; panics if input types differ from the params
     /// (the caller checks).
     pub fn run(&mut self, inputs: &[Tensor]) -> Vec<Tensor> {
+        self.run_reusing(inputs, &mut Vec::new())
+    }
+
+    /// `run`, writing outputs into tensors of `spare` of their type where
+    /// there are some (taken out of it) instead of fresh ones: the code
+    /// writes every element of its results (as it must in the arena, which
+    /// is never cleared), so old contents do not matter. `spare` must not
+    /// hold any of `inputs`.
+    pub fn run_reusing(&mut self, inputs: &[Tensor], spare: &mut Vec<Tensor>) -> Vec<Tensor> {
         assert_eq!(inputs.len(), self.param_types.len(), "cpu: wrong number of inputs");
         let arena = self.arena.as_mut_ptr() as *mut u8;
         for (index, (input, ty)) in inputs.iter().zip(&self.param_types).enumerate() {
@@ -339,7 +348,10 @@ impl CpuFunc {
         let mut direct: Vec<Option<Tensor>> = vec![None; self.outputs.len()];
         for (k, ty) in self.output_types.iter().enumerate() {
             let Some(views) = &self.output_views[k] else { continue };
-            let tensor = Tensor::zeros(ty);
+            let tensor = match spare.iter().position(|t| t.ty() == *ty) {
+                Some(at) => spare.swap_remove(at),
+                None => Tensor::zeros(ty),
+            };
             let data = data_ptr(&tensor.data);
             let target = if self.in_place(data) {
                 direct[k] = Some(tensor);
