@@ -33,15 +33,7 @@ const W1_SRC: &str = include_str!("workloads/w1_mlp.jl");
 
 /// W4 of PERFORMANCE.md: value and gradient w.r.t. (w, b) of
 /// sum(gelu_tanh(x*w + b)^2), tanh-GELU written out as in the peers.
-const W4_SRC: &str = r#"
-fn gelu_tanh(x) = 0.5 * x * (1.0 + tanh(0.7978845608 * (x + 0.044715 * x ^ 3)))
-
-fn loss(w: f32[N], b: f32[N], x: f32[N]) -> f32 {
-    sum(gelu_tanh(x * w + b) ^ 2)
-}
-
-fn w4(w: f32[N], b: f32[N], x: f32[N]) = value_and_grad(loss, wrt = (w, b))(w, b, x)
-"#;
+const W4_SRC: &str = include_str!("workloads/w4_gelu.jl");
 
 const W4_N: usize = 4_194_304;
 

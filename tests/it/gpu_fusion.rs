@@ -80,9 +80,7 @@ fn gpu_w4_loss_and_gradient_fused_equals_unfused_bitwise() {
         return;
     }
     const N: usize = 1 << 20;
-    let src = "fn gelu_tanh(x) = 0.5 * x * (1.0 + tanh(0.7978845608 * (x + 0.044715 * x ^ 3)))\n\
-               fn loss(w: f32[N], b: f32[N], x: f32[N]) -> f32 { sum(gelu_tanh(x * w + b) ^ 2) }\n\
-               fn w4(w: f32[N], b: f32[N], x: f32[N]) = value_and_grad(loss, wrt = (w, b))(w, b, x)\n";
+    let src = include_str!("../../benches/workloads/w4_gelu.jl");
     let (prog, diags) = compiler::lower::load("w4.jl", src);
     assert!(diags.is_empty(), "{diags:?}");
     let ty = Type::new(DType::F32, &[N]);

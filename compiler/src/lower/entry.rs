@@ -586,27 +586,22 @@ pub fn lower_training_with(
     let settings = super::gradients::grad_settings(trainer)?;
     let mut train_logs = train_logs;
     let n_logs = train_logs.len();
-    if settings.log_grad_norm {
-        if let Some((name, _)) = train_logs.iter().find(|(n, _)| n == GRAD_NORM_LOG) {
+    // Values the trainer settings add to the step's logs, after the step's own.
+    for (on, log, setting) in
+        [(settings.log_grad_norm, GRAD_NORM_LOG, "log_grad_norm"), (settings.log_lr, LR_LOG, "log_lr")]
+    {
+        if !on {
+            continue;
+        }
+        if let Some((name, _)) = train_logs[..n_logs].iter().find(|(n, _)| n == log) {
             return Err(vec![Diagnostic::error(
                 Code::BadSection,
-                format!("`training_step` logs `{name}`, which `log_grad_norm = true` logs too"),
+                format!("`training_step` logs `{name}`, which `{setting} = true` logs too"),
             )
             .with_label(decl.methods[train_idx].name.span, "logs it")
-            .with_help("rename the logged value or turn `log_grad_norm` off")]);
+            .with_help(format!("rename the logged value or turn `{setting}` off"))]);
         }
-        train_logs.push((GRAD_NORM_LOG.to_string(), false));
-    }
-    if settings.log_lr {
-        if let Some((name, _)) = train_logs[..n_logs].iter().find(|(n, _)| n == LR_LOG) {
-            return Err(vec![Diagnostic::error(
-                Code::BadSection,
-                format!("`training_step` logs `{name}`, which `log_lr = true` logs too"),
-            )
-            .with_label(decl.methods[train_idx].name.span, "logs it")
-            .with_help("rename the logged value or turn `log_lr` off")]);
-        }
-        train_logs.push((LR_LOG.to_string(), false));
+        train_logs.push((log.to_string(), false));
     }
     let param_tys: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
     let mut step_types = param_tys.clone();

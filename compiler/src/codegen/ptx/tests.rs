@@ -1135,6 +1135,17 @@ fn batch_matmul_is_one_batched_gemm_step() {
     }
 }
 
+/// The kernel each launch step names, in launch order.
+fn kernel_launches(prog: &PtxProgram) -> Vec<String> {
+    prog.steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Kernel { name, .. } => Some(name.clone()),
+            Step::Gemm { .. } => None,
+        })
+        .collect()
+}
+
 /// The runtime loads a module split into parts on parallel threads: every
 /// kernel lands in exactly one part, in order, each part carries the header
 /// and (where `ptxas` is installed) assembles on its own.
@@ -1142,14 +1153,7 @@ fn batch_matmul_is_one_batched_gemm_step() {
 fn split_modules_partition_the_kernels_and_assemble() {
     let func = op_zoo(DType::F32);
     let prog = emit(&func).unwrap();
-    let names: Vec<String> = prog
-        .steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::Kernel { name, .. } => Some(name.clone()),
-            Step::Gemm { .. } => None,
-        })
-        .collect();
+    let names = kernel_launches(&prog);
     assert!(names.len() > 10);
     for parts in [1, 2, 3, 7, 1000] {
         let split = super::split::split_module(&prog.ptx, parts);
@@ -1578,14 +1582,7 @@ fn identical_kernels_are_emitted_once() {
     let r2 = b.reduce_sum(e2, vec![1]);
     let func = b.finish(vec![r1, r2]);
     let prog = emit(&func).unwrap();
-    let names: Vec<&str> = prog
-        .steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::Kernel { name, .. } => Some(name.as_str()),
-            Step::Gemm { .. } => None,
-        })
-        .collect();
+    let names = kernel_launches(&prog);
     assert_eq!(names.len(), 2);
     assert_eq!(names[0], names[1], "one kernel, launched twice:\n{}", prog.ptx);
     assert_eq!(prog.ptx.matches(".visible .entry ").count(), 1, "{}", prog.ptx);
