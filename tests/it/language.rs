@@ -396,3 +396,29 @@ fn product_dims_in_types_are_solved_and_checked() {
     let (_, text) = check(&[], "fn f(y: f32[B * T]) = y\nfn main() {\n    print(f(linspace(0.0, 1.0, 6)))\n}\n");
     assert!(text.contains("only one unknown name can be solved for in a product, found B, T"), "{text}");
 }
+
+/// A `flag: bool` parameter given a compile-time bool stays one (a static
+/// argument, as in JAX): `if flag` selects code, where it failed before
+/// with "an `if` condition must be known at compile time". `where(flag, a,
+/// b)` still takes it (a scalar bool tensor there), and a bool tensor
+/// argument is still a tensor.
+#[test]
+fn bool_parameters_given_compile_time_bools_select_code() {
+    let src =
+        "fn scale(x, double: bool = false) {\n    if double {\n        2.0 * x\n    } else {\n        x\n    }\n}\n\n\
+               fn pick(a: f32[3], b: f32[3], first: bool) = where(first, a, b)\n\n\
+               fn main() {\n    let a = [1.0, 2.0, 3.0]\n    let b = [4.0, 5.0, 6.0]\n\
+               \x20   print(scale(a, double = true))\n    print(scale(a))\n    print(pick(a, b, true))\n\
+               \x20   print(pick(a, b, false))\n    print(pick(a, b, a[1] > 1.5))\n    print(where(true, a, b))\n}\n";
+    let out = run_main(src);
+    let want: [&[f64]; 6] =
+        [&[2.0, 4.0, 6.0], &[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0], &[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]];
+    assert_eq!(out.len(), want.len(), "{out:?}");
+    for (k, (got, want)) in out.iter().zip(want).enumerate() {
+        close(got, want, &format!("print {k}"));
+    }
+    // A tensor condition in `if` is still an error, with its help.
+    let bad = src.replace("scale(a, double = true)", "scale(a, double = a[0] > 0.0)");
+    let (_, rendered) = check(&[], &bad);
+    assert!(rendered.contains("must be known at compile time"), "{rendered}");
+}

@@ -238,6 +238,9 @@ fn num(a: Option<&CallArg>) -> Option<f64> {
 fn first_tensor(el: &mut Elaborator, args: &[CallArg], span: Span, name: &str) -> Option<TVal> {
     match args.first() {
         Some(CallArg { value: Val::Tensor(t), .. }) => Some(t.clone()),
+        // A compile-time bool (a literal, a `flag: bool` argument) is a
+        // scalar bool tensor here, as numbers are in arithmetic.
+        Some(CallArg { value: v @ Val::Bool(_), .. }) => el.scalar_tensor(v, DType::Bool),
         Some(a) => {
             let d = a.value.describe();
             el.error(

@@ -1037,6 +1037,12 @@ impl<'p> Elaborator<'p> {
                 ),
             };
         }
+        // `flag: bool` given a compile-time bool keeps it one (a static
+        // argument, as in JAX): `if flag { ... }` selects code, and where a
+        // tensor is needed it is promoted as a literal is.
+        if ty.dims.is_none() && ty.name.name == "bool" && matches!(v, Val::Bool(_)) {
+            return v;
+        }
         let Some(dtype) = DType::from_name(&ty.name.name) else {
             self.resolve_type(env, ty, true);
             return Val::Poison;
