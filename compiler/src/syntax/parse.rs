@@ -55,7 +55,8 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
             garbage_until = matching_close(&opened, *l).unwrap_or(end);
         }
         last_error = error_location(&err.error).or(last_error);
-        push(with_unclosed(to_diagnostic(file, err.error.clone(), end), file, &err.error, &opened));
+        let d = with_unclosed(to_diagnostic(file, err.error.clone(), end), file, &err.error, &opened);
+        push(with_field_index_help(d, &err.error, text));
     }
     match result {
         Ok(mut module) => {
@@ -63,9 +64,23 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
             module
         }
         Err(err) => {
-            push(with_unclosed(to_diagnostic(file, err.clone(), end), file, &err, &opened));
+            let d = with_unclosed(to_diagnostic(file, err.clone(), end), file, &err, &opened);
+            push(with_field_index_help(d, &err, text));
             Module::default()
         }
+    }
+}
+
+/// `x.1` (tuple-field syntax, as in Rust) is not in the language: a number
+/// right after a `.` gets a help saying how to write it.
+fn with_field_index_help(d: Diagnostic, err: &ParseError<usize, Token, LexError>, text: &str) -> Diagnostic {
+    match err {
+        ParseError::UnrecognizedToken { token: (l, Token::Int(_) | Token::Float(_), _), .. }
+            if text.get(..*l).is_some_and(|before| before.ends_with('.')) =>
+        {
+            d.with_help("tuples and lists of submodules are indexed with brackets: write `x[1]`, not `x.1`")
+        }
+        _ => d,
     }
 }
 
