@@ -629,13 +629,14 @@ pub fn lower_training_with(
     let loss = outs[0];
     let logs: Vec<ValueId> = outs[1..1 + n_logs].to_vec();
     let (grads, norm) = super::gradients::transform(b, &outs[1 + n_logs..], &settings);
-    let (mut outputs, new_states) = update.append(&mut el, &grads, step_id)?;
+    let hyper = update.hyper_at(&mut el, step_id);
+    let (mut outputs, new_states) = update.append(&mut el, &grads, step_id, &hyper)?;
     outputs.extend(new_states);
     outputs.push(loss);
     outputs.extend(logs);
     outputs.extend(norm);
     if settings.log_lr {
-        outputs.push(update.learning_rate(&mut el, step_id)?);
+        outputs.push(update.learning_rate(&mut el, &hyper)?);
     }
     let train_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
     crate::ir::verify::assert_valid(&train_step, "lower (train step)");
@@ -680,11 +681,12 @@ pub fn lower_training_with(
             .collect();
         let (grads, norm) = super::gradients::transform(b, &grads, &settings);
         let step_id = ValueId((n_params * (1 + n_states)) as u32);
-        let (mut outputs, new_states) = update.append(&mut el, &grads, step_id)?;
+        let hyper = update.hyper_at(&mut el, step_id);
+        let (mut outputs, new_states) = update.append(&mut el, &grads, step_id, &hyper)?;
         outputs.extend(new_states);
         outputs.extend(norm);
         if settings.log_lr {
-            outputs.push(update.learning_rate(&mut el, step_id)?);
+            outputs.push(update.learning_rate(&mut el, &hyper)?);
         }
         let apply_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
         crate::ir::verify::assert_valid(&apply_step, "lower (apply step)");
@@ -733,36 +735,40 @@ struct Update<'a> {
 }
 
 impl Update<'_> {
-    /// Hyperparameter `value` at the step: a schedule evaluated, anything
-    /// else as it is.
-    fn at_step(&self, el: &mut Elaborator, step_id: ValueId, value: &Val) -> Val {
+    /// The hyperparameters at the step, evaluated once per step before the
+    /// per-parameter updates: a schedule given as a named function `f`
+    /// stands for `f(step)`, a tuple `(f, args...)` for `f(step, args...)`
+    /// (see stdlib/optim.jl); anything else is as it is.
+    fn hyper_at(&self, el: &mut Elaborator, step_id: ValueId) -> Vec<(String, Val)> {
         let span = self.update_decl.span;
         let arg = |value: Val| CallArg { name: None, name_span: None, value, span };
         let step_val = Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) });
-        match value {
-            Val::Fn(f) => el.call_fn(*f, None, vec![arg(step_val)], span),
+        let at_step = |el: &mut Elaborator, value: &Val| match value {
+            Val::Fn(f) => el.call_fn(*f, None, vec![arg(step_val.clone())], span),
             Val::Tuple(items) if matches!(items.first(), Some(Val::Fn(_))) => {
                 let Val::Fn(f) = items[0] else { unreachable!("matched above") };
-                let mut args = vec![arg(step_val)];
+                let mut args = vec![arg(step_val.clone())];
                 args.extend(items[1..].iter().cloned().map(arg));
                 el.call_fn(f, None, args, span)
             }
             other => other.clone(),
-        }
+        };
+        self.opt.hyper.iter().map(|(k, v)| (k.clone(), at_step(el, v))).collect()
     }
 
-    /// The learning rate at the step as an f32 scalar (`log_lr = true`).
-    fn learning_rate(&self, el: &mut Elaborator, step_id: ValueId) -> Result<ValueId, Vec<Diagnostic>> {
+    /// The learning rate among `hyper` (`hyper_at`'s) as an f32 scalar
+    /// (`log_lr = true`).
+    fn learning_rate(&self, el: &mut Elaborator, hyper: &[(String, Val)]) -> Result<ValueId, Vec<Diagnostic>> {
         let decl = self.update_decl;
         let error = |what: String| {
             vec![Diagnostic::error(Code::BadSection, format!("`log_lr = true`: {what}"))
                 .with_label(decl.name.span, "the optimizer's update")
                 .with_help("turn `log_lr` off, or give the optimizer an `lr` hyperparameter")]
         };
-        let Some((_, value)) = self.opt.hyper.iter().find(|(k, _)| k == "lr") else {
+        let Some((_, lr)) = hyper.iter().find(|(k, _)| k == "lr") else {
             return Err(error(format!("the optimizer `{}` has no `lr` hyperparameter", decl.name.name)));
         };
-        let lr = self.at_step(el, step_id, value);
+        let lr = lr.clone();
         let b = el.b();
         match lr {
             Val::Float(x) => Ok(b.full(x, &Type::scalar(DType::F32))),
@@ -774,22 +780,18 @@ impl Update<'_> {
         }
     }
 
-    /// Appends `NAME_update(p, g, states..., step, hyper...)` per parameter;
-    /// returns the new parameters and the new states.
+    /// Appends `NAME_update(p, g, states..., step, hyper...)` per parameter
+    /// (`hyper`: `hyper_at`'s); returns the new parameters and the new states.
     fn append(
         &self,
         el: &mut Elaborator,
         grads: &[ValueId],
         step_id: ValueId,
+        hyper: &[(String, Val)],
     ) -> Result<(Vec<ValueId>, Vec<ValueId>), Vec<Diagnostic>> {
         let (n_params, n_states, update_decl) = (self.params.len(), self.n_states, self.update_decl);
-        // Hyperparameters given as schedules are evaluated once per step, before
-        // the per-parameter updates: a named function `f` stands for `f(step)`,
-        // a tuple `(f, args...)` for `f(step, args...)` (see stdlib/optim.jl).
         let step_val = Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) });
         let arg = |value: Val| CallArg { name: None, name_span: None, value, span: update_decl.span };
-        let hyper: Vec<(String, Val)> =
-            self.opt.hyper.iter().map(|(k, v)| (k.clone(), self.at_step(el, step_id, v))).collect();
         let mut new_params = Vec::new();
         let mut new_states = Vec::new();
         for (i, p) in self.params.iter().enumerate() {
@@ -803,7 +805,7 @@ impl Update<'_> {
                 args.push(CallArg { name: None, name_span: None, value: t(sid), span: update_decl.span });
             }
             args.push(arg(step_val.clone()));
-            for (k, v) in &hyper {
+            for (k, v) in hyper {
                 args.push(CallArg { name: Some(k.clone()), name_span: None, value: v.clone(), span: update_decl.span });
             }
             let res = el.call_fn(self.opt.update, None, args, update_decl.span);

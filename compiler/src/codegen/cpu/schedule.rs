@@ -171,7 +171,7 @@ fn schedule_inner(func: &Func, fusible: &dyn Fn(usize) -> bool, recomputable: &d
         let cheap = matches!(op, Op::Constant(_) | Op::Broadcast { .. });
         inlined[index] = cheap || users[index].len() == 1 || recomputable(index);
     }
-    with_inlined(func, fusible, inlined)
+    with_inlined(func, &users, fusible, inlined)
 }
 
 /// Each value's users (instruction indices, one per use, in order).
@@ -199,10 +199,15 @@ pub(crate) fn may_inline(func: &Func, users: &[Vec<usize>], index: usize, fusibl
 }
 
 /// The schedule whose inlined values are `inlined` (each allowed by
-/// `may_inline`): the hosted values follow from them.
-pub(crate) fn with_inlined(func: &Func, fusible: &dyn Fn(usize) -> bool, inlined: Vec<bool>) -> Schedule {
+/// `may_inline`): the hosted values follow from them. `users` is `users(func)`.
+pub(crate) fn with_inlined(
+    func: &Func,
+    users: &[Vec<usize>],
+    fusible: &dyn Fn(usize) -> bool,
+    inlined: Vec<bool>,
+) -> Schedule {
     let n = func.insts.len();
-    let (hosted, guests) = host(func, &users(func), &inlined, fusible);
+    let (hosted, guests) = host(func, users, &inlined, fusible);
     Schedule { inlined, hosted, guests, inline_math: false, strided: vec![false; n] }
 }
 

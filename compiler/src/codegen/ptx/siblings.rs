@@ -38,8 +38,7 @@ pub(super) fn plan(func: &Func, sched: &Schedule, fusible: &dyn Fn(usize) -> boo
         }
         let operand = inst.args[0].index();
         let dims = &func.insts[operand].ty.shape;
-        for s in r + 1..n {
-            let candidate = &func.insts[s];
+        for (s, candidate) in func.insts.iter().enumerate().skip(r + 1) {
             let root = fusible(s)
                 && !sched.inlined[s]
                 && sched.hosted[s].is_none()
