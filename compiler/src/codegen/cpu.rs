@@ -51,6 +51,7 @@ pub(crate) mod plan;
 mod random;
 mod scan;
 pub(crate) mod schedule;
+mod siblings;
 pub(crate) mod vmath;
 
 use std::mem::ManuallyDrop;
@@ -154,11 +155,16 @@ pub struct Options {
     /// neighbours (within 1-2 ulp of the interpreter, see `vmath.rs`);
     /// false: one host libm call per array, bitwise the interpreter.
     pub inline_math: bool,
+    /// A reduction's loop also computes the elementwise results of its
+    /// source's shape, and values used by one loop only are computed there
+    /// (`cpu/siblings.rs`); false: the plain schedule (for tests: the same
+    /// values, bitwise, by more loops).
+    pub horizontal_fusion: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { inline_math: true }
+        Options { inline_math: true, horizontal_fusion: true }
     }
 }
 
@@ -174,7 +180,7 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
     // Sibling scans adjacent, so that each loop runs once (`scan.rs`).
     let grouped = ir::scan::group_siblings(func);
     let func = &grouped;
-    let sched = schedule::schedule(func, options.inline_math);
+    let sched = schedule::schedule(func, options.inline_math, options.horizontal_fusion);
     let plan = plan::plan(func, &sched);
 
     let mut flags = settings::builder();
@@ -492,7 +498,7 @@ pub(super) fn compile_copying_io(func: &Func, options: &Options) -> Result<CpuFu
 /// The schedule `compile` uses, for tests of the memory plan.
 #[cfg(test)]
 pub(super) fn schedule_for_tests(func: &Func) -> schedule::Schedule {
-    schedule::schedule(func, Options::default().inline_math)
+    schedule::schedule(func, Options::default().inline_math, Options::default().horizontal_fusion)
 }
 
 /// The buffers `compile` places, for tests of the memory plan.

@@ -12,7 +12,7 @@ use super::CodegenError;
 /// The bitwise tests compile with host libm transcendentals (bitwise the
 /// interpreter); `inline_math.rs` tests the inline ones (the default).
 fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
-    compile_with(func, &Options { inline_math: false })
+    compile_with(func, &Options { inline_math: false, ..Options::default() })
 }
 use crate::ir::{interp, text, Builder, DType, Data, Func, Op, Shape, Tensor, Type, ValueId};
 
@@ -1393,6 +1393,113 @@ fn adam_moments_are_stored_by_the_update_loop_and_match_interp() {
         assert_same(&format!("adam {dtype}"), &func, &inputs);
     }
 }
+
+/// The instructions that run code of their own (a loop or a call): not
+/// parameters, not inlined, hosted or views.
+fn loops_of(func: &Func, sched: &super::cpu::schedule::Schedule) -> Vec<usize> {
+    (0..func.insts.len())
+        .filter(|&i| !matches!(func.insts[i].op, Op::Param(_)) && !sched.emitted_elsewhere(i))
+        .collect()
+}
+
+/// Horizontal fusion (`cpu/siblings.rs`): a loss `sum(g^2)` and a gradient
+/// that share a multi-use, not cheaply recomputed value `t` (a division
+/// and a square root) run as ONE loop, the reduction's: the gradient
+/// (and the value it hosts) is its sibling, `t` is computed in registers.
+/// Every output is bitwise the interpreter's, at sizes with and without a
+/// scalar tail, f32 and f64.
+#[test]
+fn a_loss_and_its_gradient_share_one_loop_and_match_interp() {
+    let mut rng = Rng(0x51B);
+    for dtype in FLOATS {
+        for n in [1003, 64] {
+            let ty = Type::new(dtype, &[n]);
+            let mut b = Builder::new("w4ish", &[ty.clone(), ty.clone(), ty.clone()]);
+            let (x, w, c) = (b.param(0), b.param(1), b.param(2));
+            let xw = b.mul(x, w);
+            let y = b.add(xw, c);
+            let one = b.full(1.0, &ty);
+            let yy = b.mul(y, y);
+            let yy1 = b.add(yy, one);
+            let root = b.unary(Op::Sqrt, yy1);
+            let t = b.div(y, root);
+            let g = b.mul(x, t);
+            let g2 = b.mul(g, g);
+            let loss = b.reduce_sum(g2, vec![0]);
+            let tt = b.mul(t, t);
+            let d_hosted = b.sub(one, tt);
+            let d = b.mul(d_hosted, w);
+            let func = b.finish(vec![loss, d, d_hosted]);
+            let sched = super::cpu::schedule_for_tests(&func);
+            assert_eq!(loops_of(&func, &sched), vec![loss.index()], "{dtype} n={n}: one loop\n{}", text::print(&func));
+            assert_eq!(sched.siblings[loss.index()], vec![d.index()]);
+            assert!(sched.inlined[t.index()], "t is computed in the loop, not stored");
+            let inputs: Vec<Tensor> = func.param_types().iter().map(|t| random_tensor(t, &mut rng)).collect();
+            assert_same(&format!("siblings {dtype} n={n}"), &func, &inputs);
+        }
+    }
+}
+
+/// W4 as the step IR (`sum(gelu_tanh(x*w+b)^2)` and its gradient w.r.t.
+/// `w` and `b`, as `jlc` optimizes it) is one pass over `x, w, b`.
+#[test]
+fn w4_step_is_one_loop_on_the_cpu() {
+    let func = crate::ir::parse::parse(W4_STEP_IR).expect("the W4 IR parses");
+    let sched = super::cpu::schedule_for_tests(&func);
+    let reduce = func.insts.iter().position(|inst| matches!(inst.op, Op::ReduceSum { .. })).expect("a sum");
+    assert_eq!(loops_of(&func, &sched), vec![reduce]);
+    // Oracle: the same inline math without horizontal fusion (four loops),
+    // bitwise.
+    let mut rng = Rng(0x3A4);
+    let inputs: Vec<Tensor> = func.param_types().iter().map(|t| random_tensor(t, &mut rng)).collect();
+    let fused = compile_with(&func, &Options::default()).expect("compiles").run(&inputs);
+    let plain = Options { horizontal_fusion: false, ..Options::default() };
+    let unfused = compile_with(&func, &plain).expect("compiles").run(&inputs);
+    assert_outputs_equal("w4 fused vs unfused", &func, &inputs, &unfused, &fused);
+}
+
+/// `BENCH_IR=dir cargo bench --bench train_step -- w4` at 1003 elements.
+const W4_STEP_IR: &str = r#"func @w4(%0: f32[1003], %1: f32[1003], %2: f32[1003]) {
+  %3 = mul %0, %2 : f32[1003]
+  %4 = add %1, %3 : f32[1003]
+  %5 = constant{value=0.5} : f32
+  %6 = broadcast{dims=[]} %5 : f32[1003]
+  %7 = mul %4, %6 : f32[1003]
+  %8 = mul %4, %4 : f32[1003]
+  %9 = mul %4, %8 : f32[1003]
+  %10 = constant{value=0.044714998453855515} : f32
+  %11 = broadcast{dims=[]} %10 : f32[1003]
+  %12 = mul %9, %11 : f32[1003]
+  %13 = add %4, %12 : f32[1003]
+  %14 = constant{value=0.7978845608} : f32
+  %15 = broadcast{dims=[]} %14 : f32[1003]
+  %16 = mul %13, %15 : f32[1003]
+  %17 = tanh %16 : f32[1003]
+  %18 = constant{value=1.0} : f32
+  %19 = broadcast{dims=[]} %18 : f32[1003]
+  %20 = add %17, %19 : f32[1003]
+  %21 = mul %7, %20 : f32[1003]
+  %22 = mul %21, %21 : f32[1003]
+  %23 = reduce_sum{axes=[0]} %22 : f32
+  %24 = add %21, %21 : f32[1003]
+  %25 = mul %7, %24 : f32[1003]
+  %26 = mul %17, %17 : f32[1003]
+  %27 = sub %19, %26 : f32[1003]
+  %28 = mul %25, %27 : f32[1003]
+  %29 = mul %15, %28 : f32[1003]
+  %30 = mul %11, %29 : f32[1003]
+  %31 = constant{value=3.0} : f32
+  %32 = broadcast{dims=[]} %31 : f32[1003]
+  %33 = mul %32, %8 : f32[1003]
+  %34 = mul %30, %33 : f32[1003]
+  %35 = add %29, %34 : f32[1003]
+  %36 = mul %20, %24 : f32[1003]
+  %37 = mul %6, %36 : f32[1003]
+  %38 = add %35, %37 : f32[1003]
+  %39 = mul %2, %38 : f32[1003]
+  return %23, %39, %38
+}
+"#;
 
 fn abs_tensor(t: &Tensor) -> Tensor {
     let values: Vec<f64> = t.to_f64_vec().iter().map(|x| x.abs()).collect();

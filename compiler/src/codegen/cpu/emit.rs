@@ -130,10 +130,10 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 let strides: Vec<i64> = perm.iter().map(|&p| src_strides[p] as i64).collect();
                 self.emit_gather(index, &strides);
             }
-            Op::ReduceSum { axes } => self.emit_reduce(index, axes, ReduceKind::Sum),
-            Op::ReduceMax { axes } => self.emit_reduce(index, axes, ReduceKind::Max),
+            Op::ReduceSum { .. } => self.emit_reduce(index, ReduceKind::Sum),
+            Op::ReduceMax { .. } => self.emit_reduce(index, ReduceKind::Max),
             Op::MatMul => self.emit_matmul(index)?,
-            Op::ReduceMin { axes } => self.emit_reduce(index, axes, ReduceKind::Min),
+            Op::ReduceMin { .. } => self.emit_reduce(index, ReduceKind::Min),
             Op::Gather | Op::ScatterAdd | Op::BatchMatMul => self.emit_host_op(index)?,
             Op::RandomBits | Op::RandomSplit | Op::RandomUniform => self.emit_host_op(index)?,
             Op::Reverse { dims } => {
@@ -237,9 +237,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
             func,
             sched,
             root,
+            loop_root: root,
             evaluate_root: true,
             leaves: &leaves,
             guests: &guests,
+            guest_ptrs: out_at + 1,
             lanes,
             inner_steps,
         };
@@ -251,7 +253,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
         };
         let inner_steps = strides[dims.len() - 1].clone();
         let outer_strides = &strides[..dims.len() - 1];
-        let lanes = vector_lanes(func, sched, root, &leaves, &guests, &inner_steps);
+        let lanes = vector_lanes(func, sched, func.insts[root].ty.dtype, &[root], root, &leaves, &guests, &inner_steps);
         let n_vector = if lanes > 1 { inner / lanes } else { 0 };
         emit_nest(&mut self.b, outer_dims, outer_strides, &bases, &[], &mut |b, ptrs, _| {
             if n_vector > 0 {
@@ -498,8 +500,10 @@ impl<'a, 'm> Emitter<'a, 'm> {
     /// Fills the output with the identity, then walks the source in row-major
     /// order combining each element into its output element: exactly the
     /// interpreter's order, so results are bitwise equal. The trailing run of
-    /// reduced dims accumulates in a register.
-    fn emit_reduce(&mut self, index: usize, axes: &[usize], kind: ReduceKind) {
+    /// reduced dims accumulates in a register. At each source element the
+    /// loop also evaluates and stores the reduction's siblings
+    /// (`siblings.rs`).
+    fn emit_reduce(&mut self, index: usize, kind: ReduceKind) {
         let inst = &self.func.insts[index];
         let src_ty = self.func.ty(inst.args[0]).clone();
         let dtype = inst.ty.dtype;
@@ -523,45 +527,14 @@ impl<'a, 'm> Emitter<'a, 'm> {
             return;
         }
 
-        // The source: a fused tree (its elementwise producers, evaluated per
-        // source element) or a buffer read as the tree's only leaf.
         let (func, sched) = (self.func, self.sched);
+        let walk = reduce_walk(func, sched, index);
         let root = inst.args[0].index();
-        let evaluate_root = sched.inlined[root];
-        let leaves = if evaluate_root {
-            schedule::leaves(func, sched, root)
-        } else {
-            let strides = src_ty.shape.strides().iter().map(|&s| s as i64).collect();
-            vec![Leaf { value: root, strides }]
-        };
-        let n_leaves = leaves.len();
-        // Byte strides per source dim: [leaves.., output (0 on reduced dims)].
-        let out_strides = inst.ty.shape.strides();
-        let mut kept = 0;
-        let per_dim: Vec<Vec<i64>> = (0..src_ty.shape.rank())
-            .map(|d| {
-                let out = if axes.contains(&d) {
-                    0
-                } else {
-                    kept += 1;
-                    out_strides[kept - 1] as i64 * size
-                };
-                let leaf_strides =
-                    leaves.iter().map(|leaf| leaf.strides[d] * func.insts[leaf.value].ty.dtype.size_bytes() as i64);
-                leaf_strides.chain(std::iter::once(out)).collect()
-            })
-            .collect();
-        // The suffix: trailing dims that are reduced or of size 1 (both leave
-        // the output pointer where it is).
-        let mut split = src_ty.shape.rank();
-        while split > 0 && (per_dim[split - 1][n_leaves] == 0 || src_ty.shape.0[split - 1] == 1) {
-            split -= 1;
+        let n_walk = walk.leaves.len() + walk.stored.len();
+        let mut bases: Vec<clif::Value> = walk.leaves.iter().map(|leaf| self.base(leaf.value)).collect();
+        for &value in &walk.stored {
+            bases.push(self.base(value));
         }
-        let (outer_dims, outer_strides) = merge_dims(&src_ty.shape.0[..split], &per_dim[..split]);
-        let inner_per_dim: Vec<Vec<i64>> = per_dim[split..].iter().map(|s| s[..n_leaves].to_vec()).collect();
-        let (inner_dims, inner_strides) = merge_dims(&src_ty.shape.0[split..], &inner_per_dim);
-
-        let mut bases: Vec<clif::Value> = leaves.iter().map(|leaf| self.base(leaf.value)).collect();
         bases.push(dst);
         let combine = |b: &mut FunctionBuilder, acc: clif::Value, value: clif::Value| match (kind, dtype.is_float()) {
             (ReduceKind::Sum, true) => b.ins().fadd(acc, value),
@@ -571,32 +544,31 @@ impl<'a, 'm> Emitter<'a, 'm> {
             (ReduceKind::Min, true) => b.ins().fmin(acc, value),
             (ReduceKind::Min, false) => b.ins().smin(acc, value),
         };
+        let siblings = &sched.siblings[index];
+        let tree = Tree {
+            func,
+            sched,
+            root,
+            loop_root: index,
+            evaluate_root: sched.inlined[root],
+            leaves: &walk.leaves,
+            guests: &walk.stored,
+            guest_ptrs: walk.leaves.len(),
+            lanes: 1,
+            inner_steps: &[],
+        };
         // One contiguous reduced run (a softmax's row): the tree runs as
         // vectors and their lanes join the accumulator one by one, in
         // element order, so the result is the scalar loop's, bitwise.
-        let vector = match (inner_dims.as_slice(), inner_strides.as_slice()) {
-            ([n], [steps]) => {
-                let lanes = if evaluate_root {
-                    vector_lanes(func, sched, root, &leaves, &[], steps)
-                } else if dtype.is_float() && steps[0] == size {
-                    16 / size as usize
-                } else {
-                    1
-                };
-                (lanes > 1 && *n >= lanes).then(|| (*n, steps.clone(), lanes))
-            }
-            _ => None,
-        };
-        let tree = Tree { func, sched, root, evaluate_root, leaves: &leaves, guests: &[], lanes: 1, inner_steps: &[] };
-        if let Some((n, steps, lanes)) = vector {
+        if let Some((n, steps, lanes)) = walk.vector.clone() {
             let vector_tree = Tree { lanes, inner_steps: &steps, ..tree };
             let scalar_tree = Tree { lanes: 1, inner_steps: &steps, ..tree };
             let n_vector = n / lanes;
             let vector_steps: Vec<i64> = steps.iter().map(|&s| s * lanes as i64).collect();
-            emit_nest(&mut self.b, &outer_dims, &outer_strides, &bases, &[], &mut |b, ptrs, _| {
-                let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_leaves], 0);
-                let acc = emit_loop(b, n_vector, &ptrs[..n_leaves], &vector_steps, &[acc], &mut |b, inner, accs| {
-                    let values = vector_tree.eval(b, inner);
+            emit_nest(&mut self.b, &walk.outer_dims, &walk.outer_strides, &bases, &[], &mut |b, ptrs, _| {
+                let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_walk], 0);
+                let acc = emit_loop(b, n_vector, &ptrs[..n_walk], &vector_steps, &[acc], &mut |b, inner, accs| {
+                    let values = vector_tree.eval_with(b, inner, siblings);
                     let mut acc = accs[0];
                     for lane in 0..lanes {
                         let value = b.ins().extractlane(values, lane as u8);
@@ -606,33 +578,131 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 })[0];
                 let done = n_vector * lanes;
                 let acc = if done < n {
-                    let tail: Vec<clif::Value> = ptrs[..n_leaves]
+                    let tail: Vec<clif::Value> = ptrs[..n_walk]
                         .iter()
                         .zip(&steps)
                         .map(|(&p, &step)| if step == 0 { p } else { b.ins().iadd_imm_s(p, done as i64 * step) })
                         .collect();
                     emit_loop(b, n - done, &tail, &steps, &[acc], &mut |b, inner, accs| {
-                        let value = scalar_tree.eval(b, inner);
+                        let value = scalar_tree.eval_with(b, inner, siblings);
                         vec![combine(b, accs[0], value)]
                     })[0]
                 } else {
                     acc
                 };
-                store(b, acc, ptrs[n_leaves]);
+                store(b, acc, ptrs[n_walk]);
                 vec![]
             });
             return;
         }
-        emit_nest(&mut self.b, &outer_dims, &outer_strides, &bases, &[], &mut |b, ptrs, _| {
-            let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_leaves], 0);
-            let res = emit_nest(b, &inner_dims, &inner_strides, &ptrs[..n_leaves], &[acc], &mut |b, inner, accs| {
-                let value = tree.eval(b, inner);
-                vec![combine(b, accs[0], value)]
-            });
-            store(b, res[0], ptrs[n_leaves]);
+        emit_nest(&mut self.b, &walk.outer_dims, &walk.outer_strides, &bases, &[], &mut |b, ptrs, _| {
+            let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_walk], 0);
+            let res =
+                emit_nest(b, &walk.inner_dims, &walk.inner_strides, &ptrs[..n_walk], &[acc], &mut |b, inner, accs| {
+                    let value = tree.eval_with(b, inner, siblings);
+                    vec![combine(b, accs[0], value)]
+                });
+            store(b, res[0], ptrs[n_walk]);
             vec![]
         });
     }
+}
+
+/// How reduction `r`'s loop walks its source, in row-major order (see
+/// `Emitter::emit_reduce`).
+pub(super) struct ReduceWalk {
+    /// The buffers the loop reads: its source's tree's leaves (or the
+    /// source itself) and its siblings' (`Schedule::siblings`).
+    leaves: Vec<Leaf>,
+    /// The values the loop stores besides the reduction (its guests:
+    /// siblings and the values they host), each of the source's shape.
+    stored: Vec<usize>,
+    /// The dims that move the output pointer, merged, and the byte strides
+    /// of every walker (leaves, stored) and of the output along them.
+    outer_dims: Vec<usize>,
+    outer_strides: Vec<Vec<i64>>,
+    /// The trailing run of reduced (or size-1) dims, merged, and the
+    /// walkers' byte strides along them.
+    inner_dims: Vec<usize>,
+    inner_strides: Vec<Vec<i64>>,
+    /// `(n, steps, lanes)` when the inner run is one dim of `n` elements
+    /// that the trees evaluate as vectors of `lanes`.
+    vector: Option<(usize, Vec<i64>, usize)>,
+}
+
+/// The walk of reduction `r` (`ReduceSum`, `ReduceMax`, `ReduceMin`).
+pub(super) fn reduce_walk(func: &Func, sched: &Schedule, r: usize) -> ReduceWalk {
+    let inst = &func.insts[r];
+    let axes = match &inst.op {
+        Op::ReduceSum { axes } | Op::ReduceMax { axes } | Op::ReduceMin { axes } => axes,
+        other => unreachable!("{other:?} is not a reduction"),
+    };
+    let src_ty = func.ty(inst.args[0]);
+    let root = inst.args[0].index();
+    let size = inst.ty.dtype.size_bytes() as i64;
+    let leaves = schedule::reduction_leaves(func, sched, r);
+    let stored: Vec<usize> = sched.guests[r].clone();
+    let n_walk = leaves.len() + stored.len();
+    // Byte strides per source dim: [leaves.., stored.., output (0 on reduced dims)].
+    let src_strides = src_ty.shape.strides();
+    let out_strides = inst.ty.shape.strides();
+    let mut kept = 0;
+    let per_dim: Vec<Vec<i64>> = (0..src_ty.shape.rank())
+        .map(|d| {
+            let out = if axes.contains(&d) {
+                0
+            } else {
+                kept += 1;
+                out_strides[kept - 1] as i64 * size
+            };
+            let leaf_strides =
+                leaves.iter().map(|leaf| leaf.strides[d] * func.insts[leaf.value].ty.dtype.size_bytes() as i64);
+            let stored_strides =
+                stored.iter().map(|&v| src_strides[d] as i64 * func.insts[v].ty.dtype.size_bytes() as i64);
+            leaf_strides.chain(stored_strides).chain(std::iter::once(out)).collect()
+        })
+        .collect();
+    // The suffix: trailing dims that are reduced or of size 1 (both leave
+    // the output pointer where it is).
+    let mut split = src_ty.shape.rank();
+    while split > 0 && (per_dim[split - 1][n_walk] == 0 || src_ty.shape.0[split - 1] == 1) {
+        split -= 1;
+    }
+    let (outer_dims, outer_strides) = merge_dims(&src_ty.shape.0[..split], &per_dim[..split]);
+    let inner_per_dim: Vec<Vec<i64>> = per_dim[split..].iter().map(|s| s[..n_walk].to_vec()).collect();
+    let (inner_dims, inner_strides) = merge_dims(&src_ty.shape.0[split..], &inner_per_dim);
+    let vector = match (inner_dims.as_slice(), inner_strides.as_slice()) {
+        ([n], [steps]) => {
+            // The source's tree (unless a buffer read as a leaf) and the siblings'.
+            let roots: Vec<usize> =
+                sched.inlined[root].then_some(root).into_iter().chain(sched.siblings[r].iter().copied()).collect();
+            let lanes = vector_lanes(func, sched, src_ty.dtype, &roots, r, &leaves, &stored, steps);
+            (lanes > 1 && *n >= lanes).then(|| (*n, steps.clone(), lanes))
+        }
+        _ => None,
+    };
+    ReduceWalk { leaves, stored, outer_dims, outer_strides, inner_dims, inner_strides, vector }
+}
+
+/// The vector width reduction `r`'s loop runs at (1: scalar).
+pub(super) fn reduction_lanes(func: &Func, sched: &Schedule, r: usize) -> usize {
+    reduce_walk(func, sched, r).vector.map_or(1, |(_, _, lanes)| lanes)
+}
+
+/// The vector width fused elementwise root `root`'s loop runs at (1:
+/// scalar), as `emit_fused` decides it.
+pub(super) fn fused_lanes(func: &Func, sched: &Schedule, root: usize) -> usize {
+    let ty = &func.insts[root].ty;
+    let leaves = schedule::leaves(func, sched, root);
+    let guests = &sched.guests[root];
+    let Some(last) = ty.shape.rank().checked_sub(1) else { return 1 };
+    // The innermost dim's steps (merging dims keeps the innermost's).
+    let steps: Vec<i64> = leaves
+        .iter()
+        .map(|leaf| leaf.strides[last] * func.insts[leaf.value].ty.dtype.size_bytes() as i64)
+        .chain(std::iter::once(root).chain(guests.iter().copied()).map(|v| func.insts[v].ty.dtype.size_bytes() as i64))
+        .collect();
+    vector_lanes(func, sched, ty.dtype, &[root], root, &leaves, guests, &steps)
 }
 
 /// The fusion group rooted at `root`, ready to evaluate one element (or one
@@ -641,13 +711,17 @@ struct Tree<'t> {
     func: &'t Func,
     sched: &'t Schedule,
     root: usize,
+    /// The loop this tree runs in (`root`, or the reduction whose source
+    /// `root` is): a value hosted by it is evaluated, not loaded.
+    loop_root: usize,
     /// False when `root` itself is a materialized value read as a leaf (a
     /// reduction over a buffer).
     evaluate_root: bool,
     leaves: &'t [Leaf],
     /// Values hosted by this loop (`Schedule::guests`): stored, when
-    /// evaluated, through the pointers after the root's.
+    /// evaluated, through `ptrs[guest_ptrs + k]`.
     guests: &'t [usize],
+    guest_ptrs: usize,
     /// 1 for scalar code; else the vector width (see `vector_lanes`).
     lanes: usize,
     /// Byte step of each leaf pointer along the innermost dim: 0 means one
@@ -658,9 +732,20 @@ struct Tree<'t> {
 impl Tree<'_> {
     /// `ptrs[k]` points at leaf k's current element.
     fn eval(&self, b: &mut FunctionBuilder, ptrs: &[clif::Value]) -> clif::Value {
+        self.eval_with(b, ptrs, &[])
+    }
+
+    /// The root's value, after also evaluating (and so storing) `siblings`:
+    /// roots of the root's shape hosted by the same loop, sharing every
+    /// value the trees have in common (`siblings.rs`).
+    fn eval_with(&self, b: &mut FunctionBuilder, ptrs: &[clif::Value], siblings: &[usize]) -> clif::Value {
         let strides: Vec<i64> = self.func.insts[self.root].ty.shape.strides().iter().map(|&s| s as i64).collect();
         let mut memo = HashMap::new();
-        self.node(b, ptrs, self.root, &strides, &mut memo)
+        let res = self.node(b, ptrs, self.root, &strides, &mut memo);
+        for &sibling in siblings {
+            self.node(b, ptrs, sibling, &strides, &mut memo);
+        }
+        res
     }
 
     fn node(
@@ -671,7 +756,8 @@ impl Tree<'_> {
         strides: &[i64],
         memo: &mut HashMap<usize, clif::Value>,
     ) -> clif::Value {
-        let evaluated = if node == self.root { self.evaluate_root } else { self.sched.evaluated_in(node, self.root) };
+        let evaluated =
+            if node == self.root { self.evaluate_root } else { self.sched.evaluated_in(node, self.loop_root) };
         if !evaluated {
             return self.load_leaf(b, ptrs, node, strides);
         }
@@ -697,7 +783,8 @@ impl Tree<'_> {
             }
             op @ (Op::Exp | Op::Log | Op::Tanh | Op::Logistic) => {
                 let x = self.node(b, ptrs, inst.args[0].index(), strides, memo);
-                let mut arith = vmath::ClifArith { b, dtype: inst.ty.dtype, lanes: self.lanes };
+                let mut arith =
+                    vmath::ClifArith { b, dtype: inst.ty.dtype, lanes: self.lanes, fma: vmath::host_has_fma() };
                 vmath::eval(&mut arith, op, x)
             }
             // Vector code: the condition is a lane mask (all ones or zeros).
@@ -718,7 +805,7 @@ impl Tree<'_> {
             }
         };
         if let Some(k) = self.guests.iter().position(|&g| g == node) {
-            store(b, res, ptrs[self.leaves.len() + 1 + k]);
+            store(b, res, ptrs[self.guest_ptrs + k]);
         }
         memo.insert(node, res);
         res
@@ -832,19 +919,22 @@ fn pow_by_multiplication(b: &mut FunctionBuilder, x: clif::Value, exponent: i32,
     }
 }
 
-/// The vector width for the fused loop of `root`: 16 bytes of its float
-/// dtype when every node of the tree is a lane-wise exact op on that dtype,
-/// every leaf has that dtype, and every pointer moves by one element
-/// (or, for leaves, 0) along the innermost dim; else 1.
+/// The vector width (4 for f32, 2 for f64) of a loop over elements of
+/// `dtype` that evaluates the trees of `roots` (in loop `loop_root`):
+/// 16 bytes / dtype when every node of the trees is a lane-wise exact op on
+/// that dtype, every leaf has that dtype, and every pointer moves by one
+/// element (or, for leaves, 0) along the innermost dim; else 1.
+#[allow(clippy::too_many_arguments)]
 fn vector_lanes(
     func: &Func,
     sched: &Schedule,
-    root: usize,
+    dtype: DType,
+    roots: &[usize],
+    loop_root: usize,
     leaves: &[Leaf],
     guests: &[usize],
     inner_steps: &[i64],
 ) -> usize {
-    let dtype = func.insts[root].ty.dtype;
     let size = dtype.size_bytes() as i64;
     if !dtype.is_float() {
         return 1;
@@ -856,20 +946,22 @@ fn vector_lanes(
     });
     let out_ok = inner_steps[leaves.len()..].iter().all(|&step| step == size)
         && guests.iter().all(|&g| func.insts[g].ty.dtype == dtype);
-    if leaves_ok && out_ok && tree_is_vectorizable(func, sched, root, root, dtype) {
+    let trees_ok = roots.iter().all(|&root| tree_is_vectorizable(func, sched, loop_root, root, dtype));
+    if leaves_ok && out_ok && trees_ok {
         16 / dtype.size_bytes()
     } else {
         1
     }
 }
 
-/// Whether `node` (of the tree rooted at `root`) computes lane-wise on
-/// vectors of `dtype`: float nodes of `dtype`, and bool nodes as lane masks
-/// (comparisons of `dtype` operands, constants, leaves) feeding `select`s.
-fn tree_is_vectorizable(func: &Func, sched: &Schedule, root: usize, node: usize, dtype: DType) -> bool {
+/// Whether `node` (of a tree evaluated in loop `loop_root`) computes
+/// lane-wise on vectors of `dtype`: float nodes of `dtype`, and bool nodes
+/// as lane masks (comparisons of `dtype` operands, constants, leaves)
+/// feeding `select`s.
+fn tree_is_vectorizable(func: &Func, sched: &Schedule, loop_root: usize, node: usize, dtype: DType) -> bool {
     let inst = &func.insts[node];
     let args_ok = |args: &[crate::ir::ValueId]| {
-        args.iter().all(|arg| tree_is_vectorizable_arg(func, sched, root, arg.index(), dtype))
+        args.iter().all(|arg| tree_is_vectorizable_arg(func, sched, loop_root, arg.index(), dtype))
     };
     match &inst.op {
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => {
@@ -884,17 +976,17 @@ fn tree_is_vectorizable(func: &Func, sched: &Schedule, root: usize, node: usize,
     }
     match &inst.op {
         Op::Constant(_) | Op::Broadcast { .. } => true,
-        Op::Pow => tree_is_vectorizable_arg(func, sched, root, inst.args[0].index(), dtype),
+        Op::Pow => tree_is_vectorizable_arg(func, sched, loop_root, inst.args[0].index(), dtype),
         op => {
             is_vectorizable(op, dtype)
-                && inst.args.iter().all(|arg| tree_is_vectorizable_arg(func, sched, root, arg.index(), dtype))
+                && inst.args.iter().all(|arg| tree_is_vectorizable_arg(func, sched, loop_root, arg.index(), dtype))
         }
     }
 }
 
-fn tree_is_vectorizable_arg(func: &Func, sched: &Schedule, root: usize, arg: usize, dtype: DType) -> bool {
-    if sched.evaluated_in(arg, root) {
-        tree_is_vectorizable(func, sched, root, arg, dtype)
+fn tree_is_vectorizable_arg(func: &Func, sched: &Schedule, loop_root: usize, arg: usize, dtype: DType) -> bool {
+    if sched.evaluated_in(arg, loop_root) {
+        tree_is_vectorizable(func, sched, loop_root, arg, dtype)
     } else {
         // A leaf: `vector_lanes` checks its step (bools load as masks).
         let leaf = func.insts[arg].ty.dtype;

@@ -56,8 +56,13 @@ pub(crate) struct Schedule {
     /// `hosted[v] = Some(r)`: `v` has a buffer, written by the fused loop of
     /// root `r` (see the module doc).
     pub(crate) hosted: Vec<Option<usize>>,
-    /// `guests[r]`: the values root `r`'s loop hosts, in definition order.
+    /// `guests[r]`: the values root `r`'s loop hosts, in definition order
+    /// (for a reduction: its siblings, each followed by the values it hosted).
     pub(crate) guests: Vec<Vec<usize>>,
+    /// `siblings[r]`: the elementwise roots that reduction `r`'s loop
+    /// evaluates and stores at each source element (`siblings.rs`; CPU
+    /// backend only), in definition order; empty for other instructions.
+    pub(crate) siblings: Vec<Vec<usize>>,
     /// Exp, log, tanh and logistic are evaluated inline (`vmath.rs`) instead
     /// of by a host routine per array.
     pub(super) inline_math: bool,
@@ -123,11 +128,14 @@ fn evaluates_operands(func: &Func, index: usize, fusible: &dyn Fn(usize) -> bool
 }
 
 /// Schedules `func` (see the module doc for the rules).
-pub(super) fn schedule(func: &Func, inline_math: bool) -> Schedule {
-    let mut sched =
-        schedule_inner(func, &|index| fusible(func, index, inline_math), &|index| recomputable(func, index));
+pub(super) fn schedule(func: &Func, inline_math: bool, horizontal_fusion: bool) -> Schedule {
+    let fusible_here = |index| fusible(func, index, inline_math);
+    let mut sched = schedule_inner(func, &fusible_here, &|index| recomputable(func, index));
     sched.inline_math = inline_math;
     sched.strided = strided_transposes(func);
+    if horizontal_fusion {
+        super::siblings::fuse(func, &mut sched, &fusible_here);
+    }
     sched
 }
 
@@ -208,7 +216,7 @@ pub(crate) fn with_inlined(
 ) -> Schedule {
     let n = func.insts.len();
     let (hosted, guests) = host(func, users, &inlined, fusible);
-    Schedule { inlined, hosted, guests, inline_math: false, strided: vec![false; n] }
+    Schedule { inlined, hosted, guests, siblings: vec![Vec::new(); n], inline_math: false, strided: vec![false; n] }
 }
 
 /// Whether `perm` swaps the last two dims and keeps the others.
@@ -248,7 +256,7 @@ impl Schedule {
 
     /// Whether `value` has no code of its own (inlined, hosted, or a
     /// strided view).
-    pub(super) fn emitted_elsewhere(&self, value: usize) -> bool {
+    pub(crate) fn emitted_elsewhere(&self, value: usize) -> bool {
         self.inlined[value] || self.hosted[value].is_some() || self.strided[value]
     }
 }
@@ -320,6 +328,25 @@ pub(super) fn leaves(func: &Func, sched: &Schedule, root: usize) -> Vec<Leaf> {
     res
 }
 
+/// The materialized values reduction `r`'s loop reads: its source's tree's
+/// leaves (or the source buffer), then its siblings', each once. The
+/// iteration shape is the source's.
+pub(super) fn reduction_leaves(func: &Func, sched: &Schedule, r: usize) -> Vec<Leaf> {
+    let src = func.insts[r].args[0].index();
+    let strides: Vec<i64> = func.insts[src].ty.shape.strides().iter().map(|&s| s as i64).collect();
+    let mut res = Vec::new();
+    if sched.inlined[src] {
+        visit(func, sched, r, src, &strides, &mut res);
+    } else {
+        res.push(Leaf { value: src, strides: strides.clone() });
+    }
+    for &sibling in &sched.siblings[r] {
+        visit(func, sched, r, sibling, &strides, &mut res);
+    }
+    res
+}
+
+/// Adds the leaves of `node`'s tree, evaluated in the loop of `root`.
 fn visit(func: &Func, sched: &Schedule, root: usize, node: usize, strides: &[i64], res: &mut Vec<Leaf>) {
     let inst = &func.insts[node];
     match &inst.op {
@@ -378,9 +405,25 @@ pub(super) fn reads(func: &Func, sched: &Schedule, index: usize) -> Vec<usize> {
         return leaves(func, sched, index).into_iter().map(|leaf| leaf.value).collect();
     }
     match &inst.op {
-        Op::ReduceSum { .. } | Op::ReduceMax { .. } if sched.inlined[inst.args[0].index()] => {
-            leaves(func, sched, inst.args[0].index()).into_iter().map(|leaf| leaf.value).collect()
+        Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. } => {
+            reduction_leaves(func, sched, index).into_iter().map(|leaf| leaf.value).collect()
         }
         _ => inst.args.iter().map(|a| a.index()).collect(),
+    }
+}
+
+/// Whether the buffer of value `v` is written before the kernel (loop) of
+/// instruction `at` runs: a parameter, or a value (through its views)
+/// whose kernel, or host's kernel, comes earlier.
+pub(crate) fn written_before(func: &Func, sched: &Schedule, v: usize, at: usize) -> bool {
+    let mut v = v;
+    loop {
+        let inst = &func.insts[v];
+        match inst.op {
+            Op::Param(_) => return true,
+            Op::Reshape | Op::StopGradient => v = inst.args[0].index(),
+            Op::Convert if func.ty(inst.args[0]).dtype == inst.ty.dtype => v = inst.args[0].index(),
+            _ => return sched.hosted[v].unwrap_or(v) < at,
+        }
     }
 }

@@ -11,23 +11,28 @@
 //! against the model bitwise and the model against the interpreter's libm
 //! over many inputs for the ULP bounds below.
 //!
-//! Algorithms (branch-free: every path is computed, selects pick the result):
-//! - `exp`: x clamped to [lo, hi] (past them the result is 0 or inf anyway),
-//!   k = round(x / ln2) by the 1.5*2^p magic-number addition, r = x - k ln2
-//!   in two parts (Cody-Waite, `k * LN2_HI` exact), then fdlibm/musl's
-//!   `1 + (r c / (2 - c) - lo + hi)` with c = r - r^2 P(r^2) (degree 2 in
-//!   f32, 5 in f64), scaled by 2^k as two exact powers 2^(k/2) and 2^(k-k/2)
-//!   built in the exponent bits (so overflow gives inf and underflow rounds
-//!   once into the subnormals). NaN propagates through the clamp.
+//! Algorithms (branch-free: every path is computed, selects pick the result;
+//! `mul_add` is one FMA where the host has it, and the model does the same):
+//! - `exp` f32: x clamped to [-104, 89] (past them the result is 0 or inf
+//!   anyway), k = round(x / ln2) by the 1.5*2^p magic-number addition, r = x
+//!   - k ln2 in two parts (Cody-Waite, `k * LN2_HI` exact), e^r = 1 + r +
+//!   r^2 P(r) with P a degree-4 minimax fit (no division), scaled by 2^k as
+//!   two exact powers 2^(k/2) and 2^(k-k/2) built in the exponent bits (so
+//!   overflow gives inf and underflow rounds once into the subnormals).
+//!   NaN propagates through the clamp.
+//! - `exp` f64: the same reduction, then fdlibm/musl's `1 + (r c / (2 - c) -
+//!   lo + hi)` with c = r - r^2 P(r^2) (degree 5) and the same scaling.
 //! - `log`: fdlibm/musl's reduction x = 2^k (1 + f), sqrt(2)/2 < 1 + f <
 //!   sqrt(2), by integer arithmetic on the bits (subnormals scaled up
 //!   first), s = f / (2 + f), log = k ln2_hi + (f - (hfsq - (s (hfsq + R) +
 //!   k ln2_lo))) with R a degree-4 (f32) / degree-7 (f64) polynomial in s^2;
 //!   then selects for 0 (-inf), +inf, negatives and NaN (NaN).
 //! - `tanh`: |x| < 0.625: Cephes' odd polynomial (f32) / rational function
-//!   (f64) x + x z P(z), z = x^2; else sign(x) (1 - 2 / (exp(2|x|) + 1)) with
-//!   the inline exp (exp overflows to inf past |x| ~ 44 / 355, giving 1).
-//!   ±0 is returned as is.
+//!   (f64) x + x z P(z), z = x^2; else sign(x) (1 - 2 / (exp(2|x|) + 1)).
+//!   f32 clamps |x| to 9.02 first (tanh rounds to ±1 past 9.01), so its
+//!   exp is the reduced one times a single power of two: one division in
+//!   all. f64 uses the full exp (it overflows to inf past |x| ~ 355,
+//!   giving 1). ±0 is returned as is.
 //! - `logistic`: the interpreter's formula on the inline exp: e = exp(-|x|),
 //!   1 / (1 + e) for x >= 0, e / (1 + e) otherwise.
 //!
@@ -35,11 +40,11 @@
 //! `codegen::tests::inline_math` on 60,000 inputs per function and dtype
 //! (specials, range boundaries, random bit patterns, dense ranges), and
 //! measured on 1,000,000 such inputs (max ulp; share of results that differ
-//! from libm's at all):
-//!   exp       f32 1 ulp (7.6%), f64 1 ulp (7.7%);
+//! from libm's at all; on a host with FMA):
+//!   exp       f32 1 ulp (4.6%), f64 1 ulp (7.7%);
 //!   log       f32 1 ulp (3.5%), f64 1 ulp (3.3%);
-//!   tanh      f32 2 ulp (13%),  f64 2 ulp (13%);
-//!   logistic  f32 2 ulp (3.0%), f64 2 ulp (3.1%).
+//!   tanh      f32 2 ulp (13%),  f64 2 ulp (12.5%);
+//!   logistic  f32 2 ulp (1.8%), f64 2 ulp (3.1%).
 //! (`TESTED_ULP` below holds the bounds the tests assert.) Special values
 //! (±0, ±inf, NaN, overflow to inf, underflow to 0) are exact. Subnormal
 //! results of `exp` are within 1 ulp of the subnormal grid.
@@ -73,9 +78,9 @@ pub(super) trait Arith {
     fn sub(&mut self, a: Self::V, b: Self::V) -> Self::V;
     fn mul(&mut self, a: Self::V, b: Self::V) -> Self::V;
     fn div(&mut self, a: Self::V, b: Self::V) -> Self::V;
-    /// NaN-propagating min/max (Cranelift `fmin`/`fmax`).
-    fn min(&mut self, a: Self::V, b: Self::V) -> Self::V;
-    fn max(&mut self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b + c`: one fused multiply-add (one rounding) where the host has
+    /// FMA (`host_has_fma`), else a multiply and an add.
+    fn mul_add(&mut self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     fn abs(&mut self, a: Self::V) -> Self::V;
     fn neg(&mut self, a: Self::V) -> Self::V;
     /// The float's bits as a same-width integer (a different value type in
@@ -124,6 +129,16 @@ pub(super) fn eval<A: Arith>(a: &mut A, op: &Op, x: A::V) -> A::V {
     }
 }
 
+/// `x` clamped to `[lo, hi]`, NaN kept: two compare-and-selects (x86 has
+/// no NaN-propagating min/max; Cranelift's `fmin`/`fmax` take 6 vector
+/// instructions each).
+fn clamp<A: Arith>(a: &mut A, x: A::V, lo: A::V, hi: A::V) -> A::V {
+    let below = a.cmp(FloatCC::LessThan, x, lo);
+    let x = a.select(below, lo, x);
+    let above = a.cmp(FloatCC::GreaterThan, x, hi);
+    a.select(above, hi, x)
+}
+
 /// 2^k for an integer-valued float k whose power is a normal number.
 fn pow2<A: Arith>(a: &mut A, k: A::V) -> A::V {
     let fmt = format(a);
@@ -144,17 +159,77 @@ fn round<A: Arith>(a: &mut A, x: A::V) -> A::V {
 }
 
 pub(super) fn exp<A: Arith>(a: &mut A, x: A::V) -> A::V {
-    // lo: exp(lo) rounds to 0; hi: exp(hi) overflows; both keep 2^(k/2) normal.
-    let (lo, hi) = if a.is_f64() { (-746.0, 710.0) } else { (-104.0, 89.0) };
-    let (lo, hi) = (a.f(lo), a.f(hi));
-    let x = a.max(x, lo);
-    let x = a.min(x, hi);
-    // fdlibm/musl constants: LN2_HI has trailing zero bits so k * LN2_HI is exact.
-    let (ln2_hi, ln2_lo, inv_ln2) = if a.is_f64() {
-        (6.93147180369123816490e-01, 1.90821492927058770002e-10, 1.44269504088896338700e+00)
+    if a.is_f64() {
+        exp_f64(a, x)
     } else {
-        (6.9314575195e-01, 1.4286067653e-06, 1.4426950216e+00)
-    };
+        exp_f32(a, x)
+    }
+}
+
+/// The f32 exponential's clamp: exp(lo) rounds to 0, exp(hi) overflows,
+/// and both keep 2^(k/2) normal.
+const EXP_F32_RANGE: (f64, f64) = (-104.0, 89.0);
+
+/// f32 exp without a division: x clamped, then `exp_reduced`, then scaled by
+/// 2^k as two exact powers (overflow gives inf, underflow rounds once into
+/// the subnormals).
+fn exp_f32<A: Arith>(a: &mut A, x: A::V) -> A::V {
+    let (lo, hi) = (a.f(EXP_F32_RANGE.0), a.f(EXP_F32_RANGE.1));
+    let x = clamp(a, x, lo, hi);
+    let (y, k) = exp_reduced_f32(a, x);
+    scale_by_pow2(a, y, k)
+}
+
+/// f32 `(e^r, k)` with x = k ln2 + r, |r| <= ln2/2, for |x| < 2^22: k by
+/// the magic-number rounding, r in two parts (Cody-Waite: `k * LN2_HI` is
+/// exact), e^r = 1 + r + r^2 P(r) with P a degree-4 minimax fit of the
+/// relative error (3.1e-9 before rounding; benches/tools/fit_exp.py), by
+/// multiply-adds.
+fn exp_reduced_f32<A: Arith>(a: &mut A, x: A::V) -> (A::V, A::V) {
+    let inv_ln2 = a.f(1.4426950216e+00);
+    let scaled = a.mul(x, inv_ln2);
+    let k = round(a, scaled);
+    let minus_k = a.neg(k);
+    let ln2_hi = a.f(6.9314575195e-01);
+    let r = a.mul_add(minus_k, ln2_hi, x);
+    let ln2_lo = a.f(1.4286067653e-06);
+    let r = a.mul_add(minus_k, ln2_lo, r);
+    let y = horner_fma(
+        a,
+        r,
+        &[
+            1.0,
+            1.0,
+            0.4999999345123254,
+            0.1666652071776742,
+            0.04166838796106529,
+            0.008368706669487648,
+            0.0013814551089701733,
+        ],
+    );
+    (y, k)
+}
+
+/// y * 2^k for an integer-valued k whose halves' powers are normal: as
+/// y * 2^k1 * 2^k2, k1 = round(k / 2), both powers exact.
+fn scale_by_pow2<A: Arith>(a: &mut A, y: A::V, k: A::V) -> A::V {
+    let half = a.f(0.5);
+    let half_k = a.mul(k, half);
+    let k1 = round(a, half_k);
+    let k2 = a.sub(k, k1);
+    let s1 = pow2(a, k1);
+    let s2 = pow2(a, k2);
+    let y = a.mul(y, s1);
+    a.mul(y, s2)
+}
+
+fn exp_f64<A: Arith>(a: &mut A, x: A::V) -> A::V {
+    // lo: exp(lo) rounds to 0; hi: exp(hi) overflows; both keep 2^(k/2) normal.
+    let (lo, hi) = (a.f(-746.0), a.f(710.0));
+    let x = clamp(a, x, lo, hi);
+    // fdlibm/musl constants: LN2_HI has trailing zero bits so k * LN2_HI is exact.
+    let (ln2_hi, ln2_lo, inv_ln2) =
+        (6.93147180369123816490e-01, 1.90821492927058770002e-10, 1.44269504088896338700e+00);
     let inv_ln2 = a.f(inv_ln2);
     let scaled = a.mul(x, inv_ln2);
     let k = round(a, scaled);
@@ -166,18 +241,17 @@ pub(super) fn exp<A: Arith>(a: &mut A, x: A::V) -> A::V {
     let r = a.sub(hi, lo);
     let rr = a.mul(r, r);
     // c = r - rr * P(rr).
-    let coefficients: &[f64] = if a.is_f64() {
+    let p = horner(
+        a,
+        rr,
         &[
             1.66666666666666019037e-01,
             -2.77777777770155933842e-03,
             6.61375632143793436117e-05,
             -1.65339022054652515390e-06,
             4.13813679705723846039e-08,
-        ]
-    } else {
-        &[1.6666625440e-1, -2.7667332906e-3]
-    };
-    let p = horner(a, rr, coefficients);
+        ],
+    );
     let rrp = a.mul(rr, p);
     let c = a.sub(r, rrp);
     // y = 1 + (r c / (2 - c) - lo + hi).
@@ -189,15 +263,7 @@ pub(super) fn exp<A: Arith>(a: &mut A, x: A::V) -> A::V {
     let q = a.add(q, hi);
     let one = a.f(1.0);
     let y = a.add(one, q);
-    // y * 2^k as y * 2^k1 * 2^k2, k1 = round(k / 2): both powers are normal.
-    let half = a.f(0.5);
-    let half_k = a.mul(k, half);
-    let k1 = round(a, half_k);
-    let k2 = a.sub(k, k1);
-    let s1 = pow2(a, k1);
-    let s2 = pow2(a, k2);
-    let y = a.mul(y, s1);
-    a.mul(y, s2)
+    scale_by_pow2(a, y, k)
 }
 
 /// `c[0] + z (c[1] + z (c[2] + ...))`.
@@ -210,6 +276,31 @@ fn horner<A: Arith>(a: &mut A, z: A::V, c: &[f64]) -> A::V {
         acc = a.add(coefficient, t);
     }
     acc
+}
+
+/// `c[0] + z (c[1] + z (c[2] + ...))` by multiply-adds.
+fn horner_fma<A: Arith>(a: &mut A, z: A::V, c: &[f64]) -> A::V {
+    let (last, rest) = c.split_last().expect("a polynomial has coefficients");
+    let mut acc = a.f(*last);
+    for &coefficient in rest.iter().rev() {
+        let coefficient = a.f(coefficient);
+        acc = a.mul_add(acc, z, coefficient);
+    }
+    acc
+}
+
+/// Whether this machine's CPU has fused multiply-add (x86-64's FMA3):
+/// Cranelift then emits `vfmadd` for `fma`; without it, `mul_add` is a
+/// multiply and an add (Cranelift's fallback would be a libm call per lane).
+pub(super) fn host_has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 pub(super) fn log<A: Arith>(a: &mut A, x: A::V) -> A::V {
@@ -301,29 +392,43 @@ pub(super) fn log<A: Arith>(a: &mut A, x: A::V) -> A::V {
 }
 
 pub(super) fn tanh<A: Arith>(a: &mut A, x: A::V) -> A::V {
-    let ax = a.abs(x);
-    // Small |x|: x + x z P(z) (Cephes tanhf / tanh).
-    let z = a.mul(x, x);
-    let small = if a.is_f64() {
-        let p = horner(a, z, &[-1.61468768441708447952e3, -9.92877231001918586564e1, -9.64399179425052238628e-1]);
-        let q = horner(a, z, &[4.84406305325125486048e3, 2.23548839060100448583e3, 1.12811678491632931402e2, 1.0]);
-        let ratio = a.div(p, q);
-        let xz = a.mul(x, z);
-        let t = a.mul(xz, ratio);
-        a.add(x, t)
+    if a.is_f64() {
+        tanh_f64(a, x)
     } else {
-        let p = horner(
-            a,
-            z,
-            &[-3.33332819422e-1, 1.33314422036e-1, -5.37397155531e-2, 2.06390887954e-2, -5.70498872745e-3],
-        );
-        let pz = a.mul(p, z);
-        let t = a.mul(pz, x);
-        a.add(t, x)
-    };
-    // Large |x|: 1 - 2 / (exp(2|x|) + 1), with the sign of x.
-    let two_ax = a.add(ax, ax);
-    let e = exp(a, two_ax);
+        tanh_f32(a, x)
+    }
+}
+
+/// f32 tanh: |x| < 0.625: Cephes' odd polynomial x + x z P(z), z = x^2,
+/// by multiply-adds; else sign(x) (1 - 2 / (e^(2|x|) + 1)) with |x|
+/// clamped to 9.02 (past 9.01 tanh rounds to ±1), so e^(2|x|) needs one
+/// power of two and no division (`exp_reduced_f32`). One division in all.
+fn tanh_f32<A: Arith>(a: &mut A, x: A::V) -> A::V {
+    let z = a.mul(x, x);
+    let p = horner_fma(
+        a,
+        z,
+        &[-3.33332819422e-1, 1.33314422036e-1, -5.37397155531e-2, 2.06390887954e-2, -5.70498872745e-3],
+    );
+    let xz = a.mul(x, z);
+    let small = a.mul_add(xz, p, x);
+    let ax = a.abs(x);
+    let limit = a.f(9.02);
+    let above = a.cmp(FloatCC::GreaterThan, ax, limit);
+    let clamped = a.select(above, limit, ax);
+    let two_ax = a.add(clamped, clamped);
+    let (y, k) = exp_reduced_f32(a, two_ax);
+    let scale = pow2(a, k);
+    let e = a.mul(y, scale);
+    let large = one_minus_two_over_e_plus_one(a, e, x);
+    let limit = a.f(0.625);
+    let is_small = a.cmp(FloatCC::LessThan, ax, limit);
+    let res = a.select(is_small, small, large);
+    keep_signed_zero(a, x, res)
+}
+
+/// `sign(x) (1 - 2 / (e + 1))`: tanh(x) from e = exp(2|x|).
+fn one_minus_two_over_e_plus_one<A: Arith>(a: &mut A, e: A::V, x: A::V) -> A::V {
     let one = a.f(1.0);
     let e1 = a.add(e, one);
     let two = a.f(2.0);
@@ -332,13 +437,36 @@ pub(super) fn tanh<A: Arith>(a: &mut A, x: A::V) -> A::V {
     let neg_large = a.neg(large);
     let zero = a.f(0.0);
     let negative = a.cmp(FloatCC::LessThan, x, zero);
-    let large = a.select(negative, neg_large, large);
+    a.select(negative, neg_large, large)
+}
+
+/// ±0 keeps its sign (the polynomial gives +0 for -0).
+fn keep_signed_zero<A: Arith>(a: &mut A, x: A::V, res: A::V) -> A::V {
+    let zero = a.f(0.0);
+    let is_zero = a.cmp(FloatCC::Equal, x, zero);
+    a.select(is_zero, x, res)
+}
+
+fn tanh_f64<A: Arith>(a: &mut A, x: A::V) -> A::V {
+    let ax = a.abs(x);
+    // Small |x|: x + x z P(z) / Q(z) (Cephes tanh).
+    let z = a.mul(x, x);
+    let small = {
+        let p = horner(a, z, &[-1.61468768441708447952e3, -9.92877231001918586564e1, -9.64399179425052238628e-1]);
+        let q = horner(a, z, &[4.84406305325125486048e3, 2.23548839060100448583e3, 1.12811678491632931402e2, 1.0]);
+        let ratio = a.div(p, q);
+        let xz = a.mul(x, z);
+        let t = a.mul(xz, ratio);
+        a.add(x, t)
+    };
+    // Large |x|: 1 - 2 / (exp(2|x|) + 1), with the sign of x.
+    let two_ax = a.add(ax, ax);
+    let e = exp(a, two_ax);
+    let large = one_minus_two_over_e_plus_one(a, e, x);
     let limit = a.f(0.625);
     let is_small = a.cmp(FloatCC::LessThan, ax, limit);
     let res = a.select(is_small, small, large);
-    // ±0 keeps its sign (x + x z P(z) would give +0 for -0).
-    let is_zero = a.cmp(FloatCC::Equal, x, zero);
-    a.select(is_zero, x, res)
+    keep_signed_zero(a, x, res)
 }
 
 pub(super) fn logistic<A: Arith>(a: &mut A, x: A::V) -> A::V {
@@ -362,6 +490,8 @@ pub(super) struct ClifArith<'b, 'a> {
     pub(super) b: &'b mut FunctionBuilder<'a>,
     pub(super) dtype: DType,
     pub(super) lanes: usize,
+    /// `host_has_fma()`, asked once per compile.
+    pub(super) fma: bool,
 }
 
 impl ClifArith<'_, '_> {
@@ -416,11 +546,13 @@ impl Arith for ClifArith<'_, '_> {
     fn div(&mut self, a: clif::Value, b: clif::Value) -> clif::Value {
         self.b.ins().fdiv(a, b)
     }
-    fn min(&mut self, a: clif::Value, b: clif::Value) -> clif::Value {
-        self.b.ins().fmin(a, b)
-    }
-    fn max(&mut self, a: clif::Value, b: clif::Value) -> clif::Value {
-        self.b.ins().fmax(a, b)
+    fn mul_add(&mut self, a: clif::Value, b: clif::Value, c: clif::Value) -> clif::Value {
+        if self.fma {
+            self.b.ins().fma(a, b, c)
+        } else {
+            let product = self.b.ins().fmul(a, b);
+            self.b.ins().fadd(product, c)
+        }
     }
     fn abs(&mut self, a: clif::Value) -> clif::Value {
         self.b.ins().fabs(a)
@@ -478,10 +610,16 @@ impl Arith for ClifArith<'_, '_> {
 #[cfg(test)]
 pub(crate) struct Model {
     pub(crate) f64_: bool,
+    /// Whether `mul_add` rounds once, as the JIT's on this host.
+    pub(crate) fma: bool,
 }
 
 #[cfg(test)]
 impl Model {
+    /// The model of what the JIT computes on this host.
+    pub(crate) fn new(f64_: bool) -> Model {
+        Model { f64_, fma: host_has_fma() }
+    }
     fn to32(v: u64) -> f32 {
         f32::from_bits(v as u32)
     }
@@ -522,38 +660,6 @@ impl Model {
     }
 }
 
-/// Cranelift's `fmin`: NaN if either is NaN, -0 < +0.
-#[cfg(test)]
-fn clif_min<T: PartialOrd + Copy>(a: T, b: T, nan: T, a_is_neg: bool) -> T {
-    if a != a || b != b {
-        nan
-    } else if a < b {
-        a
-    } else if b < a {
-        b
-    } else if a_is_neg {
-        a
-    } else {
-        b
-    }
-}
-
-/// Cranelift's `fmax`: NaN if either is NaN, +0 > -0.
-#[cfg(test)]
-fn clif_max<T: PartialOrd + Copy>(a: T, b: T, nan: T, a_is_neg: bool) -> T {
-    if a != a || b != b {
-        nan
-    } else if a > b {
-        a
-    } else if b > a {
-        b
-    } else if a_is_neg {
-        b
-    } else {
-        a
-    }
-}
-
 #[cfg(test)]
 impl Arith for Model {
     type V = u64;
@@ -579,21 +685,16 @@ impl Arith for Model {
     fn div(&mut self, a: u64, b: u64) -> u64 {
         self.binary(a, b, |x, y| x / y, |x, y| x / y)
     }
-    fn min(&mut self, a: u64, b: u64) -> u64 {
-        self.binary(
-            a,
-            b,
-            |x, y| clif_min(x, y, f32::NAN, x.is_sign_negative()),
-            |x, y| clif_min(x, y, f64::NAN, x.is_sign_negative()),
-        )
-    }
-    fn max(&mut self, a: u64, b: u64) -> u64 {
-        self.binary(
-            a,
-            b,
-            |x, y| clif_max(x, y, f32::NAN, x.is_sign_negative()),
-            |x, y| clif_max(x, y, f64::NAN, x.is_sign_negative()),
-        )
+    fn mul_add(&mut self, a: u64, b: u64, c: u64) -> u64 {
+        if !self.fma {
+            let product = self.mul(a, b);
+            return self.add(product, c);
+        }
+        if self.f64_ {
+            f64::from_bits(a).mul_add(f64::from_bits(b), f64::from_bits(c)).to_bits()
+        } else {
+            Model::to32(a).mul_add(Model::to32(b), Model::to32(c)).to_bits() as u64
+        }
     }
     fn abs(&mut self, a: u64) -> u64 {
         let sign = if self.f64_ { 1u64 << 63 } else { 1u64 << 31 };
@@ -626,6 +727,7 @@ impl Arith for Model {
         let holds = match cc {
             FloatCC::Equal => x == y,
             FloatCC::LessThan => x < y,
+            FloatCC::GreaterThan => x > y,
             FloatCC::GreaterThanOrEqual => x >= y,
             FloatCC::Unordered => x.is_nan() || y.is_nan(),
             other => unreachable!("the algorithms do not use {other}"),

@@ -23,7 +23,7 @@
 //! same scalar ops per element as in its own kernel.
 
 use super::reduce::{self, Scheme};
-use crate::codegen::cpu::schedule::Schedule;
+use crate::codegen::cpu::schedule::{self, Schedule};
 use crate::ir::{DType, Func, Op};
 
 /// `plan(..)[r]`: the siblings reduction `r`'s kernel hosts (empty for all
@@ -47,7 +47,7 @@ pub(super) fn plan(func: &Func, sched: &Schedule, fusible: &dyn Fn(usize) -> boo
                 continue;
             }
             let loads = super::recompute::loads(func, sched, s, true);
-            if loads.iter().all(|&v| written_before(func, sched, v, r)) {
+            if loads.iter().all(|&v| schedule::written_before(func, sched, v, r)) {
                 siblings[r].push(s);
                 taken[s] = true;
             }
@@ -66,20 +66,4 @@ fn parallel_reduction(func: &Func, r: usize) -> bool {
     let src = func.ty(inst.args[0]);
     let float = matches!(src.dtype, DType::F32 | DType::F64);
     float && inst.ty.shape.num_elements() > 0 && reduce::scheme(src, axes) != Scheme::Sequential
-}
-
-/// Whether the buffer of value `v` is written before the kernel of
-/// instruction `at` runs: a parameter, or a value (through its views)
-/// whose kernel, or host's kernel, comes earlier.
-fn written_before(func: &Func, sched: &Schedule, v: usize, at: usize) -> bool {
-    let mut v = v;
-    loop {
-        let inst = &func.insts[v];
-        match inst.op {
-            Op::Param(_) => return true,
-            Op::Reshape | Op::StopGradient => v = inst.args[0].index(),
-            Op::Convert if func.ty(inst.args[0]).dtype == inst.ty.dtype => v = inst.args[0].index(),
-            _ => return sched.hosted[v].unwrap_or(v) < at,
-        }
-    }
 }

@@ -148,7 +148,7 @@ fn model_is_within_the_documented_ulp_bound_of_the_interpreter() {
         for op in &OPS {
             let mut rng = Rng(0x7A7E + op_index(op) as u64);
             let inputs = sweep_inputs(dtype, 60_000, &mut rng);
-            let mut model = Model { f64_: dtype == DType::F64 };
+            let mut model = Model::new(dtype == DType::F64);
             let mut worst = (0, 0.0, 0.0, 0.0);
             for (&x, &want) in inputs.iter().zip(&libm(op, dtype, &inputs)) {
                 let got = model.run(op, x);
@@ -184,7 +184,7 @@ fn round(dtype: DType, x: f64) -> f64 {
 }
 
 fn compile_inline(func: &Func) -> crate::codegen::CpuFunc {
-    compile_with(func, &Options { inline_math: true }).unwrap_or_else(|e| panic!("compile: {e}"))
+    compile_with(func, &Options::default()).unwrap_or_else(|e| panic!("compile: {e}"))
 }
 
 #[track_caller]
@@ -212,7 +212,7 @@ fn jit_equals_the_model_bitwise_in_scalar_and_vector_code() {
                 let res = b.unary(op.clone(), b.param(0));
                 let func = b.finish(vec![res]);
                 let got = compile_inline(&func).run(&[Tensor::from_f64(dtype, &dims, &values)]);
-                let mut model = Model { f64_: dtype == DType::F64 };
+                let mut model = Model::new(dtype == DType::F64);
                 let want: Vec<f64> = values.iter().map(|&x| model.run(op, x)).collect();
                 assert_bitwise(&format!("{op:?} {ty}"), &want, &got[0], &values);
             }
@@ -271,7 +271,7 @@ fn inline_ops_fuse_with_neighbours_and_match_the_model_bitwise() {
             // The inputs as the program sees them.
             let (xs, ws, cs): (Vec<f64>, Vec<f64>, Vec<f64>) =
                 (inputs[0].to_f64_vec(), inputs[1].to_f64_vec(), inputs[2].to_f64_vec());
-            let mut m = Model { f64_: dtype == DType::F64 };
+            let mut m = Model::new(dtype == DType::F64);
             let r = |v: f64| round(dtype, v);
             let affine: Vec<f64> = (0..n)
                 .map(|i| {
@@ -318,7 +318,9 @@ fn without_inline_math_the_ops_are_bitwise_the_interpreter() {
             let res = b.unary(op.clone(), b.param(0));
             let func = b.finish(vec![res]);
             let input = Tensor::from_f64(dtype, &[values.len()], &values);
-            let got = compile_with(&func, &Options { inline_math: false }).unwrap().run(std::slice::from_ref(&input));
+            let got = compile_with(&func, &Options { inline_math: false, ..Options::default() })
+                .unwrap()
+                .run(std::slice::from_ref(&input));
             let want = libm(op, dtype, &values);
             assert_bitwise(&format!("{op:?} {dtype} exact"), &want, &got[0], &values);
         }
