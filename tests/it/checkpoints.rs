@@ -133,6 +133,32 @@ fn interrupted_and_resumed_training_is_bitwise_the_uninterrupted_run() {
     assert!(hp.contains("resumed_from: ") && hp.contains(&segments[0].display().to_string()), "{hp}");
 }
 
+/// `checkpoint_every_n_train_steps = 5`: `last.safetensors` is rewritten
+/// within the epoch (steps 5, 10, 15, 20 of 23; with `save_last = false`
+/// the epoch's end does not overwrite it), and resuming from it finishes
+/// bitwise like the run that was never stopped.
+#[test]
+fn last_is_written_every_n_train_steps_and_resumes_bit_exactly() {
+    let (path, text) = digits();
+    let base = vec!["trainer.max_epochs=1".to_string(), "trainer.save_last=false".to_string()];
+    let full = fit(&path, &text, &tempdir("every-n-full"), &base, None);
+    assert_eq!(full.steps, 23);
+    let mut every = base.clone();
+    every.push("trainer.checkpoint_every_n_train_steps=5".to_string());
+    let run = fit(&path, &text, &tempdir("every-n"), &every, None);
+    let last = run.log_dir.join("checkpoints/last.safetensors");
+    let ck = trainer::checkpoint::load(&last).unwrap();
+    assert_eq!((ck.meta.epoch, ck.meta.batch, ck.meta.global_step), (0, 20, 20), "the last mid-epoch save");
+    let resumed = fit(&path, &text, &tempdir("every-n-resumed"), &base, Some(trainer::Resume::Path(last)));
+    assert_eq!(resumed.steps, 23);
+    for ((spec, a), (_, b)) in full.params.iter().zip(&resumed.params) {
+        assert_eq!(bits(a), bits(b), "parameter {} differs", spec.path);
+    }
+    for ((name, a), (_, b)) in full.states.iter().zip(&resumed.states) {
+        assert_eq!(bits(a), bits(b), "optimizer state {name} differs");
+    }
+}
+
 pub fn jlc(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_jlc")).args(args).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())

@@ -244,6 +244,9 @@ pub struct CheckpointConfig {
     /// The file name without `.safetensors`: `{epoch}`, `{step}` and
     /// metrics, optionally with a precision (`{val_acc:.4}`).
     pub filename: String,
+    /// Also rewrite `last.safetensors` every N optimizer steps within an
+    /// epoch (0: only at epoch ends), so a crash loses at most N steps.
+    pub every_n_train_steps: usize,
 }
 
 /// EarlyStopping's settings (`early_stopping_*`).
@@ -286,6 +289,7 @@ const TRAINER_KEYS: &[&str] = &[
     "checkpoint_filename",
     "save_top_k",
     "save_last",
+    "checkpoint_every_n_train_steps",
     "early_stopping_monitor",
     "early_stopping_mode",
     "early_stopping_patience",
@@ -431,6 +435,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             save_top_k: None,
             save_last: true,
             filename: "epoch={epoch}-step={step}".into(),
+            every_n_train_steps: 0,
         },
         early_stopping: None,
         grad: GradSettings::default(),
@@ -488,6 +493,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "checkpoint_filename" => cfg.checkpoint.filename = filename(e, &mut diags),
             "save_top_k" => top_k_setting = Some(top_k(e, &mut diags)),
             "save_last" => cfg.checkpoint.save_last = boolean(e, &mut diags),
+            "checkpoint_every_n_train_steps" => cfg.checkpoint.every_n_train_steps = non_negative(e, &mut diags),
             "early_stopping_monitor" => es.monitor = string(e, &mut diags),
             "early_stopping_mode" => es.mode = mode(e, &mut diags),
             "early_stopping_patience" => es.patience = non_negative(e, &mut diags),

@@ -655,6 +655,16 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                     c.on_train_batch_end(&mut ctx);
                 }
             }
+            // checkpoint_every_n_train_steps: `last` within the epoch (the
+            // epoch's end writes its own checkpoints).
+            let every = trainer_cfg.checkpoint.every_n_train_steps;
+            if every > 0 && global_step % every == 0 && end < n_batches && trainer_cfg.enable_checkpointing {
+                resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
+                let at = Position { epoch, batch: end, global_step, loss_sum, log_sums: log_sums.clone() };
+                last_checkpoint = saver.save(&[], true, &at, &params, &states, &callbacks)?;
+                logger.flush()?;
+                dirty = false;
+            }
             b = end;
         }
         let train_loop = epoch_start.elapsed();
@@ -1164,6 +1174,7 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         format!("  checkpoint_filename: {:?}", ck.filename),
         format!("  save_top_k: {}", ck.save_top_k.map_or(-1, |k| k as i64)),
         format!("  save_last: {}", ck.save_last),
+        format!("  checkpoint_every_n_train_steps: {}", ck.every_n_train_steps),
         format!("  gradient_clip_val: {}", trainer.grad.clip.map_or(0.0, |c| c.val)),
         format!(
             "  gradient_clip_algorithm: {:?}",
