@@ -411,6 +411,24 @@ fn fast_dev_run_val_limits_and_max_time() {
     assert!(start.elapsed() >= Duration::from_secs(1));
     let ck = trainer::checkpoint::load(s.last_checkpoint.as_ref().unwrap()).unwrap();
     assert_eq!(ck.meta.global_step, s.steps);
+    // The Timer's state holds the training time; a resumed run counts it:
+    // with the same max_time it has no time left and takes no step.
+    let json = &ck.meta.callbacks;
+    let at = json.find(r#""Timer":{"elapsed_s":""#).unwrap_or_else(|| panic!("no Timer state in {json}")) + 22;
+    let hex = &json[at..at + 16];
+    let trained = f64::from_bits(u64::from_str_radix(hex, 16).unwrap());
+    assert!(trained >= 1.0, "{trained} s of training saved");
+    let again = fit(&path, &text, &logs, &o, Some(trainer::Resume::Last));
+    assert_eq!((again.stop, again.steps), (trainer::Stop::MaxTime, s.steps), "no time left after the resume");
+    // Without max_time there is no Timer (checkpoints stay byte-identical across runs).
+    let first = trainer::checkpoint::load(&full_last(&path, &text)).unwrap();
+    assert!(!first.meta.callbacks.contains("Timer"), "{}", first.meta.callbacks);
+}
+
+/// `last.safetensors` of a one-epoch run without `max_time`.
+fn full_last(path: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let s = fit(path, text, &tempdir("no-timer"), &["trainer.max_epochs=1".into()], None);
+    s.last_checkpoint.expect("last is written")
 }
 
 /// `min_epochs` holds off early stopping; `overfit_batches = n` is the

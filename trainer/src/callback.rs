@@ -9,15 +9,19 @@
 //! callback's updated state in their metadata, so a file always holds the
 //! state of the moment it was written.
 //!
-//! The two built-in callbacks are `ModelCheckpoint` (which epoch
-//! checkpoints to keep, ranked by a monitored metric) and `EarlyStopping`
-//! (stop when a monitored metric stops improving). Both are configured from
-//! the `trainer` section (see `config::CheckpointConfig` and
-//! `config::EarlyStoppingConfig`).
+//! The built-in callbacks are `ModelCheckpoint` (which epoch checkpoints
+//! to keep, ranked by a monitored metric), `EarlyStopping` (stop when a
+//! monitored metric stops improving), both configured from the `trainer`
+//! section (see `config::CheckpointConfig` and
+//! `config::EarlyStoppingConfig`), and `Timer` (the training time of a run
+//! and of the runs it resumes, for `max_time`).
 
 use crate::config::{CheckpointConfig, EarlyStoppingConfig, Mode};
 use serde_json::{json, Value};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 /// What a hook sees of the loop, and what it asks of it.
 pub struct Ctx<'a> {
@@ -352,6 +356,49 @@ impl Callback for EarlyStopping {
             None | Some(Value::Null) => None,
             Some(v) => Some(parse_f64_hex(v).ok_or_else(bad)?),
         };
+        Ok(())
+    }
+}
+
+/// Lightning's Timer: the training time of this run plus that of every run
+/// it resumes (restored from the checkpoint), so `max_time` bounds the
+/// whole training, not each segment. Present only when `max_time` is set:
+/// wall time in a checkpoint would make two runs' files differ.
+pub struct Timer {
+    /// Training time before this run (restored on resume); shared with the
+    /// loop, which compares `elapsed` with `max_time` before every step.
+    before: Rc<Cell<Duration>>,
+    /// When this run's training started (`on_train_start`).
+    started: Option<Instant>,
+}
+
+impl Timer {
+    /// The timer and the loop's handle on its restored time.
+    pub fn new() -> (Timer, Rc<Cell<Duration>>) {
+        let before = Rc::new(Cell::new(Duration::ZERO));
+        (Timer { before: before.clone(), started: None }, before)
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.before.get() + self.started.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+}
+
+impl Callback for Timer {
+    fn name(&self) -> &'static str {
+        "Timer"
+    }
+    fn on_train_start(&mut self, _ctx: &mut Ctx) {
+        self.started = Some(Instant::now());
+    }
+    fn state_dict(&self) -> Value {
+        json!({ "elapsed_s": f64_hex(self.elapsed().as_secs_f64()) })
+    }
+    fn load_state_dict(&mut self, state: &Value) -> Result<(), String> {
+        let seconds = parse_f64_hex(&state["elapsed_s"])
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .ok_or("`elapsed_s` is not a time in seconds")?;
+        self.before.set(Duration::from_secs_f64(seconds));
         Ok(())
     }
 }

@@ -374,6 +374,14 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     if trainer_cfg.enable_checkpointing {
         callbacks.push(Box::new(ModelCheckpoint::new(trainer_cfg.checkpoint.clone())));
     }
+    // Training time of the runs this one resumes (restored with the Timer's state).
+    let mut trained_before = None;
+    if trainer_cfg.max_time.is_some() {
+        let (timer, before) = callback::Timer::new();
+        callbacks.push(Box::new(timer));
+        trained_before = Some(before);
+    }
+    let trained_before = move || trained_before.as_ref().map_or(std::time::Duration::ZERO, |b| b.get());
 
     let base = &setup.base;
     remove_stray_checkpoint_temps(base)?;
@@ -447,7 +455,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     let mut dirty = false;
     let max_steps_reached = |step: usize| trainer_cfg.max_steps > 0 && step >= trainer_cfg.max_steps;
     let train_start = std::time::Instant::now();
-    let out_of_time = || trainer_cfg.max_time.is_some_and(|t| train_start.elapsed() >= t);
+    let trained = || trained_before() + train_start.elapsed();
+    let out_of_time = || trainer_cfg.max_time.is_some_and(|t| trained() >= t);
     let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
     let n_states = states.len();
     let mut resident = Resident::default();
@@ -775,9 +784,9 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             eprintln!("stopped at max_steps = {} (global step {global_step}){saved}", trainer_cfg.max_steps)
         }
         Stop::MaxTime => eprintln!(
-            "stopped at max_time = {:?} after {:.1} s of training (global step {global_step}){saved}",
+            "stopped at max_time = {:?} after {:.1} s of training, resumed runs included (global step {global_step}){saved}",
             trainer_cfg.max_time.unwrap_or_default(),
-            train_start.elapsed().as_secs_f64()
+            trained().as_secs_f64()
         ),
         Stop::MaxEpochs | Stop::Callback => {}
     }
