@@ -462,12 +462,20 @@ fn reductions_handle_nan_inf_signed_zero_and_empty_dims() {
             let func = b.finish(vec![r0, r1]);
             assert_same(&format!("specials {dtype} max={is_max}"), &func, &[tensor_of(dtype, &[2, n], &values)]);
         }
-        // All -0.0: a sum starts from +0.0 and stays +0.0; a max gives -0.0.
-        let ty = Type::new(dtype, &[3]);
-        let mut b = Builder::new("zeros", std::slice::from_ref(&ty));
-        let (s, m) = (b.reduce_sum(b.param(0), vec![0]), b.reduce_max(b.param(0), vec![0]));
-        let func = b.finish(vec![s, m]);
-        assert_same(&format!("negative zeros {dtype}"), &func, &[tensor_of(dtype, &[3], &[-0.0; 3])]);
+        // All -0.0: a sum starts from +0.0 and stays +0.0; a max gives -0.0
+        // (also over vectors of lanes, and with one +0.0 anywhere: +0.0).
+        for len in [3, 9] {
+            let ty = Type::new(dtype, &[len]);
+            let mut b = Builder::new("zeros", std::slice::from_ref(&ty));
+            let (s, m) = (b.reduce_sum(b.param(0), vec![0]), b.reduce_max(b.param(0), vec![0]));
+            let func = b.finish(vec![s, m]);
+            assert_same(&format!("negative zeros {dtype}"), &func, &[tensor_of(dtype, &[len], &vec![-0.0; len])]);
+            for plus in 0..len {
+                let mut zeros = vec![-0.0; len];
+                zeros[plus] = 0.0;
+                assert_same(&format!("one +0 at {plus} {dtype}"), &func, &[tensor_of(dtype, &[len], &zeros)]);
+            }
+        }
     }
     // Empty reduced dims give the identity; empty kept dims give nothing.
     for dtype in [DType::F32, DType::F64, DType::I32] {
@@ -1391,6 +1399,32 @@ fn adam_moments_are_stored_by_the_update_loop_and_match_interp() {
         let inputs: Vec<Tensor> =
             inputs.into_iter().enumerate().map(|(i, t)| if i == 3 { abs_tensor(&t) } else { t }).collect();
         assert_same(&format!("adam {dtype}"), &func, &inputs);
+    }
+}
+
+/// Reductions that keep the innermost dim (a bias gradient's sum over the
+/// batch) run that dim as vectors of outputs: still bitwise the
+/// interpreter (each output adds its elements in row-major order), with
+/// and without a scalar tail, over fused and materialized sources.
+#[test]
+fn reductions_keeping_the_innermost_dim_match_interp() {
+    let mut rng = Rng(0x0E7);
+    let cases: [(&[usize], &[usize]); 5] =
+        [(&[7, 37], &[0]), (&[3, 5, 9], &[0]), (&[3, 5, 9], &[1]), (&[4, 6, 8], &[0, 1]), (&[2, 3, 4], &[0, 2])];
+    for dtype in FLOATS {
+        for (dims, axes) in cases {
+            let ty = Type::new(dtype, dims);
+            let mut b = Builder::new("outer", &[ty.clone(), ty.clone()]);
+            let (x, y) = (b.param(0), b.param(1));
+            let xy = b.mul(x, y);
+            let one = b.full(1.0, &ty);
+            let fused = b.add(xy, one);
+            let sum = b.reduce_sum(fused, axes.to_vec());
+            let max = b.reduce_max(y, axes.to_vec());
+            let func = b.finish(vec![sum, max]);
+            let inputs: Vec<Tensor> = func.param_types().iter().map(|t| random_tensor(t, &mut rng)).collect();
+            assert_same(&format!("{dtype} {dims:?} axes {axes:?}"), &func, &inputs);
+        }
     }
 }
 

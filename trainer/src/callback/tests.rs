@@ -9,6 +9,7 @@ fn ck_cfg(monitor: Option<&str>, mode: Mode, top_k: Option<usize>, filename: &st
         save_top_k: top_k,
         save_last: true,
         filename: filename.into(),
+        every_n_train_steps: 0,
     }
 }
 

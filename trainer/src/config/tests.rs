@@ -60,6 +60,7 @@ fn callback_settings_and_overrides() {
     save_top_k = 3
     save_last = false
     checkpoint_filename = "epoch={epoch}-val_acc={val_acc:.4}"
+    checkpoint_every_n_train_steps = 100
     early_stopping_monitor = "val_loss"
     early_stopping_patience = 5
     early_stopping_min_delta = 0.001
@@ -76,6 +77,7 @@ fn callback_settings_and_overrides() {
             save_top_k: Some(3),
             save_last: false,
             filename: "epoch={epoch}-val_acc={val_acc:.4}".into(),
+            every_n_train_steps: 100,
         }
     );
     assert_eq!(

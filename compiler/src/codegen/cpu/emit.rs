@@ -559,7 +559,9 @@ impl<'a, 'm> Emitter<'a, 'm> {
         };
         // One contiguous reduced run (a softmax's row): the tree runs as
         // vectors and their lanes join the accumulator one by one, in
-        // element order, so the result is the scalar loop's, bitwise.
+        // element order, so the result is the scalar loop's, bitwise (a max
+        // or min keeps a vector accumulator: its result has no order).
+        let order_free = matches!(kind, ReduceKind::Max | ReduceKind::Min);
         if let Some((n, steps, lanes)) = walk.vector.clone() {
             let vector_tree = Tree { lanes, inner_steps: &steps, ..tree };
             let scalar_tree = Tree { lanes: 1, inner_steps: &steps, ..tree };
@@ -567,15 +569,33 @@ impl<'a, 'm> Emitter<'a, 'm> {
             let vector_steps: Vec<i64> = steps.iter().map(|&s| s * lanes as i64).collect();
             emit_nest(&mut self.b, &walk.outer_dims, &walk.outer_strides, &bases, &[], &mut |b, ptrs, _| {
                 let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_walk], 0);
-                let acc = emit_loop(b, n_vector, &ptrs[..n_walk], &vector_steps, &[acc], &mut |b, inner, accs| {
-                    let values = vector_tree.eval_with(b, inner, siblings);
-                    let mut acc = accs[0];
-                    for lane in 0..lanes {
-                        let value = b.ins().extractlane(values, lane as u8);
+                let acc = if order_free {
+                    // Max/min of a set does not depend on the order (NaN wins,
+                    // +0 > -0): one lane-wise accumulator, joined at the end.
+                    let vector_ty = ty.by(lanes as u32).expect("16-byte vectors");
+                    let start = b.ins().splat(vector_ty, acc);
+                    let vacc =
+                        emit_loop(b, n_vector, &ptrs[..n_walk], &vector_steps, &[start], &mut |b, inner, accs| {
+                            let values = vector_tree.eval_with(b, inner, siblings);
+                            vec![combine(b, accs[0], values)]
+                        })[0];
+                    let mut acc = b.ins().extractlane(vacc, 0);
+                    for lane in 1..lanes {
+                        let value = b.ins().extractlane(vacc, lane as u8);
                         acc = combine(b, acc, value);
                     }
-                    vec![acc]
-                })[0];
+                    acc
+                } else {
+                    emit_loop(b, n_vector, &ptrs[..n_walk], &vector_steps, &[acc], &mut |b, inner, accs| {
+                        let values = vector_tree.eval_with(b, inner, siblings);
+                        let mut acc = accs[0];
+                        for lane in 0..lanes {
+                            let value = b.ins().extractlane(values, lane as u8);
+                            acc = combine(b, acc, value);
+                        }
+                        vec![acc]
+                    })[0]
+                };
                 let done = n_vector * lanes;
                 let acc = if done < n {
                     let tail: Vec<clif::Value> = ptrs[..n_walk]
@@ -591,6 +611,44 @@ impl<'a, 'm> Emitter<'a, 'm> {
                     acc
                 };
                 store(b, acc, ptrs[n_walk]);
+                vec![]
+            });
+            return;
+        }
+        // The innermost source dim is kept (a bias gradient's sum over the
+        // batch): each vector of outputs takes a vector of that row, so each
+        // output still adds its elements in row-major order.
+        if let Some(lanes) = walk.outer_vector {
+            let (&n, rest_dims) = walk.outer_dims.split_last().expect("an outer vector dim");
+            let (steps, rest_strides) = walk.outer_strides.split_last().expect("strides per outer dim");
+            let vector_ty = ty.by(lanes as u32).expect("16-byte vectors");
+            let vector_tree = Tree { lanes, inner_steps: &steps[..n_walk], ..tree };
+            let scalar_tree = Tree { lanes: 1, inner_steps: &steps[..n_walk], ..tree };
+            let n_vector = n / lanes;
+            let vector_steps: Vec<i64> = steps.iter().map(|&s| s * lanes as i64).collect();
+            emit_nest(&mut self.b, rest_dims, rest_strides, &bases, &[], &mut |b, ptrs, _| {
+                emit_loop(b, n_vector, ptrs, &vector_steps, &[], &mut |b, ptrs, _| {
+                    let acc = b.ins().load(vector_ty, MemFlagsData::trusted(), ptrs[n_walk], 0);
+                    let value = vector_tree.eval_with(b, ptrs, siblings);
+                    let acc = combine(b, acc, value);
+                    store(b, acc, ptrs[n_walk]);
+                    vec![]
+                });
+                let done = n_vector * lanes;
+                if done < n {
+                    let tail: Vec<clif::Value> = ptrs
+                        .iter()
+                        .zip(steps)
+                        .map(|(&p, &step)| if step == 0 { p } else { b.ins().iadd_imm_s(p, done as i64 * step) })
+                        .collect();
+                    emit_loop(b, n - done, &tail, steps, &[], &mut |b, ptrs, _| {
+                        let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_walk], 0);
+                        let value = scalar_tree.eval_with(b, ptrs, siblings);
+                        let acc = combine(b, acc, value);
+                        store(b, acc, ptrs[n_walk]);
+                        vec![]
+                    });
+                }
                 vec![]
             });
             return;
@@ -628,6 +686,10 @@ pub(super) struct ReduceWalk {
     /// `(n, steps, lanes)` when the inner run is one dim of `n` elements
     /// that the trees evaluate as vectors of `lanes`.
     vector: Option<(usize, Vec<i64>, usize)>,
+    /// `lanes` when there is no inner run (the innermost source dim is
+    /// kept) and the innermost outer dim runs as vectors of `lanes`
+    /// outputs.
+    outer_vector: Option<usize>,
 }
 
 /// The walk of reduction `r` (`ReduceSum`, `ReduceMax`, `ReduceMin`).
@@ -671,22 +733,31 @@ pub(super) fn reduce_walk(func: &Func, sched: &Schedule, r: usize) -> ReduceWalk
     let (outer_dims, outer_strides) = merge_dims(&src_ty.shape.0[..split], &per_dim[..split]);
     let inner_per_dim: Vec<Vec<i64>> = per_dim[split..].iter().map(|s| s[..n_walk].to_vec()).collect();
     let (inner_dims, inner_strides) = merge_dims(&src_ty.shape.0[split..], &inner_per_dim);
+    // The source's tree (unless a buffer read as a leaf) and the siblings'.
+    let roots: Vec<usize> =
+        sched.inlined[root].then_some(root).into_iter().chain(sched.siblings[r].iter().copied()).collect();
     let vector = match (inner_dims.as_slice(), inner_strides.as_slice()) {
         ([n], [steps]) => {
-            // The source's tree (unless a buffer read as a leaf) and the siblings'.
-            let roots: Vec<usize> =
-                sched.inlined[root].then_some(root).into_iter().chain(sched.siblings[r].iter().copied()).collect();
             let lanes = vector_lanes(func, sched, src_ty.dtype, &roots, r, &leaves, &stored, steps);
             (lanes > 1 && *n >= lanes).then(|| (*n, steps.clone(), lanes))
         }
         _ => None,
     };
-    ReduceWalk { leaves, stored, outer_dims, outer_strides, inner_dims, inner_strides, vector }
+    let outer_vector = match (inner_dims.is_empty(), outer_strides.last()) {
+        (true, Some(steps)) if steps[n_walk] == size => {
+            let lanes = vector_lanes(func, sched, src_ty.dtype, &roots, r, &leaves, &stored, &steps[..n_walk]);
+            let n = *outer_dims.last().expect("a dim per stride");
+            (lanes > 1 && n >= lanes).then_some(lanes)
+        }
+        _ => None,
+    };
+    ReduceWalk { leaves, stored, outer_dims, outer_strides, inner_dims, inner_strides, vector, outer_vector }
 }
 
 /// The vector width reduction `r`'s loop runs at (1: scalar).
 pub(super) fn reduction_lanes(func: &Func, sched: &Schedule, r: usize) -> usize {
-    reduce_walk(func, sched, r).vector.map_or(1, |(_, _, lanes)| lanes)
+    let walk = reduce_walk(func, sched, r);
+    walk.vector.map(|(_, _, lanes)| lanes).or(walk.outer_vector).unwrap_or(1)
 }
 
 /// The vector width fused elementwise root `root`'s loop runs at (1:
