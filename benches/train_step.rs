@@ -37,6 +37,14 @@ const W4_SRC: &str = include_str!("workloads/w4_gelu.jl");
 
 const W4_N: usize = 4_194_304;
 
+/// Reductions alone (not a PERFORMANCE.md workload): row sums and maxima
+/// over the last axis (layer norm's and softmax's shape: 8,192 rows of
+/// 128) and a bias gradient's sum over the first axis, each of a fused
+/// elementwise operand.
+const REDUCE_SRC: &str = r#"
+fn reduce(x: f32[8192, 128]) = (sum(x * x, axis = 1), max(x + 1.0, axis = 1), sum(x * 2.0, axis = 0))
+"#;
+
 /// W5 of PERFORMANCE.md: forward-over-reverse Hessian-vector product of the
 /// W1 loss w.r.t. all its parameters (the tangents are the inputs `v*`,
 /// `u*`); `jvp` differentiates one tensor, so the gradient is flattened
@@ -82,7 +90,7 @@ fn parse_args() -> Args {
             }
             // `cargo bench` passes `--bench` to every bench target.
             "--bench" => {}
-            w @ ("digits" | "w1" | "w2" | "w3" | "w4" | "w5") => a.which.push(w.to_string()),
+            w @ ("digits" | "w1" | "w2" | "w3" | "w4" | "w5" | "reduce") => a.which.push(w.to_string()),
             other => panic!(
                 "unknown argument `{other}` (expected digits, w1, w2, w3, w4, w5, --json, --runs N, --interp, --backend B)"
             ),
@@ -433,6 +441,15 @@ fn bench_w4(args: &Args) -> Result {
     }
 }
 
+fn bench_reduce(args: &Args) -> Result {
+    let ty = Type::new(DType::F32, &[8192, 128]);
+    let (func, mut exe, t) = compile_fn("reduce", REDUCE_SRC, "reduce", &[ty], args.backend);
+    let mut rng = Rng(11);
+    let inputs = vec![Tensor::f32(&[8192, 128], (0..8192 * 128).map(|_| rng.uniform() - 0.5).collect())];
+    let step_ms = time_held_fn(&mut exe, &inputs, args.runs);
+    Result { name: "reduce".into(), compile: t, ir_insts: func.insts.len(), step_ms, interp_ms: None, extra: vec![] }
+}
+
 /// W5: the HVP at W1's initialization on a random batch, random tangents.
 fn bench_w5(args: &Args) -> Result {
     let b = 128;
@@ -496,6 +513,7 @@ fn main() {
             // W2 of PERFORMANCE.md: the CNN example's training step (its logged accuracy included).
             "w2" => bench_train("w2", include_str!("../examples/fashion_mnist_cnn.jl"), 128, 784, &args),
             "w3" => bench_w3(&args),
+            "reduce" => bench_reduce(&args),
             "w4" => bench_w4(&args),
             "w5" => bench_w5(&args),
             _ => unreachable!("checked in parse_args"),

@@ -1428,6 +1428,43 @@ fn reductions_keeping_the_innermost_dim_match_interp() {
     }
 }
 
+/// Row reductions (a contiguous reduced run per output) reduce four rows
+/// at a time with their add chains interleaved: still bitwise the
+/// interpreter, for row counts with and without a remainder, runs with and
+/// without a scalar tail, a leaf shared by every row (a broadcast bias),
+/// a reduced dim outside the run, and sums, maxima and minima.
+#[test]
+fn interleaved_row_reductions_match_interp() {
+    let mut rng = Rng(0x4044);
+    let cases: [(&[usize], &[usize]); 5] =
+        [(&[7, 13], &[1]), (&[8, 4], &[1]), (&[2, 6, 9], &[2]), (&[3, 5, 8], &[0, 2]), (&[5, 2, 7], &[1, 2])];
+    for dtype in FLOATS {
+        for (dims, axes) in cases {
+            let ty = Type::new(dtype, dims);
+            let last = Type::new(dtype, &dims[dims.len() - 1..]);
+            let mut b = Builder::new("rows", &[ty.clone(), last]);
+            let (x, bias) = (b.param(0), b.param(1));
+            let shared = b.broadcast(bias, &ty.shape, vec![dims.len() - 1]);
+            let biased = b.add(x, shared);
+            let sum = b.reduce_sum(biased, axes.to_vec());
+            let max = b.reduce_max(biased, axes.to_vec());
+            let min = b.push(Op::ReduceMin { axes: axes.to_vec() }, vec![x], b.ty(max).clone());
+            let func = b.finish(vec![sum, max, min]);
+            let mut inputs: Vec<Tensor> = func.param_types().iter().map(|t| random_tensor(t, &mut rng)).collect();
+            assert_same(&format!("{dtype} {dims:?} axes {axes:?}"), &func, &inputs);
+            // Magnitudes that make the f32 sums order-sensitive, and specials.
+            let n = ty.shape.num_elements();
+            let mut values: Vec<f64> =
+                (0..n).map(|_| rng.uniform(-1.0, 1.0) * 10f64.powi(rng.below(8) as i32)).collect();
+            values[n / 3] = f64::NAN;
+            values[n / 2] = -0.0;
+            values[n - 1] = f64::INFINITY;
+            inputs[0] = tensor_of(dtype, dims, &values);
+            assert_same(&format!("{dtype} {dims:?} axes {axes:?} magnitudes"), &func, &inputs);
+        }
+    }
+}
+
 /// The instructions that run code of their own (a loop or a call): not
 /// parameters, not inlined, hosted or views.
 fn loops_of(func: &Func, sched: &super::cpu::schedule::Schedule) -> Vec<usize> {

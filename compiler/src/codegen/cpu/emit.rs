@@ -244,6 +244,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             guest_ptrs: out_at + 1,
             lanes,
             inner_steps,
+            offsets: &[],
         };
         let Some((&inner, outer_dims)) = dims.split_last() else {
             // One element.
@@ -556,61 +557,122 @@ impl<'a, 'm> Emitter<'a, 'm> {
             guest_ptrs: walk.leaves.len(),
             lanes: 1,
             inner_steps: &[],
+            offsets: &[],
         };
         // One contiguous reduced run (a softmax's row): the tree runs as
         // vectors and their lanes join the accumulator one by one, in
         // element order, so the result is the scalar loop's, bitwise (a max
         // or min keeps a vector accumulator: its result has no order).
+        // Consecutive outputs (rows) are reduced ROWS at a time, their
+        // chains interleaved: each row's order is unchanged, and the adds
+        // of different rows overlap instead of waiting on one another.
         let order_free = matches!(kind, ReduceKind::Max | ReduceKind::Min);
         if let Some((n, steps, lanes)) = walk.vector.clone() {
-            let vector_tree = Tree { lanes, inner_steps: &steps, ..tree };
-            let scalar_tree = Tree { lanes: 1, inner_steps: &steps, ..tree };
             let n_vector = n / lanes;
             let vector_steps: Vec<i64> = steps.iter().map(|&s| s * lanes as i64).collect();
-            emit_nest(&mut self.b, &walk.outer_dims, &walk.outer_strides, &bases, &[], &mut |b, ptrs, _| {
-                let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_walk], 0);
-                let acc = if order_free {
+            let vector_ty = ty.by(lanes as u32).expect("16-byte vectors");
+            // Reduces `rows` consecutive rows whose pointers are `row_step`
+            // bytes apart (walkers, then the output).
+            let reduce_rows = |b: &mut FunctionBuilder, ptrs: &[clif::Value], rows: usize, row_step: &[i64]| {
+                let offsets: Vec<Vec<i64>> =
+                    (0..rows).map(|k| row_step.iter().map(|&s| s * k as i64).collect()).collect();
+                let out_at = |k: usize| offsets[k].get(n_walk).map_or(0, |&o| o as i32);
+                let vector_trees: Vec<Tree> =
+                    offsets.iter().map(|o| Tree { lanes, inner_steps: &steps, offsets: o, ..tree }).collect();
+                let scalar_trees: Vec<Tree> =
+                    offsets.iter().map(|o| Tree { lanes: 1, inner_steps: &steps, offsets: o, ..tree }).collect();
+                let accs: Vec<clif::Value> =
+                    (0..rows).map(|k| b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_walk], out_at(k))).collect();
+                let accs: Vec<clif::Value> = if order_free {
                     // Max/min of a set does not depend on the order (NaN wins,
-                    // +0 > -0): one lane-wise accumulator, joined at the end.
-                    let vector_ty = ty.by(lanes as u32).expect("16-byte vectors");
-                    let start = b.ins().splat(vector_ty, acc);
-                    let vacc =
-                        emit_loop(b, n_vector, &ptrs[..n_walk], &vector_steps, &[start], &mut |b, inner, accs| {
-                            let values = vector_tree.eval_with(b, inner, siblings);
-                            vec![combine(b, accs[0], values)]
-                        })[0];
-                    let mut acc = b.ins().extractlane(vacc, 0);
-                    for lane in 1..lanes {
-                        let value = b.ins().extractlane(vacc, lane as u8);
-                        acc = combine(b, acc, value);
-                    }
-                    acc
+                    // +0 > -0): lane-wise accumulators, joined at the end.
+                    let starts: Vec<clif::Value> = accs.iter().map(|&a| b.ins().splat(vector_ty, a)).collect();
+                    let vaccs =
+                        emit_loop(b, n_vector, &ptrs[..n_walk], &vector_steps, &starts, &mut |b, inner, accs| {
+                            let values: Vec<clif::Value> =
+                                vector_trees.iter().map(|t| t.eval_with(b, inner, siblings)).collect();
+                            accs.iter().zip(values).map(|(&acc, v)| combine(b, acc, v)).collect()
+                        });
+                    vaccs
+                        .iter()
+                        .map(|&vacc| {
+                            let mut acc = b.ins().extractlane(vacc, 0);
+                            for lane in 1..lanes {
+                                let value = b.ins().extractlane(vacc, lane as u8);
+                                acc = combine(b, acc, value);
+                            }
+                            acc
+                        })
+                        .collect()
                 } else {
-                    emit_loop(b, n_vector, &ptrs[..n_walk], &vector_steps, &[acc], &mut |b, inner, accs| {
-                        let values = vector_tree.eval_with(b, inner, siblings);
-                        let mut acc = accs[0];
+                    emit_loop(b, n_vector, &ptrs[..n_walk], &vector_steps, &accs, &mut |b, inner, accs| {
+                        let values: Vec<clif::Value> =
+                            vector_trees.iter().map(|t| t.eval_with(b, inner, siblings)).collect();
+                        let mut accs = accs.to_vec();
                         for lane in 0..lanes {
-                            let value = b.ins().extractlane(values, lane as u8);
-                            acc = combine(b, acc, value);
+                            for (acc, &v) in accs.iter_mut().zip(&values) {
+                                let value = b.ins().extractlane(v, lane as u8);
+                                *acc = combine(b, *acc, value);
+                            }
                         }
-                        vec![acc]
-                    })[0]
+                        accs
+                    })
                 };
                 let done = n_vector * lanes;
-                let acc = if done < n {
+                let accs = if done < n {
                     let tail: Vec<clif::Value> = ptrs[..n_walk]
                         .iter()
                         .zip(&steps)
                         .map(|(&p, &step)| if step == 0 { p } else { b.ins().iadd_imm_s(p, done as i64 * step) })
                         .collect();
-                    emit_loop(b, n - done, &tail, &steps, &[acc], &mut |b, inner, accs| {
-                        let value = scalar_tree.eval_with(b, inner, siblings);
-                        vec![combine(b, accs[0], value)]
-                    })[0]
+                    emit_loop(b, n - done, &tail, &steps, &accs, &mut |b, inner, accs| {
+                        let values: Vec<clif::Value> =
+                            scalar_trees.iter().map(|t| t.eval_with(b, inner, siblings)).collect();
+                        accs.iter().zip(values).map(|(&acc, v)| combine(b, acc, v)).collect()
+                    })
                 } else {
-                    acc
+                    accs
                 };
-                store(b, acc, ptrs[n_walk]);
+                for (k, acc) in accs.into_iter().enumerate() {
+                    b.ins().store(MemFlagsData::trusted(), acc, ptrs[n_walk], out_at(k));
+                }
+            };
+            // The last outer dim, when it moves the output, runs ROWS at a
+            // time, unless the trees are heavy enough to hide the chain's
+            // latency themselves (four copies of them would only spill).
+            let roots: Vec<usize> =
+                sched.inlined[root].then_some(root).into_iter().chain(siblings.iter().copied()).collect();
+            let interleave = walk.outer_dims.last().is_some_and(|&m| m >= ROWS)
+                && walk.outer_strides.last().is_some_and(|s| s[n_walk] != 0)
+                && tree_cost(func, sched, index, &roots) <= MAX_INTERLEAVED_COST;
+            if !interleave {
+                emit_nest(&mut self.b, &walk.outer_dims, &walk.outer_strides, &bases, &[], &mut |b, ptrs, _| {
+                    reduce_rows(b, ptrs, 1, &[]);
+                    vec![]
+                });
+                return;
+            }
+            let (&m, rest_dims) = walk.outer_dims.split_last().expect("an outer dim");
+            let (row_step, rest_strides) = walk.outer_strides.split_last().expect("strides per outer dim");
+            let group_step: Vec<i64> = row_step.iter().map(|&s| s * ROWS as i64).collect();
+            emit_nest(&mut self.b, rest_dims, rest_strides, &bases, &[], &mut |b, ptrs, _| {
+                let groups = m / ROWS;
+                emit_loop(b, groups, ptrs, &group_step, &[], &mut |b, ptrs, _| {
+                    reduce_rows(b, ptrs, ROWS, row_step);
+                    vec![]
+                });
+                let rest = m - groups * ROWS;
+                if rest > 0 {
+                    let ptrs: Vec<clif::Value> = ptrs
+                        .iter()
+                        .zip(&group_step)
+                        .map(|(&p, &s)| if s == 0 { p } else { b.ins().iadd_imm_s(p, groups as i64 * s) })
+                        .collect();
+                    emit_loop(b, rest, &ptrs, row_step, &[], &mut |b, ptrs, _| {
+                        reduce_rows(b, ptrs, 1, &[]);
+                        vec![]
+                    });
+                }
                 vec![]
             });
             return;
@@ -776,6 +838,38 @@ pub(super) fn fused_lanes(func: &Func, sched: &Schedule, root: usize) -> usize {
     vector_lanes(func, sched, ty.dtype, &[root], root, &leaves, guests, &steps)
 }
 
+/// Rows an interleaved reduction reduces at once (see `emit_reduce`):
+/// enough independent add chains to cover the add latency.
+const ROWS: usize = 4;
+
+/// The largest `tree_cost` of a reduction's trees that is interleaved.
+const MAX_INTERLEAVED_COST: usize = 8;
+
+/// The operations the trees of `roots` evaluate per element in loop
+/// `loop_root`, each once, an inline transcendental counting 16.
+fn tree_cost(func: &Func, sched: &Schedule, loop_root: usize, roots: &[usize]) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<usize> = roots.to_vec();
+    let mut cost = 0;
+    while let Some(node) = stack.pop() {
+        if !seen.insert(node) {
+            continue;
+        }
+        let inst = &func.insts[node];
+        cost += match inst.op {
+            Op::Constant(_) | Op::Broadcast { .. } => 0,
+            Op::Exp | Op::Log | Op::Tanh | Op::Logistic => 16,
+            _ => 1,
+        };
+        for arg in &inst.args {
+            if sched.evaluated_in(arg.index(), loop_root) {
+                stack.push(arg.index());
+            }
+        }
+    }
+    cost
+}
+
 /// The fusion group rooted at `root`, ready to evaluate one element (or one
 /// vector of `lanes` elements) from the current leaf pointers.
 struct Tree<'t> {
@@ -798,6 +892,9 @@ struct Tree<'t> {
     /// Byte step of each leaf pointer along the innermost dim: 0 means one
     /// element for all lanes (loaded once and splatted).
     inner_steps: &'t [i64],
+    /// Byte offsets added to each pointer's loads and stores (another row
+    /// of an interleaved reduction); empty: none.
+    offsets: &'t [i64],
 }
 
 impl Tree<'_> {
@@ -876,7 +973,8 @@ impl Tree<'_> {
             }
         };
         if let Some(k) = self.guests.iter().position(|&g| g == node) {
-            store(b, res, ptrs[self.guest_ptrs + k]);
+            let at = self.guest_ptrs + k;
+            b.ins().store(MemFlagsData::trusted(), res, ptrs[at], self.offset(at));
         }
         memo.insert(node, res);
         res
@@ -890,19 +988,25 @@ impl Tree<'_> {
             .expect("schedule::leaves lists every leaf the tree reads");
         let dtype = self.func.insts[value].ty.dtype;
         let ty = clif_type(dtype);
+        let offset = self.offset(k);
         if self.lanes == 1 {
-            return b.ins().load(ty, MemFlagsData::trusted(), ptrs[k], 0);
+            return b.ins().load(ty, MemFlagsData::trusted(), ptrs[k], offset);
         }
         if dtype == DType::Bool {
-            return self.load_mask(b, ptrs[k], self.inner_steps[k] == 0);
+            return self.load_mask(b, ptrs[k], offset, self.inner_steps[k] == 0);
         }
         let vector_ty = ty.by(self.lanes as u32).expect("16-byte vectors");
         if self.inner_steps[k] == 0 {
-            let scalar = b.ins().load(ty, MemFlagsData::trusted(), ptrs[k], 0);
+            let scalar = b.ins().load(ty, MemFlagsData::trusted(), ptrs[k], offset);
             b.ins().splat(vector_ty, scalar)
         } else {
-            b.ins().load(vector_ty, MemFlagsData::trusted(), ptrs[k], 0)
+            b.ins().load(vector_ty, MemFlagsData::trusted(), ptrs[k], offset)
         }
+    }
+
+    /// The byte offset of pointer `k`'s accesses (`offsets`).
+    fn offset(&self, k: usize) -> i32 {
+        self.offsets.get(k).map_or(0, |&o| i32::try_from(o).expect("row offsets fit an i32 displacement"))
     }
 
     /// The integer lane type of vector masks: as wide as the tree's floats.
@@ -916,18 +1020,18 @@ impl Tree<'_> {
     /// (`splat`), or `lanes` consecutive bytes (f32 trees only, see
     /// `vector_lanes`): the 4 bytes loaded as one i32, splatted, and lane
     /// `i` tests byte `i`.
-    fn load_mask(&self, b: &mut FunctionBuilder, ptr: clif::Value, splat: bool) -> clif::Value {
+    fn load_mask(&self, b: &mut FunctionBuilder, ptr: clif::Value, offset: i32, splat: bool) -> clif::Value {
         let mask_ty = self.mask_type();
         // Bool bytes carry no alignment promise.
         let flags = MemFlagsData::new().with_notrap();
         if splat {
-            let byte = b.ins().load(types::I8, flags, ptr, 0);
+            let byte = b.ins().load(types::I8, flags, ptr, offset);
             let wide = b.ins().uextend(mask_ty.lane_type(), byte);
             let all_or_none = b.ins().ineg(wide);
             return b.ins().splat(mask_ty, all_or_none);
         }
         debug_assert_eq!(mask_ty, types::I32X4, "byte masks are loaded for f32 trees only");
-        let word = b.ins().load(types::I32, flags, ptr, 0);
+        let word = b.ins().load(types::I32, flags, ptr, offset);
         let word = b.ins().splat(types::I32X4, word);
         let bytes: Vec<u8> = [1u32, 1 << 8, 1 << 16, 1 << 24].iter().flat_map(|lane| lane.to_le_bytes()).collect();
         let handle = b.func.dfg.constants.insert(bytes.into());
