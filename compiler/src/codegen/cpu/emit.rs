@@ -432,9 +432,36 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let src_ptr = self.b.ins().iadd_imm_s(src_base, src_offset as i64 * size);
         let dst_base = self.base(dst);
         let dst_ptr = self.b.ins().iadd_imm_s(dst_base, dst_offset as i64 * size);
-        emit_nest(&mut self.b, &dims, &strides, &[src_ptr, dst_ptr], &[], &mut |b, ptrs, _| {
-            let value = b.ins().load(ty, MemFlagsData::trusted(), ptrs[0], 0);
-            store(b, value, ptrs[1]);
+        // A contiguous innermost run (both sides) moves 16 bytes at a time.
+        let lanes = (16 / size) as usize;
+        let contiguous = strides.last().is_some_and(|s| s[0] == size && s[1] == size);
+        let inner = dims.last().copied().unwrap_or(1);
+        if !contiguous || inner < lanes {
+            emit_nest(&mut self.b, &dims, &strides, &[src_ptr, dst_ptr], &[], &mut |b, ptrs, _| {
+                let value = b.ins().load(ty, MemFlagsData::trusted(), ptrs[0], 0);
+                store(b, value, ptrs[1]);
+                vec![]
+            });
+            return;
+        }
+        let vector_ty = ty.by(lanes as u32).expect("16-byte vectors");
+        let (outer_dims, outer_strides) = (&dims[..dims.len() - 1], &strides[..strides.len() - 1]);
+        let n_vector = inner / lanes;
+        emit_nest(&mut self.b, outer_dims, outer_strides, &[src_ptr, dst_ptr], &[], &mut |b, ptrs, _| {
+            emit_loop(b, n_vector, ptrs, &[16, 16], &[], &mut |b, ptrs, _| {
+                let value = b.ins().load(vector_ty, MemFlagsData::trusted(), ptrs[0], 0);
+                store(b, value, ptrs[1]);
+                vec![]
+            });
+            let done = (n_vector * lanes) as i64 * size;
+            if n_vector * lanes < inner {
+                let tail: Vec<clif::Value> = ptrs.iter().map(|&p| b.ins().iadd_imm_s(p, done)).collect();
+                emit_loop(b, inner - n_vector * lanes, &tail, &[size, size], &[], &mut |b, ptrs, _| {
+                    let value = b.ins().load(ty, MemFlagsData::trusted(), ptrs[0], 0);
+                    store(b, value, ptrs[1]);
+                    vec![]
+                });
+            }
             vec![]
         });
     }
