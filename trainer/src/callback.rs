@@ -365,22 +365,32 @@ impl Callback for EarlyStopping {
 /// whole training, not each segment. Present only when `max_time` is set:
 /// wall time in a checkpoint would make two runs' files differ.
 pub struct Timer {
-    /// Training time before this run (restored on resume); shared with the
-    /// loop, which compares `elapsed` with `max_time` before every step.
-    before: Rc<Cell<Duration>>,
+    clock: Rc<TrainingClock>,
+}
+
+/// The Timer's clock, shared with the loop, which compares `elapsed` with
+/// `max_time` before every step: one clock, so a checkpoint written after
+/// the loop stopped at `max_time` holds at least `max_time`.
+#[derive(Default)]
+pub struct TrainingClock {
+    /// Training time before this run (restored on resume).
+    before: Cell<Duration>,
     /// When this run's training started (`on_train_start`).
-    started: Option<Instant>,
+    started: Cell<Option<Instant>>,
+}
+
+impl TrainingClock {
+    /// The training time so far, resumed runs included.
+    pub fn elapsed(&self) -> Duration {
+        self.before.get() + self.started.get().map_or(Duration::ZERO, |t| t.elapsed())
+    }
 }
 
 impl Timer {
-    /// The timer and the loop's handle on its restored time.
-    pub fn new() -> (Timer, Rc<Cell<Duration>>) {
-        let before = Rc::new(Cell::new(Duration::ZERO));
-        (Timer { before: before.clone(), started: None }, before)
-    }
-
-    fn elapsed(&self) -> Duration {
-        self.before.get() + self.started.map_or(Duration::ZERO, |t| t.elapsed())
+    /// The timer and the loop's handle on its clock.
+    pub fn new() -> (Timer, Rc<TrainingClock>) {
+        let clock = Rc::new(TrainingClock::default());
+        (Timer { clock: clock.clone() }, clock)
     }
 }
 
@@ -389,16 +399,16 @@ impl Callback for Timer {
         "Timer"
     }
     fn on_train_start(&mut self, _ctx: &mut Ctx) {
-        self.started = Some(Instant::now());
+        self.clock.started.set(Some(Instant::now()));
     }
     fn state_dict(&self) -> Value {
-        json!({ "elapsed_s": f64_hex(self.elapsed().as_secs_f64()) })
+        json!({ "elapsed_s": f64_hex(self.clock.elapsed().as_secs_f64()) })
     }
     fn load_state_dict(&mut self, state: &Value) -> Result<(), String> {
         let seconds = parse_f64_hex(&state["elapsed_s"])
             .filter(|s| s.is_finite() && *s >= 0.0)
             .ok_or("`elapsed_s` is not a time in seconds")?;
-        self.before.set(Duration::from_secs_f64(seconds));
+        self.clock.before.set(Duration::from_secs_f64(seconds));
         Ok(())
     }
 }

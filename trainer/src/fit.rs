@@ -374,14 +374,13 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     if trainer_cfg.enable_checkpointing {
         callbacks.push(Box::new(ModelCheckpoint::new(trainer_cfg.checkpoint.clone())));
     }
-    // Training time of the runs this one resumes (restored with the Timer's state).
-    let mut trained_before = None;
+    // The training time, resumed runs included (the Timer's clock).
+    let mut clock = None;
     if trainer_cfg.max_time.is_some() {
-        let (timer, before) = callback::Timer::new();
+        let (timer, timer_clock) = callback::Timer::new();
         callbacks.push(Box::new(timer));
-        trained_before = Some(before);
+        clock = Some(timer_clock);
     }
-    let trained_before = move || trained_before.as_ref().map_or(std::time::Duration::ZERO, |b| b.get());
 
     let base = &setup.base;
     remove_stray_checkpoint_temps(base)?;
@@ -455,7 +454,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     let mut dirty = false;
     let max_steps_reached = |step: usize| trainer_cfg.max_steps > 0 && step >= trainer_cfg.max_steps;
     let train_start = std::time::Instant::now();
-    let trained = || trained_before() + train_start.elapsed();
+    let trained = || clock.as_ref().map_or_else(|| train_start.elapsed(), |c| c.elapsed());
     let out_of_time = || trainer_cfg.max_time.is_some_and(|t| trained() >= t);
     let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
     let n_states = states.len();
@@ -518,7 +517,10 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             let time_up = out_of_time();
             if stop_now || time_up || max_steps_reached(global_step) {
                 bar.abandon();
-                if dirty && trainer_cfg.enable_checkpointing {
+                // At max_time the Timer's state changed even without a step
+                // since the last save: `last` must say the time is used up.
+                let timer_moved = time_up && clock.is_some();
+                if (dirty || timer_moved) && trainer_cfg.enable_checkpointing {
                     resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
                     let at = Position { epoch, batch: b, global_step, loss_sum, log_sums: log_sums.clone() };
                     last_checkpoint = saver.save(&[], true, &at, &params, &states, &callbacks)?;
