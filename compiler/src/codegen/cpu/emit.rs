@@ -268,19 +268,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             }
             let done = n_vector * lanes;
             if done < inner {
-                let tail: Vec<clif::Value> = ptrs
-                    .iter()
-                    .zip(&inner_steps)
-                    .map(
-                        |(&p, &step)| {
-                            if done == 0 || step == 0 {
-                                p
-                            } else {
-                                b.ins().iadd_imm_s(p, done as i64 * step)
-                            }
-                        },
-                    )
-                    .collect();
+                let tail = advance(b, ptrs, &inner_steps, done);
                 let tree = tree(1, &inner_steps);
                 emit_loop(b, inner - done, &tail, &inner_steps, &[], &mut |b, ptrs, _| {
                     let res = tree.eval(b, ptrs);
@@ -453,9 +441,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 store(b, value, ptrs[1]);
                 vec![]
             });
-            let done = (n_vector * lanes) as i64 * size;
             if n_vector * lanes < inner {
-                let tail: Vec<clif::Value> = ptrs.iter().map(|&p| b.ins().iadd_imm_s(p, done)).collect();
+                let tail = advance(b, ptrs, &[size, size], n_vector * lanes);
                 emit_loop(b, inner - n_vector * lanes, &tail, &[size, size], &[], &mut |b, ptrs, _| {
                     let value = b.ins().load(ty, MemFlagsData::trusted(), ptrs[0], 0);
                     store(b, value, ptrs[1]);
@@ -647,11 +634,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 };
                 let done = n_vector * lanes;
                 let accs = if done < n {
-                    let tail: Vec<clif::Value> = ptrs[..n_walk]
-                        .iter()
-                        .zip(&steps)
-                        .map(|(&p, &step)| if step == 0 { p } else { b.ins().iadd_imm_s(p, done as i64 * step) })
-                        .collect();
+                    let tail = advance(b, &ptrs[..n_walk], &steps, done);
                     emit_loop(b, n - done, &tail, &steps, &accs, &mut |b, inner, accs| {
                         let values: Vec<clif::Value> =
                             scalar_trees.iter().map(|t| t.eval_with(b, inner, siblings)).collect();
@@ -690,11 +673,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 });
                 let rest = m - groups * ROWS;
                 if rest > 0 {
-                    let ptrs: Vec<clif::Value> = ptrs
-                        .iter()
-                        .zip(&group_step)
-                        .map(|(&p, &s)| if s == 0 { p } else { b.ins().iadd_imm_s(p, groups as i64 * s) })
-                        .collect();
+                    let ptrs = advance(b, ptrs, &group_step, groups);
                     emit_loop(b, rest, &ptrs, row_step, &[], &mut |b, ptrs, _| {
                         reduce_rows(b, ptrs, 1, &[]);
                         vec![]
@@ -725,11 +704,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 });
                 let done = n_vector * lanes;
                 if done < n {
-                    let tail: Vec<clif::Value> = ptrs
-                        .iter()
-                        .zip(steps)
-                        .map(|(&p, &step)| if step == 0 { p } else { b.ins().iadd_imm_s(p, done as i64 * step) })
-                        .collect();
+                    let tail = advance(b, ptrs, steps, done);
                     emit_loop(b, n - done, &tail, steps, &[], &mut |b, ptrs, _| {
                         let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_walk], 0);
                         let value = scalar_tree.eval_with(b, ptrs, siblings);
@@ -1427,6 +1402,16 @@ fn merge_dims(dims: &[usize], strides: &[Vec<i64>]) -> (Vec<usize>, Vec<Vec<i64>
         res_strides.push(stride.clone());
     }
     (res_dims, res_strides)
+}
+
+/// `ptrs` moved forward by `count` steps of `steps` bytes each (a loop's
+/// scalar tail starts where its vector part ended); pointers that do not
+/// move are reused as they are.
+fn advance(b: &mut FunctionBuilder, ptrs: &[clif::Value], steps: &[i64], count: usize) -> Vec<clif::Value> {
+    ptrs.iter()
+        .zip(steps)
+        .map(|(&p, &step)| if count == 0 || step == 0 { p } else { b.ins().iadd_imm_s(p, count as i64 * step) })
+        .collect()
 }
 
 /// Emits a row-major loop nest over `dims`: pointer k starts at `ptrs[k]` and

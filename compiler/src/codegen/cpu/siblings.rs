@@ -9,7 +9,8 @@
 //!    `hosted[s] = r`, with the values `s` hosted): `r`'s loop, which visits
 //!    every source element once in row-major order, evaluates `s`'s tree
 //!    at each element and stores it. When: `r` is a float `ReduceSum` or
-//!    `ReduceMax` whose loop runs vectors (one contiguous reduced run), the
+//!    `ReduceMax` whose loop runs vectors (a contiguous reduced run, or a
+//!    kept innermost dim as vectors of outputs), the
 //!    merged loop still does, and everything `s`'s tree reads is written
 //!    before `r` runs. Nothing between `r` and `s` reads `s`'s outputs: their
 //!    users come after `s`.
