@@ -49,6 +49,48 @@ pub fn im2col<T: Elem>(image: &[T], h: usize, w: usize, ys: &[Vec<isize>], xs: &
     }
 }
 
+/// The second half of a convolution in scatter form: `t` holds, for each
+/// output channel `o` and tap `(ky, kx)`, the kernel tap times every input
+/// pixel (`t[(o, ky, kx), (iy, ix)]`, one GEMM over the input); each output
+/// pixel sums the entries its taps read:
+/// `out[o, y, x] = sum over (ky, kx) of t[(o, ky, kx), (ys[ky][y], xs[kx][x])]`,
+/// skipping taps that read padding, added in `(ky, kx)` order from zero.
+/// Cheaper than im2col when the output has more pixels than the input
+/// (a data gradient: the cotangent padded by the kernel size).
+pub fn col2im_sum<T: Elem>(t: &[T], h: usize, w: usize, ys: &[Vec<isize>], xs: &[Vec<isize>], out: &mut [T]) {
+    let (oh, ow) = (ys.first().map_or(0, Vec::len), xs.first().map_or(0, Vec::len));
+    let (pixels, taps) = (oh * ow, ys.len() * xs.len());
+    let runs: Vec<Option<Run>> = xs.iter().map(|taps| Run::of(taps)).collect();
+    for (o, plane) in out.chunks_exact_mut(pixels.max(1)).enumerate() {
+        plane.fill(T::ZERO);
+        for (ky, ky_taps) in ys.iter().enumerate() {
+            for (kx, (kx_taps, run)) in xs.iter().zip(&runs).enumerate() {
+                let rows = &t[((o * taps) + ky * xs.len() + kx) * h * w..][..h * w];
+                for (dst, &iy) in plane.chunks_exact_mut(ow.max(1)).zip(ky_taps) {
+                    if iy < 0 {
+                        continue;
+                    }
+                    let src = &rows[iy as usize * w..][..w];
+                    match run {
+                        Some(r) => {
+                            for (d, &s) in dst[r.start..r.end].iter_mut().zip(&src[r.src..]) {
+                                *d = *d + s;
+                            }
+                        }
+                        None => {
+                            for (d, &ix) in dst.iter_mut().zip(kx_taps) {
+                                if ix >= 0 {
+                                    *d = *d + src[ix as usize];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Output columns `start..end` read input columns `src..` one by one; the
 /// others read nothing (the common case: stride 1, no input dilation).
 struct Run {

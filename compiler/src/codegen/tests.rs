@@ -1113,6 +1113,12 @@ fn conv2d_matches_interp_within_tolerance() {
         // gradient of a strided conv): all images in one GEMM.
         (&[5, 3, 7, 7], &[4, 3, 5, 5], crate::ir::Conv::plain()),
         (&[3, 2, 9, 9], &[3, 2, 5, 5], conv([1, 1], [1, 1], [0, 0], [1, 1], [2, 2], 1)),
+        // More output pixels than input pixels (data-gradient shapes): the
+        // scatter form, also with input dilation, groups, strides and a
+        // dilated kernel.
+        (&[2, 8, 5, 5], &[4, 8, 3, 3], conv([1, 1], [2, 2], [2, 2], [1, 1], [1, 1], 1)),
+        (&[2, 4, 3, 4], &[6, 2, 3, 2], conv([1, 1], [2, 1], [2, 1], [2, 2], [1, 1], 2)),
+        (&[1, 2, 3, 3], &[2, 2, 2, 2], conv([2, 1], [3, 3], [3, 3], [1, 1], [2, 2], 1)),
     ];
     for dtype in FLOATS {
         for (xd, kd, attrs) in &specs {

@@ -1,7 +1,10 @@
 //! Host routines for the windowed ops: `Conv2d` as im2col + one `gemm` call
 //! per (image, group) (when the kernel's rows are longer than the output's,
 //! as in weight gradients: the transposed im2col layout, and one GEMM per
-//! group with every image's few pixels as its columns), `ReduceWindowSum`/`ReduceWindowMax`
+//! group with every image's few pixels as its columns; when the output has
+//! more pixels than the input, as in data gradients: the scatter form, one
+//! GEMM of the kernel taps with the unpadded input and a tap sum per output
+//! pixel, `kernels::col2im_sum`), `ReduceWindowSum`/`ReduceWindowMax`
 //! and `SelectAndScatter`; the hot
 //! loops are in the `kernels` crate (built optimized even in the dev
 //! profile). The window reductions visit elements in the interpreter's order
@@ -146,6 +149,43 @@ macro_rules! conv2d_routine {
             let ys: Vec<Vec<isize>> = (0..d.kh).map(|k| d.taps(0, k, d.h, d.oh)).collect();
             let xs: Vec<Vec<isize>> = (0..d.kw).map(|k| d.taps(1, k, d.w, d.ow)).collect();
             let image = |b: usize, g: usize| &x[(b * d.c + g * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
+            // More output pixels than input pixels (a data gradient: the
+            // cotangent padded by the kernel size, or dilated by a stride):
+            // the scatter form multiplies each kernel tap with the input
+            // once, `t[(o, tap), input pixel]` (one GEMM per image and
+            // group, the kernel's rows reordered to `(o, tap)` once), and
+            // each output pixel sums its taps' entries (`col2im_sum`).
+            // Fewer products than im2col's (which multiplies the padding's
+            // zeros) and no im2col matrix, which for W2's data gradient was
+            // 50 MB per step.
+            if !pointwise && d.h * d.w < pixels && rows > 0 {
+                let (taps, hw) = (d.kh * d.kw, d.h * d.w);
+                $scratch.with_borrow_mut(|scratch| {
+                    if scratch.len() < og * taps * (d.cg + hw) {
+                        scratch.resize(og * taps * (d.cg + hw), 0.0);
+                    }
+                    let (reordered, t) = scratch.split_at_mut(og * taps * d.cg);
+                    let t = &mut t[..og * taps * hw];
+                    for g in 0..d.groups {
+                        // reordered[(o, tap), ci] = kernel[g * og + o, ci, tap].
+                        let kernel = unsafe { std::slice::from_raw_parts(rhs.add(g * og * rows), og * rows) };
+                        for (o, block) in reordered.chunks_exact_mut(taps * d.cg).enumerate() {
+                            for (tap, row) in block.chunks_exact_mut(d.cg).enumerate() {
+                                for (ci, v) in row.iter_mut().enumerate() {
+                                    *v = kernel[(o * d.cg + ci) * taps + tap];
+                                }
+                            }
+                        }
+                        for b in 0..d.n {
+                            // t[(o, tap), pixel] = reordered[(o, tap), cg] x image[cg, pixel].
+                            $matmul(reordered.as_ptr(), image(b, g).as_ptr(), t.as_mut_ptr(), og * taps, d.cg, hw, 0);
+                            let dst = &mut out[(b * d.o + g * og) * pixels..][..og * pixels];
+                            ::kernels::col2im_sum(t, d.h, d.w, &ys, &xs, dst);
+                        }
+                    }
+                });
+                return;
+            }
             // Kernel rows longer than output rows (weight gradients): the
             // transposed layout copies longer contiguous runs, and all
             // images go into one GEMM (their few pixels side by side as
