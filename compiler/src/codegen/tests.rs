@@ -1148,6 +1148,64 @@ fn conv2d_matches_interp_within_tolerance() {
     }
 }
 
+/// A weight gradient as autodiff writes it, `conv2d(transpose(x),
+/// transpose(dy))` with images and channels swapped on both sides: the
+/// conv routine reads both transposes in their operands' order (two
+/// strided views, no copies), with padding, a stride's dilated kernel, and
+/// images in one GEMM; a transpose that is also an output is copied, and
+/// then the conv reads both operands materialized.
+#[test]
+fn weight_gradient_convs_read_swapped_operands_in_place() {
+    let mut rng = Rng(0xC2);
+    let conv = |low, rhs_dilation| crate::ir::Conv {
+        stride: [1, 1],
+        low,
+        high: low,
+        lhs_dilation: [1, 1],
+        rhs_dilation,
+        groups: 1,
+    };
+    // (x dims [n, c, h, w], dy dims [n, o, oh, ow], conv attrs, x^T also an output)
+    let specs: Vec<(&[usize], &[usize], crate::ir::Conv, bool)> = vec![
+        (&[3, 2, 7, 7], &[3, 4, 5, 5], conv([0, 0], [1, 1]), false),
+        (&[2, 3, 6, 5], &[2, 2, 6, 5], conv([1, 1], [1, 1]), false),
+        (&[2, 2, 9, 9], &[2, 3, 4, 4], conv([0, 0], [2, 2]), false),
+        (&[1, 1, 5, 5], &[1, 2, 3, 3], conv([0, 0], [1, 1]), true),
+    ];
+    for dtype in FLOATS {
+        for (xd, dyd, attrs, x_out) in &specs {
+            let (tx, tdy) = (Type::new(dtype, xd), Type::new(dtype, dyd));
+            let mut b = Builder::new("wgrad", &[tx.clone(), tdy.clone()]);
+            let xt = b.transpose(b.param(0), vec![1, 0, 2, 3]);
+            let dyt = b.transpose(b.param(1), vec![1, 0, 2, 3]);
+            let res = b.conv2d(xt, dyt, attrs.clone());
+            let func = b.finish(if *x_out { vec![res, xt] } else { vec![res] });
+            let inputs = [plain_tensor(&tx, &mut rng), plain_tensor(&tdy, &mut rng)];
+            let want = interp::run(&func, &inputs);
+            let abs: Vec<Tensor> = inputs
+                .iter()
+                .map(|t| Tensor::f64(t.shape.dims(), t.to_f64_vec().iter().map(|v| v.abs()).collect()))
+                .collect();
+            let scale = interp::run(&func.widened_to_f64(), &abs)[0].to_f64_vec();
+            let k = (xd[0] * dyd[2] * dyd[3]) as f64;
+            let c = if dtype == DType::F32 { 1e-6 } else { 1e-14 };
+            let mut cpu = compile(&func).unwrap();
+            assert_eq!(cpu.strided_transposes(), if *x_out { 0 } else { 2 }, "{xd:?} {dyd:?}");
+            for _ in 0..2 {
+                let got = cpu.run(&inputs);
+                assert_eq!(got[0].ty(), want[0].ty());
+                for (i, (g, w)) in got[0].to_f64_vec().iter().zip(want[0].to_f64_vec()).enumerate() {
+                    let tol = c * k.sqrt() * scale[i];
+                    assert!((g - w).abs() <= tol, "{dtype} {xd:?} {dyd:?} {attrs:?} [{i}]: jit {g} vs interp {w}");
+                }
+                if *x_out {
+                    assert_eq!(got[1], want[1]);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn window_ops_and_reverse_match_interp_bitwise() {
     let mut rng = Rng(0xC1);

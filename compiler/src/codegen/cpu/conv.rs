@@ -25,10 +25,11 @@
 
 use std::cell::RefCell;
 
+use super::schedule::{swapped_conv_operands, Schedule};
 use crate::ir::{Func, Op};
 
 /// The descriptor of instruction `index` (a `Conv2d` or a window reduction).
-pub(super) fn descriptor(func: &Func, index: usize) -> Vec<i64> {
+pub(super) fn descriptor(func: &Func, sched: &Schedule, index: usize) -> Vec<i64> {
     let inst = &func.insts[index];
     let arg = |k: usize| func.ty(inst.args[k]).shape.0.clone();
     let out = inst.ty.shape.0.clone();
@@ -39,6 +40,7 @@ pub(super) fn descriptor(func: &Func, index: usize) -> Vec<i64> {
             d.extend([l[0], l[1], l[2], l[3], r[0], r[1], r[2], r[3], out[2], out[3]]);
             d.extend(a.stride.iter().chain(&a.low).chain(&a.lhs_dilation).chain(&a.rhs_dilation));
             d.push(a.groups);
+            d.push(swapped_conv_operands(func, sched, index) as usize);
         }
         Op::ReduceWindowSum(w) | Op::ReduceWindowMax(w) => {
             d.push(out.len());
@@ -71,12 +73,15 @@ struct ConvDesc {
     lhs_dilation: [usize; 2],
     rhs_dilation: [usize; 2],
     groups: usize,
+    /// Both operands are stored with their first two dims swapped
+    /// (`schedule::swapped_conv_operands`): `[c, n, h, w]` and `[cg, o, kh, kw]`.
+    swapped: bool,
 }
 
 impl ConvDesc {
     /// Safety: `desc` points to a descriptor built by `descriptor` for a conv.
     unsafe fn read(desc: *const i64) -> ConvDesc {
-        let v: Vec<usize> = unsafe { std::slice::from_raw_parts(desc, 19) }.iter().map(|&x| x as usize).collect();
+        let v: Vec<usize> = unsafe { std::slice::from_raw_parts(desc, 20) }.iter().map(|&x| x as usize).collect();
         ConvDesc {
             n: v[0],
             c: v[1],
@@ -93,6 +98,7 @@ impl ConvDesc {
             lhs_dilation: [v[14], v[15]],
             rhs_dilation: [v[16], v[17]],
             groups: v[18],
+            swapped: v[19] != 0,
         }
     }
 
@@ -148,6 +154,66 @@ macro_rules! conv2d_routine {
             let pointwise = d.is_pointwise();
             let ys: Vec<Vec<isize>> = (0..d.kh).map(|k| d.taps(0, k, d.h, d.oh)).collect();
             let xs: Vec<Vec<isize>> = (0..d.kw).map(|k| d.taps(1, k, d.w, d.ow)).collect();
+            if d.swapped {
+                // A weight gradient whose operands are stored as
+                // `x[c][n][h][w]` (each "channel" c an image) and
+                // `k[c][o][kh][kw]` (each a cotangent): out[n, o, p] is a
+                // sum over c of k[c] (o x taps) times the patches of image
+                // c (taps x (n, p)). One GEMM per c accumulating into
+                // `sum[o, (n, p)]`, each on an im2col of one image that
+                // stays in cache, with the tap tables exchanged (the kernel
+                // taps are the columns, the output pixels the rows).
+                let taps = d.kh * d.kw;
+                let columns = d.n * pixels;
+                if d.c == 0 || taps == 0 {
+                    out.fill(0.0);
+                    return;
+                }
+                let ys_t: Vec<Vec<isize>> = (0..d.oh).map(|y| ys.iter().map(|t| t[y]).collect()).collect();
+                let xs_t: Vec<Vec<isize>> = (0..d.ow).map(|x| xs.iter().map(|t| t[x]).collect()).collect();
+                $scratch.with_borrow_mut(|scratch| {
+                    if scratch.len() < (taps + d.o) * columns {
+                        scratch.resize((taps + d.o) * columns, 0.0);
+                    }
+                    let (patches, sum) = scratch.split_at_mut(taps * columns);
+                    let sum = &mut sum[..d.o * columns];
+                    for (c, image) in x.chunks_exact(d.n * d.h * d.w).enumerate() {
+                        // patches[(n, y, x), (ky, kx)] = image[n] under that tap, or 0.
+                        ::kernels::im2col(image, d.h, d.w, &ys_t, &xs_t, patches);
+                        // sum[o, (n, p)] (+)= k[c][o, taps] x patches^T.
+                        unsafe {
+                            gemm::gemm(
+                                d.o,
+                                columns,
+                                taps,
+                                sum.as_mut_ptr(),
+                                1,
+                                columns as isize,
+                                c > 0,
+                                rhs.add(c * d.o * taps),
+                                1,
+                                taps as isize,
+                                patches.as_ptr(),
+                                taps as isize,
+                                1,
+                                1.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                gemm::Parallelism::None,
+                            )
+                        }
+                    }
+                    // out[n, o, p] = sum[o, (n, p)].
+                    for (o, row) in sum.chunks_exact(columns).enumerate() {
+                        for (n, block) in row.chunks_exact(pixels).enumerate() {
+                            out[(n * d.o + o) * pixels..][..pixels].copy_from_slice(block);
+                        }
+                    }
+                });
+                return;
+            }
             let image = |b: usize, g: usize| &x[(b * d.c + g * d.cg) * d.h * d.w..][..d.cg * d.h * d.w];
             // More output pixels than input pixels (a data gradient: the
             // cotangent padded by the kernel size, or dilated by a stride):

@@ -344,7 +344,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             DType::F64 => hosts[1],
             other => unreachable!("windowed op on {other} (the verifier rejects it)"),
         };
-        let desc = super::conv::descriptor(self.func, index);
+        let desc = super::conv::descriptor(self.func, self.sched, index);
         let slot = self.b.create_sized_stack_slot(clif::StackSlotData::new(
             clif::StackSlotKind::ExplicitSlot,
             (desc.len() * 8) as u32,

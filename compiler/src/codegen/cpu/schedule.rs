@@ -48,8 +48,10 @@ use crate::ir::{DType, Func, Op};
 /// Which values are computed inside a consumer's loop.
 pub(crate) struct Schedule {
     /// `strided[v]`: `Transpose` `v` swaps the last two dims and only
-    /// matmuls read it: it is a view of its operand's buffer, which the
-    /// GEMM reads with swapped strides (no copy). CPU backend only.
+    /// matmuls read it, or swaps the first two dims of a 4-D array and only
+    /// weight-gradient convolutions read it (`swapped_conv_operand`): it is
+    /// a view of its operand's buffer, which the GEMM or the conv routine
+    /// reads in the stored order (no copy). CPU backend only.
     pub(crate) strided: Vec<bool>,
     /// `inlined[v]`: value `v` has no buffer.
     pub(crate) inlined: Vec<bool>,
@@ -225,26 +227,67 @@ pub(super) fn swaps_last_two(perm: &[usize]) -> bool {
     r >= 2 && perm[r - 2] == r - 1 && perm[r - 1] == r - 2 && perm[..r - 2].iter().enumerate().all(|(i, &p)| i == p)
 }
 
-/// The transposes a GEMM can read through strides (see `Schedule::strided`):
-/// they swap the last two dims, are not outputs, and every user is a
-/// `MatMul` or `BatchMatMul`.
+/// The transposes a GEMM or a conv routine can read in their operand's
+/// order (see `Schedule::strided`): not outputs, and either they swap the
+/// last two dims and every user is a `MatMul` or `BatchMatMul`, or they swap
+/// the first two dims of a 4-D array and every user is a `Conv2d` with one
+/// group both of whose operands are such transposes (a weight gradient as
+/// autodiff writes it: images and channels swapped on both sides; the conv
+/// routine reads both in their stored order, see `conv.rs`).
 fn strided_transposes(func: &Func) -> Vec<bool> {
     let n = func.insts.len();
-    let mut strided: Vec<bool> =
-        func.insts.iter().map(|inst| matches!(&inst.op, Op::Transpose { perm } if swaps_last_two(perm))).collect();
+    let swaps_first_two = |v: usize| matches!(&func.insts[v].op, Op::Transpose { perm } if perm == &[1, 0, 2, 3]);
+    let mut strided: Vec<bool> = func
+        .insts
+        .iter()
+        .enumerate()
+        .map(|(v, inst)| matches!(&inst.op, Op::Transpose { perm } if swaps_last_two(perm)) || swaps_first_two(v))
+        .collect();
     let mut used = vec![false; n];
     for inst in &func.insts {
         for arg in &inst.args {
             used[arg.index()] = true;
-            if !matches!(inst.op, Op::MatMul | Op::BatchMatMul) {
-                strided[arg.index()] = false;
+            let v = arg.index();
+            let read_in_order = if swaps_first_two(v) {
+                matches!(&inst.op, Op::Conv2d(c) if c.groups == 1)
+            } else {
+                matches!(inst.op, Op::MatMul | Op::BatchMatMul)
+            };
+            if !read_in_order {
+                strided[v] = false;
             }
         }
     }
     for out in &func.outputs {
         strided[out.index()] = false;
     }
+    // A conv reads both operands swapped or neither: drop the views whose
+    // conv has the other operand materialized, until none changes.
+    loop {
+        let mut changed = false;
+        for inst in &func.insts {
+            if let Op::Conv2d(_) = inst.op {
+                let (l, r) = (inst.args[0].index(), inst.args[1].index());
+                if strided[l] != strided[r] && (swaps_first_two(l) || swaps_first_two(r)) {
+                    for v in [l, r] {
+                        changed |= std::mem::replace(&mut strided[v], false);
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
     (0..n).map(|v| strided[v] && used[v]).collect()
+}
+
+/// Whether `Conv2d` `index` reads both operands as views of transposes that
+/// swap their first two dims (`Schedule::strided`): the lhs buffer holds
+/// `[channels, images, h, w]`, the kernel buffer `[in, out, kh, kw]`.
+pub(super) fn swapped_conv_operands(func: &Func, sched: &Schedule, index: usize) -> bool {
+    let args = &func.insts[index].args;
+    sched.strided[args[0].index()] && sched.strided[args[1].index()]
 }
 
 impl Schedule {
