@@ -53,6 +53,7 @@ mod scan;
 pub(crate) mod schedule;
 mod siblings;
 pub(crate) mod vmath;
+pub(crate) mod vmath_x16;
 
 use std::mem::ManuallyDrop;
 
@@ -160,11 +161,17 @@ pub struct Options {
     /// (`cpu/siblings.rs`); false: the plain schedule (for tests: the same
     /// values, bitwise, by more loops).
     pub horizontal_fusion: bool,
+    /// With `inline_math`, on hosts with AVX-512F: a fused loop whose result
+    /// is an f32 exp, log, tanh or logistic computes that function on
+    /// 512-bit vectors, one host call per row or chunk of 1024 elements
+    /// (`vmath_x16.rs`), bitwise the same results as on Cranelift's 128-bit
+    /// vectors; false: inline code only.
+    pub wide_math: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { inline_math: true, horizontal_fusion: true }
+        Options { inline_math: true, horizontal_fusion: true, wide_math: true }
     }
 }
 
@@ -180,7 +187,8 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
     // Sibling scans adjacent, so that each loop runs once (`scan.rs`).
     let grouped = ir::scan::group_siblings(func);
     let func = &grouped;
-    let sched = schedule::schedule(func, options.inline_math, options.horizontal_fusion);
+    let mut sched = schedule::schedule(func, options.inline_math, options.horizontal_fusion);
+    sched.wide_math = options.inline_math && options.wide_math && vmath_x16::available();
     let plan = plan::plan(func, &sched);
 
     let mut flags = settings::builder();

@@ -24,6 +24,11 @@ use crate::ir::{DType, Func, Op, Tensor};
 /// host's pointer width).
 const PTR: clif::Type = types::I64;
 
+/// Elements per call of a wide transcendental routine within a long row
+/// (`Emitter::emit_fused_math`): 4 KB of f32, which the loop has just
+/// stored and the routine finds in L1.
+const WIDE_CHUNK: usize = 1024;
+
 /// A loop body: gets the current pointers and carried values, returns the
 /// next carried values.
 type Body<'a> = &'a mut dyn FnMut(&mut FunctionBuilder, &[clif::Value], &[clif::Value]) -> Vec<clif::Value>;
@@ -77,7 +82,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::Abs | Op::Sign | Op::Rsqrt => self.emit_fused(index),
             Op::Log1p => self.emit_host_elementwise(index, [HostFn::Log1pF32, HostFn::Log1pF64], None)?,
             Op::Expm1 => self.emit_host_elementwise(index, [HostFn::Expm1F32, HostFn::Expm1F64], None)?,
-            Op::Logistic if self.sched.inline_math => self.emit_fused(index),
+            Op::Logistic if self.sched.inline_math => self.emit_fused_math(index)?,
             Op::Logistic => self.emit_host_elementwise(index, [HostFn::LogisticF32, HostFn::LogisticF64], None)?,
             Op::Sin => self.emit_host_elementwise(index, [HostFn::SinF32, HostFn::SinF64], None)?,
             Op::Cos => self.emit_host_elementwise(index, [HostFn::CosF32, HostFn::CosF64], None)?,
@@ -118,7 +123,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             }
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => self.emit_fused(index),
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.emit_fused(index),
-            Op::Exp | Op::Log | Op::Tanh if self.sched.inline_math => self.emit_fused(index),
+            Op::Exp | Op::Log | Op::Tanh if self.sched.inline_math => self.emit_fused_math(index)?,
             Op::Exp => self.emit_host_elementwise(index, [HostFn::ExpF32, HostFn::ExpF64], None)?,
             Op::Log => self.emit_host_elementwise(index, [HostFn::LogF32, HostFn::LogF64], None)?,
             Op::Tanh => self.emit_host_elementwise(index, [HostFn::TanhF32, HostFn::TanhF64], None)?,
@@ -208,6 +213,37 @@ impl<'a, 'm> Emitter<'a, 'm> {
     /// when every op of the tree is lane-wise exact (`vector_lanes`), with a
     /// scalar tail.
     fn emit_fused(&mut self, root: usize) {
+        self.emit_fused_with(root, None)
+    }
+
+    /// A fused loop rooted at an inline transcendental: with
+    /// `Schedule::wide_math`, an f32 root whose rows hold at least 16
+    /// elements gets its function from the 512-bit routine (`vmath_x16.rs`),
+    /// called on each row (or chunk of `WIDE_CHUNK` elements) right after
+    /// the loop stored the operand there, while it is in cache; otherwise
+    /// the usual inline loop.
+    fn emit_fused_math(&mut self, root: usize) -> Result<(), CodegenError> {
+        let inst = &self.func.insts[root];
+        let host = match inst.op {
+            Op::Exp => HostFn::ExpF32X16,
+            Op::Log => HostFn::LogF32X16,
+            Op::Tanh => HostFn::TanhF32X16,
+            Op::Logistic => HostFn::LogisticF32X16,
+            _ => unreachable!("{:?} is not an inline math op", inst.op),
+        };
+        let inner = inst.ty.shape.0.last().copied().unwrap_or(1);
+        if !self.sched.wide_math || inst.ty.dtype != DType::F32 || inner < 16 {
+            self.emit_fused(root);
+            return Ok(());
+        }
+        let routine = self.host_ref(host)?;
+        self.emit_fused_with(root, Some(routine));
+        Ok(())
+    }
+
+    /// `wide`: the root's function is computed by this 512-bit routine (see
+    /// `emit_fused_math`); the loop itself stores the root's operand.
+    fn emit_fused_with(&mut self, root: usize, wide: Option<FuncRef>) {
         let (func, sched) = (self.func, self.sched);
         let ty = &func.insts[root].ty;
         let leaves = schedule::leaves(func, sched, root);
@@ -233,12 +269,18 @@ impl<'a, 'm> Emitter<'a, 'm> {
             bases.push(self.base(guest));
         }
         let out_at = leaves.len();
+        // With a wide routine, the loop evaluates (or loads) the operand.
+        let operand = func.insts[root].args.first().map(|a| a.index());
+        let (tree_root, evaluate_root) = match (wide, operand) {
+            (Some(_), Some(arg)) => (arg, sched.evaluated_in(arg, root)),
+            _ => (root, true),
+        };
         let tree = |lanes, inner_steps| Tree {
             func,
             sched,
-            root,
+            root: tree_root,
             loop_root: root,
-            evaluate_root: true,
+            evaluate_root,
             leaves: &leaves,
             guests: &guests,
             guest_ptrs: out_at + 1,
@@ -255,8 +297,10 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let inner_steps = strides[dims.len() - 1].clone();
         let outer_strides = &strides[..dims.len() - 1];
         let lanes = vector_lanes(func, sched, func.insts[root].ty.dtype, &[root], root, &leaves, &guests, &inner_steps);
-        let n_vector = if lanes > 1 { inner / lanes } else { 0 };
-        emit_nest(&mut self.b, outer_dims, outer_strides, &bases, &[], &mut |b, ptrs, _| {
+        // `count` elements from `ptrs`: vectors, then a scalar tail; then
+        // the wide routine over them, in place in the root's buffer.
+        let row = |b: &mut FunctionBuilder, ptrs: &[clif::Value], count: usize| {
+            let n_vector = if lanes > 1 { count / lanes } else { 0 };
             if n_vector > 0 {
                 let steps: Vec<i64> = inner_steps.iter().map(|&s| s * lanes as i64).collect();
                 let tree = tree(lanes, &inner_steps);
@@ -267,14 +311,35 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 });
             }
             let done = n_vector * lanes;
-            if done < inner {
+            if done < count {
                 let tail = advance(b, ptrs, &inner_steps, done);
                 let tree = tree(1, &inner_steps);
-                emit_loop(b, inner - done, &tail, &inner_steps, &[], &mut |b, ptrs, _| {
+                emit_loop(b, count - done, &tail, &inner_steps, &[], &mut |b, ptrs, _| {
                     let res = tree.eval(b, ptrs);
                     store(b, res, ptrs[out_at]);
                     vec![]
                 });
+            }
+            if let Some(routine) = wide {
+                let n = b.ins().iconst(PTR, count as i64);
+                let out = ptrs[out_at];
+                b.ins().call(routine, &[out, out, out, n]);
+            }
+        };
+        // The root's buffer is contiguous, so a chunk of its row is too.
+        let chunk = if wide.is_some() { WIDE_CHUNK } else { inner };
+        emit_nest(&mut self.b, outer_dims, outer_strides, &bases, &[], &mut |b, ptrs, _| {
+            let (n_chunks, rest) = (inner / chunk, inner % chunk);
+            if n_chunks > 0 {
+                let steps: Vec<i64> = inner_steps.iter().map(|&s| s * chunk as i64).collect();
+                emit_loop(b, n_chunks, ptrs, &steps, &[], &mut |b, ptrs, _| {
+                    row(b, ptrs, chunk);
+                    vec![]
+                });
+            }
+            if rest > 0 {
+                let tail = advance(b, ptrs, &inner_steps, n_chunks * chunk);
+                row(b, &tail, rest);
             }
             vec![]
         });
@@ -362,6 +427,13 @@ impl<'a, 'm> Emitter<'a, 'm> {
     }
 
     fn call_host(&mut self, host: HostFn, args: &[clif::Value]) -> Result<(), CodegenError> {
+        let func_ref = self.host_ref(host)?;
+        self.b.ins().call(func_ref, args);
+        Ok(())
+    }
+
+    /// The callee reference of `host` in this function, declared once.
+    fn host_ref(&mut self, host: HostFn) -> Result<FuncRef, CodegenError> {
         let func_ref = match self.host_refs.get(&host) {
             Some(&func_ref) => func_ref,
             None => {
@@ -379,8 +451,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 func_ref
             }
         };
-        self.b.ins().call(func_ref, args);
-        Ok(())
+        Ok(func_ref)
     }
 
     /// Result element at multi-index `idx` = operand element at flat index

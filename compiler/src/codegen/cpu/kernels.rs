@@ -12,7 +12,7 @@
 //! tolerance).
 
 use super::conv;
-use super::{batch_matmul, gather, random};
+use super::{batch_matmul, gather, random, vmath_x16};
 use crate::ir::interp;
 
 /// One host routine. `signature` and `address` are exhaustive matches so that
@@ -60,6 +60,11 @@ pub(super) enum HostFn {
     ReduceWindowMaxF64,
     SelectAndScatterF32,
     SelectAndScatterF64,
+    /// `vmath_x16.rs`: the inline algorithms on 512-bit vectors, per chunk.
+    ExpF32X16,
+    LogF32X16,
+    TanhF32X16,
+    LogisticF32X16,
 }
 
 /// The argument lists a host routine can take (all pointer-sized integers).
@@ -80,7 +85,7 @@ pub(super) enum HostSig {
 }
 
 impl HostFn {
-    pub(super) const ALL: [HostFn; 41] = [
+    pub(super) const ALL: [HostFn; 45] = [
         HostFn::ExpF32,
         HostFn::ExpF64,
         HostFn::LogF32,
@@ -122,6 +127,10 @@ impl HostFn {
         HostFn::ReduceWindowMaxF64,
         HostFn::SelectAndScatterF32,
         HostFn::SelectAndScatterF64,
+        HostFn::ExpF32X16,
+        HostFn::LogF32X16,
+        HostFn::TanhF32X16,
+        HostFn::LogisticF32X16,
     ];
 
     /// The symbol name registered with the JIT linker.
@@ -168,6 +177,10 @@ impl HostFn {
             HostFn::ReduceWindowMaxF64 => "jl_reduce_window_max_f64",
             HostFn::SelectAndScatterF32 => "jl_select_and_scatter_f32",
             HostFn::SelectAndScatterF64 => "jl_select_and_scatter_f64",
+            HostFn::ExpF32X16 => "jl_exp_f32_x16",
+            HostFn::LogF32X16 => "jl_log_f32_x16",
+            HostFn::TanhF32X16 => "jl_tanh_f32_x16",
+            HostFn::LogisticF32X16 => "jl_logistic_f32_x16",
         }
     }
 
@@ -189,6 +202,7 @@ impl HostFn {
             HostFn::ReduceWindowSumF32 | HostFn::ReduceWindowSumF64 => HostSig::Described,
             HostFn::ReduceWindowMaxF32 | HostFn::ReduceWindowMaxF64 => HostSig::Described,
             HostFn::SelectAndScatterF32 | HostFn::SelectAndScatterF64 => HostSig::Described,
+            HostFn::ExpF32X16 | HostFn::LogF32X16 | HostFn::TanhF32X16 | HostFn::LogisticF32X16 => HostSig::Array,
         }
     }
 
@@ -235,6 +249,10 @@ impl HostFn {
             HostFn::ReduceWindowMaxF64 => conv::jl_reduce_window_max_f64 as *const u8,
             HostFn::SelectAndScatterF32 => conv::jl_select_and_scatter_f32 as *const u8,
             HostFn::SelectAndScatterF64 => conv::jl_select_and_scatter_f64 as *const u8,
+            HostFn::ExpF32X16 => vmath_x16::jl_exp_f32_x16 as *const u8,
+            HostFn::LogF32X16 => vmath_x16::jl_log_f32_x16 as *const u8,
+            HostFn::TanhF32X16 => vmath_x16::jl_tanh_f32_x16 as *const u8,
+            HostFn::LogisticF32X16 => vmath_x16::jl_logistic_f32_x16 as *const u8,
         }
     }
 }

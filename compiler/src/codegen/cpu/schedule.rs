@@ -68,6 +68,9 @@ pub(crate) struct Schedule {
     /// Exp, log, tanh and logistic are evaluated inline (`vmath.rs`) instead
     /// of by a host routine per array.
     pub(super) inline_math: bool,
+    /// Loops rooted at an f32 transcendental call its 512-bit routine per
+    /// chunk (`Options::wide_math`, set by `cpu::compile_with`).
+    pub(super) wide_math: bool,
 }
 
 /// The largest |exponent| a constant `Pow` is lowered to multiplications for.
@@ -218,7 +221,15 @@ pub(crate) fn with_inlined(
 ) -> Schedule {
     let n = func.insts.len();
     let (hosted, guests) = host(func, users, &inlined, fusible);
-    Schedule { inlined, hosted, guests, siblings: vec![Vec::new(); n], inline_math: false, strided: vec![false; n] }
+    Schedule {
+        inlined,
+        hosted,
+        guests,
+        siblings: vec![Vec::new(); n],
+        inline_math: false,
+        wide_math: false,
+        strided: vec![false; n],
+    }
 }
 
 /// Whether `perm` swaps the last two dims and keeps the others.

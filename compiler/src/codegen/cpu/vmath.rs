@@ -110,6 +110,7 @@ struct Format {
     bias: i64,
 }
 
+#[inline(always)]
 fn format<A: Arith>(a: &A) -> Format {
     if a.is_f64() {
         Format { magic: 6755399441055744.0, magic_bits: 0x4338_0000_0000_0000, mantissa_bits: 52, bias: 1023 }
@@ -119,6 +120,7 @@ fn format<A: Arith>(a: &A) -> Format {
 }
 
 /// `op(x)` for an op `is_inline` accepts.
+#[inline(always)]
 pub(super) fn eval<A: Arith>(a: &mut A, op: &Op, x: A::V) -> A::V {
     match op {
         Op::Exp => exp(a, x),
@@ -132,6 +134,7 @@ pub(super) fn eval<A: Arith>(a: &mut A, op: &Op, x: A::V) -> A::V {
 /// `x` clamped to `[lo, hi]`, NaN kept: two compare-and-selects (x86 has
 /// no NaN-propagating min/max; Cranelift's `fmin`/`fmax` take 6 vector
 /// instructions each).
+#[inline(always)]
 fn clamp<A: Arith>(a: &mut A, x: A::V, lo: A::V, hi: A::V) -> A::V {
     let below = a.cmp(FloatCC::LessThan, x, lo);
     let x = a.select(below, lo, x);
@@ -140,6 +143,7 @@ fn clamp<A: Arith>(a: &mut A, x: A::V, lo: A::V, hi: A::V) -> A::V {
 }
 
 /// 2^k for an integer-valued float k whose power is a normal number.
+#[inline(always)]
 fn pow2<A: Arith>(a: &mut A, k: A::V) -> A::V {
     let fmt = format(a);
     let magic = a.f(fmt.magic);
@@ -152,12 +156,14 @@ fn pow2<A: Arith>(a: &mut A, k: A::V) -> A::V {
 }
 
 /// The nearest integer to `x` (|x| < 2^(mantissa_bits - 1)), ties to even.
+#[inline(always)]
 fn round<A: Arith>(a: &mut A, x: A::V) -> A::V {
     let magic = a.f(format(a).magic);
     let t = a.add(x, magic);
     a.sub(t, magic)
 }
 
+#[inline(always)]
 pub(super) fn exp<A: Arith>(a: &mut A, x: A::V) -> A::V {
     if a.is_f64() {
         exp_f64(a, x)
@@ -173,6 +179,7 @@ const EXP_F32_RANGE: (f64, f64) = (-104.0, 89.0);
 /// f32 exp without a division: x clamped, then `exp_reduced`, then scaled by
 /// 2^k as two exact powers (overflow gives inf, underflow rounds once into
 /// the subnormals).
+#[inline(always)]
 fn exp_f32<A: Arith>(a: &mut A, x: A::V) -> A::V {
     let (lo, hi) = (a.f(EXP_F32_RANGE.0), a.f(EXP_F32_RANGE.1));
     let x = clamp(a, x, lo, hi);
@@ -185,6 +192,7 @@ fn exp_f32<A: Arith>(a: &mut A, x: A::V) -> A::V {
 /// exact), e^r = 1 + r + r^2 P(r) with P a degree-4 minimax fit of the
 /// relative error (3.1e-9 before rounding; benches/tools/fit_exp.py), by
 /// multiply-adds.
+#[inline(always)]
 fn exp_reduced_f32<A: Arith>(a: &mut A, x: A::V) -> (A::V, A::V) {
     let inv_ln2 = a.f(1.4426950216e+00);
     let scaled = a.mul(x, inv_ln2);
@@ -212,6 +220,7 @@ fn exp_reduced_f32<A: Arith>(a: &mut A, x: A::V) -> (A::V, A::V) {
 
 /// y * 2^k for an integer-valued k whose halves' powers are normal: as
 /// y * 2^k1 * 2^k2, k1 = round(k / 2), both powers exact.
+#[inline(always)]
 fn scale_by_pow2<A: Arith>(a: &mut A, y: A::V, k: A::V) -> A::V {
     let half = a.f(0.5);
     let half_k = a.mul(k, half);
@@ -223,6 +232,7 @@ fn scale_by_pow2<A: Arith>(a: &mut A, y: A::V, k: A::V) -> A::V {
     a.mul(y, s2)
 }
 
+#[inline(always)]
 fn exp_f64<A: Arith>(a: &mut A, x: A::V) -> A::V {
     // lo: exp(lo) rounds to 0; hi: exp(hi) overflows; both keep 2^(k/2) normal.
     let (lo, hi) = (a.f(-746.0), a.f(710.0));
@@ -267,6 +277,7 @@ fn exp_f64<A: Arith>(a: &mut A, x: A::V) -> A::V {
 }
 
 /// `c[0] + z (c[1] + z (c[2] + ...))`.
+#[inline(always)]
 fn horner<A: Arith>(a: &mut A, z: A::V, c: &[f64]) -> A::V {
     let (last, rest) = c.split_last().expect("a polynomial has coefficients");
     let mut acc = a.f(*last);
@@ -279,6 +290,7 @@ fn horner<A: Arith>(a: &mut A, z: A::V, c: &[f64]) -> A::V {
 }
 
 /// `c[0] + z (c[1] + z (c[2] + ...))` by multiply-adds.
+#[inline(always)]
 fn horner_fma<A: Arith>(a: &mut A, z: A::V, c: &[f64]) -> A::V {
     let (last, rest) = c.split_last().expect("a polynomial has coefficients");
     let mut acc = a.f(*last);
@@ -303,6 +315,7 @@ pub(super) fn host_has_fma() -> bool {
     }
 }
 
+#[inline(always)]
 pub(super) fn log<A: Arith>(a: &mut A, x: A::V) -> A::V {
     let f64_ = a.is_f64();
     let fmt = format(a);
@@ -391,6 +404,7 @@ pub(super) fn log<A: Arith>(a: &mut A, x: A::V) -> A::V {
     a.select(invalid, nan, res)
 }
 
+#[inline(always)]
 pub(super) fn tanh<A: Arith>(a: &mut A, x: A::V) -> A::V {
     if a.is_f64() {
         tanh_f64(a, x)
@@ -403,6 +417,7 @@ pub(super) fn tanh<A: Arith>(a: &mut A, x: A::V) -> A::V {
 /// by multiply-adds; else sign(x) (1 - 2 / (e^(2|x|) + 1)) with |x|
 /// clamped to 9.02 (past 9.01 tanh rounds to ±1), so e^(2|x|) needs one
 /// power of two and no division (`exp_reduced_f32`). One division in all.
+#[inline(always)]
 fn tanh_f32<A: Arith>(a: &mut A, x: A::V) -> A::V {
     let z = a.mul(x, x);
     let p = horner_fma(
@@ -428,6 +443,7 @@ fn tanh_f32<A: Arith>(a: &mut A, x: A::V) -> A::V {
 }
 
 /// `sign(x) (1 - 2 / (e + 1))`: tanh(x) from e = exp(2|x|).
+#[inline(always)]
 fn one_minus_two_over_e_plus_one<A: Arith>(a: &mut A, e: A::V, x: A::V) -> A::V {
     let one = a.f(1.0);
     let e1 = a.add(e, one);
@@ -441,12 +457,14 @@ fn one_minus_two_over_e_plus_one<A: Arith>(a: &mut A, e: A::V, x: A::V) -> A::V 
 }
 
 /// ±0 keeps its sign (the polynomial gives +0 for -0).
+#[inline(always)]
 fn keep_signed_zero<A: Arith>(a: &mut A, x: A::V, res: A::V) -> A::V {
     let zero = a.f(0.0);
     let is_zero = a.cmp(FloatCC::Equal, x, zero);
     a.select(is_zero, x, res)
 }
 
+#[inline(always)]
 fn tanh_f64<A: Arith>(a: &mut A, x: A::V) -> A::V {
     let ax = a.abs(x);
     // Small |x|: x + x z P(z) / Q(z) (Cephes tanh).
@@ -469,6 +487,7 @@ fn tanh_f64<A: Arith>(a: &mut A, x: A::V) -> A::V {
     keep_signed_zero(a, x, res)
 }
 
+#[inline(always)]
 pub(super) fn logistic<A: Arith>(a: &mut A, x: A::V) -> A::V {
     let ax = a.abs(x);
     let minus_ax = a.neg(ax);

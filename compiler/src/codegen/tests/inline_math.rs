@@ -326,3 +326,89 @@ fn without_inline_math_the_ops_are_bitwise_the_interpreter() {
         }
     }
 }
+
+/// The 512-bit routines (`cpu/vmath_x16.rs`) run the same algorithms as the
+/// model, so they agree bitwise on the sweep (NaNs as NaNs), including the
+/// masked tail (60,003 elements) and in place. Skipped on hosts without
+/// AVX-512F, where the JIT never calls them.
+#[test]
+fn x16_routines_equal_the_model_bitwise() {
+    use crate::codegen::cpu::vmath_x16 as x16;
+    if !x16::available() {
+        eprintln!("skipped: no AVX-512F on this host");
+        return;
+    }
+    let routines: [(Op, extern "C" fn(*const f32, *const f32, *mut f32, usize)); 4] = [
+        (Op::Exp, x16::jl_exp_f32_x16),
+        (Op::Log, x16::jl_log_f32_x16),
+        (Op::Tanh, x16::jl_tanh_f32_x16),
+        (Op::Logistic, x16::jl_logistic_f32_x16),
+    ];
+    for (op, routine) in routines {
+        let mut rng = Rng(0x16_16 + op_index(&op) as u64);
+        let inputs: Vec<f32> = sweep_inputs(DType::F32, 60_003, &mut rng).iter().map(|&x| x as f32).collect();
+        let mut model = Model::new(false);
+        let mut got = vec![0.0f32; inputs.len()];
+        routine(inputs.as_ptr(), std::ptr::null(), got.as_mut_ptr(), inputs.len());
+        let mut in_place = inputs.clone();
+        routine(in_place.as_ptr(), std::ptr::null(), in_place.as_mut_ptr(), in_place.len());
+        for (i, &x) in inputs.iter().enumerate() {
+            let want = model.run(&op, x as f64) as f32;
+            for (label, g) in [("out of place", got[i]), ("in place", in_place[i])] {
+                assert!(
+                    (want.is_nan() && g.is_nan()) || want.to_bits() == g.to_bits(),
+                    "{op:?} {label} at {x:e} (element {i}): model {want:e} vs x16 {g:e}"
+                );
+            }
+        }
+    }
+}
+
+/// Loops rooted at an inline op call its 512-bit routine per row or chunk
+/// (`Options::wide_math`, on hosts with AVX-512F): `op(x - m)` with `m`
+/// broadcast along rows of 37 (a strided leaf, rows not a multiple of 16),
+/// and `op(y * 0.5)` over 2,100 elements (two 1,024-element chunks and a
+/// rest). Bitwise the model, and the same bits with `wide_math` off.
+#[test]
+fn wide_roots_match_the_model_bitwise() {
+    let (rows, cols, long) = (3, 37, 2100);
+    for op in &OPS {
+        let mut rng = Rng(0x1DE + op_index(op) as u64);
+        let mat = Type::new(DType::F32, &[rows, cols]);
+        let mut b = Builder::new("rows", &[mat.clone(), Type::new(DType::F32, &[rows])]);
+        let mb = b.broadcast(b.param(1), &Shape(vec![rows, cols]), vec![0]);
+        let centered = b.sub(b.param(0), mb);
+        let res = b.unary(op.clone(), centered);
+        let by_rows = b.finish(vec![res]);
+        let mut b = Builder::new("long", &[Type::new(DType::F32, &[long])]);
+        let half = b.full(0.5, &Type::new(DType::F32, &[long]));
+        let scaled = b.mul(b.param(0), half);
+        let res = b.unary(op.clone(), scaled);
+        let chunked = b.finish(vec![res]);
+
+        let xs: Vec<f64> = sweep_inputs(DType::F32, rows * cols, &mut rng);
+        let ms: Vec<f64> = (0..rows).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let ys: Vec<f64> = sweep_inputs(DType::F32, long, &mut rng);
+        let cases = [
+            (
+                &by_rows,
+                vec![Tensor::from_f64(DType::F32, &[rows, cols], &xs), Tensor::from_f64(DType::F32, &[rows], &ms)],
+            ),
+            (&chunked, vec![Tensor::from_f64(DType::F32, &[long], &ys)]),
+        ];
+        let mut m = Model::new(false);
+        for (k, (func, inputs)) in cases.iter().enumerate() {
+            let seen: Vec<Vec<f64>> = inputs.iter().map(|t| t.to_f64_vec()).collect();
+            let want: Vec<f64> = if k == 0 {
+                (0..rows * cols).map(|i| m.run(op, round(DType::F32, seen[0][i] - seen[1][i / cols]))).collect()
+            } else {
+                seen[0].iter().map(|&y| m.run(op, round(DType::F32, y * 0.5))).collect()
+            };
+            let got = compile_inline(func).run(inputs);
+            assert_bitwise(&format!("{op:?} case {k} wide"), &want, &got[0], &seen[0]);
+            let narrow = Options { wide_math: false, ..Options::default() };
+            let got = compile_with(func, &narrow).unwrap().run(inputs);
+            assert_bitwise(&format!("{op:?} case {k} narrow"), &want, &got[0], &seen[0]);
+        }
+    }
+}
