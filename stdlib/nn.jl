@@ -82,14 +82,28 @@ model Dropout(rate: float = 0.5) {
 # forward's exp; no max gradient). A row of only -inf (or of +inf) would
 # make x - m nan, so a non-finite m shifts by 0 instead.
 fn logsumexp(x) {
-    let m = stop_gradient(max(x, axis = -1, keepdims = true))
-    let m = where(abs(m) <= 3.4028234663852886e38, m, 0.0)
+    let m = row_shift(x)
     log(sum(exp(x - m), axis = -1, keepdims = true)) + m
+}
+
+# The stabilizing shift of logsumexp and softmax: the maximum over the last
+# axis (keepdims), as a constant for autodiff, or 0 where it is not finite.
+fn row_shift(x) {
+    let m = stop_gradient(max(x, axis = -1, keepdims = true))
+    where(abs(m) <= 3.4028234663852886e38, m, 0.0)
 }
 
 fn log_softmax(x) = x - logsumexp(x)
 
-fn softmax(x) = exp(log_softmax(x))
+# exp(x - m) / sum(exp(x - m)) over the last axis (jax.nn.softmax's
+# formula): one exp per element, where exp(log_softmax(x)) took two (the
+# logsumexp's and the result's). The shift cancels, so autodiff gives
+# softmax's usual rule through the quotient; a row of only -inf is nan,
+# as through log_softmax.
+fn softmax(x) {
+    let e = exp(x - row_shift(x))
+    e / sum(e, axis = -1, keepdims = true)
+}
 
 # 2-D convolution layer over NCHW images, PyTorch's nn.Conv2d(in, out, k,
 # stride, padding) with its default initialization (uniform in

@@ -345,7 +345,7 @@ fn x16_routines_equal_the_model_bitwise() {
         (Op::Logistic, x16::jl_logistic_f32_x16),
     ];
     for (op, routine) in routines {
-        let mut rng = Rng(0x16_16 + op_index(&op) as u64);
+        let mut rng = Rng(0x1616 + op_index(&op) as u64);
         let inputs: Vec<f32> = sweep_inputs(DType::F32, 60_003, &mut rng).iter().map(|&x| x as f32).collect();
         let mut model = Model::new(false);
         let mut got = vec![0.0f32; inputs.len()];
