@@ -187,8 +187,8 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
     // Sibling scans adjacent, so that each loop runs once (`scan.rs`).
     let grouped = ir::scan::group_siblings(func);
     let func = &grouped;
-    let mut sched = schedule::schedule(func, options.inline_math, options.horizontal_fusion);
-    sched.wide_math = options.inline_math && options.wide_math && vmath_x16::available();
+    let wide_math = options.wide_math && vmath_x16::available();
+    let sched = schedule::schedule(func, options.inline_math, options.horizontal_fusion, wide_math);
     let plan = plan::plan(func, &sched);
 
     let mut flags = settings::builder();
@@ -506,7 +506,8 @@ pub(super) fn compile_copying_io(func: &Func, options: &Options) -> Result<CpuFu
 /// The schedule `compile` uses, for tests of the memory plan.
 #[cfg(test)]
 pub(super) fn schedule_for_tests(func: &Func) -> schedule::Schedule {
-    schedule::schedule(func, Options::default().inline_math, Options::default().horizontal_fusion)
+    let o = Options::default();
+    schedule::schedule(func, o.inline_math, o.horizontal_fusion, o.wide_math && vmath_x16::available())
 }
 
 /// The buffers `compile` places, for tests of the memory plan.

@@ -1576,21 +1576,29 @@ fn a_loss_and_its_gradient_share_one_loop_and_match_interp() {
 }
 
 /// W4 as the step IR (`sum(gelu_tanh(x*w+b)^2)` and its gradient w.r.t.
-/// `w` and `b`, as `jlc` optimizes it) is one pass over `x, w, b`.
+/// `w` and `b`, as `jlc` optimizes it) is one pass over `x, w, b`; with
+/// 512-bit math (`Options::wide_math`, on hosts with AVX-512F) two: the
+/// tanh's own loop (its argument fused in, the routine per chunk), then
+/// everything else.
 #[test]
 fn w4_step_is_one_loop_on_the_cpu() {
     let func = crate::ir::parse::parse(W4_STEP_IR).expect("the W4 IR parses");
     let sched = super::cpu::schedule_for_tests(&func);
     let reduce = func.insts.iter().position(|inst| matches!(inst.op, Op::ReduceSum { .. })).expect("a sum");
-    assert_eq!(loops_of(&func, &sched), vec![reduce]);
+    let tanh = func.insts.iter().position(|inst| matches!(inst.op, Op::Tanh)).expect("a tanh");
+    let wide = super::cpu::vmath_x16::available();
+    assert_eq!(loops_of(&func, &sched), if wide { vec![tanh, reduce] } else { vec![reduce] });
     // Oracle: the same inline math without horizontal fusion (four loops),
-    // bitwise.
+    // and on 128-bit vectors only (one loop), bitwise.
     let mut rng = Rng(0x3A4);
     let inputs: Vec<Tensor> = func.param_types().iter().map(|t| random_tensor(t, &mut rng)).collect();
     let fused = compile_with(&func, &Options::default()).expect("compiles").run(&inputs);
     let plain = Options { horizontal_fusion: false, ..Options::default() };
     let unfused = compile_with(&func, &plain).expect("compiles").run(&inputs);
     assert_outputs_equal("w4 fused vs unfused", &func, &inputs, &unfused, &fused);
+    let narrow = Options { wide_math: false, ..Options::default() };
+    let one_loop = compile_with(&func, &narrow).expect("compiles").run(&inputs);
+    assert_outputs_equal("w4 wide vs narrow", &func, &inputs, &one_loop, &fused);
 }
 
 /// `BENCH_IR=dir cargo bench --bench train_step -- w4` at 1003 elements.

@@ -71,6 +71,10 @@ pub(crate) struct Schedule {
     /// Loops rooted at an f32 transcendental call its 512-bit routine per
     /// chunk (`Options::wide_math`, set by `cpu::compile_with`).
     pub(super) wide_math: bool,
+    /// `wide_roots[v]`: `v` is an f32 tanh or logistic that keeps a loop of
+    /// its own (never inlined, hosted or adopted as a sibling) so that the
+    /// 512-bit routine computes it (`wide_root`); CPU backend only.
+    pub(crate) wide_roots: Vec<bool>,
 }
 
 /// The largest |exponent| a constant `Pow` is lowered to multiplications for.
@@ -133,10 +137,12 @@ fn evaluates_operands(func: &Func, index: usize, fusible: &dyn Fn(usize) -> bool
 }
 
 /// Schedules `func` (see the module doc for the rules).
-pub(super) fn schedule(func: &Func, inline_math: bool, horizontal_fusion: bool) -> Schedule {
+pub(super) fn schedule(func: &Func, inline_math: bool, horizontal_fusion: bool, wide_math: bool) -> Schedule {
     let fusible_here = |index| fusible(func, index, inline_math);
-    let mut sched = schedule_inner(func, &fusible_here, &|index| recomputable(func, index));
+    let wide_roots: Vec<bool> = (0..func.insts.len()).map(|v| inline_math && wide_math && wide_root(func, v)).collect();
+    let mut sched = schedule_inner(func, &fusible_here, &|index| recomputable(func, index), wide_roots);
     sched.inline_math = inline_math;
+    sched.wide_math = inline_math && wide_math;
     sched.strided = strided_transposes(func);
     if horizontal_fusion {
         super::siblings::fuse(func, &mut sched, &fusible_here);
@@ -149,7 +155,21 @@ pub(super) fn schedule(func: &Func, inline_math: bool, horizontal_fusion: bool) 
 /// element): the PTX backend's (`ptx/fusion.rs`). `inline_math` is false
 /// (it only matters to this backend's `emit.rs`).
 pub(crate) fn schedule_with(func: &Func, fusible: &dyn Fn(usize) -> bool) -> Schedule {
-    schedule_inner(func, fusible, &|_| false)
+    schedule_inner(func, fusible, &|_| false, vec![false; func.insts.len()])
+}
+
+/// Whether `index` is a wide root when 512-bit math is on: an f32 tanh or
+/// logistic whose rows hold at least 16 elements. Inside a larger loop it
+/// would run on Cranelift's 4 lanes; as a root of its own its operand tree
+/// still fuses into it, the routine computes it (`emit::emit_fused_math`),
+/// and its users read its buffer: one more store and load per element,
+/// which measured far cheaper than 4-lane tanh (W4: 20-23 -> 15-17 ms on
+/// the 2-vCPU VM). Exp and log, cheaper, stay inline.
+fn wide_root(func: &Func, index: usize) -> bool {
+    let inst = &func.insts[index];
+    matches!(inst.op, Op::Tanh | Op::Logistic)
+        && inst.ty.dtype == DType::F32
+        && inst.ty.shape.0.last().copied().unwrap_or(1) >= 16
 }
 
 /// Whether instruction `index` is cheap enough to compute again in each
@@ -169,13 +189,18 @@ fn recomputable(func: &Func, index: usize) -> bool {
 
 /// `schedule_with`, where a `recomputable` value may also be inlined into
 /// several users (computed again in each).
-fn schedule_inner(func: &Func, fusible: &dyn Fn(usize) -> bool, recomputable: &dyn Fn(usize) -> bool) -> Schedule {
+fn schedule_inner(
+    func: &Func,
+    fusible: &dyn Fn(usize) -> bool,
+    recomputable: &dyn Fn(usize) -> bool,
+    wide_roots: Vec<bool>,
+) -> Schedule {
     let users = users(func);
     let mut inlined = vec![false; func.insts.len()];
     // Users come after their operands, so deciding in reverse order sees
     // each user's own decision (a `Broadcast` user must know its operand).
     for index in (0..func.insts.len()).rev() {
-        if !may_inline(func, &users, index, fusible) {
+        if wide_roots[index] || !may_inline(func, &users, index, fusible) {
             continue;
         }
         let op = &func.insts[index].op;
@@ -184,7 +209,7 @@ fn schedule_inner(func: &Func, fusible: &dyn Fn(usize) -> bool, recomputable: &d
         let cheap = matches!(op, Op::Constant(_) | Op::Broadcast { .. });
         inlined[index] = cheap || users[index].len() == 1 || recomputable(index);
     }
-    with_inlined(func, &users, fusible, inlined)
+    with_inlined(func, &users, fusible, inlined, wide_roots)
 }
 
 /// Each value's users (instruction indices, one per use, in order).
@@ -212,15 +237,17 @@ pub(crate) fn may_inline(func: &Func, users: &[Vec<usize>], index: usize, fusibl
 }
 
 /// The schedule whose inlined values are `inlined` (each allowed by
-/// `may_inline`): the hosted values follow from them. `users` is `users(func)`.
+/// `may_inline`, none a wide root): the hosted values follow from them.
+/// `users` is `users(func)`.
 pub(crate) fn with_inlined(
     func: &Func,
     users: &[Vec<usize>],
     fusible: &dyn Fn(usize) -> bool,
     inlined: Vec<bool>,
+    wide_roots: Vec<bool>,
 ) -> Schedule {
     let n = func.insts.len();
-    let (hosted, guests) = host(func, users, &inlined, fusible);
+    let (hosted, guests) = host(func, users, &inlined, &wide_roots, fusible);
     Schedule {
         inlined,
         hosted,
@@ -228,6 +255,7 @@ pub(crate) fn with_inlined(
         siblings: vec![Vec::new(); n],
         inline_math: false,
         wide_math: false,
+        wide_roots,
         strided: vec![false; n],
     }
 }
@@ -320,6 +348,7 @@ fn host(
     func: &Func,
     users: &[Vec<usize>],
     inlined: &[bool],
+    wide_roots: &[bool],
     fusible: &dyn Fn(usize) -> bool,
 ) -> (Vec<Option<usize>>, Vec<Vec<usize>>) {
     let n = func.insts.len();
@@ -337,7 +366,7 @@ fn host(
             };
             continue;
         }
-        if !elementwise_root(index) || users[index].is_empty() {
+        if !elementwise_root(index) || users[index].is_empty() || wide_roots[index] {
             loop_of[index] = elementwise_root(index).then_some(index);
             continue;
         }

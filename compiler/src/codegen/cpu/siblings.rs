@@ -63,6 +63,7 @@ fn adopt_siblings(func: &Func, sched: &mut Schedule, fusible: &dyn Fn(usize) -> 
     for s in r + 1..func.insts.len() {
         let inst = &func.insts[s];
         let root = fusible(s)
+            && !sched.wide_roots[s]
             && !sched.inlined[s]
             && sched.hosted[s].is_none()
             && !matches!(inst.op, Op::Constant(_) | Op::Broadcast { .. });
@@ -141,6 +142,7 @@ fn inline_one_loop_values(func: &Func, sched: &mut Schedule, fusible: &dyn Fn(us
         // A root that hosts values keeps its loop (they are stored there).
         let candidate = users[v].len() > 1
             && !is_sibling[v]
+            && !sched.wide_roots[v]
             && sched.guests[v].is_empty()
             && schedule::may_inline(func, &users, v, fusible);
         if candidate && try_inline(func, sched, v, home) {

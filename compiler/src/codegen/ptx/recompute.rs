@@ -55,7 +55,7 @@ pub(super) fn improve(func: &Func, sched: Schedule, fusible: &dyn Fn(usize) -> b
         }
         let mut inlined = sched.inlined.clone();
         inlined[value] = true;
-        let trial = schedule::with_inlined(func, &users, fusible, inlined);
+        let trial = schedule::with_inlined(func, &users, fusible, inlined, vec![false; func.insts.len()]);
         let trial_cost = cost(func, &trial, fusible);
         let ops_ok = trial_cost.max_kernel_ops <= MAX_KERNEL_OPS.max(best.max_kernel_ops);
         if trial_cost.traffic <= best.traffic && ops_ok {
