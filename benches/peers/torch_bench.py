@@ -1,8 +1,10 @@
-"""Peer benchmark: W1 (MLP train step with Adam) and W4 (value and gradient
-of sum(gelu_tanh(x*w+b)^2)) in PyTorch eager mode on the CPU. Prints one JSON
+"""Peer benchmark: W1 (MLP train step with Adam), W2 (CNN train step with
+Adam) and W4 (value and gradient of sum(gelu_tanh(x*w+b)^2)) in PyTorch
+eager mode on the CPU. Prints one JSON
 line per workload: median step time over --runs calls after warm-up."""
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -37,6 +39,42 @@ def bench_w1(runs):
     report("torch", "w1", times, version=torch.__version__, threads=torch.get_num_threads())
 
 
+def bench_w2(runs):
+    """W2 as benches/gpu/jax_gpu.py writes it (and our train_step bench):
+    conv 3x3 1->32 + ReLU + maxpool 2, conv 3x3 32->64 + ReLU + maxpool 2,
+    dense 1600->128 + ReLU, dense 10; NCHW; cross-entropy; Adam 1e-3;
+    batch 128 of random data (PyTorch's default initialization ranges)."""
+    x, y = w1_data()
+    x, y = torch.from_numpy(x).reshape(-1, 1, 28, 28), torch.from_numpy(y).long()
+    rng = np.random.default_rng(0)
+
+    def uniform(shape, fan_in):
+        a = 1.0 / np.sqrt(fan_in)
+        return torch.from_numpy(rng.uniform(-a, a, shape).astype(np.float32)).requires_grad_()
+
+    params = [uniform((32, 1, 3, 3), 9), uniform((32,), 9), uniform((64, 32, 3, 3), 288), uniform((64,), 288),
+              uniform((1600, 128), 1600), uniform((128,), 1600), uniform((128, 10), 128), uniform((10,), 128)]
+    opt = torch.optim.Adam(params, lr=1e-3)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        h = F.max_pool2d(torch.relu(F.conv2d(x, params[0], params[1])), 2)
+        h = F.max_pool2d(torch.relu(F.conv2d(h, params[2], params[3])), 2)
+        h = torch.relu(h.reshape(h.shape[0], -1) @ params[4] + params[5])
+        loss = F.cross_entropy(h @ params[6] + params[7], y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    times = []
+    for i in range(5 + runs):
+        t0 = time.perf_counter()
+        step()
+        if i >= 5:
+            times.append(time.perf_counter() - t0)
+    report("torch", "w2", times, version=torch.__version__, threads=torch.get_num_threads())
+
+
 def gelu_tanh(x):
     return 0.5 * x * (1.0 + torch.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))
 
@@ -59,4 +97,4 @@ def bench_w4(runs):
 if __name__ == "__main__":
     args = parse_args()
     for w in args.workloads:
-        {"w1": bench_w1, "w4": bench_w4}[w](args.runs)
+        {"w1": bench_w1, "w2": bench_w2, "w4": bench_w4}[w](args.runs)

@@ -73,7 +73,9 @@ pub fn col2im_sum<T: Elem>(t: &[T], h: usize, w: usize, ys: &[Vec<isize>], xs: &
                     let src = &rows[iy as usize * w..][..w];
                     match run {
                         Some(r) => {
-                            for (d, &s) in dst[r.start..r.end].iter_mut().zip(&src[r.src..]) {
+                            // Equal-length slices: one bounds check, a vector loop.
+                            let src = &src[r.src..r.src + (r.end - r.start)];
+                            for (d, &s) in dst[r.start..r.end].iter_mut().zip(src) {
                                 *d = *d + s;
                             }
                         }
