@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs W1, W2 and W4 on ours and PyTorch (eager), W1 and W4 on JAX (jit;
-# its W2 is 3x PyTorch's here, see shared/design/PERFORMANCE.md), interleaved
+# Runs W1-W4 on ours and PyTorch (eager), W1 and W4 on JAX (jit; W2, W3
+# and W5 in JAX: benches/gpu/jax_gpu.py, which also runs on the CPU), interleaved
 # (ours, jax, torch, ours, jax, torch, ...) for ROUNDS rounds, then prints
 # each peer's medians and the ratios ours / peer per round and overall.
 # Usage: benches/run_peers.sh [ROUNDS=3] [RUNS=30]
@@ -33,10 +33,10 @@ out="$target/peers-results.jsonl"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(getconf _NPROCESSORS_ONLN) vCPUs, load $(cut -d' ' -f1 /proc/loadavg) at start; peer threads: ${threads} (0 = default)" | tee "$out.machine" >&2
 for r in $(seq 1 "$rounds"); do
     echo "round $r/$rounds" >&2
-    "$ours" w1 w2 w4 --json --runs "$runs" | sed "s/^{/{\"round\": $r, /" >> "$out"
+    "$ours" w1 w2 w3 w4 --json --runs "$runs" | sed "s/^{/{\"round\": $r, /" >> "$out"
     (cd benches/peers && "$py" jax_bench.py w1 w4 --runs "$runs") | sed "s/^{/{\"round\": $r, /" >> "$out"
     if "$py" -c 'import torch' 2>/dev/null; then
-        (cd benches/peers && "$py" torch_bench.py w1 w2 w4 --runs "$runs") | sed "s/^{/{\"round\": $r, /" >> "$out"
+        (cd benches/peers && "$py" torch_bench.py w1 w2 w3 w4 --runs "$runs") | sed "s/^{/{\"round\": $r, /" >> "$out"
     fi
 done
 "$py" benches/peers/summarize.py "$out" "$(cat "$out.machine")"

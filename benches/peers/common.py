@@ -13,7 +13,7 @@ W4_N = 4_194_304
 
 def parse_args():
     p = argparse.ArgumentParser()
-    p.add_argument("workloads", nargs="*", default=["w1", "w4"], choices=["w1", "w2", "w4"])
+    p.add_argument("workloads", nargs="*", default=["w1", "w4"], choices=["w1", "w2", "w3", "w4"])
     p.add_argument("--runs", type=int, default=30)
     a = p.parse_args()
     a.runs = max(a.runs, 20)

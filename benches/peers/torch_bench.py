@@ -1,6 +1,6 @@
 """Peer benchmark: W1 (MLP train step with Adam), W2 (CNN train step with
-Adam) and W4 (value and gradient of sum(gelu_tanh(x*w+b)^2)) in PyTorch
-eager mode on the CPU. Prints one JSON
+Adam), W3 (transformer train step with AdamW) and W4 (value and gradient of
+sum(gelu_tanh(x*w+b)^2)) in PyTorch eager mode on the CPU. Prints one JSON
 line per workload: median step time over --runs calls after warm-up."""
 import time
 
@@ -75,6 +75,63 @@ def bench_w2(runs):
     report("torch", "w2", times, version=torch.__version__, threads=torch.get_num_threads())
 
 
+def bench_w3(runs):
+    """W3 as benches/gpu/jax_gpu.py writes it: character transformer, vocab
+    256, d 128, 4 heads, 2 pre-LN layers, MLP 512 with tanh-GELU, seq 128,
+    batch 32, causal mask, AdamW 3e-4 (weight decay 0.01)."""
+    V, D, H, Fd, T, B, L = 256, 128, 4, 512, 128, 32, 2
+    rng = np.random.default_rng(0)
+
+    def t(a):
+        return torch.from_numpy(np.asarray(a, np.float32)).requires_grad_()
+
+    def uniform(shape, fan_in):
+        a = 1.0 / np.sqrt(fan_in)
+        return t(rng.uniform(-a, a, shape))
+
+    params = [t(rng.standard_normal((V, D)) * 0.02), t(rng.standard_normal((T, D)) * 0.02)]
+    for _ in range(L):
+        params += [t(np.ones(D)), t(np.zeros(D)), uniform((D, 3 * D), D), t(np.zeros(3 * D)),
+                   uniform((D, D), D), t(np.zeros(D)), t(np.ones(D)), t(np.zeros(D)),
+                   uniform((D, Fd), D), t(np.zeros(Fd)), uniform((Fd, D), Fd), t(np.zeros(D))]
+    params += [t(np.ones(D)), t(np.zeros(D)), uniform((D, V), D), t(np.zeros(V))]
+    stream = torch.from_numpy(rng.integers(0, V, B * T + 1)).long()
+    x, y = stream[:-1].reshape(B, T), stream[1:].reshape(B, T)
+    mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    opt = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.01)
+
+    def layer_norm(h, g, b):
+        return F.layer_norm(h, (D,), g, b, eps=1e-5)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        p = params
+        h = p[0][x] + p[1]
+        for l in range(L):
+            g1, b1, wqkv, bqkv, wo, bo, g2, b2, w1, c1, w2, c2 = p[2 + 12 * l: 14 + 12 * l]
+            a = layer_norm(h, g1, b1) @ wqkv + bqkv
+            q, k, v = [u.reshape(B, T, H, D // H).transpose(1, 2) for u in a.split(D, dim=-1)]
+            s = (q @ k.transpose(-1, -2)) / np.sqrt(D // H)
+            s = torch.where(mask, s, torch.tensor(-1e9))
+            o = (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, D)
+            h = h + o @ wo + bo
+            h = h + gelu_tanh(layer_norm(h, g2, b2) @ w1 + c1) @ w2 + c2
+        g, b, wh, bh = p[-4:]
+        logits = (layer_norm(h, g, b) @ wh + bh).reshape(B * T, V)
+        loss = F.cross_entropy(logits, y.reshape(-1))
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    times = []
+    for i in range(3 + runs):
+        t0 = time.perf_counter()
+        step()
+        if i >= 3:
+            times.append(time.perf_counter() - t0)
+    report("torch", "w3", times, version=torch.__version__, threads=torch.get_num_threads())
+
+
 def gelu_tanh(x):
     return 0.5 * x * (1.0 + torch.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))
 
@@ -97,4 +154,4 @@ def bench_w4(runs):
 if __name__ == "__main__":
     args = parse_args()
     for w in args.workloads:
-        {"w1": bench_w1, "w2": bench_w2, "w4": bench_w4}[w](args.runs)
+        {"w1": bench_w1, "w2": bench_w2, "w3": bench_w3, "w4": bench_w4}[w](args.runs)
