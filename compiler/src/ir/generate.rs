@@ -74,7 +74,8 @@ impl Default for GenOptions {
 pub fn random_func(seed: u64, opts: &GenOptions) -> Func {
     let mut rng = Rng(seed);
     let float = opts.dtype.unwrap_or(if rng.chance(0.7) { DType::F32 } else { DType::F64 });
-    let shapes: [&[usize]; 7] = [&[], &[5], &[2, 3], &[3, 1, 4], &[2, 3, 4], &[9], &[4, 2]];
+    // [2, 17]: rows of 16+ f32, where the CPU backend's 512-bit math applies.
+    let shapes: [&[usize]; 8] = [&[], &[5], &[2, 3], &[3, 1, 4], &[2, 3, 4], &[9], &[4, 2], &[2, 17]];
     let n_params = 1 + rng.below(3);
     let param_types: Vec<Type> = (0..n_params)
         .map(|_| Type::new(float, rng.pick(&shapes)))
