@@ -245,6 +245,38 @@ impl<'a, 'm> Emitter<'a, 'm> {
     /// `emit_fused_math`); the loop itself stores the root's operand.
     fn emit_fused_with(&mut self, root: usize, wide: Option<FuncRef>) {
         let (func, sched) = (self.func, self.sched);
+        let (fused, bases) = self.fused_loop(root, wide);
+        let Some((&inner, outer_dims)) = fused.dims.split_last() else {
+            // One element.
+            let res = fused.tree(func, sched, 1, &[]).eval(&mut self.b, &bases);
+            store(&mut self.b, res, bases[fused.out_at]);
+            return;
+        };
+        let inner_steps = fused.inner_steps();
+        let outer_strides = &fused.strides[..fused.dims.len() - 1];
+        // The root's buffer is contiguous, so a chunk of its row is too.
+        let chunk = if wide.is_some() { WIDE_CHUNK } else { inner };
+        emit_nest(&mut self.b, outer_dims, outer_strides, &bases, &[], &mut |b, ptrs, _| {
+            let (n_chunks, rest) = (inner / chunk, inner % chunk);
+            if n_chunks > 0 {
+                let steps: Vec<i64> = inner_steps.iter().map(|&s| s * chunk as i64).collect();
+                emit_loop(b, n_chunks, ptrs, &steps, &[], &mut |b, ptrs, _| {
+                    fused.row(func, sched, b, ptrs, chunk);
+                    vec![]
+                });
+            }
+            if rest > 0 {
+                let tail = advance(b, ptrs, inner_steps, n_chunks * chunk);
+                fused.row(func, sched, b, &tail, rest);
+            }
+            vec![]
+        });
+    }
+
+    /// The walkers and trees of the fused loop rooted at `root`, and the
+    /// base pointers of its walkers (leaves, the root, its guests).
+    fn fused_loop(&mut self, root: usize, wide: Option<FuncRef>) -> (FusedLoop, Vec<clif::Value>) {
+        let (func, sched) = (self.func, self.sched);
         let ty = &func.insts[root].ty;
         let leaves = schedule::leaves(func, sched, root);
         // Hosted values of the root's shape, stored by this loop as it goes
@@ -275,74 +307,14 @@ impl<'a, 'm> Emitter<'a, 'm> {
             (Some(_), Some(arg)) => (arg, sched.evaluated_in(arg, root)),
             _ => (root, true),
         };
-        let tree = |lanes, inner_steps| Tree {
-            func,
-            sched,
-            root: tree_root,
-            loop_root: root,
-            evaluate_root,
-            leaves: &leaves,
-            guests: &guests,
-            guest_ptrs: out_at + 1,
-            lanes,
-            inner_steps,
-            offsets: &[],
+        let lanes = match strides.last() {
+            Some(inner_steps) => {
+                vector_lanes(func, sched, func.insts[root].ty.dtype, &[root], root, &leaves, &guests, inner_steps)
+            }
+            None => 1,
         };
-        let Some((&inner, outer_dims)) = dims.split_last() else {
-            // One element.
-            let res = tree(1, &[]).eval(&mut self.b, &bases);
-            store(&mut self.b, res, bases[out_at]);
-            return;
-        };
-        let inner_steps = strides[dims.len() - 1].clone();
-        let outer_strides = &strides[..dims.len() - 1];
-        let lanes = vector_lanes(func, sched, func.insts[root].ty.dtype, &[root], root, &leaves, &guests, &inner_steps);
-        // `count` elements from `ptrs`: vectors, then a scalar tail; then
-        // the wide routine over them, in place in the root's buffer.
-        let row = |b: &mut FunctionBuilder, ptrs: &[clif::Value], count: usize| {
-            let n_vector = if lanes > 1 { count / lanes } else { 0 };
-            if n_vector > 0 {
-                let steps: Vec<i64> = inner_steps.iter().map(|&s| s * lanes as i64).collect();
-                let tree = tree(lanes, &inner_steps);
-                emit_loop(b, n_vector, ptrs, &steps, &[], &mut |b, ptrs, _| {
-                    let res = tree.eval(b, ptrs);
-                    store(b, res, ptrs[out_at]);
-                    vec![]
-                });
-            }
-            let done = n_vector * lanes;
-            if done < count {
-                let tail = advance(b, ptrs, &inner_steps, done);
-                let tree = tree(1, &inner_steps);
-                emit_loop(b, count - done, &tail, &inner_steps, &[], &mut |b, ptrs, _| {
-                    let res = tree.eval(b, ptrs);
-                    store(b, res, ptrs[out_at]);
-                    vec![]
-                });
-            }
-            if let Some(routine) = wide {
-                let n = b.ins().iconst(PTR, count as i64);
-                let out = ptrs[out_at];
-                b.ins().call(routine, &[out, out, out, n]);
-            }
-        };
-        // The root's buffer is contiguous, so a chunk of its row is too.
-        let chunk = if wide.is_some() { WIDE_CHUNK } else { inner };
-        emit_nest(&mut self.b, outer_dims, outer_strides, &bases, &[], &mut |b, ptrs, _| {
-            let (n_chunks, rest) = (inner / chunk, inner % chunk);
-            if n_chunks > 0 {
-                let steps: Vec<i64> = inner_steps.iter().map(|&s| s * chunk as i64).collect();
-                emit_loop(b, n_chunks, ptrs, &steps, &[], &mut |b, ptrs, _| {
-                    row(b, ptrs, chunk);
-                    vec![]
-                });
-            }
-            if rest > 0 {
-                let tail = advance(b, ptrs, &inner_steps, n_chunks * chunk);
-                row(b, &tail, rest);
-            }
-            vec![]
-        });
+        let fused = FusedLoop { root, leaves, guests, dims, strides, out_at, tree_root, evaluate_root, lanes, wide };
+        (fused, bases)
     }
 
     /// Exp, Log, Tanh, Pow: one call to a host routine for the whole array.
@@ -941,6 +913,79 @@ fn tree_cost(func: &Func, sched: &Schedule, loop_root: usize, roots: &[usize]) -
         }
     }
     cost
+}
+
+/// A fused elementwise loop (`Emitter::fused_loop`): its walkers (leaves,
+/// then the root, then its guests: `ptrs` in that order), its merged dims
+/// and byte strides, and how its tree is evaluated.
+struct FusedLoop {
+    root: usize,
+    leaves: Vec<Leaf>,
+    guests: Vec<usize>,
+    dims: Vec<usize>,
+    strides: Vec<Vec<i64>>,
+    /// Index of the root's pointer among the walkers.
+    out_at: usize,
+    /// The root, or its operand when `wide` computes the root's function.
+    tree_root: usize,
+    evaluate_root: bool,
+    lanes: usize,
+    wide: Option<FuncRef>,
+}
+
+impl FusedLoop {
+    fn tree<'t>(&'t self, func: &'t Func, sched: &'t Schedule, lanes: usize, inner_steps: &'t [i64]) -> Tree<'t> {
+        Tree {
+            func,
+            sched,
+            root: self.tree_root,
+            loop_root: self.root,
+            evaluate_root: self.evaluate_root,
+            leaves: &self.leaves,
+            guests: &self.guests,
+            guest_ptrs: self.out_at + 1,
+            lanes,
+            inner_steps,
+            offsets: &[],
+        }
+    }
+
+    /// Byte steps of the walkers along the innermost merged dim.
+    fn inner_steps(&self) -> &[i64] {
+        self.strides.last().map_or(&[], |s| s.as_slice())
+    }
+
+    /// `count` elements of the innermost dim from `ptrs`: vectors, then a
+    /// scalar tail; then the wide routine over them, in place in the
+    /// root's buffer (which is contiguous).
+    fn row(&self, func: &Func, sched: &Schedule, b: &mut FunctionBuilder, ptrs: &[clif::Value], count: usize) {
+        let (lanes, inner_steps, out_at) = (self.lanes, self.inner_steps(), self.out_at);
+        let n_vector = if lanes > 1 { count / lanes } else { 0 };
+        if n_vector > 0 {
+            let steps: Vec<i64> = inner_steps.iter().map(|&s| s * lanes as i64).collect();
+            let tree = self.tree(func, sched, lanes, inner_steps);
+            emit_loop(b, n_vector, ptrs, &steps, &[], &mut |b, ptrs, _| {
+                let res = tree.eval(b, ptrs);
+                store(b, res, ptrs[out_at]);
+                vec![]
+            });
+        }
+        let done = n_vector * lanes;
+        if done < count {
+            let tail = advance(b, ptrs, inner_steps, done);
+            let tree = self.tree(func, sched, 1, inner_steps);
+            emit_loop(b, count - done, &tail, inner_steps, &[], &mut |b, ptrs, _| {
+                let res = tree.eval(b, ptrs);
+                store(b, res, ptrs[out_at]);
+                vec![]
+            });
+        }
+        if let Some(routine) = self.wide {
+            let n = b.ins().iconst(PTR, count as i64);
+            let out = ptrs[out_at];
+            b.ins().call(routine, &[out, out, out, n]);
+        }
+    }
 }
 
 /// The fusion group rooted at `root`, ready to evaluate one element (or one
