@@ -188,7 +188,8 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
     let grouped = ir::scan::group_siblings(func);
     let func = &grouped;
     let wide_math = options.wide_math && vmath_x16::available();
-    let sched = schedule::schedule(func, options.inline_math, options.horizontal_fusion, wide_math);
+    let mut sched = schedule::schedule(func, options.inline_math, options.horizontal_fusion, wide_math);
+    sched.tiled = emit::tiled_pairs(func, &sched);
     let plan = plan::plan(func, &sched);
 
     let mut flags = settings::builder();
@@ -507,7 +508,9 @@ pub(super) fn compile_copying_io(func: &Func, options: &Options) -> Result<CpuFu
 #[cfg(test)]
 pub(super) fn schedule_for_tests(func: &Func) -> schedule::Schedule {
     let o = Options::default();
-    schedule::schedule(func, o.inline_math, o.horizontal_fusion, o.wide_math && vmath_x16::available())
+    let mut sched = schedule::schedule(func, o.inline_math, o.horizontal_fusion, o.wide_math && vmath_x16::available());
+    sched.tiled = emit::tiled_pairs(func, &sched);
+    sched
 }
 
 /// The buffers `compile` places, for tests of the memory plan.

@@ -1588,6 +1588,8 @@ fn w4_step_is_one_loop_on_the_cpu() {
     let tanh = func.insts.iter().position(|inst| matches!(inst.op, Op::Tanh)).expect("a tanh");
     let wide = super::cpu::vmath_x16::available();
     assert_eq!(loops_of(&func, &sched), if wide { vec![tanh, reduce] } else { vec![reduce] });
+    // With wide math the tanh runs chunk by chunk inside the sum's loop.
+    assert_eq!(sched.tiled[tanh], wide.then_some(reduce));
     // Oracle: the same inline math without horizontal fusion (four loops),
     // and on 128-bit vectors only (one loop), bitwise.
     let mut rng = Rng(0x3A4);
@@ -1599,6 +1601,30 @@ fn w4_step_is_one_loop_on_the_cpu() {
     let narrow = Options { wide_math: false, ..Options::default() };
     let one_loop = compile_with(&func, &narrow).expect("compiles").run(&inputs);
     assert_outputs_equal("w4 wide vs narrow", &func, &inputs, &one_loop, &fused);
+}
+
+/// W4's tanh tiled into the loss's loop (`emit::tiled_pairs`) at sizes
+/// with whole 1024-element chunks and a rest, a rest shorter than a vector
+/// (merged into the last chunk), and no whole chunk: bitwise the untiled
+/// 128-bit loop and the unfused loops.
+#[test]
+fn tiled_w4_matches_the_one_loop_step_bitwise() {
+    let mut rng = Rng(0x7113);
+    for n in [3000, 2050, 1024, 17] {
+        let func = crate::ir::parse::parse(&W4_STEP_IR.replace("1003", &n.to_string())).expect("parses");
+        let sched = super::cpu::schedule_for_tests(&func);
+        if super::cpu::vmath_x16::available() {
+            assert!(sched.tiled.iter().any(Option::is_some), "n = {n}: the tanh is tiled");
+        }
+        let inputs: Vec<Tensor> = func.param_types().iter().map(|t| random_tensor(t, &mut rng)).collect();
+        let tiled = compile_with(&func, &Options::default()).expect("compiles").run(&inputs);
+        let narrow = Options { wide_math: false, ..Options::default() };
+        let one_loop = compile_with(&func, &narrow).expect("compiles").run(&inputs);
+        assert_outputs_equal(&format!("w4 n={n} tiled vs one loop"), &func, &inputs, &one_loop, &tiled);
+        let plain = Options { horizontal_fusion: false, ..Options::default() };
+        let unfused = compile_with(&func, &plain).expect("compiles").run(&inputs);
+        assert_outputs_equal(&format!("w4 n={n} tiled vs unfused"), &func, &inputs, &unfused, &tiled);
+    }
 }
 
 /// `BENCH_IR=dir cargo bench --bench train_step -- w4` at 1003 elements.

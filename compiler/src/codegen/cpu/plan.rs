@@ -86,9 +86,10 @@ pub(super) fn plan(func: &Func, sched: &Schedule) -> Plan {
     for param in 0..func.n_params {
         first[param] = 0;
     }
-    // A hosted value is written by its host's loop.
+    // A hosted value is written by its host's loop, a tiled one by its
+    // reduction's.
     for index in 0..n {
-        if let Some(host) = sched.hosted[index] {
+        if let Some(host) = sched.hosted[index].or(sched.tiled[index]) {
             first[index] = host;
         }
     }

@@ -75,6 +75,10 @@ pub(crate) struct Schedule {
     /// its own (never inlined, hosted or adopted as a sibling) so that the
     /// 512-bit routine computes it (`wide_root`); CPU backend only.
     pub(crate) wide_roots: Vec<bool>,
+    /// `tiled[a] = Some(r)`: wide root `a` runs inside the loop of
+    /// reduction `r`, chunk by chunk (`emit::tiled_pairs`), so its buffer
+    /// is written and read back while in cache; it has no loop of its own.
+    pub(crate) tiled: Vec<Option<usize>>,
 }
 
 /// The largest |exponent| a constant `Pow` is lowered to multiplications for.
@@ -256,6 +260,7 @@ pub(crate) fn with_inlined(
         inline_math: false,
         wide_math: false,
         wide_roots,
+        tiled: vec![None; n],
         strided: vec![false; n],
     }
 }
@@ -481,7 +486,7 @@ pub(super) fn broadcast_strides(func: &Func, index: usize, dims: &[usize]) -> Ve
 /// fused tree's leaves, or its operands); empty for inlined values and views.
 pub(super) fn reads(func: &Func, sched: &Schedule, index: usize) -> Vec<usize> {
     let inst = &func.insts[index];
-    if sched.emitted_elsewhere(index) {
+    if sched.emitted_elsewhere(index) || sched.tiled[index].is_some() {
         return Vec::new();
     }
     if fusible(func, index, sched.inline_math) {
@@ -489,7 +494,13 @@ pub(super) fn reads(func: &Func, sched: &Schedule, index: usize) -> Vec<usize> {
     }
     match &inst.op {
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. } => {
-            reduction_leaves(func, sched, index).into_iter().map(|leaf| leaf.value).collect()
+            let mut read: Vec<usize> =
+                reduction_leaves(func, sched, index).into_iter().map(|leaf| leaf.value).collect();
+            // A tiled wide root runs inside this loop and reads its leaves here.
+            for a in (0..func.insts.len()).filter(|&a| sched.tiled[a] == Some(index)) {
+                read.extend(leaves(func, sched, a).into_iter().map(|leaf| leaf.value));
+            }
+            read
         }
         _ => inst.args.iter().map(|a| a.index()).collect(),
     }
