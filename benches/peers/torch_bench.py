@@ -11,6 +11,17 @@ import torch.nn.functional as F
 from common import parse_args, report, w1_data, w1_init, w4_data
 
 
+def time_steps(step, runs, warmup):
+    """Seconds per call of `step` over `runs` calls after `warmup` untimed ones."""
+    times = []
+    for i in range(warmup + runs):
+        t0 = time.perf_counter()
+        step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return times
+
+
 def bench_w1(runs):
     x, y = w1_data()
     x, y = torch.from_numpy(x), torch.from_numpy(y).long()
@@ -30,12 +41,7 @@ def bench_w1(runs):
         opt.step()
         return loss.item()
 
-    times = []
-    for i in range(5 + runs):
-        t0 = time.perf_counter()
-        step()
-        if i >= 5:
-            times.append(time.perf_counter() - t0)
+    times = time_steps(step, runs, warmup=5)
     report("torch", "w1", times, version=torch.__version__, threads=torch.get_num_threads())
 
 
@@ -66,12 +72,7 @@ def bench_w2(runs):
         opt.step()
         return loss.item()
 
-    times = []
-    for i in range(5 + runs):
-        t0 = time.perf_counter()
-        step()
-        if i >= 5:
-            times.append(time.perf_counter() - t0)
+    times = time_steps(step, runs, warmup=5)
     report("torch", "w2", times, version=torch.__version__, threads=torch.get_num_threads())
 
 
@@ -123,12 +124,7 @@ def bench_w3(runs):
         opt.step()
         return loss.item()
 
-    times = []
-    for i in range(3 + runs):
-        t0 = time.perf_counter()
-        step()
-        if i >= 3:
-            times.append(time.perf_counter() - t0)
+    times = time_steps(step, runs, warmup=3)
     report("torch", "w3", times, version=torch.__version__, threads=torch.get_num_threads())
 
 

@@ -1082,6 +1082,23 @@ fn plain_tensor(ty: &Type, rng: &mut Rng) -> Tensor {
     tensor_of(ty.dtype, ty.shape.dims(), &values)
 }
 
+/// Asserts `got` (the JIT's first output, from a reordered sum of `terms`
+/// products per element: a GEMM-based conv) is within `c * sqrt(terms) *
+/// scale` of the interpreter's `want`, `scale` the interpreter's result on
+/// the inputs' absolute values (matmul's tolerance).
+#[track_caller]
+fn assert_within_sum_tolerance(label: &str, func: &Func, inputs: &[Tensor], want: &Tensor, got: &Tensor, terms: usize) {
+    let abs: Vec<Tensor> =
+        inputs.iter().map(|t| Tensor::f64(t.shape.dims(), t.to_f64_vec().iter().map(|v| v.abs()).collect())).collect();
+    let scale = interp::run(&func.widened_to_f64(), &abs)[0].to_f64_vec();
+    let c = if want.ty().dtype == DType::F32 { 1e-6 } else { 1e-14 };
+    assert_eq!(got.ty(), want.ty());
+    for (i, (g, w)) in got.to_f64_vec().iter().zip(want.to_f64_vec()).enumerate() {
+        let tol = c * (terms as f64).sqrt() * scale[i];
+        assert!((g - w).abs() <= tol, "{label} [{i}]: jit {g} vs interp {w}");
+    }
+}
+
 /// Conv tolerance, as matmul's: each output is a reordered sum of
 /// `k = C/groups * KH * KW` products, so
 ///   |jit - interp| <= c * sqrt(k) * conv(|x|, |w|)
@@ -1128,21 +1145,11 @@ fn conv2d_matches_interp_within_tolerance() {
             let func = b.finish(vec![res]);
             let inputs = [plain_tensor(&tx, &mut rng), plain_tensor(&tk, &mut rng)];
             let want = interp::run(&func, &inputs);
-            let abs: Vec<Tensor> = inputs
-                .iter()
-                .map(|t| Tensor::f64(t.shape.dims(), t.to_f64_vec().iter().map(|v| v.abs()).collect()))
-                .collect();
-            let scale = interp::run(&func.widened_to_f64(), &abs)[0].to_f64_vec();
-            let k = (kd[1] * kd[2] * kd[3]) as f64;
-            let c = if dtype == DType::F32 { 1e-6 } else { 1e-14 };
             let mut cpu = compile(&func).unwrap();
             for _ in 0..2 {
                 let got = cpu.run(&inputs);
-                assert_eq!(got[0].ty(), want[0].ty());
-                for (i, (g, w)) in got[0].to_f64_vec().iter().zip(want[0].to_f64_vec()).enumerate() {
-                    let tol = c * k.sqrt() * scale[i];
-                    assert!((g - w).abs() <= tol, "{dtype} {xd:?} {kd:?} {attrs:?} [{i}]: jit {g} vs interp {w}");
-                }
+                let label = format!("{dtype} {xd:?} {kd:?} {attrs:?}");
+                assert_within_sum_tolerance(&label, &func, &inputs, &want[0], &got[0], kd[1] * kd[2] * kd[3]);
             }
         }
     }
@@ -1182,22 +1189,12 @@ fn weight_gradient_convs_read_swapped_operands_in_place() {
             let func = b.finish(if *x_out { vec![res, xt] } else { vec![res] });
             let inputs = [plain_tensor(&tx, &mut rng), plain_tensor(&tdy, &mut rng)];
             let want = interp::run(&func, &inputs);
-            let abs: Vec<Tensor> = inputs
-                .iter()
-                .map(|t| Tensor::f64(t.shape.dims(), t.to_f64_vec().iter().map(|v| v.abs()).collect()))
-                .collect();
-            let scale = interp::run(&func.widened_to_f64(), &abs)[0].to_f64_vec();
-            let k = (xd[0] * dyd[2] * dyd[3]) as f64;
-            let c = if dtype == DType::F32 { 1e-6 } else { 1e-14 };
             let mut cpu = compile(&func).unwrap();
             assert_eq!(cpu.strided_transposes(), if *x_out { 0 } else { 2 }, "{xd:?} {dyd:?}");
             for _ in 0..2 {
                 let got = cpu.run(&inputs);
-                assert_eq!(got[0].ty(), want[0].ty());
-                for (i, (g, w)) in got[0].to_f64_vec().iter().zip(want[0].to_f64_vec()).enumerate() {
-                    let tol = c * k.sqrt() * scale[i];
-                    assert!((g - w).abs() <= tol, "{dtype} {xd:?} {dyd:?} {attrs:?} [{i}]: jit {g} vs interp {w}");
-                }
+                let label = format!("{dtype} {xd:?} {dyd:?} {attrs:?}");
+                assert_within_sum_tolerance(&label, &func, &inputs, &want[0], &got[0], xd[0] * dyd[2] * dyd[3]);
                 if *x_out {
                     assert_eq!(got[1], want[1]);
                 }
