@@ -37,13 +37,9 @@ if [ ! -x "$DIST/it" ] || [ ! -x "$DIST/jlc" ]; then
 fi
 [ -f "$DIST/BUILD_INFO" ] && cat "$DIST/BUILD_INFO"
 
-# cudarc dlopens libcuda (from the driver) and libcublas.so.12: add the usual
-# places of the latter (CUDA toolkit, pip wheels that JAX installs).
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-    $(python3 -c 'import nvidia.cublas as m; print(list(m.__path__)[0] + "/lib")' 2>/dev/null); do
-    [ -d "$d" ] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-done
-export LD_LIBRARY_PATH
+. benches/gpu/cuda_libs.sh
+# A cubin cache of this check's own: the first timing round compiles cold.
+export JLC_CACHE_DIR="${JLC_CACHE_DIR:-$(mktemp -d)}"
 export JLC_REQUIRE_GPU=1 JLC_REPO_ROOT="$PWD" RUST_BACKTRACE=1
 nvidia-smi -L 2>/dev/null || echo "(nvidia-smi not available)"
 

@@ -45,6 +45,8 @@ use cudarc::driver::{
     PushKernelArg,
 };
 
+use crate::cubin_cache::CubinCache;
+use crate::nvjitlink::NvJitLink;
 use crate::{Error, Holding};
 
 fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
@@ -165,8 +167,8 @@ impl CudaExecutable {
         // synchronization is needed.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
-        let modules = load_modules(&ctx, &prog.ptx)?;
-        phases.done("PTX JIT (module load)");
+        let (modules, how) = load_modules(&ctx, &prog.ptx)?;
+        phases.done(&how);
         // Serial: creating the handle on a thread during the JIT measured no
         // gain on an H100 (W1 cold 593 -> 487 ms, W3 cold 1288 -> 1513 ms,
         // W1 warm 150 -> 211 ms; the driver seems to serialize the two).
@@ -488,7 +490,7 @@ fn tf32_requested() -> bool {
 struct LoadTimes {
     on: bool,
     last: std::time::Instant,
-    phases: Vec<(&'static str, f64)>,
+    phases: Vec<(String, f64)>,
 }
 
 impl LoadTimes {
@@ -497,9 +499,9 @@ impl LoadTimes {
         LoadTimes { on, last: std::time::Instant::now(), phases: Vec::new() }
     }
 
-    fn done(&mut self, phase: &'static str) {
+    fn done(&mut self, phase: &str) {
         if self.on {
-            self.phases.push((phase, self.last.elapsed().as_secs_f64() * 1e3));
+            self.phases.push((phase.to_string(), self.last.elapsed().as_secs_f64() * 1e3));
             self.last = std::time::Instant::now();
         }
     }
@@ -520,15 +522,92 @@ impl LoadTimes {
     }
 }
 
-/// Loads the PTX module text, JIT-compiled by the driver to the card's
-/// machine code, as `JLC_CUDA_JIT_THREADS` modules (default 1) loaded on
-/// parallel threads (`ptx::split::split_module`). Measured on an H100 with
-/// the driver's cache off: W1 812 ms with 16 threads, 577 ms with 1; W3
-/// 2605 ms and 2627 ms — the driver seems to serialize module loads, so one
-/// module it is until a linker (nvJitLink) path is tried. Returns each
+/// Turns the PTX module text into loaded machine code, and says how (for
+/// `JLC_CUDA_LOAD_TIMES`). `JLC_CUDA_JIT` picks the way: `nvjitlink`
+/// (`assemble`: parts assembled on parallel threads in this process, one
+/// per core by default),
+/// `driver` (the driver's JIT inside the module load), or unset: nvJitLink
+/// where its library is found and its cubins load, else the driver.
+fn load_modules(ctx: &Arc<CudaContext>, ptx: &str) -> Result<(Vec<(Vec<String>, Arc<CudaModule>)>, String), Error> {
+    let jit = std::env::var("JLC_CUDA_JIT").unwrap_or_default();
+    let threads = std::env::var("JLC_CUDA_JIT_THREADS").ok().and_then(|v| v.parse::<usize>().ok());
+    let mut fallback = String::new();
+    if jit != "driver" {
+        let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        match assemble(ctx, ptx, threads) {
+            Ok(loaded) => return Ok(loaded),
+            Err(e) if jit == "nvjitlink" => return Err(Error::Cuda(format!("JLC_CUDA_JIT=nvjitlink: {e}"))),
+            Err(e) => fallback = format!(" (nvJitLink: {e})"),
+        }
+    }
+    let threads = threads.unwrap_or(1);
+    Ok((driver_jit(ctx, ptx, threads)?, format!("driver PTX JIT, {threads} thread(s){fallback}")))
+}
+
+/// The process's nvJitLink library, opened once (or why it could not be),
+/// and the driver's version (e.g. 12080).
+fn nvjitlink() -> &'static (Result<NvJitLink, String>, i32) {
+    static LIB: std::sync::OnceLock<(Result<NvJitLink, String>, i32)> = std::sync::OnceLock::new();
+    LIB.get_or_init(|| {
+        let mut version = 0;
+        // Safety: an out-parameter; the driver library is loaded (`probe`).
+        let status = unsafe { sys::cuDriverGetVersion(&mut version) };
+        let major = if status == sys::CUresult::CUDA_SUCCESS { (version / 1000) as u32 } else { 12 };
+        (NvJitLink::open(major), version)
+    })
+}
+
+/// Assembles the module as `threads` parts with nvJitLink for this
+/// device's architecture, each part taken from the cubin cache where it is
+/// there (`cubin_cache.rs`), and loads the cubins. Fails (for the caller to
+/// fall back) where the library is missing or the driver rejects its cubins
+/// (a driver older than the library).
+fn assemble(
+    ctx: &Arc<CudaContext>,
+    ptx: &str,
+    threads: usize,
+) -> Result<(Vec<(Vec<String>, Arc<CudaModule>)>, String), String> {
+    let (lib, driver) = nvjitlink();
+    let lib = lib.as_ref().map_err(|e| e.clone())?;
+    let (major, minor) = ctx.compute_capability().map_err(|e| format!("reading the compute capability: {e:?}"))?;
+    let arch = (major * 10 + minor) as u32;
+    let (lib_major, lib_minor) = lib.version;
+    let context = format!("sm_{arch}\nnvJitLink {lib_major}.{lib_minor}\ndriver {driver}");
+    let cache = CubinCache::from_env();
+    let parts = ptx::split::split_module(ptx, threads);
+    let keys: Vec<Vec<u8>> = parts.iter().map(|(text, _)| CubinCache::key(text, &context)).collect();
+    let mut cubins: Vec<Option<Vec<u8>>> = keys.iter().map(|key| cache.get(key)).collect();
+    let missing: Vec<usize> = (0..parts.len()).filter(|&i| cubins[i].is_none()).collect();
+    let texts: Vec<&str> = missing.iter().map(|&i| parts[i].0.as_str()).collect();
+    let mut unsaved = String::new();
+    for (i, cubin) in missing.iter().zip(lib.compile_all(&texts, arch)?) {
+        if let Err(e) = cache.put(&keys[*i], &cubin) {
+            unsaved = format!(", not cached: {e}");
+        }
+        cubins[*i] = Some(cubin);
+    }
+    let mut modules = Vec::with_capacity(parts.len());
+    for ((_, names), cubin) in parts.into_iter().zip(cubins) {
+        let cubin = cubin.expect("every part assembled or cached");
+        let module = ctx
+            .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
+            .map_err(|e| format!("loading its sm_{arch} cubin: {e:?}"))?;
+        modules.push((names, module));
+    }
+    let how = format!(
+        "nvJitLink {lib_major}.{lib_minor} for sm_{arch}: {} of {} part(s) assembled, the rest cached{unsaved}",
+        missing.len(),
+        modules.len()
+    );
+    Ok((modules, how))
+}
+
+/// Loads the module as `threads` parts (`ptx::split::split_module`) on
+/// parallel threads, each JIT-compiled by the driver. Measured on an H100
+/// with the driver's cache off: W1 812 ms with 16 threads, 577 ms with 1;
+/// W3 2605 ms and 2627 ms: the driver serializes module loads. Returns each
 /// module with its kernel names.
-fn load_modules(ctx: &Arc<CudaContext>, ptx: &str) -> Result<Vec<(Vec<String>, Arc<CudaModule>)>, Error> {
-    let threads = std::env::var("JLC_CUDA_JIT_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(1);
+fn driver_jit(ctx: &Arc<CudaContext>, ptx: &str, threads: usize) -> Result<Vec<(Vec<String>, Arc<CudaModule>)>, Error> {
     let mut parts = ptx::split::split_module(ptx, threads);
     let load =
         |src: String| ctx.load_module(cudarc::nvrtc::Ptx::from_src(src)).map_err(cuda_err("loading the PTX module"));

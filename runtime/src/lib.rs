@@ -9,6 +9,7 @@
 
 use compiler::ir::{Func, Tensor, Type};
 
+pub mod cubin_cache;
 pub mod denormals;
 pub mod held;
 
@@ -16,6 +17,8 @@ pub use held::Holding;
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
+#[cfg(feature = "cuda")]
+pub mod nvjitlink;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
