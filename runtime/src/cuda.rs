@@ -167,20 +167,10 @@ impl CudaExecutable {
         // synchronization is needed.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(cuda_err("creating a stream"))?;
-        let (modules, how) = load_modules(&ctx, &prog.ptx)?;
-        phases.done(&how);
-        // Serial: creating the handle on a thread during the JIT measured no
-        // gain on an H100 (W1 cold 593 -> 487 ms, W3 cold 1288 -> 1513 ms,
-        // W1 warm 150 -> 211 ms; the driver seems to serialize the two).
         let needs_blas = prog.steps.iter().any(|step| matches!(step, Step::Gemm { .. }));
-        let (blas, workspace) = match needs_blas {
-            true => {
-                let (blas, workspace) = new_blas(&stream)?;
-                (Some(blas), Some(workspace))
-            }
-            false => (None, None),
-        };
-        phases.done("cuBLAS");
+        let (modules, blas, how) = machine_code_and_blas(&ctx, &stream, &prog.ptx, needs_blas)?;
+        let (blas, workspace) = blas.unzip();
+        phases.done(&how);
         let mut buffers = Vec::with_capacity(prog.buffers.len());
         let mut ptrs = Vec::with_capacity(prog.buffers.len());
         for b in &prog.buffers {
@@ -522,6 +512,45 @@ impl LoadTimes {
     }
 }
 
+/// Loaded machine code for the module (`load_modules`) and, if asked, a
+/// cuBLAS handle with its workspace, and what that took (for
+/// `JLC_CUDA_LOAD_TIMES`). cuBLAS's start-up (0.13-0.25 s on an H100) runs
+/// while nvJitLink assembles on other threads: that is host work, outside
+/// the driver. Not beside the driver's JIT: that measured slower (W3 cold
+/// 1288 -> 1513 ms; the driver seems to serialize the two).
+#[allow(clippy::type_complexity)]
+fn machine_code_and_blas(
+    ctx: &Arc<CudaContext>,
+    stream: &Arc<CudaStream>,
+    ptx: &str,
+    needs_blas: bool,
+) -> Result<(Vec<(Vec<String>, Arc<CudaModule>)>, Option<(cudarc::cublas::CudaBlas, CudaSlice<u8>)>, String), Error> {
+    let overlap = needs_blas && jit_way() != JitWay::Driver && nvjitlink().0.is_ok();
+    let started = std::time::Instant::now();
+    let ms = |t: std::time::Duration| t.as_secs_f64() * 1e3;
+    let (jit, blas) = std::thread::scope(|scope| {
+        let jit = overlap.then(|| scope.spawn(|| (load_modules(ctx, ptx), started.elapsed())));
+        let blas = needs_blas.then(|| new_blas(stream).map(|b| (b, started.elapsed())));
+        let jit = match jit {
+            Some(handle) => handle.join().expect("the PTX assembling thread panicked"),
+            None => (load_modules(ctx, ptx), started.elapsed()),
+        };
+        (jit, blas)
+    });
+    let ((modules, how), jit_done) = (jit.0?, jit.1);
+    let mut note = format!("{how} done at {:.1} ms", ms(jit_done));
+    let blas = match blas.transpose()? {
+        Some((blas, done)) => {
+            let way = if overlap { "alongside" } else { "first" };
+            note += &format!(", cuBLAS ({way}) at {:.1} ms", ms(done));
+            Some(blas)
+        }
+        None => None,
+    };
+    note += "; both";
+    Ok((modules, blas, note))
+}
+
 /// Turns the PTX module text into loaded machine code, and says how (for
 /// `JLC_CUDA_LOAD_TIMES`). `JLC_CUDA_JIT` picks the way: `nvjitlink`
 /// (`assemble`: parts assembled on parallel threads in this process, one
@@ -529,19 +558,36 @@ impl LoadTimes {
 /// `driver` (the driver's JIT inside the module load), or unset: nvJitLink
 /// where its library is found and its cubins load, else the driver.
 fn load_modules(ctx: &Arc<CudaContext>, ptx: &str) -> Result<(Vec<(Vec<String>, Arc<CudaModule>)>, String), Error> {
-    let jit = std::env::var("JLC_CUDA_JIT").unwrap_or_default();
+    let jit = jit_way();
     let threads = std::env::var("JLC_CUDA_JIT_THREADS").ok().and_then(|v| v.parse::<usize>().ok());
     let mut fallback = String::new();
-    if jit != "driver" {
+    if jit != JitWay::Driver {
         let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         match assemble(ctx, ptx, threads) {
             Ok(loaded) => return Ok(loaded),
-            Err(e) if jit == "nvjitlink" => return Err(Error::Cuda(format!("JLC_CUDA_JIT=nvjitlink: {e}"))),
+            Err(e) if jit == JitWay::NvJitLink => return Err(Error::Cuda(format!("JLC_CUDA_JIT=nvjitlink: {e}"))),
             Err(e) => fallback = format!(" (nvJitLink: {e})"),
         }
     }
     let threads = threads.unwrap_or(1);
     Ok((driver_jit(ctx, ptx, threads)?, format!("driver PTX JIT, {threads} thread(s){fallback}")))
+}
+
+/// `JLC_CUDA_JIT`: how PTX becomes machine code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JitWay {
+    /// nvJitLink where it is found and its cubins load, else the driver.
+    Auto,
+    Driver,
+    NvJitLink,
+}
+
+fn jit_way() -> JitWay {
+    match std::env::var("JLC_CUDA_JIT").as_deref() {
+        Ok("driver") => JitWay::Driver,
+        Ok("nvjitlink") => JitWay::NvJitLink,
+        _ => JitWay::Auto,
+    }
 }
 
 /// The process's nvJitLink library, opened once (or why it could not be),

@@ -426,12 +426,32 @@ fn mapped_index(k: &mut Kernel, i: &str, dims: &[usize], strides: &[usize]) -> S
 }
 
 /// `(x / d, x % d)` for a u64 register `x` known to be below `bound`, as
-/// u64 registers. In 32-bit arithmetic when `bound` and `d` fit: ptxas
-/// turns a 32-bit division by a constant into a multiply-high and shifts,
-/// while a 64-bit division is a long software routine — and this is the
-/// index math of every data-movement kernel (broadcast, transpose, pad,
-/// im2col, gather), per element and per dim.
-fn divrem(k: &mut Kernel, x: &str, d: usize, bound: u64) -> (String, String) {
+/// u64 registers: the index math of every data-movement kernel (broadcast,
+/// transpose, pad, im2col, gather, pooling), per element and per dim.
+/// ptxas does not strength-reduce a division by an immediate (sm_90 SASS
+/// of `div.u32 x, 26`: a reciprocal through the float unit and two
+/// correction steps; of `div.u64`: a call to a software routine), so:
+/// `d = 1` and powers of two are moves, shifts and masks; `x < 2^31` is a
+/// multiply-high by a magic number (`DivMagic`); other `x < 2^32` the
+/// 32-bit instruction; the rest the 64-bit one.
+pub(super) fn divrem(k: &mut Kernel, x: &str, d: usize, bound: u64) -> (String, String) {
+    assert!(d > 0, "division by zero in index math");
+    if d == 1 {
+        return (x.to_string(), k.op1("mov.u64", Class::B64, "0"));
+    }
+    if d.is_power_of_two() {
+        let q = k.op2("shr.u64", Class::B64, x, &d.trailing_zeros().to_string());
+        let r = k.op2("and.b64", Class::B64, x, &(d - 1).to_string());
+        return (q, r);
+    }
+    if let Some(magic) = DivMagic::new(d as u64, bound) {
+        let x32 = k.op1("cvt.u32.u64", Class::B32, x);
+        let hi = k.op2("mul.hi.u32", Class::B32, &x32, &magic.multiplier.to_string());
+        let q = k.op2("shr.u32", Class::B32, &hi, &magic.shift.to_string());
+        let qd = k.op2("mul.lo.u32", Class::B32, &q, &d.to_string());
+        let r = k.op2("sub.u32", Class::B32, &x32, &qd);
+        return (k.op1("cvt.u64.u32", Class::B64, &q), k.op1("cvt.u64.u32", Class::B64, &r));
+    }
     if bound <= u64::from(u32::MAX) && d <= u32::MAX as usize {
         let x32 = k.op1("cvt.u32.u64", Class::B32, x);
         let q = k.op2("div.u32", Class::B32, &x32, &d.to_string());
@@ -439,6 +459,37 @@ fn divrem(k: &mut Kernel, x: &str, d: usize, bound: u64) -> (String, String) {
         (k.op1("cvt.u64.u32", Class::B64, &q), k.op1("cvt.u64.u32", Class::B64, &r))
     } else {
         (k.op2("div.u64", Class::B64, x, &d.to_string()), k.op2("rem.u64", Class::B64, x, &d.to_string()))
+    }
+}
+
+/// Division by a constant `d` (not a power of two) for `x < 2^31` as
+/// `mulhi32(x, multiplier) >> shift`, with `l = floor(log2 d)`, `shift =
+/// l` and `multiplier = ceil(2^(32+l) / d)` (below 2^32 since `d > 2^l`).
+/// Exact: with `e = multiplier * d - 2^(32+l)`, `0 <= e < d < 2^(l+1)`,
+/// the product is `2^(32+l) * (x/d + x*e/(d*2^(32+l)))` and `x*e <
+/// 2^31 * 2^(l+1) = 2^(32+l)`, so the error term stays below `1/d` and
+/// cannot carry the floor past `x/d`'s. (Granlund and Montgomery, 1994.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DivMagic {
+    pub multiplier: u32,
+    pub shift: u32,
+}
+
+impl DivMagic {
+    /// The magic for `x < bound`, or `None` where it does not apply.
+    pub(super) fn new(d: u64, bound: u64) -> Option<DivMagic> {
+        if bound > 1 << 31 || d < 3 || d.is_power_of_two() || d >= 1 << 31 {
+            return None;
+        }
+        let l = 63 - d.leading_zeros();
+        let multiplier = (1u64 << (32 + l)).div_ceil(d);
+        Some(DivMagic { multiplier: u32::try_from(multiplier).ok()?, shift: l })
+    }
+
+    /// The quotient as the emitted code computes it (tests).
+    #[cfg(test)]
+    pub(super) fn quotient(self, x: u32) -> u32 {
+        (((u64::from(x) * u64::from(self.multiplier)) >> 32) as u32) >> self.shift
     }
 }
 

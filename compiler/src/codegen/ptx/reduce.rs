@@ -303,10 +303,7 @@ impl Pass {
         let (o, c) = if chunks == 1 {
             (w.clone(), k.op1("mov.u64", Class::B64, "0"))
         } else {
-            (
-                k.op2("div.u64", Class::B64, &w, &chunks.to_string()),
-                k.op2("rem.u64", Class::B64, &w, &chunks.to_string()),
-            )
+            super::divrem(&mut k, &w, chunks, n_items as u64)
         };
         let base = mapped_index(&mut k, &o, &self.geom.out_dims, &self.geom.out_strides);
         let start = k.op2("mul.lo.u64", Class::B64, &c, &chunk_len.to_string());

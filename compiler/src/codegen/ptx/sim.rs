@@ -470,6 +470,10 @@ fn arith(parts: &[&str], a: &[u64]) -> u64 {
     if parts.get(1) == Some(&"wide") {
         return (a[0] & 0xffff_ffff) * (a[1] & 0xffff_ffff);
     }
+    if op == "mul" && parts.get(1) == Some(&"hi") {
+        assert_eq!(ty, "u32", "mul.hi is emitted on u32 only");
+        return ((a[0] & 0xffff_ffff) * (a[1] & 0xffff_ffff)) >> 32;
+    }
     match ty {
         "f64" => {
             let x: Vec<f64> = a.iter().map(|&b| f64_of(b)).collect();

@@ -1590,3 +1590,29 @@ fn identical_kernels_are_emitted_once() {
     let y = Tensor::f32(&[3, 5], (0..15).map(|i| 1.0 - i as f32 / 5.0).collect());
     assert_sim("twice", &func, &[x, y], Tol::Ulps(1));
 }
+
+/// The magic-number division of the index math equals `/` for every
+/// divisor it is used for at the edges of its range: around each multiple
+/// of `d` near 0, around 2^31 (its bound), and on a pseudo-random sample.
+#[test]
+fn magic_division_is_exact_below_its_bound() {
+    use super::DivMagic;
+    let mut divisors: Vec<u64> = (3..5000).filter(|d: &u64| !d.is_power_of_two()).collect();
+    divisors.extend([6_700_417, 46_341, 65_535, 65_537, 1_000_003, (1 << 30) + 1, (1 << 31) - 1, 3 << 29]);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for d in divisors {
+        let magic = DivMagic::new(d, 1 << 31).unwrap_or_else(|| panic!("no magic for {d}"));
+        let mut xs: Vec<u64> = (0..64).chain((1..64).flat_map(|m| [m * d - 1, m * d, m * d + 1])).collect();
+        xs.extend(((1u64 << 31) - 3 * d.min(1 << 20)..1 << 31).step_by(((d.min(1 << 20)) / 7).max(1) as usize));
+        xs.extend([(1 << 31) - 1, (1 << 31) - 2, ((1u64 << 31) - 1) / d * d, ((1u64 << 31) - 1) / d * d - 1]);
+        for _ in 0..200 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            xs.push((state >> 33) & ((1 << 31) - 1));
+        }
+        for x in xs.into_iter().filter(|&x| x < 1 << 31) {
+            assert_eq!(u64::from(magic.quotient(x as u32)), x / d, "{x} / {d} with {magic:?}");
+        }
+    }
+    assert_eq!(DivMagic::new(7, (1 << 31) + 1), None, "past its bound");
+    assert_eq!(DivMagic::new(8, 100), None, "powers of two shift");
+}

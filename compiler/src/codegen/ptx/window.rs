@@ -14,7 +14,7 @@
 //! cache; an implicit-GEMM (or im2col + cuBLAS) kernel is the fast one.
 
 use super::builder::{imm_f32, imm_f64, Class, Kernel};
-use super::{class, coords, load, math, store};
+use super::{class, coords, divrem, load, math, store};
 use crate::ir::op::{Conv, Window};
 use crate::ir::{DType, Type};
 
@@ -55,11 +55,12 @@ pub(super) fn source_or_skip(k: &mut Kernel, p: &str, low: usize, dil: usize, si
     let s = if dil == 1 {
         q
     } else {
-        let r = k.op2("rem.u64", Class::B64, &q, &dil.to_string());
+        // No bound on `q` is at hand: powers of two still become shifts.
+        let (s, r) = divrem(k, &q, dil, u64::MAX);
         let between = k.reg(Class::Pred);
         k.ins(&format!("setp.ne.u64 {between}, {r}, 0"));
         k.ins(&format!("@{between} bra {skip}"));
-        k.op2("div.u64", Class::B64, &q, &dil.to_string())
+        s
     };
     let after = k.reg(Class::Pred);
     k.ins(&format!("setp.ge.u64 {after}, {s}, {size}"));
@@ -138,7 +139,7 @@ pub fn select_and_scatter(k: &mut Kernel, x_ty: &Type, ct_ty: &Type, w: &Window,
                 let mut ct_at = k.op1("mov.u64", Class::B64, "0");
                 for d in 0..rank {
                     let q = k.op2("add.u64", Class::B64, &pc[d], &w.low[d].to_string());
-                    let base = k.op2("div.u64", Class::B64, &q, &w.stride[d].to_string());
+                    let (base, _) = divrem(k, &q, w.stride[d], (dims[d] + w.low[d]) as u64);
                     let shifted = k.op2("add.u64", Class::B64, &base, &jc[d]);
                     let below = k.reg(Class::Pred);
                     k.ins(&format!("setp.lt.u64 {below}, {shifted}, {}", reach[d] - 1));
@@ -215,7 +216,7 @@ pub fn conv2d(k: &mut Kernel, lhs: &Type, rhs: &Type, ty: &Type, a: &Conv, out: 
         if taps > 0 && lhs.shape.num_elements() > 0 {
             // First input channel of this output channel's group, and the
             // flat offset of image `b`'s channel `c0`.
-            let grp = k.op2("div.u64", Class::B64, ch, &og.to_string());
+            let (grp, _) = divrem(k, ch, og, o as u64);
             let c0 = k.op2("mul.lo.u64", Class::B64, &grp, &cg.to_string());
             let img = k.op3("mad.lo.u64", Class::B64, b, &c.to_string(), &c0);
             let wrow = k.op2("mul.lo.u64", Class::B64, ch, &taps.to_string());
