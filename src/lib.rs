@@ -235,11 +235,13 @@ fn ptx_text(func: &compiler::ir::Func) -> Result<String, String> {
     use compiler::codegen::ptx::{self, Step};
     let prog = ptx::emit(func).map_err(|e| format!("error: the GPU backend cannot compile this program: {e}\n"))?;
     let mut out = format!(
-        "// launch plan of `{}`: {} steps, {} buffers ({} bytes)\n",
+        "// launch plan of `{}`: {} steps, {} buffers ({} bytes) in {} device allocations ({} bytes)\n",
         func.name,
         prog.steps.len(),
         prog.buffers.len(),
-        prog.buffers.iter().map(|b| b.bytes()).sum::<usize>()
+        prog.buffers.iter().map(|b| b.bytes()).sum::<usize>(),
+        prog.memory.slot_bytes.len(),
+        prog.memory.bytes()
     );
     for step in &prog.steps {
         out.push_str(&match step {

@@ -129,8 +129,11 @@ pub struct CudaExecutable {
     stream: Arc<CudaStream>,
     blas: Option<cudarc::cublas::CudaBlas>,
     _blas_workspace: Option<CudaSlice<u8>>,
-    /// `None` for empty buffers (nothing is allocated or copied).
-    buffers: Vec<Option<CudaSlice<u8>>>,
+    /// One allocation per slot of the memory plan (`prog.memory`: buffers
+    /// whose lives do not overlap share one); `None` for empty slots
+    /// (nothing is allocated or copied). Parameters and outputs have
+    /// slots of their own, of their exact size.
+    slots: Vec<Option<CudaSlice<u8>>>,
     /// Device address of each buffer (0 for empty ones).
     ptrs: Vec<u64>,
     launches: Vec<Launch>,
@@ -171,18 +174,26 @@ impl CudaExecutable {
         let (modules, blas, how) = machine_code_and_blas(&ctx, &stream, &prog.ptx, needs_blas)?;
         let (blas, workspace) = blas.unzip();
         phases.done(&how);
-        let mut buffers = Vec::with_capacity(prog.buffers.len());
-        let mut ptrs = Vec::with_capacity(prog.buffers.len());
-        for b in &prog.buffers {
-            if b.bytes() == 0 {
-                buffers.push(None);
-                ptrs.push(0);
+        let mut slots = Vec::with_capacity(prog.memory.slot_bytes.len());
+        let mut slot_ptrs = Vec::with_capacity(prog.memory.slot_bytes.len());
+        for &bytes in &prog.memory.slot_bytes {
+            if bytes == 0 {
+                slots.push(None);
+                slot_ptrs.push(0);
                 continue;
             }
-            let slice = alloc(&stream, b.bytes())?;
-            ptrs.push(device_ptr(&slice, &stream));
-            buffers.push(Some(slice));
+            let slice = alloc(&stream, bytes)?;
+            let ptr = device_ptr(&slice, &stream);
+            // 0xFF bytes (NaN floats, -1 integers), not zeros: a kernel
+            // that read what it had not written would show in the GPU tests
+            // (as in `ptx::sim`), not pass by the zeros' luck.
+            // Safety: our allocation of `bytes` bytes, on this stream.
+            unsafe { cudarc::driver::result::memset_d8_async(ptr, 0xff, bytes, stream.cu_stream()) }
+                .map_err(cuda_err("filling a new buffer"))?;
+            slot_ptrs.push(ptr);
+            slots.push(Some(slice));
         }
+        let ptrs: Vec<u64> = prog.memory.slot_of.iter().map(|&slot| slot_ptrs[slot]).collect();
         phases.done("buffers");
         let mut launches = Vec::with_capacity(prog.steps.len());
         for step in &prog.steps {
@@ -214,7 +225,7 @@ impl CudaExecutable {
             stream,
             blas,
             _blas_workspace: workspace,
-            buffers,
+            slots,
             ptrs,
             launches,
             carry: Vec::new(),
@@ -235,7 +246,7 @@ impl CudaExecutable {
     /// Copies `t` into input `index`'s buffer.
     pub fn write_input(&mut self, index: usize, t: &Tensor) -> Result<(), Error> {
         let buf = self.prog.params[index];
-        if let Some(dst) = self.buffers[buf].as_mut() {
+        if let Some(dst) = self.slots[self.prog.memory.slot_of[buf]].as_mut() {
             self.stream.memcpy_htod(&to_bytes(t), dst).map_err(cuda_err("copying an input to the device"))?;
         }
         Ok(())
@@ -256,7 +267,7 @@ impl CudaExecutable {
     }
 
     fn read_buffer(&mut self, buf: usize, ty: &Type) -> Result<Tensor, Error> {
-        let bytes = match &self.buffers[buf] {
+        let bytes = match &self.slots[self.prog.memory.slot_of[buf]] {
             Some(src) => self.stream.clone_dtoh(src).map_err(cuda_err("copying an output to the host"))?,
             None => Vec::new(),
         };
@@ -321,7 +332,7 @@ impl CudaExecutable {
     fn read_outputs(&mut self, which: &[usize]) -> Result<Vec<Tensor>, Error> {
         let mut bytes = Vec::with_capacity(which.len());
         for &o in which {
-            bytes.push(match &self.buffers[self.prog.outputs[o]] {
+            bytes.push(match &self.slots[self.prog.memory.slot_of[self.prog.outputs[o]]] {
                 Some(src) => self.stream.clone_dtoh(src).map_err(cuda_err("copying an output to the host"))?,
                 None => Vec::new(),
             });
@@ -501,12 +512,14 @@ impl LoadTimes {
             let phases: Vec<String> = self.phases.iter().map(|(p, ms)| format!("{p} {ms:.1} ms")).collect();
             let bytes: usize = prog.buffers.iter().map(|b| b.bytes()).sum();
             eprintln!(
-                "JLC_CUDA_LOAD_TIMES: {} ({} KB of PTX, {} steps, {} buffers, {:.1} MB)",
+                "JLC_CUDA_LOAD_TIMES: {} ({} KB of PTX, {} steps, {} buffers, {:.1} MB in {} slots of {:.1} MB)",
                 phases.join(", "),
                 prog.ptx.len() / 1024,
                 prog.steps.len(),
                 prog.buffers.len(),
-                bytes as f64 / 1e6
+                bytes as f64 / 1e6,
+                prog.memory.slot_bytes.len(),
+                prog.memory.bytes() as f64 / 1e6
             );
         }
     }

@@ -20,10 +20,11 @@
 //! scalar instructions per element as one kernel per instruction
 //! (`PtxOptions { fuse: false }`), so results are bitwise the same.
 //!
-//! Memory model (as the CPU arena): one device buffer per materialized
+//! Memory model (as the CPU arena): one buffer per materialized
 //! value, plus scratch buffers owned by no value (a two-pass reduction's
 //! partials, a large convolution's im2col columns); `Reshape`, `StopGradient` and same-dtype `Convert` alias their
-//! operand's buffer. Bools are one byte, 0 or 1. Shapes are static, so
+//! operand's buffer; buffers whose lives do not overlap share device
+//! memory (`ptx/memory_plan.rs`). Bools are one byte, 0 or 1. Shapes are static, so
 //! every size, stride and divisor is a constant baked into the PTX;
 //! kernels take only buffer pointers, the buffers they write first.
 //!
@@ -89,6 +90,7 @@ mod dedupe;
 mod fusion;
 mod indexing;
 mod math;
+pub mod memory_plan;
 mod random;
 mod recompute;
 mod reduce;
@@ -175,6 +177,8 @@ pub struct PtxProgram {
     pub outputs: Vec<usize>,
     pub param_types: Vec<Type>,
     pub output_types: Vec<Type>,
+    /// Which buffers share device memory (`ptx/memory_plan.rs`).
+    pub memory: memory_plan::MemoryPlan,
 }
 
 /// How `emit_with` compiles.
@@ -345,8 +349,10 @@ pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxErr
     }
     let ptx = dedupe::dedupe(&ptx, &mut steps);
     let buffer = |v: usize| value_buffers[v].expect("params and outputs are materialized");
-    let params = (0..func.n_params).map(buffer).collect();
-    let outputs = func.outputs.iter().map(|o| buffer(o.index())).collect();
+    let params: Vec<usize> = (0..func.n_params).map(buffer).collect();
+    let outputs: Vec<usize> = func.outputs.iter().map(|o| buffer(o.index())).collect();
+    let pinned: Vec<usize> = params.iter().chain(&outputs).copied().collect();
+    let memory = memory_plan::plan(&buffers, &steps, &pinned);
     Ok(PtxProgram {
         ptx,
         steps,
@@ -356,6 +362,7 @@ pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxErr
         outputs,
         param_types: func.param_types(),
         output_types: func.output_types(),
+        memory,
     })
 }
 

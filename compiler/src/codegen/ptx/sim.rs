@@ -572,12 +572,18 @@ fn from_bytes(dtype: DType, dims: &[usize], b: &[u8]) -> Tensor {
 }
 
 /// Runs `prog` on `inputs` as the CUDA runtime would, on the host.
+/// Runs the program in the device memory plan's slots (`prog.memory`),
+/// each first filled with 0xFF bytes (NaN floats, -1 integers), as the
+/// runtime allocates them: a kernel that read memory it had not written,
+/// or relied on it being zero, fails the tests that compare with the
+/// interpreter. A buffer lies at the start of its slot.
 pub fn run(prog: &PtxProgram, inputs: &[Tensor]) -> Vec<Tensor> {
-    let mut mem = Memory { bufs: prog.buffers.iter().map(|b| vec![0u8; b.bytes()]).collect() };
+    let slot = |b: usize| prog.memory.slot_of[b];
+    let mut mem = Memory { bufs: prog.memory.slot_bytes.iter().map(|&bytes| vec![0xffu8; bytes]).collect() };
     for (t, &b) in inputs.iter().zip(&prog.params) {
-        mem.bufs[b] = to_bytes(t);
+        mem.bufs[slot(b)] = to_bytes(t);
     }
-    let addr = |b: usize| ((b as u64) + 1) << 40;
+    let addr = |b: usize| ((slot(b) as u64) + 1) << 40;
     for step in &prog.steps {
         match step {
             Step::Kernel { name, args, grid, .. } => {
@@ -591,6 +597,7 @@ pub fn run(prog: &PtxProgram, inputs: &[Tensor]) -> Vec<Tensor> {
                     let at = (offsets[x] + p * strides[x]) * size;
                     at..at + len * size
                 };
+                let (a, b, c) = (&slot(*a), &slot(*b), &slot(*c));
                 for p in 0..*batch {
                     let ta = from_bytes(*dtype, &[*m, *k], &mem.bufs[*a][matrix(0, p, m * k)]);
                     let tb = from_bytes(*dtype, &[*k, *n], &mem.bufs[*b][matrix(1, p, k * n)]);
@@ -605,6 +612,6 @@ pub fn run(prog: &PtxProgram, inputs: &[Tensor]) -> Vec<Tensor> {
     prog.outputs
         .iter()
         .zip(&prog.output_types)
-        .map(|(&b, ty)| from_bytes(ty.dtype, ty.shape.dims(), &mem.bufs[b]))
+        .map(|(&b, ty)| from_bytes(ty.dtype, ty.shape.dims(), &mem.bufs[slot(b)]))
         .collect()
 }
