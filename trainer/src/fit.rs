@@ -17,6 +17,7 @@ use crate::config::{DataConfig, TrainerConfig, ValCheckInterval};
 use crate::data::{self, Dataset};
 use crate::eval;
 use crate::logger::Logger;
+use crate::prefetch::Prefetch;
 use crate::rng::{step_key, Rng};
 use crate::setup::{self, Stage};
 use compiler::ir::{Tensor, Type};
@@ -279,6 +280,18 @@ fn non_finite<'a>(values: impl IntoIterator<Item = (&'a str, f64)>) -> Option<(&
 /// Trains the model file at `path` (whose text is `text`) as its `data` and `trainer` sections say.
 pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, FitError> {
     let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler)?;
+    // The scope of the threads that form batches ahead (`prefetch.rs`).
+    std::thread::scope(|scope| fit_prepared(scope, &setup, path, text, opts))
+}
+
+/// `fit` once the model is compiled: the loop over epochs and batches.
+fn fit_prepared<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    setup: &'env setup::Setup,
+    path: &Path,
+    text: &str,
+    opts: &FitOptions,
+) -> Result<FitSummary, FitError> {
     let (data_cfg, progs) = (&setup.data_cfg, &setup.progs);
     let bs = data_cfg.batch_size;
     let trainer_cfg = effective_config(&setup.trainer_cfg);
@@ -319,7 +332,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     } else {
         setup.eval_programs(Stage::Validate, val, opts.backend, &opts.compiler, opts.color)?
     };
-    let mut hook = crate::hook::compile(&setup, opts.backend, &opts.compiler, opts.color)?;
+    let mut hook = crate::hook::compile(setup, opts.backend, &opts.compiler, opts.color)?;
     let will_test = trainer_cfg.test_after_fit && progs.test_step.is_some() && setup.test.is_some();
     print_summary(progs, setup.compile_ms, train, val, setup.test.as_ref().filter(|_| will_test));
     // Lightning's "GPU available: ..., used: ..." line.
@@ -498,8 +511,8 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let epoch_start = std::time::Instant::now();
         let mut step_time = std::time::Duration::ZERO;
         // The data order is a pure function of (seed, epoch): resuming mid-epoch re-derives it.
-        let order = if shuffle {
-            Rng::derive(trainer_cfg.seed.wrapping_add(epoch as u64), "shuffle").permutation(train.len())
+        let order: Arc<[usize]> = if shuffle {
+            Rng::derive(trainer_cfg.seed.wrapping_add(epoch as u64), "shuffle").permutation(train.len()).into()
         } else {
             (0..train.len()).collect()
         };
@@ -511,6 +524,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
         let mut loss_sum = if resumed_epoch { pos.loss_sum } else { 0.0 };
         let mut log_sums = if resumed_epoch { pos.log_sums.clone() } else { vec![0.0; progs.train_logs.len()] };
         let validate = !val_exes.is_empty() && (epoch + 1) % trainer_cfg.check_val_every_n_epoch == 0;
+        let mut ahead = Prefetch::start(scope, train, order, bs, first..n_batches);
         let mut b = first;
         while b < n_batches {
             let stop_now = interrupted();
@@ -545,7 +559,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
             let (loss, logs) = match &mut steps {
                 Steps::Fused(step_exe) => {
                     resident.hold(step_exe, &mut params, &mut states)?;
-                    let (x, y) = train.batch(&order, b * bs, bs);
+                    let (x, y) = ahead.take(b);
                     let mut fresh = vec![Tensor::scalar_f32((global_step + 1) as f32), x, y];
                     if progs.keys.train {
                         fresh.push(step_key(trainer_cfg.seed, "training_step", global_step as u64));
@@ -573,7 +587,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
                     let mut accs: Vec<Tensor> = progs.params.iter().map(|p| Tensor::zeros(&p.ty)).collect();
                     let (mut w_loss, mut w_logs) = (0.0, vec![0.0; *n_grad_logs]);
                     for mb in b..end {
-                        let (x, y) = train.batch(&order, mb * bs, bs);
+                        let (x, y) = ahead.take(mb);
                         let mut inputs = Vec::with_capacity(2 * n_params + 2);
                         inputs.append(&mut params);
                         inputs.append(&mut accs);
@@ -794,7 +808,7 @@ pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, Fit
     }
     // Lightning's on_train_end: after the last step and checkpoint, before testing.
     let (on_train_end, artifacts) = match &mut hook {
-        Some(h) => h.run(&setup, &params, &logger.dir, dev_run == 0)?,
+        Some(h) => h.run(setup, &params, &logger.dir, dev_run == 0)?,
         None => (vec![], vec![]),
     };
     let mut test_metrics = Vec::new();

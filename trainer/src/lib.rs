@@ -22,6 +22,7 @@ pub mod hook;
 pub mod logger;
 pub mod plot;
 pub mod predict;
+pub mod prefetch;
 pub mod rng;
 pub mod setup;
 pub mod tensorboard;
