@@ -4,6 +4,7 @@
 mod backends;
 mod checkpoints;
 mod crashes;
+mod data_module;
 mod datasets;
 mod diagnostics;
 mod docs;

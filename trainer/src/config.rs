@@ -47,6 +47,8 @@ pub enum SourceKind {
     /// `text("file.txt[.gz]", seq = 128)`: a byte-level corpus cut into
     /// sequences; the targets are the inputs shifted by one byte.
     Text,
+    /// A Rust `DataModule` (`trainer::fit_with_data`); `path` is its name.
+    Module,
 }
 
 impl SourceKind {
@@ -57,6 +59,7 @@ impl SourceKind {
             SourceKind::Npz => "npz",
             SourceKind::Npy => "npy",
             SourceKind::Text => "text",
+            SourceKind::Module => "module",
         }
     }
 }
@@ -79,6 +82,7 @@ fn signature(kind: SourceKind) -> &'static str {
         SourceKind::Npz => "npz(\"file.npz\", x = \"x\", y = \"y\", scale = 1.0)",
         SourceKind::Npy => "npy(\"x.npy\", y = \"y.npy\", scale = 1.0)",
         SourceKind::Text => "text(\"file.txt\", seq = 128)",
+        SourceKind::Module => "a Rust DataModule",
     }
 }
 

@@ -102,7 +102,7 @@ pub struct EvalSummary {
 /// `validation_step` on the validation split or `test_step` on the test
 /// split. Nothing is written.
 pub fn run(stage: Stage, path: &Path, text: &str, opts: &EvalOptions) -> Result<EvalSummary, FitError> {
-    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler)?;
+    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler, None)?;
     let method = stage.method();
     let has_step = match stage {
         Stage::Validate => setup.progs.val_step.is_some(),
@@ -130,6 +130,7 @@ pub fn run(stage: Stage, path: &Path, text: &str, opts: &EvalOptions) -> Result<
                         "set `test = \"test.npz\"` or `test = npz(\"file.npz\", x = \"x_test\", y = \"y_test\")`",
                     crate::config::SourceKind::Npy => "set `test = npy(\"x_test.npy\", y = \"y_test.npy\")`",
                     crate::config::SourceKind::Text => "set `test = \"test.txt\"` in the data section",
+                    crate::config::SourceKind::Module => "return a test split from the DataModule's setup",
                 }
             ))
         })?,

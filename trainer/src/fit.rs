@@ -15,6 +15,7 @@ use crate::callback::{self, Callback, Ctx, EarlyStopping, ModelCheckpoint};
 use crate::checkpoint::{self, CheckpointError, Meta};
 use crate::config::{DataConfig, TrainerConfig, ValCheckInterval};
 use crate::data::{self, Dataset};
+use crate::data_module::DataModule;
 use crate::eval;
 use crate::logger::Logger;
 use crate::prefetch::Prefetch;
@@ -279,7 +280,27 @@ fn non_finite<'a>(values: impl IntoIterator<Item = (&'a str, f64)>) -> Option<(&
 
 /// Trains the model file at `path` (whose text is `text`) as its `data` and `trainer` sections say.
 pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, FitError> {
-    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler)?;
+    fit_from(path, text, opts, None)
+}
+
+/// `fit` on data from Rust code: `module` replaces the model file's `data`
+/// section (which may then be absent; see `data_module.rs`).
+pub fn fit_with_data(
+    path: &Path,
+    text: &str,
+    opts: &FitOptions,
+    module: &mut dyn DataModule,
+) -> Result<FitSummary, FitError> {
+    fit_from(path, text, opts, Some(module))
+}
+
+fn fit_from(
+    path: &Path,
+    text: &str,
+    opts: &FitOptions,
+    module: Option<&mut dyn DataModule>,
+) -> Result<FitSummary, FitError> {
+    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler, module)?;
     // The scope of the threads that form batches ahead (`prefetch.rs`).
     std::thread::scope(|scope| fit_prepared(scope, &setup, path, text, opts))
 }
@@ -854,7 +875,7 @@ fn fit_prepared<'scope, 'env>(
 /// applied) in the run directory's `hparams.yaml` format. Compiles the
 /// model (the model's and the optimizer's names come from it); trains nothing.
 pub fn resolved_config(path: &Path, text: &str, opts: &FitOptions) -> Result<String, FitError> {
-    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler)?;
+    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler, None)?;
     Ok(hparams_yaml(&setup.data_cfg, &effective_config(&setup.trainer_cfg), &setup.progs, path))
 }
 

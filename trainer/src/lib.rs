@@ -16,6 +16,7 @@ pub mod callback;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod data_module;
 pub mod eval;
 pub mod fit;
 pub mod hook;
@@ -27,4 +28,6 @@ pub mod rng;
 pub mod setup;
 pub mod tensorboard;
 
-pub use fit::{fit, EpochTiming, FitError, FitOptions, FitSummary, Resume, Stop};
+pub use data::{Column, Dataset, Values};
+pub use data_module::{DataModule, DataSplits};
+pub use fit::{fit, fit_with_data, EpochTiming, FitError, FitOptions, FitSummary, Resume, Stop};

@@ -63,7 +63,7 @@ pub struct PredictSummary {
 
 /// Runs `predict_step` over the split and writes the outputs to `opts.out`.
 pub fn run(path: &Path, text: &str, opts: &PredictOptions) -> Result<PredictSummary, FitError> {
-    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler)?;
+    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler, None)?;
     let all;
     let data: &Dataset = match opts.split {
         Split::Test => setup.test.as_ref().ok_or_else(|| {

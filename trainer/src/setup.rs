@@ -7,6 +7,7 @@
 
 use crate::config::{self, DataConfig, SourceKind, TrainerConfig};
 use crate::data::{self, Dataset};
+use crate::data_module::DataModule;
 use crate::fit::FitError;
 use compiler::diagnostic::{Code, Diagnostic};
 use compiler::ir::Func;
@@ -55,12 +56,15 @@ pub(crate) fn diagnostics(diags: Vec<Diagnostic>, prog: &Program, color: bool) -
 }
 
 /// Checks, configures, loads and compiles (the training step for full batches).
+/// `module`: the data come from Rust code (`data_module.rs`) instead of
+/// the model file's `data` section.
 pub fn prepare(
     path: &Path,
     text: &str,
     overrides: &[String],
     color: bool,
     opts: &compiler::Options,
+    module: Option<&mut dyn DataModule>,
 ) -> Result<Setup, FitError> {
     // Files the model imports (`use "layers.jl"`) are read from disk.
     let mut read = |p: &str| std::fs::read_to_string(p).map_err(|e| e.to_string());
@@ -72,27 +76,37 @@ pub fn prepare(
     }
     let sections = compiler::lower::training_sections(&prog).map_err(|d| diagnostics(d, &prog, color))?;
     let (mut data_sec, mut trainer_sec) = (sections.data, sections.trainer);
+    let mut module_overrides = Vec::new();
     for spec in overrides {
+        if module.is_some() && spec.starts_with("data.") {
+            module_overrides.push(spec.as_str());
+            continue;
+        }
         config::apply_override(&mut data_sec, &mut trainer_sec, spec).map_err(FitError::Config)?;
     }
-    let Some(data_sec) = data_sec else {
-        return Err(FitError::Config(format!(
-            "{}: a training run needs a `data = csv(...)`, `idx(...)`, `npz(...)` or `npy(...)` section",
-            path.display()
-        )));
-    };
-    let data_cfg = config::data_config(&data_sec).map_err(|d| diagnostics(d, &prog, color))?;
     let trainer_cfg = config::trainer_config(trainer_sec.as_ref()).map_err(|d| diagnostics(d, &prog, color))?;
-
-    // Data paths are relative to the model file's directory (absolute ones replace it).
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let data_path = dir.join(&data_cfg.path);
-    let (mut dataset, mut test) = load(&data_cfg, dir)?;
-    if data_cfg.val_split >= dataset.len() {
+    let (data_cfg, mut dataset, mut test, given_val, what) = match module {
+        Some(module) => from_module(module, &module_overrides)?,
+        None => {
+            let Some(data_sec) = data_sec else {
+                return Err(FitError::Config(format!(
+                    "{}: a training run needs a `data = csv(...)`, `idx(...)`, `npz(...)` or `npy(...)` section \
+                     (or, from Rust, a DataModule: `trainer::fit_with_data`)",
+                    path.display()
+                )));
+            };
+            let data_cfg = config::data_config(&data_sec).map_err(|d| diagnostics(d, &prog, color))?;
+            // Data paths are relative to the model file's directory (absolute ones replace it).
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let (dataset, test) = load(&data_cfg, dir)?;
+            let what = source_name(&data_cfg, &dir.join(&data_cfg.path));
+            (data_cfg, dataset, test, None, what)
+        }
+    };
+    if given_val.is_none() && data_cfg.val_split >= dataset.len() {
         return Err(FitError::Config(format!(
-            "val_split = {} leaves no training data: {} has {} examples",
+            "val_split = {} leaves no training data: {what} has {} examples",
             data_cfg.val_split,
-            data_path.display(),
             dataset.len()
         )));
     }
@@ -100,7 +114,6 @@ pub fn prepare(
     let declared = compiler::lower::declared_step_inputs(&prog, trainer_sec.as_ref(), "training_step")
         .map_err(|d| diagnostics(d, &prog, color))?;
     if let Some(inputs) = declared.filter(|i| i.len() == 2) {
-        let what = source_name(&data_cfg, &data_path);
         let mut diags = Vec::new();
         for (input, col) in inputs.iter().zip([&mut dataset.x, &mut dataset.y]) {
             let Some(ty) = &input.ty else { continue };
@@ -125,11 +138,13 @@ pub fn prepare(
             return Err(diagnostics(diags, &prog, color));
         }
     }
-    if let Some(t) = &mut test {
+    let mut given_val = given_val;
+    for (split, part) in [("test", &mut test), ("validation", &mut given_val)] {
+        let Some(t) = part else { continue };
         for (name, tc, c) in [("inputs", &mut t.x, &dataset.x), ("targets", &mut t.y, &dataset.y)] {
             if tc.example_len() != c.example_len() || tc.values.type_name() != c.values.type_name() {
                 return Err(FitError::Config(format!(
-                    "the test split's {name} are {} per example, the training data's {}",
+                    "the {split} split's {name} are {} per example, the training data's {}",
                     tc.describe(),
                     c.describe()
                 )));
@@ -137,8 +152,14 @@ pub fn prepare(
             (tc.dims, tc.dtype, tc.scale) = (c.dims.clone(), c.dtype, c.scale);
         }
     }
-    let (train, val) = data::split(&dataset, data_cfg.val_split, trainer_cfg.seed);
-    drop(dataset);
+    let (train, val) = match given_val {
+        Some(val) => (dataset, val),
+        None => {
+            let split = data::split(&dataset, data_cfg.val_split, trainer_cfg.seed);
+            drop(dataset);
+            split
+        }
+    };
     let bs = data_cfg.batch_size;
     if train.len() < bs {
         return Err(FitError::Config(format!(
@@ -151,6 +172,50 @@ pub fn prepare(
     let compile_ms = compile_start.elapsed().as_secs_f64() * 1e3;
     let base = Path::new(&trainer_cfg.default_root_dir).join(&trainer_cfg.name);
     Ok(Setup { prog, trainer_sec, data_cfg, trainer_cfg, train, val, test, progs, compile_ms, base })
+}
+
+/// The data a `DataModule` gives, with its settings as a `DataConfig`
+/// (`--set data.batch_size|val_split|shuffle=...` override the module's),
+/// and what to call it in messages.
+#[allow(clippy::type_complexity)]
+fn from_module(
+    module: &mut dyn DataModule,
+    overrides: &[&str],
+) -> Result<(DataConfig, Dataset, Option<Dataset>, Option<Dataset>, String), FitError> {
+    let name = module.name();
+    let mut splits = module.setup().map_err(|e| FitError::Config(format!("{name}: {e}")))?;
+    for spec in overrides {
+        let (key, value) = spec.split_once('=').unwrap_or((spec, ""));
+        let bad = |what: &str| FitError::Config(format!("--set {spec}: {what}"));
+        match key {
+            "data.batch_size" => splits.batch_size = value.parse().map_err(|_| bad("expected a whole number"))?,
+            "data.val_split" => splits.val_split = value.parse().map_err(|_| bad("expected a whole number"))?,
+            "data.shuffle" => splits.shuffle = value.parse().map_err(|_| bad("expected true or false"))?,
+            _ => {
+                return Err(bad(&format!(
+                    "the data come from {name} (a Rust DataModule), which takes only data.batch_size, \
+                     data.val_split and data.shuffle"
+                )))
+            }
+        }
+    }
+    if splits.batch_size == 0 {
+        return Err(FitError::Config(format!("{name}: batch_size must be at least 1")));
+    }
+    let cfg = DataConfig {
+        source: SourceKind::Module,
+        path: name.clone(),
+        scale: 1.0,
+        batch_size: splits.batch_size,
+        val_split: if splits.val.is_some() { 0 } else { splits.val_split },
+        shuffle: splits.shuffle,
+        x_key: String::new(),
+        y_key: String::new(),
+        test: None,
+        test_keys: None,
+        seq_len: 0,
+    };
+    Ok((cfg, splits.train, splits.test, splits.val, name))
 }
 
 /// Loads the training data and the test split (when the source has one).
@@ -177,6 +242,9 @@ pub(crate) fn load(cfg: &DataConfig, dir: &Path) -> Result<(Dataset, Option<Data
             let test = test_path.map(|t| data::load_text(&t, cfg.seq_len)).transpose()?;
             (data::load_text(&path, cfg.seq_len)?, test)
         }
+        SourceKind::Module => {
+            return Err(FitError::Config(format!("{}: a Rust DataModule has no files to load", cfg.path)))
+        }
     })
 }
 
@@ -187,6 +255,7 @@ fn source_name(cfg: &DataConfig, path: &Path) -> String {
         SourceKind::Text => format!("{} (sequences of {} bytes)", path.display(), cfg.seq_len),
         SourceKind::Npz => format!("{} (arrays {:?}, {:?})", path.display(), cfg.x_key, cfg.y_key),
         SourceKind::Npy => format!("{} (with {})", path.display(), cfg.y_key),
+        SourceKind::Module => cfg.path.clone(),
     }
 }
 

@@ -1,0 +1,74 @@
+//! Data from Rust code, in place of a model file's `data` section:
+//! Lightning's `DataModule` for programs that drive the trainer.
+//!
+//! Consumes whatever the implementation reads or generates; produces the
+//! splits and the batching settings `setup::prepare` would otherwise take
+//! from the `data` section. From there everything is as for a built-in
+//! source: the columns are checked against (and converted to) the types
+//! `training_step` declares, a validation split is cut with the run's
+//! seed unless the module gives one, and batches are formed in the
+//! trainer's seeded order, so runs and resumes are as reproducible as the
+//! module's own data.
+
+use crate::data::{Column, Dataset};
+
+/// A source of training data written in Rust (see `fit_with_data`).
+pub trait DataModule {
+    /// Loads or makes the data (Lightning's `prepare_data` and `setup`):
+    /// called once per run, before anything is compiled. An `Err` stops
+    /// the run with the message, prefixed by `name`.
+    fn setup(&mut self) -> Result<DataSplits, String>;
+
+    /// Names the data in messages and in the run's saved config.
+    fn name(&self) -> String {
+        "data module".to_string()
+    }
+}
+
+/// What `DataModule::setup` returns.
+#[derive(Clone, Debug)]
+pub struct DataSplits {
+    pub train: Dataset,
+    /// `None`: `val_split` examples are cut from `train` with the run's
+    /// seed, as for the built-in sources.
+    pub val: Option<Dataset>,
+    /// For `test_after_fit` (`test_step`).
+    pub test: Option<Dataset>,
+    pub batch_size: usize,
+    /// Examples held out of `train` for validation when `val` is `None`.
+    pub val_split: usize,
+    /// A new seeded order of `train` every epoch (else the given order).
+    pub shuffle: bool,
+}
+
+impl DataSplits {
+    /// `train` in batches of `batch_size`, shuffled each epoch, with no
+    /// validation or test split.
+    pub fn new(train: Dataset, batch_size: usize) -> DataSplits {
+        DataSplits { train, val: None, test: None, batch_size, val_split: 0, shuffle: true }
+    }
+}
+
+impl Dataset {
+    /// Inputs and targets as one dataset: both columns must hold whole
+    /// examples, and the same number of them.
+    pub fn new(x: Column, y: Column) -> Result<Dataset, String> {
+        for (name, c) in [("inputs", &x), ("targets", &y)] {
+            let per = c.example_len();
+            if per == 0 {
+                return Err(format!("the {name} have examples of {}: no values per example", c.describe()));
+            }
+            if c.values.len() % per != 0 {
+                return Err(format!(
+                    "the {name} hold {} values, not a whole number of examples of {} ({per} values each)",
+                    c.values.len(),
+                    c.describe()
+                ));
+            }
+        }
+        if x.len() != y.len() {
+            return Err(format!("{} examples of inputs but {} of targets", x.len(), y.len()));
+        }
+        Ok(Dataset { x, y })
+    }
+}
