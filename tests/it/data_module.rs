@@ -143,3 +143,74 @@ fn data_module_errors_name_the_module_and_what_was_expected() {
     .expect_err("5 values are not whole examples of 2");
     assert!(ragged.contains("5 values, not a whole number of examples"), "{ragged}");
 }
+
+/// A program's own callback: counts validation ends (state saved in
+/// checkpoints), stops after `stop_after` of them, and reports what it saw.
+struct Counter {
+    seen: usize,
+    stop_after: usize,
+    log: std::rc::Rc<std::cell::RefCell<Vec<(usize, usize, f64)>>>,
+}
+
+impl trainer::Callback for Counter {
+    fn name(&self) -> &'static str {
+        "counter"
+    }
+    fn on_validation_end(&mut self, ctx: &mut trainer::Ctx) {
+        self.seen += 1;
+        let acc = ctx.metrics.iter().find(|(n, _)| n == "val_acc").map_or(f64::NAN, |m| m.1);
+        self.log.borrow_mut().push((ctx.epoch, self.seen, acc));
+        if self.seen >= self.stop_after {
+            ctx.should_stop = true;
+        }
+    }
+    fn state_dict(&self) -> trainer::serde_json::Value {
+        trainer::serde_json::json!({ "seen": self.seen })
+    }
+    fn load_state_dict(&mut self, state: &trainer::serde_json::Value) -> Result<(), String> {
+        self.seen = state["seen"].as_u64().ok_or("no `seen` count")? as usize;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_programs_own_callback_sees_metrics_stops_and_resumes_with_its_state() {
+    let path = Path::new("halves.jl");
+    let logs = tempdir("own-callback");
+    let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let counter = |stop_after| Box::new(Counter { seen: 0, stop_after, log: log.clone() });
+    let run = |opts: &trainer::FitOptions, stop_after| {
+        let mut data = Halves { n: 1024, features: 2, fail: false, with_val: false };
+        let extras = trainer::RunExtras { data: Some(&mut data), callbacks: vec![counter(stop_after)] };
+        trainer::fit_with(path, MODEL, opts, extras).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let first = run(&opts(&logs, &[]), 2);
+    assert_eq!((first.stop, first.epochs), (trainer::Stop::Callback, 2));
+    let seen: Vec<(usize, usize)> = log.borrow().iter().map(|&(e, s, _)| (e, s)).collect();
+    assert_eq!(seen, [(0, 1), (1, 2)]);
+    assert!(log.borrow().iter().all(|&(_, _, acc)| acc.is_finite()), "val_acc reached the callback");
+    // Resumed from `last`, the count continues from 2: it stops after one more epoch.
+    log.borrow_mut().clear();
+    let mut resumed_opts = opts(&logs, &[]);
+    resumed_opts.resume = Some(trainer::Resume::Last);
+    let resumed = run(&resumed_opts, 3);
+    assert_eq!((resumed.stop, resumed.epochs), (trainer::Stop::Callback, 3));
+    assert_eq!(log.borrow().iter().map(|&(e, s, _)| (e, s)).collect::<Vec<_>>(), [(2, 3)]);
+    // Names key the states: a clash with a built-in is refused.
+    struct Impostor;
+    impl trainer::Callback for Impostor {
+        fn name(&self) -> &'static str {
+            "ModelCheckpoint"
+        }
+        fn state_dict(&self) -> trainer::serde_json::Value {
+            trainer::serde_json::Value::Null
+        }
+        fn load_state_dict(&mut self, _: &trainer::serde_json::Value) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    let mut data = Halves { n: 1024, features: 2, fail: false, with_val: false };
+    let extras = trainer::RunExtras { data: Some(&mut data), callbacks: vec![Box::new(Impostor)] };
+    let err = trainer::fit_with(path, MODEL, &opts(&tempdir("impostor"), &[]), extras).expect_err("clash").to_string();
+    assert!(err.contains("two callbacks are named `ModelCheckpoint`"), "{err}");
+}

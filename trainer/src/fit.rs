@@ -280,7 +280,7 @@ fn non_finite<'a>(values: impl IntoIterator<Item = (&'a str, f64)>) -> Option<(&
 
 /// Trains the model file at `path` (whose text is `text`) as its `data` and `trainer` sections say.
 pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, FitError> {
-    fit_from(path, text, opts, None)
+    fit_with(path, text, opts, RunExtras::default())
 }
 
 /// `fit` on data from Rust code: `module` replaces the model file's `data`
@@ -291,18 +291,28 @@ pub fn fit_with_data(
     opts: &FitOptions,
     module: &mut dyn DataModule,
 ) -> Result<FitSummary, FitError> {
-    fit_from(path, text, opts, Some(module))
+    fit_with(path, text, opts, RunExtras { data: Some(module), ..RunExtras::default() })
 }
 
-fn fit_from(
-    path: &Path,
-    text: &str,
-    opts: &FitOptions,
-    module: Option<&mut dyn DataModule>,
-) -> Result<FitSummary, FitError> {
-    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler, module)?;
+/// What a Rust program adds to a run (`fit_with`).
+#[derive(Default)]
+pub struct RunExtras<'a> {
+    /// Data from Rust code in place of the model file's `data` section.
+    pub data: Option<&'a mut dyn DataModule>,
+    /// Callbacks of the program's own (`callback::Callback`), called after
+    /// the built-in ones at every hook. Each one's `state_dict` goes into
+    /// every checkpoint under its `name`, and `--resume` gives it back, so
+    /// names must be unique (and not a built-in's: ModelCheckpoint,
+    /// EarlyStopping, Timer).
+    pub callbacks: Vec<Box<dyn Callback>>,
+}
+
+/// `fit` with a Rust program's own data and callbacks.
+pub fn fit_with(path: &Path, text: &str, opts: &FitOptions, extras: RunExtras) -> Result<FitSummary, FitError> {
+    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler, extras.data)?;
+    let user_callbacks = extras.callbacks;
     // The scope of the threads that form batches ahead (`prefetch.rs`).
-    std::thread::scope(|scope| fit_prepared(scope, &setup, path, text, opts))
+    std::thread::scope(|scope| fit_prepared(scope, &setup, path, text, opts, user_callbacks))
 }
 
 /// `fit` once the model is compiled: the loop over epochs and batches.
@@ -312,6 +322,7 @@ fn fit_prepared<'scope, 'env>(
     path: &Path,
     text: &str,
     opts: &FitOptions,
+    user_callbacks: Vec<Box<dyn Callback>>,
 ) -> Result<FitSummary, FitError> {
     let (data_cfg, progs) = (&setup.data_cfg, &setup.progs);
     let bs = data_cfg.batch_size;
@@ -414,6 +425,18 @@ fn fit_prepared<'scope, 'env>(
         let (timer, timer_clock) = callback::Timer::new();
         callbacks.push(Box::new(timer));
         clock = Some(timer_clock);
+    }
+    for user in user_callbacks {
+        const BUILT_IN: [&str; 3] = ["ModelCheckpoint", "EarlyStopping", "Timer"];
+        if BUILT_IN.contains(&user.name()) || callbacks.iter().any(|c| c.name() == user.name()) {
+            return Err(FitError::Config(format!(
+                "two callbacks are named `{}`: a callback's name keys its state in checkpoints, so names must be \
+                 unique and not a built-in's ({})",
+                user.name(),
+                BUILT_IN.join(", ")
+            )));
+        }
+        callbacks.push(user);
     }
 
     let base = &setup.base;

@@ -28,6 +28,9 @@ pub mod rng;
 pub mod setup;
 pub mod tensorboard;
 
+pub use callback::{Callback, Ctx};
 pub use data::{Column, Dataset, Values};
 pub use data_module::{DataModule, DataSplits};
-pub use fit::{fit, fit_with_data, EpochTiming, FitError, FitOptions, FitSummary, Resume, Stop};
+pub use fit::{fit, fit_with, fit_with_data, EpochTiming, FitError, FitOptions, FitSummary, Resume, RunExtras, Stop};
+/// The JSON type of callback states (`Callback::state_dict`).
+pub use serde_json;
