@@ -26,20 +26,14 @@ model StrongCnn {
     drop_fc: Dropout(0.5)
     head: Linear(256, 10)
 
-    fn features(self, x: f32[B, 784]) -> f32[B, 3136] = self.image_features(reshape(x, (-1, 1, 28, 28)))
-
-    fn image_features(self, images: f32[B, 1, 28, 28]) -> f32[B, 3136] {
-        let h = self.pool(relu(self.conv1(images)))
+    fn features(self, x: f32[B, 784]) -> f32[B, 3136] {
+        let h = self.pool(relu(self.conv1(reshape(x, (-1, 1, 28, 28)))))
         flatten(self.pool(relu(self.conv2(h))))
     }
 
     fn training_step(self, x: f32[B, 784], y: i32[B], key) -> f32 {
-        let (k0, k1, k2) = split(key, n = 3)
-        # Augmentation: each image mirrored left-right with probability 1/2.
-        let images = reshape(x, (-1, 1, 28, 28))
-        let mirror = uniform(k0, (size(x, 0), 1, 1, 1)) < 0.5
-        let seen = where(mirror, images[:, :, :, ::-1], images)
-        let h = relu(self.fc(self.drop_conv(self.image_features(seen), k1)))
+        let (k1, k2) = split(key)
+        let h = relu(self.fc(self.drop_conv(self.features(x), k1)))
         let logits = self.head(self.drop_fc(h, k2))
         log("train_acc", accuracy(logits, y), prog_bar = true)
         cross_entropy(logits, y)
@@ -58,7 +52,7 @@ model StrongCnn {
         log("test_acc", accuracy(self.forward(x), y))
     }
 
-    fn configure_optimizers(self) = adam(lr = cosine_decay_schedule(1e-3, 5160))
+    fn configure_optimizers(self) = adam(lr = cosine_decay_schedule(1e-3, 4300))
 }
 
 data = idx("/usr/share/datasets/fashion-mnist", scale = 1.0 / 255.0) {
@@ -68,7 +62,7 @@ data = idx("/usr/share/datasets/fashion-mnist", scale = 1.0 / 255.0) {
 }
 
 trainer {
-    max_epochs = 12
+    max_epochs = 10
     seed = 0
     log_every_n_steps = 50
     checkpoint_monitor = "val_acc"
