@@ -214,3 +214,26 @@ fn a_programs_own_callback_sees_metrics_stops_and_resumes_with_its_state() {
     let err = trainer::fit_with(path, MODEL, &opts(&tempdir("impostor"), &[]), extras).expect_err("clash").to_string();
     assert!(err.contains("two callbacks are named `ModelCheckpoint`"), "{err}");
 }
+
+/// `jlc test` from Rust on the module's test split: the checkpoint the run
+/// wrote gives the test accuracy the run reported.
+#[test]
+fn testing_a_checkpoint_on_a_data_modules_test_split() {
+    let path = Path::new("halves.jl");
+    let logs = tempdir("data-module-test");
+    let mut module = Halves { n: 1024, features: 2, fail: false, with_val: false };
+    let fit_opts = opts(&logs, &[]);
+    let summary = trainer::fit_with_data(path, MODEL, &fit_opts, &mut module).unwrap_or_else(|e| panic!("{e}"));
+    let eval_opts = trainer::eval::EvalOptions {
+        overrides: fit_opts.overrides.clone(),
+        backend: runtime::Backend::Cpu,
+        color: false,
+        compiler: Default::default(),
+        ckpt: None,
+    };
+    let stage = trainer::setup::Stage::Test;
+    let tested = trainer::eval::run_with_data(stage, path, MODEL, &eval_opts, Some(&mut module))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(tested.examples, 200);
+    assert_eq!(metric(&tested.metrics, "test_acc"), metric(&summary.test_metrics, "test_acc"));
+}

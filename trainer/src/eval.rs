@@ -102,7 +102,19 @@ pub struct EvalSummary {
 /// `validation_step` on the validation split or `test_step` on the test
 /// split. Nothing is written.
 pub fn run(stage: Stage, path: &Path, text: &str, opts: &EvalOptions) -> Result<EvalSummary, FitError> {
-    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler, None)?;
+    run_with_data(stage, path, text, opts, None)
+}
+
+/// `run` on the splits of a Rust `DataModule` (`data_module.rs`) instead
+/// of the model file's `data` section, when `module` is given.
+pub fn run_with_data(
+    stage: Stage,
+    path: &Path,
+    text: &str,
+    opts: &EvalOptions,
+    module: Option<&mut dyn crate::data_module::DataModule>,
+) -> Result<EvalSummary, FitError> {
+    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler, module)?;
     let method = stage.method();
     let has_step = match stage {
         Stage::Validate => setup.progs.val_step.is_some(),
