@@ -8,8 +8,10 @@
 //! An entry's key is the exact PTX text of one module plus the target
 //! architecture, the nvJitLink and driver versions and this crate's
 //! version. The file is named by a hash of the key and holds the key
-//! itself, so a hash collision, a truncated file or another version's
-//! entry reads as a miss, never as wrong code. Writes go to a temporary
+//! itself and the cubin's length, so a hash collision, a truncated file or
+//! another version's entry reads as a miss, never as wrong code; an entry
+//! is written only after the driver has loaded its cubin, and one the
+//! driver rejects later is assembled and written again. Writes go to a temporary
 //! file in the same directory, then `rename` (atomic on POSIX): concurrent
 //! runs that fill the same entry each write a whole file and the last
 //! rename wins with identical content; readers never see half a file.
@@ -24,7 +26,7 @@ use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8] = b"JLC-CUBIN-1\n";
+const MAGIC: &[u8] = b"JLC-CUBIN-2\n";
 
 /// A cache folder (or none, when off or no home is known).
 #[derive(Clone, Debug)]
@@ -72,10 +74,12 @@ impl CubinCache {
         let rest = bytes.strip_prefix(MAGIC)?;
         let (len, rest) = rest.split_first_chunk::<8>()?;
         let len = usize::try_from(u64::from_le_bytes(*len)).ok()?;
-        if rest.len() <= len || &rest[..len] != key {
+        if rest.len() < len || &rest[..len] != key {
             return None;
         }
-        Some(rest[len..].to_vec())
+        let (cubin_len, cubin) = rest[len..].split_first_chunk::<8>()?;
+        // A file cut short (or grown) inside the cubin is a miss too.
+        (usize::try_from(u64::from_le_bytes(*cubin_len)).ok()? == cubin.len()).then(|| cubin.to_vec())
     }
 
     /// Stores `cubin` under `key`; an error (no space, read-only folder)
@@ -91,6 +95,7 @@ impl CubinCache {
             file.write_all(MAGIC)?;
             file.write_all(&(key.len() as u64).to_le_bytes())?;
             file.write_all(key)?;
+            file.write_all(&(cubin.len() as u64).to_le_bytes())?;
             file.write_all(cubin)?;
             file.sync_all()?;
             std::fs::rename(&tmp, &path)
@@ -139,7 +144,7 @@ mod tests {
         cache.put(&key, b"\x7fELF code").unwrap();
         let path = cache.path(&key).unwrap();
         let whole = std::fs::read(&path).unwrap();
-        for cut in [0, 5, MAGIC.len() + 4, MAGIC.len() + 8 + key.len()] {
+        for cut in [0, 5, MAGIC.len() + 4, MAGIC.len() + 8 + key.len(), whole.len() - 1] {
             std::fs::write(&path, &whole[..cut]).unwrap();
             assert_eq!(cache.get(&key), None, "truncated to {cut} bytes");
         }

@@ -560,16 +560,16 @@ fn machine_code_and_blas(
         }
         None => None,
     };
-    note += "; both";
+    note += "; all done in";
     Ok((modules, blas, note))
 }
 
 /// Turns the PTX module text into loaded machine code, and says how (for
 /// `JLC_CUDA_LOAD_TIMES`). `JLC_CUDA_JIT` picks the way: `nvjitlink`
 /// (`assemble`: parts assembled on parallel threads in this process, one
-/// per core by default),
-/// `driver` (the driver's JIT inside the module load), or unset: nvJitLink
-/// where its library is found and its cubins load, else the driver.
+/// per core by default), `driver` (the driver's JIT inside the module
+/// load), or unset: nvJitLink where its library is found and its cubins
+/// load, else the driver.
 fn load_modules(ctx: &Arc<CudaContext>, ptx: &str) -> Result<(Vec<(Vec<String>, Arc<CudaModule>)>, String), Error> {
     let jit = jit_way();
     let threads = std::env::var("JLC_CUDA_JIT_THREADS").ok().and_then(|v| v.parse::<usize>().ok());
@@ -635,29 +635,31 @@ fn assemble(
     let cache = CubinCache::from_env();
     let parts = ptx::split::split_module(ptx, threads);
     let keys: Vec<Vec<u8>> = parts.iter().map(|(text, _)| CubinCache::key(text, &context)).collect();
-    let mut cubins: Vec<Option<Vec<u8>>> = keys.iter().map(|key| cache.get(key)).collect();
-    let missing: Vec<usize> = (0..parts.len()).filter(|&i| cubins[i].is_none()).collect();
+    let load = |cubin: Vec<u8>| ctx.load_module(cudarc::nvrtc::Ptx::from_binary(cubin));
+    // Cached parts first; one the driver rejects is assembled again below.
+    let mut modules: Vec<Option<Arc<CudaModule>>> =
+        keys.iter().map(|key| cache.get(key).and_then(|cubin| load(cubin).ok())).collect();
+    let missing: Vec<usize> = (0..parts.len()).filter(|&i| modules[i].is_none()).collect();
     let texts: Vec<&str> = missing.iter().map(|&i| parts[i].0.as_str()).collect();
     let mut unsaved = String::new();
-    for (i, cubin) in missing.iter().zip(lib.compile_all(&texts, arch)?) {
-        if let Err(e) = cache.put(&keys[*i], &cubin) {
+    for (&i, cubin) in missing.iter().zip(lib.compile_all(&texts, arch)?) {
+        let module = load(cubin.clone()).map_err(|e| format!("loading its sm_{arch} cubin: {e:?}"))?;
+        // Cached only once the driver has taken it.
+        if let Err(e) = cache.put(&keys[i], &cubin) {
             unsaved = format!(", not cached: {e}");
         }
-        cubins[*i] = Some(cubin);
-    }
-    let mut modules = Vec::with_capacity(parts.len());
-    for ((_, names), cubin) in parts.into_iter().zip(cubins) {
-        let cubin = cubin.expect("every part assembled or cached");
-        let module = ctx
-            .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
-            .map_err(|e| format!("loading its sm_{arch} cubin: {e:?}"))?;
-        modules.push((names, module));
+        modules[i] = Some(module);
     }
     let how = format!(
         "nvJitLink {lib_major}.{lib_minor} for sm_{arch}: {} of {} part(s) assembled, the rest cached{unsaved}",
         missing.len(),
-        modules.len()
+        parts.len()
     );
+    let modules = parts
+        .into_iter()
+        .zip(modules)
+        .map(|((_, names), module)| (names, module.expect("every part loaded")))
+        .collect();
     Ok((modules, how))
 }
 

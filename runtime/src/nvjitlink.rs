@@ -45,8 +45,8 @@ impl NvJitLink {
         if let Some(path) = std::env::var_os("JLC_NVJITLINK") {
             return NvJitLink::open_path(&path.to_string_lossy());
         }
-        let mut majors = vec![driver_major, 13, 12];
-        majors.dedup();
+        let mut majors = vec![driver_major];
+        majors.extend([13, 12].into_iter().filter(|&m| m != driver_major));
         let mut errors = Vec::new();
         for major in majors {
             match NvJitLink::open_path(&format!("libnvJitLink.so.{major}")) {

@@ -63,10 +63,11 @@ impl DataModule for Halves {
             return Err("the synthetic source is switched off".into());
         }
         let mut splits = DataSplits::new(self.make(self.n, 0), 32);
-        splits.val_split = 64;
         splits.test = Some(self.make(200, 1000));
         if self.with_val {
             splits.val = Some(self.make(100, 5000));
+        } else {
+            splits.val_split = 64;
         }
         Ok(splits)
     }
@@ -136,6 +137,26 @@ fn data_module_errors_name_the_module_and_what_was_expected() {
     assert!(small.contains("val_split = 64 leaves no training data: halves (synthetic) has 60 examples"), "{small}");
     let key = fit(&mut Halves { n: 1024, features: 2, fail: false, with_val: false }, &["data.path=x.csv"]);
     assert!(key.contains("takes only data.batch_size"), "{key}");
+    // Splits built from public fields are checked too.
+    struct Given(Option<DataSplits>);
+    impl DataModule for Given {
+        fn setup(&mut self) -> Result<DataSplits, String> {
+            Ok(self.0.take().expect("one setup per run"))
+        }
+    }
+    let halves = Halves { n: 256, features: 2, fail: false, with_val: false };
+    let mut uneven = DataSplits::new(halves.make(256, 0), 32);
+    uneven.train.y = Column::new(Values::I32(vec![0; 255]), vec![], 1.0);
+    let err = trainer::fit_with_data(path, MODEL, &opts(&tempdir("uneven"), &[]), &mut Given(Some(uneven)))
+        .expect_err("255 targets for 256 inputs")
+        .to_string();
+    assert!(err.contains("data module: the training split: 256 examples of inputs but 255 of targets"), "{err}");
+    let mut both = DataSplits::new(halves.make(256, 0), 32);
+    (both.val, both.val_split) = (Some(halves.make(64, 9)), 10);
+    let err = trainer::fit_with_data(path, MODEL, &opts(&tempdir("both-vals"), &[]), &mut Given(Some(both)))
+        .expect_err("val_split and val")
+        .to_string();
+    assert!(err.contains("val_split = 10 and a validation split given"), "{err}");
     let ragged = Dataset::new(
         Column::new(Values::F32(vec![0.0; 5]), vec![2], 1.0),
         Column::new(Values::I32(vec![0; 2]), vec![], 1.0),

@@ -81,6 +81,9 @@ pub trait Callback {
     fn load_state_dict(&mut self, state: &Value) -> Result<(), String>;
 }
 
+/// The names of the built-in callbacks (their states' keys in checkpoints).
+pub const BUILT_IN_NAMES: [&str; 3] = ["ModelCheckpoint", "EarlyStopping", "Timer"];
+
 /// Floats in states are the hex of their bits: exact, and NaN survives.
 fn f64_hex(x: f64) -> String {
     format!("{:016x}", x.to_bits())
@@ -219,7 +222,7 @@ impl ModelCheckpoint {
 
 impl Callback for ModelCheckpoint {
     fn name(&self) -> &'static str {
-        "ModelCheckpoint"
+        BUILT_IN_NAMES[0]
     }
 
     fn on_validation_end(&mut self, ctx: &mut Ctx) {
@@ -308,7 +311,7 @@ impl EarlyStopping {
 
 impl Callback for EarlyStopping {
     fn name(&self) -> &'static str {
-        "EarlyStopping"
+        BUILT_IN_NAMES[1]
     }
 
     fn on_validation_end(&mut self, ctx: &mut Ctx) {
@@ -396,7 +399,7 @@ impl Timer {
 
 impl Callback for Timer {
     fn name(&self) -> &'static str {
-        "Timer"
+        BUILT_IN_NAMES[2]
     }
     fn on_train_start(&mut self, _ctx: &mut Ctx) {
         self.clock.started.set(Some(Instant::now()));

@@ -427,13 +427,12 @@ fn fit_prepared<'scope, 'env>(
         clock = Some(timer_clock);
     }
     for user in user_callbacks {
-        const BUILT_IN: [&str; 3] = ["ModelCheckpoint", "EarlyStopping", "Timer"];
-        if BUILT_IN.contains(&user.name()) || callbacks.iter().any(|c| c.name() == user.name()) {
+        if callback::BUILT_IN_NAMES.contains(&user.name()) || callbacks.iter().any(|c| c.name() == user.name()) {
             return Err(FitError::Config(format!(
                 "two callbacks are named `{}`: a callback's name keys its state in checkpoints, so names must be \
                  unique and not a built-in's ({})",
                 user.name(),
-                BUILT_IN.join(", ")
+                callback::BUILT_IN_NAMES.join(", ")
             )));
         }
         callbacks.push(user);

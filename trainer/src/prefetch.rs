@@ -54,13 +54,18 @@ impl<'env> Prefetch<'env> {
         Prefetch { data, order, batch_size, ready }
     }
 
-    /// Batch `b`: the thread's next one when the caller takes them in order
-    /// (as the training loop does), else formed here.
+    /// Batch `b`: the thread's when the caller takes them in order (as the
+    /// training loop does; batches skipped over are dropped), else formed here.
     pub fn take(&mut self, b: usize) -> (Tensor, Tensor) {
-        match self.ready.recv() {
-            Ok((formed, batch)) if formed == b => batch,
-            _ => self.data.batch(&self.order, b * self.batch_size, self.batch_size),
+        while let Ok((formed, batch)) = self.ready.recv() {
+            if formed == b {
+                return batch;
+            }
+            if formed > b {
+                break;
+            }
         }
+        self.data.batch(&self.order, b * self.batch_size, self.batch_size)
     }
 }
 
@@ -94,6 +99,7 @@ mod tests {
                 assert_eq!(ahead.take(b), data.batch(&order, b * 4, 4), "batch {b}");
             }
             assert_eq!(ahead.take(8), data.batch(&order, 32, 4), "skipped ahead");
+            assert_eq!(ahead.take(9), data.batch(&order, 36, 4), "in step again after a skip");
             // Dropped with batches left: the thread must end for the scope to return.
         });
         std::thread::scope(|scope| {

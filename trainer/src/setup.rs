@@ -202,6 +202,19 @@ fn from_module(
     if splits.batch_size == 0 {
         return Err(FitError::Config(format!("{name}: batch_size must be at least 1")));
     }
+    if splits.val.is_some() && splits.val_split > 0 {
+        return Err(FitError::Config(format!(
+            "{name}: val_split = {} and a validation split given: hold examples out of train, or give them, not both",
+            splits.val_split
+        )));
+    }
+    let parts =
+        [("training", Some(&splits.train)), ("validation", splits.val.as_ref()), ("test", splits.test.as_ref())];
+    for (split, data) in parts {
+        if let Some(Err(e)) = data.map(Dataset::check) {
+            return Err(FitError::Config(format!("{name}: the {split} split: {e}")));
+        }
+    }
     let cfg = DataConfig {
         source: SourceKind::Module,
         path: name.clone(),

@@ -573,10 +573,12 @@ fn from_bytes(dtype: DType, dims: &[usize], b: &[u8]) -> Tensor {
 
 /// Runs `prog` on `inputs` as the CUDA runtime would, on the host.
 /// Runs the program in the device memory plan's slots (`prog.memory`),
-/// each first filled with 0xFF bytes (NaN floats, -1 integers), as the
-/// runtime allocates them: a kernel that read memory it had not written,
-/// or relied on it being zero, fails the tests that compare with the
-/// interpreter. A buffer lies at the start of its slot.
+/// each filled with 0xFF bytes (NaN floats, -1 integers) at the start, as
+/// the runtime allocates them, and again before each buffer's first step
+/// (the runtime leaves the previous buffer's data there): a kernel that
+/// read memory it had not written, or relied on it being zero, fails the
+/// tests that compare with the interpreter. A buffer lies at the start of
+/// its slot.
 pub fn run(prog: &PtxProgram, inputs: &[Tensor]) -> Vec<Tensor> {
     let slot = |b: usize| prog.memory.slot_of[b];
     let mut mem = Memory { bufs: prog.memory.slot_bytes.iter().map(|&bytes| vec![0xffu8; bytes]).collect() };
@@ -584,7 +586,14 @@ pub fn run(prog: &PtxProgram, inputs: &[Tensor]) -> Vec<Tensor> {
         mem.bufs[slot(b)] = to_bytes(t);
     }
     let addr = |b: usize| ((slot(b) as u64) + 1) << 40;
+    let pinned: Vec<usize> = prog.params.iter().chain(&prog.outputs).copied().collect();
+    let mut started = vec![false; prog.buffers.len()];
     for step in &prog.steps {
+        for b in super::memory_plan::step_buffers(step) {
+            if !std::mem::replace(&mut started[b], true) && !pinned.contains(&b) {
+                mem.bufs[slot(b)][..prog.buffers[b].bytes()].fill(0xff);
+            }
+        }
         match step {
             Step::Kernel { name, args, grid, .. } => {
                 let params: Vec<u64> = args.iter().map(|&b| addr(b)).collect();
