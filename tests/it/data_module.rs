@@ -21,6 +21,7 @@ model Clf {
     fn test_step(self, x: f32[B, 2], y: i32[B]) {
         log("test_acc", accuracy(self.fc(x), y))
     }
+    fn predict_step(self, x: f32[B, 2]) -> f32[B, 2] = self.fc(x)
     fn configure_optimizers(self) = adam(lr = 0.05)
 }
 
@@ -257,4 +258,33 @@ fn testing_a_checkpoint_on_a_data_modules_test_split() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(tested.examples, 200);
     assert_eq!(metric(&tested.metrics, "test_acc"), metric(&summary.test_metrics, "test_acc"));
+    // `jlc predict` from Rust: logits for the module's test split.
+    let predict_opts = |split, out: std::path::PathBuf| trainer::predict::PredictOptions {
+        overrides: fit_opts.overrides.clone(),
+        backend: runtime::Backend::Cpu,
+        color: false,
+        compiler: Default::default(),
+        ckpt: None,
+        split,
+        out,
+    };
+    let out = logs.join("logits.npy");
+    let predicted = trainer::predict::run_with_data(
+        path,
+        MODEL,
+        &predict_opts(trainer::predict::Split::Test, out.clone()),
+        Some(&mut module),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((predicted.examples, predicted.shape.clone()), (200, vec![200, 2]));
+    assert!(std::fs::metadata(&out).is_ok_and(|m| m.len() > 200 * 2 * 4), "{} written", out.display());
+    let all = trainer::predict::run_with_data(
+        path,
+        MODEL,
+        &predict_opts(trainer::predict::Split::All, logs.join("all.npy")),
+        Some(&mut module),
+    )
+    .expect_err("no files to read again")
+    .to_string();
+    assert!(all.contains("no data files to read again"), "{all}");
 }

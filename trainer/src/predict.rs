@@ -63,7 +63,18 @@ pub struct PredictSummary {
 
 /// Runs `predict_step` over the split and writes the outputs to `opts.out`.
 pub fn run(path: &Path, text: &str, opts: &PredictOptions) -> Result<PredictSummary, FitError> {
-    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler, None)?;
+    run_with_data(path, text, opts, None)
+}
+
+/// `run` on the splits of a Rust `DataModule` (`data_module.rs`) instead of
+/// the model file's `data` section, when `module` is given.
+pub fn run_with_data(
+    path: &Path,
+    text: &str,
+    opts: &PredictOptions,
+    module: Option<&mut dyn crate::data_module::DataModule>,
+) -> Result<PredictSummary, FitError> {
+    let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler, module)?;
     let all;
     let data: &Dataset = match opts.split {
         Split::Test => setup.test.as_ref().ok_or_else(|| {

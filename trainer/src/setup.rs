@@ -256,7 +256,10 @@ pub(crate) fn load(cfg: &DataConfig, dir: &Path) -> Result<(Dataset, Option<Data
             (data::load_text(&path, cfg.seq_len)?, test)
         }
         SourceKind::Module => {
-            return Err(FitError::Config(format!("{}: a Rust DataModule has no files to load", cfg.path)))
+            return Err(FitError::Config(format!(
+                "{}: a Rust DataModule has no data files to read again (predict on its train, val or test split)",
+                cfg.path
+            )))
         }
     })
 }
