@@ -84,15 +84,7 @@ fn main() {
         "trainer.checkpoint_monitor=train_loss_epoch".to_string(),
         "trainer.checkpoint_mode=min".to_string(),
     ];
-    let opts = trainer::FitOptions {
-        overrides,
-        backend: args.backend,
-        color: false,
-        progress: false,
-        compiler: Default::default(),
-        resume: None,
-        interrupt: None,
-    };
+    let opts = trainer::FitOptions { overrides, backend: args.backend, ..Default::default() };
     let summary = trainer::fit(&model, &text, &opts).unwrap_or_else(|e| panic!("{e}"));
     let steps_per_epoch = summary.steps / summary.timing.len().max(1);
     println!(

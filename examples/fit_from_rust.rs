@@ -56,15 +56,8 @@ fn main() -> Result<(), trainer::FitError> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/moons_mlp.jl");
     let text = std::fs::read_to_string(path)?;
     let root = std::env::temp_dir().join("jlc-fit-from-rust");
-    let opts = FitOptions {
-        overrides: vec![format!("trainer.default_root_dir={}", root.display())],
-        backend: jaxlightning::runtime::Backend::Cpu,
-        color: false,
-        progress: false,
-        compiler: Default::default(),
-        resume: None,
-        interrupt: None,
-    };
+    let opts =
+        FitOptions { overrides: vec![format!("trainer.default_root_dir={}", root.display())], ..Default::default() };
     let mut moons = TwoMoons { n: 1000, noise: 0.35, seed: 7 };
     let summary = trainer::fit_with_data(std::path::Path::new(path), &text, &opts, &mut moons)?;
     for (name, value) in summary.final_metrics.iter().chain(&summary.test_metrics) {

@@ -25,15 +25,7 @@ pub fn fit(
 ) -> trainer::FitSummary {
     let mut overrides = extra.to_vec();
     overrides.push(format!("trainer.default_root_dir={}", logs.display()));
-    let opts = trainer::FitOptions {
-        overrides,
-        backend: runtime::Backend::Cpu,
-        color: false,
-        progress: false,
-        compiler: Default::default(),
-        resume,
-        interrupt: None,
-    };
+    let opts = trainer::FitOptions { overrides, resume, ..Default::default() };
     trainer::fit(path, text, &opts).unwrap_or_else(|e| panic!("{e}"))
 }
 

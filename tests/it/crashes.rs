@@ -218,12 +218,7 @@ fn a_full_disk_stops_with_the_path_and_the_bytes_and_keeps_the_previous_checkpoi
     let text = std::fs::read_to_string(&model).unwrap();
     let opts = trainer::FitOptions {
         overrides: vec![format!("trainer.default_root_dir={}", disk.display()), "trainer.save_top_k=-1".into()],
-        backend: runtime::Backend::Cpu,
-        color: false,
-        progress: false,
-        compiler: Default::default(),
-        resume: None,
-        interrupt: None,
+        ..Default::default()
     };
     let err = trainer::fit(&model, &text, &opts).unwrap_err();
     let msg = err.to_string();

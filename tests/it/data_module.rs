@@ -80,15 +80,7 @@ impl DataModule for Halves {
 fn opts(logs: &Path, extra: &[&str]) -> trainer::FitOptions {
     let mut overrides: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     overrides.push(format!("trainer.default_root_dir={}", logs.display()));
-    trainer::FitOptions {
-        overrides,
-        backend: runtime::Backend::Cpu,
-        color: false,
-        progress: false,
-        compiler: Default::default(),
-        resume: None,
-        interrupt: None,
-    }
+    trainer::FitOptions { overrides, ..Default::default() }
 }
 
 fn metric(list: &[(String, f64)], name: &str) -> f64 {

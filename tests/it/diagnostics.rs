@@ -165,12 +165,7 @@ trainer {
         // where the data is read later; either way it fails and says why).
         let opts = trainer::FitOptions {
             overrides: vec![format!("trainer.default_root_dir={}", crate::examples::tempdir("check-run").display())],
-            backend: runtime::Backend::Cpu,
-            color: false,
-            progress: false,
-            compiler: Default::default(),
-            resume: None,
-            interrupt: None,
+            ..Default::default()
         };
         assert!(trainer::fit(std::path::Path::new("net.jl"), &text, &opts).is_err());
     }

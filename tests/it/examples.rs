@@ -24,15 +24,7 @@ fn fit_digits(extra: &[&str], log_root: &Path) -> trainer::FitSummary {
     let text = std::fs::read_to_string(&path).unwrap();
     let mut overrides: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     overrides.push(format!("trainer.default_root_dir={}", log_root.display()));
-    let opts = trainer::FitOptions {
-        overrides,
-        backend: runtime::Backend::Cpu,
-        color: false,
-        progress: false,
-        compiler: Default::default(),
-        resume: None,
-        interrupt: None,
-    };
+    let opts = trainer::FitOptions { overrides, ..Default::default() };
     trainer::fit(&path, &text, &opts).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -77,20 +69,7 @@ fn interpreter_and_jit_train_the_same_model() {
     let text = std::fs::read_to_string(&path).unwrap();
     let run = |backend| {
         let overrides = vec!["trainer.max_epochs=2".into(), format!("trainer.default_root_dir={}", logs.display())];
-        trainer::fit(
-            &path,
-            &text,
-            &trainer::FitOptions {
-                overrides,
-                backend,
-                color: false,
-                progress: false,
-                compiler: Default::default(),
-                resume: None,
-                interrupt: None,
-            },
-        )
-        .unwrap()
+        trainer::fit(&path, &text, &trainer::FitOptions { overrides, backend, ..Default::default() }).unwrap()
     };
     let jit = run(runtime::Backend::Cpu);
     let interp = run(runtime::Backend::Interpreter);

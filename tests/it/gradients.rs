@@ -183,15 +183,7 @@ fn a_huge_learning_rate_stays_finite_with_clipping() {
     let (path, rows) = setup("grad-huge", lr);
     let text = std::fs::read_to_string(&path).unwrap();
     let logs = tempdir("grad-huge-logs");
-    let opts = |overrides: Vec<String>| trainer::FitOptions {
-        overrides,
-        backend: runtime::Backend::Cpu,
-        color: false,
-        progress: false,
-        compiler: Default::default(),
-        resume: None,
-        interrupt: None,
-    };
+    let opts = |overrides: Vec<String>| trainer::FitOptions { overrides, ..Default::default() };
     let root = format!("trainer.default_root_dir={}", logs.display());
     let max = "trainer.max_epochs=30".to_string();
     // Without clipping, each step multiplies the error: the loss overflows.
@@ -276,15 +268,7 @@ fn resuming_with_accumulation_is_bitwise_and_only_at_window_boundaries() {
     let mut other = settings.clone();
     other[2] = "trainer.accumulate_grad_batches=3".into();
     other.push(format!("trainer.default_root_dir={}", logs.display()));
-    let opts = trainer::FitOptions {
-        overrides: other,
-        backend: runtime::Backend::Cpu,
-        color: false,
-        progress: false,
-        compiler: Default::default(),
-        resume: Some(trainer::Resume::Last),
-        interrupt: None,
-    };
+    let opts = trainer::FitOptions { overrides: other, resume: Some(trainer::Resume::Last), ..Default::default() };
     let err = trainer::fit(&path, &text, &opts).unwrap_err().to_string();
     assert!(err.contains("cannot resume bit-exactly") && err.contains("accumulate_grad_batches=2"), "{err}");
 }

@@ -131,12 +131,7 @@ fn a_third_step_parameter_must_be_the_key() {
     let text = KEYED.replace("y: i32[B], key) -> f32", "y: i32[B], noise) -> f32");
     let opts = trainer::FitOptions {
         overrides: vec![format!("trainer.default_root_dir={}", tempdir("keys-bad").display())],
-        backend: runtime::Backend::Cpu,
-        color: false,
-        progress: false,
-        compiler: Default::default(),
-        resume: None,
-        interrupt: None,
+        ..Default::default()
     };
     let err = trainer::fit(&root().join("examples/keyed.jl"), &text, &opts).err().expect("rejected").to_string();
     assert!(err.contains("must take (self, x, y) or (self, x, y, key)"), "{err}");

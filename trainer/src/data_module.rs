@@ -10,7 +10,7 @@
 //! trainer's seeded order, so runs and resumes are as reproducible as the
 //! module's own data.
 
-use crate::data::{Column, Dataset};
+use crate::data::Dataset;
 
 /// A source of training data written in Rust (see `fit_with_data`).
 pub trait DataModule {
@@ -46,37 +46,5 @@ impl DataSplits {
     /// validation or test split.
     pub fn new(train: Dataset, batch_size: usize) -> DataSplits {
         DataSplits { train, val: None, test: None, batch_size, val_split: 0, shuffle: true }
-    }
-}
-
-impl Dataset {
-    /// Inputs and targets as one dataset: both columns must hold whole
-    /// examples, and the same number of them.
-    pub fn new(x: Column, y: Column) -> Result<Dataset, String> {
-        let data = Dataset { x, y };
-        data.check()?;
-        Ok(data)
-    }
-
-    /// What `new` checks, for datasets built from their public fields.
-    pub fn check(&self) -> Result<(), String> {
-        let (x, y) = (&self.x, &self.y);
-        for (name, c) in [("inputs", x), ("targets", y)] {
-            let per = c.example_len();
-            if per == 0 {
-                return Err(format!("the {name} have examples of {}: no values per example", c.describe()));
-            }
-            if c.values.len() % per != 0 {
-                return Err(format!(
-                    "the {name} hold {} values, not a whole number of examples of {} ({per} values each)",
-                    c.values.len(),
-                    c.describe()
-                ));
-            }
-        }
-        if x.len() != y.len() {
-            return Err(format!("{} examples of inputs but {} of targets", x.len(), y.len()));
-        }
-        Ok(())
     }
 }

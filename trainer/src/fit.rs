@@ -125,6 +125,23 @@ pub struct FitOptions {
     pub interrupt: Option<Arc<AtomicBool>>,
 }
 
+/// A plain run: the CPU backend, no colour, no progress bar, the default
+/// compiler options, no resume, no interrupt flag (tests and Rust programs
+/// write `FitOptions { overrides, ..Default::default() }`).
+impl Default for FitOptions {
+    fn default() -> FitOptions {
+        FitOptions {
+            overrides: Vec::new(),
+            backend: Backend::Cpu,
+            color: false,
+            progress: false,
+            compiler: compiler::Options::default(),
+            resume: None,
+            interrupt: None,
+        }
+    }
+}
+
 /// Why the loop ended.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Stop {
