@@ -6,8 +6,8 @@
 # epochs.
 # conv 3x3 1->32 pad 1 + ReLU + max-pool 2, conv 3x3 32->64 pad 1 + ReLU +
 # max-pool 2, dropout 0.25, dense 3136->512 + ReLU, dropout 0.5, dense 10;
-# AdamW (weight decay 5e-4 on tensors of rank >= 2: the weights, and the
-# conv biases, shaped [C, 1, 1]), lr 1e-3 cosine-decayed over 6450 steps
+# AdamW (weight decay 5e-4 on tensors of rank >= 2: the weights, not the
+# biases), lr 1e-3 cosine-decayed over 6450 steps
 # (15 epochs are 6435), batch 128.
 # Needs the IDX files: `apt-get install dataset-fashion-mnist`.
 # Run: jlc run examples/fashion_mnist_cnn_strong.jl

@@ -107,14 +107,30 @@ fn softmax(x) {
 
 # 2-D convolution layer over NCHW images, PyTorch's nn.Conv2d(in, out, k,
 # stride, padding) with its default initialization (uniform in
-# +-1/sqrt(in * k * k) for weights and bias). The bias is stored as
-# [out, 1, 1] so that it broadcasts over the image.
+# +-1/sqrt(in * k * k) for weights and bias). The bias is [out], as in
+# PyTorch (so AdamW's rank mask leaves it undecayed, as any bias), and is
+# viewed as [out, 1, 1] to broadcast over the image.
 model Conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) {
     weight: f32[out_channels, in_channels, kernel_size, kernel_size] = uniform(-1.0 / sqrt(in_channels * kernel_size * kernel_size), 1.0 / sqrt(in_channels * kernel_size * kernel_size))
-    bias: f32[out_channels, 1, 1] = uniform(-1.0 / sqrt(in_channels * kernel_size * kernel_size), 1.0 / sqrt(in_channels * kernel_size * kernel_size))
+    bias: f32[out_channels] = uniform(-1.0 / sqrt(in_channels * kernel_size * kernel_size), 1.0 / sqrt(in_channels * kernel_size * kernel_size))
 
     fn __call__(self, x: f32[N, in_channels, H, W]) {
-        conv2d(x, self.weight, stride = self.stride, padding = self.padding) + self.bias
+        conv2d(x, self.weight, stride = self.stride, padding = self.padding) + reshape(self.bias, (-1, 1, 1))
+    }
+}
+
+# nn.ConvTranspose2d: the transpose of a conv (an upsampling layer, as in
+# decoders and U-Nets): x: [N, in_channels, H, W] -> [N, out_channels,
+# (H - 1) * stride - 2 * padding + kernel_size + output_padding, ...].
+# The weight is [in_channels, out_channels, K, K] as in PyTorch, whose rule
+# takes the fan-in from the weight's dim 1: uniform in
+# +-1/sqrt(out_channels * K * K) for the weight and the bias.
+model ConvTranspose2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, output_padding: int = 0) {
+    weight: f32[in_channels, out_channels, kernel_size, kernel_size] = uniform(-1.0 / sqrt(out_channels * kernel_size * kernel_size), 1.0 / sqrt(out_channels * kernel_size * kernel_size))
+    bias: f32[out_channels] = uniform(-1.0 / sqrt(out_channels * kernel_size * kernel_size), 1.0 / sqrt(out_channels * kernel_size * kernel_size))
+
+    fn __call__(self, x: f32[N, in_channels, H, W]) {
+        conv_transpose2d(x, self.weight, stride = self.stride, padding = self.padding, output_padding = self.output_padding) + reshape(self.bias, (-1, 1, 1))
     }
 }
 

@@ -723,7 +723,76 @@ fn attention_matches_a_naive_implementation_and_finite_differences() {
     }
 }
 
-/// The layer models (pooling, dropout, MLP, attention) in one network that
+/// PyTorch's definition of `conv_transpose2d` in float64, as a scatter: input
+/// pixel `(i, j)` of channel `c` adds `x * w[c, o, ki, kj]` to output pixel
+/// `(i s - p + ki d, j s - p + kj d)` of each channel `o` of its group.
+fn naive_conv_transpose(x: &Tensor, w: &Tensor, geo: [usize; 5], out: &[usize]) -> Vec<f64> {
+    let [stride, pad, _, dil, groups] = geo;
+    let (xd, wd) = (x.ty().shape.0.clone(), w.ty().shape.0.clone());
+    let (xv, wv) = (f64s(x), f64s(w));
+    let (n, c, h, wi) = (xd[0], xd[1], xd[2], xd[3]);
+    let (cg, og, kh, kw) = (c / groups, wd[1], wd[2], wd[3]);
+    let (o, oh, ow) = (out[1], out[2], out[3]);
+    let mut y = vec![0.0; n * o * oh * ow];
+    for (b, ci, i, j) in
+        (0..n).flat_map(|b| (0..c).flat_map(move |ci| (0..h).flat_map(move |i| (0..wi).map(move |j| (b, ci, i, j)))))
+    {
+        let v = xv[((b * c + ci) * h + i) * wi + j];
+        let g = ci / cg;
+        for (oc, ki, kj) in (0..og).flat_map(|oc| (0..kh).flat_map(move |ki| (0..kw).map(move |kj| (oc, ki, kj)))) {
+            let (r, q) = ((i * stride + ki * dil) as i64 - pad as i64, (j * stride + kj * dil) as i64 - pad as i64);
+            if r < 0 || q < 0 || r >= oh as i64 || q >= ow as i64 {
+                continue;
+            }
+            let at = ((b * o + g * og + oc) * oh + r as usize) * ow + q as usize;
+            y[at] += v * wv[((ci * og + oc) * kh + ki) * kw + kj];
+        }
+    }
+    y
+}
+
+/// `conv_transpose2d` against PyTorch's definition (values) and float64
+/// finite differences (gradients w.r.t. input and kernel), over strides,
+/// paddings (including one larger than the dilated kernel, which the
+/// lowering handles by slicing), output paddings, dilations and groups.
+#[test]
+fn conv_transpose2d_matches_its_definition_and_finite_differences() {
+    let mut rng = compiler::ir::generate::Rng(21);
+    // [n, c, h, w, o, k], [stride, padding, output_padding, dilation, groups]
+    let cases: [([usize; 6], [usize; 5]); 7] = [
+        ([2, 3, 4, 5, 2, 3], [1, 0, 0, 1, 1]),
+        ([1, 2, 3, 3, 3, 2], [2, 0, 0, 1, 1]),
+        ([1, 2, 3, 2, 2, 3], [2, 1, 1, 1, 1]),
+        ([1, 4, 3, 3, 6, 3], [3, 1, 2, 1, 2]),
+        ([2, 2, 4, 3, 2, 3], [1, 2, 1, 2, 1]),
+        ([1, 2, 5, 4, 2, 2], [2, 2, 0, 1, 1]),
+        ([1, 1, 1, 1, 1, 1], [1, 0, 0, 1, 1]),
+    ];
+    for ([n, c, h, w, o, k], geo) in cases {
+        let [stride, pad, out_pad, dil, groups] = geo;
+        let size = |s: usize| (s - 1) * stride + (k - 1) * dil + out_pad + 1 - 2 * pad;
+        let out = [n, o, size(h), size(w)];
+        let call = format!(
+            "conv_transpose2d(x, k, stride = {stride}, padding = {pad}, output_padding = {out_pad}, dilation = {dil}, groups = {groups})"
+        );
+        let sig = format!("x: f64[{n}, {c}, {h}, {w}], k: f64[{c}, {}, {k}, {k}]", o / groups);
+        let x = random(&mut rng, &[n, c, h, w], -1.0, 1.0);
+        let kernel = random(&mut rng, &[c, o / groups, k, k], -1.0, 1.0);
+        let func = lower(&format!("fn f({sig}) = {call}\n"), "f");
+        let got = interp::run(&func, &[x.clone(), kernel.clone()]);
+        assert_eq!(got[0].ty().shape.0, out, "{call}");
+        let want = naive_conv_transpose(&x, &kernel, geo, &out);
+        for (g, w) in f64s(&got[0]).iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-12 * (1.0 + w.abs()), "{call}: {g} vs {w}");
+        }
+        let weights = random(&mut rng, &out, -1.0, 1.0);
+        let src =
+            format!("fn f({sig}, c: f64[{}, {}, {}, {}]) -> f64 = sum(c * {call})\n", out[0], out[1], out[2], out[3]);
+        grad_check(&call, &src, &[x, kernel, weights], &[0, 1]);
+    }
+}
+
+/// The layer models (pooling, transposed conv, dropout, MLP, attention) in one network that
 /// must learn a position-coded label, trained by the trainer from an NPZ file.
 #[test]
 fn pooling_dropout_mlp_and_attention_layers_train_together() {
@@ -742,7 +811,7 @@ fn pooling_dropout_mlp_and_attention_layers_train_together() {
     }
     let members = vec![("x", npy::write(&[n, 1, 8, 8], &Values::F32(x))), ("y", npy::write(&[n], &Values::I32(y)))];
     std::fs::write(dir.join("l.npz"), npz::write(&members, true)).unwrap();
-    let text = "use nn.{Conv2d, MaxPool2d, AvgPool2d, Dropout, Mlp, MultiHeadAttention}
+    let text = "use nn.{Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Dropout, Mlp, MultiHeadAttention}
 use losses.cross_entropy
 use metrics.accuracy
 use optim.adam
@@ -750,13 +819,14 @@ use optim.adam
 model Net {
     conv: Conv2d(1, 4, 3, padding = 1)
     pool: MaxPool2d(2)
+    up: ConvTranspose2d(4, 4, 2, stride = 2)
     avg: AvgPool2d(2, stride = 1)
     drop: Dropout(0.1)
     att: MultiHeadAttention(4, 2)
     mlp: Mlp(36, 32, 10)
 
     fn features(self, x) {
-        let h = self.avg(self.pool(self.conv(x)))
+        let h = self.avg(self.pool(self.up(self.pool(self.conv(x)))))
         let seq = transpose(reshape(h, (-1, 4, 9)), (0, 2, 1))
         reshape(self.att(seq), (-1, 36))
     }

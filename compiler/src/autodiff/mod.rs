@@ -53,6 +53,19 @@ pub fn vmap(func: &Func, in_axes: &[Option<usize>], size: usize) -> Func {
     vmap::vmap(func, in_axes, size)
 }
 
+/// The transpose of the conv `a` with kernel `kernel`, applied to `ct` (the
+/// conv's output shape): a value of dims `input_dims`, the conv's input.
+/// This is `conv2d`'s input cotangent, and the language's `conv_transpose2d`.
+pub(crate) fn transposed_conv2d(
+    b: &mut Builder,
+    a: &crate::ir::Conv,
+    input_dims: &[usize],
+    kernel: ValueId,
+    ct: ValueId,
+) -> ValueId {
+    window_rules::transposed_conv2d(b, a, input_dims, kernel, ct)
+}
+
 /// Appends `func`'s non-param instructions to `b`, with `func`'s params bound
 /// to `args`. Returns the new value of every instruction of `func` (params
 /// map to `args`), indexed by the old `ValueId`.

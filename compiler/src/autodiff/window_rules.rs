@@ -61,7 +61,16 @@ pub(super) fn conv2d_jvp(
 }
 
 fn conv2d_lhs_cotangent(b: &mut Builder, a: &Conv, lhs: ValueId, rhs: ValueId, ct: ValueId) -> ValueId {
-    let (l, r, out) = (dims(b, lhs), dims(b, rhs), dims(b, ct));
+    let l = dims(b, lhs);
+    transposed_conv2d(b, a, &l, rhs, ct)
+}
+
+/// The transpose of `Conv2d(a)` with kernel `rhs` applied to `ct`: the linear
+/// map from the conv's output back to an input of dims `l`. It is the input
+/// cotangent above, and the language's `conv_transpose2d` (PyTorch's
+/// `ConvTranspose2d`: `a` is the conv it transposes).
+pub(crate) fn transposed_conv2d(b: &mut Builder, a: &Conv, l: &[usize], rhs: ValueId, ct: ValueId) -> ValueId {
+    let (r, out) = (dims(b, rhs), dims(b, ct));
     let (n, c) = (l[0], l[1]);
     let (o, cg, kh, kw) = (r[0], r[1], r[2], r[3]);
     let g = a.groups;

@@ -830,17 +830,23 @@ impl<'p> Elaborator<'p> {
                 d.labels.push((span, format!("in this call of `{name}`")));
             }
         }
+        // Every dim name of the return type must be bound (by a parameter's
+        // type, a config value or an `int`), and must match exactly: a typo
+        // such as `-> f32[b, 10]` is an unknown dimension, not a new one.
         if let (Some(ret), Val::Tensor(t)) = (ret, &res) {
-            if let Some(want) = self.resolve_type(&env, ret, true) {
-                if !self.type_fits(&want, &t.ty) {
-                    return self.error(
-                        Diagnostic::error(
-                            Code::TypeMismatch,
-                            format!("`{name}` returns {} but declares {}", t.ty, want),
-                        )
-                        .with_label(tail_span(body), format!("this is {}", t.ty))
-                        .with_label(ret.span, format!("declared as {want}")),
-                    );
+            if let Some(want) = self.resolve_type(&env, ret, false) {
+                let (fits, note, _) = self.dims_fit(&env, ret, want.dtype, &t.ty);
+                if !fits {
+                    let mut d = Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("`{name}` returns {} but declares {}", t.ty, want),
+                    )
+                    .with_label(tail_span(body), format!("this is {}", t.ty))
+                    .with_label(ret.span, format!("declared as {want}"));
+                    if let Some(n) = note {
+                        d = d.with_note(n);
+                    }
+                    return self.error(d);
                 }
             }
         }
@@ -874,45 +880,7 @@ impl<'p> Elaborator<'p> {
             self.resolve_type(env, ty, true);
             return Val::Poison;
         };
-        let declared = ty.dims.clone().unwrap_or_default();
-        let mut fits = dtype == t.ty.dtype && declared.len() == t.ty.rank();
-        let mut note = None;
-        let mut fresh = Vec::new();
-        if fits {
-            for (d, got) in declared.iter().zip(&t.ty.dims) {
-                let ok = match d {
-                    ast::DimExpr::Product(factors, _) => match self.match_product(env, factors, got, &fresh) {
-                        Ok(bound) => {
-                            fresh.extend(bound);
-                            true
-                        }
-                        Err(n) => {
-                            note = n.or(note);
-                            false
-                        }
-                    },
-                    ast::DimExpr::Lit(n, _) => got == &Dim::Known(*n as usize),
-                    ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
-                        Some(Val::Int(bound)) => {
-                            if &bound != got {
-                                note = Some(format!("`{}` is {bound} here", id.name));
-                            }
-                            &bound == got
-                        }
-                        Some(_) => false,
-                        // A new name: bound to this dim (twice in one type: equal dims).
-                        None => match fresh.iter().find(|(n, _)| *n == id.name) {
-                            Some((_, first)) => first == got,
-                            None => {
-                                fresh.push((id.name.clone(), got.clone()));
-                                true
-                            }
-                        },
-                    },
-                };
-                fits &= ok;
-            }
-        }
+        let (fits, note, fresh) = self.dims_fit(env, ty, dtype, &t.ty);
         if !fits {
             let mut d = Diagnostic::error(
                 Code::ShapeMismatch,
@@ -929,6 +897,62 @@ impl<'p> Elaborator<'p> {
             env.bind(&n, Val::Int(d));
         }
         Val::Tensor(t)
+    }
+
+    /// Does a value of type `got` have the declared type `ty` (of dtype
+    /// `dtype`)? Literal dims and dims named by bound names must be equal;
+    /// a new name binds to its dim (twice in one type: equal dims), and a
+    /// product (`B * T`) may solve for one new name. Returns whether it
+    /// fits, a note for the mismatch message, and the new names' dims.
+    fn dims_fit(
+        &mut self,
+        env: &Env,
+        ty: &ast::TypeExpr,
+        dtype: DType,
+        got: &Ty,
+    ) -> (bool, Option<String>, Vec<(String, Dim)>) {
+        let declared = ty.dims.clone().unwrap_or_default();
+        let mut fits = dtype == got.dtype && declared.len() == got.rank();
+        let mut note = None;
+        let mut fresh = Vec::new();
+        if !fits {
+            return (false, None, fresh);
+        }
+        for (axis, (d, got)) in declared.iter().zip(&got.dims).enumerate() {
+            let ok = match d {
+                ast::DimExpr::Product(factors, _) => match self.match_product(env, factors, got, &fresh) {
+                    Ok(bound) => {
+                        fresh.extend(bound);
+                        true
+                    }
+                    Err(n) => {
+                        note = n.or(note);
+                        false
+                    }
+                },
+                ast::DimExpr::Lit(n, _) => got == &Dim::Known(*n as usize),
+                ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
+                    Some(Val::Int(bound)) => {
+                        if &bound != got && note.is_none() {
+                            let is =
+                                if bound.to_string() == id.name { String::new() } else { format!(" is {bound} here:") };
+                            note = Some(format!("`{}`{is} does not match {got}, the value's dim {axis}", id.name));
+                        }
+                        &bound == got
+                    }
+                    Some(_) => false,
+                    None => match fresh.iter().find(|(n, _)| *n == id.name) {
+                        Some((_, first)) => first == got,
+                        None => {
+                            fresh.push((id.name.clone(), got.clone()));
+                            true
+                        }
+                    },
+                },
+            };
+            fits &= ok;
+        }
+        (fits, note, fresh)
     }
 
     /// Matches the declared product `factors` (`B * T`) against a value's
@@ -987,18 +1011,6 @@ impl<'p> Elaborator<'p> {
             }
             _ => Err(Some(format!("only one unknown name can be solved for in a product, found {}", free.join(", ")))),
         }
-    }
-
-    /// Does a value of type `got` fit the declared `want`? Dims named in
-    /// `want` but not bound are accepted (the return type may use fresh names).
-    fn type_fits(&self, want: &Ty, got: &Ty) -> bool {
-        want.dtype == got.dtype
-            && want.dims.len() == got.dims.len()
-            && want
-                .dims
-                .iter()
-                .zip(&got.dims)
-                .all(|(w, g)| w == g || matches!(w, Dim::Sym(_)) && matches!(g, Dim::Sym(_)))
     }
 
     /// Converts an argument to a declared parameter type, unifying symbolic

@@ -1,6 +1,8 @@
-//! The CNN builtins `conv2d`, `max_pool2d` and `avg_pool2d`: argument
-//! parsing, shape checking (with symbolic dims in check mode) and lowering
-//! to `Conv2d` / `ReduceWindowMax` / `ReduceWindowSum`.
+//! The CNN builtins `conv2d`, `conv_transpose2d`, `max_pool2d` and
+//! `avg_pool2d`: argument parsing, shape checking (with symbolic dims in
+//! check mode) and lowering to `Conv2d` (a transposed conv is the conv
+//! gradient's IR, built by `autodiff::transposed_conv2d`) /
+//! `ReduceWindowMax` / `ReduceWindowSum`.
 //!
 //! Consumes elaborated call arguments; produces a tensor value (IR appended
 //! in build mode) or a diagnostic showing the shapes involved. Kept apart
@@ -141,6 +143,138 @@ pub fn conv2d(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     let attrs = Conv { stride, low: padding, high: padding, lhs_dilation: [1, 1], rhs_dilation: dilation, groups };
     let id = match (x.id, w.id) {
         (Some(xi), Some(wi)) => Some(el.b().conv2d(xi, wi, attrs)),
+        _ => None,
+    };
+    Val::Tensor(TVal { ty: Ty { dtype: x.ty.dtype, dims }, id })
+}
+
+/// The output size of a transposed conv along one spatial dim, PyTorch's
+/// `(n - 1) * stride - 2 * pad + (k - 1) * dilation + out_pad + 1`; for a
+/// symbolic `n`, that formula as the dim's name. `Err` when it is below 1.
+fn transposed_out_dim(
+    n: &Dim,
+    pad: usize,
+    k: usize,
+    dilation: usize,
+    stride: usize,
+    out_pad: usize,
+) -> Result<Dim, ()> {
+    // What is added to `(n - 1) * stride`.
+    let shift = ((k - 1) * dilation + out_pad + 1) as i64 - 2 * pad as i64;
+    let signed = |d: i64| if d >= 0 { format!(" + {d}") } else { format!(" - {}", -d) };
+    match n {
+        Dim::Known(n) if *n > 0 && (*n as i64 - 1) * stride as i64 + shift >= 1 => {
+            Ok(Dim::Known(((*n as i64 - 1) * stride as i64 + shift) as usize))
+        }
+        Dim::Known(_) => Err(()),
+        // `n * stride + (shift - stride)`, the product spelled as `Dim::product`
+        // spells it, so that a declared `H * 2` matches a stride-2 upsampling.
+        Dim::Sym(_) => {
+            let scaled = Dim::product(&[n.clone(), Dim::Known(stride)]);
+            Ok(match shift - stride as i64 {
+                0 => scaled,
+                d => Dim::Sym(format!("{scaled}{}", signed(d))),
+            })
+        }
+    }
+}
+
+/// `conv_transpose2d(x, w, stride = 1, padding = 0, output_padding = 0,
+/// dilation = 1, groups = 1)`, PyTorch's `conv_transpose2d`: `x: [N, C, H,
+/// W]`, `w: [C, O / groups, KH, KW]` -> `[N, O, OH, OW]`, the transpose (the
+/// input gradient) of the `conv2d` with these options that maps `[N, O, OH,
+/// OW]` to `[N, C, H, W]`. `output_padding` (below the stride or the
+/// dilation) picks among the input sizes that conv maps to `H`.
+pub fn conv_transpose2d(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    let what = "conv_transpose2d";
+    let Some(x) = tensor(el, args.first(), span, &format!("the input of `{what}`")) else { return Val::Poison };
+    let Some(w) = tensor(el, args.get(1), span, &format!("the kernel of `{what}`")) else { return Val::Poison };
+    let (mut stride, mut padding, mut out_pad, mut dilation, mut groups) = ([1, 1], [0, 0], [0, 0], [1, 1], 1usize);
+    for a in args.iter().skip(2) {
+        match (a.name.as_deref(), pair(&a.value)) {
+            (Some("stride"), Some(v)) if v[0] > 0 && v[1] > 0 => stride = v,
+            (Some("padding"), Some(v)) => padding = v,
+            (Some("output_padding"), Some(v)) => out_pad = v,
+            (Some("dilation"), Some(v)) if v[0] > 0 && v[1] > 0 => dilation = v,
+            (Some("groups"), Some([g, h])) if g == h && g > 0 && !matches!(a.value, Val::Tuple(_)) => groups = g,
+            _ => {
+                let msg = "`conv_transpose2d` takes (x, w, stride = s, padding = p, output_padding = q, dilation = d, \
+                           groups = g): positive ints or (h, w) pairs (padding and output_padding may be 0)";
+                return bad(el, msg, a.span);
+            }
+        }
+    }
+    if let Some(d) = (0..2).find(|&d| out_pad[d] >= stride[d].max(dilation[d])) {
+        let at = args.iter().find(|a| a.name.as_deref() == Some("output_padding")).map_or(span, |a| a.span);
+        let msg = format!(
+            "`output_padding` ({}) must be smaller than the stride ({}) or the dilation ({}) along spatial dim {}",
+            out_pad[d],
+            stride[d],
+            dilation[d],
+            d + 2
+        );
+        return bad(el, &msg, at);
+    }
+    let shape_error = |el: &mut Elaborator, msg: String| {
+        el.error(
+            Diagnostic::error(Code::ShapeMismatch, msg)
+                .with_label(args[0].span, format!("the input is {}", x.ty))
+                .with_label(args[1].span, format!("the kernel is {}", w.ty))
+                .with_label(span, format!("in this {what}")),
+        )
+    };
+    if x.ty.dtype != w.ty.dtype {
+        return shape_error(el, format!("`{what}` input and kernel have different dtypes"));
+    }
+    // Channels: the kernel's dim 0 is the input's channels, divided into groups.
+    let out_channels = match (&x.ty.dims[1], &w.ty.dims[0], &w.ty.dims[1]) {
+        (Dim::Known(c), Dim::Known(k), _) if c != k => {
+            let msg = format!("channel mismatch: the input has {c} channels, the kernel expects {k} (its dim 0)");
+            return shape_error(el, msg);
+        }
+        (Dim::Sym(c), Dim::Sym(k), _) if c != k => {
+            let msg = format!("channel mismatch: the input has {c} channels, the kernel expects {k} (its dim 0)");
+            return shape_error(el, msg);
+        }
+        (_, Dim::Known(c), _) if !c.is_multiple_of(groups) => {
+            return shape_error(el, format!("groups ({groups}) must divide the input channels ({c})"));
+        }
+        (_, _, Dim::Known(og)) => Dim::Known(og * groups),
+        (_, _, d) if groups == 1 => d.clone(),
+        (_, _, Dim::Sym(og)) => Dim::Sym(format!("{og} * {groups}")),
+    };
+    let mut dims = vec![x.ty.dims[0].clone(), out_channels];
+    for d in 0..2 {
+        let Dim::Known(k) = w.ty.dims[2 + d] else {
+            return shape_error(el, "the kernel's spatial size must be known".into());
+        };
+        if k == 0 {
+            return shape_error(el, "the kernel's spatial size must be at least 1".into());
+        }
+        match transposed_out_dim(&x.ty.dims[2 + d], padding[d], k, dilation[d], stride[d], out_pad[d]) {
+            Ok(dim) => dims.push(dim),
+            Err(()) => {
+                let msg = format!(
+                    "the padding ({}) leaves no output along spatial dim {}: the output size would be \
+                     (H - 1) * stride - 2 * padding + (KH - 1) * dilation + output_padding + 1 < 1",
+                    padding[d],
+                    d + 2
+                );
+                return shape_error(el, msg);
+            }
+        }
+    }
+    // The conv this transposes maps [N, O, OH, OW] to x's shape.
+    let conv = Conv { stride, low: padding, high: padding, lhs_dilation: [1, 1], rhs_dilation: dilation, groups };
+    let id = match (x.id, w.id) {
+        (Some(xi), Some(wi)) => {
+            let known: Option<Vec<usize>> =
+                dims.iter().map(|d| if let Dim::Known(n) = d { Some(*n) } else { None }).collect();
+            let Some(input_dims) = known else {
+                return shape_error(el, "the output of `conv_transpose2d` must have known dims when compiled".into());
+            };
+            Some(crate::autodiff::transposed_conv2d(el.b(), &conv, &input_dims, wi, xi))
+        }
         _ => None,
     };
     Val::Tensor(TVal { ty: Ty { dtype: x.ty.dtype, dims }, id })
