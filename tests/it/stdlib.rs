@@ -387,10 +387,15 @@ fn probabilities(rng: &mut compiler::ir::generate::Rng, rows: usize, cols: usize
 /// `src`) with respect to the inputs `wrt` against float64 central finite
 /// differences at `inputs`.
 fn grad_check(what: &str, src: &str, inputs: &[Tensor], wrt: &[usize]) {
-    let func = lower(src, "f");
-    let grad = compiler::autodiff::grad(&func, wrt);
+    // Widened: a float32 program (the stdlib's f32-typed functions) is checked in float64 too.
+    grad_check_func(&format!("{what}\n{src}"), &lower(src, "f").widened_to_f64(), inputs, wrt);
+}
+
+/// `grad_check` of a lowered float64 program whose output 0 is a scalar.
+fn grad_check_func(what: &str, func: &Func, inputs: &[Tensor], wrt: &[usize]) {
+    let grad = compiler::autodiff::grad(func, wrt);
     let out = interp::run(&grad, inputs);
-    let value = |inputs: &[Tensor]| f64s(&interp::run(&func, inputs)[0])[0];
+    let value = |inputs: &[Tensor]| f64s(&interp::run(func, inputs)[0])[0];
     for (k, &i) in wrt.iter().enumerate() {
         let ad = f64s(&out[1 + k]);
         let x = f64s(&inputs[i]);
@@ -406,7 +411,7 @@ fn grad_check(what: &str, src: &str, inputs: &[Tensor], wrt: &[usize]) {
             let fd = (at(h) - at(-h)) / (2.0 * h);
             assert!(
                 (ad[j] - fd).abs() <= 1e-6 * fd.abs().max(1.0),
-                "{what}: d/d(input {i})[{j}] = {} by autodiff, {fd} by finite differences\n{src}",
+                "{what}: d/d(input {i})[{j}] = {} by autodiff, {fd} by finite differences",
                 ad[j]
             );
         }
@@ -417,6 +422,8 @@ fn grad_check(what: &str, src: &str, inputs: &[Tensor], wrt: &[usize]) {
 fn activation_gradients_match_finite_differences() {
     let mut rng = compiler::ir::generate::Rng(11);
     for act in [
+        "relu(x)",
+        "tanh(x)",
         "leaky_relu(x, negative_slope = 0.1)",
         "elu(x, alpha = 1.5)",
         "softplus(x)",
@@ -465,6 +472,13 @@ fn loss_gradients_match_finite_differences() {
         // The targets too, where the loss is smooth in them.
         let wrt: &[usize] = if target == "probs" && loss.starts_with("kl") { &[0] } else { &[0, 1] };
         grad_check(loss, &src, &inputs, wrt);
+    }
+    // The integer-label losses (declared on f32 logits; the program is
+    // widened to float64), with respect to the logits.
+    for loss in ["cross_entropy(x, y)", "nll_loss(log_softmax(x), y)"] {
+        let src = format!("use nn\nuse losses\nfn f(x: f32[3, 4], y: i32[3]) -> f32 = {loss}\n");
+        let inputs = [random(&mut rng, &[3, 4], -3.0, 3.0), Tensor::i32(&[3], vec![2, 0, 3])];
+        grad_check(loss, &src, &inputs, &[0]);
     }
 }
 
@@ -955,5 +969,74 @@ fn variance_scaling_initializers_have_their_variances() {
         let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / v.len() as f64;
         assert!((var / want - 1.0).abs() < 0.03, "{init:?} {dims:?}: variance {var}, want {want}");
         assert!(mean.abs() < 4.0 * (want / v.len() as f64).sqrt(), "{init:?} {dims:?}: mean {mean}");
+    }
+}
+
+/// Every layer model of `stdlib/nn.jl`, as the trainer lowers it: a model
+/// holding the layer logs `sum(c * layer(x))` in its `validation_step`; that
+/// program, widened to float64, is differentiated with respect to every
+/// parameter and the input, and checked against float64 central finite
+/// differences (the parameters at random values, not their initializers).
+#[test]
+fn layer_models_gradients_match_finite_differences() {
+    let mut rng = compiler::ir::generate::Rng(23);
+    // (layer, call, x dims, x is token ids, output dims)
+    let cases: [(&str, &str, &[usize], bool, &[usize]); 12] = [
+        ("Linear(3, 4)", "self.layer(x)", &[2, 3], false, &[2, 4]),
+        ("Conv2d(2, 3, 3, stride = 2, padding = 1)", "self.layer(x)", &[2, 2, 5, 5], false, &[2, 3, 3, 3]),
+        (
+            "ConvTranspose2d(2, 3, 3, stride = 2, padding = 1, output_padding = 1)",
+            "self.layer(x)",
+            &[1, 2, 3, 3],
+            false,
+            &[1, 3, 6, 6],
+        ),
+        ("MaxPool2d(2)", "self.layer(x) * self.scale", &[2, 1, 4, 4], false, &[2, 1, 2, 2]),
+        ("AvgPool2d(3, stride = 1, padding = 1)", "self.layer(x) * self.scale", &[1, 2, 3, 3], false, &[1, 2, 3, 3]),
+        ("LayerNorm(4)", "self.layer(x)", &[3, 4], false, &[3, 4]),
+        ("Embedding(5, 3)", "self.layer(x)", &[4], true, &[4, 3]),
+        ("Dropout(0.3)", "self.layer(x * self.scale, key)", &[3, 4], false, &[3, 4]),
+        ("Mlp(3, 5, 2)", "self.layer(x)", &[2, 3], false, &[2, 2]),
+        ("MultiHeadAttention(4, 2)", "self.layer(x)", &[2, 3, 4], false, &[2, 3, 4]),
+        ("CausalSelfAttention(4, 2)", "self.layer(x)", &[1, 3, 4], false, &[1, 3, 4]),
+        ("TransformerBlock(4, 2, 8)", "self.layer(x)", &[1, 3, 4], false, &[1, 3, 4]),
+    ];
+    for (layer, call, x_dims, tokens, out_dims) in cases {
+        let dims = |d: &[usize]| d.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
+        let x_ty = if tokens { format!("i32[{}]", dims(x_dims)) } else { format!("f32[{}]", dims(x_dims)) };
+        let c_ty = format!("f32[{}]", dims(out_dims));
+        let key = if call.contains("key") { ", key" } else { "" };
+        // `scale` gives the parameterless layers a parameter to train.
+        let src = format!(
+            "use nn\nuse optim.sgd\n\nmodel Net {{\n    layer: {layer}\n    scale: f32 = ones()\n\n    \
+             fn training_step(self, x: {x_ty}, c: {c_ty}{key}) -> f32 = sum(c * {call}) * self.scale\n\n    \
+             fn validation_step(self, x: {x_ty}, c: {c_ty}{key}) {{\n        log(\"v\", sum(c * {call}) * self.scale)\n    }}\n\n    \
+             fn configure_optimizers(self) = sgd(lr = 0.1)\n}}\n"
+        );
+        let (prog, diags) = compiler::lower::load("layer.jl", &src);
+        assert!(diags.is_empty(), "{diags:?}\n{src}");
+        let dtype = if tokens { DType::I32 } else { DType::F32 };
+        let (x_t, c_t) = (compiler::ir::Type::new(dtype, x_dims), compiler::ir::Type::new(DType::F32, out_dims));
+        let opts = compiler::Options { no_opt: true, ..Default::default() };
+        let progs = compiler::compile_training(&prog, None, &x_t, &c_t, &opts)
+            .unwrap_or_else(|d| panic!("{}\n{src}", compiler::diagnostic::render_all(&d, &prog.sources, false)));
+        let val = progs.val_step.as_ref().expect("validation_step").widened_to_f64();
+        let mut inputs: Vec<Tensor> = progs.params.iter().map(|p| random(&mut rng, &p.ty.shape.0, -1.0, 1.0)).collect();
+        let x = if tokens {
+            let n = x_dims.iter().product();
+            Tensor::i32(x_dims, (0..n).map(|i| (i * 3 % 5) as i32).collect())
+        } else {
+            random(&mut rng, x_dims, -2.0, 2.0)
+        };
+        inputs.push(x);
+        inputs.push(random(&mut rng, out_dims, -1.0, 1.0));
+        if progs.keys.val {
+            inputs.push(Tensor::i32(&[2], vec![0, 7]));
+        }
+        let mut wrt: Vec<usize> = (0..progs.params.len()).collect();
+        if !tokens {
+            wrt.push(progs.params.len());
+        }
+        grad_check_func(layer, &val, &inputs, &wrt);
     }
 }
