@@ -7,6 +7,10 @@
 # Expected: val_acc about 0.85 after 1 epoch, about 0.88 after 5. After
 # training, test_step runs on the 10,000 t10k test images (the table at the
 # end); `jlc test examples/fashion_mnist_mlp.jl --ckpt best` re-runs it.
+# Measured on all 60,000 images (`--set data.val_split=0`, as the peers
+# train), 5 epochs, seeds 0-2: test_acc 0.879, 0.877, 0.882 (JAX 0.878,
+# 0.878, 0.868; PyTorch 0.876, 0.878, 0.868), 1.17 s per epoch against
+# JAX's 1.34 s on the 2-vCPU dev VM: benches/fashion_train_compare.sh w1.
 use nn.{Linear, relu}
 use losses.cross_entropy
 use metrics.accuracy

@@ -142,8 +142,15 @@ pub enum DumpStage {
     Ast,
     /// Each item's signature with the types the checker infers.
     Typed,
-    /// The IR of `main` / the training step (after autodiff).
+    /// The lowered IR: of `main`, or for a model file the forward + loss
+    /// function `training_step` defines (parameters, x, y -> loss, logs),
+    /// before autodiff.
     Ir,
+    /// The whole training step after autodiff (reverse mode w.r.t. the
+    /// parameters) and the optimizer update, before the e-graph optimizer.
+    /// For a script, the same as `Ir`: its transformations are applied
+    /// where they are called.
+    Grad,
     /// The IR after the e-graph optimizer.
     Opt,
     /// The PTX module the GPU backend emits for the optimized IR, after a
@@ -152,8 +159,8 @@ pub enum DumpStage {
 }
 
 /// The text of one pipeline stage: tokens, AST, inferred signatures, or
-/// the IR of `main` / the training step (after autodiff), optionally after
-/// the e-graph optimizer. With `explain` (and `DumpStage::Opt`), the
+/// the IR of `main` / of the training step (before autodiff, after it, or
+/// after the e-graph optimizer). With `explain` (and `DumpStage::Opt`), the
 /// optimizer's report follows the IR as `# ` lines: instructions, FLOPs,
 /// bytes and estimated time before and after, and how often each rule fired.
 /// `disabled_rules` names e-graph rules not to run (see `compiler::opt::rule_names`).
@@ -203,6 +210,18 @@ fn dump_here(
         let (x, y) = declared_io_types(&prog, sections.trainer.as_ref(), batch).ok_or(
             "error: cannot tell the input types of `training_step`; declare them, e.g. `x: f32[B, 784], y: i32[B]`, with dims after the batch that are literals, consts or model config parameters with defaults\n",
         )?;
+        if stage == DumpStage::Ir {
+            // The forward + loss function, as `lower_training` hands it to autodiff.
+            let forward = std::cell::RefCell::new(None);
+            let keep = |f: &compiler::ir::Func| {
+                *forward.borrow_mut() = Some(f.clone());
+                f.clone()
+            };
+            compiler::lower::lower_training_with(&prog, sections.trainer.as_ref(), &x, &y, &keep)
+                .map_err(|d| render_all(&d, &prog.sources, color))?;
+            let forward = forward.into_inner().expect("lower_training_with lowers the forward function");
+            return Ok(compiler::ir::text::print(&forward));
+        }
         let (progs, reports) = compiler::compile_training_reported(&prog, sections.trainer.as_ref(), &x, &y, &opts)
             .map_err(|d| render_all(&d, &prog.sources, color))?;
         if stage == DumpStage::Ptx {

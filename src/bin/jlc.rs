@@ -127,7 +127,7 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_enum)]
         stage: Stage,
-        /// Batch size used to lower the training step (`--stage ir|opt` on a model file).
+        /// Batch size used to lower the training step (`--stage ir|grad|opt|ptx` on a model file).
         #[arg(long, default_value_t = 2)]
         batch: usize,
         /// With `--stage opt`: after the IR, print (as `# ` lines) the
@@ -159,8 +159,10 @@ enum Stage {
     Ast,
     /// Each function's and model's signature with the types the checker infers.
     Typed,
-    /// The lowered IR (for a model file: the whole training step, after autodiff).
+    /// The lowered IR (for a model file: the forward + loss function of `training_step`, before autodiff).
     Ir,
+    /// For a model file: the whole training step after autodiff and the optimizer update.
+    Grad,
     /// The IR after the e-graph optimizer.
     Opt,
     /// The PTX the GPU backend emits (and its launch plan); needs no GPU.
@@ -484,6 +486,7 @@ fn run(cli: Cli) -> ExitCode {
                 Stage::Ast => jaxlightning::DumpStage::Ast,
                 Stage::Typed => jaxlightning::DumpStage::Typed,
                 Stage::Ir => jaxlightning::DumpStage::Ir,
+                Stage::Grad => jaxlightning::DumpStage::Grad,
                 Stage::Opt => jaxlightning::DumpStage::Opt,
                 Stage::Ptx => jaxlightning::DumpStage::Ptx,
             };

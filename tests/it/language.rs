@@ -155,6 +155,41 @@ fn grad_jvp_and_vjp_of_lambdas_match_hand_derivatives() {
     close(&out[7], &z(&|i| y[i] * w[i] * x[i].cos()), "vjp cotangent b");
 }
 
+/// `has_aux = true`, as JAX: f returns `(loss, aux)`; `grad` gives `(grads,
+/// aux)` and `value_and_grad` gives `((loss, aux), grads)`; aux (a tensor, a
+/// tuple, a compile-time number) is passed through, not differentiated.
+#[test]
+fn grad_and_value_and_grad_with_auxiliary_outputs() {
+    // loss(w) = (w . x)^2, d/dw = 2 (w . x) x; aux = (2 w, sum(x), 3).
+    let out = run_main(
+        "fn loss(w: f32[N], x: f32[N]) {\n\
+         \x20   let z = sum(w * x)\n\
+         \x20   (z * z, (w * 2.0, sum(x), 3))\n\
+         }\n\n\
+         fn main() {\n\
+         \x20   let x = linspace(0.5, 2.0, 4)\n\
+         \x20   let w = linspace(-1.0, 1.5, 4)\n\
+         \x20   let (g, (twice, total, three)) = grad(loss, has_aux = true)(w, x)\n\
+         \x20   let ((value, aux), (gw, gx)) = value_and_grad(loss, wrt = (w, x), has_aux = true)(w, x)\n\
+         \x20   let (twice2, total2, _) = aux\n\
+         \x20   print(g, twice, total + three, value, twice2, total2, gw, gx)\n\
+         }\n",
+    );
+    let (x, w) = (linspace(0.5, 2.0, 4), linspace(-1.0, 1.5, 4));
+    let z: f64 = w.iter().zip(&x).map(|(a, b)| a * b).sum();
+    let (grad_w, grad_x): (Vec<f64>, Vec<f64>) =
+        (x.iter().map(|v| 2.0 * z * v).collect(), w.iter().map(|v| 2.0 * z * v).collect());
+    let twice: Vec<f64> = w.iter().map(|v| 2.0 * v).collect();
+    close(&out[0], &grad_w, "grad with aux: the gradient");
+    close(&out[1], &twice, "grad with aux: aux tensor");
+    close(&out[2], &[x.iter().sum::<f64>() + 3.0], "grad with aux: aux scalar and compile-time aux");
+    close(&out[3], &[z * z], "value_and_grad with aux: value");
+    close(&out[4], &twice, "value_and_grad with aux: aux");
+    close(&out[5], &[x.iter().sum()], "value_and_grad with aux: aux scalar");
+    close(&out[6], &grad_w, "value_and_grad with aux: d/dw");
+    close(&out[7], &grad_x, "value_and_grad with aux: d/dx");
+}
+
 #[test]
 fn a_lambda_captures_its_scope_including_a_model() {
     // A method differentiates a lambda over `self`'s parameter: the

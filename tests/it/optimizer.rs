@@ -27,7 +27,7 @@ fn explain_reports_costs_and_rules_of_the_w1_step() {
         jaxlightning::dump(
             &path,
             &text,
-            if stage_opt { jaxlightning::DumpStage::Opt } else { jaxlightning::DumpStage::Ir },
+            if stage_opt { jaxlightning::DumpStage::Opt } else { jaxlightning::DumpStage::Grad },
             explain,
             128,
             &[],
@@ -128,4 +128,43 @@ fn the_w2_and_w3_steps_get_cheaper() {
         let (b0, b1) = before_after(&out, "bytes");
         assert!(f1 <= f0 && b1 < b0, "{file}: FLOPs {f0} -> {f1}, bytes {b0} -> {b1}");
     }
+}
+
+/// `jlc dump --stage ir` on a model file is the forward + loss function
+/// before autodiff (params, x, y -> loss, logs), `--stage grad` the whole
+/// step after it; run on the same parameters and batch, both give the same
+/// loss, and only the step has the optimizer's inputs and the gradients.
+#[test]
+fn dump_ir_is_the_forward_before_autodiff_and_grad_the_step_after() {
+    use compiler::ir::{interp, DType, Tensor};
+    let (path, text) = example("digits_mlp.jl");
+    let dump = |stage| jaxlightning::dump(&path, &text, stage, false, 4, &[], false).unwrap();
+    let forward = parse(&dump(jaxlightning::DumpStage::Ir)).unwrap();
+    let step = parse(&dump(jaxlightning::DumpStage::Grad)).unwrap();
+    // digits_mlp: 4 parameters, Adam (2 states each), then step, x, y.
+    assert_eq!((forward.n_params, step.n_params), (4 + 2, 4 + 8 + 1 + 2));
+    assert!(forward.insts.len() < step.insts.len());
+    let mut rng = compiler::ir::generate::Rng(3);
+    let mut random = |ty: &compiler::ir::Type| {
+        let n = ty.shape.num_elements();
+        match ty.dtype {
+            DType::I32 => Tensor::i32(&ty.shape.0, (0..n).map(|_| rng.below(10) as i32).collect()),
+            _ => Tensor::f32(&ty.shape.0, (0..n).map(|_| rng.uniform(-0.5, 0.5) as f32).collect()),
+        }
+    };
+    let types = forward.param_types();
+    let inputs: Vec<Tensor> = types.iter().map(&mut random).collect();
+    let mut step_inputs: Vec<Tensor> = inputs[..4].to_vec();
+    // Adam's states, param-major (m, v of each parameter), at zero.
+    step_inputs
+        .extend((0..8).map(|i| Tensor::f32(&types[i / 2].shape.0, vec![0.0; types[i / 2].shape.num_elements()])));
+    step_inputs.push(Tensor::scalar_f32(1.0));
+    step_inputs.extend(inputs[4..].iter().cloned());
+    let loss = interp::run(&forward, &inputs)[0].scalar_value();
+    let step_loss = interp::run(&step, &step_inputs)[4 + 8].scalar_value();
+    assert_eq!(loss, step_loss);
+    // The script `dump` of a file without a trainer: `grad` is `ir`.
+    let script = "fn main() {\n    print(grad(fn(x) = x * x)(3.0))\n}\n";
+    let ir = jaxlightning::dump("s.jl", script, jaxlightning::DumpStage::Ir, false, 2, &[], false).unwrap();
+    assert_eq!(ir, jaxlightning::dump("s.jl", script, jaxlightning::DumpStage::Grad, false, 2, &[], false).unwrap());
 }

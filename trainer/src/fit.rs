@@ -773,7 +773,9 @@ fn fit_prepared<'scope, 'env>(
         let shown: Vec<String> = epoch_metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
         bar.finish_with_message(shown.join(" "));
         if !opts.progress {
-            eprintln!("epoch {epoch}: {}", shown.join(" "));
+            // The training loop's wall time (batches and steps, not
+            // validation), what the progress bar shows as elapsed.
+            eprintln!("epoch {epoch}: {} [{:.2} s training]", shown.join(" "), train_loop.as_secs_f64());
         }
         let bad = non_finite(
             epoch_metrics

@@ -666,7 +666,9 @@ impl<'p> Elaborator<'p> {
                 }
             }
             Val::Builtin(name) => super::builtins::call(self, env, name, args, span),
-            Val::Grad { f, wrt, with_value } => super::transform::call_grad(self, f, &wrt, with_value, args, span),
+            Val::Grad { f, wrt, with_value, has_aux } => {
+                super::transform::call_grad(self, f, &wrt, (with_value, has_aux), args, span)
+            }
             Val::Lambda(l) => self.call_lambda(l, args, span),
             Val::Pullback { f, primals, out } => super::transform::call_pullback(self, f, primals, out, args, span),
             Val::Vmap { f, in_axes, axes_span } => {

@@ -40,14 +40,73 @@ pub fn make_grad(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) 
         Some(_) => return bad(el, "`wrt` names the parameters to differentiate, e.g. `wrt = (w, b)`", span),
         None => el.callee_sig(&f).1.first().map(|p| vec![p.name.name.clone()]).unwrap_or_default(),
     };
-    Val::Grad { f, wrt, with_value: name == "value_and_grad" }
+    let has_aux = match args.iter().find(|a| a.name.as_deref() == Some("has_aux")) {
+        None => false,
+        Some(CallArg { value: Val::Bool(b), .. }) => *b,
+        Some(a) => {
+            let msg = "`has_aux` is `true` or `false`, known at compile time: with `true`, f returns `(loss, aux)`";
+            return bad(el, msg, a.span);
+        }
+    };
+    if let Some(a) = args.iter().skip(1).find(|a| !matches!(a.name.as_deref(), Some("wrt" | "has_aux"))) {
+        return bad(el, &format!("{name}(f, wrt = ..., has_aux = ...) takes no other arguments"), a.span);
+    }
+    Val::Grad { f, wrt, with_value: name == "value_and_grad", has_aux }
 }
 
+/// `(loss, aux)` from what a `has_aux` function returned: a pair whose
+/// second part is tensors (in tuples, to any depth) and compile-time values.
+fn split_aux(out: Val, name: &str, span: Span) -> Result<(Val, Val), Diagnostic> {
+    fn passes(v: &Val) -> bool {
+        match v {
+            Val::Tensor(_) | Val::Int(_) | Val::Float(_) | Val::Bool(_) | Val::Str(_) => true,
+            Val::Tuple(items) => items.iter().all(passes),
+            _ => false,
+        }
+    }
+    match out {
+        Val::Tuple(items) if items.len() == 2 && passes(&items[1]) => {
+            let mut items = items.into_iter();
+            Ok((items.next().expect("two"), items.next().expect("two")))
+        }
+        Val::Poison => Ok((Val::Poison, Val::Poison)),
+        other => Err(Diagnostic::error(
+            Code::TypeMismatch,
+            format!(
+                "with `has_aux = true`, {name} must return `(loss, aux)`, aux being tensors or tuples of them, but it returns {}",
+                other.describe()
+            ),
+        )
+        .with_label(span, "differentiated here")
+        .with_help("return a pair: `(loss, (logits, accuracy))`")),
+    }
+}
+
+/// The IR values inside an auxiliary output, depth first.
+fn aux_ids(v: &Val, out: &mut Vec<ValueId>) {
+    match v {
+        Val::Tensor(t) => out.extend(t.id),
+        Val::Tuple(items) => items.iter().for_each(|x| aux_ids(x, out)),
+        _ => {}
+    }
+}
+
+/// `template` with its tensors, depth first, given the values `ids` in turn.
+fn aux_rebuilt(template: &Val, ids: &mut impl Iterator<Item = ValueId>) -> Val {
+    match template {
+        Val::Tensor(t) => Val::Tensor(TVal { ty: t.ty.clone(), id: ids.next() }),
+        Val::Tuple(items) => Val::Tuple(items.iter().map(|x| aux_rebuilt(x, ids)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `grad(f)(args)` / `value_and_grad(f)(args)`; `(with_value, has_aux)` as
+/// `Val::Grad` holds them.
 pub fn call_grad(
     el: &mut Elaborator,
     f: Callee,
     wrt: &[String],
-    with_value: bool,
+    (with_value, has_aux): (bool, bool),
     args: Vec<CallArg>,
     span: Span,
 ) -> Val {
@@ -86,16 +145,23 @@ pub fn call_grad(
         // It gets the arguments as tensors, as `lower_alone` gives them when building
         // (a number becomes an f32 scalar), so checking agrees with building.
         let out = el.call_callee(&f, as_tensor_args(&tensors, &args), span);
+        let (out, aux) = if has_aux {
+            match split_aux(out, &fname, span) {
+                Ok((out, aux)) => (out, Some(aux)),
+                Err(d) => return el.error(d),
+            }
+        } else {
+            (out, None)
+        };
         if let Err(d) = float_output(&out, &fname, span, true) {
             return el.error(d);
         }
-        return package(
-            with_value,
-            out,
-            wrt_idx.iter().map(|&i| TVal { ty: tensors[i].ty.clone(), id: None }).collect(),
-        );
+        let grads = wrt_idx.iter().map(|&i| TVal { ty: tensors[i].ty.clone(), id: None }).collect();
+        return package(with_value, out, grads, aux);
     }
-    let Some((func, out_t, captured)) = lower_alone(el, &f, &fname, &tensors, &args, span, true) else {
+    let Some((func, out_t, captured, aux)) =
+        lower_alone(el, &f, &fname, &tensors, &args, span, Output::Loss { has_aux })
+    else {
         return Val::Poison;
     };
     let grad_func = crate::autodiff::grad(&func, &wrt_idx);
@@ -103,9 +169,15 @@ pub fn call_grad(
     let arg_ids: Vec<ValueId> = tensors.iter().map(|t| t.id.expect("built")).chain(captured).collect();
     let outs = inline(el.b(), &grad_func, &arg_ids);
     let value = TVal { ty: out_t.ty.clone(), id: Some(outs[0]) };
-    let grads =
-        wrt_idx.iter().enumerate().map(|(k, &i)| TVal { ty: tensors[i].ty.clone(), id: Some(outs[1 + k]) }).collect();
-    package(with_value, Val::Tensor(value), grads)
+    // The function's outputs (loss, then aux's tensors), then the gradients.
+    let n_out = func.outputs.len();
+    let aux = aux.map(|template| aux_rebuilt(&template, &mut outs[1..n_out].iter().copied()));
+    let grads = wrt_idx
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| TVal { ty: tensors[i].ty.clone(), id: Some(outs[n_out + k]) })
+        .collect();
+    package(with_value, Val::Tensor(value), grads, aux)
 }
 
 /// `jvp(f, primals, tangents)`: `(f(primals...), J_f(primals) tangents)`,
@@ -150,7 +222,8 @@ pub fn call_jvp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
             Err(d) => el.error(d),
         };
     }
-    let Some((func, out_t, captured)) = lower_alone(el, &f, &fname, &primals, &primal_args, span, false) else {
+    let Some((func, out_t, captured, _)) = lower_alone(el, &f, &fname, &primals, &primal_args, span, Output::Tensor)
+    else {
         return Val::Poison;
     };
     let wrt: Vec<usize> = (0..primals.len()).collect();
@@ -224,7 +297,7 @@ pub fn call_pullback(
     }
     let primal_args: Vec<CallArg> =
         primals.iter().map(|t| CallArg { name: None, name_span: None, value: Val::Tensor(t.clone()), span }).collect();
-    let Some((func, _, captured)) = lower_alone(el, &f, &fname, &primals, &primal_args, span, false) else {
+    let Some((func, _, captured, _)) = lower_alone(el, &f, &fname, &primals, &primal_args, span, Output::Tensor) else {
         return Val::Poison;
     };
     let wrt: Vec<usize> = (0..primals.len()).collect();
@@ -371,6 +444,19 @@ fn as_tensor_args(tensors: &[TVal], args: &[CallArg]) -> Vec<CallArg> {
 /// transformed function is self-contained; the caller passes the returned
 /// outer values for them. Returns the function (one output), its output
 /// and those captured values.
+/// What a function lowered alone must return: a float scalar (`grad`;
+/// with `has_aux`, `(loss, aux)`) or any float tensor (`jvp`, `vjp`).
+#[derive(Clone, Copy)]
+enum Output {
+    Loss { has_aux: bool },
+    Tensor,
+}
+
+/// `f` lowered on its own: a `Func` whose params are `tensors` and then the
+/// values `f` captures (returned, to pass at the call site); its outputs are
+/// `f`'s result and, with `has_aux`, the auxiliary output's tensors (whose
+/// layout is returned).
+#[allow(clippy::type_complexity)]
 fn lower_alone(
     el: &mut Elaborator,
     f: &Callee,
@@ -378,8 +464,8 @@ fn lower_alone(
     tensors: &[TVal],
     args: &[CallArg],
     span: Span,
-    scalar: bool,
-) -> Option<(Func, TVal, Vec<ValueId>)> {
+    want: Output,
+) -> Option<(Func, TVal, Vec<ValueId>, Option<Val>)> {
     let mut captured: Vec<(ValueId, crate::ir::Type)> = Vec::new();
     collect_callee_ids(el, f, &mut captured);
     let param_types: Vec<_> = tensors
@@ -408,16 +494,30 @@ fn lower_alone(
     let inner = std::mem::replace(&mut el.builder, saved_builder).expect("inner builder");
     el.logs = saved_logs;
     el.prints = saved_prints;
-    let out_t = match float_output(&out, fname, span, scalar) {
+    let (out, aux) = match want {
+        Output::Loss { has_aux: true } => match split_aux(out, fname, span) {
+            Ok((out, aux)) => (out, Some(aux)),
+            Err(d) => {
+                el.error(d);
+                return None;
+            }
+        },
+        _ => (out, None),
+    };
+    let out_t = match float_output(&out, fname, span, matches!(want, Output::Loss { .. })) {
         Ok(t) => t,
         Err(d) => {
             el.error(d);
             return None;
         }
     };
-    let func = inner.finish(vec![out_t.id.expect("built")]);
+    let mut outputs = vec![out_t.id.expect("built")];
+    if let Some(aux) = &aux {
+        aux_ids(aux, &mut outputs);
+    }
+    let func = inner.finish(outputs);
     crate::ir::verify::assert_valid(&func, "lower (transformed body)");
-    Some((func, out_t, captured.into_iter().map(|(id, _)| id).collect()))
+    Some((func, out_t, captured.into_iter().map(|(id, _)| id).collect(), aux))
 }
 
 /// Every distinct IR value inside `v` (tensors, also inside tuples, models,
@@ -492,7 +592,9 @@ pub(super) fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
         Val::Tensor(x) => Val::Tensor(t(x)),
         Val::Tuple(items) => Val::Tuple(items.iter().map(|x| remap(x, map)).collect()),
         Val::Lambda(l) => Val::Lambda(remap_lambda(l, map)),
-        Val::Grad { f, wrt, with_value } => Val::Grad { f: callee(f), wrt: wrt.clone(), with_value: *with_value },
+        Val::Grad { f, wrt, with_value, has_aux } => {
+            Val::Grad { f: callee(f), wrt: wrt.clone(), with_value: *with_value, has_aux: *has_aux }
+        }
         Val::Pullback { f, primals, out } => {
             Val::Pullback { f: callee(f), primals: primals.iter().map(t).collect(), out: t(out) }
         }
@@ -568,16 +670,20 @@ fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> Result<TVal,
     }
 }
 
-fn package(with_value: bool, value: Val, grads: Vec<TVal>) -> Val {
+/// What `grad` and `value_and_grad` return, as JAX: `grads`, `(value,
+/// grads)`, and with an auxiliary output `(grads, aux)` and `((value, aux),
+/// grads)`.
+fn package(with_value: bool, value: Val, grads: Vec<TVal>, aux: Option<Val>) -> Val {
     let grads = if grads.len() == 1 {
         Val::Tensor(grads.into_iter().next().expect("one"))
     } else {
         Val::Tuple(grads.into_iter().map(Val::Tensor).collect())
     };
-    if with_value {
-        Val::Tuple(vec![value, grads])
-    } else {
-        grads
+    match (with_value, aux) {
+        (true, None) => Val::Tuple(vec![value, grads]),
+        (false, None) => grads,
+        (true, Some(aux)) => Val::Tuple(vec![Val::Tuple(vec![value, aux]), grads]),
+        (false, Some(aux)) => Val::Tuple(vec![grads, aux]),
     }
 }
 

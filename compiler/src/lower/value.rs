@@ -67,10 +67,13 @@ pub enum Val {
     /// An anonymous function `fn(w) = ...` with the values it captured.
     Lambda(Rc<LambdaVal>),
     /// `grad(f, wrt = ...)` or `value_and_grad(...)`, waiting for arguments.
+    /// With `has_aux`, `f` returns `(loss, aux)` and `aux` is passed through
+    /// undifferentiated, as in JAX.
     Grad {
         f: Callee,
         wrt: Vec<String>,
         with_value: bool,
+        has_aux: bool,
     },
     /// The pullback returned by `vjp(f, primals...)`: called with the
     /// cotangent of `f`'s output, it returns one cotangent per primal.

@@ -9,3 +9,8 @@ fn main() {
     print(grad(exp)(1.0))
     print(grad(grad(f))(1.0))
 }
+
+# `has_aux = true` needs f to return a pair (loss, aux).
+fn no_pair(w: f32[3]) = sum(w * w)
+fn aux_not_a_pair(w: f32[3]) = grad(no_pair, has_aux = true)(w)
+fn aux_flag(w: f32[3]) = grad(no_pair, has_aux = 1)(w)
