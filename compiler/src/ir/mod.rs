@@ -13,6 +13,7 @@ pub mod interp_window;
 pub mod live;
 pub mod op;
 pub mod parse;
+pub mod precision;
 pub mod scan;
 pub mod tensor;
 pub mod text;
