@@ -20,6 +20,7 @@ mod reverse;
 mod scan_rules;
 mod vjp_rules;
 mod vmap;
+mod vmap_rules;
 mod window_rules;
 
 #[cfg(test)]

@@ -1262,6 +1262,30 @@ fn reduce_window_max_gradients() {
     check_all(cases);
 }
 
+/// `select_and_scatter(x, ct)` as an op of its own (not only inside the
+/// window max's gradient): linear in the scattered `ct`, piecewise constant
+/// in the operand `x` (which only picks each window's first maximum), over
+/// the pooling geometries, overlapping windows and padding included.
+#[test]
+fn select_and_scatter_gradients() {
+    let cases = pool_specs()
+        .into_iter()
+        .map(|(x, size, stride, low, high)| {
+            let w = Window { size, stride, low, high };
+            let ct = crate::ir::window::reduce_window_dims(&f32_ty(x), &w).expect("a valid window");
+            case(
+                format!("select_and_scatter{x:?}{w:?}"),
+                vec![(x, Domain::Any), (&ct[..], Domain::Any)],
+                Box::new(move |b, p| {
+                    let y = b.select_and_scatter(p[0], p[1], w.clone());
+                    b.mul(y, y)
+                }),
+            )
+        })
+        .collect();
+    check_all(cases);
+}
+
 #[test]
 fn reduce_window_sum_gradients() {
     let mut specs = pool_specs();

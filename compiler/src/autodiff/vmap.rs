@@ -8,18 +8,21 @@
 //! only renumber axes and move no data; a value that no batched param reaches
 //! is computed once, unbatched.
 //!
-//! One rule per op in `batch` (the table). Ops without a cheap rule use the
-//! per-example fallback (`per_example`: slice example `i` of every batched
-//! operand, apply the op, stack the results with `Reshape` + `Concat`), which
-//! is always correct and costs one instruction group per example.
+//! One rule per op in `batch` (the table); the rules that fold the batch
+//! into another dim of the op (matmul, conv, windows, gather/scatter) are in
+//! `vmap_rules.rs`. Only the random ops use the per-example fallback
+//! (`per_example`: slice example `i` of every batched operand, apply the op,
+//! stack the results with `Reshape` + `Concat`), which is always correct and
+//! costs one instruction group per example.
 //! The output is plain IR, so `vmap` composes with `grad`, `jvp` and itself.
 
+use super::vmap_rules;
 use crate::ir::dce::dce;
 use crate::ir::{Builder, Func, Op, Shape, Type, ValueId};
 
 /// Where a value's batch axis is in the batched program; `None` for a value
 /// that is the same for every example (stored once, without the axis).
-type BDim = Option<usize>;
+pub(super) type BDim = Option<usize>;
 
 /// Batches `func` over `size` examples. `in_axes[i]` is param `i`'s batch
 /// axis in the new signature (`0..=rank`), or `None` for a shared param.
@@ -107,6 +110,11 @@ fn batch(b: &mut Builder, op: &Op, args: &[(ValueId, BDim)], ty: &Type, size: us
             let new_axes = axes.iter().map(|&a| lift(a, k)).collect();
             (b.reduce_max(x, new_axes), Some(k - axes.iter().filter(|&&a| a < k).count()))
         }
+        Op::ReduceMin { axes } => {
+            let (x, k) = batched(args[0]);
+            let new_axes = axes.iter().map(|&a| lift(a, k)).collect();
+            (b.reduce_min(x, new_axes), Some(k - axes.iter().filter(|&&a| a < k).count()))
+        }
         // argmax(x, a) batched at k = argmax(x, lift(a, k)).
         Op::ArgMax { axis } => {
             let (x, k) = batched(args[0]);
@@ -153,16 +161,22 @@ fn batch(b: &mut Builder, op: &Op, args: &[(ValueId, BDim)], ty: &Type, size: us
                 (b.reshape(res, &with_dim(ty, 1, size).shape), Some(1))
             }
             // Both batched: a different right operand per example.
-            _ => per_example(b, op, args, ty, size),
+            _ if size == 0 => per_example(b, op, args, ty, size),
+            _ => vmap_rules::matmul_both(b, args, size),
         },
-        // The per-example fallback (cheap batching rules are future work:
-        // a batched conv folds the batch into N, gather/scatter into the
-        // index shape, batch_matmul into its batch dims).
-        Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => per_example(b, op, args, ty, size),
+        // The rules that fold the batch into another dim (`vmap_rules`);
+        // an empty batch takes the fallback, which makes the zeros directly.
+        _ if size == 0 => per_example(b, op, args, ty, size),
+        Op::BatchMatMul => vmap_rules::batch_matmul(b, args, size),
+        Op::Conv2d(a) => vmap_rules::conv2d(b, a, args, size),
+        Op::ReduceWindowSum(w) => vmap_rules::reduce_window(b, w, false, args[0]),
+        Op::ReduceWindowMax(w) => vmap_rules::reduce_window(b, w, true, args[0]),
+        Op::SelectAndScatter(w) => vmap_rules::select_and_scatter(b, w, args, size),
+        Op::Gather => vmap_rules::gather(b, args, size),
+        Op::ScatterAdd => vmap_rules::scatter_add(b, args, ty.shape.0[0], size),
+        // Random numbers per example: each example's key draws its own
+        // stream (a rule would need the batch in the counter).
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => per_example(b, op, args, ty, size),
-        Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) | Op::SelectAndScatter(_) => {
-            per_example(b, op, args, ty, size)
-        }
         // The scan of the batched body (`scan_rules::batch`).
         Op::Scan(s) => {
             let (v, k) = super::scan_rules::batch(b, s, args, size);

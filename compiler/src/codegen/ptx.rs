@@ -1055,6 +1055,6 @@ fn argmax(k: &mut Kernel, src: &Type, ty: &Type, axis: usize, out: &str, input: 
 }
 
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 #[cfg(test)]
 mod tests;

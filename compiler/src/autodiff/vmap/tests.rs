@@ -9,7 +9,7 @@ use crate::autodiff::{grad, jvp};
 use crate::ir::generate::{random_func, random_inputs, GenOptions, Rng};
 use crate::ir::interp::run;
 use crate::ir::verify::assert_valid;
-use crate::ir::{Builder, DType, Func, Op, Shape, Tensor, Type, ValueId};
+use crate::ir::{Builder, Conv, DType, Func, Op, Shape, Tensor, Type, ValueId, Window};
 
 /// `parts` (each of type `elem`) stacked into a new axis `axis`.
 fn stack(parts: &[Tensor], axis: usize, elem: &Type) -> Tensor {
@@ -266,7 +266,7 @@ fn vmap_of_grad_gives_per_example_gradients() {
 }
 
 /// Shared operands of a matmul keep one matmul instruction (the cheap
-/// rules); both batched unrolls into one matmul per example.
+/// rules); both batched is one batched product.
 #[test]
 fn matmul_rules_by_batched_side() {
     let f = DType::F32;
@@ -274,10 +274,175 @@ fn matmul_rules_by_batched_side() {
     let (x, y) = (b.param(0), b.param(1));
     let z = b.matmul(x, y);
     let func = b.finish(vec![z]);
-    let count = |g: &Func| g.insts.iter().filter(|i| i.op == Op::MatMul).count();
-    for (axes, matmuls) in [(vec![Some(0), None], 1), (vec![None, Some(2)], 1), (vec![Some(1), Some(0)], 3)] {
+    let count = |g: &Func, op: &Op| g.insts.iter().filter(|i| &i.op == op).count();
+    for (axes, matmuls, batched_products) in
+        [(vec![Some(0), None], 1, 0), (vec![None, Some(2)], 1, 0), (vec![Some(1), Some(0)], 0, 1)]
+    {
         let batched = vmap(&func, &axes, 3);
-        assert_eq!(count(&batched), matmuls, "in_axes {axes:?}");
+        assert_eq!(count(&batched, &Op::MatMul), matmuls, "in_axes {axes:?}");
+        assert_eq!(count(&batched, &Op::BatchMatMul), batched_products, "in_axes {axes:?}");
         Nest::new(&func, &[(axes, 3)], 3).check();
+    }
+}
+
+/// Every op but the random ones batches without a loop over examples: the
+/// batched program has as many instructions for 5 examples as for 2, and
+/// equals the stacked examples bitwise, for each combination of batched
+/// operands (conv: batched images, kernels, both; gather and scatter-add:
+/// batched table/updates, indices, both, with out-of-range indices).
+#[test]
+fn folding_rules_do_not_unroll_and_equal_stacking() {
+    let f = DType::F32;
+    let i32_ty = |d: &[usize]| Type::new(DType::I32, d);
+    let conv =
+        Conv { stride: [2, 1], low: [1, 0], high: [0, 1], lhs_dilation: [1, 2], rhs_dilation: [1, 1], groups: 2 };
+    let window = Window { size: vec![1, 2, 2], stride: vec![1, 2, 1], low: vec![0, 1, 0], high: vec![0, 0, 1] };
+    type Body = Box<dyn Fn(&mut Builder) -> ValueId>;
+    let cases: Vec<(&str, Vec<Type>, Body)> = vec![
+        ("conv2d", vec![Type::new(f, &[2, 4, 5, 5]), Type::new(f, &[6, 2, 3, 3])], {
+            let conv = conv.clone();
+            Box::new(move |b: &mut Builder| {
+                let (x, w) = (b.param(0), b.param(1));
+                b.conv2d(x, w, conv.clone())
+            })
+        }),
+        ("reduce_window_sum", vec![Type::new(f, &[2, 5, 4])], {
+            let w = window.clone();
+            Box::new(move |b: &mut Builder| {
+                let x = b.param(0);
+                b.reduce_window(x, w.clone(), false)
+            })
+        }),
+        ("reduce_window_max", vec![Type::new(f, &[2, 5, 4])], {
+            let w = window.clone();
+            Box::new(move |b: &mut Builder| {
+                let x = b.param(0);
+                b.reduce_window(x, w.clone(), true)
+            })
+        }),
+        ("select_and_scatter", vec![Type::new(f, &[2, 5, 4]), Type::new(f, &[2, 3, 4])], {
+            let w = window.clone();
+            Box::new(move |b: &mut Builder| {
+                let (x, ct) = (b.param(0), b.param(1));
+                b.select_and_scatter(x, ct, w.clone())
+            })
+        }),
+        (
+            "gather",
+            vec![Type::new(f, &[5, 3]), i32_ty(&[4])],
+            Box::new(|b: &mut Builder| {
+                let (t, i) = (b.param(0), b.param(1));
+                b.gather(t, i)
+            }),
+        ),
+        (
+            "scatter_add",
+            vec![Type::new(f, &[4, 3]), i32_ty(&[4])],
+            Box::new(|b: &mut Builder| {
+                let (u, i) = (b.param(0), b.param(1));
+                b.scatter_add(u, i, 5)
+            }),
+        ),
+        (
+            "batch_matmul",
+            vec![Type::new(f, &[2, 3, 4]), Type::new(f, &[2, 4, 5])],
+            Box::new(|b: &mut Builder| {
+                let (x, y) = (b.param(0), b.param(1));
+                b.batch_matmul(x, y)
+            }),
+        ),
+        (
+            "reduce_min",
+            vec![Type::new(f, &[3, 4])],
+            Box::new(|b: &mut Builder| {
+                let x = b.param(0);
+                b.reduce_min(x, vec![1])
+            }),
+        ),
+    ];
+    for (name, types, body) in &cases {
+        let mut b = Builder::new(name, types);
+        let y = body(&mut b);
+        let func = b.finish(vec![y]);
+        let n = types.len();
+        // Every non-empty choice of batched operands, batch axis 0 or last.
+        for mask in 1..(1u32 << n) {
+            for last in [false, true] {
+                let axes: Vec<Option<usize>> = (0..n)
+                    .map(|i| (mask >> i & 1 == 1).then(|| if last { types[i].shape.rank() } else { 0 }))
+                    .collect();
+                let (small, large) = (vmap(&func, &axes, 2), vmap(&func, &axes, 5));
+                assert_eq!(
+                    small.insts.len(),
+                    large.insts.len(),
+                    "{name} {axes:?} unrolls:\n{}",
+                    crate::ir::text::print(&large)
+                );
+                for size in [2, 5] {
+                    Nest::new(&func, &[(axes.clone(), size)], 7 + size as u64).check();
+                }
+            }
+        }
+    }
+}
+
+/// Per-example gradients (`vmap(grad(f))`) of a small CNN with an
+/// embedding lookup: conv -> relu -> max pool -> linear, plus gathered
+/// embedding rows. The batched gradient program does not grow with the
+/// batch, equals the stacked per-example gradients bitwise in the
+/// interpreter, and the CPU JIT and the (simulated) GPU backend agree with
+/// the interpreter on it.
+#[test]
+fn per_example_cnn_gradients_fold_and_the_jit_agrees() {
+    let f = DType::F32;
+    let types = [
+        Type::new(f, &[3, 1, 3, 3]),
+        Type::new(f, &[27, 4]),
+        Type::new(f, &[10, 4]),
+        Type::new(f, &[1, 1, 6, 6]),
+        Type::new(DType::I32, &[2]),
+    ];
+    let mut b = Builder::new("cnn_loss", &types);
+    let (k, w, e, x, t) = (b.param(0), b.param(1), b.param(2), b.param(3), b.param(4));
+    let conv =
+        Conv { stride: [1, 1], low: [1, 1], high: [1, 1], lhs_dilation: [1, 1], rhs_dilation: [1, 1], groups: 1 };
+    let h = b.conv2d(x, k, conv);
+    let zero = b.full_like(0.0, h, f);
+    let h = b.binary(Op::Max, h, zero);
+    let pool = Window { size: vec![1, 1, 2, 2], stride: vec![1, 1, 2, 2], low: vec![0; 4], high: vec![0; 4] };
+    let h = b.reduce_window(h, pool, true);
+    let h = b.reshape(h, &Shape(vec![1, 27]));
+    let logits = b.matmul(h, w);
+    let rows = b.gather(e, t);
+    let emb = b.reduce_sum(rows, vec![0]);
+    let emb = b.reshape(emb, &Shape(vec![1, 4]));
+    let z = b.add(logits, emb);
+    let sq = b.mul(z, z);
+    let loss = b.reduce_sum(sq, vec![0, 1]);
+    let func = b.finish(vec![loss]);
+    let g = grad(&func, &[0, 1, 2]);
+    let axes = vec![None, None, None, Some(0), Some(0)];
+    let (small, large) = (vmap(&g, &axes, 2), vmap(&g, &axes, 6));
+    assert_eq!(small.insts.len(), large.insts.len(), "per-example gradients unroll");
+    Nest::new(&g, &[(axes.clone(), 6)], 11).check();
+    // Finite inputs (random_inputs' NaN and infinities would hide the sums).
+    let inputs: Vec<Tensor> = random_inputs(&large, 12)
+        .iter()
+        .map(|t| {
+            let v: Vec<f64> = t.to_f64_vec().iter().map(|x| if x.is_finite() { *x } else { 0.5 }).collect();
+            Tensor::from_f64(t.dtype(), t.ty().shape.dims(), &v)
+        })
+        .collect();
+    let want = run(&large, &inputs);
+    let cpu = crate::codegen::cpu::compile(&large).expect("the CPU backend compiles the folded ops").run(&inputs);
+    // The GPU backend's kernels and GEMM steps, run on the host by its simulator.
+    let ptx = crate::codegen::ptx::emit(&large).expect("the GPU backend compiles the folded ops");
+    let gpu = crate::codegen::ptx::sim::run(&ptx, &inputs);
+    for (backend, got) in [("cpu", cpu), ("ptx", gpu)] {
+        for (o, (w, g)) in want.iter().zip(&got).enumerate() {
+            for (a, c) in w.to_f64_vec().iter().zip(g.to_f64_vec()) {
+                assert!((a - c).abs() <= 1e-4 * (1.0 + a.abs()), "{backend} output {o}: {c} vs interp {a}");
+            }
+        }
     }
 }
