@@ -298,9 +298,16 @@ impl<'p> Elaborator<'p> {
                     let v = if a.name.as_ref().is_some_and(|n| n.name == "wrt")
                         && matches!(f, Val::Builtin("grad" | "value_and_grad"))
                     {
-                        names_of(&a.value)
-                            .map(|ns| Val::Tuple(ns.into_iter().map(Val::Str).collect()))
-                            .unwrap_or(Val::Poison)
+                        match names_of(&a.value) {
+                            Some(ns) => Val::Tuple(ns.into_iter().map(Val::Str).collect()),
+                            None => self.error(
+                                Diagnostic::error(
+                                    Code::BadCall,
+                                    "`wrt` names the parameters to differentiate, e.g. `wrt = w` or `wrt = (w, b)`",
+                                )
+                                .with_label(a.value.span, "not a parameter name"),
+                            ),
+                        }
                     } else if a.name.as_ref().is_some_and(|n| n.name == "in_axes") && matches!(f, Val::Builtin("vmap"))
                     {
                         super::vmap::in_axes_value(self, env, &a.value)

@@ -55,8 +55,7 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
             garbage_until = matching_close(&opened, *l).unwrap_or(end);
         }
         last_error = error_location(&err.error).or(last_error);
-        let d = with_unclosed(to_diagnostic(file, err.error.clone(), end), file, &err.error, &opened);
-        push(with_field_index_help(d, &err.error, text));
+        push(diagnostic(file, &err.error, end, &opened, text));
     }
     match result {
         Ok(mut module) => {
@@ -64,23 +63,44 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
             module
         }
         Err(err) => {
-            let d = with_unclosed(to_diagnostic(file, err.clone(), end), file, &err, &opened);
-            push(with_field_index_help(d, &err, text));
+            push(diagnostic(file, &err, end, &opened, text));
             Module::default()
         }
     }
 }
 
-/// `x.1` (tuple-field syntax, as in Rust) is not in the language: a number
-/// right after a `.` gets a help saying how to write it.
-fn with_field_index_help(d: Diagnostic, err: &ParseError<usize, Token, LexError>, text: &str) -> Diagnostic {
-    match err {
-        ParseError::UnrecognizedToken { token: (l, Token::Int(_) | Token::Float(_), _), .. }
-            if text.get(..*l).is_some_and(|before| before.ends_with('.')) =>
-        {
-            d.with_help("tuples and lists of submodules are indexed with brackets: write `x[1]`, not `x.1`")
+/// The report of one parse error: what was found and expected, then a help
+/// for a spelling from another language (`x.1`, `and`), else the bracket
+/// still open where its closer was expected.
+fn diagnostic(
+    file: FileId,
+    err: &ParseError<usize, Token, LexError>,
+    end: usize,
+    tokens: &[(usize, Token, usize)],
+    text: &str,
+) -> Diagnostic {
+    let d = to_diagnostic(file, err.clone(), end);
+    match spelling_help(err, text) {
+        Some(help) => d.with_help(help),
+        None => with_unclosed(d, file, err, tokens),
+    }
+}
+
+/// `x.1` (tuple-field syntax, as in Rust) and the word operators of Python
+/// (`and`, `or`, `not`) are not in the language: say how to write them.
+fn spelling_help(err: &ParseError<usize, Token, LexError>, text: &str) -> Option<&'static str> {
+    let ParseError::UnrecognizedToken { token: (l, tok, _), .. } = err else { return None };
+    match tok {
+        Token::Int(_) | Token::Float(_) if text.get(..*l).is_some_and(|before| before.ends_with('.')) => {
+            Some("tuples and lists of submodules are indexed with brackets: write `x[1]`, not `x.1`")
         }
-        _ => d,
+        Token::Ident(word) => match word.as_str() {
+            "and" => Some("the logical and is `&&`: write `a && b`"),
+            "or" => Some("the logical or is `||`: write `a || b`"),
+            "not" => Some("the logical not is `!`: write `!a`"),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

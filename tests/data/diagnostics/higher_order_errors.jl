@@ -14,3 +14,6 @@ fn main() {
 fn no_pair(w: f32[3]) = sum(w * w)
 fn aux_not_a_pair(w: f32[3]) = grad(no_pair, has_aux = true)(w)
 fn aux_flag(w: f32[3]) = grad(no_pair, has_aux = 1)(w)
+
+# `wrt` takes parameter names, not positions.
+fn by_position(w: f32[3]) = grad(no_pair, wrt = 1)(w)
