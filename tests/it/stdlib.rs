@@ -972,6 +972,52 @@ fn variance_scaling_initializers_have_their_variances() {
     }
 }
 
+/// `orthogonal(gain)` from a model file: the weight, viewed as `[dims[0],
+/// rest]`, has orthonormal columns (tall) or rows (wide) times the gain, to
+/// float32 rounding; a vector parameter is refused at compile time.
+#[test]
+fn orthogonal_initializer_from_a_model_file() {
+    let src = "use optim.sgd
+
+model M {
+    tall: f32[8, 3] = orthogonal()
+    wide: f32[2, 6] = orthogonal(gain = 2.0)
+                   kernel: f32[4, 2, 2, 2] = orthogonal()
+
+                   fn training_step(self, x: f32[B, 3], y: f32[B, 8]) -> f32 = sum(x @ transpose(self.tall, (1, 0)) - y) + sum(self.wide) + sum(self.kernel)
+
+                   fn configure_optimizers(self) = sgd(lr = 0.1)
+}
+";
+    let (prog, diags) = compiler::lower::load("o.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let x = compiler::ir::Type::new(DType::F32, &[2, 3]);
+    let y = compiler::ir::Type::new(DType::F32, &[2, 8]);
+    let progs =
+        compiler::compile_training(&prog, None, &x, &y, &compiler::Options { no_opt: true, ..Default::default() })
+            .unwrap_or_else(|d| panic!("{}", compiler::diagnostic::render_all(&d, &prog.sources, false)));
+    let values = trainer::fit::init_params(&progs.params, 5);
+    for ((spec, t), gain) in progs.params.iter().zip(&values).zip([1.0, 2.0, 1.0]) {
+        let d = spec.ty.shape.dims();
+        let (rows, cols) = (d[0], d[1..].iter().product::<usize>());
+        let v = t.to_f64_vec();
+        let (k, long) = (rows.min(cols), rows.max(cols));
+        let at = |i: usize, j: usize| if rows >= cols { v[i * cols + j] } else { v[j * cols + i] };
+        for a in 0..k {
+            for b in 0..k {
+                let dot: f64 = (0..long).map(|i| at(i, a) * at(i, b)).sum();
+                let want = if a == b { gain * gain } else { 0.0 };
+                assert!((dot - want).abs() < 1e-6 * gain * gain, "{}: <{a}, {b}> = {dot}", spec.path);
+            }
+        }
+    }
+    let bad = src.replace("model M {\n", "model M {\n    v: f32[5] = orthogonal()\n");
+    let (prog, _) = compiler::lower::load("o.jl", &bad);
+    let err = compiler::compile_training(&prog, None, &x, &y, &compiler::Options::default()).err().expect("an error");
+    let text = compiler::diagnostic::render_all(&err, &prog.sources, false);
+    assert!(text.contains("needs rank 2 or more"), "{text}");
+}
+
 /// Every layer model of `stdlib/nn.jl`, as the trainer lowers it: a model
 /// holding the layer logs `sum(c * layer(x))` in its `validation_step`; that
 /// program, widened to float64, is differentiated with respect to every

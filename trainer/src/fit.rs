@@ -1167,6 +1167,11 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
                 Init::Full(v) => vec![*v; n],
                 Init::Uniform { low, high } => (0..n).map(|_| rng.uniform(*low, *high)).collect(),
                 Init::Normal { mean, std } => (0..n).map(|_| mean + std * rng.normal()).collect(),
+                Init::Orthogonal(gain) => {
+                    let dims = p.ty.shape.dims();
+                    let rows = dims.first().copied().unwrap_or(1);
+                    crate::orthogonal::orthogonal(rows, n / rows.max(1), *gain, &mut || rng.normal())
+                }
                 Init::GlorotUniform | Init::GlorotNormal | Init::HeUniform | Init::HeNormal => {
                     let (fan_in, fan_out) = compiler::lower::value::fans(p.ty.shape.dims());
                     let (fan_in, fan_out) = (fan_in.max(1) as f64, fan_out.max(1) as f64);

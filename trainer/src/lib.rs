@@ -21,6 +21,7 @@ pub mod eval;
 pub mod fit;
 pub mod hook;
 pub mod logger;
+pub mod orthogonal;
 pub mod plot;
 pub mod predict;
 pub mod prefetch;

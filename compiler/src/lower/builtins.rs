@@ -39,6 +39,7 @@ pub const NAMES: &[&str] = &[
     "glorot_normal",
     "he_uniform",
     "he_normal",
+    "orthogonal",
     "grad",
     "value_and_grad",
     "jvp",
@@ -192,6 +193,13 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "glorot_normal" => Val::Init(Init::GlorotNormal),
         "he_uniform" => Val::Init(Init::HeUniform),
         "he_normal" => Val::Init(Init::HeNormal),
+        "orthogonal" => match args.as_slice() {
+            [] => Val::Init(Init::Orthogonal(1.0)),
+            [a] if matches!(a.name.as_deref(), None | Some("gain")) && num(Some(a)).is_some() => {
+                Val::Init(Init::Orthogonal(num(Some(a)).expect("checked")))
+            }
+            _ => bad(el, "orthogonal(gain = 1.0) takes one compile-time number", span),
+        },
         // With a key first: random numbers; with numbers: an initializer.
         "uniform" | "normal" if matches!(args.first().map(|a| &a.value), Some(Val::Tensor(_))) => {
             super::random::sample(el, name, &args, span)

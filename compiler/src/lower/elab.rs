@@ -491,6 +491,16 @@ impl<'p> Elaborator<'p> {
                         );
                         continue;
                     }
+                    if matches!(init, super::value::Init::Orthogonal(_)) && ir_ty.shape.rank() < 2 {
+                        self.error(
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                "`orthogonal()` initializes matrices: the parameter needs rank 2 or more",
+                            )
+                            .with_label(ty.span, format!("this is {t}")),
+                        );
+                        continue;
+                    }
                     self.param_specs.push(ParamSpec { path: field_path.clone(), ty: ir_ty, init });
                     let id = self.param_values.get(&field_path).copied();
                     if id.is_none() && self.building() {

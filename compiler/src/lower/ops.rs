@@ -415,7 +415,7 @@ fn fold_scalars(op: BinOp, a: &Val, b: &Val) -> Option<Val> {
     if let (Val::Int(Dim::Known(x)), Val::Int(Dim::Known(y))) = (a, b) {
         let (x, y) = (*x, *y);
         let r = match op {
-            BinOp::Add => Some(x + y),
+            BinOp::Add => x.checked_add(y),
             BinOp::Sub => x.checked_sub(y),
             BinOp::Mul => x.checked_mul(y),
             BinOp::Div if y != 0 => Some(x / y),

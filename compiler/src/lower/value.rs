@@ -169,6 +169,10 @@ pub enum Init {
     HeUniform,
     /// He/Kaiming normal: N(0, 2 / fan_in), PyTorch's `kaiming_normal_` (not truncated).
     HeNormal,
+    /// PyTorch's `orthogonal_(gain)`: the weight viewed as `[dims[0],
+    /// rest]` has orthonormal columns (or rows, whichever are fewer), times
+    /// `gain`: Q of the QR of a normal matrix, with R's diagonal made positive.
+    Orthogonal(f64),
 }
 
 /// The (fan_in, fan_out) of a weight of shape `dims`, as PyTorch computes
