@@ -116,7 +116,7 @@ fn mixed_partials_follow_wrt_at_each_level() {
 /// of a quadratic form (H = (A + A^T) / 2 exactly) and of a non-quadratic
 /// function (H from second finite differences of the source function).
 #[test]
-fn jvp_of_grad_is_a_hessian_vector_product() {
+fn jvp_of_grad_and_grad_of_jvp_are_hessian_vector_products() {
     const N: usize = 4;
     let src = "fn q(x: f64[4], a: f64[4, 4]) -> f64 = 0.5 * sum(x * (a @ x))\n\
                fn hvp_q(x: f64[4], a: f64[4, 4], v: f64[4]) -> f64[4] {\n\
@@ -124,8 +124,12 @@ fn jvp_of_grad_is_a_hessian_vector_product() {
                fn hvp_q2(x: f64[4], a: f64[4, 4], v: f64[4]) -> f64[4] {\n\
                \x20   let (_, t) = jvp(fn(y) = grad(q)(y, a), (x,), (v,))\n    t\n}\n\
                fn r(x: f64[4]) -> f64 = sum(sin(x) * x ^ 2) + sum(x) ^ 2 + log(1.0 + sum(x * x))\n\
-               fn hvp_r(x: f64[4], v: f64[4]) -> f64[4] {\n    let (_, t) = jvp(grad(r), (x,), (v,))\n    t\n}\n";
+               fn hvp_r(x: f64[4], v: f64[4]) -> f64[4] {\n    let (_, t) = jvp(grad(r), (x,), (v,))\n    t\n}\n\
+               fn along(y: f64[4], v: f64[4]) -> f64 {\n    let (_, t) = jvp(r, (y,), (v,))\n    t\n}\n\
+               fn hvp_rev(x: f64[4], v: f64[4]) -> f64[4] = grad(along)(x, v)\n";
     let (hvp_q, hvp_q2, r, hvp_r) = (lower(src, "hvp_q"), lower(src, "hvp_q2"), lower(src, "r"), lower(src, "hvp_r"));
+    // Reverse over forward: grad of the directional derivative, H v again.
+    let hvp_rev = lower(src, "hvp_rev");
     let mut rng = Rng(0x0d2_0003);
     let vec = |rng: &mut Rng, n: usize| (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect::<Vec<f64>>();
     for case in 0..5 {
@@ -152,9 +156,12 @@ fn jvp_of_grad_is_a_hessian_vector_product() {
                 / (4.0 * e * e)
         };
         let got = run(&hvp_r, &[(&[N], x.clone()), (&[N], v.clone())]);
+        let rev = run(&hvp_rev, &[(&[N], x.clone()), (&[N], v.clone())]);
         for (i, &g) in got[0].iter().enumerate() {
             let fd: f64 = (0..N).map(|j| hess(i, j) * v[j]).sum();
             close(g, fd, 1e-5, &what(&format!("H v of r [{i}] vs FD of r")));
+            close(rev[0][i], fd, 1e-5, &what(&format!("reverse-over-forward H v of r [{i}] vs FD of r")));
+            close(rev[0][i], g, 1e-12, &what(&format!("reverse-over-forward vs forward-over-reverse [{i}]")));
         }
     }
 }

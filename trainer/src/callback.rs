@@ -424,18 +424,26 @@ pub fn states_json(callbacks: &[Box<dyn Callback>]) -> String {
 }
 
 /// Restores each callback whose state the checkpoint holds. Returns the
-/// warnings for states that did not fit (those callbacks start fresh).
+/// warnings for states that did not fit and for callbacks the checkpoint
+/// has no state for (those start fresh), and for states of callbacks this
+/// run does not have (dropped).
 pub fn load_states(callbacks: &mut [Box<dyn Callback>], json: &str) -> Vec<String> {
     let Ok(Value::Object(map)) = serde_json::from_str::<Value>(json) else {
         return if json.is_empty() { vec![] } else { vec!["the callbacks' state is not a JSON object".into()] };
     };
     let mut warnings = Vec::new();
     for c in callbacks.iter_mut() {
-        if let Some(state) = map.get(c.name()) {
-            if let Err(e) = c.load_state_dict(state) {
-                warnings.push(format!("{}: {e}; it starts afresh", c.name()));
+        match map.get(c.name()) {
+            Some(state) => {
+                if let Err(e) = c.load_state_dict(state) {
+                    warnings.push(format!("{}: {e}; it starts afresh", c.name()));
+                }
             }
+            None => warnings.push(format!("no state saved for callback `{}`; it starts afresh", c.name())),
         }
+    }
+    for name in map.keys().filter(|n| !callbacks.iter().any(|c| c.name() == n.as_str())) {
+        warnings.push(format!("the state of callback `{name}` is not used: this run has no callback of that name"));
     }
     warnings
 }

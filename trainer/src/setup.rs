@@ -86,7 +86,16 @@ pub fn prepare(
     }
     let trainer_cfg = config::trainer_config(trainer_sec.as_ref()).map_err(|d| diagnostics(d, &prog, color))?;
     let (data_cfg, mut dataset, mut test, given_val, what) = match module {
-        Some(module) => from_module(module, &module_overrides)?,
+        Some(module) => {
+            if data_sec.is_some() {
+                eprintln!(
+                    "note: the `data` section of {} is not used: the data come from the DataModule `{}`",
+                    path.display(),
+                    module.name()
+                );
+            }
+            from_module(module, &module_overrides)?
+        }
         None => {
             let Some(data_sec) = data_sec else {
                 return Err(FitError::Config(format!(

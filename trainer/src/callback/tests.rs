@@ -165,8 +165,18 @@ fn states_round_trip_and_restore_decisions() {
     let other = ck_cfg(Some("val_loss"), Mode::Min, Some(2), "e{epoch}");
     let mut d: Vec<Box<dyn Callback>> = vec![Box::new(ModelCheckpoint::new(other))];
     let w = load_states(&mut d, &saved);
-    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w.len(), 2, "{w:?}");
     assert!(w[0].contains("ranked checkpoints by val_acc (max), this run by val_loss (min)"), "{w:?}");
+    // EarlyStopping's saved state has no callback in this run: said, not silently dropped.
+    assert!(w[1].contains(&format!("the state of callback `{}` is not used", b[0].name())), "{w:?}");
+    // A callback the checkpoint has no state for starts afresh, with a warning.
+    let mut e: Vec<Box<dyn Callback>> = vec![
+        Box::new(EarlyStopping::new(es_cfg.clone())),
+        Box::new(ModelCheckpoint::new(ck_cfg(Some("val_acc"), Mode::Max, Some(2), "e{epoch}"))),
+    ];
+    let only_es = states_json(&b[..1]);
+    let w = load_states(&mut e, &only_es);
+    assert_eq!(w, vec![format!("no state saved for callback `{}`; it starts afresh", e[1].name())]);
     // Checkpoints written before callbacks existed have no state.
     assert!(load_states(&mut d, "").is_empty());
 }
