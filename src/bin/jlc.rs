@@ -86,8 +86,8 @@ enum Command {
         /// The checkpoint: a path, `last` (default) or `best`.
         #[arg(long, value_name = "PATH|last|best")]
         ckpt: Option<String>,
-        /// The output file.
-        #[arg(long, value_name = "FILE.npy")]
+        /// The output file: `.npy`, or `.npz` (one array per tensor when `predict_step` returns a tuple).
+        #[arg(long, value_name = "FILE.npy|FILE.npz")]
         out: PathBuf,
         /// Which examples: the test split (file order), the validation or
         /// training split (in the seeded split's order), or the whole
@@ -321,11 +321,11 @@ fn run(cli: Cli) -> ExitCode {
             match trainer::predict::run(&file, &text, &opts) {
                 Ok(s) => {
                     eprintln!(
-                        "{} examples; checkpoint {}; wrote {} {:?}",
+                        "{} examples; checkpoint {}; wrote {} {}",
                         s.examples,
                         s.checkpoint.display(),
                         out.display(),
-                        s.shape
+                        s.shapes.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(" ")
                     );
                     ExitCode::SUCCESS
                 }

@@ -268,7 +268,7 @@ fn testing_a_checkpoint_on_a_data_modules_test_split() {
         Some(&mut module),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((predicted.examples, predicted.shape.clone()), (200, vec![200, 2]));
+    assert_eq!((predicted.examples, predicted.shapes.clone()), (200, vec![vec![200, 2]]));
     assert!(std::fs::metadata(&out).is_ok_and(|m| m.len() > 200 * 2 * 4), "{} written", out.display());
     let all = trainer::predict::run_with_data(
         path,

@@ -125,6 +125,38 @@ fn linear_regression_on_npz_finds_the_true_weights_and_predicts_them() {
         .filter(|n| n.contains(".tmp-"))
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
+
+    // A predict_step returning a tuple writes an .npz (numpy's arr_0, arr_1);
+    // an .npy cannot hold two arrays, which is said before anything runs.
+    let tuple = REGRESSION.replace(
+        "fn predict_step(self, x: f32[B, 4]) -> f32[B, 1] = self.forward(x)",
+        "fn predict_step(self, x: f32[B, 4]) = (self.forward(x), argmax(x, axis = 1))",
+    );
+    assert_ne!(tuple, REGRESSION);
+    std::fs::write(dir.join("reg2.jl"), &tuple).unwrap();
+    let model2 = dir.join("reg2.jl");
+    let model2 = model2.to_str().unwrap();
+    let (code, _, err) =
+        jlc_out(&["predict", model2, "--set", &logs, "--out", preds.to_str().unwrap(), "--split", "test"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("returns 2 tensors") && err.contains("preds.npz"), "{err}");
+    let archive = dir.join("preds.npz");
+    let (code, _, err) =
+        jlc_out(&["predict", model2, "--set", &logs, "--out", archive.to_str().unwrap(), "--split", "test"]);
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(&archive).unwrap();
+    let z = npz::Npz::parse("preds.npz", &bytes).unwrap();
+    let (first, second) = (z.array("arr_0").unwrap(), z.array("arr_1").unwrap());
+    assert_eq!((first.dims.clone(), second.dims.clone()), (vec![100, 1], vec![100]));
+    for (i, got) in f64s(&first.values).iter().enumerate() {
+        let want = (0..4).map(|k| tx[i * 4 + k] as f64 * w[k]).sum::<f64>() + b[0];
+        assert!((got - want).abs() < 1e-5 * (1.0 + want.abs()), "row {i}: {got} vs f64 {want}");
+    }
+    for (i, got) in f64s(&second.values).iter().enumerate() {
+        let row = &tx[i * 4..i * 4 + 4];
+        let want = (0..4).fold(0, |best, k| if row[k] > row[best] { k } else { best });
+        assert_eq!(*got as usize, want, "row {i}: argmax");
+    }
 }
 
 const NEXT_TOKEN: &str = r#"

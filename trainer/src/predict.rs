@@ -49,7 +49,8 @@ pub struct PredictOptions {
     /// The checkpoint (`last` when None).
     pub ckpt: Option<Resume>,
     pub split: Split,
-    /// Where the `.npy` goes.
+    /// Where the outputs go: an `.npy` array, or an `.npz` archive (needed
+    /// when `predict_step` returns a tuple).
     pub out: PathBuf,
 }
 
@@ -57,8 +58,9 @@ pub struct PredictOptions {
 pub struct PredictSummary {
     pub checkpoint: PathBuf,
     pub examples: usize,
-    /// The written array's shape, `[examples, ...]`.
-    pub shape: Vec<usize>,
+    /// The written arrays' shapes, `[examples, ...]`: one, or one per
+    /// tensor of a tuple `predict_step` returns (`arr_0`, ... in the `.npz`).
+    pub shapes: Vec<Vec<usize>>,
 }
 
 /// Runs `predict_step` over the split and writes the outputs to `opts.out`.
@@ -131,13 +133,22 @@ pub fn run_with_data(
         let want: Vec<&str> = setup.progs.params.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(paths, want, "predict_step and training_step instantiate the same model");
         takes_key = prog.takes_key;
+        let n_out = prog.func.outputs.len();
+        if n_out > 1 && !is_npz(&opts.out) {
+            return Err(FitError::Config(format!(
+                "`predict_step` returns {n_out} tensors, which go into an `.npz` archive (arr_0, arr_1, ...): \
+                 write `--out {}`",
+                opts.out.with_extension("npz").display()
+            )));
+        }
         let mut exe = Executable::compile(prog.func, opts.backend)?;
         exe.set_flush_denormals(setup.trainer_cfg.flush_denormals);
         exes.push((size, exe));
     }
 
     let order: Vec<usize> = (0..data.len()).collect();
-    let mut out: Option<(Vec<usize>, Data)> = None;
+    // Per output of predict_step: its shape so far and its values.
+    let mut outs: Vec<(Vec<usize>, Data)> = Vec::new();
     let mut start = 0;
     while start < data.len() {
         let size = (data.len() - start).min(bs);
@@ -148,34 +159,53 @@ pub fn run_with_data(
         if takes_key {
             inputs.push(crate::rng::step_key(setup.trainer_cfg.seed, "predict_step", (start / bs) as u64));
         }
-        let y = exe.run(&inputs)?.into_iter().next().expect("one output");
-        match &mut out {
-            None => out = Some((y.shape.dims().to_vec(), y.data)),
-            Some((dims, acc)) => {
+        let ys = exe.run(&inputs)?;
+        if outs.is_empty() {
+            outs = ys.into_iter().map(|y| (y.shape.dims().to_vec(), y.data)).collect();
+        } else {
+            for ((dims, acc), y) in outs.iter_mut().zip(ys) {
                 dims[0] += size;
                 match (acc, y.data) {
                     (Data::F32(a), Data::F32(b)) => a.extend(b),
                     (Data::F64(a), Data::F64(b)) => a.extend(b),
                     (Data::I32(a), Data::I32(b)) => a.extend(b),
                     (Data::Bool(a), Data::Bool(b)) => a.extend(b),
-                    _ => unreachable!("both programs return predict_step's dtype"),
+                    _ => unreachable!("both programs return predict_step's dtypes"),
                 }
             }
         }
         start += size;
     }
-    let (shape, values) = out.expect("the split is not empty");
-    let values = match values {
-        Data::F32(v) => Values::F32(v),
-        Data::F64(v) => Values::F64(v),
-        Data::I32(v) => Values::I32(v),
-        Data::Bool(v) => Values::Bool(v),
-    };
+    let shapes: Vec<Vec<usize>> = outs.iter().map(|(d, _)| d.clone()).collect();
+    let arrays: Vec<Vec<u8>> = outs
+        .into_iter()
+        .map(|(shape, values)| {
+            let values = match values {
+                Data::F32(v) => Values::F32(v),
+                Data::F64(v) => Values::F64(v),
+                Data::I32(v) => Values::I32(v),
+                Data::Bool(v) => Values::Bool(v),
+            };
+            npy::write(&shape, &values)
+        })
+        .collect();
     // Temp file + fsync + rename: an interrupted predict leaves the old file or none, never a partial one.
     // A device or pipe (`--out /dev/null`, `/dev/stdout`) is written in place: renaming over it would replace it.
-    let bytes = npy::write(&shape, &values);
     let special = std::fs::metadata(&opts.out).is_ok_and(|m| !m.is_file());
+    let bytes = if !is_npz(&opts.out) {
+        arrays.into_iter().next().expect("checked: one output, or an .npz")
+    } else {
+        // numpy's names for positional arrays (`np.savez(path, a, b)`).
+        let names: Vec<String> = (0..arrays.len()).map(|i| format!("arr_{i}")).collect();
+        let members: Vec<(&str, Vec<u8>)> = names.iter().map(String::as_str).zip(arrays).collect();
+        data::npz::write(&members, false)
+    };
     if special { std::fs::write(&opts.out, &bytes) } else { checkpoint::write_atomic(&opts.out, &bytes) }
         .map_err(|source| data::DataError::Io { path: opts.out.display().to_string(), source })?;
-    Ok(PredictSummary { checkpoint: ck_path, examples: data.len(), shape })
+    Ok(PredictSummary { checkpoint: ck_path, examples: data.len(), shapes })
+}
+
+/// `--out` names an `.npz` archive (one member per output) rather than one `.npy` array.
+fn is_npz(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npz"))
 }

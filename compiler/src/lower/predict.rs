@@ -1,6 +1,6 @@
 //! The prediction program: a model's `fn predict_step(self, x)` lowered on
-//! (params, x) with one output, the prediction for the batch (`jlc
-//! predict`).
+//! (params, x) with one output per returned tensor (a tensor or a tuple of
+//! them), the predictions for the batch (`jlc predict`).
 //!
 //! Consumes a checked program, its `trainer` section and the batch type of
 //! `x`; produces a `Func` whose inputs are the parameters then `x` and whose
@@ -23,8 +23,8 @@ use crate::ir::{Builder, Func, Type, ValueId};
 #[derive(Clone, Debug)]
 pub struct PredictProgram {
     pub params: Vec<ParamSpec>,
-    /// Inputs: params, x (then the key, with `takes_key`). Output: the
-    /// prediction, batch dim first.
+    /// Inputs: params, x (then the key, with `takes_key`). Outputs: the
+    /// returned tensor, or each tensor of the returned tuple, batch dim first.
     pub func: Func,
     /// `predict_step(self, x, key)`: the trainer passes a random key.
     pub takes_key: bool,
@@ -78,22 +78,29 @@ pub fn lower_predict(
         return Err(diags);
     }
     let batch = x_ty.shape.dims().first().copied();
-    let id = match out {
-        Val::Tensor(t) if t.ty.to_ir().and_then(|ty| ty.shape.dims().first().copied()) == batch => t.id.expect("built"),
-        other => {
-            return Err(vec![Diagnostic::error(
-                Code::TypeMismatch,
-                format!(
-                    "`predict_step` must return one tensor whose first dimension is the batch ({}), not {}",
-                    batch.unwrap_or(0),
-                    other.describe()
-                ),
-            )
-            .with_label(mdecl.body.span, "returned here")
-            .with_note(format!("while compiling `predict_step` for batches x: {x_ty}"))])
-        }
+    // One tensor, or a tuple of them (Lightning returns whatever
+    // predict_step returns): each with the batch first.
+    let batched = |v: &Val| match v {
+        Val::Tensor(t) if t.ty.to_ir().and_then(|ty| ty.shape.dims().first().copied()) == batch => t.id,
+        _ => None,
     };
-    let func = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(vec![id]));
+    let ids: Option<Vec<ValueId>> = match &out {
+        Val::Tuple(items) if !items.is_empty() => items.iter().map(batched).collect(),
+        other => batched(other).map(|id| vec![id]),
+    };
+    let Some(ids) = ids else {
+        return Err(vec![Diagnostic::error(
+            Code::TypeMismatch,
+            format!(
+                "`predict_step` must return a tensor, or a tuple of tensors, whose first dimension is the batch ({}), not {}",
+                batch.unwrap_or(0),
+                out.describe()
+            ),
+        )
+        .with_label(mdecl.body.span, "returned here")
+        .with_note(format!("while compiling `predict_step` for batches x: {x_ty}"))]);
+    };
+    let func = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(ids));
     crate::ir::verify::assert_valid(&func, "lower (predict step)");
     Ok(Some(PredictProgram { params, func, takes_key }))
 }
