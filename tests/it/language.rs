@@ -190,6 +190,40 @@ fn grad_and_value_and_grad_with_auxiliary_outputs() {
     close(&out[7], &grad_x, "value_and_grad with aux: d/dx");
 }
 
+/// Negative compile-time integers stay integers: `let i = -1`, `const`s,
+/// `int` arguments and defaults, arithmetic below zero, array literals
+/// (`[1, -1]` is i32), `/` truncating toward zero as in Rust.
+#[test]
+fn negative_compile_time_integers_index_count_and_divide() {
+    let out = run_main(
+        "const LAST = -1\n\
+         fn pick(x: f32[N], i: int) = x[i]\n\
+         fn norm(x: f32[B, D], axis: int = -1) = sum(x * x, axis = axis)\n\n\
+         fn main() {\n\
+         \x20   let x = linspace(0.0, 1.0, 5)\n\
+         \x20   let i = -1\n\
+         \x20   let j = 2 - 4\n\
+         \x20   let m = reshape(linspace(0.0, 1.0, 6), (2, 3))\n\
+         \x20   let total = 0.0 * x[0]\n\
+         \x20   for k in -2..1 {\n\
+         \x20       total = total + x[k]\n\
+         \x20   }\n\
+         \x20   print(x[i], x[LAST], x[j], pick(x, -2), float([1, -1]), x[0] + (-7 / 2), x[0] + 7 / 2, norm(m), norm(m, axis = 0), x[i - 1], total)\n\
+         }\n",
+    );
+    close(&out[0], &[1.0], "x[i] with i = -1");
+    close(&out[1], &[1.0], "x[LAST]");
+    close(&out[2], &[0.75], "x[2 - 4]");
+    close(&out[3], &[0.75], "an int argument -2");
+    close(&out[4], &[1.0, -1.0], "[1, -1]");
+    close(&out[5], &[-3.0], "-7 / 2 truncates toward zero");
+    close(&out[6], &[3.0], "7 / 2");
+    close(&out[7], &[0.2, 2.0], "axis = -1 by default");
+    close(&out[8], &[0.36, 0.68, 1.16], "axis = 0");
+    close(&out[9], &[0.75], "x[i - 1]");
+    close(&out[10], &[0.75 + 1.0 + 0.0], "for k in -2..1");
+}
+
 #[test]
 fn a_lambda_captures_its_scope_including_a_model() {
     // A method differentiates a lambda over `self`'s parameter: the

@@ -125,7 +125,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         // e.g. weight decay on matrices only); compile-time numbers are scalars.
         "ndim" => match args.as_slice() {
             [CallArg { value: Val::Tensor(t), .. }] => Val::Int(Dim::Known(t.ty.rank())),
-            [CallArg { value: Val::Float(_) | Val::Int(_), .. }] => Val::Int(Dim::Known(0)),
+            [CallArg { value: Val::Float(_) | Val::Int(_) | Val::NegInt(_), .. }] => Val::Int(Dim::Known(0)),
             _ => bad(el, "`ndim(x)` takes one tensor", span),
         },
         "conv2d" => super::window_builtins::conv2d(el, &args, span),
@@ -157,6 +157,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             // A compile-time number stays one: `sqrt(float(head_dim))`.
             match args.first().map(|a| &a.value) {
                 Some(Val::Int(Dim::Known(n))) if args.len() == 1 => return Val::Float(*n as f64),
+                Some(Val::NegInt(n)) if args.len() == 1 => return Val::Float(*n as f64),
                 Some(Val::Float(x)) if args.len() == 1 => return Val::Float(*x),
                 // A symbolic dim (the batch `B` while checking a generic step): a
                 // number known only once the step is compiled for its batch.
@@ -241,6 +242,7 @@ fn num(a: Option<&CallArg>) -> Option<f64> {
     match a.map(|a| &a.value) {
         Some(Val::Float(x)) => Some(*x),
         Some(Val::Int(Dim::Known(n))) => Some(*n as f64),
+        Some(Val::NegInt(n)) => Some(*n as f64),
         _ => None,
     }
 }
@@ -332,6 +334,8 @@ fn argmax(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     for a in args.iter().skip(1) {
         match (a.name.as_deref(), &a.value) {
             (Some("axis") | None, Val::Int(Dim::Known(n))) => axis = *n as i64,
+            (Some("axis") | None, Val::NegInt(n)) => axis = *n,
+            (Some("axis") | None, Val::Int(Dim::Sym(_))) => return Val::Poison,
             (Some("axis") | None, Val::Float(x)) if x.fract() == 0.0 && *x < 0.0 => axis = *x as i64,
             _ => return bad(el, "`argmax` takes (x, axis = int)", a.span),
         }
@@ -365,12 +369,18 @@ fn reduction(el: &mut Elaborator, kind: Reduce, args: Vec<CallArg>, span: Span, 
     for a in args.iter().skip(1) {
         match (a.name.as_deref(), &a.value) {
             (Some("axis") | None, Val::Int(Dim::Known(n))) => axes = Some(vec![*n as i64]),
+            (Some("axis") | None, Val::NegInt(n)) => axes = Some(vec![*n]),
+            // An `int` parameter of a function checked alone: the axis, and so
+            // the result's shape, is known only at each call, where the
+            // function is checked again with the real value.
+            (Some("axis") | None, Val::Int(Dim::Sym(_))) => return Val::Poison,
             (Some("axis") | None, Val::Float(x)) if x.fract() == 0.0 && *x < 0.0 => axes = Some(vec![*x as i64]),
             (Some("axis") | None, Val::Tuple(items)) => {
                 let mut v = Vec::new();
                 for it in items {
                     match it {
                         Val::Int(Dim::Known(n)) => v.push(*n as i64),
+                        Val::NegInt(n) => v.push(*n),
                         Val::Float(x) if x.fract() == 0.0 => v.push(*x as i64),
                         _ => return bad(el, "axes must be integers", a.span),
                     }
@@ -594,7 +604,7 @@ fn reshape(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     let usage = "reshape(x, shape) needs the shape as a tuple of compile-time integers, at most one of them -1";
     let entries: Vec<Val> = match args.get(1).map(|a| &a.value) {
         Some(Val::Tuple(items)) => items.clone(),
-        Some(v @ (Val::Int(_) | Val::Float(_))) => vec![v.clone()],
+        Some(v @ (Val::Int(_) | Val::NegInt(_) | Val::Float(_))) => vec![v.clone()],
         _ => return bad(el, usage, span),
     };
     // `None` is the inferred entry.
@@ -602,6 +612,7 @@ fn reshape(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     for v in &entries {
         match v {
             Val::Int(d) => target.push(Some(d.clone())),
+            Val::NegInt(-1) => target.push(None),
             Val::Float(f) if *f == -1.0 => target.push(None),
             _ => return bad(el, usage, span),
         }
@@ -694,6 +705,7 @@ fn transpose_axes(el: &mut Elaborator, t: TVal, perm: &Val, span: Span) -> Val {
     for v in &items {
         let a = match v {
             Val::Int(Dim::Known(n)) => *n as i64,
+            Val::NegInt(n) => *n,
             Val::Float(f) if f.fract() == 0.0 && *f < 0.0 => *f as i64,
             _ => return bad(el, &usage, span),
         };
@@ -719,6 +731,7 @@ fn size(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     let rank = t.ty.rank() as i64;
     let axis = match args.get(1).map(|a| &a.value) {
         Some(Val::Int(Dim::Known(n))) if args.len() == 2 => *n as i64,
+        Some(Val::NegInt(n)) if args.len() == 2 => *n,
         Some(Val::Float(f)) if args.len() == 2 && f.fract() == 0.0 => *f as i64,
         _ => return bad(el, "size(x, axis) needs the axis as a compile-time integer", span),
     };
@@ -760,6 +773,7 @@ fn print(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
             Val::Str(s) => items.push(PrintItem::Text(s)),
             Val::Float(x) => items.push(PrintItem::Text(format!("{x}"))),
             Val::Int(d) => items.push(PrintItem::Text(d.to_string())),
+            Val::NegInt(n) => items.push(PrintItem::Text(n.to_string())),
             Val::Bool(b) => items.push(PrintItem::Text(b.to_string())),
             Val::Tensor(t) => {
                 items.push(PrintItem::Value(el.printed.len()));
@@ -798,7 +812,7 @@ fn log_metric(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
                     .with_help("reduce it first, e.g. `mean(x)`"),
             );
         }
-        Some(v @ (Val::Float(_) | Val::Int(Dim::Known(_)))) => {
+        Some(v @ (Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_))) => {
             let v = v.clone();
             match el.scalar_tensor(&v, DType::F32) {
                 Some(t) => t,

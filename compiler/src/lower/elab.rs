@@ -184,13 +184,13 @@ impl<'p> Elaborator<'p> {
             Stmt::For { var, start, end, body, span } => {
                 let lo = self.expr(env, start);
                 let hi = self.expr(env, end);
-                let (lo, hi) = match (lo, hi) {
-                    (Val::Int(Dim::Known(a)), Val::Int(Dim::Known(b))) => (a, b),
-                    (Val::Poison, _) | (_, Val::Poison) => return Val::Poison,
+                let (lo, hi) = match (lo.as_i64(), hi.as_i64(), lo, hi) {
+                    (Some(a), Some(b), _, _) => (a, b),
+                    (_, _, Val::Poison, _) | (_, _, _, Val::Poison) => return Val::Poison,
                     // Bounds from `int` parameters of a function checked alone:
                     // like an `if` on them, the loop is checked at each call.
-                    (Val::Int(_), Val::Int(_)) => return Val::Unit,
-                    (a, b) => {
+                    (_, _, Val::Int(_) | Val::NegInt(_), Val::Int(_) | Val::NegInt(_)) => return Val::Unit,
+                    (_, _, a, b) => {
                         return self.error(
                             Diagnostic::error(
                                 Code::TypeMismatch,
@@ -206,7 +206,7 @@ impl<'p> Elaborator<'p> {
                 // Static loops are unrolled. In check mode one iteration checks
                 // the body; the limit applies in both modes, so `jlc check`
                 // reports what building would.
-                let total = hi.saturating_sub(lo);
+                let total = hi.saturating_sub(lo).max(0) as usize;
                 const MAX_UNROLL: usize = 10_000;
                 if total > MAX_UNROLL {
                     return self.error(
@@ -220,7 +220,7 @@ impl<'p> Elaborator<'p> {
                 let count = if self.building() { total } else { total.min(1) };
                 for i in 0..count {
                     env.scopes.push(HashMap::new());
-                    env.bind(&var.name, Val::Int(Dim::Known(lo + i)));
+                    env.bind(&var.name, Val::int(lo + i as i64));
                     for s in &body.stmts {
                         self.stmt(env, s);
                     }
@@ -633,6 +633,16 @@ impl<'p> Elaborator<'p> {
                 ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
                     Some(Val::Int(dim)) => dims.push(dim.clone()),
                     Some(Val::Poison) => return None,
+                    Some(Val::NegInt(n)) => {
+                        self.error(
+                            Diagnostic::error(
+                                Code::ShapeMismatch,
+                                format!("dimension `{}` is {n}: a dimension cannot be negative", id.name),
+                            )
+                            .with_label(id.span, "used as a dimension"),
+                        );
+                        return None;
+                    }
                     Some(other) => {
                         let desc = other.describe();
                         self.error(
@@ -1045,7 +1055,7 @@ impl<'p> Elaborator<'p> {
     ) -> Val {
         if ty.dims.is_none() && matches!(ty.name.name.as_str(), "int") {
             return match v {
-                Val::Int(_) | Val::Poison => v,
+                Val::Int(_) | Val::NegInt(_) | Val::Poison => v,
                 other => self.error(
                     Diagnostic::error(
                         Code::TypeMismatch,
@@ -1059,6 +1069,7 @@ impl<'p> Elaborator<'p> {
             return match v {
                 Val::Float(_) | Val::Poison => v,
                 Val::Int(Dim::Known(n)) => Val::Float(n as f64),
+                Val::NegInt(n) => Val::Float(n as f64),
                 other => self.error(
                     Diagnostic::error(
                         Code::TypeMismatch,
@@ -1081,7 +1092,9 @@ impl<'p> Elaborator<'p> {
         let t = match v {
             Val::Poison => return Val::Poison,
             Val::Tensor(t) => t,
-            Val::Float(_) | Val::Int(Dim::Known(_)) | Val::Bool(_) if ty.dims.as_ref().is_none_or(|d| d.is_empty()) => {
+            Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_) | Val::Bool(_)
+                if ty.dims.as_ref().is_none_or(|d| d.is_empty()) =>
+            {
                 match self.scalar_tensor(&v, dtype) {
                     Some(t) => t,
                     None => return Val::Poison,

@@ -519,8 +519,7 @@ pub(super) fn find_model(
 
 pub(super) fn const_to_val(v: &ConstValue) -> Val {
     match v {
-        ConstValue::Int(i) if *i >= 0 => Val::Int(Dim::Known(*i as usize)),
-        ConstValue::Int(i) => Val::Float(*i as f64),
+        ConstValue::Int(i) => Val::int(*i),
         ConstValue::Float(x) => Val::Float(*x),
         ConstValue::Bool(b) => Val::Bool(*b),
         ConstValue::Str(s) => Val::Str(s.clone()),
@@ -773,6 +772,7 @@ impl Update<'_> {
         match lr {
             Val::Float(x) => Ok(b.full(x, &Type::scalar(DType::F32))),
             Val::Int(crate::check::types::Dim::Known(n)) => Ok(b.full(n as f64, &Type::scalar(DType::F32))),
+            Val::NegInt(n) => Ok(b.full(n as f64, &Type::scalar(DType::F32))),
             Val::Tensor(TVal { id: Some(id), .. }) if b.ty(id).shape.rank() == 0 && b.ty(id).dtype.is_float() => {
                 Ok(if b.ty(id).dtype == DType::F32 { id } else { b.convert(id, DType::F32) })
             }

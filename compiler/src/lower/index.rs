@@ -385,6 +385,7 @@ fn static_int(el: &mut Elaborator, env: &mut Env, e: &Expr) -> Option<Num> {
     }
     match el.expr(env, e) {
         Val::Int(Dim::Known(n)) => Some(Num::Known(n as i64)),
+        Val::NegInt(n) => Some(Num::Known(n)),
         Val::Int(Dim::Sym(_)) => Some(Num::Unknown),
         Val::Poison => None,
         other => {

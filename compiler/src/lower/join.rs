@@ -20,7 +20,7 @@ pub fn shape(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         [CallArg { value: Val::Tensor(t), name: None, .. }] => {
             Val::Tuple(t.ty.dims.iter().cloned().map(Val::Int).collect())
         }
-        [CallArg { value: Val::Float(_) | Val::Int(_), name: None, .. }] => Val::Tuple(vec![]),
+        [CallArg { value: Val::Float(_) | Val::Int(_) | Val::NegInt(_), name: None, .. }] => Val::Tuple(vec![]),
         _ => bad(el, "`shape(x)` takes one tensor", span),
     }
 }
@@ -38,6 +38,7 @@ pub fn join(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Va
         }
         axis = match &a.value {
             Val::Int(Dim::Known(n)) => *n as i64,
+            Val::NegInt(n) => *n,
             Val::Float(f) if f.fract() == 0.0 => *f as i64,
             _ => return bad(el, &usage, a.span),
         };

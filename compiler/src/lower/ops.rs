@@ -19,6 +19,7 @@ impl<'p> Elaborator<'p> {
         let x = match v {
             Val::Float(x) => *x,
             Val::Int(Dim::Known(n)) => *n as f64,
+            Val::NegInt(n) => *n as f64,
             Val::Bool(b) => f64::from(u8::from(*b)),
             _ => return None,
         };
@@ -30,7 +31,7 @@ impl<'p> Elaborator<'p> {
     fn natural_dtype(v: &Val) -> Option<DType> {
         match v {
             Val::Float(_) => Some(DType::F32),
-            Val::Int(_) => Some(DType::I32),
+            Val::Int(_) | Val::NegInt(_) => Some(DType::I32),
             Val::Bool(_) => Some(DType::Bool),
             Val::Tensor(t) => Some(t.ty.dtype),
             _ => None,
@@ -41,7 +42,12 @@ impl<'p> Elaborator<'p> {
         match (op, v) {
             (_, Val::Poison) => Val::Poison,
             (UnOp::Neg, Val::Float(x)) => Val::Float(-x),
-            (UnOp::Neg, Val::Int(Dim::Known(n))) => Val::Float(-(n as f64)),
+            (UnOp::Neg, v @ (Val::Int(Dim::Known(_)) | Val::NegInt(_))) => {
+                match v.as_i64().and_then(i64::checked_neg) {
+                    Some(n) => Val::int(n),
+                    None => Val::Float(-v.as_i64().map_or(f64::NAN, |n| n as f64)),
+                }
+            }
             (UnOp::Not, Val::Bool(b)) => Val::Bool(!b),
             (UnOp::Neg, Val::Tensor(t)) if t.ty.dtype != DType::Bool => {
                 let id = t.id.map(|x| self.b().neg(x));
@@ -237,7 +243,7 @@ impl<'p> Elaborator<'p> {
     pub fn as_tensor(&mut self, v: &Val, dtype: DType, span: Span) -> Option<TVal> {
         match v {
             Val::Tensor(t) => Some(t.clone()),
-            Val::Float(_) | Val::Int(Dim::Known(_)) | Val::Bool(_) => self.scalar_tensor(v, dtype),
+            Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_) | Val::Bool(_) => self.scalar_tensor(v, dtype),
             Val::Poison => None,
             other => {
                 self.error(
@@ -342,6 +348,7 @@ impl<'p> Elaborator<'p> {
                     xs.push(*x)
                 }
                 Val::Int(Dim::Known(n)) => xs.push(*n as f64),
+                Val::NegInt(n) => xs.push(*n as f64),
                 Val::Poison => return Val::Poison,
                 other => {
                     return self.error(
@@ -401,6 +408,7 @@ fn fold_scalars(op: BinOp, a: &Val, b: &Val) -> Option<Val> {
     let num = |v: &Val| match v {
         Val::Float(x) => Some(*x),
         Val::Int(Dim::Known(n)) => Some(*n as f64),
+        Val::NegInt(n) => Some(*n as f64),
         _ => None,
     };
     if let (Val::Bool(x), Val::Bool(y)) = (a, b) {
@@ -412,20 +420,23 @@ fn fold_scalars(op: BinOp, a: &Val, b: &Val) -> Option<Val> {
             _ => None,
         };
     }
-    if let (Val::Int(Dim::Known(x)), Val::Int(Dim::Known(y))) = (a, b) {
-        let (x, y) = (*x, *y);
+    // Integer arithmetic stays integer, of either sign; `/` truncates toward
+    // zero (`-7 / 2` is -3, as in Rust). Overflow falls through to floats.
+    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
         let r = match op {
             BinOp::Add => x.checked_add(y),
             BinOp::Sub => x.checked_sub(y),
             BinOp::Mul => x.checked_mul(y),
-            BinOp::Div if y != 0 => Some(x / y),
+            BinOp::Div if y != 0 => x.checked_div(y),
             _ => None,
         };
         if let Some(r) = r {
-            return Some(Val::Int(Dim::Known(r)));
+            return Some(Val::int(r));
         }
     }
-    if let (Val::Int(Dim::Sym(_)), Val::Int(_)) | (Val::Int(_), Val::Int(Dim::Sym(_))) = (a, b) {
+    if let (Val::Int(Dim::Sym(_)), Val::Int(_) | Val::NegInt(_))
+    | (Val::Int(_) | Val::NegInt(_), Val::Int(Dim::Sym(_))) = (a, b)
+    {
         // A comparison of symbolic integers (a function checked alone, with
         // its `int` parameters unknown): the answer is known only at each
         // call, where the function is checked again with the real values.
@@ -456,6 +467,7 @@ fn fold_scalars(op: BinOp, a: &Val, b: &Val) -> Option<Val> {
 fn describe_dim(v: &Val) -> String {
     match v {
         Val::Int(d) => d.to_string(),
+        Val::NegInt(n) => n.to_string(),
         other => other.describe(),
     }
 }

@@ -65,6 +65,7 @@ pub fn random_key(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     }
     let seed = match &args[0].value {
         Val::Int(Dim::Known(n)) if i32::try_from(*n).is_ok() => SeedArg::Const(*n as i32),
+        Val::NegInt(n) if i32::try_from(*n).is_ok() => SeedArg::Const(*n as i32),
         Val::Tensor(t) if t.ty == Ty::scalar(DType::I32) => SeedArg::Tensor(t.id),
         v => {
             let d = v.describe();

@@ -59,7 +59,7 @@ pub fn make_grad(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) 
 fn split_aux(out: Val, name: &str, span: Span) -> Result<(Val, Val), Diagnostic> {
     fn passes(v: &Val) -> bool {
         match v {
-            Val::Tensor(_) | Val::Int(_) | Val::Float(_) | Val::Bool(_) | Val::Str(_) => true,
+            Val::Tensor(_) | Val::Int(_) | Val::NegInt(_) | Val::Float(_) | Val::Bool(_) | Val::Str(_) => true,
             Val::Tuple(items) => items.iter().all(passes),
             _ => false,
         }
@@ -354,6 +354,7 @@ pub fn value_sig(el: &Elaborator, v: &Val) -> Option<(String, Vec<crate::syntax:
         Val::Method { model, name } => method_sig(model, &|n| n == name),
         Val::Tensor(_)
         | Val::Int(_)
+        | Val::NegInt(_)
         | Val::Float(_)
         | Val::Bool(_)
         | Val::Str(_)
@@ -543,6 +544,7 @@ pub(super) fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, 
         Val::Model(m) | Val::Method { model: m, .. } => collect_model(el, m, out),
         Val::Optimizer(o) => o.hyper.iter().for_each(|(_, x)| collect_ids(el, x, out)),
         Val::Int(_)
+        | Val::NegInt(_)
         | Val::Float(_)
         | Val::Bool(_)
         | Val::Str(_)
@@ -610,6 +612,7 @@ pub(super) fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
             hyper: o.hyper.iter().map(|(k, x)| (k.clone(), remap(x, map))).collect(),
         }),
         Val::Int(_)
+        | Val::NegInt(_)
         | Val::Float(_)
         | Val::Bool(_)
         | Val::Str(_)

@@ -102,7 +102,7 @@ fn params(m: &ModelInst, prefix: &str, out: &mut String) {
 fn ty_of(v: &Val) -> String {
     match v {
         Val::Tensor(t) => t.ty.to_string(),
-        Val::Int(_) => "int".into(),
+        Val::Int(_) | Val::NegInt(_) => "int".into(),
         Val::Float(_) => "float".into(),
         Val::Bool(_) => "bool".into(),
         Val::Str(_) => "str".into(),
@@ -117,6 +117,7 @@ fn ty_of(v: &Val) -> String {
 fn value(v: &Val) -> String {
     match v {
         Val::Int(d) => d.to_string(),
+        Val::NegInt(n) => n.to_string(),
         Val::Float(x) => format!("{x:?}"),
         Val::Bool(b) => b.to_string(),
         Val::Str(s) => format!("{s:?}"),

@@ -51,6 +51,10 @@ pub enum Val {
     Tensor(TVal),
     /// A compile-time integer (a literal, a config value, a dim).
     Int(Dim),
+    /// A negative compile-time integer (`-1`, `a - b` below zero, a
+    /// negative `const` or `int` argument): an index from the end, an axis
+    /// from the last, a step. `Int` holds the others, which can be dims.
+    NegInt(i64),
     /// A compile-time float literal: weakly typed, it takes the dtype of the
     /// tensor it meets (as in JAX).
     Float(f64),
@@ -109,10 +113,28 @@ pub enum Val {
 }
 
 impl Val {
+    /// A compile-time integer: `Int` when it is `>= 0` (it may be a dim),
+    /// `NegInt` below.
+    pub fn int(n: i64) -> Val {
+        if n >= 0 {
+            Val::Int(Dim::Known(n as usize))
+        } else {
+            Val::NegInt(n)
+        }
+    }
+    /// The value of a known compile-time integer, of either sign.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Val::Int(Dim::Known(n)) => i64::try_from(*n).ok(),
+            Val::NegInt(n) => Some(*n),
+            _ => None,
+        }
+    }
     pub fn describe(&self) -> String {
         match self {
             Val::Tensor(t) => format!("a tensor of type {}", t.ty),
             Val::Int(d) => format!("the integer {d}"),
+            Val::NegInt(n) => format!("the integer {n}"),
             // `{:?}` keeps the `.0` of a whole number: "the number 2" would read as an integer.
             Val::Float(x) => format!("the number {x:?}"),
             Val::Bool(b) => format!("the boolean {b}"),

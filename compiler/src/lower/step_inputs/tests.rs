@@ -76,6 +76,11 @@ fn predict_step_must_take_x_and_return_a_batch() {
     );
     assert_eq!(
         bad("fn predict_step(self, x) = sum(x)"),
-        "`predict_step` must return one tensor whose first dimension is the batch (3), not a tensor of type f32"
+        "`predict_step` must return a tensor, or a tuple of tensors, whose first dimension is the batch (3), not a tensor of type f32"
+    );
+    // A tuple with one element that is not batched is refused as a whole.
+    assert_eq!(
+        bad("fn predict_step(self, x) = (x, sum(x))"),
+        "`predict_step` must return a tensor, or a tuple of tensors, whose first dimension is the batch (3), not a tuple of 2 values"
     );
 }
