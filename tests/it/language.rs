@@ -208,7 +208,7 @@ fn negative_compile_time_integers_index_count_and_divide() {
          \x20   for k in -2..1 {\n\
          \x20       total = total + x[k]\n\
          \x20   }\n\
-         \x20   print(x[i], x[LAST], x[j], pick(x, -2), float([1, -1]), x[0] + (-7 / 2), x[0] + 7 / 2, norm(m), norm(m, axis = 0), x[i - 1], total)\n\
+         \x20   print(x[i], x[LAST], x[j], pick(x, -2), float([1, -1]), x[0] + (-7 / 2), x[0] + 7 / 2, norm(m), norm(m, axis = 0), x[i - 1], total, x[abs(i)], x[max(i, -3)], x[min(2, 3) + sign(i)])\n\
          }\n",
     );
     close(&out[0], &[1.0], "x[i] with i = -1");
@@ -222,6 +222,33 @@ fn negative_compile_time_integers_index_count_and_divide() {
     close(&out[8], &[0.36, 0.68, 1.16], "axis = 0");
     close(&out[9], &[0.75], "x[i - 1]");
     close(&out[10], &[0.75 + 1.0 + 0.0], "for k in -2..1");
+    // abs, max, min and sign of compile-time integers stay integers.
+    close(&out[11], &[0.25], "x[abs(-1)]");
+    close(&out[12], &[1.0], "x[max(-1, -3)]");
+    close(&out[13], &[0.25], "x[min(2, 3) + sign(-1)]");
+}
+
+/// Return types: a name the parameters bind must match exactly (a golden
+/// shows `-> f32[B, 2, H, W]` refused for a conv's output), a new name
+/// (`H2`) names the dim it meets, and a size only the build knows (a slice
+/// with an `int` parameter's bound, checked alone) is checked per call.
+#[test]
+fn return_types_bind_new_names_and_check_int_sized_slices_per_call() {
+    let out = run_main(
+        "fn f(k: int, x: f32[N]) -> f32[k] = x[0:k]\n\
+         fn g(x: f32[B, C, H, W]) -> f32[B, C, H2, W2] = max_pool2d(x, 2)\n\n\
+         fn main() {\n\
+         \x20   print(f(3, linspace(0.0, 1.0, 5)), g(reshape(linspace(0.0, 1.0, 16), (1, 1, 4, 4))))\n\
+         }\n",
+    );
+    close(&out[0], &[0.0, 0.25, 0.5], "x[0:k] as f32[k]");
+    close(&out[1], &[5.0 / 15.0, 7.0 / 15.0, 13.0 / 15.0, 1.0], "max pool as f32[B, C, H2, W2]");
+    // At a call, the build's sizes are compared: k = 3 but the slice has 2.
+    let (_, rendered) = check(
+        &[],
+        "fn f(k: int, x: f32[N]) -> f32[k] = x[1:k]\n\nfn main() {\n    print(f(3, linspace(0.0, 1.0, 5)))\n}\n",
+    );
+    assert!(rendered.contains("returns f32[2] but declares f32[3]"), "{rendered}");
 }
 
 #[test]

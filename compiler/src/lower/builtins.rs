@@ -312,6 +312,10 @@ fn signed_math(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) ->
         return bad(el, &format!("`{name}` takes exactly one argument"), span);
     }
     let op = if name == "abs" { Op::Abs } else { Op::Sign };
+    // A compile-time integer stays one (`x[abs(i)]`).
+    if let Some(n) = args[0].value.as_i64().filter(|n| *n != i64::MIN) {
+        return Val::int(if name == "abs" { n.abs() } else { n.signum() });
+    }
     if let Some(x) = num(args.first()) {
         return Val::Float(if name == "abs" { x.abs() } else { crate::ir::interp::sign(x) });
     }
@@ -427,6 +431,10 @@ fn elementwise_max_min(el: &mut Elaborator, name: &str, args: &[CallArg], span: 
     let dtype = match (&a.value, &b.value) {
         (Val::Tensor(t), _) | (_, Val::Tensor(t)) => t.ty.dtype,
         _ => {
+            // Two compile-time integers give an integer (an index, an axis).
+            if let (Some(x), Some(y)) = (a.value.as_i64(), b.value.as_i64()) {
+                return Val::int(if name == "max" { x.max(y) } else { x.min(y) });
+            }
             let (x, y) = (num(Some(a)), num(Some(b)));
             return match (x, y) {
                 (Some(x), Some(y)) => Val::Float(if name == "max" { x.max(y) } else { x.min(y) }),

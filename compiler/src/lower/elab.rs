@@ -59,6 +59,8 @@ pub struct Elaborator<'p> {
     pub(crate) recursion_limit_hit: bool,
     /// Fresh names for symbolic dims created while checking.
     pub(crate) fresh: usize,
+    /// The names `fresh_dim` made (see `is_unknown`).
+    unknown_dims: std::collections::HashSet<String>,
     /// The `const`s being evaluated (module, item), innermost last: a const
     /// met again while on this stack depends on itself.
     consts_active: Vec<(usize, usize)>,
@@ -115,6 +117,7 @@ impl<'p> Elaborator<'p> {
             depth: 0,
             recursion_limit_hit: false,
             fresh: 0,
+            unknown_dims: Default::default(),
             consts_active: Vec::new(),
         }
     }
@@ -859,11 +862,11 @@ impl<'p> Elaborator<'p> {
                 d.labels.push((span, format!("in this call of `{name}`")));
             }
         }
-        // Every dim name of the return type must be bound (by a parameter's
-        // type, a config value or an `int`), and must match exactly: a typo
-        // such as `-> f32[b, 10]` is an unknown dimension, not a new one.
+        // Dim names the parameters bound (`B`, an `int`, a config value) must
+        // match exactly; a new name (`-> f32[B, H2]`) names the dim it meets,
+        // as in a `let` annotation.
         if let (Some(ret), Val::Tensor(t)) = (ret, &res) {
-            if let Some(want) = self.resolve_type(&env, ret, false) {
+            if let Some(want) = self.resolve_type(&env, ret, true) {
                 let (fits, note, _) = self.dims_fit(&env, ret, want.dtype, &t.ty);
                 if !fits {
                     let mut d = Diagnostic::error(
@@ -959,8 +962,10 @@ impl<'p> Elaborator<'p> {
                         false
                     }
                 },
-                ast::DimExpr::Lit(n, _) => got == &Dim::Known(*n as usize),
+                ast::DimExpr::Lit(n, _) => got == &Dim::Known(*n as usize) || self.is_unknown(got),
                 ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
+                    // A size only the build knows: checked then, with real dims.
+                    Some(Val::Int(_)) if self.is_unknown(got) => true,
                     Some(Val::Int(bound)) => {
                         if &bound != got && note.is_none() {
                             let is =
@@ -1294,7 +1299,19 @@ impl<'p> Elaborator<'p> {
     /// A fresh symbolic dim (check mode only).
     pub fn fresh_dim(&mut self, base: &str) -> Dim {
         self.fresh += 1;
-        Dim::Sym(format!("{base}{}", self.fresh))
+        let name = format!("{base}{}", self.fresh);
+        self.unknown_dims.insert(name.clone());
+        Dim::Sym(name)
+    }
+
+    /// Whether `d` involves a dim made by `fresh_dim`: a size known only
+    /// when the program is built (a slice with an `int` parameter's bound,
+    /// checked alone), which no declared dim can be compared with yet.
+    fn is_unknown(&self, d: &Dim) -> bool {
+        match d {
+            Dim::Sym(s) => s.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|t| self.unknown_dims.contains(t)),
+            Dim::Known(_) => false,
+        }
     }
 }
 

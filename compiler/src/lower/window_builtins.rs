@@ -15,11 +15,16 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{Conv, DType, Window};
 use crate::span::Span;
 
-/// `(a, b)` from an int or a tuple of two ints (per spatial dim).
+/// The largest stride, padding, dilation, window or group count accepted
+/// (far beyond any image; keeps the size arithmetic from overflowing).
+const MAX_OPTION: usize = 1 << 24;
+
+/// `(a, b)` from an int or a tuple of two ints (per spatial dim), each at
+/// most `MAX_OPTION`.
 fn pair(value: &Val) -> Option<[usize; 2]> {
     let int = |v: &Val| match v {
-        Val::Int(Dim::Known(n)) => Some(*n),
-        Val::Float(x) if x.fract() == 0.0 && *x >= 0.0 => Some(*x as usize),
+        Val::Int(Dim::Known(n)) if *n <= MAX_OPTION => Some(*n),
+        Val::Float(x) if x.fract() == 0.0 && *x >= 0.0 && *x <= MAX_OPTION as f64 => Some(*x as usize),
         _ => None,
     };
     match value {
@@ -36,8 +41,10 @@ fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
 /// + 1` with `extent = (k - 1) * dilation + 1`; for a symbolic `n`, that
 /// formula as the dim's name. `Err` when a known size is too small.
 fn out_dim(n: &Dim, pad: usize, k: usize, dilation: usize, stride: usize) -> Result<Dim, usize> {
-    let extent = (k - 1) * dilation + 1;
+    // Options are at most MAX_OPTION; a kernel dim from a type may be huge.
+    let extent = (k - 1).checked_mul(dilation).and_then(|e| e.checked_add(1)).ok_or(usize::MAX)?;
     match n {
+        Dim::Known(n) if n.checked_add(2 * pad).is_none() => Err(extent),
         Dim::Known(n) if n + 2 * pad >= extent && *n > 0 => Ok(Dim::Known((n + 2 * pad - extent) / stride + 1)),
         Dim::Known(_) => Err(extent),
         Dim::Sym(s) => {
@@ -119,6 +126,9 @@ pub fn conv2d(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         (_, _, Dim::Known(o)) if !o.is_multiple_of(groups) => {
             return shape_error(el, format!("groups ({groups}) must divide the output channels ({o})"));
         }
+        (Dim::Known(0), _, _) | (_, _, Dim::Known(0)) => {
+            return shape_error(el, "a conv needs at least one input and one output channel".into());
+        }
         _ => {}
     }
     let mut dims = vec![x.ty.dims[0].clone(), w.ty.dims[0].clone()];
@@ -159,12 +169,23 @@ fn transposed_out_dim(
     stride: usize,
     out_pad: usize,
 ) -> Result<Dim, ()> {
-    // What is added to `(n - 1) * stride`.
-    let shift = ((k - 1) * dilation + out_pad + 1) as i64 - 2 * pad as i64;
+    // What is added to `(n - 1) * stride` (options are at most MAX_OPTION;
+    // a kernel or input dim from a type may be huge: checked).
+    let extent = i64::try_from(k - 1).ok().and_then(|e| e.checked_mul(dilation as i64)).ok_or(())?;
+    let shift = extent.checked_add((out_pad + 1) as i64 - 2 * pad as i64).ok_or(())?;
     let signed = |d: i64| if d >= 0 { format!(" + {d}") } else { format!(" - {}", -d) };
     match n {
-        Dim::Known(n) if *n > 0 && (*n as i64 - 1) * stride as i64 + shift >= 1 => {
-            Ok(Dim::Known(((*n as i64 - 1) * stride as i64 + shift) as usize))
+        Dim::Known(n) if *n > 0 => {
+            let size = i64::try_from(*n - 1)
+                .ok()
+                .and_then(|m| m.checked_mul(stride as i64))
+                .and_then(|m| m.checked_add(shift))
+                .ok_or(())?;
+            if size >= 1 {
+                Ok(Dim::Known(size as usize))
+            } else {
+                Err(())
+            }
         }
         Dim::Known(_) => Err(()),
         // `n * stride + (shift - stride)`, the product spelled as `Dim::product`
@@ -238,6 +259,9 @@ pub fn conv_transpose2d(el: &mut Elaborator, args: &[CallArg], span: Span) -> Va
         }
         (_, Dim::Known(c), _) if !c.is_multiple_of(groups) => {
             return shape_error(el, format!("groups ({groups}) must divide the input channels ({c})"));
+        }
+        (_, Dim::Known(0), _) | (_, _, Dim::Known(0)) => {
+            return shape_error(el, "a transposed conv needs at least one input and one output channel".into());
         }
         (_, _, Dim::Known(og)) => Dim::Known(og * groups),
         (_, _, d) if groups == 1 => d.clone(),

@@ -90,6 +90,12 @@ fn diagnostic(
 /// (`and`, `or`, `not`) are not in the language: say how to write them.
 fn spelling_help(err: &ParseError<usize, Token, LexError>, text: &str) -> Option<&'static str> {
     let ParseError::UnrecognizedToken { token: (l, tok, _), .. } = err else { return None };
+    // `not a` parses `not` as a name, so the error is at the word after it.
+    let before = text.get(..*l).unwrap_or("").trim_end();
+    let word_before = before.rsplit(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or("");
+    if word_before == "not" {
+        return Some("the logical not is `!`: write `!a`");
+    }
     match tok {
         Token::Int(_) | Token::Float(_) if text.get(..*l).is_some_and(|before| before.ends_with('.')) => {
             Some("tuples and lists of submodules are indexed with brackets: write `x[1]`, not `x.1`")

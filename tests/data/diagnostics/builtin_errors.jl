@@ -20,7 +20,7 @@ fn flat(x: f32[3]) -> f32[3] = flatten(x, start = 1)
 
 fn vmapped(x: f32[2, 3]) -> f32[2, 3] = vmap(fn(r) = r * 2.0)(x = x)
 
-fn unknown_dim(x: f32[3]) -> f32[K] = x
+fn one_name_two_sizes(x: f32[3, 4]) -> f32[K, K] = x
 
 fn main() {
     print(M())

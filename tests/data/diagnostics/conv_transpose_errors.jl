@@ -12,3 +12,9 @@ fn upsample(x: f32[B, 4, H, W], w: f32[4, 2, 2, 2]) -> f32[B, 2, H, W] = conv_tr
 
 # A stride-2, 2x2 transposed conv doubles H and W: this annotation is right.
 fn doubled(x: f32[B, 4, H, W], w: f32[4, 2, 2, 2]) -> f32[B, 2, H * 2, W * 2] = conv_transpose2d(x, w, stride = 2)
+
+# No output channels, and absurd options: errors, not crashes.
+fn empty(x: f32[B, 4, 8, 8], w: f32[4, 0, 3, 3]) = conv_transpose2d(x, w)
+fn huge(x: f32[B, 4, 8, 8], w: f32[4, 2, 3, 3]) = conv_transpose2d(x, w, stride = 4611686018427387904)
+fn huge_conv(x: f32[B, 4, 8, 8], w: f32[2, 4, 3, 3]) = conv2d(x, w, padding = 4611686018427387904)
+fn no_channels(x: f32[B, 4, 8, 8], w: f32[0, 4, 3, 3]) = conv2d(x, w)
