@@ -361,6 +361,14 @@ impl<'p> Elaborator<'p> {
                 }
             }
         }
+        // An all-integer array is i32: a value beyond it would be clamped silently.
+        if let Some(x) = xs.iter().find(|x| dtype == DType::I32 && (**x < i32::MIN as f64 || **x > i32::MAX as f64)) {
+            return self.error(
+                Diagnostic::error(Code::TypeMismatch, format!("{x} does not fit an i32 array element"))
+                    .with_label(span, "in this array")
+                    .with_help("write it as a float (`3e9`) for an f32 array"),
+            );
+        }
         let n = xs.len();
         let ty = Ty { dtype, dims: vec![Dim::Known(n)] };
         let id = if self.building() {
