@@ -317,7 +317,8 @@ fn vmap_maps_functions_and_gradients_over_a_batch_axis() {
          \x20   let cols = vmap(fn(c) = c * ys, in_axes = 1)(xs)\n\
          \x20   let outer = vmap(vmap(fn(a, b) = a * b, in_axes = (None, 0)), in_axes = (0, None))(w, ys)\n\
          \x20   let (l, gl) = vmap(value_and_grad(fn(v, x) = sum(v * x) ^ 2), in_axes = (None, 0))(w, xs)\n\
-         \x20   print(g, sq, cols, outer, l, gl)\n\
+         \x20   let last = vmap(fn(c) = c * ys, in_axes = -1)(xs)\n\
+         \x20   print(g, sq, cols, outer, l, gl, last)\n\
          }\n",
     );
     let w = linspace(-1.0, 1.0, 3);
@@ -343,6 +344,8 @@ fn vmap_maps_functions_and_gradients_over_a_batch_axis() {
     let gl: Vec<f64> =
         (0..4).flat_map(|e| xs[e].iter().map(move |x| (e, x))).map(|(e, x)| 2.0 * dot(&xs[e]) * x).collect();
     close(&out[5], &gl, "value_and_grad per example");
+    // in_axes = -1 is the last axis, as in JAX: the same columns.
+    assert_eq!(out[6], out[2], "in_axes = -1 vs in_axes = 1");
 }
 
 #[test]

@@ -159,13 +159,14 @@ impl Val {
 }
 
 /// The batch axis of each argument of a `vmap`ped function: `None` for an
-/// argument shared by every example.
+/// argument shared by every example; a negative axis counts from the
+/// argument's last dim (`-1`), as in JAX.
 #[derive(Clone, Debug, PartialEq)]
 pub enum InAxes {
     /// One entry for every argument (`in_axes = 0`, the default).
-    All(Option<usize>),
+    All(Option<i64>),
     /// One entry per argument (`in_axes = (None, 0)`).
-    Each(Vec<Option<usize>>),
+    Each(Vec<Option<i64>>),
 }
 
 /// How a parameter's initial value is drawn (by the trainer, on the host).

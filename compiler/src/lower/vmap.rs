@@ -61,33 +61,37 @@ pub fn make_vmap(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     if let Some(extra) = args[1..].iter().find(|a| a.name.as_deref() != Some("in_axes")) {
         return el.error(Diagnostic::error(Code::BadCall, USAGE).with_label(extra.span, "unexpected argument"));
     }
-    let (in_axes, axes_span) = match args.iter().find(|a| a.name.is_some()) {
-        None => (InAxes::All(Some(0)), span),
-        Some(a) => {
-            let parsed = match &a.value {
-                Val::Tuple(items) => items.iter().map(axis_entry).collect::<Option<Vec<_>>>().map(InAxes::Each),
-                Val::Poison => return Val::Poison,
-                single => axis_entry(single).map(InAxes::All),
-            };
-            match parsed {
-                Some(axes) => (axes, a.span),
-                None => return el.error(
-                    Diagnostic::error(Code::BadCall, "`in_axes` entries are batch axes (0, 1, ...) or `None`")
+    let (in_axes, axes_span) =
+        match args.iter().find(|a| a.name.is_some()) {
+            None => (InAxes::All(Some(0)), span),
+            Some(a) => {
+                let parsed = match &a.value {
+                    Val::Tuple(items) => items.iter().map(axis_entry).collect::<Option<Vec<_>>>().map(InAxes::Each),
+                    Val::Poison => return Val::Poison,
+                    single => axis_entry(single).map(InAxes::All),
+                };
+                match parsed {
+                    Some(axes) => (axes, a.span),
+                    None => return el.error(
+                        Diagnostic::error(
+                            Code::BadCall,
+                            "`in_axes` entries are batch axes (0, 1, ..., or -1 for the last) or `None`",
+                        )
                         .with_label(a.span, "in these in_axes")
                         .with_help(
                             "one entry for all arguments (`in_axes = 0`) or one per argument (`in_axes = (None, 0)`)",
                         ),
-                ),
+                    ),
+                }
             }
-        }
-    };
+        };
     Val::Vmap { f: Rc::new(first.value.clone()), in_axes, axes_span }
 }
 
 /// One `in_axes` entry: an axis, or `None` (encoded as `Val::Unit`).
-fn axis_entry(v: &Val) -> Option<Option<usize>> {
+fn axis_entry(v: &Val) -> Option<Option<i64>> {
     match v {
-        Val::Int(Dim::Known(k)) => Some(Some(*k)),
+        Val::Int(Dim::Known(_)) | Val::NegInt(_) => Some(v.as_i64()),
         Val::Unit => Some(None),
         _ => None,
     }
@@ -151,7 +155,7 @@ pub fn call_vmap(
     let mut batched: Vec<Option<Batched>> = Vec::with_capacity(args.len());
     let mut size: Option<(Dim, usize)> = None;
     for (i, (a, axis)) in args.iter().zip(&axes).enumerate() {
-        let Some(axis) = *axis else {
+        let Some(given) = *axis else {
             batched.push(None);
             continue;
         };
@@ -165,16 +169,19 @@ pub fn call_vmap(
                 .with_help("give it `None` in `in_axes` to pass it to every example unchanged"),
             );
         };
-        if axis >= t.ty.rank() {
+        let rank = t.ty.rank() as i64;
+        let resolved = if given < 0 { given + rank } else { given };
+        if resolved < 0 || resolved >= rank {
             return el.error(
                 Diagnostic::error(
                     Code::ShapeMismatch,
-                    format!("argument {i} has no axis {axis} to batch over: it is {}", t.ty),
+                    format!("argument {i} has no axis {given} to batch over: it is {}", t.ty),
                 )
                 .with_label(a.span, format!("this is {}", t.ty))
-                .with_label(axes_span, format!("batch axis {axis}")),
+                .with_label(axes_span, format!("batch axis {given}")),
             );
         }
+        let axis = resolved as usize;
         let dim = t.ty.dims[axis].clone();
         match &size {
             None => size = Some((dim.clone(), i)),
