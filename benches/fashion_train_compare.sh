@@ -24,11 +24,7 @@ seeds="${SEEDS:-0 1 2}"
 peers="${PEERS:-jax torch}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 venv="$(benches/peers/setup_venv.sh)"
-threads="${PEER_THREADS:-1}"
-if [ "$threads" != 0 ]; then
-    export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
-    [ "$threads" = 1 ] && export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-fi
+. benches/peers/threads.sh
 cargo build --release --bin jlc >&2
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

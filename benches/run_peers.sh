@@ -18,11 +18,7 @@ runs="${2:-30}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 venv="$(benches/peers/setup_venv.sh)"
 py="$venv/bin/python"
-threads="${PEER_THREADS:-1}"
-if [ "$threads" != 0 ]; then
-    export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
-    [ "$threads" = 1 ] && export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-fi
+. benches/peers/threads.sh
 
 cargo bench --bench train_step --no-run >&2
 # The bench binary cargo just built (the newest train_step-* executable).

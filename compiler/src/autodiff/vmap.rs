@@ -162,12 +162,12 @@ fn batch(b: &mut Builder, op: &Op, args: &[(ValueId, BDim)], ty: &Type, size: us
             }
             // Both batched: a different right operand per example.
             _ if size == 0 => per_example(b, op, args, ty, size),
-            _ => vmap_rules::matmul_both(b, args, size),
+            _ => vmap_rules::batched_product(b, args, size),
         },
         // The rules that fold the batch into another dim (`vmap_rules`);
         // an empty batch takes the fallback, which makes the zeros directly.
         _ if size == 0 => per_example(b, op, args, ty, size),
-        Op::BatchMatMul => vmap_rules::batch_matmul(b, args, size),
+        Op::BatchMatMul => vmap_rules::batched_product(b, args, size),
         Op::Conv2d(a) => vmap_rules::conv2d(b, a, args, size),
         Op::ReduceWindowSum(w) => vmap_rules::reduce_window(b, w, false, args[0]),
         Op::ReduceWindowMax(w) => vmap_rules::reduce_window(b, w, true, args[0]),
@@ -272,7 +272,7 @@ fn lift(axis: usize, k: usize) -> usize {
     }
 }
 
-fn inserted(xs: &[usize], k: usize, value: usize) -> Vec<usize> {
+pub(super) fn inserted(xs: &[usize], k: usize, value: usize) -> Vec<usize> {
     let mut res = xs.to_vec();
     res.insert(k, value);
     res

@@ -11,7 +11,7 @@
 //! Consumes the batched operands with their batch axes (`BDim`); produces
 //! the batched result and its batch axis. Called from `vmap::batch`.
 
-use super::vmap::{to_axis, BDim};
+use super::vmap::{inserted, to_axis, BDim};
 use crate::ir::{Builder, Conv, DType, Op, Shape, Type, ValueId, Window};
 
 /// `x` with its batch at axis 0 (broadcast there when shared).
@@ -27,16 +27,10 @@ fn reshaped(b: &mut Builder, x: ValueId, dims: Vec<usize>) -> ValueId {
     b.reshape(x, &Shape(dims))
 }
 
-/// `[n, m, k] x [n, k, p]`: a different right operand per example is one
-/// batched product.
-pub(super) fn matmul_both(b: &mut Builder, args: &[(ValueId, BDim)], size: usize) -> (ValueId, BDim) {
-    let (x, y) = (front(b, args[0], size), front(b, args[1], size));
-    (b.batch_matmul(x, y), Some(0))
-}
-
-/// `[b.., m, k] x [b.., k, n]` per example: the batch becomes one more
-/// (leading) batch dim of both operands.
-pub(super) fn batch_matmul(b: &mut Builder, args: &[(ValueId, BDim)], size: usize) -> (ValueId, BDim) {
+/// A matrix product per example, `[m, k] x [k, p]` (a `matmul` with both
+/// operands batched) or `[b.., m, k] x [b.., k, n]` (a `batch_matmul`): the
+/// batch becomes one more (leading) batch dim of both operands.
+pub(super) fn batched_product(b: &mut Builder, args: &[(ValueId, BDim)], size: usize) -> (ValueId, BDim) {
     let (x, y) = (front(b, args[0], size), front(b, args[1], size));
     (b.batch_matmul(x, y), Some(0))
 }
@@ -91,12 +85,12 @@ pub(super) fn conv2d(b: &mut Builder, a: &Conv, args: &[(ValueId, BDim)], size: 
 
 /// A window of 1 (stride 1, no padding) along the batch axis `k`.
 fn lifted(w: &Window, k: usize) -> Window {
-    let ins = |v: &[usize], x: usize| {
-        let mut v = v.to_vec();
-        v.insert(k, x);
-        v
-    };
-    Window { size: ins(&w.size, 1), stride: ins(&w.stride, 1), low: ins(&w.low, 0), high: ins(&w.high, 0) }
+    Window {
+        size: inserted(&w.size, k, 1),
+        stride: inserted(&w.stride, k, 1),
+        low: inserted(&w.low, k, 0),
+        high: inserted(&w.high, k, 0),
+    }
 }
 
 /// Window sums and maxima: each example's windows, side by side.

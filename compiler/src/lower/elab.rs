@@ -636,24 +636,14 @@ impl<'p> Elaborator<'p> {
                 ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
                     Some(Val::Int(dim)) => dims.push(dim.clone()),
                     Some(Val::Poison) => return None,
-                    Some(Val::NegInt(n)) => {
-                        self.error(
-                            Diagnostic::error(
-                                Code::ShapeMismatch,
-                                format!("dimension `{}` is {n}: a dimension cannot be negative", id.name),
-                            )
-                            .with_label(id.span, "used as a dimension"),
-                        );
-                        return None;
-                    }
                     Some(other) => {
-                        let desc = other.describe();
+                        let (code, msg) = match other {
+                            Val::NegInt(n) => (Code::ShapeMismatch, format!("is {n}: a dimension cannot be negative")),
+                            other => (Code::TypeMismatch, format!("is {}, not an integer", other.describe())),
+                        };
                         self.error(
-                            Diagnostic::error(
-                                Code::TypeMismatch,
-                                format!("dimension `{}` is {desc}, not an integer", id.name),
-                            )
-                            .with_label(id.span, "used as a dimension"),
+                            Diagnostic::error(code, format!("dimension `{}` {msg}", id.name))
+                                .with_label(id.span, "used as a dimension"),
                         );
                         return None;
                     }

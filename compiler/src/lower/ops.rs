@@ -362,7 +362,8 @@ impl<'p> Elaborator<'p> {
             }
         }
         // An all-integer array is i32: a value beyond it would be clamped silently.
-        if let Some(x) = xs.iter().find(|x| dtype == DType::I32 && (**x < i32::MIN as f64 || **x > i32::MAX as f64)) {
+        let in_i32 = |x: &&f64| (i32::MIN as f64..=i32::MAX as f64).contains(*x);
+        if let Some(x) = xs.iter().find(|x| dtype == DType::I32 && !in_i32(x)) {
             return self.error(
                 Diagnostic::error(Code::TypeMismatch, format!("{x} does not fit an i32 array element"))
                     .with_label(span, "in this array")
