@@ -6,7 +6,10 @@ dropped (468 steps per epoch, as our trainer), then test accuracy on the
 10,000 t10k images. Prints one JSON line: the peer, workload, seed, each
 epoch's training-loop wall time (batch gathering + steps; JAX's compile is
 done before the first epoch and reported apart) and the test accuracy.
-Usage: train_fashion.py jax|torch w1|w2 [--epochs N] [--seed S]
+Usage: train_fashion.py jax|torch w1|w2 [--epochs N] [--seed S] [--standardize]
+(--standardize: pixels in [0, 1] mapped to (x - 0.2860) / 0.3530, the
+training set's mean and standard deviation, as examples/fashion_mnist_cnn.jl
+does in its forward).
 Reads /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist)."""
 import argparse
 import gzip
@@ -17,6 +20,7 @@ import numpy as np
 
 DATA = "/usr/share/datasets/fashion-mnist/"
 BATCH, LR, B1, B2, EPS = 128, 1e-3, 0.9, 0.999, 1e-8
+PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
 
 
 def idx(name, offset, shape):
@@ -24,10 +28,14 @@ def idx(name, offset, shape):
         return np.frombuffer(f.read(), np.uint8, offset=offset).reshape(shape)
 
 
-def load():
-    xtr = idx("train-images-idx3-ubyte.gz", 16, (-1, 784)).astype(np.float32) / 255.0
+def load(standardize):
+    def pixels(name):
+        x = idx(name, 16, (-1, 784)).astype(np.float32) / np.float32(255.0)
+        return (x - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD) if standardize else x
+
+    xtr = pixels("train-images-idx3-ubyte.gz")
     ytr = idx("train-labels-idx1-ubyte.gz", 8, (-1,)).astype(np.int32)
-    xte = idx("t10k-images-idx3-ubyte.gz", 16, (-1, 784)).astype(np.float32) / 255.0
+    xte = pixels("t10k-images-idx3-ubyte.gz")
     yte = idx("t10k-labels-idx1-ubyte.gz", 8, (-1,)).astype(np.int32)
     return xtr, ytr, xte, yte
 
@@ -143,10 +151,12 @@ def main():
     a.add_argument("workload", choices=["w1", "w2"])
     a.add_argument("--epochs", type=int, default=5)
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--standardize", action="store_true")
     args = a.parse_args()
     run = run_jax if args.peer == "jax" else run_torch
-    epoch_s, acc, extra = run(args.workload, args.epochs, args.seed, load())
+    epoch_s, acc, extra = run(args.workload, args.epochs, args.seed, load(args.standardize))
     print(json.dumps({"peer": args.peer, "workload": args.workload, "seed": args.seed, "epochs": args.epochs,
+                      "standardize": args.standardize,
                       "epoch_s": [round(s, 3) for s in epoch_s], "test_acc": round(acc, 4), **extra}))
 
 

@@ -252,6 +252,39 @@ fn return_types_bind_new_names_and_check_int_sized_slices_per_call() {
 }
 
 #[test]
+fn leading_dims_bind_once_per_signature_and_any_rank_fits() {
+    // `...` covers zero, one or two leading dims; a `let` annotation and the
+    // return type see the dims the parameter bound.
+    let out = run_main(
+        "fn center(x: f32[..., D]) -> f32[..., D] {\n\
+         \x20   let m: f32[..., 1] = mean(x, axis = -1, keepdims = true)\n\
+         \x20   x - m\n\
+         }\n\
+         fn scale(x: f32[..., D], w: f32[D]) -> f32[..., D] = x * w\n\
+         fn twice(x: f32[...]) -> f32[...] = x * 2.0\n\n\
+         fn main() {\n\
+         \x20   let a = linspace(0.0, 1.0, 6)\n\
+         \x20   print(center(a), center(reshape(a, (2, 3))), scale(reshape(a, (1, 2, 3)), [1.0, 2.0, 3.0]), twice(3.0))\n\
+         }\n",
+    );
+    let a = linspace(0.0, 1.0, 6);
+    close(&out[0], &a.iter().map(|v| v - 0.5).collect::<Vec<_>>(), "center of f32[6]");
+    close(&out[1], &[-0.2, 0.0, 0.2, -0.2, 0.0, 0.2], "center of f32[2, 3] row by row");
+    close(&out[2], &[0.0, 0.4, 1.2, 0.6, 1.6, 3.0], "f32[1, 2, 3] times f32[3]");
+    close(&out[3], &[6.0], "a compile-time number fits f32[...] as a rank-0 tensor");
+    // Two parameters with `...` must agree; the note names both runs.
+    let (_, rendered) = check(
+        &[],
+        "fn add(x: f32[..., D], y: f32[..., D]) = x + y\n\n\
+         fn main() {\n    print(add(reshape(linspace(0.0, 1.0, 6), (2, 3)), linspace(0.0, 1.0, 3)))\n}\n",
+    );
+    assert!(
+        rendered.contains("`...` is [2] here (from an earlier type), but the value's leading dims are []"),
+        "{rendered}"
+    );
+}
+
+#[test]
 fn a_lambda_captures_its_scope_including_a_model() {
     // A method differentiates a lambda over `self`'s parameter: the
     // captured model's tensors become inputs of the differentiated function.

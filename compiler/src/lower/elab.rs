@@ -9,6 +9,7 @@
 //! Functions are instantiated per call (like templates): a generic function
 //! is checked with its arguments' types, and calls are inlined into the IR.
 
+use super::leading_dims::{ellipsis_dims, split_ellipsis, ELLIPSIS};
 use super::program::{Global, Program};
 use super::value::{Callee, FnRef, LambdaVal, ModelInst, ParamSpec, TVal, Val};
 use crate::check::{Dim, Ty};
@@ -633,6 +634,21 @@ impl<'p> Elaborator<'p> {
                     dims.push(Dim::product(&parts));
                 }
                 ast::DimExpr::Lit(n, _) => dims.push(Dim::Known(*n as usize)),
+                ast::DimExpr::Ellipsis(span) => match ellipsis_dims(env) {
+                    Some(lead) => dims.extend(lead),
+                    // A generic signature is checked with one symbolic
+                    // leading dim: an instance the signature promises to
+                    // accept, so an error found with it is a real one.
+                    None if bind_free => dims.push(Dim::Sym(ELLIPSIS.into())),
+                    None => {
+                        self.error(
+                            Diagnostic::error(Code::UnknownName, "`...` is not bound here")
+                                .with_label(*span, "no earlier type gave the leading dims")
+                                .with_help("write the dims out, or take them from a parameter typed `f32[..., D]`"),
+                        );
+                        return None;
+                    }
+                },
                 ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
                     Some(Val::Int(dim)) => dims.push(dim.clone()),
                     Some(Val::Poison) => return None,
@@ -915,8 +931,8 @@ impl<'p> Elaborator<'p> {
             }
             return self.error(d);
         }
-        for (n, d) in fresh {
-            env.bind(&n, Val::Int(d));
+        for (n, v) in fresh {
+            env.bind(&n, v);
         }
         Val::Tensor(t)
     }
@@ -924,27 +940,40 @@ impl<'p> Elaborator<'p> {
     /// Does a value of type `got` have the declared type `ty` (of dtype
     /// `dtype`)? Literal dims and dims named by bound names must be equal;
     /// a new name binds to its dim (twice in one type: equal dims), and a
-    /// product (`B * T`) may solve for one new name. Returns whether it
-    /// fits, a note for the mismatch message, and the new names' dims.
+    /// product (`B * T`) may solve for one new name. A leading `...` covers
+    /// the value's extra leading dims (bound once, see `leading_dims`).
+    /// Returns whether it fits, a note for the mismatch message, and the
+    /// new names' values.
     fn dims_fit(
         &mut self,
         env: &Env,
         ty: &ast::TypeExpr,
         dtype: DType,
         got: &Ty,
-    ) -> (bool, Option<String>, Vec<(String, Dim)>) {
-        let declared = ty.dims.clone().unwrap_or_default();
-        let mut fits = dtype == got.dtype && declared.len() == got.rank();
-        let mut note = None;
+    ) -> (bool, Option<String>, Vec<(String, Val)>) {
+        let all = ty.dims.clone().unwrap_or_default();
+        let (leading, declared) = split_ellipsis(&all);
         let mut fresh = Vec::new();
-        if !fits {
+        let rank_fits = if leading { got.rank() >= declared.len() } else { got.rank() == declared.len() };
+        if dtype != got.dtype || !rank_fits {
             return (false, None, fresh);
         }
-        for (axis, (d, got)) in declared.iter().zip(&got.dims).enumerate() {
+        let (lead, tail) = got.dims.split_at(got.rank() - declared.len());
+        let mut fits = true;
+        let mut note = None;
+        if leading {
+            match self.match_ellipsis(env, lead) {
+                Ok(bind) => fresh.extend(bind.map(|v| (ELLIPSIS.to_string(), v))),
+                Err(n) => return (false, Some(n), fresh),
+            }
+        }
+        for (i, (d, got)) in declared.iter().zip(tail).enumerate() {
+            let axis = lead.len() + i;
             let ok = match d {
+                ast::DimExpr::Ellipsis(_) => unreachable!("the grammar puts `...` first only"),
                 ast::DimExpr::Product(factors, _) => match self.match_product(env, factors, got, &fresh) {
                     Ok(bound) => {
-                        fresh.extend(bound);
+                        fresh.extend(bound.into_iter().map(|(n, d)| (n, Val::Int(d))));
                         true
                     }
                     Err(n) => {
@@ -966,9 +995,9 @@ impl<'p> Elaborator<'p> {
                     }
                     Some(_) => false,
                     None => match fresh.iter().find(|(n, _)| *n == id.name) {
-                        Some((_, first)) => first == got,
+                        Some((_, first)) => matches!(first, Val::Int(d) if d == got),
                         None => {
-                            fresh.push((id.name.clone(), got.clone()));
+                            fresh.push((id.name.clone(), Val::Int(got.clone())));
                             true
                         }
                     },
@@ -989,7 +1018,7 @@ impl<'p> Elaborator<'p> {
         env: &Env,
         factors: &[ast::DimExpr],
         got: &Dim,
-        pending: &[(String, Dim)],
+        pending: &[(String, Val)],
     ) -> Result<Vec<(String, Dim)>, Option<String>> {
         let mut bound = Vec::new();
         let mut free: Vec<&str> = Vec::new();
@@ -997,14 +1026,14 @@ impl<'p> Elaborator<'p> {
             match f {
                 ast::DimExpr::Lit(n, _) => bound.push(Dim::Known(*n as usize)),
                 ast::DimExpr::Name(id) => {
-                    let earlier = pending.iter().find(|(n, _)| *n == id.name).map(|(_, d)| Val::Int(d.clone()));
+                    let earlier = pending.iter().find(|(n, _)| *n == id.name).map(|(_, v)| v.clone());
                     match earlier.or_else(|| self.dim_binding(env, &id.name, id.span)) {
                         Some(Val::Int(d)) => bound.push(d),
                         Some(_) => return Err(Some(format!("`{}` is not an integer", id.name))),
                         None => free.push(&id.name),
                     }
                 }
-                ast::DimExpr::Product(..) => return Err(None),
+                ast::DimExpr::Product(..) | ast::DimExpr::Ellipsis(_) => return Err(None),
             }
         }
         let (bk, mut bs) = crate::check::types::dim_factors(&bound);
@@ -1088,7 +1117,7 @@ impl<'p> Elaborator<'p> {
             Val::Poison => return Val::Poison,
             Val::Tensor(t) => t,
             Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_) | Val::Bool(_)
-                if ty.dims.as_ref().is_none_or(|d| d.is_empty()) =>
+                if ty.dims.as_ref().is_none_or(|d| split_ellipsis(d).1.is_empty()) =>
             {
                 match self.scalar_tensor(&v, dtype) {
                     Some(t) => t,
@@ -1106,11 +1135,21 @@ impl<'p> Elaborator<'p> {
                 )
             }
         };
-        let declared = ty.dims.clone().unwrap_or_default();
-        let mismatch = t.ty.dtype != dtype || declared.len() != t.ty.rank();
-        if !mismatch {
-            for (d, got) in declared.iter().zip(&t.ty.dims) {
+        let all = ty.dims.clone().unwrap_or_default();
+        let (leading, declared) = split_ellipsis(&all);
+        let rank_fits = if leading { t.ty.rank() >= declared.len() } else { t.ty.rank() == declared.len() };
+        if t.ty.dtype == dtype && rank_fits {
+            let (lead, tail) = t.ty.dims.split_at(t.ty.rank() - declared.len());
+            if leading {
+                match self.match_ellipsis(env, lead) {
+                    Ok(Some(v)) => env.bind(ELLIPSIS, v),
+                    Ok(None) => {}
+                    Err(note) => return self.declared_mismatch(ty, &t, arg_span, fn_name, pname, Some(note)),
+                }
+            }
+            for (d, got) in declared.iter().zip(tail) {
                 match d {
+                    ast::DimExpr::Ellipsis(_) => unreachable!("the grammar puts `...` first only"),
                     ast::DimExpr::Product(factors, _) => match self.match_product(env, factors, got, &[]) {
                         Ok(bound) => {
                             for (n, v) in bound {
@@ -1297,7 +1336,7 @@ impl<'p> Elaborator<'p> {
     /// Whether `d` involves a dim made by `fresh_dim`: a size known only
     /// when the program is built (a slice with an `int` parameter's bound,
     /// checked alone), which no declared dim can be compared with yet.
-    fn is_unknown(&self, d: &Dim) -> bool {
+    pub(super) fn is_unknown(&self, d: &Dim) -> bool {
         match d {
             Dim::Sym(s) => s.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|t| self.unknown_dims.contains(t)),
             Dim::Known(_) => false,

@@ -17,6 +17,7 @@ pub mod gradients;
 pub mod hook;
 pub mod index;
 mod join;
+mod leading_dims;
 pub mod model_checks;
 pub mod ops;
 pub mod predict;

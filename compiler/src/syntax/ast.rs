@@ -94,12 +94,15 @@ pub enum DimExpr {
     /// `B * T`: a product of literals and names (two or more factors, none
     /// of them a product).
     Product(Vec<DimExpr>, Span),
+    /// `...` (only as the first dim): any number of leading dims, the same
+    /// ones wherever `...` appears in one signature (`f32[..., D]`).
+    Ellipsis(Span),
 }
 
 impl DimExpr {
     pub fn span(&self) -> Span {
         match self {
-            DimExpr::Lit(_, s) | DimExpr::Product(_, s) => *s,
+            DimExpr::Lit(_, s) | DimExpr::Product(_, s) | DimExpr::Ellipsis(s) => *s,
             DimExpr::Name(id) => id.span,
         }
     }
@@ -110,6 +113,7 @@ impl std::fmt::Display for DimExpr {
         match self {
             DimExpr::Lit(n, _) => write!(f, "{n}"),
             DimExpr::Name(id) => write!(f, "{}", id.name),
+            DimExpr::Ellipsis(_) => write!(f, "..."),
             DimExpr::Product(factors, _) => {
                 let parts: Vec<String> = factors.iter().map(|d| d.to_string()).collect();
                 write!(f, "{}", parts.join(" * "))

@@ -169,7 +169,13 @@ impl Gen {
                         atom(self)
                     }
                 })
-                .collect()
+                .collect::<Vec<_>>()
+        });
+        let dims = dims.map(|mut d| {
+            if self.rng.chance(15) {
+                d.insert(0, DimExpr::Ellipsis(sp()));
+            }
+            d
         });
         TypeExpr { name: Ident { name: self.rng.pick(TYPES).to_string(), span: sp() }, dims, span: sp() }
     }
@@ -386,7 +392,7 @@ fn type_expr(t: &mut TypeExpr) {
     ident(&mut t.name);
     for d in t.dims.iter_mut().flatten() {
         match d {
-            DimExpr::Lit(_, s) => *s = sp(),
+            DimExpr::Lit(_, s) | DimExpr::Ellipsis(s) => *s = sp(),
             DimExpr::Name(i) => ident(i),
             DimExpr::Product(factors, s) => {
                 *s = sp();
@@ -394,7 +400,9 @@ fn type_expr(t: &mut TypeExpr) {
                     match f {
                         DimExpr::Lit(_, s) => *s = sp(),
                         DimExpr::Name(i) => ident(i),
-                        DimExpr::Product(..) => unreachable!("the grammar has no nested products"),
+                        DimExpr::Product(..) | DimExpr::Ellipsis(_) => {
+                            unreachable!("the grammar has no nested products and no `...` in one")
+                        }
                     }
                 }
             }

@@ -178,13 +178,14 @@ fn the_generator_covers_every_form() {
             ("...", "ellipsis index"),
             (":", "slice or type"),
             ("fn(", "lambda"),
+            ("f32[...", "leading dims"),
         ] {
             if text.contains(needle) {
                 seen.insert(what);
             }
         }
     }
-    assert_eq!(seen.len(), 25, "{seen:?}");
+    assert_eq!(seen.len(), 26, "{seen:?}");
 }
 
 #[test]
