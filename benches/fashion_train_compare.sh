@@ -16,8 +16,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 workload="${1:-w1}"
 case "$workload" in
-    w1) model=examples/fashion_mnist_mlp.jl; epochs="${2:-5}" ;;
-    w2) model=examples/fashion_mnist_cnn.jl; epochs="${2:-2}" ;;
+    w1) model=examples/fashion_mnist_mlp.jl; epochs="${2:-5}"; peer_args=() ;;
+    # The CNN standardizes its pixels in `forward`; the peers do the same.
+    w2) model=examples/fashion_mnist_cnn.jl; epochs="${2:-2}"; peer_args=(--standardize) ;;
     *) echo "usage: $0 [w1|w2] [EPOCHS]" >&2; exit 2 ;;
 esac
 seeds="${SEEDS:-0 1 2}"
@@ -45,7 +46,7 @@ print(json.dumps({"peer": "ours", "workload": sys.argv[2], "seed": int(sys.argv[
 PY
     tail -1 "$lines"
     for peer in $peers; do
-        "$venv/bin/python" benches/peers/train_fashion.py "$peer" "$workload" --epochs "$epochs" --seed "$seed" >>"$lines"
+        "$venv/bin/python" benches/peers/train_fashion.py "$peer" "$workload" --epochs "$epochs" --seed "$seed" "${peer_args[@]}" >>"$lines"
         tail -1 "$lines"
     done
 done

@@ -84,3 +84,35 @@ fn every_language_reference_example_checks() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The grammar appendix (§11) names every rule of the parser's grammar, so
+/// a new rule cannot land without its line in the reference. (Helper
+/// macros `Comma`, `Seq`, `Sp`, `Tier` and `Semis` are described in prose.)
+#[test]
+fn the_grammar_appendix_names_every_rule() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let grammar = std::fs::read_to_string(root.join("compiler/src/syntax/grammar.lalrpop")).unwrap();
+    let doc = std::fs::read_to_string(root.join("docs/language.md")).unwrap();
+    let appendix = doc.split("## 11. Grammar").nth(1).expect("docs/language.md has a grammar appendix");
+    let defined: std::collections::BTreeSet<&str> = appendix
+        .lines()
+        .filter_map(|l| l.split_once(" = ").map(|(name, _)| name.trim()))
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()))
+        .collect();
+    let helpers = ["Comma", "Seq", "Sp", "Tier", "Semis"];
+    let mut rules = Vec::new();
+    for line in grammar.lines() {
+        // A rule starts a line: `Name: Type = {`, `pub Name: ...`, `Name = ...` or `Name<T>: ...`.
+        let line = line.strip_prefix("pub ").unwrap_or(line);
+        let name: String = line.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        let rest = &line[name.len()..];
+        let is_rule = name.starts_with(|c: char| c.is_ascii_uppercase())
+            && (rest.starts_with(':') || rest.starts_with(" =") || rest.starts_with('<'));
+        if is_rule && !helpers.contains(&name.as_str()) {
+            rules.push(name);
+        }
+    }
+    assert!(rules.len() >= 30, "expected the grammar's rules, found {rules:?}");
+    let missing: Vec<&String> = rules.iter().filter(|r| !defined.contains(r.as_str())).collect();
+    assert!(missing.is_empty(), "rules of grammar.lalrpop missing from docs/language.md §11: {missing:?}");
+}

@@ -289,7 +289,22 @@ impl Gen {
                 10 if self.depth <= self.max_depth => ExprKind::If {
                     cond: Box::new(self.expr()),
                     then: self.block(),
-                    otherwise: self.rng.chance(50).then(|| self.block()),
+                    otherwise: self.rng.chance(50).then(|| {
+                        if self.rng.chance(30) {
+                            // `else if`: a block holding just the `if`, spans equal.
+                            let inner = Expr {
+                                kind: ExprKind::If {
+                                    cond: Box::new(self.expr()),
+                                    then: self.block(),
+                                    otherwise: self.rng.chance(50).then(|| self.block()),
+                                },
+                                span: sp(),
+                            };
+                            Block { stmts: vec![Stmt::Expr(inner)], span: sp() }
+                        } else {
+                            self.block()
+                        }
+                    }),
                 },
                 12 => {
                     let base = Box::new(self.expr());

@@ -603,7 +603,13 @@ impl<'a> Printer<'a> {
                 self.block(then);
                 if let Some(b) = otherwise {
                     self.w(" else ");
-                    self.block(b);
+                    match b.stmts.as_slice() {
+                        // Written `else if`: the block is the `if` itself.
+                        [Stmt::Expr(e @ Expr { kind: ExprKind::If { .. }, span })] if *span == b.span => {
+                            self.expr(e, TOP)
+                        }
+                        _ => self.block(b),
+                    }
                 }
             }
             // Never printed by `jlc fmt` (it refuses files with syntax errors).

@@ -179,13 +179,14 @@ fn the_generator_covers_every_form() {
             (":", "slice or type"),
             ("fn(", "lambda"),
             ("f32[...", "leading dims"),
+            ("else if ", "else if"),
         ] {
             if text.contains(needle) {
                 seen.insert(what);
             }
         }
     }
-    assert_eq!(seen.len(), 26, "{seen:?}");
+    assert_eq!(seen.len(), 27, "{seen:?}");
 }
 
 #[test]
