@@ -8,8 +8,8 @@
 # time and each run's test accuracy. Issue #8's "wall time per epoch next to
 # JAX's from the same run" and the accuracy bars come from here.
 # Usage: benches/fashion_train_compare.sh [w1|w2] [EPOCHS] (SEEDS="0 1 2"
-# PEERS="jax torch"). Peers run single-threaded as ours (PEER_THREADS, as
-# benches/run_peers.sh). Needs Debian's dataset-fashion-mnist. Never run
+# PEERS="jax torch"). Peers and ours run on PEER_THREADS threads (default
+# 1, benches/peers/threads.sh). Needs Debian's dataset-fashion-mnist. Never run
 # from `cargo test`.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -6,9 +6,10 @@
 # Usage: benches/run_peers.sh [ROUNDS=3] [RUNS=30]
 # Needs python3 with venv and pip; the venv is made once under
 # ${CARGO_TARGET_DIR:-target}/peers-venv by benches/peers/setup_venv.sh.
-# PEER_THREADS (default 1): threads the peers may use; ours is single
-# threaded. 0 leaves the libraries' defaults (PyTorch's OpenMP pool spins
-# badly when the 2-vCPU VM is shared: 200 ms W1 steps instead of 5-8 ms).
+# PEER_THREADS (default 1): threads the peers and ours may use (ours as
+# JLC_THREADS, benches/peers/threads.sh). 0 leaves the libraries' defaults
+# (PyTorch's OpenMP pool spins badly when the 2-vCPU VM is shared: 200 ms
+# W1 steps instead of 5-8 ms).
 # Never run from `cargo test`.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,7 +27,7 @@ ours="$(ls -t "$target"/release/deps/train_step-* | grep -v '\.d$' | head -1)"
 
 out="$target/peers-results.jsonl"
 : > "$out"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(getconf _NPROCESSORS_ONLN) vCPUs, load $(cut -d' ' -f1 /proc/loadavg) at start; peer threads: ${threads} (0 = default)" | tee "$out.machine" >&2
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(getconf _NPROCESSORS_ONLN) vCPUs, load $(cut -d' ' -f1 /proc/loadavg) at start; threads (peers and ours): ${threads} (0 = default)" | tee "$out.machine" >&2
 for r in $(seq 1 "$rounds"); do
     echo "round $r/$rounds" >&2
     "$ours" w1 w2 w3 w4 --json --runs "$runs" | sed "s/^{/{\"round\": $r, /" >> "$out"

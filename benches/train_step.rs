@@ -8,7 +8,7 @@
 //! warm-up; the memcpy baseline for W4 is measured in the same process, right
 //! before W4, so that the GB/s ratio is immune to the VM's drift.
 //!
-//! Run: `cargo bench --bench train_step [-- [digits] [w1] [w2] [w3] [w4] [w5] [--json] [--runs N] [--interp] [--backend cpu|cuda]]`
+//! Run: `cargo bench --bench train_step [-- [digits] [w1] [w2] [w3] [w4] [w5] [--json] [--runs N] [--threads N] [--interp] [--backend cpu|cuda]]`
 //! (`w2`, the CNN of `examples/fashion_mnist_cnn.jl` at batch 128, and `w3`,
 //! the transformer, only when named: they are slow). `--backend cuda` needs
 //! `--features cuda`.
@@ -85,6 +85,10 @@ fn parse_args() -> Args {
             "--json" => a.json = true,
             "--interp" => a.interp = true,
             "--runs" => a.runs = it.next().and_then(|n| n.parse().ok()).expect("--runs N"),
+            // The host kernels' threads (GEMM, convolution), as `jlc run --threads`.
+            "--threads" => compiler::codegen::cpu::threads::set_threads(
+                it.next().and_then(|n| n.parse().ok()).expect("--threads N"),
+            ),
             "--backend" => {
                 a.backend = it.next().and_then(|b| Backend::parse(&b)).expect("--backend cpu|cuda");
             }
@@ -92,7 +96,7 @@ fn parse_args() -> Args {
             "--bench" => {}
             w @ ("digits" | "w1" | "w2" | "w3" | "w4" | "w5" | "reduce") => a.which.push(w.to_string()),
             other => panic!(
-                "unknown argument `{other}` (expected digits, w1, w2, w3, w4, w5, --json, --runs N, --interp, --backend B)"
+                "unknown argument `{other}` (expected digits, w1, w2, w3, w4, w5, --json, --runs N, --threads N, --interp, --backend B)"
             ),
         }
     }

@@ -1,9 +1,10 @@
-# Sourced by the peer scripts: how many threads JAX and PyTorch may use.
-# PEER_THREADS (default 1, as ours is single threaded); 0 leaves the
-# libraries' defaults (PyTorch's OpenMP pool spins badly when the 2-vCPU
-# VM is shared).
+# Sourced by the peer scripts and runners: how many threads JAX, PyTorch
+# and ours may use, the same number for all. PEER_THREADS (default 1; ours
+# reads it as JLC_THREADS, the host kernels' thread count); 0 leaves every
+# library at its default (ours: every CPU; PyTorch's OpenMP pool spins
+# badly when the 2-vCPU VM is shared).
 threads="${PEER_THREADS:-1}"
 if [ "$threads" != 0 ]; then
-    export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
+    export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" JLC_THREADS="$threads"
     [ "$threads" = 1 ] && export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 fi

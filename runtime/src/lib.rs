@@ -161,10 +161,10 @@ impl Executable {
     }
 
     fn check_types<'a>(&self, inputs: impl Iterator<Item = (usize, &'a Tensor)>) -> Result<(), Error> {
-        let types = self.func.param_types();
         for (index, input) in inputs {
-            if input.ty() != types[index] {
-                return Err(Error::InputType { index, expected: types[index].clone(), found: input.ty() });
+            let expected = self.func.ty(self.func.param(index));
+            if !input.has_type(expected) {
+                return Err(Error::InputType { index, expected: expected.clone(), found: input.ty() });
             }
         }
         Ok(())

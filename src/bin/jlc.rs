@@ -44,6 +44,12 @@ enum Command {
         /// `--set trainer.seed=N`.
         #[arg(long)]
         seed: Option<u64>,
+        /// Threads of the CPU backend's matrix products and convolutions
+        /// (0: every CPU available, the default): the same as `--set
+        /// trainer.threads=N`; for a `fn main` script, its only setting.
+        /// Results do not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
         /// Continue training from a checkpoint: a `.safetensors` path,
         /// `last` (the newest `version_N/checkpoints/last.safetensors` under
         /// the run's `default_root_dir/name`) or `best` (ModelCheckpoint's
@@ -352,9 +358,13 @@ fn run(cli: Cli) -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "jlc", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Command::Run { file, mut overrides, backend, no_opt, disabled_rules, seed, resume, print_config } => {
+        Command::Run { file, mut overrides, backend, no_opt, disabled_rules, seed, threads, resume, print_config } => {
             // Later overrides win, so `--seed` beats a `--set trainer.seed` given with it.
             overrides.extend(seed.map(|s| format!("trainer.seed={s}")));
+            overrides.extend(threads.map(|n| format!("trainer.threads={n}")));
+            if let Some(n) = threads {
+                compiler::codegen::cpu::threads::set_threads(n);
+            }
             let text = match read(&file) {
                 Ok(t) => t,
                 Err(c) => return c,

@@ -185,6 +185,9 @@ pub struct TrainerConfig {
     /// Run the compiled steps with subnormal floats flushed to zero, as
     /// XLA's CPU client does (`runtime::denormals` says why).
     pub flush_denormals: bool,
+    /// Threads of the CPU backend's host kernels (GEMM, convolution); 0:
+    /// every CPU available (`codegen::cpu::threads`).
+    pub threads: usize,
     /// Logged values (training or validation) that must stay finite too.
     pub nonfinite_metrics: Vec<String>,
     pub checkpoint: CheckpointConfig,
@@ -287,6 +290,7 @@ const TRAINER_KEYS: &[&str] = &[
     "test_after_fit",
     "stop_on_nonfinite",
     "flush_denormals",
+    "threads",
     "nonfinite_metrics",
     "checkpoint_monitor",
     "checkpoint_mode",
@@ -432,6 +436,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         test_after_fit: true,
         stop_on_nonfinite: true,
         flush_denormals: true,
+        threads: 0,
         nonfinite_metrics: vec![],
         checkpoint: CheckpointConfig {
             monitor: None,
@@ -490,6 +495,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             }
             "test_after_fit" => cfg.test_after_fit = boolean(e, &mut diags),
             "flush_denormals" => cfg.flush_denormals = boolean(e, &mut diags),
+            "threads" => cfg.threads = non_negative(e, &mut diags),
             "stop_on_nonfinite" => cfg.stop_on_nonfinite = boolean(e, &mut diags),
             "nonfinite_metrics" => cfg.nonfinite_metrics = names(e, &mut diags),
             "checkpoint_monitor" => cfg.checkpoint.monitor = Some(string(e, &mut diags)),

@@ -1260,6 +1260,7 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         format!("  test_after_fit: {}", trainer.test_after_fit),
         format!("  stop_on_nonfinite: {}", trainer.stop_on_nonfinite),
         format!("  flush_denormals: {}", trainer.flush_denormals),
+        format!("  threads: {}", trainer.threads),
         format!("  nonfinite_metrics: {:?}", trainer.nonfinite_metrics.join(",")),
         format!("  checkpoint_monitor: {:?}", ck.monitor.as_deref().unwrap_or("")),
         format!("  checkpoint_mode: {:?}", ck.mode),

@@ -85,6 +85,8 @@ pub fn prepare(
         config::apply_override(&mut data_sec, &mut trainer_sec, spec).map_err(FitError::Config)?;
     }
     let trainer_cfg = config::trainer_config(trainer_sec.as_ref()).map_err(|d| diagnostics(d, &prog, color))?;
+    // Before anything runs: every executable of this run shares the host kernels' threads.
+    compiler::codegen::cpu::threads::set_threads(trainer_cfg.threads);
     let (data_cfg, mut dataset, mut test, given_val, what) = match module {
         Some(module) => {
             if data_sec.is_some() {

@@ -52,6 +52,7 @@ mod random;
 mod scan;
 pub(crate) mod schedule;
 mod siblings;
+pub mod threads;
 pub(crate) mod vmath;
 pub(crate) mod vmath_x16;
 
@@ -343,7 +344,7 @@ impl CpuFunc {
         assert_eq!(inputs.len(), self.param_types.len(), "cpu: wrong number of inputs");
         let arena = self.arena.as_mut_ptr() as *mut u8;
         for (index, (input, ty)) in inputs.iter().zip(&self.param_types).enumerate() {
-            assert_eq!(&input.ty(), ty, "cpu: input {index} has the wrong type");
+            assert!(input.has_type(ty), "cpu: input {index} has type {}, not {ty}", input.ty());
             let data = data_ptr(&input.data);
             if self.in_place(data) {
                 // The code only reads parameter buffers (see `plan`).
@@ -363,7 +364,7 @@ impl CpuFunc {
         let mut direct: Vec<Option<Tensor>> = vec![None; self.outputs.len()];
         for (k, ty) in self.output_types.iter().enumerate() {
             let Some(views) = &self.output_views[k] else { continue };
-            let tensor = match spare.iter().position(|t| t.ty() == *ty) {
+            let tensor = match spare.iter().position(|t| t.has_type(ty)) {
                 Some(at) => spare.swap_remove(at),
                 None => Tensor::zeros(ty),
             };

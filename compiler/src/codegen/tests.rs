@@ -1671,3 +1671,52 @@ fn abs_tensor(t: &Tensor) -> Tensor {
     let values: Vec<f64> = t.to_f64_vec().iter().map(|x| x.abs()).collect();
     tensor_of(t.ty().dtype, t.shape.dims(), &values)
 }
+
+/// The host kernels' threads (`cpu::threads`) never change a result: the
+/// convolution paths that spread images over threads (plain im2col, the
+/// scatter form of a data gradient), the weight-gradient GEMMs and matrix
+/// products that `gemm` splits, and batched products spread by batch
+/// element give the same bits with 1 and 3 threads, and agree with the
+/// interpreter. Shapes are large enough to pass the splitting thresholds.
+#[test]
+fn results_do_not_depend_on_the_host_thread_count() {
+    use super::cpu::threads::set_threads;
+    let mut rng = Rng(0x7E);
+    let conv = |low: [usize; 2]| crate::ir::Conv { low, high: low, ..crate::ir::Conv::plain() };
+    let f32_ty = |dims: &[usize]| Type::new(DType::F32, dims);
+    let mut funcs: Vec<(String, Func, usize)> = Vec::new();
+    // (input, kernel, padding): plain im2col per image, then the scatter
+    // form (padding 2 around a 3x3 kernel: more output than input pixels).
+    for (xd, kd, low) in [([16, 8, 16, 16], [16, 8, 3, 3], [0, 0]), ([16, 16, 10, 10], [8, 16, 3, 3], [2, 2])] {
+        let mut b = Builder::new("conv", &[f32_ty(&xd), f32_ty(&kd)]);
+        let res = b.conv2d(b.param(0), b.param(1), conv(low));
+        funcs.push((format!("conv {xd:?} {kd:?} pad {low:?}"), b.finish(vec![res]), kd[1] * 9));
+    }
+    // A weight gradient, images and channels swapped on both sides.
+    let (xd, dyd) = ([32, 16, 12, 12], [32, 32, 10, 10]);
+    let mut b = Builder::new("wgrad", &[f32_ty(&xd), f32_ty(&dyd)]);
+    let xt = b.transpose(b.param(0), vec![1, 0, 2, 3]);
+    let dyt = b.transpose(b.param(1), vec![1, 0, 2, 3]);
+    let res = b.conv2d(xt, dyt, crate::ir::Conv::plain());
+    funcs.push(("weight gradient".into(), b.finish(vec![res]), xd[0] * 100));
+    let mut b = Builder::new("matmul", &[f32_ty(&[256, 192]), f32_ty(&[192, 320])]);
+    let res = b.matmul(b.param(0), b.param(1));
+    funcs.push(("matmul".into(), b.finish(vec![res]), 192));
+    let mut b = Builder::new("batch_matmul", &[f32_ty(&[8, 64, 96]), f32_ty(&[8, 96, 80])]);
+    let res = b.batch_matmul(b.param(0), b.param(1));
+    funcs.push(("batch_matmul".into(), b.finish(vec![res]), 96));
+    for (label, func, terms) in &funcs {
+        let inputs: Vec<Tensor> = (0..func.n_params).map(|i| plain_tensor(func.ty(func.param(i)), &mut rng)).collect();
+        let mut cpu = compile(func).unwrap();
+        set_threads(1);
+        let one = cpu.run(&inputs);
+        set_threads(3);
+        let three = cpu.run(&inputs);
+        set_threads(0);
+        let (bits_one, bits_three) = (canonical_bits(&one[0]), canonical_bits(&three[0]));
+        let first_difference = bits_one.iter().zip(&bits_three).position(|(a, b)| a != b);
+        assert_eq!(first_difference, None, "{label}: 1 and 3 threads differ at that element");
+        let want = interp::run(func, &inputs);
+        assert_within_sum_tolerance(label, func, &inputs, &want[0], &three[0], *terms);
+    }
+}

@@ -62,6 +62,11 @@ impl Tensor {
     pub fn ty(&self) -> Type {
         Type { dtype: self.dtype(), shape: self.shape.clone() }
     }
+    /// `self.ty() == *ty` without building the type (no allocation: the
+    /// steady-state step loop checks every input with it).
+    pub fn has_type(&self, ty: &Type) -> bool {
+        self.dtype() == ty.dtype && self.shape == ty.shape
+    }
     pub fn len(&self) -> usize {
         self.shape.num_elements()
     }

@@ -65,7 +65,17 @@ pub struct Elaborator<'p> {
     /// The `const`s being evaluated (module, item), innermost last: a const
     /// met again while on this stack depends on itself.
     consts_active: Vec<(usize, usize)>,
+    /// Submodules made by `[Model(); n]` lists so far in the outermost
+    /// model being instantiated (`MAX_LISTED_SUBMODULES`), and how deep
+    /// instantiations nest now.
+    listed_submodules: usize,
+    instantiating: usize,
 }
+
+/// At most this many submodules come from `[Model(); n]` lists in one
+/// model, its submodules' lists included (nested lists multiply): a length of 10^12 would otherwise loop
+/// for hours before running out of memory.
+const MAX_LISTED_SUBMODULES: usize = 10_000;
 
 /// Local variables of one function invocation.
 pub struct Env {
@@ -120,6 +130,8 @@ impl<'p> Elaborator<'p> {
             fresh: 0,
             unknown_dims: Default::default(),
             consts_active: Vec::new(),
+            listed_submodules: 0,
+            instantiating: 0,
         }
     }
 
@@ -440,7 +452,13 @@ impl<'p> Elaborator<'p> {
     /// Instantiates a model declaration with constructor arguments.
     pub fn instantiate(&mut self, module: usize, item: usize, args: Vec<CallArg>, path: &str, span: Span) -> Val {
         let name = self.prog.model_decl(module, item).name.name.clone();
-        self.nested(&name, span, "models", |el| el.instantiate_inner(module, item, args, path, span))
+        if self.instantiating == 0 {
+            self.listed_submodules = 0;
+        }
+        self.instantiating += 1;
+        let model = self.nested(&name, span, "models", |el| el.instantiate_inner(module, item, args, path, span));
+        self.instantiating -= 1;
+        model
     }
 
     fn instantiate_inner(&mut self, module: usize, item: usize, args: Vec<CallArg>, path: &str, span: Span) -> Val {
@@ -577,11 +595,35 @@ impl<'p> Elaborator<'p> {
                             continue;
                         }
                     };
+                    if n > MAX_LISTED_SUBMODULES - self.listed_submodules {
+                        let so_far = if self.listed_submodules > 0 {
+                            format!(" (after {} made by other lists of this model)", self.listed_submodules)
+                        } else {
+                            String::new()
+                        };
+                        self.error(
+                            Diagnostic::error(
+                                Code::NotAllowed,
+                                format!(
+                                    "this list makes {n} submodules{so_far}; at most {MAX_LISTED_SUBMODULES} are supported"
+                                ),
+                            )
+                            .with_label(count.span, "too many submodules"),
+                        );
+                        continue;
+                    }
+                    self.listed_submodules += n;
+                    // Every instance, also in check mode: its parameters'
+                    // paths are collected there for the build.
                     for i in 0..n {
                         let key = format!("{}.{i}", field.name.name);
                         let path = format!("{field_path}.{i}");
                         if let Val::Model(m) = self.instantiate(target.0, target.1, vals.clone(), &path, *span) {
                             subs.insert(key, m);
+                        }
+                        // A broken submodule reports once per instance: stop early.
+                        if self.diags.len() > 100 {
+                            break;
                         }
                     }
                     lists.insert(field.name.name.clone(), n);

@@ -1,6 +1,16 @@
 //! Host routines for `BatchMatMul`: one `gemm` call per batch element, as
 //! `MatMul` does (so, like `MatMul`, not bitwise equal to the interpreter's
-//! sequential dot products; `codegen::tests` uses a tolerance).
+//! sequential dot products; `codegen::tests` uses a tolerance). With more
+//! than one host thread the batch elements are spread over them.
+
+use rayon::prelude::*;
+
+/// A raw pointer that may cross to rayon's threads: each batch element
+/// reads and writes only its own disjoint part.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
 
 macro_rules! batch_matmul_routine {
     ($name:ident, $t:ty, $matmul:path) => {
@@ -16,13 +26,21 @@ macro_rules! batch_matmul_routine {
             n: usize,
             trans: usize,
         ) {
-            for p in 0..batch {
-                // Safety: the buffers hold `batch` matrices of the named sizes.
-                unsafe { $matmul(a.add(p * m * k), b.add(p * k * n), c.add(p * m * n), m, k, n, trans) }
+            let (a, b, c) = (Shared(a as *mut $t), Shared(b as *mut $t), Shared(c));
+            // Safety: the buffers hold `batch` matrices of the named sizes,
+            // and element `p` writes only `c[p]`.
+            let one = move |p: usize, parallelism| unsafe {
+                let (a, b, c) = (a, b, c);
+                $matmul(a.0.add(p * m * k), b.0.add(p * k * n), c.0.add(p * m * n), m, k, n, trans, parallelism)
+            };
+            if super::threads::split_items(batch, 2 * m * k * n) {
+                (0..batch).into_par_iter().for_each(|p| one(p, gemm::Parallelism::None));
+            } else {
+                (0..batch).for_each(|p| one(p, super::threads::gemm_parallelism()));
             }
         }
     };
 }
 
-batch_matmul_routine!(jl_batch_matmul_f32, f32, super::kernels::jl_matmul_f32);
-batch_matmul_routine!(jl_batch_matmul_f64, f64, super::kernels::jl_matmul_f64);
+batch_matmul_routine!(jl_batch_matmul_f32, f32, super::kernels::matmul_f32);
+batch_matmul_routine!(jl_batch_matmul_f64, f64, super::kernels::matmul_f64);

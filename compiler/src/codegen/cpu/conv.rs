@@ -135,10 +135,27 @@ thread_local! {
     /// The im2col scratch of the f32 and f64 convs on this thread.
     static COL_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static COL_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    /// Per-image scratch of the scatter form, on each thread that runs images.
+    static TAPS_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static TAPS_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `image(b, out_b)` for each image `b` and its block of the output
+/// (`block` elements each), over the host kernels' threads when the work is
+/// worth it (`threads::split_items`). Each image's arithmetic is the same
+/// either way, so results do not depend on the thread count.
+fn for_each_image<T: Send>(out: &mut [T], block: usize, flops_each: usize, image: impl Fn(usize, &mut [T]) + Sync) {
+    use rayon::prelude::*;
+    let images = out.len() / block.max(1);
+    if super::threads::split_items(images, flops_each) {
+        out.par_chunks_exact_mut(block).enumerate().for_each(|(b, o)| image(b, o));
+    } else {
+        out.chunks_exact_mut(block).enumerate().for_each(|(b, o)| image(b, o));
+    }
 }
 
 macro_rules! conv2d_routine {
-    ($name:ident, $t:ty, $matmul:path, $scratch:ident) => {
+    ($name:ident, $t:ty, $matmul:path, $scratch:ident, $taps_scratch:ident) => {
         /// Safety: pointers to live, distinct arena buffers of the conv's
         /// operand and result sizes; `desc` from `descriptor`.
         pub(super) extern "C" fn $name(lhs: *const $t, rhs: *const $t, out: *mut $t, desc: *const i64) {
@@ -201,7 +218,7 @@ macro_rules! conv2d_routine {
                                 false,
                                 false,
                                 false,
-                                gemm::Parallelism::None,
+                                super::threads::gemm_parallelism(),
                             )
                         }
                     }
@@ -227,28 +244,46 @@ macro_rules! conv2d_routine {
             if !pointwise && d.h * d.w < pixels && rows > 0 {
                 let (taps, hw) = (d.kh * d.kw, d.h * d.w);
                 $scratch.with_borrow_mut(|scratch| {
-                    if scratch.len() < og * taps * (d.cg + hw) {
-                        scratch.resize(og * taps * (d.cg + hw), 0.0);
+                    if scratch.len() < d.groups * og * taps * d.cg {
+                        scratch.resize(d.groups * og * taps * d.cg, 0.0);
                     }
-                    let (reordered, t) = scratch.split_at_mut(og * taps * d.cg);
-                    let t = &mut t[..og * taps * hw];
-                    for g in 0..d.groups {
-                        // reordered[(o, tap), ci] = kernel[g * og + o, ci, tap].
-                        let kernel = unsafe { std::slice::from_raw_parts(rhs.add(g * og * rows), og * rows) };
-                        for (o, block) in reordered.chunks_exact_mut(taps * d.cg).enumerate() {
-                            for (tap, row) in block.chunks_exact_mut(d.cg).enumerate() {
-                                for (ci, v) in row.iter_mut().enumerate() {
-                                    *v = kernel[(o * d.cg + ci) * taps + tap];
-                                }
+                    let reordered = &mut scratch[..d.groups * og * taps * d.cg];
+                    let kernel = unsafe { std::slice::from_raw_parts(rhs, d.o * rows) };
+                    // reordered[g][(o, tap), ci] = kernel[g * og + o, ci, tap].
+                    for (go, block) in reordered.chunks_exact_mut(taps * d.cg).enumerate() {
+                        for (tap, row) in block.chunks_exact_mut(d.cg).enumerate() {
+                            for (ci, v) in row.iter_mut().enumerate() {
+                                *v = kernel[(go * d.cg + ci) * taps + tap];
                             }
                         }
-                        for b in 0..d.n {
-                            // t[(o, tap), pixel] = reordered[(o, tap), cg] x image[cg, pixel].
-                            $matmul(reordered.as_ptr(), image(b, g).as_ptr(), t.as_mut_ptr(), og * taps, d.cg, hw, 0);
-                            let dst = &mut out[(b * d.o + g * og) * pixels..][..og * pixels];
-                            ::kernels::col2im_sum(t, d.h, d.w, &ys, &xs, dst);
-                        }
                     }
+                    let reordered = &*reordered;
+                    for_each_image(out, d.o * pixels, 2 * d.o * taps * d.cg * hw, |b, out_b| {
+                        $taps_scratch.with_borrow_mut(|t| {
+                            if t.len() < og * taps * hw {
+                                t.resize(og * taps * hw, 0.0);
+                            }
+                            let t = &mut t[..og * taps * hw];
+                            for g in 0..d.groups {
+                                let kernel_g = &reordered[g * og * taps * d.cg..];
+                                // t[(o, tap), pixel] = reordered[g][(o, tap), cg] x image[cg, pixel].
+                                unsafe {
+                                    $matmul(
+                                        kernel_g.as_ptr(),
+                                        image(b, g).as_ptr(),
+                                        t.as_mut_ptr(),
+                                        og * taps,
+                                        d.cg,
+                                        hw,
+                                        0,
+                                        gemm::Parallelism::None,
+                                    )
+                                };
+                                let dst = &mut out_b[g * og * pixels..][..og * pixels];
+                                ::kernels::col2im_sum(t, d.h, d.w, &ys, &xs, dst);
+                            }
+                        });
+                    });
                 });
                 return;
             }
@@ -272,15 +307,18 @@ macro_rules! conv2d_routine {
                         let kernel = unsafe { rhs.add(g * og * rows) };
                         // folded[og, (b, pixel)] = kernel[og, rows] x col_t^T (`col_t`
                         // holds the right operand transposed).
-                        $matmul(
-                            kernel,
-                            col_t.as_ptr(),
-                            folded.as_mut_ptr(),
-                            og,
-                            rows,
-                            columns,
-                            super::kernels::TRANS_B,
-                        );
+                        unsafe {
+                            $matmul(
+                                kernel,
+                                col_t.as_ptr(),
+                                folded.as_mut_ptr(),
+                                og,
+                                rows,
+                                columns,
+                                super::kernels::TRANS_B,
+                                super::threads::gemm_parallelism(),
+                            )
+                        };
                         // out[b, g * og + o, pixel] = folded[o, (b, pixel)].
                         for (o, row) in folded.chunks_exact(columns).enumerate() {
                             for (b, block) in row.chunks_exact(pixels).enumerate() {
@@ -291,33 +329,44 @@ macro_rules! conv2d_routine {
                 });
                 return;
             }
-            $scratch.with_borrow_mut(|col| {
-                let col_len = if pointwise { 0 } else { rows * pixels };
-                if col.len() < col_len {
-                    col.resize(col_len, 0.0);
-                }
-                let col = &mut col[..col_len];
-                for b in 0..d.n {
+            let kernel = unsafe { std::slice::from_raw_parts(rhs, d.o * rows) };
+            for_each_image(out, d.o * pixels, 2 * d.o * rows * pixels, |b, out_b| {
+                $scratch.with_borrow_mut(|col| {
+                    let col_len = if pointwise { 0 } else { rows * pixels };
+                    if col.len() < col_len {
+                        col.resize(col_len, 0.0);
+                    }
+                    let col = &mut col[..col_len];
                     for g in 0..d.groups {
                         let image = image(b, g);
-                        let kernel = unsafe { rhs.add(g * og * rows) };
-                        let dst = out[(b * d.o + g * og) * pixels..][..og * pixels].as_mut_ptr();
+                        let dst = out_b[g * og * pixels..][..og * pixels].as_mut_ptr();
                         // col[(ci, ky, kx), (y, x)] = input element under that tap, or 0.
                         if !pointwise {
                             ::kernels::im2col(image, d.h, d.w, &ys, &xs, col);
                         }
                         let cols: *const $t = if pointwise { image.as_ptr() } else { col.as_ptr() };
                         // dst[og, pixels] = kernel[og, rows] x cols[rows, pixels], row-major.
-                        $matmul(kernel, cols, dst, og, rows, pixels, 0);
+                        unsafe {
+                            $matmul(
+                                kernel[g * og * rows..].as_ptr(),
+                                cols,
+                                dst,
+                                og,
+                                rows,
+                                pixels,
+                                0,
+                                gemm::Parallelism::None,
+                            )
+                        };
                     }
-                }
+                });
             });
         }
     };
 }
 
-conv2d_routine!(jl_conv2d_f32, f32, super::kernels::jl_matmul_f32, COL_F32);
-conv2d_routine!(jl_conv2d_f64, f64, super::kernels::jl_matmul_f64, COL_F64);
+conv2d_routine!(jl_conv2d_f32, f32, super::kernels::matmul_f32, COL_F32, TAPS_F32);
+conv2d_routine!(jl_conv2d_f64, f64, super::kernels::matmul_f64, COL_F64, TAPS_F64);
 
 /// A window descriptor, read back: operand dims, result dims, window size,
 /// stride, low padding (the high padding is implied by the result dims).

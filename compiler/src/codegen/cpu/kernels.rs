@@ -321,11 +321,11 @@ pub(super) const TRANS_A: usize = 1;
 pub(super) const TRANS_B: usize = 2;
 
 macro_rules! matmul_routine {
-    ($name:ident, $t:ty) => {
+    ($name:ident, $inner:ident, $t:ty) => {
         /// `c[m,n] = a[m,k] x b[k,n]`, row-major, where `trans` (`TRANS_A`,
         /// `TRANS_B`) says which operand is stored transposed: read through
-        /// swapped strides, never copied. Also the GEMM behind `BatchMatMul`
-        /// (`batch_matmul.rs`) and `Conv2d` (`conv.rs`).
+        /// swapped strides, never copied. On the host kernels' threads
+        /// (`threads.rs`).
         pub(super) extern "C" fn $name(
             a: *const $t,
             b: *const $t,
@@ -334,6 +334,25 @@ macro_rules! matmul_routine {
             k: usize,
             n: usize,
             trans: usize,
+        ) {
+            unsafe { $inner(a, b, c, m, k, n, trans, super::threads::gemm_parallelism()) }
+        }
+
+        /// `$name` with the parallelism given: the GEMM behind
+        /// `BatchMatMul` (`batch_matmul.rs`) and `Conv2d` (`conv.rs`), which
+        /// pass `None` where they spread the calls themselves.
+        ///
+        /// Safety: `a`, `b`, `c` point to buffers of the sizes named.
+        #[allow(clippy::too_many_arguments)]
+        pub(super) unsafe fn $inner(
+            a: *const $t,
+            b: *const $t,
+            c: *mut $t,
+            m: usize,
+            k: usize,
+            n: usize,
+            trans: usize,
+            parallelism: gemm::Parallelism,
         ) {
             if m == 0 || n == 0 {
                 return;
@@ -368,12 +387,12 @@ macro_rules! matmul_routine {
                     false,
                     false,
                     false,
-                    gemm::Parallelism::None,
+                    parallelism,
                 )
             }
         }
     };
 }
 
-matmul_routine!(jl_matmul_f32, f32);
-matmul_routine!(jl_matmul_f64, f64);
+matmul_routine!(jl_matmul_f32, matmul_f32, f32);
+matmul_routine!(jl_matmul_f64, matmul_f64, f64);

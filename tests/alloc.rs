@@ -1,0 +1,104 @@
+//! Heap use of a steady-state training step, counted by a global allocator
+//! (its own test binary: the count is process-wide). W1's step (the MLP of
+//! shared/design/PERFORMANCE.md, forward + backward + Adam) runs with its
+//! parameters, optimizer states and batch held, as the trainer runs it.
+//! What a step allocates: the bookkeeping of the call (the vectors of its
+//! inputs and outputs, the scalar loss) and the `gemm` crate's packing
+//! buffer, which gemm 0.19 allocates inside every call that packs an operand
+//! (`gemm-common`'s `gemm.rs`; up to a packed operand's size, 393 KiB here).
+//! Nothing per instruction and no intermediate tensor: the count stays far
+//! below W1's 219 instructions, with one host thread or several. (A step
+//! that allocates nothing at all needs a GEMM that takes its scratch from
+//! the caller; see ARCHITECTURE.md.)
+
+use compiler::ir::Tensor;
+use runtime::{Backend, Executable};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// (allocations per step, largest allocation in bytes) over `steps` steps
+/// after a warm-up, W1 at batch 128 on `threads` host threads.
+fn w1_step_heap_use(threads: usize, steps: usize) -> (f64, usize) {
+    compiler::codegen::cpu::threads::set_threads(threads);
+    let src = include_str!("../benches/workloads/w1_mlp.jl");
+    let (prog, diags) = compiler::lower::load("w1_mlp.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let sections = compiler::lower::training_sections(&prog).expect("sections");
+    let (b, d) = (128, 784);
+    let x = Tensor::f32(&[b, d], (0..b * d).map(|i| (i % 97) as f32 / 97.0).collect());
+    let y = Tensor::i32(&[b], (0..b).map(|i| (i % 10) as i32).collect());
+    let progs = compiler::lower::lower_training(&prog, sections.trainer.as_ref(), &x.ty(), &y.ty()).expect("lower");
+    let (step, _) = compiler::opt::optimize(&progs.train_step, &compiler::opt::Options::default());
+    let mut exe = Executable::compile(step, Backend::Cpu).expect("compile");
+    let n_params = progs.params.len();
+    let n_states = n_params * progs.states_per_param;
+    let params = trainer::fit::init_params(&progs.params, 0);
+    let states = progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty)));
+    let mut held: Vec<(usize, Tensor)> = params.into_iter().chain(states).enumerate().collect();
+    held.push((n_params + n_states + 1, x));
+    held.push((n_params + n_states + 2, y));
+    let carry: Vec<(usize, usize)> = (0..n_params + n_states).map(|i| (i, i)).collect();
+    exe.hold(held, &carry).expect("hold");
+    let mut step = 0;
+    let mut run = |exe: &mut Executable| {
+        step += 1;
+        let outs = exe.run_held(vec![Tensor::scalar_f32(step as f32)]).expect("step");
+        assert!(outs[0].scalar_value().is_finite());
+    };
+    for _ in 0..3 {
+        run(&mut exe);
+    }
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    LARGEST.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    for _ in 0..steps {
+        run(&mut exe);
+    }
+    COUNTING.store(false, Ordering::Relaxed);
+    exe.release().expect("release");
+    (ALLOCATIONS.load(Ordering::Relaxed) as f64 / steps as f64, LARGEST.load(Ordering::Relaxed))
+}
+
+#[test]
+fn steady_state_steps_allocate_only_call_bookkeeping() {
+    // W1's step makes 8 matrix products; measured: 23 allocations per step
+    // on one thread, the largest 402,432 bytes (a packed [128, 784] operand).
+    // Its largest tensor, the first weight and its gradient and moments, is
+    // 784 x 256 x 4 = 802,816 bytes: no allocation may reach that.
+    for threads in [1, 2] {
+        let (per_step, largest) = w1_step_heap_use(threads, 20);
+        eprintln!("W1 step, {threads} host thread(s): {per_step:.1} allocations per step, largest {largest} bytes");
+        assert!(per_step <= 40.0, "{threads} thread(s): {per_step} allocations per step");
+        assert!(largest < 784 * 256 * 4, "{threads} thread(s): a step allocated {largest} bytes at once");
+    }
+    compiler::codegen::cpu::threads::set_threads(0);
+}
