@@ -6,5 +6,8 @@
 threads="${PEER_THREADS:-1}"
 if [ "$threads" != 0 ]; then
     export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" JLC_THREADS="$threads"
-    [ "$threads" = 1 ] && export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    # (an `if`, not `&&`: a sourced file's last status is the caller's under `set -e`)
+    if [ "$threads" = 1 ]; then
+        export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    fi
 fi
