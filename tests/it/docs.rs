@@ -37,6 +37,13 @@ fn blocks(doc: &str) -> Vec<DocBlock> {
                 }
             }
             Some(block) => {
+                // A fence that opens another block: this one was never closed.
+                assert!(
+                    !(line.starts_with("```") && line.trim_end() != "```"),
+                    "line {}: a block opens inside the block of line {} (a missing closing fence)",
+                    i + 1,
+                    block.line
+                );
                 if line.trim_end() == "```" {
                     out.push(current.take().expect("open block"));
                 } else {

@@ -284,6 +284,55 @@ fn leading_dims_bind_once_per_signature_and_any_rank_fits() {
     );
 }
 
+/// `einsum` against sums written out here: a matrix product, a batched one
+/// with a transposed right operand (attention's scores), a contraction over
+/// two letters, an outer product, a dot, a transpose, a sum of one
+/// operand's private axis, NumPy's implicit output; and the gradient of a
+/// contraction, which is the other operand contracted with the cotangent.
+#[test]
+fn einsum_contracts_batches_and_differentiates() {
+    // a[i, j] = 0.1 (3i + j + 1) on [2, 3]; b[j, k] = 0.05 (4j - k) on [3, 4];
+    // t[p, q, r] = 0.01 (12p + 4q + r + 1) on [2, 3, 4].
+    let a = |i: usize, j: usize| 0.1 * (3 * i + j + 1) as f64;
+    let b = |j: usize, k: usize| 0.05 * (4.0 * j as f64 - k as f64);
+    let t = |p: usize, q: usize, r: usize| 0.01 * (12 * p + 4 * q + r + 1) as f64;
+    let out = run_main(
+        "fn main() {\n\
+         \x20   let a = reshape(linspace(0.1, 0.6, 6), (2, 3))\n\
+         \x20   let b = reshape(linspace(0.0, 0.55, 12), (3, 4)) - 0.1 * reshape(linspace(0.0, 3.0, 4), (1, 4))\n\
+         \x20   let t = reshape(linspace(0.01, 0.24, 24), (2, 3, 4))\n\
+         \x20   print(einsum(\"ij,jk->ik\", a, b), einsum(\"pqr,psr->pqs\", t, t), einsum(\"pqr,qr->p\", t, b))\n\
+         \x20   print(einsum(\"i,j->ij\", a[0], a[1]), einsum(\"i,i->\", a[0], a[1]), einsum(\"ij->ji\", a), einsum(\"pqr,pq->q\", t, a))\n\
+         \x20   print(einsum(\"jk,ij\", b, a), grad(fn(x) = sum(einsum(\"ij,jk->ik\", x, b) * einsum(\"ij,jk->ik\", a, b)))(a))\n\
+         }\n",
+    );
+    let (ai, aj, bk, tq, tr) = (2, 3, 4, 3, 4);
+    let ab: Vec<f64> = (0..ai).flat_map(|i| (0..bk).map(move |k| (0..aj).map(|j| a(i, j) * b(j, k)).sum())).collect();
+    close(&out[0], &ab, "ij,jk->ik");
+    let scores: Vec<f64> = (0..2)
+        .flat_map(|p| (0..tq).flat_map(move |q| (0..tq).map(move |s| (0..tr).map(|r| t(p, q, r) * t(p, s, r)).sum())))
+        .collect();
+    close(&out[1], &scores, "pqr,psr->pqs");
+    let two: Vec<f64> = (0..2)
+        .map(|p| (0..tq).flat_map(|q| (0..tr).map(move |r| (q, r))).map(|(q, r)| t(p, q, r) * b(q, r)).sum())
+        .collect();
+    close(&out[2], &two, "pqr,qr->p");
+    let outer: Vec<f64> = (0..aj).flat_map(|i| (0..aj).map(move |j| a(0, i) * a(1, j))).collect();
+    close(&out[3], &outer, "i,j->ij");
+    close(&out[4], &[(0..aj).map(|i| a(0, i) * a(1, i)).sum()], "i,i->");
+    let at: Vec<f64> = (0..aj).flat_map(|j| (0..ai).map(move |i| a(i, j))).collect();
+    close(&out[5], &at, "ij->ji");
+    let private: Vec<f64> =
+        (0..tq).map(|q| (0..2).map(|p| (0..tr).map(|r| t(p, q, r)).sum::<f64>() * a(p, q)).sum()).collect();
+    close(&out[6], &private, "pqr,pq->q (r summed first)");
+    close(&out[7], &ab, "implicit output: jk,ij is ik");
+    // d/dx sum((x b) * (a b)) = (a b) b^T.
+    let ab_ref = &ab;
+    let grad: Vec<f64> =
+        (0..ai).flat_map(|i| (0..aj).map(move |j| (0..bk).map(|k| ab_ref[i * bk + k] * b(j, k)).sum())).collect();
+    close(&out[8], &grad, "gradient through einsum");
+}
+
 #[test]
 fn a_lambda_captures_its_scope_including_a_model() {
     // A method differentiates a lambda over `self`'s parameter: the

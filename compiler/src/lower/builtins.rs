@@ -15,6 +15,7 @@ use crate::span::Span;
 
 pub const NAMES: &[&str] = &[
     "exp",
+    "einsum",
     "log",
     "tanh",
     "sqrt",
@@ -118,6 +119,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         },
         "argmax" => argmax(el, &args, span),
         "take" => super::tensor_ops::take(el, &args, span),
+        "einsum" => super::einsum::einsum(el, &args, span),
         "random_key" => super::random::random_key(el, &args, span),
         "split" => super::random::split(el, &args, span),
         "random_bits" => super::random::random_bits(el, &args, span),

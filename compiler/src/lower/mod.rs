@@ -11,6 +11,7 @@
 pub mod artifacts;
 pub mod builtins;
 mod checkpoint;
+mod einsum;
 pub mod elab;
 pub mod entry;
 pub mod gradients;
