@@ -128,13 +128,21 @@ fn validation_with_a_key_is_repeatable() {
 
 #[test]
 fn a_third_step_parameter_must_be_the_key() {
-    let text = KEYED.replace("y: i32[B], key) -> f32", "y: i32[B], noise) -> f32");
+    let renamed = KEYED
+        .replace("y: i32[B], key) -> f32", "y: i32[B], noise) -> f32")
+        .replace("float(key[1])", "float(noise[1])")
+        .replace("relu(self.l1(x)), key, rate", "relu(self.l1(x)), noise, rate");
     let opts = trainer::FitOptions {
         overrides: vec![format!("trainer.default_root_dir={}", tempdir("keys-bad").display())],
         ..Default::default()
     };
-    let err = trainer::fit(&root().join("examples/keyed.jl"), &text, &opts).err().expect("rejected").to_string();
+    let err = trainer::fit(&root().join("examples/keyed.jl"), &renamed, &opts).err().expect("rejected").to_string();
     assert!(err.contains("must take (self, x, y) or (self, x, y, key)"), "{err}");
+    // Renamed in the signature only: the body's `key` is unknown, and the
+    // message says where a step's key comes from.
+    let text = KEYED.replace("y: i32[B], key) -> f32", "y: i32[B], noise) -> f32");
+    let err = trainer::fit(&root().join("examples/keyed.jl"), &text, &opts).err().expect("rejected").to_string();
+    assert!(err.contains("unknown name `key`") && err.contains("its parameter named `key`"), "{err}");
 }
 
 #[test]

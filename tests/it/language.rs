@@ -333,6 +333,34 @@ fn einsum_contracts_batches_and_differentiates() {
     close(&out[8], &grad, "gradient through einsum");
 }
 
+/// Functions nothing elaborates (untyped, uncalled) are still read for
+/// unknown names (golden `unknown_names_in_uncalled_functions.jl`); every
+/// way of binding a name counts, so none of these is reported.
+#[test]
+fn uncalled_untyped_functions_bind_names_every_way() {
+    let (diags, rendered) = check(
+        &[],
+        "use nn.relu\n\n\
+         const SCALE = 2.0\n\n\
+         fn helper(x, n = 3) {\n\
+         \x20   let (a, b) = (x, x)\n\
+         \x20   let h: f32[R, C] = a\n\
+         \x20   let total = x * 0.0\n\
+         \x20   for i in 0..n {\n\
+         \x20       total = total + relu(a) * SCALE * i\n\
+         \x20   }\n\
+         \x20   let g = grad(fn(w) = sum(w * b), wrt = w)\n\
+         \x20   let v = vmap(fn(row) = row * C, in_axes = (None,))\n\
+         \x20   if n > 1 { h } else { total + g(a) + later(b) }\n\
+         }\n\n\
+         fn later(y) = y\n\n\
+         model Net(width: int = 4) {\n\
+         \x20   fn forward(self, x) = x * width\n\
+         }\n",
+    );
+    assert!(diags.is_empty(), "{rendered}");
+}
+
 #[test]
 fn a_lambda_captures_its_scope_including_a_model() {
     // A method differentiates a lambda over `self`'s parameter: the

@@ -62,6 +62,9 @@ pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
     if let Err(mut d) = training_sections(prog) {
         el.diags.append(&mut d);
     }
+    // Bodies nothing elaborated (untyped, uncalled) are read for unknown
+    // names too; a place both report is reported once.
+    el.diags.extend(super::unbound_names::unknown_names(prog));
     dedup(el.diags)
 }
 

@@ -30,6 +30,7 @@ pub mod suggest;
 mod tensor_ops;
 pub mod transform;
 pub mod typed;
+mod unbound_names;
 pub mod value;
 pub mod vmap;
 pub mod window_builtins;

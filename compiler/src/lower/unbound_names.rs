@@ -1,0 +1,197 @@
+//! Unknown names in every function body, called or not.
+//!
+//! The checker elaborates a function on its declared types, or at its calls;
+//! a helper with untyped parameters that nothing calls (yet) is never
+//! elaborated, so a typo in it (`sqrtt(x)`, an undefined variable) would go
+//! unreported until the day it is called. This pass reads the bodies of
+//! the user's functions and model methods and reports each name that is
+//! neither bound in the function nor visible at the top level nor a
+//! builtin, with the elaborator's message (`check_program` merges the two
+//! reports of one place).
+//!
+//! It errs on the side of silence: every name the function binds anywhere
+//! (parameters, `let` and `for` names, lambda parameters, dim names of any
+//! type written in it, the model's config parameters) counts as bound
+//! everywhere in it, so block scoping mistakes are left to the elaborator.
+
+use super::program::{Program, STDLIB};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::span::Span;
+use crate::syntax::ast::{Block, DimExpr, Expr, ExprKind, FnDecl, IndexItem, Item, Param, Pattern, Stmt, TypeExpr};
+use std::collections::BTreeSet;
+
+/// The diagnostics, in source order of the user's modules.
+pub fn unknown_names(prog: &Program) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    for module in &prog.modules {
+        if STDLIB.iter().any(|(name, _)| *name == module.name) {
+            continue;
+        }
+        let visible = |name: &str| module.scope.contains_key(name) || super::builtins::lookup(name).is_some();
+        for item in &module.ast.items {
+            let (fns, config): (Vec<&FnDecl>, Vec<&Param>) = match item {
+                Item::Fn(f) => (vec![f], vec![]),
+                Item::Model(m) => (m.methods.iter().collect(), m.config.iter().collect()),
+                _ => continue,
+            };
+            for f in fns {
+                let mut names = Names::default();
+                names.bound.extend(config.iter().map(|p| p.name.name.clone()));
+                bind_params(&f.params, f.ret.as_ref(), &mut names.bound);
+                for p in f.params.iter().chain(config.iter().copied()) {
+                    if let Some(d) = &p.default {
+                        names.expr(d);
+                    }
+                }
+                names.expr(&f.body);
+                let Names { bound, uses } = names;
+                for (name, span) in uses {
+                    if bound.contains(name) || visible(name) {
+                        continue;
+                    }
+                    let candidates = bound
+                        .iter()
+                        .map(String::as_str)
+                        .chain(module.scope.keys().map(String::as_str))
+                        .chain(super::builtins::NAMES.iter().copied());
+                    let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"))
+                        .with_label(span, "not found in this scope");
+                    if name == super::KEY_PARAM && f.name.name.ends_with("_step") {
+                        d = d.with_help(format!(
+                            "a step method gets the trainer's random key as its parameter named `{name}`: \
+                             `fn {}(self, x, y, {name})`",
+                            f.name.name
+                        ));
+                    } else if let Some(s) = super::suggest::closest(name, candidates) {
+                        d = d.with_help(format!("did you mean `{s}`?"));
+                    }
+                    diags.push(d);
+                }
+            }
+        }
+    }
+    diags
+}
+
+fn bind_params(params: &[Param], ret: Option<&TypeExpr>, bound: &mut BTreeSet<String>) {
+    for p in params {
+        bound.insert(p.name.name.clone());
+        if let Some(t) = &p.ty {
+            type_names(t, bound);
+        }
+    }
+    if let Some(t) = ret {
+        type_names(t, bound);
+    }
+}
+
+/// Dim names of a written type (`B` in `f32[B, 784]`): bound by it.
+fn type_names(t: &TypeExpr, bound: &mut BTreeSet<String>) {
+    let mut dim = |d: &DimExpr| {
+        if let DimExpr::Name(id) = d {
+            bound.insert(id.name.clone());
+        }
+    };
+    for d in t.dims.iter().flatten() {
+        match d {
+            DimExpr::Product(factors, _) => factors.iter().for_each(&mut dim),
+            other => dim(other),
+        }
+    }
+}
+
+fn pattern_names(p: &Pattern, bound: &mut BTreeSet<String>) {
+    match p {
+        Pattern::Name(id) => {
+            bound.insert(id.name.clone());
+        }
+        Pattern::Tuple(items, _) => items.iter().for_each(|p| pattern_names(p, bound)),
+    }
+}
+
+/// What one function binds anywhere in it and every name it reads.
+#[derive(Default)]
+struct Names<'a> {
+    bound: BTreeSet<String>,
+    uses: Vec<(&'a str, Span)>,
+}
+
+impl<'a> Names<'a> {
+    fn expr(&mut self, e: &'a Expr) {
+        match &e.kind {
+            ExprKind::Name(n) => self.uses.push((n.as_str(), e.span)),
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error => {}
+            ExprKind::Unary(_, a) | ExprKind::Field(a, _) => self.expr(a),
+            ExprKind::Binary(_, a, b) => {
+                self.expr(a);
+                self.expr(b);
+            }
+            ExprKind::Call { callee, args } => {
+                self.expr(callee);
+                for a in args {
+                    match a.name.as_ref().map(|n| n.name.as_str()) {
+                        // `grad(f, wrt = (w, b))` names the function's parameters.
+                        Some("wrt") => {}
+                        // `vmap(f, in_axes = (None, 0))`: `None` is a name only there.
+                        Some("in_axes") => self.in_axes(&a.value),
+                        _ => self.expr(&a.value),
+                    }
+                }
+            }
+            ExprKind::Tuple(items) | ExprKind::Array(items) => items.iter().for_each(|i| self.expr(i)),
+            ExprKind::Block(b) => self.block(b),
+            ExprKind::If { cond, then, otherwise } => {
+                self.expr(cond);
+                self.block(then);
+                otherwise.iter().for_each(|b| self.block(b));
+            }
+            ExprKind::Index { base, items } => {
+                self.expr(base);
+                for item in items {
+                    match item {
+                        IndexItem::At(e) => self.expr(e),
+                        IndexItem::Slice { start, end, step } => {
+                            [start, end, step].into_iter().flatten().for_each(|e| self.expr(e))
+                        }
+                        IndexItem::Ellipsis(_) => {}
+                    }
+                }
+            }
+            ExprKind::Lambda(l) => {
+                bind_params(&l.params, l.ret.as_ref(), &mut self.bound);
+                l.params.iter().filter_map(|p| p.default.as_ref()).for_each(|d| self.expr(d));
+                self.expr(&l.body);
+            }
+        }
+    }
+
+    fn in_axes(&mut self, e: &'a Expr) {
+        match &e.kind {
+            ExprKind::Name(n) if n == "None" => {}
+            ExprKind::Tuple(items) => items.iter().for_each(|i| self.in_axes(i)),
+            _ => self.expr(e),
+        }
+    }
+
+    fn block(&mut self, b: &'a Block) {
+        for s in &b.stmts {
+            match s {
+                Stmt::Let { pattern, ty, value, .. } => {
+                    pattern_names(pattern, &mut self.bound);
+                    if let Some(t) = ty {
+                        type_names(t, &mut self.bound);
+                    }
+                    self.expr(value);
+                }
+                Stmt::Assign { value, .. } => self.expr(value),
+                Stmt::For { var, start, end, body, .. } => {
+                    self.bound.insert(var.name.clone());
+                    self.expr(start);
+                    self.expr(end);
+                    self.block(body);
+                }
+                Stmt::Expr(e) => self.expr(e),
+            }
+        }
+    }
+}
