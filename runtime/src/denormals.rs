@@ -14,14 +14,15 @@
 //! digits. XLA's CPU client (so JAX) and TensorFlow run with FTZ and DAZ set
 //! for the same reason; PyTorch does not by default.
 //!
-//! The mode is per thread, and every kernel of a CPU program (the JIT code,
-//! `gemm` with `Parallelism::None`, the host kernels, the interpreter) runs on
-//! the calling thread, so the guard covers all of them. On targets other than
-//! x86-64 the guard does nothing: results there keep IEEE subnormals.
+//! The mode is per thread. The JIT code, the interpreter and single-threaded
+//! host kernels run on the calling thread; host kernels on several threads
+//! run in the compiler's kernel pool, whose threads take the calling
+//! thread's mode before each parallel run (`codegen::cpu::threads`), so the
+//! guard covers all of them. On targets other than x86-64 the guard does
+//! nothing: results there keep IEEE subnormals.
 
-/// MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6) bits.
 #[cfg(target_arch = "x86_64")]
-const FTZ_DAZ: u32 = 0x8040;
+use compiler::codegen::cpu::threads::fp_mode::{read as read_mxcsr, write as write_mxcsr, FTZ_DAZ};
 
 /// While alive, subnormals flush to zero on this thread (x86-64).
 pub struct FlushDenormals {
@@ -54,21 +55,6 @@ impl Drop for FlushDenormals {
         #[cfg(target_arch = "x86_64")]
         write_mxcsr(self.saved);
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn read_mxcsr() -> u32 {
-    let mut value: u32 = 0;
-    // SAFETY: stmxcsr stores the 32-bit control register to the given address.
-    unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut value, options(nostack, preserves_flags)) };
-    value
-}
-
-#[cfg(target_arch = "x86_64")]
-fn write_mxcsr(value: u32) {
-    // SAFETY: ldmxcsr loads the control register; callers only toggle the
-    // FTZ/DAZ bits of a value read from it, so no exception gets unmasked.
-    unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &value, options(nostack, readonly, preserves_flags)) };
 }
 
 #[cfg(test)]

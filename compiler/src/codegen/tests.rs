@@ -1720,3 +1720,29 @@ fn results_do_not_depend_on_the_host_thread_count() {
         assert_within_sum_tolerance(label, func, &inputs, &want[0], &three[0], *terms);
     }
 }
+
+/// Flush-to-zero set on the calling thread reaches the kernel pool's
+/// threads, and clearing it reaches them too: a conv whose every product
+/// is subnormal (2^-70 * 2^-70) gives zeros with FTZ/DAZ and subnormals
+/// without, on every image, with 3 host threads.
+#[test]
+fn the_callers_subnormal_mode_reaches_the_kernel_threads() {
+    use super::cpu::threads::{fp_mode, set_threads};
+    let (xd, kd) = ([16, 8, 16, 16], [16, 8, 3, 3]);
+    let mut b = Builder::new("conv", &[Type::new(DType::F32, &xd), Type::new(DType::F32, &kd)]);
+    let res = b.conv2d(b.param(0), b.param(1), crate::ir::Conv::plain());
+    let func = b.finish(vec![res]);
+    let tiny = |dims: &[usize]| tensor_of(DType::F32, dims, &vec![2f64.powi(-70); dims.iter().product()]);
+    let inputs = [tiny(&xd), tiny(&kd)];
+    let mut cpu = compile(&func).unwrap();
+    set_threads(3);
+    let saved = fp_mode::read();
+    fp_mode::write(saved | fp_mode::FTZ_DAZ);
+    let flushed = cpu.run(&inputs);
+    fp_mode::write(saved);
+    let ieee = cpu.run(&inputs);
+    set_threads(0);
+    let values = |t: &Tensor| t.as_f32().expect("f32").to_vec();
+    assert!(values(&flushed[0]).iter().all(|&v| v == 0.0), "FTZ on every thread: all zero");
+    assert!(values(&ieee[0]).iter().all(|&v| v > 0.0 && !v.is_normal()), "IEEE on every thread: subnormal sums");
+}

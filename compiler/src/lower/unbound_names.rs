@@ -29,14 +29,18 @@ pub fn unknown_names(prog: &Program) -> Vec<Diagnostic> {
         }
         let visible = |name: &str| module.scope.contains_key(name) || super::builtins::lookup(name).is_some();
         for item in &module.ast.items {
-            let (fns, config): (Vec<&FnDecl>, Vec<&Param>) = match item {
-                Item::Fn(f) => (vec![f], vec![]),
-                Item::Model(m) => (m.methods.iter().collect(), m.config.iter().collect()),
+            let (fns, config, method): (Vec<&FnDecl>, Vec<&Param>, bool) = match item {
+                Item::Fn(f) => (vec![f], vec![], false),
+                Item::Model(m) => (m.methods.iter().collect(), m.config.iter().collect(), true),
                 _ => continue,
             };
             for f in fns {
                 let mut names = Names::default();
                 names.bound.extend(config.iter().map(|p| p.name.name.clone()));
+                // The elaborator binds a method's `self` whatever its parameters say.
+                if method {
+                    names.bound.insert("self".into());
+                }
                 bind_params(&f.params, f.ret.as_ref(), &mut names.bound);
                 for p in f.params.iter().chain(config.iter().copied()) {
                     if let Some(d) = &p.default {

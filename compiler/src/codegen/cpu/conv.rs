@@ -140,6 +140,22 @@ thread_local! {
     static TAPS_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Runs `f` on this thread's scratch vector of `key`, taken out of the
+/// thread-local for the call (not borrowed): a pool thread that waits in a
+/// parallel GEMM may run another conv job meanwhile, which then finds the
+/// slot empty and grows its own vector instead of failing a `RefCell`
+/// borrow. The vector goes back afterwards, so steady state allocates
+/// nothing.
+fn with_scratch<T: 'static, R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<T>>>,
+    f: impl FnOnce(&mut Vec<T>) -> R,
+) -> R {
+    let mut scratch = key.take();
+    let result = f(&mut scratch);
+    key.set(scratch);
+    result
+}
+
 /// Runs `image(b, out_b)` for each image `b` and its block of the output
 /// (`block` elements each), over the host kernels' threads when the work is
 /// worth it (`threads::split_items`). Each image's arithmetic is the same
@@ -155,10 +171,25 @@ fn for_each_image<T: Send>(out: &mut [T], block: usize, flops_each: usize, image
 }
 
 macro_rules! conv2d_routine {
-    ($name:ident, $t:ty, $matmul:path, $scratch:ident, $taps_scratch:ident) => {
+    ($name:ident, $body:ident, $t:ty, $matmul:path, $scratch:ident, $taps_scratch:ident) => {
         /// Safety: pointers to live, distinct arena buffers of the conv's
-        /// operand and result sizes; `desc` from `descriptor`.
+        /// operand and result sizes; `desc` from `descriptor`. Runs on the
+        /// host kernels' threads (`threads::parallel`).
         pub(super) extern "C" fn $name(lhs: *const $t, rhs: *const $t, out: *mut $t, desc: *const i64) {
+            if super::threads::threads() == 1 {
+                return unsafe { $body(lhs, rhs, out, desc) };
+            }
+            // Addresses cross to the pool's thread as integers.
+            let (lhs, rhs, out, desc) = (lhs as usize, rhs as usize, out as usize, desc as usize);
+            super::threads::parallel(move || unsafe {
+                $body(lhs as *const $t, rhs as *const $t, out as *mut $t, desc as *const i64)
+            })
+        }
+
+        /// `$name` on the current thread (which may be a pool thread).
+        ///
+        /// Safety: as `$name`.
+        unsafe fn $body(lhs: *const $t, rhs: *const $t, out: *mut $t, desc: *const i64) {
             let d = unsafe { ConvDesc::read(desc) };
             let pixels = d.oh * d.ow;
             let rows = d.cg * d.kh * d.kw;
@@ -188,7 +219,7 @@ macro_rules! conv2d_routine {
                 }
                 let ys_t: Vec<Vec<isize>> = (0..d.oh).map(|y| ys.iter().map(|t| t[y]).collect()).collect();
                 let xs_t: Vec<Vec<isize>> = (0..d.ow).map(|x| xs.iter().map(|t| t[x]).collect()).collect();
-                $scratch.with_borrow_mut(|scratch| {
+                with_scratch(&$scratch, |scratch| {
                     if scratch.len() < (taps + d.o) * columns {
                         scratch.resize((taps + d.o) * columns, 0.0);
                     }
@@ -243,7 +274,7 @@ macro_rules! conv2d_routine {
             // 50 MB per step.
             if !pointwise && d.h * d.w < pixels && rows > 0 {
                 let (taps, hw) = (d.kh * d.kw, d.h * d.w);
-                $scratch.with_borrow_mut(|scratch| {
+                with_scratch(&$scratch, |scratch| {
                     if scratch.len() < d.groups * og * taps * d.cg {
                         scratch.resize(d.groups * og * taps * d.cg, 0.0);
                     }
@@ -259,7 +290,7 @@ macro_rules! conv2d_routine {
                     }
                     let reordered = &*reordered;
                     for_each_image(out, d.o * pixels, 2 * d.o * taps * d.cg * hw, |b, out_b| {
-                        $taps_scratch.with_borrow_mut(|t| {
+                        with_scratch(&$taps_scratch, |t| {
                             if t.len() < og * taps * hw {
                                 t.resize(og * taps * hw, 0.0);
                             }
@@ -293,7 +324,7 @@ macro_rules! conv2d_routine {
             // columns) instead of one GEMM of a few columns per image.
             if !pointwise && d.ow < d.kw && rows > 0 {
                 let columns = d.n * pixels;
-                $scratch.with_borrow_mut(|scratch| {
+                with_scratch(&$scratch, |scratch| {
                     if scratch.len() < columns * rows + og * columns {
                         scratch.resize(columns * rows + og * columns, 0.0);
                     }
@@ -331,7 +362,7 @@ macro_rules! conv2d_routine {
             }
             let kernel = unsafe { std::slice::from_raw_parts(rhs, d.o * rows) };
             for_each_image(out, d.o * pixels, 2 * d.o * rows * pixels, |b, out_b| {
-                $scratch.with_borrow_mut(|col| {
+                with_scratch(&$scratch, |col| {
                     let col_len = if pointwise { 0 } else { rows * pixels };
                     if col.len() < col_len {
                         col.resize(col_len, 0.0);
@@ -365,8 +396,8 @@ macro_rules! conv2d_routine {
     };
 }
 
-conv2d_routine!(jl_conv2d_f32, f32, super::kernels::matmul_f32, COL_F32, TAPS_F32);
-conv2d_routine!(jl_conv2d_f64, f64, super::kernels::matmul_f64, COL_F64, TAPS_F64);
+conv2d_routine!(jl_conv2d_f32, conv2d_f32, f32, super::kernels::matmul_f32, COL_F32, TAPS_F32);
+conv2d_routine!(jl_conv2d_f64, conv2d_f64, f64, super::kernels::matmul_f64, COL_F64, TAPS_F64);
 
 /// A window descriptor, read back: operand dims, result dims, window size,
 /// stride, low padding (the high padding is implied by the result dims).

@@ -335,7 +335,14 @@ macro_rules! matmul_routine {
             n: usize,
             trans: usize,
         ) {
-            unsafe { $inner(a, b, c, m, k, n, trans, super::threads::gemm_parallelism()) }
+            if super::threads::threads() == 1 {
+                return unsafe { $inner(a, b, c, m, k, n, trans, gemm::Parallelism::None) };
+            }
+            // Addresses cross to the pool's thread as integers.
+            let (a, b, c) = (a as usize, b as usize, c as usize);
+            super::threads::parallel(move || unsafe {
+                $inner(a as *const $t, b as *const $t, c as *mut $t, m, k, n, trans, super::threads::gemm_parallelism())
+            })
         }
 
         /// `$name` with the parallelism given: the GEMM behind

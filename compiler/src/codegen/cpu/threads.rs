@@ -7,13 +7,20 @@
 //!
 //! Process-wide rather than per compiled program: the JIT calls the host
 //! routines as plain `extern "C"` functions, and one process trains one
-//! model. Work runs on rayon's global pool (the `gemm` crate's own
-//! threading uses it too), split so that every output element is computed
-//! by one thread in the same order as with one thread: results are
-//! bitwise the same for any thread count (`codegen::tests` checks it).
-//! The fused Cranelift loops stay single-threaded.
+//! model. With more than one thread a routine runs inside a rayon pool of
+//! exactly that many threads (`parallel`), so `gemm`'s own split and our
+//! per-image and per-batch-element splits stay within the count. Work is
+//! split so that every output element is computed by one thread in the
+//! same order as with one thread: results are bitwise the same for any
+//! thread count (`codegen::tests` checks it). The fused Cranelift loops
+//! stay single-threaded.
+//!
+//! Floating-point mode: FTZ/DAZ (`runtime`'s `FlushDenormals`) is per
+//! thread. `parallel` gives the pool's threads the caller's mode before
+//! running on them, so flushing covers the kernels on every thread.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// 0 until set or first read.
 static HOST_THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -44,7 +51,49 @@ fn default_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// The parallelism to give one `gemm` call that runs alone.
+/// The pool for the current count and the floating-point mode its threads
+/// were last given.
+struct Pool {
+    threads: usize,
+    pool: Arc<rayon::ThreadPool>,
+    mode: Option<u32>,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+/// Runs `f` where the host kernels' threads are: directly with one thread,
+/// else inside a pool of exactly `threads()` threads that have the caller's
+/// floating-point mode (FTZ/DAZ).
+pub(super) fn parallel<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let n = threads();
+    if n == 1 {
+        return f();
+    }
+    let mode = fp_mode::read();
+    let pool = {
+        let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(|p| p.threads != n) {
+            let pool =
+                rayon::ThreadPoolBuilder::new().num_threads(n).thread_name(|i| format!("jlc-kernels-{i}")).build();
+            // A pool that cannot start (no threads left) runs the work here.
+            let Ok(pool) = pool else {
+                drop(slot);
+                return f();
+            };
+            *slot = Some(Pool { threads: n, pool: Arc::new(pool), mode: None });
+        }
+        let p = slot.as_mut().expect("set above");
+        if p.mode != Some(mode) {
+            p.pool.broadcast(|_| fp_mode::write(mode));
+            p.mode = Some(mode);
+        }
+        Arc::clone(&p.pool)
+    };
+    pool.install(f)
+}
+
+/// The parallelism to give one `gemm` call that runs alone (inside
+/// `parallel`, so its threads are the pool's).
 pub(super) fn gemm_parallelism() -> gemm::Parallelism {
     match threads() {
         1 => gemm::Parallelism::None,
@@ -56,4 +105,35 @@ pub(super) fn gemm_parallelism() -> gemm::Parallelism {
 /// spreading over threads (rayon's task overhead is a few microseconds).
 pub(super) fn split_items(items: usize, flops_each: usize) -> bool {
     threads() > 1 && items > 1 && items.saturating_mul(flops_each) >= 1 << 20
+}
+
+/// The SSE control register's flush bits (x86-64; elsewhere a no-op).
+pub mod fp_mode {
+    /// MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6) bits.
+    pub const FTZ_DAZ: u32 = 0x8040;
+
+    /// The whole MXCSR of this thread (0 off x86-64).
+    pub fn read() -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut value: u32 = 0;
+            // SAFETY: stmxcsr stores the 32-bit control register to the given address.
+            unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut value, options(nostack, preserves_flags)) };
+            value
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        0
+    }
+
+    /// Loads `value`, read from some thread's MXCSR by `read` (so no
+    /// exception gets unmasked), into this thread's.
+    pub fn write(value: u32) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: ldmxcsr loads the control register from a value `read` produced.
+        unsafe {
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &value, options(nostack, readonly, preserves_flags))
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = value;
+    }
 }
