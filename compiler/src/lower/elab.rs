@@ -1161,6 +1161,9 @@ impl<'p> Elaborator<'p> {
             Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_) | Val::Bool(_)
                 if ty.dims.as_ref().is_none_or(|d| split_ellipsis(d).1.is_empty()) =>
             {
+                if !self.int_fits(&v, dtype, arg_span) {
+                    return Val::Poison;
+                }
                 match self.scalar_tensor(&v, dtype) {
                     Some(t) => t,
                     None => return Val::Poison,

@@ -239,10 +239,30 @@ impl<'p> Elaborator<'p> {
         Val::Tensor(TVal { ty: Ty { dtype: DType::Bool, dims }, id })
     }
 
+    /// Whether a compile-time integer fits the tensor dtype it becomes
+    /// (an i32 one would be clamped silently); reports it if not.
+    pub fn int_fits(&mut self, v: &Val, dtype: DType, span: Span) -> bool {
+        let n = match v {
+            Val::Int(Dim::Known(n)) => *n as i128,
+            Val::NegInt(n) => *n as i128,
+            _ => return true,
+        };
+        if dtype != DType::I32 || (i32::MIN as i128..=i32::MAX as i128).contains(&n) {
+            return true;
+        }
+        self.error(
+            Diagnostic::error(Code::TypeMismatch, format!("{n} does not fit an i32 tensor"))
+                .with_label(span, "this integer meets i32 values here")
+                .with_help("write it as a float (`3e9`) and compute in f32 or f64"),
+        );
+        false
+    }
+
     /// A value used as a tensor of `dtype` (scalars materialize as constants).
     pub fn as_tensor(&mut self, v: &Val, dtype: DType, span: Span) -> Option<TVal> {
         match v {
             Val::Tensor(t) => Some(t.clone()),
+            Val::Int(_) | Val::NegInt(_) if !self.int_fits(v, dtype, span) => None,
             Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_) | Val::Bool(_) => self.scalar_tensor(v, dtype),
             Val::Poison => None,
             other => {
