@@ -330,16 +330,17 @@ fn fashion_mnist_example_trains_on_the_real_files() {
     assert!(s.best_checkpoint.unwrap().ends_with("epoch=0-step=40.safetensors"));
 }
 
-#[test]
-fn fashion_mnist_cnn_example_learns() {
+/// A Fashion-MNIST example shortened to 20 training steps and 4
+/// validation batches (512 images): its val_acc, or `None` (skipped) when
+/// the dataset is absent.
+fn shortened_fashion_val_acc(example: &str) -> Option<f64> {
     if !Path::new(FASHION).is_dir() {
         eprintln!("skipped: {FASHION} is absent (apt-get install dataset-fashion-mnist)");
-        return;
+        return None;
     }
-    // The W2 CNN (conv, max-pool, reshape, flatten) on the real files, shortened.
-    let path = root().join("examples/fashion_mnist_cnn.jl");
+    let path = root().join("examples").join(example);
     let text = std::fs::read_to_string(&path).unwrap();
-    let logs = tempdir("fashion_cnn");
+    let logs = tempdir(example.trim_end_matches(".jl"));
     let sets = [
         "trainer.max_epochs=1".into(),
         "trainer.limit_train_batches=20".into(),
@@ -348,7 +349,13 @@ fn fashion_mnist_cnn_example_learns() {
     ];
     let s = fit(&path, &text, &logs, &sets, None);
     assert_eq!(s.steps, 20);
-    let acc = s.final_metrics.iter().find(|(k, _)| k == "val_acc").unwrap().1;
+    Some(s.final_metrics.iter().find(|(k, _)| k == "val_acc").unwrap().1)
+}
+
+#[test]
+fn fashion_mnist_cnn_example_learns() {
+    // The W2 CNN (conv, max-pool, reshape, flatten) on the real files.
+    let Some(acc) = shortened_fashion_val_acc("fashion_mnist_cnn.jl") else { return };
     // Chance is 0.1; 20 Adam steps (seed 0) measured 0.672 on these 512
     // images with the standardized pixels (0.459 before).
     assert!(acc >= 0.3, "val_acc = {acc}");
@@ -356,24 +363,9 @@ fn fashion_mnist_cnn_example_learns() {
 
 #[test]
 fn fashion_mnist_strong_cnn_example_learns() {
-    if !Path::new(FASHION).is_dir() {
-        eprintln!("skipped: {FASHION} is absent (apt-get install dataset-fashion-mnist)");
-        return;
-    }
     // The stronger variant (padded convs, dropout with the step's key,
-    // AdamW on a cosine schedule), shortened: 20 steps of batch 128.
-    let path = root().join("examples/fashion_mnist_cnn_strong.jl");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let logs = tempdir("fashion_cnn_strong");
-    let sets = [
-        "trainer.max_epochs=1".into(),
-        "trainer.limit_train_batches=20".into(),
-        "trainer.limit_val_batches=4".into(),
-        "trainer.test_after_fit=false".into(),
-    ];
-    let s = fit(&path, &text, &logs, &sets, None);
-    assert_eq!(s.steps, 20);
-    let acc = s.final_metrics.iter().find(|(k, _)| k == "val_acc").unwrap().1;
+    // AdamW on a cosine schedule), batch 128.
+    let Some(acc) = shortened_fashion_val_acc("fashion_mnist_cnn_strong.jl") else { return };
     // Chance is 0.1; 20 steps (seed 0) measured 0.643 on these 512 images.
     assert!(acc >= 0.4, "val_acc = {acc}");
 }

@@ -33,9 +33,7 @@ macro_rules! batch_matmul_routine {
                 let (a, b, c) = (a, b, c);
                 $matmul(a.0.add(p * m * k), b.0.add(p * k * n), c.0.add(p * m * n), m, k, n, trans, parallelism)
             };
-            if super::threads::threads() == 1 {
-                (0..batch).for_each(|p| one(p, gemm::Parallelism::None));
-            } else if super::threads::split_items(batch, 2 * m * k * n) {
+            if super::threads::split_items(batch, 2 * m * k * n) {
                 super::threads::parallel(|| (0..batch).into_par_iter().for_each(|p| one(p, gemm::Parallelism::None)));
             } else {
                 super::threads::parallel(|| (0..batch).for_each(|p| one(p, super::threads::gemm_parallelism())));

@@ -176,9 +176,6 @@ macro_rules! conv2d_routine {
         /// operand and result sizes; `desc` from `descriptor`. Runs on the
         /// host kernels' threads (`threads::parallel`).
         pub(super) extern "C" fn $name(lhs: *const $t, rhs: *const $t, out: *mut $t, desc: *const i64) {
-            if super::threads::threads() == 1 {
-                return unsafe { $body(lhs, rhs, out, desc) };
-            }
             // Addresses cross to the pool's thread as integers.
             let (lhs, rhs, out, desc) = (lhs as usize, rhs as usize, out as usize, desc as usize);
             super::threads::parallel(move || unsafe {

@@ -335,9 +335,6 @@ macro_rules! matmul_routine {
             n: usize,
             trans: usize,
         ) {
-            if super::threads::threads() == 1 {
-                return unsafe { $inner(a, b, c, m, k, n, trans, gemm::Parallelism::None) };
-            }
             // Addresses cross to the pool's thread as integers.
             let (a, b, c) = (a as usize, b as usize, c as usize);
             super::threads::parallel(move || unsafe {

@@ -61,8 +61,8 @@ struct Pool {
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
-/// Runs `f` where the host kernels' threads are: directly with one thread,
-/// else inside a pool of exactly `threads()` threads that have the caller's
+/// Runs `f` where the host kernels' threads are: directly on this thread
+/// with one (so callers need no case of their own), else inside a pool of exactly `threads()` threads that have the caller's
 /// floating-point mode (FTZ/DAZ).
 pub(super) fn parallel<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let n = threads();
