@@ -25,6 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train the model file (or run its `fn main` if it has no trainer section).
+    #[command(visible_alias = "fit")]
     Run {
         file: PathBuf,
         /// Override a setting: `--set trainer.max_epochs=3`.

@@ -118,6 +118,25 @@ fn linear_regression_on_npz_finds_the_true_weights_and_predicts_them() {
         jlc_out(&["predict", model, "--set", &logs, "--out", preds.to_str().unwrap(), "--split", "all"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(npy::parse("p", &std::fs::read(&preds).unwrap()).unwrap().dims, [n, 1]);
+    // limit_predict_batches: the split's first batches (Lightning's setting);
+    // `jlc fit` is `jlc run` under Lightning's name.
+    let (code, _, err) = jlc_out(&[
+        "predict",
+        model,
+        "--set",
+        &logs,
+        "--out",
+        preds.to_str().unwrap(),
+        "--split",
+        "all",
+        "--set",
+        "trainer.limit_predict_batches=3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(npy::parse("p", &std::fs::read(&preds).unwrap()).unwrap().dims, [3 * 64, 1]);
+    let (code, out, _) = jlc_out(&["fit", model, "--set", &logs, "--print-config"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("limit_predict_batches: 0"), "{out}");
     // The file was replaced by a rename: no temp file is left beside it.
     let stray: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()

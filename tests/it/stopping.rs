@@ -493,6 +493,11 @@ fn min_epochs_overfit_batches_and_limit_test_batches() {
     assert_eq!(code, 0, "{err}");
     assert!((table_value(&out, "test_acc") - want).abs() < 1e-6, "{out} vs {want}");
     assert!(err.starts_with("100 examples"), "{err}");
+    // `jlc validate` honours limit_val_batches as `fit` does: one batch of
+    // the 100-example validation split.
+    let (code, _, err) = jlc_out(&["validate", model, "--set", &logs, "--set", "trainer.limit_val_batches=1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.starts_with("50 examples"), "{err}");
 }
 
 /// `val_check_interval` validates within the epoch (an int: every n

@@ -161,6 +161,8 @@ pub struct TrainerConfig {
     pub limit_val_batches: usize,
     /// Test (after `fit`, and `jlc test`) on at most this many batches (0: all).
     pub limit_test_batches: usize,
+    /// `jlc predict` on at most this many batches of its split (0: all).
+    pub limit_predict_batches: usize,
     /// Early stopping (a callback's stop request) waits until this many epochs are done.
     pub min_epochs: usize,
     /// Debugging: train and validate on the first n training batches, in
@@ -280,6 +282,7 @@ const TRAINER_KEYS: &[&str] = &[
     "model",
     "limit_val_batches",
     "limit_test_batches",
+    "limit_predict_batches",
     "min_epochs",
     "overfit_batches",
     "check_val_every_n_epoch",
@@ -426,6 +429,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         enable_checkpointing: true,
         limit_val_batches: 0,
         limit_test_batches: 0,
+        limit_predict_batches: 0,
         min_epochs: 0,
         overfit_batches: 0,
         check_val_every_n_epoch: 1,
@@ -472,6 +476,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "logger" => cfg.loggers = loggers(e, &mut diags),
             "limit_val_batches" => cfg.limit_val_batches = non_negative(e, &mut diags),
             "limit_test_batches" => cfg.limit_test_batches = non_negative(e, &mut diags),
+            "limit_predict_batches" => cfg.limit_predict_batches = non_negative(e, &mut diags),
             "min_epochs" => cfg.min_epochs = non_negative(e, &mut diags),
             "overfit_batches" => cfg.overfit_batches = non_negative(e, &mut diags),
             "check_val_every_n_epoch" => cfg.check_val_every_n_epoch = positive(e, &mut diags),

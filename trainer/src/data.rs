@@ -226,6 +226,17 @@ impl Dataset {
     pub fn subset(&self, indices: &[usize]) -> Dataset {
         Dataset { x: self.x.subset(indices), y: self.y.subset(indices) }
     }
+    /// The first `batches` batches of `batch_size` examples (the
+    /// `limit_*_batches` settings); all of it when `batches` is 0 or they
+    /// cover it.
+    pub fn first_batches(&self, batches: usize, batch_size: usize) -> std::borrow::Cow<'_, Dataset> {
+        match batches.checked_mul(batch_size) {
+            Some(n) if batches > 0 && n < self.len() => {
+                std::borrow::Cow::Owned(self.subset(&(0..n).collect::<Vec<_>>()))
+            }
+            _ => std::borrow::Cow::Borrowed(self),
+        }
+    }
     /// The batch of examples `order[start..start + size]` as (x, y), each
     /// of its column's `batch_type(size)`.
     pub fn batch(&self, order: &[usize], start: usize, size: usize) -> (Tensor, Tensor) {

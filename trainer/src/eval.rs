@@ -147,16 +147,12 @@ pub fn run_with_data(
             ))
         })?,
     };
-    // limit_test_batches: the first batches of the test split, as after `fit`.
-    let limited;
-    let bs = setup.data_cfg.batch_size;
-    let n_test = setup.trainer_cfg.limit_test_batches * bs;
-    let data = if stage == Stage::Test && n_test > 0 && n_test < data.len() {
-        limited = data.subset(&(0..n_test).collect::<Vec<_>>());
-        &limited
-    } else {
-        data
+    // limit_val_batches / limit_test_batches: the first batches, as in `fit`.
+    let limit = match stage {
+        Stage::Validate => setup.trainer_cfg.limit_val_batches,
+        Stage::Test => setup.trainer_cfg.limit_test_batches,
     };
+    let data = &*data.first_batches(limit, setup.data_cfg.batch_size);
     let ck_path = resolve_checkpoint(opts.ckpt.as_ref().unwrap_or(&Resume::Last), &setup.base, "--ckpt", "evaluate")?;
     let name = ck_path.display().to_string();
     let mut ck = checkpoint::load(&ck_path)?;

@@ -353,14 +353,7 @@ fn fit_prepared<'scope, 'env>(
     let trainer_cfg = &trainer_cfg;
     let train = &setup.train;
     // limit_val_batches: the first batches of the (fixed) validation order.
-    let limit = |d: &Dataset, batches: usize| {
-        if batches > 0 && batches * bs < d.len() {
-            d.subset(&(0..batches * bs).collect::<Vec<_>>())
-        } else {
-            d.clone()
-        }
-    };
-    let val = &limit(&setup.val, trainer_cfg.limit_val_batches);
+    let val = &*setup.val.first_batches(trainer_cfg.limit_val_batches, bs);
     let compile = |f: &compiler::ir::Func| -> Result<Executable, runtime::Error> {
         let mut exe = Executable::compile(f.clone(), opts.backend)?;
         exe.set_flush_denormals(trainer_cfg.flush_denormals);
@@ -554,7 +547,7 @@ fn fit_prepared<'scope, 'env>(
     if resumed_from.is_none() && dev_run == 0 && !val_exes.is_empty() {
         let n = trainer_cfg.num_sanity_val_steps.unwrap_or(usize::MAX);
         if n > 0 {
-            let sanity = limit(val, n.min(val.len()));
+            let sanity = val.first_batches(n, bs);
             eval::evaluate(
                 &mut val_exes,
                 &params,
@@ -879,7 +872,7 @@ fn fit_prepared<'scope, 'env>(
         // after training (trainer.test_after_fit = false turns it off), on
         // the final parameters.
         let n = if dev_run > 0 { dev_run } else { trainer_cfg.limit_test_batches };
-        let test = &limit(setup.test.as_ref().expect("checked by will_test"), n);
+        let test = &*setup.test.as_ref().expect("checked by will_test").first_batches(n, bs);
         let mut exes = setup.eval_programs(Stage::Test, test, opts.backend, &opts.compiler, opts.color)?;
         test_metrics =
             eval::evaluate(&mut exes, &params, test, bs, &progs.test_logs, eval_key(progs.keys.test, "test_step"))?;
@@ -1243,6 +1236,7 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         format!("  limit_train_batches: {}", trainer.limit_train_batches),
         format!("  limit_val_batches: {}", trainer.limit_val_batches),
         format!("  limit_test_batches: {}", trainer.limit_test_batches),
+        format!("  limit_predict_batches: {}", trainer.limit_predict_batches),
         format!("  min_epochs: {}", trainer.min_epochs),
         format!("  overfit_batches: {}", trainer.overfit_batches),
         format!("  check_val_every_n_epoch: {}", trainer.check_val_every_n_epoch),
