@@ -92,6 +92,14 @@ fn test_runs_after_fit_and_from_a_checkpoint_without_changing_it() {
         assert_eq!(cells[1..], [name, ty, count], "{row}");
     }
     assert!(err.contains("68 trainable params in model `Quadrants`"), "{err}");
+    // 500 training examples in batches of 50: nothing is left over. In
+    // batches of 64 (one epoch), 52 are, and the summary says so.
+    assert!(!err.contains("wait for a later epoch"), "{err}");
+    let other = format!("trainer.default_root_dir={}", dir.join("logs-64").display());
+    let (code, _, err) =
+        jlc_out(&["run", model, "--set", &other, "--set", "data.batch_size=64", "--set", "trainer.max_epochs=1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("an epoch is 7 batches of 64: training batches are full, so 52 examples"), "{err}");
     let ckpt = dir.join("logs/lightning_logs/version_0/checkpoints/last.safetensors");
     let after_fit = table_value(&out, "test_acc");
     let want = oracle_accuracy(&dir, "t10k", &ckpt);

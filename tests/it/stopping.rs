@@ -29,6 +29,19 @@ data = csv("ones.csv") { batch_size = 4; shuffle = false }
 trainer { max_epochs = 40; log_every_n_steps = 1 }
 "#;
 
+/// A finite loss with an infinite gradient: d sqrt(w) / dw at w = 0. One
+/// batch per epoch, so the epoch's end would save the step's parameters.
+const KINK: &str = r#"
+use optim.sgd
+model Kink {
+    w: f32[1] = zeros()
+    fn training_step(self, x: f32[B, 1], y: i32[B]) -> f32 = mean(sqrt(self.w) + 0.0 * x)
+    fn configure_optimizers(self) = sgd(lr = 0.1)
+}
+data = csv("ones.csv") { batch_size = 8; shuffle = false }
+trainer { max_epochs = 3 }
+"#;
+
 /// The 0-based step "NAME is VALUE at global step N" names.
 fn reported_step(err: &str) -> usize {
     let at = err.find("at global step ").unwrap_or_else(|| panic!("{err}")) + "at global step ".len();
@@ -429,6 +442,32 @@ fn fast_dev_run_val_limits_and_max_time() {
 fn full_last(path: &std::path::Path, text: &str) -> std::path::PathBuf {
     let s = fit(path, text, &tempdir("no-timer"), &["trainer.max_epochs=1".into()], None);
     s.last_checkpoint.expect("last is written")
+}
+
+/// The step whose gradients are not finite stops training before its
+/// parameters (here -inf) can reach a checkpoint, though its loss is finite;
+/// the same with the norm logged (`log_grad_norm`).
+#[test]
+fn a_non_finite_gradient_stops_before_its_step_is_saved() {
+    let dir = tempdir("nonfinite-grad");
+    std::fs::write(dir.join("ones.csv"), "1,0\n".repeat(8)).unwrap();
+    let model = dir.join("kink.jl");
+    std::fs::write(&model, KINK).unwrap();
+    let model = model.to_str().unwrap();
+    for (run, extra) in [("plain", "trainer.log_grad_norm=false"), ("logged", "trainer.log_grad_norm=true")] {
+        let logs = format!("trainer.default_root_dir={}", dir.join(run).display());
+        let (code, _, err) = jlc_out(&["run", model, "--set", &logs, "--set", extra]);
+        assert_eq!(code, 1, "{run}: {err}");
+        assert!(err.contains("error: grad_norm is inf at global step 0 (epoch 0, batch 0)"), "{run}: {err}");
+        assert!(err.contains("no checkpoint was saved before it"), "{run}: {err}");
+        let ckpts = dir.join(run).join("lightning_logs/version_0/checkpoints");
+        assert!(!ckpts.join("last.safetensors").exists(), "{run}: nothing saved after the bad step");
+    }
+    // Off: the infinite step goes through and the loss turns NaN one step later.
+    let logs = format!("trainer.default_root_dir={}", dir.join("off").display());
+    let (code, out, err) = jlc_out(&["run", model, "--set", &logs, "--set", "trainer.stop_on_nonfinite=false"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("train_loss_epoch=NaN"), "{out}");
 }
 
 /// `min_epochs` holds off early stopping; `overfit_batches = n` is the

@@ -226,7 +226,7 @@ impl Callback for ModelCheckpoint {
     }
 
     fn on_validation_end(&mut self, ctx: &mut Ctx) {
-        if self.cfg.save_top_k == Some(0) {
+        if self.cfg.save_top_k == Some(0) || !(ctx.epoch + 1).is_multiple_of(self.cfg.every_n_epochs) {
             return;
         }
         let name = format!("{}.safetensors", format_template(&self.template, ctx.epoch, ctx.global_step, ctx.metrics));

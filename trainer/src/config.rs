@@ -256,6 +256,10 @@ pub struct CheckpointConfig {
     /// Also rewrite `last.safetensors` every N optimizer steps within an
     /// epoch (0: only at epoch ends), so a crash loses at most N steps.
     pub every_n_train_steps: usize,
+    /// Consider an epoch checkpoint only after every N-th epoch (Lightning's
+    /// `every_n_epochs`: epochs N, 2N, ... counted from 1); `last` is
+    /// written at every epoch end regardless.
+    pub every_n_epochs: usize,
 }
 
 /// EarlyStopping's settings (`early_stopping_*`).
@@ -301,6 +305,7 @@ const TRAINER_KEYS: &[&str] = &[
     "save_top_k",
     "save_last",
     "checkpoint_every_n_train_steps",
+    "checkpoint_every_n_epochs",
     "early_stopping_monitor",
     "early_stopping_mode",
     "early_stopping_patience",
@@ -449,6 +454,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             save_last: true,
             filename: "epoch={epoch}-step={step}".into(),
             every_n_train_steps: 0,
+            every_n_epochs: 1,
         },
         early_stopping: None,
         grad: GradSettings::default(),
@@ -509,6 +515,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "save_top_k" => top_k_setting = Some(top_k(e, &mut diags)),
             "save_last" => cfg.checkpoint.save_last = boolean(e, &mut diags),
             "checkpoint_every_n_train_steps" => cfg.checkpoint.every_n_train_steps = non_negative(e, &mut diags),
+            "checkpoint_every_n_epochs" => cfg.checkpoint.every_n_epochs = positive(e, &mut diags),
             "early_stopping_monitor" => es.monitor = string(e, &mut diags),
             "early_stopping_mode" => es.mode = mode(e, &mut diags),
             "early_stopping_patience" => es.patience = non_negative(e, &mut diags),

@@ -22,7 +22,7 @@ use crate::prefetch::Prefetch;
 use crate::rng::{step_key, Rng};
 use crate::setup::{self, Stage};
 use compiler::ir::{Tensor, Type};
-use compiler::lower::gradients::ClipAlgorithm;
+use compiler::lower::gradients::{ClipAlgorithm, GRAD_NORM_LOG};
 use compiler::lower::{Init, ParamSpec, TrainPrograms};
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime::{Backend, Executable};
@@ -376,7 +376,7 @@ fn fit_prepared<'scope, 'env>(
     };
     let mut hook = crate::hook::compile(setup, opts.backend, &opts.compiler, opts.color)?;
     let will_test = trainer_cfg.test_after_fit && progs.test_step.is_some() && setup.test.is_some();
-    print_summary(progs, setup.compile_ms, train, val, setup.test.as_ref().filter(|_| will_test));
+    print_summary(progs, setup.compile_ms, (train, bs), val, setup.test.as_ref().filter(|_| will_test));
     // Lightning's "GPU available: ..., used: ..." line.
     eprintln!("accelerator: {}", opts.backend.describe());
 
@@ -526,15 +526,20 @@ fn fit_prepared<'scope, 'env>(
     let n_states = states.len();
     let mut resident = Resident::default();
     let watched = |name: &str| trainer_cfg.nonfinite_metrics.iter().any(|m| m == name);
-    // The first non-finite value of a step that must stay finite: the loss,
-    // then the watched logged values (`logs` in `train_logs` order).
-    let bad_value =
-        |loss: f64, logs: &[f64]| -> Option<(String, f64)> {
-            non_finite(std::iter::once(("train_loss", loss)).filter(|_| trainer_cfg.stop_on_nonfinite).chain(
-                progs.train_logs.iter().zip(logs).map(|((n, _), v)| (n.as_str(), *v)).filter(|(n, _)| watched(n)),
-            ))
-            .map(|(n, v)| (n.to_string(), v))
-        };
+    // The first non-finite value of a step that must stay finite: the loss
+    // and the gradients' global norm (stop_on_nonfinite), then the watched
+    // logged values (`logs` in `train_logs` order). The norm is a logged
+    // value with `log_grad_norm`, else the step's unlogged last output.
+    let checked_norm_output = progs.grad_settings.checked_norm_output();
+    let bad_value = |loss: f64, logs: &[f64], checked_norm: Option<f64>| -> Option<(String, f64)> {
+        let logged = || progs.train_logs.iter().zip(logs).map(|((n, _), v)| (n.as_str(), *v));
+        let logged_norm = logged().filter(|(n, _)| progs.grad_settings.log_grad_norm && *n == GRAD_NORM_LOG);
+        let must_be_finite = std::iter::once(("train_loss", loss))
+            .chain(checked_norm.map(|v| (GRAD_NORM_LOG, v)))
+            .chain(logged_norm)
+            .filter(|_| trainer_cfg.stop_on_nonfinite);
+        non_finite(must_be_finite.chain(logged().filter(|(n, _)| watched(n)))).map(|(n, v)| (n.to_string(), v))
+    };
     {
         let mut ctx = Ctx::new(pos.epoch, global_step, &[], &ckpt_dir);
         for c in callbacks.iter_mut() {
@@ -624,8 +629,9 @@ fn fit_prepared<'scope, 'env>(
                         .into_iter();
                     step_time += call.elapsed();
                     let loss = outs.next().expect("loss output").scalar_value();
-                    let logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
-                    if let Some((name, value)) = bad_value(loss, &logs) {
+                    let mut logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
+                    let checked_norm = checked_norm_output.then(|| logs.pop().expect("the checked gradient norm"));
+                    if let Some((name, value)) = bad_value(loss, &logs, checked_norm) {
                         bar.abandon();
                         logger.flush()?;
                         return Err(non_finite_error(&name, value, global_step, epoch, b, &last_checkpoint));
@@ -658,7 +664,7 @@ fn fit_prepared<'scope, 'env>(
                         accs = outs.by_ref().take(n_params).collect();
                         let loss = outs.next().expect("loss output").scalar_value();
                         let logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
-                        if let Some((name, value)) = bad_value(loss, &logs) {
+                        if let Some((name, value)) = bad_value(loss, &logs, None) {
                             bar.abandon();
                             logger.flush()?;
                             return Err(non_finite_error(&name, value, global_step, epoch, mb, &last_checkpoint));
@@ -683,13 +689,14 @@ fn fit_prepared<'scope, 'env>(
                     params = outs.by_ref().take(n_params).collect();
                     states = outs.by_ref().take(n_states).collect();
                     let mut logs: Vec<f64> = w_logs.iter().map(|v| v / n).collect();
+                    let mut window: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
+                    let checked_norm = checked_norm_output.then(|| window.pop().expect("the checked gradient norm"));
                     // Values of the whole window (grad_norm): weighted by its micro-batches in the epoch's mean.
-                    for t in outs {
-                        let v = t.scalar_value();
+                    for v in window {
                         log_sums[logs.len()] += v * n;
                         logs.push(v);
                     }
-                    if let Some((name, value)) = bad_value(w_loss / n, &logs) {
+                    if let Some((name, value)) = bad_value(w_loss / n, &logs, checked_norm) {
                         bar.abandon();
                         logger.flush()?;
                         return Err(non_finite_error(&name, value, global_step, epoch, end - 1, &last_checkpoint));
@@ -1194,7 +1201,13 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
 }
 
 /// The model summary: one row per parameter (name, type, count), then the totals.
-fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &Dataset, test: Option<&Dataset>) {
+fn print_summary(
+    progs: &TrainPrograms,
+    compile_ms: f64,
+    (train, batch_size): (&Dataset, usize),
+    val: &Dataset,
+    test: Option<&Dataset>,
+) {
     let total: usize = progs.params.iter().map(|p| p.ty.shape.num_elements()).sum();
     // Columns as wide as their widest entry, so long types stay aligned.
     let name_w = progs.params.iter().map(|p| p.path.len()).chain([4]).max().unwrap_or(4);
@@ -1211,6 +1224,14 @@ fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &
         train.len(),
         val.len()
     );
+    let left_over = train.len() % batch_size;
+    if left_over > 0 && train.len() >= batch_size {
+        eprintln!(
+            "an epoch is {} batches of {batch_size}: training batches are full, so {left_over} examples \
+             (a different few each epoch when shuffled) wait for a later epoch",
+            train.len() / batch_size
+        );
+    }
 }
 
 fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainPrograms, path: &Path) -> String {
@@ -1262,6 +1283,7 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         format!("  save_top_k: {}", ck.save_top_k.map_or(-1, |k| k as i64)),
         format!("  save_last: {}", ck.save_last),
         format!("  checkpoint_every_n_train_steps: {}", ck.every_n_train_steps),
+        format!("  checkpoint_every_n_epochs: {}", ck.every_n_epochs),
         format!("  gradient_clip_val: {}", trainer.grad.clip.map_or(0.0, |c| c.val)),
         format!(
             "  gradient_clip_algorithm: {:?}",

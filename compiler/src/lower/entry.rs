@@ -429,7 +429,9 @@ pub struct TrainPrograms {
     /// Inputs: params, states (param-major), step (f32 scalar, 1-based), x, y
     /// (then the key, with `keys.train`).
     /// Outputs: new params, new states, loss, then the logged values
-    /// (`train_logs`: `training_step`'s, then `grad_norm` with `log_grad_norm`).
+    /// (`train_logs`: `training_step`'s, then `grad_norm` with
+    /// `log_grad_norm`, then `lr` with `log_lr`), then the unlogged
+    /// gradient norm when `grad_settings.checked_norm_output()`.
     pub train_step: Func,
     pub train_logs: Vec<(String, bool)>,
     /// Inputs: params, x, y (then the key, with `keys.val`). Outputs: the
@@ -475,7 +477,8 @@ pub struct Accumulation {
     /// Inputs: params, states (param-major), step (f32, 1-based),
     /// accumulators, n (f32 scalar: the micro-batches they sum). Divides
     /// by n (the window's mean gradient), clips, and updates. Outputs: new
-    /// params, new states, then `grad_norm` when logged.
+    /// params, new states, then `grad_norm` and `lr` when logged, then the
+    /// unlogged gradient norm when `grad_settings.checked_norm_output()`.
     pub apply_step: Func,
 }
 
@@ -630,16 +633,17 @@ pub fn lower_training_with(
     let outs = inline(b, &grad, &grad_args);
     let loss = outs[0];
     let logs: Vec<ValueId> = outs[1..1 + n_logs].to_vec();
-    let (grads, norm) = super::gradients::transform(b, &outs[1 + n_logs..], &settings);
+    let g = super::gradients::transform(b, &outs[1 + n_logs..], &settings);
     let hyper = update.hyper_at(&mut el, step_id);
-    let (mut outputs, new_states) = update.append(&mut el, &grads, step_id, &hyper)?;
+    let (mut outputs, new_states) = update.append(&mut el, &g.grads, step_id, &hyper)?;
     outputs.extend(new_states);
     outputs.push(loss);
     outputs.extend(logs);
-    outputs.extend(norm);
+    outputs.extend(g.logged_norm);
     if settings.log_lr {
         outputs.push(update.learning_rate(&mut el, &hyper)?);
     }
+    outputs.extend(g.checked_norm);
     let train_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
     crate::ir::verify::assert_valid(&train_step, "lower (train step)");
 
@@ -681,15 +685,16 @@ pub fn lower_training_with(
                 b.div(acc, n)
             })
             .collect();
-        let (grads, norm) = super::gradients::transform(b, &grads, &settings);
+        let g = super::gradients::transform(b, &grads, &settings);
         let step_id = ValueId((n_params * (1 + n_states)) as u32);
         let hyper = update.hyper_at(&mut el, step_id);
-        let (mut outputs, new_states) = update.append(&mut el, &grads, step_id, &hyper)?;
+        let (mut outputs, new_states) = update.append(&mut el, &g.grads, step_id, &hyper)?;
         outputs.extend(new_states);
-        outputs.extend(norm);
+        outputs.extend(g.logged_norm);
         if settings.log_lr {
             outputs.push(update.learning_rate(&mut el, &hyper)?);
         }
+        outputs.extend(g.checked_norm);
         let apply_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
         crate::ir::verify::assert_valid(&apply_step, "lower (apply step)");
         Some(Accumulation { k: settings.accumulate, grad_step, apply_step })

@@ -51,11 +51,24 @@ pub struct GradSettings {
     /// Log the optimizer's learning rate at each optimizer step as `lr`
     /// (its schedule evaluated at the step): Lightning's `LearningRateMonitor`.
     pub log_lr: bool,
+    /// `stop_on_nonfinite` (default on): the step also returns the global
+    /// gradient norm, last and unlogged unless `log_grad_norm` logs it, so
+    /// the trainer stops at the step whose gradients are NaN or infinite,
+    /// before non-finite parameters can reach a checkpoint.
+    pub check_finite: bool,
 }
 
 impl Default for GradSettings {
     fn default() -> Self {
-        GradSettings { clip: None, log_grad_norm: false, accumulate: 1, log_lr: false }
+        GradSettings { clip: None, log_grad_norm: false, accumulate: 1, log_lr: false, check_finite: true }
+    }
+}
+
+impl GradSettings {
+    /// Whether the step's last output is the gradient norm, for the
+    /// trainer's finiteness check only (not a logged value).
+    pub fn checked_norm_output(&self) -> bool {
+        self.check_finite && !self.log_grad_norm
     }
 }
 
@@ -94,6 +107,8 @@ pub fn grad_settings(trainer: Option<&Section>) -> Result<GradSettings, Vec<Diag
             ("log_grad_norm", _) => diags.push(error(e, "`true` or `false`")),
             ("log_lr", ConstValue::Bool(b)) => res.log_lr = *b,
             ("log_lr", _) => diags.push(error(e, "`true` or `false`")),
+            // The trainer's configuration reads (and checks) this key too.
+            ("stop_on_nonfinite", ConstValue::Bool(b)) => res.check_finite = *b,
             _ => {}
         }
     }
@@ -107,16 +122,30 @@ pub fn grad_settings(trainer: Option<&Section>) -> Result<GradSettings, Vec<Diag
     }
 }
 
-/// Clips `grads` as `settings` say; returns them and, with
-/// `log_grad_norm`, their global norm before clipping.
-pub fn transform(b: &mut Builder, grads: &[ValueId], settings: &GradSettings) -> (Vec<ValueId>, Option<ValueId>) {
+/// The gradients as the optimizer gets them, and the step outputs that
+/// describe them.
+pub struct Transformed {
+    pub grads: Vec<ValueId>,
+    /// With `log_grad_norm`: the global norm before clipping, logged.
+    pub logged_norm: Option<ValueId>,
+    /// With `checked_norm_output()`: the same norm, the step's last output.
+    pub checked_norm: Option<ValueId>,
+}
+
+/// Clips `grads` as `settings` say, and computes their global norm before
+/// clipping where a setting needs it.
+pub fn transform(b: &mut Builder, grads: &[ValueId], settings: &GradSettings) -> Transformed {
     let by_norm = settings.clip.is_some_and(|c| c.algorithm == ClipAlgorithm::Norm);
-    let norm = (settings.log_grad_norm || by_norm).then(|| global_norm(b, grads));
+    let norm = (settings.log_grad_norm || settings.check_finite || by_norm).then(|| global_norm(b, grads));
     let clipped = match settings.clip {
         Some(clip) => clip_gradients(b, grads, clip, norm),
         None => grads.to_vec(),
     };
-    (clipped, norm.filter(|_| settings.log_grad_norm))
+    Transformed {
+        grads: clipped,
+        logged_norm: norm.filter(|_| settings.log_grad_norm),
+        checked_norm: norm.filter(|_| settings.checked_norm_output()),
+    }
 }
 
 /// The global 2-norm of `grads` in their dtype, summed as `optax.tree.norm`

@@ -10,6 +10,7 @@ fn ck_cfg(monitor: Option<&str>, mode: Mode, top_k: Option<usize>, filename: &st
         save_last: true,
         filename: filename.into(),
         every_n_train_steps: 0,
+        every_n_epochs: 1,
     }
 }
 
@@ -51,6 +52,22 @@ fn model_checkpoint_without_monitor_keeps_all_or_the_newest_k() {
     assert_eq!(newest.best_model_path(), Some(Path::new("/ck/epoch=2.safetensors")));
     let mut none = ModelCheckpoint::new(ck_cfg(None, Mode::Min, Some(0), "epoch={epoch}"));
     assert_eq!(epoch_end(&mut none, 0, &[]), (vec![], vec![], false));
+}
+
+/// `checkpoint_every_n_epochs = 3`: only epochs 3, 6, ... (counted from 1)
+/// are considered, so the best of the others is never saved or ranked.
+#[test]
+fn model_checkpoint_every_n_epochs_skips_the_epochs_between() {
+    let mut cfg = ck_cfg(Some("val_acc"), Mode::Max, Some(1), "epoch={epoch}");
+    cfg.every_n_epochs = 3;
+    let mut cb = ModelCheckpoint::new(cfg);
+    let mut saved = vec![];
+    for (epoch, acc) in [0.5, 0.9, 0.6, 0.4, 0.7, 0.3, 0.8].into_iter().enumerate() {
+        saved.extend(epoch_end(&mut cb, epoch, &[("val_acc", acc)]).0);
+    }
+    // Epoch 2 (0.6) is saved, epoch 5 (0.3) is not better; epoch 1's 0.9 was never a candidate.
+    assert_eq!(saved, ["epoch=2.safetensors"]);
+    assert_eq!(cb.best_model_path(), Some(Path::new("/ck/epoch=2.safetensors")));
 }
 
 /// The top-k list against an independent oracle: after each epoch, the kept

@@ -61,6 +61,7 @@ fn callback_settings_and_overrides() {
     save_last = false
     checkpoint_filename = "epoch={epoch}-val_acc={val_acc:.4}"
     checkpoint_every_n_train_steps = 100
+    checkpoint_every_n_epochs = 2
     early_stopping_monitor = "val_loss"
     early_stopping_patience = 5
     early_stopping_min_delta = 0.001
@@ -78,6 +79,7 @@ fn callback_settings_and_overrides() {
             save_last: false,
             filename: "epoch={epoch}-val_acc={val_acc:.4}".into(),
             every_n_train_steps: 100,
+            every_n_epochs: 2,
         }
     );
     assert_eq!(

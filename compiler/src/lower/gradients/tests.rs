@@ -39,8 +39,9 @@ fn settings_default_read_and_report() {
 fn clip_func(types: &[Type], s: &GradSettings) -> Func {
     let mut b = Builder::new("clip", types);
     let grads: Vec<ValueId> = (0..types.len()).map(|i| b.param(i)).collect();
-    let (mut outs, norm) = transform(&mut b, &grads, s);
-    outs.extend(norm);
+    let mut t = transform(&mut b, &grads, s);
+    t.grads.extend(t.logged_norm);
+    let outs = t.grads;
     b.finish(outs)
 }
 
@@ -67,6 +68,7 @@ fn clip_by_norm_matches_optax_in_f64() {
             log_grad_norm: true,
             log_lr: false,
             accumulate: 1,
+            check_finite: true,
         };
         let func = clip_func(&types, &s);
         crate::ir::verify::assert_valid(&func, "clip test");
@@ -111,6 +113,7 @@ fn clip_by_value_clamps_each_element() {
             log_grad_norm: false,
             log_lr: false,
             accumulate: 1,
+            check_finite: true,
         };
         let func = clip_func(&types, &s);
         assert_eq!(func.outputs.len(), 2, "no norm without log_grad_norm");
