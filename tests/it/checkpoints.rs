@@ -51,16 +51,15 @@ fn interrupted_and_resumed_training_is_bitwise_the_uninterrupted_run() {
     assert_eq!(full.steps, 46);
     let per_epoch = full.steps / 2;
 
-    // Stop points: exact epoch boundaries (23 = the end of epoch 0, 24 = one
-    // batch into epoch 1, 46 = the very end) plus random ones.
+    // 20 stop points: exact epoch boundaries (23 = the end of epoch 0, 24 =
+    // one batch into epoch 1, 46 = the very end) plus 17 random ones.
     let seed = 0x5eed_c4ec;
     let mut rng = SplitMix(seed);
-    let mut stops = vec![per_epoch, per_epoch + 1, full.steps];
-    while stops.len() < 8 {
-        stops.push(1 + (rng.next_u64() % (full.steps as u64 - 1)) as usize);
+    let mut stops = std::collections::BTreeSet::from([per_epoch, per_epoch + 1, full.steps]);
+    while stops.len() < 20 {
+        stops.insert(1 + (rng.next_u64() % (full.steps as u64 - 1)) as usize);
     }
-    stops.sort();
-    stops.dedup();
+    let stops: Vec<usize> = stops.into_iter().collect();
     eprintln!("seed {seed:#x}: stopping at global steps {stops:?}");
 
     let logs_b = tempdir("resume-interrupted");
@@ -406,4 +405,60 @@ fn two_runs_with_one_seed_write_identical_checkpoints() {
     let (a, b) = (a.last_checkpoint.unwrap(), b.last_checkpoint.unwrap());
     assert_ne!(a, b);
     assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "{} and {} differ", a.display(), b.display());
+}
+
+/// A checkpoint `jlc` writes opens in Python's `safetensors` (the reference
+/// reader, where Python has it: `$JLC_PYTHON` or `python3`): the same
+/// tensor names, dtypes, shapes and values, bit for bit, and its metadata.
+#[test]
+fn checkpoints_load_in_pythons_safetensors() {
+    const SCRIPT: &str = r#"
+import sys
+from safetensors import safe_open
+with safe_open(sys.argv[1], framework="np") as f:
+    print("format_version", f.metadata()["format_version"])
+    for k in sorted(f.keys()):
+        t = f.get_tensor(k)
+        print(k, t.dtype.str, "x".join(map(str, t.shape)) or "scalar", t.astype("<f8").tobytes().hex())
+"#;
+    let (path, text) = digits();
+    let s = fit(&path, &text, &tempdir("python-safetensors"), &["trainer.max_epochs=1".into()], None);
+    let last = s.last_checkpoint.expect("last is written");
+    let python = std::env::var("JLC_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = match std::process::Command::new(&python).arg("-c").arg(SCRIPT).arg(&last).output() {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            eprintln!(
+                "skipped: {python} cannot read safetensors ({}); set JLC_PYTHON to a Python with `safetensors` and `numpy`",
+                err.lines().last().unwrap_or("")
+            );
+            return;
+        }
+        Err(e) => {
+            eprintln!("skipped: cannot run {python}: {e}");
+            return;
+        }
+    };
+    let ck = trainer::checkpoint::load(&last).unwrap();
+    let mut want = vec![format!("format_version {}", trainer::checkpoint::FORMAT_VERSION)];
+    let mut tensors: Vec<_> = ck.tensors.iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, t) in tensors {
+        let dtype = match t.data {
+            compiler::ir::Data::F32(_) => "<f4",
+            compiler::ir::Data::F64(_) => "<f8",
+            compiler::ir::Data::I32(_) => "<i4",
+            compiler::ir::Data::Bool(_) => "|b1",
+        };
+        let dims = t.shape.dims().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x");
+        let hex: String = t.to_f64_vec().iter().flat_map(|v| v.to_le_bytes()).map(|b| format!("{b:02x}")).collect();
+        want.push(format!("{name} {dtype} {} {hex}", if dims.is_empty() { "scalar" } else { &dims }));
+    }
+    let got: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
+    assert!(want.len() > 4, "{want:?}");
+    assert_eq!(got.len(), want.len(), "tensor count: {got:?}");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w);
+    }
 }

@@ -109,8 +109,9 @@ fn temp_files(dir: &Path) -> usize {
 
 #[test]
 fn sigkill_during_training_never_leaves_a_torn_checkpoint_and_resumes() {
-    // JLC_KILL_POINTS=200 for a long soak; the default fits in about 20 s here.
-    let points: usize = std::env::var("JLC_KILL_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    // JLC_KILL_POINTS=500 for a long soak; the default (the issue's 100)
+    // takes about a minute here.
+    let points: usize = std::env::var("JLC_KILL_POINTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let (dir, model) = setup("kill9");
     let names = expected_names(&model);
 
@@ -130,13 +131,29 @@ fn sigkill_during_training_never_leaves_a_torn_checkpoint_and_resumes() {
     let mut rng = SplitMix(seed);
     let mut resumed: Vec<(usize, PathBuf)> = Vec::new();
     let mut temps_left = 0;
+    let mut mid_write = 0;
     for i in 0..points {
-        // A quarter of the kills before the first checkpoint, the rest while training.
-        let ms = if rng.below(4) == 0 { rng.uniform(0.0, first) } else { first + rng.uniform(0.0, 400.0) };
-        let what = format!("seed {seed:#x}, kill {i} after {ms:.0} ms");
+        // A quarter of the kills before the first checkpoint, a quarter as
+        // soon as a checkpoint's temp file appears (in the middle of a
+        // write), the rest at random times while training.
+        let (ms, aim) = match rng.below(4) {
+            0 => (rng.uniform(0.0, first), false),
+            1 => (first + 2000.0, true),
+            _ => (first + rng.uniform(0.0, 400.0), false),
+        };
+        let what = format!("seed {seed:#x}, kill {i} after {ms:.0} ms (aimed at a write: {aim})");
         let root = dir.join(format!("kill-{i}"));
+        let started = Instant::now();
         let mut child = spawn(&model, &root, &[], None);
-        std::thread::sleep(Duration::from_secs_f64(ms / 1e3));
+        if aim {
+            let deadline = Duration::from_secs_f64(ms / 1e3);
+            while temp_files(&ckpt_dir(&root, 0)) == 0 && started.elapsed() < deadline {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            mid_write += (temp_files(&ckpt_dir(&root, 0)) > 0) as usize;
+        } else {
+            std::thread::sleep(Duration::from_secs_f64(ms / 1e3));
+        }
         child.kill().unwrap(); // SIGKILL: no handler runs
         child.wait().unwrap();
         let killed = ckpt_dir(&root, 0);
@@ -156,10 +173,12 @@ fn sigkill_during_training_never_leaves_a_torn_checkpoint_and_resumes() {
         resumed.push((epoch, root));
     }
     eprintln!(
-        "seed {seed:#x}: {points} kills, first checkpoint after {first:.0} ms, {} resumed, {temps_left} temp files left by kills",
+        "seed {seed:#x}: {points} kills ({mid_write} with a temp file present), first checkpoint after {first:.0} ms, \
+         {} resumed, {temps_left} temp files left by kills",
         resumed.len()
     );
     assert!(!resumed.is_empty(), "seed {seed:#x}: no kill landed after the first checkpoint");
+    assert!(points < 20 || mid_write > 0, "seed {seed:#x}: no kill landed while a checkpoint was being written");
 
     // The uninterrupted run: every resumed run ends with its tensors, bitwise.
     let end = resumed.iter().map(|(e, _)| e + 1).max().unwrap();

@@ -619,7 +619,14 @@ pub fn load_npy(x_path: &Path, y_path: &Path, scale: f32) -> Result<Dataset, Dat
 /// when the step declares `i32`). The tail that fills no sequence is unused.
 pub fn load_text(path: &Path, seq_len: usize) -> Result<Dataset, DataError> {
     let name = path.display().to_string();
-    let bytes = decompress(&name, &read_file(path)?)?;
+    parse_text(&name, &read_file(path)?, seq_len)
+}
+
+/// `load_text` on a file's bytes (raw or gzip) in memory; `name` names
+/// them in errors.
+pub fn parse_text(name: &str, file: &[u8], seq_len: usize) -> Result<Dataset, DataError> {
+    let name = name.to_string();
+    let bytes = decompress(&name, file)?;
     let n = bytes.len().saturating_sub(1) / seq_len;
     if n == 0 {
         return Err(DataError::Invalid {
