@@ -359,3 +359,72 @@ trainer {{ max_epochs = 2; log_every_n_steps = 1 }}
     assert!(metrics[0].lines().count() > 8, "{}", metrics[0]);
     assert_eq!(metrics[0], metrics[1]);
 }
+
+/// `safetensors(...)`: the regression above from a `.safetensors` file (as
+/// `safetensors.numpy.save_file` writes), int64 targets stored as i32, and
+/// clear errors for a missing tensor, an int64 beyond i32 and an unread dtype.
+#[test]
+fn safetensors_source_trains_and_reports_bad_tensors() {
+    use safetensors::tensor::{serialize, TensorView};
+    use safetensors::Dtype;
+    let dir = tempdir("safetensors-source");
+    let (n, a) = (1024, 0.1);
+    let mut rng = SplitMix(0x5eed_0102);
+    let (x, y) = regression_data(&mut rng, n, a);
+    let (tx, ty) = regression_data(&mut rng, 100, a);
+    let bytes = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    let (xb, yb, txb, tyb) = (bytes(&x), bytes(&y), bytes(&tx), bytes(&ty));
+    let tensors = [
+        ("inputs", TensorView::new(Dtype::F32, vec![n, 4], &xb).unwrap()),
+        ("targets", TensorView::new(Dtype::F32, vec![n, 1], &yb).unwrap()),
+        ("test_inputs", TensorView::new(Dtype::F32, vec![100, 4], &txb).unwrap()),
+        ("test_targets", TensorView::new(Dtype::F32, vec![100, 1], &tyb).unwrap()),
+    ];
+    std::fs::write(dir.join("reg.safetensors"), serialize(tensors, None).unwrap()).unwrap();
+    let text = REGRESSION.replace("npz(\"reg.npz\"", "safetensors(\"reg.safetensors\"");
+    assert_eq!(text.matches("safetensors(").count(), 2, "the training and test sources");
+    std::fs::write(dir.join("reg.jl"), &text).unwrap();
+    let model = dir.join("reg.jl");
+    let model = model.to_str().unwrap();
+    let logs = format!("trainer.default_root_dir={}", dir.join("logs").display());
+    let (code, out, err) = jlc_out(&["run", model, "--set", &logs]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("test_mse") && err.contains("100 test"), "{out}\n{err}");
+    let tol = 6.0 * a / (n as f64).sqrt();
+    let w = param(&last_ckpt(&dir.join("logs")), "w");
+    for k in 0..4 {
+        assert!((w[k] - W_TRUE[k]).abs() < tol, "w[{k}] = {}, true {}, tolerance {tol}", w[k], W_TRUE[k]);
+    }
+
+    // Loader-level: int64 labels become i32; bad tensors are errors naming file, tensor and offset.
+    let xs = bytes(&[0.5; 6]);
+    let labels: Vec<u8> = [3i64, 1, 4].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let too_big: Vec<u8> = [3i64, 1 << 40, 4].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let half = vec![0u8; 6];
+    let file = |y: (Dtype, &[u8])| {
+        let t = [
+            ("x", TensorView::new(Dtype::F32, vec![3, 2], &xs).unwrap()),
+            ("y", TensorView::new(y.0, vec![3], y.1).unwrap()),
+        ];
+        serialize(t, None).unwrap()
+    };
+    let ok = trainer::data::parse_safetensors("d.safetensors", &file((Dtype::I64, &labels)), "x", "y", 1.0).unwrap();
+    assert_eq!(ok.y.values, Values::I32(vec![3, 1, 4]));
+    let err = |bytes: Vec<u8>, y: &str| {
+        trainer::data::parse_safetensors("d.safetensors", &bytes, "x", y, 1.0).unwrap_err().to_string()
+    };
+    assert_eq!(
+        err(file((Dtype::I64, &labels)), "labels"),
+        "d.safetensors: no tensor named \"labels\"; the file holds [\"x\", \"y\"]"
+    );
+    let big = file((Dtype::I64, &too_big));
+    // y's second value: 8 + the header's length + y's start in the data + 8.
+    let (header, meta) = safetensors::SafeTensors::read_metadata(&big).unwrap();
+    let offset = 8 + header + meta.info("y").unwrap().data_offsets.0 + 8;
+    assert_eq!(
+        err(big, "y"),
+        format!("d.safetensors (tensor \"y\"): at byte {offset}: int64 value 1099511627776 does not fit in i32 (the type batches use for integers)")
+    );
+    assert!(err(file((Dtype::F16, &half)), "y").contains("dtype F16 is not read"));
+    assert!(err(b"not a safetensors file".to_vec(), "y").starts_with("d.safetensors: not a safetensors file"));
+}

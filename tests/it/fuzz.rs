@@ -536,21 +536,55 @@ fn npy_and_npz_bases(rng: &mut SplitMix) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     (npys, npzs)
 }
 
-/// `budget` mutated inputs per loader (NPY, NPZ) with 0 panics; then, per
+/// Safetensors files with an input and a target tensor of each dtype the
+/// source reads (as `safetensors.numpy.save_file` writes them).
+fn safetensors_bases(rng: &mut SplitMix) -> Vec<Vec<u8>> {
+    use safetensors::{tensor::TensorView, Dtype};
+    let mut bytes = |size: usize, n: usize| -> Vec<u8> { (0..size * n).map(|_| rng.next_u64() as u8).collect() };
+    let f32s: Vec<u8> = (0..12).flat_map(|_| 0.5f32.to_le_bytes()).collect();
+    let (f64s, u8s) = (bytes(8, 12).iter().map(|b| b & 0x3f).collect::<Vec<u8>>(), bytes(1, 12));
+    let i32s: Vec<u8> = (0..3i32).flat_map(|v| v.to_le_bytes()).collect();
+    let i64s: Vec<u8> = (0..3i64).flat_map(|v| (v - 1).to_le_bytes()).collect();
+    let bools = vec![1u8, 0, 1];
+    let pairs: [((Dtype, &[u8]), (Dtype, &[u8])); 3] = [
+        ((Dtype::F32, &f32s), (Dtype::I32, &i32s)),
+        ((Dtype::U8, &u8s), (Dtype::BOOL, &bools)),
+        ((Dtype::F64, &f64s), (Dtype::I64, &i64s)),
+    ];
+    let files: Vec<Vec<u8>> = pairs
+        .iter()
+        .map(|((xd, xb), (yd, yb))| {
+            let t = [
+                ("x", TensorView::new(*xd, vec![3, 4], xb).unwrap()),
+                ("y", TensorView::new(*yd, vec![3], yb).unwrap()),
+            ];
+            safetensors::serialize(t, None).unwrap()
+        })
+        .collect();
+    for f in &files {
+        trainer::data::parse_safetensors("base.safetensors", f, "x", "y", 1.0).expect("the bases are valid");
+    }
+    files
+}
+
+/// `budget` mutated inputs per loader (NPY, NPZ, safetensors) with 0 panics; then, per
 /// loader, truncations at 1,000 random lengths (all rejected: the formats
 /// state their sizes) and bit flips at 1,000 random positions (no panic; in
 /// an NPZ every flip inside a member's bytes is caught by its CRC-32 or
 /// leaves the arrays unchanged: the unused bits after a deflate stream).
 #[test]
-fn mutated_npy_and_npz_inputs_never_panic_and_truncations_are_detected() {
+fn mutated_npy_npz_and_safetensors_inputs_never_panic_and_truncations_are_detected() {
     let seed = 0x5eed_0005;
     let n = budget(1_000_000);
     let mut rng = SplitMix(seed);
     let (npys, npzs) = npy_and_npz_bases(&mut rng);
+    let safetensors = safetensors_bases(&mut rng);
     let npy = |b: &[u8]| trainer::data::npy::parse("f.npy", b).map(|_| ());
     let npz = |b: &[u8]| trainer::data::parse_npz("f.npz", b, "x", "y", 1.0).map(|_| ());
+    let st = |b: &[u8]| trainer::data::parse_safetensors("f.safetensors", b, "x", "y", 1.0).map(|_| ());
     type Loader<'a> = &'a dyn Fn(&[u8]) -> Result<(), trainer::data::DataError>;
-    let loaders: [(&str, &[Vec<u8>], Loader); 2] = [("npy", &npys, &npy), ("npz", &npzs, &npz)];
+    let loaders: [(&str, &[Vec<u8>], Loader); 3] =
+        [("npy", &npys, &npy), ("npz", &npzs, &npz), ("safetensors", &safetensors, &st)];
     for (name, bases, load) in loaders {
         let start = Instant::now();
         let mut errors = 0usize;

@@ -44,6 +44,9 @@ pub enum SourceKind {
     Npz,
     /// `npy("x.npy", y = "y.npy", scale = s)`: two `.npy` files.
     Npy,
+    /// `safetensors("file.safetensors", x = "x", y = "y", scale = s)`: two
+    /// tensors of a safetensors file.
+    Safetensors,
     /// `text("file.txt[.gz]", seq = 128)`: a byte-level corpus cut into
     /// sequences; the targets are the inputs shifted by one byte.
     Text,
@@ -58,6 +61,7 @@ impl SourceKind {
             SourceKind::Idx => "idx",
             SourceKind::Npz => "npz",
             SourceKind::Npy => "npy",
+            SourceKind::Safetensors => "safetensors",
             SourceKind::Text => "text",
             SourceKind::Module => "module",
         }
@@ -81,6 +85,7 @@ fn signature(kind: SourceKind) -> &'static str {
         SourceKind::Idx => "idx(\"directory\", scale = 1.0)",
         SourceKind::Npz => "npz(\"file.npz\", x = \"x\", y = \"y\", scale = 1.0)",
         SourceKind::Npy => "npy(\"x.npy\", y = \"y.npy\", scale = 1.0)",
+        SourceKind::Safetensors => "safetensors(\"file.safetensors\", x = \"x\", y = \"y\", scale = 1.0)",
         SourceKind::Text => "text(\"file.txt\", seq = 128)",
         SourceKind::Module => "a Rust DataModule",
     }
@@ -95,6 +100,7 @@ fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> O
         "idx" => SourceKind::Idx,
         "npz" => SourceKind::Npz,
         "npy" => SourceKind::Npy,
+        "safetensors" => SourceKind::Safetensors,
         "text" => SourceKind::Text,
         _ => return None,
     };
@@ -104,7 +110,7 @@ fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> O
     if kind == SourceKind::Text {
         out.seq_len = 128;
     }
-    if kind == SourceKind::Npz {
+    if matches!(kind, SourceKind::Npz | SourceKind::Safetensors) {
         (out.x_key, out.y_key) = ("x".into(), "y".into());
     }
     match args.first() {
@@ -122,8 +128,8 @@ fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> O
             }
             (_, Some("scale"), ConstValue::Float(x)) => out.scale = *x,
             (_, Some("scale"), ConstValue::Int(i)) => out.scale = *i as f64,
-            (SourceKind::Npz, Some("x"), ConstValue::Str(s)) => out.x_key = s.clone(),
-            (SourceKind::Npz | SourceKind::Npy, Some("y"), ConstValue::Str(s)) => {
+            (SourceKind::Npz | SourceKind::Safetensors, Some("x"), ConstValue::Str(s)) => out.x_key = s.clone(),
+            (SourceKind::Npz | SourceKind::Npy | SourceKind::Safetensors, Some("y"), ConstValue::Str(s)) => {
                 out.y_key = s.clone();
                 has_y = true;
             }
@@ -328,7 +334,7 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                     Diagnostic::error(Code::BadSection, "unknown data source")
                         .with_label(
                             *span,
-                            "expected `csv(\"path.csv.gz\", scale = ...)`, `idx(\"directory\", scale = ...)`, `npz(\"file.npz\", x = \"x\", y = \"y\")`, `npy(\"x.npy\", y = \"y.npy\")` or `text(\"file.txt\", seq = 128)`",
+                            "expected `csv(\"path.csv.gz\", scale = ...)`, `idx(\"directory\", scale = ...)`, `npz(\"file.npz\", x = \"x\", y = \"y\")`, `npy(\"x.npy\", y = \"y.npy\")`, `safetensors(\"file.safetensors\", x = \"x\", y = \"y\")` or `text(\"file.txt\", seq = 128)`",
                         )
                         .with_note("the CSV holds one example per line: features, then an integer label")
                         .with_note(
@@ -388,10 +394,13 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                     ),
             ),
             "test" => match (&e.value, source) {
-                (ConstValue::Str(s), SourceKind::Csv | SourceKind::Npz | SourceKind::Text) => {
+                (
+                    ConstValue::Str(s),
+                    SourceKind::Csv | SourceKind::Npz | SourceKind::Text | SourceKind::Safetensors,
+                ) => {
                     cfg.test = Some(s.clone())
                 }
-                (ConstValue::Call { .. }, SourceKind::Npz | SourceKind::Npy) => {
+                (ConstValue::Call { .. }, SourceKind::Npz | SourceKind::Npy | SourceKind::Safetensors) => {
                     match source_args(&e.value, e.value_span, &mut diags) {
                         Some(t) if t.kind == source && t.scale == src.scale => {
                             cfg.test = Some(t.path);
@@ -405,6 +414,10 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                 }
                 (_, SourceKind::Csv) => diags.push(type_error(e, "a file name: \"file.csv\"")),
                 (_, SourceKind::Text) => diags.push(type_error(e, "a file name: \"test.txt\"")),
+                (_, SourceKind::Safetensors) => diags.push(type_error(
+                    e,
+                    "\"file.safetensors\" (the same tensor names) or safetensors(\"file.safetensors\", x = \"x_test\", y = \"y_test\")",
+                )),
                 (_, SourceKind::Npz) => diags.push(type_error(
                     e,
                     "\"file.npz\" (the same array names) or npz(\"file.npz\", x = \"x_test\", y = \"y_test\")",

@@ -13,6 +13,7 @@ use std::path::Path;
 
 pub mod npy;
 pub mod npz;
+pub mod safetensors_file;
 pub mod view;
 
 /// Examples: inputs `x` and targets `y`, one row of each per example.
@@ -602,6 +603,17 @@ pub fn parse_npz(name: &str, bytes: &[u8], x_key: &str, y_key: &str, scale: f32)
     let archive = npz::Npz::parse(name, bytes)?;
     let (x, y) = (archive.array(x_key)?, archive.array(y_key)?);
     from_arrays(&format!("{name} (array {x_key:?})"), x, &format!("{name} (array {y_key:?})"), y, scale)
+}
+
+/// Loads tensors `x_key` and `y_key` of a `.safetensors` file.
+pub fn load_safetensors(path: &Path, x_key: &str, y_key: &str, scale: f32) -> Result<Dataset, DataError> {
+    parse_safetensors(&path.display().to_string(), &read_file(path)?, x_key, y_key, scale)
+}
+
+/// `load_safetensors` on bytes in memory; `name` names them in errors.
+pub fn parse_safetensors(name: &str, bytes: &[u8], x_key: &str, y_key: &str, scale: f32) -> Result<Dataset, DataError> {
+    let (x, y) = safetensors_file::parse_pair(name, bytes, x_key, y_key)?;
+    from_arrays(&format!("{name} (tensor {x_key:?})"), x, &format!("{name} (tensor {y_key:?})"), y, scale)
 }
 
 /// Loads inputs and targets from two `.npy` files.

@@ -141,6 +141,9 @@ pub fn run_with_data(
                     crate::config::SourceKind::Npz =>
                         "set `test = \"test.npz\"` or `test = npz(\"file.npz\", x = \"x_test\", y = \"y_test\")`",
                     crate::config::SourceKind::Npy => "set `test = npy(\"x_test.npy\", y = \"y_test.npy\")`",
+                    crate::config::SourceKind::Safetensors => {
+                        "set `test = \"test.safetensors\"` or `test = safetensors(\"file.safetensors\", x = \"x_test\", y = \"y_test\")`"
+                    }
                     crate::config::SourceKind::Text => "set `test = \"test.txt\"` in the data section",
                     crate::config::SourceKind::Module => "return a test split from the DataModule's setup",
                 }

@@ -101,7 +101,7 @@ pub fn prepare(
         None => {
             let Some(data_sec) = data_sec else {
                 return Err(FitError::Config(format!(
-                    "{}: a training run needs a `data = csv(...)`, `idx(...)`, `npz(...)` or `npy(...)` section \
+                    "{}: a training run needs a `data = csv(...)`, `idx(...)`, `npz(...)`, `npy(...)`, `safetensors(...)` or `text(...)` section \
                      (or, from Rust, a DataModule: `trainer::fit_with_data`)",
                     path.display()
                 )));
@@ -258,6 +258,11 @@ pub(crate) fn load(cfg: &DataConfig, dir: &Path) -> Result<(Dataset, Option<Data
             let test = test_path.map(|t| data::load_npz(&t, &test_keys.0, &test_keys.1, scale)).transpose()?;
             (data::load_npz(&path, &cfg.x_key, &cfg.y_key, scale)?, test)
         }
+        SourceKind::Safetensors => {
+            let load = |p: &Path, (x, y): (&str, &str)| data::load_safetensors(p, x, y, scale);
+            let test = test_path.map(|t| load(&t, (&test_keys.0, &test_keys.1))).transpose()?;
+            (load(&path, (&cfg.x_key, &cfg.y_key))?, test)
+        }
         SourceKind::Npy => {
             let test = test_path.map(|t| data::load_npy(&t, &dir.join(&test_keys.1), scale)).transpose()?;
             (data::load_npy(&path, &dir.join(&cfg.y_key), scale)?, test)
@@ -281,6 +286,7 @@ fn source_name(cfg: &DataConfig, path: &Path) -> String {
         SourceKind::Csv | SourceKind::Idx => path.display().to_string(),
         SourceKind::Text => format!("{} (sequences of {} bytes)", path.display(), cfg.seq_len),
         SourceKind::Npz => format!("{} (arrays {:?}, {:?})", path.display(), cfg.x_key, cfg.y_key),
+        SourceKind::Safetensors => format!("{} (tensors {:?}, {:?})", path.display(), cfg.x_key, cfg.y_key),
         SourceKind::Npy => format!("{} (with {})", path.display(), cfg.y_key),
         SourceKind::Module => cfg.path.clone(),
     }
