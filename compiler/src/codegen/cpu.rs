@@ -49,6 +49,7 @@ mod host_ops;
 mod kernels;
 pub(crate) mod plan;
 mod random;
+mod reduction_order;
 mod scan;
 pub(crate) mod schedule;
 mod siblings;
@@ -187,7 +188,14 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
     check_supported(func)?;
     // Sibling scans adjacent, so that each loop runs once (`scan.rs`).
     let grouped = ir::scan::group_siblings(func);
-    let func = &grouped;
+    // Reductions before the loops they can host (`reduction_order.rs`).
+    let placed;
+    let func = if options.horizontal_fusion {
+        placed = reduction_order::place_reductions_before_siblings(&grouped);
+        &placed
+    } else {
+        &grouped
+    };
     let wide_math = options.wide_math && vmath_x16::available();
     let mut sched = schedule::schedule(func, options.inline_math, options.horizontal_fusion, wide_math);
     sched.tiled = emit::tiled_pairs(func, &sched);
@@ -512,6 +520,12 @@ pub(super) fn schedule_for_tests(func: &Func) -> schedule::Schedule {
     let mut sched = schedule::schedule(func, o.inline_math, o.horizontal_fusion, o.wide_math && vmath_x16::available());
     sched.tiled = emit::tiled_pairs(func, &sched);
     sched
+}
+
+/// The order `compile` schedules (`reduction_order.rs`), for tests.
+#[cfg(test)]
+pub(super) fn reorder_for_tests(func: &Func) -> Func {
+    reduction_order::place_reductions_before_siblings(&ir::scan::group_siblings(func))
 }
 
 /// The buffers `compile` places, for tests of the memory plan.

@@ -1572,6 +1572,55 @@ fn a_loss_and_its_gradient_share_one_loop_and_match_interp() {
     }
 }
 
+/// A gradient norm emitted after the optimizer's update that reads the same
+/// gradient (as the e-graph optimizer orders a training step's outputs)
+/// moves before it (`cpu/reduction_order.rs`), and the update, with the
+/// moments it hosts, runs inside the norm's loop: one pass over `g`.
+/// Outputs are bitwise the interpreter's, f32 and f64, with and without a
+/// scalar tail.
+#[test]
+fn a_gradient_norm_after_the_update_shares_its_loop() {
+    let mut rng = Rng(0x4e0);
+    for dtype in FLOATS {
+        for n in [1003, 64] {
+            let ty = Type::new(dtype, &[n]);
+            let mut b = Builder::new("adamish", &[ty.clone(), ty.clone(), ty.clone(), ty.clone()]);
+            let (g, m, v, p) = (b.param(0), b.param(1), b.param(2), b.param(3));
+            let c = |b: &mut Builder, x: f64| b.full(x, &ty);
+            let (b1, nb1, b2, nb2, lr, eps) =
+                (c(&mut b, 0.9), c(&mut b, 0.1), c(&mut b, 0.99), c(&mut b, 0.01), c(&mut b, 1e-3), c(&mut b, 1e-8));
+            let bm = b.mul(b1, m);
+            let gm = b.mul(nb1, g);
+            let m2 = b.add(bm, gm);
+            let bv = b.mul(b2, v);
+            let gg = b.mul(g, g);
+            let gv = b.mul(nb2, gg);
+            let v2 = b.add(bv, gv);
+            let sv = b.unary(Op::Sqrt, v2);
+            let den = b.add(sv, eps);
+            let step = b.div(m2, den);
+            let lstep = b.mul(lr, step);
+            let p2 = b.sub(p, lstep);
+            let g_sq = b.mul(g, g);
+            let sum = b.reduce_sum(g_sq, vec![0]);
+            let norm = b.unary(Op::Sqrt, sum);
+            let func = b.finish(vec![p2, m2, v2, norm]);
+            let before = super::cpu::schedule_for_tests(&func);
+            assert!(before.siblings.iter().all(Vec::is_empty), "{dtype} n={n}: no sibling in the emitted order");
+            let placed = super::cpu::reorder_for_tests(&func);
+            crate::ir::verify::assert_valid(&placed, "reduction_order");
+            let sched = super::cpu::schedule_for_tests(&placed);
+            let r = placed.insts.iter().position(|i| matches!(i.op, Op::ReduceSum { .. })).unwrap();
+            assert_eq!(sched.siblings[r], vec![placed.outputs[0].index()], "{dtype} n={n}:\n{}", text::print(&placed));
+            // The reduction's loop, then the scalar square root's.
+            let loops = loops_of(&placed, &sched);
+            assert_eq!(loops, vec![r, placed.outputs[3].index()], "{dtype} n={n}: one pass over the vectors");
+            let inputs: Vec<Tensor> = func.param_types().iter().map(|t| random_tensor(t, &mut rng)).collect();
+            assert_same(&format!("norm and update {dtype} n={n}"), &func, &inputs);
+        }
+    }
+}
+
 /// W4 as the step IR (`sum(gelu_tanh(x*w+b)^2)` and its gradient w.r.t.
 /// `w` and `b`, as `jlc` optimizes it) is one pass over `x, w, b`; with
 /// 512-bit math (`Options::wide_math`, on hosts with AVX-512F) two: the

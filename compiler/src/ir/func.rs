@@ -47,6 +47,24 @@ impl Func {
     pub fn output_types(&self) -> Vec<Type> {
         self.outputs.iter().map(|&v| self.ty(v).clone()).collect()
     }
+    /// The same instructions in another order: `order` lists every index
+    /// once, each after its arguments (params first), and values are
+    /// renumbered to their new positions.
+    pub fn reordered(&self, order: &[usize]) -> Func {
+        let n = self.insts.len();
+        assert_eq!(order.len(), n, "reordered: a permutation of every instruction");
+        let mut new_id = vec![None; n];
+        let mut insts = Vec::with_capacity(n);
+        for &i in order {
+            let inst = &self.insts[i];
+            let args =
+                inst.args.iter().map(|a| new_id[a.index()].expect("reordered: an argument comes later")).collect();
+            new_id[i] = Some(ValueId(insts.len() as u32));
+            insts.push(Inst { op: inst.op.clone(), args, ty: inst.ty.clone() });
+        }
+        let outputs = self.outputs.iter().map(|o| new_id[o.index()].expect("reordered: every value placed")).collect();
+        Func { name: self.name.clone(), insts, n_params: self.n_params, outputs }
+    }
     /// The same program with every f32 value computed in f64 instead: how the
     /// gradient checks run a float32 program at double precision.
     pub fn widened_to_f64(&self) -> Func {

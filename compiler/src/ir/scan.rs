@@ -251,23 +251,7 @@ pub fn group_siblings(func: &Func) -> Func {
             }
         }
     }
-    let mut new_id = vec![ValueId(0); n];
-    for (k, &i) in order.iter().enumerate() {
-        new_id[i] = ValueId(k as u32);
-    }
-    let insts = order
-        .iter()
-        .map(|&i| {
-            let inst = &func.insts[i];
-            super::func::Inst {
-                op: inst.op.clone(),
-                args: inst.args.iter().map(|a| new_id[a.index()]).collect(),
-                ty: inst.ty.clone(),
-            }
-        })
-        .collect();
-    let outputs = func.outputs.iter().map(|o| new_id[o.index()]).collect();
-    Func { name: func.name.clone(), insts, n_params: func.n_params, outputs }
+    func.reordered(&order)
 }
 
 // Note [One instruction per result]

@@ -183,6 +183,14 @@ fn the_step_programs_have_the_documented_signatures() {
     // log_lr: one more output, after the norm, in both programs.
     let p = lower_tiny("s", "log_lr = true; log_grad_norm = true").unwrap();
     assert_eq!(p.train_logs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["s", "grad_norm", "lr"]);
+    // Without log_grad_norm, stop_on_nonfinite (on by default) appends the
+    // unlogged norm last: params, lr, norm.
     let p = lower_tiny("s", "accumulate_grad_batches = 3; log_lr = true").unwrap();
+    assert!(p.grad_settings.checked_norm_output());
+    assert_eq!(p.accumulation.as_ref().unwrap().apply_step.outputs.len(), 4);
+    assert_eq!(p.train_step.outputs.len(), 6, "2 params, loss, s, lr, norm");
+    let p = lower_tiny("s", "accumulate_grad_batches = 3; log_lr = true; stop_on_nonfinite = false").unwrap();
+    assert!(!p.grad_settings.checked_norm_output());
     assert_eq!(p.accumulation.as_ref().unwrap().apply_step.outputs.len(), 3);
+    assert_eq!(p.train_step.outputs.len(), 5);
 }
