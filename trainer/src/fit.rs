@@ -22,7 +22,7 @@ use crate::prefetch::Prefetch;
 use crate::rng::{step_key, Rng};
 use crate::setup::{self, Stage};
 use compiler::ir::{Tensor, Type};
-use compiler::lower::gradients::{ClipAlgorithm, GRAD_NORM_LOG};
+use compiler::lower::gradients::{ClipAlgorithm, GRAD_CHECK};
 use compiler::lower::{Init, ParamSpec, TrainPrograms};
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime::{Backend, Executable};
@@ -376,7 +376,7 @@ fn fit_prepared<'scope, 'env>(
     };
     let mut hook = crate::hook::compile(setup, opts.backend, &opts.compiler, opts.color)?;
     let will_test = trainer_cfg.test_after_fit && progs.test_step.is_some() && setup.test.is_some();
-    print_summary(progs, setup.compile_ms, (train, bs), val, setup.test.as_ref().filter(|_| will_test));
+    print_summary(progs, setup.compile_ms, train, val, setup.test.as_ref().filter(|_| will_test));
     // Lightning's "GPU available: ..., used: ..." line.
     eprintln!("accelerator: {}", opts.backend.describe());
 
@@ -388,6 +388,19 @@ fn fit_prepared<'scope, 'env>(
             full
         }
     };
+    // Training batches are all full: say what an epoch leaves out.
+    let left_over = train.len() - n_batches * bs;
+    if n_batches == train.len() / bs && left_over > 0 {
+        let which = if shuffle {
+            "a different few each epoch, as the shuffle falls"
+        } else {
+            "the same ones every epoch: the data is not shuffled"
+        };
+        eprintln!(
+            "an epoch is {n_batches} batches of {bs}: training batches are full, so {left_over} examples \
+             are not trained on in an epoch ({which})"
+        );
+    }
     // Everything besides the seed that decides which examples batch `b` of epoch `e` holds.
     let mut data_order = format!(
         "batch_size={bs},val_split={},shuffle={},n_train={},n_batches={n_batches}",
@@ -527,18 +540,16 @@ fn fit_prepared<'scope, 'env>(
     let mut resident = Resident::default();
     let watched = |name: &str| trainer_cfg.nonfinite_metrics.iter().any(|m| m == name);
     // The first non-finite value of a step that must stay finite: the loss
-    // and the gradients' global norm (stop_on_nonfinite), then the watched
-    // logged values (`logs` in `train_logs` order). The norm is a logged
-    // value with `log_grad_norm`, else the step's unlogged last output.
-    let checked_norm_output = progs.grad_settings.checked_norm_output();
-    let bad_value = |loss: f64, logs: &[f64], checked_norm: Option<f64>| -> Option<(String, f64)> {
-        let logged = || progs.train_logs.iter().zip(logs).map(|((n, _), v)| (n.as_str(), *v));
-        let logged_norm = logged().filter(|(n, _)| progs.grad_settings.log_grad_norm && *n == GRAD_NORM_LOG);
+    // and the gradients (stop_on_nonfinite: the step's unlogged last output,
+    // the sum of every |g|), then the watched logged values (`logs` in
+    // `train_logs` order).
+    let checks_gradients = progs.grad_settings.check_finite;
+    let bad_value = |loss: f64, logs: &[f64], grad_check: Option<f64>| -> Option<(String, f64)> {
         let must_be_finite = std::iter::once(("train_loss", loss))
-            .chain(checked_norm.map(|v| (GRAD_NORM_LOG, v)))
-            .chain(logged_norm)
+            .chain(grad_check.map(|v| (GRAD_CHECK, v)))
             .filter(|_| trainer_cfg.stop_on_nonfinite);
-        non_finite(must_be_finite.chain(logged().filter(|(n, _)| watched(n)))).map(|(n, v)| (n.to_string(), v))
+        let logged = progs.train_logs.iter().zip(logs).map(|((n, _), v)| (n.as_str(), *v));
+        non_finite(must_be_finite.chain(logged.filter(|(n, _)| watched(n)))).map(|(n, v)| (n.to_string(), v))
     };
     {
         let mut ctx = Ctx::new(pos.epoch, global_step, &[], &ckpt_dir);
@@ -630,8 +641,8 @@ fn fit_prepared<'scope, 'env>(
                     step_time += call.elapsed();
                     let loss = outs.next().expect("loss output").scalar_value();
                     let mut logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
-                    let checked_norm = checked_norm_output.then(|| logs.pop().expect("the checked gradient norm"));
-                    if let Some((name, value)) = bad_value(loss, &logs, checked_norm) {
+                    let grad_check = checks_gradients.then(|| logs.pop().expect("the gradients' check"));
+                    if let Some((name, value)) = bad_value(loss, &logs, grad_check) {
                         bar.abandon();
                         logger.flush()?;
                         return Err(non_finite_error(&name, value, global_step, epoch, b, &last_checkpoint));
@@ -690,13 +701,13 @@ fn fit_prepared<'scope, 'env>(
                     states = outs.by_ref().take(n_states).collect();
                     let mut logs: Vec<f64> = w_logs.iter().map(|v| v / n).collect();
                     let mut window: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
-                    let checked_norm = checked_norm_output.then(|| window.pop().expect("the checked gradient norm"));
+                    let grad_check = checks_gradients.then(|| window.pop().expect("the gradients' check"));
                     // Values of the whole window (grad_norm): weighted by its micro-batches in the epoch's mean.
                     for v in window {
                         log_sums[logs.len()] += v * n;
                         logs.push(v);
                     }
-                    if let Some((name, value)) = bad_value(w_loss / n, &logs, checked_norm) {
+                    if let Some((name, value)) = bad_value(w_loss / n, &logs, grad_check) {
                         bar.abandon();
                         logger.flush()?;
                         return Err(non_finite_error(&name, value, global_step, epoch, end - 1, &last_checkpoint));
@@ -1201,13 +1212,7 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
 }
 
 /// The model summary: one row per parameter (name, type, count), then the totals.
-fn print_summary(
-    progs: &TrainPrograms,
-    compile_ms: f64,
-    (train, batch_size): (&Dataset, usize),
-    val: &Dataset,
-    test: Option<&Dataset>,
-) {
+fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &Dataset, test: Option<&Dataset>) {
     let total: usize = progs.params.iter().map(|p| p.ty.shape.num_elements()).sum();
     // Columns as wide as their widest entry, so long types stay aligned.
     let name_w = progs.params.iter().map(|p| p.path.len()).chain([4]).max().unwrap_or(4);
@@ -1224,14 +1229,6 @@ fn print_summary(
         train.len(),
         val.len()
     );
-    let left_over = train.len() % batch_size;
-    if left_over > 0 && train.len() >= batch_size {
-        eprintln!(
-            "an epoch is {} batches of {batch_size}: training batches are full, so {left_over} examples \
-             (a different few each epoch when shuffled) wait for a later epoch",
-            train.len() / batch_size
-        );
-    }
 }
 
 fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainPrograms, path: &Path) -> String {

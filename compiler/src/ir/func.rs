@@ -56,6 +56,7 @@ impl Func {
         let mut new_id = vec![None; n];
         let mut insts = Vec::with_capacity(n);
         for &i in order {
+            assert!(new_id[i].is_none(), "reordered: instruction {i} placed twice");
             let inst = &self.insts[i];
             let args =
                 inst.args.iter().map(|a| new_id[a.index()].expect("reordered: an argument comes later")).collect();

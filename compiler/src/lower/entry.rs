@@ -431,7 +431,8 @@ pub struct TrainPrograms {
     /// Outputs: new params, new states, loss, then the logged values
     /// (`train_logs`: `training_step`'s, then `grad_norm` with
     /// `log_grad_norm`, then `lr` with `log_lr`), then the unlogged
-    /// gradient norm when `grad_settings.checked_norm_output()`.
+    /// finiteness check's value (`gradients::GRAD_CHECK`) with
+    /// `grad_settings.check_finite`.
     pub train_step: Func,
     pub train_logs: Vec<(String, bool)>,
     /// Inputs: params, x, y (then the key, with `keys.val`). Outputs: the
@@ -478,7 +479,7 @@ pub struct Accumulation {
     /// accumulators, n (f32 scalar: the micro-batches they sum). Divides
     /// by n (the window's mean gradient), clips, and updates. Outputs: new
     /// params, new states, then `grad_norm` and `lr` when logged, then the
-    /// unlogged gradient norm when `grad_settings.checked_norm_output()`.
+    /// unlogged finiteness check's value with `grad_settings.check_finite`.
     pub apply_step: Func,
 }
 
@@ -643,7 +644,7 @@ pub fn lower_training_with(
     if settings.log_lr {
         outputs.push(update.learning_rate(&mut el, &hyper)?);
     }
-    outputs.extend(g.checked_norm);
+    outputs.extend(g.check);
     let train_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
     crate::ir::verify::assert_valid(&train_step, "lower (train step)");
 
@@ -694,7 +695,7 @@ pub fn lower_training_with(
         if settings.log_lr {
             outputs.push(update.learning_rate(&mut el, &hyper)?);
         }
-        outputs.extend(g.checked_norm);
+        outputs.extend(g.check);
         let apply_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
         crate::ir::verify::assert_valid(&apply_step, "lower (apply step)");
         Some(Accumulation { k: settings.accumulate, grad_step, apply_step })

@@ -51,10 +51,11 @@ pub struct GradSettings {
     /// Log the optimizer's learning rate at each optimizer step as `lr`
     /// (its schedule evaluated at the step): Lightning's `LearningRateMonitor`.
     pub log_lr: bool,
-    /// `stop_on_nonfinite` (default on): the step also returns the global
-    /// gradient norm, last and unlogged unless `log_grad_norm` logs it, so
-    /// the trainer stops at the step whose gradients are NaN or infinite,
-    /// before non-finite parameters can reach a checkpoint.
+    /// `stop_on_nonfinite` (default on): the step also returns, last and
+    /// unlogged, the sum of every gradient element's magnitude (`GRAD_CHECK`):
+    /// NaN or infinite exactly when some element is (an L1 sum, so finite
+    /// gradients cannot overflow it as their squares could), and the
+    /// trainer stops at that step, before its parameters reach a checkpoint.
     pub check_finite: bool,
 }
 
@@ -64,20 +65,15 @@ impl Default for GradSettings {
     }
 }
 
-impl GradSettings {
-    /// Whether the step's last output is the gradient norm, for the
-    /// trainer's finiteness check only (not a logged value).
-    pub fn checked_norm_output(&self) -> bool {
-        self.check_finite && !self.log_grad_norm
-    }
-}
-
 /// The `trainer` keys read here.
 pub const GRAD_KEYS: &[&str] =
     &["gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches", "log_grad_norm", "log_lr"];
 
 /// The name of the logged global gradient norm.
 pub const GRAD_NORM_LOG: &str = "grad_norm";
+
+/// What the trainer calls the finiteness check's value in its message.
+pub const GRAD_CHECK: &str = "the gradients' sum of |g|";
 
 /// The name of the logged learning rate (`log_lr = true`).
 pub const LR_LOG: &str = "lr";
@@ -128,24 +124,38 @@ pub struct Transformed {
     pub grads: Vec<ValueId>,
     /// With `log_grad_norm`: the global norm before clipping, logged.
     pub logged_norm: Option<ValueId>,
-    /// With `checked_norm_output()`: the same norm, the step's last output.
-    pub checked_norm: Option<ValueId>,
+    /// With `check_finite`: the sum of |g| over every gradient element
+    /// (before clipping), the step's last output.
+    pub check: Option<ValueId>,
 }
 
 /// Clips `grads` as `settings` say, and computes their global norm before
 /// clipping where a setting needs it.
 pub fn transform(b: &mut Builder, grads: &[ValueId], settings: &GradSettings) -> Transformed {
     let by_norm = settings.clip.is_some_and(|c| c.algorithm == ClipAlgorithm::Norm);
-    let norm = (settings.log_grad_norm || settings.check_finite || by_norm).then(|| global_norm(b, grads));
+    let norm = (settings.log_grad_norm || by_norm).then(|| global_norm(b, grads));
+    let check = settings.check_finite.then(|| abs_sum(b, grads));
     let clipped = match settings.clip {
         Some(clip) => clip_gradients(b, grads, clip, norm),
         None => grads.to_vec(),
     };
-    Transformed {
-        grads: clipped,
-        logged_norm: norm.filter(|_| settings.log_grad_norm),
-        checked_norm: norm.filter(|_| settings.checked_norm_output()),
-    }
+    Transformed { grads: clipped, logged_norm: norm.filter(|_| settings.log_grad_norm), check }
+}
+
+/// `sum_p sum(|g_p|)` in the first gradient's dtype: non-finite exactly
+/// when an element is (|g| makes every term non-negative, so no inf - inf).
+fn abs_sum(b: &mut Builder, grads: &[ValueId]) -> ValueId {
+    let dtype = b.ty(grads[0]).dtype;
+    let sums: Vec<ValueId> = grads
+        .iter()
+        .map(|&g| {
+            let a = b.unary(Op::Abs, g);
+            let rank = b.ty(a).shape.rank();
+            let s = b.reduce_sum(a, (0..rank).collect());
+            b.convert(s, dtype)
+        })
+        .collect();
+    sums.into_iter().reduce(|t, s| b.add(t, s)).expect("a model has at least one parameter")
 }
 
 /// The global 2-norm of `grads` in their dtype, summed as `optax.tree.norm`

@@ -29,44 +29,47 @@ use crate::ir::op::is_elementwise;
 use crate::ir::{Func, Op};
 
 /// The order of the module doc: one reduction at a time, in program order,
-/// each on the order the earlier moves left.
+/// each on the order the earlier moves left. A move puts `r` before its old
+/// place and leaves everything after that place where it was, so one pass
+/// visits every reduction once.
 pub(super) fn place_reductions_before_siblings(func: &Func) -> Func {
     let n = func.insts.len();
-    let mut func = func.clone();
-    // orig[i]: the instruction now at `i`, by its index in the input.
-    let mut orig: Vec<usize> = (0..n).collect();
-    let mut done = vec![false; n];
-    loop {
-        let mut found = None;
-        for r in 0..n {
-            if done[orig[r]] {
-                continue;
-            }
-            done[orig[r]] = true;
-            if let Some(m) = move_for(&func, r) {
-                found = Some(m);
-                break;
-            }
+    // Use counts do not change with the order (outputs count as uses).
+    let mut uses = vec![0usize; n];
+    for a in func.insts.iter().flat_map(|i| &i.args).chain(&func.outputs) {
+        uses[a.index()] += 1;
+    }
+    // order[p]: the instruction (by its index in `func`) at position p.
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut pos: Vec<usize> = (0..n).collect();
+    let mut moved_any = false;
+    for p in 0..n {
+        let Some((block, s)) = move_for(func, &uses, &order, &pos, p) else { continue };
+        // Positions: `block` (ascending) leaves, and re-enters just before `s`.
+        let kept: Vec<usize> = order[s..=p].iter().copied().filter(|&i| !block.contains(&pos[i])).collect();
+        let mut middle: Vec<usize> = block.iter().map(|&q| order[q]).collect();
+        middle.extend(kept);
+        let first = s.min(block[0]);
+        let mut placed: Vec<usize> = order[first..s].iter().copied().filter(|&i| !block.contains(&pos[i])).collect();
+        placed.extend(middle);
+        order.splice(first..=p, placed);
+        for (q, &i) in order.iter().enumerate().take(p + 1).skip(first) {
+            pos[i] = q;
         }
-        let Some((block, s)) = found else { return func };
-        let mut order: Vec<usize> = Vec::with_capacity(n);
-        for i in 0..n {
-            if i == s {
-                order.extend(&block);
-            }
-            if !block.contains(&i) {
-                order.push(i);
-            }
-        }
-        func = func.reordered(&order);
-        orig = order.iter().map(|&i| orig[i]).collect();
+        moved_any = true;
+    }
+    if moved_any {
+        func.reordered(&order)
+    } else {
+        func.clone()
     }
 }
 
-/// The move of the module doc for instruction `r`: the block (chain and
-/// `r`, in order) and the instruction it goes before; `None` when `r` is not
-/// a float reduction or nothing qualifies.
-fn move_for(func: &Func, r: usize) -> Option<(Vec<usize>, usize)> {
+/// The move of the module doc for the instruction at position `p`: the
+/// block's positions (chain and reduction, ascending) and the position it
+/// goes before; `None` when it is not a float reduction or nothing qualifies.
+fn move_for(func: &Func, uses: &[usize], order: &[usize], pos: &[usize], p: usize) -> Option<(Vec<usize>, usize)> {
+    let r = order[p];
     let inst = &func.insts[r];
     if !matches!(inst.op, Op::ReduceSum { .. } | Op::ReduceMax { .. }) {
         return None;
@@ -76,22 +79,18 @@ fn move_for(func: &Func, r: usize) -> Option<(Vec<usize>, usize)> {
     if !src_ty.dtype.is_float() {
         return None;
     }
-    let mut uses = vec![0usize; func.insts.len()];
-    for a in func.insts.iter().flat_map(|i| &i.args).chain(&func.outputs) {
-        uses[a.index()] += 1;
-    }
-    let mut block = exclusive_chain(func, &uses, src.index());
-    block.push(r);
+    let mut block: Vec<usize> = exclusive_chain(func, uses, src.index()).iter().map(|&i| pos[i]).collect();
+    block.push(p);
     block.sort_unstable();
     // Everything the block reads from outside it must stay before `s`.
     let ready_after = block
         .iter()
-        .flat_map(|&b| func.insts[b].args.iter().map(|a| a.index()))
-        .filter(|a| !block.contains(a))
+        .flat_map(|&q| func.insts[order[q]].args.iter().map(|a| pos[a.index()]))
+        .filter(|q| !block.contains(q))
         .max()?;
-    let s = (ready_after + 1..r).rev().find(|&s| {
-        let si = &func.insts[s];
-        is_elementwise(&si.op) && si.ty == *src_ty && !block.contains(&s)
+    let s = (ready_after + 1..p).rev().find(|&q| {
+        let si = &func.insts[order[q]];
+        is_elementwise(&si.op) && si.ty == *src_ty && !block.contains(&q)
     })?;
     Some((block, s))
 }

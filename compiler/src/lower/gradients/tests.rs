@@ -166,15 +166,15 @@ fn the_step_programs_have_the_documented_signatures() {
     // k = 1: grad_norm is the last logged value of the fused step.
     let p = lower_tiny("s", "log_grad_norm = true; gradient_clip_val = 1.0").unwrap();
     assert_eq!(p.train_logs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["s", "grad_norm"]);
-    // Outputs: 2 params, loss, s, grad_norm.
-    assert_eq!(p.train_step.outputs.len(), 5);
+    // Outputs: 2 params, loss, s, grad_norm, then the finiteness check.
+    assert_eq!(p.train_step.outputs.len(), 6);
     assert!(p.accumulation.is_none());
     // k = 3: grad_step(params, accumulators, x, y) -> (accumulators, loss, s);
-    // apply_step(params, step, accumulators, n) -> (params, grad_norm) (sgd has no state).
+    // apply_step(params, step, accumulators, n) -> (params, grad_norm, check) (sgd has no state).
     let p = lower_tiny("s", "accumulate_grad_batches = 3; log_grad_norm = true").unwrap();
     let a = p.accumulation.as_ref().unwrap();
     assert_eq!((a.k, a.grad_step.n_params, a.grad_step.outputs.len()), (3, 6, 4));
-    assert_eq!((a.apply_step.n_params, a.apply_step.outputs.len()), (6, 3));
+    assert_eq!((a.apply_step.n_params, a.apply_step.outputs.len()), (6, 4));
     // A logged value of the same name is an error, not a silent duplicate.
     let errs = lower_tiny("grad_norm", "log_grad_norm = true").unwrap_err();
     assert!(errs[0].message.contains("logs `grad_norm`, which `log_grad_norm = true` logs too"), "{errs:?}");
@@ -183,14 +183,14 @@ fn the_step_programs_have_the_documented_signatures() {
     // log_lr: one more output, after the norm, in both programs.
     let p = lower_tiny("s", "log_lr = true; log_grad_norm = true").unwrap();
     assert_eq!(p.train_logs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["s", "grad_norm", "lr"]);
-    // Without log_grad_norm, stop_on_nonfinite (on by default) appends the
-    // unlogged norm last: params, lr, norm.
+    // stop_on_nonfinite (on by default) appends the unlogged check last:
+    // params, lr, check.
     let p = lower_tiny("s", "accumulate_grad_batches = 3; log_lr = true").unwrap();
-    assert!(p.grad_settings.checked_norm_output());
+    assert!(p.grad_settings.check_finite);
     assert_eq!(p.accumulation.as_ref().unwrap().apply_step.outputs.len(), 4);
-    assert_eq!(p.train_step.outputs.len(), 6, "2 params, loss, s, lr, norm");
+    assert_eq!(p.train_step.outputs.len(), 6, "2 params, loss, s, lr, check");
     let p = lower_tiny("s", "accumulate_grad_batches = 3; log_lr = true; stop_on_nonfinite = false").unwrap();
-    assert!(!p.grad_settings.checked_norm_output());
+    assert!(!p.grad_settings.check_finite);
     assert_eq!(p.accumulation.as_ref().unwrap().apply_step.outputs.len(), 3);
     assert_eq!(p.train_step.outputs.len(), 5);
 }
