@@ -196,6 +196,12 @@ fn is_cascade(
 /// The end offset of the bracket that closes the one opened at `start`
 /// (brackets of every kind nest together), or `None` when it is not closed.
 fn matching_close(tokens: &[(usize, Token, usize)], start: usize) -> Option<usize> {
+    closing_token(tokens, start).map(|(_, r)| r)
+}
+
+/// The token that closes the bracket opened at `start`, and its end offset
+/// (brackets of every kind nest together).
+fn closing_token(tokens: &[(usize, Token, usize)], start: usize) -> Option<(&Token, usize)> {
     let mut depth = 0usize;
     for (_, t, r) in tokens.iter().skip_while(|t| t.0 < start) {
         match t {
@@ -203,7 +209,7 @@ fn matching_close(tokens: &[(usize, Token, usize)], start: usize) -> Option<usiz
             Token::RParen | Token::RBracket | Token::RBrace => {
                 depth = depth.saturating_sub(1);
                 if depth == 0 {
-                    return Some(*r);
+                    return Some((t, *r));
                 }
             }
             _ => {}
@@ -243,6 +249,11 @@ fn with_unclosed(
         _ => "}",
     };
     if !expected.iter().any(|e| e.trim_matches('"') == closer) {
+        return d;
+    }
+    // Closed later by its own kind (`(x, * x)`): the error is inside, not a
+    // missing closer.
+    if closing_token(tokens, *l).is_some_and(|(t, _)| token_text(t) == closer) {
         return d;
     }
     let opener = token_text(tok);
