@@ -183,3 +183,42 @@ fn every_example_emits_ptx_that_ptxas_assembles() {
     assert!(checked >= 5, "only {checked} examples compiled for the GPU");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `jlc plot` on a logger root plots the newest run: one SVG per metric
+/// group, the paths printed one per line; and the two Rust examples, where
+/// `cargo test` built them (it builds examples with the test targets), run
+/// and print what their comments promise.
+#[test]
+fn jlc_plot_and_the_rust_examples_run() {
+    let logs = tempdir("plot-cli");
+    let logs_at = format!("trainer.default_root_dir={}", logs.display());
+    let model = root().join("examples/digits_mlp.jl");
+    let (code, _, err) =
+        crate::evaluate::jlc_out(&["run", model.to_str().unwrap(), "--set", &logs_at, "--set", "trainer.max_epochs=2"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = crate::evaluate::jlc_out(&["plot", logs.join("lightning_logs").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let files: Vec<&str> = out.lines().collect();
+    assert!(files.iter().any(|f| f.contains("loss")) && files.iter().any(|f| f.contains("acc")), "{out}");
+    for f in &files {
+        assert!(f.starts_with(logs.join("lightning_logs/version_0/plots").to_str().unwrap()), "{f}");
+        let svg = std::fs::read_to_string(f).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("</svg>"), "{f} is not an SVG");
+    }
+    let (code, _, err) = crate::evaluate::jlc_out(&["plot", logs.join("nothing-here").to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("nothing-here"), "a missing run directory is named: {err}");
+
+    let examples = Path::new(env!("CARGO_BIN_EXE_jlc")).parent().unwrap().join("examples");
+    for (name, promise) in [("fit_from_rust", "test_acc"), ("embed", "loss")] {
+        let bin = examples.join(name);
+        if !bin.exists() {
+            eprintln!("skipped `{name}`: {} is not built (run the whole `cargo test`)", bin.display());
+            continue;
+        }
+        let out = std::process::Command::new(&bin).current_dir(&logs).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{name}: {text}");
+        assert!(text.contains(promise), "{name} prints {promise}: {text}");
+    }
+}

@@ -148,7 +148,9 @@ pub struct PlotData {
     pub title: String,
 }
 
-fn register_font() -> Result<(), String> {
+/// Registers the embedded font as plotters' "sans-serif" (once per
+/// process): every chart's text is measured with it, the SVG ones too.
+pub(crate) fn register_font() -> Result<(), String> {
     static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *ONCE.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
     if ok {

@@ -786,7 +786,10 @@ fn fit_prepared<'scope, 'env>(
         if !opts.progress {
             // The training loop's wall time (batches and steps, not
             // validation), what the progress bar shows as elapsed.
-            eprintln!("epoch {epoch}: {} [{:.2} s training]", shown.join(" "), train_loop.as_secs_f64());
+            // Three significant digits for short epochs (a tiny model's is milliseconds).
+            let secs = train_loop.as_secs_f64();
+            let digits = if secs >= 1.0 { 2 } else { (2 - secs.max(1e-6).log10().floor() as i32) as usize };
+            eprintln!("epoch {epoch}: {} [{secs:.digits$} s training]", shown.join(" "));
         }
         let bad = non_finite(
             epoch_metrics

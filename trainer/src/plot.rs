@@ -6,8 +6,10 @@
 //! group is a metric's name without its split prefix (`train_`, `val_`,
 //! `test_`) and Lightning's `_step`/`_epoch` suffix, so `train_loss_step`,
 //! `train_loss_epoch` and `val_loss` share the `loss` chart, as one looks at
-//! them. SVG via plotters' SVG backend: no fonts or system libraries needed,
-//! so `jlc` stays one static binary. Non-finite values are left out (a NaN
+//! them. SVG via plotters' SVG backend, its text measured with the font
+//! embedded in the binary (`artifact::register_font`): no system fonts or
+//! libraries needed, so `jlc` stays one static binary (without the font,
+//! plotters fails with `FontUnavailable` on a machine without fonts). Non-finite values are left out (a NaN
 //! loss ends the curve; the message of the run already named it).
 
 use plotters::prelude::*;
@@ -116,6 +118,7 @@ pub fn plot_run(run_dir: &Path, out_dir: Option<&Path>) -> Result<Vec<PathBuf>, 
     }
     let out = out_dir.map_or_else(|| run.join("plots"), Path::to_path_buf);
     std::fs::create_dir_all(&out).map_err(|e| PlotError::Output { path: out.clone(), message: e.to_string() })?;
+    crate::artifact::register_font().map_err(|message| PlotError::Output { path: out.clone(), message })?;
     let mut groups: BTreeMap<&str, Vec<&Series>> = BTreeMap::new();
     for s in &series {
         groups.entry(group_of(&s.name)).or_default().push(s);
