@@ -184,8 +184,9 @@ fn every_example_emits_ptx_that_ptxas_assembles() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// `jlc plot` on a logger root plots the newest run: one SVG per metric
-/// group, the paths printed one per line; and the two Rust examples, where
+/// `--accelerator auto` falls back to the CPU without CUDA; `jlc plot` on
+/// a logger root plots the newest run: one SVG per metric group, the paths
+/// printed one per line; and the two Rust examples, where
 /// `cargo test` built them (it builds examples with the test targets), run
 /// and print what their comments promise.
 #[test]
@@ -196,12 +197,26 @@ fn jlc_plot_and_the_rust_examples_run() {
     let (code, _, err) =
         crate::evaluate::jlc_out(&["run", model.to_str().unwrap(), "--set", &logs_at, "--set", "trainer.max_epochs=2"]);
     assert_eq!(code, 0, "{err}");
+    // `--accelerator auto` in a binary without CUDA (the test build) trains on the CPU and says why.
+    let (code, _, err) = crate::evaluate::jlc_out(&[
+        "run",
+        model.to_str().unwrap(),
+        "--set",
+        &logs_at,
+        "--set",
+        "trainer.max_epochs=1",
+        "--accelerator",
+        "auto",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("accelerator: cpu (Cranelift JIT)"), "{err}");
     let (code, out, err) = crate::evaluate::jlc_out(&["plot", logs.join("lightning_logs").to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let files: Vec<&str> = out.lines().collect();
     assert!(files.iter().any(|f| f.contains("loss")) && files.iter().any(|f| f.contains("acc")), "{out}");
     for f in &files {
-        assert!(f.starts_with(logs.join("lightning_logs/version_0/plots").to_str().unwrap()), "{f}");
+        // The newest run: version_1 (the `auto` one).
+        assert!(f.starts_with(logs.join("lightning_logs/version_1/plots").to_str().unwrap()), "{f}");
         let svg = std::fs::read_to_string(f).unwrap();
         assert!(svg.contains("<svg") && svg.contains("</svg>"), "{f} is not an SVG");
     }
