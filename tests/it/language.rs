@@ -631,3 +631,15 @@ fn bool_parameters_given_compile_time_bools_select_code() {
     let (_, rendered) = check(&[], &bad);
     assert!(rendered.contains("must be known at compile time"), "{rendered}");
 }
+
+/// `scan` with a compile-time integer as the initial carry carries an i32
+/// scalar (`scan(count, 0, xs)`); the golden `scan_integer_carry_errors.jl`
+/// has the errors (beyond i32, an i32 carry meeting a float).
+#[test]
+fn scan_takes_an_integer_carry() {
+    let src = "fn main() {\n    let (n, ys) = scan(fn(c, x) = (c + 1, x * float(c)), -1, [1.0, 2.0, 3.0])\n    \
+               print(float(n), ys)\n}\n";
+    let out = run_main(src);
+    close(&out[0], &[2.0], "the count");
+    close(&out[1], &[-1.0, 0.0, 3.0], "x times the incoming count");
+}

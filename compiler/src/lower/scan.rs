@@ -55,11 +55,18 @@ pub fn call_scan(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: S
         }
     }
 
-    // The carry: tensors (a number literal becomes an f32 scalar).
+    // The carry: tensors (a float literal becomes an f32 scalar, a
+    // compile-time integer an i32 one: `scan(count, 0, xs)`).
     let mut carry_leaves = Vec::new();
-    let Some(carry) = tensors_of(el, &init.value, &mut carry_leaves) else {
+    if has_poison(&init.value) {
+        return Val::Poison;
+    }
+    let Some(carry) = tensors_of(el, &init.value, &mut carry_leaves, init.span) else {
         return bad(el, "the initial carry must be a tensor or a tuple of tensors", init.span);
     };
+    if has_poison(&carry) {
+        return Val::Poison;
+    }
     // The length and one row of each xs tensor.
     let mut x_leaves = Vec::new();
     let (length, row) = match (xs, named("length")) {
@@ -70,7 +77,7 @@ pub fn call_scan(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: S
             _ => return bad(el, "`length` must be a compile-time integer", l.span),
         },
         (Some(xs), None) => {
-            let Some(v) = tensors_of(el, &xs.value, &mut x_leaves) else {
+            let Some(v) = tensors_of(el, &xs.value, &mut x_leaves, xs.span) else {
                 return bad(el, "xs must be a tensor or a tuple of tensors", xs.span);
             };
             let mut length: Option<Dim> = None;
@@ -173,10 +180,10 @@ fn arg(value: Val, span: Span) -> CallArg {
     CallArg { name: None, name_span: None, value, span }
 }
 
-/// `v`'s tensors in order, pushed to `out` (a number literal becomes an
-/// f32 scalar tensor); `v`'s structure with the tensors as `Val::Unit`
+/// `v`'s tensors in order, pushed to `out` (a float literal becomes an f32
+/// scalar tensor, a compile-time integer an i32 one); `v`'s structure with the tensors as `Val::Unit`
 /// placeholders. `None` if `v` holds anything else.
-fn tensors_of(el: &mut Elaborator, v: &Val, out: &mut Vec<TVal>) -> Option<Val> {
+fn tensors_of(el: &mut Elaborator, v: &Val, out: &mut Vec<TVal>, span: Span) -> Option<Val> {
     match v {
         Val::Tensor(t) => {
             out.push(t.clone());
@@ -187,7 +194,17 @@ fn tensors_of(el: &mut Elaborator, v: &Val, out: &mut Vec<TVal>) -> Option<Val> 
             out.push(TVal { ty: Ty::scalar(DType::F32), id });
             Some(Val::Unit)
         }
-        Val::Tuple(items) => Some(Val::Tuple(items.iter().map(|x| tensors_of(el, x, out)).collect::<Option<_>>()?)),
+        // An integer beyond i32 is reported by `as_tensor`; the carry is then poison.
+        Val::Int(Dim::Known(_)) | Val::NegInt(_) => match el.as_tensor(v, DType::I32, span) {
+            Some(t) => {
+                out.push(t);
+                Some(Val::Unit)
+            }
+            None => Some(Val::Poison),
+        },
+        Val::Tuple(items) => {
+            Some(Val::Tuple(items.iter().map(|x| tensors_of(el, x, out, span)).collect::<Option<_>>()?))
+        }
         _ => None,
     }
 }
