@@ -9,7 +9,7 @@
 //! Functions are instantiated per call (like templates): a generic function
 //! is checked with its arguments' types, and calls are inlined into the IR.
 
-use super::leading_dims::{ellipsis_dims, split_ellipsis, ELLIPSIS};
+use super::leading_dims::{align, ellipsis_dims, split_ellipsis, ELLIPSIS};
 use super::program::{Global, Program};
 use super::value::{Callee, FnRef, LambdaVal, ModelInst, ParamSpec, TVal, Val};
 use crate::check::{Dim, Ty};
@@ -994,23 +994,20 @@ impl<'p> Elaborator<'p> {
         got: &Ty,
     ) -> (bool, Option<String>, Vec<(String, Val)>) {
         let all = ty.dims.clone().unwrap_or_default();
-        let (leading, declared) = split_ellipsis(&all);
         let mut fresh = Vec::new();
-        let rank_fits = if leading { got.rank() >= declared.len() } else { got.rank() == declared.len() };
-        if dtype != got.dtype || !rank_fits {
+        let Some(aligned) = align(&all, &got.dims).filter(|_| dtype == got.dtype) else {
             return (false, None, fresh);
-        }
-        let (lead, tail) = got.dims.split_at(got.rank() - declared.len());
+        };
         let mut fits = true;
         let mut note = None;
-        if leading {
-            match self.match_ellipsis(env, lead) {
+        if aligned.leading {
+            match self.match_ellipsis(env, aligned.lead) {
                 Ok(bind) => fresh.extend(bind.map(|v| (ELLIPSIS.to_string(), v))),
                 Err(n) => return (false, Some(n), fresh),
             }
         }
-        for (i, (d, got)) in declared.iter().zip(tail).enumerate() {
-            let axis = lead.len() + i;
+        for (i, (d, got)) in aligned.pairs.into_iter().enumerate() {
+            let axis = aligned.lead.len() + i;
             let ok = match d {
                 ast::DimExpr::Ellipsis(_) => unreachable!("the grammar puts `...` first only"),
                 ast::DimExpr::Product(factors, _) => match self.match_product(env, factors, got, &fresh) {
@@ -1181,18 +1178,15 @@ impl<'p> Elaborator<'p> {
             }
         };
         let all = ty.dims.clone().unwrap_or_default();
-        let (leading, declared) = split_ellipsis(&all);
-        let rank_fits = if leading { t.ty.rank() >= declared.len() } else { t.ty.rank() == declared.len() };
-        if t.ty.dtype == dtype && rank_fits {
-            let (lead, tail) = t.ty.dims.split_at(t.ty.rank() - declared.len());
-            if leading {
-                match self.match_ellipsis(env, lead) {
+        if let Some(aligned) = align(&all, &t.ty.dims).filter(|_| t.ty.dtype == dtype) {
+            if aligned.leading {
+                match self.match_ellipsis(env, aligned.lead) {
                     Ok(Some(v)) => env.bind(ELLIPSIS, v),
                     Ok(None) => {}
                     Err(note) => return self.declared_mismatch(ty, &t, arg_span, fn_name, pname, Some(note)),
                 }
             }
-            for (d, got) in declared.iter().zip(tail) {
+            for (d, got) in aligned.pairs {
                 match d {
                     ast::DimExpr::Ellipsis(_) => unreachable!("the grammar puts `...` first only"),
                     ast::DimExpr::Product(factors, _) => match self.match_product(env, factors, got, &[]) {

@@ -28,6 +28,26 @@ pub fn split_ellipsis(declared: &[DimExpr]) -> (bool, &[DimExpr]) {
     }
 }
 
+/// A written type's dims laid against a value's: with a leading `...`, the
+/// value's dims it covers (`lead`) and the written dims after it paired
+/// with the value's last dims; `None` when the ranks cannot fit (fewer
+/// dims than written, or, without `...`, a different count).
+pub struct Aligned<'a> {
+    pub leading: bool,
+    pub lead: &'a [Dim],
+    pub pairs: Vec<(&'a DimExpr, &'a Dim)>,
+}
+
+pub fn align<'a>(declared: &'a [DimExpr], got: &'a [Dim]) -> Option<Aligned<'a>> {
+    let (leading, written) = split_ellipsis(declared);
+    let fits = if leading { got.len() >= written.len() } else { got.len() == written.len() };
+    if !fits {
+        return None;
+    }
+    let (lead, tail) = got.split_at(got.len() - written.len());
+    Some(Aligned { leading, lead, pairs: written.iter().zip(tail).collect() })
+}
+
 /// The dims `...` stands for in `env`, if a type has bound it.
 pub fn ellipsis_dims(env: &Env) -> Option<Vec<Dim>> {
     match env.lookup(ELLIPSIS)? {
