@@ -152,11 +152,17 @@ impl<'p> Elaborator<'p> {
 
     pub fn block(&mut self, env: &mut Env, block: &ast::Block) -> Val {
         env.scopes.push(HashMap::new());
+        let last = self.statements(env, block);
+        env.scopes.pop();
+        last
+    }
+
+    /// A block's statements in the current scope; the last one's value.
+    fn statements(&mut self, env: &mut Env, block: &ast::Block) -> Val {
         let mut last = Val::Unit;
         for stmt in &block.stmts {
             last = self.stmt(env, stmt);
         }
-        env.scopes.pop();
         last
     }
 
@@ -900,7 +906,16 @@ impl<'p> Elaborator<'p> {
             env.bind(&p.name.name, v);
         }
         let before = self.diags.len();
-        let res = self.expr(&mut env, body);
+        // A body block's scope stays open for the return type: dims its
+        // top-level `let` annotations bound (`H`, `...`) hold "for the rest
+        // of the function", which the declared return type is part of.
+        let res = match &body.kind {
+            ExprKind::Block(b) => {
+                env.scopes.push(HashMap::new());
+                self.statements(&mut env, b)
+            }
+            _ => self.expr(&mut env, body),
+        };
         // An error inside a function of another file (a stdlib module, an
         // imported file) also points at the call that led there: the user
         // sees their own line, not only library code. One label per file
