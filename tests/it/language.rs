@@ -643,3 +643,18 @@ fn scan_takes_an_integer_carry() {
     close(&out[0], &[2.0], "the count");
     close(&out[1], &[-1.0, 0.0, 3.0], "x times the incoming count");
 }
+
+/// `zeros(shape)`, `ones(shape)` and `full(shape, v)` are f32 tensors as in
+/// NumPy (the shape an integer, a tuple or `shape(x)`); without a shape
+/// they stay parameter initializers (`zeros()`, `full(v)`); the golden
+/// `filled_tensor_errors.jl` has the misuses.
+#[test]
+fn zeros_ones_and_full_with_a_shape_are_tensors() {
+    let src = "fn main() {\n    let x = reshape(float(arange(6)), (2, 3))\n    \
+               print(zeros((2, 3)) + x, ones(4), full(shape(x), 0.5) * x, full(3, -1))\n}\n";
+    let out = run_main(src);
+    close(&out[0], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "zeros + x");
+    close(&out[1], &[1.0; 4], "ones(4)");
+    close(&out[2], &[0.0, 0.5, 1.0, 1.5, 2.0, 2.5], "full(shape(x), 0.5) * x");
+    close(&out[3], &[-1.0; 3], "full(3, -1)");
+}

@@ -186,11 +186,22 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "arange" => arange(el, &args, span),
         "size" => size(el, &args, span),
         "print" => print(el, args, span),
+        // With a shape, NumPy's: an f32 tensor (`zeros((2, 3))`, `full(shape(x), 0.5)`);
+        // without, a parameter's initializer (`w: f32[4] = zeros()`).
+        "zeros" | "ones" if !args.is_empty() => match args.as_slice() {
+            [shape] => filled(el, &shape.value, if name == "zeros" { 0.0 } else { 1.0 }, shape.span),
+            _ => bad(el, &format!("{name}(shape) takes one shape: `{name}((2, 3))`, or none as an initializer"), span),
+        },
         "zeros" => Val::Init(Init::Zeros),
         "ones" => Val::Init(Init::Ones),
-        "full" => match num(args.first()) {
-            Some(v) if args.len() == 1 => Val::Init(Init::Full(v)),
-            _ => bad(el, "full(value) needs one compile-time number", span),
+        "full" => match (args.len(), num(args.first()), num(args.get(1))) {
+            (1, Some(v), _) => Val::Init(Init::Full(v)),
+            (2, _, Some(v)) => filled(el, &args[0].value, v, args[0].span),
+            _ => bad(
+                el,
+                "full(shape, value) needs a shape and a compile-time number (full(value) is an initializer)",
+                span,
+            ),
         },
         "glorot_uniform" => Val::Init(Init::GlorotUniform),
         "glorot_normal" => Val::Init(Init::GlorotNormal),
@@ -238,6 +249,25 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
 
 pub(super) fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
     el.error(Diagnostic::error(Code::BadCall, msg.to_string()).with_label(span, "in this call"))
+}
+
+/// An f32 tensor of `shape` (an integer or a tuple of them, as `shape(x)`
+/// gives) with every element `value`.
+fn filled(el: &mut Elaborator, shape: &Val, value: f64, span: Span) -> Val {
+    let dims: Option<Vec<Dim>> = match shape {
+        Val::Int(d) => Some(vec![d.clone()]),
+        Val::Tuple(items) => items.iter().map(|v| if let Val::Int(d) = v { Some(d.clone()) } else { None }).collect(),
+        _ => None,
+    };
+    let Some(dims) = dims else {
+        return bad(el, &format!("a shape is an integer or a tuple of integers, not {}", shape.describe()), span);
+    };
+    let id = el.building().then(|| {
+        let b = el.b();
+        let c = b.constant(value, DType::F32);
+        b.broadcast_to(c, &crate::ir::Shape(dims.iter().map(super::ops::known).collect()))
+    });
+    Val::Tensor(TVal { ty: Ty { dtype: DType::F32, dims }, id })
 }
 
 fn num(a: Option<&CallArg>) -> Option<f64> {
