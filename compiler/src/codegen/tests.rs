@@ -1430,6 +1430,25 @@ fn memory_plan_never_overlaps_live_buffers() {
 /// `v'` (outputs, also read by the parameter update) are hosted by the
 /// update's loop, and every output is bitwise the interpreter's, in vector
 /// code and its scalar tail.
+/// Adam's update of parameter `p` with gradient `g` and moments `m`, `v`
+/// (constants as literals, no bias correction): `(p', m', v')`.
+fn adam_update(b: &mut Builder, ty: &Type, [p, g, m, v]: [ValueId; 4]) -> (ValueId, ValueId, ValueId) {
+    let mut c = |x: f64| b.full(x, ty);
+    let (b1, one_b1, b2, one_b2, lr, eps) = (c(0.9), c(0.1), c(0.999), c(0.001), c(1e-3), c(1e-8));
+    let bm = b.mul(b1, m);
+    let gm = b.mul(one_b1, g);
+    let m_new = b.add(bm, gm);
+    let bv = b.mul(b2, v);
+    let gg = b.mul(g, g);
+    let gv = b.mul(one_b2, gg);
+    let v_new = b.add(bv, gv);
+    let root = b.unary(Op::Sqrt, v_new);
+    let denom = b.add(root, eps);
+    let step = b.div(m_new, denom);
+    let scaled = b.mul(lr, step);
+    (b.sub(p, scaled), m_new, v_new)
+}
+
 #[test]
 fn adam_moments_are_stored_by_the_update_loop_and_match_interp() {
     let mut rng = Rng(0xADA);
@@ -1437,21 +1456,7 @@ fn adam_moments_are_stored_by_the_update_loop_and_match_interp() {
         let ty = Type::new(dtype, &[37]);
         let mut b = Builder::new("adam", &[ty.clone(), ty.clone(), ty.clone(), ty.clone()]);
         let (p, g, m, v) = (b.param(0), b.param(1), b.param(2), b.param(3));
-        let c = |b: &mut Builder, x: f64| b.full(x, &ty);
-        let (b1, one_b1, b2, one_b2, lr, eps) =
-            (c(&mut b, 0.9), c(&mut b, 0.1), c(&mut b, 0.999), c(&mut b, 0.001), c(&mut b, 1e-3), c(&mut b, 1e-8));
-        let bm = b.mul(b1, m);
-        let gm = b.mul(one_b1, g);
-        let m_new = b.add(bm, gm);
-        let bv = b.mul(b2, v);
-        let gg = b.mul(g, g);
-        let gv = b.mul(one_b2, gg);
-        let v_new = b.add(bv, gv);
-        let root = b.unary(Op::Sqrt, v_new);
-        let denom = b.add(root, eps);
-        let step = b.div(m_new, denom);
-        let scaled = b.mul(lr, step);
-        let p_new = b.sub(p, scaled);
+        let (p_new, m_new, v_new) = adam_update(&mut b, &ty, [p, g, m, v]);
         let func = b.finish(vec![p_new, m_new, v_new]);
         let sched = super::cpu::schedule_for_tests(&func);
         assert_eq!(sched.hosted[m_new.index()], Some(p_new.index()), "m' is stored by the update loop");
@@ -1586,21 +1591,7 @@ fn a_gradient_norm_after_the_update_shares_its_loop() {
             let ty = Type::new(dtype, &[n]);
             let mut b = Builder::new("adamish", &[ty.clone(), ty.clone(), ty.clone(), ty.clone()]);
             let (g, m, v, p) = (b.param(0), b.param(1), b.param(2), b.param(3));
-            let c = |b: &mut Builder, x: f64| b.full(x, &ty);
-            let (b1, nb1, b2, nb2, lr, eps) =
-                (c(&mut b, 0.9), c(&mut b, 0.1), c(&mut b, 0.99), c(&mut b, 0.01), c(&mut b, 1e-3), c(&mut b, 1e-8));
-            let bm = b.mul(b1, m);
-            let gm = b.mul(nb1, g);
-            let m2 = b.add(bm, gm);
-            let bv = b.mul(b2, v);
-            let gg = b.mul(g, g);
-            let gv = b.mul(nb2, gg);
-            let v2 = b.add(bv, gv);
-            let sv = b.unary(Op::Sqrt, v2);
-            let den = b.add(sv, eps);
-            let step = b.div(m2, den);
-            let lstep = b.mul(lr, step);
-            let p2 = b.sub(p, lstep);
+            let (p2, m2, v2) = adam_update(&mut b, &ty, [p, g, m, v]);
             let g_sq = b.mul(g, g);
             let sum = b.reduce_sum(g_sq, vec![0]);
             let norm = b.unary(Op::Sqrt, sum);
