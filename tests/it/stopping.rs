@@ -601,3 +601,43 @@ fn val_check_interval_and_sanity_validation() {
     let (dev, _) = run("sanity-dev", &["trainer.fast_dev_run=2"], None);
     assert_eq!(dev.sanity_val_batches, 0);
 }
+
+/// A custom_vjp rule reaches the trainer's compiled step: `|w|` written as
+/// `sqrt(w^2)` has a 0/0 gradient at w = 0 (training stops on it), and the
+/// same with a rule that says the gradient there is 0 trains to the end
+/// with w still 0 (and the forward optimized before autodiff keeps the
+/// rule: that path is on by default).
+#[test]
+fn a_custom_vjp_rule_is_the_gradient_the_trainer_steps_with() {
+    const ABS: &str = r#"
+use optim.sgd
+fn root(x: f32[N]) -> f32[N] = sqrt(x)
+fn root_fwd(x: f32[N]) = (root(x), x)
+fn root_bwd(x: f32[N], g: f32[N]) = where(x > 0.0, 0.5 * g / sqrt(x), 0.0)
+model Abs {
+    w: f32[1] = zeros()
+    fn training_step(self, x: f32[B, 1], y: i32[B]) -> f32 = mean(ROOT(self.w * self.w) + 0.0 * x)
+    fn configure_optimizers(self) = sgd(lr = 0.1)
+}
+data = csv("ones.csv") { batch_size = 8; shuffle = false }
+trainer { max_epochs = 3 }
+"#;
+    let dir = tempdir("custom-vjp-train");
+    std::fs::write(dir.join("ones.csv"), "1,0\n".repeat(8)).unwrap();
+    for (run, root) in [("rule", "custom_vjp(root, root_fwd, root_bwd)"), ("plain", "root")] {
+        let model = dir.join(format!("{run}.jl"));
+        std::fs::write(&model, ABS.replace("ROOT", root)).unwrap();
+        let logs = format!("trainer.default_root_dir={}", dir.join(run).display());
+        let (code, out, err) = jlc_out(&["run", model.to_str().unwrap(), "--set", &logs]);
+        if run == "plain" {
+            assert_eq!(code, 1, "{out}{err}");
+            assert!(err.contains("is NaN at global step 0"), "{err}");
+            continue;
+        }
+        assert_eq!(code, 0, "{out}{err}");
+        let last = dir.join(run).join("lightning_logs/version_0/checkpoints/last.safetensors");
+        let ck = trainer::checkpoint::load(&last).unwrap();
+        let w = ck.tensors.iter().find(|(k, _)| k == "w").unwrap().1.to_f64_vec();
+        assert_eq!((ck.meta.global_step, w), (3, vec![0.0]));
+    }
+}

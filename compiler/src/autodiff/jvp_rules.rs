@@ -128,6 +128,7 @@ pub(super) fn jvp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ts: &[
         Op::Reverse { dims } => Some(b.reverse(t0?, dims.clone())),
         // A scan of the body's JVP (see `scan_rules`).
         Op::Scan(s) => super::scan_rules::jvp(b, s, args, ts),
+        Op::CustomVjp(c) => super::custom_vjp_rules::jvp(b, c, args, ts),
         Op::ReduceWindowSum(w) => Some(b.reduce_window(t0?, w.clone(), false)),
         // The tangent of each window's first maximum (see `window_rules`).
         Op::ReduceWindowMax(w) => Some(window_rules::reduce_window_max_jvp(b, w, args[0], z, t0?)),

@@ -4,7 +4,8 @@
 //! - `grad` and `vjp` are reverse mode (`reverse.rs`, rules in `vjp_rules.rs`).
 //! - `jvp` is forward mode (`forward.rs`, rules in `jvp_rules.rs`).
 //! - `vmap` maps a function over a batch axis (`vmap.rs`, its rules inside).
-//! - `Op::Scan`'s three rules are in `scan_rules.rs` (each is a scan again).
+//! - `Op::Scan`'s three rules are in `scan_rules.rs` (each is a scan again);
+//!   `Op::CustomVjp`'s in `custom_vjp_rules.rs`.
 //!
 //! The result is ordinary IR built with `ir::Builder`, so the transforms
 //! compose: `grad` of a function that calls a `grad` result gives second
@@ -14,6 +15,7 @@
 //! output needs (e.g. the gradient w.r.t. input data) never appears.
 //! Autodiff sees only IR, never the AST, and does no IO.
 
+mod custom_vjp_rules;
 mod forward;
 mod jvp_rules;
 mod reverse;

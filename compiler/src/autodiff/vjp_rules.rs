@@ -150,6 +150,8 @@ pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: Va
         Op::Reverse { dims } => vec![Some(b.reverse(ct, dims.clone()))],
         // A reverse scan of the body's VJP over stored carries (see `scan_rules`).
         Op::Scan(s) => super::scan_rules::vjp(b, s, args, ct, needs),
+        // The user's rule: `fwd` then `bwd`, inline.
+        Op::CustomVjp(c) => super::custom_vjp_rules::vjp(b, c, args, ct, needs),
         // Transposes of the windowed ops: convs and window sums again, and the
         // first-max scatter; the math is in `window_rules`.
         Op::Conv2d(a) => window_rules::conv2d_vjp(b, a, args[0], args[1], ct, needs),

@@ -182,6 +182,7 @@ fn batch(b: &mut Builder, op: &Op, args: &[(ValueId, BDim)], ty: &Type, size: us
             let (v, k) = super::scan_rules::batch(b, s, args, size);
             (v, Some(k))
         }
+        Op::CustomVjp(c) => (super::custom_vjp_rules::batch(b, c, args, size), Some(0)),
     }
 }
 

@@ -185,6 +185,9 @@ pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
 /// Compiles `func` for the host CPU.
 pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenError> {
     ir::verify::verify(func).map_err(CodegenError::InvalidFunc)?;
+    // A custom derivative rule matters only to autodiff: run the function.
+    let inlined = ir::custom_vjp::inline_rules(func);
+    let func = &inlined;
     check_supported(func)?;
     // Sibling scans adjacent, so that each loop runs once (`scan.rs`).
     let grouped = ir::scan::group_siblings(func);
@@ -318,6 +321,8 @@ fn check_supported(func: &Func) -> Result<(), CodegenError> {
             Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
             // The body is checked when `scan::ScanStep::new` compiles it.
             Op::Scan(_) => false,
+            // Inlined by `compile_with` before this check.
+            Op::CustomVjp(_) => true,
             Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
             Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => false,
             Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => false,

@@ -204,6 +204,9 @@ pub fn emit(func: &Func) -> Result<PtxProgram, PtxError> {
 /// Compiles `func` to PTX and a launch plan.
 pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxError> {
     ir::verify::verify(func).map_err(PtxError::InvalidFunc)?;
+    // A custom derivative rule matters only to autodiff: run the function.
+    let inlined = ir::custom_vjp::inline_rules(func);
+    let func = &inlined;
     let sched = fusion::schedule(func, options.fuse);
     let siblings = match options.fuse {
         true => siblings::plan(func, &sched, &|index| fusion::fusible(func, index)),
@@ -548,6 +551,7 @@ fn kernel_for(
     match &inst.op {
         Op::Param(_) | Op::Reshape | Op::StopGradient => unreachable!("{:?} has no kernel", inst.op),
         Op::Scan(_) => unreachable!("scan is rejected by `emit`"),
+        Op::CustomVjp(_) => unreachable!("custom_vjp is inlined before codegen (`ir::custom_vjp::inline_rules`)"),
         Op::Gather => indexing::gather(&mut k, &arg_ty(0), ty, &out, &ins),
         Op::ScatterAdd if uses_warp_scatter(func, i) => indexing::scatter_add_warps(&mut k, &arg_ty(1), ty, &out, &ins),
         Op::ScatterAdd => indexing::scatter_add(&mut k, &arg_ty(1), ty, &out, &ins),
@@ -665,6 +669,7 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
         Op::Cos => via_f64(k, dt, a, |k, x| math::sin_cos_f64(k, &x[0], 1)),
         Op::Erf => via_f64(k, dt, a, |k, x| math::erf_f64(k, &x[0])),
         Op::Scan(_) => unreachable!("scan is rejected by `emit`"),
+        Op::CustomVjp(_) => unreachable!("custom_vjp is inlined before codegen (`ir::custom_vjp::inline_rules`)"),
         Op::Neg => k.op1(&format!("neg.{t}"), cls, &a[0]),
         Op::Logistic => via_f64(k, dt, a, |k, x| math::logistic_f64(k, &x[0])),
         // 1 / sqrt(x), two correctly rounded steps, as the interpreter.

@@ -9,6 +9,7 @@
 //! steps and are converted back. Log, sqrt, rsqrt, log1p and pow get guarded
 //! operands and exp/expm1 capped ones, so most values stay finite.
 
+mod custom_vjp_ops;
 mod scan_ops;
 mod transformer_ops;
 
@@ -547,7 +548,8 @@ impl Gen {
                 let dims: Vec<usize> = (0..rank).filter(|_| self.rng.chance(0.6)).collect();
                 self.b.reverse(x, dims)
             }
-            24 => self.random_scan(x),
+            24 if self.rng.chance(0.7) => self.random_scan(x),
+            24 => self.random_custom_vjp(x),
             // A constant (maybe a wild one) times x.
             _ => {
                 let c = self.constant();

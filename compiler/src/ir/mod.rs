@@ -5,6 +5,7 @@
 //! Lowering, autodiff, the optimizer and every backend share this one IR.
 
 mod builder_ext;
+pub mod custom_vjp;
 pub mod dce;
 pub mod func;
 pub mod generate;

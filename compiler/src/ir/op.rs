@@ -213,6 +213,10 @@ pub enum Op {
     /// `consts ++ init ++ xs`, a nested body `Func`, one result per
     /// instruction (`output`: a final carry or stacked ys). See `ir::scan`.
     Scan(super::scan::Scan),
+    /// A function with the user's reverse-mode rule (JAX's `custom_vjp`):
+    /// operands are the function's arguments, one result per instruction
+    /// (`output`). See `ir::custom_vjp`.
+    CustomVjp(super::custom_vjp::CustomVjp),
 }
 
 /// The attributes of `Op::Conv2d`, per spatial dim `[H, W]`.
@@ -276,6 +280,7 @@ pub fn arity(op: &Op) -> Option<usize> {
         Op::Reverse { .. } | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => 1,
         Op::Conv2d(_) | Op::SelectAndScatter(_) => 2,
         Op::Scan(s) => s.body.n_params,
+        Op::CustomVjp(c) => c.primal.n_params,
     };
     Some(n)
 }
@@ -339,6 +344,7 @@ pub fn name(op: &Op) -> &'static str {
         Op::ReduceWindowMax(_) => "reduce_window_max",
         Op::SelectAndScatter(_) => "select_and_scatter",
         Op::Scan(_) => "scan",
+        Op::CustomVjp(_) => "custom_vjp",
     }
 }
 
@@ -359,6 +365,6 @@ pub fn is_elementwise(op: &Op) -> bool {
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => false,
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
-        Op::SelectAndScatter(_) | Op::Scan(_) => false,
+        Op::SelectAndScatter(_) | Op::Scan(_) | Op::CustomVjp(_) => false,
     }
 }

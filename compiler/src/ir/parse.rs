@@ -15,10 +15,12 @@
 //! function name is everything between `@` and `(`. Errors name the 1-based
 //! line; no input makes the parser panic (fuzzed in `parse/tests.rs`), and
 //! the result has passed `verify`, so it is safe to interpret and compile.
-//! A `scan` line is followed by its body, a nested function in the same form.
+//! A `scan` line is followed by its body, a nested function in the same form;
+//! a `custom_vjp` line by its three functions (primal, fwd, bwd).
 
 use std::sync::Arc;
 
+use super::custom_vjp::CustomVjp;
 use super::func::{Func, Inst, ValueId};
 use super::op::{Conv, Op, Window};
 use super::scan::Scan;
@@ -50,7 +52,10 @@ fn parse_func<'a>(
 ) -> Result<(Func, usize), String> {
     let (header_line, header) = lines.next().ok_or(match depth {
         0 => "line 1: empty input, expected `func @name(...) {`".to_string(),
-        _ => format!("line {}: missing the scan's body, expected `func @name(...) {{`", prev_line + 1),
+        _ => format!(
+            "line {}: missing a nested function (a scan's body or a custom_vjp's rule), expected `func @name(...) {{`",
+            prev_line + 1
+        ),
     })?;
     let at = |line: usize| move |msg: String| format!("line {line}: {msg}");
     if depth > MAX_NESTING {
@@ -84,6 +89,13 @@ fn parse_func<'a>(
             let (body, body_last) = parse_func(lines, line_no, depth + 1)?;
             s.body = Arc::new(body);
             last_line = body_last;
+        }
+        if let Op::CustomVjp(c) = &mut inst.op {
+            for f in [&mut c.primal, &mut c.fwd, &mut c.bwd] {
+                let (body, body_last) = parse_func(lines, last_line, depth + 1)?;
+                *f = Arc::new(body);
+                last_line = body_last;
+            }
         }
         func.insts.push(inst);
         let index = func.insts.len() - 1;
@@ -240,6 +252,11 @@ fn parse_inst(cur: &mut Cursor, index: usize) -> Result<Inst, String> {
             output: attrs.int("output")?,
             body: Arc::new(Func { name: String::new(), insts: vec![], n_params: 0, outputs: vec![] }),
         }),
+        // The three functions come on the following lines (`parse_func`).
+        "custom_vjp" => {
+            let empty = || Arc::new(Func { name: String::new(), insts: vec![], n_params: 0, outputs: vec![] });
+            Op::CustomVjp(CustomVjp { primal: empty(), fwd: empty(), bwd: empty(), output: attrs.int("output")? })
+        }
         "param" => return Err("params are declared in the `func` header, not as instructions".into()),
         other => return Err(format!("unknown op `{other}`")),
     };

@@ -53,6 +53,7 @@ fn print_into(out: &mut String, func: &Func, indent: &str) {
             Op::Select | Op::Convert | Op::Reshape | Op::MatMul => String::new(),
             Op::Gather | Op::ScatterAdd | Op::BatchMatMul => String::new(),
             Op::RandomBits | Op::RandomSplit | Op::RandomUniform => String::new(),
+            Op::CustomVjp(c) => format!("{{output={}}}", c.output),
             Op::Scan(s) => format!(
                 "{{n_const={}, n_carry={}, length={}, reverse={}, output={}}}",
                 s.n_const, s.n_carry, s.length, s.reverse, s.output
@@ -63,6 +64,11 @@ fn print_into(out: &mut String, func: &Func, indent: &str) {
         writeln!(out, "{indent}  %{i} = {}{attrs}{sep}{args} : {}", name(&inst.op), inst.ty).unwrap();
         if let Op::Scan(s) = &inst.op {
             print_into(out, &s.body, &format!("{indent}    "));
+        }
+        if let Op::CustomVjp(c) = &inst.op {
+            for f in [&c.primal, &c.fwd, &c.bwd] {
+                print_into(out, f, &format!("{indent}    "));
+            }
         }
     }
     let outs = func.outputs.iter().map(|v| format!("%{}", v.0)).collect::<Vec<_>>().join(", ");

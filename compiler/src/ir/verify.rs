@@ -189,6 +189,7 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
         Op::BatchMatMul => super::verify_ext::batch_matmul(ty, args),
         Op::RandomBits | Op::RandomSplit | Op::RandomUniform => super::verify_ext::random(op, ty, args),
         Op::Scan(s) => super::scan::check(s, ty, args),
+        Op::CustomVjp(c) => super::custom_vjp::check(c, ty, args),
     }
 }
 

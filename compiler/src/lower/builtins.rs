@@ -60,6 +60,7 @@ pub const NAMES: &[&str] = &[
     "sign",
     "stop_gradient",
     "checkpoint",
+    "custom_vjp",
     "argmax",
     "take",
     "random_key",
@@ -117,6 +118,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             },
             _ => bad(el, "checkpoint(f) takes exactly one function", span),
         },
+        "custom_vjp" => custom_vjp(el, &args, span),
         "argmax" => argmax(el, &args, span),
         "take" => super::tensor_ops::take(el, &args, span),
         "einsum" => super::einsum::einsum(el, &args, span),
@@ -866,4 +868,27 @@ fn log_metric(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
         logs.push(LogEntry { name, value, prog_bar });
     }
     Val::Unit
+}
+
+/// `custom_vjp(f, fwd, bwd)`: three functions (see `lower/custom_vjp.rs`).
+fn custom_vjp(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    const USAGE: &str = "custom_vjp(f, fwd, bwd) takes three functions: f, fwd(args) -> (f(args), residuals), \
+                         bwd(residuals, ct) -> one cotangent per argument";
+    let [f, fwd, bwd] = args else { return bad(el, USAGE, span) };
+    for a in args {
+        if a.name.is_some() {
+            return bad(el, USAGE, a.span);
+        }
+        match &a.value {
+            Val::Poison => return Val::Poison,
+            v if super::transform::value_sig(el, v).is_some() => {}
+            other => return bad(el, &format!("{USAGE}; this is {}", other.describe()), a.span),
+        }
+    }
+    Val::CustomVjp(std::rc::Rc::new(super::custom_vjp::Rule {
+        f: f.value.clone(),
+        fwd: fwd.value.clone(),
+        bwd: bwd.value.clone(),
+        spans: [f.span, fwd.span, bwd.span],
+    }))
 }

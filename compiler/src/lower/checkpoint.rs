@@ -79,7 +79,7 @@ pub fn call_checkpoint(el: &mut Elaborator, env: &mut Env, f: &Rc<Val>, args: Ve
 }
 
 /// Pushes `v`'s tensors in order; false if `v` holds anything else.
-fn tensor_leaves(v: &Val, out: &mut Vec<TVal>) -> bool {
+pub(super) fn tensor_leaves(v: &Val, out: &mut Vec<TVal>) -> bool {
     match v {
         Val::Tensor(t) => {
             out.push(t.clone());
@@ -91,7 +91,7 @@ fn tensor_leaves(v: &Val, out: &mut Vec<TVal>) -> bool {
 }
 
 /// `v` with its tensors' IR values replaced, in order, by `ids`.
-fn with_ids(v: &Val, ids: &mut impl Iterator<Item = ValueId>) -> Val {
+pub(super) fn with_ids(v: &Val, ids: &mut impl Iterator<Item = ValueId>) -> Val {
     match v {
         Val::Tensor(t) => Val::Tensor(TVal { ty: t.ty.clone(), id: Some(ids.next().expect("one value per output")) }),
         Val::Tuple(items) => Val::Tuple(items.iter().map(|x| with_ids(x, ids)).collect()),

@@ -759,6 +759,7 @@ impl<'p> Elaborator<'p> {
                 super::vmap::call_vmap(self, env, &f, &in_axes, axes_span, args, span)
             }
             Val::Checkpoint { f } => super::checkpoint::call_checkpoint(self, env, &f, args, span),
+            Val::CustomVjp(rule) => super::custom_vjp::call_custom_vjp(self, env, &rule, args, span),
             Val::Poison => Val::Poison,
             other => self.error(
                 Diagnostic::error(Code::BadCall, format!("{} is not a function", other.describe()))

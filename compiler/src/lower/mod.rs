@@ -11,6 +11,7 @@
 pub mod artifacts;
 pub mod builtins;
 mod checkpoint;
+mod custom_vjp;
 mod einsum;
 pub mod elab;
 pub mod entry;

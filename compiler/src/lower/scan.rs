@@ -46,6 +46,7 @@ pub fn call_scan(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: S
         | Val::Grad { .. }
         | Val::Vmap { .. }
         | Val::Checkpoint { .. }
+        | Val::CustomVjp(_)
         | Val::Model(_)
         | Val::Method { .. } => {}
         other => {

@@ -154,7 +154,7 @@ pub fn call_grad(
             (out, None)
         };
         if let Err(d) = float_output(&out, &fname, span, true) {
-            return el.error(d);
+            return d.map_or(Val::Poison, |d| el.error(d));
         }
         let grads = wrt_idx.iter().map(|&i| TVal { ty: tensors[i].ty.clone(), id: None }).collect();
         return package(with_value, out, grads, aux);
@@ -219,7 +219,7 @@ pub fn call_jvp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
         let out = el.call_callee(&f, as_tensor_args(&primals, &primal_args), span);
         return match float_output(&out, &fname, span, false) {
             Ok(t) => Val::Tuple(vec![out, Val::Tensor(TVal { ty: t.ty, id: None })]),
-            Err(d) => el.error(d),
+            Err(d) => d.map_or(Val::Poison, |d| el.error(d)),
         };
     }
     let Some((func, out_t, captured, _)) = lower_alone(el, &f, &fname, &primals, &primal_args, span, Output::Tensor)
@@ -263,7 +263,7 @@ pub fn call_vjp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
     let out = el.call_callee(&f, as_tensor_args(&primals, &primal_args), span);
     match float_output(&out, &fname, span, false) {
         Ok(t) => Val::Tuple(vec![out, Val::Pullback { f, primals, out: t }]),
-        Err(d) => el.error(d),
+        Err(d) => d.map_or(Val::Poison, |d| el.error(d)),
     }
 }
 
@@ -350,6 +350,7 @@ pub fn value_sig(el: &Elaborator, v: &Val) -> Option<(String, Vec<crate::syntax:
         }
         Val::Vmap { f, .. } => value_sig(el, f).map(|(name, params)| (format!("vmap({name})"), params)),
         Val::Checkpoint { f } => value_sig(el, f).map(|(name, params)| (format!("checkpoint({name})"), params)),
+        Val::CustomVjp(rule) => value_sig(el, &rule.f).map(|(name, params)| (format!("custom_vjp({name})"), params)),
         Val::Model(m) => method_sig(m, &|n| n == "__call__" || n == "forward"),
         Val::Method { model, name } => method_sig(model, &|n| n == name),
         Val::Tensor(_)
@@ -508,7 +509,7 @@ fn lower_alone(
     let out_t = match float_output(&out, fname, span, matches!(want, Output::Loss { .. })) {
         Ok(t) => t,
         Err(d) => {
-            el.error(d);
+            d.map(|d| el.error(d));
             return None;
         }
     };
@@ -541,6 +542,7 @@ pub(super) fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, 
             primals.iter().chain(std::iter::once(o)).for_each(|t| tensor(el, t, out));
         }
         Val::Vmap { f, .. } | Val::Checkpoint { f } => collect_ids(el, f, out),
+        Val::CustomVjp(rule) => [&rule.f, &rule.fwd, &rule.bwd].into_iter().for_each(|f| collect_ids(el, f, out)),
         Val::Model(m) | Val::Method { model: m, .. } => collect_model(el, m, out),
         Val::Optimizer(o) => o.hyper.iter().for_each(|(_, x)| collect_ids(el, x, out)),
         Val::Int(_)
@@ -604,6 +606,12 @@ pub(super) fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
             Val::Vmap { f: Rc::new(remap(f, map)), in_axes: in_axes.clone(), axes_span: *axes_span }
         }
         Val::Checkpoint { f } => Val::Checkpoint { f: Rc::new(remap(f, map)) },
+        Val::CustomVjp(rule) => Val::CustomVjp(Rc::new(super::custom_vjp::Rule {
+            f: remap(&rule.f, map),
+            fwd: remap(&rule.fwd, map),
+            bwd: remap(&rule.bwd, map),
+            spans: rule.spans,
+        })),
         Val::Model(m) => Val::Model(remap_model(m, map)),
         Val::Method { model, name } => Val::Method { model: remap_model(model, map), name: name.clone() },
         Val::Optimizer(o) => Val::Optimizer(super::value::Optimizer {
@@ -655,9 +663,11 @@ fn remap_model(m: &ModelInst, map: &HashMap<ValueId, ValueId>) -> Rc<ModelInst> 
 }
 
 /// The function's output must be a float tensor (a scalar for `grad`).
-fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> Result<TVal, Diagnostic> {
+/// `Err(None)`: the output is an error already reported.
+fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> Result<TVal, Option<Diagnostic>> {
     match out {
         Val::Tensor(t) if t.ty.dtype.is_float() && (!scalar || t.ty.rank() == 0) => Ok(t.clone()),
+        Val::Poison => Err(None),
         other => {
             let want = if scalar { "a float scalar" } else { "a float tensor" };
             let mut d = Diagnostic::error(
@@ -668,7 +678,7 @@ fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> Result<TVal,
             if scalar {
                 d = d.with_help("reduce the output first, e.g. with `sum` or `mean`");
             }
-            Err(d)
+            Err(Some(d))
         }
     }
 }

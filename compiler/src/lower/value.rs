@@ -99,6 +99,9 @@ pub enum Val {
     Checkpoint {
         f: Rc<Val>,
     },
+    /// `custom_vjp(f, fwd, bwd)`, waiting for arguments: `f` with the
+    /// user's gradient rule (`lower/custom_vjp.rs`).
+    CustomVjp(Rc<super::custom_vjp::Rule>),
     Model(Rc<ModelInst>),
     Method {
         model: Rc<ModelInst>,
@@ -148,7 +151,8 @@ impl Val {
             | Val::Lambda(_)
             | Val::Pullback { .. }
             | Val::Vmap { .. }
-            | Val::Checkpoint { .. } => "a function".into(),
+            | Val::Checkpoint { .. }
+            | Val::CustomVjp(_) => "a function".into(),
             Val::Model(m) => format!("a `{}` model", m.name),
             Val::Init(_) => "an initializer".into(),
             Val::Optimizer(_) => "an optimizer".into(),

@@ -47,6 +47,7 @@ pub fn make_vmap(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         | Val::Grad { .. }
         | Val::Vmap { .. }
         | Val::Checkpoint { .. }
+        | Val::CustomVjp(_)
         | Val::Builtin(_)
         | Val::Model(_)
         | Val::Method { .. }

@@ -95,6 +95,8 @@ pub fn inst_cost(op: &Op, args: &[&Type], ty: &Type) -> Cost {
             let k = s.length as f64;
             return Cost { flops: k * body.flops, bytes: k * body.bytes, seconds: k * body.seconds + INST_SECONDS };
         }
+        // Its function's cost (the rule is inlined before codegen).
+        Op::CustomVjp(c) => return func_cost(&c.primal),
         // Aliases of their operand: no work, no bytes (and no loop).
         Op::Reshape | Op::StopGradient => return Cost::default(),
         Op::Constant(_) => (0.0, out, false),

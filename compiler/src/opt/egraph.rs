@@ -806,6 +806,7 @@ pub fn to_recexpr(func: &Func) -> RecExpr<Node> {
             Op::ReduceWindowSum(w) => Node::ReduceWindowSum([attr(Attr::Ints(ints_of_window(w))), arg(0)]),
             Op::ReduceWindowMax(w) => Node::ReduceWindowMax([attr(Attr::Ints(ints_of_window(w))), arg(0)]),
             Op::SelectAndScatter(w) => Node::SelectAndScatter([attr(Attr::Ints(ints_of_window(w))), arg(0), arg(1)]),
+            Op::CustomVjp(_) => unreachable!("`opt::optimize_timed` inlines custom_vjp rules first"),
             Op::Scan(s) => {
                 let mut children = vec![attr(Attr::Scan(ScanAttr::new(s)))];
                 children.extend((0..inst.args.len()).map(arg));

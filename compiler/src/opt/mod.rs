@@ -100,6 +100,13 @@ pub fn optimize(func: &Func, opts: &Options) -> (Func, Report) {
     (res, report)
 }
 
+/// What the e-graph starts from: `func` with its custom_vjp rules inlined
+/// (the optimized program is what runs: no transformation follows, so a
+/// rule is dropped for its function) and its scan bodies optimized.
+pub(crate) fn prepare(func: &Func, opts: &Options) -> Func {
+    optimize_bodies(&crate::ir::custom_vjp::inline_rules(func), opts)
+}
+
 /// `func` with each scan body optimized as a function of its own (the
 /// e-graph keeps scans opaque). Equal bodies (siblings) are optimized once,
 /// so siblings stay siblings; a body's cost never grows (see `optimize`), so
@@ -170,7 +177,7 @@ pub(crate) fn saturate(func: &Func, opts: &Options, explanations: bool) -> Satur
 /// `optimize`, with the time each phase took.
 pub fn optimize_timed(func: &Func, opts: &Options) -> (Func, Report, Timings) {
     let input = func;
-    let with_bodies = optimize_bodies(func, opts);
+    let with_bodies = prepare(func, opts);
     let func = &with_bodies;
     let mut timings = Timings::default();
     let start = Instant::now();

@@ -1256,7 +1256,7 @@ fn explanations_of_optimized_programs_check_out() {
     for (k, f) in programs.iter().enumerate() {
         let (opt, report) = optimize(f, &Options::default());
         // Scan bodies are optimized (and proven) as functions of their own first.
-        let f = &super::optimize_bodies(f, &Options::default());
+        let f = &super::prepare(f, &Options::default());
         let mut sat = super::saturate(f, &Options::default(), true);
         let mut explanation = sat.runner.explain_equivalence(&to_recexpr(f), &to_recexpr(&opt));
         explanation.check_proof(&rules);

@@ -79,6 +79,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::Param(_) | Op::Reshape | Op::StopGradient => {}
             // Run by `cpu::scan` between the compiled chunks.
             Op::Scan(_) => {}
+            Op::CustomVjp(_) => unreachable!("custom_vjp is inlined before codegen (`ir::custom_vjp::inline_rules`)"),
             Op::Constant(_) => self.emit_fused(index),
             Op::Iota { axis } => self.emit_iota(index, *axis),
             Op::Convert if self.func.ty(inst.args[0]).dtype == inst.ty.dtype => {}
@@ -1426,7 +1427,7 @@ fn is_vectorizable(op: &Op, dtype: DType) -> bool {
         Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
-        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) => false,
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) | Op::CustomVjp(_) => false,
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
         Op::SelectAndScatter(_) => false,
     };
@@ -1537,7 +1538,9 @@ fn scalar_op(b: &mut FunctionBuilder, op: &Op, dtype: DType, out: DType, args: &
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => {
             unreachable!("{op:?} is not elementwise")
         }
-        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) => unreachable!("{op:?} is not elementwise"),
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) | Op::CustomVjp(_) => {
+            unreachable!("{op:?} is not elementwise")
+        }
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => {
             unreachable!("{op:?} is not elementwise")
         }

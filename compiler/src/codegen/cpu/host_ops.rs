@@ -72,6 +72,7 @@ pub(super) fn plan(func: &Func, sched: &Schedule, index: usize) -> (HostFn, Vec<
         }
         Op::Reverse { .. } => unreachable!("{:?} is open-coded", inst.op),
         Op::Scan(_) => unreachable!("scan runs in `scan.rs`"),
+        Op::CustomVjp(_) => unreachable!("custom_vjp is inlined before codegen (`ir::custom_vjp::inline_rules`)"),
         Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) | Op::SelectAndScatter(_) => {
             unreachable!("{:?} has a described host call (conv.rs)", inst.op)
         }

@@ -66,7 +66,7 @@ pub(super) fn is_view(func: &Func, index: usize) -> bool {
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::MatMul => false,
         Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
-        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) => false,
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) | Op::CustomVjp(_) => false,
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
         Op::SelectAndScatter(_) => false,
     }

@@ -129,7 +129,7 @@ pub(super) fn fusible(func: &Func, index: usize, inline_math: bool) -> bool {
         Op::Slice { .. } | Op::Pad { .. } | Op::Concat { .. } => false,
         // Own loops or host routines reading materialized operands.
         Op::ReduceMin { .. } | Op::Gather | Op::ScatterAdd | Op::BatchMatMul => false,
-        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) => false,
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform | Op::Scan(_) | Op::CustomVjp(_) => false,
         Op::Reverse { .. } | Op::Conv2d(_) | Op::ReduceWindowSum(_) | Op::ReduceWindowMax(_) => false,
         Op::SelectAndScatter(_) => false,
     }

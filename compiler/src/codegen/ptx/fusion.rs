@@ -43,7 +43,7 @@ pub(super) fn fusible(func: &Func, index: usize) -> bool {
         // A same-dtype convert is a view (it aliases its operand).
         Op::Convert => func.ty(inst.args[0]).dtype != inst.ty.dtype,
         // Rejected by `emit` (no PTX rules yet).
-        Op::Scan(_) => false,
+        Op::Scan(_) | Op::CustomVjp(_) => false,
         Op::Param(_) | Op::Reshape | Op::StopGradient | Op::Transpose { .. } | Op::Reverse { .. } => false,
         Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. } | Op::ArgMax { .. } => false,
         Op::MatMul | Op::BatchMatMul | Op::Gather | Op::ScatterAdd => false,

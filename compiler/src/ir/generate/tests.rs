@@ -65,9 +65,10 @@ fn op_kind(op: &Op) -> usize {
         Op::ReduceWindowMax(_) => 53,
         Op::Scan(_) => 54,
         Op::SelectAndScatter(_) => 55,
+        Op::CustomVjp(_) => 56,
     }
 }
-const N_KINDS: usize = 56;
+const N_KINDS: usize = 57;
 
 #[test]
 fn every_op_is_generated() {

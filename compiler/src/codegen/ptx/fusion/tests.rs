@@ -162,7 +162,8 @@ fn reductions_evaluate_their_operand_tree_per_element() {
 /// replaced by supported ones of the same type (so every generated program
 /// but those with scans can be emitted).
 fn ptx_compatible(func: &Func) -> Option<Func> {
-    let mut f = func.clone();
+    // The backends run a custom_vjp's function (`emit` inlines it too).
+    let mut f = crate::ir::custom_vjp::inline_rules(func);
     for inst in &mut f.insts {
         inst.op = match &inst.op {
             Op::Scan(_) => return None,

@@ -1,0 +1,312 @@
+//! `custom_vjp(f, fwd, bwd)` (JAX's `jax.custom_vjp` with `defvjp`): a
+//! function that computes what `f` computes, but whose gradient is the
+//! user's rule:
+//!
+//! - `fwd(args...)` returns `(f(args...), residuals)`, where `residuals` is
+//!   a tensor, a tuple of tensors or `()` that the backward pass reads;
+//! - `bwd(residuals, ct)` gets the cotangent `ct` of `f`'s result (same
+//!   structure) and returns one cotangent per argument, in a tuple (a bare
+//!   tensor when there is one argument); integer arguments' entries are
+//!   ignored (they have no gradient).
+//!
+//! Lowering: each of the three functions is lowered alone into a nested IR
+//! function (`lower_apart`) and the call becomes `Op::CustomVjp`, one
+//! instruction per result tensor (`ir::custom_vjp` has the semantics and
+//! `autodiff/custom_vjp_rules.rs` the transformation rules). The functions
+//! may not read tensors from outside their arguments (captured variables,
+//! model parameters): those would get no cotangent from `bwd`, so it is an
+//! error that says to pass them as arguments.
+//!
+//! In check mode the same calls run on types, so `jlc check` reports a
+//! `fwd` or `bwd` whose results do not fit `f`'s.
+
+use std::sync::Arc;
+
+use super::checkpoint::{tensor_leaves, with_ids};
+use super::elab::{CallArg, Elaborator, Env};
+use super::transform::{collect_ids, remap};
+use super::value::{TVal, Val};
+use crate::check::{Dim, Ty};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::ir::{Builder, DType, Func, Type, ValueId};
+use crate::span::Span;
+
+/// The three functions of a `custom_vjp` value and where each was written.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub f: Val,
+    pub fwd: Val,
+    pub bwd: Val,
+    pub spans: [Span; 3],
+}
+
+pub fn call_custom_vjp(el: &mut Elaborator, env: &mut Env, rule: &Rule, args: Vec<CallArg>, span: Span) -> Val {
+    let [f_span, fwd_span, bwd_span] = rule.spans;
+    // Arguments: tensors, positional.
+    let mut arg_vals: Vec<TVal> = Vec::new();
+    for a in &args {
+        match (&a.name, &a.value) {
+            (_, Val::Poison) => return Val::Poison,
+            (None, Val::Tensor(t)) => arg_vals.push(t.clone()),
+            // A number is a scalar tensor: i32 for an integer, f32 otherwise.
+            (None, v @ (Val::Int(_) | Val::NegInt(_) | Val::Float(_) | Val::Bool(_))) => {
+                let dtype = match v {
+                    Val::Float(_) => DType::F32,
+                    Val::Bool(_) => DType::Bool,
+                    _ => DType::I32,
+                };
+                match el.as_tensor(v, dtype, a.span) {
+                    Some(t) => arg_vals.push(t),
+                    None => return Val::Poison,
+                }
+            }
+            (Some(_), _) => return bad(el, "a custom_vjp function takes its arguments by position", a.span),
+            (None, other) => {
+                let msg = format!(
+                    "a custom_vjp function takes tensors (the rule returns their cotangents), not {}",
+                    other.describe()
+                );
+                return bad(el, &msg, a.span);
+            }
+        }
+    }
+    let n = arg_vals.len();
+    let arg_types: Vec<Type> = match el.building() {
+        true => arg_vals.iter().map(|t| el.b().ty(t.id.expect("built")).clone()).collect(),
+        false => Vec::new(),
+    };
+    let arg_structure: Vec<Val> = arg_vals.iter().cloned().map(Val::Tensor).collect();
+
+    // f: what the function computes; float tensors (each gets a cotangent).
+    let primal =
+        lower_apart(el, env, "custom_vjp_f", &rule.f, &arg_structure, &arg_types, (f_span, span), &mut |el, out| {
+            let leaves = leaves_of(el, out, "custom_vjp's function must return tensors (or tuples of them)", f_span)?;
+            match leaves.iter().find(|t| !t.ty.dtype.is_float()) {
+                Some(t) => Err(error(format!("custom_vjp's function must return float tensors, not {}", t.ty), f_span)),
+                None => Ok(leaves),
+            }
+        });
+    let Some((primal, primal_out)) = primal else { return Val::Poison };
+    let out_leaves = leaves(&primal_out);
+
+    // fwd: (f's result, residuals).
+    let mut res_structure = Val::Unit;
+    let fwd = lower_apart(
+        el,
+        env,
+        "custom_vjp_fwd",
+        &rule.fwd,
+        &arg_structure,
+        &arg_types,
+        (fwd_span, span),
+        &mut |el, out| {
+            let what = "`fwd` must return a pair: (the function's result, residuals)";
+            let Val::Tuple(pair) = out else { return Err(error(format!("{what}, not {}", out.describe()), fwd_span)) };
+            let [result, residuals] = pair.as_slice() else {
+                return Err(error(format!("{what}, not a tuple of {}", pair.len()), fwd_span));
+            };
+            let result = leaves_of(el, result, what, fwd_span)?;
+            if result.len() != out_leaves.len() {
+                let msg =
+                    format!("`fwd`'s result has {} tensor(s), the function's has {}", result.len(), out_leaves.len());
+                return Err(error(msg, fwd_span));
+            }
+            for (k, (r, o)) in result.iter().zip(&out_leaves).enumerate() {
+                if !compatible(&r.ty, &o.ty) {
+                    let msg = format!("`fwd`'s result {k} is {}, the function's is {}", r.ty, o.ty);
+                    return Err(error(msg, fwd_span));
+                }
+            }
+            let residuals_what = "`fwd`'s residuals must be tensors (or a tuple of them)";
+            let mut leaves = result;
+            leaves.extend(leaves_of(el, residuals, residuals_what, fwd_span)?);
+            res_structure = residuals.clone();
+            Ok(leaves)
+        },
+    );
+    let Some((fwd, _)) = fwd else { return Val::Poison };
+
+    // bwd: (residuals, cotangent of f's result) -> one cotangent per argument.
+    let res_types: Vec<Type> = fwd.output_types().split_off(out_leaves.len().min(fwd.outputs.len()));
+    let mut bwd_types = res_types;
+    bwd_types.extend(primal.output_types());
+    let bwd_args = [res_structure.clone(), primal_out.clone()];
+    let bwd =
+        lower_apart(el, env, "custom_vjp_bwd", &rule.bwd, &bwd_args, &bwd_types, (bwd_span, span), &mut |el, out| {
+            let entries: Vec<Val> = match out {
+                Val::Tuple(items) => items.clone(),
+                one if n == 1 => vec![one.clone()],
+                other => {
+                    let msg = format!(
+                        "`bwd` must return a tuple with one cotangent per argument ({n}), not {}",
+                        other.describe()
+                    );
+                    return Err(error(msg, bwd_span));
+                }
+            };
+            if entries.len() != n {
+                let msg = format!("`bwd` returns {} cotangent(s); the function takes {n} argument(s)", entries.len());
+                return Err(error(msg, bwd_span));
+            }
+            let mut cts = Vec::with_capacity(n);
+            for (k, (entry, arg)) in entries.iter().zip(&arg_vals).enumerate() {
+                if !arg.ty.dtype.is_float() {
+                    // No gradient for integers: whatever `bwd` gave is ignored.
+                    cts.push(TVal { ty: arg.ty.clone(), id: el.building().then(|| el.b().full(0.0, &arg_types[k])) });
+                    continue;
+                }
+                match entry {
+                    Val::Poison => return Err(error(String::new(), bwd_span)),
+                    Val::Tensor(t) if compatible(&t.ty, &arg.ty) => cts.push(t.clone()),
+                    // A number fills the argument's shape (`0.0`: no gradient).
+                    Val::Float(_) | Val::Int(_) | Val::NegInt(_) => {
+                        let x = match entry {
+                            Val::Float(x) => *x,
+                            Val::Int(Dim::Known(n)) => *n as f64,
+                            Val::NegInt(n) => *n as f64,
+                            _ => {
+                                return Err(error(
+                                    format!("`bwd`'s cotangent {k} must be a number or a tensor"),
+                                    bwd_span,
+                                ))
+                            }
+                        };
+                        cts.push(TVal { ty: arg.ty.clone(), id: el.building().then(|| el.b().full(x, &arg_types[k])) });
+                    }
+                    Val::Tensor(t) => {
+                        let msg = format!("`bwd`'s cotangent {k} is {}, but argument {k} is {}", t.ty, arg.ty);
+                        return Err(error(msg, bwd_span));
+                    }
+                    other => {
+                        let msg =
+                            format!("`bwd`'s cotangent {k} must be a tensor of {}, not {}", arg.ty, other.describe());
+                        return Err(error(msg, bwd_span));
+                    }
+                }
+            }
+            Ok(cts)
+        });
+    let Some((bwd, _)) = bwd else { return Val::Poison };
+
+    if !el.building() {
+        return primal_out;
+    }
+    let ids: Vec<ValueId> = arg_vals.iter().map(|t| t.id.expect("built")).collect();
+    let results = el.b().custom_vjp(Arc::new(primal), Arc::new(fwd), Arc::new(bwd), &ids);
+    with_ids(&primal_out, &mut results.into_iter())
+}
+
+/// Calls `f` on `args` (values whose tensors are `leaf_types`, in order)
+/// and `finish` on its result, which returns the tensors to output (it may
+/// emit instructions, and it reports what is wrong). Check mode: a plain
+/// call; the function is empty. Build mode: lowered alone into a function
+/// whose params are the argument tensors. Returns the function and `f`'s
+/// result (its IR values are the nested function's); `None` after an error.
+#[allow(clippy::too_many_arguments)]
+fn lower_apart(
+    el: &mut Elaborator,
+    env: &mut Env,
+    name: &str,
+    f: &Val,
+    args: &[Val],
+    leaf_types: &[Type],
+    (span, call_span): (Span, Span),
+    finish: &mut dyn FnMut(&mut Elaborator, &Val) -> Result<Vec<TVal>, Diagnostic>,
+) -> Option<(Func, Val)> {
+    let call_args = |args: Vec<Val>| -> Vec<CallArg> {
+        args.into_iter().map(|value| CallArg { name: None, name_span: None, value, span }).collect()
+    };
+    if !el.building() {
+        let out = el.call(env, f.clone(), span, call_args(args.to_vec()), span);
+        if matches!(out, Val::Poison) {
+            return None;
+        }
+        return match finish(el, &out) {
+            Ok(_) => Some((Func { name: name.into(), insts: vec![], n_params: 0, outputs: vec![] }, out)),
+            Err(d) => report(el, d, call_span),
+        };
+    }
+    // Captured tensors become leading params, so that reading one shows.
+    let mut captured: Vec<(ValueId, Type)> = Vec::new();
+    collect_ids(el, f, &mut captured);
+    let nc = captured.len();
+    let mut types: Vec<Type> = captured.iter().map(|(_, t)| t.clone()).collect();
+    types.extend(leaf_types.iter().cloned());
+    let map = captured.iter().enumerate().map(|(k, (outer, _))| (*outer, ValueId(k as u32))).collect();
+    let inner_f = remap(f, &map);
+    let mut ids = (nc..types.len()).map(|k| ValueId(k as u32));
+    let inner_args: Vec<Val> = args.iter().map(|a| with_ids(a, &mut ids)).collect();
+
+    let saved_builder = el.builder.replace(Builder::new(name, &types));
+    let saved_logs = el.logs.take();
+    let saved_prints = el.prints.take();
+    let out = el.call(env, inner_f, span, call_args(inner_args), span);
+    let outputs = match out {
+        Val::Poison => Err(None),
+        ref out => finish(el, out).map_err(Some),
+    };
+    let inner = std::mem::replace(&mut el.builder, saved_builder).expect("inner builder");
+    el.logs = saved_logs;
+    el.prints = saved_prints;
+    let outputs = match outputs {
+        Ok(outputs) => outputs,
+        Err(Some(d)) => return report(el, d, call_span),
+        Err(None) => return None,
+    };
+    let body = inner.finish(outputs.iter().map(|t| t.id.expect("built")).collect());
+    let (body, kept) = crate::ir::scan::drop_unused_consts(&body, nc);
+    if !kept.is_empty() {
+        let msg = format!(
+            "this function of a custom_vjp reads {} tensor(s) from outside its arguments (a captured variable or a \
+             model parameter), which its rule gives no gradient; pass them as arguments",
+            kept.len()
+        );
+        return report(el, error(msg, span), call_span);
+    }
+    crate::ir::verify::assert_valid(&body, "lower (custom_vjp)");
+    Some((body, out))
+}
+
+/// The tensors of `v`, or an error saying `what` it must be.
+fn leaves_of(_el: &mut Elaborator, v: &Val, what: &str, span: Span) -> Result<Vec<TVal>, Diagnostic> {
+    let mut out = Vec::new();
+    // `()`: no residuals.
+    match matches!(v, Val::Unit) || tensor_leaves(v, &mut out) {
+        true => Ok(out),
+        false => Err(error(format!("{what}, not {}", v.describe()), span)),
+    }
+}
+
+fn leaves(v: &Val) -> Vec<TVal> {
+    let mut out = Vec::new();
+    tensor_leaves(v, &mut out);
+    out
+}
+
+/// Same dtype and rank, and the same dims where both are known (check mode
+/// may see a dim under another name).
+fn compatible(a: &Ty, b: &Ty) -> bool {
+    a.dtype == b.dtype
+        && a.rank() == b.rank()
+        && a.dims.iter().zip(&b.dims).all(|(x, y)| matches!((x, y), (Dim::Sym(_), _) | (_, Dim::Sym(_))) || x == y)
+}
+
+fn error(msg: String, span: Span) -> Diagnostic {
+    Diagnostic::error(Code::BadCall, msg).with_label(span, "in this custom_vjp")
+}
+
+/// Reports `d` with the call as a second label (an empty message: already
+/// reported) and yields `None`.
+fn report<T>(el: &mut Elaborator, d: Diagnostic, call_span: Span) -> Option<T> {
+    if !d.message.is_empty() {
+        el.error(d.with_label(call_span, "called here"));
+    }
+    None
+}
+
+fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
+    el.error(Diagnostic::error(Code::BadCall, msg.to_string()).with_label(span, "in this call"))
+}
+
+#[cfg(test)]
+mod tests;
