@@ -658,3 +658,35 @@ fn zeros_ones_and_full_with_a_shape_are_tensors() {
     close(&out[2], &[0.0, 0.5, 1.0, 1.5, 2.0, 2.5], "full(shape(x), 0.5) * x");
     close(&out[3], &[-1.0; 3], "full(3, -1)");
 }
+
+/// Array literals as NumPy's `np.array`: nested rows give a rank-N tensor
+/// (one float anywhere makes it f32), an array of tensors stacks them, a
+/// number among scalar tensors takes their dtype, and `-0.0` stays apart
+/// from `0.0` (the constant is built from runs of bitwise-equal values).
+#[test]
+fn array_literals_nest_stack_and_promote_as_numpy() {
+    let src = "
+fn main() {
+    let a = linspace(0.0, 1.0, 3)
+    print(float([[1, 2], [3, 4]]), [[1.0, 2], [3, 4]], [a, a * 2.0], [sum(a), 1, 2.5])
+    print(float([[[1, 2]], [[3, 4]]]), [2.0, 2.0, -0.0, 0.0, 2.0])
+}";
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let script = compiler::compile_script(&prog, &compiler::Options { no_opt: true, ..Default::default() }).unwrap();
+    let out = compiler::ir::interp::run(&script.func, &[]);
+    let types: Vec<String> = out.iter().map(|t| t.ty().to_string()).collect();
+    assert_eq!(types, ["f32[2, 2]", "f32[2, 2]", "f32[2, 3]", "f32[3]", "f32[2, 1, 2]", "f32[5]"]);
+    let v: Vec<Vec<f64>> = out.iter().map(|t| t.to_f64_vec()).collect();
+    assert_eq!(v[0], [1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(v[1], [1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(v[2], [0.0, 0.5, 1.0, 0.0, 1.0, 2.0]);
+    assert_eq!(v[3], [1.5, 1.0, 2.5]);
+    assert_eq!(v[4], [1.0, 2.0, 3.0, 4.0]);
+    let signs: Vec<bool> = v[5].iter().map(|x| x.is_sign_negative()).collect();
+    assert_eq!((v[5].clone(), signs), (vec![2.0, 2.0, 0.0, 0.0, 2.0], vec![false, false, true, false, false]));
+    // An all-integer nested literal is i32.
+    let (prog, _) = compiler::lower::load("t.jl", "fn main() {\n    print([[1, 2], [3, 4]])\n}");
+    let script = compiler::compile_script(&prog, &compiler::Options::default()).unwrap();
+    assert_eq!(compiler::ir::interp::run(&script.func, &[])[0].ty().to_string(), "i32[2, 2]");
+}

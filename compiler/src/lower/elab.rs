@@ -360,10 +360,7 @@ impl<'p> Elaborator<'p> {
                 span: e.span,
             })),
             ExprKind::Tuple(items) => Val::Tuple(items.iter().map(|x| self.expr(env, x)).collect()),
-            ExprKind::Array(items) => {
-                let vals: Vec<Val> = items.iter().map(|x| self.expr(env, x)).collect();
-                self.array_literal(vals, e.span)
-            }
+            ExprKind::Array(items) => super::array_literal::array(self, env, items, e.span),
             ExprKind::Block(b) => self.block(env, b),
             ExprKind::If { cond, then, otherwise } => match self.expr(env, cond) {
                 Val::Bool(true) => self.block(env, then),

@@ -8,6 +8,7 @@
 //! before the update (clipping); `typed` prints the signatures the checker infers; `step_inputs` the
 //! types step methods declare for the batch, `predict` the `predict_step` program.
 
+mod array_literal;
 pub mod artifacts;
 pub mod builtins;
 mod checkpoint;

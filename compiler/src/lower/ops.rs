@@ -357,60 +357,6 @@ impl<'p> Elaborator<'p> {
         Val::Tensor(TVal { ty, id })
     }
 
-    /// `[a, b, c]`: a rank-1 tensor from compile-time scalars.
-    pub fn array_literal(&mut self, vals: Vec<Val>, span: Span) -> Val {
-        let mut xs = Vec::new();
-        let mut dtype = DType::I32;
-        for v in &vals {
-            match v {
-                Val::Float(x) => {
-                    dtype = DType::F32;
-                    xs.push(*x)
-                }
-                Val::Int(Dim::Known(n)) => xs.push(*n as f64),
-                Val::NegInt(n) => xs.push(*n as f64),
-                Val::Poison => return Val::Poison,
-                other => {
-                    return self.error(
-                        Diagnostic::error(
-                            Code::TypeMismatch,
-                            format!("array literals hold numbers, found {}", other.describe()),
-                        )
-                        .with_label(span, "in this array"),
-                    )
-                }
-            }
-        }
-        // An all-integer array is i32: a value beyond it would be clamped silently.
-        let in_i32 = |x: &&f64| (i32::MIN as f64..=i32::MAX as f64).contains(*x);
-        if let Some(x) = xs.iter().find(|x| dtype == DType::I32 && !in_i32(x)) {
-            return self.error(
-                Diagnostic::error(Code::TypeMismatch, format!("{x} does not fit an i32 array element"))
-                    .with_label(span, "in this array")
-                    .with_help("write it as a float (`3e9`) for an f32 array"),
-            );
-        }
-        let n = xs.len();
-        let ty = Ty { dtype, dims: vec![Dim::Known(n)] };
-        let id = if self.building() {
-            // Build from iota-free pieces: constants broadcast and selected by index.
-            let b = self.b();
-            let ir_ty = crate::ir::Type::new(dtype, &[n]);
-            let idx = b.iota(crate::ir::Type::new(DType::I32, &[n]), 0);
-            let mut acc = b.full(0.0, &ir_ty);
-            for (i, x) in xs.iter().enumerate() {
-                let at = b.full(i as f64, &crate::ir::Type::new(DType::I32, &[n]));
-                let is_i = b.binary(Op::Eq, idx, at);
-                let val = b.full(*x, &ir_ty);
-                acc = b.select(is_i, val, acc);
-            }
-            Some(acc)
-        } else {
-            None
-        };
-        Val::Tensor(TVal { ty, id })
-    }
-
     pub fn ir_of(&self, t: &TVal) -> Option<ValueId> {
         t.id
     }

@@ -1,0 +1,7 @@
+# Array literals: rows of one shape, items of one type, numbers or tensors.
+fn main() {
+    let ragged = [[1, 2], [3]]
+    let mixed = [linspace(0.0, 1.0, 3), linspace(0.0, 1.0, 2)]
+    let text = [[1, 2], "x"]
+    let big = [1, 3000000000]
+}
