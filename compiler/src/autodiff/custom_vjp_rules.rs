@@ -9,18 +9,28 @@ use super::vmap::{to_axis, BDim};
 use crate::ir::custom_vjp::CustomVjp;
 use crate::ir::{Builder, Op, ValueId};
 
-/// The cotangents of the operands of result `c.output`, whose cotangent is
-/// `ct`: `fwd` inline for the residuals, then `bwd` on the residuals and the
-/// result cotangents (zeros for the op's other results: `bwd` is linear in
-/// them, and each result's instruction adds its own share). Both are plain
-/// instructions here, so a gradient of this gradient differentiates the
-/// rule itself (as in JAX).
-pub(super) fn vjp(b: &mut Builder, c: &CustomVjp, args: &[ValueId], ct: ValueId, needs: &[bool]) -> ArgCts {
+/// The cotangents of the operands, given the cotangents `seeds` of some of
+/// the op's results (`(result, cotangent)`, every sibling at once: Note
+/// [Sibling cotangents] in `reverse.rs`): `fwd` inline for the residuals,
+/// then `bwd` on the residuals and the result cotangents (zeros for results
+/// without one). Both are plain instructions here, so a gradient of this
+/// gradient differentiates the rule itself (as in JAX).
+pub(super) fn vjp(
+    b: &mut Builder,
+    c: &CustomVjp,
+    args: &[ValueId],
+    seeds: &[(usize, ValueId)],
+    needs: &[bool],
+) -> ArgCts {
     let fwd = super::inline(b, &c.fwd, args);
     let n = c.n_outputs();
     let mut bwd_args: Vec<ValueId> = c.fwd.outputs[n..].iter().map(|o| fwd[o.index()]).collect();
     for k in 0..n {
-        bwd_args.push(if k == c.output { ct } else { b.full(0.0, &c.result_type(k)) });
+        let mut ct: Option<ValueId> = None;
+        for &(_, s) in seeds.iter().filter(|(j, _)| *j == k) {
+            ct = Some(ct.map_or(s, |prev| b.add(prev, s)));
+        }
+        bwd_args.push(ct.unwrap_or_else(|| b.full(0.0, &c.result_type(k))));
     }
     let bwd = super::inline(b, &c.bwd, &bwd_args);
     let params = c.primal.param_types();

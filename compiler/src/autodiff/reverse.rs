@@ -9,7 +9,7 @@
 use super::inline;
 use super::vjp_rules;
 use crate::ir::dce::dce;
-use crate::ir::{Builder, Func, ValueId};
+use crate::ir::{Builder, Func, Op, ValueId};
 
 pub(super) fn grad(func: &Func, wrt: &[usize]) -> Func {
     let out0 = *func.outputs.first().expect("grad: function has no outputs");
@@ -67,15 +67,33 @@ fn backward(
             accumulate(b, &mut cts[v.index()], ct);
         }
     }
+    let groups = sibling_groups(func);
     for i in (func.n_params..func.insts.len()).rev() {
-        let Some(ct) = cts[i] else { continue };
-        if !active[i] {
-            continue;
-        }
         let inst = &func.insts[i];
         let needs: Vec<bool> = inst.args.iter().map(|a| active[a.index()]).collect();
         let args: Vec<ValueId> = inst.args.iter().map(|a| primal[a.index()]).collect();
-        let arg_cts = vjp_rules::vjp(b, &inst.op, &args, primal[i], ct, &needs);
+        let arg_cts = match &groups[i] {
+            // A later sibling: its cotangent waits for the group's first.
+            Sibling::Later => continue,
+            Sibling::First(members) => {
+                let seeds: Vec<(usize, ValueId)> = members
+                    .iter()
+                    .filter(|&&m| active[m])
+                    .filter_map(|&m| cts[m].map(|ct| (result_index(&func.insts[m].op), ct)))
+                    .collect();
+                if seeds.is_empty() {
+                    continue;
+                }
+                vjp_rules::vjp_group(b, &inst.op, &args, &seeds, &needs)
+            }
+            Sibling::Single => {
+                let Some(ct) = cts[i] else { continue };
+                if !active[i] {
+                    continue;
+                }
+                vjp_rules::vjp(b, &inst.op, &args, primal[i], ct, &needs)
+            }
+        };
         debug_assert_eq!(arg_cts.len(), inst.args.len(), "vjp rule arity for {:?}", inst.op);
         for (a, arg_ct) in inst.args.iter().zip(arg_cts) {
             if let Some(arg_ct) = arg_ct.filter(|_| active[a.index()]) {
@@ -92,6 +110,61 @@ fn backward(
             }
         })
         .collect()
+}
+
+/// Where an instruction stands among the results of one multi-result op
+/// (Note [Sibling cotangents]).
+enum Sibling {
+    /// A single-result op.
+    Single,
+    /// The first instruction of a scan or custom_vjp; its group's members
+    /// (itself included), in order.
+    First(Vec<usize>),
+    /// Another result of an earlier instruction's op.
+    Later,
+}
+
+/// Groups the results of each scan (same loop) and custom_vjp (same rule)
+/// over the same operands.
+fn sibling_groups(func: &Func) -> Vec<Sibling> {
+    let mut groups: Vec<Sibling> = (0..func.insts.len()).map(|_| Sibling::Single).collect();
+    let mut firsts: Vec<usize> = Vec::new();
+    for (i, inst) in func.insts.iter().enumerate() {
+        let same = |j: &usize| {
+            let first = &func.insts[*j];
+            first.args == inst.args
+                && match (&first.op, &inst.op) {
+                    (Op::Scan(a), Op::Scan(b)) => a.same_loop(b),
+                    (Op::CustomVjp(a), Op::CustomVjp(b)) => a.same_rule(b),
+                    _ => false,
+                }
+        };
+        if !matches!(inst.op, Op::Scan(_) | Op::CustomVjp(_)) {
+            continue;
+        }
+        match firsts.iter().copied().find(same) {
+            Some(j) => {
+                if let Sibling::First(members) = &mut groups[j] {
+                    members.push(i);
+                }
+                groups[i] = Sibling::Later;
+            }
+            None => {
+                firsts.push(i);
+                groups[i] = Sibling::First(vec![i]);
+            }
+        }
+    }
+    groups
+}
+
+/// Which result of its op a scan or custom_vjp instruction is.
+fn result_index(op: &Op) -> usize {
+    match op {
+        Op::Scan(s) => s.output,
+        Op::CustomVjp(c) => c.output,
+        other => unreachable!("{other:?} has one result"),
+    }
 }
 
 /// A value used several times gets the sum of its uses' cotangents.
@@ -136,3 +209,15 @@ fn activity(func: &Func, seeds: &[(ValueId, ValueId)], wrt: &[usize]) -> Vec<boo
 // active, which is how comparisons, `select` conditions and conversions from
 // int/bool drop out. In `loss(x @ w)` with `wrt = [w]`, `x` is not varied, so
 // `ct @ w^T` (the gradient w.r.t. the data) is never emitted.
+
+// Note [Sibling cotangents]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// A scan or custom_vjp with several results is several instructions
+// (Note [One instruction per result] in `ir/scan.rs`). Asking the rule once
+// per result would build one backward loop per seeded result (an RNN loss
+// that reads both the final state and the outputs ran its backward scan
+// twice, and stored the carries twice). So the results of one op are one
+// group, and the rule runs once, at the group's first instruction, with the
+// cotangents of all its results. That instruction comes last in the
+// backward sweep, when every sibling's cotangent is complete: the users of
+// a sibling all come after it, hence after the first.

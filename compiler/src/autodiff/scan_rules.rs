@@ -100,8 +100,17 @@ pub(super) fn jvp(b: &mut Builder, s: &Scan, args: &[ValueId], ts: &[Option<Valu
 }
 
 /// The cotangents of the scan's operands (`needs[k]`: operand `k` wants
-/// one), given the cotangent `ct` of result `s.output`.
-pub(super) fn vjp(b: &mut Builder, s: &Scan, args: &[ValueId], ct: ValueId, needs: &[bool]) -> Vec<Option<ValueId>> {
+/// one), given the cotangents `seeds` of some of its results (`(result,
+/// cotangent)`: all siblings of one loop at once, so that one forward scan
+/// stores the carries and one reverse scan carries every seed; see Note
+/// [Sibling cotangents] in `reverse.rs`).
+pub(super) fn vjp(
+    b: &mut Builder,
+    s: &Scan,
+    args: &[ValueId],
+    seeds: &[(usize, ValueId)],
+    needs: &[bool],
+) -> Vec<Option<ValueId>> {
     let body = &s.body;
     let (nc, nh, nx) = (s.n_const, s.n_carry, s.n_xs());
     let n_out = body.outputs.len();
@@ -121,17 +130,24 @@ pub(super) fn vjp(b: &mut Builder, s: &Scan, args: &[ValueId], ct: ValueId, need
     let wrt: Vec<usize> = const_ct.iter().chain(&carry_ct).chain(&xs_ct).copied().collect();
     let vf = super::vjp(body, &wrt);
     let float_outs: Vec<usize> = (0..n_out).filter(|&k| body.ty(body.outputs[k]).dtype.is_float()).collect();
-    let seeded_y = (s.output >= nh).then_some(s.output);
+    // A result seeded twice (two instructions for it) gets the sum.
+    let mut seed_of: Vec<Option<ValueId>> = vec![None; n_out];
+    for &(k, ct) in seeds {
+        seed_of[k] = Some(match seed_of[k] {
+            None => ct,
+            Some(prev) => b.add(prev, ct),
+        });
+    }
+    let seeded_ys: Vec<usize> = (nh..n_out).filter(|&k| seed_of[k].is_some()).collect();
 
     // Backward body params: consts c; carries ct_h (float carries), acc_c
-    // (wanted consts); xs H (all carries), x (all xs), ct_y (if seeded).
+    // (wanted consts); xs H (all carries), x (all xs), ct_y (each seeded y).
     let mut types: Vec<Type> = params[..nc].to_vec();
     types.extend(carry_ct.iter().map(|&k| params[k].clone()));
     types.extend(const_ct.iter().map(|&k| params[k].clone()));
     types.extend(params[nc..].iter().cloned());
-    if let Some(k) = seeded_y {
-        types.push(body.ty(body.outputs[k]).clone());
-    }
+    let p_cty = types.len();
+    types.extend(seeded_ys.iter().map(|&k| body.ty(body.outputs[k]).clone()));
     let mut wb = Builder::new(&format!("{}_vjp", body.name), &types);
     let (p_cth, p_acc) = (nc, nc + carry_ct.len());
     let p_h = p_acc + const_ct.len();
@@ -141,8 +157,8 @@ pub(super) fn vjp(b: &mut Builder, s: &Scan, args: &[ValueId], ct: ValueId, need
         let v = if k < nh {
             let j = carry_ct.iter().position(|&c| c == nc + k).expect("a float carry output has a float carry");
             wb.param(p_cth + j)
-        } else if Some(k) == seeded_y {
-            wb.param(types.len() - 1)
+        } else if let Some(j) = seeded_ys.iter().position(|&y| y == k) {
+            wb.param(p_cty + j)
         } else {
             let ty = body.ty(body.outputs[k]).clone();
             wb.full(0.0, &ty)
@@ -160,11 +176,14 @@ pub(super) fn vjp(b: &mut Builder, s: &Scan, args: &[ValueId], ct: ValueId, need
     new_outs.extend(xs_ct.iter().map(|&k| ct_of(k)));
     let bwd_body = dce(&wb.finish(new_outs));
 
-    // Operands: the carries' cotangents start at ct (for the seeded carry)
-    // or zero; the accumulators at zero.
+    // Operands: the carries' cotangents start at their seeds or zero; the
+    // accumulators at zero.
     let mut operands: Vec<ValueId> = args[..nc].to_vec();
     for &k in &carry_ct {
-        let v = if k - nc == s.output { ct } else { b.full(0.0, &params[k]) };
+        let v = match seed_of[k - nc] {
+            Some(ct) => ct,
+            None => b.full(0.0, &params[k]),
+        };
         operands.push(v);
     }
     for &k in &const_ct {
@@ -172,9 +191,7 @@ pub(super) fn vjp(b: &mut Builder, s: &Scan, args: &[ValueId], ct: ValueId, need
     }
     operands.extend(&hs);
     operands.extend(&args[nc + nh..]);
-    if seeded_y.is_some() {
-        operands.push(ct);
-    }
+    operands.extend(seeded_ys.iter().map(|&k| seed_of[k].expect("seeded")));
     let bwd = Scan {
         body: Arc::new(bwd_body),
         n_const: nc,

@@ -15,6 +15,24 @@ use crate::ir::{Builder, DType, Op, ValueId};
 /// `None` means "no gradient flows there" (or it was not needed).
 pub(super) type ArgCts = Vec<Option<ValueId>>;
 
+/// The operand cotangents of a multi-result op (scan, custom_vjp) given
+/// the cotangents `seeds` of several of its results (`(result, ct)`): one
+/// rule for the whole group of sibling instructions (Note [Sibling
+/// cotangents] in `reverse.rs`).
+pub(super) fn vjp_group(
+    b: &mut Builder,
+    op: &Op,
+    args: &[ValueId],
+    seeds: &[(usize, ValueId)],
+    needs: &[bool],
+) -> ArgCts {
+    match op {
+        Op::Scan(s) => super::scan_rules::vjp(b, s, args, seeds, needs),
+        Op::CustomVjp(c) => super::custom_vjp_rules::vjp(b, c, args, seeds, needs),
+        other => unreachable!("{other:?} has one result"),
+    }
+}
+
 /// Vector-Jacobian product of one instruction `z = op(args)`.
 /// `needs[k]` says whether operand `k` needs a cotangent.
 pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: ValueId, needs: &[bool]) -> ArgCts {
@@ -149,9 +167,9 @@ pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: Va
         // Reversal is its own transpose.
         Op::Reverse { dims } => vec![Some(b.reverse(ct, dims.clone()))],
         // A reverse scan of the body's VJP over stored carries (see `scan_rules`).
-        Op::Scan(s) => super::scan_rules::vjp(b, s, args, ct, needs),
+        Op::Scan(s) => super::scan_rules::vjp(b, s, args, &[(s.output, ct)], needs),
         // The user's rule: `fwd` then `bwd`, inline.
-        Op::CustomVjp(c) => super::custom_vjp_rules::vjp(b, c, args, ct, needs),
+        Op::CustomVjp(c) => super::custom_vjp_rules::vjp(b, c, args, &[(c.output, ct)], needs),
         // Transposes of the windowed ops: convs and window sums again, and the
         // first-max scatter; the math is in `window_rules`.
         Op::Conv2d(a) => window_rules::conv2d_vjp(b, a, args[0], args[1], ct, needs),

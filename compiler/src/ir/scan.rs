@@ -227,6 +227,46 @@ pub fn drop_unused_consts(body: &Func, n_const: usize) -> (Func, Vec<usize>) {
     (res, kept)
 }
 
+/// `func` with each scan whose body is a prefix of another scan's body over
+/// the same operands (the same instructions, its outputs the first of the
+/// other's) turned into a result of that other scan, so the two loops run
+/// as one. Reverse mode makes such pairs: it replays the primal scan and
+/// builds a forward scan of the same body that also stores the carries
+/// (`autodiff/scan_rules.rs`), and `value_and_grad` uses both. Run before
+/// the bodies are optimized apart (`opt::prepare`, the CPU backend).
+pub fn merge_prefix_loops(func: &Func) -> Func {
+    let scans: Vec<usize> = (0..func.insts.len()).filter(|&i| matches!(func.insts[i].op, Op::Scan(_))).collect();
+    if scans.len() < 2 {
+        return func.clone();
+    }
+    let mut res = func.clone();
+    for &i in &scans {
+        let Op::Scan(a) = &func.insts[i].op else { continue };
+        let widest = scans
+            .iter()
+            .filter_map(|&j| match &func.insts[j].op {
+                Op::Scan(b) if func.insts[j].args == func.insts[i].args && extends(a, b) => Some(b),
+                _ => None,
+            })
+            .max_by_key(|b| b.body.outputs.len());
+        if let Some(b) = widest.filter(|b| b.body.outputs.len() > a.body.outputs.len()) {
+            res.insts[i].op = Op::Scan(Scan { output: a.output, ..b.clone() });
+        }
+    }
+    res
+}
+
+/// Whether `b`'s loop computes everything `a`'s does: same attributes, same
+/// body instructions, `a`'s outputs first among `b`'s.
+fn extends(a: &Scan, b: &Scan) -> bool {
+    a.n_const == b.n_const
+        && a.n_carry == b.n_carry
+        && a.length == b.length
+        && a.reverse == b.reverse
+        && b.body.outputs.starts_with(&a.body.outputs)
+        && (Arc::ptr_eq(&a.body, &b.body) || (a.body.n_params == b.body.n_params && a.body.insts == b.body.insts))
+}
+
 /// `func` with every scan's later siblings (same loop, same operands) moved
 /// up to just after it, so that each loop is one run of adjacent siblings
 /// (computed once by the interpreter and the CPU backend). Moving an

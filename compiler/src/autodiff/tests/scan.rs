@@ -173,3 +173,42 @@ fn transformed_programs_do_not_grow_with_the_length() {
         assert!(size(&b) < 10_000, "{name}: {} instructions", size(&b));
     }
 }
+
+/// The loops a program runs: one per group of sibling scan instructions
+/// (same loop, same operands), after `merge_prefix_loops` as the backends
+/// see it; `(forward, reverse)` counts.
+fn loops(f: &Func) -> (usize, usize) {
+    let f = crate::ir::scan::merge_prefix_loops(f);
+    let mut firsts: Vec<usize> = Vec::new();
+    for (i, inst) in f.insts.iter().enumerate() {
+        let Op::Scan(s) = &inst.op else { continue };
+        let sibling =
+            |&j: &usize| matches!(&f.insts[j].op, Op::Scan(o) if o.same_loop(s)) && f.insts[j].args == inst.args;
+        if !firsts.iter().any(sibling) {
+            firsts.push(i);
+        }
+    }
+    let reverse = firsts.iter().filter(|&&i| matches!(&f.insts[i].op, Op::Scan(s) if s.reverse)).count();
+    (firsts.len() - reverse, reverse)
+}
+
+/// An RNN loss that reads both the final state and every output: its value
+/// and gradient run the forward loop once (the replayed primal scan and
+/// the one that stores the carries merge) and one backward loop (Note
+/// [Sibling cotangents]); each result's cotangent used to build its own.
+#[test]
+fn value_and_gradient_of_a_scan_run_one_loop_each_way() {
+    let mut b = Builder::new("rnn", &[f32_ty(&[3, 3]), f32_ty(&[3, 2]), f32_ty(&[3]), f32_ty(&[7, 2])]);
+    let outs = b.scan(rnn_cell(), 2, 1, 7, false, &[b.param(0), b.param(1), b.param(2), b.param(3)]);
+    let y = both(&mut b, &outs);
+    let loss = b.reduce_sum(y, vec![0, 1]);
+    let f = b.finish(vec![loss]);
+    assert_eq!(loops(&f), (1, 0));
+    let g = grad(&f, &[0, 1, 2]);
+    crate::ir::verify::assert_valid(&g, "grad");
+    assert_eq!(loops(&g), (1, 1), "{}", crate::ir::text::print(&g));
+    // The merged program computes what the unmerged one does.
+    let inputs = crate::ir::generate::random_inputs(&g, 7);
+    let merged = crate::ir::scan::merge_prefix_loops(&g);
+    assert_eq!(crate::ir::interp::run(&merged, &inputs), crate::ir::interp::run(&g, &inputs));
+}
