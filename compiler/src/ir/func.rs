@@ -78,6 +78,12 @@ impl Func {
             if let Op::Scan(s) = &mut inst.op {
                 s.body = std::sync::Arc::new(s.body.widened_to_f64());
             }
+            // So do a custom_vjp's functions.
+            if let Op::CustomVjp(c) = &mut inst.op {
+                for f in [&mut c.primal, &mut c.fwd, &mut c.bwd] {
+                    *f = std::sync::Arc::new(f.widened_to_f64());
+                }
+            }
         }
         res
     }

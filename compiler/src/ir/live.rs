@@ -48,6 +48,7 @@ fn peak_of(f: &Func, count_params: bool) -> usize {
         live += delta[i];
         let inner = match &inst.op {
             Op::Scan(s) => peak_of(&s.body, false),
+            Op::CustomVjp(c) => peak_of(&c.primal, false),
             _ => 0,
         };
         peak = peak.max(live as usize + inner);

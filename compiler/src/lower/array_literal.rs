@@ -52,8 +52,10 @@ fn evaluate(el: &mut Elaborator, env: &mut Env, e: &Expr) -> Lit {
     }
 }
 
+/// A compile-time number (a symbolic dim is one in check mode), or an
+/// error already reported.
 fn is_number(v: &Val) -> bool {
-    matches!(v, Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_) | Val::Poison)
+    matches!(v, Val::Float(_) | Val::Int(_) | Val::NegInt(_) | Val::Poison)
 }
 
 /// The dims of a regular literal whose leaves are all numbers.
@@ -123,6 +125,19 @@ fn stack(el: &mut Elaborator, vals: Vec<Val>, spans: &[Span], span: Span) -> Val
         }
         match v {
             Val::Tensor(_) => items.push(v.clone()),
+            // A float among integer or bool tensors would be truncated.
+            Val::Float(x) if !dtype.is_float() => {
+                let msg = format!("array literal: the number {x} among {dtype} tensors");
+                return el.error(
+                    Diagnostic::error(Code::TypeMismatch, msg)
+                        .with_label(spans[k], "this float")
+                        .with_label(span, "in this array")
+                        .with_help("convert the tensors first, e.g. `float(x)`"),
+                );
+            }
+            Val::Int(Dim::Sym(_)) if !el.building() => {
+                items.push(Val::Tensor(TVal { ty: Ty::scalar(dtype), id: None }))
+            }
             v if is_number(v) => match el.as_tensor(v, dtype, spans[k]) {
                 Some(t) => items.push(Val::Tensor(t)),
                 None => return Val::Poison,
@@ -148,7 +163,8 @@ fn numbers(el: &mut Elaborator, vals: &[Val], dims: &[usize], span: Span) -> Val
             }
             Val::Int(Dim::Known(n)) => xs.push(*n as f64),
             Val::NegInt(n) => xs.push(*n as f64),
-            _ => unreachable!("only numbers reach here"),
+            // A symbolic dim: check mode, where no value is built.
+            _ => xs.push(0.0),
         }
     }
     // An all-integer array is i32: a value beyond it would be clamped silently.

@@ -293,7 +293,7 @@ fn tensors_of_typed(v: &Val, out: &mut Vec<TVal>) -> Option<Val> {
 }
 
 /// Whether `v` holds an erroneous value (already reported).
-fn has_poison(v: &Val) -> bool {
+pub(super) fn has_poison(v: &Val) -> bool {
     match v {
         Val::Poison => true,
         Val::Tuple(items) => items.iter().any(has_poison),

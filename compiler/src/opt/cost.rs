@@ -96,7 +96,9 @@ pub fn inst_cost(op: &Op, args: &[&Type], ty: &Type) -> Cost {
             return Cost { flops: k * body.flops, bytes: k * body.bytes, seconds: k * body.seconds + INST_SECONDS };
         }
         // Its function's cost (the rule is inlined before codegen).
-        Op::CustomVjp(c) => return func_cost(&c.primal),
+        // (Once per op: the siblings share one copy of it.)
+        Op::CustomVjp(c) if c.output == 0 => return func_cost(&c.primal),
+        Op::CustomVjp(_) => return Cost::default(),
         // Aliases of their operand: no work, no bytes (and no loop).
         Op::Reshape | Op::StopGradient => return Cost::default(),
         Op::Constant(_) => (0.0, out, false),

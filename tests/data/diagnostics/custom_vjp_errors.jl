@@ -7,6 +7,8 @@ fn norm_bwd(x: f32[N], g: f32) = x / norm(x) * g
 fn no_residuals(x: f32[N]) = norm(x)
 # fwd's result must match f's.
 fn wrong_result(x: f32[N]) = (x, x)
+# an error inside fwd is reported once.
+fn broken_fwd(x: f32[N]) = (norm(x), x + ones(4))
 # one cotangent per argument: f has one.
 fn two_cotangents(x: f32[N], g: f32) = (g, g)
 
@@ -15,6 +17,7 @@ fn main() {
     print(custom_vjp(norm, no_residuals, norm_bwd)(x))
     print(custom_vjp(norm, wrong_result, norm_bwd)(x))
     print(custom_vjp(norm, norm_fwd, two_cotangents)(x))
+    print(custom_vjp(norm, broken_fwd, norm_bwd)(x))
     print(custom_vjp(norm, norm_fwd)(x))
     print(custom_vjp(norm, norm_fwd, norm_bwd)(x, key = 1))
 }

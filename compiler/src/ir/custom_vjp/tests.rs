@@ -13,6 +13,12 @@ fn vec3() -> Type {
     Type::new(DType::F64, &[3])
 }
 
+/// `loss` in float32.
+fn loss_f32() -> Func {
+    let text = text::print(&loss()).replace("f64", "f32");
+    parse::parse(&text).expect("the same program in f32")
+}
+
 /// `loss(x, w) = sum(square(x) * w)` where `square` is `x * x` with the rule
 /// `bwd(x, ct) = 3 x ct`.
 fn loss() -> Func {
@@ -139,4 +145,15 @@ fn the_cpu_backend_runs_the_gradient_as_the_interpreter_does() {
     let want = interp::run(&g, &inputs);
     let mut compiled = crate::codegen::cpu::compile(&g).expect("compiles");
     assert_eq!(compiled.run(&inputs), want);
+}
+
+#[test]
+fn widening_to_f64_widens_the_rule_too() {
+    // How the gradient checks run a float32 program in float64.
+    let wide = loss_f32().widened_to_f64();
+    crate::ir::verify::assert_valid(&wide, "widened");
+    assert_eq!(wide, loss());
+    let g = autodiff::grad(&wide, &[0]);
+    let rule: Vec<f64> = X.iter().zip(&W).map(|(x, w)| 3.0 * x * w).collect();
+    assert_eq!(interp::run(&g, &[t3(X), t3(W)])[1].to_f64_vec(), rule);
 }
