@@ -190,7 +190,7 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
     let func = &inlined;
     check_supported(func)?;
     // Sibling scans adjacent, so that each loop runs once (`scan.rs`).
-    let grouped = ir::scan::group_siblings(&ir::scan::merge_prefix_loops(func));
+    let grouped = ir::scan::group_siblings(&ir::scan_prune::tidy(func));
     // Reductions before the loops they can host (`reduction_order.rs`).
     let placed;
     let func = if options.horizontal_fusion {

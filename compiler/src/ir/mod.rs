@@ -16,6 +16,7 @@ pub mod op;
 pub mod parse;
 pub mod precision;
 pub mod scan;
+pub mod scan_prune;
 pub mod tensor;
 pub mod text;
 pub mod threefry;

@@ -102,12 +102,12 @@ pub fn optimize(func: &Func, opts: &Options) -> (Func, Report) {
 
 /// What the e-graph starts from: `func` with its custom_vjp rules inlined
 /// (the optimized program is what runs: no transformation follows, so a
-/// rule is dropped for its function), a scan whose loop another scan
-/// extends made that scan's result (`ir::scan::merge_prefix_loops`), and
-/// its scan bodies optimized.
+/// rule is dropped for its function), its loops tidied (a loop another
+/// extends merged into it, results and carries nobody reads dropped:
+/// `ir::scan_prune::tidy`), and its scan bodies optimized.
 pub(crate) fn prepare(func: &Func, opts: &Options) -> Func {
     let inlined = crate::ir::custom_vjp::inline_rules(func);
-    optimize_bodies(&crate::ir::scan::merge_prefix_loops(&inlined), opts)
+    optimize_bodies(&crate::ir::scan_prune::tidy(&inlined), opts)
 }
 
 /// `func` with each scan body optimized as a function of its own (the
