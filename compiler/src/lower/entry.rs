@@ -65,7 +65,7 @@ pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
     // Bodies nothing elaborated (untyped, uncalled) are read for unknown
     // names too; a place both report is reported once.
     el.diags.extend(super::unbound_names::unknown_names(prog));
-    dedup(el.diags)
+    one_per_place(dedup(el.diags))
 }
 
 /// Checks one function on its declared parameter types (symbolic dims).
@@ -128,6 +128,15 @@ pub(super) fn check_fn(
 pub(super) fn dedup(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let mut seen = std::collections::HashSet::new();
     diags.into_iter().filter(|d| seen.insert((d.code.as_str(), d.primary_span(), d.message.clone()))).collect()
+}
+
+/// One report per place: of the errors with the same code at the same
+/// primary span, the first. A generic function's mistake shows on its
+/// declared types (`f32[N]`), then again at each call that elaborates the
+/// body with concrete dims (`f32[3]`); the first says it all.
+pub(super) fn one_per_place(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut seen = std::collections::HashSet::new();
+    diags.into_iter().filter(|d| !d.is_error() || seen.insert((d.code.as_str(), d.primary_span()))).collect()
 }
 
 /// A script's `main`, lowered: a function without inputs whose outputs are
