@@ -690,3 +690,48 @@ fn main() {
     let script = compiler::compile_script(&prog, &compiler::Options::default()).unwrap();
     assert_eq!(compiler::ir::interp::run(&script.func, &[])[0].ty().to_string(), "i32[2, 2]");
 }
+
+/// `take_along_axis(x, idx, axis)` against a loop written here, on every
+/// axis of a rank-3 tensor (indices out of range clamp), and its gradient:
+/// each element of x gets the cotangents of the outputs that picked it.
+#[test]
+fn take_along_axis_matches_a_loop_on_every_axis_and_differentiates() {
+    let dims = [2usize, 3, 4];
+    let x: Vec<f64> = (0..24).map(|v| v as f64 * 0.5 - 3.0).collect();
+    for axis in 0..3 {
+        let mut idims = dims;
+        idims[axis] = 5;
+        let n: usize = idims.iter().product();
+        // Indices from -1 to dims[axis] (both ends out of range).
+        let idx: Vec<i64> = (0..n).map(|k| (k as i64 * 7 % (dims[axis] as i64 + 2)) - 1).collect();
+        let list = |v: &[String]| format!("[{}]", v.join(", "));
+        let idx_text = list(&idx.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+        let src = format!(
+            "fn main() {{
+    let x = reshape(linspace(-3.0, 8.5, 24), (2, 3, 4))
+    let idx = reshape({idx_text}, ({}, {}, {}))
+    let w = reshape(linspace(1.0, 2.0, {n}), ({}, {}, {}))
+    print(take_along_axis(x, idx, axis = {axis}), grad(fn(x) = sum(take_along_axis(x, idx, axis = {axis}) * w))(x))
+}}",
+            idims[0], idims[1], idims[2], idims[0], idims[1], idims[2]
+        );
+        let out = run_main(&src);
+        let w: Vec<f64> = (0..n).map(|k| 1.0 + k as f64 / (n - 1) as f64).collect();
+        let mut want = vec![0.0; n];
+        let mut grad = vec![0.0; 24];
+        for i in 0..idims[0] {
+            for j in 0..idims[1] {
+                for k in 0..idims[2] {
+                    let o = (i * idims[1] + j) * idims[2] + k;
+                    let mut at = [i, j, k];
+                    at[axis] = idx[o].clamp(0, dims[axis] as i64 - 1) as usize;
+                    let src = (at[0] * dims[1] + at[1]) * dims[2] + at[2];
+                    want[o] = x[src];
+                    grad[src] += w[o];
+                }
+            }
+        }
+        close(&out[0], &want, &format!("values, axis {axis}"));
+        close(&out[1], &grad, &format!("gradient, axis {axis}"));
+    }
+}

@@ -29,6 +29,7 @@ mod random;
 mod scan;
 pub mod step_inputs;
 pub mod suggest;
+mod take_along_axis;
 mod tensor_ops;
 pub mod transform;
 pub mod typed;
