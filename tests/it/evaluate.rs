@@ -118,6 +118,10 @@ fn test_runs_after_fit_and_from_a_checkpoint_without_changing_it() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(table_value(&out, "test_acc"), after_fit);
     assert!(err.contains("230 examples"), "{err}");
+    // fast_dev_run limits `jlc test` too, as Lightning's flag does: one batch.
+    let (code, _, err) = jlc_out(&["test", model, "--set", &logs, "--set", "trainer.fast_dev_run=1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("50 examples") && !err.contains("230 examples"), "{err}");
     let (code, out2, err) = jlc_out(&["test", model, "--set", &logs, "--ckpt", ckpt.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out2, out, "--ckpt PATH and the default (last) are the same file here");

@@ -150,10 +150,12 @@ pub fn run_with_data(
             ))
         })?,
     };
-    // limit_val_batches / limit_test_batches: the first batches, as in `fit`.
+    // limit_val_batches / limit_test_batches: the first batches, as in `fit`
+    // (with fast_dev_run's and overfit_batches's limits).
+    let cfg = crate::fit::effective_config(&setup.trainer_cfg);
     let limit = match stage {
-        Stage::Validate => setup.trainer_cfg.limit_val_batches,
-        Stage::Test => setup.trainer_cfg.limit_test_batches,
+        Stage::Validate => cfg.limit_val_batches,
+        Stage::Test => cfg.limit_test_batches,
     };
     let data = &*data.first_batches(limit, setup.data_cfg.batch_size);
     let ck_path = resolve_checkpoint(opts.ckpt.as_ref().unwrap_or(&Resume::Last), &setup.base, "--ckpt", "evaluate")?;

@@ -892,7 +892,7 @@ fn fit_prepared<'scope, 'env>(
         // Lightning runs `trainer.test` only when asked; `jlc run` runs it
         // after training (trainer.test_after_fit = false turns it off), on
         // the final parameters.
-        let n = if dev_run > 0 { dev_run } else { trainer_cfg.limit_test_batches };
+        let n = trainer_cfg.limit_test_batches;
         let test = &*setup.test.as_ref().expect("checked by will_test").first_batches(n, bs);
         let mut exes = setup.eval_programs(Stage::Test, test, opts.backend, &opts.compiler, opts.color)?;
         test_metrics =
@@ -934,14 +934,18 @@ pub fn resolved_config(path: &Path, text: &str, opts: &FitOptions) -> Result<Str
     Ok(hparams_yaml(&setup.data_cfg, &effective_config(&setup.trainer_cfg), &setup.progs, path))
 }
 
-/// The settings a run uses: `fast_dev_run` and `overfit_batches` override others.
-fn effective_config(cfg: &TrainerConfig) -> TrainerConfig {
+/// The settings a run uses: `fast_dev_run` and `overfit_batches` override
+/// others (also in `jlc validate`, `jlc test` and `jlc predict`, as in
+/// Lightning, where both are Trainer flags).
+pub(crate) fn effective_config(cfg: &TrainerConfig) -> TrainerConfig {
     let mut trainer_cfg = cfg.clone();
     let dev_run = trainer_cfg.fast_dev_run;
     if dev_run > 0 {
         // Lightning's fast_dev_run: n batches of each loop, one epoch, nothing saved.
         trainer_cfg.limit_train_batches = dev_run;
         trainer_cfg.limit_val_batches = dev_run;
+        trainer_cfg.limit_test_batches = dev_run;
+        trainer_cfg.limit_predict_batches = dev_run;
         trainer_cfg.max_epochs = 1;
         trainer_cfg.max_steps = 0;
         trainer_cfg.max_time = None;

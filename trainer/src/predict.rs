@@ -110,7 +110,8 @@ pub fn run_with_data(
 
     // One program per batch size: full batches, and the last, smaller one.
     let bs = setup.data_cfg.batch_size;
-    let data = &*data.first_batches(setup.trainer_cfg.limit_predict_batches, bs);
+    let limit = crate::fit::effective_config(&setup.trainer_cfg).limit_predict_batches;
+    let data = &*data.first_batches(limit, bs);
     let mut sizes = vec![];
     if data.len() >= bs {
         sizes.push(bs);
