@@ -239,7 +239,8 @@ pub fn compile_function(
 }
 
 fn optimize_stage(func: &Func, opts: &opt::Options) -> (Func, Option<opt::Report>) {
-    if func.insts.len() > MAX_OPT_INSTS {
+    // Counted as the e-graph will see it: custom_vjp functions inlined.
+    if ir::custom_vjp::inline_rules(func).insts.len() > MAX_OPT_INSTS {
         return (func.clone(), None);
     }
     let (optimized, report) = opt::optimize(func, opts);
