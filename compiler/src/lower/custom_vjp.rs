@@ -137,6 +137,7 @@ pub fn call_custom_vjp(el: &mut Elaborator, env: &mut Env, rule: &Rule, args: Ve
         lower_apart(el, env, "custom_vjp_bwd", &rule.bwd, &bwd_args, &bwd_types, (bwd_span, span), &mut |el, out| {
             let entries: Vec<Val> = match out {
                 Val::Tuple(items) => items.clone(),
+                Val::Unit if n == 0 => Vec::new(),
                 one if n == 1 => vec![one.clone()],
                 other => {
                     let msg = format!(

@@ -350,7 +350,10 @@ pub fn value_sig(el: &Elaborator, v: &Val) -> Option<(String, Vec<crate::syntax:
         }
         Val::Vmap { f, .. } => value_sig(el, f).map(|(name, params)| (format!("vmap({name})"), params)),
         Val::Checkpoint { f } => value_sig(el, f).map(|(name, params)| (format!("checkpoint({name})"), params)),
-        Val::CustomVjp(rule) => value_sig(el, &rule.f).map(|(name, params)| (format!("custom_vjp({name})"), params)),
+        // A builtin `f` (`tanh`) has no signature; `fwd` takes the same arguments.
+        Val::CustomVjp(rule) => value_sig(el, &rule.f)
+            .or_else(|| value_sig(el, &rule.fwd))
+            .map(|(name, params)| (format!("custom_vjp({name})"), params)),
         Val::Model(m) => method_sig(m, &|n| n == "__call__" || n == "forward"),
         Val::Method { model, name } => method_sig(model, &|n| n == name),
         Val::Tensor(_)

@@ -136,3 +136,17 @@ fn per_row(flat: f64[6]) -> f64[3, 2] = vmap(grad(safe))(reshape(flat, (3, 2)))
         assert_close(&out[0][2 * r..2 * r + 2], &want, &format!("row {r}"));
     }
 }
+
+#[test]
+fn a_builtin_can_be_the_function() {
+    // tanh with a rule that doubles its derivative.
+    let src = "
+fn tanh_fwd(x) = (tanh(x), tanh(x))
+fn tanh_bwd(t, g) = g * (1.0 - t * t) * 2.0
+fn loss(x: f64[N]) -> f64 = sum(custom_vjp(tanh, tanh_fwd, tanh_bwd)(x))
+";
+    let x = [0.5, -1.0, 2.0];
+    let out = run(src, "loss", &[&x], Some(&[0]));
+    let want: Vec<f64> = x.iter().map(|v: &f64| 2.0 * (1.0 - v.tanh().powi(2))).collect();
+    assert_close(&out[1], &want, "the rule's gradient");
+}
