@@ -124,36 +124,15 @@ enum Sibling {
     Later,
 }
 
-/// Groups the results of each scan (same loop) and custom_vjp (same rule)
-/// over the same operands.
+/// Each instruction's place among the results of its op (`ir::scan::result_groups`).
 fn sibling_groups(func: &Func) -> Vec<Sibling> {
     let mut groups: Vec<Sibling> = (0..func.insts.len()).map(|_| Sibling::Single).collect();
-    let mut firsts: Vec<usize> = Vec::new();
-    for (i, inst) in func.insts.iter().enumerate() {
-        let same = |j: &usize| {
-            let first = &func.insts[*j];
-            first.args == inst.args
-                && match (&first.op, &inst.op) {
-                    (Op::Scan(a), Op::Scan(b)) => a.same_loop(b),
-                    (Op::CustomVjp(a), Op::CustomVjp(b)) => a.same_rule(b),
-                    _ => false,
-                }
-        };
-        if !matches!(inst.op, Op::Scan(_) | Op::CustomVjp(_)) {
-            continue;
+    for members in crate::ir::scan::result_groups(func) {
+        for &m in &members[1..] {
+            groups[m] = Sibling::Later;
         }
-        match firsts.iter().copied().find(same) {
-            Some(j) => {
-                if let Sibling::First(members) = &mut groups[j] {
-                    members.push(i);
-                }
-                groups[i] = Sibling::Later;
-            }
-            None => {
-                firsts.push(i);
-                groups[i] = Sibling::First(vec![i]);
-            }
-        }
+        let first = members[0];
+        groups[first] = Sibling::First(members);
     }
     groups
 }

@@ -9,4 +9,4 @@ pub mod ptx;
 pub use cpu::{compile, CodegenError, CpuFunc};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1432,7 +1432,7 @@ fn memory_plan_never_overlaps_live_buffers() {
 /// code and its scalar tail.
 /// Adam's update of parameter `p` with gradient `g` and moments `m`, `v`
 /// (constants as literals, no bias correction): `(p', m', v')`.
-fn adam_update(b: &mut Builder, ty: &Type, [p, g, m, v]: [ValueId; 4]) -> (ValueId, ValueId, ValueId) {
+pub(crate) fn adam_update(b: &mut Builder, ty: &Type, [p, g, m, v]: [ValueId; 4]) -> (ValueId, ValueId, ValueId) {
     let mut c = |x: f64| b.full(x, ty);
     let (b1, one_b1, b2, one_b2, lr, eps) = (c(0.9), c(0.1), c(0.999), c(0.001), c(1e-3), c(1e-8));
     let bm = b.mul(b1, m);

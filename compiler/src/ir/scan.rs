@@ -267,6 +267,32 @@ fn extends(a: &Scan, b: &Scan) -> bool {
         && (Arc::ptr_eq(&a.body, &b.body) || (a.body.n_params == b.body.n_params && a.body.insts == b.body.insts))
 }
 
+/// The multi-result ops of `func` (Note [One instruction per result]): each
+/// group holds the instructions, in order, of one scan (same loop) or one
+/// custom_vjp (same rule) over the same operands.
+pub fn result_groups(func: &Func) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, inst) in func.insts.iter().enumerate() {
+        if !matches!(inst.op, Op::Scan(_) | Op::CustomVjp(_)) {
+            continue;
+        }
+        let same = |g: &&mut Vec<usize>| {
+            let first = &func.insts[g[0]];
+            first.args == inst.args
+                && match (&first.op, &inst.op) {
+                    (Op::Scan(a), Op::Scan(b)) => a.same_loop(b),
+                    (Op::CustomVjp(a), Op::CustomVjp(b)) => a.same_rule(b),
+                    _ => false,
+                }
+        };
+        match groups.iter_mut().find(same) {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    groups
+}
+
 /// `func` with every scan's later siblings (same loop, same operands) moved
 /// up to just after it, so that each loop is one run of adjacent siblings
 /// (computed once by the interpreter and the CPU backend). Moving an

@@ -49,22 +49,10 @@ pub fn prune(func: &Func) -> Func {
     res
 }
 
-/// The loops of `func`: groups of scan instructions with the same loop and
-/// operands, in program order.
+/// The loops of `func`: its scans' result groups.
 fn loops(func: &Func) -> Vec<Vec<usize>> {
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (i, inst) in func.insts.iter().enumerate() {
-        let Op::Scan(s) = &inst.op else { continue };
-        let same = |g: &&mut Vec<usize>| {
-            let first = &func.insts[g[0]];
-            first.args == inst.args && matches!(&first.op, Op::Scan(o) if o.same_loop(s))
-        };
-        match groups.iter_mut().find(same) {
-            Some(g) => g.push(i),
-            None => groups.push(vec![i]),
-        }
-    }
-    groups
+    let groups = super::scan::result_groups(func);
+    groups.into_iter().filter(|g| matches!(func.insts[g[0]].op, Op::Scan(_))).collect()
 }
 
 fn output_of(op: &Op) -> usize {

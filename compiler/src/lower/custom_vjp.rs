@@ -22,6 +22,7 @@
 
 use std::sync::Arc;
 
+use super::builtins::bad;
 use super::checkpoint::{tensor_leaves, with_ids};
 use super::elab::{CallArg, Elaborator, Env};
 use super::transform::{collect_ids, remap};
@@ -81,8 +82,8 @@ pub fn call_custom_vjp(el: &mut Elaborator, env: &mut Env, rule: &Rule, args: Ve
 
     // f: what the function computes; float tensors (each gets a cotangent).
     let primal =
-        lower_apart(el, env, "custom_vjp_f", &rule.f, &arg_structure, &arg_types, (f_span, span), &mut |el, out| {
-            let leaves = leaves_of(el, out, "custom_vjp's function must return tensors (or tuples of them)", f_span)?;
+        lower_apart(el, env, "custom_vjp_f", &rule.f, &arg_structure, &arg_types, (f_span, span), &mut |_, out| {
+            let leaves = leaves_of(out, "custom_vjp's function must return tensors (or tuples of them)", f_span)?;
             match leaves.iter().find(|t| !t.ty.dtype.is_float()) {
                 Some(t) => Err(error(format!("custom_vjp's function must return float tensors, not {}", t.ty), f_span)),
                 None => Ok(leaves),
@@ -101,13 +102,13 @@ pub fn call_custom_vjp(el: &mut Elaborator, env: &mut Env, rule: &Rule, args: Ve
         &arg_structure,
         &arg_types,
         (fwd_span, span),
-        &mut |el, out| {
+        &mut |_, out| {
             let what = "`fwd` must return a pair: (the function's result, residuals)";
             let Val::Tuple(pair) = out else { return Err(error(format!("{what}, not {}", out.describe()), fwd_span)) };
             let [result, residuals] = pair.as_slice() else {
                 return Err(error(format!("{what}, not a tuple of {}", pair.len()), fwd_span));
             };
-            let result = leaves_of(el, result, what, fwd_span)?;
+            let result = leaves_of(result, what, fwd_span)?;
             if result.len() != out_leaves.len() {
                 let msg =
                     format!("`fwd`'s result has {} tensor(s), the function's has {}", result.len(), out_leaves.len());
@@ -121,7 +122,7 @@ pub fn call_custom_vjp(el: &mut Elaborator, env: &mut Env, rule: &Rule, args: Ve
             }
             let residuals_what = "`fwd`'s residuals must be tensors (or a tuple of them)";
             let mut leaves = result;
-            leaves.extend(leaves_of(el, residuals, residuals_what, fwd_span)?);
+            leaves.extend(leaves_of(residuals, residuals_what, fwd_span)?);
             res_structure = residuals.clone();
             Ok(leaves)
         },
@@ -267,7 +268,7 @@ fn lower_apart(
 }
 
 /// The tensors of `v`, or an error saying `what` it must be.
-fn leaves_of(_el: &mut Elaborator, v: &Val, what: &str, span: Span) -> Result<Vec<TVal>, Diagnostic> {
+fn leaves_of(v: &Val, what: &str, span: Span) -> Result<Vec<TVal>, Diagnostic> {
     let mut out = Vec::new();
     // `()`: no residuals.
     match matches!(v, Val::Unit) || tensor_leaves(v, &mut out) {
@@ -301,10 +302,6 @@ fn report<T>(el: &mut Elaborator, d: Diagnostic, call_span: Span) -> Option<T> {
         el.error(d.with_label(call_span, "called here"));
     }
     None
-}
-
-fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
-    el.error(Diagnostic::error(Code::BadCall, msg.to_string()).with_label(span, "in this call"))
 }
 
 #[cfg(test)]

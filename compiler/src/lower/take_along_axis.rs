@@ -11,6 +11,7 @@
 //! same select's, so autodiff and vmap need nothing new). Exact: the select
 //! adds one value to zeros.
 
+use super::builtins::bad;
 use super::elab::{CallArg, Elaborator};
 use super::ops::known;
 use super::value::{TVal, Val};
@@ -22,20 +23,20 @@ use crate::span::Span;
 const USAGE: &str = "`take_along_axis(x, indices, axis = -1)` takes a tensor, i32 indices of its rank, and an axis";
 
 pub fn take_along_axis(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
-    let (Some(xa), Some(ia)) = (args.first(), args.get(1)) else { return bad(el, USAGE.into(), span) };
+    let (Some(xa), Some(ia)) = (args.first(), args.get(1)) else { return bad(el, USAGE, span) };
     if xa.name.is_some() || ia.name.is_some() || args.len() > 3 {
-        return bad(el, USAGE.into(), span);
+        return bad(el, USAGE, span);
     }
     let mut axis: i64 = -1;
     if let Some(a) = args.get(2) {
         if a.name.as_deref().is_some_and(|n| n != "axis") {
-            return bad(el, USAGE.into(), a.span);
+            return bad(el, USAGE, a.span);
         }
         axis = match &a.value {
             Val::Int(Dim::Known(n)) => *n as i64,
             Val::NegInt(n) => *n,
             Val::Poison => return Val::Poison,
-            _ => return bad(el, "`axis` is a compile-time integer".into(), a.span),
+            _ => return bad(el, "`axis` is a compile-time integer", a.span),
         };
     }
     let (x, idx) = match (&xa.value, &ia.value) {
@@ -113,8 +114,4 @@ pub fn take_along_axis(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val
     let picked = b.select(mask, values, zeros);
     let id = b.reduce_sum(picked, vec![r]);
     Val::Tensor(TVal { ty, id: Some(id) })
-}
-
-fn bad(el: &mut Elaborator, msg: String, span: Span) -> Val {
-    el.error(Diagnostic::error(Code::BadCall, msg).with_label(span, "in this call"))
 }

@@ -179,15 +179,7 @@ fn transformed_programs_do_not_grow_with_the_length() {
 /// see it; `(forward, reverse)` counts.
 fn loops(f: &Func) -> (usize, usize) {
     let f = crate::ir::scan::merge_prefix_loops(f);
-    let mut firsts: Vec<usize> = Vec::new();
-    for (i, inst) in f.insts.iter().enumerate() {
-        let Op::Scan(s) = &inst.op else { continue };
-        let sibling =
-            |&j: &usize| matches!(&f.insts[j].op, Op::Scan(o) if o.same_loop(s)) && f.insts[j].args == inst.args;
-        if !firsts.iter().any(sibling) {
-            firsts.push(i);
-        }
-    }
+    let firsts: Vec<usize> = crate::ir::scan::result_groups(&f).iter().map(|g| g[0]).collect();
     let reverse = firsts.iter().filter(|&&i| matches!(&f.insts[i].op, Op::Scan(s) if s.reverse)).count();
     (firsts.len() - reverse, reverse)
 }

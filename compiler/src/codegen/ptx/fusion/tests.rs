@@ -92,21 +92,7 @@ fn adam_update_is_one_kernel_writing_three_buffers() {
         let ty = Type::new(dtype, &[37]);
         let mut b = Builder::new("adam", &[ty.clone(), ty.clone(), ty.clone(), ty.clone()]);
         let (p, g, m, v) = (b.param(0), b.param(1), b.param(2), b.param(3));
-        let c = |b: &mut Builder, x: f64| b.full(x, &ty);
-        let (b1, one_b1, b2, one_b2, lr, eps) =
-            (c(&mut b, 0.9), c(&mut b, 0.1), c(&mut b, 0.999), c(&mut b, 0.001), c(&mut b, 1e-3), c(&mut b, 1e-8));
-        let bm = b.mul(b1, m);
-        let gm = b.mul(one_b1, g);
-        let m_new = b.add(bm, gm);
-        let bv = b.mul(b2, v);
-        let gg = b.mul(g, g);
-        let gv = b.mul(one_b2, gg);
-        let v_new = b.add(bv, gv);
-        let root = b.unary(Op::Sqrt, v_new);
-        let denom = b.add(root, eps);
-        let step = b.div(m_new, denom);
-        let scaled = b.mul(lr, step);
-        let p_new = b.sub(p, scaled);
+        let (p_new, m_new, v_new) = crate::codegen::tests::adam_update(&mut b, &ty, [p, g, m, v]);
         let func = b.finish(vec![p_new, m_new, v_new]);
         let inputs = [ramp(&ty, 0.3, 0.0), ramp(&ty, 0.01, 0.001), ramp(&ty, 0.002, 0.0), ramp(&ty, 0.0, 0.0004)];
         let prog = assert_fused_equals_unfused("adam", &func, &inputs);
