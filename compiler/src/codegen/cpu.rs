@@ -200,9 +200,12 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
         &grouped
     };
     let wide_math = options.wide_math && vmath_x16::available();
-    let mut sched = schedule::schedule(func, options.inline_math, options.horizontal_fusion, wide_math);
-    sched.tiled = emit::tiled_pairs(func, &sched);
+    let sched = schedule::schedule(func, options.inline_math, options.horizontal_fusion, wide_math);
     let plan = plan::plan(func, &sched);
+    // For profiles: the IR as compiled, each line tagged with its schedule.
+    if let Some(path) = std::env::var_os("JLC_SCHEDULE_DUMP") {
+        let _ = std::fs::write(path, schedule::annotated(func, &sched));
+    }
 
     let mut flags = settings::builder();
     flags.set("opt_level", "speed")?;
@@ -522,9 +525,7 @@ pub(super) fn compile_copying_io(func: &Func, options: &Options) -> Result<CpuFu
 #[cfg(test)]
 pub(super) fn schedule_for_tests(func: &Func) -> schedule::Schedule {
     let o = Options::default();
-    let mut sched = schedule::schedule(func, o.inline_math, o.horizontal_fusion, o.wide_math && vmath_x16::available());
-    sched.tiled = emit::tiled_pairs(func, &sched);
-    sched
+    schedule::schedule(func, o.inline_math, o.horizontal_fusion, o.wide_math && vmath_x16::available())
 }
 
 /// The order `compile` schedules (`reduction_order.rs`), for tests.

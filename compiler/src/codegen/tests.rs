@@ -1539,6 +1539,37 @@ fn loops_of(func: &Func, sched: &super::cpu::schedule::Schedule) -> Vec<usize> {
         .collect()
 }
 
+/// A residual sum `a + b + c` that a layer norm's two reductions and its
+/// output loop each read is stored once (`schedule::MAX_RECOMPUTE_LOADS`):
+/// recomputing it would read all three terms in every loop. The centred
+/// value `s - mean`, one buffer of its size plus a broadcast, is still
+/// recomputed in each loop. Bitwise the interpreter, f32 and f64.
+#[test]
+fn a_residual_sum_read_by_several_loops_is_stored_once() {
+    let mut rng = Rng(0x2e5);
+    for dtype in FLOATS {
+        let ty = Type::new(dtype, &[6, 67]);
+        let mut b = Builder::new("residual", &[ty.clone(), ty.clone(), ty.clone()]);
+        let (x, y, z) = (b.param(0), b.param(1), b.param(2));
+        let xy = b.add(x, y);
+        let s = b.add(xy, z);
+        let total = b.reduce_sum(s, vec![1]);
+        let mean = b.broadcast(total, &ty.shape, vec![0]);
+        let centred = b.sub(s, mean);
+        let sq = b.mul(centred, centred);
+        let var = b.reduce_sum(sq, vec![1]);
+        let spread = b.broadcast(var, &ty.shape, vec![0]);
+        let out = b.mul(centred, spread);
+        let func = b.finish(vec![out]);
+        let sched = super::cpu::schedule_for_tests(&func);
+        assert!(!sched.inlined[s.index()], "{dtype}: the residual sum has a buffer\n{}", text::print(&func));
+        assert!(sched.inlined[xy.index()], "{dtype}: its single-use term is computed in its loop");
+        assert!(sched.inlined[centred.index()], "{dtype}: s - mean is recomputed in each loop");
+        let inputs: Vec<Tensor> = func.param_types().iter().map(|t| random_tensor(t, &mut rng)).collect();
+        assert_same(&format!("residual {dtype}"), &func, &inputs);
+    }
+}
+
 /// Horizontal fusion (`cpu/siblings.rs`): a loss `sum(g^2)` and a gradient
 /// that share a multi-use, not cheaply recomputed value `t` (a division
 /// and a square root) run as ONE loop, the reduction's: the gradient

@@ -21,7 +21,12 @@
 //!     or cheap to recompute (`recomputable`: one float add, sub, mul, neg,
 //!     abs, max, min or select, or a comparison; CPU only): each user's loop
 //!     computes it again instead of loading it, since these loops are bound
-//!     by memory traffic, not arithmetic;
+//!     by memory traffic, not arithmetic. That holds while recomputing reads
+//!     no more buffers of its size than loading it would (one,
+//!     `MAX_RECOMPUTE_LOADS`), or while all its users run in one pass over
+//!     memory (`in_one_pass`: one loop or a tiled pair, decided on a first
+//!     schedule that recomputes everywhere); a residual sum `x + a + b` read
+//!     by a layer norm's reductions and its backward gets a buffer;
 //!   - a `Broadcast` user only inlines a `Constant`: the broadcast operand is
 //!     read through strides (stride 0 on broadcast dims), never re-evaluated
 //!     at the broadcast shape.
@@ -144,14 +149,54 @@ fn evaluates_operands(func: &Func, index: usize, fusible: &dyn Fn(usize) -> bool
 pub(super) fn schedule(func: &Func, inline_math: bool, horizontal_fusion: bool, wide_math: bool) -> Schedule {
     let fusible_here = |index| fusible(func, index, inline_math);
     let wide_roots: Vec<bool> = (0..func.insts.len()).map(|v| inline_math && wide_math && wide_root(func, v)).collect();
-    let mut sched = schedule_inner(func, &fusible_here, &|index| recomputable(func, index), wide_roots);
-    sched.inline_math = inline_math;
-    sched.wide_math = inline_math && wide_math;
-    sched.strided = strided_transposes(func);
-    if horizontal_fusion {
-        super::siblings::fuse(func, &mut sched, &fusible_here);
+    let pass = |recompute: &dyn Fn(usize, usize) -> bool| {
+        let mut sched = schedule_inner(func, &fusible_here, recompute, wide_roots.clone());
+        sched.inline_math = inline_math;
+        sched.wide_math = inline_math && wide_math;
+        sched.strided = strided_transposes(func);
+        if horizontal_fusion {
+            super::siblings::fuse(func, &mut sched, &fusible_here);
+        }
+        sched.tiled = super::emit::tiled_pairs(func, &sched);
+        sched
+    };
+    // First recompute every cheap value wherever it is used, to see which
+    // of them all land in one pass over memory; those stay recomputed (free:
+    // their loads come from cache), the others only when cheap to load.
+    let everywhere = pass(&|index, _| recomputable(func, index));
+    let one_pass = in_one_pass(func, &everywhere);
+    pass(&|index, loads| recomputable(func, index) && (loads <= MAX_RECOMPUTE_LOADS || one_pass[index]))
+}
+
+/// `one_pass[v]`: inlined value `v` is evaluated by loops that run as one
+/// pass over memory (one loop, or a tiled pair, `Schedule::tiled`).
+fn in_one_pass(func: &Func, sched: &Schedule) -> Vec<bool> {
+    let n = func.insts.len();
+    let users = users(func);
+    // The loop that evaluates materialized value `u`.
+    let loop_of = |mut u: usize| {
+        while let Some(host) = sched.tiled[u].or(sched.hosted[u]).filter(|&h| h != u) {
+            u = host;
+        }
+        u
+    };
+    let mut loops: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for v in (0..n).rev() {
+        if !sched.inlined[v] {
+            loops[v] = vec![loop_of(v)];
+            continue;
+        }
+        let mut seen: Vec<usize> = Vec::new();
+        for &u in &users[v] {
+            for &l in &loops[u] {
+                if !seen.contains(&l) && seen.len() < 2 {
+                    seen.push(l);
+                }
+            }
+        }
+        loops[v] = seen;
     }
-    sched
+    (0..n).map(|v| sched.inlined[v] && loops[v].len() == 1).collect()
 }
 
 /// Schedules `func` by the module doc's rules with another notion of
@@ -159,7 +204,7 @@ pub(super) fn schedule(func: &Func, inline_math: bool, horizontal_fusion: bool, 
 /// element): the PTX backend's (`ptx/fusion.rs`). `inline_math` is false
 /// (it only matters to this backend's `emit.rs`).
 pub(crate) fn schedule_with(func: &Func, fusible: &dyn Fn(usize) -> bool) -> Schedule {
-    schedule_inner(func, fusible, &|_| false, vec![false; func.insts.len()])
+    schedule_inner(func, fusible, &|_, _| false, vec![false; func.insts.len()])
 }
 
 /// Whether `index` is a wide root when 512-bit math is on: an f32 tanh or
@@ -191,30 +236,56 @@ fn recomputable(func: &Func, index: usize) -> bool {
     (arithmetic && inst.ty.dtype.is_float()) || comparison
 }
 
-/// `schedule_with`, where a `recomputable` value may also be inlined into
-/// several users (computed again in each).
+/// `schedule_with`, where a value `v` for which `recompute(v, loads)` holds
+/// may also be inlined into several users (computed again in each; `loads`:
+/// how many buffers of its size that reads, up to `MAX_RECOMPUTE_LOADS + 1`).
 fn schedule_inner(
     func: &Func,
     fusible: &dyn Fn(usize) -> bool,
-    recomputable: &dyn Fn(usize) -> bool,
+    recompute: &dyn Fn(usize, usize) -> bool,
     wide_roots: Vec<bool>,
 ) -> Schedule {
     let users = users(func);
-    let mut inlined = vec![false; func.insts.len()];
-    // Users come after their operands, so deciding in reverse order sees
-    // each user's own decision (a `Broadcast` user must know its operand).
-    for index in (0..func.insts.len()).rev() {
-        if wide_roots[index] || !may_inline(func, &users, index, fusible) {
-            continue;
+    let n = func.insts.len();
+    let mut inlined = vec![false; n];
+    // `loads[v]`: the buffers of `v`'s own size that evaluating `v` in a
+    // loop reads (itself if it has a buffer), at most `MAX_RECOMPUTE_LOADS
+    // + 1` of them. Operands come first, so their decisions are known.
+    let mut loads: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for index in 0..n {
+        let inst = &func.insts[index];
+        if !wide_roots[index] && may_inline(func, &users, index, fusible) {
+            // A broadcast's operand is never inlined (unless a constant), so
+            // re-evaluating a broadcast is one strided load.
+            let cheap = matches!(inst.op, Op::Constant(_) | Op::Broadcast { .. });
+            let mut reads: Vec<usize> = Vec::new();
+            for arg in &inst.args {
+                let a = arg.index();
+                if func.insts[a].ty.shape.num_elements() != inst.ty.shape.num_elements() {
+                    continue;
+                }
+                for &leaf in &loads[a] {
+                    if !reads.contains(&leaf) && reads.len() <= MAX_RECOMPUTE_LOADS {
+                        reads.push(leaf);
+                    }
+                }
+            }
+            inlined[index] = cheap || users[index].len() == 1 || recompute(index, reads.len());
+            if inlined[index] {
+                loads[index] = reads;
+                continue;
+            }
         }
-        let op = &func.insts[index].op;
-        // A broadcast's operand is never inlined (unless a constant), so
-        // re-evaluating a broadcast is one strided load.
-        let cheap = matches!(op, Op::Constant(_) | Op::Broadcast { .. });
-        inlined[index] = cheap || users[index].len() == 1 || recomputable(index);
+        loads[index] = vec![index];
     }
     with_inlined(func, &users, fusible, inlined, wide_roots)
 }
+
+/// A cheap value used by several loops is computed again in each only when
+/// that reads at most this many buffers of its size: recomputing a chain of
+/// residual additions (`x + a + b`, each used by a layer norm's reductions
+/// and its backward) would read every term again in every user.
+const MAX_RECOMPUTE_LOADS: usize = 1;
 
 /// Each value's users (instruction indices, one per use, in order).
 pub(crate) fn users(func: &Func) -> Vec<Vec<usize>> {
@@ -332,6 +403,41 @@ fn strided_transposes(func: &Func) -> Vec<bool> {
 pub(super) fn swapped_conv_operands(func: &Func, sched: &Schedule, index: usize) -> bool {
     let args = &func.insts[index].args;
     sched.strided[args[0].index()] && sched.strided[args[1].index()]
+}
+
+/// `func`'s text with each instruction tagged by how it runs (`inlined`,
+/// `hosted by %r`, `tiled into %r`, a `view`, or `loop`), its siblings and
+/// guests: with `JLC_SCHEDULE_DUMP=FILE`, profiles of JIT chunks
+/// (`jl_chunkN`) map back to loops.
+pub(super) fn annotated(func: &Func, sched: &Schedule) -> String {
+    let mut out = String::new();
+    for line in crate::ir::text::print(func).lines() {
+        out.push_str(line);
+        // Top-level instructions only (a scan's body is indented further).
+        let value = line.strip_prefix("  %").and_then(|rest| rest.split(' ').next()?.parse::<usize>().ok());
+        if let Some(v) = value.filter(|&v| v < func.insts.len()) {
+            let how = if sched.inlined[v] {
+                "inlined".to_string()
+            } else if let Some(r) = sched.tiled[v] {
+                format!("tiled into %{r}")
+            } else if let Some(r) = sched.hosted[v] {
+                format!("hosted by %{r}")
+            } else if sched.strided[v] {
+                "view".to_string()
+            } else {
+                "loop".to_string()
+            };
+            out.push_str(&format!("    # {how}"));
+            if !sched.siblings[v].is_empty() {
+                out.push_str(&format!(" siblings={:?}", sched.siblings[v]));
+            }
+            if !sched.guests[v].is_empty() {
+                out.push_str(&format!(" guests={:?}", sched.guests[v]));
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 impl Schedule {
