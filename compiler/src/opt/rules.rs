@@ -30,6 +30,7 @@ pub const INEXACT: &[(&str, &str)] = &[
     ("log1p", "log1p(x) is within an ulp; log(1 + x) loses x's low bits in 1 + x (relative error up to ε / |x| for small |x|)"),
     ("expm1", "expm1(x) is within an ulp; exp(x) - 1 cancels (relative error up to ε / |x| for small |x|)"),
     ("pow-two", "pow is glibc's (under 1 ulp, not always correctly rounded: measured 0.07% of f64 and 0.14% of f32 inputs differ from x*x), x*x is correctly rounded: at most 1 ulp apart"),
+    ("add-of-adjacent-pads", "pad fills with +0: where one side held -0 the sum is +0, the concatenation keeps -0 (as add-zero-r)"),
     ("pow-three", "pow is glibc's (under 1 ulp), x*x*x rounds twice (under 2 ulp): at most about 3 ulp apart; x*x may overflow or underflow where x^3 does too"),
 ];
 
@@ -72,6 +73,10 @@ pub fn rules() -> Vec<Rule> {
         rewrite!("transpose-broadcast"; "(transpose ?p (broadcast ?s ?d ?x))" => { TransposeBroadcast::new("?p", "?s", "?d", "?x") }), // T_p(B_{s,d} x) = B_{s.p, p^-1.d} x when p^-1.d increases
         rewrite!("reshape-scalar-broadcast"; "(reshape ?s (broadcast ?t ?d ?x))" => "(broadcast ?s ?d ?x)" if is_scalar("?x")), // reshape(B c) = B c, c a scalar
         rewrite!("broadcast-unit-reshape"; "(broadcast ?s ?d (reshape ?r ?x))" => { BroadcastUnitReshape::new("?s", "?d", "?r", "?x") }), // B_{s,d}(R x) = B_{s,d'} x when R only adds 1s
+        // Pieces put back together (reverse mode's cotangent of slices: a pad per slice, summed).
+        rewrite!("add-of-adjacent-pads"; "(add (pad ?la ?ha ?ia ?a) (pad ?lb ?hb ?ib ?b))" => { AddOfAdjacentPads::new(["?la", "?ha", "?ia", "?a", "?lb", "?hb", "?ib", "?b"]) }), // pad a + pad b = pad(concat(a, b)) when a's region ends where b's starts
+        rewrite!("concat-of-concat-l"; "(concat ?k (concat ?k ?a ?b) ?c)" => "(concat ?k ?a ?b ?c)"), // concat(concat(a, b), c) = concat(a, b, c) along one axis
+        rewrite!("concat-of-concat-r"; "(concat ?k ?a (concat ?k ?b ?c))" => "(concat ?k ?a ?b ?c)"), // concat(a, concat(b, c)) = concat(a, b, c)
         // Reductions of broadcasts, over broadcast (new) axes only; n = the reduced elements per result.
         rewrite!("sum-of-broadcast"; "(reduce_sum ?a (broadcast ?s ?d ?x))" => { ReduceOfBroadcast::new(Reduce::Sum, "?a", "?s", "?d", "?x") }), // sum_a(B x) = B'(x n)
         rewrite!("max-of-broadcast"; "(reduce_max ?a (broadcast ?s ?d ?x))" => { ReduceOfBroadcast::new(Reduce::Max, "?a", "?s", "?d", "?x") }), // max_a(B x) = B' x (n > 0)
@@ -279,6 +284,63 @@ impl Applier<Node, IrAnalysis> for ComposeBroadcasts {
         let dims: Vec<usize> = e.iter().map(|&i| d[i]).collect();
         let dims = eg.add(Node::Attr(Attr::Ints(dims)));
         let new = eg.add(Node::Broadcast([subst[self.shape], dims, subst[self.x]]));
+        union_with(eg, eclass, new, rule)
+    }
+}
+
+/// `pad(a) + pad(b) = pad(concat(a, b))` (or `concat(b, a)`): both pads
+/// add no interior padding and pad every axis alike but one, `k`, where
+/// the block of one ends where the other's begins. Each element of the sum
+/// is then one side's element plus a padding zero, or zero plus zero. The
+/// outer pad keeps the common padding (none: the concatenation itself).
+struct AddOfAdjacentPads {
+    vars: [Var; 8],
+}
+
+impl AddOfAdjacentPads {
+    fn new(names: [&str; 8]) -> AddOfAdjacentPads {
+        AddOfAdjacentPads { vars: names.map(var) }
+    }
+}
+
+impl Applier<Node, IrAnalysis> for AddOfAdjacentPads {
+    fn apply_one(
+        &self,
+        eg: &mut IrEGraph,
+        eclass: Id,
+        subst: &Subst,
+        _: Option<&PatternAst<Node>>,
+        rule: Symbol,
+    ) -> Vec<Id> {
+        let [la, ha, ia, a, lb, hb, ib, b] = self.vars.map(|v| subst[v]);
+        let (la, ha, lb, hb) =
+            (ints_of(eg, la).to_vec(), ints_of(eg, ha).to_vec(), ints_of(eg, lb).to_vec(), ints_of(eg, hb).to_vec());
+        if ints_of(eg, ia).iter().chain(ints_of(eg, ib)).any(|&i| i != 0) {
+            return vec![];
+        }
+        let differing: Vec<usize> = (0..la.len()).filter(|&d| la[d] != lb[d] || ha[d] != hb[d]).collect();
+        let &[k] = differing.as_slice() else { return vec![] };
+        let n = ty_of(eg, eclass).shape.0[k];
+        // a's block is [la, n - ha) on axis k, b's [lb, n - hb).
+        let (first, second, low_k, high_k) = if n - ha[k] == lb[k] {
+            (a, b, la[k], hb[k])
+        } else if n - hb[k] == la[k] {
+            (b, a, lb[k], ha[k])
+        } else {
+            return vec![];
+        };
+        let axis = add_ints(eg, vec![k]);
+        let joined = eg.add(Node::Concat(vec![axis, first, second].into_boxed_slice()));
+        let (mut low, mut high) = (la, ha);
+        low[k] = low_k;
+        high[k] = high_k;
+        let new = if low.iter().chain(&high).all(|&p| p == 0) {
+            joined
+        } else {
+            let rank = low.len();
+            let (low, high, interior) = (add_ints(eg, low), add_ints(eg, high), add_ints(eg, vec![0; rank]));
+            eg.add(Node::Pad([low, high, interior, joined]))
+        };
         union_with(eg, eclass, new, rule)
     }
 }

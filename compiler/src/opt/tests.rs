@@ -196,6 +196,41 @@ fn rule_case(rule: &str) -> (Func, Func) {
                 func(&x, |b, p| b.transpose(p[0], vec![2, 1, 0])),
             )
         }
+        "add-of-adjacent-pads" => {
+            // x fills rows 0-1 and y row 2 of columns 1-3; column 0 is padding on both.
+            let xy = [f64_ty(&[2, 3]), f64_ty(&[1, 3])];
+            (
+                func(&xy, |b, p| {
+                    let px = b.pad(p[0], vec![0, 1], vec![1, 0], vec![0, 0]);
+                    let py = b.pad(p[1], vec![2, 1], vec![0, 0], vec![0, 0]);
+                    b.add(px, py)
+                }),
+                func(&xy, |b, p| {
+                    let joined = b.concat(vec![p[0], p[1]], 0);
+                    b.pad(joined, vec![0, 1], vec![0, 0], vec![0, 0])
+                }),
+            )
+        }
+        "concat-of-concat-l" => {
+            let xyz = [f64_ty(&[2, 3]), f64_ty(&[2, 1]), f64_ty(&[2, 2])];
+            (
+                func(&xyz, |b, p| {
+                    let xy = b.concat(vec![p[0], p[1]], 1);
+                    b.concat(vec![xy, p[2]], 1)
+                }),
+                func(&xyz, |b, p| b.concat(vec![p[0], p[1], p[2]], 1)),
+            )
+        }
+        "concat-of-concat-r" => {
+            let xyz = [f64_ty(&[2, 3]), f64_ty(&[2, 1]), f64_ty(&[2, 2])];
+            (
+                func(&xyz, |b, p| {
+                    let yz = b.concat(vec![p[1], p[2]], 1);
+                    b.concat(vec![p[0], yz], 1)
+                }),
+                func(&xyz, |b, p| b.concat(vec![p[0], p[1], p[2]], 1)),
+            )
+        }
         "transpose-id" => {
             (func(&x23, |b, p| b.push(Op::Transpose { perm: vec![0, 1] }, vec![p[0]], f64_ty(&[2, 3]))), func(&x23, id))
         }
@@ -526,6 +561,35 @@ fn each_rule_sides_agree_and_rule_fires() {
         let inputs = random_inputs(&lhs, &mut rng);
         agree(&interp::run(&lhs, &inputs), &interp::run(&opt, &inputs), tol)
             .unwrap_or_else(|e| panic!("rule {rule}: optimized differs: {e}"));
+    }
+}
+
+/// Reverse mode's cotangent of `q, k, v = x[0], x[1], x[2]` is three pads
+/// summed; when each add joins adjacent blocks (as here in every order; W3
+/// sums `(v + k) + q`) the optimizer makes it one concatenation: no pad, no
+/// add, and the same values. (Not `(q + v) + k`: no associativity rule.)
+#[test]
+fn the_cotangent_of_three_slices_becomes_one_concat() {
+    let mut rng = Rng(0xc0ca7);
+    let parts = [f64_ty(&[1, 4, 5]), f64_ty(&[1, 4, 5]), f64_ty(&[1, 4, 5])];
+    for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [1, 0, 2]] {
+        let lhs = func(&parts, |b, p| {
+            let padded: Vec<ValueId> =
+                (0..3).map(|i| b.pad(p[i], vec![i, 0, 0], vec![2 - i, 0, 0], vec![0; 3])).collect();
+            let two = b.add(padded[order[0]], padded[order[1]]);
+            b.add(two, padded[order[2]])
+        });
+        let (opt, _) = optimize(&lhs, &Options::default());
+        assert_eq!(
+            count_ops(&opt, |op| matches!(op, Op::Pad { .. } | Op::Add)),
+            0,
+            "order {order:?}:\n{}",
+            text::print(&opt)
+        );
+        assert_eq!(count_ops(&opt, |op| matches!(op, Op::Concat { .. })), 1, "order {order:?}:\n{}", text::print(&opt));
+        let inputs = random_inputs(&lhs, &mut rng);
+        agree(&interp::run(&lhs, &inputs), &interp::run(&opt, &inputs), 0.0)
+            .unwrap_or_else(|e| panic!("order {order:?}: {e}"));
     }
 }
 
@@ -883,6 +947,49 @@ impl Gen<'_> {
             22 if rank >= 1 => {
                 let iota = self.b.iota(ty.clone(), self.rng.below(rank));
                 self.b.add(x, iota)
+            }
+            23 if rank >= 1 && ty.shape.0.iter().any(|&d| d >= 2) => {
+                // Pieces put back together: slices along one axis, each
+                // transformed, padded back to the whole and summed (reverse
+                // mode's cotangent of slices), or concatenated in two steps.
+                let axes: Vec<usize> = (0..rank).filter(|&d| ty.shape.0[d] >= 2).collect();
+                let k = self.rng.pick(&axes);
+                let size = ty.shape.0[k];
+                let mut cuts = vec![0, 1 + self.rng.below(size - 1), size];
+                if size >= 3 && self.rng.below(2) == 0 {
+                    let others: Vec<usize> = (1..size).filter(|&c| c != cuts[1]).collect();
+                    cuts.push(self.rng.pick(&others));
+                    cuts.sort();
+                }
+                let mut pieces = vec![];
+                for w in cuts.windows(2) {
+                    let (mut start, mut limit) = (vec![0; rank], ty.shape.0.clone());
+                    (start[k], limit[k]) = (w[0], w[1]);
+                    let piece = self.b.slice(x, start, limit, vec![1; rank]);
+                    pieces.push(if self.rng.below(2) == 0 { self.b.unary(Op::Tanh, piece) } else { piece });
+                }
+                if self.rng.below(3) == 0 {
+                    let first = self.b.concat(pieces[..2].to_vec(), k);
+                    let mut all = vec![first];
+                    all.extend_from_slice(&pieces[2..]);
+                    return if all.len() == 1 { all[0] } else { self.b.concat(all, k) };
+                }
+                let padded: Vec<ValueId> = cuts
+                    .windows(2)
+                    .zip(&pieces)
+                    .map(|(w, &piece)| {
+                        let (mut low, mut high) = (vec![0; rank], vec![0; rank]);
+                        (low[k], high[k]) = (w[0], size - w[1]);
+                        self.b.pad(piece, low, high, vec![0; rank])
+                    })
+                    .collect();
+                // Summed left to right or right to left: each add joins adjacent blocks.
+                if self.rng.below(2) == 0 {
+                    padded.iter().skip(1).fold(padded[0], |sum, &p| self.b.add(sum, p))
+                } else {
+                    let last = padded.len() - 1;
+                    padded.iter().rev().skip(1).fold(padded[last], |sum, &p| self.b.add(p, sum))
+                }
             }
             24 => {
                 // Strength reduction and stable forms.
