@@ -5,8 +5,9 @@ use nn.{log_softmax, softplus}
 # label's log-probability is selected (not multiplied by a one-hot), so a
 # masked logit of -inf elsewhere in the row (log-probability -inf) does not
 # make 0 * -inf = nan; the gradient is softmax(logits) - one_hot(labels),
-# through logsumexp's rule (nn.jl).
-fn cross_entropy(logits: f32[B, C], labels: i32[B]) -> f32 {
+# through logsumexp's rule (nn.jl). f32 or f64 logits (`float[...]`): the
+# loss has their dtype.
+fn cross_entropy(logits: float[B, C], labels: i32[B]) -> float {
     -mean(sum(where(one_hot(labels, C) > 0.0, log_softmax(logits), 0.0), axis = -1))
 }
 
@@ -31,7 +32,7 @@ fn binary_cross_entropy_with_logits(logits, targets) = mean(softplus(logits) - l
 
 # Mean negative log-likelihood of integer labels under log-probabilities
 # (PyTorch's NLLLoss). Selected, not multiplied, as in cross_entropy.
-fn nll_loss(log_probs: f32[B, C], labels: i32[B]) -> f32 = -mean(sum(where(one_hot(labels, C) > 0.0, log_probs, 0.0), axis = -1))
+fn nll_loss(log_probs: float[B, C], labels: i32[B]) -> float = -mean(sum(where(one_hot(labels, C) > 0.0, log_probs, 0.0), axis = -1))
 
 # Mean cross-entropy of logits against target probabilities over the last
 # axis (optax.softmax_cross_entropy).

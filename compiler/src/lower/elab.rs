@@ -651,7 +651,10 @@ impl<'p> Elaborator<'p> {
     /// signature) instead of errors.
     pub fn resolve_type(&mut self, env: &Env, ty: &ast::TypeExpr, bind_free: bool) -> Option<Ty> {
         let dtype = match ty.name.name.as_str() {
-            "f32" | "float" => DType::F32,
+            // One float dtype per call (`float_dtype`); checking a signature
+            // on its own, the f32 instance.
+            "float" => float_dtype(env).unwrap_or(DType::F32),
+            "f32" => DType::F32,
             "f64" => DType::F64,
             "i32" | "int" => DType::I32,
             "bool" => DType::Bool,
@@ -969,7 +972,7 @@ impl<'p> Elaborator<'p> {
                 )
             }
         };
-        let Some(dtype) = DType::from_name(&ty.name.name) else {
+        let Some(dtype) = declared_dtype(env, ty, &t.ty) else {
             self.resolve_type(env, ty, true);
             return Val::Poison;
         };
@@ -989,6 +992,7 @@ impl<'p> Elaborator<'p> {
         for (n, v) in fresh {
             env.bind(&n, v);
         }
+        bind_float_dtype(env, ty, dtype);
         Val::Tensor(t)
     }
 
@@ -1161,7 +1165,11 @@ impl<'p> Elaborator<'p> {
         if ty.dims.is_none() && ty.name.name == "bool" && matches!(v, Val::Bool(_)) {
             return v;
         }
-        let Some(dtype) = DType::from_name(&ty.name.name) else {
+        let got = match &v {
+            Val::Tensor(t) => Some(t.ty.dtype),
+            _ => None,
+        };
+        let Some(dtype) = declared_dtype_of(env, ty, got) else {
             self.resolve_type(env, ty, true);
             return Val::Poison;
         };
@@ -1227,9 +1235,15 @@ impl<'p> Elaborator<'p> {
                     },
                 }
             }
+            bind_float_dtype(env, ty, dtype);
             return Val::Tensor(t);
         }
-        self.declared_mismatch(ty, &t, arg_span, fn_name, pname, None)
+        let generic = ty.name.name == "float" && t.ty.dtype != dtype;
+        let note = generic.then(|| match float_dtype(env) {
+            Some(bound) => format!("`float` is {bound} in this call: the first `float[...]` argument has that dtype"),
+            None => "`float[...]` takes f32 or f64".to_string(),
+        });
+        self.declared_mismatch(ty, &t, arg_span, fn_name, pname, note)
     }
 
     fn declared_mismatch(
@@ -1424,5 +1438,43 @@ fn names_of(e: &Expr) -> Option<Vec<String>> {
             items.iter().map(|i| if let ExprKind::Name(n) = &i.kind { Some(n.clone()) } else { None }).collect()
         }
         _ => None,
+    }
+}
+
+/// The env name holding the float dtype a `float[...]` annotation bound in
+/// this call (not an identifier a program can write).
+const FLOAT_DTYPE: &str = "float[]";
+
+/// The float dtype `float[...]` stands for in this call, once bound.
+fn float_dtype(env: &Env) -> Option<DType> {
+    match env.lookup(FLOAT_DTYPE)? {
+        Val::Str(name) => DType::from_name(name),
+        _ => None,
+    }
+}
+
+/// The dtype a declared tensor type asks for of a value of dtype `got`:
+/// its named dtype, or for `float[...]` the call's float dtype, bound by
+/// the first `float` parameter (any float dtype `got` fits it, f32 when the
+/// value is a number). `None`: not a tensor dtype name.
+fn declared_dtype_of(env: &Env, ty: &ast::TypeExpr, got: Option<DType>) -> Option<DType> {
+    match ty.name.name.as_str() {
+        "float" if ty.dims.is_some() => {
+            let fresh = got.filter(|d| d.is_float()).unwrap_or(DType::F32);
+            Some(float_dtype(env).unwrap_or(fresh))
+        }
+        "int" if ty.dims.is_some() => Some(DType::I32),
+        name => DType::from_name(name),
+    }
+}
+
+fn declared_dtype(env: &Env, ty: &ast::TypeExpr, got: &Ty) -> Option<DType> {
+    declared_dtype_of(env, ty, Some(got.dtype))
+}
+
+/// After a value fitted `ty`: a `float[...]` binds the call's float dtype.
+fn bind_float_dtype(env: &mut Env, ty: &ast::TypeExpr, dtype: DType) {
+    if ty.name.name == "float" && ty.dims.is_some() && float_dtype(env).is_none() {
+        env.bind(FLOAT_DTYPE, Val::Str(dtype.name().to_string()));
     }
 }

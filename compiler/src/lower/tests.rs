@@ -123,3 +123,61 @@ model Cnn {
     let last = loss_at(&inputs);
     assert!(last < first, "loss {first} -> {last}");
 }
+
+/// `float[...]` binds one float dtype per call: the stdlib's cross-entropy
+/// takes f64 logits and returns an f64 loss whose value and gradient are
+/// the textbook formulas (mean of logsumexp - the label's logit; softmax -
+/// one-hot, over the batch) to 1e-12, and the same source at f32 gives an
+/// f32 loss.
+#[test]
+fn cross_entropy_is_generic_over_the_float_dtype() {
+    use crate::ir::{DType, Tensor, Type};
+    let src = "
+use losses.cross_entropy
+use metrics.accuracy
+fn ce(logits: float[B, C], labels: i32[B]) -> float = cross_entropy(logits, labels)
+fn acc(logits: f64[B, C], labels: i32[B]) -> f32 = accuracy(logits, labels)
+";
+    let (prog, diags) = crate::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let (b, c) = (3, 4);
+    let logits: Vec<f64> = (0..b * c).map(|i| ((i * 7 % 11) as f64 - 5.0) / 3.0).collect();
+    let labels = vec![2, 0, 3];
+    let inputs = |dtype| vec![Tensor::from_f64(dtype, &[b, c], &logits), Tensor::i32(&[b], labels.clone())];
+    let types = |dtype| vec![Type::new(dtype, &[b, c]), Type::new(DType::I32, &[b])];
+    let grad = crate::compile_function(&prog, "ce", &types(DType::F64), Some(&[0]), &Default::default())
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let out = interp::run(&grad, &inputs(DType::F64));
+    let (mut loss, mut want_grad) = (0.0, vec![0.0; b * c]);
+    for (r, &label) in labels.iter().enumerate() {
+        let row = &logits[r * c..(r + 1) * c];
+        let top = row.iter().cloned().fold(f64::MIN, f64::max);
+        let z: f64 = row.iter().map(|v| (v - top).exp()).sum();
+        loss += (top + z.ln() - row[label as usize]) / b as f64;
+        for j in 0..c {
+            let onehot = if j == label as usize { 1.0 } else { 0.0 };
+            want_grad[r * c + j] = ((row[j] - top).exp() / z - onehot) / b as f64;
+        }
+    }
+    assert!(out.iter().all(|t| t.dtype() == DType::F64), "f64 in, f64 out");
+    assert!((out[0].scalar_value() - loss).abs() <= 1e-12 * loss.abs(), "{} vs {loss}", out[0].scalar_value());
+    for (g, w) in out[1].to_f64_vec().iter().zip(&want_grad) {
+        assert!((g - w).abs() <= 1e-12, "gradient {g} vs {w}");
+    }
+    let f32_loss = crate::compile_function(&prog, "ce", &types(DType::F32), None, &Default::default())
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let out32 = interp::run(&f32_loss, &inputs(DType::F32));
+    assert_eq!(out32[0].dtype(), DType::F32);
+    assert!((out32[0].scalar_value() - loss).abs() <= 1e-5 * loss.abs());
+    // Accuracy over f64 logits: rows 0 and 2 have their label's logit largest?
+    let acc = crate::compile_function(&prog, "acc", &types(DType::F64), None, &Default::default())
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let hits = (0..b)
+        .filter(|&r| {
+            let row = &logits[r * c..(r + 1) * c];
+            row.iter().all(|&v| v <= row[labels[r] as usize])
+        })
+        .count();
+    let got = interp::run(&acc, &inputs(DType::F64))[0].scalar_value();
+    assert!((got - hits as f64 / b as f64).abs() < 1e-7, "accuracy {got}, {hits} hits of {b}");
+}
