@@ -958,6 +958,28 @@ impl<'p> Elaborator<'p> {
                     .with_label(ty.span, "annotates a tuple pattern"),
             );
         };
+        // A compile-time number keeps its kind under `int` / `float`, and
+        // becomes a scalar tensor under a dtype (`let lr: f32 = 0.1`), as
+        // an argument does.
+        let number = matches!(v, Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_) | Val::Bool(_));
+        let v = match (ty.name.name.as_str(), &ty.dims, v) {
+            ("int", None, v @ (Val::Int(_) | Val::NegInt(_))) | ("float", None, v @ Val::Float(_)) => return v,
+            ("float", None, Val::Int(Dim::Known(n))) => return Val::Float(n as f64),
+            ("float", None, Val::NegInt(n)) => return Val::Float(n as f64),
+            (name, dims, v) if number && dims.as_ref().is_none_or(|d| d.is_empty()) => {
+                match DType::from_name(name).or_else(|| declared_dtype_of(env, ty, None)) {
+                    Some(dtype) if self.literal_fits(&v, dtype, span) && self.int_fits(&v, dtype, span) => {
+                        match self.scalar_tensor(&v, dtype) {
+                            Some(t) => Val::Tensor(t),
+                            None => return Val::Poison,
+                        }
+                    }
+                    Some(_) => return Val::Poison,
+                    None => v,
+                }
+            }
+            (_, _, v) => v,
+        };
         let t = match v {
             Val::Tensor(t) => t,
             Val::Poison => return Val::Poison,
@@ -1179,7 +1201,7 @@ impl<'p> Elaborator<'p> {
             Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_) | Val::Bool(_)
                 if ty.dims.as_ref().is_none_or(|d| split_ellipsis(d).1.is_empty()) =>
             {
-                if !self.int_fits(&v, dtype, arg_span) {
+                if !self.literal_fits(&v, dtype, arg_span) || !self.int_fits(&v, dtype, arg_span) {
                     return Val::Poison;
                 }
                 match self.scalar_tensor(&v, dtype) {
@@ -1244,6 +1266,36 @@ impl<'p> Elaborator<'p> {
             None => "`float[...]` takes f32 or f64".to_string(),
         });
         self.declared_mismatch(ty, &t, arg_span, fn_name, pname, note)
+    }
+
+    /// Whether literal `v` may become a scalar of the declared `dtype`
+    /// (reported if not): a float literal is no `i32` and no `bool`, and
+    /// only `true`/`false` are `bool`s, as arithmetic refuses to mix them.
+    fn literal_fits(&mut self, v: &Val, dtype: DType, span: Span) -> bool {
+        let fits = match v {
+            Val::Float(_) => dtype.is_float(),
+            Val::Int(_) | Val::NegInt(_) => dtype != DType::Bool,
+            Val::Bool(_) => dtype == DType::Bool,
+            _ => true,
+        };
+        if !fits {
+            self.error(
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!(
+                        "{} cannot be {dtype} ({})",
+                        v.describe(),
+                        match v {
+                            Val::Float(_) => "a float literal needs f32 or f64",
+                            Val::Bool(_) => "`true` and `false` are only bools",
+                            _ => "only `true` and `false` are bools",
+                        }
+                    ),
+                )
+                .with_label(span, format!("this is declared {dtype}")),
+            );
+        }
+        fits
     }
 
     fn declared_mismatch(
