@@ -1570,6 +1570,36 @@ fn a_residual_sum_read_by_several_loops_is_stored_once() {
     }
 }
 
+/// A reduction whose source has a buffer for other readers (a bias
+/// gradient `sum(g, axis = 0)` of a `g` that a matrix product, here a
+/// transpose, reads) stores that source from its own loop
+/// (`siblings::adopt_source`): one pass over `g`'s inputs, no loop of
+/// `g`'s own. Not when a loop before the reduction reads `g`. Bitwise the
+/// interpreter, f32 and f64.
+#[test]
+fn a_bias_gradient_sum_stores_its_source() {
+    let mut rng = Rng(0xb1a5);
+    for dtype in FLOATS {
+        for early_reader in [false, true] {
+            let ty = Type::new(dtype, &[9, 12]);
+            let mut b = Builder::new("bias_grad", &[ty.clone(), ty.clone()]);
+            let (x, y) = (b.param(0), b.param(1));
+            let g = b.mul(x, y);
+            let early = early_reader.then(|| b.transpose(g, vec![1, 0]));
+            let bias_grad = b.reduce_sum(g, vec![0]);
+            let late = b.transpose(g, vec![1, 0]);
+            let mut outputs = vec![bias_grad, late];
+            outputs.extend(early);
+            let func = b.finish(outputs);
+            let sched = super::cpu::schedule_for_tests(&func);
+            let label = format!("{dtype} early_reader={early_reader}");
+            assert_eq!(sched.hosted[g.index()], (!early_reader).then_some(bias_grad.index()), "{label}");
+            let inputs: Vec<Tensor> = func.param_types().iter().map(|t| random_tensor(t, &mut rng)).collect();
+            assert_same(&format!("bias grad {label}"), &func, &inputs);
+        }
+    }
+}
+
 /// Horizontal fusion (`cpu/siblings.rs`): a loss `sum(g^2)` and a gradient
 /// that share a multi-use, not cheaply recomputed value `t` (a division
 /// and a square root) run as ONE loop, the reduction's: the gradient

@@ -623,7 +623,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             sched,
             root,
             loop_root: index,
-            evaluate_root: sched.inlined[root],
+            evaluate_root: sched.evaluated_in(root, index),
             leaves: &walk.leaves,
             guests: &walk.stored,
             guest_ptrs: walk.leaves.len(),
@@ -746,7 +746,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             // time, unless the trees are heavy enough to hide the chain's
             // latency themselves (four copies of them would only spill).
             let roots: Vec<usize> =
-                sched.inlined[root].then_some(root).into_iter().chain(siblings.iter().copied()).collect();
+                sched.evaluated_in(root, index).then_some(root).into_iter().chain(siblings.iter().copied()).collect();
             let interleave = walk.outer_dims.last().is_some_and(|&m| m >= ROWS)
                 && walk.outer_strides.last().is_some_and(|s| s[n_walk] != 0)
                 && tree_cost(func, sched, index, &roots) <= MAX_INTERLEAVED_COST;
@@ -944,7 +944,7 @@ pub(super) fn reduce_walk(func: &Func, sched: &Schedule, r: usize) -> ReduceWalk
     let (inner_dims, inner_strides) = merge_dims(&src_ty.shape.0[split..], &inner_per_dim);
     // The source's tree (unless a buffer read as a leaf) and the siblings'.
     let roots: Vec<usize> =
-        sched.inlined[root].then_some(root).into_iter().chain(sched.siblings[r].iter().copied()).collect();
+        sched.evaluated_in(root, r).then_some(root).into_iter().chain(sched.siblings[r].iter().copied()).collect();
     let vector = match (inner_dims.as_slice(), inner_strides.as_slice()) {
         ([n], [steps]) => {
             let lanes = vector_lanes(func, sched, src_ty.dtype, &roots, r, &leaves, &stored, steps);
@@ -990,11 +990,11 @@ pub(super) fn fused_lanes(func: &Func, sched: &Schedule, root: usize) -> usize {
 const ROWS: usize = 4;
 
 /// The largest `tree_cost` of a reduction's trees that is interleaved.
-const MAX_INTERLEAVED_COST: usize = 8;
+pub(super) const MAX_INTERLEAVED_COST: usize = 8;
 
 /// The operations the trees of `roots` evaluate per element in loop
 /// `loop_root`, each once, an inline transcendental counting 16.
-fn tree_cost(func: &Func, sched: &Schedule, loop_root: usize, roots: &[usize]) -> usize {
+pub(super) fn tree_cost(func: &Func, sched: &Schedule, loop_root: usize, roots: &[usize]) -> usize {
     let mut seen = std::collections::HashSet::new();
     let mut stack: Vec<usize> = roots.to_vec();
     let mut cost = 0;

@@ -529,7 +529,7 @@ pub(super) fn reduction_leaves(func: &Func, sched: &Schedule, r: usize) -> Vec<L
     let src = func.insts[r].args[0].index();
     let strides: Vec<i64> = func.insts[src].ty.shape.strides().iter().map(|&s| s as i64).collect();
     let mut res = Vec::new();
-    if sched.inlined[src] {
+    if sched.evaluated_in(src, r) {
         visit(func, sched, r, src, &strides, &mut res);
     } else {
         res.push(Leaf { value: src, strides: strides.clone() });

@@ -14,6 +14,11 @@
 //!    merged loop still does, and everything `s`'s tree reads is written
 //!    before `r` runs. Nothing between `r` and `s` reads `s`'s outputs: their
 //!    users come after `s`.
+//!    Before its siblings, `r` may also adopt its own source when that is
+//!    an elementwise root with a buffer (other loops or calls read it) and
+//!    a cheap tree (`adopt_source`): `r`'s loop evaluates and stores it
+//!    (a bias gradient's `sum(g, axis = 0)` stores the `g` its matrix
+//!    products read; a layer norm's mean stores the residual sum).
 //! 2. *One-loop values.* A materialized fusible value whose uses are all
 //!    evaluated in one loop (after step 1, a loss and its gradient share
 //!    W4's tanh) is inlined: the loop's trees share it (`emit::Tree`
@@ -38,8 +43,10 @@ use crate::ir::{Func, Op};
 /// Applies both steps of the module doc to `sched`.
 pub(super) fn fuse(func: &Func, sched: &mut Schedule, fusible: &dyn Fn(usize) -> bool) {
     let n = func.insts.len();
+    let users = schedule::users(func);
     for r in 0..n {
         if fusable_reduction(func, sched, r) {
+            adopt_source(func, sched, &users, fusible, r);
             adopt_siblings(func, sched, fusible, r);
         }
     }
@@ -55,6 +62,63 @@ fn fusable_reduction(func: &Func, sched: &Schedule, r: usize) -> bool {
     }
     let src = func.ty(inst.args[0]);
     src.dtype.is_float() && src.shape.num_elements() > 0 && emit::reduction_lanes(func, sched, r) > 1
+}
+
+/// Step 1 for reduction `r`, first: its source, when that is an
+/// elementwise root with a buffer of its own (other users read it: the
+/// matrix products of a bias gradient's `sum(g, axis = 0)`, the later
+/// loops of a layer norm's residual sum) whose every other user comes
+/// after `r`: `r`'s loop evaluates it and stores it on the way, one pass
+/// over its inputs instead of a pass that writes it and one that reads it.
+fn adopt_source(func: &Func, sched: &mut Schedule, users: &[Vec<usize>], fusible: &dyn Fn(usize) -> bool, r: usize) {
+    let v = func.insts[r].args[0].index();
+    let root = fusible(v)
+        && !sched.wide_roots[v]
+        && !sched.inlined[v]
+        && sched.hosted[v].is_none()
+        && sched.guests[v].is_empty()
+        && !matches!(func.insts[v].op, Op::Constant(_) | Op::Broadcast { .. });
+    if !root || func.outputs.iter().any(|o| o.index() == v) {
+        return;
+    }
+    // Every other loop that reads `v` runs after `r` has stored it.
+    let mut reading_loops = Vec::new();
+    for &u in users[v].iter().filter(|&&u| u != r) {
+        loops_evaluating(sched, users, u, &mut reading_loops);
+    }
+    let ready = |leaf: &schedule::Leaf| schedule::written_before(func, sched, leaf.value, r);
+    if reading_loops.iter().any(|&l| l <= r) || !schedule::leaves(func, sched, v).iter().all(ready) {
+        return;
+    }
+    let before = emit::reduction_lanes(func, sched, r);
+    sched.hosted[v] = Some(r);
+    sched.guests[r].insert(0, v);
+    // A cheap tree only: a reduction's rows are interleaved only then, and
+    // an exp computed in the serial reduction loop measured slower than
+    // its own vector loop (a softmax's exp and sum: W3 3% slower).
+    let light = emit::tree_cost(func, sched, r, &[v]) <= emit::MAX_INTERLEAVED_COST;
+    if light && emit::reduction_lanes(func, sched, r) >= before.max(2) {
+        return;
+    }
+    sched.guests[r].remove(0);
+    sched.hosted[v] = None;
+}
+
+/// The loops (or host calls) that evaluate value `u`: its own, its host's,
+/// or for an inlined value those of its users.
+fn loops_evaluating(sched: &Schedule, users: &[Vec<usize>], u: usize, out: &mut Vec<usize>) {
+    let mut stack = vec![u];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(u) = stack.pop() {
+        if !seen.insert(u) {
+            continue;
+        }
+        if sched.inlined[u] {
+            stack.extend(&users[u]);
+        } else {
+            out.push(sched.hosted[u].unwrap_or(u));
+        }
+    }
 }
 
 /// Step 1 for reduction `r`: takes every later root that qualifies.
