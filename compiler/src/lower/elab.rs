@@ -41,6 +41,9 @@ pub enum PrintItem {
 pub struct Elaborator<'p> {
     pub prog: &'p Program,
     pub diags: Vec<Diagnostic>,
+    /// An expression the parser could not read was evaluated (its error is
+    /// the parser's, not in `diags`): poison is then expected.
+    pub saw_parse_error: bool,
     /// `None` in check mode.
     pub builder: Option<Builder>,
     /// `Some` while elaborating a step method: where `log(...)` goes.
@@ -118,6 +121,7 @@ impl<'p> Elaborator<'p> {
         Elaborator {
             prog,
             diags: Vec::new(),
+            saw_parse_error: false,
             builder,
             logs: None,
             artifacts: None,
@@ -375,7 +379,10 @@ impl<'p> Elaborator<'p> {
                         .with_help("to choose between tensors element by element, use `where(cond, a, b)`"),
                 ),
             },
-            ExprKind::Error => Val::Poison,
+            ExprKind::Error => {
+                self.saw_parse_error = true;
+                Val::Poison
+            }
         }
     }
 
@@ -1266,6 +1273,13 @@ impl<'p> Elaborator<'p> {
             None => "`float[...]` takes f32 or f64".to_string(),
         });
         self.declared_mismatch(ty, &t, arg_span, fn_name, pname, note)
+    }
+
+    /// Whether a poison value may have reached here: an error was reported,
+    /// here or by the parser. Poison without one would end a program
+    /// silently (checked in debug builds where poison stops a call).
+    pub fn poison_explained(&self) -> bool {
+        self.saw_parse_error || self.diags.iter().any(Diagnostic::is_error)
     }
 
     /// Whether literal `v` may become a scalar of the declared `dtype`

@@ -19,7 +19,8 @@
 //!   - `v` has exactly one use, unless it is free to recompute (a `Constant`,
 //!     or a `Broadcast` of a materialized value or a constant: a strided load)
 //!     or cheap to recompute (`recomputable`: one float add, sub, mul, neg,
-//!     abs, max, min or select, or a comparison; CPU only): each user's loop
+//!     abs, max, min or select, a comparison, or a conversion to a float;
+//!     CPU only): each user's loop
 //!     computes it again instead of loading it, since these loops are bound
 //!     by memory traffic, not arithmetic. That holds while recomputing reads
 //!     no more buffers of its size than loading it would (one,
@@ -223,8 +224,8 @@ fn wide_root(func: &Func, index: usize) -> bool {
 
 /// Whether instruction `index` is cheap enough to compute again in each
 /// fused loop that uses it rather than store it once and load it in each:
-/// one arithmetic, comparison or select instruction (no transcendental, no
-/// division). The loops are memory-bound: recomputing from operands the
+/// one arithmetic, comparison, select or conversion-to-float instruction
+/// (no transcendental, no division). The loops are memory-bound: recomputing from operands the
 /// loop reads anyway is cheaper than a store (with its read for ownership)
 /// and a load, and the value gets no buffer at all. Values of the same
 /// loop are evaluated once per element (`emit::Tree` memoizes).
@@ -233,7 +234,9 @@ fn recomputable(func: &Func, index: usize) -> bool {
     let arithmetic =
         matches!(inst.op, Op::Add | Op::Sub | Op::Mul | Op::Neg | Op::Abs | Op::Max | Op::Min | Op::Select);
     let comparison = matches!(inst.op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne);
-    (arithmetic && inst.ty.dtype.is_float()) || comparison
+    // A one-hot's `float(labels == iota)`: one conversion instruction.
+    let convert = matches!(inst.op, Op::Convert) && inst.ty.dtype.is_float();
+    (arithmetic && inst.ty.dtype.is_float()) || comparison || convert
 }
 
 /// `schedule_with`, where a value `v` for which `recompute(v, loads)` holds
