@@ -18,7 +18,8 @@
 //! error that says to pass them as arguments.
 //!
 //! In check mode the same calls run on types, so `jlc check` reports a
-//! `fwd` or `bwd` whose results do not fit `f`'s.
+//! `fwd` or `bwd` whose results do not fit `f`'s, and a lambda that reads
+//! a tensor of the scope it was written in (its free names).
 
 use std::sync::Arc;
 
@@ -217,6 +218,15 @@ fn lower_apart(
         args.into_iter().map(|value| CallArg { name: None, name_span: None, value, span }).collect()
     };
     if !el.building() {
+        let captured = captured_tensors(f);
+        if !captured.is_empty() {
+            let names: Vec<String> = captured.iter().map(|(n, _)| format!("`{n}`")).collect();
+            let mut d = error(captures_message(&names.join(", ")), span);
+            for (name, at) in captured {
+                d = d.with_label(at, format!("`{name}` is read here"));
+            }
+            return report(el, d, call_span);
+        }
         let out = el.call(env, f.clone(), span, call_args(args.to_vec()), span);
         if super::scan::has_poison(&out) {
             return None;
@@ -256,15 +266,37 @@ fn lower_apart(
     let body = inner.finish(outputs.iter().map(|t| t.id.expect("built")).collect());
     let (body, kept) = crate::ir::scan::drop_unused_consts(&body, nc);
     if !kept.is_empty() {
-        let msg = format!(
-            "this function of a custom_vjp reads {} tensor(s) from outside its arguments (a captured variable or a \
-             model parameter), which its rule gives no gradient; pass them as arguments",
-            kept.len()
-        );
-        return report(el, error(msg, span), call_span);
+        return report(el, error(captures_message(&format!("{} tensor(s)", kept.len())), span), call_span);
     }
     crate::ir::verify::assert_valid(&body, "lower (custom_vjp)");
     Some((body, out))
+}
+
+fn captures_message(what: &str) -> String {
+    format!(
+        "this function of a custom_vjp reads {what} from outside its arguments (a captured variable or a \
+         model parameter), which its rule gives no gradient; pass them as arguments"
+    )
+}
+
+/// Check mode's view of what build mode finds by lowering: the names a
+/// lambda reads from the scope it was written in that hold tensors (a
+/// tensor, a tuple of them, a lambda that reads one), each with where it
+/// is read. It may miss some (build mode then reports them); it reports
+/// none that build mode would not.
+fn captured_tensors(f: &Val) -> Vec<(String, Span)> {
+    let Val::Lambda(l) = f else { return vec![] };
+    // A lambda it calls counts by what that one reads. A model (`self`)
+    // is left to build mode: its config values are no tensors.
+    let holds_tensors = |v: &Val| {
+        let mut out = Vec::new();
+        (tensor_leaves(v, &mut out) && !out.is_empty()) || !captured_tensors(v).is_empty()
+    };
+    let captured = |name: &str| l.captured.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v);
+    super::unbound_names::free_names(&l.lambda)
+        .into_iter()
+        .filter(|(name, _)| captured(name).is_some_and(holds_tensors))
+        .collect()
 }
 
 /// The tensors of `v`, or an error saying `what` it must be.

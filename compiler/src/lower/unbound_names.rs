@@ -17,7 +17,9 @@
 use super::program::{Program, STDLIB};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::span::Span;
-use crate::syntax::ast::{Block, DimExpr, Expr, ExprKind, FnDecl, IndexItem, Item, Param, Pattern, Stmt, TypeExpr};
+use crate::syntax::ast::{
+    Block, DimExpr, Expr, ExprKind, FnDecl, IndexItem, Item, Lambda, Param, Pattern, Stmt, TypeExpr,
+};
 use std::collections::BTreeSet;
 
 /// The diagnostics, in source order of the user's modules.
@@ -48,7 +50,7 @@ pub fn unknown_names(prog: &Program) -> Vec<Diagnostic> {
                     }
                 }
                 names.expr(&f.body);
-                let Names { bound, uses } = names;
+                let Names { bound, uses, .. } = names;
                 for (name, span) in uses {
                     if bound.contains(name) || visible(name) {
                         continue;
@@ -75,6 +77,24 @@ pub fn unknown_names(prog: &Program) -> Vec<Diagnostic> {
         }
     }
     diags
+}
+
+/// The names lambda `l` reads values of from the scope it was written in
+/// (not those only given to `shape`, `ndim`, `size`; every
+/// name it binds anywhere counts as bound, as above: it may miss one that
+/// is also rebound inside, never reports one it does not read), first use
+/// each, in source order.
+pub(super) fn free_names(l: &Lambda) -> Vec<(String, Span)> {
+    let mut names = Names { values_only: true, ..Names::default() };
+    names.expr_of_lambda(l);
+    let Names { bound, uses, .. } = names;
+    let mut free: Vec<(String, Span)> = Vec::new();
+    for (name, span) in uses {
+        if !bound.contains(name) && !free.iter().any(|(n, _)| n == name) {
+            free.push((name.to_string(), span));
+        }
+    }
+    free
 }
 
 fn bind_params(params: &[Param], ret: Option<&TypeExpr>, bound: &mut BTreeSet<String>) {
@@ -118,6 +138,9 @@ fn pattern_names(p: &Pattern, bound: &mut BTreeSet<String>) {
 struct Names<'a> {
     bound: BTreeSet<String>,
     uses: Vec<(&'a str, Span)>,
+    /// Leave out a name read only for its type (`shape(w)`, `ndim(w)`,
+    /// `size(w)`: no value of it is computed with).
+    values_only: bool,
 }
 
 impl<'a> Names<'a> {
@@ -132,7 +155,12 @@ impl<'a> Names<'a> {
             }
             ExprKind::Call { callee, args } => {
                 self.expr(callee);
+                let type_only =
+                    matches!(&callee.kind, ExprKind::Name(f) if ["shape", "ndim", "size"].contains(&f.as_str()));
                 for a in args {
+                    if self.values_only && type_only && matches!(a.value.kind, ExprKind::Name(_)) {
+                        continue;
+                    }
                     match a.name.as_ref().map(|n| n.name.as_str()) {
                         // `grad(f, wrt = (w, b))` names the function's parameters.
                         Some("wrt") => {}
@@ -161,12 +189,14 @@ impl<'a> Names<'a> {
                     }
                 }
             }
-            ExprKind::Lambda(l) => {
-                bind_params(&l.params, l.ret.as_ref(), &mut self.bound);
-                l.params.iter().filter_map(|p| p.default.as_ref()).for_each(|d| self.expr(d));
-                self.expr(&l.body);
-            }
+            ExprKind::Lambda(l) => self.expr_of_lambda(l),
         }
+    }
+
+    fn expr_of_lambda(&mut self, l: &'a Lambda) {
+        bind_params(&l.params, l.ret.as_ref(), &mut self.bound);
+        l.params.iter().filter_map(|p| p.default.as_ref()).for_each(|d| self.expr(d));
+        self.expr(&l.body);
     }
 
     fn in_axes(&mut self, e: &'a Expr) {

@@ -20,4 +20,13 @@ fn main() {
     print(custom_vjp(norm, broken_fwd, norm_bwd)(x))
     print(custom_vjp(norm, norm_fwd)(x))
     print(custom_vjp(norm, norm_fwd, norm_bwd)(x, key = 1))
+    # A function of the rule may not read a tensor from outside its
+    # arguments (it would get no gradient): found by `jlc check` too.
+    let scale = linspace(1.0, 2.0, 3)
+    let scaled = fn(v) = norm(v * scale)
+    print(custom_vjp(scaled, fn(v) = (scaled(v), v), norm_bwd)(x))
+    # Reading only a captured tensor's shape is fine (no report).
+    let width = linspace(1.0, 2.0, 5)
+    let by_width = fn(v) = norm(v) * float(shape(width)[0])
+    print(custom_vjp(by_width, fn(v) = (by_width(v), v), norm_bwd)(x))
 }
