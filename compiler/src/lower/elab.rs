@@ -973,8 +973,8 @@ impl<'p> Elaborator<'p> {
             ("int", None, v @ (Val::Int(_) | Val::NegInt(_))) | ("float", None, v @ Val::Float(_)) => return v,
             ("float", None, Val::Int(Dim::Known(n))) => return Val::Float(n as f64),
             ("float", None, Val::NegInt(n)) => return Val::Float(n as f64),
-            (name, dims, v) if number && dims.as_ref().is_none_or(|d| d.is_empty()) => {
-                match DType::from_name(name).or_else(|| declared_dtype_of(env, ty, None)) {
+            (_, dims, v) if number && dims.as_ref().is_none_or(|d| d.is_empty()) => {
+                match declared_dtype_of(env, ty, None) {
                     Some(dtype) if self.literal_fits(&v, dtype, span) && self.int_fits(&v, dtype, span) => {
                         match self.scalar_tensor(&v, dtype) {
                             Some(t) => Val::Tensor(t),
@@ -1001,7 +1001,7 @@ impl<'p> Elaborator<'p> {
                 )
             }
         };
-        let Some(dtype) = declared_dtype(env, ty, &t.ty) else {
+        let Some(dtype) = declared_dtype_of(env, ty, Some(t.ty.dtype)) else {
             self.resolve_type(env, ty, true);
             return Val::Poison;
         };
@@ -1532,10 +1532,6 @@ fn declared_dtype_of(env: &Env, ty: &ast::TypeExpr, got: Option<DType>) -> Optio
         "int" if ty.dims.is_some() => Some(DType::I32),
         name => DType::from_name(name),
     }
-}
-
-fn declared_dtype(env: &Env, ty: &ast::TypeExpr, got: &Ty) -> Option<DType> {
-    declared_dtype_of(env, ty, Some(got.dtype))
 }
 
 /// After a value fitted `ty`: a `float[...]` binds the call's float dtype.

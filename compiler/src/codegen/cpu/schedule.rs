@@ -172,32 +172,32 @@ pub(super) fn schedule(func: &Func, inline_math: bool, horizontal_fusion: bool, 
 /// `one_pass[v]`: inlined value `v` is evaluated by loops that run as one
 /// pass over memory (one loop, or a tiled pair, `Schedule::tiled`).
 fn in_one_pass(func: &Func, sched: &Schedule) -> Vec<bool> {
-    let n = func.insts.len();
     let users = users(func);
-    // The loop that evaluates materialized value `u`.
+    (0..func.insts.len()).map(|v| sched.inlined[v] && loops_evaluating(sched, &users, v).len() == 1).collect()
+}
+
+/// The loops (or host calls) that evaluate value `v`, each once: its own,
+/// its host's (a tiled value's: its reduction's), or for an inlined value
+/// those of its users. `users` is `users(func)`.
+pub(super) fn loops_evaluating(sched: &Schedule, users: &[Vec<usize>], v: usize) -> Vec<usize> {
     let loop_of = |mut u: usize| {
         while let Some(host) = sched.tiled[u].or(sched.hosted[u]).filter(|&h| h != u) {
             u = host;
         }
         u
     };
-    let mut loops: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for v in (0..n).rev() {
-        if !sched.inlined[v] {
-            loops[v] = vec![loop_of(v)];
+    let (mut loops, mut stack, mut seen) = (Vec::new(), vec![v], std::collections::HashSet::new());
+    while let Some(u) = stack.pop() {
+        if !seen.insert(u) {
             continue;
         }
-        let mut seen: Vec<usize> = Vec::new();
-        for &u in &users[v] {
-            for &l in &loops[u] {
-                if !seen.contains(&l) && seen.len() < 2 {
-                    seen.push(l);
-                }
-            }
+        if sched.inlined[u] {
+            stack.extend(&users[u]);
+        } else if !loops.contains(&loop_of(u)) {
+            loops.push(loop_of(u));
         }
-        loops[v] = seen;
     }
-    (0..n).map(|v| sched.inlined[v] && loops[v].len() == 1).collect()
+    loops
 }
 
 /// Schedules `func` by the module doc's rules with another notion of

@@ -82,10 +82,8 @@ fn adopt_source(func: &Func, sched: &mut Schedule, users: &[Vec<usize>], fusible
         return;
     }
     // Every other loop that reads `v` runs after `r` has stored it.
-    let mut reading_loops = Vec::new();
-    for &u in users[v].iter().filter(|&&u| u != r) {
-        loops_evaluating(sched, users, u, &mut reading_loops);
-    }
+    let reading_loops: Vec<usize> =
+        users[v].iter().filter(|&&u| u != r).flat_map(|&u| schedule::loops_evaluating(sched, users, u)).collect();
     let ready = |leaf: &schedule::Leaf| schedule::written_before(func, sched, leaf.value, r);
     if reading_loops.iter().any(|&l| l <= r) || !schedule::leaves(func, sched, v).iter().all(ready) {
         return;
@@ -102,23 +100,6 @@ fn adopt_source(func: &Func, sched: &mut Schedule, users: &[Vec<usize>], fusible
     }
     sched.guests[r].remove(0);
     sched.hosted[v] = None;
-}
-
-/// The loops (or host calls) that evaluate value `u`: its own, its host's,
-/// or for an inlined value those of its users.
-fn loops_evaluating(sched: &Schedule, users: &[Vec<usize>], u: usize, out: &mut Vec<usize>) {
-    let mut stack = vec![u];
-    let mut seen = std::collections::HashSet::new();
-    while let Some(u) = stack.pop() {
-        if !seen.insert(u) {
-            continue;
-        }
-        if sched.inlined[u] {
-            stack.extend(&users[u]);
-        } else {
-            out.push(sched.hosted[u].unwrap_or(u));
-        }
-    }
 }
 
 /// Step 1 for reduction `r`: takes every later root that qualifies.
