@@ -203,6 +203,13 @@ fn check_case(case: &Case, rng: &mut Rng) {
 /// `<J t, c> == <t, J^T c>` to 1e-12 relative, with `J` from our `jvp` and
 /// `J^T` from our `vjp`, for a random cotangent `c` of each float output.
 fn check_transpose(func: &Func, wrt: &[usize], inputs: &[Tensor], t: &[Tensor], rng: &mut Rng, what: &str) {
+    let (lhs, rhs, _) = jvp_vjp_products(func, wrt, inputs, t, rng);
+    let ok = (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(rhs.abs());
+    assert!(ok, "{what}: <Jt, c> = {lhs:e} vs <t, J^T c> = {rhs:e} (seed {SEED:#x})");
+}
+
+/// `(<J t, c>, <t, J^T c>, |c|)` for a random cotangent `c` of each output.
+fn jvp_vjp_products(func: &Func, wrt: &[usize], inputs: &[Tensor], t: &[Tensor], rng: &mut Rng) -> (f64, f64, f64) {
     let fj = jvp(func, wrt);
     let fv = vjp(func, wrt);
     assert_valid(&fj, "jvp");
@@ -215,16 +222,40 @@ fn check_transpose(func: &Func, wrt: &[usize], inputs: &[Tensor], t: &[Tensor], 
     let mut vjp_inputs = inputs.to_vec();
     vjp_inputs.extend(cs.iter().cloned());
     let jtc = eval(&fv, &vjp_inputs);
-    let lhs = dots(&jt[n_out..], &cs);
-    let rhs = dots(t, &jtc[n_out..]);
-    let ok = (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(rhs.abs());
-    assert!(ok, "{what}: <Jt, c> = {lhs:e} vs <t, J^T c> = {rhs:e} (seed {SEED:#x})");
+    (dots(&jt[n_out..], &cs), dots(t, &jtc[n_out..]), dots(&cs, &cs).sqrt())
 }
 
-/// Builds `h(x..., c, v...) = sum_i sum(grad_i f(x..., c) * v_i)` from the
-/// IR of `g = grad f`, takes `grad h` (= H v), and checks `<t, H v>` against
+/// Checks `<t, H v>` (reverse over reverse, `hessian_vector_func`) against
 /// FD of `grad f` along `t`, and against forward-over-reverse `jvp(g)`.
 fn check_second_order(f: &Func, g: &Func, wrt: &[usize], inputs: &[Tensor], t: &[Tensor], rng: &mut Rng, what: &str) {
+    let n = wrt.len();
+    let hv_func = hessian_vector_func(f, g, wrt);
+    let v: Vec<Tensor> = t.iter().map(|ti| rng.tensor(&ti.ty(), Domain::Any)).collect();
+    let mut h_inputs = inputs.to_vec();
+    h_inputs.extend(v.iter().cloned());
+    let hv = eval(&hv_func, &h_inputs);
+    let t_hv = dots(t, &hv[1..]);
+    let g_plus = eval(g, &shifted(inputs, t, EPS));
+    let g_minus = eval(g, &shifted(inputs, t, -EPS));
+    let fd: f64 = (0..n).map(|k| (dot(&g_plus[1 + k], &v[k]) - dot(&g_minus[1 + k], &v[k])) / (2.0 * EPS)).sum();
+    assert_close(t_hv, fd, ATOL, RTOL, &format!("{what}: <t, grad(grad f . v)> vs FD of grad"));
+    let ht_v = forward_over_reverse(g, wrt, inputs, t, &v);
+    assert_close(ht_v, t_hv, 1e-9, 1e-9, &format!("{what}: <jvp(grad f) t, v> vs <t, H v>"));
+}
+
+/// Forward over reverse: `jvp(g)` along `t` gives `H t`; returns `<H t, v>`.
+fn forward_over_reverse(g: &Func, wrt: &[usize], inputs: &[Tensor], t: &[Tensor], v: &[Tensor]) -> f64 {
+    let gj = jvp(g, wrt);
+    assert_valid(&gj, "jvp of grad");
+    let mut gj_inputs = inputs.to_vec();
+    gj_inputs.extend(t.iter().cloned());
+    let gj_out = eval(&gj, &gj_inputs);
+    dots(&gj_out[g.outputs.len() + 1..], v)
+}
+
+/// `grad h` for `h(x..., v...) = sum_i sum(grad_i f(x...) * v_i)`, built from
+/// the IR of `g = grad f`: its outputs after `h` are `H v`.
+fn hessian_vector_func(f: &Func, g: &Func, wrt: &[usize]) -> Func {
     let n = wrt.len();
     let mut types = f.param_types();
     types.extend(wrt.iter().map(|&p| f.param_types()[p].clone()));
@@ -245,25 +276,7 @@ fn check_second_order(f: &Func, g: &Func, wrt: &[usize], inputs: &[Tensor], t: &
     let h = b.finish(vec![total.expect("at least one wrt param")]);
     let hv_func = grad(&h, wrt);
     assert_valid(&hv_func, "grad of grad");
-
-    let v: Vec<Tensor> = t.iter().map(|ti| rng.tensor(&ti.ty(), Domain::Any)).collect();
-    let mut h_inputs = inputs.to_vec();
-    h_inputs.extend(v.iter().cloned());
-    let hv = eval(&hv_func, &h_inputs);
-    let t_hv = dots(t, &hv[1..]);
-    let g_plus = eval(g, &shifted(inputs, t, EPS));
-    let g_minus = eval(g, &shifted(inputs, t, -EPS));
-    let fd: f64 = (0..n).map(|k| (dot(&g_plus[1 + k], &v[k]) - dot(&g_minus[1 + k], &v[k])) / (2.0 * EPS)).sum();
-    assert_close(t_hv, fd, ATOL, RTOL, &format!("{what}: <t, grad(grad f . v)> vs FD of grad"));
-
-    // Forward over reverse: jvp(g) along t gives H t; <H t, v> == <t, H v>.
-    let gj = jvp(g, wrt);
-    assert_valid(&gj, "jvp of grad");
-    let mut gj_inputs = inputs.to_vec();
-    gj_inputs.extend(t.iter().cloned());
-    let gj_out = eval(&gj, &gj_inputs);
-    let ht_v = dots(&gj_out[g.outputs.len() + 1..], &v);
-    assert_close(ht_v, t_hv, 1e-9, 1e-9, &format!("{what}: <jvp(grad f) t, v> vs <t, H v>"));
+    hv_func
 }
 
 fn check_all(cases: Vec<Case>) {
@@ -1153,6 +1166,7 @@ fn mlp_grad_runs_in_float32() {
     }
 }
 
+mod generated;
 mod scan;
 mod transformer;
 // ---------------------------------------------------------------- windowed ops

@@ -131,7 +131,7 @@ pub fn inline_rules(func: &Func) -> Func {
         };
         map.push(new);
     }
-    b.finish(func.outputs.iter().map(|o| map[o.index()]).collect())
+    super::verify::debug_valid(b.finish(func.outputs.iter().map(|o| map[o.index()]).collect()), "inline_rules")
 }
 
 /// Whether `func` (or a scan body in it) holds an `Op::CustomVjp`.

@@ -36,7 +36,7 @@ pub fn dce(func: &Func) -> Func {
         insts.push(Inst { op: inst.op.clone(), args, ty: inst.ty.clone() });
     }
     let outputs = func.outputs.iter().map(|o| new_id[o.index()].expect("dce: output is live")).collect();
-    Func { name: func.name.clone(), insts, n_params: func.n_params, outputs }
+    super::verify::debug_valid(Func { name: func.name.clone(), insts, n_params: func.n_params, outputs }, "dce")
 }
 
 #[cfg(test)]

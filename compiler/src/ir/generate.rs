@@ -63,11 +63,23 @@ pub struct GenOptions {
     /// Whether constants may be any non-NaN f64 bit pattern (for round trips)
     /// instead of small numbers.
     pub wild_constants: bool,
+    /// Whether to emit `CustomVjp` ops. Their generated rule is not the
+    /// function's derivative (`generate/custom_vjp_ops.rs`), so tests that
+    /// compare gradients with finite differences turn them off.
+    pub custom_vjp: bool,
 }
 
 impl Default for GenOptions {
     fn default() -> GenOptions {
-        GenOptions { min_steps: 5, max_steps: 20, max_elements: 48, dtype: None, matmul: true, wild_constants: false }
+        GenOptions {
+            min_steps: 5,
+            max_steps: 20,
+            max_elements: 48,
+            dtype: None,
+            matmul: true,
+            wild_constants: false,
+            custom_vjp: true,
+        }
     }
 }
 

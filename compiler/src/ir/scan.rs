@@ -253,7 +253,7 @@ pub fn merge_prefix_loops(func: &Func) -> Func {
             res.insts[i].op = Op::Scan(Scan { output: a.output, ..b.clone() });
         }
     }
-    res
+    super::verify::debug_valid(res, "merge_prefix_loops")
 }
 
 /// Whether `b`'s loop computes everything `a`'s does: same attributes, same
@@ -317,7 +317,7 @@ pub fn group_siblings(func: &Func) -> Func {
             }
         }
     }
-    func.reordered(&order)
+    super::verify::debug_valid(func.reordered(&order), "group_siblings")
 }
 
 // Note [One instruction per result]

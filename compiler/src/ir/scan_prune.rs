@@ -26,7 +26,7 @@ pub fn tidy(func: &Func) -> Func {
     if !func.insts.iter().any(|i| matches!(i.op, Op::Scan(_))) {
         return func.clone();
     }
-    dce(&prune(&dce(&merge_prefix_loops(func))))
+    super::verify::debug_valid(dce(&prune(&dce(&merge_prefix_loops(func)))), "scan_prune::tidy")
 }
 
 /// `func` with each loop's unneeded results, carries and operands removed.

@@ -193,6 +193,16 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
     }
 }
 
+/// `func`, verified in debug builds (every test run): the passes outside
+/// the transforms' and the optimizer's own checks end with this, so that the
+/// verifier runs after every pass.
+pub fn debug_valid(func: Func, pass: &str) -> Func {
+    if cfg!(debug_assertions) {
+        assert_valid(&func, pass);
+    }
+    func
+}
+
 /// Panics with the pass name and the IR dump if `func` is malformed.
 pub fn assert_valid(func: &Func, pass: &str) {
     if let Err(msg) = verify(func) {

@@ -172,6 +172,35 @@ fn vmap_of_vmap_equals_stacking_twice() {
     }
 }
 
+/// `sum_o sum(out_o)` of a generated program: a scalar to take `grad` of.
+fn summed(func: &Func) -> Func {
+    let mut b = Builder::new("summed", &func.param_types());
+    let args: Vec<ValueId> = (0..func.n_params).map(|i| b.param(i)).collect();
+    let outs = crate::autodiff::inline_outputs(&mut b, func, &args);
+    let sums: Vec<ValueId> = outs
+        .iter()
+        .map(|&o| {
+            let rank = b.ty(o).shape.rank();
+            b.reduce_sum(o, (0..rank).collect())
+        })
+        .collect();
+    let total = sums.iter().skip(1).fold(sums[0], |acc, &s| b.add(acc, s));
+    b.finish(vec![total])
+}
+
+/// Per-example gradients (`vmap(grad f)`, the composition) of
+/// generated programs, params batched or shared at random.
+#[test]
+fn vmap_of_grad_equals_per_example_grad_on_random_programs() {
+    for seed in 0..200 {
+        let func = summed(&random_func(0x9AD0_0000 + seed, &GenOptions::default()));
+        let grad_func = grad(&func, &(0..func.n_params).collect::<Vec<_>>());
+        let mut rng = Rng(seed ^ 0x00a9_00a9);
+        let levels = [random_axes(&grad_func, &mut rng)];
+        Nest::new(&grad_func, &levels, seed).check();
+    }
+}
+
 /// Tangents batched (the columns of a Jacobian, as `jax.jacfwd` does),
 /// primals shared or batched at random.
 #[test]

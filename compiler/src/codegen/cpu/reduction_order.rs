@@ -59,7 +59,7 @@ pub(super) fn place_reductions_before_siblings(func: &Func) -> Func {
         moved_any = true;
     }
     if moved_any {
-        func.reordered(&order)
+        crate::ir::verify::debug_valid(func.reordered(&order), "place_reductions_before_siblings")
     } else {
         func.clone()
     }

@@ -18,7 +18,7 @@ const MAX_DEPTH: usize = 2;
 impl Gen {
     pub(super) fn random_custom_vjp(&mut self, x: ValueId) -> ValueId {
         let ty = self.ty(x);
-        if self.depth >= MAX_DEPTH || ty.dtype != self.float {
+        if self.depth >= MAX_DEPTH || ty.dtype != self.float || !self.opts.custom_vjp {
             return self.b.neg(x);
         }
         let mut body = Gen {
