@@ -641,6 +641,20 @@ fn gpu_transformer_and_cnn_ops_match_interpreter_bitwise() {
         ];
         cases.push((format!("random {key:?}"), b.finish(outs), vec![Tensor::i32(&[2], key.to_vec())], Tol::Bitwise));
     }
+    // A stack of keys (vmap's batching rule): block `k` from key `k` alone.
+    {
+        let kt = Type::new(DType::I32, &[3, 2]);
+        let mut b = Builder::new("random_key_stack", std::slice::from_ref(&kt));
+        let k = b.param(0);
+        let outs = vec![
+            b.random_bits(k, &Shape(vec![3, 1000, 7])),
+            b.random_split(k, &Shape(vec![3, 501])),
+            b.random_uniform(k, &Type::new(DType::F32, &[3, 300, 3])),
+            b.random_uniform(k, &Type::new(DType::F64, &[3, 77])),
+        ];
+        let keys = Tensor::i32(&[3, 2], vec![0, 0, 42, -7, i32::MIN, i32::MAX]);
+        cases.push(("random key stack".into(), b.finish(outs), vec![keys], Tol::Bitwise));
+    }
     for dtype in [DType::F32, DType::F64] {
         let ty = Type::new(dtype, &[8, 16, 28, 28]);
         let pools = [

@@ -174,9 +174,14 @@ fn batch(b: &mut Builder, op: &Op, args: &[(ValueId, BDim)], ty: &Type, size: us
         Op::SelectAndScatter(w) => vmap_rules::select_and_scatter(b, w, args, size),
         Op::Gather => vmap_rules::gather(b, args, size),
         Op::ScatterAdd => vmap_rules::scatter_add(b, args, ty.shape.0[0], size),
-        // Random numbers per example: each example's key draws its own
-        // stream (a rule would need the batch in the counter).
-        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => per_example(b, op, args, ty, size),
+        // Random numbers per example: the op takes the stack of keys
+        // [B, K.., 2] and fills one block per key, each block the stream its
+        // key alone would draw (the verifier's key-stack form).
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => {
+            let (key, d) = args[0];
+            let keys = to_axis(b, key, d, 0, size);
+            (b.push(op.clone(), vec![keys], with_dim(ty, 0, size)), Some(0))
+        }
         // The scan of the batched body (`scan_rules::batch`).
         Op::Scan(s) => {
             let (v, k) = super::scan_rules::batch(b, s, args, size);

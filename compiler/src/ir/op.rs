@@ -150,7 +150,9 @@ pub enum Op {
     /// 0.5). `key` is i32[2] (the two u32 key words as bit patterns); the
     /// result is i32 of any shape: element `n` (row-major) is `y0 ^ y1` where
     /// `(y0, y1) = threefry2x32(key, (n >> 32, n & 0xffffffff))`. See
-    /// `ir::threefry`.
+    /// `ir::threefry`. All three random ops also take a stack of keys
+    /// i32[K.., 2] (vmap's batching rule makes it): the result's dims start
+    /// with `K` and block `k` is what key `k` alone gives (counters from 0).
     RandomBits,
     /// `split(key)`: JAX's `random.split(key, shape)` (partitionable
     /// threefry). Result i32 `[S.., 2]`: the key at `[s..]` is `(y0, y1) =

@@ -105,5 +105,20 @@ pub fn fill_uniform_f64(key: [u32; 2], out: &mut [f64]) {
     }
 }
 
+/// Fills `out` from a stack of keys: `keys` holds `K` keys (`2 K` words,
+/// the i32[K.., 2] operand of a random op batched over keys) and `out` `K`
+/// equal blocks, block `k` filled by `fill` from key `k` alone (counters from
+/// 0 in each block). One key is the unbatched op.
+pub fn per_key<T>(keys: &[i32], out: &mut [T], fill: impl Fn([u32; 2], &mut [T])) {
+    let n_keys = keys.len() / 2;
+    if n_keys == 0 || out.is_empty() {
+        return;
+    }
+    let block = out.len() / n_keys;
+    for (key, part) in keys.chunks_exact(2).zip(out.chunks_exact_mut(block)) {
+        fill(key_words(key), part);
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -44,9 +44,14 @@ pub(super) fn batch_matmul(ty: &Type, args: &[&Type]) -> Result<(), String> {
     want(ty.shape.0 == dims, "batch_matmul result shape")
 }
 
-/// `RandomBits`, `RandomSplit`, `RandomUniform`: an i32[2] key in, any shape out.
+/// `RandomBits`, `RandomSplit`, `RandomUniform`: an i32[2] key in, any shape
+/// out; or a stack of keys i32[K.., 2] (vmap's batching rule) and a result
+/// whose dims start with `K` (one block per key).
 pub(super) fn random(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
-    want(args[0] == &Type::new(DType::I32, &[2]), "a random key is i32[2]")?;
+    let key = &args[0].shape.0;
+    want(args[0].dtype == DType::I32 && key.last() == Some(&2), "a random key is i32[2] (or keys i32[K.., 2])")?;
+    let stack = &key[..key.len() - 1];
+    want(ty.shape.0.starts_with(stack), "a stack of random keys [K.., 2] gives a result of dims [K.., ..]")?;
     if *op == Op::RandomBits {
         want(ty.dtype == DType::I32, "random_bits yields i32")
     } else if *op == Op::RandomSplit {

@@ -2,8 +2,8 @@
 //! every op and the compositions the generator makes have their derivatives
 //! checked, not only the hand-written cases: grad and jvp vs central finite
 //! differences in f64, `<J t, c> = <t, J^T c>`, second order (reverse over
-//! reverse vs FD of the gradient, forward over reverse vs reverse over
-//! reverse). (`vmap(grad f)` on generated programs: `vmap/tests.rs`.)
+//! reverse vs FD of the gradient; forward over reverse and forward over
+//! forward vs reverse over reverse). (`vmap(grad f)` on generated programs: `vmap/tests.rs`.)
 //!
 //! Generated programs have kinks and jumps (abs, max, comparisons, floor,
 //! argmax, clamped indices), and a central difference across one is not a
@@ -152,15 +152,21 @@ fn check_program(func: &Func, seed: u64, rng: &mut Rng) -> Ran {
         ran.not_finite += 1;
     }
 
-    // Second order: H v by reverse over reverse, vs FD of the gradient and
-    // vs forward over reverse.
+    // Second order: H v by reverse over reverse, vs FD of the gradient, vs
+    // forward over reverse, and vs forward over forward (`jvp(jvp f)` along
+    // v, then t: its last output is t^T H v).
     let hv_func = hessian_vector_func(&f, &g, &wrt);
     let mut h_inputs = inputs.clone();
     h_inputs.extend(v.iter().cloned());
     let t_hv = dots(&t, &eval(&hv_func, &h_inputs)[1..]);
     let ht_v = forward_over_reverse(&g, &wrt, &inputs, &t, &v);
-    if t_hv.is_finite() && ht_v.is_finite() {
+    let fjj = jvp(&fj, &wrt);
+    let mut jj_inputs = h_inputs.clone();
+    jj_inputs.extend(t.iter().cloned());
+    let t_h_v = eval(&fjj, &jj_inputs)[3].scalar_value();
+    if t_hv.is_finite() && ht_v.is_finite() && t_h_v.is_finite() {
         assert_close(ht_v, t_hv, 1e-9, 1e-9, &what("<jvp(grad f) t, v> vs <t, H v>"));
+        assert_close(t_h_v, t_hv, 1e-9, 1e-9, &what("jvp(jvp f) along v, t vs <t, H v>"));
     } else {
         ran.not_finite += 1;
     }

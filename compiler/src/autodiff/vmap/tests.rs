@@ -172,6 +172,35 @@ fn vmap_of_vmap_equals_stacking_twice() {
     }
 }
 
+/// Random numbers under vmap: a key per example (at either axis of the
+/// stacked keys) gives each example the stream its key alone draws, in one
+/// instruction per op whatever the batch size (the key-stack form of the
+/// random ops), also nested, also with a stack-of-keys op inside.
+#[test]
+fn vmap_of_random_ops_draws_each_examples_stream_without_unrolling() {
+    let kt = Type::new(DType::I32, &[2]);
+    let xt = Type::new(DType::F32, &[4, 3]);
+    let mut b = Builder::new("noisy", &[kt, xt.clone()]);
+    let (key, x) = (b.param(0), b.param(1));
+    let u = b.random_uniform(key, &xt);
+    let noisy = b.mul(x, u);
+    let bits = b.random_bits(key, &Shape(vec![5]));
+    let split = b.random_split(key, &Shape(vec![2]));
+    let rows = b.slice(split, vec![0, 0], vec![1, 2], vec![1, 1]);
+    let row_key = b.reshape(rows, &Shape(vec![2]));
+    let again = b.random_uniform(row_key, &Type::new(DType::F64, &[3]));
+    let f = b.finish(vec![noisy, bits, split, again]);
+    for (axes, size) in [(vec![Some(0), None], 6), (vec![Some(1), Some(0)], 3), (vec![Some(0), Some(1)], 1)] {
+        Nest::new(&f, &[(axes.clone(), size)], 17).check();
+        let batched = vmap(&f, &axes, size);
+        let randoms = |g: &Func| {
+            g.insts.iter().filter(|i| matches!(i.op, Op::RandomBits | Op::RandomSplit | Op::RandomUniform)).count()
+        };
+        assert_eq!(randoms(&batched), randoms(&f), "{axes:?} x {size}: one random op per op, not per example");
+    }
+    Nest::new(&f, &[(vec![Some(0), None], 2), (vec![Some(1), Some(0)], 3)], 23).check();
+}
+
 /// `sum_o sum(out_o)` of a generated program: a scalar to take `grad` of.
 fn summed(func: &Func) -> Func {
     let mut b = Builder::new("summed", &func.param_types());

@@ -46,10 +46,15 @@ pub(super) fn plan(func: &Func, sched: &Schedule, index: usize) -> (HostFn, Vec<
             let dims = vec![batch, a.shape.0[r - 2], a.shape.0[r - 1], ty.shape.0[r - 1], trans];
             (dtype_pick(HostFn::BatchMatMulF32, HostFn::BatchMatMulF64, None), dims)
         }
-        Op::RandomBits => (HostFn::RandomBits, vec![ty.shape.num_elements()]),
-        Op::RandomSplit => (HostFn::RandomSplit, vec![ty.shape.num_elements() / 2]),
-        Op::RandomUniform => {
-            (dtype_pick(HostFn::RandomUniformF32, HostFn::RandomUniformF64, None), vec![ty.shape.num_elements()])
+        // key [K.., 2] -> [K.., S..]: (elements or pairs per key, keys)
+        Op::RandomBits | Op::RandomSplit | Op::RandomUniform => {
+            let keys = arg(0).shape.num_elements() / 2;
+            let per_key = ty.shape.num_elements() / keys.max(1);
+            match inst.op {
+                Op::RandomBits => (HostFn::RandomBits, vec![per_key, keys]),
+                Op::RandomSplit => (HostFn::RandomSplit, vec![per_key / 2, keys]),
+                _ => (dtype_pick(HostFn::RandomUniformF32, HostFn::RandomUniformF64, None), vec![per_key, keys]),
+            }
         }
         Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => unreachable!("{:?} is open-coded", inst.op),
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => unreachable!("{:?} is open-coded", inst.op),

@@ -1,11 +1,13 @@
 //! PTX kernels for the counter-based PRNG ops `RandomBits`, `RandomSplit`
 //! and `RandomUniform`: threefry2x32 in 32-bit integer instructions.
 //!
-//! Consumes the result type and the key pointer (i32[2]); produces the kernel
-//! body. Each element is a pure function of (key, its row-major index `n`)
-//! (`ir::threefry`), so one thread per element needs no communication and
-//! the bits equal the interpreter's exactly: only wrapping `add.u32`,
-//! `xor.b32` and rotations (`shl`/`shr`/`or`) are used.
+//! Consumes the result type, the key pointer (i32[2], or `keys` keys
+//! i32[K.., 2] where vmap batched the op) and the key count; produces the
+//! kernel body. Each element is a pure function of (its key, its row-major
+//! index `n` within its key's block) (`ir::threefry`, `threefry::per_key`),
+//! so one thread per element needs no communication and the bits equal the
+//! interpreter's exactly: only wrapping `add.u32`, `xor.b32` and rotations
+//! (`shl`/`shr`/`or`) are used.
 
 use super::builder::{imm_f32, imm_f64, Class, Kernel};
 use super::{load, store};
@@ -41,30 +43,54 @@ fn threefry(k: &mut Kernel, key: &[String; 2], n: &str) -> [String; 2] {
     [x0, x1]
 }
 
-/// The key words from the i32[2] key buffer.
-fn key_words(k: &mut Kernel, key: &str) -> [String; 2] {
-    let i0 = k.op1("mov.u64", Class::B64, "0");
-    let i1 = k.op1("mov.u64", Class::B64, "1");
+/// The words of key `q` (a u64 register) of the key buffer.
+fn key_words(k: &mut Kernel, key: &str, q: &str) -> [String; 2] {
+    let i0 = k.op2("shl.b64", Class::B64, q, "1");
+    let i1 = k.op2("add.u64", Class::B64, &i0, "1");
     [load(k, DType::I32, key, &i0), load(k, DType::I32, key, &i1)]
 }
 
+/// The words of a single key, loaded once before the loop; `None` for a
+/// stack of keys (each item loads its own: `threefry_of_item`).
+fn single_key(k: &mut Kernel, key: &str, keys: usize) -> Option<[String; 2]> {
+    (keys <= 1).then(|| {
+        let q = k.op1("mov.u64", Class::B64, "0");
+        key_words(k, key, &q)
+    })
+}
+
+/// Item `i` of a grid-stride loop over blocks of `per_key` items, one block
+/// per key: the threefry of its key and its index in the block.
+fn threefry_of_item(k: &mut Kernel, key: &str, single: &Option<[String; 2]>, per_key: u64, i: &str) -> [String; 2] {
+    if let Some(kw) = single {
+        return threefry(k, kw, i);
+    }
+    let per_key = per_key.max(1).to_string();
+    let q = k.op2("div.u64", Class::B64, i, &per_key);
+    let n = k.op2("rem.u64", Class::B64, i, &per_key);
+    let kw = key_words(k, key, &q);
+    threefry(k, &kw, &n)
+}
+
 /// `RandomBits`: element `n` is `y0 ^ y1`.
-pub fn bits(k: &mut Kernel, ty: &Type, out: &str, key: &str) {
+pub fn bits(k: &mut Kernel, ty: &Type, out: &str, key: &str, keys: usize) {
     let n = ty.shape.num_elements() as u64;
-    let kw = key_words(k, key);
+    let per_key = n / keys.max(1) as u64;
+    let single = single_key(k, key, keys);
     k.grid_stride_loop(n, |k, i| {
-        let [y0, y1] = threefry(k, &kw, i);
+        let [y0, y1] = threefry_of_item(k, key, &single, per_key, i);
         let b = k.op2("xor.b32", Class::B32, &y0, &y1);
         store(k, DType::I32, out, i, &b);
     });
 }
 
 /// `RandomSplit`: key `n` (elements `2n`, `2n + 1`) is `(y0, y1)`.
-pub fn split(k: &mut Kernel, ty: &Type, out: &str, key: &str) {
+pub fn split(k: &mut Kernel, ty: &Type, out: &str, key: &str, keys: usize) {
     let pairs = (ty.shape.num_elements() / 2) as u64;
-    let kw = key_words(k, key);
+    let per_key = pairs / keys.max(1) as u64;
+    let single = single_key(k, key, keys);
     k.grid_stride_loop(pairs, |k, i| {
-        let [y0, y1] = threefry(k, &kw, i);
+        let [y0, y1] = threefry_of_item(k, key, &single, per_key, i);
         let at0 = k.op2("shl.b64", Class::B64, i, "1");
         let at1 = k.op2("add.u64", Class::B64, &at0, "1");
         store(k, DType::I32, out, &at0, &y0);
@@ -74,11 +100,12 @@ pub fn split(k: &mut Kernel, ty: &Type, out: &str, key: &str) {
 
 /// `RandomUniform`: 23 (f32) or 52 (f64) random mantissa bits under the
 /// exponent of 1.0, minus one (exact), as `ir::threefry::uniform_f32/f64`.
-pub fn uniform(k: &mut Kernel, ty: &Type, out: &str, key: &str) {
+pub fn uniform(k: &mut Kernel, ty: &Type, out: &str, key: &str, keys: usize) {
     let n = ty.shape.num_elements() as u64;
-    let kw = key_words(k, key);
+    let per_key = n / keys.max(1) as u64;
+    let single = single_key(k, key, keys);
     k.grid_stride_loop(n, |k, i| {
-        let [y0, y1] = threefry(k, &kw, i);
+        let [y0, y1] = threefry_of_item(k, key, &single, per_key, i);
         let r = match ty.dtype {
             DType::F32 => {
                 let b = k.op2("xor.b32", Class::B32, &y0, &y1);

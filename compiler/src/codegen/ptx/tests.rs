@@ -100,11 +100,16 @@ fn op_zoo(dtype: DType) -> Func {
     let key = b.iota(Type::new(DType::I32, &[2]), 0);
     outs.push(b.random_bits(key, &Shape(vec![3, 5])));
     outs.push(b.random_split(key, &Shape(vec![4])));
+    // A stack of keys (vmap's batching rule): one block per key.
+    let keys = b.iota(Type::new(DType::I32, &[3, 2]), 0);
+    outs.push(b.random_bits(keys, &Shape(vec![3, 5])));
+    outs.push(b.random_split(keys, &Shape(vec![3, 2])));
     if dtype != DType::Bool {
         outs.push(b.scatter_add(g, idx, 5));
     }
     if float {
         outs.push(b.random_uniform(key, &Type::new(dtype, &[7])));
+        outs.push(b.random_uniform(keys, &Type::new(dtype, &[3, 7])));
         let xt = b.transpose(x, vec![0, 2, 1]);
         outs.push(b.batch_matmul(x, xt));
         let window = Window { size: vec![1, 2, 3], stride: vec![1, 1, 2], low: vec![0, 1, 1], high: vec![0, 0, 2] };

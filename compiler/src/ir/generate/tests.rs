@@ -85,6 +85,23 @@ fn every_op_is_generated() {
     assert!(missing.is_empty(), "op kinds never generated: {missing:?} (seen: {names:?})");
 }
 
+/// Each random op also appears with a stack of keys (the form vmap's rule
+/// makes), so the backend tests over generated programs cover it.
+#[test]
+fn random_ops_are_generated_with_stacks_of_keys() {
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..300 {
+        let func = random_func(seed, &GenOptions::default());
+        for inst in &func.insts {
+            let random = matches!(inst.op, Op::RandomBits | Op::RandomSplit | Op::RandomUniform);
+            if random && func.ty(inst.args[0]).shape.rank() > 1 {
+                seen.insert(crate::ir::op::name(&inst.op));
+            }
+        }
+    }
+    assert_eq!(seen.len(), 3, "random ops seen with a stack of keys: {seen:?}");
+}
+
 #[test]
 fn generated_functions_are_valid_deterministic_and_run() {
     for seed in 0..200 {

@@ -57,14 +57,24 @@ impl Gen {
         }
     }
 
-    /// uniform(key) + x, or bits / split of a constant key scaled to about [-2, 2].
+    /// uniform(key) + x, or bits / split of a constant key scaled to about
+    /// [-2, 2]; sometimes from a stack of keys, one per row of x (the form
+    /// vmap's batching rule makes).
     fn random_step(&mut self, x: ValueId) -> ValueId {
         let ty = self.ty(x);
-        let key_ty = Type::new(DType::I32, &[2]);
-        let iota = self.b.iota(key_ty.clone(), 0);
+        let stack: Vec<usize> = match ty.shape.0.first() {
+            Some(&rows) if self.rng.chance(0.3) => vec![rows],
+            _ => vec![],
+        };
+        let key_ty = Type::new(DType::I32, &[&stack[..], &[2]].concat());
+        let iota = self.b.iota(key_ty.clone(), stack.len());
         let c = (self.rng.next_u64() as i32) as f64;
         let base = self.b.full(c, &key_ty);
-        let key = self.b.add(iota, base);
+        let mut key = self.b.add(iota, base);
+        if !stack.is_empty() {
+            let row = self.b.iota(key_ty.clone(), 0);
+            key = self.b.add(key, row);
+        }
         let scale_bits = |g: &mut Gen, bits: ValueId| {
             let f = g.b.convert(bits, g.float);
             let t = g.ty(f);
@@ -82,7 +92,7 @@ impl Gen {
             }
             _ => {
                 let k = 1 + self.rng.below(3);
-                let keys = self.b.random_split(key, &Shape(vec![k]));
+                let keys = self.b.random_split(key, &Shape([&stack[..], &[k]].concat()));
                 scale_bits(self, keys)
             }
         }

@@ -5,22 +5,24 @@ use crate::ir::tensor::{Data, Tensor};
 use crate::ir::threefry;
 use crate::ir::types::{DType, Type};
 
-fn key_of(key: &Tensor) -> [u32; 2] {
+/// The key words: one key (i32[2]) or a stack of them (i32[K.., 2], each
+/// filling its own block of the result: `threefry::per_key`).
+fn keys_of(key: &Tensor) -> &[i32] {
     match &key.data {
-        Data::I32(k) => threefry::key_words(k),
+        Data::I32(k) => k,
         other => panic!("random key is {other:?}"),
     }
 }
 
 pub fn random_bits(key: &Tensor, ty: &Type) -> Tensor {
     let mut out = vec![0i32; ty.shape.num_elements()];
-    threefry::fill_bits(key_of(key), &mut out);
+    threefry::per_key(keys_of(key), &mut out, threefry::fill_bits);
     Tensor { shape: ty.shape.clone(), data: Data::I32(out) }
 }
 
 pub fn random_split(key: &Tensor, ty: &Type) -> Tensor {
     let mut out = vec![0i32; ty.shape.num_elements()];
-    threefry::fill_split(key_of(key), &mut out);
+    threefry::per_key(keys_of(key), &mut out, threefry::fill_split);
     Tensor { shape: ty.shape.clone(), data: Data::I32(out) }
 }
 
@@ -29,12 +31,12 @@ pub fn random_uniform(key: &Tensor, ty: &Type) -> Tensor {
     let data = match ty.dtype {
         DType::F32 => {
             let mut out = vec![0f32; n];
-            threefry::fill_uniform_f32(key_of(key), &mut out);
+            threefry::per_key(keys_of(key), &mut out, threefry::fill_uniform_f32);
             Data::F32(out)
         }
         DType::F64 => {
             let mut out = vec![0f64; n];
-            threefry::fill_uniform_f64(key_of(key), &mut out);
+            threefry::per_key(keys_of(key), &mut out, threefry::fill_uniform_f64);
             Data::F64(out)
         }
         other => panic!("random_uniform of {other}"),
