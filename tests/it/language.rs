@@ -691,6 +691,52 @@ fn main() {
     assert_eq!(compiler::ir::interp::run(&script.func, &[])[0].ty().to_string(), "i32[2, 2]");
 }
 
+/// `take(x, idx, axis)` (NumPy's `take`) against a loop written here, on
+/// every axis of a rank-3 tensor and with a negative axis (indices out of
+/// range clamp), and its gradient: each element of x gets the cotangents of
+/// the outputs that picked it.
+#[test]
+fn take_along_any_axis_matches_a_loop_and_differentiates() {
+    let dims = [2usize, 3, 4];
+    let x: Vec<f64> = (0..24).map(|v| v as f64 * 0.5 - 3.0).collect();
+    // Indices [2, 3], from -1 to 4 (out of range at both ends on every axis).
+    let idx: Vec<i64> = vec![2, -1, 0, 4, 1, 3];
+    for (axis, written) in [(0, "0"), (1, "1"), (2, "2"), (2, "-1")] {
+        let mut out_dims: Vec<usize> = dims[..axis].to_vec();
+        out_dims.extend([2, 3]);
+        out_dims.extend(&dims[axis + 1..]);
+        let n: usize = out_dims.iter().product();
+        let shape = out_dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+        let src = format!(
+            "fn main() {{
+    let x = reshape(linspace(-3.0, 8.5, 24), (2, 3, 4))
+    let idx = reshape([2, -1, 0, 4, 1, 3], (2, 3))
+    let w = reshape(linspace(1.0, 2.0, {n}), ({shape}))
+    print(take(x, idx, axis = {written}), grad(fn(x) = sum(take(x, idx, {written}) * w))(x))
+}}"
+        );
+        let out = run_main(&src);
+        let w: Vec<f64> = (0..n).map(|k| 1.0 + k as f64 / (n - 1) as f64).collect();
+        let mut want = vec![0.0; n];
+        let mut grad = vec![0.0; 24];
+        // Output index (pre.., i, j, post..) reads x at (pre.., idx[i, j], post..).
+        let (pre, post): (usize, usize) = (dims[..axis].iter().product(), dims[axis + 1..].iter().product());
+        for p in 0..pre {
+            for (q, &at) in idx.iter().enumerate() {
+                let at = at.clamp(0, dims[axis] as i64 - 1) as usize;
+                for s in 0..post {
+                    let o = (p * idx.len() + q) * post + s;
+                    let src = (p * dims[axis] + at) * post + s;
+                    want[o] = x[src];
+                    grad[src] += w[o];
+                }
+            }
+        }
+        close(&out[0], &want, &format!("values, axis {written}"));
+        close(&out[1], &grad, &format!("gradient, axis {written}"));
+    }
+}
+
 /// `take_along_axis(x, idx, axis)` against a loop written here, on every
 /// axis of a rank-3 tensor (indices out of range clamp), and its gradient:
 /// each element of x gets the cotangents of the outputs that picked it.

@@ -5,11 +5,16 @@
 //! `take_along_axis(log_probs, reshape(labels, (-1, 1)), axis = 1)`.
 //! Out-of-range indices clamp, as `take`'s do.
 //!
-//! Lowered without a gather: a compare of the indices with an iota over
-//! the axis selects, per output element, one of the axis's `C` values,
-//! summed away (`C` times the output's size in work; the gradient is the
-//! same select's, so autodiff and vmap need nothing new). Exact: the select
-//! adds one value to zeros.
+//! Lowered as one gather (JAX lowers it to XLA's gather too): `x` with the
+//! axis last is a flat table of `R * C` elements (`R` the product of the
+//! other dims, `C` the axis), and the clamped index of output element `(r,
+//! j)` becomes `r * C + index`. Work is the output's size (the earlier
+//! compare-select-sum form was `C` times that, which a cross-entropy over
+//! a vocabulary pays per row); the gradient is gather's, a scatter-add.
+//! When the axis is not already last, `x` and the indices are transposed
+//! to put it there and the result transposed back.
+//!
+//! Also here: `axis_argument`, the `axis = ..` argument that `take` shares.
 
 use super::builtins::bad;
 use super::elab::{CallArg, Elaborator};
@@ -22,23 +27,30 @@ use crate::span::Span;
 
 const USAGE: &str = "`take_along_axis(x, indices, axis = -1)` takes a tensor, i32 indices of its rank, and an axis";
 
+/// The compile-time integer of an `axis` argument (third, positional or
+/// named `axis`); `Err` holds the value to return (an error or poison).
+pub(super) fn axis_argument(el: &mut Elaborator, a: &CallArg, usage: &str) -> Result<i64, Val> {
+    if a.name.as_deref().is_some_and(|n| n != "axis") {
+        return Err(bad(el, usage, a.span));
+    }
+    match &a.value {
+        Val::Int(Dim::Known(n)) => Ok(*n as i64),
+        Val::NegInt(n) => Ok(*n),
+        Val::Poison => Err(Val::Poison),
+        _ => Err(bad(el, "`axis` is a compile-time integer", a.span)),
+    }
+}
+
 pub fn take_along_axis(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     let (Some(xa), Some(ia)) = (args.first(), args.get(1)) else { return bad(el, USAGE, span) };
     if xa.name.is_some() || ia.name.is_some() || args.len() > 3 {
         return bad(el, USAGE, span);
     }
-    let mut axis: i64 = -1;
-    if let Some(a) = args.get(2) {
-        if a.name.as_deref().is_some_and(|n| n != "axis") {
-            return bad(el, USAGE, a.span);
-        }
-        axis = match &a.value {
-            Val::Int(Dim::Known(n)) => *n as i64,
-            Val::NegInt(n) => *n,
-            Val::Poison => return Val::Poison,
-            _ => return bad(el, "`axis` is a compile-time integer", a.span),
-        };
-    }
+    let axis = match args.get(2).map(|a| axis_argument(el, a, USAGE)) {
+        None => -1,
+        Some(Ok(axis)) => axis,
+        Some(Err(val)) => return val,
+    };
     let (x, idx) = match (&xa.value, &ia.value) {
         (Val::Poison, _) | (_, Val::Poison) => return Val::Poison,
         (Val::Tensor(x), Val::Tensor(i)) => (x.clone(), i.clone()),
@@ -88,30 +100,48 @@ pub fn take_along_axis(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val
     }
     let ty = Ty { dtype: x.ty.dtype, dims: idx.ty.dims.clone() };
     let (Some(xi), Some(ii)) = (x.id, idx.id) else { return Val::Tensor(TVal { ty, id: None }) };
-    let b = el.b();
     let c = known(&x.ty.dims[a]);
+    let x_elements: usize = x.ty.dims.iter().map(known).product();
+    if x_elements > i32::MAX as usize {
+        let msg = format!("`take_along_axis` indexes at most 2^31 - 1 elements, x has {x_elements}");
+        return report(el, Code::ShapeMismatch, msg);
+    }
+    let b = el.b();
     let idx_dims: Vec<usize> = idx.ty.dims.iter().map(known).collect();
     let itype = Type::new(DType::I32, &idx_dims);
-    // Clamp into 0..c.
+    // Clamp into 0..c (before the row offsets, which would carry an index
+    // out of range into the next row).
     let (lo, hi) = (b.full(0.0, &itype), b.full((c - 1) as f64, &itype));
     let clamped = b.binary(Op::Max, ii, lo);
     let clamped = b.binary(Op::Min, clamped, hi);
-    // [idx dims.., c]: which of the axis's values each output element takes.
-    let mut wide = idx_dims.clone();
-    wide.push(c);
-    let wide = Shape(wide);
-    let at = b.broadcast(clamped, &wide, (0..r).collect());
-    let positions = b.iota(Type::new(DType::I32, &wide.0), r);
-    let mask = b.binary(Op::Eq, positions, at);
-    // x with its axis last, broadcast along the indices' axis.
+    // The axis last, for x and the indices alike.
     let mut perm: Vec<usize> = (0..r).filter(|&k| k != a).collect();
     perm.push(a);
-    let moved = b.transpose(xi, perm);
-    let mut dims: Vec<usize> = (0..r).filter(|&k| k != a).collect();
-    dims.push(r);
-    let values = b.broadcast(moved, &wide, dims);
-    let zeros = b.full(0.0, &Type::new(x.ty.dtype, &wide.0));
-    let picked = b.select(mask, values, zeros);
-    let id = b.reduce_sum(picked, vec![r]);
+    let axis_last = |b: &mut crate::ir::Builder, v| if a + 1 == r { v } else { b.transpose(v, perm.clone()) };
+    let table = axis_last(b, xi);
+    let at = axis_last(b, clamped);
+    let m = idx_dims[a];
+    let rows = x_elements / c;
+    let table = b.reshape(table, &Shape(vec![rows * c]));
+    // Row r's indices point into elements r * c ..
+    let flat_ty = Type::new(DType::I32, &[rows, m]);
+    let at = b.reshape(at, &flat_ty.shape);
+    let row = b.iota(flat_ty.clone(), 0);
+    let width = b.full(c as f64, &flat_ty);
+    let offsets = b.binary(Op::Mul, row, width);
+    let flat = b.add(at, offsets);
+    let picked = b.gather(table, flat);
+    // Back to the indices' layout.
+    let moved_dims: Vec<usize> = perm.iter().map(|&k| idx_dims[k]).collect();
+    let picked = b.reshape(picked, &Shape(moved_dims));
+    let id = if a + 1 == r {
+        picked
+    } else {
+        let mut inverse = vec![0; r];
+        for (k, &p) in perm.iter().enumerate() {
+            inverse[p] = k;
+        }
+        b.transpose(picked, inverse)
+    };
     Val::Tensor(TVal { ty, id: Some(id) })
 }

@@ -13,12 +13,18 @@ use crate::span::Span;
 /// `take(table, indices)`: rows of `table` `[V, rest..]` at the i32
 /// `indices` (any shape `I`): `[I.., rest..]`. Out-of-range indices clamp.
 pub fn take(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    const USAGE: &str = "`take(table, indices, axis = 0)` takes a tensor, i32 indices and an axis";
     let (Some(table), Some(idx)) = (args.first(), args.get(1)) else {
-        return super::builtins::bad(el, "`take(table, indices)` takes two arguments", span);
+        return super::builtins::bad(el, USAGE, span);
     };
-    if args.len() != 2 {
-        return super::builtins::bad(el, "`take(table, indices)` takes two arguments", span);
+    if args.len() > 3 || table.name.is_some() || idx.name.is_some() {
+        return super::builtins::bad(el, USAGE, span);
     }
+    let axis = match args.get(2).map(|a| super::take_along_axis::axis_argument(el, a, USAGE)) {
+        None => 0,
+        Some(Ok(axis)) => axis,
+        Some(Err(val)) => return val,
+    };
     let (Val::Tensor(t), Val::Tensor(i)) = (&table.value, &idx.value) else {
         let (dt, di) = (table.value.describe(), idx.value.describe());
         return el.error(
@@ -35,20 +41,40 @@ pub fn take(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
                 .with_label(idx.span, format!("this is {}", i.ty)),
         );
     }
-    if t.ty.rank() == 0 || t.ty.dims[0] == Dim::Known(0) {
+    let r = t.ty.rank();
+    let a = if axis < 0 { axis + r as i64 } else { axis };
+    if a < 0 || a >= r as i64 || t.ty.dims[a as usize] == Dim::Known(0) {
+        let what = if r == 0 {
+            "a table of rank 1 or more".to_string()
+        } else if a < 0 || a >= r as i64 {
+            format!("an axis from {} to {}, found {axis}", -(r as i64), r as i64 - 1)
+        } else {
+            format!("a table with a non-empty axis {axis}")
+        };
         return el.error(
-            Diagnostic::error(
-                Code::ShapeMismatch,
-                format!("`take` needs a table with a non-empty first axis, found {} (indices {})", t.ty, i.ty),
-            )
-            .with_label(table.span, format!("this is {}", t.ty))
-            .with_label(idx.span, format!("this is {}", i.ty)),
+            Diagnostic::error(Code::ShapeMismatch, format!("`take` needs {what}: table {}, indices {}", t.ty, i.ty))
+                .with_label(table.span, format!("this is {}", t.ty))
+                .with_label(idx.span, format!("this is {}", i.ty))
+                .with_help(USAGE),
         );
     }
-    let mut dims = i.ty.dims.clone();
-    dims.extend(t.ty.dims[1..].iter().cloned());
+    let a = a as usize;
+    // NumPy's `take` along `a`: the table's dims before `a`, the indices'
+    // dims, the table's dims after `a`.
+    let dims: Vec<Dim> = [&t.ty.dims[..a], &i.ty.dims[..], &t.ty.dims[a + 1..]].concat();
     let id = match (t.id, i.id) {
-        (Some(ti), Some(ii)) => Some(el.b().gather(ti, ii)),
+        (Some(ti), Some(ii)) if a == 0 => Some(el.b().gather(ti, ii)),
+        // Gather takes rows along axis 0: move `a` there, and the dims
+        // before it back in front of the indices' dims after.
+        (Some(ti), Some(ii)) => {
+            let b = el.b();
+            let to_front: Vec<usize> = std::iter::once(a).chain((0..r).filter(|&k| k != a)).collect();
+            let moved = b.transpose(ti, to_front);
+            let rows = b.gather(moved, ii);
+            let ni = i.ty.rank();
+            let back: Vec<usize> = (ni..ni + a).chain(0..ni).chain(ni + a..ni + r - 1).collect();
+            Some(b.transpose(rows, back))
+        }
         _ => None,
     };
     Val::Tensor(TVal { ty: Ty { dtype: t.ty.dtype, dims }, id })
