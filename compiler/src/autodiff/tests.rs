@@ -1380,3 +1380,58 @@ fn tiny_cnn_gradients() {
     )];
     check_all(cases);
 }
+
+/// The "loss with reductions" as a model of its own: layer norm over
+/// rows (mean and variance by sums, rsqrt), a gain, then a soft-target
+/// cross-entropy through the stable logsumexp (max shift behind
+/// stop_gradient, as `stdlib/nn.jl`), averaged, plus a global max; inputs,
+/// gain and targets all differentiated, second order included.
+#[test]
+fn loss_with_reductions_gradients() {
+    let cases = vec![case(
+        "layer_norm_cross_entropy",
+        vec![(&[4, 6], Domain::Any), (&[6], Domain::Any), (&[4, 6], Domain::Any)],
+        Box::new(|b, p| {
+            let (x, gain, target) = (p[0], p[1], p[2]);
+            let rows = Shape(vec![4, 6]);
+            let row_mean = |b: &mut Builder, v: ValueId| {
+                let s = b.reduce_sum(v, vec![1]);
+                let s = b.broadcast(s, &rows, vec![0]);
+                let n = b.full(6.0, &f32_ty(&[4, 6]));
+                b.div(s, n)
+            };
+            let mean = row_mean(b, x);
+            let centered = b.sub(x, mean);
+            let squares = b.mul(centered, centered);
+            let var = row_mean(b, squares);
+            let eps = b.full(1e-3, &f32_ty(&[4, 6]));
+            let var = b.add(var, eps);
+            let scale = b.unary(Op::Rsqrt, var);
+            let normed = b.mul(centered, scale);
+            let gain = b.broadcast(gain, &rows, vec![1]);
+            let h = b.mul(normed, gain);
+            // logsumexp per row, shifted by its (constant) max.
+            let top = b.reduce_max(h, vec![1]);
+            let top = b.unary(Op::StopGradient, top);
+            let top = b.broadcast(top, &rows, vec![0]);
+            let shifted = b.sub(h, top);
+            let e = b.unary(Op::Exp, shifted);
+            let sum_e = b.reduce_sum(e, vec![1]);
+            let lse = b.unary(Op::Log, sum_e);
+            let top_row = b.reduce_max(h, vec![1]);
+            let top_row = b.unary(Op::StopGradient, top_row);
+            let lse = b.add(lse, top_row);
+            let picked = b.mul(h, target);
+            let picked = b.reduce_sum(picked, vec![1]);
+            let per_row = b.sub(lse, picked);
+            let total = b.reduce_sum(per_row, vec![0]);
+            let quarter = b.full(0.25, &f32_ty(&[]));
+            let mean_loss = b.mul(total, quarter);
+            let peak = b.reduce_max(h, vec![0, 1]);
+            let tenth = b.full(0.1, &f32_ty(&[]));
+            let peak = b.mul(peak, tenth);
+            b.add(mean_loss, peak)
+        }),
+    )];
+    check_all(cases);
+}
