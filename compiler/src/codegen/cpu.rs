@@ -233,6 +233,10 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
     let mut ctx = module.make_context();
     let mut builder_ctx = FunctionBuilderContext::new();
     let mut pending = Vec::new();
+    // For profiles: the machine code of every chunk (Cranelift's VCode text).
+    let disasm_path = std::env::var_os("JLC_DISASM");
+    let mut disasm = String::new();
+    ctx.set_disasm(disasm_path.is_some());
     let n_insts = func.insts.len();
     // Chunks end where a scan loop runs (after its run's last instruction).
     let mut pieces: Vec<(usize, usize, Option<Vec<usize>>)> = Vec::new();
@@ -262,8 +266,15 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
             emitter.finish();
         }
         module.define_function(func_id, &mut ctx)?;
+        if let Some(vcode) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+            disasm.push_str(&format!("; jl_chunk{chunk}: instructions {start}..{stop}\n{vcode}\n"));
+        }
         module.clear_context(&mut ctx);
+        ctx.set_disasm(disasm_path.is_some());
         pending.push(Pending::Jit(func_id));
+    }
+    if let Some(path) = disasm_path {
+        let _ = std::fs::write(path, disasm);
     }
     module.finalize_definitions()?;
     let steps = pending
