@@ -4,6 +4,12 @@
 //! the line's last token can end an expression (a name, a literal, `)`, `]`,
 //! `}`), unless we are inside `( )` or `[ ]`, where lines continue freely.
 //! Invalid characters become `LexError`s; lexing never stops early.
+//!
+//! A declaration keyword (`fn`, `model`, `use`, `data`, `trainer`, `const`)
+//! at the start of a line cannot be inside `( )` or `[ ]`: a bracket left
+//! open above it is closed there for the purpose of line ends (the parser
+//! still reports it, at that line end), so one missing `)` does not swallow
+//! the declarations below it and their own mistakes are still reported.
 
 use logos::Logos;
 use std::fmt;
@@ -219,6 +225,18 @@ pub fn lex(text: &str) -> (Vec<Spanned>, Vec<std::ops::Range<usize>>) {
         };
         if token == Token::Comment {
             continue;
+        }
+        let starts_line = text[..span.start].ends_with('\n') || span.start == 0;
+        let declares =
+            matches!(token, Token::Fn | Token::Model | Token::Use | Token::Data | Token::Trainer | Token::Const);
+        if starts_line && declares {
+            if let Some(open) = depth.iter().position(|t| matches!(t, Token::LParen | Token::LBracket)) {
+                depth.truncate(open);
+                // The line end after the last token: where the bracket
+                // should have been closed.
+                let at = tokens.last().map_or(span.start, |t: &Spanned| t.2);
+                tokens.push((at, Token::Semi, at));
+            }
         }
         match &token {
             Token::LParen | Token::LBracket | Token::LBrace => depth.push(token.clone()),
