@@ -76,8 +76,11 @@ pub fn check_loaded(prog: &compiler::lower::Program) -> Vec<Diagnostic> {
             diags.extend(trainer::config::data_config(data).err().unwrap_or_default());
         }
         diags.extend(trainer::config::trainer_config(sections.trainer.as_ref()).err().unwrap_or_default());
-        // What `jlc run` requires of the trained model (once the rest is clean).
-        if sections.trainer.is_some() && !diags.iter().any(Diagnostic::is_error) {
+        // What `jlc run` requires of the trained model (once the rest is
+        // clean, and the file parsed: a model lost to a syntax error is not
+        // missing).
+        let parsed = prog.modules.iter().all(|m| !m.syntax_errors);
+        if sections.trainer.is_some() && parsed && !diags.iter().any(Diagnostic::is_error) {
             diags.extend(compiler::lower::model_checks::check_trained_model(prog, sections.trainer.as_ref()));
         }
     }

@@ -41,9 +41,11 @@ pub enum PrintItem {
 pub struct Elaborator<'p> {
     pub prog: &'p Program,
     pub diags: Vec<Diagnostic>,
-    /// An expression the parser could not read was evaluated (its error is
-    /// the parser's, not in `diags`): poison is then expected.
-    pub saw_parse_error: bool,
+    /// Poison was made without an error in `diags`, on purpose: code the
+    /// parser could not read (its error is the parser's), or a comparison
+    /// of symbolic integers in check mode (known only at each call, where
+    /// the function is checked again). Poison is then expected.
+    pub silent_poison: bool,
     /// `None` in check mode.
     pub builder: Option<Builder>,
     /// `Some` while elaborating a step method: where `log(...)` goes.
@@ -121,7 +123,7 @@ impl<'p> Elaborator<'p> {
         Elaborator {
             prog,
             diags: Vec::new(),
-            saw_parse_error: false,
+            silent_poison: false,
             builder,
             logs: None,
             artifacts: None,
@@ -161,11 +163,19 @@ impl<'p> Elaborator<'p> {
         last
     }
 
-    /// A block's statements in the current scope; the last one's value.
+    /// A block's statements in the current scope; the last one's value, or
+    /// poison when a statement has a syntax error (the parser may have
+    /// dropped the block's real last expression with it).
     fn statements(&mut self, env: &mut Env, block: &ast::Block) -> Val {
         let mut last = Val::Unit;
+        let mut broken = false;
         for stmt in &block.stmts {
+            broken |= matches!(stmt, Stmt::Expr(e) if matches!(e.kind, ExprKind::Error));
             last = self.stmt(env, stmt);
+        }
+        if broken {
+            self.silent_poison = true;
+            return Val::Poison;
         }
         last
     }
@@ -256,6 +266,15 @@ impl<'p> Elaborator<'p> {
                     }
                 }
                 Val::Unit
+            }
+            Stmt::Expr(e) if matches!(e.kind, ExprKind::Error) => {
+                // What the broken statement may have bound (`unparsed.rs`).
+                for name in super::unparsed::names_in(&self.prog.sources, e.span) {
+                    if !self.is_known(env, &name) {
+                        env.bind(&name, Val::Poison);
+                    }
+                }
+                self.expr(env, e)
             }
             Stmt::Expr(e) => self.expr(env, e),
         }
@@ -380,10 +399,20 @@ impl<'p> Elaborator<'p> {
                 ),
             },
             ExprKind::Error => {
-                self.saw_parse_error = true;
+                self.silent_poison = true;
                 Val::Poison
             }
         }
+    }
+
+    /// Whether `name` resolves (a local, a global, a builtin, or a
+    /// declaration the parser lost), without reporting anything.
+    fn is_known(&self, env: &Env, name: &str) -> bool {
+        let module = &self.prog.modules[env.module];
+        env.lookup(name).is_some()
+            || module.scope.contains_key(name)
+            || module.unparsed.contains(name)
+            || super::builtins::lookup(name).is_some()
     }
 
     fn name(&mut self, env: &Env, name: &str, span: Span) -> Val {
@@ -398,6 +427,11 @@ impl<'p> Elaborator<'p> {
         }
         if let Some(b) = super::builtins::lookup(name) {
             return Val::Builtin(b);
+        }
+        if self.prog.modules[env.module].unparsed.contains(name) {
+            // Its declaration has a syntax error, reported already.
+            self.silent_poison = true;
+            return Val::Poison;
         }
         let mut candidates: Vec<String> = env.names();
         candidates.extend(self.prog.modules[env.module].scope.keys().cloned());
@@ -430,6 +464,16 @@ impl<'p> Elaborator<'p> {
                 let decl = self.prog.model_decl(m.module, m.item);
                 if decl.methods.iter().any(|f| f.name.name == field.name) {
                     return Val::Method { model: m.clone(), name: field.name.clone() };
+                }
+                if decl.fields.iter().any(|f| f.name.name == field.name) {
+                    // Declared, but it failed to instantiate: reported there.
+                    return Val::Poison;
+                }
+                let lost = self.prog.modules[m.module].unparsed_members.contains(&field.name);
+                if lost || decl.broken_fields.iter().any(|f| f.name == field.name) {
+                    // Its declaration has a syntax error, reported already.
+                    self.silent_poison = true;
+                    return Val::Poison;
                 }
                 let mut names: Vec<String> = m
                     .params
@@ -554,6 +598,11 @@ impl<'p> Elaborator<'p> {
                 ast::FieldKind::Submodule { model, args, count, span } => {
                     let target = match self.prog.modules[module].scope.get(&model.name) {
                         Some(Global::Model { module, item }) => (*module, *item),
+                        // Its declaration has a syntax error, reported already.
+                        _ if self.prog.modules[module].unparsed.contains(&model.name) => {
+                            self.silent_poison = true;
+                            continue;
+                        }
                         _ => {
                             let names: Vec<&str> = self.prog.modules[module]
                                 .scope
@@ -745,8 +794,14 @@ impl<'p> Elaborator<'p> {
             }
             Val::Model(m) => {
                 let decl = self.prog.model_decl(m.module, m.item);
+                let lost = &self.prog.modules[m.module].unparsed_members;
                 match decl.methods.iter().position(|f| f.name.name == "__call__" || f.name.name == "forward") {
                     Some(idx) => self.call_method(m.clone(), idx, args, span),
+                    // Declared with a syntax error, reported already.
+                    None if lost.contains("__call__") || lost.contains("forward") => {
+                        self.silent_poison = true;
+                        Val::Poison
+                    }
                     None => self.error(
                         Diagnostic::error(
                             Code::BadCall,
@@ -826,6 +881,12 @@ impl<'p> Elaborator<'p> {
         args: Vec<CallArg>,
         span: Span,
     ) -> Val {
+        // Poison in, poison out: an argument whose error was reported would
+        // only make the body report consequences (a generic function's dims
+        // left unbound). The body is checked on its own declared types.
+        if args.iter().any(|a| matches!(a.value, Val::Poison)) {
+            return Val::Poison;
+        }
         self.nested(&decl.name.name, span, "functions", |el| el.call_fn_decl_inner(r, decl, model, args, span))
     }
 
@@ -1276,10 +1337,11 @@ impl<'p> Elaborator<'p> {
     }
 
     /// Whether a poison value may have reached here: an error was reported,
-    /// here or by the parser. Poison without one would end a program
-    /// silently (checked in debug builds where poison stops a call).
+    /// here or by the parser, or poison was made on purpose
+    /// (`silent_poison`). Poison without one would end a program silently
+    /// (checked in debug builds where poison stops a call).
     pub fn poison_explained(&self) -> bool {
-        self.saw_parse_error || self.diags.iter().any(Diagnostic::is_error)
+        self.silent_poison || self.diags.iter().any(Diagnostic::is_error)
     }
 
     /// Whether literal `v` may become a scalar of the declared `dtype`

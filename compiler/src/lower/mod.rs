@@ -34,6 +34,7 @@ mod tensor_ops;
 pub mod transform;
 pub mod typed;
 mod unbound_names;
+mod unparsed;
 pub mod value;
 pub mod vmap;
 pub mod window_builtins;

@@ -76,6 +76,9 @@ impl<'p> Elaborator<'p> {
             return Val::Poison;
         }
         if let Some(v) = fold_scalars(op, &a, &b) {
+            // Poison from operands that are not poison: a comparison of
+            // symbolic integers, unknown here on purpose (`fold_scalars`).
+            self.silent_poison |= matches!(v, Val::Poison);
             return v;
         }
         if matches!(op, BinOp::And | BinOp::Or) {

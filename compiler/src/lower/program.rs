@@ -40,6 +40,17 @@ pub struct ModuleInfo {
     pub ast: ast::Module,
     /// Every name visible at the top level of this module.
     pub scope: BTreeMap<String, Global>,
+    /// Names of declarations the parser could not read (a syntax error in
+    /// their header): uses of them are poison, not unknown names, since
+    /// that error was reported (`unparsed.rs`).
+    pub unparsed: std::collections::BTreeSet<String>,
+    /// Member names (fields, methods) the file's model bodies declare, when
+    /// it had syntax errors (`unparsed::member_names`); else empty.
+    pub unparsed_members: std::collections::BTreeSet<String>,
+    /// Whether the file had syntax errors (then checks of the whole file,
+    /// such as "no model has a `training_step`", would report what the
+    /// parser dropped).
+    pub syntax_errors: bool,
 }
 
 pub struct Program {
@@ -90,7 +101,8 @@ pub fn load_with(file_name: &str, text: &str, read: &mut ReadFile) -> (Program, 
     let file = prog.sources.add(file_name, text);
     let module = crate::syntax::parse(file, text, &mut diags);
     let mut loader = Loader { read, stack: vec![normalize(file_name)] };
-    add_module(&mut prog, "main", file, module, &mut diags, &mut loader);
+    let broken = diags.iter().any(Diagnostic::is_error);
+    add_module(&mut prog, "main", file, (module, broken), &mut diags, &mut loader);
     (prog, diags)
 }
 
@@ -160,21 +172,25 @@ fn load_file(
         }
     };
     let file = prog.sources.add(&path, &text);
+    let before = diags.len();
     let module = crate::syntax::parse(file, &text, diags);
+    let broken = diags[before..].iter().any(Diagnostic::is_error);
     loader.stack.push(path);
-    let id = add_module(prog, &key, file, module, diags, loader);
+    let id = add_module(prog, &key, file, (module, broken), diags, loader);
     loader.stack.pop();
     Some(id)
 }
 
+/// `parsed`: the module and whether its file had syntax errors.
 fn add_module(
     prog: &mut Program,
     name: &str,
     file: FileId,
-    module: ast::Module,
+    parsed: (ast::Module, bool),
     diags: &mut Vec<Diagnostic>,
     loader: &mut Loader,
 ) -> usize {
+    let (module, broken) = parsed;
     let id = prog.modules.len();
     let mut scope = BTreeMap::new();
     for (item, it) in module.items.iter().enumerate() {
@@ -193,7 +209,25 @@ fn add_module(
     }
     let uses: Vec<ast::UseDecl> =
         module.items.iter().filter_map(|it| if let Item::Use(u) = it { Some(u.clone()) } else { None }).collect();
-    prog.modules.push(ModuleInfo { name: name.to_string(), file, ast: module, scope });
+    let text = &prog.sources.get(file).text;
+    let (unparsed, unparsed_members) = if broken {
+        let declared = super::unparsed::declared_names(text);
+        (
+            declared.into_iter().filter(|n| !scope.contains_key(n)).collect(),
+            super::unparsed::member_names(text).into_iter().collect(),
+        )
+    } else {
+        Default::default()
+    };
+    prog.modules.push(ModuleInfo {
+        name: name.to_string(),
+        file,
+        ast: module,
+        scope,
+        unparsed,
+        unparsed_members,
+        syntax_errors: broken,
+    });
     for u in uses {
         let target = if u.file { load_file(prog, file, &u, diags, loader) } else { None };
         if u.file && target.is_none() {
@@ -268,7 +302,7 @@ fn load_stdlib(prog: &mut Program, name: &str, diags: &mut Vec<Diagnostic>, load
     let (_, text) = STDLIB.iter().find(|(n, _)| *n == name)?;
     let file = prog.sources.add(&format!("stdlib/{name}.jl"), text);
     let module = parse_stdlib(name, text, file, diags);
-    Some(add_module(prog, name, file, module, diags, loader))
+    Some(add_module(prog, name, file, (module, false), diags, loader))
 }
 
 thread_local! {

@@ -29,7 +29,9 @@ pub fn unknown_names(prog: &Program) -> Vec<Diagnostic> {
         if STDLIB.iter().any(|(name, _)| *name == module.name) {
             continue;
         }
-        let visible = |name: &str| module.scope.contains_key(name) || super::builtins::lookup(name).is_some();
+        let visible = |name: &str| {
+            module.scope.contains_key(name) || module.unparsed.contains(name) || super::builtins::lookup(name).is_some()
+        };
         for item in &module.ast.items {
             let (fns, config, method): (Vec<&FnDecl>, Vec<&Param>, bool) = match item {
                 Item::Fn(f) => (vec![f], vec![], false),
@@ -50,7 +52,10 @@ pub fn unknown_names(prog: &Program) -> Vec<Diagnostic> {
                     }
                 }
                 names.expr(&f.body);
-                let Names { bound, uses, .. } = names;
+                let Names { mut bound, uses, unparsed, .. } = names;
+                for span in unparsed {
+                    bound.extend(super::unparsed::names_in(&prog.sources, span));
+                }
                 for (name, span) in uses {
                     if bound.contains(name) || visible(name) {
                         continue;
@@ -141,13 +146,17 @@ struct Names<'a> {
     /// Leave out a name read only for its type (`shape(w)`, `ndim(w)`,
     /// `size(w)`: no value of it is computed with).
     values_only: bool,
+    /// Spans of code the parser could not read: the names in them count as
+    /// bound (`unparsed.rs`).
+    unparsed: Vec<Span>,
 }
 
 impl<'a> Names<'a> {
     fn expr(&mut self, e: &'a Expr) {
         match &e.kind {
             ExprKind::Name(n) => self.uses.push((n.as_str(), e.span)),
-            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error => {}
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) => {}
+            ExprKind::Error => self.unparsed.push(e.span),
             ExprKind::Unary(_, a) | ExprKind::Field(a, _) => self.expr(a),
             ExprKind::Binary(_, a, b) => {
                 self.expr(a);

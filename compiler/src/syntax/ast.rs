@@ -129,6 +129,9 @@ pub struct ModelDecl {
     pub config: Vec<Param>,
     pub fields: Vec<Field>,
     pub methods: Vec<FnDecl>,
+    /// Fields whose declaration has a syntax error (reported): reading one
+    /// is poison, not an unknown field. Empty in a file that parses.
+    pub broken_fields: Vec<Ident>,
     pub span: Span,
 }
 
@@ -325,4 +328,7 @@ pub struct Lambda {
 pub enum Member {
     Field(Field),
     Method(FnDecl),
+    /// A member with a syntax error (reported): its name when the parser
+    /// got that far (`name: <error>`).
+    Broken(Option<Ident>),
 }

@@ -195,7 +195,7 @@ impl Gen {
             })
             .collect();
         let methods = (0..self.rng.below(3)).map(|_| self.fn_decl()).collect();
-        ModelDecl { name: self.ident(), config, fields, methods, span: sp() }
+        ModelDecl { name: self.ident(), config, fields, methods, broken_fields: vec![], span: sp() }
     }
 
     fn block(&mut self) -> Block {

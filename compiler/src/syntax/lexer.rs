@@ -5,11 +5,12 @@
 //! `}`), unless we are inside `( )` or `[ ]`, where lines continue freely.
 //! Invalid characters become `LexError`s; lexing never stops early.
 //!
-//! A declaration keyword (`fn`, `model`, `use`, `data`, `trainer`, `const`)
-//! at the start of a line cannot be inside `( )` or `[ ]`: a bracket left
-//! open above it is closed there for the purpose of line ends (the parser
-//! still reports it, at that line end), so one missing `)` does not swallow
-//! the declarations below it and their own mistakes are still reported.
+//! A declaration cannot be inside `( )` or `[ ]`: a line that starts with
+//! `model`, `use`, `data`, `trainer` or `const`, or with `fn name` after
+//! any indentation (a method; a lambda is `fn(`), closes the brackets left
+//! open above it, for the purpose of line ends (the parser still reports
+//! them, at that line end), so one missing `)` does not swallow the
+//! declarations below it and their own mistakes are still reported.
 
 use logos::Logos;
 use std::fmt;
@@ -226,10 +227,17 @@ pub fn lex(text: &str) -> (Vec<Spanned>, Vec<std::ops::Range<usize>>) {
         if token == Token::Comment {
             continue;
         }
-        let starts_line = text[..span.start].ends_with('\n') || span.start == 0;
-        let declares =
-            matches!(token, Token::Fn | Token::Model | Token::Use | Token::Data | Token::Trainer | Token::Const);
-        if starts_line && declares {
+        let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+        let indent_only = text[line_start..span.start].chars().all(|c| c == ' ' || c == '\t');
+        let named =
+            text[span.end..].trim_start_matches([' ', '\t']).starts_with(|c: char| c.is_alphabetic() || c == '_');
+        let declares = match token {
+            // A method or function (`fn name(`; a lambda is `fn(`).
+            Token::Fn => indent_only && named,
+            Token::Model | Token::Use | Token::Data | Token::Trainer | Token::Const => line_start == span.start,
+            _ => false,
+        };
+        if declares {
             if let Some(open) = depth.iter().position(|t| matches!(t, Token::LParen | Token::LBracket)) {
                 depth.truncate(open);
                 // The line end after the last token: where the bracket
@@ -240,8 +248,20 @@ pub fn lex(text: &str) -> (Vec<Spanned>, Vec<std::ops::Range<usize>>) {
         }
         match &token {
             Token::LParen | Token::LBracket | Token::LBrace => depth.push(token.clone()),
+            // A closer closes its own kind of bracket, and any left open
+            // inside it (`f(x[0)` closes the `(`): a wrong closer leaves
+            // the outer brackets as they were, so the lines after a typo
+            // still end where they should. A closer with no opener of its
+            // kind closes nothing.
             Token::RParen | Token::RBracket | Token::RBrace => {
-                depth.pop();
+                let opener = match token {
+                    Token::RParen => Token::LParen,
+                    Token::RBracket => Token::LBracket,
+                    _ => Token::LBrace,
+                };
+                if let Some(at) = depth.iter().rposition(|t| *t == opener) {
+                    depth.truncate(at);
+                }
             }
             _ => {}
         }

@@ -36,23 +36,25 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
     // An unexpected opening bracket makes its whole group garbage to the
     // parser: errors up to its matching closer are consequences (one
     // mistake, one report), so they are dropped; so are item-level cascades
-    // (`is_cascade`).
+    // (`is_cascade`). So is a group whose opener the recovery skipped (a
+    // method header broken before its `{`: the body's lines would each be
+    // reported as broken members).
     let mut garbage_until = 0;
     let mut last_error: Option<usize> = None;
     for err in recovered {
-        if let ParseError::UnrecognizedToken { token: (l, _, _), .. } = &err.error {
-            if *l < garbage_until {
-                continue;
-            }
+        let in_garbage =
+            matches!(&err.error, ParseError::UnrecognizedToken { token: (l, _, _), .. } if *l < garbage_until);
+        if let Some(open) = first_unclosed(&err.dropped_tokens) {
+            garbage_until = garbage_until.max(matching_close(&opened, open).unwrap_or(end));
         }
-        if is_cascade(&err.error, last_error, &opened, text) {
+        if in_garbage || is_cascade(&err.error, last_error, &opened, text) {
             continue;
         }
         if let ParseError::UnrecognizedToken {
             token: (l, Token::LParen | Token::LBracket | Token::LBrace, _), ..
         } = &err.error
         {
-            garbage_until = matching_close(&opened, *l).unwrap_or(end);
+            garbage_until = garbage_until.max(matching_close(&opened, *l).unwrap_or(end));
         }
         last_error = error_location(&err.error).or(last_error);
         push(diagnostic(file, &err.error, end, &opened, text));
@@ -195,6 +197,22 @@ fn is_cascade(
 
 /// The end offset of the bracket that closes the one opened at `start`
 /// (brackets of every kind nest together), or `None` when it is not closed.
+/// The start of the first opening bracket among `dropped` that is not
+/// closed among them.
+fn first_unclosed(dropped: &[(usize, Token, usize)]) -> Option<usize> {
+    let mut open: Vec<usize> = Vec::new();
+    for (l, t, _) in dropped {
+        match t {
+            Token::LParen | Token::LBracket | Token::LBrace => open.push(*l),
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.first().copied()
+}
+
 fn matching_close(tokens: &[(usize, Token, usize)], start: usize) -> Option<usize> {
     closing_token(tokens, start).map(|(_, r)| r)
 }
