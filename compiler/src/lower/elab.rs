@@ -881,12 +881,6 @@ impl<'p> Elaborator<'p> {
         args: Vec<CallArg>,
         span: Span,
     ) -> Val {
-        // Poison in, poison out: an argument whose error was reported would
-        // only make the body report consequences (a generic function's dims
-        // left unbound). The body is checked on its own declared types.
-        if args.iter().any(|a| matches!(a.value, Val::Poison)) {
-            return Val::Poison;
-        }
         self.nested(&decl.name.name, span, "functions", |el| el.call_fn_decl_inner(r, decl, model, args, span))
     }
 
@@ -973,6 +967,13 @@ impl<'p> Elaborator<'p> {
                 None => v.clone(),
             };
             env.bind(&p.name.name, v);
+        }
+        // Poison in, poison out: the call itself was checked (arguments,
+        // their types), but a body given an argument whose error was
+        // reported would only report consequences (a generic function's dims
+        // left unbound). A function is also checked on its declared types.
+        if args.iter().any(|a| matches!(a.value, Val::Poison)) {
+            return Val::Poison;
         }
         let before = self.diags.len();
         // A body block's scope stays open for the return type: dims its

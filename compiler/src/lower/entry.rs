@@ -76,6 +76,21 @@ pub(super) fn check_fn(
     f: &ast::FnDecl,
     model: Option<Rc<super::value::ModelInst>>,
 ) -> Option<(Vec<CallArg>, Val)> {
+    // Poison made on purpose (`silent_poison`) explains poison only in the
+    // function that made it: another function's poison still needs an error
+    // (the debug check in `builtins::call`).
+    let outer = std::mem::replace(&mut el.silent_poison, false);
+    let res = check_fn_here(el, module, f, model);
+    el.silent_poison = outer;
+    res
+}
+
+fn check_fn_here(
+    el: &mut Elaborator,
+    module: usize,
+    f: &ast::FnDecl,
+    model: Option<Rc<super::value::ModelInst>>,
+) -> Option<(Vec<CallArg>, Val)> {
     let mut env = Env::new(module);
     if let Some(m) = &model {
         for (k, v) in &m.config {

@@ -106,8 +106,13 @@ pub fn take_along_axis(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val
         let msg = format!("`take_along_axis` indexes at most 2^31 - 1 elements, x has {x_elements}");
         return report(el, Code::ShapeMismatch, msg);
     }
-    let b = el.b();
     let idx_dims: Vec<usize> = idx.ty.dims.iter().map(known).collect();
+    if x_elements == 0 || idx_dims.contains(&0) {
+        // Nothing to gather (another dim of x is 0, so the result is empty).
+        let id = el.b().full(0.0, &Type::new(x.ty.dtype, &idx_dims));
+        return Val::Tensor(TVal { ty, id: Some(id) });
+    }
+    let b = el.b();
     let itype = Type::new(DType::I32, &idx_dims);
     // Clamp into 0..c (before the row offsets, which would carry an index
     // out of range into the next row).

@@ -50,8 +50,12 @@ pub fn declared_names(text: &str) -> Vec<String> {
             continue;
         }
         if let Some(header) = line.strip_prefix("model ") {
-            // The model and its config parameters, which the methods of a
-            // model the parser lost would read.
+            // The model and its config parameters, which its methods read:
+            // a model body broken before a method ends early (the parser
+            // resumes at the next line it can read), and the methods after
+            // it are read as free functions. Even for a model that parsed
+            // whole: which one lost methods is not known here, and this
+            // only silences names in a file that already has an error.
             for (_, token, _) in lex(header).0 {
                 if let Token::Ident(name) = token {
                     add(name);

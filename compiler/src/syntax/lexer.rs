@@ -227,14 +227,16 @@ pub fn lex(text: &str) -> (Vec<Spanned>, Vec<std::ops::Range<usize>>) {
         if token == Token::Comment {
             continue;
         }
-        let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
-        let indent_only = text[line_start..span.start].chars().all(|c| c == ' ' || c == '\t');
-        let named =
-            text[span.end..].trim_start_matches([' ', '\t']).starts_with(|c: char| c.is_alphabetic() || c == '_');
+        // Only declaration keywords look at their line (linear time).
+        let line_start = || text[..span.start].rfind('\n').map_or(0, |i| i + 1);
         let declares = match token {
             // A method or function (`fn name(`; a lambda is `fn(`).
-            Token::Fn => indent_only && named,
-            Token::Model | Token::Use | Token::Data | Token::Trainer | Token::Const => line_start == span.start,
+            Token::Fn => {
+                let indent_only = text[line_start()..span.start].chars().all(|c| c == ' ' || c == '\t');
+                let after = text[span.end..].trim_start_matches([' ', '\t']);
+                indent_only && after.starts_with(|c: char| c.is_alphabetic() || c == '_')
+            }
+            Token::Model | Token::Use | Token::Data | Token::Trainer | Token::Const => line_start() == span.start,
             _ => false,
         };
         if declares {

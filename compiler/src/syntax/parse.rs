@@ -195,8 +195,6 @@ fn is_cascade(
     item_level && !new_item
 }
 
-/// The end offset of the bracket that closes the one opened at `start`
-/// (brackets of every kind nest together), or `None` when it is not closed.
 /// The start of the first opening bracket among `dropped` that is not
 /// closed among them.
 fn first_unclosed(dropped: &[(usize, Token, usize)]) -> Option<usize> {
@@ -213,6 +211,8 @@ fn first_unclosed(dropped: &[(usize, Token, usize)]) -> Option<usize> {
     open.first().copied()
 }
 
+/// The end offset of the bracket that closes the one opened at `start`
+/// (brackets of every kind nest together), or `None` when it is not closed.
 fn matching_close(tokens: &[(usize, Token, usize)], start: usize) -> Option<usize> {
     closing_token(tokens, start).map(|(_, r)| r)
 }
