@@ -455,8 +455,11 @@ impl<'p> Elaborator<'p> {
                 }
                 if let Some(&n) = m.lists.get(&field.name) {
                     let items = (0..n).map(|i| m.subs.get(&format!("{}.{i}", field.name)).cloned());
-                    // A member that failed to instantiate was reported already.
-                    return Val::Tuple(items.map(|s| s.map_or(Val::Poison, Val::Model)).collect());
+                    // A member that failed to instantiate was reported already
+                    // (maybe while checking another function).
+                    let items: Vec<Val> = items.map(|s| s.map_or(Val::Poison, Val::Model)).collect();
+                    self.silent_poison |= items.iter().any(|v| matches!(v, Val::Poison));
+                    return Val::Tuple(items);
                 }
                 if let Some(c) = m.config.get(&field.name) {
                     return c.clone();
@@ -466,7 +469,9 @@ impl<'p> Elaborator<'p> {
                     return Val::Method { model: m.clone(), name: field.name.clone() };
                 }
                 if decl.fields.iter().any(|f| f.name.name == field.name) {
-                    // Declared, but it failed to instantiate: reported there.
+                    // Declared, but it failed to instantiate: reported there
+                    // (maybe while checking another function).
+                    self.silent_poison = true;
                     return Val::Poison;
                 }
                 let lost = self.prog.modules[m.module].unparsed_members.contains(&field.name);

@@ -94,6 +94,9 @@ fn check_fn_here(
     let mut env = Env::new(module);
     if let Some(m) = &model {
         for (k, v) in &m.config {
+            // A config value that failed was reported when the model was
+            // instantiated (maybe silently poisoned there: `silent_poison`).
+            el.silent_poison |= matches!(v, Val::Poison);
             env.bind(k, v.clone());
         }
     }

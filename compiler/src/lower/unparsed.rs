@@ -50,15 +50,28 @@ pub fn declared_names(text: &str) -> Vec<String> {
             continue;
         }
         if let Some(header) = line.strip_prefix("model ") {
-            // The model and its config parameters, which its methods read:
-            // a model body broken before a method ends early (the parser
-            // resumes at the next line it can read), and the methods after
-            // it are read as free functions. Even for a model that parsed
-            // whole: which one lost methods is not known here, and this
-            // only silences names in a file that already has an error.
-            for (_, token, _) in lex(header).0 {
-                if let Token::Ident(name) = token {
-                    add(name);
+            // The model and its config parameters (a name right after the
+            // header's `(` or a `,` in it), which its methods read: a model
+            // body broken before a method ends early (the parser resumes at
+            // the next line it can read), and the methods after it are read
+            // as free functions. Even for a model that parsed whole: which
+            // one lost methods is not known here, and this only silences
+            // names in a file that already has an error.
+            let tokens = lex(header).0;
+            let mut depth = 0usize;
+            for (k, (_, token, _)) in tokens.iter().enumerate() {
+                match token {
+                    Token::LParen | Token::LBracket | Token::LBrace => depth += 1,
+                    Token::RParen | Token::RBracket | Token::RBrace => depth = depth.saturating_sub(1),
+                    Token::Ident(name) => {
+                        let before = k.checked_sub(1).map(|j| &tokens[j].1);
+                        let model_name = k == 0;
+                        let param = depth == 1 && matches!(before, Some(Token::LParen | Token::Comma));
+                        if model_name || param {
+                            add(name.clone());
+                        }
+                    }
+                    _ => {}
                 }
             }
             continue;
