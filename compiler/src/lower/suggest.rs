@@ -1,12 +1,15 @@
 //! "Did you mean" suggestions: the closest known name by edit distance.
 
 /// The candidate closest to `name`, if it is close enough to be a likely typo.
+/// Some of `name` must survive the edit: any one-letter name is one edit
+/// from `y`, so `y` gets no suggestion (it got `M`, a model's name).
 pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let len = name.chars().count();
+    let limit = (len / 3).max(1);
     candidates
         .filter(|c| *c != name)
         .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= limit)
+        .filter(|(d, _)| *d <= limit && *d < len)
         .min()
         .map(|(_, c)| c)
 }

@@ -119,9 +119,12 @@ pub fn call_grad(
                 let mut d =
                     Diagnostic::error(Code::BadCall, format!("{fname} has no parameter `{w}` to differentiate"))
                         .with_label(span, "in this grad");
-                if let Some(s) = super::suggest::closest(w, params.iter().map(|p| p.name.name.as_str())) {
-                    d = d.with_help(format!("did you mean `{s}`?"));
-                }
+                let names: Vec<&str> = params.iter().map(|p| p.name.name.as_str()).collect();
+                d = match super::suggest::closest(w, names.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None if !names.is_empty() => d.with_help(format!("its parameters: {}", names.join(", "))),
+                    None => d,
+                };
                 return el.error(d);
             }
         }
