@@ -91,6 +91,21 @@ fn sum_all(b: &mut Builder, x: ValueId) -> ValueId {
     b.reduce_sum(x, (0..rank).collect())
 }
 
+/// `sum_k sum(values[k] * param(first + k))`: a scalar weighing each value
+/// by a param of its type (at least one value).
+fn sum_of_products(b: &mut Builder, values: &[ValueId], first: usize) -> ValueId {
+    let sums: Vec<ValueId> = values
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| {
+            let w = b.param(first + k);
+            let prod = b.mul(v, w);
+            sum_all(b, prod)
+        })
+        .collect();
+    sums[1..].iter().fold(sums[0], |acc, &s| b.add(acc, s))
+}
+
 impl Case {
     fn param_types(&self) -> Vec<Type> {
         self.params.iter().map(|(s, _)| f32_ty(s)).collect()
@@ -262,18 +277,9 @@ fn hessian_vector_func(f: &Func, g: &Func, wrt: &[usize]) -> Func {
     let mut b = Builder::new("hvp", &types);
     let args: Vec<ValueId> = (0..f.n_params).map(|i| b.param(i)).collect();
     let map = inline(&mut b, g, &args);
-    let mut total = None;
-    for k in 0..n {
-        let gk = map[g.outputs[1 + k].index()];
-        let v = b.param(f.n_params + k);
-        let prod = b.mul(gk, v);
-        let s = sum_all(&mut b, prod);
-        total = Some(match total {
-            None => s,
-            Some(acc) => b.add(acc, s),
-        });
-    }
-    let h = b.finish(vec![total.expect("at least one wrt param")]);
+    let grads: Vec<ValueId> = (0..n).map(|k| map[g.outputs[1 + k].index()]).collect();
+    let total = sum_of_products(&mut b, &grads, f.n_params);
+    let h = b.finish(vec![total]);
     let hv_func = grad(&h, wrt);
     assert_valid(&hv_func, "grad of grad");
     hv_func
@@ -882,21 +888,33 @@ fn mlp() -> Func {
     let hw = b.matmul(h, w2);
     let b2b = b.broadcast_to(b2, &o_shape);
     let logits = b.add(hw, b2b);
-    // logsumexp with the max subtracted, as a stable softmax does.
-    let m = b.reduce_max(logits, vec![1]);
-    let mb = b.broadcast(m, &o_shape, vec![0]);
+    let loss = mean_soft_cross_entropy(&mut b, logits, y, false);
+    b.finish(vec![loss, logits])
+}
+
+/// The mean over rows of `logsumexp(logits) - sum(logits * target)` (a
+/// soft-target cross-entropy; logits `[rows, C]`), logsumexp shifted by the
+/// row max as a stable softmax does; `stop_shift`: the shift behind
+/// stop_gradient, as `stdlib/nn.jl` writes it.
+fn mean_soft_cross_entropy(b: &mut Builder, logits: ValueId, target: ValueId, stop_shift: bool) -> ValueId {
+    let shape = b.ty(logits).shape.clone();
+    let rows = shape.0[0];
+    let mut m = b.reduce_max(logits, vec![1]);
+    if stop_shift {
+        m = b.unary(Op::StopGradient, m);
+    }
+    let mb = b.broadcast(m, &shape, vec![0]);
     let shifted = b.sub(logits, mb);
     let e = b.unary(Op::Exp, shifted);
     let se = b.reduce_sum(e, vec![1]);
     let lse = b.unary(Op::Log, se);
     let lse = b.add(lse, m);
-    let picked = b.mul(logits, y);
+    let picked = b.mul(logits, target);
     let picked = b.reduce_sum(picked, vec![1]);
-    let per_example = b.sub(lse, picked);
-    let total = b.reduce_sum(per_example, vec![0]);
-    let quarter = b.constant(0.25, DType::F32);
-    let loss = b.mul(total, quarter);
-    b.finish(vec![loss, logits])
+    let per_row = b.sub(lse, picked);
+    let total = b.reduce_sum(per_row, vec![0]);
+    let inverse = b.constant(1.0 / rows as f64, DType::F32);
+    b.mul(total, inverse)
 }
 
 fn mlp_inputs(rng: &mut Rng) -> Vec<Tensor> {
@@ -1410,23 +1428,7 @@ fn loss_with_reductions_gradients() {
             let normed = b.mul(centered, scale);
             let gain = b.broadcast(gain, &rows, vec![1]);
             let h = b.mul(normed, gain);
-            // logsumexp per row, shifted by its (constant) max.
-            let top = b.reduce_max(h, vec![1]);
-            let top = b.unary(Op::StopGradient, top);
-            let top = b.broadcast(top, &rows, vec![0]);
-            let shifted = b.sub(h, top);
-            let e = b.unary(Op::Exp, shifted);
-            let sum_e = b.reduce_sum(e, vec![1]);
-            let lse = b.unary(Op::Log, sum_e);
-            let top_row = b.reduce_max(h, vec![1]);
-            let top_row = b.unary(Op::StopGradient, top_row);
-            let lse = b.add(lse, top_row);
-            let picked = b.mul(h, target);
-            let picked = b.reduce_sum(picked, vec![1]);
-            let per_row = b.sub(lse, picked);
-            let total = b.reduce_sum(per_row, vec![0]);
-            let quarter = b.full(0.25, &f32_ty(&[]));
-            let mean_loss = b.mul(total, quarter);
+            let mean_loss = mean_soft_cross_entropy(b, h, target, true);
             let peak = b.reduce_max(h, vec![0, 1]);
             let tenth = b.full(0.1, &f32_ty(&[]));
             let peak = b.mul(peak, tenth);

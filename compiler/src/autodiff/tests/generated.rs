@@ -14,8 +14,8 @@
 //! are checked, so a generator change cannot quietly skip them all.
 
 use super::{
-    assert_close, dot, dots, eval, forward_over_reverse, hessian_vector_func, jvp_vjp_products, shifted, sum_all,
-    Domain, Rng, ATOL, EPS, RTOL,
+    assert_close, dot, dots, eval, forward_over_reverse, hessian_vector_func, jvp_vjp_products, shifted,
+    sum_of_products, Domain, Rng, ATOL, EPS, RTOL,
 };
 use crate::autodiff::{grad, inline_outputs, jvp};
 use crate::ir::generate::{random_func, GenOptions};
@@ -55,17 +55,8 @@ fn reduced(func: &Func) -> Func {
     let mut b = Builder::new("reduced", &types);
     let args: Vec<ValueId> = (0..func.n_params).map(|i| b.param(i)).collect();
     let outs = inline_outputs(&mut b, func, &args);
-    let mut total = None;
-    for (k, &out) in outs.iter().enumerate() {
-        let c = b.param(func.n_params + k);
-        let weighted = b.mul(out, c);
-        let s = sum_all(&mut b, weighted);
-        total = Some(match total {
-            None => s,
-            Some(acc) => b.add(acc, s),
-        });
-    }
-    b.finish(vec![total.expect("a generated program has an output")])
+    let total = sum_of_products(&mut b, &outs, func.n_params);
+    b.finish(vec![total])
 }
 
 fn all_finite(ts: &[Tensor]) -> bool {
