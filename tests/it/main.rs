@@ -23,6 +23,8 @@ mod keys;
 mod language;
 mod loggers;
 mod optimizer;
+mod progress_bar;
+mod run_seed;
 mod seed_examples;
 mod stdlib;
 mod stopping;

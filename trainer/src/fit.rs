@@ -290,6 +290,16 @@ fn progress_bar(show: bool, len: usize) -> ProgressBar {
     bar
 }
 
+/// Whether an epoch metric is shown on the progress bar, as Lightning
+/// shows only `prog_bar = true` values: the epoch's training loss always,
+/// then what the step methods log with `prog_bar = true` (the text log
+/// line without a bar shows every metric).
+fn on_progress_bar(progs: &TrainPrograms, metric: &str) -> bool {
+    metric == "train_loss_epoch"
+        || progs.train_logs.iter().any(|(n, bar)| *bar && metric.strip_suffix("_epoch") == Some(n))
+        || progs.val_logs.iter().any(|(n, bar)| *bar && metric == n)
+}
+
 /// The first non-finite value among `watched` (name, value) pairs.
 fn non_finite<'a>(values: impl IntoIterator<Item = (&'a str, f64)>) -> Option<(&'a str, f64)> {
     values.into_iter().find(|(_, v)| !v.is_finite())
@@ -782,7 +792,9 @@ fn fit_prepared<'scope, 'env>(
         logger.log(epoch, global_step.saturating_sub(1), &epoch_metrics)?;
         logger.flush()?;
         let shown: Vec<String> = epoch_metrics.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
-        bar.finish_with_message(shown.join(" "));
+        let on_bar: Vec<&String> =
+            epoch_metrics.iter().zip(&shown).filter(|((k, _), _)| on_progress_bar(progs, k)).map(|(_, s)| s).collect();
+        bar.finish_with_message(on_bar.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "));
         if !opts.progress {
             // The training loop's wall time (batches and steps, not
             // validation), what the progress bar shows as elapsed.
