@@ -93,6 +93,9 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         debug_assert!(el.poison_explained(), "`{name}` got poison with no error reported");
         return Val::Poison;
     }
+    if let Some(reported) = super::keywords::misspelled(el, name, &args) {
+        return reported;
+    }
     match name {
         "exp" | "tanh" | "sqrt" | "log1p" | "expm1" | "sigmoid" | "logistic" | "sin" | "cos" | "rsqrt" | "erf" => {
             unary_math(el, name, &args, span)

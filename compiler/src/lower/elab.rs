@@ -86,11 +86,15 @@ const MAX_LISTED_SUBMODULES: usize = 10_000;
 pub struct Env {
     pub module: usize,
     scopes: Vec<HashMap<String, Val>>,
+    /// Where each symbolic dim of the call was bound to its size (the
+    /// argument's span, and the parameter's name), for the note of a later
+    /// argument that does not fit it.
+    dim_sites: HashMap<String, (Span, String)>,
 }
 
 impl Env {
     pub fn new(module: usize) -> Env {
-        Env { module, scopes: vec![HashMap::new()] }
+        Env { module, scopes: vec![HashMap::new()], dim_sites: HashMap::new() }
     }
     pub fn bind(&mut self, name: &str, v: Val) {
         self.scopes.last_mut().expect("env has a scope").insert(name.to_string(), v);
@@ -438,8 +442,8 @@ impl<'p> Elaborator<'p> {
         candidates.extend(super::builtins::NAMES.iter().map(|s| s.to_string()));
         let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"))
             .with_label(span, "not found in this scope");
-        if let Some(s) = super::suggest::closest(name, candidates.iter().map(|s| s.as_str())) {
-            d = d.with_help(format!("did you mean `{s}`?"));
+        if let Some(help) = super::suggest::unknown_name_help(name, candidates.iter().map(|s| s.as_str())) {
+            d = d.with_help(help);
         }
         self.error(d)
     }
@@ -617,8 +621,8 @@ impl<'p> Elaborator<'p> {
                                 .collect();
                             let mut d = Diagnostic::error(Code::UnknownName, format!("unknown model `{}`", model.name))
                                 .with_label(model.span, "not a model in scope");
-                            if let Some(s) = super::suggest::closest(&model.name, names.into_iter()) {
-                                d = d.with_help(format!("did you mean `{s}`?"));
+                            if let Some(help) = super::suggest::unknown_name_help(&model.name, names.into_iter()) {
+                                d = d.with_help(help);
                             }
                             self.error(d);
                             continue;
@@ -905,7 +909,17 @@ impl<'p> Elaborator<'p> {
                 env.bind(k, v.clone());
             }
         }
-        self.call_body(&decl.name.name, &params, decl.ret.as_ref(), &decl.body, env, args, span)
+        // `log` belongs to step methods themselves (as checking a method
+        // alone finds it): a helper's body runs without the step's list, so
+        // a helper that logs is an error whether or not its types are written.
+        let name = &decl.name.name;
+        let is_step = name.ends_with("_step") || name == super::artifacts::HOOK;
+        let step_logs = if is_step { None } else { Some(self.logs.take()) };
+        let res = self.call_body(name, &params, decl.ret.as_ref(), &decl.body, env, args, span);
+        if let Some(logs) = step_logs {
+            self.logs = logs;
+        }
+        res
     }
 
     /// Calls a lambda: its body runs in the scope it captured.
@@ -1322,12 +1336,29 @@ impl<'p> Elaborator<'p> {
                     ast::DimExpr::Name(id) => match self.dim_binding(env, &id.name, id.span) {
                         Some(Val::Int(bound)) => {
                             if &bound != got {
-                                let note = format!("`{}` is {bound} here", id.name);
-                                return self.declared_mismatch(ty, &t, arg_span, fn_name, pname, Some(note));
+                                let Some((site, by)) = env.dim_sites.get(&id.name).cloned() else {
+                                    let note = format!("`{}` is {bound} here", id.name);
+                                    return self.declared_mismatch(ty, &t, arg_span, fn_name, pname, Some(note));
+                                };
+                                let note = format!("`{}` is {bound} in this call: argument `{by}` bound it", id.name);
+                                let bound_at = Some((site, format!("`{}` = {bound} here", id.name)));
+                                let d = self.declared_mismatch_report(
+                                    ty,
+                                    &t,
+                                    arg_span,
+                                    fn_name,
+                                    pname,
+                                    bound_at,
+                                    Some(note),
+                                );
+                                return self.error(d);
                             }
                         }
                         Some(_) => {}
-                        None => env.bind(&id.name, Val::Int(got.clone())),
+                        None => {
+                            env.bind(&id.name, Val::Int(got.clone()));
+                            env.dim_sites.insert(id.name.clone(), (arg_span, pname.name.clone()));
+                        }
                     },
                 }
             }
@@ -1389,16 +1420,36 @@ impl<'p> Elaborator<'p> {
         pname: &ast::Ident,
         note: Option<String>,
     ) -> Val {
+        let d = self.declared_mismatch_report(ty, t, arg_span, fn_name, pname, None, note);
+        self.error(d)
+    }
+
+    /// `declared_mismatch`'s report, before it is reported; `bound_at`
+    /// labels the argument that bound the dim this one contradicts.
+    #[allow(clippy::too_many_arguments)]
+    fn declared_mismatch_report(
+        &self,
+        ty: &ast::TypeExpr,
+        t: &TVal,
+        arg_span: Span,
+        fn_name: &str,
+        pname: &ast::Ident,
+        bound_at: Option<(Span, String)>,
+        note: Option<String>,
+    ) -> Diagnostic {
         let mut d = Diagnostic::error(
             Code::ShapeMismatch,
             format!("argument `{}` of `{fn_name}` has type {}, which does not fit its declared type", pname.name, t.ty),
         )
-        .with_label(arg_span, format!("this is {}", t.ty))
-        .with_label(ty.span, format!("declared as {ty}"));
+        .with_label(arg_span, format!("this is {}", t.ty));
+        if let Some((site, label)) = bound_at {
+            d = d.with_label(site, label);
+        }
+        d = d.with_label(ty.span, format!("declared as {ty}"));
         if let Some(n) = note {
             d = d.with_note(n);
         }
-        self.error(d)
+        d
     }
 
     /// Matches call arguments (positional, then keyword, then defaults) to

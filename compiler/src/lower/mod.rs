@@ -20,6 +20,7 @@ pub mod gradients;
 pub mod hook;
 pub mod index;
 mod join;
+mod keywords;
 mod leading_dims;
 pub mod model_checks;
 pub mod ops;

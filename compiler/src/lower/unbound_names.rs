@@ -73,8 +73,8 @@ pub fn unknown_names(prog: &Program) -> Vec<Diagnostic> {
                              `fn {}(self, x, y, {name})`",
                             f.name.name
                         ));
-                    } else if let Some(s) = super::suggest::closest(name, candidates) {
-                        d = d.with_help(format!("did you mean `{s}`?"));
+                    } else if let Some(help) = super::suggest::unknown_name_help(name, candidates) {
+                        d = d.with_help(help);
                     }
                     diags.push(d);
                 }
