@@ -287,6 +287,11 @@ fn evaluate(
 }
 
 fn run(cli: Cli) -> ExitCode {
+    // The test of the internal-error path: nothing a user writes panics, so
+    // the test asks for one (no other effect; named so nobody sets it by chance).
+    if std::env::var_os("JLC_TEST_FORCE_INTERNAL_ERROR").is_some() {
+        panic!("forced by JLC_TEST_FORCE_INTERNAL_ERROR");
+    }
     let color = std::io::stderr().is_terminal();
     match cli.command {
         Command::Test { file, ckpt, overrides, backend } => {

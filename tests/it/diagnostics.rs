@@ -225,3 +225,31 @@ fn one_deleted_token_gives_one_report() {
     assert!(one * 100 >= with_errors * 85, "{one} of {with_errors} mutations gave exactly one error");
     assert!(worst.0 <= 8, "{} errors for one mistake: {}", worst.0, worst.1);
 }
+
+/// A compiler bug is not the user's mistake: exit 101 (not 1) with a
+/// message that says so, distinct from a user error's exit 1.
+#[test]
+fn an_internal_error_exits_101_and_says_it_is_a_bug() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/digits_mlp.jl");
+    let run = |force: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jlc"));
+        cmd.arg("check").arg(&file);
+        if force {
+            cmd.env("JLC_TEST_FORCE_INTERNAL_ERROR", "1");
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(101), "{err}");
+    assert!(err.starts_with("error: internal compiler error: "), "{err}");
+    assert!(err.contains("this is a bug in jlc"), "{err}");
+    // The same command without it: a clean check (exit 0); a user error exits 1.
+    assert_eq!(run(false).status.code(), Some(0));
+    let bad = std::env::temp_dir().join(format!("jlc-ice-{}.jl", std::process::id()));
+    std::fs::write(&bad, "fn f(x: f32[3]) -> f32[4] = x\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jlc")).arg("check").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("internal compiler error"));
+    let _ = std::fs::remove_file(&bad);
+}

@@ -67,6 +67,16 @@ fn a_missing_file_names_the_path_tried_and_a_cycle_shows_the_chain() {
         "use \"a.jl\"\nfn x() = 1.0\n",
     );
     assert!(rendered.contains("import cycle: dir/main.jl -> dir/a.jl -> dir/b.jl -> dir/main.jl"), "{rendered}");
+    // A failed import is one report: the names it would have brought in are
+    // not reported again where they are used (a cycle, a missing file, an
+    // unknown module, an item the module lacks).
+    let (diags, rendered) = check(
+        &[("dir/a.jl", "use \"main.jl\".h\nfn g(x) = h(x)\n")],
+        "use \"a.jl\".g\nuse \"gone.jl\".k\nuse nnn.relu\nuse nn.reluu\n\n\
+         fn h(x) = x\n\nfn main() {\n    print(g(1.0), k(1.0), relu(1.0), reluu(1.0))\n}\n",
+    );
+    assert_eq!(diags.len(), 4, "{rendered}");
+    assert!(!rendered.contains("unknown name"), "{rendered}");
     // `check_source` (no reader given) reads from disk; the compiler itself opens no file.
     let (_, diags) = compiler::lower::load("x.jl", "use \"Cargo.toml\"\n");
     assert!(diags.iter().any(|d| d.message.contains("cannot read")), "{diags:?}");
@@ -485,16 +495,22 @@ fn dump_typed_prints_each_signature_with_inferred_types() {
     let src = "use nn.Linear\n\nconst N = 4\n\n\
                fn f(x: f32[B, N], w: f32[N, 2]) = (x @ w, sum(x))\n\n\
                fn g(x) = x\n\n\
+               fn pick(flag: bool, x: f32[K]) -> f32[K] = if flag { x } else { -x }\n\n\
                model M(k: int = 3) {\n    l: Linear(N, k)\n\n    fn forward(self, x: f32[B, N]) = self.l(x)\n}\n";
     let out = jaxlightning::dump("t.jl", src, jaxlightning::DumpStage::Typed, false, 2, &[], false).unwrap();
     let want = "const N = 4\n\
                 fn f(x: f32[B, 4], w: f32[4, 2]) -> (f32[B, 2], f32)\n\
                 fn g(x) (checked at each call)\n\
+                fn pick(flag: bool, x: f32[K]) -> f32[K]\n\
                 model M(k = 3)\n    l.bias: f32[3]\n    l.weight: f32[4, 3]\n    fn forward(self, x: f32[B, 4]) -> f32[B, 3]\n";
     assert_eq!(out, want);
     let tokens =
         jaxlightning::dump("t.jl", "fn g(x) = x\n", jaxlightning::DumpStage::Tokens, false, 2, &[], false).unwrap();
     assert!(tokens.starts_with("0..2 `fn`\n3..4 name `g`\n"), "{tokens}");
+    let ast = jaxlightning::dump("t.jl", "fn g(x) = x\n", jaxlightning::DumpStage::Ast, false, 2, &[], false).unwrap();
+    for part in ["Fn(", "name: \"g\"", "params: [", "Name(", "\"x\""] {
+        assert!(ast.contains(part), "{part} in {ast}");
+    }
 }
 
 #[test]

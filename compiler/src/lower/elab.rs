@@ -344,7 +344,7 @@ impl<'p> Elaborator<'p> {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
                     // `grad(f, wrt = (w, b))` names parameters: keep names unevaluated.
-                    let v = if a.name.as_ref().is_some_and(|n| n.name == "wrt")
+                    let v = if a.name.as_ref().is_some_and(|n| super::keywords::meant(&n.name, "wrt"))
                         && matches!(f, Val::Builtin("grad" | "value_and_grad"))
                     {
                         match names_of(&a.value) {
@@ -357,7 +357,8 @@ impl<'p> Elaborator<'p> {
                                 .with_label(a.value.span, "not a parameter name"),
                             ),
                         }
-                    } else if a.name.as_ref().is_some_and(|n| n.name == "in_axes") && matches!(f, Val::Builtin("vmap"))
+                    } else if a.name.as_ref().is_some_and(|n| super::keywords::meant(&n.name, "in_axes"))
+                        && matches!(f, Val::Builtin("vmap"))
                     {
                         super::vmap::in_axes_value(self, env, &a.value)
                     } else {

@@ -80,7 +80,15 @@ pub(super) fn check_fn(
     // function that made it: another function's poison still needs an error
     // (the debug check in `builtins::call`).
     let outer = std::mem::replace(&mut el.silent_poison, false);
-    let res = check_fn_here(el, module, f, model);
+    let res = check_fn_here(el, module, f, model.clone(), true);
+    // A `flag: bool` parameter is a compile-time bool when its caller gives
+    // one (`if flag { ... }` selects code), so checked alone it is one:
+    // true, then false, so that both branches are checked.
+    let has_flag = f.params.iter().any(|p| p.ty.as_ref().is_some_and(|t| t.dims.is_none() && t.name.name == "bool"));
+    if res.is_some() && has_flag {
+        el.silent_poison = false;
+        check_fn_here(el, module, f, model, false);
+    }
     el.silent_poison = outer;
     res
 }
@@ -90,6 +98,7 @@ fn check_fn_here(
     module: usize,
     f: &ast::FnDecl,
     model: Option<Rc<super::value::ModelInst>>,
+    flags: bool,
 ) -> Option<(Vec<CallArg>, Val)> {
     let mut env = Env::new(module);
     if let Some(m) = &model {
@@ -113,6 +122,7 @@ fn check_fn_here(
         let v = match ty.name.name.as_str() {
             "int" if ty.dims.is_none() => Val::Int(Dim::Sym(p.name.name.clone())),
             "float" if ty.dims.is_none() => Val::Float(1.0),
+            "bool" if ty.dims.is_none() => Val::Bool(flags),
             _ => match el.resolve_type(&env, ty, true) {
                 Some(t) => Val::Tensor(TVal { ty: t, id: None }),
                 None => return None,

@@ -27,6 +27,14 @@ fn of(builtin: &str) -> &'static [&'static str] {
     }
 }
 
+/// Whether keyword argument `kw` is, or is a likely typo of, `keyword`:
+/// `wrt` and `in_axes` hold names (`w`, `None`) that are not evaluated,
+/// so a misspelled one must not be evaluated either (its names would be
+/// reported as unknown on top of the typo).
+pub fn meant(kw: &str, keyword: &str) -> bool {
+    kw == keyword || super::suggest::closest(kw, std::iter::once(keyword)).is_some()
+}
+
 /// The report for the first keyword argument of `builtin` that is not one
 /// of its keywords but is close to one (a likely typo); None otherwise
 /// (the builtin's own checks then say what it takes).

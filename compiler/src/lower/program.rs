@@ -229,11 +229,18 @@ fn add_module(
         syntax_errors: broken,
     });
     for u in uses {
+        // The names a failed `use` would have brought in are known to be
+        // broken (the failure is reported): their uses are silent poison.
+        let failed = |prog: &mut Program, names: &[ast::Ident]| {
+            prog.modules[id].unparsed.extend(names.iter().map(|n| n.name.clone()));
+        };
         let target = if u.file { load_file(prog, file, &u, diags, loader) } else { None };
         if u.file && target.is_none() {
+            failed(prog, u.names.as_deref().unwrap_or_default());
             continue;
         }
         let Some(target) = target.or_else(|| load_stdlib(prog, &u.module.name, diags, loader)) else {
+            failed(prog, u.names.as_deref().unwrap_or_default());
             let known: Vec<&str> = STDLIB.iter().map(|(n, _)| *n).collect();
             let mut d = Diagnostic::error(Code::UnknownModule, format!("no stdlib module named `{}`", u.module.name))
                 .with_label(u.module.span, "unknown module");
@@ -276,6 +283,7 @@ fn add_module(
                                 d = d.with_help(format!("did you mean `{s}`?"));
                             }
                             diags.push(d);
+                            failed(prog, std::slice::from_ref(n));
                         }
                     }
                 }

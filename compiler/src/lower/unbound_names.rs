@@ -170,11 +170,12 @@ impl<'a> Names<'a> {
                     if self.values_only && type_only && matches!(a.value.kind, ExprKind::Name(_)) {
                         continue;
                     }
+                    // (A misspelled `wrt` or `in_axes` too: the typo is reported where the call is checked.)
                     match a.name.as_ref().map(|n| n.name.as_str()) {
                         // `grad(f, wrt = (w, b))` names the function's parameters.
-                        Some("wrt") => {}
+                        Some(kw) if super::keywords::meant(kw, "wrt") => {}
                         // `vmap(f, in_axes = (None, 0))`: `None` is a name only there.
-                        Some("in_axes") => self.in_axes(&a.value),
+                        Some(kw) if super::keywords::meant(kw, "in_axes") => self.in_axes(&a.value),
                         _ => self.expr(&a.value),
                     }
                 }
