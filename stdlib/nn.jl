@@ -2,12 +2,13 @@
 # that they are differentiated, optimized and compiled with the user's code.
 
 # A fully connected layer, y = x @ weight + bias, initialized as PyTorch's
-# nn.Linear: weight and bias uniform in +-1/sqrt(fan_in).
+# nn.Linear: weight and bias uniform in +-1/sqrt(fan_in). Any leading dims,
+# as torch: [B, T, fan_in] maps each of the B * T rows.
 model Linear(fan_in: int, fan_out: int) {
     weight: f32[fan_in, fan_out] = uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in))
     bias: f32[fan_out] = uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in))
 
-    fn __call__(self, x: f32[B, fan_in]) -> f32[B, fan_out] {
+    fn __call__(self, x: f32[..., fan_in]) -> f32[..., fan_out] {
         x @ self.weight + self.bias
     }
 }

@@ -1086,3 +1086,13 @@ fn layer_models_gradients_match_finite_differences() {
         grad_check_func(layer, &val, &inputs, &wrt);
     }
 }
+
+/// `Linear` takes any leading dims (as torch's): each row of the last dim maps.
+#[test]
+fn linear_maps_the_last_dim_under_any_leading_dims() {
+    let src = "use nn.Linear\n\nmodel M {\n    l: Linear(4, 3)\n\n    \
+               fn seq(self, x: f32[B, T, 4]) = self.l(x)\n\n    fn one(self, x: f32[4]) = self.l(x)\n}\n";
+    let out = jaxlightning::dump("t.jl", src, jaxlightning::DumpStage::Typed, false, 2, &[], false).unwrap();
+    assert!(out.contains("fn seq(self, x: f32[B, T, 4]) -> f32[B, T, 3]"), "{out}");
+    assert!(out.contains("fn one(self, x: f32[4]) -> f32[3]"), "{out}");
+}
