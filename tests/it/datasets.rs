@@ -428,3 +428,57 @@ fn safetensors_source_trains_and_reports_bad_tensors() {
     assert!(err(file((Dtype::F16, &half)), "y").contains("dtype F16 is not read"));
     assert!(err(b"not a safetensors file".to_vec(), "y").starts_with("d.safetensors: not a safetensors file"));
 }
+
+/// `data = synthetic("moons", ...)`: generated data from the model file,
+/// with a drawn test split; a small MLP separates the moons (held-out test
+/// accuracy, computed by `jlc`'s test loop), and mistakes in the call are
+/// clear errors.
+#[test]
+fn synthetic_moons_train_end_to_end_and_bad_calls_are_errors() {
+    let dir = tempdir("synthetic-moons");
+    let model = r#"
+use nn.{Linear, relu}
+use losses.cross_entropy
+use metrics.accuracy
+use optim.adam
+
+model Net {
+    l1: Linear(2, 32)
+    l2: Linear(32, 2)
+    fn forward(self, x: f32[B, 2]) -> f32[B, 2] = self.l2(relu(self.l1(x)))
+    fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 = cross_entropy(self.forward(x), y)
+    fn test_step(self, x: f32[B, 2], y: i32[B]) {
+        log("test_acc", accuracy(self.forward(x), y))
+    }
+    fn configure_optimizers(self) = adam(1e-2)
+}
+
+data = synthetic("moons", n = 2000, test = 500, noise = 0.1, seed = 3) { batch_size = 64 }
+trainer { max_epochs = 10 }
+"#;
+    let file = dir.join("moons.jl");
+    std::fs::write(&file, model).unwrap();
+    let root = format!("trainer.default_root_dir={}", dir.display());
+    let (code, out, err) = jlc_out(&["run", file.to_str().unwrap(), "--set", &root]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("2000 training and 0 validation examples, 500 test"), "{err}");
+    let acc: f64 = out
+        .lines()
+        .chain(err.lines())
+        .find_map(|l| l.trim().strip_prefix("test_acc").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no test_acc in {out}{err}"));
+    // Linear on the moons reaches about 0.88; the MLP separates them.
+    assert!(acc > 0.97, "test accuracy {acc}");
+
+    for (call, says) in [
+        ("synthetic(\"spirals\")", "takes the kind first: \"moons\", \"blobs\" or \"regression\""),
+        ("synthetic(\"moons\", n = 0)", "synthetic(...) takes synthetic(\"moons\" | \"blobs\" | \"regression\""),
+        ("synthetic(\"blobs\", noise = -1.0)", "`noise` is a number >= 0"),
+    ] {
+        let bad = model.replace("synthetic(\"moons\", n = 2000, test = 500, noise = 0.1, seed = 3)", call);
+        std::fs::write(&file, bad).unwrap();
+        let (code, _, err) = jlc_out(&["check", file.to_str().unwrap()]);
+        assert_eq!(code, 1, "{call}: {err}");
+        assert!(err.contains(says), "{call}: {err}");
+    }
+}

@@ -2,6 +2,7 @@
 //! sections (with `--set section.key=value` overrides applied first).
 //! Unknown keys and wrong types are diagnostics with spans.
 
+use crate::data::synthetic::{SyntheticKind, SyntheticSpec};
 use compiler::diagnostic::{Code, Diagnostic};
 use compiler::lower::gradients::{self, GradSettings};
 use compiler::lower::{ConstValue, Section, SettingEntry};
@@ -30,6 +31,8 @@ pub struct DataConfig {
     pub test_keys: Option<(String, String)>,
     /// `text(...)`: the length of each example's token sequence.
     pub seq_len: usize,
+    /// `synthetic(...)`: what to generate.
+    pub synthetic: Option<SyntheticSpec>,
 }
 
 /// The built-in data sources.
@@ -50,6 +53,9 @@ pub enum SourceKind {
     /// `text("file.txt[.gz]", seq = 128)`: a byte-level corpus cut into
     /// sequences; the targets are the inputs shifted by one byte.
     Text,
+    /// `synthetic("moons" | "blobs" | "regression", n = 1000, ...)`:
+    /// generated data (`data/synthetic.rs`); `path` is the kind.
+    Synthetic,
     /// A Rust `DataModule` (`trainer::fit_with_data`); `path` is its name.
     Module,
 }
@@ -63,6 +69,7 @@ impl SourceKind {
             SourceKind::Npy => "npy",
             SourceKind::Safetensors => "safetensors",
             SourceKind::Text => "text",
+            SourceKind::Synthetic => "synthetic",
             SourceKind::Module => "module",
         }
     }
@@ -76,6 +83,7 @@ struct SourceArgs {
     y_key: String,
     scale: f64,
     seq_len: usize,
+    synthetic: Option<SyntheticSpec>,
 }
 
 /// The signature of each source, for messages.
@@ -87,8 +95,84 @@ fn signature(kind: SourceKind) -> &'static str {
         SourceKind::Npy => "npy(\"x.npy\", y = \"y.npy\", scale = 1.0)",
         SourceKind::Safetensors => "safetensors(\"file.safetensors\", x = \"x\", y = \"y\", scale = 1.0)",
         SourceKind::Text => "text(\"file.txt\", seq = 128)",
+        SourceKind::Synthetic => {
+            "synthetic(\"moons\" | \"blobs\" | \"regression\", n = 1000, test = 0, features = 2, classes = 2, noise = 0.1, seed = 0)"
+        }
         SourceKind::Module => "a Rust DataModule",
     }
+}
+
+impl SourceArgs {
+    fn of(kind: SourceKind) -> SourceArgs {
+        SourceArgs {
+            kind,
+            path: String::new(),
+            x_key: String::new(),
+            y_key: String::new(),
+            scale: 1.0,
+            seq_len: 0,
+            synthetic: None,
+        }
+    }
+}
+
+/// Reads `synthetic("moons", n = 1000, test = 0, features = 2, classes = 2,
+/// noise = 0.1, seed = 0)`; every count must be positive (test: >= 0),
+/// `noise` >= 0.
+fn synthetic_args(args: &[(Option<String>, ConstValue)], span: Span, diags: &mut Vec<Diagnostic>) -> SourceArgs {
+    let sig = signature(SourceKind::Synthetic);
+    let mut out = SourceArgs::of(SourceKind::Synthetic);
+    let kind = match args.first() {
+        Some((None, ConstValue::Str(k))) => {
+            out.path = k.clone();
+            SyntheticKind::parse(k)
+        }
+        _ => None,
+    };
+    if kind.is_none() {
+        diags.push(
+            Diagnostic::error(
+                Code::BadSection,
+                "synthetic(...) takes the kind first: \"moons\", \"blobs\" or \"regression\"",
+            )
+            .with_label(span, "here")
+            .with_help(format!("write {sig}")),
+        );
+    }
+    let mut spec = SyntheticSpec {
+        kind: kind.unwrap_or(SyntheticKind::Moons),
+        n: 1000,
+        n_test: 0,
+        features: 2,
+        classes: 2,
+        noise: 0.1,
+        seed: 0,
+    };
+    for (k, v) in args.iter().skip(1) {
+        let count = match v {
+            ConstValue::Int(i) if *i >= 0 => Some(*i as usize),
+            _ => None,
+        };
+        match (k.as_deref(), count, v) {
+            (Some("n"), Some(c), _) if c >= 1 => spec.n = c,
+            (Some("test"), Some(c), _) => spec.n_test = c,
+            (Some("features"), Some(c), _) if c >= 1 && kind != Some(SyntheticKind::Moons) => spec.features = c,
+            (Some("classes"), Some(c), _) if c >= 1 && kind != Some(SyntheticKind::Moons) => spec.classes = c,
+            (Some("seed"), Some(c), _) => spec.seed = c as u64,
+            (Some("noise"), _, ConstValue::Float(x)) if *x >= 0.0 && x.is_finite() => spec.noise = *x,
+            (Some("noise"), Some(c), _) => spec.noise = c as f64,
+            _ => diags.push(
+                Diagnostic::error(Code::BadSection, format!("synthetic(...) takes {sig}"))
+                    .with_label(span, "unexpected argument")
+                    .with_note("counts are positive integers (`test` may be 0), `noise` is a number >= 0; moons are 2-D with 2 classes"),
+            ),
+        }
+    }
+    if kind == Some(SyntheticKind::Moons) {
+        (spec.features, spec.classes) = (2, 2);
+    }
+    out.synthetic = Some(spec);
+    out
 }
 
 /// Reads `csv(...)`, `idx(...)`, `npz(...)` or `npy(...)`; `None` (with a
@@ -96,6 +180,7 @@ fn signature(kind: SourceKind) -> &'static str {
 fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> Option<SourceArgs> {
     let ConstValue::Call { name, args } = value else { return None };
     let kind = match name.as_str() {
+        "synthetic" => return Some(synthetic_args(args, span, diags)),
         "csv" => SourceKind::Csv,
         "idx" => SourceKind::Idx,
         "npz" => SourceKind::Npz,
@@ -105,8 +190,7 @@ fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> O
         _ => return None,
     };
     let sig = signature(kind);
-    let mut out =
-        SourceArgs { kind, path: String::new(), x_key: String::new(), y_key: String::new(), scale: 1.0, seq_len: 0 };
+    let mut out = SourceArgs::of(kind);
     if kind == SourceKind::Text {
         out.seq_len = 128;
     }
@@ -342,14 +426,7 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                         )
                         .with_note("NPZ and NPY hold arrays whose first axis indexes the examples (numpy's np.savez, np.save)"),
                 );
-                SourceArgs {
-                    kind: SourceKind::Csv,
-                    path: String::new(),
-                    x_key: String::new(),
-                    y_key: String::new(),
-                    scale: 1.0,
-                    seq_len: 0,
-                }
+                SourceArgs::of(SourceKind::Csv)
             }
         },
         None => {
@@ -357,14 +434,7 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
                 Diagnostic::error(Code::BadSection, "the data section names no source")
                     .with_label(section.span, "here"),
             );
-            SourceArgs {
-                kind: SourceKind::Csv,
-                path: String::new(),
-                x_key: String::new(),
-                y_key: String::new(),
-                scale: 1.0,
-                seq_len: 0,
-            }
+            SourceArgs::of(SourceKind::Csv)
         }
     };
     let source = src.kind;
@@ -380,12 +450,18 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
         test: None,
         test_keys: None,
         seq_len: src.seq_len,
+        synthetic: src.synthetic,
     };
     for e in &section.entries {
         match e.key.as_str() {
             "batch_size" => cfg.batch_size = positive(e, &mut diags),
             "val_split" => cfg.val_split = non_negative(e, &mut diags),
             "shuffle" => cfg.shuffle = boolean(e, &mut diags),
+            "test" if source == SourceKind::Synthetic => diags.push(
+                Diagnostic::error(Code::BadSection, "`test` names the test split's file")
+                    .with_label(e.key_span, "not a setting of `synthetic`")
+                    .with_help("a synthetic source draws its test split: `synthetic(\"moons\", n = 1000, test = 200)`"),
+            ),
             "test" if source == SourceKind::Idx => diags.push(
                 Diagnostic::error(Code::BadSection, "`test` names the test split's file")
                     .with_label(e.key_span, "not a setting of `idx`")

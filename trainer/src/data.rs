@@ -14,6 +14,7 @@ use std::path::Path;
 pub mod npy;
 pub mod npz;
 pub mod safetensors_file;
+pub mod synthetic;
 pub mod view;
 
 /// Examples: inputs `x` and targets `y`, one row of each per example.

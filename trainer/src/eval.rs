@@ -145,6 +145,7 @@ pub fn run_with_data(
                         "set `test = \"test.safetensors\"` or `test = safetensors(\"file.safetensors\", x = \"x_test\", y = \"y_test\")`"
                     }
                     crate::config::SourceKind::Text => "set `test = \"test.txt\"` in the data section",
+                    crate::config::SourceKind::Synthetic => "draw a test split: `synthetic(\"moons\", n = 1000, test = 200)`",
                     crate::config::SourceKind::Module => "return a test split from the DataModule's setup",
                 }
             ))

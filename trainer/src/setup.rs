@@ -238,6 +238,7 @@ fn from_module(
         test: None,
         test_keys: None,
         seq_len: 0,
+        synthetic: None,
     };
     Ok((cfg, splits.train, splits.test, splits.val, name))
 }
@@ -271,6 +272,7 @@ pub(crate) fn load(cfg: &DataConfig, dir: &Path) -> Result<(Dataset, Option<Data
             let test = test_path.map(|t| data::load_text(&t, cfg.seq_len)).transpose()?;
             (data::load_text(&path, cfg.seq_len)?, test)
         }
+        SourceKind::Synthetic => data::synthetic::generate(cfg.synthetic.as_ref().expect("parsed with its spec")),
         SourceKind::Module => {
             return Err(FitError::Config(format!(
                 "{}: a Rust DataModule has no data files to read again (predict on its train, val or test split)",
@@ -288,6 +290,10 @@ fn source_name(cfg: &DataConfig, path: &Path) -> String {
         SourceKind::Npz => format!("{} (arrays {:?}, {:?})", path.display(), cfg.x_key, cfg.y_key),
         SourceKind::Safetensors => format!("{} (tensors {:?}, {:?})", path.display(), cfg.x_key, cfg.y_key),
         SourceKind::Npy => format!("{} (with {})", path.display(), cfg.y_key),
+        SourceKind::Synthetic => match &cfg.synthetic {
+            Some(s) => format!("synthetic {:?} data (n = {}, seed {})", cfg.path, s.n, s.seed),
+            None => cfg.path.clone(),
+        },
         SourceKind::Module => cfg.path.clone(),
     }
 }
