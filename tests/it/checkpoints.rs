@@ -462,3 +462,21 @@ with safe_open(sys.argv[1], framework="np") as f:
         assert_eq!(g, w);
     }
 }
+
+/// With `save_last = false` the epoch end writes no `last`, so a stop right
+/// after it (here `max_steps` at an epoch boundary; an interrupt is the
+/// same path) must still write one, as a stop mid-epoch does: otherwise the
+/// finished epoch could not be resumed.
+#[test]
+fn a_stop_at_an_epoch_boundary_writes_last_even_without_save_last() {
+    let (path, text) = digits();
+    let logs = tempdir("stop-boundary-no-save-last");
+    // 23 steps per epoch: max_steps = 23 stops at the start of epoch 1.
+    let sets = ["trainer.max_epochs=5", "trainer.max_steps=23", "trainer.save_last=false", "trainer.save_top_k=0"];
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let run = fit(&path, &text, &logs, &sets, None);
+    assert_eq!(run.steps, 23);
+    let last = logs.join("lightning_logs/version_0/checkpoints/last.safetensors");
+    let ck = trainer::checkpoint::load(&last).unwrap_or_else(|e| panic!("no `last` after the stop: {e}"));
+    assert_eq!((ck.meta.global_step, ck.meta.epoch, ck.meta.batch), (23, 1, 0));
+}

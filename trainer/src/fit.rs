@@ -300,6 +300,15 @@ fn on_progress_bar(progs: &TrainPrograms, metric: &str) -> bool {
         || progs.val_logs.iter().any(|(n, bar)| *bar && metric == n)
 }
 
+/// Why an interrupted run names no checkpoint.
+fn no_checkpoint(enabled: bool) -> &'static str {
+    if enabled {
+        "no new checkpoint (interrupted before this run took a step)"
+    } else {
+        "no checkpoint (checkpointing is off)"
+    }
+}
+
 /// The first non-finite value among `watched` (name, value) pairs.
 fn non_finite<'a>(values: impl IntoIterator<Item = (&'a str, f64)>) -> Option<(&'a str, f64)> {
     values.into_iter().find(|(_, v)| !v.is_finite())
@@ -622,7 +631,7 @@ fn fit_prepared<'scope, 'env>(
                 if stop_now {
                     let saved = match &last_checkpoint {
                         Some(p) => format!("checkpoint {}; continue with --resume last", p.display()),
-                        None => "no checkpoint (checkpointing is off)".to_string(),
+                        None => no_checkpoint(trainer_cfg.enable_checkpointing).to_string(),
                     };
                     return Err(FitError::Interrupted(format!(
                         "interrupted at global step {global_step} (epoch {epoch}, batch {b}): {saved}; logs {}",
@@ -850,7 +859,9 @@ fn fit_prepared<'scope, 'env>(
                     _ => {}
                 }
             }
-            dirty = false;
+            // Without `last` (save_last = false) an interrupt must still
+            // write one: the epoch's progress is not in `last` yet.
+            dirty = !save_last;
         }
         timing.push(EpochTiming { steps: step_time, train_loop, epoch: epoch_start.elapsed() });
         if ctx.should_stop && epochs_done < trainer_cfg.min_epochs {
@@ -875,7 +886,7 @@ fn fit_prepared<'scope, 'env>(
         // Stopped during the last epoch's end: its checkpoint is written; skip the test.
         let saved = match &last_checkpoint {
             Some(p) => format!("checkpoint {}", p.display()),
-            None => "no checkpoint (checkpointing is off)".to_string(),
+            None => no_checkpoint(trainer_cfg.enable_checkpointing).to_string(),
         };
         return Err(FitError::Interrupted(format!(
             "interrupted after training (global step {global_step}): {saved}; logs {}",

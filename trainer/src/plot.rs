@@ -81,27 +81,43 @@ pub fn group_of(metric: &str) -> &str {
 
 /// The run directory to plot: `dir` itself when it holds `metrics.csv`,
 /// else its newest `version_N` that does (a logger root such as
-/// `lightning_logs`).
+/// `lightning_logs`), else the newest run of a logger root below it (the
+/// trainer's `default_root_dir`; with several logger names, the run whose
+/// `metrics.csv` was written last).
 pub fn resolve_run_dir(dir: &Path) -> Result<PathBuf, PlotError> {
     if dir.join("metrics.csv").is_file() {
         return Ok(dir.to_path_buf());
     }
-    let read = std::fs::read_dir(dir).map_err(|e| PlotError::Input {
+    let subdirs = |d: &Path| -> Result<Vec<PathBuf>, PlotError> {
+        let read = std::fs::read_dir(d).map_err(|e| PlotError::Input {
+            path: d.to_path_buf(),
+            message: format!("cannot read the directory: {e}"),
+        })?;
+        Ok(read.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+    };
+    let children = subdirs(dir)?;
+    if let Some(run) = newest_version(&children) {
+        return Ok(run);
+    }
+    let written = |p: &PathBuf| std::fs::metadata(p.join("metrics.csv")).and_then(|m| m.modified()).ok();
+    let runs = children.iter().filter_map(|c| subdirs(c).ok().and_then(|gc| newest_version(&gc)));
+    runs.max_by_key(written).ok_or_else(|| PlotError::Input {
         path: dir.to_path_buf(),
-        message: format!("cannot read the directory: {e}"),
-    })?;
-    let newest = read
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let n: usize = e.file_name().to_str()?.strip_prefix("version_")?.parse().ok()?;
-            e.path().join("metrics.csv").is_file().then_some((n, e.path()))
-        })
-        .max_by_key(|(n, _)| *n);
-    newest.map(|(_, p)| p).ok_or_else(|| PlotError::Input {
-        path: dir.to_path_buf(),
-        message: "no metrics.csv here or in a version_N directory below (was the run logged with logger = \"csv\"?)"
+        message: "no metrics.csv here, in a version_N directory below, or in <name>/version_N below \
+                  (was the run logged with logger = \"csv\"?)"
             .into(),
     })
+}
+
+/// The `version_N` among `dirs` with the largest N that holds `metrics.csv`.
+fn newest_version(dirs: &[PathBuf]) -> Option<PathBuf> {
+    dirs.iter()
+        .filter_map(|p| {
+            let n: usize = p.file_name()?.to_str()?.strip_prefix("version_")?.parse().ok()?;
+            p.join("metrics.csv").is_file().then_some((n, p.clone()))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, p)| p)
 }
 
 /// Plots `run_dir`'s metrics (see `resolve_run_dir`) into `out_dir`

@@ -108,10 +108,33 @@ fn writes_one_chart_per_group_whose_lines_follow_the_values() {
 }
 
 #[test]
+fn the_trainers_root_dir_plots_its_newest_run() {
+    // `jlc plot <default_root_dir>`: one level above the logger root.
+    let root = temp_dir("root-dir");
+    for (logger, version, text) in
+        [("lightning_logs", "version_0", "epoch,step,a\n0,1,1\n"), ("lightning_logs", "version_2", CSV)]
+    {
+        let dir = root.join(logger).join(version);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("metrics.csv"), text).unwrap();
+    }
+    let files = plot_run(&root, None).unwrap();
+    assert!(files.iter().all(|f| f.starts_with(root.join("lightning_logs/version_2/plots"))), "{files:?}");
+    // Another logger name written later wins.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let later = root.join("other/version_0");
+    std::fs::create_dir_all(&later).unwrap();
+    std::fs::write(later.join("metrics.csv"), CSV).unwrap();
+    let files = plot_run(&root, None).unwrap();
+    assert!(files.iter().all(|f| f.starts_with(later.join("plots"))), "{files:?}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
 fn a_directory_without_metrics_is_a_clear_error() {
     let root = temp_dir("empty");
     let e = plot_run(&root, None).unwrap_err().to_string();
-    assert!(e.contains("no metrics.csv here or in a version_N directory below"), "{e}");
+    assert!(e.contains("no metrics.csv here, in a version_N directory below"), "{e}");
     let e = plot_run(&root.join("missing"), None).unwrap_err().to_string();
     assert!(e.contains("cannot read the directory"), "{e}");
     std::fs::remove_dir_all(&root).unwrap();
