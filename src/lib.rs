@@ -76,12 +76,17 @@ pub fn check_loaded(prog: &compiler::lower::Program) -> Vec<Diagnostic> {
             diags.extend(trainer::config::data_config(data).err().unwrap_or_default());
         }
         diags.extend(trainer::config::trainer_config(sections.trainer.as_ref()).err().unwrap_or_default());
-        // What `jlc run` requires of the trained model (once the rest is
-        // clean, and the file parsed: a model lost to a syntax error is not
-        // missing).
+        // What `jlc run` requires of the trained model (once the file parsed:
+        // a model lost to a syntax error is not missing). Independent of
+        // mistakes elsewhere (a typo in a method must not hide `model =
+        // Net(n_layer = 2)`), but one report per place: what the checks above
+        // reported at a span is not reported again.
         let parsed = prog.modules.iter().all(|m| !m.syntax_errors);
-        if sections.trainer.is_some() && parsed && !diags.iter().any(Diagnostic::is_error) {
-            diags.extend(compiler::lower::model_checks::check_trained_model(prog, sections.trainer.as_ref()));
+        if sections.trainer.is_some() && parsed {
+            let seen: std::collections::HashSet<_> =
+                diags.iter().map(|d| (d.code.as_str(), d.primary_span())).collect();
+            let trained = compiler::lower::model_checks::check_trained_model(prog, sections.trainer.as_ref());
+            diags.extend(trained.into_iter().filter(|d| !seen.contains(&(d.code.as_str(), d.primary_span()))));
         }
     }
     diags
