@@ -67,6 +67,8 @@ pub struct Elaborator<'p> {
     pub(crate) fresh: usize,
     /// The names `fresh_dim` made (see `is_unknown`).
     unknown_dims: std::collections::HashSet<String>,
+    /// What each `fresh_dim` stands for, by name.
+    dim_origins: HashMap<String, String>,
     /// The `const`s being evaluated (module, item), innermost last: a const
     /// met again while on this stack depends on itself.
     consts_active: Vec<(usize, usize)>,
@@ -139,13 +141,23 @@ impl<'p> Elaborator<'p> {
             recursion_limit_hit: false,
             fresh: 0,
             unknown_dims: Default::default(),
+            dim_origins: HashMap::new(),
             consts_active: Vec::new(),
             listed_submodules: 0,
             instantiating: 0,
         }
     }
 
-    pub fn error(&mut self, d: Diagnostic) -> Val {
+    pub fn error(&mut self, mut d: Diagnostic) -> Val {
+        // A dim the checker made up (a slice's length) is explained where it shows.
+        let words: std::collections::BTreeSet<&str> =
+            d.message.split(|c: char| !(c.is_alphanumeric() || c == '_')).collect();
+        let mut explained: Vec<(&String, &String)> =
+            self.dim_origins.iter().filter(|(n, _)| words.contains(n.as_str())).collect();
+        explained.sort();
+        for (name, origin) in explained {
+            d = d.with_note(format!("`{name}` is {origin}"));
+        }
         self.diags.push(d);
         Val::Poison
     }
@@ -1578,10 +1590,14 @@ impl<'p> Elaborator<'p> {
     }
 
     /// A fresh symbolic dim (check mode only).
-    pub fn fresh_dim(&mut self, base: &str) -> Dim {
+    /// A new symbolic dim, `{base}{n}`; `origin` says what it is (for the
+    /// note of an error whose message shows it: "`S1` is the length of
+    /// slice `1:` of an axis of size B").
+    pub fn fresh_dim(&mut self, base: &str, origin: String) -> Dim {
         self.fresh += 1;
         let name = format!("{base}{}", self.fresh);
         self.unknown_dims.insert(name.clone());
+        self.dim_origins.insert(name.clone(), origin);
         Dim::Sym(name)
     }
 

@@ -239,7 +239,7 @@ pub fn index(el: &mut Elaborator, env: &mut Env, base: Val, base_span: Span, ite
                                 start.push(0);
                                 limit.push(0);
                                 stride.push(1);
-                                kept.push(el.fresh_dim("S"));
+                                kept.push(el.fresh_dim("S", unknown_slice_length(&text)));
                             }
                         }
                     }
@@ -273,7 +273,7 @@ pub fn index(el: &mut Elaborator, env: &mut Env, base: Val, base_span: Span, ite
                                 start.push(0);
                                 limit.push(0);
                                 stride.push(1);
-                                kept.push(el.fresh_dim("S"));
+                                kept.push(el.fresh_dim("S", unknown_slice_length(&text)));
                             }
                         }
                     }
@@ -305,7 +305,9 @@ pub fn index(el: &mut Elaborator, env: &mut Env, base: Val, base_span: Span, ite
                         start.push(0);
                         limit.push(0);
                         stride.push(1);
-                        kept.push(len.unwrap_or_else(|| el.fresh_dim("S")));
+                        kept.push(len.unwrap_or_else(|| {
+                            el.fresh_dim("S", format!("the length of slice `{text}` of an axis of size {dim}"))
+                        }));
                     }
                 }
             }
@@ -400,3 +402,8 @@ fn static_int(el: &mut Elaborator, env: &mut Env, e: &Expr) -> Option<Num> {
 
 #[cfg(test)]
 mod tests;
+
+/// What a slice's length is when its bounds are not numbers yet.
+fn unknown_slice_length(text: &str) -> String {
+    format!("the length of slice `{text}`, known once its bounds are (when the program is built)")
+}
