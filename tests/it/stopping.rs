@@ -690,3 +690,35 @@ trainer { max_epochs = 3 }
         assert_eq!((ck.meta.global_step, w), (3, vec![0.0]));
     }
 }
+
+/// `limit_*_batches` as a fraction (Lightning's float form): that share of
+/// the split's batches, rounded down, at least one; 1.0 is all; anything
+/// else is a clear error.
+#[test]
+fn batch_limits_take_fractions() {
+    let (path, text) = digits();
+    let logs = tempdir("limit-fractions");
+    // 23 training batches: half is 11; 297 validation examples are 5 batches
+    // of 64: a quarter is 1 (the first 64 examples).
+    let o: Vec<String> = ["trainer.max_epochs=2", "trainer.limit_train_batches=0.5", "trainer.limit_val_batches=0.25"]
+        .map(String::from)
+        .into();
+    let s = fit(&path, &text, &logs, &o, None);
+    assert_eq!(s.steps, 22);
+    let data = trainer::data::load_csv(&root().join("examples/data/digits.csv.gz"), 1.0 / 16.0).unwrap();
+    let (_, val) = trainer::data::split(&data, 297, 0);
+    let first_64 = val.subset(&(0..64).collect::<Vec<_>>());
+    let acc = s.final_metrics.iter().find(|(k, _)| k == "val_acc").unwrap().1;
+    let ck = s.log_dir.join("checkpoints/epoch=1-step=22.safetensors");
+    let want = mlp_accuracy(&ck.canonicalize().unwrap(), &first_64);
+    assert!((acc - want).abs() < 1e-6, "val_acc {acc}, f64 oracle on the first 64 examples {want}");
+    // 1.0 is every batch.
+    let o: Vec<String> = ["trainer.max_epochs=1", "trainer.limit_train_batches=1.0"].map(String::from).into();
+    assert_eq!(fit(&path, &text, &tempdir("limit-one"), &o, None).steps, 23);
+    for bad in ["1.5", "-0.5", "true"] {
+        let opts =
+            trainer::FitOptions { overrides: vec![format!("trainer.limit_train_batches={bad}")], ..Default::default() };
+        let e = trainer::fit(&path, &text, &opts).err().unwrap_or_else(|| panic!("{bad} accepted")).to_string();
+        assert!(e.contains("a number of batches (an integer, 0 for all) or a fraction of them in (0, 1]"), "{e}");
+    }
+}

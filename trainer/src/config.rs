@@ -240,19 +240,21 @@ pub struct TrainerConfig {
     pub log_every_n_steps: usize,
     pub default_root_dir: String,
     pub name: String,
-    /// Stop each training epoch after this many batches (0: no limit).
-    pub limit_train_batches: usize,
+    /// Stop each training epoch after this many batches, or this fraction
+    /// of them (0 or 1.0: no limit).
+    pub limit_train_batches: BatchLimit,
     /// Stop after this many optimizer steps in all (0: no limit), saving a
     /// checkpoint there, even mid-epoch.
     pub max_steps: usize,
     /// Save `last.safetensors` and one checkpoint per epoch.
     pub enable_checkpointing: bool,
-    /// Validate on at most this many batches (0: all).
-    pub limit_val_batches: usize,
-    /// Test (after `fit`, and `jlc test`) on at most this many batches (0: all).
-    pub limit_test_batches: usize,
-    /// `jlc predict` on at most this many batches of its split (0: all).
-    pub limit_predict_batches: usize,
+    /// Validate on at most this many batches, or this fraction (0: all).
+    pub limit_val_batches: BatchLimit,
+    /// Test (after `fit`, and `jlc test`) on at most this many batches, or
+    /// this fraction (0: all).
+    pub limit_test_batches: BatchLimit,
+    /// `jlc predict` on at most this many batches of its split, or this fraction (0: all).
+    pub limit_predict_batches: BatchLimit,
     /// Early stopping (a callback's stop request) waits until this many epochs are done.
     pub min_epochs: usize,
     /// Debugging: train and validate on the first n training batches, in
@@ -518,12 +520,12 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         log_every_n_steps: 10,
         default_root_dir: ".".into(),
         name: "lightning_logs".into(),
-        limit_train_batches: 0,
+        limit_train_batches: BatchLimit::All,
         max_steps: 0,
         enable_checkpointing: true,
-        limit_val_batches: 0,
-        limit_test_batches: 0,
-        limit_predict_batches: 0,
+        limit_val_batches: BatchLimit::All,
+        limit_test_batches: BatchLimit::All,
+        limit_predict_batches: BatchLimit::All,
         min_epochs: 0,
         overfit_batches: 0,
         check_val_every_n_epoch: 1,
@@ -561,7 +563,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "max_epochs" => cfg.max_epochs = non_negative(e, &mut diags),
             "seed" => cfg.seed = non_negative(e, &mut diags) as u64,
             "log_every_n_steps" => cfg.log_every_n_steps = positive(e, &mut diags),
-            "limit_train_batches" => cfg.limit_train_batches = non_negative(e, &mut diags),
+            "limit_train_batches" => cfg.limit_train_batches = batch_limit(e, &mut diags),
             "max_steps" => cfg.max_steps = non_negative(e, &mut diags),
             "enable_checkpointing" => cfg.enable_checkpointing = boolean(e, &mut diags),
             "default_root_dir" => cfg.default_root_dir = string(e, &mut diags),
@@ -569,9 +571,9 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "model" => {}
             k if gradients::GRAD_KEYS.contains(&k) => {}
             "logger" => cfg.loggers = loggers(e, &mut diags),
-            "limit_val_batches" => cfg.limit_val_batches = non_negative(e, &mut diags),
-            "limit_test_batches" => cfg.limit_test_batches = non_negative(e, &mut diags),
-            "limit_predict_batches" => cfg.limit_predict_batches = non_negative(e, &mut diags),
+            "limit_val_batches" => cfg.limit_val_batches = batch_limit(e, &mut diags),
+            "limit_test_batches" => cfg.limit_test_batches = batch_limit(e, &mut diags),
+            "limit_predict_batches" => cfg.limit_predict_batches = batch_limit(e, &mut diags),
             "min_epochs" => cfg.min_epochs = non_negative(e, &mut diags),
             "overfit_batches" => cfg.overfit_batches = non_negative(e, &mut diags),
             "check_val_every_n_epoch" => cfg.check_val_every_n_epoch = positive(e, &mut diags),
@@ -645,6 +647,51 @@ fn unknown_key(e: &SettingEntry, section: &str, known: &[&str]) -> Diagnostic {
         None => d.with_help(format!("the {section} settings are: {}", known.join(", "))),
     };
     d
+}
+
+/// How many batches of a loop run: `limit_*_batches` as Lightning takes
+/// it, a count (an integer) or a fraction of the split (a float).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BatchLimit {
+    All,
+    Batches(usize),
+    /// In (0, 1): that share of the batches, rounded down, at least one.
+    Fraction(f64),
+}
+
+impl BatchLimit {
+    /// The batches to run of `available`.
+    pub fn of(self, available: usize) -> usize {
+        match self {
+            BatchLimit::All => available,
+            BatchLimit::Batches(n) => n.min(available),
+            BatchLimit::Fraction(f) => ((available as f64 * f) as usize).clamp(1.min(available), available),
+        }
+    }
+}
+
+impl std::fmt::Display for BatchLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            BatchLimit::All => write!(f, "0"),
+            BatchLimit::Batches(n) => write!(f, "{n}"),
+            BatchLimit::Fraction(x) => write!(f, "{x:?}"),
+        }
+    }
+}
+
+/// `limit_*_batches`: an integer >= 0 (0: all) or a fraction in (0, 1].
+fn batch_limit(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> BatchLimit {
+    match e.value {
+        ConstValue::Int(0) => BatchLimit::All,
+        ConstValue::Int(i) if i > 0 => BatchLimit::Batches(i as usize),
+        ConstValue::Float(x) if x == 1.0 => BatchLimit::All,
+        ConstValue::Float(x) if x > 0.0 && x < 1.0 => BatchLimit::Fraction(x),
+        _ => {
+            diags.push(type_error(e, "a number of batches (an integer, 0 for all) or a fraction of them in (0, 1]"));
+            BatchLimit::All
+        }
+    }
 }
 
 fn non_negative(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> usize {

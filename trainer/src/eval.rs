@@ -158,7 +158,8 @@ pub fn run_with_data(
         Stage::Validate => cfg.limit_val_batches,
         Stage::Test => cfg.limit_test_batches,
     };
-    let data = &*data.first_batches(limit, setup.data_cfg.batch_size);
+    let bs = setup.data_cfg.batch_size;
+    let data = &*data.first_batches(limit.of(data.len().div_ceil(bs)), bs);
     let ck_path = resolve_checkpoint(opts.ckpt.as_ref().unwrap_or(&Resume::Last), &setup.base, "--ckpt", "evaluate")?;
     let name = ck_path.display().to_string();
     let mut ck = checkpoint::load(&ck_path)?;

@@ -13,7 +13,7 @@
 
 use crate::callback::{self, Callback, Ctx, EarlyStopping, ModelCheckpoint};
 use crate::checkpoint::{self, CheckpointError, Meta};
-use crate::config::{DataConfig, TrainerConfig, ValCheckInterval};
+use crate::config::{BatchLimit, DataConfig, TrainerConfig, ValCheckInterval};
 use crate::data::{self, Dataset};
 use crate::data_module::DataModule;
 use crate::eval;
@@ -372,7 +372,7 @@ fn fit_prepared<'scope, 'env>(
     let trainer_cfg = &trainer_cfg;
     let train = &setup.train;
     // limit_val_batches: the first batches of the (fixed) validation order.
-    let val = &*setup.val.first_batches(trainer_cfg.limit_val_batches, bs);
+    let val = &*setup.val.first_batches(trainer_cfg.limit_val_batches.of(setup.val.len().div_ceil(bs)), bs);
     let compile = |f: &compiler::ir::Func| -> Result<Executable, runtime::Error> {
         let mut exe = Executable::compile(f.clone(), opts.backend)?;
         exe.set_flush_denormals(trainer_cfg.flush_denormals);
@@ -399,14 +399,7 @@ fn fit_prepared<'scope, 'env>(
     // Lightning's "GPU available: ..., used: ..." line.
     eprintln!("accelerator: {}", opts.backend.describe());
 
-    let n_batches = {
-        let full = train.len() / bs;
-        if trainer_cfg.limit_train_batches > 0 {
-            full.min(trainer_cfg.limit_train_batches)
-        } else {
-            full
-        }
-    };
+    let n_batches = trainer_cfg.limit_train_batches.of(train.len() / bs);
     // Training batches are all full: say what an epoch leaves out.
     let left_over = train.len() - n_batches * bs;
     if n_batches == train.len() / bs && left_over > 0 {
@@ -915,8 +908,8 @@ fn fit_prepared<'scope, 'env>(
         // Lightning runs `trainer.test` only when asked; `jlc run` runs it
         // after training (trainer.test_after_fit = false turns it off), on
         // the final parameters.
-        let n = trainer_cfg.limit_test_batches;
-        let test = &*setup.test.as_ref().expect("checked by will_test").first_batches(n, bs);
+        let test = setup.test.as_ref().expect("checked by will_test");
+        let test = &*test.first_batches(trainer_cfg.limit_test_batches.of(test.len().div_ceil(bs)), bs);
         let mut exes = setup.eval_programs(Stage::Test, test, opts.backend, &opts.compiler, opts.color)?;
         test_metrics =
             eval::evaluate(&mut exes, &params, test, bs, &progs.test_logs, eval_key(progs.keys.test, "test_step"))?;
@@ -965,10 +958,10 @@ pub(crate) fn effective_config(cfg: &TrainerConfig) -> TrainerConfig {
     let dev_run = trainer_cfg.fast_dev_run;
     if dev_run > 0 {
         // Lightning's fast_dev_run: n batches of each loop, one epoch, nothing saved.
-        trainer_cfg.limit_train_batches = dev_run;
-        trainer_cfg.limit_val_batches = dev_run;
-        trainer_cfg.limit_test_batches = dev_run;
-        trainer_cfg.limit_predict_batches = dev_run;
+        trainer_cfg.limit_train_batches = BatchLimit::Batches(dev_run);
+        trainer_cfg.limit_val_batches = BatchLimit::Batches(dev_run);
+        trainer_cfg.limit_test_batches = BatchLimit::Batches(dev_run);
+        trainer_cfg.limit_predict_batches = BatchLimit::Batches(dev_run);
         trainer_cfg.max_epochs = 1;
         trainer_cfg.max_steps = 0;
         trainer_cfg.max_time = None;
@@ -981,8 +974,8 @@ pub(crate) fn effective_config(cfg: &TrainerConfig) -> TrainerConfig {
     // (no shuffling), and validation on n batches.
     let overfit = trainer_cfg.overfit_batches;
     if overfit > 0 {
-        trainer_cfg.limit_train_batches = overfit;
-        trainer_cfg.limit_val_batches = overfit;
+        trainer_cfg.limit_train_batches = BatchLimit::Batches(overfit);
+        trainer_cfg.limit_val_batches = BatchLimit::Batches(overfit);
     }
     trainer_cfg
 }

@@ -111,7 +111,7 @@ pub fn run_with_data(
     // One program per batch size: full batches, and the last, smaller one.
     let bs = setup.data_cfg.batch_size;
     let limit = crate::fit::effective_config(&setup.trainer_cfg).limit_predict_batches;
-    let data = &*data.first_batches(limit, bs);
+    let data = &*data.first_batches(limit.of(data.len().div_ceil(bs)), bs);
     let mut sizes = vec![];
     if data.len() >= bs {
         sizes.push(bs);
