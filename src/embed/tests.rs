@@ -92,7 +92,11 @@ fn errors_name_the_problem() {
         .call(&[Tensor::f32(&[3], vec![1.0; 3]), Tensor::scalar_f32(0.0), Tensor::f32(&[1, 2], vec![1.0, 1.0])])
         .unwrap_err()
         .to_string();
-    assert!(e.contains("argument `x` of `predict` has type f32[1, 2]") && e.contains("`D` is 3 here"), "{e}");
+    assert!(
+        e.contains("argument `x` of `predict` has type f32[1, 2]")
+            && e.contains("`D` is 3 in this call: argument `w` bound it"),
+        "{e}"
+    );
     let e = Module::from_source("bad.jl", "fn f(x) = x +\n").err().unwrap().to_string();
     assert!(e.contains("bad.jl:"), "{e}");
 }

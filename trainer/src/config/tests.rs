@@ -29,7 +29,10 @@ fn defaults_keep_every_epoch_and_stop_on_a_non_finite_loss() {
     assert!(c.stop_on_nonfinite && c.test_after_fit && c.nonfinite_metrics.is_empty());
     assert!(c.flush_denormals);
     assert!(!trainer("trainer { flush_denormals = false }").unwrap().flush_denormals);
-    assert_eq!((c.limit_val_batches, c.check_val_every_n_epoch, c.max_time, c.fast_dev_run), (0, 1, None, 0));
+    assert_eq!(
+        (c.limit_val_batches, c.check_val_every_n_epoch, c.max_time, c.fast_dev_run),
+        (super::BatchLimit::All, 1, None, 0)
+    );
     assert_eq!((c.val_check_interval, c.num_sanity_val_steps), (ValCheckInterval::Fraction(1.0), Some(2)));
     let c = trainer("trainer { val_check_interval = 5; num_sanity_val_steps = -1 }").unwrap();
     assert_eq!((c.val_check_interval, c.num_sanity_val_steps), (ValCheckInterval::Batches(5), None));
