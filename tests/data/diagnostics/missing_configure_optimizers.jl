@@ -1,0 +1,17 @@
+# The trained model needs `configure_optimizers`.
+use nn.Linear
+use losses.mse
+
+model Net {
+    l: Linear(4, 1)
+
+    fn training_step(self, x: f32[B, 4], y: f32[B, 1]) -> f32 = mse(self.l(x), y)
+}
+
+data = npz("data.npz") {
+    batch_size = 8
+}
+
+trainer {
+    max_epochs = 2
+}
