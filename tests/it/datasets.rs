@@ -472,7 +472,7 @@ trainer { max_epochs = 10 }
 
     for (call, says) in [
         ("synthetic(\"spirals\")", "takes the kind first: \"moons\", \"blobs\" or \"regression\""),
-        ("synthetic(\"moons\", n = 0)", "synthetic(...) takes synthetic(\"moons\" | \"blobs\" | \"regression\""),
+        ("synthetic(\"moons\", n = 0)", "synthetic data: `n = ...` is not a valid argument"),
         ("synthetic(\"blobs\", noise = -1.0)", "`noise` is a number >= 0"),
     ] {
         let bad = model.replace("synthetic(\"moons\", n = 2000, test = 500, noise = 0.1, seed = 3)", call);

@@ -161,11 +161,18 @@ fn synthetic_args(args: &[(Option<String>, ConstValue)], span: Span, diags: &mut
             (Some("seed"), Some(c), _) => spec.seed = c as u64,
             (Some("noise"), _, ConstValue::Float(x)) if *x >= 0.0 && x.is_finite() => spec.noise = *x,
             (Some("noise"), Some(c), _) => spec.noise = c as f64,
-            _ => diags.push(
-                Diagnostic::error(Code::BadSection, format!("synthetic(...) takes {sig}"))
-                    .with_label(span, "unexpected argument")
-                    .with_note("counts are positive integers (`test` may be 0), `noise` is a number >= 0; moons are 2-D with 2 classes"),
-            ),
+            _ => {
+                let what = match k {
+                    Some(k) => format!("`{k} = ...`"),
+                    None => "a second positional argument".to_string(),
+                };
+                diags.push(
+                    Diagnostic::error(Code::BadSection, format!("synthetic data: {what} is not a valid argument"))
+                        .with_label(span, "in this call")
+                        .with_note("counts are positive integers (`test` may be 0), `noise` is a number >= 0; moons are 2-D with 2 classes")
+                        .with_help(format!("write {sig}")),
+                )
+            }
         }
     }
     if kind == Some(SyntheticKind::Moons) {

@@ -98,7 +98,7 @@ pub fn einsum(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
                 )
                 .with_label(a.span, format!("this is {}", a.t.ty))
                 .with_label(b.span, format!("this is {}", b.t.ty))
-                .with_help("convert one with `float(x)` or `f64(x)`"),
+                .with_help("make them one dtype: `float(x)` converts to f32"),
             );
         }
     }

@@ -408,7 +408,16 @@ fn const_value(e: &ast::Expr, consts: &[&ast::ConstDecl], diags: &mut Vec<Diagno
         K::Bool(b) => ConstValue::Bool(*b),
         K::Str(s) => ConstValue::Str(s.clone()),
         K::Unary(ast::UnOp::Neg, x) => match const_value(x, consts, diags)? {
-            ConstValue::Int(i) => ConstValue::Int(-i),
+            ConstValue::Int(i) => match i.checked_neg() {
+                Some(v) => ConstValue::Int(v),
+                None => {
+                    diags.push(
+                        Diagnostic::error(Code::BadSection, "this integer setting overflows a 64-bit integer")
+                            .with_label(e.span, "too large"),
+                    );
+                    return None;
+                }
+            },
             ConstValue::Float(f) => ConstValue::Float(-f),
             _ => return bad_const(e, diags),
         },
@@ -420,10 +429,26 @@ fn const_value(e: &ast::Expr, consts: &[&ast::ConstDecl], diags: &mut Vec<Diagno
                 _ => None,
             };
             let (Some(x), Some(y)) = (num(&a), num(&b)) else { return bad_const(e, diags) };
+            let overflow = |diags: &mut Vec<Diagnostic>| {
+                diags.push(
+                    Diagnostic::error(Code::BadSection, "this integer setting overflows a 64-bit integer")
+                        .with_label(e.span, "too large"),
+                );
+                None
+            };
             match (op, &a, &b) {
-                (ast::BinOp::Add, ConstValue::Int(i), ConstValue::Int(j)) => ConstValue::Int(i.checked_add(*j)?),
-                (ast::BinOp::Mul, ConstValue::Int(i), ConstValue::Int(j)) => ConstValue::Int(i.checked_mul(*j)?),
-                (ast::BinOp::Sub, ConstValue::Int(i), ConstValue::Int(j)) => ConstValue::Int(i.checked_sub(*j)?),
+                (ast::BinOp::Add, ConstValue::Int(i), ConstValue::Int(j)) => match i.checked_add(*j) {
+                    Some(v) => ConstValue::Int(v),
+                    None => return overflow(diags),
+                },
+                (ast::BinOp::Mul, ConstValue::Int(i), ConstValue::Int(j)) => match i.checked_mul(*j) {
+                    Some(v) => ConstValue::Int(v),
+                    None => return overflow(diags),
+                },
+                (ast::BinOp::Sub, ConstValue::Int(i), ConstValue::Int(j)) => match i.checked_sub(*j) {
+                    Some(v) => ConstValue::Int(v),
+                    None => return overflow(diags),
+                },
                 (ast::BinOp::Add, ..) => ConstValue::Float(x + y),
                 (ast::BinOp::Sub, ..) => ConstValue::Float(x - y),
                 (ast::BinOp::Mul, ..) => ConstValue::Float(x * y),
@@ -553,11 +578,15 @@ pub(super) fn find_model(
         .find(|(_, it)| matches!(it, Item::Model(m) if m.methods.iter().any(|f| f.name.name == "training_step")))
         .map(|(i, _)| (0, i, vec![]))
         .ok_or_else(|| {
+            let trainer = prog.user().ast.items.iter().find_map(|it| match it {
+                Item::Trainer(t) => Some(t.span),
+                _ => None,
+            });
             Diagnostic::error(
                 Code::BadSection,
                 "the file has a `trainer` section but no model with a `training_step` method",
             )
-            .with_label(Span::new(prog.user().file, 0, 0), "in this file")
+            .with_label(trainer.unwrap_or(Span::new(prog.user().file, 0, 0)), "this section trains a model")
         })
 }
 
