@@ -21,6 +21,9 @@ pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
     for (m, module) in prog.modules.iter().enumerate() {
         for (i, item) in module.ast.items.iter().enumerate() {
             match item {
+                Item::Fn(f) if f.name.name == "main" && m == 0 && !f.params.is_empty() => {
+                    el.error(main_takes_no_parameters(f));
+                }
                 Item::Fn(f) if f.params.iter().all(|p| p.ty.is_some() || p.default.is_some()) => {
                     if f.name.name == "main" && m == 0 {
                         el.prints = Some(Vec::new());
@@ -48,7 +51,12 @@ pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
                                 if is_step {
                                     el.logs = Some(Vec::new());
                                 }
-                                check_fn(&mut el, m, method, Some(inst.clone()));
+                                let checked = check_fn(&mut el, m, method, Some(inst.clone()));
+                                if let (Some((_, out)), "training_step") = (&checked, method.name.name.as_str()) {
+                                    if let Some(d) = not_a_loss(out, method) {
+                                        el.error(d);
+                                    }
+                                }
                                 el.logs = None;
                                 el.artifacts = None;
                             }
@@ -151,6 +159,28 @@ fn check_fn_here(
     }
 }
 
+/// `main` is the script's entry: nothing can pass it arguments.
+fn main_takes_no_parameters(decl: &ast::FnDecl) -> Diagnostic {
+    Diagnostic::error(Code::BadCall, "`main` must take no parameters").with_label(decl.name.span, "defined here")
+}
+
+/// The report for a `training_step` whose result `out` is not a float
+/// scalar (the loss); None when it is one, or poison (reported already).
+fn not_a_loss(out: &Val, step: &ast::FnDecl) -> Option<Diagnostic> {
+    match out {
+        Val::Tensor(t) if t.ty.rank() == 0 && t.ty.dtype.is_float() => None,
+        Val::Poison => None,
+        other => Some(
+            Diagnostic::error(
+                Code::TypeMismatch,
+                format!("`training_step` must return the loss, a float scalar, not {}", other.describe()),
+            )
+            .with_label(super::elab::tail_span(&step.body), "returned here")
+            .with_help("reduce it, e.g. `mean(...)`"),
+        ),
+    }
+}
+
 /// Removes repeated reports of one mistake (a generic function checked on
 /// its own and again at each call reports the same error once).
 pub(super) fn dedup(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
@@ -185,8 +215,7 @@ pub fn lower_main(prog: &Program) -> Result<Script, Vec<Diagnostic>> {
     };
     let decl = prog.fn_decl(module, item);
     if !decl.params.is_empty() {
-        return Err(vec![Diagnostic::error(Code::BadCall, "`main` must take no parameters")
-            .with_label(decl.name.span, "defined here")]);
+        return Err(vec![main_takes_no_parameters(decl)]);
     }
     let mut el = Elaborator::new(prog, Some(Builder::new("main", &[])));
     el.prints = Some(Vec::new());
@@ -998,14 +1027,13 @@ fn lower_step(
     }
     let mut outputs = Vec::new();
     if is_train {
-        match out {
-            Val::Tensor(t) if t.ty.rank() == 0 && t.ty.dtype.is_float() => outputs.push(t.id.expect("built")),
-            other => {
-                return Err(vec![Diagnostic::error(
-                    Code::TypeMismatch,
-                    format!("`training_step` must return the loss, a float scalar, not {}", other.describe()),
-                )
-                .with_label(mdecl.body.span, "returned here")])
+        match (&out, not_a_loss(&out, mdecl)) {
+            (_, Some(d)) => return Err(vec![d]),
+            (Val::Tensor(t), None) => outputs.push(t.id.expect("built")),
+            // Poison without an error: the elaborator's debug check catches it.
+            (_, None) => {
+                return Err(vec![Diagnostic::error(Code::TypeMismatch, "`training_step` must return the loss")
+                    .with_label(mdecl.name.span, "defined here")])
             }
         }
     }
