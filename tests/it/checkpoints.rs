@@ -53,7 +53,7 @@ fn interrupted_and_resumed_training_is_bitwise_the_uninterrupted_run() {
 
     // 20 stop points: exact epoch boundaries (23 = the end of epoch 0, 24 =
     // one batch into epoch 1, 46 = the very end) plus 17 random ones.
-    let seed = crate::run_seed::run_seed(0x5eed_c4ec);
+    let seed = compiler::ir::generate::run_seed(0x5eed_c4ec);
     let mut rng = SplitMix(seed);
     let mut stops = std::collections::BTreeSet::from([per_epoch, per_epoch + 1, full.steps]);
     while stops.len() < 20 {

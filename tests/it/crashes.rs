@@ -146,7 +146,7 @@ fn sigkill_during_training_never_leaves_a_torn_checkpoint_and_resumes() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let seed = crate::run_seed::run_seed(0x0c1a_5e9d);
+    let seed = compiler::ir::generate::run_seed(0x0c1a_5e9d);
     let mut rng = SplitMix(seed);
     let mut resumed: Vec<(usize, PathBuf)> = Vec::new();
     let mut temps_left = 0;

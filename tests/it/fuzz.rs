@@ -183,7 +183,7 @@ fn run_case(seed: u64, case: usize, text: &str, slowest: &mut Duration) {
 
 #[test]
 fn mutated_model_files_never_panic() {
-    let seed = crate::run_seed::run_seed(0x5eed_0001);
+    let seed = compiler::ir::generate::run_seed(0x5eed_0001);
     let n = budget(SOURCE_INPUTS_EACH);
     let corpus = corpus();
     let mut rng = SplitMix(seed);
@@ -207,7 +207,7 @@ fn mutated_model_files_never_panic() {
 
 #[test]
 fn random_bytes_never_panic() {
-    let seed = crate::run_seed::run_seed(0x5eed_0002);
+    let seed = compiler::ir::generate::run_seed(0x5eed_0002);
     let n = budget(SOURCE_INPUTS_EACH);
     let mut rng = SplitMix(seed);
     let mut slowest = Duration::ZERO;
@@ -320,7 +320,7 @@ fn idx_file(dims: &[u32], data: &[u8]) -> Vec<u8> {
 /// file; then truncations and bit flips at 1,000 random positions each.
 #[test]
 fn mutated_idx_csv_and_text_inputs_never_panic() {
-    let seed = crate::run_seed::run_seed(0x5eed_0003);
+    let seed = compiler::ir::generate::run_seed(0x5eed_0003);
     let n = budget(4_000_000);
     let mut rng = SplitMix(seed);
     let pixels: Vec<u8> = (0..5 * 4 * 3).map(|_| rng.next_u64() as u8).collect();
@@ -416,7 +416,7 @@ fn mutated_idx_csv_and_text_inputs_never_panic() {
 #[test]
 fn mutated_checkpoints_never_panic_and_truncations_are_detected() {
     use compiler::ir::Tensor;
-    let seed = crate::run_seed::run_seed(0x5eed_0004);
+    let seed = compiler::ir::generate::run_seed(0x5eed_0004);
     let n = budget(1_000_000);
     let mut rng = SplitMix(seed);
     let meta = trainer::checkpoint::Meta {

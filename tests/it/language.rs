@@ -797,3 +797,29 @@ fn take_along_axis_matches_a_loop_on_every_axis_and_differentiates() {
         close(&out[1], &grad, &format!("gradient, axis {axis}"));
     }
 }
+
+/// `int` parameters and compile-time ints (`size`) in tensor arithmetic,
+/// and `if` on an `int` parameter feeding `concat`, `stack` and a shape:
+/// checked alone (the int symbolic) they were rejected; each call decides.
+#[test]
+fn int_parameters_work_in_arithmetic_and_compile_time_branches() {
+    let src = "fn g(x: f32[N], k: int = 2) = x * k\n\
+               fn q(x: f32[N]) = x * size(x, 0)\n\
+               fn f0(x: f32[3], k: int = 2) -> f32[4] = concat((x, if k == 2 { x[0:1] } else { x[1:2] }), axis = 0)\n\
+               fn f1(x: f32[3], k: int = 2) = stack((x, if k == 2 { x } else { -x }))\n\
+               fn f2(x: f32[3], k: int = 2) {\n    \
+                   let v = if k == 2 { reshape(x, (1, 3)) } else { reshape(-x, (3, 1)) }\n    \
+                   zeros((2, size(v, 1))) + 1.0\n}\n\
+               fn main() {\n    \
+                   let x = linspace(0.0, 1.0, 3)\n    \
+                   print(g(x), g(x, k = 3), q(x), f0(x), f0(x, 3), f1(x, 3), f2(x), f2(x, 1))\n}\n";
+    let out = run_main(src);
+    close(&out[0], &[0.0, 1.0, 2.0], "x * k, k = 2");
+    close(&out[1], &[0.0, 1.5, 3.0], "x * k, k = 3");
+    close(&out[2], &[0.0, 1.5, 3.0], "x * size(x, 0)");
+    close(&out[3], &[0.0, 0.5, 1.0, 0.0], "concat, k = 2");
+    close(&out[4], &[0.0, 0.5, 1.0, 0.5], "concat, k = 3");
+    close(&out[5], &[0.0, 0.5, 1.0, -0.0, -0.5, -1.0], "stack, k = 3");
+    close(&out[6], &[1.0; 6], "zeros((2, 3)), k = 2");
+    close(&out[7], &[1.0; 2], "zeros((2, 1)), k = 1");
+}

@@ -24,7 +24,6 @@ mod language;
 mod loggers;
 mod optimizer;
 mod progress_bar;
-mod run_seed;
 mod seed_examples;
 mod stdlib;
 mod stopping;

@@ -574,3 +574,27 @@ impl Gen {
 
 #[cfg(test)]
 mod tests;
+
+/// The seed of a randomized test run: `JLC_TEST_SEED` (decimal or 0x-hex)
+/// if set, else one from the clock, so that each run (each CI run) tries
+/// new cases; printed, so that a failure (whose captured output the test
+/// harness shows) can be repeated. `salt` keeps the tests of one run on
+/// different streams.
+pub fn run_seed(salt: u64) -> u64 {
+    let seed = match std::env::var("JLC_TEST_SEED") {
+        Ok(v) => {
+            let v = v.trim();
+            let parsed = match v.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => v.parse(),
+            };
+            parsed.unwrap_or_else(|_| panic!("JLC_TEST_SEED={v:?}: expected a decimal or 0x-hex u64"))
+        }
+        Err(_) => {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            Rng((nanos as u64) ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)).next_u64()
+        }
+    };
+    eprintln!("seed {seed:#x} (repeat with JLC_TEST_SEED={seed:#x})");
+    seed
+}

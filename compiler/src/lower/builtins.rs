@@ -87,7 +87,7 @@ pub fn lookup(name: &str) -> Option<&'static str> {
 }
 
 pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<CallArg>, span: Span) -> Val {
-    if args.iter().any(|a| matches!(a.value, Val::Poison)) {
+    if args.iter().any(|a| a.value.has_poison()) {
         // Poison stands for a value whose error is already reported; one
         // without a report would end the program silently.
         debug_assert!(el.poison_explained(), "`{name}` got poison with no error reported");

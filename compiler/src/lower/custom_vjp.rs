@@ -228,7 +228,7 @@ fn lower_apart(
             return report(el, d, call_span);
         }
         let out = el.call(env, f.clone(), span, call_args(args.to_vec()), span);
-        if super::scan::has_poison(&out) {
+        if out.has_poison() {
             return None;
         }
         return match finish(el, &out) {
@@ -252,7 +252,7 @@ fn lower_apart(
     let saved_prints = el.prints.take();
     let out = el.call(env, inner_f, span, call_args(inner_args), span);
     let outputs = match out {
-        ref out if super::scan::has_poison(out) => Err(None),
+        ref out if out.has_poison() => Err(None),
         ref out => finish(el, out).map_err(Some),
     };
     let inner = std::mem::replace(&mut el.builder, saved_builder).expect("inner builder");

@@ -21,6 +21,10 @@ impl<'p> Elaborator<'p> {
             Val::Int(Dim::Known(n)) => *n as f64,
             Val::NegInt(n) => *n as f64,
             Val::Bool(b) => f64::from(u8::from(*b)),
+            // A symbolic int (an `int` parameter or `size(x, 0)` while a
+            // function is checked alone): a scalar of a value known once the
+            // program is built, when it is a number.
+            Val::Int(Dim::Sym(_)) if !self.building() => return Some(TVal { ty: Ty::scalar(dtype), id: None }),
             _ => return None,
         };
         let id = self.builder.as_mut().map(|b| b.constant(x, dtype));
@@ -267,6 +271,7 @@ impl<'p> Elaborator<'p> {
             Val::Tensor(t) => Some(t.clone()),
             Val::Int(_) | Val::NegInt(_) if !self.int_fits(v, dtype, span) => None,
             Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_) | Val::Bool(_) => self.scalar_tensor(v, dtype),
+            Val::Int(Dim::Sym(_)) if !self.building() => self.scalar_tensor(v, dtype),
             Val::Poison => None,
             other => {
                 self.error(

@@ -59,13 +59,13 @@ pub fn call_scan(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: S
     // The carry: tensors (a float literal becomes an f32 scalar, a
     // compile-time integer an i32 one: `scan(count, 0, xs)`).
     let mut carry_leaves = Vec::new();
-    if has_poison(&init.value) {
+    if init.value.has_poison() {
         return Val::Poison;
     }
     let Some(carry) = tensors_of(el, &init.value, &mut carry_leaves, init.span) else {
         return bad(el, "the initial carry must be a tensor or a tuple of tensors", init.span);
     };
-    if has_poison(&carry) {
+    if carry.has_poison() {
         return Val::Poison;
     }
     // The length and one row of each xs tensor.
@@ -229,7 +229,7 @@ fn split_output(
     carry_leaves: &[TVal],
     span: Span,
 ) -> Option<(Vec<ValueId>, Val)> {
-    if has_poison(out) {
+    if out.has_poison() {
         return None;
     }
     let (new_carry, y) = match out {
@@ -289,15 +289,6 @@ fn tensors_of_typed(v: &Val, out: &mut Vec<TVal>) -> Option<Val> {
         }
         Val::Tuple(items) => Some(Val::Tuple(items.iter().map(|x| tensors_of_typed(x, out)).collect::<Option<_>>()?)),
         _ => None,
-    }
-}
-
-/// Whether `v` holds an erroneous value (already reported).
-pub(super) fn has_poison(v: &Val) -> bool {
-    match v {
-        Val::Poison => true,
-        Val::Tuple(items) => items.iter().any(has_poison),
-        _ => false,
     }
 }
 

@@ -116,6 +116,16 @@ pub enum Val {
 }
 
 impl Val {
+    /// Whether `self` holds an erroneous value (already reported), in a
+    /// tuple at any depth too.
+    pub fn has_poison(&self) -> bool {
+        match self {
+            Val::Poison => true,
+            Val::Tuple(items) => items.iter().any(Val::has_poison),
+            _ => false,
+        }
+    }
+
     /// A compile-time integer: `Int` when it is `>= 0` (it may be a dim),
     /// `NegInt` below.
     pub fn int(n: i64) -> Val {

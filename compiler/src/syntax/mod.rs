@@ -4,6 +4,7 @@
 pub mod ast;
 pub mod depth;
 pub mod generate;
+pub mod generate_typed;
 pub mod lexer;
 pub mod parse;
 pub mod print;
@@ -19,3 +20,6 @@ pub use print::{format_source, print_module};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod generate_typed_tests;
