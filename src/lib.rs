@@ -81,7 +81,8 @@ pub fn check_loaded(prog: &compiler::lower::Program) -> Vec<Diagnostic> {
         // mistakes elsewhere (a typo in a method must not hide `model =
         // Net(n_layer = 2)`), but one report per place: what the checks above
         // reported at a span is not reported again.
-        let parsed = prog.modules.iter().all(|m| !m.syntax_errors);
+        // (A failed `use` poisons names silently: the model would look empty.)
+        let parsed = prog.modules.iter().all(|m| !m.syntax_errors && m.unparsed.is_empty());
         if sections.trainer.is_some() && parsed {
             let seen: std::collections::HashSet<_> =
                 diags.iter().map(|d| (d.code.as_str(), d.primary_span())).collect();

@@ -381,7 +381,10 @@ fn argmax(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         match (a.name.as_deref(), &a.value) {
             (Some("axis") | None, Val::Int(Dim::Known(n))) => axis = *n as i64,
             (Some("axis") | None, Val::NegInt(n)) => axis = *n,
-            (Some("axis") | None, Val::Int(Dim::Sym(_))) => return Val::Poison,
+            (Some("axis") | None, Val::Int(Dim::Sym(_))) => {
+                el.silent_poison = true;
+                return Val::Poison;
+            }
             (Some("axis") | None, Val::Float(x)) if x.fract() == 0.0 && *x < 0.0 => axis = *x as i64,
             _ => return bad(el, "`argmax` takes (x, axis = int)", a.span),
         }
@@ -419,7 +422,10 @@ fn reduction(el: &mut Elaborator, kind: Reduce, args: Vec<CallArg>, span: Span, 
             // An `int` parameter of a function checked alone: the axis, and so
             // the result's shape, is known only at each call, where the
             // function is checked again with the real value.
-            (Some("axis") | None, Val::Int(Dim::Sym(_))) => return Val::Poison,
+            (Some("axis") | None, Val::Int(Dim::Sym(_))) => {
+                el.silent_poison = true;
+                return Val::Poison;
+            }
             (Some("axis") | None, Val::Float(x)) if x.fract() == 0.0 && *x < 0.0 => axes = Some(vec![*x as i64]),
             (Some("axis") | None, Val::Tuple(items)) => {
                 let mut v = Vec::new();

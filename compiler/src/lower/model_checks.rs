@@ -139,8 +139,8 @@ pub(super) fn bad_signature(method: &ast::FnDecl) -> Option<Diagnostic> {
 }
 
 /// `jlc check`'s checks of the trained model of a file with a `trainer`
-/// section (run only when the rest of the file checked cleanly, so that a
-/// mistake is reported once).
+/// section (run beside the other checks, once the file parsed and its
+/// imports resolved; `check_loaded` drops what they reported at the same place).
 pub fn check_trained_model(prog: &Program, trainer: Option<&Section>) -> Vec<Diagnostic> {
     let m = match trained_model(prog, trainer) {
         Ok(m) => m,

@@ -171,11 +171,15 @@ impl<'a> Names<'a> {
                         continue;
                     }
                     // (A misspelled `wrt` or `in_axes` too: the typo is reported where the call is checked.)
+                    let callee_is =
+                        |names: &[&str]| matches!(&callee.kind, ExprKind::Name(f) if names.contains(&f.as_str()));
                     match a.name.as_ref().map(|n| n.name.as_str()) {
                         // `grad(f, wrt = (w, b))` names the function's parameters.
-                        Some(kw) if super::keywords::meant(kw, "wrt") => {}
+                        Some(kw) if super::keywords::meant(kw, "wrt") && callee_is(&["grad", "value_and_grad"]) => {}
                         // `vmap(f, in_axes = (None, 0))`: `None` is a name only there.
-                        Some(kw) if super::keywords::meant(kw, "in_axes") => self.in_axes(&a.value),
+                        Some(kw) if super::keywords::meant(kw, "in_axes") && callee_is(&["vmap"]) => {
+                            self.in_axes(&a.value)
+                        }
                         _ => self.expr(&a.value),
                     }
                 }

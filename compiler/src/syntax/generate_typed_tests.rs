@@ -110,7 +110,9 @@ fn parse_print_parse_is_the_identity_on_typed_programs() {
 
 #[test]
 fn the_typed_generator_reaches_every_feature() {
-    let base = run_seed(3);
+    // A fixed seed: whether 1,000 programs reach every feature is chance
+    // (the rare ones), so a clock seed would make this test flaky.
+    let base = 0x7e57_fea7;
     let mut seen = std::collections::BTreeSet::new();
     for i in 0..1000 {
         let (seed, size) = nth(base, i);
