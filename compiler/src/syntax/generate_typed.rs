@@ -301,18 +301,15 @@ impl Gen {
         }
     }
 
+    /// The variables and consts in scope of compile-time type `ty`.
+    fn names_of(&self, ty: &Ty) -> Vec<String> {
+        let vars = self.scope.iter().filter(|v| v.ty == *ty).map(|v| v.name.clone());
+        vars.chain(self.consts.iter().filter(|(_, t, _)| t == ty).map(|(n, _, _)| n.clone())).collect()
+    }
+
     fn cfloat(&mut self) -> String {
         let mut opts: Vec<String> = vec![self.float_lit()];
-        for v in &self.scope {
-            if v.ty == Ty::Float {
-                opts.push(v.name.clone());
-            }
-        }
-        for (n, t, _) in &self.consts {
-            if *t == Ty::Float {
-                opts.push(n.clone());
-            }
-        }
+        opts.extend(self.names_of(&Ty::Float));
         self.pick(&opts)
     }
 
@@ -322,16 +319,7 @@ impl Gen {
         match r {
             0 => {
                 let mut opts = vec!["true".to_string(), "false".into()];
-                for v in &self.scope {
-                    if v.ty == Ty::Bool {
-                        opts.push(v.name.clone());
-                    }
-                }
-                for (n, t, _) in &self.consts {
-                    if *t == Ty::Bool {
-                        opts.push(n.clone());
-                    }
-                }
+                opts.extend(self.names_of(&Ty::Bool));
                 self.pick(&opts)
             }
             1 | 2 => {

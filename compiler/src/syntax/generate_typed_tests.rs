@@ -4,10 +4,10 @@
 //! (from the clock) unless `JLC_TEST_SEED` is set; a failure prints the
 //! seed and the program.
 
-use super::generate::{erase_spans, Rng};
+use super::generate::Rng;
 use super::generate_typed::program;
-use super::parse;
 use super::print::{format_source, print_module};
+use super::tests::parse_clean;
 use crate::ir::generate::run_seed;
 use crate::span::FileId;
 
@@ -36,16 +36,6 @@ fn big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         Ok(v) => v,
         Err(payload) => std::panic::resume_unwind(payload),
     })
-}
-
-fn parse_clean(text: &str) -> Result<super::ast::Module, String> {
-    let mut diags = Vec::new();
-    let mut m = parse(FileId(0), text, &mut diags);
-    if !diags.is_empty() {
-        return Err(format!("{diags:#?}"));
-    }
-    erase_spans(&mut m);
-    Ok(m)
 }
 
 #[test]

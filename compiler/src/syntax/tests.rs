@@ -8,7 +8,7 @@ use super::parse;
 use super::print::{format_source, print_expr, print_module};
 use crate::span::FileId;
 
-fn parse_clean(text: &str) -> Result<Module, String> {
+pub(super) fn parse_clean(text: &str) -> Result<Module, String> {
     let mut diags = Vec::new();
     let mut m = parse(FileId(0), text, &mut diags);
     if !diags.is_empty() {
