@@ -165,6 +165,10 @@ pub enum DumpStage {
     /// The PTX module the GPU backend emits for the optimized IR, after a
     /// `//` comment listing its launch plan (kernels and cuBLAS GEMMs).
     Ptx,
+    /// The machine code the CPU backend generates for the optimized IR on
+    /// this host, chunk by chunk, as Cranelift lists it, with its size and
+    /// a digest of its bytes.
+    Asm,
 }
 
 /// The text of one pipeline stage: tokens, AST, inferred signatures, or
@@ -194,7 +198,7 @@ fn dump_here(
     disabled_rules: &[String],
     color: bool,
 ) -> Result<String, String> {
-    let optimized = matches!(stage, DumpStage::Opt | DumpStage::Ptx);
+    let optimized = matches!(stage, DumpStage::Opt | DumpStage::Ptx | DumpStage::Asm);
     let mut opts = compiler::Options { no_opt: !optimized, ..Default::default() };
     opts.opt.disabled_rules = disabled_rules.to_vec();
     if stage == DumpStage::Tokens {
@@ -236,6 +240,9 @@ fn dump_here(
         if stage == DumpStage::Ptx {
             return ptx_text(&progs.train_step);
         }
+        if stage == DumpStage::Asm {
+            return asm_text(&progs.train_step);
+        }
         let mut out = compiler::ir::text::print(&progs.train_step);
         if explain {
             out.push_str(&explain_text(reports.iter().find(|(n, _)| n == "train_step").map(|(_, r)| r)));
@@ -251,9 +258,40 @@ fn dump_here(
     if stage == DumpStage::Ptx {
         return ptx_text(&script.func);
     }
+    if stage == DumpStage::Asm {
+        return asm_text(&script.func);
+    }
     let mut out = compiler::ir::text::print(&script.func);
     if explain {
         out.push_str(&explain_text(report.as_ref()));
+    }
+    Ok(out)
+}
+
+/// `--stage asm`: a `;` header (chunks, bytes, an FNV-1a digest of the
+/// bytes), then each chunk's listing under the IR instructions it holds.
+fn asm_text(func: &compiler::ir::Func) -> Result<String, String> {
+    use compiler::codegen::cpu;
+    let chunks = cpu::machine_code(func, &cpu::Options::default())
+        .map_err(|e| format!("error: the CPU backend cannot compile this program: {e}\n"))?;
+    let bytes: usize = chunks.iter().map(|c| c.bytes.len()).sum();
+    let digest = chunks
+        .iter()
+        .flat_map(|c| &c.bytes)
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let mut out = format!(
+        "; machine code of `{}` for this CPU: {} chunks, {bytes} bytes, FNV-1a digest {digest:#018x}\n",
+        func.name,
+        chunks.len()
+    );
+    for (k, chunk) in chunks.iter().enumerate() {
+        out.push_str(&format!(
+            "\n; chunk {k}: instructions %{}..%{} of the IR as compiled, {} bytes\n{}",
+            chunk.insts.start,
+            chunk.insts.end,
+            chunk.bytes.len(),
+            chunk.text
+        ));
     }
     Ok(out)
 }

@@ -174,6 +174,8 @@ enum Stage {
     Opt,
     /// The PTX the GPU backend emits (and its launch plan); needs no GPU.
     Ptx,
+    /// The machine code the CPU backend generates for this CPU (Cranelift's listing).
+    Asm,
 }
 
 fn main() -> ExitCode {
@@ -505,6 +507,7 @@ fn run(cli: Cli) -> ExitCode {
                 Stage::Grad => jaxlightning::DumpStage::Grad,
                 Stage::Opt => jaxlightning::DumpStage::Opt,
                 Stage::Ptx => jaxlightning::DumpStage::Ptx,
+                Stage::Asm => jaxlightning::DumpStage::Asm,
             };
             match jaxlightning::dump(&file.display().to_string(), &text, stage, explain, batch, &disabled_rules, color)
             {

@@ -184,6 +184,35 @@ pub fn compile(func: &Func) -> Result<CpuFunc, CodegenError> {
 
 /// Compiles `func` for the host CPU.
 pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenError> {
+    compile_listing(func, options, None)
+}
+
+/// The machine code of one Cranelift function of a compiled program: the
+/// instructions `insts` of the IR as compiled (after the backend's own
+/// passes: `JLC_SCHEDULE_DUMP` writes that IR), before linking (the
+/// addresses of host routines are still zeros, named in `text`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkCode {
+    pub insts: std::ops::Range<usize>,
+    pub bytes: Vec<u8>,
+    /// Cranelift's listing of the code (its VCode text).
+    pub text: String,
+}
+
+/// The machine code `compile_with` generates for `func`, chunk by chunk
+/// (scan loops run their bodies' own code, not listed). `jlc dump --stage
+/// asm` prints it; compiling one program twice gives the same bytes.
+pub fn machine_code(func: &Func, options: &Options) -> Result<Vec<ChunkCode>, CodegenError> {
+    let mut listing = Vec::new();
+    compile_listing(func, options, Some(&mut listing))?;
+    Ok(listing)
+}
+
+fn compile_listing(
+    func: &Func,
+    options: &Options,
+    mut listing: Option<&mut Vec<ChunkCode>>,
+) -> Result<CpuFunc, CodegenError> {
     ir::verify::verify(func).map_err(CodegenError::InvalidFunc)?;
     // A custom derivative rule matters only to autodiff: run the function.
     let inlined = ir::custom_vjp::inline_rules(func);
@@ -236,7 +265,8 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
     // For profiles: the machine code of every chunk (Cranelift's VCode text).
     let disasm_path = std::env::var_os("JLC_DISASM");
     let mut disasm = String::new();
-    ctx.set_disasm(disasm_path.is_some());
+    let want_text = disasm_path.is_some() || listing.is_some();
+    ctx.set_disasm(want_text);
     let n_insts = func.insts.len();
     // Chunks end where a scan loop runs (after its run's last instruction).
     let mut pieces: Vec<(usize, usize, Option<Vec<usize>>)> = Vec::new();
@@ -266,11 +296,17 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
             emitter.finish();
         }
         module.define_function(func_id, &mut ctx)?;
-        if let Some(vcode) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
-            disasm.push_str(&format!("; jl_chunk{chunk}: instructions {start}..{stop}\n{vcode}\n"));
+        if let Some(code) = ctx.compiled_code() {
+            let text = code.vcode.clone().unwrap_or_default();
+            if disasm_path.is_some() {
+                disasm.push_str(&format!("; jl_chunk{chunk}: instructions {start}..{stop}\n{text}\n"));
+            }
+            if let Some(listing) = listing.as_deref_mut() {
+                listing.push(ChunkCode { insts: start..stop, bytes: code.code_buffer().to_vec(), text });
+            }
         }
         module.clear_context(&mut ctx);
-        ctx.set_disasm(disasm_path.is_some());
+        ctx.set_disasm(want_text);
         pending.push(Pending::Jit(func_id));
     }
     if let Some(path) = disasm_path {

@@ -1052,24 +1052,7 @@ fn slice_pad_concat_match_interp_for_every_dtype() {
     assert_same("empty slice", &func, &[random_tensor(&ty, &mut rng)]);
 }
 
-#[test]
-fn generated_programs_match_interp() {
-    use crate::ir::generate::{random_func as generate, random_inputs, GenOptions};
-    const PROGRAMS: u64 = 300;
-    let opts = GenOptions { matmul: false, ..GenOptions::default() };
-    for seed in 0..PROGRAMS {
-        let func = generate(0xC0DE_0000 + seed, &opts);
-        let mut cpu =
-            compile(&func).unwrap_or_else(|err| panic!("seed {seed}: compile failed: {err}\n{}", text::print(&func)));
-        for input_index in 0..3u64 {
-            let inputs = random_inputs(&func, seed * 16 + input_index);
-            let want = interp::run(&func, &inputs);
-            let got = cpu.run(&inputs);
-            assert_outputs_equal(&format!("generated seed {seed}, input {input_index}"), &func, &inputs, &want, &got);
-        }
-    }
-}
-
+mod differential;
 mod inline_math;
 mod transformer;
 

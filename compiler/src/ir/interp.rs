@@ -25,6 +25,20 @@ use super::types::{DType, Shape, Type};
 /// Runs `func` on `inputs`; returns its outputs. Panics if the input types do
 /// not match the parameters (callers check that).
 pub fn run(func: &Func, inputs: &[Tensor]) -> Vec<Tensor> {
+    run_observed(func, inputs, &mut |_, _, result| result)
+}
+
+/// Runs `func` as `run` does, passing each instruction's result through
+/// `observe(index, operands, result)`; what it returns is the value the rest
+/// of the run uses. Differential tests of a backend use it to check an op
+/// whose summation order differs (a GEMM) within its tolerance and then
+/// continue from the backend's own result, so that everything downstream
+/// can still be compared bitwise.
+pub fn run_observed(
+    func: &Func,
+    inputs: &[Tensor],
+    observe: &mut dyn FnMut(usize, &[&Tensor], Tensor) -> Tensor,
+) -> Vec<Tensor> {
     assert_eq!(inputs.len(), func.n_params, "interp: wrong number of inputs");
     let mut values: Vec<Tensor> = Vec::with_capacity(func.insts.len());
     // The results of the last scan run, for its adjacent siblings (Note [One
@@ -46,6 +60,8 @@ pub fn run(func: &Func, inputs: &[Tensor]) -> Vec<Tensor> {
             op => eval(op, &args, &inst.ty, inputs),
         };
         debug_assert_eq!(res.ty(), inst.ty, "interp produced the wrong type for {:?}", inst.op);
+        let res = observe(i, &args, res);
+        assert_eq!(res.ty(), inst.ty, "interp: an observer replaced %{i} by a value of another type");
         values.push(res);
     }
     func.outputs.iter().map(|o| values[o.index()].clone()).collect()

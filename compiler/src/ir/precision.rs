@@ -9,7 +9,7 @@
 //! `ulp(y)` is the spacing of f32 values at `y` (the f64 result rounded to
 //! f32), `eps = 2^-24`.
 
-use super::{DType, Func, Inst, Op};
+use super::{Builder, DType, Func, Inst, Op, Tensor, Type};
 
 /// The bound on `|f32 result - f64 result|` of one op.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -94,6 +94,96 @@ pub fn within(tol: Tolerance, got: f64, want: f64, scale: f64) -> bool {
             let eps = f64::from(f32::EPSILON) / 2.0;
             (got - want).abs() <= terms as f64 * eps * scale + ulp_f32(rounded) / 2.0
         }
+    }
+}
+
+/// Checks `got`, a backend's result of `func`'s instruction `index`, against
+/// the exact op on the same `operands`, for ops a backend may compute
+/// differently from the interpreter: a sum of products in another order (a
+/// GEMM, a convolution: its `Sum` bound) or a transcendental function by
+/// another algorithm (its `Ulps` bound). The bound is taken in the value's
+/// own precision (`eps` = 2^-24 for f32, 2^-53 for f64), NaN only where the
+/// exact result is NaN. The exact value is the op in f64 for f32 values;
+/// for f64 values the interpreter's own result, itself within the bound (a
+/// sum) or within an ulp (libm), so that twice the bound, or one ulp more,
+/// applies. Returns where and by how much it is off.
+pub fn check_backend_value(func: &Func, index: usize, operands: &[&Tensor], got: &Tensor) -> Result<(), String> {
+    let inst = &func.insts[index];
+    let tol = match tolerance(func, inst) {
+        Some(tol @ (Tolerance::Sum { .. } | Tolerance::Ulps(_))) => tol,
+        _ => return Err(format!("%{index} ({}) has no inexact bound", super::op::name(&inst.op))),
+    };
+    let f32_values = inst.ty.dtype == DType::F32;
+    let widened: Vec<Tensor> = operands.iter().map(|t| to_f64(t)).collect();
+    let single = alone_f64(func, inst);
+    let want = super::interp::run(&single, &widened).swap_remove(0).to_f64_vec();
+    let scale = match (tol, &inst.op) {
+        (Tolerance::Ulps(_), _) => vec![0.0; want.len()],
+        // Only the scattered source is summed; the operand picks where it goes.
+        (_, Op::SelectAndScatter(_)) => {
+            super::interp::run(&single, &[widened[0].clone(), abs(&widened[1])]).swap_remove(0).to_f64_vec()
+        }
+        _ => super::interp::run(&single, &widened.iter().map(abs).collect::<Vec<_>>()).swap_remove(0).to_f64_vec(),
+    };
+    for (k, (&g, (&w, &s))) in got.to_f64_vec().iter().zip(want.iter().zip(&scale)).enumerate() {
+        let ok = if f32_values {
+            within(tol, g, w, s)
+        } else if g.is_nan() || w.is_nan() {
+            g.is_nan() && w.is_nan()
+        } else {
+            g == w
+                || match tol {
+                    Tolerance::Ulps(n) => (g - w).abs() <= f64::from(n + 1) * ulp_f64(w),
+                    Tolerance::Sum { terms } => {
+                        (g - w).abs() <= 2.0 * (terms as f64 * f64::EPSILON / 2.0 * s + ulp_f64(w) / 2.0)
+                    }
+                    Tolerance::Exact => false,
+                }
+        };
+        if !ok {
+            return Err(format!(
+                "%{index} = {} ({tol:?}) at flat index {k}: got {g}, exact {w} (magnitude sum {s})",
+                super::op::name(&inst.op)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The spacing of f64 values at `y`.
+fn ulp_f64(y: f64) -> f64 {
+    let y = y.abs();
+    if !y.is_finite() {
+        return f64::INFINITY;
+    }
+    f64::from_bits(y.to_bits() + 1) - y
+}
+
+/// The single op `inst` of `func` as a float64 function of its operands.
+fn alone_f64(func: &Func, inst: &Inst) -> Func {
+    let widened = |t: &Type| if t.dtype == DType::F32 { t.with_dtype(DType::F64) } else { t.clone() };
+    let params: Vec<Type> = inst.args.iter().map(|a| widened(func.ty(*a))).collect();
+    let mut b = Builder::new("alone", &params);
+    let args = (0..params.len()).map(|i| b.param(i)).collect();
+    let y = b.push(inst.op.clone(), args, widened(&inst.ty));
+    b.finish(vec![y])
+}
+
+/// An f32 tensor as f64 (exactly); other dtypes as they are.
+fn to_f64(t: &Tensor) -> Tensor {
+    if t.dtype() == DType::F32 {
+        Tensor::f64(&t.ty().shape.0, t.to_f64_vec())
+    } else {
+        t.clone()
+    }
+}
+
+/// Elementwise |x| of an f64 tensor; other dtypes as they are.
+fn abs(t: &Tensor) -> Tensor {
+    if t.dtype() == DType::F64 {
+        Tensor::f64(&t.ty().shape.0, t.to_f64_vec().iter().map(|v| v.abs()).collect())
+    } else {
+        t.clone()
     }
 }
 

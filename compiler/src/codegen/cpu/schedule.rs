@@ -93,7 +93,7 @@ pub(super) const MAX_POW_EXPONENT: i32 = 4;
 /// The exponent of `Pow` instruction `index` when it is a compile-time
 /// constant small integer on floats (a `Constant`, or a `Broadcast` of one):
 /// such a `pow` becomes multiplications (see `emit::pow_by_multiplication`).
-pub(super) fn const_pow_exponent(func: &Func, index: usize) -> Option<i32> {
+pub(crate) fn const_pow_exponent(func: &Func, index: usize) -> Option<i32> {
     let inst = &func.insts[index];
     if !matches!(inst.op, Op::Pow) || !inst.ty.dtype.is_float() {
         return None;

@@ -4,7 +4,7 @@
 use super::*;
 use crate::ir::generate::{random_func, random_inputs, GenOptions};
 use crate::ir::interp::run;
-use crate::ir::{Builder, Tensor, Type, ValueId};
+use crate::ir::ValueId;
 use std::collections::BTreeMap;
 
 /// `func` with every value as an output.
@@ -12,40 +12,6 @@ fn every_value(func: &Func) -> Func {
     let mut all = func.clone();
     all.outputs = (0..all.insts.len()).map(|i| ValueId(i as u32)).collect();
     all
-}
-
-fn widened(t: &Type) -> Type {
-    if t.dtype == DType::F32 {
-        t.with_dtype(DType::F64)
-    } else {
-        t.clone()
-    }
-}
-
-/// The single op `inst` of `func` as a float64 function of its operands.
-fn alone_f64(func: &Func, inst: &Inst) -> Func {
-    let params: Vec<Type> = inst.args.iter().map(|a| widened(func.ty(*a))).collect();
-    let mut b = Builder::new("alone", &params);
-    let args = (0..params.len()).map(|i| b.param(i)).collect();
-    let y = b.push(inst.op.clone(), args, widened(&inst.ty));
-    b.finish(vec![y])
-}
-
-/// An f32 tensor as f64 (exactly); other dtypes as they are.
-fn to_f64(t: &Tensor) -> Tensor {
-    if t.dtype() == DType::F32 {
-        Tensor::f64(&t.ty().shape.0, t.to_f64_vec())
-    } else {
-        t.clone()
-    }
-}
-
-fn abs(t: &Tensor) -> Tensor {
-    if t.dtype() == DType::F64 {
-        Tensor::f64(&t.ty().shape.0, t.to_f64_vec().iter().map(|v| v.abs()).collect())
-    } else {
-        t.clone()
-    }
 }
 
 #[test]
