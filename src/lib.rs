@@ -285,10 +285,13 @@ fn asm_text(func: &compiler::ir::Func) -> Result<String, String> {
         chunks.len()
     );
     for (k, chunk) in chunks.iter().enumerate() {
+        let what = if chunk.outlined {
+            format!("the loop of instruction %{}, run in parts on threads", chunk.insts.start)
+        } else {
+            format!("instructions %{}..%{}", chunk.insts.start, chunk.insts.end)
+        };
         out.push_str(&format!(
-            "\n; chunk {k}: instructions %{}..%{} of the IR as compiled, {} bytes\n{}",
-            chunk.insts.start,
-            chunk.insts.end,
+            "\n; chunk {k}: {what} of the IR as compiled, {} bytes\n{}",
             chunk.bytes.len(),
             chunk.text
         ));

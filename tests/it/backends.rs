@@ -105,7 +105,7 @@ fn jlc_dump_asm_is_identical_across_processes() {
         assert!(header.starts_with("; machine code of `train_step` for this CPU: "), "{name}: {header}");
         let bytes: usize = header.split(" chunks, ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
         assert!(bytes > 1000, "{name}: {header}");
-        assert!(first.contains("\n; chunk 0: instructions %0..%"), "{name}");
+        assert!(first.contains("\n; chunk 0: "), "{name}");
         assert!(first == second, "{name}: two dumps differ:\n{header}\n{}", second.lines().next().unwrap_or_default());
     }
 }

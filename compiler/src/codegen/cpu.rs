@@ -169,11 +169,15 @@ pub struct Options {
     /// (`vmath_x16.rs`), bitwise the same results as on Cranelift's 128-bit
     /// vectors; false: inline code only.
     pub wide_math: bool,
+    /// Large fused elementwise loops are outlined and run in parts on the
+    /// host kernels' threads (`emit/parallel.rs`), bitwise the same results;
+    /// false: every loop inline on the calling thread.
+    pub parallel_loops: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { inline_math: true, horizontal_fusion: true, wide_math: true }
+        Options { inline_math: true, horizontal_fusion: true, wide_math: true, parallel_loops: true }
     }
 }
 
@@ -190,10 +194,13 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
 /// The machine code of one Cranelift function of a compiled program: the
 /// instructions `insts` of the IR as compiled (after the backend's own
 /// passes: `JLC_SCHEDULE_DUMP` writes that IR), before linking (the
-/// addresses of host routines are still zeros, named in `text`).
+/// addresses of host routines are still zeros, named in `text`). An
+/// `outlined` function is the loop of one instruction, run in parts on the
+/// host kernels' threads and called from the chunk listed after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkCode {
     pub insts: std::ops::Range<usize>,
+    pub outlined: bool,
     pub bytes: Vec<u8>,
     /// Cranelift's listing of the code (its VCode text).
     pub text: String,
@@ -287,13 +294,24 @@ fn compile_listing(
         let func_id = module.declare_function(&format!("jl_chunk{chunk}"), Linkage::Local, &sig)?;
         ctx.func.signature = sig.clone();
         ctx.func.name = UserFuncName::user(0, func_id.as_u32());
-        {
+        let outlined = {
             let builder = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-            let mut emitter = emit::Emitter::new(builder, &mut module, func, &sched);
+            let mut emitter = emit::Emitter::new(builder, &mut module, func, &sched)
+                .with_listing(want_text)
+                .with_parallel_loops(options.parallel_loops);
             for index in start..stop.min(n_insts) {
                 emitter.emit_inst(index)?;
             }
-            emitter.finish();
+            emitter.finish()
+        };
+        // Loops outlined to run on threads, listed before their caller.
+        for (index, bytes, text) in outlined {
+            if disasm_path.is_some() {
+                disasm.push_str(&format!("; loop of instruction {index}, run in parts on threads\n{text}\n"));
+            }
+            if let Some(listing) = listing.as_deref_mut() {
+                listing.push(ChunkCode { insts: index..index + 1, outlined: true, bytes, text });
+            }
         }
         module.define_function(func_id, &mut ctx)?;
         if let Some(code) = ctx.compiled_code() {
@@ -302,7 +320,12 @@ fn compile_listing(
                 disasm.push_str(&format!("; jl_chunk{chunk}: instructions {start}..{stop}\n{text}\n"));
             }
             if let Some(listing) = listing.as_deref_mut() {
-                listing.push(ChunkCode { insts: start..stop, bytes: code.code_buffer().to_vec(), text });
+                listing.push(ChunkCode {
+                    insts: start..stop,
+                    outlined: false,
+                    bytes: code.code_buffer().to_vec(),
+                    text,
+                });
             }
         }
         module.clear_context(&mut ctx);

@@ -1054,6 +1054,7 @@ fn slice_pad_concat_match_interp_for_every_dtype() {
 
 mod differential;
 mod inline_math;
+mod parallel_loops;
 mod transformer;
 
 // ---------------------------------------------------------------- windowed ops

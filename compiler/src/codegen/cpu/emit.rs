@@ -20,6 +20,8 @@ use super::vmath;
 use super::CodegenError;
 use crate::ir::{DType, Func, Op, Tensor};
 
+mod parallel;
+
 /// Every pointer and loop counter is a 64-bit integer (`compile` checks the
 /// host's pointer width).
 const PTR: clif::Type = types::I64;
@@ -41,6 +43,13 @@ pub(super) struct Emitter<'a, 'm> {
     /// The entry parameter: a table of buffer base pointers, one per value.
     table: clif::Value,
     host_refs: HashMap<HostFn, FuncRef>,
+    /// Whether to keep the listing of outlined loops (`cpu::machine_code`).
+    listing: bool,
+    /// Whether large fused loops run on threads (`cpu::Options::parallel_loops`).
+    parallel_loops: bool,
+    /// The machine code and listing of the loops outlined so far
+    /// (`parallel.rs`), with the instruction each computes.
+    outlined: Vec<(usize, Vec<u8>, String)>,
 }
 
 impl<'a, 'm> Emitter<'a, 'm> {
@@ -54,14 +63,39 @@ impl<'a, 'm> Emitter<'a, 'm> {
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         let table = b.block_params(entry)[0];
-        Emitter { b, module, func, sched, table, host_refs: HashMap::new() }
+        Emitter {
+            b,
+            module,
+            func,
+            sched,
+            table,
+            host_refs: HashMap::new(),
+            listing: false,
+            parallel_loops: false,
+            outlined: Vec::new(),
+        }
     }
 
-    pub(super) fn finish(mut self) {
+    /// Keeps the machine code and listing of outlined loops for `finish`.
+    pub(super) fn with_listing(mut self, listing: bool) -> Self {
+        self.listing = listing;
+        self
+    }
+
+    /// Lets large fused loops run on threads (`parallel.rs`).
+    pub(super) fn with_parallel_loops(mut self, parallel_loops: bool) -> Self {
+        self.parallel_loops = parallel_loops;
+        self
+    }
+
+    /// Ends the function; returns the loops outlined from it (when listing):
+    /// the instruction each computes, its machine code and its listing.
+    pub(super) fn finish(mut self) -> Vec<(usize, Vec<u8>, String)> {
         self.b.ins().return_(&[]);
         self.b.seal_all_blocks();
         let config = self.module.target_config();
         self.b.finalize(config);
+        self.outlined
     }
 
     /// Emits the code computing instruction `index` into its buffer.
@@ -80,11 +114,11 @@ impl<'a, 'm> Emitter<'a, 'm> {
             // Run by `cpu::scan` between the compiled chunks.
             Op::Scan(_) => {}
             Op::CustomVjp(_) => unreachable!("custom_vjp is inlined before codegen (`ir::custom_vjp::inline_rules`)"),
-            Op::Constant(_) => self.emit_fused(index),
+            Op::Constant(_) => self.emit_fused(index)?,
             Op::Iota { axis } => self.emit_iota(index, *axis),
             Op::Convert if self.func.ty(inst.args[0]).dtype == inst.ty.dtype => {}
-            Op::Neg | Op::Sqrt | Op::Convert | Op::Select => self.emit_fused(index),
-            Op::Abs | Op::Sign | Op::Rsqrt => self.emit_fused(index),
+            Op::Neg | Op::Sqrt | Op::Convert | Op::Select => self.emit_fused(index)?,
+            Op::Abs | Op::Sign | Op::Rsqrt => self.emit_fused(index)?,
             Op::Log1p => self.emit_host_elementwise(index, [HostFn::Log1pF32, HostFn::Log1pF64], None)?,
             Op::Expm1 => self.emit_host_elementwise(index, [HostFn::Expm1F32, HostFn::Expm1F64], None)?,
             Op::Logistic if self.sched.inline_math => self.emit_fused_math(index)?,
@@ -126,15 +160,15 @@ impl<'a, 'm> Emitter<'a, 'm> {
                     at += src_ty.shape.0[*axis];
                 }
             }
-            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => self.emit_fused(index),
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.emit_fused(index),
+            Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => self.emit_fused(index)?,
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.emit_fused(index)?,
             Op::Exp | Op::Log | Op::Tanh if self.sched.inline_math => self.emit_fused_math(index)?,
             Op::Exp => self.emit_host_elementwise(index, [HostFn::ExpF32, HostFn::ExpF64], None)?,
             Op::Log => self.emit_host_elementwise(index, [HostFn::LogF32, HostFn::LogF64], None)?,
             Op::Tanh => self.emit_host_elementwise(index, [HostFn::TanhF32, HostFn::TanhF64], None)?,
-            Op::Pow if schedule::fusible(self.func, index, self.sched.inline_math) => self.emit_fused(index),
+            Op::Pow if schedule::fusible(self.func, index, self.sched.inline_math) => self.emit_fused(index)?,
             Op::Pow => self.emit_host_elementwise(index, [HostFn::PowF32, HostFn::PowF64], Some(HostFn::PowI32))?,
-            Op::Broadcast { .. } => self.emit_fused(index),
+            Op::Broadcast { .. } => self.emit_fused(index)?,
             Op::Transpose { perm } => {
                 let src_strides = self.func.ty(inst.args[0]).shape.strides();
                 let strides: Vec<i64> = perm.iter().map(|&p| src_strides[p] as i64).collect();
@@ -217,7 +251,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
     /// strides (0 on broadcast dims). The innermost dim runs f32x4 / f64x2
     /// when every op of the tree is lane-wise exact (`vector_lanes`), with a
     /// scalar tail.
-    fn emit_fused(&mut self, root: usize) {
+    fn emit_fused(&mut self, root: usize) -> Result<(), CodegenError> {
         self.emit_fused_with(root, None)
     }
 
@@ -232,49 +266,51 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let host = wide_routine(&inst.op);
         let inner = inst.ty.shape.0.last().copied().unwrap_or(1);
         if !self.sched.wide_math || inst.ty.dtype != DType::F32 || inner < 16 {
-            self.emit_fused(root);
-            return Ok(());
+            return self.emit_fused(root);
         }
-        let routine = self.host_ref(host)?;
-        self.emit_fused_with(root, Some(routine));
-        Ok(())
+        self.emit_fused_with(root, Some(host))
     }
 
     /// `wide`: the root's function is computed by this 512-bit routine (see
-    /// `emit_fused_math`); the loop itself stores the root's operand.
-    fn emit_fused_with(&mut self, root: usize, wide: Option<FuncRef>) {
+    /// `emit_fused_math`); the loop itself stores the root's operand. A
+    /// large loop is outlined and run in parts on the host kernels' threads
+    /// (`parallel.rs`).
+    fn emit_fused_with(&mut self, root: usize, wide: Option<HostFn>) -> Result<(), CodegenError> {
+        if let Some(split) = self.parallel_split(root) {
+            return self.emit_fused_parallel(root, wide, split);
+        }
+        let wide = wide.map(|host| self.host_ref(host)).transpose()?;
         let (func, sched) = (self.func, self.sched);
         let (fused, bases) = self.fused_loop(root, wide);
         let Some((&inner, outer_dims)) = fused.dims.split_last() else {
             // One element.
             let res = fused.tree(func, sched, 1, &[]).eval(&mut self.b, &bases);
             store(&mut self.b, res, bases[fused.out_at]);
-            return;
+            return Ok(());
         };
-        let inner_steps = fused.inner_steps();
         let outer_strides = &fused.strides[..fused.dims.len() - 1];
-        // The root's buffer is contiguous, so a chunk of its row is too.
-        let chunk = if wide.is_some() { WIDE_CHUNK } else { inner };
         emit_nest(&mut self.b, outer_dims, outer_strides, &bases, &[], &mut |b, ptrs, _| {
-            let (n_chunks, rest) = (inner / chunk, inner % chunk);
-            if n_chunks > 0 {
-                let steps: Vec<i64> = inner_steps.iter().map(|&s| s * chunk as i64).collect();
-                emit_loop(b, n_chunks, ptrs, &steps, &[], &mut |b, ptrs, _| {
-                    fused.row(func, sched, b, ptrs, chunk);
-                    vec![]
-                });
-            }
-            if rest > 0 {
-                let tail = advance(b, ptrs, inner_steps, n_chunks * chunk);
-                fused.row(func, sched, b, &tail, rest);
-            }
+            fused.rows(func, sched, b, ptrs, inner);
             vec![]
         });
+        Ok(())
     }
 
     /// The walkers and trees of the fused loop rooted at `root`, and the
     /// base pointers of its walkers (leaves, the root, its guests).
     fn fused_loop(&mut self, root: usize, wide: Option<FuncRef>) -> (FusedLoop, Vec<clif::Value>) {
+        let fused = self.fused_plan(root, wide);
+        let mut bases: Vec<clif::Value> = fused.leaves.iter().map(|leaf| self.base(leaf.value)).collect();
+        bases.push(self.base(root));
+        for &guest in &fused.guests {
+            bases.push(self.base(guest));
+        }
+        (fused, bases)
+    }
+
+    /// The walkers, merged dims and trees of the fused loop rooted at `root`
+    /// (no code emitted).
+    fn fused_plan(&self, root: usize, wide: Option<FuncRef>) -> FusedLoop {
         let (func, sched) = (self.func, self.sched);
         let ty = &func.insts[root].ty;
         let leaves = schedule::leaves(func, sched, root);
@@ -294,11 +330,6 @@ impl<'a, 'm> Emitter<'a, 'm> {
             })
             .collect();
         let (dims, strides) = merge_dims(&ty.shape.0, &per_dim);
-        let mut bases: Vec<clif::Value> = leaves.iter().map(|leaf| self.base(leaf.value)).collect();
-        bases.push(self.base(root));
-        for &guest in &guests {
-            bases.push(self.base(guest));
-        }
         let out_at = leaves.len();
         // With a wide routine, the loop evaluates (or loads) the operand.
         let operand = func.insts[root].args.first().map(|a| a.index());
@@ -312,8 +343,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             }
             None => 1,
         };
-        let fused = FusedLoop { root, leaves, guests, dims, strides, out_at, tree_root, evaluate_root, lanes, wide };
-        (fused, bases)
+        FusedLoop { root, leaves, guests, dims, strides, out_at, tree_root, evaluate_root, lanes, wide }
     }
 
     /// Exp, Log, Tanh, Pow: one call to a host routine for the whole array.
@@ -1055,6 +1085,26 @@ impl FusedLoop {
     /// Byte steps of the walkers along the innermost merged dim.
     fn inner_steps(&self) -> &[i64] {
         self.strides.last().map_or(&[], |s| s.as_slice())
+    }
+
+    /// One whole innermost row of `inner` elements from `ptrs`: in chunks of
+    /// `WIDE_CHUNK` with a wide routine (so its operand is still in cache
+    /// when it runs), else as one row.
+    fn rows(&self, func: &Func, sched: &Schedule, b: &mut FunctionBuilder, ptrs: &[clif::Value], inner: usize) {
+        let chunk = if self.wide.is_some() { WIDE_CHUNK } else { inner };
+        let (n_chunks, rest) = (inner / chunk, inner % chunk);
+        let inner_steps = self.inner_steps();
+        if n_chunks > 0 {
+            let steps: Vec<i64> = inner_steps.iter().map(|&s| s * chunk as i64).collect();
+            emit_loop(b, n_chunks, ptrs, &steps, &[], &mut |b, ptrs, _| {
+                self.row(func, sched, b, ptrs, chunk);
+                vec![]
+            });
+        }
+        if rest > 0 {
+            let tail = advance(b, ptrs, inner_steps, n_chunks * chunk);
+            self.row(func, sched, b, &tail, rest);
+        }
     }
 
     /// `count` elements of the innermost dim from `ptrs`: vectors, then a

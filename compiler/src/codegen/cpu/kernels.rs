@@ -65,6 +65,9 @@ pub(super) enum HostFn {
     LogF32X16,
     TanhF32X16,
     LogisticF32X16,
+    /// `threads.rs`: an outlined fused loop run in parts on the host
+    /// kernels' threads (`emit/parallel.rs`).
+    ParallelFor,
 }
 
 /// The argument lists a host routine can take (all pointer-sized integers).
@@ -85,7 +88,7 @@ pub(super) enum HostSig {
 }
 
 impl HostFn {
-    pub(super) const ALL: [HostFn; 45] = [
+    pub(super) const ALL: [HostFn; 46] = [
         HostFn::ExpF32,
         HostFn::ExpF64,
         HostFn::LogF32,
@@ -131,6 +134,7 @@ impl HostFn {
         HostFn::LogF32X16,
         HostFn::TanhF32X16,
         HostFn::LogisticF32X16,
+        HostFn::ParallelFor,
     ];
 
     /// The symbol name registered with the JIT linker.
@@ -181,6 +185,7 @@ impl HostFn {
             HostFn::LogF32X16 => "jl_log_f32_x16",
             HostFn::TanhF32X16 => "jl_tanh_f32_x16",
             HostFn::LogisticF32X16 => "jl_logistic_f32_x16",
+            HostFn::ParallelFor => "jl_parallel_for",
         }
     }
 
@@ -203,6 +208,7 @@ impl HostFn {
             HostFn::ReduceWindowMaxF32 | HostFn::ReduceWindowMaxF64 => HostSig::Described,
             HostFn::SelectAndScatterF32 | HostFn::SelectAndScatterF64 => HostSig::Described,
             HostFn::ExpF32X16 | HostFn::LogF32X16 | HostFn::TanhF32X16 | HostFn::LogisticF32X16 => HostSig::Array,
+            HostFn::ParallelFor => HostSig::Ptrs(3),
         }
     }
 
@@ -253,6 +259,7 @@ impl HostFn {
             HostFn::LogF32X16 => vmath_x16::jl_log_f32_x16 as *const u8,
             HostFn::TanhF32X16 => vmath_x16::jl_tanh_f32_x16 as *const u8,
             HostFn::LogisticF32X16 => vmath_x16::jl_logistic_f32_x16 as *const u8,
+            HostFn::ParallelFor => super::threads::jl_parallel_for as *const u8,
         }
     }
 }

@@ -12,8 +12,9 @@
 //! per-image and per-batch-element splits stay within the count. Work is
 //! split so that every output element is computed by one thread in the
 //! same order as with one thread: results are bitwise the same for any
-//! thread count (`codegen::tests` checks it). The fused Cranelift loops
-//! stay single-threaded.
+//! thread count (`codegen::tests` checks it). Large fused elementwise loops
+//! are outlined by the JIT and run in parts here (`jl_parallel_for`);
+//! reductions and copies stay single-threaded.
 //!
 //! Floating-point mode: FTZ/DAZ (`runtime`'s `FlushDenormals`) is per
 //! thread. `parallel` gives the pool's threads the caller's mode before
@@ -90,6 +91,32 @@ pub(super) fn parallel<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         Arc::clone(&p.pool)
     };
     pool.install(f)
+}
+
+/// A loop the JIT outlined (`emit/parallel.rs`): `body(table, part,
+/// parts)` runs part `part` of `parts` of its work on the buffers of
+/// `table`.
+type LoopPart = unsafe extern "C" fn(table: usize, part: usize, parts: usize);
+
+/// Runs an outlined loop of `units` units of work: in one part on this
+/// thread with one host thread, else in one part per thread (at most one per
+/// unit) on the pool. Each element is computed by one part in the same
+/// order whatever the split, so results do not depend on the thread count.
+///
+/// Safety: `body` is the address of a function of type `LoopPart` that the
+/// JIT compiled for `table`, whose buffers live for the call.
+pub(super) unsafe extern "C" fn jl_parallel_for(body: usize, table: usize, units: usize) {
+    // Safety: the JIT passes the address of a function of this type.
+    let body = unsafe { std::mem::transmute::<usize, LoopPart>(body) };
+    let parts = threads().min(units);
+    if parts <= 1 {
+        unsafe { body(table, 0, 1) };
+        return;
+    }
+    parallel(|| {
+        use rayon::prelude::*;
+        (0..parts).into_par_iter().for_each(|part| unsafe { body(table, part, parts) })
+    });
 }
 
 /// The parallelism to give one `gemm` call that runs alone (inside

@@ -1,0 +1,205 @@
+//! Large fused elementwise loops on the host kernels' threads.
+//!
+//! Why: GEMMs and convolutions already run on every thread (`threads.rs`),
+//! so in a training step on a many-core host the single-threaded fused
+//! loops (activations, their gradients, softmax, the optimizer's update)
+//! were what the other cores waited for.
+//!
+//! How: the loop of a large fusion group is outlined into a function of its
+//! own, `fn(table, part, parts)`, that runs part `part` of `parts` of the
+//! loop's units of work: the outermost merged dim, or, for a loop with one
+//! merged dim, chunks of `UNIT` elements (the last part also does the
+//! static tail). The chunk calls it through `threads::jl_parallel_for`,
+//! which picks the number of parts at run time (one part with one thread),
+//! so the machine code does not depend on the thread count. Every element
+//! is computed by one part with exactly the code the single-threaded loop
+//! has, so results are bitwise the same for any thread count and split.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{self as clif, AbiParam, BlockArg, InstBuilder, UserFuncName};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::Module;
+
+use super::{advance, emit_nest, CodegenError, Emitter, HostFn, PTR, WIDE_CHUNK};
+
+/// Elements from which a fused loop is outlined: below, rayon's dispatch
+/// (a few microseconds) is a large part of the loop's time.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+
+/// Elements per unit of work of a loop with one merged dim: a multiple of
+/// `WIDE_CHUNK` and of every vector width, so that the parts' rows are
+/// those the single-threaded loop has.
+const UNIT: usize = 4 * WIDE_CHUNK;
+
+/// How an outlined loop's work is cut into units.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Split {
+    /// Units are the indices of the outermost merged dim.
+    Outer { units: usize },
+    /// One merged dim: units of `chunk` elements, `rest` more at the end.
+    Flat { units: usize, chunk: usize, rest: usize },
+}
+
+impl Split {
+    fn units(self) -> usize {
+        match self {
+            Split::Outer { units } | Split::Flat { units, .. } => units,
+        }
+    }
+}
+
+impl Emitter<'_, '_> {
+    /// How to split the fused loop rooted at `root` over threads, or `None`
+    /// for a loop too small to gain.
+    pub(super) fn parallel_split(&self, root: usize) -> Option<Split> {
+        if !self.parallel_loops || self.func.insts[root].ty.shape.num_elements() < PARALLEL_MIN_ELEMENTS {
+            return None;
+        }
+        let plan = self.fused_plan(root, None);
+        match plan.dims[..] {
+            [] => None,
+            [inner] => {
+                let units = inner / UNIT;
+                (units >= 2).then_some(Split::Flat { units, chunk: UNIT, rest: inner % UNIT })
+            }
+            [outer, ..] => (outer >= 2).then_some(Split::Outer { units: outer }),
+        }
+    }
+
+    /// Outlines the fused loop rooted at `root` and calls it through
+    /// `jl_parallel_for`.
+    pub(super) fn emit_fused_parallel(
+        &mut self,
+        root: usize,
+        wide: Option<HostFn>,
+        split: Split,
+    ) -> Result<(), CodegenError> {
+        let mut sig = self.module.make_signature();
+        sig.params.extend([AbiParam::new(PTR); 3]);
+        let id = self.module.declare_anonymous_function(&sig)?;
+        let mut ctx = self.module.make_context();
+        ctx.func.signature = sig;
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        ctx.set_disasm(self.listing);
+        let mut builder_ctx = FunctionBuilderContext::new();
+        {
+            let b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
+            let mut part = Emitter::new(b, &mut *self.module, self.func, self.sched);
+            let entry = part.b.current_block().expect("`new` switched to the entry block");
+            let (index, parts) = (part.b.block_params(entry)[1], part.b.block_params(entry)[2]);
+            part.emit_fused_part(root, wide, split, index, parts)?;
+            let nested = part.finish();
+            debug_assert!(nested.is_empty(), "an outlined loop outlines nothing");
+        }
+        self.module.define_function(id, &mut ctx)?;
+        if self.listing {
+            if let Some(code) = ctx.compiled_code() {
+                let text = code.vcode.clone().unwrap_or_default();
+                self.outlined.push((root, code.code_buffer().to_vec(), text));
+            }
+        }
+        let callee = self.module.declare_func_in_func(id, self.b.func);
+        let address = self.b.ins().func_addr(PTR, callee);
+        let units = self.b.ins().iconst(PTR, split.units() as i64);
+        let table = self.table;
+        self.call_host(HostFn::ParallelFor, &[address, table, units])
+    }
+
+    /// The body of an outlined loop: units `units * part / parts` up to
+    /// `units * (part + 1) / parts` of the loop rooted at `root`.
+    fn emit_fused_part(
+        &mut self,
+        root: usize,
+        wide: Option<HostFn>,
+        split: Split,
+        part: clif::Value,
+        parts: clif::Value,
+    ) -> Result<(), CodegenError> {
+        let wide = wide.map(|host| self.host_ref(host)).transpose()?;
+        let (func, sched) = (self.func, self.sched);
+        let (fused, bases) = self.fused_loop(root, wide);
+        let b = &mut self.b;
+        let units = b.ins().iconst(PTR, split.units() as i64);
+        let bound = |b: &mut FunctionBuilder, k: clif::Value| {
+            let scaled = b.ins().imul(units, k);
+            b.ins().udiv(scaled, parts)
+        };
+        let first = bound(b, part);
+        let next_part = b.ins().iadd_imm_s(part, 1);
+        let end = bound(b, next_part);
+        match split {
+            Split::Outer { .. } => {
+                let (&inner, middle) = fused.dims[1..].split_last().expect("an outer split has two dims or more");
+                let middle_strides = &fused.strides[1..fused.dims.len() - 1];
+                emit_range_loop(b, first, end, &bases, &fused.strides[0], &mut |b, ptrs| {
+                    emit_nest(b, middle, middle_strides, ptrs, &[], &mut |b, ptrs, _| {
+                        fused.rows(func, sched, b, ptrs, inner);
+                        vec![]
+                    });
+                });
+            }
+            Split::Flat { units, chunk, rest } => {
+                let steps: Vec<i64> = fused.inner_steps().iter().map(|&s| s * chunk as i64).collect();
+                emit_range_loop(b, first, end, &bases, &steps, &mut |b, ptrs| {
+                    fused.rows(func, sched, b, ptrs, chunk);
+                });
+                if rest > 0 {
+                    // The last part also does the elements after the last unit.
+                    let tail_block = b.create_block();
+                    let done = b.create_block();
+                    let last = b.ins().iadd_imm_s(parts, -1);
+                    let is_last = b.ins().icmp(IntCC::Equal, part, last);
+                    b.ins().brif(is_last, tail_block, &[], done, &[]);
+                    b.switch_to_block(tail_block);
+                    let tail = advance(b, &bases, fused.inner_steps(), units * chunk);
+                    fused.rows(func, sched, b, &tail, rest);
+                    b.ins().jump(done, &[]);
+                    b.switch_to_block(done);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Emits iterations `first..end` (run-time values, possibly none) of
+/// `body`, pointer k starting at `bases[k] + first * steps[k]` and moving
+/// by `steps[k]` bytes per iteration.
+fn emit_range_loop(
+    b: &mut FunctionBuilder,
+    first: clif::Value,
+    end: clif::Value,
+    bases: &[clif::Value],
+    steps: &[i64],
+    body: &mut dyn FnMut(&mut FunctionBuilder, &[clif::Value]),
+) {
+    let starts: Vec<clif::Value> = bases
+        .iter()
+        .zip(steps)
+        .map(|(&base, &step)| {
+            if step == 0 {
+                base
+            } else {
+                let offset = b.ins().imul_imm_s(first, step);
+                b.ins().iadd(base, offset)
+            }
+        })
+        .collect();
+    let header = b.create_block();
+    let counter = b.append_block_param(header, PTR);
+    let ptrs: Vec<clif::Value> = bases.iter().map(|_| b.append_block_param(header, PTR)).collect();
+    let exit = b.create_block();
+    let any = b.ins().icmp(IntCC::UnsignedLessThan, first, end);
+    let entry_args: Vec<BlockArg> = std::iter::once(first).chain(starts).map(BlockArg::from).collect();
+    b.ins().brif(any, header, &entry_args, exit, &[]);
+
+    b.switch_to_block(header);
+    body(b, &ptrs);
+    let next = b.ins().iadd_imm_s(counter, 1);
+    let next_ptrs: Vec<clif::Value> =
+        ptrs.iter().zip(steps).map(|(&p, &step)| if step == 0 { p } else { b.ins().iadd_imm_s(p, step) }).collect();
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, next, end);
+    let back_args: Vec<BlockArg> = std::iter::once(next).chain(next_ptrs).map(BlockArg::from).collect();
+    b.ins().brif(more, header, &back_args, exit, &[]);
+    b.switch_to_block(exit);
+}

@@ -1,0 +1,111 @@
+//! Large fused loops outlined onto the host kernels' threads
+//! (`cpu/emit/parallel.rs`): bitwise the same results as the inline loops
+//! (`Options::parallel_loops` off), with one thread and with three, on
+//! every way a loop is split (outer dim, one flat dim with and without a
+//! tail, wide transcendental rows, hosted values stored by the loop), and
+//! bitwise the interpreter with libm transcendentals.
+
+use super::{assert_outputs_equal, canonical_bits, Rng};
+use crate::codegen::cpu::threads::set_threads;
+use crate::codegen::cpu::{compile_with, machine_code, Options};
+use crate::ir::{interp, Builder, DType, Func, Op, Tensor, Type};
+
+/// A chain of elementwise ops over `dims` mixing in a row (last dim), a
+/// column (first dim) and constants, with inline transcendentals, compares
+/// and selects; one intermediate value is also an output (a loop's guest).
+fn chain(rng: &mut Rng, dtype: DType, dims: &[usize]) -> Func {
+    let full = Type::new(dtype, dims);
+    let rank = dims.len();
+    let row = Type::new(dtype, &dims[rank - 1..]);
+    let mut col_dims = vec![1; rank];
+    col_dims[0] = dims[0];
+    let col = Type::new(dtype, &col_dims);
+    let mut b = Builder::new("chain", &[full.clone(), row.clone(), col.clone()]);
+    let mut x = b.param(0);
+    let mut kept = None;
+    for step in 0..10 {
+        let y = match rng.below(4) {
+            0 => b.broadcast(b.param(1), &full.shape, vec![rank - 1]),
+            1 => b.broadcast(b.param(2), &full.shape, (0..rank).collect()),
+            2 => b.full(rng.uniform(-2.0, 2.0), &full),
+            _ => b.param(0),
+        };
+        let ops = [Op::Add, Op::Sub, Op::Mul, Op::Max, Op::Min];
+        x = b.binary(ops[rng.below(ops.len())].clone(), x, y);
+        match rng.below(5) {
+            0 => x = b.unary(Op::Tanh, x),
+            1 => x = b.unary(Op::Logistic, x),
+            2 => {
+                let zero = b.full(0.0, &full);
+                let c = b.binary(Op::Gt, x, zero);
+                x = b.select(c, x, y);
+            }
+            _ => {}
+        }
+        if step == 4 {
+            kept = Some(x);
+        }
+    }
+    let last = b.unary(Op::Exp, x);
+    b.finish(vec![last, kept.expect("set at step 4")])
+}
+
+fn inputs_for(func: &Func, rng: &mut Rng) -> Vec<Tensor> {
+    func.param_types()
+        .iter()
+        .map(|ty| {
+            let values: Vec<f64> = (0..ty.shape.num_elements()).map(|_| rng.uniform(-3.0, 3.0)).collect();
+            Tensor::from_f64(ty.dtype, ty.shape.dims(), &values)
+        })
+        .collect()
+}
+
+#[test]
+fn outlined_loops_match_inline_loops_and_the_interpreter_bitwise() {
+    let mut rng = Rng(0x9A7A);
+    // Outer splits (3, 2 and 129 units), flat splits with a tail (scalar
+    // too: 993 elements) and without, f32 rows wide enough for the 512-bit
+    // routines, and f64.
+    let cases: [(DType, &[usize]); 6] = [
+        (DType::F32, &[300_001]),
+        (DType::F32, &[3, 70_001]),
+        (DType::F32, &[129, 7, 73]),
+        (DType::F64, &[2, 65_536]),
+        (DType::F64, &[65_541]),
+        (DType::F32, &[8 * 4096]),
+    ];
+    let mut outlined = 0;
+    for (k, &(dtype, dims)) in cases.iter().enumerate() {
+        let func = chain(&mut rng, dtype, dims);
+        let inputs = inputs_for(&func, &mut rng);
+        for inline_math in [true, false] {
+            let label = format!("case {k} {dtype}{dims:?}, inline_math {inline_math}");
+            let options = Options { inline_math, ..Options::default() };
+            outlined += machine_code(&func, &options).unwrap().iter().filter(|c| c.outlined).count();
+            let mut parallel = compile_with(&func, &options).unwrap();
+            let inline =
+                compile_with(&func, &Options { parallel_loops: false, ..options.clone() }).unwrap().run(&inputs);
+            for threads in [1, 3] {
+                set_threads(threads);
+                let got = parallel.run(&inputs);
+                set_threads(0);
+                for (j, (a, b)) in inline.iter().zip(&got).enumerate() {
+                    let (a, b) = (canonical_bits(a), canonical_bits(b));
+                    let first = a.iter().zip(&b).position(|(x, y)| x != y);
+                    assert_eq!(first, None, "{label}, {threads} threads: output {j} differs from the inline loop");
+                }
+            }
+            if !inline_math {
+                assert_outputs_equal(&label, &func, &inputs, &interp::run(&func, &inputs), &inline);
+            }
+        }
+    }
+    assert!(outlined >= cases.len() * 2, "only {outlined} loops were outlined");
+}
+
+/// Small loops stay inline: outlining costs a thread dispatch per run.
+#[test]
+fn small_loops_are_not_outlined() {
+    let func = chain(&mut Rng(3), DType::F32, &[64, 128]);
+    assert!(machine_code(&func, &Options::default()).unwrap().iter().all(|c| !c.outlined));
+}
