@@ -598,21 +598,50 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 let routine = self.host_ref(wide_routine(&self.func.insts[a].op))?;
                 Some(self.fused_loop(a, Some(routine)))
             }
-            None => None,
+            None => match self.parallel_reduce_split(index) {
+                Some(rows) => return self.emit_reduce_parallel(index, kind, rows),
+                None => None,
+            },
         };
-        self.emit_reduce(index, kind, tile);
+        self.emit_reduce(index, kind, tile, None);
         Ok(())
     }
 
     /// `tile`: a tiled wide root's loop and walker bases (`tiled_pairs`),
     /// run on each chunk of the reduced run right before the reduction's.
-    fn emit_reduce(&mut self, index: usize, kind: ReduceKind, tile: Option<(FusedLoop, Vec<clif::Value>)>) {
+    /// `rows`: only `count` indices of the walk's first outer dim, from
+    /// index `first` (a part of the reduction run on a thread,
+    /// `parallel.rs`); that dim moves the output, so the part's outputs are
+    /// a block of their own.
+    fn emit_reduce(
+        &mut self,
+        index: usize,
+        kind: ReduceKind,
+        tile: Option<(FusedLoop, Vec<clif::Value>)>,
+        rows: Option<(usize, clif::Value)>,
+    ) {
         let inst = &self.func.insts[index];
         let src_ty = self.func.ty(inst.args[0]).clone();
         let dtype = inst.ty.dtype;
         let size = dtype.size_bytes() as i64;
         let ty = clif_type(dtype);
+        let (func, sched) = (self.func, self.sched);
+        let mut walk = reduce_walk(func, sched, index);
+        let n_walk = walk.leaves.len() + walk.stored.len();
+        // Pointers (walkers, then the output) move to the part's first row.
+        let at_rows = |b: &mut FunctionBuilder, base: clif::Value, walker: usize| match rows {
+            Some((_, first)) if walk.outer_strides[0][walker] != 0 => {
+                let offset = b.ins().imul_imm_s(first, walk.outer_strides[0][walker]);
+                b.ins().iadd(base, offset)
+            }
+            _ => base,
+        };
         let dst = self.base(index);
+        let dst = at_rows(&mut self.b, dst, n_walk);
+        let n_outputs = match rows {
+            Some((count, _)) => count * walk.outer_strides[0][n_walk] as usize / size as usize,
+            None => inst.ty.shape.num_elements(),
+        };
         let identity = match (kind, dtype) {
             (ReduceKind::Sum, DType::F32 | DType::F64) => self.constant(dtype, 0.0),
             (ReduceKind::Max, DType::F32 | DType::F64) => self.constant(dtype, f64::NEG_INFINITY),
@@ -622,7 +651,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             (ReduceKind::Min, DType::I32) => self.b.ins().iconst(types::I32, i32::MAX as i64),
             (_, DType::Bool) => unreachable!("check_supported rejects bool reductions"),
         };
-        emit_loop(&mut self.b, inst.ty.shape.num_elements(), &[dst], &[size], &[], &mut |b, ptrs, _| {
+        emit_loop(&mut self.b, n_outputs, &[dst], &[size], &[], &mut |b, ptrs, _| {
             store(b, identity, ptrs[0]);
             vec![]
         });
@@ -630,15 +659,19 @@ impl<'a, 'm> Emitter<'a, 'm> {
             return;
         }
 
-        let (func, sched) = (self.func, self.sched);
-        let walk = reduce_walk(func, sched, index);
         let root = inst.args[0].index();
-        let n_walk = walk.leaves.len() + walk.stored.len();
-        let mut bases: Vec<clif::Value> = walk.leaves.iter().map(|leaf| self.base(leaf.value)).collect();
-        for &value in &walk.stored {
-            bases.push(self.base(value));
+        let walkers: Vec<usize> =
+            walk.leaves.iter().map(|leaf| leaf.value).chain(walk.stored.iter().copied()).collect();
+        let mut bases: Vec<clif::Value> = Vec::with_capacity(n_walk + 1);
+        for (k, &value) in walkers.iter().enumerate() {
+            let base = self.base(value);
+            bases.push(at_rows(&mut self.b, base, k));
         }
         bases.push(dst);
+        if let Some((count, _)) = rows {
+            walk.outer_dims[0] = count;
+        }
+        let walk = walk;
         let combine = |b: &mut FunctionBuilder, acc: clif::Value, value: clif::Value| match (kind, dtype.is_float()) {
             (ReduceKind::Sum, true) => b.ins().fadd(acc, value),
             (ReduceKind::Max, true) => b.ins().fmax(acc, value),

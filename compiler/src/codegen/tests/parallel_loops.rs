@@ -103,6 +103,68 @@ fn outlined_loops_match_inline_loops_and_the_interpreter_bitwise() {
     assert!(outlined >= cases.len() * 2, "only {outlined} loops were outlined");
 }
 
+/// `func` compiled with and without outlined loops, run with one and
+/// three host threads: bitwise the same outputs; with libm transcendentals
+/// also bitwise the interpreter's. Returns how many loops were outlined.
+fn assert_outlining_is_invisible(label: &str, func: &Func, inputs: &[Tensor]) -> usize {
+    let mut outlined = 0;
+    for inline_math in [true, false] {
+        let label = format!("{label}, inline_math {inline_math}");
+        let options = Options { inline_math, ..Options::default() };
+        outlined += machine_code(func, &options).unwrap().iter().filter(|c| c.outlined).count();
+        let mut parallel = compile_with(func, &options).unwrap();
+        let inline = compile_with(func, &Options { parallel_loops: false, ..options.clone() }).unwrap().run(inputs);
+        for threads in [1, 3] {
+            set_threads(threads);
+            let got = parallel.run(inputs);
+            set_threads(0);
+            for (j, (a, b)) in inline.iter().zip(&got).enumerate() {
+                let (a, b) = (canonical_bits(a), canonical_bits(b));
+                let first = a.iter().zip(&b).position(|(x, y)| x != y);
+                assert_eq!(first, None, "{label}, {threads} threads: output {j} differs from the inline loop");
+            }
+        }
+        if !inline_math {
+            assert_outputs_equal(&label, func, inputs, &interp::run(func, inputs), &inline);
+        }
+    }
+    outlined
+}
+
+/// Reductions split by rows: sums, maxima and minima over the last axis
+/// (a layer norm's or softmax's rows, reduced four at a time when the tree
+/// is cheap), over a middle axis, of a fused operand that also stores a
+/// sibling of the source's shape (a loss and its gradient), in f32 and f64.
+#[test]
+fn outlined_reductions_match_inline_ones_and_the_interpreter_bitwise() {
+    let mut rng = Rng(0x5EED);
+    let cases: [(DType, &[usize], usize); 6] = [
+        (DType::F32, &[4096, 128], 1),
+        (DType::F32, &[96, 33, 65], 1),
+        (DType::F64, &[2, 40_000], 1),
+        (DType::F32, &[512, 4, 64], 2),
+        (DType::F32, &[1031, 67], 1),
+        (DType::F64, &[300, 300], 1),
+    ];
+    let mut outlined = 0;
+    for (k, &(dtype, dims, axis)) in cases.iter().enumerate() {
+        let full = Type::new(dtype, dims);
+        let mut b = Builder::new("reduce", &[full.clone(), full.clone()]);
+        let prod = b.mul(b.param(0), b.param(1));
+        let t = b.unary(Op::Tanh, prod);
+        let sum = b.reduce_sum(t, vec![axis]);
+        let max = b.reduce_max(prod, vec![axis]);
+        let min = b.push(Op::ReduceMin { axes: vec![axis] }, vec![b.param(0)], b.ty(max).clone());
+        let two = b.full(2.0, &full);
+        let grad = b.mul(t, two);
+        let func = b.finish(vec![sum, max, min, grad]);
+        let inputs = inputs_for(&func, &mut rng);
+        outlined +=
+            assert_outlining_is_invisible(&format!("reduction case {k} {dtype}{dims:?} axis {axis}"), &func, &inputs);
+    }
+    assert!(outlined >= 10, "only {outlined} loops were outlined");
+}
+
 /// Small loops stay inline: outlining costs a thread dispatch per run.
 #[test]
 fn small_loops_are_not_outlined() {

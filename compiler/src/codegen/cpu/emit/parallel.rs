@@ -1,4 +1,4 @@
-//! Large fused elementwise loops on the host kernels' threads.
+//! Large fused elementwise loops and reductions on the host kernels' threads.
 //!
 //! Why: GEMMs and convolutions already run on every thread (`threads.rs`),
 //! so in a training step on a many-core host the single-threaded fused
@@ -14,6 +14,11 @@
 //! so the machine code does not depend on the thread count. Every element
 //! is computed by one part with exactly the code the single-threaded loop
 //! has, so results are bitwise the same for any thread count and split.
+//!
+//! A reduction is split likewise by the first outer dim of its walk when
+//! that dim moves the output (rows of a layer norm or a softmax): each part
+//! runs the reduction's own code (`Emitter::emit_reduce` with a row range)
+//! over equal stretches of rows, each output's sum in its usual order.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{self as clif, AbiParam, BlockArg, InstBuilder, UserFuncName};
@@ -30,6 +35,19 @@ const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 /// `WIDE_CHUNK` and of every vector width, so that the parts' rows are
 /// those the single-threaded loop has.
 const UNIT: usize = 4 * WIDE_CHUNK;
+
+/// Most units of work a reduction is cut into: each is a stretch of rows
+/// with the same static count, so that one copy of the reduction's code
+/// serves them all.
+const MAX_REDUCTION_UNITS: usize = 64;
+
+/// How a reduction's loop is cut: `units` stretches of `rows` indices of
+/// its walk's first outer dim.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RowSplit {
+    units: usize,
+    rows: usize,
+}
 
 /// How an outlined loop's work is cut into units.
 #[derive(Clone, Copy, Debug)]
@@ -66,13 +84,69 @@ impl Emitter<'_, '_> {
         }
     }
 
-    /// Outlines the fused loop rooted at `root` and calls it through
-    /// `jl_parallel_for`.
-    pub(super) fn emit_fused_parallel(
+    /// How to split reduction `index` over threads: by its walk's first
+    /// outer dim, when that dim moves the output (so parts write disjoint
+    /// outputs and each output's sum keeps its order), into equal stretches
+    /// of rows; `None` for a reduction too small, one whose first dim is
+    /// reduced (a bias gradient's sum over the batch), or one whose row
+    /// count has no divisor giving 2 to `MAX_REDUCTION_UNITS` stretches.
+    pub(super) fn parallel_reduce_split(&self, index: usize) -> Option<RowSplit> {
+        let src = self.func.ty(self.func.insts[index].args[0]);
+        if !self.parallel_loops || src.shape.num_elements() < PARALLEL_MIN_ELEMENTS {
+            return None;
+        }
+        let walk = super::reduce_walk(self.func, self.sched, index);
+        let n_walk = walk.leaves.len() + walk.stored.len();
+        let (&m, strides) = (walk.outer_dims.first()?, walk.outer_strides.first()?);
+        if strides[n_walk] == 0 {
+            return None;
+        }
+        let rows = (1..=m).find(|&r| m % r == 0 && m / r <= MAX_REDUCTION_UNITS)?;
+        let units = m / rows;
+        (units >= 2).then_some(RowSplit { units, rows })
+    }
+
+    /// Outlines reduction `index` and calls it through `jl_parallel_for`;
+    /// each part reduces its stretches of rows with the reduction's own code.
+    pub(super) fn emit_reduce_parallel(
         &mut self,
-        root: usize,
-        wide: Option<HostFn>,
-        split: Split,
+        index: usize,
+        kind: super::ReduceKind,
+        split: RowSplit,
+    ) -> Result<(), CodegenError> {
+        self.outline(index, split.units, &mut |part, index_value, parts| {
+            let b = &mut part.b;
+            let units = b.ins().iconst(PTR, split.units as i64);
+            let first = unit_bound(b, units, index_value, parts);
+            let next_part = b.ins().iadd_imm_s(index_value, 1);
+            let end = unit_bound(b, units, next_part, parts);
+            // for unit in first..end: the reduction of rows unit * rows ..
+            let header = b.create_block();
+            let unit = b.append_block_param(header, PTR);
+            let exit = b.create_block();
+            let any = b.ins().icmp(IntCC::UnsignedLessThan, first, end);
+            b.ins().brif(any, header, &[BlockArg::from(first)], exit, &[]);
+            b.switch_to_block(header);
+            let first_row = part.b.ins().imul_imm_s(unit, split.rows as i64);
+            part.emit_reduce(index, kind, None, Some((split.rows, first_row)));
+            let b = &mut part.b;
+            let next = b.ins().iadd_imm_s(unit, 1);
+            let more = b.ins().icmp(IntCC::UnsignedLessThan, next, end);
+            b.ins().brif(more, header, &[BlockArg::from(next)], exit, &[]);
+            b.switch_to_block(exit);
+            Ok(())
+        })
+    }
+
+    /// Outlines `body` (given the new function's emitter, its `part` and
+    /// `parts` parameters) as `fn(table, part, parts)` computing
+    /// instruction `index`, and calls it through `jl_parallel_for` with
+    /// `units` units of work.
+    fn outline(
+        &mut self,
+        index: usize,
+        units: usize,
+        body: &mut dyn FnMut(&mut Emitter, clif::Value, clif::Value) -> Result<(), CodegenError>,
     ) -> Result<(), CodegenError> {
         let mut sig = self.module.make_signature();
         sig.params.extend([AbiParam::new(PTR); 3]);
@@ -86,8 +160,8 @@ impl Emitter<'_, '_> {
             let b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
             let mut part = Emitter::new(b, &mut *self.module, self.func, self.sched);
             let entry = part.b.current_block().expect("`new` switched to the entry block");
-            let (index, parts) = (part.b.block_params(entry)[1], part.b.block_params(entry)[2]);
-            part.emit_fused_part(root, wide, split, index, parts)?;
+            let (part_index, parts) = (part.b.block_params(entry)[1], part.b.block_params(entry)[2]);
+            body(&mut part, part_index, parts)?;
             let nested = part.finish();
             debug_assert!(nested.is_empty(), "an outlined loop outlines nothing");
         }
@@ -95,14 +169,27 @@ impl Emitter<'_, '_> {
         if self.listing {
             if let Some(code) = ctx.compiled_code() {
                 let text = code.vcode.clone().unwrap_or_default();
-                self.outlined.push((root, code.code_buffer().to_vec(), text));
+                self.outlined.push((index, code.code_buffer().to_vec(), text));
             }
         }
         let callee = self.module.declare_func_in_func(id, self.b.func);
         let address = self.b.ins().func_addr(PTR, callee);
-        let units = self.b.ins().iconst(PTR, split.units() as i64);
+        let units = self.b.ins().iconst(PTR, units as i64);
         let table = self.table;
         self.call_host(HostFn::ParallelFor, &[address, table, units])
+    }
+
+    /// Outlines the fused loop rooted at `root` and calls it through
+    /// `jl_parallel_for`.
+    pub(super) fn emit_fused_parallel(
+        &mut self,
+        root: usize,
+        wide: Option<HostFn>,
+        split: Split,
+    ) -> Result<(), CodegenError> {
+        self.outline(root, split.units(), &mut |part, index, parts| {
+            part.emit_fused_part(root, wide, split, index, parts)
+        })
     }
 
     /// The body of an outlined loop: units `units * part / parts` up to
@@ -120,13 +207,9 @@ impl Emitter<'_, '_> {
         let (fused, bases) = self.fused_loop(root, wide);
         let b = &mut self.b;
         let units = b.ins().iconst(PTR, split.units() as i64);
-        let bound = |b: &mut FunctionBuilder, k: clif::Value| {
-            let scaled = b.ins().imul(units, k);
-            b.ins().udiv(scaled, parts)
-        };
-        let first = bound(b, part);
+        let first = unit_bound(b, units, part, parts);
         let next_part = b.ins().iadd_imm_s(part, 1);
-        let end = bound(b, next_part);
+        let end = unit_bound(b, units, next_part, parts);
         match split {
             Split::Outer { .. } => {
                 let (&inner, middle) = fused.dims[1..].split_last().expect("an outer split has two dims or more");
@@ -160,6 +243,12 @@ impl Emitter<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// The first unit of part `k` of `parts`: `units * k / parts`.
+fn unit_bound(b: &mut FunctionBuilder, units: clif::Value, k: clif::Value, parts: clif::Value) -> clif::Value {
+    let scaled = b.ins().imul(units, k);
+    b.ins().udiv(scaled, parts)
 }
 
 /// Emits iterations `first..end` (run-time values, possibly none) of
