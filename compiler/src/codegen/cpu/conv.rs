@@ -5,8 +5,9 @@
 //! more pixels than the input, as in data gradients: the scatter form, one
 //! GEMM of the kernel taps with the unpadded input and a tap sum per output
 //! pixel, `kernels::col2im_sum`), `ReduceWindowSum`/`ReduceWindowMax`
-//! and `SelectAndScatter`; the hot
-//! loops are in the `kernels` crate (built optimized even in the dev
+//! and `SelectAndScatter` (by blocks of the leading dim on the host
+//! kernels' threads when the windows never cross it, as in pooling); the
+//! hot loops are in the `kernels` crate (built optimized even in the dev
 //! profile). The window reductions visit elements in the interpreter's order
 //! (`interp_window::reduce_window_into`), so they agree bitwise with
 //! `ir::interp` (tested). The im2col matrix lives in a per-thread scratch
@@ -408,15 +409,65 @@ unsafe fn window_desc(desc: *const i64) -> [Vec<usize>; 5] {
     [part(0), part(1), part(2), part(3), part(4)]
 }
 
+/// Runs `block(Some((first, count)))` over the leading dim's indices in
+/// blocks, on the host kernels' threads, when the windows never cross that
+/// dim (size and stride 1, no padding, as many result as operand indices:
+/// pooling over `[N, C, H, W]`) and the work is worth it; else
+/// `block(None)` once, for the whole arrays. Each block's outputs depend
+/// only on its own indices, computed as in one call: results do not depend
+/// on the thread count.
+fn for_each_leading_block(
+    dims: &[usize],
+    result_dims: &[usize],
+    size: &[usize],
+    stride: &[usize],
+    low: &[usize],
+    work: usize,
+    block: impl Fn(Option<(usize, usize)>) + Sync,
+) {
+    use rayon::prelude::*;
+    let n = dims.first().copied().unwrap_or(1);
+    let independent =
+        dims.len() > 1 && size[0] == 1 && stride[0] == 1 && low[0] == 0 && result_dims.first() == Some(&n);
+    if !independent || !super::threads::split_items(n, work / n.max(1)) {
+        return block(None);
+    }
+    let parts = super::threads::threads().min(n);
+    super::threads::parallel(|| {
+        (0..parts).into_par_iter().for_each(|p| {
+            let (first, end) = (n * p / parts, n * (p + 1) / parts);
+            block(Some((first, end - first)))
+        })
+    });
+}
+
+/// The dims of leading indices `first..first + count` of an array of
+/// `dims` and the element range they hold (`None`: the whole array).
+fn leading_block(dims: &[usize], part: Option<(usize, usize)>) -> (Vec<usize>, std::ops::Range<usize>) {
+    let Some((first, count)) = part else { return (dims.to_vec(), 0..dims.iter().product()) };
+    let inner: usize = dims[1..].iter().product();
+    let mut block = dims.to_vec();
+    block[0] = count;
+    (block, first * inner..(first + count) * inner)
+}
+
 macro_rules! window_routine {
     ($name:ident, $t:ty, $is_max:expr) => {
         /// Safety: pointers to live, distinct arena buffers of the operand's
         /// and the result's sizes (`_unused` is not read); `desc` from `descriptor`.
         pub(super) extern "C" fn $name(x: *const $t, _unused: *const $t, out: *mut $t, desc: *const i64) {
             let [dims, out_dims, size, stride, low] = unsafe { window_desc(desc) };
-            let x = unsafe { std::slice::from_raw_parts(x, dims.iter().product()) };
-            let out = unsafe { std::slice::from_raw_parts_mut(out, out_dims.iter().product()) };
-            ::kernels::reduce_window(x, &dims, &size, &stride, &low, out, &out_dims, $is_max);
+            // Addresses cross to the pool's threads as integers; blocks write disjoint outputs.
+            let (x, out) = (x as usize, out as usize);
+            let work = out_dims.iter().product::<usize>() * size.iter().product::<usize>();
+            for_each_leading_block(&dims, &out_dims, &size, &stride, &low, work, |part| {
+                let (in_dims, in_range) = leading_block(&dims, part);
+                let (block_out_dims, out_range) = leading_block(&out_dims, part);
+                let x = unsafe { std::slice::from_raw_parts((x as *const $t).add(in_range.start), in_range.len()) };
+                let out =
+                    unsafe { std::slice::from_raw_parts_mut((out as *mut $t).add(out_range.start), out_range.len()) };
+                ::kernels::reduce_window(x, &in_dims, &size, &stride, &low, out, &block_out_dims, $is_max);
+            });
         }
     };
 }
@@ -432,11 +483,17 @@ macro_rules! select_and_scatter_routine {
         /// (`x`, `out`) and the cotangent's sizes; `desc` from `descriptor`.
         pub(super) extern "C" fn $name(x: *const $t, ct: *const $t, out: *mut $t, desc: *const i64) {
             let [dims, ct_dims, size, stride, low] = unsafe { window_desc(desc) };
-            let n: usize = dims.iter().product();
-            let x = unsafe { std::slice::from_raw_parts(x, n) };
-            let ct = unsafe { std::slice::from_raw_parts(ct, ct_dims.iter().product()) };
-            let out = unsafe { std::slice::from_raw_parts_mut(out, n) };
-            ::kernels::select_and_scatter(x, &dims, &size, &stride, &low, ct, &ct_dims, out);
+            // Addresses cross to the pool's threads as integers; blocks write disjoint outputs.
+            let (x, ct, out) = (x as usize, ct as usize, out as usize);
+            let work = ct_dims.iter().product::<usize>() * size.iter().product::<usize>();
+            for_each_leading_block(&dims, &ct_dims, &size, &stride, &low, work, |part| {
+                let (block_dims, range) = leading_block(&dims, part);
+                let (block_ct_dims, ct_range) = leading_block(&ct_dims, part);
+                let x = unsafe { std::slice::from_raw_parts((x as *const $t).add(range.start), range.len()) };
+                let ct = unsafe { std::slice::from_raw_parts((ct as *const $t).add(ct_range.start), ct_range.len()) };
+                let out = unsafe { std::slice::from_raw_parts_mut((out as *mut $t).add(range.start), range.len()) };
+                ::kernels::select_and_scatter(x, &block_dims, &size, &stride, &low, ct, &block_ct_dims, out);
+            });
         }
     };
 }

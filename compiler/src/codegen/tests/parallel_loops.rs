@@ -171,3 +171,53 @@ fn small_loops_are_not_outlined() {
     let func = chain(&mut Rng(3), DType::F32, &[64, 128]);
     assert!(machine_code(&func, &Options::default()).unwrap().iter().all(|c| !c.outlined));
 }
+
+/// Pooling (window sums and maxima) and max pooling's backward run by
+/// blocks of images on threads when their windows never cross the leading
+/// dim: bitwise the interpreter with one thread and with three, ties and
+/// specials included; windows that cross it (size 2 on dim 0) stay whole.
+#[test]
+fn pooling_by_blocks_of_images_matches_the_interpreter_bitwise() {
+    let window = |size: Vec<usize>, stride: Vec<usize>, low: Vec<usize>, high: Vec<usize>| crate::ir::Window {
+        size,
+        stride,
+        low,
+        high,
+    };
+    let specs: Vec<(&[usize], crate::ir::Window)> = vec![
+        (&[41, 40, 26, 26], window(vec![1, 1, 2, 2], vec![1, 1, 2, 2], vec![0; 4], vec![0; 4])),
+        (&[64, 24, 31, 33], window(vec![1, 1, 3, 3], vec![1, 1, 2, 2], vec![0, 0, 1, 1], vec![0, 0, 1, 1])),
+        (&[20, 64, 40], window(vec![2, 1, 2], vec![1, 1, 2], vec![0; 3], vec![0; 3])),
+    ];
+    let mut rng = Rng(0xB10C);
+    for dtype in [DType::F32, DType::F64] {
+        for (dims, w) in &specs {
+            let ty = Type::new(dtype, dims);
+            let ct_ty = Type::new(dtype, &crate::ir::window::reduce_window_dims(&ty, w).unwrap());
+            let mut b = Builder::new("pool", &[ty.clone(), ct_ty.clone()]);
+            let sum = b.reduce_window(b.param(0), w.clone(), false);
+            let max = b.reduce_window(b.param(0), w.clone(), true);
+            let scattered = b.select_and_scatter(b.param(0), b.param(1), w.clone());
+            let func = b.finish(vec![sum, max, scattered]);
+            let n = ty.shape.num_elements();
+            // Ties (repeated values) for the first-maximum rule, and specials.
+            let x: Vec<f64> = (0..n)
+                .map(|i| match i % 97 {
+                    0 => f64::NAN,
+                    1 => f64::INFINITY,
+                    2 => -0.0,
+                    _ => ((i * 7) % 5) as f64 + rng.below(2) as f64,
+                })
+                .collect();
+            let inputs = [Tensor::from_f64(dtype, dims, &x), inputs_for(&func, &mut rng).swap_remove(1)];
+            let want = interp::run(&func, &inputs);
+            let mut cpu = crate::codegen::cpu::compile(&func).unwrap();
+            for threads in [1, 3] {
+                set_threads(threads);
+                let got = cpu.run(&inputs);
+                set_threads(0);
+                assert_outputs_equal(&format!("{dtype} {dims:?} {threads} threads"), &func, &inputs, &want, &got);
+            }
+        }
+    }
+}
