@@ -508,7 +508,7 @@ fn a_non_finite_gradient_stops_before_its_step_is_saved() {
         let (code, _, err) = jlc_out(&["run", model, "--set", &logs, "--set", extra]);
         assert_eq!(code, 1, "{run}: {err}");
         assert!(
-            err.contains("error: the gradients' sum of |g| is inf at global step 0 (epoch 0, batch 0)"),
+            err.contains("error: the gradients' largest |g| is inf at global step 0 (epoch 0, batch 0)"),
             "{run}: {err}"
         );
         assert!(err.contains("no checkpoint was saved before it"), "{run}: {err}");

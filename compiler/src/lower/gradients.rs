@@ -52,10 +52,11 @@ pub struct GradSettings {
     /// (its schedule evaluated at the step): Lightning's `LearningRateMonitor`.
     pub log_lr: bool,
     /// `stop_on_nonfinite` (default on): the step also returns, last and
-    /// unlogged, the sum of every gradient element's magnitude (`GRAD_CHECK`):
-    /// NaN or infinite exactly when some element is (an L1 sum, so finite
-    /// gradients cannot overflow it as their squares could), and the
-    /// trainer stops at that step, before its parameters reach a checkpoint.
+    /// unlogged, the largest gradient element's magnitude (`GRAD_CHECK`):
+    /// NaN or infinite exactly when some element is (a maximum, so finite
+    /// gradients cannot overflow it as a sum of them or of their squares
+    /// could), and the trainer stops at that step, before its parameters
+    /// reach a checkpoint.
     pub check_finite: bool,
 }
 
@@ -73,7 +74,7 @@ pub const GRAD_KEYS: &[&str] =
 pub const GRAD_NORM_LOG: &str = "grad_norm";
 
 /// What the trainer calls the finiteness check's value in its message.
-pub const GRAD_CHECK: &str = "the gradients' sum of |g|";
+pub const GRAD_CHECK: &str = "the gradients' largest |g|";
 
 /// The name of the logged learning rate (`log_lr = true`).
 pub const LR_LOG: &str = "lr";
@@ -124,7 +125,7 @@ pub struct Transformed {
     pub grads: Vec<ValueId>,
     /// With `log_grad_norm`: the global norm before clipping, logged.
     pub logged_norm: Option<ValueId>,
-    /// With `check_finite`: the sum of |g| over every gradient element
+    /// With `check_finite`: the largest |g| over every gradient element
     /// (before clipping), the step's last output.
     pub check: Option<ValueId>,
 }
@@ -134,7 +135,7 @@ pub struct Transformed {
 pub fn transform(b: &mut Builder, grads: &[ValueId], settings: &GradSettings) -> Transformed {
     let by_norm = settings.clip.is_some_and(|c| c.algorithm == ClipAlgorithm::Norm);
     let norm = (settings.log_grad_norm || by_norm).then(|| global_norm(b, grads));
-    let check = settings.check_finite.then(|| abs_sum(b, grads));
+    let check = settings.check_finite.then(|| abs_max(b, grads));
     let clipped = match settings.clip {
         Some(clip) => clip_gradients(b, grads, clip, norm),
         None => grads.to_vec(),
@@ -142,20 +143,23 @@ pub fn transform(b: &mut Builder, grads: &[ValueId], settings: &GradSettings) ->
     Transformed { grads: clipped, logged_norm: norm.filter(|_| settings.log_grad_norm), check }
 }
 
-/// `sum_p sum(|g_p|)` in the first gradient's dtype: non-finite exactly
-/// when an element is (|g| makes every term non-negative, so no inf - inf).
-fn abs_sum(b: &mut Builder, grads: &[ValueId]) -> ValueId {
+/// `max_p max(|g_p|)` in the first gradient's dtype: non-finite exactly
+/// when an element is (a maximum propagates NaN, and unlike a sum it cannot
+/// overflow on finite elements). A maximum has no summation order, so the
+/// CPU backend may split it over threads and still give the interpreter's
+/// bits (`codegen/cpu/emit/parallel.rs`).
+fn abs_max(b: &mut Builder, grads: &[ValueId]) -> ValueId {
     let dtype = b.ty(grads[0]).dtype;
-    let sums: Vec<ValueId> = grads
+    let maxima: Vec<ValueId> = grads
         .iter()
         .map(|&g| {
             let a = b.unary(Op::Abs, g);
             let rank = b.ty(a).shape.rank();
-            let s = b.reduce_sum(a, (0..rank).collect());
-            b.convert(s, dtype)
+            let m = b.reduce_max(a, (0..rank).collect());
+            b.convert(m, dtype)
         })
         .collect();
-    sums.into_iter().reduce(|t, s| b.add(t, s)).expect("a model has at least one parameter")
+    maxima.into_iter().reduce(|t, m| b.binary(Op::Max, t, m)).expect("a model has at least one parameter")
 }
 
 /// The global 2-norm of `grads` in their dtype, summed as `optax.tree.norm`
