@@ -598,10 +598,15 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 let routine = self.host_ref(wide_routine(&self.func.insts[a].op))?;
                 Some(self.fused_loop(a, Some(routine)))
             }
-            None => match self.parallel_reduce_split(index) {
-                Some(rows) => return self.emit_reduce_parallel(index, kind, rows),
-                None => None,
-            },
+            None => {
+                if let Some(rows) = self.parallel_reduce_split(index) {
+                    return self.emit_reduce_parallel(index, kind, rows);
+                }
+                if let Some(run) = self.parallel_run_split(index, kind) {
+                    return self.emit_reduce_run_parallel(index, kind, run);
+                }
+                None
+            }
         };
         self.emit_reduce(index, kind, tile, None);
         Ok(())
@@ -609,17 +614,19 @@ impl<'a, 'm> Emitter<'a, 'm> {
 
     /// `tile`: a tiled wide root's loop and walker bases (`tiled_pairs`),
     /// run on each chunk of the reduced run right before the reduction's.
-    /// `rows`: only `count` indices of the walk's first outer dim, from
-    /// index `first` (a part of the reduction run on a thread,
-    /// `parallel.rs`); that dim moves the output, so the part's outputs are
-    /// a block of their own.
+    /// `part`: only a part of the reduction, run on a thread (`parallel.rs`).
     fn emit_reduce(
         &mut self,
         index: usize,
         kind: ReduceKind,
         tile: Option<(FusedLoop, Vec<clif::Value>)>,
-        rows: Option<(usize, clif::Value)>,
+        part: Option<ReducePart>,
     ) {
+        let (rows, run) = match part {
+            Some(ReducePart::Rows { count, first }) => (Some((count, first)), None),
+            Some(ReducePart::Run { count, first, out }) => (None, Some((count, first, out))),
+            None => (None, None),
+        };
         let inst = &self.func.insts[index];
         let src_ty = self.func.ty(inst.args[0]).clone();
         let dtype = inst.ty.dtype;
@@ -636,8 +643,13 @@ impl<'a, 'm> Emitter<'a, 'm> {
             }
             _ => base,
         };
-        let dst = self.base(index);
-        let dst = at_rows(&mut self.b, dst, n_walk);
+        let dst = match run {
+            Some((_, _, out)) => out,
+            None => {
+                let dst = self.base(index);
+                at_rows(&mut self.b, dst, n_walk)
+            }
+        };
         let n_outputs = match rows {
             Some((count, _)) => count * walk.outer_strides[0][n_walk] as usize / size as usize,
             None => inst.ty.shape.num_elements(),
@@ -670,6 +682,17 @@ impl<'a, 'm> Emitter<'a, 'm> {
         bases.push(dst);
         if let Some((count, _)) = rows {
             walk.outer_dims[0] = count;
+        }
+        if let Some((count, first, _)) = run {
+            // Walkers start at element `first` of the run and reduce `count`.
+            let (_, steps, lanes) = walk.vector.clone().expect("a run part is of a contiguous run");
+            for (base, &step) in bases.iter_mut().zip(&steps) {
+                if step != 0 {
+                    let offset = self.b.ins().imul_imm_s(first, step);
+                    *base = self.b.ins().iadd(*base, offset);
+                }
+            }
+            walk.vector = Some((count, steps, lanes));
         }
         let walk = walk;
         let combine = |b: &mut FunctionBuilder, acc: clif::Value, value: clif::Value| match (kind, dtype.is_float()) {
@@ -886,6 +909,19 @@ impl<'a, 'm> Emitter<'a, 'm> {
             vec![]
         });
     }
+}
+
+/// A part of a reduction that one thread runs (`parallel.rs`).
+#[derive(Clone, Copy)]
+pub(super) enum ReducePart {
+    /// `count` indices of the walk's first outer dim from index `first`;
+    /// that dim moves the output, so the part's outputs are a block of
+    /// their own.
+    Rows { count: usize, first: clif::Value },
+    /// `count` elements of a full reduction's one contiguous run from
+    /// element `first`, reduced into the value at `out` (a partial result;
+    /// only for reductions without an order: max, min).
+    Run { count: usize, first: clif::Value, out: clif::Value },
 }
 
 /// How reduction `r`'s loop walks its source, in row-major order (see

@@ -208,7 +208,7 @@ impl HostFn {
             HostFn::ReduceWindowMaxF32 | HostFn::ReduceWindowMaxF64 => HostSig::Described,
             HostFn::SelectAndScatterF32 | HostFn::SelectAndScatterF64 => HostSig::Described,
             HostFn::ExpF32X16 | HostFn::LogF32X16 | HostFn::TanhF32X16 | HostFn::LogisticF32X16 => HostSig::Array,
-            HostFn::ParallelFor => HostSig::Ptrs(3),
+            HostFn::ParallelFor => HostSig::Ptrs(4),
         }
     }
 

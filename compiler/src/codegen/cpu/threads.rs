@@ -94,9 +94,9 @@ pub(super) fn parallel<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 /// A loop the JIT outlined (`emit/parallel.rs`): `body(table, part,
-/// parts)` runs part `part` of `parts` of its work on the buffers of
-/// `table`.
-type LoopPart = unsafe extern "C" fn(table: usize, part: usize, parts: usize);
+/// parts, extra)` runs part `part` of `parts` of its work on the buffers of
+/// `table` (`extra`: the address of per-unit partial results, or 0).
+type LoopPart = unsafe extern "C" fn(table: usize, part: usize, parts: usize, extra: usize);
 
 /// Runs an outlined loop of `units` units of work: in one part on this
 /// thread with one host thread, else in one part per thread (at most one per
@@ -105,17 +105,17 @@ type LoopPart = unsafe extern "C" fn(table: usize, part: usize, parts: usize);
 ///
 /// Safety: `body` is the address of a function of type `LoopPart` that the
 /// JIT compiled for `table`, whose buffers live for the call.
-pub(super) unsafe extern "C" fn jl_parallel_for(body: usize, table: usize, units: usize) {
+pub(super) unsafe extern "C" fn jl_parallel_for(body: usize, table: usize, units: usize, extra: usize) {
     // Safety: the JIT passes the address of a function of this type.
     let body = unsafe { std::mem::transmute::<usize, LoopPart>(body) };
     let parts = threads().min(units);
     if parts <= 1 {
-        unsafe { body(table, 0, 1) };
+        unsafe { body(table, 0, 1, extra) };
         return;
     }
     parallel(|| {
         use rayon::prelude::*;
-        (0..parts).into_par_iter().for_each(|part| unsafe { body(table, part, parts) })
+        (0..parts).into_par_iter().for_each(|part| unsafe { body(table, part, parts, extra) })
     });
 }
 

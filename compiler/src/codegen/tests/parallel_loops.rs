@@ -221,3 +221,52 @@ fn pooling_by_blocks_of_images_matches_the_interpreter_bitwise() {
         }
     }
 }
+
+/// A full maximum or minimum (one output) runs in parts on threads, each
+/// into a partial result, combined in order: bitwise the single loop and
+/// the interpreter (a maximum has no order), with NaN, infinities and
+/// signed zeros, with a tail after the last unit (shorter than a vector
+/// too), and with values the loop stores besides (an update hosted by it,
+/// as the optimizer's update is by the trainer's largest-|g| check).
+#[test]
+fn full_maxima_and_minima_on_threads_match_the_interpreter_bitwise() {
+    let mut rng = Rng(0xF011);
+    let sizes: [(DType, &[usize]); 5] = [
+        (DType::F32, &[784, 256]),
+        (DType::F32, &[300_001]),
+        (DType::F64, &[70_002]),
+        (DType::F32, &[3, 65_537]),
+        (DType::F32, &[8 * 4096]),
+    ];
+    let mut outlined = 0;
+    for (k, &(dtype, dims)) in sizes.iter().enumerate() {
+        let full = Type::new(dtype, dims);
+        let all: Vec<usize> = (0..dims.len()).collect();
+        let mut b = Builder::new("full", &[full.clone(), full.clone()]);
+        let g = b.mul(b.param(0), b.param(1));
+        let a = b.unary(Op::Abs, g);
+        let max = b.reduce_max(a, all.clone());
+        let min = b.push(Op::ReduceMin { axes: all.clone() }, vec![g], Type::scalar(dtype));
+        let three = b.full(3.0, &full);
+        let update = b.sub(b.param(0), three);
+        let update = b.mul(update, g);
+        let func = b.finish(vec![max, min, update]);
+        for specials in [false, true] {
+            let mut inputs = inputs_for(&func, &mut rng);
+            if specials {
+                let n = full.shape.num_elements();
+                let mut x = inputs[0].to_f64_vec();
+                for (i, v) in [(n / 3, -0.0), (n / 2, f64::INFINITY), (n - 1, f64::NAN)] {
+                    x[i] = v;
+                }
+                inputs[0] = Tensor::from_f64(dtype, dims, &x);
+            }
+            outlined += assert_outlining_is_invisible(
+                &format!("full case {k} {dtype}{dims:?} specials {specials}"),
+                &func,
+                &inputs,
+            );
+        }
+    }
+    assert!(outlined >= 10, "only {outlined} loops were outlined");
+}

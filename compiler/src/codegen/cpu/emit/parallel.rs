@@ -25,7 +25,7 @@ use cranelift_codegen::ir::{self as clif, AbiParam, BlockArg, InstBuilder, UserF
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::Module;
 
-use super::{advance, emit_nest, CodegenError, Emitter, HostFn, PTR, WIDE_CHUNK};
+use super::{advance, emit_nest, CodegenError, Emitter, HostFn, ReduceKind, ReducePart, PTR, WIDE_CHUNK};
 
 /// Elements from which a fused loop is outlined: below, rayon's dispatch
 /// (a few microseconds) is a large part of the loop's time.
@@ -35,6 +35,10 @@ const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 /// `WIDE_CHUNK` and of every vector width, so that the parts' rows are
 /// those the single-threaded loop has.
 const UNIT: usize = 4 * WIDE_CHUNK;
+
+/// Most units a full maximum or minimum's run is cut into (its partial
+/// results live in a stack slot of the caller).
+const MAX_RUN_UNITS: usize = 256;
 
 /// Most units of work a reduction is cut into: each is a stretch of rows
 /// with the same static count, so that one copy of the reduction's code
@@ -106,12 +110,114 @@ impl Emitter<'_, '_> {
         (units >= 2).then_some(RowSplit { units, rows })
     }
 
+    /// How to split a full maximum or minimum (one output) over threads:
+    /// its one contiguous run in `units` units of `unit` elements (`UNIT`
+    /// or a multiple: at most `MAX_RUN_UNITS` of them) and a tail of
+    /// `rest`, each reduced into a partial result of its own: `(units,
+    /// unit, rest)`; `None` for a sum (its order is the
+    /// interpreter's), a small run, or a run that is not contiguous.
+    pub(super) fn parallel_run_split(&self, index: usize, kind: ReduceKind) -> Option<(usize, usize, usize)> {
+        if !self.parallel_loops || kind == ReduceKind::Sum || self.func.insts[index].ty.shape.num_elements() != 1 {
+            return None;
+        }
+        let walk = super::reduce_walk(self.func, self.sched, index);
+        let &(n, _, lanes) = walk.vector.as_ref()?;
+        if !walk.outer_dims.is_empty() || n < PARALLEL_MIN_ELEMENTS {
+            return None;
+        }
+        let unit = UNIT * n.div_ceil(UNIT * MAX_RUN_UNITS);
+        let (units, rest) = (n / unit, n % unit);
+        if units < 2 {
+            return None;
+        }
+        // A tail shorter than a vector joins the last unit (the loop's rows
+        // hold at least one vector).
+        let units = if rest > 0 && rest < lanes { units - 1 } else { units };
+        Some((units, unit, n - units * unit))
+    }
+
+    /// A full maximum or minimum on threads: each part reduces its units of
+    /// the run into partial results (the last part also the rest), then
+    /// this thread combines them in unit order. A maximum or minimum has no
+    /// order, so the result is the single loop's, bitwise.
+    pub(super) fn emit_reduce_run_parallel(
+        &mut self,
+        index: usize,
+        kind: ReduceKind,
+        (units, unit, rest): (usize, usize, usize),
+    ) -> Result<(), CodegenError> {
+        let dtype = self.func.insts[index].ty.dtype;
+        let size = dtype.size_bytes();
+        let slots = units + usize::from(rest > 0);
+        let slot = self.b.create_sized_stack_slot(clif::StackSlotData::new(
+            clif::StackSlotKind::ExplicitSlot,
+            (slots * size) as u32,
+            4,
+        ));
+        let partials = self.b.ins().stack_addr(PTR, slot, 0);
+        self.outline_with(index, units, partials, &mut |part, index_value, parts, partials| {
+            let b = &mut part.b;
+            let all = b.ins().iconst(PTR, units as i64);
+            let first = unit_bound(b, all, index_value, parts);
+            let next_part = b.ins().iadd_imm_s(index_value, 1);
+            let end = unit_bound(b, all, next_part, parts);
+            let header = b.create_block();
+            let u = b.append_block_param(header, PTR);
+            let exit = b.create_block();
+            let any = b.ins().icmp(IntCC::UnsignedLessThan, first, end);
+            b.ins().brif(any, header, &[BlockArg::from(first)], exit, &[]);
+            b.switch_to_block(header);
+            let first_element = part.b.ins().imul_imm_s(u, unit as i64);
+            let out_offset = part.b.ins().imul_imm_s(u, size as i64);
+            let out = part.b.ins().iadd(partials, out_offset);
+            part.emit_reduce(index, kind, None, Some(ReducePart::Run { count: unit, first: first_element, out }));
+            let b = &mut part.b;
+            let next = b.ins().iadd_imm_s(u, 1);
+            let more = b.ins().icmp(IntCC::UnsignedLessThan, next, end);
+            b.ins().brif(more, header, &[BlockArg::from(next)], exit, &[]);
+            b.switch_to_block(exit);
+            if rest > 0 {
+                // The last part also reduces the elements after the last unit.
+                let b = &mut part.b;
+                let tail_block = b.create_block();
+                let done = b.create_block();
+                let last = b.ins().iadd_imm_s(parts, -1);
+                let is_last = b.ins().icmp(IntCC::Equal, index_value, last);
+                b.ins().brif(is_last, tail_block, &[], done, &[]);
+                b.switch_to_block(tail_block);
+                let first_element = b.ins().iconst(PTR, (units * unit) as i64);
+                let out = b.ins().iadd_imm_s(partials, (units * size) as i64);
+                part.emit_reduce(index, kind, None, Some(ReducePart::Run { count: rest, first: first_element, out }));
+                part.b.ins().jump(done, &[]);
+                part.b.switch_to_block(done);
+            }
+            Ok(())
+        })?;
+        // Combine the partial results in unit order into the output.
+        let ty = super::clif_type(dtype);
+        let flags = clif::MemFlagsData::trusted();
+        let mut acc = self.b.ins().load(ty, flags, partials, 0);
+        for k in 1..slots {
+            let value = self.b.ins().load(ty, flags, partials, (k * size) as i32);
+            acc = match (kind, dtype.is_float()) {
+                (ReduceKind::Max, true) => self.b.ins().fmax(acc, value),
+                (ReduceKind::Min, true) => self.b.ins().fmin(acc, value),
+                (ReduceKind::Max, false) => self.b.ins().smax(acc, value),
+                (ReduceKind::Min, false) => self.b.ins().smin(acc, value),
+                (ReduceKind::Sum, _) => unreachable!("sums keep the interpreter's order"),
+            };
+        }
+        let dst = self.base(index);
+        self.b.ins().store(flags, acc, dst, 0);
+        Ok(())
+    }
+
     /// Outlines reduction `index` and calls it through `jl_parallel_for`;
     /// each part reduces its stretches of rows with the reduction's own code.
     pub(super) fn emit_reduce_parallel(
         &mut self,
         index: usize,
-        kind: super::ReduceKind,
+        kind: ReduceKind,
         split: RowSplit,
     ) -> Result<(), CodegenError> {
         self.outline(index, split.units, &mut |part, index_value, parts| {
@@ -128,7 +234,7 @@ impl Emitter<'_, '_> {
             b.ins().brif(any, header, &[BlockArg::from(first)], exit, &[]);
             b.switch_to_block(header);
             let first_row = part.b.ins().imul_imm_s(unit, split.rows as i64);
-            part.emit_reduce(index, kind, None, Some((split.rows, first_row)));
+            part.emit_reduce(index, kind, None, Some(ReducePart::Rows { count: split.rows, first: first_row }));
             let b = &mut part.b;
             let next = b.ins().iadd_imm_s(unit, 1);
             let more = b.ins().icmp(IntCC::UnsignedLessThan, next, end);
@@ -148,8 +254,22 @@ impl Emitter<'_, '_> {
         units: usize,
         body: &mut dyn FnMut(&mut Emitter, clif::Value, clif::Value) -> Result<(), CodegenError>,
     ) -> Result<(), CodegenError> {
+        let zero = self.b.ins().iconst(PTR, 0);
+        self.outline_with(index, units, zero, &mut |part, index, parts, _| body(part, index, parts))
+    }
+
+    /// `outline`, the body also getting the function's fourth parameter,
+    /// `extra` as the caller passes it (the address of per-unit partial
+    /// results).
+    fn outline_with(
+        &mut self,
+        index: usize,
+        units: usize,
+        extra: clif::Value,
+        body: &mut dyn FnMut(&mut Emitter, clif::Value, clif::Value, clif::Value) -> Result<(), CodegenError>,
+    ) -> Result<(), CodegenError> {
         let mut sig = self.module.make_signature();
-        sig.params.extend([AbiParam::new(PTR); 3]);
+        sig.params.extend([AbiParam::new(PTR); 4]);
         let id = self.module.declare_anonymous_function(&sig)?;
         let mut ctx = self.module.make_context();
         ctx.func.signature = sig;
@@ -160,8 +280,8 @@ impl Emitter<'_, '_> {
             let b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
             let mut part = Emitter::new(b, &mut *self.module, self.func, self.sched);
             let entry = part.b.current_block().expect("`new` switched to the entry block");
-            let (part_index, parts) = (part.b.block_params(entry)[1], part.b.block_params(entry)[2]);
-            body(&mut part, part_index, parts)?;
+            let params = part.b.block_params(entry).to_vec();
+            body(&mut part, params[1], params[2], params[3])?;
             let nested = part.finish();
             debug_assert!(nested.is_empty(), "an outlined loop outlines nothing");
         }
@@ -176,7 +296,7 @@ impl Emitter<'_, '_> {
         let address = self.b.ins().func_addr(PTR, callee);
         let units = self.b.ins().iconst(PTR, units as i64);
         let table = self.table;
-        self.call_host(HostFn::ParallelFor, &[address, table, units])
+        self.call_host(HostFn::ParallelFor, &[address, table, units, extra])
     }
 
     /// Outlines the fused loop rooted at `root` and calls it through
