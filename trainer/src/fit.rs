@@ -553,7 +553,7 @@ fn fit_prepared<'scope, 'env>(
     let watched = |name: &str| trainer_cfg.nonfinite_metrics.iter().any(|m| m == name);
     // The first non-finite value of a step that must stay finite: the loss
     // and the gradients (stop_on_nonfinite: the step's unlogged last output,
-    // the sum of every |g|), then the watched logged values (`logs` in
+    // the largest |g|), then the watched logged values (`logs` in
     // `train_logs` order).
     let checks_gradients = progs.grad_settings.check_finite;
     let bad_value = |loss: f64, logs: &[f64], grad_check: Option<f64>| -> Option<(String, f64)> {
