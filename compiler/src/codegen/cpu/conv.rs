@@ -425,19 +425,15 @@ fn for_each_leading_block(
     work: usize,
     block: impl Fn(Option<(usize, usize)>) + Sync,
 ) {
-    use rayon::prelude::*;
     let n = dims.first().copied().unwrap_or(1);
     let independent =
         dims.len() > 1 && size[0] == 1 && stride[0] == 1 && low[0] == 0 && result_dims.first() == Some(&n);
     if !independent || !super::threads::split_items(n, work / n.max(1)) {
         return block(None);
     }
-    let parts = super::threads::threads().min(n);
-    super::threads::parallel(|| {
-        (0..parts).into_par_iter().for_each(|p| {
-            let (first, end) = (n * p / parts, n * (p + 1) / parts);
-            block(Some((first, end - first)))
-        })
+    super::threads::for_each_part(n, |p, parts| {
+        let (first, end) = (n * p / parts, n * (p + 1) / parts);
+        block(Some((first, end - first)))
     });
 }
 

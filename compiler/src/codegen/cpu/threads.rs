@@ -12,9 +12,10 @@
 //! per-image and per-batch-element splits stay within the count. Work is
 //! split so that every output element is computed by one thread in the
 //! same order as with one thread: results are bitwise the same for any
-//! thread count (`codegen::tests` checks it). Large fused elementwise loops
-//! are outlined by the JIT and run in parts here (`jl_parallel_for`);
-//! reductions and copies stay single-threaded.
+//! thread count (`codegen::tests` checks it). Large fused elementwise loops,
+//! row reductions and full maxima/minima are outlined by the JIT and run in
+//! parts here (`jl_parallel_for`); copies and full sums stay on the calling
+//! thread.
 //!
 //! Floating-point mode: FTZ/DAZ (`runtime`'s `FlushDenormals`) is per
 //! thread. `parallel` gives the pool's threads the caller's mode before
@@ -70,27 +71,46 @@ pub(super) fn parallel<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if n == 1 {
         return f();
     }
+    match pool_of(n) {
+        Some(pool) => pool.install(f),
+        // A pool that cannot start (no threads left) runs the work here.
+        None => f(),
+    }
+}
+
+/// Runs `body(part, parts)` for every part of `units` units of work split
+/// into one part per thread (at most one per unit): on the pool, or on this
+/// thread, part after part, with one thread or no pool. The count is read
+/// once, so a count changed meanwhile cannot send the parts to rayon's
+/// global pool (whose threads lack the caller's FTZ/DAZ mode).
+pub(super) fn for_each_part(units: usize, body: impl Fn(usize, usize) + Sync) {
+    use rayon::prelude::*;
+    let n = threads();
+    let parts = n.min(units);
+    let pool = if parts > 1 { pool_of(n) } else { None };
+    match pool {
+        Some(pool) => pool.install(|| (0..parts).into_par_iter().for_each(|part| body(part, parts))),
+        None => (0..parts.max(1)).for_each(|part| body(part, parts.max(1))),
+    }
+}
+
+/// The pool of `n` threads (made on first use or when the count changed),
+/// its threads given the caller's floating-point mode; `None` when it
+/// cannot start.
+fn pool_of(n: usize) -> Option<Arc<rayon::ThreadPool>> {
     let mode = fp_mode::read();
-    let pool = {
-        let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_none_or(|p| p.threads != n) {
-            let pool =
-                rayon::ThreadPoolBuilder::new().num_threads(n).thread_name(|i| format!("jlc-kernels-{i}")).build();
-            // A pool that cannot start (no threads left) runs the work here.
-            let Ok(pool) = pool else {
-                drop(slot);
-                return f();
-            };
-            *slot = Some(Pool { threads: n, pool: Arc::new(pool), mode: None });
-        }
-        let p = slot.as_mut().expect("set above");
-        if p.mode != Some(mode) {
-            p.pool.broadcast(|_| fp_mode::write(mode));
-            p.mode = Some(mode);
-        }
-        Arc::clone(&p.pool)
-    };
-    pool.install(f)
+    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if slot.as_ref().is_none_or(|p| p.threads != n) {
+        let pool =
+            rayon::ThreadPoolBuilder::new().num_threads(n).thread_name(|i| format!("jlc-kernels-{i}")).build().ok()?;
+        *slot = Some(Pool { threads: n, pool: Arc::new(pool), mode: None });
+    }
+    let p = slot.as_mut().expect("set above");
+    if p.mode != Some(mode) {
+        p.pool.broadcast(|_| fp_mode::write(mode));
+        p.mode = Some(mode);
+    }
+    Some(Arc::clone(&p.pool))
 }
 
 /// A loop the JIT outlined (`emit/parallel.rs`): `body(table, part,
@@ -108,15 +128,7 @@ type LoopPart = unsafe extern "C" fn(table: usize, part: usize, parts: usize, ex
 pub(super) unsafe extern "C" fn jl_parallel_for(body: usize, table: usize, units: usize, extra: usize) {
     // Safety: the JIT passes the address of a function of this type.
     let body = unsafe { std::mem::transmute::<usize, LoopPart>(body) };
-    let parts = threads().min(units);
-    if parts <= 1 {
-        unsafe { body(table, 0, 1, extra) };
-        return;
-    }
-    parallel(|| {
-        use rayon::prelude::*;
-        (0..parts).into_par_iter().for_each(|part| unsafe { body(table, part, parts, extra) })
-    });
+    for_each_part(units, |part, parts| unsafe { body(table, part, parts, extra) });
 }
 
 /// The parallelism to give one `gemm` call that runs alone (inside

@@ -125,3 +125,19 @@ fn the_bounds_reject_what_they_should() {
     assert!(within(Tolerance::Exact, f64::NAN, f64::NAN, 0.0));
     assert!(!within(Tolerance::Ulps(4), f64::NAN, 1.0, 0.0));
 }
+
+/// Past f32's largest value only infinity of the right sign, or a finite
+/// value within the bound of the exact one, passes (infinity's ulp must not
+/// admit everything).
+#[test]
+fn results_past_the_largest_f32_are_checked() {
+    let exact = 4.0e38;
+    assert!(within(Tolerance::Ulps(2), f64::INFINITY, exact, 0.0));
+    assert!(!within(Tolerance::Ulps(2), f64::NEG_INFINITY, exact, 0.0));
+    assert!(!within(Tolerance::Ulps(2), 0.0, exact, 0.0));
+    assert!(!within(Tolerance::Ulps(2), f64::from(f32::MAX), exact, 0.0));
+    assert!(!within(Tolerance::Sum { terms: 3 }, 0.0, exact, exact));
+    // Just past the largest: the largest itself is within 2 ulp.
+    let just_past = f64::from(f32::MAX) * (1.0 + 2f64.powi(-25));
+    assert!(within(Tolerance::Ulps(2), f64::from(f32::MAX), just_past, 0.0));
+}
