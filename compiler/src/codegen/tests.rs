@@ -1187,15 +1187,14 @@ fn weight_gradient_convs_read_swapped_operands_in_place() {
     }
 }
 
+/// A window of these sizes, strides and paddings.
+fn window(size: Vec<usize>, stride: Vec<usize>, low: Vec<usize>, high: Vec<usize>) -> crate::ir::Window {
+    crate::ir::Window { size, stride, low, high }
+}
+
 #[test]
 fn window_ops_and_reverse_match_interp_bitwise() {
     let mut rng = Rng(0xC1);
-    let window = |size: Vec<usize>, stride: Vec<usize>, low: Vec<usize>, high: Vec<usize>| crate::ir::Window {
-        size,
-        stride,
-        low,
-        high,
-    };
     let specs: Vec<(&[usize], crate::ir::Window)> = vec![
         (&[2, 3, 6, 6], window(vec![1, 1, 2, 2], vec![1, 1, 2, 2], vec![0; 4], vec![0; 4])),
         // 2 x 2 tiles that leave a last row and column uncovered.

@@ -5,7 +5,7 @@
 //! tail, wide transcendental rows, hosted values stored by the loop), and
 //! bitwise the interpreter with libm transcendentals.
 
-use super::{assert_outputs_equal, canonical_bits, Rng};
+use super::{assert_outputs_equal, canonical_bits, window, Rng};
 use crate::codegen::cpu::threads::set_threads;
 use crate::codegen::cpu::{compile_with, machine_code, Options};
 use crate::ir::{interp, Builder, DType, Func, Op, Tensor, Type};
@@ -78,27 +78,7 @@ fn outlined_loops_match_inline_loops_and_the_interpreter_bitwise() {
     for (k, &(dtype, dims)) in cases.iter().enumerate() {
         let func = chain(&mut rng, dtype, dims);
         let inputs = inputs_for(&func, &mut rng);
-        for inline_math in [true, false] {
-            let label = format!("case {k} {dtype}{dims:?}, inline_math {inline_math}");
-            let options = Options { inline_math, ..Options::default() };
-            outlined += machine_code(&func, &options).unwrap().iter().filter(|c| c.outlined).count();
-            let mut parallel = compile_with(&func, &options).unwrap();
-            let inline =
-                compile_with(&func, &Options { parallel_loops: false, ..options.clone() }).unwrap().run(&inputs);
-            for threads in [1, 3] {
-                set_threads(threads);
-                let got = parallel.run(&inputs);
-                set_threads(0);
-                for (j, (a, b)) in inline.iter().zip(&got).enumerate() {
-                    let (a, b) = (canonical_bits(a), canonical_bits(b));
-                    let first = a.iter().zip(&b).position(|(x, y)| x != y);
-                    assert_eq!(first, None, "{label}, {threads} threads: output {j} differs from the inline loop");
-                }
-            }
-            if !inline_math {
-                assert_outputs_equal(&label, &func, &inputs, &interp::run(&func, &inputs), &inline);
-            }
-        }
+        outlined += assert_outlining_is_invisible(&format!("case {k} {dtype}{dims:?}"), &func, &inputs);
     }
     assert!(outlined >= cases.len() * 2, "only {outlined} loops were outlined");
 }
@@ -178,12 +158,6 @@ fn small_loops_are_not_outlined() {
 /// specials included; windows that cross it (size 2 on dim 0) stay whole.
 #[test]
 fn pooling_by_blocks_of_images_matches_the_interpreter_bitwise() {
-    let window = |size: Vec<usize>, stride: Vec<usize>, low: Vec<usize>, high: Vec<usize>| crate::ir::Window {
-        size,
-        stride,
-        low,
-        high,
-    };
     let specs: Vec<(&[usize], crate::ir::Window)> = vec![
         (&[41, 40, 26, 26], window(vec![1, 1, 2, 2], vec![1, 1, 2, 2], vec![0; 4], vec![0; 4])),
         (&[64, 24, 31, 33], window(vec![1, 1, 3, 3], vec![1, 1, 2, 2], vec![0, 0, 1, 1], vec![0, 0, 1, 1])),

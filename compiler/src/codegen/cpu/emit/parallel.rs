@@ -156,40 +156,25 @@ impl Emitter<'_, '_> {
         ));
         let partials = self.b.ins().stack_addr(PTR, slot, 0);
         self.outline_with(index, units, partials, &mut |part, index_value, parts, partials| {
-            let b = &mut part.b;
-            let all = b.ins().iconst(PTR, units as i64);
-            let first = unit_bound(b, all, index_value, parts);
-            let next_part = b.ins().iadd_imm_s(index_value, 1);
-            let end = unit_bound(b, all, next_part, parts);
-            let header = b.create_block();
-            let u = b.append_block_param(header, PTR);
-            let exit = b.create_block();
-            let any = b.ins().icmp(IntCC::UnsignedLessThan, first, end);
-            b.ins().brif(any, header, &[BlockArg::from(first)], exit, &[]);
-            b.switch_to_block(header);
-            let first_element = part.b.ins().imul_imm_s(u, unit as i64);
-            let out_offset = part.b.ins().imul_imm_s(u, size as i64);
-            let out = part.b.ins().iadd(partials, out_offset);
-            part.emit_reduce(index, kind, None, Some(ReducePart::Run { count: unit, first: first_element, out }));
-            let b = &mut part.b;
-            let next = b.ins().iadd_imm_s(u, 1);
-            let more = b.ins().icmp(IntCC::UnsignedLessThan, next, end);
-            b.ins().brif(more, header, &[BlockArg::from(next)], exit, &[]);
-            b.switch_to_block(exit);
+            let (first, end) = part_range(&mut part.b, units, index_value, parts);
+            part.emit_unit_loop(first, end, &mut |part, u| {
+                let first_element = part.b.ins().imul_imm_s(u, unit as i64);
+                let out_offset = part.b.ins().imul_imm_s(u, size as i64);
+                let out = part.b.ins().iadd(partials, out_offset);
+                part.emit_reduce(index, kind, None, Some(ReducePart::Run { count: unit, first: first_element, out }));
+            });
             if rest > 0 {
                 // The last part also reduces the elements after the last unit.
-                let b = &mut part.b;
-                let tail_block = b.create_block();
-                let done = b.create_block();
-                let last = b.ins().iadd_imm_s(parts, -1);
-                let is_last = b.ins().icmp(IntCC::Equal, index_value, last);
-                b.ins().brif(is_last, tail_block, &[], done, &[]);
-                b.switch_to_block(tail_block);
-                let first_element = b.ins().iconst(PTR, (units * unit) as i64);
-                let out = b.ins().iadd_imm_s(partials, (units * size) as i64);
-                part.emit_reduce(index, kind, None, Some(ReducePart::Run { count: rest, first: first_element, out }));
-                part.b.ins().jump(done, &[]);
-                part.b.switch_to_block(done);
+                part.emit_in_last_part(index_value, parts, &mut |part| {
+                    let first_element = part.b.ins().iconst(PTR, (units * unit) as i64);
+                    let out = part.b.ins().iadd_imm_s(partials, (units * size) as i64);
+                    part.emit_reduce(
+                        index,
+                        kind,
+                        None,
+                        Some(ReducePart::Run { count: rest, first: first_element, out }),
+                    );
+                });
             }
             Ok(())
         })?;
@@ -221,27 +206,48 @@ impl Emitter<'_, '_> {
         split: RowSplit,
     ) -> Result<(), CodegenError> {
         self.outline(index, split.units, &mut |part, index_value, parts| {
-            let b = &mut part.b;
-            let units = b.ins().iconst(PTR, split.units as i64);
-            let first = unit_bound(b, units, index_value, parts);
-            let next_part = b.ins().iadd_imm_s(index_value, 1);
-            let end = unit_bound(b, units, next_part, parts);
-            // for unit in first..end: the reduction of rows unit * rows ..
-            let header = b.create_block();
-            let unit = b.append_block_param(header, PTR);
-            let exit = b.create_block();
-            let any = b.ins().icmp(IntCC::UnsignedLessThan, first, end);
-            b.ins().brif(any, header, &[BlockArg::from(first)], exit, &[]);
-            b.switch_to_block(header);
-            let first_row = part.b.ins().imul_imm_s(unit, split.rows as i64);
-            part.emit_reduce(index, kind, None, Some(ReducePart::Rows { count: split.rows, first: first_row }));
-            let b = &mut part.b;
-            let next = b.ins().iadd_imm_s(unit, 1);
-            let more = b.ins().icmp(IntCC::UnsignedLessThan, next, end);
-            b.ins().brif(more, header, &[BlockArg::from(next)], exit, &[]);
-            b.switch_to_block(exit);
+            let (first, end) = part_range(&mut part.b, split.units, index_value, parts);
+            // For each unit: the reduction of its stretch of rows.
+            part.emit_unit_loop(first, end, &mut |part, unit| {
+                let first_row = part.b.ins().imul_imm_s(unit, split.rows as i64);
+                part.emit_reduce(index, kind, None, Some(ReducePart::Rows { count: split.rows, first: first_row }));
+            });
             Ok(())
         })
+    }
+
+    /// Emits `body` to run only in the last part (a tail after the last unit).
+    fn emit_in_last_part(&mut self, part: clif::Value, parts: clif::Value, body: &mut dyn FnMut(&mut Emitter)) {
+        let tail = self.b.create_block();
+        let done = self.b.create_block();
+        let last = self.b.ins().iadd_imm_s(parts, -1);
+        let is_last = self.b.ins().icmp(IntCC::Equal, part, last);
+        self.b.ins().brif(is_last, tail, &[], done, &[]);
+        self.b.switch_to_block(tail);
+        body(self);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    /// Emits iterations `unit = first..end` (run-time values, possibly
+    /// none) of `body`, which may emit anything (blocks included).
+    fn emit_unit_loop(
+        &mut self,
+        first: clif::Value,
+        end: clif::Value,
+        body: &mut dyn FnMut(&mut Emitter, clif::Value),
+    ) {
+        let header = self.b.create_block();
+        let unit = self.b.append_block_param(header, PTR);
+        let exit = self.b.create_block();
+        let any = self.b.ins().icmp(IntCC::UnsignedLessThan, first, end);
+        self.b.ins().brif(any, header, &[BlockArg::from(first)], exit, &[]);
+        self.b.switch_to_block(header);
+        body(self, unit);
+        let next = self.b.ins().iadd_imm_s(unit, 1);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, next, end);
+        self.b.ins().brif(more, header, &[BlockArg::from(next)], exit, &[]);
+        self.b.switch_to_block(exit);
     }
 
     /// Outlines `body` (given the new function's emitter, its `part` and
@@ -326,10 +332,7 @@ impl Emitter<'_, '_> {
         let (func, sched) = (self.func, self.sched);
         let (fused, bases) = self.fused_loop(root, wide);
         let b = &mut self.b;
-        let units = b.ins().iconst(PTR, split.units() as i64);
-        let first = unit_bound(b, units, part, parts);
-        let next_part = b.ins().iadd_imm_s(part, 1);
-        let end = unit_bound(b, units, next_part, parts);
+        let (first, end) = part_range(b, split.units(), part, parts);
         match split {
             Split::Outer { .. } => {
                 let (&inner, middle) = fused.dims[1..].split_last().expect("an outer split has two dims or more");
@@ -348,16 +351,10 @@ impl Emitter<'_, '_> {
                 });
                 if rest > 0 {
                     // The last part also does the elements after the last unit.
-                    let tail_block = b.create_block();
-                    let done = b.create_block();
-                    let last = b.ins().iadd_imm_s(parts, -1);
-                    let is_last = b.ins().icmp(IntCC::Equal, part, last);
-                    b.ins().brif(is_last, tail_block, &[], done, &[]);
-                    b.switch_to_block(tail_block);
-                    let tail = advance(b, &bases, fused.inner_steps(), units * chunk);
-                    fused.rows(func, sched, b, &tail, rest);
-                    b.ins().jump(done, &[]);
-                    b.switch_to_block(done);
+                    self.emit_in_last_part(part, parts, &mut |e| {
+                        let tail = advance(&mut e.b, &bases, fused.inner_steps(), units * chunk);
+                        fused.rows(func, sched, &mut e.b, &tail, rest);
+                    });
                 }
             }
         }
@@ -365,10 +362,22 @@ impl Emitter<'_, '_> {
     }
 }
 
-/// The first unit of part `k` of `parts`: `units * k / parts`.
-fn unit_bound(b: &mut FunctionBuilder, units: clif::Value, k: clif::Value, parts: clif::Value) -> clif::Value {
-    let scaled = b.ins().imul(units, k);
-    b.ins().udiv(scaled, parts)
+/// The units part `part` of `parts` runs: `units * part / parts` up to
+/// `units * (part + 1) / parts` (every unit in exactly one part).
+fn part_range(
+    b: &mut FunctionBuilder,
+    units: usize,
+    part: clif::Value,
+    parts: clif::Value,
+) -> (clif::Value, clif::Value) {
+    let units = b.ins().iconst(PTR, units as i64);
+    let bound = |b: &mut FunctionBuilder, k: clif::Value| {
+        let scaled = b.ins().imul(units, k);
+        b.ins().udiv(scaled, parts)
+    };
+    let first = bound(b, part);
+    let next = b.ins().iadd_imm_s(part, 1);
+    (first, bound(b, next))
 }
 
 /// Emits iterations `first..end` (run-time values, possibly none) of
