@@ -21,7 +21,8 @@
 #                         pass/fail; skipped if JAX cannot be imported)
 # Exits non-zero if any check fails; prints a summary table at the end.
 # Environment: DIST (default target-gpu-dist), CHECK_LOG_DIR (default
-# $DIST/logs), SKIP_SANITIZER=1 to skip step 3, SKIP_TIMINGS=1 to skip
+# $DIST/logs; the summary is kept in summary.txt there), SKIP_SANITIZER=1
+# to skip step 3, SANITIZER_ALONGSIDE=1 to run it during steps 1-2, SKIP_TIMINGS=1 to skip
 # step 4, ROUNDS (default 3), RUNS (default 50), WORKLOADS (default
 # "w1 w2 w3 w4 w5"), JAX_PRECISIONS (default "highest default"),
 # TF32_WORKLOADS (ours with JLC_CUDA_TF32=1; default "w2 w3").
@@ -43,8 +44,15 @@ export JLC_CACHE_DIR="${JLC_CACHE_DIR:-$(mktemp -d)}"
 export JLC_REQUIRE_GPU=1 JLC_REPO_ROOT="$PWD" RUST_BACKTRACE=1
 nvidia-smi -L 2>/dev/null || echo "(nvidia-smi not available)"
 
-SUMMARY=()
-FAILED=0
+# The summary is a file, not a shell array: the sanitizer block may run in a
+# background subshell (SANITIZER_ALONGSIDE=1), and a check cut short by a
+# time limit still leaves every finished line behind.
+SUMMARY_FILE="$LOGS/summary.txt"
+: >"$SUMMARY_FILE"
+# summary LINE: records one line ("PASS ...", "FAIL ...", "SKIP ...", "INFO ...").
+summary() {
+    echo "$1" >>"$SUMMARY_FILE"
+}
 # run NAME TIMEOUT CMD...: runs CMD with a time limit, logs to $LOGS/NAME.log.
 run() {
     local name=$1 limit=$2
@@ -55,15 +63,44 @@ run() {
     local rc=$?
     local secs=$((SECONDS - start))
     if [ $rc -eq 0 ]; then
-        SUMMARY+=("PASS  $name (${secs}s)")
+        summary "PASS  $name (${secs}s)"
         tail -n 3 "$LOGS/$name.log"
     else
-        SUMMARY+=("FAIL  $name (rc $rc, ${secs}s, log $LOGS/$name.log)")
-        FAILED=1
+        summary "FAIL  $name (rc $rc, ${secs}s, log $LOGS/$name.log)"
         tail -n 60 "$LOGS/$name.log"
     fi
     return $rc
 }
+
+# 3. The same under compute-sanitizer.
+sanitizer_checks() {
+    local san train_dir
+    san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+    if [ "${SKIP_SANITIZER:-0}" = 1 ]; then
+        summary "SKIP  compute-sanitizer (SKIP_SANITIZER=1)"
+        return
+    elif [ -z "$san" ]; then
+        summary "SKIP  compute-sanitizer (not installed)"
+        return
+    fi
+    train_dir=$(mktemp -d)
+    # The out-of-memory test fails an allocation on purpose: the sanitizer
+    # counts that API error, so it runs outside the sanitizer (step 1).
+    run memcheck-tests 400 "$san" --tool memcheck --error-exitcode 1 "$DIST/it" gpu_ --test-threads=1 --skip gpu_out_of_memory
+    run memcheck-train 300 "$san" --tool memcheck --error-exitcode 1 "$DIST/jlc" run examples/digits_mlp.jl --backend cuda \
+        --set trainer.max_epochs=1 --set "trainer.default_root_dir=$train_dir"
+    run initcheck-tests 400 "$san" --tool initcheck --error-exitcode 1 "$DIST/it" gpu_ --test-threads=1 --skip gpu_out_of_memory
+    rm -rf "$train_dir"
+}
+
+# SANITIZER_ALONGSIDE=1 runs step 3 in the background during steps 1-2 (the
+# GPU has room for both; results are pass/fail, not timings), which saves
+# minutes of a short device lease. Timings always run alone.
+SANITIZER_PID=
+if [ "${SANITIZER_ALONGSIDE:-0}" = 1 ]; then
+    sanitizer_checks &
+    SANITIZER_PID=$!
+fi
 
 # 1. Every op and the digits step against the interpreter.
 run gpu-tests 300 "$DIST/it" gpu_ --test-threads=1
@@ -73,10 +110,9 @@ TRAIN_DIR=$(mktemp -d)
 if run digits-train 300 "$DIST/jlc" run examples/digits_mlp.jl --backend cuda --set "trainer.default_root_dir=$TRAIN_DIR"; then
     ACC=$(grep -o 'val_acc=[0-9.]*' "$LOGS/digits-train.log" | tail -n 1 | cut -d= -f2)
     if python3 -c "import sys; sys.exit(0 if float('${ACC:-0}') >= 0.90 else 1)"; then
-        SUMMARY+=("PASS  digits val_acc = $ACC (>= 0.90)")
+        summary "PASS  digits val_acc = $ACC (>= 0.90)"
     else
-        SUMMARY+=("FAIL  digits val_acc = ${ACC:-missing} (< 0.90)")
-        FAILED=1
+        summary "FAIL  digits val_acc = ${ACC:-missing} (< 0.90)"
     fi
 fi
 
@@ -85,35 +121,25 @@ if run char-transformer 300 "$DIST/jlc" run examples/char_transformer.jl --backe
     --set trainer.max_steps=40 --set trainer.limit_val_batches=4 --set "trainer.default_root_dir=$CT_DIR"; then
     SAMPLE=$(ls "$CT_DIR"/lightning_logs/version_*/sample.txt 2>/dev/null | head -n 1)
     if [ -n "$SAMPLE" ] && [ -s "$SAMPLE" ]; then
-        SUMMARY+=("PASS  char_transformer on the GPU wrote $(wc -c <"$SAMPLE") bytes of sample.txt")
+        summary "PASS  char_transformer on the GPU wrote $(wc -c <"$SAMPLE") bytes of sample.txt"
     else
-        SUMMARY+=("FAIL  char_transformer: no sample.txt")
-        FAILED=1
+        summary "FAIL  char_transformer: no sample.txt"
     fi
 fi
 rm -rf "$CT_DIR"
-
-# 3. The same under compute-sanitizer.
-SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-if [ "${SKIP_SANITIZER:-0}" = 1 ]; then
-    SUMMARY+=("SKIP  compute-sanitizer (SKIP_SANITIZER=1)")
-elif [ -z "$SAN" ]; then
-    SUMMARY+=("SKIP  compute-sanitizer (not installed)")
-else
-    # The out-of-memory test fails an allocation on purpose: the sanitizer
-    # counts that API error, so it runs outside the sanitizer (step 1).
-    run memcheck-tests 400 "$SAN" --tool memcheck --error-exitcode 1 "$DIST/it" gpu_ --test-threads=1 --skip gpu_out_of_memory
-    run memcheck-train 300 "$SAN" --tool memcheck --error-exitcode 1 "$DIST/jlc" run examples/digits_mlp.jl --backend cuda \
-        --set trainer.max_epochs=1 --set "trainer.default_root_dir=$TRAIN_DIR"
-    run initcheck-tests 400 "$SAN" --tool initcheck --error-exitcode 1 "$DIST/it" gpu_ --test-threads=1 --skip gpu_out_of_memory
-fi
 rm -rf "$TRAIN_DIR"
+
+if [ -n "$SANITIZER_PID" ]; then
+    wait "$SANITIZER_PID"
+else
+    sanitizer_checks
+fi
 
 # 4. Step times against JAX on the same GPU, interleaved by round.
 if [ "${SKIP_TIMINGS:-0}" = 1 ]; then
-    SUMMARY+=("SKIP  timings (SKIP_TIMINGS=1)")
+    summary "SKIP  timings (SKIP_TIMINGS=1)"
 elif [ ! -x "$DIST/train_step" ]; then
-    SUMMARY+=("SKIP  timings ($DIST/train_step missing)")
+    summary "SKIP  timings ($DIST/train_step missing)"
 else
     TIMES="$LOGS/timings.jsonl"
     : >"$TIMES"
@@ -141,22 +167,22 @@ else
         done
     done
     python3 benches/peers/summarize.py "$TIMES" "$(nvidia-smi -L 2>/dev/null | head -n 1)" | tee "$LOGS/timings.txt"
-    SUMMARY+=("INFO  timings: $LOGS/timings.txt (JAX: $([ $HAVE_JAX = 1 ] && echo yes || echo 'not importable'))")
+    summary "INFO  timings: $LOGS/timings.txt (JAX: $([ $HAVE_JAX = 1 ] && echo yes || echo 'not importable'))"
 fi
 
 # 5. Whole epochs of W1 through the trainer (random data of Fashion-MNIST's
 # shape unless the dataset is installed).
 if [ "${SKIP_TIMINGS:-0}" != 1 ] && [ -x "$DIST/trainer_overhead" ]; then
     if run trainer-epochs 300 "$DIST/trainer_overhead" --backend cuda --epochs 3; then
-        SUMMARY+=("INFO  trainer epochs: $LOGS/trainer-epochs.log")
+        summary "INFO  trainer epochs: $LOGS/trainer-epochs.log"
         tail -n 5 "$LOGS/trainer-epochs.log"
     fi
 fi
 
 echo
 echo "===== GPU check summary ====="
-for line in "${SUMMARY[@]}"; do echo "$line"; done
-if [ $FAILED -ne 0 ]; then
+cat "$SUMMARY_FILE"
+if grep -q '^FAIL' "$SUMMARY_FILE"; then
     echo "GPU check: FAILED"
     exit 1
 fi
