@@ -51,7 +51,7 @@ fn gpu_w1_step_fused_equals_unfused_bitwise() {
     inputs.push(Tensor::f32(&[128, 784], (0..128 * 784).map(|i| ((i * 37 % 17) as f32) / 16.0).collect()));
     inputs.push(Tensor::i32(&[128], (0..128).map(|i| (i * 7 % 10) as i32).collect()));
     let fused_prog = ptx::emit(func).unwrap();
-    let plain_prog = ptx::emit_with(func, &PtxOptions { fuse: false }).unwrap();
+    let plain_prog = ptx::emit_with(func, &PtxOptions { fuse: false, ..Default::default() }).unwrap();
     let kernels = |p: &ptx::PtxProgram| p.steps.iter().filter(|s| matches!(s, Step::Kernel { .. })).count();
     let (fused_kernels, plain_kernels) = (kernels(&fused_prog), kernels(&plain_prog));
     let mut fused = CudaExecutable::load(fused_prog).unwrap();
@@ -92,7 +92,7 @@ fn gpu_w4_loss_and_gradient_fused_equals_unfused_bitwise() {
     let inputs = [ramp(0.2, 0.05), ramp(0.1, -0.02), ramp(0.4, 0.1)];
     let fused_prog = ptx::emit(&func).unwrap();
     assert_eq!(fused_prog.steps.iter().filter(|s| matches!(s, Step::Kernel { .. })).count(), 2);
-    let plain_prog = ptx::emit_with(&func, &PtxOptions { fuse: false }).unwrap();
+    let plain_prog = ptx::emit_with(&func, &PtxOptions { fuse: false, ..Default::default() }).unwrap();
     let got = CudaExecutable::load(fused_prog).unwrap().run(&inputs).unwrap();
     let want = CudaExecutable::load(plain_prog).unwrap().run(&inputs).unwrap();
     for (k, (g, w)) in got.iter().zip(&want).enumerate() {

@@ -188,11 +188,18 @@ pub struct PtxOptions {
     /// instruction, every value in its own buffer (bitwise the same
     /// results, many more launches).
     pub fuse: bool,
+    /// Elements per trip of each thread's fold in a parallel reduction,
+    /// their loads issued before any is folded (`ptx/reduce.rs`); 1: one
+    /// at a time. Any value gives the same results, bit for bit.
+    pub fold_unroll: usize,
 }
+
+/// `PtxOptions::fold_unroll`'s default.
+pub const FOLD_UNROLL: usize = 4;
 
 impl Default for PtxOptions {
     fn default() -> PtxOptions {
-        PtxOptions { fuse: true }
+        PtxOptions { fuse: true, fold_unroll: FOLD_UNROLL }
     }
 }
 
@@ -335,7 +342,8 @@ pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxErr
                     }),
                 })
                 .collect();
-            if reduce::emit_parallel(func, i, &name, out, &tree, &outs, &mut buffers, &mut ptx, &mut steps) {
+            let unroll = options.fold_unroll.max(1);
+            if reduce::emit_parallel(func, i, &name, out, &tree, &outs, &mut buffers, &mut ptx, &mut steps, unroll) {
                 continue;
             }
             assert!(outs.is_empty(), "siblings are only planned for parallel reductions");

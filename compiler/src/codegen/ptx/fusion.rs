@@ -206,42 +206,59 @@ impl<'t> Tree<'t> {
     /// shape; `ins[k]` points at `buffers[k]`, `outs[o]` at the buffer of
     /// `outputs()[o]` (guests stored on the way, siblings after the root).
     pub(super) fn eval(&self, k: &mut Kernel, i: &str, ins: &[String], outs: &[String]) -> String {
-        assert_eq!(ins.len(), self.buffers.len(), "one pointer per buffer the tree reads");
-        assert_eq!(outs.len(), self.guests.len() + self.siblings.len(), "one pointer per output");
-        let strides = self.func.insts[self.root].ty.shape.strides();
-        let mut memo = HashMap::new();
-        let res = self.node(k, i, ins, outs, self.root, &strides, &mut memo);
-        for (s, &sibling) in self.siblings.iter().enumerate() {
-            let value = self.node(k, i, ins, outs, sibling, &strides, &mut memo);
-            store(k, self.func.insts[sibling].ty.dtype, &outs[self.guests.len() + s], i, &value);
-        }
-        res
+        self.eval_with(k, i, ins, outs, None)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn node(
+    /// Loads every leaf at flat index `i` (one register per leaf, in
+    /// `leaves` order) for a later `eval_loaded` at the same `i`. An
+    /// unrolled loop loads several elements' leaves before computing any,
+    /// so a thread has several loads in flight, not one (`ptx/reduce.rs`).
+    pub(super) fn load_leaves(&self, k: &mut Kernel, i: &str, ins: &[String]) -> Vec<String> {
+        assert_eq!(ins.len(), self.buffers.len(), "one pointer per buffer the tree reads");
+        (0..self.leaves.len()).map(|at| self.load_leaf_at(k, i, ins, at)).collect()
+    }
+
+    /// `eval` at `i` with the leaves `load_leaves` loaded at `i`: the same
+    /// instructions, less the loads (so the same value, bit for bit).
+    pub(super) fn eval_loaded(
         &self,
         k: &mut Kernel,
         i: &str,
         ins: &[String],
         outs: &[String],
-        node: usize,
-        strides: &[usize],
-        memo: &mut HashMap<usize, String>,
+        leaves: &[String],
     ) -> String {
+        assert_eq!(leaves.len(), self.leaves.len(), "one register per leaf");
+        self.eval_with(k, i, ins, outs, Some(leaves))
+    }
+
+    fn eval_with(&self, k: &mut Kernel, i: &str, ins: &[String], outs: &[String], loaded: Option<&[String]>) -> String {
+        assert_eq!(ins.len(), self.buffers.len(), "one pointer per buffer the tree reads");
+        assert_eq!(outs.len(), self.guests.len() + self.siblings.len(), "one pointer per output");
+        let strides = self.func.insts[self.root].ty.shape.strides();
+        let mut at = Eval { i, ins, outs, loaded, memo: HashMap::new() };
+        let res = self.node(k, &mut at, self.root, &strides);
+        for (s, &sibling) in self.siblings.iter().enumerate() {
+            let value = self.node(k, &mut at, sibling, &strides);
+            store(k, self.func.insts[sibling].ty.dtype, &outs[self.guests.len() + s], i, &value);
+        }
+        res
+    }
+
+    fn node(&self, k: &mut Kernel, at: &mut Eval, node: usize, strides: &[usize]) -> String {
         let inst = &self.func.insts[node];
         if let Op::Constant(v) = inst.op {
             // What its kernel would have stored, as an immediate.
             return constant(k, inst.ty.dtype, v);
         }
-        if let Some(r) = memo.get(&node) {
+        if let Some(r) = at.memo.get(&node) {
             return r.clone();
         }
         if !self.evaluated(node) {
             // Loaded once per element, however many users (`strides` is
             // always the root's here: broadcasts load their operand below).
-            let r = self.load_leaf(k, i, ins, node, strides);
-            memo.insert(node, r.clone());
+            let r = self.leaf(k, at, node, strides);
+            at.memo.insert(node, r.clone());
             return r;
         }
         let dtype = inst.ty.dtype;
@@ -250,13 +267,13 @@ impl<'t> Tree<'t> {
                 let src = inst.args[0].index();
                 match self.func.insts[src].op {
                     Op::Constant(v) => constant(k, dtype, v),
-                    _ => self.load_leaf(k, i, ins, src, &broadcast_strides(self.func, node, dims)),
+                    _ => self.leaf(k, at, src, &broadcast_strides(self.func, node, dims)),
                 }
             }
             Op::Iota { axis } => {
                 let (stride, dim) = (inst.ty.shape.strides()[*axis], inst.ty.shape.0[*axis]);
                 let n = inst.ty.shape.num_elements() as u64;
-                let (q, _) = super::divrem(k, i, stride, n);
+                let (q, _) = super::divrem(k, at.i, stride, n);
                 let (_, v) = super::divrem(k, &q, dim, n);
                 match dtype {
                     DType::F32 => k.op1("cvt.rn.f32.u64", Class::F32, &v),
@@ -265,35 +282,54 @@ impl<'t> Tree<'t> {
                 }
             }
             op => {
-                let vals: Vec<String> =
-                    inst.args.iter().map(|a| self.node(k, i, ins, outs, a.index(), strides, memo)).collect();
+                let vals: Vec<String> = inst.args.iter().map(|a| self.node(k, at, a.index(), strides)).collect();
                 let arg_dtypes: Vec<DType> = inst.args.iter().map(|a| self.func.ty(*a).dtype).collect();
                 scalar_op(k, op, &arg_dtypes, &vals, dtype)
             }
         };
         if let Some(g) = self.guests.iter().position(|&g| g == node) {
-            store(k, dtype, &outs[g], i, &res);
+            store(k, dtype, &at.outs[g], at.i, &res);
         }
-        memo.insert(node, res.clone());
+        at.memo.insert(node, res.clone());
         res
     }
 
-    /// Loads leaf `value` (read through `strides`) at flat index `i`.
-    fn load_leaf(&self, k: &mut Kernel, i: &str, ins: &[String], value: usize, strides: &[usize]) -> String {
-        let at = self
+    /// Leaf `value` (read through `strides`) at the evaluated index: its
+    /// register from `load_leaves`, or a load.
+    fn leaf(&self, k: &mut Kernel, at: &Eval, value: usize, strides: &[usize]) -> String {
+        let leaf = self
             .leaves
             .iter()
             .position(|leaf| leaf.value == value && leaf.strides == strides)
             .expect("`visit` lists every leaf `node` loads");
-        let param = self.buffers.iter().position(|&b| b == self.leaf_buffers[at]).expect("leaf buffers are listed");
+        match at.loaded {
+            Some(loaded) => loaded[leaf].clone(),
+            None => self.load_leaf_at(k, at.i, at.ins, leaf),
+        }
+    }
+
+    /// Loads `leaves[leaf]` at flat index `i`.
+    fn load_leaf_at(&self, k: &mut Kernel, i: &str, ins: &[String], leaf: usize) -> String {
+        let Leaf { value, strides } = &self.leaves[leaf];
+        let param = self.buffers.iter().position(|&b| b == self.leaf_buffers[leaf]).expect("leaf buffers are listed");
         let root_shape = &self.func.insts[self.root].ty.shape;
-        let idx = if strides == root_shape.strides() {
+        let idx = if *strides == root_shape.strides() {
             i.to_string()
         } else {
             mapped_index(k, i, root_shape.dims(), strides)
         };
-        load(k, self.func.insts[value].ty.dtype, &ins[param], &idx)
+        load(k, self.func.insts[*value].ty.dtype, &ins[param], &idx)
     }
+}
+
+/// One evaluation of a tree: the index, the kernel's pointers, the leaves
+/// already loaded (if any) and the registers of the nodes evaluated so far.
+struct Eval<'a> {
+    i: &'a str,
+    ins: &'a [String],
+    outs: &'a [String],
+    loaded: Option<&'a [String]>,
+    memo: HashMap<usize, String>,
 }
 
 /// Element strides of `Broadcast` `index`'s operand over the result's

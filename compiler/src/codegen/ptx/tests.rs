@@ -1480,7 +1480,7 @@ fn parallel_reductions_of_fused_trees_equal_the_unfused_program_bitwise() {
         let max = b.reduce_max(t, axes.clone());
         let func = b.finish(vec![sum, max]);
         let fused = emit(&func).unwrap();
-        let unfused = super::emit_with(&func, &super::PtxOptions { fuse: false }).unwrap();
+        let unfused = super::emit_with(&func, &super::PtxOptions { fuse: false, ..Default::default() }).unwrap();
         check_plan(&func, &fused);
         assert!(fused.buffers.len() < unfused.buffers.len(), "{dims:?}: the operands have no buffers");
         let scale = |t: Tensor| {
@@ -1498,6 +1498,76 @@ fn parallel_reductions_of_fused_trees_equal_the_unfused_program_bitwise() {
         }
         assemble("fused_reduce", &fused);
     }
+}
+
+/// Unrolled folds (`PtxOptions::fold_unroll`: several elements' loads
+/// issued before any is folded) give bitwise the results of folding one
+/// element at a time, for warp, block and two-pass schemes, extents that
+/// leave a tail after the unrolled trips, argmax's indices, NaN in max,
+/// f64, a fused tree with a broadcast leaf, and W4 (its gradient stored
+/// from inside the sum's first pass). The programs must differ (the
+/// unrolled loop is there), and every one assembles.
+#[test]
+fn unrolled_folds_equal_one_element_folds_bitwise() {
+    let mut seed = 47u64;
+    let options = |unroll: usize| super::PtxOptions { fold_unroll: unroll, ..Default::default() };
+    let compare = |label: &str, func: &Func, inputs: &[Tensor]| {
+        let plain = super::emit_with(func, &options(1)).unwrap();
+        assert!(!plain.ptx.contains("fold_unrolled"), "{label}: unroll 1 emits no unrolled loop");
+        let want = super::sim::run(&plain, inputs);
+        for unroll in [2, 3, 4, 8] {
+            let prog = super::emit_with(func, &options(unroll)).unwrap();
+            check_plan(func, &prog);
+            assert!(prog.ptx.contains("fold_unrolled"), "{label}: unroll {unroll} emits the unrolled loop");
+            let got = super::sim::run(&prog, inputs);
+            for (o, (g, w)) in got.iter().zip(&want).enumerate() {
+                let (g, w) = (g.to_f64_vec(), w.to_f64_vec());
+                let same = g.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{label}, unroll {unroll}: output {o} differs from one element per trip");
+            }
+            if unroll == super::FOLD_UNROLL {
+                assemble(&format!("unrolled_{}", label.replace(|c: char| !c.is_alphanumeric(), "_")), &prog);
+            }
+        }
+    };
+    // Plain reductions: warp per output (300), block per output (5000 with
+    // a tail of 5000 % 1024), two passes (70_001), f32 and f64.
+    for dtype in [DType::F32, DType::F64] {
+        for (dims, axes) in [(vec![7, 300], vec![1]), (vec![3, 5000], vec![1]), (vec![70_001], vec![0])] {
+            let x = random_float(dtype, &dims, &mut seed);
+            for how in ["sum", "max", "min", "argmax"] {
+                let func = reduction(how, &x.ty(), &axes);
+                compare(&format!("{how} {} over {axes:?}", x.ty()), &func, std::slice::from_ref(&x));
+            }
+        }
+    }
+    // A fused operand with a broadcast leaf, reduced over a middle axis.
+    let (big, row) = (Type::new(DType::F32, &[3, 4500, 2]), Type::new(DType::F32, &[3, 1, 2]));
+    let mut b = Builder::new("fused_broadcast_reduce", &[big.clone(), row.clone()]);
+    let bias = b.push(Op::Broadcast { dims: vec![0, 1, 2] }, vec![b.param(1)], big.clone());
+    let t = b.add(b.param(0), bias);
+    let e = b.unary(Op::Tanh, t);
+    let sum = b.reduce_sum(e, vec![1]);
+    let func = b.finish(vec![sum]);
+    let inputs =
+        [random_float(DType::F32, big.shape.dims(), &mut seed), random_float(DType::F32, &[3, 1, 2], &mut seed)];
+    compare("tanh(x + b) summed over axis 1", &func, &inputs);
+    // W4 at 40,001 elements: the loss's two passes with dw and db stored
+    // inside the first.
+    const N: usize = 40_001;
+    let src = include_str!("../../../../benches/workloads/w4_gelu.jl");
+    let (program, diags) = crate::lower::load("w4.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let ty = Type::new(DType::F32, &[N]);
+    let func = crate::lower::lower_fn_at(&program, "w4", &[ty.clone(), ty.clone(), ty.clone()]).unwrap();
+    let (func, _) = crate::opt::optimize(&crate::ir::dce::dce(&func), &crate::opt::Options::default());
+    let inputs: Vec<Tensor> = (0..3)
+        .map(|_| {
+            let v: Vec<f64> = (0..N).map(|_| rand01(&mut seed) * 4.0 - 2.0).collect();
+            Tensor::from_f64(DType::F32, &[N], &v)
+        })
+        .collect();
+    compare("w4", &func, &inputs);
 }
 
 /// Scatters of `WARP_SCAN_MIN` or more indices use the warp-ballot kernel

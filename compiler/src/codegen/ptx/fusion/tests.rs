@@ -12,7 +12,7 @@ use crate::ir::generate::{random_func, random_inputs, GenOptions};
 use crate::ir::{text, Builder, DType, Func, Op, Shape, Tensor, Type};
 
 fn unfused(func: &Func) -> PtxProgram {
-    emit_with(func, &PtxOptions { fuse: false }).expect("emits unfused")
+    emit_with(func, &PtxOptions { fuse: false, ..Default::default() }).expect("emits unfused")
 }
 
 fn kernels(prog: &PtxProgram) -> usize {
