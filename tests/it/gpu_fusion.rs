@@ -2,8 +2,10 @@
 //! (PERFORMANCE.md: 784-256-256-10 MLP, Adam, batch 128) fused (one kernel
 //! per fusion group) and unfused (`PtxOptions { fuse: false }`: one kernel
 //! per instruction) gives bitwise the same outputs (the same scalar ops per
-//! element and the same cuBLAS calls). Also prints both programs' kernel
-//! counts and median step times (measured, not asserted).
+//! element and the same cuBLAS calls), as does W4; also prints both W1
+//! programs' kernel counts and median step times (measured, not asserted).
+//! The whole W1 and W3 training steps on the GPU match the CPU backend's
+//! within a normwise bound.
 //!
 //! Built only with `--features cuda`; skips without a GPU unless
 //! `JLC_REQUIRE_GPU=1` (as `gpu.rs`).
@@ -101,55 +103,82 @@ fn gpu_w4_loss_and_gradient_fused_equals_unfused_bitwise() {
 }
 
 /// The W3 transformer's whole training step (batch 8) on the GPU against
-/// the CPU backend, three chained steps from the same inputs. The two
-/// differ by GEMM summation order (cuBLAS), parallel reduction order and
-/// the transcendentals' last bits, so the bound is normwise: per output
-/// tensor, ||gpu - cpu||₂ <= 1e-4 ||cpu||₂ + 1e-7 sqrt(n) (the loss,
-/// parameters and AdamW moments; printed per step).
+/// the CPU backend (`assert_steps_match_cpu`).
 #[test]
 fn gpu_w3_training_step_matches_cpu_backend() {
     if !gpu() {
         return;
     }
     let src = std::fs::read_to_string(crate::gpu::repo_root().join("benches/workloads/w3_transformer.jl")).unwrap();
-    let (prog, diags) = compiler::lower::load("w3_transformer.jl", &src);
-    assert!(diags.is_empty(), "{diags:?}");
     let (b, t) = (8, 128);
-    let (x_ty, y_ty) = (Type::new(DType::I32, &[b, t]), Type::new(DType::I32, &[b, t]));
+    let stream: Vec<i32> = (0..b * t + 1).map(|i| ((i * 7919 + 13) % 256) as i32).collect();
+    let x = Tensor::i32(&[b, t], stream[..b * t].to_vec());
+    let y = Tensor::i32(&[b, t], stream[1..].to_vec());
+    assert_steps_match_cpu("W3", "w3_transformer.jl", &src, x, y, 3);
+}
+
+/// The W1 MLP's whole training step (784-256-256-10, Adam, batch 128) on
+/// the GPU against the CPU backend (`assert_steps_match_cpu`).
+#[test]
+fn gpu_w1_training_step_matches_cpu_backend() {
+    if !gpu() {
+        return;
+    }
+    let x = Tensor::f32(&[128, 784], (0..128 * 784).map(|i| ((i * 37 % 17) as f32) / 16.0).collect());
+    let y = Tensor::i32(&[128], (0..128).map(|i| (i * 7 % 10) as i32).collect());
+    assert_steps_match_cpu("W1", "w1.jl", W1_SRC, x, y, 7);
+}
+
+/// Three chained training steps of the model in `src` on batch `(x, y)`,
+/// parameters from `seed`, on the GPU and the CPU backend from the same
+/// inputs (each step continues from the CPU's parameters and states). The
+/// two differ by GEMM summation order (cuBLAS), parallel reduction order
+/// and the transcendentals' last bits, so the bound is normwise: per
+/// output tensor, ||gpu - cpu||₂ <= 1e-4 ||cpu||₂ + 1e-7 sqrt(n) (the loss,
+/// parameters and optimizer moments; printed per step); integer outputs
+/// equal.
+fn assert_steps_match_cpu(label: &str, file: &str, src: &str, x: Tensor, y: Tensor, seed: u64) {
+    let (prog, diags) = compiler::lower::load(file, src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let (x_ty, y_ty) = (x.ty(), y.ty());
     let progs = compiler::compile_training(&prog, None, &x_ty, &y_ty, &compiler::Options::default()).unwrap();
-    let mut inputs = trainer::fit::init_params(&progs.params, 3);
+    let mut inputs = trainer::fit::init_params(&progs.params, seed);
     let n_carried = inputs.len() * (1 + progs.states_per_param);
     for p in &progs.params {
         for _ in 0..progs.states_per_param {
             inputs.push(Tensor::zeros(&p.ty));
         }
     }
-    let stream: Vec<i32> = (0..b * t + 1).map(|i| ((i * 7919 + 13) % 256) as i32).collect();
     inputs.push(Tensor::scalar_f32(1.0));
-    inputs.push(Tensor::i32(&[b, t], stream[..b * t].to_vec()));
-    inputs.push(Tensor::i32(&[b, t], stream[1..].to_vec()));
+    inputs.push(x);
+    inputs.push(y);
     let step_slot = n_carried;
     let mut gpu_exe = runtime::Executable::compile(progs.train_step.clone(), runtime::Backend::Cuda).unwrap();
     let mut cpu_exe = runtime::Executable::compile(progs.train_step.clone(), runtime::Backend::Cpu).unwrap();
     for step in 1..=3 {
         inputs[step_slot] = Tensor::scalar_f32(step as f32);
         let (want, got) = (cpu_exe.run(&inputs).unwrap(), gpu_exe.run(&inputs).unwrap());
+        assert_eq!(want.len(), got.len(), "{label} step {step}: output count");
         let mut worst = 0.0f64;
         for (k, (w, g)) in want.iter().zip(&got).enumerate() {
-            assert_eq!(w.ty(), g.ty(), "step {step} output {k}");
+            assert_eq!(w.ty(), g.ty(), "{label} step {step} output {k}");
             if !w.ty().dtype.is_float() {
-                assert_eq!(w, g, "step {step} output {k}");
+                assert_eq!(w, g, "{label} step {step} output {k}");
                 continue;
             }
             let (w, g) = (w.to_f64_vec(), g.to_f64_vec());
             let diff = w.iter().zip(&g).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
             let norm = w.iter().map(|p| p * p).sum::<f64>().sqrt();
             let bound = 1e-4 * norm + 1e-7 * (w.len() as f64).sqrt();
-            assert!(diff <= bound, "step {step} output {k} ({} values): ||gpu - cpu|| = {diff:e} > {bound:e}", w.len());
+            assert!(
+                diff <= bound,
+                "{label} step {step} output {k} ({} values): ||gpu - cpu|| = {diff:e} > {bound:e}",
+                w.len()
+            );
             worst = worst.max(diff / norm.max(f64::MIN_POSITIVE));
         }
         println!(
-            "W3 step {step}: loss cpu {} gpu {}; worst relative difference {worst:.2e}",
+            "{label} step {step}: loss cpu {} gpu {}; worst relative difference {worst:.2e}",
             want[n_carried].scalar_value(),
             got[n_carried].scalar_value()
         );
