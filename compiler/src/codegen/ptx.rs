@@ -188,6 +188,10 @@ pub struct PtxOptions {
     /// instruction, every value in its own buffer (bitwise the same
     /// results, many more launches).
     pub fuse: bool,
+    /// Fused elementwise kernels move four elements per thread trip with
+    /// 16-byte loads and stores (`ptx/fusion.rs`); false: one element.
+    /// Either gives the same results, bit for bit.
+    pub vector_loads: bool,
     /// Elements per trip of each thread's fold in a parallel reduction,
     /// their loads issued before any is folded (`ptx/reduce.rs`); 1: one
     /// at a time. Any value gives the same results, bit for bit.
@@ -199,7 +203,7 @@ pub const FOLD_UNROLL: usize = 4;
 
 impl Default for PtxOptions {
     fn default() -> PtxOptions {
-        PtxOptions { fuse: true, fold_unroll: FOLD_UNROLL }
+        PtxOptions { fuse: true, vector_loads: true, fold_unroll: FOLD_UNROLL }
     }
 }
 
@@ -348,13 +352,13 @@ pub fn emit_with(func: &Func, options: &PtxOptions) -> Result<PtxProgram, PtxErr
             }
             assert!(outs.is_empty(), "siblings are only planned for parallel reductions");
         }
-        let (kernel, args) = kernel_for(func, &sched, i, &name, &value_buffers);
+        let (kernel, args, items) = kernel_for(func, &sched, i, &name, &value_buffers, options.vector_loads);
         ptx.push('\n');
         ptx.push_str(&kernel);
         let grid = if uses_warp_scatter(func, i) {
             indexing::scatter_add_grid(&inst.ty)
         } else {
-            n.div_ceil(u64::from(BLOCK)).min(u64::from(MAX_GRID)) as u32
+            items.div_ceil(u64::from(BLOCK)).min(u64::from(MAX_GRID)) as u32
         };
         steps.push(Step::Kernel { name, inst: i, grid, args });
     }
@@ -412,6 +416,26 @@ fn store(k: &mut Kernel, dtype: DType, base: &str, idx: &str, value: &str) {
         DType::Bool => "u8",
     };
     k.ins(&format!("st.global.{ty} [{addr}], {value}"));
+}
+
+/// Loads elements `i0..i0 + 4` (`i0` a multiple of 4, a u64 register) of
+/// the 4-byte buffer at `base` with one 16-byte load: four registers.
+fn vector_load(k: &mut Kernel, dtype: DType, base: &str, i0: &str) -> Vec<String> {
+    assert_eq!(dtype.size_bytes(), 4, "16-byte loads of 4-byte elements");
+    let addr = k.op3("mad.lo.u64", Class::B64, i0, "4", base);
+    let regs: Vec<String> = (0..4).map(|_| k.reg(class(dtype))).collect();
+    let ty = if dtype == DType::F32 { "f32" } else { "b32" };
+    k.ins(&format!("ld.global.v4.{ty} {{{}}}, [{addr}]", regs.join(", ")));
+    regs
+}
+
+/// Stores `values` as elements `i0..i0 + 4` (`i0` a multiple of 4) of the
+/// 4-byte buffer at `base` with one 16-byte store.
+fn vector_store(k: &mut Kernel, dtype: DType, base: &str, i0: &str, values: &[String]) {
+    assert_eq!((dtype.size_bytes(), values.len()), (4, 4), "16-byte stores of four 4-byte elements");
+    let addr = k.op3("mad.lo.u64", Class::B64, i0, "4", base);
+    let ty = if dtype == DType::F32 { "f32" } else { "b32" };
+    k.ins(&format!("st.global.v4.{ty} [{addr}], {{{}}}", values.join(", ")));
 }
 
 /// A register holding the scalar constant `v` of `dtype` (converted as
@@ -524,17 +548,20 @@ fn is_not_yet_in_ptx(op: &Op) -> bool {
     matches!(op, Op::Scan(_))
 }
 
-/// The kernel text for instruction `i` (which needs one) and its launch
-/// arguments (buffers, output first).
+/// The kernel text for instruction `i` (which needs one), its launch
+/// arguments (buffers, output first) and its work items (the grid-stride
+/// trip count over all threads: elements, or groups of four when a fused
+/// kernel moves four at a time, `vector_loads`).
 fn kernel_for(
     func: &Func,
     sched: &Schedule,
     i: usize,
     name: &str,
     value_buffers: &[Option<usize>],
-) -> (String, Vec<usize>) {
+    vector_loads: bool,
+) -> (String, Vec<usize>, u64) {
     if fusion::fusible(func, i) {
-        return fusion::kernel(func, sched, i, name, value_buffers);
+        return fusion::kernel(func, sched, i, name, value_buffers, vector_loads);
     }
     let inst = &func.insts[i];
     let ty = &inst.ty;
@@ -640,7 +667,7 @@ fn kernel_for(
             unreachable!("{:?} is fused (`fusion::kernel`)", inst.op)
         }
     }
-    (k.finish(), args)
+    (k.finish(), args, n)
 }
 /// PTX type suffix of arithmetic on `dtype` (i32 is signed).
 fn arith(dtype: DType) -> &'static str {

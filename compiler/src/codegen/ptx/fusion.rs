@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 
 use super::builder::{Class, Kernel};
-use super::{constant, load, mapped_index, scalar_op, store};
+use super::{constant, load, mapped_index, scalar_op, store, vector_load, vector_store};
 use crate::codegen::cpu::schedule::{self, Schedule};
 use crate::ir::{DType, Func, Op};
 
@@ -233,16 +233,73 @@ impl<'t> Tree<'t> {
     }
 
     fn eval_with(&self, k: &mut Kernel, i: &str, ins: &[String], outs: &[String], loaded: Option<&[String]>) -> String {
-        assert_eq!(ins.len(), self.buffers.len(), "one pointer per buffer the tree reads");
         assert_eq!(outs.len(), self.guests.len() + self.siblings.len(), "one pointer per output");
+        let mut at = Eval { i, ins, outs, loaded, memo: HashMap::new(), deferred: None };
+        self.eval_at(k, &mut at)
+    }
+
+    /// `eval_loaded` that stores nothing: returns the root's value and the
+    /// values of `outputs()`, in order, for the caller to store.
+    pub(super) fn eval_loaded_unstored(
+        &self,
+        k: &mut Kernel,
+        i: &str,
+        ins: &[String],
+        leaves: &[String],
+    ) -> (String, Vec<String>) {
+        assert_eq!(leaves.len(), self.leaves.len(), "one register per leaf");
+        let n_outs = self.guests.len() + self.siblings.len();
+        let mut at =
+            Eval { i, ins, outs: &[], loaded: Some(leaves), memo: HashMap::new(), deferred: Some(vec![None; n_outs]) };
+        let res = self.eval_at(k, &mut at);
+        let outputs =
+            at.deferred.expect("deferred").into_iter().map(|v| v.expect("every output is evaluated")).collect();
+        (res, outputs)
+    }
+
+    fn eval_at(&self, k: &mut Kernel, at: &mut Eval) -> String {
+        assert_eq!(at.ins.len(), self.buffers.len(), "one pointer per buffer the tree reads");
         let strides = self.func.insts[self.root].ty.shape.strides();
-        let mut at = Eval { i, ins, outs, loaded, memo: HashMap::new() };
-        let res = self.node(k, &mut at, self.root, &strides);
+        let res = self.node(k, at, self.root, &strides);
         for (s, &sibling) in self.siblings.iter().enumerate() {
-            let value = self.node(k, &mut at, sibling, &strides);
-            store(k, self.func.insts[sibling].ty.dtype, &outs[self.guests.len() + s], i, &value);
+            let value = self.node(k, at, sibling, &strides);
+            let slot = self.guests.len() + s;
+            match at.deferred.as_mut() {
+                Some(deferred) => deferred[slot] = Some(value),
+                None => store(k, self.func.insts[sibling].ty.dtype, &at.outs[slot], at.i, &value),
+            }
         }
         res
+    }
+
+    /// Loads every leaf at the four flat indices `is` (`is[0]` a multiple
+    /// of 4): a 4-byte leaf read at the root's strides with one 16-byte
+    /// vector load (`ld.global.v4`), others element by element. Per index,
+    /// one register per leaf, as `load_leaves` gives.
+    pub(super) fn load_leaves_x4(&self, k: &mut Kernel, is: &[String; 4], ins: &[String]) -> [Vec<String>; 4] {
+        assert_eq!(ins.len(), self.buffers.len(), "one pointer per buffer the tree reads");
+        let mut out: [Vec<String>; 4] = Default::default();
+        let root_strides = self.func.insts[self.root].ty.shape.strides();
+        for (leaf, Leaf { value, strides }) in self.leaves.iter().enumerate() {
+            let dtype = self.func.insts[*value].ty.dtype;
+            if *strides == root_strides && dtype.size_bytes() == 4 {
+                let param = self.param_of(leaf);
+                let regs = vector_load(k, dtype, &ins[param], &is[0]);
+                for (u, r) in regs.into_iter().enumerate() {
+                    out[u].push(r);
+                }
+            } else {
+                for (u, i) in is.iter().enumerate() {
+                    let r = self.load_leaf_at(k, i, ins, leaf);
+                    out[u].push(r);
+                }
+            }
+        }
+        out
+    }
+
+    fn param_of(&self, leaf: usize) -> usize {
+        self.buffers.iter().position(|&b| b == self.leaf_buffers[leaf]).expect("leaf buffers are listed")
     }
 
     fn node(&self, k: &mut Kernel, at: &mut Eval, node: usize, strides: &[usize]) -> String {
@@ -288,7 +345,10 @@ impl<'t> Tree<'t> {
             }
         };
         if let Some(g) = self.guests.iter().position(|&g| g == node) {
-            store(k, dtype, &at.outs[g], at.i, &res);
+            match at.deferred.as_mut() {
+                Some(deferred) => deferred[g] = Some(res.clone()),
+                None => store(k, dtype, &at.outs[g], at.i, &res),
+            }
         }
         at.memo.insert(node, res.clone());
         res
@@ -311,7 +371,7 @@ impl<'t> Tree<'t> {
     /// Loads `leaves[leaf]` at flat index `i`.
     fn load_leaf_at(&self, k: &mut Kernel, i: &str, ins: &[String], leaf: usize) -> String {
         let Leaf { value, strides } = &self.leaves[leaf];
-        let param = self.buffers.iter().position(|&b| b == self.leaf_buffers[leaf]).expect("leaf buffers are listed");
+        let param = self.param_of(leaf);
         let root_shape = &self.func.insts[self.root].ty.shape;
         let idx = if *strides == root_shape.strides() {
             i.to_string()
@@ -330,6 +390,9 @@ struct Eval<'a> {
     outs: &'a [String],
     loaded: Option<&'a [String]>,
     memo: HashMap<usize, String>,
+    /// `Some`: the values for `outs` are collected here (in `outputs()`
+    /// order) instead of stored, for the caller's vector stores.
+    deferred: Option<Vec<Option<String>>>,
 }
 
 /// Element strides of `Broadcast` `index`'s operand over the result's
@@ -349,15 +412,25 @@ fn broadcast_strides(func: &Func, index: usize, dims: &[usize]) -> Vec<usize> {
 }
 
 /// The kernel of fusion root `root` (a `fusible` instruction with a buffer
-/// and a non-empty shape) and its launch arguments: the root's buffer, its
-/// guests' buffers, then the buffers its tree reads.
+/// and a non-empty shape), its launch arguments (the root's buffer, its
+/// guests' buffers, then the buffers its tree reads) and its work items
+/// (the grid-stride loop's trip count over all threads).
+///
+/// With `vector` and an element count divisible by 4, each work item is
+/// four neighbouring elements: 4-byte leaves read at the root's strides
+/// come in with one 16-byte load (`ld.global.v4`), 4-byte outputs go out
+/// with one 16-byte store, each element computed by the same instructions
+/// as one at a time (so bitwise the same values). Every buffer starts a
+/// device allocation (`ptx/memory_plan.rs`: slots are whole allocations,
+/// 256-byte aligned), so element `4q` is 16-byte aligned.
 pub(super) fn kernel(
     func: &Func,
     sched: &Schedule,
     root: usize,
     name: &str,
     value_buffers: &[Option<usize>],
-) -> (String, Vec<usize>) {
+    vector: bool,
+) -> (String, Vec<usize>, u64) {
     let buffer = |v: usize| value_buffers[v].expect("fusion roots and guests have buffers");
     let guests = sched.guests[root].clone();
     let tree = Tree::new(func, sched, root, true, guests.clone(), value_buffers);
@@ -368,11 +441,44 @@ pub(super) fn kernel(
     let mut k = Kernel::new(name, args.len());
     let ptrs: Vec<String> = (0..args.len()).map(|p| k.param_ptr(p)).collect();
     let ty = &func.insts[root].ty;
-    k.grid_stride_loop(ty.shape.num_elements() as u64, |k, i| {
+    let n = ty.shape.num_elements() as u64;
+    let same_count = guests.iter().all(|&g| func.insts[g].ty.shape.num_elements() as u64 == n);
+    if vector && n % 4 == 0 && same_count {
+        let dtypes: Vec<DType> =
+            std::iter::once(root).chain(guests.iter().copied()).map(|v| func.insts[v].ty.dtype).collect();
+        k.grid_stride_loop(n / 4, |k, q| {
+            let i0 = k.op2("shl.b64", Class::B64, q, "2");
+            let is: [String; 4] = std::array::from_fn(|u| match u {
+                0 => i0.clone(),
+                _ => k.op2("add.u64", Class::B64, &i0, &u.to_string()),
+            });
+            let loaded = tree.load_leaves_x4(k, &is, &ptrs[n_outs..]);
+            // values[o][u]: output o (the root, then the guests) at is[u].
+            let mut values: Vec<Vec<String>> = vec![Vec::new(); n_outs];
+            for (u, leaves) in loaded.iter().enumerate() {
+                let (r, outs) = tree.eval_loaded_unstored(k, &is[u], &ptrs[n_outs..], leaves);
+                values[0].push(r);
+                for (o, v) in outs.into_iter().enumerate() {
+                    values[1 + o].push(v);
+                }
+            }
+            for (o, vals) in values.iter().enumerate() {
+                if dtypes[o].size_bytes() == 4 {
+                    vector_store(k, dtypes[o], &ptrs[o], &is[0], vals);
+                } else {
+                    for (i, v) in is.iter().zip(vals) {
+                        store(k, dtypes[o], &ptrs[o], i, v);
+                    }
+                }
+            }
+        });
+        return (k.finish(), args, n / 4);
+    }
+    k.grid_stride_loop(n, |k, i| {
         let r = tree.eval(k, i, &ptrs[n_outs..], &ptrs[1..n_outs]);
         store(k, ty.dtype, &ptrs[0], i, &r);
     });
-    (k.finish(), args)
+    (k.finish(), args, n)
 }
 
 #[cfg(test)]

@@ -250,6 +250,13 @@ fn ballot(line: &Line, warp: &mut [Thread]) {
     }
 }
 
+/// The four registers of a vector operand `{a, b, c, d}`.
+fn vector_regs(op: &str) -> Vec<&str> {
+    let regs: Vec<&str> = op.trim_matches(|c| c == '{' || c == '}').split(',').map(str::trim).collect();
+    assert_eq!(regs.len(), 4, "a .v4 operand names four registers: {op}");
+    regs
+}
+
 /// Runs `th` until it exits, passes a barrier, or reaches a shuffle.
 #[allow(clippy::too_many_arguments)]
 fn run_thread(
@@ -306,6 +313,29 @@ fn run_thread(
                 let pname = ops[1].trim_matches(|c| c == '[' || c == ']');
                 let k: usize = pname.rsplit_once("_p").expect("param name").1.parse().expect("param index");
                 params[k]
+            }
+            "ld" if parts[2] == "v4" => {
+                // ld.global.v4.T {a, b, c, d}, [addr]: four 4-byte elements.
+                let addr = value(regs, ops[1].trim_matches(|c| c == '[' || c == ']'), "u64");
+                assert_eq!(addr % 16, 0, "kernel {name}: misaligned 16-byte load at {addr:#x}");
+                let bytes = mem.locate(addr, 16).to_vec();
+                for (e, reg) in vector_regs(&ops[0]).into_iter().enumerate() {
+                    let word = u32::from_le_bytes(bytes[4 * e..4 * e + 4].try_into().expect("4 bytes"));
+                    regs.insert(reg.to_string(), u64::from(word));
+                }
+                continue;
+            }
+            "st" if parts[2] == "v4" => {
+                // st.global.v4.T [addr], {a, b, c, d}.
+                let addr = value(regs, ops[0].trim_matches(|c| c == '[' || c == ']'), "u64");
+                assert_eq!(addr % 16, 0, "kernel {name}: misaligned 16-byte store at {addr:#x}");
+                let words: Vec<u32> =
+                    vector_regs(&ops[1]).into_iter().map(|r| (value(regs, r, ty) & 0xffff_ffff) as u32).collect();
+                let bytes = mem.locate(addr, 16);
+                for (e, w) in words.iter().enumerate() {
+                    bytes[4 * e..4 * e + 4].copy_from_slice(&w.to_le_bytes());
+                }
+                continue;
             }
             "ld" => {
                 let addr = value(regs, ops[1].trim_matches(|c| c == '[' || c == ']'), "u64");

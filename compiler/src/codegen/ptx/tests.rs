@@ -337,16 +337,21 @@ fn unsupported_and_invalid_functions_are_errors() {
 
 #[test]
 fn large_outputs_are_covered_by_a_capped_grid() {
-    let ty = Type::new(DType::F32, &[4096, 1024]);
+    let ty = Type::new(DType::F32, &[4096, 4096]);
     let mut b = Builder::new("big", std::slice::from_ref(&ty));
     let res = b.unary(Op::Exp, b.param(0));
-    let prog = emit(&b.finish(vec![res])).unwrap();
-    match &prog.steps[..] {
-        [Step::Kernel { grid, .. }] => assert_eq!(*grid, super::MAX_GRID),
-        other => panic!("unexpected steps {other:?}"),
+    let func = b.finish(vec![res]);
+    for vector_loads in [false, true] {
+        let prog = super::emit_with(&func, &super::PtxOptions { vector_loads, ..Default::default() }).unwrap();
+        match &prog.steps[..] {
+            [Step::Kernel { grid, .. }] => assert_eq!(*grid, super::MAX_GRID),
+            other => panic!("unexpected steps {other:?}"),
+        }
+        // The bound is baked into the loop: 4096 * 4096 elements, or a
+        // quarter as many groups of four.
+        let items = if vector_loads { "4194304" } else { "16777216" };
+        assert!(prog.ptx.contains(items), "the loop bound {items} (vector_loads {vector_loads})");
     }
-    // The bound is baked into the loop: 4096 * 1024 elements.
-    assert!(prog.ptx.contains("4194304"));
 }
 
 // ---------------------------------------------------------------- simulated

@@ -220,6 +220,61 @@ fn generated_programs_fused_match_unfused_bitwise() {
     assert!(fused_kernels * 10 < plain_kernels * 8, "fusion saved little: {fused_kernels} vs {plain_kernels} kernels");
 }
 
+/// Fused kernels moving four elements per trip (16-byte loads and stores,
+/// `PtxOptions::vector_loads`) give bitwise the results of one element per
+/// trip on generated programs (every op, broadcast leaves read element by
+/// element, hosted values, bool and f64 values stored one at a time) and on
+/// the W1 training step; the programs differ (vector loads are there) and
+/// assemble.
+#[test]
+fn vector_loads_equal_one_element_kernels_bitwise() {
+    let options = |vector_loads| PtxOptions { vector_loads, ..Default::default() };
+    let (mut tested, mut vectorized) = (0, 0);
+    let compare = |label: &str, func: &Func, inputs: &[Tensor]| -> bool {
+        let plain = emit_with(func, &options(false)).expect("emits");
+        let vector = emit_with(func, &options(true)).expect("emits");
+        assert!(!plain.ptx.contains(".v4."), "{label}: no vector access without vector_loads");
+        let (want, got) = (sim::run(&plain, inputs), sim::run(&vector, inputs));
+        for (o, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(g.to_bits_vec() == w.to_bits_vec(), "{label}: output {o} differs with 16-byte loads");
+        }
+        vector.ptx.contains("ld.global.v4.") && vector.ptx.contains("st.global.v4.")
+    };
+    for seed in 0..200u64 {
+        let Some(func) = ptx_compatible(&random_func(0x7EC4_0000 + seed, &GenOptions::default())) else {
+            continue;
+        };
+        tested += 1;
+        let inputs = random_inputs(&func, seed);
+        if compare(&format!("generated seed {seed}"), &func, &inputs) {
+            vectorized += 1;
+            if vectorized <= 3 {
+                assemble(&format!("vector_generated_{seed}"), &emit(&func).unwrap());
+            }
+        }
+    }
+    assert!(tested >= 100 && vectorized >= 30, "{vectorized} of {tested} programs used 16-byte loads and stores");
+    const W1_SRC: &str = include_str!("../../../../../benches/workloads/w1_mlp.jl");
+    let (prog, diags) = crate::lower::load("w1.jl", W1_SRC);
+    assert!(diags.is_empty(), "{diags:?}");
+    let (x_ty, y_ty) = (Type::new(DType::F32, &[16, 784]), Type::new(DType::I32, &[16]));
+    let progs = crate::compile_training(&prog, None, &x_ty, &y_ty, &crate::Options::default()).unwrap();
+    let func = &progs.train_step;
+    let inputs: Vec<Tensor> = func
+        .param_types()
+        .iter()
+        .enumerate()
+        .map(|(p, ty)| match ty.dtype {
+            DType::I32 => {
+                Tensor::i32(ty.shape.dims(), (0..ty.shape.num_elements()).map(|i| (i * 7 % 10) as i32).collect())
+            }
+            _ => ramp(ty, 0.01, 0.001 * p as f64),
+        })
+        .collect();
+    assert!(compare("W1 step", func, &inputs), "the W1 step uses 16-byte loads");
+    assemble("vector_w1", &emit(func).unwrap());
+}
+
 /// The W1 training step of PERFORMANCE.md (784-256-256-10 MLP, Adam, batch
 /// 128; the program `benches/train_step.rs` runs) is far fewer kernels
 /// than non-view instructions (the unfused emitter has about one per
