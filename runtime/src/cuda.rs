@@ -33,7 +33,9 @@
 //!
 //! One stream of our own (the legacy default stream cannot be captured),
 //! so cudarc's per-buffer event tracking is disabled; kernel arguments are
-//! raw device addresses taken once at load time.
+//! raw device addresses taken once at load time. Fresh inputs staged a call
+//! ahead (`run_held_staging`) travel on a second stream, ordered against
+//! this one by two events (`cuda/upload.rs`).
 
 use std::sync::Arc;
 
@@ -44,6 +46,8 @@ use cudarc::driver::{
     sys, CudaContext, CudaFunction, CudaGraph, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig,
     PushKernelArg,
 };
+
+mod upload;
 
 use crate::cubin_cache::CubinCache;
 use crate::nvjitlink::NvJitLink;
@@ -149,6 +153,9 @@ pub struct CudaExecutable {
     no_graphs: bool,
     /// `JLC_CUDA_PROFILE=1`: total seconds per step over all calls.
     profile: Option<Vec<f64>>,
+    /// The next call's fresh inputs, copied during this one
+    /// (`run_held_staging`); made at the first staging.
+    upload: Option<upload::Upload>,
     _modules: Vec<Arc<CudaModule>>,
     _ctx: Arc<CudaContext>,
 }
@@ -234,6 +241,7 @@ impl CudaExecutable {
             graph: None,
             no_graphs,
             profile,
+            upload: None,
             _modules: modules.into_iter().map(|(_, m)| m).collect(),
             _ctx: ctx,
         })
@@ -280,6 +288,10 @@ impl CudaExecutable {
     /// output that is an input) would be overwritten by that input's own
     /// carry first, so it goes through a staging buffer.
     pub fn set_carry(&mut self, holding: &Holding) -> Result<(), Error> {
+        // A new holding: a staged batch was for the old one.
+        if let Some(up) = self.upload.as_mut() {
+            up.discard();
+        }
         let mut staged = Vec::new();
         let mut copies = Vec::new();
         let mut staging = Vec::new();
@@ -322,10 +334,45 @@ impl CudaExecutable {
     /// `holding.fresh` names, types checked), carries, and returns the
     /// outputs `holding.returned` names.
     pub fn run_held(&mut self, holding: &Holding, fresh: &[Tensor]) -> Result<Vec<Tensor>, Error> {
-        for (&i, t) in holding.fresh.iter().zip(fresh) {
-            self.write_input(i, t)?;
+        self.run_held_staging(holding, Some(fresh), None)
+    }
+
+    /// `run_held` with the fresh inputs given (`Some`) or staged by the
+    /// call before (`None`), staging `next` (types checked) for the call
+    /// after: its copy to the device (`cuda/upload.rs`: pinned memory, a
+    /// stream of its own) runs while this call's steps do.
+    pub fn run_held_staging(
+        &mut self,
+        holding: &Holding,
+        fresh: Option<&[Tensor]>,
+        next: Option<&[Tensor]>,
+    ) -> Result<Vec<Tensor>, Error> {
+        match fresh {
+            Some(fresh) => {
+                if let Some(up) = self.upload.as_mut() {
+                    up.discard();
+                }
+                for (&i, t) in holding.fresh.iter().zip(fresh) {
+                    self.write_input(i, t)?;
+                }
+            }
+            None => {
+                let dst: Vec<u64> = holding.fresh.iter().map(|&i| self.ptrs[self.prog.params[i]]).collect();
+                let up = self.upload.as_mut().filter(|up| up.serves(&holding.fresh));
+                up.ok_or_else(|| Error::Holding("no inputs are staged for these fresh inputs".into()))?
+                    .unstage(&dst)?;
+            }
         }
         self.execute()?;
+        if let Some(next) = next {
+            if !self.upload.as_ref().is_some_and(|up| up.serves(&holding.fresh)) {
+                let bytes: Vec<usize> =
+                    holding.fresh.iter().map(|&i| self.prog.buffers[self.prog.params[i]].bytes()).collect();
+                self.upload = None;
+                self.upload = Some(upload::Upload::new(&self._ctx, &self.stream, &holding.fresh, &bytes)?);
+            }
+            self.upload.as_mut().expect("made above").stage(next)?;
+        }
         self.read_outputs(&holding.returned)
     }
 
@@ -772,12 +819,9 @@ fn gemm(
 
 /// A tensor's elements as the device stores them (little-endian; bool as 0/1).
 fn to_bytes(t: &Tensor) -> Vec<u8> {
-    match &t.data {
-        Data::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Data::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Data::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Data::Bool(v) => v.iter().map(|&x| x as u8).collect(),
-    }
+    let mut bytes = vec![0u8; t.shape.num_elements() * t.dtype().size_bytes()];
+    upload::write_le_bytes(t, &mut bytes);
+    bytes
 }
 
 fn from_bytes(ty: &Type, bytes: &[u8]) -> Tensor {

@@ -114,6 +114,28 @@ pub struct Executable {
     holding: Option<Holding>,
     /// The CPU engines' held values (CUDA keeps them on the device).
     host_held: held::HostHeld,
+    /// The next call's fresh inputs, when the last call staged them.
+    staged: Staged,
+}
+
+/// A `run_held_staging` call's fresh inputs.
+pub enum Fresh {
+    /// Given with the call.
+    Given(Vec<Tensor>),
+    /// The `next` of the call before.
+    Staged,
+}
+
+/// Where the fresh inputs staged for the next call are.
+#[derive(Default)]
+enum Staged {
+    #[default]
+    Nothing,
+    /// Kept on the host (CPU engines).
+    Host(Vec<Tensor>),
+    /// In the engine (CUDA: on their way to the device).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    Engine,
 }
 
 impl Executable {
@@ -132,7 +154,14 @@ impl Executable {
                 ))
             }
         };
-        Ok(Executable { func, engine, flush_denormals: true, holding: None, host_held: Default::default() })
+        Ok(Executable {
+            func,
+            engine,
+            flush_denormals: true,
+            holding: None,
+            host_held: Default::default(),
+            staged: Staged::Nothing,
+        })
     }
 
     pub fn func(&self) -> &Func {
@@ -179,6 +208,7 @@ impl Executable {
         let holding = Holding::new(&self.func, &indices, carry)?;
         self.check_types(values.iter().map(|(i, t)| (*i, t)))?;
         self.holding = None;
+        self.staged = Staged::Nothing;
         match &mut self.engine {
             Engine::Jit(_) | Engine::Interp => {
                 self.host_held.values = (0..self.func.n_params).map(|_| None).collect();
@@ -201,17 +231,68 @@ impl Executable {
     /// Runs the program on the held inputs and `fresh` (the other inputs, in
     /// order); returns the outputs that are not carried, in order.
     pub fn run_held(&mut self, fresh: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+        self.run_held_staging(Fresh::Given(fresh), None)
+    }
+
+    /// `run_held` with the fresh inputs given or staged by the call before,
+    /// staging `next` (the next call's fresh inputs, checked now) for the
+    /// call after. On a GPU, `next` goes to the device while this call
+    /// computes (pinned memory, a copy stream of its own): a training loop
+    /// passes batch k + 1 with step k, and `Fresh::Staged` to step k + 1.
+    /// Any other call (`run_held`, `hold`) forgets a staged batch.
+    pub fn run_held_staging(&mut self, fresh: Fresh, next: Option<Vec<Tensor>>) -> Result<Vec<Tensor>, Error> {
         let holding = self.holding.take().ok_or_else(|| Error::Holding("run_held before hold".into()))?;
-        let result = self.run_held_with(&holding, fresh);
+        let result = self.run_staging_with(&holding, fresh, next);
         self.holding = Some(holding);
         result
     }
 
-    fn run_held_with(&mut self, holding: &Holding, fresh: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+    fn run_staging_with(
+        &mut self,
+        holding: &Holding,
+        fresh: Fresh,
+        next: Option<Vec<Tensor>>,
+    ) -> Result<Vec<Tensor>, Error> {
+        let staged = std::mem::take(&mut self.staged);
+        if let Some(next) = &next {
+            self.check_fresh(holding, next)?;
+        }
+        let fresh = match fresh {
+            Fresh::Given(fresh) => {
+                self.check_fresh(holding, &fresh)?;
+                Some(fresh)
+            }
+            Fresh::Staged => match staged {
+                Staged::Nothing => {
+                    return Err(Error::Holding("Fresh::Staged, but the call before staged no inputs".into()))
+                }
+                Staged::Host(fresh) => Some(fresh),
+                Staged::Engine => None,
+            },
+        };
+        let outputs = match &mut self.engine {
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(exe) => exe.run_held_staging(holding, fresh.as_deref(), next.as_deref())?,
+            _ => self.run_held_with(holding, fresh.expect("host engines stage on the host"))?,
+        };
+        self.staged = match next {
+            None => Staged::Nothing,
+            #[cfg(feature = "cuda")]
+            Some(_) if matches!(self.engine, Engine::Cuda(_)) => Staged::Engine,
+            Some(next) => Staged::Host(next),
+        };
+        Ok(outputs)
+    }
+
+    fn check_fresh(&self, holding: &Holding, fresh: &[Tensor]) -> Result<(), Error> {
         if fresh.len() != holding.fresh.len() {
             return Err(Error::InputCount { expected: holding.fresh.len(), found: fresh.len() });
         }
-        self.check_types(holding.fresh.iter().copied().zip(&fresh))?;
+        self.check_types(holding.fresh.iter().copied().zip(fresh))
+    }
+
+    /// One call on the held inputs and `fresh` (checked).
+    fn run_held_with(&mut self, holding: &Holding, fresh: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
         match &mut self.engine {
             Engine::Jit(_) | Engine::Interp => {
                 let inputs = self.host_held.assemble(holding, fresh);
@@ -274,6 +355,7 @@ impl Executable {
         let values = held.into_iter().map(|i| Ok((i, self.held_value(i)?))).collect::<Result<Vec<_>, Error>>()?;
         self.holding = None;
         self.host_held = Default::default();
+        self.staged = Staged::Nothing;
         Ok(values)
     }
 

@@ -18,7 +18,7 @@
 
 use compiler::ir::op::{Conv, Window};
 use compiler::ir::{interp, text, Builder, DType, Func, Op, Shape, Tensor, Type};
-use runtime::{Backend, Executable};
+use runtime::{Backend, Executable, Fresh};
 
 /// Whether a GPU is usable; prints the reason when not. Panics instead when
 /// `JLC_REQUIRE_GPU=1`.
@@ -870,7 +870,8 @@ fn without_a_gpu_compiling_for_cuda_is_an_error_not_a_panic() {
 
 /// Held inputs on the GPU: the carry is a device copy, captured into the
 /// step's CUDA graph from the second call on. First the bitwise swap check
-/// of `held.rs` (its output 0 is an input buffer: staged), then six digits
+/// of `held.rs` (its output 0 is an input buffer: staged) and its staged-
+/// inputs check (copies on a second stream from pinned memory), then six digits
 /// training steps held (one plain call, one capture, four replays), each
 /// re-held from the interpreter's chained values and compared with it.
 #[test]
@@ -879,6 +880,7 @@ fn gpu_held_inputs_and_graph_replay_match_interpreter() {
         return;
     }
     crate::held::check_swap_carry(Backend::Cuda);
+    crate::held::check_staged_calls(Backend::Cuda);
     let progs = digits_programs();
     let mut inputs = trainer::fit::init_params(&progs.params, 11);
     inputs.extend(progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))));
@@ -909,6 +911,51 @@ fn gpu_held_inputs_and_graph_replay_match_interpreter() {
             }
         }
         inputs = want.into_iter().take(n_state).collect();
+    }
+}
+
+/// W1's training step held on the GPU for eight steps of different
+/// batches (128 x 784), the batches given with each call on one executable
+/// and staged a call ahead on another (copied from pinned memory on a
+/// second stream while the step before computes): bitwise the same losses,
+/// logs and final parameters and moments. A copy racing the step that
+/// reads the batch before would show here.
+#[test]
+fn gpu_staged_batches_equal_given_batches_bitwise() {
+    if !gpu() {
+        return;
+    }
+    let (prog, diags) = compiler::lower::load("w1.jl", crate::gpu_fusion::W1_SRC);
+    assert!(diags.is_empty(), "{diags:?}");
+    let (x_ty, y_ty) = (Type::new(DType::F32, &[128, 784]), Type::new(DType::I32, &[128]));
+    let progs = compiler::compile_training(&prog, None, &x_ty, &y_ty, &compiler::Options::default()).unwrap();
+    let mut held = trainer::fit::init_params(&progs.params, 5);
+    held.extend(progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))));
+    let n_state = held.len();
+    let carry: Vec<(usize, usize)> = (0..n_state).map(|i| (i, i)).collect();
+    let mut rng = Rng(21);
+    let batches: Vec<Vec<Tensor>> = (0..8)
+        .map(|step| {
+            let x = Tensor::f32(&[128, 784], (0..128 * 784).map(|_| rng.next() as f32).collect());
+            let y = Tensor::i32(&[128], (0..128).map(|_| (rng.next() * 10.0) as i32 % 10).collect());
+            vec![Tensor::scalar_f32((step + 1) as f32), x, y]
+        })
+        .collect();
+    let mut given = Executable::compile(progs.train_step.clone(), Backend::Cuda).unwrap();
+    let mut staged = Executable::compile(progs.train_step.clone(), Backend::Cuda).unwrap();
+    given.hold(held.iter().cloned().enumerate().collect(), &carry).unwrap();
+    staged.hold(held.iter().cloned().enumerate().collect(), &carry).unwrap();
+    for (step, batch) in batches.iter().enumerate() {
+        let want = given.run_held(batch.clone()).unwrap();
+        let fresh = if step == 0 { Fresh::Given(batch.clone()) } else { Fresh::Staged };
+        let got = staged.run_held_staging(fresh, batches.get(step + 1).cloned()).unwrap();
+        for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert!(w.to_bits_vec() == g.to_bits_vec(), "step {step} output {k}: staged {g:?} vs given {w:?}");
+        }
+    }
+    for slot in 0..n_state {
+        let (w, g) = (given.held_value(slot).unwrap(), staged.held_value(slot).unwrap());
+        assert!(w.to_bits_vec() == g.to_bits_vec(), "held value {slot} differs after eight steps");
     }
 }
 

@@ -15,7 +15,7 @@ use compiler::codegen::ptx::{self, PtxOptions, Step};
 use compiler::ir::{DType, Tensor, Type};
 use runtime::cuda::CudaExecutable;
 
-const W1_SRC: &str = include_str!("../../benches/workloads/w1_mlp.jl");
+pub(crate) const W1_SRC: &str = include_str!("../../benches/workloads/w1_mlp.jl");
 
 /// Median milliseconds of `runs` calls (after 3 warm-up calls).
 fn median_ms(exe: &mut CudaExecutable, inputs: &[Tensor], runs: usize) -> f64 {

@@ -4,7 +4,7 @@
 //! checks (`gpu.rs`), where the carry is a device copy inside a CUDA graph.
 
 use compiler::ir::{interp, Builder, DType, Func, Tensor, Type};
-use runtime::{Backend, Executable};
+use runtime::{Backend, Executable, Fresh};
 
 /// `f(a, b, x) = (b, a + x, sum(a * x))`: output 0 is input `b` itself (its
 /// buffer is an input buffer that output 1's carry overwrites: the staging
@@ -49,6 +49,54 @@ pub(crate) fn check_swap_carry(backend: Backend) {
     assert_eq!(released, vec![(0, a.clone()), (1, b.clone())]);
     let plain = exe.run(&[a.clone(), b.clone(), vec5(0.0)]).unwrap();
     assert_eq!(plain, interp::run(&func, &[a, b, vec5(0.0)]));
+}
+
+/// Fresh inputs staged a call ahead (`run_held_staging`: on a GPU, copied
+/// while the call before computes) give bitwise the interpreter's chained
+/// values: given, staged and staged-again calls, a call that stages nothing
+/// and one that gives its inputs while a batch is staged (which forgets
+/// it). Misuse is an error: `Fresh::Staged` with nothing staged (first
+/// call, after a call without `next`, after `run_held`, after `hold`), a
+/// `next` of the wrong type or count.
+pub(crate) fn check_staged_calls(backend: Backend) {
+    let func = swap_program();
+    let mut exe = Executable::compile(func.clone(), backend).unwrap();
+    let (mut a, mut b) = (vec5(1.0), vec5(-2.0));
+    exe.hold(vec![(0, a.clone()), (1, b.clone())], &[(0, 0), (1, 1)]).unwrap();
+    let staged_err = |exe: &mut Executable| exe.run_held_staging(Fresh::Staged, None).unwrap_err().to_string();
+    assert!(staged_err(&mut exe).contains("staged no inputs"), "{}", staged_err(&mut exe));
+    let x = |call: usize| vec5(call as f32 * 0.5 - 1.0);
+    // (fresh given?, stage the next call's x?) per call.
+    let plan = [(true, true), (false, true), (false, true), (false, false), (true, true), (true, false)];
+    for (call, &(given, stage)) in plan.iter().enumerate() {
+        let want = interp::run(&func, &[a.clone(), b.clone(), x(call)]);
+        let fresh = if given { Fresh::Given(vec![x(call)]) } else { Fresh::Staged };
+        let got = exe.run_held_staging(fresh, stage.then(|| vec![x(call + 1)])).unwrap();
+        assert_eq!(got, vec![want[2].clone()], "call {call}: returned output");
+        a = want[0].clone();
+        b = want[1].clone();
+        assert_eq!(exe.held_value(0).unwrap(), a, "call {call}: held a");
+        assert_eq!(exe.held_value(1).unwrap(), b, "call {call}: held b");
+        if !stage {
+            assert!(staged_err(&mut exe).contains("staged no inputs"), "call {call}: nothing was staged");
+        }
+    }
+    let wrong = exe.run_held_staging(Fresh::Given(vec![x(0)]), Some(vec![Tensor::scalar_f32(1.0)])).unwrap_err();
+    assert!(wrong.to_string().contains("type"), "{wrong}");
+    let wrong = exe.run_held_staging(Fresh::Given(vec![x(0)]), Some(vec![])).unwrap_err();
+    assert!(wrong.to_string().contains("1 inputs"), "{wrong}");
+    exe.run_held_staging(Fresh::Given(vec![x(0)]), Some(vec![x(1)])).unwrap();
+    exe.run_held(vec![x(1)]).unwrap();
+    assert!(staged_err(&mut exe).contains("staged no inputs"), "run_held forgets a staged batch");
+    exe.run_held_staging(Fresh::Given(vec![x(0)]), Some(vec![x(1)])).unwrap();
+    exe.hold(vec![(0, a.clone()), (1, b.clone())], &[(0, 0), (1, 1)]).unwrap();
+    assert!(staged_err(&mut exe).contains("staged no inputs"), "hold forgets a staged batch");
+}
+
+#[test]
+fn staged_inputs_carry_like_chained_runs_on_the_cpu_backends() {
+    check_staged_calls(Backend::Cpu);
+    check_staged_calls(Backend::Interpreter);
 }
 
 #[test]

@@ -25,7 +25,7 @@ use compiler::ir::{Tensor, Type};
 use compiler::lower::gradients::{ClipAlgorithm, GRAD_CHECK};
 use compiler::lower::{Init, ParamSpec, TrainPrograms};
 use indicatif::{ProgressBar, ProgressStyle};
-use runtime::{Backend, Executable};
+use runtime::{Backend, Executable, Fresh};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -606,6 +606,18 @@ fn fit_prepared<'scope, 'env>(
         let mut log_sums = if resumed_epoch { pos.log_sums.clone() } else { vec![0.0; progs.train_logs.len()] };
         let validate = !val_exes.is_empty() && (epoch + 1) % trainer_cfg.check_val_every_n_epoch == 0;
         let mut ahead = Prefetch::start(scope, train, order, bs, first..n_batches);
+        // The fused step's inputs: step k + 1's are staged with step k
+        // (`Executable::run_held_staging`: on a GPU their copy overlaps step
+        // k), as (batch, global step) they were made for.
+        let mut staged: Option<(usize, usize)> = None;
+        let step_inputs = |ahead: &mut Prefetch, b: usize, global_step: usize| {
+            let (x, y) = ahead.take(b);
+            let mut fresh = vec![Tensor::scalar_f32((global_step + 1) as f32), x, y];
+            if progs.keys.train {
+                fresh.push(step_key(trainer_cfg.seed, "training_step", global_step as u64));
+            }
+            fresh
+        };
         let mut b = first;
         while b < n_batches {
             let stop_now = interrupted();
@@ -640,14 +652,19 @@ fn fit_prepared<'scope, 'env>(
             let (loss, logs) = match &mut steps {
                 Steps::Fused(step_exe) => {
                     resident.hold(step_exe, &mut params, &mut states)?;
-                    let (x, y) = ahead.take(b);
-                    let mut fresh = vec![Tensor::scalar_f32((global_step + 1) as f32), x, y];
-                    if progs.keys.train {
-                        fresh.push(step_key(trainer_cfg.seed, "training_step", global_step as u64));
-                    }
+                    // The step's inputs: staged by the step before (batch b
+                    // and this global step), else given now.
+                    let fresh = if staged == Some((b, global_step)) {
+                        Fresh::Staged
+                    } else {
+                        Fresh::Given(step_inputs(&mut ahead, b, global_step))
+                    };
+                    // The next step's (same epoch), sent to the device during this one.
+                    let next = (b + 1 < n_batches).then(|| step_inputs(&mut ahead, b + 1, global_step + 1));
+                    staged = next.is_some().then_some((b + 1, global_step + 1));
                     let call = std::time::Instant::now();
                     let mut outs = step_exe
-                        .run_held(fresh)
+                        .run_held_staging(fresh, next)
                         .map_err(|e| step_failed(e, global_step, &last_checkpoint))?
                         .into_iter();
                     step_time += call.elapsed();
