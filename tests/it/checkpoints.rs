@@ -150,6 +150,94 @@ fn last_is_written_every_n_train_steps_and_resumes_bit_exactly() {
     }
 }
 
+/// The `.safetensors` files of a run's checkpoint directory, sorted.
+fn checkpoint_files(run: &trainer::FitSummary) -> Vec<String> {
+    let dir = run.log_dir.join("checkpoints");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// `checkpoint_every_n_train_steps = 5` over two epochs of 23 steps, as
+/// Lightning's ModelCheckpoint: a checkpoint named `epoch=E-step=S` at steps
+/// 5, 10, ..., 45 (all kept without a monitor; none at epoch ends, whose
+/// checkpoints `every_n_epochs` now enables only when set), each loading
+/// at its epoch, batch and step; with `checkpoint_monitor = "train_loss"`
+/// and `save_top_k = 2`, exactly the two steps of lowest `train_loss` (read
+/// from metrics.csv) remain; with `checkpoint_every_n_epochs = 1` and
+/// `val_acc` in the file name, step files carry the last epoch end's
+/// `val_acc` (nan before the first); a monitor that is nowhere is an error.
+#[test]
+fn model_checkpoint_every_n_train_steps_names_and_ranks_step_checkpoints() {
+    let (path, text) = digits();
+    let base: Vec<String> =
+        ["trainer.max_epochs=2", "trainer.checkpoint_every_n_train_steps=5"].map(String::from).to_vec();
+    let run = fit(&path, &text, &tempdir("every-n-named"), &base, None);
+    assert_eq!(run.steps, 46);
+    let steps: Vec<usize> = (1..=9).map(|i| 5 * i).collect();
+    let mut want: Vec<String> =
+        steps.iter().map(|&s| format!("epoch={}-step={s}.safetensors", usize::from(s > 23))).collect();
+    want.push("last.safetensors".into());
+    want.sort();
+    assert_eq!(checkpoint_files(&run), want);
+    for &s in &steps {
+        let file = run.log_dir.join(format!("checkpoints/epoch={}-step={s}.safetensors", usize::from(s > 23)));
+        let meta = trainer::checkpoint::load(&file).unwrap().meta;
+        assert_eq!((meta.epoch, meta.batch, meta.global_step), (s / 23, s % 23, s), "{}", file.display());
+    }
+
+    let mut ranked = base.clone();
+    ranked.extend(
+        ["trainer.checkpoint_monitor=\"train_loss\"", "trainer.save_top_k=2", "trainer.log_every_n_steps=1"]
+            .map(String::from),
+    );
+    let run = fit(&path, &text, &tempdir("every-n-ranked"), &ranked, None);
+    let csv = rows(&run.log_dir);
+    let header: Vec<&str> = csv[0].split(',').collect();
+    let (step_col, loss_col) = (
+        header.iter().position(|h| *h == "step").unwrap(),
+        header.iter().position(|h| *h == "train_loss_step").unwrap(),
+    );
+    // Global step s is logged as step s - 1.
+    let loss_at = |s: usize| -> f64 {
+        let row = csv[1..]
+            .iter()
+            .map(|r| r.split(',').collect::<Vec<_>>())
+            .find(|r| r[step_col] == (s - 1).to_string() && !r[loss_col].is_empty())
+            .unwrap_or_else(|| panic!("no train_loss_step at step {s}"));
+        row[loss_col].parse().unwrap()
+    };
+    let mut by_loss = steps.clone();
+    by_loss.sort_by(|&a, &b| loss_at(a).total_cmp(&loss_at(b)).then(a.cmp(&b)));
+    let mut want: Vec<String> =
+        by_loss[..2].iter().map(|&s| format!("epoch={}-step={s}.safetensors", usize::from(s > 23))).collect();
+    want.push("last.safetensors".into());
+    want.sort();
+    assert_eq!(checkpoint_files(&run), want, "the two lowest train_loss steps of {by_loss:?}");
+
+    let mut named = base.clone();
+    named.extend(
+        ["trainer.checkpoint_every_n_epochs=1", "trainer.checkpoint_filename=\"{epoch}-{step}-{val_acc:.2}\""]
+            .map(String::from),
+    );
+    let run = fit(&path, &text, &tempdir("every-n-val"), &named, None);
+    let files = checkpoint_files(&run);
+    assert!(files.contains(&"0-5-NaN.safetensors".to_string()), "{files:?}");
+    let val_acc_0 = files.iter().find(|f| f.starts_with("0-23-")).expect("the epoch 0 checkpoint");
+    let acc = val_acc_0.trim_start_matches("0-23-").trim_end_matches(".safetensors");
+    assert!(files.contains(&format!("1-25-{acc}.safetensors")), "step 25 carries epoch 0's val_acc {acc}: {files:?}");
+
+    let mut bad = base.clone();
+    bad.push("trainer.checkpoint_monitor=\"nowhere\"".into());
+    let opts = trainer::FitOptions {
+        overrides: [bad, vec![format!("trainer.default_root_dir={}", tempdir("every-n-bad").display())]].concat(),
+        ..Default::default()
+    };
+    let err = trainer::fit(&path, &text, &opts).unwrap_err().to_string();
+    assert!(err.contains("trainer.checkpoint_monitor: no value `nowhere` at the end of a step"), "{err}");
+}
+
 pub fn jlc(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_jlc")).args(args).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())

@@ -186,20 +186,26 @@ pub fn format_template(pieces: &[Piece], epoch: usize, step: usize, metrics: &[(
     out
 }
 
-/// Keeps the epoch checkpoints: all of them, the newest `k` (without a
-/// monitor), or the best `k` by the monitored metric.
+/// Keeps the epoch (and every-N-steps) checkpoints: all of them, the
+/// newest `k` (without a monitor), or the best `k` by the monitored metric.
 pub struct ModelCheckpoint {
     cfg: CheckpointConfig,
     template: Vec<Piece>,
     /// Invariant: best first (newest first without a monitor); at most
     /// `save_top_k` entries when that is set. Scores are NaN without a monitor.
     kept: Vec<(f64, PathBuf)>,
+    /// The metrics of the last epoch end it saw: a step checkpoint
+    /// (`every_n_train_steps`) reads a monitored value or a file name's
+    /// metric the step does not have (`val_loss`) here, as Lightning's
+    /// callback metrics keep the last validation's values. Saved with the
+    /// state, so a resumed run ranks as the uninterrupted one.
+    seen: Vec<(String, f64)>,
 }
 
 impl ModelCheckpoint {
     pub fn new(cfg: CheckpointConfig) -> ModelCheckpoint {
         let template = parse_template(&cfg.filename).expect("checked by config::trainer_config");
-        ModelCheckpoint { cfg, template, kept: vec![] }
+        ModelCheckpoint { cfg, template, kept: vec![], seen: vec![] }
     }
 
     /// The best checkpoint so far (without a monitor: the newest).
@@ -212,30 +218,20 @@ impl ModelCheckpoint {
         &self.kept
     }
 
-    /// Reads the best path out of a checkpoint's `callbacks` metadata.
-    pub fn best_path_in(callbacks: &str) -> Option<PathBuf> {
-        let all: Value = serde_json::from_str(callbacks).ok()?;
-        let kept = all.get("ModelCheckpoint")?.get("kept")?.as_array()?;
-        kept.first()?.get(1)?.as_str().map(PathBuf::from)
-    }
-}
-
-impl Callback for ModelCheckpoint {
-    fn name(&self) -> &'static str {
-        BUILT_IN_NAMES[0]
-    }
-
-    fn on_validation_end(&mut self, ctx: &mut Ctx) {
-        if self.cfg.save_top_k == Some(0) || !(ctx.epoch + 1).is_multiple_of(self.cfg.every_n_epochs) {
+    /// Names a checkpoint of now (`ctx`'s epoch, step and metrics), ranks
+    /// it among the kept ones, and asks the trainer to write it (unless it
+    /// ranks out at once) and to delete the ones it pushes out.
+    fn consider(&mut self, ctx: &mut Ctx, metrics: &[(String, f64)]) {
+        if self.cfg.save_top_k == Some(0) {
             return;
         }
-        let name = format!("{}.safetensors", format_template(&self.template, ctx.epoch, ctx.global_step, ctx.metrics));
+        let name = format!("{}.safetensors", format_template(&self.template, ctx.epoch, ctx.global_step, metrics));
         let path = ctx.ckpt_dir.join(&name);
         // A template without `{epoch}` names one file again: it replaces its entry.
         self.kept.retain(|(_, p)| *p != path);
         let score = match &self.cfg.monitor {
             None => f64::NAN,
-            Some(m) => ctx.metric(m).unwrap_or(f64::NAN),
+            Some(m) => metrics.iter().find(|(k, _)| k == m).map_or(f64::NAN, |(_, v)| *v),
         };
         let pos = match &self.cfg.monitor {
             None => 0,
@@ -260,9 +256,43 @@ impl Callback for ModelCheckpoint {
         ctx.remove.extend(evicted.into_iter().map(|(_, p)| p));
     }
 
+    /// Reads the best path out of a checkpoint's `callbacks` metadata.
+    pub fn best_path_in(callbacks: &str) -> Option<PathBuf> {
+        let all: Value = serde_json::from_str(callbacks).ok()?;
+        let kept = all.get("ModelCheckpoint")?.get("kept")?.as_array()?;
+        kept.first()?.get(1)?.as_str().map(PathBuf::from)
+    }
+}
+
+impl Callback for ModelCheckpoint {
+    fn name(&self) -> &'static str {
+        BUILT_IN_NAMES[0]
+    }
+
+    /// `every_n_train_steps`: a checkpoint of this step, ranked by the
+    /// step's values (and the last epoch end's, for names the step lacks).
+    fn on_train_batch_end(&mut self, ctx: &mut Ctx) {
+        let every = self.cfg.every_n_train_steps;
+        if every > 0 && ctx.global_step.is_multiple_of(every) {
+            let mut metrics = ctx.metrics.to_vec();
+            metrics.extend(self.seen.iter().filter(|(k, _)| ctx.metric(k).is_none()).cloned());
+            self.consider(ctx, &metrics);
+        }
+    }
+
+    /// `every_n_epochs`: a checkpoint of this epoch, ranked by its metrics.
+    fn on_validation_end(&mut self, ctx: &mut Ctx) {
+        self.seen = ctx.metrics.to_vec();
+        let every = self.cfg.every_n_epochs;
+        if every > 0 && (ctx.epoch + 1).is_multiple_of(every) {
+            self.consider(ctx, ctx.metrics);
+        }
+    }
+
     fn state_dict(&self) -> Value {
         let kept: Vec<Value> = self.kept.iter().map(|(s, p)| json!([f64_hex(*s), p.display().to_string()])).collect();
-        json!({ "monitor": self.cfg.monitor, "mode": mode_name(self.cfg.mode), "kept": kept })
+        let seen: Vec<Value> = self.seen.iter().map(|(k, v)| json!([k, f64_hex(*v)])).collect();
+        json!({ "monitor": self.cfg.monitor, "mode": mode_name(self.cfg.mode), "kept": kept, "seen": seen })
     }
 
     fn load_state_dict(&mut self, state: &Value) -> Result<(), String> {
@@ -283,7 +313,16 @@ impl Callback for ModelCheckpoint {
             let path = entry.get(1).and_then(|p| p.as_str()).ok_or_else(bad)?;
             kept.push((score, PathBuf::from(path)));
         }
+        // Checkpoints written before `seen` existed have none.
+        let mut seen = Vec::new();
+        for entry in state.get("seen").and_then(|k| k.as_array()).into_iter().flatten() {
+            let bad = || "ModelCheckpoint: malformed `seen` list".to_string();
+            let name = entry.get(0).and_then(|n| n.as_str()).ok_or_else(bad)?;
+            let value = entry.get(1).and_then(parse_f64_hex).ok_or_else(bad)?;
+            seen.push((name.to_string(), value));
+        }
         self.kept = kept;
+        self.seen = seen;
         Ok(())
     }
 }

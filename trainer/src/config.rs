@@ -352,12 +352,16 @@ pub struct CheckpointConfig {
     /// The file name without `.safetensors`: `{epoch}`, `{step}` and
     /// metrics, optionally with a precision (`{val_acc:.4}`).
     pub filename: String,
-    /// Also rewrite `last.safetensors` every N optimizer steps within an
-    /// epoch (0: only at epoch ends), so a crash loses at most N steps.
+    /// Every N optimizer steps (0: never), a checkpoint named by
+    /// `filename` ranked with the others (`save_top_k`, by the monitored
+    /// value among the step's own, `train_loss` and `training_step`'s logs,
+    /// or else the last epoch end's metrics), and `last.safetensors`
+    /// rewritten within the epoch, so a crash loses at most N steps.
     pub every_n_train_steps: usize,
     /// Consider an epoch checkpoint only after every N-th epoch (Lightning's
-    /// `every_n_epochs`: epochs N, 2N, ... counted from 1); `last` is
-    /// written at every epoch end regardless.
+    /// `every_n_epochs`: epochs N, 2N, ... counted from 1; 0: none, the
+    /// default when `every_n_train_steps` is set, as in Lightning); `last`
+    /// is written at every epoch end regardless.
     pub every_n_epochs: usize,
 }
 
@@ -565,6 +569,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
     let mut es = EarlyStoppingConfig { monitor: String::new(), mode: Mode::Min, patience: 3, min_delta: 0.0 };
     let mut es_keys = Vec::new();
     let mut top_k_setting = None;
+    let mut every_n_epochs_setting = None;
     for e in section.map(|s| s.entries.as_slice()).unwrap_or_default() {
         match e.key.as_str() {
             "max_epochs" => cfg.max_epochs = non_negative(e, &mut diags),
@@ -613,7 +618,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "save_top_k" => top_k_setting = Some(top_k(e, &mut diags)),
             "save_last" => cfg.checkpoint.save_last = boolean(e, &mut diags),
             "checkpoint_every_n_train_steps" => cfg.checkpoint.every_n_train_steps = non_negative(e, &mut diags),
-            "checkpoint_every_n_epochs" => cfg.checkpoint.every_n_epochs = positive(e, &mut diags),
+            "checkpoint_every_n_epochs" => every_n_epochs_setting = Some(non_negative(e, &mut diags)),
             "early_stopping_monitor" => es.monitor = string(e, &mut diags),
             "early_stopping_mode" => es.mode = mode(e, &mut diags),
             "early_stopping_patience" => es.patience = non_negative(e, &mut diags),
@@ -624,6 +629,13 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             es_keys.push(e);
         }
     }
+    // Lightning's default: an epoch checkpoint every epoch, unless they
+    // come every N train steps (then none at epoch ends unless asked).
+    cfg.checkpoint.every_n_epochs = match every_n_epochs_setting {
+        Some(n) => n,
+        None if cfg.checkpoint.every_n_train_steps > 0 => 0,
+        None => 1,
+    };
     // Lightning's default: the best checkpoint with a monitor, every one without.
     cfg.checkpoint.save_top_k = match top_k_setting {
         Some(k) => k,

@@ -772,23 +772,24 @@ fn fit_prepared<'scope, 'env>(
                 )?;
                 logger.log(epoch, global_step - 1, &val_metrics)?;
             }
-            if !callbacks.is_empty() {
-                let mut step_metrics = vec![("train_loss".to_string(), loss)];
-                step_metrics.extend(progs.train_logs.iter().zip(&logs).map(|((n, _), v)| (n.clone(), *v)));
-                let mut ctx = Ctx::new(epoch, global_step, &step_metrics, &ckpt_dir);
-                for c in callbacks.iter_mut() {
-                    c.on_train_batch_end(&mut ctx);
-                }
+            let mut step_metrics = vec![("train_loss".to_string(), loss)];
+            step_metrics.extend(progs.train_logs.iter().zip(&logs).map(|((n, _), v)| (n.clone(), *v)));
+            let mut ctx = Ctx::new(epoch, global_step, &step_metrics, &ckpt_dir);
+            for c in callbacks.iter_mut() {
+                c.on_train_batch_end(&mut ctx);
             }
-            // checkpoint_every_n_train_steps: `last` within the epoch (the
-            // epoch's end writes its own checkpoints).
+            // checkpoint_every_n_train_steps: ModelCheckpoint's file of this
+            // step (in `ctx.save`), and `last` within the epoch (the epoch's
+            // end writes its own).
             let every = trainer_cfg.checkpoint.every_n_train_steps;
-            if every > 0 && global_step % every == 0 && end < n_batches && trainer_cfg.enable_checkpointing {
+            let last_now = every > 0 && global_step % every == 0 && end < n_batches;
+            if (last_now || !ctx.save.is_empty()) && trainer_cfg.enable_checkpointing {
                 resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
                 let at = Position { epoch, batch: end, global_step, loss_sum, log_sums: log_sums.clone() };
-                last_checkpoint = saver.save(&[], true, &at, &params, &states, &callbacks)?;
+                last_checkpoint = saver.save(&ctx.save, last_now, &at, &params, &states, &callbacks)?;
+                remove_checkpoints(&ctx.remove)?;
                 logger.flush()?;
-                dirty = false;
+                dirty = dirty && !last_now;
             }
             b = end;
         }
@@ -863,12 +864,7 @@ fn fit_prepared<'scope, 'env>(
             if let Some(p) = saver.save(&ctx.save, save_last, &at, &params, &states, &callbacks)? {
                 last_checkpoint = Some(p);
             }
-            for old in &ctx.remove {
-                match std::fs::remove_file(old) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                    _ => {}
-                }
-            }
+            remove_checkpoints(&ctx.remove)?;
             // Without `last` (save_last = false) an interrupt must still
             // write one: the epoch's progress is not in `last` yet.
             dirty = !save_last;
@@ -1026,25 +1022,42 @@ fn non_finite_error(
     ))
 }
 
-/// Monitors and file name templates must name metrics that exist at an
-/// epoch's end; nonfinite_metrics must name logged values.
+/// Monitors and file name templates must name metrics that exist where
+/// they are read: at an epoch's end, and (ModelCheckpoint with
+/// `checkpoint_every_n_train_steps`) at a step's end, where the values are
+/// the step's `train_loss` and `training_step` logs and, for other names,
+/// the last epoch end's metrics; nonfinite_metrics must name logged values.
 fn check_metric_names(cfg: &TrainerConfig, epoch_names: &[String], progs: &TrainPrograms) -> Result<(), FitError> {
-    let available = epoch_names.join(", ");
-    let mut wanted: Vec<(&str, String)> = Vec::new();
-    if let Some(m) = &cfg.checkpoint.monitor {
-        wanted.push(("checkpoint_monitor", m.clone()));
+    let step_names: Vec<String> =
+        std::iter::once("train_loss".to_string()).chain(progs.train_logs.iter().map(|(n, _)| n.clone())).collect();
+    // (key, metric, checked at epoch ends, checked at step ends)
+    let mut wanted: Vec<(&str, String, bool, bool)> = Vec::new();
+    let ck = &cfg.checkpoint;
+    let (ck_epochs, ck_steps) = (ck.every_n_epochs > 0, ck.every_n_train_steps > 0);
+    if let Some(m) = &ck.monitor {
+        wanted.push(("checkpoint_monitor", m.clone(), ck_epochs, ck_steps));
     }
     if let Some(es) = &cfg.early_stopping {
-        wanted.push(("early_stopping_monitor", es.monitor.clone()));
+        wanted.push(("early_stopping_monitor", es.monitor.clone(), true, false));
     }
-    let template = callback::parse_template(&cfg.checkpoint.filename).expect("checked by config");
+    let template = callback::parse_template(&ck.filename).expect("checked by config");
     for m in callback::template_metrics(&template) {
-        wanted.push(("checkpoint_filename", m.to_string()));
+        wanted.push(("checkpoint_filename", m.to_string(), ck_epochs, ck_steps));
     }
-    for (key, m) in wanted {
-        if !epoch_names.contains(&m) {
+    for (key, m, at_epochs, at_steps) in wanted {
+        if at_epochs && !epoch_names.contains(&m) {
             return Err(FitError::Config(format!(
-                "trainer.{key}: no metric `{m}` at the end of an epoch; the epoch's metrics are: {available}"
+                "trainer.{key}: no metric `{m}` at the end of an epoch; the epoch's metrics are: {}",
+                epoch_names.join(", ")
+            )));
+        }
+        // At a step, the last epoch end's metrics stand in for those the step lacks.
+        if at_steps && !step_names.contains(&m) && !epoch_names.contains(&m) {
+            return Err(FitError::Config(format!(
+                "trainer.{key}: no value `{m}` at the end of a step (checkpoint_every_n_train_steps) or of \
+                 an epoch; a step's values are: {}; the epoch's metrics are: {}",
+                step_names.join(", "),
+                epoch_names.join(", ")
             )));
         }
     }
@@ -1189,6 +1202,18 @@ impl Saver<'_> {
         }
         Ok(written)
     }
+}
+
+/// Deletes checkpoints a callback ranked out (after the new ones are
+/// written); one already gone is no error.
+fn remove_checkpoints(files: &[PathBuf]) -> Result<(), FitError> {
+    for old in files {
+        match std::fs::remove_file(old) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Removes the temp files that interrupted checkpoint writes left in any

@@ -197,3 +197,41 @@ fn states_round_trip_and_restore_decisions() {
     // Checkpoints written before callbacks existed have no state.
     assert!(load_states(&mut d, "").is_empty());
 }
+
+/// Step checkpoints (`every_n_train_steps`) rank by the step's values, and
+/// by the last epoch end's for a monitored name the step lacks (val_acc):
+/// NaN before the first epoch end (kept, ranked last), the epoch's value
+/// after it; a callback restored from the state between steps decides the
+/// same (the seen metrics are part of the state).
+#[test]
+fn step_checkpoints_rank_by_the_last_epoch_ends_metrics_and_restore() {
+    let mut cfg = ck_cfg(Some("val_acc"), Mode::Max, Some(2), "s{step}");
+    cfg.every_n_train_steps = 2;
+    cfg.every_n_epochs = 0;
+    let step = |cb: &mut ModelCheckpoint, s: usize| -> (Vec<String>, Vec<PathBuf>) {
+        let metrics = [("train_loss".to_string(), 1.0 / s as f64)];
+        let mut ctx = Ctx::new(0, s, &metrics, Path::new("/ck"));
+        cb.on_train_batch_end(&mut ctx);
+        (ctx.save, ctx.remove)
+    };
+    let mut a = ModelCheckpoint::new(cfg.clone());
+    assert_eq!(step(&mut a, 1), (vec![], vec![]), "not a multiple of 2");
+    assert_eq!(step(&mut a, 2), (vec!["s2.safetensors".to_string()], vec![]), "NaN, but room");
+    let (saved, _, _) = epoch_end(&mut a, 0, &[("val_acc", 0.5)]);
+    assert!(saved.is_empty(), "every_n_epochs = 0: no epoch checkpoint");
+    let state = a.state_dict();
+    let mut b = ModelCheckpoint::new(cfg.clone());
+    b.load_state_dict(&state).unwrap();
+    assert_eq!(b.state_dict(), state, "state_dict(load_state_dict(s)) == s");
+    for cb in [&mut a, &mut b] {
+        assert_eq!(step(cb, 4), (vec!["s4.safetensors".to_string()], vec![]));
+        // A better epoch end pushes out the NaN-scored step 2 at step 6.
+        let _ = epoch_end(cb, 1, &[("val_acc", 0.7)]);
+        assert_eq!(step(cb, 6), (vec!["s6.safetensors".to_string()], vec![PathBuf::from("/ck/s2.safetensors")]));
+        assert_eq!(
+            cb.kept().iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![0.7, 0.5],
+            "step 6 (0.7) before step 4 (0.5)"
+        );
+    }
+}

@@ -194,3 +194,15 @@ fn npz_and_npy_sources_with_their_test_splits() {
     );
     assert_eq!(msgs(r#"data = parquet("d")"#), ["unknown data source"]);
 }
+
+/// Lightning's `every_n_epochs` default: 1, or 0 (no epoch checkpoints)
+/// when checkpoints come every N train steps; an explicit value wins, and
+/// 0 is allowed.
+#[test]
+fn every_n_epochs_defaults_to_zero_with_every_n_train_steps() {
+    let every = |body: &str| trainer(&format!("trainer {{\n{body}\n}}")).unwrap().checkpoint.every_n_epochs;
+    assert_eq!(every("max_epochs = 1"), 1);
+    assert_eq!(every("checkpoint_every_n_train_steps = 10"), 0);
+    assert_eq!(every("checkpoint_every_n_train_steps = 10\ncheckpoint_every_n_epochs = 3"), 3);
+    assert_eq!(every("checkpoint_every_n_epochs = 0"), 0);
+}
