@@ -13,7 +13,8 @@
 #   3. compute-sanitizer  memcheck over 1 and over a 1-epoch jlc run, initcheck
 #                         over 1 (skipped with a note if not installed)
 #   5. trainer epochs     W1 through the trainer on the GPU (3 epochs of
-#                         trainer_overhead --backend cuda; reported)
+#                         trainer_overhead --backend cuda, then again with
+#                         JLC_STAGED_BATCHES=0; reported)
 #   4. timings            W1-W5 step times, ours (train_step --backend cuda)
 #                         and JAX (benches/gpu/jax_gpu.py) on this GPU,
 #                         interleaved for ROUNDS rounds, summarized as ratios
@@ -176,6 +177,11 @@ if [ "${SKIP_TIMINGS:-0}" != 1 ] && [ -x "$DIST/trainer_overhead" ]; then
     if run trainer-epochs 300 "$DIST/trainer_overhead" --backend cuda --epochs 3; then
         summary "INFO  trainer epochs: $LOGS/trainer-epochs.log"
         tail -n 5 "$LOGS/trainer-epochs.log"
+    fi
+    # The same with each batch given with its own step (no copy overlap).
+    if JLC_STAGED_BATCHES=0 run trainer-epochs-unstaged 300 "$DIST/trainer_overhead" --backend cuda --epochs 3; then
+        summary "INFO  trainer epochs, batches not staged: $LOGS/trainer-epochs-unstaged.log"
+        tail -n 5 "$LOGS/trainer-epochs-unstaged.log"
     fi
 fi
 

@@ -610,6 +610,9 @@ fn fit_prepared<'scope, 'env>(
         // (`Executable::run_held_staging`: on a GPU their copy overlaps step
         // k), as (batch, global step) they were made for.
         let mut staged: Option<(usize, usize)> = None;
+        // `JLC_STAGED_BATCHES=0`: every batch given with its own step (to
+        // measure what staging saves).
+        let stage_batches = std::env::var("JLC_STAGED_BATCHES").map_or(true, |v| v != "0");
         let step_inputs = |ahead: &mut Prefetch, b: usize, global_step: usize| {
             let (x, y) = ahead.take(b);
             let mut fresh = vec![Tensor::scalar_f32((global_step + 1) as f32), x, y];
@@ -660,7 +663,8 @@ fn fit_prepared<'scope, 'env>(
                         Fresh::Given(step_inputs(&mut ahead, b, global_step))
                     };
                     // The next step's (same epoch), sent to the device during this one.
-                    let next = (b + 1 < n_batches).then(|| step_inputs(&mut ahead, b + 1, global_step + 1));
+                    let next =
+                        (stage_batches && b + 1 < n_batches).then(|| step_inputs(&mut ahead, b + 1, global_step + 1));
                     staged = next.is_some().then_some((b + 1, global_step + 1));
                     let call = std::time::Instant::now();
                     let mut outs = step_exe
