@@ -139,6 +139,16 @@ trainer {
     max_epochs = 1
 }
 ";
+    // A training_step that logs `name` (inside an `if`, as a check must look everywhere).
+    let logging = |name: &str| {
+        base.replace(
+            "fn training_step(self, x: f32[B, 4], y: f32[B, 1]) -> f32 = mse(self.l(x), y)",
+            &format!(
+                "fn training_step(self, x: f32[B, 4], y: f32[B, 1]) -> f32 {{\n        let loss = mse(self.l(x), y)\n        \
+                 if true {{\n            log(\"{name}\", loss)\n        }}\n        loss\n    }}"
+            ),
+        )
+    };
     let cases = [
         (base.replace("max_epochs = 1", "model = Nett()"), "unknown model `Nett`"),
         (base.replace("    l: Linear(4, 1)\n", "").replace("self.l(x)", "x[:, 0:1]"), "has no trainable parameters"),
@@ -156,7 +166,20 @@ trainer {
             base.replace("    fn configure", "    fn on_train_end(self, x) {\n    }\n\n    fn configure"),
             "`on_train_end` must take",
         ),
+        (
+            logging("grad_norm").replace("max_epochs = 1", "max_epochs = 1\n    log_grad_norm = true"),
+            "`training_step` logs `grad_norm`, which `log_grad_norm = true` logs too",
+        ),
+        (
+            logging("lr").replace("max_epochs = 1", "max_epochs = 1\n    log_lr = true"),
+            "`training_step` logs `lr`, which `log_lr = true` logs too",
+        ),
     ];
+    // Without the setting, logging either name is fine.
+    for name in ["grad_norm", "lr"] {
+        let (diags, sources) = jaxlightning::check_source("net.jl", &logging(name));
+        assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &sources, false));
+    }
     for (text, want) in cases {
         let (diags, sources) = jaxlightning::check_source("net.jl", &text);
         let rendered = compiler::diagnostic::render_all(&diags, &sources, false);

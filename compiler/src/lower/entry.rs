@@ -2,7 +2,7 @@
 //! script, and the trainer ask of the front end.
 
 use super::elab::{CallArg, Elaborator, Env, LogEntry, PrintItem};
-use super::gradients::{GradSettings, GRAD_NORM_LOG, LR_LOG};
+use super::gradients::GradSettings;
 use super::program::{Global, Program};
 use super::step_inputs::{batch_params, key_type, KEY_PARAM};
 use super::value::{ParamSpec, TVal, Val};
@@ -688,19 +688,13 @@ pub fn lower_training_with(
     let mut train_logs = train_logs;
     let n_logs = train_logs.len();
     // Values the trainer settings add to the step's logs, after the step's own.
-    for (on, log, setting) in
-        [(settings.log_grad_norm, GRAD_NORM_LOG, "log_grad_norm"), (settings.log_lr, LR_LOG, "log_lr")]
-    {
+    for (on, log, setting) in super::gradients::added_logs(&settings) {
         if !on {
             continue;
         }
         if let Some((name, _)) = train_logs[..n_logs].iter().find(|(n, _)| n == log) {
-            return Err(vec![Diagnostic::error(
-                Code::BadSection,
-                format!("`training_step` logs `{name}`, which `{setting} = true` logs too"),
-            )
-            .with_label(decl.methods[train_idx].name.span, "logs it")
-            .with_help(format!("rename the logged value or turn `{setting}` off"))]);
+            let span = decl.methods[train_idx].name.span;
+            return Err(vec![super::gradients::log_clash(name, setting, span, "logs it")]);
         }
         train_logs.push((log.to_string(), false));
     }

@@ -79,6 +79,21 @@ pub const GRAD_CHECK: &str = "the gradients' largest |g|";
 /// The name of the logged learning rate (`log_lr = true`).
 pub const LR_LOG: &str = "lr";
 
+/// The values the trainer settings add to `training_step`'s logs:
+/// (setting on, logged name, setting).
+pub fn added_logs(settings: &GradSettings) -> [(bool, &'static str, &'static str); 2] {
+    [(settings.log_grad_norm, GRAD_NORM_LOG, "log_grad_norm"), (settings.log_lr, LR_LOG, "log_lr")]
+}
+
+/// The error for a `training_step` that logs `name`, which the trainer
+/// setting `setting` logs too (`jlc check` and `jlc run` alike), labelled
+/// at `span` with `label`.
+pub fn log_clash(name: &str, setting: &str, span: crate::span::Span, label: &str) -> Diagnostic {
+    Diagnostic::error(Code::BadSection, format!("`training_step` logs `{name}`, which `{setting} = true` logs too"))
+        .with_label(span, label)
+        .with_help(format!("rename the logged value or turn `{setting}` off"))
+}
+
 /// Reads the gradient settings of a `trainer` section (other keys are
 /// ignored here: the trainer's configuration reports unknown ones).
 pub fn grad_settings(trainer: Option<&Section>) -> Result<GradSettings, Vec<Diagnostic>> {

@@ -155,5 +155,79 @@ pub fn check_trained_model(prog: &Program, trainer: Option<&Section>) -> Vec<Dia
         diags.push(no_training_step(decl));
     }
     diags.extend(decl.methods.iter().filter_map(bad_signature));
+    // A value the trainer settings log too (`grad_norm`, `lr`): `jlc run`
+    // finds it when it lowers the step, after loading the data; a `log`
+    // with that literal name written in `training_step` is found here.
+    if let (Ok(settings), Some(step)) =
+        (super::gradients::grad_settings(trainer), decl.methods.iter().find(|f| f.name.name == "training_step"))
+    {
+        let logged = literal_logs(&step.body);
+        for (on, log, setting) in super::gradients::added_logs(&settings) {
+            if let Some((name, span)) = logged.iter().find(|(n, _)| on && n == log) {
+                diags.push(super::gradients::log_clash(name, setting, *span, "logged here"));
+            }
+        }
+    }
     diags
+}
+
+/// The `log("name", ...)` calls with a literal name written in `body`
+/// (not those in functions it calls), with the name's span.
+fn literal_logs(body: &ast::Expr) -> Vec<(String, crate::span::Span)> {
+    fn expr(e: &ast::Expr, out: &mut Vec<(String, crate::span::Span)>) {
+        use ast::ExprKind as K;
+        match &e.kind {
+            K::Call { callee, args } => {
+                if let (K::Name(f), Some(first)) = (&callee.kind, args.first()) {
+                    if let (true, K::Str(name)) = (f == "log", &first.value.kind) {
+                        out.push((name.clone(), first.value.span));
+                    }
+                }
+                expr(callee, out);
+                args.iter().for_each(|a| expr(&a.value, out));
+            }
+            K::Unary(_, a) | K::Field(a, _) => expr(a, out),
+            K::Binary(_, a, b) => {
+                expr(a, out);
+                expr(b, out);
+            }
+            K::Tuple(items) | K::Array(items) => items.iter().for_each(|i| expr(i, out)),
+            K::Block(b) => block(b, out),
+            K::If { cond, then, otherwise } => {
+                expr(cond, out);
+                block(then, out);
+                otherwise.iter().for_each(|b| block(b, out));
+            }
+            K::Index { base, items } => {
+                expr(base, out);
+                for item in items {
+                    match item {
+                        ast::IndexItem::At(i) => expr(i, out),
+                        ast::IndexItem::Slice { start, end, step } => {
+                            [start, end, step].into_iter().flatten().for_each(|i| expr(i, out))
+                        }
+                        ast::IndexItem::Ellipsis(_) => {}
+                    }
+                }
+            }
+            K::Lambda(l) => expr(&l.body, out),
+            K::Int(_) | K::Float(_) | K::Bool(_) | K::Str(_) | K::Name(_) | K::Error => {}
+        }
+    }
+    fn block(b: &ast::Block, out: &mut Vec<(String, crate::span::Span)>) {
+        for stmt in &b.stmts {
+            match stmt {
+                ast::Stmt::Let { value, .. } | ast::Stmt::Assign { value, .. } => expr(value, out),
+                ast::Stmt::For { start, end, body, .. } => {
+                    expr(start, out);
+                    expr(end, out);
+                    block(body, out);
+                }
+                ast::Stmt::Expr(e) => expr(e, out),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    expr(body, &mut out);
+    out
 }

@@ -443,7 +443,7 @@ pub(super) fn kernel(
     let ty = &func.insts[root].ty;
     let n = ty.shape.num_elements() as u64;
     let same_count = guests.iter().all(|&g| func.insts[g].ty.shape.num_elements() as u64 == n);
-    if vector && n % 4 == 0 && same_count {
+    if vector && n.is_multiple_of(4) && same_count {
         let dtypes: Vec<DType> =
             std::iter::once(root).chain(guests.iter().copied()).map(|v| func.insts[v].ty.dtype).collect();
         k.grid_stride_loop(n / 4, |k, q| {
