@@ -191,6 +191,14 @@ impl CudaExecutable {
             }
             let slice = alloc(&stream, bytes)?;
             let ptr = device_ptr(&slice, &stream);
+            // Fused kernels move four 4-byte elements with one 16-byte
+            // access from each buffer's start (a slot's start, the memory
+            // plan's invariant): a misaligned one would be a sticky error.
+            if ptr % 16 != 0 {
+                return Err(Error::Cuda(format!(
+                    "the driver returned a device allocation at {ptr:#x}, not 16-byte aligned (vector loads need it)"
+                )));
+            }
             // 0xFF bytes (NaN floats, -1 integers), not zeros: a kernel
             // that read what it had not written would show in the GPU tests
             // (as in `ptx::sim`), not pass by the zeros' luck.

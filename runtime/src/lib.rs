@@ -239,7 +239,9 @@ impl Executable {
     /// call after. On a GPU, `next` goes to the device while this call
     /// computes (pinned memory, a copy stream of its own): a training loop
     /// passes batch k + 1 with step k, and `Fresh::Staged` to step k + 1.
-    /// Any other call (`run_held`, `hold`) forgets a staged batch.
+    /// Any other call (`run_held`, `hold`) forgets a staged batch, as does
+    /// a call that fails (its `next` is checked first: a rejected call
+    /// stages nothing and leaves nothing staged).
     pub fn run_held_staging(&mut self, fresh: Fresh, next: Option<Vec<Tensor>>) -> Result<Vec<Tensor>, Error> {
         let holding = self.holding.take().ok_or_else(|| Error::Holding("run_held before hold".into()))?;
         let result = self.run_staging_with(&holding, fresh, next);

@@ -87,23 +87,36 @@ impl Upload {
     /// given) to the device; returns once they are in pinned memory.
     pub(super) fn stage(&mut self, tensors: &[Tensor]) -> Result<(), Error> {
         assert_eq!(tensors.len(), self.host.len(), "one tensor per staged input");
+        self.pending = false;
         // The last copies have finished reading the pinned buffers.
         self.copied.synchronize().map_err(cuda_err("waiting for the last input copies"))?;
         // And the engine has moved the last staged inputs into place.
         self.copies.wait(&self.consumed).map_err(cuda_err("ordering the input copies"))?;
+        let enqueued = self.enqueue_copies(tensors);
+        if enqueued.is_err() {
+            // Copies enqueued before the failure may still read the pinned
+            // buffers, and `copied` does not cover them: wait for them here.
+            let _ = self.copies.synchronize();
+        }
+        enqueued?;
+        self.pending = true;
+        Ok(())
+    }
+
+    /// `stage`'s copies: each tensor into its pinned buffer, then on the
+    /// copy stream into its staging buffer; `copied` recorded after them.
+    fn enqueue_copies(&mut self, tensors: &[Tensor]) -> Result<(), Error> {
         for ((t, host), device) in tensors.iter().zip(&mut self.host).zip(&self.device) {
             let (Some(host), Some((_, dst))) = (host.as_mut(), device) else { continue };
             let bytes = host.as_mut_slice().map_err(cuda_err("writing pinned host memory"))?;
             write_le_bytes(t, bytes);
             // Safety: `bytes` is pinned and stays untouched until `copied`
-            // completes (the host waits for it above before writing again);
-            // `dst` is our staging allocation of the same size.
+            // completes (the host waits for it in `stage` before writing
+            // again); `dst` is our staging allocation of the same size.
             unsafe { cudarc::driver::result::memcpy_htod_async(*dst, &*bytes, self.copies.cu_stream()) }
                 .map_err(cuda_err("copying an input to the device"))?;
         }
-        self.copied.record(&self.copies).map_err(cuda_err("recording the input copies"))?;
-        self.pending = true;
-        Ok(())
+        self.copied.record(&self.copies).map_err(cuda_err("recording the input copies"))
     }
 
     /// Enqueues on the engine's stream the moves of the staged inputs into

@@ -13,6 +13,12 @@
 //! the CPU arena's plan, on device allocations. Measured with W3's step:
 //! see `plan`'s test and benches/README.md.
 //!
+//! Every buffer starts at its slot's start (a whole device allocation,
+//! 256-byte aligned): fused kernels rely on it for 16-byte vector loads and
+//! stores (`ptx/fusion.rs`), and the runtime checks the alignment. A plan
+//! that packed buffers inside a slot would have to keep them 16-byte
+//! aligned.
+//!
 //! Every kernel writes all of its output before reading it, and no step
 //! relies on memory being zero (`sim::run` runs every program on slots
 //! filled with 0xFF bytes, so a kernel that did would fail the simulated
