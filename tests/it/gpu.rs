@@ -959,6 +959,38 @@ fn gpu_staged_batches_equal_given_batches_bitwise() {
     }
 }
 
+/// Staging under stress: a 64 MB fresh input and a step that only reduces
+/// it, so the copy of the next input (about 3 ms) dwarfs the step and a
+/// missing wait would show. Call k's input is all k; the step returns its
+/// maximum and its negated minimum's negation (max(x), -max(-x)): both
+/// must be k, so neither the next input (k + 1) nor a stale one (k - 1)
+/// may leak into what a step reads. Ten calls, all staged but the first.
+#[test]
+fn gpu_large_staged_inputs_arrive_whole() {
+    if !gpu() {
+        return;
+    }
+    const N: usize = 1 << 24;
+    let (scalar, big) = (Type::scalar(DType::F32), Type::new(DType::F32, &[N]));
+    let mut b = Builder::new("stress", &[scalar.clone(), big]);
+    let (a, x) = (b.param(0), b.param(1));
+    let top = b.reduce_max(x, vec![0]);
+    let top = b.add(top, a);
+    let neg = b.unary(Op::Neg, x);
+    let bottom = b.reduce_max(neg, vec![0]);
+    let bottom = b.unary(Op::Neg, bottom);
+    let func = b.finish(vec![top, bottom]);
+    let mut exe = Executable::compile(func, Backend::Cuda).unwrap();
+    exe.hold(vec![(0, Tensor::scalar_f32(0.0))], &[]).unwrap();
+    let input = |k: usize| vec![Tensor::f32(&[N], vec![k as f32; N])];
+    for k in 0..10 {
+        let fresh = if k == 0 { Fresh::Given(input(0)) } else { Fresh::Staged };
+        let got = exe.run_held_staging(fresh, (k < 9).then(|| input(k + 1))).unwrap();
+        let (max, min) = (got[0].scalar_value(), got[1].scalar_value());
+        assert_eq!((max, min), (k as f64, k as f64), "call {k}: the step read another call's input");
+    }
+}
+
 /// Convolutions with many taps run as im2col + cuBLAS GEMM
 /// (`ptx/conv_gemm.rs`): within `T * eps * sum |x w|` of the interpreter
 /// (T taps), for plain, strided/padded/dilated/grouped and
