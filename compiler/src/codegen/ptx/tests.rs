@@ -217,6 +217,17 @@ pub(super) fn assemble(label: &str, prog: &PtxProgram) -> bool {
     true
 }
 
+/// W4 of PERFORMANCE.md at `n` elements (`value_and_grad` of
+/// `sum(gelu_tanh(x·w + b)^2)`, `benches/workloads/w4_gelu.jl`), optimized.
+pub(super) fn w4_program(n: usize) -> Func {
+    let src = include_str!("../../../../benches/workloads/w4_gelu.jl");
+    let (program, diags) = crate::lower::load("w4.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let ty = Type::new(DType::F32, &[n]);
+    let func = crate::lower::lower_fn_at(&program, "w4", &[ty.clone(), ty.clone(), ty]).unwrap();
+    crate::opt::optimize(&crate::ir::dce::dce(&func), &crate::opt::Options::default()).0
+}
+
 /// Structural checks every program must pass.
 pub(super) fn check_plan(func: &Func, prog: &PtxProgram) {
     assert_eq!(prog.value_buffers.len(), func.insts.len());
@@ -1560,12 +1571,7 @@ fn unrolled_folds_equal_one_element_folds_bitwise() {
     // W4 at 40,001 elements: the loss's two passes with dw and db stored
     // inside the first.
     const N: usize = 40_001;
-    let src = include_str!("../../../../benches/workloads/w4_gelu.jl");
-    let (program, diags) = crate::lower::load("w4.jl", src);
-    assert!(diags.is_empty(), "{diags:?}");
-    let ty = Type::new(DType::F32, &[N]);
-    let func = crate::lower::lower_fn_at(&program, "w4", &[ty.clone(), ty.clone(), ty.clone()]).unwrap();
-    let (func, _) = crate::opt::optimize(&crate::ir::dce::dce(&func), &crate::opt::Options::default());
+    let func = w4_program(N);
     let inputs: Vec<Tensor> = (0..3)
         .map(|_| {
             let v: Vec<f64> = (0..N).map(|_| rand01(&mut seed) * 4.0 - 2.0).collect();

@@ -6,7 +6,7 @@
 //! buffer, hosted ones are written by their host's kernel); the kernel count
 //! of the W1 training step; ptxas (`JLC_PTXAS`) on fused kernels.
 
-use super::super::tests::{assemble, assert_sim, check_plan, Tol};
+use super::super::tests::{assemble, assert_sim, check_plan, w4_program, Tol};
 use super::super::{emit, emit_with, sim, PtxOptions, PtxProgram, Step};
 use crate::ir::generate::{random_func, random_inputs, GenOptions};
 use crate::ir::{text, Builder, DType, Func, Op, Shape, Tensor, Type};
@@ -47,6 +47,36 @@ fn assert_fused_equals_unfused(label: &str, func: &Func, inputs: &[Tensor]) -> P
 fn ramp(ty: &Type, scale: f64, offset: f64) -> Tensor {
     let v: Vec<f64> = (0..ty.shape.num_elements()).map(|i| ((i * 7 % 11) as f64 - 5.0) * scale + offset).collect();
     Tensor::from_f64(ty.dtype, ty.shape.dims(), &v)
+}
+
+/// W1's model (PERFORMANCE.md: 784-256-256-10 MLP, Adam; the program
+/// `benches/train_step.rs` runs).
+const W1_SRC: &str = include_str!("../../../../../benches/workloads/w1_mlp.jl");
+
+/// The training step of the model in `text` for batches `x_ty`, `y_ty`.
+fn training_step(name: &str, text: &str, x_ty: &Type, y_ty: &Type) -> Func {
+    let (prog, diags) = crate::lower::load(name, text);
+    assert!(diags.is_empty(), "{diags:?}");
+    crate::compile_training(&prog, None, x_ty, y_ty, &crate::Options::default()).unwrap().train_step
+}
+
+/// Inputs for a training step: labels `i * label_step % 10` for i32
+/// inputs, `ramp` with `scale_offset(p)` for float input `p`.
+fn step_inputs(func: &Func, label_step: usize, scale_offset: impl Fn(usize) -> (f64, f64)) -> Vec<Tensor> {
+    func.param_types()
+        .iter()
+        .enumerate()
+        .map(|(p, ty)| match ty.dtype {
+            DType::I32 => Tensor::i32(
+                ty.shape.dims(),
+                (0..ty.shape.num_elements()).map(|i| (i * label_step % 10) as i32).collect(),
+            ),
+            _ => {
+                let (scale, offset) = scale_offset(p);
+                ramp(ty, scale, offset)
+            }
+        })
+        .collect()
 }
 
 /// A dense layer with bias and relu: the bias broadcast, the add, the zero
@@ -254,23 +284,10 @@ fn vector_loads_equal_one_element_kernels_bitwise() {
         }
     }
     assert!(tested >= 100 && vectorized >= 30, "{vectorized} of {tested} programs used 16-byte loads and stores");
-    const W1_SRC: &str = include_str!("../../../../../benches/workloads/w1_mlp.jl");
-    let (prog, diags) = crate::lower::load("w1.jl", W1_SRC);
-    assert!(diags.is_empty(), "{diags:?}");
     let (x_ty, y_ty) = (Type::new(DType::F32, &[16, 784]), Type::new(DType::I32, &[16]));
-    let progs = crate::compile_training(&prog, None, &x_ty, &y_ty, &crate::Options::default()).unwrap();
-    let func = &progs.train_step;
-    let inputs: Vec<Tensor> = func
-        .param_types()
-        .iter()
-        .enumerate()
-        .map(|(p, ty)| match ty.dtype {
-            DType::I32 => {
-                Tensor::i32(ty.shape.dims(), (0..ty.shape.num_elements()).map(|i| (i * 7 % 10) as i32).collect())
-            }
-            _ => ramp(ty, 0.01, 0.001 * p as f64),
-        })
-        .collect();
+    let step = training_step("w1.jl", W1_SRC, &x_ty, &y_ty);
+    let func = &step;
+    let inputs = step_inputs(func, 7, |p| (0.01, 0.001 * p as f64));
     assert!(compare("W1 step", func, &inputs), "the W1 step uses 16-byte loads");
     assemble("vector_w1", &emit(func).unwrap());
 }
@@ -281,12 +298,9 @@ fn vector_loads_equal_one_element_kernels_bitwise() {
 /// instruction), with the same GEMMs; the fused PTX assembles.
 #[test]
 fn w1_training_step_fuses_into_few_kernels() {
-    const W1_SRC: &str = include_str!("../../../../../benches/workloads/w1_mlp.jl");
-    let (prog, diags) = crate::lower::load("w1.jl", W1_SRC);
-    assert!(diags.is_empty(), "{diags:?}");
     let (x_ty, y_ty) = (Type::new(DType::F32, &[128, 784]), Type::new(DType::I32, &[128]));
-    let progs = crate::compile_training(&prog, None, &x_ty, &y_ty, &crate::Options::default()).unwrap();
-    let func = &progs.train_step;
+    let step = training_step("w1.jl", W1_SRC, &x_ty, &y_ty);
+    let func = &step;
     let views = func
         .insts
         .iter()
@@ -324,22 +338,10 @@ fn w1_training_step_fuses_into_few_kernels() {
 fn digits_training_step_fused_equals_unfused() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits_mlp.jl");
     let text = std::fs::read_to_string(&path).unwrap();
-    let (prog, diags) = crate::lower::load("digits_mlp.jl", &text);
-    assert!(diags.is_empty());
     let (x_ty, y_ty) = (Type::new(DType::F32, &[4, 64]), Type::new(DType::I32, &[4]));
-    let progs = crate::compile_training(&prog, None, &x_ty, &y_ty, &crate::Options::default()).unwrap();
-    let func = &progs.train_step;
-    let inputs: Vec<Tensor> = func
-        .param_types()
-        .iter()
-        .enumerate()
-        .map(|(p, ty)| match ty.dtype {
-            DType::I32 => {
-                Tensor::i32(ty.shape.dims(), (0..ty.shape.num_elements()).map(|i| (i * 3 % 10) as i32).collect())
-            }
-            _ => ramp(ty, 0.01 * (p + 1) as f64, 0.001),
-        })
-        .collect();
+    let step = training_step("digits_mlp.jl", &text, &x_ty, &y_ty);
+    let func = &step;
+    let inputs = step_inputs(func, 3, |p| (0.01 * (p + 1) as f64, 0.001));
     let fused = assert_fused_equals_unfused("digits step", func, &inputs);
     assert!(kernels(&fused) * 2 < kernels(&unfused(func)));
 }
@@ -354,12 +356,8 @@ fn digits_training_step_fused_equals_unfused() {
 #[test]
 fn w4_loss_and_gradient_share_one_pass() {
     const N: usize = 40_000;
-    let src = include_str!("../../../../../benches/workloads/w4_gelu.jl");
-    let (prog, diags) = crate::lower::load("w4.jl", src);
-    assert!(diags.is_empty(), "{diags:?}");
     let ty = Type::new(DType::F32, &[N]);
-    let func = crate::lower::lower_fn_at(&prog, "w4", &[ty.clone(), ty.clone(), ty.clone()]).unwrap();
-    let (func, _) = crate::opt::optimize(&crate::ir::dce::dce(&func), &crate::opt::Options::default());
+    let func = w4_program(N);
     let inputs = [ramp(&ty, 0.2, 0.05), ramp(&ty, 0.1, -0.02), ramp(&ty, 0.4, 0.1)];
     let fused = assert_fused_equals_unfused("w4", &func, &inputs);
     assert_eq!(kernels(&fused), 2, "the sum's two passes, the gradient inside the first:\n{:?}", fused.steps);
