@@ -1052,6 +1052,19 @@ fn slice_pad_concat_match_interp_for_every_dtype() {
     assert_same("empty slice", &func, &[random_tensor(&ty, &mut rng)]);
 }
 
+/// Runs `f` with the host kernels' thread count at `n` (then the default
+/// again), holding a lock: the count is global and tests run in parallel,
+/// so a test changing it mid-run would spoil another's comparison (a rare
+/// CI failure of the FTZ test below came from that).
+fn with_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
+    static THREAD_COUNT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = THREAD_COUNT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    super::cpu::threads::set_threads(n);
+    let result = f();
+    super::cpu::threads::set_threads(0);
+    result
+}
+
 mod differential;
 mod inline_math;
 mod parallel_loops;
@@ -1764,7 +1777,6 @@ fn abs_tensor(t: &Tensor) -> Tensor {
 /// interpreter. Shapes are large enough to pass the splitting thresholds.
 #[test]
 fn results_do_not_depend_on_the_host_thread_count() {
-    use super::cpu::threads::set_threads;
     let mut rng = Rng(0x7E);
     let conv = |low: [usize; 2]| crate::ir::Conv { low, high: low, ..crate::ir::Conv::plain() };
     let f32_ty = |dims: &[usize]| Type::new(DType::F32, dims);
@@ -1792,11 +1804,8 @@ fn results_do_not_depend_on_the_host_thread_count() {
     for (label, func, terms) in &funcs {
         let inputs: Vec<Tensor> = (0..func.n_params).map(|i| plain_tensor(func.ty(func.param(i)), &mut rng)).collect();
         let mut cpu = compile(func).unwrap();
-        set_threads(1);
-        let one = cpu.run(&inputs);
-        set_threads(3);
-        let three = cpu.run(&inputs);
-        set_threads(0);
+        let one = with_threads(1, || cpu.run(&inputs));
+        let three = with_threads(3, || cpu.run(&inputs));
         let (bits_one, bits_three) = (canonical_bits(&one[0]), canonical_bits(&three[0]));
         let first_difference = bits_one.iter().zip(&bits_three).position(|(a, b)| a != b);
         assert_eq!(first_difference, None, "{label}: 1 and 3 threads differ at that element");
@@ -1811,7 +1820,7 @@ fn results_do_not_depend_on_the_host_thread_count() {
 /// without, on every image, with 3 host threads.
 #[test]
 fn the_callers_subnormal_mode_reaches_the_kernel_threads() {
-    use super::cpu::threads::{fp_mode, set_threads};
+    use super::cpu::threads::fp_mode;
     let (xd, kd) = ([16, 8, 16, 16], [16, 8, 3, 3]);
     let mut b = Builder::new("conv", &[Type::new(DType::F32, &xd), Type::new(DType::F32, &kd)]);
     let res = b.conv2d(b.param(0), b.param(1), crate::ir::Conv::plain());
@@ -1819,13 +1828,13 @@ fn the_callers_subnormal_mode_reaches_the_kernel_threads() {
     let tiny = |dims: &[usize]| tensor_of(DType::F32, dims, &vec![2f64.powi(-70); dims.iter().product()]);
     let inputs = [tiny(&xd), tiny(&kd)];
     let mut cpu = compile(&func).unwrap();
-    set_threads(3);
-    let saved = fp_mode::read();
-    fp_mode::write(saved | fp_mode::FTZ_DAZ);
-    let flushed = cpu.run(&inputs);
-    fp_mode::write(saved);
-    let ieee = cpu.run(&inputs);
-    set_threads(0);
+    let (flushed, ieee) = with_threads(3, || {
+        let saved = fp_mode::read();
+        fp_mode::write(saved | fp_mode::FTZ_DAZ);
+        let flushed = cpu.run(&inputs);
+        fp_mode::write(saved);
+        (flushed, cpu.run(&inputs))
+    });
     let values = |t: &Tensor| t.as_f32().expect("f32").to_vec();
     assert!(values(&flushed[0]).iter().all(|&v| v == 0.0), "FTZ on every thread: all zero");
     assert!(values(&ieee[0]).iter().all(|&v| v > 0.0 && !v.is_normal()), "IEEE on every thread: subnormal sums");

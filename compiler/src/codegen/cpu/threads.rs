@@ -53,15 +53,16 @@ fn default_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// The pool for the current count and the floating-point mode its threads
-/// were last given.
+/// A pool of `threads` threads whose floating-point mode is `mode`, set
+/// once as each thread starts.
 struct Pool {
     threads: usize,
+    mode: u32,
     pool: Arc<rayon::ThreadPool>,
-    mode: Option<u32>,
 }
 
-static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+/// The pools of the current count, one per floating-point mode in use.
+static POOLS: Mutex<Vec<Pool>> = Mutex::new(Vec::new());
 
 /// Runs `f` where the host kernels' threads are: directly on this thread
 /// with one (so callers need no case of their own), else inside a pool of exactly `threads()` threads that have the caller's
@@ -94,23 +95,27 @@ pub(super) fn for_each_part(units: usize, body: impl Fn(usize, usize) + Sync) {
     }
 }
 
-/// The pool of `n` threads (made on first use or when the count changed),
-/// its threads given the caller's floating-point mode; `None` when it
-/// cannot start.
+/// The pool of `n` threads with the caller's floating-point mode (made on
+/// first use; those of another count are dropped); `None` when it cannot
+/// start. One pool per mode, each thread's mode set once at its start:
+/// callers with different modes (FTZ/DAZ or IEEE) at the same time never
+/// share threads, so neither can change the mode under the other's work.
 fn pool_of(n: usize) -> Option<Arc<rayon::ThreadPool>> {
     let mode = fp_mode::read();
-    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if slot.as_ref().is_none_or(|p| p.threads != n) {
-        let pool =
-            rayon::ThreadPoolBuilder::new().num_threads(n).thread_name(|i| format!("jlc-kernels-{i}")).build().ok()?;
-        *slot = Some(Pool { threads: n, pool: Arc::new(pool), mode: None });
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    pools.retain(|p| p.threads == n);
+    if let Some(p) = pools.iter().find(|p| p.mode == mode) {
+        return Some(Arc::clone(&p.pool));
     }
-    let p = slot.as_mut().expect("set above");
-    if p.mode != Some(mode) {
-        p.pool.broadcast(|_| fp_mode::write(mode));
-        p.mode = Some(mode);
-    }
-    Some(Arc::clone(&p.pool))
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("jlc-kernels-{i}"))
+        .start_handler(move |_| fp_mode::write(mode))
+        .build()
+        .ok()?;
+    let pool = Arc::new(pool);
+    pools.push(Pool { threads: n, mode, pool: Arc::clone(&pool) });
+    Some(pool)
 }
 
 /// A loop the JIT outlined (`emit/parallel.rs`): `body(table, part,

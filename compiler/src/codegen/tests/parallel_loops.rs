@@ -5,8 +5,8 @@
 //! tail, wide transcendental rows, hosted values stored by the loop), and
 //! bitwise the interpreter with libm transcendentals.
 
+use super::with_threads;
 use super::{assert_outputs_equal, canonical_bits, window, Rng};
-use crate::codegen::cpu::threads::set_threads;
 use crate::codegen::cpu::{compile_with, machine_code, Options};
 use crate::ir::{interp, Builder, DType, Func, Op, Tensor, Type};
 
@@ -95,9 +95,7 @@ fn assert_outlining_is_invisible(label: &str, func: &Func, inputs: &[Tensor]) ->
         let mut parallel = compile_with(func, &options).unwrap();
         let inline = compile_with(func, &Options { parallel_loops: false, ..options.clone() }).unwrap().run(inputs);
         for threads in [1, 3] {
-            set_threads(threads);
-            let got = parallel.run(inputs);
-            set_threads(0);
+            let got = with_threads(threads, || parallel.run(inputs));
             for (j, (a, b)) in inline.iter().zip(&got).enumerate() {
                 let (a, b) = (canonical_bits(a), canonical_bits(b));
                 let first = a.iter().zip(&b).position(|(x, y)| x != y);
@@ -187,9 +185,7 @@ fn pooling_by_blocks_of_images_matches_the_interpreter_bitwise() {
             let want = interp::run(&func, &inputs);
             let mut cpu = crate::codegen::cpu::compile(&func).unwrap();
             for threads in [1, 3] {
-                set_threads(threads);
-                let got = cpu.run(&inputs);
-                set_threads(0);
+                let got = with_threads(threads, || cpu.run(&inputs));
                 assert_outputs_equal(&format!("{dtype} {dims:?} {threads} threads"), &func, &inputs, &want, &got);
             }
         }
