@@ -6,7 +6,9 @@
 //! `/usr/share/datasets/fashion-mnist`, or on random IDX files of the same
 //! shape when that is missing; produces a table on stdout: per epoch, the
 //! time inside `Executable::run`, the training loop's wall time and the
-//! whole epoch's (logs and the epoch-end checkpoints, fsync included), and
+//! whole epoch's (logs and queuing the epoch-end checkpoints, whose fsyncs
+//! run on the writer thread during the next epoch; the last epoch waits for
+//! its own), and
 //! their ratios to the step time. The acceptance: epoch / steps <= 1.05.
 //!
 //! Run: `cargo bench --bench trainer_overhead [-- --epochs N] [--no-checkpoint] [--backend cpu|cuda]`
@@ -90,7 +92,7 @@ fn main() {
     println!(
         "W1 on {what}, backend {:?}: {steps_per_epoch} steps per epoch, checkpoints {}",
         args.backend,
-        if args.checkpoint { "on (epoch file + last, fsync)" } else { "off" }
+        if args.checkpoint { "on (epoch file + last, fsync on the writer thread)" } else { "off" }
     );
     println!(
         "{:>5} {:>10} {:>10} {:>10} {:>8} {:>11} {:>10}",

@@ -532,4 +532,4 @@ pub fn find_last(base: &Path) -> Option<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

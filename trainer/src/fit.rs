@@ -20,6 +20,7 @@ use crate::eval;
 use crate::logger::Logger;
 use crate::prefetch::Prefetch;
 use crate::rng::{step_key, Rng};
+use crate::saver::{Position, Saver};
 use crate::setup::{self, Stage};
 use compiler::ir::{Tensor, Type};
 use compiler::lower::gradients::{ClipAlgorithm, GRAD_CHECK};
@@ -193,7 +194,10 @@ pub struct EpochTiming {
     pub steps: std::time::Duration,
     /// From the epoch's start to its last training step's end.
     pub train_loop: std::time::Duration,
-    /// From the epoch's start to its end: validation, logs and checkpoints included.
+    /// From the epoch's start to its end: validation, logs and queuing its
+    /// checkpoints included. Checkpoints are written on a thread of their
+    /// own (`saver.rs`) while the next epoch trains; the last epoch's time
+    /// includes the wait for its writes.
     pub epoch: std::time::Duration,
 }
 
@@ -516,10 +520,10 @@ fn fit_prepared<'scope, 'env>(
         // Absolute, so that the paths callbacks record stay valid from any directory.
         ckpt_dir = ckpt_dir.canonicalize()?;
     }
-    let saver = Saver {
-        dir: ckpt_dir.clone(),
-        names: &names,
-        meta: Meta {
+    let saver = Saver::new(
+        ckpt_dir.clone(),
+        &names,
+        Meta {
             format_version: checkpoint::FORMAT_VERSION,
             jlc_version: env!("CARGO_PKG_VERSION").to_string(),
             model_name: progs.model_name.clone(),
@@ -534,7 +538,7 @@ fn fit_prepared<'scope, 'env>(
             config: hparams.clone(),
             callbacks: String::new(),
         },
-    };
+    );
 
     let mut global_step = pos.global_step;
     let mut final_metrics = Vec::new();
@@ -633,11 +637,11 @@ fn fit_prepared<'scope, 'env>(
                 if (dirty || timer_moved) && trainer_cfg.enable_checkpointing {
                     resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
                     let at = Position { epoch, batch: b, global_step, loss_sum, log_sums: log_sums.clone() };
-                    last_checkpoint = saver.save(&[], true, &at, &params, &states, &callbacks)?;
+                    last_checkpoint = saver.save(&[], true, &[], &at, &params, &states, &callbacks)?;
                 }
                 logger.flush()?;
                 if stop_now {
-                    let saved = match &last_checkpoint {
+                    let saved = match &saver.written(&last_checkpoint)? {
                         Some(p) => format!("checkpoint {}; continue with --resume last", p.display()),
                         None => no_checkpoint(trainer_cfg.enable_checkpointing).to_string(),
                     };
@@ -667,10 +671,11 @@ fn fit_prepared<'scope, 'env>(
                         (stage_batches && b + 1 < n_batches).then(|| step_inputs(&mut ahead, b + 1, global_step + 1));
                     staged = next.is_some().then_some((b + 1, global_step + 1));
                     let call = std::time::Instant::now();
-                    let mut outs = step_exe
-                        .run_held_staging(fresh, next)
-                        .map_err(|e| step_failed(e, global_step, &last_checkpoint))?
-                        .into_iter();
+                    let outs = match step_exe.run_held_staging(fresh, next) {
+                        Ok(outs) => outs,
+                        Err(e) => return Err(step_failed(e, global_step, &saver.written(&last_checkpoint)?)),
+                    };
+                    let mut outs = outs.into_iter();
                     step_time += call.elapsed();
                     let loss = outs.next().expect("loss output").scalar_value();
                     let mut logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
@@ -678,7 +683,14 @@ fn fit_prepared<'scope, 'env>(
                     if let Some((name, value)) = bad_value(loss, &logs, grad_check) {
                         bar.abandon();
                         logger.flush()?;
-                        return Err(non_finite_error(&name, value, global_step, epoch, b, &last_checkpoint));
+                        return Err(non_finite_error(
+                            &name,
+                            value,
+                            global_step,
+                            epoch,
+                            b,
+                            &saver.written(&last_checkpoint)?,
+                        ));
                     }
                     loss_sum += loss;
                     for (s, v) in log_sums.iter_mut().zip(&logs) {
@@ -711,7 +723,14 @@ fn fit_prepared<'scope, 'env>(
                         if let Some((name, value)) = bad_value(loss, &logs, None) {
                             bar.abandon();
                             logger.flush()?;
-                            return Err(non_finite_error(&name, value, global_step, epoch, mb, &last_checkpoint));
+                            return Err(non_finite_error(
+                                &name,
+                                value,
+                                global_step,
+                                epoch,
+                                mb,
+                                &saver.written(&last_checkpoint)?,
+                            ));
                         }
                         loss_sum += loss;
                         w_loss += loss;
@@ -743,7 +762,14 @@ fn fit_prepared<'scope, 'env>(
                     if let Some((name, value)) = bad_value(w_loss / n, &logs, grad_check) {
                         bar.abandon();
                         logger.flush()?;
-                        return Err(non_finite_error(&name, value, global_step, epoch, end - 1, &last_checkpoint));
+                        return Err(non_finite_error(
+                            &name,
+                            value,
+                            global_step,
+                            epoch,
+                            end - 1,
+                            &saver.written(&last_checkpoint)?,
+                        ));
                     }
                     (w_loss / n, logs)
                 }
@@ -790,8 +816,7 @@ fn fit_prepared<'scope, 'env>(
             if (last_now || !ctx.save.is_empty()) && trainer_cfg.enable_checkpointing {
                 resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
                 let at = Position { epoch, batch: end, global_step, loss_sum, log_sums: log_sums.clone() };
-                last_checkpoint = saver.save(&ctx.save, last_now, &at, &params, &states, &callbacks)?;
-                remove_checkpoints(&ctx.remove)?;
+                last_checkpoint = saver.save(&ctx.save, last_now, &ctx.remove, &at, &params, &states, &callbacks)?;
                 logger.flush()?;
                 dirty = dirty && !last_now;
             }
@@ -840,7 +865,7 @@ fn fit_prepared<'scope, 'env>(
                 global_step.saturating_sub(1),
                 epoch,
                 n_batches,
-                &last_checkpoint,
+                &saver.written(&last_checkpoint)?,
             ));
         }
         final_metrics = epoch_metrics;
@@ -865,10 +890,9 @@ fn fit_prepared<'scope, 'env>(
                 log_sums: vec![0.0; progs.train_logs.len()],
             };
             let save_last = trainer_cfg.checkpoint.save_last;
-            if let Some(p) = saver.save(&ctx.save, save_last, &at, &params, &states, &callbacks)? {
+            if let Some(p) = saver.save(&ctx.save, save_last, &ctx.remove, &at, &params, &states, &callbacks)? {
                 last_checkpoint = Some(p);
             }
-            remove_checkpoints(&ctx.remove)?;
             // Without `last` (save_last = false) an interrupt must still
             // write one: the epoch's progress is not in `last` yet.
             dirty = !save_last;
@@ -883,6 +907,14 @@ fn fit_prepared<'scope, 'env>(
             stop = Stop::Callback;
             break;
         }
+    }
+    // Every save on disk before anything names, loads or tests from one.
+    // The wait counts in the last epoch's time (earlier epochs' writes
+    // overlap the next epoch's steps).
+    let wait = std::time::Instant::now();
+    saver.finish()?;
+    if let Some(t) = timing.last_mut() {
+        t.epoch += wait.elapsed();
     }
     resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
     {
@@ -1147,77 +1179,6 @@ fn load_for_resume(
     };
     eprintln!("resuming from {name}: epoch {}, batch {}, global step {}", pos.epoch, pos.batch, pos.global_step);
     Ok((params, states, pos))
-}
-
-/// The loop's position: what a checkpoint must hold besides tensors.
-struct Position {
-    epoch: usize,
-    batch: usize,
-    global_step: usize,
-    loss_sum: f64,
-    log_sums: Vec<f64>,
-}
-
-/// Writes a run's checkpoints: the named files first, `last.safetensors` last.
-struct Saver<'a> {
-    dir: PathBuf,
-    /// Checkpoint names of the parameters, then of the optimizer states.
-    names: &'a [(String, Type)],
-    /// The run's constant metadata; the position is filled in per save.
-    meta: Meta,
-}
-
-impl Saver<'_> {
-    /// Writes `files` (names in the checkpoint directory), then
-    /// `last.safetensors` if `last`, all with the callbacks' current state.
-    /// Returns the file written last.
-    fn save(
-        &self,
-        files: &[String],
-        last: bool,
-        at: &Position,
-        params: &[Tensor],
-        states: &[Tensor],
-        callbacks: &[Box<dyn Callback>],
-    ) -> Result<Option<PathBuf>, FitError> {
-        if files.is_empty() && !last {
-            return Ok(None);
-        }
-        let meta = Meta {
-            epoch: at.epoch,
-            batch: at.batch,
-            global_step: at.global_step,
-            loss_sum: at.loss_sum,
-            log_sums: at.log_sums.clone(),
-            callbacks: callback::states_json(callbacks),
-            ..self.meta.clone()
-        };
-        let tensors: Vec<(String, &Tensor)> =
-            self.names.iter().map(|(n, _)| n.clone()).zip(params.iter().chain(states)).collect();
-        let bytes = checkpoint::encode(&meta, &tensors)?;
-        let last = last.then(|| "last.safetensors".to_string());
-        let mut written = None;
-        for name in files.iter().chain(&last).map(|f| self.dir.join(f)) {
-            checkpoint::write_atomic(&name, &bytes).map_err(|e| CheckpointError {
-                path: name.display().to_string(),
-                message: checkpoint::write_error(&e, bytes.len()),
-            })?;
-            written = Some(name);
-        }
-        Ok(written)
-    }
-}
-
-/// Deletes checkpoints a callback ranked out (after the new ones are
-/// written); one already gone is no error.
-fn remove_checkpoints(files: &[PathBuf]) -> Result<(), FitError> {
-    for old in files {
-        match std::fs::remove_file(old) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// Removes the temp files that interrupted checkpoint writes left in any

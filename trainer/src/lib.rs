@@ -26,6 +26,7 @@ pub mod plot;
 pub mod predict;
 pub mod prefetch;
 pub mod rng;
+mod saver;
 pub mod setup;
 pub mod tensorboard;
 

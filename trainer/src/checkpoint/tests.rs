@@ -4,7 +4,7 @@
 use super::*;
 use compiler::ir::DType;
 
-fn meta() -> Meta {
+pub(crate) fn meta() -> Meta {
     Meta {
         format_version: FORMAT_VERSION,
         jlc_version: "0.1.0".into(),
