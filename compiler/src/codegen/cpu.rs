@@ -128,6 +128,9 @@ pub struct CpuFunc {
     outputs: Vec<ir::ValueId>,
     /// How many transposes the GEMMs read through strides (no copy).
     strided_transposes: usize,
+    /// Whether the program calls routines that may split work over the
+    /// host kernels' threads: then a call runs on the pool (`execute`).
+    threaded: bool,
 }
 
 /// One piece of a compiled program: a chunk of machine code, or a scan loop
@@ -286,9 +289,13 @@ fn compile_listing(
     }
     let end = n_insts.max(1);
     pieces.extend((at..end).step_by(INSTS_PER_FUNCTION).map(|s| (s, (s + INSTS_PER_FUNCTION).min(end), None)));
+    // Whether any chunk calls a routine that may use the host kernels' threads.
+    let mut threaded = false;
     for (chunk, (start, stop, group)) in pieces.into_iter().enumerate() {
         if let Some(group) = group {
             pending.push(Pending::Scan(Box::new(scan::ScanStep::new(func, &group, options)?)));
+            // A scan's body may call anything.
+            threaded = true;
             continue;
         }
         let func_id = module.declare_function(&format!("jl_chunk{chunk}"), Linkage::Local, &sig)?;
@@ -302,6 +309,7 @@ fn compile_listing(
             for index in start..stop.min(n_insts) {
                 emitter.emit_inst(index)?;
             }
+            threaded |= emitter.calls_threaded_routines();
             emitter.finish()
         };
         // Loops outlined to run on threads, listed before their caller.
@@ -379,6 +387,7 @@ fn compile_listing(
         output_types: func.output_types(),
         outputs: func.outputs.clone(),
         strided_transposes: sched.strided.iter().filter(|&&s| s).count(),
+        threaded,
     })
 }
 
@@ -498,6 +507,33 @@ impl CpuFunc {
     /// # Safety
     /// The param buffers hold values of the param types.
     unsafe fn execute(&mut self) {
+        // The whole call runs on a thread of the host kernels' pool (with
+        // more than one thread): the GEMMs and parallel loops inside it then
+        // split on that pool directly, instead of handing work from this
+        // thread to the pool and back once per kernel.
+        struct Call(*mut CpuFunc);
+        // Safety: the caller's `&mut self` is lent to the pool thread for
+        // the call, and this thread waits for it.
+        unsafe impl Send for Call {}
+        impl Call {
+            fn run(self) {
+                // Safety: see `execute`'s contract.
+                unsafe { (*self.0).execute_here() }
+            }
+        }
+        if !self.threaded {
+            // Safety: as this function's.
+            return unsafe { self.execute_here() };
+        }
+        let call = Call(self as *mut CpuFunc);
+        threads::parallel(move || call.run());
+    }
+
+    /// `execute` on this thread.
+    ///
+    /// # Safety
+    /// As `execute`.
+    unsafe fn execute_here(&mut self) {
         for step in &mut self.steps {
             match step {
                 // Safety: the table has one valid, aligned buffer per

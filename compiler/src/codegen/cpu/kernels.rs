@@ -88,6 +88,28 @@ pub(super) enum HostSig {
 }
 
 impl HostFn {
+    /// Whether the routine may split its work over the host kernels'
+    /// threads (`threads::parallel`, `threads::for_each_part`).
+    pub(super) fn uses_threads(self) -> bool {
+        use HostFn::*;
+        matches!(
+            self,
+            MatMulF32
+                | MatMulF64
+                | BatchMatMulF32
+                | BatchMatMulF64
+                | Conv2dF32
+                | Conv2dF64
+                | ReduceWindowSumF32
+                | ReduceWindowSumF64
+                | ReduceWindowMaxF32
+                | ReduceWindowMaxF64
+                | SelectAndScatterF32
+                | SelectAndScatterF64
+                | ParallelFor
+        )
+    }
+
     pub(super) const ALL: [HostFn; 46] = [
         HostFn::ExpF32,
         HostFn::ExpF64,

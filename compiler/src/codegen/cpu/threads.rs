@@ -110,6 +110,9 @@ fn pool_of(n: usize) -> Option<Arc<rayon::ThreadPool>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(|i| format!("jlc-kernels-{i}"))
+        // Compiled programs run on these threads (`CpuFunc::execute`): the
+        // main thread's stack size, not a spawned thread's 2 MiB.
+        .stack_size(8 << 20)
         .start_handler(move |_| fp_mode::write(mode))
         .build()
         .ok()?;
