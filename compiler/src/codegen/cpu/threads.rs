@@ -12,7 +12,10 @@
 //! per-image and per-batch-element splits stay within the count. Work is
 //! split so that every output element is computed by one thread in the
 //! same order as with one thread: results are bitwise the same for any
-//! thread count (`codegen::tests` checks it). Large fused elementwise loops,
+//! thread count (`codegen::tests` checks it). A compiled call that calls
+//! any routine that may split runs whole on the pool (`CpuFunc::execute`),
+//! so that the routines inside find themselves on the pool already (one
+//! hand-off per call, not one per GEMM). Large fused elementwise loops,
 //! row reductions and full maxima/minima are outlined by the JIT and run in
 //! parts here (`jl_parallel_for`); copies and full sums stay on the calling
 //! thread.
