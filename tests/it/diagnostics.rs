@@ -149,8 +149,36 @@ trainer {
             ),
         )
     };
+    // A user's own optimizer (docs/language.md §8) whose update ends with `ret`.
+    // `rate`: the name of its step size.
+    let own_optimizer = |ret: &str, rate: &str| {
+        base.replace(
+            "use optim.adam\n",
+            &format!(
+                "fn momentum_update(p, g, v, step, {rate} = 0.01, beta = 0.9) {{\n    let v = beta * v + g\n    {ret}\n}}\n\n\
+                 fn momentum({rate} = 0.01) = optimizer(momentum_update, {rate} = {rate}, beta = 0.9)\n"
+            ),
+        )
+        .replace("adam(lr = 1e-2)", "momentum()")
+    };
+    // Without a mistake, the own optimizer (and log_lr on its `lr`) checks clean.
+    let fine = own_optimizer("(p - lr * v, v)", "lr").replace("max_epochs = 1", "max_epochs = 1\n    log_lr = true");
+    let (diags, sources) = jaxlightning::check_source("net.jl", &fine);
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &sources, false));
     let cases = [
         (base.replace("max_epochs = 1", "model = Nett()"), "unknown model `Nett`"),
+        (
+            own_optimizer("p - lr * v", "lr"),
+            "optimizer update `momentum_update` must return a tuple (p, states...) of 2 values, not a tensor of type f32[4, 1]",
+        ),
+        (
+            own_optimizer("(sum(p - lr * v), v)", "lr"),
+            "optimizer update `momentum_update` returned a tensor of type f32 for parameter `l.weight` of type f32[4, 1]",
+        ),
+        (
+            own_optimizer("(p - rate * v, v)", "rate").replace("max_epochs = 1", "max_epochs = 1\n    log_lr = true"),
+            "`log_lr = true`: the optimizer `momentum_update` has no `lr` hyperparameter",
+        ),
         (base.replace("    l: Linear(4, 1)\n", "").replace("self.l(x)", "x[:, 0:1]"), "has no trainable parameters"),
         (base.replace("adam(lr = 1e-2)", "1e-2"), "`configure_optimizers` must return an optimizer"),
         (base.replace("fn training_step(", "fn train_step("), "no model with a `training_step` method"),

@@ -821,6 +821,41 @@ pub fn lower_training_with(
     })
 }
 
+/// `jlc check`: the optimizer update applied to every parameter as the
+/// training step applies it (its schedules evaluated at the step, what it
+/// returns, the learning rate `log_lr` reads), without data: the gradients
+/// are inputs of the parameters' types. `jlc run` reports the same errors
+/// when it lowers the step.
+pub(super) fn check_optimizer_update(
+    prog: &Program,
+    probed: &super::model_checks::Probed,
+    log_lr: bool,
+) -> Vec<Diagnostic> {
+    let super::model_checks::Probed { params, opt, n_states } = probed;
+    let n_params = params.len();
+    let update =
+        Update { params, n_states: *n_states, opt, update_decl: prog.fn_decl(opt.update.module, opt.update.item) };
+    // (params, states, step, gradients): `append`'s layout, then the gradients.
+    let param_tys = params.iter().map(|p| p.ty.clone());
+    let mut types: Vec<Type> = param_tys.clone().collect();
+    types.extend(params.iter().flat_map(|p| std::iter::repeat_n(p.ty.clone(), *n_states)));
+    types.push(Type::scalar(DType::F32));
+    types.extend(param_tys);
+    let mut el = Elaborator::new(prog, Some(Builder::new("optimizer_update", &types)));
+    let step_id = ValueId((n_params * (1 + n_states)) as u32);
+    let grads: Vec<ValueId> = (0..n_params).map(|i| ValueId(step_id.0 + 1 + i as u32)).collect();
+    let hyper = update.hyper_at(&mut el, step_id);
+    if let Err(diags) = update.append(&mut el, &grads, step_id, &hyper) {
+        return diags;
+    }
+    if log_lr {
+        if let Err(diags) = update.learning_rate(&mut el, &hyper) {
+            return diags;
+        }
+    }
+    dedup(el.diags)
+}
+
 /// The optimizer update, mapped over every parameter of a step under
 /// construction whose first inputs are the parameters, then their states
 /// (parameter-major).

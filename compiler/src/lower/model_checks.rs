@@ -1,7 +1,9 @@
 //! What `jlc run` requires of the trained model, checked without data: it
 //! exists (`model = Name(...)` or the model with a `training_step`), has
 //! parameters, a `training_step` and a `configure_optimizers` that returns
-//! an optimizer whose update has the optimizer convention's signature, and
+//! an optimizer whose update has the optimizer convention's signature and,
+//! applied to every parameter, returns `(p', states'...)` of the
+//! parameter's type (`entry::check_optimizer_update`), and
 //! every step method and `on_train_end` takes what the trainer passes.
 //!
 //! `lower_training` and the step lowerings use the same functions, so
@@ -147,8 +149,9 @@ pub fn check_trained_model(prog: &Program, trainer: Option<&Section>) -> Vec<Dia
         Err(d) => return d,
     };
     let decl = prog.model_decl(m.module, m.item);
+    let log_lr = super::gradients::grad_settings(trainer).is_ok_and(|s| s.log_lr);
     let mut diags = match probe(prog, m.module, m.item, &m.cfg_args) {
-        Ok(_) => vec![],
+        Ok(probed) => super::entry::check_optimizer_update(prog, &probed, log_lr),
         Err(d) => d,
     };
     if !decl.methods.iter().any(|f| f.name.name == "training_step") {
