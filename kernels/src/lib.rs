@@ -1,6 +1,6 @@
 //! Host kernels of the CPU backend that are too hot to build unoptimized:
-//! window reductions (pooling), max pooling's backward and im2col for
-//! convolutions.
+//! window reductions (pooling), max pooling's backward, im2col for
+//! convolutions, and the GEMM driver around `gemm`'s microkernels.
 //!
 //! Consumes plain slices and shapes; produces filled output slices. The
 //! definitions of the ops live in `compiler::ir::interp_window` (the
@@ -10,6 +10,7 @@
 //! dev profile (`[profile.dev.package.kernels]`) without slowing the
 //! `compiler` crate's builds.
 
+pub mod gemm;
 mod im2col;
 #[cfg(target_arch = "x86_64")]
 mod sse2;

@@ -399,6 +399,42 @@ macro_rules! matmul_routine {
             // (column stride, row stride) of each operand.
             let (a_cs, a_rs) = if trans & TRANS_A != 0 { (m, 1) } else { (1, k) };
             let (b_cs, b_rs) = if trans & TRANS_B != 0 { (k, 1) } else { (1, n) };
+            // Our driver around gemm's microkernels (`kernels::gemm`: no
+            // allocation per call), split over the pool's threads by
+            // blocks of `c`; gemm's own driver where there are no
+            // microkernels for this CPU.
+            let product = kernels::gemm::Gemm {
+                m,
+                n,
+                k,
+                a,
+                a_rs: a_rs as isize,
+                a_cs: a_cs as isize,
+                b,
+                b_rs: b_rs as isize,
+                b_cs: b_cs as isize,
+                c,
+            };
+            let parts = match parallelism {
+                gemm::Parallelism::Rayon(t) => product.parts(t),
+                _ => 1,
+            };
+            let ran = if parts > 1 {
+                let ran = std::sync::atomic::AtomicBool::new(true);
+                super::threads::for_each_part(parts, |part, parts| {
+                    // Safety: the caller's buffers; parts write disjoint blocks of `c`.
+                    if !unsafe { product.run_part(part, parts) } {
+                        ran.store(false, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+                ran.into_inner()
+            } else {
+                // Safety: as above.
+                unsafe { product.run_part(0, 1) }
+            };
+            if ran {
+                return;
+            }
             // `c := 0 * c + 1 * (a x b)`, without reading `c`.
             unsafe {
                 gemm::gemm(
