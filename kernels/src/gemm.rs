@@ -53,8 +53,12 @@ impl<T> Microkernels<T> {
 
 /// The element types with microkernels.
 pub trait GemmElem: Copy + Default + 'static {
+    /// The microkernel sets this CPU runs, the best first.
+    fn kernel_sets() -> &'static [&'static Microkernels<Self>];
     /// The best microkernels for this CPU, if any.
-    fn microkernels() -> Option<&'static Microkernels<Self>>;
+    fn microkernels() -> Option<&'static Microkernels<Self>> {
+        Self::kernel_sets().first().copied()
+    }
     const ZERO: Self;
     const ONE: Self;
     /// This thread's packing buffer.
@@ -64,46 +68,38 @@ pub trait GemmElem: Copy + Default + 'static {
 macro_rules! elem {
     ($t:ident, $krate:ident, $scratch:ident) => {
         impl GemmElem for $t {
-            fn microkernels() -> Option<&'static Microkernels<$t>> {
+            fn kernel_sets() -> &'static [&'static Microkernels<$t>] {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    static AVX512: [[Microkernel<$t>; $krate::microkernel::avx512f::$t::NR];
-                        $krate::microkernel::avx512f::$t::MR_DIV_N] = $krate::microkernel::avx512f::$t::UKR;
-                    static AVX2: [[Microkernel<$t>; $krate::microkernel::fma::$t::NR];
-                        $krate::microkernel::fma::$t::MR_DIV_N] = $krate::microkernel::fma::$t::UKR;
-                    static KERNELS: std::sync::OnceLock<Option<Microkernels<$t>>> = std::sync::OnceLock::new();
-                    KERNELS
-                        .get_or_init(|| {
-                            let vector_bytes = if std::arch::is_x86_feature_detected!("avx512f") {
-                                64
-                            } else if std::arch::is_x86_feature_detected!("fma")
-                                && std::arch::is_x86_feature_detected!("avx2")
-                            {
-                                32
-                            } else {
-                                return None;
-                            };
-                            let lanes = vector_bytes / std::mem::size_of::<$t>();
-                            Some(if vector_bytes == 64 {
-                                Microkernels {
-                                    lanes,
-                                    mr_div_n: $krate::microkernel::avx512f::$t::MR_DIV_N,
-                                    nr: $krate::microkernel::avx512f::$t::NR,
-                                    table: AVX512.as_flattened(),
-                                }
-                            } else {
-                                Microkernels {
-                                    lanes,
-                                    mr_div_n: $krate::microkernel::fma::$t::MR_DIV_N,
-                                    nr: $krate::microkernel::fma::$t::NR,
-                                    table: AVX2.as_flattened(),
-                                }
-                            })
-                        })
-                        .as_ref()
+                    use $krate::microkernel::{avx512f::$t as v4, fma::$t as v3};
+                    static AVX512_TABLE: [[Microkernel<$t>; v4::NR]; v4::MR_DIV_N] = v4::UKR;
+                    static AVX2_TABLE: [[Microkernel<$t>; v3::NR]; v3::MR_DIV_N] = v3::UKR;
+                    static AVX512: Microkernels<$t> = Microkernels {
+                        lanes: 64 / std::mem::size_of::<$t>(),
+                        mr_div_n: v4::MR_DIV_N,
+                        nr: v4::NR,
+                        table: AVX512_TABLE.as_flattened(),
+                    };
+                    static AVX2: Microkernels<$t> = Microkernels {
+                        lanes: 32 / std::mem::size_of::<$t>(),
+                        mr_div_n: v3::MR_DIV_N,
+                        nr: v3::NR,
+                        table: AVX2_TABLE.as_flattened(),
+                    };
+                    static SETS: std::sync::OnceLock<Vec<&'static Microkernels<$t>>> = std::sync::OnceLock::new();
+                    SETS.get_or_init(|| {
+                        let mut sets = Vec::new();
+                        if std::arch::is_x86_feature_detected!("avx512f") {
+                            sets.push(&AVX512);
+                        }
+                        if std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2") {
+                            sets.push(&AVX2);
+                        }
+                        sets
+                    })
                 }
                 #[cfg(not(target_arch = "x86_64"))]
-                None
+                &[]
             }
             const ZERO: $t = 0.0;
             const ONE: $t = 1.0;
@@ -191,9 +187,18 @@ impl<T: GemmElem> Gemm<T> {
     /// disjoint parts of `c`.
     pub unsafe fn run_part(&self, part: usize, parts: usize) -> bool {
         let Some(uk) = T::microkernels() else { return false };
+        unsafe { self.run_part_on(uk, part, parts) };
+        true
+    }
+
+    /// `run_part` with the microkernels `uk`.
+    ///
+    /// # Safety
+    /// As `run_part`; `uk` runs on this CPU.
+    unsafe fn run_part_on(&self, uk: &Microkernels<T>, part: usize, parts: usize) {
         let (m, n) = (self.m, self.n);
         if m == 0 || n == 0 {
-            return true;
+            return;
         }
         let (mr, nr) = (uk.mr(), uk.nr);
         let (panels, groups) = (n.div_ceil(mr), m.div_ceil(nr));
@@ -206,7 +211,7 @@ impl<T: GemmElem> Gemm<T> {
             (0..n, (first * nr).min(m)..(end * nr).min(m))
         };
         if cols.is_empty() || rows.is_empty() {
-            return true;
+            return;
         }
         if self.k == 0 {
             for i in rows {
@@ -214,7 +219,7 @@ impl<T: GemmElem> Gemm<T> {
                     unsafe { *self.c.add(i * n + j) = T::ZERO };
                 }
             }
-            return true;
+            return;
         }
         let kc = depth_block(self.k);
         // Columns of `c` per packed block: the block (mc x kc) in half of L2.
@@ -222,7 +227,6 @@ impl<T: GemmElem> Gemm<T> {
         let mc = ((l2 / 2 / (kc * std::mem::size_of::<T>())) / mr * mr).max(mr);
         let mc = mc.min(cols.len().div_ceil(mr) * mr);
         T::with_scratch(mc * kc, |pack| unsafe { self.blocks(uk, pack, kc, mc, cols, rows) });
-        true
     }
 
     /// The loop nest over depth blocks, column blocks, row groups, panels.

@@ -17,8 +17,10 @@ fn values(n: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
-/// `c = a x b` by `Gemm` in `parts` parts, `a` stored transposed if `ta`, `b` if `tb`.
+/// `c = a x b` by `Gemm` on the microkernels `uk` in `parts` parts, `a`
+/// stored transposed if `ta`, `b` if `tb`.
 fn product<T: GemmElem + From<f32>>(
+    uk: &Microkernels<T>,
     a: &[T],
     b: &[T],
     (m, k, n): (usize, usize, usize),
@@ -30,16 +32,24 @@ fn product<T: GemmElem + From<f32>>(
     let mut c = vec![T::from(f32::NAN); m * n];
     let g = Gemm { m, n, k, a: a.as_ptr(), a_rs, a_cs, b: b.as_ptr(), b_rs, b_cs, c: c.as_mut_ptr() };
     for part in 0..parts {
-        assert!(unsafe { g.run_part(part, parts) }, "no microkernels on this CPU");
+        unsafe { g.run_part_on(uk, part, parts) };
     }
     c
 }
 
 fn check<T: GemmElem + From<f32> + Into<f64> + PartialEq + std::fmt::Debug>(eps: f64) {
-    if T::microkernels().is_none() {
+    if T::kernel_sets().is_empty() {
         eprintln!("skipped: no AVX-512 or AVX2+FMA here");
         return;
     }
+    // Every set this CPU runs (AVX-512 and AVX2 here; CI machines may have only AVX2).
+    for uk in T::kernel_sets() {
+        check_on(*uk, eps);
+        eprintln!("checked the {}-lane microkernels ({} x {} tiles)", uk.lanes, uk.mr(), uk.nr);
+    }
+}
+
+fn check_on<T: GemmElem + From<f32> + Into<f64> + PartialEq + std::fmt::Debug>(uk: &Microkernels<T>, eps: f64) {
     let shapes = [(1, 1, 1), (3, 5, 7), (64, 784, 256), (70, 1100, 130), (128, 256, 10), (7, 513, 65), (200, 3, 1)];
     for (m, k, n) in shapes {
         let a64 = values(m * k, 1 + m as u64);
@@ -47,7 +57,7 @@ fn check<T: GemmElem + From<f32> + Into<f64> + PartialEq + std::fmt::Debug>(eps:
         let a: Vec<T> = a64.iter().map(|&v| T::from(v as f32)).collect();
         let b: Vec<T> = b64.iter().map(|&v| T::from(v as f32)).collect();
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let one = product(&a, &b, (m, k, n), (ta, tb), 1);
+            let one = product(uk, &a, &b, (m, k, n), (ta, tb), 1);
             for i in 0..m {
                 for j in 0..n {
                     let (mut want, mut mag) = (0.0f64, 0.0f64);
@@ -60,12 +70,13 @@ fn check<T: GemmElem + From<f32> + Into<f64> + PartialEq + std::fmt::Debug>(eps:
                     let got: f64 = one[i * n + j].into();
                     assert!(
                         (got - want).abs() <= eps * mag + 1e-30,
-                        "{m}x{k}x{n} trans {ta},{tb}: c[{i},{j}] = {got}, want {want}"
+                        "{}-lane kernels, {m}x{k}x{n} trans {ta},{tb}: c[{i},{j}] = {got}, want {want}",
+                        uk.lanes
                     );
                 }
             }
             for parts in 2..=5 {
-                assert_eq!(product(&a, &b, (m, k, n), (ta, tb), parts), one, "{m}x{k}x{n} in {parts} parts");
+                assert_eq!(product(uk, &a, &b, (m, k, n), (ta, tb), parts), one, "{m}x{k}x{n} in {parts} parts");
             }
         }
     }
