@@ -111,42 +111,70 @@ pub(crate) struct HostHeld {
     /// outputs into them instead of fresh allocations, whose first touch
     /// costs a page fault per 4 KiB (~10% of a W4 step on the CPU).
     pub(crate) spare: Vec<Tensor>,
+    /// A call's input list, output list and output slots, kept between
+    /// calls for their capacity (a steady-state call allocates nothing).
+    pub(crate) inputs: Vec<Tensor>,
+    pub(crate) outputs: Vec<Tensor>,
+    slots: Vec<Option<Tensor>>,
 }
 
 impl HostHeld {
-    /// The full input list: held values (moved out of `self`) and `fresh`.
-    pub(crate) fn assemble(&mut self, holding: &Holding, fresh: Vec<Tensor>) -> Vec<Tensor> {
+    /// The full input list into `inputs` (cleared first): held values
+    /// (moved out of `self`) and `fresh`.
+    pub(crate) fn assemble_into(
+        &mut self,
+        holding: &Holding,
+        fresh: impl IntoIterator<Item = Tensor>,
+        inputs: &mut Vec<Tensor>,
+    ) {
         let mut fresh = fresh.into_iter();
-        (0..holding.held.len())
-            .map(|i| {
-                if holding.held[i] {
-                    self.values[i].take().expect("held value present between calls")
-                } else {
-                    fresh.next().expect("fresh inputs counted by the caller")
-                }
-            })
-            .collect()
+        inputs.clear();
+        inputs.extend((0..holding.held.len()).map(|i| {
+            if holding.held[i] {
+                self.values[i].take().expect("held value present between calls")
+            } else {
+                fresh.next().expect("fresh inputs counted by the caller")
+            }
+        }));
     }
 
-    /// Puts the held inputs back, replaces the carried ones with their new
-    /// values, and returns the other outputs.
-    pub(crate) fn settle(&mut self, holding: &Holding, inputs: Vec<Tensor>, outputs: Vec<Tensor>) -> Vec<Tensor> {
-        for (i, t) in inputs.into_iter().enumerate() {
+    /// Puts the held inputs back and the fresh ones into `fresh`, replaces
+    /// the carried inputs with their new values, keeps the kept outputs,
+    /// and moves the others into `returned` (both cleared first). Empties
+    /// `inputs` and `outputs`, keeping their capacity.
+    pub(crate) fn settle_into(
+        &mut self,
+        holding: &Holding,
+        inputs: &mut Vec<Tensor>,
+        outputs: &mut Vec<Tensor>,
+        fresh: &mut Vec<Tensor>,
+        returned: &mut Vec<Tensor>,
+    ) {
+        fresh.clear();
+        for (i, t) in inputs.drain(..).enumerate() {
             if holding.held[i] {
                 self.values[i] = Some(t);
+            } else {
+                fresh.push(t);
             }
         }
-        let mut outputs: Vec<Option<Tensor>> = outputs.into_iter().map(Some).collect();
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.clear();
+        slots.extend(outputs.drain(..).map(Some));
         self.spare.clear();
         for &(o, i) in &holding.carry {
-            let old = std::mem::replace(&mut self.values[i], outputs[o].take());
+            let old = std::mem::replace(&mut self.values[i], slots[o].take());
             self.spare.extend(old);
         }
-        let old_kept = std::mem::replace(&mut self.kept, vec![None; outputs.len()]);
-        self.spare.extend(old_kept.into_iter().flatten());
-        for &o in &holding.kept {
-            self.kept[o] = outputs[o].take();
+        for old in &mut self.kept {
+            self.spare.extend(old.take());
         }
-        holding.returned.iter().map(|&o| outputs[o].take().expect("returned output")).collect()
+        self.kept.resize_with(slots.len(), || None);
+        for &o in &holding.kept {
+            self.kept[o] = slots[o].take();
+        }
+        returned.clear();
+        returned.extend(holding.returned.iter().map(|&o| slots[o].take().expect("returned output")));
+        self.slots = slots;
     }
 }

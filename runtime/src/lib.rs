@@ -297,19 +297,70 @@ impl Executable {
     fn run_held_with(&mut self, holding: &Holding, fresh: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
         match &mut self.engine {
             Engine::Jit(_) | Engine::Interp => {
-                let inputs = self.host_held.assemble(holding, fresh);
-                let outputs = match &mut self.engine {
-                    Engine::Jit(f) => {
-                        let _flush = self.flush_denormals.then(denormals::FlushDenormals::new);
-                        f.run_reusing(&inputs, &mut self.host_held.spare)
-                    }
-                    _ => self.run_unchecked(&inputs)?,
-                };
-                Ok(self.host_held.settle(holding, inputs, outputs))
+                let (mut fresh, mut returned) = (fresh, Vec::new());
+                self.run_held_host(holding, &mut fresh, &mut returned)?;
+                Ok(returned)
             }
             #[cfg(feature = "cuda")]
             Engine::Cuda(exe) => exe.run_held(holding, &fresh),
         }
+    }
+
+    /// `run_held` writing into the caller's vectors: `fresh` (checked) is
+    /// taken for the call and given back after it (the same tensors, the
+    /// caller's to refill), and `outputs` is cleared and filled with the
+    /// returned outputs, the tensors it held (the caller's last outputs,
+    /// handed back) reused for them. On the CPU engines a steady-state call
+    /// then allocates nothing (`tests/alloc.rs`). Forgets a staged batch.
+    pub fn run_held_into(&mut self, fresh: &mut Vec<Tensor>, outputs: &mut Vec<Tensor>) -> Result<(), Error> {
+        let holding = self.holding.take().ok_or_else(|| Error::Holding("run_held before hold".into()))?;
+        let result = self.run_held_into_with(&holding, fresh, outputs);
+        self.holding = Some(holding);
+        result
+    }
+
+    fn run_held_into_with(
+        &mut self,
+        holding: &Holding,
+        fresh: &mut Vec<Tensor>,
+        outputs: &mut Vec<Tensor>,
+    ) -> Result<(), Error> {
+        self.staged = Staged::Nothing;
+        self.check_fresh(holding, fresh)?;
+        match &mut self.engine {
+            Engine::Jit(_) | Engine::Interp => self.run_held_host(holding, fresh, outputs),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(exe) => {
+                *outputs = exe.run_held_staging(holding, Some(fresh), None)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// One call of a CPU engine on the held inputs and `fresh` (checked,
+    /// given back after the call); the returned outputs into `returned`,
+    /// whose old tensors become spares for this call's outputs.
+    fn run_held_host(
+        &mut self,
+        holding: &Holding,
+        fresh: &mut Vec<Tensor>,
+        returned: &mut Vec<Tensor>,
+    ) -> Result<(), Error> {
+        self.host_held.spare.append(returned);
+        let mut inputs = std::mem::take(&mut self.host_held.inputs);
+        self.host_held.assemble_into(holding, fresh.drain(..), &mut inputs);
+        let mut outputs = std::mem::take(&mut self.host_held.outputs);
+        match &mut self.engine {
+            Engine::Jit(f) => {
+                let _flush = self.flush_denormals.then(denormals::FlushDenormals::new);
+                f.run_into(&inputs, &mut self.host_held.spare, &mut outputs)
+            }
+            _ => outputs = self.run_unchecked(&inputs)?,
+        }
+        self.host_held.settle_into(holding, &mut inputs, &mut outputs, fresh, returned);
+        self.host_held.inputs = inputs;
+        self.host_held.outputs = outputs;
+        Ok(())
     }
 
     /// From now on, `run_held` leaves `outputs` in the engine (on the

@@ -93,6 +93,46 @@ pub(crate) fn check_staged_calls(backend: Backend) {
     assert!(staged_err(&mut exe).contains("staged no inputs"), "hold forgets a staged batch");
 }
 
+/// `run_held_into` (the caller's lists reused) gives bitwise what
+/// `run_held` gives, hands the fresh inputs back unchanged, writes the
+/// next results into the tensors handed back, and forgets a staged batch.
+pub(crate) fn check_calls_into(backend: Backend) {
+    let func = swap_program();
+    let mut exe = Executable::compile(func.clone(), backend).unwrap();
+    let mut plain = Executable::compile(func, backend).unwrap();
+    let (a, b) = (vec5(1.0), vec5(-2.0));
+    exe.hold(vec![(0, a.clone()), (1, b.clone())], &[(0, 0), (1, 1)]).unwrap();
+    plain.hold(vec![(0, a), (1, b)], &[(0, 0), (1, 1)]).unwrap();
+    let (mut fresh, mut outs) = (Vec::new(), Vec::new());
+    for call in 0..5 {
+        let x = vec5(call as f32 * 0.5 - 1.0);
+        fresh.clear();
+        fresh.push(x.clone());
+        let handed_back = outs.first().map(|t: &Tensor| t.as_f32().unwrap().as_ptr());
+        exe.run_held_into(&mut fresh, &mut outs).unwrap();
+        assert_eq!(outs, plain.run_held(vec![x.clone()]).unwrap(), "call {call}");
+        assert_eq!(fresh, vec![x], "call {call}: the fresh inputs are given back");
+        if backend == Backend::Cpu {
+            if let Some(old) = handed_back {
+                assert_eq!(outs[0].as_f32().unwrap().as_ptr(), old, "call {call}: the handed-back output is reused");
+            }
+        }
+        assert_eq!(exe.held_value(1).unwrap(), plain.held_value(1).unwrap(), "call {call}: held b");
+    }
+    exe.run_held_staging(Fresh::Given(vec![vec5(0.0)]), Some(vec![vec5(1.0)])).unwrap();
+    exe.run_held_into(&mut fresh, &mut outs).unwrap();
+    let err = exe.run_held_staging(Fresh::Staged, None).unwrap_err().to_string();
+    assert!(err.contains("staged no inputs"), "run_held_into forgets a staged batch: {err}");
+    let err = exe.run_held_into(&mut vec![], &mut outs).unwrap_err().to_string();
+    assert!(err.contains("1 inputs"), "{err}");
+}
+
+#[test]
+fn calls_into_reused_lists_match_run_held_on_the_cpu_backends() {
+    check_calls_into(Backend::Cpu);
+    check_calls_into(Backend::Interpreter);
+}
+
 #[test]
 fn staged_inputs_carry_like_chained_runs_on_the_cpu_backends() {
     check_staged_calls(Backend::Cpu);

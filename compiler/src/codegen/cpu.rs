@@ -131,6 +131,8 @@ pub struct CpuFunc {
     /// Whether the program calls routines that may split work over the
     /// host kernels' threads: then a call runs on the pool (`execute`).
     threaded: bool,
+    /// `run_into`'s result tensors written in place, kept between calls.
+    direct: Vec<Option<Tensor>>,
 }
 
 /// One piece of a compiled program: a chunk of machine code, or a scan loop
@@ -388,6 +390,7 @@ fn compile_listing(
         outputs: func.outputs.clone(),
         strided_transposes: sched.strided.iter().filter(|&&s| s).count(),
         threaded,
+        direct: Vec::new(),
     })
 }
 
@@ -436,6 +439,15 @@ impl CpuFunc {
     /// is never cleared), so old contents do not matter. `spare` must not
     /// hold any of `inputs`.
     pub fn run_reusing(&mut self, inputs: &[Tensor], spare: &mut Vec<Tensor>) -> Vec<Tensor> {
+        let mut outputs = Vec::new();
+        self.run_into(inputs, spare, &mut outputs);
+        outputs
+    }
+
+    /// `run_reusing`, writing the results into `outputs` (cleared first,
+    /// its capacity kept): with enough `spare` tensors and `outputs`'
+    /// capacity from an earlier call, a call allocates nothing.
+    pub fn run_into(&mut self, inputs: &[Tensor], spare: &mut Vec<Tensor>, outputs: &mut Vec<Tensor>) {
         assert_eq!(inputs.len(), self.param_types.len(), "cpu: wrong number of inputs");
         let arena = self.arena.as_mut_ptr() as *mut u8;
         for (index, (input, ty)) in inputs.iter().zip(&self.param_types).enumerate() {
@@ -456,7 +468,9 @@ impl CpuFunc {
             }
         }
         // Result tensors the code writes in place.
-        let mut direct: Vec<Option<Tensor>> = vec![None; self.outputs.len()];
+        let mut direct = std::mem::take(&mut self.direct);
+        direct.clear();
+        direct.resize_with(self.outputs.len(), || None);
         for (k, ty) in self.output_types.iter().enumerate() {
             let Some(views) = &self.output_views[k] else { continue };
             let tensor = match spare.iter().position(|t| t.has_type(ty)) {
@@ -481,15 +495,14 @@ impl CpuFunc {
         // which is all the compiled code touches; the code never writes the
         // parameters' buffers, which may be the inputs' data.
         unsafe { self.execute() };
-        self.outputs
-            .iter()
-            .zip(&self.output_types)
-            .zip(direct)
-            .map(|((value, ty), direct)| {
+        outputs.clear();
+        outputs.extend(self.outputs.iter().zip(&self.output_types).zip(direct.drain(..)).map(
+            |((value, ty), direct)| {
                 // Safety: the buffer holds a value of type `ty` (see above).
                 direct.unwrap_or_else(|| unsafe { read_tensor(self.table[value.index()], ty) })
-            })
-            .collect()
+            },
+        ));
+        self.direct = direct;
     }
 
     /// Whether the code may use tensor data at `data` as a buffer: aligned

@@ -106,8 +106,14 @@ impl Tensor {
         Tensor { shape, data }
     }
     /// The single element of a scalar (or one-element) tensor, as f64.
+    /// The first element as f64 (the value of a scalar), read in place.
     pub fn scalar_value(&self) -> f64 {
-        self.to_f64_vec()[0]
+        match &self.data {
+            Data::F32(v) => v[0] as f64,
+            Data::F64(v) => v[0],
+            Data::I32(v) => v[0] as f64,
+            Data::Bool(v) => f64::from(u8::from(v[0])),
+        }
     }
     pub fn as_f32(&self) -> Option<&[f32]> {
         match &self.data {
