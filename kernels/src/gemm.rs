@@ -229,6 +229,33 @@ impl<T: GemmElem> Gemm<T> {
         T::with_scratch(mc * kc, |pack| unsafe { self.blocks(uk, pack, kc, mc, cols, rows) });
     }
 
+    /// Runs the whole product in `parts(max_parts)` parts, calling
+    /// `split(parts, run)` to spread them (`run(part, parts)` computes one)
+    /// when there is more than one. False without microkernels.
+    ///
+    /// # Safety
+    /// As `run_part`.
+    pub unsafe fn run_split(
+        &self,
+        max_parts: usize,
+        split: impl FnOnce(usize, &(dyn Fn(usize, usize) + Sync)),
+    ) -> bool {
+        if T::microkernels().is_none() {
+            return false;
+        }
+        let parts = self.parts(max_parts);
+        // Safety: this function's contract.
+        let run = |part: usize, parts: usize| unsafe {
+            self.run_part(part, parts);
+        };
+        if parts > 1 {
+            split(parts, &run);
+        } else {
+            run(0, 1);
+        }
+        true
+    }
+
     /// The loop nest over depth blocks, column blocks, row groups, panels.
     unsafe fn blocks(
         &self,
@@ -304,7 +331,16 @@ impl<T: GemmElem> Gemm<T> {
                 let row = unsafe { self.b.offset((p0 + p) as isize * self.b_rs + col0 as isize * self.b_cs) };
                 let out = &mut panel[p * mr..(p + 1) * mr];
                 if self.b_cs == 1 {
-                    out[..cols].copy_from_slice(unsafe { std::slice::from_raw_parts(row, cols) });
+                    // In fixed blocks of 16, which compile to vector moves
+                    // (a `copy_from_slice` of a row this short was a
+                    // `memmove` call per row).
+                    let src = unsafe { std::slice::from_raw_parts(row, cols) };
+                    let (mut dst16, mut src16) = (out[..cols].chunks_exact_mut(16), src.chunks_exact(16));
+                    for (d, s) in (&mut dst16).zip(&mut src16) {
+                        let s: &[T; 16] = s.try_into().expect("a block of 16");
+                        d.copy_from_slice(s);
+                    }
+                    dst16.into_remainder().copy_from_slice(src16.remainder());
                 } else {
                     for (r, o) in out[..cols].iter_mut().enumerate() {
                         *o = unsafe { *row.offset(r as isize * self.b_cs) };

@@ -349,6 +349,23 @@ pub(super) const TRANS_A: usize = 1;
 /// (row-major `[n, k]`).
 pub(super) const TRANS_B: usize = 2;
 
+/// Runs `product` on our GEMM driver (`kernels::gemm`), its parts spread
+/// over the host kernels' threads where `parallelism` allows; false (and
+/// nothing computed) where the CPU has no microkernels for it.
+///
+/// Safety: `product`'s pointers are valid for its shapes and strides, `c`
+/// overlaps neither operand.
+pub(super) unsafe fn run_gemm<T: kernels::gemm::GemmElem>(
+    product: &kernels::gemm::Gemm<T>,
+    parallelism: gemm::Parallelism,
+) -> bool {
+    let max_parts = match parallelism {
+        gemm::Parallelism::Rayon(t) => t,
+        _ => 1,
+    };
+    unsafe { product.run_split(max_parts, |parts, run| super::threads::for_each_part(parts, run)) }
+}
+
 macro_rules! matmul_routine {
     ($name:ident, $inner:ident, $t:ty) => {
         /// `c[m,n] = a[m,k] x b[k,n]`, row-major, where `trans` (`TRANS_A`,
@@ -415,24 +432,8 @@ macro_rules! matmul_routine {
                 b_cs: b_cs as isize,
                 c,
             };
-            let parts = match parallelism {
-                gemm::Parallelism::Rayon(t) => product.parts(t),
-                _ => 1,
-            };
-            let ran = if parts > 1 {
-                let ran = std::sync::atomic::AtomicBool::new(true);
-                super::threads::for_each_part(parts, |part, parts| {
-                    // Safety: the caller's buffers; parts write disjoint blocks of `c`.
-                    if !unsafe { product.run_part(part, parts) } {
-                        ran.store(false, std::sync::atomic::Ordering::Relaxed);
-                    }
-                });
-                ran.into_inner()
-            } else {
-                // Safety: as above.
-                unsafe { product.run_part(0, 1) }
-            };
-            if ran {
+            // Safety: the caller's buffers, of the sizes named.
+            if unsafe { run_gemm(&product, parallelism) } {
                 return;
             }
             // `c := 0 * c + 1 * (a x b)`, without reading `c`.
