@@ -138,6 +138,19 @@ impl HostHeld {
         }));
     }
 
+    /// After a failed call: puts the held inputs back and the fresh ones
+    /// into `fresh` (cleared first), so the holding stays usable.
+    pub(crate) fn restore(&mut self, holding: &Holding, inputs: &mut Vec<Tensor>, fresh: &mut Vec<Tensor>) {
+        fresh.clear();
+        for (i, t) in inputs.drain(..).enumerate() {
+            if holding.held[i] {
+                self.values[i] = Some(t);
+            } else {
+                fresh.push(t);
+            }
+        }
+    }
+
     /// Puts the held inputs back and the fresh ones into `fresh`, replaces
     /// the carried inputs with their new values, keeps the kept outputs,
     /// and moves the others into `returned` (both cleared first). Empties
@@ -150,14 +163,7 @@ impl HostHeld {
         fresh: &mut Vec<Tensor>,
         returned: &mut Vec<Tensor>,
     ) {
-        fresh.clear();
-        for (i, t) in inputs.drain(..).enumerate() {
-            if holding.held[i] {
-                self.values[i] = Some(t);
-            } else {
-                fresh.push(t);
-            }
-        }
+        self.restore(holding, inputs, fresh);
         let mut slots = std::mem::take(&mut self.slots);
         slots.clear();
         slots.extend(outputs.drain(..).map(Some));

@@ -310,8 +310,10 @@ impl Executable {
     /// taken for the call and given back after it (the same tensors, the
     /// caller's to refill), and `outputs` is cleared and filled with the
     /// returned outputs, the tensors it held (the caller's last outputs,
-    /// handed back) reused for them. On the CPU engines a steady-state call
-    /// then allocates nothing (`tests/alloc.rs`). Forgets a staged batch.
+    /// handed back) reused for them (after an error it is empty, and the
+    /// fresh inputs are given back still). On the CPU engines a
+    /// steady-state call then allocates nothing (`tests/alloc.rs`). Forgets
+    /// a staged batch.
     pub fn run_held_into(&mut self, fresh: &mut Vec<Tensor>, outputs: &mut Vec<Tensor>) -> Result<(), Error> {
         let holding = self.holding.take().ok_or_else(|| Error::Holding("run_held before hold".into()))?;
         let result = self.run_held_into_with(&holding, fresh, outputs);
@@ -350,12 +352,19 @@ impl Executable {
         let mut inputs = std::mem::take(&mut self.host_held.inputs);
         self.host_held.assemble_into(holding, fresh.drain(..), &mut inputs);
         let mut outputs = std::mem::take(&mut self.host_held.outputs);
-        match &mut self.engine {
+        let ran = match &mut self.engine {
             Engine::Jit(f) => {
                 let _flush = self.flush_denormals.then(denormals::FlushDenormals::new);
-                f.run_into(&inputs, &mut self.host_held.spare, &mut outputs)
+                f.run_into(&inputs, &mut self.host_held.spare, &mut outputs);
+                Ok(())
             }
-            _ => outputs = self.run_unchecked(&inputs)?,
+            _ => self.run_unchecked(&inputs).map(|o| outputs = o),
+        };
+        if let Err(e) = ran {
+            // The held values go back, the fresh inputs to the caller.
+            self.host_held.restore(holding, &mut inputs, fresh);
+            self.host_held.inputs = inputs;
+            return Err(e);
         }
         self.host_held.settle_into(holding, &mut inputs, &mut outputs, fresh, returned);
         self.host_held.inputs = inputs;

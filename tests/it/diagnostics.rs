@@ -165,6 +165,13 @@ trainer {
     let fine = own_optimizer("(p - lr * v, v)", "lr").replace("max_epochs = 1", "max_epochs = 1\n    log_lr = true");
     let (diags, sources) = jaxlightning::check_source("net.jl", &fine);
     assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &sources, false));
+    // A mistake inside the update is reported once, at the mistake (not
+    // also as what it made the update return).
+    let broken = own_optimizer("(p - lr * mse(v), v)", "lr");
+    let (diags, sources) = jaxlightning::check_source("net.jl", &broken);
+    let rendered = compiler::diagnostic::render_all(&diags, &sources, false);
+    assert_eq!(diags.len(), 1, "{rendered}");
+    assert!(rendered.contains("missing argument `target` of `mse`"), "{rendered}");
     let cases = [
         (base.replace("max_epochs = 1", "model = Nett()"), "unknown model `Nett`"),
         (

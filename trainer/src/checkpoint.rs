@@ -84,7 +84,7 @@ pub struct Checkpoint {
 }
 
 /// Every checkpoint error names the file.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("checkpoint {path}: {message}")]
 pub struct CheckpointError {
     pub path: String,

@@ -641,7 +641,7 @@ fn fit_prepared<'scope, 'env>(
                 }
                 logger.flush()?;
                 if stop_now {
-                    let saved = match &saver.written(&last_checkpoint)? {
+                    let saved = match &saver.last_good() {
                         Some(p) => format!("checkpoint {}; continue with --resume last", p.display()),
                         None => no_checkpoint(trainer_cfg.enable_checkpointing).to_string(),
                     };
@@ -673,7 +673,7 @@ fn fit_prepared<'scope, 'env>(
                     let call = std::time::Instant::now();
                     let outs = match step_exe.run_held_staging(fresh, next) {
                         Ok(outs) => outs,
-                        Err(e) => return Err(step_failed(e, global_step, &saver.written(&last_checkpoint)?)),
+                        Err(e) => return Err(step_failed(e, global_step, &saver.last_good())),
                     };
                     let mut outs = outs.into_iter();
                     step_time += call.elapsed();
@@ -683,14 +683,7 @@ fn fit_prepared<'scope, 'env>(
                     if let Some((name, value)) = bad_value(loss, &logs, grad_check) {
                         bar.abandon();
                         logger.flush()?;
-                        return Err(non_finite_error(
-                            &name,
-                            value,
-                            global_step,
-                            epoch,
-                            b,
-                            &saver.written(&last_checkpoint)?,
-                        ));
+                        return Err(non_finite_error(&name, value, global_step, epoch, b, &saver.last_good()));
                     }
                     loss_sum += loss;
                     for (s, v) in log_sums.iter_mut().zip(&logs) {
@@ -723,14 +716,7 @@ fn fit_prepared<'scope, 'env>(
                         if let Some((name, value)) = bad_value(loss, &logs, None) {
                             bar.abandon();
                             logger.flush()?;
-                            return Err(non_finite_error(
-                                &name,
-                                value,
-                                global_step,
-                                epoch,
-                                mb,
-                                &saver.written(&last_checkpoint)?,
-                            ));
+                            return Err(non_finite_error(&name, value, global_step, epoch, mb, &saver.last_good()));
                         }
                         loss_sum += loss;
                         w_loss += loss;
@@ -762,14 +748,7 @@ fn fit_prepared<'scope, 'env>(
                     if let Some((name, value)) = bad_value(w_loss / n, &logs, grad_check) {
                         bar.abandon();
                         logger.flush()?;
-                        return Err(non_finite_error(
-                            &name,
-                            value,
-                            global_step,
-                            epoch,
-                            end - 1,
-                            &saver.written(&last_checkpoint)?,
-                        ));
+                        return Err(non_finite_error(&name, value, global_step, epoch, end - 1, &saver.last_good()));
                     }
                     (w_loss / n, logs)
                 }
@@ -865,7 +844,7 @@ fn fit_prepared<'scope, 'env>(
                 global_step.saturating_sub(1),
                 epoch,
                 n_batches,
-                &saver.written(&last_checkpoint)?,
+                &saver.last_good(),
             ));
         }
         final_metrics = epoch_metrics;

@@ -9,8 +9,10 @@
 //! `last.safetensors`, then the files a callback ranked out are deleted. A
 //! failed write stops the writer: nothing newer is written and every file
 //! already on disk stays as it was. The loop gets that error at its next
-//! `save` or `written`, or at `finish`; messages that name a checkpoint
-//! (`written`) wait for the queue first, so the file they name exists.
+//! `save` or at `finish` (and at every later one). Messages that name the
+//! last good checkpoint (`last_good`: a run stopping on another error)
+//! wait for the queue first, so the file they name exists, and print a
+//! failed write beside their own error instead of replacing it.
 
 use crate::callback::{self, Callback};
 use crate::checkpoint::{self, CheckpointError, Meta};
@@ -60,7 +62,10 @@ impl<'a> Saver<'a> {
         callbacks: &[Box<dyn Callback>],
     ) -> Result<Option<PathBuf>, FitError> {
         self.writer.check()?;
-        if files.is_empty() && !last && remove.is_empty() {
+        if files.is_empty() && !last {
+            if !remove.is_empty() {
+                self.writer.send(Job::Write { bytes: Vec::new(), files: Vec::new(), remove: remove.to_vec() })?;
+            }
             return Ok(None);
         }
         let meta = Meta {
@@ -82,21 +87,21 @@ impl<'a> Saver<'a> {
         Ok(written)
     }
 
-    /// Waits until every queued save is on disk; then `last` (a path
-    /// `save` returned) names a complete file. A failed write is the error.
-    pub fn written(&self, last: &Option<PathBuf>) -> Result<Option<PathBuf>, FitError> {
-        self.finish()?;
-        Ok(last.clone())
+    /// Waits until every queued save is on disk. A failed write is the error.
+    pub fn finish(&self) -> Result<(), FitError> {
+        self.writer.drain()?;
+        self.writer.check()
     }
 
-    /// Waits until every queued save is on disk.
-    pub fn finish(&self) -> Result<(), FitError> {
-        let (done, wait) = mpsc::channel();
-        self.writer.send(Job::Flush(done))?;
-        if wait.recv().is_err() {
-            return Err(writer_gone(&self.dir));
+    /// For a run stopping on another error: waits for the queued saves,
+    /// then names the newest checkpoint file written whole. A failed write
+    /// is printed (not returned: the caller's error stays the error).
+    pub fn last_good(&self) -> Option<PathBuf> {
+        let drained = self.writer.drain();
+        if let Err(e) = drained.and_then(|()| self.writer.check()) {
+            eprintln!("error: {e}");
         }
-        self.writer.check()
+        self.writer.shared().last_good.clone()
     }
 }
 
@@ -107,11 +112,21 @@ enum Job {
     Flush(mpsc::Sender<()>),
 }
 
+/// What the writer thread reports back.
+#[derive(Default)]
+struct Shared {
+    /// The first failed write (the writer stops there).
+    failed: Option<CheckpointError>,
+    /// Whether the loop was told of `failed`.
+    reported: bool,
+    /// The newest file written whole.
+    last_good: Option<PathBuf>,
+}
+
 /// The writer thread and what it reports back.
 struct Writer {
     jobs: Option<SyncSender<Job>>,
-    /// The first failed write, until the loop takes it.
-    failed: Arc<Mutex<Option<CheckpointError>>>,
+    shared: Arc<Mutex<Shared>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -120,21 +135,42 @@ impl Writer {
         // One save queued while one is written: a loop that saves faster
         // than the disk takes waits, instead of holding copies in memory.
         let (jobs, queue) = mpsc::sync_channel(1);
-        let failed = Arc::new(Mutex::new(None));
-        let report = Arc::clone(&failed);
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let report = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("checkpoint-writer".into())
             .spawn(move || write_jobs(queue, report))
             .expect("cannot start the checkpoint writer thread");
-        Writer { jobs: Some(jobs), failed, thread: Some(thread) }
+        Writer { jobs: Some(jobs), shared, thread: Some(thread) }
     }
 
-    /// The first failed write, if any (once).
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The first failed write, if any: an error from then on (every later
+    /// save is dropped by the stopped writer).
     fn check(&self) -> Result<(), FitError> {
-        match self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(e) => Err(e.into()),
+        let mut shared = self.shared();
+        match shared.failed.clone() {
+            Some(e) => {
+                shared.reported = true;
+                Err(e.into())
+            }
             None => Ok(()),
         }
+    }
+
+    /// Waits until every job queued before is done.
+    fn drain(&self) -> Result<(), FitError> {
+        let (done, wait) = mpsc::channel();
+        self.send(Job::Flush(done))?;
+        wait.recv().map_err(|_| {
+            FitError::Checkpoint(CheckpointError {
+                path: String::new(),
+                message: "the checkpoint writer thread stopped before the queued saves were written".into(),
+            })
+        })
     }
 
     fn send(&self, job: Job) -> Result<(), FitError> {
@@ -150,16 +186,9 @@ impl Writer {
     }
 }
 
-fn writer_gone(dir: &std::path::Path) -> FitError {
-    FitError::Checkpoint(CheckpointError {
-        path: dir.display().to_string(),
-        message: "the checkpoint writer thread stopped before the queued saves were written".into(),
-    })
-}
-
 /// The writer thread: jobs in order until the loop drops its end; after a
 /// failure, writes nothing more (flushes are still answered).
-fn write_jobs(queue: Receiver<Job>, failed: Arc<Mutex<Option<CheckpointError>>>) {
+fn write_jobs(queue: Receiver<Job>, shared: Arc<Mutex<Shared>>) {
     let mut stopped = false;
     for job in queue {
         match job {
@@ -168,8 +197,8 @@ fn write_jobs(queue: Receiver<Job>, failed: Arc<Mutex<Option<CheckpointError>>>)
             }
             Job::Write { .. } if stopped => {}
             Job::Write { bytes, files, remove } => {
-                if let Err(e) = write_job(&bytes, &files, &remove) {
-                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                if let Err(e) = write_job(&bytes, &files, &remove, &shared) {
+                    shared.lock().unwrap_or_else(|p| p.into_inner()).failed = Some(e);
                     stopped = true;
                 }
             }
@@ -177,12 +206,18 @@ fn write_jobs(queue: Receiver<Job>, failed: Arc<Mutex<Option<CheckpointError>>>)
     }
 }
 
-fn write_job(bytes: &[u8], files: &[PathBuf], remove: &[PathBuf]) -> Result<(), CheckpointError> {
+fn write_job(
+    bytes: &[u8],
+    files: &[PathBuf],
+    remove: &[PathBuf],
+    shared: &Mutex<Shared>,
+) -> Result<(), CheckpointError> {
     for path in files {
         checkpoint::write_atomic(path, bytes).map_err(|e| CheckpointError {
             path: path.display().to_string(),
             message: checkpoint::write_error(&e, bytes.len()),
         })?;
+        shared.lock().unwrap_or_else(|p| p.into_inner()).last_good = Some(path.clone());
     }
     // Files a callback ranked out go after the new ones are written; one
     // already gone is no error.
@@ -205,7 +240,8 @@ impl Drop for Writer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        if let Some(e) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let shared = self.shared();
+        if let (Some(e), false) = (&shared.failed, shared.reported) {
             eprintln!("error: {e}");
         }
     }

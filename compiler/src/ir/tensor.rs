@@ -105,8 +105,8 @@ impl Tensor {
         };
         Tensor { shape, data }
     }
-    /// The single element of a scalar (or one-element) tensor, as f64.
-    /// The first element as f64 (the value of a scalar), read in place.
+    /// The single element of a scalar (or one-element) tensor, as f64
+    /// (the first element of a larger one), read in place.
     pub fn scalar_value(&self) -> f64 {
         match &self.data {
             Data::F32(v) => v[0] as f64,

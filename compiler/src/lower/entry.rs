@@ -944,6 +944,9 @@ impl Update<'_> {
             let res = el.call_fn(self.opt.update, None, args, update_decl.span);
             let items = match res {
                 Val::Tuple(items) if items.len() == 1 + n_states => items,
+                // A mistake inside the update (reported while elaborating
+                // it) is the error, not what it made the update return.
+                _ if el.diags.iter().any(Diagnostic::is_error) => return Err(dedup(std::mem::take(&mut el.diags))),
                 other => {
                     let mut diags = dedup(std::mem::take(&mut el.diags));
                     diags.push(
@@ -970,6 +973,7 @@ impl Update<'_> {
                             new_states.push(id)
                         }
                     }
+                    _ if el.diags.iter().any(Diagnostic::is_error) => return Err(dedup(std::mem::take(&mut el.diags))),
                     other => {
                         let mut diags = dedup(std::mem::take(&mut el.diags));
                         diags.push(

@@ -38,8 +38,9 @@ fn saves_land_in_order_and_whole_once_written() {
         last = saver.save(&[file], true, &remove, &at(step), &w, &[], &[]).unwrap();
     }
     assert_eq!(last, Some(dir.join("last.safetensors")));
-    let last = saver.written(&last).unwrap().unwrap();
-    assert_eq!(saved_step(&last), (5, 5.0));
+    saver.finish().unwrap();
+    assert_eq!(saver.last_good(), last);
+    assert_eq!(saved_step(&dir.join("last.safetensors")), (5, 5.0));
     for step in 2..=5 {
         assert_eq!(saved_step(&dir.join(format!("step={step}.safetensors"))), (step, step as f32 as f64));
     }
@@ -48,21 +49,39 @@ fn saves_land_in_order_and_whole_once_written() {
 }
 
 #[test]
-fn a_failed_write_stops_later_writes_and_is_the_next_saves_error() {
+fn a_failed_write_stops_later_writes_and_stays_the_error() {
     // The checkpoint directory is missing: the first write fails.
     let dir = temp_dir("fail");
     let names = names();
     let saver = Saver::new(dir.clone(), &names, crate::checkpoint::tests::meta());
     let w = [Tensor::scalar_f32(1.0)];
     saver.save(&["a.safetensors".into()], true, &[], &at(1), &w, &[], &[]).unwrap();
-    // Once the queue is drained, the failure is the next call's error, naming the file.
+    // Once the queue is drained, the failure is the error, naming the file.
     let err = saver.finish().unwrap_err().to_string();
     assert!(err.starts_with(&format!("checkpoint {}: cannot write ", dir.join("a.safetensors").display())), "{err}");
-    // Nothing is written after a failure, even where it now could be.
+    // And stays the error: no later save is written, even where it now could be.
     std::fs::create_dir_all(&dir).unwrap();
-    saver.save(&["b.safetensors".into()], true, &[], &at(2), &w, &[], &[]).unwrap();
-    saver.finish().unwrap();
+    let again = saver.save(&["b.safetensors".into()], true, &[], &at(2), &w, &[], &[]).unwrap_err();
+    assert_eq!(again.to_string(), err);
+    assert_eq!(saver.finish().unwrap_err().to_string(), err);
     assert!(!dir.join("b.safetensors").exists() && !dir.join("last.safetensors").exists());
+    assert_eq!(saver.last_good(), None, "nothing was written whole");
+}
+
+#[test]
+fn last_good_names_the_newest_whole_file_when_a_later_write_failed() {
+    let dir = temp_dir("last-good");
+    std::fs::create_dir_all(&dir).unwrap();
+    let names = names();
+    let saver = Saver::new(dir.clone(), &names, crate::checkpoint::tests::meta());
+    let w = [Tensor::scalar_f32(1.0)];
+    saver.save(&["a.safetensors".into()], false, &[], &at(1), &w, &[], &[]).unwrap();
+    // A name inside a missing directory: this save's write fails.
+    saver.save(&["missing/b.safetensors".into()], false, &[], &at(2), &w, &[], &[]).unwrap();
+    // A run stopping on another error names the newest whole file (the
+    // failed write is printed beside it, not returned).
+    assert_eq!(saver.last_good(), Some(dir.join("a.safetensors")));
+    assert!(saver.finish().is_err());
 }
 
 #[test]

@@ -88,14 +88,14 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self
     }
 
-    /// Ends the function; returns the loops outlined from it (when listing):
-    /// the instruction each computes, its machine code and its listing.
     /// Whether the code so far calls a host routine that may split its
     /// work over the host kernels' threads.
     pub(super) fn calls_threaded_routines(&self) -> bool {
         self.host_refs.keys().any(|h| h.uses_threads())
     }
 
+    /// Ends the function; returns the loops outlined from it (when listing):
+    /// the instruction each computes, its machine code and its listing.
     pub(super) fn finish(mut self) -> Vec<(usize, Vec<u8>, String)> {
         self.b.ins().return_(&[]);
         self.b.seal_all_blocks();
