@@ -50,7 +50,18 @@ fn check<T: GemmElem + From<f32> + Into<f64> + PartialEq + std::fmt::Debug>(eps:
 }
 
 fn check_on<T: GemmElem + From<f32> + Into<f64> + PartialEq + std::fmt::Debug>(uk: &Microkernels<T>, eps: f64) {
-    let shapes = [(1, 1, 1), (3, 5, 7), (64, 784, 256), (70, 1100, 130), (128, 256, 10), (7, 513, 65), (200, 3, 1)];
+    // Short c (b read in place where row-major) and tall c (b packed): more
+    // than `IN_PLACE_MAX_ROWS` rows.
+    let shapes = [
+        (1, 1, 1),
+        (3, 5, 7),
+        (64, 784, 256),
+        (70, 1100, 130),
+        (128, 256, 10),
+        (7, 513, 65),
+        (200, 3, 1),
+        (300, 37, 130),
+    ];
     for (m, k, n) in shapes {
         let a64 = values(m * k, 1 + m as u64);
         let b64 = values(k * n, 2 + n as u64);
