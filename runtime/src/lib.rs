@@ -243,8 +243,14 @@ impl Executable {
     /// a call that fails (its `next` is checked first: a rejected call
     /// stages nothing and leaves nothing staged).
     pub fn run_held_staging(&mut self, fresh: Fresh, next: Option<Vec<Tensor>>) -> Result<Vec<Tensor>, Error> {
+        self.with_holding(|exe, holding| exe.run_staging_with(holding, fresh, next))
+    }
+
+    /// Runs `call` with the holding lent out of `self` (it needs `self`
+    /// mutably too), put back afterwards whatever `call` returns.
+    fn with_holding<R>(&mut self, call: impl FnOnce(&mut Self, &Holding) -> Result<R, Error>) -> Result<R, Error> {
         let holding = self.holding.take().ok_or_else(|| Error::Holding("run_held before hold".into()))?;
-        let result = self.run_staging_with(&holding, fresh, next);
+        let result = call(self, &holding);
         self.holding = Some(holding);
         result
     }
@@ -315,10 +321,7 @@ impl Executable {
     /// steady-state call then allocates nothing (`tests/alloc.rs`). Forgets
     /// a staged batch.
     pub fn run_held_into(&mut self, fresh: &mut Vec<Tensor>, outputs: &mut Vec<Tensor>) -> Result<(), Error> {
-        let holding = self.holding.take().ok_or_else(|| Error::Holding("run_held before hold".into()))?;
-        let result = self.run_held_into_with(&holding, fresh, outputs);
-        self.holding = Some(holding);
-        result
+        self.with_holding(|exe, holding| exe.run_held_into_with(holding, fresh, outputs))
     }
 
     fn run_held_into_with(
