@@ -220,28 +220,37 @@ pub fn machine_code(func: &Func, options: &Options) -> Result<Vec<ChunkCode>, Co
     Ok(listing)
 }
 
+/// The IR as the backend compiles `func` (custom rules inlined, scans
+/// grouped, reductions placed), each line tagged with its schedule
+/// (`inlined`, `loop`, `hosted by %r`, `tiled into %r`, ...).
+pub fn schedule_listing(func: &Func, options: &Options) -> Result<String, CodegenError> {
+    let (func, sched) = scheduled(func, options)?;
+    Ok(schedule::annotated(&func, &sched))
+}
+
+/// `func` checked and prepared for code generation, and its schedule.
+fn scheduled(func: &Func, options: &Options) -> Result<(Func, schedule::Schedule), CodegenError> {
+    ir::verify::verify(func).map_err(CodegenError::InvalidFunc)?;
+    // A custom derivative rule matters only to autodiff: run the function.
+    let inlined = ir::custom_vjp::inline_rules(func);
+    check_supported(&inlined)?;
+    // Sibling scans adjacent, so that each loop runs once (`scan.rs`).
+    let grouped = ir::scan::group_siblings(&ir::scan_prune::tidy(&inlined));
+    // Reductions before the loops they can host (`reduction_order.rs`).
+    let func =
+        if options.horizontal_fusion { reduction_order::place_reductions_before_siblings(&grouped) } else { grouped };
+    let wide_math = options.wide_math && vmath_x16::available();
+    let sched = schedule::schedule(&func, options.inline_math, options.horizontal_fusion, wide_math);
+    Ok((func, sched))
+}
+
 fn compile_listing(
     func: &Func,
     options: &Options,
     mut listing: Option<&mut Vec<ChunkCode>>,
 ) -> Result<CpuFunc, CodegenError> {
-    ir::verify::verify(func).map_err(CodegenError::InvalidFunc)?;
-    // A custom derivative rule matters only to autodiff: run the function.
-    let inlined = ir::custom_vjp::inline_rules(func);
-    let func = &inlined;
-    check_supported(func)?;
-    // Sibling scans adjacent, so that each loop runs once (`scan.rs`).
-    let grouped = ir::scan::group_siblings(&ir::scan_prune::tidy(func));
-    // Reductions before the loops they can host (`reduction_order.rs`).
-    let placed;
-    let func = if options.horizontal_fusion {
-        placed = reduction_order::place_reductions_before_siblings(&grouped);
-        &placed
-    } else {
-        &grouped
-    };
-    let wide_math = options.wide_math && vmath_x16::available();
-    let sched = schedule::schedule(func, options.inline_math, options.horizontal_fusion, wide_math);
+    let (prepared, sched) = scheduled(func, options)?;
+    let func = &prepared;
     let plan = plan::plan(func, &sched);
     // For profiles: the IR as compiled, each line tagged with its schedule.
     if let Some(path) = std::env::var_os("JLC_SCHEDULE_DUMP") {

@@ -1065,6 +1065,7 @@ fn with_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
     result
 }
 
+mod blocked_sums;
 mod differential;
 mod inline_math;
 mod parallel_loops;

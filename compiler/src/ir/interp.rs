@@ -419,6 +419,17 @@ fn gather_by(src: &Tensor, shape: &Shape, index_map: impl Fn(&[usize]) -> usize)
 
 fn reduce(x: &Tensor, axes: &[usize], ty: &Type, is_max: bool) -> Tensor {
     let src = &x.shape;
+    if let (false, Some(n)) = (is_max, super::sum_order::blocked_run(x.dtype(), src.dims(), axes)) {
+        // Each output's run is consecutive in the source: output o sums
+        // elements o*n .. (o+1)*n, in the blocked order.
+        let lanes = super::sum_order::lanes(x.dtype());
+        let data = match &x.data {
+            Data::F32(v) => Data::F32(v.chunks(n).map(|run| super::sum_order::blocked_sum(run, lanes)).collect()),
+            Data::F64(v) => Data::F64(v.chunks(n).map(|run| super::sum_order::blocked_sum(run, lanes)).collect()),
+            other => unreachable!("blocked sums are float: {other:?}"),
+        };
+        return Tensor { shape: ty.shape.clone(), data };
+    }
     let out_strides = ty.shape.strides();
     // For each source element (row-major), the flat index of its output element.
     let kept: Vec<usize> = (0..src.rank()).filter(|d| !axes.contains(d)).collect();

@@ -17,6 +17,7 @@ pub mod parse;
 pub mod precision;
 pub mod scan;
 pub mod scan_prune;
+pub mod sum_order;
 pub mod tensor;
 pub mod text;
 pub mod threefry;

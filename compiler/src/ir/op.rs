@@ -83,6 +83,8 @@ pub enum Op {
         perm: Vec<usize>,
     },
     /// Sum over `axes`, which are removed from the shape. Invariant: sorted, unique.
+    /// Floats add in row-major order, except long consecutive runs, which
+    /// add in the blocked order of `sum_order`.
     ReduceSum {
         axes: Vec<usize>,
     },

@@ -18,8 +18,9 @@ use super::kernels::{HostFn, HostSig};
 use super::schedule::{self, Leaf, Schedule};
 use super::vmath;
 use super::CodegenError;
-use crate::ir::{DType, Func, Op, Tensor};
+use crate::ir::{sum_order, DType, Func, Op, Tensor};
 
+mod blocked_sum;
 mod parallel;
 
 /// Every pointer and loop counter is a 64-bit integer (`compile` checks the
@@ -599,23 +600,29 @@ impl<'a, 'm> Emitter<'a, 'm> {
     /// A reduction, with the wide root tiled into its loop if any.
     fn emit_reduce_tiled(&mut self, index: usize, kind: ReduceKind) -> Result<(), CodegenError> {
         let partner = (0..self.func.insts.len()).find(|&a| self.sched.tiled[a] == Some(index));
-        let tile = match partner {
-            Some(a) => {
-                let routine = self.host_ref(wide_routine(&self.func.insts[a].op))?;
-                Some(self.fused_loop(a, Some(routine)))
+        if partner.is_none() {
+            if let Some(rows) = self.parallel_reduce_split(index) {
+                return self.emit_reduce_parallel(index, kind, rows);
             }
-            None => {
-                if let Some(rows) = self.parallel_reduce_split(index) {
-                    return self.emit_reduce_parallel(index, kind, rows);
-                }
-                if let Some(run) = self.parallel_run_split(index, kind) {
-                    return self.emit_reduce_run_parallel(index, kind, run);
-                }
-                None
+        }
+        // A tiled pair splits with its reduction only when that is a
+        // blocked sum (a tiled maximum has not been seen: it stays whole).
+        if partner.is_none() || blocked_run(self.func, index).is_some() {
+            if let Some(run) = self.parallel_run_split(index, kind) {
+                return self.emit_reduce_run_parallel(index, kind, run, partner);
             }
-        };
+        }
+        let tile = self.tile_loop(partner)?;
         self.emit_reduce(index, kind, tile, None);
         Ok(())
+    }
+
+    /// The loop of tiled root `tiled` (`Schedule::tiled`), with its routine
+    /// and walker bases in the function being emitted.
+    fn tile_loop(&mut self, tiled: Option<usize>) -> Result<Option<(FusedLoop, Vec<clif::Value>)>, CodegenError> {
+        let Some(a) = tiled else { return Ok(None) };
+        let routine = self.host_ref(wide_routine(&self.func.insts[a].op))?;
+        Ok(Some(self.fused_loop(a, Some(routine))))
     }
 
     /// `tile`: a tiled wide root's loop and walker bases (`tiled_pairs`),
@@ -731,6 +738,44 @@ impl<'a, 'm> Emitter<'a, 'm> {
         // chains interleaved: each row's order is unchanged, and the adds
         // of different rows overlap instead of waiting on one another.
         let order_free = matches!(kind, ReduceKind::Max | ReduceKind::Min);
+        if let Some(n_run) = blocked_run(func, index) {
+            // A long sum per output: `blocked_sum.rs`, in `sum_order`'s
+            // order; a part run by a thread is one unit of it.
+            let unit = run.map_or_else(|| sum_order::unit_len(n_run), |(count, _, _)| count);
+            let code = blocked_sum::BlockedSum { tree, siblings, dtype, n_walk, unit };
+            let b = &mut self.b;
+            match walk.vector.clone() {
+                Some((n, steps, lanes)) => {
+                    let tile = tile.as_ref();
+                    // The tile's walkers, at the part's first element, go first.
+                    let mut tile_ptrs: Vec<clif::Value> = tile.map_or(vec![], |(_, bases)| bases.clone());
+                    let tile_steps: Vec<i64> = tile.map_or(vec![], |(fused, _)| fused.inner_steps().to_vec());
+                    if let Some((_, first, _)) = run {
+                        for (base, &step) in tile_ptrs.iter_mut().zip(&tile_steps) {
+                            let offset = b.ins().imul_imm_s(first, step);
+                            *base = b.ins().iadd(*base, offset);
+                        }
+                    }
+                    assert!(tile.is_none() || walk.outer_dims.is_empty(), "a tiled sum has one output");
+                    let all_steps: Vec<i64> =
+                        tile_steps.iter().chain(&steps).copied().chain(std::iter::once(0)).collect();
+                    emit_nest(b, &walk.outer_dims, &walk.outer_strides, &bases, &[], &mut |b, ptrs, _| {
+                        let ptrs: Vec<clif::Value> = tile_ptrs.iter().chain(ptrs).copied().collect();
+                        code.emit_vector_run(b, &ptrs, &all_steps, n, lanes, tile);
+                        vec![]
+                    });
+                }
+                None => {
+                    assert!(tile.is_none(), "a tiled sum runs as vectors");
+                    let slot = blocked_sum::partials_slot(b, dtype);
+                    emit_nest(b, &walk.outer_dims, &walk.outer_strides, &bases, &[], &mut |b, ptrs, _| {
+                        code.emit_scalar_run(b, ptrs, &walk.inner_dims, &walk.inner_strides, slot);
+                        vec![]
+                    });
+                }
+            }
+            return;
+        }
         if let Some((n, steps, lanes)) = walk.vector.clone() {
             let vector_steps: Vec<i64> = steps.iter().map(|&s| s * lanes as i64).collect();
             let vector_ty = ty.by(lanes as u32).expect("16-byte vectors");
@@ -954,6 +999,16 @@ pub(super) struct ReduceWalk {
     /// kept) and the innermost outer dim runs as vectors of `lanes`
     /// outputs.
     outer_vector: Option<usize>,
+}
+
+/// The run length of reduction `index` when it is a float sum in the
+/// blocked order (`ir::sum_order`).
+pub(super) fn blocked_run(func: &Func, index: usize) -> Option<usize> {
+    let inst = &func.insts[index];
+    match &inst.op {
+        Op::ReduceSum { axes } => sum_order::blocked_run(inst.ty.dtype, func.ty(inst.args[0]).shape.dims(), axes),
+        _ => None,
+    }
 }
 
 /// The 512-bit routine of an inline math op (`vmath_x16.rs`).

@@ -26,6 +26,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::Module;
 
 use super::{advance, emit_nest, CodegenError, Emitter, HostFn, ReduceKind, ReducePart, PTR, WIDE_CHUNK};
+use crate::ir::sum_order;
 
 /// Elements from which a fused loop is outlined: below, rayon's dispatch
 /// (a few microseconds) is a large part of the loop's time.
@@ -110,14 +111,18 @@ impl Emitter<'_, '_> {
         (units >= 2).then_some(RowSplit { units, rows })
     }
 
-    /// How to split a full maximum or minimum (one output) over threads:
-    /// its one contiguous run in `units` units of `unit` elements (`UNIT`
-    /// or a multiple: at most `MAX_RUN_UNITS` of them) and a tail of
-    /// `rest`, each reduced into a partial result of its own: `(units,
-    /// unit, rest)`; `None` for a sum (its order is the
-    /// interpreter's), a small run, or a run that is not contiguous.
+    /// How to split a full maximum, minimum or blocked sum (one output)
+    /// over threads: its one contiguous run in `units` units of `unit`
+    /// elements (`UNIT` or a multiple: at most `MAX_RUN_UNITS` of them)
+    /// and a tail of `rest`, each reduced into a partial result of its
+    /// own: `(units, unit, rest)`; `None` for a sum in the interpreter's
+    /// serial order, a small run, or a run that is not contiguous.
     pub(super) fn parallel_run_split(&self, index: usize, kind: ReduceKind) -> Option<(usize, usize, usize)> {
-        if !self.parallel_loops || kind == ReduceKind::Sum || self.func.insts[index].ty.shape.num_elements() != 1 {
+        if !self.parallel_loops || self.func.insts[index].ty.shape.num_elements() != 1 {
+            return None;
+        }
+        let blocked = super::blocked_run(self.func, index).is_some();
+        if kind == ReduceKind::Sum && !blocked {
             return None;
         }
         let walk = super::reduce_walk(self.func, self.sched, index);
@@ -125,26 +130,31 @@ impl Emitter<'_, '_> {
         if !walk.outer_dims.is_empty() || n < PARALLEL_MIN_ELEMENTS {
             return None;
         }
-        let unit = UNIT * n.div_ceil(UNIT * MAX_RUN_UNITS);
+        // A blocked sum's units are those of its order (the same lengths).
+        let unit = if blocked { sum_order::unit_len(n) } else { UNIT * n.div_ceil(UNIT * MAX_RUN_UNITS) };
         let (units, rest) = (n / unit, n % unit);
         if units < 2 {
             return None;
         }
-        // A tail shorter than a vector joins the last unit (the loop's rows
-        // hold at least one vector).
-        let units = if rest > 0 && rest < lanes { units - 1 } else { units };
+        // A maximum's tail shorter than a vector joins the last unit (the
+        // loop's rows hold at least one vector); a sum's stays a unit.
+        let units = if rest > 0 && rest < lanes && !blocked { units - 1 } else { units };
         Some((units, unit, n - units * unit))
     }
 
-    /// A full maximum or minimum on threads: each part reduces its units of
-    /// the run into partial results (the last part also the rest), then
-    /// this thread combines them in unit order. A maximum or minimum has no
-    /// order, so the result is the single loop's, bitwise.
+    /// A full maximum, minimum or blocked sum on threads: each part reduces
+    /// its units of the run into partial results (the last part also the
+    /// rest), then this thread combines them in unit order. A maximum or
+    /// minimum has no order, and a blocked sum adds its units' sums in
+    /// unit order to 0.0, so the result is the single loop's, bitwise.
+    /// `tiled`: the wide root run chunk by chunk inside the sum's loop
+    /// (`emit::tiled_pairs`), each part running it on its own units.
     pub(super) fn emit_reduce_run_parallel(
         &mut self,
         index: usize,
         kind: ReduceKind,
         (units, unit, rest): (usize, usize, usize),
+        tiled: Option<usize>,
     ) -> Result<(), CodegenError> {
         let dtype = self.func.insts[index].ty.dtype;
         let size = dtype.size_bytes();
@@ -161,35 +171,48 @@ impl Emitter<'_, '_> {
                 let first_element = part.b.ins().imul_imm_s(u, unit as i64);
                 let out_offset = part.b.ins().imul_imm_s(u, size as i64);
                 let out = part.b.ins().iadd(partials, out_offset);
-                part.emit_reduce(index, kind, None, Some(ReducePart::Run { count: unit, first: first_element, out }));
-            });
+                let tile = part.tile_loop(tiled)?;
+                part.emit_reduce(index, kind, tile, Some(ReducePart::Run { count: unit, first: first_element, out }));
+                Ok(())
+            })?;
             if rest > 0 {
                 // The last part also reduces the elements after the last unit.
+                let mut failed = Ok(());
                 part.emit_in_last_part(index_value, parts, &mut |part| {
                     let first_element = part.b.ins().iconst(PTR, (units * unit) as i64);
                     let out = part.b.ins().iadd_imm_s(partials, (units * size) as i64);
-                    part.emit_reduce(
-                        index,
-                        kind,
-                        None,
-                        Some(ReducePart::Run { count: rest, first: first_element, out }),
-                    );
+                    match part.tile_loop(tiled) {
+                        Ok(tile) => part.emit_reduce(
+                            index,
+                            kind,
+                            tile,
+                            Some(ReducePart::Run { count: rest, first: first_element, out }),
+                        ),
+                        Err(e) => failed = Err(e),
+                    }
                 });
+                failed?;
             }
             Ok(())
         })?;
         // Combine the partial results in unit order into the output.
         let ty = super::clif_type(dtype);
         let flags = clif::MemFlagsData::trusted();
-        let mut acc = self.b.ins().load(ty, flags, partials, 0);
-        for k in 1..slots {
+        // A sum adds its units' sums to 0.0 (as the single loop adds them
+        // to its output's 0.0); a maximum or minimum starts at the first.
+        let (mut acc, first) = match kind {
+            ReduceKind::Sum => (super::float_const(&mut self.b, dtype, 0.0), 0),
+            _ => (self.b.ins().load(ty, flags, partials, 0), 1),
+        };
+        for k in first..slots {
             let value = self.b.ins().load(ty, flags, partials, (k * size) as i32);
             acc = match (kind, dtype.is_float()) {
                 (ReduceKind::Max, true) => self.b.ins().fmax(acc, value),
                 (ReduceKind::Min, true) => self.b.ins().fmin(acc, value),
                 (ReduceKind::Max, false) => self.b.ins().smax(acc, value),
                 (ReduceKind::Min, false) => self.b.ins().smin(acc, value),
-                (ReduceKind::Sum, _) => unreachable!("sums keep the interpreter's order"),
+                (ReduceKind::Sum, true) => self.b.ins().fadd(acc, value),
+                (ReduceKind::Sum, false) => unreachable!("integer sums are not blocked"),
             };
         }
         let dst = self.base(index);
@@ -211,8 +234,8 @@ impl Emitter<'_, '_> {
             part.emit_unit_loop(first, end, &mut |part, unit| {
                 let first_row = part.b.ins().imul_imm_s(unit, split.rows as i64);
                 part.emit_reduce(index, kind, None, Some(ReducePart::Rows { count: split.rows, first: first_row }));
-            });
-            Ok(())
+                Ok(())
+            })
         })
     }
 
@@ -235,19 +258,20 @@ impl Emitter<'_, '_> {
         &mut self,
         first: clif::Value,
         end: clif::Value,
-        body: &mut dyn FnMut(&mut Emitter, clif::Value),
-    ) {
+        body: &mut dyn FnMut(&mut Emitter, clif::Value) -> Result<(), CodegenError>,
+    ) -> Result<(), CodegenError> {
         let header = self.b.create_block();
         let unit = self.b.append_block_param(header, PTR);
         let exit = self.b.create_block();
         let any = self.b.ins().icmp(IntCC::UnsignedLessThan, first, end);
         self.b.ins().brif(any, header, &[BlockArg::from(first)], exit, &[]);
         self.b.switch_to_block(header);
-        body(self, unit);
+        body(self, unit)?;
         let next = self.b.ins().iadd_imm_s(unit, 1);
         let more = self.b.ins().icmp(IntCC::UnsignedLessThan, next, end);
         self.b.ins().brif(more, header, &[BlockArg::from(next)], exit, &[]);
         self.b.switch_to_block(exit);
+        Ok(())
     }
 
     /// Outlines `body` (given the new function's emitter, its `part` and
