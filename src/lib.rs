@@ -285,7 +285,9 @@ fn asm_text(func: &compiler::ir::Func) -> Result<String, String> {
         chunks.len()
     );
     for (k, chunk) in chunks.iter().enumerate() {
-        let what = if chunk.outlined {
+        let what = if chunk.wide {
+            format!("the 512-bit kernel of instruction %{}'s loop", chunk.insts.start)
+        } else if chunk.outlined {
             format!("the loop of instruction %{}, run in parts on threads", chunk.insts.start)
         } else {
             format!("instructions %{}..%{}", chunk.insts.start, chunk.insts.end)

@@ -56,6 +56,7 @@ mod siblings;
 pub mod threads;
 pub(crate) mod vmath;
 pub(crate) mod vmath_x16;
+mod wide;
 
 use std::mem::ManuallyDrop;
 
@@ -178,12 +179,23 @@ pub struct Options {
     /// host kernels' threads (`emit/parallel.rs`), bitwise the same results;
     /// false: every loop inline on the calling thread.
     pub parallel_loops: bool,
+    /// On hosts with AVX-512F: fused f32 loops (elementwise rows and long
+    /// sums) whose trees the wide encoder covers run as 512-bit machine
+    /// code (`wide.rs`), bitwise the same results; false: Cranelift's
+    /// 128-bit loops only.
+    pub wide_loops: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { inline_math: true, horizontal_fusion: true, wide_math: true, parallel_loops: true }
+        Options { inline_math: true, horizontal_fusion: true, wide_math: true, parallel_loops: true, wide_loops: true }
     }
+}
+
+/// Whether this host runs wide loops (`Options::wide_loops`): AVX-512F,
+/// BMI2 and FMA.
+pub fn wide_available() -> bool {
+    wide::available()
 }
 
 /// Compiles `func` for the host CPU with the default `Options`.
@@ -206,6 +218,9 @@ pub fn compile_with(func: &Func, options: &Options) -> Result<CpuFunc, CodegenEr
 pub struct ChunkCode {
     pub insts: std::ops::Range<usize>,
     pub outlined: bool,
+    /// A 512-bit kernel of a fused loop (`wide.rs`), called by the code
+    /// listed after it; its text is its bytes in hex.
+    pub wide: bool,
     pub bytes: Vec<u8>,
     /// Cranelift's listing of the code (its VCode text).
     pub text: String,
@@ -240,7 +255,8 @@ fn scheduled(func: &Func, options: &Options) -> Result<(Func, schedule::Schedule
     let func =
         if options.horizontal_fusion { reduction_order::place_reductions_before_siblings(&grouped) } else { grouped };
     let wide_math = options.wide_math && vmath_x16::available();
-    let sched = schedule::schedule(&func, options.inline_math, options.horizontal_fusion, wide_math);
+    let mut sched = schedule::schedule(&func, options.inline_math, options.horizontal_fusion, wide_math);
+    sched.wide_loops = options.wide_loops && wide::available();
     Ok((func, sched))
 }
 
@@ -324,12 +340,14 @@ fn compile_listing(
             emitter.finish()
         };
         // Loops outlined to run on threads, listed before their caller.
-        for (index, bytes, text) in outlined {
+        for emit::Listed { index, bytes, text, wide } in outlined {
             if disasm_path.is_some() {
-                disasm.push_str(&format!("; loop of instruction {index}, run in parts on threads\n{text}\n"));
+                let what = if wide { "512-bit kernel of the loop" } else { "loop" };
+                let threads = if wide { "" } else { ", run in parts on threads" };
+                disasm.push_str(&format!("; {what} of instruction {index}{threads}\n{text}\n"));
             }
             if let Some(listing) = listing.as_deref_mut() {
-                listing.push(ChunkCode { insts: index..index + 1, outlined: true, bytes, text });
+                listing.push(ChunkCode { insts: index..index + 1, outlined: !wide, wide, bytes, text });
             }
         }
         module.define_function(func_id, &mut ctx)?;
@@ -342,6 +360,7 @@ fn compile_listing(
                 listing.push(ChunkCode {
                     insts: start..stop,
                     outlined: false,
+                    wide: false,
                     bytes: code.code_buffer().to_vec(),
                     text,
                 });

@@ -1070,6 +1070,7 @@ mod differential;
 mod inline_math;
 mod parallel_loops;
 mod transformer;
+mod wide_loops;
 
 // ---------------------------------------------------------------- windowed ops
 

@@ -22,6 +22,7 @@ use crate::ir::{sum_order, DType, Func, Op, Tensor};
 
 mod blocked_sum;
 mod parallel;
+mod wide_tree;
 
 /// Every pointer and loop counter is a 64-bit integer (`compile` checks the
 /// host's pointer width).
@@ -32,9 +33,23 @@ const PTR: clif::Type = types::I64;
 /// stored and the routine finds in L1.
 const WIDE_CHUNK: usize = 1024;
 
+/// Rows shorter than this stay in Cranelift's code: a wide kernel's call
+/// (a pointer table, the call, a masked tail) costs more than it saves.
+const WIDE_MIN_ROW: usize = 32;
+
 /// A loop body: gets the current pointers and carried values, returns the
 /// next carried values.
 type Body<'a> = &'a mut dyn FnMut(&mut FunctionBuilder, &[clif::Value], &[clif::Value]) -> Vec<clif::Value>;
+
+/// Machine code defined apart from a chunk's own function, for listings.
+pub(super) struct Listed {
+    /// The instruction whose loop it is.
+    pub(super) index: usize,
+    pub(super) bytes: Vec<u8>,
+    pub(super) text: String,
+    /// A 512-bit kernel (`cpu/wide.rs`); else a loop outlined onto threads.
+    pub(super) wide: bool,
+}
 
 pub(super) struct Emitter<'a, 'm> {
     b: FunctionBuilder<'a>,
@@ -49,8 +64,9 @@ pub(super) struct Emitter<'a, 'm> {
     /// Whether large fused loops run on threads (`cpu::Options::parallel_loops`).
     parallel_loops: bool,
     /// The machine code and listing of the loops outlined so far
-    /// (`parallel.rs`), with the instruction each computes.
-    outlined: Vec<(usize, Vec<u8>, String)>,
+    /// (`parallel.rs`) and of the wide kernels (`cpu/wide.rs`), with the
+    /// instruction each computes.
+    outlined: Vec<Listed>,
 }
 
 impl<'a, 'm> Emitter<'a, 'm> {
@@ -95,9 +111,9 @@ impl<'a, 'm> Emitter<'a, 'm> {
         self.host_refs.keys().any(|h| h.uses_threads())
     }
 
-    /// Ends the function; returns the loops outlined from it (when listing):
-    /// the instruction each computes, its machine code and its listing.
-    pub(super) fn finish(mut self) -> Vec<(usize, Vec<u8>, String)> {
+    /// Ends the function; returns the loops outlined from it and the wide
+    /// kernels it calls (when listing).
+    pub(super) fn finish(mut self) -> Vec<Listed> {
         self.b.ins().return_(&[]);
         self.b.seal_all_blocks();
         let config = self.module.target_config();
@@ -288,7 +304,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
         }
         let wide = wide.map(|host| self.host_ref(host)).transpose()?;
         let (func, sched) = (self.func, self.sched);
-        let (fused, bases) = self.fused_loop(root, wide);
+        let (fused, bases) = self.fused_loop(root, wide)?;
         let Some((&inner, outer_dims)) = fused.dims.split_last() else {
             // One element.
             let res = fused.tree(func, sched, 1, &[]).eval(&mut self.b, &bases);
@@ -305,14 +321,56 @@ impl<'a, 'm> Emitter<'a, 'm> {
 
     /// The walkers and trees of the fused loop rooted at `root`, and the
     /// base pointers of its walkers (leaves, the root, its guests).
-    fn fused_loop(&mut self, root: usize, wide: Option<FuncRef>) -> (FusedLoop, Vec<clif::Value>) {
-        let fused = self.fused_plan(root, wide);
+    fn fused_loop(
+        &mut self,
+        root: usize,
+        wide: Option<FuncRef>,
+    ) -> Result<(FusedLoop, Vec<clif::Value>), CodegenError> {
+        let mut fused = self.fused_plan(root, wide);
+        fused.kernel = self.row_kernel(&fused)?;
         let mut bases: Vec<clif::Value> = fused.leaves.iter().map(|leaf| self.base(leaf.value)).collect();
         bases.push(self.base(root));
         for &guest in &fused.guests {
             bases.push(self.base(guest));
         }
-        (fused, bases)
+        Ok((fused, bases))
+    }
+
+    /// The 512-bit kernel of `fused`'s rows (`cpu/wide.rs`), when wide loops
+    /// are on, its rows hold at least `WIDE_MIN_ROW` elements and its tree
+    /// has a wide form.
+    fn row_kernel(&mut self, fused: &FusedLoop) -> Result<Option<FuncRef>, CodegenError> {
+        let (func, sched) = (self.func, self.sched);
+        if !sched.wide_loops || fused.dims.last().is_none_or(|&inner| inner < WIDE_MIN_ROW) {
+            return Ok(None);
+        }
+        let inner_steps = fused.inner_steps();
+        let tree = fused.tree(func, sched, 1, inner_steps);
+        let Some(program) = wide_tree::program(&tree, &[], wide_tree::RootUse::Store(fused.out_at)) else {
+            return Ok(None);
+        };
+        self.wide_kernel(fused.root, &program, inner_steps.len())
+    }
+
+    /// `program`'s machine code (`wide::encode`) defined as a function of
+    /// the module, referenced from the function being emitted; `None` when
+    /// it does not encode.
+    fn wide_kernel(
+        &mut self,
+        index: usize,
+        program: &super::wide::Program,
+        walkers: usize,
+    ) -> Result<Option<FuncRef>, CodegenError> {
+        let Some(bytes) = super::wide::encode(program, walkers) else { return Ok(None) };
+        let mut sig = self.module.make_signature();
+        sig.params.extend([AbiParam::new(PTR); 3]);
+        let id = self.module.declare_anonymous_function(&sig)?;
+        self.module.define_function_bytes(id, 64, &bytes, &[])?;
+        if self.listing {
+            let text = bytes.chunks(16).map(|line| format!("  {:02x?}\n", line)).collect();
+            self.outlined.push(Listed { index, bytes, text, wide: true });
+        }
+        Ok(Some(self.module.declare_func_in_func(id, self.b.func)))
     }
 
     /// The walkers, merged dims and trees of the fused loop rooted at `root`
@@ -350,7 +408,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             }
             None => 1,
         };
-        FusedLoop { root, leaves, guests, dims, strides, out_at, tree_root, evaluate_root, lanes, wide }
+        FusedLoop { root, leaves, guests, dims, strides, out_at, tree_root, evaluate_root, lanes, wide, kernel: None }
     }
 
     /// Exp, Log, Tanh, Pow: one call to a host routine for the whole array.
@@ -613,8 +671,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             }
         }
         let tile = self.tile_loop(partner)?;
-        self.emit_reduce(index, kind, tile, None);
-        Ok(())
+        self.emit_reduce(index, kind, tile, None)
     }
 
     /// The loop of tiled root `tiled` (`Schedule::tiled`), with its routine
@@ -622,7 +679,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
     fn tile_loop(&mut self, tiled: Option<usize>) -> Result<Option<(FusedLoop, Vec<clif::Value>)>, CodegenError> {
         let Some(a) = tiled else { return Ok(None) };
         let routine = self.host_ref(wide_routine(&self.func.insts[a].op))?;
-        Ok(Some(self.fused_loop(a, Some(routine))))
+        Ok(Some(self.fused_loop(a, Some(routine))?))
     }
 
     /// `tile`: a tiled wide root's loop and walker bases (`tiled_pairs`),
@@ -634,7 +691,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
         kind: ReduceKind,
         tile: Option<(FusedLoop, Vec<clif::Value>)>,
         part: Option<ReducePart>,
-    ) {
+    ) -> Result<(), CodegenError> {
         let (rows, run) = match part {
             Some(ReducePart::Rows { count, first }) => (Some((count, first)), None),
             Some(ReducePart::Run { count, first, out }) => (None, Some((count, first, out))),
@@ -681,7 +738,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             vec![]
         });
         if src_ty.shape.num_elements() == 0 {
-            return;
+            return Ok(());
         }
 
         let root = inst.args[0].index();
@@ -742,7 +799,18 @@ impl<'a, 'm> Emitter<'a, 'm> {
             // A long sum per output: `blocked_sum.rs`, in `sum_order`'s
             // order; a part run by a thread is one unit of it.
             let unit = run.map_or_else(|| sum_order::unit_len(n_run), |(count, _, _)| count);
-            let code = blocked_sum::BlockedSum { tree, siblings, dtype, n_walk, unit };
+            // The sum's elements as a 512-bit kernel where the tree allows.
+            let kernel = match &walk.vector {
+                Some((_, steps, _)) if sched.wide_loops => {
+                    let wide = Tree { inner_steps: steps, ..tree };
+                    match wide_tree::program(&wide, siblings, wide_tree::RootUse::Accumulate) {
+                        Some(program) => self.wide_kernel(index, &program, n_walk)?,
+                        None => None,
+                    }
+                }
+                _ => None,
+            };
+            let code = blocked_sum::BlockedSum { tree, siblings, dtype, n_walk, unit, kernel };
             let b = &mut self.b;
             match walk.vector.clone() {
                 Some((n, steps, lanes)) => {
@@ -774,7 +842,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                     });
                 }
             }
-            return;
+            return Ok(());
         }
         if let Some((n, steps, lanes)) = walk.vector.clone() {
             let vector_steps: Vec<i64> = steps.iter().map(|&s| s * lanes as i64).collect();
@@ -877,7 +945,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                     let tail = advance(&mut self.b, &ptrs, &per_element, n_chunks * WIDE_CHUNK);
                     both(&mut self.b, &tail, rest);
                 }
-                return;
+                return Ok(());
             }
             // The last outer dim, when it moves the output, runs ROWS at a
             // time, unless the trees are heavy enough to hide the chain's
@@ -892,7 +960,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                     reduce_rows(b, ptrs, 1, &[], n);
                     vec![]
                 });
-                return;
+                return Ok(());
             }
             let (&m, rest_dims) = walk.outer_dims.split_last().expect("an outer dim");
             let (row_step, rest_strides) = walk.outer_strides.split_last().expect("strides per outer dim");
@@ -913,7 +981,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 }
                 vec![]
             });
-            return;
+            return Ok(());
         }
         // The innermost source dim is kept (a bias gradient's sum over the
         // batch): each vector of outputs takes a vector of that row, so each
@@ -947,7 +1015,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
                 }
                 vec![]
             });
-            return;
+            return Ok(());
         }
         emit_nest(&mut self.b, &walk.outer_dims, &walk.outer_strides, &bases, &[], &mut |b, ptrs, _| {
             let acc = b.ins().load(ty, MemFlagsData::trusted(), ptrs[n_walk], 0);
@@ -959,6 +1027,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             store(b, res[0], ptrs[n_walk]);
             vec![]
         });
+        Ok(())
     }
 }
 
@@ -1009,6 +1078,30 @@ pub(super) fn blocked_run(func: &Func, index: usize) -> Option<usize> {
         Op::ReduceSum { axes } => sum_order::blocked_run(inst.ty.dtype, func.ty(inst.args[0]).shape.dims(), axes),
         _ => None,
     }
+}
+
+/// Calls wide kernel `kernel` (`cpu/wide.rs`) on `count` elements from
+/// walker pointers `ptrs` (through a table in a stack slot), adding to the
+/// 16 partial sums at `partials` when the kernel accumulates.
+fn call_wide_kernel(
+    b: &mut FunctionBuilder,
+    kernel: FuncRef,
+    ptrs: &[clif::Value],
+    count: usize,
+    partials: Option<clif::Value>,
+) {
+    let slot = b.create_sized_stack_slot(clif::StackSlotData::new(
+        clif::StackSlotKind::ExplicitSlot,
+        (ptrs.len() * 8) as u32,
+        3,
+    ));
+    let table = b.ins().stack_addr(PTR, slot, 0);
+    for (k, &p) in ptrs.iter().enumerate() {
+        b.ins().store(MemFlagsData::trusted(), p, table, (k * 8) as i32);
+    }
+    let count = b.ins().iconst(PTR, count as i64);
+    let partials = partials.unwrap_or_else(|| b.ins().iconst(PTR, 0));
+    b.ins().call(kernel, &[table, count, partials]);
 }
 
 /// The 512-bit routine of an inline math op (`vmath_x16.rs`).
@@ -1193,6 +1286,9 @@ struct FusedLoop {
     evaluate_root: bool,
     lanes: usize,
     wide: Option<FuncRef>,
+    /// The row's code as a 512-bit kernel (`cpu/wide.rs`), when the tree
+    /// allows and the rows are long enough.
+    kernel: Option<FuncRef>,
 }
 
 impl FusedLoop {
@@ -1241,6 +1337,20 @@ impl FusedLoop {
     /// scalar tail; then the wide routine over them, in place in the
     /// root's buffer (which is contiguous).
     fn row(&self, func: &Func, sched: &Schedule, b: &mut FunctionBuilder, ptrs: &[clif::Value], count: usize) {
+        if let Some(kernel) = self.kernel {
+            call_wide_kernel(b, kernel, ptrs, count, None);
+        } else {
+            self.row_in_clif(func, sched, b, ptrs, count);
+        }
+        if let Some(routine) = self.wide {
+            let n = b.ins().iconst(PTR, count as i64);
+            let out = ptrs[self.out_at];
+            b.ins().call(routine, &[out, out, out, n]);
+        }
+    }
+
+    /// `row`'s elements in Cranelift's code: vectors, then a scalar tail.
+    fn row_in_clif(&self, func: &Func, sched: &Schedule, b: &mut FunctionBuilder, ptrs: &[clif::Value], count: usize) {
         let (lanes, inner_steps, out_at) = (self.lanes, self.inner_steps(), self.out_at);
         let n_vector = if lanes > 1 { count / lanes } else { 0 };
         if n_vector > 0 {
@@ -1261,11 +1371,6 @@ impl FusedLoop {
                 store(b, res, ptrs[out_at]);
                 vec![]
             });
-        }
-        if let Some(routine) = self.wide {
-            let n = b.ins().iconst(PTR, count as i64);
-            let out = ptrs[out_at];
-            b.ins().call(routine, &[out, out, out, n]);
         }
     }
 }

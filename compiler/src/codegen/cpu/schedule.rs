@@ -77,6 +77,9 @@ pub(crate) struct Schedule {
     /// Loops rooted at an f32 transcendental call its 512-bit routine per
     /// chunk (`Options::wide_math`, set by `cpu::compile_with`).
     pub(super) wide_math: bool,
+    /// Fused f32 loops run as AVX-512 kernels (`wide.rs`) where their trees
+    /// allow (`Options::wide_loops`, set by `cpu::compile_with`).
+    pub(super) wide_loops: bool,
     /// `wide_roots[v]`: `v` is an f32 tanh or logistic that keeps a loop of
     /// its own (never inlined, hosted or adopted as a sibling) so that the
     /// 512-bit routine computes it (`wide_root`); CPU backend only.
@@ -333,6 +336,7 @@ pub(crate) fn with_inlined(
         siblings: vec![Vec::new(); n],
         inline_math: false,
         wide_math: false,
+        wide_loops: false,
         wide_roots,
         tiled: vec![None; n],
         strided: vec![false; n],

@@ -19,10 +19,12 @@
 //! unit's end is a branch. Bitwise the same order, only slower.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{self as clif, BlockArg, InstBuilder, MemFlagsData};
+use cranelift_codegen::ir::{self as clif, BlockArg, FuncRef, InstBuilder, MemFlagsData};
 use cranelift_frontend::FunctionBuilder;
 
-use super::{advance, clif_type, emit_loop, emit_nest, float_const, FusedLoop, Tree, PTR, WIDE_CHUNK};
+use super::{
+    advance, call_wide_kernel, clif_type, emit_loop, emit_nest, float_const, FusedLoop, Tree, PTR, WIDE_CHUNK,
+};
 use crate::ir::sum_order;
 use crate::ir::DType;
 
@@ -38,6 +40,9 @@ pub(super) struct BlockedSum<'t> {
     /// Elements per unit (`sum_order::unit_len`, or the whole part run by
     /// a thread, which is one unit).
     pub(super) unit: usize,
+    /// The tree and its accumulation as a 512-bit kernel (`cpu/wide.rs`):
+    /// its 16 lanes are the 16 f32 partials.
+    pub(super) kernel: Option<FuncRef>,
 }
 
 impl BlockedSum<'_> {
@@ -96,6 +101,9 @@ impl BlockedSum<'_> {
         lanes: usize,
         tile: Option<&(FusedLoop, Vec<clif::Value>)>,
     ) -> clif::Value {
+        if let Some(kernel) = self.kernel {
+            return self.emit_kernel_unit(b, kernel, ptrs, steps, len, tile);
+        }
         let l = self.partials();
         let n_acc = l / lanes;
         let vector_ty = self.ty().by(lanes as u32).expect("16-byte vectors");
@@ -157,6 +165,61 @@ impl BlockedSum<'_> {
             }
         }
         halve(b, partials)
+    }
+
+    /// `emit_vector_unit` with the wide kernel: the partials in a stack slot
+    /// (one 512-bit vector), the kernel called on the unit (or chunk by
+    /// chunk, after the tile's row). Each call starts at a multiple of 16
+    /// elements of the unit, so element k still lands in lane k % 16.
+    fn emit_kernel_unit(
+        &self,
+        b: &mut FunctionBuilder,
+        kernel: FuncRef,
+        ptrs: &[clif::Value],
+        steps: &[i64],
+        len: usize,
+        tile: Option<&(FusedLoop, Vec<clif::Value>)>,
+    ) -> clif::Value {
+        let l = self.partials();
+        let size = self.dtype.size_bytes();
+        let slot = b.create_sized_stack_slot(clif::StackSlotData::new(
+            clif::StackSlotKind::ExplicitSlot,
+            (l * size) as u32,
+            6,
+        ));
+        let partials = b.ins().stack_addr(PTR, slot, 0);
+        let zero = self.zero(b);
+        for j in 0..l {
+            b.ins().store(MemFlagsData::trusted(), zero, partials, (j * size) as i32);
+        }
+        let n_tile = tile.map_or(0, |(_, bases)| bases.len());
+        let (func, sched) = (self.tree.func, self.tree.sched);
+        let sum = |b: &mut FunctionBuilder, ptrs: &[clif::Value], count: usize| {
+            if let Some((fused, _)) = tile {
+                fused.row(func, sched, b, &ptrs[..n_tile], count);
+            }
+            call_wide_kernel(b, kernel, &ptrs[n_tile..n_tile + self.n_walk], count, Some(partials));
+        };
+        match tile {
+            Some(_) => {
+                let (chunks, rest) = (len / WIDE_CHUNK, len % WIDE_CHUNK);
+                if chunks > 0 {
+                    let chunk_steps: Vec<i64> = steps.iter().map(|&s| s * WIDE_CHUNK as i64).collect();
+                    emit_loop(b, chunks, ptrs, &chunk_steps, &[], &mut |b, ptrs, _| {
+                        sum(b, ptrs, WIDE_CHUNK);
+                        vec![]
+                    });
+                }
+                if rest > 0 {
+                    let tail = advance(b, ptrs, steps, chunks * WIDE_CHUNK);
+                    sum(b, &tail, rest);
+                }
+            }
+            None => sum(b, ptrs, len),
+        }
+        let values: Vec<clif::Value> =
+            (0..l).map(|j| b.ins().load(self.ty(), MemFlagsData::trusted(), partials, (j * size) as i32)).collect();
+        halve(b, values)
     }
 
     /// One output's run of `n` elements in scalar code, walked by the loop

@@ -172,8 +172,7 @@ impl Emitter<'_, '_> {
                 let out_offset = part.b.ins().imul_imm_s(u, size as i64);
                 let out = part.b.ins().iadd(partials, out_offset);
                 let tile = part.tile_loop(tiled)?;
-                part.emit_reduce(index, kind, tile, Some(ReducePart::Run { count: unit, first: first_element, out }));
-                Ok(())
+                part.emit_reduce(index, kind, tile, Some(ReducePart::Run { count: unit, first: first_element, out }))
             })?;
             if rest > 0 {
                 // The last part also reduces the elements after the last unit.
@@ -181,15 +180,8 @@ impl Emitter<'_, '_> {
                 part.emit_in_last_part(index_value, parts, &mut |part| {
                     let first_element = part.b.ins().iconst(PTR, (units * unit) as i64);
                     let out = part.b.ins().iadd_imm_s(partials, (units * size) as i64);
-                    match part.tile_loop(tiled) {
-                        Ok(tile) => part.emit_reduce(
-                            index,
-                            kind,
-                            tile,
-                            Some(ReducePart::Run { count: rest, first: first_element, out }),
-                        ),
-                        Err(e) => failed = Err(e),
-                    }
+                    let run = ReducePart::Run { count: rest, first: first_element, out };
+                    failed = part.tile_loop(tiled).and_then(|tile| part.emit_reduce(index, kind, tile, Some(run)));
                 });
                 failed?;
             }
@@ -233,8 +225,7 @@ impl Emitter<'_, '_> {
             // For each unit: the reduction of its stretch of rows.
             part.emit_unit_loop(first, end, &mut |part, unit| {
                 let first_row = part.b.ins().imul_imm_s(unit, split.rows as i64);
-                part.emit_reduce(index, kind, None, Some(ReducePart::Rows { count: split.rows, first: first_row }));
-                Ok(())
+                part.emit_reduce(index, kind, None, Some(ReducePart::Rows { count: split.rows, first: first_row }))
             })
         })
     }
@@ -313,13 +304,15 @@ impl Emitter<'_, '_> {
             let params = part.b.block_params(entry).to_vec();
             body(&mut part, params[1], params[2], params[3])?;
             let nested = part.finish();
-            debug_assert!(nested.is_empty(), "an outlined loop outlines nothing");
+            debug_assert!(nested.iter().all(|listed| listed.wide), "an outlined loop outlines nothing");
+            // Its wide kernels, listed before it.
+            self.outlined.extend(nested);
         }
         self.module.define_function(id, &mut ctx)?;
         if self.listing {
             if let Some(code) = ctx.compiled_code() {
                 let text = code.vcode.clone().unwrap_or_default();
-                self.outlined.push((index, code.code_buffer().to_vec(), text));
+                self.outlined.push(super::Listed { index, bytes: code.code_buffer().to_vec(), text, wide: false });
             }
         }
         let callee = self.module.declare_func_in_func(id, self.b.func);
@@ -354,7 +347,7 @@ impl Emitter<'_, '_> {
     ) -> Result<(), CodegenError> {
         let wide = wide.map(|host| self.host_ref(host)).transpose()?;
         let (func, sched) = (self.func, self.sched);
-        let (fused, bases) = self.fused_loop(root, wide);
+        let (fused, bases) = self.fused_loop(root, wide)?;
         let b = &mut self.b;
         let (first, end) = part_range(b, split.units(), part, parts);
         match split {

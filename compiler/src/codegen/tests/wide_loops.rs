@@ -1,0 +1,178 @@
+//! Fused f32 loops as 512-bit kernels (`cpu/wide.rs`): bitwise the same
+//! results as Cranelift's loops (`Options::wide_loops` off) and, with
+//! libm transcendentals, as the interpreter; on every node kind the wide
+//! encoder has, special values (NaN, infinities, signed zeros, subnormals)
+//! included, rows with and without a masked tail, row and scalar
+//! broadcasts, and values stored on the way (guests).
+
+use super::{assert_outputs_equal, canonical_bits, float_specials, Rng};
+use crate::codegen::cpu::{compile_with, machine_code, wide_available, Options};
+use crate::ir::{interp, Builder, DType, Func, Op, Tensor, Type, ValueId};
+
+/// The trees: each takes `x`, `y` (the full shape) and `r` (a row
+/// broadcast over the leading dims) and returns the root and a guest.
+type TreeFn = fn(&mut Builder, &Type, ValueId, ValueId, ValueId) -> (ValueId, ValueId);
+
+fn arithmetic(b: &mut Builder, ty: &Type, x: ValueId, y: ValueId, r: ValueId) -> (ValueId, ValueId) {
+    let c = b.full(0.75, ty);
+    let s = b.add(x, y);
+    let p = b.mul(s, c);
+    let q = b.binary(Op::Div, x, r);
+    let d = b.sub(p, q);
+    let m = b.binary(Op::Max, d, y);
+    let ny = b.unary(Op::Neg, y);
+    let n = b.binary(Op::Min, m, ny);
+    let a = b.unary(Op::Abs, n);
+    let root = b.unary(Op::Sqrt, a);
+    (root, m)
+}
+
+fn powers(b: &mut Builder, ty: &Type, x: ValueId, y: ValueId, r: ValueId) -> (ValueId, ValueId) {
+    let mut acc = b.binary(Op::Min, x, r);
+    for e in [2.0, 3.0, -1.0, 4.0, -2.0, 0.0] {
+        let k = b.full(e, ty);
+        let p = b.binary(Op::Pow, y, k);
+        acc = b.add(acc, p);
+    }
+    let m = b.binary(Op::Max, acc, x);
+    (m, acc)
+}
+
+fn selects(b: &mut Builder, ty: &Type, x: ValueId, y: ValueId, r: ValueId) -> (ValueId, ValueId) {
+    // Bit k of `v` is comparison k of x and y: every predicate shows.
+    let mut v = b.full(0.0, ty);
+    for (k, op) in [Op::Gt, Op::Lt, Op::Ge, Op::Le, Op::Eq, Op::Ne].into_iter().enumerate() {
+        let c = b.binary(op, x, y);
+        let w = b.full((1 << k) as f64, ty);
+        let set = b.add(v, w);
+        v = b.select(c, set, v);
+    }
+    let zero = b.full(0.0, ty);
+    let pos = b.binary(Op::Gt, r, zero);
+    let relu_grad = b.select(pos, y, zero);
+    let root = b.add(v, relu_grad);
+    (root, v)
+}
+
+/// Max and min of raw inputs (every pair of specials meets: signed zeros,
+/// NaN on either side).
+fn extrema(b: &mut Builder, _: &Type, x: ValueId, y: ValueId, r: ValueId) -> (ValueId, ValueId) {
+    let max = b.binary(Op::Max, x, y);
+    let min = b.binary(Op::Min, x, y);
+    let min_r = b.binary(Op::Min, min, r);
+    (min_r, max)
+}
+
+fn transcendentals(b: &mut Builder, ty: &Type, x: ValueId, y: ValueId, r: ValueId) -> (ValueId, ValueId) {
+    let e = b.unary(Op::Exp, x);
+    let one = b.full(1.0, ty);
+    let ay = b.unary(Op::Abs, y);
+    let ay1 = b.add(ay, one);
+    let l = b.unary(Op::Log, ay1);
+    let xr = b.mul(x, r);
+    // A tanh inside a larger tree (not a wide root: its own loop would
+    // take it away), then a logistic.
+    let t = b.unary(Op::Tanh, xr);
+    let tl = b.add(t, l);
+    let g = b.unary(Op::Logistic, tl);
+    let root = b.mul(g, e);
+    (root, l)
+}
+
+fn func_for(tree: TreeFn, dims: &[usize]) -> Func {
+    let full = Type::new(DType::F32, dims);
+    let row = Type::new(DType::F32, &dims[dims.len() - 1..]);
+    let mut b = Builder::new("wide", &[full.clone(), full.clone(), row]);
+    let r = b.broadcast(b.param(2), &full.shape, vec![dims.len() - 1]);
+    let (x, y) = (b.param(0), b.param(1));
+    let (root, guest) = tree(&mut b, &full, x, y, r);
+    b.finish(vec![root, guest])
+}
+
+/// Every pair of specials first (x runs through them, y steps once per
+/// round, the row another way), then values over many magnitudes.
+fn inputs_for(func: &Func, rng: &mut Rng) -> Vec<Tensor> {
+    let specials = float_specials();
+    let s = specials.len();
+    func.param_types()
+        .iter()
+        .enumerate()
+        .map(|(p, ty)| {
+            let n = ty.shape.num_elements();
+            let values: Vec<f64> = (0..n)
+                .map(|i| match p {
+                    _ if i >= s * s => rng.uniform(-4.0, 4.0) * 10f64.powi(rng.below(5) as i32 - 2),
+                    0 => specials[i % s],
+                    1 => specials[i / s],
+                    _ => specials[(7 * i) % s],
+                })
+                .collect();
+            Tensor::from_f64(DType::F32, ty.shape.dims(), &values)
+        })
+        .collect()
+}
+
+#[test]
+fn wide_loops_match_cranelift_loops_and_the_interpreter_bitwise() {
+    if !wide_available() {
+        eprintln!("skipped: this host has no AVX-512F, BMI2 and FMA");
+        return;
+    }
+    let mut rng = Rng(0x51DE);
+    let trees: [(&str, TreeFn); 5] = [
+        ("arithmetic", arithmetic),
+        ("powers", powers),
+        ("selects", selects),
+        ("extrema", extrema),
+        ("transcendentals", transcendentals),
+    ];
+    // Rows of 37 (two full vectors and a tail of 5), 64 (no tail), 1029
+    // (one row: every pair of specials), 100 x 4 (a tail of 4 per row).
+    let shapes: [&[usize]; 4] = [&[3, 37], &[2, 64], &[1029], &[4, 100]];
+    for (name, tree) in trees {
+        for dims in shapes {
+            let func = func_for(tree, dims);
+            let inputs = inputs_for(&func, &mut rng);
+            for inline_math in [true, false] {
+                let label = format!("{name} {dims:?} inline_math {inline_math}");
+                let wide = Options { inline_math, parallel_loops: false, ..Options::default() };
+                let narrow = Options { wide_loops: false, ..wide.clone() };
+                let kernels = machine_code(&func, &wide).unwrap().iter().filter(|c| c.wide).count();
+                assert!(kernels >= 1, "{label}: no wide kernel");
+                assert_eq!(machine_code(&func, &narrow).unwrap().iter().filter(|c| c.wide).count(), 0);
+                let got = compile_with(&func, &wide).unwrap().run(&inputs);
+                let want = compile_with(&func, &narrow).unwrap().run(&inputs);
+                for (j, (a, b)) in want.iter().zip(&got).enumerate() {
+                    let (a, b) = (canonical_bits(a), canonical_bits(b));
+                    let first = a.iter().zip(&b).position(|(x, y)| x != y);
+                    assert_eq!(first, None, "{label}: output {j} differs from Cranelift's loop");
+                }
+                // (A constant integer pow is multiplications in both loops,
+                // not the interpreter's powf: not compared with it.)
+                if !inline_math && name != "powers" {
+                    assert_outputs_equal(&label, &func, &inputs, &interp::run(&func, &inputs), &got);
+                }
+            }
+        }
+    }
+}
+
+/// Rows shorter than `WIDE_MIN_ROW`, f64 loops and trees with an op the
+/// encoder lacks (`sign`) keep Cranelift's loops.
+#[test]
+fn short_rows_f64_and_uncovered_ops_stay_in_cranelift() {
+    let short = func_for(arithmetic, &[4, 31]);
+    let ty = Type::new(DType::F64, &[1000]);
+    let mut b = Builder::new("f64", &[ty.clone(), ty.clone()]);
+    let s = b.add(b.param(0), b.param(1));
+    let f64_loop = b.finish(vec![s]);
+    let ty = Type::new(DType::F32, &[1000]);
+    let mut b = Builder::new("sign", &[ty.clone(), ty.clone()]);
+    let s = b.unary(Op::Sign, b.param(0));
+    let p = b.mul(s, b.param(1));
+    let sign_loop = b.finish(vec![p]);
+    for func in [short, f64_loop, sign_loop] {
+        let kernels = machine_code(&func, &Options::default()).unwrap().iter().filter(|c| c.wide).count();
+        assert_eq!(kernels, 0, "{}", func.name);
+    }
+}
