@@ -35,15 +35,16 @@ use super::vmath::{self, Arith};
 pub(super) use encode::encode;
 
 /// Whether this host runs wide loops: AVX-512F, BMI2 for the tail mask,
-/// and FMA (so that `vmath`'s `mul_add` is one FMA here as in the JIT).
+/// and FMA (so that `vmath`'s `mul_add` is one FMA here as in the JIT); on
+/// Unix, whose System V calling convention the kernels follow.
 pub(super) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", unix))]
     {
         std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("bmi2")
             && vmath::host_has_fma()
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", unix)))]
     {
         false
     }
