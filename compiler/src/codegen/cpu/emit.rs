@@ -799,18 +799,27 @@ impl<'a, 'm> Emitter<'a, 'm> {
             // A long sum per output: `blocked_sum.rs`, in `sum_order`'s
             // order; a part run by a thread is one unit of it.
             let unit = run.map_or_else(|| sum_order::unit_len(n_run), |(count, _, _)| count);
-            // The sum's elements as a 512-bit kernel where the tree allows.
-            let kernel = match &walk.vector {
-                Some((_, steps, _)) if sched.wide_loops => {
-                    let wide = Tree { inner_steps: steps, ..tree };
-                    match wide_tree::program(&wide, siblings, wide_tree::RootUse::Accumulate) {
-                        Some(program) => self.wide_kernel(index, &program, n_walk)?,
-                        None => None,
+            // The sum's elements as a 512-bit kernel where the tree allows,
+            // with the tile's root computed in it where that allows too.
+            let (mut kernel, mut kernel_covers_tile) = (None, false);
+            if let (Some((_, steps, _)), true) = (&walk.vector, sched.wide_loops) {
+                let wide = Tree { inner_steps: steps, ..tree };
+                if let Some((fused, bases)) = &tile {
+                    let tile_tree = fused.tree(func, sched, 1, fused.inner_steps());
+                    if let Some(program) =
+                        wide_tree::tiled_program(&tile_tree, fused.root, bases.len(), &wide, siblings)
+                    {
+                        kernel = self.wide_kernel(index, &program, bases.len() + n_walk)?;
+                        kernel_covers_tile = kernel.is_some();
                     }
                 }
-                _ => None,
-            };
-            let code = blocked_sum::BlockedSum { tree, siblings, dtype, n_walk, unit, kernel };
+                if kernel.is_none() {
+                    if let Some(program) = wide_tree::program(&wide, siblings, wide_tree::RootUse::Accumulate) {
+                        kernel = self.wide_kernel(index, &program, n_walk)?;
+                    }
+                }
+            }
+            let code = blocked_sum::BlockedSum { tree, siblings, dtype, n_walk, unit, kernel, kernel_covers_tile };
             let b = &mut self.b;
             match walk.vector.clone() {
                 Some((n, steps, lanes)) => {
@@ -1040,7 +1049,8 @@ pub(super) enum ReducePart {
     Rows { count: usize, first: clif::Value },
     /// `count` elements of a full reduction's one contiguous run from
     /// element `first`, reduced into the value at `out` (a partial result;
-    /// only for reductions without an order: max, min).
+    /// for reductions without an order, max and min, and for one unit of
+    /// a blocked sum).
     Run { count: usize, first: clif::Value, out: clif::Value },
 }
 
@@ -1092,7 +1102,7 @@ fn call_wide_kernel(
 ) {
     let slot = b.create_sized_stack_slot(clif::StackSlotData::new(
         clif::StackSlotKind::ExplicitSlot,
-        (ptrs.len() * 8) as u32,
+        (ptrs.len() * 8).max(8) as u32,
         3,
     ));
     let table = b.ins().stack_addr(PTR, slot, 0);

@@ -24,7 +24,9 @@
 //! rounded at any width; `mul_add` one FMA exactly where `vmath` asks for
 //! it; max and min with the interpreter's NaN and signed-zero rules), so a
 //! wide loop stores the bits the 4-lane loop stores (tested against the
-//! interpreter and against `Options::wide_loops` off).
+//! interpreter and against `Options::wide_loops` off), up to a NaN's
+//! payload and sign, which no backend promises: a max or min of a NaN
+//! here keeps the operand's NaN, Cranelift's gives its own.
 
 mod encode;
 

@@ -176,3 +176,84 @@ fn short_rows_f64_and_uncovered_ops_stay_in_cranelift() {
         assert_eq!(kernels, 0, "{}", func.name);
     }
 }
+
+/// `func` with `wide_loops` on and off (and on threads where its loops are
+/// long enough): bitwise the same outputs; returns the wide kernels made.
+fn assert_wide_matches_narrow(label: &str, func: &Func, inputs: &[Tensor]) -> usize {
+    let wide = Options::default();
+    let narrow = Options { wide_loops: false, ..wide.clone() };
+    let kernels = machine_code(func, &wide).unwrap().iter().filter(|c| c.wide).count();
+    let want = compile_with(func, &narrow).unwrap().run(inputs);
+    let mut compiled = compile_with(func, &wide).unwrap();
+    for threads in [1, 3] {
+        let got = super::with_threads(threads, || compiled.run(inputs));
+        for (j, (a, b)) in want.iter().zip(&got).enumerate() {
+            let (a, b) = (canonical_bits(a), canonical_bits(b));
+            let first = a.iter().zip(&b).position(|(x, y)| x != y);
+            assert_eq!(first, None, "{label}, {threads} threads: output {j} differs from Cranelift's loop");
+        }
+    }
+    kernels
+}
+
+/// Walkers beyond the caller-saved registers (twelve leaves and outputs:
+/// the kernel pushes and pops callee-saved ones), a column broadcast (a
+/// walker that stays put within a row), long rows split over threads, and
+/// a tree with more live values than registers (no kernel: Cranelift's
+/// loop, the same results).
+#[test]
+fn many_walkers_column_broadcasts_threads_and_register_exhaustion() {
+    if !wide_available() {
+        eprintln!("skipped: this host has no AVX-512F, BMI2 and FMA");
+        return;
+    }
+    let mut rng = Rng(0xC0DE);
+    // Eight full inputs, a column, the root and two guests: 12 walkers,
+    // the most a kernel takes.
+    let dims = [3usize, 70_001];
+    let full = Type::new(DType::F32, &dims);
+    let col = Type::new(DType::F32, &[3, 1]);
+    let mut params = vec![full.clone(); 8];
+    params.push(col);
+    let mut b = Builder::new("many", &params);
+    let c = b.broadcast(b.param(8), &full.shape, vec![0, 1]);
+    let mut acc = b.mul(b.param(0), c);
+    let mut guests = Vec::new();
+    for k in 1..8 {
+        let op = [Op::Add, Op::Mul, Op::Sub, Op::Max][k % 4].clone();
+        acc = b.binary(op, acc, b.param(k));
+        if k == 3 || k == 6 {
+            guests.push(acc);
+        }
+    }
+    let root = b.unary(Op::Abs, acc);
+    let mut outputs = vec![root];
+    outputs.extend(guests);
+    let many = b.finish(outputs);
+    let inputs = inputs_for(&many, &mut rng);
+    assert!(assert_wide_matches_narrow("many walkers", &many, &inputs) >= 1, "many walkers: no wide kernel");
+
+    // 40 products each used twice, the second uses after all the first:
+    // 40 values live at once, more than the 31 vector registers.
+    let ty = Type::new(DType::F32, &[2, 100]);
+    let mut b = Builder::new("exhaust", &[ty.clone()]);
+    let x = b.param(0);
+    let products: Vec<ValueId> = (0..40)
+        .map(|k| {
+            let c = b.full(1.0 + k as f64 / 64.0, &ty);
+            b.mul(x, c)
+        })
+        .collect();
+    let mut s = products[0];
+    for &p in &products[1..] {
+        s = b.add(s, p);
+    }
+    let mut t = products[39];
+    for &p in products[..39].iter().rev() {
+        t = b.binary(Op::Max, t, p);
+    }
+    let root = b.sub(s, t);
+    let exhaust = b.finish(vec![root]);
+    let inputs = inputs_for(&exhaust, &mut rng);
+    assert_eq!(assert_wide_matches_narrow("exhaustion", &exhaust, &inputs), 0, "a kernel past the registers");
+}

@@ -43,6 +43,10 @@ pub(super) struct BlockedSum<'t> {
     /// The tree and its accumulation as a 512-bit kernel (`cpu/wide.rs`):
     /// its 16 lanes are the 16 f32 partials.
     pub(super) kernel: Option<FuncRef>,
+    /// The kernel also computes the tile's root in registers
+    /// (`wide_tree::tiled_program`): it reads the tile's walkers, then the
+    /// sum's, and the tile's row code is not run at all.
+    pub(super) kernel_covers_tile: bool,
 }
 
 impl BlockedSum<'_> {
@@ -182,10 +186,11 @@ impl BlockedSum<'_> {
     ) -> clif::Value {
         let l = self.partials();
         let size = self.dtype.size_bytes();
+        // (The kernel reads and writes it unaligned: 4-byte alignment is enough.)
         let slot = b.create_sized_stack_slot(clif::StackSlotData::new(
             clif::StackSlotKind::ExplicitSlot,
             (l * size) as u32,
-            6,
+            2,
         ));
         let partials = b.ins().stack_addr(PTR, slot, 0);
         let zero = self.zero(b);
@@ -193,6 +198,12 @@ impl BlockedSum<'_> {
             b.ins().store(MemFlagsData::trusted(), zero, partials, (j * size) as i32);
         }
         let n_tile = tile.map_or(0, |(_, bases)| bases.len());
+        if self.kernel_covers_tile {
+            call_wide_kernel(b, kernel, &ptrs[..n_tile + self.n_walk], len, Some(partials));
+            let values: Vec<clif::Value> =
+                (0..l).map(|j| b.ins().load(self.ty(), MemFlagsData::trusted(), partials, (j * size) as i32)).collect();
+            return halve(b, values);
+        }
         let (func, sched) = (self.tree.func, self.tree.sched);
         let sum = |b: &mut FunctionBuilder, ptrs: &[clif::Value], count: usize| {
             if let Some((fused, _)) = tile {

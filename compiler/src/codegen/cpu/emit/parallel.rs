@@ -299,7 +299,7 @@ impl Emitter<'_, '_> {
         let mut builder_ctx = FunctionBuilderContext::new();
         {
             let b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-            let mut part = Emitter::new(b, &mut *self.module, self.func, self.sched);
+            let mut part = Emitter::new(b, &mut *self.module, self.func, self.sched).with_listing(self.listing);
             let entry = part.b.current_block().expect("`new` switched to the entry block");
             let params = part.b.block_params(entry).to_vec();
             body(&mut part, params[1], params[2], params[3])?;

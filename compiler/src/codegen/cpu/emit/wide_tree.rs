@@ -32,7 +32,7 @@ pub(super) fn program(tree: &Tree, siblings: &[usize], root_use: RootUse) -> Opt
     if tree.inner_steps.iter().any(|&s| s != 0 && s != 4) || !tree.offsets.is_empty() {
         return None;
     }
-    let mut builder = Builder { tree, program: Program::default(), memo: HashMap::new() };
+    let mut builder = Builder::new(tree, 0, Program::default());
     let strides: Vec<i64> = tree.func.insts[tree.root].ty.shape.strides().iter().map(|&s| s as i64).collect();
     let root = builder.node(tree.root, &strides)?;
     for &sibling in siblings {
@@ -50,13 +50,60 @@ pub(super) fn program(tree: &Tree, siblings: &[usize], root_use: RootUse) -> Opt
     stores_move.then_some(builder.program)
 }
 
-struct Builder<'t, 'a> {
-    tree: &'t Tree<'a>,
-    program: Program,
-    memo: HashMap<usize, wide::V>,
+/// A tiled pair (`emit::tiled_pairs`) as one program: `tile` is the wide
+/// root's loop tree (its operand's), `tiled` the root (a tanh or
+/// logistic, computed here in registers by `vmath`'s algorithm, the
+/// 512-bit routine's, so the same bits), and `tree` the blocked sum that
+/// reads it, whose walkers come after the tile's `n_tile`. The root's
+/// buffer is then neither written nor read: one pass over memory instead
+/// of a chunk written, transformed and read back (and later evicted).
+pub(super) fn tiled_program(
+    tile: &Tree,
+    tiled: usize,
+    n_tile: usize,
+    tree: &Tree,
+    siblings: &[usize],
+) -> Option<Program> {
+    if !tile.guests.is_empty() || tile.inner_steps.iter().chain(tree.inner_steps).any(|&s| s != 0 && s != 4) {
+        return None;
+    }
+    let mut first = Builder::new(tile, 0, Program::default());
+    let strides: Vec<i64> = tile.func.insts[tile.root].ty.shape.strides().iter().map(|&s| s as i64).collect();
+    let operand = first.node(tile.root, &strides)?;
+    let op = &tile.func.insts[tiled].op;
+    if !matches!(op, Op::Tanh | Op::Logistic) {
+        return None;
+    }
+    let value = vmath::eval(&mut first.program, op, operand);
+    let mut second = Builder::new(tree, n_tile, first.program);
+    second.inline = Some((tiled, value));
+    let strides: Vec<i64> = tree.func.insts[tree.root].ty.shape.strides().iter().map(|&s| s as i64).collect();
+    let root = second.node(tree.root, &strides)?;
+    for &sibling in siblings {
+        second.node(sibling, &strides)?;
+    }
+    second.program.push(Node::Accumulate(root));
+    let stores_move = second.program.nodes.iter().all(|node| match *node {
+        Node::Store { walker, .. } => walker >= n_tile && tree.inner_steps.get(walker - n_tile) == Some(&4),
+        _ => true,
+    });
+    stores_move.then_some(second.program)
 }
 
-impl Builder<'_, '_> {
+struct Builder<'t, 'a> {
+    tree: &'t Tree<'a>,
+    /// The tree's walker k is the program's `walker_offset + k`.
+    walker_offset: usize,
+    program: Program,
+    memo: HashMap<usize, wide::V>,
+    /// A leaf already computed in registers (`tiled_program`).
+    inline: Option<(usize, wide::V)>,
+}
+
+impl<'t, 'a> Builder<'t, 'a> {
+    fn new(tree: &'t Tree<'a>, walker_offset: usize, program: Program) -> Builder<'t, 'a> {
+        Builder { tree, walker_offset, program, memo: HashMap::new(), inline: None }
+    }
     /// `Tree::node`'s value of `node` (a vector, or a mask for a
     /// comparison), recorded into the program.
     fn node(&mut self, node: usize, strides: &[i64]) -> Option<wide::V> {
@@ -111,7 +158,7 @@ impl Builder<'_, '_> {
             Op::Pow => {
                 let exponent = schedule::const_pow_exponent(func, node)?;
                 let x = arg(self, 0)?;
-                self.pow(x, exponent)
+                self.pow(x, exponent)?
             }
             op @ (Op::Exp | Op::Log | Op::Tanh | Op::Logistic) => {
                 let x = arg(self, 0)?;
@@ -145,7 +192,7 @@ impl Builder<'_, '_> {
             if is_compare {
                 return None;
             }
-            self.program.push(Node::Store { walker: tree.guest_ptrs + k, value: v });
+            self.program.push(Node::Store { walker: self.walker_offset + tree.guest_ptrs + k, value: v });
         }
         self.memo.insert(node, v);
         Some(v)
@@ -153,12 +200,17 @@ impl Builder<'_, '_> {
 
     /// A buffer read through walker k (`Tree::load_leaf`): f32 only.
     fn leaf(&mut self, value: usize, strides: &[i64]) -> Option<wide::V> {
+        if let Some((inlined, v)) = self.inline {
+            if inlined == value {
+                return Some(v);
+            }
+        }
         let tree = self.tree;
         let k = tree.leaves.iter().position(|leaf| leaf.value == value && leaf.strides == strides)?;
         if tree.func.insts[value].ty.dtype != DType::F32 {
             return None;
         }
-        Some(self.program.push(Node::Load { walker: k, broadcast: tree.inner_steps[k] == 0 }))
+        Some(self.program.push(Node::Load { walker: self.walker_offset + k, broadcast: tree.inner_steps[k] == 0 }))
     }
 
     /// A constant rounded as the interpreter rounds it (`Tree::constant`).
@@ -168,26 +220,23 @@ impl Builder<'_, '_> {
     }
 
     /// `emit::pow_by_multiplication`, the same multiplications.
-    fn pow(&mut self, x: wide::V, exponent: i32) -> wide::V {
+    fn pow(&mut self, x: wide::V, exponent: i32) -> Option<wide::V> {
         let one = self.program.constant(1.0);
         let mul = |p: &mut Program, a, b| p.push(Node::Binary(BinOp::Mul, a, b));
         let magnitude = match exponent.unsigned_abs() {
-            0 => return one,
+            0 => return Some(one),
             1 => x,
             2 => mul(&mut self.program, x, x),
             3 => {
                 let square = mul(&mut self.program, x, x);
                 mul(&mut self.program, square, x)
             }
-            _ => {
+            4 => {
                 let square = mul(&mut self.program, x, x);
                 mul(&mut self.program, square, square)
             }
+            _ => return None,
         };
-        if exponent < 0 {
-            self.program.push(Node::Binary(BinOp::Div, one, magnitude))
-        } else {
-            magnitude
-        }
+        Some(if exponent < 0 { self.program.push(Node::Binary(BinOp::Div, one, magnitude)) } else { magnitude })
     }
 }
