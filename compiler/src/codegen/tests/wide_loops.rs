@@ -9,6 +9,15 @@ use super::{assert_outputs_equal, canonical_bits, float_specials, Rng};
 use crate::codegen::cpu::{compile_with, machine_code, wide_available, Options};
 use crate::ir::{interp, Builder, DType, Func, Op, Tensor, Type, ValueId};
 
+/// Whether this host lacks wide loops (then the test says it skipped).
+fn skipped_without_wide_loops() -> bool {
+    let skip = !wide_available();
+    if skip {
+        eprintln!("skipped: this host has no AVX-512F, BMI2 and FMA");
+    }
+    skip
+}
+
 /// The trees: each takes `x`, `y` (the full shape) and `r` (a row
 /// broadcast over the leading dims) and returns the root and a guest.
 type TreeFn = fn(&mut Builder, &Type, ValueId, ValueId, ValueId) -> (ValueId, ValueId);
@@ -114,8 +123,7 @@ fn inputs_for(func: &Func, rng: &mut Rng) -> Vec<Tensor> {
 
 #[test]
 fn wide_loops_match_cranelift_loops_and_the_interpreter_bitwise() {
-    if !wide_available() {
-        eprintln!("skipped: this host has no AVX-512F, BMI2 and FMA");
+    if skipped_without_wide_loops() {
         return;
     }
     let mut rng = Rng(0x51DE);
@@ -203,8 +211,7 @@ fn assert_wide_matches_narrow(label: &str, func: &Func, inputs: &[Tensor]) -> us
 /// loop, the same results).
 #[test]
 fn many_walkers_column_broadcasts_threads_and_register_exhaustion() {
-    if !wide_available() {
-        eprintln!("skipped: this host has no AVX-512F, BMI2 and FMA");
+    if skipped_without_wide_loops() {
         return;
     }
     let mut rng = Rng(0xC0DE);
