@@ -264,3 +264,91 @@ fn many_walkers_column_broadcasts_threads_and_register_exhaustion() {
     let inputs = inputs_for(&exhaust, &mut rng);
     assert_eq!(assert_wide_matches_narrow("exhaustion", &exhaust, &inputs), 0, "a kernel past the registers");
 }
+
+/// A random f32 program over `dims` (rows of 32 or more): elementwise
+/// trees of every kind the wide encoder covers, over three full inputs, a
+/// row and a column broadcast and constants, some intermediate values also
+/// outputs (guests, or loops of their own), and sometimes a long sum
+/// (a blocked sum's kernel).
+fn random_program(rng: &mut Rng, dims: &[usize]) -> Func {
+    let full = Type::new(DType::F32, dims);
+    let rank = dims.len();
+    let row = Type::new(DType::F32, &dims[rank - 1..]);
+    let mut col_dims = vec![1; rank];
+    col_dims[0] = dims[0];
+    let col = Type::new(DType::F32, &col_dims);
+    let mut b = Builder::new("random_wide", &[full.clone(), full.clone(), full.clone(), row, col]);
+    let r = b.broadcast(b.param(3), &full.shape, vec![rank - 1]);
+    let c = b.broadcast(b.param(4), &full.shape, (0..rank).collect());
+    let mut pool = vec![b.param(0), b.param(1), b.param(2), r, c];
+    let mut outputs = Vec::new();
+    for step in 0..8 + rng.below(25) {
+        let pick = |rng: &mut Rng, pool: &[ValueId]| pool[rng.below(pool.len())];
+        let x = pick(rng, &pool);
+        let y = pick(rng, &pool);
+        let v = match rng.below(14) {
+            0 => b.add(x, y),
+            1 => b.sub(x, y),
+            2 => b.mul(x, y),
+            3 => b.binary(Op::Div, x, y),
+            4 => b.binary(Op::Max, x, y),
+            5 => b.binary(Op::Min, x, y),
+            6 => b.unary([Op::Neg, Op::Abs, Op::Sqrt][rng.below(3)].clone(), x),
+            7 => {
+                let k = b.full([2.0, 3.0, -1.0, 4.0, -2.0][rng.below(5)], &full);
+                b.binary(Op::Pow, x, k)
+            }
+            8 => b.unary([Op::Exp, Op::Log, Op::Tanh, Op::Logistic][rng.below(4)].clone(), x),
+            9 | 10 => {
+                let op = [Op::Lt, Op::Le, Op::Gt, Op::Ge, Op::Eq, Op::Ne][rng.below(6)].clone();
+                let cond = b.binary(op, x, y);
+                let z = pick(rng, &pool);
+                b.select(cond, y, z)
+            }
+            11 => {
+                let k = b.full(rng.uniform(-3.0, 3.0), &full);
+                b.mul(x, k)
+            }
+            _ => {
+                let k = b.full(rng.uniform(-1.0, 1.0), &full);
+                b.add(x, k)
+            }
+        };
+        pool.push(v);
+        if step % 7 == 3 && rng.chance(0.5) {
+            outputs.push(v);
+        }
+    }
+    let last = *pool.last().expect("the pool holds the inputs");
+    outputs.insert(0, last);
+    if rng.chance(0.4) {
+        let axes: Vec<usize> = (0..rank).collect();
+        let total = b.reduce_sum(last, axes);
+        outputs.push(total);
+    }
+    b.finish(outputs)
+}
+
+/// Random programs (the wide encoder's every node kind, guests, broadcasts,
+/// long sums, register pressure from shared values): wide loops on and
+/// off give bitwise the same outputs, and most programs get a kernel.
+#[test]
+fn random_programs_match_with_and_without_wide_loops() {
+    if skipped_without_wide_loops() {
+        return;
+    }
+    let mut rng = Rng(0xF00D);
+    let shapes: [&[usize]; 4] = [&[2, 45], &[4096], &[3, 1500], &[5000]];
+    let (mut programs, mut with_kernels) = (0, 0);
+    let count: usize = std::env::var("JLC_WIDE_PROGRAMS").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    for k in 0..count {
+        let dims = shapes[k % shapes.len()];
+        let func = random_program(&mut rng, dims);
+        let inputs = inputs_for(&func, &mut rng);
+        let kernels = assert_wide_matches_narrow(&format!("program {k} {dims:?}"), &func, &inputs);
+        programs += 1;
+        with_kernels += usize::from(kernels > 0);
+    }
+    eprintln!("{with_kernels} of {programs} programs got a wide kernel");
+    assert!(with_kernels * 2 >= programs, "only {with_kernels} of {programs} programs got a wide kernel");
+}
