@@ -11,19 +11,44 @@ use crate::Elem;
 
 /// Fills `col` (`cg * ys.len() * xs.len()` rows of `oh * ow` pixels).
 pub fn im2col<T: Elem>(image: &[T], h: usize, w: usize, ys: &[Vec<isize>], xs: &[Vec<isize>], col: &mut [T]) {
+    let pixels = ys.first().map_or(0, Vec::len) * xs.first().map_or(0, Vec::len);
+    im2col_strided(image, h, w, ys, xs, col, pixels.max(1));
+}
+
+/// `im2col` with row `r` of the matrix at `col[r * row_stride..][..oh *
+/// ow]` (`row_stride >= oh * ow`): the rows of one block of columns of a
+/// wider matrix; the rest of `col` is left as it is.
+pub fn im2col_strided<T: Elem>(
+    image: &[T],
+    h: usize,
+    w: usize,
+    ys: &[Vec<isize>],
+    xs: &[Vec<isize>],
+    col: &mut [T],
+    row_stride: usize,
+) {
     let (oh, ow) = (ys.first().map_or(0, Vec::len), xs.first().map_or(0, Vec::len));
     let pixels = oh * ow;
+    // Row r, while it fits in `col`.
+    let mut r = 0;
+    let mut next_row = |col: &mut [T]| -> Option<std::ops::Range<usize>> {
+        let start = r * row_stride;
+        r += 1;
+        (start + pixels <= col.len()).then_some(start..start + pixels)
+    };
     if h * w == 0 {
         // Every tap falls outside an empty image.
-        col.fill(T::ZERO);
+        while let Some(row) = next_row(col) {
+            col[row].fill(T::ZERO);
+        }
         return;
     }
     let runs: Vec<Option<Run>> = xs.iter().map(|taps| Run::of(taps)).collect();
-    let mut rows = col.chunks_exact_mut(pixels.max(1));
     for plane in image.chunks_exact(h * w) {
         for ky_taps in ys {
             for (kx_taps, run) in xs.iter().zip(&runs) {
-                let Some(dst) = rows.next() else { return };
+                let Some(row) = next_row(col) else { return };
+                let dst = &mut col[row];
                 for (dst, &iy) in dst.chunks_exact_mut(ow.max(1)).zip(ky_taps) {
                     if iy < 0 {
                         dst.fill(T::ZERO);

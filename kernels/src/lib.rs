@@ -16,7 +16,7 @@ mod im2col;
 mod sse2;
 mod window;
 
-pub use im2col::{col2im_sum, im2col, im2col_transposed};
+pub use im2col::{col2im_sum, im2col, im2col_strided, im2col_transposed};
 pub use window::{reduce_window, select_and_scatter};
 
 /// The element arithmetic the kernels need, for f32 and f64.

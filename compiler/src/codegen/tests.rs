@@ -1177,6 +1177,9 @@ fn weight_gradient_convs_read_swapped_operands_in_place() {
         (&[2, 3, 6, 5], &[2, 2, 6, 5], conv([1, 1], [1, 1]), false),
         (&[2, 2, 9, 9], &[2, 3, 4, 4], conv([0, 0], [2, 2]), false),
         (&[1, 1, 5, 5], &[1, 2, 3, 3], conv([0, 0], [1, 1]), true),
+        // 45 images of 25 taps: GEMMs over blocks of 20 channels (depth
+        // 500), the last block 5.
+        (&[45, 2, 7, 7], &[45, 4, 5, 5], conv([0, 0], [1, 1]), false),
     ];
     for dtype in FLOATS {
         for (xd, dyd, attrs, x_out) in &specs {

@@ -57,6 +57,11 @@ pub(super) fn descriptor(func: &Func, sched: &Schedule, index: usize) -> Vec<i64
     d.into_iter().map(|v| v as i64).collect()
 }
 
+/// The depth (channels x taps) of each GEMM of a swapped weight gradient:
+/// deep enough that the products run near the microkernel's speed, small
+/// enough that a block's patches stay in the caches.
+const SWAPPED_BLOCK_DEPTH: usize = 512;
+
 /// A `Conv2d` descriptor, read back.
 struct ConvDesc {
     n: usize,
@@ -204,11 +209,15 @@ macro_rules! conv2d_routine {
                 // A weight gradient whose operands are stored as
                 // `x[c][n][h][w]` (each "channel" c an image) and
                 // `k[c][o][kh][kw]` (each a cotangent): out[n, o, p] is a
-                // sum over c of k[c] (o x taps) times the patches of image
-                // c (taps x (n, p)). One GEMM per c accumulating into
-                // `sum[o, (n, p)]`, each on an im2col of one image that
-                // stays in cache, with the tap tables exchanged (the kernel
-                // taps are the columns, the output pixels the rows).
+                // sum over c and the taps t of k[c][o, t] times image c's
+                // patches[(n, p), t]. As GEMMs of depth (c, t) over blocks
+                // of channels: `a[(n, p), (c, t)]` (each channel's im2col,
+                // with the tap tables exchanged, written into its columns),
+                // `b[(c, t), o]` (the kernels repacked), their product
+                // summed block after block into `acc[(n, p), o]`. Few large
+                // products on our GEMM driver instead of one small
+                // accumulating product per channel (W2's conv2: 128 of
+                // depth 121, each packed and synchronized on its own).
                 let taps = d.kh * d.kw;
                 let columns = d.n * pixels;
                 if d.c == 0 || taps == 0 {
@@ -217,44 +226,59 @@ macro_rules! conv2d_routine {
                 }
                 let ys_t: Vec<Vec<isize>> = (0..d.oh).map(|y| ys.iter().map(|t| t[y]).collect()).collect();
                 let xs_t: Vec<Vec<isize>> = (0..d.ow).map(|x| xs.iter().map(|t| t[x]).collect()).collect();
+                let kernel = unsafe { std::slice::from_raw_parts(rhs, d.c * d.o * taps) };
+                let block = (SWAPPED_BLOCK_DEPTH / taps).clamp(1, d.c);
+                let depth = block * taps;
                 with_scratch(&$scratch, |scratch| {
-                    if scratch.len() < (taps + d.o) * columns {
-                        scratch.resize((taps + d.o) * columns, 0.0);
+                    let need = columns * depth + d.o * depth + 2 * columns * d.o;
+                    if scratch.len() < need {
+                        scratch.resize(need, 0.0);
                     }
-                    let (patches, sum) = scratch.split_at_mut(taps * columns);
-                    let sum = &mut sum[..d.o * columns];
-                    for (c, image) in x.chunks_exact(d.n * d.h * d.w).enumerate() {
-                        // patches[(n, y, x), (ky, kx)] = image[n] under that tap, or 0.
-                        ::kernels::im2col(image, d.h, d.w, &ys_t, &xs_t, patches);
-                        // sum[o, (n, p)] (+)= k[c][o, taps] x patches^T.
+                    let (a, rest) = scratch.split_at_mut(columns * depth);
+                    let (b_t, rest) = rest.split_at_mut(d.o * depth);
+                    let (product, acc) = rest.split_at_mut(columns * d.o);
+                    let acc = &mut acc[..columns * d.o];
+                    for c0 in (0..d.c).step_by(block) {
+                        let cb = block.min(d.c - c0);
+                        let kb = cb * taps;
+                        for c in c0..c0 + cb {
+                            // a[(n, y, x), (c, ky, kx)] = image c's n under that tap, or 0.
+                            let image = &x[c * d.n * d.h * d.w..][..d.n * d.h * d.w];
+                            ::kernels::im2col_strided(image, d.h, d.w, &ys_t, &xs_t, &mut a[(c - c0) * taps..], kb);
+                        }
+                        // b_t[o, (c, t)] = k[c][o][t]: b stored transposed.
+                        for o in 0..d.o {
+                            for c in c0..c0 + cb {
+                                b_t[o * kb + (c - c0) * taps..][..taps]
+                                    .copy_from_slice(&kernel[(c * d.o + o) * taps..][..taps]);
+                            }
+                        }
+                        let target = if c0 == 0 { acc.as_mut_ptr() } else { product.as_mut_ptr() };
                         unsafe {
-                            gemm::gemm(
-                                d.o,
+                            $matmul(
+                                a.as_ptr(),
+                                b_t.as_ptr(),
+                                target,
                                 columns,
-                                taps,
-                                sum.as_mut_ptr(),
-                                1,
-                                columns as isize,
-                                c > 0,
-                                rhs.add(c * d.o * taps),
-                                1,
-                                taps as isize,
-                                patches.as_ptr(),
-                                taps as isize,
-                                1,
-                                1.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
+                                kb,
+                                d.o,
+                                super::kernels::TRANS_B,
                                 super::threads::gemm_parallelism(),
                             )
+                        };
+                        if c0 > 0 {
+                            for (s, &v) in acc.iter_mut().zip(product.iter()) {
+                                *s += v;
+                            }
                         }
                     }
-                    // out[n, o, p] = sum[o, (n, p)].
-                    for (o, row) in sum.chunks_exact(columns).enumerate() {
-                        for (n, block) in row.chunks_exact(pixels).enumerate() {
-                            out[(n * d.o + o) * pixels..][..pixels].copy_from_slice(block);
+                    // out[n, o, p] = acc[(n, p), o].
+                    for n in 0..d.n {
+                        for o in 0..d.o {
+                            let dst = &mut out[(n * d.o + o) * pixels..][..pixels];
+                            for (p, v) in dst.iter_mut().enumerate() {
+                                *v = acc[(n * pixels + p) * d.o + o];
+                            }
                         }
                     }
                 });
