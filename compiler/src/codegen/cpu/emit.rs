@@ -1328,19 +1328,10 @@ impl FusedLoop {
     /// when it runs), else as one row.
     fn rows(&self, func: &Func, sched: &Schedule, b: &mut FunctionBuilder, ptrs: &[clif::Value], inner: usize) {
         let chunk = if self.wide.is_some() { WIDE_CHUNK } else { inner };
-        let (n_chunks, rest) = (inner / chunk, inner % chunk);
-        let inner_steps = self.inner_steps();
-        if n_chunks > 0 {
-            let steps: Vec<i64> = inner_steps.iter().map(|&s| s * chunk as i64).collect();
-            emit_loop(b, n_chunks, ptrs, &steps, &[], &mut |b, ptrs, _| {
-                self.row(func, sched, b, ptrs, chunk);
-                vec![]
-            });
-        }
-        if rest > 0 {
-            let tail = advance(b, ptrs, inner_steps, n_chunks * chunk);
-            self.row(func, sched, b, &tail, rest);
-        }
+        emit_chunks(b, ptrs, self.inner_steps(), inner, chunk, &[], &mut |b, ptrs, count, _| {
+            self.row(func, sched, b, ptrs, count);
+            vec![]
+        });
     }
 
     /// `count` elements of the innermost dim from `ptrs`: vectors, then a
@@ -1927,6 +1918,32 @@ fn advance(b: &mut FunctionBuilder, ptrs: &[clif::Value], steps: &[i64], count: 
         .zip(steps)
         .map(|(&p, &step)| if count == 0 || step == 0 { p } else { b.ins().iadd_imm_s(p, count as i64 * step) })
         .collect()
+}
+
+/// Emits `body` on `len` elements from `ptrs` (moving `steps` bytes per
+/// element) in pieces of `chunk`: a loop over the whole chunks, then the
+/// rest; `body` gets the pointers, the piece's count and `accs`, carried
+/// through and returned.
+fn emit_chunks(
+    b: &mut FunctionBuilder,
+    ptrs: &[clif::Value],
+    steps: &[i64],
+    len: usize,
+    chunk: usize,
+    accs: &[clif::Value],
+    body: &mut dyn FnMut(&mut FunctionBuilder, &[clif::Value], usize, &[clif::Value]) -> Vec<clif::Value>,
+) -> Vec<clif::Value> {
+    let (chunks, rest) = (len / chunk.max(1), len % chunk.max(1));
+    let mut accs = accs.to_vec();
+    if chunks > 0 {
+        let chunk_steps: Vec<i64> = steps.iter().map(|&s| s * chunk as i64).collect();
+        accs = emit_loop(b, chunks, ptrs, &chunk_steps, &accs, &mut |b, ptrs, accs| body(b, ptrs, chunk, accs));
+    }
+    if rest > 0 {
+        let tail = advance(b, ptrs, steps, chunks * chunk);
+        accs = body(b, &tail, rest, &accs);
+    }
+    accs
 }
 
 /// Emits a row-major loop nest over `dims`: pointer k starts at `ptrs[k]` and

@@ -23,7 +23,8 @@ use cranelift_codegen::ir::{self as clif, BlockArg, FuncRef, InstBuilder, MemFla
 use cranelift_frontend::FunctionBuilder;
 
 use super::{
-    advance, call_wide_kernel, clif_type, emit_loop, emit_nest, float_const, FusedLoop, Tree, PTR, WIDE_CHUNK,
+    advance, call_wide_kernel, clif_type, emit_chunks, emit_loop, emit_nest, float_const, FusedLoop, Tree, PTR,
+    WIDE_CHUNK,
 };
 use crate::ir::sum_order;
 use crate::ir::DType;
@@ -113,7 +114,7 @@ impl BlockedSum<'_> {
         let vector_ty = self.ty().by(lanes as u32).expect("16-byte vectors");
         let zero = self.zero(b);
         let zero_vector = b.ins().splat(vector_ty, zero);
-        let mut accs = vec![zero_vector; n_acc];
+        let accs = vec![zero_vector; n_acc];
         let n_tile = tile.map_or(0, |(_, bases)| bases.len());
         let walkers = &ptrs[n_tile..n_tile + self.n_walk];
         let walker_steps = &steps[n_tile..n_tile + self.n_walk];
@@ -132,29 +133,16 @@ impl BlockedSum<'_> {
                 accs.iter().zip(values).map(|(&acc, v)| b.ins().fadd(acc, v)).collect()
             })
         };
-        let func_sched = (self.tree.func, self.tree.sched);
-        match tile {
-            Some((fused, _)) => {
-                // Chunk by chunk: the tile's row code and routine, then the
-                // sum's code on the same elements (L divides the chunk).
-                let (chunks, rest) = (len / WIDE_CHUNK, len % WIDE_CHUNK);
-                let chunk = |b: &mut FunctionBuilder, ptrs: &[clif::Value], count: usize, accs: &[clif::Value]| {
-                    fused.row(func_sched.0, func_sched.1, b, &ptrs[..n_tile], count);
-                    accumulate(b, &ptrs[n_tile..n_tile + self.n_walk], count / l, accs)
-                };
-                if chunks > 0 {
-                    let chunk_steps: Vec<i64> = steps.iter().map(|&s| s * WIDE_CHUNK as i64).collect();
-                    accs = emit_loop(b, chunks, ptrs, &chunk_steps, &accs, &mut |b, ptrs, accs| {
-                        chunk(b, ptrs, WIDE_CHUNK, accs)
-                    });
-                }
-                if rest > 0 {
-                    let tail = advance(b, ptrs, steps, chunks * WIDE_CHUNK);
-                    accs = chunk(b, &tail, rest, &accs);
-                }
-            }
-            None => accs = accumulate(b, walkers, len / l, &accs),
-        }
+        let (func, sched) = (self.tree.func, self.tree.sched);
+        let accs = match tile {
+            // Chunk by chunk: the tile's row code and routine, then the
+            // sum's code on the same elements (L divides the chunk).
+            Some((fused, _)) => emit_chunks(b, ptrs, steps, len, WIDE_CHUNK, &accs, &mut |b, ptrs, count, accs| {
+                fused.row(func, sched, b, &ptrs[..n_tile], count);
+                accumulate(b, &ptrs[n_tile..n_tile + self.n_walk], count / l, accs)
+            }),
+            None => accumulate(b, walkers, len / l, &accs),
+        };
         // Partial j is lane j % lanes of accumulator j / lanes.
         let mut partials: Vec<clif::Value> =
             (0..l).map(|j| b.ins().extractlane(accs[j / lanes], (j % lanes) as u8)).collect();
@@ -198,35 +186,19 @@ impl BlockedSum<'_> {
             b.ins().store(MemFlagsData::trusted(), zero, partials, (j * size) as i32);
         }
         let n_tile = tile.map_or(0, |(_, bases)| bases.len());
-        if self.kernel_covers_tile {
-            call_wide_kernel(b, kernel, &ptrs[..n_tile + self.n_walk], len, Some(partials));
-            let values: Vec<clif::Value> =
-                (0..l).map(|j| b.ins().load(self.ty(), MemFlagsData::trusted(), partials, (j * size) as i32)).collect();
-            return halve(b, values);
-        }
         let (func, sched) = (self.tree.func, self.tree.sched);
-        let sum = |b: &mut FunctionBuilder, ptrs: &[clif::Value], count: usize| {
-            if let Some((fused, _)) = tile {
-                fused.row(func, sched, b, &ptrs[..n_tile], count);
-            }
-            call_wide_kernel(b, kernel, &ptrs[n_tile..n_tile + self.n_walk], count, Some(partials));
-        };
         match tile {
-            Some(_) => {
-                let (chunks, rest) = (len / WIDE_CHUNK, len % WIDE_CHUNK);
-                if chunks > 0 {
-                    let chunk_steps: Vec<i64> = steps.iter().map(|&s| s * WIDE_CHUNK as i64).collect();
-                    emit_loop(b, chunks, ptrs, &chunk_steps, &[], &mut |b, ptrs, _| {
-                        sum(b, ptrs, WIDE_CHUNK);
-                        vec![]
-                    });
-                }
-                if rest > 0 {
-                    let tail = advance(b, ptrs, steps, chunks * WIDE_CHUNK);
-                    sum(b, &tail, rest);
-                }
+            _ if self.kernel_covers_tile => {
+                call_wide_kernel(b, kernel, &ptrs[..n_tile + self.n_walk], len, Some(partials));
             }
-            None => sum(b, ptrs, len),
+            Some((fused, _)) => {
+                emit_chunks(b, ptrs, steps, len, WIDE_CHUNK, &[], &mut |b, ptrs, count, _| {
+                    fused.row(func, sched, b, &ptrs[..n_tile], count);
+                    call_wide_kernel(b, kernel, &ptrs[n_tile..n_tile + self.n_walk], count, Some(partials));
+                    vec![]
+                });
+            }
+            None => call_wide_kernel(b, kernel, &ptrs[..self.n_walk], len, Some(partials)),
         }
         let values: Vec<clif::Value> =
             (0..l).map(|j| b.ins().load(self.ty(), MemFlagsData::trusted(), partials, (j * size) as i32)).collect();
