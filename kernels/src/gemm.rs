@@ -113,7 +113,11 @@ macro_rules! elem {
                 // 64 bytes more, to start at a cache line.
                 let align = 64 / std::mem::size_of::<$t>();
                 if buf.len() < len + align {
-                    buf.resize(len + align, 0.0);
+                    // Straight to the most any product packs, so that a
+                    // thread allocates once, not again whenever it first
+                    // gets a larger part (which parts a pool thread gets
+                    // varies from step to step).
+                    buf.resize(len.max(scratch_bound::<$t>()) + align, 0.0);
                 }
                 let skip = buf.as_ptr().align_offset(64).min(align);
                 let r = f(&mut buf[skip..skip + len]);
@@ -131,6 +135,29 @@ macro_rules! elem {
 
 elem!(f32, gemm_f32, SCRATCH_F32);
 elem!(f64, gemm_f64, SCRATCH_F64);
+
+/// Makes this thread's packing buffers (f32 and f64) as large as any
+/// product needs, so that its products allocate nothing later. A pool
+/// thread calls this as it starts: which parts of a split product it gets
+/// varies from call to call, and a buffer grown mid-run would be a
+/// steady-state step's allocation.
+pub fn reserve_scratch() {
+    f32::with_scratch(0, |_| ());
+    f64::with_scratch(0, |_| ());
+}
+
+/// L2's size in bytes (at least 256 KiB).
+fn l2_bytes() -> usize {
+    gemm_common::cache::CACHE_INFO[1].cache_bytes.max(256 * 1024)
+}
+
+/// The most elements `run_part_on` packs at once: `mc x kc` with
+/// `kc <= 512` (`depth_block`) and `mc` either within half of L2 or one
+/// panel of MR columns.
+fn scratch_bound<T: GemmElem>() -> usize {
+    let widest_panel = T::kernel_sets().iter().map(|uk| uk.mr()).max().unwrap_or(0);
+    (l2_bytes() / 2 / std::mem::size_of::<T>()).max(widest_panel * 512)
+}
 
 /// One product `c[m, n] = a[m, k] x b[k, n]`, `c` row-major and `a`, `b`
 /// read through strides (a transposed operand is read in place).
@@ -226,9 +253,10 @@ impl<T: GemmElem> Gemm<T> {
         }
         let kc = depth_block(self.k);
         // Columns of `c` per packed block: the block (mc x kc) in half of L2.
-        let l2 = gemm_common::cache::CACHE_INFO[1].cache_bytes.max(256 * 1024);
+        let l2 = l2_bytes();
         let mc = ((l2 / 2 / (kc * std::mem::size_of::<T>())) / mr * mr).max(mr);
         let mc = mc.min(cols.len().div_ceil(mr) * mr);
+        debug_assert!(mc * kc <= scratch_bound::<T>(), "reserve_scratch's bound");
         T::with_scratch(mc * kc, |pack| unsafe { self.blocks(uk, pack, kc, mc, cols, rows) });
     }
 

@@ -116,7 +116,11 @@ fn pool_of(n: usize) -> Option<Arc<rayon::ThreadPool>> {
         // Compiled programs run on these threads (`CpuFunc::execute`): the
         // main thread's stack size, not a spawned thread's 2 MiB.
         .stack_size(8 << 20)
-        .start_handler(move |_| fp_mode::write(mode))
+        .start_handler(move |_| {
+            fp_mode::write(mode);
+            // Its GEMM buffers now, not when it first gets a large part.
+            kernels::gemm::reserve_scratch();
+        })
         .build()
         .ok()?;
     let pool = Arc::new(pool);
