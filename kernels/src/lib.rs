@@ -1,6 +1,7 @@
 //! Host kernels of the CPU backend that are too hot to build unoptimized:
 //! window reductions (pooling), max pooling's backward, im2col for
-//! convolutions, and the GEMM driver around `gemm`'s microkernels.
+//! convolutions, Winograd's transforms for 3x3 convolutions, and the GEMM
+//! driver around `gemm`'s microkernels.
 //!
 //! Consumes plain slices and shapes; produces filled output slices. The
 //! definitions of the ops live in `compiler::ir::interp_window` (the
@@ -15,13 +16,18 @@ mod im2col;
 #[cfg(target_arch = "x86_64")]
 mod sse2;
 mod window;
+mod winograd;
 
 pub use im2col::{col2im_sum, im2col, im2col_strided, im2col_transposed};
 pub use window::{reduce_window, select_and_scatter};
+pub use winograd::{WinogradConv, TILE_POSITIONS};
 
 /// The element arithmetic the kernels need, for f32 and f64.
-pub trait Elem: Copy + std::ops::Add<Output = Self> {
+pub trait Elem:
+    Copy + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self>
+{
     const ZERO: Self;
+    const HALF: Self;
     const NEG_INFINITY: Self;
     /// NaN-propagating maximum with -0 < +0 (the interpreter's `Op::Max`,
     /// `compiler::ir::interp::fmax`).
@@ -41,6 +47,7 @@ pub trait Elem: Copy + std::ops::Add<Output = Self> {
 
 impl Elem for f32 {
     const ZERO: f32 = 0.0;
+    const HALF: f32 = 0.5;
     const NEG_INFINITY: f32 = f32::NEG_INFINITY;
     /// `fmax` without branches (pooling compares data-dependent values, so
     /// branches mispredict): the larger, the AND of the bits when equal
@@ -70,6 +77,7 @@ impl Elem for f32 {
 
 impl Elem for f64 {
     const ZERO: f64 = 0.0;
+    const HALF: f64 = 0.5;
     const NEG_INFINITY: f64 = f64::NEG_INFINITY;
     fn max_op(self, other: f64) -> f64 {
         let (a, b) = (self, other);

@@ -1121,6 +1121,15 @@ fn conv2d_matches_interp_within_tolerance() {
         (&[2, 2, 4, 3], &[3, 2, 3, 3], conv([1, 1], [2, 2], [2, 2], [2, 2], [1, 1], 1)),
         (&[1, 3, 6, 6], &[3, 1, 3, 3], conv([2, 2], [1, 1], [1, 1], [1, 1], [1, 1], 3)),
         (&[4, 8, 12, 12], &[16, 8, 3, 3], conv([1, 1], [1, 1], [1, 1], [1, 1], [1, 1], 1)),
+        // 3x3, stride 1, >= 8 channels each side: Winograd's F(2x2, 3x3),
+        // over several blocks of images (W2's conv2 and its data gradient,
+        // odd outputs whose last tiles hang over, uneven padding, an output
+        // of one pixel, padding wider than the kernel reaches).
+        (&[7, 32, 13, 13], &[64, 32, 3, 3], crate::ir::Conv::plain()),
+        (&[5, 64, 11, 11], &[32, 64, 3, 3], conv([1, 1], [2, 2], [2, 2], [1, 1], [1, 1], 1)),
+        (&[2, 9, 6, 7], &[8, 9, 3, 3], conv([1, 1], [0, 2], [1, 0], [1, 1], [1, 1], 1)),
+        (&[3, 8, 3, 3], &[10, 8, 3, 3], crate::ir::Conv::plain()),
+        (&[1, 8, 2, 4], &[8, 8, 3, 3], conv([1, 1], [3, 1], [2, 3], [1, 1], [1, 1], 1)),
         // Output rows shorter than kernel rows (weight-gradient shapes): the
         // transposed im2col layout, also with padding, strides and groups.
         (&[3, 2, 9, 9], &[4, 2, 7, 7], crate::ir::Conv::plain()),
