@@ -1214,6 +1214,28 @@ fn weight_gradient_convs_read_swapped_operands_in_place() {
     }
 }
 
+/// A weight gradient of 20 one-channel blocks (W2's conv1 shape, smaller):
+/// its blocks summed in `SWAPPED_GROUPS` groups, in parallel on 3 threads
+/// and serially on one, give the same bits either way, within the conv
+/// tolerance of the interpreter.
+#[test]
+fn swapped_weight_gradient_groups_do_not_depend_on_threads() {
+    let mut rng = Rng(0xC3);
+    let (tx, tdy) = (Type::new(DType::F32, &[20, 1, 26, 26]), Type::new(DType::F32, &[20, 8, 24, 24]));
+    let mut b = Builder::new("wgrad", &[tx.clone(), tdy.clone()]);
+    let xt = b.transpose(b.param(0), vec![1, 0, 2, 3]);
+    let dyt = b.transpose(b.param(1), vec![1, 0, 2, 3]);
+    let res = b.conv2d(xt, dyt, crate::ir::Conv::plain());
+    let func = b.finish(vec![res]);
+    let inputs = [plain_tensor(&tx, &mut rng), plain_tensor(&tdy, &mut rng)];
+    let want = interp::run(&func, &inputs);
+    let run_on = |threads: usize| with_threads(threads, || compile(&func).unwrap().run(&inputs));
+    let (one, three) = (run_on(1), run_on(3));
+    assert_within_sum_tolerance("wgrad", &func, &inputs, &want[0], &one[0], 20 * 24 * 24);
+    let bits = |t: &Tensor| t.to_f64_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&one[0]), bits(&three[0]));
+}
+
 /// A window of these sizes, strides and paddings.
 fn window(size: Vec<usize>, stride: Vec<usize>, low: Vec<usize>, high: Vec<usize>) -> crate::ir::Window {
     crate::ir::Window { size, stride, low, high }

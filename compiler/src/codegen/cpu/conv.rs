@@ -65,6 +65,12 @@ pub(super) fn descriptor(func: &Func, sched: &Schedule, index: usize) -> Vec<i64
 /// enough that a block's patches stay in the caches.
 const SWAPPED_BLOCK_DEPTH: usize = 512;
 
+/// The groups of blocks of a swapped weight gradient, each with its own
+/// accumulator: a fixed count (not the thread count), so that the sums
+/// do not depend on the threads; 8 keeps 16 threads half busy and adds
+/// 7 small sums.
+const SWAPPED_GROUPS: usize = 8;
+
 /// A `Conv2d` descriptor, read back.
 struct ConvDesc {
     n: usize,
@@ -349,47 +355,83 @@ macro_rules! conv2d_routine {
                 let kernel = unsafe { std::slice::from_raw_parts(rhs, d.c * d.o * taps) };
                 let block = (SWAPPED_BLOCK_DEPTH / taps).clamp(1, d.c);
                 let depth = block * taps;
-                with_scratch(&$scratch, |scratch| {
-                    let need = columns * depth + d.o * depth + 2 * columns * d.o;
-                    if scratch.len() < need {
-                        scratch.resize(need, 0.0);
-                    }
-                    let (a, rest) = scratch.split_at_mut(columns * depth);
-                    let (b_t, rest) = rest.split_at_mut(d.o * depth);
-                    let (product, acc) = rest.split_at_mut(columns * d.o);
-                    let acc = &mut acc[..columns * d.o];
-                    for c0 in (0..d.c).step_by(block) {
-                        let cb = block.min(d.c - c0);
-                        let kb = cb * taps;
-                        for c in c0..c0 + cb {
-                            // a[(n, y, x), (c, ky, kx)] = image c's n under that tap, or 0.
-                            let image = &x[c * d.n * d.h * d.w..][..d.n * d.h * d.w];
-                            ::kernels::im2col_strided(image, d.h, d.w, &ys_t, &xs_t, &mut a[(c - c0) * taps..], kb);
+                let blocks = d.c.div_ceil(block);
+                // The blocks in a fixed number of groups, each summed into
+                // its own accumulator (in parallel when worth it), the
+                // groups then added in order: the same sums whatever the
+                // thread count, and no serial part between the GEMMs (W2's
+                // conv1 gradient was 128 one-image GEMMs too small to split).
+                let groups = blocks.min(SWAPPED_GROUPS);
+                let acc_len = columns * d.o;
+                let group = |g: usize, acc: &mut [$t]| {
+                    let (first, end) = (blocks * g / groups, blocks * (g + 1) / groups);
+                    with_scratch(&$taps_scratch, |scratch| {
+                        let need = columns * depth + d.o * depth + acc_len;
+                        if scratch.len() < need {
+                            scratch.resize(need, 0.0);
                         }
-                        // b_t[o, (c, t)] = k[c][o][t]: b stored transposed.
-                        for o in 0..d.o {
+                        let (a, rest) = scratch.split_at_mut(columns * depth);
+                        let (b_t, product) = rest.split_at_mut(d.o * depth);
+                        let product = &mut product[..acc_len];
+                        for k in first..end {
+                            let (c0, cb) = (k * block, block.min(d.c - k * block));
+                            let kb = cb * taps;
                             for c in c0..c0 + cb {
-                                b_t[o * kb + (c - c0) * taps..][..taps]
-                                    .copy_from_slice(&kernel[(c * d.o + o) * taps..][..taps]);
+                                // a[(n, y, x), (c, ky, kx)] = image c's n under that tap, or 0.
+                                let image = &x[c * d.n * d.h * d.w..][..d.n * d.h * d.w];
+                                ::kernels::im2col_strided(image, d.h, d.w, &ys_t, &xs_t, &mut a[(c - c0) * taps..], kb);
+                            }
+                            // b_t[o, (c, t)] = k[c][o][t]: b stored transposed,
+                            // which for one channel is k[c] itself (W2's conv1:
+                            // 128 blocks of one image, 11 MB of copies).
+                            let b_t: &[$t] = if cb == 1 {
+                                &kernel[c0 * d.o * taps..][..d.o * taps]
+                            } else {
+                                for o in 0..d.o {
+                                    for c in c0..c0 + cb {
+                                        b_t[o * kb + (c - c0) * taps..][..taps]
+                                            .copy_from_slice(&kernel[(c * d.o + o) * taps..][..taps]);
+                                    }
+                                }
+                                b_t
+                            };
+                            let target = if k == first { acc.as_mut_ptr() } else { product.as_mut_ptr() };
+                            unsafe {
+                                $matmul(
+                                    a.as_ptr(),
+                                    b_t.as_ptr(),
+                                    target,
+                                    columns,
+                                    kb,
+                                    d.o,
+                                    super::kernels::TRANS_B,
+                                    gemm::Parallelism::None,
+                                )
+                            };
+                            if k > first {
+                                for (s, &v) in acc.iter_mut().zip(product.iter()) {
+                                    *s += v;
+                                }
                             }
                         }
-                        let target = if c0 == 0 { acc.as_mut_ptr() } else { product.as_mut_ptr() };
-                        unsafe {
-                            $matmul(
-                                a.as_ptr(),
-                                b_t.as_ptr(),
-                                target,
-                                columns,
-                                kb,
-                                d.o,
-                                super::kernels::TRANS_B,
-                                super::threads::gemm_parallelism(),
-                            )
-                        };
-                        if c0 > 0 {
-                            for (s, &v) in acc.iter_mut().zip(product.iter()) {
-                                *s += v;
-                            }
+                    });
+                };
+                with_scratch(&$scratch, |accs| {
+                    if accs.len() < groups * acc_len {
+                        accs.resize(groups * acc_len, 0.0);
+                    }
+                    let accs = &mut accs[..groups * acc_len];
+                    let flops_each = 2 * acc_len * d.c.div_ceil(groups) * taps;
+                    if super::threads::split_items(groups, flops_each) {
+                        use rayon::prelude::*;
+                        accs.par_chunks_exact_mut(acc_len).enumerate().for_each(|(g, acc)| group(g, acc));
+                    } else {
+                        accs.chunks_exact_mut(acc_len).enumerate().for_each(|(g, acc)| group(g, acc));
+                    }
+                    let (acc, later) = accs.split_at_mut(acc_len);
+                    for other in later.chunks_exact(acc_len) {
+                        for (s, &v) in acc.iter_mut().zip(other) {
+                            *s += v;
                         }
                     }
                     // out[n, o, p] = acc[(n, p), o].
