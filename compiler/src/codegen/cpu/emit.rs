@@ -364,7 +364,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let Some(bytes) = super::wide::encode(program, walkers) else { return Ok(None) };
         let mut sig = self.module.make_signature();
         sig.params.extend([AbiParam::new(PTR); 3]);
-        let id = self.module.declare_anonymous_function(&sig)?;
+        let name = format!("jl_wide{index}_{}", self.module.declarations().get_functions().count());
+        let id = self.module.declare_function(&name, cranelift_module::Linkage::Local, &sig)?;
         self.module.define_function_bytes(id, 64, &bytes, &[])?;
         if self.listing {
             let text = bytes.chunks(16).map(|line| format!("  {:02x?}\n", line)).collect();

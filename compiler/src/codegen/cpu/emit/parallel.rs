@@ -291,7 +291,9 @@ impl Emitter<'_, '_> {
     ) -> Result<(), CodegenError> {
         let mut sig = self.module.make_signature();
         sig.params.extend([AbiParam::new(PTR); 4]);
-        let id = self.module.declare_anonymous_function(&sig)?;
+        // Named for profiles (`perf` shows `jl_loop{index}_{n}`).
+        let name = format!("jl_loop{index}_{}", self.module.declarations().get_functions().count());
+        let id = self.module.declare_function(&name, cranelift_module::Linkage::Local, &sig)?;
         let mut ctx = self.module.make_context();
         ctx.func.signature = sig;
         ctx.func.name = UserFuncName::user(0, id.as_u32());
