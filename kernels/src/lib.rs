@@ -11,6 +11,8 @@
 //! dev profile (`[profile.dev.package.kernels]`) without slowing the
 //! `compiler` crate's builds.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod gemm;
 mod im2col;
 #[cfg(target_arch = "x86_64")]
@@ -39,7 +41,7 @@ pub trait Elem:
     /// (equal, or both NaN).
     fn is_max_of(self, m: Self) -> bool;
     /// One row of 2 x 2 max-pooling windows' backward (see
-    /// `window::scatter_2x2`); f32 has an SSE2 version.
+    /// `window::scatter_2x2`); f32 has SSE2 and AVX-512 versions.
     fn scatter_row_2x2(r0: &[Self], r1: &[Self], g: &[Self], o0: &mut [Self], o1: &mut [Self]) {
         window::scatter_row_2x2_scalar(r0, r1, g, o0, o1);
     }
@@ -71,7 +73,12 @@ impl Elem for f32 {
     }
     #[cfg(target_arch = "x86_64")]
     fn scatter_row_2x2(r0: &[f32], r1: &[f32], g: &[f32], o0: &mut [f32], o1: &mut [f32]) {
-        sse2::scatter_row_2x2(r0, r1, g, o0, o1);
+        if avx512::available() {
+            // Safety: the CPU has AVX-512F.
+            unsafe { avx512::scatter_row_2x2(r0, r1, g, o0, o1) }
+        } else {
+            sse2::scatter_row_2x2(r0, r1, g, o0, o1);
+        }
     }
 }
 

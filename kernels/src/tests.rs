@@ -37,12 +37,17 @@ fn max_op_is_the_interpreters_fmax_on_special_pairs() {
     }
 }
 
-/// The SSE2 row kernel of max pooling's backward equals the portable one
-/// bitwise on rows of every length mod 4, with ties, signed zeros, NaN and
-/// infinities among the taps.
+/// The SSE2 and AVX-512 row kernels of max pooling's backward equal the
+/// portable one bitwise on rows of every length mod 4 and mod 16 (up to
+/// three AVX-512 steps), with ties, signed zeros, NaN and infinities among
+/// the taps.
 #[cfg(target_arch = "x86_64")]
 #[test]
-fn sse2_scatter_row_2x2_is_the_portable_one_bitwise() {
+fn simd_scatter_row_2x2_is_the_portable_one_bitwise() {
+    let avx512 = crate::avx512::available();
+    if !avx512 {
+        eprintln!("AVX-512 version skipped: no AVX-512F on this CPU");
+    }
     let specials = [0.0f32, -0.0, 1.0, 1.0, -2.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3.5, 1.0];
     let mut state = 0x9E37_79B9u32;
     let mut next = || {
@@ -51,7 +56,7 @@ fn sse2_scatter_row_2x2_is_the_portable_one_bitwise() {
         state ^= state << 5;
         state
     };
-    for n in 0..13 {
+    for n in 0..40 {
         for _ in 0..50 {
             let mut pick = |k: usize| -> Vec<f32> {
                 (0..k)
@@ -74,6 +79,13 @@ fn sse2_scatter_row_2x2_is_the_portable_one_bitwise() {
                 |v: &[f32]| v.iter().map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() }).collect::<Vec<_>>();
             assert_eq!(bits(&a0), bits(&b0), "top n={n} {r0:?} {r1:?} {g:?}");
             assert_eq!(bits(&a1), bits(&b1), "bottom n={n} {r0:?} {r1:?} {g:?}");
+            if avx512 {
+                let (mut c0, mut c1) = (vec![5.0f32; 2 * n], vec![5.0f32; 2 * n]);
+                // Safety: the CPU has AVX-512F.
+                unsafe { crate::avx512::scatter_row_2x2(&r0, &r1, &g, &mut c0, &mut c1) };
+                assert_eq!(bits(&c0), bits(&b0), "AVX-512 top n={n} {r0:?} {r1:?} {g:?}");
+                assert_eq!(bits(&c1), bits(&b1), "AVX-512 bottom n={n} {r0:?} {r1:?} {g:?}");
+            }
         }
     }
 }
