@@ -694,7 +694,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
         part: Option<ReducePart>,
     ) -> Result<(), CodegenError> {
         let (rows, run) = match part {
-            Some(ReducePart::Rows { count, first }) => (Some((count, first)), None),
+            Some(ReducePart::Rows { dim, count, first }) => (Some((dim, count, first)), None),
             Some(ReducePart::Run { count, first, out }) => (None, Some((count, first, out))),
             None => (None, None),
         };
@@ -708,8 +708,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
         let n_walk = walk.leaves.len() + walk.stored.len();
         // Pointers (walkers, then the output) move to the part's first row.
         let at_rows = |b: &mut FunctionBuilder, base: clif::Value, walker: usize| match rows {
-            Some((_, first)) if walk.outer_strides[0][walker] != 0 => {
-                let offset = b.ins().imul_imm_s(first, walk.outer_strides[0][walker]);
+            Some((dim, _, first)) if walk.outer_strides[dim][walker] != 0 => {
+                let offset = b.ins().imul_imm_s(first, walk.outer_strides[dim][walker]);
                 b.ins().iadd(base, offset)
             }
             _ => base,
@@ -722,7 +722,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             }
         };
         let n_outputs = match rows {
-            Some((count, _)) => count * walk.outer_strides[0][n_walk] as usize / size as usize,
+            Some((dim, count, _)) => count * walk.outer_strides[dim][n_walk] as usize / size as usize,
             None => inst.ty.shape.num_elements(),
         };
         let identity = match (kind, dtype) {
@@ -751,8 +751,8 @@ impl<'a, 'm> Emitter<'a, 'm> {
             bases.push(at_rows(&mut self.b, base, k));
         }
         bases.push(dst);
-        if let Some((count, _)) = rows {
-            walk.outer_dims[0] = count;
+        if let Some((dim, count, _)) = rows {
+            walk.outer_dims[dim] = count;
         }
         if let Some((count, first, _)) = run {
             // Walkers start at element `first` of the run and reduce `count`.
@@ -1044,10 +1044,10 @@ impl<'a, 'm> Emitter<'a, 'm> {
 /// A part of a reduction that one thread runs (`parallel.rs`).
 #[derive(Clone, Copy)]
 pub(super) enum ReducePart {
-    /// `count` indices of the walk's first outer dim from index `first`;
-    /// that dim moves the output, so the part's outputs are a block of
-    /// their own.
-    Rows { count: usize, first: clif::Value },
+    /// `count` indices of the walk's outer dim `dim` from index `first`;
+    /// that dim is the outermost that moves the output (those before it
+    /// are reduced), so the part's outputs are a block of their own.
+    Rows { dim: usize, count: usize, first: clif::Value },
     /// `count` elements of a full reduction's one contiguous run from
     /// element `first`, reduced into the value at `out` (a partial result;
     /// for reductions without an order, max and min, and for one unit of
@@ -1251,7 +1251,7 @@ pub(super) fn fused_lanes(func: &Func, sched: &Schedule, root: usize) -> usize {
 
 /// Rows an interleaved reduction reduces at once (see `emit_reduce`):
 /// enough independent add chains to cover the add latency.
-const ROWS: usize = 4;
+pub(super) const ROWS: usize = 4;
 
 /// The largest `tree_cost` of a reduction's trees that is interleaved.
 pub(super) const MAX_INTERLEAVED_COST: usize = 8;

@@ -143,6 +143,37 @@ fn outlined_reductions_match_inline_ones_and_the_interpreter_bitwise() {
     assert!(outlined >= 10, "only {outlined} loops were outlined");
 }
 
+/// Reductions whose leading dims are reduced (a conv's or a dense layer's
+/// bias gradient: the batch, and the pixels after the channels) split by
+/// their first kept dim, each output still summed in its order: bitwise
+/// the inline loops and the interpreter, with an inner run, with the
+/// innermost dim kept (outputs as vectors), in f32 and f64.
+#[test]
+fn bias_gradient_sums_split_by_their_kept_dim_bitwise() {
+    let mut rng = Rng(0xB1A5);
+    let cases: [(DType, &[usize], &[usize]); 4] = [
+        (DType::F32, &[64, 24, 8, 8], &[0, 2, 3]),
+        (DType::F32, &[512, 160], &[0]),
+        (DType::F64, &[3, 40, 700], &[0, 2]),
+        (DType::F32, &[2, 3, 50, 240], &[0, 1]),
+    ];
+    let mut outlined = 0;
+    for (k, &(dtype, dims, axes)) in cases.iter().enumerate() {
+        let full = Type::new(dtype, dims);
+        let mut b = Builder::new("bias_grad", &[full.clone(), full.clone()]);
+        let prod = b.mul(b.param(0), b.param(1));
+        let zero = b.full(0.0, &full);
+        let positive = b.binary(Op::Gt, b.param(0), zero);
+        let masked = b.select(positive, prod, zero);
+        let sum = b.reduce_sum(masked, axes.to_vec());
+        let func = b.finish(vec![sum]);
+        let inputs = inputs_for(&func, &mut rng);
+        outlined +=
+            assert_outlining_is_invisible(&format!("bias case {k} {dtype}{dims:?} axes {axes:?}"), &func, &inputs);
+    }
+    assert!(outlined >= 8, "only {outlined} reductions were outlined");
+}
+
 /// Small loops stay inline: outlining costs a thread dispatch per run.
 #[test]
 fn small_loops_are_not_outlined() {

@@ -15,8 +15,9 @@
 //! is computed by one part with exactly the code the single-threaded loop
 //! has, so results are bitwise the same for any thread count and split.
 //!
-//! A reduction is split likewise by the first outer dim of its walk when
-//! that dim moves the output (rows of a layer norm or a softmax): each part
+//! A reduction is split likewise by the outermost dim of its walk that
+//! moves the output (rows of a layer norm or a softmax; the channels of a
+//! conv's bias gradient, whose batch dim before them is reduced): each part
 //! runs the reduction's own code (`Emitter::emit_reduce` with a row range)
 //! over equal stretches of rows, each output's sum in its usual order.
 
@@ -47,9 +48,10 @@ const MAX_RUN_UNITS: usize = 256;
 const MAX_REDUCTION_UNITS: usize = 64;
 
 /// How a reduction's loop is cut: `units` stretches of `rows` indices of
-/// its walk's first outer dim.
+/// its walk's outer dim `dim`.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct RowSplit {
+    dim: usize,
     units: usize,
     rows: usize,
 }
@@ -89,12 +91,13 @@ impl Emitter<'_, '_> {
         }
     }
 
-    /// How to split reduction `index` over threads: by its walk's first
-    /// outer dim, when that dim moves the output (so parts write disjoint
-    /// outputs and each output's sum keeps its order), into equal stretches
-    /// of rows; `None` for a reduction too small, one whose first dim is
-    /// reduced (a bias gradient's sum over the batch), or one whose row
-    /// count has no divisor giving 2 to `MAX_REDUCTION_UNITS` stretches.
+    /// How to split reduction `index` over threads: by the outermost dim
+    /// of its walk that moves the output (so parts write disjoint outputs
+    /// and each output's sum keeps its order; the dims before it are
+    /// reduced, as a bias gradient's batch), into equal stretches of rows;
+    /// `None` for a reduction too small, one with no outer dim that moves
+    /// the output, or one whose row count has no divisor giving 2 to
+    /// `MAX_REDUCTION_UNITS` stretches.
     pub(super) fn parallel_reduce_split(&self, index: usize) -> Option<RowSplit> {
         let src = self.func.ty(self.func.insts[index].args[0]);
         if !self.parallel_loops || src.shape.num_elements() < PARALLEL_MIN_ELEMENTS {
@@ -102,13 +105,16 @@ impl Emitter<'_, '_> {
         }
         let walk = super::reduce_walk(self.func, self.sched, index);
         let n_walk = walk.leaves.len() + walk.stored.len();
-        let (&m, strides) = (walk.outer_dims.first()?, walk.outer_strides.first()?);
-        if strides[n_walk] == 0 {
-            return None;
-        }
-        let rows = (1..=m).find(|&r| m % r == 0 && m / r <= MAX_REDUCTION_UNITS)?;
+        let dim = walk.outer_strides.iter().position(|strides| strides[n_walk] != 0)?;
+        let m = walk.outer_dims[dim];
+        // At least ROWS rows a unit where there are enough, so that a unit
+        // still reduces ROWS rows at a time when `dim` is the last outer
+        // dim (one row at a time, a bias gradient's channel per unit, took
+        // twice the time).
+        let fewest = super::ROWS.min(m / 2).max(1);
+        let rows = (fewest..=m).find(|&r| m % r == 0 && m / r <= MAX_REDUCTION_UNITS)?;
         let units = m / rows;
-        (units >= 2).then_some(RowSplit { units, rows })
+        (units >= 2).then_some(RowSplit { dim, units, rows })
     }
 
     /// How to split a full maximum, minimum or blocked sum (one output)
@@ -225,7 +231,8 @@ impl Emitter<'_, '_> {
             // For each unit: the reduction of its stretch of rows.
             part.emit_unit_loop(first, end, &mut |part, unit| {
                 let first_row = part.b.ins().imul_imm_s(unit, split.rows as i64);
-                part.emit_reduce(index, kind, None, Some(ReducePart::Rows { count: split.rows, first: first_row }))
+                let rows = ReducePart::Rows { dim: split.dim, count: split.rows, first: first_row };
+                part.emit_reduce(index, kind, None, Some(rows))
             })
         })
     }
