@@ -24,9 +24,18 @@ pub use im2col::{col2im_sum, im2col, im2col_strided, im2col_transposed};
 pub use window::{reduce_window, select_and_scatter};
 pub use winograd::{WinogradConv, TILE_POSITIONS};
 
-/// The element arithmetic the kernels need, for f32 and f64.
+/// Only f32 and f64 are `Elem`s: the kernels take a 4-byte `Elem` for f32
+/// when they pick their AVX-512 versions.
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// The element arithmetic the kernels need, for f32 and f64 (sealed: no
+/// other type can implement it).
 pub trait Elem:
-    Copy + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self>
+    sealed::Sealed + Copy + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self>
 {
     const ZERO: Self;
     const HALF: Self;

@@ -60,6 +60,16 @@ impl WinogradConv {
         self.tile_rows() * self.tile_cols()
     }
 
+    /// The scratch `transform_input` needs (`work`).
+    pub fn input_work_len(&self) -> usize {
+        8 * (self.tile_rows() + 1) * self.tile_cols() + 2 * self.tile_cols() + 2
+    }
+
+    /// The scratch `transform_output` needs for `count` images.
+    pub fn output_work_len(&self, count: usize) -> usize {
+        4 * count * self.tiles_per_image()
+    }
+
     /// `u[xi][o][c]` (16 matrices `[o, c]`) from `kernel[o][c][3][3]`.
     pub fn transform_kernel<T: Elem>(&self, kernel: &[T], u: &mut [T]) {
         let (o_n, c_n) = (self.o, self.c);
@@ -94,17 +104,19 @@ impl WinogradConv {
     /// of `xb[j]`, even and odd padded rows apart; then along y, `B^T (d B)`
     /// for all tiles of the plane at once, as tile `t`'s rows 2ty..2ty+3
     /// are `even[t]`, `odd[t]`, `even[t + cols]`, `odd[t + cols]`.
-    pub fn transform_input<T: Elem>(&self, x: &[T], first: usize, count: usize, v: &mut [T]) {
+    /// `work` is scratch of `input_work_len()` values.
+    pub fn transform_input<T: Elem>(&self, x: &[T], first: usize, count: usize, v: &mut [T], work: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         if std::mem::size_of::<T>() == 4 && self.tile_cols() <= x86::MAX_TILE_COLS && x86::avx512() {
             // Safety: a 4-byte `Elem` is f32; the CPU has AVX-512F.
             unsafe {
                 let x = std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len());
                 let v = std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<f32>(), v.len());
-                return x86::transform_input(self, x, first, count, v);
+                let work = std::slice::from_raw_parts_mut(work.as_mut_ptr().cast::<f32>(), work.len());
+                return x86::transform_input(self, x, first, count, v, work);
             }
         }
-        self.transform_input_with(x, first, count, v, x_pass_portable);
+        self.transform_input_with(x, first, count, v, work, x_pass_portable);
     }
 
     /// `transform_input` with `x_pass` for the pass along x.
@@ -115,6 +127,7 @@ impl WinogradConv {
         first: usize,
         count: usize,
         v: &mut [T],
+        work: &mut [T],
         x_pass: impl Fn(Option<&[T]>, usize, usize, &mut [T], [&mut [T]; 4]),
     ) {
         let (c_n, h, w) = (self.c, self.h, self.w);
@@ -124,7 +137,7 @@ impl WinogradConv {
         // xb[j][parity]: rows+1 rows of `cols` values, plus room for a
         // padded row (the portable pass's).
         let half = (rows + 1) * cols;
-        let mut xb = vec![T::ZERO; 8 * half + 2 * cols + 2];
+        let xb = &mut work[..self.input_work_len()];
         for b in 0..count {
             for c in 0..c_n {
                 let plane = &x[((first + b) * c_n + c) * h * w..][..h * w];
@@ -162,17 +175,19 @@ impl WinogradConv {
     /// `m[xi][o][t]` (16 matrices `[o, tiles]`, tiles as `transform_input`'s):
     /// per output channel, the four values of every tile in one pass over
     /// the 16 rows (long runs), then stored into the 2x2 blocks.
-    pub fn transform_output<T: Elem>(&self, m: &[T], count: usize, out: &mut [T]) {
+    /// `work` is scratch of `output_work_len(count)` values.
+    pub fn transform_output<T: Elem>(&self, m: &[T], count: usize, out: &mut [T], work: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         if std::mem::size_of::<T>() == 4 && self.tile_cols() <= x86::MAX_TILE_COLS && x86::avx512() {
             // Safety: a 4-byte `Elem` is f32; the CPU has AVX-512F.
             unsafe {
                 let m = std::slice::from_raw_parts(m.as_ptr().cast::<f32>(), m.len());
                 let out = std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len());
-                return x86::transform_output(self, m, count, out);
+                let work = std::slice::from_raw_parts_mut(work.as_mut_ptr().cast::<f32>(), work.len());
+                return x86::transform_output(self, m, count, out, work);
             }
         }
-        self.transform_output_with(m, count, out, interleave_portable);
+        self.transform_output_with(m, count, out, work, interleave_portable);
     }
 
     /// `transform_output` with `interleave` storing a tile row's left and
@@ -183,13 +198,14 @@ impl WinogradConv {
         m: &[T],
         count: usize,
         out: &mut [T],
+        work: &mut [T],
         interleave: impl Fn(&[T], &[T], &mut [T]),
     ) {
         let (o_n, oh, ow) = (self.o, self.oh, self.ow);
         let (rows, cols) = (self.tile_rows(), self.tile_cols());
         let tiles = count * rows * cols;
         assert!(m.len() >= TILE_POSITIONS * o_n * tiles && out.len() >= count * o_n * oh * ow);
-        let mut ys = vec![T::ZERO; 4 * tiles];
+        let ys = &mut work[..4 * tiles];
         for o in 0..o_n {
             let row: [&[T]; TILE_POSITIONS] = std::array::from_fn(|xi| &m[(xi * o_n + o) * tiles..][..tiles]);
             {
@@ -289,14 +305,29 @@ mod x86 {
 
     /// Safety: AVX-512F; `w.tile_cols() <= MAX_TILE_COLS`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transform_input(w: &WinogradConv, x: &[f32], first: usize, count: usize, v: &mut [f32]) {
-        w.transform_input_with(x, first, count, v, |row, left, cols, _, dst| unsafe { x_pass(row, left, cols, dst) });
+    pub(super) unsafe fn transform_input(
+        w: &WinogradConv,
+        x: &[f32],
+        first: usize,
+        count: usize,
+        v: &mut [f32],
+        work: &mut [f32],
+    ) {
+        w.transform_input_with(x, first, count, v, work, |row, left, cols, _, dst| unsafe {
+            x_pass(row, left, cols, dst)
+        });
     }
 
     /// Safety: AVX-512F; `w.tile_cols() <= MAX_TILE_COLS`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transform_output(w: &WinogradConv, m: &[f32], count: usize, out: &mut [f32]) {
-        w.transform_output_with(m, count, out, |left, right, dst| unsafe { interleave(left, right, dst) });
+    pub(super) unsafe fn transform_output(
+        w: &WinogradConv,
+        m: &[f32],
+        count: usize,
+        out: &mut [f32],
+        work: &mut [f32],
+    ) {
+        w.transform_output_with(m, count, out, work, |left, right, dst| unsafe { interleave(left, right, dst) });
     }
 
     /// `super::interleave_portable` on two registers.
@@ -413,14 +444,15 @@ mod tests {
                 let x = values(wino.n * wino.c * h * w, &mut seed);
                 let mut v_fast = vec![0.0f32; TILE_POSITIONS * wino.c * tiles];
                 let mut v_portable = v_fast.clone();
-                unsafe { x86::transform_input(&wino, &x, first, count, &mut v_fast) };
-                wino.transform_input_with(&x, first, count, &mut v_portable, x_pass_portable);
+                let mut work = vec![3.0f32; wino.input_work_len().max(wino.output_work_len(count))];
+                unsafe { x86::transform_input(&wino, &x, first, count, &mut v_fast, &mut work) };
+                wino.transform_input_with(&x, first, count, &mut v_portable, &mut work, x_pass_portable);
                 assert!(v_fast.iter().zip(&v_portable).all(|(a, b)| a.to_bits() == b.to_bits()), "{wino:?}");
                 let m = values(TILE_POSITIONS * wino.o * tiles, &mut seed);
                 let mut out_fast = vec![7.0f32; count * wino.o * oh * ow];
                 let mut out_portable = out_fast.clone();
-                unsafe { x86::transform_output(&wino, &m, count, &mut out_fast) };
-                wino.transform_output_with(&m, count, &mut out_portable, interleave_portable);
+                unsafe { x86::transform_output(&wino, &m, count, &mut out_fast, &mut work) };
+                wino.transform_output_with(&m, count, &mut out_portable, &mut work, interleave_portable);
                 assert!(out_fast.iter().zip(&out_portable).all(|(a, b)| a.to_bits() == b.to_bits()), "{wino:?}");
                 assert!(!out_fast.contains(&7.0), "every output written: {wino:?}");
                 checked += 1;
@@ -438,9 +470,10 @@ mod tests {
         let (x, g) = (values(16, &mut seed), values(9, &mut seed));
         let (mut u, mut v, mut out) = (vec![0.0f32; 16], vec![0.0f32; 16], vec![0.0f32; 4]);
         wino.transform_kernel(&g, &mut u);
-        wino.transform_input_with(&x, 0, 1, &mut v, x_pass_portable);
+        let mut work = vec![0.0f32; wino.input_work_len().max(wino.output_work_len(1))];
+        wino.transform_input_with(&x, 0, 1, &mut v, &mut work, x_pass_portable);
         let m: Vec<f32> = u.iter().zip(&v).map(|(a, b)| a * b).collect();
-        wino.transform_output_with(&m, 1, &mut out, interleave_portable);
+        wino.transform_output_with(&m, 1, &mut out, &mut work, interleave_portable);
         for (y, x_) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
             let direct: f64 = (0..9).map(|t| (x[(y + t / 3) * 4 + x_ + t % 3] as f64) * g[t] as f64).sum();
             let got = out[y * 2 + x_] as f64;

@@ -1217,9 +1217,9 @@ fn weight_gradient_convs_read_swapped_operands_in_place() {
 /// A weight gradient of 20 one-channel blocks (W2's conv1 shape, smaller):
 /// its blocks summed in `SWAPPED_GROUPS` groups, in parallel on 3 threads
 /// and serially on one, give the same bits either way, within the conv
-/// tolerance of the interpreter.
+/// tolerance of the interpreter; so does a Winograd conv.
 #[test]
-fn swapped_weight_gradient_groups_do_not_depend_on_threads() {
+fn conv_groups_and_blocks_do_not_depend_on_threads() {
     let mut rng = Rng(0xC3);
     let (tx, tdy) = (Type::new(DType::F32, &[20, 1, 26, 26]), Type::new(DType::F32, &[20, 8, 24, 24]));
     let mut b = Builder::new("wgrad", &[tx.clone(), tdy.clone()]);
@@ -1234,6 +1234,15 @@ fn swapped_weight_gradient_groups_do_not_depend_on_threads() {
     assert_within_sum_tolerance("wgrad", &func, &inputs, &want[0], &one[0], 20 * 24 * 24);
     let bits = |t: &Tensor| t.to_f64_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&one[0]), bits(&three[0]));
+    // A Winograd conv's blocks of images shrink to give every thread one
+    // (3 images a block on one thread, 2 on three): the same bits.
+    let (tx, tk) = (Type::new(DType::F32, &[5, 32, 13, 13]), Type::new(DType::F32, &[64, 32, 3, 3]));
+    let mut b = Builder::new("winograd", &[tx.clone(), tk.clone()]);
+    let res = b.conv2d(b.param(0), b.param(1), crate::ir::Conv::plain());
+    let func = b.finish(vec![res]);
+    let inputs = [plain_tensor(&tx, &mut rng), plain_tensor(&tk, &mut rng)];
+    let run_on = |threads: usize| with_threads(threads, || compile(&func).unwrap().run(&inputs));
+    assert_eq!(bits(&run_on(1)[0]), bits(&run_on(3)[0]));
 }
 
 /// A window of these sizes, strides and paddings.

@@ -209,7 +209,10 @@ unsafe fn winograd_conv<T: ::kernels::Elem + Default + Send + Sync + 'static>(
     use rayon::prelude::*;
     let (c, o) = (wino.c, wino.o);
     let per_image = wino.tiles_per_image();
-    let images = (WINOGRAD_BLOCK_TILES / per_image.max(1)).clamp(1, wino.n.max(1));
+    // Blocks of whole images, at least one per thread where there are
+    // enough images (the products' sums do not depend on the block).
+    let threads = super::threads::threads();
+    let images = (WINOGRAD_BLOCK_TILES / per_image.max(1)).clamp(1, wino.n.div_ceil(threads).max(1));
     let image_len = o * wino.oh * wino.ow;
     with_scratch(u_key, |u| {
         if u.len() < TILE_POSITIONS * o * c {
@@ -223,12 +226,16 @@ unsafe fn winograd_conv<T: ::kernels::Elem + Default + Send + Sync + 'static>(
             let tiles = count * per_image;
             with_scratch(block_key, |scratch| {
                 let (v_len, m_len) = (TILE_POSITIONS * c * tiles, TILE_POSITIONS * o * tiles);
-                if scratch.len() < v_len + m_len {
-                    scratch.resize(v_len + m_len, T::default());
+                // Sized for a whole block whatever this one's images, so
+                // that a thread's scratch grows once.
+                let full = TILE_POSITIONS * (c + o) * images * per_image
+                    + wino.input_work_len().max(wino.output_work_len(images));
+                if scratch.len() < full {
+                    scratch.resize(full, T::default());
                 }
                 let (v, rest) = scratch.split_at_mut(v_len);
-                let m = &mut rest[..m_len];
-                wino.transform_input(x, first, count, v);
+                let (m, work) = rest.split_at_mut(m_len);
+                wino.transform_input(x, first, count, v, work);
                 for xi in 0..TILE_POSITIONS {
                     // m[xi] = u[xi] (o x c) x v[xi] (c x tiles).
                     unsafe {
@@ -244,7 +251,7 @@ unsafe fn winograd_conv<T: ::kernels::Elem + Default + Send + Sync + 'static>(
                         )
                     };
                 }
-                wino.transform_output(m, count, out_block);
+                wino.transform_output(m, count, out_block, work);
             });
         };
         let blocks = wino.n.div_ceil(images);
@@ -405,7 +412,9 @@ macro_rules! conv2d_routine {
                                     kb,
                                     d.o,
                                     super::kernels::TRANS_B,
-                                    gemm::Parallelism::None,
+                                    // Parts of one product where the groups
+                                    // are fewer than the threads (a small batch).
+                                    super::threads::gemm_parallelism(),
                                 )
                             };
                             if k > first {

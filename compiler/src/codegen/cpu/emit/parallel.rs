@@ -107,14 +107,14 @@ impl Emitter<'_, '_> {
         let n_walk = walk.leaves.len() + walk.stored.len();
         let dim = walk.outer_strides.iter().position(|strides| strides[n_walk] != 0)?;
         let m = walk.outer_dims[dim];
-        // At least ROWS rows a unit where there are enough, so that a unit
-        // still reduces ROWS rows at a time when `dim` is the last outer
-        // dim (one row at a time, a bias gradient's channel per unit, took
-        // twice the time).
-        let fewest = super::ROWS.min(m / 2).max(1);
-        let rows = (fewest..=m).find(|&r| m % r == 0 && m / r <= MAX_REDUCTION_UNITS)?;
-        let units = m / rows;
-        (units >= 2).then_some(RowSplit { dim, units, rows })
+        // When `dim` is the last outer dim, at least ROWS rows a unit where
+        // that still leaves 2 units, so that a unit reduces ROWS rows at a
+        // time as the inline loop does (one row at a time, a bias
+        // gradient's channel per unit, took twice the time).
+        let stretch = |fewest: usize| (fewest..=m).find(|&r| m % r == 0 && m / r <= MAX_REDUCTION_UNITS && m / r >= 2);
+        let last = dim + 1 == walk.outer_dims.len();
+        let rows = if last { stretch(super::ROWS).or_else(|| stretch(1)) } else { stretch(1) }?;
+        Some(RowSplit { dim, units: m / rows, rows })
     }
 
     /// How to split a full maximum, minimum or blocked sum (one output)
