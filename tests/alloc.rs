@@ -1,7 +1,8 @@
 //! Heap use of a steady-state training step, counted by a global allocator
 //! (its own test binary: the count is process-wide). W1's step (the MLP of
-//! shared/design/PERFORMANCE.md, forward + backward + Adam) runs with its
-//! parameters, optimizer states and batch held, as the trainer runs it.
+//! shared/design/PERFORMANCE.md, forward + backward + Adam) and W2's (the
+//! CNN) run with their parameters, optimizer states and batch held, as the
+//! trainer runs them.
 //! A steady-state step allocates nothing: called as the trainer would
 //! call it with `run_held_into` (one input list and one output list reused,
 //! the step number written into the same scalar), its bookkeeping reuses
@@ -44,11 +45,11 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// (allocations per step, largest allocation in bytes) over `steps` steps
-/// after a warm-up, W1 at batch 128 on `threads` host threads.
-fn w1_step_heap_use(threads: usize, steps: usize) -> (f64, usize) {
+/// after a warm-up, the training step of model file `src` at batch 128 of
+/// 784 features on `threads` host threads.
+fn step_heap_use(src: &str, threads: usize, steps: usize) -> (f64, usize) {
     compiler::codegen::cpu::threads::set_threads(threads);
-    let src = include_str!("../benches/workloads/w1_mlp.jl");
-    let (prog, diags) = compiler::lower::load("w1_mlp.jl", src);
+    let (prog, diags) = compiler::lower::load("model.jl", src);
     assert!(diags.is_empty(), "{diags:?}");
     let sections = compiler::lower::training_sections(&prog).expect("sections");
     let (b, d) = (128, 784);
@@ -99,9 +100,20 @@ fn steady_state_steps_allocate_nothing() {
     // packing buffer); then 10 times, at most 1,176 bytes (the call's
     // bookkeeping vectors), before `run_held_into` and the reused lists.
     for threads in [1, 2] {
-        let (per_step, largest) = w1_step_heap_use(threads, 20);
+        let (per_step, largest) = step_heap_use(include_str!("../benches/workloads/w1_mlp.jl"), threads, 20);
         eprintln!("W1 step, {threads} host thread(s): {per_step:.1} allocations per step, largest {largest} bytes");
         assert_eq!(per_step, 0.0, "{threads} thread(s): {per_step} allocations per step, the largest {largest} bytes");
+    }
+    // W2's CNN (convs in three forms, pooling and its backward): its conv
+    // tap tables once were a few hundred small allocations per step (523),
+    // now made once per conv and kept (`cpu/conv.rs`).
+    for threads in [1, 2] {
+        let (per_step, largest) = step_heap_use(include_str!("../examples/fashion_mnist_cnn.jl"), threads, 10);
+        eprintln!("W2 step, {threads} host thread(s): {per_step:.2} allocations per step, largest {largest} bytes");
+        assert_eq!(
+            per_step, 0.0,
+            "W2, {threads} thread(s): {per_step} allocations per step, the largest {largest} bytes"
+        );
     }
     compiler::codegen::cpu::threads::set_threads(0);
 }

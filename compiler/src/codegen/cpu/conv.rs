@@ -96,7 +96,7 @@ struct ConvDesc {
 impl ConvDesc {
     /// Safety: `desc` points to a descriptor built by `descriptor` for a conv.
     unsafe fn read(desc: *const i64) -> ConvDesc {
-        let v: Vec<usize> = unsafe { std::slice::from_raw_parts(desc, 20) }.iter().map(|&x| x as usize).collect();
+        let v: [usize; 20] = std::array::from_fn(|i| unsafe { *desc.add(i) } as usize);
         ConvDesc {
             n: v[0],
             c: v[1],
@@ -264,6 +264,39 @@ unsafe fn winograd_conv<T: ::kernels::Elem + Default + Send + Sync + 'static>(
     });
 }
 
+/// A conv's tap tables: for each kernel row (column) the input row
+/// (column) each output row (column) reads (`ConvDesc::taps`), and the same
+/// transposed (per output row, per tap), as the swapped form reads them.
+struct TapTables {
+    ys: Vec<Vec<isize>>,
+    xs: Vec<Vec<isize>>,
+    ys_t: Vec<Vec<isize>>,
+    xs_t: Vec<Vec<isize>>,
+}
+
+/// The tap tables of every conv descriptor seen, made once each: a step
+/// calls the same convs again, and building the tables was a few hundred
+/// small allocations per W2 step.
+static TAP_TABLES: std::sync::Mutex<Vec<([i64; 20], std::sync::Arc<TapTables>)>> = std::sync::Mutex::new(Vec::new());
+
+/// `d`'s tap tables, from the cache.
+///
+/// Safety: `desc` is `d`'s descriptor (20 values).
+unsafe fn tap_tables(d: &ConvDesc, desc: *const i64) -> std::sync::Arc<TapTables> {
+    let key: [i64; 20] = std::array::from_fn(|i| unsafe { *desc.add(i) });
+    let mut cache = TAP_TABLES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, tables)) = cache.iter().find(|(k, _)| *k == key) {
+        return std::sync::Arc::clone(tables);
+    }
+    let ys: Vec<Vec<isize>> = (0..d.kh).map(|k| d.taps(0, k, d.h, d.oh)).collect();
+    let xs: Vec<Vec<isize>> = (0..d.kw).map(|k| d.taps(1, k, d.w, d.ow)).collect();
+    let ys_t = (0..d.oh).map(|y| ys.iter().map(|t| t[y]).collect()).collect();
+    let xs_t = (0..d.ow).map(|x| xs.iter().map(|t| t[x]).collect()).collect();
+    let tables = std::sync::Arc::new(TapTables { ys, xs, ys_t, xs_t });
+    cache.push((key, std::sync::Arc::clone(&tables)));
+    tables
+}
+
 thread_local! {
     /// The im2col scratch of the f32 and f64 convs on this thread.
     static COL_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -336,8 +369,8 @@ macro_rules! conv2d_routine {
                 return;
             }
             let pointwise = d.is_pointwise();
-            let ys: Vec<Vec<isize>> = (0..d.kh).map(|k| d.taps(0, k, d.h, d.oh)).collect();
-            let xs: Vec<Vec<isize>> = (0..d.kw).map(|k| d.taps(1, k, d.w, d.ow)).collect();
+            let tables = unsafe { tap_tables(&d, desc) };
+            let (ys, xs) = (&tables.ys, &tables.xs);
             if d.swapped {
                 // A weight gradient whose operands are stored as
                 // `x[c][n][h][w]` (each "channel" c an image) and
@@ -357,8 +390,7 @@ macro_rules! conv2d_routine {
                     out.fill(0.0);
                     return;
                 }
-                let ys_t: Vec<Vec<isize>> = (0..d.oh).map(|y| ys.iter().map(|t| t[y]).collect()).collect();
-                let xs_t: Vec<Vec<isize>> = (0..d.ow).map(|x| xs.iter().map(|t| t[x]).collect()).collect();
+                let (ys_t, xs_t) = (&tables.ys_t, &tables.xs_t);
                 let kernel = unsafe { std::slice::from_raw_parts(rhs, d.c * d.o * taps) };
                 let block = (SWAPPED_BLOCK_DEPTH / taps).clamp(1, d.c);
                 let depth = block * taps;
@@ -386,7 +418,7 @@ macro_rules! conv2d_routine {
                             for c in c0..c0 + cb {
                                 // a[(n, y, x), (c, ky, kx)] = image c's n under that tap, or 0.
                                 let image = &x[c * d.n * d.h * d.w..][..d.n * d.h * d.w];
-                                ::kernels::im2col_strided(image, d.h, d.w, &ys_t, &xs_t, &mut a[(c - c0) * taps..], kb);
+                                ::kernels::im2col_strided(image, d.h, d.w, ys_t, xs_t, &mut a[(c - c0) * taps..], kb);
                             }
                             // b_t[o, (c, t)] = k[c][o][t]: b stored transposed,
                             // which for one channel is k[c] itself (W2's conv1:
@@ -596,12 +628,55 @@ conv2d_routine!(jl_conv2d_f64, conv2d_f64, f64, super::kernels::matmul_f64, COL_
 /// stride, low padding (the high padding is implied by the result dims).
 ///
 /// Safety: `desc` points to a descriptor built by `descriptor` for a window op.
-unsafe fn window_desc(desc: *const i64) -> [Vec<usize>; 5] {
+unsafe fn window_desc(desc: *const i64) -> [Dims; 5] {
     let rank = unsafe { *desc } as usize;
-    let v: Vec<usize> =
-        unsafe { std::slice::from_raw_parts(desc.add(1), 6 * rank) }.iter().map(|&x| x as usize).collect();
-    let part = |k: usize| v[k * rank..(k + 1) * rank].to_vec();
+    let v = unsafe { std::slice::from_raw_parts(desc.add(1), 6 * rank) };
+    let part = |k: usize| Dims::from(v[k * rank..(k + 1) * rank].iter().map(|&x| x as usize));
     [part(0), part(1), part(2), part(3), part(4)]
+}
+
+/// A window op's dims: on the stack up to rank 8 (a step calls these
+/// routines every time; no allocation per call), else on the heap.
+struct Dims {
+    inline: [usize; 8],
+    heap: Vec<usize>,
+    len: usize,
+}
+
+impl Dims {
+    fn from(values: impl ExactSizeIterator<Item = usize>) -> Dims {
+        let len = values.len();
+        let mut dims = Dims { inline: [0; 8], heap: Vec::new(), len };
+        if len <= dims.inline.len() {
+            for (slot, v) in dims.inline.iter_mut().zip(values) {
+                *slot = v;
+            }
+        } else {
+            dims.heap = values.collect();
+        }
+        dims
+    }
+}
+
+impl std::ops::Deref for Dims {
+    type Target = [usize];
+    fn deref(&self) -> &[usize] {
+        if self.len <= self.inline.len() {
+            &self.inline[..self.len]
+        } else {
+            &self.heap
+        }
+    }
+}
+
+impl std::ops::DerefMut for Dims {
+    fn deref_mut(&mut self) -> &mut [usize] {
+        if self.len <= self.inline.len() {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.heap
+        }
+    }
 }
 
 /// Runs `block(Some((first, count)))` over the leading dim's indices in
@@ -634,10 +709,10 @@ fn for_each_leading_block(
 
 /// The dims of leading indices `first..first + count` of an array of
 /// `dims` and the element range they hold (`None`: the whole array).
-fn leading_block(dims: &[usize], part: Option<(usize, usize)>) -> (Vec<usize>, std::ops::Range<usize>) {
-    let Some((first, count)) = part else { return (dims.to_vec(), 0..dims.iter().product()) };
+fn leading_block(dims: &[usize], part: Option<(usize, usize)>) -> (Dims, std::ops::Range<usize>) {
+    let Some((first, count)) = part else { return (Dims::from(dims.iter().copied()), 0..dims.iter().product()) };
     let inner: usize = dims[1..].iter().product();
-    let mut block = dims.to_vec();
+    let mut block = Dims::from(dims.iter().copied());
     block[0] = count;
     (block, first * inner..(first + count) * inner)
 }
