@@ -1,6 +1,7 @@
 //! AVX-512 versions of the hottest f32 pooling loop, for CPUs that have
-//! AVX-512F (checked per call; `sse2.rs` otherwise). Bitwise equal to the
-//! portable versions (tested in `tests.rs`).
+//! AVX-512F (checked per call; `sse2.rs` otherwise), and the helpers that
+//! the AVX-512 code here and in `winograd.rs` shares. Bitwise equal to the
+//! portable versions (tested in `tests.rs`, `winograd.rs`).
 
 use std::arch::x86_64::*;
 
@@ -10,9 +11,10 @@ pub(crate) fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
-/// The lanes `0..n` of 32 (clipped), as two 16-lane masks.
-fn first_lanes(n: usize) -> (__mmask16, __mmask16) {
-    let bits = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+/// The lanes `lo..hi` of 32 (clipped), as two 16-lane masks.
+pub(crate) fn lane_masks(lo: usize, hi: usize) -> (__mmask16, __mmask16) {
+    let (lo, hi) = (lo.min(32), hi.min(32));
+    let bits = if lo < hi { (((1u64 << hi) - 1) ^ ((1u64 << lo) - 1)) as u32 } else { 0 };
     (bits as __mmask16, (bits >> 16) as __mmask16)
 }
 
@@ -40,8 +42,8 @@ pub(crate) unsafe fn scatter_row_2x2(r0: &[f32], r1: &[f32], g: &[f32], o0: &mut
     let mut j = 0;
     while j < n {
         let windows = (n - j).min(16);
-        let (m_lo, m_hi) = first_lanes(2 * windows);
-        let (m_g, _) = first_lanes(windows);
+        let (m_lo, m_hi) = lane_masks(0, 2 * windows);
+        let (m_g, _) = lane_masks(0, windows);
         // Safety: masked lanes stay within the asserted lengths (2 * n taps
         // and results from 2j, n cotangents from j).
         unsafe {

@@ -43,10 +43,10 @@ pub fn im2col_strided<T: Elem>(
         }
         return;
     }
-    let runs = RunTable::of(xs);
+    let runs = runs_of(xs);
     for plane in image.chunks_exact(h * w) {
         for ky_taps in ys {
-            for (kx_taps, run) in xs.iter().zip(runs.runs()) {
+            for (kx_taps, run) in xs.iter().zip(&runs) {
                 let Some(row) = next_row(col) else { return };
                 let dst = &mut col[row];
                 for (dst, &iy) in dst.chunks_exact_mut(ow.max(1)).zip(ky_taps) {
@@ -85,11 +85,11 @@ pub fn im2col_strided<T: Elem>(
 pub fn col2im_sum<T: Elem>(t: &[T], h: usize, w: usize, ys: &[Vec<isize>], xs: &[Vec<isize>], out: &mut [T]) {
     let (oh, ow) = (ys.first().map_or(0, Vec::len), xs.first().map_or(0, Vec::len));
     let (pixels, taps) = (oh * ow, ys.len() * xs.len());
-    let runs = RunTable::of(xs);
+    let runs = runs_of(xs);
     for (o, plane) in out.chunks_exact_mut(pixels.max(1)).enumerate() {
         plane.fill(T::ZERO);
         for (ky, ky_taps) in ys.iter().enumerate() {
-            for (kx, (kx_taps, run)) in xs.iter().zip(runs.runs()).enumerate() {
+            for (kx, (kx_taps, run)) in xs.iter().zip(&runs).enumerate() {
                 let rows = &t[((o * taps) + ky * xs.len() + kx) * h * w..][..h * w];
                 for (dst, &iy) in plane.chunks_exact_mut(ow.max(1)).zip(ky_taps) {
                     if iy < 0 {
@@ -121,32 +121,10 @@ pub fn col2im_sum<T: Elem>(t: &[T], h: usize, w: usize, ys: &[Vec<isize>], xs: &
 /// The `Run` of each kernel column's taps: on the stack for up to 32
 /// columns, so that a call allocates nothing (a W2 step calls im2col a
 /// few hundred times).
-struct RunTable {
-    inline: [Option<Run>; 32],
-    heap: Vec<Option<Run>>,
-    len: usize,
-}
+type RunTable = smallvec::SmallVec<[Option<Run>; 32]>;
 
-impl RunTable {
-    fn of(xs: &[Vec<isize>]) -> RunTable {
-        let mut table = RunTable { inline: [None; 32], heap: Vec::new(), len: xs.len() };
-        if xs.len() <= table.inline.len() {
-            for (slot, taps) in table.inline.iter_mut().zip(xs) {
-                *slot = Run::of(taps);
-            }
-        } else {
-            table.heap = xs.iter().map(|taps| Run::of(taps)).collect();
-        }
-        table
-    }
-
-    fn runs(&self) -> &[Option<Run>] {
-        if self.heap.is_empty() {
-            &self.inline[..self.len]
-        } else {
-            &self.heap
-        }
-    }
+fn runs_of(xs: &[Vec<isize>]) -> RunTable {
+    xs.iter().map(|taps| Run::of(taps)).collect()
 }
 
 /// Output columns `start..end` read input columns `src..` one by one; the

@@ -293,15 +293,13 @@ fn x_pass_portable<T: Elem>(row: Option<&[T]>, left: usize, cols: usize, pad: &m
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::WinogradConv;
+    pub(super) use crate::avx512::available as avx512;
+    use crate::avx512::lane_masks;
     use std::arch::x86_64::*;
 
     /// The widest tile row the register pass takes: 2 x 15 + 2 = 32 padded
     /// columns, two registers.
     pub(super) const MAX_TILE_COLS: usize = 15;
-
-    pub(super) fn avx512() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
 
     /// Safety: AVX-512F; `w.tile_cols() <= MAX_TILE_COLS`.
     #[target_feature(enable = "avx512f")]
@@ -348,13 +346,6 @@ mod x86 {
             _mm512_mask_storeu_ps(dst.as_mut_ptr(), s_lo, _mm512_permutex2var_ps(l, first, r));
             _mm512_mask_storeu_ps(dst.as_mut_ptr().wrapping_add(16), s_hi, _mm512_permutex2var_ps(l, second, r));
         }
-    }
-
-    /// The lanes `lo..hi` of 32 (clipped), as two 16-lane masks.
-    fn lane_masks(lo: usize, hi: usize) -> (__mmask16, __mmask16) {
-        let (lo, hi) = (lo.min(32), hi.min(32));
-        let bits = if lo < hi { (((1u64 << hi) - 1) ^ ((1u64 << lo) - 1)) as u32 } else { 0 };
-        (bits as __mmask16, (bits >> 16) as __mmask16)
     }
 
     /// `super::x_pass_portable` on registers: padded column j is lane j of (lo, hi).

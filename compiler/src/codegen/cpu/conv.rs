@@ -631,53 +631,13 @@ conv2d_routine!(jl_conv2d_f64, conv2d_f64, f64, super::kernels::matmul_f64, COL_
 unsafe fn window_desc(desc: *const i64) -> [Dims; 5] {
     let rank = unsafe { *desc } as usize;
     let v = unsafe { std::slice::from_raw_parts(desc.add(1), 6 * rank) };
-    let part = |k: usize| Dims::from(v[k * rank..(k + 1) * rank].iter().map(|&x| x as usize));
+    let part = |k: usize| v[k * rank..(k + 1) * rank].iter().map(|&x| x as usize).collect::<Dims>();
     [part(0), part(1), part(2), part(3), part(4)]
 }
 
 /// A window op's dims: on the stack up to rank 8 (a step calls these
 /// routines every time; no allocation per call), else on the heap.
-struct Dims {
-    inline: [usize; 8],
-    heap: Vec<usize>,
-    len: usize,
-}
-
-impl Dims {
-    fn from(values: impl ExactSizeIterator<Item = usize>) -> Dims {
-        let len = values.len();
-        let mut dims = Dims { inline: [0; 8], heap: Vec::new(), len };
-        if len <= dims.inline.len() {
-            for (slot, v) in dims.inline.iter_mut().zip(values) {
-                *slot = v;
-            }
-        } else {
-            dims.heap = values.collect();
-        }
-        dims
-    }
-}
-
-impl std::ops::Deref for Dims {
-    type Target = [usize];
-    fn deref(&self) -> &[usize] {
-        if self.len <= self.inline.len() {
-            &self.inline[..self.len]
-        } else {
-            &self.heap
-        }
-    }
-}
-
-impl std::ops::DerefMut for Dims {
-    fn deref_mut(&mut self) -> &mut [usize] {
-        if self.len <= self.inline.len() {
-            &mut self.inline[..self.len]
-        } else {
-            &mut self.heap
-        }
-    }
-}
+type Dims = smallvec::SmallVec<[usize; 8]>;
 
 /// Runs `block(Some((first, count)))` over the leading dim's indices in
 /// blocks, on the host kernels' threads, when the windows never cross that
@@ -710,9 +670,9 @@ fn for_each_leading_block(
 /// The dims of leading indices `first..first + count` of an array of
 /// `dims` and the element range they hold (`None`: the whole array).
 fn leading_block(dims: &[usize], part: Option<(usize, usize)>) -> (Dims, std::ops::Range<usize>) {
-    let Some((first, count)) = part else { return (Dims::from(dims.iter().copied()), 0..dims.iter().product()) };
+    let Some((first, count)) = part else { return (Dims::from_slice(dims), 0..dims.iter().product()) };
     let inner: usize = dims[1..].iter().product();
-    let mut block = Dims::from(dims.iter().copied());
+    let mut block = Dims::from_slice(dims);
     block[0] = count;
     (block, first * inner..(first + count) * inner)
 }
