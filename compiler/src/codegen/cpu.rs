@@ -52,6 +52,7 @@ mod random;
 mod reduction_order;
 mod scan;
 pub(crate) mod schedule;
+mod scratch;
 mod siblings;
 pub mod threads;
 pub(crate) mod vmath;

@@ -13,8 +13,8 @@
 //! hot loops are in the `kernels` crate (built optimized even in the dev
 //! profile). The window reductions visit elements in the interpreter's order
 //! (`interp_window::reduce_window_into`), so they agree bitwise with
-//! `ir::interp` (tested). The im2col matrix lives in a per-thread scratch
-//! buffer that grows to the largest conv and is reused by every call.
+//! `ir::interp` (tested). The im2col matrices, transforms and accumulators
+//! live in scratch buffers kept between calls (`scratch::Scratch`).
 //!
 //! Consumes the JIT's buffer pointers plus a descriptor: an `i64` array of
 //! the op's shapes and attributes that the compiled code stores in a stack
@@ -27,7 +27,7 @@
 //! element gives NaN where the interpreter skips the term): tested against
 //! the interpreter with matmul's tolerance (`codegen::tests`).
 
-use std::cell::RefCell;
+use super::scratch::Scratch;
 
 use super::schedule::{swapped_conv_operands, Schedule};
 use crate::ir::{Func, Op};
@@ -187,9 +187,9 @@ impl ConvDesc {
 /// The GEMM of an element type: `matmul_f32` / `matmul_f64`.
 type Matmul<T> = unsafe fn(*const T, *const T, *mut T, usize, usize, usize, usize, gemm::Parallelism);
 
-/// Runs a conv in Winograd's form: the kernel transformed once (in this
-/// thread's `u_key` scratch), then per block of whole images (on the host
-/// kernels' threads when worth it, each in its `block_key` scratch) the
+/// Runs a conv in Winograd's form: the kernel transformed once (in the
+/// call's scratch), then per block of whole images (on the host kernels'
+/// threads when worth it, each in its thread's unit scratch) the
 /// input transform, the 16 products `M[xi] = U[xi] x V[xi]`, and the output
 /// transform into the block's images. Each output's arithmetic is the same
 /// whatever the blocks and threads.
@@ -201,8 +201,7 @@ unsafe fn winograd_conv<T: ::kernels::Elem + Default + Send + Sync + 'static>(
     x: &[T],
     kernel: &[T],
     out: &mut [T],
-    u_key: &'static std::thread::LocalKey<RefCell<Vec<T>>>,
-    block_key: &'static std::thread::LocalKey<RefCell<Vec<T>>>,
+    scratch: &Scratch<T>,
     matmul: Matmul<T>,
 ) {
     use ::kernels::TILE_POSITIONS;
@@ -214,26 +213,19 @@ unsafe fn winograd_conv<T: ::kernels::Elem + Default + Send + Sync + 'static>(
     let threads = super::threads::threads();
     let images = (WINOGRAD_BLOCK_TILES / per_image.max(1)).clamp(1, wino.n.div_ceil(threads).max(1));
     let image_len = o * wino.oh * wino.ow;
-    with_scratch(u_key, |u| {
-        if u.len() < TILE_POSITIONS * o * c {
-            u.resize(TILE_POSITIONS * o * c, T::default());
-        }
-        let u = &mut u[..TILE_POSITIONS * o * c];
+    // A whole block's scratch, whatever this one's images.
+    let block_len =
+        TILE_POSITIONS * (c + o) * images * per_image + wino.input_work_len().max(wino.output_work_len(images));
+    scratch.with_call(TILE_POSITIONS * o * c, |u| {
         wino.transform_kernel(kernel, u);
         let u = &*u;
+        scratch.reserve_units(block_len);
         let block = |first: usize, out_block: &mut [T]| {
             let count = out_block.len() / image_len;
             let tiles = count * per_image;
-            with_scratch(block_key, |scratch| {
+            scratch.with_unit(block_len, |work| {
                 let (v_len, m_len) = (TILE_POSITIONS * c * tiles, TILE_POSITIONS * o * tiles);
-                // Sized for a whole block whatever this one's images, so
-                // that a thread's scratch grows once.
-                let full = TILE_POSITIONS * (c + o) * images * per_image
-                    + wino.input_work_len().max(wino.output_work_len(images));
-                if scratch.len() < full {
-                    scratch.resize(full, T::default());
-                }
-                let (v, rest) = scratch.split_at_mut(v_len);
+                let (v, rest) = work.split_at_mut(v_len);
                 let (m, work) = rest.split_at_mut(m_len);
                 wino.transform_input(x, first, count, v, work);
                 for xi in 0..TILE_POSITIONS {
@@ -297,30 +289,9 @@ unsafe fn tap_tables(d: &ConvDesc, desc: *const i64) -> std::sync::Arc<TapTables
     tables
 }
 
-thread_local! {
-    /// The im2col scratch of the f32 and f64 convs on this thread.
-    static COL_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static COL_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-    /// Per-image scratch of the scatter form, on each thread that runs images.
-    static TAPS_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static TAPS_F64: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on this thread's scratch vector of `key`, taken out of the
-/// thread-local for the call (not borrowed): a pool thread that waits in a
-/// parallel GEMM may run another conv job meanwhile, which then finds the
-/// slot empty and grows its own vector instead of failing a `RefCell`
-/// borrow. The vector goes back afterwards, so steady state allocates
-/// nothing.
-fn with_scratch<T: 'static, R>(
-    key: &'static std::thread::LocalKey<RefCell<Vec<T>>>,
-    f: impl FnOnce(&mut Vec<T>) -> R,
-) -> R {
-    let mut scratch = key.take();
-    let result = f(&mut scratch);
-    key.set(scratch);
-    result
-}
+/// The scratch of the f32 and f64 convs.
+static SCRATCH_F32: Scratch<f32> = Scratch::new();
+static SCRATCH_F64: Scratch<f64> = Scratch::new();
 
 /// Runs `image(b, out_b)` for each image `b` and its block of the output
 /// (`block` elements each), over the host kernels' threads when the work is
@@ -337,7 +308,7 @@ fn for_each_image<T: Send>(out: &mut [T], block: usize, flops_each: usize, image
 }
 
 macro_rules! conv2d_routine {
-    ($name:ident, $body:ident, $t:ty, $matmul:path, $scratch:ident, $taps_scratch:ident) => {
+    ($name:ident, $body:ident, $t:ty, $matmul:path, $scratch:ident) => {
         /// Safety: pointers to live, distinct arena buffers of the conv's
         /// operand and result sizes; `desc` from `descriptor`. Runs on the
         /// host kernels' threads (`threads::parallel`).
@@ -365,7 +336,7 @@ macro_rules! conv2d_routine {
             if let Some(wino) = d.winograd_form() {
                 let kernel = unsafe { std::slice::from_raw_parts(rhs, d.o * d.c * 9) };
                 // Safety: `$matmul` is the GEMM of this element type.
-                unsafe { winograd_conv(wino, x, kernel, out, &$scratch, &$taps_scratch, $matmul) };
+                unsafe { winograd_conv(wino, x, kernel, out, &$scratch, $matmul) };
                 return;
             }
             let pointwise = d.is_pointwise();
@@ -400,15 +371,21 @@ macro_rules! conv2d_routine {
                 // groups then added in order: the same sums whatever the
                 // thread count, and no serial part between the GEMMs (W2's
                 // conv1 gradient was 128 one-image GEMMs too small to split).
+                // Groups run in parallel (their GEMMs then serial: a unit
+                // does no parallel work, `scratch`) where each thread gets
+                // one; else one after another, each GEMM split over the
+                // threads (a small batch, or more threads than groups).
                 let groups = blocks.min(SWAPPED_GROUPS);
                 let acc_len = columns * d.o;
+                let flops_each = 2 * acc_len * d.c.div_ceil(groups) * taps;
+                let threads = super::threads::threads();
+                let parallel_groups = groups >= threads && super::threads::split_items(groups, flops_each);
+                let gemm_parallelism =
+                    if parallel_groups { gemm::Parallelism::None } else { super::threads::gemm_parallelism() };
+                let unit_len = columns * depth + d.o * depth + acc_len;
                 let group = |g: usize, acc: &mut [$t]| {
                     let (first, end) = (blocks * g / groups, blocks * (g + 1) / groups);
-                    with_scratch(&$taps_scratch, |scratch| {
-                        let need = columns * depth + d.o * depth + acc_len;
-                        if scratch.len() < need {
-                            scratch.resize(need, 0.0);
-                        }
+                    $scratch.with_unit(unit_len, |scratch| {
                         let (a, rest) = scratch.split_at_mut(columns * depth);
                         let (b_t, product) = rest.split_at_mut(d.o * depth);
                         let product = &mut product[..acc_len];
@@ -444,9 +421,7 @@ macro_rules! conv2d_routine {
                                     kb,
                                     d.o,
                                     super::kernels::TRANS_B,
-                                    // Parts of one product where the groups
-                                    // are fewer than the threads (a small batch).
-                                    super::threads::gemm_parallelism(),
+                                    gemm_parallelism,
                                 )
                             };
                             if k > first {
@@ -457,13 +432,9 @@ macro_rules! conv2d_routine {
                         }
                     });
                 };
-                with_scratch(&$scratch, |accs| {
-                    if accs.len() < groups * acc_len {
-                        accs.resize(groups * acc_len, 0.0);
-                    }
-                    let accs = &mut accs[..groups * acc_len];
-                    let flops_each = 2 * acc_len * d.c.div_ceil(groups) * taps;
-                    if super::threads::split_items(groups, flops_each) {
+                $scratch.with_call(groups * acc_len, |accs| {
+                    $scratch.reserve_units(unit_len);
+                    if parallel_groups {
                         use rayon::prelude::*;
                         accs.par_chunks_exact_mut(acc_len).enumerate().for_each(|(g, acc)| group(g, acc));
                     } else {
@@ -499,11 +470,7 @@ macro_rules! conv2d_routine {
             // 50 MB per step.
             if !pointwise && d.h * d.w < pixels && rows > 0 {
                 let (taps, hw) = (d.kh * d.kw, d.h * d.w);
-                with_scratch(&$scratch, |scratch| {
-                    if scratch.len() < d.groups * og * taps * d.cg {
-                        scratch.resize(d.groups * og * taps * d.cg, 0.0);
-                    }
-                    let reordered = &mut scratch[..d.groups * og * taps * d.cg];
+                $scratch.with_call(d.groups * og * taps * d.cg, |reordered| {
                     let kernel = unsafe { std::slice::from_raw_parts(rhs, d.o * rows) };
                     // reordered[g][(o, tap), ci] = kernel[g * og + o, ci, tap].
                     for (go, block) in reordered.chunks_exact_mut(taps * d.cg).enumerate() {
@@ -514,12 +481,9 @@ macro_rules! conv2d_routine {
                         }
                     }
                     let reordered = &*reordered;
+                    $scratch.reserve_units(og * taps * hw);
                     for_each_image(out, d.o * pixels, 2 * d.o * taps * d.cg * hw, |b, out_b| {
-                        with_scratch(&$taps_scratch, |t| {
-                            if t.len() < og * taps * hw {
-                                t.resize(og * taps * hw, 0.0);
-                            }
-                            let t = &mut t[..og * taps * hw];
+                        $scratch.with_unit(og * taps * hw, |t| {
                             for g in 0..d.groups {
                                 let kernel_g = &reordered[g * og * taps * d.cg..];
                                 // t[(o, tap), pixel] = reordered[g][(o, tap), cg] x image[cg, pixel].
@@ -549,12 +513,8 @@ macro_rules! conv2d_routine {
             // columns) instead of one GEMM of a few columns per image.
             if !pointwise && d.ow < d.kw && rows > 0 {
                 let columns = d.n * pixels;
-                with_scratch(&$scratch, |scratch| {
-                    if scratch.len() < columns * rows + og * columns {
-                        scratch.resize(columns * rows + og * columns, 0.0);
-                    }
+                $scratch.with_call(columns * rows + og * columns, |scratch| {
                     let (col_t, folded) = scratch.split_at_mut(columns * rows);
-                    let folded = &mut folded[..og * columns];
                     for g in 0..d.groups {
                         // col_t[(b, y, x), (ci, ky, kx)] = image b's element under that tap, or 0.
                         for (b, dst) in col_t.chunks_exact_mut(pixels * rows).enumerate() {
@@ -586,13 +546,10 @@ macro_rules! conv2d_routine {
                 return;
             }
             let kernel = unsafe { std::slice::from_raw_parts(rhs, d.o * rows) };
+            let col_len = if pointwise { 0 } else { rows * pixels };
+            $scratch.reserve_units(col_len);
             for_each_image(out, d.o * pixels, 2 * d.o * rows * pixels, |b, out_b| {
-                with_scratch(&$scratch, |col| {
-                    let col_len = if pointwise { 0 } else { rows * pixels };
-                    if col.len() < col_len {
-                        col.resize(col_len, 0.0);
-                    }
-                    let col = &mut col[..col_len];
+                $scratch.with_unit(col_len, |col| {
                     for g in 0..d.groups {
                         let image = image(b, g);
                         let dst = out_b[g * og * pixels..][..og * pixels].as_mut_ptr();
@@ -621,8 +578,8 @@ macro_rules! conv2d_routine {
     };
 }
 
-conv2d_routine!(jl_conv2d_f32, conv2d_f32, f32, super::kernels::matmul_f32, COL_F32, TAPS_F32);
-conv2d_routine!(jl_conv2d_f64, conv2d_f64, f64, super::kernels::matmul_f64, COL_F64, TAPS_F64);
+conv2d_routine!(jl_conv2d_f32, conv2d_f32, f32, super::kernels::matmul_f32, SCRATCH_F32);
+conv2d_routine!(jl_conv2d_f64, conv2d_f64, f64, super::kernels::matmul_f64, SCRATCH_F64);
 
 /// A window descriptor, read back: operand dims, result dims, window size,
 /// stride, low padding (the high padding is implied by the result dims).
