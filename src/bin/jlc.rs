@@ -107,7 +107,19 @@ enum Command {
         backend: BackendArg,
     },
     /// Check the file for errors without running it (exit 1 on errors).
-    Check { file: PathBuf },
+    /// A file that trains is also checked on its data: the data loaded as
+    /// `jlc run` loads them and every step method, `predict_step` and
+    /// `on_train_end` elaborated for their batch types (methods whose
+    /// parameters have no types are checked only this way).
+    Check {
+        file: PathBuf,
+        /// Check the file alone: do not load its data.
+        #[arg(long)]
+        no_data: bool,
+        /// Override a setting, as for `jlc run`: `--set data.batch_size=64`.
+        #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+        overrides: Vec<String>,
+    },
     /// Print a shell completion script: `jlc completions bash > /etc/bash_completion.d/jlc`.
     Completions {
         #[arg(value_enum)]
@@ -346,7 +358,7 @@ fn run(cli: Cli) -> ExitCode {
                 Err(e) => fit_error(&e),
             }
         }
-        Command::Check { file } => {
+        Command::Check { file, no_data, overrides } => {
             let text = match read(&file) {
                 Ok(t) => t,
                 Err(c) => return c,
@@ -356,10 +368,27 @@ fn run(cli: Cli) -> ExitCode {
             let errors = diags.iter().filter(|d| d.is_error()).count();
             if errors > 0 {
                 eprintln!("error: {} found {errors} error{}", file.display(), if errors == 1 { "" } else { "s" });
-                ExitCode::from(1)
-            } else {
+                return ExitCode::from(1);
+            }
+            if no_data || !jaxlightning::has_trainer(&text) {
                 eprintln!("{}: no errors", file.display());
-                ExitCode::SUCCESS
+                return ExitCode::SUCCESS;
+            }
+            match trainer::check::check_with_data(&file, &text, &overrides, color) {
+                Ok(Some(checked)) => {
+                    eprintln!(
+                        "{}: no errors ({} checked on the data: {})",
+                        file.display(),
+                        checked.programs.join(", "),
+                        checked.batch
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    eprintln!("{}: no errors (no `data` section: nothing checked on data)", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fit_error(&e),
             }
         }
         Command::Completions { shell } => {

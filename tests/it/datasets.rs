@@ -482,3 +482,58 @@ trainer { max_epochs = 10 }
         assert!(err.contains(says), "{call}: {err}");
     }
 }
+
+/// Integer data used as indices are checked against what the steps index
+/// before anything trains: a class label past `one_hot`'s classes, or a
+/// token past an embedding's rows, named with its value, its example and
+/// the bound; `jlc run` exits 1 with no run directory, `jlc check` too.
+/// (Both had trained silently: one_hot of 12 over 10 classes is a row of
+/// zeros, a loss of 0 and an accuracy of 0.)
+#[test]
+fn labels_and_tokens_outside_what_the_model_indexes_are_errors() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempdir("index-range");
+    // The digits with example 5's label set to 12 (10 classes).
+    let csv = {
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(root.join("examples/data/digits.csv.gz")).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        let mut rows: Vec<String> = text.lines().map(str::to_string).collect();
+        let mut fields: Vec<&str> = rows[5].split(',').collect();
+        *fields.last_mut().unwrap() = "12";
+        rows[5] = fields.join(",");
+        rows.join("\n") + "\n"
+    };
+    std::fs::write(dir.join("digits.csv"), csv).unwrap();
+    let model = std::fs::read_to_string(root.join("examples/digits_mlp.jl")).unwrap();
+    assert!(model.contains("\"data/digits.csv.gz\""));
+    let file = dir.join("digits.jl");
+    std::fs::write(&file, model.replace("\"data/digits.csv.gz\"", "\"digits.csv\"")).unwrap();
+    let logs = format!("trainer.default_root_dir={}", dir.join("logs").display());
+    let file = file.to_str().unwrap();
+    let want = "digits.csv: the targets (y) hold 12 at example 5 (counting from 0), but `training_step` uses them \
+                as class labels of 10 classes (one_hot): every value must be in [0, 10)";
+    for command in ["run", "check"] {
+        let (code, _, err) = jlc_out(&[command, file, "--set", &logs]);
+        assert_eq!(code, 1, "{command}: {err}");
+        assert!(err.contains(want), "{command}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!dir.join("logs").exists(), "no run directory for a run that never started");
+    // Tokens: the byte-level transformer with an embedding of 100 rows
+    // meets 'i' (105) in its first sequence.
+    let chars = root.join("examples/char_transformer.jl");
+    let (code, _, err) =
+        jlc_out(&["check", chars.to_str().unwrap(), "--set", "trainer.model=CharTransformer(vocab = 100)"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the inputs (x) hold 105 at example 0 (counting from 0), but `training_step` uses them as indices into a table of 100 rows"),
+        "{err}"
+    );
+    // Within range: both check clean.
+    let (code, _, err) = jlc_out(&["check", chars.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -77,21 +77,79 @@ fn matmul_mismatch_names_both_shapes_and_exits_1() {
 
 #[test]
 fn check_accepts_the_examples_and_stdlib() {
-    for ex in [
-        "examples/digits_mlp.jl",
-        "examples/linreg.jl",
-        "examples/fashion_mnist_mlp.jl",
-        "examples/fashion_mnist_cnn.jl",
+    // On their data (shipped in examples/data), every program elaborated;
+    // Fashion-MNIST's where its package is installed, else the file alone.
+    let fashion = Path::new("/usr/share/datasets/fashion-mnist").is_dir();
+    for (ex, on_data, programs) in [
+        (
+            "examples/digits_mlp.jl",
+            true,
+            "training_step, validation_step checked on the data: x f32[64, 64], y i32[64]",
+        ),
+        ("examples/linreg.jl", true, ""),
+        ("examples/bnn_regression.jl", true, "training_step, on_train_end checked"),
+        ("examples/char_transformer.jl", true, "training_step, validation_step, on_train_end checked"),
+        ("examples/score_diffusion.jl", true, "on_train_end checked"),
+        ("examples/fashion_mnist_mlp.jl", fashion, "test_step"),
+        ("examples/fashion_mnist_cnn.jl", fashion, "test_step"),
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(ex);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_jlc")).arg("check").arg(&path).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{ex}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut jlc = std::process::Command::new(env!("CARGO_BIN_EXE_jlc"));
+        jlc.arg("check").arg(&path);
+        if !on_data {
+            jlc.arg("--no-data");
+        }
+        let out = jlc.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{ex}: {stderr}");
+        let want = if on_data { programs } else { "no errors" };
+        assert!(stderr.contains(want), "{ex}: expected {want:?} in {stderr}");
     }
     // Every stdlib module checks cleanly as ordinary source.
     for (name, text) in compiler::lower::program::STDLIB {
         let (diags, sources) = jaxlightning::check_source(&format!("{name}.jl"), text);
         assert!(diags.is_empty(), "stdlib {name}:\n{}", compiler::diagnostic::render_all(&diags, &sources, false));
     }
+}
+
+/// A method without parameter types is elaborated only on the data's
+/// types: `jlc check` loads the data as `jlc run` does, so a shape error in
+/// `on_train_end` fails the check (it had passed, and `jlc run` failed);
+/// `--no-data` checks the file alone; a missing data file is named.
+#[test]
+fn check_elaborates_untyped_methods_on_the_data() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = crate::examples::tempdir("check-on-data");
+    let text = std::fs::read_to_string(root.join("examples/bnn_regression.jl")).unwrap();
+    let data = root.join("examples/data/bnn_regression.npz");
+    let text = text.replace("npz(\"data/bnn_regression.npz\")", &format!("npz({:?})", data.display().to_string()));
+    let hook = "fn on_train_end(self, x, y, key) {\n";
+    assert!(text.contains(hook));
+    let bad = text.replace(hook, &format!("{hook}        let bogus = x + zeros((3, 7))\n"));
+    let file = dir.join("bnn.jl");
+    std::fs::write(&file, &bad).unwrap();
+    let check = |extra: &[&str]| {
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_jlc")).arg("check").arg(&file).args(extra).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = check(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("f32[200, 1] and f32[3, 7]") && stderr.contains("bnn.jl:"), "{stderr}");
+    assert!(stderr.contains("while compiling `on_train_end`"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (code, stderr) = check(&["--no-data"]);
+    assert_eq!((code, stderr.trim_end()), (Some(0), format!("{}: no errors", file.display()).as_str()));
+    // Overrides apply as for `jlc run`: the batch type follows batch_size.
+    std::fs::write(&file, &text).unwrap();
+    let (code, stderr) = check(&["--set", "data.batch_size=8"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("x f32[8, 1], y f32[8, 1]"), "{stderr}");
+    // The data file missing: named, exit 1.
+    std::fs::write(&file, text.replace(&data.display().to_string(), "/nonexistent/bnn.npz")).unwrap();
+    let (code, stderr) = check(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent/bnn.npz"), "{stderr}");
 }
 
 #[test]

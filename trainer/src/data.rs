@@ -11,6 +11,7 @@ use compiler::ir::{DType, Tensor, Type};
 use std::io::Read;
 use std::path::Path;
 
+pub mod index_range;
 pub mod npy;
 pub mod npz;
 pub mod safetensors_file;

@@ -4,7 +4,8 @@
 //! loads (CSV, IDX, NPY, NPZ) and batches examples, `setup` checks, loads and compiles
 //! what every command needs, `fit` runs the loop, `eval` runs validation
 //! and test over a split (`jlc validate`, `jlc test`), `predict` runs
-//! `predict_step` over a split into a `.npy` file, `callback` holds the
+//! `predict_step` over a split into a `.npy` file, `check` lowers every
+//! program on the data for `jlc check`, `callback` holds the
 //! hooks (ModelCheckpoint, EarlyStopping), `logger` writes Lightning-layout
 //! logs (CSV, and TensorBoard event files through `tensorboard`),
 //! `checkpoint` saves and strictly loads the run's state (safetensors) so
@@ -13,6 +14,7 @@
 
 pub mod artifact;
 pub mod callback;
+pub mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

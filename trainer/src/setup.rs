@@ -150,6 +150,12 @@ pub fn prepare(
         }
     }
     let mut given_val = given_val;
+    // The programs before the split (the batch types are the data's), so
+    // that index data are checked with their examples numbered as stored.
+    let bs = data_cfg.batch_size;
+    let compile_start = Instant::now();
+    let progs = compile(&prog, trainer_sec.as_ref(), &dataset, bs, opts, color)?;
+    let compile_ms = compile_start.elapsed().as_secs_f64() * 1e3;
     for (split, part) in [("test", &mut test), ("validation", &mut given_val)] {
         let Some(t) = part else { continue };
         for (name, tc, c) in [("inputs", &mut t.x, &dataset.x), ("targets", &mut t.y, &dataset.y)] {
@@ -163,6 +169,13 @@ pub fn prepare(
             (tc.dims, tc.dtype, tc.scale) = (c.dims.clone(), c.dtype, c.scale);
         }
     }
+    let splits =
+        [("", Some(&dataset)), ("the test split of ", test.as_ref()), ("the validation split of ", given_val.as_ref())];
+    for (split, data) in splits {
+        if let Some(data) = data {
+            check_indices(&progs, data, &format!("{split}{what}"))?;
+        }
+    }
     let (train, val) = match given_val {
         Some(val) => (dataset, val),
         None => {
@@ -171,18 +184,46 @@ pub fn prepare(
             split
         }
     };
-    let bs = data_cfg.batch_size;
     if train.len() < bs {
         return Err(FitError::Config(format!(
             "batch_size = {bs} is larger than the {} training examples",
             train.len()
         )));
     }
-    let compile_start = Instant::now();
-    let progs = compile(&prog, trainer_sec.as_ref(), &train, bs, opts, color)?;
-    let compile_ms = compile_start.elapsed().as_secs_f64() * 1e3;
     let base = Path::new(&trainer_cfg.default_root_dir).join(&trainer_cfg.name);
     Ok(Setup { prog, trainer_sec, data_cfg, trainer_cfg, train, val, test, progs, compile_ms, base })
+}
+
+/// Integer data the steps use as indices (class labels in `one_hot`, tokens
+/// in an embedding lookup) checked against the bound they are used with
+/// (`compiler::ir::index_bounds`): an out-of-range label does not fault
+/// but trains on nonsense (a loss and an accuracy of 0).
+fn check_indices(progs: &TrainPrograms, data: &Dataset, what: &str) -> Result<(), FitError> {
+    use compiler::ir::index_bounds::index_bound;
+    let n_params = progs.params.len();
+    let first_data = n_params * (1 + progs.states_per_param) + 1;
+    let steps = [("training_step", Some(&progs.train_step), first_data)].into_iter().chain([
+        ("validation_step", progs.val_step.as_ref(), n_params),
+        ("test_step", progs.test_step.as_ref(), n_params),
+    ]);
+    for (step, func, first) in steps {
+        let Some(func) = func else { continue };
+        for (k, (name, col)) in [("inputs (x)", &data.x), ("targets (y)", &data.y)].into_iter().enumerate() {
+            let Some(used) = index_bound(func, first + k) else { continue };
+            if let Some((example, value)) = data::index_range::first_out_of_range(col, used.bound) {
+                let how = match used.what {
+                    "one_hot" => format!("class labels of {} classes (one_hot)", used.bound),
+                    _ => format!("indices into a table of {} rows (an embedding lookup)", used.bound),
+                };
+                return Err(FitError::Config(format!(
+                    "{what}: the {name} hold {value} at example {example} (counting from 0), but `{step}` uses them as {how}: \
+                     every value must be in [0, {}); a value outside would not fail, it would train on nonsense",
+                    used.bound
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The data a `DataModule` gives, with its settings as a `DataConfig`

@@ -9,6 +9,7 @@ pub mod custom_vjp;
 pub mod dce;
 pub mod func;
 pub mod generate;
+pub mod index_bounds;
 pub mod interp;
 pub mod interp_window;
 pub mod live;
