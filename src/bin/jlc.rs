@@ -48,8 +48,8 @@ enum Command {
         /// Threads of the CPU backend's matrix products and convolutions
         /// (0: every CPU available, the default): the same as `--set
         /// trainer.threads=N`; for a `fn main` script, its only setting.
-        /// Results do not depend on it.
-        #[arg(long)]
+        /// Results do not depend on it. At most 1,024.
+        #[arg(long, allow_negative_numbers = true, value_parser = thread_count)]
         threads: Option<usize>,
         /// Continue training from a checkpoint: a `.safetensors` path,
         /// `last` (the newest `version_N/checkpoints/last.safetensors` under
@@ -113,8 +113,9 @@ enum Command {
     /// parameters have no types are checked only this way).
     Check {
         file: PathBuf,
-        /// Check the file alone: do not load its data.
-        #[arg(long)]
+        /// Check the file alone: do not load its data (nor apply `--set`,
+        /// which takes effect in that check).
+        #[arg(long, conflicts_with = "overrides")]
         no_data: bool,
         /// Override a setting, as for `jlc run`: `--set data.batch_size=64`.
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
@@ -216,13 +217,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// The text of a model file; an error naming the file when it cannot be
+/// read or is not UTF-8 text (a binary file given by mistake had produced
+/// thousands of diagnostics, one per stray byte).
 fn read(file: &PathBuf) -> Result<String, ExitCode> {
-    std::fs::read(file)
-        .map_err(|e| {
-            eprintln!("error: cannot read {}: {e}", file.display());
-            ExitCode::from(1)
-        })
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    let bytes = std::fs::read(file).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", file.display());
+        ExitCode::from(1)
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
+        eprintln!(
+            "error: {} is not a UTF-8 text file (byte {at}, line {line}, is not UTF-8): a model file is text",
+            file.display()
+        );
+        ExitCode::from(1)
+    })
 }
 
 fn backend_of(b: BackendArg) -> runtime::Backend {
@@ -239,6 +250,16 @@ fn backend_of(b: BackendArg) -> runtime::Backend {
 }
 
 /// Prints a trainer error; returns its exit code (130 for an interrupt).
+/// `--threads N`: 0 (every CPU) up to `threads::MAX_THREADS` (a pool
+/// of 20,000 threads had exhausted memory before failing).
+fn thread_count(s: &str) -> Result<usize, String> {
+    let max = compiler::codegen::cpu::threads::MAX_THREADS;
+    match s.trim().parse::<i64>() {
+        Ok(n) if (0..=max as i64).contains(&n) => Ok(n as usize),
+        _ => Err(format!("expected a thread count from 0 (every CPU) to {max}")),
+    }
+}
+
 fn fit_error(e: &trainer::FitError) -> ExitCode {
     eprint!("{e}");
     if !e.to_string().ends_with('\n') {
@@ -396,6 +417,16 @@ fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run { file, mut overrides, backend, no_opt, disabled_rules, seed, threads, resume, print_config } => {
+            // What only a training run takes (a script would silently ignore it).
+            let training_options: Vec<&str> = [
+                ("--set", !overrides.is_empty()),
+                ("--seed", seed.is_some()),
+                ("--resume", resume.is_some()),
+                ("--print-config", print_config),
+            ]
+            .into_iter()
+            .filter_map(|(option, given)| given.then_some(option))
+            .collect();
             // Later overrides win, so `--seed` beats a `--set trainer.seed` given with it.
             overrides.extend(seed.map(|s| format!("trainer.seed={s}")));
             overrides.extend(threads.map(|n| format!("trainer.threads={n}")));
@@ -478,6 +509,15 @@ fn run(cli: Cli) -> ExitCode {
                     Err(e) => fit_error(&e),
                 }
             } else {
+                if !training_options.is_empty() {
+                    eprintln!(
+                        "error: {} has no `trainer` section, so `jlc run` runs its `fn main`, which takes no {}: \
+                         those options configure training runs",
+                        file.display(),
+                        training_options.join(", ")
+                    );
+                    return ExitCode::from(1);
+                }
                 match jaxlightning::run_script(&file.display().to_string(), &text, backend, &compiler_opts, color) {
                     Ok(lines) => {
                         for l in lines {

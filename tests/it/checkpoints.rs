@@ -387,7 +387,7 @@ trainer { max_epochs = 5 }
     let acc = s.final_metrics.iter().find(|(k, _)| k == "val_acc").unwrap().1;
     assert!(acc >= 0.95, "val_acc = {acc}");
     let hp = std::fs::read_to_string(s.log_dir.join("hparams.yaml")).unwrap();
-    assert!(hp.contains("source: Idx"), "{hp}");
+    assert!(hp.contains("source: idx"), "{hp}");
 }
 
 pub const FASHION: &str = "/usr/share/datasets/fashion-mnist";

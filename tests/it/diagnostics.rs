@@ -369,3 +369,47 @@ fn an_internal_error_exits_101_and_says_it_is_a_bug() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("internal compiler error"));
     let _ = std::fs::remove_file(&bad);
 }
+
+/// Command-line mistakes a first run meets: each is refused with a message
+/// that names the option, where the value came from and what is allowed,
+/// and none of them starts anything (a `--threads 20000` pool had
+/// exhausted memory; a script had silently ignored `--seed`; a binary file
+/// given as the model gave one diagnostic per stray byte).
+#[test]
+fn cli_mistakes_are_refused_with_their_origin() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let digits = root.join("examples/digits_mlp.jl");
+    let digits = digits.to_str().unwrap();
+    let jlc = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_jlc")).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for threads in ["20000", "-1", "abc"] {
+        let (code, err) = jlc(&["run", digits, "--threads", threads]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains(&format!("invalid value '{threads}' for '--threads")), "{err}");
+        assert!(err.contains("expected a thread count from 0 (every CPU) to 1024"), "{err}");
+    }
+    let (code, err) = jlc(&["check", digits, "--set", "trainer.threads=5000"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("`threads` must be a thread count from 0 (every CPU) to 1024"), "{err}");
+    assert!(err.contains("found 5000") && err.contains("set by `--set trainer.threads=5000`"), "{err}");
+    // A value as written, not as the compiler stores it (`Str("abc")`).
+    let (code, err) = jlc(&["check", digits, "--set", "trainer.max_epochs=abc"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("found \"abc\"") && err.contains("set by `--set trainer.max_epochs=abc`"), "{err}");
+    let (code, err) = jlc(&["check", digits, "--set", "trainer.max_epoch=3"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("did you mean `max_epochs`?") && err.contains("set by `--set trainer.max_epoch=3`"), "{err}");
+    // A script takes no training options.
+    let script = root.join("examples/linreg.jl");
+    let (code, err) = jlc(&["run", script.to_str().unwrap(), "--seed", "3", "--set", "trainer.max_epochs=1"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("has no `trainer` section") && err.contains("--set, --seed"), "{err}");
+    // Not a text file.
+    let binary = root.join("examples/data/digits.csv.gz");
+    let (code, err) = jlc(&["check", binary.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("digits.csv.gz is not a UTF-8 text file"), "{err}");
+    assert!(err.lines().count() < 5, "one message, not one per byte: {err}");
+}

@@ -291,3 +291,33 @@ fn log_lr_logs_the_scheduled_learning_rate_of_each_step() {
         assert_eq!(seen, 2 * 12 / accumulate, "one lr per optimizer step:\n{}", rows.join("\n"));
     }
 }
+
+/// `hparams.yaml` says how to re-run: the model setting with its
+/// arguments, and values spelled as `--set` takes them
+/// (`"min"`, `csv`), each trainer line a setting `--set` accepts.
+#[test]
+fn hparams_hold_the_model_arguments_and_settings_as_written() {
+    let (path, _) = digits();
+    let logs = tempdir("hparams-spelling");
+    let root_dir = format!("trainer.default_root_dir={}", logs.display());
+    let args =
+        ["run", path.to_str().unwrap(), "--print-config", "--set", "trainer.model=Mlp(hidden = 8)", "--set", &root_dir];
+    let (code, out, err) = crate::evaluate::jlc_out(&args);
+    assert_eq!(code, 0, "{err}");
+    for line in ["model: Mlp(hidden = 8)", "  source: csv", "  checkpoint_mode: \"min\""] {
+        assert!(out.lines().any(|l| l == line), "{line:?} in\n{out}");
+    }
+    // Every trainer line is a setting: --set takes it back unchanged.
+    let trainer_lines: Vec<&str> = out.lines().skip_while(|l| *l != "trainer:").skip(1).collect();
+    assert!(trainer_lines.len() > 30, "{out}");
+    let mut again = vec!["run".to_string(), path.display().to_string(), "--print-config".into()];
+    for line in &trainer_lines {
+        let (key, value) = line.trim().split_once(": ").unwrap();
+        again.extend(["--set".to_string(), format!("trainer.{key}={value}")]);
+    }
+    again.extend(["--set".to_string(), "trainer.model=Mlp(hidden = 8)".into()]);
+    let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    let (code, out_again, err) = crate::evaluate::jlc_out(&again);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out_again, out);
+}

@@ -247,6 +247,9 @@ pub struct TrainerConfig {
     pub log_every_n_steps: usize,
     pub default_root_dir: String,
     pub name: String,
+    /// The `model` setting as written (`Mlp(hidden = 8)`), for
+    /// `hparams.yaml`; `None` when the file trains its only model.
+    pub model: Option<String>,
     /// Stop each training epoch after this many batches, or this fraction
     /// of them (0 or 1.0: no limit).
     pub limit_train_batches: BatchLimit,
@@ -543,6 +546,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         val_check_interval: ValCheckInterval::Fraction(1.0),
         num_sanity_val_steps: Some(2),
         max_time: None,
+        model: None,
         fast_dev_run: 0,
         test_after_fit: true,
         stop_on_nonfinite: true,
@@ -580,7 +584,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             "enable_checkpointing" => cfg.enable_checkpointing = boolean(e, &mut diags),
             "default_root_dir" => cfg.default_root_dir = string(e, &mut diags),
             "name" => cfg.name = string(e, &mut diags),
-            "model" => {}
+            "model" => cfg.model = Some(e.value.to_string()),
             k if gradients::GRAD_KEYS.contains(&k) => {}
             "logger" => cfg.loggers = loggers(e, &mut diags),
             "limit_val_batches" => cfg.limit_val_batches = batch_limit(e, &mut diags),
@@ -609,7 +613,7 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
             }
             "test_after_fit" => cfg.test_after_fit = boolean(e, &mut diags),
             "flush_denormals" => cfg.flush_denormals = boolean(e, &mut diags),
-            "threads" => cfg.threads = non_negative(e, &mut diags),
+            "threads" => cfg.threads = thread_count(e, &mut diags),
             "stop_on_nonfinite" => cfg.stop_on_nonfinite = boolean(e, &mut diags),
             "nonfinite_metrics" => cfg.nonfinite_metrics = names(e, &mut diags),
             "checkpoint_monitor" => cfg.checkpoint.monitor = Some(string(e, &mut diags)),
@@ -665,7 +669,7 @@ fn unknown_key(e: &SettingEntry, section: &str, known: &[&str]) -> Diagnostic {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
         None => d.with_help(format!("the {section} settings are: {}", known.join(", "))),
     };
-    d
+    e.noting_override(d)
 }
 
 /// How many batches of a loop run: `limit_*_batches` as Lightning takes
@@ -718,6 +722,18 @@ fn non_negative(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> usize {
         ConstValue::Int(i) if i >= 0 => i as usize,
         _ => {
             diags.push(type_error(e, "a non-negative integer"));
+            0
+        }
+    }
+}
+
+/// `threads`: 0 (every CPU) up to `threads::MAX_THREADS`.
+fn thread_count(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> usize {
+    let max = compiler::codegen::cpu::threads::MAX_THREADS;
+    match e.value {
+        ConstValue::Int(i) if (0..=max as i64).contains(&i) => i as usize,
+        _ => {
+            diags.push(type_error(e, &format!("a thread count from 0 (every CPU) to {max}")));
             0
         }
     }
@@ -873,8 +889,7 @@ fn filename(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> String {
 }
 
 fn type_error(e: &SettingEntry, expected: &str) -> Diagnostic {
-    Diagnostic::error(Code::BadSection, format!("`{}` must be {expected}", e.key))
-        .with_label(e.value_span, format!("found {:?}", e.value))
+    e.value_error(expected)
 }
 
 /// Applies a command-line override `section.key=value` to the sections,
@@ -906,11 +921,16 @@ pub fn apply_override(data: &mut Option<Section>, trainer: &mut Option<Section>,
     };
     let value = parse_value(value);
     let sec = target.get_or_insert_with(|| Section { span: Span::default(), source: None, entries: vec![] });
+    let set_by = Some(spec.to_string());
     match sec.entries.iter_mut().find(|e| e.key == key) {
-        Some(e) => e.value = value,
-        None => {
-            sec.entries.push(SettingEntry { key: key.to_string(), key_span: sec.span, value, value_span: sec.span })
-        }
+        Some(e) => (e.value, e.set_by) = (value, set_by),
+        None => sec.entries.push(SettingEntry {
+            key: key.to_string(),
+            key_span: sec.span,
+            value,
+            value_span: sec.span,
+            set_by,
+        }),
     }
     Ok(())
 }

@@ -1240,22 +1240,42 @@ fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &
     );
 }
 
+/// A mode as the settings spell it.
+fn mode_name(mode: crate::config::Mode) -> &'static str {
+    match mode {
+        crate::config::Mode::Min => "min",
+        crate::config::Mode::Max => "max",
+    }
+}
+
 fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainPrograms, path: &Path) -> String {
     let ck = &trainer.checkpoint;
     let mut lines = vec![
         format!("model_file: {:?}", path.display().to_string()),
-        format!("model: {}", progs.model_name),
+        // As the trainer setting gives it, with its arguments, so that the
+        // file re-runs this configuration: `--set "trainer.model=..."`.
+        format!("model: {}", trainer.model.as_deref().unwrap_or(&progs.model_name)),
         format!("optimizer: {}", progs.optimizer),
         "data:".into(),
-        format!("  source: {:?}", data.source),
+        format!("  source: {}", format!("{:?}", data.source).to_lowercase()),
         format!("  path: {:?}", data.path),
         format!("  scale: {}", data.scale),
         format!("  batch_size: {}", data.batch_size),
         format!("  val_split: {}", data.val_split),
         format!("  shuffle: {}", data.shuffle),
         format!("  test: {:?}", data.test.as_deref().unwrap_or("")),
-        format!("  x_key: {:?}", data.x_key),
-        format!("  y_key: {:?}", data.y_key),
+    ];
+    // The arrays an NPZ or safetensors source reads, where given.
+    for (key, value) in [("x_key", &data.x_key), ("y_key", &data.y_key)] {
+        if !value.is_empty() {
+            lines.push(format!("  {key}: {value:?}"));
+        }
+    }
+    // Every line below is a setting, as `--set trainer.KEY=VALUE` takes it.
+    // Not where the logs go (`default_root_dir`, `name`): the run directory
+    // holds this file, and a checkpoint (which holds it too) stays the same
+    // bytes wherever its run was written.
+    lines.extend([
         "trainer:".into(),
         format!("  max_epochs: {}", trainer.max_epochs),
         format!("  seed: {}", trainer.seed),
@@ -1276,7 +1296,6 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         ),
         format!("  num_sanity_val_steps: {}", trainer.num_sanity_val_steps.map_or(-1, |n| n as i64)),
         format!("  max_steps: {}", trainer.max_steps),
-        format!("  max_time_s: {}", trainer.max_time.map_or(0.0, |t| t.as_secs_f64())),
         format!("  enable_checkpointing: {}", trainer.enable_checkpointing),
         format!("  test_after_fit: {}", trainer.test_after_fit),
         format!("  stop_on_nonfinite: {}", trainer.stop_on_nonfinite),
@@ -1284,7 +1303,7 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         format!("  threads: {}", trainer.threads),
         format!("  nonfinite_metrics: {:?}", trainer.nonfinite_metrics.join(",")),
         format!("  checkpoint_monitor: {:?}", ck.monitor.as_deref().unwrap_or("")),
-        format!("  checkpoint_mode: {:?}", ck.mode),
+        format!("  checkpoint_mode: {:?}", mode_name(ck.mode)),
         format!("  checkpoint_filename: {:?}", ck.filename),
         format!("  save_top_k: {}", ck.save_top_k.map_or(-1, |k| k as i64)),
         format!("  save_last: {}", ck.save_last),
@@ -1310,10 +1329,14 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
                 .collect::<Vec<_>>()
                 .join(",")
         ),
-    ];
+    ]);
+    // In seconds; none when the run has no time limit.
+    if let Some(t) = trainer.max_time {
+        lines.push(format!("  max_time: {:?}", t.as_secs_f64()));
+    }
     if let Some(es) = &trainer.early_stopping {
         lines.push(format!("  early_stopping_monitor: {:?}", es.monitor));
-        lines.push(format!("  early_stopping_mode: {:?}", es.mode));
+        lines.push(format!("  early_stopping_mode: {:?}", mode_name(es.mode)));
         lines.push(format!("  early_stopping_patience: {}", es.patience));
         lines.push(format!("  early_stopping_min_delta: {}", es.min_delta));
     }

@@ -27,7 +27,12 @@ impl Logger {
         loggers: Loggers,
     ) -> std::io::Result<Logger> {
         let base = root.join(name);
-        std::fs::create_dir_all(&base)?;
+        // Each error names the path it concerns (`cannot write logs: /proc/x/lightning_logs: ...`).
+        let at = |path: &Path| {
+            let path = path.display().to_string();
+            move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{path}: {e}"))
+        };
+        std::fs::create_dir_all(&base).map_err(at(&base))?;
         let mut version = 0;
         let dir = loop {
             let candidate = base.join(format!("version_{version}"));
@@ -35,17 +40,17 @@ impl Logger {
             match std::fs::create_dir(&candidate) {
                 Ok(()) => break candidate,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => version += 1,
-                Err(e) => return Err(e),
+                Err(e) => return Err(at(&candidate)(e)),
             }
         };
-        std::fs::write(dir.join("hparams.yaml"), hparams)?;
+        std::fs::write(dir.join("hparams.yaml"), hparams).map_err(at(&dir.join("hparams.yaml")))?;
         let mut columns = vec!["epoch".to_string(), "step".to_string()];
         let mut names = metric_names.to_vec();
         names.sort();
         names.dedup();
         columns.extend(names);
         let csv = if loggers.csv {
-            let mut out = BufWriter::new(File::create(dir.join("metrics.csv"))?);
+            let mut out = BufWriter::new(File::create(dir.join("metrics.csv")).map_err(at(&dir.join("metrics.csv")))?);
             writeln!(out, "{}", columns.join(","))?;
             Some(out)
         } else {

@@ -203,7 +203,7 @@ pub fn run_with_data(
         data::npz::write(&members, false)
     };
     if special { std::fs::write(&opts.out, &bytes) } else { checkpoint::write_atomic(&opts.out, &bytes) }
-        .map_err(|source| data::DataError::Io { path: opts.out.display().to_string(), source })?;
+        .map_err(|e| FitError::Config(format!("cannot write {}: {e}", opts.out.display())))?;
     Ok(PredictSummary { checkpoint: ck_path, examples: data.len(), shapes })
 }
 

@@ -101,7 +101,7 @@ pub fn prepare(
         None => {
             let Some(data_sec) = data_sec else {
                 return Err(FitError::Config(format!(
-                    "{}: a training run needs a `data = csv(...)`, `idx(...)`, `npz(...)`, `npy(...)`, `safetensors(...)` or `text(...)` section \
+                    "{}: a training run needs a `data = csv(...)`, `idx(...)`, `npz(...)`, `npy(...)`, `safetensors(...)`, `text(...)` or `synthetic(...)` section \
                      (or, from Rust, a DataModule: `trainer::fit_with_data`)",
                     path.display()
                 )));

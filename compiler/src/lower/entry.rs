@@ -334,6 +334,51 @@ pub struct SettingEntry {
     pub key_span: Span,
     pub value: ConstValue,
     pub value_span: Span,
+    /// The command-line override that set the value (`--set
+    /// trainer.max_epochs=abc`), for messages about it; `None` when the
+    /// file did.
+    pub set_by: Option<String>,
+}
+
+impl SettingEntry {
+    /// An error about this entry's value: `` `key` must be {expected} ``,
+    /// the value shown as written, and the `--set` that gave it, if one did.
+    pub fn value_error(&self, expected: &str) -> Diagnostic {
+        let d = Diagnostic::error(Code::BadSection, format!("`{}` must be {expected}", self.key))
+            .with_label(self.value_span, format!("found {}", self.value));
+        self.noting_override(d)
+    }
+
+    /// `d` with a note naming the `--set` that gave this entry, if one did.
+    pub fn noting_override(&self, d: Diagnostic) -> Diagnostic {
+        match &self.set_by {
+            Some(spec) => d.with_note(format!("set by `--set {spec}`")),
+            None => d,
+        }
+    }
+}
+
+/// As written in a section: `3`, `0.001`, `true`, `"text"`, `Mlp(hidden = 32)`.
+impl std::fmt::Display for ConstValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConstValue::Int(i) => write!(f, "{i}"),
+            ConstValue::Float(x) => write!(f, "{x:?}"),
+            ConstValue::Bool(b) => write!(f, "{b}"),
+            ConstValue::Str(s) => write!(f, "{s:?}"),
+            ConstValue::Call { name, args } => {
+                write!(f, "{name}(")?;
+                for (i, (key, value)) in args.iter().enumerate() {
+                    let sep = if i > 0 { ", " } else { "" };
+                    match key {
+                        Some(key) => write!(f, "{sep}{key} = {value}")?,
+                        None => write!(f, "{sep}{value}")?,
+                    }
+                }
+                write!(f, ")")
+            }
+        }
+    }
 }
 
 /// A `data = source { ... }` or `trainer { ... }` section, evaluated.
@@ -412,6 +457,7 @@ fn settings(list: &[ast::Setting], consts: &[&ast::ConstDecl], diags: &mut Vec<D
                 key_span: s.key.span,
                 value: v,
                 value_span: s.value.span,
+                set_by: None,
             });
         }
     }

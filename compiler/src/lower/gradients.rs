@@ -101,10 +101,7 @@ pub fn grad_settings(trainer: Option<&Section>) -> Result<GradSettings, Vec<Diag
     let mut res = GradSettings::default();
     let mut clip_val = 0.0;
     let mut algorithm = ClipAlgorithm::Norm;
-    let error = |e: &SettingEntry, expected: &str| {
-        Diagnostic::error(Code::BadSection, format!("`{}` must be {expected}", e.key))
-            .with_label(e.value_span, format!("found {:?}", e.value))
-    };
+    let error = |e: &SettingEntry, expected: &str| e.value_error(expected);
     for e in trainer.map(|s| s.entries.as_slice()).unwrap_or_default() {
         match (e.key.as_str(), &e.value) {
             ("gradient_clip_val", ConstValue::Float(x)) if x.is_finite() && *x >= 0.0 => clip_val = *x,

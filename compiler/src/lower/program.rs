@@ -273,7 +273,7 @@ fn add_module(
                         }
                         None => {
                             let mut d = Diagnostic::error(
-                                Code::UnknownName,
+                                Code::UnknownModule,
                                 format!("module `{}` has no item named `{}`", module_label(&u), n.name),
                             )
                             .with_label(n.span, "not found in the module");

@@ -30,9 +30,15 @@ use std::sync::{Arc, Mutex};
 /// 0 until set or first read.
 static HOST_THREADS: AtomicUsize = AtomicUsize::new(0);
 
+/// The most threads a count may ask for (`jlc run --threads`, the trainer
+/// setting and `JLC_THREADS` are checked against it; `set_threads` clamps
+/// to it): each pool thread reserves a stack and packing buffers, and a
+/// pool of 20,000 had exhausted memory before failing.
+pub const MAX_THREADS: usize = 1024;
+
 /// Sets the host kernels' thread count; 0 picks the default.
 pub fn set_threads(n: usize) {
-    HOST_THREADS.store(if n == 0 { default_threads() } else { n }, Ordering::Relaxed);
+    HOST_THREADS.store(if n == 0 { default_threads() } else { n.min(MAX_THREADS) }, Ordering::Relaxed);
 }
 
 /// The host kernels' thread count.
@@ -47,13 +53,26 @@ pub fn threads() -> usize {
     }
 }
 
-/// `JLC_THREADS` when it holds a positive number, else the CPUs available.
+/// `JLC_THREADS` when it holds a count from 1 to `MAX_THREADS`, else the
+/// CPUs available (with a note, once, when it holds something else).
 fn default_threads() -> usize {
-    std::env::var("JLC_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    let cpus = || std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
+    let Ok(v) = std::env::var("JLC_THREADS") else { return cpus() };
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => n,
+        // 0 asks for the default, as `--threads 0` does.
+        Ok(0) => cpus(),
+        _ => {
+            static NOTED: std::sync::Once = std::sync::Once::new();
+            NOTED.call_once(|| {
+                eprintln!(
+                    "note: JLC_THREADS={v:?} is not a thread count from 1 to {MAX_THREADS}; using {} (the CPUs available)",
+                    cpus()
+                )
+            });
+            cpus()
+        }
+    }
 }
 
 /// A pool of `threads` threads whose floating-point mode is `mode`, set
