@@ -266,6 +266,16 @@ fn cli_resume_errors_are_clear_and_never_panics() {
         err.contains("cannot resume bit-exactly") && err.contains("trained with seed 0, this run has seed 3"),
         "{err}"
     );
+    // Resuming a run that already reached its limit trains nothing and says so.
+    let (code, err) =
+        jlc(&["run", file, "--set", &logs_arg, "--set", "trainer.max_steps=5", "--resume", last.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("note: nothing left to train:")
+            && err.contains("(global step 5)")
+            && err.contains("raise max_steps"),
+        "{err}"
+    );
 
     // A model with another hidden size: every tensor is listed.
     let dir = tempdir("resume-cli-model");

@@ -210,6 +210,11 @@ fn jlc_plot_and_the_rust_examples_run() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("accelerator: cpu (Cranelift JIT)"), "{err}");
+    // A newer run with only the header (killed before its first row) is
+    // passed over: the root plots the newest run with data.
+    let killed = logs.join("lightning_logs/version_2");
+    std::fs::create_dir_all(&killed).unwrap();
+    std::fs::write(killed.join("metrics.csv"), "epoch,step,train_loss_step\n").unwrap();
     let (code, out, err) = crate::evaluate::jlc_out(&["plot", logs.join("lightning_logs").to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let files: Vec<&str> = out.lines().collect();
@@ -220,6 +225,11 @@ fn jlc_plot_and_the_rust_examples_run() {
         let svg = std::fs::read_to_string(f).unwrap();
         assert!(svg.contains("<svg") && svg.contains("</svg>"), "{f} is not an SVG");
     }
+    // A metrics.csv itself names its run.
+    let csv = logs.join("lightning_logs/version_0/metrics.csv");
+    let (code, out, err) = crate::evaluate::jlc_out(&["plot", csv.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().all(|f| f.contains("version_0/plots")), "{out}");
     let (code, _, err) = crate::evaluate::jlc_out(&["plot", logs.join("nothing-here").to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("nothing-here"), "a missing run directory is named: {err}");

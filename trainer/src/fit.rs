@@ -490,6 +490,28 @@ fn fit_prepared<'scope, 'env>(
         let run = RunShape { names: &names, n_params, n_batches, data_order: &data_order, seed: trainer_cfg.seed, k };
         let ck_path = resolve_checkpoint(resume, base, "--resume", "resume from")?;
         (params, states, pos) = load_for_resume(&ck_path, &run, progs, path, text, &mut callbacks)?;
+        // Lightning warns too: the run goes on (validation, test) but trains nothing.
+        let steps_done = trainer_cfg.max_steps > 0 && pos.global_step >= trainer_cfg.max_steps;
+        if pos.epoch >= trainer_cfg.max_epochs || steps_done {
+            eprintln!(
+                "note: nothing left to train: {} is at epoch {} (global step {}), and max_epochs = {}{}; \
+                 raise {} to train further",
+                ck_path.display(),
+                pos.epoch,
+                pos.global_step,
+                trainer_cfg.max_epochs,
+                if trainer_cfg.max_steps > 0 {
+                    format!(", max_steps = {}", trainer_cfg.max_steps)
+                } else {
+                    String::new()
+                },
+                if steps_done {
+                    "max_steps (--set trainer.max_steps=N)"
+                } else {
+                    "max_epochs (--set trainer.max_epochs=N)"
+                }
+            );
+        }
         resumed_from = Some(ck_path);
     }
 

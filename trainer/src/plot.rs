@@ -79,14 +79,18 @@ pub fn group_of(metric: &str) -> &str {
     ["_step", "_epoch"].iter().find_map(|s| m.strip_suffix(s)).unwrap_or(m)
 }
 
-/// The run directory to plot: `dir` itself when it holds `metrics.csv`,
-/// else its newest `version_N` that does (a logger root such as
-/// `lightning_logs`), else the newest run of a logger root below it (the
-/// trainer's `default_root_dir`; with several logger names, the run whose
-/// `metrics.csv` was written last).
+/// The run directory to plot: `dir` itself when it holds `metrics.csv`
+/// (or is one), else its newest `version_N` whose `metrics.csv` has a row
+/// (a logger root such as `lightning_logs`: a killed run or a resumed
+/// one with nothing left to train leaves only the header), else the newest
+/// such run of a logger root below it (the trainer's `default_root_dir`;
+/// with several logger names, the run whose `metrics.csv` was written last).
 pub fn resolve_run_dir(dir: &Path) -> Result<PathBuf, PlotError> {
     if dir.join("metrics.csv").is_file() {
         return Ok(dir.to_path_buf());
+    }
+    if dir.is_file() && dir.file_name().is_some_and(|n| n == "metrics.csv") {
+        return Ok(dir.parent().unwrap_or(Path::new(".")).to_path_buf());
     }
     let subdirs = |d: &Path| -> Result<Vec<PathBuf>, PlotError> {
         let read = std::fs::read_dir(d).map_err(|e| PlotError::Input {
@@ -109,15 +113,23 @@ pub fn resolve_run_dir(dir: &Path) -> Result<PathBuf, PlotError> {
     })
 }
 
-/// The `version_N` among `dirs` with the largest N that holds `metrics.csv`.
+/// The `version_N` among `dirs` with the largest N whose `metrics.csv`
+/// holds a row.
 fn newest_version(dirs: &[PathBuf]) -> Option<PathBuf> {
     dirs.iter()
         .filter_map(|p| {
             let n: usize = p.file_name()?.to_str()?.strip_prefix("version_")?.parse().ok()?;
-            p.join("metrics.csv").is_file().then_some((n, p.clone()))
+            has_rows(&p.join("metrics.csv")).then_some((n, p.clone()))
         })
         .max_by_key(|(n, _)| *n)
         .map(|(_, p)| p)
+}
+
+/// Whether the CSV file at `path` has a line after its header.
+fn has_rows(path: &Path) -> bool {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    std::io::BufReader::new(file).lines().nth(1).is_some_and(|l| l.is_ok_and(|l| !l.trim().is_empty()))
 }
 
 /// Plots `run_dir`'s metrics (see `resolve_run_dir`) into `out_dir`
