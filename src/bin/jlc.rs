@@ -70,10 +70,15 @@ enum Command {
         /// The checkpoint: a path, `last` (default) or `best`.
         #[arg(long, value_name = "PATH|last|best")]
         ckpt: Option<String>,
+        /// Override a setting, as for `jlc run`: `--set data.batch_size=256`.
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         overrides: Vec<String>,
         #[arg(long, visible_alias = "accelerator", value_enum, default_value_t = BackendArg::Cpu)]
         backend: BackendArg,
+        /// Threads of the CPU backend's matrix products and convolutions,
+        /// as for `jlc run` (0: every CPU; at most 1,024).
+        #[arg(long, allow_negative_numbers = true, value_parser = thread_count)]
+        threads: Option<usize>,
     },
     /// Run `validation_step` on the validation split with a checkpoint's parameters.
     Validate {
@@ -81,10 +86,15 @@ enum Command {
         /// The checkpoint: a path, `last` (default) or `best`.
         #[arg(long, value_name = "PATH|last|best")]
         ckpt: Option<String>,
+        /// Override a setting, as for `jlc run`: `--set data.batch_size=256`.
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         overrides: Vec<String>,
         #[arg(long, visible_alias = "accelerator", value_enum, default_value_t = BackendArg::Cpu)]
         backend: BackendArg,
+        /// Threads of the CPU backend's matrix products and convolutions,
+        /// as for `jlc run` (0: every CPU; at most 1,024).
+        #[arg(long, allow_negative_numbers = true, value_parser = thread_count)]
+        threads: Option<usize>,
     },
     /// Run `predict_step(self, x)` over a data split with a checkpoint's
     /// parameters and write the outputs as one `.npy` array.
@@ -101,10 +111,15 @@ enum Command {
         /// training file (file order).
         #[arg(long, value_name = "test|val|train|all", default_value = "test")]
         split: String,
+        /// Override a setting, as for `jlc run`: `--set data.batch_size=256`.
         #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
         overrides: Vec<String>,
         #[arg(long, visible_alias = "accelerator", value_enum, default_value_t = BackendArg::Cpu)]
         backend: BackendArg,
+        /// Threads of the CPU backend's matrix products and convolutions,
+        /// as for `jlc run` (0: every CPU; at most 1,024).
+        #[arg(long, allow_negative_numbers = true, value_parser = thread_count)]
+        threads: Option<usize>,
     },
     /// Check the file for errors without running it (exit 1 on errors).
     /// A file that trains is also checked on its data: the data loaded as
@@ -329,10 +344,12 @@ fn run(cli: Cli) -> ExitCode {
     }
     let color = std::io::stderr().is_terminal();
     match cli.command {
-        Command::Test { file, ckpt, overrides, backend } => {
+        Command::Test { file, ckpt, mut overrides, backend, threads } => {
+            overrides.extend(threads.map(|n| format!("trainer.threads={n}")));
             evaluate(trainer::setup::Stage::Test, file, ckpt, overrides, backend, color)
         }
-        Command::Validate { file, ckpt, overrides, backend } => {
+        Command::Validate { file, ckpt, mut overrides, backend, threads } => {
+            overrides.extend(threads.map(|n| format!("trainer.threads={n}")));
             evaluate(trainer::setup::Stage::Validate, file, ckpt, overrides, backend, color)
         }
         Command::Plot { run_dir, out } => match trainer::plot::plot_run(&run_dir, out.as_deref()) {
@@ -347,7 +364,8 @@ fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Predict { file, ckpt, out, split, overrides, backend } => {
+        Command::Predict { file, ckpt, out, split, mut overrides, backend, threads } => {
+            overrides.extend(threads.map(|n| format!("trainer.threads={n}")));
             let Some(split) = trainer::predict::Split::parse(&split) else {
                 eprintln!("error: --split {split}: expected test, val, train or all");
                 return ExitCode::from(1);
