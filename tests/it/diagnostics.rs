@@ -401,6 +401,13 @@ fn cli_mistakes_are_refused_with_their_origin() {
     let (code, err) = jlc(&["check", digits, "--set", "trainer.max_epoch=3"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("did you mean `max_epochs`?") && err.contains("set by `--set trainer.max_epoch=3`"), "{err}");
+    // Both sections' mistakes at once, from `jlc run` as from `jlc check`.
+    let (code, err) = jlc(&["run", digits, "--set", "data.bach_size=3", "--set", "trainer.max_epoch=1"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("unknown trainer setting `max_epoch`") && err.contains("unknown data setting `bach_size`"),
+        "{err}"
+    );
     // A script takes no training options.
     let script = root.join("examples/linreg.jl");
     let (code, err) = jlc(&["run", script.to_str().unwrap(), "--seed", "3", "--set", "trainer.max_epochs=1"]);

@@ -84,7 +84,20 @@ pub fn prepare(
         }
         config::apply_override(&mut data_sec, &mut trainer_sec, spec).map_err(FitError::Config)?;
     }
-    let trainer_cfg = config::trainer_config(trainer_sec.as_ref()).map_err(|d| diagnostics(d, &prog, color))?;
+    // Both sections' mistakes in one report (the data section's were
+    // reported only after the trainer section's were fixed).
+    let data_result = match (&module, &data_sec) {
+        (None, Some(sec)) => Some(config::data_config(sec)),
+        _ => None,
+    };
+    let trainer_cfg = match (config::trainer_config(trainer_sec.as_ref()), &data_result) {
+        (Ok(cfg), None | Some(Ok(_))) => cfg,
+        (trainer, data) => {
+            let mut all = trainer.err().unwrap_or_default();
+            all.extend(data.clone().and_then(Result::err).unwrap_or_default());
+            return Err(diagnostics(all, &prog, color));
+        }
+    };
     // Before anything runs: every executable of this run shares the host kernels' threads.
     compiler::codegen::cpu::threads::set_threads(trainer_cfg.threads);
     let (data_cfg, mut dataset, mut test, given_val, what) = match module {
@@ -106,7 +119,10 @@ pub fn prepare(
                     path.display()
                 )));
             };
-            let data_cfg = config::data_config(&data_sec).map_err(|d| diagnostics(d, &prog, color))?;
+            let data_cfg = match data_result {
+                Some(result) => result.map_err(|d| diagnostics(d, &prog, color))?,
+                None => config::data_config(&data_sec).map_err(|d| diagnostics(d, &prog, color))?,
+            };
             // Data paths are relative to the model file's directory (absolute ones replace it).
             let dir = path.parent().unwrap_or(Path::new("."));
             let (dataset, test) = load(&data_cfg, dir)?;
