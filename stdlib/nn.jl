@@ -39,8 +39,12 @@ fn leaky_relu(x, negative_slope = 0.01) = where(x >= 0.0, x, negative_slope * x)
 # so that its unused value (and gradient) cannot overflow (as jax.nn.elu).
 fn elu(x, alpha = 1.0) = where(x > 0.0, x, alpha * expm1(where(x > 0.0, 0.0, x)))
 
-# log(1 + exp(x)), stable for large |x|: max(x, 0) + log1p(exp(-|x|)).
-fn softplus(x) = max(x, 0.0) + log1p(exp(-abs(x)))
+# log(1 + exp(x)), stable for large |x|: x + log1p(exp(-x)) where x > 0,
+# else log1p(exp(x)); each branch sees only its own side (the other's
+# unused value and gradient cannot overflow, as in `elu`). Its gradient is
+# logistic(x), 0.5 at 0 (`max(x, 0) + log1p(exp(-abs(x)))` gave 1 there:
+# max sends a tie's gradient to x, abs's is 0).
+fn softplus(x) = where(x > 0.0, x + log1p(exp(-max(x, 0.0))), log1p(exp(min(x, 0.0))))
 
 # x * sigmoid(x), also known as swish.
 fn silu(x) = x * logistic(x)

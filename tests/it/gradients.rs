@@ -272,3 +272,45 @@ fn resuming_with_accumulation_is_bitwise_and_only_at_window_boundaries() {
     let err = trainer::fit(&path, &text, &opts).unwrap_err().to_string();
     assert!(err.contains("cannot resume bit-exactly") && err.contains("accumulate_grad_batches=2"), "{err}");
 }
+
+/// Gradients at the points where a naive rule gives NaN or the wrong
+/// one-sided value, against JAX's (jax.grad / jax.jvp, printed here): `x ^
+/// 0` at x = 0 (0, not NaN), `x ^ p` in p where x = 0 (0, not NaN), and
+/// softplus at 0 (logistic(0) = 0.5, not 1), so binary cross-entropy's at
+/// zero logits; values and gradients far out stay finite. On the JIT and
+/// the interpreter.
+#[test]
+fn pow_and_softplus_gradients_match_jax_at_zero() {
+    let script = r#"
+use nn.softplus
+use losses.binary_cross_entropy_with_logits
+
+fn main() {
+    let x = [0.0, 0.5]
+    print(grad(fn(x) = sum(x ^ 0.0))(x))
+    print(grad(fn(p) = sum([0.0, 0.5] ^ p))(2.0))
+    let (v, t) = jvp(fn(p) = sum([0.0, 0.5] ^ p), (2.0,), (1.0,))
+    print(v, t)
+    print(grad(fn(x) = sum(x ^ 3.0))(x))
+    print(grad(fn(z) = sum(softplus(z)))([-100.0, -1.0, 0.0, 1.0, 100.0]))
+    print(softplus([-100.0, -1.0, 0.0, 1.0, 100.0]))
+    print(grad(fn(z) = binary_cross_entropy_with_logits(z, [1.0, 0.0, 1.0]))(zeros(3)))
+}
+"#;
+    // jax.grad(lambda p: jnp.sum(jnp.array([0., .5]) ** p))(2.0) = -0.1732868;
+    // jax.grad of sum(jax.nn.softplus) = [0, 0.2689414, 0.5, 0.7310585, 1].
+    let want = [
+        "[0.000000, 0.000000]",
+        "-0.173287",
+        "0.250000 -0.173287",
+        "[0.000000, 0.750000]",
+        "[0.000000, 0.268941, 0.500000, 0.731059, 1.000000]",
+        "[0.000000, 0.313262, 0.693147, 1.313262, 100.000000]",
+        "[-0.166667, 0.166667, -0.166667]",
+    ];
+    for backend in [runtime::Backend::Cpu, runtime::Backend::Interpreter] {
+        let lines = jaxlightning::run_script("zeros.jl", script, backend, &compiler::Options::default(), false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(lines, want, "{backend:?}");
+    }
+}

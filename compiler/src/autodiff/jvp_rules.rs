@@ -164,18 +164,14 @@ pub(super) fn jvp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ts: &[
         Op::Max => select_branch(b, Op::Ge, args, ts),
         // d min(x, y) = select(x <= y, dx, dy)
         Op::Min => select_branch(b, Op::Le, args, ts),
-        // d x^y = y x^(y-1) dx + log(x) z dy
+        // d x^y = y x^(y-1) dx + log(x) z dy (`pow_slopes`)
         Op::Pow => {
             let a = ts[0].map(|t| {
-                let one = b.full(1.0, &ty);
-                let y_minus_1 = b.sub(args[1], one);
-                let p = b.binary(Op::Pow, args[0], y_minus_1);
-                let slope = b.mul(args[1], p);
+                let slope = super::pow_slopes::dx(b, args[0], args[1], &ty);
                 b.mul(t, slope)
             });
             let c = ts[1].map(|t| {
-                let log_x = b.unary(Op::Log, args[0]);
-                let slope = b.mul(log_x, z);
+                let slope = super::pow_slopes::dy(b, args[0], z, &ty);
                 b.mul(t, slope)
             });
             sum(b, a, c)

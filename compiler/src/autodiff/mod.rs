@@ -18,6 +18,7 @@
 mod custom_vjp_rules;
 mod forward;
 mod jvp_rules;
+mod pow_slopes;
 mod reverse;
 mod scan_rules;
 mod vjp_rules;

@@ -211,19 +211,16 @@ pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: Va
         Op::Max => select_branch_cts(b, Op::Ge, args, ct, needs),
         // d min(x, y) = dx where x <= y, else dy. Ties go to x, as for max.
         Op::Min => select_branch_cts(b, Op::Le, args, ct, needs),
-        // d x^y = y x^(y-1) dx + log(x) x^y dy. The dy term needs x > 0 and is
-        // built only when y needs a gradient (a constant exponent is common).
+        // d x^y = y x^(y-1) dx + log(x) x^y dy, each slope 0 where JAX's is
+        // (`pow_slopes`). The dy term is built only when y needs a gradient
+        // (a constant exponent is common).
         Op::Pow => {
             let dx = need(0).then(|| {
-                let one = b.full(1.0, &ty);
-                let y_minus_1 = b.sub(args[1], one);
-                let p = b.binary(Op::Pow, args[0], y_minus_1);
-                let slope = b.mul(args[1], p);
+                let slope = super::pow_slopes::dx(b, args[0], args[1], &ty);
                 b.mul(ct, slope)
             });
             let dy = need(1).then(|| {
-                let log_x = b.unary(Op::Log, args[0]);
-                let slope = b.mul(log_x, z);
+                let slope = super::pow_slopes::dy(b, args[0], z, &ty);
                 b.mul(ct, slope)
             });
             vec![dx, dy]
