@@ -268,11 +268,8 @@ fn backend_of(b: BackendArg) -> runtime::Backend {
 /// `--threads N`: 0 (every CPU) up to `threads::MAX_THREADS` (a pool
 /// of 20,000 threads had exhausted memory before failing).
 fn thread_count(s: &str) -> Result<usize, String> {
-    let max = compiler::codegen::cpu::threads::MAX_THREADS;
-    match s.trim().parse::<i64>() {
-        Ok(n) if (0..=max as i64).contains(&n) => Ok(n as usize),
-        _ => Err(format!("expected a thread count from 0 (every CPU) to {max}")),
-    }
+    use compiler::codegen::cpu::threads::{checked_count, count_range};
+    s.trim().parse::<i64>().ok().and_then(checked_count).ok_or_else(|| format!("expected {}", count_range()))
 }
 
 fn fit_error(e: &trainer::FitError) -> ExitCode {

@@ -729,11 +729,11 @@ fn non_negative(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> usize {
 
 /// `threads`: 0 (every CPU) up to `threads::MAX_THREADS`.
 fn thread_count(e: &SettingEntry, diags: &mut Vec<Diagnostic>) -> usize {
-    let max = compiler::codegen::cpu::threads::MAX_THREADS;
+    use compiler::codegen::cpu::threads::{checked_count, count_range};
     match e.value {
-        ConstValue::Int(i) if (0..=max as i64).contains(&i) => i as usize,
+        ConstValue::Int(i) if checked_count(i).is_some() => i as usize,
         _ => {
-            diags.push(type_error(e, &format!("a thread count from 0 (every CPU) to {max}")));
+            diags.push(type_error(e, &count_range()));
             0
         }
     }

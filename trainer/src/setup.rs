@@ -119,10 +119,9 @@ pub fn prepare(
                     path.display()
                 )));
             };
-            let data_cfg = match data_result {
-                Some(result) => result.map_err(|d| diagnostics(d, &prog, color))?,
-                None => config::data_config(&data_sec).map_err(|d| diagnostics(d, &prog, color))?,
-            };
+            let data_cfg = data_result
+                .unwrap_or_else(|| config::data_config(&data_sec))
+                .map_err(|d| diagnostics(d, &prog, color))?;
             // Data paths are relative to the model file's directory (absolute ones replace it).
             let dir = path.parent().unwrap_or(Path::new("."));
             let (dataset, test) = load(&data_cfg, dir)?;

@@ -36,6 +36,17 @@ static HOST_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// pool of 20,000 had exhausted memory before failing.
 pub const MAX_THREADS: usize = 1024;
 
+/// A requested thread count, 0 (every CPU) to `MAX_THREADS`; `None` outside.
+/// The command line and the trainer setting read counts through this.
+pub fn checked_count(n: i64) -> Option<usize> {
+    (0..=MAX_THREADS as i64).contains(&n).then_some(n as usize)
+}
+
+/// What `checked_count` accepts, for messages.
+pub fn count_range() -> String {
+    format!("a thread count from 0 (every CPU) to {MAX_THREADS}")
+}
+
 /// Sets the host kernels' thread count; 0 picks the default.
 pub fn set_threads(n: usize) {
     HOST_THREADS.store(if n == 0 { default_threads() } else { n.min(MAX_THREADS) }, Ordering::Relaxed);
