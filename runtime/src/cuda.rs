@@ -47,6 +47,7 @@ use cudarc::driver::{
     PushKernelArg,
 };
 
+mod record;
 mod upload;
 
 use crate::cubin_cache::CubinCache;
@@ -156,6 +157,8 @@ pub struct CudaExecutable {
     /// The next call's fresh inputs, copied during this one
     /// (`run_held_staging`); made at the first staging.
     upload: Option<upload::Upload>,
+    /// The recorded outputs of `run_held` calls (`Executable::record_outputs`).
+    recorder: Option<record::Recorder>,
     _modules: Vec<Arc<CudaModule>>,
     _ctx: Arc<CudaContext>,
 }
@@ -250,6 +253,7 @@ impl CudaExecutable {
             no_graphs,
             profile,
             upload: None,
+            recorder: None,
             _modules: modules.into_iter().map(|(_, m)| m).collect(),
             _ctx: ctx,
         })
@@ -296,10 +300,11 @@ impl CudaExecutable {
     /// output that is an input) would be overwritten by that input's own
     /// carry first, so it goes through a staging buffer.
     pub fn set_carry(&mut self, holding: &Holding) -> Result<(), Error> {
-        // A new holding: a staged batch was for the old one.
+        // A new holding: a staged batch and recorded values were for the old one.
         if let Some(up) = self.upload.as_mut() {
             up.discard();
         }
+        self.recorder = None;
         let mut staged = Vec::new();
         let mut copies = Vec::new();
         let mut staging = Vec::new();
@@ -372,6 +377,9 @@ impl CudaExecutable {
             }
         }
         self.execute()?;
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.record(&self.stream)?;
+        }
         if let Some(next) = next {
             if !self.upload.as_ref().is_some_and(|up| up.serves(&holding.fresh)) {
                 let bytes: Vec<usize> =
@@ -384,7 +392,32 @@ impl CudaExecutable {
         self.read_outputs(&holding.returned)
     }
 
+    /// From now on, `run_held` records `outputs` (`record.rs`), holding
+    /// up to `capacity` calls' values on the device.
+    pub fn set_recording(&mut self, outputs: &[usize], capacity: usize) -> Result<(), Error> {
+        let recorded = outputs
+            .iter()
+            .map(|&o| {
+                let buf = self.prog.outputs[o];
+                (self.ptrs[buf], self.prog.buffers[buf].bytes(), self.prog.output_types[o].clone())
+            })
+            .collect();
+        self.recorder = Some(record::Recorder::new(&self.stream, recorded, capacity)?);
+        Ok(())
+    }
+
+    /// The recorded outputs since the last take (one wait for the device).
+    pub fn take_recorded(&mut self) -> Result<Vec<Vec<Tensor>>, Error> {
+        let recorder = self.recorder.as_mut().ok_or_else(|| Error::Holding("no outputs are recorded".into()))?;
+        recorder.take(&self.stream)
+    }
+
+    /// Copies the outputs `which` names to the host; with none, returns at
+    /// once (no wait for the device: the call runs on while the host goes on).
     fn read_outputs(&mut self, which: &[usize]) -> Result<Vec<Tensor>, Error> {
+        if which.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut bytes = Vec::with_capacity(which.len());
         for &o in which {
             bytes.push(match &self.slots[self.prog.memory.slot_of[self.prog.outputs[o]]] {

@@ -26,12 +26,17 @@ pub struct Holding {
     /// `(output, input)`: after each call, output `output` becomes the value
     /// of held input `input`; it is not returned to the caller.
     pub carry: Vec<(usize, usize)>,
-    /// The outputs returned per call, in order (those neither carried nor
-    /// kept).
+    /// The outputs returned per call, in order (those neither carried,
+    /// kept nor recorded).
     pub returned: Vec<usize>,
     /// Outputs left where the engine computed them (on the device, for
     /// CUDA), read on demand by `Executable::kept_output`.
     pub kept: Vec<usize>,
+    /// Outputs appended, call after call, to a record the caller reads
+    /// when it chooses (`Executable::take_recorded`): a training loop's
+    /// logged values, read every few steps instead of waiting for every
+    /// step (on a GPU, a read waits for the device to finish).
+    pub recorded: Vec<usize>,
     /// The fresh inputs, in the order `run_held` takes them.
     pub fresh: Vec<usize>,
 }
@@ -79,6 +84,7 @@ impl Holding {
             returned: (0..n_out).filter(|&o| !carried_out[o]).collect(),
             fresh: (0..n_in).filter(|&i| !held[i]).collect(),
             kept: Vec::new(),
+            recorded: Vec::new(),
             held,
             carry: carry.to_vec(),
         })
@@ -86,15 +92,30 @@ impl Holding {
 }
 
 impl Holding {
-    /// Keeps `outputs` (not carried) instead of returning them.
+    /// Keeps `outputs` (returned ones) instead of returning them.
     pub fn keep(&mut self, outputs: &[usize]) -> Result<(), Error> {
-        for &o in outputs {
-            if !self.returned.contains(&o) {
-                return Err(Error::Holding(format!("output {o} cannot be kept: it is carried or out of range")));
+        self.take_returned(outputs, "kept")?;
+        self.kept.extend(outputs);
+        Ok(())
+    }
+
+    /// Records `outputs` (returned ones, each once) instead of returning
+    /// them, in this order.
+    pub fn record(&mut self, outputs: &[usize]) -> Result<(), Error> {
+        self.take_returned(outputs, "recorded")?;
+        self.recorded.extend(outputs);
+        Ok(())
+    }
+
+    fn take_returned(&mut self, outputs: &[usize], what: &str) -> Result<(), Error> {
+        for (k, &o) in outputs.iter().enumerate() {
+            if !self.returned.contains(&o) || outputs[..k].contains(&o) {
+                return Err(Error::Holding(format!(
+                    "output {o} cannot be {what}: it is carried, kept, recorded, named twice or out of range"
+                )));
             }
         }
         self.returned.retain(|o| !outputs.contains(o));
-        self.kept.extend(outputs);
         Ok(())
     }
 }
@@ -106,6 +127,9 @@ pub(crate) struct HostHeld {
     pub(crate) values: Vec<Option<Tensor>>,
     /// The kept outputs of the last call, by output index.
     pub(crate) kept: Vec<Option<Tensor>>,
+    /// The recorded outputs of each call since the last
+    /// `Executable::take_recorded`, one row per call.
+    pub(crate) recorded: Vec<Vec<Tensor>>,
     /// Tensors the last call displaced (held values replaced by carried
     /// outputs, the kept outputs before it): the JIT writes the next call's
     /// outputs into them instead of fresh allocations, whose first touch
@@ -178,6 +202,9 @@ impl HostHeld {
         self.kept.resize_with(slots.len(), || None);
         for &o in &holding.kept {
             self.kept[o] = slots[o].take();
+        }
+        if !holding.recorded.is_empty() {
+            self.recorded.push(holding.recorded.iter().map(|&o| slots[o].take().expect("recorded output")).collect());
         }
         returned.clear();
         returned.extend(holding.returned.iter().map(|&o| slots[o].take().expect("returned output")));

@@ -209,6 +209,7 @@ impl Executable {
         self.check_types(values.iter().map(|(i, t)| (*i, t)))?;
         self.holding = None;
         self.staged = Staged::Nothing;
+        self.host_held.recorded.clear();
         match &mut self.engine {
             Engine::Jit(_) | Engine::Interp => {
                 self.host_held.values = (0..self.func.n_params).map(|_| None).collect();
@@ -380,6 +381,44 @@ impl Executable {
     pub fn keep_outputs(&mut self, outputs: &[usize]) -> Result<(), Error> {
         let holding = self.holding.as_mut().ok_or_else(|| Error::Holding("keep_outputs before hold".into()))?;
         holding.keep(outputs)
+    }
+
+    /// From now on, each `run_held` appends the values of `outputs` (in
+    /// this order) to a record instead of returning them, and
+    /// `take_recorded` hands over the rows so far. On a GPU the values
+    /// stay on the device, so a call that returns nothing else does not
+    /// wait for the device: a training loop reads its logged values every
+    /// few steps, not every step. `capacity` is how many rows the engine
+    /// holds before it copies them out itself (on a GPU, a wait); the
+    /// record holds every row either way.
+    pub fn record_outputs(&mut self, outputs: &[usize], capacity: usize) -> Result<(), Error> {
+        let holding = self.holding.as_mut().ok_or_else(|| Error::Holding("record_outputs before hold".into()))?;
+        if !holding.recorded.is_empty() {
+            return Err(Error::Holding("outputs are recorded already".into()));
+        }
+        holding.record(outputs)?;
+        self.host_held.recorded.clear();
+        match &mut self.engine {
+            Engine::Jit(_) | Engine::Interp => {
+                let _ = capacity; // The host record simply grows.
+                Ok(())
+            }
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(exe) => exe.set_recording(outputs, capacity.max(1)),
+        }
+    }
+
+    /// The recorded outputs of every `run_held` since the last take, one
+    /// row per call, in call order (on a GPU, waits for the last call).
+    pub fn take_recorded(&mut self) -> Result<Vec<Vec<Tensor>>, Error> {
+        if self.holding.as_ref().is_none_or(|h| h.recorded.is_empty()) {
+            return Err(Error::Holding("take_recorded, but no outputs are recorded".into()));
+        }
+        match &mut self.engine {
+            Engine::Jit(_) | Engine::Interp => Ok(std::mem::take(&mut self.host_held.recorded)),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(exe) => exe.take_recorded(),
+        }
     }
 
     /// Kept output `index` of the last `run_held` (a copy).

@@ -127,6 +127,54 @@ pub(crate) fn check_calls_into(backend: Backend) {
     assert!(err.contains("1 inputs"), "{err}");
 }
 
+/// Recorded outputs (`record_outputs`): each call appends its values,
+/// `take_recorded` hands over the rows in call order, bitwise the
+/// interpreter's chained values, with staged batches too and across more
+/// calls than the engine's capacity (2: on a GPU the ring is copied out
+/// when full). A recorded output is no longer returned; misuse is an error;
+/// a new `hold` forgets the recording.
+pub(crate) fn check_recorded_outputs(backend: Backend) {
+    let func = swap_program();
+    let mut exe = Executable::compile(func.clone(), backend).unwrap();
+    let (mut a, mut b) = (vec5(1.0), vec5(-2.0));
+    exe.hold(vec![(0, a.clone()), (1, b.clone())], &[(0, 0), (1, 1)]).unwrap();
+    assert!(exe.take_recorded().unwrap_err().to_string().contains("no outputs are recorded"));
+    assert!(exe.record_outputs(&[0], 2).unwrap_err().to_string().contains("cannot be recorded"));
+    assert!(exe.record_outputs(&[2, 2], 2).unwrap_err().to_string().contains("cannot be recorded"));
+    exe.record_outputs(&[2], 2).unwrap();
+    assert!(exe.record_outputs(&[2], 2).unwrap_err().to_string().contains("recorded already"));
+    let xs: Vec<Tensor> = (0..7).map(|c| vec5(c as f32 * 0.5)).collect();
+    let mut want_rows = Vec::new();
+    for x in &xs {
+        let want = interp::run(&func, &[a.clone(), b.clone(), x.clone()]);
+        want_rows.push(vec![want[2].clone()]);
+        a = want[0].clone();
+        b = want[1].clone();
+    }
+    // Calls 0-2 given (call 2 stages call 3's batch), 3 staged, 4-6 given.
+    let mut got_rows = Vec::new();
+    for (call, x) in xs.iter().enumerate() {
+        let fresh = if call == 3 { Fresh::Staged } else { Fresh::Given(vec![x.clone()]) };
+        let next = (call == 2).then(|| vec![xs[3].clone()]);
+        assert_eq!(exe.run_held_staging(fresh, next).unwrap(), vec![], "call {call}: nothing returned");
+        if call == 2 || call == 6 {
+            got_rows.extend(exe.take_recorded().unwrap());
+        }
+    }
+    assert_eq!(got_rows, want_rows);
+    assert_eq!(exe.take_recorded().unwrap(), Vec::<Vec<Tensor>>::new(), "taken rows are gone");
+    assert_eq!(exe.held_value(0).unwrap(), a);
+    exe.hold(vec![(0, a), (1, b)], &[(0, 0), (1, 1)]).unwrap();
+    assert!(exe.take_recorded().unwrap_err().to_string().contains("no outputs are recorded"));
+    assert_eq!(exe.run_held(vec![vec5(0.0)]).unwrap().len(), 1, "returned again");
+}
+
+#[test]
+fn recorded_outputs_come_back_in_call_order_on_the_cpu_backends() {
+    check_recorded_outputs(Backend::Cpu);
+    check_recorded_outputs(Backend::Interpreter);
+}
+
 #[test]
 fn calls_into_reused_lists_match_run_held_on_the_cpu_backends() {
     check_calls_into(Backend::Cpu);
