@@ -159,16 +159,23 @@ fn data_module_errors_name_the_module_and_what_was_expected() {
 }
 
 /// A program's own callback: counts validation ends (state saved in
-/// checkpoints), stops after `stop_after` of them, and reports what it saw.
+/// checkpoints), stops after `stop_after` of them, and reports what it saw;
+/// it notes every batch end's step and loss (it reads every step: the
+/// default `reads_batch_end`).
 struct Counter {
     seen: usize,
     stop_after: usize,
     log: std::rc::Rc<std::cell::RefCell<Vec<(usize, usize, f64)>>>,
+    batch_ends: std::rc::Rc<std::cell::RefCell<Vec<(usize, f64)>>>,
 }
 
 impl trainer::Callback for Counter {
     fn name(&self) -> &'static str {
         "counter"
+    }
+    fn on_train_batch_end(&mut self, ctx: &mut trainer::Ctx) {
+        let loss = ctx.metrics.iter().find(|(n, _)| n == "train_loss").map_or(f64::NAN, |m| m.1);
+        self.batch_ends.borrow_mut().push((ctx.global_step, loss));
     }
     fn on_validation_end(&mut self, ctx: &mut trainer::Ctx) {
         self.seen += 1;
@@ -192,7 +199,9 @@ fn a_programs_own_callback_sees_metrics_stops_and_resumes_with_its_state() {
     let path = Path::new("halves.jl");
     let logs = tempdir("own-callback");
     let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let counter = |stop_after| Box::new(Counter { seen: 0, stop_after, log: log.clone() });
+    let batch_ends = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let counter =
+        |stop_after| Box::new(Counter { seen: 0, stop_after, log: log.clone(), batch_ends: batch_ends.clone() });
     let run = |opts: &trainer::FitOptions, stop_after| {
         let mut data = Halves { n: 1024, features: 2, fail: false, with_val: false };
         let extras = trainer::RunExtras { data: Some(&mut data), callbacks: vec![counter(stop_after)] };
@@ -203,6 +212,11 @@ fn a_programs_own_callback_sees_metrics_stops_and_resumes_with_its_state() {
     let seen: Vec<(usize, usize)> = log.borrow().iter().map(|&(e, s, _)| (e, s)).collect();
     assert_eq!(seen, [(0, 1), (1, 2)]);
     assert!(log.borrow().iter().all(|&(_, _, acc)| acc.is_finite()), "val_acc reached the callback");
+    // After every step, in order, with that step's loss.
+    let ends = batch_ends.borrow().clone();
+    assert_eq!(ends.iter().map(|e| e.0).collect::<Vec<_>>(), (1..=first.steps).collect::<Vec<_>>());
+    assert!(ends.iter().all(|e| e.1.is_finite() && e.1 > 0.0), "{ends:?}");
+    assert!(ends.windows(2).any(|w| w[0].1 != w[1].1), "each step's own loss: {ends:?}");
     // Resumed from `last`, the count continues from 2: it stops after one more epoch.
     log.borrow_mut().clear();
     let mut resumed_opts = opts(&logs, &[]);

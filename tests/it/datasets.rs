@@ -145,6 +145,14 @@ fn linear_regression_on_npz_finds_the_true_weights_and_predicts_them() {
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
 
+    // Another extension is refused before anything runs (it would get NPY bytes).
+    let text_out = dir.join("preds.txt");
+    let (code, _, err) =
+        jlc_out(&["predict", model, "--set", &logs, "--out", text_out.to_str().unwrap(), "--split", "test"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("preds.txt: predictions are written as NumPy arrays"), "{err}");
+    assert!(!text_out.exists());
+
     // A predict_step returning a tuple writes an .npz (numpy's arr_0, arr_1);
     // an .npy cannot hold two arrays, which is said before anything runs.
     let tuple = REGRESSION.replace(

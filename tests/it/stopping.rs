@@ -133,6 +133,60 @@ fn a_non_finite_loss_stops_with_the_step_and_the_last_good_checkpoint() {
     assert!(err.contains("trainer.nonfinite_metrics: `nope` is not logged"), "{err}");
 }
 
+/// A step's values stay in the engine until a step that needs them (a
+/// log row, a checkpoint, the epoch's end): read in bulk, they decide as
+/// when read every step. DIVERGE with 8 batches per epoch overflows at step
+/// 19 (epoch 2, batch 3); with log_every_n_steps = 50 its values are read at
+/// epoch ends only, so steps 20-23 run first, yet the error names step 19,
+/// the last good checkpoint is epoch 1's, nothing later is saved, and the
+/// epoch rows are bitwise those of a run that reads every step.
+#[test]
+fn values_read_every_few_steps_stop_at_the_same_step_as_every_step() {
+    let dir = tempdir("nonfinite-deferred");
+    std::fs::write(dir.join("ones.csv"), "1,0\n".repeat(32)).unwrap();
+    let model = dir.join("diverge.jl");
+    std::fs::write(&model, DIVERGE).unwrap();
+    let model = model.to_str().unwrap();
+    let run = |every: usize, root: &str| {
+        let root = dir.join(root);
+        let set_root = format!("trainer.default_root_dir={}", root.display());
+        let set_every = format!("trainer.log_every_n_steps={every}");
+        let (code, _, err) = jlc_out(&["run", model, "--set", &set_root, "--set", &set_every]);
+        assert_eq!(code, 1, "{err}");
+        (err, root.join("lightning_logs/version_0"))
+    };
+    let (err_each, version_each) = run(1, "each");
+    let (err_bulk, version_bulk) = run(50, "bulk");
+    let step = reported_step(&err_bulk);
+    assert_eq!(step, 19, "{err_bulk}");
+    assert_eq!(reported_step(&err_each), step, "{err_each}");
+    assert!(err_bulk.contains("train_loss is inf at global step 19 (epoch 2, batch 3)"), "{err_bulk}");
+    let ck_dir = version_bulk.join("checkpoints").canonicalize().unwrap();
+    let good = ck_dir.join("epoch=1-step=16.safetensors");
+    let last = ck_dir.join("last.safetensors");
+    assert!(err_bulk.contains(&format!("the last good checkpoint is {}", last.display())), "{err_bulk}");
+    assert_eq!(std::fs::read(&last).unwrap(), std::fs::read(&good).unwrap(), "nothing saved after step 16");
+    let mean_sq = |s: f32| (s * s + s * s + s * s + s * s) / 4.0;
+    assert_eq!(oracle_first_non_finite(&good, mean_sq), step);
+    // The epoch rows (train_loss_epoch, s_epoch), bitwise alike.
+    let epoch_rows = |version: &Path| {
+        let r = rows(version);
+        let header: Vec<String> = r[0].split(',').map(str::to_string).collect();
+        let col = header.iter().position(|h| h == "train_loss_epoch").unwrap();
+        let s_col = header.iter().position(|h| h == "s_epoch").unwrap();
+        let picked: Vec<(String, String)> = r[1..]
+            .iter()
+            .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>())
+            .filter(|c| !c[col].is_empty())
+            .map(|c| (c[col].clone(), c[s_col].clone()))
+            .collect();
+        picked
+    };
+    let bulk = epoch_rows(&version_bulk);
+    assert_eq!(bulk.len(), 2, "epochs 0 and 1 ended: {bulk:?}");
+    assert_eq!(bulk, epoch_rows(&version_each));
+}
+
 fn callback_settings() -> Vec<String> {
     [
         "trainer.max_epochs=20",

@@ -70,7 +70,18 @@ pub trait Callback {
     /// The key of this callback's state in the checkpoint metadata.
     fn name(&self) -> &'static str;
     fn on_train_start(&mut self, _ctx: &mut Ctx) {}
+    /// After a training step, with its metrics; called at least after
+    /// every step where `reads_batch_end` is true (the loop may call it
+    /// after others too).
     fn on_train_batch_end(&mut self, _ctx: &mut Ctx) {}
+    /// Whether `on_train_batch_end` must run after the step that makes
+    /// `global_step` steps. A step's metrics stay in the engine (on a GPU,
+    /// on the device) until something reads them, and a read waits for the
+    /// device to finish; a callback that acts only at some steps says which,
+    /// so the others run without a wait. Default: every step.
+    fn reads_batch_end(&self, _global_step: usize) -> bool {
+        true
+    }
     /// After each epoch's validation (after the training epoch when the
     /// model has no `validation_step`).
     fn on_validation_end(&mut self, _ctx: &mut Ctx) {}
@@ -271,9 +282,13 @@ impl Callback for ModelCheckpoint {
 
     /// `every_n_train_steps`: a checkpoint of this step, ranked by the
     /// step's values (and the last epoch end's, for names the step lacks).
-    fn on_train_batch_end(&mut self, ctx: &mut Ctx) {
+    fn reads_batch_end(&self, global_step: usize) -> bool {
         let every = self.cfg.every_n_train_steps;
-        if every > 0 && ctx.global_step.is_multiple_of(every) {
+        every > 0 && global_step.is_multiple_of(every)
+    }
+
+    fn on_train_batch_end(&mut self, ctx: &mut Ctx) {
+        if self.reads_batch_end(ctx.global_step) {
             let mut metrics = ctx.metrics.to_vec();
             metrics.extend(self.seen.iter().filter(|(k, _)| ctx.metric(k).is_none()).cloned());
             self.consider(ctx, &metrics);
@@ -351,6 +366,10 @@ impl EarlyStopping {
 impl Callback for EarlyStopping {
     fn name(&self) -> &'static str {
         BUILT_IN_NAMES[1]
+    }
+    /// Acts at epoch ends (and the Timer at train start and end) only.
+    fn reads_batch_end(&self, _global_step: usize) -> bool {
+        false
     }
 
     fn on_validation_end(&mut self, ctx: &mut Ctx) {
@@ -439,6 +458,10 @@ impl Timer {
 impl Callback for Timer {
     fn name(&self) -> &'static str {
         BUILT_IN_NAMES[2]
+    }
+    /// Acts at epoch ends (and the Timer at train start and end) only.
+    fn reads_batch_end(&self, _global_step: usize) -> bool {
+        false
     }
     fn on_train_start(&mut self, _ctx: &mut Ctx) {
         self.clock.started.set(Some(Instant::now()));

@@ -225,12 +225,15 @@ struct Resident {
 }
 
 impl Resident {
-    /// Hands `params` and `states` to the step (first call only).
+    /// Hands `params` and `states` to the step (first call only), and has
+    /// it record its other outputs, `record_capacity` steps' worth in the
+    /// engine (`Executable::record_outputs`).
     fn hold(
         &mut self,
         exe: &mut Executable,
         params: &mut Vec<Tensor>,
         states: &mut Vec<Tensor>,
+        record_capacity: usize,
     ) -> Result<(), FitError> {
         if self.held {
             params.clear();
@@ -241,6 +244,10 @@ impl Resident {
         let values: Vec<(usize, Tensor)> = params.drain(..).chain(states.drain(..)).enumerate().collect();
         let carry: Vec<(usize, usize)> = (0..n).map(|i| (i, i)).collect();
         exe.hold(values, &carry)?;
+        // The loss and logged values (every output not carried) stay in
+        // the engine until the loop reads them (`read_step_values`).
+        let logged: Vec<usize> = (n..exe.func().outputs.len()).collect();
+        exe.record_outputs(&logged, record_capacity)?;
         self.held = true;
         Ok(())
     }
@@ -582,6 +589,9 @@ fn fit_prepared<'scope, 'env>(
     // the largest |g|), then the watched logged values (`logs` in
     // `train_logs` order).
     let checks_gradients = progs.grad_settings.check_finite;
+    // Steps the engine records before it copies them out itself: values
+    // are read at least every log_every_n_steps steps and at epoch ends.
+    let record_capacity = trainer_cfg.log_every_n_steps.min(n_batches).clamp(1, 1 << 16);
     let bad_value = |loss: f64, logs: &[f64], grad_check: Option<f64>| -> Option<(String, f64)> {
         let must_be_finite = std::iter::once(("train_loss", loss))
             .chain(grad_check.map(|v| (GRAD_CHECK, v)))
@@ -636,6 +646,9 @@ fn fit_prepared<'scope, 'env>(
         // (`Executable::run_held_staging`: on a GPU their copy overlaps step
         // k), as (batch, global step) they were made for.
         let mut staged: Option<(usize, usize)> = None;
+        // Fused steps run whose values are still in the engine, in order.
+        let mut unread: Vec<StepAt> = Vec::new();
+        let mut last_read: Option<std::time::Instant> = None;
         // `JLC_STAGED_BATCHES=0`: every batch given with its own step (to
         // measure what staging saves).
         let stage_batches = std::env::var("JLC_STAGED_BATCHES").map_or(true, |v| v != "0");
@@ -653,6 +666,23 @@ fn fit_prepared<'scope, 'env>(
             let time_up = out_of_time();
             if stop_now || time_up || max_steps_reached(global_step) {
                 bar.abandon();
+                // The steps since the last read are checked before anything is saved.
+                if let Steps::Fused(exe) = &mut steps {
+                    let last_good = saver.last_good();
+                    let read = read_step_values(
+                        exe,
+                        &mut unread,
+                        checks_gradients,
+                        &bad_value,
+                        &mut loss_sum,
+                        &mut log_sums,
+                        &last_good,
+                    );
+                    if let Err(e) = read {
+                        logger.flush()?;
+                        return Err(e);
+                    }
+                }
                 // At max_time the Timer's state changed even without a step
                 // since the last save: `last` must say the time is used up.
                 let timer_moved = time_up && clock.is_some();
@@ -678,9 +708,11 @@ fn fit_prepared<'scope, 'env>(
             // One optimizer step: batch `b`, or with accumulation the window
             // of micro-batches `b..end`; its loss and logs are the window's means.
             let end = (b + k).min(n_batches);
-            let (loss, logs) = match &mut steps {
+            // The step's loss and logs: read now (accumulation), or left in
+            // the engine until a step whose values are needed (`None`).
+            let read = match &mut steps {
                 Steps::Fused(step_exe) => {
-                    resident.hold(step_exe, &mut params, &mut states)?;
+                    resident.hold(step_exe, &mut params, &mut states, record_capacity)?;
                     // The step's inputs: staged by the step before (batch b
                     // and this global step), else given now.
                     let fresh = if staged == Some((b, global_step)) {
@@ -693,25 +725,13 @@ fn fit_prepared<'scope, 'env>(
                         (stage_batches && b + 1 < n_batches).then(|| step_inputs(&mut ahead, b + 1, global_step + 1));
                     staged = next.is_some().then_some((b + 1, global_step + 1));
                     let call = std::time::Instant::now();
-                    let outs = match step_exe.run_held_staging(fresh, next) {
-                        Ok(outs) => outs,
-                        Err(e) => return Err(step_failed(e, global_step, &saver.last_good())),
-                    };
-                    let mut outs = outs.into_iter();
+                    // Every output is carried or recorded: nothing comes back.
+                    if let Err(e) = step_exe.run_held_staging(fresh, next) {
+                        return Err(step_failed(e, global_step, &saver.last_good()));
+                    }
                     step_time += call.elapsed();
-                    let loss = outs.next().expect("loss output").scalar_value();
-                    let mut logs: Vec<f64> = outs.map(|t| t.scalar_value()).collect();
-                    let grad_check = checks_gradients.then(|| logs.pop().expect("the gradients' check"));
-                    if let Some((name, value)) = bad_value(loss, &logs, grad_check) {
-                        bar.abandon();
-                        logger.flush()?;
-                        return Err(non_finite_error(&name, value, global_step, epoch, b, &saver.last_good()));
-                    }
-                    loss_sum += loss;
-                    for (s, v) in log_sums.iter_mut().zip(&logs) {
-                        *s += v;
-                    }
-                    (loss, logs)
+                    unread.push(StepAt { global_step, epoch, batch: b });
+                    None
                 }
                 Steps::Accumulate { grad_exe, apply_exe, n_grad_logs } => {
                     let mut accs: Vec<Tensor> = progs.params.iter().map(|p| Tensor::zeros(&p.ty)).collect();
@@ -772,12 +792,66 @@ fn fit_prepared<'scope, 'env>(
                         logger.flush()?;
                         return Err(non_finite_error(&name, value, global_step, epoch, end - 1, &saver.last_good()));
                     }
-                    (w_loss / n, logs)
+                    Some((w_loss / n, logs))
                 }
             };
             global_step += 1;
             dirty = true;
-            if global_step % trainer_cfg.log_every_n_steps == 0 {
+            // val_check_interval: this step crossed a multiple of `val_every` before the epoch's end.
+            let validate_now = validate && end < n_batches && b / val_every != end / val_every;
+            // checkpoint_every_n_train_steps: ModelCheckpoint's file of this
+            // step (in `ctx.save`), and `last` within the epoch (the epoch's
+            // end writes its own).
+            let every = trainer_cfg.checkpoint.every_n_train_steps;
+            let last_now = every > 0 && global_step % every == 0 && end < n_batches;
+            let log_now = global_step % trainer_cfg.log_every_n_steps == 0;
+            // A shown progress bar's metrics are refreshed every BAR_REFRESH
+            // (from each epoch's first step on), as often as it redraws.
+            let bar_due = opts.progress && last_read.is_none_or(|t| t.elapsed() >= BAR_REFRESH);
+            // A step whose values something reads: they are read now (on a
+            // GPU, the one wait for the device in these steps), checked
+            // and summed in step order; other steps' wait in the engine.
+            let needed = read.is_some()
+                || bar_due
+                || log_now
+                || validate_now
+                || last_now
+                || end == n_batches
+                || max_steps_reached(global_step)
+                || callbacks.iter().any(|c| c.reads_batch_end(global_step));
+            let read = match (read, &mut steps) {
+                (Some(values), _) => values,
+                (None, Steps::Fused(exe)) if needed => {
+                    let call = std::time::Instant::now();
+                    let last_good = saver.last_good();
+                    let read = read_step_values(
+                        exe,
+                        &mut unread,
+                        checks_gradients,
+                        &bad_value,
+                        &mut loss_sum,
+                        &mut log_sums,
+                        &last_good,
+                    );
+                    step_time += call.elapsed();
+                    match read {
+                        Ok(values) => values,
+                        Err(e) => {
+                            bar.abandon();
+                            logger.flush()?;
+                            return Err(e);
+                        }
+                    }
+                }
+                (None, _) => {
+                    bar.inc((end - b) as u64);
+                    b = end;
+                    continue;
+                }
+            };
+            last_read = Some(std::time::Instant::now());
+            let (loss, logs) = read;
+            if log_now {
                 let mut row = vec![("train_loss_step".to_string(), loss)];
                 row.extend(progs.train_logs.iter().zip(&logs).map(|((n, _), v)| (format!("{n}_step"), *v)));
                 logger.log(epoch, global_step - 1, &row)?;
@@ -790,8 +864,7 @@ fn fit_prepared<'scope, 'env>(
             }
             bar.set_message(msg);
             bar.inc((end - b) as u64);
-            // val_check_interval: this step crossed a multiple of `val_every` before the epoch's end.
-            if validate && end < n_batches && b / val_every != end / val_every {
+            if validate_now {
                 resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
                 let val_metrics = eval::evaluate(
                     &mut val_exes,
@@ -809,11 +882,6 @@ fn fit_prepared<'scope, 'env>(
             for c in callbacks.iter_mut() {
                 c.on_train_batch_end(&mut ctx);
             }
-            // checkpoint_every_n_train_steps: ModelCheckpoint's file of this
-            // step (in `ctx.save`), and `last` within the epoch (the epoch's
-            // end writes its own).
-            let every = trainer_cfg.checkpoint.every_n_train_steps;
-            let last_now = every > 0 && global_step % every == 0 && end < n_batches;
             if (last_now || !ctx.save.is_empty()) && trainer_cfg.enable_checkpointing {
                 resident.pull(&mut steps, &mut params, &mut states, n_params, n_states)?;
                 let at = Position { epoch, batch: end, global_step, loss_sum, log_sums: log_sums.clone() };
@@ -1033,6 +1101,52 @@ pub(crate) fn effective_config(cfg: &TrainerConfig) -> TrainerConfig {
 /// `step` counts as metrics.csv's `step` column does (0-based).
 /// A training step that failed on its engine (a GPU's sticky error, an
 /// out-of-memory): the error, where, and the last good checkpoint.
+/// How often a shown progress bar's metrics are read (indicatif redraws
+/// at most 20 times a second).
+const BAR_REFRESH: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A fused step whose values are still in the engine: where it ran.
+struct StepAt {
+    global_step: usize,
+    epoch: usize,
+    batch: usize,
+}
+
+/// Reads the values of the steps in `unread` from the fused step's record
+/// (one wait for the device on a GPU) and goes through them in step order:
+/// each is checked (`bad_value`: the first non-finite one stops training,
+/// named with its step) and added to the epoch's sums, exactly as if read
+/// step by step. Returns the last one's loss and logged values.
+fn read_step_values(
+    exe: &mut Executable,
+    unread: &mut Vec<StepAt>,
+    checks_gradients: bool,
+    bad_value: &dyn Fn(f64, &[f64], Option<f64>) -> Option<(String, f64)>,
+    loss_sum: &mut f64,
+    log_sums: &mut [f64],
+    last_good: &Option<PathBuf>,
+) -> Result<(f64, Vec<f64>), FitError> {
+    let Some(first) = unread.first() else { return Ok((f64::NAN, Vec::new())) };
+    let rows = exe.take_recorded().map_err(|e| step_failed(e, first.global_step, last_good))?;
+    assert_eq!(rows.len(), unread.len(), "one recorded row per step run");
+    let mut last = (f64::NAN, Vec::new());
+    for (row, at) in rows.into_iter().zip(unread.drain(..)) {
+        let mut values = row.iter().map(Tensor::scalar_value);
+        let loss = values.next().expect("loss output");
+        let mut logs: Vec<f64> = values.collect();
+        let grad_check = checks_gradients.then(|| logs.pop().expect("the gradients' check"));
+        if let Some((name, value)) = bad_value(loss, &logs, grad_check) {
+            return Err(non_finite_error(&name, value, at.global_step, at.epoch, at.batch, last_good));
+        }
+        *loss_sum += loss;
+        for (s, v) in log_sums.iter_mut().zip(&logs) {
+            *s += v;
+        }
+        last = (loss, logs);
+    }
+    Ok(last)
+}
+
 fn step_failed(e: runtime::Error, step: usize, last: &Option<PathBuf>) -> FitError {
     let saved = match last {
         Some(p) => format!("the last good checkpoint is {} (continue with --resume PATH)", p.display()),

@@ -76,6 +76,7 @@ pub fn run_with_data(
     opts: &PredictOptions,
     module: Option<&mut dyn crate::data_module::DataModule>,
 ) -> Result<PredictSummary, FitError> {
+    check_out_name(&opts.out)?;
     let setup = setup::prepare(path, text, &opts.overrides, opts.color, &opts.compiler, module)?;
     let all;
     let data: &Dataset = match opts.split {
@@ -205,6 +206,21 @@ pub fn run_with_data(
     if special { std::fs::write(&opts.out, &bytes) } else { checkpoint::write_atomic(&opts.out, &bytes) }
         .map_err(|e| FitError::Config(format!("cannot write {}: {e}", opts.out.display())))?;
     Ok(PredictSummary { checkpoint: ck_path, examples: data.len(), shapes })
+}
+
+/// `--out` names an `.npy` or `.npz` file (or a device or pipe, which gets
+/// `.npy` bytes): `p.txt` or `p.csv` would have been NPY under a name that
+/// says otherwise. Checked before anything is loaded.
+fn check_out_name(out: &Path) -> Result<(), FitError> {
+    let numpy = out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) || is_npz(out);
+    if numpy || std::fs::metadata(out).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Ok(());
+    }
+    Err(FitError::Config(format!(
+        "--out {}: predictions are written as NumPy arrays: name an `.npy` file (`.npz` when `predict_step` \
+         returns several tensors)",
+        out.display()
+    )))
 }
 
 /// `--out` names an `.npz` archive (one member per output) rather than one `.npy` array.
