@@ -13,7 +13,8 @@
 //!
 //! Run: `cargo bench --bench trainer_overhead [-- --epochs N] [--no-checkpoint] [--backend cpu|cuda]`
 //! (`cuda` needs `--features cuda`; on the GPU the parameters stay on the
-//! device and each step copies the batch in and the loss out).
+//! device, each step copies the batch in, and the loss and logs are read
+//! every `log_every_n_steps` steps and at the epoch's end).
 //! Not a test: nothing here asserts speed.
 
 use std::path::{Path, PathBuf};
