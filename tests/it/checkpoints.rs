@@ -117,8 +117,9 @@ fn interrupted_and_resumed_training_is_bitwise_the_uninterrupted_run() {
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g, w, "seed {seed:#x}: metrics.csv row {i} (stops {stops:?})");
     }
-    // Per-epoch checkpoints where epochs ended, hparams name the source.
-    assert!(full.log_dir.join("checkpoints/epoch=0-step=23.safetensors").is_file());
+    // The newest epoch checkpoint (save_top_k = 1 without a monitor, as
+    // Lightning's default), hparams name the source.
+    assert!(!full.log_dir.join("checkpoints/epoch=0-step=23.safetensors").exists());
     assert!(full.log_dir.join("checkpoints/epoch=1-step=46.safetensors").is_file());
     let hp = std::fs::read_to_string(segments[1].join("hparams.yaml")).unwrap();
     assert!(hp.contains("resumed_from: ") && hp.contains(&segments[0].display().to_string()), "{hp}");
@@ -161,7 +162,7 @@ fn checkpoint_files(run: &trainer::FitSummary) -> Vec<String> {
 
 /// `checkpoint_every_n_train_steps = 5` over two epochs of 23 steps, as
 /// Lightning's ModelCheckpoint: a checkpoint named `epoch=E-step=S` at steps
-/// 5, 10, ..., 45 (all kept without a monitor; none at epoch ends, whose
+/// 5, 10, ..., 45 (all kept with `save_top_k = -1`; none at epoch ends, whose
 /// checkpoints `every_n_epochs` now enables only when set), each loading
 /// at its epoch, batch and step; with `checkpoint_monitor = "train_loss"`
 /// and `save_top_k = 2`, exactly the two steps of lowest `train_loss` (read
@@ -173,7 +174,9 @@ fn model_checkpoint_every_n_train_steps_names_and_ranks_step_checkpoints() {
     let (path, text) = digits();
     let base: Vec<String> =
         ["trainer.max_epochs=2", "trainer.checkpoint_every_n_train_steps=5"].map(String::from).to_vec();
-    let run = fit(&path, &text, &tempdir("every-n-named"), &base, None);
+    let mut all_kept = base.clone();
+    all_kept.push("trainer.save_top_k=-1".into());
+    let run = fit(&path, &text, &tempdir("every-n-named"), &all_kept, None);
     assert_eq!(run.steps, 46);
     let steps: Vec<usize> = (1..=9).map(|i| 5 * i).collect();
     let mut want: Vec<String> =
@@ -216,7 +219,7 @@ fn model_checkpoint_every_n_train_steps_names_and_ranks_step_checkpoints() {
     want.sort();
     assert_eq!(checkpoint_files(&run), want, "the two lowest train_loss steps of {by_loss:?}");
 
-    let mut named = base.clone();
+    let mut named = all_kept.clone();
     named.extend(
         ["trainer.checkpoint_every_n_epochs=1", "trainer.checkpoint_filename=\"{epoch}-{step}-{val_acc:.2}\""]
             .map(String::from),

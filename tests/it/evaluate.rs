@@ -81,7 +81,8 @@ fn test_runs_after_fit_and_from_a_checkpoint_without_changing_it() {
     let model = model.to_str().unwrap();
     let logs = format!("trainer.default_root_dir={}", dir.join("logs").display());
 
-    let (code, out, err) = jlc_out(&["run", model, "--set", &logs]);
+    // Every epoch's checkpoint kept (the default keeps the newest), for the epoch-0 check below.
+    let (code, out, err) = jlc_out(&["run", model, "--set", &logs, "--set", "trainer.save_top_k=-1"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Test metric") && out.contains("DataLoader 0"), "{out}");
     assert!(err.contains("230 test"), "the summary counts the test split: {err}");

@@ -502,9 +502,14 @@ fn fast_dev_run_val_limits_and_max_time() {
 
     // Validation every second epoch, on its first two batches (128 of 297 examples).
     let logs = tempdir("val-limits");
-    let o: Vec<String> = ["trainer.max_epochs=4", "trainer.check_val_every_n_epoch=2", "trainer.limit_val_batches=2"]
-        .map(String::from)
-        .into();
+    let o: Vec<String> = [
+        "trainer.max_epochs=4",
+        "trainer.check_val_every_n_epoch=2",
+        "trainer.limit_val_batches=2",
+        "trainer.save_top_k=-1",
+    ]
+    .map(String::from)
+    .into();
     let s = fit(&path, &text, &logs, &o, None);
     let vals = epoch_rows(std::slice::from_ref(&s.log_dir));
     assert_eq!(vals.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3], "validated after epochs 1 and 3 only");

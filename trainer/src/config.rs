@@ -640,12 +640,10 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
         None if cfg.checkpoint.every_n_train_steps > 0 => 0,
         None => 1,
     };
-    // Lightning's default: the best checkpoint with a monitor, every one without.
-    cfg.checkpoint.save_top_k = match top_k_setting {
-        Some(k) => k,
-        None if cfg.checkpoint.monitor.is_some() => Some(1),
-        None => None,
-    };
+    // Lightning's default (save_top_k = 1): the best checkpoint with a
+    // monitor, the newest without (a long run does not fill the disk with
+    // one file per epoch; -1 keeps them all).
+    cfg.checkpoint.save_top_k = top_k_setting.unwrap_or(Some(1));
     if !es.monitor.is_empty() {
         cfg.early_stopping = Some(es);
     } else if let Some(e) = es_keys.first() {

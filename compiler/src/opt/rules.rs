@@ -41,17 +41,17 @@ pub fn rules() -> Vec<Rule> {
         rewrite!("mul-one-r"; "(mul ?x ?c)" => "?x" if is_uniform("?c", 1.0)), // x * 1 = x
         rewrite!("mul-one-l"; "(mul ?c ?x)" => "?x" if is_uniform("?c", 1.0)), // 1 * x = x
         rewrite!("div-one"; "(div ?x ?c)" => "?x" if is_uniform("?c", 1.0)),   // x / 1 = x
-        rewrite!("add-zero-r"; "(add ?x ?c)" => "?x" if is_uniform("?c", 0.0)), // x + 0 = x (up to the sign of zero)
-        rewrite!("add-zero-l"; "(add ?c ?x)" => "?x" if is_uniform("?c", 0.0)), // 0 + x = x (up to the sign of zero)
-        rewrite!("sub-zero"; "(sub ?x ?c)" => "?x" if is_pos_zero("?c")),      // x - (+0) = x, also for x = -0
-        rewrite!("add-comm"; "(add ?a ?b)" => "(add ?b ?a)"),                  // a + b = b + a
-        rewrite!("mul-comm"; "(mul ?a ?b)" => "(mul ?b ?a)"),                  // a * b = b * a
-        rewrite!("neg-neg"; "(neg (neg ?x))" => "?x"),                         // -(-x) = x
-        rewrite!("neg-mul"; "(neg (mul ?a ?b))" => "(mul (neg ?a) ?b)"), // -(a b) = (-a) b (rounding is symmetric)
-        rewrite!("sub-neg"; "(sub ?a (neg ?b))" => "(add ?a ?b)"),       // a - (-b) = a + b (IEEE: a - b is a + (-b))
-        rewrite!("add-neg"; "(add ?a (neg ?b))" => "(sub ?a ?b)"),       // a + (-b) = a - b
+        rewrite!("add-zero-r"; "(add ?x ?c)" => "?x" if is_uniform("?c", 0.0) if not_known_neg_zero("?x")), // x + 0 = x (up to the sign of zero)
+        rewrite!("add-zero-l"; "(add ?c ?x)" => "?x" if is_uniform("?c", 0.0) if not_known_neg_zero("?x")), // 0 + x = x (up to the sign of zero)
+        rewrite!("sub-zero"; "(sub ?x ?c)" => "?x" if is_pos_zero("?c")), // x - (+0) = x, also for x = -0
+        rewrite!("add-comm"; "(add ?a ?b)" => "(add ?b ?a)"),             // a + b = b + a
+        rewrite!("mul-comm"; "(mul ?a ?b)" => "(mul ?b ?a)"),             // a * b = b * a
+        rewrite!("neg-neg"; "(neg (neg ?x))" => "?x"),                    // -(-x) = x
+        rewrite!("neg-mul"; "(neg (mul ?a ?b))" => "(mul (neg ?a) ?b)"),  // -(a b) = (-a) b (rounding is symmetric)
+        rewrite!("sub-neg"; "(sub ?a (neg ?b))" => "(add ?a ?b)"),        // a - (-b) = a + b (IEEE: a - b is a + (-b))
+        rewrite!("add-neg"; "(add ?a (neg ?b))" => "(sub ?a ?b)"),        // a + (-b) = a - b
         rewrite!("mul-neg-one"; "(mul ?x ?c)" => "(neg ?x)" if is_uniform("?c", -1.0)), // x * -1 = -x
-        rewrite!("select-same"; "(select ?c ?x ?x)" => "?x"),            // (c ? x : x) = x
+        rewrite!("select-same"; "(select ?c ?x ?x)" => "?x"),             // (c ? x : x) = x
         rewrite!("convert-same"; "(convert ?d ?x)" => "?x" if has_dtype("?x", "?d")), // convert_T(x: T) = x
         // Stable forms (inexact: more accurate than the left side).
         rewrite!("log-exp"; "(log (exp ?x))" => "?x"), // ln(e^x) = x (so log(softmax x) = log_softmax x)
@@ -157,6 +157,15 @@ fn is_uniform(c: &str, value: f64) -> impl Fn(&mut IrEGraph, Id, &Subst) -> bool
 fn is_pos_zero(c: &str) -> impl Fn(&mut IrEGraph, Id, &Subst) -> bool {
     let c = var(c);
     move |eg: &mut IrEGraph, _: Id, subst: &Subst| konst_of(eg, subst[c]).map(f64::to_bits) == Some(0.0f64.to_bits())
+}
+
+/// `?x` is not known to be -0. `x + 0` is +0 there, so merging it with
+/// `x` would put the constants -0 and +0 in one class, and extraction
+/// could pick either (`1 / -(z)` became +inf for z = +0). An `x` not known
+/// here takes x + 0 = x "up to the sign of zero", as XLA's simplifier does.
+fn not_known_neg_zero(x: &str) -> impl Fn(&mut IrEGraph, Id, &Subst) -> bool {
+    let x = var(x);
+    move |eg: &mut IrEGraph, _: Id, subst: &Subst| konst_of(eg, subst[x]).map(f64::to_bits) != Some((-0.0f64).to_bits())
 }
 
 /// `?x`'s dtype is the dtype attribute `?d`.

@@ -722,6 +722,61 @@ fn constant_leaves_keep_the_sign_of_zero() {
     assert_ne!(eg.find(pos), eg.find(neg));
 }
 
+/// `-(1 / z)` with z a folded +0 is -inf, as unoptimized. With `x + 0 = x`
+/// free to fire on a known -0 (`-z`), the classes of -0 and +0 merged and
+/// extraction picked +inf. Also `1 / (-z + 0)` (+inf: -0 + 0 is +0) and
+/// `1 / (-z)` (-inf), in f32 and f64.
+#[test]
+fn signed_zeros_survive_the_add_zero_rules() {
+    for dtype in [DType::F32, DType::F64] {
+        let f = func(&[], |b, _| {
+            let zero = b.constant(0.0, dtype);
+            let row = b.broadcast_to(zero, &Shape(vec![1]));
+            let z = b.reshape(row, &Shape(vec![]));
+            let one = b.constant(1.0, dtype);
+            let q = b.div(one, z);
+            let a = b.neg(q);
+            let nz = b.neg(z);
+            let nz0 = b.add(nz, zero);
+            let c = b.div(one, nz0);
+            let d = b.div(one, nz);
+            let ac = b.add(a, c);
+            let pair = b.mul(ac, d);
+            let cd = b.sub(c, d);
+            b.add(pair, cd)
+        });
+        let want = interp::run(&f, &[]);
+        let (opt, _) = optimize(&f, &Options::default());
+        assert_eq!(format!("{:?}", interp::run(&opt, &[])), format!("{want:?}"), "{}", text::print(&opt));
+        // Each value on its own as well: a single output keeps more classes apart.
+        for pick in 0..3 {
+            let g = func(&[], |b, _| {
+                let zero = b.constant(0.0, dtype);
+                let row = b.broadcast_to(zero, &Shape(vec![1]));
+                let z = b.reshape(row, &Shape(vec![]));
+                let one = b.constant(1.0, dtype);
+                let nz = b.neg(z);
+                match pick {
+                    0 => {
+                        let q = b.div(one, z);
+                        b.neg(q)
+                    }
+                    1 => {
+                        let nz0 = b.add(nz, zero);
+                        b.div(one, nz0)
+                    }
+                    _ => b.div(one, nz),
+                }
+            });
+            let want = interp::run(&g, &[]);
+            let expect = [f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY][pick];
+            assert_eq!(want[0].scalar_value(), expect);
+            let (opt, _) = optimize(&g, &Options::default());
+            assert_eq!(interp::run(&opt, &[])[0].scalar_value(), expect, "{pick}: {}", text::print(&opt));
+        }
+    }
+}
+
 // ---- Random programs ------------------------------------------------------
 
 /// Builds small well-typed random programs: elementwise ops with guarded

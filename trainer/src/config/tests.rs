@@ -20,10 +20,12 @@ fn errors(src: &str) -> Vec<String> {
 }
 
 #[test]
-fn defaults_keep_every_epoch_and_stop_on_a_non_finite_loss() {
+fn defaults_keep_the_newest_epoch_and_stop_on_a_non_finite_loss() {
     let c = trainer("trainer { max_epochs = 2 }").unwrap();
     assert_eq!(c.checkpoint.monitor, None);
-    assert_eq!((c.checkpoint.save_top_k, c.checkpoint.save_last), (None, true));
+    assert_eq!((c.checkpoint.save_top_k, c.checkpoint.save_last), (Some(1), true));
+    let all = trainer("trainer { save_top_k = -1 }").unwrap();
+    assert_eq!(all.checkpoint.save_top_k, None, "-1 keeps every one");
     assert_eq!(c.checkpoint.filename, "epoch={epoch}-step={step}");
     assert_eq!(c.early_stopping, None);
     assert!(c.stop_on_nonfinite && c.test_after_fit && c.nonfinite_metrics.is_empty());
