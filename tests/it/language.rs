@@ -236,6 +236,13 @@ fn negative_compile_time_integers_index_count_and_divide() {
     close(&out[11], &[0.25], "x[abs(-1)]");
     close(&out[12], &[1.0], "x[max(-1, -3)]");
     close(&out[13], &[0.25], "x[min(2, 3) + sign(-1)]");
+    // Compile-time integer division by zero is an error (it had printed inf);
+    // a float numerator divides as IEEE.
+    let (diags, rendered) = check(&[], "fn main() {\n    let k = 2 - 2\n    print(7 / k)\n}\n");
+    assert_eq!(diags.len(), 1, "{rendered}");
+    assert!(rendered.contains("integer division by zero") && rendered.contains("this compile-time integer is 0"));
+    let (diags, rendered) = check(&[], "fn main() {\n    print(7.0 / 0, -1.0 / 0)\n}\n");
+    assert!(diags.is_empty(), "{rendered}");
 }
 
 /// Return types: a name the parameters bind must match exactly (a golden

@@ -79,6 +79,16 @@ impl<'p> Elaborator<'p> {
         if matches!(a, Val::Poison) || matches!(b, Val::Poison) {
             return Val::Poison;
         }
+        if op == BinOp::Div && a.as_i64().is_some() && b.as_i64() == Some(0) {
+            // As Rust's constant evaluation: an error, not inf (the float
+            // fallback) and not a value picked for it.
+            return self.error(
+                Diagnostic::error(Code::TypeMismatch, "integer division by zero")
+                    .with_label(b_span, "this compile-time integer is 0")
+                    .with_label(span, "in this division")
+                    .with_help("write a float (`7.0 / 0`) for IEEE division, which gives inf or NaN"),
+            );
+        }
         if let Some(v) = fold_scalars(op, &a, &b) {
             // Poison from operands that are not poison: a comparison of
             // symbolic integers, unknown here on purpose (`fold_scalars`).
