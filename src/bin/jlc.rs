@@ -5,8 +5,9 @@
 //! outputs as `.npy`, `jlc check FILE` reports every error
 //! without running anything, `jlc fmt FILE` prints it in canonical form,
 //! `jlc dump FILE --stage S` prints one stage of the pipeline. Exit codes: 0
-//! success, 1 user error (diagnostics, bad data, bad options, a non-finite
-//! loss), 101 internal compiler error, 130 interrupted (SIGINT/SIGTERM).
+//! success, 1 user error (diagnostics, bad data, a bad setting, a
+//! non-finite loss), 2 a command line that does not parse (clap), 101
+//! internal compiler error, 130 interrupted (SIGINT/SIGTERM/SIGHUP).
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
@@ -128,8 +129,8 @@ enum Command {
     /// parameters have no types are checked only this way).
     Check {
         file: PathBuf,
-        /// Check the file alone: do not load its data (nor apply `--set`,
-        /// which takes effect in that check).
+        /// Check the file alone, without loading its data (`--set` applies
+        /// only to the check on the data, so the two do not go together).
         #[arg(long, conflicts_with = "overrides")]
         no_data: bool,
         /// Override a setting, as for `jlc run`: `--set data.batch_size=64`.
@@ -144,7 +145,8 @@ enum Command {
     /// Draw a run's logged metrics as SVG charts, one per quantity
     /// (`train_loss_step`, `train_loss_epoch` and `val_loss` share `loss.svg`).
     Plot {
-        /// A run's `version_N` directory, or the logger root above it (the newest version is plotted).
+        /// A run's `version_N` directory, its `metrics.csv`, the logger root
+        /// above it or the trainer's `default_root_dir` (the newest version is plotted).
         run_dir: PathBuf,
         /// Where to write the charts (default: `RUN_DIR/plots`).
         #[arg(long)]
@@ -163,7 +165,7 @@ enum Command {
         #[arg(long, value_enum)]
         stage: Stage,
         /// Batch size used to lower the training step (`--stage ir|grad|opt|ptx` on a model file).
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         batch: usize,
         /// With `--stage opt`: after the IR, print (as `# ` lines) the
         /// instructions, FLOPs, bytes and estimated time before and after
@@ -491,14 +493,16 @@ fn run(cli: Cli) -> ExitCode {
                             trainer::Stop::Callback => "stopped early after",
                             trainer::Stop::MaxTime => "stopped at max_time after",
                         };
-                        let epochs = if summary.epochs == 1 {
-                            "1 epoch".to_string()
-                        } else {
-                            format!("{} epochs", summary.epochs)
-                        };
+                        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
                         // No epoch finished (max_steps inside the first): no epoch metrics to show.
                         let shown = if metrics.is_empty() { String::new() } else { format!(": {}", metrics.join(" ")) };
-                        println!("{verb} {epochs} ({} steps){shown}", summary.steps);
+                        let (epochs, steps) = (plural(summary.epochs, "epoch"), plural(summary.steps, "step"));
+                        if summary.epochs == 0 {
+                            // Stopped inside the first epoch: the steps say how far.
+                            println!("{verb} {steps}, inside the first epoch{shown}");
+                        } else {
+                            println!("{verb} {epochs} ({steps}){shown}");
+                        }
                         let csv = summary.log_dir.join("metrics.csv");
                         if csv.is_file() {
                             println!("logs: {}", csv.display());

@@ -181,6 +181,31 @@ fn run_case(seed: u64, case: usize, text: &str, slowest: &mut Duration) {
     assert!(took < Duration::from_secs(1), "input took {took:?} (seed {seed}, case {case}):\n{text:?}");
 }
 
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this thread's panic messages silenced (the fuzz cases'
+/// caught panics are counted, not printed). The hook is installed once for
+/// the process and stays quiet only on such a thread: tests running in
+/// parallel report their failures as usual (swapping the process-wide hook
+/// per test had swallowed another test's assertion message).
+fn with_quiet_panics<R>(f: impl FnOnce() -> R) -> R {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                report(info)
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let result = f();
+    QUIET.with(|q| q.set(false));
+    result
+}
+
 #[test]
 fn mutated_model_files_never_panic() {
     let seed = compiler::ir::generate::run_seed(0x5eed_0001);
@@ -188,20 +213,19 @@ fn mutated_model_files_never_panic() {
     let corpus = corpus();
     let mut rng = SplitMix(seed);
     let mut slowest = Duration::ZERO;
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     let start = Instant::now();
     jaxlightning::with_big_stack(|| {
-        for case in 0..n {
-            let base = &corpus[rng.below(corpus.len())];
-            let text = mutate(&mut rng, base);
-            if std::env::var_os("JLC_TRACE").is_some() {
-                eprintln!("case {case}: {text:?}");
+        with_quiet_panics(|| {
+            for case in 0..n {
+                let base = &corpus[rng.below(corpus.len())];
+                let text = mutate(&mut rng, base);
+                if std::env::var_os("JLC_TRACE").is_some() {
+                    eprintln!("case {case}: {text:?}");
+                }
+                run_case(seed, case, &text, &mut slowest);
             }
-            run_case(seed, case, &text, &mut slowest);
-        }
+        })
     });
-    std::panic::set_hook(hook);
     eprintln!("fuzz (mutated): seed {seed:#x}, {n} inputs in {:?}, slowest {slowest:?}", start.elapsed());
 }
 
@@ -211,24 +235,23 @@ fn random_bytes_never_panic() {
     let n = budget(SOURCE_INPUTS_EACH);
     let mut rng = SplitMix(seed);
     let mut slowest = Duration::ZERO;
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     let start = Instant::now();
     jaxlightning::with_big_stack(|| {
-        for case in 0..n {
-            let len = rng.below(64);
-            let text: String = if case % 2 == 0 {
-                // Raw bytes (lossily decoded, as `jlc` reads files).
-                let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
-                String::from_utf8_lossy(&bytes).into_owned()
-            } else {
-                // Token soup: more likely to reach the parser and checker.
-                (0..len / 4).map(|_| FRAGMENTS[rng.below(FRAGMENTS.len())]).collect::<Vec<_>>().join(" ")
-            };
-            run_case(seed, case, &text, &mut slowest);
-        }
+        with_quiet_panics(|| {
+            for case in 0..n {
+                let len = rng.below(64);
+                let text: String = if case % 2 == 0 {
+                    // Raw bytes (lossily decoded, as `jlc` reads files).
+                    let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                    String::from_utf8_lossy(&bytes).into_owned()
+                } else {
+                    // Token soup: more likely to reach the parser and checker.
+                    (0..len / 4).map(|_| FRAGMENTS[rng.below(FRAGMENTS.len())]).collect::<Vec<_>>().join(" ")
+                };
+                run_case(seed, case, &text, &mut slowest);
+            }
+        })
     });
-    std::panic::set_hook(hook);
     eprintln!("fuzz (random): seed {seed:#x}, {n} inputs in {:?}, slowest {slowest:?}", start.elapsed());
 }
 
@@ -479,21 +502,20 @@ fn mutated_checkpoints_never_panic_and_truncations_are_detected() {
 fn generated_programs_never_panic_the_checker() {
     let n = budget(20_000) as u64;
     let mut slowest = Duration::ZERO;
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     let start = Instant::now();
     jaxlightning::with_big_stack(|| {
-        for seed in 0..n {
-            let text =
-                compiler::syntax::print_module(&compiler::syntax::generate::module(seed, 1 + (seed % 4) as usize));
-            // A stack overflow aborts without unwinding: JLC_TRACE=1 names the seed.
-            if std::env::var("JLC_TRACE").is_ok() {
-                eprintln!("seed {seed}");
+        with_quiet_panics(|| {
+            for seed in 0..n {
+                let text =
+                    compiler::syntax::print_module(&compiler::syntax::generate::module(seed, 1 + (seed % 4) as usize));
+                // A stack overflow aborts without unwinding: JLC_TRACE=1 names the seed.
+                if std::env::var("JLC_TRACE").is_ok() {
+                    eprintln!("seed {seed}");
+                }
+                run_case(seed, 0, &text, &mut slowest);
             }
-            run_case(seed, 0, &text, &mut slowest);
-        }
+        })
     });
-    std::panic::set_hook(hook);
     eprintln!("fuzz (generated): seeds 0..{n} in {:?}, slowest {slowest:?}", start.elapsed());
 }
 

@@ -70,7 +70,10 @@ pub fn results_table(stage: Stage, metrics: &[(String, f64)]) -> String {
         Stage::Test => "Test metric",
     };
     let w1 = metrics.iter().map(|(n, _)| n.len()).chain([title.len()]).max().unwrap_or(0) + 8;
-    let values: Vec<String> = metrics.iter().map(|(_, v)| format!("{v}")).collect();
+    // Shortest round-trip text; a value that is an f32 (a one-batch
+    // mean) as its f32 (`0.94`, not `0.9400000125169754`).
+    let shortest = |v: f64| if (v as f32) as f64 == v { format!("{}", v as f32) } else { format!("{v}") };
+    let values: Vec<String> = metrics.iter().map(|(_, v)| shortest(*v)).collect();
     let w2 = values.iter().map(String::len).chain(["DataLoader 0".len()]).max().unwrap_or(0) + 8;
     let rule = "─".repeat(w1 + w2);
     let mut out = format!("{rule}\n{title:^w1$}{:^w2$}\n{rule}\n", "DataLoader 0");

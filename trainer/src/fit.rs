@@ -727,7 +727,8 @@ fn fit_prepared<'scope, 'env>(
                     let call = std::time::Instant::now();
                     // Every output is carried or recorded: nothing comes back.
                     if let Err(e) = step_exe.run_held_staging(fresh, next) {
-                        return Err(step_failed(e, global_step, &saver.last_good()));
+                        let first_unread = unread.first().map_or(global_step, |at| at.global_step);
+                        return Err(step_failed(e, first_unread, global_step, &saver.last_good()));
                     }
                     step_time += call.elapsed();
                     unread.push(StepAt { global_step, epoch, batch: b });
@@ -1127,7 +1128,8 @@ fn read_step_values(
     last_good: &Option<PathBuf>,
 ) -> Result<(f64, Vec<f64>), FitError> {
     let Some(first) = unread.first() else { return Ok((f64::NAN, Vec::new())) };
-    let rows = exe.take_recorded().map_err(|e| step_failed(e, first.global_step, last_good))?;
+    let last = unread.last().expect("not empty").global_step;
+    let rows = exe.take_recorded().map_err(|e| step_failed(e, first.global_step, last, last_good))?;
     assert_eq!(rows.len(), unread.len(), "one recorded row per step run");
     let mut last = (f64::NAN, Vec::new());
     for (row, at) in rows.into_iter().zip(unread.drain(..)) {
@@ -1147,12 +1149,20 @@ fn read_step_values(
     Ok(last)
 }
 
-fn step_failed(e: runtime::Error, step: usize, last: &Option<PathBuf>) -> FitError {
+/// A step call (or the read of recorded values) failed at global step
+/// `step`; on a GPU the failure may be that of any step queued since the
+/// last read, `first_unread` on.
+fn step_failed(e: runtime::Error, first_unread: usize, step: usize, last: &Option<PathBuf>) -> FitError {
     let saved = match last {
         Some(p) => format!("the last good checkpoint is {} (continue with --resume PATH)", p.display()),
         None => "no checkpoint was saved before it".to_string(),
     };
-    FitError::StepFailed(format!("training step {step} failed: {e}; nothing was saved after it; {saved}"))
+    let which = if first_unread < step {
+        format!("a training step of global steps {first_unread}-{step} (queued since the last read)")
+    } else {
+        format!("training step {step}")
+    };
+    FitError::StepFailed(format!("{which} failed: {e}; nothing was saved after it; {saved}"))
 }
 
 fn non_finite_error(
@@ -1398,14 +1408,29 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         format!("  scale: {}", data.scale),
         format!("  batch_size: {}", data.batch_size),
         format!("  val_split: {}", data.val_split),
-        format!("  shuffle: {}", data.shuffle),
-        format!("  test: {:?}", data.test.as_deref().unwrap_or("")),
+        // As the run takes it: overfit_batches trains on fixed batches.
+        format!("  shuffle: {}", data.shuffle && trainer.overfit_batches == 0),
     ];
+    if let Some(s) = &data.synthetic {
+        // What is generated (all of it: `path` is the generator's name).
+        lines.push(format!(
+            "  synthetic: {{ n: {}, test: {}, features: {}, classes: {}, noise: {}, seed: {} }}",
+            s.n, s.n_test, s.features, s.classes, s.noise, s.seed
+        ));
+    } else {
+        lines.push(format!("  test: {:?}", data.test.as_deref().unwrap_or("")));
+    }
+    if data.seq_len > 0 {
+        lines.push(format!("  seq_len: {}", data.seq_len));
+    }
     // The arrays an NPZ or safetensors source reads, where given.
     for (key, value) in [("x_key", &data.x_key), ("y_key", &data.y_key)] {
         if !value.is_empty() {
             lines.push(format!("  {key}: {value:?}"));
         }
+    }
+    if let Some((x, y)) = &data.test_keys {
+        lines.push(format!("  test_keys: [{x:?}, {y:?}]"));
     }
     // Every line below is a setting, as `--set trainer.KEY=VALUE` takes it.
     // Not where the logs go (`default_root_dir`, `name`): the run directory

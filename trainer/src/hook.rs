@@ -85,12 +85,31 @@ impl Hook {
             }
             let path = artifact::write(spec, mine, dir).map_err(FitError::Artifact)?;
             if spec.kind == compiler::lower::artifacts::ArtifactKind::Text {
-                // Sampled text is what the user wants to see: print it too.
-                println!("{}", String::from_utf8_lossy(&artifact::text_bytes(&mine[0])));
+                // Sampled text is what the user wants to see: print it too,
+                // control bytes escaped (an undertrained model samples NUL,
+                // BEL, ESC: raw, they would beep or drive the terminal);
+                // the file holds the bytes as sampled.
+                println!("{}", printable(&String::from_utf8_lossy(&artifact::text_bytes(&mine[0]))));
             }
             eprintln!("saved {}", path.display());
             written.push(path);
         }
         Ok((metrics, written))
+    }
+}
+
+/// `text` with control characters other than newline and tab escaped
+/// (`\u{7}`).
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' && c != '\t' { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_escapes_control_characters_but_keeps_lines() {
+        assert_eq!(super::printable("a\u{0}b\u{7}\nc\td\u{1b}[2J"), "a\\u{0}b\\u{7}\nc\td\\u{1b}[2J");
     }
 }

@@ -126,9 +126,15 @@ impl Tensor {
 impl std::fmt::Display for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let values = self.to_f64_vec();
+        // Six decimals, or (as NumPy switches) scientific notation for the
+        // whole tensor when a nonzero element would show as 0.000000 or
+        // one has more than 8 digits before the point.
+        let scientific = self.dtype().is_float()
+            && values.iter().any(|x| x.is_finite() && *x != 0.0 && (x.abs() < 1e-4 || x.abs() >= 1e8));
         let fmt_one = |x: f64| match self.dtype() {
             DType::I32 => format!("{}", x as i64),
             DType::Bool => format!("{}", x != 0.0),
+            _ if scientific => format!("{x:.6e}"),
             _ => format!("{x:.6}"),
         };
         if self.shape.rank() == 0 {

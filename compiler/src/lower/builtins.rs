@@ -827,7 +827,7 @@ fn print(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
     for a in args {
         match a.value {
             Val::Str(s) => items.push(PrintItem::Text(s)),
-            Val::Float(x) => items.push(PrintItem::Text(format!("{x}"))),
+            Val::Float(x) => items.push(PrintItem::Text(format!("{x:?}"))),
             Val::Int(d) => items.push(PrintItem::Text(d.to_string())),
             Val::NegInt(n) => items.push(PrintItem::Text(n.to_string())),
             Val::Bool(b) => items.push(PrintItem::Text(b.to_string())),

@@ -98,6 +98,14 @@ fn spelling_help(err: &ParseError<usize, Token, LexError>, text: &str) -> Option
     if word_before == "not" {
         return Some("the logical not is `!`: write `!a`");
     }
+    // `1.` (a number as Python writes it) lexes as `1` then a field access.
+    if let Some(number) = text.get(..*l).and_then(|b| b.strip_suffix('.')) {
+        let word = number.rsplit(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or("");
+        let digits = !word.is_empty() && word.starts_with(|c: char| c.is_ascii_digit());
+        if digits && !matches!(tok, Token::Ident(_) | Token::Int(_)) {
+            return Some("a number needs digits after its point: write `1.0`, not `1.`");
+        }
+    }
     match tok {
         Token::Int(_) | Token::Float(_) if text.get(..*l).is_some_and(|before| before.ends_with('.')) => {
             Some("tuples and lists of submodules are indexed with brackets: write `x[1]`, not `x.1`")
