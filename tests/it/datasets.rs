@@ -523,7 +523,8 @@ fn labels_and_tokens_outside_what_the_model_indexes_are_errors() {
     let logs = format!("trainer.default_root_dir={}", dir.join("logs").display());
     let file = file.to_str().unwrap();
     let want = "digits.csv: the targets (y) hold 12 at example 5 (counting from 0), but `training_step` uses them \
-                as class labels of 10 classes (one_hot): every value must be in [0, 10)";
+                as class labels of 10 classes (compared with 10 class columns, as `one_hot` and `cross_entropy` do: \
+                the model's output has 10 classes): every value must be in [0, 10)";
     for command in ["run", "check"] {
         let (code, _, err) = jlc_out(&[command, file, "--set", &logs]);
         assert_eq!(code, 1, "{command}: {err}");

@@ -420,3 +420,31 @@ fn cli_mistakes_are_refused_with_their_origin() {
     assert!(err.contains("digits.csv.gz is not a UTF-8 text file"), "{err}");
     assert!(err.lines().count() < 5, "one message, not one per byte: {err}");
 }
+
+/// `jlc check` catches what `fit` would refuse before its first step: a
+/// monitor that names no metric (with the close name), and a validation
+/// metric monitored where the run validates nothing (with why).
+#[test]
+fn check_reports_monitors_that_name_no_metric() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let check = |sets: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jlc"));
+        cmd.arg("check").arg(root.join("examples/digits_mlp.jl"));
+        for s in sets {
+            cmd.args(["--set", s]);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = check(&["trainer.early_stopping_monitor=val_los"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no metric `val_los` at the end of an epoch (did you mean `val_loss`?)"), "{err}");
+    let (code, err) = check(&["trainer.checkpoint_filename=e{epoch}-{val_accc:.3}"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("trainer.checkpoint_filename: no metric `val_accc`") && err.contains("`val_acc`"), "{err}");
+    let (code, err) = check(&["trainer.early_stopping_monitor=val_loss", "data.val_split=0"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("validation_step logs `val_loss`, but this run validates nothing"), "{err}");
+    let (code, err) = check(&["trainer.early_stopping_monitor=val_loss"]);
+    assert_eq!(code, Some(0), "{err}");
+}

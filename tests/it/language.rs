@@ -830,3 +830,23 @@ fn int_parameters_work_in_arithmetic_and_compile_time_branches() {
     close(&out[6], &[1.0; 6], "zeros((2, 3)), k = 2");
     close(&out[7], &[1.0; 2], "zeros((2, 1)), k = 1");
 }
+
+/// `f32(x)` and `f64(x)` convert (a compile-time number to a scalar
+/// tensor), and a gradient flows through them: d/dx sum(f64(x)^3) = 3x^2,
+/// computed in f64 and converted back.
+#[test]
+fn f32_and_f64_convert_and_differentiate() {
+    let out = run_main(
+        "fn cube_sum(x: f32[N]) -> f32 = f32(sum(f64(x) * f64(x) * f64(x)))\n\n\
+         fn main() {\n\
+         \x20   let x = linspace(0.0, 1.0, 5)\n\
+         \x20   print(grad(cube_sum)(x), f32(f64(1.0) / 3.0), f32(f64(x) * 2))\n\
+         }\n",
+    );
+    close(&out[0], &linspace(0.0, 1.0, 5).iter().map(|x| 3.0 * x * x).collect::<Vec<_>>(), "3x^2");
+    assert_eq!(out[1], [(1.0f64 / 3.0) as f32], "1/3 in f64, rounded once");
+    close(&out[2], &linspace(0.0, 2.0, 5), "f64(x) * 2");
+    // Dtypes do not mix: an f64 tensor meets an f32 one only through a conversion.
+    let (diags, rendered) = check(&[], "fn main() {\n    print(f64(1.0) + linspace(0.0, 1.0, 2))\n}\n");
+    assert_eq!(diags.len(), 1, "{rendered}");
+}

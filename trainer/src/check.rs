@@ -40,6 +40,16 @@ pub fn check_with_data(
     let opts = compiler::Options { no_opt: true, ..Default::default() };
     let setup = setup::prepare(path, text, overrides, color, &opts, None)?;
     let bs = setup.data_cfg.batch_size;
+    // The monitors and file name templates against the metrics the run
+    // will have (validation's only where it validates), as `fit` checks them.
+    let trainer_cfg = crate::fit::effective_config(&setup.trainer_cfg);
+    let val_batches = trainer_cfg.limit_val_batches.of(setup.val.len().div_ceil(bs));
+    let validates = setup.progs.val_step.is_some() && val_batches > 0 && !setup.val.is_empty();
+    crate::fit::check_metric_names(
+        &trainer_cfg,
+        &crate::fit::epoch_metric_names(&setup.progs, validates),
+        &setup.progs,
+    )?;
     let (x_ty, y_ty) = (setup.train.x.batch_type(bs), setup.train.y.batch_type(bs));
     let mut programs = vec!["training_step"];
     if setup.progs.val_step.is_some() {

@@ -663,7 +663,18 @@ pub fn trainer_config(section: Option<&Section>) -> Result<TrainerConfig, Vec<Di
 fn unknown_key(e: &SettingEntry, section: &str, known: &[&str]) -> Diagnostic {
     let mut d = Diagnostic::error(Code::BadSection, format!("unknown {section} setting `{}`", e.key))
         .with_label(e.key_span, "not a setting");
+    // A key of the other section (`trainer.batch_size`) says where it belongs.
+    let (other, other_keys) = if section == "data" { ("trainer", TRAINER_KEYS) } else { ("data", DATA_KEYS) };
     d = match compiler::lower::suggest::closest(&e.key, known.iter().copied()) {
+        _ if other_keys.contains(&e.key.as_str()) => d.with_help(format!(
+            "`{}` is a {other} setting: {}",
+            e.key,
+            if e.set_by.is_some() {
+                format!("--set {other}.{}=...", e.key)
+            } else {
+                format!("write it in the `{other}` section")
+            }
+        )),
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
         None => d.with_help(format!("the {section} settings are: {}", known.join(", "))),
     };
@@ -911,7 +922,15 @@ fn parse_value(value: &str) -> ConstValue {
 
 pub fn apply_override(data: &mut Option<Section>, trainer: &mut Option<Section>, spec: &str) -> Result<(), String> {
     let (lhs, value) = spec.split_once('=').ok_or_else(|| format!("--set expects section.key=value, got {spec:?}"))?;
-    let (section, key) = lhs.split_once('.').ok_or_else(|| format!("--set expects section.key=value, got {spec:?}"))?;
+    let (section, key) = lhs.split_once('.').ok_or_else(|| {
+        // `--set max_epochs=2`: name the section the key is in.
+        let section = [("trainer", TRAINER_KEYS), ("data", DATA_KEYS)]
+            .into_iter()
+            .find(|(_, keys)| keys.contains(&lhs.trim()))
+            .map(|(s, _)| format!(" (did you mean `--set {s}.{}={value}`?)", lhs.trim()))
+            .unwrap_or_default();
+        format!("--set expects section.key=value, got {spec:?}{section}")
+    })?;
     let target = match section {
         "data" => data,
         "trainer" => trainer,

@@ -409,6 +409,14 @@ fn fit_prepared<'scope, 'env>(
     print_summary(progs, setup.compile_ms, train, val, setup.test.as_ref().filter(|_| will_test));
     // Lightning's "GPU available: ..., used: ..." line.
     eprintln!("accelerator: {}", opts.backend.describe());
+    if progs.val_step.is_some() && val_exes.is_empty() && dev_run == 0 {
+        let why = if trainer_cfg.limit_val_batches.of(1) == 0 {
+            "trainer.limit_val_batches = 0"
+        } else {
+            "no validation examples (set data.val_split = N to hold N out)"
+        };
+        eprintln!("note: `validation_step` will not run: {why}");
+    }
 
     let n_batches = trainer_cfg.limit_train_batches.of(train.len() / bs);
     // Training batches are all full: say what an epoch leaves out.
@@ -451,12 +459,7 @@ fn fit_prepared<'scope, 'env>(
     let eval_key =
         |takes: bool, purpose: &'static str| takes.then_some(eval::EvalKey { seed: trainer_cfg.seed, purpose });
 
-    // The metrics each epoch end has: what monitors and file names may use.
-    let mut epoch_names = vec!["train_loss_epoch".to_string()];
-    epoch_names.extend(progs.train_logs.iter().map(|(n, _)| format!("{n}_epoch")));
-    if !val_exes.is_empty() {
-        epoch_names.extend(progs.val_logs.iter().map(|(n, _)| n.clone()));
-    }
+    let epoch_names = epoch_metric_names(progs, !val_exes.is_empty());
     check_metric_names(trainer_cfg, &epoch_names, progs)?;
     let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
     if let Some(es) = &trainer_cfg.early_stopping {
@@ -599,6 +602,7 @@ fn fit_prepared<'scope, 'env>(
         let logged = progs.train_logs.iter().zip(logs).map(|((n, _), v)| (n.as_str(), *v));
         non_finite(must_be_finite.chain(logged.filter(|(n, _)| watched(n)))).map(|(n, v)| (n.to_string(), v))
     };
+    let check = StepCheck { checks_gradients, bad_value: &bad_value };
     {
         let mut ctx = Ctx::new(pos.epoch, global_step, &[], &ckpt_dir);
         for c in callbacks.iter_mut() {
@@ -668,16 +672,7 @@ fn fit_prepared<'scope, 'env>(
                 bar.abandon();
                 // The steps since the last read are checked before anything is saved.
                 if let Steps::Fused(exe) = &mut steps {
-                    let last_good = saver.last_good();
-                    let read = read_step_values(
-                        exe,
-                        &mut unread,
-                        checks_gradients,
-                        &bad_value,
-                        &mut loss_sum,
-                        &mut log_sums,
-                        &last_good,
-                    );
+                    let read = read_step_values(exe, &mut unread, &check, (&mut loss_sum, &mut log_sums[..]), &saver);
                     if let Err(e) = read {
                         logger.flush()?;
                         return Err(e);
@@ -824,16 +819,7 @@ fn fit_prepared<'scope, 'env>(
                 (Some(values), _) => values,
                 (None, Steps::Fused(exe)) if needed => {
                     let call = std::time::Instant::now();
-                    let last_good = saver.last_good();
-                    let read = read_step_values(
-                        exe,
-                        &mut unread,
-                        checks_gradients,
-                        &bad_value,
-                        &mut loss_sum,
-                        &mut log_sums,
-                        &last_good,
-                    );
+                    let read = read_step_values(exe, &mut unread, &check, (&mut loss_sum, &mut log_sums[..]), &saver);
                     step_time += call.elapsed();
                     match read {
                         Ok(values) => values,
@@ -1113,32 +1099,38 @@ struct StepAt {
     batch: usize,
 }
 
+/// How a step's values are checked: whether its last output is the
+/// gradients' check, and the first value that must be finite and is not
+/// (`bad_value(loss, logs, gradients' check)`).
+struct StepCheck<'a> {
+    checks_gradients: bool,
+    bad_value: &'a dyn Fn(f64, &[f64], Option<f64>) -> Option<(String, f64)>,
+}
+
 /// Reads the values of the steps in `unread` from the fused step's record
 /// (one wait for the device on a GPU) and goes through them in step order:
-/// each is checked (`bad_value`: the first non-finite one stops training,
-/// named with its step) and added to the epoch's sums, exactly as if read
-/// step by step. Returns the last one's loss and logged values.
+/// each is checked (the first non-finite one stops training, named with
+/// its step) and added to the epoch's sums (loss, logs), exactly as if
+/// read step by step. Returns the last one's loss and logged values.
 fn read_step_values(
     exe: &mut Executable,
     unread: &mut Vec<StepAt>,
-    checks_gradients: bool,
-    bad_value: &dyn Fn(f64, &[f64], Option<f64>) -> Option<(String, f64)>,
-    loss_sum: &mut f64,
-    log_sums: &mut [f64],
-    last_good: &Option<PathBuf>,
+    check: &StepCheck,
+    (loss_sum, log_sums): (&mut f64, &mut [f64]),
+    saver: &Saver,
 ) -> Result<(f64, Vec<f64>), FitError> {
     let Some(first) = unread.first() else { return Ok((f64::NAN, Vec::new())) };
     let last = unread.last().expect("not empty").global_step;
-    let rows = exe.take_recorded().map_err(|e| step_failed(e, first.global_step, last, last_good))?;
+    let rows = exe.take_recorded().map_err(|e| step_failed(e, first.global_step, last, &saver.last_good()))?;
     assert_eq!(rows.len(), unread.len(), "one recorded row per step run");
     let mut last = (f64::NAN, Vec::new());
     for (row, at) in rows.into_iter().zip(unread.drain(..)) {
         let mut values = row.iter().map(Tensor::scalar_value);
         let loss = values.next().expect("loss output");
         let mut logs: Vec<f64> = values.collect();
-        let grad_check = checks_gradients.then(|| logs.pop().expect("the gradients' check"));
-        if let Some((name, value)) = bad_value(loss, &logs, grad_check) {
-            return Err(non_finite_error(&name, value, at.global_step, at.epoch, at.batch, last_good));
+        let grad_check = check.checks_gradients.then(|| logs.pop().expect("the gradients' check"));
+        if let Some((name, value)) = (check.bad_value)(loss, &logs, grad_check) {
+            return Err(non_finite_error(&name, value, at.global_step, at.epoch, at.batch, &saver.last_good()));
         }
         *loss_sum += loss;
         for (s, v) in log_sums.iter_mut().zip(&logs) {
@@ -1188,7 +1180,11 @@ fn non_finite_error(
 /// `checkpoint_every_n_train_steps`) at a step's end, where the values are
 /// the step's `train_loss` and `training_step` logs and, for other names,
 /// the last epoch end's metrics; nonfinite_metrics must name logged values.
-fn check_metric_names(cfg: &TrainerConfig, epoch_names: &[String], progs: &TrainPrograms) -> Result<(), FitError> {
+pub(crate) fn check_metric_names(
+    cfg: &TrainerConfig,
+    epoch_names: &[String],
+    progs: &TrainPrograms,
+) -> Result<(), FitError> {
     let step_names: Vec<String> =
         std::iter::once("train_loss".to_string()).chain(progs.train_logs.iter().map(|(n, _)| n.clone())).collect();
     // (key, metric, checked at epoch ends, checked at step ends)
@@ -1205,10 +1201,24 @@ fn check_metric_names(cfg: &TrainerConfig, epoch_names: &[String], progs: &Train
     for m in callback::template_metrics(&template) {
         wanted.push(("checkpoint_filename", m.to_string(), ck_epochs, ck_steps));
     }
+    // What to add to a name that is nowhere: the close one, or why a
+    // validation metric is missing.
+    let hint = |m: &str| -> String {
+        let validation_logs = progs.val_logs.iter().any(|(n, _)| n == m);
+        if validation_logs {
+            return format!(
+                " (validation_step logs `{m}`, but this run validates nothing: no validation examples, \
+                 data.val_split = 0 or trainer.limit_val_batches = 0)"
+            );
+        }
+        let known = epoch_names.iter().map(String::as_str).chain(step_names.iter().map(String::as_str));
+        compiler::lower::suggest::closest(m, known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
+    };
     for (key, m, at_epochs, at_steps) in wanted {
         if at_epochs && !epoch_names.contains(&m) {
             return Err(FitError::Config(format!(
-                "trainer.{key}: no metric `{m}` at the end of an epoch; the epoch's metrics are: {}",
+                "trainer.{key}: no metric `{m}` at the end of an epoch{}; the epoch's metrics are: {}",
+                hint(&m),
                 epoch_names.join(", ")
             )));
         }
@@ -1216,7 +1226,8 @@ fn check_metric_names(cfg: &TrainerConfig, epoch_names: &[String], progs: &Train
         if at_steps && !step_names.contains(&m) && !epoch_names.contains(&m) {
             return Err(FitError::Config(format!(
                 "trainer.{key}: no value `{m}` at the end of a step (checkpoint_every_n_train_steps) or of \
-                 an epoch; a step's values are: {}; the epoch's metrics are: {}",
+                 an epoch{}; a step's values are: {}; the epoch's metrics are: {}",
+                hint(&m),
                 step_names.join(", "),
                 epoch_names.join(", ")
             )));
@@ -1231,6 +1242,17 @@ fn check_metric_names(cfg: &TrainerConfig, epoch_names: &[String], progs: &Train
         }
     }
     Ok(())
+}
+
+/// The metrics each epoch end has, what monitors and file names may use:
+/// the training means, and the validation values when the run validates.
+pub(crate) fn epoch_metric_names(progs: &TrainPrograms, validates: bool) -> Vec<String> {
+    let mut names = vec!["train_loss_epoch".to_string()];
+    names.extend(progs.train_logs.iter().map(|(n, _)| format!("{n}_epoch")));
+    if validates {
+        names.extend(progs.val_logs.iter().map(|(n, _)| n.clone()));
+    }
+    names
 }
 
 /// What a checkpoint must match to continue this run bit-exactly.

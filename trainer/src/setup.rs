@@ -145,7 +145,19 @@ pub fn prepare(
             let Some(ty) = &input.ty else { continue };
             match data::view::fit(col, ty) {
                 Ok((dims, dtype)) => (col.dims, col.dtype) = (dims, dtype),
-                Err(why) => diags.push(
+                Err(why) => {
+                    // Generated data is not saved by the user: no conversion to advise.
+                    let why = if data_cfg.synthetic.is_some() && why.contains("when saving") {
+                        format!(
+                            "the generator makes {} examples: declare `{}` with that dtype (class labels are i32, \
+                             regression targets f32)",
+                            col.describe(),
+                            input.name
+                        )
+                    } else {
+                        why
+                    };
+                    diags.push(
                     Diagnostic::error(
                         Code::TypeMismatch,
                         format!(
@@ -157,7 +169,8 @@ pub fn prepare(
                     )
                     .with_label(input.span, format!("declared as {ty}"))
                     .with_note(why),
-                ),
+                    )
+                }
             }
         }
         if !diags.is_empty() {
@@ -227,7 +240,11 @@ fn check_indices(progs: &TrainPrograms, data: &Dataset, what: &str) -> Result<()
             let Some(used) = index_bound(func, first + k) else { continue };
             if let Some((example, value)) = data::index_range::first_out_of_range(col, used.bound) {
                 let how = match used.what {
-                    "one_hot" => format!("class labels of {} classes (one_hot)", used.bound),
+                    "one_hot" => format!(
+                        "class labels of {} classes (compared with {0} class columns, as `one_hot` and \
+                         `cross_entropy` do: the model's output has {0} classes)",
+                        used.bound
+                    ),
                     _ => format!("indices into a table of {} rows (an embedding lookup)", used.bound),
                 };
                 return Err(FitError::Config(format!(

@@ -152,12 +152,12 @@ impl std::fmt::Display for Tensor {
             let inner: usize = dims[1..].iter().product();
             for i in 0..n {
                 if n > 8 && i == 3 {
-                    write!(f, "..., ")?;
+                    write!(f, ", ...")?;
                 }
                 if n > 8 && (3..n - 3).contains(&i) {
                     continue;
                 }
-                if i > 0 && !(n > 8 && i == n - 3) {
+                if i > 0 {
                     write!(f, ", ")?;
                 }
                 if dims.len() == 1 {
@@ -169,5 +169,22 @@ impl std::fmt::Display for Tensor {
             write!(f, "]")
         }
         rec(f, self.shape.dims(), &values, &fmt_one)
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::Tensor;
+
+    #[test]
+    fn long_axes_elide_with_separators_and_tiny_values_go_scientific() {
+        let t = Tensor::f32(&[10], (0..10).map(|i| i as f32 * 0.5).collect());
+        assert_eq!(t.to_string(), "[0.000000, 0.500000, 1.000000, ..., 3.500000, 4.000000, 4.500000]");
+        let i = Tensor::i32(&[2, 9], (0..18).collect());
+        assert_eq!(i.to_string(), "[[0, 1, 2, ..., 6, 7, 8], [9, 10, 11, ..., 15, 16, 17]]");
+        let tiny = Tensor::f32(&[3], vec![1e-8, 2.5e-5, 1.0]);
+        assert_eq!(tiny.to_string(), "[1.000000e-8, 2.500000e-5, 1.000000e0]");
+        let plain = Tensor::f32(&[2], vec![0.0, -0.25]);
+        assert_eq!(plain.to_string(), "[0.000000, -0.250000]", "zeros do not switch the format");
     }
 }

@@ -25,6 +25,8 @@ pub const NAMES: &[&str] = &[
     "min",
     "where",
     "float",
+    "f32",
+    "f64",
     "one_hot",
     "linspace",
     "arange",
@@ -182,6 +184,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             let id = t.id.map(|x| el.b().convert(x, DType::F32));
             Val::Tensor(TVal { ty: t.ty.with_dtype(DType::F32), id })
         }
+        "f32" | "f64" => convert_to(el, &args, span, name),
         "one_hot" => one_hot(el, &args, span),
         "flatten" => flatten(el, &args, span),
         "reshape" => reshape(el, &args, span),
@@ -370,6 +373,30 @@ fn signed_math(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) ->
     }
     let id = t.id.map(|x| el.b().unary(op, x));
     Val::Tensor(TVal { ty: t.ty, id })
+}
+
+/// `f32(x)`, `f64(x)`: `x` converted to that float dtype (a tensor of any
+/// dtype, or a compile-time number, which becomes a scalar tensor: `f64(0.5)`
+/// starts an f64 computation, where a bare `0.5` would take the dtype of the
+/// tensor it meets). Differentiable: the gradient converts back.
+fn convert_to(el: &mut Elaborator, args: &[CallArg], span: Span, name: &str) -> Val {
+    let dtype = if name == "f64" { DType::F64 } else { DType::F32 };
+    if args.len() != 1 || args[0].name.is_some() {
+        return bad(el, &format!("`{name}(x)` takes one argument"), span);
+    }
+    let number = match &args[0].value {
+        Val::Float(x) => Some(*x),
+        Val::Int(Dim::Known(n)) => Some(*n as f64),
+        Val::NegInt(n) => Some(*n as f64),
+        _ => None,
+    };
+    if let Some(x) = number {
+        let id = el.building().then(|| el.b().constant(x, dtype));
+        return Val::Tensor(TVal { ty: Ty::scalar(dtype), id });
+    }
+    let Some(t) = first_tensor(el, args, span, name) else { return Val::Poison };
+    let id = t.id.map(|x| el.b().convert(x, dtype));
+    Val::Tensor(TVal { ty: t.ty.with_dtype(dtype), id })
 }
 
 /// `argmax(x, axis = -1)`: the i32 index of the first maximum along `axis`,

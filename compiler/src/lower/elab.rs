@@ -1512,9 +1512,12 @@ impl<'p> Elaborator<'p> {
                         let mut d =
                             Diagnostic::error(Code::BadCall, format!("`{fn_name}` has no parameter named `{n}`"))
                                 .with_label(a.name_span.unwrap_or(a.span), "unknown keyword argument");
-                        if let Some(s) = super::suggest::closest(n, params.iter().map(|p| p.name.name.as_str())) {
-                            d = d.with_help(format!("did you mean `{s}`?"));
-                        }
+                        let names: Vec<&str> = params.iter().map(|p| p.name.name.as_str()).collect();
+                        d = match super::suggest::closest(n, names.iter().copied()) {
+                            Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                            None if names.is_empty() => d.with_help(format!("`{fn_name}` takes no arguments")),
+                            None => d.with_help(format!("`{fn_name}` takes {}", names.join(", "))),
+                        };
                         self.error(d);
                         ok = false;
                     }

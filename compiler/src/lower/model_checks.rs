@@ -78,6 +78,8 @@ pub(super) fn probe(
     };
     let opt = match probe.call_method(inst, opt_idx, vec![], decl.methods[opt_idx].span) {
         Val::Optimizer(o) => o,
+        // A call already reported (`adam(learning_rate = ...)`): nothing more to say.
+        Val::Poison if !probe.diags.is_empty() => return Err(dedup(probe.diags)),
         other => {
             let mut diags = dedup(probe.diags);
             diags.push(
@@ -134,10 +136,20 @@ pub(super) fn bad_signature(method: &ast::FnDecl) -> Option<Diagnostic> {
     if allowed.contains(&batch.len()) {
         return None;
     }
-    Some(
-        Diagnostic::error(Code::BadSection, format!("`{name}` must take {usage}"))
-            .with_label(method.name.span, "defined here"),
-    )
+    let d = Diagnostic::error(Code::BadSection, format!("`{name}` must take {usage}"));
+    // One parameter too many, last: labels where there are none, or a
+    // random key under another name (`rng`), which must be named `key`.
+    if let Some(&extra) = batch.last().filter(|_| allowed.contains(&(batch.len() - 1))) {
+        let name = extra.name.name.as_str();
+        let keyish = ["key", "rng", "seed", "rand", "prng", "gen"].iter().any(|k| name.to_lowercase().contains(k));
+        let help = if keyish {
+            format!("the trainer passes its random key to a parameter named `key`: rename `{name}` to `key`")
+        } else {
+            format!("remove `{name}` (a parameter for the trainer's random key must be named `key`)")
+        };
+        return Some(d.with_label(extra.name.span, "an extra parameter").with_help(help));
+    }
+    Some(d.with_label(method.name.span, "defined here"))
 }
 
 /// `jlc check`'s checks of the trained model of a file with a `trainer`

@@ -208,3 +208,18 @@ fn every_n_epochs_defaults_to_zero_with_every_n_train_steps() {
     assert_eq!(every("checkpoint_every_n_train_steps = 10\ncheckpoint_every_n_epochs = 3"), 3);
     assert_eq!(every("checkpoint_every_n_epochs = 0"), 0);
 }
+
+/// `--set` mistakes say where the key belongs: a key of the other section,
+/// a key without its section.
+#[test]
+fn set_keys_in_the_wrong_section_name_the_right_one() {
+    let (mut data, mut trainer) = (None, None);
+    let err = apply_override(&mut data, &mut trainer, "max_epochs=2").unwrap_err();
+    assert!(err.contains("did you mean `--set trainer.max_epochs=2`?"), "{err}");
+    let err = apply_override(&mut data, &mut trainer, "nonsense=2").unwrap_err();
+    assert!(!err.contains("did you mean"), "{err}");
+    apply_override(&mut data, &mut trainer, "trainer.batch_size=32").unwrap();
+    let diags = trainer_config(trainer.as_ref()).unwrap_err();
+    let help = diags[0].help.clone().unwrap_or_default();
+    assert!(help.contains("`batch_size` is a data setting: --set data.batch_size=..."), "{help}");
+}
