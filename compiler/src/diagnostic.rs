@@ -126,8 +126,17 @@ impl Diagnostic {
             .with_code(self.code.as_str())
             .with_message(&self.message);
         let colors = [Color::Red, Color::Blue, Color::Magenta, Color::Cyan];
+        // Labels in source order within each file (files in the order of
+        // their first label): ariadne 0.6 starts a new snippet whenever a
+        // label's line comes before the previous label's, and headed it
+        // with the report's location, so a declaration above the error
+        // showed under the error's line number.
+        let file_rank = |s: &Span| self.labels.iter().position(|(o, _)| o.file == s.file).unwrap_or(0);
+        let mut by_position: Vec<usize> = (0..self.labels.len()).collect();
+        by_position.sort_by_key(|&i| (file_rank(&self.labels[i].0), self.labels[i].0.start, i));
         for (i, (span, msg)) in self.labels.iter().enumerate() {
-            let mut label = Label::new((name_of(*span), clamp(*span, sources))).with_message(msg).with_order(i as i32);
+            let order = by_position.iter().position(|&k| k == i).unwrap_or(i) as i32;
+            let mut label = Label::new((name_of(*span), clamp(*span, sources))).with_message(msg).with_order(order);
             if color {
                 label = label.with_color(colors[i % colors.len()]);
             }
