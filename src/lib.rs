@@ -129,17 +129,25 @@ fn run_script_here(
     Ok(script
         .prints
         .iter()
-        .map(|items| {
-            items
-                .iter()
-                .map(|it| match it {
-                    PrintItem::Text(s) => s.clone(),
-                    PrintItem::Value(i) => values[*i].to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map(|items| items.iter().map(|it| print_text(it, &values)).collect::<Vec<_>>().join(" "))
         .collect())
+}
+
+/// One printed item as text; `values` are the script's computed tensors.
+fn print_text(item: &PrintItem, values: &[compiler::ir::Tensor]) -> String {
+    match item {
+        PrintItem::Text(s) => s.clone(),
+        PrintItem::Value(i) => values[*i].to_string(),
+        PrintItem::Tuple(items) => {
+            let inner: Vec<String> = items.iter().map(|it| print_text(it, values)).collect();
+            // A one-tuple keeps its comma, as Python writes it.
+            if inner.len() == 1 {
+                format!("({},)", inner[0])
+            } else {
+                format!("({})", inner.join(", "))
+            }
+        }
+    }
 }
 
 /// A stage of the pipeline `jlc dump` prints.

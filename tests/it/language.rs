@@ -850,3 +850,33 @@ fn f32_and_f64_convert_and_differentiate() {
     let (diags, rendered) = check(&[], "fn main() {\n    print(f64(1.0) + linspace(0.0, 1.0, 2))\n}\n");
     assert_eq!(diags.len(), 1, "{rendered}");
 }
+
+/// `print` shows tuples as Python does: `(a, b)`, nested, `(a,)`.
+#[test]
+fn print_shows_tuples() {
+    let dir = crate::examples::tempdir("print-tuples");
+    let file = dir.join("t.jl");
+    std::fs::write(
+        &file,
+        "fn f(x) = sum(x * x)\n\nfn main() {\n    let x = linspace(0.0, 1.0, 3)\n    \
+         print(jvp(f, (x,), (x,)), (1, (2.5, x)), (true,))\n}\n",
+    )
+    .unwrap();
+    let (code, out, err) = crate::evaluate::jlc_out(&["run", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim_end(), "(1.250000, 2.500000) (1, (2.5, [0.000000, 0.500000, 1.000000])) (true,)");
+}
+
+/// A scan step may give a number as its `y` (as its initial carry may):
+/// an f32 scalar per step.
+#[test]
+fn scan_takes_numbers_as_per_step_outputs() {
+    let out = run_main(
+        "fn main() {\n\
+         \x20   let (total, ys) = scan(fn(c, x) = (c + x, 0.5), 0.0, linspace(0.0, 1.0, 4))\n\
+         \x20   print(total, ys)\n\
+         }\n",
+    );
+    close(&out[0], &[2.0], "the carry");
+    close(&out[1], &[0.5; 4], "a 0.5 per step");
+}

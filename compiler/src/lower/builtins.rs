@@ -852,17 +852,9 @@ fn print(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
     }
     let mut items = Vec::new();
     for a in args {
-        match a.value {
-            Val::Str(s) => items.push(PrintItem::Text(s)),
-            Val::Float(x) => items.push(PrintItem::Text(format!("{x:?}"))),
-            Val::Int(d) => items.push(PrintItem::Text(d.to_string())),
-            Val::NegInt(n) => items.push(PrintItem::Text(n.to_string())),
-            Val::Bool(b) => items.push(PrintItem::Text(b.to_string())),
-            Val::Tensor(t) => {
-                items.push(PrintItem::Value(el.printed.len()));
-                el.printed.push(t);
-            }
-            other => {
+        match print_item(el, a.value) {
+            Ok(item) => items.push(item),
+            Err(other) => {
                 return el.error(
                     Diagnostic::error(Code::TypeMismatch, format!("cannot print {}", other.describe()))
                         .with_label(a.span, "here"),
@@ -872,6 +864,24 @@ fn print(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
     }
     el.prints.as_mut().expect("checked above").push(items);
     Val::Unit
+}
+
+/// How `print` shows a value (tensors are computed and shown after the
+/// run); `Err` gives back a value that cannot be printed.
+fn print_item(el: &mut Elaborator, value: Val) -> Result<PrintItem, Val> {
+    Ok(match value {
+        Val::Str(s) => PrintItem::Text(s),
+        Val::Float(x) => PrintItem::Text(format!("{x:?}")),
+        Val::Int(d) => PrintItem::Text(d.to_string()),
+        Val::NegInt(n) => PrintItem::Text(n.to_string()),
+        Val::Bool(b) => PrintItem::Text(b.to_string()),
+        Val::Tensor(t) => {
+            el.printed.push(t);
+            PrintItem::Value(el.printed.len() - 1)
+        }
+        Val::Tuple(items) => PrintItem::Tuple(items.into_iter().map(|v| print_item(el, v)).collect::<Result<_, _>>()?),
+        other => return Err(other),
+    })
 }
 
 fn log_metric(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {

@@ -36,6 +36,8 @@ pub struct LogEntry {
 pub enum PrintItem {
     Text(String),
     Value(usize),
+    /// A tuple's items, printed as `(a, b)`.
+    Tuple(Vec<PrintItem>),
 }
 
 pub struct Elaborator<'p> {

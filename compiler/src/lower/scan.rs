@@ -264,11 +264,11 @@ fn split_output(
         );
         return None;
     }
-    if !ys_are_tensors(y) {
-        bad(el, &format!("scan's y must be tensors (or tuples of them), not {}", y.describe()), span);
+    let Some(y) = ys_as_tensors(el, y, span) else {
+        bad(el, &format!("scan's y must be tensors or numbers (or tuples of them), not {}", y.describe()), span);
         return None;
-    }
-    Some((leaves.iter().filter_map(|t| t.id).collect(), y.clone()))
+    };
+    Some((leaves.iter().filter_map(|t| t.id).collect(), y))
 }
 
 /// Whether two placeholder structures (from `tensors_of`) are the same.
@@ -292,11 +292,21 @@ fn tensors_of_typed(v: &Val, out: &mut Vec<TVal>) -> Option<Val> {
     }
 }
 
-fn ys_are_tensors(v: &Val) -> bool {
+/// A step's `y` as tensors: a float literal becomes an f32 scalar, a
+/// compile-time integer an i32 one (as the initial carry's do); `None`
+/// if it holds anything else.
+fn ys_as_tensors(el: &mut Elaborator, v: &Val, span: Span) -> Option<Val> {
     match v {
-        Val::Tensor(_) => true,
-        Val::Tuple(items) => items.iter().all(ys_are_tensors),
-        _ => false,
+        Val::Tensor(_) => Some(v.clone()),
+        Val::Float(x) => {
+            let id = el.building().then(|| el.b().constant(*x, DType::F32));
+            Some(Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id }))
+        }
+        Val::Int(Dim::Known(_)) | Val::NegInt(_) => {
+            Some(el.as_tensor(v, DType::I32, span).map_or(Val::Poison, Val::Tensor))
+        }
+        Val::Tuple(items) => Some(Val::Tuple(items.iter().map(|x| ys_as_tensors(el, x, span)).collect::<Option<_>>()?)),
+        _ => None,
     }
 }
 
