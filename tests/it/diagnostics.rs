@@ -448,3 +448,32 @@ fn check_reports_monitors_that_name_no_metric() {
     let (code, err) = check(&["trainer.early_stopping_monitor=val_loss"]);
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// A monitored score (`val_acc`) under the default mode "min" gets a note
+/// (it would keep the worst epoch); "max", or a loss under "min", none.
+#[test]
+fn a_score_monitored_for_its_minimum_gets_a_note() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let logs = crate::examples::tempdir("mode-note");
+    let run = |sets: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jlc"));
+        cmd.arg("run").arg(root.join("examples/digits_mlp.jl"));
+        for s in ["trainer.max_epochs=1".to_string(), format!("trainer.default_root_dir={}", logs.display())]
+            .iter()
+            .map(String::as_str)
+            .chain(sets.iter().copied())
+        {
+            cmd.args(["--set", s]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&["trainer.checkpoint_monitor=val_acc", "trainer.early_stopping_monitor=val_acc"]);
+    assert!(err.contains("note: checkpoint_monitor = \"val_acc\" with checkpoint_mode = \"min\""), "{err}");
+    assert!(err.contains("note: early_stopping_monitor = \"val_acc\""), "{err}");
+    let err = run(&["trainer.checkpoint_monitor=val_acc", "trainer.checkpoint_mode=max"]);
+    assert!(!err.contains("note: checkpoint_monitor"), "{err}");
+    let err = run(&["trainer.checkpoint_monitor=val_loss"]);
+    assert!(!err.contains("note: checkpoint_monitor"), "{err}");
+}

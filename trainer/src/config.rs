@@ -344,11 +344,11 @@ pub enum Mode {
 /// ModelCheckpoint's settings (`checkpoint_*`, `save_top_k`, `save_last`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckpointConfig {
-    /// The metric that ranks checkpoints; `None`: every epoch's checkpoint is kept.
+    /// The metric that ranks checkpoints; `None`: the newest are kept.
     pub monitor: Option<String>,
     pub mode: Mode,
-    /// How many epoch checkpoints to keep: `None` (`-1`) keeps all (the
-    /// default without a monitor; with one the default is 1), 0 none.
+    /// How many epoch checkpoints to keep (the best, or the newest without
+    /// a monitor; default 1, as Lightning's): `None` (`-1`) keeps all, 0 none.
     pub save_top_k: Option<usize>,
     /// Write `last.safetensors` too.
     pub save_last: bool,

@@ -13,7 +13,7 @@
 
 use crate::callback::{self, Callback, Ctx, EarlyStopping, ModelCheckpoint};
 use crate::checkpoint::{self, CheckpointError, Meta};
-use crate::config::{BatchLimit, DataConfig, TrainerConfig, ValCheckInterval};
+use crate::config::{BatchLimit, DataConfig, Mode, TrainerConfig, ValCheckInterval};
 use crate::data::{self, Dataset};
 use crate::data_module::DataModule;
 use crate::eval;
@@ -461,6 +461,9 @@ fn fit_prepared<'scope, 'env>(
 
     let epoch_names = epoch_metric_names(progs, !val_exes.is_empty());
     check_metric_names(trainer_cfg, &epoch_names, progs)?;
+    for note in mode_notes(trainer_cfg) {
+        eprintln!("note: {note}");
+    }
     let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
     if let Some(es) = &trainer_cfg.early_stopping {
         callbacks.push(Box::new(EarlyStopping::new(es.clone())));
@@ -1242,6 +1245,32 @@ pub(crate) fn check_metric_names(
         }
     }
     Ok(())
+}
+
+/// A monitor whose name reads as a score (accuracy, F1, AUC, ...) under
+/// mode "min", the default: it keeps or waits for the lowest, which is
+/// rarely meant (Lightning says nothing; a run of a hundred epochs would
+/// keep the first).
+fn mode_notes(cfg: &TrainerConfig) -> Vec<String> {
+    let score = |m: &str| {
+        let m = m.to_lowercase();
+        ["acc", "f1", "auc", "precision", "recall", "iou", "bleu", "top"].iter().any(|s| m.contains(s))
+    };
+    let mut notes = Vec::new();
+    if let Some(m) = cfg.checkpoint.monitor.as_deref().filter(|m| score(m) && cfg.checkpoint.mode == Mode::Min) {
+        notes.push(format!(
+            "checkpoint_monitor = \"{m}\" with checkpoint_mode = \"min\" keeps the lowest `{m}`; for a score to \
+             maximize set checkpoint_mode = \"max\""
+        ));
+    }
+    if let Some(es) = cfg.early_stopping.as_ref().filter(|es| score(&es.monitor) && es.mode == Mode::Min) {
+        notes.push(format!(
+            "early_stopping_monitor = \"{0}\" with early_stopping_mode = \"min\" waits for `{0}` to fall; for a \
+             score to maximize set early_stopping_mode = \"max\"",
+            es.monitor
+        ));
+    }
+    notes
 }
 
 /// The metrics each epoch end has, what monitors and file names may use:
