@@ -930,7 +930,14 @@ impl<'p> Elaborator<'p> {
         let name = &decl.name.name;
         let is_step = name.ends_with("_step") || name == super::artifacts::HOOK;
         let step_logs = if is_step { None } else { Some(self.logs.take()) };
-        let res = self.call_body(name, &params, decl.ret.as_ref(), &decl.body, env, args, span);
+        // A layer called as `self.head(x)` is named so in errors about its
+        // arguments (`__call__` of which model was unclear).
+        let shown = match &model {
+            Some(m) if name == "__call__" && m.path.is_empty() => "self".to_string(),
+            Some(m) if name == "__call__" => format!("self.{}", m.path),
+            _ => name.clone(),
+        };
+        let res = self.call_body(&shown, &params, decl.ret.as_ref(), &decl.body, env, args, span);
         if let Some(logs) = step_logs {
             self.logs = logs;
         }
