@@ -937,7 +937,18 @@ impl<'p> Elaborator<'p> {
             Some(m) if name == "__call__" => format!("self.{}", m.path),
             _ => name.clone(),
         };
+        let (before, arg_spans): (usize, Vec<Span>) = (self.diags.len(), args.iter().map(|a| a.span).collect());
         let res = self.call_body(&shown, &params, decl.ret.as_ref(), &decl.body, env, args, span);
+        // An argument that does not fit a layer: show the layer's field too
+        // (`head: Linear(16, 10)` is usually the line to change).
+        if let Some(m) = model.as_ref().filter(|m| name == "__call__" && !m.path.is_empty()) {
+            for d in &mut self.diags[before..] {
+                let about_an_argument = d.primary_span().is_some_and(|s| arg_spans.contains(&s));
+                if d.is_error() && about_an_argument && !d.labels.iter().any(|(s, _)| *s == m.span) {
+                    d.labels.push((m.span, format!("`{shown}` is this {}", m.name)));
+                }
+            }
+        }
         if let Some(logs) = step_logs {
             self.logs = logs;
         }

@@ -1,5 +1,5 @@
-# A layer's argument that does not fit is named by the field it is called
-# through (`self.head`), the layer's declaration shown beside it.
+# A layer's argument that does not fit names the layer as called (`self.head`),
+# with its field (`head: Linear(144, 10)`) and the layer's declaration.
 use nn.{Conv2d, Linear, relu}
 use losses.cross_entropy
 use optim.adam
