@@ -396,16 +396,20 @@ impl Executable {
         if !holding.recorded.is_empty() {
             return Err(Error::Holding("outputs are recorded already".into()));
         }
-        holding.record(outputs)?;
-        self.host_held.recorded.clear();
+        // Checked on a copy: the holding changes only once the engine
+        // has its record (a failed device allocation leaves it as it was).
+        let mut recording = holding.clone();
+        recording.record(outputs)?;
         match &mut self.engine {
             Engine::Jit(_) | Engine::Interp => {
                 let _ = capacity; // The host record simply grows.
-                Ok(())
+                self.host_held.recorded.clear();
             }
             #[cfg(feature = "cuda")]
-            Engine::Cuda(exe) => exe.set_recording(outputs, capacity.max(1)),
+            Engine::Cuda(exe) => exe.set_recording(outputs, capacity.max(1))?,
         }
+        self.holding = Some(recording);
+        Ok(())
     }
 
     /// The recorded outputs of every `run_held` since the last take, one
