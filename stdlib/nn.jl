@@ -68,8 +68,10 @@ fn sigmoid(x) = logistic(x)
 # training mode: each element is zeroed with probability `rate` and the
 # others are scaled by 1 / (1 - rate), so the expected value is unchanged.
 # Pass a fresh key per step (a step method's `key` parameter); outside
-# training simply do not call it.
-fn dropout(x, key, rate = 0.5) = where(uniform(key, shape(x)) >= rate, x / (1.0 - rate), 0.0 * x)
+# training simply do not call it. rate = 1.0 gives zeros with zero
+# gradients, as PyTorch: the kept branch divides by at least 1e-30, so its
+# gradient, 0 wherever nothing is kept, stays 0 (a division by 0 made it NaN).
+fn dropout(x, key, rate = 0.5) = where(uniform(key, shape(x)) >= rate, x / max(1.0 - rate, 1e-30), 0.0 * x)
 
 # Dropout as a layer (PyTorch's nn.Dropout): call it with the step's key,
 # in training steps only.

@@ -851,6 +851,20 @@ fn f32_and_f64_convert_and_differentiate() {
     assert_eq!(diags.len(), 1, "{rendered}");
 }
 
+/// `linspace` ends at `end` exactly (NumPy and JAX do): `start + (n - 1) *
+/// step` in f32 misses it by an ulp for these (0.70000005, 2.8999999, 0.90000004).
+#[test]
+fn linspace_ends_exactly_at_end() {
+    let cases = [(0.1, 0.7, 7), (-1.3, 2.9, 11), (0.3, 0.9, 3), (0.0, 1.0, 49)];
+    let prints: Vec<String> = cases.iter().map(|(a, b, n)| format!("linspace({a:?}, {b:?}, {n})")).collect();
+    let out = run_main(&format!("fn main() {{\n    print({})\n}}\n", prints.join(", ")));
+    for ((a, b, n), got) in cases.iter().zip(&out) {
+        assert_eq!(got[0], *a as f32, "linspace({a}, {b}, {n}) starts at start");
+        assert_eq!(got[n - 1], *b as f32, "linspace({a}, {b}, {n}) ends at end: {got:?}");
+        close(got, &linspace(*a, *b, *n), "linspace");
+    }
+}
+
 /// `print` shows tuples as Python does: `(a, b)`, nested, `(a,)`.
 #[test]
 fn print_shows_tuples() {

@@ -942,6 +942,12 @@ fn dropout_zeroes_the_rate_and_scales_the_rest() {
     assert!(out.iter().all(|v| *v == 0.0 || (*v - 2.0 / 0.7).abs() < 1e-6), "only 0 and x / (1 - rate)");
     // Binomial(10000, 0.3): sd 46, so +-200 is over 4 sd.
     assert!((2800..=3200).contains(&zeros), "{zeros} zeros of 10000 at rate 0.3");
+    // rate = 1.0: zeros and zero gradients (PyTorch's; the gradient was NaN, 0 / 0).
+    let src = "use nn\nfn f(x: f64[4]) = dropout(x, random_key(5), rate = 1.0)\n\
+               fn g(x: f64[4]) = grad(fn(x) = sum(f(x) * x))(x)\n";
+    let x = Tensor::f64(&[4], vec![-2.0, 0.5, 1.0, 3.0]);
+    assert_eq!(f64s(&interp::run(&lower(src, "f"), &[x.clone()])[0]), [0.0; 4]);
+    assert_eq!(f64s(&interp::run(&lower(src, "g"), &[x])[0]), [0.0; 4]);
 }
 
 /// The variance-scaling initializers draw with the variance their formulas

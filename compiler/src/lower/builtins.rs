@@ -765,7 +765,13 @@ fn linspace(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         let step = b.full((end - start) / (n - 1) as f64, &ty);
         let s = b.full(start, &ty);
         let scaled = b.mul(i, step);
-        Some(b.add(scaled, s))
+        let inner = b.add(scaled, s);
+        // The last element is `end` itself (NumPy and JAX set it so):
+        // `start + (n - 1) * step` can miss it by an ulp.
+        let last = b.full((n - 1) as f64, &ty);
+        let at_end = b.binary(Op::Eq, i, last);
+        let e = b.full(end, &ty);
+        Some(b.select(at_end, e, inner))
     } else {
         None
     };
