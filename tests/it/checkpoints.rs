@@ -491,21 +491,70 @@ fn seed_flag_sets_the_trainer_seed_and_completions_list_the_commands() {
     }
 }
 
-/// Two runs with one seed write byte-identical checkpoints (the metadata's
-/// order no longer follows a `HashMap`'s). `save_top_k = 0` keeps no epoch
-/// files, whose absolute paths (in ModelCheckpoint's state) name each run's
-/// own directory.
+/// Two runs with one seed write byte-identical checkpoints wherever they
+/// are written (the metadata's order no longer follows a `HashMap`'s, and
+/// ModelCheckpoint records its kept files relative to the run's directory).
 #[test]
 fn two_runs_with_one_seed_write_identical_checkpoints() {
     let (path, text) = digits();
-    let o: Vec<String> = ["trainer.max_epochs=1", "trainer.max_steps=3", "trainer.save_top_k=0", "trainer.seed=11"]
-        .map(String::from)
-        .into();
+    let o: Vec<String> = ["trainer.max_epochs=2", "trainer.save_top_k=2", "trainer.seed=11"].map(String::from).into();
     let a = fit(&path, &text, &tempdir("same-seed-a"), &o, None);
-    let b = fit(&path, &text, &tempdir("same-seed-b"), &o, None);
+    let b = fit(&path, &text, &tempdir("same-seed-b/deeper"), &o, None);
     let (a, b) = (a.last_checkpoint.unwrap(), b.last_checkpoint.unwrap());
     assert_ne!(a, b);
     assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "{} and {} differ", a.display(), b.display());
+}
+
+/// A run resumed from a checkpoint of another run directory (an archived
+/// run) deletes nothing there nor in its own directory that it did not
+/// write: ModelCheckpoint's kept files are the other run's. (It had deleted
+/// a third run's file of the same name: the state held absolute paths.)
+#[test]
+fn resuming_from_another_run_directory_deletes_none_of_its_files() {
+    let (path, text) = digits();
+    let o = |epochs: usize| vec![format!("trainer.max_epochs={epochs}")];
+    let listing = |dir: &Path| {
+        let mut files: Vec<String> =
+            walk(dir).iter().map(|p| p.strip_prefix(dir).unwrap().display().to_string()).collect();
+        files.sort();
+        files
+    };
+    let top = tempdir("resume-elsewhere");
+    let exp = top.join("exp");
+    fit(&path, &text, &exp, &o(2), None);
+    let archive = top.join("archive");
+    std::fs::rename(&exp, &archive).unwrap();
+    // Another run in `exp`: the same file names as the archived one.
+    fit(&path, &text, &exp, &o(2), None);
+    let (before_exp, before_archive) = (listing(&exp), listing(&archive));
+    assert!(before_exp.iter().any(|f| f.ends_with("epoch=1-step=46.safetensors")), "{before_exp:?}");
+    let last = archive.join("lightning_logs/version_0/checkpoints/last.safetensors");
+    let resumed = fit(&path, &text, &top.join("elsewhere"), &o(3), Some(trainer::Resume::Path(last)));
+    assert_eq!(resumed.steps, 69);
+    assert_eq!(listing(&exp), before_exp, "the third run's files");
+    assert_eq!(listing(&archive), before_archive, "the archived run's files");
+    // In its own directory the resumed run keeps its own newest (save_top_k = 1).
+    let own = listing(&top.join("elsewhere"));
+    assert!(own.iter().any(|f| f.ends_with("epoch=2-step=69.safetensors")), "{own:?}");
+    // `best` names a file that is gone: said so, with the file that names it.
+    let base = top.join("elsewhere/lightning_logs");
+    let best = trainer::fit::resolve_checkpoint(&trainer::Resume::Best, &base, "--ckpt", "evaluate").unwrap();
+    std::fs::remove_file(&best).unwrap();
+    let err = trainer::fit::resolve_checkpoint(&trainer::Resume::Best, &base, "--ckpt", "evaluate").unwrap_err();
+    assert!(err.to_string().contains("as the best checkpoint, and it is not there"), "{err}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// A checkpoint `jlc` writes opens in Python's `safetensors` (the reference

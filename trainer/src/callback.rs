@@ -211,12 +211,17 @@ pub struct ModelCheckpoint {
     /// callback metrics keep the last validation's values. Saved with the
     /// state, so a resumed run ranks as the uninterrupted one.
     seen: Vec<(String, f64)>,
+    /// The run's directory of version directories (`<root>/<name>`,
+    /// absolute), known from train start: the state records kept files
+    /// relative to it, so a checkpoint's bytes do not depend on where the
+    /// run was written, and a moved run still finds its files.
+    base: Option<PathBuf>,
 }
 
 impl ModelCheckpoint {
     pub fn new(cfg: CheckpointConfig) -> ModelCheckpoint {
         let template = parse_template(&cfg.filename).expect("checked by config::trainer_config");
-        ModelCheckpoint { cfg, template, kept: vec![], seen: vec![] }
+        ModelCheckpoint { cfg, template, kept: vec![], seen: vec![], base: None }
     }
 
     /// The best checkpoint so far (without a monitor: the newest).
@@ -267,12 +272,31 @@ impl ModelCheckpoint {
         ctx.remove.extend(evicted.into_iter().map(|(_, p)| p));
     }
 
-    /// Reads the best path out of a checkpoint's `callbacks` metadata.
-    pub fn best_path_in(callbacks: &str) -> Option<PathBuf> {
+    /// Reads the best path out of a checkpoint's `callbacks` metadata:
+    /// relative to the run's `base` (`<root>/<name>`; older files recorded
+    /// absolute paths, which `join` keeps).
+    pub fn best_path_in(callbacks: &str, base: &Path) -> Option<PathBuf> {
         let all: Value = serde_json::from_str(callbacks).ok()?;
         let kept = all.get("ModelCheckpoint")?.get("kept")?.as_array()?;
-        kept.first()?.get(1)?.as_str().map(PathBuf::from)
+        kept.first()?.get(1)?.as_str().map(|p| base.join(p))
     }
+
+    /// Forgets the kept checkpoints a resumed state names: they belong to
+    /// another run directory, which this run must not delete from (nor rank
+    /// against), as Lightning does when the checkpoint directory changed.
+    pub fn forget_kept(callbacks: &str) -> String {
+        let Ok(mut all) = serde_json::from_str::<Value>(callbacks) else { return callbacks.to_string() };
+        if let Some(kept) = all.get_mut("ModelCheckpoint").and_then(|m| m.get_mut("kept")) {
+            *kept = json!([]);
+        }
+        all.to_string()
+    }
+}
+
+/// The run's directory of version directories for a checkpoint directory
+/// `<base>/version_N/checkpoints`.
+pub fn run_base(ckpt_dir: &Path) -> &Path {
+    ckpt_dir.parent().and_then(Path::parent).unwrap_or(ckpt_dir)
 }
 
 impl Callback for ModelCheckpoint {
@@ -285,6 +309,32 @@ impl Callback for ModelCheckpoint {
     fn reads_batch_end(&self, global_step: usize) -> bool {
         let every = self.cfg.every_n_train_steps;
         every > 0 && global_step.is_multiple_of(every)
+    }
+
+    /// Resolves the kept files a resumed state names against this run's
+    /// directory. An absolute path (older files) outside it is dropped:
+    /// never deleted from here.
+    fn on_train_start(&mut self, ctx: &mut Ctx) {
+        let base = run_base(ctx.ckpt_dir).to_path_buf();
+        let mut outside = Vec::new();
+        self.kept.retain_mut(|(_, p)| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+            let inside = p.starts_with(&base);
+            if !inside {
+                outside.push(p.display().to_string());
+            }
+            inside
+        });
+        if !outside.is_empty() {
+            ctx.messages.push(format!(
+                "ModelCheckpoint: the resumed state keeps {} outside {}: left alone (neither ranked nor deleted)",
+                outside.join(", "),
+                base.display()
+            ));
+        }
+        self.base = Some(base);
     }
 
     fn on_train_batch_end(&mut self, ctx: &mut Ctx) {
@@ -305,7 +355,9 @@ impl Callback for ModelCheckpoint {
     }
 
     fn state_dict(&self) -> Value {
-        let kept: Vec<Value> = self.kept.iter().map(|(s, p)| json!([f64_hex(*s), p.display().to_string()])).collect();
+        let relative = |p: &Path| self.base.as_ref().and_then(|b| p.strip_prefix(b).ok()).unwrap_or(p).to_path_buf();
+        let kept: Vec<Value> =
+            self.kept.iter().map(|(s, p)| json!([f64_hex(*s), relative(p).display().to_string()])).collect();
         let seen: Vec<Value> = self.seen.iter().map(|(k, v)| json!([k, f64_hex(*v)])).collect();
         json!({ "monitor": self.cfg.monitor, "mode": mode_name(self.cfg.mode), "kept": kept, "seen": seen })
     }
@@ -325,8 +377,17 @@ impl Callback for ModelCheckpoint {
         let mut kept = Vec::new();
         for entry in state.get("kept").and_then(|k| k.as_array()).ok_or_else(bad)? {
             let score = entry.get(0).and_then(parse_f64_hex).ok_or_else(bad)?;
-            let path = entry.get(1).and_then(|p| p.as_str()).ok_or_else(bad)?;
-            kept.push((score, PathBuf::from(path)));
+            let path = PathBuf::from(entry.get(1).and_then(|p| p.as_str()).ok_or_else(bad)?);
+            // A relative path names a file below the run's directory: no
+            // `..`; and only checkpoint files are ever deleted.
+            let plain = path.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            if path.is_relative() && !plain {
+                return Err(format!("ModelCheckpoint: kept path {} leaves the run's directory", path.display()));
+            }
+            if path.extension().is_none_or(|e| e != "safetensors") {
+                return Err(format!("ModelCheckpoint: kept path {} is not a .safetensors file", path.display()));
+            }
+            kept.push((score, path));
         }
         // Checkpoints written before `seen` existed have none.
         let mut seen = Vec::new();

@@ -100,13 +100,22 @@ pub fn resolve_checkpoint(which: &Resume, base: &Path, flag: &str, purpose: &str
         Resume::Best => {
             let last = last()?;
             let ck = checkpoint::load(&last)?;
-            ModelCheckpoint::best_path_in(&ck.meta.callbacks).ok_or_else(|| {
+            let best = ModelCheckpoint::best_path_in(&ck.meta.callbacks, base).ok_or_else(|| {
                 FitError::Config(format!(
                     "{flag} best: {} records no best checkpoint (ModelCheckpoint kept none: \
                      set trainer.checkpoint_monitor and save_top_k >= 1)",
                     last.display()
                 ))
-            })
+            })?;
+            if !best.is_file() {
+                return Err(FitError::Config(format!(
+                    "{flag} best: {} records {} as the best checkpoint, and it is not there (moved or deleted?); \
+                     name a checkpoint file instead",
+                    last.display(),
+                    best.display()
+                )));
+            }
+            Ok(best)
         }
         Resume::Path(p) => Ok(p.clone()),
     }
@@ -502,7 +511,7 @@ fn fit_prepared<'scope, 'env>(
     if let Some(resume) = &opts.resume {
         let run = RunShape { names: &names, n_params, n_batches, data_order: &data_order, seed: trainer_cfg.seed, k };
         let ck_path = resolve_checkpoint(resume, base, "--resume", "resume from")?;
-        (params, states, pos) = load_for_resume(&ck_path, &run, progs, path, text, &mut callbacks)?;
+        (params, states, pos) = load_for_resume(&ck_path, &run, base, progs, path, text, &mut callbacks)?;
         // Lightning warns too: the run goes on (validation, test) but trains nothing.
         let steps_done = trainer_cfg.max_steps > 0 && pos.global_step >= trainer_cfg.max_steps;
         if pos.epoch >= trainer_cfg.max_epochs || steps_done {
@@ -610,6 +619,9 @@ fn fit_prepared<'scope, 'env>(
         let mut ctx = Ctx::new(pos.epoch, global_step, &[], &ckpt_dir);
         for c in callbacks.iter_mut() {
             c.on_train_start(&mut ctx);
+        }
+        for m in &ctx.messages {
+            eprintln!("note: {m}");
         }
     }
     // Lightning's sanity check: a few validation batches before training, so a
@@ -1028,7 +1040,10 @@ fn fit_prepared<'scope, 'env>(
         .iter()
         .filter(|_| trainer_cfg.checkpoint.monitor.is_some())
         .find(|c| c.name() == "ModelCheckpoint")
-        .and_then(|c| ModelCheckpoint::best_path_in(&format!("{{\"ModelCheckpoint\":{}}}", c.state_dict())));
+        .and_then(|c| {
+            let state = format!("{{\"ModelCheckpoint\":{}}}", c.state_dict());
+            ModelCheckpoint::best_path_in(&state, callback::run_base(&ckpt_dir))
+        });
     let states = names[n_params..].iter().map(|(n, _)| n.clone()).zip(states).collect();
     let params = progs.params.iter().cloned().zip(params).collect();
     Ok(FitSummary {
@@ -1301,6 +1316,7 @@ struct RunShape<'a> {
 fn load_for_resume(
     ck_path: &Path,
     run: &RunShape,
+    base: &Path,
     progs: &TrainPrograms,
     path: &Path,
     text: &str,
@@ -1343,7 +1359,19 @@ fn load_for_resume(
     }
     let mut params = ck.take_strict(&name, run.names)?;
     let states = params.split_off(run.n_params);
-    for w in callback::load_states(callbacks, &m.callbacks) {
+    // The files ModelCheckpoint kept are another run directory's when the
+    // checkpoint lies outside this run's `base`: not ours to delete.
+    let inside = |base: &Path| Some(ck_path.canonicalize().ok()?.starts_with(base.canonicalize().ok()?));
+    let mut states_json = m.callbacks.clone();
+    if inside(base) != Some(true) && ModelCheckpoint::best_path_in(&states_json, base).is_some() {
+        eprintln!(
+            "note: {name} is not inside {}: the checkpoints its run kept stay where they are, \
+             and this run keeps its own top-k",
+            base.display()
+        );
+        states_json = ModelCheckpoint::forget_kept(&states_json);
+    }
+    for w in callback::load_states(callbacks, &states_json) {
         eprintln!("warning: {name}: {w}");
     }
     let pos = Position {

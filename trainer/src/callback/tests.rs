@@ -149,8 +149,11 @@ fn states_round_trip_and_restore_decisions() {
         (from..to)
             .map(|e| {
                 let metrics = [("val_acc".to_string(), scores[e])];
-                let mut ctx = Ctx::new(e, e, &metrics, Path::new("/ck"));
+                let mut ctx = Ctx::new(e, e, &metrics, Path::new("/run/version_0/checkpoints"));
                 for c in cbs.iter_mut() {
+                    if e == from {
+                        c.on_train_start(&mut ctx);
+                    }
                     c.on_validation_end(&mut ctx);
                 }
                 (ctx.save, ctx.remove, ctx.should_stop)
@@ -174,10 +177,34 @@ fn states_round_trip_and_restore_decisions() {
     assert_eq!(full, [first, rest].concat(), "the restored callbacks decide like the uninterrupted ones");
     assert_eq!(states_json(&a), states_json(&c));
     assert_eq!(
-        ModelCheckpoint::best_path_in(&states_json(&a)),
-        Some(PathBuf::from("/ck/e6.safetensors")),
-        "0.71 at epoch 6 is the best"
+        ModelCheckpoint::best_path_in(&states_json(&a), Path::new("/moved")),
+        Some(PathBuf::from("/moved/version_0/checkpoints/e6.safetensors")),
+        "0.71 at epoch 6 is the best, recorded relative to the run's directory"
     );
+    // Resumed into the next version directory, the restored files are still
+    // version_0's, and they are what a better score pushes out.
+    let mut f = ModelCheckpoint::new(ck_cfg(Some("val_acc"), Mode::Max, Some(2), "e{epoch}"));
+    f.load_state_dict(&serde_json::from_str::<Value>(&saved).unwrap()["ModelCheckpoint"]).unwrap();
+    let metrics = [("val_acc".to_string(), 0.9)];
+    let mut ctx = Ctx::new(4, 4, &metrics, Path::new("/run/version_1/checkpoints"));
+    f.on_train_start(&mut ctx);
+    f.on_validation_end(&mut ctx);
+    assert_eq!(ctx.save, ["e4.safetensors"]);
+    assert_eq!(ctx.remove, [PathBuf::from("/run/version_0/checkpoints/e2.safetensors")], "{:?}", f.kept());
+    // A kept path that leaves the run's directory is refused, and an
+    // absolute one outside it (an older file's) is dropped, not deleted later.
+    let state = |path: &str| json!({"monitor": "val_acc", "mode": "max", "kept": [[f64_hex(0.5), path]], "seen": []});
+    let mut g = ModelCheckpoint::new(ck_cfg(Some("val_acc"), Mode::Max, Some(1), "e{epoch}"));
+    let err = g.load_state_dict(&state("../../x.safetensors")).unwrap_err();
+    assert!(err.contains("leaves the run's directory"), "{err}");
+    let err = g.load_state_dict(&state("version_0/metrics.csv")).unwrap_err();
+    assert!(err.contains("is not a .safetensors file"), "{err}");
+    g.load_state_dict(&state("/etc/x.safetensors")).unwrap();
+    let mut ctx = Ctx::new(0, 0, &metrics, Path::new("/run/version_1/checkpoints"));
+    g.on_train_start(&mut ctx);
+    assert!(g.kept().is_empty() && ctx.messages[0].contains("/etc/x.safetensors outside /run"), "{:?}", ctx.messages);
+    g.on_validation_end(&mut ctx);
+    assert!(ctx.remove.is_empty(), "{:?}", ctx.remove);
     // A state for another monitor does not fit: a warning, and a fresh start.
     let other = ck_cfg(Some("val_loss"), Mode::Min, Some(2), "e{epoch}");
     let mut d: Vec<Box<dyn Callback>> = vec![Box::new(ModelCheckpoint::new(other))];
