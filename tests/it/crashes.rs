@@ -266,6 +266,8 @@ fn a_full_disk_stops_with_the_path_and_the_bytes_and_keeps_the_previous_checkpoi
     let needed: u64 = msg[prefix.len()..].split(' ').next().unwrap().parse().unwrap();
     assert!((TENSOR_BYTES..TENSOR_BYTES + 8192).contains(&needed), "{msg}");
     assert!(msg.contains("No space left on device") && msg.contains(&format!("{needed} bytes are needed")), "{msg}");
+    let newest = ck.join("last.safetensors");
+    assert!(msg.contains(&format!("the newest checkpoint written whole is {}", newest.display())), "{msg}");
     // The previous checkpoint is intact, and nothing half-written is left.
     let last = trainer::checkpoint::load(&ck.join("last.safetensors")).unwrap();
     assert_eq!((last.meta.epoch, last.meta.global_step), (1, STEPS_PER_EPOCH));

@@ -581,6 +581,23 @@ pub fn from_arrays(x_name: &str, x: npy::Array, y_name: &str, y: npy::Array, sca
         }
         v => v,
     };
+    // As a CSV value: a NaN or infinite input would surface only as a NaN
+    // loss some steps in (or a NaN validation metric), far from its cause.
+    let per_x: usize = x.dims[1..].iter().product();
+    let per_y: usize = y.dims[1..].iter().product();
+    for (name, vals, per) in [(x_name, &values, per_x), (y_name, &y.values, per_y)] {
+        if let Some((i, v)) = first_non_finite(vals) {
+            return Err(invalid(
+                name,
+                format!(
+                    "example {} (value {} of it) is {v}{}: expected finite numbers",
+                    i / per,
+                    i % per,
+                    if scale != 1.0 && name == x_name { " after scale" } else { "" }
+                ),
+            ));
+        }
+    }
     let x = Column::new(values, x.dims[1..].to_vec(), scale);
     let mut y = Column::new(y.values, y.dims[1..].to_vec(), 1.0);
     // Byte targets are class labels unless the model declares floats (`view.rs`).
@@ -588,6 +605,15 @@ pub fn from_arrays(x_name: &str, x: npy::Array, y_name: &str, y: npy::Array, sca
         y.dtype = DType::I32;
     }
     Ok(Dataset { x, y })
+}
+
+/// The flat index and value of the first NaN or infinity among float values.
+fn first_non_finite(values: &Values) -> Option<(usize, f64)> {
+    match values {
+        Values::F32(v) => v.iter().position(|a| !a.is_finite()).map(|i| (i, v[i] as f64)),
+        Values::F64(v) => v.iter().position(|a| !a.is_finite()).map(|i| (i, v[i])),
+        Values::U8(_) | Values::I32(_) | Values::Bool(_) => None,
+    }
 }
 
 fn read_file(p: &Path) -> Result<Vec<u8>, DataError> {

@@ -681,6 +681,12 @@ fn fit_prepared<'scope, 'env>(
         };
         let mut b = first;
         while b < n_batches {
+            // A checkpoint the writer thread failed to write stops the run now.
+            if let Err(e) = saver.check() {
+                bar.abandon();
+                logger.flush()?;
+                return Err(e);
+            }
             let stop_now = interrupted();
             let time_up = out_of_time();
             if stop_now || time_up || max_steps_reached(global_step) {

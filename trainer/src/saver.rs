@@ -87,6 +87,12 @@ impl<'a> Saver<'a> {
         Ok(written)
     }
 
+    /// A save that failed so far (the loop asks between steps, so the run
+    /// stops within a step of the failure, not at its next save).
+    pub fn check(&self) -> Result<(), FitError> {
+        self.writer.check()
+    }
+
     /// Waits until every queued save is on disk. A failed write is the error.
     pub fn finish(&self) -> Result<(), FitError> {
         self.writer.drain()?;
@@ -150,11 +156,21 @@ impl Writer {
 
     /// The first failed write, if any: an error from then on (every later
     /// save is dropped by the stopped writer).
+    /// The error names the newest file written whole: the one to resume
+    /// from (`last` may be older when an epoch's file was written and
+    /// `last` was not).
     fn check(&self) -> Result<(), FitError> {
         let mut shared = self.shared();
         match shared.failed.clone() {
-            Some(e) => {
+            Some(mut e) => {
                 shared.reported = true;
+                match &shared.last_good {
+                    Some(good) => e.message.push_str(&format!(
+                        "; the newest checkpoint written whole is {} (continue with --resume {0})",
+                        good.display()
+                    )),
+                    None => e.message.push_str("; no checkpoint of this run was written whole"),
+                }
                 Err(e.into())
             }
             None => Ok(()),

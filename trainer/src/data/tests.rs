@@ -194,6 +194,19 @@ fn array_pairs_that_cannot_be_a_dataset_are_errors() {
         e(arr(&[2], Values::I32(vec![1, 2])), ys(), 0.5),
         "x.npy: scale = 0.5 applies to float or u8 inputs, not i32"
     );
+    // NaN and infinities are refused as a CSV's are (they surfaced as a NaN loss steps later).
+    assert_eq!(
+        e(arr(&[2, 3], Values::F32(vec![0.0, 1.0, 2.0, 3.0, f32::NAN, 5.0])), ys(), 1.0),
+        "x.npy: example 1 (value 1 of it) is NaN: expected finite numbers"
+    );
+    assert_eq!(
+        e(arr(&[2], Values::F32(vec![1.0, 3e38])), ys(), 10.0),
+        "x.npy: example 1 (value 0 of it) is inf after scale: expected finite numbers"
+    );
+    assert_eq!(
+        e(arr(&[2], Values::F32(vec![1.0, 2.0])), arr(&[2], Values::F64(vec![f64::NEG_INFINITY, 0.0])), 1.0),
+        "y.npy: example 0 (value 0 of it) is -inf: expected finite numbers"
+    );
 }
 
 #[test]
