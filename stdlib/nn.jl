@@ -100,7 +100,14 @@ fn row_shift(x) {
     where(abs(m) <= 3.4028234663852886e38, m, 0.0)
 }
 
-fn log_softmax(x) = x - logsumexp(x)
+# (x - m) - log(sum(exp(x - m))), as jax.nn.log_softmax: subtracting the
+# whole logsumexp from x instead rounds it at the logits' magnitude (four
+# equal logits of 1e4 gave -1.386719 for log(1/4) = -1.386294). m is
+# logsumexp's stop_gradient shift, so the gradient is 1 - softmax(x).
+fn log_softmax(x) {
+    let shifted = x - row_shift(x)
+    shifted - log(sum(exp(shifted), axis = -1, keepdims = true))
+}
 
 # exp(x - m) / sum(exp(x - m)) over the last axis (jax.nn.softmax's
 # formula): one exp per element, where exp(log_softmax(x)) took two (the
@@ -200,7 +207,9 @@ fn multi_head_attention(x, w_qkv, b_qkv, w_out, b_out, heads: int, causal = fals
     let v = reshape(qkv[2], (-1, heads, t, hd))
     let scores = q @ transpose(k, (0, 1, 3, 2)) / sqrt(float(hd))
     let masked = if causal {
-        where(reshape(arange(t), (t, 1)) >= reshape(arange(t), (1, t)), scores, -1e9)
+        # -inf, not a large negative number: scores below it (a diverging
+        # run's) would let a position attend to later ones.
+        where(reshape(arange(t), (t, 1)) >= reshape(arange(t), (1, t)), scores, -1.0 / 0.0)
     } else {
         scores
     }

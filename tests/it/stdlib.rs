@@ -591,27 +591,59 @@ fn loss_values_match_their_formulas() {
     assert_eq!(got, vec![900.0]);
 }
 
+/// log_softmax is log(1/4) for four equal logits of any size: `x -
+/// logsumexp(x)` had rounded the logsumexp at the logits' magnitude
+/// (-1.386719 at 1e4, 0 at -1e30); and causal attention masks with -inf, so
+/// scores of -7e9 (below the old -1e9 mask) still see no later position.
+#[test]
+fn log_softmax_holds_for_large_logits_and_the_causal_mask_for_huge_scores() {
+    let src = "use nn.{log_softmax, causal_self_attention}
+use losses.cross_entropy
+fn lsm(x: f32[4, 4]) = log_softmax(x)
+fn ce(x: f32[4, 4], y: i32[4]) = cross_entropy(x, y)
+fn att(x: f32[1, 2, 2], w: f32[2, 6], wo: f32[2, 2]) = causal_self_attention(x, w, zeros(6), wo, zeros(2), 1)
+";
+    let rows = [1e4f32, -1e30, 300.0, 1e38];
+    let x = Tensor::f32(&[4, 4], rows.iter().flat_map(|v| [*v; 4]).collect());
+    let quarter = (0.25f64).ln() as f32;
+    let got = interp::run(&lower(src, "lsm"), &[x.clone()]);
+    assert_eq!(got[0].as_f32().unwrap(), &[quarter; 16][..]);
+    let ce = interp::run(&lower(src, "ce"), &[x, Tensor::i32(&[4], vec![0, 1, 2, 3])]);
+    assert_eq!(ce[0].as_f32().unwrap(), &[-quarter][..]);
+    // One head, d = 2: q = x[:, 0], k = -x[:, 0], v = x[:, 1]: every score is -1e10 / sqrt(2).
+    let x = Tensor::f32(&[1, 2, 2], vec![1e5, 1.0, 1e5, 2.0]);
+    let w = Tensor::f32(&[2, 6], vec![1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+    let wo = Tensor::f32(&[2, 2], vec![0.0, 0.0, 1.0, 0.0]);
+    let out = interp::run(&lower(src, "att"), &[x, w, wo]);
+    // Position 0 sees itself only (v = 1); position 1 both equally (1.5).
+    assert_eq!(out[0].as_f32().unwrap(), &[1.0, 0.0, 1.5, 0.0][..]);
+}
+
 /// nll_loss and top_k_accuracy take integer labels (f32 programs): their
 /// values and nll's gradient, -one_hot(labels) / B, are exact.
 #[test]
 fn nll_loss_and_top_k_accuracy() {
     let src = "use losses.nll_loss
-use metrics.top_k_accuracy
+use metrics.{accuracy, top_k_accuracy}
 fn nll(lp: f32[4, 5], y: i32[4]) -> f32 = nll_loss(lp, y)
+fn top3(logits: f32[4, 5], y: i32[4]) = top_k_accuracy(logits, y, 3)
 fn top2(logits: f32[4, 5], y: i32[4]) = top_k_accuracy(logits, y, 2)
 fn top1(logits: f32[4, 5], y: i32[4]) = top_k_accuracy(logits, y, 1)
+fn acc(logits: f32[4, 5], y: i32[4]) = accuracy(logits, y)
 ";
     let logits: Vec<f32> = vec![
         0.1, 0.5, 0.3, 0.2, 0.4, // label 1: the largest -> top1, top2
-        0.9, 0.5, 0.3, 0.8, 0.0, // label 8's logit 0.8 is second -> top2 only (label 3)
-        0.0, 0.0, 0.0, 0.0, 0.0, // all tied -> hit (ties count)
+        0.9, 0.5, 0.3, 0.8, 0.0, // label 3's logit 0.8 is second -> top2, top3
+        0.0, 0.0, 0.0, 0.0, 0.0, // all tied, label 2: ranked third, by index as argmax -> top3 only
         0.1, 0.2, 0.3, 0.4, 0.5, // label 0: the smallest -> miss
     ];
     let y = Tensor::i32(&[4], vec![1, 3, 2, 0]);
     let lt = Tensor::f32(&[4, 5], logits.clone());
     let run = |name: &str| interp::run(&lower(src, name), &[lt.clone(), y.clone()])[0].to_f64_vec()[0];
-    assert_eq!(run("top1"), 0.5);
-    assert_eq!(run("top2"), 0.75);
+    assert_eq!(run("top1"), 0.25);
+    assert_eq!(run("acc"), 0.25, "accuracy is top-1: argmax == label");
+    assert_eq!(run("top2"), 0.5);
+    assert_eq!(run("top3"), 0.75);
     let nll = lower(src, "nll");
     let want = -(0.5f32 + 0.8 + 0.0 + 0.1) / 4.0;
     assert_eq!(run("nll") as f32, want);
