@@ -147,6 +147,11 @@ pub struct CudaExecutable {
     carry: Vec<Copy>,
     /// Buffers the staging copies go through.
     _staging: Vec<CudaSlice<u8>>,
+    /// Outputs read from a copy taken before the carry: an output that is
+    /// a held input (`self.log("t", self.t)`: the emitter gives it the
+    /// input's buffer) would otherwise read the value carried into it, not
+    /// this call's (the CPU engines return the call's).
+    snapshots: Vec<(usize, CudaSlice<u8>)>,
     /// Calls made so far (the first one is never captured).
     calls: u64,
     graph: Option<Captured>,
@@ -248,6 +253,7 @@ impl CudaExecutable {
             launches,
             carry: Vec::new(),
             _staging: Vec::new(),
+            snapshots: Vec::new(),
             calls: 0,
             graph: None,
             no_graphs,
@@ -275,20 +281,28 @@ impl CudaExecutable {
     /// Copies input `index`'s buffer to the host.
     pub fn read_input(&mut self, index: usize) -> Result<Tensor, Error> {
         let buf = self.prog.params[index];
-        let ty = self.prog.param_types[index].clone();
-        self.read_buffer(buf, &ty)
+        self.download(self.slots[self.prog.memory.slot_of[buf]].as_ref(), &self.prog.param_types[index])
     }
 
-    /// Copies output `index`'s buffer (as the last call left it) to the host.
+    /// Copies output `index` (as the last call left it) to the host.
     pub fn read_output(&mut self, index: usize) -> Result<Tensor, Error> {
-        let buf = self.prog.outputs[index];
-        let ty = self.prog.output_types[index].clone();
-        self.read_buffer(buf, &ty)
+        self.download(self.output_slice(index), &self.prog.output_types[index])
     }
 
-    fn read_buffer(&mut self, buf: usize, ty: &Type) -> Result<Tensor, Error> {
-        let bytes = match &self.slots[self.prog.memory.slot_of[buf]] {
-            Some(src) => self.stream.clone_dtoh(src).map_err(cuda_err("copying an output to the host"))?,
+    /// Where output `index`'s value is after a call: its snapshot, else its
+    /// buffer's slot (`None`: empty).
+    fn output_slice(&self, index: usize) -> Option<&CudaSlice<u8>> {
+        match self.snapshots.iter().find(|(o, _)| *o == index) {
+            Some((_, snapshot)) => Some(snapshot),
+            None => self.slots[self.prog.memory.slot_of[self.prog.outputs[index]]].as_ref(),
+        }
+    }
+
+    /// The bytes of `src` (`None`: an empty buffer) as a tensor of `ty`,
+    /// once the calls queued before have run.
+    fn download(&self, src: Option<&CudaSlice<u8>>, ty: &Type) -> Result<Tensor, Error> {
+        let bytes = match src {
+            Some(src) => self.stream.clone_dtoh(src).map_err(cuda_err("copying a buffer to the host"))?,
             None => Vec::new(),
         };
         self.stream.synchronize().map_err(cuda_err("running the program"))?;
@@ -298,7 +312,9 @@ impl CudaExecutable {
     /// Plans the carry copies of `holding`: output buffer to input buffer.
     /// A carried output that lives in another held input's buffer (an
     /// output that is an input) would be overwritten by that input's own
-    /// carry first, so it goes through a staging buffer.
+    /// carry first, so it goes through a staging buffer; an output not
+    /// carried that lives in a buffer carried into is copied aside first
+    /// (`snapshots`).
     pub fn set_carry(&mut self, holding: &Holding) -> Result<(), Error> {
         // A new holding: a staged batch and recorded values were for the old one.
         if let Some(up) = self.upload.as_mut() {
@@ -325,9 +341,28 @@ impl CudaExecutable {
                 copies.push(Copy { src: self.ptrs[src], dst: self.ptrs[dst], bytes });
             }
         }
+        // Buffers a carry overwrites (a carry onto itself does not).
+        let overwritten: Vec<usize> = holding
+            .carry
+            .iter()
+            .map(|&(o, i)| (self.prog.outputs[o], self.prog.params[i]))
+            .filter(|&(src, dst)| src != dst && self.prog.buffers[dst].bytes() > 0)
+            .map(|(_, dst)| dst)
+            .collect();
+        let mut snapshots = Vec::new();
+        for (o, &buf) in self.prog.outputs.iter().enumerate() {
+            let carried = holding.carry.iter().any(|&(c, _)| c == o);
+            if !carried && overwritten.contains(&buf) {
+                let bytes = self.prog.buffers[buf].bytes();
+                let tmp = alloc(&self.stream, bytes)?;
+                staged.push(Copy { src: self.ptrs[buf], dst: device_ptr(&tmp, &self.stream), bytes });
+                snapshots.push((o, tmp));
+            }
+        }
         staged.extend(copies);
         self.carry = staged;
         self._staging = staging;
+        self.snapshots = snapshots;
         Ok(())
     }
 
@@ -338,6 +373,7 @@ impl CudaExecutable {
             self.write_input(i, input)?;
         }
         self.carry.clear();
+        self.snapshots.clear();
         self.execute()?;
         let outputs: Vec<usize> = (0..self.prog.outputs.len()).collect();
         self.read_outputs(&outputs)
@@ -399,7 +435,8 @@ impl CudaExecutable {
             .iter()
             .map(|&o| {
                 let buf = self.prog.outputs[o];
-                (self.ptrs[buf], self.prog.buffers[buf].bytes(), self.prog.output_types[o].clone())
+                let ptr = self.output_slice(o).map_or(0, |s| device_ptr(s, &self.stream));
+                (ptr, self.prog.buffers[buf].bytes(), self.prog.output_types[o].clone())
             })
             .collect();
         self.recorder = Some(record::Recorder::new(&self.stream, recorded, capacity)?);
@@ -420,7 +457,7 @@ impl CudaExecutable {
         }
         let mut bytes = Vec::with_capacity(which.len());
         for &o in which {
-            bytes.push(match &self.slots[self.prog.memory.slot_of[self.prog.outputs[o]]] {
+            bytes.push(match self.output_slice(o) {
                 Some(src) => self.stream.clone_dtoh(src).map_err(cuda_err("copying an output to the host"))?,
                 None => Vec::new(),
             });
@@ -511,8 +548,11 @@ impl CudaExecutable {
 }
 
 impl Drop for CudaExecutable {
-    /// `JLC_CUDA_PROFILE=1`: the slowest steps, per call.
+    /// Waits for the calls still queued (a call whose outputs are all
+    /// carried or recorded does not wait), so no kernel runs while its
+    /// module is unloaded. `JLC_CUDA_PROFILE=1`: the slowest steps, per call.
     fn drop(&mut self) {
+        let _ = self.stream.synchronize();
         let Some(times) = &self.profile else { return };
         let calls = self.calls.saturating_sub(1).max(1) as f64;
         let total: f64 = times.iter().sum::<f64>() / calls;

@@ -396,6 +396,9 @@ impl Executable {
         if !holding.recorded.is_empty() {
             return Err(Error::Holding("outputs are recorded already".into()));
         }
+        if outputs.is_empty() {
+            return Err(Error::Holding("record_outputs names no outputs to record".into()));
+        }
         // Checked on a copy: the holding changes only once the engine
         // has its record (a failed device allocation leaves it as it was).
         let mut recording = holding.clone();

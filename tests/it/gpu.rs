@@ -883,6 +883,7 @@ fn gpu_held_inputs_and_graph_replay_match_interpreter() {
     crate::held::check_staged_calls(Backend::Cuda);
     crate::held::check_calls_into(Backend::Cuda);
     crate::held::check_recorded_outputs(Backend::Cuda);
+    crate::held::check_outputs_that_are_held_inputs(Backend::Cuda);
     let progs = digits_programs();
     let mut inputs = trainer::fit::init_params(&progs.params, 11);
     inputs.extend(progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))));

@@ -141,6 +141,7 @@ pub(crate) fn check_recorded_outputs(backend: Backend) {
     assert!(exe.take_recorded().unwrap_err().to_string().contains("no outputs are recorded"));
     assert!(exe.record_outputs(&[0], 2).unwrap_err().to_string().contains("cannot be recorded"));
     assert!(exe.record_outputs(&[2, 2], 2).unwrap_err().to_string().contains("cannot be recorded"));
+    assert!(exe.record_outputs(&[], 2).unwrap_err().to_string().contains("names no outputs"));
     exe.record_outputs(&[2], 2).unwrap();
     assert!(exe.record_outputs(&[2], 2).unwrap_err().to_string().contains("recorded already"));
     let xs: Vec<Tensor> = (0..7).map(|c| vec5(c as f32 * 0.5)).collect();
@@ -167,6 +168,50 @@ pub(crate) fn check_recorded_outputs(backend: Backend) {
     exe.hold(vec![(0, a), (1, b)], &[(0, 0), (1, 1)]).unwrap();
     assert!(exe.take_recorded().unwrap_err().to_string().contains("no outputs are recorded"));
     assert_eq!(exe.run_held(vec![vec5(0.0)]).unwrap().len(), 1, "returned again");
+}
+
+/// `f(a, x) = (a + x, a, a)` held with output 0 carried into `a`: outputs
+/// 1 and 2 are `a` itself (on a GPU, `a`'s own buffer, which the carry
+/// overwrites), so returned (1), kept or recorded (2), they must still be
+/// the call's `a`, not the carried `a + x`: a trainer logging a parameter
+/// as it was in the step (`self.log("t", self.t)`).
+pub(crate) fn check_outputs_that_are_held_inputs(backend: Backend) {
+    let ty = Type::new(DType::F32, &[5]);
+    let mut b = Builder::new("alias", &[ty.clone(), ty]);
+    let (a, x) = (b.param(0), b.param(1));
+    let sum = b.add(a, x);
+    let func = b.finish(vec![sum, a, a]);
+    for record in [false, true] {
+        let mut exe = Executable::compile(func.clone(), backend).unwrap();
+        let mut a = vec5(1.0);
+        exe.hold(vec![(0, a.clone())], &[(0, 0)]).unwrap();
+        if record {
+            exe.record_outputs(&[2], 4).unwrap();
+        } else {
+            exe.keep_outputs(&[2]).unwrap();
+        }
+        let mut rows = Vec::new();
+        for call in 0..3 {
+            let x = vec5(call as f32 + 0.5);
+            let got = exe.run_held(vec![x.clone()]).unwrap();
+            assert_eq!(got, vec![a.clone()], "{backend:?} call {call}: returned output 1 is the call's a");
+            if !record {
+                assert_eq!(exe.kept_output(2).unwrap(), a, "{backend:?} call {call}: kept output 2");
+            }
+            rows.push(vec![a.clone()]);
+            a = interp::run(&func, &[a.clone(), x])[0].clone();
+        }
+        if record {
+            assert_eq!(exe.take_recorded().unwrap(), rows, "{backend:?}: recorded output 2, call by call");
+        }
+        assert_eq!(exe.held_value(0).unwrap(), a, "{backend:?}: the carried a");
+    }
+}
+
+#[test]
+fn outputs_that_are_held_inputs_are_the_calls_values_on_the_cpu_backends() {
+    check_outputs_that_are_held_inputs(Backend::Cpu);
+    check_outputs_that_are_held_inputs(Backend::Interpreter);
 }
 
 #[test]

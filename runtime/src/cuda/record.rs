@@ -37,6 +37,8 @@ impl Recorder {
         outputs: Vec<(u64, usize, Type)>,
         capacity: usize,
     ) -> Result<Recorder, Error> {
+        // At least one row: `record` writes a row before it checks for room.
+        let capacity = capacity.max(1);
         let row_bytes: usize = outputs.iter().map(|(_, bytes, _)| bytes).sum();
         let ring = alloc(stream, (row_bytes * capacity).max(1))?;
         let ring_ptr = device_ptr(&ring, stream);
