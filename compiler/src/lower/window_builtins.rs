@@ -309,7 +309,9 @@ pub fn conv_transpose2d(el: &mut Elaborator, args: &[CallArg], span: Span) -> Va
 /// pooling over the last two dims of `x: [N, C, H, W]`.
 pub fn pool2d(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Val {
     let Some(x) = tensor(el, args.first(), span, &format!("the input of `{name}`")) else { return Val::Poison };
-    let usage = format!("`{name}` takes (x, window, stride = s, padding = p): positive ints or (h, w) pairs");
+    let usage = format!(
+        "`{name}` takes (x, window, stride = s, padding = p): positive ints or (h, w) pairs (padding may be 0)"
+    );
     let Some(window) = args.get(1).and_then(|a| pair(&a.value)).filter(|w| w[0] > 0 && w[1] > 0) else {
         return bad(el, &usage, args.get(1).map_or(span, |a| a.span));
     };
@@ -317,7 +319,21 @@ pub fn pool2d(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> 
     for a in args.iter().skip(2) {
         match (a.name.as_deref(), pair(&a.value)) {
             (Some("stride"), Some(v)) if v[0] > 0 && v[1] > 0 => stride = v,
-            (Some("padding"), Some(v)) => padding = v,
+            (Some("padding"), Some(v)) => {
+                // As PyTorch: more padding would give windows wholly in
+                // the padding (-inf for a max, 0 for a mean).
+                if let Some(d) = (0..2).find(|&d| 2 * v[d] > window[d]) {
+                    let msg = format!(
+                        "`{name}`'s padding {} is more than half its window {} along dim {}: some windows would \
+                         hold only padding",
+                        v[d],
+                        window[d],
+                        d + 2
+                    );
+                    return el.error(Diagnostic::error(Code::BadCall, msg).with_label(a.span, "this padding"));
+                }
+                padding = v
+            }
             _ => return bad(el, &usage, a.span),
         }
     }
