@@ -246,6 +246,19 @@ pub fn jlc(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// A file where the run directory should be: said so (it was `File exists (os error 17)`).
+#[test]
+fn a_file_in_place_of_the_run_directory_is_named() {
+    let root_dir = tempdir("logs-file");
+    std::fs::write(root_dir.join("lightning_logs"), "").unwrap();
+    let file = root().join("examples/digits_mlp.jl");
+    let logs_arg = format!("trainer.default_root_dir={}", root_dir.display());
+    let (code, err) = jlc(&["run", file.to_str().unwrap(), "--set", &logs_arg, "--set", "trainer.max_steps=1"]);
+    assert_eq!(code, 1, "{err}");
+    let want = format!("{} is a file, where the run directory", root_dir.join("lightning_logs").display());
+    assert!(err.contains(&want), "{err}");
+}
+
 #[test]
 fn cli_resume_errors_are_clear_and_never_panics() {
     let logs = tempdir("resume-cli");
@@ -269,6 +282,10 @@ fn cli_resume_errors_are_clear_and_never_panics() {
         err.contains("cannot resume bit-exactly") && err.contains("trained with seed 0, this run has seed 3"),
         "{err}"
     );
+    // Another batch size neither: the error says what to set.
+    let (code, err) = jlc(&["run", file, "--set", &logs_arg, "--set", "data.batch_size=16", "--resume", "last"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("(--set data.batch_size=64 to continue it)"), "{err}");
     // Resuming a run that already reached its limit trains nothing and says so.
     let (code, err) =
         jlc(&["run", file, "--set", &logs_arg, "--set", "trainer.max_steps=5", "--resume", last.to_str().unwrap()]);

@@ -271,6 +271,7 @@ fn resuming_with_accumulation_is_bitwise_and_only_at_window_boundaries() {
     let opts = trainer::FitOptions { overrides: other, resume: Some(trainer::Resume::Last), ..Default::default() };
     let err = trainer::fit(&path, &text, &opts).unwrap_err().to_string();
     assert!(err.contains("cannot resume bit-exactly") && err.contains("accumulate_grad_batches=2"), "{err}");
+    assert!(err.contains("(--set trainer.accumulate_grad_batches=2 to continue it)"), "{err}");
 }
 
 /// Gradients at the points where a naive rule gives NaN or the wrong

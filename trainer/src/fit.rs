@@ -1340,7 +1340,11 @@ fn load_for_resume(
         ));
     }
     if m.data_order != data_order {
-        problems.push(format!("its data order was `{}`, this run's is `{data_order}`", m.data_order));
+        problems.push(format!(
+            "its data order was `{}`, this run's is `{data_order}`{}",
+            m.data_order,
+            data_order_hint(&m.data_order, data_order)
+        ));
     }
     if m.log_sums.len() != progs.train_logs.len() || m.batch >= n_batches.max(1) {
         problems.push(format!(
@@ -1389,6 +1393,38 @@ fn load_for_resume(
     };
     eprintln!("resuming from {name}: epoch {}, batch {}, global step {}", pos.epoch, pos.batch, pos.global_step);
     Ok((params, states, pos))
+}
+
+/// What to set to get a checkpoint's data order back: the settings that
+/// differ (`batch_size=64` -> `--set data.batch_size=64`), or that the data
+/// itself changed (its example count).
+fn data_order_hint(saved: &str, now: &str) -> String {
+    let fields = |s: &str| -> Vec<(String, String)> {
+        s.split(',').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    let now = fields(now);
+    let mut sets = Vec::new();
+    let mut data_changed = false;
+    for (key, old) in fields(saved) {
+        if now.iter().any(|(k, v)| *k == key && *v == old) {
+            continue;
+        }
+        match key.as_str() {
+            "batch_size" | "val_split" | "shuffle" => sets.push(format!("--set data.{key}={old}")),
+            "accumulate_grad_batches" => sets.push(format!("--set trainer.{key}={old}")),
+            "n_train" => data_changed = true,
+            _ => {}
+        }
+    }
+    // Absent in `saved` (k = 1 is not written) but present now.
+    if now.iter().any(|(k, _)| k == "accumulate_grad_batches") && !saved.contains("accumulate_grad_batches") {
+        sets.push("--set trainer.accumulate_grad_batches=1".into());
+    }
+    match (sets.is_empty(), data_changed) {
+        (false, _) => format!(" ({} to continue it)", sets.join(" ")),
+        (true, true) => " (the training data has another number of examples: a new run, not a resume)".into(),
+        (true, false) => String::new(),
+    }
 }
 
 /// Removes the temp files that interrupted checkpoint writes left in any

@@ -32,6 +32,12 @@ impl Logger {
             let path = path.display().to_string();
             move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{path}: {e}"))
         };
+        if let Some(file) = base.ancestors().find(|p| p.exists() && !p.is_dir()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} is a file, where the run directory {} needs a directory", file.display(), base.display()),
+            ));
+        }
         std::fs::create_dir_all(&base).map_err(at(&base))?;
         let mut version = 0;
         let dir = loop {
