@@ -198,6 +198,7 @@ model Embedding(num: int, dim: int, std: float = 1.0) {
 fn multi_head_attention(x, w_qkv, b_qkv, w_out, b_out, heads: int, causal = false) {
     let t = size(x, 1)
     let d = size(x, 2)
+    assert(d / heads * heads == d, "multi_head_attention: the model width d (x's last dim) must be divisible by heads")
     let hd = d / heads
     let qkv = reshape(reshape(x, (-1, d)) @ w_qkv + b_qkv, (-1, t, 3, heads, hd))
     # [3, B, heads, T, hd]

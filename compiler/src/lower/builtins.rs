@@ -33,6 +33,7 @@ pub const NAMES: &[&str] = &[
     "size",
     "transpose",
     "print",
+    "assert",
     "zeros",
     "ones",
     "full",
@@ -199,6 +200,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "arange" => arange(el, &args, span),
         "size" => size(el, &args, span),
         "print" => print(el, args, span),
+        "assert" => compile_time_assert(el, &args, span),
         // With a shape, NumPy's: an f32 tensor (`zeros((2, 3))`, `full(shape(x), 0.5)`);
         // without, a parameter's initializer (`w: f32[4] = zeros()`).
         "zeros" | "ones" if !args.is_empty() => match args.as_slice() {
@@ -815,6 +817,33 @@ fn transpose_axes(el: &mut Elaborator, t: TVal, perm: &Val, span: Span) -> Val {
 /// `size(x, axis)`: the length of one axis of `x` as a compile-time integer
 /// (symbolic when the dim is, e.g. the batch `B`), so that generic functions
 /// can reshape by their argument's dims.
+/// `assert(condition, "message")`: a compile-time check, an error with the
+/// message (at the condition, with the calls that led there) when it is
+/// false. A layer checks its arguments with it (`d % heads == 0`), so the
+/// error says what is wrong instead of failing in a reshape further on.
+fn compile_time_assert(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    let [cond, message] = args else {
+        return bad(el, "`assert(condition, \"message\")` takes a condition and a message", span);
+    };
+    match (&cond.value, &message.value) {
+        (Val::Poison, _) | (_, Val::Poison) => Val::Poison,
+        (Val::Bool(true), Val::Str(_)) => Val::Unit,
+        (Val::Bool(false), Val::Str(m)) => {
+            el.failed_assert = true;
+            el.error(Diagnostic::error(Code::BadCall, m.clone()).with_label(cond.span, "this is false"))
+        }
+        (other, Val::Str(_)) => el.error(
+            Diagnostic::error(Code::TypeMismatch, "an `assert` condition must be known at compile time")
+                .with_label(cond.span, format!("this is {}", other.describe()))
+                .with_help("assert checks shapes, sizes and settings while compiling; a compiled step cannot stop on a tensor's value"),
+        ),
+        (_, other) => {
+            let msg = format!("`assert`'s message must be a string, not {}", other.describe());
+            bad(el, &msg, message.span)
+        }
+    }
+}
+
 fn size(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     let Some(t) = first_tensor(el, args, span, "size") else { return Val::Poison };
     let rank = t.ty.rank() as i64;

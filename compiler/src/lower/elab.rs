@@ -48,6 +48,9 @@ pub struct Elaborator<'p> {
     /// of symbolic integers in check mode (known only at each call, where
     /// the function is checked again). Poison is then expected.
     pub silent_poison: bool,
+    /// An `assert` just failed: the block it is in stops there (its later
+    /// statements would only report what the assert already said).
+    pub failed_assert: bool,
     /// `None` in check mode.
     pub builder: Option<Builder>,
     /// `Some` while elaborating a step method: where `log(...)` goes.
@@ -132,6 +135,7 @@ impl<'p> Elaborator<'p> {
             prog,
             diags: Vec::new(),
             silent_poison: false,
+            failed_assert: false,
             builder,
             logs: None,
             artifacts: None,
@@ -190,6 +194,9 @@ impl<'p> Elaborator<'p> {
         for stmt in &block.stmts {
             broken |= matches!(stmt, Stmt::Expr(e) if matches!(e.kind, ExprKind::Error));
             last = self.stmt(env, stmt);
+            if std::mem::take(&mut self.failed_assert) {
+                return Val::Poison;
+            }
         }
         if broken {
             self.silent_poison = true;
