@@ -115,6 +115,14 @@ impl Function {
     /// first result (a float scalar) with respect to each of `wrt`, in the
     /// order given.
     pub fn grad(&self, wrt: &[&str]) -> Result<Function, EmbedError> {
+        if self.wrt.is_some() {
+            // It would silently replace the first `wrt` (a first derivative, not a second).
+            return Err(EmbedError::Compile(format!(
+                "`{}` is a gradient already: for higher derivatives write them in the language \
+                 (`grad(grad(f))`, `jvp(grad(f), ...)`) and embed that function",
+                self.name
+            )));
+        }
         let indices = wrt
             .iter()
             .map(|w| {

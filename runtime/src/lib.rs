@@ -65,6 +65,8 @@ pub enum Error {
     InputType { index: usize, expected: Type, found: Type },
     #[error("the program takes {expected} inputs, {found} were given")]
     InputCount { expected: usize, found: usize },
+    #[error("input {index} has shape {ty} ({expected} values) but holds {found} values")]
+    InputData { index: usize, ty: Type, expected: usize, found: usize },
     #[error("CUDA backend: {0}")]
     Cuda(String),
     #[error("held inputs: {0}")]
@@ -193,6 +195,14 @@ impl Executable {
         for (index, input) in inputs {
             let expected = self.func.ty(self.func.param(index));
             if !input.has_type(expected) {
+                if input.dtype() == expected.dtype && input.shape == expected.shape {
+                    return Err(Error::InputData {
+                        index,
+                        ty: expected.clone(),
+                        expected: expected.shape.num_elements(),
+                        found: input.stored_len(),
+                    });
+                }
                 return Err(Error::InputType { index, expected: expected.clone(), found: input.ty() });
             }
         }
@@ -210,6 +220,8 @@ impl Executable {
         self.holding = None;
         self.staged = Staged::Nothing;
         self.host_held.recorded.clear();
+        // The last holding's kept outputs are not this one's values.
+        self.host_held.kept.clear();
         match &mut self.engine {
             Engine::Jit(_) | Engine::Interp => {
                 self.host_held.values = (0..self.func.n_params).map(|_| None).collect();

@@ -79,6 +79,9 @@ fn errors_name_the_problem() {
     assert_eq!(e, "no function `los` in embedded.jl; its functions are: predict, loss, cubic");
     let e = m.function("loss").unwrap().grad(&["v"]).err().unwrap().to_string();
     assert_eq!(e, "`loss` has no parameter `v`; its parameters are: w, b, x, y");
+    // A gradient's gradient would have replaced the first `wrt`: refused.
+    let e = m.function("loss").unwrap().grad(&["w"]).unwrap().grad(&["b"]).err().unwrap().to_string();
+    assert!(e.starts_with("`loss` is a gradient already"), "{e}");
     // Not a scalar: no gradient.
     let mut g = m.function("predict").unwrap().grad(&["w"]).unwrap().jit(Backend::Cpu);
     let e = g

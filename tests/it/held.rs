@@ -278,9 +278,21 @@ fn kept_outputs_stay_in_the_engine_until_read() {
     exe.keep_outputs(&[1]).unwrap();
     assert!(exe.kept_output(1).unwrap_err().to_string().contains("no value yet"));
     assert!(exe.keep_outputs(&[0]).unwrap_err().to_string().contains("carried"));
-    let want = interp::run(&func, &[a, b, x.clone()]);
+    let want = interp::run(&func, &[a.clone(), b.clone(), x.clone()]);
     let got = exe.run_held(vec![x]).unwrap();
     assert_eq!(got, vec![want[2].clone()]);
     assert_eq!(exe.kept_output(1).unwrap(), want[1]);
     assert!(exe.kept_output(2).unwrap_err().to_string().contains("not kept"));
+    // A new holding has no kept value yet (it had the last holding's).
+    exe.hold(vec![(0, a.clone()), (1, b.clone())], &[(0, 0)]).unwrap();
+    exe.keep_outputs(&[1]).unwrap();
+    assert!(exe.kept_output(1).unwrap_err().to_string().contains("no value yet"));
+    // A tensor whose data disagrees with its shape (public fields) is an
+    // error, not a read past its data.
+    let mut short = vec5(0.0);
+    short.data = compiler::ir::Data::F32(vec![0.0; 3]);
+    let err = exe.run_held(vec![short.clone()]).unwrap_err().to_string();
+    assert_eq!(err, "input 2 has shape f32[5] (5 values) but holds 3 values");
+    let err = Executable::compile(func, Backend::Cpu).unwrap().run(&[a, short, b]).unwrap_err().to_string();
+    assert!(err.starts_with("input 1 has shape f32[5]"), "{err}");
 }

@@ -213,6 +213,26 @@ impl Dataset {
                 ));
             }
         }
+        for (name, c) in [("inputs", x), ("targets", y)] {
+            // The pairs `Column::gather` can batch: stored values as
+            // themselves, bytes as floats (scaled) or labels.
+            let batchable = matches!(
+                (&c.values, c.dtype),
+                (Values::U8(_), DType::F32 | DType::F64 | DType::I32)
+                    | (Values::I32(_), DType::I32)
+                    | (Values::F32(_), DType::F32)
+                    | (Values::F64(_), DType::F64)
+                    | (Values::Bool(_), DType::Bool)
+            );
+            if !batchable {
+                return Err(format!(
+                    "the {name} store {} values but are to be batched as {}: bytes become f32, f64 or i32, \
+                     other values stay their own type",
+                    c.values.type_name(),
+                    c.dtype
+                ));
+            }
+        }
         if x.len() != y.len() {
             return Err(format!("{} examples of inputs but {} of targets", x.len(), y.len()));
         }
@@ -667,7 +687,7 @@ pub fn load_text(path: &Path, seq_len: usize) -> Result<Dataset, DataError> {
 pub fn parse_text(name: &str, file: &[u8], seq_len: usize) -> Result<Dataset, DataError> {
     let name = name.to_string();
     let bytes = decompress(&name, file)?;
-    let n = bytes.len().saturating_sub(1) / seq_len;
+    let n = bytes.len().saturating_sub(1).checked_div(seq_len).unwrap_or(0);
     if n == 0 {
         return Err(DataError::Invalid {
             path: name,
@@ -692,7 +712,8 @@ pub fn parse_text(name: &str, file: &[u8], seq_len: usize) -> Result<Dataset, Da
 /// Splits off `n_val` examples for validation after a seeded shuffle.
 pub fn split(data: &Dataset, n_val: usize, seed: u64) -> (Dataset, Dataset) {
     let order = Rng::derive(seed, "split").permutation(data.len());
-    let n_train = data.len() - n_val;
+    // More than there are: all of them held out.
+    let n_train = data.len().saturating_sub(n_val);
     (data.subset(&order[..n_train]), data.subset(&order[n_train..]))
 }
 

@@ -1361,6 +1361,15 @@ fn load_for_resume(
             m.batch, run.k
         ));
     }
+    // At most one step per batch: a larger count is not a position this run
+    // could have reached (a hand-edited file; it would overflow the step count).
+    let most_steps = m.epoch.checked_add(1).and_then(|e| e.checked_mul(n_batches.max(1)));
+    if most_steps.is_none_or(|most| m.global_step > most) {
+        problems.push(format!(
+            "its global step {} cannot follow from epoch {}, batch {} with {n_batches} batches per epoch",
+            m.global_step, m.epoch, m.batch
+        ));
+    }
     if !problems.is_empty() {
         return Err(FitError::Config(format!("cannot resume bit-exactly from {name}:\n  {}", problems.join("\n  "))));
     }

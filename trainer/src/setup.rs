@@ -298,6 +298,12 @@ fn from_module(
         if let Some(Err(e)) = data.map(Dataset::check) {
             return Err(FitError::Config(format!("{name}: the {split} split: {e}")));
         }
+        // An empty split would give NaN metrics (a mean of nothing), or nothing to train on.
+        if data.is_some_and(Dataset::is_empty) {
+            return Err(FitError::Config(format!(
+                "{name}: the {split} split holds no examples (return None for a split there is none of)"
+            )));
+        }
     }
     let cfg = DataConfig {
         source: SourceKind::Module,

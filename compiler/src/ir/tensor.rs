@@ -32,18 +32,26 @@ impl Tensor {
         };
         Tensor { shape: ty.shape.clone(), data }
     }
+    /// # Panics
+    /// When `values` does not hold `dims`' product of elements.
     pub fn f32(dims: &[usize], values: Vec<f32>) -> Tensor {
         assert_eq!(dims.iter().product::<usize>(), values.len(), "tensor data length");
         Tensor { shape: Shape(dims.to_vec()), data: Data::F32(values) }
     }
+    /// # Panics
+    /// When `values` does not hold `dims`' product of elements.
     pub fn f64(dims: &[usize], values: Vec<f64>) -> Tensor {
         assert_eq!(dims.iter().product::<usize>(), values.len(), "tensor data length");
         Tensor { shape: Shape(dims.to_vec()), data: Data::F64(values) }
     }
+    /// # Panics
+    /// When `values` does not hold `dims`' product of elements.
     pub fn i32(dims: &[usize], values: Vec<i32>) -> Tensor {
         assert_eq!(dims.iter().product::<usize>(), values.len(), "tensor data length");
         Tensor { shape: Shape(dims.to_vec()), data: Data::I32(values) }
     }
+    /// # Panics
+    /// When `values` does not hold `dims`' product of elements.
     pub fn bool(dims: &[usize], values: Vec<bool>) -> Tensor {
         assert_eq!(dims.iter().product::<usize>(), values.len(), "tensor data length");
         Tensor { shape: Shape(dims.to_vec()), data: Data::Bool(values) }
@@ -63,9 +71,21 @@ impl Tensor {
         Type { dtype: self.dtype(), shape: self.shape.clone() }
     }
     /// `self.ty() == *ty` without building the type (no allocation: the
-    /// steady-state step loop checks every input with it).
+    /// steady-state step loop checks every input with it), for a tensor
+    /// that holds its shape's number of values (`shape` and `data` are
+    /// public fields: one set by hand can disagree, and compiled code would
+    /// then read or write past the data).
     pub fn has_type(&self, ty: &Type) -> bool {
-        self.dtype() == ty.dtype && self.shape == ty.shape
+        self.dtype() == ty.dtype && self.shape == ty.shape && self.stored_len() == ty.shape.num_elements()
+    }
+    /// How many values `data` holds (`len()` is what the shape says).
+    pub fn stored_len(&self) -> usize {
+        match &self.data {
+            Data::F32(v) => v.len(),
+            Data::F64(v) => v.len(),
+            Data::I32(v) => v.len(),
+            Data::Bool(v) => v.len(),
+        }
     }
     pub fn len(&self) -> usize {
         self.shape.num_elements()
@@ -106,13 +126,13 @@ impl Tensor {
         Tensor { shape, data }
     }
     /// The single element of a scalar (or one-element) tensor, as f64
-    /// (the first element of a larger one), read in place.
+    /// (the first element of a larger one; NaN for an empty one), read in place.
     pub fn scalar_value(&self) -> f64 {
         match &self.data {
-            Data::F32(v) => v[0] as f64,
-            Data::F64(v) => v[0],
-            Data::I32(v) => v[0] as f64,
-            Data::Bool(v) => f64::from(u8::from(v[0])),
+            Data::F32(v) => v.first().map_or(f64::NAN, |&x| x as f64),
+            Data::F64(v) => v.first().copied().unwrap_or(f64::NAN),
+            Data::I32(v) => v.first().map_or(f64::NAN, |&x| x as f64),
+            Data::Bool(v) => v.first().map_or(f64::NAN, |&x| f64::from(u8::from(x))),
         }
     }
     pub fn as_f32(&self) -> Option<&[f32]> {

@@ -194,6 +194,11 @@ fn array_pairs_that_cannot_be_a_dataset_are_errors() {
         e(arr(&[2], Values::I32(vec![1, 2])), ys(), 0.5),
         "x.npy: scale = 0.5 applies to float or u8 inputs, not i32"
     );
+    // A column's batch dtype set by hand (public fields) to one its values
+    // cannot become: an error, not a panic when the first batch is formed.
+    let labels = Column { dtype: DType::F32, ..Column::new(Values::I32(vec![0, 1]), vec![], 1.0) };
+    let err = Dataset::new(Column::new(Values::F32(vec![0.0; 2]), vec![], 1.0), labels).unwrap_err();
+    assert_eq!(err, "the targets store i32 values but are to be batched as f32: bytes become f32, f64 or i32, other values stay their own type");
     // NaN and infinities are refused as a CSV's are (they surfaced as a NaN loss steps later).
     assert_eq!(
         e(arr(&[2, 3], Values::F32(vec![0.0, 1.0, 2.0, 3.0, f32::NAN, 5.0])), ys(), 1.0),
