@@ -466,6 +466,19 @@ pub fn parse_idx_pair(
             ),
         });
     }
+    // An images file given as labels: said so, before its dims are read as a
+    // label count (they would make a confusing "truncated" error).
+    let head = decompress(labels_name, labels)?;
+    if head.len() >= 4 && head[..3] == [0, 0, 8] && head[3] != 1 {
+        return Err(DataError::At {
+            path: labels_name.into(),
+            offset: 3,
+            message: format!(
+                "expected a labels file (magic 00 00 08 01: 1 dimension), found {} dimensions: an images file?",
+                head[3]
+            ),
+        });
+    }
     let (lab_dims, label_bytes) = parse_idx(labels_name, labels)?;
     if lab_dims.len() != 1 {
         return Err(DataError::At {

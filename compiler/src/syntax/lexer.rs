@@ -19,7 +19,7 @@ use std::fmt;
 pub struct LexError;
 
 #[derive(Logos, Clone, Debug, PartialEq)]
-#[logos(skip r"[ \t\r\f]+", error = LexError)]
+#[logos(skip r"[ \t\r\f\u{FEFF}]+", error = LexError)]
 pub enum Token {
     #[token("fn")]
     Fn,

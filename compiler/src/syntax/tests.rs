@@ -236,3 +236,11 @@ fn g(x) = grad(fn(w) = sum(w * x))(x) + (fn(a, b: f32 = 1.0) -> f32 = a * b)(1.0
     assert!(diags.is_empty(), "{diags:?}");
     assert_eq!(print_module(&m), "fn h() = (fn(x) = x) || y\n");
 }
+
+/// A byte-order mark (Windows editors write one) is whitespace: the file
+/// parses as it would without it.
+#[test]
+fn a_byte_order_mark_is_whitespace() {
+    let text = "fn main() {\n    print(1)\n}\n";
+    assert_eq!(parse_clean(&format!("\u{FEFF}{text}")).unwrap(), parse_clean(text).unwrap());
+}

@@ -62,7 +62,9 @@ fn idx_errors_name_the_file_the_offset_and_the_expectation() {
         ({ let mut b = images(); b.push(0); b }, labels(), "img: at byte 28: 1 trailing bytes: dimensions [3, 2, 2] end the data here"),
         (images(), idx(&[2], &[1, 2]), "lab: at byte 4: holds 2 labels but img holds 3 images: expected one label per image"),
         (labels(), labels(), "img: at byte 3: expected an images file (at least 2 dimensions: count, then each image's size), found 1 dimension"),
-        (images(), images(), "lab: at byte 3: expected a labels file (1 dimension), found 3 dimensions"),
+        (images(), images(), "lab: at byte 3: expected a labels file (magic 00 00 08 01: 1 dimension), found 3 dimensions: an images file?"),
+        // A real images file's dims are not a label count (this was a "truncated" error).
+        (images(), idx(&[3, 1000, 1000], &[]), "lab: at byte 3: expected a labels file (magic 00 00 08 01: 1 dimension), found 3 dimensions: an images file?"),
         (idx(&[0, 2, 2], &[]), idx(&[0], &[]), "img: at byte 4: the file holds no images"),
         (idx(&[0xffff_ffff, 0xffff_ffff, 0xffff_ffff], &[]), labels(), "img: at byte 4: dimensions [4294967295, 4294967295, 4294967295] overflow"),
     ];
