@@ -313,6 +313,50 @@ fn run_train(p: &compiler::lower::TrainPrograms, step: f32) -> Vec<Tensor> {
     interp::run(&p.train_step, &inputs)
 }
 
+/// An f64 parameter trains with Adam (the step and a schedule's value reach
+/// its update in f64: `b1 ^ step` with an f32 step was a dtype error inside
+/// stdlib/optim.jl), exactly Adam's f64 formula; AdamW with a schedule too.
+#[test]
+fn f64_parameters_train_with_adam_and_schedules() {
+    let model = |opt: &str| {
+        format!(
+            "use optim.{{adam, adamw, cosine_decay_schedule}}
+model M {{
+    w: f64[3]
+    fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 = f32(sum(self.w * self.w))
+    fn configure_optimizers(self) = {opt}
+}}
+"
+        )
+    };
+    let p = compile_train(&model("adam(lr = 0.01)"));
+    let (w, m, v) = ([0.5, -1.0, 2.0], [0.1, 0.0, -0.2], [0.01, 0.02, 0.03]);
+    let step = 3.0;
+    let inputs = vec![
+        Tensor::f64(&[3], w.to_vec()),
+        Tensor::f64(&[3], m.to_vec()),
+        Tensor::f64(&[3], v.to_vec()),
+        Tensor::scalar_f32(step as f32),
+        Tensor::f32(&[4, 2], vec![0.0; 8]),
+        Tensor::i32(&[4], vec![0; 4]),
+    ];
+    let out = interp::run(&p.train_step, &inputs);
+    let (b1, b2, lr, eps) = (0.9f64, 0.999f64, 0.01f64, 1e-8f64);
+    for i in 0..3 {
+        let g = 2.0 * w[i];
+        let m1 = b1 * m[i] + (1.0 - b1) * g;
+        let v1 = b2 * v[i] + (1.0 - b2) * g * g;
+        let want = w[i] - lr * (m1 / (1.0 - b1.powf(step))) / ((v1 / (1.0 - b2.powf(step))).sqrt() + eps);
+        let got = f64s(&out[0])[i];
+        assert!(rel_err(got, want) <= 1e-14, "w[{i}]: got {got}, Adam in f64 {want}");
+    }
+    let p =
+        compile_train(&model("adamw(lr = cosine_decay_schedule(0.01, 100), weight_decay = 0.1, decay_min_rank = 1)"));
+    let out = interp::run(&p.train_step, &inputs);
+    assert_eq!(out[0].dtype(), DType::F64);
+    assert!(f64s(&out[0]).iter().zip(w).all(|(a, b)| a.is_finite() && *a != b), "{:?}", out[0]);
+}
+
 #[test]
 fn every_stdlib_optimizer_compiles_into_a_training_step() {
     for (opt, states, name) in [

@@ -983,9 +983,22 @@ impl Update<'_> {
                 let sid = ValueId((n_params + i * n_states + s) as u32);
                 args.push(CallArg { name: None, name_span: None, value: t(sid), span: update_decl.span });
             }
-            args.push(arg(step_val.clone()));
+            // An f64 parameter gets the step and the step's hyperparameter
+            // values (schedules) in f64, so its update mixes no dtypes
+            // (`b1 ^ step`, `lr * g`); numbers take its dtype anyway.
+            let mut in_param_dtype = |v: &Val| match v {
+                Val::Tensor(TVal { ty, id })
+                    if ty.dtype.is_float() && ty.dtype != p.ty.dtype && p.ty.dtype.is_float() =>
+                {
+                    let id = id.map(|id| el.b().convert(id, p.ty.dtype));
+                    Val::Tensor(TVal { ty: ty.with_dtype(p.ty.dtype), id })
+                }
+                other => other.clone(),
+            };
+            args.push(arg(in_param_dtype(&step_val)));
             for (k, v) in hyper {
-                args.push(CallArg { name: Some(k.clone()), name_span: None, value: v.clone(), span: update_decl.span });
+                let value = in_param_dtype(v);
+                args.push(CallArg { name: Some(k.clone()), name_span: None, value, span: update_decl.span });
             }
             let res = el.call_fn(self.opt.update, None, args, update_decl.span);
             let items = match res {
