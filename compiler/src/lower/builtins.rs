@@ -949,9 +949,31 @@ fn log_metric(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
         }
         _ => return bad(el, "log(name, value, prog_bar = false) needs a value", span),
     };
-    let prog_bar = args.iter().any(|a| a.name.as_deref() == Some("prog_bar") && matches!(a.value, Val::Bool(true)));
+    let mut prog_bar = false;
+    for a in args.iter().skip(2) {
+        match (a.name.as_deref(), &a.value) {
+            (Some("prog_bar"), Val::Bool(b)) => prog_bar = *b,
+            (Some("on_step" | "on_epoch"), _) => {
+                return bad(
+                    el,
+                    "`log` takes (name, value, prog_bar = false): a training step's value always gets both \
+                     its `_step` and its `_epoch` columns (a validation step's: the epoch's mean)",
+                    a.span,
+                )
+            }
+            _ => return bad(el, "`log` takes (name, value, prog_bar = false)", a.span),
+        }
+    }
+    let earlier = el.logs.as_ref().and_then(|logs| logs.iter().find(|l| l.name == name)).map(|l| l.span);
+    if let Some(first) = earlier {
+        return el.error(
+            Diagnostic::error(Code::NotAllowed, format!("`{name}` is logged twice in one step"))
+                .with_label(span, "logged again here")
+                .with_label(first, "first logged here"),
+        );
+    }
     if let Some(logs) = el.logs.as_mut() {
-        logs.push(LogEntry { name, value, prog_bar });
+        logs.push(LogEntry { name, value, prog_bar, span });
     }
     Val::Unit
 }

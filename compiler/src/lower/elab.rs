@@ -29,6 +29,8 @@ pub struct LogEntry {
     pub name: String,
     pub value: TVal,
     pub prog_bar: bool,
+    /// The `log(...)` call, for errors about the name.
+    pub span: Span,
 }
 
 /// One `print(...)` call in `main`: strings and indices of printed outputs.

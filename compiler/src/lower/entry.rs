@@ -57,6 +57,9 @@ pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
                                         el.error(d);
                                     }
                                 }
+                                if method.name.name == "training_step" {
+                                    reserved_log_names(&mut el);
+                                }
                                 el.logs = None;
                                 el.artifacts = None;
                             }
@@ -162,6 +165,20 @@ fn check_fn_here(
 /// `main` is the script's entry: nothing can pass it arguments.
 fn main_takes_no_parameters(decl: &ast::FnDecl) -> Diagnostic {
     Diagnostic::error(Code::BadCall, "`main` must take no parameters").with_label(decl.name.span, "defined here")
+}
+
+/// A `training_step` logging `train_loss`: the trainer logs the returned
+/// loss under that name (`train_loss_step`, `train_loss_epoch`), and a
+/// second column of the same name would hide one of them.
+fn reserved_log_names(el: &mut Elaborator) {
+    let clashes: Vec<Span> = el.logs.iter().flatten().filter(|l| l.name == "train_loss").map(|l| l.span).collect();
+    for span in clashes {
+        el.error(
+            Diagnostic::error(Code::NotAllowed, "`train_loss` is the trainer's own log of the loss training_step returns")
+                .with_label(span, "logged here")
+                .with_help("the returned loss is logged as train_loss_step and train_loss_epoch already; log other values under other names"),
+        );
+    }
 }
 
 /// The report for a `training_step` whose result `out` is not a float
@@ -1104,6 +1121,9 @@ fn lower_step(
     }
     el.logs = Some(Vec::new());
     let out = el.call_method(inst, method, args, mdecl.span);
+    if is_train {
+        reserved_log_names(&mut el);
+    }
     let logs: Vec<LogEntry> = el.logs.take().unwrap_or_default();
     if el.diags.iter().any(Diagnostic::is_error) {
         let mut diags = dedup(el.diags);
