@@ -184,7 +184,8 @@ enum BackendArg {
     Cpu,
     /// The reference interpreter.
     Interp,
-    /// PTX kernels and cuBLAS on an NVIDIA GPU (binaries built with `--features cuda`).
+    /// PTX kernels and cuBLAS on an NVIDIA GPU (binaries built with `--features cuda`); `gpu` is Lightning's name.
+    #[value(alias = "gpu")]
     Cuda,
     /// `cuda` when this binary has CUDA support and a GPU is present, else `cpu`.
     Auto,

@@ -210,6 +210,11 @@ fn jlc_plot_and_the_rust_examples_run() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("accelerator: cpu (Cranelift JIT)"), "{err}");
+    // `gpu` (Lightning's name) is `cuda`: here, a binary without it, said before any run directory is made.
+    let (code, _, err) =
+        crate::evaluate::jlc_out(&["run", model.to_str().unwrap(), "--set", &logs_at, "--accelerator", "gpu"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("built without CUDA support"), "{err}");
     // A newer run with only the header (killed before its first row) is
     // passed over: the root plots the newest run with data.
     let killed = logs.join("lightning_logs/version_2");
