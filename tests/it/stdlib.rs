@@ -313,6 +313,50 @@ fn run_train(p: &compiler::lower::TrainPrograms, step: f32) -> Vec<Tensor> {
     interp::run(&p.train_step, &inputs)
 }
 
+/// `math`'s helpers against jax.numpy's results (written out here) on a
+/// matrix with inf, -inf and NaN, in f64: clip keeps NaN, isnan/isinf/
+/// isfinite, argmin (NaN the smallest, first of ties), eye, tril/triu (inf in
+/// the dropped triangle gives 0, not NaN), and clip's gradient (1 at the limits).
+#[test]
+fn math_helpers_match_jax_numpy() {
+    let src = "use math.{clip, isnan, isinf, isfinite, argmin, eye, tril, triu}
+fn c(x: f64[3, 3]) = clip(x, -1.0, 2.0)
+fn tests(x: f64[3, 3]) = (isnan(x), isinf(x), isfinite(x))
+fn mins(x: f64[3, 3]) = (argmin(x), argmin(x, axis = 0))
+fn tri(x: f64[3, 3]) = (tril(x), triu(x))
+fn e() = eye(3)
+fn dclip(x: f64[6]) = grad(fn(v) = sum(clip(v, -1.0, 2.0)))(x)
+";
+    let (inf, nan) = (f64::INFINITY, f64::NAN);
+    let x = Tensor::f64(&[3, 3], vec![1.0, -2.0, inf, nan, 5.0, -inf, 3.0, 3.0, -7.0]);
+    // Bits, with every NaN as one (backends differ in a NaN's sign bit).
+    let bits = |t: &Tensor| t.to_f64_vec().iter().map(|v| if v.is_nan() { 1 } else { v.to_bits() }).collect::<Vec<_>>();
+    let want = Tensor::f64(&[3, 3], vec![1.0, -1.0, 2.0, nan, 2.0, -1.0, 2.0, 2.0, -1.0]);
+    assert_eq!(bits(&interp::run(&lower(src, "c"), &[x.clone()])[0]), bits(&want));
+    let b = |v: [u8; 9]| Tensor::bool(&[3, 3], v.iter().map(|&x| x == 1).collect());
+    let got = interp::run(&lower(src, "tests"), &[x.clone()]);
+    assert_eq!(got[0], b([0, 0, 0, 1, 0, 0, 0, 0, 0]), "isnan");
+    assert_eq!(got[1], b([0, 0, 1, 0, 0, 1, 0, 0, 0]), "isinf");
+    assert_eq!(got[2], b([1, 1, 0, 0, 1, 0, 1, 1, 1]), "isfinite");
+    let got = interp::run(&lower(src, "mins"), &[x.clone()]);
+    assert_eq!((got[0].clone(), got[1].clone()), (Tensor::i32(&[3], vec![1, 0, 2]), Tensor::i32(&[3], vec![1, 0, 1])));
+    let got = interp::run(&lower(src, "tri"), &[x.clone()]);
+    let lower_t = Tensor::f64(&[3, 3], vec![1.0, 0.0, 0.0, nan, 5.0, 0.0, 3.0, 3.0, -7.0]);
+    let upper_t = Tensor::f64(&[3, 3], vec![1.0, -2.0, inf, 0.0, 5.0, -inf, 0.0, 0.0, -7.0]);
+    assert_eq!((bits(&got[0]), bits(&got[1])), (bits(&lower_t), bits(&upper_t)));
+    let eye: Vec<f64> = (0..9).map(|i| if i % 4 == 0 { 1.0 } else { 0.0 }).collect();
+    assert_eq!(interp::run(&lower(src, "e"), &[])[0], Tensor::f32(&[3, 3], eye.iter().map(|&v| v as f32).collect()));
+    let g = interp::run(&lower(src, "dclip"), &[Tensor::f64(&[6], vec![-2.0, -1.0, 0.0, 1.0, 2.0, 3.0])]);
+    assert_eq!(f64s(&g[0]), [0.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
+    // The optimizer (no rule may fold `x != x`) and the CPU backend agree bitwise.
+    for name in ["c", "tests", "mins", "tri"] {
+        let (opt, _) = compiler::opt::optimize(&lower(src, name), &Default::default());
+        let mut exe = runtime::Executable::compile(opt, runtime::Backend::Cpu).unwrap();
+        let (got, want) = (exe.run(&[x.clone()]).unwrap(), interp::run(&lower(src, name), &[x.clone()]));
+        assert_eq!(got.iter().map(bits).collect::<Vec<_>>(), want.iter().map(bits).collect::<Vec<_>>(), "{name}");
+    }
+}
+
 /// An f64 parameter trains with Adam (the step and a schedule's value reach
 /// its update in f64: `b1 ^ step` with an f32 step was a dtype error inside
 /// stdlib/optim.jl), exactly Adam's f64 formula; AdamW with a schedule too.

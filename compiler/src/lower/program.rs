@@ -25,6 +25,7 @@ pub const STDLIB: &[(&str, &str)] = &[
     ("losses", include_str!("../../../stdlib/losses.jl")),
     ("metrics", include_str!("../../../stdlib/metrics.jl")),
     ("optim", include_str!("../../../stdlib/optim.jl")),
+    ("math", include_str!("../../../stdlib/math.jl")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

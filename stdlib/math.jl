@@ -1,0 +1,40 @@
+# stdlib/math.jl: array helpers jax.numpy has as functions, written with the
+# builtins (so every backend and every transformation has them).
+
+# Each element limited to [lo, hi] (jnp.clip): NaN stays NaN. The gradient
+# is 1 inside and 0 outside; at lo or hi it is 1 (a tie of `max`/`min`
+# sends its gradient to the left operand; JAX gives 0.5 there).
+fn clip(x, lo, hi) = min(max(x, lo), hi)
+
+# Element tests (jnp.isnan, jnp.isinf, jnp.isfinite), as bool tensors: NaN
+# is the only value unequal to itself.
+fn isnan(x) = x != x
+
+fn isinf(x) = abs(x) == 1.0 / 0.0
+
+fn isfinite(x) = abs(x) < 1.0 / 0.0
+
+# The index of the smallest element along `axis` (the first of equal minima;
+# NaN counts as the smallest, as jnp.argmin's): argmax of -x. For an i32
+# tensor, -2147483648 has no negation and is the one exception.
+fn argmin(x, axis = -1) = argmax(-x, axis = axis)
+
+# The n x n identity matrix (jnp.eye(n)), f32.
+fn eye(n: int) = where(reshape(arange(n), (n, 1)) == reshape(arange(n), (1, n)), 1.0, 0.0)
+
+# The lower and upper triangles of the last two axes (jnp.tril, jnp.triu
+# with k = 0): the other elements are 0.
+fn tril(x) = where(triangle(x, true), x, 0.0)
+
+fn triu(x) = where(triangle(x, false), x, 0.0)
+
+# Where row >= column (lower) or row <= column (upper) for x's last two axes.
+fn triangle(x, lower: bool) {
+    let rows = reshape(arange(size(x, -2)), (-1, 1))
+    let cols = reshape(arange(size(x, -1)), (1, -1))
+    if lower {
+        rows >= cols
+    } else {
+        rows <= cols
+    }
+}
