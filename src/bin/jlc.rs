@@ -59,6 +59,12 @@ enum Command {
         /// mid-epoch; logs go to a new version directory.
         #[arg(long, value_name = "PATH|last|best")]
         resume: Option<String>,
+        /// Start a new run from a checkpoint's parameters (fine-tuning, or
+        /// another optimizer): its optimizer state, step count and
+        /// callbacks are not taken. The parameters' names and shapes must
+        /// match this model's.
+        #[arg(long, value_name = "PATH")]
+        init_from: Option<PathBuf>,
         /// Print the fully resolved configuration (defaults filled in,
         /// overrides applied) as the run directory's `hparams.yaml` would
         /// hold it, and exit without training.
@@ -434,12 +440,24 @@ fn run(cli: Cli) -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "jlc", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Command::Run { file, mut overrides, backend, no_opt, disabled_rules, seed, threads, resume, print_config } => {
+        Command::Run {
+            file,
+            mut overrides,
+            backend,
+            no_opt,
+            disabled_rules,
+            seed,
+            threads,
+            resume,
+            init_from,
+            print_config,
+        } => {
             // What only a training run takes (a script would silently ignore it).
             let training_options: Vec<&str> = [
                 ("--set", !overrides.is_empty()),
                 ("--seed", seed.is_some()),
                 ("--resume", resume.is_some()),
+                ("--init-from", init_from.is_some()),
                 ("--print-config", print_config),
             ]
             .into_iter()
@@ -472,6 +490,7 @@ fn run(cli: Cli) -> ExitCode {
                     progress: std::io::stderr().is_terminal(),
                     compiler: compiler_opts,
                     resume: resume.map(|r| trainer::Resume::parse(&r)),
+                    init_from,
                     interrupt: None,
                 };
                 if print_config {

@@ -246,6 +246,38 @@ pub fn jlc(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// `--init-from`: a new run starts from a checkpoint's parameters, with
+/// another optimizer (its Adam states are not taken), at step 0, in a new
+/// version directory; combined with --resume it is refused, and a model
+/// whose parameters differ is told which.
+#[test]
+fn init_from_starts_a_new_run_from_a_checkpoints_parameters() {
+    let (path, text) = digits();
+    let logs = tempdir("init-from");
+    let first = fit(&path, &text, &logs, &["trainer.max_epochs=1".to_string()], None);
+    let ck = first.last_checkpoint.clone().unwrap();
+    // SGD with lr = 0: one step leaves the parameters as they were loaded.
+    let sgd = text.replace("use optim.adam", "use optim.sgd").replace("adam(lr = 1e-2)", "sgd(lr = 0.0)");
+    let opts = |resume: Option<trainer::Resume>| trainer::FitOptions {
+        overrides: vec![format!("trainer.default_root_dir={}", logs.display()), "trainer.max_steps=1".into()],
+        init_from: Some(ck.clone()),
+        resume,
+        ..Default::default()
+    };
+    let second = trainer::fit(&path, &sgd, &opts(None)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(second.steps, 1, "a new run counts from 0");
+    for ((spec, got), (_, want)) in second.params.iter().zip(&first.params) {
+        assert_eq!(bits(got), bits(want), "{}", spec.path);
+    }
+    let hparams = std::fs::read_to_string(second.log_dir.join("hparams.yaml")).unwrap();
+    assert!(hparams.contains(&format!("init_from: {:?}", ck.display().to_string())), "{hparams}");
+    let err = trainer::fit(&path, &sgd, &opts(Some(trainer::Resume::Last))).unwrap_err().to_string();
+    assert!(err.contains("give one of them"), "{err}");
+    let wider = text.replace("hidden: int = 64", "hidden: int = 32");
+    let err = trainer::fit(&path, &wider, &opts(None)).unwrap_err().to_string();
+    assert!(err.contains("mis-shaped: `l1.weight`") && !err.contains("opt."), "{err}");
+}
+
 /// A file where the run directory should be: said so (it was `File exists (os error 17)`).
 #[test]
 fn a_file_in_place_of_the_run_directory_is_named() {

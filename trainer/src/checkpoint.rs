@@ -420,6 +420,17 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// The model's parameters alone (`expected`: their checkpoint names and
+    /// types), strictly as `take_strict`, ignoring the optimizer's states
+    /// (`opt.*`) whatever optimizer wrote them: what evaluating a checkpoint
+    /// or starting a new run from its weights needs.
+    pub fn take_params(&mut self, path: &str, expected: &[(String, Type)]) -> Result<Vec<Tensor>, CheckpointError> {
+        self.tensors.retain(|(n, _)| !n.starts_with("opt.") || expected.iter().any(|(e, _)| e == n));
+        self.take_strict(path, expected)
+    }
+}
+
 /// Reads and decodes the checkpoint at `path`.
 pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
     let name = path.display().to_string();

@@ -170,8 +170,7 @@ pub fn run_with_data(
         eprintln!("warning: {} changed since {name} was saved (the parameters fit)", path.display());
     }
     let names = checkpoint_names(&setup.progs);
-    let mut params = ck.take_strict(&name, &names)?;
-    params.truncate(setup.progs.params.len());
+    let params = ck.take_params(&name, &names[..setup.progs.params.len()])?;
     let mut exes = setup.eval_programs(stage, data, opts.backend, &opts.compiler, opts.color)?;
     let (takes_key, purpose) = match stage {
         Stage::Validate => (setup.progs.keys.val, "validation_step"),

@@ -130,6 +130,9 @@ pub struct FitOptions {
     pub compiler: compiler::Options,
     /// Continue a run from a checkpoint (bit-exactly, also mid-epoch).
     pub resume: Option<Resume>,
+    /// Start a new run from a checkpoint's parameters (fine-tuning): the
+    /// optimizer's state, the position and the callbacks start afresh.
+    pub init_from: Option<PathBuf>,
     /// Set (by a signal handler) to stop after the current step: `last` is
     /// written, logs are flushed, and `fit` returns `FitError::Interrupted`.
     pub interrupt: Option<Arc<AtomicBool>>,
@@ -147,6 +150,7 @@ impl Default for FitOptions {
             progress: false,
             compiler: compiler::Options::default(),
             resume: None,
+            init_from: None,
             interrupt: None,
         }
     }
@@ -536,6 +540,19 @@ fn fit_prepared<'scope, 'env>(
         }
         resumed_from = Some(ck_path);
     }
+    if let Some(from) = &opts.init_from {
+        if opts.resume.is_some() {
+            return Err(FitError::Config(
+                "--init-from starts a new run from a checkpoint's parameters and --resume continues a run: \
+                 give one of them"
+                    .into(),
+            ));
+        }
+        let name = from.display().to_string();
+        let mut ck = checkpoint::load(from)?;
+        params = ck.take_params(&name, &names[..n_params])?;
+        eprintln!("parameters from {name}; the optimizer's state, the step count and the callbacks start afresh");
+    }
 
     let mut metric_names: Vec<String> = Vec::new();
     metric_names.push("train_loss_step".into());
@@ -551,6 +568,9 @@ fn fit_prepared<'scope, 'env>(
     let mut hparams = hparams_yaml(data_cfg, trainer_cfg, progs, path);
     if let Some(p) = &resumed_from {
         hparams.push_str(&format!("resumed_from: {:?}\n", p.display().to_string()));
+    }
+    if let Some(p) = &opts.init_from {
+        hparams.push_str(&format!("init_from: {:?}\n", p.display().to_string()));
     }
     let mut logger = if dev_run > 0 {
         Logger::disabled(base.join("fast_dev_run"))

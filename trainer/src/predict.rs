@@ -106,8 +106,7 @@ pub fn run_with_data(
     if ck.meta.model_hash != checkpoint::model_hash(text) {
         eprintln!("warning: {} changed since {name} was saved (the parameters fit)", path.display());
     }
-    let mut params = ck.take_strict(&name, &checkpoint_names(&setup.progs))?;
-    params.truncate(setup.progs.params.len());
+    let params = ck.take_params(&name, &checkpoint_names(&setup.progs)[..setup.progs.params.len()])?;
 
     // One program per batch size: full batches, and the last, smaller one.
     let bs = setup.data_cfg.batch_size;
