@@ -666,6 +666,11 @@ fn unknown_key(e: &SettingEntry, section: &str, known: &[&str]) -> Diagnostic {
     // A key of the other section (`trainer.batch_size`) says where it belongs.
     let (other, other_keys) = if section == "data" { ("trainer", TRAINER_KEYS) } else { ("data", DATA_KEYS) };
     d = match compiler::lower::suggest::closest(&e.key, known.iter().copied()) {
+        _ if e.key == "callbacks" => d.with_help(
+            "ModelCheckpoint and EarlyStopping are set flat: checkpoint_monitor, checkpoint_mode, save_top_k, \
+             save_last, checkpoint_filename, early_stopping_monitor, early_stopping_mode, early_stopping_patience, \
+             early_stopping_min_delta; a callback of your own is Rust (`trainer::Callback`)",
+        ),
         _ if other_keys.contains(&e.key.as_str()) => d.with_help(format!(
             "`{}` is a {other} setting: {}",
             e.key,

@@ -468,6 +468,19 @@ fn settings(list: &[ast::Setting], consts: &[&ast::ConstDecl], diags: &mut Vec<D
             );
             continue;
         }
+        // Lightning's `callbacks = [ModelCheckpoint(...), ...]` is not a
+        // setting; whatever its value, the section's check says so (with
+        // the section's other errors, which a value error here would hide).
+        if s.key.name == "callbacks" {
+            out.push(SettingEntry {
+                key: s.key.name.clone(),
+                key_span: s.key.span,
+                value: ConstValue::Bool(false),
+                value_span: s.value.span,
+                set_by: None,
+            });
+            continue;
+        }
         if let Some(v) = const_value(&s.value, consts, diags) {
             out.push(SettingEntry {
                 key: s.key.name.clone(),

@@ -19,4 +19,5 @@ trainer {
     max_epochs = "ten"
     early_stopping_patience = 3
     checkpoint_filename = "ckpt/epoch={epoch}"
+    callbacks = [checkpoint(monitor = "val_acc")]
 }
