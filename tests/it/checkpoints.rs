@@ -278,6 +278,21 @@ fn init_from_starts_a_new_run_from_a_checkpoints_parameters() {
     assert!(err.contains("mis-shaped: `l1.weight`") && !err.contains("opt."), "{err}");
 }
 
+/// A validation value named like a training column (`train_loss_epoch`)
+/// would share its metrics.csv column: refused before training.
+#[test]
+fn a_validation_log_named_like_a_training_column_is_refused() {
+    let (path, text) = digits();
+    let clash = text.replace("log(\"val_loss\"", "log(\"train_loss_epoch\"");
+    assert_ne!(clash, text);
+    let opts = trainer::FitOptions {
+        overrides: vec![format!("trainer.default_root_dir={}", tempdir("log-clash").display())],
+        ..Default::default()
+    };
+    let err = trainer::fit(&path, &clash, &opts).unwrap_err().to_string();
+    assert!(err.starts_with("validation_step logs `train_loss_epoch`, the name of a training column"), "{err}");
+}
+
 /// A file where the run directory should be: said so (it was `File exists (os error 17)`).
 #[test]
 fn a_file_in_place_of_the_run_directory_is_named() {

@@ -426,7 +426,12 @@ impl Checkpoint {
     /// (`opt.*`) whatever optimizer wrote them: what evaluating a checkpoint
     /// or starting a new run from its weights needs.
     pub fn take_params(&mut self, path: &str, expected: &[(String, Type)]) -> Result<Vec<Tensor>, CheckpointError> {
-        self.tensors.retain(|(n, _)| !n.starts_with("opt.") || expected.iter().any(|(e, _)| e == n));
+        // `opt.<parameter>.<k>`: state k of one of these parameters.
+        let is_state = |n: &str| {
+            let state = n.strip_prefix("opt.").and_then(|rest| rest.rsplit_once('.'));
+            state.is_some_and(|(p, k)| k.parse::<usize>().is_ok() && expected.iter().any(|(e, _)| e == p))
+        };
+        self.tensors.retain(|(n, _)| !is_state(n));
         self.take_strict(path, expected)
     }
 }

@@ -474,6 +474,7 @@ fn fit_prepared<'scope, 'env>(
 
     let epoch_names = epoch_metric_names(progs, !val_exes.is_empty());
     check_metric_names(trainer_cfg, &epoch_names, progs)?;
+    check_log_clashes(progs)?;
     for note in mode_notes(trainer_cfg) {
         eprintln!("note: {note}");
     }
@@ -512,6 +513,13 @@ fn fit_prepared<'scope, 'env>(
     let mut pos =
         Position { epoch: 0, batch: 0, global_step: 0, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
     let mut resumed_from = None;
+    if opts.init_from.is_some() && opts.resume.is_some() {
+        return Err(FitError::Config(
+            "--init-from starts a new run from a checkpoint's parameters and --resume continues a run: \
+             give one of them"
+                .into(),
+        ));
+    }
     if let Some(resume) = &opts.resume {
         let run = RunShape { names: &names, n_params, n_batches, data_order: &data_order, seed: trainer_cfg.seed, k };
         let ck_path = resolve_checkpoint(resume, base, "--resume", "resume from")?;
@@ -541,13 +549,6 @@ fn fit_prepared<'scope, 'env>(
         resumed_from = Some(ck_path);
     }
     if let Some(from) = &opts.init_from {
-        if opts.resume.is_some() {
-            return Err(FitError::Config(
-                "--init-from starts a new run from a checkpoint's parameters and --resume continues a run: \
-                 give one of them"
-                    .into(),
-            ));
-        }
         let name = from.display().to_string();
         let mut ck = checkpoint::load(from)?;
         params = ck.take_params(&name, &names[..n_params])?;
@@ -1314,6 +1315,26 @@ fn mode_notes(cfg: &TrainerConfig) -> Vec<String> {
     notes
 }
 
+/// A validation or test value named like a training column
+/// (`train_loss_epoch`, or `acc_step` when training logs `acc`) would share
+/// its column in metrics.csv and hide one of the two.
+fn check_log_clashes(progs: &TrainPrograms) -> Result<(), FitError> {
+    let mut train_columns = vec!["train_loss_step".to_string(), "train_loss_epoch".to_string()];
+    for (n, _) in &progs.train_logs {
+        train_columns.push(format!("{n}_step"));
+        train_columns.push(format!("{n}_epoch"));
+    }
+    for (step, logs) in [("validation_step", &progs.val_logs), ("test_step", &progs.test_logs)] {
+        if let Some((n, _)) = logs.iter().find(|(n, _)| train_columns.contains(n)) {
+            return Err(FitError::Config(format!(
+                "{step} logs `{n}`, the name of a training column (training logs: {}): rename it",
+                train_columns.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The metrics each epoch end has, what monitors and file names may use:
 /// the training means, and the validation values when the run validates.
 pub(crate) fn epoch_metric_names(progs: &TrainPrograms, validates: bool) -> Vec<String> {
@@ -1450,9 +1471,9 @@ fn data_order_hint(saved: &str, now: &str) -> String {
         sets.push("--set trainer.accumulate_grad_batches=1".into());
     }
     match (sets.is_empty(), data_changed) {
-        (false, _) => format!(" ({} to continue it)", sets.join(" ")),
-        (true, true) => " (the training data has another number of examples: a new run, not a resume)".into(),
-        (true, false) => String::new(),
+        (_, true) => " (the training data has another number of examples: a new run, not a resume)".into(),
+        (false, false) => format!(" ({} to continue it)", sets.join(" ")),
+        (true, false) => " (limit_train_batches or overfit_batches changed? set them as before)".into(),
     }
 }
 

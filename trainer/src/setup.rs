@@ -298,8 +298,10 @@ fn from_module(
         if let Some(Err(e)) = data.map(Dataset::check) {
             return Err(FitError::Config(format!("{name}: the {split} split: {e}")));
         }
-        // An empty split would give NaN metrics (a mean of nothing), or nothing to train on.
-        if data.is_some_and(Dataset::is_empty) {
+        // An empty split would give nothing to train on, or NaN test
+        // metrics (a mean of nothing); an empty validation split only
+        // skips validation, with a note (as Lightning does).
+        if split != "validation" && data.is_some_and(Dataset::is_empty) {
             return Err(FitError::Config(format!(
                 "{name}: the {split} split holds no examples (return None for a split there is none of)"
             )));

@@ -814,13 +814,10 @@ fn transpose_axes(el: &mut Elaborator, t: TVal, perm: &Val, span: Span) -> Val {
     Val::Tensor(TVal { ty, id })
 }
 
-/// `size(x, axis)`: the length of one axis of `x` as a compile-time integer
-/// (symbolic when the dim is, e.g. the batch `B`), so that generic functions
-/// can reshape by their argument's dims.
 /// `assert(condition, "message")`: a compile-time check, an error with the
 /// message (at the condition, with the calls that led there) when it is
-/// false. A layer checks its arguments with it (`d % heads == 0`), so the
-/// error says what is wrong instead of failing in a reshape further on.
+/// false. A layer checks its arguments with it (`d / heads * heads == d`),
+/// so the error says what is wrong instead of failing in a reshape further on.
 fn compile_time_assert(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     let [cond, message] = args else {
         return bad(el, "`assert(condition, \"message\")` takes a condition and a message", span);
@@ -844,6 +841,9 @@ fn compile_time_assert(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val
     }
 }
 
+/// `size(x, axis)`: the length of one axis of `x` as a compile-time integer
+/// (symbolic when the dim is, e.g. the batch `B`), so that generic functions
+/// can reshape by their argument's dims.
 fn size(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     let Some(t) = first_tensor(el, args, span, "size") else { return Val::Poison };
     let rank = t.ty.rank() as i64;

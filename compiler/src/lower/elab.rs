@@ -1037,6 +1037,9 @@ impl<'p> Elaborator<'p> {
             return Val::Poison;
         }
         let before = self.diags.len();
+        // A failed `assert` stops its own function's block, not the caller's
+        // (a body without a block leaves the flag set: cleared here).
+        let outer_assert = std::mem::take(&mut self.failed_assert);
         // A body block's scope stays open for the return type: dims its
         // top-level `let` annotations bound (`H`, `...`) hold "for the rest
         // of the function", which the declared return type is part of.
@@ -1047,6 +1050,7 @@ impl<'p> Elaborator<'p> {
             }
             _ => self.expr(&mut env, body),
         };
+        self.failed_assert = outer_assert;
         // An error inside a function of another file (a stdlib module, an
         // imported file) also points at the call that led there: the user
         // sees their own line, not only library code. One label per file

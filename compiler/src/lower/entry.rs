@@ -91,6 +91,8 @@ pub(super) fn check_fn(
     // function that made it: another function's poison still needs an error
     // (the debug check in `builtins::call`).
     let outer = std::mem::replace(&mut el.silent_poison, false);
+    // A failed `assert` elsewhere does not stop this function's checks.
+    el.failed_assert = false;
     let res = check_fn_here(el, module, f, model.clone(), true);
     // A `flag: bool` parameter is a compile-time bool when its caller gives
     // one (`if flag { ... }` selects code), so checked alone it is one:
@@ -98,9 +100,18 @@ pub(super) fn check_fn(
     let has_flag = f.params.iter().any(|p| p.ty.as_ref().is_some_and(|t| t.dims.is_none() && t.name.name == "bool"));
     if res.is_some() && has_flag {
         el.silent_poison = false;
+        // The second pass logs the same names again: its own list.
+        if el.logs.is_some() {
+            el.logs = Some(Vec::new());
+        }
+        if el.artifacts.is_some() {
+            el.artifacts = Some(Vec::new());
+        }
+        el.failed_assert = false;
         check_fn_here(el, module, f, model, false);
     }
     el.silent_poison = outer;
+    el.failed_assert = false;
     res
 }
 

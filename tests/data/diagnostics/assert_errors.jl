@@ -6,10 +6,17 @@ fn blocks(x, n: int) {
     reshape(x, (-1, n))
 }
 
+# A failed assert in a one-expression function does not hide another function's error.
+fn always() = assert(false, "always fails")
+
+fn widen(x: f32[3]) = x + ones((4, 4))
+
 fn main() {
     let x = reshape(linspace(-1.0, 1.0, 12), (1, 2, 6))
     print(blocks(linspace(0.0, 1.0, 6), 4))
     print(multi_head_attention(x, zeros((6, 18)), zeros(18), zeros((6, 6)), zeros(6), 4))
     assert(sum(x) > 0.0, "positive")
     assert(true, 3)
+    always()
+    print(widen(linspace(0.0, 1.0, 3)))
 }
