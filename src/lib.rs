@@ -71,7 +71,10 @@ pub fn check_source_here(name: &str, text: &str, read: &mut compiler::lower::Rea
 /// the `data` and `trainer` sections. Needs a big stack, like `check_source_here`.
 pub fn check_loaded(prog: &compiler::lower::Program) -> Vec<Diagnostic> {
     let mut diags = compiler::lower::check_program(prog);
-    if let Ok(sections) = compiler::lower::training_sections(prog) {
+    // `check_program` reported the sections' own errors; the checks below
+    // run on what could be read of them, so one mistake hides no other.
+    {
+        let (sections, _) = compiler::lower::training_sections_lenient(prog);
         if let Some(data) = &sections.data {
             diags.extend(trainer::config::data_config(data).err().unwrap_or_default());
         }

@@ -424,6 +424,19 @@ pub struct Sections {
 
 /// Evaluates the `data` and `trainer` sections of the user's file.
 pub fn training_sections(prog: &Program) -> Result<Sections, Vec<Diagnostic>> {
+    let (sections, diags) = training_sections_lenient(prog);
+    if diags.is_empty() {
+        Ok(sections)
+    } else {
+        Err(diags)
+    }
+}
+
+/// The sections as far as they could be evaluated, and the errors: a
+/// setting whose value is not one is left out, and so is a `data` section
+/// whose source is not, so that `jlc check` can still check the rest (a
+/// bad `trainer` value must not hide a bad `data` setting).
+pub fn training_sections_lenient(prog: &Program) -> (Sections, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let mut data = None;
     let mut trainer = None;
@@ -446,7 +459,8 @@ pub fn training_sections(prog: &Program) -> Result<Sections, Vec<Diagnostic>> {
                     );
                 }
                 let source = const_value(&d.source, &consts, &mut diags).map(|v| (v, d.source.span));
-                data = Some(Section { span: d.span, source, entries: settings(&d.settings, &consts, &mut diags) });
+                let entries = settings(&d.settings, &consts, &mut diags);
+                data = source.is_some().then(|| Section { span: d.span, source, entries });
             }
             Item::Trainer(t) => {
                 if trainer.is_some() {
@@ -461,11 +475,7 @@ pub fn training_sections(prog: &Program) -> Result<Sections, Vec<Diagnostic>> {
             Item::Use(_) | Item::Fn(_) | Item::Model(_) | Item::Const(_) => {}
         }
     }
-    if diags.is_empty() {
-        Ok(Sections { data, trainer })
-    } else {
-        Err(diags)
-    }
+    (Sections { data, trainer }, diags)
 }
 
 fn settings(list: &[ast::Setting], consts: &[&ast::ConstDecl], diags: &mut Vec<Diagnostic>) -> Vec<SettingEntry> {

@@ -43,7 +43,8 @@ pub mod window_builtins;
 pub use elab::PrintItem;
 pub use entry::{
     check_program, lower_fn, lower_fn_at, lower_main, lower_training, lower_training_with, training_sections,
-    Accumulation, ConstValue, Script, Section, Sections, SettingEntry, StepKeys, TrainPrograms,
+    training_sections_lenient, Accumulation, ConstValue, Script, Section, Sections, SettingEntry, StepKeys,
+    TrainPrograms,
 };
 pub use hook::{lower_on_train_end, ArtifactSpec, HookProgram};
 pub use predict::{lower_predict, PredictProgram};

@@ -24,4 +24,5 @@ data = csv("other.csv") {
 
 trainer {
     max_epochs = 3
+    save_top_k = "all"
 }
