@@ -936,6 +936,9 @@ pub fn apply_override(data: &mut Option<Section>, trainer: &mut Option<Section>,
             .unwrap_or_default();
         format!("--set expects section.key=value, got {spec:?}{section}")
     })?;
+    if section == "data" && (key == "source" || key == "path") {
+        return override_source(data, key, value, spec);
+    }
     let target = match section {
         "data" => data,
         "trainer" => trainer,
@@ -955,6 +958,43 @@ pub fn apply_override(data: &mut Option<Section>, trainer: &mut Option<Section>,
         }),
     }
     Ok(())
+}
+
+/// `--set data.source=csv("other.csv")` replaces the data source;
+/// `--set data.path=other.csv` its file (the source's first argument). A
+/// relative path is taken from the current directory, as any path typed on
+/// the command line (a path in the file is from the model file's).
+fn override_source(data: &mut Option<Section>, key: &str, value: &str, spec: &str) -> Result<(), String> {
+    let sec = data.as_mut().ok_or_else(|| {
+        format!("--set {spec}: the file has no `data` section to change (its data come from a Rust DataModule)")
+    })?;
+    let from_here = |p: &str| match std::env::current_dir() {
+        Ok(cwd) if std::path::Path::new(p).is_relative() => cwd.join(p).display().to_string(),
+        _ => p.to_string(),
+    };
+    let span = sec.source.as_ref().map_or(sec.span, |(_, s)| *s);
+    match key {
+        "source" => match parse_value(value) {
+            ConstValue::Call { name, mut args } => {
+                if let Some((None, ConstValue::Str(p))) = args.first_mut().filter(|_| name != "synthetic") {
+                    *p = from_here(p);
+                }
+                sec.source = Some((ConstValue::Call { name, args }, span));
+                Ok(())
+            }
+            _ => Err(format!("--set {spec}: expected a data source such as data.source='csv(\"file.csv\")'")),
+        },
+        _ => match &mut sec.source {
+            Some((ConstValue::Call { name, args }, _)) if name != "synthetic" => match args.first_mut() {
+                Some((None, ConstValue::Str(p))) => {
+                    *p = from_here(value);
+                    Ok(())
+                }
+                _ => Err(format!("--set {spec}: the data source `{name}` has no path to replace")),
+            },
+            _ => Err(format!("--set {spec}: the data source has no path (synthetic data)")),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,30 @@ fn callback_settings_and_overrides() {
     }
 }
 
+/// `--set data.path=...` replaces the source's file and `--set
+/// data.source=...` the source; a relative path is from the current
+/// directory (typed on the command line), an absolute one stays.
+#[test]
+fn data_path_and_source_overrides() {
+    let src = "data = csv(\"in-the-file.csv\", scale = 0.5) {\n    batch_size = 8\n}\n";
+    let cwd = std::env::current_dir().unwrap();
+    let source = |data: &Option<Section>| format!("{:?}", data.as_ref().unwrap().source.as_ref().unwrap().0);
+    let (mut data, mut tr) = sections(src);
+    apply_override(&mut data, &mut tr, "data.path=other.csv").unwrap();
+    let want = cwd.join("other.csv").display().to_string();
+    assert!(source(&data).contains(&format!("{want:?}")) && source(&data).contains("Float(0.5)"), "{}", source(&data));
+    apply_override(&mut data, &mut tr, "data.source=npz(\"/abs/d.npz\", x = \"a\")").unwrap();
+    assert!(source(&data).starts_with("Call { name: \"npz\", args: [(None, Str(\"/abs/d.npz\"))"), "{}", source(&data));
+    let err = apply_override(&mut data, &mut tr, "data.source=3").unwrap_err();
+    assert!(err.contains("expected a data source"), "{err}");
+    let (mut data, mut tr) = sections("data = synthetic(\"moons\") {\n    batch_size = 8\n}\n");
+    let err = apply_override(&mut data, &mut tr, "data.path=x.csv").unwrap_err();
+    assert!(err.contains("has no path"), "{err}");
+    let (mut data, mut tr) = (None, None);
+    let err = apply_override(&mut data, &mut tr, "data.path=x.csv").unwrap_err();
+    assert!(err.contains("no `data` section"), "{err}");
+}
+
 #[test]
 fn bad_settings_are_diagnostics() {
     let cases: &[(&str, &str)] = &[
