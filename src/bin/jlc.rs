@@ -65,6 +65,11 @@ enum Command {
         /// match this model's.
         #[arg(long, value_name = "PATH")]
         init_from: Option<PathBuf>,
+        /// When the loss or a gradient becomes NaN or infinite, replay that
+        /// step in the reference interpreter and name the first operation
+        /// that made one (JAX's `jax_debug_nans`).
+        #[arg(long)]
+        debug_nans: bool,
         /// Print the fully resolved configuration (defaults filled in,
         /// overrides applied) as the run directory's `hparams.yaml` would
         /// hold it, and exit without training.
@@ -450,6 +455,7 @@ fn run(cli: Cli) -> ExitCode {
             threads,
             resume,
             init_from,
+            debug_nans,
             print_config,
         } => {
             // What only a training run takes (a script would silently ignore it).
@@ -458,6 +464,7 @@ fn run(cli: Cli) -> ExitCode {
                 ("--seed", seed.is_some()),
                 ("--resume", resume.is_some()),
                 ("--init-from", init_from.is_some()),
+                ("--debug-nans", debug_nans),
                 ("--print-config", print_config),
             ]
             .into_iter()
@@ -491,6 +498,7 @@ fn run(cli: Cli) -> ExitCode {
                     compiler: compiler_opts,
                     resume: resume.map(|r| trainer::Resume::parse(&r)),
                     init_from,
+                    debug_nans,
                     interrupt: None,
                 };
                 if print_config {

@@ -581,6 +581,45 @@ fn a_non_finite_gradient_stops_before_its_step_is_saved() {
     assert!(out.contains("train_loss_epoch=NaN"), "{out}");
 }
 
+/// `--debug-nans` names the operation that made the first non-finite value
+/// of the failing step, replayed from the last good checkpoint (or from the
+/// start) in the interpreter: an overflowing sum (DIVERGE: at step 19, after
+/// a resume from epoch 9's checkpoint), the division of sqrt's gradient at
+/// 0 (KINK, step 0), and the log of a negative number.
+#[test]
+fn debug_nans_names_the_operation_that_made_the_value() {
+    const NEGATIVE_LOG: &str = r#"
+use optim.sgd
+model NegLog {
+    w: f32[1] = zeros()
+    fn training_step(self, x: f32[B, 1], y: i32[B]) -> f32 = mean(log(self.w - 1.0) + 0.0 * x)
+    fn configure_optimizers(self) = sgd(lr = 0.1)
+}
+data = csv("ones.csv") { batch_size = 8; shuffle = false }
+trainer { max_epochs = 3 }
+"#;
+    let dir = tempdir("debug-nans");
+    std::fs::write(dir.join("ones.csv"), "1,0\n".repeat(8)).unwrap();
+    for (name, text, step, op, value) in [
+        ("diverge", DIVERGE, "global step 19", "`reduce_sum`", "the first inf"),
+        ("kink", KINK, "global step 0", "`div`", "the first inf"),
+        ("neglog", NEGATIVE_LOG, "global step 0", "`log`", "the first NaN"),
+    ] {
+        let model = dir.join(format!("{name}.jl"));
+        std::fs::write(&model, text).unwrap();
+        let logs = format!("trainer.default_root_dir={}", dir.join(name).display());
+        let (code, _, err) = jlc_out(&["run", model.to_str().unwrap(), "--set", &logs, "--debug-nans"]);
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(step), "{name}: {err}");
+        let found =
+            err.split("--debug-nans: the first non-finite value").nth(1).unwrap_or_else(|| panic!("{name}: {err}"));
+        assert!(
+            found.contains("made by instruction %") && found.contains(op) && found.contains(value),
+            "{name}: {err}"
+        );
+    }
+}
+
 /// `min_epochs` holds off early stopping; `overfit_batches = n` is the
 /// first n batches, unshuffled, for training and validation (the same run
 /// as `shuffle = false` with both limits); `limit_test_batches` tests on

@@ -48,8 +48,8 @@ pub enum FitError {
     Io(#[from] std::io::Error),
     /// The loss or a watched logged value became NaN or infinite; nothing
     /// was saved after the last good step.
-    #[error("{0}")]
-    NonFinite(String),
+    #[error("{}", .0.message)]
+    NonFinite(NonFiniteAt),
     /// A training step failed on its engine (GPU error, out of memory).
     #[error("{0}")]
     StepFailed(String),
@@ -133,6 +133,10 @@ pub struct FitOptions {
     /// Start a new run from a checkpoint's parameters (fine-tuning): the
     /// optimizer's state, the position and the callbacks start afresh.
     pub init_from: Option<PathBuf>,
+    /// On a non-finite loss or gradient, replay the step in the
+    /// interpreter and name the first operation that made one
+    /// (`debug_nans.rs`; JAX's `jax_debug_nans`).
+    pub debug_nans: bool,
     /// Set (by a signal handler) to stop after the current step: `last` is
     /// written, logs are flushed, and `fit` returns `FitError::Interrupted`.
     pub interrupt: Option<Arc<AtomicBool>>,
@@ -151,6 +155,7 @@ impl Default for FitOptions {
             compiler: compiler::Options::default(),
             resume: None,
             init_from: None,
+            debug_nans: false,
             interrupt: None,
         }
     }
@@ -340,7 +345,25 @@ fn non_finite<'a>(values: impl IntoIterator<Item = (&'a str, f64)>) -> Option<(&
 
 /// Trains the model file at `path` (whose text is `text`) as its `data` and `trainer` sections say.
 pub fn fit(path: &Path, text: &str, opts: &FitOptions) -> Result<FitSummary, FitError> {
-    fit_with(path, text, opts, RunExtras::default())
+    match fit_with(path, text, opts, RunExtras::default()) {
+        // `--debug-nans`: the step replayed op by op names the operation.
+        Err(FitError::NonFinite(mut at)) if opts.debug_nans => {
+            at.message.push_str(&crate::debug_nans::locate(path, text, opts, &at));
+            Err(FitError::NonFinite(at))
+        }
+        other => other,
+    }
+}
+
+/// Where a run stopped on a non-finite value (`FitError::NonFinite`).
+#[derive(Debug)]
+pub struct NonFiniteAt {
+    pub message: String,
+    pub global_step: usize,
+    pub epoch: usize,
+    pub batch: usize,
+    /// The newest checkpoint written whole before that step.
+    pub last_good: Option<PathBuf>,
 }
 
 /// `fit` on data from Rust code: `module` replaces the model file's `data`
@@ -1214,10 +1237,16 @@ fn non_finite_error(
         Some(p) => format!("the last good checkpoint is {} (continue with --resume PATH after a fix)", p.display()),
         None => "no checkpoint was saved before it".to_string(),
     };
-    FitError::NonFinite(format!(
-        "error: {name} is {value} at global step {step} (epoch {epoch}, batch {batch}): training stopped \
-         (trainer.stop_on_nonfinite); nothing was saved after it; {saved}"
-    ))
+    FitError::NonFinite(NonFiniteAt {
+        message: format!(
+            "error: {name} is {value} at global step {step} (epoch {epoch}, batch {batch}): training stopped \
+             (trainer.stop_on_nonfinite); nothing was saved after it; {saved}"
+        ),
+        global_step: step,
+        epoch,
+        batch,
+        last_good: last.clone(),
+    })
 }
 
 /// Monitors and file name templates must name metrics that exist where

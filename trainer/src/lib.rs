@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod data_module;
+pub mod debug_nans;
 pub mod eval;
 pub mod fit;
 pub mod hook;
