@@ -585,7 +585,9 @@ fn a_non_finite_gradient_stops_before_its_step_is_saved() {
 /// of the failing step, replayed from the last good checkpoint (or from the
 /// start) in the interpreter: an overflowing sum (DIVERGE: at step 19, after
 /// a resume from epoch 9's checkpoint), the division of sqrt's gradient at
-/// 0 (KINK, step 0), and the log of a negative number.
+/// 0 (KINK, step 0), the log of a negative number, and seven more sources
+/// in the forward (sqrt, 1 / 0, exp, log 0, an overflowing product, rsqrt,
+/// pow): ten in all (TESTING.md #23).
 #[test]
 fn debug_nans_names_the_operation_that_made_the_value() {
     const NEGATIVE_LOG: &str = r#"
@@ -600,11 +602,30 @@ trainer { max_epochs = 3 }
 "#;
     let dir = tempdir("debug-nans");
     std::fs::write(dir.join("ones.csv"), "1,0\n".repeat(8)).unwrap();
-    for (name, text, step, op, value) in [
-        ("diverge", DIVERGE, "global step 19", "`reduce_sum`", "the first inf"),
-        ("kink", KINK, "global step 0", "`div`", "the first inf"),
-        ("neglog", NEGATIVE_LOG, "global step 0", "`log`", "the first NaN"),
-    ] {
+    // More sources at step 0 (w = 0): the loss `mean(EXPR + 0.0 * x)`.
+    let sources = [
+        ("sqrt", "sqrt(self.w - 1.0)", "`sqrt`", "the first NaN"),
+        ("recip", "1.0 / self.w", "`div`", "the first inf"),
+        ("exp", "exp(self.w + 100.0)", "`exp`", "the first inf"),
+        ("log0", "log(self.w)", "`log`", "the first -inf"),
+        ("square", "(self.w + 1e30) * (self.w + 1e30)", "`mul`", "the first inf"),
+        ("rsqrt", "rsqrt(self.w)", "`rsqrt`", "the first inf"),
+        ("pow", "(self.w - 1.0) ^ 0.5", "`pow`", "the first NaN"),
+    ];
+    let texts: Vec<(&str, String, &str, &str)> = sources
+        .iter()
+        .map(|(name, expr, op, value)| {
+            (*name, NEGATIVE_LOG.replace("log(self.w - 1.0)", expr).replace("NegLog", "Source"), *op, *value)
+        })
+        .collect();
+    let mut cases = vec![
+        ("diverge", DIVERGE.to_string(), "global step 19", "`reduce_sum`", "the first inf"),
+        ("kink", KINK.to_string(), "global step 0", "`div`", "the first inf"),
+        ("neglog", NEGATIVE_LOG.to_string(), "global step 0", "`log`", "the first NaN"),
+    ];
+    cases.extend(texts.into_iter().map(|(name, text, op, value)| (name, text, "global step 0", op, value)));
+    assert_eq!(cases.len(), 10, "TESTING.md #23: ten seeded sources");
+    for (name, text, step, op, value) in cases {
         let model = dir.join(format!("{name}.jl"));
         std::fs::write(&model, text).unwrap();
         let logs = format!("trainer.default_root_dir={}", dir.join(name).display());
