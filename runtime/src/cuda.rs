@@ -325,12 +325,15 @@ impl CudaExecutable {
         let mut copies = Vec::new();
         let mut staging = Vec::new();
         let carried_into: Vec<usize> = holding.carry.iter().map(|&(_, i)| self.prog.params[i]).collect();
+        // Buffers a carry overwrites (a carry onto itself does not).
+        let mut overwritten = Vec::new();
         for &(o, i) in &holding.carry {
             let (src, dst) = (self.prog.outputs[o], self.prog.params[i]);
             let bytes = self.prog.buffers[src].bytes();
             if src == dst || bytes == 0 {
                 continue;
             }
+            overwritten.push(dst);
             if carried_into.contains(&src) {
                 let tmp = alloc(&self.stream, bytes)?;
                 let tmp_ptr = device_ptr(&tmp, &self.stream);
@@ -341,14 +344,6 @@ impl CudaExecutable {
                 copies.push(Copy { src: self.ptrs[src], dst: self.ptrs[dst], bytes });
             }
         }
-        // Buffers a carry overwrites (a carry onto itself does not).
-        let overwritten: Vec<usize> = holding
-            .carry
-            .iter()
-            .map(|&(o, i)| (self.prog.outputs[o], self.prog.params[i]))
-            .filter(|&(src, dst)| src != dst && self.prog.buffers[dst].bytes() > 0)
-            .map(|(_, dst)| dst)
-            .collect();
         let mut snapshots = Vec::new();
         for (o, &buf) in self.prog.outputs.iter().enumerate() {
             let carried = holding.carry.iter().any(|&(c, _)| c == o);

@@ -109,6 +109,12 @@ pub fn state_name(path: &str, k: usize) -> String {
     format!("opt.{path}.{k}")
 }
 
+/// The parameter path and state index a `state_name` names, else `None`.
+pub fn state_of(name: &str) -> Option<(&str, usize)> {
+    let (path, k) = name.strip_prefix("opt.")?.rsplit_once('.')?;
+    Some((path, k.parse().ok()?))
+}
+
 fn f64_hex(x: f64) -> String {
     format!("{:016x}", x.to_bits())
 }
@@ -418,19 +424,13 @@ impl Checkpoint {
             ))
         }
     }
-}
 
-impl Checkpoint {
     /// The model's parameters alone (`expected`: their checkpoint names and
     /// types), strictly as `take_strict`, ignoring the optimizer's states
     /// (`opt.*`) whatever optimizer wrote them: what evaluating a checkpoint
     /// or starting a new run from its weights needs.
     pub fn take_params(&mut self, path: &str, expected: &[(String, Type)]) -> Result<Vec<Tensor>, CheckpointError> {
-        // `opt.<parameter>.<k>`: state k of one of these parameters.
-        let is_state = |n: &str| {
-            let state = n.strip_prefix("opt.").and_then(|rest| rest.rsplit_once('.'));
-            state.is_some_and(|(p, k)| k.parse::<usize>().is_ok() && expected.iter().any(|(e, _)| e == p))
-        };
+        let is_state = |n: &str| state_of(n).is_some_and(|(p, _)| expected.iter().any(|(e, _)| e == p));
         self.tensors.retain(|(n, _)| !is_state(n));
         self.take_strict(path, expected)
     }
