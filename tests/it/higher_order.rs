@@ -12,7 +12,7 @@ use compiler::ir::generate::Rng;
 use compiler::ir::{interp, DType, Func, Tensor};
 
 /// Lowers `name` from the source `src`.
-fn lower(src: &str, name: &str) -> Func {
+pub(crate) fn lower(src: &str, name: &str) -> Func {
     let (prog, mut diags) = compiler::lower::load("t.jl", src);
     diags.extend(compiler::lower::check_program(&prog));
     assert!(diags.is_empty(), "{}\n{src}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
@@ -22,7 +22,7 @@ fn lower(src: &str, name: &str) -> Func {
 }
 
 /// Runs `func` on float64 tensors (`(dims, values)`); returns each output's values.
-fn run(func: &Func, args: &[(&[usize], Vec<f64>)]) -> Vec<Vec<f64>> {
+pub(crate) fn run(func: &Func, args: &[(&[usize], Vec<f64>)]) -> Vec<Vec<f64>> {
     let inputs: Vec<Tensor> = args.iter().map(|(d, v)| Tensor::f64(d, v.clone())).collect();
     interp::run(func, &inputs)
         .iter()
@@ -38,7 +38,7 @@ fn scalar(func: &Func, args: &[f64]) -> f64 {
     run(func, &args)[0][0]
 }
 
-fn close(got: f64, want: f64, tol: f64, what: &str) {
+pub(crate) fn close(got: f64, want: f64, tol: f64, what: &str) {
     assert!((got - want).abs() <= tol * (1.0 + want.abs()), "{what}: got {got}, want {want}");
 }
 

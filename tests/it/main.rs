@@ -19,6 +19,7 @@ mod gpu_fusion;
 mod gradients;
 mod held;
 mod higher_order;
+mod jacobians;
 mod keys;
 mod language;
 mod loggers;

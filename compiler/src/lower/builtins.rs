@@ -46,6 +46,9 @@ pub const NAMES: &[&str] = &[
     "orthogonal",
     "grad",
     "value_and_grad",
+    "jacfwd",
+    "jacrev",
+    "hessian",
     "jvp",
     "vjp",
     "vmap",
@@ -246,6 +249,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             }
         }
         "grad" | "value_and_grad" => super::transform::make_grad(el, name, &args, span),
+        "jacfwd" | "jacrev" | "hessian" => super::jacobian::make_jacobian(el, name, &args, span),
         "jvp" => super::transform::call_jvp(el, args, span),
         "vjp" => super::transform::call_vjp(el, args, span),
         "vmap" => super::vmap::make_vmap(el, &args, span),

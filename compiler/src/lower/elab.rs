@@ -368,7 +368,7 @@ impl<'p> Elaborator<'p> {
                 for a in args {
                     // `grad(f, wrt = (w, b))` names parameters: keep names unevaluated.
                     let v = if a.name.as_ref().is_some_and(|n| super::keywords::meant(&n.name, "wrt"))
-                        && matches!(f, Val::Builtin("grad" | "value_and_grad"))
+                        && matches!(f, Val::Builtin("grad" | "value_and_grad" | "jacfwd" | "jacrev" | "hessian"))
                     {
                         match names_of(&a.value) {
                             Some(ns) => Val::Tuple(ns.into_iter().map(Val::Str).collect()),
@@ -848,6 +848,7 @@ impl<'p> Elaborator<'p> {
             Val::Grad { f, wrt, with_value, has_aux } => {
                 super::transform::call_grad(self, f, &wrt, (with_value, has_aux), args, span)
             }
+            Val::Jacobian { f, wrt, mode } => super::jacobian::call_jacobian(self, f, &wrt, mode, args, span),
             Val::Lambda(l) => self.call_lambda(l, args, span),
             Val::Pullback { f, primals, out } => super::transform::call_pullback(self, f, primals, out, args, span),
             Val::Vmap { f, in_axes, axes_span } => {

@@ -16,6 +16,7 @@ fn of(builtin: &str) -> &'static [&'static str] {
         "conv_transpose2d" => &["stride", "padding", "output_padding", "dilation", "groups"],
         "max_pool2d" | "avg_pool2d" => &["stride", "padding"],
         "grad" | "value_and_grad" => &["wrt", "has_aux"],
+        "jacfwd" | "jacrev" | "hessian" => &["wrt"],
         "vmap" => &["in_axes"],
         "scan" => &["length", "reverse"],
         "log" => &["prog_bar"],

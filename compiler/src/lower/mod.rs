@@ -19,6 +19,7 @@ pub mod entry;
 pub mod gradients;
 pub mod hook;
 pub mod index;
+mod jacobian;
 mod join;
 mod keywords;
 mod leading_dims;

@@ -44,6 +44,7 @@ pub fn call_scan(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: S
         Val::Fn(_)
         | Val::Lambda(_)
         | Val::Grad { .. }
+        | Val::Jacobian { .. }
         | Val::Vmap { .. }
         | Val::Checkpoint { .. }
         | Val::CustomVjp(_)

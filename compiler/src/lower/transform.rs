@@ -27,18 +27,9 @@ use std::rc::Rc;
 /// waiting for its arguments. `args[0]` is `f`; `wrt` arrives as a tuple of
 /// names (the elaborator keeps them unevaluated).
 pub fn make_grad(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Val {
-    let f = match args.first().map(|a| &a.value) {
-        Some(Val::Poison) => return Val::Poison,
-        Some(v) if callee_of_value(el, v).is_some() => callee_of_value(el, v).expect("checked"),
-        Some(Val::Builtin(b)) => return builtin_callee(el, name, b, args[0].span),
-        _ => return bad(el, &format!("{name}(f, wrt = ...) needs a function (named, or `fn(x) = ...`) first"), span),
-    };
-    let wrt = match args.iter().find(|a| a.name.as_deref() == Some("wrt")) {
-        Some(CallArg { value: Val::Tuple(items), .. }) => {
-            items.iter().filter_map(|v| if let Val::Str(s) = v { Some(s.clone()) } else { None }).collect()
-        }
-        Some(_) => return bad(el, "`wrt` names the parameters to differentiate, e.g. `wrt = (w, b)`", span),
-        None => el.callee_sig(&f).1.first().map(|p| vec![p.name.name.clone()]).unwrap_or_default(),
+    let (f, wrt) = match function_and_wrt(el, name, args, &["has_aux"], span) {
+        Ok(x) => x,
+        Err(v) => return v,
     };
     let has_aux = match args.iter().find(|a| a.name.as_deref() == Some("has_aux")) {
         None => false,
@@ -48,10 +39,46 @@ pub fn make_grad(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) 
             return bad(el, msg, a.span);
         }
     };
-    if let Some(a) = args.iter().skip(1).find(|a| !matches!(a.name.as_deref(), Some("wrt" | "has_aux"))) {
-        return bad(el, &format!("{name}(f, wrt = ..., has_aux = ...) takes no other arguments"), a.span);
-    }
     Val::Grad { f, wrt, with_value: name == "value_and_grad", has_aux }
+}
+
+/// The function a differentiating transformation (`grad`, `jacrev`, ...)
+/// applies to (`args[0]`) and the names in its `wrt` (by default `f`'s
+/// first parameter); `more` are the other keywords it takes. `Err` holds
+/// the value to return: the error is reported.
+pub(super) fn function_and_wrt(
+    el: &mut Elaborator,
+    name: &str,
+    args: &[CallArg],
+    more: &[&str],
+    span: Span,
+) -> Result<(Callee, Vec<String>), Val> {
+    let f = match args.first().map(|a| &a.value) {
+        Some(Val::Poison) => return Err(Val::Poison),
+        Some(v) if callee_of_value(el, v).is_some() => callee_of_value(el, v).expect("checked"),
+        Some(Val::Builtin(b)) => return Err(builtin_callee(el, name, b, args[0].span)),
+        _ => {
+            return Err(bad(
+                el,
+                &format!("{name}(f, wrt = ...) needs a function (named, or `fn(x) = ...`) first"),
+                span,
+            ))
+        }
+    };
+    let wrt = match args.iter().find(|a| a.name.as_deref() == Some("wrt")) {
+        Some(CallArg { value: Val::Tuple(items), .. }) => {
+            items.iter().filter_map(|v| if let Val::Str(s) = v { Some(s.clone()) } else { None }).collect()
+        }
+        Some(_) => return Err(bad(el, "`wrt` names the parameters to differentiate, e.g. `wrt = (w, b)`", span)),
+        None => el.callee_sig(&f).1.first().map(|p| vec![p.name.name.clone()]).unwrap_or_default(),
+    };
+    let takes = |n: &str| n == "wrt" || more.contains(&n);
+    if let Some(a) = args.iter().skip(1).find(|a| !a.name.as_deref().is_some_and(takes)) {
+        let keywords: Vec<String> =
+            std::iter::once("wrt").chain(more.iter().copied()).map(|k| format!("{k} = ...")).collect();
+        return Err(bad(el, &format!("{name}(f, {}) takes no other arguments", keywords.join(", ")), a.span));
+    }
+    Ok((f, wrt))
 }
 
 /// `(loss, aux)` from what a `has_aux` function returned: a pair whose
@@ -111,38 +138,9 @@ pub fn call_grad(
     span: Span,
 ) -> Val {
     let (fname, params) = el.callee_sig(&f);
-    let mut wrt_idx = Vec::new();
-    for w in wrt {
-        match params.iter().position(|p| &p.name.name == w) {
-            Some(i) => wrt_idx.push(i),
-            None => {
-                let mut d =
-                    Diagnostic::error(Code::BadCall, format!("{fname} has no parameter `{w}` to differentiate"))
-                        .with_label(span, "in this grad");
-                let names: Vec<&str> = params.iter().map(|p| p.name.name.as_str()).collect();
-                d = match super::suggest::closest(w, names.iter().copied()) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None if !names.is_empty() => d.with_help(format!("its parameters: {}", names.join(", "))),
-                    None => d,
-                };
-                return el.error(d);
-            }
-        }
-    }
-    let Some(tensors) = positional_tensors(el, &fname, params.len(), &args, span) else {
+    let Some((wrt_idx, tensors)) = differentiated_args(el, "grad", &fname, &params, wrt, &args, span) else {
         return Val::Poison;
     };
-    for &i in &wrt_idx {
-        if !tensors[i].ty.dtype.is_float() {
-            return el.error(
-                Diagnostic::error(
-                    Code::TypeMismatch,
-                    format!("cannot differentiate with respect to `{}`: it is {}", params[i].name.name, tensors[i].ty),
-                )
-                .with_label(args[i].span, "not a float"),
-            );
-        }
-    }
     if !el.building() {
         // Check mode: check the function on these types; the gradients have the inputs' types.
         // It gets the arguments as tensors, as `lower_alone` gives them when building
@@ -181,6 +179,53 @@ pub fn call_grad(
         .map(|(k, &i)| TVal { ty: tensors[i].ty.clone(), id: Some(outs[n_out + k]) })
         .collect();
     package(with_value, Val::Tensor(value), grads, aux)
+}
+
+/// The positions of the `wrt` parameters among `params` and the arguments
+/// as tensors (`positional_tensors`); reports a `wrt` name that is no
+/// parameter and a differentiated argument that is not a float tensor.
+pub(super) fn differentiated_args(
+    el: &mut Elaborator,
+    what: &str,
+    fname: &str,
+    params: &[crate::syntax::ast::Param],
+    wrt: &[String],
+    args: &[CallArg],
+    span: Span,
+) -> Option<(Vec<usize>, Vec<TVal>)> {
+    let mut wrt_idx = Vec::new();
+    for w in wrt {
+        match params.iter().position(|p| &p.name.name == w) {
+            Some(i) => wrt_idx.push(i),
+            None => {
+                let mut d =
+                    Diagnostic::error(Code::BadCall, format!("{fname} has no parameter `{w}` to differentiate"))
+                        .with_label(span, format!("in this {what}"));
+                let names: Vec<&str> = params.iter().map(|p| p.name.name.as_str()).collect();
+                d = match super::suggest::closest(w, names.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None if !names.is_empty() => d.with_help(format!("its parameters: {}", names.join(", "))),
+                    None => d,
+                };
+                el.error(d);
+                return None;
+            }
+        }
+    }
+    let tensors = positional_tensors(el, fname, params.len(), args, span)?;
+    for &i in &wrt_idx {
+        if !tensors[i].ty.dtype.is_float() {
+            el.error(
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!("cannot differentiate with respect to `{}`: it is {}", params[i].name.name, tensors[i].ty),
+                )
+                .with_label(args[i].span, "not a float"),
+            );
+            return None;
+        }
+    }
+    Some((wrt_idx, tensors))
 }
 
 /// `jvp(f, primals, tangents)`: `(f(primals...), J_f(primals) tangents)`,
@@ -351,6 +396,10 @@ pub fn value_sig(el: &Elaborator, v: &Val) -> Option<(String, Vec<crate::syntax:
             let (name, params) = el.callee_sig(f);
             Some((format!("{}({name})", if *with_value { "value_and_grad" } else { "grad" }), params))
         }
+        Val::Jacobian { f, mode, .. } => {
+            let (name, params) = el.callee_sig(f);
+            Some((format!("{}({name})", super::jacobian::mode_name(*mode)), params))
+        }
         Val::Vmap { f, .. } => value_sig(el, f).map(|(name, params)| (format!("vmap({name})"), params)),
         Val::Checkpoint { f } => value_sig(el, f).map(|(name, params)| (format!("checkpoint({name})"), params)),
         // A builtin `f` (`tanh`) has no signature; `fwd` takes the same arguments.
@@ -398,7 +447,7 @@ fn callee_of(el: &mut Elaborator, a: &CallArg, what: &str) -> Option<Callee> {
 
 /// A builtin's parameters have no names (for `wrt`) or declared types: it
 /// is transformed through a lambda.
-fn builtin_callee(el: &mut Elaborator, what: &str, builtin: &str, span: Span) -> Val {
+pub(super) fn builtin_callee(el: &mut Elaborator, what: &str, builtin: &str, span: Span) -> Val {
     el.error(
         Diagnostic::error(Code::BadCall, format!("{what} cannot transform the builtin `{builtin}` directly"))
             .with_label(span, "a builtin")
@@ -408,7 +457,7 @@ fn builtin_callee(el: &mut Elaborator, what: &str, builtin: &str, span: Span) ->
 
 /// The arguments as tensors (numbers become `f32` scalars), so the function
 /// can be lowered alone; they must be all of `f`'s parameters, by position.
-fn positional_tensors(
+pub(super) fn positional_tensors(
     el: &mut Elaborator,
     fname: &str,
     n_params: usize,
@@ -438,7 +487,7 @@ fn positional_tensors(
 
 /// Positional arguments holding `tensors` (the values of `args`, made tensors
 /// by `positional_tensors`), at `args`' spans.
-fn as_tensor_args(tensors: &[TVal], args: &[CallArg]) -> Vec<CallArg> {
+pub(super) fn as_tensor_args(tensors: &[TVal], args: &[CallArg]) -> Vec<CallArg> {
     tensors
         .iter()
         .zip(args)
@@ -455,7 +504,7 @@ fn as_tensor_args(tensors: &[TVal], args: &[CallArg]) -> Vec<CallArg> {
 /// What a function lowered alone must return: a float scalar (`grad`;
 /// with `has_aux`, `(loss, aux)`) or any float tensor (`jvp`, `vjp`).
 #[derive(Clone, Copy)]
-enum Output {
+pub(super) enum Output {
     Loss { has_aux: bool },
     Tensor,
 }
@@ -465,7 +514,7 @@ enum Output {
 /// `f`'s result and, with `has_aux`, the auxiliary output's tensors (whose
 /// layout is returned).
 #[allow(clippy::type_complexity)]
-fn lower_alone(
+pub(super) fn lower_alone(
     el: &mut Elaborator,
     f: &Callee,
     fname: &str,
@@ -542,7 +591,7 @@ pub(super) fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, 
         Val::Tensor(t) => tensor(el, t, out),
         Val::Tuple(items) => items.iter().for_each(|x| collect_ids(el, x, out)),
         Val::Lambda(l) => l.captured.iter().for_each(|(_, x)| collect_ids(el, x, out)),
-        Val::Grad { f, .. } => collect_callee_ids(el, f, out),
+        Val::Grad { f, .. } | Val::Jacobian { f, .. } => collect_callee_ids(el, f, out),
         Val::Pullback { f, primals, out: o } => {
             collect_callee_ids(el, f, out);
             primals.iter().chain(std::iter::once(o)).for_each(|t| tensor(el, t, out));
@@ -605,6 +654,7 @@ pub(super) fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
         Val::Grad { f, wrt, with_value, has_aux } => {
             Val::Grad { f: callee(f), wrt: wrt.clone(), with_value: *with_value, has_aux: *has_aux }
         }
+        Val::Jacobian { f, wrt, mode } => Val::Jacobian { f: callee(f), wrt: wrt.clone(), mode: *mode },
         Val::Pullback { f, primals, out } => {
             Val::Pullback { f: callee(f), primals: primals.iter().map(t).collect(), out: t(out) }
         }
@@ -670,7 +720,7 @@ fn remap_model(m: &ModelInst, map: &HashMap<ValueId, ValueId>) -> Rc<ModelInst> 
 
 /// The function's output must be a float tensor (a scalar for `grad`).
 /// `Err(None)`: the output is an error already reported.
-fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> Result<TVal, Option<Diagnostic>> {
+pub(super) fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> Result<TVal, Option<Diagnostic>> {
     match out {
         Val::Tensor(t) if t.ty.dtype.is_float() && (!scalar || t.ty.rank() == 0) => Ok(t.clone()),
         Val::Poison => Err(None),
@@ -706,6 +756,6 @@ fn package(with_value: bool, value: Val, grads: Vec<TVal>, aux: Option<Val>) -> 
     }
 }
 
-fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
+pub(super) fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
     el.error(Diagnostic::error(Code::BadCall, msg).with_label(span, "in this call"))
 }

@@ -175,7 +175,9 @@ impl<'a> Names<'a> {
                         |names: &[&str]| matches!(&callee.kind, ExprKind::Name(f) if names.contains(&f.as_str()));
                     match a.name.as_ref().map(|n| n.name.as_str()) {
                         // `grad(f, wrt = (w, b))` names the function's parameters.
-                        Some(kw) if super::keywords::meant(kw, "wrt") && callee_is(&["grad", "value_and_grad"]) => {}
+                        Some(kw)
+                            if super::keywords::meant(kw, "wrt")
+                                && callee_is(&["grad", "value_and_grad", "jacfwd", "jacrev", "hessian"]) => {}
                         // `vmap(f, in_axes = (None, 0))`: `None` is a name only there.
                         Some(kw) if super::keywords::meant(kw, "in_axes") && callee_is(&["vmap"]) => {
                             self.in_axes(&a.value)

@@ -79,6 +79,13 @@ pub enum Val {
         with_value: bool,
         has_aux: bool,
     },
+    /// `jacfwd(f, wrt = ...)`, `jacrev(...)` or `hessian(...)`, waiting for
+    /// arguments (`lower/jacobian.rs`).
+    Jacobian {
+        f: Callee,
+        wrt: Vec<String>,
+        mode: JacobianMode,
+    },
     /// The pullback returned by `vjp(f, primals...)`: called with the
     /// cotangent of `f`'s output, it returns one cotangent per primal.
     Pullback {
@@ -157,6 +164,7 @@ impl Val {
             Val::Fn(_)
             | Val::Builtin(_)
             | Val::Grad { .. }
+            | Val::Jacobian { .. }
             | Val::Method { .. }
             | Val::Lambda(_)
             | Val::Pullback { .. }
@@ -170,6 +178,16 @@ impl Val {
             Val::Poison => "an erroneous value".into(),
         }
     }
+}
+
+/// How a `Val::Jacobian` is computed: by `jvp`s (`jacfwd`, one per input
+/// element), by `vjp`s (`jacrev`, one per output element), or as `jacfwd`
+/// of `jacrev` (`hessian`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum JacobianMode {
+    Forward,
+    Reverse,
+    Hessian,
 }
 
 /// The batch axis of each argument of a `vmap`ped function: `None` for an

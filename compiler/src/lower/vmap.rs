@@ -45,6 +45,7 @@ pub fn make_vmap(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         Val::Fn(_)
         | Val::Lambda(_)
         | Val::Grad { .. }
+        | Val::Jacobian { .. }
         | Val::Vmap { .. }
         | Val::Checkpoint { .. }
         | Val::CustomVjp(_)

@@ -1,0 +1,195 @@
+//! `jacfwd(f, wrt = ...)`, `jacrev(f, wrt = ...)` and `hessian(f, wrt = ...)`:
+//! whole Jacobians, as JAX's. For `f` from its arguments to one float tensor
+//! `y`, the Jacobian with respect to argument `x` has `y`'s dims, then `x`'s:
+//! `J[i..., j...] = d y[i...] / d x[j...]`.
+//!
+//! They are built from the IR transformations that already exist, so they
+//! run on every backend and compose with the others:
+//! - `jacrev` maps the `vjp` (`autodiff::vmap`) over the rows of an identity
+//!   matrix of `y`'s size: one pullback per output element, cheap when the
+//!   output is small (a scalar loss's Jacobian is its gradient);
+//! - `jacfwd` maps the `jvp` over the rows of an identity matrix of `x`'s
+//!   size, one tangent per input element, cheap when the input is small; its
+//!   result has `x`'s axes first and is transposed;
+//! - `hessian` is `jacfwd(jacrev(f))`, as JAX's, for each pair of `wrt`
+//!   names: with `wrt = (a, b)` it is `((H_aa, H_ab), (H_ba, H_bb))`.
+//!
+//! In check mode only the types are computed.
+
+use super::elab::{CallArg, Elaborator};
+use super::transform::{as_tensor_args, differentiated_args, float_output, function_and_wrt, lower_alone, Output};
+use super::value::{Callee, JacobianMode, TVal, Val};
+use crate::autodiff::inline_outputs as inline;
+use crate::check::Ty;
+use crate::ir::{Builder, DType, Func, Op, Shape, Type, ValueId};
+use crate::span::Span;
+use std::rc::Rc;
+
+/// `jacfwd(f, wrt = ...)`, `jacrev(...)`, `hessian(...)`: the function value
+/// waiting for its arguments.
+pub fn make_jacobian(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Val {
+    let mode = match name {
+        "jacfwd" => JacobianMode::Forward,
+        "jacrev" => JacobianMode::Reverse,
+        _ => JacobianMode::Hessian,
+    };
+    match function_and_wrt(el, name, args, &[], span) {
+        Ok((f, wrt)) => Val::Jacobian { f, wrt, mode },
+        Err(v) => v,
+    }
+}
+
+/// The name a user wrote for `mode`.
+pub fn mode_name(mode: JacobianMode) -> &'static str {
+    match mode {
+        JacobianMode::Forward => "jacfwd",
+        JacobianMode::Reverse => "jacrev",
+        JacobianMode::Hessian => "hessian",
+    }
+}
+
+/// `jacfwd(f)(args)`, `jacrev(f)(args)`, `hessian(f)(args)`: one Jacobian
+/// per `wrt` name (a tuple of them for several names).
+pub fn call_jacobian(
+    el: &mut Elaborator,
+    f: Callee,
+    wrt: &[String],
+    mode: JacobianMode,
+    args: Vec<CallArg>,
+    span: Span,
+) -> Val {
+    let what = mode_name(mode);
+    let (fname, params) = el.callee_sig(&f);
+    let Some((wrt_idx, tensors)) = differentiated_args(el, what, &fname, &params, wrt, &args, span) else {
+        return Val::Poison;
+    };
+    if mode == JacobianMode::Hessian {
+        return hessian(el, f, wrt, args, span);
+    }
+    if !el.building() {
+        let out = el.call_callee(&f, as_tensor_args(&tensors, &args), span);
+        let out = match float_output(&out, &fname, span, false) {
+            Ok(t) => t,
+            Err(d) => return d.map_or(Val::Poison, |d| el.error(d)),
+        };
+        let jacobians = wrt_idx.iter().map(|&i| TVal { ty: jacobian_ty(&out.ty, &tensors[i].ty, mode), id: None });
+        return one_or_tuple(jacobians.map(Val::Tensor).collect());
+    }
+    let Some((func, out, captured, _)) = lower_alone(el, &f, &fname, &tensors, &args, span, Output::Tensor) else {
+        return Val::Poison;
+    };
+    let shared: Vec<ValueId> = tensors.iter().map(|t| t.id.expect("built")).chain(captured).collect();
+    let ids = match mode {
+        JacobianMode::Reverse => reverse(el.b(), &func, &wrt_idx, &shared),
+        _ => wrt_idx.iter().map(|&i| forward(el.b(), &func, i, &shared)).collect(),
+    };
+    let jacobians = wrt_idx
+        .iter()
+        .zip(ids)
+        .map(|(&i, id)| Val::Tensor(TVal { ty: jacobian_ty(&out.ty, &tensors[i].ty, mode), id: Some(id) }));
+    one_or_tuple(jacobians.collect())
+}
+
+/// `hessian(f, wrt = (a, b, ...))(args)`: `jacfwd(jacrev(f, wrt = a), wrt =
+/// b)` for each pair, nested as JAX nests them (a tensor for one name).
+fn hessian(el: &mut Elaborator, f: Callee, wrt: &[String], args: Vec<CallArg>, span: Span) -> Val {
+    let mut rows = Vec::new();
+    for a in wrt {
+        let gradient = Val::Jacobian { f: f.clone(), wrt: vec![a.clone()], mode: JacobianMode::Reverse };
+        let mut row = Vec::new();
+        for b in wrt {
+            let inner = Callee::Value(Rc::new(gradient.clone()));
+            let h = call_jacobian(el, inner, std::slice::from_ref(b), JacobianMode::Forward, args.clone(), span);
+            if h.has_poison() {
+                // Reported once; the other pairs would repeat it.
+                return Val::Poison;
+            }
+            row.push(h);
+        }
+        rows.push(one_or_tuple(row));
+    }
+    one_or_tuple(rows)
+}
+
+/// The type of the Jacobian of an output of type `out` with respect to an
+/// input of type `input`: `out`'s dims, then `input`'s. Reverse mode gives
+/// cotangents of the input's dtype, forward mode tangents of the output's.
+fn jacobian_ty(out: &Ty, input: &Ty, mode: JacobianMode) -> Ty {
+    let dtype = if mode == JacobianMode::Reverse { input.dtype } else { out.dtype };
+    Ty { dtype, dims: out.dims.iter().chain(&input.dims).cloned().collect() }
+}
+
+/// Reverse mode: the `vjp` of `func` (one float output) batched over the
+/// rows of an identity of the output's size; each `wrt` param's cotangents
+/// `[m, input dims]` reshaped to `[output dims, input dims]`.
+fn reverse(b: &mut Builder, func: &Func, wrt: &[usize], shared: &[ValueId]) -> Vec<ValueId> {
+    let out_ty = func.output_types().swap_remove(0);
+    let in_tys = func.param_types();
+    let result_ty = |i: usize| Type::new(in_tys[i].dtype, &joined(&out_ty, &in_tys[i]));
+    let m = out_ty.shape.num_elements();
+    if m == 0 || wrt.iter().any(|&i| in_tys[i].shape.num_elements() == 0) {
+        return wrt.iter().map(|&i| b.full(0.0, &result_ty(i))).collect();
+    }
+    let vjp = crate::autodiff::vjp(func, wrt);
+    let batched = crate::autodiff::vmap(&vjp, &batch_last(func.n_params), m);
+    let basis = identity_rows(b, &out_ty);
+    let args: Vec<ValueId> = shared.iter().copied().chain(std::iter::once(basis)).collect();
+    let outs = inline(b, &batched, &args);
+    let n_out = func.outputs.len();
+    wrt.iter().enumerate().map(|(k, &i)| b.reshape(outs[n_out + k], &result_ty(i).shape)).collect()
+}
+
+/// Forward mode: the `jvp` of `func` with respect to param `i`, batched
+/// over the rows of an identity of that param's size; the tangents `[n,
+/// output dims]` are transposed to `[output dims, input dims]`.
+fn forward(b: &mut Builder, func: &Func, i: usize, shared: &[ValueId]) -> ValueId {
+    let out_ty = func.output_types().swap_remove(0);
+    let in_ty = func.param_types().swap_remove(i);
+    let result_shape = Shape(joined(&out_ty, &in_ty));
+    let (m, n) = (out_ty.shape.num_elements(), in_ty.shape.num_elements());
+    if m == 0 || n == 0 {
+        return b.full(0.0, &Type { dtype: out_ty.dtype, shape: result_shape });
+    }
+    let jvp = crate::autodiff::jvp(func, &[i]);
+    let batched = crate::autodiff::vmap(&jvp, &batch_last(func.n_params), n);
+    let basis = identity_rows(b, &in_ty);
+    let args: Vec<ValueId> = shared.iter().copied().chain(std::iter::once(basis)).collect();
+    let outs = inline(b, &batched, &args);
+    let tangents = b.reshape(outs[func.outputs.len()], &Shape(vec![n, m]));
+    let by_output = b.transpose(tangents, vec![1, 0]);
+    b.reshape(by_output, &result_shape)
+}
+
+/// `vmap`'s axes for a transformed function whose last param (the
+/// cotangent or tangent) is batched and whose `n_params` others are shared.
+fn batch_last(n_params: usize) -> Vec<Option<usize>> {
+    std::iter::repeat(None).take(n_params).chain(std::iter::once(Some(0))).collect()
+}
+
+/// The dims of `out` followed by those of `input`.
+fn joined(out: &Type, input: &Type) -> Vec<usize> {
+    out.shape.dims().iter().chain(input.shape.dims()).copied().collect()
+}
+
+/// The identity matrix of `ty`'s size, of `ty`'s dtype, its rows shaped as
+/// `ty`: `[n, dims of ty]`, row `k` one-hot at element `k`.
+fn identity_rows(b: &mut Builder, ty: &Type) -> ValueId {
+    let n = ty.shape.num_elements();
+    let square = Type::new(DType::I32, &[n, n]);
+    let (row, col) = (b.iota(square.clone(), 0), b.iota(square, 1));
+    let diagonal = b.binary(Op::Eq, row, col);
+    let float = Type::new(ty.dtype, &[n, n]);
+    let (one, zero) = (b.full(1.0, &float), b.full(0.0, &float));
+    let identity = b.select(diagonal, one, zero);
+    let shape: Vec<usize> = std::iter::once(n).chain(ty.shape.dims().iter().copied()).collect();
+    b.reshape(identity, &Shape(shape))
+}
+
+/// One value as itself, several as a tuple (as `grad` returns gradients).
+fn one_or_tuple(mut items: Vec<Val>) -> Val {
+    if items.len() == 1 {
+        items.pop().expect("one")
+    } else {
+        Val::Tuple(items)
+    }
+}
