@@ -894,3 +894,26 @@ fn scan_takes_numbers_as_per_step_outputs() {
     close(&out[0], &[2.0], "the carry");
     close(&out[1], &[0.5; 4], "a 0.5 per step");
 }
+
+/// `floor`, `ceil`, `round` (ties to even) and `i32` (truncating toward
+/// zero) as NumPy's `floor`, `ceil`, `round` and `astype(np.int32)`, on
+/// tensors and compile-time numbers (`i32` of one is a compile-time
+/// integer, so it can size a tensor); no gradient flows through a
+/// rounding, so d/dv sum(floor(v) * v) is floor(v).
+#[test]
+fn roundings_and_i32_follow_numpy() {
+    let src = "fn main() {\n    let x = [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 2.7, -2.7]\n\
+               \x20   print(floor(x), ceil(x), round(x), float(i32(x)))\n\
+               \x20   let n = i32(sqrt(float(17)))\n\
+               \x20   print(zeros(n) + 1.0, f32(round(2.5) + floor(-0.5) + ceil(0.1)))\n\
+               \x20   print(grad(fn(v) = sum(floor(v) * v))(x))\n}\n";
+    let out = run_main(src);
+    close(&out[0], &[-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 2.0, -3.0], "floor");
+    close(&out[1], &[-2.0, -1.0, -0.0, 1.0, 2.0, 3.0, 3.0, -2.0], "ceil");
+    close(&out[2], &[-2.0, -2.0, -0.0, 0.0, 2.0, 2.0, 3.0, -3.0], "round");
+    close(&out[3], &[-2.0, -1.0, 0.0, 0.0, 1.0, 2.0, 2.0, -2.0], "i32");
+    close(&out[4], &[1.0; 4], "zeros(i32(sqrt(17.0)))");
+    close(&out[5], &[2.0], "round(2.5) + floor(-0.5) + ceil(0.1)");
+    close(&out[6], &[-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 2.0, -3.0], "grad of sum(floor(v) * v)");
+    assert!(out[2][2].is_sign_negative(), "round(-0.5) is -0.0, as NumPy's");
+}

@@ -104,9 +104,9 @@ pub(super) fn jvp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ts: &[
             let slope = b.unary(Op::Sign, args[0]);
             Some(b.mul(t, slope))
         }
-        // Zero tangent: sign is piecewise constant, stop_gradient is defined
-        // so, argmax is an integer.
-        Op::Sign | Op::StopGradient | Op::ArgMax { .. } => None,
+        // Zero tangent: sign and the roundings are piecewise constant,
+        // stop_gradient is defined so, argmax is an integer.
+        Op::Sign | Op::Floor | Op::Ceil | Op::Round | Op::StopGradient | Op::ArgMax { .. } => None,
         // Linear: d slice(x) = slice(dx), d pad(x) = pad(dx) (padding is a
         // constant zero), d concat(x, y) = concat(dx, dy).
         Op::Slice { start, limit, stride } => Some(b.slice(t0?, start.clone(), limit.clone(), stride.clone())),

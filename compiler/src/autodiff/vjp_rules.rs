@@ -113,9 +113,9 @@ pub(super) fn vjp(b: &mut Builder, op: &Op, args: &[ValueId], z: ValueId, ct: Va
             let slope = b.unary(Op::Sign, args[0]);
             vec![Some(b.mul(ct, slope))]
         }
-        // sign is piecewise constant, and stop_gradient is defined to have
-        // zero derivative: no gradient.
-        Op::Sign | Op::StopGradient => vec![None],
+        // sign and the roundings are piecewise constant, and stop_gradient
+        // is defined to have zero derivative: no gradient (as JAX's).
+        Op::Sign | Op::Floor | Op::Ceil | Op::Round | Op::StopGradient => vec![None],
         // argmax yields an i32: piecewise constant.
         Op::ArgMax { .. } => vec![None],
         // Slice picks elements; its adjoint puts the cotangent back in place

@@ -79,6 +79,7 @@ fn batch(b: &mut Builder, op: &Op, args: &[(ValueId, BDim)], ty: &Type, size: us
             elementwise(b, op, args, ty, size)
         }
         Op::Abs | Op::Sign | Op::StopGradient | Op::Convert => elementwise(b, op, args, ty, size),
+        Op::Floor | Op::Ceil | Op::Round => elementwise(b, op, args, ty, size),
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => elementwise(b, op, args, ty, size),
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::Select => elementwise(b, op, args, ty, size),
         // broadcast(x, dims) batched = broadcast([n] ++ x, [0] ++ (dims + 1)).

@@ -441,6 +441,7 @@ fn check_supported(func: &Func) -> Result<(), CodegenError> {
             Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => false,
             Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => false,
             Op::Abs | Op::Sign | Op::StopGradient => false,
+            Op::Floor | Op::Ceil | Op::Round => false,
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => false,
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => false,
             Op::Select | Op::Convert | Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } => false,

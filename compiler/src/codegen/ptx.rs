@@ -654,6 +654,7 @@ fn kernel_for(
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt | Op::Logistic | Op::Rsqrt | Op::Abs | Op::Sign => {
             unreachable!("{:?} is fused (`fusion::kernel`)", inst.op)
         }
+        Op::Floor | Op::Ceil | Op::Round => unreachable!("{:?} is fused (`fusion::kernel`)", inst.op),
         Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => {
             unreachable!("{:?} is fused (`fusion::kernel`)", inst.op)
         }
@@ -740,6 +741,11 @@ fn scalar_op(k: &mut Kernel, op: &Op, arg_dtypes: &[DType], a: &[String], out: D
             let r = k.op3(&format!("selp.{st}"), cls, &m1, &a[0], &neg);
             k.op3(&format!("selp.{st}"), cls, &one, &r, &pos)
         }
+        // Float-to-float conversions rounding to an integral value: toward
+        // -inf, toward +inf, to nearest even (exact, as IEEE's roundings).
+        Op::Floor => k.op1(&format!("cvt.rmi.{t}.{t}"), cls, &a[0]),
+        Op::Ceil => k.op1(&format!("cvt.rpi.{t}.{t}"), cls, &a[0]),
+        Op::Round => k.op1(&format!("cvt.rni.{t}.{t}"), cls, &a[0]),
         Op::Exp => via_f64(k, dt, a, |k, x| math::exp_f64(k, &x[0])),
         Op::Log => via_f64(k, dt, a, |k, x| math::log_f64(k, &x[0])),
         // An f32 result needs ~2^-30 of relative accuracy, not f64's 2^-52.

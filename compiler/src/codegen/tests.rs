@@ -902,8 +902,10 @@ fn newer_unary_float_ops_match_interp() {
     let mut rng = Rng(11);
     let ops =
         [Op::Log1p, Op::Expm1, Op::Logistic, Op::Sin, Op::Cos, Op::Rsqrt, Op::Erf, Op::Abs, Op::Sign, Op::StopGradient];
+    let ops = ops.into_iter().chain([Op::Floor, Op::Ceil, Op::Round]);
     for dtype in FLOATS {
-        for op in &ops {
+        for op in ops.clone() {
+            let op = &op;
             // 18 specials + random; 23 elements exercise SIMD body and tail.
             for dims in [vec![], vec![23], vec![3, 9]] {
                 let ty = Type::new(dtype, &dims);
@@ -936,6 +938,44 @@ fn sign_keeps_signed_zero_and_nan_and_logistic_does_not_overflow() {
     let l = out[1].to_f64_vec();
     assert_eq!((l[0], l[1], l[5]), (0.5, 0.5, 0.0));
     assert!(l[2].is_nan());
+}
+
+/// Floor, ceil and round on the values where roundings differ: ties (round
+/// is ties-to-even: `2.5 -> 2`, `-0.5 -> -0`), signed zeros, values too
+/// large to have a fraction, infinities and NaN; against written-out
+/// IEEE results, not only the interpreter.
+#[test]
+fn roundings_follow_ieee_on_ties_zeros_and_large_values() {
+    let values = vec![-2.5, -1.5, -0.5, -0.0, 0.0, 0.5, 1.5, 2.5, 2.7, -2.7, 1e300, -4503599627370497.0, f64::INFINITY];
+    let want: [(Op, Vec<f64>); 3] = [
+        (
+            Op::Floor,
+            vec![-3.0, -2.0, -1.0, -0.0, 0.0, 0.0, 1.0, 2.0, 2.0, -3.0, 1e300, -4503599627370497.0, f64::INFINITY],
+        ),
+        (
+            Op::Ceil,
+            vec![-2.0, -1.0, -0.0, -0.0, 0.0, 1.0, 2.0, 3.0, 3.0, -2.0, 1e300, -4503599627370497.0, f64::INFINITY],
+        ),
+        (
+            Op::Round,
+            vec![-2.0, -2.0, -0.0, -0.0, 0.0, 0.0, 2.0, 2.0, 3.0, -3.0, 1e300, -4503599627370497.0, f64::INFINITY],
+        ),
+    ];
+    let n = values.len() + 1;
+    let ty = Type::new(DType::F64, &[n]);
+    let input = Tensor::f64(&[n], values.iter().copied().chain([f64::NAN]).collect());
+    for (op, want) in want {
+        let mut b = Builder::new("round", std::slice::from_ref(&ty));
+        let r = b.unary(op.clone(), b.param(0));
+        let func = b.finish(vec![r]);
+        let got = jit_run(&func, std::slice::from_ref(&input))[0].to_f64_vec();
+        let interp = interp::run(&func, std::slice::from_ref(&input))[0].to_f64_vec();
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(got[i].to_bits(), w.to_bits(), "{op:?}({}) = {} (jit), want {w}", values[i], got[i]);
+            assert_eq!(interp[i].to_bits(), w.to_bits(), "{op:?}({}) = {} (interp), want {w}", values[i], interp[i]);
+        }
+        assert!(got[n - 1].is_nan() && interp[n - 1].is_nan(), "{op:?}(NaN)");
+    }
 }
 
 #[test]

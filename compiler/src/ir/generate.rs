@@ -385,6 +385,9 @@ impl Gen {
                     Op::StopGradient,
                     Op::Exp,
                     Op::Expm1,
+                    Op::Floor,
+                    Op::Ceil,
+                    Op::Round,
                 ];
                 match self.rng.pick(&ops) {
                     op @ (Op::Exp | Op::Expm1) => {

@@ -83,7 +83,7 @@ fn eval(op: &Op, args: &[&Tensor], ty: &Type, inputs: &[Tensor]) -> Tensor {
         }
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => unary(op, args[0]),
         Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => unary(op, args[0]),
-        Op::Abs | Op::Sign => unary(op, args[0]),
+        Op::Abs | Op::Sign | Op::Floor | Op::Ceil | Op::Round => unary(op, args[0]),
         Op::StopGradient => args[0].clone(),
         Op::ArgMax { axis } => argmax(args[0], *axis, ty),
         Op::Slice { start, stride, .. } => {
@@ -200,6 +200,9 @@ macro_rules! float_unary {
             Op::Erf => Erf::erf($x),
             Op::Abs => $x.abs(),
             Op::Sign => sign($x),
+            Op::Floor => $x.floor(),
+            Op::Ceil => $x.ceil(),
+            Op::Round => $x.round_ties_even(),
             other => unreachable!("not a unary op: {other:?}"),
         }
     };

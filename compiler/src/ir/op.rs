@@ -38,6 +38,12 @@ pub enum Op {
     Rsqrt,
     /// The error function (libm's `erf` / `erff`, under 1 ulp).
     Erf,
+    /// Rounding to an integer value, still a float: down, up, and to the
+    /// nearest with ties to even (IEEE `roundTiesToEven`, as `jnp.round`).
+    /// NaN and infinities pass through; `-0.5` rounds to `-0.0`.
+    Floor,
+    Ceil,
+    Round,
 
     // Unary elementwise on float or i32, same type out.
     /// `|x|`; clears the sign bit of floats; i32 wraps (`|MIN| = MIN`).
@@ -267,6 +273,7 @@ pub fn arity(op: &Op) -> Option<usize> {
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => 1,
         Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => 1,
         Op::Abs | Op::Sign | Op::StopGradient => 1,
+        Op::Floor | Op::Ceil | Op::Round => 1,
         Op::ArgMax { .. } | Op::Slice { .. } | Op::Pad { .. } => 1,
         Op::Concat { .. } => return None,
         Op::Convert
@@ -328,6 +335,9 @@ pub fn name(op: &Op) -> &'static str {
         Op::Cos => "cos",
         Op::Rsqrt => "rsqrt",
         Op::Erf => "erf",
+        Op::Floor => "floor",
+        Op::Ceil => "ceil",
+        Op::Round => "round",
         Op::Abs => "abs",
         Op::Sign => "sign",
         Op::StopGradient => "stop_gradient",
@@ -359,6 +369,7 @@ pub fn is_elementwise(op: &Op) -> bool {
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => true,
         Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => true,
         Op::Abs | Op::Sign | Op::StopGradient => true,
+        Op::Floor | Op::Ceil | Op::Round => true,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => true,
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => true,
         Op::Select | Op::Convert => true,

@@ -45,6 +45,7 @@ pub fn tolerance(func: &Func, inst: &Inst) -> Option<Tolerance> {
         }
         Op::Constant(_) | Op::Iota { .. } | Op::Convert => Tolerance::Exact,
         Op::Neg | Op::Abs | Op::Sign | Op::StopGradient => Tolerance::Exact,
+        Op::Floor | Op::Ceil | Op::Round => Tolerance::Exact,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Sqrt | Op::Max | Op::Min | Op::Select => Tolerance::Exact,
         Op::Broadcast { .. } | Op::Reshape | Op::Transpose { .. } | Op::Slice { .. } | Op::Pad { .. } => {
             Tolerance::Exact

@@ -47,6 +47,7 @@ fn print_into(out: &mut String, func: &Func, indent: &str) {
             }
             Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => String::new(),
             Op::Abs | Op::Sign | Op::StopGradient => String::new(),
+            Op::Floor | Op::Ceil | Op::Round => String::new(),
             Op::Param(_) | Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => String::new(),
             Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => String::new(),
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => String::new(),

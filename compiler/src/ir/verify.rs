@@ -51,7 +51,16 @@ fn check_type(op: &Op, ty: &Type, args: &[&Type]) -> Result<(), String> {
             want(args[0] == ty, "result type must equal operand type")?;
             want(op == &Op::Neg || ty.dtype.is_float(), "transcendental op needs a float operand")
         }
-        Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => {
+        Op::Log1p
+        | Op::Expm1
+        | Op::Logistic
+        | Op::Sin
+        | Op::Cos
+        | Op::Rsqrt
+        | Op::Erf
+        | Op::Floor
+        | Op::Ceil
+        | Op::Round => {
             want(args[0] == ty, "result type must equal operand type")?;
             want(ty.dtype.is_float(), "transcendental op needs a float operand")
         }

@@ -62,6 +62,10 @@ pub const NAMES: &[&str] = &[
     "cos",
     "rsqrt",
     "erf",
+    "floor",
+    "ceil",
+    "round",
+    "i32",
     "abs",
     "sign",
     "stop_gradient",
@@ -103,9 +107,8 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         return reported;
     }
     match name {
-        "exp" | "tanh" | "sqrt" | "log1p" | "expm1" | "sigmoid" | "logistic" | "sin" | "cos" | "rsqrt" | "erf" => {
-            unary_math(el, name, &args, span)
-        }
+        "exp" | "tanh" | "sqrt" | "log1p" | "expm1" | "sigmoid" | "logistic" | "sin" | "cos" | "rsqrt" | "erf"
+        | "floor" | "ceil" | "round" => unary_math(el, name, &args, span),
         "abs" | "sign" => signed_math(el, name, &args, span),
         "stop_gradient" => {
             if args.len() != 1 {
@@ -189,6 +192,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             Val::Tensor(TVal { ty: t.ty.with_dtype(DType::F32), id })
         }
         "f32" | "f64" => convert_to(el, &args, span, name),
+        "i32" => to_i32(el, &args, span),
         "one_hot" => one_hot(el, &args, span),
         "flatten" => flatten(el, &args, span),
         "reshape" => reshape(el, &args, span),
@@ -340,6 +344,9 @@ fn unary_math(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> 
         "cos" => (Op::Cos, f64::cos),
         "rsqrt" => (Op::Rsqrt, |x: f64| 1.0 / x.sqrt()),
         "erf" => (Op::Erf, <f64 as crate::ir::interp::Erf>::erf),
+        "floor" => (Op::Floor, f64::floor),
+        "ceil" => (Op::Ceil, f64::ceil),
+        "round" => (Op::Round, f64::round_ties_even),
         other => unreachable!("`{other}` is not a unary math builtin"),
     };
     if let Some(x) = num(args.first()) {
@@ -403,6 +410,35 @@ fn convert_to(el: &mut Elaborator, args: &[CallArg], span: Span, name: &str) -> 
     let Some(t) = first_tensor(el, args, span, name) else { return Val::Poison };
     let id = t.id.map(|x| el.b().convert(x, dtype));
     Val::Tensor(TVal { ty: t.ty.with_dtype(dtype), id })
+}
+
+/// `i32(x)`: `x` converted to `i32`, truncating toward zero (as `astype`
+/// and C): a float tensor saturates at the i32 range and NaN becomes 0, a
+/// bool is 0 or 1. A compile-time number becomes a compile-time integer
+/// (`i32(sqrt(float(d)))` can be a dim); one that is not finite or out of
+/// the range is an error. No gradient flows through it (an integer).
+fn to_i32(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
+    if args.len() != 1 || args[0].name.is_some() {
+        return bad(el, "`i32(x)` takes one argument", span);
+    }
+    match &args[0].value {
+        Val::Int(_) | Val::NegInt(_) => return args[0].value.clone(),
+        Val::Float(x) => {
+            let t = x.trunc();
+            return if t.is_finite() && t >= i32::MIN as f64 && t <= i32::MAX as f64 {
+                Val::int(t as i64)
+            } else {
+                el.error(
+                    Diagnostic::error(Code::BadCall, format!("`i32({x:?})` is outside the i32 range"))
+                        .with_label(args[0].span, "this number"),
+                )
+            };
+        }
+        _ => {}
+    }
+    let Some(t) = first_tensor(el, args, span, "i32") else { return Val::Poison };
+    let id = t.id.map(|x| el.b().convert(x, DType::I32));
+    Val::Tensor(TVal { ty: t.ty.with_dtype(DType::I32), id })
 }
 
 /// `argmax(x, axis = -1)`: the i32 index of the first maximum along `axis`,

@@ -163,7 +163,7 @@ fn forward(b: &mut Builder, func: &Func, i: usize, shared: &[ValueId]) -> ValueI
 /// `vmap`'s axes for a transformed function whose last param (the
 /// cotangent or tangent) is batched and whose `n_params` others are shared.
 fn batch_last(n_params: usize) -> Vec<Option<usize>> {
-    std::iter::repeat(None).take(n_params).chain(std::iter::once(Some(0))).collect()
+    std::iter::repeat_n(None, n_params).chain(std::iter::once(Some(0))).collect()
 }
 
 /// The dims of `out` followed by those of `input`.

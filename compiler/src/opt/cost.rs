@@ -104,6 +104,7 @@ pub fn inst_cost(op: &Op, args: &[&Type], ty: &Type) -> Cost {
         Op::Constant(_) => (0.0, out, false),
         Op::Iota { .. } => (n, out, false),
         Op::Neg | Op::Abs | Op::Sign | Op::Convert => (n, reads + out, false),
+        Op::Floor | Op::Ceil | Op::Round => (n, reads + out, false),
         Op::Exp | Op::Log | Op::Tanh | Op::Log1p | Op::Expm1 | Op::Logistic => (LIBM_FLOPS * n, reads + out, false),
         Op::Sin | Op::Cos | Op::Erf | Op::Pow => (LIBM_FLOPS * n, reads + out, false),
         Op::Sqrt | Op::Div => (DIV_FLOPS * n, reads + out, false),

@@ -34,6 +34,9 @@ define_language! {
         "erf" = Erf([Id; 1]),
         "abs" = Abs([Id; 1]),
         "sign" = Sign([Id; 1]),
+        "floor" = Floor([Id; 1]),
+        "ceil" = Ceil([Id; 1]),
+        "round" = Round([Id; 1]),
         "stop_gradient" = StopGradient([Id; 1]),
         "add" = Add([Id; 2]),
         "sub" = Sub([Id; 2]),
@@ -397,6 +400,9 @@ pub fn node_op(egraph: &IrEGraph, node: &Node) -> Option<(Op, Vec<Id>)> {
         Node::Erf([x]) => (Op::Erf, vec![*x]),
         Node::Abs([x]) => (Op::Abs, vec![*x]),
         Node::Sign([x]) => (Op::Sign, vec![*x]),
+        Node::Floor([x]) => (Op::Floor, vec![*x]),
+        Node::Ceil([x]) => (Op::Ceil, vec![*x]),
+        Node::Round([x]) => (Op::Round, vec![*x]),
         Node::StopGradient([x]) => (Op::StopGradient, vec![*x]),
         Node::ArgMax([axis, x]) => (Op::ArgMax { axis: single(ints_of(egraph, *axis)) }, vec![*x]),
         Node::Slice([start, limit, stride, x]) => {
@@ -465,6 +471,7 @@ pub fn node_type(egraph: &IrEGraph, node: &Node) -> Option<Type> {
         Node::Neg([x]) | Node::Exp([x]) | Node::Log([x]) | Node::Tanh([x]) | Node::Sqrt([x]) => ty(x),
         Node::Log1p([x]) | Node::Expm1([x]) | Node::Logistic([x]) | Node::Sin([x]) | Node::Cos([x]) => ty(x),
         Node::Rsqrt([x]) | Node::Erf([x]) | Node::Abs([x]) | Node::Sign([x]) | Node::StopGradient([x]) => ty(x),
+        Node::Floor([x]) | Node::Ceil([x]) | Node::Round([x]) => ty(x),
         Node::ArgMax([axis, x]) => {
             let (src, axis) = (ty(x), single(ints_of(egraph, *axis)));
             assert!(axis < src.shape.rank(), "ill-typed argmax {node:?}");
@@ -682,6 +689,7 @@ fn fold(egraph: &IrEGraph, node: &Node, ty: &Type) -> Option<f64> {
         Node::Neg(_) | Node::Exp(_) | Node::Log(_) | Node::Tanh(_) | Node::Sqrt(_) => {}
         Node::Log1p(_) | Node::Expm1(_) | Node::Logistic(_) | Node::Sin(_) | Node::Cos(_) | Node::Rsqrt(_) => {}
         Node::Erf(_) | Node::Abs(_) | Node::Sign(_) | Node::StopGradient(_) => {}
+        Node::Floor(_) | Node::Ceil(_) | Node::Round(_) => {}
         Node::Add(_) | Node::Sub(_) | Node::Mul(_) | Node::Div(_) | Node::Max(_) | Node::Min(_) | Node::Pow(_) => {}
         Node::Lt(_) | Node::Le(_) | Node::Gt(_) | Node::Ge(_) | Node::Eq(_) | Node::Ne(_) => {}
         Node::Select(_) | Node::Convert(_) => {}
@@ -786,6 +794,9 @@ pub fn to_recexpr(func: &Func) -> RecExpr<Node> {
             Op::Erf => Node::Erf([arg(0)]),
             Op::Abs => Node::Abs([arg(0)]),
             Op::Sign => Node::Sign([arg(0)]),
+            Op::Floor => Node::Floor([arg(0)]),
+            Op::Ceil => Node::Ceil([arg(0)]),
+            Op::Round => Node::Round([arg(0)]),
             Op::StopGradient => Node::StopGradient([arg(0)]),
             Op::ArgMax { axis } => Node::ArgMax([attr(Attr::Ints(vec![*axis])), arg(0)]),
             Op::Slice { start, limit, stride } => {

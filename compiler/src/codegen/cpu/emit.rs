@@ -142,6 +142,7 @@ impl<'a, 'm> Emitter<'a, 'm> {
             Op::Convert if self.func.ty(inst.args[0]).dtype == inst.ty.dtype => {}
             Op::Neg | Op::Sqrt | Op::Convert | Op::Select => self.emit_fused(index)?,
             Op::Abs | Op::Sign | Op::Rsqrt => self.emit_fused(index)?,
+            Op::Floor | Op::Ceil | Op::Round => self.emit_fused(index)?,
             Op::Log1p => self.emit_host_elementwise(index, [HostFn::Log1pF32, HostFn::Log1pF64], None)?,
             Op::Expm1 => self.emit_host_elementwise(index, [HostFn::Expm1F32, HostFn::Expm1F64], None)?,
             Op::Logistic if self.sched.inline_math => self.emit_fused_math(index)?,
@@ -1704,6 +1705,9 @@ fn is_vectorizable(op: &Op, dtype: DType) -> bool {
         Op::Abs => true,
         // Scalar constants and compare-and-select: not lane-wise as written.
         Op::Sign | Op::Rsqrt => false,
+        // Lane-wise with SSE4.1's `roundps`, but a libcall per lane without
+        // it: kept scalar (`roundss`, or one libcall per element).
+        Op::Floor | Op::Ceil | Op::Round => false,
         // The inline algorithms are written lane-wise (see `vmath.rs`).
         Op::Exp | Op::Log | Op::Tanh | Op::Logistic => true,
         Op::Pow => false,
@@ -1763,6 +1767,10 @@ fn scalar_op(b: &mut FunctionBuilder, op: &Op, dtype: DType, out: DType, args: &
             let clamped = b.ins().smax(args[0], lo);
             b.ins().smin(clamped, hi)
         }
+        // IEEE roundings to an integral value (`nearest` is ties-to-even).
+        Op::Floor => b.ins().floor(args[0]),
+        Op::Ceil => b.ins().ceil(args[0]),
+        Op::Round => b.ins().nearest(args[0]),
         Op::Add if float => b.ins().fadd(args[0], args[1]),
         Op::Add => b.ins().iadd(args[0], args[1]),
         Op::Sub if float => b.ins().fsub(args[0], args[1]),

@@ -62,6 +62,7 @@ pub(super) fn plan(func: &Func, sched: &Schedule, index: usize) -> (HostFn, Vec<
             unreachable!("{:?} is open-coded", inst.op)
         }
         Op::Abs | Op::Sign | Op::StopGradient => unreachable!("{:?} is open-coded", inst.op),
+        Op::Floor | Op::Ceil | Op::Round => unreachable!("{:?} is open-coded", inst.op),
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => {
             unreachable!("{:?} is open-coded", inst.op)
         }

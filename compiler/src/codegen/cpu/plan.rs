@@ -59,7 +59,7 @@ pub(super) fn is_view(func: &Func, index: usize) -> bool {
         Op::Param(_) | Op::Constant(_) | Op::Iota { .. } => false,
         Op::Neg | Op::Exp | Op::Log | Op::Tanh | Op::Sqrt => false,
         Op::Log1p | Op::Expm1 | Op::Logistic | Op::Sin | Op::Cos | Op::Rsqrt | Op::Erf => false,
-        Op::Abs | Op::Sign => false,
+        Op::Abs | Op::Sign | Op::Floor | Op::Ceil | Op::Round => false,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min | Op::Pow => false,
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => false,
         Op::Select | Op::Broadcast { .. } | Op::Transpose { .. } => false,

@@ -123,6 +123,7 @@ pub(super) fn fusible(func: &Func, index: usize, inline_math: bool) -> bool {
     let inst = &func.insts[index];
     match &inst.op {
         Op::Neg | Op::Sqrt | Op::Rsqrt | Op::Abs | Op::Sign => true,
+        Op::Floor | Op::Ceil | Op::Round => true,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => true,
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::Select => true,
         Op::Constant(_) | Op::Broadcast { .. } => true,

@@ -35,6 +35,7 @@ pub(super) fn fusible(func: &Func, index: usize) -> bool {
     let inst = &func.insts[index];
     match &inst.op {
         Op::Neg | Op::Sqrt | Op::Rsqrt | Op::Abs | Op::Sign => true,
+        Op::Floor | Op::Ceil | Op::Round => true,
         Op::Exp | Op::Log | Op::Tanh | Op::Logistic | Op::Pow => true,
         Op::Log1p | Op::Expm1 | Op::Sin | Op::Cos | Op::Erf => true,
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Max | Op::Min => true,

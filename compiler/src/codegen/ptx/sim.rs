@@ -459,7 +459,15 @@ fn setp(cmp: &str, ty: &str, a: u64, b: u64) -> u64 {
 fn convert(parts: &[&str], v: u64) -> u64 {
     // cvt[.rnd][.sat].dst.src
     let (dst, src) = (parts[parts.len() - 2], parts[parts.len() - 1]);
-    let rnd = parts.iter().find(|p| ["rn", "rni", "rzi", "rmi"].contains(p)).copied();
+    let rnd = parts.iter().find(|p| ["rn", "rni", "rzi", "rmi", "rpi"].contains(p)).copied();
+    // The integer roundings of float-to-float conversions (exact).
+    let integral = |x: f64| match rnd {
+        Some("rni") => x.round_ties_even(),
+        Some("rzi") => x.trunc(),
+        Some("rmi") => x.floor(),
+        Some("rpi") => x.ceil(),
+        _ => x,
+    };
     let x: f64 = match src {
         "f32" => f32_of(v) as f64,
         "f64" => f64_of(v),
@@ -476,13 +484,9 @@ fn convert(parts: &[&str], v: u64) -> u64 {
         ("f32", "f64") => (f64_of(v) as f32).to_bits() as u64,
         ("f32", "s32") => (v as u32 as i32 as f32).to_bits() as u64,
         ("f32", "u32") => ((v & 0xffff_ffff) as u32 as f32).to_bits() as u64,
+        ("f32", "f32") => (integral(x) as f32).to_bits() as u64,
         ("f32", _) => (x as f32).to_bits() as u64,
-        ("f64", _) => match rnd {
-            Some("rni") => x.round_ties_even().to_bits(),
-            Some("rzi") => x.trunc().to_bits(),
-            Some("rmi") => x.floor().to_bits(),
-            _ => x.to_bits(),
-        },
+        ("f64", _) => integral(x).to_bits(),
         ("s32", _) => {
             let r = match rnd {
                 Some("rni") => x.round_ties_even(),

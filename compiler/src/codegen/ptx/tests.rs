@@ -80,7 +80,7 @@ fn op_zoo(dtype: DType) -> Func {
         for op in [Op::Exp, Op::Log, Op::Tanh, Op::Sqrt, Op::Rsqrt, Op::Logistic] {
             outs.push(b.unary(op, x));
         }
-        for op in [Op::Log1p, Op::Expm1, Op::Sin, Op::Cos, Op::Erf] {
+        for op in [Op::Log1p, Op::Expm1, Op::Sin, Op::Cos, Op::Erf, Op::Floor, Op::Ceil, Op::Round] {
             outs.push(b.unary(op, x));
         }
         let m = b.reshape(x, &Shape(vec![6, 4]));
@@ -528,6 +528,9 @@ fn simulated_unary_ops_match_interp_within_documented_bounds() {
             Op::Abs,
             Op::Sign,
             Op::StopGradient,
+            Op::Floor,
+            Op::Ceil,
+            Op::Round,
         ] {
             let mut b = Builder::new("unary", std::slice::from_ref(&ty));
             let r = b.unary(op.clone(), b.param(0));

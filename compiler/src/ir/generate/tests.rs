@@ -66,9 +66,12 @@ fn op_kind(op: &Op) -> usize {
         Op::Scan(_) => 54,
         Op::SelectAndScatter(_) => 55,
         Op::CustomVjp(_) => 56,
+        Op::Floor => 57,
+        Op::Ceil => 58,
+        Op::Round => 59,
     }
 }
-const N_KINDS: usize = 57;
+const N_KINDS: usize = 60;
 
 #[test]
 fn every_op_is_generated() {
