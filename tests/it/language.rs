@@ -917,3 +917,22 @@ fn roundings_and_i32_follow_numpy() {
     close(&out[6], &[-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 2.0, -3.0], "grad of sum(floor(v) * v)");
     assert!(out[2][2].is_sign_negative(), "round(-0.5) is -0.0, as NumPy's");
 }
+
+/// `var` and `std` as NumPy's (all axes by default, `ddof`): on values
+/// offset by 1e4, where a one-pass E[x^2] - E[x]^2 in f32 would lose every
+/// digit; the gradient of `std` is (x - mean) / (n std), written out here.
+#[test]
+fn var_and_std_follow_numpy_and_differentiate() {
+    let src = "fn main() {\n    let x = reshape(linspace(0.0, 5.0, 6), (2, 3)) + 1e4\n\
+               \x20   print(var(x), std(x), var(x, axis = 0), var(x, axis = -1, keepdims = true, ddof = 1))\n\
+               \x20   print(std(x, ddof = 1), grad(fn(v) = std(v))(x[0]), var(x[0:1, 0:1], ddof = 1))\n}\n";
+    let out = run_main(src);
+    close(&out[0], &[17.5 / 6.0], "var");
+    close(&out[1], &[(17.5f64 / 6.0).sqrt()], "std");
+    close(&out[2], &[2.25; 3], "var over axis 0");
+    close(&out[3], &[1.0, 1.0], "var over the last axis, ddof = 1, keepdims");
+    close(&out[4], &[3.5f64.sqrt()], "std, ddof = 1");
+    let s = (2.0f64 / 3.0).sqrt();
+    close(&out[5], &[-1.0 / (3.0 * s), 0.0, 1.0 / (3.0 * s)], "grad of std");
+    assert!(out[6][0].is_nan(), "one element with ddof = 1 has no degrees of freedom: NaN, as NumPy's");
+}

@@ -12,6 +12,7 @@ use crate::check::{shape_rules, Dim, Ty};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DType, Op, Shape, Type};
 use crate::span::Span;
+use crate::syntax::ast::BinOp;
 
 pub const NAMES: &[&str] = &[
     "exp",
@@ -21,6 +22,8 @@ pub const NAMES: &[&str] = &[
     "sqrt",
     "sum",
     "mean",
+    "var",
+    "std",
     "max",
     "min",
     "where",
@@ -163,6 +166,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             }
         }
         "sum" | "mean" => reduction(el, if name == "sum" { Reduce::Sum } else { Reduce::Mean }, args, span, name),
+        "var" | "std" => variance(el, args, span, name),
         "max" | "min" => {
             let positional = args.iter().filter(|a| a.name.is_none()).count();
             if positional == 2 {
@@ -482,6 +486,30 @@ fn argmax(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
 
 fn reduction(el: &mut Elaborator, kind: Reduce, args: Vec<CallArg>, span: Span, name: &str) -> Val {
     let Some(t) = first_tensor(el, &args, span, name) else { return Val::Poison };
+    let (axes, keepdims) = match reduced_axes(el, &args, &t, span, name) {
+        Ok(x) => x,
+        Err(v) => return v,
+    };
+    if matches!(kind, Reduce::Max | Reduce::Min) && t.ty.dtype == DType::Bool {
+        return bad(el, &format!("`{name}` needs a float or int tensor"), span);
+    }
+    if kind == Reduce::Mean && !t.ty.dtype.is_float() {
+        return bad(el, "`mean` needs a float tensor; convert with `float(x)`", span);
+    }
+    el.reduce(kind, t, axes, keepdims)
+}
+
+/// A reduction's `axis` (`None`: all axes; sorted, made non-negative) and
+/// `keepdims`, from the arguments after the tensor `t` (other keywords
+/// are left to the caller). `Err` holds the value to return: the error is
+/// reported.
+fn reduced_axes(
+    el: &mut Elaborator,
+    args: &[CallArg],
+    t: &TVal,
+    span: Span,
+    name: &str,
+) -> Result<(Option<Vec<usize>>, bool), Val> {
     let mut axes = None;
     let mut keepdims = false;
     for a in args.iter().skip(1) {
@@ -493,7 +521,7 @@ fn reduction(el: &mut Elaborator, kind: Reduce, args: Vec<CallArg>, span: Span, 
             // function is checked again with the real value.
             (Some("axis") | None, Val::Int(Dim::Sym(_))) => {
                 el.silent_poison = true;
-                return Val::Poison;
+                return Err(Val::Poison);
             }
             (Some("axis") | None, Val::Float(x)) if x.fract() == 0.0 && *x < 0.0 => axes = Some(vec![*x as i64]),
             (Some("axis") | None, Val::Tuple(items)) => {
@@ -503,43 +531,86 @@ fn reduction(el: &mut Elaborator, kind: Reduce, args: Vec<CallArg>, span: Span, 
                         Val::Int(Dim::Known(n)) => v.push(*n as i64),
                         Val::NegInt(n) => v.push(*n),
                         Val::Float(x) if x.fract() == 0.0 => v.push(*x as i64),
-                        _ => return bad(el, "axes must be integers", a.span),
+                        _ => return Err(bad(el, "axes must be integers", a.span)),
                     }
                 }
                 axes = Some(v);
             }
             (Some("keepdims"), Val::Bool(b)) => keepdims = *b,
-            _ => return bad(el, &format!("`{name}` takes (x, axis = int or tuple, keepdims = bool)"), a.span),
-        }
-    }
-    let axes = match axes {
-        None => None,
-        Some(list) => {
-            let mut out = Vec::new();
-            for ax in list {
-                match shape_rules::axis(ax, t.ty.rank()) {
-                    Ok(a) if !out.contains(&a) => out.push(a),
-                    Ok(_) => return bad(el, "an axis is listed twice", span),
-                    Err(msg) => {
-                        return el.error(
-                            Diagnostic::error(Code::ShapeMismatch, msg)
-                                .with_label(args[0].span, format!("this is {}", t.ty))
-                                .with_label(span, "in this reduction"),
-                        )
-                    }
-                }
+            (Some("ddof"), _) if matches!(name, "var" | "std") => {}
+            _ => {
+                let more = if matches!(name, "var" | "std") { ", ddof = int" } else { "" };
+                return Err(bad(
+                    el,
+                    &format!("`{name}` takes (x, axis = int or tuple, keepdims = bool{more})"),
+                    a.span,
+                ));
             }
-            out.sort();
-            Some(out)
         }
+    }
+    let Some(list) = axes else { return Ok((None, keepdims)) };
+    let mut out = Vec::new();
+    for ax in list {
+        match shape_rules::axis(ax, t.ty.rank()) {
+            Ok(a) if !out.contains(&a) => out.push(a),
+            Ok(_) => return Err(bad(el, "an axis is listed twice", span)),
+            Err(msg) => {
+                return Err(el.error(
+                    Diagnostic::error(Code::ShapeMismatch, msg)
+                        .with_label(args[0].span, format!("this is {}", t.ty))
+                        .with_label(span, "in this reduction"),
+                ))
+            }
+        }
+    }
+    out.sort();
+    Ok((Some(out), keepdims))
+}
+
+/// `var(x, axis, keepdims, ddof = 0)` and `std(...)`, as NumPy's: the mean
+/// squared deviation from the mean over the axes (all by default), with
+/// `n - ddof` in place of `n` (`ddof = 1`: the unbiased estimate; `n <=
+/// ddof` gives inf or NaN, as NumPy's); `std` is its square root. Two
+/// passes (the mean, then the deviations), so large offsets do not cancel.
+fn variance(el: &mut Elaborator, args: Vec<CallArg>, span: Span, name: &str) -> Val {
+    let Some(t) = first_tensor(el, &args, span, name) else { return Val::Poison };
+    if !t.ty.dtype.is_float() {
+        return bad(el, &format!("`{name}` needs a float tensor; convert with `float(x)`"), span);
+    }
+    let (axes, keepdims) = match reduced_axes(el, &args, &t, span, name) {
+        Ok(x) => x,
+        Err(v) => return v,
     };
-    if matches!(kind, Reduce::Max | Reduce::Min) && t.ty.dtype == DType::Bool {
-        return bad(el, &format!("`{name}` needs a float or int tensor"), span);
+    let ddof = match args.iter().find(|a| a.name.as_deref() == Some("ddof")) {
+        None => 0,
+        Some(a) => match a.value.as_i64() {
+            Some(d) if d >= 0 => d,
+            _ => return bad(el, "`ddof` is a compile-time integer >= 0 (1 for the unbiased variance)", a.span),
+        },
+    };
+    let x = Val::Tensor(t.clone());
+    let mean = el.reduce(Reduce::Mean, t.clone(), axes.clone(), true);
+    let deviation = el.binary(BinOp::Sub, x, span, mean, span, span);
+    let squared = el.binary(BinOp::Mul, deviation.clone(), span, deviation, span, span);
+    let Val::Tensor(squared) = squared else { return Val::Poison };
+    let mut var = el.reduce(Reduce::Mean, squared, axes.clone(), keepdims);
+    if ddof > 0 && el.building() {
+        // Every dim is known when building.
+        let size = |d: &Dim| if let Dim::Known(n) = d { *n } else { 1 };
+        let n: usize = match &axes {
+            None => t.ty.dims.iter().map(size).product(),
+            Some(axes) => axes.iter().map(|&a| size(&t.ty.dims[a])).product(),
+        };
+        let scale = n as f64 / (n as f64 - ddof as f64).max(0.0);
+        var = el.binary(BinOp::Mul, var, span, Val::Float(scale), span, span);
     }
-    if kind == Reduce::Mean && !t.ty.dtype.is_float() {
-        return bad(el, "`mean` needs a float tensor; convert with `float(x)`", span);
+    match var {
+        Val::Tensor(v) if name == "std" => {
+            let id = v.id.map(|x| el.b().unary(Op::Sqrt, x));
+            Val::Tensor(TVal { ty: v.ty, id })
+        }
+        other => other,
     }
-    el.reduce(kind, t, axes, keepdims)
 }
 
 fn elementwise_max_min(el: &mut Elaborator, name: &str, args: &[CallArg], span: Span) -> Val {

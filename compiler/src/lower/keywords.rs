@@ -11,6 +11,7 @@ use crate::diagnostic::{Code, Diagnostic};
 fn of(builtin: &str) -> &'static [&'static str] {
     match builtin {
         "sum" | "mean" | "max" | "min" => &["axis", "keepdims"],
+        "var" | "std" => &["axis", "keepdims", "ddof"],
         "argmax" | "take" | "take_along_axis" | "stack" | "concat" => &["axis"],
         "conv2d" => &["stride", "padding", "dilation", "groups"],
         "conv_transpose2d" => &["stride", "padding", "output_padding", "dilation", "groups"],
