@@ -936,3 +936,38 @@ fn var_and_std_follow_numpy_and_differentiate() {
     close(&out[5], &[-1.0 / (3.0 * s), 0.0, 1.0 / (3.0 * s)], "grad of std");
     assert!(out[6][0].is_nan(), "one element with ddof = 1 has no degrees of freedom: NaN, as NumPy's");
 }
+
+/// `cumsum`, `cummax` and `cummin` (flattened without `axis`, along an
+/// axis, reversed) and their gradients, on the interpreter and on the
+/// Cranelift backend. The wanted numbers are `jnp.cumsum`, `lax.cummax`,
+/// `lax.cummin` and `jax.grad` of them (JAX 0.10.2, run on this input),
+/// each also derivable by hand: a running sum's gradient at `j` is the sum
+/// of the weights of outputs `j..`; a running maximum's goes to the element
+/// that is the maximum, once per output it reaches.
+#[test]
+fn cumulative_sums_and_extrema_match_jax_on_both_backends() {
+    let src = "fn main() {\n    let x = reshape([1.0, -2.0, 3.0, 0.5, 4.0, -1.0], (2, 3))\n\
+               \x20   print(cumsum(x), cumsum(x, axis = 1), cumsum(x, axis = 0, reverse = true))\n\
+               \x20   print(cummax(x, axis = -1), cummin(x, axis = 1, reverse = true))\n\
+               \x20   print(grad(fn(v) = sum(cumsum(v, axis = 1) * [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))(x))\n\
+               \x20   print(grad(fn(v) = sum(cummax(v, axis = 1)))(x), vmap(fn(r) = cumsum(r))(x))\n}\n";
+    let want: [&[f64]; 8] = [
+        &[1.0, -1.0, 2.0, 2.5, 6.5, 5.5],
+        &[1.0, -1.0, 2.0, 0.5, 4.5, 3.5],
+        &[1.5, 2.0, 2.0, 0.5, 4.0, -1.0],
+        &[1.0, 1.0, 3.0, 0.5, 4.0, 4.0],
+        &[-2.0, -2.0, 3.0, -1.0, -1.0, -1.0],
+        &[6.0, 5.0, 3.0, 15.0, 11.0, 6.0],
+        &[2.0, 0.0, 1.0, 1.0, 2.0, 0.0],
+        &[1.0, -1.0, 2.0, 0.5, 4.5, 3.5],
+    ];
+    let interp = run_main(src);
+    let (prog, _) = compiler::lower::load("t.jl", src);
+    let script = compiler::compile_script(&prog, &compiler::Options::default()).unwrap();
+    let mut exe = runtime::Executable::compile(script.func, runtime::Backend::Cpu).unwrap();
+    let jit: Vec<Vec<f32>> = exe.run(&[]).unwrap().iter().map(|t| t.as_f32().unwrap().to_vec()).collect();
+    for (k, w) in want.iter().enumerate() {
+        close(&interp[k], w, &format!("output {k} (interpreter)"));
+        close(&jit[k], w, &format!("output {k} (Cranelift)"));
+    }
+}

@@ -24,6 +24,9 @@ pub const NAMES: &[&str] = &[
     "mean",
     "var",
     "std",
+    "cumsum",
+    "cummax",
+    "cummin",
     "max",
     "min",
     "where",
@@ -167,6 +170,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         }
         "sum" | "mean" => reduction(el, if name == "sum" { Reduce::Sum } else { Reduce::Mean }, args, span, name),
         "var" | "std" => variance(el, args, span, name),
+        "cumsum" | "cummax" | "cummin" => super::cumulative::cumulative(el, name, &args, span),
         "max" | "min" => {
             let positional = args.iter().filter(|a| a.name.is_none()).count();
             if positional == 2 {

@@ -12,6 +12,7 @@ fn of(builtin: &str) -> &'static [&'static str] {
     match builtin {
         "sum" | "mean" | "max" | "min" => &["axis", "keepdims"],
         "var" | "std" => &["axis", "keepdims", "ddof"],
+        "cumsum" | "cummax" | "cummin" => &["axis", "reverse"],
         "argmax" | "take" | "take_along_axis" | "stack" | "concat" => &["axis"],
         "conv2d" => &["stride", "padding", "dilation", "groups"],
         "conv_transpose2d" => &["stride", "padding", "output_padding", "dilation", "groups"],

@@ -12,6 +12,7 @@ mod array_literal;
 pub mod artifacts;
 pub mod builtins;
 mod checkpoint;
+mod cumulative;
 mod custom_vjp;
 mod einsum;
 pub mod elab;

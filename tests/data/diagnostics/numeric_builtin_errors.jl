@@ -11,3 +11,9 @@ fn spread() {
     print(std(linspace(0.0, 1.0, 4), ddof = -1))
     print(var(linspace(0.0, 1.0, 4), axis = 1))
 }
+
+fn running() {
+    print(cumsum(arange(4)))
+    print(cummax(linspace(0.0, 1.0, 4), axis = 1))
+    print(cumsum(linspace(0.0, 1.0, 4), reverse = 1))
+}
