@@ -30,6 +30,61 @@ fn layer_norm(x, scale, bias, eps = 1e-5) {
     xc * rsqrt(var + eps) * scale + bias
 }
 
+# Batch normalization (Ioffe & Szegedy, 2015), as PyTorch's BatchNorm1d
+# and BatchNorm2d: while training, each feature (channel) is normalized with
+# the batch's mean and biased variance, and the running statistics, buffers,
+# move toward them: running = (1 - momentum) * running + momentum * batch,
+# with the variance unbiased, n / (n - 1), as PyTorch's. In validation, test
+# and prediction (`self.training` false) the running statistics normalize.
+model BatchNorm1d(num_features: int, eps: float = 1e-5, momentum: float = 0.1) {
+    weight: f32[num_features] = ones()
+    bias: f32[num_features]
+    running_mean: f32[num_features] = buffer(zeros())
+    running_var: f32[num_features] = buffer(ones())
+
+    fn __call__(self, x: f32[B, num_features]) -> f32[B, num_features] {
+        if self.training {
+            let m = mean(x, axis = 0)
+            let v = var(x, axis = 0)
+            update_running_stats(self, m, v, size(x, 0), momentum)
+            (x - m) * rsqrt(v + eps) * self.weight + self.bias
+        } else {
+            (x - self.running_mean) * rsqrt(self.running_var + eps) * self.weight + self.bias
+        }
+    }
+}
+
+# BatchNorm1d over the channels of images [B, C, H, W]: the statistics of a
+# channel are over the batch and the pixels.
+model BatchNorm2d(num_features: int, eps: float = 1e-5, momentum: float = 0.1) {
+    weight: f32[num_features] = ones()
+    bias: f32[num_features]
+    running_mean: f32[num_features] = buffer(zeros())
+    running_var: f32[num_features] = buffer(ones())
+
+    fn __call__(self, x: f32[B, num_features, H, W]) -> f32[B, num_features, H, W] {
+        let per_channel = fn(v) = reshape(v, (1, num_features, 1, 1))
+        let scale = per_channel(self.weight)
+        if self.training {
+            let m = mean(x, axis = (0, 2, 3))
+            let v = var(x, axis = (0, 2, 3))
+            update_running_stats(self, m, v, size(x, 0) * size(x, 2) * size(x, 3), momentum)
+            (x - per_channel(m)) * rsqrt(per_channel(v) + eps) * scale + per_channel(self.bias)
+        } else {
+            let m = per_channel(self.running_mean)
+            (x - m) * rsqrt(per_channel(self.running_var) + eps) * scale + per_channel(self.bias)
+        }
+    }
+}
+
+# The running statistics of a batch norm `bn` after a batch of n values
+# per feature with mean m and biased variance v.
+fn update_running_stats(bn, m, v, n: int, momentum: float) {
+    let unbiased = v * (float(n) / float(n - 1))
+    let running_mean = (1.0 - momentum) * bn.running_mean + momentum * m
+    assign(bn, running_mean = running_mean, running_var = (1.0 - momentum) * bn.running_var + momentum * unbiased)
+}
+
 fn relu(x) = max(x, 0.0)
 
 # x where x >= 0, else negative_slope * x (jax.nn.leaky_relu).

@@ -2,6 +2,7 @@
 //! One integration binary; each module is one area.
 
 mod backends;
+mod buffers;
 mod checkpoints;
 mod crashes;
 mod data_module;

@@ -1568,15 +1568,25 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
 
 /// The model summary: one row per parameter (name, type, count), then the totals.
 fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &Dataset, test: Option<&Dataset>) {
-    let total: usize = progs.params.iter().map(|p| p.ty.shape.num_elements()).sum();
+    let count = |trainable: bool| -> usize {
+        progs.params.iter().filter(|p| p.trainable == trainable).map(|p| p.ty.shape.num_elements()).sum()
+    };
+    let (total, buffers) = (count(true), count(false));
     // Columns as wide as their widest entry, so long types stay aligned.
     let name_w = progs.params.iter().map(|p| p.path.len()).chain([4]).max().unwrap_or(4);
     let ty_w = progs.params.iter().map(|p| p.ty.to_string().len()).chain([4]).max().unwrap_or(4);
     eprintln!("   | {:<name_w$} | {:<ty_w$} | {:>8}", "Name", "Type", "Params");
     for (i, p) in progs.params.iter().enumerate() {
-        eprintln!("{i:<3}| {:<name_w$} | {:<ty_w$} | {:>8}", p.path, p.ty.to_string(), p.ty.shape.num_elements());
+        let buffer = if p.trainable { "" } else { " (buffer)" };
+        eprintln!(
+            "{i:<3}| {:<name_w$} | {:<ty_w$} | {:>8}{buffer}",
+            p.path,
+            p.ty.to_string(),
+            p.ty.shape.num_elements()
+        );
     }
-    eprintln!("{total} trainable params in model `{}`; optimizer {}", progs.model_name, progs.optimizer);
+    let buffers = if buffers > 0 { format!(" and {buffers} in buffers (not trained)") } else { String::new() };
+    eprintln!("{total} trainable params{buffers} in model `{}`; optimizer {}", progs.model_name, progs.optimizer);
     let test = test.map(|t| format!(", {} test", t.len())).unwrap_or_default();
     eprintln!(
         "train step: {} IR instructions; compiled in {compile_ms:.0} ms; {} training and {} validation examples{test}",

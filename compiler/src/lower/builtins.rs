@@ -25,6 +25,8 @@ pub const NAMES: &[&str] = &[
     "var",
     "std",
     "cumsum",
+    "buffer",
+    "assign",
     "cummax",
     "cummin",
     "max",
@@ -171,6 +173,12 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "sum" | "mean" => reduction(el, if name == "sum" { Reduce::Sum } else { Reduce::Mean }, args, span, name),
         "var" | "std" => variance(el, args, span, name),
         "cumsum" | "cummax" | "cummin" => super::cumulative::cumulative(el, name, &args, span),
+        "buffer" => bad(
+            el,
+            "`buffer(init)` is a model field's initializer: `running_mean: f32[C] = buffer(zeros())` declares a buffer (not trained)",
+            span,
+        ),
+        "assign" => super::buffers::assign(el, &args, span),
         "max" | "min" => {
             let positional = args.iter().filter(|a| a.name.is_none()).count();
             if positional == 2 {

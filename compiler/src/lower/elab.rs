@@ -67,6 +67,12 @@ pub struct Elaborator<'p> {
     pub param_specs: Vec<ParamSpec>,
     /// IR values of model parameters by path (build mode).
     pub param_values: HashMap<String, ValueId>,
+    /// What `self.training` is: true while elaborating a training step
+    /// (and everything it calls), false in every other program.
+    pub training: bool,
+    /// `Some` while elaborating a training step: the buffers `assign`
+    /// gave new values, by path, in the order assigned.
+    pub assigned: Option<Vec<Assigned>>,
     pub(crate) depth: usize,
     /// Set when `MAX_CALL_DEPTH` was exceeded; elaboration then winds down.
     pub(crate) recursion_limit_hit: bool,
@@ -84,6 +90,14 @@ pub struct Elaborator<'p> {
     /// instantiations nest now.
     listed_submodules: usize,
     instantiating: usize,
+}
+
+/// A buffer's new value from `assign(self, name = value)`.
+#[derive(Clone, Debug)]
+pub struct Assigned {
+    pub path: String,
+    pub value: TVal,
+    pub span: Span,
 }
 
 /// At most this many submodules come from `[Model(); n]` lists in one
@@ -145,6 +159,8 @@ impl<'p> Elaborator<'p> {
             printed: Vec::new(),
             param_specs: Vec::new(),
             param_values: HashMap::new(),
+            training: false,
+            assigned: None,
             depth: 0,
             recursion_limit_hit: false,
             fresh: 0,
@@ -496,6 +512,10 @@ impl<'p> Elaborator<'p> {
                 if decl.methods.iter().any(|f| f.name.name == field.name) {
                     return Val::Method { model: m.clone(), name: field.name.clone() };
                 }
+                // PyTorch's `self.training`: known while compiling each program.
+                if field.name == "training" && !decl.fields.iter().any(|f| f.name.name == "training") {
+                    return Val::Bool(self.training);
+                }
                 if decl.fields.iter().any(|f| f.name.name == field.name) {
                     // Declared, but it failed to instantiate: reported there
                     // (maybe while checking another function).
@@ -560,6 +580,7 @@ impl<'p> Elaborator<'p> {
             config.insert(p.name.name.clone(), v);
         }
         let mut params = BTreeMap::new();
+        let mut buffers = std::collections::BTreeSet::new();
         let mut subs = BTreeMap::new();
         let mut lists = BTreeMap::new();
         for field in &decl.fields {
@@ -577,6 +598,11 @@ impl<'p> Elaborator<'p> {
                             .with_label(ty.span, format!("this is {t}")),
                         );
                         continue;
+                    };
+                    // `buffer(init)`: a buffer, drawn by `init`, not trained.
+                    let (init, trainable) = match init.as_ref().and_then(buffer_init) {
+                        Some(inner) => (inner, false),
+                        None => (init.as_ref(), true),
                     };
                     let init_val = match init {
                         Some(e) => self.expr(&mut env, e),
@@ -610,7 +636,10 @@ impl<'p> Elaborator<'p> {
                         );
                         continue;
                     }
-                    self.param_specs.push(ParamSpec { path: field_path.clone(), ty: ir_ty, init });
+                    self.param_specs.push(ParamSpec { path: field_path.clone(), ty: ir_ty, init, trainable });
+                    if !trainable {
+                        buffers.insert(field.name.name.clone());
+                    }
                     let id = self.param_values.get(&field_path).copied();
                     if id.is_none() && self.building() {
                         // Parameters get values only as inputs of a training
@@ -729,6 +758,7 @@ impl<'p> Elaborator<'p> {
             path: path.to_string(),
             config,
             params,
+            buffers,
             subs,
             lists,
             span,
@@ -1711,5 +1741,20 @@ fn declared_dtype_of(env: &Env, ty: &ast::TypeExpr, got: Option<DType>) -> Optio
 fn bind_float_dtype(env: &mut Env, ty: &ast::TypeExpr, dtype: DType) {
     if ty.name.name == "float" && ty.dims.is_some() && float_dtype(env).is_none() {
         env.bind(FLOAT_DTYPE, Val::Str(dtype.name().to_string()));
+    }
+}
+
+/// The initializer inside `buffer(init)`, when a field's initializer is that.
+fn buffer_init(e: &ast::Expr) -> Option<Option<&ast::Expr>> {
+    match &e.kind {
+        ExprKind::Call { callee, args } if matches!(&callee.kind, ExprKind::Name(n) if n == "buffer") => {
+            match args.as_slice() {
+                [] => Some(None),
+                [a] if a.name.is_none() => Some(Some(&a.value)),
+                // Reported by the builtin `buffer` when evaluated.
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }

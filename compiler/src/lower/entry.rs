@@ -51,7 +51,23 @@ pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
                                 if is_step {
                                     el.logs = Some(Vec::new());
                                 }
+                                // `self.training` is true in a training step, false in the
+                                // other steps and the hook; a helper method may run in
+                                // either, so it is checked both ways (training first, where
+                                // `assign` may change buffers).
+                                let name = method.name.name.as_str();
+                                let in_training = name == "training_step" || !is_step;
+                                el.training = in_training;
+                                el.assigned = in_training.then(Vec::new);
                                 let checked = check_fn(&mut el, m, method, Some(inst.clone()));
+                                if in_training && name != "training_step" {
+                                    (el.training, el.assigned) = (false, None);
+                                    if is_step {
+                                        el.logs = Some(Vec::new());
+                                    }
+                                    check_fn(&mut el, m, method, Some(inst.clone()));
+                                }
+                                (el.training, el.assigned) = (false, None);
                                 if let (Some((_, out)), "training_step") = (&checked, method.name.name.as_str()) {
                                     if let Some(d) = not_a_loss(out, method) {
                                         el.error(d);
@@ -771,12 +787,14 @@ pub fn lower_training_with(
     let Some(train_idx) = decl.methods.iter().position(|f| f.name.name == "training_step") else {
         return Err(vec![super::model_checks::no_training_step(decl)]);
     };
-    let LoweredStep { func: fwd, logs: train_logs, takes_key: train_key } =
+    let LoweredStep { func: fwd, logs: train_logs, takes_key: train_key, assigned } =
         lower_step(prog, module, item, &cfg_args, &params, &fwd_types, train_idx, true)?;
     let fwd = before_ad(&fwd);
 
-    // 4. Differentiate with respect to the parameters only.
-    let grad = crate::autodiff::grad(&fwd, &(0..n_params).collect::<Vec<_>>());
+    // 4. Differentiate with respect to the trainable parameters only (not
+    // the buffers, nor the data).
+    let trainable: Vec<usize> = (0..n_params).filter(|&i| params[i].trainable).collect();
+    let grad = crate::autodiff::grad(&fwd, &trainable);
     crate::ir::verify::assert_valid(&grad, "autodiff::grad (training step)");
 
     // 5. The whole step: gradients, then what `trainer` asks of them
@@ -820,9 +838,16 @@ pub fn lower_training_with(
     let outs = inline(b, &grad, &grad_args);
     let loss = outs[0];
     let logs: Vec<ValueId> = outs[1..1 + n_logs].to_vec();
-    let g = super::gradients::transform(b, &outs[1 + n_logs..], &settings);
+    let n_assigned = assigned.len();
+    let assigned_values = &outs[1 + n_logs..1 + n_logs + n_assigned];
+    let g = super::gradients::transform(b, &outs[1 + n_logs + n_assigned..], &settings);
     let hyper = update.hyper_at(&mut el, step_id);
     let (mut outputs, new_states) = update.append(&mut el, &g.grads, step_id, &hyper)?;
+    // A buffer's new value is what the step assigned it (else it is kept).
+    for (path, &value) in assigned.iter().zip(assigned_values) {
+        let i = params.iter().position(|p| &p.path == path).expect("an assigned buffer is a parameter");
+        outputs[i] = value;
+    }
     outputs.extend(new_states);
     outputs.push(loss);
     outputs.extend(logs);
@@ -835,6 +860,15 @@ pub fn lower_training_with(
     crate::ir::verify::assert_valid(&train_step, "lower (train step)");
 
     // 5b. Accumulation (`accumulate_grad_batches = k > 1`): the same step split in two programs.
+    if settings.accumulate > 1 && trainable.len() < n_params {
+        let span = decl.methods[train_idx].name.span;
+        return Err(vec![Diagnostic::error(
+            Code::BadSection,
+            "`accumulate_grad_batches` above 1 does not support models with buffers yet",
+        )
+        .with_label(span, "this model has buffers (`buffer(...)` fields)")
+        .with_help("train with `accumulate_grad_batches = 1` and a larger `batch_size`")]);
+    }
     let accumulation = if settings.accumulate > 1 {
         // grad_step(params, accumulators, x, y) -> (accumulators + gradients, loss, logs...)
         let mut types = param_tys.clone();
@@ -940,7 +974,8 @@ pub(super) fn check_optimizer_update(
     types.extend(param_tys);
     let mut el = Elaborator::new(prog, Some(Builder::new("optimizer_update", &types)));
     let step_id = ValueId((n_params * (1 + n_states)) as u32);
-    let grads: Vec<ValueId> = (0..n_params).map(|i| ValueId(step_id.0 + 1 + i as u32)).collect();
+    let grads: Vec<ValueId> =
+        (0..n_params).filter(|&i| params[i].trainable).map(|i| ValueId(step_id.0 + 1 + i as u32)).collect();
     let hyper = update.hyper_at(&mut el, step_id);
     if let Err(diags) = update.append(&mut el, &grads, step_id, &hyper) {
         return diags;
@@ -1024,11 +1059,21 @@ impl Update<'_> {
         let arg = |value: Val| CallArg { name: None, name_span: None, value, span: update_decl.span };
         let mut new_params = Vec::new();
         let mut new_states = Vec::new();
+        // `grads` holds the trainable parameters' gradients, in order.
+        let mut grads = grads.iter();
         for (i, p) in self.params.iter().enumerate() {
+            if !p.trainable {
+                // A buffer: kept (the caller puts in what the step assigned);
+                // its optimizer states, never used, are kept too.
+                new_params.push(ValueId(i as u32));
+                new_states.extend((0..n_states).map(|s| ValueId((n_params + i * n_states + s) as u32)));
+                continue;
+            }
+            let grad = *grads.next().expect("one gradient per trainable parameter");
             let t = |id: ValueId| Val::Tensor(TVal { ty: Ty::known(&p.ty), id: Some(id) });
             let mut args = vec![
                 CallArg { name: None, name_span: None, value: t(ValueId(i as u32)), span: update_decl.span },
-                CallArg { name: None, name_span: None, value: t(grads[i]), span: update_decl.span },
+                CallArg { name: None, name_span: None, value: t(grad), span: update_decl.span },
             ];
             for s in 0..n_states {
                 let sid = ValueId((n_params + i * n_states + s) as u32);
@@ -1154,11 +1199,14 @@ fn lower_step(
         args.push(CallArg { name: None, name_span: None, value: Val::Tensor(key), span });
     }
     el.logs = Some(Vec::new());
+    el.training = is_train;
+    el.assigned = is_train.then(Vec::new);
     let out = el.call_method(inst, method, args, mdecl.span);
     if is_train {
         reserved_log_names(&mut el);
     }
     let logs: Vec<LogEntry> = el.logs.take().unwrap_or_default();
+    let assigned = el.assigned.take().unwrap_or_default();
     if el.diags.iter().any(Diagnostic::is_error) {
         let mut diags = dedup(el.diags);
         for d in &mut diags {
@@ -1184,15 +1232,23 @@ fn lower_step(
         }
     }
     outputs.extend(logs.iter().map(|l| l.value.id.expect("built")));
+    outputs.extend(assigned.iter().map(|a| a.value.id.expect("built")));
     let func = el.builder.take().expect("builder").finish(outputs);
     crate::ir::verify::assert_valid(&func, "lower (step)");
-    Ok(LoweredStep { func, logs: logs.into_iter().map(|l| (l.name, l.prog_bar)).collect(), takes_key })
+    Ok(LoweredStep {
+        func,
+        logs: logs.into_iter().map(|l| (l.name, l.prog_bar)).collect(),
+        takes_key,
+        assigned: assigned.into_iter().map(|a| a.path).collect(),
+    })
 }
 
 /// A lowered step method: inputs params, x, y (then the key when
-/// `takes_key`); outputs (loss, logs...) for a training step, else the logs.
+/// `takes_key`); outputs (loss, logs...) for a training step, else the
+/// logs; then the new values of the buffers `assigned` (training only).
 struct LoweredStep {
     func: Func,
     logs: Vec<(String, bool)>,
     takes_key: bool,
+    assigned: Vec<String>,
 }

@@ -10,6 +10,7 @@
 
 mod array_literal;
 pub mod artifacts;
+mod buffers;
 pub mod builtins;
 mod checkpoint;
 mod cumulative;

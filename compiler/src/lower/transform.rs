@@ -712,6 +712,7 @@ fn remap_model(m: &ModelInst, map: &HashMap<ValueId, ValueId>) -> Rc<ModelInst> 
                 (k.clone(), TVal { ty: x.ty.clone(), id: x.id.map(|id| map.get(&id).copied().unwrap_or(id)) })
             })
             .collect(),
+        buffers: m.buffers.clone(),
         subs: m.subs.iter().map(|(k, s)| (k.clone(), remap_model(s, map))).collect(),
         lists: m.lists.clone(),
         span: m.span,

@@ -262,6 +262,10 @@ pub struct ParamSpec {
     pub path: String,
     pub ty: crate::ir::Type,
     pub init: Init,
+    /// False for a buffer (`running_mean: f32[C] = buffer(zeros())`): state
+    /// the optimizer never touches, changed only by `assign` in a
+    /// training step, saved and restored with the parameters.
+    pub trainable: bool,
 }
 
 #[derive(Debug)]
@@ -272,6 +276,8 @@ pub struct ModelInst {
     pub path: String,
     pub config: BTreeMap<String, Val>,
     pub params: BTreeMap<String, TVal>,
+    /// The fields among `params` that are buffers (`buffer(init)`).
+    pub buffers: std::collections::BTreeSet<String>,
     /// Submodules by field name; the members of a list field `name` are
     /// `name.0`, `name.1`, ...
     pub subs: BTreeMap<String, Rc<ModelInst>>,

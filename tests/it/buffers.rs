@@ -1,0 +1,171 @@
+//! Buffers (`buffer(init)` fields changed by `assign` in a training step)
+//! and the stdlib's batch norms that use them: the running statistics over
+//! a whole `trainer::fit` against the same statistics computed here in f64
+//! from the batches in training order; validation normalizing with them
+//! (`self.training` false) against the formula; a resumed run bitwise the
+//! uninterrupted one; buffers untouched by the optimizer.
+
+use crate::checkpoints::{bits, fit};
+use crate::examples::tempdir;
+use compiler::ir::generate::Rng as SplitMix;
+use compiler::ir::{interp, DType, Tensor, Type};
+
+/// Batch norm on the two raw features, then a linear layer; the loss is
+/// mean(out^2) (labels unused), so the running statistics depend on the
+/// data only. The validation step logs the normalized first feature's sum.
+const MODEL: &str = r#"
+use nn.{Linear, BatchNorm1d}
+use optim.adam
+model Net {
+    bn: BatchNorm1d(2)
+    l: Linear(2, 1)
+    fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 {
+        let out = self.l(self.bn(x))
+        mean(out * out)
+    }
+    fn validation_step(self, x: f32[B, 2], y: i32[B]) {
+        log("bn_sum", sum(self.bn(x)[:, 0]))
+    }
+    fn configure_optimizers(self) = adam(lr = 0.05)
+}
+data = csv("rows.csv") { batch_size = 4; shuffle = false; val_split = 0 }
+trainer { max_epochs = 3; seed = 5 }
+"#;
+
+const SEED: u64 = 5;
+const N_ROWS: usize = 12;
+
+/// Writes the model and 12 rows of two features (multiples of 1/8, offset
+/// so the means are far from 0); returns the model's path and the rows.
+fn setup(name: &str) -> (std::path::PathBuf, Vec<[f64; 2]>) {
+    let dir = tempdir(name);
+    let mut rng = SplitMix(0xb0ff);
+    let rows: Vec<[f64; 2]> = (0..N_ROWS)
+        .map(|_| [(rng.below(33) as f64 - 16.0) / 8.0 + 3.0, (rng.below(33) as f64 - 16.0) / 4.0 - 1.0])
+        .collect();
+    let csv: String = rows.iter().map(|r| format!("{},{},0\n", r[0], r[1])).collect();
+    std::fs::write(dir.join("rows.csv"), csv).unwrap();
+    let path = dir.join("net.jl");
+    std::fs::write(&path, MODEL).unwrap();
+    (path, rows)
+}
+
+/// PyTorch's running statistics after each batch of `batch` rows in order:
+/// running = 0.9 running + 0.1 batch, the variance unbiased.
+fn running_stats(rows: &[[f64; 2]], epochs: usize, batch: usize) -> ([f64; 2], [f64; 2]) {
+    let (mut mean, mut var) = ([0.0; 2], [1.0; 2]);
+    for _ in 0..epochs {
+        for b in rows.chunks(batch) {
+            let n = b.len() as f64;
+            for f in 0..2 {
+                let m = b.iter().map(|r| r[f]).sum::<f64>() / n;
+                let v = b.iter().map(|r| (r[f] - m).powi(2)).sum::<f64>() / n;
+                mean[f] = 0.9 * mean[f] + 0.1 * m;
+                var[f] = 0.9 * var[f] + 0.1 * v * n / (n - 1.0);
+            }
+        }
+    }
+    (mean, var)
+}
+
+fn param<'a>(s: &'a trainer::FitSummary, path: &str) -> &'a Tensor {
+    &s.params.iter().find(|(p, _)| p.path == path).unwrap_or_else(|| panic!("no parameter {path}")).1
+}
+
+#[test]
+fn batch_norm_running_statistics_match_an_f64_simulation_and_resume_bitwise() {
+    let (path, rows) = setup("buffers-fit");
+    let order = trainer::rng::Rng::derive(SEED, "split").permutation(rows.len());
+    let ordered: Vec<[f64; 2]> = order.iter().map(|&i| rows[i]).collect();
+    let full = fit(&path, MODEL, &tempdir("buffers-fit-logs"), &[], None);
+    assert_eq!(full.steps, 9);
+    let (want_mean, want_var) = running_stats(&ordered, 3, 4);
+    let (mean, var) = (param(&full, "bn.running_mean").to_f64_vec(), param(&full, "bn.running_var").to_f64_vec());
+    for f in 0..2 {
+        assert!((mean[f] - want_mean[f]).abs() <= 1e-5 * want_mean[f].abs().max(1.0), "{mean:?} vs {want_mean:?}");
+        assert!((var[f] - want_var[f]).abs() <= 1e-5 * want_var[f].abs().max(1.0), "{var:?} vs {want_var:?}");
+    }
+    // The buffers are marked, the trained scale moved, and the summary says which is which.
+    let trainable: Vec<(&str, bool)> = full.params.iter().map(|(p, _)| (p.path.as_str(), p.trainable)).collect();
+    assert!(trainable.contains(&("bn.running_mean", false)) && trainable.contains(&("bn.weight", true)));
+    assert!(param(&full, "bn.weight").to_f64_vec().iter().any(|w| (w - 1.0).abs() > 1e-4), "bn.weight was not trained");
+
+    // Interrupted after 4 steps and resumed: bitwise the same, buffers included.
+    let logs = tempdir("buffers-resume");
+    fit(&path, MODEL, &logs, &["trainer.max_steps=4".to_string()], None);
+    let end = fit(&path, MODEL, &logs, &[], Some(trainer::Resume::Last));
+    for ((spec, a), (_, b)) in full.params.iter().zip(&end.params) {
+        assert_eq!(bits(a), bits(b), "{} differs after resuming", spec.path);
+    }
+}
+
+/// The compiled programs themselves, on the interpreter: the training step
+/// outputs the batch's running statistics for the buffers and keeps their
+/// optimizer states; the validation step normalizes with the running
+/// statistics it is given, not the batch's.
+#[test]
+fn the_training_step_assigns_buffers_and_validation_reads_them() {
+    let (prog, diags) = compiler::lower::load("net.jl", MODEL);
+    assert!(diags.is_empty(), "{diags:?}");
+    let sections = compiler::lower::training_sections(&prog).unwrap();
+    let x_ty = Type::new(DType::F32, &[4, 2]);
+    let y_ty = Type::new(DType::I32, &[4]);
+    let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &x_ty, &y_ty, &Default::default())
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let paths: Vec<&str> = progs.params.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "l.weight", "l.bias"]);
+    let x = [[1.0, -2.0], [3.0, 0.5], [2.0, 4.0], [-1.0, 1.5]];
+    let (rm, rv, w, b) = ([0.5, -1.0], [4.0, 0.25], [2.0, 3.0], [0.1, 0.2]);
+    let values: Vec<Tensor> = vec![
+        Tensor::f32(&[2], vec![w[0] as f32, w[1] as f32]),
+        Tensor::f32(&[2], vec![b[0] as f32, b[1] as f32]),
+        Tensor::f32(&[2], vec![rm[0] as f32, rm[1] as f32]),
+        Tensor::f32(&[2], vec![rv[0] as f32, rv[1] as f32]),
+        Tensor::f32(&[2, 1], vec![0.5, -0.5]),
+        Tensor::f32(&[1], vec![0.0]),
+    ];
+    let xs = Tensor::f32(&[4, 2], x.iter().flatten().map(|&v| v as f32).collect());
+    let ys = Tensor::i32(&[4], vec![0; 4]);
+    // Validation: sum_i ((x_i0 - rm_0) / sqrt(rv_0 + eps) * w_0 + b_0).
+    let mut inputs = values.clone();
+    inputs.extend([xs.clone(), ys.clone()]);
+    let got = interp::run(progs.val_step.as_ref().unwrap(), &inputs)[0].to_f64_vec()[0];
+    let want: f64 = x.iter().map(|r| (r[0] - rm[0]) / (rv[0] + 1e-5f64).sqrt() * w[0] + b[0]).sum();
+    assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "validation: {got} vs {want}");
+    // Training: the buffers' outputs are the moved statistics; their states pass through.
+    let n_states = progs.states_per_param;
+    let mut inputs = values.clone();
+    let states: Vec<Tensor> =
+        progs.params.iter().flat_map(|p| (0..n_states).map(move |k| filled(&p.ty, 0.25 * (k + 1) as f64))).collect();
+    inputs.extend(states.iter().cloned());
+    inputs.extend([Tensor::scalar_f32(1.0), xs, ys]);
+    let out = interp::run(&progs.train_step, &inputs);
+    for f in 0..2 {
+        let m = x.iter().map(|r| r[f]).sum::<f64>() / 4.0;
+        let v = x.iter().map(|r| (r[f] - m).powi(2)).sum::<f64>() / 4.0;
+        let (want_m, want_v) = (0.9 * rm[f] + 0.1 * m, 0.9 * rv[f] + 0.1 * v * 4.0 / 3.0);
+        let (got_m, got_v) = (out[2].to_f64_vec()[f], out[3].to_f64_vec()[f]);
+        assert!((got_m - want_m).abs() <= 1e-6 && (got_v - want_v).abs() <= 1e-6, "feature {f}: {got_m}, {got_v}");
+    }
+    assert_eq!(n_states, 2, "adam keeps two states per parameter");
+    for (k, s) in states.iter().enumerate().filter(|(k, _)| (2..4).contains(&(k / n_states))) {
+        assert_eq!(bits(&out[6 + k]), bits(s), "the optimizer state {k} of a buffer changed");
+    }
+}
+
+fn filled(ty: &Type, value: f64) -> Tensor {
+    Tensor::from_f64(ty.dtype, ty.shape.dims(), &vec![value; ty.shape.num_elements()])
+}
+
+/// Accumulating gradients over micro-batches would need each micro-batch's
+/// statistics folded into the buffers in turn: refused with the way out.
+#[test]
+fn accumulation_with_buffers_is_refused_with_a_way_out() {
+    let (path, _) = setup("buffers-accumulate");
+    let overrides =
+        vec!["trainer.accumulate_grad_batches=2".to_string(), format!("trainer.default_root_dir={}", path.display())];
+    let opts = trainer::FitOptions { overrides, ..Default::default() };
+    let err = trainer::fit(&path, MODEL, &opts).unwrap_err().to_string();
+    assert!(err.contains("`accumulate_grad_batches` above 1 does not support models with buffers yet"), "{err}");
+    assert!(err.contains("accumulate_grad_batches = 1"), "{err}");
+}
