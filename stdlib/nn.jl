@@ -128,10 +128,19 @@ fn sigmoid(x) = logistic(x)
 # gradient, 0 wherever nothing is kept, stays 0 (a division by 0 made it NaN).
 fn dropout(x, key, rate = 0.5) = where(uniform(key, shape(x)) >= rate, x / max(1.0 - rate, 1e-30), 0.0 * x)
 
-# Dropout as a layer (PyTorch's nn.Dropout): call it with the step's key,
-# in training steps only.
+# Dropout as a layer (PyTorch's nn.Dropout): in a training step it drops
+# with the step's key, `self.drop(x, key)`; in validation, test and
+# prediction (`self.training` false) it is the identity and needs no key,
+# so one `forward` serves both.
 model Dropout(rate: float = 0.5) {
-    fn __call__(self, x, key) = dropout(x, key, rate)
+    fn __call__(self, x, key = 0) {
+        if self.training {
+            assert(ndim(key) == 1, "Dropout needs the step's random key while training: `self.drop(x, key)`")
+            dropout(x, key, rate)
+        } else {
+            x
+        }
+    }
 }
 
 # log(sum(exp(x))) over the last axis, shifted by the maximum m for
