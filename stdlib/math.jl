@@ -38,3 +38,14 @@ fn triangle(x, lower: bool) {
         rows <= cols
     }
 }
+
+# jax.lax.fori_loop: `body(i, carry)` for i = lower, ..., upper - 1, a loop
+# the compiler does not unroll (one `scan` over the indices); the final carry.
+fn fori_loop(lower: int, upper: int, body, init) {
+    if upper <= lower {
+        init
+    } else {
+        let (carry, _) = scan(fn(c, i) = (body(i, c), ()), init, arange(upper - lower) + lower)
+        carry
+    }
+}

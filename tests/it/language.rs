@@ -971,3 +971,17 @@ fn cumulative_sums_and_extrema_match_jax_on_both_backends() {
         close(&jit[k], w, &format!("output {k} (Cranelift)"));
     }
 }
+
+/// `math.fori_loop` (jax.lax.fori_loop) as one scan: the values and the
+/// gradient through it are JAX's (JAX 0.10.2 on the same input), an empty
+/// range returns the initial carry.
+#[test]
+fn fori_loop_matches_jax_and_differentiates() {
+    let src = "use math.fori_loop\n\nfn main() {\n    let x = linspace(0.0, 1.0, 3)\n\
+               \x20   print(fori_loop(0, 4, fn(i, c) = c * 2.0 + float(i), x), fori_loop(2, 2, fn(i, c) = c + 1.0, x))\n\
+               \x20   print(grad(fn(v) = sum(fori_loop(0, 3, fn(i, c) = sin(c) * v, v)))(x))\n}\n";
+    let out = run_main(src);
+    close(&out[0], &[11.0, 19.0, 27.0], "fori_loop values");
+    close(&out[1], &[0.0, 0.5, 1.0], "an empty range");
+    close(&out[2], &[0.0, 0.45773047, 1.9026695], "gradient through fori_loop");
+}
