@@ -1223,3 +1223,61 @@ fn linear_maps_the_last_dim_under_any_leading_dims() {
     assert!(out.contains("fn seq(self, x: f32[B, T, 4]) -> f32[B, T, 3]"), "{out}");
     assert!(out.contains("fn one(self, x: f32[4]) -> f32[3]"), "{out}");
 }
+
+/// `math.argsort`, `sort` and `top_k` against Rust's stable sort (NaN last,
+/// as NumPy's) on rows with many ties and some NaNs, ascending and
+/// descending; `top_k` is the first `k` of the descending order.
+#[test]
+fn argsort_sort_and_top_k_match_a_stable_sort() {
+    let src = "use math.{argsort, sort, top_k}\n\
+               fn up(x: f32[3, 37]) = argsort(x)\n\
+               fn down(x: f32[3, 37]) = (argsort(x, descending = true), sort(x, descending = true))\n\
+               fn top(x: f32[3, 37]) = top_k(x, 5)\n";
+    let lower = |name: &str| {
+        let (prog, diags) = compiler::lower::load("t.jl", src);
+        assert!(diags.is_empty(), "{diags:?}");
+        compiler::lower::lower_fn(&prog, name).unwrap_or_else(|d| panic!("{d:?}"))
+    };
+    let mut rng = compiler::ir::generate::Rng(0x5027);
+    let values: Vec<f32> =
+        (0..3 * 37).map(|_| if rng.below(10) == 0 { f32::NAN } else { rng.below(9) as f32 - 4.0 }).collect();
+    let input = [compiler::ir::Tensor::f32(&[3, 37], values.clone())];
+    let run = |name: &str| compiler::ir::interp::run(&lower(name), &input);
+    let (up, down, top) = (run("up"), run("down"), run("top"));
+    for r in 0..3 {
+        let row = &values[r * 37..(r + 1) * 37];
+        let key = |descending: bool| {
+            move |&i: &usize| {
+                let v = row[i];
+                // NaN last in both orders; otherwise by value (negated when descending).
+                (
+                    v.is_nan(),
+                    if v.is_nan() {
+                        0.0
+                    } else if descending {
+                        -v
+                    } else {
+                        v
+                    },
+                )
+            }
+        };
+        let mut want_up: Vec<usize> = (0..37).collect();
+        want_up.sort_by(|a, b| key(false)(a).partial_cmp(&key(false)(b)).unwrap());
+        let mut want_down: Vec<usize> = (0..37).collect();
+        want_down.sort_by(|a, b| key(true)(a).partial_cmp(&key(true)(b)).unwrap());
+        let got = |t: &compiler::ir::Tensor, n: usize| -> Vec<usize> {
+            t.to_f64_vec()[r * n..(r + 1) * n].iter().map(|&i| i as usize).collect()
+        };
+        assert_eq!(got(&up[0], 37), want_up, "ascending row {r}: {row:?}");
+        assert_eq!(got(&down[0], 37), want_down, "descending row {r}: {row:?}");
+        let sorted = down[1].to_f64_vec();
+        for (k, &i) in want_down.iter().enumerate() {
+            let (s, v) = (sorted[r * 37 + k], row[i] as f64);
+            assert!(s == v || (s.is_nan() && v.is_nan()), "sorted row {r}[{k}]: {s} vs {v}");
+        }
+        assert_eq!(got(&top[1], 5), want_down[..5], "top_k indices, row {r}");
+        let top_values: Vec<f64> = top[0].to_f64_vec()[r * 5..(r + 1) * 5].to_vec();
+        assert_eq!(top_values, want_down[..5].iter().map(|&i| row[i] as f64).collect::<Vec<_>>());
+    }
+}
