@@ -3,13 +3,18 @@
 
 # A fully connected layer, y = x @ weight + bias, initialized as PyTorch's
 # nn.Linear: weight and bias uniform in +-1/sqrt(fan_in). Any leading dims,
-# as torch: [B, T, fan_in] maps each of the B * T rows.
-model Linear(fan_in: int, fan_out: int) {
+# as torch: [B, T, fan_in] maps each of the B * T rows. `use_bias = false`
+# (Flax's name; PyTorch's `bias = False`): no bias, y = x @ weight.
+model Linear(fan_in: int, fan_out: int, use_bias: bool = true) {
     weight: f32[fan_in, fan_out] = uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in))
-    bias: f32[fan_out] = uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in))
+    bias: f32[fan_out] = if use_bias { uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in)) } else { absent() }
 
     fn __call__(self, x: f32[..., fan_in]) -> f32[..., fan_out] {
-        x @ self.weight + self.bias
+        if use_bias {
+            x @ self.weight + self.bias
+        } else {
+            x @ self.weight
+        }
     }
 }
 

@@ -1281,3 +1281,33 @@ fn argsort_sort_and_top_k_match_a_stable_sort() {
         assert_eq!(top_values, want_down[..5].iter().map(|&i| row[i] as f64).collect::<Vec<_>>());
     }
 }
+
+/// `Linear(..., use_bias = false)`: the instance has no `bias` parameter
+/// (an `absent()` field), and computes x @ weight.
+#[test]
+fn linear_without_bias_has_no_bias_parameter() {
+    let src = "use nn.Linear\nuse optim.sgd\nmodel M {\n    l: Linear(3, 2, use_bias = false)\n    k: Linear(2, 1)\n\
+               \x20   fn training_step(self, x: f32[B, 3], y: i32[B]) -> f32 = mean(self.k(self.l(x)))\n\
+               \x20   fn validation_step(self, x: f32[B, 3], y: i32[B]) {\n        log(\"out\", sum(self.l(x)[:, 1]))\n    }\n\
+               \x20   fn configure_optimizers(self) = sgd(lr = 0.1)\n}\n";
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let x_ty = compiler::ir::Type::new(DType::F32, &[2, 3]);
+    let y_ty = compiler::ir::Type::new(DType::I32, &[2]);
+    let progs = compiler::compile_training(&prog, None, &x_ty, &y_ty, &Default::default()).unwrap();
+    let paths: Vec<&str> = progs.params.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["l.weight", "k.weight", "k.bias"]);
+    let w = [0.5, -1.0, 2.0, 0.25, -0.5, 1.5];
+    let x = [1.0, 2.0, 3.0, -1.0, 0.5, 2.0];
+    let inputs = vec![
+        compiler::ir::Tensor::f32(&[3, 2], w.iter().map(|&v| v as f32).collect()),
+        compiler::ir::Tensor::f32(&[2, 1], vec![1.0, 1.0]),
+        compiler::ir::Tensor::f32(&[1], vec![0.0]),
+        compiler::ir::Tensor::f32(&[2, 3], x.iter().map(|&v| v as f32).collect()),
+        compiler::ir::Tensor::i32(&[2], vec![0, 0]),
+    ];
+    let got = compiler::ir::interp::run(progs.val_step.as_ref().unwrap(), &inputs)[0].to_f64_vec()[0];
+    // Column 1 of x @ w, summed over the two rows.
+    let want: f64 = (0..2).map(|r| (0..3).map(|k| x[r * 3 + k] * w[k * 2 + 1]).sum::<f64>()).sum();
+    assert_eq!(got, want);
+}

@@ -1533,6 +1533,7 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
                 Init::Full(v) => vec![*v; n],
                 Init::Uniform { low, high } => (0..n).map(|_| rng.uniform(*low, *high)).collect(),
                 Init::Normal { mean, std } => (0..n).map(|_| mean + std * rng.normal()).collect(),
+                Init::Absent => unreachable!("an absent field is no parameter"),
                 Init::Orthogonal(gain) => {
                     let dims = p.ty.shape.dims();
                     let rows = dims.first().copied().unwrap_or(1);

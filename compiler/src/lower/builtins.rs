@@ -26,6 +26,7 @@ pub const NAMES: &[&str] = &[
     "std",
     "cumsum",
     "buffer",
+    "absent",
     "assign",
     "cummax",
     "cummin",
@@ -179,6 +180,8 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             span,
         ),
         "assign" => super::buffers::assign(el, &args, span),
+        "absent" if args.is_empty() => Val::Init(Init::Absent),
+        "absent" => bad(el, "`absent()` takes no arguments: it leaves a parameter field out of the instance", span),
         "max" | "min" => {
             let positional = args.iter().filter(|a| a.name.is_none()).count();
             if positional == 2 {

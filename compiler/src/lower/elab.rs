@@ -516,6 +516,14 @@ impl<'p> Elaborator<'p> {
                 if field.name == "training" && !decl.fields.iter().any(|f| f.name.name == "training") {
                     return Val::Bool(self.training);
                 }
+                if m.absent.contains(&field.name) {
+                    let d = Diagnostic::error(
+                        Code::UnknownName,
+                        format!("`{}` is absent from this `{}`: its initializer gave `absent()`", field.name, m.name),
+                    )
+                    .with_label(field.span, "absent in this instance");
+                    return self.error(d.with_help("use it only where its initializer makes it (the same condition)"));
+                }
                 if decl.fields.iter().any(|f| f.name.name == field.name) {
                     // Declared, but it failed to instantiate: reported there
                     // (maybe while checking another function).
@@ -581,6 +589,7 @@ impl<'p> Elaborator<'p> {
         }
         let mut params = BTreeMap::new();
         let mut buffers = std::collections::BTreeSet::new();
+        let mut absent = std::collections::BTreeSet::new();
         let mut subs = BTreeMap::new();
         let mut lists = BTreeMap::new();
         for field in &decl.fields {
@@ -609,6 +618,10 @@ impl<'p> Elaborator<'p> {
                         None => Val::Init(super::value::Init::Zeros),
                     };
                     let init = match init_val {
+                        Val::Init(super::value::Init::Absent) => {
+                            absent.insert(field.name.name.clone());
+                            continue;
+                        }
                         Val::Init(i) => i,
                         Val::Poison => continue,
                         other => {
@@ -759,6 +772,7 @@ impl<'p> Elaborator<'p> {
             config,
             params,
             buffers,
+            absent,
             subs,
             lists,
             span,

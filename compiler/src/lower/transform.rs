@@ -713,6 +713,7 @@ fn remap_model(m: &ModelInst, map: &HashMap<ValueId, ValueId>) -> Rc<ModelInst> 
             })
             .collect(),
         buffers: m.buffers.clone(),
+        absent: m.absent.clone(),
         subs: m.subs.iter().map(|(k, s)| (k.clone(), remap_model(s, map))).collect(),
         lists: m.lists.clone(),
         span: m.span,

@@ -228,6 +228,10 @@ pub enum Init {
     /// rest]` has orthonormal columns (or rows, whichever are fewer), times
     /// `gain`: Q of the QR of a normal matrix, with R's diagonal made positive.
     Orthogonal(f64),
+    /// `absent()`: the field is left out of this instance (an optional
+    /// parameter, `bias: f32[n] = if use_bias { zeros() } else { absent() }`);
+    /// never in a `ParamSpec`.
+    Absent,
 }
 
 /// The (fan_in, fan_out) of a weight of shape `dims`, as PyTorch computes
@@ -278,6 +282,8 @@ pub struct ModelInst {
     pub params: BTreeMap<String, TVal>,
     /// The fields among `params` that are buffers (`buffer(init)`).
     pub buffers: std::collections::BTreeSet<String>,
+    /// Parameter fields this instance leaves out (`absent()`).
+    pub absent: std::collections::BTreeSet<String>,
     /// Submodules by field name; the members of a list field `name` are
     /// `name.0`, `name.1`, ...
     pub subs: BTreeMap<String, Rc<ModelInst>>,
