@@ -57,10 +57,12 @@ fn fori_loop(lower: int, upper: int, body, init) {
 # elements that sort before it, so the work and memory grow with the square
 # of the axis' length: fine for a few thousand elements per row.
 fn argsort(x, descending: bool = false) {
-    if ndim(x) == 1 {
-        argsort_vector(if descending { -x } else { x })
-    } else {
+    if ndim(x) > 1 {
         vmap(fn(row) = argsort(row, descending))(x)
+    } else if descending {
+        argsort_vector(-x)
+    } else {
+        argsort_vector(x)
     }
 }
 

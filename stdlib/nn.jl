@@ -7,7 +7,11 @@
 # (Flax's name; PyTorch's `bias = False`): no bias, y = x @ weight.
 model Linear(fan_in: int, fan_out: int, use_bias: bool = true) {
     weight: f32[fan_in, fan_out] = uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in))
-    bias: f32[fan_out] = if use_bias { uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in)) } else { absent() }
+    bias: f32[fan_out] = if use_bias {
+        uniform(-1.0 / sqrt(fan_in), 1.0 / sqrt(fan_in))
+    } else {
+        absent()
+    }
 
     fn __call__(self, x: f32[..., fan_in]) -> f32[..., fan_out] {
         if use_bias {

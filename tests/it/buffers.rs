@@ -234,3 +234,20 @@ model Net {
         }
     }
 }
+
+/// A model whose only state is buffers has nothing to train: the same clear
+/// error as a model without fields, not an internal one.
+#[test]
+fn a_model_with_only_buffers_is_refused_clearly() {
+    let src = "use optim.sgd\nmodel Stats {\n    m: f32[4] = buffer(zeros())\n\
+               \x20   fn training_step(self, x: f32[B, 4], y: i32[B]) -> f32 {\n\
+               \x20       assign(self, m = self.m + sum(x, axis = 0))\n        sum(self.m) * 0.0\n    }\n\
+               \x20   fn configure_optimizers(self) = sgd(lr = 0.1)\n}\n";
+    let (prog, diags) = compiler::lower::load("stats.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let x_ty = Type::new(DType::F32, &[2, 4]);
+    let y_ty = Type::new(DType::I32, &[2]);
+    let err = compiler::compile_training(&prog, None, &x_ty, &y_ty, &Default::default()).unwrap_err();
+    let text = compiler::diagnostic::render_all(&err, &prog.sources, false);
+    assert!(text.contains("model `Stats` has no trainable parameters (only buffers, which are not trained)"), "{text}");
+}

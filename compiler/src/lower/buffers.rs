@@ -28,6 +28,16 @@ pub fn assign(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         }
         None => return el.error(Diagnostic::error(Code::BadCall, USAGE).with_label(span, "in this call")),
     };
+    if let Some(&call) = el.transformations.last() {
+        let d = Diagnostic::error(
+            Code::NotAllowed,
+            "buffers cannot be assigned inside a transformation (grad, vmap, scan, jvp, vjp, jacrev, checkpoint, custom_vjp)",
+        )
+        .with_label(span, "assigned here")
+        .with_label(call, "inside this transformation")
+        .with_help("compute the new value inside, return it, and `assign` it in the step itself");
+        return el.error(d);
+    }
     if el.assigned.is_none() {
         let d =
             Diagnostic::error(Code::NotAllowed, "buffers change only while training: `assign` runs in a training step")

@@ -273,10 +273,10 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         }
         "grad" | "value_and_grad" => super::transform::make_grad(el, name, &args, span),
         "jacfwd" | "jacrev" | "hessian" => super::jacobian::make_jacobian(el, name, &args, span),
-        "jvp" => super::transform::call_jvp(el, args, span),
-        "vjp" => super::transform::call_vjp(el, args, span),
+        "jvp" => el.transforming(span, |el| super::transform::call_jvp(el, args, span)),
+        "vjp" => el.transforming(span, |el| super::transform::call_vjp(el, args, span)),
         "vmap" => super::vmap::make_vmap(el, &args, span),
-        "scan" => super::scan::call_scan(el, _env, args, span),
+        "scan" => el.transforming(span, |el| super::scan::call_scan(el, _env, args, span)),
         "optimizer" => {
             let Some(CallArg { value: Val::Fn(update), .. }) = args.first() else {
                 return bad(el, "optimizer(update_fn, hyperparameters...) needs a named update function", span);

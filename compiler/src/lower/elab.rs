@@ -73,6 +73,9 @@ pub struct Elaborator<'p> {
     /// `Some` while elaborating a training step: the buffers `assign`
     /// gave new values, by path, in the order assigned.
     pub assigned: Option<Vec<Assigned>>,
+    /// The calls of transformations being elaborated, innermost last
+    /// (`transforming`).
+    pub transformations: Vec<Span>,
     pub(crate) depth: usize,
     /// Set when `MAX_CALL_DEPTH` was exceeded; elaboration then winds down.
     pub(crate) recursion_limit_hit: bool,
@@ -161,6 +164,7 @@ impl<'p> Elaborator<'p> {
             param_values: HashMap::new(),
             training: false,
             assigned: None,
+            transformations: Vec::new(),
             depth: 0,
             recursion_limit_hit: false,
             fresh: 0,
@@ -634,8 +638,15 @@ impl<'p> Elaborator<'p> {
                     };
                     if ir_ty.dtype != DType::F32 && ir_ty.dtype != DType::F64 {
                         self.error(
-                            Diagnostic::error(Code::TypeMismatch, "trainable parameters must be floating point")
-                                .with_label(ty.span, format!("this is {t}")),
+                            Diagnostic::error(
+                                Code::TypeMismatch,
+                                if trainable {
+                                    "trainable parameters must be floating point"
+                                } else {
+                                    "buffers must be floating point (count in a float: `steps: f32[1] = buffer()`)"
+                                },
+                            )
+                            .with_label(ty.span, format!("this is {t}")),
                         );
                         continue;
                     }
@@ -889,23 +900,40 @@ impl<'p> Elaborator<'p> {
                 }
             }
             Val::Builtin(name) => super::builtins::call(self, env, name, args, span),
-            Val::Grad { f, wrt, with_value, has_aux } => {
-                super::transform::call_grad(self, f, &wrt, (with_value, has_aux), args, span)
+            Val::Grad { f, wrt, with_value, has_aux } => self
+                .transforming(span, |el| super::transform::call_grad(el, f, &wrt, (with_value, has_aux), args, span)),
+            Val::Jacobian { f, wrt, mode } => {
+                self.transforming(span, |el| super::jacobian::call_jacobian(el, f, &wrt, mode, args, span))
             }
-            Val::Jacobian { f, wrt, mode } => super::jacobian::call_jacobian(self, f, &wrt, mode, args, span),
             Val::Lambda(l) => self.call_lambda(l, args, span),
-            Val::Pullback { f, primals, out } => super::transform::call_pullback(self, f, primals, out, args, span),
-            Val::Vmap { f, in_axes, axes_span } => {
-                super::vmap::call_vmap(self, env, &f, &in_axes, axes_span, args, span)
+            Val::Pullback { f, primals, out } => {
+                self.transforming(span, |el| super::transform::call_pullback(el, f, primals, out, args, span))
             }
-            Val::Checkpoint { f } => super::checkpoint::call_checkpoint(self, env, &f, args, span),
-            Val::CustomVjp(rule) => super::custom_vjp::call_custom_vjp(self, env, &rule, args, span),
+            Val::Vmap { f, in_axes, axes_span } => {
+                self.transforming(span, |el| super::vmap::call_vmap(el, env, &f, &in_axes, axes_span, args, span))
+            }
+            Val::Checkpoint { f } => {
+                self.transforming(span, |el| super::checkpoint::call_checkpoint(el, env, &f, args, span))
+            }
+            Val::CustomVjp(rule) => {
+                self.transforming(span, |el| super::custom_vjp::call_custom_vjp(el, env, &rule, args, span))
+            }
             Val::Poison => Val::Poison,
             other => self.error(
                 Diagnostic::error(Code::BadCall, format!("{} is not a function", other.describe()))
                     .with_label(f_span, "called here"),
             ),
         }
+    }
+
+    /// Runs `f`, the call of a transformation (`grad`, `vmap`, `scan`, ...)
+    /// at `span`: the functions it transforms are lowered on their own, so
+    /// `assign` inside them is refused (`buffers::assign`), pointing here.
+    pub fn transforming(&mut self, span: Span, f: impl FnOnce(&mut Self) -> Val) -> Val {
+        self.transformations.push(span);
+        let v = f(self);
+        self.transformations.pop();
+        v
     }
 
     pub fn call_method(&mut self, model: Rc<ModelInst>, idx: usize, args: Vec<CallArg>, span: Span) -> Val {

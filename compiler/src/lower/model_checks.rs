@@ -60,10 +60,11 @@ pub(super) fn probe(
     }
     let Val::Model(inst) = inst else { return Err(dedup(probe.diags)) };
     let params = probe.param_specs.clone();
-    if params.is_empty() {
+    if !params.iter().any(|p| p.trainable) {
+        let only_buffers = if params.is_empty() { "" } else { " (only buffers, which are not trained)" };
         return Err(vec![Diagnostic::error(
             Code::BadSection,
-            format!("model `{}` has no trainable parameters", decl.name.name),
+            format!("model `{}` has no trainable parameters{only_buffers}", decl.name.name),
         )
         .with_label(decl.name.span, "defined here")
         .with_help("declare parameters as fields, e.g. `w: f32[4, 1]`, or submodules, e.g. `l: Linear(4, 1)`")]);

@@ -26,3 +26,22 @@ model Counter {
 }
 
 fn misplaced() = buffer(zeros(), 2)
+
+model Inside {
+    bn: BatchNorm1d(2)
+    c: f32[2] = buffer(zeros())
+    n: i32[1] = buffer(zeros())
+
+    fn bump(self, z: f32[2]) -> f32 {
+        if self.training {
+            assign(self, c = self.c + 1.0)
+        }
+        sum(z * z)
+    }
+
+    fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 {
+        let g = grad(fn(z) = self.bump(z))(x[0])
+        let h = vmap(fn(r) = self.bn(reshape(r, (1, 2))))(x)
+        sum(g) + sum(h)
+    }
+}
