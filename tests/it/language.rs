@@ -985,3 +985,25 @@ fn fori_loop_matches_jax_and_differentiates() {
     close(&out[1], &[0.0, 0.5, 1.0], "an empty range");
     close(&out[2], &[0.0, 0.45773047, 1.9026695], "gradient through fori_loop");
 }
+
+/// `vmap(..., out_axes = ...)`: where the examples go in each output, one
+/// axis for all or one per element of a tuple output, negative from the
+/// end; composed with `jvp`. The wanted numbers are `jax.vmap`'s (JAX
+/// 0.10.2, same inputs), each also readable off the definition.
+#[test]
+fn vmap_out_axes_place_the_examples_as_jax() {
+    let src = "fn f(x: f32[3]) = (x * 2.0, sum(x))\n\nfn main() {\n\
+               \x20   let xs = reshape(linspace(0.0, 5.0, 6), (2, 3))\n\
+               \x20   print(vmap(fn(r) = r * 2.0, out_axes = 1)(xs), vmap(fn(r) = r + 1.0, out_axes = -1)(xs))\n\
+               \x20   let (a, b) = vmap(f, out_axes = (1, 0))(xs)\n\
+               \x20   print(a, b, vmap(fn(r) = reshape(r, (3, 1)) * r, out_axes = 2)(xs)[0])\n\
+               \x20   print(jvp(vmap(fn(r) = r * r, out_axes = 1), (xs,), (xs,)))\n}\n";
+    let out = run_main(src);
+    close(&out[0], &[0.0, 6.0, 2.0, 8.0, 4.0, 10.0], "out_axes = 1");
+    close(&out[1], &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0], "out_axes = -1");
+    close(&out[2], &[0.0, 6.0, 2.0, 8.0, 4.0, 10.0], "a tuple's first output at axis 1");
+    close(&out[3], &[3.0, 12.0], "its second at axis 0");
+    close(&out[4], &[0.0, 9.0, 0.0, 12.0, 0.0, 15.0], "out_axes = 2 of a matrix output, row 0");
+    close(&out[5], &[0.0, 9.0, 1.0, 16.0, 4.0, 25.0], "jvp of vmap with out_axes: value");
+    close(&out[6], &[0.0, 18.0, 2.0, 32.0, 8.0, 50.0], "jvp of vmap with out_axes: tangent");
+}

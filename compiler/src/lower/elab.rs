@@ -400,8 +400,9 @@ impl<'p> Elaborator<'p> {
                                 .with_label(a.value.span, "not a parameter name"),
                             ),
                         }
-                    } else if a.name.as_ref().is_some_and(|n| super::keywords::meant(&n.name, "in_axes"))
-                        && matches!(f, Val::Builtin("vmap"))
+                    } else if a.name.as_ref().is_some_and(|n| {
+                        super::keywords::meant(&n.name, "in_axes") || super::keywords::meant(&n.name, "out_axes")
+                    }) && matches!(f, Val::Builtin("vmap"))
                     {
                         super::vmap::in_axes_value(self, env, &a.value)
                     } else {
@@ -909,9 +910,10 @@ impl<'p> Elaborator<'p> {
             Val::Pullback { f, primals, out } => {
                 self.transforming(span, |el| super::transform::call_pullback(el, f, primals, out, args, span))
             }
-            Val::Vmap { f, in_axes, axes_span } => {
-                self.transforming(span, |el| super::vmap::call_vmap(el, env, &f, &in_axes, axes_span, args, span))
-            }
+            Val::Vmap { f, in_axes, axes_span, out_axes } => self.transforming(span, |el| {
+                let out = super::vmap::call_vmap(el, env, &f, &in_axes, axes_span, args, span);
+                super::vmap::place_batch_axes(el, out, &out_axes, span)
+            }),
             Val::Checkpoint { f } => {
                 self.transforming(span, |el| super::checkpoint::call_checkpoint(el, env, &f, args, span))
             }

@@ -19,7 +19,7 @@ fn of(builtin: &str) -> &'static [&'static str] {
         "max_pool2d" | "avg_pool2d" => &["stride", "padding"],
         "grad" | "value_and_grad" => &["wrt", "has_aux"],
         "jacfwd" | "jacrev" | "hessian" => &["wrt"],
-        "vmap" => &["in_axes"],
+        "vmap" => &["in_axes", "out_axes"],
         "scan" => &["length", "reverse"],
         "log" => &["prog_bar"],
         "flatten" => &["start"],

@@ -658,9 +658,12 @@ pub(super) fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
         Val::Pullback { f, primals, out } => {
             Val::Pullback { f: callee(f), primals: primals.iter().map(t).collect(), out: t(out) }
         }
-        Val::Vmap { f, in_axes, axes_span } => {
-            Val::Vmap { f: Rc::new(remap(f, map)), in_axes: in_axes.clone(), axes_span: *axes_span }
-        }
+        Val::Vmap { f, in_axes, axes_span, out_axes } => Val::Vmap {
+            f: Rc::new(remap(f, map)),
+            in_axes: in_axes.clone(),
+            axes_span: *axes_span,
+            out_axes: out_axes.clone(),
+        },
         Val::Checkpoint { f } => Val::Checkpoint { f: Rc::new(remap(f, map)) },
         Val::CustomVjp(rule) => Val::CustomVjp(Rc::new(super::custom_vjp::Rule {
             f: remap(&rule.f, map),

@@ -179,7 +179,10 @@ impl<'a> Names<'a> {
                             if super::keywords::meant(kw, "wrt")
                                 && callee_is(&["grad", "value_and_grad", "jacfwd", "jacrev", "hessian"]) => {}
                         // `vmap(f, in_axes = (None, 0))`: `None` is a name only there.
-                        Some(kw) if super::keywords::meant(kw, "in_axes") && callee_is(&["vmap"]) => {
+                        Some(kw)
+                            if (super::keywords::meant(kw, "in_axes") || super::keywords::meant(kw, "out_axes"))
+                                && callee_is(&["vmap"]) =>
+                        {
                             self.in_axes(&a.value)
                         }
                         _ => self.expr(&a.value),

@@ -100,6 +100,8 @@ pub enum Val {
         f: Rc<Val>,
         in_axes: InAxes,
         axes_span: Span,
+        /// Where each output's batch axis goes (`out_axes`; 0 by default).
+        out_axes: OutAxes,
     },
     /// `checkpoint(f)`, waiting for arguments: `f`'s values are recomputed
     /// for a gradient instead of stored (`lower/checkpoint.rs`).
@@ -199,6 +201,16 @@ pub enum InAxes {
     All(Option<i64>),
     /// One entry per argument (`in_axes = (None, 0)`).
     Each(Vec<Option<i64>>),
+}
+
+/// `vmap`'s `out_axes`: the axis of each output that holds the examples
+/// (negative counts from the output's last dim, as in JAX).
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutAxes {
+    /// One axis for every output (`out_axes = 0`, the default).
+    All(i64),
+    /// One entry per element of a tuple output (`out_axes = (0, 1)`).
+    Each(Vec<i64>),
 }
 
 /// How a parameter's initial value is drawn (by the trainer, on the host).

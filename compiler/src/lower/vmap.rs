@@ -15,7 +15,7 @@
 
 use super::elab::{CallArg, Elaborator, Env};
 use super::transform::{collect_ids, remap};
-use super::value::{InAxes, TVal, Val};
+use super::value::{InAxes, OutAxes, TVal, Val};
 use crate::autodiff::inline_outputs as inline;
 use crate::check::{Dim, Ty};
 use crate::diagnostic::{Code, Diagnostic};
@@ -37,7 +37,8 @@ pub fn in_axes_value(el: &mut Elaborator, env: &mut Env, e: &Expr) -> Val {
 
 /// `vmap(f, in_axes = ...)`: the function value waiting for its arguments.
 pub fn make_vmap(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
-    const USAGE: &str = "vmap(f, in_axes = ...) takes a function and, optionally, `in_axes`";
+    const USAGE: &str =
+        "vmap(f, in_axes = ..., out_axes = ...) takes a function and, optionally, `in_axes` and `out_axes`";
     let Some(first) = args.first().filter(|a| a.name.is_none()) else {
         return bad(el, USAGE, span);
     };
@@ -60,11 +61,25 @@ pub fn make_vmap(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
             return el.error(d);
         }
     }
-    if let Some(extra) = args[1..].iter().find(|a| a.name.as_deref() != Some("in_axes")) {
+    if let Some(extra) = args[1..].iter().find(|a| !matches!(a.name.as_deref(), Some("in_axes" | "out_axes"))) {
         return el.error(Diagnostic::error(Code::BadCall, USAGE).with_label(extra.span, "unexpected argument"));
     }
+    let out_axes = match args.iter().find(|a| a.name.as_deref() == Some("out_axes")) {
+        None => OutAxes::All(0),
+        Some(a) => match &a.value {
+            Val::Poison => return Val::Poison,
+            Val::Tuple(items) => match items.iter().map(Val::as_i64).collect::<Option<Vec<_>>>() {
+                Some(axes) => OutAxes::Each(axes),
+                None => return el.error(bad_out_axes(a.span)),
+            },
+            single => match single.as_i64() {
+                Some(axis) => OutAxes::All(axis),
+                None => return el.error(bad_out_axes(a.span)),
+            },
+        },
+    };
     let (in_axes, axes_span) =
-        match args.iter().find(|a| a.name.is_some()) {
+        match args.iter().find(|a| a.name.as_deref() == Some("in_axes")) {
             None => (InAxes::All(Some(0)), span),
             Some(a) => {
                 let parsed = match &a.value {
@@ -87,7 +102,69 @@ pub fn make_vmap(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
                 }
             }
         };
-    Val::Vmap { f: Rc::new(first.value.clone()), in_axes, axes_span }
+    Val::Vmap { f: Rc::new(first.value.clone()), in_axes, axes_span, out_axes }
+}
+
+fn bad_out_axes(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::BadCall,
+        "`out_axes` entries are axes of the outputs (0, 1, ..., or -1 for the last); `None` (an output without the examples' axis) is not supported",
+    )
+    .with_label(span, "in these out_axes")
+    .with_help("one axis for every output (`out_axes = 1`) or one per output of a tuple (`out_axes = (0, 1)`)")
+}
+
+/// Moves the batch axis of `vmap`'s outputs (axis 0) to `out_axes`: one
+/// axis for all, or one per element of a tuple output.
+pub fn place_batch_axes(el: &mut Elaborator, out: Val, out_axes: &OutAxes, span: Span) -> Val {
+    match (out_axes, out) {
+        (OutAxes::All(0), out) => out,
+        (_, Val::Poison) => Val::Poison,
+        (OutAxes::All(axis), out) => place(el, out, *axis, span),
+        (OutAxes::Each(axes), Val::Tuple(items)) if axes.len() == items.len() => {
+            Val::Tuple(items.into_iter().zip(axes).map(|(v, &axis)| place(el, v, axis, span)).collect())
+        }
+        (OutAxes::Each(axes), other) => {
+            let what = match &other {
+                Val::Tuple(items) => format!("a tuple of {}", items.len()),
+                other => other.describe(),
+            };
+            el.error(
+                Diagnostic::error(
+                    Code::BadCall,
+                    format!("`out_axes` has {} entries, but the vmapped function returns {what}", axes.len()),
+                )
+                .with_label(span, "vmapped here"),
+            )
+        }
+    }
+}
+
+/// `v` (a batched output, tensors in tuples) with each tensor's axis 0 moved to `axis`.
+fn place(el: &mut Elaborator, v: Val, axis: i64, span: Span) -> Val {
+    match v {
+        Val::Tuple(items) => Val::Tuple(items.into_iter().map(|x| place(el, x, axis, span)).collect()),
+        Val::Tensor(t) => {
+            let rank = t.ty.rank() as i64;
+            let at = if axis < 0 { axis + rank } else { axis };
+            if at < 0 || at >= rank {
+                return el.error(
+                    Diagnostic::error(
+                        Code::ShapeMismatch,
+                        format!("out_axes {axis} is not an axis of the batched output {}", t.ty),
+                    )
+                    .with_label(span, format!("this returns {}", t.ty)),
+                );
+            }
+            let at = at as usize;
+            // Result axis i is source axis perm[i]: the examples (axis 0) land at `at`.
+            let perm: Vec<usize> = (1..=at).chain(std::iter::once(0)).chain(at + 1..t.ty.rank()).collect();
+            let dims = perm.iter().map(|&p| t.ty.dims[p].clone()).collect();
+            let id = t.id.map(|x| el.b().transpose(x, perm));
+            Val::Tensor(TVal { ty: Ty { dtype: t.ty.dtype, dims }, id })
+        }
+        other => other,
+    }
 }
 
 /// One `in_axes` entry: an axis, or `None` (encoded as `Val::Unit`).
