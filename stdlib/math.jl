@@ -53,40 +53,52 @@ fn fori_loop(lower: int, upper: int, body, init) {
 # The indices that sort x along its last axis, a stable sort (NumPy's
 # argsort with kind = "stable"): equal elements keep their order, NaN sorts
 # last. `descending`: largest first (equal elements still in order, NaN
-# still last: np.argsort(-x)). Each element's position is the count of
-# elements that sort before it, so the work and memory grow with the square
-# of the axis' length: fine for a few thousand elements per row.
-fn argsort(x, descending: bool = false) {
-    if ndim(x) > 1 {
-        vmap(fn(row) = argsort(row, descending))(x)
-    } else if descending {
-        argsort_vector(-x)
-    } else {
-        argsort_vector(x)
-    }
-}
+# still last: np.argsort(-x), without negating, so the smallest i32 stays
+# last). Each element's position is the count of elements that sort before
+# it, so the work and memory grow with the square of the axis' length: fine
+# for a few thousand elements per row.
+fn argsort(x, descending: bool = false) = ordering(x, descending, false)
 
-fn argsort_vector(x) {
-    let n = size(x, 0)
-    # a: element i down the rows, b: element j across the columns.
-    let (a, b) = (reshape(x, (n, 1)), reshape(x, (1, n)))
-    let earlier = reshape(arange(n), (1, n)) < reshape(arange(n), (n, 1))
-    let (nan_a, nan_b) = (isnan(a), isnan(b))
-    # j sorts before i: a number below it (every number is below NaN), or equal and earlier.
-    let before = !nan_b && (nan_a || b < a) || (b == a || nan_a && nan_b) && earlier
-    let position = sum(i32(before), axis = -1)
-    # The index whose position is k, for each k.
-    let at = reshape(position, (1, n)) == reshape(arange(n), (n, 1))
-    sum(where(at, reshape(arange(n), (1, n)), 0), axis = -1)
+# argsort's order; `nan_first`: NaN before every number (top_k's, as
+# jax.lax.top_k ranks NaN above +inf).
+fn ordering(x, descending: bool, nan_first: bool) {
+    if ndim(x) > 1 {
+        vmap(fn(row) = ordering(row, descending, nan_first))(x)
+    } else {
+        let n = size(x, 0)
+        # a: element i down the rows, b: element j across the columns.
+        let (a, b) = (reshape(x, (n, 1)), reshape(x, (1, n)))
+        let earlier = reshape(arange(n), (1, n)) < reshape(arange(n), (n, 1))
+        let (nan_a, nan_b) = (isnan(a), isnan(b))
+        let ahead = if descending {
+            b > a
+        } else {
+            b < a
+        }
+        # j sorts before i: ahead of it among numbers, or a number before NaN
+        # (NaN before a number with nan_first), or equal and earlier.
+        let by_value = if nan_first {
+            nan_b && !nan_a || !nan_a && !nan_b && ahead
+        } else {
+            !nan_b && (nan_a || ahead)
+        }
+        let before = by_value || (b == a || nan_a && nan_b) && earlier
+        let position = sum(i32(before), axis = -1)
+        # The index whose position is k, for each k.
+        let at = reshape(position, (1, n)) == reshape(arange(n), (n, 1))
+        sum(where(at, reshape(arange(n), (1, n)), 0), axis = -1)
+    }
 }
 
 # x sorted along its last axis (np.sort; `descending` as argsort's).
 fn sort(x, descending: bool = false) = take_along_axis(x, argsort(x, descending), axis = -1)
 
 # The k largest elements along the last axis and their indices, largest
-# first, equal elements by index (jax.lax.top_k): `(values, indices)`.
+# first, NaN above every number and equal elements by index (-0.0 and 0.0
+# count as equal, where jax.lax.top_k puts 0.0 first): `(values, indices)`.
 fn top_k(x, k: int) {
+    assert(k >= 1, "top_k: k must be at least 1")
     assert(k <= size(x, -1), "top_k: k is more than the last axis holds")
-    let indices = argsort(x, true)[..., 0:k]
+    let indices = ordering(x, true, true)[..., 0:k]
     (take_along_axis(x, indices, axis = -1), indices)
 }

@@ -276,6 +276,11 @@ fn init_from_starts_a_new_run_from_a_checkpoints_parameters() {
     let wider = text.replace("hidden: int = 64", "hidden: int = 32");
     let err = trainer::fit(&path, &wider, &opts(None)).unwrap_err().to_string();
     assert!(err.contains("mis-shaped: `l1.weight`") && !err.contains("opt."), "{err}");
+    // A parameter the model leaves out: the parameter is reported, its optimizer states are not.
+    let no_bias = text.replace("l1: Linear(64, hidden)", "l1: Linear(64, hidden, use_bias = false)");
+    assert_ne!(no_bias, text);
+    let err = trainer::fit(&path, &no_bias, &opts(None)).unwrap_err().to_string();
+    assert!(err.contains("`l1.bias`") && !err.contains("opt.l1.bias"), "{err}");
 }
 
 /// A validation value named like a training column (`train_loss_epoch`)

@@ -1226,13 +1226,16 @@ fn linear_maps_the_last_dim_under_any_leading_dims() {
 
 /// `math.argsort`, `sort` and `top_k` against Rust's stable sort (NaN last,
 /// as NumPy's) on rows with many ties and some NaNs, ascending and
-/// descending; `top_k` is the first `k` of the descending order.
+/// descending; `top_k` is the first `k` of the descending order with NaN
+/// first (jax.lax.top_k's). The smallest i32 sorts last in descending order
+/// (no negation wraps it around).
 #[test]
 fn argsort_sort_and_top_k_match_a_stable_sort() {
     let src = "use math.{argsort, sort, top_k}\n\
                fn up(x: f32[3, 37]) = argsort(x)\n\
                fn down(x: f32[3, 37]) = (argsort(x, descending = true), sort(x, descending = true))\n\
-               fn top(x: f32[3, 37]) = top_k(x, 5)\n";
+               fn top(x: f32[3, 37]) = top_k(x, 5)\n\
+               fn ints(x: i32[3]) = (argsort(x, descending = true), top_k(x, 2))\n";
     let lower = |name: &str| {
         let (prog, diags) = compiler::lower::load("t.jl", src);
         assert!(diags.is_empty(), "{diags:?}");
@@ -1244,6 +1247,9 @@ fn argsort_sort_and_top_k_match_a_stable_sort() {
     let input = [compiler::ir::Tensor::f32(&[3, 37], values.clone())];
     let run = |name: &str| compiler::ir::interp::run(&lower(name), &input);
     let (up, down, top) = (run("up"), run("down"), run("top"));
+    let ints = compiler::ir::interp::run(&lower("ints"), &[compiler::ir::Tensor::i32(&[3], vec![i32::MIN, 5, -7])]);
+    let ints: Vec<Vec<f64>> = ints.iter().map(|t| t.to_f64_vec()).collect();
+    assert_eq!(ints, [vec![1.0, 2.0, 0.0], vec![5.0, -7.0], vec![1.0, 2.0]], "i32::MIN sorts last descending");
     for r in 0..3 {
         let row = &values[r * 37..(r + 1) * 37];
         let key = |descending: bool| {
@@ -1276,9 +1282,18 @@ fn argsort_sort_and_top_k_match_a_stable_sort() {
             let (s, v) = (sorted[r * 37 + k], row[i] as f64);
             assert!(s == v || (s.is_nan() && v.is_nan()), "sorted row {r}[{k}]: {s} vs {v}");
         }
-        assert_eq!(got(&top[1], 5), want_down[..5], "top_k indices, row {r}");
+        // top_k ranks NaN above every number (jax.lax.top_k), then as descending.
+        let mut want_top: Vec<usize> = (0..37).collect();
+        want_top.sort_by_key(|&i| !row[i].is_nan());
+        want_top[row.iter().filter(|v| v.is_nan()).count()..]
+            .sort_by(|a, b| key(true)(a).partial_cmp(&key(true)(b)).unwrap());
+        assert_eq!(got(&top[1], 5), want_top[..5], "top_k indices, row {r}");
         let top_values: Vec<f64> = top[0].to_f64_vec()[r * 5..(r + 1) * 5].to_vec();
-        assert_eq!(top_values, want_down[..5].iter().map(|&i| row[i] as f64).collect::<Vec<_>>());
+        let want_values: Vec<f64> = want_top[..5].iter().map(|&i| row[i] as f64).collect();
+        assert!(
+            top_values.iter().zip(&want_values).all(|(g, w)| g == w || (g.is_nan() && w.is_nan())),
+            "top_k values, row {r}: {top_values:?} vs {want_values:?}"
+        );
     }
 }
 

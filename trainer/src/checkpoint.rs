@@ -430,7 +430,9 @@ impl Checkpoint {
     /// (`opt.*`) whatever optimizer wrote them: what evaluating a checkpoint
     /// or starting a new run from its weights needs.
     pub fn take_params(&mut self, path: &str, expected: &[(String, Type)]) -> Result<Vec<Tensor>, CheckpointError> {
-        let is_state = |n: &str| state_of(n).is_some_and(|(p, _)| expected.iter().any(|(e, _)| e == p));
+        // Every optimizer state, also those of parameters the model does not
+        // have (the parameter itself is then reported, once).
+        let is_state = |n: &str| state_of(n).is_some() && !expected.iter().any(|(e, _)| e == n);
         self.tensors.retain(|(n, _)| !is_state(n));
         self.take_strict(path, expected)
     }

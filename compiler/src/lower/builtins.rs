@@ -176,7 +176,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "cumsum" | "cummax" | "cummin" => super::cumulative::cumulative(el, name, &args, span),
         "buffer" => bad(
             el,
-            "`buffer(init)` is a model field's initializer: `running_mean: f32[C] = buffer(zeros())` declares a buffer (not trained)",
+            "`buffer(init)` is a model field's whole initializer: `running_mean: f32[C] = buffer(zeros())` declares a buffer (not trained); a condition goes inside, `buffer(if c { zeros() } else { absent() })`",
             span,
         ),
         "assign" => super::buffers::assign(el, &args, span),
