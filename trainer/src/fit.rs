@@ -795,7 +795,13 @@ fn fit_prepared<'scope, 'env>(
                     None
                 }
                 Steps::Accumulate { grad_exe, apply_exe, n_grad_logs } => {
-                    let mut accs: Vec<Tensor> = progs.params.iter().map(|p| Tensor::zeros(&p.ty)).collect();
+                    // Gradient sums start at zero; a buffer's slot carries its value (see `lower::entry`).
+                    let mut accs: Vec<Tensor> = progs
+                        .params
+                        .iter()
+                        .zip(&params)
+                        .map(|(p, value)| if p.trainable { Tensor::zeros(&p.ty) } else { value.clone() })
+                        .collect();
                     let (mut w_loss, mut w_logs) = (0.0, vec![0.0; *n_grad_logs]);
                     for mb in b..end {
                         let (x, y) = ahead.take(mb);

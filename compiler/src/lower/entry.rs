@@ -678,6 +678,9 @@ pub struct Accumulation {
     /// (then the key, with `keys.train`).
     /// Outputs: accumulators + this micro-batch's gradients, loss, then
     /// `training_step`'s logged values (`train_logs` without `grad_norm`).
+    /// A buffer's accumulator is its current value instead (the trainer
+    /// starts it at the buffer's value; the step reads the buffer there and
+    /// outputs what it assigned), which `apply_step` makes the new buffer.
     pub grad_step: Func,
     /// Inputs: params, states (param-major), step (f32, 1-based),
     /// accumulators, n (f32 scalar: the micro-batches they sum). Divides
@@ -860,15 +863,10 @@ pub fn lower_training_with(
     crate::ir::verify::assert_valid(&train_step, "lower (train step)");
 
     // 5b. Accumulation (`accumulate_grad_batches = k > 1`): the same step split in two programs.
-    if settings.accumulate > 1 && trainable.len() < n_params {
-        let span = decl.methods[train_idx].name.span;
-        return Err(vec![Diagnostic::error(
-            Code::BadSection,
-            "`accumulate_grad_batches` above 1 does not support models with buffers yet",
-        )
-        .with_label(span, "this model has buffers (`buffer(...)` fields)")
-        .with_help("train with `accumulate_grad_batches = 1` and a larger `batch_size`")]);
-    }
+    // A buffer's accumulator slot carries its latest value through the
+    // window instead of a gradient sum: the trainer starts it at the
+    // buffer's value, each micro-batch reads it from there and writes
+    // what it assigned, and `apply_step` takes it as the new buffer.
     let accumulation = if settings.accumulate > 1 {
         // grad_step(params, accumulators, x, y) -> (accumulators + gradients, loss, logs...)
         let mut types = param_tys.clone();
@@ -879,11 +877,22 @@ pub fn lower_training_with(
             types.push(key_type());
         }
         let mut b = Builder::new("grad_step", &types);
-        let mut grad_args: Vec<ValueId> = (0..n_params).map(|i| b.param(i)).collect();
+        let acc = |i: usize| ValueId((n_params + i) as u32);
+        let mut grad_args: Vec<ValueId> =
+            (0..n_params).map(|i| if params[i].trainable { b.param(i) } else { acc(i) }).collect();
         grad_args.extend((0..2 + usize::from(train_key)).map(|j| b.param(2 * n_params + j)));
         let outs = inline(&mut b, &grad, &grad_args);
-        let mut outputs: Vec<ValueId> =
-            outs[1 + n_logs..].iter().enumerate().map(|(i, &g)| b.add(ValueId((n_params + i) as u32), g)).collect();
+        let assigned_values = &outs[1 + n_logs..1 + n_logs + n_assigned];
+        let mut grads = outs[1 + n_logs + n_assigned..].iter();
+        let mut outputs = Vec::with_capacity(n_params + 1 + n_logs);
+        for (i, p) in params.iter().enumerate() {
+            let value = if p.trainable {
+                b.add(acc(i), *grads.next().expect("one gradient per trainable parameter"))
+            } else {
+                assigned.iter().position(|path| path == &p.path).map_or(acc(i), |k| assigned_values[k])
+            };
+            outputs.push(value);
+        }
         outputs.extend_from_slice(&outs[..1 + n_logs]);
         let grad_step = crate::ir::dce::dce(&b.finish(outputs));
         crate::ir::verify::assert_valid(&grad_step, "lower (grad step)");
@@ -898,6 +907,7 @@ pub fn lower_training_with(
         let n = b.param(base + n_params);
         // The mean gradient of the window: the gradient of its mean loss.
         let grads: Vec<ValueId> = (0..n_params)
+            .filter(|&i| params[i].trainable)
             .map(|i| {
                 let acc = b.param(base + i);
                 let ty = b.ty(acc).clone();
@@ -910,6 +920,11 @@ pub fn lower_training_with(
         let step_id = ValueId((n_params * (1 + n_states)) as u32);
         let hyper = update.hyper_at(&mut el, step_id);
         let (mut outputs, new_states) = update.append(&mut el, &g.grads, step_id, &hyper)?;
+        // A buffer's accumulator holds its value after the window.
+        for (i, p) in params.iter().enumerate().filter(|(_, p)| !p.trainable) {
+            outputs[i] = ValueId((base + i) as u32);
+            debug_assert_eq!(el.b().ty(outputs[i]), &p.ty);
+        }
         outputs.extend(new_states);
         outputs.extend(g.logged_norm);
         if settings.log_lr {
