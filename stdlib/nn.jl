@@ -89,6 +89,7 @@ model BatchNorm2d(num_features: int, eps: float = 1e-5, momentum: float = 0.1) {
 # The running statistics of a batch norm `bn` after a batch of n values
 # per feature with mean m and biased variance v.
 fn update_running_stats(bn, m, v, n: int, momentum: float) {
+    assert(n > 1, "batch norm needs more than 1 value per channel while training (a batch of 1 has no variance; PyTorch refuses it too)")
     let unbiased = v * (float(n) / float(n - 1))
     let running_mean = (1.0 - momentum) * bn.running_mean + momentum * m
     assign(bn, running_mean = running_mean, running_var = (1.0 - momentum) * bn.running_var + momentum * unbiased)

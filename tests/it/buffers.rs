@@ -194,3 +194,113 @@ fn a_model_with_only_buffers_is_refused_clearly() {
     let text = compiler::diagnostic::render_all(&err, &prog.sources, false);
     assert!(text.contains("model `Stats` has no trainable parameters (only buffers, which are not trained)"), "{text}");
 }
+
+/// Helpers are checked alone with `self.training` false, and in training
+/// where `training_step` calls them: a helper that calls a batch norm twice
+/// (fine outside training) and one with a `flag: bool` parameter that
+/// assigns (checked once per flag value) are accepted; a batch norm on one
+/// example while training is refused at compile time, as PyTorch refuses it.
+#[test]
+fn helpers_are_checked_where_they_run_and_a_batch_of_one_is_refused() {
+    let src = r#"
+use nn.{Linear, BatchNorm1d}
+use optim.sgd
+model Net {
+    bn: BatchNorm1d(2)
+    l: Linear(2, 1)
+    c: f32[2] = buffer(zeros())
+    fn gap(self, a: f32[B, 2], b: f32[B, 2]) -> f32 = mean(abs(self.bn(a) - self.bn(b)))
+    fn track(self, x: f32[B, 2], flag: bool) -> f32[B, 2] {
+        if self.training {
+            assign(self, c = 0.9 * self.c + 0.1 * mean(x, axis = 0))
+        }
+        x
+    }
+    fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 {
+        let out = self.l(self.bn(self.track(x, true)))
+        mean(out * out)
+    }
+    fn validation_step(self, x: f32[B, 2], y: i32[B]) {
+        log("gap", self.gap(x, 2.0 * x))
+    }
+    fn configure_optimizers(self) = sgd(lr = 0.1)
+}
+"#;
+    let (diags, sources) = jaxlightning::check_source("net.jl", src);
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &sources, false));
+    let (prog, _) = compiler::lower::load("net.jl", src);
+    let compile = |batch: usize| {
+        let x_ty = Type::new(DType::F32, &[batch, 2]);
+        let y_ty = Type::new(DType::I32, &[batch]);
+        compiler::compile_training(&prog, None, &x_ty, &y_ty, &Default::default())
+    };
+    assert!(compile(2).is_ok());
+    let err = compile(1).unwrap_err();
+    let text = compiler::diagnostic::render_all(&err, &prog.sources, false);
+    assert!(text.contains("batch norm needs more than 1 value per channel while training"), "{text}");
+}
+
+/// BatchNorm2d: per-channel statistics over the batch and the pixels (n =
+/// B H W, the running variance unbiased by n / (n - 1)), the training
+/// output normalized with the batch's biased variance, validation with the
+/// running statistics; against the formulas written out here.
+#[test]
+fn batch_norm_2d_normalizes_per_channel_over_batch_and_pixels() {
+    let src = r#"
+use nn.BatchNorm2d
+use optim.sgd
+model Net {
+    bn: BatchNorm2d(2)
+    fn training_step(self, x: f32[B, 2, 2, 3], y: i32[B]) -> f32 {
+        let out = self.bn(x)
+        log("c1", sum(out[:, 1] * x[:, 1]))
+        mean(out * out)
+    }
+    fn validation_step(self, x: f32[B, 2, 2, 3], y: i32[B]) {
+        log("c1", sum(self.bn(x)[:, 1]))
+    }
+    fn configure_optimizers(self) = sgd(lr = 0.1)
+}
+"#;
+    let (prog, diags) = compiler::lower::load("bn2d.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let x_ty = Type::new(DType::F32, &[2, 2, 2, 3]);
+    let y_ty = Type::new(DType::I32, &[2]);
+    let progs = compiler::compile_training(&prog, None, &x_ty, &y_ty, &Default::default()).unwrap();
+    let x: Vec<f64> = (0..24).map(|i| ((i * 7) % 11) as f64 * 0.5 - 2.0).collect();
+    let at = |b: usize, c: usize, p: usize| x[b * 12 + c * 6 + p];
+    let channel = |c: usize| -> Vec<f64> { (0..2).flat_map(|b| (0..6).map(move |p| at(b, c, p))).collect() };
+    let (rm, rv, w, bias) = ([0.5, -1.0], [4.0, 0.25], [2.0, 3.0], [0.1, 0.2]);
+    let params = vec![
+        Tensor::f32(&[2], vec![w[0] as f32, w[1] as f32]),
+        Tensor::f32(&[2], vec![bias[0] as f32, bias[1] as f32]),
+        Tensor::f32(&[2], vec![rm[0] as f32, rm[1] as f32]),
+        Tensor::f32(&[2], vec![rv[0] as f32, rv[1] as f32]),
+    ];
+    let xs = Tensor::f32(&[2, 2, 2, 3], x.iter().map(|&v| v as f32).collect());
+    let ys = Tensor::i32(&[2], vec![0, 0]);
+    let mut inputs = params.clone();
+    inputs.extend([xs.clone(), ys.clone()]);
+    let got = interp::run(progs.val_step.as_ref().unwrap(), &inputs)[0].to_f64_vec()[0];
+    let want: f64 = channel(1).iter().map(|v| (v - rm[1]) / (rv[1] + 1e-5f64).sqrt() * w[1] + bias[1]).sum();
+    assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "validation: {got} vs {want}");
+    let mut inputs = params.clone();
+    inputs.extend(progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(move |_| Tensor::zeros(&p.ty))));
+    inputs.extend([Tensor::scalar_f32(1.0), xs, ys]);
+    let out = interp::run(&progs.train_step, &inputs);
+    let n_states = 4 * progs.states_per_param;
+    let logged = out[4 + n_states + 1].to_f64_vec()[0];
+    for c in 0..2 {
+        let v = channel(c);
+        let m = v.iter().sum::<f64>() / 12.0;
+        let var = v.iter().map(|a| (a - m).powi(2)).sum::<f64>() / 12.0;
+        let (got_m, got_v) = (out[2].to_f64_vec()[c], out[3].to_f64_vec()[c]);
+        let (want_m, want_v) = (0.9 * rm[c] + 0.1 * m, 0.9 * rv[c] + 0.1 * var * 12.0 / 11.0);
+        assert!((got_m - want_m).abs() <= 1e-5 && (got_v - want_v).abs() <= 1e-5, "channel {c}: {got_m}, {got_v}");
+        if c == 1 {
+            let want: f64 =
+                v.iter().map(|a| (a - m) / (var + 1e-5).sqrt() * w[1] + bias[1]).zip(&v).map(|(o, a)| o * a).sum();
+            assert!((logged - want).abs() <= 1e-4 * want.abs().max(1.0), "training output: {logged} vs {want}");
+        }
+    }
+}

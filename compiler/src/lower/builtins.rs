@@ -441,7 +441,17 @@ fn to_i32(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
         return bad(el, "`i32(x)` takes one argument", span);
     }
     match &args[0].value {
-        Val::Int(_) | Val::NegInt(_) => return args[0].value.clone(),
+        Val::Int(_) | Val::NegInt(_) => {
+            return match args[0].value.as_i64() {
+                Some(n) if i32::try_from(n).is_ok() => args[0].value.clone(),
+                // A symbolic dim (the batch) stays one.
+                None if matches!(args[0].value, Val::Int(Dim::Sym(_))) => args[0].value.clone(),
+                _ => el.error(
+                    Diagnostic::error(Code::BadCall, "this integer is outside the i32 range")
+                        .with_label(args[0].span, "this number"),
+                ),
+            };
+        }
         Val::Float(x) => {
             let t = x.trunc();
             return if t.is_finite() && t >= i32::MIN as f64 && t <= i32::MAX as f64 {

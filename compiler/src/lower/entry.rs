@@ -52,28 +52,22 @@ pub fn check_program(prog: &Program) -> Vec<Diagnostic> {
                                     el.logs = Some(Vec::new());
                                 }
                                 // `self.training` is true in a training step, false in the
-                                // other steps and the hook; a helper method may run in
-                                // either, so it is checked both ways (training first, where
-                                // `assign` may change buffers).
-                                let name = method.name.name.as_str();
-                                let in_training = name == "training_step" || !is_step;
-                                el.training = in_training;
-                                el.assigned = in_training.then(Vec::new);
+                                // other steps and the hook. A helper method checked alone
+                                // gets false: what it does in training is checked where
+                                // `training_step` calls it (it may be called only outside
+                                // training, where training-only rules, such as a batch
+                                // norm's batch of 2 or more, do not apply).
+                                let is_training_step = method.name.name == "training_step";
+                                el.training = is_training_step;
+                                el.assigned = is_training_step.then(Vec::new);
                                 let checked = check_fn(&mut el, m, method, Some(inst.clone()));
-                                if in_training && name != "training_step" {
-                                    (el.training, el.assigned) = (false, None);
-                                    if is_step {
-                                        el.logs = Some(Vec::new());
-                                    }
-                                    check_fn(&mut el, m, method, Some(inst.clone()));
-                                }
                                 (el.training, el.assigned) = (false, None);
-                                if let (Some((_, out)), "training_step") = (&checked, method.name.name.as_str()) {
-                                    if let Some(d) = not_a_loss(out, method) {
-                                        el.error(d);
+                                if is_training_step {
+                                    if let Some((_, out)) = &checked {
+                                        if let Some(d) = not_a_loss(out, method) {
+                                            el.error(d);
+                                        }
                                     }
-                                }
-                                if method.name.name == "training_step" {
                                     reserved_log_names(&mut el);
                                 }
                                 el.logs = None;
@@ -122,6 +116,9 @@ pub(super) fn check_fn(
         }
         if el.artifacts.is_some() {
             el.artifacts = Some(Vec::new());
+        }
+        if el.assigned.is_some() {
+            el.assigned = Some(Vec::new());
         }
         el.failed_assert = false;
         check_fn_here(el, module, f, model, false);
@@ -1172,7 +1169,7 @@ impl Update<'_> {
 }
 
 /// Lowers a step method on (params, x, y). Training steps return
-/// `(loss, logs...)`; other steps return their logs.
+/// `(loss, logs..., assigned buffers...)`; other steps return their logs.
 #[allow(clippy::too_many_arguments)]
 fn lower_step(
     prog: &Program,
