@@ -69,7 +69,11 @@ fn signature(el: &mut Elaborator, f: &FnDecl, model: Option<std::rc::Rc<ModelIns
     if !is_method && f.name.name == "main" {
         el.prints = Some(Vec::new());
     }
+    // As `check_program`: `self.training` (and `assign`) in `training_step` only.
+    let training = is_method && f.name.name == "training_step";
+    (el.training, el.assigned) = (training, training.then(Vec::new));
     let res = if checked { check_fn(el, 0, f, model) } else { None };
+    (el.training, el.assigned) = (false, None);
     el.logs = None;
     el.prints = None;
     let mut params: Vec<String> =
