@@ -116,14 +116,8 @@ fn the_training_step_assigns_buffers_and_validation_reads_them() {
     assert_eq!(paths, ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "l.weight", "l.bias"]);
     let x = [[1.0, -2.0], [3.0, 0.5], [2.0, 4.0], [-1.0, 1.5]];
     let (rm, rv, w, b) = ([0.5, -1.0], [4.0, 0.25], [2.0, 3.0], [0.1, 0.2]);
-    let values: Vec<Tensor> = vec![
-        Tensor::f32(&[2], vec![w[0] as f32, w[1] as f32]),
-        Tensor::f32(&[2], vec![b[0] as f32, b[1] as f32]),
-        Tensor::f32(&[2], vec![rm[0] as f32, rm[1] as f32]),
-        Tensor::f32(&[2], vec![rv[0] as f32, rv[1] as f32]),
-        Tensor::f32(&[2, 1], vec![0.5, -0.5]),
-        Tensor::f32(&[1], vec![0.0]),
-    ];
+    let mut values = batch_norm_values(w, b, rm, rv);
+    values.extend([Tensor::f32(&[2, 1], vec![0.5, -0.5]), Tensor::f32(&[1], vec![0.0])]);
     let xs = Tensor::f32(&[4, 2], x.iter().flatten().map(|&v| v as f32).collect());
     let ys = Tensor::i32(&[4], vec![0; 4]);
     // Validation: sum_i ((x_i0 - rm_0) / sqrt(rv_0 + eps) * w_0 + b_0).
@@ -151,6 +145,12 @@ fn the_training_step_assigns_buffers_and_validation_reads_them() {
     for (k, s) in states.iter().enumerate().filter(|(k, _)| (2..4).contains(&(k / n_states))) {
         assert_eq!(bits(&out[6 + k]), bits(s), "the optimizer state {k} of a buffer changed");
     }
+}
+
+/// A two-feature batch norm's inputs in declaration order: weight, bias,
+/// running mean, running variance.
+fn batch_norm_values(w: [f64; 2], b: [f64; 2], mean: [f64; 2], var: [f64; 2]) -> Vec<Tensor> {
+    [w, b, mean, var].iter().map(|v| Tensor::f32(&[2], vec![v[0] as f32, v[1] as f32])).collect()
 }
 
 fn filled(ty: &Type, value: f64) -> Tensor {
@@ -271,12 +271,7 @@ model Net {
     let at = |b: usize, c: usize, p: usize| x[b * 12 + c * 6 + p];
     let channel = |c: usize| -> Vec<f64> { (0..2).flat_map(|b| (0..6).map(move |p| at(b, c, p))).collect() };
     let (rm, rv, w, bias) = ([0.5, -1.0], [4.0, 0.25], [2.0, 3.0], [0.1, 0.2]);
-    let params = vec![
-        Tensor::f32(&[2], vec![w[0] as f32, w[1] as f32]),
-        Tensor::f32(&[2], vec![bias[0] as f32, bias[1] as f32]),
-        Tensor::f32(&[2], vec![rm[0] as f32, rm[1] as f32]),
-        Tensor::f32(&[2], vec![rv[0] as f32, rv[1] as f32]),
-    ];
+    let params = batch_norm_values(w, bias, rm, rv);
     let xs = Tensor::f32(&[2, 2, 2, 3], x.iter().map(|&v| v as f32).collect());
     let ys = Tensor::i32(&[2], vec![0, 0]);
     let mut inputs = params.clone();

@@ -794,6 +794,9 @@ pub fn lower_training_with(
     // 4. Differentiate with respect to the trainable parameters only (not
     // the buffers, nor the data).
     let trainable: Vec<usize> = (0..n_params).filter(|&i| params[i].trainable).collect();
+    // For each parameter, which of the step's assigned outputs (a buffer's new value) is its.
+    let assigned_slot: Vec<Option<usize>> =
+        params.iter().map(|p| assigned.iter().position(|path| path == &p.path)).collect();
     let grad = crate::autodiff::grad(&fwd, &trainable);
     crate::ir::verify::assert_valid(&grad, "autodiff::grad (training step)");
 
@@ -844,9 +847,10 @@ pub fn lower_training_with(
     let hyper = update.hyper_at(&mut el, step_id);
     let (mut outputs, new_states) = update.append(&mut el, &g.grads, step_id, &hyper)?;
     // A buffer's new value is what the step assigned it (else it is kept).
-    for (path, &value) in assigned.iter().zip(assigned_values) {
-        let i = params.iter().position(|p| &p.path == path).expect("an assigned buffer is a parameter");
-        outputs[i] = value;
+    for (i, slot) in assigned_slot.iter().enumerate() {
+        if let Some(k) = slot {
+            outputs[i] = assigned_values[*k];
+        }
     }
     outputs.extend(new_states);
     outputs.push(loss);
@@ -886,7 +890,7 @@ pub fn lower_training_with(
             let value = if p.trainable {
                 b.add(acc(i), *grads.next().expect("one gradient per trainable parameter"))
             } else {
-                assigned.iter().position(|path| path == &p.path).map_or(acc(i), |k| assigned_values[k])
+                assigned_slot[i].map_or(acc(i), |k| assigned_values[k])
             };
             outputs.push(value);
         }

@@ -145,9 +145,7 @@ fn place(el: &mut Elaborator, v: Val, axis: i64, span: Span) -> Val {
     match v {
         Val::Tuple(items) => Val::Tuple(items.into_iter().map(|x| place(el, x, axis, span)).collect()),
         Val::Tensor(t) => {
-            let rank = t.ty.rank() as i64;
-            let at = if axis < 0 { axis + rank } else { axis };
-            if at < 0 || at >= rank {
+            let Ok(at) = crate::check::shape_rules::axis(axis, t.ty.rank()) else {
                 return el.error(
                     Diagnostic::error(
                         Code::ShapeMismatch,
@@ -155,8 +153,7 @@ fn place(el: &mut Elaborator, v: Val, axis: i64, span: Span) -> Val {
                     )
                     .with_label(span, format!("this returns {}", t.ty)),
                 );
-            }
-            let at = at as usize;
+            };
             // Result axis i is source axis perm[i]: the examples (axis 0) land at `at`.
             let perm: Vec<usize> = (1..=at).chain(std::iter::once(0)).chain(at + 1..t.ty.rank()).collect();
             let dims = perm.iter().map(|&p| t.ty.dims[p].clone()).collect();
