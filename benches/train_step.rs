@@ -208,9 +208,9 @@ fn compile_train(
 /// the batch copy); times each call.
 fn time_train(progs: &lower::TrainPrograms, exe: &mut Executable, x: &Tensor, y: &Tensor, runs: usize) -> Vec<f64> {
     let n_params = progs.params.len();
-    let n_states = n_params * progs.states_per_param;
+    let n_states = progs.n_states();
     let params = trainer::fit::init_params(&progs.params, 0);
-    let states = progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty)));
+    let states = progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty));
     // Inputs: params, states, step, x, y.
     let mut held: Vec<(usize, Tensor)> = params.into_iter().chain(states).enumerate().collect();
     let (xi, yi) = (n_params + n_states + 1, n_params + n_states + 2);

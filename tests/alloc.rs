@@ -59,9 +59,9 @@ fn step_heap_use(src: &str, threads: usize, steps: usize) -> (f64, usize) {
     let (step, _) = compiler::opt::optimize(&progs.train_step, &compiler::opt::Options::default());
     let mut exe = Executable::compile(step, Backend::Cpu).expect("compile");
     let n_params = progs.params.len();
-    let n_states = n_params * progs.states_per_param;
+    let n_states = progs.n_states();
     let params = trainer::fit::init_params(&progs.params, 0);
-    let states = progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty)));
+    let states = progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty));
     let mut held: Vec<(usize, Tensor)> = params.into_iter().chain(states).enumerate().collect();
     held.push((n_params + n_states + 1, x));
     held.push((n_params + n_states + 2, y));

@@ -19,8 +19,7 @@ fn digits_step() -> (compiler::lower::TrainPrograms, compiler::lower::TrainProgr
 
 fn inputs(progs: &compiler::lower::TrainPrograms) -> Vec<Tensor> {
     let mut params = trainer::fit::init_params(&progs.params, 7);
-    let states: Vec<Tensor> =
-        progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
+    let states: Vec<Tensor> = progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty)).collect();
     params.extend(states);
     params.push(Tensor::scalar_f32(1.0));
     params.push(Tensor::f32(&[8, 64], (0..512).map(|i| ((i * 37 % 17) as f32) / 16.0).collect()));

@@ -100,7 +100,7 @@ fn batch_norm_running_statistics_match_an_f64_simulation_and_resume_bitwise() {
 }
 
 /// The compiled programs themselves, on the interpreter: the training step
-/// outputs the batch's running statistics for the buffers and keeps their
+/// outputs the batch's running statistics for the buffers, which have no
 /// optimizer states; the validation step normalizes with the running
 /// statistics it is given, not the batch's.
 #[test]
@@ -126,11 +126,10 @@ fn the_training_step_assigns_buffers_and_validation_reads_them() {
     let got = interp::run(progs.val_step.as_ref().unwrap(), &inputs)[0].to_f64_vec()[0];
     let want: f64 = x.iter().map(|r| (r[0] - rm[0]) / (rv[0] + 1e-5f64).sqrt() * w[0] + b[0]).sum();
     assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "validation: {got} vs {want}");
-    // Training: the buffers' outputs are the moved statistics; their states pass through.
-    let n_states = progs.states_per_param;
+    // Training: the buffers' outputs are the moved statistics; they have no states.
+    assert_eq!(progs.param_states, [2, 2, 0, 0, 2, 2], "adam keeps two states per trained parameter");
     let mut inputs = values.clone();
-    let states: Vec<Tensor> =
-        progs.params.iter().flat_map(|p| (0..n_states).map(move |k| filled(&p.ty, 0.25 * (k + 1) as f64))).collect();
+    let states: Vec<Tensor> = progs.state_specs().map(|(p, k)| filled(&p.ty, 0.25 * (k + 1) as f64)).collect();
     inputs.extend(states.iter().cloned());
     inputs.extend([Tensor::scalar_f32(1.0), xs, ys]);
     let out = interp::run(&progs.train_step, &inputs);
@@ -141,10 +140,7 @@ fn the_training_step_assigns_buffers_and_validation_reads_them() {
         let (got_m, got_v) = (out[2].to_f64_vec()[f], out[3].to_f64_vec()[f]);
         assert!((got_m - want_m).abs() <= 1e-6 && (got_v - want_v).abs() <= 1e-6, "feature {f}: {got_m}, {got_v}");
     }
-    assert_eq!(n_states, 2, "adam keeps two states per parameter");
-    for (k, s) in states.iter().enumerate().filter(|(k, _)| (2..4).contains(&(k / n_states))) {
-        assert_eq!(bits(&out[6 + k]), bits(s), "the optimizer state {k} of a buffer changed");
-    }
+    assert_eq!(out.len(), 6 + 8 + 2, "parameters, states, the loss and the finiteness check");
 }
 
 /// A two-feature batch norm's inputs in declaration order: weight, bias,
@@ -280,10 +276,10 @@ model Net {
     let want: f64 = channel(1).iter().map(|v| (v - rm[1]) / (rv[1] + 1e-5f64).sqrt() * w[1] + bias[1]).sum();
     assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "validation: {got} vs {want}");
     let mut inputs = params.clone();
-    inputs.extend(progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(move |_| Tensor::zeros(&p.ty))));
+    inputs.extend(progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty)));
     inputs.extend([Tensor::scalar_f32(1.0), xs, ys]);
     let out = interp::run(&progs.train_step, &inputs);
-    let n_states = 4 * progs.states_per_param;
+    let n_states = progs.n_states();
     let logged = out[4 + n_states + 1].to_f64_vec()[0];
     for c in 0..2 {
         let v = channel(c);

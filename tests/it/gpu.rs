@@ -815,8 +815,7 @@ fn gpu_digits_training_steps_match_interpreter() {
     let progs = digits_programs();
     let mut inputs = trainer::fit::init_params(&progs.params, 7);
     let n_params = inputs.len();
-    let states: Vec<Tensor> =
-        progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
+    let states: Vec<Tensor> = progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty)).collect();
     let n_states = states.len();
     inputs.extend(states);
     inputs.push(Tensor::scalar_f32(1.0));
@@ -886,7 +885,7 @@ fn gpu_held_inputs_and_graph_replay_match_interpreter() {
     crate::held::check_outputs_that_are_held_inputs(Backend::Cuda);
     let progs = digits_programs();
     let mut inputs = trainer::fit::init_params(&progs.params, 11);
-    inputs.extend(progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))));
+    inputs.extend(progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty)));
     let n_state = inputs.len();
     let mut rng = Rng(9);
     let x = Tensor::f32(&[64, 64], (0..64 * 64).map(|_| (rng.next() * 17.0).floor() as f32 / 16.0).collect());
@@ -933,7 +932,7 @@ fn gpu_staged_batches_equal_given_batches_bitwise() {
     let (x_ty, y_ty) = (Type::new(DType::F32, &[128, 784]), Type::new(DType::I32, &[128]));
     let progs = compiler::compile_training(&prog, None, &x_ty, &y_ty, &compiler::Options::default()).unwrap();
     let mut held = trainer::fit::init_params(&progs.params, 5);
-    held.extend(progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))));
+    held.extend(progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty)));
     let n_state = held.len();
     let carry: Vec<(usize, usize)> = (0..n_state).map(|i| (i, i)).collect();
     let mut rng = Rng(21);

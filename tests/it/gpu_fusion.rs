@@ -44,11 +44,7 @@ fn gpu_w1_step_fused_equals_unfused_bitwise() {
     let progs = compiler::compile_training(&prog, None, &x_ty, &y_ty, &compiler::Options::default()).unwrap();
     let func = &progs.train_step;
     let mut inputs = trainer::fit::init_params(&progs.params, 7);
-    for p in &progs.params {
-        for _ in 0..progs.states_per_param {
-            inputs.push(Tensor::zeros(&p.ty));
-        }
-    }
+    inputs.extend(progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty)));
     inputs.push(Tensor::scalar_f32(1.0));
     inputs.push(Tensor::f32(&[128, 784], (0..128 * 784).map(|i| ((i * 37 % 17) as f32) / 16.0).collect()));
     inputs.push(Tensor::i32(&[128], (0..128).map(|i| (i * 7 % 10) as i32).collect()));
@@ -143,12 +139,8 @@ fn assert_steps_match_cpu(label: &str, file: &str, src: &str, x: Tensor, y: Tens
     let (x_ty, y_ty) = (x.ty(), y.ty());
     let progs = compiler::compile_training(&prog, None, &x_ty, &y_ty, &compiler::Options::default()).unwrap();
     let mut inputs = trainer::fit::init_params(&progs.params, seed);
-    let n_carried = inputs.len() * (1 + progs.states_per_param);
-    for p in &progs.params {
-        for _ in 0..progs.states_per_param {
-            inputs.push(Tensor::zeros(&p.ty));
-        }
-    }
+    let n_carried = inputs.len() + progs.n_states();
+    inputs.extend(progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty)));
     inputs.push(Tensor::scalar_f32(1.0));
     inputs.push(x);
     inputs.push(y);

@@ -25,6 +25,7 @@ mod keys;
 mod language;
 mod loggers;
 mod optimizer;
+mod param_groups;
 mod progress_bar;
 mod seed_examples;
 mod stdlib;

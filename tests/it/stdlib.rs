@@ -301,11 +301,9 @@ fn run_train(p: &compiler::lower::TrainPrograms, step: f32) -> Vec<Tensor> {
         let n = spec.ty.shape.0.iter().product();
         inputs.push(Tensor::f32(&spec.ty.shape.0, (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()));
     }
-    for spec in &p.params {
-        for _ in 0..p.states_per_param {
-            let n = spec.ty.shape.0.iter().product();
-            inputs.push(Tensor::f32(&spec.ty.shape.0, (0..n).map(|_| rng.uniform(0.0, 0.5) as f32).collect()));
-        }
+    for (spec, _) in p.state_specs() {
+        let n = spec.ty.shape.0.iter().product();
+        inputs.push(Tensor::f32(&spec.ty.shape.0, (0..n).map(|_| rng.uniform(0.0, 0.5) as f32).collect()));
     }
     inputs.push(Tensor::scalar_f32(step));
     inputs.push(Tensor::f32(&[4, 2], (0..8).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()));
@@ -421,7 +419,7 @@ fn every_stdlib_optimizer_compiles_into_a_training_step() {
         // The user-defined schedule of docs/language.md.
         let extra = "fn inverse_sqrt(step) = 0.1 * min(1.0, sqrt(100.0 / step))";
         let p = compile_train(&train_src(opt, extra));
-        assert_eq!((p.states_per_param, p.optimizer.as_str()), (states, name), "{opt}");
+        assert_eq!((p.param_states[0], p.optimizer.as_str()), (states, name), "{opt}");
         let out = run_train(&p, 3.0);
         assert!(out.iter().all(|t| t.to_f64_vec().iter().all(|v| v.is_finite())), "{opt}: non-finite output");
     }
@@ -1026,8 +1024,7 @@ model Tiny(seq: int = 8) {
     let mut exe = runtime::Executable::compile(progs.train_step.clone(), runtime::Backend::Cpu).unwrap();
     let n = progs.params.len();
     let mut params = trainer::fit::init_params(&progs.params, 0);
-    let mut states: Vec<Tensor> =
-        progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
+    let mut states: Vec<Tensor> = progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty)).collect();
     // Each row starts at a different phase.
     let tokens: Vec<i32> = (0..bs * (seq + 1)).map(|i| ((i / (seq + 1) + i % (seq + 1)) % 4) as i32).collect();
     let x: Vec<i32> = (0..bs).flat_map(|r| tokens[r * (seq + 1)..r * (seq + 1) + seq].to_vec()).collect();
@@ -1041,7 +1038,7 @@ model Tiny(seq: int = 8) {
         inputs.push(Tensor::i32(&[bs, seq], y.clone()));
         let mut outs = exe.run(&inputs).unwrap().into_iter();
         params = outs.by_ref().take(n).collect();
-        states = outs.by_ref().take(n * progs.states_per_param).collect();
+        states = outs.by_ref().take(progs.n_states()).collect();
         let loss = outs.next().unwrap().scalar_value();
         let acc = outs.next().unwrap().scalar_value();
         first.get_or_insert(loss);
@@ -1081,6 +1078,7 @@ fn variance_scaling_initializers_have_their_variances() {
         ty: compiler::ir::Type::new(DType::F32, dims),
         init,
         trainable: true,
+        frozen: false,
     };
     for (init, dims, want) in [
         (Init::GlorotUniform, vec![256, 512], 2.0 / (256.0 + 512.0)),

@@ -425,6 +425,11 @@ impl Checkpoint {
         }
     }
 
+    /// Forgets the optimizer states (`opt.<path>.<k>`) of the parameters at `paths`.
+    pub fn drop_states_of(&mut self, paths: &[&str]) {
+        self.tensors.retain(|(n, _)| !state_of(n).is_some_and(|(p, _)| paths.contains(&p)));
+    }
+
     /// The model's parameters alone (`expected`: their checkpoint names and
     /// types), strictly as `take_strict`, ignoring the optimizer's states
     /// (`opt.*`) whatever optimizer wrote them: what evaluating a checkpoint

@@ -48,9 +48,7 @@ fn replay(path: &Path, text: &str, opts: &FitOptions, at: &NonFiniteAt) -> Resul
     }
     let (params, states) = if at.global_step == 0 && at.last_good.is_none() {
         let params = crate::fit::init_params(&setup.progs.params, cfg.seed);
-        let n = setup.progs.states_per_param;
-        let states: Vec<Tensor> =
-            setup.progs.params.iter().flat_map(|p| (0..n).map(|_| Tensor::zeros(&p.ty))).collect();
+        let states: Vec<Tensor> = setup.progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty)).collect();
         (params, states)
     } else {
         let mut o = overrides.clone();

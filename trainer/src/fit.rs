@@ -295,12 +295,7 @@ pub fn checkpoint_names(progs: &TrainPrograms) -> Vec<(String, Type)> {
         .params
         .iter()
         .map(|p| (p.path.clone(), p.ty.clone()))
-        .chain(
-            progs
-                .params
-                .iter()
-                .flat_map(|p| (0..progs.states_per_param).map(|k| (checkpoint::state_name(&p.path, k), p.ty.clone()))),
-        )
+        .chain(progs.state_specs().map(|(p, k)| (checkpoint::state_name(&p.path, k), p.ty.clone())))
         .collect()
 }
 
@@ -531,8 +526,7 @@ fn fit_prepared<'scope, 'env>(
     remove_stray_checkpoint_temps(base)?;
 
     let mut params = init_params(&progs.params, trainer_cfg.seed);
-    let mut states: Vec<Tensor> =
-        progs.params.iter().flat_map(|p| (0..progs.states_per_param).map(|_| Tensor::zeros(&p.ty))).collect();
+    let mut states: Vec<Tensor> = progs.state_specs().map(|(p, _)| Tensor::zeros(&p.ty)).collect();
     let mut pos =
         Position { epoch: 0, batch: 0, global_step: 0, loss_sum: 0.0, log_sums: vec![0.0; progs.train_logs.len()] };
     let mut resumed_from = None;
@@ -1452,6 +1446,11 @@ fn load_for_resume(
     if m.model_hash != checkpoint::model_hash(text) {
         eprintln!("warning: {} changed since {name} was saved; resuming anyway (the parameters fit)", path.display());
     }
+    // Checkpoints written before buffers lost their optimizer states
+    // (2026-11-29) hold unused all-zero ones: not a mismatch.
+    let buffers: Vec<&str> =
+        progs.params.iter().filter(|p| !p.trainable && !p.frozen).map(|p| p.path.as_str()).collect();
+    ck.drop_states_of(&buffers);
     let mut params = ck.take_strict(&name, run.names)?;
     let states = params.split_off(run.n_params);
     // The files ModelCheckpoint kept are another run directory's when the
@@ -1573,27 +1572,43 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
         .collect()
 }
 
+/// How the summary marks a parameter: trained, frozen or a buffer.
+fn param_kind(p: &compiler::lower::value::ParamSpec) -> &'static str {
+    match (p.trainable, p.frozen) {
+        (true, _) => "",
+        (false, true) => " (frozen)",
+        (false, false) => " (buffer)",
+    }
+}
+
 /// The model summary: one row per parameter (name, type, count), then the totals.
 fn print_summary(progs: &TrainPrograms, compile_ms: f64, train: &Dataset, val: &Dataset, test: Option<&Dataset>) {
-    let count = |trainable: bool| -> usize {
-        progs.params.iter().filter(|p| p.trainable == trainable).map(|p| p.ty.shape.num_elements()).sum()
+    let count = |kind: &str| -> usize {
+        progs.params.iter().filter(|p| param_kind(p) == kind).map(|p| p.ty.shape.num_elements()).sum()
     };
-    let (total, buffers) = (count(true), count(false));
+    let (total, frozen, buffers) = (count(""), count(" (frozen)"), count(" (buffer)"));
     // Columns as wide as their widest entry, so long types stay aligned.
     let name_w = progs.params.iter().map(|p| p.path.len()).chain([4]).max().unwrap_or(4);
     let ty_w = progs.params.iter().map(|p| p.ty.to_string().len()).chain([4]).max().unwrap_or(4);
     eprintln!("   | {:<name_w$} | {:<ty_w$} | {:>8}", "Name", "Type", "Params");
     for (i, p) in progs.params.iter().enumerate() {
-        let buffer = if p.trainable { "" } else { " (buffer)" };
         eprintln!(
-            "{i:<3}| {:<name_w$} | {:<ty_w$} | {:>8}{buffer}",
+            "{i:<3}| {:<name_w$} | {:<ty_w$} | {:>8}{}",
             p.path,
             p.ty.to_string(),
-            p.ty.shape.num_elements()
+            p.ty.shape.num_elements(),
+            param_kind(p)
         );
     }
-    let buffers = if buffers > 0 { format!(" and {buffers} in buffers (not trained)") } else { String::new() };
-    eprintln!("{total} trainable params{buffers} in model `{}`; optimizer {}", progs.model_name, progs.optimizer);
+    let mut others = Vec::new();
+    if frozen > 0 {
+        others.push(format!("{frozen} frozen"));
+    }
+    if buffers > 0 {
+        others.push(format!("{buffers} in buffers (not trained)"));
+    }
+    let others = if others.is_empty() { String::new() } else { format!(" and {}", others.join(" and ")) };
+    eprintln!("{total} trainable params{others} in model `{}`; optimizer {}", progs.model_name, progs.optimizer);
     let test = test.map(|t| format!(", {} test", t.len())).unwrap_or_default();
     eprintln!(
         "train step: {} IR instructions; compiled in {compile_ms:.0} ms; {} training and {} validation examples{test}",
@@ -1618,7 +1633,12 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
         // As the trainer setting gives it, with its arguments, so that the
         // file re-runs this configuration: `--set "trainer.model=..."`.
         format!("model: {}", trainer.model.as_deref().unwrap_or(&progs.model_name)),
-        format!("optimizer: {}", progs.optimizer),
+        // Parameter groups' descriptions hold `: `, which YAML reads as a mapping.
+        if progs.optimizer.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            format!("optimizer: {}", progs.optimizer)
+        } else {
+            format!("optimizer: {:?}", progs.optimizer)
+        },
         "data:".into(),
         format!("  source: {}", format!("{:?}", data.source).to_lowercase()),
         format!("  path: {:?}", data.path),

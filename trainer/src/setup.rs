@@ -229,7 +229,7 @@ pub fn prepare(
 fn check_indices(progs: &TrainPrograms, data: &Dataset, what: &str) -> Result<(), FitError> {
     use compiler::ir::index_bounds::index_bound;
     let n_params = progs.params.len();
-    let first_data = n_params * (1 + progs.states_per_param) + 1;
+    let first_data = n_params + progs.n_states() + 1;
     let steps = [("training_step", Some(&progs.train_step), first_data)].into_iter().chain([
         ("validation_step", progs.val_step.as_ref(), n_params),
         ("test_step", progs.test_step.as_ref(), n_params),

@@ -63,6 +63,7 @@ pub const NAMES: &[&str] = &[
     "vmap",
     "scan",
     "optimizer",
+    "param_groups",
     "log1p",
     "expm1",
     "sigmoid",
@@ -277,6 +278,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "vjp" => el.transforming(span, |el| super::transform::call_vjp(el, args, span)),
         "vmap" => super::vmap::make_vmap(el, &args, span),
         "scan" => el.transforming(span, |el| super::scan::call_scan(el, _env, args, span)),
+        "param_groups" => super::param_groups::make(el, &args, span),
         "optimizer" => {
             let Some(CallArg { value: Val::Fn(update), .. }) = args.first() else {
                 return bad(el, "optimizer(update_fn, hyperparameters...) needs a named update function", span);

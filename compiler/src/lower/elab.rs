@@ -661,7 +661,13 @@ impl<'p> Elaborator<'p> {
                         );
                         continue;
                     }
-                    self.param_specs.push(ParamSpec { path: field_path.clone(), ty: ir_ty, init, trainable });
+                    self.param_specs.push(ParamSpec {
+                        path: field_path.clone(),
+                        ty: ir_ty,
+                        init,
+                        trainable,
+                        frozen: false,
+                    });
                     if !trainable {
                         buffers.insert(field.name.name.clone());
                     }

@@ -624,14 +624,18 @@ pub struct TrainPrograms {
     pub model_name: String,
     /// Trainable parameters, in order: the first inputs and outputs of `train_step`.
     pub params: Vec<ParamSpec>,
+    /// The optimizer, or the parameter groups' optimizers (for the summary).
     pub optimizer: String,
-    /// Optimizer state tensors per parameter (each of the parameter's type).
-    pub states_per_param: usize,
+    /// Optimizer state tensors of each parameter (each of the parameter's
+    /// type): the state count of its optimizer's update, 0 for buffers and
+    /// frozen parameters. `state_specs` lists them in the steps' order.
+    pub param_states: Vec<usize>,
     /// Inputs: params, states (param-major), step (f32 scalar, 1-based), x, y
     /// (then the key, with `keys.train`).
     /// Outputs: new params, new states, loss, then the logged values
     /// (`train_logs`: `training_step`'s, then `grad_norm` with
-    /// `log_grad_norm`, then `lr` with `log_lr`), then the unlogged
+    /// `log_grad_norm`, then the learning rates with `log_lr`: `lr`, and
+    /// `lr/pgK` for parameter groups), then the unlogged
     /// finiteness check's value (`gradients::GRAD_CHECK`) with
     /// `grad_settings.check_finite`.
     pub train_step: Func,
@@ -653,6 +657,19 @@ pub struct TrainPrograms {
     /// With `accumulate_grad_batches = k > 1`, the programs the trainer runs
     /// instead of `train_step` (which stays the k = 1 step).
     pub accumulation: Option<Accumulation>,
+}
+
+impl TrainPrograms {
+    /// The optimizer states in the steps' order (parameter-major): each
+    /// state's parameter and its index among that parameter's states.
+    pub fn state_specs(&self) -> impl Iterator<Item = (&ParamSpec, usize)> + '_ {
+        self.params.iter().zip(&self.param_states).flat_map(|(p, &n)| (0..n).map(move |k| (p, k)))
+    }
+
+    /// How many optimizer state tensors the steps carry.
+    pub fn n_states(&self) -> usize {
+        self.param_states.iter().sum()
+    }
 }
 
 /// Which step methods take a random key (see `step_inputs::KEY_PARAM`).
@@ -775,10 +792,11 @@ pub fn lower_training_with(
         .collect();
 
     // 1.-2. The parameters (a dry instantiation in check mode) and the optimizer.
-    let super::model_checks::Probed { params, opt, n_states } =
+    let super::model_checks::Probed { params, plan, description } =
         super::model_checks::probe(prog, module, item, &cfg_args)?;
-    let update_decl = prog.fn_decl(opt.update.module, opt.update.item);
     let n_params = params.len();
+    let update = Update::new(prog, &params, &plan);
+    let n_states = update.n_states();
 
     // 3. The forward + loss function F(params, x, y) -> (loss, logs...).
     let mut fwd_types: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
@@ -792,7 +810,7 @@ pub fn lower_training_with(
     let fwd = before_ad(&fwd);
 
     // 4. Differentiate with respect to the trainable parameters only (not
-    // the buffers, nor the data).
+    // the buffers, the frozen parameters, nor the data).
     let trainable: Vec<usize> = (0..n_params).filter(|&i| params[i].trainable).collect();
     // For each parameter, which of the step's assigned outputs (a buffer's new value) is its.
     let assigned_slot: Vec<Option<usize>> =
@@ -806,7 +824,8 @@ pub fn lower_training_with(
     let mut train_logs = train_logs;
     let n_logs = train_logs.len();
     // Values the trainer settings add to the step's logs, after the step's own.
-    for (on, log, setting) in super::gradients::added_logs(&settings) {
+    let lr_logs: Vec<&str> = plan.optimizers.iter().map(|o| o.lr_log.as_str()).collect();
+    for (on, log, setting) in super::gradients::added_logs(&settings, &lr_logs) {
         if !on {
             continue;
         }
@@ -818,13 +837,8 @@ pub fn lower_training_with(
     }
     let param_tys: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
     let mut step_types = param_tys.clone();
-    for p in &params {
-        for _ in 0..n_states {
-            step_types.push(p.ty.clone());
-        }
-    }
+    step_types.extend(update.state_types());
     step_types.push(Type::scalar(DType::F32));
-    let update = Update { params: &params, n_states, opt: &opt, update_decl };
     let mut train_types = step_types.clone();
     train_types.push(x_ty.clone());
     train_types.push(y_ty.clone());
@@ -834,10 +848,10 @@ pub fn lower_training_with(
     let mut el = Elaborator::new(prog, Some(Builder::new("train_step", &train_types)));
     let b = el.b();
     let param_ids: Vec<ValueId> = (0..n_params).map(|i| b.param(i)).collect();
-    let step_id = b.param(n_params * (1 + n_states));
+    let step_id = b.param(n_params + n_states);
     let mut grad_args = param_ids.clone();
     // x, y (and the key).
-    grad_args.extend((1..=2 + usize::from(train_key)).map(|j| b.param(n_params * (1 + n_states) + j)));
+    grad_args.extend((1..=2 + usize::from(train_key)).map(|j| b.param(n_params + n_states + j)));
     let outs = inline(b, &grad, &grad_args);
     let loss = outs[0];
     let logs: Vec<ValueId> = outs[1..1 + n_logs].to_vec();
@@ -857,7 +871,7 @@ pub fn lower_training_with(
     outputs.extend(logs);
     outputs.extend(g.logged_norm);
     if settings.log_lr {
-        outputs.push(update.learning_rate(&mut el, &hyper)?);
+        outputs.extend(update.learning_rates(&mut el, &hyper)?);
     }
     outputs.extend(g.check);
     let train_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
@@ -904,7 +918,7 @@ pub fn lower_training_with(
         types.push(Type::scalar(DType::F32));
         let mut el = Elaborator::new(prog, Some(Builder::new("apply_step", &types)));
         let b = el.b();
-        let base = n_params * (1 + n_states) + 1;
+        let base = n_params + n_states + 1;
         let n = b.param(base + n_params);
         // The mean gradient of the window: the gradient of its mean loss.
         let grads: Vec<ValueId> = (0..n_params)
@@ -918,10 +932,11 @@ pub fn lower_training_with(
             })
             .collect();
         let g = super::gradients::transform(b, &grads, &settings);
-        let step_id = ValueId((n_params * (1 + n_states)) as u32);
+        let step_id = ValueId((n_params + n_states) as u32);
         let hyper = update.hyper_at(&mut el, step_id);
         let (mut outputs, new_states) = update.append(&mut el, &g.grads, step_id, &hyper)?;
-        // A buffer's accumulator holds its value after the window.
+        // A buffer's accumulator holds its value after the window (a frozen
+        // parameter's, its unchanged value).
         for (i, p) in params.iter().enumerate().filter(|(_, p)| !p.trainable) {
             outputs[i] = ValueId((base + i) as u32);
             debug_assert_eq!(el.b().ty(outputs[i]), &p.ty);
@@ -929,7 +944,7 @@ pub fn lower_training_with(
         outputs.extend(new_states);
         outputs.extend(g.logged_norm);
         if settings.log_lr {
-            outputs.push(update.learning_rate(&mut el, &hyper)?);
+            outputs.extend(update.learning_rates(&mut el, &hyper)?);
         }
         outputs.extend(g.check);
         let apply_step = crate::ir::dce::dce(&el.builder.take().expect("builder").finish(outputs));
@@ -954,8 +969,8 @@ pub fn lower_training_with(
     Ok(TrainPrograms {
         model_name: decl.name.name.clone(),
         params,
-        optimizer: opt.name,
-        states_per_param: n_states,
+        optimizer: description,
+        param_states: plan.state_counts(),
         train_step,
         train_logs,
         val_step,
@@ -978,18 +993,16 @@ pub(super) fn check_optimizer_update(
     probed: &super::model_checks::Probed,
     log_lr: bool,
 ) -> Vec<Diagnostic> {
-    let super::model_checks::Probed { params, opt, n_states } = probed;
+    let super::model_checks::Probed { params, plan, .. } = probed;
     let n_params = params.len();
-    let update =
-        Update { params, n_states: *n_states, opt, update_decl: prog.fn_decl(opt.update.module, opt.update.item) };
+    let update = Update::new(prog, params, plan);
     // (params, states, step, gradients): `append`'s layout, then the gradients.
-    let param_tys = params.iter().map(|p| p.ty.clone());
-    let mut types: Vec<Type> = param_tys.clone().collect();
-    types.extend(params.iter().flat_map(|p| std::iter::repeat_n(p.ty.clone(), *n_states)));
+    let mut types: Vec<Type> = params.iter().map(|p| p.ty.clone()).collect();
+    types.extend(update.state_types());
     types.push(Type::scalar(DType::F32));
-    types.extend(param_tys);
+    types.extend(params.iter().map(|p| p.ty.clone()));
     let mut el = Elaborator::new(prog, Some(Builder::new("optimizer_update", &types)));
-    let step_id = ValueId((n_params * (1 + n_states)) as u32);
+    let step_id = ValueId((n_params + update.n_states()) as u32);
     let grads: Vec<ValueId> =
         (0..n_params).filter(|&i| params[i].trainable).map(|i| ValueId(step_id.0 + 1 + i as u32)).collect();
     let hyper = update.hyper_at(&mut el, step_id);
@@ -997,49 +1010,94 @@ pub(super) fn check_optimizer_update(
         return diags;
     }
     if log_lr {
-        if let Err(diags) = update.learning_rate(&mut el, &hyper) {
+        if let Err(diags) = update.learning_rates(&mut el, &hyper) {
             return diags;
         }
     }
     dedup(el.diags)
 }
 
-/// The optimizer update, mapped over every parameter of a step under
+/// The optimizer updates, mapped over every parameter of a step under
 /// construction whose first inputs are the parameters, then their states
-/// (parameter-major).
+/// (parameter-major, each parameter as many as its optimizer keeps).
 struct Update<'a> {
+    prog: &'a Program,
     params: &'a [ParamSpec],
-    n_states: usize,
-    opt: &'a super::value::Optimizer,
-    update_decl: &'a ast::FnDecl,
+    plan: &'a super::param_groups::Plan,
+    /// The input index of each parameter's first state.
+    first_state: Vec<usize>,
 }
 
-impl Update<'_> {
-    /// The hyperparameters at the step, evaluated once per step before the
-    /// per-parameter updates: a schedule given as a named function `f`
-    /// stands for `f(step)`, a tuple `(f, args...)` for `f(step, args...)`
-    /// (see stdlib/optim.jl); anything else is as it is.
-    fn hyper_at(&self, el: &mut Elaborator, step_id: ValueId) -> Vec<(String, Val)> {
-        let span = self.update_decl.span;
-        let arg = |value: Val| CallArg { name: None, name_span: None, value, span };
-        let step_val = Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) });
-        let at_step = |el: &mut Elaborator, value: &Val| match value {
-            Val::Fn(f) => el.call_fn(*f, None, vec![arg(step_val.clone())], span),
-            Val::Tuple(items) if matches!(items.first(), Some(Val::Fn(_))) => {
-                let Val::Fn(f) = items[0] else { unreachable!("matched above") };
-                let mut args = vec![arg(step_val.clone())];
-                args.extend(items[1..].iter().cloned().map(arg));
-                el.call_fn(f, None, args, span)
-            }
-            other => other.clone(),
-        };
-        self.opt.hyper.iter().map(|(k, v)| (k.clone(), at_step(el, v))).collect()
+impl<'a> Update<'a> {
+    fn new(prog: &'a Program, params: &'a [ParamSpec], plan: &'a super::param_groups::Plan) -> Self {
+        let mut first_state = Vec::with_capacity(params.len());
+        let mut next = params.len();
+        for n in plan.state_counts() {
+            first_state.push(next);
+            next += n;
+        }
+        Update { prog, params, plan, first_state }
     }
 
-    /// The learning rate among `hyper` (`hyper_at`'s) as an f32 scalar
-    /// (`log_lr = true`).
-    fn learning_rate(&self, el: &mut Elaborator, hyper: &[(String, Val)]) -> Result<ValueId, Vec<Diagnostic>> {
-        let decl = self.update_decl;
+    /// How many state inputs (and outputs) the step has.
+    fn n_states(&self) -> usize {
+        self.plan.state_counts().iter().sum()
+    }
+
+    /// The states' types, in the steps' order.
+    fn state_types(&self) -> Vec<Type> {
+        let counts = self.plan.state_counts();
+        self.params.iter().zip(counts).flat_map(|(p, n)| std::iter::repeat_n(p.ty.clone(), n)).collect()
+    }
+
+    fn update_decl(&self, k: usize) -> &'a ast::FnDecl {
+        let update = self.plan.optimizers[k].optimizer.update;
+        self.prog.fn_decl(update.module, update.item)
+    }
+
+    /// Each optimizer's hyperparameters at the step, evaluated once per
+    /// step before the per-parameter updates: a schedule given as a named
+    /// function `f` stands for `f(step)`, a tuple `(f, args...)` for
+    /// `f(step, args...)` (see stdlib/optim.jl); anything else is as it is.
+    fn hyper_at(&self, el: &mut Elaborator, step_id: ValueId) -> Vec<Vec<(String, Val)>> {
+        let step_val = Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) });
+        (0..self.plan.optimizers.len())
+            .map(|k| {
+                let span = self.update_decl(k).span;
+                let arg = |value: Val| CallArg { name: None, name_span: None, value, span };
+                let at_step = |el: &mut Elaborator, value: &Val| match value {
+                    Val::Fn(f) => el.call_fn(*f, None, vec![arg(step_val.clone())], span),
+                    Val::Tuple(items) if matches!(items.first(), Some(Val::Fn(_))) => {
+                        let Val::Fn(f) = items[0] else { unreachable!("matched above") };
+                        let mut args = vec![arg(step_val.clone())];
+                        args.extend(items[1..].iter().cloned().map(arg));
+                        el.call_fn(f, None, args, span)
+                    }
+                    other => other.clone(),
+                };
+                let hyper = &self.plan.optimizers[k].optimizer.hyper;
+                hyper.iter().map(|(name, v)| (name.clone(), at_step(el, v))).collect()
+            })
+            .collect()
+    }
+
+    /// Each optimizer's learning rate (`hyper_at`'s `lr`) as an f32 scalar,
+    /// in the plan's order (`log_lr = true`).
+    fn learning_rates(
+        &self,
+        el: &mut Elaborator,
+        hyper: &[Vec<(String, Val)>],
+    ) -> Result<Vec<ValueId>, Vec<Diagnostic>> {
+        (0..self.plan.optimizers.len()).map(|k| self.learning_rate(el, k, &hyper[k])).collect()
+    }
+
+    fn learning_rate(
+        &self,
+        el: &mut Elaborator,
+        k: usize,
+        hyper: &[(String, Val)],
+    ) -> Result<ValueId, Vec<Diagnostic>> {
+        let decl = self.update_decl(k);
         let error = |what: String| {
             vec![Diagnostic::error(Code::BadSection, format!("`log_lr = true`: {what}"))
                 .with_label(decl.name.span, "the optimizer's update")
@@ -1068,32 +1126,28 @@ impl Update<'_> {
         el: &mut Elaborator,
         grads: &[ValueId],
         step_id: ValueId,
-        hyper: &[(String, Val)],
+        hyper: &[Vec<(String, Val)>],
     ) -> Result<(Vec<ValueId>, Vec<ValueId>), Vec<Diagnostic>> {
-        let (n_params, n_states, update_decl) = (self.params.len(), self.n_states, self.update_decl);
         let step_val = Val::Tensor(TVal { ty: Ty::scalar(DType::F32), id: Some(step_id) });
-        let arg = |value: Val| CallArg { name: None, name_span: None, value, span: update_decl.span };
         let mut new_params = Vec::new();
         let mut new_states = Vec::new();
         // `grads` holds the trainable parameters' gradients, in order.
         let mut grads = grads.iter();
         for (i, p) in self.params.iter().enumerate() {
-            if !p.trainable {
-                // A buffer: kept (the caller puts in what the step assigned);
-                // its optimizer states, never used, are kept too.
+            let Some(k) = self.plan.of_param[i].filter(|_| p.trainable) else {
+                // A buffer (the caller puts in what the step assigned) or a
+                // frozen parameter: kept, and it has no states.
                 new_params.push(ValueId(i as u32));
-                new_states.extend((0..n_states).map(|s| ValueId((n_params + i * n_states + s) as u32)));
                 continue;
-            }
+            };
+            let (update_decl, n_states, hyper) = (self.update_decl(k), self.plan.optimizers[k].n_states, &hyper[k]);
+            let opt = &self.plan.optimizers[k].optimizer;
+            let arg = |value: Val| CallArg { name: None, name_span: None, value, span: update_decl.span };
             let grad = *grads.next().expect("one gradient per trainable parameter");
             let t = |id: ValueId| Val::Tensor(TVal { ty: Ty::known(&p.ty), id: Some(id) });
-            let mut args = vec![
-                CallArg { name: None, name_span: None, value: t(ValueId(i as u32)), span: update_decl.span },
-                CallArg { name: None, name_span: None, value: t(grad), span: update_decl.span },
-            ];
+            let mut args = vec![arg(t(ValueId(i as u32))), arg(t(grad))];
             for s in 0..n_states {
-                let sid = ValueId((n_params + i * n_states + s) as u32);
-                args.push(CallArg { name: None, name_span: None, value: t(sid), span: update_decl.span });
+                args.push(arg(t(ValueId((self.first_state[i] + s) as u32))));
             }
             // An f64 parameter gets the step and the step's hyperparameter
             // values (schedules) in f64, so its update mixes no dtypes
@@ -1112,7 +1166,7 @@ impl Update<'_> {
                 let value = in_param_dtype(v);
                 args.push(CallArg { name: Some(k.clone()), name_span: None, value, span: update_decl.span });
             }
-            let res = el.call_fn(self.opt.update, None, args, update_decl.span);
+            let res = el.call_fn(opt.update, None, args, update_decl.span);
             let items = match res {
                 Val::Tuple(items) if items.len() == 1 + n_states => items,
                 // A mistake inside the update (reported while elaborating

@@ -79,10 +79,13 @@ pub const GRAD_CHECK: &str = "the gradients' largest |g|";
 /// The name of the logged learning rate (`log_lr = true`).
 pub const LR_LOG: &str = "lr";
 
-/// The values the trainer settings add to `training_step`'s logs:
-/// (setting on, logged name, setting).
-pub fn added_logs(settings: &GradSettings) -> [(bool, &'static str, &'static str); 2] {
-    [(settings.log_grad_norm, GRAD_NORM_LOG, "log_grad_norm"), (settings.log_lr, LR_LOG, "log_lr")]
+/// The values the trainer settings add to `training_step`'s logs, in the
+/// step's order: (setting on, logged name, setting). `lr_logs` are the
+/// learning rates' names (`lr`, and `lr/pgK` with parameter groups).
+pub fn added_logs<'a>(settings: &GradSettings, lr_logs: &[&'a str]) -> Vec<(bool, &'a str, &'static str)> {
+    let mut logs = vec![(settings.log_grad_norm, GRAD_NORM_LOG, "log_grad_norm")];
+    logs.extend(lr_logs.iter().map(|name| (settings.log_lr, *name, "log_lr")));
+    logs
 }
 
 /// The error for a `training_step` that logs `name`, which the trainer

@@ -27,6 +27,7 @@ mod keywords;
 mod leading_dims;
 pub mod model_checks;
 pub mod ops;
+pub mod param_groups;
 pub mod predict;
 pub mod program;
 mod random;

@@ -14,18 +14,22 @@
 use super::artifacts::HOOK;
 use super::elab::{CallArg, Elaborator};
 use super::entry::{dedup, Section};
+use super::param_groups::Plan;
 use super::program::Program;
 use super::step_inputs::{batch_params, trained_model};
-use super::value::{Optimizer, ParamSpec, Val};
+use super::value::{ParamSpec, Val};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::syntax::ast;
 
-/// The trained model's parameters and optimizer, from a dry instantiation.
+/// The trained model's parameters and optimizers, from a dry instantiation.
 pub(super) struct Probed {
+    /// With `trainable = false, frozen = true` for the parameters
+    /// `param_groups` freezes.
     pub params: Vec<ParamSpec>,
-    pub opt: Optimizer,
-    /// Optimizer states per parameter: the update's parameters between `g` and `step`.
-    pub n_states: usize,
+    /// Which optimizer updates each parameter.
+    pub plan: Plan,
+    /// The optimizers for the run's summary (`Plan::describe`).
+    pub description: String,
 }
 
 /// The model's parameters, from a dry instantiation in check mode (what the
@@ -77,40 +81,16 @@ pub(super) fn probe(
         .with_label(decl.name.span, "defined here")
         .with_help("add e.g. `fn configure_optimizers(self) = adam(lr = 1e-3)`")]);
     };
-    let opt = match probe.call_method(inst, opt_idx, vec![], decl.methods[opt_idx].span) {
-        Val::Optimizer(o) => o,
-        // A call already reported (`adam(learning_rate = ...)`): nothing more to say.
-        Val::Poison if !probe.diags.is_empty() => return Err(dedup(probe.diags)),
-        other => {
-            let mut diags = dedup(probe.diags);
-            diags.push(
-                Diagnostic::error(
-                    Code::TypeMismatch,
-                    format!(
-                        "`configure_optimizers` must return an optimizer such as `adam(lr = 1e-3)`, not {}",
-                        other.describe()
-                    ),
-                )
-                .with_label(decl.methods[opt_idx].body.span, "returned here"),
-            );
-            return Err(diags);
-        }
-    };
-    let update_decl = prog.fn_decl(opt.update.module, opt.update.item);
-    let n_states = match update_decl.params.iter().position(|p| p.name.name == "step") {
-        Some(k) if k >= 2 => k - 2,
-        _ => {
-            return Err(vec![Diagnostic::error(
-                Code::BadSection,
-                format!(
-                    "optimizer update `{}` must take (p, g, states..., step, hyperparameters...)",
-                    update_decl.name.name
-                ),
-            )
-            .with_label(update_decl.name.span, "defined here")])
-        }
-    };
-    Ok(Probed { params, opt, n_states })
+    let returned = probe.call_method(inst, opt_idx, vec![], decl.methods[opt_idx].span);
+    // A call already reported (`adam(learning_rate = ...)`): nothing more to say.
+    if probe.diags.iter().any(Diagnostic::is_error) || matches!(returned, Val::Poison) && !probe.diags.is_empty() {
+        return Err(dedup(probe.diags));
+    }
+    let mut params = params;
+    let span = decl.methods[opt_idx].body.span;
+    let (plan, groups) = super::param_groups::plan(prog, returned, &mut params, &decl.name.name, span)?;
+    let description = plan.describe(groups.as_ref());
+    Ok(Probed { params, plan, description })
 }
 
 pub(super) fn no_training_step(decl: &ast::ModelDecl) -> Diagnostic {
@@ -178,7 +158,7 @@ pub fn check_trained_model(prog: &Program, trainer: Option<&Section>) -> Vec<Dia
         (super::gradients::grad_settings(trainer), decl.methods.iter().find(|f| f.name.name == "training_step"))
     {
         let logged = literal_logs(&step.body);
-        for (on, log, setting) in super::gradients::added_logs(&settings) {
+        for (on, log, setting) in super::gradients::added_logs(&settings, &[super::gradients::LR_LOG]) {
             if let Some((name, span)) = logged.iter().find(|(n, _)| on && n == log) {
                 diags.push(super::gradients::log_clash(name, setting, *span, "logged here"));
             }

@@ -101,7 +101,7 @@ model Cnn {
         let values: Vec<f64> = (0..n).map(|j| (((i * 31 + j * 17) % 23) as f64 - 11.0) / 20.0).collect();
         inputs.push(Tensor::from_f64(DType::F32, p.ty.shape.dims(), &values));
     }
-    assert_eq!(progs.states_per_param, 0);
+    assert_eq!(progs.n_states(), 0);
     inputs.push(Tensor::scalar_f32(1.0));
     inputs.push(Tensor::f32(&[4, 1, 6, 6], (0..144).map(|i| ((i * 37 % 19) as f32) / 9.0 - 1.0).collect()));
     inputs.push(Tensor::i32(&[4], vec![0, 1, 2, 1]));

@@ -420,6 +420,7 @@ pub fn value_sig(el: &Elaborator, v: &Val) -> Option<(String, Vec<crate::syntax:
         | Val::Pullback { .. }
         | Val::Init(_)
         | Val::Optimizer(_)
+        | Val::ParamGroups(_)
         | Val::Unit
         | Val::Poison => None,
     }
@@ -609,6 +610,9 @@ pub(super) fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, 
         | Val::ModelDecl { .. }
         | Val::Builtin(_)
         | Val::Init(_)
+        // Only `configure_optimizers` returns these (its hyperparameters
+        // are compile-time values or schedules there).
+        | Val::ParamGroups(_)
         | Val::Unit
         | Val::Poison => {}
     }
@@ -687,6 +691,7 @@ pub(super) fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
         | Val::ModelDecl { .. }
         | Val::Builtin(_)
         | Val::Init(_)
+        | Val::ParamGroups(_)
         | Val::Unit
         | Val::Poison => v.clone(),
     }

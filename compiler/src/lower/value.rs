@@ -118,6 +118,9 @@ pub enum Val {
     },
     Init(Init),
     Optimizer(Optimizer),
+    /// `param_groups(...)`: optimizers per part of the model, and frozen
+    /// parameters (`lower/param_groups.rs`).
+    ParamGroups(Rc<super::param_groups::ParamGroups>),
     Unit,
     /// The result of an expression that already produced a diagnostic;
     /// absorbs further errors so one mistake gives one report.
@@ -176,6 +179,7 @@ impl Val {
             Val::Model(m) => format!("a `{}` model", m.name),
             Val::Init(_) => "an initializer".into(),
             Val::Optimizer(_) => "an optimizer".into(),
+            Val::ParamGroups(_) => "parameter groups".into(),
             Val::Unit => "nothing (`()`)".into(),
             Val::Poison => "an erroneous value".into(),
         }
@@ -282,6 +286,10 @@ pub struct ParamSpec {
     /// the optimizer never touches, changed only by `assign` in a
     /// training step, saved and restored with the parameters.
     pub trainable: bool,
+    /// True for a parameter `param_groups(..., frozen = ...)` leaves out of
+    /// training (then `trainable` is false too): unlike a buffer, nothing
+    /// changes it.
+    pub frozen: bool,
 }
 
 #[derive(Debug)]

@@ -849,8 +849,8 @@ fn simulated_digits_training_step_matches_interp() {
             Tensor::from_f64(DType::F32, p.ty.shape.dims(), &v)
         })
         .collect();
-    for p in &progs.params {
-        for _ in 0..progs.states_per_param {
+    for (p, _) in progs.state_specs() {
+        {
             let v: Vec<f64> = (0..p.ty.shape.num_elements()).map(|_| rand01(&mut seed) * 0.01).collect();
             inputs.push(Tensor::from_f64(DType::F32, p.ty.shape.dims(), &v));
         }
