@@ -295,3 +295,29 @@ model Net {
         }
     }
 }
+
+/// Checkpoints written before buffers lost their optimizer states hold
+/// all-zero `opt.<buffer>.<k>` tensors: resuming from one ignores them and
+/// continues bitwise as from the new layout.
+#[test]
+fn resuming_ignores_the_optimizer_states_old_checkpoints_kept_for_buffers() {
+    let (path, _) = setup("buffers-old-layout");
+    let full = fit(&path, MODEL, &tempdir("buffers-old-full"), &[], None);
+    let logs = tempdir("buffers-old-resume");
+    fit(&path, MODEL, &logs, &["trainer.max_steps=4".to_string()], None);
+    let last = trainer::checkpoint::find_last(&logs.join("lightning_logs")).expect("a last checkpoint");
+    let mut ck = trainer::checkpoint::load(&last).unwrap();
+    for buffer in ["bn.running_mean", "bn.running_var"] {
+        for k in 0..2 {
+            ck.tensors.push((trainer::checkpoint::state_name(buffer, k), Tensor::zeros(&Type::new(DType::F32, &[2]))));
+        }
+    }
+    ck.tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let tensors: Vec<(String, &Tensor)> = ck.tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
+    trainer::checkpoint::save(&last, &ck.meta, &tensors).unwrap();
+    assert_eq!(trainer::checkpoint::load(&last).unwrap().tensors.len(), ck.tensors.len(), "the old layout was written");
+    let end = fit(&path, MODEL, &logs, &[], Some(trainer::Resume::Last));
+    for ((spec, a), (_, b)) in full.params.iter().zip(&end.params) {
+        assert_eq!(bits(a), bits(b), "{} differs after resuming", spec.path);
+    }
+}
