@@ -137,7 +137,7 @@ fn a_third_step_parameter_must_be_the_key() {
         ..Default::default()
     };
     let err = trainer::fit(&root().join("examples/keyed.jl"), &renamed, &opts).err().expect("rejected").to_string();
-    assert!(err.contains("must take (self, x, y) or (self, x, y, key)"), "{err}");
+    assert!(err.contains("must take (self, x, y), or (self, x) when it uses no targets"), "{err}");
     // Renamed in the signature only: the body's `key` is unknown, and the
     // message says where a step's key comes from.
     let text = KEYED.replace("y: i32[B], key) -> f32", "y: i32[B], noise) -> f32");

@@ -30,3 +30,4 @@ mod progress_bar;
 mod seed_examples;
 mod stdlib;
 mod stopping;
+mod target_free_steps;

@@ -139,7 +139,7 @@ pub fn prepare(
     // The batch types: the data's, as `training_step` declares them (`data/view.rs`).
     let declared = compiler::lower::declared_step_inputs(&prog, trainer_sec.as_ref(), "training_step")
         .map_err(|d| diagnostics(d, &prog, color))?;
-    if let Some(inputs) = declared.filter(|i| i.len() == 2) {
+    if let Some(inputs) = declared {
         let mut diags = Vec::new();
         for (input, col) in inputs.iter().zip([&mut dataset.x, &mut dataset.y]) {
             let Some(ty) = &input.ty else { continue };

@@ -1259,10 +1259,13 @@ fn lower_step(
     let n = params.len();
     let x = TVal { ty: Ty::known(&types[n]), id: Some(ValueId(n as u32)) };
     let y = TVal { ty: Ty::known(&types[n + 1]), id: Some(ValueId(n as u32 + 1)) };
-    let mut args = vec![
-        CallArg { name: None, name_span: None, value: Val::Tensor(x), span: batch[0].name.span },
-        CallArg { name: None, name_span: None, value: Val::Tensor(y), span: batch[1].name.span },
-    ];
+    let mut args = vec![CallArg { name: None, name_span: None, value: Val::Tensor(x), span: batch[0].name.span }];
+    // `fn training_step(self, x)`: a step without targets (an autoencoder)
+    // still gets them as a program input, unused, so every step program
+    // has one layout.
+    if let Some(p) = batch.get(1) {
+        args.push(CallArg { name: None, name_span: None, value: Val::Tensor(y), span: p.name.span });
+    }
     if takes_key {
         let key = TVal { ty: Ty::known(&key_type()), id: Some(ValueId(n as u32 + 2)) };
         let span = mdecl.params.last().expect("has key").name.span;

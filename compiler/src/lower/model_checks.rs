@@ -104,9 +104,10 @@ pub(super) fn no_training_step(decl: &ast::ModelDecl) -> Diagnostic {
 pub(super) fn bad_signature(method: &ast::FnDecl) -> Option<Diagnostic> {
     let name = method.name.name.as_str();
     let (allowed, usage): (&[usize], &str) = match name {
-        "training_step" | "validation_step" | "test_step" => {
-            (&[2], "(self, x, y) or (self, x, y, key): the batch's inputs and labels, and optionally a random key")
-        }
+        "training_step" | "validation_step" | "test_step" => (
+            &[2, 1],
+            "(self, x, y), or (self, x) when it uses no targets, and optionally a random key last: (self, x, y, key)",
+        ),
         "predict_step" => (&[1], "(self, x) or (self, x, key): the batch's inputs, without labels"),
         HOOK => {
             (&[0, 2], "(self), (self, key), (self, x, y) or (self, x, y, key): x and y are the whole training split")
