@@ -1007,3 +1007,11 @@ fn vmap_out_axes_place_the_examples_as_jax() {
     close(&out[5], &[0.0, 9.0, 1.0, 16.0, 4.0, 25.0], "jvp of vmap with out_axes: value");
     close(&out[6], &[0.0, 18.0, 2.0, 32.0, 8.0, 50.0], "jvp of vmap with out_axes: tangent");
 }
+
+#[test]
+fn a_positional_argument_after_a_keyword_argument_is_an_error() {
+    let src = "fn f(a, b = 2.0) = a * 10.0 + b\nfn main() {\n    print(f(a = 1.0, 3.0))\n}\n";
+    let (diags, _) = check(&[], src);
+    let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages, ["a positional argument follows a keyword argument"]);
+}

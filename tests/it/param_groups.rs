@@ -168,6 +168,15 @@ fn frozen_parameters_stay_at_their_initial_values_and_runs_resume_bitwise() {
 
     let logs = tempdir("param-groups-resume");
     fit(&path, RUN_MODEL, &logs, &["trainer.max_steps=4".to_string()], None);
+    // Resuming with other groups: the states do not fit, and the error says why.
+    let regrouped = RUN_MODEL.replace("(self.bn, sgd(lr = 0.1))", "(self.bn, adam(lr = 0.1))");
+    let opts = trainer::FitOptions {
+        overrides: vec![format!("trainer.default_root_dir={}", logs.display())],
+        resume: Some(trainer::Resume::Last),
+        ..Default::default()
+    };
+    let err = trainer::fit(&path, &regrouped, &opts).err().expect("refused").to_string();
+    assert!(err.contains("missing: `opt.bn.weight.0`") && err.contains("parameter groups changed"), "{err}");
     let end = fit(&path, RUN_MODEL, &logs, &[], Some(trainer::Resume::Last));
     for ((spec, a), (_, b)) in full.params.iter().zip(&end.params) {
         assert_eq!(bits(a), bits(b), "{} differs after resuming", spec.path);
@@ -202,6 +211,67 @@ fn misnamed_doubled_and_uncovered_parts_are_errors() {
     let (diags, _) = jaxlightning::check_source("net.jl", &buffers);
     let got: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
     assert_eq!(got, ["`bn.running_var` holds only buffers, which no optimizer updates"]);
+    // A group whose every parameter more specific parts take.
+    let unused = errors(r#"param_groups(adam(), (self, sgd()), (("a", "b"), adam()), ("s", adam()))"#);
+    assert!(unused.contains("the optimizer of group 1 updates no parameter"), "{unused}");
+    let unused_group = errors(r#"param_groups(adam(), ("s", sgd()), ("s", adam()))"#);
+    assert!(unused_group.contains("`s` is in two parameter groups"), "{unused_group}");
+    let overridden = errors(r#"param_groups((self, adam()), (self, sgd()))"#);
+    assert!(overridden.contains("the whole model is in two parameter groups"), "{overridden}");
+    // Instances made on the spot are not the model's parts, even of the same type.
+    let fresh = errors(r#"param_groups(adam(), (Net(), sgd()))"#);
+    assert!(fresh.contains("this `Net` is not part of the trained model `Net`"), "{fresh}");
+    let twice = errors(r#"param_groups(adam(), frozen = "a", frozen = "b")"#);
+    assert!(twice.contains("`frozen` is given twice"), "{twice}");
+    // A default that the groups leave nothing to is left out; no parts at
+    // all (a condition that freezes nothing) is fine.
+    assert_eq!(errors(r#"param_groups(adam(), (self, sgd()))"#), "");
+    assert_eq!(errors(r#"param_groups(adam(), frozen = ())"#), "");
     // A more specific part overrides a broader one: no error.
     assert_eq!(errors(r#"param_groups((self, adam()), ("s", sgd()), frozen = "b")"#), "");
+}
+
+/// A list field: `self.blocks` names its members together, so one member
+/// named elsewhere overrides it, as a submodule within a submodule does.
+#[test]
+fn a_list_member_overrides_its_list() {
+    let src = r#"
+use nn.Linear
+use losses.mse
+use optim.{adam, sgd}
+model Net {
+    blocks: [Linear(2, 2); 3]
+    fn training_step(self, x: f32[B, 2], y: f32[B, 2]) -> f32 = mse(self.blocks[2](self.blocks[1](self.blocks[0](x))), y)
+    fn configure_optimizers(self) = param_groups(adam(), (self.blocks, sgd(lr = 0.1, momentum = 0.9)), frozen = self.blocks[1])
+}
+trainer { max_epochs = 1 }
+"#;
+    let (prog, diags) = compiler::lower::load("net.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let sections = compiler::lower::training_sections(&prog).unwrap();
+    let ty = Type::new(DType::F32, &[4, 2]);
+    let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &ty, &ty, &Default::default())
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let states: Vec<(&str, usize)> =
+        progs.params.iter().map(|p| p.path.as_str()).zip(progs.param_states.iter().copied()).collect();
+    assert_eq!(
+        states,
+        [
+            ("blocks.0.weight", 1),
+            ("blocks.0.bias", 1),
+            ("blocks.1.weight", 0),
+            ("blocks.1.bias", 0),
+            ("blocks.2.weight", 1),
+            ("blocks.2.bias", 1)
+        ]
+    );
+    assert!(
+        progs.optimizer.contains("sgd_momentum (pg1: blocks)") && progs.optimizer.contains("frozen (blocks.1)"),
+        "{}",
+        progs.optimizer
+    );
+    // Every member named one by one is the list too.
+    let each = src.replace("(self.blocks, sgd", "((self.blocks[0], self.blocks[1], self.blocks[2]), sgd");
+    let (diags, _) = jaxlightning::check_source("net.jl", &each);
+    assert!(diags.is_empty(), "{diags:?}");
 }

@@ -1443,15 +1443,26 @@ fn load_for_resume(
     if !problems.is_empty() {
         return Err(FitError::Config(format!("cannot resume bit-exactly from {name}:\n  {}", problems.join("\n  "))));
     }
-    if m.model_hash != checkpoint::model_hash(text) {
-        eprintln!("warning: {} changed since {name} was saved; resuming anyway (the parameters fit)", path.display());
-    }
     // Checkpoints written before buffers lost their optimizer states
     // (2026-11-29) hold unused all-zero ones: not a mismatch.
     let buffers: Vec<&str> =
         progs.params.iter().filter(|p| !p.trainable && !p.frozen).map(|p| p.path.as_str()).collect();
     ck.drop_states_of(&buffers);
-    let mut params = ck.take_strict(&name, run.names)?;
+    let stored_states = ck.tensors.iter().filter(|(n, _)| checkpoint::state_of(n).is_some()).count();
+    let mut params = ck.take_strict(&name, run.names).map_err(|e| {
+        if stored_states == progs.n_states() {
+            return FitError::from(e);
+        }
+        // Other states than this run keeps: the optimizer changed, not the model.
+        FitError::Config(format!(
+            "{e}\n  (the checkpoint holds {stored_states} optimizer states, this run keeps {}: the optimizer or its \
+             parameter groups changed since it was saved; `--init-from` starts a new run from its parameters)",
+            progs.n_states()
+        ))
+    })?;
+    if m.model_hash != checkpoint::model_hash(text) {
+        eprintln!("warning: {} changed since {name} was saved; resuming anyway (the parameters fit)", path.display());
+    }
     let states = params.split_off(run.n_params);
     // The files ModelCheckpoint kept are another run directory's when the
     // checkpoint lies outside this run's `base`: not ours to delete.

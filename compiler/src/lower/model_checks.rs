@@ -81,15 +81,14 @@ pub(super) fn probe(
         .with_label(decl.name.span, "defined here")
         .with_help("add e.g. `fn configure_optimizers(self) = adam(lr = 1e-3)`")]);
     };
-    let returned = probe.call_method(inst, opt_idx, vec![], decl.methods[opt_idx].span);
+    let returned = probe.call_method(inst.clone(), opt_idx, vec![], decl.methods[opt_idx].span);
     // A call already reported (`adam(learning_rate = ...)`): nothing more to say.
     if probe.diags.iter().any(Diagnostic::is_error) || matches!(returned, Val::Poison) && !probe.diags.is_empty() {
         return Err(dedup(probe.diags));
     }
     let mut params = params;
     let span = decl.methods[opt_idx].body.span;
-    let (plan, groups) = super::param_groups::plan(prog, returned, &mut params, &decl.name.name, span)?;
-    let description = plan.describe(groups.as_ref());
+    let (plan, description) = super::param_groups::plan(prog, returned, &mut params, &inst, span)?;
     Ok(Probed { params, plan, description })
 }
 

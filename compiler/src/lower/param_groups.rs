@@ -9,10 +9,11 @@
 //! ```
 //!
 //! PyTorch's parameter groups and `requires_grad = False`, optax's
-//! `multi_transform` with `set_to_zero`. A part is a submodule (its path),
-//! a list field (each member), or a string: a parameter's path or a path
-//! prefix. A parameter takes the group of the most specific part that
-//! contains it (the longest path), else the default. Frozen parameters get
+//! `multi_transform` with `set_to_zero`. A part is a submodule of the
+//! trained model (its path), a list field (its path: the members), or a
+//! string: a parameter's path or a path prefix. A parameter takes the
+//! group of the most specific part that contains it (the longest path),
+//! else the default. Frozen parameters get
 //! no gradient at all: the clipping norm, `grad_norm` and the finiteness
 //! check leave them out, as PyTorch's do.
 //!
@@ -24,9 +25,10 @@
 
 use super::elab::{CallArg, Elaborator};
 use super::program::Program;
-use super::value::{Optimizer, ParamSpec, Val};
+use super::value::{ModelInst, Optimizer, ParamSpec, Val};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::span::Span;
+use std::rc::Rc;
 
 /// `param_groups(...)` as written.
 #[derive(Clone, Debug)]
@@ -37,13 +39,22 @@ pub struct ParamGroups {
 
 #[derive(Clone, Debug)]
 pub struct Group {
-    /// Parameter paths or path prefixes ("" is the whole model).
-    pub parts: Vec<String>,
+    pub parts: Vec<Part>,
     /// `None`: frozen.
     pub optimizer: Option<Optimizer>,
     /// 1-based among the groups with an optimizer (`lr/pgK`); 0 when frozen.
     pub number: usize,
     pub span: Span,
+}
+
+/// A part of the model a group names.
+#[derive(Clone, Debug)]
+pub struct Part {
+    /// A parameter's path or a path prefix ("" is the whole model).
+    pub path: String,
+    /// The instance it was given as (`self.encoder`), to check that it is
+    /// the trained model's and not one made on the spot.
+    pub model: Option<Rc<ModelInst>>,
 }
 
 /// The `param_groups` builtin: checks the arguments' forms; which
@@ -78,6 +89,9 @@ pub(super) fn make(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
                     &format!("this is {}", other.describe()),
                 )
             }
+            (Some("frozen"), _) if args[..i].iter().any(|b| b.name.as_deref() == Some("frozen")) => {
+                return bad(el, a.name_span.unwrap_or(a.span), "`frozen` is given twice", "given again here")
+            }
             (Some("frozen"), v) => {
                 let Some(parts) = parts(el, v, a.span) else { return Val::Poison };
                 groups.push(Group { parts, optimizer: None, number: 0, span: a.span });
@@ -104,12 +118,14 @@ pub(super) fn make(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
 }
 
 /// The parts a group names: submodules (by path), list fields (every
-/// member), strings (paths or prefixes), and tuples of these.
-fn parts(el: &mut Elaborator, v: &Val, span: Span) -> Option<Vec<String>> {
+/// member; `plan` merges them back into the list's path), strings (paths
+/// or prefixes), and tuples of these (`()`: none).
+fn parts(el: &mut Elaborator, v: &Val, span: Span) -> Option<Vec<Part>> {
     match v {
-        Val::Model(m) => Some(vec![m.path.clone()]),
-        Val::Str(s) => Some(vec![s.clone()]),
-        Val::Tuple(items) if !items.is_empty() => {
+        Val::Model(m) => Some(vec![Part { path: m.path.clone(), model: Some(m.clone()) }]),
+        Val::Str(s) => Some(vec![Part { path: s.clone(), model: None }]),
+        Val::Unit => Some(vec![]),
+        Val::Tuple(items) => {
             let mut out = Vec::new();
             for it in items {
                 out.extend(parts(el, it, span)?);
@@ -165,39 +181,45 @@ impl Plan {
     pub fn state_counts(&self) -> Vec<usize> {
         self.of_param.iter().map(|o| o.map_or(0, |k| self.optimizers[k].n_states)).collect()
     }
-
-    /// For the run's summary: `adam` alone, or the groups.
-    pub fn describe(&self, groups: Option<&ParamGroups>) -> String {
-        let Some(groups) = groups else { return self.optimizers[0].optimizer.name.clone() };
-        let shown = |parts: &[String]| {
-            parts.iter().map(|p| if p.is_empty() { "(all)" } else { p }).collect::<Vec<_>>().join(" ")
-        };
-        let mut items: Vec<String> = groups.default.iter().map(|o| format!("{} (default)", o.name)).collect();
-        for g in &groups.groups {
-            items.push(match &g.optimizer {
-                Some(o) => format!("{} (pg{}: {})", o.name, g.number, shown(&g.parts)),
-                None => format!("frozen ({})", shown(&g.parts)),
-            });
-        }
-        items.join(", ")
-    }
 }
 
-/// What `configure_optimizers` returned, applied to the model's parameters:
-/// sets `trainable = false, frozen = true` on the frozen ones. `span` is
-/// where `configure_optimizers` returned it.
+/// For the run's summary: `adam (default), sgd (pg1: encoder), frozen (embed)`.
+fn describe(default: Option<&Optimizer>, groups: &ParamGroups, parts: &[Vec<String>]) -> String {
+    let shown =
+        |parts: &[String]| parts.iter().map(|p| if p.is_empty() { "(all)" } else { p }).collect::<Vec<_>>().join(" ");
+    let mut items: Vec<String> = default.iter().map(|o| format!("{} (default)", o.name)).collect();
+    for (g, parts) in groups.groups.iter().zip(parts) {
+        items.push(match &g.optimizer {
+            Some(o) => format!("{} (pg{}: {})", o.name, g.number, shown(parts)),
+            None => format!("frozen ({})", shown(parts)),
+        });
+    }
+    items.join(", ")
+}
+
+/// Whether the path `part` names `path` or contains it.
+fn contains(part: &str, path: &str) -> bool {
+    part.is_empty() || path == part || path.strip_prefix(part).is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// What `configure_optimizers` returned, applied to the parameters of the
+/// trained model `root`: sets `trainable = false, frozen = true` on the
+/// frozen ones. Returns the plan and its description for the summary.
+/// `span` is where `configure_optimizers` returned it.
 pub(super) fn plan(
     prog: &Program,
     returned: Val,
     params: &mut [ParamSpec],
-    model: &str,
+    root: &Rc<ModelInst>,
     span: Span,
-) -> Result<(Plan, Option<ParamGroups>), Vec<Diagnostic>> {
+) -> Result<(Plan, String), Vec<Diagnostic>> {
+    let model = root.name.as_str();
     let groups = match returned {
         Val::Optimizer(o) => {
+            let name = o.name.clone();
             let planned = planned(prog, o, "lr".into())?;
             let of_param = params.iter().map(|p| p.trainable.then_some(0)).collect();
-            return Ok((Plan { optimizers: vec![planned], of_param }, None));
+            return Ok((Plan { optimizers: vec![planned], of_param }, name));
         }
         Val::ParamGroups(g) => (*g).clone(),
         other => {
@@ -211,14 +233,32 @@ pub(super) fn plan(
             .with_label(span, "returned here")])
         }
     };
-    let contains = |part: &str, path: &str| {
-        part.is_empty() || path == part || path.strip_prefix(part).is_some_and(|rest| rest.starts_with('.'))
-    };
     let mut diags = Vec::new();
+    // An instance made on the spot (`Linear(4, 4)`) has the path of the
+    // whole model: it must be one of the trained model's own.
+    for g in &groups.groups {
+        for m in g.parts.iter().filter_map(|p| p.model.as_ref()) {
+            if !owns(root, m) {
+                diags.push(
+                    Diagnostic::error(
+                        Code::BadCall,
+                        format!("this `{}` is not part of the trained model `{model}`", m.name),
+                    )
+                    .with_label(g.span, "a model made here, not one of the model's submodules")
+                    .with_help("name the model's own parts through `self`: `self.encoder`"),
+                );
+            }
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let lists = list_fields(root);
+    let parts: Vec<Vec<String>> = groups.groups.iter().map(|g| group_paths(&g.parts, &lists)).collect();
     // A part named twice would leave the choice to the order written.
     let mut seen: Vec<(&str, Span)> = Vec::new();
-    for g in &groups.groups {
-        for part in &g.parts {
+    for (g, paths) in groups.groups.iter().zip(&parts) {
+        for part in paths {
             if let Some((_, first)) = seen.iter().find(|(p, _)| p == part) {
                 let shown = if part.is_empty() { "the whole model".to_string() } else { format!("`{part}`") };
                 diags.push(
@@ -232,8 +272,8 @@ pub(super) fn plan(
             }
         }
     }
-    for g in &groups.groups {
-        for part in &g.parts {
+    for (g, paths) in groups.groups.iter().zip(&parts) {
+        for part in paths {
             let matched: Vec<&ParamSpec> = params.iter().filter(|p| contains(part, &p.path)).collect();
             if matched.is_empty() {
                 let mut d = Diagnostic::error(
@@ -266,17 +306,65 @@ pub(super) fn plan(
     if !diags.is_empty() {
         return Err(diags);
     }
-    let mut optimizers = Vec::new();
-    let default = match &groups.default {
-        Some(o) => {
-            optimizers.push(planned(prog, o.clone(), "lr".into())?);
-            Some(0)
+    // The group of each trainable parameter: that of the most specific part
+    // containing it (`None`: the default's).
+    let chosen: Vec<Option<usize>> = params
+        .iter()
+        .map(|p| {
+            let mut best: Option<(usize, usize)> = None;
+            for (i, paths) in parts.iter().enumerate() {
+                for part in paths.iter().filter(|part| contains(part, &p.path)) {
+                    let depth = if part.is_empty() { 0 } else { part.len() + 1 };
+                    if best.is_none_or(|(_, d)| depth > d) {
+                        best = Some((i, depth));
+                    }
+                }
+            }
+            best.map(|(i, _)| i)
+        })
+        .collect();
+    let trained = |p: &ParamSpec| p.trainable;
+    let orphans: Vec<String> = params
+        .iter()
+        .zip(&chosen)
+        .filter(|(p, c)| trained(p) && c.is_none() && groups.default.is_none())
+        .map(|(p, _)| format!("`{}`", p.path))
+        .collect();
+    if !orphans.is_empty() {
+        return Err(vec![Diagnostic::error(Code::BadCall, format!("no parameter group holds {}", orphans.join(", ")))
+            .with_label(span, "these groups")
+            .with_help("give a default optimizer first, `param_groups(adam(lr = 1e-3), ...)`, or name these parameters in a group")]);
+    }
+    let updated = |c: &Option<usize>| c.map_or(groups.default.is_some(), |i| groups.groups[i].optimizer.is_some());
+    if !params.iter().zip(&chosen).any(|(p, c)| trained(p) && updated(c)) {
+        return Err(vec![Diagnostic::error(Code::BadSection, format!("every parameter of model `{model}` is frozen"))
+            .with_label(span, "these groups")
+            .with_help("training needs at least one parameter to update")]);
+    }
+    // A group whose every parameter more specific parts take is a mistake in
+    // the groups (PyTorch refuses an empty parameter list too). The default
+    // is a catch-all: with nothing left to it, it is left out.
+    let takes = |group: Option<usize>| params.iter().zip(&chosen).any(|(p, c)| trained(p) && *c == group);
+    let default = groups.default.as_ref().filter(|_| takes(None));
+    for (i, g) in groups.groups.iter().enumerate().filter(|(_, g)| g.optimizer.is_some()) {
+        if !takes(Some(i)) {
+            diags.push(
+                Diagnostic::error(Code::BadCall, format!("the optimizer of group {} updates no parameter", g.number))
+                    .with_label(g.span, "more specific parts take all of this group's parameters")
+                    .with_help("remove this group, or the parts that override it"),
+            );
         }
-        None => None,
-    };
-    let mut group_opt = Vec::new();
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let mut optimizers = Vec::new();
+    let mut opt_of_group = Vec::new();
+    if let Some(o) = default {
+        optimizers.push(planned(prog, o.clone(), "lr".into())?);
+    }
     for g in &groups.groups {
-        group_opt.push(match &g.optimizer {
+        opt_of_group.push(match &g.optimizer {
             Some(o) => {
                 optimizers.push(planned(prog, o.clone(), format!("lr/pg{}", g.number))?);
                 Some(optimizers.len() - 1)
@@ -285,60 +373,61 @@ pub(super) fn plan(
         });
     }
     let mut of_param = Vec::with_capacity(params.len());
-    let mut orphans = Vec::new();
-    for p in params.iter_mut() {
-        if !p.trainable {
-            of_param.push(None);
-            continue;
-        }
-        // The most specific part that contains the parameter decides.
-        let chosen = groups
-            .groups
-            .iter()
-            .enumerate()
-            .flat_map(|(i, g)| g.parts.iter().map(move |part| (i, part)))
-            .filter(|(_, part)| contains(part, &p.path))
-            .max_by_key(|(_, part)| if part.is_empty() { 0 } else { part.len() + 1 });
-        let opt = match chosen {
-            Some((i, _)) => group_opt[i],
-            None if default.is_some() => default,
-            None => {
-                orphans.push(p.path.clone());
-                continue;
-            }
+    for (p, c) in params.iter_mut().zip(&chosen) {
+        let opt = match c {
+            _ if !p.trainable => None,
+            Some(i) => opt_of_group[*i],
+            None => Some(0),
         };
-        if opt.is_none() {
+        if p.trainable && opt.is_none() {
             p.trainable = false;
             p.frozen = true;
         }
         of_param.push(opt);
     }
-    if !orphans.is_empty() {
-        return Err(vec![Diagnostic::error(
-            Code::BadCall,
-            format!(
-                "no parameter group holds {}",
-                orphans.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
-            ),
-        )
-        .with_label(span, "these groups")
-        .with_help(
-            "give a default optimizer first, `param_groups(adam(lr = 1e-3), ...)`, or name these parameters in a group",
-        )]);
+    Ok((Plan { optimizers, of_param }, describe(default, &groups, &parts)))
+}
+
+/// Whether `m` is `root` or one of its submodules, at any depth.
+fn owns(root: &Rc<ModelInst>, m: &Rc<ModelInst>) -> bool {
+    Rc::ptr_eq(root, m) || root.subs.values().any(|s| owns(s, m))
+}
+
+/// Every list field of the model, at any depth: its path and length.
+fn list_fields(m: &ModelInst) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = m
+        .lists
+        .iter()
+        .map(|(field, &n)| (if m.path.is_empty() { field.clone() } else { format!("{}.{field}", m.path) }, n))
+        .collect();
+    for s in m.subs.values() {
+        out.extend(list_fields(s));
     }
-    if !params.iter().any(|p| p.trainable) {
-        return Err(vec![Diagnostic::error(Code::BadSection, format!("every parameter of model `{model}` is frozen"))
-            .with_label(span, "these groups")
-            .with_help("training needs at least one parameter to update")]);
+    out
+}
+
+/// A group's parts as paths, without repeats, a list field's members all
+/// named (`self.blocks` gives each) merged back into the list's path so
+/// that one member named elsewhere is more specific, as it reads.
+fn group_paths(parts: &[Part], lists: &[(String, usize)]) -> Vec<String> {
+    let mut paths: Vec<String> = Vec::new();
+    for p in parts {
+        if !paths.contains(&p.path) {
+            paths.push(p.path.clone());
+        }
     }
-    // An optimizer whose every parameter a more specific group took has
-    // nothing to update (nor a learning rate worth logging).
-    let used: Vec<bool> = (0..optimizers.len()).map(|k| of_param.contains(&Some(k))).collect();
-    let renumbered: Vec<usize> =
-        used.iter().scan(0, |next, &u| Some(std::mem::replace(next, *next + usize::from(u)))).collect();
-    let optimizers = optimizers.into_iter().zip(&used).filter(|(_, &u)| u).map(|(o, _)| o).collect();
-    let of_param = of_param.into_iter().map(|o| o.map(|k| renumbered[k])).collect();
-    Ok((Plan { optimizers, of_param }, Some(groups)))
+    // Innermost lists first, so a list of lists merges all the way up.
+    let mut lists = lists.to_vec();
+    lists.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
+    for (list, n) in lists {
+        let members: Vec<String> = (0..n).map(|i| format!("{list}.{i}")).collect();
+        if n > 0 && members.iter().all(|m| paths.contains(m)) {
+            let at = paths.iter().position(|p| *p == members[0]).expect("contained");
+            paths.retain(|p| !members.contains(p));
+            paths.insert(at.min(paths.len()), list);
+        }
+    }
+    paths
 }
 
 /// An optimizer with its state count, checked against the optimizer
