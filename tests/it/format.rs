@@ -60,3 +60,16 @@ fn fmt_refuses_a_file_with_syntax_errors() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), src, "the file must be left alone");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A call whose source ends its arguments with a comma, or has comments
+/// between them, stays one argument per line (the comments where they
+/// were); any other call is printed on one line. Formatting is idempotent.
+#[test]
+fn a_trailing_comma_or_comments_keep_a_call_one_argument_per_line() {
+    let messy = "fn f() = g(1.0,   # one\n  # before two\n  2.0,\n\n  k = 3.0,  # three\n)\nfn h() = g(1.0,\n    2.0)\nfn i() = g(1.0,  # one\n    2.0)\n";
+    let want = "fn f() = g(\n    1.0,  # one\n    # before two\n    2.0,\n\n    k = 3.0,  # three\n)\n\nfn h() = g(1.0, 2.0)\n\nfn i() = g(\n    1.0,  # one\n    2.0,\n)\n";
+    let formatted = compiler::syntax::print::format_source(FileId(0), messy).unwrap();
+    assert_eq!(formatted, want);
+    assert_eq!(tree(&formatted), tree(messy));
+    assert_eq!(compiler::syntax::print::format_source(FileId(0), &formatted).unwrap(), formatted, "not idempotent");
+}

@@ -544,7 +544,11 @@ impl<'a> Printer<'a> {
             }
             ExprKind::Call { callee, args } => {
                 self.expr(callee, POSTFIX);
-                self.args(args);
+                if self.keeps_call_broken(args, callee.span.end as usize, e.span.end as usize) {
+                    self.args_broken(args, e.span.end as usize);
+                } else {
+                    self.args(args);
+                }
             }
             ExprKind::Field(base, field) => {
                 self.expr(base, POSTFIX);
@@ -629,6 +633,51 @@ impl<'a> Printer<'a> {
         }
     }
 
+    /// Whether a call (its arguments' source from `open`, the callee's end,
+    /// to `end`, after the `)`) is
+    /// printed one argument per line: when the source ends its arguments
+    /// with a comma (Black's "magic trailing comma": the writer asked for
+    /// it), or has comments between them, which a one-line call would move.
+    fn keeps_call_broken(&self, args: &[Arg], open: usize, end: usize) -> bool {
+        let Some(src) = &self.src else { return false };
+        let Some(last) = args.last() else { return false };
+        let after_last = last.value.span.end as usize;
+        let closing = end.saturating_sub(1);
+        let trailing_comma = src.text.get(after_last..closing).is_some_and(|t| {
+            // Only blanks and comments may follow the comma.
+            t.lines().map(|l| l.split('#').next().unwrap_or("")).collect::<String>().trim() == ","
+        });
+        let between = |c: usize| {
+            c >= open && c < closing && !args.iter().any(|a| (arg_start(a)..a.value.span.end as usize).contains(&c))
+        };
+        trailing_comma
+            || src.comments[src.next..].iter().take_while(|(c, _, _)| *c < closing).any(|(c, _, _)| between(*c))
+    }
+
+    /// `(\n    a,\n    k = v,\n)`: one argument per line, each followed by a
+    /// comma, with the comments around them kept in place.
+    fn args_broken(&mut self, args: &[Arg], end: usize) {
+        let outer_prev = self.prev_end;
+        self.w("(");
+        self.indent += 1;
+        self.prev_end = None;
+        for a in args {
+            self.line_for(arg_start(a), false);
+            if let Some(n) = &a.name {
+                self.w(&n.name);
+                self.w(" = ");
+            }
+            self.expr(&a.value, TOP);
+            self.w(",");
+            self.prev_end = Some(a.value.span.end as usize);
+        }
+        self.flush_comments(end.saturating_sub(1), false);
+        self.indent -= 1;
+        self.newline();
+        self.w(")");
+        self.prev_end = outer_prev;
+    }
+
     fn args(&mut self, args: &[Arg]) {
         self.w("(");
         for (i, a) in args.iter().enumerate() {
@@ -643,6 +692,11 @@ impl<'a> Printer<'a> {
         }
         self.w(")");
     }
+}
+
+/// Where an argument starts in the source: its keyword, else its value.
+fn arg_start(a: &Arg) -> usize {
+    a.name.as_ref().map_or(a.value.span.start, |n| n.span.start) as usize
 }
 
 fn item_range(item: &Item) -> (usize, usize) {
