@@ -372,6 +372,10 @@ fn declared_io_types(
         .collect::<Option<_>>()?;
     match <[compiler::ir::Type; 2]>::try_from(types) {
         Ok([x, y]) => Some((x, y)),
+        // A step without targets still takes them, unused: class labels.
+        Err(types) if types.len() == 1 => {
+            Some((types[0].clone(), compiler::ir::Type::new(compiler::ir::DType::I32, &[batch])))
+        }
         Err(_) => None,
     }
 }

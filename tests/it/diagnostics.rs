@@ -256,7 +256,7 @@ trainer {
             "`predict_step` must take (self, x) or (self, x, key)",
         ),
         (
-            base.replace("    fn configure", "    fn on_train_end(self, x) {\n    }\n\n    fn configure"),
+            base.replace("    fn configure", "    fn on_train_end(self, x, y, z) {\n    }\n\n    fn configure"),
             "`on_train_end` must take",
         ),
         (

@@ -1008,10 +1008,24 @@ fn vmap_out_axes_place_the_examples_as_jax() {
     close(&out[6], &[0.0, 18.0, 2.0, 32.0, 8.0, 50.0], "jvp of vmap with out_axes: tangent");
 }
 
+/// Python's rules for argument and parameter lists, everywhere they are
+/// written: calls (also in code never run), a submodule's arguments, the
+/// trainer's `model = ...`, and parameter names.
 #[test]
-fn a_positional_argument_after_a_keyword_argument_is_an_error() {
-    let src = "fn f(a, b = 2.0) = a * 10.0 + b\nfn main() {\n    print(f(a = 1.0, 3.0))\n}\n";
-    let (diags, _) = check(&[], src);
-    let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(messages, ["a positional argument follows a keyword argument"]);
+fn positional_after_keyword_and_repeated_parameters_are_errors_wherever_written() {
+    let cases = [
+        "fn f(a, b = 2.0) = a * 10.0 + b\nfn main() {\n    print(f(a = 1.0, 3.0))\n}\n",
+        "fn f(a, b = 2.0) = a * 10.0 + b\nfn unused(x) = f(a = x, 3.0)\nfn main() {\n    print(1.0)\n}\n",
+        "use nn.Linear\nmodel Net {\n    l: Linear(fan_in = 4, 8)\n}\n",
+        "model Net(h: int = 4, k: int = 2) {\n    w: f32[h, k]\n}\ntrainer {\n    model = Net(h = 2, 6)\n}\n",
+    ];
+    for src in cases {
+        let (diags, _) = check(&[], src);
+        let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages, ["a positional argument follows a keyword argument"], "{src}");
+    }
+    for src in ["fn f(a, a) = a\n", "fn main() {\n    let g = fn(x, x) = x\n}\n", "model Net(h: int, h: int) {\n}\n"] {
+        let (diags, _) = check(&[], src);
+        assert!(diags.iter().any(|d| d.message.contains("is declared twice")), "{src}: {diags:?}");
+    }
 }

@@ -83,3 +83,85 @@ fn an_autoencoder_trains_without_declaring_targets() {
     assert!(loss < 0.5 * loss1, "train_loss_epoch {loss} after 4 epochs, {loss1} after 1");
     assert!(metric(&run, "val_mse").is_finite());
 }
+
+/// Data without targets, `npz(..., y = false)` and `npy(..., y = false)`:
+/// an autoencoder trains on it exactly as on the same inputs with labels it
+/// ignores; a step that takes `y` is refused, naming it.
+#[test]
+fn data_without_targets_trains_target_free_steps_and_refuses_the_others() {
+    use trainer::data::{npy, npz, Values};
+    let dir = tempdir("no-targets");
+    let x: Vec<f32> = (0..96).map(|i| ((i * 7) % 11) as f32 / 10.0 - 0.5).collect();
+    let xs = npy::write(&[24, 4], &Values::F32(x));
+    let labels = npy::write(&[24], &Values::I32(vec![0; 24]));
+    std::fs::write(dir.join("x_only.npz"), npz::write(&[("x", xs.clone())], false)).unwrap();
+    std::fs::write(dir.join("labelled.npz"), npz::write(&[("x", xs.clone()), ("y", labels)], false)).unwrap();
+    std::fs::write(dir.join("x.npy"), xs).unwrap();
+    let with_source = |source: &str| MODEL.replace(r#"csv("rows.csv")"#, source);
+    let run = |name: &str, text: &str| {
+        let path = dir.join(format!("{name}.jl"));
+        std::fs::write(&path, text).unwrap();
+        fit(&path, text, &tempdir(&format!("no-targets-{name}")), &[], None)
+    };
+    let labelled = run("labelled", &with_source(r#"npz("labelled.npz")"#));
+    for (name, source) in [("npz", r#"npz("x_only.npz", y = false)"#), ("npy", r#"npy("x.npy", y = false)"#)] {
+        let got = run(name, &with_source(source));
+        for ((spec, a), (_, b)) in labelled.params.iter().zip(&got.params) {
+            assert_eq!(bits(a), bits(b), "{name}: {} differs from the labelled run", spec.path);
+        }
+    }
+    // A step that takes targets: refused before training, naming the step.
+    let text = with_targets().replace(r#"csv("rows.csv")"#, r#"npz("x_only.npz", y = false)"#);
+    let path = dir.join("takes_y.jl");
+    std::fs::write(&path, &text).unwrap();
+    let opts = trainer::FitOptions {
+        overrides: vec![format!("trainer.default_root_dir={}", tempdir("no-targets-refused").display())],
+        ..Default::default()
+    };
+    let err = trainer::fit(&path, &text, &opts).err().expect("refused").to_string();
+    assert!(err.contains("the data has no targets (`y = false`), but `training_step` takes `y`"), "{err}");
+}
+
+/// `jlc dump` of a model without targets (typed `x`), `on_train_end(self,
+/// x)`, and the signatures that would hand the targets to a random key.
+#[test]
+fn dumps_hooks_and_key_like_names_of_target_free_models() {
+    let ir = jaxlightning::dump("ae.jl", MODEL, jaxlightning::DumpStage::Grad, false, 8, &[], false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ir.starts_with("func @train_step("), "{ir}");
+    let hook = MODEL.replace(
+        "    fn configure_optimizers",
+        "    fn on_train_end(self, x: f32[N, 4]) {\n        log(\"final_mse\", mse(self.reconstruct(x), x))\n    }\n    fn configure_optimizers",
+    );
+    let (diags, _) = jaxlightning::check_source("ae.jl", &hook);
+    assert!(diags.is_empty(), "{diags:?}");
+    for (signature, want) in [
+        ("training_step(self, x: f32[B, 4], rng)", "rename `rng` to `key`"),
+        ("training_step(self, key, x: f32[B, 4])", "the random key comes last"),
+    ] {
+        let (diags, _) =
+            jaxlightning::check_source("ae.jl", &MODEL.replace("training_step(self, x: f32[B, 4])", signature));
+        let help: Vec<String> = diags.iter().filter_map(|d| d.help.clone()).collect();
+        assert!(help.iter().any(|h| h.contains(want)), "{signature}: {diags:?}");
+    }
+}
+
+/// A training step without targets and a validation step that declares
+/// them as floats: the byte labels convert as the validation step declares.
+#[test]
+fn targets_an_evaluation_step_declares_convert_without_a_training_step_declaration() {
+    use trainer::data::{npy, npz, Values};
+    let dir = tempdir("no-targets-eval-y");
+    let x = npy::write(&[24, 4], &Values::U8((0..96).map(|i| (i * 7 % 11) as u8).collect()));
+    let y = npy::write(&[24], &Values::U8((0..24).map(|i| (i % 3) as u8).collect()));
+    std::fs::write(dir.join("bytes.npz"), npz::write(&[("x", x), ("y", y)], false)).unwrap();
+    let text = MODEL.replace(r#"csv("rows.csv")"#, r#"npz("bytes.npz")"#).replace(
+        "fn validation_step(self, x: f32[B, 4]) {",
+        "fn validation_step(self, x: f32[B, 4], y: f32[B]) {\n        log(\"y_mean\", mean(y))",
+    );
+    let path = dir.join("ae.jl");
+    std::fs::write(&path, &text).unwrap();
+    let run = fit(&path, &text, &tempdir("no-targets-eval-y-logs"), &[], None);
+    let y_mean = run.final_metrics.iter().find(|(n, _)| n == "y_mean").expect("y_mean").1;
+    assert!(y_mean.is_finite() && (0.0..=2.0).contains(&y_mean), "{y_mean}");
+}

@@ -20,7 +20,8 @@ pub struct DataConfig {
     pub val_split: usize,
     pub shuffle: bool,
     /// NPZ: the arrays' names in the archive (default `"x"`, `"y"`); NPY:
-    /// `y_key` is the targets file (`x_key` unused, empty).
+    /// `y_key` is the targets file (`x_key` unused, empty). An empty
+    /// `y_key` with these sources: no targets (`y = false`).
     pub x_key: String,
     pub y_key: String,
     /// The test split's file: `test = "file.csv[.gz]"` for CSV, `"file.npz"`
@@ -91,9 +92,11 @@ fn signature(kind: SourceKind) -> &'static str {
     match kind {
         SourceKind::Csv => "csv(\"file.csv\", scale = 1.0)",
         SourceKind::Idx => "idx(\"directory\", scale = 1.0)",
-        SourceKind::Npz => "npz(\"file.npz\", x = \"x\", y = \"y\", scale = 1.0)",
-        SourceKind::Npy => "npy(\"x.npy\", y = \"y.npy\", scale = 1.0)",
-        SourceKind::Safetensors => "safetensors(\"file.safetensors\", x = \"x\", y = \"y\", scale = 1.0)",
+        SourceKind::Npz => "npz(\"file.npz\", x = \"x\", y = \"y\" (or false: no targets), scale = 1.0)",
+        SourceKind::Npy => "npy(\"x.npy\", y = \"y.npy\" (or false: no targets), scale = 1.0)",
+        SourceKind::Safetensors => {
+            "safetensors(\"file.safetensors\", x = \"x\", y = \"y\" (or false: no targets), scale = 1.0)"
+        }
         SourceKind::Text => "text(\"file.txt\", seq = 128)",
         SourceKind::Synthetic => {
             "synthetic(\"moons\" | \"blobs\" | \"regression\", n = 1000, test = 0, features = 2, classes = 2, noise = 0.1, seed = 0)"
@@ -220,8 +223,15 @@ fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> O
             (_, Some("scale"), ConstValue::Float(x)) => out.scale = *x,
             (_, Some("scale"), ConstValue::Int(i)) => out.scale = *i as f64,
             (SourceKind::Npz | SourceKind::Safetensors, Some("x"), ConstValue::Str(s)) => out.x_key = s.clone(),
-            (SourceKind::Npz | SourceKind::Npy | SourceKind::Safetensors, Some("y"), ConstValue::Str(s)) => {
+            (SourceKind::Npz | SourceKind::Npy | SourceKind::Safetensors, Some("y"), ConstValue::Str(s))
+                if !s.is_empty() =>
+            {
                 out.y_key = s.clone();
+                has_y = true;
+            }
+            // No targets (an autoencoder's data): `y_key` empty.
+            (SourceKind::Npz | SourceKind::Npy | SourceKind::Safetensors, Some("y"), ConstValue::Bool(false)) => {
+                out.y_key = String::new();
                 has_y = true;
             }
             _ => diags.push(
@@ -232,9 +242,12 @@ fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> O
     }
     if kind == SourceKind::Npy && !has_y {
         diags.push(
-            Diagnostic::error(Code::BadSection, "npy(...) needs the targets file: `y = \"y.npy\"`")
-                .with_label(span, "here")
-                .with_help(format!("write {sig}")),
+            Diagnostic::error(
+                Code::BadSection,
+                "npy(...) needs the targets file: `y = \"y.npy\"`, or `y = false` for none",
+            )
+            .with_label(span, "here")
+            .with_help(format!("write {sig}")),
         );
     }
     Some(out)

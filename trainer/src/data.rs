@@ -640,6 +640,14 @@ pub fn from_arrays(x_name: &str, x: npy::Array, y_name: &str, y: npy::Array, sca
     Ok(Dataset { x, y })
 }
 
+/// The targets of data that has none (`y = false`: an autoencoder's), for
+/// steps that take only `x`: one `0` per example of `x`. The trainer refuses
+/// them to a step that takes `y` (`setup.rs`).
+pub fn no_targets(x: &npy::Array) -> npy::Array {
+    let n = x.dims.first().copied().unwrap_or(0);
+    npy::Array { dims: vec![n], values: Values::I32(vec![0; n]) }
+}
+
 /// The flat index and value of the first NaN or infinity among float values.
 fn first_non_finite(values: &Values) -> Option<(usize, f64)> {
     match values {
@@ -662,7 +670,8 @@ pub fn load_npz(path: &Path, x_key: &str, y_key: &str, scale: f32) -> Result<Dat
 /// `load_npz` on bytes in memory; `name` names them in errors.
 pub fn parse_npz(name: &str, bytes: &[u8], x_key: &str, y_key: &str, scale: f32) -> Result<Dataset, DataError> {
     let archive = npz::Npz::parse(name, bytes)?;
-    let (x, y) = (archive.array(x_key)?, archive.array(y_key)?);
+    let x = archive.array(x_key)?;
+    let y = if y_key.is_empty() { no_targets(&x) } else { archive.array(y_key)? };
     from_arrays(&format!("{name} (array {x_key:?})"), x, &format!("{name} (array {y_key:?})"), y, scale)
 }
 
@@ -677,11 +686,15 @@ pub fn parse_safetensors(name: &str, bytes: &[u8], x_key: &str, y_key: &str, sca
     from_arrays(&format!("{name} (tensor {x_key:?})"), x, &format!("{name} (tensor {y_key:?})"), y, scale)
 }
 
-/// Loads inputs and targets from two `.npy` files.
-pub fn load_npy(x_path: &Path, y_path: &Path, scale: f32) -> Result<Dataset, DataError> {
-    let (xn, yn) = (x_path.display().to_string(), y_path.display().to_string());
+/// Loads inputs and targets from two `.npy` files (`y_path` `None`: no targets).
+pub fn load_npy(x_path: &Path, y_path: Option<&Path>, scale: f32) -> Result<Dataset, DataError> {
+    let xn = x_path.display().to_string();
+    let yn = y_path.map_or_else(|| "(no targets)".to_string(), |p| p.display().to_string());
     let x = npy::parse(&xn, &read_file(x_path)?)?;
-    let y = npy::parse(&yn, &read_file(y_path)?)?;
+    let y = match y_path {
+        Some(p) => npy::parse(&yn, &read_file(p)?)?,
+        None => no_targets(&x),
+    };
     from_arrays(&xn, x, &yn, y, scale)
 }
 

@@ -136,12 +136,51 @@ pub fn prepare(
             dataset.len()
         )));
     }
-    // The batch types: the data's, as `training_step` declares them (`data/view.rs`).
-    let declared = compiler::lower::declared_step_inputs(&prog, trainer_sec.as_ref(), "training_step")
-        .map_err(|d| diagnostics(d, &prog, color))?;
-    if let Some(inputs) = declared {
+    // Data without targets (`y = false`) gets placeholder ones, which no
+    // step may take.
+    let no_targets = matches!(data_cfg.source, SourceKind::Npz | SourceKind::Npy | SourceKind::Safetensors)
+        && data_cfg.y_key.is_empty();
+    if no_targets {
         let mut diags = Vec::new();
-        for (input, col) in inputs.iter().zip([&mut dataset.x, &mut dataset.y]) {
+        for step in ["training_step", "validation_step", "test_step"] {
+            let inputs = compiler::lower::declared_step_inputs(&prog, trainer_sec.as_ref(), step)
+                .map_err(|d| diagnostics(d, &prog, color))?;
+            if let Some(y) = inputs.as_ref().and_then(|i| i.get(1)) {
+                diags.push(
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("the data has no targets (`y = false`), but `{step}` takes `{}`", y.name),
+                    )
+                    .with_label(y.span, "targets taken here")
+                    .with_help(format!("take only the inputs: `fn {step}(self, x)`")),
+                );
+            }
+        }
+        if !diags.is_empty() {
+            return Err(diagnostics(diags, &prog, color));
+        }
+    }
+    // The batch types: the data's, as `training_step` declares them (`data/view.rs`).
+    let declared = |step: &str| {
+        compiler::lower::declared_step_inputs(&prog, trainer_sec.as_ref(), step)
+            .map_err(|d| diagnostics(d, &prog, color))
+    };
+    // Each input with the step that declares it.
+    let mut inputs: Vec<(&str, compiler::lower::DeclaredInput)> =
+        declared("training_step")?.unwrap_or_default().into_iter().map(|i| ("training_step", i)).collect();
+    // A training step without targets: the targets' type as an evaluation
+    // step declares them.
+    if inputs.len() == 1 {
+        for step in ["validation_step", "test_step"] {
+            if let Some(y) = declared(step)?.and_then(|mut i| (i.len() == 2).then(|| i.remove(1))) {
+                inputs.push((step, y));
+                break;
+            }
+        }
+    }
+    {
+        let mut diags = Vec::new();
+        for ((step, input), col) in inputs.iter().zip([&mut dataset.x, &mut dataset.y]) {
             let Some(ty) = &input.ty else { continue };
             match data::view::fit(col, ty) {
                 Ok((dims, dtype)) => (col.dims, col.dtype) = (dims, dtype),
@@ -161,7 +200,7 @@ pub fn prepare(
                     Diagnostic::error(
                         Code::TypeMismatch,
                         format!(
-                            "the data does not fit `training_step`'s `{}`: {what} holds examples of {}, and the step declares {}",
+                            "the data does not fit `{step}`'s `{}`: {what} holds examples of {}, and the step declares {}",
                             input.name,
                             col.describe(),
                             ty
@@ -346,8 +385,9 @@ pub(crate) fn load(cfg: &DataConfig, dir: &Path) -> Result<(Dataset, Option<Data
             (load(&path, (&cfg.x_key, &cfg.y_key))?, test)
         }
         SourceKind::Npy => {
-            let test = test_path.map(|t| data::load_npy(&t, &dir.join(&test_keys.1), scale)).transpose()?;
-            (data::load_npy(&path, &dir.join(&cfg.y_key), scale)?, test)
+            let targets = |key: &str| (!key.is_empty()).then(|| dir.join(key));
+            let test = test_path.map(|t| data::load_npy(&t, targets(&test_keys.1).as_deref(), scale)).transpose()?;
+            (data::load_npy(&path, targets(&cfg.y_key).as_deref(), scale)?, test)
         }
         SourceKind::Text => {
             let test = test_path.map(|t| data::load_text(&t, cfg.seq_len)).transpose()?;

@@ -384,21 +384,6 @@ impl<'p> Elaborator<'p> {
             }
             ExprKind::Call { callee, args } => {
                 let f = self.expr(env, callee);
-                // Python's rule: a positional argument after a keyword one
-                // would fill a slot the keyword may have filled already.
-                let first_keyword = args.iter().position(|a| a.name.is_some());
-                if let Some(late) = first_keyword.and_then(|k| args[k..].iter().find(|a| a.name.is_none())) {
-                    let keyword = &args[first_keyword.expect("found")];
-                    return self.error(
-                        Diagnostic::error(Code::BadCall, "a positional argument follows a keyword argument")
-                            .with_label(late.value.span, "positional")
-                            .with_label(
-                                keyword.name.as_ref().map_or(keyword.value.span, |n| n.span),
-                                "after this keyword argument",
-                            )
-                            .with_help("put the positional arguments first, or name this one too"),
-                    );
-                }
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
                     // `grad(f, wrt = (w, b))` names parameters: keep names unevaluated.
@@ -1608,8 +1593,16 @@ impl<'p> Elaborator<'p> {
         let mut ok = true;
         let mut misplaced = false;
         let mut positional = 0;
+        let mut keyword_seen = false;
         for a in args {
+            keyword_seen |= a.name.is_some();
             match &a.name {
+                // After a keyword argument: `syntax::arg_rules` reported it.
+                None if keyword_seen => {
+                    self.silent_poison = true;
+                    ok = false;
+                    misplaced = true;
+                }
                 None => {
                     if positional >= params.len() {
                         self.error(

@@ -1282,13 +1282,10 @@ fn lower_step(
     let assigned = el.assigned.take().unwrap_or_default();
     if el.diags.iter().any(Diagnostic::is_error) {
         let mut diags = dedup(el.diags);
+        // A step without targets was given none that it could name.
+        let y = if batch.len() > 1 { format!(", y: {}", types[n + 1]) } else { String::new() };
         for d in &mut diags {
-            d.notes.push(format!(
-                "while compiling `{}` for batches x: {}, y: {}",
-                mdecl.name.name,
-                types[n],
-                types[n + 1]
-            ));
+            d.notes.push(format!("while compiling `{}` for batches x: {}{y}", mdecl.name.name, types[n]));
         }
         return Err(diags);
     }

@@ -58,7 +58,8 @@ pub fn lower_on_train_end(
         return Err(vec![d]);
     }
     let (batch, takes_key) = batch_params(mdecl);
-    let takes_data = batch.len() == 2;
+    // `(self, x)` takes the split too, its targets unused (as a step's).
+    let takes_data = !batch.is_empty();
     // The parameters, discovered by a dry instantiation in check mode (as for training).
     let params = super::model_checks::param_specs(prog, m.module, m.item, &m.cfg_args)?;
     let n = params.len();
@@ -85,7 +86,7 @@ pub fn lower_on_train_end(
         args.push(CallArg { name: None, name_span: None, value, span: p.name.span });
     }
     if takes_key {
-        let key = TVal { ty: Ty::known(&key_type()), id: Some(ValueId((n + batch.len()) as u32)) };
+        let key = TVal { ty: Ty::known(&key_type()), id: Some(ValueId((n + 2 * usize::from(takes_data)) as u32)) };
         let span = mdecl.params.last().expect("has key").name.span;
         args.push(CallArg { name: None, name_span: None, value: Val::Tensor(key), span });
     }
@@ -96,7 +97,8 @@ pub fn lower_on_train_end(
         let mut diags = dedup(el.diags);
         if takes_data {
             for d in &mut diags {
-                d.notes.push(format!("while compiling `{HOOK}` for the training split x: {x_ty}, y: {y_ty}"));
+                let y = if batch.len() > 1 { format!(", y: {y_ty}") } else { String::new() };
+                d.notes.push(format!("while compiling `{HOOK}` for the training split x: {x_ty}{y}"));
             }
         }
         return Err(diags);

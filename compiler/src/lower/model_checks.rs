@@ -16,7 +16,7 @@ use super::elab::{CallArg, Elaborator};
 use super::entry::{dedup, Section};
 use super::param_groups::Plan;
 use super::program::Program;
-use super::step_inputs::{batch_params, trained_model};
+use super::step_inputs::{batch_params, trained_model, KEY_PARAM};
 use super::value::{ParamSpec, Val};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::syntax::ast;
@@ -108,22 +108,40 @@ pub(super) fn bad_signature(method: &ast::FnDecl) -> Option<Diagnostic> {
             "(self, x, y), or (self, x) when it uses no targets, and optionally a random key last: (self, x, y, key)",
         ),
         "predict_step" => (&[1], "(self, x) or (self, x, key): the batch's inputs, without labels"),
-        HOOK => {
-            (&[0, 2], "(self), (self, key), (self, x, y) or (self, x, y, key): x and y are the whole training split")
-        }
+        HOOK => (
+            &[0, 2, 1],
+            "(self), (self, x, y) or (self, x), and optionally `key` last: x and y are the whole training split",
+        ),
         _ => return None,
     };
     let (batch, _) = batch_params(method);
+    let d = Diagnostic::error(Code::BadSection, format!("`{name}` must take {usage}"));
+    let keyish = |name: &str| ["key", "rng", "seed", "rand", "prng"].iter().any(|k| name.to_lowercase().contains(k));
+    // `key` anywhere but last would take the batch's inputs or targets.
+    if let Some(key) = batch.iter().find(|p| p.name.name == KEY_PARAM) {
+        return Some(
+            d.with_label(key.name.span, "`key` before the batch")
+                .with_help("the random key comes last: `(self, x, y, key)`"),
+        );
+    }
+    // `(self, x, rng)` reads as inputs and targets; a key-like name there is
+    // a random key under another name, which would receive the targets.
+    if let [_, y] = batch.as_slice() {
+        if name != "predict_step" && keyish(&y.name.name) {
+            let y = y.name.name.as_str();
+            return Some(d.with_label(batch[1].name.span, "this receives the targets").with_help(format!(
+                "the trainer passes its random key to a parameter named `key`: rename `{y}` to `key`"
+            )));
+        }
+    }
     if allowed.contains(&batch.len()) {
         return None;
     }
-    let d = Diagnostic::error(Code::BadSection, format!("`{name}` must take {usage}"));
     // One parameter too many, last: labels where there are none, or a
     // random key under another name (`rng`), which must be named `key`.
     if let Some(&extra) = batch.last().filter(|_| allowed.contains(&(batch.len() - 1))) {
         let name = extra.name.name.as_str();
-        let keyish = ["key", "rng", "seed", "rand", "prng", "gen"].iter().any(|k| name.to_lowercase().contains(k));
-        let help = if keyish {
+        let help = if keyish(name) || name.to_lowercase().contains("gen") {
             format!("the trainer passes its random key to a parameter named `key`: rename `{name}` to `key`")
         } else {
             format!("remove `{name}` (a parameter for the trainer's random key must be named `key`)")

@@ -137,11 +137,23 @@ impl Gen {
     }
 
     fn fn_decl(&mut self) -> FnDecl {
-        let params = (0..self.rng.below(4)).map(|_| self.param()).collect();
+        let params = self.params(4);
         let ret = self.rng.chance(40).then(|| self.type_expr());
         let body =
             if self.rng.chance(60) { Expr { kind: ExprKind::Block(self.block()), span: sp() } } else { self.expr() };
         FnDecl { name: self.ident(), params, ret, body, span: sp() }
+    }
+
+    /// Fewer than `most` parameters, their names distinct (`arg_rules`).
+    fn params(&mut self, most: usize) -> Vec<Param> {
+        let mut out: Vec<Param> = Vec::new();
+        for _ in 0..self.rng.below(most) {
+            let p = self.param();
+            if !out.iter().any(|q| q.name.name == p.name.name) {
+                out.push(p);
+            }
+        }
+        out
     }
 
     fn param(&mut self) -> Param {
@@ -181,7 +193,7 @@ impl Gen {
     }
 
     fn model(&mut self) -> ModelDecl {
-        let config = (0..self.rng.below(3)).map(|_| self.param()).collect();
+        let config = self.params(3);
         let fields = (0..self.rng.below(4))
             .map(|_| Field {
                 name: self.ident(),
@@ -230,9 +242,12 @@ impl Gen {
     }
 
     fn args(&mut self) -> Vec<Arg> {
-        (0..self.rng.below(4))
+        let mut args: Vec<Arg> = (0..self.rng.below(4))
             .map(|_| Arg { name: self.rng.chance(30).then(|| self.ident()), value: self.expr() })
-            .collect()
+            .collect();
+        // Positional arguments first (`arg_rules`).
+        args.sort_by_key(|a| a.name.is_some());
+        args
     }
 
     fn index_item(&mut self) -> IndexItem {
@@ -312,7 +327,7 @@ impl Gen {
                     ExprKind::Index { base, items }
                 }
                 13 if self.depth <= self.max_depth => {
-                    let params = (0..self.rng.below(3)).map(|_| self.param()).collect();
+                    let params = self.params(3);
                     let ret = self.rng.chance(20).then(|| self.type_expr());
                     let body = if self.rng.chance(40) {
                         Expr { kind: ExprKind::Block(self.block()), span: sp() }

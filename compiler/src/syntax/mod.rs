@@ -1,6 +1,7 @@
 //! Source text -> tokens -> AST. Parsing never fails: it returns a tree plus
 //! diagnostics (an item that does not parse is dropped and reported).
 
+pub mod arg_rules;
 pub mod ast;
 pub mod depth;
 pub mod generate;

@@ -62,6 +62,7 @@ pub fn parse(file: FileId, text: &str, diags: &mut Vec<Diagnostic>) -> Module {
     match result {
         Ok(mut module) => {
             super::depth::limit_depth(&mut module, diags);
+            super::arg_rules::check(&module, diags);
             module
         }
         Err(err) => {

@@ -204,10 +204,13 @@ fn npz_and_npy_sources_with_their_test_splits() {
     assert_eq!((c.test.as_deref(), c.test_keys), (Some("xt.npy"), Some((String::new(), "yt.npy".into()))));
 
     let msgs = |src: &str| data(src).unwrap_err().iter().map(|d| d.message.clone()).collect::<Vec<_>>();
-    assert_eq!(msgs(r#"data = npy("x.npy")"#), ["npy(...) needs the targets file: `y = \"y.npy\"`"]);
+    assert_eq!(
+        msgs(r#"data = npy("x.npy")"#),
+        ["npy(...) needs the targets file: `y = \"y.npy\"`, or `y = false` for none"]
+    );
     assert_eq!(
         msgs(r#"data = npz("d.npz", labels = "y")"#),
-        ["npz takes npz(\"file.npz\", x = \"x\", y = \"y\", scale = 1.0)"]
+        ["npz takes npz(\"file.npz\", x = \"x\", y = \"y\" (or false: no targets), scale = 1.0)"]
     );
     assert_eq!(msgs(r#"data = csv("d.csv", y = "y")"#), ["csv takes csv(\"file.csv\", scale = 1.0)"]);
     assert_eq!(
@@ -216,7 +219,7 @@ fn npz_and_npy_sources_with_their_test_splits() {
     );
     assert_eq!(
         msgs(r#"data = npz("d.npz") { test = npy("x.npy", y = "y.npy") }"#),
-        ["`test` must be a source like the training data's, npz(\"file.npz\", x = \"x\", y = \"y\", scale = 1.0) (with the same scale)"]
+        ["`test` must be a source like the training data's, npz(\"file.npz\", x = \"x\", y = \"y\" (or false: no targets), scale = 1.0) (with the same scale)"]
     );
     assert_eq!(msgs(r#"data = parquet("d")"#), ["unknown data source"]);
 }

@@ -81,5 +81,8 @@ pub fn parse_pair(name: &str, bytes: &[u8], x_key: &str, y_key: &str) -> Result<
         };
         Ok(Array { dims: view.shape().to_vec(), values })
     };
-    Ok((get(x_key)?, get(y_key)?))
+    let x = get(x_key)?;
+    // No targets (`y = false`): `from_arrays`' placeholder.
+    let y = if y_key.is_empty() { super::no_targets(&x) } else { get(y_key)? };
+    Ok((x, y))
 }

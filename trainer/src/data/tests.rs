@@ -230,7 +230,7 @@ fn npz_and_npy_files_load_the_same_dataset() {
         std::fs::write(dir.join("d.npz"), npz::write(&[("inputs", xb.clone()), ("targets", yb.clone())], deflate))
             .unwrap();
         let a = load_npz(&dir.join("d.npz"), "inputs", "targets", 1.0).unwrap();
-        assert_eq!(a, load_npy(&dir.join("x.npy"), &dir.join("y.npy"), 1.0).unwrap());
+        assert_eq!(a, load_npy(&dir.join("x.npy"), Some(&dir.join("y.npy")), 1.0).unwrap());
         assert_eq!((a.x.values.clone(), a.y.values.clone()), (x.clone(), y.clone()));
         let e = load_npz(&dir.join("d.npz"), "x", "targets", 1.0).unwrap_err().to_string();
         assert!(e.ends_with("d.npz: no array named \"x\": the archive holds \"inputs\", \"targets\""), "{e}");
