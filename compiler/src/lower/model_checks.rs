@@ -20,6 +20,7 @@ use super::step_inputs::{batch_params, trained_model, KEY_PARAM};
 use super::value::{ParamSpec, Val};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::syntax::ast;
+use crate::syntax::visit::{walk_expr, Visit};
 
 /// The trained model's parameters and optimizers, from a dry instantiation.
 pub(super) struct Probed {
@@ -188,60 +189,21 @@ pub fn check_trained_model(prog: &Program, trainer: Option<&Section>) -> Vec<Dia
 /// The `log("name", ...)` calls with a literal name written in `body`
 /// (not those in functions it calls), with the name's span.
 fn literal_logs(body: &ast::Expr) -> Vec<(String, crate::span::Span)> {
-    fn expr(e: &ast::Expr, out: &mut Vec<(String, crate::span::Span)>) {
-        use ast::ExprKind as K;
-        match &e.kind {
-            K::Call { callee, args } => {
+    struct Logs(Vec<(String, crate::span::Span)>);
+    impl Visit for Logs {
+        fn expr(&mut self, e: &ast::Expr) {
+            use ast::ExprKind as K;
+            if let K::Call { callee, args } = &e.kind {
                 if let (K::Name(f), Some(first)) = (&callee.kind, args.first()) {
                     if let (true, K::Str(name)) = (f == "log", &first.value.kind) {
-                        out.push((name.clone(), first.value.span));
-                    }
-                }
-                expr(callee, out);
-                args.iter().for_each(|a| expr(&a.value, out));
-            }
-            K::Unary(_, a) | K::Field(a, _) => expr(a, out),
-            K::Binary(_, a, b) => {
-                expr(a, out);
-                expr(b, out);
-            }
-            K::Tuple(items) | K::Array(items) => items.iter().for_each(|i| expr(i, out)),
-            K::Block(b) => block(b, out),
-            K::If { cond, then, otherwise } => {
-                expr(cond, out);
-                block(then, out);
-                otherwise.iter().for_each(|b| block(b, out));
-            }
-            K::Index { base, items } => {
-                expr(base, out);
-                for item in items {
-                    match item {
-                        ast::IndexItem::At(i) => expr(i, out),
-                        ast::IndexItem::Slice { start, end, step } => {
-                            [start, end, step].into_iter().flatten().for_each(|i| expr(i, out))
-                        }
-                        ast::IndexItem::Ellipsis(_) => {}
+                        self.0.push((name.clone(), first.value.span));
                     }
                 }
             }
-            K::Lambda(l) => expr(&l.body, out),
-            K::Int(_) | K::Float(_) | K::Bool(_) | K::Str(_) | K::Name(_) | K::Error => {}
+            walk_expr(self, e);
         }
     }
-    fn block(b: &ast::Block, out: &mut Vec<(String, crate::span::Span)>) {
-        for stmt in &b.stmts {
-            match stmt {
-                ast::Stmt::Let { value, .. } | ast::Stmt::Assign { value, .. } => expr(value, out),
-                ast::Stmt::For { start, end, body, .. } => {
-                    expr(start, out);
-                    expr(end, out);
-                    block(body, out);
-                }
-                ast::Stmt::Expr(e) => expr(e, out),
-            }
-        }
-    }
-    let mut out = Vec::new();
-    expr(body, &mut out);
-    out
+    let mut logs = Logs(Vec::new());
+    logs.expr(body);
+    logs.0
 }

@@ -9,6 +9,7 @@ pub mod generate_typed;
 pub mod lexer;
 pub mod parse;
 pub mod print;
+pub mod visit;
 
 lalrpop_util::lalrpop_mod!(
     #[allow(clippy::all, unused_parens, dead_code)]
