@@ -50,6 +50,17 @@ fn fori_loop(lower: int, upper: int, body, init) {
     }
 }
 
+# `jax.lax.while_loop` with a bound: applies `body` to the carry while
+# `cond(carry)` (a bool scalar) holds, at most `max_steps` times, and
+# returns the final carry. Compiled as one `scan` of `max_steps` steps that
+# keeps the carry once `cond` fails (`where` of the two, tuples element by
+# element), so it costs `max_steps` bodies whatever the condition says, and,
+# unlike JAX's, it has a reverse-mode gradient (equinox's bounded loop).
+fn while_loop(cond, body, init, max_steps: int) {
+    let (carry, _) = scan(fn(c, i) = (where(cond(c), body(c), c), ()), init, arange(max_steps))
+    carry
+}
+
 # The indices that sort x along its last axis, a stable sort (NumPy's
 # argsort with kind = "stable"): equal elements keep their order, NaN sorts
 # last. `descending`: largest first (equal elements still in order, NaN

@@ -986,6 +986,42 @@ fn fori_loop_matches_jax_and_differentiates() {
     close(&out[2], &[0.0, 0.45773047, 1.9026695], "gradient through fori_loop");
 }
 
+/// `math.while_loop` (jax.lax.while_loop with a bound): Newton's method for
+/// square roots until the step is below 1e-6, against f64 `sqrt`, and its
+/// gradient against 1 / (2 sqrt a); Collatz step counts (a tuple carry of
+/// integers) against a loop here; a condition that never fails stops at
+/// the bound.
+#[test]
+fn while_loop_runs_until_its_condition_fails_and_differentiates() {
+    let src = "use math.while_loop\n\n\
+               fn newton_sqrt(a: f32[3]) -> f32[3] {\n\
+               \x20   let (x, _) = while_loop(fn(c) = max(abs(c[1])) > 1e-6, fn(c) = (c[0] - (c[0] * c[0] - a) / (2.0 * c[0]), (c[0] * c[0] - a) / (2.0 * c[0])), (a, ones(3)), 40)\n\
+               \x20   x\n}\n\n\
+               fn collatz(n) {\n\
+               \x20   let (steps, _) = while_loop(fn(c) = c[1] != 1, fn(c) = (c[0] + 1, where(c[1] - c[1] / 2 * 2 == 0, c[1] / 2, 3 * c[1] + 1)), (0, n), 200)\n\
+               \x20   float(steps)\n}\n\n\
+               fn main() {\n\
+               \x20   let a = f32([2.0, 9.0, 0.5])\n\
+               \x20   print(newton_sqrt(a), grad(fn(v) = sum(newton_sqrt(v)))(a))\n\
+               \x20   print(collatz(27), collatz(7), collatz(1), while_loop(fn(c) = c > -1.0, fn(c) = c + 1.0, 0.0, 5))\n}\n";
+    let out = run_main(src);
+    let a = [2.0f64, 9.0, 0.5];
+    close(&out[0], &a.map(f64::sqrt), "Newton's square roots");
+    close(&out[1], &a.map(|v| 0.5 / v.sqrt()), "their gradient");
+    let collatz = |mut n: u64| {
+        let mut steps = 0;
+        while n != 1 {
+            n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+            steps += 1;
+        }
+        steps as f64
+    };
+    for (k, n) in [27, 7, 1].into_iter().enumerate() {
+        close(&out[2 + k], &[collatz(n)], &format!("Collatz steps of {n}"));
+    }
+    close(&out[5], &[5.0], "a condition that never fails stops at the bound");
+}
+
 /// `vmap(..., out_axes = ...)`: where the examples go in each output, one
 /// axis for all or one per element of a tuple output, negative from the
 /// end; composed with `jvp`. The wanted numbers are `jax.vmap`'s (JAX

@@ -698,6 +698,25 @@ fn where_(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
     if args.len() != 3 {
         return bad(el, "where(cond, a, b) takes three arguments", span);
     }
+    // Tuples of one structure (a loop's carry): `where` element by element.
+    if let (Val::Tuple(a), Val::Tuple(b)) = (&args[1].value, &args[2].value) {
+        if a.len() != b.len() {
+            return el.error(
+                Diagnostic::error(Code::TypeMismatch, "the branches of `where` must be tuples of one length")
+                    .with_label(args[1].span, format!("a tuple of {}", a.len()))
+                    .with_label(args[2].span, format!("a tuple of {}", b.len())),
+            );
+        }
+        let items = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| {
+                let arg = |value: &Val, at: &CallArg| CallArg { value: value.clone(), ..at.clone() };
+                where_(el, &[args[0].clone(), arg(x, &args[1]), arg(y, &args[2])], span)
+            })
+            .collect();
+        return Val::Tuple(items);
+    }
     let Some(c) = first_tensor(el, args, span, "where") else { return Val::Poison };
     if c.ty.dtype != DType::Bool {
         return el.error(
