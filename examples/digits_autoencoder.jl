@@ -1,7 +1,7 @@
 # An autoencoder on the shipped 8x8 digits: it trains without targets. The
 # encoder compresses the 64 pixels to `code` numbers, the decoder rebuilds
 # the image from them; the loss is the reconstruction's mean squared error.
-# The labels in the file are never read: the steps take only `x`.
+# The file's labels are loaded but unused: the steps take only `x`.
 use nn.{Linear, relu, sigmoid}
 use losses.mse
 use optim.adam

@@ -355,10 +355,12 @@ fn declared_io_types(
     batch: usize,
 ) -> Option<(compiler::ir::Type, compiler::ir::Type)> {
     use compiler::check::Dim;
-    let inputs = compiler::lower::step_inputs::declared_step_inputs(prog, trainer, "training_step").ok()??;
+    // As the trainer takes them: a step without targets gets the type an
+    // evaluation step declares for them, else class labels.
+    let inputs = compiler::lower::declared_batch_inputs(prog, trainer).ok()?;
     let types: Vec<compiler::ir::Type> = inputs
         .iter()
-        .map(|i| {
+        .map(|(_, i)| {
             let ty = i.ty.as_ref()?;
             let mut dims = vec![batch];
             for d in ty.dims.iter().skip(1) {
@@ -372,7 +374,6 @@ fn declared_io_types(
         .collect::<Option<_>>()?;
     match <[compiler::ir::Type; 2]>::try_from(types) {
         Ok([x, y]) => Some((x, y)),
-        // A step without targets still takes them, unused: class labels.
         Err(types) if types.len() == 1 => {
             Some((types[0].clone(), compiler::ir::Type::new(compiler::ir::DType::I32, &[batch])))
         }

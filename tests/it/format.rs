@@ -72,4 +72,10 @@ fn a_trailing_comma_or_comments_keep_a_call_one_argument_per_line() {
     assert_eq!(formatted, want);
     assert_eq!(tree(&formatted), tree(messy));
     assert_eq!(compiler::syntax::print::format_source(FileId(0), &formatted).unwrap(), formatted, "not idempotent");
+    // Parentheses around the call, and a call with nothing but a comment.
+    let messy = "fn a() = (g(1.0,))\nfn b() = h(  # nothing yet\n)\nfn c() = (g(1.0, 2.0))\n";
+    let want = "fn a() = g(\n    1.0,\n)\n\nfn b() = h(  # nothing yet\n)\n\nfn c() = g(1.0, 2.0)\n";
+    let formatted = compiler::syntax::print::format_source(FileId(0), messy).unwrap();
+    assert_eq!(formatted, want);
+    assert_eq!(compiler::syntax::print::format_source(FileId(0), &formatted).unwrap(), formatted, "not idempotent");
 }

@@ -221,6 +221,12 @@ fn misnamed_doubled_and_uncovered_parts_are_errors() {
     // Instances made on the spot are not the model's parts, even of the same type.
     let fresh = errors(r#"param_groups(adam(), (Net(), sgd()))"#);
     assert!(fresh.contains("this `Net` is not part of the trained model `Net`"), "{fresh}");
+    let unused_frozen = errors(r#"param_groups(adam(), ("a", sgd()), (("b", "s"), adam()), frozen = self)"#);
+    assert!(unused_frozen.contains("these frozen parts freeze no parameter"), "{unused_frozen}");
+    // `jlc check` finds a logged name that a group's learning rate takes too.
+    let clash = STEP_MODEL.replace("mean((h - y) * (h - y))", "log(\"lr/pg1\", 1.0)\n        mean((h - y) * (h - y))");
+    let (diags, _) = jaxlightning::check_source("net.jl", &clash);
+    assert!(diags.iter().any(|d| d.message.contains("logs `lr/pg1`, which `log_lr = true` logs too")), "{diags:?}");
     let twice = errors(r#"param_groups(adam(), frozen = "a", frozen = "b")"#);
     assert!(twice.contains("`frozen` is given twice"), "{twice}");
     // A default that the groups leave nothing to is left out; no parts at

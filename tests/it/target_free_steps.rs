@@ -120,15 +120,28 @@ fn data_without_targets_trains_target_free_steps_and_refuses_the_others() {
     };
     let err = trainer::fit(&path, &text, &opts).err().expect("refused").to_string();
     assert!(err.contains("the data has no targets (`y = false`), but `training_step` takes `y`"), "{err}");
+    // A test split without targets beside training data with them.
+    let text = MODEL
+        .replace(r#"csv("rows.csv")"#, r#"npz("labelled.npz")"#)
+        .replace("val_split = 4 }", r#"val_split = 4; test = npz("x_only.npz", y = false) }"#);
+    assert!(text.contains("x_only.npz"));
+    std::fs::write(&path, &text).unwrap();
+    let err = trainer::fit(&path, &text, &opts).err().expect("refused").to_string();
+    assert!(err.contains("the test split has no targets (`y = false`) but the training data has"), "{err}");
 }
 
 /// `jlc dump` of a model without targets (typed `x`), `on_train_end(self,
 /// x)`, and the signatures that would hand the targets to a random key.
 #[test]
 fn dumps_hooks_and_key_like_names_of_target_free_models() {
-    let ir = jaxlightning::dump("ae.jl", MODEL, jaxlightning::DumpStage::Grad, false, 8, &[], false)
-        .unwrap_or_else(|e| panic!("{e}"));
+    // The dump is the step of the same model with an unused `y` (class labels).
+    let dump = |text: &str| {
+        jaxlightning::dump("ae.jl", text, jaxlightning::DumpStage::Grad, false, 8, &[], false)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let ir = dump(MODEL);
     assert!(ir.starts_with("func @train_step("), "{ir}");
+    assert_eq!(ir, dump(&with_targets()));
     let hook = MODEL.replace(
         "    fn configure_optimizers",
         "    fn on_train_end(self, x: f32[N, 4]) {\n        log(\"final_mse\", mse(self.reconstruct(x), x))\n    }\n    fn configure_optimizers",
@@ -144,6 +157,38 @@ fn dumps_hooks_and_key_like_names_of_target_free_models() {
         let help: Vec<String> = diags.iter().filter_map(|d| d.help.clone()).collect();
         assert!(help.iter().any(|h| h.contains(want)), "{signature}: {diags:?}");
     }
+    // Targets whose name only contains a key-like word are targets.
+    let keypoints = MODEL.replace("training_step(self, x: f32[B, 4])", "training_step(self, x: f32[B, 4], keypoints)");
+    let (diags, _) = jaxlightning::check_source("ae.jl", &keypoints);
+    assert!(diags.is_empty(), "{diags:?}");
+}
+
+/// `on_train_end(self, x, key)`: the whole split and a key, the key at its
+/// own input after the (unused) targets.
+#[test]
+fn a_target_free_hook_gets_the_split_and_its_key() {
+    let dir = tempdir("target-free-hook");
+    let rows: String = (0..12).map(|i| format!("{},{},{},{},0\n", i, 2 * i, 0, 1)).collect();
+    std::fs::write(dir.join("rows.csv"), rows).unwrap();
+    let text = MODEL.replace(
+        "    fn configure_optimizers",
+        "    fn on_train_end(self, x: f32[N, 4], key) {\n        log(\"x_sum\", sum(x))\n        log(\"key_size\", float(size(key, 0)))\n    }\n    fn configure_optimizers",
+    );
+    let path = dir.join("ae.jl");
+    std::fs::write(&path, &text).unwrap();
+    let run = fit(&path, &text, &tempdir("target-free-hook-logs"), &["trainer.max_epochs=1".to_string()], None);
+    let metric = |name: &str| {
+        run.on_train_end
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name}: {:?}", run.on_train_end))
+            .1
+    };
+    // The training split: the 8 rows the validation split leaves (val_split = 4).
+    let all: f64 = (0..12).map(|i| 3.0 * i as f64 + 1.0).sum();
+    let x_sum = metric("x_sum");
+    assert!(x_sum > 0.0 && x_sum < all && x_sum.fract() == 0.0, "x_sum = {x_sum}");
+    assert_eq!(metric("key_size"), 2.0);
 }
 
 /// A training step without targets and a validation step that declares

@@ -36,6 +36,24 @@ pub struct DataConfig {
     pub synthetic: Option<SyntheticSpec>,
 }
 
+impl DataConfig {
+    /// Whether the training data holds targets: every source but an
+    /// archive or array file given `y = false`.
+    pub fn has_targets(&self) -> bool {
+        !self.keyed() || !self.y_key.is_empty()
+    }
+
+    /// Whether the test split holds targets (as `has_targets`).
+    pub fn test_has_targets(&self) -> bool {
+        !self.keyed() || !self.test_keys.as_ref().map_or(&self.y_key, |(_, y)| y).is_empty()
+    }
+
+    /// Sources that name their targets (and may have none).
+    fn keyed(&self) -> bool {
+        matches!(self.source, SourceKind::Npz | SourceKind::Npy | SourceKind::Safetensors)
+    }
+}
+
 /// The built-in data sources.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SourceKind {

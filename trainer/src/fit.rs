@@ -789,7 +789,8 @@ fn fit_prepared<'scope, 'env>(
                     None
                 }
                 Steps::Accumulate { grad_exe, apply_exe, n_grad_logs } => {
-                    // Gradient sums start at zero; a buffer's slot carries its value (see `lower::entry`).
+                    // Gradient sums start at zero; the slot of a buffer or a frozen
+                    // parameter carries its value (see `lower::entry`).
                     let mut accs: Vec<Tensor> = progs
                         .params
                         .iter()

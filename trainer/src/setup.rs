@@ -137,10 +137,14 @@ pub fn prepare(
         )));
     }
     // Data without targets (`y = false`) gets placeholder ones, which no
-    // step may take.
-    let no_targets = matches!(data_cfg.source, SourceKind::Npz | SourceKind::Npy | SourceKind::Safetensors)
-        && data_cfg.y_key.is_empty();
-    if no_targets {
+    // step may take; a test split without them would test on the placeholders.
+    if data_cfg.has_targets() && !data_cfg.test_has_targets() {
+        return Err(FitError::Config(format!(
+            "{what}: the test split has no targets (`y = false`) but the training data has: \
+             give the test split its targets, or leave them out of both"
+        )));
+    }
+    if !data_cfg.has_targets() {
         let mut diags = Vec::new();
         for step in ["training_step", "validation_step", "test_step"] {
             let inputs = compiler::lower::declared_step_inputs(&prog, trainer_sec.as_ref(), step)
@@ -161,23 +165,9 @@ pub fn prepare(
         }
     }
     // The batch types: the data's, as `training_step` declares them (`data/view.rs`).
-    let declared = |step: &str| {
-        compiler::lower::declared_step_inputs(&prog, trainer_sec.as_ref(), step)
-            .map_err(|d| diagnostics(d, &prog, color))
-    };
     // Each input with the step that declares it.
-    let mut inputs: Vec<(&str, compiler::lower::DeclaredInput)> =
-        declared("training_step")?.unwrap_or_default().into_iter().map(|i| ("training_step", i)).collect();
-    // A training step without targets: the targets' type as an evaluation
-    // step declares them.
-    if inputs.len() == 1 {
-        for step in ["validation_step", "test_step"] {
-            if let Some(y) = declared(step)?.and_then(|mut i| (i.len() == 2).then(|| i.remove(1))) {
-                inputs.push((step, y));
-                break;
-            }
-        }
-    }
+    let inputs = compiler::lower::declared_batch_inputs(&prog, trainer_sec.as_ref())
+        .map_err(|d| diagnostics(d, &prog, color))?;
     {
         let mut diags = Vec::new();
         for ((step, input), col) in inputs.iter().zip([&mut dataset.x, &mut dataset.y]) {

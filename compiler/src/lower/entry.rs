@@ -622,7 +622,8 @@ fn bad_const(e: &ast::Expr, diags: &mut Vec<Diagnostic>) -> Option<ConstValue> {
 #[derive(Clone, Debug)]
 pub struct TrainPrograms {
     pub model_name: String,
-    /// Trainable parameters, in order: the first inputs and outputs of `train_step`.
+    /// The model's parameters, in order (trained, frozen and buffers, as
+    /// `ParamSpec` says): the first inputs and outputs of `train_step`.
     pub params: Vec<ParamSpec>,
     /// The optimizer, or the parameter groups' optimizers (for the summary).
     pub optimizer: String,
@@ -692,9 +693,11 @@ pub struct Accumulation {
     /// (then the key, with `keys.train`).
     /// Outputs: accumulators + this micro-batch's gradients, loss, then
     /// `training_step`'s logged values (`train_logs` without `grad_norm`).
-    /// A buffer's accumulator is its current value instead (the trainer
-    /// starts it at the buffer's value; the step reads the buffer there and
-    /// outputs what it assigned), which `apply_step` makes the new buffer.
+    /// The accumulator of a parameter the optimizer does not update (a
+    /// buffer, a frozen parameter) is its current value instead (the trainer
+    /// starts it at that value; the step reads it there and outputs what a
+    /// buffer was assigned, or the value unchanged), which `apply_step`
+    /// makes the new value.
     pub grad_step: Func,
     /// Inputs: params, states (param-major), step (f32, 1-based),
     /// accumulators, n (f32 scalar: the micro-batches they sum). Divides
@@ -878,10 +881,12 @@ pub fn lower_training_with(
     crate::ir::verify::assert_valid(&train_step, "lower (train step)");
 
     // 5b. Accumulation (`accumulate_grad_batches = k > 1`): the same step split in two programs.
-    // A buffer's accumulator slot carries its latest value through the
+    // The accumulator slot of a parameter the optimizer does not update (a
+    // buffer, a frozen parameter) carries its latest value through the
     // window instead of a gradient sum: the trainer starts it at the
-    // buffer's value, each micro-batch reads it from there and writes
-    // what it assigned, and `apply_step` takes it as the new buffer.
+    // value, each micro-batch reads it from there and writes what it
+    // assigned (or the value unchanged), and `apply_step` takes it as the
+    // new value.
     let accumulation = if settings.accumulate > 1 {
         // grad_step(params, accumulators, x, y) -> (accumulators + gradients, loss, logs...)
         let mut types = param_tys.clone();

@@ -29,7 +29,7 @@ pub(super) struct Probed {
     pub params: Vec<ParamSpec>,
     /// Which optimizer updates each parameter.
     pub plan: Plan,
-    /// The optimizers for the run's summary (`Plan::describe`).
+    /// The optimizers for the run's summary (`param_groups::plan`'s).
     pub description: String,
 }
 
@@ -117,7 +117,12 @@ pub(super) fn bad_signature(method: &ast::FnDecl) -> Option<Diagnostic> {
     };
     let (batch, _) = batch_params(method);
     let d = Diagnostic::error(Code::BadSection, format!("`{name}` must take {usage}"));
-    let keyish = |name: &str| ["key", "rng", "seed", "rand", "prng"].iter().any(|k| name.to_lowercase().contains(k));
+    // Names of random keys elsewhere (JAX's `rng`, `prng_key`, ...): whole
+    // names, so `keypoints` or `seeds_mask` are targets as written.
+    let keyish = |name: &str| {
+        ["rng", "rngs", "seed", "prng", "prng_key", "rng_key", "keys", "subkey", "random_key"]
+            .contains(&name.to_lowercase().as_str())
+    };
     // `key` anywhere but last would take the batch's inputs or targets.
     if let Some(key) = batch.iter().find(|p| p.name.name == KEY_PARAM) {
         return Some(
@@ -142,7 +147,8 @@ pub(super) fn bad_signature(method: &ast::FnDecl) -> Option<Diagnostic> {
     // random key under another name (`rng`), which must be named `key`.
     if let Some(&extra) = batch.last().filter(|_| allowed.contains(&(batch.len() - 1))) {
         let name = extra.name.name.as_str();
-        let help = if keyish(name) || name.to_lowercase().contains("gen") {
+        let lower = name.to_lowercase();
+        let help = if ["key", "rng", "seed", "rand", "prng", "gen"].iter().any(|k| lower.contains(k)) {
             format!("the trainer passes its random key to a parameter named `key`: rename `{name}` to `key`")
         } else {
             format!("remove `{name}` (a parameter for the trainer's random key must be named `key`)")
@@ -162,8 +168,13 @@ pub fn check_trained_model(prog: &Program, trainer: Option<&Section>) -> Vec<Dia
     };
     let decl = prog.model_decl(m.module, m.item);
     let log_lr = super::gradients::grad_settings(trainer).is_ok_and(|s| s.log_lr);
+    // The learning rates' log names (`lr`, `lr/pgK` with parameter groups).
+    let mut lr_logs = vec![super::gradients::LR_LOG.to_string()];
     let mut diags = match probe(prog, m.module, m.item, &m.cfg_args) {
-        Ok(probed) => super::entry::check_optimizer_update(prog, &probed, log_lr),
+        Ok(probed) => {
+            lr_logs = probed.plan.optimizers.iter().map(|o| o.lr_log.clone()).collect();
+            super::entry::check_optimizer_update(prog, &probed, log_lr)
+        }
         Err(d) => d,
     };
     if !decl.methods.iter().any(|f| f.name.name == "training_step") {
@@ -177,7 +188,8 @@ pub fn check_trained_model(prog: &Program, trainer: Option<&Section>) -> Vec<Dia
         (super::gradients::grad_settings(trainer), decl.methods.iter().find(|f| f.name.name == "training_step"))
     {
         let logged = literal_logs(&step.body);
-        for (on, log, setting) in super::gradients::added_logs(&settings, &[super::gradients::LR_LOG]) {
+        let lr_logs: Vec<&str> = lr_logs.iter().map(String::as_str).collect();
+        for (on, log, setting) in super::gradients::added_logs(&settings, &lr_logs) {
             if let Some((name, span)) = logged.iter().find(|(n, _)| on && n == log) {
                 diags.push(super::gradients::log_clash(name, setting, *span, "logged here"));
             }

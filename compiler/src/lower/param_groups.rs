@@ -11,7 +11,8 @@
 //! PyTorch's parameter groups and `requires_grad = False`, optax's
 //! `multi_transform` with `set_to_zero`. A part is a submodule of the
 //! trained model (its path), a list field (its path: the members), or a
-//! string: a parameter's path or a path prefix. A parameter takes the
+//! string: a parameter's path or the path of a part holding it (`"enc"`
+//! holds `enc.w`, not `encoder.w`). A parameter takes the
 //! group of the most specific part that contains it (the longest path),
 //! else the default. Frozen parameters get
 //! no gradient at all: the clipping norm, `grad_norm` and the finiteness
@@ -50,7 +51,8 @@ pub struct Group {
 /// A part of the model a group names.
 #[derive(Clone, Debug)]
 pub struct Part {
-    /// A parameter's path or a path prefix ("" is the whole model).
+    /// A parameter's path or the path of a part that holds parameters ("" is
+    /// the whole model).
     pub path: String,
     /// The instance it was given as (`self.encoder`), to check that it is
     /// the trained model's and not one made on the spot.
@@ -217,7 +219,7 @@ pub(super) fn plan(
     let groups = match returned {
         Val::Optimizer(o) => {
             let name = o.name.clone();
-            let planned = planned(prog, o, "lr".into())?;
+            let planned = planned(prog, o, super::gradients::LR_LOG.into())?;
             let of_param = params.iter().map(|p| p.trainable.then_some(0)).collect();
             return Ok((Plan { optimizers: vec![planned], of_param }, name));
         }
@@ -346,14 +348,16 @@ pub(super) fn plan(
     // is a catch-all: with nothing left to it, it is left out.
     let takes = |group: Option<usize>| params.iter().zip(&chosen).any(|(p, c)| trained(p) && *c == group);
     let default = groups.default.as_ref().filter(|_| takes(None));
-    for (i, g) in groups.groups.iter().enumerate().filter(|(_, g)| g.optimizer.is_some()) {
-        if !takes(Some(i)) {
-            diags.push(
-                Diagnostic::error(Code::BadCall, format!("the optimizer of group {} updates no parameter", g.number))
-                    .with_label(g.span, "more specific parts take all of this group's parameters")
-                    .with_help("remove this group, or the parts that override it"),
-            );
-        }
+    for (_, g) in groups.groups.iter().enumerate().filter(|(i, _)| !parts[*i].is_empty() && !takes(Some(*i))) {
+        let what = match g.optimizer {
+            Some(_) => format!("the optimizer of group {} updates no parameter", g.number),
+            None => "these frozen parts freeze no parameter".to_string(),
+        };
+        diags.push(
+            Diagnostic::error(Code::BadCall, what)
+                .with_label(g.span, "more specific parts take all of this group's parameters")
+                .with_help("remove this group, or the parts that override it"),
+        );
     }
     if !diags.is_empty() {
         return Err(diags);
@@ -361,7 +365,7 @@ pub(super) fn plan(
     let mut optimizers = Vec::new();
     let mut opt_of_group = Vec::new();
     if let Some(o) = default {
-        optimizers.push(planned(prog, o.clone(), "lr".into())?);
+        optimizers.push(planned(prog, o.clone(), super::gradients::LR_LOG.into())?);
     }
     for g in &groups.groups {
         opt_of_group.push(match &g.optimizer {

@@ -115,5 +115,31 @@ pub fn declared_step_inputs(
     Ok(Some(inputs))
 }
 
+/// The declared batch inputs of the trained model, each with the step that
+/// declares it: `training_step`'s `x` and `y`; when it takes no targets,
+/// `y` as the first evaluation step that declares one declares it (the
+/// trainer converts the data's targets to that).
+pub fn declared_batch_inputs(
+    prog: &Program,
+    trainer: Option<&Section>,
+) -> Result<Vec<(&'static str, DeclaredInput)>, Vec<Diagnostic>> {
+    let mut inputs: Vec<(&str, DeclaredInput)> = declared_step_inputs(prog, trainer, "training_step")?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| ("training_step", i))
+        .collect();
+    if inputs.len() == 1 {
+        for step in ["validation_step", "test_step"] {
+            if let Some(y) =
+                declared_step_inputs(prog, trainer, step)?.and_then(|mut i| (i.len() == 2).then(|| i.remove(1)))
+            {
+                inputs.push((step, y));
+                break;
+            }
+        }
+    }
+    Ok(inputs)
+}
+
 #[cfg(test)]
 mod tests;

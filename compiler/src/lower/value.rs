@@ -275,7 +275,7 @@ pub struct Optimizer {
     pub hyper: Vec<(String, Val)>,
 }
 
-/// One trainable parameter of an instantiated model.
+/// One parameter of an instantiated model: trained, frozen or a buffer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamSpec {
     /// Dotted path: `l1.weight`.

@@ -544,10 +544,9 @@ impl<'a> Printer<'a> {
             }
             ExprKind::Call { callee, args } => {
                 self.expr(callee, POSTFIX);
-                if self.keeps_call_broken(args, callee.span.end as usize, e.span.end as usize) {
-                    self.args_broken(args, e.span.end as usize);
-                } else {
-                    self.args(args);
+                match self.keeps_call_broken(args, callee.span.end as usize) {
+                    Some(end) => self.args_broken(args, end),
+                    None => self.args(args),
                 }
             }
             ExprKind::Field(base, field) => {
@@ -633,25 +632,21 @@ impl<'a> Printer<'a> {
         }
     }
 
-    /// Whether a call (its arguments' source from `open`, the callee's end,
-    /// to `end`, after the `)`) is
-    /// printed one argument per line: when the source ends its arguments
-    /// with a comma (Black's "magic trailing comma": the writer asked for
-    /// it), or has comments between them, which a one-line call would move.
-    fn keeps_call_broken(&self, args: &[Arg], open: usize, end: usize) -> bool {
-        let Some(src) = &self.src else { return false };
-        let Some(last) = args.last() else { return false };
-        let after_last = last.value.span.end as usize;
-        let closing = end.saturating_sub(1);
-        let trailing_comma = src.text.get(after_last..closing).is_some_and(|t| {
-            // Only blanks and comments may follow the comma.
-            t.lines().map(|l| l.split('#').next().unwrap_or("")).collect::<String>().trim() == ","
-        });
+    /// Whether a call (its arguments' source from `open`, the callee's end)
+    /// is printed one argument per line, and then where its `)` ends: when
+    /// the source ends its arguments with a comma (Black's "magic trailing
+    /// comma": the writer asked for it), or has comments between them,
+    /// which a one-line call would move.
+    fn keeps_call_broken(&self, args: &[Arg], open: usize) -> Option<usize> {
+        let src = self.src.as_ref()?;
+        // The call's own `)` (its span may take in parentheses around it).
+        let after = args.last().map_or(open, |a| a.value.span.end as usize);
+        let (close, trailing_comma) = call_close(src.text, after, args.is_empty())?;
         let between = |c: usize| {
-            c >= open && c < closing && !args.iter().any(|a| (arg_start(a)..a.value.span.end as usize).contains(&c))
+            c >= open && c < close && !args.iter().any(|a| (arg_start(a)..a.value.span.end as usize).contains(&c))
         };
-        trailing_comma
-            || src.comments[src.next..].iter().take_while(|(c, _, _)| *c < closing).any(|(c, _, _)| between(*c))
+        let comments = src.comments[src.next..].iter().take_while(|(c, _, _)| *c < close).any(|(c, _, _)| between(*c));
+        (trailing_comma || comments).then_some(close + 1)
     }
 
     /// `(\n    a,\n    k = v,\n)`: one argument per line, each followed by a
@@ -692,6 +687,28 @@ impl<'a> Printer<'a> {
         }
         self.w(")");
     }
+}
+
+/// The offset of a call's `)` in `text`, scanning from `after` (its last
+/// argument's end, or the callee's end when it has none) over blanks,
+/// comments and one comma; and whether that comma was there.
+fn call_close(text: &str, after: usize, empty: bool) -> Option<(usize, bool)> {
+    let mut comma = false;
+    let mut opened = !empty;
+    let mut i = after;
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        match bytes[i] {
+            b'(' if !opened => opened = true,
+            b')' if opened => return Some((i, comma)),
+            b',' if opened && !comma && !empty => comma = true,
+            b'#' => i = text[i..].find('\n').map_or(bytes.len(), |n| i + n),
+            b if b.is_ascii_whitespace() => {}
+            _ => return None,
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Where an argument starts in the source: its keyword, else its value.
