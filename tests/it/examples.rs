@@ -126,9 +126,13 @@ fn interpreter_and_jit_train_the_same_model() {
     }
 }
 
-/// A fresh directory under the target dir (no temp-dir crate needed).
+/// A fresh directory under the target dir (no temp-dir crate needed), or
+/// under the system's temp dir where that is not writable (the prebuilt
+/// test binary on the GPU machine).
 pub fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = if std::fs::create_dir_all(target).is_ok() { target.to_path_buf() } else { std::env::temp_dir() };
+    let dir = base.join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

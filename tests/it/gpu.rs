@@ -1060,3 +1060,36 @@ fn gpu_out_of_memory_is_a_clear_error_and_the_process_goes_on() {
     let x = Tensor::f32(&[4], vec![0.0, 1.0, -1.0, 2.0]);
     assert_eq!(gpu_run(&small, &[x.clone()]).len(), 1, "the process is usable after the failure");
 }
+
+/// Parameter groups on the GPU: a whole run of `param_groups.rs`'s model
+/// (Adam for the head, SGD for a batch norm whose running statistics are
+/// buffers, a frozen first layer; uneven state counts, held parameters,
+/// gradient accumulation) against the same run on the CPU, within the
+/// digits step's tolerance; frozen parameters bitwise their initial values.
+#[test]
+fn gpu_runs_with_parameter_groups_match_the_cpu() {
+    if !gpu() {
+        return;
+    }
+    let path = crate::param_groups::run_model("gpu-param-groups");
+    let text = crate::param_groups::RUN_MODEL;
+    let run = |backend: Backend, logs: &str| {
+        let overrides = vec![format!("trainer.default_root_dir={}", crate::examples::tempdir(logs).display())];
+        let opts = trainer::FitOptions { overrides, backend, ..Default::default() };
+        trainer::fit(&path, text, &opts).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (cpu, cuda) = (run(Backend::Cpu, "gpu-param-groups-cpu"), run(Backend::Cuda, "gpu-param-groups-cuda"));
+    assert_eq!(cpu.steps, cuda.steps);
+    let specs: Vec<compiler::lower::ParamSpec> = cpu.params.iter().map(|(p, _)| p.clone()).collect();
+    let init = trainer::fit::init_params(&specs, 11);
+    for (((spec, c), (_, g)), start) in cpu.params.iter().zip(&cuda.params).zip(&init) {
+        if spec.frozen {
+            assert_eq!(g.to_f64_vec(), start.to_f64_vec(), "{} is frozen but moved on the GPU", spec.path);
+        }
+        for (i, (p, q)) in c.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {
+            assert!((p - q).abs() <= 1e-4 * (1.0 + p.abs()), "{}[{i}]: cpu {p} vs gpu {q}", spec.path);
+        }
+    }
+    let names = |s: &trainer::FitSummary| s.states.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&cpu), names(&cuda));
+}

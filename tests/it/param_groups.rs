@@ -126,7 +126,7 @@ fn one_step_updates_each_group_by_its_optimizer_and_leaves_frozen_alone() {
 /// A batch norm (its affine part in an SGD group, its statistics buffers),
 /// a frozen first layer, and the rest (the head) by Adam: the two specific
 /// parts override the whole model's group. With gradient accumulation.
-const RUN_MODEL: &str = r#"
+pub const RUN_MODEL: &str = r#"
 use nn.{Linear, BatchNorm1d, relu}
 use losses.cross_entropy
 use optim.{adam, sgd}
@@ -141,14 +141,21 @@ data = csv("rows.csv") { batch_size = 4; val_split = 0 }
 trainer { max_epochs = 3; seed = 11; accumulate_grad_batches = 2 }
 "#;
 
-#[test]
-fn frozen_parameters_stay_at_their_initial_values_and_runs_resume_bitwise() {
-    let dir = tempdir("param-groups-fit");
+/// Writes `RUN_MODEL` and its 20 rows into a fresh directory named `name`;
+/// returns the model's path.
+pub fn run_model(name: &str) -> std::path::PathBuf {
+    let dir = tempdir(name);
     let rows: String =
         (0..20).map(|i| format!("{},{},{}\n", (i % 7) as f64 / 4.0 - 0.5, (i * 3 % 5) as f64 / 2.0, i % 3)).collect();
     std::fs::write(dir.join("rows.csv"), rows).unwrap();
     let path = dir.join("net.jl");
     std::fs::write(&path, RUN_MODEL).unwrap();
+    path
+}
+
+#[test]
+fn frozen_parameters_stay_at_their_initial_values_and_runs_resume_bitwise() {
+    let path = run_model("param-groups-fit");
     let full = fit(&path, RUN_MODEL, &tempdir("param-groups-full"), &[], None);
     assert_eq!(full.steps, 9, "5 batches an epoch in windows of 2: 3 optimizer steps");
     let specs: Vec<compiler::lower::ParamSpec> = full.params.iter().map(|(p, _)| p.clone()).collect();
