@@ -1139,7 +1139,13 @@ impl<'a> Update<'a> {
         // `grads` holds the trainable parameters' gradients, in order.
         let mut grads = grads.iter();
         for (i, p) in self.params.iter().enumerate() {
-            let Some(k) = self.plan.of_param[i].filter(|_| p.trainable) else {
+            debug_assert_eq!(
+                p.trainable,
+                self.plan.of_param[i].is_some(),
+                "{}: trained iff it has an optimizer",
+                p.path
+            );
+            let Some(k) = self.plan.of_param[i] else {
                 // A buffer (the caller puts in what the step assigned) or a
                 // frozen parameter: kept, and it has no states.
                 new_params.push(ValueId(i as u32));
