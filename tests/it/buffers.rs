@@ -86,7 +86,7 @@ fn batch_norm_running_statistics_match_an_f64_simulation_and_resume_bitwise() {
         assert!((var[f] - want_var[f]).abs() <= 1e-5 * want_var[f].abs().max(1.0), "{var:?} vs {want_var:?}");
     }
     // The buffers are marked, the trained scale moved, and the summary says which is which.
-    let trainable: Vec<(&str, bool)> = full.params.iter().map(|(p, _)| (p.path.as_str(), p.trainable)).collect();
+    let trainable: Vec<(&str, bool)> = full.params.iter().map(|(p, _)| (p.path.as_str(), p.trainable())).collect();
     assert!(trainable.contains(&("bn.running_mean", false)) && trainable.contains(&("bn.weight", true)));
     assert!(param(&full, "bn.weight").to_f64_vec().iter().any(|w| (w - 1.0).abs() > 1e-4), "bn.weight was not trained");
 

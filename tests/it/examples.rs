@@ -47,7 +47,7 @@ fn batch_norm_cnn_example_learns_and_evaluates_from_its_checkpoint() {
     let acc = metric(&summary, "val_acc");
     assert!(acc >= 0.95, "val_acc = {acc}");
     let buffers: Vec<&str> =
-        summary.params.iter().filter(|(p, _)| !p.trainable).map(|(p, _)| p.path.as_str()).collect();
+        summary.params.iter().filter(|(p, _)| !p.trainable()).map(|(p, _)| p.path.as_str()).collect();
     assert_eq!(buffers.len(), 6, "{buffers:?}");
     let ckpt = summary.last_checkpoint.as_ref().unwrap();
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_jlc"))

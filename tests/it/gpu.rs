@@ -1083,7 +1083,7 @@ fn gpu_runs_with_parameter_groups_match_the_cpu() {
     let specs: Vec<compiler::lower::ParamSpec> = cpu.params.iter().map(|(p, _)| p.clone()).collect();
     let init = trainer::fit::init_params(&specs, 11);
     for (((spec, c), (_, g)), start) in cpu.params.iter().zip(&cuda.params).zip(&init) {
-        if spec.frozen {
+        if spec.kind == compiler::lower::ParamKind::Frozen {
             assert_eq!(g.to_f64_vec(), start.to_f64_vec(), "{} is frozen but moved on the GPU", spec.path);
         }
         for (i, (p, q)) in c.to_f64_vec().iter().zip(g.to_f64_vec()).enumerate() {

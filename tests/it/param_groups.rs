@@ -8,6 +8,7 @@
 use crate::checkpoints::{bits, fit};
 use crate::examples::tempdir;
 use compiler::ir::{interp, DType, Tensor, Type};
+use compiler::lower::ParamKind;
 
 /// `a` by the default Adam, `s` by SGD with momentum on a schedule, `b`
 /// frozen. Loss: mean((tanh(x @ a + b) * s - y)^2).
@@ -78,9 +79,8 @@ fn one_step_updates_each_group_by_its_optimizer_and_leaves_frozen_alone() {
     assert_eq!(progs.param_states, [2, 0, 1], "adam: m, v; frozen: none; sgd with momentum: v");
     let logs: Vec<&str> = progs.train_logs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(logs, ["grad_norm", "lr", "lr/pg1"]);
-    let frozen: Vec<(&str, bool, bool)> =
-        progs.params.iter().map(|p| (p.path.as_str(), p.trainable, p.frozen)).collect();
-    assert_eq!(frozen, [("a", true, false), ("b", false, true), ("s", true, false)]);
+    let kinds: Vec<(&str, ParamKind)> = progs.params.iter().map(|p| (p.path.as_str(), p.kind)).collect();
+    assert_eq!(kinds, [("a", ParamKind::Trained), ("b", ParamKind::Frozen), ("s", ParamKind::Trained)]);
 
     // Values that are exact in f32, so the oracle starts where the step does.
     let p: [Vec<f64>; 3] = [vec![0.25, -0.5, 0.75, 0.125, -0.375, 0.5], vec![0.0625, -0.125], vec![1.25, -0.75]];
@@ -164,7 +164,7 @@ fn frozen_parameters_stay_at_their_initial_values_and_runs_resume_bitwise() {
         let moved = bits(got) != bits(start);
         let want_moved = !spec.path.starts_with("l1.");
         assert_eq!(moved, want_moved, "{}: moved {moved}", spec.path);
-        assert_eq!(spec.frozen, spec.path.starts_with("l1."), "{}", spec.path);
+        assert_eq!(spec.kind == ParamKind::Frozen, spec.path.starts_with("l1."), "{}", spec.path);
     }
     let states: Vec<&str> = full.states.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(

@@ -1077,8 +1077,7 @@ fn variance_scaling_initializers_have_their_variances() {
         path: "w".into(),
         ty: compiler::ir::Type::new(DType::F32, dims),
         init,
-        trainable: true,
-        frozen: false,
+        kind: compiler::lower::ParamKind::Trained,
     };
     for (init, dims, want) in [
         (Init::GlorotUniform, vec![256, 512], 2.0 / (256.0 + 512.0)),

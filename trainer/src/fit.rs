@@ -24,7 +24,7 @@ use crate::saver::{Position, Saver};
 use crate::setup::{self, Stage};
 use compiler::ir::{Tensor, Type};
 use compiler::lower::gradients::{ClipAlgorithm, GRAD_CHECK};
-use compiler::lower::{Init, ParamSpec, TrainPrograms};
+use compiler::lower::{Init, ParamKind, ParamSpec, TrainPrograms};
 use indicatif::{ProgressBar, ProgressStyle};
 use runtime::{Backend, Executable, Fresh};
 use std::path::{Path, PathBuf};
@@ -795,7 +795,7 @@ fn fit_prepared<'scope, 'env>(
                         .params
                         .iter()
                         .zip(&params)
-                        .map(|(p, value)| if p.trainable { Tensor::zeros(&p.ty) } else { value.clone() })
+                        .map(|(p, value)| if p.trainable() { Tensor::zeros(&p.ty) } else { value.clone() })
                         .collect();
                     let (mut w_loss, mut w_logs) = (0.0, vec![0.0; *n_grad_logs]);
                     for mb in b..end {
@@ -1447,7 +1447,7 @@ fn load_for_resume(
     // Checkpoints written before buffers lost their optimizer states
     // (2026-11-29) hold unused all-zero ones: not a mismatch.
     let buffers: Vec<&str> =
-        progs.params.iter().filter(|p| !p.trainable && !p.frozen).map(|p| p.path.as_str()).collect();
+        progs.params.iter().filter(|p| p.kind == ParamKind::Buffer).map(|p| p.path.as_str()).collect();
     ck.drop_states_of(&buffers);
     let stored_states = ck.tensors.iter().filter(|(n, _)| checkpoint::state_of(n).is_some()).count();
     let mut params = ck.take_strict(&name, run.names).map_err(|e| {
@@ -1586,10 +1586,10 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<Tensor> {
 
 /// How the summary marks a parameter: trained, frozen or a buffer.
 fn param_kind(p: &compiler::lower::value::ParamSpec) -> &'static str {
-    match (p.trainable, p.frozen) {
-        (true, _) => "",
-        (false, true) => " (frozen)",
-        (false, false) => " (buffer)",
+    match p.kind {
+        ParamKind::Trained => "",
+        ParamKind::Frozen => " (frozen)",
+        ParamKind::Buffer => " (buffer)",
     }
 }
 

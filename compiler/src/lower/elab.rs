@@ -665,8 +665,11 @@ impl<'p> Elaborator<'p> {
                         path: field_path.clone(),
                         ty: ir_ty,
                         init,
-                        trainable,
-                        frozen: false,
+                        kind: if trainable {
+                            super::value::ParamKind::Trained
+                        } else {
+                            super::value::ParamKind::Buffer
+                        },
                     });
                     if !trainable {
                         buffers.insert(field.name.name.clone());

@@ -814,7 +814,7 @@ pub fn lower_training_with(
 
     // 4. Differentiate with respect to the trainable parameters only (not
     // the buffers, the frozen parameters, nor the data).
-    let trainable: Vec<usize> = (0..n_params).filter(|&i| params[i].trainable).collect();
+    let trainable: Vec<usize> = (0..n_params).filter(|&i| params[i].trainable()).collect();
     // For each parameter, which of the step's assigned outputs (a buffer's new value) is its.
     let assigned_slot: Vec<Option<usize>> =
         params.iter().map(|p| assigned.iter().position(|path| path == &p.path)).collect();
@@ -899,14 +899,14 @@ pub fn lower_training_with(
         let mut b = Builder::new("grad_step", &types);
         let acc = |i: usize| ValueId((n_params + i) as u32);
         let mut grad_args: Vec<ValueId> =
-            (0..n_params).map(|i| if params[i].trainable { b.param(i) } else { acc(i) }).collect();
+            (0..n_params).map(|i| if params[i].trainable() { b.param(i) } else { acc(i) }).collect();
         grad_args.extend((0..2 + usize::from(train_key)).map(|j| b.param(2 * n_params + j)));
         let outs = inline(&mut b, &grad, &grad_args);
         let assigned_values = &outs[1 + n_logs..1 + n_logs + n_assigned];
         let mut grads = outs[1 + n_logs + n_assigned..].iter();
         let mut outputs = Vec::with_capacity(n_params + 1 + n_logs);
         for (i, p) in params.iter().enumerate() {
-            let value = if p.trainable {
+            let value = if p.trainable() {
                 b.add(acc(i), *grads.next().expect("one gradient per trainable parameter"))
             } else {
                 assigned_slot[i].map_or(acc(i), |k| assigned_values[k])
@@ -927,7 +927,7 @@ pub fn lower_training_with(
         let n = b.param(base + n_params);
         // The mean gradient of the window: the gradient of its mean loss.
         let grads: Vec<ValueId> = (0..n_params)
-            .filter(|&i| params[i].trainable)
+            .filter(|&i| params[i].trainable())
             .map(|i| {
                 let acc = b.param(base + i);
                 let ty = b.ty(acc).clone();
@@ -942,7 +942,7 @@ pub fn lower_training_with(
         let (mut outputs, new_states) = update.append(&mut el, &g.grads, step_id, &hyper)?;
         // A buffer's accumulator holds its value after the window (a frozen
         // parameter's, its unchanged value).
-        for (i, p) in params.iter().enumerate().filter(|(_, p)| !p.trainable) {
+        for (i, p) in params.iter().enumerate().filter(|(_, p)| !p.trainable()) {
             outputs[i] = ValueId((base + i) as u32);
             debug_assert_eq!(el.b().ty(outputs[i]), &p.ty);
         }
@@ -1009,7 +1009,7 @@ pub(super) fn check_optimizer_update(
     let mut el = Elaborator::new(prog, Some(Builder::new("optimizer_update", &types)));
     let step_id = ValueId((n_params + update.n_states()) as u32);
     let grads: Vec<ValueId> =
-        (0..n_params).filter(|&i| params[i].trainable).map(|i| ValueId(step_id.0 + 1 + i as u32)).collect();
+        (0..n_params).filter(|&i| params[i].trainable()).map(|i| ValueId(step_id.0 + 1 + i as u32)).collect();
     let hyper = update.hyper_at(&mut el, step_id);
     if let Err(diags) = update.append(&mut el, &grads, step_id, &hyper) {
         return diags;
@@ -1140,7 +1140,7 @@ impl<'a> Update<'a> {
         let mut grads = grads.iter();
         for (i, p) in self.params.iter().enumerate() {
             debug_assert_eq!(
-                p.trainable,
+                p.trainable(),
                 self.plan.of_param[i].is_some(),
                 "{}: trained iff it has an optimizer",
                 p.path

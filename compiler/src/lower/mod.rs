@@ -54,7 +54,7 @@ pub use hook::{lower_on_train_end, ArtifactSpec, HookProgram};
 pub use predict::{lower_predict, PredictProgram};
 pub use program::{load, load_with, Program, ReadFile};
 pub use step_inputs::{declared_batch_inputs, declared_step_inputs, DeclaredInput, KEY_PARAM};
-pub use value::{Init, ParamSpec};
+pub use value::{Init, ParamKind, ParamSpec};
 
 #[cfg(test)]
 mod stdlib_numerics;

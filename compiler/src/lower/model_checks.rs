@@ -24,7 +24,7 @@ use crate::syntax::visit::{walk_expr, Visit};
 
 /// The trained model's parameters and optimizers, from a dry instantiation.
 pub(super) struct Probed {
-    /// With `trainable = false, frozen = true` for the parameters
+    /// With `ParamKind::Frozen` for the parameters
     /// `param_groups` freezes.
     pub params: Vec<ParamSpec>,
     /// Which optimizer updates each parameter.
@@ -65,7 +65,7 @@ pub(super) fn probe(
     }
     let Val::Model(inst) = inst else { return Err(dedup(probe.diags)) };
     let params = probe.param_specs.clone();
-    if !params.iter().any(|p| p.trainable) {
+    if !params.iter().any(|p| p.trainable()) {
         let only_buffers = if params.is_empty() { "" } else { " (only buffers, which are not trained)" };
         return Err(vec![Diagnostic::error(
             Code::BadSection,

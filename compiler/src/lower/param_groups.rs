@@ -205,8 +205,8 @@ fn contains(part: &str, path: &str) -> bool {
 }
 
 /// What `configure_optimizers` returned, applied to the parameters of the
-/// trained model `root`: sets `trainable = false, frozen = true` on the
-/// frozen ones. Returns the plan and its description for the summary.
+/// trained model `root`: makes the frozen ones `ParamKind::Frozen`. Returns
+/// the plan and its description for the summary.
 /// `span` is where `configure_optimizers` returned it.
 pub(super) fn plan(
     prog: &Program,
@@ -220,7 +220,7 @@ pub(super) fn plan(
         Val::Optimizer(o) => {
             let name = o.name.clone();
             let planned = planned(prog, o, super::gradients::LR_LOG.into())?;
-            let of_param = params.iter().map(|p| p.trainable.then_some(0)).collect();
+            let of_param = params.iter().map(|p| p.trainable().then_some(0)).collect();
             return Ok((Plan { optimizers: vec![planned], of_param }, name));
         }
         Val::ParamGroups(g) => (*g).clone(),
@@ -293,7 +293,7 @@ pub(super) fn plan(
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
                 diags.push(d);
-            } else if matched.iter().all(|p| !p.trainable) {
+            } else if matched.iter().all(|p| !p.trainable()) {
                 diags.push(
                     Diagnostic::error(
                         Code::BadCall,
@@ -325,7 +325,7 @@ pub(super) fn plan(
             best.map(|(i, _)| i)
         })
         .collect();
-    let trained = |p: &ParamSpec| p.trainable;
+    let trained = |p: &ParamSpec| p.trainable();
     let orphans: Vec<String> = params
         .iter()
         .zip(&chosen)
@@ -379,13 +379,12 @@ pub(super) fn plan(
     let mut of_param = Vec::with_capacity(params.len());
     for (p, c) in params.iter_mut().zip(&chosen) {
         let opt = match c {
-            _ if !p.trainable => None,
+            _ if !p.trainable() => None,
             Some(i) => opt_of_group[*i],
             None => Some(0),
         };
-        if p.trainable && opt.is_none() {
-            p.trainable = false;
-            p.frozen = true;
+        if p.trainable() && opt.is_none() {
+            p.kind = super::value::ParamKind::Frozen;
         }
         of_param.push(opt);
     }

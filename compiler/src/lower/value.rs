@@ -282,14 +282,28 @@ pub struct ParamSpec {
     pub path: String,
     pub ty: crate::ir::Type,
     pub init: Init,
-    /// False for a buffer (`running_mean: f32[C] = buffer(zeros())`): state
-    /// the optimizer never touches, changed only by `assign` in a
-    /// training step, saved and restored with the parameters.
-    pub trainable: bool,
-    /// True for a parameter `param_groups(..., frozen = ...)` leaves out of
-    /// training (then `trainable` is false too): unlike a buffer, nothing
-    /// changes it.
-    pub frozen: bool,
+    pub kind: ParamKind,
+}
+
+/// What changes a parameter while training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// Its optimizer, from its gradient.
+    Trained,
+    /// Nothing: `param_groups(..., frozen = ...)` leaves it out of training
+    /// (no gradient, no optimizer state).
+    Frozen,
+    /// `assign` in a training step (`running_mean: f32[C] =
+    /// buffer(zeros())`): state the optimizer never touches, saved and
+    /// restored with the parameters.
+    Buffer,
+}
+
+impl ParamSpec {
+    /// Whether the optimizer updates it (it gets a gradient).
+    pub fn trainable(&self) -> bool {
+        self.kind == ParamKind::Trained
+    }
 }
 
 #[derive(Debug)]
