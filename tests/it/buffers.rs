@@ -321,3 +321,24 @@ fn resuming_ignores_the_optimizer_states_old_checkpoints_kept_for_buffers() {
         assert_eq!(bits(a), bits(b), "{} differs after resuming", spec.path);
     }
 }
+
+/// `buffer(init = ones())`: the initializer by its name, as by position.
+#[test]
+fn a_buffer_takes_its_initializer_by_name_too() {
+    let src = "use optim.sgd\n\nmodel Net {\n    w: f32[2]\n    seen: f32[1] = buffer(init = ones())\n\n\
+               \x20   fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 {\n\
+               \x20       assign(self, seen = self.seen + 1.0)\n        mean(x @ self.w)\n    }\n\n\
+               \x20   fn configure_optimizers(self) = sgd()\n}\n\ntrainer {\n    max_epochs = 1\n}\n";
+    let (diags, _) = jaxlightning::check_source("net.jl", src);
+    assert!(diags.is_empty(), "{diags:?}");
+    let (prog, _) = compiler::lower::load("net.jl", src);
+    let sections = compiler::lower::training_sections(&prog).unwrap();
+    let (x, y) = (Type::new(DType::F32, &[4, 2]), Type::new(DType::I32, &[4]));
+    let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &x, &y, &Default::default())
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    let seen = &progs.params[1];
+    assert_eq!(
+        (seen.path.as_str(), seen.kind, &seen.init),
+        ("seen", compiler::lower::ParamKind::Buffer, &compiler::lower::Init::Ones)
+    );
+}

@@ -477,3 +477,26 @@ fn a_score_monitored_for_its_minimum_gets_a_note() {
     let err = run(&["trainer.checkpoint_monitor=val_loss"]);
     assert!(!err.contains("note: checkpoint_monitor"), "{err}");
 }
+
+/// `jlc run` refuses a step method's wrong signature as `jlc check` does,
+/// also for a method the run never compiles (`predict_step`).
+#[test]
+fn run_refuses_a_wrong_predict_step_signature_like_check() {
+    let text = "use nn.Linear\nuse losses.cross_entropy\nuse optim.adam\n\nmodel Net {\n    l: Linear(2, 2)\n\n\
+                \x20   fn training_step(self, x: f32[B, 2], y: i32[B]) -> f32 = cross_entropy(self.l(x), y)\n\n\
+                \x20   fn predict_step(self, x, y) = self.l(x)\n\n\
+                \x20   fn configure_optimizers(self) = adam(lr = 1e-2)\n}\n\n\
+                data = synthetic(\"moons\", n = 64) {\n    batch_size = 16\n}\n\ntrainer {\n    max_epochs = 1\n}\n";
+    let want = "`predict_step` must take (self, x) or (self, x, key)";
+    let (diags, _) = jaxlightning::check_source("net.jl", text);
+    assert!(diags.iter().any(|d| d.message.contains(want)), "{diags:?}");
+    let opts = trainer::FitOptions {
+        overrides: vec![format!(
+            "trainer.default_root_dir={}",
+            crate::examples::tempdir("predict-signature").display()
+        )],
+        ..Default::default()
+    };
+    let err = trainer::fit(std::path::Path::new("net.jl"), text, &opts).err().expect("refused").to_string();
+    assert!(err.contains(want), "{err}");
+}

@@ -1811,7 +1811,7 @@ fn buffer_init(e: &ast::Expr) -> Option<Option<&ast::Expr>> {
         ExprKind::Call { callee, args } if matches!(&callee.kind, ExprKind::Name(n) if n == "buffer") => {
             match args.as_slice() {
                 [] => Some(None),
-                [a] if a.name.is_none() => Some(Some(&a.value)),
+                [a] if a.name.as_ref().is_none_or(|n| n.name == "init") => Some(Some(&a.value)),
                 // Reported by the builtin `buffer` when evaluated.
                 _ => None,
             }

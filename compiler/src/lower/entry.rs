@@ -784,6 +784,12 @@ pub fn lower_training_with(
     let model_setting = trainer.and_then(|t| t.entries.iter().find(|e| e.key == "model"));
     let (module, item, cfg) = find_model(prog, model_setting).map_err(|d| vec![d])?;
     let decl = prog.model_decl(module, item);
+    // Every step method's and hook's signature, also of those this run does
+    // not compile (`predict_step`), as `jlc check` reports them.
+    let signatures: Vec<Diagnostic> = decl.methods.iter().filter_map(super::model_checks::bad_signature).collect();
+    if !signatures.is_empty() {
+        return Err(signatures);
+    }
     let cfg_args: Vec<CallArg> = cfg
         .iter()
         .map(|(n, v)| CallArg {
