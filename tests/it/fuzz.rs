@@ -664,3 +664,16 @@ fn mutated_npy_npz_and_safetensors_inputs_never_panic_and_truncations_are_detect
         );
     }
 }
+
+/// Generated program 46795 (found by `generated_programs_never_panic_the_checker`
+/// with a larger budget): a written dim of `450 * N * b` with `N` near
+/// `i64::MAX` overflowed the product of known factors. It is an error now,
+/// not a panic.
+#[test]
+fn a_huge_written_dim_does_not_overflow_the_checker() {
+    let text = "const N = 9223372036854775807\n\nfn relu(logits: int[450 * N * b] = 0.1) {\n    _t\n}\n";
+    let res =
+        jaxlightning::with_big_stack(|| catch_unwind(AssertUnwindSafe(|| jaxlightning::check_source("t.jl", text))));
+    let (diags, _) = res.expect("no panic");
+    assert!(diags.iter().any(|d| d.is_error()), "{diags:?}");
+}

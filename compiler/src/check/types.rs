@@ -96,15 +96,18 @@ pub fn dim_factors(dims: &[Dim]) -> (usize, Vec<String>) {
                 }
             }
             _ => match text.parse::<usize>() {
-                Ok(n) => *known *= n,
+                // Saturating: a written dim near usize::MAX (`N * 450` with a
+                // huge const) must not overflow here; it is refused as too
+                // large where its size matters.
+                Ok(n) => *known = known.saturating_mul(n),
                 Err(_) => syms.push(text.to_string()),
             },
         }
     }
-    let (mut known, mut syms) = (1, Vec::new());
+    let (mut known, mut syms): (usize, _) = (1, Vec::new());
     for d in dims {
         match d {
-            Dim::Known(n) => known *= n,
+            Dim::Known(n) => known = known.saturating_mul(*n),
             Dim::Sym(s) => add(s, &mut known, &mut syms),
         }
     }
