@@ -166,6 +166,10 @@ fn run_case(seed: u64, case: usize, text: &str, slowest: &mut Duration) {
     let start = Instant::now();
     let res = catch_unwind(AssertUnwindSafe(|| front_end(text)));
     let mut took = start.elapsed();
+    if res.is_err() {
+        // The caught panic stays quiet; this test's own failure must not.
+        QUIET.with(|q| q.set(false));
+    }
     assert!(res.is_ok(), "panic on fuzz input (seed {seed}, case {case}):\n{text:?}");
     // A shared machine can deschedule us for a while: a slow input is timed
     // twice more and judged by its fastest run.
@@ -178,6 +182,9 @@ fn run_case(seed: u64, case: usize, text: &str, slowest: &mut Duration) {
         took = took.min(again.elapsed());
     }
     *slowest = (*slowest).max(took);
+    if took >= Duration::from_secs(1) {
+        QUIET.with(|q| q.set(false));
+    }
     assert!(took < Duration::from_secs(1), "input took {took:?} (seed {seed}, case {case}):\n{text:?}");
 }
 
