@@ -195,7 +195,7 @@ fn grad_of_a_tuple_valued_transformation_is_reported() {
     let text = compiler::diagnostic::render_all(&diags, &sources, false);
     assert_eq!(diags.len(), 1, "{text}");
     assert!(
-        text.contains("differentiating needs value_and_grad(`f`) to return a float scalar, but it returns a tuple"),
+        text.contains("differentiating needs value_and_grad(`f`) to return a float scalar, but it returns (f32, f32)"),
         "{text}"
     );
 }

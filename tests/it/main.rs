@@ -27,6 +27,7 @@ mod loggers;
 mod optimizer;
 mod param_groups;
 mod progress_bar;
+mod pytrees;
 mod seed_examples;
 mod stdlib;
 mod stopping;

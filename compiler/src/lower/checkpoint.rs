@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 use super::elab::{CallArg, Elaborator, Env};
 use super::transform::{collect_ids, remap};
-use super::value::{TVal, Val};
+use super::tree;
+use super::value::Val;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{Builder, Shape, ValueId};
 use crate::span::Span;
@@ -56,15 +57,14 @@ pub fn call_checkpoint(el: &mut Elaborator, env: &mut Env, f: &Rc<Val>, args: Ve
     el.logs = saved_logs;
     el.prints = saved_prints;
 
-    let mut leaves: Vec<TVal> = Vec::new();
-    if !tensor_leaves(&out, &mut leaves) {
+    if !tree::only_tensors(&out) {
         if matches!(out, Val::Poison) {
             return Val::Poison;
         }
         let msg = format!("a checkpointed function must return tensors (or tuples of them), not {}", out.describe());
         return el.error(Diagnostic::error(Code::BadCall, msg).with_label(span, "in this call"));
     }
-    let outputs: Vec<ValueId> = leaves.iter().map(|t| t.id.expect("built")).collect();
+    let outputs: Vec<ValueId> = tree::leaf_ids(&out);
     let (body, kept) = crate::ir::scan::drop_unused_consts(&inner.finish(outputs), nc);
     crate::ir::verify::assert_valid(&body, "lower (checkpoint body)");
     let operands: Vec<ValueId> = kept.iter().map(|&k| captured[k].0).collect();
@@ -75,28 +75,7 @@ pub fn call_checkpoint(el: &mut Elaborator, env: &mut Env, f: &Rc<Val>, args: Ve
         b.reshape(v, &shape)
     });
     let ids: Vec<ValueId> = ids.by_ref().collect();
-    with_ids(&out, &mut ids.into_iter())
-}
-
-/// Pushes `v`'s tensors in order; false if `v` holds anything else.
-pub(super) fn tensor_leaves(v: &Val, out: &mut Vec<TVal>) -> bool {
-    match v {
-        Val::Tensor(t) => {
-            out.push(t.clone());
-            true
-        }
-        Val::Tuple(items) => items.iter().all(|x| tensor_leaves(x, out)),
-        _ => false,
-    }
-}
-
-/// `v` with its tensors' IR values replaced, in order, by `ids`.
-pub(super) fn with_ids(v: &Val, ids: &mut impl Iterator<Item = ValueId>) -> Val {
-    match v {
-        Val::Tensor(t) => Val::Tensor(TVal { ty: t.ty.clone(), id: Some(ids.next().expect("one value per output")) }),
-        Val::Tuple(items) => Val::Tuple(items.iter().map(|x| with_ids(x, ids)).collect()),
-        other => other.clone(),
-    }
+    tree::with_ids(&out, &mut ids.into_iter())
 }
 
 #[cfg(test)]

@@ -24,9 +24,9 @@
 use std::sync::Arc;
 
 use super::builtins::bad;
-use super::checkpoint::{tensor_leaves, with_ids};
 use super::elab::{CallArg, Elaborator, Env};
 use super::transform::{collect_ids, remap};
+use super::tree::{self, leaves, with_ids};
 use super::value::{TVal, Val};
 use crate::check::{Dim, Ty};
 use crate::diagnostic::{Code, Diagnostic};
@@ -288,10 +288,7 @@ fn captured_tensors(f: &Val) -> Vec<(String, Span)> {
     let Val::Lambda(l) = f else { return vec![] };
     // A lambda it calls counts by what that one reads. A model (`self`)
     // is left to build mode: its config values are no tensors.
-    let holds_tensors = |v: &Val| {
-        let mut out = Vec::new();
-        (tensor_leaves(v, &mut out) && !out.is_empty()) || !captured_tensors(v).is_empty()
-    };
+    let holds_tensors = |v: &Val| tree::is_tensor_tree(v) || !captured_tensors(v).is_empty();
     let captured = |name: &str| l.captured.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v);
     super::unbound_names::free_names(&l.lambda)
         .into_iter()
@@ -301,18 +298,11 @@ fn captured_tensors(f: &Val) -> Vec<(String, Span)> {
 
 /// The tensors of `v`, or an error saying `what` it must be.
 fn leaves_of(v: &Val, what: &str, span: Span) -> Result<Vec<TVal>, Diagnostic> {
-    let mut out = Vec::new();
     // `()`: no residuals.
-    match matches!(v, Val::Unit) || tensor_leaves(v, &mut out) {
-        true => Ok(out),
+    match matches!(v, Val::Unit) || tree::only_tensors(v) {
+        true => Ok(leaves(v)),
         false => Err(error(format!("{what}, not {}", v.describe()), span)),
     }
-}
-
-fn leaves(v: &Val) -> Vec<TVal> {
-    let mut out = Vec::new();
-    tensor_leaves(v, &mut out);
-    out
 }
 
 /// Same dtype and rank, and the same dims where both are known (check mode

@@ -917,7 +917,7 @@ impl<'p> Elaborator<'p> {
             }
             Val::Lambda(l) => self.call_lambda(l, args, span),
             Val::Pullback { f, primals, out } => {
-                self.transforming(span, |el| super::transform::call_pullback(el, f, primals, out, args, span))
+                self.transforming(span, |el| super::transform::call_pullback(el, f, primals, &out, args, span))
             }
             Val::Vmap { f, in_axes, axes_span, out_axes } => self.transforming(span, |el| {
                 let out = super::vmap::call_vmap(el, env, &f, &in_axes, axes_span, args, span);

@@ -17,7 +17,10 @@
 //! In check mode only the types are computed.
 
 use super::elab::{CallArg, Elaborator};
-use super::transform::{as_tensor_args, differentiated_args, float_output, function_and_wrt, lower_alone, Output};
+use super::transform::{
+    as_tree_args, differentiated_args, float_output, function_and_wrt, leaf_ranges, lower_alone, Output,
+};
+use super::tree;
 use super::value::{Callee, JacobianMode, TVal, Val};
 use crate::autodiff::inline_outputs as inline;
 use crate::check::Ty;
@@ -60,34 +63,57 @@ pub fn call_jacobian(
 ) -> Val {
     let what = mode_name(mode);
     let (fname, params) = el.callee_sig(&f);
-    let Some((wrt_idx, tensors)) = differentiated_args(el, what, &fname, &params, wrt, &args, span) else {
+    let Some((wrt_idx, trees)) = differentiated_args(el, what, &fname, &params, wrt, &args, span) else {
         return Val::Poison;
     };
     if mode == JacobianMode::Hessian {
         return hessian(el, f, wrt, args, span);
     }
     if !el.building() {
-        let out = el.call_callee(&f, as_tensor_args(&tensors, &args), span);
+        let out = el.call_callee(&f, as_tree_args(&trees, &args), span);
         let out = match float_output(&out, &fname, span, false) {
-            Ok(t) => t,
+            Ok(out) => out,
             Err(d) => return d.map_or(Val::Poison, |d| el.error(d)),
         };
-        let jacobians = wrt_idx.iter().map(|&i| TVal { ty: jacobian_ty(&out.ty, &tensors[i].ty, mode), id: None });
-        return one_or_tuple(jacobians.map(Val::Tensor).collect());
+        return arranged(&out, &wrt_idx, &trees, mode, &mut std::iter::repeat(None));
     }
-    let Some((func, out, captured, _)) = lower_alone(el, &f, &fname, &tensors, &args, span, Output::Tensor) else {
+    let Some((func, out, captured, _)) = lower_alone(el, &f, &fname, &trees, &args, span, Output::Tensor) else {
         return Val::Poison;
     };
-    let shared: Vec<ValueId> = tensors.iter().map(|t| t.id.expect("built")).chain(captured).collect();
-    let ids = match mode {
-        JacobianMode::Reverse => reverse(el.b(), &func, &wrt_idx, &shared),
-        _ => wrt_idx.iter().map(|&i| forward(el.b(), &func, i, &shared)).collect(),
-    };
-    let jacobians = wrt_idx
-        .iter()
-        .zip(ids)
-        .map(|(&i, id)| Val::Tensor(TVal { ty: jacobian_ty(&out.ty, &tensors[i].ty, mode), id: Some(id) }));
-    one_or_tuple(jacobians.collect())
+    let shared: Vec<ValueId> = trees.iter().flat_map(tree::leaf_ids).chain(captured).collect();
+    let ranges = leaf_ranges(&trees);
+    let wrt_leaves: Vec<usize> = wrt_idx.iter().flat_map(|&i| ranges[i].clone()).collect();
+    // One Jacobian per (output leaf, differentiated input leaf), in the
+    // order `arranged` places them.
+    let mut ids = Vec::new();
+    for &output in &func.outputs {
+        let one_output = Func { outputs: vec![output], ..func.clone() };
+        match mode {
+            JacobianMode::Reverse => ids.extend(reverse(el.b(), &one_output, &wrt_leaves, &shared)),
+            _ => ids.extend(wrt_leaves.iter().map(|&i| forward(el.b(), &one_output, i, &shared))),
+        }
+    }
+    arranged(&out, &wrt_idx, &trees, mode, &mut ids.into_iter().map(Some))
+}
+
+/// The Jacobians in JAX's arrangement: the output's structure outside,
+/// then one entry per `wrt` argument (the entry itself for one), then that
+/// argument's structure; each Jacobian takes its IR value from `ids`.
+fn arranged(
+    out: &Val,
+    wrt_idx: &[usize],
+    trees: &[Val],
+    mode: JacobianMode,
+    ids: &mut impl Iterator<Item = Option<ValueId>>,
+) -> Val {
+    tree::map_leaves(out, &mut |y| {
+        let per_arg = wrt_idx.iter().map(|&i| {
+            tree::map_leaves(&trees[i], &mut |x| {
+                Val::Tensor(TVal { ty: jacobian_ty(&y.ty, &x.ty, mode), id: ids.next().expect("one per pair") })
+            })
+        });
+        one_or_tuple(per_arg.collect())
+    })
 }
 
 /// `hessian(f, wrt = (a, b, ...))(args)`: `jacfwd(jacrev(f, wrt = a), wrt =

@@ -37,6 +37,7 @@ pub mod suggest;
 mod take_along_axis;
 mod tensor_ops;
 pub mod transform;
+mod tree;
 pub mod typed;
 mod unbound_names;
 mod unparsed;

@@ -174,7 +174,7 @@ pub fn call_scan(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: S
     let (finals, stacked) = results.split_at(nh);
     let carry_out =
         rebuild(&carry, &mut carry_leaves.iter().map(|t| t.ty.clone()), &mut finals.iter().map(|&v| Some(v)));
-    let ys_out = with_ids(&ys_ty, &mut stacked.iter().copied());
+    let ys_out = super::tree::with_ids(&ys_ty, &mut stacked.iter().copied());
     Val::Tuple(vec![carry_out, ys_out])
 }
 
@@ -324,15 +324,6 @@ fn stack(ys: &Val, length: &Dim, ids: &mut Option<&mut Vec<ValueId>>) -> Val {
             Val::Tensor(TVal { ty, id: None })
         }
         Val::Tuple(items) => Val::Tuple(items.iter().map(|x| stack(x, length, ids)).collect()),
-        other => other.clone(),
-    }
-}
-
-/// `v`'s tensors given the IR values of `ids`, in order.
-fn with_ids(v: &Val, ids: &mut impl Iterator<Item = ValueId>) -> Val {
-    match v {
-        Val::Tensor(t) => Val::Tensor(TVal { ty: t.ty.clone(), id: Some(ids.next().expect("one value per y")) }),
-        Val::Tuple(items) => Val::Tuple(items.iter().map(|x| with_ids(x, ids)).collect()),
         other => other.clone(),
     }
 }

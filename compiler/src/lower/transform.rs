@@ -15,10 +15,11 @@
 //!   vjp:   (f(x), pullback), pullback(ct) = (ct J)_i per primal, ct of f(x)'s type
 
 use super::elab::{CallArg, Elaborator};
+use super::tree;
 use super::value::{Callee, LambdaVal, ModelInst, TVal, Val};
 use crate::autodiff::inline_outputs as inline;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::ir::{Builder, DType, Func, ValueId};
+use crate::ir::{Builder, Func, ValueId};
 use crate::span::Span;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -109,24 +110,6 @@ fn split_aux(out: Val, name: &str, span: Span) -> Result<(Val, Val), Diagnostic>
     }
 }
 
-/// The IR values inside an auxiliary output, depth first.
-fn aux_ids(v: &Val, out: &mut Vec<ValueId>) {
-    match v {
-        Val::Tensor(t) => out.extend(t.id),
-        Val::Tuple(items) => items.iter().for_each(|x| aux_ids(x, out)),
-        _ => {}
-    }
-}
-
-/// `template` with its tensors, depth first, given the values `ids` in turn.
-fn aux_rebuilt(template: &Val, ids: &mut impl Iterator<Item = ValueId>) -> Val {
-    match template {
-        Val::Tensor(t) => Val::Tensor(TVal { ty: t.ty.clone(), id: ids.next() }),
-        Val::Tuple(items) => Val::Tuple(items.iter().map(|x| aux_rebuilt(x, ids)).collect()),
-        other => other.clone(),
-    }
-}
-
 /// `grad(f)(args)` / `value_and_grad(f)(args)`; `(with_value, has_aux)` as
 /// `Val::Grad` holds them.
 pub fn call_grad(
@@ -138,14 +121,14 @@ pub fn call_grad(
     span: Span,
 ) -> Val {
     let (fname, params) = el.callee_sig(&f);
-    let Some((wrt_idx, tensors)) = differentiated_args(el, "grad", &fname, &params, wrt, &args, span) else {
+    let Some((wrt_idx, trees)) = differentiated_args(el, "grad", &fname, &params, wrt, &args, span) else {
         return Val::Poison;
     };
     if !el.building() {
         // Check mode: check the function on these types; the gradients have the inputs' types.
-        // It gets the arguments as tensors, as `lower_alone` gives them when building
+        // It gets the arguments as trees of tensors, as `lower_alone` gives them when building
         // (a number becomes an f32 scalar), so checking agrees with building.
-        let out = el.call_callee(&f, as_tensor_args(&tensors, &args), span);
+        let out = el.call_callee(&f, as_tree_args(&trees, &args), span);
         let (out, aux) = if has_aux {
             match split_aux(out, &fname, span) {
                 Ok((out, aux)) => (out, Some(aux)),
@@ -157,33 +140,46 @@ pub fn call_grad(
         if let Err(d) = float_output(&out, &fname, span, true) {
             return d.map_or(Val::Poison, |d| el.error(d));
         }
-        let grads = wrt_idx.iter().map(|&i| TVal { ty: tensors[i].ty.clone(), id: None }).collect();
+        let grads = wrt_idx.iter().map(|&i| tree::without_ids(&trees[i])).collect();
         return package(with_value, out, grads, aux);
     }
-    let Some((func, out_t, captured, aux)) =
-        lower_alone(el, &f, &fname, &tensors, &args, span, Output::Loss { has_aux })
+    let Some((func, out, captured, aux)) = lower_alone(el, &f, &fname, &trees, &args, span, Output::Loss { has_aux })
     else {
         return Val::Poison;
     };
-    let grad_func = crate::autodiff::grad(&func, &wrt_idx);
+    let ranges = leaf_ranges(&trees);
+    let wrt_leaves: Vec<usize> = wrt_idx.iter().flat_map(|&i| ranges[i].clone()).collect();
+    let grad_func = crate::autodiff::grad(&func, &wrt_leaves);
     crate::ir::verify::assert_valid(&grad_func, "autodiff::grad");
-    let arg_ids: Vec<ValueId> = tensors.iter().map(|t| t.id.expect("built")).chain(captured).collect();
+    let arg_ids: Vec<ValueId> = trees.iter().flat_map(tree::leaf_ids).chain(captured).collect();
     let outs = inline(el.b(), &grad_func, &arg_ids);
-    let value = TVal { ty: out_t.ty.clone(), id: Some(outs[0]) };
     // The function's outputs (loss, then aux's tensors), then the gradients.
     let n_out = func.outputs.len();
-    let aux = aux.map(|template| aux_rebuilt(&template, &mut outs[1..n_out].iter().copied()));
-    let grads = wrt_idx
+    let value = tree::with_ids(&out, &mut outs[..1].iter().copied());
+    let aux = aux.map(|template| tree::with_ids(&template, &mut outs[1..n_out].iter().copied()));
+    let mut grad_ids = outs[n_out..].iter().copied();
+    let grads = wrt_idx.iter().map(|&i| tree::with_ids(&trees[i], &mut grad_ids)).collect();
+    package(with_value, value, grads, aux)
+}
+
+/// The leaves of each argument tree, as ranges of the flattened leaves
+/// (the params of a function `lower_alone` made).
+pub(super) fn leaf_ranges(trees: &[Val]) -> Vec<std::ops::Range<usize>> {
+    let mut start = 0;
+    trees
         .iter()
-        .enumerate()
-        .map(|(k, &i)| TVal { ty: tensors[i].ty.clone(), id: Some(outs[n_out + k]) })
-        .collect();
-    package(with_value, Val::Tensor(value), grads, aux)
+        .map(|t| {
+            let n = tree::leaves(t).len();
+            start += n;
+            start - n..start
+        })
+        .collect()
 }
 
 /// The positions of the `wrt` parameters among `params` and the arguments
-/// as tensors (`positional_tensors`); reports a `wrt` name that is no
-/// parameter and a differentiated argument that is not a float tensor.
+/// as trees of tensors (`positional_trees`); reports a `wrt` name that is
+/// no parameter and a differentiated argument that holds a tensor that is
+/// not a float.
 pub(super) fn differentiated_args(
     el: &mut Elaborator,
     what: &str,
@@ -192,7 +188,7 @@ pub(super) fn differentiated_args(
     wrt: &[String],
     args: &[CallArg],
     span: Span,
-) -> Option<(Vec<usize>, Vec<TVal>)> {
+) -> Option<(Vec<usize>, Vec<Val>)> {
     let mut wrt_idx = Vec::new();
     for w in wrt {
         match params.iter().position(|p| &p.name.name == w) {
@@ -212,25 +208,31 @@ pub(super) fn differentiated_args(
             }
         }
     }
-    let tensors = positional_tensors(el, fname, params.len(), args, span)?;
+    let trees = positional_trees(el, fname, params.len(), args, span)?;
     for &i in &wrt_idx {
-        if !tensors[i].ty.dtype.is_float() {
+        if let Some(t) = tree::non_float_leaf(&trees[i]) {
+            let (what, label) = match &trees[i] {
+                Val::Tensor(_) => (format!("it is {}", t.ty), "not a float".to_string()),
+                whole => (format!("it holds {}", t.ty), format!("this is {}", tree::describe(whole))),
+            };
             el.error(
                 Diagnostic::error(
                     Code::TypeMismatch,
-                    format!("cannot differentiate with respect to `{}`: it is {}", params[i].name.name, tensors[i].ty),
+                    format!("cannot differentiate with respect to `{}`: {what}", params[i].name.name),
                 )
-                .with_label(args[i].span, "not a float"),
+                .with_label(args[i].span, label),
             );
             return None;
         }
     }
-    Some((wrt_idx, tensors))
+    Some((wrt_idx, trees))
 }
 
 /// `jvp(f, primals, tangents)`: `(f(primals...), J_f(primals) tangents)`,
-/// forward mode. `primals` and `tangents` are tuples with one float tensor
-/// per parameter of `f` (a single tensor stands for a 1-tuple).
+/// forward mode. `primals` and `tangents` are tuples with one argument per
+/// parameter of `f` (a single tensor stands for a 1-tuple); an argument is
+/// a float tensor or a tuple of them, and its tangent has its structure and
+/// types. `f` returns a float tensor or a tuple of them, and so does `J v`.
 pub fn call_jvp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
     if args.len() != 3 || args.iter().any(|a| a.name.is_some()) {
         return bad(el, "jvp(f, primals, tangents) takes three arguments by position", span);
@@ -245,53 +247,65 @@ pub fn call_jvp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
         items.into_iter().map(|value| CallArg { name: None, name_span: None, value, span: a.span }).collect()
     };
     let (primal_args, tangent_args) = (as_args(&args[1]), as_args(&args[2]));
-    let Some(primals) = positional_tensors(el, &fname, params.len(), &primal_args, args[1].span) else {
+    let Some(primals) = positional_trees(el, &fname, params.len(), &primal_args, args[1].span) else {
         return Val::Poison;
     };
-    let Some(tangents) = positional_tensors(el, &fname, params.len(), &tangent_args, args[2].span) else {
-        return Val::Poison;
-    };
+    if tangent_args.len() != primals.len() {
+        return positional_count_error(el, &fname, params.len(), tangent_args.len(), args[2].span);
+    }
+    let mut tangents = Vec::with_capacity(primals.len());
+    for (p, t) in primals.iter().zip(&tangent_args) {
+        match tree::tensor_tree_like(el, &t.value, p, t.span) {
+            Some(t) => tangents.push(t),
+            None => return Val::Poison,
+        }
+    }
     for (i, (p, t)) in primals.iter().zip(&tangents).enumerate() {
-        if !p.ty.dtype.is_float() || p.ty != t.ty {
+        let difference = tree::first_difference(p, t);
+        if tree::non_float_leaf(p).is_some() || difference.is_some() {
+            let (p_part, t_part) = difference.unwrap_or_else(|| (tree::describe(p), tree::describe(t)));
+            let want = if matches!(p, Val::Tensor(_)) { "float type" } else { "structure and float types" };
             return el.error(
                 Diagnostic::error(
                     Code::TypeMismatch,
-                    format!("tangent {i} must have its primal's float type {}, but it is {}", p.ty, t.ty),
+                    format!("tangent {i} must have its primal's {want} {p_part}, but it is {t_part}"),
                 )
-                .with_label(args[2].span, format!("tangent {i} is {}", t.ty))
-                .with_label(args[1].span, format!("primal {i} is {}", p.ty)),
+                .with_label(args[2].span, format!("tangent {i} is {}", tree::describe(t)))
+                .with_label(args[1].span, format!("primal {i} is {}", tree::describe(p))),
             );
         }
     }
     if !el.building() {
-        let out = el.call_callee(&f, as_tensor_args(&primals, &primal_args), span);
+        let out = el.call_callee(&f, as_tree_args(&primals, &primal_args), span);
         return match float_output(&out, &fname, span, false) {
-            Ok(t) => Val::Tuple(vec![out, Val::Tensor(TVal { ty: t.ty, id: None })]),
+            Ok(out) => Val::Tuple(vec![out.clone(), tree::without_ids(&out)]),
             Err(d) => d.map_or(Val::Poison, |d| el.error(d)),
         };
     }
-    let Some((func, out_t, captured, _)) = lower_alone(el, &f, &fname, &primals, &primal_args, span, Output::Tensor)
+    let Some((func, out, captured, _)) = lower_alone(el, &f, &fname, &primals, &primal_args, span, Output::Tensor)
     else {
         return Val::Poison;
     };
-    let wrt: Vec<usize> = (0..primals.len()).collect();
+    let wrt: Vec<usize> = (0..func.n_params - captured.len()).collect();
     let jvp_func = crate::autodiff::jvp(&func, &wrt);
     crate::ir::verify::assert_valid(&jvp_func, "autodiff::jvp");
     let ids: Vec<ValueId> = primals
         .iter()
-        .map(|t| t.id.expect("built"))
+        .flat_map(tree::leaf_ids)
         .chain(captured)
-        .chain(tangents.iter().map(|t| t.id.expect("built")))
+        .chain(tangents.iter().flat_map(tree::leaf_ids))
         .collect();
-    let outs = inline(el.b(), &jvp_func, &ids);
-    Val::Tuple(vec![
-        Val::Tensor(TVal { ty: out_t.ty.clone(), id: Some(outs[0]) }),
-        Val::Tensor(TVal { ty: out_t.ty, id: Some(outs[1]) }),
-    ])
+    // The outputs' values, then their tangents (every output is a float).
+    let mut outs = inline(el.b(), &jvp_func, &ids).into_iter();
+    let value = tree::with_ids(&out, &mut outs);
+    let tangent = tree::with_ids(&out, &mut outs);
+    Val::Tuple(vec![value, tangent])
 }
 
 /// `vjp(f, primals...)`: `(f(primals...), pullback)`; `pullback(ct)` is the
-/// tuple of cotangents `ct J_f`, one per primal (as in JAX).
+/// tuple of cotangents `ct J_f`, one per primal (as in JAX), each of its
+/// primal's structure. Primals and outputs are float tensors or tuples of
+/// them; `ct` has the output's structure.
 pub fn call_vjp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
     if args.is_empty() || args.iter().any(|a| a.name.is_some()) {
         return bad(el, "vjp(f, primals...) takes the function and its arguments by position", span);
@@ -299,18 +313,18 @@ pub fn call_vjp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
     let Some(f) = callee_of(el, &args[0], "vjp") else { return Val::Poison };
     let (fname, params) = el.callee_sig(&f);
     let primal_args: Vec<CallArg> = args[1..].to_vec();
-    let Some(primals) = positional_tensors(el, &fname, params.len(), &primal_args, span) else {
+    let Some(primals) = positional_trees(el, &fname, params.len(), &primal_args, span) else {
         return Val::Poison;
     };
-    if let Some((i, p)) = primals.iter().enumerate().find(|(_, p)| !p.ty.dtype.is_float()) {
+    if let Some((i, t)) = primals.iter().enumerate().find_map(|(i, p)| tree::non_float_leaf(p).map(|t| (i, t))) {
         return el.error(
-            Diagnostic::error(Code::TypeMismatch, format!("cannot differentiate with respect to {}", p.ty))
+            Diagnostic::error(Code::TypeMismatch, format!("cannot differentiate with respect to {}", t.ty))
                 .with_label(primal_args[i].span, "not a float"),
         );
     }
-    let out = el.call_callee(&f, as_tensor_args(&primals, &primal_args), span);
+    let out = el.call_callee(&f, as_tree_args(&primals, &primal_args), span);
     match float_output(&out, &fname, span, false) {
-        Ok(t) => Val::Tuple(vec![out, Val::Pullback { f, primals, out: t }]),
+        Ok(out_tree) => Val::Tuple(vec![out, Val::Pullback { f, primals, out: Rc::new(out_tree) }]),
         Err(d) => d.map_or(Val::Poison, |d| el.error(d)),
     }
 }
@@ -319,8 +333,8 @@ pub fn call_vjp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
 pub fn call_pullback(
     el: &mut Elaborator,
     f: Callee,
-    primals: Vec<TVal>,
-    out: TVal,
+    primals: Vec<Val>,
+    out: &Val,
     args: Vec<CallArg>,
     span: Span,
 ) -> Val {
@@ -328,43 +342,38 @@ pub fn call_pullback(
     if args.len() != 1 || args[0].name.is_some() {
         return bad(el, "the pullback of `vjp` takes one argument: the cotangent of the output", span);
     }
-    let Some(ct) = el.as_tensor(&args[0].value, out.ty.dtype, args[0].span) else {
+    let Some(ct) = tree::tensor_tree_like(el, &args[0].value, out, args[0].span) else {
         return Val::Poison;
     };
-    if ct.ty != out.ty {
+    if let Some((want, got)) = tree::first_difference(out, &ct) {
+        let whole = tree::describe(out);
+        let message = if want == whole {
+            format!("the cotangent must have the output's type {want}, but it is {got}")
+        } else {
+            format!("the cotangent must have the output's structure {whole}: it has {got} where the output has {want}")
+        };
         return el.error(
-            Diagnostic::error(
-                Code::ShapeMismatch,
-                format!("the cotangent must have the output's type {}, but it is {}", out.ty, ct.ty),
-            )
-            .with_label(args[0].span, format!("this is {}", ct.ty)),
+            Diagnostic::error(Code::ShapeMismatch, message)
+                .with_label(args[0].span, format!("this is {}", tree::describe(&ct))),
         );
     }
     if !el.building() {
-        return Val::Tuple(primals.into_iter().map(|p| Val::Tensor(TVal { ty: p.ty, id: None })).collect());
+        return Val::Tuple(primals.iter().map(tree::without_ids).collect());
     }
     let primal_args: Vec<CallArg> =
-        primals.iter().map(|t| CallArg { name: None, name_span: None, value: Val::Tensor(t.clone()), span }).collect();
+        primals.iter().map(|t| CallArg { name: None, name_span: None, value: t.clone(), span }).collect();
     let Some((func, _, captured, _)) = lower_alone(el, &f, &fname, &primals, &primal_args, span, Output::Tensor) else {
         return Val::Poison;
     };
-    let wrt: Vec<usize> = (0..primals.len()).collect();
+    let wrt: Vec<usize> = (0..func.n_params - captured.len()).collect();
     let vjp_func = crate::autodiff::vjp(&func, &wrt);
     crate::ir::verify::assert_valid(&vjp_func, "autodiff::vjp");
-    let ids: Vec<ValueId> = primals
-        .iter()
-        .map(|t| t.id.expect("built"))
-        .chain(captured)
-        .chain(std::iter::once(ct.id.expect("built")))
-        .collect();
+    let ids: Vec<ValueId> =
+        primals.iter().flat_map(tree::leaf_ids).chain(captured).chain(tree::leaf_ids(&ct)).collect();
     let outs = inline(el.b(), &vjp_func, &ids);
-    Val::Tuple(
-        primals
-            .iter()
-            .enumerate()
-            .map(|(k, p)| Val::Tensor(TVal { ty: p.ty.clone(), id: Some(outs[1 + k]) }))
-            .collect(),
-    )
+    // The function's outputs, then one cotangent per primal leaf.
+    let mut cotangents = outs[func.outputs.len()..].iter().copied();
+    Val::Tuple(primals.iter().map(|p| tree::with_ids(p, &mut cotangents)).collect())
 }
 
 /// `v` as something to transform, when it is a function whose parameters
@@ -456,97 +465,89 @@ pub(super) fn builtin_callee(el: &mut Elaborator, what: &str, builtin: &str, spa
     )
 }
 
-/// The arguments as tensors (numbers become `f32` scalars), so the function
-/// can be lowered alone; they must be all of `f`'s parameters, by position.
-pub(super) fn positional_tensors(
+/// The arguments as trees of tensors (numbers become `f32` scalars), so the
+/// function can be lowered alone; they must be all of `f`'s parameters, by
+/// position.
+pub(super) fn positional_trees(
     el: &mut Elaborator,
     fname: &str,
     n_params: usize,
     args: &[CallArg],
     span: Span,
-) -> Option<Vec<TVal>> {
+) -> Option<Vec<Val>> {
     if args.len() != n_params || args.iter().any(|a| a.name.is_some()) {
-        el.error(
-            Diagnostic::error(
-                Code::BadCall,
-                format!("a transformation of {fname} takes its {n_params} arguments by position"),
-            )
-            .with_label(span, format!("{} given", args.len())),
-        );
+        positional_count_error(el, fname, n_params, args.len(), span);
         return None;
     }
-    let mut tensors = Vec::new();
-    for a in args {
-        let dtype = match &a.value {
-            Val::Tensor(t) => t.ty.dtype,
-            _ => DType::F32,
-        };
-        tensors.push(el.as_tensor(&a.value, dtype, a.span)?);
-    }
-    Some(tensors)
+    args.iter().map(|a| tree::tensor_tree(el, &a.value, a.span)).collect()
 }
 
-/// Positional arguments holding `tensors` (the values of `args`, made tensors
-/// by `positional_tensors`), at `args`' spans.
-pub(super) fn as_tensor_args(tensors: &[TVal], args: &[CallArg]) -> Vec<CallArg> {
-    tensors
+fn positional_count_error(el: &mut Elaborator, fname: &str, n_params: usize, given: usize, span: Span) -> Val {
+    el.error(
+        Diagnostic::error(
+            Code::BadCall,
+            format!("a transformation of {fname} takes its {n_params} arguments by position"),
+        )
+        .with_label(span, format!("{given} given")),
+    )
+}
+
+/// Positional arguments holding `trees` (the values of `args`, made trees
+/// of tensors by `positional_trees`), at `args`' spans.
+pub(super) fn as_tree_args(trees: &[Val], args: &[CallArg]) -> Vec<CallArg> {
+    trees
         .iter()
         .zip(args)
-        .map(|(t, a)| CallArg { name: None, name_span: None, value: Val::Tensor(t.clone()), span: a.span })
+        .map(|(t, a)| CallArg { name: None, name_span: None, value: t.clone(), span: a.span })
         .collect()
 }
 
-/// Build mode: lowers `f` alone, its params being the arguments' types.
-/// A lambda's captured tensors are IR values of the enclosing function: they
-/// become extra params after the arguments (closure conversion), so the
-/// transformed function is self-contained; the caller passes the returned
-/// outer values for them. Returns the function (one output), its output
-/// and those captured values.
 /// What a function lowered alone must return: a float scalar (`grad`;
-/// with `has_aux`, `(loss, aux)`) or any float tensor (`jvp`, `vjp`).
+/// with `has_aux`, `(loss, aux)`) or float tensors in tuples (`jvp`, `vjp`,
+/// the Jacobians).
 #[derive(Clone, Copy)]
 pub(super) enum Output {
     Loss { has_aux: bool },
     Tensor,
 }
 
-/// `f` lowered on its own: a `Func` whose params are `tensors` and then the
-/// values `f` captures (returned, to pass at the call site); its outputs are
-/// `f`'s result and, with `has_aux`, the auxiliary output's tensors (whose
+/// Build mode: `f` lowered on its own, as a `Func` whose params are the
+/// leaves of `trees` (the arguments) and then the values `f` captures. A
+/// lambda's captured tensors are IR values of the enclosing function: as
+/// extra params (closure conversion) they make the function
+/// self-contained; they are returned, for the caller to pass at the call
+/// site. The outputs are the leaves of `f`'s result (returned as the tree
+/// they make) and, with `has_aux`, the auxiliary output's tensors (whose
 /// layout is returned).
 #[allow(clippy::type_complexity)]
 pub(super) fn lower_alone(
     el: &mut Elaborator,
     f: &Callee,
     fname: &str,
-    tensors: &[TVal],
+    trees: &[Val],
     args: &[CallArg],
     span: Span,
     want: Output,
-) -> Option<(Func, TVal, Vec<ValueId>, Option<Val>)> {
+) -> Option<(Func, Val, Vec<ValueId>, Option<Val>)> {
     let mut captured: Vec<(ValueId, crate::ir::Type)> = Vec::new();
     collect_callee_ids(el, f, &mut captured);
-    let param_types: Vec<_> = tensors
+    let leaves: Vec<TVal> = trees.iter().flat_map(tree::leaves).collect();
+    let param_types: Vec<_> = leaves
         .iter()
         .map(|t| t.ty.to_ir().expect("known dims in build mode"))
         .chain(captured.iter().map(|(_, t)| t.clone()))
         .collect();
     let map: HashMap<ValueId, ValueId> =
-        captured.iter().enumerate().map(|(k, (outer, _))| (*outer, ValueId((tensors.len() + k) as u32))).collect();
+        captured.iter().enumerate().map(|(k, (outer, _))| (*outer, ValueId((leaves.len() + k) as u32))).collect();
     let f = &remap_callee(f, &map);
     let saved_builder = el.builder.replace(Builder::new("transformed", &param_types));
     let saved_logs = el.logs.take();
     let saved_prints = el.prints.take();
-    let inner_args: Vec<CallArg> = tensors
+    let mut params = (0..leaves.len() as u32).map(ValueId);
+    let inner_args: Vec<CallArg> = trees
         .iter()
-        .enumerate()
         .zip(args)
-        .map(|((i, t), a)| CallArg {
-            name: None,
-            name_span: None,
-            value: Val::Tensor(TVal { ty: t.ty.clone(), id: Some(ValueId(i as u32)) }),
-            span: a.span,
-        })
+        .map(|(t, a)| CallArg { name: None, name_span: None, value: tree::with_ids(t, &mut params), span: a.span })
         .collect();
     let out = el.call_callee(f, inner_args, span);
     let inner = std::mem::replace(&mut el.builder, saved_builder).expect("inner builder");
@@ -562,20 +563,20 @@ pub(super) fn lower_alone(
         },
         _ => (out, None),
     };
-    let out_t = match float_output(&out, fname, span, matches!(want, Output::Loss { .. })) {
-        Ok(t) => t,
+    let out = match float_output(&out, fname, span, matches!(want, Output::Loss { .. })) {
+        Ok(out) => out,
         Err(d) => {
             d.map(|d| el.error(d));
             return None;
         }
     };
-    let mut outputs = vec![out_t.id.expect("built")];
+    let mut outputs = tree::leaf_ids(&out);
     if let Some(aux) = &aux {
-        aux_ids(aux, &mut outputs);
+        outputs.extend(tree::leaf_ids(aux));
     }
     let func = inner.finish(outputs);
     crate::ir::verify::assert_valid(&func, "lower (transformed body)");
-    Some((func, out_t, captured.into_iter().map(|(id, _)| id).collect(), aux))
+    Some((func, out, captured.into_iter().map(|(id, _)| id).collect(), aux))
 }
 
 /// Every distinct IR value inside `v` (tensors, also inside tuples, models,
@@ -595,7 +596,7 @@ pub(super) fn collect_ids(el: &mut Elaborator, v: &Val, out: &mut Vec<(ValueId, 
         Val::Grad { f, .. } | Val::Jacobian { f, .. } => collect_callee_ids(el, f, out),
         Val::Pullback { f, primals, out: o } => {
             collect_callee_ids(el, f, out);
-            primals.iter().chain(std::iter::once(o)).for_each(|t| tensor(el, t, out));
+            primals.iter().chain(std::iter::once(&**o)).for_each(|t| collect_ids(el, t, out));
         }
         Val::Vmap { f, .. } | Val::Checkpoint { f } => collect_ids(el, f, out),
         Val::CustomVjp(rule) => [&rule.f, &rule.fwd, &rule.bwd].into_iter().for_each(|f| collect_ids(el, f, out)),
@@ -659,9 +660,11 @@ pub(super) fn remap(v: &Val, map: &HashMap<ValueId, ValueId>) -> Val {
             Val::Grad { f: callee(f), wrt: wrt.clone(), with_value: *with_value, has_aux: *has_aux }
         }
         Val::Jacobian { f, wrt, mode } => Val::Jacobian { f: callee(f), wrt: wrt.clone(), mode: *mode },
-        Val::Pullback { f, primals, out } => {
-            Val::Pullback { f: callee(f), primals: primals.iter().map(t).collect(), out: t(out) }
-        }
+        Val::Pullback { f, primals, out } => Val::Pullback {
+            f: callee(f),
+            primals: primals.iter().map(|x| remap(x, map)).collect(),
+            out: Rc::new(remap(out, map)),
+        },
         Val::Vmap { f, in_axes, axes_span, out_axes } => Val::Vmap {
             f: Rc::new(remap(f, map)),
             in_axes: in_axes.clone(),
@@ -728,17 +731,23 @@ fn remap_model(m: &ModelInst, map: &HashMap<ValueId, ValueId>) -> Rc<ModelInst> 
     })
 }
 
-/// The function's output must be a float tensor (a scalar for `grad`).
-/// `Err(None)`: the output is an error already reported.
-pub(super) fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> Result<TVal, Option<Diagnostic>> {
+/// The function's output must be a float scalar (for `grad`) or, for the
+/// other transformations, float tensors in tuples (a tree: returned as it
+/// is). `Err(None)`: the output is an error already reported.
+pub(super) fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> Result<Val, Option<Diagnostic>> {
     match out {
-        Val::Tensor(t) if t.ty.dtype.is_float() && (!scalar || t.ty.rank() == 0) => Ok(t.clone()),
-        Val::Poison => Err(None),
+        Val::Tensor(t) if t.ty.dtype.is_float() && (!scalar || t.ty.rank() == 0) => Ok(out.clone()),
+        _ if out.has_poison() => Err(None),
+        Val::Tuple(_) if !scalar && tree::is_tensor_tree(out) && tree::non_float_leaf(out).is_none() => Ok(out.clone()),
         other => {
-            let want = if scalar { "a float scalar" } else { "a float tensor" };
+            let want = if scalar { "a float scalar" } else { "float tensors (or tuples of them)" };
+            let found = match other {
+                Val::Tensor(_) | Val::Tuple(_) if tree::is_tensor_tree(other) => tree::describe(other),
+                _ => other.describe(),
+            };
             let mut d = Diagnostic::error(
                 Code::TypeMismatch,
-                format!("differentiating needs {name} to return {want}, but it returns {}", other.describe()),
+                format!("differentiating needs {name} to return {want}, but it returns {found}"),
             )
             .with_label(span, "differentiated here");
             if scalar {
@@ -751,13 +760,9 @@ pub(super) fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> R
 
 /// What `grad` and `value_and_grad` return, as JAX: `grads`, `(value,
 /// grads)`, and with an auxiliary output `(grads, aux)` and `((value, aux),
-/// grads)`.
-fn package(with_value: bool, value: Val, grads: Vec<TVal>, aux: Option<Val>) -> Val {
-    let grads = if grads.len() == 1 {
-        Val::Tensor(grads.into_iter().next().expect("one"))
-    } else {
-        Val::Tuple(grads.into_iter().map(Val::Tensor).collect())
-    };
+/// grads)`; each gradient has its argument's structure.
+fn package(with_value: bool, value: Val, mut grads: Vec<Val>, aux: Option<Val>) -> Val {
+    let grads = if grads.len() == 1 { grads.pop().expect("one") } else { Val::Tuple(grads) };
     match (with_value, aux) {
         (true, None) => Val::Tuple(vec![value, grads]),
         (false, None) => grads,

@@ -90,8 +90,10 @@ pub enum Val {
     /// cotangent of `f`'s output, it returns one cotangent per primal.
     Pullback {
         f: Callee,
-        primals: Vec<TVal>,
-        out: TVal,
+        /// The arguments, trees of tensors.
+        primals: Vec<Val>,
+        /// The output's structure and types, a tree of tensors.
+        out: Rc<Val>,
     },
     /// `vmap(f, in_axes = ...)`, waiting for arguments. `f` is any function
     /// value; `axes_span` is where `in_axes` was written (the call's span

@@ -15,6 +15,7 @@
 
 use super::elab::{CallArg, Elaborator, Env};
 use super::transform::{collect_ids, remap};
+use super::tree;
 use super::value::{InAxes, OutAxes, TVal, Val};
 use crate::autodiff::inline_outputs as inline;
 use crate::check::{Dim, Ty};
@@ -227,70 +228,85 @@ pub fn call_vmap(
             .with_label(axes_span, "no batch axis here"),
         );
     }
-    // The batched arguments, and the batch size they agree on.
-    let mut batched: Vec<Option<Batched>> = Vec::with_capacity(args.len());
-    let mut size: Option<(Dim, usize)> = None;
+    // The batched arguments' tensors (each tensor of a tuple argument along
+    // that argument's axis), and the batch size they agree on: its dim, and
+    // the argument and tensor type that first gave it.
+    let mut batched: Vec<Option<Vec<Batched>>> = Vec::with_capacity(args.len());
+    let mut size: Option<(Dim, usize, String, usize)> = None;
     for (i, (a, axis)) in args.iter().zip(&axes).enumerate() {
         let Some(given) = *axis else {
             batched.push(None);
             continue;
         };
-        let Val::Tensor(t) = &a.value else {
+        if !tree::is_tensor_tree(&a.value) {
             return el.error(
                 Diagnostic::error(
                     Code::TypeMismatch,
-                    format!("vmap batches tensors, but argument {i} is {}", a.value.describe()),
+                    format!("vmap batches tensors (or tuples of them), but argument {i} is {}", a.value.describe()),
                 )
                 .with_label(a.span, "not a tensor")
                 .with_help("give it `None` in `in_axes` to pass it to every example unchanged"),
             );
-        };
-        let rank = t.ty.rank() as i64;
-        let resolved = if given < 0 { given + rank } else { given };
-        if resolved < 0 || resolved >= rank {
-            return el.error(
-                Diagnostic::error(
-                    Code::ShapeMismatch,
-                    format!("argument {i} has no axis {given} to batch over: it is {}", t.ty),
-                )
-                .with_label(a.span, format!("this is {}", t.ty))
-                .with_label(axes_span, format!("batch axis {given}")),
-            );
         }
-        let axis = resolved as usize;
-        let dim = t.ty.dims[axis].clone();
-        match &size {
-            None => size = Some((dim.clone(), i)),
-            Some((first, j)) if *first != dim => {
-                let (j, first) = (*j, first.clone());
-                let first_ty = tensor_ty(&args[j].value);
-                let first_axis = axes[j].expect("batched");
+        let mut leaves = Vec::new();
+        for t in tree::leaves(&a.value) {
+            let rank = t.ty.rank() as i64;
+            let resolved = if given < 0 { given + rank } else { given };
+            let whole = tree::describe(&a.value);
+            if resolved < 0 || resolved >= rank {
+                let verb = if matches!(a.value, Val::Tensor(_)) { "is" } else { "holds" };
                 return el.error(
                     Diagnostic::error(
                         Code::ShapeMismatch,
-                        format!(
-                            "vmap's batch sizes disagree: argument {j} has {first} examples, argument {i} has {dim}"
-                        ),
+                        format!("argument {i} has no axis {given} to batch over: it {verb} {}", t.ty),
                     )
-                    .with_label(args[j].span, format!("this is {first_ty}, batched along axis {first_axis}"))
-                    .with_label(a.span, format!("this is {}, batched along axis {axis}", t.ty))
-                    .with_help("every batched argument needs the same size along its batch axis"),
+                    .with_label(a.span, format!("this is {whole}"))
+                    .with_label(axes_span, format!("batch axis {given}")),
                 );
             }
-            Some(_) => {}
+            let axis = resolved as usize;
+            let dim = t.ty.dims[axis].clone();
+            match &size {
+                None => size = Some((dim.clone(), i, t.ty.to_string(), axis)),
+                Some((first, j, first_ty, first_axis)) if *first != dim => {
+                    let what = |k: usize, ty: &str| {
+                        if matches!(args[k].value, Val::Tensor(_)) {
+                            format!("argument {k}")
+                        } else {
+                            format!("argument {k} (its {ty})")
+                        }
+                    };
+                    let message = format!(
+                        "vmap's batch sizes disagree: {} has {first} examples, {} has {dim}",
+                        what(*j, first_ty),
+                        what(i, &t.ty.to_string())
+                    );
+                    let verb = |k: usize| if matches!(args[k].value, Val::Tensor(_)) { "is" } else { "holds" };
+                    let first_label = format!("this {} {first_ty}, batched along axis {first_axis}", verb(*j));
+                    let j = *j;
+                    return el.error(
+                        Diagnostic::error(Code::ShapeMismatch, message)
+                            .with_label(args[j].span, first_label)
+                            .with_label(a.span, format!("this {} {}, batched along axis {axis}", verb(i), t.ty))
+                            .with_help("every batched tensor needs the same size along its batch axis"),
+                    );
+                }
+                Some(_) => {}
+            }
+            let mut example = t.ty.clone();
+            example.dims.remove(axis);
+            leaves.push(Batched { id: t.id, axis, example });
         }
-        let mut example = t.ty.clone();
-        example.dims.remove(axis);
-        batched.push(Some(Batched { id: t.id, axis, example }));
+        batched.push(Some(leaves));
     }
-    let (size, _) = size.expect("at least one batched argument");
+    let (size, ..) = size.expect("at least one batched argument");
     if !el.building() {
         let inner_args = args
             .iter()
             .zip(&batched)
             .map(|(a, b)| CallArg {
                 value: match b {
-                    Some(b) => Val::Tensor(TVal { ty: b.example.clone(), id: None }),
+                    Some(b) => example_tree(&a.value, b, &mut std::iter::repeat(None)),
                     None => a.value.clone(),
                 },
                 ..a.clone()
@@ -312,7 +328,7 @@ pub fn call_vmap(
             collect_ids(el, &a.value, &mut captured);
         }
     }
-    let examples: Vec<&Batched> = batched.iter().flatten().collect();
+    let examples: Vec<&Batched> = batched.iter().flatten().flatten().collect();
     let param_types: Vec<crate::ir::Type> = examples
         .iter()
         .map(|b| b.example.to_ir().expect("known dims in build mode"))
@@ -320,16 +336,13 @@ pub fn call_vmap(
         .collect();
     let map: HashMap<ValueId, ValueId> =
         captured.iter().enumerate().map(|(k, (outer, _))| (*outer, ValueId((examples.len() + k) as u32))).collect();
-    let mut next_param = 0;
+    let mut params = (0..examples.len() as u32).map(|k| Some(ValueId(k)));
     let inner_args: Vec<CallArg> = args
         .iter()
         .zip(&batched)
         .map(|(a, b)| CallArg {
             value: match b {
-                Some(b) => {
-                    next_param += 1;
-                    Val::Tensor(TVal { ty: b.example.clone(), id: Some(ValueId(next_param as u32 - 1)) })
-                }
+                Some(b) => example_tree(&a.value, b, &mut params),
                 None => remap(&a.value, &map),
             },
             ..a.clone()
@@ -358,7 +371,7 @@ pub fn call_vmap(
         examples.iter().map(|b| b.id.expect("built")).chain(captured.iter().map(|(id, _)| *id)).collect();
     let outs = inline(el.b(), &batched_func, &ids);
     let mut next = outs.into_iter();
-    with_ids(&batched_out, &mut next)
+    tree::with_ids(&batched_out, &mut next)
 }
 
 /// `out` (one example's result: a tensor or nested tuples of tensors) with
@@ -386,20 +399,14 @@ fn with_batch(out: &Val, size: &Dim, ids: &mut Option<&mut Vec<ValueId>>) -> Res
     }
 }
 
-/// `v`'s tensors given the IR values of `ids`, in order.
-fn with_ids(v: &Val, ids: &mut impl Iterator<Item = ValueId>) -> Val {
-    match v {
-        Val::Tensor(t) => Val::Tensor(TVal { ty: t.ty.clone(), id: Some(ids.next().expect("one value per output")) }),
-        Val::Tuple(items) => Val::Tuple(items.iter().map(|x| with_ids(x, ids)).collect()),
-        other => other.clone(),
-    }
-}
-
-fn tensor_ty(v: &Val) -> String {
-    match v {
-        Val::Tensor(t) => t.ty.to_string(),
-        other => other.describe(),
-    }
+/// One example of a batched argument: `v`'s structure, its tensors of the
+/// example types in `batched` (in order) with the IR values from `ids`.
+fn example_tree(v: &Val, batched: &[Batched], ids: &mut impl Iterator<Item = Option<ValueId>>) -> Val {
+    let mut examples = batched.iter();
+    tree::map_leaves(v, &mut |_| {
+        let b = examples.next().expect("one per tensor");
+        Val::Tensor(TVal { ty: b.example.clone(), id: ids.next().expect("one per tensor") })
+    })
 }
 
 fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {

@@ -1,4 +1,4 @@
-fn pair(x: f32[3]) = (x, x)
+fn pair(x: f32[3]) = (x, arange(3))
 
 fn f(x: f32[3], n: i32[3]) -> f32[2] = x[0:2] * 2.0
 

@@ -1,0 +1,128 @@
+//! Trees of tensors: tensors in tuples, to any depth, as JAX's pytrees of
+//! arrays. The transformations take and return them: `grad(loss)(params,
+//! x)` with `params = (w, b)` gives `(dw, db)`, `vmap` maps every tensor of
+//! a tuple argument, `jvp`, `vjp` and the Jacobians take tuples and return
+//! them, and `scan`, `checkpoint` and `custom_vjp` carry them.
+//!
+//! A transformation works on the leaves (the tensors, depth first): it
+//! lowers an IR function whose params are the arguments' leaves and whose
+//! outputs are the result's leaves, then puts new leaves back in the shape
+//! of the arguments or the result with `with_ids` or `map_leaves`.
+
+use super::elab::Elaborator;
+use super::value::{TVal, Val};
+use crate::ir::{DType, ValueId};
+use crate::span::Span;
+
+/// `v` as a tree of tensors: tuples as they are, numbers as `f32` scalars
+/// (as a lone number argument of a transformed function is). `None` once
+/// it reported a value that is neither (a string, a function, a model).
+pub(super) fn tensor_tree(el: &mut Elaborator, v: &Val, span: Span) -> Option<Val> {
+    match v {
+        Val::Tuple(items) => items.iter().map(|x| tensor_tree(el, x, span)).collect::<Option<Vec<_>>>().map(Val::Tuple),
+        Val::Tensor(_) => Some(v.clone()),
+        other => el.as_tensor(other, DType::F32, span).map(Val::Tensor),
+    }
+}
+
+/// `v` as a tree shaped as `like` (a tree of tensors): where `like` has a
+/// tensor, a number in `v` becomes a scalar of that tensor's dtype (a
+/// cotangent `1.0` for an `f64` output). Only the conversion: the caller
+/// compares the result's types with `like`'s (`first_difference`).
+pub(super) fn tensor_tree_like(el: &mut Elaborator, v: &Val, like: &Val, span: Span) -> Option<Val> {
+    match (v, like) {
+        (Val::Tuple(items), Val::Tuple(likes)) if items.len() == likes.len() => items
+            .iter()
+            .zip(likes)
+            .map(|(x, l)| tensor_tree_like(el, x, l, span))
+            .collect::<Option<Vec<_>>>()
+            .map(Val::Tuple),
+        (Val::Tuple(_), _) => tensor_tree(el, v, span),
+        (_, Val::Tensor(l)) => el.as_tensor(v, l.ty.dtype, span).map(Val::Tensor),
+        _ => tensor_tree(el, v, span),
+    }
+}
+
+/// The tensors of `v`, depth first (what is not a tensor or tuple is skipped).
+pub(super) fn leaves(v: &Val) -> Vec<TVal> {
+    fn push(v: &Val, out: &mut Vec<TVal>) {
+        match v {
+            Val::Tensor(t) => out.push(t.clone()),
+            Val::Tuple(items) => items.iter().for_each(|x| push(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    push(v, &mut out);
+    out
+}
+
+/// The IR values of `v`'s tensors, depth first (build mode: all present).
+pub(super) fn leaf_ids(v: &Val) -> Vec<ValueId> {
+    leaves(v).into_iter().map(|t| t.id.expect("built")).collect()
+}
+
+/// Whether `v` holds tensors only (no numbers, functions, ...), in tuples
+/// to any depth; an empty tuple does.
+pub(super) fn only_tensors(v: &Val) -> bool {
+    match v {
+        Val::Tensor(_) => true,
+        Val::Tuple(items) => items.iter().all(only_tensors),
+        _ => false,
+    }
+}
+
+/// Whether `v` is a tree of tensors only, holding at least one tensor.
+pub(super) fn is_tensor_tree(v: &Val) -> bool {
+    only_tensors(v) && !leaves(v).is_empty()
+}
+
+/// `template` with each tensor replaced by `f(tensor)`, depth first; what
+/// is neither a tensor nor a tuple is kept.
+pub(super) fn map_leaves(template: &Val, f: &mut impl FnMut(&TVal) -> Val) -> Val {
+    match template {
+        Val::Tensor(t) => f(t),
+        Val::Tuple(items) => Val::Tuple(items.iter().map(|x| map_leaves(x, f)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `template` with its tensors' IR values replaced, in order, by `ids`
+/// (types unchanged).
+pub(super) fn with_ids(template: &Val, ids: &mut impl Iterator<Item = ValueId>) -> Val {
+    map_leaves(template, &mut |t| {
+        Val::Tensor(TVal { ty: t.ty.clone(), id: Some(ids.next().expect("one IR value per tensor")) })
+    })
+}
+
+/// `template` without IR values: what a transformation returns in check mode.
+pub(super) fn without_ids(template: &Val) -> Val {
+    map_leaves(template, &mut |t| Val::Tensor(TVal { ty: t.ty.clone(), id: None }))
+}
+
+/// `v`'s structure and types for messages: `f32[3]`, `(f32[3], (f32, i32[2]))`.
+pub(super) fn describe(v: &Val) -> String {
+    match v {
+        Val::Tensor(t) => t.ty.to_string(),
+        Val::Tuple(items) if items.len() == 1 => format!("({},)", describe(&items[0])),
+        Val::Tuple(items) => format!("({})", items.iter().map(describe).collect::<Vec<_>>().join(", ")),
+        other => other.describe(),
+    }
+}
+
+/// Where trees `a` and `b` first differ, in structure or in a tensor's
+/// type: the two subtrees, described; `None` when they match.
+pub(super) fn first_difference(a: &Val, b: &Val) -> Option<(String, String)> {
+    match (a, b) {
+        (Val::Tensor(x), Val::Tensor(y)) if x.ty == y.ty => None,
+        (Val::Tuple(xs), Val::Tuple(ys)) if xs.len() == ys.len() => {
+            xs.iter().zip(ys).find_map(|(x, y)| first_difference(x, y))
+        }
+        _ => Some((describe(a), describe(b))),
+    }
+}
+
+/// The first tensor of `v` that is not a float, if any.
+pub(super) fn non_float_leaf(v: &Val) -> Option<TVal> {
+    leaves(v).into_iter().find(|t| !t.ty.dtype.is_float())
+}

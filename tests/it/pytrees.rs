@@ -1,0 +1,277 @@
+//! Tuples of tensors (JAX's pytrees) as arguments and results of the
+//! transformations: `grad` and `value_and_grad` with respect to a nested
+//! tuple of parameters, `jvp` and `vjp` with tuple primals, tangents,
+//! outputs and cotangents, `jacrev`, `jacfwd` and `hessian` with respect
+//! to a tuple, and `vmap` over a tuple argument.
+//!
+//! Everything runs in float64 on the reference interpreter. Oracles:
+//! central finite differences of the source-level function itself, run on
+//! flat arguments (never a transformed program); the adjoint identity
+//! `<c, J t> = <J^T c, t>` between `vjp` and finite differences; and the
+//! same transformation written with one tensor per argument, which
+//! `jacobians.rs` checks against finite differences.
+
+use super::higher_order::{close, lower, run};
+use compiler::ir::generate::Rng;
+
+/// A network whose parameters are the nested tuple `(w1, (b1, w2))`, its
+/// flat form, and a function from a pair to a pair.
+const SRC: &str = "\
+fn loss(p, x: f64[4, 3], y: f64[4]) -> f64 {
+    let (w1, (b1, w2)) = p
+    let h = tanh(x @ w1 + b1)
+    mean((h @ w2 - y) ^ 2)
+}
+fn loss_flat(w1: f64[3, 5], b1: f64[5], w2: f64[5], x: f64[4, 3], y: f64[4]) -> f64 = loss((w1, (b1, w2)), x, y)
+fn grads(w1: f64[3, 5], b1: f64[5], w2: f64[5], x: f64[4, 3], y: f64[4]) {
+    let (g1, (gb, g2)) = grad(loss)((w1, (b1, w2)), x, y)
+    (g1, gb, g2)
+}
+fn value_and_grads(w1: f64[3, 5], b1: f64[5], w2: f64[5], x: f64[4, 3], y: f64[4]) {
+    let (value, ((g1, (gb, g2)), gx)) = value_and_grad(loss, wrt = (p, x))((w1, (b1, w2)), x, y)
+    (value, g1, gb, g2, gx)
+}
+fn example_loss(p, x: f64[3], y: f64) -> f64 {
+    let (w1, (b1, w2)) = p
+    (sum(tanh(x @ w1 + b1) * w2) - y) ^ 2
+}
+fn per_example(w1: f64[3, 5], b1: f64[5], w2: f64[5], x: f64[4, 3], y: f64[4]) {
+    let (g1, (gb, g2)) = vmap(grad(example_loss), in_axes = (None, 0, 0))((w1, (b1, w2)), x, y)
+    (g1, gb, g2)
+}
+fn f(p, v: f64[3]) {
+    let (a, s) = p
+    (tanh(a @ v) * s, sum(a * a) * sin(v))
+}
+fn f_flat(a: f64[2, 3], s: f64, v: f64[3]) = f((a, s), v)
+fn jvp_f(a: f64[2, 3], s: f64, v: f64[3], ta: f64[2, 3], ts: f64, tv: f64[3]) {
+    let ((y0, y1), (t0, t1)) = jvp(f, ((a, s), v), ((ta, ts), tv))
+    (y0, y1, t0, t1)
+}
+fn vjp_f(a: f64[2, 3], s: f64, v: f64[3], c0: f64[2], c1: f64[3]) {
+    let ((y0, y1), pullback) = vjp(f, (a, s), v)
+    let ((ga, gs), gv) = pullback((c0, c1))
+    (ga, gs, gv)
+}
+fn jacrev_f(a: f64[2, 3], s: f64, v: f64[3]) {
+    let ((y0a, y0s), (y1a, y1s)) = jacrev(f)((a, s), v)
+    (y0a, y0s, y1a, y1s)
+}
+fn jacfwd_f(a: f64[2, 3], s: f64, v: f64[3]) {
+    let ((y0a, y0s), (y1a, y1s)) = jacfwd(f)((a, s), v)
+    (y0a, y0s, y1a, y1s)
+}
+fn energy(p, v: f64[3]) -> f64 {
+    let (y0, y1) = f(p, v)
+    sum(y0 * y0) + sum(y1) * p[1]
+}
+fn energy_flat(a: f64[2, 3], s: f64, v: f64[3]) -> f64 = energy((a, s), v)
+fn hessian_tree(a: f64[2, 3], s: f64, v: f64[3]) {
+    let ((h_aa, h_as), (h_sa, h_ss)) = hessian(energy)((a, s), v)
+    (h_aa, h_as, h_sa, h_ss)
+}
+fn hessian_flat(a: f64[2, 3], s: f64, v: f64[3]) = hessian(energy_flat, wrt = (a, s))(a, s, v)
+";
+
+type Args = Vec<(&'static [usize], Vec<f64>)>;
+
+fn random(rng: &mut Rng, n: usize) -> Vec<f64> {
+    (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect()
+}
+
+fn network_args(rng: &mut Rng) -> Args {
+    vec![
+        (&[3, 5], random(rng, 15)),
+        (&[5], random(rng, 5)),
+        (&[5], random(rng, 5)),
+        (&[4, 3], random(rng, 12)),
+        (&[4], random(rng, 4)),
+    ]
+}
+
+/// d func[out] / d args[arg][j] for every `j`, by central differences;
+/// `[output element][input element]`.
+fn finite_jacobian(func: &compiler::ir::Func, args: &Args, arg: usize, out: usize) -> Vec<Vec<f64>> {
+    let h = 1e-6;
+    let shifted = |j: usize, d: f64| {
+        let mut args = args.clone();
+        args[arg].1[j] += d;
+        run(func, &args)[out].clone()
+    };
+    let columns: Vec<Vec<f64>> = (0..args[arg].1.len())
+        .map(|j| shifted(j, h).iter().zip(shifted(j, -h)).map(|(p, m)| (p - m) / (2.0 * h)).collect())
+        .collect();
+    (0..columns[0].len()).map(|i| columns.iter().map(|c| c[i]).collect()).collect()
+}
+
+/// `grad` with respect to a nested tuple returns a tuple of the same
+/// shape, each gradient matching central differences of the flat loss;
+/// `value_and_grad` with `wrt = (p, x)` mixes a tuple and a tensor.
+#[test]
+fn grad_of_a_nested_tuple_matches_finite_differences() {
+    let (flat, grads, both) = (lower(SRC, "loss_flat"), lower(SRC, "grads"), lower(SRC, "value_and_grads"));
+    let types: Vec<String> = both.output_types().iter().map(|t| t.to_string()).collect();
+    assert_eq!(types, ["f64", "f64[3, 5]", "f64[5]", "f64[5]", "f64[4, 3]"]);
+    let mut rng = Rng(0x7ee_0001);
+    for case in 0..3 {
+        let args = network_args(&mut rng);
+        let (g, vg) = (run(&grads, &args), run(&both, &args));
+        close(vg[0][0], run(&flat, &args)[0][0], 1e-12, &format!("value (case {case})"));
+        for (k, arg) in [0, 1, 2, 3].into_iter().enumerate() {
+            let fd = finite_jacobian(&flat, &args, arg, 0);
+            for (j, &want) in fd[0].iter().enumerate() {
+                let what = format!("d loss / d arg{arg}[{j}] (seed 0x7ee0001, case {case})");
+                if k < 3 {
+                    close(g[k][j], want, 1e-7, &format!("grad: {what}"));
+                }
+                close(vg[1 + k][j], want, 1e-7, &format!("value_and_grad: {what}"));
+            }
+        }
+    }
+}
+
+/// `vmap(grad(example_loss), in_axes = (None, 0, 0))` with tuple
+/// parameters: one gradient tuple per example, whose mean is the gradient
+/// of the mean loss (checked against finite differences above).
+#[test]
+fn vmapped_gradients_of_tuple_parameters_average_to_the_batch_gradient() {
+    let (per_example, grads) = (lower(SRC, "per_example"), lower(SRC, "grads"));
+    let types: Vec<String> = per_example.output_types().iter().map(|t| t.to_string()).collect();
+    assert_eq!(types, ["f64[4, 3, 5]", "f64[4, 5]", "f64[4, 5]"]);
+    let mut rng = Rng(0x7ee_0002);
+    let args = network_args(&mut rng);
+    let (each, batch) = (run(&per_example, &args), run(&grads, &args));
+    for k in 0..3 {
+        let n = batch[k].len();
+        for j in 0..n {
+            let mean = (0..4).map(|e| each[k][e * n + j]).sum::<f64>() / 4.0;
+            close(mean, batch[k][j], 1e-12, &format!("mean of per-example gradient {k}[{j}]"));
+        }
+    }
+}
+
+/// `jvp` with a tuple primal and a tuple output: the tangents match central
+/// differences along the direction; `vjp`'s cotangents (a tuple shaped as
+/// the primals) satisfy `<c, J t> = <J^T c, t>` with `J t` from finite
+/// differences.
+#[test]
+fn jvp_and_vjp_take_and_return_tuples() {
+    let (flat, jvp, vjp) = (lower(SRC, "f_flat"), lower(SRC, "jvp_f"), lower(SRC, "vjp_f"));
+    let mut rng = Rng(0x7ee_0003);
+    for case in 0..3 {
+        let primal: Args =
+            vec![(&[2, 3], random(&mut rng, 6)), (&[], random(&mut rng, 1)), (&[3], random(&mut rng, 3))];
+        let tangent: Args =
+            vec![(&[2, 3], random(&mut rng, 6)), (&[], random(&mut rng, 1)), (&[3], random(&mut rng, 3))];
+        let cotangent: Args = vec![(&[2], random(&mut rng, 2)), (&[3], random(&mut rng, 3))];
+        // J t by central differences of f along t.
+        let h = 1e-6;
+        let along = |d: f64| {
+            let args: Args = primal
+                .iter()
+                .zip(&tangent)
+                .map(|(p, t)| (p.0, p.1.iter().zip(&t.1).map(|(a, b)| a + d * b).collect()))
+                .collect();
+            run(&flat, &args)
+        };
+        let (plus, minus) = (along(h), along(-h));
+        let fd: Vec<Vec<f64>> =
+            plus.iter().zip(&minus).map(|(p, m)| p.iter().zip(m).map(|(a, b)| (a - b) / (2.0 * h)).collect()).collect();
+        let jvp_args: Args = primal.iter().chain(&tangent).cloned().collect();
+        let out = run(&jvp, &jvp_args);
+        let values = run(&flat, &primal);
+        for k in 0..2 {
+            for (j, &want) in fd[k].iter().enumerate() {
+                close(out[2 + k][j], want, 1e-7, &format!("jvp tangent {k}[{j}] (case {case})"));
+            }
+            assert_eq!(out[k], values[k], "jvp's primal output {k} is f's (case {case})");
+        }
+        let vjp_args: Args = primal.iter().chain(&cotangent).cloned().collect();
+        let ct = run(&vjp, &vjp_args);
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let left = dot(&cotangent[0].1, &fd[0]) + dot(&cotangent[1].1, &fd[1]);
+        let right: f64 = (0..3).map(|k| dot(&ct[k], &tangent[k].1)).sum();
+        close(right, left, 1e-7, &format!("<c, J t> = <J^T c, t> (case {case})"));
+    }
+}
+
+/// `jacrev` and `jacfwd` of a function from a pair to a pair: the output's
+/// structure outside, the argument's inside (JAX's arrangement), each block
+/// matching central differences; `hessian` with respect to a pair is the
+/// nested `((H_aa, H_as), (H_sa, H_ss))`, equal to the flat form's.
+#[test]
+fn jacobians_and_hessians_of_tuples_nest_as_jax_does() {
+    let (flat, rev, fwd) = (lower(SRC, "f_flat"), lower(SRC, "jacrev_f"), lower(SRC, "jacfwd_f"));
+    let types: Vec<String> = rev.output_types().iter().map(|t| t.to_string()).collect();
+    assert_eq!(types, ["f64[2, 2, 3]", "f64[2]", "f64[3, 2, 3]", "f64[3]"]);
+    let (tree, flat_h) = (lower(SRC, "hessian_tree"), lower(SRC, "hessian_flat"));
+    let mut rng = Rng(0x7ee_0004);
+    for case in 0..3 {
+        let args: Args = vec![(&[2, 3], random(&mut rng, 6)), (&[], random(&mut rng, 1)), (&[3], random(&mut rng, 3))];
+        let (r, f) = (run(&rev, &args), run(&fwd, &args));
+        for out in 0..2 {
+            for arg in 0..2 {
+                let fd = finite_jacobian(&flat, &args, arg, out);
+                let n_in = args[arg].1.len();
+                for (i, row) in fd.iter().enumerate() {
+                    for (j, &want) in row.iter().enumerate() {
+                        let what = format!("d y{out}[{i}] / d arg{arg}[{j}] (case {case})");
+                        close(r[2 * out + arg][i * n_in + j], want, 1e-7, &format!("jacrev {what}"));
+                        close(f[2 * out + arg][i * n_in + j], want, 1e-7, &format!("jacfwd {what}"));
+                    }
+                }
+            }
+        }
+        let (h, hf) = (run(&tree, &args), run(&flat_h, &args));
+        assert_eq!(h.len(), 4);
+        for (k, (got, want)) in h.iter().zip(&hf).enumerate() {
+            assert_eq!(got.len(), want.len(), "block {k}");
+            for (j, (g, w)) in got.iter().zip(want).enumerate() {
+                close(*g, *w, 1e-12, &format!("hessian block {k}[{j}] (case {case})"));
+            }
+        }
+    }
+}
+
+/// Compiles `src` and returns its rendered diagnostics.
+fn errors(src: &str) -> String {
+    let (prog, mut diags) = compiler::lower::load("t.jl", src);
+    diags.extend(compiler::lower::check_program(&prog));
+    compiler::diagnostic::render_all(&diags, &prog.sources, false)
+}
+
+/// Mistakes with tuples name the structure that was expected and the one
+/// given.
+#[test]
+fn mismatched_trees_are_reported_with_both_structures() {
+    let cases = [
+        (
+            "fn f(p) -> f32 = sum(float(p[0]) * p[1])\nfn main() { print(grad(f)(([1, 2], [1.0, 2.0]))) }",
+            "cannot differentiate with respect to `p`: it holds i32[2]",
+        ),
+        (
+            "fn f(p) = p[0] * p[1]\nfn main() { print(jvp(f, ((1.0, [1.0, 2.0]),), ((1.0, 2.0),))) }",
+            "tangent 0 must have its primal's structure and float types",
+        ),
+        (
+            "fn f(p) = (p[0] * p[1], p[1])\nfn main() {\n    let (y, pb) = vjp(f, (2.0, [1.0, 2.0]))\n    print(pb([1.0, 2.0]))\n}",
+            "the cotangent must have the output's type (f32[2], f32[2]), but it is f32[2]",
+        ),
+        (
+            "fn f(p) = (p[0] * p[1], p[1])\nfn main() {\n    let (y, pb) = vjp(f, (2.0, [1.0, 2.0]))\n    print(pb(([1.0, 2.0], [1, 2])))\n}",
+            "it has i32[2] where the output has f32[2]",
+        ),
+        (
+            "fn f(p) = p[0] * 2.0\nfn main() { print(vmap(f)(([1.0, 2.0], [1.0, 2.0, 3.0]))) }",
+            "vmap's batch sizes disagree: argument 0 (its f32[2]) has 2 examples, argument 0 (its f32[3]) has 3",
+        ),
+        (
+            "fn f(x) = (x * 2.0, [1, 2])\nfn main() { print(jvp(f, ([1.0, 2.0],), ([1.0, 1.0],))) }",
+            "differentiating needs `f` to return float tensors (or tuples of them), but it returns (f32[2], i32[2])",
+        ),
+    ];
+    for (src, want) in cases {
+        let text = errors(src);
+        assert!(text.contains(want), "expected {want:?} in:\n{text}\nfor:\n{src}");
+    }
+}
