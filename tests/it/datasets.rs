@@ -67,6 +67,54 @@ fn regression_data(rng: &mut SplitMix, n: usize, a: f64) -> (Vec<f32>, Vec<f32>)
     (xs, ys)
 }
 
+/// The same regression from CSV files whose last column is the target
+/// (`y = "float"`), viewed as the declared `f32[B, 1]`.
+#[test]
+fn linear_regression_on_csv_float_targets_finds_the_true_weights() {
+    let dir = tempdir("csv-regression");
+    let (n, a) = (1024, 0.1);
+    let mut rng = SplitMix(0x5eed_0102);
+    let rows = |x: &[f32], y: &[f32]| -> String {
+        x.chunks(4).zip(y).map(|(x, y)| format!("{},{},{},{},{y}\n", x[0], x[1], x[2], x[3])).collect()
+    };
+    let (x, y) = regression_data(&mut rng, n, a);
+    let (tx, ty) = regression_data(&mut rng, 100, a);
+    std::fs::write(dir.join("reg.csv"), rows(&x, &y)).unwrap();
+    std::fs::write(dir.join("reg_test.csv"), rows(&tx, &ty)).unwrap();
+    let text = REGRESSION.replace(
+        r#"npz("reg.npz", x = "inputs", y = "targets") {
+    batch_size = 64
+    test = npz("reg.npz", x = "test_inputs", y = "test_targets")
+}"#,
+        r#"csv("reg.csv", y = "float") {
+    batch_size = 64
+    test = "reg_test.csv"
+}"#,
+    );
+    assert!(text.contains("reg.csv"));
+    std::fs::write(dir.join("reg.jl"), &text).unwrap();
+    let model = dir.join("reg.jl");
+    let logs = format!("trainer.default_root_dir={}", dir.join("logs").display());
+    let (code, out, err) = jlc_out(&["run", model.to_str().unwrap(), "--set", &logs]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("test_mse"), "{out}");
+    // As for the NPZ run: 6 standard errors of least squares.
+    let tol = 6.0 * a / (n as f64).sqrt();
+    let ck = last_ckpt(&dir.join("logs"));
+    let (w, b) = (param(&ck, "w"), param(&ck, "b"));
+    for k in 0..4 {
+        assert!((w[k] - W_TRUE[k]).abs() < tol, "w[{k}] = {}, true {}, tolerance {tol}", w[k], W_TRUE[k]);
+    }
+    assert!((b[0] - B_TRUE).abs() < tol, "b = {}, true {B_TRUE}, tolerance {tol}", b[0]);
+    // Class labels where the model declares float targets: the default
+    // `y = "class"` refuses 0.25 and names the line.
+    let text = text.replace(r#", y = "float")"#, ")");
+    std::fs::write(&model, &text).unwrap();
+    let (code, _, err) = jlc_out(&["run", model.to_str().unwrap(), "--set", &logs]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(".csv:1: last column: expected a non-negative integer class label, found"), "{err}");
+}
+
 #[test]
 fn linear_regression_on_npz_finds_the_true_weights_and_predicts_them() {
     let dir = tempdir("npz-regression");

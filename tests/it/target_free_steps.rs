@@ -84,7 +84,8 @@ fn an_autoencoder_trains_without_declaring_targets() {
     assert!(metric(&run, "val_mse").is_finite());
 }
 
-/// Data without targets, `npz(..., y = false)` and `npy(..., y = false)`:
+/// Data without targets, `npz(..., y = false)`, `npy(..., y = false)` and
+/// `csv(..., y = false)`:
 /// an autoencoder trains on it exactly as on the same inputs with labels it
 /// ignores; a step that takes `y` is refused, naming it.
 #[test]
@@ -92,11 +93,16 @@ fn data_without_targets_trains_target_free_steps_and_refuses_the_others() {
     use trainer::data::{npy, npz, Values};
     let dir = tempdir("no-targets");
     let x: Vec<f32> = (0..96).map(|i| ((i * 7) % 11) as f32 / 10.0 - 0.5).collect();
-    let xs = npy::write(&[24, 4], &Values::F32(x));
+    let xs = npy::write(&[24, 4], &Values::F32(x.clone()));
     let labels = npy::write(&[24], &Values::I32(vec![0; 24]));
     std::fs::write(dir.join("x_only.npz"), npz::write(&[("x", xs.clone())], false)).unwrap();
     std::fs::write(dir.join("labelled.npz"), npz::write(&[("x", xs.clone()), ("y", labels)], false)).unwrap();
     std::fs::write(dir.join("x.npy"), xs).unwrap();
+    // The same inputs as CSV rows without a label column (f32 `{}` prints
+    // the shortest text that reads back to the same value).
+    let rows: String =
+        x.chunks(4).map(|r| r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",") + "\n").collect();
+    std::fs::write(dir.join("x_only.csv"), rows).unwrap();
     let with_source = |source: &str| MODEL.replace(r#"csv("rows.csv")"#, source);
     let run = |name: &str, text: &str| {
         let path = dir.join(format!("{name}.jl"));
@@ -104,7 +110,12 @@ fn data_without_targets_trains_target_free_steps_and_refuses_the_others() {
         fit(&path, text, &tempdir(&format!("no-targets-{name}")), &[], None)
     };
     let labelled = run("labelled", &with_source(r#"npz("labelled.npz")"#));
-    for (name, source) in [("npz", r#"npz("x_only.npz", y = false)"#), ("npy", r#"npy("x.npy", y = false)"#)] {
+    let sources = [
+        ("npz", r#"npz("x_only.npz", y = false)"#),
+        ("npy", r#"npy("x.npy", y = false)"#),
+        ("csv", r#"csv("x_only.csv", y = false)"#),
+    ];
+    for (name, source) in sources {
         let got = run(name, &with_source(source));
         for ((spec, a), (_, b)) in labelled.params.iter().zip(&got.params) {
             assert_eq!(bits(a), bits(b), "{name}: {} differs from the labelled run", spec.path);

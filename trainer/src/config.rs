@@ -3,6 +3,7 @@
 //! Unknown keys and wrong types are diagnostics with spans.
 
 use crate::data::synthetic::{SyntheticKind, SyntheticSpec};
+use crate::data::CsvTargets;
 use compiler::diagnostic::{Code, Diagnostic};
 use compiler::lower::gradients::{self, GradSettings};
 use compiler::lower::{ConstValue, Section, SettingEntry};
@@ -34,18 +35,26 @@ pub struct DataConfig {
     pub seq_len: usize,
     /// `synthetic(...)`: what to generate.
     pub synthetic: Option<SyntheticSpec>,
+    /// `csv(..., y = ...)`: what the last column holds (both splits).
+    pub csv_targets: CsvTargets,
 }
 
 impl DataConfig {
     /// Whether the training data holds targets: every source but an
-    /// archive or array file given `y = false`.
+    /// archive, array file or CSV file given `y = false`.
     pub fn has_targets(&self) -> bool {
-        !self.keyed() || !self.y_key.is_empty()
+        match self.source {
+            SourceKind::Csv => self.csv_targets != CsvTargets::None,
+            _ => !self.keyed() || !self.y_key.is_empty(),
+        }
     }
 
     /// Whether the test split holds targets (as `has_targets`).
     pub fn test_has_targets(&self) -> bool {
-        !self.keyed() || !self.test_keys.as_ref().map_or(&self.y_key, |(_, y)| y).is_empty()
+        match self.source {
+            SourceKind::Csv => self.has_targets(),
+            _ => !self.keyed() || !self.test_keys.as_ref().map_or(&self.y_key, |(_, y)| y).is_empty(),
+        }
     }
 
     /// Sources that name their targets (and may have none).
@@ -103,12 +112,13 @@ struct SourceArgs {
     scale: f64,
     seq_len: usize,
     synthetic: Option<SyntheticSpec>,
+    csv_targets: CsvTargets,
 }
 
 /// The signature of each source, for messages.
 fn signature(kind: SourceKind) -> &'static str {
     match kind {
-        SourceKind::Csv => "csv(\"file.csv\", scale = 1.0)",
+        SourceKind::Csv => "csv(\"file.csv\", y = \"class\" | \"float\" | false (no targets), scale = 1.0)",
         SourceKind::Idx => "idx(\"directory\", scale = 1.0)",
         SourceKind::Npz => "npz(\"file.npz\", x = \"x\", y = \"y\" (or false: no targets), scale = 1.0)",
         SourceKind::Npy => "npy(\"x.npy\", y = \"y.npy\" (or false: no targets), scale = 1.0)",
@@ -133,6 +143,7 @@ impl SourceArgs {
             scale: 1.0,
             seq_len: 0,
             synthetic: None,
+            csv_targets: CsvTargets::Class,
         }
     }
 }
@@ -247,6 +258,9 @@ fn source_args(value: &ConstValue, span: Span, diags: &mut Vec<Diagnostic>) -> O
                 out.y_key = s.clone();
                 has_y = true;
             }
+            (SourceKind::Csv, Some("y"), ConstValue::Str(s)) if s == "class" => out.csv_targets = CsvTargets::Class,
+            (SourceKind::Csv, Some("y"), ConstValue::Str(s)) if s == "float" => out.csv_targets = CsvTargets::Float,
+            (SourceKind::Csv, Some("y"), ConstValue::Bool(false)) => out.csv_targets = CsvTargets::None,
             // No targets (an autoencoder's data): `y_key` empty.
             (SourceKind::Npz | SourceKind::Npy | SourceKind::Safetensors, Some("y"), ConstValue::Bool(false)) => {
                 out.y_key = String::new();
@@ -498,6 +512,7 @@ pub fn data_config(section: &Section) -> Result<DataConfig, Vec<Diagnostic>> {
         test_keys: None,
         seq_len: src.seq_len,
         synthetic: src.synthetic,
+        csv_targets: src.csv_targets,
     };
     for e in &section.entries {
         match e.key.as_str() {

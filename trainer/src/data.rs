@@ -294,27 +294,64 @@ fn decompress(name: &str, raw: &[u8]) -> Result<Vec<u8>, DataError> {
     Ok(out)
 }
 
+/// What the last column of a CSV file holds (`csv("f.csv", y = ...)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CsvTargets {
+    /// An integer class label (`i32` targets); the default.
+    #[default]
+    Class,
+    /// A number, as regression targets are (`y = "float"`: `f32` targets).
+    Float,
+    /// Nothing: every column is a feature and the data has no targets
+    /// (`y = false`, an autoencoder's data).
+    None,
+}
+
+impl CsvTargets {
+    /// As `csv(..., y = ...)` writes it.
+    pub fn setting(self) -> &'static str {
+        match self {
+            CsvTargets::Class => "\"class\"",
+            CsvTargets::Float => "\"float\"",
+            CsvTargets::None => "false",
+        }
+    }
+}
+
 /// Reads a CSV file of numbers (`.gz` is decompressed), one example per
 /// line, the label in the last column; features are multiplied by `scale`.
 pub fn load_csv(path: &Path, scale: f32) -> Result<Dataset, DataError> {
+    load_csv_with(path, scale, CsvTargets::Class)
+}
+
+/// `load_csv` with the last column read as `targets` says.
+pub fn load_csv_with(path: &Path, scale: f32, targets: CsvTargets) -> Result<Dataset, DataError> {
     let name = path.display().to_string();
     let raw = std::fs::read(path).map_err(|source| DataError::Io { path: name.clone(), source })?;
-    parse_csv_bytes(&name, &raw, scale)
+    parse_csv_bytes_with(&name, &raw, scale, targets)
 }
 
 /// `load_csv` on bytes in memory (raw or gzip); `name` names them in errors.
 pub fn parse_csv_bytes(name: &str, raw: &[u8], scale: f32) -> Result<Dataset, DataError> {
+    parse_csv_bytes_with(name, raw, scale, CsvTargets::Class)
+}
+
+/// `parse_csv_bytes` with the last column read as `targets` says.
+pub fn parse_csv_bytes_with(name: &str, raw: &[u8], scale: f32, targets: CsvTargets) -> Result<Dataset, DataError> {
     let bytes = decompress(name, raw)?;
     let text = String::from_utf8(bytes).map_err(|e| DataError::Invalid {
         path: name.into(),
         message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
     })?;
-    parse_csv(name, &text, scale)
+    parse_csv(name, &text, scale, targets)
 }
 
-pub fn parse_csv(name: &str, text: &str, scale: f32) -> Result<Dataset, DataError> {
+pub fn parse_csv(name: &str, text: &str, scale: f32, targets: CsvTargets) -> Result<Dataset, DataError> {
     let mut features = Vec::new();
     let mut labels = Vec::new();
+    let mut values = Vec::new();
+    // The feature columns: all but the last, unless there are no targets.
+    let target_columns = usize::from(targets != CsvTargets::None);
     let mut n_cols: Option<usize> = None;
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -323,7 +360,7 @@ pub fn parse_csv(name: &str, text: &str, scale: f32) -> Result<Dataset, DataErro
             continue;
         }
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        if cells.len() < 2 {
+        if cells.len() < 1 + target_columns {
             return Err(DataError::Parse {
                 path: name.into(),
                 line: line_no,
@@ -341,7 +378,7 @@ pub fn parse_csv(name: &str, text: &str, scale: f32) -> Result<Dataset, DataErro
             }
             Some(_) => {}
         }
-        for (col, cell) in cells[..cells.len() - 1].iter().enumerate() {
+        for (col, cell) in cells[..cells.len() - target_columns].iter().enumerate() {
             let v: f32 = cell.parse().map_err(|_| DataError::Parse {
                 path: name.into(),
                 line: line_no,
@@ -357,6 +394,20 @@ pub fn parse_csv(name: &str, text: &str, scale: f32) -> Result<Dataset, DataErro
             features.push(v * scale);
         }
         let label_cell = cells[cells.len() - 1];
+        match targets {
+            CsvTargets::None => continue,
+            CsvTargets::Float => {
+                let v: f32 =
+                    label_cell.parse().ok().filter(|v: &f32| v.is_finite()).ok_or_else(|| DataError::Parse {
+                        path: name.into(),
+                        line: line_no,
+                        message: format!("last column: expected a finite number (the target), found {label_cell:?}"),
+                    })?;
+                values.push(v);
+                continue;
+            }
+            CsvTargets::Class => {}
+        }
         let label: f64 = label_cell.parse().map_err(|_| DataError::Parse {
             path: name.into(),
             line: line_no,
@@ -374,10 +425,14 @@ pub fn parse_csv(name: &str, text: &str, scale: f32) -> Result<Dataset, DataErro
     let Some(n_cols) = n_cols else {
         return Err(DataError::Invalid { path: name.into(), message: "the file holds no rows".into() });
     };
-    Ok(Dataset {
-        x: Column::new(Values::F32(features), vec![n_cols - 1], 1.0),
-        y: Column::new(Values::I32(labels), vec![], 1.0),
-    })
+    let n_features = n_cols - target_columns;
+    let y = match targets {
+        CsvTargets::Class => Values::I32(labels),
+        CsvTargets::Float => Values::F32(values),
+        // One `0` per example, as `no_targets` gives.
+        CsvTargets::None => Values::I32(vec![0; features.len() / n_features.max(1)]),
+    };
+    Ok(Dataset { x: Column::new(Values::F32(features), vec![n_features], 1.0), y: Column::new(y, vec![], 1.0) })
 }
 
 /// The file names tried for the IDX training set, in order (the names of

@@ -1681,6 +1681,9 @@ fn hparams_yaml(data: &DataConfig, trainer: &TrainerConfig, progs: &TrainProgram
     if let Some((x, y)) = &data.test_keys {
         lines.push(format!("  test_keys: [{x:?}, {y:?}]"));
     }
+    if data.csv_targets != crate::data::CsvTargets::Class {
+        lines.push(format!("  y: {}", data.csv_targets.setting()));
+    }
     // Every line below is a setting, as `--set trainer.KEY=VALUE` takes it.
     // Not where the logs go (`default_root_dir`, `name`): the run directory
     // holds this file, and a checkpoint (which holds it too) stays the same

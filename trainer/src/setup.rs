@@ -349,6 +349,7 @@ fn from_module(
         test_keys: None,
         seq_len: 0,
         synthetic: None,
+        csv_targets: Default::default(),
     };
     Ok((cfg, splits.train, splits.test, splits.val, name))
 }
@@ -361,8 +362,9 @@ pub(crate) fn load(cfg: &DataConfig, dir: &Path) -> Result<(Dataset, Option<Data
     let test_keys = cfg.test_keys.clone().unwrap_or((cfg.x_key.clone(), cfg.y_key.clone()));
     Ok(match cfg.source {
         SourceKind::Csv => {
-            let test = test_path.map(|t| data::load_csv(&t, scale)).transpose()?;
-            (data::load_csv(&path, scale)?, test)
+            let load = |p: &Path| data::load_csv_with(p, scale, cfg.csv_targets);
+            let test = test_path.map(|t| load(&t)).transpose()?;
+            (load(&path)?, test)
         }
         SourceKind::Idx => (data::load_idx_dir(&path, scale)?, data::load_idx_test_dir(&path, scale)?),
         SourceKind::Npz => {

@@ -119,6 +119,34 @@ fn csv_bytes_raw_and_gzip_agree_and_errors_name_the_line() {
     assert_eq!(err(parse_csv_bytes("b.csv", b"1,2\xff", 1.0)), "b.csv: not UTF-8 text (byte 3)");
 }
 
+/// `y = "float"` reads the last column as an `f32` target (a regression's),
+/// `y = false` reads every column as a feature and gives zero targets;
+/// the default is the integer class label.
+#[test]
+fn csv_last_column_is_a_class_a_float_target_or_a_feature() {
+    let text = b"1,2,0.25\n3,4,-1.5\n";
+    let float = parse_csv_bytes_with("r.csv", text, 0.5, CsvTargets::Float).unwrap();
+    assert_eq!(float.x, Column::new(Values::F32(vec![0.5, 1.0, 1.5, 2.0]), vec![2], 1.0));
+    assert_eq!(float.y, Column::new(Values::F32(vec![0.25, -1.5]), vec![], 1.0));
+    let none = parse_csv_bytes_with("r.csv", text, 1.0, CsvTargets::None).unwrap();
+    assert_eq!(none.x, Column::new(Values::F32(vec![1.0, 2.0, 0.25, 3.0, 4.0, -1.5]), vec![3], 1.0));
+    assert_eq!(none.y, Column::new(Values::I32(vec![0, 0]), vec![], 1.0));
+    let one_column = parse_csv_bytes_with("c.csv", b"7\n8\n9\n", 1.0, CsvTargets::None).unwrap();
+    assert_eq!(one_column.x, Column::new(Values::F32(vec![7.0, 8.0, 9.0]), vec![1], 1.0));
+    assert_eq!(
+        err(parse_csv_bytes("r.csv", text, 1.0)),
+        "r.csv:1: last column: expected a non-negative integer class label, found 0.25"
+    );
+    assert_eq!(
+        err(parse_csv_bytes_with("r.csv", b"1,2,3\n3,4,nan\n", 1.0, CsvTargets::Float)),
+        "r.csv:2: last column: expected a finite number (the target), found \"nan\""
+    );
+    assert_eq!(
+        err(parse_csv_bytes_with("r.csv", b"1,2\n3,4,5\n", 1.0, CsvTargets::None)),
+        "r.csv:2: expected 2 columns like the first line, found 3"
+    );
+}
+
 #[test]
 fn idx_test_split_is_the_t10k_files_or_none() {
     let dir = std::env::temp_dir().join(format!("jlc-idx-test-split-{}", std::process::id()));
