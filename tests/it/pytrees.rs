@@ -2,7 +2,7 @@
 //! transformations: `grad` and `value_and_grad` with respect to a nested
 //! tuple of parameters, `jvp` and `vjp` with tuple primals, tangents,
 //! outputs and cotangents, `jacrev`, `jacfwd` and `hessian` with respect
-//! to a tuple, and `vmap` over a tuple argument.
+//! to a tuple, and `vmap` over a tuple argument (with nested `in_axes`).
 //!
 //! Everything runs in float64 on the reference interpreter. Oracles:
 //! central finite differences of the source-level function itself, run on
@@ -38,6 +38,16 @@ fn example_loss(p, x: f64[3], y: f64) -> f64 {
 fn per_example(w1: f64[3, 5], b1: f64[5], w2: f64[5], x: f64[4, 3], y: f64[4]) {
     let (g1, (gb, g2)) = vmap(grad(example_loss), in_axes = (None, 0, 0))((w1, (b1, w2)), x, y)
     (g1, gb, g2)
+}
+fn mixed(w: f64[3], s: f64, x: f64[4, 3], c: f64[3, 4]) {
+    let (ys, zs) = vmap(fn(p, x) = (tanh(p[0] * x) * p[1][0], p[1][1] * x), in_axes = ((None, (None, 1)), 0))(
+        (w, (s, c)),
+        x,
+    )
+    (ys, zs)
+}
+fn mixed_one(w: f64[3], s: f64, x: f64[3], c: f64[3]) {
+    (tanh(w * x) * s, c * x)
 }
 fn f(p, v: f64[3]) {
     let (a, s) = p
@@ -146,6 +156,28 @@ fn vmapped_gradients_of_tuple_parameters_average_to_the_batch_gradient() {
         for j in 0..n {
             let mean = (0..4).map(|e| each[k][e * n + j]).sum::<f64>() / 4.0;
             close(mean, batch[k][j], 1e-12, &format!("mean of per-example gradient {k}[{j}]"));
+        }
+    }
+}
+
+/// `in_axes` entries nested as the tuple argument (`((None, (None, 1)),
+/// 0)`): the shared tensors of the tuple reach every example unchanged and
+/// the batched one is cut along its axis, as a loop over examples gives.
+#[test]
+fn nested_in_axes_share_and_batch_tensors_of_one_tuple() {
+    let (mapped, one) = (lower(SRC, "mixed"), lower(SRC, "mixed_one"));
+    let mut rng = Rng(0x7ee_0005);
+    let (w, s, x, c) = (random(&mut rng, 3), random(&mut rng, 1), random(&mut rng, 12), random(&mut rng, 12));
+    let args: Args = vec![(&[3], w.clone()), (&[], s.clone()), (&[4, 3], x.clone()), (&[3, 4], c.clone())];
+    let out = run(&mapped, &args);
+    for e in 0..4 {
+        let column: Vec<f64> = (0..3).map(|k| c[k * 4 + e]).collect();
+        let row = x[e * 3..e * 3 + 3].to_vec();
+        let want = run(&one, &[(&[3], w.clone()), (&[], s.clone()), (&[3], row), (&[3], column)]);
+        for k in 0..2 {
+            for j in 0..3 {
+                assert_eq!(out[k][e * 3 + j], want[k][j], "output {k} of example {e}, element {j}");
+            }
         }
     }
 }
@@ -268,6 +300,18 @@ fn mismatched_trees_are_reported_with_both_structures() {
         (
             "fn f(x) = (x * 2.0, [1, 2])\nfn main() { print(jvp(f, ([1.0, 2.0],), ([1.0, 1.0],))) }",
             "differentiating needs `f` to return float tensors (or tuples of them), but it returns (f32[2], i32[2])",
+        ),
+        (
+            "fn f(p) = p[0] * 2.0\nfn main() { print(vmap(f, in_axes = ((0, None, 0),))(([1.0, 2.0], [1.0, 2.0]))) }",
+            "argument 0 is (f32[2], f32[2]), but its in_axes entry is a tuple of 3 entries",
+        ),
+        (
+            "fn f(p) = p[0] * 2.0\nfn main() { print(vmap(f, in_axes = ((0, 0),))(([1.0, 2.0], \"s\"))) }",
+            "vmap batches tensors (or tuples of them), but part of argument 0 is the string \"s\"",
+        ),
+        (
+            "fn f(p) = p[0] * 2.0\nfn main() { print(vmap(f, in_axes = ((None, None),))(([1.0, 2.0], [1.0]))) }",
+            "vmap needs at least one batched argument, but every in_axes entry is None",
         ),
     ];
     for (src, want) in cases {

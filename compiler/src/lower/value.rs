@@ -206,7 +206,16 @@ pub enum InAxes {
     /// One entry for every argument (`in_axes = 0`, the default).
     All(Option<i64>),
     /// One entry per argument (`in_axes = (None, 0)`).
-    Each(Vec<Option<i64>>),
+    Each(Vec<AxisTree>),
+}
+
+/// One argument's `in_axes` entry: a batch axis (or `None`) for all its
+/// tensors, or, for a tuple argument, a tuple of entries, one per element
+/// (`in_axes = ((0, None), 0)`, JAX's prefix trees).
+#[derive(Clone, Debug, PartialEq)]
+pub enum AxisTree {
+    Axis(Option<i64>),
+    Tuple(Vec<AxisTree>),
 }
 
 /// `vmap`'s `out_axes`: the axis of each output that holds the examples

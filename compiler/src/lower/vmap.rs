@@ -4,7 +4,9 @@
 //! `in_axes` is one entry (`0`, the default, or `None`) for every argument,
 //! or a tuple with one entry per argument; an argument's entry is the axis
 //! that holds its examples, or `None` for an argument shared by every
-//! example. `f` is any function value: a named function, a lambda, a model,
+//! example. A tuple argument's tensors all take its entry, or follow a
+//! tuple of entries element by element (`in_axes = ((0, None), 0)`): its
+//! shared tensors are passed like shared arguments. `f` is any function value: a named function, a lambda, a model,
 //! `grad(...)`, another `vmap(...)`. Every output gets the batch at axis 0.
 //!
 //! In build mode `f` is lowered alone on one example (its params are the
@@ -16,7 +18,7 @@
 use super::elab::{CallArg, Elaborator, Env};
 use super::transform::{collect_ids, remap};
 use super::tree;
-use super::value::{InAxes, OutAxes, TVal, Val};
+use super::value::{AxisTree, InAxes, OutAxes, TVal, Val};
 use crate::autodiff::inline_outputs as inline;
 use crate::check::{Dim, Ty};
 use crate::diagnostic::{Code, Diagnostic};
@@ -79,21 +81,20 @@ pub fn make_vmap(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
             },
         },
     };
-    let (in_axes, axes_span) =
-        match args.iter().find(|a| a.name.as_deref() == Some("in_axes")) {
-            None => (InAxes::All(Some(0)), span),
-            Some(a) => {
-                let parsed = match &a.value {
-                    Val::Tuple(items) => items.iter().map(axis_entry).collect::<Option<Vec<_>>>().map(InAxes::Each),
-                    Val::Poison => return Val::Poison,
-                    single => axis_entry(single).map(InAxes::All),
-                };
-                match parsed {
+    let (in_axes, axes_span) = match args.iter().find(|a| a.name.as_deref() == Some("in_axes")) {
+        None => (InAxes::All(Some(0)), span),
+        Some(a) => {
+            let parsed = match &a.value {
+                Val::Tuple(items) => items.iter().map(axis_tree).collect::<Option<Vec<_>>>().map(InAxes::Each),
+                Val::Poison => return Val::Poison,
+                single => axis_entry(single).map(InAxes::All),
+            };
+            match parsed {
                     Some(axes) => (axes, a.span),
                     None => return el.error(
                         Diagnostic::error(
                             Code::BadCall,
-                            "`in_axes` entries are batch axes (0, 1, ..., or -1 for the last) or `None`",
+                            "`in_axes` entries are batch axes (0, 1, ..., or -1 for the last), `None`, or tuples of them for tuple arguments",
                         )
                         .with_label(a.span, "in these in_axes")
                         .with_help(
@@ -101,8 +102,8 @@ pub fn make_vmap(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
                         ),
                     ),
                 }
-            }
-        };
+        }
+    };
     Val::Vmap { f: Rc::new(first.value.clone()), in_axes, axes_span, out_axes }
 }
 
@@ -174,6 +175,14 @@ fn axis_entry(v: &Val) -> Option<Option<i64>> {
     }
 }
 
+/// One argument's `in_axes` entry, a tuple of entries for a tuple argument.
+fn axis_tree(v: &Val) -> Option<AxisTree> {
+    match v {
+        Val::Tuple(items) => items.iter().map(axis_tree).collect::<Option<Vec<_>>>().map(AxisTree::Tuple),
+        other => axis_entry(other).map(AxisTree::Axis),
+    }
+}
+
 /// An argument batched along `axis`: its per-example type lacks that axis.
 struct Batched {
     id: Option<ValueId>,
@@ -200,8 +209,8 @@ pub fn call_vmap(
                 .with_label(a.name_span.unwrap_or(a.span), "named here"),
         );
     }
-    let axes = match in_axes {
-        InAxes::All(axis) => vec![*axis; args.len()],
+    let axes: Vec<AxisTree> = match in_axes {
+        InAxes::All(axis) => vec![AxisTree::Axis(*axis); args.len()],
         InAxes::Each(axes) if axes.len() == args.len() => axes.clone(),
         InAxes::Each(axes) => {
             return el.error(
@@ -219,7 +228,24 @@ pub fn call_vmap(
             )
         }
     };
-    if axes.iter().all(Option::is_none) {
+    // Each argument's tensors with their batch axes (a tuple argument's
+    // tensors share its entry, or follow a tuple of entries).
+    let mut leaf_axes: Vec<Vec<Option<i64>>> = Vec::with_capacity(args.len());
+    for (i, (a, axes)) in args.iter().zip(&axes).enumerate() {
+        let mut out = Vec::new();
+        if let Err(problem) = axes_of_leaves(&a.value, axes, &mut out) {
+            let whole = if problem.whole { format!("argument {i}") } else { format!("part of argument {i}") };
+            let mut d = Diagnostic::error(Code::TypeMismatch, format!("{}{whole} {}", problem.prefix, problem.what))
+                .with_label(a.span, format!("this is {}", tree::describe(&a.value)))
+                .with_label(axes_span, "in these in_axes");
+            if let Some(help) = problem.help {
+                d = d.with_help(help);
+            }
+            return el.error(d);
+        }
+        leaf_axes.push(out);
+    }
+    if leaf_axes.iter().flatten().all(Option::is_none) {
         return el.error(
             Diagnostic::error(
                 Code::BadCall,
@@ -228,31 +254,25 @@ pub fn call_vmap(
             .with_label(axes_span, "no batch axis here"),
         );
     }
-    // The batched arguments' tensors (each tensor of a tuple argument along
-    // that argument's axis), and the batch size they agree on: its dim, and
-    // the argument and tensor type that first gave it.
-    let mut batched: Vec<Option<Vec<Batched>>> = Vec::with_capacity(args.len());
+    // The batched tensors of each argument with a batch axis (`None`: an
+    // argument shared whole), and the batch size they agree on: its dim,
+    // and the argument and tensor type that first gave it.
+    let mut batched: Vec<Option<Vec<Option<Batched>>>> = Vec::with_capacity(args.len());
     let mut size: Option<(Dim, usize, String, usize)> = None;
-    for (i, (a, axis)) in args.iter().zip(&axes).enumerate() {
-        let Some(given) = *axis else {
+    for (i, (a, axes)) in args.iter().zip(&leaf_axes).enumerate() {
+        if axes.iter().all(Option::is_none) {
             batched.push(None);
             continue;
-        };
-        if !tree::is_tensor_tree(&a.value) {
-            return el.error(
-                Diagnostic::error(
-                    Code::TypeMismatch,
-                    format!("vmap batches tensors (or tuples of them), but argument {i} is {}", a.value.describe()),
-                )
-                .with_label(a.span, "not a tensor")
-                .with_help("give it `None` in `in_axes` to pass it to every example unchanged"),
-            );
         }
+        let whole = tree::describe(&a.value);
         let mut leaves = Vec::new();
-        for t in tree::leaves(&a.value) {
+        for (t, axis) in tree::leaves(&a.value).into_iter().zip(axes) {
+            let Some(given) = *axis else {
+                leaves.push(None);
+                continue;
+            };
             let rank = t.ty.rank() as i64;
             let resolved = if given < 0 { given + rank } else { given };
-            let whole = tree::describe(&a.value);
             if resolved < 0 || resolved >= rank {
                 let verb = if matches!(a.value, Val::Tensor(_)) { "is" } else { "holds" };
                 return el.error(
@@ -295,7 +315,7 @@ pub fn call_vmap(
             }
             let mut example = t.ty.clone();
             example.dims.remove(axis);
-            leaves.push(Batched { id: t.id, axis, example });
+            leaves.push(Some(Batched { id: t.id, axis, example }));
         }
         batched.push(Some(leaves));
     }
@@ -306,7 +326,7 @@ pub fn call_vmap(
             .zip(&batched)
             .map(|(a, b)| CallArg {
                 value: match b {
-                    Some(b) => example_tree(&a.value, b, &mut std::iter::repeat(None)),
+                    Some(b) => example_tree(&a.value, b, &mut std::iter::repeat(None), &HashMap::new()),
                     None => a.value.clone(),
                 },
                 ..a.clone()
@@ -324,11 +344,17 @@ pub fn call_vmap(
     let mut captured: Vec<(ValueId, crate::ir::Type)> = Vec::new();
     collect_ids(el, f, &mut captured);
     for (a, b) in args.iter().zip(&batched) {
-        if b.is_none() {
-            collect_ids(el, &a.value, &mut captured);
+        match b {
+            None => collect_ids(el, &a.value, &mut captured),
+            // The tensors of a batched tuple that its in_axes share.
+            Some(b) => tree::leaves(&a.value)
+                .into_iter()
+                .zip(b)
+                .filter(|(_, b)| b.is_none())
+                .for_each(|(t, _)| collect_ids(el, &Val::Tensor(t), &mut captured)),
         }
     }
-    let examples: Vec<&Batched> = batched.iter().flatten().flatten().collect();
+    let examples: Vec<&Batched> = batched.iter().flatten().flatten().flatten().collect();
     let param_types: Vec<crate::ir::Type> = examples
         .iter()
         .map(|b| b.example.to_ir().expect("known dims in build mode"))
@@ -342,7 +368,7 @@ pub fn call_vmap(
         .zip(&batched)
         .map(|(a, b)| CallArg {
             value: match b {
-                Some(b) => example_tree(&a.value, b, &mut params),
+                Some(b) => example_tree(&a.value, b, &mut params, &map),
                 None => remap(&a.value, &map),
             },
             ..a.clone()
@@ -399,14 +425,68 @@ fn with_batch(out: &Val, size: &Dim, ids: &mut Option<&mut Vec<ValueId>>) -> Res
     }
 }
 
-/// One example of a batched argument: `v`'s structure, its tensors of the
-/// example types in `batched` (in order) with the IR values from `ids`.
-fn example_tree(v: &Val, batched: &[Batched], ids: &mut impl Iterator<Item = Option<ValueId>>) -> Val {
+/// One example of a batched argument: `v`'s structure, its batched tensors
+/// of the example types in `batched` (in order) with the IR values from
+/// `ids`, its shared ones (`None` in `batched`) renamed by `map`.
+fn example_tree(
+    v: &Val,
+    batched: &[Option<Batched>],
+    ids: &mut impl Iterator<Item = Option<ValueId>>,
+    map: &HashMap<ValueId, ValueId>,
+) -> Val {
     let mut examples = batched.iter();
-    tree::map_leaves(v, &mut |_| {
-        let b = examples.next().expect("one per tensor");
-        Val::Tensor(TVal { ty: b.example.clone(), id: ids.next().expect("one per tensor") })
+    tree::map_leaves(v, &mut |t| match examples.next().expect("one per tensor") {
+        Some(b) => Val::Tensor(TVal { ty: b.example.clone(), id: ids.next().expect("one per tensor") }),
+        None => remap(&Val::Tensor(t.clone()), map),
     })
+}
+
+/// Why an argument does not fit its `in_axes` entry.
+struct AxesProblem {
+    /// Whether it is about the whole argument (else a part of a tuple).
+    whole: bool,
+    prefix: &'static str,
+    what: String,
+    help: Option<&'static str>,
+}
+
+/// The batch axis of each tensor of `v`, depth first (as `tree::leaves`),
+/// under its `in_axes` entry: one axis (or `None`) for all of them, or a
+/// tuple of entries matching a tuple argument, to any depth (JAX's prefix
+/// trees).
+fn axes_of_leaves(v: &Val, axes: &AxisTree, out: &mut Vec<Option<i64>>) -> Result<(), AxesProblem> {
+    match axes {
+        AxisTree::Axis(None) => out.extend(tree::leaves(v).iter().map(|_| None)),
+        AxisTree::Axis(Some(a)) if tree::is_tensor_tree(v) => out.extend(tree::leaves(v).iter().map(|_| Some(*a))),
+        AxisTree::Axis(Some(_)) => {
+            return Err(AxesProblem {
+                whole: true,
+                prefix: "vmap batches tensors (or tuples of them), but ",
+                what: format!("is {}", v.describe()),
+                help: Some("give it `None` in `in_axes` to pass it to every example unchanged"),
+            })
+        }
+        AxisTree::Tuple(entries) => match v {
+            Val::Tuple(items) if items.len() == entries.len() => {
+                for (item, entry) in items.iter().zip(entries) {
+                    axes_of_leaves(item, entry, out).map_err(|p| AxesProblem { whole: false, ..p })?;
+                }
+            }
+            other => {
+                return Err(AxesProblem {
+                    whole: true,
+                    prefix: "",
+                    what: format!(
+                        "is {}, but its in_axes entry is a tuple of {} entries",
+                        tree::describe(other),
+                        entries.len()
+                    ),
+                    help: Some("a tuple of entries matches a tuple argument of that length, element by element"),
+                })
+            }
+        },
+    }
+    Ok(())
 }
 
 fn bad(el: &mut Elaborator, msg: &str, span: Span) -> Val {
