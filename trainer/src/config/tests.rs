@@ -212,7 +212,10 @@ fn npz_and_npy_sources_with_their_test_splits() {
         msgs(r#"data = npz("d.npz", labels = "y")"#),
         ["npz takes npz(\"file.npz\", x = \"x\", y = \"y\" (or false: no targets), scale = 1.0)"]
     );
-    assert_eq!(msgs(r#"data = csv("d.csv", y = "y")"#), ["csv takes csv(\"file.csv\", scale = 1.0)"]);
+    assert_eq!(
+        msgs(r#"data = csv("d.csv", y = "y")"#),
+        ["csv takes csv(\"file.csv\", y = \"class\" | \"float\" | false (no targets), scale = 1.0)"]
+    );
     assert_eq!(
         msgs(r#"data = npy("x.npy", y = "y.npy") { test = "t.npy" }"#),
         ["`test` must be npy(\"x_test.npy\", y = \"y_test.npy\")"]
