@@ -235,4 +235,8 @@ fn a_model_outside_training_is_an_error_not_a_crash() {
     let err = compiler::lower::lower_main(&prog).err().expect("an error");
     let text = compiler::diagnostic::render_all(&err, &prog.sources, false);
     assert!(text.contains("model `M` has trainable parameters, which exist only in training"), "{text}");
+    // `jlc check` refuses it too, so checking agrees with running.
+    let checked = compiler::lower::check_program(&prog);
+    let text = compiler::diagnostic::render_all(&checked, &prog.sources, false);
+    assert!(text.contains("model `M` has trainable parameters, which exist only in training"), "{text}");
 }

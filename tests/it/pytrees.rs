@@ -265,6 +265,68 @@ fn jacobians_and_hessians_of_tuples_nest_as_jax_does() {
     }
 }
 
+/// `hessian` with several `wrt` names, one a tuple, is `jacfwd(jacrev(f,
+/// wrt), wrt)` as JAX defines it: the gradient's structure outside (the
+/// tuple's elements, then `x`), `(d/dp, d/dx)` inside. Closed forms for
+/// `f = p0^2 p1 x + x^2 p0`.
+#[test]
+fn hessian_of_a_tuple_and_a_tensor_nests_as_jacfwd_of_jacrev() {
+    let src = "\
+fn f(p, x: f64) -> f64 = p[0] * p[0] * p[1] * x + x * x * p[0]
+fn h(p0: f64, p1: f64, x: f64) {
+    let ((((h00, h01), h0x), ((h10, h11), h1x)), ((hx0, hx1), hxx)) = hessian(f, wrt = (p, x))((p0, p1), x)
+    (h00, h01, h0x, h10, h11, h1x, hx0, hx1, hxx)
+}
+fn composed(p0: f64, p1: f64, x: f64) {
+    let ((((h00, h01), h0x), ((h10, h11), h1x)), ((hx0, hx1), hxx)) =
+        jacfwd(jacrev(f, wrt = (p, x)), wrt = (p, x))((p0, p1), x)
+    (h00, h01, h0x, h10, h11, h1x, hx0, hx1, hxx)
+}
+";
+    let (h, composed) = (lower(src, "h"), lower(src, "composed"));
+    let mut rng = Rng(0x7ee_0006);
+    for case in 0..3 {
+        let (p0, p1, x) = (rng.uniform(-2.0, 2.0), rng.uniform(-2.0, 2.0), rng.uniform(-2.0, 2.0));
+        let args: Args = vec![(&[], vec![p0]), (&[], vec![p1]), (&[], vec![x])];
+        let got: Vec<f64> = run(&h, &args).into_iter().map(|v| v[0]).collect();
+        let (f00, f01, f0x, f11, f1x, fxx) =
+            (2.0 * p1 * x, 2.0 * p0 * x, 2.0 * p0 * p1 + 2.0 * x, 0.0, p0 * p0, 2.0 * p0);
+        let want = [f00, f01, f0x, f01, f11, f1x, f0x, f1x, fxx];
+        for (k, (g, w)) in got.iter().zip(want).enumerate() {
+            close(*g, w, 1e-12, &format!("hessian entry {k} (case {case})"));
+        }
+        let again: Vec<f64> = run(&composed, &args).into_iter().map(|v| v[0]).collect();
+        assert_eq!(got, again, "hessian is jacfwd(jacrev) (case {case})");
+    }
+}
+
+/// A tuple holding an empty tensor: its Jacobian block is empty and the
+/// others are still computed (not zeroed); `stop_gradient` of a tuple
+/// stops every tensor in it.
+#[test]
+fn empty_leaves_and_stop_gradient_of_tuples() {
+    let src = "\
+fn jr(v: f64[2]) {
+    let (je, jv) = jacrev(fn(q) = q[1] * q[1])((zeros(0), v))
+    let (he, (hev, hv)) = hessian(fn(q) = sum(q[1] * q[1] * q[1]))((zeros(0), v))
+    (jv, hv)
+}
+fn sg(x: f64[3], s: f64) {
+    let (gx, gs) = grad(fn(p) = sum(stop_gradient(p)[0] * p[0]) * stop_gradient(p)[1])((x, s))
+    (gx, gs)
+}
+";
+    let (jr, sg) = (lower(src, "jr"), lower(src, "sg"));
+    let v = vec![0.5, -1.5];
+    let out = run(&jr, &[(&[2], v.clone())]);
+    assert_eq!(out[0], [2.0 * v[0], 0.0, 0.0, 2.0 * v[1]], "jacrev of q1^2: diag(2 v)");
+    assert_eq!(out[1], [6.0 * v[0], 0.0, 0.0, 6.0 * v[1]], "hessian of sum(q1^3): diag(6 v)");
+    let x = vec![1.0, 1.5, 2.0];
+    let out = run(&sg, &[(&[3], x.clone()), (&[], vec![3.0])]);
+    assert_eq!(out[0], x.iter().map(|v| v * 3.0).collect::<Vec<_>>(), "d/dx of sum(sg(x) x) sg(s) is sg(x) s");
+    assert_eq!(out[1], [0.0], "s enters only through stop_gradient");
+}
+
 /// Compiles `src` and returns its rendered diagnostics.
 fn errors(src: &str) -> String {
     let (prog, mut diags) = compiler::lower::load("t.jl", src);
@@ -312,6 +374,18 @@ fn mismatched_trees_are_reported_with_both_structures() {
         (
             "fn f(p) = p[0] * 2.0\nfn main() { print(vmap(f, in_axes = ((None, None),))(([1.0, 2.0], [1.0]))) }",
             "vmap needs at least one batched argument, but every in_axes entry is None",
+        ),
+        (
+            "fn f(p) -> f32 = sum(p[0])\nfn main() { print(grad(f)(([1.0, 2.0], true))) }",
+            "cannot differentiate with respect to `p`: it holds bool",
+        ),
+        (
+            "fn f(p) = p[0]\nfn main() { print(jvp(f, (([1.0, 2.0], [1, 2]),), (([1.0, 2.0], [1, 2]),))) }",
+            "cannot differentiate with respect to primal 0: it holds i32[2]",
+        ),
+        (
+            "fn f(p) = p[0] * p[1]\nfn main() { print(jvp(f, (1.0, 2.0), (1.0, 1.0))) }",
+            "a transformation of `f` takes its 1 argument by position",
         ),
     ];
     for (src, want) in cases {

@@ -124,15 +124,12 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
             if args.len() != 1 {
                 return bad(el, "`stop_gradient` takes exactly one argument", span);
             }
-            match &args[0].value {
-                Val::Tensor(t) => {
-                    let t = t.clone();
-                    let id = t.id.map(|x| el.b().unary(Op::StopGradient, x));
-                    Val::Tensor(TVal { ty: t.ty, id })
-                }
-                // Compile-time values have no gradient anyway.
-                other => other.clone(),
-            }
+            // Every tensor, in tuples too (as `jax.lax.stop_gradient` takes
+            // pytrees); compile-time values have no gradient anyway.
+            super::tree::map_leaves(&args[0].value, &mut |t| {
+                let id = t.id.map(|x| el.b().unary(Op::StopGradient, x));
+                Val::Tensor(TVal { ty: t.ty.clone(), id })
+            })
         }
         "checkpoint" => match args.as_slice() {
             [a] if a.name.is_none() => match &a.value {

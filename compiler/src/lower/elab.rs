@@ -675,7 +675,9 @@ impl<'p> Elaborator<'p> {
                         buffers.insert(field.name.name.clone());
                     }
                     let id = self.param_values.get(&field_path).copied();
-                    if id.is_none() && self.building() {
+                    // `prints` is set only in `fn main`: checking it
+                    // refuses what building it would.
+                    if id.is_none() && (self.building() || self.prints.is_some()) {
                         // Parameters get values only as inputs of a training
                         // program (the trainer draws them); `fn main` and
                         // other scripts have none to give.

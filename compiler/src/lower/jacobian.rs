@@ -11,8 +11,12 @@
 //! - `jacfwd` maps the `jvp` over the rows of an identity matrix of `x`'s
 //!   size, one tangent per input element, cheap when the input is small; its
 //!   result has `x`'s axes first and is transposed;
-//! - `hessian` is `jacfwd(jacrev(f))`, as JAX's, for each pair of `wrt`
-//!   names: with `wrt = (a, b)` it is `((H_aa, H_ab), (H_ba, H_bb))`.
+//! - `hessian` is `jacfwd(jacrev(f, wrt), wrt)`, as JAX's: with `wrt = (a,
+//!   b)` it is `((H_aa, H_ab), (H_ba, H_bb))`.
+//!
+//! Arguments and results may be tuples of tensors (`tree.rs`): there is one
+//! Jacobian per (output tensor, differentiated input tensor), arranged as
+//! JAX arranges them.
 //!
 //! In check mode only the types are computed.
 
@@ -116,25 +120,13 @@ fn arranged(
     })
 }
 
-/// `hessian(f, wrt = (a, b, ...))(args)`: `jacfwd(jacrev(f, wrt = a), wrt =
-/// b)` for each pair, nested as JAX nests them (a tensor for one name).
+/// `hessian(f, wrt = (a, b, ...))(args)`: `jacfwd(jacrev(f, wrt = (a, b,
+/// ...)), wrt = (a, b, ...))`, as JAX defines it, so it nests as JAX's:
+/// for tensors `((H_aa, H_ab), (H_ba, H_bb))`, and for a tuple argument
+/// its structure where the gradient has it (a tensor for one name).
 fn hessian(el: &mut Elaborator, f: Callee, wrt: &[String], args: Vec<CallArg>, span: Span) -> Val {
-    let mut rows = Vec::new();
-    for a in wrt {
-        let gradient = Val::Jacobian { f: f.clone(), wrt: vec![a.clone()], mode: JacobianMode::Reverse };
-        let mut row = Vec::new();
-        for b in wrt {
-            let inner = Callee::Value(Rc::new(gradient.clone()));
-            let h = call_jacobian(el, inner, std::slice::from_ref(b), JacobianMode::Forward, args.clone(), span);
-            if h.has_poison() {
-                // Reported once; the other pairs would repeat it.
-                return Val::Poison;
-            }
-            row.push(h);
-        }
-        rows.push(one_or_tuple(row));
-    }
-    one_or_tuple(rows)
+    let gradient = Val::Jacobian { f, wrt: wrt.to_vec(), mode: JacobianMode::Reverse };
+    call_jacobian(el, Callee::Value(Rc::new(gradient)), wrt, JacobianMode::Forward, args, span)
 }
 
 /// The type of the Jacobian of an output of type `out` with respect to an
@@ -153,8 +145,21 @@ fn reverse(b: &mut Builder, func: &Func, wrt: &[usize], shared: &[ValueId]) -> V
     let in_tys = func.param_types();
     let result_ty = |i: usize| Type::new(in_tys[i].dtype, &joined(&out_ty, &in_tys[i]));
     let m = out_ty.shape.num_elements();
-    if m == 0 || wrt.iter().any(|&i| in_tys[i].shape.num_elements() == 0) {
+    // An empty output or input has an empty Jacobian: only the others need
+    // the pullbacks (one empty tuple element must not zero the rest).
+    let nonempty: Vec<usize> = wrt.iter().copied().filter(|&i| in_tys[i].shape.num_elements() > 0).collect();
+    if m == 0 || nonempty.is_empty() {
         return wrt.iter().map(|&i| b.full(0.0, &result_ty(i))).collect();
+    }
+    if nonempty.len() < wrt.len() {
+        let mut found = reverse(b, func, &nonempty, shared).into_iter();
+        return wrt
+            .iter()
+            .map(|&i| match in_tys[i].shape.num_elements() {
+                0 => b.full(0.0, &result_ty(i)),
+                _ => found.next().expect("one per nonempty input"),
+            })
+            .collect();
     }
     let vjp = crate::autodiff::vjp(func, wrt);
     let batched = crate::autodiff::vmap(&vjp, &batch_last(func.n_params), m);

@@ -261,8 +261,18 @@ pub fn call_jvp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
         }
     }
     for (i, (p, t)) in primals.iter().zip(&tangents).enumerate() {
+        if let Some(leaf) = tree::non_float_leaf(p) {
+            let what = if matches!(p, Val::Tensor(_)) { "it is" } else { "it holds" };
+            return el.error(
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!("cannot differentiate with respect to primal {i}: {what} {}", leaf.ty),
+                )
+                .with_label(args[1].span, format!("primal {i} is {}", tree::describe(p))),
+            );
+        }
         let difference = tree::first_difference(p, t);
-        if tree::non_float_leaf(p).is_some() || difference.is_some() {
+        if difference.is_some() {
             let (p_part, t_part) = difference.unwrap_or_else(|| (tree::describe(p), tree::describe(t)));
             let want = if matches!(p, Val::Tensor(_)) { "float type" } else { "structure and float types" };
             return el.error(
@@ -445,6 +455,13 @@ fn callee_of(el: &mut Elaborator, a: &CallArg, what: &str) -> Option<Callee> {
             builtin_callee(el, what, b, a.span);
             None
         }
+        Val::Pullback { .. } => {
+            let d = Diagnostic::error(Code::BadCall, format!("{what} cannot transform a pullback of `vjp` directly"))
+                .with_label(a.span, "a pullback")
+                .with_help(format!("wrap it in a lambda: `{what}(fn(c) = pullback(c), ...)`"));
+            el.error(d);
+            None
+        }
         other => {
             let d =
                 Diagnostic::error(Code::BadCall, format!("{what} needs a function first, not {}", other.describe()))
@@ -483,13 +500,16 @@ pub(super) fn positional_trees(
 }
 
 fn positional_count_error(el: &mut Elaborator, fname: &str, n_params: usize, given: usize, span: Span) -> Val {
-    el.error(
-        Diagnostic::error(
-            Code::BadCall,
-            format!("a transformation of {fname} takes its {n_params} arguments by position"),
-        )
-        .with_label(span, format!("{given} given")),
+    let arguments = if n_params == 1 { "argument" } else { "arguments" };
+    let mut d = Diagnostic::error(
+        Code::BadCall,
+        format!("a transformation of {fname} takes its {n_params} {arguments} by position"),
     )
+    .with_label(span, format!("{given} given"));
+    if n_params == 1 && given > 1 {
+        d = d.with_help("a tuple parameter takes the tuple as one argument: `jvp(f, ((a, b),), ((ta, tb),))`");
+    }
+    el.error(d)
 }
 
 /// Positional arguments holding `trees` (the values of `args`, made trees
@@ -742,7 +762,7 @@ pub(super) fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> R
         other => {
             let want = if scalar { "a float scalar" } else { "float tensors (or tuples of them)" };
             let found = match other {
-                Val::Tensor(_) | Val::Tuple(_) if tree::is_tensor_tree(other) => tree::describe(other),
+                Val::Tensor(_) | Val::Tuple(_) => tree::describe(other),
                 _ => other.describe(),
             };
             let mut d = Diagnostic::error(

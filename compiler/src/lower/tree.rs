@@ -15,12 +15,14 @@ use crate::ir::{DType, ValueId};
 use crate::span::Span;
 
 /// `v` as a tree of tensors: tuples as they are, numbers as `f32` scalars
-/// (as a lone number argument of a transformed function is). `None` once
-/// it reported a value that is neither (a string, a function, a model).
+/// (as a lone number argument of a transformed function is), `true` and
+/// `false` as `bool` scalars (no derivative). `None` once it reported a
+/// value that is neither (a string, a function, a model).
 pub(super) fn tensor_tree(el: &mut Elaborator, v: &Val, span: Span) -> Option<Val> {
     match v {
         Val::Tuple(items) => items.iter().map(|x| tensor_tree(el, x, span)).collect::<Option<Vec<_>>>().map(Val::Tuple),
         Val::Tensor(_) => Some(v.clone()),
+        Val::Bool(_) => el.as_tensor(v, DType::Bool, span).map(Val::Tensor),
         other => el.as_tensor(other, DType::F32, span).map(Val::Tensor),
     }
 }

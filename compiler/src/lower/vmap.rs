@@ -462,7 +462,7 @@ fn axes_of_leaves(v: &Val, axes: &AxisTree, out: &mut Vec<Option<i64>>) -> Resul
             return Err(AxesProblem {
                 whole: true,
                 prefix: "vmap batches tensors (or tuples of them), but ",
-                what: format!("is {}", v.describe()),
+                what: format!("is {}", tree::describe(v)),
                 help: Some("give it `None` in `in_axes` to pass it to every example unchanged"),
             })
         }

@@ -1,7 +1,7 @@
 use nn.{relu, softplus}
 
-model M {
-    w: f32[3] = zeros()
+model M(width: int = 3) {
+    fn size(self) = self.width
 }
 
 fn int_exp(n: i32[3]) -> f32[3] = exp(n)

@@ -5,8 +5,8 @@ model Block {
     fn forward(self, x: f32[3]) -> f32[3] = x * self.u
 }
 
-model NoCall {
-    w: f32[3] = zeros()
+model NoCall(width: int = 3) {
+    fn size(self) = self.width
 }
 
 fn main() {
