@@ -327,6 +327,43 @@ fn sg(x: f64[3], s: f64) {
     assert_eq!(out[1], [0.0], "s enters only through stop_gradient");
 }
 
+/// `custom_vjp` of a function of a tuple and a tensor: `bwd` returns one
+/// cotangent per argument, the tuple's a tuple (JAX's layout), and its rule
+/// is what the gradient uses (here the true gradient times 10, so using
+/// the function's own derivative would show).
+#[test]
+fn custom_vjp_takes_tuple_arguments() {
+    let src = "\
+fn f(p, x: f64[3]) = p[0] * x * p[1]
+fn f_fwd(p, x: f64[3]) = (f(p, x), (p, x))
+fn f_bwd(r, g) {
+    let ((a, s), x) = r
+    ((10.0 * g * x * s, 10.0 * sum(g * a * x)), 10.0 * g * a * s)
+}
+fn g(a: f64[3], s: f64, x: f64[3]) {
+    let ((ga, gs), gx) = grad(fn(p, x) = sum(custom_vjp(f, f_fwd, f_bwd)(p, x)), wrt = (p, x))((a, s), x)
+    (ga, gs, gx)
+}
+";
+    let g = lower(src, "g");
+    let (a, s, x) = (vec![0.5, -1.0, 2.0], 3.0, vec![1.5, 0.25, -0.5]);
+    let out = run(&g, &[(&[3], a.clone()), (&[], vec![s]), (&[3], x.clone())]);
+    let ga: Vec<f64> = x.iter().map(|x| 10.0 * x * s).collect();
+    let gs = 10.0 * a.iter().zip(&x).map(|(a, x)| a * x).sum::<f64>();
+    let gx: Vec<f64> = a.iter().map(|a| 10.0 * a * s).collect();
+    assert_eq!(out, [ga, vec![gs], gx]);
+    let text = errors(
+        "fn f(p) = p[0] * p[1]\nfn f_fwd(p) = (f(p), p)\nfn f_bwd(r, g) = ((g, g, g),)\n\
+         fn main() { print(grad(fn(p) = sum(custom_vjp(f, f_fwd, f_bwd)(p)))(([1.0, 2.0], 2.0))) }",
+    );
+    assert!(
+        text.contains(
+            "`bwd`'s cotangent 0 must have its argument's structure (f32[2], f32), not (f32[2], f32[2], f32[2])"
+        ),
+        "{text}"
+    );
+}
+
 /// Compiles `src` and returns its rendered diagnostics.
 fn errors(src: &str) -> String {
     let (prog, mut diags) = compiler::lower::load("t.jl", src);

@@ -44,42 +44,24 @@ pub struct Rule {
 
 pub fn call_custom_vjp(el: &mut Elaborator, env: &mut Env, rule: &Rule, args: Vec<CallArg>, span: Span) -> Val {
     let [f_span, fwd_span, bwd_span] = rule.spans;
-    // Arguments: tensors, positional.
-    let mut arg_vals: Vec<TVal> = Vec::new();
+    // Arguments: tensors or tuples of them, positional; `arg_vals` are
+    // their tensors in order.
+    let mut arg_structure: Vec<Val> = Vec::with_capacity(args.len());
     for a in &args {
-        match (&a.name, &a.value) {
-            (_, Val::Poison) => return Val::Poison,
-            (None, Val::Tensor(t)) => arg_vals.push(t.clone()),
-            // A symbolic dim (check mode only: building knows every dim).
-            (None, Val::Int(Dim::Sym(_))) => arg_vals.push(TVal { ty: Ty::scalar(DType::I32), id: None }),
-            // A number is a scalar tensor: i32 for an integer, f32 otherwise.
-            (None, v @ (Val::Int(_) | Val::NegInt(_) | Val::Float(_) | Val::Bool(_))) => {
-                let dtype = match v {
-                    Val::Float(_) => DType::F32,
-                    Val::Bool(_) => DType::Bool,
-                    _ => DType::I32,
-                };
-                match el.as_tensor(v, dtype, a.span) {
-                    Some(t) => arg_vals.push(t),
-                    None => return Val::Poison,
-                }
-            }
-            (Some(_), _) => return bad(el, "a custom_vjp function takes its arguments by position", a.span),
-            (None, other) => {
-                let msg = format!(
-                    "a custom_vjp function takes tensors (the rule returns their cotangents), not {}",
-                    other.describe()
-                );
-                return bad(el, &msg, a.span);
-            }
+        if a.name.is_some() {
+            return bad(el, "a custom_vjp function takes its arguments by position", a.span);
+        }
+        match argument_tree(el, &a.value, a.span) {
+            Ok(tree) => arg_structure.push(tree),
+            Err(v) => return v,
         }
     }
-    let n = arg_vals.len();
+    let arg_vals: Vec<TVal> = arg_structure.iter().flat_map(leaves).collect();
+    let n = arg_structure.len();
     let arg_types: Vec<Type> = match el.building() {
         true => arg_vals.iter().map(|t| el.b().ty(t.id.expect("built")).clone()).collect(),
         false => Vec::new(),
     };
-    let arg_structure: Vec<Val> = arg_vals.iter().cloned().map(Val::Tensor).collect();
 
     // f: what the function computes; float tensors (each gets a cotangent).
     let primal =
@@ -138,6 +120,15 @@ pub fn call_custom_vjp(el: &mut Elaborator, env: &mut Env, rule: &Rule, args: Ve
     let bwd =
         lower_apart(el, env, "custom_vjp_bwd", &rule.bwd, &bwd_args, &bwd_types, (bwd_span, span), &mut |el, out| {
             let entries: Vec<Val> = match out {
+                // One tuple argument: its cotangent as the tuple itself (as
+                // well as JAX's 1-tuple holding it).
+                Val::Tuple(items)
+                    if n == 1
+                        && items.len() != 1
+                        && matches!(&arg_structure[0], Val::Tuple(a) if a.len() == items.len()) =>
+                {
+                    vec![out.clone()]
+                }
                 Val::Tuple(items) => items.clone(),
                 Val::Unit if n == 0 => Vec::new(),
                 one if n == 1 => vec![one.clone()],
@@ -153,37 +144,10 @@ pub fn call_custom_vjp(el: &mut Elaborator, env: &mut Env, rule: &Rule, args: Ve
                 let msg = format!("`bwd` returns {} cotangent(s); the function takes {n} argument(s)", entries.len());
                 return Err(error(msg, bwd_span));
             }
-            let mut cts = Vec::with_capacity(n);
-            for (k, (entry, arg)) in entries.iter().zip(&arg_vals).enumerate() {
-                if !arg.ty.dtype.is_float() {
-                    // No gradient for integers: whatever `bwd` gave is ignored.
-                    cts.push(TVal { ty: arg.ty.clone(), id: el.building().then(|| el.b().full(0.0, &arg_types[k])) });
-                    continue;
-                }
-                match entry {
-                    Val::Poison => return Err(error(String::new(), bwd_span)),
-                    Val::Tensor(t) if compatible(&t.ty, &arg.ty) => cts.push(t.clone()),
-                    // A number fills the argument's shape (`0.0`: no gradient).
-                    Val::Float(_) | Val::Int(_) | Val::NegInt(_) => {
-                        let x = match entry {
-                            Val::Float(x) => *x,
-                            Val::Int(Dim::Known(n)) => *n as f64,
-                            Val::NegInt(n) => *n as f64,
-                            // A symbolic dim: check mode, no value needed.
-                            _ => 0.0,
-                        };
-                        cts.push(TVal { ty: arg.ty.clone(), id: el.building().then(|| el.b().full(x, &arg_types[k])) });
-                    }
-                    Val::Tensor(t) => {
-                        let msg = format!("`bwd`'s cotangent {k} is {}, but argument {k} is {}", t.ty, arg.ty);
-                        return Err(error(msg, bwd_span));
-                    }
-                    other => {
-                        let msg =
-                            format!("`bwd`'s cotangent {k} must be a tensor of {}, not {}", arg.ty, other.describe());
-                        return Err(error(msg, bwd_span));
-                    }
-                }
+            let mut cts = Vec::with_capacity(arg_vals.len());
+            let mut types = arg_types.iter();
+            for (k, (entry, arg)) in entries.iter().zip(&arg_structure).enumerate() {
+                cotangents(el, entry, arg, k, &mut types, &mut cts).map_err(|msg| error(msg, bwd_span))?;
             }
             Ok(cts)
         });
@@ -195,6 +159,100 @@ pub fn call_custom_vjp(el: &mut Elaborator, env: &mut Env, rule: &Rule, args: Ve
     let ids: Vec<ValueId> = arg_vals.iter().map(|t| t.id.expect("built")).collect();
     let results = el.b().custom_vjp(Arc::new(primal), Arc::new(fwd), Arc::new(bwd), &ids);
     with_ids(&primal_out, &mut results.into_iter())
+}
+
+/// An argument as a tree of tensors: tensors and tuples as they are, a
+/// number as a scalar tensor (`i32` for an integer, `f32` otherwise, `bool`
+/// for `true` and `false`). `Err` holds the value to return (reported).
+fn argument_tree(el: &mut Elaborator, v: &Val, span: Span) -> Result<Val, Val> {
+    match v {
+        Val::Poison => Err(Val::Poison),
+        Val::Tensor(_) => Ok(v.clone()),
+        Val::Tuple(items) => items.iter().map(|x| argument_tree(el, x, span)).collect::<Result<_, _>>().map(Val::Tuple),
+        // A symbolic dim (check mode only: building knows every dim).
+        Val::Int(Dim::Sym(_)) => Ok(Val::Tensor(TVal { ty: Ty::scalar(DType::I32), id: None })),
+        Val::Int(_) | Val::NegInt(_) | Val::Float(_) | Val::Bool(_) => {
+            let dtype = match v {
+                Val::Float(_) => DType::F32,
+                Val::Bool(_) => DType::Bool,
+                _ => DType::I32,
+            };
+            el.as_tensor(v, dtype, span).map(Val::Tensor).ok_or(Val::Poison)
+        }
+        other => {
+            let msg = format!(
+                "a custom_vjp function takes tensors or tuples of them (the rule returns their cotangents), not {}",
+                other.describe()
+            );
+            Err(bad(el, &msg, span))
+        }
+    }
+}
+
+/// The cotangents `bwd` gave for argument `k` (`arg`, a tree of tensors),
+/// one per tensor, pushed to `out`; `types` gives each tensor's IR type in
+/// build mode. A tuple argument takes a tuple of the same structure; a
+/// number fills its tensor's shape (`0.0`: no gradient); an integer
+/// tensor gets zeros whatever `bwd` gave.
+fn cotangents<'t>(
+    el: &mut Elaborator,
+    entry: &Val,
+    arg: &Val,
+    k: usize,
+    types: &mut impl Iterator<Item = &'t Type>,
+    out: &mut Vec<TVal>,
+) -> Result<(), String> {
+    let Val::Tensor(arg_t) = arg else {
+        let (Val::Tuple(args), Val::Tuple(entries)) = (arg, entry) else {
+            return Err(format!(
+                "`bwd`'s cotangent {k} must have its argument's structure {}, not {}",
+                super::tree::describe(arg),
+                super::tree::describe(entry)
+            ));
+        };
+        if args.len() != entries.len() {
+            return Err(format!(
+                "`bwd`'s cotangent {k} must have its argument's structure {}, not {}",
+                super::tree::describe(arg),
+                super::tree::describe(entry)
+            ));
+        }
+        for (e, a) in entries.iter().zip(args) {
+            cotangents(el, e, a, k, types, out)?;
+        }
+        return Ok(());
+    };
+    let ty = types.next();
+    let building = el.building();
+    let fill = |el: &mut Elaborator, x: f64| TVal {
+        ty: arg_t.ty.clone(),
+        id: building.then(|| el.b().full(x, ty.expect("built"))),
+    };
+    if !arg_t.ty.dtype.is_float() {
+        // No gradient for integers: whatever `bwd` gave is ignored.
+        out.push(fill(el, 0.0));
+        return Ok(());
+    }
+    match entry {
+        Val::Poison => return Err(String::new()),
+        Val::Tensor(t) if compatible(&t.ty, &arg_t.ty) => out.push(t.clone()),
+        // A number fills the argument's shape (`0.0`: no gradient).
+        Val::Float(_) | Val::Int(_) | Val::NegInt(_) => {
+            let x = match entry {
+                Val::Float(x) => *x,
+                Val::Int(Dim::Known(n)) => *n as f64,
+                Val::NegInt(n) => *n as f64,
+                // A symbolic dim: check mode, no value needed.
+                _ => 0.0,
+            };
+            out.push(fill(el, x));
+        }
+        Val::Tensor(t) => return Err(format!("`bwd`'s cotangent {k} is {}, but argument {k} is {}", t.ty, arg_t.ty)),
+        other => {
+            return Err(format!("`bwd`'s cotangent {k} must be a tensor of {}, not {}", arg_t.ty, other.describe()))
+        }
+    }
+    Ok(())
 }
 
 /// Calls `f` on `args` (values whose tensors are `leaf_types`, in order)
