@@ -364,6 +364,29 @@ fn g(a: f64[3], s: f64, x: f64[3]) {
     );
 }
 
+/// A number a vmapped function returns (a shared tuple's `2.0`, a literal
+/// `3`) is stacked as a tensor, one copy per example, as JAX broadcasts it.
+#[test]
+fn numbers_returned_by_a_vmapped_function_are_stacked() {
+    let src =
+        "fn main() {\n    let w = linspace(0.0, 1.0, 3)\n    let xs = reshape(linspace(0.0, 1.0, 6), (2, 3))\n    \
+               let ((qw, qs), y) = vmap(fn(q, x) = (q, x * q[1]), in_axes = (None, 0))((w, 2.0), xs)\n    \
+               let (x, three) = vmap(fn(x) = (x, 3))(w)\n    print(qw, qs, y, three)\n}\n";
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
+    let checked = compiler::lower::check_program(&prog);
+    assert!(checked.is_empty(), "{}", compiler::diagnostic::render_all(&checked, &prog.sources, false));
+    let script = compiler::compile_script(&prog, &compiler::Options::default()).unwrap_or_else(|d| panic!("{d:?}"));
+    let out = compiler::ir::interp::run(&script.func, &[]);
+    let types: Vec<String> = out.iter().map(|t| t.ty().to_string()).collect();
+    assert_eq!(types, ["f32[2, 3]", "f32[2]", "f32[2, 3]", "i32[3]"]);
+    assert_eq!(out[0].as_f32().unwrap(), [0.0, 0.5, 1.0, 0.0, 0.5, 1.0]);
+    assert_eq!(out[1].as_f32().unwrap(), [2.0, 2.0]);
+    let y: Vec<f32> = [0.0f32, 0.2, 0.4, 0.6, 0.8, 1.0].iter().map(|v| v * 2.0).collect();
+    assert_eq!(out[2].as_f32().unwrap(), y);
+    assert_eq!(out[3].to_f64_vec(), [3.0, 3.0, 3.0]);
+}
+
 /// Compiles `src` and returns its rendered diagnostics.
 fn errors(src: &str) -> String {
     let (prog, mut diags) = compiler::lower::load("t.jl", src);

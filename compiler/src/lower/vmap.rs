@@ -333,6 +333,7 @@ pub fn call_vmap(
             })
             .collect();
         let out = el.call(env, f.clone(), span, inner_args, span);
+        let out = numbers_as_tensors(el, &out, span);
         return match with_batch(&out, &size, &mut None) {
             Ok(v) => v,
             Err(d) => el.error(d.with_label(span, "vmapped here")),
@@ -379,6 +380,7 @@ pub fn call_vmap(
     let saved_logs = el.logs.take();
     let saved_prints = el.prints.take();
     let out = el.call(env, inner_f, span, inner_args, span);
+    let out = numbers_as_tensors(el, &out, span);
     let inner = std::mem::replace(&mut el.builder, saved_builder).expect("inner builder");
     el.logs = saved_logs;
     el.prints = saved_prints;
@@ -422,6 +424,25 @@ fn with_batch(out: &Val, size: &Dim, ids: &mut Option<&mut Vec<ValueId>>) -> Res
                 other.describe()
             ),
         )),
+    }
+}
+
+/// `v` (one example's result) with its compile-time numbers as scalar
+/// tensors (`f32` for a float, `i32` for an integer, `bool`), so a number
+/// the function returns (a shared tuple's `2.0`) is stacked like a tensor,
+/// as JAX broadcasts it.
+fn numbers_as_tensors(el: &mut Elaborator, v: &Val, span: Span) -> Val {
+    match v {
+        Val::Tuple(items) => Val::Tuple(items.iter().map(|x| numbers_as_tensors(el, x, span)).collect()),
+        Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_) | Val::Bool(_) => {
+            let dtype = match v {
+                Val::Float(_) => crate::ir::DType::F32,
+                Val::Bool(_) => crate::ir::DType::Bool,
+                _ => crate::ir::DType::I32,
+            };
+            el.as_tensor(v, dtype, span).map_or(Val::Poison, Val::Tensor)
+        }
+        other => other.clone(),
     }
 }
 
