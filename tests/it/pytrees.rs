@@ -387,6 +387,113 @@ fn numbers_returned_by_a_vmapped_function_are_stacked() {
     assert_eq!(out[3].to_f64_vec(), [3.0, 3.0, 3.0]);
 }
 
+/// A model is a tree: `grad(fn(m) = m.loss(x, y))(self)` is a gradient
+/// shaped as the model, equal to the one the trainer steps with (read from
+/// the SGD update); `vmap(grad(...), in_axes = (None, 0, 0))(self, x, y)`
+/// gives one per example, whose mean is the batch gradient; `jvp` and
+/// `vjp` take the model as a primal; all match `2/(B*2) x^T (x W + b - y)`
+/// computed here in f64.
+#[test]
+fn gradients_with_respect_to_a_model_are_shaped_as_the_model() {
+    use compiler::ir::{interp, DType, Tensor, Type};
+    // Logged values are scalars: one `log` per element.
+    let mut logs = String::new();
+    for k in 0..4 {
+        for j in 0..2 {
+            logs += &format!("        log(\"g_w{}\", g.l.weight[{k}, {j}])\n", k * 2 + j);
+            for e in 0..3 {
+                logs += &format!("        log(\"each_w{}\", each.l.weight[{e}, {k}, {j}])\n", e * 8 + k * 2 + j);
+            }
+        }
+    }
+    for j in 0..2 {
+        logs += &format!("        log(\"g_b{j}\", g.l.bias[{j}])\n");
+    }
+    let src = "\
+use nn.Linear
+use optim.sgd
+model M {
+    l: Linear(4, 2)
+    fn loss(self, x: f32[B, 4], y: f32[B, 2]) -> f32 = mean((self.l(x) - y) ^ 2)
+    fn training_step(self, x: f32[B, 4], y: f32[B, 2]) -> f32 {
+        let g = grad(fn(m) = m.loss(x, y))(self)
+        let each = vmap(grad(fn(m, xi: f32[4], yi: f32[2]) = m.loss(reshape(xi, (1, 4)), reshape(yi, (1, 2)))), in_axes = (None, 0, 0))(self, x, y)
+        let (_, along) = jvp(fn(m) = m.loss(x, y), (self,), (self,))
+        let (_, pullback) = vjp(fn(m) = m.loss(x, y), self)
+        let (gm,) = pullback(1.0)
+        log(\"jvp0\", along)
+        log(\"vjp_dot0\", sum(gm.l.weight * self.l.weight) + sum(gm.l.bias * self.l.bias))
+LOGS        self.loss(x, y)
+    }
+    fn configure_optimizers(self) = sgd(lr = 0.5)
+}
+"
+    .replace("LOGS", &logs);
+    let (prog, diags) = compiler::lower::load("m.jl", &src);
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
+    let checked = compiler::lower::check_program(&prog);
+    assert!(checked.is_empty(), "{}", compiler::diagnostic::render_all(&checked, &prog.sources, false));
+    let sections = compiler::lower::training_sections(&prog).unwrap();
+    let (b, x_ty, y_ty) = (3, Type::new(DType::F32, &[3, 4]), Type::new(DType::F32, &[3, 2]));
+    let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &x_ty, &y_ty, &Default::default())
+        .unwrap_or_else(|d| panic!("{}", compiler::diagnostic::render_all(&d, &prog.sources, false)));
+    let names: Vec<&str> = progs.params.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(names, ["l.weight", "l.bias"]);
+    let params = trainer::fit::init_params(&progs.params, 5);
+    let mut rng = Rng(0x7ee_0007);
+    let x: Vec<f32> = (0..12).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+    let y: Vec<f32> = (0..6).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+    let mut inputs = params.clone();
+    inputs.extend([Tensor::scalar_f32(1.0), Tensor::f32(&[3, 4], x.clone()), Tensor::f32(&[3, 2], y.clone())]);
+    let out = interp::run(&progs.train_step, &inputs);
+    let log = |name: &str, n: usize| -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                let k = progs.train_logs.iter().position(|(l, _)| *l == format!("{name}{i}")).expect("logged");
+                out[2 + 1 + k].to_f64_vec()[0]
+            })
+            .collect()
+    };
+    let (weight, bias) = (params[0].to_f64_vec(), params[1].to_f64_vec());
+    // The f64 oracle: residual r = x W + b - y, dW = 2/(B*2) x^T r, db = 2/(B*2) sum_rows r.
+    let mut r = vec![0.0; 6];
+    for i in 0..b {
+        for j in 0..2 {
+            r[i * 2 + j] =
+                (0..4).map(|k| x[i * 4 + k] as f64 * weight[k * 2 + j]).sum::<f64>() + bias[j] - y[i * 2 + j] as f64;
+        }
+    }
+    let scale = 2.0 / 6.0;
+    let dw: Vec<f64> =
+        (0..8).map(|kj| scale * (0..b).map(|i| x[i * 4 + kj / 2] as f64 * r[i * 2 + kj % 2]).sum::<f64>()).collect();
+    let db: Vec<f64> = (0..2).map(|j| scale * (0..b).map(|i| r[i * 2 + j]).sum::<f64>()).collect();
+    for (k, (g, w)) in log("g_w", 8).iter().zip(&dw).enumerate() {
+        close(*g, *w, 1e-5, &format!("dL/dW[{k}] from grad of the model"));
+    }
+    for (k, (g, w)) in log("g_b", 2).iter().zip(&db).enumerate() {
+        close(*g, *w, 1e-5, &format!("dL/db[{k}] from grad of the model"));
+    }
+    // jvp along the model itself and vjp's model-shaped cotangent: both
+    // are <dL/dθ, θ>.
+    let dot =
+        dw.iter().zip(&weight).map(|(g, w)| g * w).sum::<f64>() + db.iter().zip(&bias).map(|(g, b)| g * b).sum::<f64>();
+    close(log("jvp", 1)[0], dot, 1e-5, "jvp of the loss along the model");
+    close(log("vjp_dot", 1)[0], dot, 1e-5, "<vjp's cotangent, model>");
+    // SGD at lr 0.5: the trainer's own gradient is (W - W') / 0.5.
+    let stepped: Vec<f64> = weight.iter().zip(out[0].to_f64_vec()).map(|(w, n)| (w - n) / 0.5).collect();
+    for (k, (g, s)) in log("g_w", 8).iter().zip(&stepped).enumerate() {
+        close(*g, *s, 1e-5, &format!("dL/dW[{k}]: the model's gradient vs the trainer's"));
+    }
+    // Per example: each example's loss is a mean over 2 values, so the
+    // batch gradient (a mean over 6) is their mean.
+    let each = log("each_w", 24);
+    assert_eq!(each.len(), 3 * 8);
+    for kj in 0..8 {
+        let mean = (0..3).map(|e| each[e * 8 + kj]).sum::<f64>() / 3.0;
+        close(mean, dw[kj], 1e-5, &format!("mean of per-example dL/dW[{kj}]"));
+    }
+}
+
 /// Compiles `src` and returns its rendered diagnostics.
 fn errors(src: &str) -> String {
     let (prog, mut diags) = compiler::lower::load("t.jl", src);

@@ -70,6 +70,16 @@ pub fn call_jacobian(
     let Some((wrt_idx, trees)) = differentiated_args(el, what, &fname, &params, wrt, &args, span) else {
         return Val::Poison;
     };
+    if let Some(&i) = wrt_idx.iter().find(|&&i| tree::has_model(&trees[i])) {
+        let d = crate::diagnostic::Diagnostic::error(
+            crate::diagnostic::Code::BadCall,
+            format!("{what} with respect to a model is not supported: {what} takes tensors or tuples of them"),
+        )
+        .with_label(args[i].span, "a model")
+        .with_help("differentiate with respect to its tensors: `(self.l.weight, self.l.bias)`, or use `grad`");
+        el.error(d);
+        return Val::Poison;
+    }
     if mode == JacobianMode::Hessian {
         return hessian(el, f, wrt, args, span);
     }

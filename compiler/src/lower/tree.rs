@@ -4,15 +4,24 @@
 //! a tuple argument, `jvp`, `vjp` and the Jacobians take tuples and return
 //! them, and `scan`, `checkpoint` and `custom_vjp` carry them.
 //!
+//! A model is a tree too (Equinox's modules): its leaves are its
+//! parameters and buffers, field by field, then its submodules', so
+//! `grad(fn(m) = loss(m, x, y))(self)` is a gradient shaped as the model
+//! (`g.l.weight`), and `vmap(grad(...), in_axes = (None, 0, 0))(self, x,
+//! y)` one per example. Jacobians and batching along a model's axis are
+//! refused: only transformations whose results keep each tensor's place
+//! take them.
+//!
 //! A transformation works on the leaves (the tensors, depth first): it
 //! lowers an IR function whose params are the arguments' leaves and whose
 //! outputs are the result's leaves, then puts new leaves back in the shape
 //! of the arguments or the result with `with_ids` or `map_leaves`.
 
 use super::elab::Elaborator;
-use super::value::{TVal, Val};
+use super::value::{ModelInst, TVal, Val};
 use crate::ir::{DType, ValueId};
 use crate::span::Span;
+use std::rc::Rc;
 
 /// `v` as a tree of tensors: tuples as they are, numbers as `f32` scalars
 /// (as a lone number argument of a transformed function is), `true` and
@@ -21,7 +30,7 @@ use crate::span::Span;
 pub(super) fn tensor_tree(el: &mut Elaborator, v: &Val, span: Span) -> Option<Val> {
     match v {
         Val::Tuple(items) => items.iter().map(|x| tensor_tree(el, x, span)).collect::<Option<Vec<_>>>().map(Val::Tuple),
-        Val::Tensor(_) => Some(v.clone()),
+        Val::Tensor(_) | Val::Model(_) => Some(v.clone()),
         Val::Bool(_) => el.as_tensor(v, DType::Bool, span).map(Val::Tensor),
         other => el.as_tensor(other, DType::F32, span).map(Val::Tensor),
     }
@@ -51,8 +60,13 @@ pub(super) fn leaves(v: &Val) -> Vec<TVal> {
         match v {
             Val::Tensor(t) => out.push(t.clone()),
             Val::Tuple(items) => items.iter().for_each(|x| push(x, out)),
+            Val::Model(m) => push_model(m, out),
             _ => {}
         }
+    }
+    fn push_model(m: &ModelInst, out: &mut Vec<TVal>) {
+        out.extend(m.params.values().cloned());
+        m.subs.values().for_each(|s| push_model(s, out));
     }
     let mut out = Vec::new();
     push(v, &mut out);
@@ -80,12 +94,48 @@ pub(super) fn is_tensor_tree(v: &Val) -> bool {
 }
 
 /// `template` with each tensor replaced by `f(tensor)`, depth first; what
-/// is neither a tensor nor a tuple is kept.
+/// is neither a tensor, a tuple nor a model is kept. A model's tensors must
+/// map to tensors (callers refuse models where they would not).
 pub(super) fn map_leaves(template: &Val, f: &mut impl FnMut(&TVal) -> Val) -> Val {
     match template {
         Val::Tensor(t) => f(t),
         Val::Tuple(items) => Val::Tuple(items.iter().map(|x| map_leaves(x, f)).collect()),
+        Val::Model(m) => Val::Model(map_model(m, f)),
         other => other.clone(),
+    }
+}
+
+fn map_model(m: &ModelInst, f: &mut impl FnMut(&TVal) -> Val) -> Rc<ModelInst> {
+    let params = m
+        .params
+        .iter()
+        .map(|(k, t)| match f(t) {
+            Val::Tensor(t) => (k.clone(), t),
+            other => unreachable!("a model's tensor maps to a tensor, not {}", other.describe()),
+        })
+        .collect();
+    let subs = m.subs.iter().map(|(k, s)| (k.clone(), map_model(s, f))).collect();
+    Rc::new(ModelInst {
+        name: m.name.clone(),
+        module: m.module,
+        item: m.item,
+        path: m.path.clone(),
+        config: m.config.clone(),
+        params,
+        buffers: m.buffers.clone(),
+        absent: m.absent.clone(),
+        subs,
+        lists: m.lists.clone(),
+        span: m.span,
+    })
+}
+
+/// Whether `v` holds a model (in tuples, at any depth).
+pub(super) fn has_model(v: &Val) -> bool {
+    match v {
+        Val::Model(_) => true,
+        Val::Tuple(items) => items.iter().any(has_model),
+        _ => false,
     }
 }
 
@@ -119,6 +169,11 @@ pub(super) fn first_difference(a: &Val, b: &Val) -> Option<(String, String)> {
         (Val::Tensor(x), Val::Tensor(y)) if x.ty == y.ty => None,
         (Val::Tuple(xs), Val::Tuple(ys)) if xs.len() == ys.len() => {
             xs.iter().zip(ys).find_map(|(x, y)| first_difference(x, y))
+        }
+        (Val::Model(x), Val::Model(y))
+            if x.name == y.name && leaves(a).iter().map(|t| &t.ty).eq(leaves(b).iter().map(|t| &t.ty)) =>
+        {
+            None
         }
         _ => Some((describe(a), describe(b))),
     }

@@ -162,6 +162,17 @@ fn place(el: &mut Elaborator, v: Val, axis: i64, span: Span) -> Val {
             let id = t.id.map(|x| el.b().transpose(x, perm));
             Val::Tensor(TVal { ty: Ty { dtype: t.ty.dtype, dims }, id })
         }
+        Val::Model(_) if axis == 0 => v,
+        Val::Model(m) => el.error(
+            Diagnostic::error(
+                Code::BadCall,
+                format!(
+                    "out_axes {axis} for a `{}` model: a model's stacked tensors keep the examples at axis 0",
+                    m.name
+                ),
+            )
+            .with_label(span, "vmapped here"),
+        ),
         other => other,
     }
 }
@@ -416,6 +427,15 @@ fn with_batch(out: &Val, size: &Dim, ids: &mut Option<&mut Vec<ValueId>>) -> Res
             Ok(Val::Tensor(TVal { ty, id: None }))
         }
         Val::Tuple(items) => Ok(Val::Tuple(items.iter().map(|x| with_batch(x, size, ids)).collect::<Result<_, _>>()?)),
+        // A model (a gradient shaped as one): each tensor stacked.
+        Val::Model(_) => Ok(tree::map_leaves(out, &mut |t| {
+            if let (Some(ids), Some(id)) = (ids.as_deref_mut(), t.id) {
+                ids.push(id);
+            }
+            let mut ty = t.ty.clone();
+            ty.dims.insert(0, size.clone());
+            Val::Tensor(TVal { ty, id: None })
+        })),
         Val::Poison => Ok(Val::Poison),
         other => Err(Diagnostic::error(
             Code::TypeMismatch,
