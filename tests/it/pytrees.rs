@@ -455,18 +455,8 @@ LOGS        self.loss(x, y)
             .collect()
     };
     let (weight, bias) = (params[0].to_f64_vec(), params[1].to_f64_vec());
-    // The f64 oracle: residual r = x W + b - y, dW = 2/(B*2) x^T r, db = 2/(B*2) sum_rows r.
-    let mut r = vec![0.0; 6];
-    for i in 0..b {
-        for j in 0..2 {
-            r[i * 2 + j] =
-                (0..4).map(|k| x[i * 4 + k] as f64 * weight[k * 2 + j]).sum::<f64>() + bias[j] - y[i * 2 + j] as f64;
-        }
-    }
-    let scale = 2.0 / 6.0;
-    let dw: Vec<f64> =
-        (0..8).map(|kj| scale * (0..b).map(|i| x[i * 4 + kj / 2] as f64 * r[i * 2 + kj % 2]).sum::<f64>()).collect();
-    let db: Vec<f64> = (0..2).map(|j| scale * (0..b).map(|i| r[i * 2 + j]).sum::<f64>()).collect();
+    assert_eq!(b, 3);
+    let (_, dw, db) = linear_mse(&x, &y, &weight, &bias);
     for (k, (g, w)) in log("g_w", 8).iter().zip(&dw).enumerate() {
         close(*g, *w, 1e-5, &format!("dL/dW[{k}] from grad of the model"));
     }
@@ -492,6 +482,93 @@ LOGS        self.loss(x, y)
         let mean = (0..3).map(|e| each[e * 8 + kj]).sum::<f64>() / 3.0;
         close(mean, dw[kj], 1e-5, &format!("mean of per-example dL/dW[{kj}]"));
     }
+}
+
+/// The mean squared error of `x W + b` against `y` (3 examples, 4 inputs,
+/// 2 outputs) in f64, and its gradients: with the residual `r = x W + b -
+/// y`, `dW = 2/6 x^T r` and `db = 2/6 sum_rows r`.
+fn linear_mse(x: &[f32], y: &[f32], w: &[f64], b: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+    let mut r = vec![0.0; 6];
+    for i in 0..3 {
+        for j in 0..2 {
+            r[i * 2 + j] = (0..4).map(|k| x[i * 4 + k] as f64 * w[k * 2 + j]).sum::<f64>() + b[j] - y[i * 2 + j] as f64;
+        }
+    }
+    let scale = 2.0 / 6.0;
+    let dw =
+        (0..8).map(|kj| scale * (0..3).map(|i| x[i * 4 + kj / 2] as f64 * r[i * 2 + kj % 2]).sum::<f64>()).collect();
+    let db = (0..2).map(|j| scale * (0..3).map(|i| r[i * 2 + j]).sum::<f64>()).collect();
+    (r.iter().map(|v| v * v).sum::<f64>() / 6.0, dw, db)
+}
+
+/// `tree_map(f, trees...)`: over a nested tuple (numbers are leaves too) it
+/// is the update written out tensor by tensor, bit for bit; over a model it
+/// makes a model, so one inner SGD step inside a training step (MAML's fast
+/// weights) is `tree_map(fn(p, g) = p - 0.1 * g, self, grad(...)(self))`,
+/// whose loss matches f64 at the stepped weights.
+#[test]
+fn tree_map_updates_tuples_and_models() {
+    use compiler::ir::{interp, DType, Tensor, Type};
+    let src = "\
+fn loss(p, x: f32[4, 3], y: f32[4]) -> f32 {
+    let (w, (b, v)) = p
+    mean((tanh(x @ w + b) @ v - y) ^ 2)
+}
+fn main() {
+    let x = reshape(linspace(-1.0, 1.0, 12), (4, 3))
+    let y = linspace(0.0, 1.0, 4)
+    let params = (reshape(linspace(-0.5, 0.5, 6), (3, 2)), (zeros(2), ones(2)))
+    let grads = grad(loss)(params, x, y)
+    let (w, (b, v)) = tree_map(fn(p, g) = p - 0.5 * g, params, grads)
+    let ((w0, (b0, v0)), (gw, (gb, gv))) = (params, grads)
+    let (two, (four, doubled)) = tree_map(fn(a) = a * 2, (1, (2.0, [1.0, 2.0])))
+    print(w, b, v, w0 - 0.5 * gw, b0 - 0.5 * gb, v0 - 0.5 * gv, [float(two) + four], doubled)
+}
+";
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
+    let checked = compiler::lower::check_program(&prog);
+    assert!(checked.is_empty(), "{}", compiler::diagnostic::render_all(&checked, &prog.sources, false));
+    let script = compiler::compile_script(&prog, &compiler::Options::default()).unwrap_or_else(|d| panic!("{d:?}"));
+    let out = interp::run(&script.func, &[]);
+    for k in 0..3 {
+        assert_eq!(out[k].as_f32().unwrap(), out[3 + k].as_f32().unwrap(), "tree_map's tensor {k}");
+    }
+    assert_eq!(out[6].as_f32().unwrap(), [6.0]);
+    assert_eq!(out[7].as_f32().unwrap(), [2.0, 4.0]);
+
+    let model = "\
+use nn.Linear
+use optim.sgd
+model M {
+    l: Linear(4, 2)
+    fn loss(self, x: f32[B, 4], y: f32[B, 2]) -> f32 = mean((self.l(x) - y) ^ 2)
+    fn training_step(self, x: f32[B, 4], y: f32[B, 2]) -> f32 {
+        let fast = tree_map(fn(p, g) = p - 0.1 * g, self, grad(fn(m) = m.loss(x, y))(self))
+        fast.loss(x, y)
+    }
+    fn configure_optimizers(self) = sgd(lr = 0.5)
+}
+";
+    let (prog, diags) = compiler::lower::load("m.jl", model);
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
+    let sections = compiler::lower::training_sections(&prog).unwrap();
+    let (x_ty, y_ty) = (Type::new(DType::F32, &[3, 4]), Type::new(DType::F32, &[3, 2]));
+    let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &x_ty, &y_ty, &Default::default())
+        .unwrap_or_else(|d| panic!("{}", compiler::diagnostic::render_all(&d, &prog.sources, false)));
+    let params = trainer::fit::init_params(&progs.params, 9);
+    let mut rng = Rng(0x7ee_0008);
+    let x: Vec<f32> = (0..12).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+    let y: Vec<f32> = (0..6).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+    let mut inputs = params.clone();
+    inputs.extend([Tensor::scalar_f32(1.0), Tensor::f32(&[3, 4], x.clone()), Tensor::f32(&[3, 2], y.clone())]);
+    let out = interp::run(&progs.train_step, &inputs);
+    let (w, b) = (params[0].to_f64_vec(), params[1].to_f64_vec());
+    let (_, dw, db) = linear_mse(&x, &y, &w, &b);
+    let fast_w: Vec<f64> = w.iter().zip(&dw).map(|(w, g)| w - 0.1 * g).collect();
+    let fast_b: Vec<f64> = b.iter().zip(&db).map(|(b, g)| b - 0.1 * g).collect();
+    let (want, _, _) = linear_mse(&x, &y, &fast_w, &fast_b);
+    close(out[2].to_f64_vec()[0], want, 1e-5, "the loss at MAML's fast weights");
 }
 
 /// Compiles `src` and returns its rendered diagnostics.
@@ -553,6 +630,10 @@ fn mismatched_trees_are_reported_with_both_structures() {
         (
             "fn f(p) = p[0] * p[1]\nfn main() { print(jvp(f, (1.0, 2.0), (1.0, 1.0))) }",
             "a transformation of `f` takes its 1 argument by position",
+        ),
+        (
+            "fn main() { print(tree_map(fn(a, b) = a + b, (1.0, (2.0, 3.0)), (1.0, 2.0))) }",
+            "tree_map's trees must have one structure, but tree 1 is the number 2.0 where the first is (the number 2.0, the number 3.0)",
         ),
     ];
     for (src, want) in cases {

@@ -62,6 +62,7 @@ pub const NAMES: &[&str] = &[
     "vjp",
     "vmap",
     "scan",
+    "tree_map",
     "optimizer",
     "param_groups",
     "log1p",
@@ -275,6 +276,7 @@ pub fn call(el: &mut Elaborator, _env: &mut Env, name: &'static str, args: Vec<C
         "vjp" => el.transforming(span, |el| super::transform::call_vjp(el, args, span)),
         "vmap" => super::vmap::make_vmap(el, &args, span),
         "scan" => el.transforming(span, |el| super::scan::call_scan(el, _env, args, span)),
+        "tree_map" => super::tree::tree_map(el, _env, args, span),
         "param_groups" => super::param_groups::make(el, &args, span),
         "optimizer" => {
             let Some(CallArg { value: Val::Fn(update), .. }) = args.first() else {

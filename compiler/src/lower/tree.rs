@@ -17,8 +17,9 @@
 //! outputs are the result's leaves, then puts new leaves back in the shape
 //! of the arguments or the result with `with_ids` or `map_leaves`.
 
-use super::elab::Elaborator;
+use super::elab::{CallArg, Elaborator, Env};
 use super::value::{ModelInst, TVal, Val};
+use crate::diagnostic::{Code, Diagnostic};
 use crate::ir::{DType, ValueId};
 use crate::span::Span;
 use std::rc::Rc;
@@ -182,4 +183,115 @@ pub(super) fn first_difference(a: &Val, b: &Val) -> Option<(String, String)> {
 /// The first tensor of `v` that is not a float, if any.
 pub(super) fn non_float_leaf(v: &Val) -> Option<TVal> {
     leaves(v).into_iter().find(|t| !t.ty.dtype.is_float())
+}
+
+/// `tree_map(f, tree, more...)` (`jax.tree_util.tree_map`): `f` applied to
+/// each leaf of `tree` (a tensor or number; tuples and models are the
+/// nodes) with the leaves at the same place in `more`, which must have
+/// `tree`'s structure; the results in that structure. An SGD step on a
+/// tuple of parameters is `tree_map(fn(p, g) = p - 0.1 * g, params, grads)`.
+pub(super) fn tree_map(el: &mut Elaborator, env: &mut Env, args: Vec<CallArg>, span: Span) -> Val {
+    const USAGE: &str = "tree_map(f, tree, more_trees...) takes a function, then one tree or more, by position";
+    if args.len() < 2 || args.iter().any(|a| a.name.is_some()) {
+        return el.error(Diagnostic::error(Code::BadCall, USAGE).with_label(span, "in this call"));
+    }
+    let f = args[0].value.clone();
+    if super::transform::value_sig(el, &f).is_none() && !matches!(f, Val::Builtin(_)) {
+        let d = Diagnostic::error(Code::BadCall, format!("tree_map needs a function first, not {}", f.describe()))
+            .with_label(args[0].span, "not a function");
+        return el.error(d);
+    }
+    let trees: Vec<Val> = args[1..].iter().map(|a| a.value.clone()).collect();
+    let spans: Vec<Span> = args[1..].iter().map(|a| a.span).collect();
+    match map_together(el, env, &f, &trees, &spans, span) {
+        Ok(v) => v,
+        Err(d) => el.error(d),
+    }
+}
+
+/// `tree_map`'s recursion over trees of one structure (`trees[0]`'s).
+fn map_together(
+    el: &mut Elaborator,
+    env: &mut Env,
+    f: &Val,
+    trees: &[Val],
+    spans: &[Span],
+    span: Span,
+) -> Result<Val, Diagnostic> {
+    let mismatch = |k: usize| {
+        Diagnostic::error(
+            Code::TypeMismatch,
+            format!(
+                "tree_map's trees must have one structure, but tree {k} is {} where the first is {}",
+                describe(&trees[k]),
+                describe(&trees[0])
+            ),
+        )
+        .with_label(spans[k], format!("this is {}", describe(&trees[k])))
+        .with_label(spans[0], format!("this is {}", describe(&trees[0])))
+    };
+    match &trees[0] {
+        Val::Tuple(first) => {
+            let mut columns: Vec<Vec<Val>> = vec![Vec::with_capacity(trees.len()); first.len()];
+            for (k, t) in trees.iter().enumerate() {
+                match t {
+                    Val::Tuple(items) if items.len() == first.len() => {
+                        items.iter().zip(&mut columns).for_each(|(x, c)| c.push(x.clone()))
+                    }
+                    _ => return Err(mismatch(k)),
+                }
+            }
+            let items = columns.iter().map(|c| map_together(el, env, f, c, spans, span)).collect::<Result<_, _>>()?;
+            Ok(Val::Tuple(items))
+        }
+        Val::Model(first) => {
+            for (k, t) in trees.iter().enumerate() {
+                match t {
+                    Val::Model(m) if m.name == first.name && leaves(t).len() == leaves(&trees[0]).len() => {}
+                    _ => return Err(mismatch(k)),
+                }
+            }
+            // Each model's tensors in one order: map the first, taking the
+            // others' tensors at the same place.
+            let others: Vec<Vec<TVal>> = trees[1..].iter().map(leaves).collect();
+            let mut place = 0;
+            let mut failure = None;
+            let mapped = map_leaves(&trees[0], &mut |t| {
+                let mut args = vec![Val::Tensor(t.clone())];
+                args.extend(others.iter().map(|o| Val::Tensor(o[place].clone())));
+                place += 1;
+                let call_args =
+                    args.into_iter().map(|value| CallArg { name: None, name_span: None, value, span }).collect();
+                match el.call(env, f.clone(), span, call_args, span) {
+                    Val::Tensor(r) => Val::Tensor(r),
+                    other => {
+                        failure.get_or_insert(other.describe());
+                        Val::Tensor(t.clone())
+                    }
+                }
+            });
+            match failure {
+                None => Ok(mapped),
+                Some(what) if what == Val::Poison.describe() => Ok(Val::Poison),
+                Some(what) => Err(Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!(
+                        "tree_map over a `{}` model needs `f` to return a tensor for each of its tensors, not {what}",
+                        first.name
+                    ),
+                )
+                .with_label(span, "in this tree_map")),
+            }
+        }
+        _ => {
+            for (k, t) in trees.iter().enumerate().skip(1) {
+                if matches!(t, Val::Tuple(_) | Val::Model(_)) {
+                    return Err(mismatch(k));
+                }
+            }
+            let call_args =
+                trees.iter().map(|value| CallArg { name: None, name_span: None, value: value.clone(), span }).collect();
+            Ok(el.call(env, f.clone(), span, call_args, span))
+        }
+    }
 }
