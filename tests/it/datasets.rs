@@ -106,6 +106,12 @@ fn linear_regression_on_csv_float_targets_finds_the_true_weights() {
         assert!((w[k] - W_TRUE[k]).abs() < tol, "w[{k}] = {}, true {}, tolerance {tol}", w[k], W_TRUE[k]);
     }
     assert!((b[0] - B_TRUE).abs() < tol, "b = {}, true {B_TRUE}, tolerance {tol}", b[0]);
+    // A test file with other columns than the training file's: named.
+    std::fs::write(dir.join("reg_test.csv"), "1,2,3\n4,5,6\n").unwrap();
+    let (code, _, err) = jlc_out(&["run", model.to_str().unwrap(), "--set", &logs]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("reg_test.csv: its inputs are f32[2] per example"), "{err}");
+    std::fs::write(dir.join("reg_test.csv"), rows(&tx, &ty)).unwrap();
     // Class labels where the model declares float targets: the default
     // `y = "class"` refuses 0.25 and names the line.
     let text = text.replace(r#", y = "float")"#, ")");

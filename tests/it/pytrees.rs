@@ -391,7 +391,8 @@ fn numbers_returned_by_a_vmapped_function_are_stacked() {
 /// shaped as the model, equal to the one the trainer steps with (read from
 /// the SGD update); `vmap(grad(...), in_axes = (None, 0, 0))(self, x, y)`
 /// gives one per example, whose mean is the batch gradient; `jvp` and
-/// `vjp` take the model as a primal; all match `2/(B*2) x^T (x W + b - y)`
+/// `vjp` take the model as a primal, and `jvp(grad(...))` is a
+/// Hessian-vector product on it; all match `2/(B*2) x^T (x W + b - y)`
 /// computed here in f64.
 #[test]
 fn gradients_with_respect_to_a_model_are_shaped_as_the_model() {
@@ -421,6 +422,9 @@ model M {
         let (_, along) = jvp(fn(m) = m.loss(x, y), (self,), (self,))
         let (_, pullback) = vjp(fn(m) = m.loss(x, y), self)
         let (gm,) = pullback(1.0)
+        let (_, hv) = jvp(grad(fn(m) = m.loss(x, y)), (self,), (self,))
+        log(\"hv_w0\", sum(hv.l.weight))
+        log(\"hv_b0\", sum(hv.l.bias))
         log(\"jvp0\", along)
         log(\"vjp_dot0\", sum(gm.l.weight * self.l.weight) + sum(gm.l.bias * self.l.bias))
 LOGS        self.loss(x, y)
@@ -469,6 +473,13 @@ LOGS        self.loss(x, y)
         dw.iter().zip(&weight).map(|(g, w)| g * w).sum::<f64>() + db.iter().zip(&bias).map(|(g, b)| g * b).sum::<f64>();
     close(log("jvp", 1)[0], dot, 1e-5, "jvp of the loss along the model");
     close(log("vjp_dot", 1)[0], dot, 1e-5, "<vjp's cotangent, model>");
+    // The loss is quadratic in (W, b), so its gradient is affine: H θ is
+    // g(θ) - g(0), what `jvp(grad(...), (self,), (self,))` gives.
+    let (_, dw0, db0) = linear_mse(&x, &y, &[0.0; 8], &[0.0; 2]);
+    let hv_w: f64 = dw.iter().zip(&dw0).map(|(a, b)| a - b).sum();
+    let hv_b: f64 = db.iter().zip(&db0).map(|(a, b)| a - b).sum();
+    close(log("hv_w", 1)[0], hv_w, 1e-5, "sum of (H θ) over W");
+    close(log("hv_b", 1)[0], hv_b, 1e-5, "sum of (H θ) over b");
     // SGD at lr 0.5: the trainer's own gradient is (W - W') / 0.5.
     let stepped: Vec<f64> = weight.iter().zip(out[0].to_f64_vec()).map(|(w, n)| (w - n) / 0.5).collect();
     for (k, (g, s)) in log("g_w", 8).iter().zip(&stepped).enumerate() {

@@ -347,6 +347,8 @@ pub fn parse_csv_bytes_with(name: &str, raw: &[u8], scale: f32, targets: CsvTarg
 }
 
 pub fn parse_csv(name: &str, text: &str, scale: f32, targets: CsvTargets) -> Result<Dataset, DataError> {
+    // A byte-order mark (spreadsheets write one) is no part of the numbers.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut features = Vec::new();
     let mut labels = Vec::new();
     let mut values = Vec::new();
@@ -391,7 +393,15 @@ pub fn parse_csv(name: &str, text: &str, scale: f32, targets: CsvTargets) -> Res
                     message: format!("column {}: value {cell} is not finite", col + 1),
                 });
             }
-            features.push(v * scale);
+            let scaled = v * scale;
+            if !scaled.is_finite() {
+                return Err(DataError::Parse {
+                    path: name.into(),
+                    line: line_no,
+                    message: format!("column {}: value {cell} times scale {scale} is not finite in f32", col + 1),
+                });
+            }
+            features.push(scaled);
         }
         let label_cell = cells[cells.len() - 1];
         match targets {
@@ -417,7 +427,10 @@ pub fn parse_csv(name: &str, text: &str, scale: f32, targets: CsvTargets) -> Res
             return Err(DataError::Parse {
                 path: name.into(),
                 line: line_no,
-                message: format!("last column: expected a non-negative integer class label, found {label_cell}"),
+                message: format!(
+                    "last column: expected a non-negative integer class label, found {label_cell} \
+                     (a number to regress is read with `csv(..., y = \"float\")`)"
+                ),
             });
         }
         labels.push(label as i32);

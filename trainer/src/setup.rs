@@ -100,7 +100,8 @@ pub fn prepare(
     };
     // Before anything runs: every executable of this run shares the host kernels' threads.
     compiler::codegen::cpu::threads::set_threads(trainer_cfg.threads);
-    let (data_cfg, mut dataset, mut test, given_val, what) = match module {
+    // `what` names the training data in messages, `test_what` the test split.
+    let (data_cfg, mut dataset, mut test, given_val, what, test_what) = match module {
         Some(module) => {
             if data_sec.is_some() {
                 eprintln!(
@@ -109,7 +110,9 @@ pub fn prepare(
                     module.name()
                 );
             }
-            from_module(module, &module_overrides)?
+            let (cfg, train, test, val, name) = from_module(module, &module_overrides)?;
+            let test_what = format!("the test split of {name}");
+            (cfg, train, test, val, name, test_what)
         }
         None => {
             let Some(data_sec) = data_sec else {
@@ -126,7 +129,12 @@ pub fn prepare(
             let dir = path.parent().unwrap_or(Path::new("."));
             let (dataset, test) = load(&data_cfg, dir)?;
             let what = source_name(&data_cfg, &dir.join(&data_cfg.path));
-            (data_cfg, dataset, test, None, what)
+            let test_what = match &data_cfg.test {
+                // A test file of its own (CSV, NPZ, ...): named by its path.
+                Some(t) => format!("the test split {}", dir.join(t).display()),
+                None => format!("the test split of {what}"),
+            };
+            (data_cfg, dataset, test, None, what, test_what)
         }
     };
     if given_val.is_none() && data_cfg.val_split >= dataset.len() {
@@ -183,6 +191,14 @@ pub fn prepare(
                             col.describe(),
                             input.name
                         )
+                    } else if data_cfg.source == SourceKind::Csv && why.contains("when saving") {
+                        // A CSV's last column is read as the `y` setting says.
+                        format!(
+                            "the CSV source reads {} examples: declare `{}` with that dtype, or read the last column \
+                             as `csv(..., y = \"class\")` (i32 labels) or `y = \"float\"` (f32 targets)",
+                            col.describe(),
+                            input.name
+                        )
                     } else {
                         why
                     };
@@ -213,12 +229,13 @@ pub fn prepare(
     let compile_start = Instant::now();
     let progs = compile(&prog, trainer_sec.as_ref(), &dataset, bs, opts, color)?;
     let compile_ms = compile_start.elapsed().as_secs_f64() * 1e3;
-    for (split, part) in [("test", &mut test), ("validation", &mut given_val)] {
+    let val_what = format!("the validation split of {what}");
+    for (split, part) in [(&test_what, &mut test), (&val_what, &mut given_val)] {
         let Some(t) = part else { continue };
         for (name, tc, c) in [("inputs", &mut t.x, &dataset.x), ("targets", &mut t.y, &dataset.y)] {
             if tc.example_len() != c.example_len() || tc.values.type_name() != c.values.type_name() {
                 return Err(FitError::Config(format!(
-                    "the {split} split's {name} are {} per example, the training data's {}",
+                    "{split}: its {name} are {} per example, {what}'s {}",
                     tc.describe(),
                     c.describe()
                 )));
@@ -226,11 +243,10 @@ pub fn prepare(
             (tc.dims, tc.dtype, tc.scale) = (c.dims.clone(), c.dtype, c.scale);
         }
     }
-    let splits =
-        [("", Some(&dataset)), ("the test split of ", test.as_ref()), ("the validation split of ", given_val.as_ref())];
+    let splits = [(&what, Some(&dataset)), (&test_what, test.as_ref()), (&val_what, given_val.as_ref())];
     for (split, data) in splits {
         if let Some(data) = data {
-            check_indices(&progs, data, &format!("{split}{what}"))?;
+            check_indices(&progs, data, split)?;
         }
     }
     let (train, val) = match given_val {

@@ -147,7 +147,7 @@ pub fn call_custom_vjp(el: &mut Elaborator, env: &mut Env, rule: &Rule, args: Ve
             let mut cts = Vec::with_capacity(arg_vals.len());
             let mut types = arg_types.iter();
             for (k, (entry, arg)) in entries.iter().zip(&arg_structure).enumerate() {
-                cotangents(el, entry, arg, k, &mut types, &mut cts).map_err(|msg| error(msg, bwd_span))?;
+                cotangents(el, entry, arg, (k, ""), &mut types, &mut cts).map_err(|msg| error(msg, bwd_span))?;
             }
             Ok(cts)
         });
@@ -198,27 +198,27 @@ fn cotangents<'t>(
     el: &mut Elaborator,
     entry: &Val,
     arg: &Val,
-    k: usize,
+    (k, at): (usize, &str),
     types: &mut impl Iterator<Item = &'t Type>,
     out: &mut Vec<TVal>,
 ) -> Result<(), String> {
     let Val::Tensor(arg_t) = arg else {
         let (Val::Tuple(args), Val::Tuple(entries)) = (arg, entry) else {
             return Err(format!(
-                "`bwd`'s cotangent {k} must have its argument's structure {}, not {}",
+                "`bwd`'s cotangent {k}{at} must have its argument's structure {}, not {}",
                 super::tree::describe(arg),
                 super::tree::describe(entry)
             ));
         };
         if args.len() != entries.len() {
             return Err(format!(
-                "`bwd`'s cotangent {k} must have its argument's structure {}, not {}",
+                "`bwd`'s cotangent {k}{at} must have its argument's structure {}, not {}",
                 super::tree::describe(arg),
                 super::tree::describe(entry)
             ));
         }
-        for (e, a) in entries.iter().zip(args) {
-            cotangents(el, e, a, k, types, out)?;
+        for (i, (e, a)) in entries.iter().zip(args).enumerate() {
+            cotangents(el, e, a, (k, &format!("{at}, element {i}")), types, out)?;
         }
         return Ok(());
     };
@@ -247,9 +247,11 @@ fn cotangents<'t>(
             };
             out.push(fill(el, x));
         }
-        Val::Tensor(t) => return Err(format!("`bwd`'s cotangent {k} is {}, but argument {k} is {}", t.ty, arg_t.ty)),
+        Val::Tensor(t) => {
+            return Err(format!("`bwd`'s cotangent {k}{at} is {}, but argument {k}{at} is {}", t.ty, arg_t.ty))
+        }
         other => {
-            return Err(format!("`bwd`'s cotangent {k} must be a tensor of {}, not {}", arg_t.ty, other.describe()))
+            return Err(format!("`bwd`'s cotangent {k}{at} must be a tensor of {}, not {}", arg_t.ty, other.describe()))
         }
     }
     Ok(())

@@ -89,11 +89,17 @@ pub fn call_jacobian(
             Ok(out) => out,
             Err(d) => return d.map_or(Val::Poison, |d| el.error(d)),
         };
+        if tree::has_model(&out) {
+            return model_result(el, what, &fname, span);
+        }
         return arranged(&out, &wrt_idx, &trees, mode, &mut std::iter::repeat(None));
     }
     let Some((func, out, captured, _)) = lower_alone(el, &f, &fname, &trees, &args, span, Output::Tensor) else {
         return Val::Poison;
     };
+    if tree::has_model(&out) {
+        return model_result(el, what, &fname, span);
+    }
     let shared: Vec<ValueId> = trees.iter().flat_map(tree::leaf_ids).chain(captured).collect();
     let ranges = leaf_ranges(&trees);
     let wrt_leaves: Vec<usize> = wrt_idx.iter().flat_map(|&i| ranges[i].clone()).collect();
@@ -108,6 +114,18 @@ pub fn call_jacobian(
         }
     }
     arranged(&out, &wrt_idx, &trees, mode, &mut ids.into_iter().map(Some))
+}
+
+/// A Jacobian of a function returning a model (or a tuple holding one) is
+/// refused: its blocks would have no model to live in.
+fn model_result(el: &mut Elaborator, what: &str, fname: &str, span: Span) -> Val {
+    let d = crate::diagnostic::Diagnostic::error(
+        crate::diagnostic::Code::BadCall,
+        format!("{what} of {fname}, which returns a model, is not supported: {what} takes functions returning tensors or tuples of them"),
+    )
+    .with_label(span, "in this call")
+    .with_help("return the model's tensors instead, e.g. `(g.l.weight, g.l.bias)`");
+    el.error(d)
 }
 
 /// The Jacobians in JAX's arrangement: the output's structure outside,

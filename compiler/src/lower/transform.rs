@@ -758,7 +758,7 @@ pub(super) fn float_output(out: &Val, name: &str, span: Span, scalar: bool) -> R
     match out {
         Val::Tensor(t) if t.ty.dtype.is_float() && (!scalar || t.ty.rank() == 0) => Ok(out.clone()),
         _ if out.has_poison() => Err(None),
-        Val::Tuple(_) if !scalar && tree::is_tensor_tree(out) && tree::non_float_leaf(out).is_none() => Ok(out.clone()),
+        Val::Tuple(_) | Val::Model(_) if !scalar && tree::is_float_tree(out) => Ok(out.clone()),
         other => {
             let want = if scalar { "a float scalar" } else { "float tensors (or tuples of them)" };
             let found = match other {

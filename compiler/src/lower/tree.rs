@@ -131,6 +131,20 @@ fn map_model(m: &ModelInst, f: &mut impl FnMut(&TVal) -> Val) -> Rc<ModelInst> {
     })
 }
 
+/// Whether `v` is a tree of float tensors (tensors, tuples and models)
+/// holding at least one: what a transformation may differentiate as a
+/// result (a model: a gradient shaped as one).
+pub(super) fn is_float_tree(v: &Val) -> bool {
+    fn tensors_or_models(v: &Val) -> bool {
+        match v {
+            Val::Tensor(_) | Val::Model(_) => true,
+            Val::Tuple(items) => items.iter().all(tensors_or_models),
+            _ => false,
+        }
+    }
+    tensors_or_models(v) && !leaves(v).is_empty() && non_float_leaf(v).is_none()
+}
+
 /// Whether `v` holds a model (in tuples, at any depth).
 pub(super) fn has_model(v: &Val) -> bool {
     match v {

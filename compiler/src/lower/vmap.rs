@@ -110,7 +110,7 @@ pub fn make_vmap(el: &mut Elaborator, args: &[CallArg], span: Span) -> Val {
 fn bad_out_axes(span: Span) -> Diagnostic {
     Diagnostic::error(
         Code::BadCall,
-        "`out_axes` entries are axes of the outputs (0, 1, ..., or -1 for the last); `None` (an output without the examples' axis) is not supported",
+        "`out_axes` entries are axes of the outputs (0, 1, ..., or -1 for the last), one per element of a tuple output; nested tuples of entries and `None` (an output without the examples' axis) are not supported",
     )
     .with_label(span, "in these out_axes")
     .with_help("one axis for every output (`out_axes = 1`) or one per output of a tuple (`out_axes = (0, 1)`)")

@@ -108,16 +108,12 @@ struct Var {
     ty: Ty,
 }
 
-struct ModelSig {
-    name: String,
-    methods: Vec<FnSig>,
-}
-
 struct Gen {
     rng: Rng,
     features: BTreeSet<&'static str>,
     fns: Vec<FnSig>,
-    models: Vec<ModelSig>,
+    /// The models generated so far (by name).
+    models: Vec<String>,
     /// Top-level constants: (name, kind), kind Int(value) / Float / Bool.
     consts: Vec<(String, Ty, u32)>,
     /// Names of integer values usable as dims here: (name, value).
@@ -1495,9 +1491,7 @@ impl Gen {
         lines.push(format!("    fn score(self, x: {xt}) -> f32 = sum(self.forward(x)) + {}", paren(body)));
         self.fns.truncate(fns_mark);
         self.named.truncate(mark);
-        let score = FnSig { name: "score".into(), params: vec![("x".into(), PKind::Tensor(x_ty))], ret: vec![] };
-        let forward = FnSig { name: "forward".into(), ..forward };
-        self.models.push(ModelSig { name: name.clone(), methods: vec![forward, score] });
+        self.models.push(name.clone());
         format!("model {name}(width: int = {d}) {{\n{}\n}}", lines.join("\n"))
     }
 
@@ -1507,17 +1501,10 @@ impl Gen {
         self.rest = false;
         self.fuel = 8 + 4 * size;
         let mut lines = Vec::new();
-        let models: Vec<(String, Vec<FnSig>)> =
-            self.models.iter().map(|m| (m.name.clone(), m.methods.clone())).collect();
+        // No model instances: the generated models have parameters, which
+        // exist only in training (`fn main` cannot make them); their
+        // methods are checked on the model itself.
         let fns_mark = self.fns.len();
-        for (m, methods) in models {
-            self.hit("model instance");
-            let v = self.fresh("m");
-            lines.push(format!("    let {v} = {m}()"));
-            for f in methods {
-                self.fns.push(FnSig { name: format!("{v}.{}", f.name), ..f });
-            }
-        }
         let n = 1 + self.rng.below(2 + size);
         let body = self.block_body(&[], n, "    ");
         // print the last value and every tensor bound at the top.

@@ -184,7 +184,6 @@ fn the_typed_generator_reaches_every_feature() {
         "typed lambda parameter",
         "lambda block body",
         "model",
-        "model instance",
         "method calling a method",
         "size",
         "fill",

@@ -135,7 +135,8 @@ fn csv_last_column_is_a_class_a_float_target_or_a_feature() {
     assert_eq!(one_column.x, Column::new(Values::F32(vec![7.0, 8.0, 9.0]), vec![1], 1.0));
     assert_eq!(
         err(parse_csv_bytes("r.csv", text, 1.0)),
-        "r.csv:1: last column: expected a non-negative integer class label, found 0.25"
+        "r.csv:1: last column: expected a non-negative integer class label, found 0.25 \
+         (a number to regress is read with `csv(..., y = \"float\")`)"
     );
     assert_eq!(
         err(parse_csv_bytes_with("r.csv", b"1,2,3\n3,4,nan\n", 1.0, CsvTargets::Float)),
@@ -144,6 +145,14 @@ fn csv_last_column_is_a_class_a_float_target_or_a_feature() {
     assert_eq!(
         err(parse_csv_bytes_with("r.csv", b"1,2\n3,4,5\n", 1.0, CsvTargets::None)),
         "r.csv:2: expected 2 columns like the first line, found 3"
+    );
+    // A spreadsheet's byte-order mark is skipped; a feature that scaling
+    // makes infinite is refused where it is.
+    let bom = parse_csv_bytes("b.csv", "\u{feff}1,2,0\n".as_bytes(), 1.0).unwrap();
+    assert_eq!(bom.x, Column::new(Values::F32(vec![1.0, 2.0]), vec![2], 1.0));
+    assert_eq!(
+        err(parse_csv_bytes_with("s.csv", b"1,2,0\n3e38,2,1\n", 10.0, CsvTargets::Float)),
+        "s.csv:2: column 1: value 3e38 times scale 10 is not finite in f32"
     );
 }
 
