@@ -582,6 +582,46 @@ model M {
     close(out[2].to_f64_vec()[0], want, 1e-5, "the loss at MAML's fast weights");
 }
 
+/// What a tree holds besides its tensors reaches the transformed function:
+/// a model argument whose config is a tensor (under `grad` and `jvp`), and
+/// a lambda capturing a tensor in a tuple whose other element `vmap`
+/// batches. Values against the derivatives written out.
+#[test]
+fn config_tensors_and_closures_inside_trees_reach_the_transformed_function() {
+    let src = "\
+model Scale(w) {
+    fn __call__(self, x: f32[2]) -> f32[2] = x * self.w
+}
+fn main() {
+    let m = Scale([3.0, 5.0] * 1.0)
+    let x = [1.0, 2.0]
+    let g = grad(fn(m, x) = sum(m(x) * x), wrt = x)(m, x)
+    let (y, t) = jvp(fn(m, x) = m(x), (m, x), (m, [1.0, 1.0]))
+    let w = linspace(1.0, 2.0, 3) * 2.0
+    let xs = reshape(linspace(0.0, 1.0, 6), (2, 3))
+    let v = vmap(fn(p) = p[1](p[0]), in_axes = ((0, None),))((xs, fn(z) = z * w))
+    print(g, y, t, v)
+}
+";
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
+    let checked = compiler::lower::check_program(&prog);
+    assert!(checked.is_empty(), "{}", compiler::diagnostic::render_all(&checked, &prog.sources, false));
+    let script = compiler::compile_script(&prog, &compiler::Options::default()).unwrap_or_else(|d| panic!("{d:?}"));
+    let out = compiler::ir::interp::run(&script.func, &[]);
+    // d/dx sum(w x x) = 2 w x; m(x) = w x, its jvp along x = (1, 1) is w.
+    assert_eq!(out[0].as_f32().unwrap(), [6.0, 20.0]);
+    assert_eq!(out[1].as_f32().unwrap(), [3.0, 10.0]);
+    assert_eq!(out[2].as_f32().unwrap(), [3.0, 5.0]);
+    let w: Vec<f32> = (0..3).map(|i| (1.0 + 0.5 * i as f32) * 2.0).collect();
+    let xs: Vec<f32> = (0..6).map(|i| i as f32 / 5.0).collect();
+    let want: Vec<f32> = (0..6).map(|i| xs[i] * w[i % 3]).collect();
+    let got = out[3].as_f32().unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-6, "vmap with a closure in a tuple: {got:?} vs {want:?}");
+    }
+}
+
 /// Compiles `src` and returns its rendered diagnostics.
 fn errors(src: &str) -> String {
     let (prog, mut diags) = compiler::lower::load("t.jl", src);
@@ -645,6 +685,10 @@ fn mismatched_trees_are_reported_with_both_structures() {
         (
             "fn main() { print(tree_map(fn(a, b) = a + b, (1.0, (2.0, 3.0)), (1.0, 2.0))) }",
             "tree_map's trees must have one structure, but tree 1 is the number 2.0 where the first is (the number 2.0, the number 3.0)",
+        ),
+        (
+            "use nn.Linear\nuse optim.sgd\nmodel M {\n    l: Linear(2, 2)\n    fn training_step(self, x: f32[B, 2], y: f32[B, 2]) -> f32 {\n        let h = tree_map(fn(p) = (p, p), self)\n        sum(self.l(x) - y)\n    }\n    fn configure_optimizers(self) = sgd(lr = 0.1)\n}\n",
+            "tree_map over a `M` model needs `f` to return a tensor for each of its tensors",
         ),
     ];
     for (src, want) in cases {

@@ -507,7 +507,9 @@ fn positional_count_error(el: &mut Elaborator, fname: &str, n_params: usize, giv
     )
     .with_label(span, format!("{given} given"));
     if n_params == 1 && given > 1 {
-        d = d.with_help("a tuple parameter takes the tuple as one argument: `jvp(f, ((a, b),), ((ta, tb),))`");
+        d = d.with_help(
+            "a tuple parameter takes the tuple as one argument: `f((a, b))`, `jvp(f, ((a, b),), ((ta, tb),))`",
+        );
     }
     el.error(d)
 }
@@ -551,6 +553,11 @@ pub(super) fn lower_alone(
 ) -> Option<(Func, Val, Vec<ValueId>, Option<Val>)> {
     let mut captured: Vec<(ValueId, crate::ir::Type)> = Vec::new();
     collect_callee_ids(el, f, &mut captured);
+    // What the arguments hold besides their leaves (a model's config
+    // tensors, a lambda in a tuple) is captured too.
+    for t in trees {
+        collect_ids(el, &tree::without_ids(t), &mut captured);
+    }
     let leaves: Vec<TVal> = trees.iter().flat_map(tree::leaves).collect();
     let param_types: Vec<_> = leaves
         .iter()
@@ -567,7 +574,12 @@ pub(super) fn lower_alone(
     let inner_args: Vec<CallArg> = trees
         .iter()
         .zip(args)
-        .map(|(t, a)| CallArg { name: None, name_span: None, value: tree::with_ids(t, &mut params), span: a.span })
+        .map(|(t, a)| CallArg {
+            name: None,
+            name_span: None,
+            value: tree::with_ids(&remap(t, &map), &mut params),
+            span: a.span,
+        })
         .collect();
     let out = el.call_callee(f, inner_args, span);
     let inner = std::mem::replace(&mut el.builder, saved_builder).expect("inner builder");

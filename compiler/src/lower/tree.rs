@@ -269,7 +269,8 @@ fn map_together(
             // others' tensors at the same place.
             let others: Vec<Vec<TVal>> = trees[1..].iter().map(leaves).collect();
             let mut place = 0;
-            let mut failure = None;
+            // The first result that is no tensor (a model holds tensors).
+            let mut failure: Option<Val> = None;
             let mapped = map_leaves(&trees[0], &mut |t| {
                 let mut args = vec![Val::Tensor(t.clone())];
                 args.extend(others.iter().map(|o| Val::Tensor(o[place].clone())));
@@ -279,19 +280,20 @@ fn map_together(
                 match el.call(env, f.clone(), span, call_args, span) {
                     Val::Tensor(r) => Val::Tensor(r),
                     other => {
-                        failure.get_or_insert(other.describe());
+                        failure.get_or_insert(other);
                         Val::Tensor(t.clone())
                     }
                 }
             });
             match failure {
                 None => Ok(mapped),
-                Some(what) if what == Val::Poison.describe() => Ok(Val::Poison),
-                Some(what) => Err(Diagnostic::error(
+                Some(Val::Poison) => Ok(Val::Poison),
+                Some(other) => Err(Diagnostic::error(
                     Code::TypeMismatch,
                     format!(
-                        "tree_map over a `{}` model needs `f` to return a tensor for each of its tensors, not {what}",
-                        first.name
+                        "tree_map over a `{}` model needs `f` to return a tensor for each of its tensors, not {}",
+                        first.name,
+                        describe(&other)
                     ),
                 )
                 .with_label(span, "in this tree_map")),

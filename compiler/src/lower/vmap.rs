@@ -211,7 +211,7 @@ pub fn call_vmap(
     args: Vec<CallArg>,
     span: Span,
 ) -> Val {
-    if args.iter().any(|a| matches!(a.value, Val::Poison)) {
+    if args.iter().any(|a| a.value.has_poison()) {
         return Val::Poison;
     }
     if let Some(a) = args.iter().find(|a| a.name.is_some()) {
@@ -337,7 +337,7 @@ pub fn call_vmap(
             .zip(&batched)
             .map(|(a, b)| CallArg {
                 value: match b {
-                    Some(b) => example_tree(&a.value, b, &mut std::iter::repeat(None), &HashMap::new()),
+                    Some(b) => example_tree(&a.value, b, &mut std::iter::repeat(None)),
                     None => a.value.clone(),
                 },
                 ..a.clone()
@@ -358,12 +358,16 @@ pub fn call_vmap(
     for (a, b) in args.iter().zip(&batched) {
         match b {
             None => collect_ids(el, &a.value, &mut captured),
-            // The tensors of a batched tuple that its in_axes share.
-            Some(b) => tree::leaves(&a.value)
-                .into_iter()
-                .zip(b)
-                .filter(|(_, b)| b.is_none())
-                .for_each(|(t, _)| collect_ids(el, &Val::Tensor(t), &mut captured)),
+            // A batched tuple's shared part: the tensors its in_axes share
+            // and what it holds besides tensors (a lambda, a model's config).
+            Some(b) => {
+                let mut batched = b.iter();
+                let shared = tree::map_leaves(&a.value, &mut |t| match batched.next().expect("one per tensor") {
+                    Some(_) => Val::Tensor(TVal { ty: t.ty.clone(), id: None }),
+                    None => Val::Tensor(t.clone()),
+                });
+                collect_ids(el, &shared, &mut captured);
+            }
         }
     }
     let examples: Vec<&Batched> = batched.iter().flatten().flatten().flatten().collect();
@@ -380,7 +384,7 @@ pub fn call_vmap(
         .zip(&batched)
         .map(|(a, b)| CallArg {
             value: match b {
-                Some(b) => example_tree(&a.value, b, &mut params, &map),
+                Some(b) => example_tree(&remap(&a.value, &map), b, &mut params),
                 None => remap(&a.value, &map),
             },
             ..a.clone()
@@ -454,7 +458,8 @@ fn with_batch(out: &Val, size: &Dim, ids: &mut Option<&mut Vec<ValueId>>) -> Res
 fn numbers_as_tensors(el: &mut Elaborator, v: &Val, span: Span) -> Val {
     match v {
         Val::Tuple(items) => Val::Tuple(items.iter().map(|x| numbers_as_tensors(el, x, span)).collect()),
-        Val::Float(_) | Val::Int(Dim::Known(_)) | Val::NegInt(_) | Val::Bool(_) => {
+        // A symbolic integer too (check mode: building knows its value).
+        Val::Float(_) | Val::Int(_) | Val::NegInt(_) | Val::Bool(_) => {
             let dtype = match v {
                 Val::Float(_) => crate::ir::DType::F32,
                 Val::Bool(_) => crate::ir::DType::Bool,
@@ -466,19 +471,14 @@ fn numbers_as_tensors(el: &mut Elaborator, v: &Val, span: Span) -> Val {
     }
 }
 
-/// One example of a batched argument: `v`'s structure, its batched tensors
-/// of the example types in `batched` (in order) with the IR values from
-/// `ids`, its shared ones (`None` in `batched`) renamed by `map`.
-fn example_tree(
-    v: &Val,
-    batched: &[Option<Batched>],
-    ids: &mut impl Iterator<Item = Option<ValueId>>,
-    map: &HashMap<ValueId, ValueId>,
-) -> Val {
+/// One example of a batched argument: `v`'s structure (its shared part
+/// already renamed into the vmapped function), its batched tensors of the
+/// example types in `batched` (in order) with the IR values from `ids`.
+fn example_tree(v: &Val, batched: &[Option<Batched>], ids: &mut impl Iterator<Item = Option<ValueId>>) -> Val {
     let mut examples = batched.iter();
     tree::map_leaves(v, &mut |t| match examples.next().expect("one per tensor") {
         Some(b) => Val::Tensor(TVal { ty: b.example.clone(), id: ids.next().expect("one per tensor") }),
-        None => remap(&Val::Tensor(t.clone()), map),
+        None => Val::Tensor(t.clone()),
     })
 }
 
