@@ -271,9 +271,7 @@ pub fn call_jvp(el: &mut Elaborator, args: Vec<CallArg>, span: Span) -> Val {
                 .with_label(args[1].span, format!("primal {i} is {}", tree::describe(p))),
             );
         }
-        let difference = tree::first_difference(p, t);
-        if difference.is_some() {
-            let (p_part, t_part) = difference.unwrap_or_else(|| (tree::describe(p), tree::describe(t)));
+        if let Some((p_part, t_part)) = tree::first_difference(p, t) {
             let want = if matches!(p, Val::Tensor(_)) { "float type" } else { "structure and float types" };
             return el.error(
                 Diagnostic::error(

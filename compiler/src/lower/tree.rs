@@ -5,7 +5,7 @@
 //! them, and `scan`, `checkpoint` and `custom_vjp` carry them.
 //!
 //! A model is a tree too (Equinox's modules): its leaves are its
-//! parameters and buffers, field by field, then its submodules', so
+//! parameters and buffers (by field name), then its submodules', so
 //! `grad(fn(m) = loss(m, x, y))(self)` is a gradient shaped as the model
 //! (`g.l.weight`), and `vmap(grad(...), in_axes = (None, 0, 0))(self, x,
 //! y)` one per example. Jacobians and batching along a model's axis are
@@ -27,7 +27,7 @@ use std::rc::Rc;
 /// `v` as a tree of tensors: tuples as they are, numbers as `f32` scalars
 /// (as a lone number argument of a transformed function is), `true` and
 /// `false` as `bool` scalars (no derivative). `None` once it reported a
-/// value that is neither (a string, a function, a model).
+/// value that is neither (a string, a function); a model is kept as it is.
 pub(super) fn tensor_tree(el: &mut Elaborator, v: &Val, span: Span) -> Option<Val> {
     match v {
         Val::Tuple(items) => items.iter().map(|x| tensor_tree(el, x, span)).collect::<Option<Vec<_>>>().map(Val::Tuple),
@@ -55,7 +55,8 @@ pub(super) fn tensor_tree_like(el: &mut Elaborator, v: &Val, like: &Val, span: S
     }
 }
 
-/// The tensors of `v`, depth first (what is not a tensor or tuple is skipped).
+/// The tensors of `v`, depth first: a tuple's in order, a model's by field
+/// name, then its submodules' (what holds no tensor is skipped).
 pub(super) fn leaves(v: &Val) -> Vec<TVal> {
     fn push(v: &Val, out: &mut Vec<TVal>) {
         match v {
