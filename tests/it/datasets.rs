@@ -67,6 +67,22 @@ fn regression_data(rng: &mut SplitMix, n: usize, a: f64) -> (Vec<f32>, Vec<f32>)
     (xs, ys)
 }
 
+/// The last checkpoint under `logs` and its `w` and `b`, asserted within
+/// 6 standard errors of W_TRUE and B_TRUE for `n` examples with noise
+/// U(-a, a). Least squares' standard error per weight is sigma / sqrt(n
+/// Var(x)) = (a / sqrt 3) / sqrt(n / 3) = a / sqrt(n) (0.0031 for n = 1024,
+/// a = 0.1); SGD's own fluctuation at lr 0.1 is smaller.
+fn weights_near_the_truth(logs: &Path, n: usize, a: f64) -> (std::path::PathBuf, Vec<f64>, Vec<f64>) {
+    let tol = 6.0 * a / (n as f64).sqrt();
+    let ck = last_ckpt(logs);
+    let (w, b) = (param(&ck, "w"), param(&ck, "b"));
+    for k in 0..4 {
+        assert!((w[k] - W_TRUE[k]).abs() < tol, "w[{k}] = {}, true {}, tolerance {tol}", w[k], W_TRUE[k]);
+    }
+    assert!((b[0] - B_TRUE).abs() < tol, "b = {}, true {B_TRUE}, tolerance {tol}", b[0]);
+    (ck, w, b)
+}
+
 /// The same regression from CSV files whose last column is the target
 /// (`y = "float"`), viewed as the declared `f32[B, 1]`.
 #[test]
@@ -98,14 +114,7 @@ fn linear_regression_on_csv_float_targets_finds_the_true_weights() {
     let (code, out, err) = jlc_out(&["run", model.to_str().unwrap(), "--set", &logs]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("test_mse"), "{out}");
-    // As for the NPZ run: 6 standard errors of least squares.
-    let tol = 6.0 * a / (n as f64).sqrt();
-    let ck = last_ckpt(&dir.join("logs"));
-    let (w, b) = (param(&ck, "w"), param(&ck, "b"));
-    for k in 0..4 {
-        assert!((w[k] - W_TRUE[k]).abs() < tol, "w[{k}] = {}, true {}, tolerance {tol}", w[k], W_TRUE[k]);
-    }
-    assert!((b[0] - B_TRUE).abs() < tol, "b = {}, true {B_TRUE}, tolerance {tol}", b[0]);
+    weights_near_the_truth(&dir.join("logs"), n, a);
     // A test file with other columns than the training file's: named.
     std::fs::write(dir.join("reg_test.csv"), "1,2,3\n4,5,6\n").unwrap();
     let (code, _, err) = jlc_out(&["run", model.to_str().unwrap(), "--set", &logs]);
@@ -142,17 +151,7 @@ fn linear_regression_on_npz_finds_the_true_weights_and_predicts_them() {
     let (code, out, err) = jlc_out(&["run", model, "--set", &logs]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("test_mse"), "{out}");
-
-    // Least squares' standard error per weight is sigma / sqrt(n Var(x)) =
-    // (a / sqrt 3) / sqrt(n / 3) = a / sqrt(n) (0.0031 here); SGD's own
-    // fluctuation at lr 0.1 is smaller. Allow 6 standard errors.
-    let tol = 6.0 * a / (n as f64).sqrt();
-    let ck = last_ckpt(&dir.join("logs"));
-    let (w, b) = (param(&ck, "w"), param(&ck, "b"));
-    for k in 0..4 {
-        assert!((w[k] - W_TRUE[k]).abs() < tol, "w[{k}] = {}, true {}, tolerance {tol}", w[k], W_TRUE[k]);
-    }
-    assert!((b[0] - B_TRUE).abs() < tol, "b = {}, true {B_TRUE}, tolerance {tol}", b[0]);
+    let (ck, w, b) = weights_near_the_truth(&dir.join("logs"), n, a);
 
     // jlc predict on the test split (file order, 100 = 64 + a batch of 36),
     // against x . w + b in f64 from the checkpoint's weights.

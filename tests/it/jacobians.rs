@@ -30,7 +30,7 @@ fn random(rng: &mut Rng, n: usize) -> Vec<f64> {
 
 /// Central differences of output `out` of `func` with respect to argument
 /// `arg`, entry by entry: `[output element][input element]`.
-fn finite_jacobian(func: &Func, args: &[(&[usize], Vec<f64>)], arg: usize, out: usize) -> Vec<Vec<f64>> {
+pub(crate) fn finite_jacobian(func: &Func, args: &[(&[usize], Vec<f64>)], arg: usize, out: usize) -> Vec<Vec<f64>> {
     let h = 1e-6;
     let shifted = |j: usize, d: f64| {
         let mut args = args.to_vec();

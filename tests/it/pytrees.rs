@@ -12,6 +12,7 @@
 //! `jacobians.rs` checks against finite differences.
 
 use super::higher_order::{close, lower, run};
+use super::jacobians::finite_jacobian;
 use compiler::ir::generate::Rng;
 
 /// A network whose parameters are the nested tuple `(w1, (b1, w2))`, its
@@ -97,21 +98,6 @@ fn network_args(rng: &mut Rng) -> Args {
         (&[4, 3], random(rng, 12)),
         (&[4], random(rng, 4)),
     ]
-}
-
-/// d func[out] / d args[arg][j] for every `j`, by central differences;
-/// `[output element][input element]`.
-fn finite_jacobian(func: &compiler::ir::Func, args: &Args, arg: usize, out: usize) -> Vec<Vec<f64>> {
-    let h = 1e-6;
-    let shifted = |j: usize, d: f64| {
-        let mut args = args.clone();
-        args[arg].1[j] += d;
-        run(func, &args)[out].clone()
-    };
-    let columns: Vec<Vec<f64>> = (0..args[arg].1.len())
-        .map(|j| shifted(j, h).iter().zip(shifted(j, -h)).map(|(p, m)| (p - m) / (2.0 * h)).collect())
-        .collect();
-    (0..columns[0].len()).map(|i| columns.iter().map(|c| c[i]).collect()).collect()
 }
 
 /// `grad` with respect to a nested tuple returns a tuple of the same
@@ -372,12 +358,7 @@ fn numbers_returned_by_a_vmapped_function_are_stacked() {
         "fn main() {\n    let w = linspace(0.0, 1.0, 3)\n    let xs = reshape(linspace(0.0, 1.0, 6), (2, 3))\n    \
                let ((qw, qs), y) = vmap(fn(q, x) = (q, x * q[1]), in_axes = (None, 0))((w, 2.0), xs)\n    \
                let (x, three) = vmap(fn(x) = (x, 3))(w)\n    print(qw, qs, y, three)\n}\n";
-    let (prog, diags) = compiler::lower::load("t.jl", src);
-    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
-    let checked = compiler::lower::check_program(&prog);
-    assert!(checked.is_empty(), "{}", compiler::diagnostic::render_all(&checked, &prog.sources, false));
-    let script = compiler::compile_script(&prog, &compiler::Options::default()).unwrap_or_else(|d| panic!("{d:?}"));
-    let out = compiler::ir::interp::run(&script.func, &[]);
+    let out = script_outputs(src);
     let types: Vec<String> = out.iter().map(|t| t.ty().to_string()).collect();
     assert_eq!(types, ["f32[2, 3]", "f32[2]", "f32[2, 3]", "i32[3]"]);
     assert_eq!(out[0].as_f32().unwrap(), [0.0, 0.5, 1.0, 0.0, 0.5, 1.0]);
@@ -396,7 +377,7 @@ fn numbers_returned_by_a_vmapped_function_are_stacked() {
 /// computed here in f64.
 #[test]
 fn gradients_with_respect_to_a_model_are_shaped_as_the_model() {
-    use compiler::ir::{interp, DType, Tensor, Type};
+    use compiler::ir::{interp, Tensor};
     // Logged values are scalars: one `log` per element.
     let mut logs = String::new();
     for k in 0..4 {
@@ -433,14 +414,7 @@ LOGS        self.loss(x, y)
 }
 "
     .replace("LOGS", &logs);
-    let (prog, diags) = compiler::lower::load("m.jl", &src);
-    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
-    let checked = compiler::lower::check_program(&prog);
-    assert!(checked.is_empty(), "{}", compiler::diagnostic::render_all(&checked, &prog.sources, false));
-    let sections = compiler::lower::training_sections(&prog).unwrap();
-    let (b, x_ty, y_ty) = (3, Type::new(DType::F32, &[3, 4]), Type::new(DType::F32, &[3, 2]));
-    let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &x_ty, &y_ty, &Default::default())
-        .unwrap_or_else(|d| panic!("{}", compiler::diagnostic::render_all(&d, &prog.sources, false)));
+    let (b, progs) = (3, linear_model_programs(&src));
     let names: Vec<&str> = progs.params.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(names, ["l.weight", "l.bias"]);
     let params = trainer::fit::init_params(&progs.params, 5);
@@ -495,6 +469,31 @@ LOGS        self.loss(x, y)
     }
 }
 
+/// Checks `src` (no diagnostics), compiles its `fn main` and runs it on
+/// the interpreter: the printed tensors.
+fn script_outputs(src: &str) -> Vec<compiler::ir::Tensor> {
+    let (prog, diags) = compiler::lower::load("t.jl", src);
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
+    let checked = compiler::lower::check_program(&prog);
+    assert!(checked.is_empty(), "{}", compiler::diagnostic::render_all(&checked, &prog.sources, false));
+    let script = compiler::compile_script(&prog, &compiler::Options::default()).unwrap_or_else(|d| panic!("{d:?}"));
+    compiler::ir::interp::run(&script.func, &[])
+}
+
+/// Checks the model file `src` (no diagnostics) and compiles its training
+/// programs for batches of 3 examples, `x: f32[3, 4]`, `y: f32[3, 2]`.
+fn linear_model_programs(src: &str) -> compiler::lower::TrainPrograms {
+    use compiler::ir::{DType, Type};
+    let (prog, diags) = compiler::lower::load("m.jl", src);
+    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
+    let checked = compiler::lower::check_program(&prog);
+    assert!(checked.is_empty(), "{}", compiler::diagnostic::render_all(&checked, &prog.sources, false));
+    let sections = compiler::lower::training_sections(&prog).unwrap();
+    let (x_ty, y_ty) = (Type::new(DType::F32, &[3, 4]), Type::new(DType::F32, &[3, 2]));
+    compiler::compile_training(&prog, sections.trainer.as_ref(), &x_ty, &y_ty, &Default::default())
+        .unwrap_or_else(|d| panic!("{}", compiler::diagnostic::render_all(&d, &prog.sources, false)))
+}
+
 /// The mean squared error of `x W + b` against `y` (3 examples, 4 inputs,
 /// 2 outputs) in f64, and its gradients: with the residual `r = x W + b -
 /// y`, `dW = 2/6 x^T r` and `db = 2/6 sum_rows r`.
@@ -519,7 +518,7 @@ fn linear_mse(x: &[f32], y: &[f32], w: &[f64], b: &[f64]) -> (f64, Vec<f64>, Vec
 /// whose loss matches f64 at the stepped weights.
 #[test]
 fn tree_map_updates_tuples_and_models() {
-    use compiler::ir::{interp, DType, Tensor, Type};
+    use compiler::ir::{interp, Tensor};
     let src = "\
 fn loss(p, x: f32[4, 3], y: f32[4]) -> f32 {
     let (w, (b, v)) = p
@@ -536,12 +535,7 @@ fn main() {
     print(w, b, v, w0 - 0.5 * gw, b0 - 0.5 * gb, v0 - 0.5 * gv, [float(two) + four], doubled)
 }
 ";
-    let (prog, diags) = compiler::lower::load("t.jl", src);
-    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
-    let checked = compiler::lower::check_program(&prog);
-    assert!(checked.is_empty(), "{}", compiler::diagnostic::render_all(&checked, &prog.sources, false));
-    let script = compiler::compile_script(&prog, &compiler::Options::default()).unwrap_or_else(|d| panic!("{d:?}"));
-    let out = interp::run(&script.func, &[]);
+    let out = script_outputs(src);
     for k in 0..3 {
         assert_eq!(out[k].as_f32().unwrap(), out[3 + k].as_f32().unwrap(), "tree_map's tensor {k}");
     }
@@ -561,12 +555,7 @@ model M {
     fn configure_optimizers(self) = sgd(lr = 0.5)
 }
 ";
-    let (prog, diags) = compiler::lower::load("m.jl", model);
-    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
-    let sections = compiler::lower::training_sections(&prog).unwrap();
-    let (x_ty, y_ty) = (Type::new(DType::F32, &[3, 4]), Type::new(DType::F32, &[3, 2]));
-    let progs = compiler::compile_training(&prog, sections.trainer.as_ref(), &x_ty, &y_ty, &Default::default())
-        .unwrap_or_else(|d| panic!("{}", compiler::diagnostic::render_all(&d, &prog.sources, false)));
+    let progs = linear_model_programs(model);
     let params = trainer::fit::init_params(&progs.params, 9);
     let mut rng = Rng(0x7ee_0008);
     let x: Vec<f32> = (0..12).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
@@ -603,12 +592,7 @@ fn main() {
     print(g, y, t, v)
 }
 ";
-    let (prog, diags) = compiler::lower::load("t.jl", src);
-    assert!(diags.is_empty(), "{}", compiler::diagnostic::render_all(&diags, &prog.sources, false));
-    let checked = compiler::lower::check_program(&prog);
-    assert!(checked.is_empty(), "{}", compiler::diagnostic::render_all(&checked, &prog.sources, false));
-    let script = compiler::compile_script(&prog, &compiler::Options::default()).unwrap_or_else(|d| panic!("{d:?}"));
-    let out = compiler::ir::interp::run(&script.func, &[]);
+    let out = script_outputs(src);
     // d/dx sum(w x x) = 2 w x; m(x) = w x, its jvp along x = (1, 1) is w.
     assert_eq!(out[0].as_f32().unwrap(), [6.0, 20.0]);
     assert_eq!(out[1].as_f32().unwrap(), [3.0, 10.0]);
